@@ -1,0 +1,118 @@
+/* internal.h: helpers shared by the engine's C files (not part of the public API). */
+#ifndef CRAFT_INTERNAL_H
+#define CRAFT_INTERNAL_H
+#include "craft.h"
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#define CRAFT_MAX_DIMS 8
+#define CRAFT_DEVICE_CPU 0
+
+/* Set the thread's error message (printf-style) and return `code`, so that callers can write
+ * `return craft_fail(CRAFT_ESHAPE, "matmul: ...")`. */
+int craft_fail(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Prefix the current message with "ctx: " (for errors passed up through a layer). */
+int craft_fail_prefix(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "[2, 3] f32" of a tensor, in one of a few rotating static-per-thread buffers, so that
+ * several can appear in one error message. */
+const char *craft_shape_str(const craft_tensor *t);
+const char *craft_dims_str(int ndim, const int64_t *shape);
+
+/* Early return on failure. */
+#define CRAFT_TRY(expr) do { int craft_rc_ = (expr); if (craft_rc_ != CRAFT_OK) return craft_rc_; } while (0)
+
+/* Checks that a tensor argument is a usable CPU float32 input. */
+int craft_check_f32(const char *op, const char *arg, const craft_tensor *t);
+
+/* Allocate a fresh contiguous tensor (pool memory, uninitialised). */
+craft_tensor *craft_new_tensor(int ndim, const int64_t *shape, int dtype, int device);
+/* Contiguous float32 version of t: a new reference to t itself when it already is one. */
+int craft_contig_f32(const craft_tensor *t, craft_tensor **out);
+int64_t craft_numel_of(int ndim, const int64_t *shape);
+int craft_normalize_dim(const char *op, int dim, int ndim, int *out);
+
+/* float16 / bfloat16 conversion (round to nearest even). */
+float craft_half_to_float(uint16_t h);
+uint16_t craft_float_to_half(float f);
+float craft_bf16_to_float(uint16_t h);
+uint16_t craft_float_to_bf16(float f);
+
+/* Monotonic time in seconds. */
+double craft_now(void);
+#endif
+
+/* ---- strided iteration (iter.c) ----
+ * Runs `fn` over the elements of up to 4 same-shaped strided operands. Strides are in BYTES
+ * (0 for broadcast dims). Dims are coalesced where the layout allows, so the inner loop is as
+ * long as possible; `fn` gets the inner count, the base pointers and the inner byte strides.
+ * Work is split across OpenMP threads when numel >= CRAFT_PAR_MIN and `parallel` is set. */
+#define CRAFT_PAR_MIN 32768
+typedef void (*craft_loop_fn)(int64_t n, char **ptrs, const int64_t *strides, void *ctx);
+void craft_iter(int nargs, int ndim, const int64_t *shape, char **base, int64_t (*strides)[CRAFT_MAX_DIMS],
+                craft_loop_fn fn, void *ctx, int parallel);
+/* Byte strides of t broadcast to (ndim, shape): size-1 or missing dims get 0. */
+void craft_broadcast_strides(const craft_tensor *t, int ndim, const int64_t *shape, int64_t *strides_bytes);
+/* Broadcast shape of a and b, or CRAFT_ESHAPE naming op and shapes. */
+int craft_broadcast_shape(const char *op, const craft_tensor *a, const craft_tensor *b, int *ndim, int64_t *shape);
+char *craft_elem_ptr(const craft_tensor *t);   /* address of element 0, as char* */
+
+/* ---- autograd internals (autograd.c) ---- */
+typedef struct craft_edge {
+    struct craft_node *node;   /* producing node of the input (retained), or NULL */
+    craft_tensor *leaf;        /* the input itself when it is a leaf requiring grad (retained) */
+    int32_t index;             /* output index in node */
+    int32_t ndim;
+    int64_t shape[CRAFT_MAX_DIMS];
+} craft_edge;
+struct craft_node;
+/* Computes grad_in[i] (new references, NULL allowed) from grad_out (never NULL: zeros are
+ * substituted for outputs that received no gradient). Runs with grad mode off. */
+typedef int (*craft_backward_kernel)(struct craft_node *n, craft_tensor **grad_out, craft_tensor **grad_in);
+#define CRAFT_MAX_SAVED 8
+typedef struct craft_node {
+    int32_t refcount;
+    int32_t n_in, n_out;
+    int32_t n_saved;
+    const char *name;
+    craft_edge *edges;                     /* n_in */
+    craft_tensor *saved[CRAFT_MAX_SAVED];  /* detached aliases */
+    int32_t saved_version[CRAFT_MAX_SAVED];
+    int64_t out_shape[4][CRAFT_MAX_DIMS];  /* shapes of (up to 4) outputs */
+    int32_t out_ndim[4];
+    double sarg[8];                        /* scalar arguments for backward */
+    int64_t iarg[24];                      /* integer arguments for backward */
+    void *ctx;
+    void (*ctx_free)(void *ctx);
+    craft_backward_kernel backward;
+    craft_custom_backward_fn custom;
+    /* traversal state */
+    uint64_t epoch;
+    int32_t deps;
+    int32_t freed;
+    craft_tensor **grads;                  /* n_out accumulators during backward */
+} craft_node;
+/* A node for an op with the given inputs, or NULL when no gradient is needed (grad mode off or
+ * no input requires grad). NULL inputs are allowed (optional bias). On allocation failure returns
+ * NULL with *err set. */
+craft_node *craft_node_new(const char *name, int n_in, const craft_tensor *const *inputs,
+                           int n_out, craft_backward_kernel backward, int *err);
+int craft_node_save(craft_node *n, const craft_tensor *t);   /* index of the saved slot */
+void craft_node_attach(craft_node *n, craft_tensor *out, int index);  /* sets out->node, requires_grad */
+void craft_node_release(craft_node *n);
+/* Common op epilogue: if grad needed, build node over inputs, save listed tensors, attach out.
+ * Returns status. */
+int craft_record(const char *name, int n_in, const craft_tensor *const *inputs, craft_tensor *out,
+                 craft_backward_kernel backward, int n_save, const craft_tensor *const *save,
+                 const double *sargs, int n_sargs, const int64_t *iargs, int n_iargs, craft_node **node_out);
+/* Sum g over broadcast dims so that it has (ndim, shape). New reference. */
+int craft_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
+/* Checks outputs for NaN/Inf when the numeric guard is on. */
+int craft_guard_check(const char *op, const char *what, const craft_tensor *t);
+craft_tensor *craft_alias(const craft_tensor *t);   /* new header sharing t's storage, no graph */
+/* Whether input i of node n needs a gradient. */
+#define CRAFT_NEEDS_GRAD(n, i) ((n)->edges[i].node != NULL || (n)->edges[i].leaf != NULL)
+/* Row-major sgemm through oneDNN: C = alpha op(A) op(B) + beta C. */
+int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
