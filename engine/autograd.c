@@ -393,3 +393,29 @@ int craft_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, cr
     craft_tensor_release(s);
     return rc;
 }
+
+/* ---- freed custom-node ids for bindings ---- */
+static int64_t *freed_ids;
+static int n_freed, cap_freed;
+
+void craft_custom_note_freed(void *ud) {
+    if (n_freed == cap_freed) {
+        int nc = cap_freed ? cap_freed * 2 : 64;
+        int64_t *ni = realloc(freed_ids, (size_t)nc * sizeof *ni);
+        if (!ni) return;   /* the binding keeps a little state longer; nothing breaks */
+        freed_ids = ni;
+        cap_freed = nc;
+    }
+    freed_ids[n_freed++] = (int64_t)(intptr_t)ud;
+}
+
+int craft_custom_take_freed(int64_t *ids, int max) {
+    int n = n_freed < max ? n_freed : max;
+    for (int i = 0; i < n; i++) ids[i] = freed_ids[n_freed - 1 - i];
+    n_freed -= n;
+    return n;
+}
+
+int craft_set_error(int code, const char *message) {
+    return craft_fail(code ? code : CRAFT_EINVAL, "%s", message ? message : "(no message)");
+}

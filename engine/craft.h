@@ -17,7 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #ifdef __cplusplus
-extern "C" {
+extern "C" { /* CRAFT_CDEF_SKIP */
 #endif
 
 /* ---------------------------------------------------------------- status ---- */
@@ -167,6 +167,14 @@ typedef int (*craft_custom_backward_fn)(void *ud, int n_out, craft_tensor **grad
 int craft_custom_attach(const char *name, int n_in, craft_tensor **inputs, int n_out,
                         craft_tensor **outputs, craft_custom_backward_fn backward, void *ud,
                         void (*ud_free)(void *ud));
+/* For bindings that keep the backward's state on their side (Lua): pass craft_custom_note_freed
+ * as ud_free with ud an integer id; craft_custom_take_freed() then hands back (up to max) the
+ * ids of nodes that were freed since the last call, so the binding can drop their state
+ * without being called back from a destructor. */
+void craft_custom_note_freed(void *ud);
+int craft_custom_take_freed(int64_t *ids, int max);
+/* Sets this thread's error (for errors raised by a binding's callback). Returns code. */
+int craft_set_error(int code, const char *message);
 
 /* Numeric guard: when on, every op checks its outputs (forward) and input gradients
  * (backward) for NaN/Inf and fails with CRAFT_ENUMERIC naming the op. Off by default. */
@@ -452,6 +460,38 @@ int craft_f32_chw_to_u8_hwc(const float *src, int c, int h, int w, float lo, flo
 
 /* ---------------------------------------------------------------- phantoms and oracle */
 /* (section: phantom) */
+/* Procedural "clinical phantoms" whose findings are set by continuous parameters, and an oracle
+ * auditor that measures those findings back from pixels only. See docs/phantoms.md.
+ * Modalities: 0 "cxr", 1 "fundus", 2 "derm", 3 "histo". Images are CHW float32 planar RGB in
+ * [0,1] (3 x size x size floats per image, images back to back: an NCHW tensor's data), any
+ * size 32..256 (generator) or 32..512 (oracle). Class 0 is normal / benign / nevus.
+ * Name getters return NULL (counts -1) for bad indices, with the error set. Strings are static. */
+int craft_phantom_modality_count(void);
+const char *craft_phantom_modality_name(int m);
+int craft_phantom_modality_from_name(const char *name, int *m);
+int craft_phantom_class_count(int m);
+const char *craft_phantom_class_name(int m, int cls);
+int craft_phantom_param_count(int m);
+const char *craft_phantom_param_name(int m, int i);
+/* n images into out (caller-owned, n*3*size*size floats); image k is a pure function of
+ * (m, seed, first_index + k, class). cls < 0 draws each image's class uniformly from
+ * (seed, index). labels (n) and params (n * param_count) may be NULL. */
+int craft_phantom_generate(int m, int n, int size, uint64_t seed, uint64_t first_index, int cls,
+                           float *out, int32_t *labels, float *params);
+/* In-place corruption for robustness checks: Gaussian blur (sigma in pixels, 0 = none), then
+ * additive Gaussian noise of sd noise_sd (keyed by seed and image position), clamped to [0,1]. */
+int craft_phantom_degrade(int n, int size, float *images, double blur_sigma, double noise_sd,
+                          uint64_t seed);
+int craft_oracle_measure_count(int m);
+const char *craft_oracle_measure_name(int m, int i);
+int craft_oracle_item_count(int m);
+const char *craft_oracle_item_name(int m, int i);
+int craft_oracle_item_class(int m, int i);   /* the class whose checklist item i belongs to */
+/* Measures n images (CHW float32 in [0,1], size >= 32; inputs under 64 px are resampled to 64).
+ * Outputs, each may be NULL: measures (n * measure_count), labels (n), items (n * item_count,
+ * 0/1 verdicts). */
+int craft_oracle_audit(int m, int n, int size, const float *images, float *measures,
+                       int32_t *labels, uint8_t *items);
 
 /* ---------------------------------------------------------------- tokenizer */
 /* (section: tokenizer) */
@@ -490,6 +530,6 @@ int craft_tokenizer_encode(craft_tokenizer *t, const char *text, int max_len, in
 int craft_tokenizer_decode(const craft_tokenizer *t, const int32_t *ids, int n, char *buf, size_t bufsize);
 
 #ifdef __cplusplus
-}
+} /* CRAFT_CDEF_SKIP */
 #endif
 #endif /* CRAFT_H */

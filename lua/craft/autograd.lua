@@ -1,0 +1,171 @@
+-- craft.autograd: grad-mode scopes, custom differentiable functions defined in Lua, and
+-- gradient checkpointing (recompute a segment during backward instead of keeping its
+-- activations).
+local core = require 'craft.core'
+local T = require 'craft.tensor'
+local ffi, C, check = core.ffi, core.C, core.check
+local wrap, is_tensor = T.wrap, T.is_tensor
+
+local M = {}
+local unpack = unpack or table.unpack
+local function pack(...) return { n = select('#', ...), ... } end
+
+function M.is_grad_enabled() return C.craft_grad_enabled() ~= 0 end
+function M.set_grad_enabled(flag) return C.craft_set_grad_enabled(flag and 1 or 0) ~= 0 end
+
+local function with_grad_mode(flag, fn, ...)
+  local prev = C.craft_set_grad_enabled(flag)
+  local r = pack(pcall(fn, ...))
+  C.craft_set_grad_enabled(prev)
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+-- no_grad(fn, ...) runs fn with gradient recording off and returns its results.
+function M.no_grad(fn, ...) return with_grad_mode(0, fn, ...) end
+function M.enable_grad(fn, ...) return with_grad_mode(1, fn, ...) end
+
+---------------------------------------------------------------- custom nodes
+-- State of each custom node lives here, keyed by an integer id passed to C as `ud`; C reports
+-- freed nodes through craft_custom_take_freed and we drop their state on the next attach.
+local pending, next_id = {}, 0
+local freed_buf = ffi.new('int64_t[256]')
+
+local function sweep()
+  while true do
+    local n = C.craft_custom_take_freed(freed_buf, 256)
+    for i = 0, n - 1 do pending[tonumber(freed_buf[i])] = nil end
+    if n < 256 then break end
+  end
+end
+
+local dispatch = function(ud, n_out, grad_outputs, n_in, grad_inputs)
+  local id = tonumber(ffi.cast('intptr_t', ud))
+  local ok, err = pcall(function()
+    local st = pending[id]
+    if not st then error('custom backward: its state is gone (node ' .. id .. ')') end
+    local gouts = {}
+    for i = 0, n_out - 1 do
+      local g = grad_outputs[i]
+      gouts[i + 1] = g ~= nil and wrap(C.craft_tensor_retain(g)) or false
+    end
+    local gins = st.backward(gouts)
+    for i = 0, n_in - 1 do
+      local g = gins and gins[i + 1]
+      grad_inputs[i] = (g and is_tensor(g)) and C.craft_tensor_retain(g._c) or nil
+    end
+  end)
+  if not ok then return C.craft_set_error(8, tostring(err)) end
+  return 0
+end
+local dispatch_cb = ffi.cast('craft_custom_backward_fn', dispatch)
+
+-- A 1-element leaf requiring grad, added to every custom node's inputs so that the node is
+-- recorded even when only parameters used inside the segment need gradients.
+local anchor = T.zeros({ 1 })
+anchor:requires_grad_(true)
+
+-- attach(name, inputs, outputs, backward): backward(grad_outputs) -> list of input grads.
+-- inputs/outputs are lists of tensors; outputs must have been computed with grad off.
+function M.attach(name, inputs, outputs, backward)
+  sweep()
+  next_id = next_id + 1
+  local id = next_id
+  pending[id] = { backward = function(gouts)
+    local g = backward(gouts)
+    return g
+  end }
+  local nin = #inputs + 1
+  local ins = ffi.new('craft_tensor*[?]', nin)
+  for i = 1, #inputs do ins[i - 1] = inputs[i]._c end
+  ins[nin - 1] = anchor._c
+  local nout = #outputs
+  local outs = ffi.new('craft_tensor*[?]', nout)
+  for i = 1, nout do outs[i - 1] = outputs[i]._c end
+  check(C.craft_custom_attach(name, nin, ins, nout, outs, dispatch_cb, ffi.cast('void*', id),
+    C.craft_custom_note_freed), 3)
+end
+
+local backward_multi = function(n, roots, grads)
+  return C.craft_backward_multi(n, roots, grads, 0)
+end
+jit.off(backward_multi)
+jit.off(dispatch)
+
+---------------------------------------------------------------- checkpointing
+-- checkpoint(fn, ...) returns fn(...), keeping none of fn's intermediate activations; during
+-- backward fn is run again (same random stream) to recompute them. Tensor arguments that
+-- require grad receive gradients; parameters used inside fn receive theirs directly.
+function M.checkpoint(fn, ...)
+  if not M.is_grad_enabled() then return fn(...) end
+  local args = pack(...)
+  local rng_seed, rng_offset = T.rng.seed, T.rng.offset
+  local outs = pack(M.no_grad(fn, ...))
+  local tin, tout = {}, {}
+  for i = 1, args.n do if is_tensor(args[i]) then tin[#tin + 1] = args[i] end end
+  for i = 1, outs.n do
+    if is_tensor(outs[i]) then tout[#tout + 1] = outs[i]
+    elseif outs[i] ~= nil then error('checkpoint: the function must return tensors only', 2) end
+  end
+  if #tout == 0 then error('checkpoint: the function returned no tensor', 2) end
+  M.attach('checkpoint', tin, tout, function(gouts)
+    -- recompute with the same arguments (detached) and the same random stream
+    local det, map = {}, {}
+    for i = 1, args.n do
+      local a = args[i]
+      if is_tensor(a) then
+        local d = a:detach()
+        if a.requires_grad then d:requires_grad_(true) end
+        det[i] = d
+        map[#map + 1] = d
+      else
+        det[i] = a
+      end
+    end
+    local saved_seed, saved_off = T.rng.seed, T.rng.offset
+    T.rng.seed, T.rng.offset = rng_seed, rng_offset
+    local r = pack(M.enable_grad(fn, unpack(det, 1, args.n)))
+    T.rng.seed, T.rng.offset = saved_seed, saved_off
+    local roots, grads, n = {}, {}, 0
+    local k = 0
+    for i = 1, r.n do
+      if is_tensor(r[i]) then
+        k = k + 1
+        if gouts[k] and r[i].requires_grad then
+          n = n + 1
+          roots[n], grads[n] = r[i], gouts[k]
+        end
+      end
+    end
+    if n > 0 then
+      local ra = ffi.new('craft_tensor*[?]', n)
+      local ga = ffi.new('craft_tensor*[?]', n)
+      for i = 1, n do ra[i - 1], ga[i - 1] = roots[i]._c, grads[i]._c end
+      check(backward_multi(n, ra, ga), 2)
+    end
+    local gins = {}
+    for i = 1, #map do gins[i] = map[i].grad or false end
+    return gins
+  end)
+  return unpack(outs, 1, outs.n)
+end
+
+---------------------------------------------------------------- custom functions
+-- Function(name, forward, backward): forward(ctx, ...) -> outputs (computed with grad off);
+-- backward(ctx, grad_outputs...) -> grads for each tensor argument (nil where none).
+function M.Function(name, forward, backward)
+  return function(...)
+    local args = pack(...)
+    local ctx = {}
+    local outs = pack(M.no_grad(forward, ctx, ...))
+    if not M.is_grad_enabled() then return unpack(outs, 1, outs.n) end
+    local tin, tout = {}, {}
+    for i = 1, args.n do if is_tensor(args[i]) then tin[#tin + 1] = args[i] end end
+    for i = 1, outs.n do if is_tensor(outs[i]) then tout[#tout + 1] = outs[i] end end
+    M.attach(name, tin, tout, function(gouts)
+      return { M.no_grad(backward, ctx, unpack(gouts, 1, #tout)) }
+    end)
+    return unpack(outs, 1, outs.n)
+  end
+end
+
+return M

@@ -1,0 +1,1 @@
+return { main = function() require('craft.repl').run(); return 0 end }

@@ -1,0 +1,61 @@
+-- craft.core: the FFI binding of libcraft. Declares the C API from the engine's own header
+-- text (embedded in the library at build time) and turns a failing status into a Lua error
+-- carrying the engine's message. Nothing else in Lua calls the C library without `check`.
+local ffi = require 'ffi'
+
+local M = {}
+
+local function find_library()
+  -- Inside the craft executable the symbols are already global (ffi.C); from plain LuaJIT
+  -- load the shared library next to this file's build tree, or from the system.
+  local ok = pcall(function() ffi.cdef 'const char *craft_cdef_text(void);' end)
+  local ok2 = pcall(function() return ffi.C.craft_cdef_text end)
+  if ok2 then return ffi.C end
+  local here = debug.getinfo(1, 'S').source:match('^@(.*)/lua/craft/core%.lua$')
+  local candidates = {}
+  if os.getenv('CRAFT_LIB') then candidates[#candidates + 1] = os.getenv('CRAFT_LIB') end
+  if here then candidates[#candidates + 1] = here .. '/build/libcraft.so' end
+  candidates[#candidates + 1] = 'craft'
+  for _, name in ipairs(candidates) do
+    local okl, lib = pcall(ffi.load, name, true)
+    if okl then return lib end
+  end
+  error('craft: cannot find libcraft (set CRAFT_LIB to the path of libcraft.so)', 0)
+end
+
+local C = find_library()
+ffi.cdef(ffi.string(C.craft_cdef_text()))
+M.C = C
+M.ffi = ffi
+
+-- The level argument points the error at the user's code: 1 is check's caller, 2 its caller...
+function M.check(rc, level)
+  if rc ~= 0 then
+    error(ffi.string(C.craft_last_error()), (level or 2) + 1)
+  end
+end
+
+-- Raise a craft-style error for bad Lua-side arguments.
+function M.argerror(msg, level)
+  error(msg, (level or 2) + 1)
+end
+
+M.DTYPES = { f32 = 0, f16 = 1, bf16 = 2, i64 = 3, i32 = 4, u8 = 5, f64 = 6, i8 = 7, bool = 8 }
+M.DTYPE_NAMES = {}
+for k, v in pairs(M.DTYPES) do M.DTYPE_NAMES[v] = k end
+M.DTYPE_ALIASES = { float32 = 'f32', float = 'f32', float16 = 'f16', half = 'f16', bfloat16 = 'bf16',
+  int64 = 'i64', long = 'i64', int32 = 'i32', int = 'i32', uint8 = 'u8', float64 = 'f64', double = 'f64',
+  int8 = 'i8' }
+
+function M.dtype_code(name, level)
+  if name == nil then return 0 end
+  if type(name) == 'number' then return name end
+  local n = M.DTYPE_ALIASES[name] or name
+  local code = M.DTYPES[n]
+  if not code then
+    error(('unknown dtype %q (known: f32 f16 bf16 f64 i64 i32 i8 u8 bool)'):format(tostring(name)), (level or 2) + 1)
+  end
+  return code
+end
+
+return M

@@ -1,0 +1,327 @@
+-- craft.nn: modules with named parameters (named by their checkpoint keys: a child's
+-- parameters are "<child>.<name>", so state dicts line up with PyTorch / diffusers files),
+-- train/eval mode, state dicts, and the common layers.
+local T = require 'craft.tensor'
+local F = require 'craft.functional'
+
+local nn = {}
+
+---------------------------------------------------------------- Module
+local Module = {}
+Module.__index = Module
+nn.Module = Module
+
+-- class(name, parent): a new module class; instances are created with Class(...) which calls
+-- Class.init(self, ...).
+function nn.class(name, parent)
+  parent = parent or Module
+  local cls = setmetatable({}, { __index = parent, __call = function(c, ...)
+    local obj = setmetatable({ _params = {}, _param_order = {}, _modules = {}, _module_order = {},
+      _buffers = {}, _buffer_order = {}, training = true }, c)
+    if c.init then c.init(obj, ...) end
+    return obj
+  end })
+  cls.__index = cls
+  cls.__call = function(self, ...) return self:forward(...) end
+  cls.__tostring = function(self) return self:describe() end
+  cls._name = name
+  cls._parent = parent
+  return cls
+end
+
+-- Registers a parameter (a tensor that requires grad), or nil for an absent optional one.
+function Module:param(name, t)
+  if t ~= nil then t:requires_grad_(true) end
+  if self._params[name] == nil and not self._param_order[name] then
+    self._param_order[#self._param_order + 1] = name
+    self._param_order[name] = true
+  end
+  self._params[name] = t
+  return t
+end
+function Module:buffer(name, t)
+  if not self._buffer_order[name] then
+    self._buffer_order[#self._buffer_order + 1] = name
+    self._buffer_order[name] = true
+  end
+  self._buffers[name] = t
+  return t
+end
+function Module:add(name, child)
+  name = tostring(name)
+  if not self._modules[name] then self._module_order[#self._module_order + 1] = name end
+  self._modules[name] = child
+  return child
+end
+function Module:child(name) return self._modules[tostring(name)] end
+
+function Module:named_parameters(prefix, out)
+  out = out or {}
+  prefix = prefix or ''
+  for _, n in ipairs(self._param_order) do
+    local p = self._params[n]
+    if p then out[#out + 1] = { prefix .. n, p } end
+  end
+  for _, n in ipairs(self._module_order) do
+    self._modules[n]:named_parameters(prefix .. n .. '.', out)
+  end
+  return out
+end
+function Module:parameters()
+  local r = {}
+  for i, np in ipairs(self:named_parameters()) do r[i] = np[2] end
+  return r
+end
+function Module:named_buffers(prefix, out)
+  out = out or {}
+  prefix = prefix or ''
+  for _, n in ipairs(self._buffer_order) do
+    if self._buffers[n] then out[#out + 1] = { prefix .. n, self._buffers[n] } end
+  end
+  for _, n in ipairs(self._module_order) do self._modules[n]:named_buffers(prefix .. n .. '.', out) end
+  return out
+end
+function Module:num_parameters()
+  local n = 0
+  for _, p in ipairs(self:parameters()) do n = n + p:numel() end
+  return n
+end
+
+-- state_dict(): { name = tensor } of parameters and buffers (the tensors themselves, detached views)
+function Module:state_dict()
+  local sd, order = {}, {}
+  for _, np in ipairs(self:named_parameters()) do sd[np[1]] = np[2]:detach(); order[#order + 1] = np[1] end
+  for _, nb in ipairs(self:named_buffers()) do sd[nb[1]] = nb[2]; order[#order + 1] = nb[1] end
+  return sd, order
+end
+
+-- load_state_dict(sd, {strict=true}): copies values in place (dtype converted); returns the lists
+-- of missing and unexpected keys. Strict mode raises on either, and on any shape mismatch.
+function Module:load_state_dict(sd, o)
+  o = o or {}
+  local strict = o.strict ~= false
+  local known, missing, unexpected = {}, {}, {}
+  local function load(name, t)
+    known[name] = true
+    local src = sd[name]
+    if src == nil then missing[#missing + 1] = name; return end
+    local a, b = table.concat(t.shape, 'x'), table.concat(src.shape, 'x')
+    if a ~= b then
+      error(('load_state_dict: %s has shape [%s] in the model but [%s] in the state dict'):format(name, a, b), 4)
+    end
+    t:copy_(src)
+  end
+  for _, np in ipairs(self:named_parameters()) do load(np[1], np[2]) end
+  for _, nb in ipairs(self:named_buffers()) do load(nb[1], nb[2]) end
+  for k in pairs(sd) do if not known[k] then unexpected[#unexpected + 1] = k end end
+  table.sort(missing)
+  table.sort(unexpected)
+  if strict and (#missing > 0 or #unexpected > 0) then
+    error(('load_state_dict: %d missing key(s)%s, %d unexpected key(s)%s'):format(#missing,
+      #missing > 0 and (' (' .. table.concat(missing, ', ', 1, math.min(5, #missing)) .. (#missing > 5 and ', ...' or '') .. ')') or '',
+      #unexpected, #unexpected > 0 and (' (' .. table.concat(unexpected, ', ', 1, math.min(5, #unexpected)) .. (#unexpected > 5 and ', ...' or '') .. ')') or ''), 2)
+  end
+  return missing, unexpected
+end
+
+function Module:train(flag)
+  if flag == nil then flag = true end
+  self.training = flag
+  for _, n in ipairs(self._module_order) do self._modules[n]:train(flag) end
+  return self
+end
+function Module:eval() return self:train(false) end
+function Module:zero_grad()
+  for _, p in ipairs(self:parameters()) do p:zero_grad() end
+end
+function Module:requires_grad_(flag)
+  for _, p in ipairs(self:parameters()) do p:requires_grad_(flag) end
+  return self
+end
+-- modules(): every module in the tree with its dotted name, depth first
+function Module:named_modules(prefix, out)
+  out = out or {}
+  prefix = prefix or ''
+  out[#out + 1] = { prefix:sub(1, -2), self }
+  for _, n in ipairs(self._module_order) do self._modules[n]:named_modules(prefix .. n .. '.', out) end
+  return out
+end
+function Module:describe(indent)
+  indent = indent or ''
+  local s = (self._name or 'Module') .. (self.extra_repr and ('(' .. self:extra_repr() .. ')') or '')
+  if #self._module_order == 0 then return s end
+  local lines = { s .. ' {' }
+  for _, n in ipairs(self._module_order) do
+    lines[#lines + 1] = indent .. '  ' .. n .. ': ' .. self._modules[n]:describe(indent .. '  ')
+  end
+  lines[#lines + 1] = indent .. '}'
+  return table.concat(lines, '\n')
+end
+function Module:forward() error((self._name or 'Module') .. ': forward is not implemented', 2) end
+
+---------------------------------------------------------------- init helpers
+-- PyTorch's default init for Linear/Conv: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
+local function uniform(shape, bound)
+  return T.empty(shape):uniform_(-bound, bound)
+end
+nn.init = { uniform = uniform }
+
+---------------------------------------------------------------- layers
+local Linear = nn.class('Linear')
+nn.Linear = Linear
+function Linear:init(nin, nout, o)
+  o = o or {}
+  self.in_features, self.out_features = nin, nout
+  local bound = 1 / math.sqrt(nin)
+  self:param('weight', uniform({ nout, nin }, bound))
+  if o.bias ~= false then self:param('bias', uniform({ nout }, bound)) end
+end
+function Linear:forward(x) return F.linear(x, self._params.weight, self._params.bias) end
+function Linear:extra_repr() return self.in_features .. ' -> ' .. self.out_features end
+
+local Conv2d = nn.class('Conv2d')
+nn.Conv2d = Conv2d
+-- Conv2d(cin, cout, k, {stride, padding, dilation, groups, bias})
+function Conv2d:init(cin, cout, k, o)
+  o = o or {}
+  self.cin, self.cout, self.k = cin, cout, k
+  self.opts = { stride = o.stride or 1, padding = o.padding or 0, dilation = o.dilation or 1, groups = o.groups or 1 }
+  local kh, kw = type(k) == 'table' and k[1] or k, type(k) == 'table' and k[2] or k
+  local bound = 1 / math.sqrt(cin / self.opts.groups * kh * kw)
+  self:param('weight', uniform({ cout, cin / self.opts.groups, kh, kw }, bound))
+  if o.bias ~= false then self:param('bias', uniform({ cout }, bound)) end
+end
+function Conv2d:forward(x) return F.conv2d(x, self._params.weight, self._params.bias, self.opts) end
+function Conv2d:extra_repr() return ('%d -> %d, k=%s'):format(self.cin, self.cout, tostring(self.k)) end
+
+local ConvTranspose2d = nn.class('ConvTranspose2d')
+nn.ConvTranspose2d = ConvTranspose2d
+function ConvTranspose2d:init(cin, cout, k, o)
+  o = o or {}
+  self.cin, self.cout = cin, cout
+  self.opts = { stride = o.stride or 1, padding = o.padding or 0, output_padding = o.output_padding or 0,
+    dilation = o.dilation or 1, groups = o.groups or 1 }
+  local bound = 1 / math.sqrt(cout / self.opts.groups * k * k)
+  self:param('weight', uniform({ cin, cout / self.opts.groups, k, k }, bound))
+  if o.bias ~= false then self:param('bias', uniform({ cout }, bound)) end
+end
+function ConvTranspose2d:forward(x) return F.conv_transpose2d(x, self._params.weight, self._params.bias, self.opts) end
+
+local GroupNorm = nn.class('GroupNorm')
+nn.GroupNorm = GroupNorm
+function GroupNorm:init(groups, channels, o)
+  o = o or {}
+  self.groups, self.eps = groups, o.eps or 1e-5
+  if o.affine ~= false then
+    self:param('weight', T.ones({ channels }))
+    self:param('bias', T.zeros({ channels }))
+  end
+end
+function GroupNorm:forward(x) return F.group_norm(x, self.groups, self._params.weight, self._params.bias, self.eps) end
+
+local LayerNorm = nn.class('LayerNorm')
+nn.LayerNorm = LayerNorm
+function LayerNorm:init(shape, o)
+  o = o or {}
+  if type(shape) == 'number' then shape = { shape } end
+  self.nshape, self.eps = shape, o.eps or 1e-5
+  if o.affine ~= false then
+    self:param('weight', T.ones(shape))
+    self:param('bias', T.zeros(shape))
+  end
+end
+function LayerNorm:forward(x) return F.layer_norm(x, #self.nshape, self._params.weight, self._params.bias, self.eps) end
+
+local Embedding = nn.class('Embedding')
+nn.Embedding = Embedding
+function Embedding:init(n, d) self:param('weight', T.randn({ n, d })) end
+function Embedding:forward(idx) return F.embedding(idx, self._params.weight) end
+
+local function activation(name, fn)
+  local cls = nn.class(name)
+  cls.forward = function(_, x) return fn(x) end
+  nn[name] = cls
+end
+activation('SiLU', function(x) return x:silu() end)
+activation('GELU', function(x) return x:gelu() end)
+activation('QuickGELU', function(x) return x:quick_gelu() end)
+activation('ReLU', function(x) return x:relu() end)
+activation('Tanh', function(x) return x:tanh() end)
+activation('Sigmoid', function(x) return x:sigmoid() end)
+activation('Identity', function(x) return x end)
+
+local Dropout = nn.class('Dropout')
+nn.Dropout = Dropout
+function Dropout:init(p) self.p = p or 0.5 end
+function Dropout:forward(x)
+  if not self.training or self.p == 0 then return x end
+  local keep = T.rand(x.shape):ge(T.full({}, self.p))
+  return x * keep * (1 / (1 - self.p))
+end
+
+local Upsample = nn.class('Upsample')
+nn.Upsample = Upsample
+function Upsample:init(scale, mode) self.scale, self.mode = scale or 2, mode or 'nearest' end
+function Upsample:forward(x) return F.interpolate(x, { scale_factor = self.scale, mode = self.mode }) end
+
+local Sequential = nn.class('Sequential')
+nn.Sequential = Sequential
+-- Sequential(m1, m2, ...) names children "0", "1", ... like PyTorch
+function Sequential:init(...)
+  local ms = { ... }
+  if #ms == 1 and getmetatable(ms[1]) == nil and type(ms[1]) == 'table' then ms = ms[1] end
+  for i, m in ipairs(ms) do self:add(i - 1, m) end
+end
+function Sequential:forward(x, ...)
+  for _, n in ipairs(self._module_order) do x = self._modules[n](x, ...) end
+  return x
+end
+function Sequential:len() return #self._module_order end
+
+local ModuleList = nn.class('ModuleList')
+nn.ModuleList = ModuleList
+function ModuleList:init(ms) for i, m in ipairs(ms or {}) do self:add(i - 1, m) end end
+function ModuleList:append(m) return self:add(#self._module_order, m) end
+function ModuleList:get(i) return self._modules[tostring(i - 1)] end   -- 1-based
+function ModuleList:len() return #self._module_order end
+function ModuleList:iter()
+  local i = 0
+  return function()
+    i = i + 1
+    local n = self._module_order[i]
+    if n then return i, self._modules[n] end
+  end
+end
+
+-- Attention as diffusers names it: to_q, to_k, to_v, to_out.0; heads split from the channel dim.
+-- forward(x [B, L, C], context [B, Lc, Cc] or nil, mask)
+local Attention = nn.class('Attention')
+nn.Attention = Attention
+function Attention:init(dim, o)
+  o = o or {}
+  self.heads = o.heads or 8
+  self.head_dim = o.head_dim or math.floor(dim / self.heads)
+  local inner = self.heads * self.head_dim
+  local cdim = o.context_dim or dim
+  self:add('to_q', Linear(dim, inner, { bias = o.qkv_bias or false }))
+  self:add('to_k', Linear(cdim, inner, { bias = o.qkv_bias or false }))
+  self:add('to_v', Linear(cdim, inner, { bias = o.qkv_bias or false }))
+  self:add('to_out', Sequential(Linear(inner, o.out_dim or dim), nn.Identity()))
+end
+local function split_heads(t, heads)
+  local s = t.shape
+  return t:reshape(s[1], s[2], heads, s[3] / heads):permute(1, 3, 2, 4)
+end
+function Attention:forward(x, context, mask)
+  context = context or x
+  local m = self._modules
+  local q = split_heads(m.to_q(x), self.heads)
+  local k = split_heads(m.to_k(context), self.heads)
+  local v = split_heads(m.to_v(context), self.heads)
+  local o = F.sdpa(q, k, v, { mask = mask })
+  local s = o.shape
+  o = o:permute(1, 3, 2, 4):reshape(s[1], s[3], s[2] * s[4])
+  return m.to_out(o)
+end
+
+return nn

@@ -1,0 +1,40 @@
+#!/bin/sh
+# tests/run.sh BUILD_DIR: runs every C test binary and the Lua test suite, sums their
+# "N passed, N failed" lines, and ends with the total. A binary that crashes or prints no
+# summary counts as one failure.
+B=${1:-build}
+export POCL_CACHE_DIR=${POCL_CACHE_DIR:-/tmp/craft-pocl-cache}
+export CRAFT_SHARED_DATA=${CRAFT_SHARED_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
+total_p=0; total_f=0; bad=""
+run_one() {
+    name=$1; shift
+    start=$(date +%s)
+    out=$("$@" 2>"$B/tests/$name.stderr")
+    rc=$?
+    line=$(printf '%s\n' "$out" | grep -E '^[0-9]+ passed, [0-9]+ failed' | tail -n 1)
+    p=$(printf '%s' "$line" | sed -n 's/^\([0-9]*\) passed.*/\1/p')
+    f=$(printf '%s' "$line" | sed -n 's/^[0-9]* passed, \([0-9]*\) failed.*/\1/p')
+    [ -n "$p" ] || { p=0; f=1; }
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    total_p=$((total_p + p)); total_f=$((total_f + f))
+    secs=$(( $(date +%s) - start ))
+    if [ "$f" -ne 0 ]; then
+        bad="$bad $name"
+        printf '%-28s FAILED  %s passed, %s failed (exit %s, %ss)\n' "$name" "$p" "$f" "$rc" "$secs"
+        grep -E 'FAIL|error|Error' "$B/tests/$name.stderr" | head -n 20 | sed 's/^/    /'
+    else
+        printf '%-28s ok      %s passed (%ss)\n' "$name" "$p" "$secs"
+    fi
+    grep -E '^skip' "$B/tests/$name.stderr" | sed 's/^/    /'
+}
+mkdir -p "$B/tests"
+for t in "$B"/tests/test_*; do
+    case "$t" in *.stderr) continue ;; esac
+    [ -x "$t" ] || continue
+    run_one "$(basename "$t")" "$t"
+done
+run_one lua "$B/craft" tests/lua/run.lua
+echo
+[ -n "$bad" ] && echo "failed:$bad"
+echo "$total_p passed, $total_f failed"
+[ "$total_f" -eq 0 ]
