@@ -21,7 +21,7 @@ CL_SRC     := $(sort $(wildcard kernels_cl/*.cl))
 TEST_SRC   := $(sort $(wildcard tests/c/test_*.c))
 TEST_BIN   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
 
-.PHONY: all test test-c test-lua bench install clean setup asan fuzz
+.PHONY: all test test-c test-lua bench install clean setup asan fuzz fuzz-build fuzz-lib
 all: $(BUILD)/libcraft.a $(BUILD)/libcraft.so $(BUILD)/craft $(TEST_BIN)
 
 $(BUILD)/obj/%.o: engine/%.c engine/*.h | $(BUILD)/gen/cdef.inc
@@ -48,8 +48,8 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(BUILD)/libcraft.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/c $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
 
-test: all
-	sh tests/run.sh $(BUILD)
+test: all fuzz-build
+	FUZZ_DIR=build-fuzz FUZZ_SECONDS=$(FUZZ_SHORT) sh tests/run.sh $(BUILD)
 
 bench: all
 	sh bench/run.sh $(BUILD)
@@ -57,8 +57,28 @@ bench: all
 setup:
 	sh tools/setup.sh
 
+# The C tests and a short Lua recipe under AddressSanitizer + UBSan (gcc); any report fails.
 asan:
-	$(MAKE) BUILD=build-asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" test
+	$(MAKE) BUILD=build-asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp sh tests/run.sh build-asan
+
+# Fuzz targets: tests/fuzz/fuzz_<name>.c, libFuzzer + ASan + UBSan with clang. `make fuzz` runs
+# each for FUZZ_SECONDS (default 600) on a copy of its seed corpus; `make test` runs each for
+# FUZZ_SHORT seconds.
+FUZZ_SHORT   ?= 5
+FUZZ_SECONDS ?= 600
+FUZZ_SRC := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BIN := $(patsubst tests/fuzz/%.c,build-fuzz/%,$(FUZZ_SRC))
+fuzz-build: fuzz-lib
+	@$(MAKE) --no-print-directory $(FUZZ_BIN)
+fuzz-lib:
+	@$(MAKE) --no-print-directory BUILD=build-fuzz/lib CC=clang OPT="-O1" \
+	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" build-fuzz/lib/libcraft.a
+build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/lib/libcraft.a
+	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer $< -o $@ build-fuzz/lib/libcraft.a -fopenmp $(LIBS)
+fuzz: fuzz-build
+	sh tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 
 install: all
 	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/share/craft/lua
@@ -69,4 +89,4 @@ install: all
 	sed -e 's|@PREFIX@|$(PREFIX)|' tools/craft.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/craft.pc
 
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-fuzz

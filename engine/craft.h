@@ -333,7 +333,8 @@ int craft_st_save(const char *path, int n, const char **names, craft_tensor **te
 /* JSON documents (engine/json.c) for model configs, scheduler configs and vocabularies: parsed
  * once, then walked by node number (0 is the root; children of a node are numbered
  * consecutively). Every accessor checks its node and index and answers -1 / NULL / an error
- * instead of reading out of bounds. Object keys keep the file's order; duplicates are an error. */
+ * instead of reading out of bounds. Object keys keep the file's order; duplicate keys, integers
+ * beyond int64 and files over 512 MB are CRAFT_EFORMAT (with line and column where it applies). */
 typedef struct craft_json craft_json;   /* a parsed document; free with craft_json_free */
 enum {
     CRAFT_JSON_NULL = 0, CRAFT_JSON_FALSE = 1, CRAFT_JSON_TRUE = 2, CRAFT_JSON_INTEGER = 3,

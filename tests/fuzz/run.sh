@@ -1,0 +1,30 @@
+#!/bin/sh
+# tests/fuzz/run.sh DIR SECONDS: runs every fuzz target in DIR for SECONDS each on a scratch
+# copy of its seed corpus (tests/fuzz/corpus/<name>), then replays the committed crash
+# regressions (tests/fuzz/crashes/<name>/*). Prints one line per target and the executions done;
+# ends with "N passed, N failed".
+D=${1:-build-fuzz}; S=${2:-5}
+passed=0; failed=0
+for f in "$D"/fuzz_*; do
+    [ -x "$f" ] || continue
+    case "$f" in *.log) continue ;; esac
+    name=$(basename "$f" | sed 's/^fuzz_//')
+    work="$D/corpus/$name"
+    mkdir -p "$work"
+    [ -d "tests/fuzz/corpus/$name" ] && cp -n tests/fuzz/corpus/$name/* "$work/" 2>/dev/null
+    log="$D/fuzz_$name.log"
+    "$f" -max_total_time="$S" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 -artifact_prefix="$D/crash-$name-" "$work" >"$log" 2>&1
+    rc=$?
+    execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
+    if [ $rc -eq 0 ] && [ -d "tests/fuzz/crashes/$name" ] && ls tests/fuzz/crashes/$name/* >/dev/null 2>&1; then
+        "$f" tests/fuzz/crashes/$name/* >>"$log" 2>&1 || rc=$?
+    fi
+    if [ $rc -eq 0 ]; then
+        passed=$((passed + 1)); printf 'fuzz %-14s ok    %s runs in %ss\n' "$name" "${execs:-?}" "$S"
+    else
+        failed=$((failed + 1)); printf 'fuzz %-14s FAIL  (see %s)\n' "$name" "$log"
+        grep -E 'ERROR|SUMMARY|runtime error' "$log" | head -n 5 | sed 's/^/    /'
+    fi
+done
+echo "$passed passed, $failed failed"
+[ $failed -eq 0 ]
