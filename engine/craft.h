@@ -431,7 +431,7 @@ int craft_csv_writer_open(const char *path, craft_csv_writer **out);
 int craft_csv_writer_row(craft_csv_writer *w, int n, const char **cells);
 int craft_csv_writer_close(craft_csv_writer *w);
 
-/* Images (PNG, JPEG, BMP, and the other formats stb_image reads) into u8 [h, w, c].
+/* Images (PNG, JPEG, BMP; other formats are refused) into u8 [h, w, c].
  * want_channels 0 keeps the file's channels (1 grey, 2 grey+alpha, 3 RGB, 4 RGBA); 1-4
  * converts. The 16-bit variants give i32 [h, w, c] in 0..65535 (8-bit files are scaled by
  * 257). Decoded images are capped at 1 GiB. */

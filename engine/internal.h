@@ -116,3 +116,6 @@ craft_tensor *craft_alias(const craft_tensor *t);   /* new header sharing t's st
 /* Row-major sgemm through oneDNN: C = alpha op(A) op(B) + beta C. */
 int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* Philox-4x32-10 on a full 128-bit counter and 64-bit key (rng.c; the known-answer tests need
+ * counters the public 64-bit-counter entry point cannot express). */
+void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], uint32_t out[4]);

@@ -35,7 +35,6 @@
 
 /* Random123's philox4x32 with R = 10 on a full 128-bit counter. Not in craft.h: the tests use
  * it for the published known-answer vectors, which need counter words craft never sets. */
-void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], uint32_t out[4]);
 
 void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], uint32_t out[4]) {
     uint32_t x0 = ctr_in[0], x1 = ctr_in[1], x2 = ctr_in[2], x3 = ctr_in[3];

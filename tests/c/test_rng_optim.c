@@ -9,7 +9,6 @@
 #include <string.h>
 
 /* in rng.c, not in craft.h: Philox4x32-10 on a full 128-bit counter, for the KAT vectors */
-void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], uint32_t out[4]);
 
 /* ---------------------------------------------------------------- fixtures -- */
 typedef struct { char name[64]; int ndim; int64_t shape[8]; int64_t numel; float *data; } fx_tensor;
