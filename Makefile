@@ -51,7 +51,11 @@ $(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(BUILD)/libcraft.a
 test: all fuzz-build
 	FUZZ_DIR=build-fuzz FUZZ_SECONDS=$(FUZZ_SHORT) sh tests/run.sh $(BUILD)
 
-bench: all
+BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
+BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/%,$(BENCH_SRC))
+$(BUILD)/bench_%: bench/bench_%.c $(BUILD)/libcraft.a
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
+bench: all $(BENCH_BIN)
 	sh bench/run.sh $(BUILD)
 
 setup:
