@@ -378,6 +378,9 @@ typedef struct craft_array {
     size_t nbytes;       /* numel * itemsize */
 } craft_array;
 void craft_array_free(craft_array *a);
+/* Moves a numeric array into a new tensor without copying (the tensor now owns the memory and
+ * `a` is emptied). Text arrays are refused. */
+int craft_array_to_tensor(craft_array *a, craft_tensor **out);
 /* Element i (flat index) of a text array as NUL-terminated UTF-8, padding dropped. */
 int craft_array_string(const craft_array *a, int64_t i, char *buf, size_t bufsize);
 

@@ -406,6 +406,25 @@ void craft_array_free(craft_array *a) {
     memset(a, 0, sizeof *a);
 }
 
+static void release_pool(void *ctx, void *data, size_t nbytes) {
+    (void)ctx;
+    craft_free(data, nbytes);
+}
+
+int craft_array_to_tensor(craft_array *a, craft_tensor **out) {
+    if (!a) return craft_fail(CRAFT_EINVAL, "array_to_tensor: no array");
+    if (a->dtype == CRAFT_ARRAY_UNICODE || a->dtype == CRAFT_ARRAY_BYTES)
+        return craft_fail(CRAFT_ETYPE, "array_to_tensor: a text array cannot become a tensor");
+    if (!a->data) {   /* empty: a fresh (zero-size) tensor */
+        int rc = craft_empty(a->ndim, a->shape, a->dtype, 0, out);
+        if (!rc) craft_array_free(a);
+        return rc;
+    }
+    CRAFT_TRY(craft_from_external(a->ndim, a->shape, a->dtype, a->data, a->nbytes, release_pool, NULL, out));
+    memset(a, 0, sizeof *a);   /* the tensor owns the memory now */
+    return CRAFT_OK;
+}
+
 static size_t put_utf8(char *o, uint32_t c) {
     if (c < 0x80) { o[0] = (char)c; return 1; }
     if (c < 0x800) { o[0] = (char)(0xC0 | c >> 6); o[1] = (char)(0x80 | (c & 63)); return 2; }
