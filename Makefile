@@ -10,7 +10,7 @@ CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC -fopenm
               -Iengine -I$(BUILD)/gen $(shell pkg-config --cflags luajit) -I/usr/include/stb \
               -DCL_TARGET_OPENCL_VERSION=120
 CFLAGS  += $(CFLAGS_BASE)
-LIBS     = -ldnnl -lzip -lz -ljansson -lcsv -lstb -lm -lpthread
+LIBS     = -ldnnl -lclblast -lOpenCL -lzip -lz -ljansson -lcsv -lstb -lm -lpthread
 LUALIBS  = $(shell pkg-config --libs luajit) -ledit
 LDFLAGS += -fopenmp $(SAN)
 

@@ -4,8 +4,9 @@
 set -e
 PKGS="build-essential pkg-config libluajit-5.1-dev luajit libdnnl-dev ocl-icd-opencl-dev opencl-headers
 pocl-opencl-icd clinfo libclblast-dev libstb-dev libcsv-dev libjansson-dev libzip-dev zlib1g-dev libedit-dev"
-# extra tools for the test suite: clang's libFuzzer and sanitizer runtimes
-PKGS="$PKGS clang libclang-rt-dev"
+# extra tools for the test suite: clang's libFuzzer and sanitizer runtimes (+ its OpenMP), and
+# headless Chromium to check that the HTML report renders
+PKGS="$PKGS clang libclang-rt-dev libomp-dev chromium"
 case " $* " in *" --bench "*) PKGS="$PKGS python3-torch python3-numpy" ;; esac
 missing=""
 for p in $PKGS; do

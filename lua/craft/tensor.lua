@@ -12,7 +12,24 @@ local M = { Tensor = Tensor }
 local outp = ffi.new('craft_tensor*[1]')
 local outp2 = ffi.new('craft_tensor*[1]')
 
+-- LuaJIT's collector sees only the small Lua wrapper of a tensor, not the engine memory behind
+-- it, so without help a loop can hold gigabytes of dead activations. Every wrapper made adds its
+-- storage's bytes to a counter; past a budget a full collection runs, and the budget grows with
+-- the memory still live afterwards (like a generational trigger). CRAFT_GC_MB sets the floor.
+local gc_floor = (tonumber(os.getenv('CRAFT_GC_MB')) or 256) * 2 ^ 20
+local gc_budget, gc_count = gc_floor, 0
+local pool_stats = ffi.new('craft_pool_stats')
 local function wrap(ptr)
+  local s = ptr.storage
+  if s ~= nil then
+    gc_count = gc_count + tonumber(s.nbytes)
+    if gc_count > gc_budget then
+      collectgarbage()
+      C.craft_pool_get_stats(pool_stats)
+      gc_count = 0
+      gc_budget = math.max(gc_floor, 0.5 * tonumber(pool_stats.in_use))
+    end
+  end
   return setmetatable({ _c = ffi.gc(ptr, C.craft_tensor_release) }, Tensor)
 end
 M.wrap = wrap

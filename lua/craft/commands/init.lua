@@ -1,5 +1,7 @@
 -- The list of `craft <command>` subcommands: { name, one-line description }. Each lives in
 -- lua/craft/commands/<name>.lua and exports main(args) -> exit code.
 return {
+  { 'phantoms', 'write a phantom data set (PNGs + labels.csv with every ground-truth parameter)' },
   { 'repl', 'interactive session (the same as running craft with no arguments)' },
+  { 'inspect', 'list the tensors (name, dtype, shape, bytes) and metadata of .safetensors files' },
 }

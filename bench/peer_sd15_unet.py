@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""Peer of bench/bench_sd15_unet.lua: the SD 1.5 UNet in diffusers (random weights, nothing
+downloaded), timed the same way: median of `steps` runs after `warmup`, of a no-grad forward and
+of a forward + backward to the latents with frozen weights and gradient checkpointing.
+
+    python bench/peer_sd15_unet.py [--batch 1] [--size 64] [--steps 1] [--warmup 0] [--threads N]
+                                   [--no-backward] [--no-checkpoint] [--json out.json]
+Needs torch and diffusers (tests/fixtures/make_model_fixtures.py makes a venv: /tmp/fixvenv).
+"""
+import argparse
+import json
+import resource
+import time
+
+import torch
+from diffusers import UNet2DConditionModel
+
+CONFIG = dict(sample_size=64, in_channels=4, out_channels=4, block_out_channels=(320, 640, 1280, 1280),
+              layers_per_block=2, attention_head_dim=8, cross_attention_dim=768, norm_num_groups=32, norm_eps=1e-5,
+              flip_sin_to_cos=True, freq_shift=0, use_linear_projection=False,
+              down_block_types=("CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "CrossAttnDownBlock2D", "DownBlock2D"),
+              up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
+
+
+def median_ms(fn, steps, warmup):
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(steps):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    ts.sort()
+    return ts[(steps + 1) // 2 - 1] * 1e3
+
+
+def rss_mib():
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--batch", type=int, default=1)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--steps", type=int, default=1)
+    ap.add_argument("--warmup", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=0)
+    ap.add_argument("--no-backward", action="store_true")
+    ap.add_argument("--no-checkpoint", action="store_true")
+    ap.add_argument("--json")
+    a = ap.parse_args()
+    if a.threads > 0:
+        torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    unet = UNet2DConditionModel(**CONFIG)
+    unet.requires_grad_(False)
+    x = torch.randn(a.batch, 4, a.size, a.size)
+    ctx = torch.randn(a.batch, 77, 768)
+    t = torch.full((a.batch,), 500.0)
+    res = {"params": sum(p.numel() for p in unet.parameters()), "threads": torch.get_num_threads()}
+
+    def fwd():
+        with torch.no_grad():
+            unet(x, t, encoder_hidden_states=ctx)
+
+    res["forward_ms"] = median_ms(fwd, a.steps, a.warmup)
+    res["forward_rss_mib"] = rss_mib()
+    if not a.no_backward:
+        if not a.no_checkpoint:
+            unet.enable_gradient_checkpointing()
+        unet.train()
+
+        def fwd_bwd():
+            xx = x.clone().requires_grad_(True)
+            unet(xx, t, encoder_hidden_states=ctx).sample.mean().backward()
+            return xx.grad
+
+        res["forward_backward_ms"] = median_ms(fwd_bwd, a.steps, a.warmup)
+        res["forward_backward_rss_mib"] = rss_mib()
+    print(json.dumps(res))
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,152 @@
+-- craft.models: loading diffusers folders and LDM single files into craft modules.
+--   local pipe = require('craft.models').load('path/to/sd-folder')    -- model_index.json folder
+--   pipe.unet, pipe.vae, pipe.scheduler (and pipe.text_encoder, pipe.tokenizer with craft.models.clip)
+--   local unet = models.load_unet('path/unet')                          -- one component folder
+--   local parts = models.load_single_file('sd.safetensors', {unet_config=, vae_config=})
+-- Weights come from diffusion_pytorch_model.safetensors or model.safetensors, or their
+-- ".fp16." variants, always converted to f32. A missing file or model key is an error naming it;
+-- checkpoint keys that fit nothing are listed in a one-line warning.
+local io_ = require 'craft.io'
+local keymap = require 'craft.models.keymap'
+
+local M = { keymap = keymap }
+setmetatable(M, { __index = function(t, k)
+  -- submodules on first use: models.unet, models.vae, models.schedulers, models.lora, models.pipeline
+  local ok, mod = pcall(require, 'craft.models.' .. k)
+  if ok then rawset(t, k, mod); return mod end
+  if not tostring(mod):find("module 'craft.models." .. k .. "' not found", 1, true) then error(mod, 2) end
+  return nil
+end })
+
+local function exists(path)
+  local f = io.open(path, 'rb')
+  if f then f:close(); return true end
+  return false
+end
+
+-- find_weights(dir, variant) -> path; variant 'fp16' prefers the fp16 files, otherwise they are
+-- the fallback when no full-precision file is there.
+function M.find_weights(dir, variant)
+  local tried = {}
+  local order = variant and { variant, false } or { false, 'fp16' }
+  for _, v in ipairs(order) do
+    for _, base in ipairs { 'diffusion_pytorch_model', 'model' } do
+      local p = dir .. '/' .. base .. (v and ('.' .. v) or '') .. '.safetensors'
+      if exists(p) then return p end
+      tried[#tried + 1] = p:match('[^/]+$')
+    end
+  end
+  error(('%s: no weights file (looked for %s)'):format(dir, table.concat(tried, ', ')), 3)
+end
+
+local function read_config(path, what)
+  if not exists(path) then error(('%s: %s is missing'):format(what, path), 4) end
+  return io_.read_json(path)
+end
+
+-- Fills model from the weights in dir; missing model keys are an error.
+local function fill(model, dir, what, o, rename)
+  local path = M.find_weights(dir, o.variant)
+  local sd = io_.load_safetensors(path, { dtype = 'f32' })
+  if rename then sd = rename(sd) end
+  local missing = keymap.load(model, sd, { what = what .. ' (' .. path .. ')', quiet = o.quiet })
+  if #missing > 0 then
+    error(('%s: %d model key(s) missing from %s (%s%s)'):format(what, #missing, path,
+      table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or ''), 4)
+  end
+  return model
+end
+
+function M.load_unet(dir, o)
+  o = o or {}
+  local U = require 'craft.models.unet'
+  return fill(U.UNet2DConditionModel(read_config(dir .. '/config.json', 'unet')), dir, 'unet', o)
+end
+
+function M.load_vae(dir, o)
+  o = o or {}
+  local V = require 'craft.models.vae'
+  return fill(V.AutoencoderKL(read_config(dir .. '/config.json', 'vae')), dir, 'vae', o, keymap.vae_new_names)
+end
+
+function M.load_scheduler(dir)
+  return require('craft.models.schedulers').from_config(read_config(dir .. '/scheduler_config.json', 'scheduler'))
+end
+
+-- The text side comes from craft.models.clip (written separately); without it the pipeline
+-- needs prompt embeddings passed in.
+local function load_text_side(dir, index, o)
+  local te, tok, note
+  local has = function(k) return type(index[k]) == 'table' and index[k][1] ~= io_.null and index[k][1] ~= nil end
+  if has('tokenizer') then
+    local ok, T = pcall(require, 'craft.tokenizer')
+    if ok then tok = T.load(dir .. '/tokenizer') else note = 'craft.tokenizer is not available' end
+  end
+  if has('text_encoder') then
+    local ok, clip = pcall(require, 'craft.models.clip')
+    local loader = ok and type(clip) == 'table' and (clip.load_text_encoder or clip.load_text_model)
+    if loader then te = loader(dir .. '/text_encoder', o)
+    else note = 'craft.models.clip is not available: text_encoder/ not loaded, pass prompt_embeds' end
+  end
+  return te, tok, note
+end
+
+-- load(dir, {variant=, quiet=}) -> a Pipeline (craft.models.pipeline) holding the components.
+function M.load(dir, o)
+  o = o or {}
+  local index = read_config(dir .. '/model_index.json', 'pipeline')
+  local function need(k)
+    if type(index[k]) ~= 'table' or index[k][1] == io_.null then
+      error(('%s/model_index.json: no %s component'):format(dir, k), 3)
+    end
+  end
+  need('unet'); need('vae'); need('scheduler')
+  local parts = { config = index, path = dir }
+  parts.unet = M.load_unet(dir .. '/unet', o)
+  parts.vae = M.load_vae(dir .. '/vae', o)
+  parts.scheduler = M.load_scheduler(dir .. '/scheduler')
+  parts.text_encoder, parts.tokenizer, parts.note = load_text_side(dir, index, o)
+  if parts.note and not o.quiet then io.stderr:write('craft: note: ' .. parts.note .. '\n') end
+  return require('craft.models.pipeline').new(parts)
+end
+
+-- load_single_file(path, {unet_config=, vae_config=}) -> { unet =, vae = , text_encoder_state = }
+-- from an original LDM / CompVis checkpoint (model.diffusion_model.*, first_stage_model.*,
+-- cond_stage_model.transformer.*). Configs are diffusers config tables (or folders / json paths).
+function M.load_single_file(path, o)
+  o = o or {}
+  local function cfg(c, what)
+    if type(c) == 'string' then return read_config(c:match('%.json$') and c or (c .. '/config.json'), what) end
+    if type(c) ~= 'table' then error('load_single_file: give ' .. what .. '_config (a diffusers config table or path)', 4) end
+    return c
+  end
+  local ucfg, vcfg = cfg(o.unet_config, 'unet'), cfg(o.vae_config, 'vae')
+  local parts, other = keymap.ldm_to_diffusers(io_.load_safetensors(path), ucfg, vcfg)
+  if #other > 0 and not o.quiet then
+    io.stderr:write(('craft: warning: %s: %d key(s) outside the UNet, VAE and CLIP prefixes not loaded (%s%s)\n'):format(
+      path, #other, table.concat(other, ', ', 1, math.min(3, #other)), #other > 3 and ', ...' or ''))
+  end
+  local U, V = require 'craft.models.unet', require 'craft.models.vae'
+  local unet, vae = U.UNet2DConditionModel(ucfg), V.AutoencoderKL(vcfg)
+  for _, c in ipairs { { unet, parts.unet, 'unet' }, { vae, parts.vae, 'vae' } } do
+    local missing = keymap.load(c[1], c[2], { what = c[3] .. ' (' .. path .. ')', quiet = o.quiet })
+    if #missing > 0 then
+      error(('%s: %d %s key(s) missing (%s%s)'):format(path, #missing, c[3],
+        table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or ''), 2)
+    end
+  end
+  return { unet = unet, vae = vae, text_encoder_state = parts.text_encoder }
+end
+
+-- save_single_file(path, {unet=, vae=, text_encoder_state=}): the LDM layout, for tools that
+-- want one file (A1111, ComfyUI, the original scripts).
+function M.save_single_file(path, parts)
+  local sds = {}
+  if parts.unet then sds.unet = parts.unet:state_dict() end
+  if parts.vae then sds.vae = parts.vae:state_dict() end
+  sds.text_encoder = parts.text_encoder_state
+  local out = keymap.diffusers_to_ldm(sds, parts.unet and parts.unet.config, parts.vae and parts.vae.config)
+  return io_.save_safetensors(path, out, { format = 'pt' })
+end
+
+return M

@@ -1,0 +1,114 @@
+-- craft.models.pipeline: text-to-image sampling as diffusers' StableDiffusionPipeline does it
+-- (DDIM, classifier-free guidance with the unconditional half first, VAE decode, [0, 1] images).
+--   local pipe = require('craft.models').load('tiny_sd')
+--   local images = pipe:generate{prompt = 'a chest x-ray', steps = 50, cfg = 7.5, seed = 1}
+--   pipe:generate{prompt_embeds = e, negative_prompt_embeds = n, latents = x, out = 'img_%d.png'}
+-- grad_steps = K keeps the graph through the last K denoising steps and the decode (DRaFT-K);
+-- the earlier steps run without it.
+local craft = require 'craft'
+local core = require 'craft.core'
+local ffi, C = core.ffi, core.C
+
+local M = {}
+local Pipeline = {}
+Pipeline.__index = Pipeline
+M.Pipeline = Pipeline
+
+-- new{unet=, vae=, scheduler=, text_encoder=, tokenizer=}
+function M.new(parts)
+  for _, k in ipairs { 'unet', 'vae', 'scheduler' } do
+    if not parts[k] then error('pipeline: missing component ' .. k, 2) end
+  end
+  return setmetatable(parts, Pipeline)
+end
+
+-- The spatial factor between latents and images: 2 per VAE level after the first.
+function Pipeline:vae_scale_factor() return 2 ^ (#self.vae.config.block_out_channels - 1) end
+
+-- encode_prompt(list of strings) -> [B, L, C] text embeddings (needs text_encoder and tokenizer)
+function Pipeline:encode_prompt(prompts)
+  if not (self.text_encoder and self.tokenizer) then
+    error('pipeline: no text encoder loaded (craft.models.clip); pass prompt_embeds / negative_prompt_embeds', 3)
+  end
+  local ids = self.tokenizer:encode(prompts)
+  local out = self.text_encoder(ids)
+  if not craft.is_tensor(out) then out = out.last_hidden_state or out[1] end
+  return out
+end
+
+local function as_list(p, n)
+  if type(p) == 'string' then
+    local l = {}
+    for i = 1, n or 1 do l[i] = p end
+    return l
+  end
+  return p
+end
+
+-- Writes images [B, 3, H, W] in [0, 1] as 8-bit PNGs; pattern has one %d (1-based index).
+function M.write_png(images, pattern)
+  local b, c, h, w = unpack(images.shape)
+  local x = images:detach():float():contiguous()
+  local hwc = ffi.new('uint8_t[?]', h * w * c)
+  local base = ffi.cast('float*', x:data_ptr())
+  local paths = {}
+  for i = 1, b do
+    core.check(C.craft_f32_chw_to_u8_hwc(base + (i - 1) * c * h * w, c, h, w, 0, 1, hwc), 2)
+    local path = pattern:find('%%d') and pattern:format(i) or (b == 1 and pattern or pattern:gsub('%.png$', '') .. '_' .. i .. '.png')
+    core.check(C.craft_image_write_png(path, h, w, c, hwc), 2)
+    paths[i] = path
+  end
+  return paths
+end
+
+-- generate{prompt=, negative_prompt=, prompt_embeds=, negative_prompt_embeds=, steps=50, cfg=7.5,
+--   seed=0, height=, width=, latents=, eta=0, grad_steps=0, out=} -> images [B,3,H,W] in [0,1], latents
+function Pipeline:generate(o)
+  o = o or {}
+  local steps, cfg, seed = o.steps or 50, o.cfg or 7.5, o.seed or 0
+  local guided = cfg > 1
+  local cond = o.prompt_embeds
+  if not cond then
+    if not o.prompt then error('generate: give prompt or prompt_embeds', 2) end
+    cond = self:encode_prompt(as_list(o.prompt))
+  end
+  local b = cond:size(1)
+  local uncond
+  if guided then
+    uncond = o.negative_prompt_embeds or self:encode_prompt(as_list(o.negative_prompt or '', b))
+    if uncond:size(1) ~= b then error(('generate: %d negative embeddings for %d prompts'):format(uncond:size(1), b), 2) end
+  end
+  local f = self:vae_scale_factor()
+  local sample_size = self.unet.config.sample_size or 64
+  local hgt, wid = o.height or sample_size * f, o.width or sample_size * f
+  if hgt % f ~= 0 or wid % f ~= 0 then error(('generate: height and width must be multiples of %d'):format(f), 2) end
+  local lc = self.unet.config.in_channels or 4
+  local latents = o.latents or craft.randn({ b, lc, hgt / f, wid / f }, { seed = seed })
+  latents = latents * self.scheduler.init_noise_sigma
+  local context = guided and craft.cat({ uncond, cond }, 1) or cond
+  local ts = self.scheduler:set_timesteps(steps)
+  local grad_from = #ts - (o.grad_steps or 0) + 1
+
+  local function denoise(i, t, x)
+    local input = guided and craft.cat({ x, x }, 1) or x
+    local eps = self.unet(self.scheduler:scale_model_input(input, t), t, context)
+    if guided then
+      local u, c = eps:narrow(1, 1, b), eps:narrow(1, b + 1, b)
+      eps = u + (c - u) * cfg
+    end
+    -- eta > 0 draws fresh noise each step, from the seed and the step index
+    return self.scheduler:step(eps, t, x, { eta = o.eta, seed = seed + i, offset = 1 }).prev_sample
+  end
+  for i, t in ipairs(ts) do
+    if i < grad_from then latents = craft.no_grad(denoise, i, t, latents) else latents = denoise(i, t, latents) end
+  end
+  local function decode(z)
+    local img = self.vae:decode(z * (1 / self.vae.scaling_factor))
+    return (img * 0.5 + 0.5):clamp(0, 1)
+  end
+  local images = (o.grad_steps or 0) > 0 and decode(latents) or craft.no_grad(decode, latents)
+  if o.out then M.write_png(images, o.out) end
+  return images, latents
+end
+
+return M
