@@ -284,6 +284,47 @@ int craft_ema_update(craft_tensor *ema, const craft_tensor *param, double decay)
 int craft_num_threads(void);
 void craft_set_num_threads(int n);
 
+/* ---------------------------------------------------------------- opencl ---- */
+/* (section: opencl) */
+/* The OpenCL back end (engine/cl_*.c, kernels in kernels_cl/, docs/opencl.md). Device code
+ * 1 + n is OpenCL device n, "cl:n": devices are numbered across every platform the ICD loader
+ * finds, platforms sorted by name (then vendor, version), devices in their platform's order.
+ * A cl tensor's storage holds a cl_mem in `data` (never dereference it; read with
+ * craft_tensor_read / craft_item); craft_empty / craft_zeros / craft_copy_ / craft_fill_ and
+ * craft_tensor_read / craft_tensor_write accept cl tensors. Each device has one in-order
+ * queue: results are ready for any later command; craft_cl_synchronize waits for the device. */
+typedef struct craft_cl_info {
+    char name[256];
+    char vendor[256];
+    char platform[256];          /* platform name */
+    char driver_version[128];
+    char device_version[128];    /* "OpenCL 3.0 ..." */
+    char opencl_c_version[128];  /* "OpenCL C 1.2 ..." */
+    int64_t global_mem;          /* bytes */
+    int64_t max_alloc;           /* bytes in one buffer at most */
+    int64_t local_mem;           /* bytes per work-group */
+    int32_t compute_units;
+    int32_t max_work_group;
+    int32_t fp16;                /* 1: cl_khr_fp16 (half compute); f16 storage works everywhere */
+    int32_t fp64;                /* 1: cl_khr_fp64 */
+    int32_t is_gpu;              /* CL_DEVICE_TYPE_GPU */
+    int32_t platform_index;      /* in craft's platform order */
+} craft_cl_info;
+/* Number of OpenCL devices (0 is not an error). No ICD loader platform at all (nothing
+ * installed, or OCL_ICD_VENDORS pointing at an empty folder) is CRAFT_EDEVICE. */
+int craft_cl_device_count(int *n);
+int craft_cl_device_info(int index, craft_cl_info *out);      /* index n of "cl:n" */
+/* A copy of t on `device` (0 cpu, 1 + n cl:n), contiguous, same dtype; t itself (one more
+ * reference) when it is already there. Differentiable: the gradient goes back to t's device. */
+int craft_to_device(const craft_tensor *t, int device, craft_tensor **out);
+/* Waits until every command queued on `device` (a device code; 0, the CPU, returns at once)
+ * has finished. Errors a kernel met while running surface here. */
+int craft_cl_synchronize(int device);
+/* The device buffer pool of `device` (a device code), like craft_pool_get_stats; trim gives
+ * its cached buffers back to the driver. */
+int craft_cl_pool_stats(int device, craft_pool_stats *out);
+int craft_cl_pool_trim(int device);
+
 /* ============ sections below are filled by their subsystems (one each) ============ */
 
 /* ---------------------------------------------------------------- io: json, safetensors */
