@@ -38,6 +38,7 @@ const char *craft_last_error(void);   /* message of the last failure on this thr
 int craft_last_status(void);
 void craft_clear_error(void);
 const char *craft_version(void);
+double craft_now(void);               /* monotonic clock, seconds (for timings and progress) */
 const char *craft_cdef_text(void); /* CRAFT_CDEF_SKIP (bootstrap: declared by the binding itself) */
 
 /* ---------------------------------------------------------------- memory ---- */

@@ -39,8 +39,6 @@ uint16_t craft_float_to_half(float f);
 float craft_bf16_to_float(uint16_t h);
 uint16_t craft_float_to_bf16(float f);
 
-/* Monotonic time in seconds. */
-double craft_now(void);
 #endif
 
 /* ---- strided iteration (iter.c) ----
@@ -119,3 +117,70 @@ int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, 
 /* Philox-4x32-10 on a full 128-bit counter and 64-bit key (rng.c; the known-answer tests need
  * counters the public 64-bit-counter entry point cannot express). */
 void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], uint32_t out[4]);
+
+/* ---- OpenCL back end (cl_*.c; docs/opencl.md) ----
+ * Storages of cl tensors hold a cl_mem in `data`: never dereference it on the host. */
+/* Gives s a device buffer of nbytes on device code `device` (1 + n): sets data, release and
+ * release_ctx (the buffer goes back to the device's pool when the storage is released). */
+int craft_cl_storage_init(craft_storage *s, int device, size_t nbytes);
+/* tensor.c's in-place primitives when a tensor is on a cl device (copy_: either side). */
+int craft_cl_copy_(craft_tensor *dst, const craft_tensor *src);
+int craft_cl_fill_(craft_tensor *t, double value);
+int craft_cl_axpy_(craft_tensor *dst, double alpha, const craft_tensor *src);
+int craft_cl_scale_(craft_tensor *t, double s);
+/* nbytes at element offset elem_offset of t's storage (blocking). */
+int craft_cl_read_bytes(const craft_tensor *t, int64_t elem_offset, void *buf, size_t nbytes);
+int craft_cl_write_bytes(craft_tensor *t, int64_t elem_offset, const void *buf, size_t nbytes);
+/* The numeric guard (autograd.c's craft_guard_check) for a cl tensor. */
+int craft_cl_guard_check(const char *op, const char *what, const craft_tensor *t);
+/* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
+ * build log in the message when it does not compile (tests). */
+int craft_cl_build_check(int device, const char *source);
+
+/* Raw device kernels: write into `out` (f32, on the inputs' cl device, shaped like the
+ * broadcast of the inputs, any strides); not recorded by autograd. */
+int craft_cl_unary(int op, const craft_tensor *a, craft_tensor *out);
+int craft_cl_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *out);   /* g * op'(x) */
+int craft_cl_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *out);
+int craft_cl_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor *out);
+int craft_cl_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *out);
+/* kind 0 sum, 1 mean, 2 var, 3 sum of squares over dims (ndims 0: all); a new tensor. */
+int craft_cl_reduce(int kind, const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim,
+                    craft_tensor **out);
+/* Row-major SGEMM through CLBlast on C's device; offsets in elements into the storages. The
+ * batched form takes one offset per matrix (a constant stride becomes a strided-batched call). */
+int craft_cl_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A, int64_t aoff,
+                  int64_t lda, const craft_tensor *B, int64_t boff, int64_t ldb, float beta, craft_tensor *C, int64_t coff,
+                  int64_t ldc);
+int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
+                          const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
+                          float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch);
+/* Philox fills (mode 0 uniform, 1 normal, 2 normal with the float formulas). */
+int craft_cl_philox_(craft_tensor *t, uint64_t seed, uint64_t offset, int mode);
+
+/* Whole ops for cl inputs, with the public functions' signatures (forward on the device,
+ * recorded, backward on the device). An op file dispatches with one line at the top, e.g.
+ *     if (a->device != CRAFT_DEVICE_CPU) return craft_cl_op_unary(op, a, out);
+ * CPU operands next to cl ones are copied over (differentiably); two cl devices are refused. */
+int craft_cl_op_unary(int op, const craft_tensor *a, craft_tensor **out);
+int craft_cl_op_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
+int craft_cl_op_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor **out);
+int craft_cl_op_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
+int craft_cl_op_clamp(const craft_tensor *a, double lo, double hi, craft_tensor **out);
+int craft_cl_op_where(const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
+int craft_cl_op_sum(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out);
+int craft_cl_op_mean(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out);
+int craft_cl_op_var(const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim, craft_tensor **out);
+int craft_cl_op_max(const craft_tensor *a, int dim, int keepdim, craft_tensor **values, craft_tensor **indices);
+int craft_cl_op_min(const craft_tensor *a, int dim, int keepdim, craft_tensor **values, craft_tensor **indices);
+int craft_cl_op_argmax(const craft_tensor *a, int dim, int keepdim, craft_tensor **out);
+int craft_cl_op_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
+int craft_cl_op_linear(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, craft_tensor **out);
+int craft_cl_randn_(craft_tensor *t, uint64_t seed, uint64_t offset);
+int craft_cl_rand_(craft_tensor *t, uint64_t seed, uint64_t offset);
+int craft_cl_adamw_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *m, craft_tensor *v, double lr,
+                        double beta1, double beta2, double eps, double weight_decay, int64_t step);
+int craft_cl_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *momentum_buf, double lr, double momentum,
+                      double weight_decay, int nesterov);
+int craft_cl_ema_update(craft_tensor *ema, const craft_tensor *param, double decay);
+int craft_cl_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *total_norm);
