@@ -10,7 +10,7 @@ CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC -fopenm
               -Iengine -I$(BUILD)/gen $(shell pkg-config --cflags luajit) -I/usr/include/stb \
               -DCL_TARGET_OPENCL_VERSION=120
 CFLAGS  += $(CFLAGS_BASE)
-LIBS     = -ldnnl -lclblast -lOpenCL -lzip -lz -ljansson -lcsv -lstb -lm -lpthread
+LIBS     = -ldnnl -lzip -lz -ljansson -lcsv -lstb -lm -lpthread
 LUALIBS  = $(shell pkg-config --libs luajit) -ledit
 LDFLAGS += -fopenmp $(SAN)
 
@@ -36,6 +36,13 @@ $(BUILD)/gen/cdef.inc: engine/craft.h tools/embed_header.sh
 $(BUILD)/obj/gen_cdef.o: tools/gen_cdef.c $(BUILD)/gen/cdef.inc
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+
+# The OpenCL C kernels, embedded as strings (engine/cl_runtime.c includes the generated file).
+# libOpenCL and libclblast are dlopen'ed on first device use, so libcraft loads without them.
+$(BUILD)/gen/cl_sources.inc: $(CL_SRC) tools/embed_cl.sh
+	@mkdir -p $(dir $@)
+	sh tools/embed_cl.sh $(CL_SRC) > $@
+$(BUILD)/obj/cl_runtime.o: $(BUILD)/gen/cl_sources.inc
 
 $(BUILD)/libcraft.a: $(LIB_OBJ)
 	rm -f $@; ar rcs $@ $^

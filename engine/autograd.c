@@ -124,6 +124,7 @@ void craft_node_attach(craft_node *n, craft_tensor *out, int index) {
     n->refcount++;
     out->out_index = index;
     out->requires_grad = 1;
+    n->device = out->device;
     if (index < 4) {
         n->out_ndim[index] = out->ndim;
         for (int d = 0; d < out->ndim; d++) n->out_shape[index][d] = out->shape[d];
@@ -156,6 +157,7 @@ int craft_record(const char *name, int n_in, const craft_tensor *const *inputs, 
 /* ---- numeric guard ---- */
 int craft_guard_check(const char *op, const char *what, const craft_tensor *t) {
     if (!numeric_guard || !t || t->dtype != CRAFT_F32) return CRAFT_OK;
+    if (t->device != CRAFT_DEVICE_CPU) return craft_cl_guard_check(op, what, t);
     craft_tensor *c;
     CRAFT_TRY(craft_contig_f32(t, &c));
     const float *p = craft_tensor_data(c);
@@ -266,7 +268,7 @@ static int run_node(craft_node *n, int retain_graph) {
         if (rc) rc = craft_fail_prefix(rc, "backward of custom op %s", n->name);
     } else {
         for (int i = 0; i < n->n_out && !rc; i++)
-            if (!n->grads[i]) rc = craft_zeros(n->out_ndim[i], n->out_shape[i], CRAFT_F32, 0, &n->grads[i]);
+            if (!n->grads[i]) rc = craft_zeros(n->out_ndim[i], n->out_shape[i], CRAFT_F32, n->device, &n->grads[i]);
         if (!rc) rc = n->backward(n, n->grads, gin);
     }
     for (int i = 0; i < n->n_in && !rc; i++) {

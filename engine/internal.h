@@ -73,6 +73,7 @@ typedef struct craft_node {
     int32_t refcount;
     int32_t n_in, n_out;
     int32_t n_saved;
+    int32_t device;                        /* the outputs' device (zero gradients are made there) */
     const char *name;
     craft_edge *edges;                     /* n_in */
     craft_tensor *saved[CRAFT_MAX_SAVED];  /* detached aliases */
@@ -184,3 +185,8 @@ int craft_cl_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tenso
                       double weight_decay, int nesterov);
 int craft_cl_ema_update(craft_tensor *ema, const craft_tensor *param, double decay);
 int craft_cl_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *total_norm);
+/* Vectorised row helpers (ops_softmax.c), shared by softmax and attention:
+ * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */
+float craft_vexp(float *dst, const float *src, int64_t n, float sub);
+float craft_vmax(const float *x, int64_t n);
+float craft_vdot(const float *a, const float *b, int64_t n);

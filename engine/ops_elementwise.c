@@ -115,6 +115,7 @@ static int unary_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin
 }
 
 int craft_unary(int op, const craft_tensor *a, craft_tensor **out) {
+    if (a && a->device != CRAFT_DEVICE_CPU) return craft_cl_op_unary(op, a, out);
     if (op < 0 || op >= CRAFT_UNARY_COUNT) return craft_fail(CRAFT_EINVAL, "unary: unknown op %d", op);
     CRAFT_TRY(craft_check_f32(unary_names[op], "input", a));
     op_ctx c = {op};
@@ -277,6 +278,7 @@ static int binary_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
 }
 
 int craft_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
+    if ((a && a->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_binary(op, a, b, out);
     if (op < 0 || op >= CRAFT_BINARY_COUNT) return craft_fail(CRAFT_EINVAL, "binary: unknown op %d", op);
     CRAFT_TRY(craft_check_f32(binary_names[op], "left operand", a));
     CRAFT_TRY(craft_check_f32(binary_names[op], "right operand", b));
@@ -340,6 +342,7 @@ static int scalar_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
 }
 
 int craft_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor **out) {
+    if (a && a->device != CRAFT_DEVICE_CPU) return craft_cl_op_binary_scalar(op, a, s, reverse, out);
     if (op < 0 || op >= CRAFT_BINARY_COUNT) return craft_fail(CRAFT_EINVAL, "binary: unknown op %d", op);
     CRAFT_TRY(craft_check_f32(binary_names[op], "tensor operand", a));
     scalar_ctx c = {op, (float)s, reverse ? 1 : 0};
@@ -373,6 +376,7 @@ static void compare_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
 }
 
 int craft_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
+    if ((a && a->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_compare(op, a, b, out);
     if (op < CRAFT_EQ || op > CRAFT_GE) return craft_fail(CRAFT_EINVAL, "compare: unknown op %d", op);
     CRAFT_TRY(craft_check_f32("compare", "left operand", a));
     CRAFT_TRY(craft_check_f32("compare", "right operand", b));
@@ -414,6 +418,7 @@ static int clamp_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin
 }
 
 int craft_clamp(const craft_tensor *a, double lo, double hi, craft_tensor **out) {
+    if (a && a->device != CRAFT_DEVICE_CPU) return craft_cl_op_clamp(a, lo, hi, out);
     CRAFT_TRY(craft_check_f32("clamp", "input", a));
     if (lo > hi) return craft_fail(CRAFT_EINVAL, "clamp: min %g is above max %g", lo, hi);
     clamp_ctx c = {(float)lo, (float)hi};
@@ -451,6 +456,7 @@ static int where_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin
 }
 
 int craft_where(const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
+    if ((cond && cond->device != CRAFT_DEVICE_CPU) || (a && a->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_where(cond, a, b, out);
     CRAFT_TRY(craft_check_f32("where", "condition", cond));
     CRAFT_TRY(craft_check_f32("where", "first value", a));
     CRAFT_TRY(craft_check_f32("where", "second value", b));

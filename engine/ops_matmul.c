@@ -109,6 +109,7 @@ static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
 }
 
 int craft_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
+    if ((a && a->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_matmul(a, b, out);
     CRAFT_TRY(craft_check_f32("matmul", "left operand", a));
     CRAFT_TRY(craft_check_f32("matmul", "right operand", b));
     if (a->ndim == 0 || b->ndim == 0) return craft_fail(CRAFT_ESHAPE, "matmul: 0-d operand (%s @ %s)", craft_shape_str(a), craft_shape_str(b));
@@ -193,6 +194,7 @@ static int linear_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
 }
 
 int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, craft_tensor **out) {
+    if ((x && x->device != CRAFT_DEVICE_CPU) || (w && w->device != CRAFT_DEVICE_CPU)) return craft_cl_op_linear(x, w, b, out);
     CRAFT_TRY(craft_check_f32("linear", "input", x));
     CRAFT_TRY(craft_check_f32("linear", "weight", w));
     if (b) CRAFT_TRY(craft_check_f32("linear", "bias", b));

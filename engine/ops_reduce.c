@@ -169,12 +169,15 @@ static int reduce_op(const char *op, int kind, const craft_tensor *a, int ndims,
 }
 
 int craft_sum(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out) {
+    if (a && a->device != CRAFT_DEVICE_CPU) return craft_cl_op_sum(a, ndims, dims, keepdim, out);
     return reduce_op("sum", 0, a, ndims, dims, 0, keepdim, out);
 }
 int craft_mean(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out) {
+    if (a && a->device != CRAFT_DEVICE_CPU) return craft_cl_op_mean(a, ndims, dims, keepdim, out);
     return reduce_op("mean", 1, a, ndims, dims, 0, keepdim, out);
 }
 int craft_var(const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim, craft_tensor **out) {
+    if (a && a->device != CRAFT_DEVICE_CPU) return craft_cl_op_var(a, ndims, dims, correction, keepdim, out);
     return reduce_op("var", 2, a, ndims, dims, correction, keepdim, out);
 }
 
@@ -250,12 +253,15 @@ static int maxmin(const char *op, int want_max, const craft_tensor *a, int dim, 
 }
 
 int craft_max(const craft_tensor *a, int dim, int keepdim, craft_tensor **values, craft_tensor **indices) {
+    if (a && a->device != CRAFT_DEVICE_CPU) return craft_cl_op_max(a, dim, keepdim, values, indices);
     return maxmin("max", 1, a, dim, keepdim, values, indices);
 }
 int craft_min(const craft_tensor *a, int dim, int keepdim, craft_tensor **values, craft_tensor **indices) {
+    if (a && a->device != CRAFT_DEVICE_CPU) return craft_cl_op_min(a, dim, keepdim, values, indices);
     return maxmin("min", 0, a, dim, keepdim, values, indices);
 }
 int craft_argmax(const craft_tensor *a, int dim, int keepdim, craft_tensor **out) {
+    if (a && a->device != CRAFT_DEVICE_CPU) return craft_cl_op_argmax(a, dim, keepdim, out);
     craft_tensor *v;
     int prev = craft_set_grad_enabled(0);
     int rc = maxmin("argmax", 1, a, dim, keepdim, &v, out);

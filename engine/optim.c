@@ -46,6 +46,7 @@ static void adamw_loop(int64_t n, char **ptr, const int64_t *s, void *vctx) {
 
 int craft_adamw_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *m, craft_tensor *v,
                      double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step) {
+    if (param && param->device != CRAFT_DEVICE_CPU) return craft_cl_adamw_step(param, grad, m, v, lr, beta1, beta2, eps, weight_decay, step);
     CRAFT_TRY(craft_check_f32("adamw_step", "param", param));
     CRAFT_TRY(check_like("adamw_step", "grad", grad, param));
     CRAFT_TRY(check_like("adamw_step", "m (exp_avg)", m, param));
@@ -95,6 +96,7 @@ static void sgd_loop(int64_t n, char **ptr, const int64_t *s, void *vctx) {
 
 int craft_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *momentum_buf,
                    double lr, double momentum, double weight_decay, int nesterov) {
+    if (param && param->device != CRAFT_DEVICE_CPU) return craft_cl_sgd_step(param, grad, momentum_buf, lr, momentum, weight_decay, nesterov);
     CRAFT_TRY(craft_check_f32("sgd_step", "param", param));
     CRAFT_TRY(check_like("sgd_step", "grad", grad, param));
     if (!(lr >= 0) || !(momentum >= 0) || !(weight_decay >= 0) || !isfinite(lr) || !isfinite(momentum) || !isfinite(weight_decay))
@@ -142,6 +144,8 @@ static double sum_squares(const float *x, int64_t n) {
  * entries (params without a gradient) are skipped. Unlike torch, a non-finite total leaves the
  * grads untouched (it is still returned, so the caller can skip the step). */
 int craft_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *total_norm) {
+    for (int i = 0; grads && i < n; i++)
+        if (grads[i] && grads[i]->device != CRAFT_DEVICE_CPU) return craft_cl_clip_grad_norm(n, grads, max_norm, total_norm);
     if (n < 0 || (n > 0 && !grads)) return craft_fail(CRAFT_EINVAL, "clip_grad_norm: %d grads", n);
     if (!(max_norm >= 0)) return craft_fail(CRAFT_EINVAL, "clip_grad_norm: max_norm %g must be >= 0", max_norm);
     for (int i = 0; i < n; i++)
@@ -183,6 +187,7 @@ static void ema_loop(int64_t n, char **ptr, const int64_t *s, void *vctx) {
 /* ema = decay * ema + (1 - decay) * param, in float32 with decay and 1 - decay rounded to
  * float first (1 - decay computed in double). */
 int craft_ema_update(craft_tensor *ema, const craft_tensor *param, double decay) {
+    if (ema && ema->device != CRAFT_DEVICE_CPU) return craft_cl_ema_update(ema, param, decay);
     CRAFT_TRY(craft_check_f32("ema_update", "ema", ema));
     if (!param) return craft_fail(CRAFT_EINVAL, "ema_update: param is missing");
     CRAFT_TRY(craft_check_f32("ema_update", "param", param));

@@ -94,6 +94,7 @@ static void generate(float *dst, int64_t n, uint64_t seed, uint64_t offset, int 
 
 static int fill_random(const char *op, craft_tensor *t, uint64_t seed, uint64_t offset, int normal) {
     if (!t) return craft_fail(CRAFT_EINVAL, "%s: tensor is missing", op);
+    if (t->device != CRAFT_DEVICE_CPU) return craft_cl_philox_(t, seed, offset, normal);
     if (t->dtype != CRAFT_F32 && t->dtype != CRAFT_F64 && t->dtype != CRAFT_F16 && t->dtype != CRAFT_BF16)
         return craft_fail(CRAFT_ETYPE, "%s: tensor %s must be a float dtype (f32, f64, f16, bf16)", op, craft_shape_str(t));
     if (t->device != CRAFT_DEVICE_CPU)

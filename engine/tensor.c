@@ -7,10 +7,12 @@
 static craft_storage *storage_new(size_t nbytes, int device) {
     craft_storage *s = calloc(1, sizeof *s);
     if (!s) { craft_fail(CRAFT_ENOMEM, "out of host memory for a storage header"); return NULL; }
-    if (device != CRAFT_DEVICE_CPU) {
-        free(s);
-        craft_fail(CRAFT_EDEVICE, "device %d: only the CPU (device 0) is available in this build", device);
-        return NULL;
+    if (device != CRAFT_DEVICE_CPU) {   /* an OpenCL buffer; its release callback returns it */
+        if (craft_cl_storage_init(s, device, nbytes)) { free(s); return NULL; }
+        s->nbytes = nbytes;
+        s->refcount = 1;
+        s->device = device;
+        return s;
     }
     s->data = craft_alloc(nbytes ? nbytes : 1);
     if (!s->data) { free(s); return NULL; }
@@ -113,6 +115,12 @@ int craft_empty(int ndim, const int64_t *shape, int dtype, int device, craft_ten
 int craft_zeros(int ndim, const int64_t *shape, int dtype, int device, craft_tensor **out) {
     craft_tensor *t;
     CRAFT_TRY(craft_empty(ndim, shape, dtype, device, &t));
+    if (device != CRAFT_DEVICE_CPU) {
+        int rc = craft_cl_fill_(t, 0.0);
+        if (rc) { craft_tensor_release(t); return rc; }
+        *out = t;
+        return CRAFT_OK;
+    }
     memset(t->storage->data, 0, t->storage->nbytes);
     *out = t;
     return CRAFT_OK;
@@ -252,8 +260,7 @@ static void copy_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
 }
 
 int craft_copy_(craft_tensor *dst, const craft_tensor *src) {
-    if (dst->device != CRAFT_DEVICE_CPU || src->device != CRAFT_DEVICE_CPU)
-        return craft_fail(CRAFT_EDEVICE, "copy_: only CPU tensors in this build");
+    if (dst->device != CRAFT_DEVICE_CPU || src->device != CRAFT_DEVICE_CPU) return craft_cl_copy_(dst, src);
     int nd;
     int64_t shape[CRAFT_MAX_DIMS];
     CRAFT_TRY(craft_broadcast_shape("copy_", dst, src, &nd, shape));
@@ -271,6 +278,7 @@ int craft_copy_(craft_tensor *dst, const craft_tensor *src) {
 }
 
 int craft_fill_(craft_tensor *t, double value) {
+    if (t->device != CRAFT_DEVICE_CPU) return craft_cl_fill_(t, value);
     char buf[8];
     store_double(buf, t->dtype, value);
     craft_tensor *s;
@@ -332,6 +340,12 @@ static int elem_offset(const craft_tensor *t, const int64_t *index, int64_t *off
 int craft_get(const craft_tensor *t, const int64_t *index, double *out) {
     int64_t o;
     CRAFT_TRY(elem_offset(t, index, &o));
+    if (t->device != CRAFT_DEVICE_CPU) {
+        _Alignas(8) char buf[8];
+        CRAFT_TRY(craft_cl_read_bytes(t, o, buf, craft_dtype_size(t->dtype)));
+        *out = load_as_double(buf, t->dtype);
+        return CRAFT_OK;
+    }
     *out = load_as_double((const char *)t->storage->data + o * (int64_t)craft_dtype_size(t->dtype), t->dtype);
     return CRAFT_OK;
 }
@@ -339,6 +353,11 @@ int craft_get(const craft_tensor *t, const int64_t *index, double *out) {
 int craft_set(craft_tensor *t, const int64_t *index, double value) {
     int64_t o;
     CRAFT_TRY(elem_offset(t, index, &o));
+    if (t->device != CRAFT_DEVICE_CPU) {   /* write_bytes bumps the version */
+        _Alignas(8) char buf[8];
+        store_double(buf, t->dtype, value);
+        return craft_cl_write_bytes(t, o, buf, craft_dtype_size(t->dtype));
+    }
     store_double((char *)t->storage->data + o * (int64_t)craft_dtype_size(t->dtype), t->dtype, value);
     t->storage->version++;
     return CRAFT_OK;
@@ -346,6 +365,12 @@ int craft_set(craft_tensor *t, const int64_t *index, double value) {
 
 int craft_item(const craft_tensor *t, double *out) {
     if (t->numel != 1) return craft_fail(CRAFT_ESHAPE, "item: tensor %s has %lld elements, not 1", craft_shape_str(t), (long long)t->numel);
+    if (t->device != CRAFT_DEVICE_CPU) {
+        _Alignas(8) char buf[8];
+        CRAFT_TRY(craft_cl_read_bytes(t, t->offset, buf, craft_dtype_size(t->dtype)));
+        *out = load_as_double(buf, t->dtype);
+        return CRAFT_OK;
+    }
     *out = load_as_double(craft_elem_ptr(t), t->dtype);
     return CRAFT_OK;
 }
@@ -381,6 +406,7 @@ static void axpy_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
 }
 
 int craft_axpy_(craft_tensor *dst, double alpha, const craft_tensor *src) {
+    if (dst->device != CRAFT_DEVICE_CPU) return craft_cl_axpy_(dst, alpha, src);
     CRAFT_TRY(craft_check_f32("axpy_", "destination", dst));
     CRAFT_TRY(craft_check_f32("axpy_", "source", src));
     int nd;
@@ -404,6 +430,7 @@ static void scale_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
 }
 
 int craft_scale_(craft_tensor *t, double sc) {
+    if (t->device != CRAFT_DEVICE_CPU) return craft_cl_scale_(t, sc);
     CRAFT_TRY(craft_check_f32("scale_", "tensor", t));
     int64_t st[1][CRAFT_MAX_DIMS];
     craft_broadcast_strides(t, t->ndim, t->shape, st[0]);

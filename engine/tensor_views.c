@@ -128,7 +128,7 @@ int craft_transpose(const craft_tensor *t, int d0, int d1, craft_tensor **out) {
 /* gradient of a slice: zeros with the slice filled */
 static int slice_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *z, *view;
-    CRAFT_TRY(craft_zeros(n->edges[0].ndim, n->edges[0].shape, CRAFT_F32, 0, &z));
+    CRAFT_TRY(craft_zeros(n->edges[0].ndim, n->edges[0].shape, CRAFT_F32, gout[0]->device, &z));
     int rc = craft_slice(z, (int)n->iarg[0], n->iarg[1], n->iarg[2], n->iarg[3], &view);
     if (!rc) rc = craft_copy_(view, gout[0]);
     if (!rc) craft_tensor_release(view);

@@ -8,6 +8,7 @@
 B=${1:-build}
 CRAFT=${CRAFT:-$B/craft}
 OUT_DIR=${OUT_DIR:-$B/report_render}
+mkdir -p "$OUT_DIR" && OUT_DIR=$(cd "$OUT_DIR" && pwd)   # chromium needs an absolute profile path
 BROWSER=$(command -v chromium || command -v chromium-browser || true)
 if [ -z "$BROWSER" ]; then
     echo "skip report_render: chromium is not installed (apt-get install -y chromium)"
@@ -20,15 +21,16 @@ fail() { echo "report_render FAILED: $*"; exit 1; }
 CRAFT_REPORT_DIR="$OUT_DIR/report" "$CRAFT" tests/lua/run.lua tests/lua/test_report.lua > "$OUT_DIR/build.log" 2>&1 \
     || fail "building the report (see $OUT_DIR/build.log)"
 PAGE="$OUT_DIR/report/index.html"
+case "$PAGE" in /*) URL="file://$PAGE" ;; *) URL="$URL" ;; esac
 [ -s "$PAGE" ] || fail "no $PAGE"
 grep -qi '<script' "$PAGE" && fail "the report contains a <script>"
 
 # A private profile and no network: the page must render from its own bytes.
 FLAGS="--headless --disable-gpu --no-sandbox --no-first-run --user-data-dir=$OUT_DIR/profile --enable-logging=stderr --v=0"
-timeout 120 "$BROWSER" $FLAGS --dump-dom "file://$(pwd)/$PAGE" > "$OUT_DIR/dom.html" 2> "$OUT_DIR/dom.log" \
+timeout 120 "$BROWSER" $FLAGS --dump-dom "$URL" > "$OUT_DIR/dom.html" 2> "$OUT_DIR/dom.log" \
     || fail "chromium --dump-dom exited with an error (see $OUT_DIR/dom.log)"
 timeout 120 "$BROWSER" $FLAGS --hide-scrollbars --window-size=1280,2600 --screenshot="$OUT_DIR/report.png" \
-    "file://$(pwd)/$PAGE" > /dev/null 2> "$OUT_DIR/shot.log" \
+    "$URL" > /dev/null 2> "$OUT_DIR/shot.log" \
     || fail "chromium --screenshot exited with an error (see $OUT_DIR/shot.log)"
 
 grep -E 'Uncaught|CONSOLE.*[Ee]rror' "$OUT_DIR/dom.log" "$OUT_DIR/shot.log" && fail "JavaScript error in the console"

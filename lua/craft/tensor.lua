@@ -343,10 +343,11 @@ end
 function Tensor:contiguous() return call(2, C.craft_contiguous(self._c, outp)) end
 function Tensor:clone() return call(2, C.craft_clone(self._c, outp)) end
 function Tensor:detach() return call(2, C.craft_detach(self._c, outp)) end
+-- x:to('cl:0') / x:to('cpu') copies to a device (differentiably; x itself when already there);
+-- x:to('f16') converts the dtype.
 function Tensor:to(what)
   if type(what) == 'string' and (what == 'cpu' or what:match('^cl:')) then
-    if what == 'cpu' then return self end
-    error('device ' .. what .. ': the OpenCL back end is not part of this build yet', 2)
+    return call(2, C.craft_to_device(self._c, require('craft.device').code(what, 2), outp))
   end
   return call(2, C.craft_to_dtype(self._c, core.dtype_code(what, 2), outp))
 end

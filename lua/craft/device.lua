@@ -1,0 +1,93 @@
+-- craft.device: the devices tensors can live on. 'cpu' is device code 0; 'cl:N' is OpenCL
+-- device N (code 1 + N), numbered across all platforms in a stable order (docs/opencl.md).
+--   craft.device.list()              -> { {name = 'cpu', ...}, {name = 'cl:0', device = ..., fp16 = false, ...}, ... }
+--   craft.device.set_default('cl:0') -- the device recipes put their tensors on (x:to(craft.device.default()))
+--   craft.device.default()           -> 'cpu' unless set, or given by --device / env CRAFT_DEVICE
+local core = require 'craft.core'
+local ffi, C, check = core.ffi, core.C, core.check
+
+local M = {}
+
+-- 'cpu' / 'cl:N' (or a device code) -> device code
+function M.code(name, level)
+  level = (level or 2) + 1
+  if type(name) == 'number' and name >= 0 and name % 1 == 0 then return name end
+  if name == 'cpu' then return 0 end
+  local n = type(name) == 'string' and name:match('^cl:(%d+)$')
+  if n then return 1 + tonumber(n) end
+  error(('unknown device %q (cpu, cl:0, cl:1, ...)'):format(tostring(name)), level)
+end
+
+function M.name(code) return code == 0 and 'cpu' or ('cl:' .. (code - 1)) end
+
+-- Number of OpenCL devices, and the engine's message when there is no OpenCL platform at all.
+function M.count()
+  local n = ffi.new('int[1]')
+  if C.craft_cl_device_count(n) ~= 0 then return 0, ffi.string(C.craft_last_error()) end
+  return tonumber(n[0])
+end
+
+local function cstr(a) return ffi.string(a) end
+
+-- The properties of OpenCL device i (0-based, as in 'cl:i').
+function M.info(i)
+  local s = ffi.new('craft_cl_info')
+  check(C.craft_cl_device_info(i, s), 2)
+  return {
+    name = 'cl:' .. i, device = cstr(s.name), vendor = cstr(s.vendor), platform = cstr(s.platform),
+    platform_index = tonumber(s.platform_index), driver = cstr(s.driver_version), version = cstr(s.device_version),
+    opencl_c = cstr(s.opencl_c_version), global_mem = tonumber(s.global_mem), max_alloc = tonumber(s.max_alloc),
+    local_mem = tonumber(s.local_mem), compute_units = tonumber(s.compute_units),
+    max_work_group = tonumber(s.max_work_group), fp16 = s.fp16 ~= 0, fp64 = s.fp64 ~= 0, gpu = s.is_gpu ~= 0,
+  }
+end
+
+-- Every device, the CPU first; the second result explains an empty OpenCL list.
+function M.list()
+  local out = { { name = 'cpu', device = 'host CPU', fp16 = false, fp64 = true, gpu = false } }
+  local n, why = M.count()
+  for i = 0, n - 1 do out[#out + 1] = M.info(i) end
+  return out, why
+end
+
+-- Checks that a device exists (an error naming it otherwise) and returns its code.
+local function checked(name, level)
+  local code = M.code(name, level + 1)
+  if code > 0 then check(C.craft_cl_device_info(code - 1, ffi.new('craft_cl_info')), level + 1) end
+  return code
+end
+
+local default_code
+function M.set_default(name)
+  default_code = checked(name, 2)
+  return M.name(default_code)
+end
+
+-- The default device's name: set_default's, else --device / CRAFT_DEVICE, else 'cpu'.
+function M.default()
+  if not default_code then
+    local from = rawget(_G, 'CRAFT_DEVICE') or os.getenv('CRAFT_DEVICE')
+    default_code = (from and from ~= '') and checked(from, 2) or 0
+  end
+  return M.name(default_code)
+end
+function M.default_code()
+  M.default()
+  return default_code
+end
+
+-- Waits until the device has finished its queued work (a no-op for the CPU).
+function M.synchronize(name)
+  check(C.craft_cl_synchronize(M.code(name or M.default(), 2)), 2)
+end
+
+-- The device's buffer pool: bytes in use, cached and the peak.
+function M.memory(name)
+  local code = M.code(name or M.default(), 2)
+  if code == 0 then return require('craft').memory() end
+  local s = ffi.new('craft_pool_stats')
+  check(C.craft_cl_pool_stats(code, s), 2)
+  return { in_use = tonumber(s.in_use), cached = tonumber(s.cached), peak = tonumber(s.peak) }
+end
+
+return M

@@ -1,0 +1,415 @@
+-- craft.train.common: what the trainers share. Recipe options, seeds derived from (recipe seed,
+-- step) so that a resumed run draws exactly what an uninterrupted one would, the DDIM sampler
+-- with gradient stopping (DRaFT-K), the diffusion loss on real images, atomic checkpoints with
+-- resume, the per-step CSV log, and the training loop that ties them together.
+local craft = require 'craft'
+local io_ = require 'craft.io'
+local core = require 'craft.core'
+local T = require 'craft.tensor'
+local data = require 'craft.data'
+local lora = require 'craft.models.lora'
+local progress = require 'craft.progress'
+local ffi, C, check = core.ffi, core.C, core.check
+local F = craft.F
+
+local M = {}
+local unpack = unpack or table.unpack
+local function pack(...) return { n = select('#', ...), ... } end
+
+---------------------------------------------------------------- recipes
+-- Fields every trainer understands (see docs/trainers.md); their defaults live in each trainer's
+-- DEFAULTS so that one table documents a trainer.
+M.COMMON = { seed = 0, max_steps = 100, batch_size = 1, lr = 1e-4, weight_decay = 1e-2, betas = { 0.9, 0.999 },
+  adam_eps = 1e-8, max_grad_norm = 1.0, lr_schedule = false, out = false, checkpoint_every = 50, resume = false,
+  stop_at = false, numeric_guard = false, gradient_checkpointing = true, quiet = false }
+
+-- options(name, recipe, defaults, presets, optional) -> resolved recipe. recipe.preset picks a
+-- preset ('full' = METHOD.md scale, 'tiny' = the built-in tiny models) layered over defaults; an
+-- unknown field is an error (a typo must not silently fall back to a default).
+function M.options(name, recipe, defaults, presets, optional)
+  recipe = recipe or {}
+  local r, known = {}, {}
+  for k, v in pairs(M.COMMON) do r[k] = v; known[k] = true end
+  for k, v in pairs(defaults) do r[k] = v; known[k] = true end
+  for _, k in ipairs(optional or {}) do known[k] = true end
+  known.preset = true
+  local preset = recipe.preset or 'full'
+  if presets then
+    local p = presets[preset]
+    if not p then error(('%s: unknown preset %q (full, tiny)'):format(name, tostring(preset)), 3) end
+    for k, v in pairs(p) do r[k] = v end
+  end
+  for k, v in pairs(recipe) do
+    if not known[k] then
+      local list = {}
+      for kk in pairs(known) do list[#list + 1] = kk end
+      table.sort(list)
+      error(('%s: unknown recipe field %q (known: %s)'):format(name, tostring(k), table.concat(list, ', ')), 3)
+    end
+    r[k] = v
+  end
+  r.preset = preset
+  return r
+end
+
+---------------------------------------------------------------- seeds
+local words = ffi.new('uint32_t[4]')
+-- A 52-bit seed from (seed, step, stream) through Philox: exact in a double, a valid uint64.
+function M.derive(seed, step, stream)
+  C.craft_philox4x32(seed, (stream or 0) * 2 ^ 32 + step, words)
+  return tonumber(words[0]) + (tonumber(words[1]) % 2 ^ 20) * 2 ^ 32
+end
+-- rng(seed, step, stream): a small generator for one step: g.int(n) in 1..n, g.seed() a seed.
+function M.rng(seed, step, stream)
+  local key, k = M.derive(seed, step, stream), 0
+  local g = {}
+  local function draw() k = k + 1; C.craft_philox4x32(key, k, words) end
+  function g.int(n) draw(); return tonumber(words[0]) % n + 1 end
+  function g.seed() draw(); return tonumber(words[0]) + (tonumber(words[1]) % 2 ^ 20) * 2 ^ 32 end
+  return g
+end
+
+---------------------------------------------------------------- models
+-- Freezes every component; trainers then switch on what they train.
+function M.freeze(pipe)
+  for _, k in ipairs { 'unet', 'vae', 'text_encoder' } do
+    if pipe[k] and pipe[k].requires_grad_ then pipe[k]:requires_grad_(false) end
+  end
+end
+
+-- with_lora_scale(model, s, fn, ...): fn(...) with every adapter's scale set to s (0 = the frozen
+-- base model: the reference of DPO and the base prediction of the KL penalty), restored after.
+function M.with_lora_scale(model, s, fn, ...)
+  local ad, saved = lora.adapted(model), {}
+  for i, nm in ipairs(ad) do saved[i] = nm[2]._lora.scale; nm[2]._lora.scale = s end
+  local r = pack(pcall(fn, ...))
+  for i, nm in ipairs(ad) do nm[2]._lora.scale = saved[i] end
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+
+-- attach_lora(pipe, r): fresh adapters (rank r.rank, alpha r.alpha or rank, on r.lora_targets or
+-- the attention projections, plus convolutions with r.lora_convs) seeded by r.seed. Adapters
+-- already on the UNet (an earlier trainer's) are merged into its base weights first, so they
+-- become part of the frozen starting model (DPO's reference, the KL penalty's base).
+function M.attach_lora(pipe, r)
+  if #lora.adapted(pipe.unet) > 0 then lora.merge(pipe.unet) end
+  local names = lora.attach(pipe.unet, { rank = r.rank, alpha = r.alpha or r.rank, targets = r.lora_targets or nil,
+    convs = r.lora_convs, seed = r.seed })
+  return names, lora.parameters(pipe.unet)
+end
+
+-- Prompt embeddings for a list of strings, no grad, cached per string (the text encoder is
+-- frozen in CRAFT, LoRA and DPO). pipe:encode_prompt is what a textual inversion installs over.
+function M.prompt_encoder(pipe)
+  local cache = {}
+  return function(prompts)
+    local rows = {}
+    for i, p in ipairs(prompts) do
+      if not cache[p] then cache[p] = craft.no_grad(function() return pipe:encode_prompt({ p }):detach() end) end
+      rows[i] = cache[p]
+    end
+    return F.cat(rows, 1)
+  end
+end
+
+-- The latent shape of a batch at the recipe's resolution (default: the UNet's sample size).
+function M.latent_shape(pipe, b, r)
+  local f = pipe:vae_scale_factor()
+  local s = pipe.unet.config.sample_size or 64
+  local h, w = r.height or s * f, r.width or s * f
+  if h % f ~= 0 or w % f ~= 0 then error(('height and width must be multiples of %d'):format(f), 3) end
+  return { b, pipe.unet.config.in_channels or 4, h / f, w / f }
+end
+
+---------------------------------------------------------------- sampling
+-- sample(pipe, {cond=, uncond=, cfg=7.5, steps=50, noise=, grad_steps=0, kl=false, eta=0, seed=0,
+--   checkpoint_vae=true}) -> images [B, 3, H, W] in [0, 1], final latents, {kl = tensor or nil}
+-- DDIM from `noise`. The first steps - K steps run under no_grad and their result is detached:
+-- only the last K steps (and the decode) carry a graph, so the reward's gradient reaches the
+-- LoRA weights through those steps only (DRaFT-K). With kl, each grad-carrying step also adds
+-- mean((eps_lora - eps_base)^2) of the raw UNet outputs (both CFG halves), the base prediction
+-- taken with LoRA scale 0 under no_grad (a DRaFT+-style penalty).
+function M.sample(pipe, o)
+  local unet, sched = pipe.unet, pipe.scheduler
+  local cfg = o.cfg or 7.5
+  local guided = cfg > 1 and o.uncond ~= nil
+  local b = o.cond:size(1)
+  local context = guided and F.cat({ o.uncond, o.cond }, 1) or o.cond
+  local ts = sched:set_timesteps(o.steps or 50)
+  local K = math.min(o.grad_steps or 0, #ts)
+  local kl_sum, kl_n = nil, 0
+  local function denoise(i, t, x)
+    local input = sched:scale_model_input(guided and F.cat({ x, x }, 1) or x, t)
+    local out = unet(input, t, context)
+    if o.kl and craft.is_grad_enabled() then
+      local base = craft.no_grad(M.with_lora_scale, unet, 0, unet, input, t, context)
+      local d = (out - base):square():mean()
+      kl_sum, kl_n = kl_sum and kl_sum + d or d, kl_n + 1
+    end
+    local eps = out
+    if guided then
+      local u, c = out:narrow(1, 1, b), out:narrow(1, b + 1, b)
+      eps = u + (c - u) * cfg
+    end
+    return sched:step(eps, t, x, { eta = o.eta, seed = (o.seed or 0) + i, offset = 1 }).prev_sample
+  end
+  local x = o.noise * sched.init_noise_sigma
+  for i, t in ipairs(ts) do
+    if i <= #ts - K then
+      x = craft.no_grad(denoise, i, t, x)
+      if i == #ts - K then x = x:detach() end   -- the gradient stops here
+    else
+      x = denoise(i, t, x)
+    end
+  end
+  local sf = pipe.vae.scaling_factor
+  local function decode(z) return (pipe.vae:decode(z * (1 / sf)) * 0.5 + 0.5):clamp(0, 1) end
+  local images
+  if K > 0 and craft.is_grad_enabled() then
+    -- the decoder's activations are recomputed in backward instead of kept
+    images = o.checkpoint_vae ~= false and craft.checkpoint(decode, x) or decode(x)
+  else
+    images = craft.no_grad(decode, x)
+  end
+  return images, x, { kl = kl_sum and kl_sum * (1 / kl_n) or nil }
+end
+
+---------------------------------------------------------------- real images
+-- real_data(pipe, ds, r): the VAE posterior (mean, logvar) of every real image, computed once
+-- under no_grad (the encoder is frozen, so this equals encoding each step; a fresh latent
+-- sample is drawn per step). Images are resized to the recipe resolution and greyscale ones
+-- repeated to 3 channels. batch(step, g) -> scaled latents x0 [B, 4, h, w], labels (0-based
+-- list), and the data position (epoch, index) of the batch's last image.
+function M.real_data(pipe, ds, r)
+  if not (ds and ds.images and ds.labels) then error('real images: give data = {images = [N,C,H,W] in [0,1], labels = i64 [N], classes = {...}}', 3) end
+  local shape = M.latent_shape(pipe, 1, r)
+  local f = pipe:vae_scale_factor()
+  local x = ds.images
+  if x:size(3) ~= shape[3] * f or x:size(4) ~= shape[4] * f then
+    if shape[3] ~= shape[4] then error('real images: non-square resolutions are not supported', 3) end
+    x = data.resize(x:contiguous(), shape[3] * f)
+  end
+  if x:size(2) == 1 then x = x:expand(x:size(1), 3, x:size(3), x:size(4)) end
+  local n = x:size(1)
+  local means, logvars = {}, {}
+  craft.no_grad(function()
+    for s = 1, n, 16 do
+      local m, lv = pipe.vae:encode(x:narrow(1, s, math.min(16, n - s + 1)) * 2 - 1)
+      means[#means + 1], logvars[#logvars + 1] = m:contiguous(), lv:contiguous()
+    end
+  end)
+  local mean, logvar = F.cat(means, 1), F.cat(logvars, 1)
+  local labels, perms = ds.labels:flat(), {}
+  local B = r.batch_size
+  local D = { n = n, labels = labels, classes = ds.classes }
+  -- The batch of a step is a function of the step alone: image g = (step-1)*B + j of the
+  -- concatenated per-epoch permutations (the same order on resume, no loader state to save).
+  function D.indices(step)
+    local idx, ep, pos
+    for j = 1, B do
+      local gi = (step - 1) * B + j - 1
+      ep, pos = math.floor(gi / n) + 1, gi % n + 1
+      perms[ep] = perms[ep] or data.permutation(n, r.seed, 1000 + ep)
+      idx = idx or {}
+      idx[j] = perms[ep][pos]
+    end
+    return idx, ep, pos
+  end
+  function D.batch(step, g)
+    local idx, ep, pos = D.indices(step)
+    local m, lv = data.take(mean, idx), data.take(logvar, idx)
+    local z = pipe.vae:sample(m, lv, { seed = g.seed() }) * pipe.vae.scaling_factor
+    local ys = {}
+    for j, i in ipairs(idx) do ys[j] = labels[i] end
+    return z, ys, ep, pos
+  end
+  return D
+end
+
+-- diffusion_loss(pipe, x0, context, g) -> mse of the UNet's prediction against the scheduler's
+-- target (epsilon or v by its prediction_type) at one uniform timestep per sample.
+function M.diffusion_loss(pipe, x0, context, g)
+  local sched = pipe.scheduler
+  local n = sched.config.num_train_timesteps
+  local ts = {}
+  for i = 1, x0:size(1) do ts[i] = g.int(n) - 1 end
+  local noise = craft.randn(x0.shape, { seed = g.seed() })
+  local pred = pipe.unet(sched:add_noise(x0, noise, ts), craft.tensor(ts), context)
+  return F.mse_loss(pred, sched:target(x0, noise, ts))
+end
+
+---------------------------------------------------------------- files
+local function exists(p)
+  local f = io.open(p, 'rb')
+  if f then f:close(); return true end
+  return false
+end
+M.exists = exists
+function M.mkdir(dir) os.execute("mkdir -p '" .. dir:gsub("'", "'\\''") .. "'") end
+
+-- write_csv(path, rows): every row a table of numbers/strings; columns: step first, then the
+-- union of the other keys, sorted. Written to path.tmp and renamed, so a reader never sees half.
+function M.write_csv(path, rows)
+  local seen, cols = { step = true }, { 'step' }
+  for _, row in ipairs(rows) do
+    for k in pairs(row) do if not seen[k] then seen[k] = true; cols[#cols + 1] = k end end
+  end
+  table.sort(cols, function(a, b) if a == 'step' or b == 'step' then return a == 'step' and b ~= 'step' end return a < b end)
+  local tmp = path .. '.tmp'
+  local wp = ffi.new('craft_csv_writer*[1]')
+  check(C.craft_csv_writer_open(tmp, wp), 2)
+  local w = wp[0]
+  local cells = ffi.new('const char*[?]', #cols)
+  local function put(values)
+    local keep = {}
+    for i, v in ipairs(values) do
+      if v == false then cells[i - 1] = nil
+      else keep[i] = type(v) == 'number' and ('%.9g'):format(v) or tostring(v); cells[i - 1] = keep[i] end
+    end
+    local rc = C.craft_csv_writer_row(w, #cols, cells)
+    if rc ~= 0 then C.craft_csv_writer_close(w); check(rc, 3) end
+  end
+  put(cols)
+  for _, row in ipairs(rows) do
+    local v = {}
+    for i, c in ipairs(cols) do v[i] = row[c] == nil and false or row[c] end
+    put(v)
+  end
+  check(C.craft_csv_writer_close(w), 2)
+  local ok, err = os.rename(tmp, path)
+  if not ok then error('write_csv: ' .. tostring(err), 2) end
+end
+
+-- Checkpoint: ONE safetensors file (the C writer goes through path.tmp, fsync, rename, so the
+-- file on disk is always a complete checkpoint). Tensors: "param.<name>" (trainable weights),
+-- "exp_avg.<name>", "exp_avg_sq.<name>" (AdamW moments). Metadata: "craft_trainer", "state"
+-- (JSON: step, optimiser step and lr, the global RNG's seed and offset, recipe seed, data
+-- position) and "log" (JSON: the per-step log rows so far).
+function M.save_checkpoint(path, name, params, opt, state, rows)
+  local out = {}
+  for _, np in ipairs(params) do out['param.' .. np[1]] = np[2]:detach() end
+  for k, t in pairs(opt:state_dict()) do if T.is_tensor(t) then out[k] = t end end
+  local st = {}
+  for k, v in pairs(state) do st[k] = v end
+  st.opt_step, st.lr, st.rng_seed, st.rng_offset, st.version = opt.step_count, opt.lr, T.rng.seed, T.rng.offset, 1
+  io_.save_safetensors(path, out, { craft_trainer = name, state = io_.encode_json(st),
+    log = io_.encode_json(io_.array(rows)) })
+end
+
+-- load_checkpoint(path, name, params, opt) -> state table, log rows. Restores the weights, the
+-- optimiser and the global RNG in place.
+function M.load_checkpoint(path, name, params, opt)
+  local sd, _, meta = io_.load_safetensors(path)
+  if meta.craft_trainer ~= name then
+    error(('%s: a checkpoint of trainer %s, not %s'):format(path, tostring(meta.craft_trainer), name), 3)
+  end
+  local st = io_.decode_json(meta.state, path .. ' state')
+  craft.no_grad(function()
+    for _, np in ipairs(params) do
+      local t = sd['param.' .. np[1]]
+      if not t then error(('%s: no weights for %s (a checkpoint of another recipe?)'):format(path, np[1]), 4) end
+      if table.concat(t.shape, 'x') ~= table.concat(np[2].shape, 'x') then
+        error(('%s: %s has shape [%s] in the checkpoint but [%s] in the model'):format(path, np[1],
+          table.concat(t.shape, ', '), table.concat(np[2].shape, ', ')), 4)
+      end
+      np[2]:copy_(t)
+    end
+  end)
+  local osd = { step = st.opt_step, lr = st.lr }
+  for k, t in pairs(sd) do if k:match('^exp_avg') then osd[k] = t end end
+  opt:load_state_dict(osd)
+  T.rng.seed, T.rng.offset = st.rng_seed, st.rng_offset
+  local rows = {}
+  for i, row in ipairs(io_.decode_json(meta.log, path .. ' log')) do rows[i] = row end
+  return st, rows
+end
+
+-- Reads only the step of a checkpoint (for tests and tools).
+function M.checkpoint_step(path)
+  local _, meta = io_.inspect(path)
+  return io_.decode_json(meta.state).step
+end
+
+---------------------------------------------------------------- the loop
+local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge end
+
+-- run{name=, recipe=r, params={{name, tensor}, ...}, step=function(s) -> loss, row,
+--   export=function(dir) or nil, label=} -> {log = rows, step = last step, checkpoint = path, out = dir}
+-- Each step: lr from the schedule, loss = step(s), a non-finite loss stops training with the
+-- step named (the last good checkpoint stays), backward, global-norm clipping, AdamW. Every
+-- checkpoint_every steps (and at the end) the checkpoint and the CSV log are written.
+function M.run(spec)
+  local r, name = spec.recipe, spec.name
+  local params = spec.params
+  local opt = craft.optim.AdamW(params, { lr = r.lr, betas = r.betas, eps = r.adam_eps, weight_decay = r.weight_decay })
+  local out = r.out or nil
+  local ck = out and (out .. '/checkpoint.safetensors')
+  local rows, start, last_ck = {}, 0, nil
+  if out then M.mkdir(out) end
+  if r.resume and ck and exists(ck) then
+    local st
+    st, rows = M.load_checkpoint(ck, name, params, opt)
+    if st.seed ~= r.seed then error(('%s: resume: the checkpoint was made with seed %s, the recipe has %s'):format(name, tostring(st.seed), tostring(r.seed)), 2) end
+    start, last_ck = st.step, st.step
+    if not r.quiet then io.stderr:write(('%s: resumed from %s at step %d\n'):format(name, ck, start)) end
+  end
+  local data_pos = {}
+  local function save(s)
+    if not ck then return end
+    M.save_checkpoint(ck, name, params, opt, { step = s, seed = r.seed, data_epoch = data_pos.epoch or 0,
+      data_index = data_pos.index or 0 }, rows)
+    M.write_csv(out .. '/log.csv', rows)
+    last_ck = s
+  end
+  local function stop(s, why)
+    if ck and last_ck then M.write_csv(out .. '/log.csv', rows) end
+    error(('%s: step %d: %s; training stopped. %s'):format(name, s, why,
+      last_ck and ('The last good checkpoint is %s (step %d).'):format(ck, last_ck) or 'No checkpoint was written yet.'), 0)
+  end
+  local prev_guard = C.craft_numeric_guard()
+  if r.numeric_guard then craft.numeric_guard(true) end
+  local bar = progress(r.max_steps - start, spec.label or name)
+  if r.quiet then bar.enabled = false end
+  local last = start
+  local ok, err = pcall(function()
+    for s = start + 1, r.max_steps do
+      opt.lr = r.lr * (r.lr_schedule and r.lr_schedule(s) or 1)
+      opt:zero_grad()
+      local t0 = C.craft_now()
+      local okf, loss, row = pcall(spec.step, s, data_pos)
+      if not okf then stop(s, tostring(loss)) end
+      row = row or {}
+      local lv = loss and loss:item()
+      if lv == nil then stop(s, 'the step returned no loss')
+      elseif not finite(lv) then
+        local extra = (row.reward and not finite(row.reward)) and (' (reward ' .. tostring(row.reward) .. ')') or ''
+        stop(s, ('the loss is %s%s'):format(tostring(lv), extra))
+      end
+      local gn = 0
+      if loss.requires_grad then
+        local okb, berr = pcall(loss.backward, loss)
+        if not okb then stop(s, 'backward failed: ' .. tostring(berr)) end
+        gn = r.max_grad_norm and craft.optim.clip_grad_norm(params, r.max_grad_norm) or 0
+        if not finite(gn) then stop(s, 'the gradient norm is ' .. tostring(gn)) end
+        opt:step()
+      else
+        row.skipped = 1   -- nothing to learn from this step (e.g. every DPO pair tied)
+      end
+      row.step, row.loss, row.grad_norm, row.lr = s, lv, gn, opt.lr
+      row.seconds = tonumber(C.craft_now() - t0)
+      rows[#rows + 1] = row
+      last = s
+      bar:update(s - start, { loss = lv, reward = row.reward })
+      if s % r.checkpoint_every == 0 or s == r.max_steps or (r.stop_at and s >= r.stop_at) then save(s) end
+      if r.stop_at and s >= r.stop_at then break end
+    end
+  end)
+  craft.numeric_guard(prev_guard ~= 0)
+  bar:done()
+  if not ok then error(err, 0) end
+  if spec.export and out and last == r.max_steps then spec.export(out) end
+  return { log = rows, step = last, checkpoint = ck, out = out, optimizer = opt }
+end
+
+return M

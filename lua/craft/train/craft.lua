@@ -1,0 +1,153 @@
+-- craft.train.craft: CRAFT reward finetuning (METHOD.md, "CRAFT finetuning"), the DRaFT-K
+-- family. LoRA adapters on the UNet's attention projections, everything else frozen; each step
+-- samples images with DDIM and classifier-free guidance from seeded noise, keeps the graph only
+-- through the last K denoising steps and the VAE decode, and ascends the reward (the recipe's
+-- weighting of the standardised CAS dimensions, or any differentiable callable).
+--
+--   local train = require 'craft.train.craft'
+--   local res = train.train(pipe, {prompts = {melanoma = {...}, nevus = {...}}, cas = cas,
+--     reward_weights = {prompt = 1, checklist = 1, probe = 1, fidelity = 0}, out = 'runs/craft'})
+--   res.log[i].reward, res.log[i].cas_checklist, ...; files: out/checkpoint.safetensors,
+--   out/log.csv, out/lora.safetensors (peft layout, diffusers' load_lora_weights reads it)
+local craft = require 'craft'
+local common = require 'craft.train.common'
+local lora = require 'craft.models.lora'
+
+local M = {}
+
+-- Defaults at the paper's scale (METHOD.md where it names one; "choice" where it leaves it open).
+M.DEFAULTS = {
+  prompts = false,            -- {class -> {enriched prompts}} (required)
+  classes = false,            -- label order; default: cas.classes, else the sorted prompt keys
+  negative_prompt = '',       -- the unconditional side of classifier-free guidance
+  rank = 16,                  -- METHOD: LoRA rank 16
+  alpha = false,              -- LoRA alpha; default = rank (scale 1)
+  lora_targets = false,       -- Lua patterns of module names; default: to_q, to_k, to_v, to_out.0
+  lora_convs = false,         -- METHOD: "optionally convolutions"
+  steps = 50,                 -- METHOD: DDIM, 50 steps
+  cfg = 7.5,                  -- guidance scale (choice: Stable Diffusion's usual 7.5)
+  grad_steps = 1,             -- K of DRaFT-K (METHOD: K = 1)
+  eta = 0,                    -- DDIM eta (0: deterministic given the initial noise)
+  height = false, width = false, -- default: the UNet's sample_size times the VAE factor
+  reward = false,             -- function(images [N,3,H,W] in [0,1], labels i64 [N]) -> tensor [N]
+  cas = false,                -- a calibrated craft.cas object: reward = cas:reward(images, labels, reward_weights)
+  reward_weights = false,     -- the reward's dimension weights; default: the CAS recipe's reward_weights
+  log_dims = true,            -- with cas: log the mean z-score of every calibrated dimension per step
+  kl_weight = 0,              -- DRaFT+-style penalty on (eps_lora - eps_base)^2 (METHOD: optional)
+  real_diffusion_weight = 0,  -- weight of the diffusion loss on real images (METHOD: optional)
+  data = false,               -- real images {images, labels, classes} for real_diffusion_weight
+  checkpoint_vae = true,      -- recompute the VAE decoder in backward (METHOD: memory)
+  lr = 1e-4,                  -- AdamW lr (choice)
+  batch_size = 4,             -- prompts per step (choice)
+  max_steps = 1000,           -- (choice)
+  checkpoint_every = 100,
+}
+-- The built-in tiny models (8x8 latents): fewer denoising steps, a smaller adapter, short runs.
+M.PRESETS = { full = {}, tiny = { rank = 4, steps = 10, batch_size = 2, max_steps = 100, checkpoint_every = 25 } }
+
+-- Class order and prompt lists, checked.
+local function classes_of(r)
+  local cls = r.classes or (r.cas and r.cas.classes)
+  if not cls then
+    cls = {}
+    for k in pairs(r.prompts) do cls[#cls + 1] = k end
+    table.sort(cls)
+  end
+  for _, c in ipairs(cls) do
+    local ps = r.prompts[c]
+    if type(ps) ~= 'table' or #ps == 0 then error(('craft: no prompts for class %q (recipe.prompts)'):format(tostring(c)), 3) end
+  end
+  return cls
+end
+
+local function reward_of(r)
+  if type(r.reward) == 'function' then return r.reward end
+  local cas = (type(r.reward) == 'table' and r.reward.reward) and r.reward or r.cas
+  if not (cas and cas.reward) then
+    error('craft: give reward = function(images, labels) -> tensor [N], or cas = a calibrated craft.cas object', 3)
+  end
+  return function(images, labels) return cas:reward(images, labels, r.reward_weights or nil) end
+end
+
+-- Mean z-score of each calibrated CAS dimension over the batch (metric mode: no graph).
+local function log_dims(cas, images, ys, row)
+  local c = cas.calib
+  if not c then return end
+  local raw = cas:raw(images, ys, c.dims)
+  for _, d in ipairs(c.dims) do
+    local s = 0
+    for i, y in ipairs(ys) do s = s + (raw[d][i] - c.mu[d][y + 1]) / c.sd[d][y + 1] end
+    row['cas_' .. d] = s / #ys
+  end
+end
+
+-- pick(r, classes, g, n) -> n prompts and their 0-based labels, uniform over classes then prompts
+function M.pick(r, classes, g, n)
+  local prompts, ys = {}, {}
+  for i = 1, n do
+    local c = g.int(#classes)
+    local ps = r.prompts[classes[c]]
+    prompts[i], ys[i] = ps[g.int(#ps)], c - 1
+  end
+  return prompts, ys
+end
+
+-- train(pipe, recipe) -> {log = rows, step =, checkpoint =, out =, lora = adapted module names}
+function M.train(pipe, recipe)
+  local r = common.options('craft', recipe, M.DEFAULTS, M.PRESETS, {})
+  if type(r.prompts) ~= 'table' then error('craft: recipe.prompts = {class -> {prompts}} is required', 2) end
+  if r.grad_steps < 1 or r.grad_steps > r.steps then error(('craft: grad_steps (K) is %d, must be 1 .. steps (%d)'):format(r.grad_steps, r.steps), 2) end
+  local classes = classes_of(r)
+  local reward = reward_of(r)
+  common.freeze(pipe)
+  local names, params = common.attach_lora(pipe, r)
+  local prev_gc = pipe.unet.gradient_checkpointing
+  pipe.unet.gradient_checkpointing = r.gradient_checkpointing
+  local encode = common.prompt_encoder(pipe)
+  local B = r.batch_size
+  local negs = {}
+  for i = 1, B do negs[i] = r.negative_prompt end
+  local real
+  if r.real_diffusion_weight ~= 0 then real = common.real_data(pipe, r.data, r) end
+
+  local function step(s, pos)
+    local g = common.rng(r.seed, s, 1)
+    local prompts, ys = M.pick(r, classes, g, B)
+    local noise = craft.randn(common.latent_shape(pipe, B, r), { seed = g.seed() })
+    local images, _, info = common.sample(pipe, { cond = encode(prompts), uncond = r.cfg > 1 and encode(negs) or nil,
+      cfg = r.cfg, steps = r.steps, noise = noise, grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta,
+      seed = g.seed(), checkpoint_vae = r.checkpoint_vae })
+    local R = reward(images, craft.tensor(ys, { dtype = 'i64' })):mean()
+    local row = { reward = R:item() }
+    local loss = -R
+    if info.kl then
+      row.kl = info.kl:item()
+      loss = loss + info.kl * r.kl_weight
+    end
+    if real then
+      local gr = common.rng(r.seed, s, 4)
+      local x0, rys, ep, ix = real.batch(s, gr)
+      local rp = {}
+      for i, y in ipairs(rys) do
+        local ps = r.prompts[real.classes[y + 1]]
+        if not ps then error(('craft: no prompts for the real images of class %q'):format(tostring(real.classes[y + 1])), 0) end
+        rp[i] = ps[gr.int(#ps)]
+      end
+      local dl = common.diffusion_loss(pipe, x0, encode(rp), gr)
+      row.real_diffusion = dl:item()
+      loss = loss + dl * r.real_diffusion_weight
+      pos.epoch, pos.index = ep, ix
+    end
+    if r.cas and r.log_dims and row.reward == row.reward then log_dims(r.cas, images:detach(), ys, row) end
+    return loss, row
+  end
+
+  local ok, res = pcall(common.run, { name = 'craft', recipe = r, params = params, step = step,
+    export = function(dir) lora.save(pipe.unet, dir .. '/lora.safetensors') end })
+  pipe.unet.gradient_checkpointing = prev_gc
+  if not ok then error(res, 0) end
+  res.lora = names
+  return res
+end
+
+return M

@@ -1,0 +1,88 @@
+-- craft.train.lora_diffusion: the "TI + LoRA" baseline (METHOD.md, "Baselines"): after textual
+-- inversion, LoRA adapters on the UNet trained with the standard diffusion loss (epsilon or v
+-- prediction, per the scheduler config) on real images, the learned tokens frozen in the prompts.
+--
+--   local ld = require 'craft.train.lora_diffusion'
+--   local res = ld.ti_then_lora(pipe, {data = ds, out = 'runs/ti'}, {data = ds, out = 'runs/ti_lora'})
+--   -- or, with tokens already installed (craft.train.ti.install / .load) or none at all:
+--   ld.train(pipe, {data = ds, ti = 'runs/ti/learned_embeds', out = 'runs/ti_lora'})
+local common = require 'craft.train.common'
+local ti = require 'craft.train.ti'
+local lora = require 'craft.models.lora'
+
+local M = {}
+
+M.DEFAULTS = {
+  data = false,               -- real images {images, labels, classes} (required)
+  ti = false,                 -- learned tokens: a ti.train result, a folder written by ti.save, or
+                              -- false to use whatever pipe already has installed
+  templates = { 'a photo of {}' }, -- {} is replaced by the class's token (as in ti)
+  prompts = false,            -- {class -> {prompts}}: used instead of templates for classes without a token
+  rank = 32,                  -- METHOD: rank 32
+  alpha = false,              -- default = rank
+  lora_targets = false, lora_convs = false,
+  height = false, width = false,
+  lr = 5e-6,                  -- METHOD: lr 5e-6
+  max_steps = 3000,           -- METHOD: 3000 steps
+  batch_size = 4,             -- (choice)
+  checkpoint_every = 250,
+}
+-- Tiny models: a rank-4 adapter learns at a higher rate in a short run.
+M.PRESETS = { full = {}, tiny = { rank = 4, lr = 1e-3, max_steps = 200, batch_size = 4, checkpoint_every = 50 } }
+
+-- The prompt of a real image of class `name`: a template with its token, else one of its prompts.
+local function prompt_for(r, tokens, name, g)
+  local token = tokens[name]
+  if token then
+    local tpl = r.templates[g.int(#r.templates)]
+    return (tpl:gsub('{}', (token:gsub('%%', '%%%%'))))
+  end
+  local ps = r.prompts and r.prompts[name]
+  if ps then return ps[g.int(#ps)] end
+  return (r.templates[g.int(#r.templates)]:gsub('{}', (name:gsub('%%', '%%%%'))))
+end
+
+-- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names}
+function M.train(pipe, recipe)
+  local r = common.options('lora_diffusion', recipe, M.DEFAULTS, M.PRESETS, {})
+  local ds = r.data
+  if not (type(ds) == 'table' and ds.classes) then error('lora_diffusion: recipe.data = {images, labels, classes} is required', 2) end
+  if type(r.ti) == 'string' then ti.load(pipe, r.ti)
+  elseif type(r.ti) == 'table' then ti.install(pipe, r.ti.vectors, r.ti.tokens) end
+  common.freeze(pipe)
+  local tokens = pipe.ti and pipe.ti.tokens or {}
+  local names, params = common.attach_lora(pipe, r)
+  local prev_gc = pipe.unet.gradient_checkpointing
+  pipe.unet.gradient_checkpointing = r.gradient_checkpointing
+  local encode = common.prompt_encoder(pipe)   -- the tokens are frozen here: cached, no grad
+  local real = common.real_data(pipe, ds, r)
+
+  local function step(s, pos)
+    local g = common.rng(r.seed, s, 5)
+    local x0, ys, ep, ix = real.batch(s, g)
+    local prompts = {}
+    for i, y in ipairs(ys) do prompts[i] = prompt_for(r, tokens, ds.classes[y + 1], g) end
+    pos.epoch, pos.index = ep, ix
+    return common.diffusion_loss(pipe, x0, encode(prompts), g), {}
+  end
+
+  local ok, res = pcall(common.run, { name = 'lora_diffusion', recipe = r, params = params, step = step,
+    export = function(dir) lora.save(pipe.unet, dir .. '/lora.safetensors') end })
+  pipe.unet.gradient_checkpointing = prev_gc
+  if not ok then error(res, 0) end
+  res.lora = names
+  return res
+end
+
+-- ti_then_lora(pipe, ti_recipe, lora_recipe): the whole baseline, TI first, then LoRA with its tokens.
+function M.ti_then_lora(pipe, ti_recipe, lora_recipe)
+  local t = ti.train(pipe, ti_recipe)
+  local lr = {}
+  for k, v in pairs(lora_recipe or {}) do lr[k] = v end
+  lr.ti = lr.ti or t
+  lr.data = lr.data or ti_recipe.data
+  local l = M.train(pipe, lr)
+  return { ti = t, lora = l }
+end
+
+return M

@@ -1,0 +1,496 @@
+/* test_conv_norm.c: conv2d, conv_transpose2d, group_norm and layer_norm.
+ *  - forward values and gradients against PyTorch 1.13 (tests/fixtures/ops/<case>.bin, made by
+ *    tests/fixtures/make_conv_norm_fixtures.py): relative error (max |diff| / max |ref|) at most
+ *    1e-4 on outputs and 1e-3 on gradients;
+ *  - larger convolutions (Winograd-sized, channel counts that are not multiples of 16, strides,
+ *    dilation, groups, transposed) against a double-precision loop reference, also 1e-4 / 1e-3,
+ *    over more shapes than the primitive cache holds;
+ *  - finite-difference gradient checks (gradcheck.h; per-op tolerances below);
+ *  - shape errors: CRAFT_ESHAPE with the shapes in the message, before oneDNN sees them. */
+#include "gradcheck.h"
+#include "internal.h"
+
+#define FIX_DIR "tests/fixtures/ops/"
+
+/* ---- fixture files: "name ndim d0 d1 ...\n" + float32 LE data, repeated ---- */
+typedef struct { char name[32]; int ndim; int64_t shape[8]; int64_t numel; float *data; } fix_t;
+typedef struct { int n; fix_t t[16]; } fixfile;
+
+static int fix_load(const char *name, fixfile *f) {
+    char path[256];
+    snprintf(path, sizeof path, FIX_DIR "%s.bin", name);
+    memset(f, 0, sizeof *f);
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return 0;
+    char line[256];
+    while (f->n < 16 && fgets(line, sizeof line, fp)) {
+        fix_t *t = &f->t[f->n];
+        int pos = 0;
+        if (sscanf(line, "%31s %d%n", t->name, &t->ndim, &pos) != 2 || t->ndim < 0 || t->ndim > 8) break;
+        t->numel = 1;
+        char *p = line + pos;
+        for (int i = 0; i < t->ndim; i++) {
+            long long d;
+            int used;
+            if (sscanf(p, "%lld%n", &d, &used) != 1 || d < 0 || d > 1000000) { fclose(fp); return 0; }
+            p += used;
+            t->shape[i] = d;
+            t->numel *= d;
+        }
+        t->data = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+        if (fread(t->data, sizeof(float), (size_t)t->numel, fp) != (size_t)t->numel) { fclose(fp); return 0; }
+        f->n++;
+    }
+    fclose(fp);
+    return f->n > 0;
+}
+
+static void fix_free(fixfile *f) {
+    for (int i = 0; i < f->n; i++) free(f->t[i].data);
+}
+
+static fix_t *fix_get(fixfile *f, const char *name) {
+    for (int i = 0; i < f->n; i++)
+        if (!strcmp(f->t[i].name, name)) return &f->t[i];
+    return NULL;
+}
+
+static craft_tensor *fix_tensor(fixfile *f, const char *name, int requires_grad) {
+    fix_t *t = fix_get(f, name);
+    craft_tensor *r = NULL;
+    if (!t) return NULL;
+    craft_from_data(t->ndim, t->shape, CRAFT_F32, t->data, &r);
+    if (r && requires_grad) craft_set_requires_grad(r, 1);
+    return r;
+}
+
+/* max |a - ref| / max |ref| over n elements of a tensor (read densely) */
+static double rel_err_data(const craft_tensor *a, const float *ref, int64_t n) {
+    if (!a || a->numel != n) return 1e9;
+    float *buf = malloc((size_t)(n ? n : 1) * sizeof(float));
+    craft_tensor_read(a, CRAFT_F32, buf, (size_t)n * sizeof(float));
+    double md = 0, mr = 1e-30;
+    for (int64_t i = 0; i < n; i++) {
+        double d = fabs((double)buf[i] - ref[i]);
+        if (d > md || d != d) md = d != d ? 1e9 : d;
+        if (fabs(ref[i]) > mr) mr = fabs(ref[i]);
+    }
+    free(buf);
+    return md / mr;
+}
+
+static double rel_err(const craft_tensor *a, const fix_t *ref) {
+    if (!ref || !a || a->ndim != ref->ndim) return 1e9;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != ref->shape[i]) return 1e9;
+    return rel_err_data(a, ref->data, ref->numel);
+}
+
+enum { K_CONV, K_CONVT, K_GN, K_LN };
+
+static int run_op(int kind, const float *args, craft_tensor *x, craft_tensor *w, craft_tensor *b, craft_tensor **y) {
+    int st[2] = {(int)args[0], (int)args[1]}, pd[2] = {(int)args[2], (int)args[3]}, dl[2] = {(int)args[4], (int)args[5]};
+    int op[2] = {(int)args[7], (int)args[8]};
+    switch (kind) {
+    case K_CONV: return craft_conv2d(x, w, b, st, pd, dl, (int)args[6], y);
+    case K_CONVT: return craft_conv_transpose2d(x, w, b, st, pd, op, dl, (int)args[6], y);
+    case K_GN: return craft_group_norm(x, (int)args[0], w, b, args[1], y);
+    default: return craft_layer_norm(x, (int)args[0], w, b, args[1], y);
+    }
+}
+
+static void check_fixture(const char *name, int kind) {
+    fixfile f;
+    if (!fix_load(name, &f)) { CHECK_MSG(0, "cannot read fixture %s%s.bin (run from the repository root)", FIX_DIR, name); return; }
+    craft_tensor *x = fix_tensor(&f, "x", 1), *w = fix_tensor(&f, "w", 1), *b = fix_tensor(&f, "b", 1);
+    craft_tensor *gy = fix_tensor(&f, "gy", 0), *y = NULL;
+    fix_t *args = fix_get(&f, "args");
+    CHECK(x && gy && args);
+    if (x && gy && args) {
+        float a9[9] = {0};   /* norms store 3 arguments, convs 9 */
+        memcpy(a9, args->data, (size_t)(args->numel < 9 ? args->numel : 9) * sizeof(float));
+        CHECK_OK(run_op(kind, a9, x, w, b, &y));
+        double ey = rel_err(y, fix_get(&f, "y"));
+        CHECK_MSG(ey <= 1e-4, "%s: output relative error %.3g", name, ey);
+        if (y) CHECK_OK(craft_backward(y, gy, 0));
+        double ex = rel_err(x->grad, fix_get(&f, "gx"));
+        CHECK_MSG(ex <= 1e-3, "%s: input gradient relative error %.3g", name, ex);
+        if (w) { double e = rel_err(w->grad, fix_get(&f, "gw")); CHECK_MSG(e <= 1e-3, "%s: weight gradient relative error %.3g", name, e); }
+        if (b) { double e = rel_err(b->grad, fix_get(&f, "gb")); CHECK_MSG(e <= 1e-3, "%s: bias gradient relative error %.3g", name, e); }
+    }
+    craft_tensor_release(x); craft_tensor_release(w); craft_tensor_release(b);
+    craft_tensor_release(gy); craft_tensor_release(y);
+    fix_free(&f);
+}
+
+static void test_fixtures(void) {
+    const char *conv[] = {"conv_basic", "conv_stride2", "conv_dil2_groups2", "conv_depthwise", "conv_1x1", "conv_wide"};
+    const char *convt[] = {"convt_stride2_outpad", "convt_groups2_dil", "convt_4x4_s2"};
+    const char *gn[] = {"gn_g3_affine", "gn_g1_plain", "gn_gC_affine", "gn_32of64", "gn_3d_input"};
+    const char *ln[] = {"ln_last1_affine", "ln_last2_plain", "ln_last2_affine"};
+    for (size_t i = 0; i < sizeof conv / sizeof *conv; i++) check_fixture(conv[i], K_CONV);
+    for (size_t i = 0; i < sizeof convt / sizeof *convt; i++) check_fixture(convt[i], K_CONVT);
+    for (size_t i = 0; i < sizeof gn / sizeof *gn; i++) check_fixture(gn[i], K_GN);
+    for (size_t i = 0; i < sizeof ln / sizeof *ln; i++) check_fixture(ln[i], K_LN);
+}
+
+/* ---- double-precision loop reference for a convolution geometry ----
+ * conv input cx [n, ci, hi, wi], conv output cy [n, co, ho, wo], weight [co, ci/g, kh, kw].
+ * Accumulates: out_cy += conv(in_cx), out_cx += conv^T(in_cy), out_w += in_cy (x) in_cx2. */
+typedef struct { int n, ci, hi, wi, co, ho, wo, kh, kw, s[2], p[2], d[2], g; } rgeom;
+
+static void ref_conv(const rgeom *G, const float *w, const float *in_cx, double *out_cy, const float *in_cy, double *out_cx,
+                     const float *in_cx2, double *out_w) {
+    int cig = G->ci / G->g, cog = G->co / G->g;
+    for (int n = 0; n < G->n; n++)
+        for (int o = 0; o < G->co; o++)
+            for (int oh = 0; oh < G->ho; oh++)
+                for (int ow = 0; ow < G->wo; ow++) {
+                    int64_t yi = (((int64_t)n * G->co + o) * G->ho + oh) * G->wo + ow;
+                    double acc = 0;
+                    for (int c = 0; c < cig; c++)
+                        for (int a = 0; a < G->kh; a++) {
+                            int ih = oh * G->s[0] - G->p[0] + a * G->d[0];
+                            if (ih < 0 || ih >= G->hi) continue;
+                            for (int bb = 0; bb < G->kw; bb++) {
+                                int iw = ow * G->s[1] - G->p[1] + bb * G->d[1];
+                                if (iw < 0 || iw >= G->wi) continue;
+                                int64_t xi = (((int64_t)n * G->ci + (o / cog) * cig + c) * G->hi + ih) * G->wi + iw;
+                                int64_t wi = (((int64_t)o * cig + c) * G->kh + a) * G->kw + bb;
+                                if (in_cx) acc += (double)in_cx[xi] * w[wi];
+                                if (in_cy && out_cx) out_cx[xi] += (double)in_cy[yi] * w[wi];
+                                if (in_cy && in_cx2) out_w[wi] += (double)in_cy[yi] * in_cx2[xi];
+                            }
+                        }
+                    if (in_cx) out_cy[yi] += acc;
+                }
+}
+
+static craft_tensor *rand_t(int nd, const int64_t *shape, int rg) {
+    craft_tensor *t = gc_rand(nd, shape, -1, 1);
+    if (t && !rg) craft_set_requires_grad(t, 0);
+    return t;
+}
+
+static double rel_err_d(const craft_tensor *a, const double *ref, int64_t n) {
+    float *r = malloc((size_t)(n ? n : 1) * sizeof(float));
+    for (int64_t i = 0; i < n; i++) r[i] = (float)ref[i];
+    double e = rel_err_data(a, r, n);
+    free(r);
+    return e;
+}
+
+/* One conv2d (transposed = 0) or conv_transpose2d case against the loop reference. */
+static void check_conv_ref(int transposed, int n, int cin, int cout, int h, int w, int k, int s, int p, int d, int g, int op, int bias) {
+    rgeom G;
+    int64_t xs[4], ws[4], bs[1] = {cout};
+    if (!transposed) {
+        int ho = (h + 2 * p - d * (k - 1) - 1) / s + 1, wo = (w + 2 * p - d * (k - 1) - 1) / s + 1;
+        G = (rgeom){n, cin, h, w, cout, ho, wo, k, k, {s, s}, {p, p}, {d, d}, g};
+        int64_t a[4] = {n, cin, h, w}, b[4] = {cout, cin / g, k, k};
+        memcpy(xs, a, sizeof a); memcpy(ws, b, sizeof b);
+    } else {   /* conv geometry: its input is our output */
+        int ho = (h - 1) * s - 2 * p + d * (k - 1) + op + 1, wo = (w - 1) * s - 2 * p + d * (k - 1) + op + 1;
+        G = (rgeom){n, cout, ho, wo, cin, h, w, k, k, {s, s}, {p, p}, {d, d}, g};
+        int64_t a[4] = {n, cin, h, w}, b[4] = {cin, cout / g, k, k};
+        memcpy(xs, a, sizeof a); memcpy(ws, b, sizeof b);
+    }
+    craft_tensor *x = rand_t(4, xs, 1), *wt = rand_t(4, ws, 1), *b = bias ? rand_t(1, bs, 1) : NULL, *y = NULL, *gy = NULL;
+    int st[2] = {s, s}, pd[2] = {p, p}, dl[2] = {d, d}, opd[2] = {op, op};
+    int rc = transposed ? craft_conv_transpose2d(x, wt, b, st, pd, opd, dl, g, &y) : craft_conv2d(x, wt, b, st, pd, dl, g, &y);
+    CHECK_MSG(rc == CRAFT_OK, "conv ref case t%d n%d %d->%d %dx%d k%d s%d p%d d%d g%d: %s", transposed, n, cin, cout, h, w, k, s, p, d, g, craft_last_error());
+    if (rc) goto done;
+    gy = rand_t(y->ndim, y->shape, 0);
+    CHECK_OK(craft_backward(y, gy, 0));
+    int64_t ny = y->numel, nx = x->numel, nw = wt->numel;
+    double *ry = calloc((size_t)ny, sizeof(double)), *rgx = calloc((size_t)nx, sizeof(double)), *rgw = calloc((size_t)nw, sizeof(double));
+    double *rgb = calloc((size_t)cout, sizeof(double));
+    const float *xp = craft_tensor_data(x), *wp = craft_tensor_data(wt), *gp = craft_tensor_data(gy);
+    if (!transposed) ref_conv(&G, wp, xp, ry, gp, rgx, xp, rgw);
+    else {
+        ref_conv(&G, wp, NULL, NULL, xp, ry, NULL, NULL);   /* y = conv^T(x) */
+        ref_conv(&G, wp, gp, rgx, xp, NULL, gp, rgw);       /* gx = conv(gy), gw from (x, gy) */
+    }
+    int64_t sp = ny / ((int64_t)n * cout);
+    for (int64_t i = 0; i < ny; i++) {
+        int c = (int)((i / sp) % cout);
+        if (b) ry[i] += ((const float *)craft_tensor_data(b))[c];
+        rgb[c] += gp[i];
+    }
+    double ey = rel_err_d(y, ry, ny), ex = rel_err_d(x->grad, rgx, nx), ew = rel_err_d(wt->grad, rgw, nw), eb = b ? rel_err_d(b->grad, rgb, cout) : 0;
+    CHECK_MSG(ey <= 1e-4 && ex <= 1e-3 && ew <= 1e-3 && eb <= 1e-3,
+              "conv ref case t%d n%d %d->%d %dx%d k%d s%d p%d d%d g%d: errors y %.2g gx %.2g gw %.2g gb %.2g", transposed, n, cin, cout, h, w,
+              k, s, p, d, g, ey, ex, ew, eb);
+    free(ry); free(rgx); free(rgw); free(rgb);
+done:
+    craft_tensor_release(x); craft_tensor_release(wt); craft_tensor_release(b);
+    craft_tensor_release(y); craft_tensor_release(gy);
+}
+
+static void test_conv_reference(void) {
+    check_conv_ref(0, 2, 32, 48, 16, 16, 3, 1, 1, 1, 1, 0, 1);   /* Winograd-sized (N * OH * OW >= 512) */
+    check_conv_ref(0, 8, 64, 32, 8, 8, 3, 1, 1, 1, 1, 0, 0);     /* Winograd, no bias */
+    check_conv_ref(1, 2, 48, 32, 16, 16, 3, 1, 1, 1, 1, 0, 1);   /* transposed, Winograd-sized */
+    check_conv_ref(0, 2, 24, 40, 11, 11, 3, 2, 1, 1, 1, 0, 1);   /* channels padded to 16-blocks */
+    check_conv_ref(0, 1, 3, 20, 13, 9, 5, 2, 2, 1, 1, 0, 1);     /* RGB input */
+    check_conv_ref(0, 2, 32, 32, 10, 10, 3, 1, 2, 2, 4, 0, 1);   /* dilation 2, groups 4 */
+    check_conv_ref(0, 2, 32, 32, 9, 9, 3, 1, 1, 1, 32, 0, 1);    /* depthwise */
+    check_conv_ref(1, 2, 32, 16, 7, 7, 4, 2, 1, 1, 1, 0, 1);     /* 4x4 stride-2 upsampling */
+    check_conv_ref(1, 1, 16, 24, 5, 6, 3, 2, 1, 2, 2, 1, 0);     /* transposed, dilation, groups, output_padding */
+    check_conv_ref(0, 2, 16, 32, 8, 8, 1, 2, 0, 1, 1, 0, 0);     /* 1x1 stride-2 shortcut: right padding -1 */
+    check_conv_ref(0, 1, 16, 16, 9, 9, 2, 3, 0, 1, 1, 0, 1);     /* right padding -1 with stride 3 */
+    check_conv_ref(1, 1, 8, 8, 5, 5, 3, 2, 0, 1, 1, 1, 1);       /* transposed, output_padding > padding */
+    /* more distinct shapes than the primitive cache holds (48), then the first ones again */
+    for (int rep = 0; rep < 2; rep++)
+        for (int i = 0; i < 56; i += rep ? 7 : 1) check_conv_ref(i % 3 == 0, 1 + i % 2, 4 + i % 5, 3 + i % 4, 5 + i % 6, 6, 1 + 2 * (i % 2), 1 + i % 2, i % 2, 1, 1, 0, i % 2);
+}
+
+/* ---- finite-difference gradient checks ----
+ * Every op: eps 1e-3, atol 2e-3, rtol 2e-2 (as test_core). Measured worst ratios (error /
+ * tolerance) are 0.01-0.1 for all cases below, so the checks have a wide margin and would still
+ * catch a wrong term (a missing mean or xhat term moves gradients by O(1)). */
+typedef struct { int kind; float args[9]; } op_ctx;
+
+static int op_fn(craft_tensor **in, void *vctx, craft_tensor **out) {
+    op_ctx *c = vctx;
+    return run_op(c->kind, c->args, in[0], in[1], in[2], out);
+}
+
+static void gc_case(const char *name, int kind, const float *args, int nx, const int64_t *xs, int nw, const int64_t *ws, int nb, const int64_t *bs,
+                    double atol, double rtol) {
+    op_ctx c = {kind, {0}};
+    memcpy(c.args, args, sizeof c.args);
+    craft_tensor *in[3] = {gc_rand(nx, xs, -1, 1), nw ? gc_rand(nw, ws, -1, 1) : NULL, nb ? gc_rand(nb, bs, -1, 1) : NULL};
+    gradcheck(name, op_fn, 3, in, &c, 1e-3, atol, rtol);
+    for (int i = 0; i < 3; i++) craft_tensor_release(in[i]);
+}
+
+static void test_gradcheck_conv(void) {
+    /* args: stride h,w, pad h,w, dilation h,w, groups, output_padding h,w */
+    float a_basic[9] = {1, 1, 1, 1, 1, 1, 1, 0, 0}, a_s2[9] = {2, 2, 1, 1, 1, 1, 1, 0, 0}, a_dil[9] = {1, 1, 2, 2, 2, 2, 1, 0, 0};
+    float a_g2[9] = {1, 1, 1, 0, 1, 1, 2, 0, 0}, a_dw[9] = {1, 2, 1, 1, 1, 1, 4, 0, 0}, a_1x1[9] = {1, 1, 0, 0, 1, 1, 1, 0, 0};
+    float a_t[9] = {2, 2, 1, 1, 1, 1, 1, 1, 1}, a_tg[9] = {1, 2, 0, 1, 1, 1, 2, 0, 1};
+    int64_t x1[4] = {2, 3, 5, 6}, w1[4] = {4, 3, 3, 3}, b4[1] = {4}, x2[4] = {2, 4, 7, 6}, w2[4] = {4, 2, 3, 3}, w3[4] = {4, 1, 3, 3};
+    int64_t w4[4] = {5, 3, 1, 1}, b5[1] = {5}, xt[4] = {2, 3, 3, 4}, wt[4] = {3, 2, 3, 3}, b2[1] = {2}, xtg[4] = {1, 4, 3, 3}, wtg[4] = {4, 3, 2, 3}, b6[1] = {6}, w2x[4] = {3, 4, 3, 3};
+    gc_case("conv2d 3x3 pad 1", K_CONV, a_basic, 4, x1, 4, w1, 1, b4, 2e-3, 2e-2);
+    gc_case("conv2d stride 2", K_CONV, a_s2, 4, x1, 4, w1, 1, b4, 2e-3, 2e-2);
+    gc_case("conv2d dilation 2", K_CONV, a_dil, 4, x2, 4, w2x, 0, NULL, 2e-3, 2e-2);
+    int64_t x2b[4] = {2, 4, 7, 6};   /* 4 channels */
+    gc_case("conv2d groups 2", K_CONV, a_g2, 4, x2b, 4, w2, 1, b4, 2e-3, 2e-2);
+    gc_case("conv2d depthwise", K_CONV, a_dw, 4, x2b, 4, w3, 1, b4, 2e-3, 2e-2);
+    gc_case("conv2d 1x1", K_CONV, a_1x1, 4, x1, 4, w4, 1, b5, 2e-3, 2e-2);
+    gc_case("conv_transpose2d stride 2 output_padding 1", K_CONVT, a_t, 4, xt, 4, wt, 1, b2, 2e-3, 2e-2);
+    gc_case("conv_transpose2d groups 2", K_CONVT, a_tg, 4, xtg, 4, wtg, 1, b6, 2e-3, 2e-2);
+}
+
+static void test_gradcheck_norm(void) {
+    float g1[9] = {1, 1e-5f}, gC[9] = {6, 1e-5f}, g3[9] = {3, 1e-5f}, g32[9] = {32, 1e-5f}, l1[9] = {1, 1e-5f}, l2[9] = {2, 1e-5f};
+    int64_t x[4] = {2, 6, 3, 3}, c6[1] = {6}, x64[4] = {2, 64, 2, 1}, c64[1] = {64}, xl[3] = {3, 4, 7}, d1[1] = {7}, d2[2] = {4, 7};
+    gc_case("group_norm G=1 affine", K_GN, g1, 4, x, 1, c6, 1, c6, 2e-3, 2e-2);
+    gc_case("group_norm G=C", K_GN, gC, 4, x, 1, c6, 1, c6, 2e-3, 2e-2);
+    gc_case("group_norm G=3 no affine", K_GN, g3, 4, x, 0, NULL, 0, NULL, 2e-3, 2e-2);
+    gc_case("group_norm 32 groups of 64 channels", K_GN, g32, 4, x64, 1, c64, 1, c64, 2e-3, 2e-2);
+    gc_case("layer_norm last dim affine", K_LN, l1, 3, xl, 1, d1, 1, d1, 2e-3, 2e-2);
+    gc_case("layer_norm last 2 dims affine", K_LN, l2, 3, xl, 2, d2, 2, d2, 2e-3, 2e-2);
+    gc_case("layer_norm last 2 dims no affine", K_LN, l2, 3, xl, 0, NULL, 0, NULL, 2e-3, 2e-2);
+    gc_case("layer_norm weight only", K_LN, l1, 3, xl, 1, d1, 0, NULL, 2e-3, 2e-2);
+}
+
+/* Non-contiguous inputs (a transposed view) give the same values and gradients as their
+ * contiguous copies; gradcheck through the view as well. */
+static int conv_of_transposed(craft_tensor **in, void *vctx, craft_tensor **out) {
+    craft_tensor *v;
+    CRAFT_TRY(craft_transpose(in[0], 2, 3, &v));
+    int st[2] = {1, 2}, pd[2] = {1, 1}, dl[2] = {1, 1};
+    int rc = craft_conv2d(v, in[1], in[2], st, pd, dl, 1, out);
+    craft_tensor_release(v);
+    return rc;
+}
+
+static int norm_of_transposed(craft_tensor **in, void *vctx, craft_tensor **out) {
+    craft_tensor *v, *y1;
+    CRAFT_TRY(craft_transpose(in[0], 1, 3, &v));
+    int rc = craft_group_norm(v, 2, in[1], in[2], 1e-5, &y1);
+    if (!rc) { rc = craft_layer_norm(y1, 1, NULL, NULL, 1e-5, out); craft_tensor_release(y1); }
+    craft_tensor_release(v);
+    return rc;
+}
+
+static void test_noncontiguous(void) {
+    int64_t xs[4] = {2, 3, 6, 5}, ws[4] = {4, 3, 3, 3}, bs[1] = {4};
+    craft_tensor *in[3] = {gc_rand(4, xs, -1, 1), gc_rand(4, ws, -1, 1), gc_rand(1, bs, -1, 1)};
+    craft_tensor *v, *c, *y1, *y2;
+    CHECK_OK(craft_transpose(in[0], 2, 3, &v));
+    CHECK(!craft_is_contiguous(v));
+    CHECK_OK(craft_contiguous(v, &c));
+    int st[2] = {1, 2}, pd[2] = {1, 1}, dl[2] = {1, 1};
+    CHECK_OK(craft_conv2d(v, in[1], in[2], st, pd, dl, 1, &y1));
+    CHECK_OK(craft_conv2d(c, in[1], in[2], st, pd, dl, 1, &y2));
+    float *b1 = malloc((size_t)y1->numel * 4);
+    craft_tensor_read(y2, CRAFT_F32, b1, (size_t)y1->numel * 4);
+    CHECK(rel_err_data(y1, b1, y1->numel) == 0);
+    free(b1);
+    craft_tensor_release(v); craft_tensor_release(c); craft_tensor_release(y1); craft_tensor_release(y2);
+    gradcheck("conv2d of a transposed view", conv_of_transposed, 3, in, NULL, 1e-3, 2e-3, 2e-2);
+    for (int i = 0; i < 3; i++) craft_tensor_release(in[i]);
+    int64_t xn[4] = {2, 5, 3, 4}, cn[1] = {4};   /* viewed as [2, 4, 3, 5] */
+    craft_tensor *nin[3] = {gc_rand(4, xn, -1, 1), gc_rand(1, cn, 0.5, 1.5), gc_rand(1, cn, -1, 1)};
+    gradcheck("group_norm + layer_norm of a transposed view", norm_of_transposed, 3, nin, NULL, 1e-3, 2e-3, 2e-2);
+    for (int i = 0; i < 3; i++) craft_tensor_release(nin[i]);
+}
+
+/* Only the gradients that are asked for are made. */
+static void test_partial_grads(void) {
+    int64_t xs[4] = {1, 2, 4, 4}, ws[4] = {3, 2, 3, 3}, bs[1] = {3};
+    craft_tensor *x = rand_t(4, xs, 0), *w = rand_t(4, ws, 0), *b = rand_t(1, bs, 1), *y, *l;
+    int st[2] = {1, 1}, pd[2] = {1, 1}, dl[2] = {1, 1};
+    CHECK_OK(craft_conv2d(x, w, b, st, pd, dl, 1, &y));
+    CHECK_OK(craft_sum(y, 0, NULL, 0, &l));
+    CHECK_OK(craft_backward(l, NULL, 0));
+    CHECK(x->grad == NULL && w->grad == NULL && b->grad != NULL);
+    float gb[3];
+    craft_tensor_read(b->grad, CRAFT_F32, gb, sizeof gb);
+    for (int i = 0; i < 3; i++) CHECK_NEAR(gb[i], 16, 1e-5);
+    craft_tensor_release(y); craft_tensor_release(l);
+    /* no grad mode: no graph */
+    int prev = craft_set_grad_enabled(0);
+    CHECK_OK(craft_conv2d(x, w, b, st, pd, dl, 1, &y));
+    CHECK(y->node == NULL);
+    craft_set_grad_enabled(prev);
+    craft_tensor_release(y);
+    /* an empty batch works and gives zero weight gradients */
+    int64_t xe[4] = {0, 2, 4, 4};
+    craft_tensor *xz = rand_t(4, xe, 1);
+    craft_set_requires_grad(w, 1);
+    CHECK_OK(craft_conv2d(xz, w, b, st, pd, dl, 1, &y));
+    CHECK(y && y->shape[0] == 0 && y->shape[1] == 3);
+    if (y) {
+        craft_tensor *gy;
+        craft_zeros(4, y->shape, CRAFT_F32, 0, &gy);
+        CHECK_OK(craft_backward(y, gy, 0));
+        double s = 1;
+        if (w->grad) { craft_tensor *sm; craft_sum(w->grad, 0, NULL, 0, &sm); craft_item(sm, &s); craft_tensor_release(sm); }
+        CHECK(w->grad && s == 0);
+        craft_tensor_release(gy);
+    }
+    craft_tensor_release(y); craft_tensor_release(xz);
+    craft_tensor_release(x); craft_tensor_release(w); craft_tensor_release(b);
+}
+
+/* Frozen weights (LoRA) or a frozen input: the other gradient is unchanged, and the tensor only
+ * the missing gradient would need is not kept alive by the graph. */
+static void test_frozen_inputs(void) {
+    int64_t xs[4] = {2, 4, 6, 6}, ws[4] = {4, 4, 3, 3};
+    int st[2] = {2, 2}, pd[2] = {1, 1}, dl[2] = {1, 1}, op[2] = {1, 1};
+    for (int tr = 0; tr < 2; tr++) {
+        craft_tensor *x = rand_t(4, xs, 1), *w = rand_t(4, ws, 1), *y, *gy = NULL, *ref_gx = NULL, *ref_gw = NULL;
+        int rc = tr ? craft_conv_transpose2d(x, w, NULL, st, pd, op, dl, 1, &y) : craft_conv2d(x, w, NULL, st, pd, dl, 1, &y);
+        CHECK_OK(rc);
+        if (rc) continue;
+        gy = rand_t(y->ndim, y->shape, 0);
+        CHECK_OK(craft_backward(y, gy, 0));
+        craft_tensor_release(y);
+        ref_gx = craft_tensor_retain(x->grad);
+        ref_gw = craft_tensor_retain(w->grad);
+        for (int frozen = 0; frozen < 2; frozen++) {   /* 0: weight frozen, 1: input frozen */
+            craft_zero_grad(x);
+            craft_zero_grad(w);
+            craft_set_requires_grad(frozen ? x : w, 0);
+            craft_set_requires_grad(frozen ? w : x, 1);
+            CHECK_OK(tr ? craft_conv_transpose2d(x, w, NULL, st, pd, op, dl, 1, &y) : craft_conv2d(x, w, NULL, st, pd, dl, 1, &y));
+            CHECK(y->node && y->node->saved[frozen ? 1 : 0] == NULL && y->node->saved[frozen ? 0 : 1] != NULL);
+            CHECK_OK(craft_backward(y, gy, 0));
+            craft_tensor *got = frozen ? w->grad : x->grad, *ref = frozen ? ref_gw : ref_gx;
+            float *rb = malloc((size_t)ref->numel * sizeof(float));
+            craft_tensor_read(ref, CRAFT_F32, rb, (size_t)ref->numel * sizeof(float));
+            CHECK(got && rel_err_data(got, rb, ref->numel) == 0);
+            CHECK((frozen ? x : w)->grad == NULL);
+            free(rb);
+            craft_tensor_release(y);
+        }
+        craft_tensor_release(x); craft_tensor_release(w); craft_tensor_release(gy);
+        craft_tensor_release(ref_gx); craft_tensor_release(ref_gw);
+    }
+}
+
+static void test_shape_errors(void) {
+    int64_t xs[4] = {2, 3, 5, 5}, ws[4] = {4, 3, 3, 3}, wbad[4] = {4, 2, 3, 3}, b4[1] = {4}, b5[1] = {5}, w3[3] = {4, 3, 3}, wbig[4] = {4, 3, 9, 9};
+    craft_tensor *x = rand_t(4, xs, 0), *w = rand_t(4, ws, 0), *wb = rand_t(4, wbad, 0), *bb = rand_t(1, b5, 0), *bok = rand_t(1, b4, 0);
+    craft_tensor *w3d = rand_t(3, w3, 0), *wbg = rand_t(4, wbig, 0), *y = NULL;
+    int st[2] = {1, 1}, pd[2] = {1, 1}, dl[2] = {1, 1}, neg[2] = {0, 1};
+    CHECK_ERR(craft_conv2d(x, wb, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE);   /* channel mismatch */
+    CHECK(strstr(craft_last_error(), "conv2d") && strstr(craft_last_error(), "[2, 3, 5, 5]") && strstr(craft_last_error(), "[4, 2, 3, 3]"));
+    CHECK_ERR(craft_conv2d(x, w, NULL, st, pd, dl, 2, &y), CRAFT_ESHAPE);    /* groups do not divide 3 */
+    CHECK(strstr(craft_last_error(), "groups 2") != NULL);
+    CHECK_ERR(craft_conv2d(x, w, bb, st, pd, dl, 1, &y), CRAFT_ESHAPE);      /* bias [5] for 4 outputs */
+    CHECK(strstr(craft_last_error(), "[5]") != NULL);
+    CHECK_ERR(craft_conv2d(x, w3d, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE);  /* 3-d weight */
+    CHECK_ERR(craft_conv2d(w3d, w, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE);  /* 3-d input */
+    CHECK_ERR(craft_conv2d(x, wbg, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE);  /* 9x9 kernel on 5+2 */
+    CHECK(strstr(craft_last_error(), "[4, 3, 9, 9]") != NULL);
+    CHECK_ERR(craft_conv2d(x, w, NULL, neg, pd, dl, 1, &y), CRAFT_EINVAL);   /* stride 0 */
+    CHECK_ERR(craft_conv2d(x, w, NULL, st, pd, dl, 0, &y), CRAFT_EINVAL);    /* groups 0 */
+    /* transposed: weight [in, out/g, kh, kw] must have in = 3 */
+    int64_t wtb[4] = {4, 2, 3, 3};
+    craft_tensor *wt = rand_t(4, wtb, 0);
+    int64_t wt3s[4] = {3, 2, 3, 3};
+    craft_tensor *wt3 = rand_t(4, wt3s, 0);
+    int op2[2] = {2, 2}, op0[2] = {0, 0};
+    CHECK_ERR(craft_conv_transpose2d(x, wt, NULL, st, pd, op0, dl, 1, &y), CRAFT_ESHAPE);
+    CHECK(strstr(craft_last_error(), "conv_transpose2d") && strstr(craft_last_error(), "[4, 2, 3, 3]"));
+    CHECK_ERR(craft_conv_transpose2d(x, wt3, bok, st, pd, op0, dl, 1, &y), CRAFT_ESHAPE);   /* bias [4] for 2 outputs */
+    CHECK(strstr(craft_last_error(), "bias [4]") && strstr(craft_last_error(), "expected [2]"));
+    CHECK_ERR(craft_conv_transpose2d(x, wt3, NULL, st, pd, op2, dl, 1, &y), CRAFT_EINVAL);  /* output_padding >= stride */
+    /* norms */
+    CHECK_ERR(craft_group_norm(x, 2, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);
+    CHECK(strstr(craft_last_error(), "[2, 3, 5, 5]") != NULL);
+    CHECK_ERR(craft_group_norm(x, 3, bok, NULL, 1e-5, &y), CRAFT_ESHAPE);
+    CHECK(strstr(craft_last_error(), "[4]") != NULL);
+    CHECK_ERR(craft_group_norm(bok, 1, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);   /* 1-d input */
+    CHECK_ERR(craft_layer_norm(x, 5, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);
+    CHECK_ERR(craft_layer_norm(x, 0, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);
+    CHECK_ERR(craft_layer_norm(x, 1, bok, NULL, 1e-5, &y), CRAFT_ESHAPE);   /* weight [4] for last dim 5 */
+    CHECK(strstr(craft_last_error(), "layer_norm") && strstr(craft_last_error(), "[4]") && strstr(craft_last_error(), "[5]"));
+    CHECK(y == NULL);
+    craft_tensor *t[] = {x, w, wb, bb, bok, w3d, wbg, wt, wt3};
+    for (size_t i = 0; i < sizeof t / sizeof *t; i++) craft_tensor_release(t[i]);
+}
+
+/* Statistics stay exact for rows with a large mean (two-pass variance). */
+static void test_norm_large_mean(void) {
+    int64_t s[2] = {2, 4096};
+    craft_tensor *x = rand_t(2, s, 0), *xs, *y;
+    CHECK_OK(craft_binary_scalar(CRAFT_ADD, x, 1000.0, 0, &xs));
+    CHECK_OK(craft_layer_norm(xs, 1, NULL, NULL, 0.0, &y));
+    float *xv = malloc(2 * 4096 * 4), *yv = malloc(2 * 4096 * 4);
+    craft_tensor_read(xs, CRAFT_F32, xv, 2 * 4096 * 4);
+    craft_tensor_read(y, CRAFT_F32, yv, 2 * 4096 * 4);
+    double worst = 0;
+    for (int r = 0; r < 2; r++) {
+        double m = 0, v = 0;
+        for (int i = 0; i < 4096; i++) m += xv[r * 4096 + i];
+        m /= 4096;
+        for (int i = 0; i < 4096; i++) v += (xv[r * 4096 + i] - m) * (xv[r * 4096 + i] - m);
+        v /= 4096;
+        for (int i = 0; i < 4096; i++) {
+            double e = fabs(yv[r * 4096 + i] - (xv[r * 4096 + i] - m) / sqrt(v));
+            if (e > worst) worst = e;
+        }
+    }
+    CHECK_MSG(worst < 2e-4, "layer_norm with mean 1000: worst error %.3g", worst);
+    free(xv); free(yv);
+    craft_tensor_release(x); craft_tensor_release(xs); craft_tensor_release(y);
+}
+
+int main(void) {
+    RUN(test_fixtures);
+    RUN(test_conv_reference);
+    RUN(test_gradcheck_conv);
+    RUN(test_gradcheck_norm);
+    RUN(test_noncontiguous);
+    RUN(test_partial_grads);
+    RUN(test_frozen_inputs);
+    RUN(test_shape_errors);
+    RUN(test_norm_large_mean);
+    return CHECK_SUMMARY();
+}
