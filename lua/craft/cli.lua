@@ -107,9 +107,9 @@ function M.main(argv)
         error(('%s is neither a file nor a command (craft --help lists the commands)'):format(script), 0)
       end
     end
-    run_file(script, rest)
+    local r = run_file(script, rest)
     if interactive then require('craft.repl').run() end
-    return 0
+    return type(r) == 'number' and r or 0
   end
   if #codes == 0 or interactive then require('craft.repl').run() end
   return 0
