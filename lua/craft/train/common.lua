@@ -293,8 +293,15 @@ function M.save_checkpoint(path, name, params, opt, state, rows)
   local st = {}
   for k, v in pairs(state) do st[k] = v end
   st.opt_step, st.lr, st.rng_seed, st.rng_offset, st.version = opt.step_count, opt.lr, T.rng.seed, T.rng.offset, 1
+  -- JSON has no NaN / Inf: a logged diagnostic (not the loss, which is checked) may be one
+  local clean = io_.array()
+  for i, row in ipairs(rows) do
+    local c = {}
+    for k, v in pairs(row) do c[k] = (type(v) == 'number' and (v ~= v or v == math.huge or v == -math.huge)) and tostring(v) or v end
+    clean[i] = c
+  end
   io_.save_safetensors(path, out, { craft_trainer = name, state = io_.encode_json(st),
-    log = io_.encode_json(io_.array(rows)) })
+    log = io_.encode_json(clean) })
 end
 
 -- load_checkpoint(path, name, params, opt) -> state table, log rows. Restores the weights, the
@@ -347,6 +354,7 @@ function M.run(spec)
   local ck = out and (out .. '/checkpoint.safetensors')
   local rows, start, last_ck = {}, 0, nil
   if out then M.mkdir(out) end
+  if r.resume and not out then error(name .. ': resume = true needs out (the folder of the checkpoint)', 3) end
   if r.resume and ck and exists(ck) then
     local st
     st, rows = M.load_checkpoint(ck, name, params, opt)

@@ -117,11 +117,13 @@ end
 
 -- install(pipe, vectors, tokens): pipe:encode_prompt (and so pipe:generate and the other
 -- trainers) understands the placeholders. tokens {class -> placeholder} is kept for lookups.
+-- encode_prompt runs without a graph: the vectors may still require grad, and a graph from the
+-- prompt would otherwise run through every denoising step of a generation.
 function M.install(pipe, vectors, tokens)
   pipe.ti = { vectors = vectors, tokens = tokens or {} }
   pipe.encode_prompt = function(self, prompts)
     if type(prompts) == 'string' then prompts = { prompts } end
-    return M.encode(self, prompts)
+    return craft.no_grad(M.encode, self, prompts)
   end
   return pipe
 end
