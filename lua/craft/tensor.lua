@@ -16,7 +16,7 @@ local outp2 = ffi.new('craft_tensor*[1]')
 -- it, so without help a loop can hold gigabytes of dead activations. Every wrapper made adds its
 -- storage's bytes to a counter; past a budget a full collection runs, and the budget grows with
 -- the memory still live afterwards (like a generational trigger). CRAFT_GC_MB sets the floor.
-local gc_floor = (tonumber(os.getenv('CRAFT_GC_MB')) or 256) * 2 ^ 20
+local gc_floor = (tonumber(os.getenv('CRAFT_GC_MB')) or 64) * 2 ^ 20
 local gc_budget, gc_count = gc_floor, 0
 local pool_stats = ffi.new('craft_pool_stats')
 local function wrap(ptr)

@@ -1,0 +1,74 @@
+-- craft.encoders: frozen image/text encoders wrapped in the interface craft.cas consumes:
+--   vlm    = {encode_image = fn(images) -> [N, D], encode_text = fn({strings}) -> [M, D]}
+--   vision = {encode = fn(images) -> [N, E]}
+-- Images are [N, 3, H, W] in [0, 1] (what the VAE decode gives after rescaling). Each adapter
+-- applies its model's own preprocessing (preprocessor_config.json when the folder has one; else
+-- the model's normalisation at its native size) and is differentiable in the images, so the same
+-- object serves the metric and the reward. Parameters are frozen (requires_grad false).
+local T = require 'craft.tensor'
+local F = require 'craft.functional'
+
+local M = {}
+
+local function exists(p) local f = io.open(p) if f then f:close() return true end return false end
+
+local function frozen(model)
+  model:eval()
+  model:requires_grad_(false)
+  return model
+end
+
+-- preprocessing options: the folder's preprocessor_config.json, else no resize (native size)
+local function prep_options(dir, mean, std, native)
+  local clip = require 'craft.models.clip'
+  if exists(dir .. '/preprocessor_config.json') then return clip.preprocess_config(dir .. '/preprocessor_config.json') end
+  return { size = native, crop = native, mean = mean, std = std }
+end
+
+-- clip(dir): a CLIPModel folder (transformers layout, with its tokenizer files) as a VLM.
+function M.clip(dir)
+  local clip = require 'craft.models.clip'
+  local model = frozen(clip.from_pretrained(dir))
+  local tok = require('craft.tokenizer').load(dir)
+  local vc = model.config.vision_config
+  local prep = prep_options(dir, clip.MEAN, clip.STD, vc.image_size)
+  return {
+    name = 'clip:' .. dir, model = model, tokenizer = tok,
+    encode_image = function(images) return model:encode_image(clip.preprocess(images, prep)) end,
+    encode_text = function(texts)
+      local ids = tok:encode(texts, { max_len = model.config.text_config.max_position_embeddings or 77 })
+      return model:encode_text(ids)
+    end,
+  }
+end
+
+-- dinov2(dir): a Dinov2Model folder as the vision encoder F (the class token).
+function M.dinov2(dir)
+  local dino = require 'craft.models.dinov2'
+  local model = frozen(dino.from_pretrained(dir))
+  local prep = prep_options(dir, dino.MEAN, dino.STD, model.config and model.config.image_size or 224)
+  local clip = require 'craft.models.clip'
+  return { name = 'dinov2:' .. dir, model = model,
+    encode = function(images) return model(clip.preprocess(images, prep)).pooler_output end }
+end
+
+-- resnet(dir): a ResNetModel folder as an out-of-family vision encoder (pooled features).
+function M.resnet(dir)
+  local resnet = require 'craft.models.resnet'
+  local model = frozen(resnet.from_pretrained(dir))
+  local dino = require 'craft.models.dinov2'
+  local clip = require 'craft.models.clip'
+  local native = model.config and model.config.image_size
+  local prep = exists(dir .. '/preprocessor_config.json') and clip.preprocess_config(dir .. '/preprocessor_config.json') or nil
+  return { name = 'resnet:' .. dir, model = model,
+    encode = function(images)
+      local x = prep and clip.preprocess(images, prep)
+        or (images - T.tensor(dino.MEAN):reshape(1, 3, 1, 1)) / T.tensor(dino.STD):reshape(1, 3, 1, 1)
+      if native and not prep and x:size(3) ~= native then
+        x = F.interpolate(x, { size = { native, native }, mode = 'bilinear' })
+      end
+      return model(x).features
+    end }
+end
+
+return M

@@ -1,0 +1,267 @@
+-- craft.experiment: one CRAFT comparison, as METHOD.md's "Evaluation" describes it. Given a
+-- generator, frozen encoders, the knowledge artifacts and real data, it adapts the generator
+-- with each method (base + enriched prompts, TI + LoRA, DPO, CRAFT), generates images per class
+-- for several seeds, scores them (CAS in-family and out-of-family, tail, checklist audit,
+-- oracle correctness on phantoms, downstream classifier, memorisation, FID / KID), prints the
+-- table and writes the report. Every choice is a field of the recipe table; recipes/quickstart.lua
+-- is the worked example.
+--
+--   local result = require('craft.experiment').run{
+--     name = 'quickstart', out = 'runs/quickstart', seed = 0,
+--     pipeline = 'models/builtin/sd-tiny', classes = {...}, knowledge = {...},
+--     encoders = {vlm = ..., vision = ..., ood = ...},   -- craft.encoders adapters
+--     data = {train = ds, val = ds, test = ds},           -- few-shot labelled / held-out / test reals
+--     oracle = 'cxr',                                     -- phantoms only: the oracle auditor
+--     methods = {{name = 'Base', kind = 'base', baseline = true}, ...},
+--     generate = {per_class = 16, steps = 10, cfg = 3, seeds = {0, 1, 2}},
+--   }
+local craft = require 'craft'
+local T = require 'craft.tensor'
+local F = require 'craft.functional'
+local stats = require 'craft.stats'
+local metrics = require 'craft.metrics'
+
+local M = {}
+
+M.DEFAULTS = {
+  seed = 0,
+  out = 'runs/experiment',
+  cas = {},                                    -- craft.cas recipe fields (weights, temperature, q, k, ...)
+  generate = { per_class = 16, steps = 10, cfg = 3.0, seeds = { 0, 1, 2 }, batch = 16 },
+  downstream = { epochs = 12, lr = 2e-3, batch_size = 32, width = 16 },
+  memorisation = { percentile = 0.99, ssim_candidates = 16 },
+  kid = { n_subsets = 20, subset_size = 64 },
+  report = { bootstrap = { n = 500, seed = 0 }, grid = { per_class = 4 } },
+}
+
+local function merge(a, b)
+  local r = {}
+  for k, v in pairs(a or {}) do r[k] = v end
+  for k, v in pairs(b or {}) do r[k] = v end
+  return r
+end
+
+local function say(fmt, ...) io.stderr:write(('[%s] '):format(os.date('%H:%M:%S')), fmt:format(...), '\n') end
+
+local function mkdir(d) os.execute("mkdir -p '" .. d:gsub("'", "'\\''") .. "'") end
+
+---------------------------------------------------------------- the reference side
+-- The in-family CAS (the reward's VLM and vision encoder) and the out-of-family one (another
+-- architecture's features: probe and fidelity dimensions only), fitted on the labelled reals
+-- and calibrated on the held-out reals.
+local function build_cas(cfg)
+  local K, data = cfg.knowledge, cfg.data
+  local cas = require('craft.cas').new(merge({ classes = cfg.classes, vlm = cfg.encoders.vlm,
+    vision = cfg.encoders.vision, prompts = K.prompts, checklists = K.checklists }, cfg.cas))
+  local probe = cas:fit(data.train.images, data.train.labels, { val_images = data.val.images, val_labels = data.val.labels })
+  cas:calibrate(data.val.images, data.val.labels)
+  local ood
+  if cfg.encoders.ood then
+    ood = require('craft.cas').new { classes = cfg.classes, vision = cfg.encoders.ood,
+      weights = { prompt = 0, checklist = 0, probe = 1, fidelity = 1 }, k = cfg.cas.k, q = cfg.cas.q }
+    ood:fit(data.train.images, data.train.labels, { val_images = data.val.images, val_labels = data.val.labels })
+    ood:calibrate(data.val.images, data.val.labels)
+  end
+  return cas, ood, probe
+end
+
+---------------------------------------------------------------- adapting the generator
+-- Each method gets a freshly loaded pipeline and returns a prompt function class -> prompts.
+local function enriched_prompts(K) return function(class) return K.prompts[class] end end
+
+local ADAPT = {}
+function ADAPT.base(pipe, m, cfg) return enriched_prompts(cfg.knowledge) end
+
+function ADAPT.ti_lora(pipe, m, cfg)
+  local lora_diffusion = require 'craft.train.lora_diffusion'
+  local templates = m.templates or { (cfg.knowledge.generic_prompt or 'an image') .. ' showing {}' }
+  local ti_recipe = merge({ preset = 'tiny', data = cfg.data.train, templates = templates, seed = cfg.seed,
+    out = cfg.out .. '/' .. m.key .. '/ti', quiet = cfg.quiet }, m.ti)
+  local lora_recipe = merge({ preset = 'tiny', data = cfg.data.train, templates = templates, seed = cfg.seed,
+    out = cfg.out .. '/' .. m.key .. '/lora', quiet = cfg.quiet }, m.lora)
+  local r = lora_diffusion.ti_then_lora(pipe, ti_recipe, lora_recipe)
+  local tokens = r.tokens or (r.ti and r.ti.tokens) or {}
+  return function(class)
+    local tok = tokens[class]
+    if not tok then return cfg.knowledge.prompts[class] end
+    local ps = {}
+    for i, t in ipairs(templates) do ps[i] = t:gsub('{}', tok) end
+    return ps
+  end, r
+end
+
+function ADAPT.dpo(pipe, m, cfg, cas)
+  local dpo = require 'craft.train.dpo'
+  local r = dpo.train(pipe, merge({ preset = 'tiny', prompts = cfg.knowledge.prompts, classes = cfg.classes, cas = cas,
+    seed = cfg.seed, out = cfg.out .. '/' .. m.key, quiet = cfg.quiet }, m.recipe))
+  return enriched_prompts(cfg.knowledge), r
+end
+
+function ADAPT.craft(pipe, m, cfg, cas)
+  local trainer = require 'craft.train.craft'
+  local r = trainer.train(pipe, merge({ preset = 'tiny', prompts = cfg.knowledge.prompts, classes = cfg.classes, cas = cas,
+    seed = cfg.seed, out = cfg.out .. '/' .. m.key, quiet = cfg.quiet }, m.recipe))
+  return enriched_prompts(cfg.knowledge), r
+end
+
+---------------------------------------------------------------- generation
+-- per_class images of every class for one seed; prompts cycle through the class's list.
+local function generate(pipe, prompt_fn, cfg, seed)
+  local g = cfg.generate
+  local imgs, labels = {}, {}
+  for ci, class in ipairs(cfg.classes) do
+    local ps = prompt_fn(class)
+    if not ps or #ps == 0 then error(('experiment: no prompt for class %q'):format(class), 3) end
+    local done = 0
+    while done < g.per_class do
+      local b = math.min(g.batch, g.per_class - done)
+      local batch = {}
+      for k = 1, b do batch[k] = ps[(done + k - 1) % #ps + 1] end
+      local x = craft.no_grad(function()
+        return pipe:generate { prompt = batch, negative_prompt = cfg.knowledge.negative_prompt, steps = g.steps,
+          cfg = g.cfg, seed = seed * 1000003 + ci * 10007 + done }
+      end)
+      -- compare like with like: generated images at the real data's resolution
+      local size = cfg.data.train.images:size(3)
+      if x:size(3) ~= size then x = require('craft.data').resize(x, size) end
+      imgs[#imgs + 1] = x
+      for _ = 1, b do labels[#labels + 1] = ci - 1 end
+      done = done + b
+    end
+  end
+  return F.cat(imgs, 1), labels
+end
+
+---------------------------------------------------------------- evaluation of one method
+local function evaluate(cfg, cas, ood, gens)
+  local all_imgs, all_labels = {}, {}
+  local seed_tails = {}
+  for si, gset in ipairs(gens) do
+    all_imgs[#all_imgs + 1] = gset.images
+    for _, l in ipairs(gset.labels) do all_labels[#all_labels + 1] = l end
+    local sc = cas:score(gset.images, gset.labels)
+    seed_tails[si] = sc.tail
+  end
+  local images = F.cat(all_imgs, 1)
+  local r = cas:score(images, all_labels)
+  local m = { cas = r.cas, labels = all_labels, dims = r.dims, images = images, audit = cas:audit(r),
+    seed_tails = seed_tails, tail = r.tail, mean_cas = stats.mean(r.cas) }
+  if ood then m.ood_cas = ood:score(images, all_labels).cas end
+  if cfg.oracle then
+    local audit = craft.phantoms.audit(cfg.oracle, images)
+    local correct = {}
+    for i, l in ipairs(audit.labels) do correct[i] = (l == all_labels[i]) and 1 or 0 end
+    m.oracle_correct = correct
+    m.cas_oracle_spearman = stats.spearman(r.cas, correct)
+  end
+  -- vision-encoder features: FID / KID against held-out reals, memorisation against the train set
+  local enc = cfg.encoders.vision.encode
+  local function feats(x)
+    return craft.no_grad(function()
+      local out = {}
+      for s = 1, x:size(1), 64 do out[#out + 1] = enc(x:narrow(1, s, math.min(64, x:size(1) - s + 1))) end
+      return F.cat(out, 1)
+    end)
+  end
+  local fg = feats(images)
+  cfg._real_feats = cfg._real_feats or { val = feats(cfg.data.val.images), train = feats(cfg.data.train.images),
+    test = feats(cfg.data.test.images) }
+  local rf = cfg._real_feats
+  m.fid = metrics.fid(fg, rf.val)
+  local kid = metrics.kid(fg, rf.val, merge(cfg.kid, { subset_size = math.min(cfg.kid.subset_size, fg:size(1), rf.val:size(1)) }))
+  m.kid = type(kid) == 'table' and kid.mean or kid
+  m.memorisation = metrics.memorisation(merge(cfg.memorisation, { gen_feats = fg, train_feats = rf.train,
+    test_feats = rf.test, gen_images = images, train_images = cfg.data.train.images, test_images = cfg.data.test.images }))
+  -- downstream: a classifier trained on this method's images only, tested on the real test split
+  if cfg.downstream then
+    local d = cfg.downstream
+    local model = metrics.train_classifier(images, all_labels, merge(d, { n_classes = #cfg.classes, seed = cfg.seed }))
+    m.downstream = metrics.evaluate_classifier(model, cfg.data.test.images, cfg.data.test.labels)
+    m.downstream.probs, m.downstream.pred = nil, nil
+  end
+  return m
+end
+
+---------------------------------------------------------------- the table
+local function pct(v) return v and ('%5.1f%%'):format(100 * v) or '    --' end
+local function print_table(cfg, methods, real)
+  local lines = {}
+  local function add(s) lines[#lines + 1] = s end
+  add(('%s: %d classes, %d images per class per seed x %d seeds; real held-out tail %.1f%% (q = %.2f)'):format(
+    cfg.name, #cfg.classes, cfg.generate.per_class, #cfg.generate.seeds, 100 * real.tail, real.q))
+  add(('%-16s %9s %18s %8s %8s %8s %8s %8s %7s'):format('method', 'mean CAS', 'tail [95% CI]', 'oracle', 'OOD CAS',
+    'bal.acc', 'memo', 'FID', 'min'))
+  for _, m in ipairs(methods) do
+    local lo, hi = stats.bootstrap(m.below, stats.mean, { n = 500, seed = 0 })
+    add(('%-16s %9.3f %6s [%4.1f,%5.1f] %8s %8s %8s %8s %8.2f %7.1f'):format(m.name, m.mean_cas, pct(m.tail), 100 * lo, 100 * hi,
+      m.oracle_correct and pct(stats.mean(m.oracle_correct)) or '--',
+      m.ood_cas and ('%8.3f'):format(stats.mean(m.ood_cas)) or '--',
+      m.downstream and ('%.3f'):format(m.downstream.balanced_accuracy) or '--',
+      m.memorisation and m.memorisation.cos and pct(m.memorisation.cos.share) or '--',
+      m.fid or 0 / 0, (m.seconds or 0) / 60))
+  end
+  local text = table.concat(lines, '\n')
+  print(text)
+  return text
+end
+
+---------------------------------------------------------------- run
+function M.run(cfg)
+  cfg = merge(M.DEFAULTS, cfg)
+  cfg.generate = merge(M.DEFAULTS.generate, cfg.generate)
+  cfg.cas = merge(M.DEFAULTS.cas, cfg.cas)
+  cfg.kid = merge(M.DEFAULTS.kid, cfg.kid)
+  if cfg.downstream ~= false then cfg.downstream = merge(M.DEFAULTS.downstream, cfg.downstream) end
+  cfg.memorisation = merge(M.DEFAULTS.memorisation, cfg.memorisation)
+  for _, k in ipairs { 'pipeline', 'classes', 'knowledge', 'encoders', 'data', 'methods' } do
+    if not cfg[k] then error('experiment: the recipe has no ' .. k, 2) end
+  end
+  mkdir(cfg.out)
+  local t0 = craft.C.craft_now()
+  say('%s: fitting the CAS on %d labelled reals, calibrating on %d held-out reals', cfg.name,
+    cfg.data.train.images:size(1), cfg.data.val.images:size(1))
+  local cas, ood, probe = build_cas(cfg)
+  local real = cas:score(cfg.data.val.images, cfg.data.val.labels)
+  real.q = cas.q
+  say('CAS probe accuracy: train %.3f, held-out %.3f', probe.train_accuracy or 0 / 0, probe.val_accuracy or 0 / 0)
+
+  local results = {}
+  for i, spec in ipairs(cfg.methods) do
+    local m = merge(spec, { key = spec.key or (spec.kind .. '_' .. i) })
+    local adapt = ADAPT[m.kind]
+    if not adapt then error(('experiment: unknown method kind %q (base, ti_lora, dpo, craft)'):format(tostring(m.kind)), 2) end
+    local ts = craft.C.craft_now()
+    say('%s: adapting (%s)', m.name, m.kind)
+    local pipe = craft.models.load(cfg.pipeline)
+    local prompt_fn, train_result = adapt(pipe, m, cfg, cas)
+    local gens = {}
+    for si, seed in ipairs(cfg.generate.seeds) do
+      local x, y = generate(pipe, prompt_fn, cfg, seed)
+      gens[si] = { images = x, labels = y }
+    end
+    say('%s: generated %d images; evaluating', m.name, #cfg.classes * cfg.generate.per_class * #cfg.generate.seeds)
+    local ev = evaluate(cfg, cas, ood, gens)
+    ev.name, ev.baseline, ev.kind = m.name, m.baseline or false, m.kind
+    ev.below = {}
+    for k, v in ipairs(ev.cas) do ev.below[k] = v < cas.thresholds[ev.labels[k] + 1] and 1 or 0 end
+    ev.seconds = craft.C.craft_now() - ts
+    ev.train_log = train_result and train_result.log
+    results[#results + 1] = ev
+    pipe = nil
+    collectgarbage()
+  end
+
+  local text = print_table(cfg, results, real)
+  local report = require 'craft.report'
+  local summary = report.write(cfg.out .. '/report', merge(cfg.report, {
+    title = cfg.title or ('CRAFT: ' .. cfg.name), classes = cfg.classes, thresholds = cas.thresholds, q = cas.q,
+    real = { cas = real.cas, labels = real.labels }, checklist_items = cas:checklist_items(), methods = results,
+    ood_thresholds = ood and ood.thresholds or nil, notes = cfg.notes,
+  }))
+  local f = io.open(cfg.out .. '/table.txt', 'w')
+  if f then f:write(text, '\n'); f:close() end
+  say('done in %.1f min: %s/report/index.html', (craft.C.craft_now() - t0) / 60, cfg.out)
+  return { methods = results, real = real, cas = cas, ood = ood, summary = summary, table = text }
+end
+
+return M
