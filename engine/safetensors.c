@@ -1,9 +1,9 @@
-/* safetensors.c: reading (memory-mapped, every header entry validated before use) and
- * crash-safe writing of .safetensors files, the format Stable Diffusion / CLIP / DINOv2
- * checkpoints ship in. Rules follow the reference implementation: header length <= 100 MB,
- * tensors cover the data area exactly with no gaps or overlaps, the writer pads the header
- * with spaces to 8 bytes and orders tensors by element size so each one is aligned. */
-#include "internal.h"
+/* safetensors.c: reading .safetensors files, the format Stable Diffusion / CLIP / DINOv2
+ * checkpoints ship in: memory-mapped, every header entry validated before use, tensors loaded
+ * zero-copy or converted to a craft dtype. Rules follow the reference implementation: header
+ * length <= 100 MB, tensors cover the data area exactly with no gaps or overlaps. Writing
+ * (craft_st_save) is in safetensors_write.c. */
+#include "safetensors_internal.h"
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
@@ -18,15 +18,8 @@
 #error "safetensors data is little-endian; this reader assumes a little-endian host"
 #endif
 
-#define ST_MAX_HEADER 100000000ull
-
 enum { K_BOOL, K_UINT, K_SINT, K_FLOAT, K_F16, K_BF16, K_E5M2, K_E4M3 };
-static const struct {
-    const char *name;
-    int size, kind;
-    int direct;    /* craft dtype with the same bytes, or -1 */
-    int natural;   /* what "as stored" loads as */
-} sdt[] = {
+const craft_st_dtype_info craft_st_dtypes[] = {
     {"BOOL", 1, K_BOOL, CRAFT_BOOL, CRAFT_BOOL}, {"U8", 1, K_UINT, CRAFT_U8, CRAFT_U8},
     {"I8", 1, K_SINT, CRAFT_I8, CRAFT_I8},       {"F8_E5M2", 1, K_E5M2, -1, CRAFT_F32},
     {"F8_E4M3", 1, K_E4M3, -1, CRAFT_F32},       {"I16", 2, K_SINT, -1, CRAFT_I32},
@@ -36,7 +29,7 @@ static const struct {
     {"F64", 8, K_FLOAT, CRAFT_F64, CRAFT_F64},   {"I64", 8, K_SINT, CRAFT_I64, CRAFT_I64},
     {"U64", 8, K_UINT, -1, CRAFT_I64},
 };
-#define N_SDT ((int)(sizeof sdt / sizeof sdt[0]))
+const int craft_st_n_dtypes = (int)(sizeof craft_st_dtypes / sizeof craft_st_dtypes[0]);
 
 /* The bytes of a file, shared by the handle and every zero-copy tensor over it. */
 typedef struct st_map {
@@ -74,7 +67,7 @@ static void map_release(st_map *m) {
 static void map_release_cb(void *ctx, void *data, size_t nbytes) { (void)data; (void)nbytes; map_release(ctx); }
 
 /* Tensor names come from the file: keep messages on one line and of bounded length. */
-static const char *clean(const char *s, char *buf, size_t size) {
+const char *craft_st_clean(const char *s, char *buf, size_t size) {
     size_t j = 0;
     for (; s && *s && j + 4 < size; s++) buf[j++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
     if (s && *s) { buf[j++] = '.'; buf[j++] = '.'; buf[j++] = '.'; }
@@ -83,8 +76,8 @@ static const char *clean(const char *s, char *buf, size_t size) {
 }
 
 static int sdt_lookup(const char *name) {
-    for (int i = 0; i < N_SDT; i++)
-        if (!strcmp(name, sdt[i].name)) return i;
+    for (int i = 0; i < craft_st_n_dtypes; i++)
+        if (!strcmp(name, craft_st_dtypes[i].name)) return i;
     return -1;
 }
 
@@ -105,7 +98,7 @@ static int parse_entry(craft_safetensors *f, const char *name, json_t *v, st_ent
     char nb[160];
     const char *w = f->what;
 #define BAD(...) do { char mb_[512]; snprintf(mb_, sizeof mb_, __VA_ARGS__); \
-    return craft_fail(CRAFT_EFORMAT, "safetensors %s: tensor \"%s\": %s", w, clean(name, nb, sizeof nb), mb_); } while (0)
+    return craft_fail(CRAFT_EFORMAT, "safetensors %s: tensor \"%s\": %s", w, craft_st_clean(name, nb, sizeof nb), mb_); } while (0)
     if (!json_is_object(v)) BAD("entry is %s, expected an object with dtype, shape, data_offsets", json_kind(v));
     json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"), *jo = json_object_get(v, "data_offsets");
     if (!jd || !js || !jo) BAD("missing \"%s\"", !jd ? "dtype" : !js ? "shape" : "data_offsets");
@@ -114,7 +107,7 @@ static int parse_entry(craft_safetensors *f, const char *name, json_t *v, st_ent
     e->sdt = sdt_lookup(json_string_value(jd));
     if (e->sdt < 0)
         BAD("unknown dtype \"%s\" (known: BOOL U8 I8 I16 U16 I32 U32 I64 U64 F16 BF16 F32 F64 F8_E5M2 F8_E4M3)",
-            clean(json_string_value(jd), nb + 80, 80));
+            craft_st_clean(json_string_value(jd), nb + 80, 80));
     if (!json_is_array(js)) BAD("shape is %s, expected an array", json_kind(js));
     size_t nd = json_array_size(js);
     if (nd > CRAFT_MAX_DIMS) BAD("shape has %zu dims, craft supports at most %d", nd, CRAFT_MAX_DIMS);
@@ -131,11 +124,11 @@ static int parse_entry(craft_safetensors *f, const char *name, json_t *v, st_ent
         overflow |= __builtin_mul_overflow(count, s, &count);
     }
     uint64_t nbytes;
-    overflow |= __builtin_mul_overflow(count, (uint64_t)sdt[e->sdt].size, &nbytes);
+    overflow |= __builtin_mul_overflow(count, (uint64_t)craft_st_dtypes[e->sdt].size, &nbytes);
     /* a zero anywhere makes the tensor empty, however large the other entries */
     for (int d = 0; d < e->ndim; d++)
         if (e->shape[d] == 0) { overflow = 0; nbytes = 0; }
-    if (overflow) BAD("shape %s of %s overflows a 64-bit byte count", craft_dims_str(e->ndim, e->shape), sdt[e->sdt].name);
+    if (overflow) BAD("shape %s of %s overflows a 64-bit byte count", craft_dims_str(e->ndim, e->shape), craft_st_dtypes[e->sdt].name);
     if (!json_is_array(jo) || json_array_size(jo) != 2) BAD("data_offsets is not a [begin, end] pair");
     if (get_u64(json_array_get(jo, 0), &e->begin) || get_u64(json_array_get(jo, 1), &e->end))
         BAD("data_offsets must be non-negative integers");
@@ -146,7 +139,7 @@ static int parse_entry(craft_safetensors *f, const char *name, json_t *v, st_ent
             (unsigned long long)e->end, (unsigned long long)f->data_len);
     if (e->end - e->begin != nbytes)
         BAD("shape %s of %s needs %llu bytes but data_offsets [%llu, %llu] hold %llu",
-            craft_dims_str(e->ndim, e->shape), sdt[e->sdt].name, (unsigned long long)nbytes,
+            craft_dims_str(e->ndim, e->shape), craft_st_dtypes[e->sdt].name, (unsigned long long)nbytes,
             (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)(e->end - e->begin));
 #undef BAD
     return CRAFT_OK;
@@ -198,7 +191,7 @@ static int parse_header(craft_safetensors *f, const unsigned char *base, size_t 
             char kb[160];
             if (!json_is_string(v))
                 return craft_fail(CRAFT_EFORMAT, "safetensors %s: __metadata__ \"%s\" is %s, expected a string", w,
-                                  clean(k, kb, sizeof kb), json_kind(v));
+                                  craft_st_clean(k, kb, sizeof kb), json_kind(v));
             f->meta_k[f->n_meta] = k;
             f->meta_v[f->n_meta++] = json_string_value(v);
         }
@@ -222,12 +215,12 @@ static int parse_header(craft_safetensors *f, const unsigned char *base, size_t 
         char nb[160], pb[160];
         if (e->begin < at)
             return craft_fail(CRAFT_EFORMAT, "safetensors %s: tensor \"%s\": data_offsets [%llu, %llu] overlap tensor \"%s\" [%llu, %llu]",
-                              w, clean(e->name, nb, sizeof nb), (unsigned long long)e->begin, (unsigned long long)e->end,
-                              clean(f->e[i - 1].name, pb, sizeof pb), (unsigned long long)f->e[i - 1].begin,
+                              w, craft_st_clean(e->name, nb, sizeof nb), (unsigned long long)e->begin, (unsigned long long)e->end,
+                              craft_st_clean(f->e[i - 1].name, pb, sizeof pb), (unsigned long long)f->e[i - 1].begin,
                               (unsigned long long)f->e[i - 1].end);
         if (e->begin > at)
             return craft_fail(CRAFT_EFORMAT, "safetensors %s: tensor \"%s\": data_offsets [%llu, %llu] leave a gap after byte %llu "
-                              "(tensors must be contiguous)", w, clean(e->name, nb, sizeof nb), (unsigned long long)e->begin,
+                              "(tensors must be contiguous)", w, craft_st_clean(e->name, nb, sizeof nb), (unsigned long long)e->begin,
                               (unsigned long long)e->end, (unsigned long long)at);
         at = e->end;
     }
@@ -326,7 +319,7 @@ int craft_st_find(const craft_safetensors *f, const char *name) {
 int craft_st_info(const craft_safetensors *f, int i, int *dtype, int *ndim, int64_t *shape8) {
     const st_entry *e = entry(f, i);
     if (!e) return craft_fail(CRAFT_EINVAL, "safetensors %s: no tensor %d (the file has %d)", f ? f->what : "(null)", i, f ? f->n : 0);
-    if (dtype) *dtype = sdt[e->sdt].natural;
+    if (dtype) *dtype = craft_st_dtypes[e->sdt].natural;
     if (ndim) *ndim = e->ndim;
     if (shape8) memcpy(shape8, e->shape, (size_t)e->ndim * sizeof *shape8);
     return CRAFT_OK;
@@ -334,7 +327,7 @@ int craft_st_info(const craft_safetensors *f, int i, int *dtype, int *ndim, int6
 
 const char *craft_st_dtype_name(const craft_safetensors *f, int i) {
     const st_entry *e = entry(f, i);
-    return e ? sdt[e->sdt].name : NULL;
+    return e ? craft_st_dtypes[e->sdt].name : NULL;
 }
 
 int64_t craft_st_nbytes(const craft_safetensors *f, int i) {
@@ -371,19 +364,19 @@ static int is_float_kind(int k) { return k >= K_FLOAT; }
 
 static double load_f(const unsigned char *p, int s) {
     uint16_t h;
-    switch (sdt[s].kind) {
+    switch (craft_st_dtypes[s].kind) {
     case K_F16: memcpy(&h, p, 2); return craft_half_to_float(h);
     case K_BF16: memcpy(&h, p, 2); return craft_bf16_to_float(h);
     case K_E5M2: return craft_half_to_float((uint16_t)(p[0] << 8));   /* the top byte of a half */
     case K_E4M3: return e4m3_to_float(p[0]);
     default:
-        if (sdt[s].size == 4) { float x; memcpy(&x, p, 4); return x; }
+        if (craft_st_dtypes[s].size == 4) { float x; memcpy(&x, p, 4); return x; }
         double x; memcpy(&x, p, 8); return x;
     }
 }
 
 static int64_t load_i(const unsigned char *p, int s) {
-    int sz = sdt[s].size, sgn = sdt[s].kind == K_SINT;
+    int sz = craft_st_dtypes[s].size, sgn = craft_st_dtypes[s].kind == K_SINT;
     if (sz == 1) return sgn ? (int64_t)(int8_t)p[0] : (int64_t)p[0];
     if (sz == 2) { uint16_t v; memcpy(&v, p, 2); return sgn ? (int64_t)(int16_t)v : (int64_t)v; }
     if (sz == 4) { uint32_t v; memcpy(&v, p, 4); return sgn ? (int64_t)(int32_t)v : (int64_t)v; }
@@ -415,8 +408,8 @@ static void store(unsigned char *q, int dt, int isf, double d, int64_t i) {
 }
 
 static void convert_range(const unsigned char *src, int s, unsigned char *dst, int dt, int64_t lo, int64_t hi) {
-    size_t ss = (size_t)sdt[s].size, ds = craft_dtype_size(dt);
-    int kind = sdt[s].kind;
+    size_t ss = (size_t)craft_st_dtypes[s].size, ds = craft_dtype_size(dt);
+    int kind = craft_st_dtypes[s].kind;
     if (dt == CRAFT_F32 && (kind == K_F16 || kind == K_BF16)) {   /* the common checkpoint case */
         float *o = (float *)dst;
         for (int64_t k = lo; k < hi; k++) {
@@ -448,205 +441,33 @@ int craft_st_load(craft_safetensors *f, int i, int want_dtype, craft_tensor **ou
     char nb[160];
     if (!e || !out) return craft_fail(CRAFT_EINVAL, "safetensors %s: load of tensor %d (the file has %d)%s",
                                       f ? f->what : "(null)", i, f ? f->n : 0, out ? "" : " with NULL out");
-    int s = e->sdt, dt = want_dtype < 0 ? sdt[s].natural : want_dtype;
+    int s = e->sdt, dt = want_dtype < 0 ? craft_st_dtypes[s].natural : want_dtype;
     if (!craft_dtype_size(dt))
         return craft_fail(CRAFT_ETYPE, "safetensors %s: tensor \"%s\": unknown target dtype %d", f->what,
-                          clean(e->name, nb, sizeof nb), want_dtype);
+                          craft_st_clean(e->name, nb, sizeof nb), want_dtype);
     unsigned char *src = f->data + e->begin;
     uint64_t nbytes = e->end - e->begin;
-    int64_t n = (int64_t)(nbytes / (uint64_t)sdt[s].size);
-    if (sdt[s].direct == dt && n > 0 && (uintptr_t)src % (uintptr_t)sdt[s].size == 0) {
+    int64_t n = (int64_t)(nbytes / (uint64_t)craft_st_dtypes[s].size);
+    if (craft_st_dtypes[s].direct == dt && n > 0 && (uintptr_t)src % (uintptr_t)craft_st_dtypes[s].size == 0) {
         __atomic_add_fetch(&f->map->refs, 1, __ATOMIC_RELAXED);
         int rc = craft_from_external(e->ndim, e->shape, dt, src, (size_t)nbytes, map_release_cb, f->map, out);
         if (rc) map_release(f->map);
-        return rc ? craft_fail_prefix(rc, "safetensors %s: tensor \"%s\"", f->what, clean(e->name, nb, sizeof nb)) : CRAFT_OK;
+        return rc ? craft_fail_prefix(rc, "safetensors %s: tensor \"%s\"", f->what, craft_st_clean(e->name, nb, sizeof nb)) : CRAFT_OK;
     }
-    if (sdt[s].kind == K_UINT && sdt[s].size == 8 && !(dt == CRAFT_BOOL))
+    if (craft_st_dtypes[s].kind == K_UINT && craft_st_dtypes[s].size == 8 && !(dt == CRAFT_BOOL))
         for (int64_t k = 0; k < n; k++) {
             uint64_t v;
             memcpy(&v, src + 8 * k, 8);
             if (v > (uint64_t)INT64_MAX)
                 return craft_fail(CRAFT_EUNSUPPORTED, "safetensors %s: tensor \"%s\": U64 value %llu at element %lld does not fit int64",
-                                  f->what, clean(e->name, nb, sizeof nb), (unsigned long long)v, (long long)k);
+                                  f->what, craft_st_clean(e->name, nb, sizeof nb), (unsigned long long)v, (long long)k);
         }
     craft_tensor *t;
     int rc = craft_empty(e->ndim, e->shape, dt, CRAFT_DEVICE_CPU, &t);
-    if (rc) return craft_fail_prefix(rc, "safetensors %s: tensor \"%s\"", f->what, clean(e->name, nb, sizeof nb));
+    if (rc) return craft_fail_prefix(rc, "safetensors %s: tensor \"%s\"", f->what, craft_st_clean(e->name, nb, sizeof nb));
     unsigned char *dst = craft_tensor_data(t);
-    if (sdt[s].direct == dt) memcpy(dst, src, (size_t)nbytes);   /* misaligned: copy as is */
+    if (craft_st_dtypes[s].direct == dt) memcpy(dst, src, (size_t)nbytes);   /* misaligned: copy as is */
     else convert(src, s, dst, dt, n);
     *out = t;
     return CRAFT_OK;
-}
-
-/* ---- writing ---- */
-
-static int st_dtype_of(int dt) {
-    for (int i = 0; i < N_SDT; i++)
-        if (sdt[i].direct == dt) return i;
-    return -1;
-}
-
-typedef struct save_item { const char *name; craft_tensor *t; int s; uint64_t nbytes; } save_item;
-
-/* The reference's order: dtypes from the end of its list first (the table above follows it, so
- * larger elements come first and every tensor stays aligned), then names bytewise. */
-static int cmp_save(const void *a, const void *b) {
-    const save_item *x = a, *y = b;
-    if (x->s != y->s) return x->s > y->s ? -1 : 1;
-    return strcmp(x->name, y->name);
-}
-static int cmp_str(const void *a, const void *b) { return strcmp(*(const char *const *)a, *(const char *const *)b); }
-
-static int write_all(int fd, const void *buf, size_t n) {
-    const char *p = buf;
-    while (n) {
-        ssize_t k = write(fd, p, n > (1u << 30) ? (1u << 30) : n);
-        if (k < 0 && errno == EINTR) continue;
-        if (k <= 0) return -1;
-        p += k;
-        n -= (size_t)k;
-    }
-    return 0;
-}
-
-static int write_tensor(int fd, const save_item *it) {
-    const craft_tensor *t = it->t;
-    if (!it->nbytes) return 0;
-    if (t->device == CRAFT_DEVICE_CPU && craft_is_contiguous(t)) return write_all(fd, craft_tensor_data(t), (size_t)it->nbytes);
-    void *buf = craft_alloc((size_t)it->nbytes);
-    if (!buf) return -2;
-    int rc = craft_tensor_read(t, t->dtype, buf, (size_t)it->nbytes) ? -2 : write_all(fd, buf, (size_t)it->nbytes);
-    craft_free(buf, (size_t)it->nbytes);
-    return rc;
-}
-
-/* Builds the padded header text; the caller frees *text. */
-static int build_header(const char *path, int n, save_item *it, int n_meta, const char **mk, const char **mv,
-                        char **text, size_t *len) {
-    json_t *root = json_object(), *meta = n_meta ? json_object() : NULL;
-    int rc = CRAFT_OK;
-    char nb[160];
-    if (!root || (n_meta && !meta)) { rc = craft_fail(CRAFT_ENOMEM, "safetensors save %s: out of memory", path); goto done; }
-    for (int i = 0; i < n_meta && !rc; i++) {
-        json_t *v = json_string(mv[i]);
-        int bad = !mk[i] || !v || json_object_get(meta, mk[i]);
-        if (bad) json_decref(v);
-        else bad = json_object_set_new(meta, mk[i], v);   /* consumes v either way */
-        if (bad) {
-            rc = craft_fail(CRAFT_EINVAL, "safetensors save %s: metadata \"%s\": key or value missing, repeated or not UTF-8",
-                            path, clean(mk[i], nb, sizeof nb));
-        }
-    }
-    if (!rc && meta) { rc = json_object_set_new(root, "__metadata__", meta) ? CRAFT_ENOMEM : CRAFT_OK; meta = NULL; }
-    uint64_t at = 0;
-    for (int i = 0; i < n && !rc; i++) {
-        json_t *e = json_object(), *shape = json_array();
-        for (int d = 0; shape && d < it[i].t->ndim; d++) json_array_append_new(shape, json_integer(it[i].t->shape[d]));
-        int bad = !e || !shape;
-        if (bad) { json_decref(e); json_decref(shape); }
-        else {   /* each set_new consumes its value, even when it fails */
-            bad = json_object_set_new(e, "dtype", json_string(sdt[it[i].s].name));
-            bad |= json_object_set_new(e, "shape", shape);
-            bad |= json_object_set_new(e, "data_offsets", json_pack("[II]", (json_int_t)at, (json_int_t)(at + it[i].nbytes)));
-            if (bad) json_decref(e);
-            else bad = json_object_set_new(root, it[i].name, e);
-        }
-        at += it[i].nbytes;
-        if (bad)
-            rc = craft_fail(CRAFT_EINVAL, "safetensors save %s: tensor \"%s\": name is not UTF-8 (or out of memory)",
-                            path, clean(it[i].name, nb, sizeof nb));
-    }
-    if (rc) goto done;
-    char *s = json_dumps(root, JSON_COMPACT);
-    if (!s) { rc = craft_fail(CRAFT_ENOMEM, "safetensors save %s: out of memory for the header", path); goto done; }
-    size_t l = strlen(s), padded = (l + 7) & ~(size_t)7;
-    if (padded > ST_MAX_HEADER) {
-        free(s);
-        rc = craft_fail(CRAFT_EINVAL, "safetensors save %s: header of %zu bytes exceeds the 100 MB limit", path, padded);
-        goto done;
-    }
-    char *p = realloc(s, padded + 1);
-    if (!p) { free(s); rc = craft_fail(CRAFT_ENOMEM, "safetensors save %s: out of memory", path); goto done; }
-    memset(p + l, ' ', padded - l);
-    p[padded] = 0;
-    *text = p;
-    *len = padded;
-done:
-    json_decref(meta);
-    json_decref(root);
-    return rc;
-}
-
-int craft_st_save(const char *path, int n, const char **names, craft_tensor **tensors,
-                  int n_meta, const char **meta_keys, const char **meta_values) {
-    if (!path || n < 0 || n_meta < 0 || (n && (!names || !tensors)) || (n_meta && (!meta_keys || !meta_values)))
-        return craft_fail(CRAFT_EINVAL, "safetensors save %s: bad arguments (n %d, n_meta %d)", path ? path : "(null)", n, n_meta);
-    save_item *it = calloc((size_t)n + 1, sizeof *it);
-    if (!it) return craft_fail(CRAFT_ENOMEM, "safetensors save %s: out of memory", path);
-    int rc = CRAFT_OK;
-    char nb[160];
-    for (int i = 0; i < n && !rc; i++) {
-        it[i] = (save_item){names[i], tensors[i], -1, 0};
-        if (!names[i] || !tensors[i] || !strcmp(names[i], "__metadata__"))
-            rc = craft_fail(CRAFT_EINVAL, "safetensors save %s: entry %d: %s", path, i,
-                            !names[i] ? "NULL name" : !tensors[i] ? "NULL tensor" : "the name __metadata__ is reserved");
-        else if ((it[i].s = st_dtype_of(tensors[i]->dtype)) < 0)
-            rc = craft_fail(CRAFT_ETYPE, "safetensors save %s: tensor \"%s\": dtype %d has no safetensors name", path,
-                            clean(names[i], nb, sizeof nb), tensors[i]->dtype);
-        else
-            it[i].nbytes = (uint64_t)tensors[i]->numel * (uint64_t)sdt[it[i].s].size;
-    }
-    if (!rc && n > 1) {   /* names must be unique: sort a copy by name and compare neighbours */
-        const char **sorted = malloc((size_t)n * sizeof *sorted);
-        if (!sorted) rc = craft_fail(CRAFT_ENOMEM, "safetensors save %s: out of memory", path);
-        for (int i = 0; i < n && sorted; i++) sorted[i] = names[i];
-        if (sorted) qsort(sorted, (size_t)n, sizeof *sorted, cmp_str);
-        for (int i = 1; i < n && !rc; i++)
-            if (!strcmp(sorted[i - 1], sorted[i]))
-                rc = craft_fail(CRAFT_EINVAL, "safetensors save %s: tensor name \"%s\" given twice", path, clean(sorted[i], nb, sizeof nb));
-        free(sorted);
-    }
-    if (!rc) qsort(it, (size_t)n, sizeof *it, cmp_save);
-    char *hdr = NULL;
-    size_t hlen = 0;
-    if (!rc) rc = build_header(path, n, it, n_meta, meta_keys, meta_values, &hdr, &hlen);
-    if (rc) { free(it); return rc; }
-
-    size_t plen = strlen(path);
-    char *tmp = malloc(plen + 5);
-    int fd = -1, failed_at = 0;
-    if (!tmp) { rc = craft_fail(CRAFT_ENOMEM, "safetensors save %s: out of memory", path); goto out; }
-    memcpy(tmp, path, plen);
-    memcpy(tmp + plen, ".tmp", 5);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) { rc = craft_fail(CRAFT_EIO, "safetensors save %s: cannot create %s: %s", path, tmp, strerror(errno)); goto out; }
-    unsigned char lenb[8];
-    for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
-    if (write_all(fd, lenb, 8) || write_all(fd, hdr, hlen)) failed_at = 1;
-    for (int i = 0; i < n && !failed_at; i++) {
-        int w = write_tensor(fd, &it[i]);
-        if (w == -2) { rc = craft_fail_prefix(craft_last_status() ? craft_last_status() : CRAFT_ENOMEM,
-                                              "safetensors save %s: tensor \"%s\"", path, clean(it[i].name, nb, sizeof nb)); failed_at = 2; }
-        else if (w) failed_at = 1;
-    }
-    if (!failed_at && fsync(fd)) failed_at = 1;
-    if (failed_at == 1) rc = craft_fail(CRAFT_EIO, "safetensors save %s: writing %s failed: %s", path, tmp, strerror(errno));
-    if (close(fd) && !rc) rc = craft_fail(CRAFT_EIO, "safetensors save %s: closing %s failed: %s", path, tmp, strerror(errno));
-    if (!rc && rename(tmp, path)) rc = craft_fail(CRAFT_EIO, "safetensors save %s: rename from %s failed: %s", path, tmp, strerror(errno));
-    if (rc) unlink(tmp);
-    else {   /* make the rename itself durable */
-        char *dir = strdup(path), *slash = dir ? strrchr(dir, '/') : NULL;
-        if (dir) {
-            if (slash) *(slash == dir ? slash + 1 : slash) = 0;
-            int dfd = open(slash ? dir : ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (dfd >= 0) { fsync(dfd); close(dfd); }
-            free(dir);
-        }
-    }
-out:
-    free(tmp);
-    free(hdr);
-    free(it);
-    return rc;
 }
