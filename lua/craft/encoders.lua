@@ -32,8 +32,11 @@ function M.clip(dir)
   local tok = require('craft.tokenizer').load(dir)
   local vc = model.config.vision_config
   local prep = prep_options(dir, clip.MEAN, clip.STD, vc.image_size)
+  -- the temperature the model was trained with (1 / exp(logit_scale)): the CAS default for its
+  -- softmax and checklist sigmoids, so a confident model does not saturate them
+  local temperature = 1 / math.exp(model._params.logit_scale:item())
   return {
-    name = 'clip:' .. dir, model = model, tokenizer = tok,
+    name = 'clip:' .. dir, model = model, tokenizer = tok, temperature = temperature,
     encode_image = function(images) return model:encode_image(clip.preprocess(images, prep)) end,
     encode_text = function(texts)
       local ids = tok:encode(texts, { max_len = model.config.text_config.max_position_embeddings or 77 })

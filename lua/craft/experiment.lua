@@ -51,6 +51,8 @@ local function mkdir(d) os.execute("mkdir -p '" .. d:gsub("'", "'\\''") .. "'") 
 -- and calibrated on the held-out reals.
 local function build_cas(cfg)
   local K, data = cfg.knowledge, cfg.data
+  local t = cfg.encoders.vlm and cfg.encoders.vlm.temperature
+  if t and not cfg.cas.temperature then cfg.cas.temperature = { prompt = t, checklist = t } end
   local cas = require('craft.cas').new(merge({ classes = cfg.classes, vlm = cfg.encoders.vlm,
     vision = cfg.encoders.vision, prompts = K.prompts, checklists = K.checklists }, cfg.cas))
   local probe = cas:fit(data.train.images, data.train.labels, { val_images = data.val.images, val_labels = data.val.labels })
