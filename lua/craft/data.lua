@@ -69,6 +69,7 @@ local MEDMNIST_CLASSES = {
   pneumoniamnist = { 'normal', 'pneumonia' },
   retinamnist = { 'grade 0', 'grade 1', 'grade 2', 'grade 3', 'grade 4' },
   breastmnist = { 'malignant', 'normal or benign' },
+  ham = { 'nevus', 'melanoma' },            -- ham10000_mel_nv_28.npz (../shared/data)
 }
 
 -- medmnist(path, {split='train', size=nil, channels=nil, classes=nil})
