@@ -52,7 +52,8 @@ local data = {
   test = balanced(S.finetune.test, smoke and 16 or 64),
 }
 
-local steps = smoke and { ti = 4, lora = 4, dpo = 3, craft = 3 } or { ti = 60, lora = 80, dpo = 30, craft = 40 }
+-- optimiser steps per method: the quickstart's budget (under 15 minutes on 2 cores in all)
+local steps = smoke and { ti = 4, lora = 4, dpo = 3, craft = 3 } or { ti = 200, lora = 300, dpo = 150, craft = 800 }
 local result = require('craft.experiment').run {
   name = ('quickstart %s, %d shots per class'):format(args.modality, args.shots),
   title = ('CRAFT quickstart: %s phantoms, %d labelled images per class'):format(args.modality, args.shots),
@@ -76,9 +77,10 @@ local result = require('craft.experiment').run {
     { name = 'TI + LoRA', kind = 'ti_lora', baseline = true,
       ti = { max_steps = steps.ti }, lora = { max_steps = steps.lora } },
     { name = 'DPO', kind = 'dpo', baseline = true,
-      recipe = { max_steps = steps.dpo, steps = smoke and 4 or 10, cfg = 3.0 } },
+      recipe = { max_steps = steps.dpo, steps = smoke and 4 or 10, cfg = 3.0, batch_size = 4, lr = 1e-3 } },
     { name = 'CRAFT', kind = 'craft',
-      recipe = { max_steps = steps.craft, steps = smoke and 4 or 10, cfg = 3.0, grad_steps = 1, kl_weight = 0.1 } },
+      recipe = { max_steps = steps.craft, steps = smoke and 4 or 10, cfg = 3.0, grad_steps = 1, kl_weight = 0.1,
+        batch_size = 4, lr = 1e-3, rank = 8 } },
   },
   notes = 'Built-in tiny models (models/builtin/README.md); phantom seeds in recipes/pretrain/seeds.lua.',
 }
