@@ -1,7 +1,9 @@
--- Knowledge artifacts for the chest X-ray phantoms (normal, cardiomegaly, pneumonia): enriched
--- prompts (diffusion prompts and CAS dimension 1) and clinical checklists (CAS dimension 2 and
--- the checklist audit). Each checklist item names the oracle measurement that audits it and the
--- verdict the class expects (oracle = item name, expect = true/false). See docs/knowledge.md.
+-- Knowledge artifacts for the chest X-ray phantoms (docs/phantoms.md, `cxr`): enriched prompts
+-- (the diffusion prompts and CAS dimension 1) and the clinical checklist (CAS dimension 2 and the
+-- checklist audit). Tables are keyed by class name, in craft.phantoms.classes('cxr') order, as
+-- craft.cas expects. Every checklist item names the oracle item (craft.phantoms.items('cxr'))
+-- of its own class that audits it; see docs/knowledge.md for the item -> oracle table.
+-- The phantom is a PA radiograph: the patient's right lung is on the image left.
 return {
   modality = 'cxr',
   classes = { 'normal', 'cardiomegaly', 'pneumonia' },
@@ -11,41 +13,55 @@ return {
     normal = {
       'a normal chest x-ray with normal heart size and clear lungs',
       'chest radiograph, no acute cardiopulmonary abnormality',
-      'a normal frontal chest x-ray, cardiothoracic ratio below 0.5, lungs are clear',
-      'PA chest radiograph with a normal cardiac silhouette and no focal consolidation',
+      'a normal PA chest radiograph, cardiothoracic ratio below 0.5, clear lung fields',
+      'frontal chest x-ray with a normal cardiac silhouette and no focal consolidation',
+      'PA chest x-ray with clear, well-aerated lungs and a heart not enlarged',
+      'an unremarkable frontal chest radiograph: normal heart, clear lungs, sharp diaphragm outlines',
     },
     cardiomegaly = {
       'a chest x-ray with an enlarged cardiac silhouette, cardiothoracic ratio above 0.5',
       'chest radiograph showing cardiomegaly',
-      'a chest x-ray with an enlarged heart and clear lungs',
-      'frontal chest radiograph, wide cardiac silhouette, no airspace consolidation',
+      'a PA chest x-ray with an enlarged heart and clear lungs',
+      'frontal chest radiograph of cardiomegaly, the heart wider than half the thoracic width',
+      'PA chest radiograph with an enlarged cardiac silhouette, lungs are clear',
+      'a chest x-ray with increased heart size, cardiothoracic ratio about 0.55, lungs are clear',
     },
     pneumonia = {
       'a chest x-ray with focal consolidation in one lung',
       'chest radiograph showing pneumonia',
-      'a chest x-ray with a patchy airspace opacity, normal heart size',
-      'frontal chest radiograph with unilateral lung opacity consistent with pneumonia',
+      'a PA chest x-ray with patchy airspace consolidation in one lung zone, normal heart size',
+      'frontal chest radiograph with unilateral focal consolidation consistent with pneumonia',
+      'PA chest x-ray of pneumonia: a hazy patch of airspace consolidation in one lung',
+      'chest radiograph with a focal area of hazy lung opacity in one lung, normal cardiac size',
     },
   },
+  -- pos: the finding as it appears in this class; neg: the contrasting finding.
+  -- oracle: the oracle item of this class that measures the finding from pixels.
   checklists = {
     normal = {
-      { pos = 'normal heart size', neg = 'enlarged heart', oracle = 'normal_heart_size', expect = true },
-      { pos = 'clear lung fields', neg = 'airspace opacity in the lung', oracle = 'clear_lung_fields', expect = true },
-      { pos = 'cardiothoracic ratio below 0.5', neg = 'cardiothoracic ratio above 0.5', oracle = 'ctr_gt_0.5', expect = false },
-      { pos = 'no focal consolidation', neg = 'focal consolidation', oracle = 'focal_consolidation', expect = false },
+      { pos = 'normal cardiac size, cardiothoracic ratio below 0.5', neg = 'enlarged cardiac silhouette, cardiothoracic ratio above 0.5',
+        oracle = 'normal_heart_size' },
+      { pos = 'normal heart size', neg = 'enlarged heart', oracle = 'normal_heart_size' },
+      { pos = 'clear lung fields', neg = 'focal airspace consolidation in one lung zone', oracle = 'clear_lung_fields' },
+      { pos = 'no focal airspace opacity', neg = 'lung fields not clear', oracle = 'clear_lung_fields' },
+      { pos = 'lungs are clear', neg = 'hazy lung opacity', oracle = 'clear_lung_fields' },
     },
     cardiomegaly = {
-      { pos = 'enlarged cardiac silhouette', neg = 'normal cardiac silhouette', oracle = 'normal_heart_size', expect = false },
-      { pos = 'cardiothoracic ratio above 0.5', neg = 'cardiothoracic ratio below 0.5', oracle = 'ctr_gt_0.5', expect = true },
-      { pos = 'wide cardiac silhouette', neg = 'narrow cardiac silhouette', oracle = 'ctr_gt_0.5', expect = true },
-      { pos = 'lungs are clear', neg = 'hazy lung opacity', oracle = 'clear_lung_fields', expect = true },
+      { pos = 'enlarged cardiac silhouette, cardiothoracic ratio above 0.5', neg = 'normal cardiac size, cardiothoracic ratio below 0.5',
+        oracle = 'ctr_gt_0.5' },
+      { pos = 'cardiothoracic ratio above 0.5', neg = 'cardiothoracic ratio below 0.5', oracle = 'ctr_gt_0.5' },
+      { pos = 'enlarged heart', neg = 'normal heart size', oracle = 'ctr_gt_0.5' },
+      { pos = 'heart wider than half the thoracic width', neg = 'heart narrower than half the thoracic width', oracle = 'ctr_gt_0.5' },
     },
     pneumonia = {
-      { pos = 'focal consolidation', neg = 'no focal consolidation', oracle = 'focal_consolidation', expect = true },
-      { pos = 'opacity in one lung', neg = 'no lung opacity', oracle = 'unilateral_opacity', expect = true },
-      { pos = 'patchy airspace consolidation', neg = 'no airspace consolidation', oracle = 'focal_consolidation', expect = true },
-      { pos = 'normal heart size', neg = 'enlarged heart', oracle = 'normal_heart_size', expect = true },
+      { pos = 'focal airspace consolidation in one lung zone', neg = 'clear lung fields', oracle = 'focal_consolidation' },
+      { pos = 'patchy airspace consolidation', neg = 'no airspace consolidation', oracle = 'focal_consolidation' },
+      { pos = 'hazy lung opacity', neg = 'lungs are clear', oracle = 'focal_consolidation' },
+      { pos = 'unilateral airspace opacity', neg = 'clear lung fields', oracle = 'unilateral_opacity' },
+      { pos = 'opacity in one lung', neg = 'lungs are clear', oracle = 'unilateral_opacity' },
     },
   },
-  sources = 'Written from radiology definitions (cardiothoracic ratio > 0.5 for cardiomegaly; focal airspace consolidation for pneumonia); not yet reviewed by a clinician.',
+  sources = 'Written (LLM-drafted) from radiology definitions: cardiomegaly as a cardiothoracic ratio above 0.5 on a PA film; '
+    .. 'bacterial pneumonia as focal airspace consolidation confined to one lung zone. Mapped to the phantom oracle items '
+    .. 'by hand. Not yet reviewed by a clinician.',
 }
