@@ -222,13 +222,23 @@ function data.permutation(n, seed, stream)
   return p
 end
 
--- loader(ds, {batch_size=32, shuffle=true, seed=0, drop_last=false, hflip=false})
+-- loader(ds, {batch_size=32, shuffle=true, seed=0, drop_last=false, hflip=false, vflip=false,
+--   mean=nil, std=nil (per-channel normalisation of the batch), device=nil ('cl:0': batches are
+--   moved there)})
 -- loader:epoch(e) iterates (images, labels, indices) batches; the order depends only on
 -- (seed, e), so a resumed run sees the same batches.
 function data.loader(ds, o)
   o = o or {}
   local L = { ds = ds, batch_size = o.batch_size or 32, shuffle = o.shuffle ~= false, seed = o.seed or 0,
-    drop_last = o.drop_last or false, hflip = o.hflip or false }
+    drop_last = o.drop_last or false, hflip = o.hflip or false, vflip = o.vflip or false, device = o.device }
+  local norm_mean, norm_std
+  if o.mean or o.std then
+    local c = ds.images:size(2)
+    local m, sd = o.mean or {}, o.std or {}
+    local mv, sv = {}, {}
+    for k = 1, c do mv[k] = m[k] or m[1] or 0; sv[k] = sd[k] or sd[1] or 1 end
+    norm_mean, norm_std = T.tensor(mv):reshape(1, c, 1, 1), T.tensor(sv):reshape(1, c, 1, 1)
+  end
   local n = ds.images:size(1)
   local labels = ds.labels:flat()
   function L:num_batches()
@@ -245,21 +255,24 @@ function data.loader(ds, o)
       local idx = {}
       for i = lo, hi do idx[#idx + 1] = order and order[i] or i end
       local x = data.take(ds.images, idx)
-      if self.hflip then
+      if self.hflip or self.vflip then
         local c, h, w = x:size(2), x:size(3), x:size(4)
         local p = ffi.cast('float*', x:data_ptr())
         local words = ffi.new('uint32_t[4]')
         for k = 1, #idx do
+          -- one Philox draw per image and epoch: flips are the same on every machine and resume
           C.craft_philox4x32(self.seed + 7919, (e or 1) * 2 ^ 32 + lo + k, words)
-          if words[0] % 2 == 1 then
-            local img = p + (k - 1) * c * h * w
-            check(C.craft_flip_horizontal(img, c, h, w, img), 2)
-          end
+          local img = p + (k - 1) * c * h * w
+          if self.hflip and words[0] % 2 == 1 then check(C.craft_flip_horizontal(img, c, h, w, img), 2) end
+          if self.vflip and words[1] % 2 == 1 then check(C.craft_flip_vertical(img, c, h, w, img), 2) end
         end
       end
+      if norm_mean then x = (x - norm_mean) / norm_std end
       local ys = {}
       for k, i in ipairs(idx) do ys[k] = labels[i] end
-      return x, T.tensor(ys, { dtype = 'i64' }), idx
+      local yt = T.tensor(ys, { dtype = 'i64' })
+      if self.device and self.device ~= 'cpu' then x, yt = x:to(self.device), yt:to(self.device) end
+      return x, yt, idx
     end
   end
   return L

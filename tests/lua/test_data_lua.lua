@@ -73,6 +73,16 @@ function T.loader_is_deterministic(t)
   for x, y in data.loader(ds, { batch_size = 3, seed = 1 }):epoch(1) do
     t.eq(x:get(1, 1, 1, 1), y:get(1) * 4)
   end
+  -- normalisation and flips: a flipped image holds the same values in mirrored columns
+  for x, y in data.loader(ds, { batch_size = 10, seed = 1, mean = { 1 }, std = { 2 }, hflip = true }):epoch(1) do
+    for k = 1, 10 do
+      local base = y:get(k) * 4
+      local a, b = x:get(k, 1, 1, 1), x:get(k, 1, 1, 2)
+      local plain = (a == (base - 1) / 2 and b == (base + 1 - 1) / 2)
+      local flipped = (a == (base + 1 - 1) / 2 and b == (base - 1) / 2)
+      t.ok(plain or flipped, 'normalised, possibly mirrored row')
+    end
+  end
 end
 
 return T
