@@ -8,42 +8,24 @@
 /* ------------------------------------------------------------- geometry ---- */
 int64_t cl_geom_make(cl_geom *g, int nargs, const craft_tensor *const *ts, int ndim, const int64_t *shape_in) {
     memset(g, 0, sizeof *g);
-    int64_t shape[CRAFT_MAX_DIMS], st[4][CRAFT_MAX_DIMS];
-    int nd = 0;
-    int64_t numel = 1;
-    for (int i = 0; i < ndim; i++) {
-        numel *= shape_in[i];
-        if (shape_in[i] == 1) continue;
-        shape[nd] = shape_in[i];
-        for (int a = 0; a < nargs; a++) {
+    int64_t in_st[4][CRAFT_MAX_DIMS], shape[CRAFT_MAX_DIMS], st[4][CRAFT_MAX_DIMS];
+    for (int a = 0; a < nargs; a++) g->off[a] = ts[a]->offset;
+    /* element strides of each operand broadcast to the iteration shape */
+    for (int a = 0; a < nargs; a++)
+        for (int i = 0; i < ndim; i++) {
             const craft_tensor *t = ts[a];
             int j = i - (ndim - t->ndim);
-            st[a][nd] = (j < 0 || t->shape[j] == 1) ? 0 : t->stride[j];
+            in_st[a][i] = (j < 0 || t->shape[j] == 1) ? 0 : t->stride[j];
         }
-        nd++;
-    }
-    for (int a = 0; a < nargs; a++) g->off[a] = ts[a]->offset;
+    int64_t numel = craft_numel_of(ndim, shape_in);
+    int nd = craft_coalesce_dims(nargs, ndim, shape_in, in_st, shape, st);
     if (nd == 0) {   /* one element */
         g->ndim = 1;
         g->shape[0] = 1;
         return numel;
     }
-    int w = 0;
-    for (int i = 1; i < nd; i++) {
-        int merge = 1;
-        for (int a = 0; a < nargs; a++)
-            if (st[a][w] != st[a][i] * shape[i]) { merge = 0; break; }
-        if (merge) {
-            shape[w] *= shape[i];
-            for (int a = 0; a < nargs; a++) st[a][w] = st[a][i];
-        } else {
-            w++;
-            shape[w] = shape[i];
-            for (int a = 0; a < nargs; a++) st[a][w] = st[a][i];
-        }
-    }
-    g->ndim = w + 1;
-    for (int i = 0; i <= w; i++) {
+    g->ndim = nd;
+    for (int i = 0; i < nd; i++) {
         g->shape[i] = shape[i];
         for (int a = 0; a < nargs; a++) g->st[a][i] = st[a][i];
     }

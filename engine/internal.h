@@ -50,6 +50,10 @@ uint16_t craft_float_to_bf16(float f);
 typedef void (*craft_loop_fn)(int64_t n, char **ptrs, const int64_t *strides, void *ctx);
 void craft_iter(int nargs, int ndim, const int64_t *shape, char **base, int64_t (*strides)[CRAFT_MAX_DIMS],
                 craft_loop_fn fn, void *ctx, int parallel);
+/* Drops size-1 dims and merges neighbours that every operand traverses contiguously (strides in
+ * any unit); returns the new ndim (0: a single element). Used by the CPU and OpenCL iterators. */
+int craft_coalesce_dims(int nargs, int ndim, const int64_t *shape_in, int64_t (*strides_in)[CRAFT_MAX_DIMS],
+                        int64_t *shape, int64_t (*st)[CRAFT_MAX_DIMS]);
 /* Byte strides of t broadcast to (ndim, shape): size-1 or missing dims get 0. */
 void craft_broadcast_strides(const craft_tensor *t, int ndim, const int64_t *shape, int64_t *strides_bytes);
 /* Broadcast shape of a and b, or CRAFT_ESHAPE naming op and shapes. */

@@ -31,25 +31,16 @@ int craft_broadcast_shape(const char *op, const craft_tensor *a, const craft_ten
     return CRAFT_OK;
 }
 
-void craft_iter(int nargs, int ndim, const int64_t *shape_in, char **base, int64_t (*strides_in)[CRAFT_MAX_DIMS],
-                craft_loop_fn fn, void *ctx, int parallel) {
-    /* coalesce: drop size-1 dims, merge i into i+1 when every operand is contiguous across them */
-    int64_t shape[CRAFT_MAX_DIMS], st[4][CRAFT_MAX_DIMS];
+int craft_coalesce_dims(int nargs, int ndim, const int64_t *shape_in, int64_t (*strides_in)[CRAFT_MAX_DIMS],
+                        int64_t *shape, int64_t (*st)[CRAFT_MAX_DIMS]) {
     int nd = 0;
-    int64_t numel = 1;
     for (int i = 0; i < ndim; i++) {
-        numel *= shape_in[i];
         if (shape_in[i] == 1) continue;
         shape[nd] = shape_in[i];
         for (int a = 0; a < nargs; a++) st[a][nd] = strides_in[a][i];
         nd++;
     }
-    if (numel == 0) return;
-    if (nd == 0) {   /* a scalar */
-        int64_t zs[4] = {0, 0, 0, 0};
-        fn(1, base, zs, ctx);
-        return;
-    }
+    if (nd == 0) return 0;
     int w = 0;
     for (int i = 1; i < nd; i++) {
         int merge = 1;
@@ -64,7 +55,20 @@ void craft_iter(int nargs, int ndim, const int64_t *shape_in, char **base, int64
             for (int a = 0; a < nargs; a++) st[a][w] = st[a][i];
         }
     }
-    nd = w + 1;
+    return w + 1;
+}
+
+void craft_iter(int nargs, int ndim, const int64_t *shape_in, char **base, int64_t (*strides_in)[CRAFT_MAX_DIMS],
+                craft_loop_fn fn, void *ctx, int parallel) {
+    int64_t shape[CRAFT_MAX_DIMS], st[4][CRAFT_MAX_DIMS];
+    int64_t numel = craft_numel_of(ndim, shape_in);
+    if (numel == 0) return;
+    int nd = craft_coalesce_dims(nargs, ndim, shape_in, strides_in, shape, st);
+    if (nd == 0) {   /* a scalar */
+        int64_t zs[4] = {0, 0, 0, 0};
+        fn(1, base, zs, ctx);
+        return;
+    }
     int64_t inner = shape[nd - 1];
     int64_t inner_st[4];
     for (int a = 0; a < nargs; a++) inner_st[a] = st[a][nd - 1];
