@@ -8,79 +8,14 @@
 #include "internal.h"
 #include <string.h>
 
+#include "fixture.h"
+
 /* ---------------------------------------------------------------- fixtures */
-/* File: per tensor a line "name ndim d0 d1 ...\n", then numel float32 little-endian. */
-typedef struct { char name[64]; int ndim; int64_t shape[8]; int64_t numel; float *data; } fx_tensor;
-typedef struct { fx_tensor t[96]; int n; } fx_file;
-static const char *argv0 = "";
-
-static FILE *fx_open(const char *file) {
-    char path[1024];
-    const char *env = getenv("CRAFT_FIXTURES");
-    if (env) {
-        snprintf(path, sizeof path, "%s/%s", env, file);
-        FILE *f = fopen(path, "rb");
-        if (f) return f;
-    }
-    snprintf(path, sizeof path, "tests/fixtures/ops/%s", file);
-    FILE *f = fopen(path, "rb");
-    if (f) return f;
-    /* relative to the binary: build/tests/x -> ../../tests/fixtures/ops */
-    const char *slash = strrchr(argv0, '/');
-    int dl = slash ? (int)(slash - argv0) : 1;
-    snprintf(path, sizeof path, "%.*s/../../tests/fixtures/ops/%s", dl, slash ? argv0 : ".", file);
-    return fopen(path, "rb");
-}
-
-static int fx_load(const char *file, fx_file *fx) {
-    memset(fx, 0, sizeof *fx);
-    FILE *f = fx_open(file);
-    if (!f) { fprintf(stderr, "fixture %s not found (run from the repository root or set CRAFT_FIXTURES)\n", file); return 0; }
-    char line[512];
-    int ok = 1;
-    while (ok && fx->n < 96 && fgets(line, sizeof line, f)) {
-        fx_tensor *t = &fx->t[fx->n];
-        char *p = line, *end;
-        int nl = 0;
-        while (p[nl] && p[nl] != ' ') nl++;
-        if (nl == 0 || nl >= 64) { ok = 0; break; }
-        memcpy(t->name, p, (size_t)nl);
-        t->name[nl] = 0;
-        p += nl;
-        t->ndim = (int)strtol(p, &end, 10);
-        if (end == p || t->ndim < 0 || t->ndim > 8) { ok = 0; break; }
-        p = end;
-        t->numel = 1;
-        for (int d = 0; d < t->ndim; d++) {
-            t->shape[d] = strtoll(p, &end, 10);
-            if (end == p || t->shape[d] < 0 || t->shape[d] > (1 << 20)) { ok = 0; break; }
-            p = end;
-            t->numel *= t->shape[d];
-        }
-        if (!ok || t->numel > (1 << 22)) { ok = 0; break; }
-        t->data = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
-        if (!t->data || fread(t->data, sizeof(float), (size_t)t->numel, f) != (size_t)t->numel) { free(t->data); ok = 0; break; }
-        fx->n++;
-    }
-    fclose(f);
-    if (!ok) fprintf(stderr, "fixture %s: malformed after %d tensors\n", file, fx->n);
-    return ok && fx->n > 0;
-}
-
-static void fx_free(fx_file *fx) { for (int i = 0; i < fx->n; i++) free(fx->t[i].data); fx->n = 0; }
-
-static const fx_tensor *fx_get(const fx_file *fx, const char *prefix, const char *name) {
-    char full[128];
+/* The tensor "<prefix>.<name>" (just name when prefix is empty); a missing one is a failed check. */
+static const fx_tensor *fx_at(const fx_file *fx, const char *prefix, const char *name) {
+    char full[2 * FX_MAX_NAME];
     snprintf(full, sizeof full, "%s%s%s", prefix, *prefix ? "." : "", name);
-    for (int i = 0; i < fx->n; i++) if (!strcmp(fx->t[i].name, full)) return &fx->t[i];
-    return NULL;
-}
-
-static craft_tensor *fx_tensor_of(const fx_tensor *t, int requires_grad) {
-    craft_tensor *c = NULL;
-    if (!t || craft_from_data(t->ndim, t->shape, CRAFT_F32, t->data, &c)) return NULL;
-    if (requires_grad) craft_set_requires_grad(c, 1);
-    return c;
+    return fx_get(fx, full);
 }
 
 /* max |got - ref| / max |ref| (norm-wise relative error); 1e9 on a shape mismatch */
@@ -162,16 +97,16 @@ static void test_softmax_gradcheck(void) {
 
 static void test_softmax_vs_torch(void) {
     fx_file fx;
-    if (!fx_load("attention_softmax.bin", &fx)) { CHECK(0); return; }
-    craft_tensor *x = fx_tensor_of(fx_get(&fx, "", "x"), 1);
+    if (fx_load("attention_softmax.bin", &fx)) { CHECK(0); return; }
+    craft_tensor *x = fx_craft(fx_at(&fx, "", "x"), 1);
     const char *names[4] = {"sm0", "sm2", "lsm1", "lsm2"};
     int dims[4] = {0, -1, 1, 2}, logs[4] = {0, 0, 1, 1};
     for (int i = 0; i < 4; i++) {
-        craft_tensor *y, *go = fx_tensor_of(fx_get(&fx, names[i], "go"), 0);
+        craft_tensor *y, *go = fx_craft(fx_at(&fx, names[i], "go"), 0);
         CHECK_OK(logs[i] ? craft_log_softmax(x, dims[i], &y) : craft_softmax(x, dims[i], &y));
-        CHECK_REL(y, fx_get(&fx, names[i], "y"), 1e-4, names[i]);
+        CHECK_REL(y, fx_at(&fx, names[i], "y"), 1e-4, names[i]);
         CHECK_OK(craft_backward(y, go, 0));
-        CHECK_REL(x->grad, fx_get(&fx, names[i], "dx"), 1e-3, names[i]);
+        CHECK_REL(x->grad, fx_at(&fx, names[i], "dx"), 1e-3, names[i]);
         craft_zero_grad(x);
         craft_tensor_release(y); craft_tensor_release(go);
     }
@@ -309,25 +244,27 @@ static void test_sdpa_vs_naive(void) {
 
 static void test_sdpa_vs_torch(void) {
     fx_file fx;
-    if (!fx_load("attention_sdpa.bin", &fx)) { CHECK(0); return; }
+    if (fx_load("attention_sdpa.bin", &fx)) { CHECK(0); return; }
     const char *cases[4] = {"a", "b", "c", "d"};
     for (int i = 0; i < 4; i++) {
         const char *n = cases[i];
-        craft_tensor *q = fx_tensor_of(fx_get(&fx, n, "q"), 1), *k = fx_tensor_of(fx_get(&fx, n, "k"), 1);
-        craft_tensor *v = fx_tensor_of(fx_get(&fx, n, "v"), 1), *go = fx_tensor_of(fx_get(&fx, n, "go"), 0);
-        craft_tensor *m = fx_get(&fx, n, "mask") ? fx_tensor_of(fx_get(&fx, n, "mask"), 0) : NULL, *y = NULL;
-        const fx_tensor *args = fx_get(&fx, n, "args");
+        craft_tensor *q = fx_craft(fx_at(&fx, n, "q"), 1), *k = fx_craft(fx_at(&fx, n, "k"), 1);
+        craft_tensor *v = fx_craft(fx_at(&fx, n, "v"), 1), *go = fx_craft(fx_at(&fx, n, "go"), 0);
+        char mk[2 * FX_MAX_NAME];
+        snprintf(mk, sizeof mk, "%s.mask", n);
+        craft_tensor *m = fx_craft(fx_find(&fx, mk), 0), *y = NULL;   /* the mask is optional */
+        const fx_tensor *args = fx_at(&fx, n, "args");
         if (!q || !k || !v || !go || !args) { CHECK_MSG(0, "case %s incomplete", n); continue; }
         char what[64];
         CHECK_OK(craft_sdpa(q, k, v, m, args->data[0], (int)args->data[1], &y));
         snprintf(what, sizeof what, "sdpa case %s out", n);
-        CHECK_REL(y, fx_get(&fx, n, "o"), 1e-4, what);
+        CHECK_REL(y, fx_at(&fx, n, "o"), 1e-4, what);
         CHECK_OK(craft_backward(y, go, 0));
         const char *gn[3] = {"dq", "dk", "dv"};
         craft_tensor *ins[3] = {q, k, v};
         for (int j = 0; j < 3; j++) {
             snprintf(what, sizeof what, "sdpa case %s %s", n, gn[j]);
-            CHECK_REL(ins[j]->grad, fx_get(&fx, n, gn[j]), 1e-3, what);
+            CHECK_REL(ins[j]->grad, fx_at(&fx, n, gn[j]), 1e-3, what);
         }
         craft_tensor_release(q); craft_tensor_release(k); craft_tensor_release(v);
         craft_tensor_release(go); craft_tensor_release(m); craft_tensor_release(y);
@@ -433,66 +370,66 @@ static void test_losses_gradcheck(void) {
 
 static void test_losses_vs_torch(void) {
     fx_file fx;
-    if (!fx_load("attention_loss.bin", &fx)) { CHECK(0); return; }
+    if (fx_load("attention_loss.bin", &fx)) { CHECK(0); return; }
     char what[64];
     const char *ce[4] = {"ce1", "ce2", "ce3", "ce4"};
     for (int i = 0; i < 4; i++) {
-        const fx_tensor *tf = fx_get(&fx, ce[i], "t"), *args = fx_get(&fx, ce[i], "args");
-        craft_tensor *x = fx_tensor_of(fx_get(&fx, ce[i], "x"), 1), *go = fx_tensor_of(fx_get(&fx, ce[i], "go"), 0), *t, *y;
+        const fx_tensor *tf = fx_at(&fx, ce[i], "t"), *args = fx_at(&fx, ce[i], "args");
+        craft_tensor *x = fx_craft(fx_at(&fx, ce[i], "x"), 1), *go = fx_craft(fx_at(&fx, ce[i], "go"), 0), *t, *y;
         if (!tf || !args || !x || !go) { CHECK_MSG(0, "case %s incomplete", ce[i]); continue; }
         craft_empty(tf->ndim, tf->shape, CRAFT_I64, 0, &t);
         for (int64_t j = 0; j < tf->numel; j++) ((int64_t *)craft_tensor_data(t))[j] = (int64_t)tf->data[j];
         CHECK_OK(craft_cross_entropy(x, t, (int)args->data[0], args->data[1], &y));
         snprintf(what, sizeof what, "%s value", ce[i]);
-        CHECK_REL(y, fx_get(&fx, ce[i], "y"), 1e-4, what);
+        CHECK_REL(y, fx_at(&fx, ce[i], "y"), 1e-4, what);
         CHECK_OK(craft_backward(y, go, 0));
         snprintf(what, sizeof what, "%s grad", ce[i]);
-        CHECK_REL(x->grad, fx_get(&fx, ce[i], "dx"), 1e-3, what);
+        CHECK_REL(x->grad, fx_at(&fx, ce[i], "dx"), 1e-3, what);
         craft_tensor_release(x); craft_tensor_release(go); craft_tensor_release(t); craft_tensor_release(y);
     }
     const char *l2[2] = {"l2a", "l2b"};
     for (int i = 0; i < 2; i++) {
-        const fx_tensor *args = fx_get(&fx, l2[i], "args");
-        craft_tensor *x = fx_tensor_of(fx_get(&fx, l2[i], "x"), 1), *go = fx_tensor_of(fx_get(&fx, l2[i], "go"), 0), *y;
+        const fx_tensor *args = fx_at(&fx, l2[i], "args");
+        craft_tensor *x = fx_craft(fx_at(&fx, l2[i], "x"), 1), *go = fx_craft(fx_at(&fx, l2[i], "go"), 0), *y;
         if (!args || !x || !go) { CHECK_MSG(0, "case %s incomplete", l2[i]); continue; }
         CHECK_OK(craft_l2_normalize(x, (int)args->data[0], args->data[1], &y));
         snprintf(what, sizeof what, "%s value", l2[i]);
-        CHECK_REL(y, fx_get(&fx, l2[i], "y"), 1e-4, what);
+        CHECK_REL(y, fx_at(&fx, l2[i], "y"), 1e-4, what);
         CHECK_OK(craft_backward(y, go, 0));
         snprintf(what, sizeof what, "%s grad", l2[i]);
-        CHECK_REL(x->grad, fx_get(&fx, l2[i], "dx"), 1e-3, what);
+        CHECK_REL(x->grad, fx_at(&fx, l2[i], "dx"), 1e-3, what);
         craft_tensor_release(x); craft_tensor_release(go); craft_tensor_release(y);
     }
     const char *cs[3] = {"cosa", "cosb", "cosc"};
     for (int i = 0; i < 3; i++) {
-        const fx_tensor *args = fx_get(&fx, cs[i], "args");
-        craft_tensor *a = fx_tensor_of(fx_get(&fx, cs[i], "a"), 1), *b = fx_tensor_of(fx_get(&fx, cs[i], "b"), 1);
-        craft_tensor *go = fx_tensor_of(fx_get(&fx, cs[i], "go"), 0), *y;
+        const fx_tensor *args = fx_at(&fx, cs[i], "args");
+        craft_tensor *a = fx_craft(fx_at(&fx, cs[i], "a"), 1), *b = fx_craft(fx_at(&fx, cs[i], "b"), 1);
+        craft_tensor *go = fx_craft(fx_at(&fx, cs[i], "go"), 0), *y;
         if (!args || !a || !b || !go) { CHECK_MSG(0, "case %s incomplete", cs[i]); continue; }
         CHECK_OK(craft_cosine_similarity(a, b, (int)args->data[0], args->data[1], &y));
         snprintf(what, sizeof what, "%s value", cs[i]);
-        CHECK_REL(y, fx_get(&fx, cs[i], "y"), 1e-4, what);
+        CHECK_REL(y, fx_at(&fx, cs[i], "y"), 1e-4, what);
         CHECK_OK(craft_backward(y, go, 0));
         snprintf(what, sizeof what, "%s grad a", cs[i]);
-        CHECK_REL(a->grad, fx_get(&fx, cs[i], "da"), 1e-3, what);
+        CHECK_REL(a->grad, fx_at(&fx, cs[i], "da"), 1e-3, what);
         snprintf(what, sizeof what, "%s grad b", cs[i]);
-        CHECK_REL(b->grad, fx_get(&fx, cs[i], "db"), 1e-3, what);
+        CHECK_REL(b->grad, fx_at(&fx, cs[i], "db"), 1e-3, what);
         craft_tensor_release(a); craft_tensor_release(b); craft_tensor_release(go); craft_tensor_release(y);
     }
     const char *ms[3] = {"msen", "msem", "mses"};
     for (int i = 0; i < 3; i++) {
-        const fx_tensor *args = fx_get(&fx, ms[i], "args");
-        craft_tensor *a = fx_tensor_of(fx_get(&fx, ms[i], "a"), 1), *b = fx_tensor_of(fx_get(&fx, ms[i], "b"), 1);
-        craft_tensor *go = fx_tensor_of(fx_get(&fx, ms[i], "go"), 0), *y;
+        const fx_tensor *args = fx_at(&fx, ms[i], "args");
+        craft_tensor *a = fx_craft(fx_at(&fx, ms[i], "a"), 1), *b = fx_craft(fx_at(&fx, ms[i], "b"), 1);
+        craft_tensor *go = fx_craft(fx_at(&fx, ms[i], "go"), 0), *y;
         if (!args || !a || !b || !go) { CHECK_MSG(0, "case %s incomplete", ms[i]); continue; }
         CHECK_OK(craft_mse_loss(a, b, (int)args->data[0], &y));
         snprintf(what, sizeof what, "%s value", ms[i]);
-        CHECK_REL(y, fx_get(&fx, ms[i], "y"), 1e-4, what);
+        CHECK_REL(y, fx_at(&fx, ms[i], "y"), 1e-4, what);
         CHECK_OK(craft_backward(y, go, 0));
         snprintf(what, sizeof what, "%s grad a", ms[i]);
-        CHECK_REL(a->grad, fx_get(&fx, ms[i], "da"), 1e-3, what);
+        CHECK_REL(a->grad, fx_at(&fx, ms[i], "da"), 1e-3, what);
         snprintf(what, sizeof what, "%s grad b", ms[i]);
-        CHECK_REL(b->grad, fx_get(&fx, ms[i], "db"), 1e-3, what);
+        CHECK_REL(b->grad, fx_at(&fx, ms[i], "db"), 1e-3, what);
         craft_tensor_release(a); craft_tensor_release(b); craft_tensor_release(go); craft_tensor_release(y);
     }
     fx_free(&fx);
@@ -553,7 +490,6 @@ static void test_errors(void) {
 
 int main(int argc, char **argv) {
     (void)argc;
-    argv0 = argv[0];
     RUN(test_softmax_gradcheck);
     RUN(test_softmax_vs_torch);
     RUN(test_sdpa_gradcheck);

@@ -9,60 +9,7 @@
  *  - shape errors: CRAFT_ESHAPE with the shapes in the message, before oneDNN sees them. */
 #include "gradcheck.h"
 #include "internal.h"
-
-#define FIX_DIR "tests/fixtures/ops/"
-
-/* ---- fixture files: "name ndim d0 d1 ...\n" + float32 LE data, repeated ---- */
-typedef struct { char name[32]; int ndim; int64_t shape[8]; int64_t numel; float *data; } fix_t;
-typedef struct { int n; fix_t t[16]; } fixfile;
-
-static int fix_load(const char *name, fixfile *f) {
-    char path[256];
-    snprintf(path, sizeof path, FIX_DIR "%s.bin", name);
-    memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) return 0;
-    char line[256];
-    while (f->n < 16 && fgets(line, sizeof line, fp)) {
-        fix_t *t = &f->t[f->n];
-        int pos = 0;
-        if (sscanf(line, "%31s %d%n", t->name, &t->ndim, &pos) != 2 || t->ndim < 0 || t->ndim > 8) break;
-        t->numel = 1;
-        char *p = line + pos;
-        for (int i = 0; i < t->ndim; i++) {
-            long long d;
-            int used;
-            if (sscanf(p, "%lld%n", &d, &used) != 1 || d < 0 || d > 1000000) { fclose(fp); return 0; }
-            p += used;
-            t->shape[i] = d;
-            t->numel *= d;
-        }
-        t->data = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
-        if (fread(t->data, sizeof(float), (size_t)t->numel, fp) != (size_t)t->numel) { fclose(fp); return 0; }
-        f->n++;
-    }
-    fclose(fp);
-    return f->n > 0;
-}
-
-static void fix_free(fixfile *f) {
-    for (int i = 0; i < f->n; i++) free(f->t[i].data);
-}
-
-static fix_t *fix_get(fixfile *f, const char *name) {
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->t[i].name, name)) return &f->t[i];
-    return NULL;
-}
-
-static craft_tensor *fix_tensor(fixfile *f, const char *name, int requires_grad) {
-    fix_t *t = fix_get(f, name);
-    craft_tensor *r = NULL;
-    if (!t) return NULL;
-    craft_from_data(t->ndim, t->shape, CRAFT_F32, t->data, &r);
-    if (r && requires_grad) craft_set_requires_grad(r, 1);
-    return r;
-}
+#include "fixture.h"
 
 /* max |a - ref| / max |ref| over n elements of a tensor (read densely) */
 static double rel_err_data(const craft_tensor *a, const float *ref, int64_t n) {
@@ -79,7 +26,7 @@ static double rel_err_data(const craft_tensor *a, const float *ref, int64_t n) {
     return md / mr;
 }
 
-static double rel_err(const craft_tensor *a, const fix_t *ref) {
+static double rel_err(const craft_tensor *a, const fx_tensor *ref) {
     if (!ref || !a || a->ndim != ref->ndim) return 1e9;
     for (int i = 0; i < a->ndim; i++)
         if (a->shape[i] != ref->shape[i]) return 1e9;
@@ -100,27 +47,29 @@ static int run_op(int kind, const float *args, craft_tensor *x, craft_tensor *w,
 }
 
 static void check_fixture(const char *name, int kind) {
-    fixfile f;
-    if (!fix_load(name, &f)) { CHECK_MSG(0, "cannot read fixture %s%s.bin (run from the repository root)", FIX_DIR, name); return; }
-    craft_tensor *x = fix_tensor(&f, "x", 1), *w = fix_tensor(&f, "w", 1), *b = fix_tensor(&f, "b", 1);
-    craft_tensor *gy = fix_tensor(&f, "gy", 0), *y = NULL;
-    fix_t *args = fix_get(&f, "args");
+    fx_file f;
+    char file[128];
+    snprintf(file, sizeof file, "%s.bin", name);
+    if (fx_load(file, &f)) { CHECK_MSG(0, "cannot read fixture %s/%s (run from the repository root)", fx_dir(), file); return; }
+    craft_tensor *x = fx_craft(fx_find(&f, "x"), 1), *w = fx_craft(fx_find(&f, "w"), 1), *b = fx_craft(fx_find(&f, "b"), 1);
+    craft_tensor *gy = fx_craft(fx_find(&f, "gy"), 0), *y = NULL;
+    const fx_tensor *args = fx_find(&f, "args");
     CHECK(x && gy && args);
     if (x && gy && args) {
         float a9[9] = {0};   /* norms store 3 arguments, convs 9 */
         memcpy(a9, args->data, (size_t)(args->numel < 9 ? args->numel : 9) * sizeof(float));
         CHECK_OK(run_op(kind, a9, x, w, b, &y));
-        double ey = rel_err(y, fix_get(&f, "y"));
+        double ey = rel_err(y, fx_get(&f, "y"));
         CHECK_MSG(ey <= 1e-4, "%s: output relative error %.3g", name, ey);
         if (y) CHECK_OK(craft_backward(y, gy, 0));
-        double ex = rel_err(x->grad, fix_get(&f, "gx"));
+        double ex = rel_err(x->grad, fx_get(&f, "gx"));
         CHECK_MSG(ex <= 1e-3, "%s: input gradient relative error %.3g", name, ex);
-        if (w) { double e = rel_err(w->grad, fix_get(&f, "gw")); CHECK_MSG(e <= 1e-3, "%s: weight gradient relative error %.3g", name, e); }
-        if (b) { double e = rel_err(b->grad, fix_get(&f, "gb")); CHECK_MSG(e <= 1e-3, "%s: bias gradient relative error %.3g", name, e); }
+        if (w) { double e = rel_err(w->grad, fx_get(&f, "gw")); CHECK_MSG(e <= 1e-3, "%s: weight gradient relative error %.3g", name, e); }
+        if (b) { double e = rel_err(b->grad, fx_get(&f, "gb")); CHECK_MSG(e <= 1e-3, "%s: bias gradient relative error %.3g", name, e); }
     }
     craft_tensor_release(x); craft_tensor_release(w); craft_tensor_release(b);
     craft_tensor_release(gy); craft_tensor_release(y);
-    fix_free(&f);
+    fx_free(&f);
 }
 
 static void test_fixtures(void) {

@@ -10,80 +10,9 @@
 
 /* in rng.c, not in craft.h: Philox4x32-10 on a full 128-bit counter, for the KAT vectors */
 
+#include "fixture.h"
+
 /* ---------------------------------------------------------------- fixtures -- */
-typedef struct { char name[64]; int ndim; int64_t shape[8]; int64_t numel; float *data; } fx_tensor;
-typedef struct { fx_tensor t[160]; int n; char *buf; } fx_file;
-
-static const char *fx_dir(void) {
-    static char dir[512];
-    const char *env = getenv("CRAFT_FIXTURES_OPS");
-    if (env) return env;
-    snprintf(dir, sizeof dir, "%s", __FILE__);
-    char *slash = strrchr(dir, '/');
-    if (slash) snprintf(slash, sizeof dir - (size_t)(slash - dir), "/../fixtures/ops");
-    else snprintf(dir, sizeof dir, "tests/fixtures/ops");
-    return dir;
-}
-
-/* Records "name ndim d0 ...\n" + float32 little-endian data; 0 on success. */
-static int fx_load(const char *file, fx_file *f) {
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", fx_dir(), file);
-    memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) { fprintf(stderr, "cannot open fixture %s\n", path); return -1; }
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    f->buf = malloc((size_t)len + 1);
-    if (!f->buf || fread(f->buf, 1, (size_t)len, fp) != (size_t)len) { fclose(fp); return -1; }
-    fclose(fp);
-    long pos = 0;
-    while (pos < len && f->n < 160) {
-        char *nl = memchr(f->buf + pos, '\n', (size_t)(len - pos));
-        if (!nl) return -1;
-        *nl = 0;
-        fx_tensor *t = &f->t[f->n];
-        char *p = f->buf + pos, *end;
-        char *sp = strchr(p, ' ');
-        if (!sp || sp - p >= 64) return -1;
-        memcpy(t->name, p, (size_t)(sp - p));
-        t->ndim = (int)strtol(sp, &end, 10);
-        if (t->ndim < 0 || t->ndim > 8) return -1;
-        t->numel = 1;
-        for (int i = 0; i < t->ndim; i++) { t->shape[i] = strtoll(end, &end, 10); t->numel *= t->shape[i]; }
-        pos = nl + 1 - f->buf;
-        if (pos + t->numel * 4 > len) return -1;
-        /* an aligned copy; the file is little-endian float32, as is the host (x86-64) */
-        t->data = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
-        if (!t->data) return -1;
-        memcpy(t->data, f->buf + pos, (size_t)t->numel * sizeof(float));
-        pos += t->numel * 4;
-        f->n++;
-    }
-    return 0;
-}
-
-static void fx_free(fx_file *f) {
-    for (int i = 0; i < f->n; i++) free(f->t[i].data);
-    free(f->buf);
-    memset(f, 0, sizeof *f);
-}
-
-static const fx_tensor *fx_get(const fx_file *f, const char *name) {
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->t[i].name, name)) return &f->t[i];
-    CHECK_MSG(0, "fixture tensor %s missing", name);
-    return NULL;
-}
-
-static craft_tensor *fx_new(const fx_file *f, const char *name) {
-    const fx_tensor *r = fx_get(f, name);
-    craft_tensor *t = NULL;
-    if (r) craft_from_data(r->ndim, r->shape, CRAFT_F32, r->data, &t);
-    return t;
-}
-
 static double fx_err(const craft_tensor *got, const fx_tensor *ref) {
     if (!got || !ref || got->numel != ref->numel) return 1e30;
     float *g = malloc((size_t)(ref->numel ? ref->numel : 1) * sizeof(float));
@@ -283,14 +212,14 @@ static void test_adamw_vs_torch(const fx_file *f) {
     for (int c = 0; c < 2; c++) {
         for (int i = 0; i < cs[c].np; i++) {
             snprintf(key, sizeof key, "%s.p%d", cs[c].name, i);
-            craft_tensor *p = fx_new(f, key), *m, *v;
+            craft_tensor *p = fx_craft(fx_get(f, key), 0), *m, *v;
             if (!p) return;
             craft_zeros_like(p, &m);
             craft_zeros_like(p, &v);
             craft_set_requires_grad(p, 1);
             for (int k = 0; k < 5; k++) {
                 snprintf(key, sizeof key, "%s.g%d.%d", cs[c].name, i, k);
-                craft_tensor *g = fx_new(f, key);
+                craft_tensor *g = fx_craft(fx_get(f, key), 0);
                 int32_t ver = p->storage->version;
                 CHECK_OK(craft_adamw_step(p, g, m, v, cs[c].lr, cs[c].b1, cs[c].b2, cs[c].eps, cs[c].wd, k + 1));
                 CHECK(p->storage->version != ver);
@@ -327,7 +256,7 @@ static void test_adamw_strided(const fx_file *f) {
     char key[64];
     for (int k = 0; k < 5; k++) {
         snprintf(key, sizeof key, "adamw0.g1.%d", k);
-        craft_tensor *g = fx_new(f, key);
+        craft_tensor *g = fx_craft(fx_get(f, key), 0);
         CHECK_OK(craft_adamw_step(p, g, m, v, 1e-2, 0.9, 0.999, 1e-8, 1e-2, k + 1));
         craft_tensor_release(g);
     }
@@ -344,12 +273,12 @@ static void test_sgd_vs_torch(const fx_file *f) {
     for (int c = 0; c < 3; c++)
         for (int i = 0; i < cs[c].np; i++) {
             snprintf(key, sizeof key, "%s.p%d", cs[c].name, i);
-            craft_tensor *p = fx_new(f, key), *buf = NULL;
+            craft_tensor *p = fx_craft(fx_get(f, key), 0), *buf = NULL;
             if (!p) return;
             if (cs[c].mom != 0) craft_zeros_like(p, &buf);
             for (int k = 0; k < 5; k++) {
                 snprintf(key, sizeof key, "%s.g%d.%d", cs[c].name, i, k);
-                craft_tensor *g = fx_new(f, key);
+                craft_tensor *g = fx_craft(fx_get(f, key), 0);
                 CHECK_OK(craft_sgd_step(p, g, buf, cs[c].lr, cs[c].mom, cs[c].wd, cs[c].nest));
                 snprintf(key, sizeof key, "%s.p%d.%d", cs[c].name, i, k);
                 CHECK_FX(p, f, key, 1e-5);
@@ -368,7 +297,7 @@ static void test_clip_vs_torch(const fx_file *f) {
         craft_tensor *g[4] = {NULL, NULL, NULL, NULL};
         for (int i = 0; i < 3; i++) {
             snprintf(key, sizeof key, "%s.g%d", names[c], i);
-            g[i == 2 ? 3 : i] = fx_new(f, key);   /* slot 2 stays NULL: skipped like a param without grad */
+            g[i == 2 ? 3 : i] = fx_craft(fx_get(f, key), 0);   /* slot 2 stays NULL: skipped like a param without grad */
         }
         double total = -1;
         CHECK_OK(craft_clip_grad_norm(4, g, max_norm[c], &total));

@@ -9,80 +9,9 @@
 #include "gradcheck.h"
 #include "internal.h"
 
+#include "fixture.h"
+
 /* ---------------------------------------------------------------- fixtures -- */
-typedef struct { char name[64]; int ndim; int64_t shape[8]; int64_t numel; float *data; } fx_tensor;
-typedef struct { fx_tensor t[128]; int n; char *buf; } fx_file;
-
-static const char *fx_dir(void) {
-    static char dir[512];
-    const char *env = getenv("CRAFT_FIXTURES_OPS");
-    if (env) return env;
-    /* tests/c/test_x.c -> tests/c/../fixtures/ops (run from the repository root) */
-    snprintf(dir, sizeof dir, "%s", __FILE__);
-    char *slash = strrchr(dir, '/');
-    if (slash) snprintf(slash, sizeof dir - (size_t)(slash - dir), "/../fixtures/ops");
-    else snprintf(dir, sizeof dir, "tests/fixtures/ops");
-    return dir;
-}
-
-/* Parses "name ndim d0 ...\n" + float32 data records; 0 on success. */
-static int fx_load(const char *file, fx_file *f) {
-    char path[700];
-    snprintf(path, sizeof path, "%s/%s", fx_dir(), file);
-    memset(f, 0, sizeof *f);
-    FILE *fp = fopen(path, "rb");
-    if (!fp) { fprintf(stderr, "cannot open fixture %s\n", path); return -1; }
-    fseek(fp, 0, SEEK_END);
-    long len = ftell(fp);
-    fseek(fp, 0, SEEK_SET);
-    f->buf = malloc((size_t)len + 1);
-    if (!f->buf || fread(f->buf, 1, (size_t)len, fp) != (size_t)len) { fclose(fp); return -1; }
-    fclose(fp);
-    long pos = 0;
-    while (pos < len && f->n < 128) {
-        char *nl = memchr(f->buf + pos, '\n', (size_t)(len - pos));
-        if (!nl) return -1;
-        *nl = 0;
-        fx_tensor *t = &f->t[f->n];
-        char *p = f->buf + pos, *end;
-        char *sp = strchr(p, ' ');
-        if (!sp || sp - p >= 64) return -1;
-        memcpy(t->name, p, (size_t)(sp - p));
-        t->ndim = (int)strtol(sp, &end, 10);
-        if (t->ndim < 0 || t->ndim > 8) return -1;
-        t->numel = 1;
-        for (int i = 0; i < t->ndim; i++) { t->shape[i] = strtoll(end, &end, 10); t->numel *= t->shape[i]; }
-        pos = nl + 1 - f->buf;
-        if (pos + t->numel * 4 > len) return -1;
-        /* an aligned copy; the file is little-endian float32, as is the host (x86-64) */
-        t->data = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
-        if (!t->data) return -1;
-        memcpy(t->data, f->buf + pos, (size_t)t->numel * sizeof(float));
-        pos += t->numel * 4;
-        f->n++;
-    }
-    return 0;
-}
-
-static void fx_free(fx_file *f) {
-    for (int i = 0; i < f->n; i++) free(f->t[i].data);
-    free(f->buf);
-    memset(f, 0, sizeof *f);
-}
-
-static const fx_tensor *fx_get(const fx_file *f, const char *name) {
-    for (int i = 0; i < f->n; i++)
-        if (!strcmp(f->t[i].name, name)) return &f->t[i];
-    CHECK_MSG(0, "fixture tensor %s missing", name);
-    return NULL;
-}
-
-static craft_tensor *fx_new(const fx_tensor *r) {
-    craft_tensor *t = NULL;
-    craft_from_data(r->ndim, r->shape, CRAFT_F32, r->data, &t);
-    return t;
-}
-
 /* max|got - ref| / max|ref| (0 when both are all zero); shape must match. */
 static double fx_err(const craft_tensor *got, const fx_tensor *ref) {
     if (!got || !ref) return 1e30;
@@ -130,7 +59,7 @@ static void fx_case(const fx_file *f, const char *cs, int nin, const char *const
             const fx_tensor *r = fx_get(f, key);
             if (!r) return;
             if (strided) in[k] = strided_input(r, &leaf[k]);
-            else { in[k] = fx_new(r); craft_set_requires_grad(in[k], 1); leaf[k] = in[k]; }
+            else { in[k] = fx_craft(r, 1); leaf[k] = in[k]; }
         }
         craft_tensor *y = NULL;
         int rc = fn(in, ctx, &y);
@@ -141,7 +70,7 @@ static void fx_case(const fx_file *f, const char *cs, int nin, const char *const
         snprintf(what, sizeof what, "%s forward (%s)", cs, strided ? "strided" : "dense");
         CHECK_FX(y, fx_get(f, key), exact ? 0.0 : 1e-4, what);
         snprintf(key, sizeof key, "%s.g", cs);
-        craft_tensor *g = fx_new(fx_get(f, key));
+        craft_tensor *g = fx_craft(fx_get(f, key), 0);
         CHECK_OK(craft_backward(y, g, 0));
         for (int k = 0; k < nin; k++) {
             craft_tensor *gr = leaf[k]->grad, *view = NULL;
@@ -290,7 +219,7 @@ static void test_embed_vs_torch(void) {
     for (int i = 0; i < 3; i++) {
         char key[64], what[64];
         snprintf(key, sizeof key, "%s.t", tc[i].cs);
-        craft_tensor *t = fx_new(fx_get(&f, key)), *y = NULL;
+        craft_tensor *t = fx_craft(fx_get(&f, key), 0), *y = NULL;
         CHECK_OK(craft_timestep_embedding(t, tc[i].dim, tc[i].flip, tc[i].shift, tc[i].scale, tc[i].mp, &y));
         snprintf(key, sizeof key, "%s.y", tc[i].cs);
         snprintf(what, sizeof what, "timestep embedding %s", tc[i].cs);
