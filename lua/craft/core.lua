@@ -28,16 +28,32 @@ ffi.cdef(ffi.string(C.craft_cdef_text()))
 M.C = C
 M.ffi = ffi
 
--- The level argument points the error at the user's code: 1 is check's caller, 2 its caller...
-function M.check(rc, level)
+-- The error points at the user's code: the first frame up the stack that is neither C nor a
+-- file of the craft library (found by walking the stack, so tail calls inside the library, which
+-- leave no frame, cannot shift the position). The level argument is accepted and ignored.
+local function library_file(src)
+  return src:find('[/\\]craft[/\\][^/\\]+%.lua$') or src:find('[/\\]craft[/\\][%w_]+[/\\][^/\\]+%.lua$')
+end
+local function user_level()
+  local level = 3                       -- 1: user_level, 2: check / argerror, 3: their caller
+  while true do
+    local info = debug.getinfo(level, 'S')
+    if not info then return 2 end
+    if info.what ~= 'C' and not library_file(info.source) then return level - 1 end
+    level = level + 1
+  end
+end
+M.user_level = user_level
+
+function M.check(rc)
   if rc ~= 0 then
-    error(ffi.string(C.craft_last_error()), (level or 2) + 1)
+    error(ffi.string(C.craft_last_error()), user_level())
   end
 end
 
--- Raise a craft-style error for bad Lua-side arguments.
-function M.argerror(msg, level)
-  error(msg, (level or 2) + 1)
+-- Raise a craft-style error for bad Lua-side arguments, at the user's line.
+function M.argerror(msg)
+  error(msg, user_level())
 end
 
 M.DTYPES = { f32 = 0, f16 = 1, bf16 = 2, i64 = 3, i32 = 4, u8 = 5, f64 = 6, i8 = 7, bool = 8 }

@@ -53,9 +53,13 @@ local function show(...)
   print(table.concat(parts, '\t'))
 end
 
--- Compiles a line: first as an expression to print, then as a statement.
+-- Compiles a line: first as an expression to print (parenthesised, so that an error inside a
+-- call is reported at stdin:1 rather than lost to a tail call), then as an expression list,
+-- then as a statement.
 local function compile(src)
-  local fn = loadstring('return ' .. src, '=stdin')
+  local fn = loadstring('return (' .. src .. ')', '=stdin')
+  if fn then return fn end
+  fn = loadstring('return ' .. src, '=stdin')
   if fn then return fn end
   return loadstring(src, '=stdin')
 end
