@@ -74,7 +74,12 @@ int cl_blast_load(void);
 #define CL_BINARY_OPS(X) X(add) X(sub) X(mul) X(div) X(pow) X(maximum) X(minimum)
 #define CL_OTHER_KERNELS(X) X(copy_1) X(copy_2) X(copy_4) X(copy_8) X(convert) X(scalar_grad) \
     X(minmax_mask) X(compare) X(clamp_fwd) X(clamp_grad) X(where_fwd) X(where_grad) X(axpy) X(scale) \
-    X(reduce_rows) X(reduce_rows_seq) X(maxmin_dim) X(maxmin_scatter) X(philox_fill) X(adamw) X(sgd) X(ema)
+    X(reduce_rows) X(reduce_rows_seq) X(maxmin_dim) X(maxmin_scatter) X(philox_fill) X(adamw) X(sgd) X(ema) \
+    CL_CONV_KERNELS(X) CL_NN_KERNELS(X)
+/* convolution, pooling, resize, pad, concat, embedding kernels (kernels_cl/conv.cl, shape.cl) */
+#define CL_CONV_KERNELS(X)
+/* norm, softmax, attention, loss kernels (kernels_cl/norm.cl, softmax.cl, attention.cl, loss.cl) */
+#define CL_NN_KERNELS(X)
 
 enum {
 #define CL_K_U(name) K_unary_##name,
