@@ -189,6 +189,10 @@ int craft_cl_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tenso
                       double weight_decay, int nesterov);
 int craft_cl_ema_update(craft_tensor *ema, const craft_tensor *param, double decay);
 int craft_cl_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *total_norm);
+/* -- cl: convolution, pooling, resize, pad, concat, embedding (cl_ops_conv.c, cl_ops_shape.c) -- */
+/* -- end cl conv -- */
+/* -- cl: norms, softmax, attention, losses (cl_ops_norm.c, cl_ops_softmax.c, ...) -- */
+/* -- end cl nn -- */
 /* Vectorised row helpers (ops_softmax.c), shared by softmax and attention:
  * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */
 float craft_vexp(float *dst, const float *src, int64_t n, float sub);
