@@ -21,6 +21,9 @@
 --   weights = {prompt = 1, checklist = 1, probe = 1, fidelity = 1}; a 0 weight removes the
 --     dimension (it is not even computed), which is the ablation. reward_weights (default:
 --     weights) are the weights cas:reward uses when the caller gives none.
+--   reward_cap = false: a number (or {dim -> number}) caps each standardised dimension in
+--     cas:reward at that z (times |w_d|), so an image earns nothing for exceeding real images
+--     on one dimension (the metric is unchanged; a recipe choice, not in METHOD.md's default).
 --   k = 5 (dimension 4's nearest real neighbours), q = 0.10 (threshold quantile)
 --   prompt_average = 'logprob' (default): dimension 1 is the mean over prompt sets of the
 --     class log-probability. Prompt set j takes the j-th prompt of every class (cycling through
@@ -82,6 +85,7 @@ function M.new(recipe)
   self.temperature = merge({ prompt = 0.01, checklist = 0.01 }, r.temperature)
   self.weights = merge({ prompt = 1, checklist = 1, probe = 1, fidelity = 1 }, r.weights)
   self.reward_weights = r.reward_weights and merge(self.weights, r.reward_weights) or self.weights
+  self.reward_cap = r.reward_cap or false   -- number or {dim -> number}: z above it earns no reward
   self.k, self.q = r.k or 5, r.q or 0.10
   self.prompt_average = r.prompt_average or 'logprob'
   if self.prompt_average ~= 'logprob' and self.prompt_average ~= 'embedding' then
@@ -495,7 +499,8 @@ end
 
 ---------------------------------------------------------------- reward mode
 -- reward(images, labels, weights) -> tensor [N] = sum_d w_d z_d, differentiable in images
--- (every step is a craft op). weights default to the recipe's reward_weights.
+-- (every step is a craft op). weights default to the recipe's reward_weights; a dimension
+-- missing from `weights` has weight 0.
 function CAS:reward(images, labels, weights)
   if not self.calib then error('cas: call cas:calibrate before reward', 2) end
   weights = weights or self.reward_weights
@@ -511,6 +516,10 @@ function CAS:reward(images, labels, weights)
       inv[i] = weights[d] / self.calib.sd[d][y + 1]
     end
     local term = (raw[d] - T.tensor(mu)) * T.tensor(inv)
+    -- reward_cap: no reward for pushing a dimension past the real images' level (w_d * cap),
+    -- so the ascent cannot trade a failing dimension for an over-satisfied one
+    local cap = type(self.reward_cap) == 'table' and self.reward_cap[d] or self.reward_cap
+    if cap then term = term:clamp(nil, cap * math.abs(weights[d])) end
     R = R and R + term or term
   end
   return R

@@ -28,7 +28,9 @@ M.DEFAULTS = {
   out = 'runs/experiment',
   cas = {},                                    -- craft.cas recipe fields (weights, temperature, q, k, ...)
   generate = { per_class = 16, steps = 10, cfg = 3.0, seeds = { 0, 1, 2 }, batch = 16 },
-  downstream = { epochs = 12, lr = 2e-3, batch_size = 32, width = 16 },
+  -- encoder: 'ood' (default when there is one), 'vision' or 'pixels' (epochs, lr, batch_size, width
+  -- are the pixel CNN's; steps, lr, weight_decay the linear head's)
+  downstream = { epochs = 12, batch_size = 32, width = 16 },
   memorisation = { percentile = 0.99, ssim_candidates = 16 },
   kid = { n_subsets = 20, subset_size = 64 },
   report = { bootstrap = { n = 500, seed = 0 }, grid = { per_class = 4 } },
@@ -135,6 +137,45 @@ local function generate(pipe, prompt_fn, cfg, seed)
 end
 
 ---------------------------------------------------------------- evaluation of one method
+-- fn(images) -> features, run in batches of 64 without a graph
+local function batched(enc)
+  return function(x)
+    return craft.no_grad(function()
+      local out = {}
+      for s = 1, x:size(1), 64 do out[#out + 1] = enc(x:narrow(1, s, math.min(64, x:size(1) - s + 1))) end
+      return F.cat(out, 1)
+    end)
+  end
+end
+
+-- The downstream classifier: by default a linear head on the frozen features of the
+-- out-of-family encoder (downstream.encoder = 'ood', else 'vision'); 'pixels' trains the small
+-- CNN from scratch instead (at 32 px and a few hundred images it stays near chance even on real
+-- images: docs/trainers.md). images == nil trains on the labelled reals alone (the reference).
+local function downstream(cfg, images, labels, with_real)
+  local d, train, test = cfg.downstream, cfg.data.train, cfg.data.test
+  local ys = {}
+  for _, y in ipairs(labels or {}) do ys[#ys + 1] = y end
+  if with_real or not images then for _, y in ipairs(train.labels:flat()) do ys[#ys + 1] = y end end
+  local o = merge(d, { n_classes = #cfg.classes, seed = cfg.seed })
+  local r
+  if d.encoder == 'pixels' then
+    local x = images and (with_real and F.cat({ images, train.images }, 1) or images) or train.images
+    r = metrics.evaluate_classifier(metrics.train_classifier(x, ys, o), test.images, test.labels)
+  else
+    local enc = cfg.encoders[d.encoder]
+    if not enc then error(('experiment: downstream.encoder %q is not among the encoders'):format(tostring(d.encoder)), 0) end
+    local fe = batched(enc.encode)
+    cfg._down_feats = cfg._down_feats or { train = fe(train.images), test = fe(test.images) }
+    local df = cfg._down_feats
+    local x = images and fe(images)
+    x = x and (with_real and F.cat({ x, df.train }, 1) or x) or df.train
+    r = metrics.evaluate_feature_classifier(metrics.train_feature_classifier(x, ys, o), df.test, test.labels)
+  end
+  r.probs, r.pred = nil, nil
+  return r
+end
+
 local function evaluate(cfg, cas, ood, gens)
   local all_imgs, all_labels = {}, {}
   local seed_tails = {}
@@ -157,14 +198,7 @@ local function evaluate(cfg, cas, ood, gens)
     m.cas_oracle_spearman = stats.spearman(r.cas, correct)
   end
   -- vision-encoder features: FID / KID against held-out reals, memorisation against the train set
-  local enc = cfg.encoders.vision.encode
-  local function feats(x)
-    return craft.no_grad(function()
-      local out = {}
-      for s = 1, x:size(1), 64 do out[#out + 1] = enc(x:narrow(1, s, math.min(64, x:size(1) - s + 1))) end
-      return F.cat(out, 1)
-    end)
-  end
+  local feats = batched(cfg.encoders.vision.encode)
   local fg = feats(images)
   cfg._real_feats = cfg._real_feats or { val = feats(cfg.data.val.images), train = feats(cfg.data.train.images),
     test = feats(cfg.data.test.images) }
@@ -174,12 +208,11 @@ local function evaluate(cfg, cas, ood, gens)
   m.kid = type(kid) == 'table' and kid.mean or kid
   m.memorisation = metrics.memorisation(merge(cfg.memorisation, { gen_feats = fg, train_feats = rf.train,
     test_feats = rf.test, gen_images = images, train_images = cfg.data.train.images, test_images = cfg.data.test.images }))
-  -- downstream: a classifier trained on this method's images only, tested on the real test split
+  -- downstream: a classifier trained on this method's images only, and on them plus the labelled
+  -- reals, tested on the real test split
   if cfg.downstream then
-    local d = cfg.downstream
-    local model = metrics.train_classifier(images, all_labels, merge(d, { n_classes = #cfg.classes, seed = cfg.seed }))
-    m.downstream = metrics.evaluate_classifier(model, cfg.data.test.images, cfg.data.test.labels)
-    m.downstream.probs, m.downstream.pred = nil, nil
+    m.downstream = downstream(cfg, images, all_labels, false)
+    m.downstream_mixed = downstream(cfg, images, all_labels, true)
   end
   return m
 end
@@ -191,16 +224,22 @@ local function print_table(cfg, methods, real)
   local function add(s) lines[#lines + 1] = s end
   add(('%s: %d classes, %d images per class per seed x %d seeds; real held-out tail %.1f%% (q = %.2f)'):format(
     cfg.name, #cfg.classes, cfg.generate.per_class, #cfg.generate.seeds, 100 * real.tail, real.q))
-  add(('%-16s %9s %18s %8s %8s %8s %8s %8s %7s'):format('method', 'mean CAS', 'tail [95% CI]', 'oracle', 'OOD CAS',
-    'bal.acc', 'memo', 'FID', 'min'))
+  add(('%-18s %9s %18s %8s %8s %8s %8s %8s %8s %7s'):format('method', 'mean CAS', 'tail [95% CI]', 'oracle', 'OOD CAS',
+    'bal.acc', '+real', 'memo', 'FID', 'min'))
   for _, m in ipairs(methods) do
     local lo, hi = stats.bootstrap(m.below, stats.mean, { n = 500, seed = 0 })
-    add(('%-16s %9.3f %6s [%4.1f,%5.1f] %8s %8s %8s %8s %8.2f %7.1f'):format(m.name, m.mean_cas, pct(m.tail), 100 * lo, 100 * hi,
+    add(('%-18s %9.3f %6s [%4.1f,%5.1f] %8s %8s %8s %8s %8s %8.2f %7.1f'):format(m.name, m.mean_cas, pct(m.tail), 100 * lo, 100 * hi,
       m.oracle_correct and pct(stats.mean(m.oracle_correct)) or '--',
       m.ood_cas and ('%8.3f'):format(stats.mean(m.ood_cas)) or '--',
       m.downstream and ('%.3f'):format(m.downstream.balanced_accuracy) or '--',
+      m.downstream_mixed and ('%.3f'):format(m.downstream_mixed.balanced_accuracy) or '--',
       m.memorisation and m.memorisation.cos and pct(m.memorisation.cos.share) or '--',
       m.fid or 0 / 0, (m.seconds or 0) / 60))
+  end
+  if real.downstream then
+    local e = cfg.downstream.encoder
+    add(('downstream classifier: %s (bal.acc: trained on synthetic only; +real: synthetic and the labelled reals); on the labelled reals alone: %.3f'):format(
+      e == 'pixels' and 'a small CNN on pixels' or ('a linear head on frozen %s features'):format(e), real.downstream.balanced_accuracy))
   end
   local text = table.concat(lines, '\n')
   print(text)
@@ -213,7 +252,10 @@ function M.run(cfg)
   cfg.generate = merge(M.DEFAULTS.generate, cfg.generate)
   cfg.cas = merge(M.DEFAULTS.cas, cfg.cas)
   cfg.kid = merge(M.DEFAULTS.kid, cfg.kid)
-  if cfg.downstream ~= false then cfg.downstream = merge(M.DEFAULTS.downstream, cfg.downstream) end
+  if cfg.downstream ~= false then
+    cfg.downstream = merge(M.DEFAULTS.downstream, cfg.downstream)
+    cfg.downstream.encoder = cfg.downstream.encoder or (cfg.encoders and cfg.encoders.ood and 'ood') or 'vision'
+  end
   cfg.memorisation = merge(M.DEFAULTS.memorisation, cfg.memorisation)
   for _, k in ipairs { 'pipeline', 'classes', 'knowledge', 'encoders', 'data', 'methods' } do
     if not cfg[k] then error('experiment: the recipe has no ' .. k, 2) end
@@ -226,6 +268,11 @@ function M.run(cfg)
   local real = cas:score(cfg.data.val.images, cfg.data.val.labels)
   real.q = cas.q
   say('CAS probe accuracy: train %.3f, held-out %.3f', probe.train_accuracy or 0 / 0, probe.val_accuracy or 0 / 0)
+  if cfg.downstream then
+    real.downstream = downstream(cfg, nil, nil, false)
+    say('downstream classifier (%s) on the %d labelled reals alone: balanced accuracy %.3f on the test split',
+      cfg.downstream.encoder, cfg.data.train.images:size(1), real.downstream.balanced_accuracy)
+  end
 
   local results = {}
   for i, spec in ipairs(cfg.methods) do

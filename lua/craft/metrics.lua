@@ -513,6 +513,44 @@ function M.train_classifier(images, labels, o)
   return model
 end
 
+-- train_feature_classifier(feats [N, D], labels, {n_classes, steps=300, lr=1e-2, weight_decay=1e-3,
+--   seed=0}) -> model: a linear softmax head on L2-normalised frozen features (linear
+--   evaluation), trained full-batch with AdamW and class-balanced cross-entropy so that a
+--   skewed synthetic set does not turn into a prior. model(feats) gives logits.
+function M.train_feature_classifier(feats, labels, o)
+  o = o or {}
+  local ys = list(labels)
+  local nc = o.n_classes
+  if not nc then nc = 0; for _, y in ipairs(ys) do nc = math.max(nc, y + 1) end end
+  local X = F.normalize(mat(feats), 2)
+  if X:size(1) ~= #ys then
+    error(('train_feature_classifier: %d feature rows but %d labels'):format(X:size(1), #ys), 2)
+  end
+  local count = {}
+  for c = 1, nc do count[c] = 0 end
+  for _, y in ipairs(ys) do count[y + 1] = count[y + 1] + 1 end
+  local w = {}
+  for i, y in ipairs(ys) do w[i] = #ys / (nc * count[y + 1]) end
+  local saved_seed, saved_off = T.rng.seed, T.rng.offset
+  T.manual_seed(o.seed or 0)
+  local head = nn.Linear(X:size(2), nc)
+  T.rng.seed, T.rng.offset = saved_seed, saved_off
+  local opt = optim.AdamW(head, { lr = o.lr or 1e-2, weight_decay = o.weight_decay or 1e-3 })
+  local Y, W = T.tensor(ys, { dtype = 'i64' }), T.tensor(w)
+  for _ = 1, o.steps or 300 do
+    F.cross_entropy(head(X), Y, { reduction = 'none' }):mul(W):mean():backward()
+    opt:step()
+    opt:zero_grad()
+  end
+  return function(f) return head(F.normalize(mat(f), 2)) end
+end
+
+-- evaluate_feature_classifier(model, feats, labels) -> {accuracy, balanced_accuracy, macro_f1, auroc}
+function M.evaluate_feature_classifier(model, feats, labels)
+  local probs = A.no_grad(function() return F.softmax(model(feats), 2):tolist() end)
+  return M.classification(probs, labels)
+end
+
 -- evaluate_classifier(model, images, labels, {batch_size=64}) -> {accuracy, balanced_accuracy,
 -- macro_f1, auroc, probs, pred}
 function M.evaluate_classifier(model, images, labels, o)

@@ -293,6 +293,16 @@ function T.reward_is_differentiable(t)
   -- reward weights: the probe dimension alone
   local Rp = cas:reward(x, ys, { probe = 1 })
   for i = 1, 3 do t.near(Rp:get(i), r.dims.probe[i], 1e-3) end
+  -- reward_cap: each weighted dimension is capped at cap * |w|, the metric is unchanged
+  cas.reward_cap = -0.25
+  local Rc = cas:reward(x, ys, { probe = 2, fidelity = 1 })
+  for i = 1, 3 do
+    t.near(Rc:get(i), math.min(2 * r.dims.probe[i], -0.5) + math.min(r.dims.fidelity[i], -0.25), 1e-3, 'capped reward')
+  end
+  cas.reward_cap = { probe = 100 }
+  local Ru = cas:reward(x, ys, { probe = 1 })
+  for i = 1, 3 do t.near(Ru:get(i), r.dims.probe[i], 1e-3, 'per-dimension cap') end
+  cas.reward_cap = false
 end
 
 -- Dimension 2 may use another VLM (recipe.checklist_vlm); here a copy of the same one, so the

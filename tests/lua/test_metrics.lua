@@ -162,4 +162,31 @@ function T.classifier_learns_easy_task(t)
   t.allclose(metrics.evaluate_classifier(m2, xte, yte).probs[3], r.probs[3], 1e-6, 'deterministic')
 end
 
+-- The linear head on frozen features: separable classes are learnt, a skewed training set does
+-- not become a prior (class-balanced loss), and mismatched rows are an error.
+function T.feature_classifier(t)
+  craft.manual_seed(3)
+  local function make(n, skew)
+    local rows, ys = {}, {}
+    for i = 1, n do
+      local y = (skew and i % 5 ~= 0) and 0 or (i - 1) % 3
+      local r = {}
+      for d = 1, 6 do r[d] = (d == y + 1 and 1 or 0) + 0.6 * (craft.rand({ 1 }):item() - 0.5) end
+      rows[i], ys[i] = r, y
+    end
+    return craft.tensor(rows), ys
+  end
+  local xtr, ytr = make(90, true)
+  local xte, yte = make(60)
+  local m = metrics.train_feature_classifier(xtr, ytr, { n_classes = 3, seed = 0 })
+  local r = metrics.evaluate_feature_classifier(m, xte, yte)
+  t.ok(r.balanced_accuracy > 0.9, 'balanced accuracy ' .. r.balanced_accuracy)
+  -- a constant prediction would score 1/3: the skew did not swamp the rare classes
+  local chance = metrics.evaluate_feature_classifier(function(f) return craft.zeros({ f:size(1), 3 }) end, xte, yte)
+  t.ok(chance.balanced_accuracy < 0.4, 'the metric can fail: ' .. chance.balanced_accuracy)
+  local m2 = metrics.train_feature_classifier(xtr, ytr, { n_classes = 3, seed = 0 })
+  t.allclose(m2(xte), m(xte), 1e-6, 'deterministic')
+  t.raises(function() metrics.train_feature_classifier(xtr, { 0, 1 }) end, '90 feature rows but 2 labels')
+end
+
 return T

@@ -1,0 +1,37 @@
+-- recipes/lib/methods.lua: the four methods of a CRAFT comparison on the built-in tiny models
+-- (8x8 latents, 10 DDIM steps), with the step budgets that keep the quickstart under 15 minutes
+-- on two cores. methods{smoke = bool, craft = {recipe overrides}, only = {kind = true}} -> list
+-- for craft.experiment. `data` is the labelled set (CRAFT's optional real-image diffusion loss).
+local M = {}
+
+-- CRAFT's recipe for the tiny models (every field is a craft.train.craft option; METHOD.md's
+-- defaults are the trainer's, these are the quickstart's choices, measured in docs/trainers.md)
+M.CRAFT = { steps = 10, cfg = 3.0, grad_steps = 1, batch_size = 4, lr = 1e-3, rank = 8, kl_weight = 0.1, max_steps = 800 }
+
+function M.list(o)
+  o = o or {}
+  local smoke = o.smoke
+  local function with(base, over)
+    local r = {}
+    for k, v in pairs(base) do r[k] = v end
+    for k, v in pairs(over or {}) do r[k] = v end
+    return r
+  end
+  local craft_recipe = with(M.CRAFT, o.craft)
+  if o.data and (craft_recipe.real_diffusion_weight or 0) ~= 0 then craft_recipe.data = craft_recipe.data or o.data end
+  if smoke then craft_recipe = with(craft_recipe, { max_steps = 3, steps = 4 }) end
+  local all = {
+    { name = 'Base + enriched', kind = 'base', baseline = true },
+    { name = 'TI + LoRA', kind = 'ti_lora', baseline = true,
+      ti = { max_steps = smoke and 4 or 200 }, lora = { max_steps = smoke and 4 or 300 } },
+    { name = 'DPO', kind = 'dpo', baseline = true,
+      recipe = { max_steps = smoke and 3 or 150, steps = smoke and 4 or 10, cfg = 3.0, batch_size = 4, lr = 1e-3 } },
+    { name = 'CRAFT', kind = 'craft', recipe = craft_recipe },
+  }
+  if not o.only then return all end
+  local r = {}
+  for _, m in ipairs(all) do if o.only[m.kind] then r[#r + 1] = m end end
+  return r
+end
+
+return M
