@@ -500,8 +500,9 @@ end
 ---------------------------------------------------------------- reward mode
 -- reward(images, labels, weights) -> tensor [N] = sum_d w_d z_d, differentiable in images
 -- (every step is a craft op). weights default to the recipe's reward_weights; a dimension
--- missing from `weights` has weight 0.
-function CAS:reward(images, labels, weights)
+-- missing from `weights` has weight 0. cap (nil: the recipe's reward_cap; false: none) caps
+-- each weighted dimension (see reward_cap above).
+function CAS:reward(images, labels, weights, cap)
   if not self.calib then error('cas: call cas:calibrate before reward', 2) end
   weights = weights or self.reward_weights
   local ys = label_list(labels)
@@ -518,8 +519,10 @@ function CAS:reward(images, labels, weights)
     local term = (raw[d] - T.tensor(mu)) * T.tensor(inv)
     -- reward_cap: no reward for pushing a dimension past the real images' level (w_d * cap),
     -- so the ascent cannot trade a failing dimension for an over-satisfied one
-    local cap = type(self.reward_cap) == 'table' and self.reward_cap[d] or self.reward_cap
-    if cap then term = term:clamp(nil, cap * math.abs(weights[d])) end
+    local c = cap
+    if c == nil then c = self.reward_cap end
+    if type(c) == 'table' then c = c[d] end
+    if c then term = term:clamp(nil, c * math.abs(weights[d])) end
     R = R and R + term or term
   end
   return R

@@ -94,18 +94,43 @@ function ADAPT.ti_lora(pipe, m, cfg)
   end, r
 end
 
-function ADAPT.dpo(pipe, m, cfg, cas)
-  local dpo = require 'craft.train.dpo'
-  local r = dpo.train(pipe, merge({ preset = 'tiny', prompts = cfg.knowledge.prompts, classes = cfg.classes, cas = cas,
-    seed = cfg.seed, out = cfg.out .. '/' .. m.key, quiet = cfg.quiet }, m.recipe))
-  return enriched_prompts(cfg.knowledge), r
+-- the class -> prompts table of a prompt function
+local function prompt_table(cfg, prompt_fn)
+  local prompts = {}
+  for _, c in ipairs(cfg.classes) do prompts[c] = prompt_fn(c) end
+  return prompts
 end
 
-function ADAPT.craft(pipe, m, cfg, cas)
-  local trainer = require 'craft.train.craft'
-  local r = trainer.train(pipe, merge({ preset = 'tiny', prompts = cfg.knowledge.prompts, classes = cfg.classes, cas = cas,
+-- DPO and CRAFT fine-tune the pipeline they are given: the base model, or (m.from) the
+-- generator another method adapted, with that method's prompts.
+function ADAPT.dpo(pipe, m, cfg, cas, prompt_fn)
+  local dpo = require 'craft.train.dpo'
+  prompt_fn = prompt_fn or enriched_prompts(cfg.knowledge)
+  local r = dpo.train(pipe, merge({ preset = 'tiny', prompts = prompt_table(cfg, prompt_fn), classes = cfg.classes, cas = cas,
     seed = cfg.seed, out = cfg.out .. '/' .. m.key, quiet = cfg.quiet }, m.recipe))
-  return enriched_prompts(cfg.knowledge), r
+  return prompt_fn, r
+end
+
+function ADAPT.craft(pipe, m, cfg, cas, prompt_fn)
+  local trainer = require 'craft.train.craft'
+  prompt_fn = prompt_fn or enriched_prompts(cfg.knowledge)
+  local r = trainer.train(pipe, merge({ preset = 'tiny', prompts = prompt_table(cfg, prompt_fn), classes = cfg.classes, cas = cas,
+    seed = cfg.seed, out = cfg.out .. '/' .. m.key, quiet = cfg.quiet }, m.recipe))
+  return prompt_fn, r
+end
+
+-- A fresh pipeline carrying what method `src` learnt (its textual-inversion tokens, its LoRA
+-- baked into the UNet), read back from the files its trainers exported, and its prompt function.
+local function adapted_start(cfg, src)
+  local pipe = craft.models.load(cfg.pipeline)
+  local dir = cfg.out .. '/' .. src.key
+  local function exists(p) local f = io.open(p) if f then f:close() return true end return false end
+  if exists(dir .. '/ti/learned_embeds/tokens.json') then require('craft.train.ti').load(pipe, dir .. '/ti/learned_embeds') end
+  local lora = require 'craft.models.lora'
+  for _, f in ipairs { dir .. '/lora/lora.safetensors', dir .. '/lora.safetensors' } do
+    if exists(f) then lora.load(pipe.unet, f); lora.bake(pipe.unet); break end
+  end
+  return pipe, src.prompt_fn
 end
 
 ---------------------------------------------------------------- generation
@@ -224,11 +249,11 @@ local function print_table(cfg, methods, real)
   local function add(s) lines[#lines + 1] = s end
   add(('%s: %d classes, %d images per class per seed x %d seeds; real held-out tail %.1f%% (q = %.2f)'):format(
     cfg.name, #cfg.classes, cfg.generate.per_class, #cfg.generate.seeds, 100 * real.tail, real.q))
-  add(('%-18s %9s %18s %8s %8s %8s %8s %8s %8s %7s'):format('method', 'mean CAS', 'tail [95% CI]', 'oracle', 'OOD CAS',
+  add(('%-20s %9s %18s %8s %8s %8s %8s %8s %8s %7s'):format('method', 'mean CAS', 'tail [95% CI]', 'oracle', 'OOD CAS',
     'bal.acc', '+real', 'memo', 'FID', 'min'))
   for _, m in ipairs(methods) do
     local lo, hi = stats.bootstrap(m.below, stats.mean, { n = 500, seed = 0 })
-    add(('%-18s %9.3f %6s [%4.1f,%5.1f] %8s %8s %8s %8s %8s %8.2f %7.1f'):format(m.name, m.mean_cas, pct(m.tail), 100 * lo, 100 * hi,
+    add(('%-20s %9.3f %6s [%4.1f,%5.1f] %8s %8s %8s %8s %8s %8.2f %7.1f'):format(m.name, m.mean_cas, pct(m.tail), 100 * lo, 100 * hi,
       m.oracle_correct and pct(stats.mean(m.oracle_correct)) or '--',
       m.ood_cas and ('%8.3f'):format(stats.mean(m.ood_cas)) or '--',
       m.downstream and ('%.3f'):format(m.downstream.balanced_accuracy) or '--',
@@ -274,15 +299,23 @@ function M.run(cfg)
       cfg.downstream.encoder, cfg.data.train.images:size(1), real.downstream.balanced_accuracy)
   end
 
-  local results = {}
+  local results, by_name = {}, {}
   for i, spec in ipairs(cfg.methods) do
     local m = merge(spec, { key = spec.key or (spec.kind .. '_' .. i) })
     local adapt = ADAPT[m.kind]
     if not adapt then error(('experiment: unknown method kind %q (base, ti_lora, dpo, craft)'):format(tostring(m.kind)), 2) end
     local ts = craft.C.craft_now()
     say('%s: adapting (%s)', m.name, m.kind)
-    local pipe = craft.models.load(cfg.pipeline)
-    local prompt_fn, train_result = adapt(pipe, m, cfg, cas)
+    local pipe, start_prompts
+    if m.from then
+      local src = by_name[m.from]
+      if not src then error(('experiment: method %q starts from %q, which is not an earlier method'):format(m.name, m.from), 0) end
+      pipe, start_prompts = adapted_start(cfg, src)
+    else
+      pipe = craft.models.load(cfg.pipeline)
+    end
+    local prompt_fn, train_result = adapt(pipe, m, cfg, cas, start_prompts)
+    by_name[m.name], by_name[m.key] = { key = m.key, prompt_fn = prompt_fn }, { key = m.key, prompt_fn = prompt_fn }
     local gens = {}
     for si, seed in ipairs(cfg.generate.seeds) do
       local x, y = generate(pipe, prompt_fn, cfg, seed)

@@ -41,7 +41,7 @@ return function(args)
       test = balanced(S.finetune.test, smoke and 16 or 64),
     },
     oracle = args.modality,
-    cas = { q = 0.10, k = 5 },
+    cas = { q = 0.10, k = 5, reward_cap = dofile('recipes/lib/methods.lua').REWARD_CAP },
     generate = { per_class = smoke and 4 or 24, steps = smoke and 4 or 10, cfg = 3.0, seeds = smoke and { 0, 1 } or { 0, 1, 2 } },
     notes = 'Built-in tiny models (models/builtin/README.md); phantom seeds in recipes/pretrain/seeds.lua.',
   }

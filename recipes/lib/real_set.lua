@@ -40,6 +40,7 @@ function M.run(spec, args)
     pipeline = args.pipeline,
     classes = K.classes, knowledge = K,
     encoders = { vlm = E.clip(args.clip), vision = E.dinov2(args.dinov2), ood = E.resnet(args.ood) },
+    cas = { q = 0.10, k = 5, reward_cap = dofile('recipes/lib/methods.lua').REWARD_CAP },
     data = { train = train, val = split('val', smoke and 16 or 64), test = split('test', smoke and 16 or 128) },
     generate = { per_class = smoke and 4 or 24, steps = smoke and 4 or 10, cfg = 3.0, seeds = smoke and { 0, 1 } or { 0, 1, 2 } },
     methods = dofile('recipes/lib/methods.lua').list { smoke = smoke, data = train },

@@ -145,6 +145,17 @@ function M.detach(model)
   end
 end
 
+-- bake(model): folds every adapter into its base weight for good and removes the adapters: the
+-- model is then a plain model whose weights carry the adaptation (a start point for another
+-- adapter, which a DRaFT+-style penalty then holds to this model rather than the original).
+function M.bake(model)
+  M.merge(model)
+  for _, nm in ipairs(M.adapted(model)) do
+    rawset(nm[2], '_lora', nil)
+    rawset(nm[2], 'forward', nil)
+  end
+end
+
 ---------------------------------------------------------------- files
 -- save(model, path, {layout='peft'|'kohya', prefix='unet.', kohya_prefix='lora_unet'})
 -- peft keeps no alpha in the file (diffusers then uses alpha = rank), so a scale other than 1 is

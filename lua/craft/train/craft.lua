@@ -32,6 +32,7 @@ M.DEFAULTS = {
   reward = false,             -- function(images [N,3,H,W] in [0,1], labels i64 [N]) -> tensor [N]
   cas = false,                -- a calibrated craft.cas object: reward = cas:reward(images, labels, reward_weights)
   reward_weights = false,     -- the reward's dimension weights; default: the CAS recipe's reward_weights
+  reward_cap = 'cas',         -- cap on each weighted dimension: 'cas' (the CAS recipe's reward_cap), false, a number or {dim -> number}
   log_dims = true,            -- with cas: log the mean z-score of every calibrated dimension per step
   kl_weight = 0,              -- DRaFT+-style penalty on (eps_lora - eps_base)^2 (METHOD: optional)
   real_diffusion_weight = 0,  -- weight of the diffusion loss on real images (METHOD: optional)
@@ -66,7 +67,9 @@ local function reward_of(r)
   if not (cas and cas.reward) then
     error('craft: give reward = function(images, labels) -> tensor [N], or cas = a calibrated craft.cas object', 3)
   end
-  return function(images, labels) return cas:reward(images, labels, r.reward_weights or nil) end
+  local cap = r.reward_cap
+  if cap == 'cas' then cap = nil end
+  return function(images, labels) return cas:reward(images, labels, r.reward_weights or nil, cap) end
 end
 
 -- Mean z-score of each calibrated CAS dimension over the batch (metric mode: no graph).
