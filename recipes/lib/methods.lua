@@ -7,11 +7,12 @@ local M = {}
 -- CRAFT's recipe for the tiny models (every field is a craft.train.craft option; METHOD.md's
 -- defaults are the trainer's, these are the quickstart's choices, measured in docs/trainers.md):
 -- it fine-tunes the TI + LoRA generator (`from`), with METHOD.md's optional diffusion loss on the
--- labelled reals mixed in. The reward's dimensions are capped (the CAS recipe's reward_cap,
--- recipes/lib/phantoms.lua): without the cap the ascent over-satisfies the VLM dimensions and
--- the oracle's correctness fell to 12 % (docs/trainers.md).
+-- labelled reals mixed in at weight 5 (at 1 the ascent drifted away from real images: tail 46 %
+-- instead of 3 %). The reward's dimensions are capped (the CAS recipe's reward_cap, recipes/lib/
+-- phantoms.lua): without the cap the ascent over-satisfies the VLM dimensions and the oracle's
+-- correctness fell to 12 %. The runs behind these choices: docs/results.md.
 M.CRAFT = { steps = 10, cfg = 3.0, grad_steps = 1, batch_size = 4, lr = 1e-3, rank = 8, kl_weight = 0.1,
-  real_diffusion_weight = 1, max_steps = 800 }
+  real_diffusion_weight = 5, max_steps = 800 }
 -- The CAS's reward cap (craft.cas reward_cap) the built-in comparisons use.
 M.REWARD_CAP = 0.5
 
