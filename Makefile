@@ -85,9 +85,9 @@ fuzz-build: fuzz-lib
 	@$(MAKE) --no-print-directory $(FUZZ_BIN)
 fuzz-lib:
 	@$(MAKE) --no-print-directory BUILD=build-fuzz/lib CC=clang OPT="-O1" \
-	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" build-fuzz/lib/libcraft.a
+	  SAN="-fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" build-fuzz/lib/libcraft.a
 build-fuzz/fuzz_%: tests/fuzz/fuzz_%.c build-fuzz/lib/libcraft.a
-	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer $< -o $@ build-fuzz/lib/libcraft.a -fopenmp $(LIBS)
+	clang $(CFLAGS_BASE) -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer $< -o $@ build-fuzz/lib/libcraft.a -fopenmp $(LIBS)
 fuzz: fuzz-build
 	sh tests/fuzz/run.sh build-fuzz $(FUZZ_SECONDS)
 

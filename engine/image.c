@@ -96,7 +96,8 @@ static int decode(const void *buf, size_t len, const char *name, int want, int b
     if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp))
         return craft_fail(CRAFT_EFORMAT, "%s: cannot decode: %s", what, stbi_failure_reason());
     int c = want ? want : comp;
-    int64_t bytes = (int64_t)w * h * c * (bits16 ? 2 : 1);
+    /* check the header's numbers before multiplying them: a hostile header can carry any int */
+    int64_t bytes = (w > 0 && h > 0 && c >= 1 && c <= 4) ? (int64_t)w * h * c * (bits16 ? 2 : 1) : 0;
     if (w <= 0 || h <= 0 || c < 1 || c > 4 || bytes > IMAGE_MAX_BYTES)
         return craft_fail(CRAFT_EUNSUPPORTED, "%s: %dx%d with %d channels is over the %lld MiB decode limit",
                           what, w, h, c, (long long)(IMAGE_MAX_BYTES >> 20));

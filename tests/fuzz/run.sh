@@ -15,6 +15,8 @@ for f in "$D"/fuzz_*; do
     log="$D/fuzz_$name.log"
     "$f" -max_total_time="$S" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 -artifact_prefix="$D/crash-$name-" "$work" >"$log" 2>&1
     rc=$?
+    # a sanitizer report is a failure even where the runtime recovered and went on
+    if grep -qE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$log"; then rc=1; fi
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
     if [ $rc -eq 0 ] && [ -d "tests/fuzz/crashes/$name" ] && ls tests/fuzz/crashes/$name/* >/dev/null 2>&1; then
         "$f" tests/fuzz/crashes/$name/* >>"$log" 2>&1 || rc=$?
