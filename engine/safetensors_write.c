@@ -105,6 +105,27 @@ done:
     return rc;
 }
 
+/* Test hook for the crash-safety test (tests/crash_resume.sh): with
+ * CRAFT_TEST_SAVE_STALL="<phase>:<n>:<marker path>", the n-th save of this process that reaches
+ * <phase> ("mid": half of its tensors written to the .tmp file; "rename": written and fsynced,
+ * not yet renamed) creates the marker file and sleeps, so that the test can SIGKILL the process
+ * exactly there. Unset (always, outside that test) it costs one getenv per save. */
+static void test_stall(const char *phase) {
+    static int count[2];
+    const char *e = getenv("CRAFT_TEST_SAVE_STALL");
+    if (!e) return;
+    size_t n = strlen(phase);
+    if (strncmp(e, phase, n) || e[n] != ':') return;
+    char *rest = NULL;
+    long want = strtol(e + n + 1, &rest, 10);
+    if (!rest || *rest != ':') return;
+    int k = phase[0] == 'm' ? 0 : 1;
+    if (++count[k] != want) return;
+    int fd = open(rest + 1, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd >= 0) close(fd);
+    sleep(120);
+}
+
 int craft_st_save(const char *path, int n, const char **names, craft_tensor **tensors,
                   int n_meta, const char **meta_keys, const char **meta_values) {
     if (!path || n < 0 || n_meta < 0 || (n && (!names || !tensors)) || (n_meta && (!meta_keys || !meta_values)))
@@ -152,6 +173,7 @@ int craft_st_save(const char *path, int n, const char **names, craft_tensor **te
     for (int i = 0; i < 8; i++) lenb[i] = (unsigned char)((uint64_t)hlen >> (8 * i));
     if (write_all(fd, lenb, 8) || write_all(fd, hdr, hlen)) failed_at = 1;
     for (int i = 0; i < n && !failed_at; i++) {
+        if (i == n / 2) test_stall("mid");
         int w = write_tensor(fd, &it[i]);
         if (w == -2) { rc = craft_fail_prefix(craft_last_status() ? craft_last_status() : CRAFT_ENOMEM,
                                               "safetensors save %s: tensor \"%s\"", path, craft_st_clean(it[i].name, nb, sizeof nb)); failed_at = 2; }
@@ -160,6 +182,7 @@ int craft_st_save(const char *path, int n, const char **names, craft_tensor **te
     if (!failed_at && fsync(fd)) failed_at = 1;
     if (failed_at == 1) rc = craft_fail(CRAFT_EIO, "safetensors save %s: writing %s failed: %s", path, tmp, strerror(errno));
     if (close(fd) && !rc) rc = craft_fail(CRAFT_EIO, "safetensors save %s: closing %s failed: %s", path, tmp, strerror(errno));
+    if (!rc) test_stall("rename");
     if (!rc && rename(tmp, path)) rc = craft_fail(CRAFT_EIO, "safetensors save %s: rename from %s failed: %s", path, tmp, strerror(errno));
     if (rc) unlink(tmp);
     else {   /* make the rename itself durable */
