@@ -36,8 +36,8 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, craft_
     if (!a || !b) { craft_tensor_release(a); craft_tensor_release(b); return craft_last_status(); }
     mat_layout la, lb;
     int rc = CRAFT_OK;
-    if (!layout_of(a, &la)) { craft_tensor *c; rc = craft_contig_f32(a, &c); craft_tensor_release(a); a = c; if (!rc) layout_of(a, &la); }
-    if (!rc && !layout_of(b, &lb)) { craft_tensor *c; rc = craft_contig_f32(b, &c); craft_tensor_release(b); b = c; if (!rc) layout_of(b, &lb); }
+    if (!layout_of(a, &la)) { craft_tensor *c = NULL; rc = craft_contig_f32(a, &c); craft_tensor_release(a); a = c; if (!rc) layout_of(a, &la); }
+    if (!rc && !layout_of(b, &lb)) { craft_tensor *c = NULL; rc = craft_contig_f32(b, &c); craft_tensor_release(b); b = c; if (!rc) layout_of(b, &lb); }
     if (rc) { craft_tensor_release(a); craft_tensor_release(b); return rc; }
     int64_t M = a->shape[a->ndim - 2], K = a->shape[a->ndim - 1], N = b->shape[b->ndim - 1];
     /* broadcast batch dims */
@@ -63,7 +63,7 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, craft_
         y = craft_new_tensor(nb + 2, oshape, CRAFT_F32, 0);
         if (!y) rc = craft_last_status();
     }
-    if (!rc) {
+    if (!rc && y->numel > 0) {   /* an empty result may still have a huge batch: nothing to do */
         int64_t batch = craft_numel_of(nb, bshape);
         const float *ap = craft_tensor_data(a), *bp = craft_tensor_data(b);
         float *yp = craft_tensor_data(y);

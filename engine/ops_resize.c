@@ -264,9 +264,9 @@ int craft_avg_pool2d(const craft_tensor *x, int kernel, int stride, int padding,
     if (stride <= 0) stride = kernel;   /* torch: stride=None means the kernel size */
     if (kernel < 1 || padding < 0)
         return craft_fail(CRAFT_EINVAL, "avg_pool2d: kernel %d, padding %d (kernel must be >= 1, padding >= 0)", kernel, padding);
-    if (2 * padding > kernel)
+    if ((int64_t)2 * padding > kernel)
         return craft_fail(CRAFT_EINVAL, "avg_pool2d: padding %d must be at most half the kernel %d", padding, kernel);
-    if (x->shape[2] + 2 * padding < kernel || x->shape[3] + 2 * padding < kernel)
+    if (x->shape[2] + (int64_t)2 * padding < kernel || x->shape[3] + (int64_t)2 * padding < kernel)
         return craft_fail(CRAFT_ESHAPE, "avg_pool2d: input %s with padding %d is smaller than the kernel %d",
                           craft_shape_str(x), padding, kernel);
     pool_plan p;

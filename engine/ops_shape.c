@@ -47,7 +47,8 @@ int craft_concat(int n, craft_tensor **ts, int dim, craft_tensor **out) {
         if (bad)
             return craft_fail(CRAFT_ESHAPE, "concat: tensor %d %s does not match tensor 0 %s outside dim %d", i,
                               craft_shape_str(t), craft_shape_str(t0), d);
-        shape[d] += t->shape[d];
+        if (__builtin_add_overflow(shape[d], t->shape[d], &shape[d]))
+            return craft_fail(CRAFT_ESHAPE, "concat: dim %d of the result is too large", d);
     }
     craft_tensor *y = craft_new_tensor(t0->ndim, shape, t0->dtype, CRAFT_DEVICE_CPU);
     if (!y) return craft_last_status();
@@ -86,8 +87,9 @@ static void pad_plan_free(pad_plan *p) {
     for (int d = 0; d < CRAFT_MAX_DIMS; d++) { free(p->map[d]); p->map[d] = NULL; }
 }
 
-/* Validates the arguments against the input shape and builds the index maps. */
-static int pad_plan_make(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode, const char *desc,
+/* Validates the arguments against the input shape and builds the index maps (pad_plan_make
+ * frees the maps already built when a later dim fails). */
+static int pad_plan_fill(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode, const char *desc,
                          pad_plan *p) {
     memset(p, 0, sizeof *p);
     if (mode < 0 || mode > 2) return craft_fail(CRAFT_EINVAL, "pad: unknown mode %d (0 constant, 1 reflect, 2 replicate)", mode);
@@ -128,6 +130,13 @@ static int pad_plan_make(int nd, const int64_t *ish, int npairs, const int64_t *
         }
     }
     return CRAFT_OK;
+}
+
+static int pad_plan_make(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode, const char *desc,
+                         pad_plan *p) {
+    int rc = pad_plan_fill(nd, ish, npairs, pads, mode, desc, p);
+    if (rc) pad_plan_free(p);
+    return rc;
 }
 
 /* Input offset of output row r (a row: all output dims but the last), or -1 for a row that

@@ -29,9 +29,12 @@ static void storage_release(craft_storage *s) {
     free(s);
 }
 
+/* The product of the sizes; INT64_MAX when it overflows (user-supplied shapes can be anything:
+ * callers compare it or check it against a limit, and a saturated value fails either). */
 int64_t craft_numel_of(int ndim, const int64_t *shape) {
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++) n *= shape[i];
+    for (int i = 0; i < ndim; i++)
+        if (__builtin_mul_overflow(n, shape[i], &n)) return INT64_MAX;
     return n;
 }
 
@@ -42,7 +45,7 @@ static int check_shape(const char *op, int ndim, const int64_t *shape, int dtype
     int64_t n = 1;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return craft_fail(CRAFT_ESHAPE, "%s: negative size %lld in dim %d", op, (long long)shape[i], i);
-        if (shape[i] && n > ((int64_t)1 << 46) / shape[i])
+        if (shape[i] > ((int64_t)1 << 46) || (shape[i] && n > ((int64_t)1 << 46) / shape[i]))
             return craft_fail(CRAFT_ESHAPE, "%s: shape %s is too large", op, craft_dims_str(ndim, shape));
         n *= shape[i];
     }
@@ -51,7 +54,11 @@ static int check_shape(const char *op, int ndim, const int64_t *shape, int dtype
 
 static void set_contiguous_strides(craft_tensor *t) {
     int64_t s = 1;
-    for (int i = t->ndim - 1; i >= 0; i--) { t->stride[i] = s; s *= t->shape[i]; }
+    /* saturating: an empty tensor may have other sizes whose product overflows */
+    for (int i = t->ndim - 1; i >= 0; i--) {
+        t->stride[i] = s;
+        if (__builtin_mul_overflow(s, t->shape[i], &s)) s = INT64_MAX;
+    }
 }
 
 static craft_tensor *tensor_header(int ndim, const int64_t *shape, int dtype, int device) {
@@ -220,16 +227,32 @@ static inline double load_as_double(const char *p, int dt) {
     return 0;
 }
 
+/* Float to integer: toward zero, NaN to 0, saturating at the type's range (a plain C cast of
+ * NaN or of an out-of-range value is undefined); u8 and i8 wrap from the saturated int32, as
+ * OpenCL's convert_int_sat then a narrowing cast (kernels_cl/copy.cl does the same). */
+static inline int64_t sat_i64(double v) {
+    if (v != v) return 0;
+    if (v >= 9223372036854775807.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+static inline int32_t sat_i32(double v) {
+    if (v != v) return 0;
+    if (v >= 2147483647.0) return INT32_MAX;
+    if (v <= -2147483648.0) return INT32_MIN;
+    return (int32_t)v;
+}
+
 static inline void store_double(char *p, int dt, double v) {
     switch (dt) {
     case CRAFT_F32: *(float *)p = (float)v; break;
     case CRAFT_F16: *(uint16_t *)p = craft_float_to_half((float)v); break;
     case CRAFT_BF16: *(uint16_t *)p = craft_float_to_bf16((float)v); break;
-    case CRAFT_I64: *(int64_t *)p = (int64_t)v; break;
-    case CRAFT_I32: *(int32_t *)p = (int32_t)v; break;
-    case CRAFT_U8: *(uint8_t *)p = (uint8_t)v; break;
+    case CRAFT_I64: *(int64_t *)p = sat_i64(v); break;
+    case CRAFT_I32: *(int32_t *)p = sat_i32(v); break;
+    case CRAFT_U8: *(uint8_t *)p = (uint8_t)sat_i32(v); break;
     case CRAFT_F64: *(double *)p = v; break;
-    case CRAFT_I8: *(int8_t *)p = (int8_t)v; break;
+    case CRAFT_I8: *(int8_t *)p = (int8_t)sat_i32(v); break;
     case CRAFT_BOOL: *(uint8_t *)p = v != 0; break;
     }
 }

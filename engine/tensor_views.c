@@ -20,7 +20,10 @@ static int reshape_backward(craft_node *n, craft_tensor **gout, craft_tensor **g
 static int view_strides(const craft_tensor *t, int nd, const int64_t *ns, int64_t *nst) {
     if (t->numel == 0 || t->ndim == 0) {
         int64_t s = 1;
-        for (int i = nd - 1; i >= 0; i--) { nst[i] = s; s *= ns[i]; }
+        for (int i = nd - 1; i >= 0; i--) {   /* saturating: sizes beside a 0 can be anything */
+            nst[i] = s;
+            if (__builtin_mul_overflow(s, ns[i], &s)) s = INT64_MAX;
+        }
         return 1;
     }
     int view_d = nd - 1;
@@ -56,8 +59,10 @@ int craft_reshape(const craft_tensor *t, int ndim, const int64_t *shape_in, craf
             infer = i;
         } else if (shape[i] < 0) {
             return craft_fail(CRAFT_ESHAPE, "reshape: negative size in %s", craft_dims_str(ndim, shape_in));
-        } else {
-            known *= shape[i];
+        } else if (shape[i] > ((int64_t)1 << 46)) {   /* craft_empty's limit, even beside a 0 */
+            return craft_fail(CRAFT_ESHAPE, "reshape: shape %s is too large", craft_dims_str(ndim, shape_in));
+        } else if (__builtin_mul_overflow(known, shape[i], &known)) {
+            return craft_fail(CRAFT_ESHAPE, "reshape: shape %s is too large", craft_dims_str(ndim, shape_in));
         }
     }
     if (infer >= 0) {
@@ -149,6 +154,9 @@ int craft_slice(const craft_tensor *t, int dim, int64_t start, int64_t end, int6
     if (end > n) end = n;
     if (start > n) start = n;
     if (end < start) end = start;
+    /* a step past the dim's length takes at most its first element: clamp it so that neither
+     * the length nor the new stride can overflow (a fuzzed step of 2^62 did) */
+    if (step > n) step = n > 0 ? n : 1;
     craft_tensor *v = craft_alias(t);
     if (!v) return craft_last_status();
     v->offset += start * t->stride[d];
@@ -173,12 +181,16 @@ int craft_expand(const craft_tensor *t, int ndim, const int64_t *shape, craft_te
         int j = i - off;
         int64_t want = shape[i] == -1 && j >= 0 ? t->shape[j] : shape[i];
         if (j >= 0 && t->shape[j] == want) { v->shape[i] = want; v->stride[i] = t->stride[j]; continue; }
-        if ((j < 0 || t->shape[j] == 1) && want >= 0) { v->shape[i] = want; v->stride[i] = 0; continue; }
+        if ((j < 0 || t->shape[j] == 1) && want >= 0 && want <= ((int64_t)1 << 46)) { v->shape[i] = want; v->stride[i] = 0; continue; }
         craft_tensor_release(v);
         return craft_fail(CRAFT_ESHAPE, "expand: %s cannot expand to %s (dim %d)", craft_shape_str(t), craft_dims_str(ndim, shape), i);
     }
     v->ndim = ndim;
     v->numel = craft_numel_of(ndim, v->shape);
+    if (v->numel > ((int64_t)1 << 46)) {   /* the limit craft_empty has: no view is larger either */
+        craft_tensor_release(v);
+        return craft_fail(CRAFT_ESHAPE, "expand: %s to %s is too large", craft_shape_str(t), craft_dims_str(ndim, shape));
+    }
     return finish_view("expand", t, v, expand_backward, NULL, 0, out);
 }
 

@@ -39,13 +39,13 @@ static inline void store_val(__global uchar *p, long o, int dt, cvt_t v) {
     case DT_F32: ((__global float *)p)[o] = (float)v; break;
     case DT_F16: ((__global ushort *)p)[o] = float_to_half_bits((float)v); break;
     case DT_BF16: ((__global ushort *)p)[o] = float_to_bf16_bits((float)v); break;
-    case DT_I64: ((__global long *)p)[o] = (long)v; break;
-    case DT_I32: ((__global int *)p)[o] = (int)v; break;
-    case DT_U8: p[o] = (uchar)(int)v; break;
+    case DT_I64: ((__global long *)p)[o] = convert_long_sat(v); break;
+    case DT_I32: ((__global int *)p)[o] = convert_int_sat(v); break;
+    case DT_U8: p[o] = (uchar)convert_int_sat(v); break;
 #ifdef CRAFT_FP64
     case DT_F64: ((__global double *)p)[o] = v; break;
 #endif
-    case DT_I8: ((__global char *)p)[o] = (char)(int)v; break;
+    case DT_I8: ((__global char *)p)[o] = (char)convert_int_sat(v); break;
     case DT_BOOL: p[o] = v != 0 ? 1 : 0; break;
     }
 }
