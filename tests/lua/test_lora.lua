@@ -64,6 +64,21 @@ function T.merge_matches_and_unmerge_restores_exactly(t)
   t.eq(#lora.adapted(u), 0)
 end
 
+-- bake: the adaptation stays in the weights, the adapters are gone, a new adapter starts from there
+function T.bake_keeps_the_adaptation(t)
+  local u = load_unet()
+  lora.attach(u, { rank = 4 })
+  randomise(u, 5)
+  local live = run(u)
+  lora.bake(u)
+  t.eq(#lora.adapted(u), 0, 'no adapters left')
+  t.ok(rel(run(u), live) < 1e-5, ('baked vs live: %.2g'):format(rel(run(u), live)))
+  lora.attach(u, { rank = 2 })
+  t.ok(rel(run(u), live) < 1e-5, 'a fresh adapter (up = 0) starts from the baked model')
+  lora.detach(u)
+  t.ok(rel(run(u), live) < 1e-5, 'detaching the new adapter keeps the baked weights')
+end
+
 function T.save_load_round_trips(t)
   local u = load_unet()
   lora.attach(u, { rank = 4, alpha = 2 })
