@@ -55,7 +55,16 @@ static bucket *find_bucket(size_t size, int create) {
     return &buckets[j];
 }
 
+static int64_t mem_available(void);
+
 static void *system_alloc(size_t size) {
+    /* MAP_POPULATE touches every page: a request larger than the memory the system has left
+     * would drive it into swap or the OOM killer instead of failing, so refuse it up front
+     * (checked only for large requests: /proc/meminfo is read once per new block of >= 256 MiB) */
+    if (size >= ((size_t)256 << 20)) {
+        int64_t avail = mem_available();
+        if (avail >= 0 && (int64_t)size > avail) return NULL;
+    }
     if (size >= MMAP_MIN) {
         void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_POPULATE, -1, 0);
         return p == MAP_FAILED ? NULL : p;
