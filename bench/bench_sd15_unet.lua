@@ -1,12 +1,13 @@
 -- bench/bench_sd15_unet.lua: the Stable Diffusion 1.5 UNet (860 M parameters, random weights),
--- timed in craft, with the diffusers peer (bench/peer_sd15_unet.py) run in the same invocation.
--- Opt-in (slow on a laptop CPU; not part of `make bench`): a no-grad forward at a 64x64 latent
--- (512 px images) and a forward + backward with gradient checkpointing per block (what reward
--- finetuning does), with the pool's peak memory.
+-- timed in craft, with the diffusers peer (bench/peer_sd15_unet.py) run in the same invocation:
+-- a no-grad forward at a 64x64 latent (512 px images) and a forward + backward with gradient
+-- checkpointing per block (what reward finetuning does), with peak memory. Part of `make bench`
+-- (bench/run.sh runs it with batch 1, a 64x64 latent, one timed step: a few minutes on 2 cores).
 --   craft bench/bench_sd15_unet.lua [--batch 1] [--size 64] [--steps 1] [--warmup 0]
 --                                   [--no-backward] [--no-checkpoint] [--no-peer]
--- The peer needs a python with torch and diffusers: CRAFT_PEER_PYTHON (default /tmp/fixvenv/bin/python,
--- see tests/fixtures/make_model_fixtures.py).
+-- The peer needs a python with torch and diffusers: CRAFT_PEER_PYTHON, by default the venv that
+-- `sh tools/setup.sh --bench` makes (.venv-bench/bin/python: Debian's torch 1.13 + diffusers 0.27.2).
+-- Without it the craft rows are printed and one "peer skipped: why" line; that is not a failure.
 local craft = require 'craft'
 local U = require 'craft.models.unet'
 
@@ -43,24 +44,57 @@ local function median_time(fn, n, warmup)
   return ts[math.floor((n + 1) / 2)] * 1e3
 end
 
-local function peer_run()
-  if args.no_peer then return nil end
-  local py = os.getenv('CRAFT_PEER_PYTHON') or '/tmp/fixvenv/bin/python'
-  local tmp = os.tmpname()
-  local cmd = ('%s bench/peer_sd15_unet.py --batch %d --size %d --steps %d --warmup %d --threads %d --json %s%s%s > /dev/null 2>&1')
-    :format(py, args.batch, args.size, args.steps, args.warmup, craft.num_threads(), tmp,
-      args.no_backward and ' --no-backward' or '', args.no_checkpoint and ' --no-checkpoint' or '')
-  local res
-  if os.execute(cmd) == 0 then res = craft.io.read_json(tmp) end
-  os.remove(tmp)
-  return res
+local function shell_quote(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
+local function last_line(path)
+  local f = io.open(path)
+  if not f then return '' end
+  local last = ''
+  for l in f:lines() do if l:match('%S') then last = l end end
+  f:close()
+  return last
 end
 
-local function row(what, mine, theirs, mem, pmem)
-  local m = mem and ('   peak %6.0f MiB'):format(mem) or ''
-  local pm = pmem and (' / torch rss %6.0f MiB'):format(pmem) or ''
-  if theirs then print(('  %-34s craft %9.1f ms   torch %9.1f ms   ratio %.2fx%s%s'):format(what, mine, theirs, theirs / mine, m, pm))
-  else print(('  %-34s craft %9.1f ms   (no peer)%s'):format(what, mine, m)) end
+-- peer_run() -> the peer's JSON table, or nil and why it was skipped
+local function peer_run()
+  if args.no_peer then return nil, '--no-peer given' end
+  local py = os.getenv('CRAFT_PEER_PYTHON') or '.venv-bench/bin/python'
+  if py == '' then return nil, 'CRAFT_PEER_PYTHON is empty' end
+  if py:find('/', 1, true) then
+    local f = io.open(py)
+    if not f then return nil, py .. ' does not exist (sh tools/setup.sh --bench makes .venv-bench)' end
+    f:close()
+  end
+  local log, tmp = os.tmpname(), os.tmpname()
+  local q = shell_quote(py)
+  if os.execute(q .. " -c 'import torch, diffusers' > " .. log .. ' 2>&1') ~= 0 then
+    local why = last_line(log)
+    os.remove(log); os.remove(tmp)
+    return nil, py .. ' cannot import torch and diffusers (' .. why .. '; sh tools/setup.sh --bench)'
+  end
+  local cmd = ('%s bench/peer_sd15_unet.py --batch %d --size %d --steps %d --warmup %d --threads %d --json %s%s%s > %s 2>&1')
+    :format(q, args.batch, args.size, args.steps, args.warmup, craft.num_threads(), tmp,
+      args.no_backward and ' --no-backward' or '', args.no_checkpoint and ' --no-checkpoint' or '', log)
+  local rc = os.execute(cmd)
+  local res, why
+  if rc == 0 then
+    local ok, r = pcall(craft.io.read_json, tmp)
+    if ok then res = r else why = 'its JSON could not be read: ' .. tostring(r) end
+  else
+    if type(rc) == 'number' and rc > 255 then rc = math.floor(rc / 256) end   -- a wait status (Lua 5.1)
+    why = ('bench/peer_sd15_unet.py exited with %s: %s'):format(tostring(rc), last_line(log))
+  end
+  os.remove(tmp); os.remove(log)
+  return res, why
+end
+
+local function row(what, mine, theirs)
+  if theirs then print(('  %-34s craft %9.1f ms   torch %9.1f ms   ratio %.2fx'):format(what, mine, theirs, theirs / mine))
+  else print(('  %-34s craft %9.1f ms'):format(what, mine)) end
+end
+local function mem_row(what, mine, weights, theirs)
+  local s = ('  %-34s craft %6.0f MiB (weights %.0f + pool peak %.0f)'):format(what, weights + mine, weights, mine)
+  if theirs then s = s .. ('   torch %6.0f MiB (process peak RSS)'):format(theirs) end
+  print(s)
 end
 
 craft.manual_seed(0)
@@ -86,10 +120,21 @@ if not args.no_backward then
   end, args.steps, args.warmup)
   fb_mem = (craft.memory().peak - base) / 2 ^ 20
 end
-local peer = peer_run()
-row('forward (no grad)', fwd, peer and peer.forward_ms, fwd_mem, peer and peer.forward_rss_mib)
+local weights = base / 2 ^ 20
+-- the peer runs after craft's timings, with craft's model released (one 3.3 GiB copy at a time)
+unet, x, ctx = nil, nil, nil
+collectgarbage(); collectgarbage()
+require('craft.core').C.craft_pool_trim()   -- hand the cached blocks back to the system
+local peer, why = peer_run()
+row('forward (no grad)', fwd, peer and peer.forward_ms)
 if fb then
-  row('forward + backward' .. (args.no_checkpoint and '' or ' (checkpointed)'), fb, peer and peer.forward_backward_ms, fb_mem,
-    peer and peer.forward_backward_rss_mib)
+  row('forward + backward' .. (args.no_checkpoint and '' or ' (checkpointed)'), fb, peer and peer.forward_backward_ms)
 end
-print(('  (peak: pool memory above the weights; weights %.0f MiB)'):format(base / 2 ^ 20))
+mem_row('peak memory, forward', fwd_mem, weights, peer and peer.forward_rss_mib)
+if fb then mem_row('peak memory, forward + backward', fb_mem, weights, peer and peer.forward_backward_rss_mib) end
+if peer then
+  print(('  (ratio: torch time / craft time, above 1 means craft is faster; torch %s, diffusers %s, %d threads)'):format(
+    tostring(peer.torch), tostring(peer.diffusers), peer.threads or 0))
+else
+  print('  peer skipped: ' .. tostring(why))
+end

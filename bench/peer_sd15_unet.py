@@ -5,13 +5,15 @@ of a forward + backward to the latents with frozen weights and gradient checkpoi
 
     python bench/peer_sd15_unet.py [--batch 1] [--size 64] [--steps 1] [--warmup 0] [--threads N]
                                    [--no-backward] [--no-checkpoint] [--json out.json]
-Needs torch and diffusers (tests/fixtures/make_model_fixtures.py makes a venv: /tmp/fixvenv).
+Needs torch and diffusers: `sh tools/setup.sh --bench` makes .venv-bench (Debian's torch 1.13 +
+diffusers 0.27.2); bench/run.sh runs it with that venv's python.
 """
 import argparse
 import json
 import resource
 import time
 
+import diffusers
 import torch
 from diffusers import UNet2DConditionModel
 
@@ -57,7 +59,8 @@ def main():
     x = torch.randn(a.batch, 4, a.size, a.size)
     ctx = torch.randn(a.batch, 77, 768)
     t = torch.full((a.batch,), 500.0)
-    res = {"params": sum(p.numel() for p in unet.parameters()), "threads": torch.get_num_threads()}
+    res = {"params": sum(p.numel() for p in unet.parameters()), "threads": torch.get_num_threads(),
+           "torch": torch.__version__, "diffusers": diffusers.__version__}
 
     def fwd():
         with torch.no_grad():

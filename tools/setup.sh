@@ -7,18 +7,42 @@ pocl-opencl-icd clinfo libclblast-dev libstb-dev libcsv-dev libjansson-dev libzi
 # extra tools for the test suite: clang's libFuzzer and sanitizer runtimes (+ its OpenMP), and
 # headless Chromium to check that the HTML report renders
 PKGS="$PKGS clang libclang-rt-dev libomp-dev chromium"
-case " $* " in *" --bench "*) PKGS="$PKGS python3-torch python3-numpy" ;; esac
+BENCH=""
+case " $* " in *" --bench "*) BENCH=1; PKGS="$PKGS python3-torch python3-numpy python3-venv" ;; esac
 missing=""
 for p in $PKGS; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing="$missing $p"
 done
 if [ -z "$missing" ]; then
     echo "setup: all packages present"
+else
+    echo "setup: installing$missing"
+    SUDO=""
+    [ "$(id -u)" -eq 0 ] || SUDO="sudo"
+    export DEBIAN_FRONTEND=noninteractive
+    $SUDO apt-get update -qq
+    $SUDO apt-get install -y -qq --no-install-recommends $missing
+fi
+[ -n "$BENCH" ] || exit 0
+
+# --bench: the peers of bench/bench_sd15_unet.lua (and the model fixture scripts) need diffusers.
+# A venv on Debian's python and torch 1.13 (--system-site-packages) with pinned releases that work
+# with torch 1.13, from PyPI; none of them pulls another torch. bench/run.sh uses .venv-bench
+# (CRAFT_BENCH_VENV puts it elsewhere: then point CRAFT_PEER_PYTHON at its bin/python).
+ROOT=$(cd "$(dirname "$0")/.." && pwd)
+VENV=${CRAFT_BENCH_VENV:-$ROOT/.venv-bench}
+PINNED="diffusers==0.27.2 transformers==4.38.2 huggingface_hub<0.26"
+if [ -x "$VENV/bin/python" ] && "$VENV/bin/python" -c '
+import diffusers, transformers, huggingface_hub, torch
+assert diffusers.__version__ == "0.27.2" and transformers.__version__ == "4.38.2"
+assert torch.__file__.startswith("/usr/lib/python3/")' 2>/dev/null; then
+    echo "setup: bench venv $VENV ready"
     exit 0
 fi
-echo "setup: installing$missing"
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO="sudo"
-export DEBIAN_FRONTEND=noninteractive
-$SUDO apt-get update -qq
-$SUDO apt-get install -y -qq --no-install-recommends $missing
+echo "setup: making the bench venv $VENV (Debian's torch + $PINNED)"
+/usr/bin/python3 -m venv --system-site-packages "$VENV"
+if ! "$VENV/bin/pip" install -q --disable-pip-version-check $PINNED; then
+    echo "setup: pip could not install $PINNED into $VENV (is PyPI reachable?); bench peers needing diffusers will be skipped" >&2
+    exit 1
+fi
+"$VENV/bin/python" -c 'import torch, diffusers; print("setup: bench venv: torch", torch.__version__, "diffusers", diffusers.__version__)'

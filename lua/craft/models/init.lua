@@ -2,7 +2,7 @@
 --   local pipe = require('craft.models').load('path/to/sd-folder')    -- model_index.json folder
 --   pipe.unet, pipe.vae, pipe.scheduler (and pipe.text_encoder, pipe.tokenizer with craft.models.clip)
 --   local unet = models.load_unet('path/unet')                          -- one component folder
---   local parts = models.load_single_file('sd.safetensors', {unet_config=, vae_config=})
+--   local parts = models.load_single_file('sd.safetensors', {unet_config=, vae_config=, text_encoder_config=})
 -- Weights come from diffusion_pytorch_model.safetensors or model.safetensors, or their
 -- ".fp16." variants, always converted to f32. A missing file or model key is an error naming it;
 -- checkpoint keys that fit nothing are listed in a one-line warning.
@@ -110,32 +110,57 @@ function M.load(dir, o)
   return require('craft.models.pipeline').new(parts)
 end
 
--- load_single_file(path, {unet_config=, vae_config=}) -> { unet =, vae = , text_encoder_state = }
--- from an original LDM / CompVis checkpoint (model.diffusion_model.*, first_stage_model.*,
--- cond_stage_model.transformer.*). Configs are diffusers config tables (or folders / json paths).
+-- load_single_file(path, {unet_config=, vae_config=, text_encoder_config=, text_projection=, quiet=})
+-- -> { unet =, vae =, text_encoder =, text_encoder_state =, text_encoder_layout = }
+-- from an original LDM / CompVis checkpoint (model.diffusion_model.*, first_stage_model.*, and the
+-- text tower: cond_stage_model.transformer.* for SD 1.x, cond_stage_model.model.* (OpenCLIP) for
+-- SD 2.x). Configs are diffusers / transformers config tables (or folders / json paths). With
+-- text_encoder_config (a CLIPTextConfig, e.g. an SD 2 text_encoder/config.json: 23 layers, gelu)
+-- the text encoder is built and loaded (an OpenCLIP tower keeps its first num_hidden_layers
+-- blocks; text_projection = true keeps its projection, for a CLIPTextModelWithProjection);
+-- without it text_encoder_state holds its tensors under transformers' names (OpenCLIP: all
+-- blocks but the last, SD 2's penultimate convention). Keys converted to nothing are listed in
+-- one warning line; model keys missing from the file are an error.
 function M.load_single_file(path, o)
   o = o or {}
-  local function cfg(c, what)
+  local function cfg(c, what, optional)
+    if c == nil and optional then return nil end
     if type(c) == 'string' then return read_config(c:match('%.json$') and c or (c .. '/config.json'), what) end
     if type(c) ~= 'table' then error('load_single_file: give ' .. what .. '_config (a diffusers config table or path)', 4) end
     return c
   end
   local ucfg, vcfg = cfg(o.unet_config, 'unet'), cfg(o.vae_config, 'vae')
-  local parts, other = keymap.ldm_to_diffusers(io_.load_safetensors(path), ucfg, vcfg)
+  local tcfg = cfg(o.text_encoder_config, 'text_encoder', true)
+  local parts, other = keymap.ldm_to_diffusers(io_.load_safetensors(path), ucfg, vcfg,
+    { text_layers = tcfg and (tcfg.num_hidden_layers or require('craft.models.clip').TEXT_DEFAULTS.num_hidden_layers),
+      text_projection = o.text_projection })
   if #other > 0 and not o.quiet then
-    io.stderr:write(('craft: warning: %s: %d key(s) outside the UNet, VAE and CLIP prefixes not loaded (%s%s)\n'):format(
+    io.stderr:write(('craft: warning: %s: %d key(s) converted to no UNet, VAE or text encoder key, not loaded (%s%s)\n'):format(
       path, #other, table.concat(other, ', ', 1, math.min(3, #other)), #other > 3 and ', ...' or ''))
   end
   local U, V = require 'craft.models.unet', require 'craft.models.vae'
   local unet, vae = U.UNet2DConditionModel(ucfg), V.AutoencoderKL(vcfg)
-  for _, c in ipairs { { unet, parts.unet, 'unet' }, { vae, parts.vae, 'vae' } } do
+  local todo = { { unet, parts.unet, 'unet' }, { vae, parts.vae, 'vae' } }
+  local te
+  if tcfg then
+    local clip = require 'craft.models.clip'
+    te = clip.CLIPTextModel(tcfg, { projection = o.text_projection })
+    te.kind = o.text_projection and 'CLIPTextModelWithProjection' or 'CLIPTextModel'
+    local tsd = {}
+    -- position_ids: a buffer older transformers saved; not a weight (clip.load_weights drops it too)
+    for k, t in pairs(parts.text_encoder) do if not k:match('position_ids$') then tsd[k] = t end end
+    todo[#todo + 1] = { te, tsd, 'text_encoder' }
+  end
+  for _, c in ipairs(todo) do
     local missing = keymap.load(c[1], c[2], { what = c[3] .. ' (' .. path .. ')', quiet = o.quiet })
     if #missing > 0 then
       error(('%s: %d %s key(s) missing (%s%s)'):format(path, #missing, c[3],
         table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or ''), 2)
     end
   end
-  return { unet = unet, vae = vae, text_encoder_state = parts.text_encoder }
+  if te then te:eval() end
+  return { unet = unet, vae = vae, text_encoder = te, text_encoder_state = parts.text_encoder,
+    text_encoder_layout = parts.text_encoder_layout or 'clip' }
 end
 
 -- save_single_file(path, {unet=, vae=, text_encoder_state=}): the LDM layout, for tools that

@@ -3,7 +3,10 @@
 --   diffusers            down_blocks.0.resnets.0.norm1.weight           (craft's own parameter names)
 --   LDM / CompVis file   model.diffusion_model.input_blocks.1.0.in_layers.0.weight,
 --                        first_stage_model.encoder.down.0.block.0.norm1.weight,
---                        cond_stage_model.transformer.text_model.*
+--                        cond_stage_model.transformer.text_model.*  (SD 1.x: transformers' CLIP)
+--                        cond_stage_model.model.transformer.resblocks.N.attn.in_proj_weight, ln_1,
+--                        mlp.c_fc, token_embedding, positional_embedding, ln_final, text_projection
+--                        (SD 2.x: the OpenCLIP text tower; see openclip_to_clip)
 --   old diffusers VAE    ...mid_block.attentions.0.query / key / value / proj_attn
 --   LoRA, peft           unet.<module>.lora_A.weight / lora_B.weight
 --   LoRA, diffusers      unet.<module>.lora.down.weight / lora.up.weight,
@@ -13,7 +16,8 @@
 local M = {}
 
 local LDM_UNET, LDM_VAE, LDM_CLIP = 'model.diffusion_model.', 'first_stage_model.', 'cond_stage_model.transformer.'
-M.LDM_UNET, M.LDM_VAE, M.LDM_CLIP = LDM_UNET, LDM_VAE, LDM_CLIP
+local LDM_OPENCLIP = 'cond_stage_model.model.'
+M.LDM_UNET, M.LDM_VAE, M.LDM_CLIP, M.LDM_OPENCLIP = LDM_UNET, LDM_VAE, LDM_CLIP, LDM_OPENCLIP
 
 -- Renames inside one module (diffusers name -> LDM name) by module kind.
 local INNER = {
@@ -158,12 +162,82 @@ function M.diffusers_to_ldm(parts, unet_cfg, vae_cfg)
   return out
 end
 
--- ldm_to_diffusers(sd, unet_config, vae_config) -> { unet = sd, vae = sd, text_encoder = sd }, other
--- (a list of the keys under none of the three prefixes: EMA copies, OpenCLIP text towers, ...)
-function M.ldm_to_diffusers(sd, unet_cfg, vae_cfg)
+---------------------------------------------------------------- OpenCLIP text tower (SD 2.x)
+-- OpenCLIP names -> transformers CLIPTextModel names (diffusers' convert_open_clip_checkpoint /
+-- create_text_encoder_from_open_clip_checkpoint). Outside the blocks:
+local OPENCLIP_TOP = {
+  positional_embedding = 'text_model.embeddings.position_embedding.weight',
+  ['token_embedding.weight'] = 'text_model.embeddings.token_embedding.weight',
+  ['ln_final.weight'] = 'text_model.final_layer_norm.weight',
+  ['ln_final.bias'] = 'text_model.final_layer_norm.bias',
+}
+-- inside transformer.resblocks.N (-> text_model.encoder.layers.N); attn.in_proj_* is split below
+local OPENCLIP_BLOCK = { ln_1 = 'layer_norm1', ln_2 = 'layer_norm2', ['mlp.c_fc'] = 'mlp.fc1',
+  ['mlp.c_proj'] = 'mlp.fc2', ['attn.out_proj'] = 'self_attn.out_proj' }
+
+-- openclip_to_clip(sd, {layers=, projection=}) -> a CLIPTextModel state dict, the keys of sd
+-- not used (sorted). sd holds the OpenCLIP text tower's keys without their prefix
+-- ("transformer.resblocks.0.attn.in_proj_weight", "token_embedding.weight", ...).
+--   attn.in_proj_weight [3D, D] / in_proj_bias [3D] split into q_proj, k_proj, v_proj (in that order);
+--   layers: how many resblocks to keep (the first ones). Default: all but the last, SD 2's
+--     "penultimate" convention: its LDM conditioner takes the output of the next-to-last block
+--     (then ln_final), so diffusers' converted SD 2 text encoder has 23 layers for 24 resblocks
+--     and the last block's keys are left over;
+--   projection: keep text_projection ([D, E], applied as x @ P) as text_projection.weight ([E, D],
+--     CLIPTextModelWithProjection); by default it is left over, as SD 2 does not use it.
+-- logit_scale and anything unrecognised are left over too.
+function M.openclip_to_clip(sd, o)
+  o = o or {}
+  local nblocks = -1
+  for k in pairs(sd) do
+    local i = k:match('^transformer%.resblocks%.(%d+)%.')
+    if i then nblocks = math.max(nblocks, tonumber(i)) end
+  end
+  nblocks = nblocks + 1
+  local keep = o.layers or math.max(nblocks - 1, 0)
+  local out, unused = {}, {}
+  for k, t in pairs(sd) do
+    local i, rest = k:match('^transformer%.resblocks%.(%d+)%.(.+)$')
+    local done = false
+    if OPENCLIP_TOP[k] then
+      out[OPENCLIP_TOP[k]] = t; done = true
+    elseif k == 'text_projection' and o.projection then
+      out['text_projection.weight'] = t:t():contiguous(); done = true
+    elseif i and tonumber(i) < keep then
+      local pre = 'text_model.encoder.layers.' .. i .. '.'
+      local kind = rest:match('^attn%.in_proj_(%a+)$')
+      if kind == 'weight' or kind == 'bias' then
+        local d = t:size(1) / 3
+        if d % 1 == 0 then
+          for j, n in ipairs { 'q_proj', 'k_proj', 'v_proj' } do
+            out[pre .. 'self_attn.' .. n .. '.' .. kind] = t:narrow(1, (j - 1) * d + 1, d):contiguous()
+          end
+          done = true
+        end
+      else
+        local mod, leaf = rest:match('^(.*)%.([^.]+)$')
+        if mod and OPENCLIP_BLOCK[mod] then out[pre .. OPENCLIP_BLOCK[mod] .. '.' .. leaf] = t; done = true end
+      end
+    end
+    if not done then unused[#unused + 1] = k end
+  end
+  table.sort(unused)
+  return out, unused
+end
+
+-- ldm_to_diffusers(sd, unet_config, vae_config, {text_layers=, text_projection=})
+-- -> { unet = sd, vae = sd, text_encoder = sd }, other
+-- The text encoder is in transformers' CLIPTextModel names from either layout: SD 1.x
+-- (cond_stage_model.transformer.*) or SD 2.x's OpenCLIP tower (cond_stage_model.model.*, through
+-- openclip_to_clip with layers = text_layers, projection = text_projection; text_encoder_layout
+-- is then 'openclip'). other: a sorted list of the keys converted to nothing (EMA copies, the
+-- OpenCLIP keys openclip_to_clip leaves over, ...).
+function M.ldm_to_diffusers(sd, unet_cfg, vae_cfg, o)
+  o = o or {}
   local parts, other = { unet = {}, vae = {}, text_encoder = {} }, {}
   local _, unet_tr = translator(M.unet_pairs(unet_cfg))
   local _, vae_tr = translator(M.vae_pairs(vae_cfg or { block_out_channels = { 1 } }))
+  local openclip
   for k, t in pairs(sd) do
     if starts(k, LDM_UNET) then
       local r = k:sub(#LDM_UNET + 1)
@@ -177,9 +251,18 @@ function M.ldm_to_diffusers(sd, unet_cfg, vae_cfg)
       -- older SD 1.x files lack transformers' "text_model." level
       if not starts(r, 'text_model.') then r = 'text_model.' .. r end
       parts.text_encoder[r] = t
+    elseif starts(k, LDM_OPENCLIP) then
+      openclip = openclip or {}
+      openclip[k:sub(#LDM_OPENCLIP + 1)] = t
     else
       other[#other + 1] = k
     end
+  end
+  if openclip then
+    local te, unused = M.openclip_to_clip(openclip, { layers = o.text_layers, projection = o.text_projection })
+    for k, t in pairs(te) do parts.text_encoder[k] = t end
+    for _, k in ipairs(unused) do other[#other + 1] = LDM_OPENCLIP .. k end
+    parts.text_encoder_layout = 'openclip'
   end
   table.sort(other)
   return parts, other

@@ -1,8 +1,10 @@
 -- craft.models.pipeline: text-to-image sampling as diffusers' StableDiffusionPipeline does it
--- (DDIM, classifier-free guidance with the unconditional half first, VAE decode, [0, 1] images).
+-- (the pipeline's scheduler, DDIM or DDPM, classifier-free guidance with the unconditional half
+-- first, VAE decode, [0, 1] images).
 --   local pipe = require('craft.models').load('tiny_sd')
 --   local images = pipe:generate{prompt = 'a chest x-ray', steps = 50, cfg = 7.5, seed = 1}
 --   pipe:generate{prompt_embeds = e, negative_prompt_embeds = n, latents = x, out = 'img_%d.png'}
+--   pipe:generate{prompt = p, scheduler = require('craft.models.schedulers').DDPM(pipe.scheduler.config)}
 -- grad_steps = K keeps the graph through the last K denoising steps and the decode (DRaFT-K);
 -- the earlier steps run without it.
 local craft = require 'craft'
@@ -62,10 +64,17 @@ function M.write_png(images, pattern)
 end
 
 -- generate{prompt=, negative_prompt=, prompt_embeds=, negative_prompt_embeds=, steps=50, cfg=7.5,
---   seed=0, height=, width=, latents=, eta=0, grad_steps=0, out=} -> images [B,3,H,W] in [0,1], latents
+--   seed=0, height=, width=, latents=, eta=0, grad_steps=0, out=, scheduler=}
+--   -> images [B,3,H,W] in [0,1], latents
+-- scheduler (default the pipeline's): any craft.models.schedulers sampler (DDIM, DDPM); its
+-- step i draws its noise (DDIM with eta > 0, DDPM always) from (seed + i, offset 1).
 function Pipeline:generate(o)
   o = o or {}
   local steps, cfg, seed = o.steps or 50, o.cfg or 7.5, o.seed or 0
+  local sched = o.scheduler or self.scheduler
+  if type(sched) ~= 'table' or type(sched.step) ~= 'function' or type(sched.set_timesteps) ~= 'function' then
+    error('generate: scheduler must be a craft.models.schedulers sampler (DDIM, DDPM)', 2)
+  end
   local guided = cfg > 1
   local cond = o.prompt_embeds
   if not cond then
@@ -84,20 +93,20 @@ function Pipeline:generate(o)
   if hgt % f ~= 0 or wid % f ~= 0 then error(('generate: height and width must be multiples of %d'):format(f), 2) end
   local lc = self.unet.config.in_channels or 4
   local latents = o.latents or craft.randn({ b, lc, hgt / f, wid / f }, { seed = seed })
-  latents = latents * self.scheduler.init_noise_sigma
+  latents = latents * sched.init_noise_sigma
   local context = guided and craft.cat({ uncond, cond }, 1) or cond
-  local ts = self.scheduler:set_timesteps(steps)
+  local ts = sched:set_timesteps(steps)
   local grad_from = #ts - (o.grad_steps or 0) + 1
 
   local function denoise(i, t, x)
     local input = guided and craft.cat({ x, x }, 1) or x
-    local eps = self.unet(self.scheduler:scale_model_input(input, t), t, context)
+    local eps = self.unet(sched:scale_model_input(input, t), t, context)
     if guided then
       local u, c = eps:narrow(1, 1, b), eps:narrow(1, b + 1, b)
       eps = u + (c - u) * cfg
     end
-    -- eta > 0 draws fresh noise each step, from the seed and the step index
-    return self.scheduler:step(eps, t, x, { eta = o.eta, seed = seed + i, offset = 1 }).prev_sample
+    -- a stochastic step (DDIM eta > 0, DDPM) draws fresh noise from the seed and the step index
+    return sched:step(eps, t, x, { eta = o.eta, seed = seed + i, offset = 1 }).prev_sample
   end
   for i, t in ipairs(ts) do
     if i < grad_from then latents = craft.no_grad(denoise, i, t, latents) else latents = denoise(i, t, latents) end

@@ -1,11 +1,14 @@
--- craft.models.schedulers: the DDPM (training) and DDIM (sampling) noise schedules of diffusers,
--- configured from a scheduler/scheduler_config.json table. Timesteps are the model's own integers
--- (0 .. num_train_timesteps-1); per-timestep constants are plain Lua numbers (doubles), tensors
--- only carry samples. Noise comes from craft.randn with explicit seeds (Philox: a seed gives the
--- same noise on every machine and thread count).
+-- craft.models.schedulers: the DDPM and DDIM noise schedules of diffusers (training: add_noise and
+-- targets; sampling: set_timesteps and step), configured from a scheduler/scheduler_config.json
+-- table. Timesteps are the model's own integers (0 .. num_train_timesteps-1); per-timestep
+-- constants are plain Lua numbers (doubles), tensors only carry samples. Noise comes from
+-- craft.randn with explicit seeds (Philox: a seed gives the same noise on every machine and
+-- thread count).
 --   local s = schedulers.from_config(cfg)              -- by cfg._class_name, or schedulers.DDIM(cfg)
 --   s:set_timesteps(50); for _, t in ipairs(s.timesteps) do x = s:step(eps, t, x).prev_sample end
 --   local noisy = s:add_noise(x0, noise, t); local target = s:target(x0, noise, t)
+--   local d = schedulers.DDPM(cfg); d:set_timesteps(50)             -- ancestral sampling
+--   for i, t in ipairs(d.timesteps) do x = d:step(eps, t, x, {seed = i}).prev_sample end
 local craft = require 'craft'
 local io_ = require 'craft.io'
 
@@ -13,7 +16,8 @@ local M = {}
 
 local DEFAULTS = { num_train_timesteps = 1000, beta_start = 0.0001, beta_end = 0.02, beta_schedule = 'linear',
   prediction_type = 'epsilon', clip_sample = true, clip_sample_range = 1.0, set_alpha_to_one = true,
-  steps_offset = 0, timestep_spacing = 'leading', rescale_betas_zero_snr = false, thresholding = false }
+  steps_offset = 0, timestep_spacing = 'leading', rescale_betas_zero_snr = false, thresholding = false,
+  variance_type = 'fixed_small' }
 
 local function settings(cfg, overrides)
   local c = {}
@@ -128,25 +132,16 @@ end
 function Base:noise(shape, seed, offset) return craft.randn(shape, { seed = seed, offset = offset or 0 }) end
 function Base:scale_model_input(x) return x end
 
----------------------------------------------------------------- DDPM
-local DDPM = setmetatable({}, { __index = Base })
-DDPM.__index = DDPM
-M.DDPMScheduler = DDPM
-function M.DDPM(cfg, overrides) return new(DDPM, cfg, overrides) end
-
----------------------------------------------------------------- DDIM
-local DDIM = setmetatable({}, { __index = Base })
-DDIM.__index = DDIM
-M.DDIMScheduler = DDIM
--- DDIM(cfg, overrides): diffusers' defaults for absent keys; SD's scheduler_config.json sets
--- clip_sample false, set_alpha_to_one false, steps_offset 1.
-function M.DDIM(cfg, overrides) return new(DDIM, cfg, overrides) end
-
-function DDIM:set_timesteps(n)
+-- The inference timesteps of diffusers' set_timesteps for config.timestep_spacing ("leading",
+-- "trailing", "linspace"; Table 2 of Lin et al. 2023), largest first.
+function Base:_spaced_timesteps(n, who)
   local c = self.config
   local T = c.num_train_timesteps
-  if n < 1 or n > T then error(('DDIM: %d inference steps (1 .. %d)'):format(n, T), 2) end
+  if type(n) ~= 'number' or n < 1 or n > T or n % 1 ~= 0 then
+    error(('%s: %s inference steps (1 .. %d)'):format(who, tostring(n), T), 3)
+  end
   self.num_inference_steps = n
+  self.custom_timesteps = false
   local ts = {}
   if c.timestep_spacing == 'linspace' then
     for i = n - 1, 0, -1 do ts[#ts + 1] = round_even(n == 1 and 0 or i * (T - 1) / (n - 1)) end
@@ -158,11 +153,127 @@ function DDIM:set_timesteps(n)
     local x = T
     while x > 0 do ts[#ts + 1] = round_even(x) - 1; x = x - ratio end
   else
-    error(('DDIM: timestep_spacing %q is not supported (leading, trailing, linspace)'):format(tostring(c.timestep_spacing)), 2)
+    error(('%s: timestep_spacing %q is not supported (leading, trailing, linspace)'):format(who, tostring(c.timestep_spacing)), 3)
   end
   self.timesteps = ts
   return ts
 end
+
+---------------------------------------------------------------- DDPM
+local DDPM = setmetatable({}, { __index = Base })
+DDPM.__index = DDPM
+M.DDPMScheduler = DDPM
+local VARIANCE_TYPES = { fixed_small = true, fixed_small_log = true, fixed_large = true, learned = true, learned_range = true }
+-- DDPM(cfg, overrides): diffusers' DDPMScheduler defaults for absent keys (clip_sample true,
+-- variance_type "fixed_small"). Without set_timesteps, step walks the whole training chain.
+function M.DDPM(cfg, overrides)
+  local s = new(DDPM, cfg, overrides)
+  local vt = s.config.variance_type
+  if not VARIANCE_TYPES[vt] then
+    error(('DDPM: variance_type %q is not supported (fixed_small, fixed_small_log, fixed_large, learned, learned_range)')
+      :format(tostring(vt)), 2)
+  end
+  return s
+end
+
+-- set_timesteps(n) with the config's timestep_spacing, or set_timesteps{t1, t2, ...}: custom
+-- timesteps, strictly decreasing and below num_train_timesteps (each step then goes to the next
+-- one in the list, the last to 0's predecessor).
+function DDPM:set_timesteps(n)
+  if type(n) ~= 'table' then return self:_spaced_timesteps(n, 'DDPM') end
+  local T = self.config.num_train_timesteps
+  local ts = {}
+  for i, t in ipairs(n) do
+    if t % 1 ~= 0 or t < 0 or t >= T then error(('DDPM: custom timestep %s outside 0..%d'):format(tostring(t), T - 1), 2) end
+    if i > 1 and t >= ts[i - 1] then error('DDPM: custom timesteps must be in descending order', 2) end
+    ts[i] = t
+  end
+  if #ts == 0 then error('DDPM: no custom timesteps', 2) end
+  self.timesteps, self.custom_timesteps, self.num_inference_steps = ts, true, nil
+  return ts
+end
+
+-- The timestep a step from t lands on (-1 past the end), as diffusers' previous_timestep.
+function DDPM:previous_timestep(t)
+  if self.custom_timesteps then
+    local ts = self.timesteps
+    for i = 1, #ts do
+      if ts[i] == t then return ts[i + 1] or -1 end
+    end
+    error(('DDPM: timestep %s is not one of the custom timesteps'):format(tostring(t)), 3)
+  end
+  local T = self.config.num_train_timesteps
+  return t - math.floor(T / (self.num_inference_steps or T))
+end
+
+-- step(model_output, t, sample, {noise=, seed=, offset=0}) -> { prev_sample =, pred_original_sample = }
+-- diffusers' DDPMScheduler.step: x0 from the prediction (clipped to +-clip_sample_range when
+-- clip_sample), the posterior mean of q(x_prev | x_t, x0), plus std * noise for t > 0, std by
+-- variance_type: fixed_small sqrt(beta~_t) (= fixed_small_log), fixed_large sqrt(beta_t), learned /
+-- learned_range from the second half of model_output's channels. The noise: o.noise if given,
+-- else craft.randn from (o.seed, o.offset) (Philox), else from the global stream (craft.manual_seed).
+-- Differentiable in model_output and sample.
+function DDPM:step(model_output, t, sample, o)
+  o = o or {}
+  local c = self.config
+  local vt = c.variance_type
+  local learned = vt == 'learned' or vt == 'learned_range'
+  local predicted_variance
+  if learned then
+    local ch = sample:size(2)
+    if model_output:size(2) ~= 2 * ch then
+      error(('DDPM: variance_type %s wants %d model output channels (prediction and variance), got %d')
+        :format(vt, 2 * ch, model_output:size(2)), 2)
+    end
+    predicted_variance = model_output:narrow(2, ch + 1, ch)
+    model_output = model_output:narrow(2, 1, ch)
+  end
+  local prev_t = self:previous_timestep(t)
+  local a_t = self:alpha_bar(t)
+  local a_prev = prev_t >= 0 and self:alpha_bar(prev_t) or 1.0
+  local b_t, b_prev = 1 - a_t, 1 - a_prev
+  local cur_alpha = a_t / a_prev
+  local cur_beta = 1 - cur_alpha
+  local x0
+  if c.prediction_type == 'epsilon' then
+    x0 = (sample - model_output * math.sqrt(b_t)) * (1 / math.sqrt(a_t))
+  elseif c.prediction_type == 'sample' then
+    x0 = model_output
+  else
+    x0 = sample * math.sqrt(a_t) - model_output * math.sqrt(b_t)
+  end
+  if c.clip_sample then x0 = x0:clamp(-c.clip_sample_range, c.clip_sample_range) end
+  -- the posterior mean, formula (7) of Ho et al. 2020
+  local prev = x0 * (math.sqrt(a_prev) * cur_beta / b_t) + sample * (math.sqrt(cur_alpha) * b_prev / b_t)
+  if t > 0 then
+    local var = math.max(b_prev / b_t * cur_beta, 1e-20)   -- beta~_t, clamped as diffusers does
+    local std
+    if vt == 'fixed_small' or vt == 'fixed_small_log' then std = math.sqrt(var)
+    elseif vt == 'fixed_large' then std = math.sqrt(cur_beta)
+    elseif vt == 'learned' then std = predicted_variance:sqrt()
+    else   -- learned_range: interpolate log beta~_t .. log beta_t by (v + 1) / 2
+      local lo, hi = math.log(var), math.log(cur_beta)
+      std = ((predicted_variance + 1) * (0.25 * (hi - lo)) + 0.5 * lo):exp()
+    end
+    local noise = o.noise
+    if not noise then
+      if o.seed then noise = craft.randn(sample.shape, { seed = o.seed, offset = o.offset or 0 })
+      else noise = craft.randn(sample.shape) end
+    end
+    prev = prev + noise * std
+  end
+  return { prev_sample = prev, pred_original_sample = x0 }
+end
+
+---------------------------------------------------------------- DDIM
+local DDIM = setmetatable({}, { __index = Base })
+DDIM.__index = DDIM
+M.DDIMScheduler = DDIM
+-- DDIM(cfg, overrides): diffusers' defaults for absent keys; SD's scheduler_config.json sets
+-- clip_sample false, set_alpha_to_one false, steps_offset 1.
+function M.DDIM(cfg, overrides) return new(DDIM, cfg, overrides) end
+
+function DDIM:set_timesteps(n) return self:_spaced_timesteps(n, 'DDIM') end
 
 -- step(model_output, t, sample, {eta=0, noise=, seed=, use_clipped_model_output=})
 --   -> { prev_sample = , pred_original_sample = }
