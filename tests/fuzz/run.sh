@@ -2,7 +2,8 @@
 # tests/fuzz/run.sh DIR SECONDS: runs every fuzz target in DIR for SECONDS each on a scratch
 # copy of its seed corpus (tests/fuzz/corpus/<name>), then replays the committed crash
 # regressions (tests/fuzz/crashes/<name>/*). Prints one line per target and the executions done;
-# ends with "N passed, N failed".
+# ends with "N passed, N failed". FUZZ_TIMEOUT (default 20 s) is the per-input limit: raise it for long
+# runs on a busy machine, where a starved process can exceed 20 s on any input.
 D=${1:-build-fuzz}; S=${2:-5}
 passed=0; failed=0
 for f in "$D"/fuzz_*; do
@@ -13,7 +14,7 @@ for f in "$D"/fuzz_*; do
     mkdir -p "$work"
     [ -d "tests/fuzz/corpus/$name" ] && cp -n tests/fuzz/corpus/$name/* "$work/" 2>/dev/null
     log="$D/fuzz_$name.log"
-    "$f" -max_total_time="$S" -rss_limit_mb=2048 -timeout=20 -print_final_stats=1 -artifact_prefix="$D/crash-$name-" "$work" >"$log" 2>&1
+    "$f" -max_total_time="$S" -rss_limit_mb=2048 -timeout="${FUZZ_TIMEOUT:-20}" -print_final_stats=1 -artifact_prefix="$D/crash-$name-" "$work" >"$log" 2>&1
     rc=$?
     # a sanitizer report is a failure even where the runtime recovered and went on
     if grep -qE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$log"; then rc=1; fi
