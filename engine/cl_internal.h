@@ -77,9 +77,12 @@ int cl_blast_load(void);
     X(reduce_rows) X(reduce_rows_seq) X(maxmin_dim) X(maxmin_scatter) X(philox_fill) X(adamw) X(sgd) X(ema) \
     CL_CONV_KERNELS(X) CL_NN_KERNELS(X)
 /* convolution, pooling, resize, pad, concat, embedding kernels (kernels_cl/conv.cl, shape.cl) */
-#define CL_CONV_KERNELS(X)
+#define CL_CONV_KERNELS(X) X(im2col) X(col2im) X(conv_direct) X(avgpool_fwd) X(avgpool_bwd) X(interp_fwd) X(interp_bwd) \
+    X(pad_fwd) X(pad_bwd) X(embed_fwd) X(embed_bwd) X(timestep_emb)
 /* norm, softmax, attention, loss kernels (kernels_cl/norm.cl, softmax.cl, attention.cl, loss.cl) */
-#define CL_NN_KERNELS(X)
+#define CL_NN_KERNELS(X) X(attn_softmax) X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) \
+    X(norm_fwd) X(norm_bwd_x) X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) \
+    X(ce_bwd) X(mse_grad)
 
 enum {
 #define CL_K_U(name) K_unary_##name,

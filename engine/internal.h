@@ -190,8 +190,70 @@ int craft_cl_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tenso
 int craft_cl_ema_update(craft_tensor *ema, const craft_tensor *param, double decay);
 int craft_cl_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *total_norm);
 /* -- cl: convolution, pooling, resize, pad, concat, embedding (cl_ops_conv.c, cl_ops_shape.c) -- */
+/* A convolution's dims in conv terms: src [n, ic, ih, iw] -> dst [n, oc, oh, ow], weight
+ * [oc, ic / groups, kh, kw]; conv_transpose2d is the conv whose src is its output and whose dst
+ * its input (its [in, out / groups, kh, kw] weight is that conv's weight). Padding is top/left;
+ * dilation as torch counts it (1: dense). Filled by craft_conv_dims_of (ops_conv.c), which
+ * checks the arguments and shapes of both ops (not dtypes or devices: the caller's). */
+typedef struct craft_conv_dims {
+    int64_t n, ic, ih, iw, oc, oh, ow, kh, kw, groups;
+    int64_t sh, sw, ph, pw, dh, dw, oph, opw;
+} craft_conv_dims;
+int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                       const int *stride, const int *padding, const int *output_padding, const int *dilation, int groups,
+                       craft_conv_dims *d);
+/* The shared checks of avg_pool2d (stride 0 becomes the kernel; output size out), interpolate
+ * (mode, sizes; align_corners cleared for nearest) and pad (output shape osh), as the CPU ops
+ * make them. Dtypes and devices are the caller's. */
+int craft_avg_pool2d_check(const craft_tensor *x, int kernel, int *stride, int padding, int64_t *oh, int64_t *ow);
+int craft_interpolate_check(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int *align_corners);
+int craft_pad_check(const craft_tensor *x, int npairs, const int64_t *pads, int mode, int64_t *osh);
+/* interpolate's source indices and weights along one axis, as the CPU kernel uses them: i0
+ * (nearest), or i0, i1, l0, l1 (bilinear); each array has `out` entries. */
+void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners, int64_t *i0, int64_t *i1, float *l0,
+                            float *l1);
+/* The whole ops on cl tensors (the public functions dispatch here; same signatures). */
+int craft_cl_op_conv2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride,
+                       const int *padding, const int *dilation, int groups, craft_tensor **out);
+int craft_cl_op_conv_transpose2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride,
+                                 const int *padding, const int *output_padding, const int *dilation, int groups,
+                                 craft_tensor **out);
+int craft_cl_op_avg_pool2d(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor **out);
+int craft_cl_op_interpolate(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int align_corners,
+                            craft_tensor **out);
+int craft_cl_op_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor **out);
+int craft_cl_op_concat(int n, craft_tensor **ts, int dim, craft_tensor **out);
+int craft_cl_op_embedding(const craft_tensor *weight, const craft_tensor *indices, craft_tensor **out);
+int craft_cl_op_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
+                                   double scale, double max_period, craft_tensor **out);
+/* How conv2d's forward runs on cl devices: 0 im2col + CLBlast GEMM, 1 the direct kernel;
+ * -1 (the default) reads CRAFT_CL_CONV ("im2col" or "direct"), else the measured default.
+ * Tests and the timing program set it. */
+void craft_cl_conv_set_algo(int algo);
+/* Caps the column matrix of one conv call at `bytes` (0: the default, from the device's
+ * largest buffer); tests use a small cap to exercise the chunking over images. */
+void craft_cl_conv_set_col_budget(int64_t bytes);
 /* -- end cl conv -- */
 /* -- cl: norms, softmax, attention, losses (cl_ops_norm.c, cl_ops_softmax.c, ...) -- */
+/* The whole ops on cl tensors (the public functions dispatch here; same signatures). Norm
+ * weights / biases and sdpa's q, k, v must be on the input's device; an sdpa mask, cross_entropy
+ * targets and a CPU operand of mse_loss or cosine_similarity are copied over. */
+int craft_cl_op_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b, double eps,
+                           craft_tensor **out);
+int craft_cl_op_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, const craft_tensor *b, double eps,
+                           craft_tensor **out);
+int craft_cl_op_softmax(const craft_tensor *x, int dim, craft_tensor **out);
+int craft_cl_op_log_softmax(const craft_tensor *x, int dim, craft_tensor **out);
+int craft_cl_op_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
+                     int is_causal, craft_tensor **out);
+int craft_cl_op_l2_normalize(const craft_tensor *x, int dim, double eps, craft_tensor **out);
+int craft_cl_op_cosine_similarity(const craft_tensor *a, const craft_tensor *b, int dim, double eps, craft_tensor **out);
+int craft_cl_op_cross_entropy(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
+                              craft_tensor **out);
+int craft_cl_op_mse_loss(const craft_tensor *a, const craft_tensor *b, int reduction, craft_tensor **out);
+/* The bytes of score blocks sdpa on a cl device may hold at once (0: min(max_alloc / 8,
+ * 128 MiB), at least 8 MiB); tests make it small to run many chunks. */
+void craft_cl_sdpa_set_chunk_bytes(int64_t bytes);
 /* -- end cl nn -- */
 /* Vectorised row helpers (ops_softmax.c), shared by softmax and attention:
  * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */

@@ -384,6 +384,7 @@ static int sdpa_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin)
 
 int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
                double scale, int is_causal, craft_tensor **out) {
+    if ((q && q->device != CRAFT_DEVICE_CPU) || (k && k->device != CRAFT_DEVICE_CPU) || (v && v->device != CRAFT_DEVICE_CPU) || (mask && mask->device != CRAFT_DEVICE_CPU)) return craft_cl_op_sdpa(q, k, v, mask, scale, is_causal, out);
     CRAFT_TRY(craft_check_f32("sdpa", "q", q));
     CRAFT_TRY(craft_check_f32("sdpa", "k", k));
     CRAFT_TRY(craft_check_f32("sdpa", "v", v));

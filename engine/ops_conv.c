@@ -366,7 +366,7 @@ static void add_channel_bias(float *y, const float *b, int64_t n, int64_t c, int
     }
 }
 
-/* ---- argument checks shared by both ops ---- */
+/* ---- argument checks shared by both ops (and the OpenCL ones, cl_ops_conv.c) ---- */
 typedef struct conv_args { int64_t s[2], p[2], d[2], op[2]; } conv_args;
 
 static int read_args(const char *op, const int *stride, const int *padding, const int *outpad, const int *dilation, int groups,
@@ -395,10 +395,59 @@ static int read_args(const char *op, const int *stride, const int *padding, cons
 }
 
 static int check_bias(const char *op, const craft_tensor *b, int64_t channels, const craft_tensor *w) {
-    if (!b) return CRAFT_OK;
-    CRAFT_TRY(craft_check_f32(op, "bias", b));
-    if (b->ndim != 1 || b->shape[0] != channels)
+    if (b && (b->ndim != 1 || b->shape[0] != channels))
         return craft_fail(CRAFT_ESHAPE, "%s: bias %s for weight %s (expected [%lld])", op, craft_shape_str(b), craft_shape_str(w), (long long)channels);
+    return CRAFT_OK;
+}
+
+int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                       const int *stride, const int *padding, const int *output_padding, const int *dilation, int groups,
+                       craft_conv_dims *g) {
+    if (!x || !w) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, x ? "weight" : "input");
+    conv_args a;
+    int zero_op[2] = {0, 0};
+    CRAFT_TRY(read_args(op, stride, padding, transposed ? (output_padding ? output_padding : zero_op) : NULL, dilation, groups, x, w, &a));
+    memset(g, 0, sizeof *g);
+    int64_t C = x->shape[1];
+    g->n = x->shape[0]; g->kh = w->shape[2]; g->kw = w->shape[3]; g->groups = groups;
+    g->sh = a.s[0]; g->sw = a.s[1]; g->ph = a.p[0]; g->pw = a.p[1]; g->dh = a.d[0]; g->dw = a.d[1];
+    g->oph = a.op[0]; g->opw = a.op[1];
+    int64_t k[2] = {g->kh, g->kw}, o[2];
+    if (!transposed) {
+        int64_t O = w->shape[0];
+        if (C % groups || O % groups || w->shape[1] * groups != C)
+            return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, groups %d: expected weight [out, in / groups, kh, kw] with in = %lld "
+                              "and out divisible by groups", op, craft_shape_str(x), craft_shape_str(w), groups, (long long)C);
+        CRAFT_TRY(check_bias(op, b, O, w));
+        int64_t in[2] = {x->shape[2], x->shape[3]};
+        for (int i = 0; i < 2; i++) {
+            int64_t ext = a.d[i] * (k[i] - 1) + 1;
+            if (in[i] + 2 * a.p[i] < ext)
+                return craft_fail(CRAFT_ESHAPE, "%s: input %s with padding %lld is smaller than weight %s's kernel (extent %lld with dilation %lld)",
+                                  op, craft_shape_str(x), (long long)a.p[i], craft_shape_str(w), (long long)ext, (long long)a.d[i]);
+            o[i] = (in[i] + 2 * a.p[i] - ext) / a.s[i] + 1;
+        }
+        g->ic = C; g->ih = in[0]; g->iw = in[1];
+        g->oc = O; g->oh = o[0]; g->ow = o[1];
+        return CRAFT_OK;
+    }
+    int64_t O = w->shape[1] * groups;
+    if (C % groups || w->shape[0] != C)
+        return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, groups %d: expected weight [in, out / groups, kh, kw] with in = %lld "
+                          "divisible by groups", op, craft_shape_str(x), craft_shape_str(w), groups, (long long)C);
+    CRAFT_TRY(check_bias(op, b, O, w));
+    int64_t in[2] = {x->shape[2], x->shape[3]};
+    for (int i = 0; i < 2; i++) {
+        if (a.op[i] >= a.s[i] && a.op[i] >= a.d[i])
+            return craft_fail(CRAFT_EINVAL, "%s: input %s, weight %s: output_padding %lld must be smaller than stride %lld or dilation %lld",
+                              op, craft_shape_str(x), craft_shape_str(w), (long long)a.op[i], (long long)a.s[i], (long long)a.d[i]);
+        o[i] = (in[i] - 1) * a.s[i] - 2 * a.p[i] + a.d[i] * (k[i] - 1) + a.op[i] + 1;
+        if (o[i] < 1)
+            return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, stride %lld, padding %lld: output size %lld is not positive", op,
+                              craft_shape_str(x), craft_shape_str(w), (long long)a.s[i], (long long)a.p[i], (long long)o[i]);
+    }
+    g->oc = C; g->oh = in[0]; g->ow = in[1];   /* conv terms: the conv's dst is this op's input */
+    g->ic = O; g->ih = o[0]; g->iw = o[1];
     return CRAFT_OK;
 }
 
@@ -440,30 +489,19 @@ static int conv2d_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
 
 int craft_conv2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride, const int *padding,
                  const int *dilation, int groups, craft_tensor **out) {
+    if ((x && x->device != CRAFT_DEVICE_CPU) || (w && w->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_conv2d(x, w, b, stride, padding, dilation, groups, out);
     const char *op = "conv2d";
     CRAFT_TRY(craft_check_f32(op, "input", x));
     CRAFT_TRY(craft_check_f32(op, "weight", w));
-    conv_args a;
-    CRAFT_TRY(read_args(op, stride, padding, NULL, dilation, groups, x, w, &a));
-    int64_t C = x->shape[1], O = w->shape[0];
-    if (C % groups || O % groups || w->shape[1] * groups != C)
-        return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, groups %d: expected weight [out, in / groups, kh, kw] with in = %lld "
-                          "and out divisible by groups", op, craft_shape_str(x), craft_shape_str(w), groups, (long long)C);
-    CRAFT_TRY(check_bias(op, b, O, w));
+    if (b) CRAFT_TRY(craft_check_f32(op, "bias", b));
+    craft_conv_dims cd;
+    CRAFT_TRY(craft_conv_dims_of(op, 0, x, w, b, stride, padding, NULL, dilation, groups, &cd));
     conv_geom g = {0};
-    g.n = x->shape[0]; g.ic = C; g.ih = x->shape[2]; g.iw = x->shape[3];
-    g.oc = O; g.kh = w->shape[2]; g.kw = w->shape[3]; g.groups = groups;
-    int64_t in[2] = {g.ih, g.iw}, k[2] = {g.kh, g.kw}, o[2];
-    for (int i = 0; i < 2; i++) {
-        int64_t ext = a.d[i] * (k[i] - 1) + 1;
-        if (in[i] + 2 * a.p[i] < ext)
-            return craft_fail(CRAFT_ESHAPE, "%s: input %s with padding %lld is smaller than weight %s's kernel (extent %lld with dilation %lld)",
-                              op, craft_shape_str(x), (long long)a.p[i], craft_shape_str(w), (long long)ext, (long long)a.d[i]);
-        o[i] = (in[i] + 2 * a.p[i] - ext) / a.s[i] + 1;
-    }
-    g.oh = o[0]; g.ow = o[1];
-    g.sh = a.s[0]; g.sw = a.s[1]; g.dh = a.d[0] - 1; g.dw = a.d[1] - 1;
-    g.plh = a.p[0]; g.plw = a.p[1];
+    g.n = cd.n; g.ic = cd.ic; g.ih = cd.ih; g.iw = cd.iw;
+    g.oc = cd.oc; g.kh = cd.kh; g.kw = cd.kw; g.groups = groups;
+    g.oh = cd.oh; g.ow = cd.ow;
+    g.sh = cd.sh; g.sw = cd.sw; g.dh = cd.dh - 1; g.dw = cd.dw - 1;
+    g.plh = cd.ph; g.plw = cd.pw;
     g.prh = (g.oh - 1) * g.sh + (g.dh + 1) * (g.kh - 1) + 1 - g.ih - g.plh;
     g.prw = (g.ow - 1) * g.sw + (g.dw + 1) * (g.kw - 1) + 1 - g.iw - g.plw;
     g.bias = b != NULL;
@@ -513,37 +551,24 @@ static int convt_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin
 
 int craft_conv_transpose2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride, const int *padding,
                            const int *output_padding, const int *dilation, int groups, craft_tensor **out) {
+    if ((x && x->device != CRAFT_DEVICE_CPU) || (w && w->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups, out);
     const char *op = "conv_transpose2d";
     CRAFT_TRY(craft_check_f32(op, "input", x));
     CRAFT_TRY(craft_check_f32(op, "weight", w));
-    conv_args a;
-    int zero_op[2] = {0, 0};
-    CRAFT_TRY(read_args(op, stride, padding, output_padding ? output_padding : zero_op, dilation, groups, x, w, &a));
-    int64_t C = x->shape[1], O = w->shape[1] * groups;
-    if (C % groups || w->shape[0] != C)
-        return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, groups %d: expected weight [in, out / groups, kh, kw] with in = %lld "
-                          "divisible by groups", op, craft_shape_str(x), craft_shape_str(w), groups, (long long)C);
-    CRAFT_TRY(check_bias(op, b, O, w));
+    if (b) CRAFT_TRY(craft_check_f32(op, "bias", b));
+    craft_conv_dims cd;
+    CRAFT_TRY(craft_conv_dims_of(op, 1, x, w, b, stride, padding, output_padding, dilation, groups, &cd));
+    if (cd.ph - cd.oph + cd.sh <= 0 || cd.pw - cd.opw + cd.sw <= 0)   /* oneDNN needs right padding > -stride */
+        return craft_fail(CRAFT_EUNSUPPORTED, "%s: input %s, weight %s: output_padding %lld,%lld exceeds padding %lld,%lld + stride %lld,%lld - 1",
+                          op, craft_shape_str(x), craft_shape_str(w), (long long)cd.oph, (long long)cd.opw, (long long)cd.ph,
+                          (long long)cd.pw, (long long)cd.sh, (long long)cd.sw);
     conv_geom g = {0};   /* conv terms: src = this op's output, dst = its input */
-    g.n = x->shape[0]; g.oc = C; g.oh = x->shape[2]; g.ow = x->shape[3];
-    g.ic = O; g.kh = w->shape[2]; g.kw = w->shape[3]; g.groups = groups;
-    int64_t in[2] = {g.oh, g.ow}, k[2] = {g.kh, g.kw}, o[2];
-    for (int i = 0; i < 2; i++) {
-        if (a.op[i] >= a.s[i] && a.op[i] >= a.d[i])
-            return craft_fail(CRAFT_EINVAL, "%s: input %s, weight %s: output_padding %lld must be smaller than stride %lld or dilation %lld",
-                              op, craft_shape_str(x), craft_shape_str(w), (long long)a.op[i], (long long)a.s[i], (long long)a.d[i]);
-        o[i] = (in[i] - 1) * a.s[i] - 2 * a.p[i] + a.d[i] * (k[i] - 1) + a.op[i] + 1;
-        if (o[i] < 1)
-            return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, stride %lld, padding %lld: output size %lld is not positive", op,
-                              craft_shape_str(x), craft_shape_str(w), (long long)a.s[i], (long long)a.p[i], (long long)o[i]);
-        if (a.p[i] - a.op[i] + a.s[i] <= 0)   /* oneDNN needs right padding > -stride */
-            return craft_fail(CRAFT_EUNSUPPORTED, "%s: input %s, weight %s: output_padding %lld exceeds padding %lld + stride %lld - 1",
-                              op, craft_shape_str(x), craft_shape_str(w), (long long)a.op[i], (long long)a.p[i], (long long)a.s[i]);
-    }
-    g.ih = o[0]; g.iw = o[1];
-    g.sh = a.s[0]; g.sw = a.s[1]; g.dh = a.d[0] - 1; g.dw = a.d[1] - 1;
-    g.plh = a.p[0]; g.plw = a.p[1];
-    g.prh = a.p[0] - a.op[0]; g.prw = a.p[1] - a.op[1];
+    g.n = cd.n; g.oc = cd.oc; g.oh = cd.oh; g.ow = cd.ow;
+    g.ic = cd.ic; g.kh = cd.kh; g.kw = cd.kw; g.groups = groups;
+    g.ih = cd.ih; g.iw = cd.iw;
+    g.sh = cd.sh; g.sw = cd.sw; g.dh = cd.dh - 1; g.dw = cd.dw - 1;
+    g.plh = cd.ph; g.plw = cd.pw;
+    g.prh = cd.ph - cd.oph; g.prw = cd.pw - cd.opw;
     g.bias = 0;   /* the bias is added here, not by the primitive (backward-data has none) */
     g.wino = want_winograd(&g);
     craft_tensor *xc, *wc, *bc, *y = NULL;

@@ -38,6 +38,7 @@ static int embedding_backward(craft_node *n, craft_tensor **gout, craft_tensor *
 }
 
 int craft_embedding(const craft_tensor *weight, const craft_tensor *indices, craft_tensor **out) {
+    if ((weight && weight->device != CRAFT_DEVICE_CPU) || (indices && indices->device != CRAFT_DEVICE_CPU)) return craft_cl_op_embedding(weight, indices, out);
     CRAFT_TRY(craft_check_f32("embedding", "weight", weight));
     if (!indices) return craft_fail(CRAFT_EINVAL, "embedding: indices are missing");
     if (weight->ndim != 2) return craft_fail(CRAFT_ESHAPE, "embedding: weight %s must be 2-d [V, D]", craft_shape_str(weight));
@@ -98,6 +99,7 @@ int craft_embedding(const craft_tensor *weight, const craft_tensor *indices, cra
  * No gradient flows to t (it is an index-like input). */
 int craft_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
                              double scale, double max_period, craft_tensor **out) {
+    if (t && t->device != CRAFT_DEVICE_CPU) return craft_cl_op_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift, scale, max_period, out);
     if (!t) return craft_fail(CRAFT_EINVAL, "timestep_embedding: timesteps are missing");
     if (t->ndim != 1) return craft_fail(CRAFT_ESHAPE, "timestep_embedding: timesteps %s must be 1-d", craft_shape_str(t));
     if (t->device != CRAFT_DEVICE_CPU)

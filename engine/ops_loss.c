@@ -57,6 +57,7 @@ static int l2n_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
 }
 
 int craft_l2_normalize(const craft_tensor *x, int dim, double eps, craft_tensor **out) {
+    if (x && x->device != CRAFT_DEVICE_CPU) return craft_cl_op_l2_normalize(x, dim, eps, out);
     CRAFT_TRY(craft_check_f32("l2_normalize", "input", x));
     int d;
     CRAFT_TRY(craft_normalize_dim("l2_normalize", dim, x->ndim, &d));
@@ -134,6 +135,7 @@ static int broadcast_contig(const craft_tensor *t, int nd, const int64_t *shape,
 }
 
 int craft_cosine_similarity(const craft_tensor *a, const craft_tensor *b, int dim, double eps, craft_tensor **out) {
+    if ((a && a->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_cosine_similarity(a, b, dim, eps, out);
     CRAFT_TRY(craft_check_f32("cosine_similarity", "first input", a));
     CRAFT_TRY(craft_check_f32("cosine_similarity", "second input", b));
     int nd, d;
@@ -218,6 +220,7 @@ static int ce_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin) 
 
 int craft_cross_entropy(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
                         craft_tensor **out) {
+    if (logits && logits->device != CRAFT_DEVICE_CPU) return craft_cl_op_cross_entropy(logits, targets, reduction, label_smoothing, out);
     CRAFT_TRY(craft_check_f32("cross_entropy", "logits", logits));
     CRAFT_TRY(check_reduction("cross_entropy", reduction));
     if (!targets) return craft_fail(CRAFT_EINVAL, "cross_entropy: targets are missing");
@@ -323,6 +326,7 @@ static int mse_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
 }
 
 int craft_mse_loss(const craft_tensor *a, const craft_tensor *b, int reduction, craft_tensor **out) {
+    if ((a && a->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_mse_loss(a, b, reduction, out);
     CRAFT_TRY(craft_check_f32("mse_loss", "input", a));
     CRAFT_TRY(craft_check_f32("mse_loss", "target", b));
     CRAFT_TRY(check_reduction("mse_loss", reduction));

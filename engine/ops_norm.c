@@ -175,6 +175,7 @@ static int group_norm_backward(craft_node *n, craft_tensor **gout, craft_tensor 
 }
 
 int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b, double eps, craft_tensor **out) {
+    if ((x && x->device != CRAFT_DEVICE_CPU) || (w && w->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_group_norm(x, groups, w, b, eps, out);
     const char *op = "group_norm";
     CRAFT_TRY(craft_check_f32(op, "input", x));
     if (x->ndim < 2) return craft_fail(CRAFT_ESHAPE, "group_norm: input %s must have at least 2 dims [N, C, ...]", craft_shape_str(x));
@@ -320,6 +321,7 @@ static int layer_norm_backward(craft_node *n, craft_tensor **gout, craft_tensor 
 }
 
 int craft_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, const craft_tensor *b, double eps, craft_tensor **out) {
+    if ((x && x->device != CRAFT_DEVICE_CPU) || (w && w->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_layer_norm(x, nnorm, w, b, eps, out);
     const char *op = "layer_norm";
     CRAFT_TRY(craft_check_f32(op, "input", x));
     if (nnorm < 1 || nnorm > x->ndim)

@@ -42,9 +42,15 @@ static int axis_map_make(int64_t in, int64_t out, int mode, int align_corners, a
         axis_map_free(a);
         return craft_fail(CRAFT_ENOMEM, "interpolate: out of host memory");
     }
+    craft_interpolate_axis(in, out, mode, align_corners, a->i0, a->i1, a->l0, a->l1);
+    return CRAFT_OK;
+}
+
+void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners, int64_t *i0s, int64_t *i1s, float *l0s,
+                            float *l1s) {
     if (mode == 0) {
-        for (int64_t o = 0; o < out; o++) a->i0[o] = nearest_src(o, in, out);
-        return CRAFT_OK;
+        for (int64_t o = 0; o < out; o++) i0s[o] = nearest_src(o, in, out);
+        return;
     }
     /* torch area_pixel_compute_scale / area_pixel_compute_source_index, float32 */
     float scale = align_corners ? (out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f) : (float)in / (float)out;
@@ -61,12 +67,11 @@ static int axis_map_make(int64_t in, int64_t out, int mode, int align_corners, a
         float l1 = src - (float)i0;
         if (l1 < 0) l1 = 0;
         if (l1 > 1) l1 = 1;
-        a->i0[o] = i0;
-        a->i1[o] = i0 + (i0 < in - 1 ? 1 : 0);
-        a->l1[o] = l1;
-        a->l0[o] = 1.0f - l1;
+        i0s[o] = i0;
+        i1s[o] = i0 + (i0 < in - 1 ? 1 : 0);
+        l1s[o] = l1;
+        l0s[o] = 1.0f - l1;
     }
-    return CRAFT_OK;
 }
 
 typedef struct {
@@ -158,9 +163,7 @@ static int interp_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     return CRAFT_OK;
 }
 
-int craft_interpolate(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int align_corners,
-                      craft_tensor **out) {
-    CRAFT_TRY(craft_check_f32("interpolate", "input", x));
+int craft_interpolate_check(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int *align_corners) {
     if (mode != 0 && mode != 1) return craft_fail(CRAFT_EINVAL, "interpolate: unknown mode %d (0 nearest, 1 bilinear)", mode);
     if (x->ndim != 4) return craft_fail(CRAFT_ESHAPE, "interpolate: input %s must be 4-d NCHW", craft_shape_str(x));
     if (x->shape[2] < 1 || x->shape[3] < 1)
@@ -168,7 +171,15 @@ int craft_interpolate(const craft_tensor *x, int64_t out_h, int64_t out_w, int m
     if (out_h < 1 || out_w < 1 || out_h > ((int64_t)1 << 31) || out_w > ((int64_t)1 << 31))
         return craft_fail(CRAFT_ESHAPE, "interpolate: output size %lldx%lld for input %s (sizes must be 1 .. 2^31)",
                           (long long)out_h, (long long)out_w, craft_shape_str(x));
-    if (mode == 0) align_corners = 0;
+    *align_corners = mode == 0 ? 0 : *align_corners ? 1 : 0;
+    return CRAFT_OK;
+}
+
+int craft_interpolate(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int align_corners,
+                      craft_tensor **out) {
+    if (x && x->device != CRAFT_DEVICE_CPU) return craft_cl_op_interpolate(x, out_h, out_w, mode, align_corners, out);
+    CRAFT_TRY(craft_check_f32("interpolate", "input", x));
+    CRAFT_TRY(craft_interpolate_check(x, out_h, out_w, mode, &align_corners));
     int64_t oshape[4] = {x->shape[0], x->shape[1], out_h, out_w};
     interp_plan p;
     CRAFT_TRY(interp_plan_make(x->shape, out_h, out_w, mode, align_corners ? 1 : 0, &p));
@@ -258,10 +269,9 @@ static int pool_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin)
     return CRAFT_OK;
 }
 
-int craft_avg_pool2d(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor **out) {
-    CRAFT_TRY(craft_check_f32("avg_pool2d", "input", x));
+int craft_avg_pool2d_check(const craft_tensor *x, int kernel, int *stride, int padding, int64_t *oh, int64_t *ow) {
     if (x->ndim != 4) return craft_fail(CRAFT_ESHAPE, "avg_pool2d: input %s must be 4-d NCHW", craft_shape_str(x));
-    if (stride <= 0) stride = kernel;   /* torch: stride=None means the kernel size */
+    if (*stride <= 0) *stride = kernel;   /* torch: stride=None means the kernel size */
     if (kernel < 1 || padding < 0)
         return craft_fail(CRAFT_EINVAL, "avg_pool2d: kernel %d, padding %d (kernel must be >= 1, padding >= 0)", kernel, padding);
     if ((int64_t)2 * padding > kernel)
@@ -269,6 +279,16 @@ int craft_avg_pool2d(const craft_tensor *x, int kernel, int stride, int padding,
     if (x->shape[2] + (int64_t)2 * padding < kernel || x->shape[3] + (int64_t)2 * padding < kernel)
         return craft_fail(CRAFT_ESHAPE, "avg_pool2d: input %s with padding %d is smaller than the kernel %d",
                           craft_shape_str(x), padding, kernel);
+    *oh = (x->shape[2] + 2 * (int64_t)padding - kernel) / *stride + 1;
+    *ow = (x->shape[3] + 2 * (int64_t)padding - kernel) / *stride + 1;
+    return CRAFT_OK;
+}
+
+int craft_avg_pool2d(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor **out) {
+    if (x && x->device != CRAFT_DEVICE_CPU) return craft_cl_op_avg_pool2d(x, kernel, stride, padding, out);
+    CRAFT_TRY(craft_check_f32("avg_pool2d", "input", x));
+    int64_t oh, ow;
+    CRAFT_TRY(craft_avg_pool2d_check(x, kernel, &stride, padding, &oh, &ow));
     pool_plan p;
     pool_plan_make(x->shape, kernel, stride, padding, &p);
     int64_t oshape[4] = {x->shape[0], x->shape[1], p.OH, p.OW};

@@ -25,6 +25,7 @@ static int concat_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
 }
 
 int craft_concat(int n, craft_tensor **ts, int dim, craft_tensor **out) {
+    for (int i = 0; ts && i < n; i++) if (ts[i] && ts[i]->device != CRAFT_DEVICE_CPU) return craft_cl_op_concat(n, ts, dim, out);
     if (n < 1 || !ts) return craft_fail(CRAFT_EINVAL, "concat: needs at least one tensor (got %d)", n);
     for (int i = 0; i < n; i++)
         if (!ts[i]) return craft_fail(CRAFT_EINVAL, "concat: tensor %d of %d is missing", i, n);
@@ -208,7 +209,16 @@ static int pad_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) 
     return CRAFT_OK;
 }
 
+int craft_pad_check(const craft_tensor *x, int npairs, const int64_t *pads, int mode, int64_t *osh) {
+    pad_plan p;
+    CRAFT_TRY(pad_plan_make(x->ndim, x->shape, npairs, pads, mode, craft_shape_str(x), &p));
+    memcpy(osh, p.osh, sizeof p.osh);
+    pad_plan_free(&p);
+    return CRAFT_OK;
+}
+
 int craft_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor **out) {
+    if (x && x->device != CRAFT_DEVICE_CPU) return craft_cl_op_pad(x, npairs, pads, mode, value, out);
     CRAFT_TRY(craft_check_f32("pad", "input", x));
     if (npairs == 0 && mode >= 0 && mode <= 2) return craft_clone(x, out);
     pad_plan p;

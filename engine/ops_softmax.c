@@ -252,5 +252,11 @@ static int smx_op(const char *op, int log, const craft_tensor *x, int dim, craft
     return CRAFT_OK;
 }
 
-int craft_softmax(const craft_tensor *x, int dim, craft_tensor **out) { return smx_op("softmax", 0, x, dim, out); }
-int craft_log_softmax(const craft_tensor *x, int dim, craft_tensor **out) { return smx_op("log_softmax", 1, x, dim, out); }
+int craft_softmax(const craft_tensor *x, int dim, craft_tensor **out) {
+    if (x && x->device != CRAFT_DEVICE_CPU) return craft_cl_op_softmax(x, dim, out);
+    return smx_op("softmax", 0, x, dim, out);
+}
+int craft_log_softmax(const craft_tensor *x, int dim, craft_tensor **out) {
+    if (x && x->device != CRAFT_DEVICE_CPU) return craft_cl_op_log_softmax(x, dim, out);
+    return smx_op("log_softmax", 1, x, dim, out);
+}

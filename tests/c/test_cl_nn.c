@@ -1,0 +1,571 @@
+/* test_cl_nn.c: norms, softmax, attention and losses on an OpenCL device against the CPU ops,
+ * in one process. Every op runs on the same inputs on the CPU and on cl:0; the forward output
+ * and the gradient of every input (upstream gradient: a random weighting of the output, so
+ * that no gradient is uniform) must agree as max |cl - cpu| <= atol + rtol |cpu|:
+ *   rtol 1e-5: softmax / log_softmax, l2_normalize, cosine_similarity, cross_entropy, mse_loss
+ *              (atol 1e-6 forward, 1e-5 gradients), group_norm / layer_norm (atol 1e-5: their
+ *              input gradients are sums of cancelling terms);
+ *   rtol 1e-4, atol 1e-5: sdpa (CLBlast's summation order).
+ * Shapes are odd on purpose: rows that are not powers of two and longer than a work-group,
+ * columns (a reduced dim that is not the last), strided views, groups, broadcast batch dims,
+ * masks (on the CPU or the device), causal masking, many score chunks, reductions, label
+ * smoothing, clamped norms. Without an OpenCL platform or device it prints a "skip" line and
+ * counts nothing. */
+#include "check.h"
+#include "internal.h"
+#include <stdarg.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static int DEV = 1;   /* cl:0 */
+
+/* ---------------------------------------------------------------- helpers -- */
+static craft_tensor *cpu_uniform(int nd, const int64_t *shape, uint64_t seed, float lo, float hi) {
+    craft_tensor *t, *u, *v;
+    if (craft_empty(nd, shape, CRAFT_F32, 0, &t)) return NULL;
+    craft_rand_(t, seed, 0);
+    craft_binary_scalar(CRAFT_MUL, t, hi - lo, 0, &u);
+    craft_binary_scalar(CRAFT_ADD, u, lo, 0, &v);
+    craft_tensor_release(t);
+    craft_tensor_release(u);
+    return v;
+}
+
+static craft_tensor *on_dev(const craft_tensor *t) {
+    craft_tensor *d = NULL;
+    int prev = craft_set_grad_enabled(0);
+    if (craft_to_device(t, DEV, &d)) fprintf(stderr, "to_device: %s\n", craft_last_error());
+    craft_set_grad_enabled(prev);
+    return d;
+}
+
+static float *read_all(const craft_tensor *t) {
+    float *p = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
+    if (p && craft_tensor_read(t, CRAFT_F32, p, (size_t)t->numel * sizeof(float))) {
+        fprintf(stderr, "read: %s\n", craft_last_error());
+        free(p);
+        return NULL;
+    }
+    return p;
+}
+
+/* same shape, every |d - c| <= atol + rtol |c| (NaN matches NaN), dev on device `where` */
+static void compare_on(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol, double atol, int where) {
+    if (!cpu || !dev) { CHECK_MSG(0, "%s: missing result (%s)", what, craft_last_error()); return; }
+    int same = cpu->ndim == dev->ndim && cpu->numel == dev->numel;
+    for (int i = 0; same && i < cpu->ndim; i++) same = cpu->shape[i] == dev->shape[i];
+    CHECK_MSG(same, "%s: shapes %s vs %s", what, craft_shape_str(cpu), craft_shape_str(dev));
+    CHECK_MSG(dev->device == where, "%s: result on device %d, expected %d", what, dev->device, where);
+    if (!same) return;
+    float *a = read_all(cpu), *b = read_all(dev);
+    int64_t bad = -1;
+    double worst = 0;
+    for (int64_t i = 0; a && b && i < cpu->numel; i++) {
+        if (a[i] != a[i] && b[i] != b[i]) continue;
+        double e = fabs((double)a[i] - (double)b[i]), lim = atol + rtol * fabs((double)a[i]);
+        if (!(e <= lim) && (bad < 0 || e - lim > worst)) { bad = i; worst = e - lim; }
+    }
+    CHECK_MSG(a && b && bad < 0, "%s: element %lld cpu %.9g cl %.9g (rtol %g atol %g)", what, (long long)bad,
+              bad >= 0 ? a[bad] : 0.0, bad >= 0 ? b[bad] : 0.0, rtol, atol);
+    free(a);
+    free(b);
+}
+static void compare(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol, double atol) {
+    compare_on(what, cpu, dev, rtol, atol, DEV);
+}
+
+static void release(int n, ...) {
+    va_list ap;
+    va_start(ap, n);
+    for (int i = 0; i < n; i++) craft_tensor_release(va_arg(ap, craft_tensor *));
+    va_end(ap);
+}
+
+/* ------------------------------------------------------------ op harness -- */
+/* An op over up to 4 inputs (NULL allowed) with its scalar arguments in ctx. */
+typedef int (*op_fn)(craft_tensor **in, const void *ctx, craft_tensor **out);
+
+enum { GRAD = 1, KEEP_CPU = 2 };   /* per input: wants a gradient; stays on the CPU in the cl run */
+
+typedef struct { double rtol, atol, grtol, gatol; } tols;
+static const tols T_NORM = {1e-5, 1e-6, 1e-5, 1e-5}, T_ATTN = {1e-4, 1e-5, 1e-4, 1e-5};
+
+/* Runs f on the CPU inputs and on their device copies; compares outputs and every gradient. */
+static void check_op(const char *what, op_fn f, const void *ctx, int nin, craft_tensor **in, const int *flags, tols t) {
+    craft_tensor *cin[4] = {NULL}, *din[4] = {NULL}, *cy = NULL, *dy = NULL;
+    for (int i = 0; i < nin; i++) {
+        if (!in[i]) continue;
+        CHECK_OK(craft_detach(in[i], &cin[i]));
+        din[i] = (flags[i] & KEEP_CPU) ? craft_tensor_retain(cin[i]) : on_dev(in[i]);
+        if (flags[i] & GRAD) {
+            if (flags[i] & KEEP_CPU) {   /* its own leaf, so that the two runs' gradients stay apart */
+                craft_tensor_release(din[i]);
+                CHECK_OK(craft_detach(in[i], &din[i]));
+            }
+            craft_set_requires_grad(cin[i], 1);
+            craft_set_requires_grad(din[i], 1);
+        }
+    }
+    char msg[160];
+    int rc1 = f(cin, ctx, &cy), rc2 = f(din, ctx, &dy);
+    CHECK_MSG(rc1 == CRAFT_OK && rc2 == CRAFT_OK, "%s: cpu %d, cl %d: %s", what, rc1, rc2, craft_last_error());
+    if (rc1 || rc2) goto done;
+    snprintf(msg, sizeof msg, "%s forward", what);
+    compare(msg, cy, dy, t.rtol, t.atol);
+    int any = 0;
+    for (int i = 0; i < nin; i++) any |= in[i] && (flags[i] & GRAD);
+    if (any) {
+        craft_tensor *w = cpu_uniform(cy->ndim, cy->shape, 777, -1.0f, 1.0f), *wd = on_dev(w), *pc = NULL, *pd = NULL, *sc = NULL,
+                     *sd = NULL;
+        CHECK_OK(craft_binary(CRAFT_MUL, cy, w, &pc));
+        CHECK_OK(craft_binary(CRAFT_MUL, dy, wd, &pd));
+        CHECK_OK(craft_sum(pc, 0, NULL, 0, &sc));
+        CHECK_OK(craft_sum(pd, 0, NULL, 0, &sd));
+        CHECK_OK(craft_backward(sc, NULL, 0));
+        CHECK_OK(craft_backward(sd, NULL, 0));
+        for (int i = 0; i < nin; i++) {
+            if (!(flags[i] & GRAD) || !in[i]) continue;
+            snprintf(msg, sizeof msg, "%s grad %d", what, i);
+            compare_on(msg, cin[i]->grad, din[i]->grad, t.grtol, t.gatol, (flags[i] & KEEP_CPU) ? 0 : DEV);
+        }
+        release(6, w, wd, pc, pd, sc, sd);
+    }
+done:
+    for (int i = 0; i < nin; i++) release(2, cin[i], din[i]);
+    release(2, cy, dy);
+}
+
+/* ---------------------------------------------------------------- softmax -- */
+typedef struct { int dim, log; } smx_ctx;
+static int run_smx(craft_tensor **in, const void *c, craft_tensor **out) {
+    const smx_ctx *s = c;
+    return s->log ? craft_log_softmax(in[0], s->dim, out) : craft_softmax(in[0], s->dim, out);
+}
+
+static void test_softmax(void) {
+    static const struct { int nd; int64_t shape[3]; int dim; } cases[] = {
+        {2, {7, 33}, -1},      /* short rows */
+        {2, {3, 300}, 1},      /* a row longer than a work-group */
+        {3, {4, 5, 6}, 1},     /* columns */
+        {3, {5, 3, 7}, 0},     /* columns, outer 1 */
+        {3, {2, 700, 3}, 1},   /* long columns */
+        {1, {1}, 0},
+    };
+    int flags[1] = {GRAD};
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++)
+        for (int lg = 0; lg < 2; lg++) {
+            craft_tensor *x = cpu_uniform(cases[c].nd, cases[c].shape, 10 + c, -6.0f, 6.0f);
+            smx_ctx ctx = {cases[c].dim, lg};
+            char what[64];
+            snprintf(what, sizeof what, "%s %s dim %d", lg ? "log_softmax" : "softmax", craft_shape_str(x), cases[c].dim);
+            check_op(what, run_smx, &ctx, 1, &x, flags, T_NORM);
+            craft_tensor_release(x);
+        }
+    /* a transposed (strided) input; a row of -inf gives NaN as on the CPU, a large row no overflow */
+    int64_t s[2] = {9, 40};
+    craft_tensor *x = cpu_uniform(2, s, 3, -50.0f, 80.0f), *xt;
+    CHECK_OK(craft_transpose(x, 0, 1, &xt));
+    smx_ctx ctx = {-1, 0};
+    check_op("softmax of a transposed view", run_smx, &ctx, 1, &xt, flags, T_NORM);
+    ctx.log = 1;
+    /* log_softmax = x - (m + log s): its error is absolute, an ulp of the largest |x| (80 here) */
+    tols big = {1e-5, 2e-5, 1e-5, 1e-5};
+    check_op("log_softmax of a transposed view", run_smx, &ctx, 1, &xt, flags, big);
+    for (int j = 0; j < 40; j++) CHECK_OK(craft_set(x, (int64_t[]){2, j}, -INFINITY));
+    int nograd[1] = {0};
+    check_op("softmax with a -inf row", run_smx, &ctx, 1, &x, nograd, T_NORM);
+    craft_tensor *dx = on_dev(x), *y;
+    CHECK_OK(craft_softmax(dx, 1, &y));
+    double v;
+    CHECK_OK(craft_get(y, (int64_t[]){2, 5}, &v));
+    CHECK(v != v);
+    release(4, x, xt, dx, y);
+}
+
+/* ------------------------------------------------------------------ norms -- */
+typedef struct { int groups; double eps; } norm_ctx;
+static int run_gn(craft_tensor **in, const void *c, craft_tensor **out) {
+    const norm_ctx *n = c;
+    return craft_group_norm(in[0], n->groups, in[1], in[2], n->eps, out);
+}
+static int run_ln(craft_tensor **in, const void *c, craft_tensor **out) {
+    const norm_ctx *n = c;
+    return craft_layer_norm(in[0], n->groups, in[1], in[2], n->eps, out);
+}
+
+static void test_norms(void) {
+    static const struct { int nd; int64_t shape[4]; int groups, affine; } gn[] = {
+        {4, {2, 6, 5, 7}, 3, 3},    /* weight and bias */
+        {3, {3, 8, 17}, 8, 3},      /* one channel per group */
+        {3, {2, 5, 9}, 1, 1},       /* one group, weight only */
+        {4, {2, 4, 20, 20}, 2, 3},  /* rows of 800 > a work-group */
+        {4, {2, 6, 3, 3}, 2, 0},    /* no affine */
+        {2, {4, 6}, 2, 2},          /* no spatial dims, bias only */
+    };
+    for (size_t c = 0; c < sizeof gn / sizeof gn[0]; c++) {
+        int64_t C = gn[c].shape[1];
+        craft_tensor *in[3] = {cpu_uniform(gn[c].nd, gn[c].shape, 20 + c, -3.0f, 5.0f),
+                               (gn[c].affine & 1) ? cpu_uniform(1, &C, 30 + c, 0.5f, 1.5f) : NULL,
+                               (gn[c].affine & 2) ? cpu_uniform(1, &C, 40 + c, -1.0f, 1.0f) : NULL};
+        int flags[3] = {GRAD, GRAD, GRAD};
+        norm_ctx ctx = {gn[c].groups, 1e-5};
+        char what[64];
+        snprintf(what, sizeof what, "group_norm %s G %d", craft_shape_str(in[0]), gn[c].groups);
+        check_op(what, run_gn, &ctx, 3, in, flags, T_NORM);
+        release(3, in[0], in[1], in[2]);
+    }
+    static const struct { int nd; int64_t shape[4]; int nnorm, affine; } ln[] = {
+        {2, {6, 37}, 1, 3},
+        {3, {3, 4, 300}, 1, 3},     /* rows longer than a work-group */
+        {4, {2, 3, 5, 7}, 2, 3},    /* two normalised dims */
+        {2, {5, 19}, 1, 0},
+        {2, {70, 3}, 1, 1},         /* many short rows, weight only */
+        {3, {2, 3, 33}, 3, 2},      /* everything one row, bias only */
+    };
+    for (size_t c = 0; c < sizeof ln / sizeof ln[0]; c++) {
+        const int64_t *ns = ln[c].shape + ln[c].nd - ln[c].nnorm;
+        craft_tensor *in[3] = {cpu_uniform(ln[c].nd, ln[c].shape, 50 + c, -2.0f, 4.0f),
+                               (ln[c].affine & 1) ? cpu_uniform(ln[c].nnorm, ns, 60 + c, 0.5f, 1.5f) : NULL,
+                               (ln[c].affine & 2) ? cpu_uniform(ln[c].nnorm, ns, 70 + c, -1.0f, 1.0f) : NULL};
+        int flags[3] = {GRAD, GRAD, GRAD};
+        norm_ctx ctx = {ln[c].nnorm, 1e-5};
+        char what[64];
+        snprintf(what, sizeof what, "layer_norm %s last %d", craft_shape_str(in[0]), ln[c].nnorm);
+        check_op(what, run_ln, &ctx, 3, in, flags, T_NORM);
+        release(3, in[0], in[1], in[2]);
+    }
+    /* a strided input, only the weight wanting a gradient */
+    int64_t s[3] = {4, 3, 10}, C = 3;
+    craft_tensor *x = cpu_uniform(3, s, 80, -1.0f, 1.0f), *xt, *w = cpu_uniform(1, &C, 81, 0.5f, 2.0f);
+    CHECK_OK(craft_transpose(x, 0, 2, &xt));   /* [10, 3, 4] */
+    craft_tensor *in[3] = {xt, w, NULL};
+    int flags[3] = {0, GRAD, 0};
+    norm_ctx ctx = {3, 1e-6};
+    check_op("group_norm of a transposed view", run_gn, &ctx, 3, in, flags, T_NORM);
+    /* parameters must be on the input's device */
+    craft_tensor *dx = on_dev(x), *y = NULL;
+    CHECK_ERR(craft_group_norm(dx, 3, w, NULL, 1e-5, &y), CRAFT_EDEVICE);
+    CHECK(strstr(craft_last_error(), "weight") != NULL);
+    craft_tensor *dw = on_dev(w);
+    CHECK_ERR(craft_group_norm(x, 3, dw, NULL, 1e-5, &y), CRAFT_EDEVICE);
+    CHECK_ERR(craft_group_norm(dx, 2, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);
+    CHECK_ERR(craft_layer_norm(dx, 4, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);
+    release(5, x, xt, w, dx, dw);
+}
+
+/* -------------------------------------------------------------- attention -- */
+typedef struct { double scale; int causal; } attn_ctx;
+static int run_sdpa(craft_tensor **in, const void *c, craft_tensor **out) {
+    const attn_ctx *a = c;
+    return craft_sdpa(in[0], in[1], in[2], in[3], a->scale, a->causal, out);
+}
+
+static void attn_case(const char *what, int nq, const int64_t *sq, int nk, const int64_t *sk, int nv, const int64_t *sv, int nm,
+                      const int64_t *sm, int mask_cpu, double scale, int causal, uint64_t seed) {
+    craft_tensor *in[4] = {cpu_uniform(nq, sq, seed, -1.5f, 1.5f), cpu_uniform(nk, sk, seed + 1, -1.5f, 1.5f),
+                           cpu_uniform(nv, sv, seed + 2, -1.0f, 1.0f), nm ? cpu_uniform(nm, sm, seed + 3, -2.0f, 1.0f) : NULL};
+    if (in[3]) {   /* some keys hidden outright (never a whole row) */
+        float *m = read_all(in[3]);
+        for (int64_t i = 0; m && i < in[3]->numel; i += 5) if (i % sm[nm - 1]) m[i] = -INFINITY;
+        craft_tensor_write(in[3], CRAFT_F32, m, (size_t)in[3]->numel * sizeof(float));
+        free(m);
+    }
+    int flags[4] = {GRAD, GRAD, GRAD, mask_cpu ? KEEP_CPU : 0};
+    attn_ctx ctx = {scale, causal};
+    check_op(what, run_sdpa, &ctx, 4, in, flags, T_ATTN);
+    release(4, in[0], in[1], in[2], in[3]);
+}
+
+static void test_attention(void) {
+    int64_t q[4] = {2, 3, 17, 8}, k[4] = {2, 3, 23, 8}, v[4] = {2, 3, 23, 5};
+    attn_case("sdpa heads, Lq != Lk", 4, q, 4, k, 4, v, 0, NULL, 0, 0, 0, 100);
+    int64_t c[4] = {2, 2, 19, 6};
+    attn_case("sdpa causal", 4, c, 4, c, 4, c, 0, NULL, 0, 0.3, 1, 110);
+    int64_t qw[3] = {3, 29, 8}, kw[3] = {3, 13, 8};
+    attn_case("sdpa causal, Lq > Lk", 3, qw, 3, kw, 3, kw, 0, NULL, 0, 0, 1, 115);
+    int64_t m2[2] = {17, 23};
+    attn_case("sdpa 2-d mask on the device", 4, q, 4, k, 4, v, 2, m2, 0, 0, 0, 120);
+    int64_t m4[4] = {2, 1, 17, 23};
+    attn_case("sdpa per-batch mask on the CPU", 4, q, 4, k, 4, v, 4, m4, 1, 0, 0, 130);
+    int64_t mc[1] = {19};
+    attn_case("sdpa causal with a column mask", 4, c, 4, c, 4, c, 1, mc, 0, 0, 1, 135);
+    int64_t qb[4] = {2, 4, 9, 8}, kb[2] = {13, 8}, vb[4] = {1, 4, 13, 7};
+    attn_case("sdpa broadcast k and v", 4, qb, 2, kb, 4, vb, 0, NULL, 0, 0, 0, 140);
+    /* many chunks: a tiny score budget splits both the matrices and their query rows */
+    craft_cl_sdpa_set_chunk_bytes(1024);
+    attn_case("sdpa in chunks", 4, q, 4, k, 4, v, 4, m4, 0, 0, 0, 150);
+    attn_case("sdpa causal in chunks", 4, c, 4, c, 4, c, 0, NULL, 0, 0, 1, 160);
+    craft_cl_sdpa_set_chunk_bytes(0);
+    /* a transposed q (column stride != 1) is copied for CLBlast */
+    int64_t qt[4] = {2, 3, 8, 17};
+    craft_tensor *qq = cpu_uniform(4, qt, 170, -1, 1), *qv, *kk = cpu_uniform(4, k, 171, -1, 1), *vv = cpu_uniform(4, v, 172, -1, 1);
+    CHECK_OK(craft_transpose(qq, -1, -2, &qv));
+    craft_tensor *in[4] = {qv, kk, vv, NULL};
+    int flags[4] = {GRAD, 0, GRAD, 0};
+    attn_ctx ctx = {0, 0};
+    check_op("sdpa transposed q, no k grad", run_sdpa, &ctx, 4, in, flags, T_ATTN);
+    /* q, k and v on one device */
+    craft_tensor *dq = on_dev(qv), *y = NULL;
+    CHECK_ERR(craft_sdpa(dq, kk, vv, NULL, 0, 0, &y), CRAFT_EDEVICE);
+    release(5, qq, qv, kk, vv, dq);
+}
+
+/* ----------------------------------------------------------------- losses -- */
+typedef struct { int dim, reduction; double eps; } loss_ctx;
+static int run_l2n(craft_tensor **in, const void *c, craft_tensor **out) {
+    const loss_ctx *l = c;
+    return craft_l2_normalize(in[0], l->dim, l->eps, out);
+}
+static int run_cos(craft_tensor **in, const void *c, craft_tensor **out) {
+    const loss_ctx *l = c;
+    return craft_cosine_similarity(in[0], in[1], l->dim, l->eps, out);
+}
+static int run_mse(craft_tensor **in, const void *c, craft_tensor **out) {
+    return craft_mse_loss(in[0], in[1], ((const loss_ctx *)c)->reduction, out);
+}
+static int run_ce(craft_tensor **in, const void *c, craft_tensor **out) {
+    const loss_ctx *l = c;
+    return craft_cross_entropy(in[0], in[1], l->reduction, l->eps, out);
+}
+
+static void test_l2_cos(void) {
+    int64_t s1[2] = {6, 300}, s2[3] = {4, 5, 6};
+    int flags[2] = {GRAD, GRAD};
+    craft_tensor *x = cpu_uniform(2, s1, 200, -1, 1), *x3 = cpu_uniform(3, s2, 201, -1, 1);
+    for (int c = 0; c < 6; c++) CHECK_OK(craft_set(x, (int64_t[]){4, c * 50}, 0.0));
+    loss_ctx l = {-1, 0, 1e-12};
+    check_op("l2_normalize rows", run_l2n, &l, 1, &x, flags, T_NORM);
+    l.dim = 1;
+    check_op("l2_normalize columns", run_l2n, &l, 1, &x3, flags, T_NORM);
+    /* a zero row: the eps clamp is active, no norm gradient */
+    int64_t sz[2] = {3, 10};
+    craft_tensor *z;
+    CHECK_OK(craft_zeros(2, sz, CRAFT_F32, 0, &z));
+    CHECK_OK(craft_set(z, (int64_t[]){1, 3}, 1e-14));
+    l.dim = 1;
+    l.eps = 1e-12;
+    check_op("l2_normalize clamped", run_l2n, &l, 1, &z, flags, T_NORM);
+    /* cosine_similarity: rows, columns, broadcasting, a CPU operand, a clamped norm */
+    craft_tensor *y = cpu_uniform(2, s1, 202, -1, 1), *y3 = cpu_uniform(3, s2, 203, -1, 1);
+    craft_tensor *in[2] = {x, y};
+    l.dim = 1;
+    l.eps = 1e-8;
+    check_op("cosine_similarity rows", run_cos, &l, 2, in, flags, T_NORM);
+    in[0] = x3; in[1] = y3;
+    l.dim = 0;
+    check_op("cosine_similarity dim 0", run_cos, &l, 2, in, flags, T_NORM);
+    int64_t sa[3] = {4, 1, 16}, sb[2] = {3, 16};
+    craft_tensor *a = cpu_uniform(3, sa, 204, -1, 1), *b = cpu_uniform(2, sb, 205, -1, 1);
+    in[0] = a; in[1] = b;
+    l.dim = -1;
+    check_op("cosine_similarity broadcast", run_cos, &l, 2, in, flags, T_NORM);
+    int mixed[2] = {GRAD, GRAD | KEEP_CPU};
+    check_op("cosine_similarity with a CPU operand", run_cos, &l, 2, in, mixed, T_NORM);
+    in[0] = z; in[1] = x3;
+    int64_t s310[2] = {3, 10};
+    craft_tensor *w = cpu_uniform(2, s310, 206, -1, 1);
+    in[1] = w;
+    check_op("cosine_similarity clamped", run_cos, &l, 2, in, flags, T_NORM);
+    release(8, x, x3, z, y, y3, a, b, w);
+}
+
+static void test_mse(void) {
+    int64_t s[2] = {5, 37}, s1 = 37;
+    craft_tensor *a = cpu_uniform(2, s, 300, -2, 2), *b = cpu_uniform(2, s, 301, -2, 2), *bb = cpu_uniform(1, &s1, 302, -2, 2);
+    int flags[2] = {GRAD, GRAD};
+    for (int r = 0; r < 3; r++) {
+        loss_ctx l = {0, r, 0};
+        char what[64];
+        craft_tensor *in[2] = {a, b};
+        snprintf(what, sizeof what, "mse_loss reduction %d", r);
+        check_op(what, run_mse, &l, 2, in, flags, T_NORM);
+        in[1] = bb;
+        snprintf(what, sizeof what, "mse_loss broadcast, reduction %d", r);
+        check_op(what, run_mse, &l, 2, in, flags, T_NORM);
+    }
+    loss_ctx l = {0, 1, 0};
+    craft_tensor *in[2] = {a, b};
+    int mixed[2] = {GRAD | KEEP_CPU, GRAD};
+    check_op("mse_loss with a CPU input", run_mse, &l, 2, in, mixed, T_NORM);
+    int one[2] = {GRAD, 0};
+    check_op("mse_loss, only the input's gradient", run_mse, &l, 2, in, one, T_NORM);
+    release(3, a, b, bb);
+}
+
+static craft_tensor *targets(int nd, const int64_t *shape, int64_t C, uint64_t seed, int dtype) {
+    craft_tensor *u = cpu_uniform(nd, shape, seed, 0.0f, (float)C - 0.01f), *t;   /* truncation: floor */
+    CHECK_OK(craft_to_dtype(u, dtype, &t));
+    craft_tensor_release(u);
+    return t;
+}
+
+static void test_cross_entropy(void) {
+    static const struct { int nd; int64_t shape[4]; } cases[] = {
+        {2, {6, 11}}, {4, {3, 5, 4, 3}}, {2, {4, 300}}, {1, {7}},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        int nd = cases[c].nd, cdim = nd == 1 ? 0 : 1;
+        int64_t C = cases[c].shape[cdim], ts[3];
+        int tnd = 0;
+        for (int i = 0; i < nd; i++) if (i != cdim) ts[tnd++] = cases[c].shape[i];
+        craft_tensor *x = cpu_uniform(nd, cases[c].shape, 400 + c, -4, 4), *t = targets(tnd, ts, C, 410 + c, CRAFT_I64);
+        for (int r = 0; r < 3; r++)
+            for (int sm = 0; sm < 2; sm++) {
+                loss_ctx l = {0, r, sm ? 0.1 : 0.0};
+                craft_tensor *in[2] = {x, t};
+                int flags[2] = {GRAD, (r + sm) % 2 ? KEEP_CPU : 0};   /* targets on either device */
+                char what[96];
+                snprintf(what, sizeof what, "cross_entropy %s reduction %d smoothing %g", craft_shape_str(x), r, l.eps);
+                check_op(what, run_ce, &l, 2, in, flags, T_NORM);
+            }
+        release(2, x, t);
+    }
+    /* int32 targets on the device; an out-of-range target is refused before any kernel */
+    int64_t s[2] = {5, 9}, n5 = 5;
+    craft_tensor *x = cpu_uniform(2, s, 420, -3, 3), *t = targets(1, &n5, 9, 421, CRAFT_I32);
+    craft_tensor *in[2] = {x, t};
+    int flags[2] = {GRAD, 0};
+    loss_ctx l = {0, 1, 0.2};
+    check_op("cross_entropy int32 targets", run_ce, &l, 2, in, flags, T_NORM);
+    craft_tensor *dx = on_dev(x), *y = NULL;
+    CHECK_OK(craft_set(t, (int64_t[]){3}, 9));
+    CHECK_ERR(craft_cross_entropy(dx, t, 1, 0, &y), CRAFT_EINVAL);
+    CHECK(strstr(craft_last_error(), "out of range") != NULL);
+    release(3, x, t, dx);
+}
+
+/* empty dims and no keys: the same results (zeros, NaN means) and no launch over nothing */
+static void test_empty(void) {
+    int flags[4] = {GRAD, GRAD, GRAD, 0};
+    int64_t e1[2] = {0, 5}, e2[3] = {3, 0, 4}, e3[3] = {2, 4, 0}, C = 4;
+    craft_tensor *a = cpu_uniform(2, e1, 500, -1, 1), *b = cpu_uniform(3, e2, 501, -1, 1), *c = cpu_uniform(3, e3, 502, -1, 1);
+    smx_ctx sc = {1, 0};
+    check_op("softmax of [0, 5]", run_smx, &sc, 1, &a, flags, T_NORM);
+    check_op("softmax over an empty dim", run_smx, &sc, 1, &b, flags, T_NORM);
+    craft_tensor *gin[3] = {c, cpu_uniform(1, &C, 503, 0.5f, 1.5f), cpu_uniform(1, &C, 504, -1, 1)};
+    norm_ctx nc = {2, 1e-5};
+    check_op("group_norm without pixels", run_gn, &nc, 3, gin, flags, T_NORM);
+    nc.groups = 1;
+    craft_tensor *lin[3] = {a, NULL, NULL};
+    check_op("layer_norm of no rows", run_ln, &nc, 3, lin, flags, T_NORM);
+    loss_ctx l = {1, 1, 1e-12};
+    check_op("l2_normalize over an empty dim", run_l2n, &l, 1, &b, flags, T_NORM);
+    craft_tensor *min[2] = {a, a};
+    check_op("mse_loss mean of nothing", run_mse, &l, 2, min, flags, T_NORM);
+    int64_t q[3] = {2, 3, 4}, k0[3] = {2, 0, 4}, v0[3] = {2, 0, 3}, q0[3] = {2, 0, 4}, k[3] = {2, 5, 4}, v[3] = {2, 5, 3};
+    craft_tensor *ain[4] = {cpu_uniform(3, q, 505, -1, 1), cpu_uniform(3, k0, 506, -1, 1), cpu_uniform(3, v0, 507, -1, 1), NULL};
+    attn_ctx ac = {0, 0};
+    check_op("sdpa without keys", run_sdpa, &ac, 4, ain, flags, T_ATTN);
+    release(3, ain[0], ain[1], ain[2]);
+    craft_tensor *bin[4] = {cpu_uniform(3, q0, 508, -1, 1), cpu_uniform(3, k, 509, -1, 1), cpu_uniform(3, v, 510, -1, 1), NULL};
+    check_op("sdpa without queries", run_sdpa, &ac, 4, bin, flags, T_ATTN);
+    release(3, bin[0], bin[1], bin[2]);
+    release(5, a, b, c, gin[1], gin[2]);
+}
+
+/* ----------------------------------------------------------- a tiny block -- */
+/* layer_norm -> one linear into q | k | v (row-strided slices, used as they are) -> causal sdpa
+ * -> linear + residual -> cross_entropy over 16 classes + 0.1 mse; p: ln w, ln b, Wqkv, Wo */
+enum { NP = 4 };
+static int block_loss(craft_tensor **p, const craft_tensor *x, const craft_tensor *tg, craft_tensor **loss) {
+    craft_tensor *h = NULL, *qkv = NULL, *q = NULL, *k = NULL, *v = NULL, *a = NULL, *o = NULL, *r = NULL, *l2 = NULL;
+    craft_tensor *ce = NULL, *mse = NULL, *ms = NULL;
+    int64_t s2[2] = {16, 16};
+    int rc = craft_layer_norm(x, 1, p[0], p[1], 1e-5, &h);
+    if (!rc) rc = craft_linear(h, p[2], NULL, &qkv);
+    if (!rc) rc = craft_slice(qkv, 2, 0, 16, 1, &q);
+    if (!rc) rc = craft_slice(qkv, 2, 16, 32, 1, &k);
+    if (!rc) rc = craft_slice(qkv, 2, 32, 48, 1, &v);
+    if (!rc) rc = craft_sdpa(q, k, v, NULL, 0, 1, &a);
+    if (!rc) rc = craft_linear(a, p[3], NULL, &o);
+    if (!rc) rc = craft_binary(CRAFT_ADD, o, x, &r);
+    if (!rc) rc = craft_reshape(r, 2, s2, &l2);
+    if (!rc) rc = craft_cross_entropy(l2, tg, 1, 0.05, &ce);
+    if (!rc) rc = craft_mse_loss(o, x, 1, &mse);
+    if (!rc) rc = craft_binary_scalar(CRAFT_MUL, mse, 0.1, 0, &ms);
+    if (!rc) rc = craft_binary(CRAFT_ADD, ce, ms, loss);
+    release(12, h, qkv, q, k, v, a, o, r, l2, ce, mse, ms);
+    return rc;
+}
+
+static void test_train_block(void) {
+    int64_t shapes[NP][2] = {{16, 0}, {16, 0}, {48, 16}, {16, 16}};
+    int nds[NP] = {1, 1, 2, 2};
+    craft_tensor *cp[NP], *dp[NP], *cm[NP], *cv[NP], *dm[NP], *dv[NP];
+    for (int i = 0; i < NP; i++) {
+        cp[i] = cpu_uniform(nds[i], shapes[i], 600 + i, i == 0 ? 0.8f : -0.3f, i == 0 ? 1.2f : 0.3f);
+        dp[i] = on_dev(cp[i]);
+        craft_set_requires_grad(cp[i], 1);
+        craft_set_requires_grad(dp[i], 1);
+        craft_zeros(nds[i], shapes[i], CRAFT_F32, 0, &cm[i]);
+        craft_zeros(nds[i], shapes[i], CRAFT_F32, 0, &cv[i]);
+        craft_zeros(nds[i], shapes[i], CRAFT_F32, DEV, &dm[i]);
+        craft_zeros(nds[i], shapes[i], CRAFT_F32, DEV, &dv[i]);
+    }
+    int64_t xs[3] = {2, 8, 16}, n16 = 16;
+    craft_tensor *x = cpu_uniform(3, xs, 610, -1, 1), *tg = targets(1, &n16, 16, 611, CRAFT_I64), *dx = on_dev(x);
+    double first = 0, last = 0, worst = 0;
+    int agree = 0;
+    enum { STEPS = 10 };
+    for (int step = 1; step <= STEPS; step++) {
+        craft_tensor *cl = NULL, *dl = NULL;
+        double lc = 0, ld = 0;
+        int ok = block_loss(cp, x, tg, &cl) == CRAFT_OK;
+        CHECK_MSG(ok, "cpu block step %d: %s", step, craft_last_error());
+        int okd = block_loss(dp, dx, tg, &dl) == CRAFT_OK;   /* the targets stay on the CPU */
+        CHECK_MSG(okd, "cl block step %d: %s", step, craft_last_error());
+        if (!ok || !okd) { release(2, cl, dl); break; }
+        craft_item(cl, &lc);
+        craft_item(dl, &ld);
+        double rel = fabs(lc - ld) / fabs(lc);
+        if (rel > worst) worst = rel;
+        agree += rel <= 1e-4;
+        if (step == 1) first = lc;
+        last = lc;
+        CHECK_OK(craft_backward(cl, NULL, 0));
+        CHECK_OK(craft_backward(dl, NULL, 0));
+        for (int i = 0; i < NP; i++) {
+            CHECK(dp[i]->grad && dp[i]->grad->device == DEV);
+            CHECK_OK(craft_adamw_step(cp[i], cp[i]->grad, cm[i], cv[i], 2e-2, 0.9, 0.999, 1e-8, 0.01, step));
+            CHECK_OK(craft_adamw_step(dp[i], dp[i]->grad, dm[i], dv[i], 2e-2, 0.9, 0.999, 1e-8, 0.01, step));
+            craft_zero_grad(cp[i]);
+            craft_zero_grad(dp[i]);
+        }
+        release(2, cl, dl);
+    }
+    CHECK_MSG(agree == STEPS, "losses agree to 1e-4 relative at %d of %d steps (worst %.3g)", agree, STEPS, worst);
+    CHECK_MSG(last < 0.9 * first, "the block did not learn: loss %.6g -> %.6g", first, last);
+    fprintf(stderr, "  attention block, %d AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g\n", STEPS, first,
+            last, worst);
+    for (int i = 0; i < NP; i++) release(6, cp[i], dp[i], cm[i], cv[i], dm[i], dv[i]);
+    release(3, x, tg, dx);
+}
+
+int main(void) {
+    setenv("POCL_CACHE_DIR", "/tmp/craft-pocl-cache", 0);
+    setenv("CRAFT_CL_CACHE", "/tmp/craft-cl-cache", 0);
+    mkdir("/tmp/craft-pocl-cache", 0777);
+    int n = 0;
+    if (craft_cl_device_count(&n) != CRAFT_OK || n == 0) {
+        fprintf(stderr, "skip test_cl_nn: %s\n", n == 0 && !craft_last_status() ? "no OpenCL device" : craft_last_error());
+        printf("0 passed, 0 failed\n");
+        return 0;
+    }
+    int64_t one = 1;
+    craft_tensor *probe;
+    if (craft_empty(1, &one, CRAFT_F32, DEV, &probe)) {   /* context, queue and kernel program */
+        fprintf(stderr, "FAIL cl:0 is unusable: %s\n", craft_last_error());
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    craft_tensor_release(probe);
+    RUN(test_softmax);
+    RUN(test_norms);
+    RUN(test_attention);
+    RUN(test_l2_cos);
+    RUN(test_mse);
+    RUN(test_cross_entropy);
+    RUN(test_empty);
+    RUN(test_train_block);
+    return CHECK_SUMMARY();
+}
