@@ -196,6 +196,7 @@ static int maxmin_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     float *zp = craft_tensor_data(z);
     const float *gp = craft_tensor_data(g);
     const int64_t *ip = craft_tensor_data(idx);
+    if (!inner) outer = 0;   /* empty: the other sizes can be huge, do not walk them */
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++)
             zp[(o * D + ip[o * inner + i]) * inner + i] += gp[o * inner + i];
@@ -228,6 +229,7 @@ static int maxmin(const char *op, int want_max, const craft_tensor *a, int dim, 
     const float *xp = craft_tensor_data(x);
     float *vp = craft_tensor_data(v);
     int64_t *ip = craft_tensor_data(ix);
+    if (!inner) outer = 0;   /* an empty result ([2^40, 1, 0] over dim 2): nothing to walk */
     #pragma omp parallel for if (outer * inner * D >= CRAFT_PAR_MIN)
     for (int64_t o = 0; o < outer; o++)
         for (int64_t i = 0; i < inner; i++) {

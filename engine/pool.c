@@ -18,6 +18,7 @@ static int n_buckets;         /* power of two (or 0) */
 static int used_buckets;
 static int64_t st_in_use, st_cached, st_peak, st_system;
 static int64_t cache_limit = -1;
+static int64_t use_limit;     /* CRAFT_POOL_LIMIT_MB: cap on the bytes in use (0: none) */
 
 static size_t size_class(size_t n) {
     if (n == 0) n = 1;
@@ -103,6 +104,15 @@ void *craft_alloc(size_t nbytes) {
     if (cache_limit < 0) {
         const char *e = getenv("CRAFT_POOL_CACHE_MB");
         cache_limit = e ? (int64_t)atoll(e) << 20 : (int64_t)8 << 30;
+        e = getenv("CRAFT_POOL_LIMIT_MB");
+        use_limit = e && atoll(e) > 0 ? (int64_t)atoll(e) << 20 : 0;
+    }
+    if (use_limit && (size > (size_t)use_limit || st_in_use + (int64_t)size > use_limit)) {
+        int64_t in_use = st_in_use;
+        pthread_mutex_unlock(&pool_mu);
+        craft_fail(CRAFT_ENOMEM, "out of host memory: asked for %.1f MiB, craft holds %.1f MiB, its limit (CRAFT_POOL_LIMIT_MB) is %.1f MiB",
+                   size / 1048576.0, in_use / 1048576.0, use_limit / 1048576.0);
+        return NULL;
     }
     bucket *b = find_bucket(size, 0);
     void *p = NULL;
