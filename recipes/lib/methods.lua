@@ -9,8 +9,8 @@ local M = {}
 -- it fine-tunes the TI + LoRA generator (`from`), with METHOD.md's optional diffusion loss on the
 -- labelled reals mixed in at weight 5 (at 1 the ascent drifted away from real images: tail 46 %
 -- instead of 3 %). The reward's dimensions are capped (the CAS recipe's reward_cap, recipes/lib/
--- phantoms.lua): without the cap the ascent over-satisfies the VLM dimensions and the oracle's
--- correctness fell to 12 %. The runs behind these choices: docs/results.md.
+-- phantoms.lua): in one paired run without the cap the ascent over-satisfied the VLM dimensions
+-- and the oracle's correctness fell to 12 %. The runs behind these choices: docs/results.md.
 M.CRAFT = { steps = 10, cfg = 3.0, grad_steps = 1, batch_size = 4, lr = 1e-3, rank = 8, kl_weight = 0.1,
   real_diffusion_weight = 5, max_steps = 800 }
 -- The CAS's reward cap (craft.cas reward_cap) the built-in comparisons use.
