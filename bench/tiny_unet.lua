@@ -10,7 +10,7 @@ local i = 1
 while arg[i] do
   local a = arg[i]
   if a == '--no-peer' then args.no_peer = true
-  elseif a:match('^%-%-') then args[a:sub(3)] = tonumber(arg[i + 1]); i = i + 1 end
+  elseif a:match('^%-%-') then args[a:sub(3)] = tonumber(arg[i + 1]) or arg[i + 1]; i = i + 1 end
   i = i + 1
 end
 
@@ -112,20 +112,24 @@ end
 
 craft.manual_seed(0)
 local B = args.batch
+-- --device cl:0 (or craft --device / CRAFT_DEVICE): the model and its batches on that device; the
+-- peer stays on PyTorch's CPU (compare a GPU's OpenCL driver against PyTorch CUDA by hand)
+local device = args.device or craft.device.default()
 local model = TinyUNet()
+if device ~= 'cpu' then model:to(device) end
 local opt = craft.optim.AdamW(model, { lr = 2e-4, weight_decay = 0.01 })
 local T = 1000
 local betas = {}
 local abar, acc = {}, 1
 for k = 0, T - 1 do acc = acc * (1 - (1e-4 + (0.02 - 1e-4) * k / (T - 1))); abar[k] = acc end
-local x0 = craft.randn({ B, 3, 32, 32 }):clamp(-1, 1)
-local y = craft.tensor((function() local r = {} for k = 1, B do r[k] = (k * 7) % 11 end return r end)(), { dtype = 'i64' })
+local x0 = craft.randn({ B, 3, 32, 32 }):clamp(-1, 1):to(device)
+local y = craft.tensor((function() local r = {} for k = 1, B do r[k] = (k * 7) % 11 end return r end)(), { dtype = 'i64' }):to(device)
 local function batch()
   local tv, ab = {}, {}
   for k = 1, B do tv[k] = math.random(0, T - 1); ab[k] = abar[tv[k]] end
-  local eps = craft.randn({ B, 3, 32, 32 })
-  local abt = craft.tensor(ab):reshape(B, 1, 1, 1)
-  return abt:sqrt() * x0 + (1 - abt):sqrt() * eps, craft.tensor(tv), eps
+  local eps = craft.randn({ B, 3, 32, 32 }):to(device)
+  local abt = craft.tensor(ab):reshape(B, 1, 1, 1):to(device)
+  return abt:sqrt() * x0 + (1 - abt):sqrt() * eps, craft.tensor(tv):to(device), eps
 end
 local xt, tt = batch()
 local res = { params = model:num_parameters() }
@@ -141,7 +145,7 @@ res.train_step_ms = median_time(function()
 end, args.steps, args.warmup)
 res.peak_mib = craft.memory().peak / 2 ^ 20
 
-print(('tiny UNet (%.2f M params, batch %d, 3x32x32), %d threads'):format(res.params / 1e6, B, craft.num_threads()))
+print(('tiny UNet (%.2f M params, batch %d, 3x32x32), %d threads, device %s'):format(res.params / 1e6, B, craft.num_threads(), device))
 local peer
 if not args.no_peer then
   local tmp = os.tmpname()

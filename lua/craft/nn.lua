@@ -3,6 +3,7 @@
 -- train/eval mode, state dicts, and the common layers.
 local T = require 'craft.tensor'
 local F = require 'craft.functional'
+local A = require 'craft.autograd'
 
 local nn = {}
 
@@ -66,6 +67,25 @@ function Module:named_parameters(prefix, out)
     self._modules[n]:named_parameters(prefix .. n .. '.', out)
   end
   return out
+end
+-- to(device): moves every parameter and buffer of the module tree to device ('cpu', 'cl:0', ...)
+-- in place (new leaf tensors, so make the optimiser afterwards); returns the module.
+function Module:to(device)
+  local prev = A.set_grad_enabled(false)
+  local ok, err = pcall(function()
+    for _, n in ipairs(self._param_order) do
+      local p = self._params[n]
+      if p then self._params[n] = p:detach():to(device):requires_grad_(p.requires_grad) end
+    end
+    for _, n in ipairs(self._buffer_order) do
+      local b = self._buffers[n]
+      if b then self._buffers[n] = b:to(device) end
+    end
+  end)
+  A.set_grad_enabled(prev)
+  if not ok then error(err, 2) end
+  for _, n in ipairs(self._module_order) do self._modules[n]:to(device) end
+  return self
 end
 function Module:parameters()
   local r = {}

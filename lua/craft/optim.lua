@@ -51,7 +51,10 @@ local function state_for(self, name, p)
   local st = self.state[name]
   if not st then
     st = {}
-    for _, k in ipairs(self.state_keys) do st[k] = T.zeros(p.shape) end
+    for _, k in ipairs(self.state_keys) do
+      st[k] = T.zeros(p.shape)
+      if p.device ~= 'cpu' then st[k] = st[k]:to(p.device) end   -- the state lives with its parameter
+    end
     self.state[name] = st
   end
   return st

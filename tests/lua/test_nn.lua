@@ -29,6 +29,36 @@ function T.state_dict_round_trip(t)
     'weight has shape [2x3] in the model but [2x2]')
 end
 
+-- module:to moves parameters (still leaves that require grad) and the optimiser keeps its state
+-- beside them: three SGD-momentum steps on cl:0 land where the CPU's do (SGD, not AdamW: Adam's
+-- normalised step turns a 1e-7 difference in a near-zero gradient into a full step of either sign).
+function T.module_to_device_trains_like_cpu(t)
+  if craft.device.count() == 0 then return t.skip('no OpenCL device') end
+  local function build()
+    craft.manual_seed(4)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, { padding = 1 }), nn.SiLU(), nn.GroupNorm(2, 4))
+  end
+  local x = craft.randn({ 2, 3, 6, 6 }, { seed = 9 })
+  local function train(m, dev)
+    local opt = craft.optim.SGD(m, { lr = 0.1, momentum = 0.9 })
+    local xd = x:to(dev)
+    for _ = 1, 3 do
+      local loss = (m(xd) * m(xd)):mean()
+      opt:zero_grad(); loss:backward(); opt:step()
+    end
+    return m
+  end
+  local cpu = train(build(), 'cpu')
+  local dev = build():to('cl:0')
+  t.eq(dev:parameters()[1].device, 'cl:0')
+  t.ok(dev:parameters()[1].requires_grad, 'still a parameter')
+  train(dev, 'cl:0')
+  for i, p in ipairs(cpu:parameters()) do
+    t.allclose(dev:parameters()[i]:to('cpu'), p, 1e-4, 'parameter ' .. i)
+  end
+  t.eq(dev:to('cpu'):parameters()[1].device, 'cpu')
+end
+
 function T.train_eval_flags(t)
   local m = nn.Sequential(nn.Linear(2, 2), nn.Dropout(0.5))
   m:eval()
