@@ -296,6 +296,20 @@ static int run_node(craft_node *n, int retain_graph) {
 }
 
 int craft_backward_multi(int nroots, craft_tensor **roots, craft_tensor **grads, int retain_graph) {
+    /* a caller's gradient must be f32 with the root's shape (the kernels read it as float: a
+     * fuzzed u8 view was read misaligned before this check); a CPU gradient of a device root is
+     * fine, the engine moves it */
+    for (int r = 0; r < nroots; r++) {
+        const craft_tensor *t = roots[r], *g = grads ? grads[r] : NULL;
+        if (!t) return craft_fail(CRAFT_EINVAL, "backward: root %d of %d is missing", r, nroots);
+        if (!g) return craft_fail(CRAFT_EINVAL, "backward: no gradient for root %d %s", r, craft_shape_str(t));
+        int same = g->ndim == t->ndim;
+        for (int i = 0; same && i < t->ndim; i++) same = g->shape[i] == t->shape[i];
+        if (!same)
+            return craft_fail(CRAFT_ESHAPE, "backward: gradient %s does not match output %s", craft_shape_str(g), craft_shape_str(t));
+        if (g->dtype != CRAFT_F32)
+            return craft_fail(CRAFT_ETYPE, "backward: the gradient must be float32, not %s", craft_dtype_name(g->dtype));
+    }
     uint64_t epoch = __atomic_add_fetch(&epoch_counter, 1, __ATOMIC_RELAXED);
     node_stack all = {0}, ready = {0};
     int rc = CRAFT_OK;
