@@ -91,7 +91,7 @@ static void pad_plan_free(pad_plan *p) {
 /* Validates the arguments against the input shape and builds the index maps (pad_plan_make
  * frees the maps already built when a later dim fails). */
 static int pad_plan_fill(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode, const char *desc,
-                         pad_plan *p) {
+                         int build, pad_plan *p) {
     memset(p, 0, sizeof *p);
     if (mode < 0 || mode > 2) return craft_fail(CRAFT_EINVAL, "pad: unknown mode %d (0 constant, 1 reflect, 2 replicate)", mode);
     if (npairs < 0 || npairs > nd)
@@ -120,6 +120,13 @@ static int pad_plan_fill(int nd, const int64_t *ish, int npairs, const int64_t *
             return craft_fail(CRAFT_ESHAPE, "pad: padding (%lld, %lld) leaves dim %d of %s with negative size %lld",
                               (long long)before, (long long)after, d, desc, (long long)o);
         p->osh[d] = o;
+    }
+    /* the maps only when asked (the caller has allocated the output, so a huge padding has
+     * already failed there), and not for an empty output, which no kernel reads through them */
+    if (!build || craft_numel_of(nd, p->osh) == 0) return CRAFT_OK;
+    for (int d = p->lead; d < nd; d++) {
+        int k = nd - 1 - d;
+        int64_t before = pads[2 * k], n = ish[d], o = p->osh[d];
         p->map[d] = malloc((size_t)(o ? o : 1) * sizeof(int64_t));
         if (!p->map[d]) { pad_plan_free(p); return craft_fail(CRAFT_ENOMEM, "pad: out of host memory"); }
         for (int64_t j = 0; j < o; j++) {
@@ -134,8 +141,8 @@ static int pad_plan_fill(int nd, const int64_t *ish, int npairs, const int64_t *
 }
 
 static int pad_plan_make(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode, const char *desc,
-                         pad_plan *p) {
-    int rc = pad_plan_fill(nd, ish, npairs, pads, mode, desc, p);
+                         int build, pad_plan *p) {
+    int rc = pad_plan_fill(nd, ish, npairs, pads, mode, desc, build, p);
     if (rc) pad_plan_free(p);
     return rc;
 }
@@ -197,7 +204,7 @@ static int pad_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) 
     const craft_edge *e = &n->edges[0];
     int npairs = (int)n->iarg[1];
     pad_plan p;
-    CRAFT_TRY(pad_plan_make(e->ndim, e->shape, npairs, &n->iarg[2], (int)n->iarg[0], craft_dims_str(e->ndim, e->shape), &p));
+    CRAFT_TRY(pad_plan_make(e->ndim, e->shape, npairs, &n->iarg[2], (int)n->iarg[0], craft_dims_str(e->ndim, e->shape), 1, &p));
     craft_tensor *g = NULL, *gx = NULL;
     int rc = craft_contig_f32(gout[0], &g);
     if (!rc) rc = craft_zeros(e->ndim, e->shape, CRAFT_F32, 0, &gx);
@@ -211,7 +218,7 @@ static int pad_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) 
 
 int craft_pad_check(const craft_tensor *x, int npairs, const int64_t *pads, int mode, int64_t *osh) {
     pad_plan p;
-    CRAFT_TRY(pad_plan_make(x->ndim, x->shape, npairs, pads, mode, craft_shape_str(x), &p));
+    CRAFT_TRY(pad_plan_make(x->ndim, x->shape, npairs, pads, mode, craft_shape_str(x), 0, &p));
     memcpy(osh, p.osh, sizeof p.osh);
     pad_plan_free(&p);
     return CRAFT_OK;
@@ -222,9 +229,12 @@ int craft_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, 
     CRAFT_TRY(craft_check_f32("pad", "input", x));
     if (npairs == 0 && mode >= 0 && mode <= 2) return craft_clone(x, out);
     pad_plan p;
-    CRAFT_TRY(pad_plan_make(x->ndim, x->shape, npairs, pads, mode, craft_shape_str(x), &p));
+    /* validate and size the output first, allocate it, then build the index maps */
+    CRAFT_TRY(pad_plan_make(x->ndim, x->shape, npairs, pads, mode, craft_shape_str(x), 0, &p));
     craft_tensor *xc = NULL, *y = craft_new_tensor(p.nd, p.osh, CRAFT_F32, CRAFT_DEVICE_CPU);
-    int rc = y ? craft_contig_f32(x, &xc) : craft_last_status();
+    if (!y) return craft_last_status();
+    int rc = pad_plan_make(x->ndim, x->shape, npairs, pads, mode, craft_shape_str(x), 1, &p);
+    if (!rc) rc = craft_contig_f32(x, &xc);
     if (!rc) pad_forward_kernel(&p, craft_tensor_data(xc), craft_tensor_data(y), (float)value);
     pad_plan_free(&p);
     craft_tensor_release(xc);
