@@ -12,7 +12,10 @@ void craft_broadcast_strides(const craft_tensor *t, int ndim, const int64_t *sha
     int off = ndim - t->ndim;
     for (int i = 0; i < ndim; i++) {
         int j = i - off;
-        s[i] = (j < 0 || t->shape[j] == 1) ? 0 : t->stride[j] * es;
+        /* saturating: an empty tensor whose other sizes are huge has saturated strides (no
+         * element is ever reached through them) */
+        if (j < 0 || t->shape[j] == 1) s[i] = 0;
+        else if (__builtin_mul_overflow(t->stride[j], es, &s[i])) s[i] = t->stride[j] < 0 ? INT64_MIN : INT64_MAX;
         (void)shape;
     }
 }

@@ -456,8 +456,7 @@ int craft_scale_(craft_tensor *t, double sc) {
     if (t->device != CRAFT_DEVICE_CPU) return craft_cl_scale_(t, sc);
     CRAFT_TRY(craft_check_f32("scale_", "tensor", t));
     int64_t st[1][CRAFT_MAX_DIMS];
-    craft_broadcast_strides(t, t->ndim, t->shape, st[0]);
-    for (int i = 0; i < t->ndim; i++) st[0][i] = t->stride[i] * 4;
+    craft_broadcast_strides(t, t->ndim, t->shape, st[0]);   /* byte strides, saturating */
     char *base[1] = {craft_elem_ptr(t)};
     axpy_ctx c = {(float)sc};
     craft_iter(1, t->ndim, t->shape, base, st, scale_loop, &c, 1);

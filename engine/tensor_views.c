@@ -159,9 +159,14 @@ int craft_slice(const craft_tensor *t, int dim, int64_t start, int64_t end, int6
     if (step > n) step = n > 0 ? n : 1;
     craft_tensor *v = craft_alias(t);
     if (!v) return craft_last_status();
-    v->offset += start * t->stride[d];
+    /* an empty tensor may carry saturated strides (its other sizes multiply past int64):
+     * saturate here too, no element is ever reached through them */
+    int64_t moved, nst;
+    if (__builtin_mul_overflow(start, t->stride[d], &moved) || __builtin_add_overflow(v->offset, moved, &v->offset))
+        v->offset = t->offset;
+    if (__builtin_mul_overflow(t->stride[d], step, &nst)) nst = t->stride[d] < 0 ? INT64_MIN : INT64_MAX;
     v->shape[d] = (end - start + step - 1) / step;
-    v->stride[d] = t->stride[d] * step;
+    v->stride[d] = nst;
     v->numel = craft_numel_of(v->ndim, v->shape);
     int64_t iargs[4] = {d, start, end, step};
     return finish_view("slice", t, v, slice_backward, iargs, 4, out);
