@@ -51,7 +51,7 @@ $(BUILD)/libcraft.so: $(LIB_OBJ)
 $(BUILD)/craft: $(BUILD)/obj/main.o $(BUILD)/libcraft.a
 	$(CC) -o $@ $(BUILD)/obj/main.o -Wl,-E -Wl,--whole-archive $(BUILD)/libcraft.a -Wl,--no-whole-archive $(LDFLAGS) $(LIBS) $(LUALIBS)
 
-$(BUILD)/tests/%: tests/c/%.c tests/c/check.h $(BUILD)/libcraft.a
+$(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(BUILD)/libcraft.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/c $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
 
