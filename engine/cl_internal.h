@@ -171,4 +171,17 @@ int cl_elementwise(craft_cl_dev *d, int kid, int nargs, const craft_tensor *cons
 int cl_on_device(const craft_tensor *t, int code, craft_tensor **out);
 /* A fresh contiguous tensor on device code; NULL with the error set. */
 craft_tensor *cl_new(int ndim, const int64_t *shape, int dtype, int code);
+/* autograd.c's craft_sum_to_shape on the device, not recorded (cl_ops_reduce.c). */
+int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
+
+/* Shared by the row-wise ops (norms, softmax, attention, losses; cl_ops_softmax.c). */
+/* Launches line kernel kid over `lines` lines of n elements, `inner` apart: args, then LX. */
+int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner);
+/* t must be an f32 tensor on device code (arg names it in the message). */
+int cl_nn_want(const char *op, const char *arg, const craft_tensor *t, int code);
+/* t on device code: retained when there, copied over (differentiably) from the CPU; a tensor
+ * on another cl device is refused. */
+int cl_nn_bring(const char *op, const char *arg, const craft_tensor *t, int code, craft_tensor **out);
+/* g (a gradient, maybe on the CPU) as a contiguous f32 tensor on device code. */
+int cl_nn_grad(const craft_tensor *g, int code, craft_tensor **out);
 #endif

@@ -191,8 +191,6 @@ static int grad_here(craft_tensor *g, const craft_tensor *like, craft_tensor **o
     return cl_on_device(g, like->device, out);
 }
 
-int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
-
 static int unary_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *x = n->saved[0], *g, *y;
     CRAFT_TRY(grad_here(gout[0], x, &g));

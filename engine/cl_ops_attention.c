@@ -13,10 +13,6 @@
 #include <math.h>
 #include <stdlib.h>
 
-int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner);
-int cl_nn_grad(const craft_tensor *g, int code, craft_tensor **out);
-int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
-
 /* mirrors attn_geo in kernels_cl/attention.cl */
 typedef struct {
     cl_long bshape[8], mst[8];
@@ -33,46 +29,20 @@ typedef struct {
     float scale;
 } attn_plan;
 
-/* unit column stride and non-overlapping rows: CLBlast reads it as is */
-static int mat_usable(const craft_tensor *t) {
-    int n = t->ndim;
-    int64_t rows = t->shape[n - 2], cols = t->shape[n - 1];
-    return (cols <= 1 || t->stride[n - 1] == 1) && (rows <= 1 || t->stride[n - 2] >= cols);
-}
-static int64_t row_ld(const craft_tensor *t) {
-    int n = t->ndim;
-    int64_t cols = t->shape[n - 1], ld = t->shape[n - 2] > 1 ? t->stride[n - 2] : cols;
-    return ld < 1 ? 1 : ld;
-}
-
+/* The shared geometry (craft_sdpa_geom_of) in the kernels' terms, and the per-matrix offsets
+ * of q, k and v (their own offsets included). q, k, v must be usable by CLBlast. */
 static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
                       double scale, int causal, attn_plan *p) {
     memset(p, 0, sizeof *p);
+    craft_sdpa_geom gm;
+    CRAFT_TRY(craft_sdpa_geom_of(q, k, v, mask, scale, &gm));
     const craft_tensor *ts[3] = {q, k, v};
-    int nbd = 0;
-    for (int i = 0; i < 3; i++) if (ts[i]->ndim - 2 > nbd) nbd = ts[i]->ndim - 2;
+    int nbd = gm.nbd;
     p->nbd = nbd;
-    for (int d = 0; d < nbd; d++) {
-        int64_t s = 1;
-        for (int i = 0; i < 3; i++) {
-            int j = d - (nbd - (ts[i]->ndim - 2));
-            int64_t e = j >= 0 ? ts[i]->shape[j] : 1;
-            if (e != 1 && s != 1 && e != s)
-                return craft_fail(CRAFT_ESHAPE, "sdpa: batch dims of q %s, k %s and v %s do not broadcast (dim %d)",
-                                  craft_shape_str(q), craft_shape_str(k), craft_shape_str(v), d);
-            if (e != 1) s = e;
-        }
-        p->bshape[d] = s;
-    }
-    p->nb = craft_numel_of(nbd, p->bshape);
-    p->Lq = q->shape[q->ndim - 2];
-    p->Lk = k->shape[k->ndim - 2];
-    p->D = q->shape[q->ndim - 1];
-    p->Dv = v->shape[v->ndim - 1];
-    p->ldq = row_ld(q);
-    p->ldk = row_ld(k);
-    p->ldv = row_ld(v);
-    p->scale = scale > 0 ? (float)scale : (p->D > 0 ? (float)(1.0 / sqrt((double)p->D)) : 1.0f);
+    memcpy(p->bshape, gm.bshape, sizeof p->bshape);
+    p->nb = gm.nb; p->Lq = gm.Lq; p->Lk = gm.Lk; p->D = gm.D; p->Dv = gm.Dv;
+    p->ldq = gm.ldq; p->ldk = gm.ldk; p->ldv = gm.ldv;
+    p->scale = gm.scale;
     cl_attn_geo *g = &p->geo;
     g->nbd = nbd;
     g->Lq = p->Lq;
@@ -80,27 +50,9 @@ static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_
     g->causal = causal ? 1 : 0;
     for (int d = 0; d < nbd; d++) g->bshape[d] = p->bshape[d];
     if (mask) {
-        int full = nbd + 2;
-        int64_t fshape[CRAFT_MAX_DIMS];
-        for (int d = 0; d < nbd; d++) fshape[d] = p->bshape[d];
-        fshape[nbd] = p->Lq;
-        fshape[nbd + 1] = p->Lk;
-        int ok = mask->ndim <= full;
-        for (int j = 0; ok && j < mask->ndim; j++) {
-            int d = j + (full - mask->ndim);
-            if (mask->shape[j] != 1 && mask->shape[j] != fshape[d]) ok = 0;
-        }
-        if (!ok)
-            return craft_fail(CRAFT_ESHAPE, "sdpa: mask %s does not broadcast to the scores %s (q %s, k %s)", craft_shape_str(mask),
-                              craft_dims_str(full, fshape), craft_shape_str(q), craft_shape_str(k));
-        int64_t st[CRAFT_MAX_DIMS];
-        for (int d = 0; d < full; d++) {
-            int j = d - (full - mask->ndim);
-            st[d] = (j >= 0 && mask->shape[j] != 1) ? mask->stride[j] : 0;
-        }
-        for (int d = 0; d < nbd; d++) g->mst[d] = st[d];
-        g->msr = st[nbd];
-        g->msc = st[nbd + 1];
+        for (int d = 0; d < nbd; d++) g->mst[d] = gm.bst[3][d];
+        g->msr = gm.msr;
+        g->msc = gm.msc;
         g->moff = mask->offset;
         g->has_mask = 1;
     }
@@ -111,10 +63,7 @@ static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_
         for (int d = nbd - 1; d >= 0; d--) {
             int64_t c = r % p->bshape[d];
             r /= p->bshape[d];
-            for (int i = 0; i < 3; i++) {
-                int j = d - (nbd - (ts[i]->ndim - 2));
-                if (j >= 0 && ts[i]->shape[j] != 1) o[i] += c * ts[i]->stride[j];
-            }
+            for (int i = 0; i < 3; i++) o[i] += c * gm.bst[i][d];
         }
         for (int i = 0; i < 3; i++) p->off[i * p->nb + b] = o[i];
     }
@@ -311,15 +260,7 @@ int craft_cl_op_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_t
         return craft_fail(CRAFT_ETYPE, "sdpa: mask is %s, expected f32 (additive)", craft_shape_str(mask));
     if (mask && mask->device != CRAFT_DEVICE_CPU && mask->device != code)
         return craft_fail(CRAFT_EDEVICE, "sdpa: mask on device %d, q on device %d", mask->device, code);
-    if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2)
-        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s, k %s and v %s need at least 2 dims ([..., L, D])", craft_shape_str(q),
-                          craft_shape_str(k), craft_shape_str(v));
-    if (q->shape[q->ndim - 1] != k->shape[k->ndim - 1])
-        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s and k %s: head dims %lld and %lld differ", craft_shape_str(q), craft_shape_str(k),
-                          (long long)q->shape[q->ndim - 1], (long long)k->shape[k->ndim - 1]);
-    if (k->shape[k->ndim - 2] != v->shape[v->ndim - 2])
-        return craft_fail(CRAFT_ESHAPE, "sdpa: k %s and v %s: key counts %lld and %lld differ", craft_shape_str(k), craft_shape_str(v),
-                          (long long)k->shape[k->ndim - 2], (long long)v->shape[v->ndim - 2]);
+    CRAFT_TRY(craft_sdpa_shapes_check(q, k, v));
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(code, "sdpa", &d));
     /* layouts CLBlast cannot take are copied once (and that copy is what backward uses); a
@@ -327,7 +268,7 @@ int craft_cl_op_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_t
     craft_tensor *use[3] = {NULL, NULL, NULL}, *m = NULL, *y = NULL, *lse = NULL;
     int rc = CRAFT_OK;
     for (int i = 0; i < 3 && !rc; i++) {
-        if (mat_usable(in[i])) { if (!(use[i] = craft_alias(in[i]))) rc = craft_last_status(); }
+        if (craft_sdpa_mat_usable(in[i])) { if (!(use[i] = craft_alias(in[i]))) rc = craft_last_status(); }
         else rc = craft_contig_f32(in[i], &use[i]);
     }
     if (!rc && mask) rc = cl_on_device(mask, code, &m);
@@ -335,7 +276,7 @@ int craft_cl_op_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_t
     memset(&p, 0, sizeof p);
     if (!rc) rc = plan_build(use[0], use[1], use[2], m, scale, is_causal, &p);
     if (!rc) {
-        int64_t nl = p.nb * p.Lq;
+        int64_t nl = craft_mul_sat(p.nb, p.Lq);
         y = full_tensor(&p, p.Lq, p.Dv, code);
         lse = cl_new(1, &nl, CRAFT_F32, code);
         if (!y || !lse) rc = craft_last_status();

@@ -182,8 +182,6 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, craft_
     return CRAFT_OK;
 }
 
-int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
-
 static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *a = n->saved[0], *b = n->saved[1], *g, *t, *tr;
     CRAFT_TRY(cl_on_device(gout[0], a->device, &g));

@@ -9,19 +9,6 @@
 #include "cl_internal.h"
 #include <stdlib.h>
 
-int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner);
-int cl_nn_want(const char *op, const char *arg, const craft_tensor *t, int code);
-int cl_nn_bring(const char *op, const char *arg, const craft_tensor *t, int code, craft_tensor **out);
-void cl_nn_split(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *n, int64_t *inner);
-int cl_nn_grad(const craft_tensor *g, int code, craft_tensor **out);
-int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
-
-static int check_reduction(const char *op, int reduction) {
-    if (reduction < 0 || reduction > 2)
-        return craft_fail(CRAFT_EINVAL, "%s: reduction %d (expected 0 none, 1 mean, 2 sum)", op, reduction);
-    return CRAFT_OK;
-}
-
 /* The device of a two-operand op (the first cl one) and both operands on it (new references). */
 static int pair_on_device(const char *op, const craft_tensor *a, const craft_tensor *b, craft_tensor **ad, craft_tensor **bd) {
     if (!a || !b) return craft_fail(CRAFT_EINVAL, "%s: operand missing", op);
@@ -64,8 +51,8 @@ int craft_cl_op_l2_normalize(const craft_tensor *x, int dim, double eps, craft_t
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(x->device, "l2_normalize", &d));
     int64_t outer, n, inner;
-    cl_nn_split(x->ndim, x->shape, dd, &outer, &n, &inner);
-    int64_t nden = outer * inner;
+    craft_split_at(x->ndim, x->shape, dd, &outer, &n, &inner);
+    int64_t nden = craft_mul_sat(outer, inner);
     craft_tensor *xc = NULL, *y = cl_new(x->ndim, x->shape, CRAFT_F32, x->device), *den = cl_new(1, &nden, CRAFT_F32, x->device);
     int rc = y && den ? craft_contig_f32(x, &xc) : craft_last_status();
     if (!rc && x->numel > 0) {
@@ -140,8 +127,8 @@ int craft_cl_op_cosine_similarity(const craft_tensor *a_in, const craft_tensor *
     craft_set_grad_enabled(prev);
     int64_t outer = 1, n = 1, inner = 1;
     if (!rc) {
-        cl_nn_split(nd, shape, dd, &outer, &n, &inner);
-        int64_t oshape[CRAFT_MAX_DIMS], two = 2 * outer * inner;
+        craft_split_at(nd, shape, dd, &outer, &n, &inner);
+        int64_t oshape[CRAFT_MAX_DIMS], two = craft_mul_sat(2, craft_mul_sat(outer, inner));
         int ond = 0;
         for (int i = 0; i < nd; i++) if (i != dd) oshape[ond++] = shape[i];
         y = cl_new(ond, oshape, CRAFT_F32, code);
@@ -202,11 +189,7 @@ static int targets_on_device(const craft_tensor *logits, const craft_tensor *tar
     size_t nb = (size_t)(targets->numel ? targets->numel : 1) * sizeof(int64_t);
     int64_t *tp = malloc(nb);
     if (!tp) return craft_fail(CRAFT_ENOMEM, "cross_entropy: out of host memory for %lld targets", (long long)targets->numel);
-    int rc = craft_tensor_read(targets, CRAFT_I64, tp, (size_t)targets->numel * sizeof(int64_t));
-    for (int64_t r = 0; !rc && r < targets->numel; r++)
-        if (tp[r] < 0 || tp[r] >= C)
-            rc = craft_fail(CRAFT_EINVAL, "cross_entropy: target %lld at flat index %lld is out of range for %lld classes (logits %s, targets %s)",
-                            (long long)tp[r], (long long)r, (long long)C, craft_shape_str(logits), craft_shape_str(targets));
+    int rc = craft_cross_entropy_targets(logits, targets, C, tp);
     craft_tensor *t = NULL;
     if (!rc && !(t = cl_new(targets->ndim, targets->shape, CRAFT_I64, code))) rc = craft_last_status();
     if (!rc) rc = craft_tensor_write(t, CRAFT_I64, tp, (size_t)targets->numel * sizeof(int64_t));
@@ -222,30 +205,11 @@ int craft_cl_op_cross_entropy(const craft_tensor *logits, const craft_tensor *ta
     if (!logits) return craft_fail(CRAFT_EINVAL, "cross_entropy: logits are missing");
     int code = logits->device;
     CRAFT_TRY(cl_nn_want(op, "logits", logits, code));
-    CRAFT_TRY(check_reduction(op, reduction));
-    if (!targets) return craft_fail(CRAFT_EINVAL, "cross_entropy: targets are missing");
-    if (targets->dtype != CRAFT_I64 && targets->dtype != CRAFT_I32)
-        return craft_fail(CRAFT_ETYPE, "cross_entropy: targets %s must be int64 class indices", craft_shape_str(targets));
-    if (targets->device != CRAFT_DEVICE_CPU && targets->device != code)
+    if (targets && targets->device != CRAFT_DEVICE_CPU && targets->device != code)
         return craft_fail(CRAFT_EDEVICE, "cross_entropy: targets on device %d, logits on device %d", targets->device, code);
-    if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
-        return craft_fail(CRAFT_EINVAL, "cross_entropy: label_smoothing %g outside [0, 1]", label_smoothing);
-    if (logits->ndim < 1)
-        return craft_fail(CRAFT_ESHAPE, "cross_entropy: logits %s need a class dim ([C], [N, C] or [N, C, d1...])",
-                          craft_shape_str(logits));
-    int cdim = logits->ndim == 1 ? 0 : 1, ok = targets->ndim == logits->ndim - 1;
-    for (int i = 0, j = 0; ok && i < logits->ndim; i++) {
-        if (i == cdim) continue;
-        if (targets->shape[j++] != logits->shape[i]) ok = 0;
-    }
-    if (!ok)
-        return craft_fail(CRAFT_ESHAPE, "cross_entropy: targets %s do not fit logits %s (expected the logits' shape without dim %d)",
-                          craft_shape_str(targets), craft_shape_str(logits), cdim);
-    int64_t N = 1, C = logits->shape[cdim], inner = 1;
-    if (cdim == 1) {
-        N = logits->shape[0];
-        for (int i = 2; i < logits->ndim; i++) inner *= logits->shape[i];
-    }
+    int cdim;
+    int64_t N, C, inner;
+    CRAFT_TRY(craft_cross_entropy_check(logits, targets, reduction, label_smoothing, &cdim, &N, &C, &inner));
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(code, op, &d));
     craft_tensor *tg = NULL, *lp = NULL, *per = NULL, *y = NULL;
@@ -256,7 +220,7 @@ int craft_cl_op_cross_entropy(const craft_tensor *logits, const craft_tensor *ta
         craft_set_grad_enabled(prev);
     }
     if (!rc && !(per = cl_new(targets->ndim, targets->shape, CRAFT_F32, code))) rc = craft_last_status();
-    if (!rc && N * inner > 0) {
+    if (!rc && targets->numel > 0) {   /* = N * inner, exact */
         cl_float on = (cl_float)(1.0 - label_smoothing), off = (cl_float)(label_smoothing / (double)C);
         cl_mem lm = cl_mem_of(lp), tm = cl_mem_of(tg), pm = cl_mem_of(per);
         cl_long cN = N, cC = C, ci = inner;
@@ -269,7 +233,7 @@ int craft_cl_op_cross_entropy(const craft_tensor *logits, const craft_tensor *ta
     }
     if (!rc) {
         const craft_tensor *save[2] = {lp, tg};
-        double sargs[2] = {label_smoothing, reduction == 1 ? 1.0 / (double)(N * inner) : 1.0};
+        double sargs[2] = {label_smoothing, reduction == 1 ? 1.0 / (double)targets->numel : 1.0};
         int64_t iargs[4] = {N, C, inner, reduction};
         rc = craft_record(op, 1, &logits, y, ce_backward, 2, save, sargs, 2, iargs, 4, NULL);
     }
@@ -311,7 +275,7 @@ static int mse_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
 
 int craft_cl_op_mse_loss(const craft_tensor *a_in, const craft_tensor *b_in, int reduction, craft_tensor **out) {
     const char *op = "mse_loss";
-    CRAFT_TRY(check_reduction(op, reduction));
+    CRAFT_TRY(craft_loss_reduction_check(op, reduction));
     craft_tensor *a, *b;
     CRAFT_TRY(pair_on_device(op, a_in, b_in, &a, &b));
     int same = a->ndim == b->ndim, rc = CRAFT_OK;

@@ -7,10 +7,6 @@
  * step would hide a model left on the CPU). */
 #include "cl_internal.h"
 
-int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner);
-int cl_nn_want(const char *op, const char *arg, const craft_tensor *t, int code);
-int cl_nn_grad(const craft_tensor *g, int code, craft_tensor **out);
-
 /* mirrors norm_geo in kernels_cl/norm.cl */
 typedef struct {
     cl_long rows, M, G, Cg, S;

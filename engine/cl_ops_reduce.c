@@ -5,8 +5,6 @@
  * reduces one contiguous row, accumulating in double where the device has fp64. */
 #include "cl_internal.h"
 
-int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
-
 typedef struct {
     int red[CRAFT_MAX_DIMS];
     int64_t out_shape[CRAFT_MAX_DIMS];
@@ -193,14 +191,6 @@ int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft
 }
 
 /* --------------------------------------------------------- max / min ---- */
-static void split_dims(const craft_tensor *t, int d, int64_t *outer, int64_t *D, int64_t *inner) {
-    *outer = 1;
-    *inner = 1;
-    *D = t->shape[d];
-    for (int i = 0; i < d; i++) *outer *= t->shape[i];
-    for (int i = d + 1; i < t->ndim; i++) *inner *= t->shape[i];
-}
-
 static int maxmin_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *idx = n->saved[0], *g = NULL, *gc = NULL;
     craft_cl_dev *d;
@@ -212,7 +202,7 @@ static int maxmin_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     if (!rc) rc = craft_contig_f32(g, &gc);
     if (!rc) {
         int64_t o, D, in;
-        split_dims(z, (int)n->iarg[0], &o, &D, &in);
+        craft_split_at(z->ndim, z->shape, (int)n->iarg[0], &o, &D, &in);
         cl_mem zm = cl_mem_of(z), gm = cl_mem_of(gc), im = cl_mem_of(idx);
         cl_long goff = gc->offset, ioff = idx->offset, co = o, cD = D, ci = in;
         cl_arg args[8] = {CLA(zm), CLA(gm), CLA(goff), CLA(im), CLA(ioff), CLA(co), CLA(cD), CLA(ci)};
@@ -240,7 +230,7 @@ static int maxmin(const char *op, int want_max, const craft_tensor *a, int dim, 
         if (i != d) oshape[ond++] = a->shape[i];
         else if (keepdim) oshape[ond++] = 1;
     }
-    split_dims(a, d, &outer, &D, &inner);
+    craft_split_at(a->ndim, a->shape, d, &outer, &D, &inner);
     craft_tensor *x = NULL, *v = cl_new(ond, oshape, CRAFT_F32, a->device), *ix = cl_new(ond, oshape, CRAFT_I64, a->device);
     int rc = (v && ix) ? craft_contig_f32(a, &x) : craft_last_status();
     if (!rc && outer * inner > 0) {

@@ -404,30 +404,20 @@ int craft_cl_op_embedding(const craft_tensor *weight, const craft_tensor *indice
 /* ---------------------------------------------------- timestep embedding ---- */
 int craft_cl_op_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
                                    double scale, double max_period, craft_tensor **out) {
-    if (t->ndim != 1) return craft_fail(CRAFT_ESHAPE, "timestep_embedding: timesteps %s must be 1-d", craft_shape_str(t));
-    if (t->dtype == CRAFT_BOOL)
-        return craft_fail(CRAFT_ETYPE, "timestep_embedding: timesteps %s must be numeric", craft_shape_str(t));
-    int64_t half = dim / 2;
-    if (dim < 1) return craft_fail(CRAFT_EINVAL, "timestep_embedding: dim %d must be >= 1", dim);
-    if (!(max_period > 0) || !isfinite(max_period) || !isfinite(scale) || !isfinite(downscale_freq_shift))
-        return craft_fail(CRAFT_EINVAL, "timestep_embedding: max_period %g must be positive, scale %g and shift %g finite",
-                          max_period, scale, downscale_freq_shift);
-    if (half > 0 && (float)((double)half - downscale_freq_shift) == 0.0f)
-        return craft_fail(CRAFT_EINVAL, "timestep_embedding: dim %d with downscale_freq_shift %g divides by zero", dim,
-                          downscale_freq_shift);
+    CRAFT_TRY(craft_timestep_check(t, dim, downscale_freq_shift, scale, max_period));
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(t->device, "timestep_embedding", &d));
-    float *freq = malloc((size_t)(half ? half : 1) * sizeof(float));
-    if (!freq) return craft_fail(CRAFT_ENOMEM, "timestep_embedding: out of host memory");
-    const float c = (float)(-log(max_period)), div = (float)((double)half - downscale_freq_shift);
-    for (int64_t i = 0; i < half; i++) freq[i] = expf((c * (float)i) / div);   /* the CPU's table */
-    craft_tensor *fr = NULL, *tc = NULL, *y = NULL;
-    int64_t N = t->shape[0], oshape[2] = {N, dim};
-    int rc = upload(t->device, CRAFT_F32, half, freq, &fr);
+    int64_t N = t->shape[0], half = dim / 2, oshape[2] = {N, dim};
+    craft_tensor *y = cl_new(2, oshape, CRAFT_F32, t->device);
+    if (!y) return craft_last_status();
+    if (N == 0) { *out = y; return CRAFT_OK; }   /* before the table: an empty batch needs none */
+    float *freq = NULL;
+    craft_tensor *fr = NULL, *tc = NULL;
+    int rc = craft_timestep_freqs(dim, downscale_freq_shift, max_period, &freq);   /* the CPU's table */
+    if (!rc) rc = upload(t->device, CRAFT_F32, half, freq, &fr);
     free(freq);
     if (!rc) rc = craft_contig_f32(t, &tc);
-    if (!rc && !(y = cl_new(2, oshape, CRAFT_F32, t->device))) rc = craft_last_status();
-    if (!rc && y->numel) {
+    if (!rc) {
         cl_mem tm = cl_mem_of(tc), fm = cl_mem_of(fr), ym = cl_mem_of(y);
         cl_long toff = tc->offset, cN = N, cdim = dim, chalf = half;
         cl_float sc = (cl_float)scale;

@@ -54,15 +54,6 @@ int cl_nn_bring(const char *op, const char *arg, const craft_tensor *t, int code
     return craft_to_device(t, code, out);
 }
 
-/* [outer, n, inner] of a shape around dim d */
-void cl_nn_split(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *n, int64_t *inner) {
-    *outer = 1; *n = 1; *inner = 1;
-    if (ndim == 0) return;
-    for (int i = 0; i < d; i++) *outer *= shape[i];
-    *n = shape[d];
-    for (int i = d + 1; i < ndim; i++) *inner *= shape[i];
-}
-
 /* g (a gradient, maybe on the CPU) as a contiguous f32 tensor on device code */
 int cl_nn_grad(const craft_tensor *g, int code, craft_tensor **out) {
     craft_tensor *gd;
@@ -102,7 +93,7 @@ static int smx_op(const char *op, int lg, const craft_tensor *x, int dim, craft_
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(x->device, op, &d));
     int64_t outer, n, inner;
-    cl_nn_split(x->ndim, x->shape, dd, &outer, &n, &inner);
+    craft_split_at(x->ndim, x->shape, dd, &outer, &n, &inner);
     craft_tensor *xc = NULL, *y = cl_new(x->ndim, x->shape, CRAFT_F32, x->device);
     int rc = y ? craft_contig_f32(x, &xc) : craft_last_status();
     if (!rc && x->numel > 0) {

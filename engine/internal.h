@@ -31,6 +31,18 @@ craft_tensor *craft_new_tensor(int ndim, const int64_t *shape, int dtype, int de
 /* Contiguous float32 version of t: a new reference to t itself when it already is one. */
 int craft_contig_f32(const craft_tensor *t, craft_tensor **out);
 int64_t craft_numel_of(int ndim, const int64_t *shape);
+/* The product of sizes [from, to) of t, as ops split a tensor into [outer, n, inner] or
+ * [rows, rowlen]: 0 when any of them is 0, INT64_MAX when it overflows. An empty tensor may
+ * have other sizes whose product is past int64 (each size is at most 2^46), so the plain
+ * product is undefined there; the saturated one fails any allocation it sizes. */
+int64_t craft_size_prod(const craft_tensor *t, int from, int to);
+/* A shape seen as [outer, n, inner] around dim d (all 1 for 0 dims), saturating as above. */
+void craft_split_at(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *n, int64_t *inner);
+static inline int64_t craft_mul_sat(int64_t a, int64_t b) {
+    int64_t r;
+    if (a == 0 || b == 0) return 0;
+    return __builtin_mul_overflow(a, b, &r) ? INT64_MAX : r;
+}
 int craft_normalize_dim(const char *op, int dim, int ndim, int *out);
 
 /* float16 / bfloat16 conversion (round to nearest even). */
@@ -208,6 +220,37 @@ int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, co
 int craft_avg_pool2d_check(const craft_tensor *x, int kernel, int *stride, int padding, int64_t *oh, int64_t *ow);
 int craft_interpolate_check(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int *align_corners);
 int craft_pad_check(const craft_tensor *x, int npairs, const int64_t *pads, int mode, int64_t *osh);
+/* timestep_embedding's checks (t 1-d and numeric, dim >= 1, finite parameters, no zero divisor)
+ * and its frequency table: freq[i] = exp(-ln(max_period) * i / (half - shift)), i < dim / 2, in
+ * the CPU kernel's float32 order. The table is the caller's to free (NULL when dim is 1). */
+int craft_timestep_check(const craft_tensor *t, int dim, double downscale_freq_shift, double scale, double max_period);
+int craft_timestep_freqs(int dim, double downscale_freq_shift, double max_period, float **freq);
+/* The shared checks of the losses (ops_loss.c; the cl ops call them too). Dtypes and devices
+ * are the caller's. cross_entropy: reduction, targets (present, integer, the logits' shape
+ * without the class dim cdim), label smoothing; fills cdim and the [N, C, inner] split.
+ * craft_cross_entropy_targets reads the targets into tp (numel int64) and checks each against C. */
+int craft_loss_reduction_check(const char *op, int reduction);
+int craft_cross_entropy_check(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
+                              int *cdim, int64_t *N, int64_t *C, int64_t *inner);
+int craft_cross_entropy_targets(const craft_tensor *logits, const craft_tensor *targets, int64_t C, int64_t *tp);
+/* sdpa's geometry, shared by the CPU and cl ops (ops_attention.c): q [..., Lq, D], k [..., Lk, D],
+ * v [..., Lk, Dv] with broadcast batch dims bshape (nb matrices), row strides ld*, the batch-dim
+ * strides of q, k, v and the mask (bst[0..3], 0 where broadcast), the mask's row and column
+ * strides, and the scale (1/sqrt(D) when scale <= 0). craft_sdpa_shapes_check checks the dims and
+ * sizes (not dtypes or devices: the caller's); craft_sdpa_geom_of checks the broadcasts.
+ * craft_sdpa_mat_usable: unit column stride and non-overlapping rows (GEMM takes it as is). */
+typedef struct craft_sdpa_geom {
+    int nbd;
+    int64_t bshape[CRAFT_MAX_DIMS];
+    int64_t nb, Lq, Lk, D, Dv, ldq, ldk, ldv;
+    int64_t bst[4][CRAFT_MAX_DIMS];
+    int64_t msr, msc;
+    float scale;
+} craft_sdpa_geom;
+int craft_sdpa_shapes_check(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v);
+int craft_sdpa_geom_of(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+                       double scale, craft_sdpa_geom *g);
+int craft_sdpa_mat_usable(const craft_tensor *t);
 /* interpolate's source indices and weights along one axis, as the CPU kernel uses them: i0
  * (nearest), or i0, i1, l0, l1 (bilinear); each array has `out` entries. */
 void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners, int64_t *i0, int64_t *i1, float *l0,

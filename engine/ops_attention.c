@@ -50,8 +50,7 @@ typedef struct {
     int causal;
 } attn_plan;
 
-/* Rows with unit column stride and non-overlapping rows: usable by sgemm as is. */
-static int mat_usable(const craft_tensor *t) {
+int craft_sdpa_mat_usable(const craft_tensor *t) {
     int n = t->ndim;
     int64_t rows = t->shape[n - 2], cols = t->shape[n - 1];
     if (cols > 1 && t->stride[n - 1] != 1) return 0;
@@ -64,16 +63,26 @@ static int64_t row_ld(const craft_tensor *t) {
     return ld < 1 ? 1 : ld;
 }
 
-static void plan_free(attn_plan *p) { free(p->off); p->off = NULL; }
+int craft_sdpa_shapes_check(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v) {
+    if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2)
+        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s, k %s and v %s need at least 2 dims ([..., L, D])",
+                          craft_shape_str(q), craft_shape_str(k), craft_shape_str(v));
+    if (q->shape[q->ndim - 1] != k->shape[k->ndim - 1])
+        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s and k %s: head dims %lld and %lld differ", craft_shape_str(q),
+                          craft_shape_str(k), (long long)q->shape[q->ndim - 1], (long long)k->shape[k->ndim - 1]);
+    if (k->shape[k->ndim - 2] != v->shape[v->ndim - 2])
+        return craft_fail(CRAFT_ESHAPE, "sdpa: k %s and v %s: key counts %lld and %lld differ", craft_shape_str(k),
+                          craft_shape_str(v), (long long)k->shape[k->ndim - 2], (long long)v->shape[v->ndim - 2]);
+    return CRAFT_OK;
+}
 
-/* Shapes checked, batch dims broadcast, per-matrix offsets computed. q, k, v must be usable. */
-static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-                      double scale, int causal, attn_plan *p) {
-    memset(p, 0, sizeof *p);
+int craft_sdpa_geom_of(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+                       double scale, craft_sdpa_geom *g) {
+    memset(g, 0, sizeof *g);
     const craft_tensor *ts[3] = {q, k, v};
     int nbd = 0;
     for (int i = 0; i < 3; i++) if (ts[i]->ndim - 2 > nbd) nbd = ts[i]->ndim - 2;
-    p->nbd = nbd;
+    g->nbd = nbd;
     for (int d = 0; d < nbd; d++) {
         int64_t s = 1;
         for (int i = 0; i < 3; i++) {
@@ -84,33 +93,28 @@ static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_
                                   craft_shape_str(q), craft_shape_str(k), craft_shape_str(v), d);
             if (e != 1) s = e;
         }
-        p->bshape[d] = s;
+        g->bshape[d] = s;
     }
-    p->nb = craft_numel_of(nbd, p->bshape);
-    p->Lq = q->shape[q->ndim - 2];
-    p->Lk = k->shape[k->ndim - 2];
-    p->D = q->shape[q->ndim - 1];
-    p->Dv = v->shape[v->ndim - 1];
-    p->q = craft_tensor_data(q);
-    p->k = craft_tensor_data(k);
-    p->v = craft_tensor_data(v);
-    p->ldq = row_ld(q);
-    p->ldk = row_ld(k);
-    p->ldv = row_ld(v);
-    p->scale = scale > 0 ? (float)scale : (p->D > 0 ? (float)(1.0 / sqrt((double)p->D)) : 1.0f);
-    p->causal = causal ? 1 : 0;
-    int64_t bst[4][CRAFT_MAX_DIMS] = {{0}};
+    g->nb = craft_numel_of(nbd, g->bshape);
+    g->Lq = q->shape[q->ndim - 2];
+    g->Lk = k->shape[k->ndim - 2];
+    g->D = q->shape[q->ndim - 1];
+    g->Dv = v->shape[v->ndim - 1];
+    g->ldq = row_ld(q);
+    g->ldk = row_ld(k);
+    g->ldv = row_ld(v);
+    g->scale = scale > 0 ? (float)scale : (g->D > 0 ? (float)(1.0 / sqrt((double)g->D)) : 1.0f);
     for (int i = 0; i < 3; i++)
         for (int d = 0; d < nbd; d++) {
             int j = d - (nbd - (ts[i]->ndim - 2));
-            bst[i][d] = (j >= 0 && ts[i]->shape[j] != 1) ? ts[i]->stride[j] : 0;
+            g->bst[i][d] = (j >= 0 && ts[i]->shape[j] != 1) ? ts[i]->stride[j] : 0;
         }
     if (mask) {
         int full = nbd + 2;
         int64_t fshape[CRAFT_MAX_DIMS];
-        for (int d = 0; d < nbd; d++) fshape[d] = p->bshape[d];
-        fshape[nbd] = p->Lq;
-        fshape[nbd + 1] = p->Lk;
+        for (int d = 0; d < nbd; d++) fshape[d] = g->bshape[d];
+        fshape[nbd] = g->Lq;
+        fshape[nbd + 1] = g->Lk;
         int ok = mask->ndim <= full;
         for (int j = 0; ok && j < mask->ndim; j++) {
             int d = j + (full - mask->ndim);
@@ -124,19 +128,40 @@ static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_
             int j = d - (full - mask->ndim);
             st[d] = (j >= 0 && mask->shape[j] != 1) ? mask->stride[j] : 0;
         }
-        for (int d = 0; d < nbd; d++) bst[3][d] = st[d];
-        p->msr = st[nbd];
-        p->msc = st[nbd + 1];
-        p->mask = craft_tensor_data(mask);
+        for (int d = 0; d < nbd; d++) g->bst[3][d] = st[d];
+        g->msr = st[nbd];
+        g->msc = st[nbd + 1];
     }
+    return CRAFT_OK;
+}
+
+static void plan_free(attn_plan *p) { free(p->off); p->off = NULL; }
+
+/* The geometry, and the per-matrix offsets of q, k, v and the mask. q, k, v must be usable. */
+static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+                      double scale, int causal, attn_plan *p) {
+    memset(p, 0, sizeof *p);
+    craft_sdpa_geom g;
+    CRAFT_TRY(craft_sdpa_geom_of(q, k, v, mask, scale, &g));
+    p->nbd = g.nbd;
+    memcpy(p->bshape, g.bshape, sizeof p->bshape);
+    p->nb = g.nb; p->Lq = g.Lq; p->Lk = g.Lk; p->D = g.D; p->Dv = g.Dv;
+    p->ldq = g.ldq; p->ldk = g.ldk; p->ldv = g.ldv;
+    p->msr = g.msr; p->msc = g.msc;
+    p->scale = g.scale;
+    p->causal = causal ? 1 : 0;
+    p->q = craft_tensor_data(q);
+    p->k = craft_tensor_data(k);
+    p->v = craft_tensor_data(v);
+    if (mask) p->mask = craft_tensor_data(mask);
     p->off = malloc((size_t)(p->nb ? p->nb : 1) * 4 * sizeof(int64_t));
     if (!p->off) return craft_fail(CRAFT_ENOMEM, "sdpa: out of host memory");
     for (int64_t b = 0; b < p->nb; b++) {
         int64_t r = b, o[4] = {0, 0, 0, 0};
-        for (int d = nbd - 1; d >= 0; d--) {
+        for (int d = g.nbd - 1; d >= 0; d--) {
             int64_t c = r % p->bshape[d];
             r /= p->bshape[d];
-            for (int i = 0; i < 4; i++) o[i] += c * bst[i][d];
+            for (int i = 0; i < 4; i++) o[i] += c * g.bst[i][d];
         }
         for (int i = 0; i < 4; i++) p->off[4 * b + i] = o[i];
     }
@@ -389,21 +414,13 @@ int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor 
     CRAFT_TRY(craft_check_f32("sdpa", "k", k));
     CRAFT_TRY(craft_check_f32("sdpa", "v", v));
     if (mask) CRAFT_TRY(craft_check_f32("sdpa", "mask", mask));
-    if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2)
-        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s, k %s and v %s need at least 2 dims ([..., L, D])",
-                          craft_shape_str(q), craft_shape_str(k), craft_shape_str(v));
-    if (q->shape[q->ndim - 1] != k->shape[k->ndim - 1])
-        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s and k %s: head dims %lld and %lld differ", craft_shape_str(q),
-                          craft_shape_str(k), (long long)q->shape[q->ndim - 1], (long long)k->shape[k->ndim - 1]);
-    if (k->shape[k->ndim - 2] != v->shape[v->ndim - 2])
-        return craft_fail(CRAFT_ESHAPE, "sdpa: k %s and v %s: key counts %lld and %lld differ", craft_shape_str(k),
-                          craft_shape_str(v), (long long)k->shape[k->ndim - 2], (long long)v->shape[v->ndim - 2]);
+    CRAFT_TRY(craft_sdpa_shapes_check(q, k, v));
     /* layouts sgemm cannot take directly are copied once (and that copy is what backward uses) */
     const craft_tensor *in[3] = {q, k, v};
     craft_tensor *use[3] = {NULL, NULL, NULL};
     int rc = CRAFT_OK;
     for (int i = 0; i < 3 && !rc; i++) {
-        if (mat_usable(in[i])) { use[i] = craft_alias(in[i]); if (!use[i]) rc = craft_last_status(); }
+        if (craft_sdpa_mat_usable(in[i])) { use[i] = craft_alias(in[i]); if (!use[i]) rc = craft_last_status(); }
         else rc = craft_contig_f32(in[i], &use[i]);
     }
     attn_plan p;
@@ -411,7 +428,7 @@ int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor 
     if (!rc) rc = plan_build(use[0], use[1], use[2], mask, scale, is_causal, &p);
     craft_tensor *y = NULL, *lse = NULL;
     if (!rc) {
-        int64_t nl = p.nb * p.Lq;
+        int64_t nl = craft_mul_sat(p.nb, p.Lq);
         y = full_grad(&p, p.Lq, p.Dv);
         lse = craft_new_tensor(1, &nl, CRAFT_F32, 0);
         if (!y || !lse) rc = craft_last_status();

@@ -97,36 +97,48 @@ int craft_embedding(const craft_tensor *weight, const craft_tensor *indices, cra
  *   out[n] = [sin(arg) | cos(arg)], or [cos(arg) | sin(arg)] with flip_sin_to_cos,
  *            then one zero column when dim is odd.
  * No gradient flows to t (it is an index-like input). */
-int craft_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
-                             double scale, double max_period, craft_tensor **out) {
-    if (t && t->device != CRAFT_DEVICE_CPU) return craft_cl_op_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift, scale, max_period, out);
+int craft_timestep_check(const craft_tensor *t, int dim, double downscale_freq_shift, double scale, double max_period) {
     if (!t) return craft_fail(CRAFT_EINVAL, "timestep_embedding: timesteps are missing");
     if (t->ndim != 1) return craft_fail(CRAFT_ESHAPE, "timestep_embedding: timesteps %s must be 1-d", craft_shape_str(t));
-    if (t->device != CRAFT_DEVICE_CPU)
-        return craft_fail(CRAFT_EDEVICE, "timestep_embedding: timesteps are on device %d; this op runs on the CPU only", t->device);
     if (t->dtype == CRAFT_BOOL)
         return craft_fail(CRAFT_ETYPE, "timestep_embedding: timesteps %s must be numeric", craft_shape_str(t));
-    int64_t half = dim / 2;
     if (dim < 1) return craft_fail(CRAFT_EINVAL, "timestep_embedding: dim %d must be >= 1", dim);
     if (!(max_period > 0) || !isfinite(max_period) || !isfinite(scale) || !isfinite(downscale_freq_shift))
         return craft_fail(CRAFT_EINVAL, "timestep_embedding: max_period %g must be positive, scale %g and shift %g finite",
                           max_period, scale, downscale_freq_shift);
+    int64_t half = dim / 2;
     if (half > 0 && (float)((double)half - downscale_freq_shift) == 0.0f)
         return craft_fail(CRAFT_EINVAL, "timestep_embedding: dim %d with downscale_freq_shift %g divides by zero", dim,
                           downscale_freq_shift);
-    craft_tensor *tc;
-    CRAFT_TRY(craft_contig_f32(t, &tc));
-    int64_t N = t->shape[0], oshape[2] = {N, dim};
+    return CRAFT_OK;
+}
+
+int craft_timestep_freqs(int dim, double downscale_freq_shift, double max_period, float **freq) {
+    int64_t half = dim / 2;
+    *freq = NULL;
+    if (half == 0) return CRAFT_OK;
+    float *f = malloc((size_t)half * sizeof(float));
+    if (!f) return craft_fail(CRAFT_ENOMEM, "timestep_embedding: out of host memory for %lld frequencies", (long long)half);
+    const float c = (float)(-log(max_period)), div = (float)((double)half - downscale_freq_shift);
+    for (int64_t i = 0; i < half; i++) f[i] = expf((c * (float)i) / div);
+    *freq = f;
+    return CRAFT_OK;
+}
+
+int craft_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
+                             double scale, double max_period, craft_tensor **out) {
+    if (t && t->device != CRAFT_DEVICE_CPU) return craft_cl_op_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift, scale, max_period, out);
+    CRAFT_TRY(craft_timestep_check(t, dim, downscale_freq_shift, scale, max_period));
+    int64_t N = t->shape[0], oshape[2] = {N, dim}, half = dim / 2;
     craft_tensor *y = craft_new_tensor(2, oshape, CRAFT_F32, CRAFT_DEVICE_CPU);
-    if (!y) { craft_tensor_release(tc); return craft_last_status(); }
-    float *freq = half ? malloc((size_t)half * sizeof(float)) : NULL;
-    if (half && !freq) {
-        craft_tensor_release(tc);
-        craft_tensor_release(y);
-        return craft_fail(CRAFT_ENOMEM, "timestep_embedding: out of host memory");
-    }
-    const float c = (float)(-log(max_period)), div = (float)((double)half - downscale_freq_shift), sc = (float)scale;
-    for (int64_t i = 0; i < half; i++) freq[i] = expf((c * (float)i) / div);
+    if (!y) return craft_last_status();
+    if (N == 0) { *out = y; return CRAFT_OK; }   /* before the table: an empty batch needs none */
+    craft_tensor *tc = NULL;
+    float *freq = NULL;
+    int rc = craft_contig_f32(t, &tc);
+    if (!rc) rc = craft_timestep_freqs(dim, downscale_freq_shift, max_period, &freq);
+    if (rc) { craft_tensor_release(tc); craft_tensor_release(y); return rc; }
+    const float sc = (float)scale;
     const float *tp = craft_tensor_data(tc);
     float *yp = craft_tensor_data(y);
     #pragma omp parallel for schedule(static) if (N * dim >= CRAFT_PAR_MIN)

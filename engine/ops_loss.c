@@ -15,19 +15,10 @@
 #include <omp.h>
 #include <stdlib.h>
 
-static int check_reduction(const char *op, int reduction) {
+int craft_loss_reduction_check(const char *op, int reduction) {
     if (reduction < 0 || reduction > 2)
         return craft_fail(CRAFT_EINVAL, "%s: reduction %d (expected 0 none, 1 mean, 2 sum)", op, reduction);
     return CRAFT_OK;
-}
-
-/* [outer, n, inner] of x around dim d */
-static void split_dims(const craft_tensor *x, int d, int64_t *outer, int64_t *n, int64_t *inner) {
-    *outer = 1; *n = 1; *inner = 1;
-    if (x->ndim == 0) return;
-    for (int i = 0; i < d; i++) *outer *= x->shape[i];
-    *n = x->shape[d];
-    for (int i = d + 1; i < x->ndim; i++) *inner *= x->shape[i];
 }
 
 /* ---------------------------------------------------------------- l2_normalize */
@@ -62,10 +53,10 @@ int craft_l2_normalize(const craft_tensor *x, int dim, double eps, craft_tensor 
     int d;
     CRAFT_TRY(craft_normalize_dim("l2_normalize", dim, x->ndim, &d));
     int64_t outer, n, inner;
-    split_dims(x, d, &outer, &n, &inner);
+    craft_split_at(x->ndim, x->shape, d, &outer, &n, &inner);
     craft_tensor *xc, *y = NULL, *den = NULL;
     CRAFT_TRY(craft_contig_f32(x, &xc));
-    int64_t nden = outer * inner;
+    int64_t nden = craft_mul_sat(outer, inner);
     y = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, 0);
     den = craft_new_tensor(1, &nden, CRAFT_F32, 0);
     int rc = (!y || !den) ? craft_last_status() : CRAFT_OK;
@@ -149,9 +140,9 @@ int craft_cosine_similarity(const craft_tensor *a, const craft_tensor *b, int di
     if (!rc) rc = broadcast_contig(b, nd, shape, &bc);
     craft_set_grad_enabled(prev);
     int64_t outer, n, inner;
-    split_dims(ac ? ac : a, d, &outer, &n, &inner);
+    craft_split_at(nd, shape, d, &outer, &n, &inner);
     if (!rc) {
-        int64_t oshape[CRAFT_MAX_DIMS], two = 2 * outer * inner;
+        int64_t oshape[CRAFT_MAX_DIMS], two = craft_mul_sat(2, craft_mul_sat(outer, inner));
         int ond = 0;
         for (int i = 0; i < nd; i++) if (i != d) oshape[ond++] = shape[i];
         y = craft_new_tensor(ond, oshape, CRAFT_F32, 0);
@@ -218,11 +209,9 @@ static int ce_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin) 
     return CRAFT_OK;
 }
 
-int craft_cross_entropy(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
-                        craft_tensor **out) {
-    if (logits && logits->device != CRAFT_DEVICE_CPU) return craft_cl_op_cross_entropy(logits, targets, reduction, label_smoothing, out);
-    CRAFT_TRY(craft_check_f32("cross_entropy", "logits", logits));
-    CRAFT_TRY(check_reduction("cross_entropy", reduction));
+int craft_cross_entropy_check(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
+                              int *cdim, int64_t *N, int64_t *C, int64_t *inner) {
+    CRAFT_TRY(craft_loss_reduction_check("cross_entropy", reduction));
     if (!targets) return craft_fail(CRAFT_EINVAL, "cross_entropy: targets are missing");
     if (targets->dtype != CRAFT_I64 && targets->dtype != CRAFT_I32)
         return craft_fail(CRAFT_ETYPE, "cross_entropy: targets %s must be int64 class indices", craft_shape_str(targets));
@@ -232,34 +221,48 @@ int craft_cross_entropy(const craft_tensor *logits, const craft_tensor *targets,
         return craft_fail(CRAFT_ESHAPE, "cross_entropy: logits %s need a class dim ([C], [N, C] or [N, C, d1...])",
                           craft_shape_str(logits));
     /* targets: logits' shape without the class dim */
-    int cdim = logits->ndim == 1 ? 0 : 1, ok = targets->ndim == logits->ndim - 1;
+    int cd = logits->ndim == 1 ? 0 : 1, ok = targets->ndim == logits->ndim - 1;
     for (int i = 0, j = 0; ok && i < logits->ndim; i++) {
-        if (i == cdim) continue;
+        if (i == cd) continue;
         if (targets->shape[j++] != logits->shape[i]) ok = 0;
     }
     if (!ok)
         return craft_fail(CRAFT_ESHAPE, "cross_entropy: targets %s do not fit logits %s (expected the logits' shape without dim %d)",
-                          craft_shape_str(targets), craft_shape_str(logits), cdim);
-    int64_t N = 1, C = logits->shape[cdim], inner = 1;
-    if (cdim == 1) {
-        N = logits->shape[0];
-        for (int i = 2; i < logits->ndim; i++) inner *= logits->shape[i];
-    }
-    craft_tensor *tg = craft_new_tensor(targets->ndim, targets->shape, CRAFT_I64, 0);
-    if (!tg) return craft_last_status();
-    int rc = craft_tensor_read(targets, CRAFT_I64, craft_tensor_data(tg), (size_t)tg->numel * sizeof(int64_t));
-    const int64_t *tp = craft_tensor_data(tg);
-    for (int64_t r = 0; !rc && r < tg->numel; r++)
+                          craft_shape_str(targets), craft_shape_str(logits), cd);
+    *cdim = cd;
+    *N = cd == 1 ? logits->shape[0] : 1;
+    *C = logits->shape[cd];
+    *inner = cd == 1 ? craft_size_prod(logits, 2, logits->ndim) : 1;
+    return CRAFT_OK;
+}
+
+int craft_cross_entropy_targets(const craft_tensor *logits, const craft_tensor *targets, int64_t C, int64_t *tp) {
+    int rc = craft_tensor_read(targets, CRAFT_I64, tp, (size_t)targets->numel * sizeof(int64_t));
+    for (int64_t r = 0; !rc && r < targets->numel; r++)
         if (tp[r] < 0 || tp[r] >= C)
             rc = craft_fail(CRAFT_EINVAL, "cross_entropy: target %lld at flat index %lld is out of range for %lld classes (logits %s, targets %s)",
                             (long long)tp[r], (long long)r, (long long)C, craft_shape_str(logits), craft_shape_str(targets));
+    return rc;
+}
+
+int craft_cross_entropy(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
+                        craft_tensor **out) {
+    if (logits && logits->device != CRAFT_DEVICE_CPU) return craft_cl_op_cross_entropy(logits, targets, reduction, label_smoothing, out);
+    CRAFT_TRY(craft_check_f32("cross_entropy", "logits", logits));
+    int cdim;
+    int64_t N, C, inner;
+    CRAFT_TRY(craft_cross_entropy_check(logits, targets, reduction, label_smoothing, &cdim, &N, &C, &inner));
+    craft_tensor *tg = craft_new_tensor(targets->ndim, targets->shape, CRAFT_I64, 0);
+    if (!tg) return craft_last_status();
+    int rc = craft_cross_entropy_targets(logits, targets, C, craft_tensor_data(tg));
+    const int64_t *tp = craft_tensor_data(tg);
     craft_tensor *lp = NULL, *y = NULL;
     if (!rc) {
         int prev = craft_set_grad_enabled(0);
         rc = craft_log_softmax(logits, cdim, &lp);
         craft_set_grad_enabled(prev);
     }
-    int64_t count = N * inner;
+    int64_t count = craft_mul_sat(N, inner);
     if (!rc) {
         y = reduction == 0 ? craft_new_tensor(targets->ndim, targets->shape, CRAFT_F32, 0)
                            : craft_new_tensor(0, &N, CRAFT_F32, 0);
@@ -329,7 +332,7 @@ int craft_mse_loss(const craft_tensor *a, const craft_tensor *b, int reduction, 
     if ((a && a->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_mse_loss(a, b, reduction, out);
     CRAFT_TRY(craft_check_f32("mse_loss", "input", a));
     CRAFT_TRY(craft_check_f32("mse_loss", "target", b));
-    CRAFT_TRY(check_reduction("mse_loss", reduction));
+    CRAFT_TRY(craft_loss_reduction_check("mse_loss", reduction));
     int same = a->ndim == b->ndim;
     for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
     if (!same) {   /* broadcasting: compose (autograd follows the parts) */

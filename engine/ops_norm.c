@@ -119,8 +119,8 @@ static int finish(const char *op, const craft_tensor *x, const craft_tensor *w, 
 static int group_norm_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *x = n->saved[0], *w = n->saved[1], *g;
     const float *xp = fdata(x), *wp = fdata(w), *mp = fdata(n->saved[2]), *rp = fdata(n->saved[3]);
-    int64_t G = n->iarg[0], N = x->shape[0], C = x->shape[1], S = N * C != 0 ? x->numel / (N * C) : 0, Cg = C / G;
-    double M = (double)(Cg * S);
+    int64_t G = n->iarg[0], N = x->shape[0], C = x->shape[1], S = craft_size_prod(x, 2, x->ndim), Cg = C / G;
+    double M = (double)craft_mul_sat(Cg, S);
     int need_x = CRAFT_NEEDS_GRAD(n, 0), need_w = CRAFT_NEEDS_GRAD(n, 1), need_b = CRAFT_NEEDS_GRAD(n, 2);
     CRAFT_TRY(craft_contig_f32(gout[0], &g));
     const float *gp = fdata(g);
@@ -184,9 +184,8 @@ int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, c
         return craft_fail(CRAFT_ESHAPE, "group_norm: %d groups do not divide the %lld channels of input %s", groups, (long long)C, craft_shape_str(x));
     CRAFT_TRY(check_affine(op, "weight", w, 1, &C, x));
     CRAFT_TRY(check_affine(op, "bias", b, 1, &C, x));
-    int64_t G = groups, S = 1, Cg = C / G;
-    for (int i = 2; i < x->ndim; i++) S *= x->shape[i];
-    int64_t M = Cg * S, st_shape[2] = {N, G};
+    int64_t G = groups, Cg = C / G, S = craft_size_prod(x, 2, x->ndim);
+    int64_t M = craft_mul_sat(Cg, S), st_shape[2] = {N, G};
     craft_tensor *xc, *wc, *bc, *y = NULL, *mean = NULL, *rstd = NULL;
     CRAFT_TRY(contig3(x, w, b, &xc, &wc, &bc));
     int rc = CRAFT_OK;

@@ -29,9 +29,9 @@ static int plan_reduce(const char *op, const craft_tensor *a, int ndims, const i
     p->rowlen = 1;
     p->out_ndim = 0;
     for (int i = 0; i < a->ndim; i++)
-        if (!red[i]) { perm[k++] = i; p->keep_shape[p->nkeep++] = a->shape[i]; p->rows *= a->shape[i]; }
+        if (!red[i]) { perm[k++] = i; p->keep_shape[p->nkeep++] = a->shape[i]; p->rows = craft_mul_sat(p->rows, a->shape[i]); }
     for (int i = 0; i < a->ndim; i++)
-        if (red[i]) { perm[k++] = i; p->rowlen *= a->shape[i]; }
+        if (red[i]) { perm[k++] = i; p->rowlen = craft_mul_sat(p->rowlen, a->shape[i]); }
     for (int i = 0; i < a->ndim; i++) {
         if (!red[i]) p->out_shape[p->out_ndim++] = a->shape[i];
         else if (keepdim) p->out_shape[p->out_ndim++] = 1;
@@ -190,9 +190,8 @@ static int maxmin_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     craft_tensor *z;
     int rc = craft_zeros(n->edges[0].ndim, n->edges[0].shape, CRAFT_F32, 0, &z);
     if (rc) { craft_tensor_release(g); return rc; }
-    int64_t outer = 1, inner = 1, D = z->shape[dim];
-    for (int i = 0; i < dim; i++) outer *= z->shape[i];
-    for (int i = dim + 1; i < z->ndim; i++) inner *= z->shape[i];
+    int64_t outer, D, inner;
+    craft_split_at(z->ndim, z->shape, dim, &outer, &D, &inner);
     float *zp = craft_tensor_data(z);
     const float *gp = craft_tensor_data(g);
     const int64_t *ip = craft_tensor_data(idx);
@@ -214,9 +213,8 @@ static int maxmin(const char *op, int want_max, const craft_tensor *a, int dim, 
     if (a->shape[d] == 0) return craft_fail(CRAFT_ESHAPE, "%s: dim %d of %s is empty", op, d, craft_shape_str(a));
     craft_tensor *x;
     CRAFT_TRY(craft_contig_f32(a, &x));
-    int64_t outer = 1, inner = 1, D = a->shape[d];
-    for (int i = 0; i < d; i++) outer *= a->shape[i];
-    for (int i = d + 1; i < a->ndim; i++) inner *= a->shape[i];
+    int64_t outer, D, inner;
+    craft_split_at(a->ndim, a->shape, d, &outer, &D, &inner);
     int64_t oshape[CRAFT_MAX_DIMS];
     int ond = 0;
     for (int i = 0; i < a->ndim; i++) {

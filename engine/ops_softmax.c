@@ -109,11 +109,7 @@ typedef struct { int64_t outer, n, inner; } smx_shape;
 static int smx_plan(const char *op, const craft_tensor *x, int dim, smx_shape *s) {
     int d;
     CRAFT_TRY(craft_normalize_dim(op, dim, x->ndim, &d));
-    s->outer = 1; s->n = 1; s->inner = 1;
-    if (x->ndim == 0) return CRAFT_OK;
-    for (int i = 0; i < d; i++) s->outer *= x->shape[i];
-    s->n = x->shape[d];
-    for (int i = d + 1; i < x->ndim; i++) s->inner *= x->shape[i];
+    craft_split_at(x->ndim, x->shape, d, &s->outer, &s->n, &s->inner);
     return CRAFT_OK;
 }
 

@@ -29,26 +29,42 @@ static void storage_release(craft_storage *s) {
     free(s);
 }
 
-/* The product of the sizes; INT64_MAX when it overflows (user-supplied shapes can be anything:
- * callers compare it or check it against a limit, and a saturated value fails either). */
+/* The product of the sizes: 0 when one is 0 (whatever the others), else INT64_MAX when it
+ * overflows (user-supplied shapes can be anything: callers compare it or check it against a
+ * limit, and a saturated value fails either). */
 int64_t craft_numel_of(int ndim, const int64_t *shape) {
     int64_t n = 1;
-    for (int i = 0; i < ndim; i++)
-        if (__builtin_mul_overflow(n, shape[i], &n)) return INT64_MAX;
+    for (int i = 0; i < ndim; i++) n = craft_mul_sat(n, shape[i]);
     return n;
+}
+
+int64_t craft_size_prod(const craft_tensor *t, int from, int to) {
+    int64_t n = 1;
+    for (int i = from; i < to; i++) n = craft_mul_sat(n, t->shape[i]);
+    return n;
+}
+
+void craft_split_at(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *n, int64_t *inner) {
+    *outer = 1; *n = 1; *inner = 1;
+    if (ndim == 0) return;
+    for (int i = 0; i < d; i++) *outer = craft_mul_sat(*outer, shape[i]);
+    *n = shape[d];
+    for (int i = d + 1; i < ndim; i++) *inner = craft_mul_sat(*inner, shape[i]);
 }
 
 static int check_shape(const char *op, int ndim, const int64_t *shape, int dtype) {
     if (ndim < 0 || ndim > CRAFT_MAX_DIMS)
         return craft_fail(CRAFT_ESHAPE, "%s: %d dims (craft tensors have 0 to 8)", op, ndim);
     if (!craft_dtype_size(dtype)) return craft_fail(CRAFT_ETYPE, "%s: unknown dtype %d", op, dtype);
-    int64_t n = 1;
+    /* each size, and the element count, at most 2^46; an empty tensor's other sizes may
+     * multiply past that (its strides saturate), in any order */
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0) return craft_fail(CRAFT_ESHAPE, "%s: negative size %lld in dim %d", op, (long long)shape[i], i);
-        if (shape[i] > ((int64_t)1 << 46) || (shape[i] && n > ((int64_t)1 << 46) / shape[i]))
+        if (shape[i] > ((int64_t)1 << 46))
             return craft_fail(CRAFT_ESHAPE, "%s: shape %s is too large", op, craft_dims_str(ndim, shape));
-        n *= shape[i];
     }
+    if (craft_numel_of(ndim, shape) > ((int64_t)1 << 46))
+        return craft_fail(CRAFT_ESHAPE, "%s: shape %s is too large", op, craft_dims_str(ndim, shape));
     return CRAFT_OK;
 }
 
@@ -204,7 +220,7 @@ int craft_is_contiguous(const craft_tensor *t) {
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->stride[i] != s) return 0;
-        s *= t->shape[i];
+        s = craft_mul_sat(s, t->shape[i]);
     }
     return 1;
 }

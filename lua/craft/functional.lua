@@ -2,7 +2,7 @@
 -- counterpart of torch.nn.functional. Arguments follow PyTorch; dims are 1-based.
 local core = require 'craft.core'
 local T = require 'craft.tensor'
-local ffi, C, check = core.ffi, core.C, core.check
+local ffi, C, check, argerror = core.ffi, core.C, core.check, core.argerror
 local cdim, wrap = T.cdim, T.wrap
 
 local F = {}
@@ -60,7 +60,7 @@ function F.tanh(x) return x:tanh() end
 -- cat({tensors}, dim)
 function F.cat(ts, dim)
   local n = #ts
-  if n == 0 then error('cat: no tensors given', 2) end
+  if n == 0 then argerror('cat: no tensors given') end
   local arr = ffi.new('craft_tensor*[?]', n)
   for i = 1, n do arr[i - 1] = ts[i]._c end
   return call(C.craft_concat(n, arr, cdim(dim or 1, 2), outp))
@@ -72,10 +72,14 @@ function F.stack(ts, dim)
   for i = 1, #ts do us[i] = ts[i]:unsqueeze(dim) end
   return F.cat(us, dim)
 end
--- split(x, size, dim): chunks of `size` along dim (the last may be smaller)
+-- split(x, size, dim): pieces of `size` along dim (the last one shorter), as torch.split
 function F.split(x, size, dim)
   dim = dim or 1
+  if type(size) ~= 'number' or size % 1 ~= 0 or size < 1 then
+    argerror(('split: size must be a positive integer, got %s'):format(tostring(size)))
+  end
   local n, r = x:size(dim), {}
+  if n == 0 then return { x:narrow(dim, 1, 0) } end   -- torch: one empty piece
   local s = 1
   while s <= n do
     r[#r + 1] = x:narrow(dim, s, math.min(size, n - s + 1))
@@ -83,17 +87,22 @@ function F.split(x, size, dim)
   end
   return r
 end
+-- chunk(x, k, dim): at most k pieces of equal size (the last one shorter), as torch.chunk
 function F.chunk(x, k, dim)
   dim = dim or 1
-  return F.split(x, math.ceil(x:size(dim) / k), dim)
+  if type(k) ~= 'number' or k % 1 ~= 0 or k < 1 then
+    argerror(('chunk: k must be a positive integer, got %s'):format(tostring(k)))
+  end
+  -- an empty dim gives one empty piece (torch gives k)
+  return F.split(x, math.max(1, math.ceil(x:size(dim) / k)), dim)
 end
 
 local PAD_MODES = { constant = 0, reflect = 1, replicate = 2 }
 -- pad(x, {left, right, top, bottom, ...}, mode, value): pairs from the last dim, as torch
 function F.pad(x, pads, mode, value)
   local m = PAD_MODES[mode or 'constant']
-  if not m then error(('pad: unknown mode %q (constant, reflect, replicate)'):format(tostring(mode)), 2) end
-  if #pads % 2 ~= 0 then error('pad: pads must come in (before, after) pairs', 2) end
+  if not m then argerror(('pad: unknown mode %q (constant, reflect, replicate)'):format(tostring(mode))) end
+  if #pads % 2 ~= 0 then argerror('pad: pads must come in (before, after) pairs') end
   local a = ffi.new('int64_t[?]', math.max(#pads, 1))
   for i = 1, #pads do a[i - 1] = pads[i] end
   return call(C.craft_pad(x._c, #pads / 2, a, m, value or 0, outp))
@@ -106,10 +115,10 @@ function F.interpolate(x, o)
   if o.size then h, w = o.size[1], o.size[2]
   elseif o.scale_factor then
     h, w = math.floor(x:size(3) * o.scale_factor), math.floor(x:size(4) * o.scale_factor)
-  else error('interpolate: give size or scale_factor', 2) end
+  else argerror('interpolate: give size or scale_factor') end
   local mode = o.mode or 'nearest'
   local m = mode == 'nearest' and 0 or (mode == 'bilinear' and 1 or nil)
-  if not m then error(('interpolate: unknown mode %q (nearest, bilinear)'):format(mode), 2) end
+  if not m then argerror(('interpolate: unknown mode %q (nearest, bilinear)'):format(mode)) end
   return call(C.craft_interpolate(x._c, h, w, m, o.align_corners and 1 or 0, outp))
 end
 function F.avg_pool2d(x, kernel, stride, padding)
@@ -129,7 +138,7 @@ end
 local RED = { none = 0, mean = 1, sum = 2 }
 local function red(r)
   local v = RED[r or 'mean']
-  if not v then error(('unknown reduction %q (none, mean, sum)'):format(tostring(r)), 3) end
+  if not v then argerror(('unknown reduction %q (none, mean, sum)'):format(tostring(r))) end
   return v
 end
 function F.cross_entropy(logits, targets, o)

@@ -3,7 +3,7 @@
 -- errors at the caller's line. Dims are 1-based like Lua (negative counts from the end);
 -- dimension ORDER is PyTorch's (NCHW).
 local core = require 'craft.core'
-local ffi, C, check = core.ffi, core.C, core.check
+local ffi, C, check, argerror = core.ffi, core.C, core.check, core.argerror
 
 local Tensor = {}
 Tensor.__index = Tensor
@@ -46,21 +46,21 @@ M.is_tensor = is_tensor
 -- Lua dim (1-based, negatives from the end) -> C dim (0-based, negatives kept)
 local function cdim(d, level)
   if type(d) ~= 'number' or d == 0 or d % 1 ~= 0 then
-    error(('dim must be a non-zero integer (1-based, negative from the end), got %s'):format(tostring(d)), (level or 2) + 1)
+    argerror(('dim must be a non-zero integer (1-based, negative from the end), got %s'):format(tostring(d)))
   end
   return d > 0 and d - 1 or d
 end
 M.cdim = cdim
 
 local function shape_array(shape, level)
-  if type(shape) ~= 'table' then error('shape must be a table of sizes, got ' .. type(shape), (level or 2) + 1) end
+  if type(shape) ~= 'table' then argerror('shape must be a table of sizes, got ' .. type(shape)) end
   local n = #shape
-  if n > 8 then error(('shape has %d dims (at most 8)'):format(n), (level or 2) + 1) end
+  if n > 8 then argerror(('shape has %d dims (at most 8)'):format(n)) end
   local a = ffi.new('int64_t[?]', math.max(n, 1))
   for i = 1, n do
     local s = shape[i]
     if type(s) ~= 'number' or s % 1 ~= 0 then
-      error(('shape entry %d is %s, not an integer'):format(i, tostring(s)), (level or 2) + 1)
+      argerror(('shape entry %d is %s, not an integer'):format(i, tostring(s)))
     end
     a[i - 1] = s
   end
@@ -121,8 +121,9 @@ end
 function Tensor:size(d)
   if d == nil then return props.shape(self) end
   local c = self._c
+  if type(d) ~= 'number' or d % 1 ~= 0 then argerror(('size: dim must be an integer, got %s'):format(tostring(d))) end
   local i = d > 0 and d - 1 or c.ndim + d
-  if i < 0 or i >= c.ndim then error(('size: dim %d out of range for %d dims'):format(d, c.ndim), 2) end
+  if i < 0 or i >= c.ndim then argerror(('size: dim %d out of range for %d dims'):format(d, c.ndim)) end
   return tonumber(c.shape[i])
 end
 function Tensor:dim() return tonumber(self._c.ndim) end
@@ -199,21 +200,21 @@ function M.tensor(data, o)
       x = x[1]
     end
     local function walk(t, depth)
-      if #t ~= shape[depth] then error(('tensor: ragged nested table at depth %d (%d vs %d entries)'):format(depth, #t, shape[depth]), 4) end
+      if #t ~= shape[depth] then argerror(('tensor: ragged nested table at depth %d (%d vs %d entries)'):format(depth, #t, shape[depth])) end
       for i = 1, #t do
         local v = t[i]
         if depth < #shape then
-          if type(v) ~= 'table' then error('tensor: ragged nested table', 4) end
+          if type(v) ~= 'table' then argerror('tensor: ragged nested table') end
           walk(v, depth + 1)
         else
-          if type(v) ~= 'number' then error(('tensor: entry is %s, not a number'):format(type(v)), 4) end
+          if type(v) ~= 'number' then argerror(('tensor: entry is %s, not a number'):format(type(v))) end
           flat[#flat + 1] = v
         end
       end
     end
     walk(data, 1)
   else
-    error('tensor: expected a number or a nested table of numbers, got ' .. type(data), 2)
+    argerror('tensor: expected a number or a nested table of numbers, got ' .. type(data))
   end
   local n = #flat
   local buf = ffi.new('double[?]', math.max(n, 1))
@@ -240,7 +241,7 @@ end
 
 local function index_array(self, idx, level)
   local c = self._c
-  if #idx ~= c.ndim then error(('index has %d entries for a %d-dim tensor'):format(#idx, c.ndim), level + 1) end
+  if #idx ~= c.ndim then argerror(('index has %d entries for a %d-dim tensor'):format(#idx, c.ndim)) end
   local a = ffi.new('int64_t[8]')
   for i = 1, #idx do
     local k = idx[i]
@@ -288,8 +289,14 @@ function Tensor:reshape(...)
   return call(2, C.craft_reshape(self._c, n, a, outp))
 end
 Tensor.view = Tensor.reshape
+-- flatten(from): keep dims before `from` (1-based, negative from the end), merge the rest
 function Tensor:flatten(from)
   from = from or 1
+  local nd = math.max(self._c.ndim, 1)   -- a 0-dim tensor flattens to one element, as in torch
+  if type(from) ~= 'number' or from % 1 ~= 0 or from == 0 or from > nd or from < -nd then
+    argerror(('flatten: start dim must be an integer in 1..%d or -%d..-1, got %s'):format(nd, nd, tostring(from)))
+  end
+  if from < 0 then from = nd + from + 1 end
   local s = self.shape
   local ns = {}
   for i = 1, from - 1 do ns[i] = s[i] end
@@ -300,7 +307,7 @@ end
 function Tensor:permute(...)
   local p = shape_args(...)
   local a = ffi.new('int[8]')
-  if #p ~= self._c.ndim then error(('permute: %d dims given for a %d-dim tensor'):format(#p, self._c.ndim), 2) end
+  if #p ~= self._c.ndim then argerror(('permute: %d dims given for a %d-dim tensor'):format(#p, self._c.ndim)) end
   for i = 1, #p do a[i - 1] = cdim(p[i], 2) end
   return call(2, C.craft_permute(self._c, a, outp))
 end
@@ -418,7 +425,7 @@ local function binop(op, a, b, level)
   if ta and tb then return call(level, C.craft_binary(op, ta._c, tb._c, outp)) end
   if ta and type(b) == 'number' then return call(level, C.craft_binary_scalar(op, ta._c, b, 0, outp)) end
   if tb and type(a) == 'number' then return call(level, C.craft_binary_scalar(op, tb._c, a, 1, outp)) end
-  error(('arithmetic on %s and %s (expected tensors or numbers)'):format(type(a), type(b)), level)
+  argerror(('arithmetic on %s and %s (expected tensors or numbers)'):format(type(a), type(b)))
 end
 M.binop = binop
 

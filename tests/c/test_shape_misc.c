@@ -270,6 +270,17 @@ static void test_timestep_structure(void) {
     CHECK(o7[0] == 0.0f && o7[3] == 1.0f);   /* t = 0: sin block then cos block */
     craft_tensor_release(y);
     craft_tensor_release(t);
+    /* an empty batch gives the empty [0, dim] result whatever dim is (it used to build the
+     * dim / 2 frequency table first: 4 GB for INT_MAX; fuzz seed regress-timestep-empty-batch-huge-dim) */
+    int64_t s0[1] = {0};
+    craft_tensor *e = NULL;
+    CHECK_OK(craft_empty(1, s0, CRAFT_F32, CRAFT_DEVICE_CPU, &e));
+    y = NULL;
+    CHECK_OK(craft_timestep_embedding(e, INT32_MAX, 1, 0.0, 1.0, 10000, &y));
+    CHECK(y && y->ndim == 2 && y->shape[0] == 0 && y->shape[1] == INT32_MAX && y->numel == 0);
+    craft_tensor_release(y);
+    CHECK(craft_timestep_embedding(e, 0, 1, 0.0, 1.0, 10000, &y) == CRAFT_EINVAL);   /* still checked */
+    craft_tensor_release(e);
 }
 
 /* ---------------------------------------------------------------- gradchecks */

@@ -309,9 +309,7 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
         if (cheap(a)) {
             int dim = small_int(r), flip = u8(r) & 1;
             double sh = dbl(r), sc = dbl(r), mp = dbl(r);
-            /* an empty batch with a huge dim still builds the dim/2 frequencies (malloc, not the
-             * pool): bounded here until ops_embed.c returns the empty result first */
-            if (a->numel > 0 || dim <= (1 << 20)) keep(craft_timestep_embedding(a, dim, flip, sh, sc, mp, &out), out);
+            keep(craft_timestep_embedding(a, dim, flip, sh, sc, mp, &out), out);
         }
         break;
     case 24: status(craft_set_requires_grad(a, u8(r) & 1)); auto_grad = 1; break;

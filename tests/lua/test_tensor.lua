@@ -29,6 +29,47 @@ function T.views(t)
   t.eq(x:unsqueeze(-1).shape[4], 1)
   t.eq(#x:unsqueeze(1):squeeze().shape, 3)
   t.eq(craft.tensor({ 1, 2 }):reshape(2, 1):expand(2, 3):sum():item(), 9)
+  -- flatten from a start dim, negative from the end; a scalar flattens to one element
+  t.eq(#x:flatten(2).shape, 2); t.eq(x:flatten(2).shape[2], 12)
+  t.eq(x:flatten(-1).shape[3], 4)
+  t.eq(craft.tensor(5):flatten().shape[1], 1)
+end
+
+function T.split_and_chunk(t)
+  local F = craft.F
+  local x = craft.arange(10):reshape(5, 2)
+  local p = F.split(x, 2)
+  t.eq(#p, 3); t.eq(p[3].shape[1], 1); t.eq(p[3]:get(1, 2), 9)
+  t.eq(#F.split(x, 7), 1)
+  local c = F.chunk(x, 3)   -- ceil(5 / 3) = 2 rows each: 2, 2, 1, as torch.chunk
+  t.eq(#c, 3); t.eq(c[1].shape[1], 2); t.eq(c[3].shape[1], 1)
+  t.eq(#F.chunk(x, 2, 2), 2)
+  local e = craft.zeros({ 0, 3 })
+  t.eq(#F.split(e, 2), 1); t.eq(F.split(e, 2)[1]:numel(), 0)
+  t.eq(#F.chunk(e, 4), 1)
+end
+
+-- Argument checks that run in Lua: a clear message at the caller's line, never a loop
+function T.lua_argument_errors(t)
+  local F, x = craft.F, craft.zeros({ 2, 3 })
+  local function at_caller(fn, pattern)
+    local ok, err = pcall(fn)
+    t.ok(not ok and err:find('^[^:]*test_tensor%.lua:%d+: ') and err:find(pattern, 1, true), tostring(err))
+  end
+  at_caller(function() local r = F.split(x, 0); return r end, 'split: size must be a positive integer, got 0')
+  at_caller(function() local r = F.split(x, -1); return r end, 'got -1')
+  at_caller(function() local r = F.split(x, 1.5); return r end, 'got 1.5')
+  at_caller(function() local r = F.chunk(x, 0); return r end, 'chunk: k must be a positive integer')
+  at_caller(function() local r = F.chunk(x, -3); return r end, 'got -3')
+  at_caller(function() local r = x:flatten(2 ^ 40); return r end, 'flatten: start dim must be an integer in 1..2')
+  at_caller(function() local r = x:flatten(0); return r end, 'flatten')
+  at_caller(function() local r = x:flatten(-3); return r end, 'flatten')
+  at_caller(function() local r = x:size(3); return r end, 'size: dim 3 out of range for 2 dims')
+  at_caller(function() local r = x:size('a'); return r end, 'size: dim must be an integer')
+  at_caller(function() local r = x:slice(5, 1, 1); return r end, 'size: dim 5 out of range')
+  at_caller(function() local r = F.split(x, 1, 9); return r end, 'size: dim 9 out of range')
+  at_caller(function() local r = x:permute(1); return r end, 'permute: 1 dims given for a 2-dim tensor')
+  at_caller(function() local r = x:reshape({ 1.5 }); return r end, 'shape entry 1 is 1.5')
 end
 
 function T.dtype_conversion(t)
