@@ -60,7 +60,7 @@ test: all fuzz-build
 
 BENCH_SRC := $(sort $(wildcard bench/bench_*.c))
 BENCH_BIN := $(patsubst bench/%.c,$(BUILD)/%,$(BENCH_SRC))
-$(BUILD)/bench_%: bench/bench_%.c $(BUILD)/libcraft.a
+$(BUILD)/bench_%: bench/bench_%.c bench/bench_common.h $(BUILD)/libcraft.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
 bench: all $(BENCH_BIN)
 	sh bench/run.sh $(BUILD)

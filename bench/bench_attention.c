@@ -13,13 +13,12 @@
  *        -lOpenCL -lzip -lz -ljansson -lcsv -lstb -lm -o build/bench_attention
  *        (the library's LIBS from the Makefile; libcraft.a now needs CLBlast/OpenCL too) */
 #define _POSIX_C_SOURCE 200809L
-#include "craft.h"
+#include "bench_common.h"
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #define WARMUP 3
 #define REPS 11
@@ -33,21 +32,6 @@ static const shape SHAPES[] = {
 };
 static const shape BIG = {"sd_4096", 16, 4096, 4096, 40, 0};
 
-static double now_s(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-typedef struct { double med, min; } timing;
-static timing summarize(double *v, int n) {
-    qsort(v, (size_t)n, sizeof *v, cmp_d);
-    timing t = {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0]};
-    return t;
-}
 
 static craft_tensor *randt(int64_t a, int64_t b, int64_t c, uint64_t seed) {
     int64_t s[3] = {a, b, c};
@@ -72,7 +56,7 @@ static int unfused(craft_tensor *q, craft_tensor *k, craft_tensor *v, craft_tens
 }
 
 /* mode 0: sdpa forward (no grad), 1: sdpa fwd+bwd, 2: unfused fwd (no grad), 3: unfused fwd+bwd */
-static timing time_one(const shape *sh, int mode) {
+static bench_timing time_one(const shape *sh, int mode) {
     craft_tensor *q = randt(sh->nb, sh->lq, sh->d, 1), *k = randt(sh->nb, sh->lk, sh->d, 2);
     craft_tensor *v = randt(sh->nb, sh->lk, sh->d, 3), *go = randt(sh->nb, sh->lq, sh->d, 4), *cmask = NULL;
     if (!q || !k || !v || !go) { fprintf(stderr, "bench: allocation failed: %s\n", craft_last_error()); exit(1); }
@@ -88,19 +72,19 @@ static timing time_one(const shape *sh, int mode) {
     double scale = 1.0 / sqrt((double)sh->d), t[REPS];
     int prev = craft_set_grad_enabled(bwd);
     for (int r = 0; r < WARMUP + REPS; r++) {
-        double t0 = now_s();
+        double t0 = craft_now();
         craft_tensor *y = NULL;
         int rc = mode < 2 ? craft_sdpa(q, k, v, NULL, scale, sh->causal, &y) : unfused(q, k, v, cmask, scale, &y);
         if (!rc && bwd) rc = craft_backward(y, go, 0);
         if (rc) { fprintf(stderr, "bench %s mode %d: %s\n", sh->name, mode, craft_last_error()); exit(1); }
         craft_tensor_release(y);
         if (bwd) { craft_zero_grad(q); craft_zero_grad(k); craft_zero_grad(v); }
-        if (r >= WARMUP) t[r - WARMUP] = (now_s() - t0) * 1e3;
+        if (r >= WARMUP) t[r - WARMUP] = (craft_now() - t0) * 1e3;
     }
     craft_set_grad_enabled(prev);
     craft_tensor_release(q); craft_tensor_release(k); craft_tensor_release(v);
     craft_tensor_release(go); craft_tensor_release(cmask);
-    return summarize(t, REPS);
+    return bench_summarize(t, REPS);
 }
 
 static double gflops(const shape *sh, int bwd, double ms) {
@@ -160,7 +144,7 @@ int main(int argc, char **argv) {
            "env OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s\n", craft_num_threads(), omp ? omp : "unset", REPS, WARMUP,
            ob ? ob : "unset", ol ? ol : "unset");
     int ns = (int)(sizeof SHAPES / sizeof SHAPES[0]);
-    timing ms[8][4];
+    bench_timing ms[8][4];
     for (int i = 0; i < ns; i++) {
         const shape *sh = &SHAPES[i];
         for (int m = 0; m < 4; m++) ms[i][m] = time_one(sh, m);
@@ -172,7 +156,7 @@ int main(int argc, char **argv) {
         fflush(stdout);
     }
     if (big) {
-        timing f = time_one(&BIG, 0), fb = time_one(&BIG, 1);
+        bench_timing f = time_one(&BIG, 0), fb = time_one(&BIG, 1);
         printf("craft %-14s [%lld x %lld x %lld, D=%lld]\n  sdpa fwd %8.2f ms [%8.2f] (%5.1f GFLOP/s)  fwd+bwd %8.2f ms [%8.2f] (%5.1f GFLOP/s)\n",
                BIG.name, (long long)BIG.nb, (long long)BIG.lq, (long long)BIG.lk, (long long)BIG.d, f.med, f.min,
                gflops(&BIG, 0, f.med), fb.med, fb.min, gflops(&BIG, 1, fb.med));

@@ -3,37 +3,23 @@
  * that also compiles the kernels. On this machine the only device is PoCL, the CPU itself
  * through OpenCL: a correctness device, so its ratios say nothing about GPUs (docs/opencl.md).
  * Without an OpenCL platform it prints one "skip" line. */
-#include "craft.h"
+#include "bench_common.h"
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 
 static int steps = 7, warmup = 2;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
-static void die(const char *what) {
-    fprintf(stderr, "bench_cl: %s: %s\n", what, craft_last_error());
-    exit(1);
-}
 
 /* inputs made on the CPU from a fixed seed, then moved to the device */
 static craft_tensor *input(int nd, const int64_t *shape, uint64_t seed, int device) {
     craft_tensor *t, *d;
-    if (craft_empty(nd, shape, CRAFT_F32, 0, &t) || craft_randn_(t, seed, 0)) die("input");
+    if (craft_empty(nd, shape, CRAFT_F32, 0, &t) || craft_randn_(t, seed, 0)) bench_die("bench_cl", "input");
     if (device == 0) d = t;
     else {
-        if (craft_to_device(t, device, &d)) die("to_device");
+        if (craft_to_device(t, device, &d)) bench_die("bench_cl", "to_device");
         craft_tensor_release(t);
     }
-    if (craft_set_requires_grad(d, 1)) die("requires_grad");
+    if (craft_set_requires_grad(d, 1)) bench_die("bench_cl", "requires_grad");
     return d;
 }
 
@@ -78,7 +64,7 @@ static double run(int k, int dev) {
     }
     }
     if (dev) craft_cl_synchronize(dev);
-    double t0 = now();
+    double t0 = craft_now();
     int rc = 0;
     switch (k) {
     case CONV: rc = craft_conv2d(a, b, NULL, one, one, one, 1, &y); (void)zero; break;
@@ -87,10 +73,10 @@ static double run(int k, int dev) {
     case GNORM: rc = craft_group_norm(a, 32, NULL, NULL, 1e-5, &y); break;
     case SOFTMAX: rc = craft_softmax(a, -1, &y); break;
     }
-    if (rc) die(names[k]);
-    if (craft_sum(y, 0, NULL, 0, &s) || craft_backward(s, NULL, 0)) die("backward");
+    if (rc) bench_die("bench_cl", names[k]);
+    if (craft_sum(y, 0, NULL, 0, &s) || craft_backward(s, NULL, 0)) bench_die("bench_cl", "backward");
     if (dev) craft_cl_synchronize(dev);
-    double t = now() - t0;
+    double t = craft_now() - t0;
     craft_tensor_release(s);
     craft_tensor_release(y);
     craft_tensor_release(a);
@@ -103,8 +89,7 @@ static double median(int k, int dev) {
     double ts[32];
     for (int i = 0; i < warmup; i++) run(k, dev);
     for (int i = 0; i < steps; i++) ts[i] = run(k, dev);
-    qsort(ts, (size_t)steps, sizeof ts[0], cmp_d);
-    return ts[steps / 2];
+    return bench_summarize(ts, steps).med;
 }
 
 int main(void) {
@@ -116,7 +101,7 @@ int main(void) {
     printf("OpenCL rows: median of %d fwd+bwd runs after %d warm-up runs (the first compiles kernels)\n", steps, warmup);
     for (int d = 0; d < n; d++) {
         craft_cl_info info;
-        if (craft_cl_device_info(d, &info)) die("device info");
+        if (craft_cl_device_info(d, &info)) bench_die("bench_cl", "device info");
         printf("cl:%d = %s (%s)%s\n", d, info.name, info.platform,
                info.is_gpu ? "" : ": a CPU device, for correctness; its ratio is not a GPU figure");
     }

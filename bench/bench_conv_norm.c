@@ -9,34 +9,20 @@
  * (the Makefile's LIBS: libcraft.a now holds the OpenCL backend too)
  * Run from the repository root: build/bench_conv_norm [--no-peer] [--steps N] */
 #define _POSIX_C_SOURCE 200809L
-#include "craft.h"
+#include "bench_common.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 static int steps = 25, warmup = 5;
 
-static double now(void) {
-    struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
-    return t.tv_sec + t.tv_nsec * 1e-9;
-}
 
-static int cmp_d(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
-static void die(const char *what) {
-    fprintf(stderr, "bench_conv_norm: %s: %s\n", what, craft_last_error());
-    exit(1);
-}
 
 static uint64_t rng = 88172645463325252ull;
 static craft_tensor *rnd(int nd, const int64_t *shape, int grad) {
     craft_tensor *t;
-    if (craft_empty(nd, shape, CRAFT_F32, 0, &t)) die("alloc");
+    if (craft_empty(nd, shape, CRAFT_F32, 0, &t)) bench_die("bench_conv_norm", "alloc");
     float *p = craft_tensor_data(t);
     for (int64_t i = 0; i < t->numel; i++) {
         rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
@@ -65,12 +51,12 @@ static void run_once(bcase *c) {
     default: rc = craft_layer_norm(c->x, 1, c->w, c->b, 1e-5, &y); break;
     }
     craft_set_grad_enabled(prev);
-    if (rc) die(c->name);
+    if (rc) bench_die("bench_conv_norm", c->name);
     if (c->backward) {
         craft_zero_grad(c->x);
         craft_zero_grad(c->w);
         craft_zero_grad(c->b);
-        if (craft_backward(y, c->gy, 0)) die(c->name);
+        if (craft_backward(y, c->gy, 0)) bench_die("bench_conv_norm", c->name);
     }
     craft_tensor_release(y);
 }
@@ -80,13 +66,13 @@ static void time_case(bcase *c, double *med, double *mn) {
     for (int i = 0; i < warmup; i++) run_once(c);
     double *t = malloc((size_t)steps * sizeof *t);
     for (int i = 0; i < steps; i++) {
-        double t0 = now();
+        double t0 = craft_now();
         run_once(c);
-        t[i] = now() - t0;
+        t[i] = craft_now() - t0;
     }
-    qsort(t, (size_t)steps, sizeof *t, cmp_d);
-    *med = t[steps / 2] * 1e3;
-    *mn = t[0] * 1e3;
+    bench_timing bt = bench_summarize(t, steps);
+    *med = bt.med * 1e3;
+    *mn = bt.min * 1e3;
     free(t);
 }
 

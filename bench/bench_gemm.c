@@ -3,7 +3,7 @@
  * measured here with a register-only FMA loop on every thread (12 independent accumulators, enough
  * to keep two FMA pipes busy), since the clock the cores really run at is not what /proc/cpuinfo
  * says. CRAFT_PEAK_GFLOPS overrides it. */
-#include "craft.h"
+#include "bench_common.h"
 #include <immintrin.h>
 #include <omp.h>
 #include <stdio.h>
@@ -62,11 +62,7 @@ static double measure_peak(void) {
     return best;
 }
 
-static double median_ms(int n, double *t) {
-    for (int i = 1; i < n; i++)
-        for (int j = i; j > 0 && t[j] < t[j - 1]; j--) { double x = t[j]; t[j] = t[j - 1]; t[j - 1] = x; }
-    return t[n / 2] * 1e3;
-}
+static double median_ms(int n, double *t) { return bench_summarize(t, n).med * 1e3; }
 
 static double peer_ms(int n) {
     char cmd[512];

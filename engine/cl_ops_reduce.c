@@ -22,8 +22,8 @@ static int make_plan(const char *op, const craft_tensor *a, int ndims, const int
     }
     p->rows = p->rowlen = 1;
     for (int i = 0; i < a->ndim; i++) {
-        if (p->red[i]) p->rowlen *= a->shape[i];
-        else p->rows *= a->shape[i];
+        if (p->red[i]) p->rowlen = craft_mul_sat(p->rowlen, a->shape[i]);
+        else p->rows = craft_mul_sat(p->rows, a->shape[i]);
         if (!p->red[i]) p->out_shape[p->out_ndim++] = a->shape[i];
         else if (keepdim) p->out_shape[p->out_ndim++] = 1;
     }

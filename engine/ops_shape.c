@@ -100,7 +100,7 @@ static int pad_plan_fill(int nd, const int64_t *ish, int npairs, const int64_t *
     p->nd = nd;
     p->lead = nd - npairs;
     int64_t s = 1;
-    for (int d = nd - 1; d >= 0; d--) { p->ish[d] = ish[d]; p->osh[d] = ish[d]; p->ist[d] = s; s *= ish[d]; }
+    for (int d = nd - 1; d >= 0; d--) { p->ish[d] = ish[d]; p->osh[d] = ish[d]; p->ist[d] = s; s = craft_mul_sat(s, ish[d]); }
     for (int d = p->lead; d < nd; d++) {
         int k = nd - 1 - d;
         int64_t before = pads[2 * k], after = pads[2 * k + 1], n = ish[d];
@@ -162,9 +162,8 @@ static int64_t pad_row_offset(const pad_plan *p, int64_t r) {
 }
 
 static void pad_forward_kernel(const pad_plan *p, const float *x, float *y, float value) {
-    int64_t W = p->osh[p->nd - 1], rows = 1;
-    for (int d = 0; d < p->nd - 1; d++) rows *= p->osh[d];
-    if (W == 0) return;
+    int64_t W = p->osh[p->nd - 1], rows = craft_numel_of(p->nd - 1, p->osh);
+    if (W == 0 || rows == 0) return;
     const int64_t *m = p->map[p->nd - 1];
     #pragma omp parallel for schedule(static) if (rows * W >= CRAFT_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
@@ -182,10 +181,9 @@ static void pad_forward_kernel(const pad_plan *p, const float *x, float *y, floa
 /* Scatter-add: several outputs may read one input (reflect, replicate), so threads split
  * only over the unpadded leading dims, whose input blocks are disjoint. */
 static void pad_backward_kernel(const pad_plan *p, const float *g, float *gx) {
-    int64_t W = p->osh[p->nd - 1], outer = 1, rows_per = 1;
-    for (int d = 0; d < p->lead; d++) outer *= p->osh[d];
-    for (int d = p->lead; d < p->nd - 1; d++) rows_per *= p->osh[d];
-    if (W == 0) return;
+    int64_t W = p->osh[p->nd - 1], outer = craft_numel_of(p->lead, p->osh);
+    int64_t rows_per = craft_numel_of(p->nd - 1 - p->lead, p->osh + p->lead);
+    if (W == 0 || outer == 0 || rows_per == 0) return;   /* an empty output: its other sizes can be huge */
     const int64_t *m = p->map[p->nd - 1];
     #pragma omp parallel for schedule(static) if (outer > 1 && outer * rows_per * W >= CRAFT_PAR_MIN)
     for (int64_t b = 0; b < outer; b++) {

@@ -225,6 +225,36 @@ static void test_pool(void) {
     CHECK(b.in_use == a.in_use);
 }
 
+/* Empty tensors whose other sizes multiply past int64: the count is 0 in any order of the
+ * sizes, strides saturate, and ops that split them into rows get 0 rows, never an overflowed
+ * count (fuzz_api found both: regress-slice-empty-numel-saturated, regress-sum-empty-huge-rows). */
+static void test_empty_huge_sizes(void) {
+    const int64_t big = (int64_t)1 << 40;
+    int64_t orders[3][3] = {{0, big, big}, {big, 0, big}, {big, big, 0}};
+    for (int o = 0; o < 3; o++) {
+        craft_tensor *t = NULL, *s = NULL;
+        CHECK_OK(craft_empty(3, orders[o], CRAFT_F32, CRAFT_DEVICE_CPU, &t));
+        CHECK(t && t->numel == 0 && craft_numel_of(3, orders[o]) == 0);
+        int all[3] = {0, 1, 2};
+        CHECK_OK(craft_sum(t, 3, all, 0, &s));   /* one sum of nothing */
+        float v = -1;
+        if (s) { craft_tensor_read(s, CRAFT_F32, &v, sizeof v); craft_tensor_release(s); s = NULL; }
+        CHECK(v == 0.0f);
+        int zd = o;   /* reduce the empty dim: the kept sizes (2^80 elements) cannot be allocated */
+        CHECK(craft_sum(t, 1, &zd, 0, &s) != CRAFT_OK && s == NULL);
+        int64_t outer, n, inner;
+        craft_split_at(3, orders[o], 1, &outer, &n, &inner);
+        CHECK(outer * n * inner == 0);
+        CHECK(craft_size_prod(t, 0, 3) == 0);
+        craft_tensor_release(t);
+    }
+    int64_t full[2] = {big, big};   /* not empty: too large, refused */
+    craft_tensor *t = NULL;
+    CHECK(craft_empty(2, full, CRAFT_F32, CRAFT_DEVICE_CPU, &t) == CRAFT_ESHAPE && t == NULL);
+    CHECK(craft_numel_of(2, full) == INT64_MAX);
+    CHECK(craft_mul_sat(INT64_MAX, 0) == 0 && craft_mul_sat(big, big) == INT64_MAX && craft_mul_sat(3, 4) == 12);
+}
+
 int main(void) {
     RUN(test_create_and_views);
     RUN(test_dtypes);
@@ -234,5 +264,6 @@ int main(void) {
     RUN(test_gradcheck_reduce);
     RUN(test_matmul);
     RUN(test_pool);
+    RUN(test_empty_huge_sizes);
     return CHECK_SUMMARY();
 }
