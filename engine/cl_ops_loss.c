@@ -100,31 +100,16 @@ static int cos_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
     return rc;
 }
 
-/* t broadcast to (nd, shape), contiguous */
-static int broadcast_contig(const craft_tensor *t, int nd, const int64_t *shape, craft_tensor **out) {
-    craft_tensor *e;
-    CRAFT_TRY(craft_expand(t, nd, shape, &e));
-    int rc = craft_contig_f32(e, out);
-    craft_tensor_release(e);
-    return rc;
-}
-
 int craft_cl_op_cosine_similarity(const craft_tensor *a_in, const craft_tensor *b_in, int dim, double eps, craft_tensor **out) {
     const char *op = "cosine_similarity";
     craft_tensor *a, *b;
     CRAFT_TRY(pair_on_device(op, a_in, b_in, &a, &b));
     int code = a->device, nd = 0, dd = 0;
     int64_t shape[CRAFT_MAX_DIMS];
-    int rc = craft_broadcast_shape(op, a, b, &nd, shape);
-    if (!rc && nd == 0) rc = craft_fail(CRAFT_ESHAPE, "cosine_similarity: 0-d inputs %s and %s", craft_shape_str(a), craft_shape_str(b));
-    if (!rc) rc = craft_normalize_dim(op, dim, nd, &dd);
     craft_cl_dev *d = NULL;
-    if (!rc) rc = cl_dev_get(code, op, &d);
     craft_tensor *ac = NULL, *bc = NULL, *y = NULL, *nr = NULL;
-    int prev = craft_set_grad_enabled(0);   /* the broadcast copies are internal */
-    if (!rc) rc = broadcast_contig(a, nd, shape, &ac);
-    if (!rc) rc = broadcast_contig(b, nd, shape, &bc);
-    craft_set_grad_enabled(prev);
+    int rc = cl_dev_get(code, op, &d);
+    if (!rc) rc = craft_cosine_operands(a, b, dim, &nd, shape, &dd, &ac, &bc);
     int64_t outer = 1, n = 1, inner = 1;
     if (!rc) {
         craft_split_at(nd, shape, dd, &outer, &n, &inner);

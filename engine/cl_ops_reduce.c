@@ -170,23 +170,11 @@ int craft_cl_op_var(const craft_tensor *a, int ndims, const int *dims, int corre
     return reduce_op(2, a, ndims, dims, correction, keepdim, out);
 }
 
-/* autograd.c's craft_sum_to_shape on the device (not recorded) */
+/* autograd.c's craft_sum_to_shape (its sum runs here, on the device), not recorded */
 int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out) {
-    int dims[CRAFT_MAX_DIMS], nd = 0;
-    int off = g->ndim - ndim;
-    if (off < 0) return craft_fail(CRAFT_ESHAPE, "sum_to_shape: %s to %s", craft_shape_str(g), craft_dims_str(ndim, shape));
-    for (int i = 0; i < g->ndim; i++) {
-        int j = i - off;
-        if (j < 0 || (shape[j] == 1 && g->shape[i] != 1)) dims[nd++] = i;
-    }
-    if (nd == 0) {
-        if (g->ndim == ndim) { *out = craft_tensor_retain((craft_tensor *)g); return CRAFT_OK; }
-        return craft_reshape(g, ndim, shape, out);
-    }
-    craft_tensor *s;
-    CRAFT_TRY(craft_cl_reduce(0, g, nd, dims, 0, 1, &s));
-    int rc = craft_reshape(s, ndim, shape, out);
-    craft_tensor_release(s);
+    int prev = craft_set_grad_enabled(0);
+    int rc = craft_sum_to_shape(g, ndim, shape, out);
+    craft_set_grad_enabled(prev);
     return rc;
 }
 

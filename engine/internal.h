@@ -233,6 +233,10 @@ int craft_loss_reduction_check(const char *op, int reduction);
 int craft_cross_entropy_check(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
                               int *cdim, int64_t *N, int64_t *C, int64_t *inner);
 int craft_cross_entropy_targets(const craft_tensor *logits, const craft_tensor *targets, int64_t C, int64_t *tp);
+/* cosine_similarity's operands: a and b broadcast to (nd, shape), checked (not 0-d; dim
+ * normalised into d) and copied contiguous, outside autograd (the op records its own node). */
+int craft_cosine_operands(const craft_tensor *a, const craft_tensor *b, int dim, int *nd, int64_t *shape, int *d,
+                          craft_tensor **ac, craft_tensor **bc);
 /* sdpa's geometry, shared by the CPU and cl ops (ops_attention.c): q [..., Lq, D], k [..., Lk, D],
  * v [..., Lk, Dv] with broadcast batch dims bshape (nb matrices), row strides ld*, the batch-dim
  * strides of q, k, v and the mask (bst[0..3], 0 where broadcast), the mask's row and column

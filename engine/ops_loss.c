@@ -116,12 +116,23 @@ static int cos_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
     return rc;
 }
 
-/* t broadcast to (nd, shape), contiguous */
-static int broadcast_contig(const craft_tensor *t, int nd, const int64_t *shape, craft_tensor **out) {
-    craft_tensor *e;
-    CRAFT_TRY(craft_expand(t, nd, shape, &e));
-    int rc = craft_contig_f32(e, out);
-    craft_tensor_release(e);
+int craft_cosine_operands(const craft_tensor *a, const craft_tensor *b, int dim, int *nd, int64_t *shape, int *d,
+                          craft_tensor **ac, craft_tensor **bc) {
+    const char *op = "cosine_similarity";
+    *ac = *bc = NULL;
+    CRAFT_TRY(craft_broadcast_shape(op, a, b, nd, shape));
+    if (*nd == 0) return craft_fail(CRAFT_ESHAPE, "cosine_similarity: 0-d inputs %s and %s", craft_shape_str(a), craft_shape_str(b));
+    CRAFT_TRY(craft_normalize_dim(op, dim, *nd, d));
+    const craft_tensor *in[2] = {a, b};
+    craft_tensor **outs[2] = {ac, bc};
+    int prev = craft_set_grad_enabled(0), rc = CRAFT_OK;
+    for (int i = 0; i < 2 && !rc; i++) {
+        craft_tensor *e;
+        rc = craft_expand(in[i], *nd, shape, &e);
+        if (!rc) { rc = craft_contig_f32(e, outs[i]); craft_tensor_release(e); }
+    }
+    craft_set_grad_enabled(prev);
+    if (rc) { craft_tensor_release(*ac); craft_tensor_release(*bc); *ac = *bc = NULL; }
     return rc;
 }
 
@@ -131,14 +142,9 @@ int craft_cosine_similarity(const craft_tensor *a, const craft_tensor *b, int di
     CRAFT_TRY(craft_check_f32("cosine_similarity", "second input", b));
     int nd, d;
     int64_t shape[CRAFT_MAX_DIMS];
-    CRAFT_TRY(craft_broadcast_shape("cosine_similarity", a, b, &nd, shape));
-    if (nd == 0) return craft_fail(CRAFT_ESHAPE, "cosine_similarity: 0-d inputs %s and %s", craft_shape_str(a), craft_shape_str(b));
-    CRAFT_TRY(craft_normalize_dim("cosine_similarity", dim, nd, &d));
     craft_tensor *ac = NULL, *bc = NULL, *y = NULL, *nr = NULL;
-    int prev = craft_set_grad_enabled(0);   /* the broadcast copies are internal */
-    int rc = broadcast_contig(a, nd, shape, &ac);
-    if (!rc) rc = broadcast_contig(b, nd, shape, &bc);
-    craft_set_grad_enabled(prev);
+    int rc = craft_cosine_operands(a, b, dim, &nd, shape, &d, &ac, &bc);
+    if (rc) return rc;
     int64_t outer, n, inner;
     craft_split_at(nd, shape, d, &outer, &n, &inner);
     if (!rc) {

@@ -1,4 +1,4 @@
-/* cl_check.h: what the OpenCL op tests (test_cl_conv.c, test_cl_nn.c) share: CPU inputs, copies
+/* cl_check.h: what the OpenCL op tests (test_cl.c, test_cl_conv.c, test_cl_nn.c) share: CPU inputs, copies
  * to the device under test (DEV, which the including file defines), reading results back, and the
  * cl-against-cpu comparison. Include after check.h. */
 #ifndef CRAFT_TEST_CL_CHECK_H

@@ -23,55 +23,11 @@ static int DEV = 1;          /* cl:0 */
 static craft_cl_info INFO;
 
 /* ---------------------------------------------------------------- helpers -- */
-static craft_tensor *cpu_uniform(int nd, const int64_t *shape, uint64_t seed, float lo, float hi) {
-    craft_tensor *t, *u, *v;
-    if (craft_empty(nd, shape, CRAFT_F32, 0, &t)) return NULL;
-    craft_rand_(t, seed, 0);
-    craft_binary_scalar(CRAFT_MUL, t, hi - lo, 0, &u);
-    craft_binary_scalar(CRAFT_ADD, u, lo, 0, &v);
-    craft_tensor_release(t);
-    craft_tensor_release(u);
-    return v;
-}
-
-static craft_tensor *on_dev(const craft_tensor *t) {
-    craft_tensor *d = NULL;
-    int prev = craft_set_grad_enabled(0);
-    if (craft_to_device(t, DEV, &d)) fprintf(stderr, "to_device: %s\n", craft_last_error());
-    craft_set_grad_enabled(prev);
-    return d;
-}
-
-static float *read_all(const craft_tensor *t) {
-    float *p = malloc((size_t)(t->numel ? t->numel : 1) * sizeof(float));
-    if (p && craft_tensor_read(t, CRAFT_F32, p, (size_t)t->numel * sizeof(float))) {
-        fprintf(stderr, "read: %s\n", craft_last_error());
-        free(p);
-        return NULL;
-    }
-    return p;
-}
+#include "cl_check.h"
 
 /* cl result vs cpu result: same shape, every |d - c| <= atol + rtol |c| (NaN matches NaN) */
 static void compare(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol, double atol) {
-    if (!cpu || !dev) { CHECK_MSG(0, "%s: missing result (%s)", what, craft_last_error()); return; }
-    int same = cpu->ndim == dev->ndim && cpu->numel == dev->numel;
-    for (int i = 0; same && i < cpu->ndim; i++) same = cpu->shape[i] == dev->shape[i];
-    CHECK_MSG(same, "%s: shapes %s vs %s", what, craft_shape_str(cpu), craft_shape_str(dev));
-    CHECK_MSG(dev->device == DEV, "%s: result on device %d", what, dev->device);
-    if (!same) return;
-    float *a = read_all(cpu), *b = read_all(dev);
-    int64_t bad = -1;
-    double worst = 0;
-    for (int64_t i = 0; a && b && i < cpu->numel; i++) {
-        if (a[i] != a[i] && b[i] != b[i]) continue;
-        double e = fabs((double)a[i] - (double)b[i]), lim = atol + rtol * fabs((double)a[i]);
-        if (!(e <= lim) && (bad < 0 || e - lim > worst)) { bad = i; worst = e - lim; }
-    }
-    CHECK_MSG(a && b && bad < 0, "%s: element %lld cpu %.9g cl %.9g (rtol %g atol %g)", what, (long long)bad,
-              bad >= 0 ? a[bad] : 0.0, bad >= 0 ? b[bad] : 0.0, rtol, atol);
-    free(a);
-    free(b);
+    compare_cl(what, cpu, dev, rtol, atol, DEV, 1);
 }
 
 /* byte-exact comparison of two tensors of any dtype */
@@ -83,13 +39,6 @@ static void compare_bits(const char *what, const craft_tensor *cpu, const craft_
     CHECK_MSG(ok && !memcmp(a, b, n), "%s: %s vs %s differ (%s)", what, craft_shape_str(cpu), craft_shape_str(dev), craft_last_error());
     free(a);
     free(b);
-}
-
-static void release(int n, ...) {
-    va_list ap;
-    va_start(ap, n);
-    for (int i = 0; i < n; i++) craft_tensor_release(va_arg(ap, craft_tensor *));
-    va_end(ap);
 }
 
 /* ------------------------------------------------------------ discovery -- */
