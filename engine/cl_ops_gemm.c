@@ -231,19 +231,7 @@ static int matmul_half(const craft_tensor *a, const craft_tensor *b, craft_tenso
 int craft_cl_op_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
     CRAFT_TRY(check_pair("matmul", a, b));
     if (a->ndim == 0 || b->ndim == 0) return craft_fail(CRAFT_ESHAPE, "matmul: 0-d operand (%s @ %s)", craft_shape_str(a), craft_shape_str(b));
-    if (a->ndim == 1 || b->ndim == 1) {   /* promote, multiply, drop the added dims (all differentiable) */
-        craft_tensor *a2 = NULL, *b2 = NULL, *y = NULL, *s2;
-        int rc = a->ndim == 1 ? craft_unsqueeze(a, 0, &a2) : (a2 = craft_tensor_retain((craft_tensor *)a), 0);
-        if (!rc) rc = b->ndim == 1 ? craft_unsqueeze(b, -1, &b2) : (b2 = craft_tensor_retain((craft_tensor *)b), 0);
-        if (!rc) rc = craft_cl_op_matmul(a2, b2, &y);
-        craft_tensor_release(a2);
-        craft_tensor_release(b2);
-        if (rc) return rc;
-        if (a->ndim == 1) { rc = craft_squeeze(y, -2, &s2); craft_tensor_release(y); if (rc) return rc; y = s2; }
-        if (b->ndim == 1) { rc = craft_squeeze(y, -1, &s2); craft_tensor_release(y); if (rc) return rc; y = s2; }
-        *out = y;
-        return CRAFT_OK;
-    }
+    if (a->ndim == 1 || b->ndim == 1) return craft_matmul_vec(a, b, out);
     if (a->shape[a->ndim - 1] != b->shape[b->ndim - 2])
         return craft_fail(CRAFT_ESHAPE, "matmul: %s @ %s: inner dims %lld and %lld differ", craft_shape_str(a), craft_shape_str(b),
                           (long long)a->shape[a->ndim - 1], (long long)b->shape[b->ndim - 2]);

@@ -123,6 +123,8 @@ int craft_record(const char *name, int n_in, const craft_tensor *const *inputs, 
                  const double *sargs, int n_sargs, const int64_t *iargs, int n_iargs, craft_node **node_out);
 /* Sum g over broadcast dims so that it has (ndim, shape). New reference. */
 int craft_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
+/* matmul with a 1-d operand (ops_matmul.c; the cl op uses it too) */
+int craft_matmul_vec(const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
 /* Checks outputs for NaN/Inf when the numeric guard is on. */
 int craft_guard_check(const char *op, const char *what, const craft_tensor *t);
 craft_tensor *craft_alias(const craft_tensor *t);   /* new header sharing t's storage, no graph */

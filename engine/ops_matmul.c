@@ -108,26 +108,29 @@ static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     return CRAFT_OK;
 }
 
+/* A 1-d operand is promoted (a to [1, K], b to [K, 1]), multiplied through craft_matmul (on
+ * the operands' device) and the added dim dropped again: all differentiable, as torch.matmul. */
+int craft_matmul_vec(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
+    craft_tensor *a2 = NULL, *b2 = NULL, *y = NULL;
+    int rc = a->ndim == 1 ? craft_unsqueeze(a, 0, &a2) : (a2 = craft_tensor_retain((craft_tensor *)a), 0);
+    if (!rc) rc = b->ndim == 1 ? craft_unsqueeze(b, -1, &b2) : (b2 = craft_tensor_retain((craft_tensor *)b), 0);
+    if (!rc) rc = craft_matmul(a2, b2, &y);
+    craft_tensor_release(a2);
+    craft_tensor_release(b2);
+    if (rc) return rc;
+    craft_tensor *s1 = y, *s2;
+    if (a->ndim == 1) { rc = craft_squeeze(s1, -2, &s2); craft_tensor_release(s1); if (rc) return rc; s1 = s2; }
+    if (b->ndim == 1) { rc = craft_squeeze(s1, -1, &s2); craft_tensor_release(s1); if (rc) return rc; s1 = s2; }
+    *out = s1;
+    return CRAFT_OK;
+}
+
 int craft_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
     if ((a && a->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_matmul(a, b, out);
     CRAFT_TRY(craft_check_f32("matmul", "left operand", a));
     CRAFT_TRY(craft_check_f32("matmul", "right operand", b));
     if (a->ndim == 0 || b->ndim == 0) return craft_fail(CRAFT_ESHAPE, "matmul: 0-d operand (%s @ %s)", craft_shape_str(a), craft_shape_str(b));
-    /* 1-d operands: promote, multiply, then drop the added dim (all differentiable) */
-    if (a->ndim == 1 || b->ndim == 1) {
-        craft_tensor *a2 = NULL, *b2 = NULL, *y = NULL;
-        int rc = a->ndim == 1 ? craft_unsqueeze(a, 0, &a2) : (a2 = craft_tensor_retain((craft_tensor *)a), 0);
-        if (!rc) rc = b->ndim == 1 ? craft_unsqueeze(b, -1, &b2) : (b2 = craft_tensor_retain((craft_tensor *)b), 0);
-        if (!rc) rc = craft_matmul(a2, b2, &y);
-        craft_tensor_release(a2);
-        craft_tensor_release(b2);
-        if (rc) return rc;
-        craft_tensor *s1 = y, *s2;
-        if (a->ndim == 1) { rc = craft_squeeze(s1, -2, &s2); craft_tensor_release(s1); if (rc) return rc; s1 = s2; }
-        if (b->ndim == 1) { rc = craft_squeeze(s1, -1, &s2); craft_tensor_release(s1); if (rc) return rc; s1 = s2; }
-        *out = s1;
-        return CRAFT_OK;
-    }
+    if (a->ndim == 1 || b->ndim == 1) return craft_matmul_vec(a, b, out);
     if (a->shape[a->ndim - 1] != b->shape[b->ndim - 2])
         return craft_fail(CRAFT_ESHAPE, "matmul: %s @ %s: inner dims %lld and %lld differ", craft_shape_str(a), craft_shape_str(b),
                           (long long)a->shape[a->ndim - 1], (long long)b->shape[b->ndim - 2]);

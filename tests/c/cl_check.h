@@ -6,6 +6,7 @@
 #include <math.h>
 #include <stdarg.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 
 static craft_tensor *cpu_uniform(int nd, const int64_t *shape, uint64_t seed, float lo, float hi) {
     craft_tensor *t, *u, *v;
@@ -58,6 +59,30 @@ static void compare_cl(const char *what, const craft_tensor *cpu, const craft_te
               bad >= 0 ? a[bad] : 0.0, bad >= 0 ? b[bad] : 0.0, rtol, atol);
     free(a);
     free(b);
+}
+
+/* Points PoCL's and craft's kernel caches at /tmp and checks that DEV works. Returns -1 when
+ * the test should go on, else its exit status: 0 (skipped: no OpenCL device; "0 passed" is
+ * printed) or 1 (the device is there but unusable). */
+static inline int cl_test_open(const char *name) {
+    setenv("POCL_CACHE_DIR", "/tmp/craft-pocl-cache", 0);
+    setenv("CRAFT_CL_CACHE", "/tmp/craft-cl-cache", 0);
+    mkdir("/tmp/craft-pocl-cache", 0777);
+    int n = 0;
+    if (craft_cl_device_count(&n) != CRAFT_OK || n == 0) {
+        fprintf(stderr, "skip %s: %s\n", name, n == 0 && !craft_last_status() ? "no OpenCL device" : craft_last_error());
+        printf("0 passed, 0 failed\n");
+        return 0;
+    }
+    int64_t one = 1;
+    craft_tensor *probe;
+    if (craft_empty(1, &one, CRAFT_F32, DEV, &probe)) {   /* context, queue and kernel program */
+        fprintf(stderr, "FAIL cl:0 is unusable: %s\n", craft_last_error());
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    craft_tensor_release(probe);
+    return -1;
 }
 
 static void release(int n, ...) {

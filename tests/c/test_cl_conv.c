@@ -440,23 +440,8 @@ static int bench(void) {
 }
 
 int main(int argc, char **argv) {
-    setenv("POCL_CACHE_DIR", "/tmp/craft-pocl-cache", 0);
-    setenv("CRAFT_CL_CACHE", "/tmp/craft-cl-cache", 0);
-    mkdir("/tmp/craft-pocl-cache", 0777);
-    int n = 0;
-    if (craft_cl_device_count(&n) != CRAFT_OK || n == 0) {
-        fprintf(stderr, "skip test_cl_conv: %s\n", n == 0 && !craft_last_status() ? "no OpenCL device" : craft_last_error());
-        printf("0 passed, 0 failed\n");
-        return 0;
-    }
-    int64_t one = 1;
-    craft_tensor *probe;
-    if (craft_empty(1, &one, CRAFT_F32, DEV, &probe)) {   /* context, queue and kernel program */
-        fprintf(stderr, "FAIL cl:0 is unusable: %s\n", craft_last_error());
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
-    craft_tensor_release(probe);
+    int st = cl_test_open("test_cl_conv");
+    if (st >= 0) return st;
     if (argc > 1 && !strcmp(argv[1], "--bench")) return bench();
     RUN(test_conv2d);
     RUN(test_conv_transpose2d);

@@ -490,23 +490,8 @@ static void test_train_block(void) {
 }
 
 int main(void) {
-    setenv("POCL_CACHE_DIR", "/tmp/craft-pocl-cache", 0);
-    setenv("CRAFT_CL_CACHE", "/tmp/craft-cl-cache", 0);
-    mkdir("/tmp/craft-pocl-cache", 0777);
-    int n = 0;
-    if (craft_cl_device_count(&n) != CRAFT_OK || n == 0) {
-        fprintf(stderr, "skip test_cl_nn: %s\n", n == 0 && !craft_last_status() ? "no OpenCL device" : craft_last_error());
-        printf("0 passed, 0 failed\n");
-        return 0;
-    }
-    int64_t one = 1;
-    craft_tensor *probe;
-    if (craft_empty(1, &one, CRAFT_F32, DEV, &probe)) {   /* context, queue and kernel program */
-        fprintf(stderr, "FAIL cl:0 is unusable: %s\n", craft_last_error());
-        printf("0 passed, 1 failed\n");
-        return 1;
-    }
-    craft_tensor_release(probe);
+    int st = cl_test_open("test_cl_nn");
+    if (st >= 0) return st;
     RUN(test_softmax);
     RUN(test_norms);
     RUN(test_attention);
