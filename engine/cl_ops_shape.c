@@ -293,7 +293,7 @@ int craft_cl_op_concat(int n, craft_tensor **ts, int dim, craft_tensor **out) {
     }
     craft_tensor *y = NULL;
     if (!rc && !(y = cl_new(t0->ndim, shape, t0->dtype, code))) rc = craft_last_status();
-    for (int64_t i = 0, start = 0; i < n && !rc; start += m[i]->shape[dd], i++) {
+    for (int64_t i = 0, start = 0; i < n && !rc && y->numel > 0; start += m[i]->shape[dd], i++) {   /* empty: no copies */
         craft_tensor *v = craft_alias(y);   /* this input's slab of the output */
         if (!v) { rc = craft_last_status(); break; }
         v->shape[dd] = m[i]->shape[dd];

@@ -242,6 +242,10 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
 static int run_forward(const attn_plan *p, float *out, float *lse) {
     int64_t nqb = (p->Lq + BQ - 1) / BQ, units = p->nb * nqb;
     if (units == 0) return CRAFT_OK;
+    if (p->Dv == 0) {   /* an empty output needs no scores (and backward none: its gradients are 0) */
+        memset(lse, 0, (size_t)(p->nb * p->Lq) * sizeof(float));
+        return CRAFT_OK;
+    }
     int T = omp_get_max_threads();
     if (T > units) T = (int)units;
     size_t per = (size_t)(BQ * BK + 3 * BQ);
@@ -318,6 +322,10 @@ static int run_backward(bwd_ctx *c, float *dq) {
     int64_t nq = nb * p->Lq * p->D, rows = nb * p->Lq;
     if (c->need_q) memset(dq, 0, (size_t)nq * sizeof(float));
     if (nb == 0 || nkb == 0) return CRAFT_OK;
+    if (p->Dv == 0) {   /* an empty output: dP = dO V^T and Di are 0, so dS, dQ and dK are 0 */
+        if (c->need_k) memset(c->dk, 0, (size_t)(nb * p->Lk * p->D) * sizeof(float));
+        return CRAFT_OK;
+    }
     int T = omp_get_max_threads();
     /* Whole matrices per thread when that balances; otherwise (matrix, key block) units with
      * a private dQ per thread. */

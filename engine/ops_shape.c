@@ -54,7 +54,8 @@ int craft_concat(int n, craft_tensor **ts, int dim, craft_tensor **out) {
     craft_tensor *y = craft_new_tensor(t0->ndim, shape, t0->dtype, CRAFT_DEVICE_CPU);
     if (!y) return craft_last_status();
     int64_t start = 0;
-    for (int i = 0; i < n; i++) {
+    /* an empty result has nothing to copy (and its strides may be saturated: no offsets) */
+    for (int i = 0; i < n && y->numel > 0; i++) {
         /* copy each input through a view of its slab of the output */
         craft_tensor *v = craft_alias(y);
         if (!v) { craft_tensor_release(y); return craft_last_status(); }

@@ -14,6 +14,7 @@ function M.is_grad_enabled() return C.craft_grad_enabled() ~= 0 end
 function M.set_grad_enabled(flag) return C.craft_set_grad_enabled(flag and 1 or 0) ~= 0 end
 
 local function with_grad_mode(flag, fn, ...)
+  core.want(flag == 0 and 'no_grad' or 'enable_grad', 'fn', fn, 'function')
   local prev = C.craft_set_grad_enabled(flag)
   local r = pack(pcall(fn, ...))
   C.craft_set_grad_enabled(prev)
@@ -67,6 +68,13 @@ anchor:requires_grad_(true)
 -- attach(name, inputs, outputs, backward): backward(grad_outputs) -> list of input grads.
 -- inputs/outputs are lists of tensors; outputs must have been computed with grad off.
 function M.attach(name, inputs, outputs, backward)
+  local want = core.want
+  want('autograd.attach', 'name', name, 'string')
+  want('autograd.attach', 'inputs', inputs, 'table')
+  want('autograd.attach', 'outputs', outputs, 'table')
+  want('autograd.attach', 'backward', backward, 'function')
+  for i = 1, #inputs do want('autograd.attach', ('inputs[%d]'):format(i), inputs[i], 'tensor') end
+  for i = 1, #outputs do want('autograd.attach', ('outputs[%d]'):format(i), outputs[i], 'tensor') end
   sweep()
   next_id = next_id + 1
   local id = next_id
@@ -96,6 +104,7 @@ jit.off(dispatch)
 -- backward fn is run again (same random stream) to recompute them. Tensor arguments that
 -- require grad receive gradients; parameters used inside fn receive theirs directly.
 function M.checkpoint(fn, ...)
+  core.want('checkpoint', 'fn', fn, 'function')
   if not M.is_grad_enabled() then return fn(...) end
   local args = pack(...)
   local rng_seed, rng_offset = T.rng.seed, T.rng.offset
@@ -104,9 +113,9 @@ function M.checkpoint(fn, ...)
   for i = 1, args.n do if is_tensor(args[i]) then tin[#tin + 1] = args[i] end end
   for i = 1, outs.n do
     if is_tensor(outs[i]) then tout[#tout + 1] = outs[i]
-    elseif outs[i] ~= nil then error('checkpoint: the function must return tensors only', 2) end
+    elseif outs[i] ~= nil then core.argerror('checkpoint: the function must return tensors only') end
   end
-  if #tout == 0 then error('checkpoint: the function returned no tensor', 2) end
+  if #tout == 0 then core.argerror('checkpoint: the function returned no tensor') end
   M.attach('checkpoint', tin, tout, function(gouts)
     -- recompute with the same arguments (detached) and the same random stream
     local det, map = {}, {}
@@ -153,6 +162,9 @@ end
 -- Function(name, forward, backward): forward(ctx, ...) -> outputs (computed with grad off);
 -- backward(ctx, grad_outputs...) -> grads for each tensor argument (nil where none).
 function M.Function(name, forward, backward)
+  core.want('autograd.Function', 'name', name, 'string')
+  core.want('autograd.Function', 'forward', forward, 'function')
+  core.want('autograd.Function', 'backward', backward, 'function')
   return function(...)
     local args = pack(...)
     local ctx = {}

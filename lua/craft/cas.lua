@@ -42,6 +42,7 @@
 -- The encoders' own parameters should be frozen (requires_grad false): reward mode keeps the
 -- graph to the images only.
 local T = require 'craft.tensor'
+local argerror = require('craft.core').argerror
 local F = require 'craft.functional'
 local A = require 'craft.autograd'
 local nn = require 'craft.nn'
@@ -70,7 +71,15 @@ local function label_list(labels)
 end
 
 function M.new(recipe)
-  local r = recipe or {}
+  local want = require('craft.core').want
+  local r = want('cas.new', 'recipe', recipe, 'table', true) or {}
+  for _, k in ipairs { 'classes', 'prompts', 'checklists', 'temperature', 'weights', 'reward_weights' } do
+    want('cas.new', 'recipe.' .. k, r[k], 'table', true)
+  end
+  want('cas.new', 'recipe.k', r.k, 'positive', true)
+  want('cas.new', 'recipe.q', r.q, 'number', true)
+  want('cas.new', 'recipe.reward_cap', r.reward_cap, 'number|table|boolean', true)
+  want('cas.new', 'recipe.negate', r.negate, 'function', true)
   local self = setmetatable({}, CAS)
   self.classes = r.classes
   if not self.classes then
@@ -79,7 +88,7 @@ function M.new(recipe)
     for name in pairs(r.prompts or r.checklists or {}) do self.classes[#self.classes + 1] = name end
     table.sort(self.classes)
   end
-  if #self.classes < 2 then error('cas: give at least two classes (recipe.classes)', 2) end
+  if #self.classes < 2 then argerror('cas: give at least two classes (recipe.classes)') end
   self.vlm, self.checklist_vlm, self.vision = r.vlm, r.checklist_vlm or r.vlm, r.vision
   self.prompts, self.checklists = r.prompts, r.checklists
   self.temperature = merge({ prompt = 0.01, checklist = 0.01 }, r.temperature)
@@ -89,7 +98,7 @@ function M.new(recipe)
   self.k, self.q = r.k or 5, r.q or 0.10
   self.prompt_average = r.prompt_average or 'logprob'
   if self.prompt_average ~= 'logprob' and self.prompt_average ~= 'embedding' then
-    error(('cas: prompt_average is %q (logprob or embedding)'):format(tostring(self.prompt_average)), 2)
+    argerror(('cas: prompt_average is %q (logprob or embedding)'):format(tostring(self.prompt_average)))
   end
   self.negate = r.negate or function(pos) return 'no ' .. pos end
   self.probe_normalize = r.probe_normalize ~= false
@@ -106,7 +115,7 @@ function CAS:available(d)
   elseif d == 'checklist' then return self.checklist_vlm ~= nil and self.checklists ~= nil
   elseif d == 'probe' then return self.vision ~= nil and self.probe ~= nil
   elseif d == 'fidelity' then return self.vision ~= nil and self.bank ~= nil end
-  error('cas: unknown dimension ' .. tostring(d), 2)
+  argerror('cas: unknown dimension ' .. tostring(d))
 end
 
 local function active(self, weights, level)
@@ -115,9 +124,9 @@ local function active(self, weights, level)
     local w = weights[d] or 0
     if w ~= 0 then
       if not self:available(d) then
-        error(('cas: dimension %s has weight %g but is not available (%s)'):format(d, w,
+        argerror(('cas: dimension %s has weight %g but is not available (%s)'):format(d, w,
           (d == 'probe' and 'call cas:fit_probe') or (d == 'fidelity' and 'call cas:fit_bank')
-          or 'missing encoder or texts in the recipe'), level + 1)
+          or 'missing encoder or texts in the recipe'))
       end
       r[#r + 1] = d
     end
@@ -135,7 +144,7 @@ function CAS:_prompt_text()
   local all, start, count = {}, {}, {}
   for c, name in ipairs(self.classes) do
     local ps = self.prompts[name]
-    if type(ps) ~= 'table' or #ps == 0 then error(('cas: no prompts for class %q'):format(name), 3) end
+    if type(ps) ~= 'table' or #ps == 0 then argerror(('cas: no prompts for class %q'):format(name)) end
     start[c], count[c] = #all + 1, #ps
     for _, p in ipairs(ps) do all[#all + 1] = p end
   end
@@ -165,7 +174,7 @@ function CAS:_checklist_text()
   local pos, neg, owner, names, per_class = {}, {}, {}, {}, {}
   for c, name in ipairs(self.classes) do
     local items = self.checklists[name]
-    if type(items) ~= 'table' or #items == 0 then error(('cas: no checklist items for class %q'):format(name), 3) end
+    if type(items) ~= 'table' or #items == 0 then argerror(('cas: no checklist items for class %q'):format(name)) end
     per_class[c] = {}
     for _, it in ipairs(items) do
       local p = type(it) == 'string' and it or it.pos
@@ -254,7 +263,7 @@ function CAS:_knn(fn, Y)
   local W = A.no_grad(function()
     local same = Y:matmul(b.onehot:t())                       -- [n, B] 1 where the bank class is y
     local keff = Y:matmul(b.counts):minimum(self.k)           -- [n, 1]
-    if keff:min():item() < 1 then error('cas: the feature bank has no real image of a scored class', 5) end
+    if keff:min():item() < 1 then argerror('cas: the feature bank has no real image of a scored class') end
     local Sm = F.where(same, S:detach(), T.full({}, NEG))
     local cols = T.arange(S:size(2))
     local acc = T.zeros(S.shape)
@@ -277,14 +286,14 @@ local function features(self, images, level)
       parts[#parts + 1] = self.vision.encode(images:narrow(1, s, math.min(self.batch_size, n - s + 1))):detach():float()
     end
   end)
-  if #parts == 0 then error('cas: no images', level + 1) end
+  if #parts == 0 then argerror('cas: no images') end
   return F.cat(parts, 1)
 end
 
 -- fit_bank(real_images, labels): the real-feature bank of dimension 4 (use training reals, not
 -- the held-out reals given to calibrate, or those would find themselves at cosine 1).
 function CAS:fit_bank(images, labels)
-  if not self.vision then error('cas: fit_bank needs recipe.vision', 2) end
+  if not self.vision then argerror('cas: fit_bank needs recipe.vision') end
   local ys = label_list(labels)
   local f = A.no_grad(function() return F.normalize(features(self, images, 3), 2) end)
   local C = #self.classes
@@ -302,7 +311,7 @@ end
 -- probe stays frozen afterwards (METHOD: "frozen during finetuning").
 function CAS:fit_probe(images, labels, o)
   o = o or {}
-  if not self.vision then error('cas: fit_probe needs recipe.vision', 2) end
+  if not self.vision then argerror('cas: fit_probe needs recipe.vision') end
   local ys = label_list(labels)
   local feats = features(self, images, 2)
   if self.probe_normalize then feats = F.normalize(feats, 2) end
@@ -366,7 +375,7 @@ end
 function CAS:raw(images, labels, dims)
   local ys = label_list(labels)
   local n = images:size(1)
-  if #ys ~= n then error(('cas: %d images but %d labels'):format(n, #ys), 2) end
+  if #ys ~= n then argerror(('cas: %d images but %d labels'):format(n, #ys)) end
   local out = { items = {} }
   for _, d in ipairs(dims) do out[d] = {} end
   local ct
@@ -409,7 +418,7 @@ function CAS:calibrate(images, labels)
     for c = 1, C do
       local v = {}
       for i, y in ipairs(ys) do if y + 1 == c then v[#v + 1] = raw[d][i] end end
-      if #v < 2 then error(('cas: calibrate needs at least 2 held-out real images of class %q'):format(self.classes[c]), 2) end
+      if #v < 2 then argerror(('cas: calibrate needs at least 2 held-out real images of class %q'):format(self.classes[c])) end
       mu[d][c] = stats.mean(v)
       local s = stats.std(v, self.std_ddof)
       if not (s >= self.std_floor) then
@@ -436,7 +445,7 @@ function CAS:set_weights(w)
   if not self.calib then return end
   local c = self.calib
   for _, d in ipairs(M.DIMS) do
-    if full[d] ~= 0 and not c.mu[d] then error(('cas: dimension %s was not calibrated'):format(d), 2) end
+    if full[d] ~= 0 and not c.mu[d] then argerror(('cas: dimension %s was not calibrated'):format(d)) end
   end
   local cas = self:_combine(c.raw, c.labels, full)
   self.thresholds = {}
@@ -471,7 +480,7 @@ end
 --   items = {{own checklist item scores}}, below = {bool: cas < threshold of its class},
 --   tail = share below, labels = {...} }
 function CAS:score(images, labels)
-  if not self.calib then error('cas: call cas:calibrate(heldout_real_images, labels) before score', 2) end
+  if not self.calib then argerror('cas: call cas:calibrate(heldout_real_images, labels) before score') end
   local ys = label_list(labels)
   local dims = active(self, self.weights, 2)
   local raw = self:raw(images, ys, dims)
@@ -503,14 +512,14 @@ end
 -- missing from `weights` has weight 0. cap (nil: the recipe's reward_cap; false: none) caps
 -- each weighted dimension (see reward_cap above).
 function CAS:reward(images, labels, weights, cap)
-  if not self.calib then error('cas: call cas:calibrate before reward', 2) end
+  if not self.calib then argerror('cas: call cas:calibrate before reward') end
   weights = weights or self.reward_weights
   local ys = label_list(labels)
   local dims = active(self, weights, 2)
   local raw = self:_raw(images, ys, dims)
   local R
   for _, d in ipairs(dims) do
-    if not self.calib.mu[d] then error(('cas: dimension %s was not calibrated'):format(d), 2) end
+    if not self.calib.mu[d] then argerror(('cas: dimension %s was not calibrated'):format(d)) end
     local mu, inv = {}, {}
     for i, y in ipairs(ys) do
       mu[i] = self.calib.mu[d][y + 1]

@@ -56,6 +56,51 @@ function M.argerror(msg)
   error(msg, user_level())
 end
 
+-- Argument checks of the library's public functions. want(fname, what, v, kind, optional)
+-- returns v when it is of the kind, else raises "<fname>: <what> must be <kind>, got <v>" at
+-- the user's line. Kinds: string, number, integer, count (integer >= 0), positive (integer
+-- >= 1), table, tensor, list (a table or a tensor), function, boolean, cdata; several joined
+-- by '|'.
+local function is_tensor(v) return type(v) == 'table' and type(rawget(v, '_c')) == 'cdata' end
+local KINDS = {
+  string = { 'a string', function(v) return type(v) == 'string' end },
+  number = { 'a number', function(v) return type(v) == 'number' end },
+  integer = { 'an integer', function(v) return type(v) == 'number' and v % 1 == 0 end },
+  count = { 'an integer >= 0', function(v) return type(v) == 'number' and v % 1 == 0 and v >= 0 end },
+  positive = { 'an integer >= 1', function(v) return type(v) == 'number' and v % 1 == 0 and v >= 1 end },
+  table = { 'a table', function(v) return type(v) == 'table' and not is_tensor(v) end },
+  tensor = { 'a tensor', is_tensor },
+  list = { 'a list or a tensor', function(v) return type(v) == 'table' end },
+  ['function'] = { 'a function', function(v) return type(v) == 'function' end },
+  boolean = { 'a boolean', function(v) return type(v) == 'boolean' end },
+  cdata = { 'a C array (cdata)', function(v) return type(v) == 'cdata' end },
+}
+function M.describe(v)
+  if is_tensor(v) then
+    local c = v._c
+    local dims = {}
+    for i = 0, c.ndim - 1 do dims[#dims + 1] = tostring(tonumber(c.shape[i])) end
+    return ('a tensor [%s] %s'):format(table.concat(dims, ', '), M.DTYPE_NAMES[tonumber(c.dtype)] or '?')
+  elseif type(v) == 'string' then
+    return ('the string %q'):format(#v > 40 and v:sub(1, 40) .. '...' or v)
+  elseif type(v) == 'number' or type(v) == 'boolean' then
+    return tostring(v)
+  elseif v == nil then
+    return 'nil'
+  end
+  return 'a ' .. type(v)
+end
+function M.want(fname, what, v, kind, optional)
+  if v == nil and optional then return v end
+  local names = {}
+  for k in kind:gmatch('[^|]+') do
+    local spec = KINDS[k] or error('want: unknown kind ' .. k)
+    if spec[2](v) then return v end
+    names[#names + 1] = spec[1]
+  end
+  error(('%s: %s must be %s, got %s'):format(fname, what, table.concat(names, ' or '), M.describe(v)), user_level())
+end
+
 M.DTYPES = { f32 = 0, f16 = 1, bf16 = 2, i64 = 3, i32 = 4, u8 = 5, f64 = 6, i8 = 7, bool = 8 }
 M.DTYPE_NAMES = {}
 for k, v in pairs(M.DTYPES) do M.DTYPE_NAMES[v] = k end
@@ -69,7 +114,7 @@ function M.dtype_code(name, level)
   local n = M.DTYPE_ALIASES[name] or name
   local code = M.DTYPES[n]
   if not code then
-    error(('unknown dtype %q (known: f32 f16 bf16 f64 i64 i32 i8 u8 bool)'):format(tostring(name)), (level or 2) + 1)
+    M.argerror(('unknown dtype %q (known: f32 f16 bf16 f64 i64 i32 i8 u8 bool)'):format(tostring(name)))
   end
   return code
 end

@@ -12,9 +12,21 @@
 local core = require 'craft.core'
 local T = require 'craft.tensor'
 local F = require 'craft.functional'
-local ffi, C, check = core.ffi, core.C, core.check
+local ffi, C, check, want, argerror = core.ffi, core.C, core.check, core.want, core.argerror
 
 local data = {}
+
+-- a data set as this module makes them: images [N, C, H, W] and labels [N] tensors
+local function dataset(fname, ds)
+  want(fname, 'data set', ds, 'table')
+  want(fname, 'data set images', ds.images, 'tensor')
+  want(fname, 'data set labels', ds.labels, 'tensor')
+  if ds.images:dim() ~= 4 or ds.labels:dim() ~= 1 or ds.labels:size(1) ~= ds.images:size(1) then
+    argerror(('%s: the data set needs images [N, C, H, W] and labels [N], got %s and %s'):format(fname,
+      core.describe(ds.images), core.describe(ds.labels)))
+  end
+  return ds
+end
 
 local function array_to_tensor(arr)
   local out = ffi.new('craft_tensor*[1]')
@@ -24,6 +36,7 @@ end
 
 -- npz(path): { names = {...}, read = function(name) -> tensor }
 function data.npz(path)
+  want('data.npz', 'path', path, 'string')
   local zp = ffi.new('craft_npz*[1]')
   check(C.craft_npz_open(path, zp), 2)
   local z = ffi.gc(zp[0], C.craft_npz_close)
@@ -32,6 +45,7 @@ function data.npz(path)
   return {
     names = names,
     read = function(name)
+      want('npz.read', 'name', name, 'string')
       local arr = ffi.new('craft_array')
       check(C.craft_npz_read(z, name, arr), 2)
       return array_to_tensor(arr)
@@ -40,6 +54,7 @@ function data.npz(path)
 end
 
 function data.npy(path)
+  want('data.npy', 'path', path, 'string')
   local arr = ffi.new('craft_array')
   check(C.craft_npy_read_file(path, arr), 2)
   return array_to_tensor(arr)
@@ -54,6 +69,9 @@ end
 
 -- Resizes a float [N, C, H, W] batch to size x size: area when shrinking, bilinear otherwise.
 function data.resize(x, size)
+  want('data.resize', 'images', x, 'tensor')
+  want('data.resize', 'size', size, 'positive')
+  if x:dim() ~= 4 then argerror(('data.resize: images must be [N, C, H, W], got %s'):format(core.describe(x))) end
   if x:size(3) == size and x:size(4) == size then return x end
   local n, c, h, w = x:size(1), x:size(2), x:size(3), x:size(4)
   local out = T.empty({ n, c, size, size })
@@ -74,7 +92,11 @@ local MEDMNIST_CLASSES = {
 
 -- medmnist(path, {split='train', size=nil, channels=nil, classes=nil})
 function data.medmnist(path, o)
-  o = o or {}
+  want('data.medmnist', 'path', path, 'string')
+  o = want('data.medmnist', 'options', o, 'table', true) or {}
+  want('data.medmnist', 'options.split', o.split, 'string', true)
+  want('data.medmnist', 'options.size', o.size, 'positive', true)
+  want('data.medmnist', 'options.classes', o.classes, 'table', true)
   local split = o.split or 'train'
   local z = data.npz(path)
   local imgs = z.read(split .. '_images')
@@ -98,7 +120,14 @@ end
 -- Rows whose image is missing or undecodable raise an error naming the file and CSV line, or,
 -- with skip_bad, are skipped and counted (ds.skipped, ds.skipped_rows).
 function data.image_folder(o)
-  assert(type(o) == 'table' and o.csv, 'image_folder: give {csv = path, ...}')
+  want('data.image_folder', 'options', o, 'table')
+  want('data.image_folder', 'options.csv', o.csv, 'string')
+  for _, k in ipairs { 'root', 'path_col', 'label_col', 'split_col', 'split' } do
+    want('data.image_folder', 'options.' .. k, o[k], 'string', true)
+  end
+  want('data.image_folder', 'options.size', o.size, 'positive', true)
+  want('data.image_folder', 'options.channels', o.channels, 'positive', true)
+  want('data.image_folder', 'options.classes', o.classes, 'table', true)
   local cp = ffi.new('craft_csv*[1]')
   check(C.craft_csv_read_file(o.csv, 1, cp), 2)
   local csv = ffi.gc(cp[0], C.craft_csv_free)
@@ -160,7 +189,7 @@ function data.image_folder(o)
     if err then
       C.craft_array_free(arr)
       local msg = ('%s line %d: %s'):format(o.csv, rows[i]._line, err)
-      if not o.skip_bad then error(msg, 2) end
+      if not o.skip_bad then argerror(msg) end
       skipped_rows[#skipped_rows + 1] = msg
     else
       local h, w = tonumber(arr.shape[0]), tonumber(arr.shape[1])
@@ -182,13 +211,15 @@ function data.image_folder(o)
   end
   local m = #keep
   if m < n then images = images:narrow(1, 1, math.max(m, 1)):contiguous() end
-  if m == 0 then error(('image_folder %s: no usable rows%s'):format(o.csv, o.split and (' in split ' .. o.split) or ''), 2) end
+  if m == 0 then argerror(('image_folder %s: no usable rows%s'):format(o.csv, o.split and (' in split ' .. o.split) or '')) end
   return { images = images, labels = T.tensor(y, { dtype = 'i64' }), classes = classes, rows = kept_rows,
     skipped = #skipped_rows, skipped_rows = skipped_rows, name = o.csv .. (o.split and (':' .. o.split) or '') }
 end
 
 -- Per-class counts of a data set: { [class name] = n }
 function data.class_counts(ds)
+  dataset('data.class_counts', ds)
+  want('data.class_counts', 'data set classes', ds.classes, 'table')
   local counts = {}
   for _, l in ipairs(ds.labels:flat()) do
     local name = ds.classes[l + 1] or tostring(l)
@@ -199,6 +230,9 @@ end
 
 -- Rows idx (1-based Lua list) of a [N, ...] tensor, through the embedding gather.
 function data.take(x, idx)
+  want('data.take', 'x', x, 'tensor')
+  want('data.take', 'indices', idx, 'table')
+  if x:dim() == 0 then argerror('data.take: x must have a first dim to take rows of, got a 0-d tensor') end
   local n = x:size(1)
   local flat = x:reshape(n, -1)
   local it = {}
@@ -211,6 +245,10 @@ end
 
 -- A seeded permutation of 1..n (Fisher-Yates on Philox words: the same on every machine).
 function data.permutation(n, seed, stream)
+  want('data.permutation', 'n', n, 'count')
+  want('data.permutation', 'seed', seed, 'count')
+  want('data.permutation', 'stream', stream, 'count', true)
+  if n > 2 ^ 31 then argerror(('data.permutation: n = %g is too large (at most 2^31)'):format(n)) end
   local p = {}
   for i = 1, n do p[i] = i end
   local w = ffi.new('uint32_t[4]')
@@ -228,7 +266,12 @@ end
 -- loader:epoch(e) iterates (images, labels, indices) batches; the order depends only on
 -- (seed, e), so a resumed run sees the same batches.
 function data.loader(ds, o)
-  o = o or {}
+  dataset('data.loader', ds)
+  o = want('data.loader', 'options', o, 'table', true) or {}
+  want('data.loader', 'options.batch_size', o.batch_size, 'positive', true)
+  want('data.loader', 'options.seed', o.seed, 'count', true)
+  want('data.loader', 'options.mean', o.mean, 'table', true)
+  want('data.loader', 'options.std', o.std, 'table', true)
   local L = { ds = ds, batch_size = o.batch_size or 32, shuffle = o.shuffle ~= false, seed = o.seed or 0,
     drop_last = o.drop_last or false, hflip = o.hflip or false, vflip = o.vflip or false, device = o.device }
   local norm_mean, norm_std

@@ -8,17 +8,19 @@ local ffi, C, check = core.ffi, core.C, core.check
 
 local M = {}
 
--- 'cpu' / 'cl:N' (or a device code) -> device code
+-- 'cpu' / 'cl:N' (or a device code) -> device code (errors at the user's line; level is unused)
 function M.code(name, level)
-  level = (level or 2) + 1
   if type(name) == 'number' and name >= 0 and name % 1 == 0 then return name end
   if name == 'cpu' then return 0 end
   local n = type(name) == 'string' and name:match('^cl:(%d+)$')
   if n then return 1 + tonumber(n) end
-  error(('unknown device %q (cpu, cl:0, cl:1, ...)'):format(tostring(name)), level)
+  core.argerror(('unknown device %s (cpu, cl:0, cl:1, ...)'):format(core.describe(name)))
 end
 
-function M.name(code) return code == 0 and 'cpu' or ('cl:' .. (code - 1)) end
+function M.name(code)
+  core.want('device.name', 'code', code, 'count')
+  return code == 0 and 'cpu' or ('cl:' .. (code - 1))
+end
 
 -- Number of OpenCL devices, and the engine's message when there is no OpenCL platform at all.
 function M.count()
@@ -31,6 +33,7 @@ local function cstr(a) return ffi.string(a) end
 
 -- The properties of OpenCL device i (0-based, as in 'cl:i').
 function M.info(i)
+  core.want('device.info', 'index', i, 'count')
   local s = ffi.new('craft_cl_info')
   check(C.craft_cl_device_info(i, s), 2)
   return {

@@ -27,6 +27,7 @@ end
 
 -- clip(dir): a CLIPModel folder (transformers layout, with its tokenizer files) as a VLM.
 function M.clip(dir)
+  require('craft.core').want('encoders.clip', 'dir', dir, 'string')
   local clip = require 'craft.models.clip'
   local model = frozen(clip.from_pretrained(dir))
   local tok = require('craft.tokenizer').load(dir)
@@ -47,6 +48,7 @@ end
 
 -- dinov2(dir): a Dinov2Model folder as the vision encoder F (the class token).
 function M.dinov2(dir)
+  require('craft.core').want('encoders.dinov2', 'dir', dir, 'string')
   local dino = require 'craft.models.dinov2'
   local model = frozen(dino.from_pretrained(dir))
   local prep = prep_options(dir, dino.MEAN, dino.STD, model.config and model.config.image_size or 224)
@@ -57,6 +59,7 @@ end
 
 -- resnet(dir): a ResNetModel folder as an out-of-family vision encoder (pooled features).
 function M.resnet(dir)
+  require('craft.core').want('encoders.resnet', 'dir', dir, 'string')
   local resnet = require 'craft.models.resnet'
   local model = frozen(resnet.from_pretrained(dir))
   local dino = require 'craft.models.dinov2'

@@ -16,6 +16,7 @@
 --     generate = {per_class = 16, steps = 10, cfg = 3, seeds = {0, 1, 2}},
 --   }
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local T = require 'craft.tensor'
 local F = require 'craft.functional'
 local stats = require 'craft.stats'
@@ -140,7 +141,7 @@ local function generate(pipe, prompt_fn, cfg, seed)
   local imgs, labels = {}, {}
   for ci, class in ipairs(cfg.classes) do
     local ps = prompt_fn(class)
-    if not ps or #ps == 0 then error(('experiment: no prompt for class %q'):format(class), 3) end
+    if not ps or #ps == 0 then argerror(('experiment: no prompt for class %q'):format(class)) end
     local done = 0
     while done < g.per_class do
       local b = math.min(g.batch, g.per_class - done)
@@ -273,6 +274,7 @@ end
 
 ---------------------------------------------------------------- run
 function M.run(cfg)
+  require('craft.core').want('experiment.run', 'config', cfg, 'table')
   cfg = merge(M.DEFAULTS, cfg)
   cfg.generate = merge(M.DEFAULTS.generate, cfg.generate)
   cfg.cas = merge(M.DEFAULTS.cas, cfg.cas)
@@ -283,7 +285,7 @@ function M.run(cfg)
   end
   cfg.memorisation = merge(M.DEFAULTS.memorisation, cfg.memorisation)
   for _, k in ipairs { 'pipeline', 'classes', 'knowledge', 'encoders', 'data', 'methods' } do
-    if not cfg[k] then error('experiment: the recipe has no ' .. k, 2) end
+    if not cfg[k] then argerror('experiment: the recipe has no ' .. k) end
   end
   mkdir(cfg.out)
   local t0 = craft.C.craft_now()
@@ -303,7 +305,7 @@ function M.run(cfg)
   for i, spec in ipairs(cfg.methods) do
     local m = merge(spec, { key = spec.key or (spec.kind .. '_' .. i) })
     local adapt = ADAPT[m.kind]
-    if not adapt then error(('experiment: unknown method kind %q (base, ti_lora, dpo, craft)'):format(tostring(m.kind)), 2) end
+    if not adapt then argerror(('experiment: unknown method kind %q (base, ti_lora, dpo, craft)'):format(tostring(m.kind))) end
     local ts = craft.C.craft_now()
     say('%s: adapting (%s)', m.name, m.kind)
     local pipe, start_prompts

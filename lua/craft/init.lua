@@ -1,6 +1,7 @@
 -- craft: tensors with reverse-mode autodiff on the C engine, modules, optimisers, and the
 -- CRAFT experiment library. `local craft = require 'craft'`.
 local core = require 'craft.core'
+local argerror = require('craft.core').argerror
 local T = require 'craft.tensor'
 local A = require 'craft.autograd'
 local F = require 'craft.functional'
@@ -44,7 +45,7 @@ end
 setmetatable(craft, { __index = function(t, k)
   local ok, mod = pcall(require, 'craft.' .. k)
   if ok then rawset(t, k, mod); return mod end
-  if type(mod) == 'string' and not mod:find("module 'craft." .. k .. "' not found", 1, true) then error(mod, 2) end
+  if type(mod) == 'string' and not mod:find("module 'craft." .. k .. "' not found", 1, true) then argerror(mod) end
   return nil
 end })
 

@@ -3,14 +3,17 @@
 -- all pass through here.
 local core = require 'craft.core'
 local T = require 'craft.tensor'
-local ffi, C, check = core.ffi, core.C, core.check
+local ffi, C, check, want = core.ffi, core.C, core.check, core.want
 
 local M = {}
 
 -- JSON null (a Lua nil cannot be a table value) and the marker that keeps empty arrays arrays.
 M.null = setmetatable({}, { __tostring = function() return 'null' end })
 M.array_mt = { __name = 'json array' }
-function M.array(t) return setmetatable(t or {}, M.array_mt) end
+function M.array(t)
+  want('io.array', 'list', t, 'table', true)
+  return setmetatable(t or {}, M.array_mt)
+end
 
 local FLOAT = { f32 = true, f16 = true, bf16 = true, f64 = true }
 -- Inside a pcall: raise the engine's message bare, so that the outer error() adds one position.
@@ -18,7 +21,6 @@ local function ck(rc) if rc ~= 0 then error(ffi.string(C.craft_last_error()), 0)
 
 ---------------------------------------------------------------- safetensors
 local function open(path, level)
-  if type(path) ~= 'string' then error('expected a file path, got ' .. type(path), level + 1) end
   local pp = ffi.new('craft_safetensors*[1]')
   check(C.craft_st_open(path, pp), level + 1)
   return pp[0]
@@ -39,7 +41,10 @@ end
 --   names: a list (or set) of the names wanted; prefix: keep only names starting with it,
 --          returned without the prefix ("unet." strips a pipeline-wide file down to the UNet).
 function M.load_safetensors(path, o)
-  o = o or {}
+  want('io.load_safetensors', 'path', path, 'string')
+  o = want('io.load_safetensors', 'options', o, 'table', true) or {}
+  want('io.load_safetensors', 'options.names', o.names, 'table', true)
+  want('io.load_safetensors', 'options.prefix', o.prefix, 'string', true)
   local want = o.dtype or 'f32'
   local force = (want ~= 'stored' and want ~= 'f32') and core.dtype_code(want, 2) or nil
   local names
@@ -70,25 +75,28 @@ function M.load_safetensors(path, o)
     return { out, order, metadata_of(f) }
   end)
   C.craft_st_close(f)
-  if not ok then error(res, 2) end
+  if not ok then core.argerror(res) end
   return res[1], res[2], res[3]
 end
 
 -- save_safetensors(path, tensors, metadata): tensors is { name = tensor } or a list of
 -- { name, tensor } pairs (named_parameters()); metadata { string = string } or nil.
 function M.save_safetensors(path, tensors, metadata)
+  want('io.save_safetensors', 'path', path, 'string')
+  want('io.save_safetensors', 'tensors', tensors, 'table')
+  want('io.save_safetensors', 'metadata', metadata, 'table', true)
   local pairs_list = {}
   if #tensors > 0 then
     for i, p in ipairs(tensors) do
       if type(p) ~= 'table' or type(p[1]) ~= 'string' or not T.is_tensor(p[2]) then
-        error(('save_safetensors %s: entry %d is not a {name, tensor} pair'):format(path, i), 2)
+        core.argerror(('save_safetensors %s: entry %d is not a {name, tensor} pair'):format(path, i))
       end
       pairs_list[i] = p
     end
   else
     for k, v in pairs(tensors) do
       if type(k) ~= 'string' or not T.is_tensor(v) then
-        error(('save_safetensors %s: entry %s is not a name = tensor pair'):format(path, tostring(k)), 2)
+        core.argerror(('save_safetensors %s: entry %s is not a name = tensor pair'):format(path, tostring(k)))
       end
       pairs_list[#pairs_list + 1] = { k, v }
     end
@@ -113,6 +121,7 @@ end
 
 -- inspect(path) -> list of { name, dtype (as in the file), shape, bytes }, metadata
 function M.inspect(path)
+  want('io.inspect', 'path', path, 'string')
   local f = open(path, 2)
   local list = {}
   local nd = ffi.new('int[1]')
@@ -158,18 +167,21 @@ local function to_lua(pp, level)
   local doc = pp[0]
   local ok, v = pcall(walk, doc, 0)
   C.craft_json_free(doc)
-  if not ok then error(v, level + 1) end
+  if not ok then core.argerror(v) end
   return v
 end
 
 -- read_json(path) -> Lua value: objects become tables, arrays 1-based Lua arrays (marked with
 -- io.array_mt so that an empty one writes back as []), null becomes io.null.
 function M.read_json(path)
+  want('io.read_json', 'path', path, 'string')
   local pp = ffi.new('craft_json*[1]')
   check(C.craft_json_parse_file(path, pp), 2)
   return to_lua(pp, 2)
 end
 function M.decode_json(text, what)
+  want('io.decode_json', 'text', text, 'string')
+  want('io.decode_json', 'what', what, 'string', true)
   local pp = ffi.new('craft_json*[1]')
   check(C.craft_json_parse_string(text, #text, what or 'json text', pp), 2)
   return to_lua(pp, 2)
@@ -234,15 +246,16 @@ end
 function M.encode_json(v)
   local out = {}
   local ok, err = pcall(encode, v, '', '$', out)
-  if not ok then error(err, 2) end
+  if not ok then core.argerror(err) end
   return table.concat(out)
 end
 
 -- write_json(path, value): atomically (path.tmp, fsync, rename), checked by the engine's parser.
 function M.write_json(path, v)
+  want('io.write_json', 'path', path, 'string')
   local out = {}
   local ok, err = pcall(encode, v, '', '$', out)
-  if not ok then error(path .. ': ' .. err, 2) end
+  if not ok then core.argerror(path .. ': ' .. err) end
   local text = table.concat(out) .. '\n'
   check(C.craft_json_write_file(path, text, #text), 2)
 end

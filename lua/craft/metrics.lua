@@ -11,23 +11,52 @@ local A = require 'craft.autograd'
 local nn = require 'craft.nn'
 local optim = require 'craft.optim'
 local stats = require 'craft.stats'
-local ffi = core.ffi
+local ffi, want, argerror = core.ffi, core.want, core.argerror
 
 local M = {}
 
-local function list(v)
+-- a Lua list from a list or a tensor (fname and what name it in the error)
+local function list(v, fname, what)
+  want(fname, what, v, 'list')
   if T.is_tensor(v) then return v:flat() end
   return v
 end
+-- class labels: a list or a tensor of integers
+local function labels(v, fname, what)
+  v = list(v, fname, what)
+  for i = 1, #v do
+    if type(v[i]) ~= 'number' or v[i] % 1 ~= 0 then
+      argerror(('%s: %s[%d] must be an integer class label, got %s'):format(fname, what, i, core.describe(v[i])))
+    end
+  end
+  return v
+end
+-- true labels y and predictions p, as long as each other
+local function label_pair(fname, y, p)
+  y, p = labels(y, fname, 'y'), labels(p, fname, 'p')
+  if #y ~= #p then argerror(('%s: y has %d entries but p has %d'):format(fname, #y, #p)) end
+  return y, p
+end
 -- tensor [N, D] from a tensor or a list of rows
-local function mat(v)
-  if T.is_tensor(v) then return v:detach():float():contiguous() end
-  return T.tensor(v)
+local function mat(v, fname, what)
+  want(fname, what, v, 'list')
+  local x = T.is_tensor(v) and v:detach():float():contiguous() or T.tensor(v)
+  if x:dim() ~= 2 then argerror(('%s: %s must be [N, D] features, got %s'):format(fname, what, core.describe(x))) end
+  return x
+end
+-- rows (a list of lists) from a tensor [N, C] or a list of rows
+local function rows(v, fname, what)
+  want(fname, what, v, 'list')
+  local P = T.is_tensor(v) and v:tolist() or v
+  for i = 1, #P do
+    if type(P[i]) ~= 'table' then argerror(('%s: %s must be rows [N, C], row %d is %s'):format(fname, what, i, core.describe(P[i]))) end
+  end
+  return P
 end
 
 ---------------------------------------------------------------- classification
 function M.accuracy(y, p)
-  y, p = list(y), list(p)
+  y, p = label_pair('metrics.accuracy', y, p)
   local hit = 0
   for i = 1, #y do if y[i] == p[i] then hit = hit + 1 end end
   return hit / #y
@@ -42,7 +71,7 @@ end
 
 -- Mean recall over the classes present in y (sklearn's balanced_accuracy_score).
 function M.balanced_accuracy(y, p)
-  y, p = list(y), list(p)
+  y, p = label_pair('metrics.balanced_accuracy', y, p)
   local rec = {}
   for _, c in ipairs(class_set(y)) do
     local n, tp = 0, 0
@@ -55,7 +84,7 @@ end
 -- Unweighted mean F1 over the classes in y or p; a class with no true or predicted
 -- member has F1 0 (sklearn's f1_score(average='macro', zero_division=0)).
 function M.macro_f1(y, p)
-  y, p = list(y), list(p)
+  y, p = label_pair('metrics.macro_f1', y, p)
   local f1 = {}
   for _, c in ipairs(class_set(y, p)) do
     local tp, fp, fn = 0, 0, 0
@@ -72,7 +101,10 @@ end
 -- Binary AUROC as the Mann-Whitney U statistic with average ranks: P(score of a positive >
 -- score of a negative) + 0.5 P(tie). positive: list of booleans or 0/1.
 function M.auroc_binary(scores, positive)
-  scores, positive = list(scores), list(positive)
+  scores, positive = list(scores, 'metrics.auroc_binary', 'scores'), list(positive, 'metrics.auroc_binary', 'positive')
+  if #scores ~= #positive then
+    argerror(('metrics.auroc_binary: %d scores but %d positive flags'):format(#scores, #positive))
+  end
   local r = stats.rank(scores)
   local npos, sum = 0, 0
   for i = 1, #scores do
@@ -87,8 +119,10 @@ end
 -- one-vs-rest AUROC averaged over the classes present in y (macro, as sklearn's
 -- roc_auc_score(multi_class='ovr') when every class is present).
 function M.auroc(probs, y)
-  local P = T.is_tensor(probs) and probs:tolist() or probs
-  y = list(y)
+  local P = rows(probs, 'metrics.auroc', 'probs')
+  y = labels(y, 'metrics.auroc', 'y')
+  if #P ~= #y then argerror(('metrics.auroc: %d probability rows but %d labels'):format(#P, #y)) end
+  if #P == 0 then return 0 / 0 end
   local C = #P[1]
   local function column(c)
     local s, pos = {}, {}
@@ -106,8 +140,9 @@ end
 
 -- The four downstream metrics from probabilities [N, C] (tensor or rows) and labels.
 function M.classification(probs, y)
-  local P = T.is_tensor(probs) and probs:tolist() or probs
-  y = list(y)
+  local P = rows(probs, 'metrics.classification', 'probs')
+  y = labels(y, 'metrics.classification', 'y')
+  if #P ~= #y then argerror(('metrics.classification: %d probability rows but %d labels'):format(#P, #y)) end
   local pred = {}
   for i, row in ipairs(P) do
     local best = 1
@@ -123,6 +158,9 @@ end
 -- double[n * n]) of the symmetric row-major double[n * n] matrix a (not modified), by cyclic
 -- Jacobi rotations: slow (O(n^3) per sweep) but accurate to rounding, and plain doubles.
 function M.eigh(a0, n, want_vectors)
+  want('metrics.eigh', 'matrix', a0, 'cdata')
+  want('metrics.eigh', 'n', n, 'count')
+  if n > 2 ^ 16 then argerror(('metrics.eigh: n = %g is too large (at most 65536)'):format(n)) end
   local a = ffi.new('double[?]', n * n)
   ffi.copy(a, a0, 8 * n * n)
   local v = want_vectors and ffi.new('double[?]', n * n) or nil
@@ -187,6 +225,10 @@ end
 -- of the eigenvalues of A^1/2 B A^1/2, which has the spectrum of A B but is symmetric. Negative
 -- eigenvalues (rounding) count as 0.
 function M.trace_sqrt_product(a, b, n)
+  want('metrics.trace_sqrt_product', 'a', a, 'cdata')
+  want('metrics.trace_sqrt_product', 'b', b, 'cdata')
+  want('metrics.trace_sqrt_product', 'n', n, 'count')
+  if n > 2 ^ 16 then argerror(('metrics.trace_sqrt_product: n = %g is too large (at most 65536)'):format(n)) end
   local ev, v = M.eigh(a, n, true)
   local vs = ffi.new('double[?]', n * n)            -- V diag(sqrt(ev))
   for i = 0, n - 1 do
@@ -210,9 +252,9 @@ end
 
 -- mean and covariance (ddof 1, as numpy.cov) of features, in doubles
 function M.feature_stats(feats)
-  local x = mat(feats)
+  local x = mat(feats, 'metrics.feature_stats', 'feats')
   local n, d = x:size(1), x:size(2)
-  if n < 2 then error('feature_stats: needs at least 2 feature vectors', 2) end
+  if n < 2 then argerror('metrics.feature_stats: needs at least 2 feature vectors') end
   local src = ffi.cast('float*', x:data_ptr())
   local mu = ffi.new('double[?]', d)
   for i = 0, n - 1 do for j = 0, d - 1 do mu[j] = mu[j] + src[i * d + j] end end
@@ -235,8 +277,10 @@ end
 -- the sum of the square roots of the eigenvalues of S1^1/2 S2 S1^1/2 (symmetric PSD, same
 -- spectrum as S1 S2), both by Jacobi eigen-decompositions in doubles.
 function M.fid_from_stats(a, b)
-  local d = a.d
-  if b.d ~= d then error(('fid: feature sizes differ (%d vs %d)'):format(d, b.d), 2) end
+  want('metrics.fid_from_stats', 'a', a, 'table')
+  want('metrics.fid_from_stats', 'b', b, 'table')
+  local d = want('metrics.fid_from_stats', 'a.d', a.d, 'count')
+  if b.d ~= d then argerror(('metrics.fid: feature sizes differ (%d vs %s)'):format(d, tostring(b.d))) end
   local dm, tr = 0, 0
   for j = 0, d - 1 do
     dm = dm + (a.mu[j] - b.mu[j]) ^ 2
@@ -288,10 +332,13 @@ end
 -- kernel averaged over random subsets (drawn without replacement; size capped at both set
 -- sizes).
 function M.kid(feats_a, feats_b, o)
-  o = o or {}
-  local x, y = mat(feats_a), mat(feats_b)
+  o = want('metrics.kid', 'options', o, 'table', true) or {}
+  want('metrics.kid', 'options.subset_size', o.subset_size, 'positive', true)
+  want('metrics.kid', 'options.n_subsets', o.n_subsets, 'positive', true)
+  local x, y = mat(feats_a, 'metrics.kid', 'feats_a'), mat(feats_b, 'metrics.kid', 'feats_b')
+  if x:size(2) ~= y:size(2) then argerror(('metrics.kid: feature sizes differ (%d vs %d)'):format(x:size(2), y:size(2))) end
   local m = math.min(o.subset_size or 1000, x:size(1), y:size(1))
-  if m < 2 then error('kid: needs at least 2 feature vectors per set', 2) end
+  if m < 2 then argerror('metrics.kid: needs at least 2 feature vectors per set') end
   local rng = stats.rng(o.seed or 0)
   local take = require('craft.data').take
   local v = {}
@@ -331,7 +378,15 @@ end
 -- definition of Wang et al. 2004 as pytorch-msssim and skimage (gaussian_weights=True,
 -- use_sample_covariance=False) compute it. Batched craft ops; b may broadcast over a's batch.
 function M.ssim(a, b, o)
-  o = o or {}
+  want('metrics.ssim', 'a', a, 'tensor')
+  want('metrics.ssim', 'b', b, 'tensor')
+  o = want('metrics.ssim', 'options', o, 'table', true) or {}
+  want('metrics.ssim', 'options.window', o.window, 'positive', true)
+  for _, t in ipairs { { 'a', a }, { 'b', b } } do
+    if t[2]:dim() ~= 3 and t[2]:dim() ~= 4 then
+      argerror(('metrics.ssim: %s must be images [N, C, H, W] or [C, H, W], got %s'):format(t[1], core.describe(t[2])))
+    end
+  end
   if a:dim() == 3 then a = a:unsqueeze(1) end
   if b:dim() == 3 then b = b:unsqueeze(1) end
   a, b = a:detach():float(), b:detach():float()
@@ -339,7 +394,7 @@ function M.ssim(a, b, o)
   local c = a:size(2)
   local size = o.window or 11
   if a:size(3) < size or a:size(4) < size then
-    error(('ssim: images of %dx%d are smaller than the %d-pixel window'):format(a:size(3), a:size(4), size), 2)
+    argerror(('metrics.ssim: images of %dx%d are smaller than the %d-pixel window'):format(a:size(3), a:size(4), size))
   end
   local L = o.data_range or 1
   local C1, C2 = ((o.k1 or 0.01) * L) ^ 2, ((o.k2 or 0.03) * L) ^ 2
@@ -365,8 +420,11 @@ local function chunks(n, size)
 end
 
 -- The top-m reference rows by cosine for each query: sims and 1-based indices, lists of lists.
-local function top_cosine(q, r, m, chunk)
-  q, r = F.normalize(mat(q), 2), F.normalize(mat(r), 2)
+local function top_cosine(q, r, m, chunk, fname)
+  fname = fname or 'metrics.nearest_cosine'
+  q, r = mat(q, fname, 'query features'), mat(r, fname, 'reference features')
+  if q:size(2) ~= r:size(2) then argerror(('%s: feature sizes differ (%d vs %d)'):format(fname, q:size(2), r:size(2))) end
+  q, r = F.normalize(q, 2), F.normalize(r, 2)
   local sims, idx = {}, {}
   A.no_grad(function()
     local cols = T.arange(r:size(1))
@@ -402,13 +460,15 @@ end
 -- nearest refs by feature cosine are compared, since exhaustive SSIM costs N_query * N_ref
 -- windowed passes over the pixels.
 function M.nearest_ssim(q, r, o)
-  o = o or {}
+  want('metrics.nearest_ssim', 'query images', q, 'tensor')
+  want('metrics.nearest_ssim', 'reference images', r, 'tensor')
+  o = want('metrics.nearest_ssim', 'options', o, 'table', true) or {}
   local nq, nr = q:size(1), r:size(1)
   local cand
   if o.candidates and o.candidates < nr then
-    if not (o.query_feats and o.ref_feats) then error('nearest_ssim: candidates needs query_feats and ref_feats', 2) end
+    if not (o.query_feats and o.ref_feats) then argerror('metrics.nearest_ssim: candidates needs query_feats and ref_feats') end
     local _
-    _, cand = top_cosine(o.query_feats, o.ref_feats, o.candidates)
+    _, cand = top_cosine(o.query_feats, o.ref_feats, o.candidates, nil, 'metrics.nearest_ssim')
   end
   local take = require('craft.data').take
   local best, arg = {}, {}
@@ -436,6 +496,7 @@ end
 -- of real test images: a real unseen image is that close to the training set only 1 % of the
 -- time. The share is the fraction of generated images strictly above it.
 function M.memorisation(o)
+  want('metrics.memorisation', 'options', o, 'table')
   local pct = o.percentile or 0.99
   local function summarise(nn_gen, idx, nn_test)
     local thr = stats.quantile(nn_test, pct)
@@ -484,13 +545,14 @@ end
 --   n_classes=(max label + 1), width=16, epochs=10, lr=1e-3, weight_decay=1e-4, batch_size=32,
 --   seed=0, augment=true (random horizontal flips)}) -> model (in eval mode)
 function M.train_classifier(images, labels, o)
-  o = o or {}
-  local ys = list(labels)
+  want('metrics.train_classifier', 'images', images, 'tensor')
+  o = want('metrics.train_classifier', 'options', o, 'table', true) or {}
+  local ys = list(labels, 'metrics.train_classifier', 'labels')
   local nc = o.n_classes
   if not nc then nc = 0; for _, y in ipairs(ys) do nc = math.max(nc, y + 1) end end
   local arch = o.arch or 'small_cnn'
   if type(arch) ~= 'function' and arch ~= 'small_cnn' then
-    error(('train_classifier: unknown arch %q (small_cnn or a function)'):format(tostring(arch)), 2)
+    argerror(('metrics.train_classifier: unknown arch %q (small_cnn or a function)'):format(tostring(arch)))
   end
   -- initialise from the classifier's own seed, then give the caller's random stream back
   local saved_seed, saved_off = T.rng.seed, T.rng.offset
@@ -518,13 +580,14 @@ end
 --   evaluation), trained full-batch with AdamW and class-balanced cross-entropy so that a
 --   skewed synthetic set does not turn into a prior. model(feats) gives logits.
 function M.train_feature_classifier(feats, labels, o)
-  o = o or {}
-  local ys = list(labels)
+  want('metrics.train_feature_classifier', 'labels', labels, 'list')
+  o = want('metrics.train_feature_classifier', 'options', o, 'table', true) or {}
+  local ys = list(labels, 'metrics.train_feature_classifier', 'labels')
   local nc = o.n_classes
   if not nc then nc = 0; for _, y in ipairs(ys) do nc = math.max(nc, y + 1) end end
-  local X = F.normalize(mat(feats), 2)
+  local X = F.normalize(mat(feats, 'metrics.train_feature_classifier', 'feats'), 2)
   if X:size(1) ~= #ys then
-    error(('train_feature_classifier: %d feature rows but %d labels'):format(X:size(1), #ys), 2)
+    argerror(('metrics.train_feature_classifier: %d feature rows but %d labels'):format(X:size(1), #ys))
   end
   local count = {}
   for c = 1, nc do count[c] = 0 end
@@ -542,11 +605,15 @@ function M.train_feature_classifier(feats, labels, o)
     opt:step()
     opt:zero_grad()
   end
-  return function(f) return head(F.normalize(mat(f), 2)) end
+  return function(f) return head(F.normalize(mat(f, 'feature classifier', 'features'), 2)) end
 end
 
 -- evaluate_feature_classifier(model, feats, labels) -> {accuracy, balanced_accuracy, macro_f1, auroc}
 function M.evaluate_feature_classifier(model, feats, labels)
+  if type(model) ~= 'function' and not (type(model) == 'table' and getmetatable(model) and getmetatable(model).__call) then
+    argerror(('metrics.evaluate_feature_classifier: model must be a function or a module, got %s'):format(core.describe(model)))
+  end
+  want('metrics.evaluate_feature_classifier', 'features', feats, 'tensor')
   local probs = A.no_grad(function() return F.softmax(model(feats), 2):tolist() end)
   return M.classification(probs, labels)
 end
@@ -554,7 +621,11 @@ end
 -- evaluate_classifier(model, images, labels, {batch_size=64}) -> {accuracy, balanced_accuracy,
 -- macro_f1, auroc, probs, pred}
 function M.evaluate_classifier(model, images, labels, o)
-  o = o or {}
+  if type(model) ~= 'function' and not (type(model) == 'table' and getmetatable(model) and getmetatable(model).__call) then
+    argerror(('metrics.evaluate_classifier: model must be a function or a module, got %s'):format(core.describe(model)))
+  end
+  want('metrics.evaluate_classifier', 'images', images, 'tensor')
+  o = want('metrics.evaluate_classifier', 'options', o, 'table', true) or {}
   local probs = {}
   A.no_grad(function()
     for s, len in chunks(images:size(1), o.batch_size or 64) do

@@ -2,8 +2,11 @@
 -- parameters are "<child>.<name>", so state dicts line up with PyTorch / diffusers files),
 -- train/eval mode, state dicts, and the common layers.
 local T = require 'craft.tensor'
+local argerror = require('craft.core').argerror
 local F = require 'craft.functional'
 local A = require 'craft.autograd'
+local core = require 'craft.core'
+local want = core.want
 
 local nn = {}
 
@@ -83,7 +86,7 @@ function Module:to(device)
     end
   end)
   A.set_grad_enabled(prev)
-  if not ok then error(err, 2) end
+  if not ok then argerror(err) end
   for _, n in ipairs(self._module_order) do self._modules[n]:to(device) end
   return self
 end
@@ -127,7 +130,7 @@ function Module:load_state_dict(sd, o)
     if src == nil then missing[#missing + 1] = name; return end
     local a, b = table.concat(t.shape, 'x'), table.concat(src.shape, 'x')
     if a ~= b then
-      error(('load_state_dict: %s has shape [%s] in the model but [%s] in the state dict'):format(name, a, b), 4)
+      argerror(('load_state_dict: %s has shape [%s] in the model but [%s] in the state dict'):format(name, a, b))
     end
     t:copy_(src)
   end
@@ -137,9 +140,9 @@ function Module:load_state_dict(sd, o)
   table.sort(missing)
   table.sort(unexpected)
   if strict and (#missing > 0 or #unexpected > 0) then
-    error(('load_state_dict: %d missing key(s)%s, %d unexpected key(s)%s'):format(#missing,
+    argerror(('load_state_dict: %d missing key(s)%s, %d unexpected key(s)%s'):format(#missing,
       #missing > 0 and (' (' .. table.concat(missing, ', ', 1, math.min(5, #missing)) .. (#missing > 5 and ', ...' or '') .. ')') or '',
-      #unexpected, #unexpected > 0 and (' (' .. table.concat(unexpected, ', ', 1, math.min(5, #unexpected)) .. (#unexpected > 5 and ', ...' or '') .. ')') or ''), 2)
+      #unexpected, #unexpected > 0 and (' (' .. table.concat(unexpected, ', ', 1, math.min(5, #unexpected)) .. (#unexpected > 5 and ', ...' or '') .. ')') or ''))
   end
   return missing, unexpected
 end
@@ -177,7 +180,7 @@ function Module:describe(indent)
   lines[#lines + 1] = indent .. '}'
   return table.concat(lines, '\n')
 end
-function Module:forward() error((self._name or 'Module') .. ': forward is not implemented', 2) end
+function Module:forward() argerror((self._name or 'Module') .. ': forward is not implemented') end
 
 ---------------------------------------------------------------- init helpers
 -- PyTorch's default init for Linear/Conv: U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weight and bias.
@@ -190,7 +193,9 @@ nn.init = { uniform = uniform }
 local Linear = nn.class('Linear')
 nn.Linear = Linear
 function Linear:init(nin, nout, o)
-  o = o or {}
+  want('Linear', 'in_features', nin, 'positive')
+  want('Linear', 'out_features', nout, 'positive')
+  o = want('Linear', 'options', o, 'table', true) or {}
   self.in_features, self.out_features = nin, nout
   local bound = 1 / math.sqrt(nin)
   self:param('weight', uniform({ nout, nin }, bound))
@@ -202,8 +207,26 @@ function Linear:extra_repr() return self.in_features .. ' -> ' .. self.out_featu
 local Conv2d = nn.class('Conv2d')
 nn.Conv2d = Conv2d
 -- Conv2d(cin, cout, k, {stride, padding, dilation, groups, bias})
+-- the checks both convolutions share: channels, kernel size (a number or {kh, kw}), groups
+local function conv_args(name, cin, cout, k, o)
+  want(name, 'in_channels', cin, 'positive')
+  want(name, 'out_channels', cout, 'positive')
+  if type(k) == 'table' then
+    want(name, 'kernel_size[1]', k[1], 'positive')
+    want(name, 'kernel_size[2]', k[2], 'positive')
+  else
+    want(name, 'kernel_size', k, 'positive|table')
+  end
+  o = want(name, 'options', o, 'table', true) or {}
+  local g = want(name, 'options.groups', o.groups, 'positive', true) or 1
+  if cin % g ~= 0 or cout % g ~= 0 then
+    core.argerror(('%s: %d groups do not divide %d input and %d output channels'):format(name, g, cin, cout))
+  end
+  return o
+end
+
 function Conv2d:init(cin, cout, k, o)
-  o = o or {}
+  o = conv_args('Conv2d', cin, cout, k, o)
   self.cin, self.cout, self.k = cin, cout, k
   self.opts = { stride = o.stride or 1, padding = o.padding or 0, dilation = o.dilation or 1, groups = o.groups or 1 }
   local kh, kw = type(k) == 'table' and k[1] or k, type(k) == 'table' and k[2] or k
@@ -212,12 +235,16 @@ function Conv2d:init(cin, cout, k, o)
   if o.bias ~= false then self:param('bias', uniform({ cout }, bound)) end
 end
 function Conv2d:forward(x) return F.conv2d(x, self._params.weight, self._params.bias, self.opts) end
-function Conv2d:extra_repr() return ('%d -> %d, k=%s'):format(self.cin, self.cout, tostring(self.k)) end
+function Conv2d:extra_repr()
+  local k = type(self.k) == 'table' and (self.k[1] .. 'x' .. self.k[2]) or tostring(self.k)
+  return ('%d -> %d, k=%s'):format(self.cin, self.cout, k)
+end
 
 local ConvTranspose2d = nn.class('ConvTranspose2d')
 nn.ConvTranspose2d = ConvTranspose2d
 function ConvTranspose2d:init(cin, cout, k, o)
-  o = o or {}
+  o = conv_args('ConvTranspose2d', cin, cout, k, o)
+  want('ConvTranspose2d', 'kernel_size', k, 'positive')
   self.cin, self.cout = cin, cout
   self.opts = { stride = o.stride or 1, padding = o.padding or 0, output_padding = o.output_padding or 0,
     dilation = o.dilation or 1, groups = o.groups or 1 }
@@ -230,7 +257,10 @@ function ConvTranspose2d:forward(x) return F.conv_transpose2d(x, self._params.we
 local GroupNorm = nn.class('GroupNorm')
 nn.GroupNorm = GroupNorm
 function GroupNorm:init(groups, channels, o)
-  o = o or {}
+  want('GroupNorm', 'num_groups', groups, 'positive')
+  want('GroupNorm', 'num_channels', channels, 'positive')
+  if channels % groups ~= 0 then core.argerror(('GroupNorm: %d groups do not divide %d channels'):format(groups, channels)) end
+  o = want('GroupNorm', 'options', o, 'table', true) or {}
   self.groups, self.eps = groups, o.eps or 1e-5
   if o.affine ~= false then
     self:param('weight', T.ones({ channels }))
@@ -242,8 +272,11 @@ function GroupNorm:forward(x) return F.group_norm(x, self.groups, self._params.w
 local LayerNorm = nn.class('LayerNorm')
 nn.LayerNorm = LayerNorm
 function LayerNorm:init(shape, o)
-  o = o or {}
+  want('LayerNorm', 'normalized_shape', shape, 'positive|table')
+  o = want('LayerNorm', 'options', o, 'table', true) or {}
   if type(shape) == 'number' then shape = { shape } end
+  if #shape == 0 then core.argerror('LayerNorm: normalized_shape is empty') end
+  for i = 1, #shape do want('LayerNorm', ('normalized_shape[%d]'):format(i), shape[i], 'positive') end
   self.nshape, self.eps = shape, o.eps or 1e-5
   if o.affine ~= false then
     self:param('weight', T.ones(shape))
@@ -254,7 +287,11 @@ function LayerNorm:forward(x) return F.layer_norm(x, #self.nshape, self._params.
 
 local Embedding = nn.class('Embedding')
 nn.Embedding = Embedding
-function Embedding:init(n, d) self:param('weight', T.randn({ n, d })) end
+function Embedding:init(n, d)
+  want('Embedding', 'num_embeddings', n, 'positive')
+  want('Embedding', 'embedding_dim', d, 'positive')
+  self:param('weight', T.randn({ n, d }))
+end
 function Embedding:forward(idx) return F.embedding(idx, self._params.weight) end
 
 local function activation(name, fn)
@@ -272,7 +309,11 @@ activation('Identity', function(x) return x end)
 
 local Dropout = nn.class('Dropout')
 nn.Dropout = Dropout
-function Dropout:init(p) self.p = p or 0.5 end
+function Dropout:init(p)
+  want('Dropout', 'p', p, 'number', true)
+  if p and not (p >= 0 and p < 1) then core.argerror(('Dropout: p must be in [0, 1), got %s'):format(tostring(p))) end
+  self.p = p or 0.5
+end
 function Dropout:forward(x)
   if not self.training or self.p == 0 then return x end
   local keep = T.rand(x.shape):ge(T.full({}, self.p))
@@ -318,7 +359,9 @@ end
 local Attention = nn.class('Attention')
 nn.Attention = Attention
 function Attention:init(dim, o)
-  o = o or {}
+  want('Attention', 'dim', dim, 'positive')
+  o = want('Attention', 'options', o, 'table', true) or {}
+  want('Attention', 'options.heads', o.heads, 'positive', true)
   self.heads = o.heads or 8
   self.head_dim = o.head_dim or math.floor(dim / self.heads)
   local inner = self.heads * self.head_dim

@@ -3,18 +3,28 @@
 -- state_dict() for checkpoints.
 local core = require 'craft.core'
 local T = require 'craft.tensor'
-local ffi, C, check = core.ffi, core.C, core.check
+local ffi, C, check, want, argerror = core.ffi, core.C, core.check, core.want, core.argerror
 
 local optim = {}
 
-local function params_list(params)
+local function params_list(params, fname)
   -- accepts a module, a list of tensors, or a list of {name, tensor} pairs
-  if type(params) == 'table' and params.parameters and params._params then params = params:named_parameters() end
+  want(fname, 'params', params, 'table')
+  if params.parameters and params._params then params = params:named_parameters() end
   local list = {}
   for i, p in ipairs(params) do
-    if T.is_tensor(p) then list[i] = { 'param' .. i, p } else list[i] = p end
+    if T.is_tensor(p) then list[i] = { 'param' .. i, p }
+    elseif type(p) == 'table' and type(p[1]) == 'string' and T.is_tensor(p[2]) then list[i] = p
+    else argerror(('%s: params[%d] must be a tensor or a {name, tensor} pair, got %s'):format(fname, i, core.describe(p))) end
   end
   return list
+end
+-- the options every optimiser shares: a table, lr and weight_decay numbers
+local function options(fname, o)
+  o = want(fname, 'options', o, 'table', true) or {}
+  want(fname, 'options.lr', o.lr, 'number', true)
+  want(fname, 'options.weight_decay', o.weight_decay, 'number', true)
+  return o
 end
 
 local Optimizer = {}
@@ -62,8 +72,10 @@ end
 
 -- AdamW(params, {lr=1e-3, betas={0.9, 0.999}, eps=1e-8, weight_decay=1e-2})
 function optim.AdamW(params, o)
-  o = o or {}
-  local self = setmetatable({ params = params_list(params), state = {}, step_count = 0,
+  o = options('optim.AdamW', o)
+  want('optim.AdamW', 'options.betas', o.betas, 'table', true)
+  want('optim.AdamW', 'options.eps', o.eps, 'number', true)
+  local self = setmetatable({ params = params_list(params, 'optim.AdamW'), state = {}, step_count = 0,
     lr = o.lr or 1e-3, betas = o.betas or { 0.9, 0.999 }, eps = o.eps or 1e-8,
     weight_decay = o.weight_decay == nil and 1e-2 or o.weight_decay, state_keys = { 'exp_avg', 'exp_avg_sq' } }, Optimizer)
   self.step = function(s)
@@ -83,8 +95,9 @@ end
 
 -- SGD(params, {lr, momentum=0, weight_decay=0, nesterov=false})
 function optim.SGD(params, o)
-  o = o or {}
-  local self = setmetatable({ params = params_list(params), state = {}, step_count = 0, lr = o.lr or 1e-2,
+  o = options('optim.SGD', o)
+  want('optim.SGD', 'options.momentum', o.momentum, 'number', true)
+  local self = setmetatable({ params = params_list(params, 'optim.SGD'), state = {}, step_count = 0, lr = o.lr or 1e-2,
     momentum = o.momentum or 0, weight_decay = o.weight_decay or 0, nesterov = o.nesterov or false,
     state_keys = { 'momentum_buffer' } }, Optimizer)
   self.step = function(s)
@@ -103,7 +116,8 @@ end
 
 -- clip_grad_norm(params, max_norm) -> total norm before clipping
 function optim.clip_grad_norm(params, max_norm)
-  local list = params_list(params)
+  local list = params_list(params, 'optim.clip_grad_norm')
+  want('optim.clip_grad_norm', 'max_norm', max_norm, 'number')
   local grads = {}
   for _, np in ipairs(list) do
     local g = np[2]._c.grad
@@ -118,14 +132,15 @@ end
 
 -- EMA(params, decay): ema:update() after each step; ema:copy_to(params) to use the averages.
 function optim.EMA(params, decay)
-  local list = params_list(params)
+  local list = params_list(params, 'optim.EMA')
+  want('optim.EMA', 'decay', decay, 'number', true)
   local self = { decay = decay or 0.999, shadow = {}, params = list }
   for i, np in ipairs(list) do self.shadow[i] = np[2]:detach():clone() end
   function self:update()
     for i, np in ipairs(self.params) do check(C.craft_ema_update(self.shadow[i]._c, np[2]._c, self.decay), 2) end
   end
   function self:copy_to(target)
-    local tl = target and params_list(target) or self.params
+    local tl = target and params_list(target, 'EMA:copy_to') or self.params
     for i, np in ipairs(tl) do np[2]:detach():copy_(self.shadow[i]) end
   end
   return self
@@ -135,11 +150,15 @@ end
 optim.schedule = {}
 function optim.schedule.constant() return function() return 1 end end
 function optim.schedule.linear_warmup(warmup)
+  want('optim.schedule.linear_warmup', 'warmup', warmup, 'count')
   return function(step) return warmup > 0 and math.min(1, (step + 1) / warmup) or 1 end
 end
 -- cosine(total, {warmup=0, min_ratio=0})
 function optim.schedule.cosine(total, o)
-  o = o or {}
+  want('optim.schedule.cosine', 'total', total, 'count')
+  o = want('optim.schedule.cosine', 'options', o, 'table', true) or {}
+  want('optim.schedule.cosine', 'options.warmup', o.warmup, 'count', true)
+  want('optim.schedule.cosine', 'options.min_ratio', o.min_ratio, 'number', true)
   local warmup, min_ratio = o.warmup or 0, o.min_ratio or 0
   return function(step)
     if step < warmup then return (step + 1) / warmup end
@@ -149,6 +168,9 @@ function optim.schedule.cosine(total, o)
 end
 -- Applies schedule(step) * base_lr to the optimiser's lr.
 function optim.LRScheduler(opt, schedule)
+  want('optim.LRScheduler', 'optimizer', opt, 'table')
+  want('optim.LRScheduler', 'optimizer.lr', opt.lr, 'number')
+  want('optim.LRScheduler', 'schedule', schedule, 'function')
   local base = opt.lr
   local s = { opt = opt, schedule = schedule, step_count = 0 }
   function s:step()

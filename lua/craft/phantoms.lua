@@ -5,14 +5,20 @@
 -- labels i64 [N], classes, and rows (each with every ground-truth parameter).
 local core = require 'craft.core'
 local T = require 'craft.tensor'
-local ffi, C, check = core.ffi, core.C, core.check
+local ffi, C, check, want, argerror = core.ffi, core.C, core.check, core.want, core.argerror
 
 local P = {}
 
-local function modality_index(m, level)
-  if type(m) == 'number' then return m end
+-- a modality by name ('cxr', ...) or index (0-based)
+local function modality_index(m)
+  want('phantoms', 'modality', m, 'string|count')
+  if type(m) == 'number' then
+    local n = C.craft_phantom_modality_count()
+    if m >= n then argerror(('phantoms: modality index %d out of range (%d modalities)'):format(m, n)) end
+    return m
+  end
   local out = ffi.new('int[1]')
-  check(C.craft_phantom_modality_from_name(tostring(m), out), (level or 2) + 1)
+  check(C.craft_phantom_modality_from_name(m, out))
   return out[0]
 end
 P.modality_index = modality_index
@@ -29,20 +35,20 @@ function P.modalities()
   return r
 end
 function P.classes(m)
-  local mi = modality_index(m, 2)
+  local mi = modality_index(m)
   return names(C.craft_phantom_class_count(mi), C.craft_phantom_class_name, mi)
 end
 function P.param_names(m)
-  local mi = modality_index(m, 2)
+  local mi = modality_index(m)
   return names(C.craft_phantom_param_count(mi), C.craft_phantom_param_name, mi)
 end
 function P.measure_names(m)
-  local mi = modality_index(m, 2)
+  local mi = modality_index(m)
   return names(C.craft_oracle_measure_count(mi), C.craft_oracle_measure_name, mi)
 end
 -- Checklist items the oracle audits: { {name=, class=} ... } (class: 0-based class index)
 function P.items(m)
-  local mi = modality_index(m, 2)
+  local mi = modality_index(m)
   local r = {}
   for i = 0, C.craft_oracle_item_count(mi) - 1 do
     r[i + 1] = { name = ffi.string(C.craft_oracle_item_name(mi, i)), class = C.craft_oracle_item_class(mi, i) }
@@ -52,7 +58,15 @@ end
 
 -- dataset{modality=, n=, size=64, seed=0, first_index=0, class=nil (uniform), blur=0, noise=0}
 function P.dataset(o)
-  local mi = modality_index(o.modality, 2)
+  want('phantoms.dataset', 'options', o, 'table')
+  local mi = modality_index(o.modality)
+  want('phantoms.dataset', 'options.n', o.n, 'count', true)
+  want('phantoms.dataset', 'options.size', o.size, 'positive', true)
+  want('phantoms.dataset', 'options.seed', o.seed, 'count', true)
+  want('phantoms.dataset', 'options.first_index', o.first_index, 'count', true)
+  want('phantoms.dataset', 'options.class', o.class, 'string|count', true)
+  want('phantoms.dataset', 'options.blur', o.blur, 'number', true)
+  want('phantoms.dataset', 'options.noise', o.noise, 'number', true)
   local n, size = o.n or 256, o.size or 64
   local np = C.craft_phantom_param_count(mi)
   local images = T.empty({ n, 3, size, size })
@@ -61,7 +75,7 @@ function P.dataset(o)
   local cls = o.class
   if type(cls) == 'string' then
     for i, c in ipairs(P.classes(mi)) do if c == cls then cls = i - 1 end end
-    if type(cls) == 'string' then error(('phantoms: unknown class %q for %s'):format(o.class, tostring(o.modality)), 2) end
+    if type(cls) == 'string' then argerror(('phantoms: unknown class %q for %s'):format(o.class, tostring(o.modality))) end
   end
   local ptr = ffi.cast('float*', images:data_ptr())
   check(C.craft_phantom_generate(mi, n, size, o.seed or 0, o.first_index or 0, cls or -1, ptr, labels, params), 2)
@@ -85,12 +99,13 @@ end
 -- audit(modality, images [N, 3, S, S] in [0, 1]) -> { labels = {...} (0-based), measures = {{name=value}},
 -- items = {{name=bool}} }
 function P.audit(m, images)
-  local mi = modality_index(m, 2)
+  local mi = modality_index(m)
+  want('phantoms.audit', 'images', images, 'tensor')
   local x = images:detach():float():contiguous()
-  local n, size = x:size(1), x:size(3)
-  if x:dim() ~= 4 or x:size(2) ~= 3 or x:size(4) ~= size then
-    error(('oracle: images must be [N, 3, S, S], got [%s]'):format(table.concat(x.shape, ', ')), 2)
+  if x:dim() ~= 4 or x:size(2) ~= 3 or x:size(4) ~= x:size(3) then
+    argerror(('phantoms.audit: images must be [N, 3, S, S], got %s'):format(core.describe(x)))
   end
+  local n, size = x:size(1), x:size(3)
   local nm, ni = C.craft_oracle_measure_count(mi), C.craft_oracle_item_count(mi)
   local meas = ffi.new('float[?]', math.max(1, n * nm))
   local labels = ffi.new('int32_t[?]', n)
@@ -108,8 +123,11 @@ function P.audit(m, images)
   return r
 end
 
--- Writes images [N, 3, S, S] in [0, 1] as PNG files.
+-- Writes an image [C, H, W] in [0, 1] as a PNG file.
 function P.write_png(path, img)
+  want('phantoms.write_png', 'path', path, 'string')
+  want('phantoms.write_png', 'image', img, 'tensor')
+  if img:dim() ~= 3 then argerror(('phantoms.write_png: the image must be [C, H, W], got %s'):format(core.describe(img))) end
   local x = img:detach():float():contiguous()
   local c, h, w = x:size(1), x:size(2), x:size(3)
   local buf = ffi.new('uint8_t[?]', c * h * w)

@@ -22,6 +22,7 @@
 -- with the lowest tail, in percentage points and relative, with a bootstrap CI of the
 -- difference; the paired test across seeds uses seed_tails of the method and that baseline.
 local core = require 'craft.core'
+local argerror = require('craft.core').argerror
 local stats = require 'craft.stats'
 local ffi, C, check = core.ffi, core.C, core.check
 local bit = require 'bit'
@@ -36,6 +37,7 @@ local DOWNSTREAM = { 'accuracy', 'balanced_accuracy', 'macro_f1', 'auroc' }
 local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
 -- base64(s): RFC 4648 with '=' padding
 function M.base64(s)
+  require('craft.core').want('report.base64', 's', s, 'string')
   local out, n = {}, #s
   for i = 1, n, 3 do
     local a, b, c = s:byte(i, i + 2)
@@ -64,6 +66,8 @@ local function ci(lo, hi, f) if lo == nil then return '' end; return ('[%s, %s]'
 
 -- PNG bytes of one image [C, H, W] in [0, 1], through the engine's PNG writer and a temp file.
 function M.png_bytes(img)
+  require('craft.core').want('report.png_bytes', 'image', img, 'tensor')
+  if img:dim() ~= 3 then argerror(('report.png_bytes: the image must be [C, H, W], got %s'):format(require('craft.core').describe(img))) end
   local x = img:detach():float():contiguous()
   local c, h, w = x:size(1), x:size(2), x:size(3)
   local buf = ffi.new('uint8_t[?]', c * h * w)
@@ -521,10 +525,13 @@ small{color:#777}.note{color:#555;font-size:13px}
 
 -- write(dir, results) -> { methods = {per-method summaries}, best_baseline = index, files = {...} }
 function M.write(dir, res)
-  assert(type(res) == 'table' and res.classes and res.thresholds and res.real and res.methods,
-    'report.write: results need classes, thresholds, real and methods')
+  require('craft.core').want('report.write', 'dir', dir, 'string')
+  require('craft.core').want('report.write', 'results', res, 'table')
+  if not (res.classes and res.thresholds and res.real and res.methods) then
+    argerror('report.write: results need classes, thresholds, real and methods')
+  end
   for _, m in ipairs(res.methods) do
-    if #m.cas ~= #m.labels then error(('report: method %s has %d CAS values but %d labels'):format(m.name, #m.cas, #m.labels), 2) end
+    if #m.cas ~= #m.labels then argerror(('report: method %s has %d CAS values but %d labels'):format(m.name, #m.cas, #m.labels)) end
   end
   local bo = { n = (res.bootstrap or {}).n or 1000, seed = (res.bootstrap or {}).seed or 0,
     paired = (res.bootstrap or {}).paired }

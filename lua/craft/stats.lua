@@ -8,23 +8,35 @@
 --   local r = stats.paired_t(a, b)          -- {t=, df=, p=} two-sided
 --   local p = stats.sign_flip(a, b)         -- exact for <= 16 pairs
 local core = require 'craft.core'
-local ffi, C = core.ffi, core.C
+local ffi, C, want, argerror = core.ffi, core.C, core.want, core.argerror
 
 local S = {}
 
+-- x must be a list of numbers (each entry checked: a string would fail deep in the arithmetic)
+local function nums(fname, what, x)
+  want(fname, what, x, 'table')
+  for i = 1, #x do
+    if type(x[i]) ~= 'number' then argerror(('%s: %s[%d] must be a number, got %s'):format(fname, what, i, core.describe(x[i]))) end
+  end
+  return x
+end
+
 ---------------------------------------------------------------- moments
 function S.sum(x)
+  nums('stats.sum', 'x', x)
   local s = 0
   for i = 1, #x do s = s + x[i] end
   return s
 end
 function S.mean(x)
+  nums('stats.mean', 'x', x)
   if #x == 0 then return 0 / 0 end
   return S.sum(x) / #x
 end
 -- var(x, ddof=1): ddof 1 is the unbiased sample variance (numpy's ddof, torch's correction).
 function S.var(x, ddof)
-  ddof = ddof or 1
+  nums('stats.var', 'x', x)
+  ddof = want('stats.var', 'ddof', ddof, 'count', true) or 1
   local n = #x
   if n - ddof <= 0 then return 0 / 0 end
   local m, s = S.mean(x), 0
@@ -44,6 +56,8 @@ end
 -- interpolation between the order statistics around h); 'lower', 'higher', 'nearest' (ties to
 -- even, as numpy) and 'midpoint' as numpy names them. q may be a number or a list.
 function S.quantile(x, q, method)
+  nums('stats.quantile', 'x', x)
+  want('stats.quantile', 'q', q, 'number|table')
   if type(q) == 'table' then
     local s, r = sorted_copy(x), {}
     for i = 1, #q do r[i] = S.quantile_sorted(s, q[i], method) end
@@ -52,9 +66,12 @@ function S.quantile(x, q, method)
   return S.quantile_sorted(sorted_copy(x), q, method)
 end
 function S.quantile_sorted(s, q, method)
+  want('stats.quantile', 'x', s, 'table')
+  want('stats.quantile', 'q', q, 'number')
+  want('stats.quantile', 'method', method, 'string', true)
   local n = #s
+  if not (q >= 0 and q <= 1) then argerror(('stats.quantile: q = %g is outside [0, 1]'):format(q)) end
   if n == 0 then return 0 / 0 end
-  if q < 0 or q > 1 then error(('quantile: q = %g is outside [0, 1]'):format(q), 2) end
   local h = (n - 1) * q
   local lo = math.floor(h)
   local frac = h - lo
@@ -68,13 +85,14 @@ function S.quantile_sorted(s, q, method)
     if frac < 0.5 or (frac == 0.5 and lo % 2 == 0) then return a end
     return b
   end
-  error(('quantile: unknown method %q (linear, lower, higher, midpoint, nearest)'):format(tostring(method)), 2)
+  argerror(('stats.quantile: unknown method %q (linear, lower, higher, midpoint, nearest)'):format(tostring(method)))
 end
 function S.median(x) return S.quantile(x, 0.5) end
 
 ---------------------------------------------------------------- ranks and correlation
 -- rank(x): 1-based ranks, ties get the average of the ranks they span (scipy's 'average').
 function S.rank(x)
+  nums('stats.rank', 'x', x)
   local n, idx = #x, {}
   for i = 1, n do idx[i] = i end
   table.sort(idx, function(a, b) return x[a] < x[b] end)
@@ -89,8 +107,10 @@ function S.rank(x)
   return r
 end
 function S.pearson(x, y)
+  nums('stats.pearson', 'x', x)
+  nums('stats.pearson', 'y', y)
   local n = #x
-  if n ~= #y then error(('pearson: %d vs %d values'):format(n, #y), 2) end
+  if n ~= #y then argerror(('stats.pearson: %d vs %d values'):format(n, #y)) end
   local mx, my = S.mean(x), S.mean(y)
   local sxy, sxx, syy = 0, 0, 0
   for i = 1, n do
@@ -134,7 +154,12 @@ end
 -- understands) with replacement, n times; the CI is the alpha/2 and 1 - alpha/2 linear
 -- quantiles of the statistic over the resamples.
 function S.bootstrap(values, statistic, o)
-  o = o or {}
+  want('stats.bootstrap', 'values', values, 'table')
+  want('stats.bootstrap', 'statistic', statistic, 'function', true)
+  o = want('stats.bootstrap', 'options', o, 'table', true) or {}
+  want('stats.bootstrap', 'options.n', o.n, 'positive', true)
+  want('stats.bootstrap', 'options.alpha', o.alpha, 'number', true)
+  if o.alpha and not (o.alpha > 0 and o.alpha < 1) then argerror(('stats.bootstrap: alpha must be in (0, 1), got %s'):format(tostring(o.alpha))) end
   statistic = statistic or S.mean
   local B, alpha = o.n or 1000, o.alpha or 0.05
   local rng, buf, draws = S.rng(o.seed or 0), {}, {}
@@ -147,10 +172,16 @@ end
 -- the CI of statistic(a) - statistic(b) (e.g. tail_A - tail_B). Unpaired resamples each set on
 -- its own; paired (same prompts and seeds in both) resamples the same indices in both.
 function S.bootstrap_diff(a, b, statistic, o)
-  o = o or {}
+  want('stats.bootstrap_diff', 'a', a, 'table')
+  want('stats.bootstrap_diff', 'b', b, 'table')
+  want('stats.bootstrap_diff', 'statistic', statistic, 'function', true)
+  o = want('stats.bootstrap_diff', 'options', o, 'table', true) or {}
+  want('stats.bootstrap_diff', 'options.n', o.n, 'positive', true)
+  want('stats.bootstrap_diff', 'options.alpha', o.alpha, 'number', true)
+  if o.alpha and not (o.alpha > 0 and o.alpha < 1) then argerror(('stats.bootstrap_diff: alpha must be in (0, 1), got %s'):format(tostring(o.alpha))) end
   statistic = statistic or S.mean
   local B, alpha = o.n or 1000, o.alpha or 0.05
-  if o.paired and #a ~= #b then error(('bootstrap_diff: paired sets differ in size (%d vs %d)'):format(#a, #b), 2) end
+  if o.paired and #a ~= #b then argerror(('stats.bootstrap_diff: paired sets differ in size (%d vs %d)'):format(#a, #b)) end
   local rng, ba, bb, draws = S.rng(o.seed or 0), {}, {}, {}
   for k = 1, B do
     if o.paired then
@@ -170,6 +201,7 @@ end
 local LANCZOS = { 0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
   -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7 }
 function S.lgamma(x)
+  want('stats.lgamma', 'x', x, 'number')
   if x < 0.5 then return math.log(math.pi / math.abs(math.sin(math.pi * x))) - S.lgamma(1 - x) end
   x = x - 1
   local a = LANCZOS[1]
@@ -206,6 +238,7 @@ end
 
 -- betainc(a, b, x): the regularised incomplete beta I_x(a, b).
 function S.betainc(a, b, x)
+  want('stats.betainc', 'a', a, 'number'); want('stats.betainc', 'b', b, 'number'); want('stats.betainc', 'x', x, 'number')
   if x <= 0 then return 0 end
   if x >= 1 then return 1 end
   local lbt = S.lgamma(a + b) - S.lgamma(a) - S.lgamma(b) + a * math.log(x) + b * math.log(1 - x)
@@ -217,14 +250,17 @@ end
 
 -- t_cdf(t, df): Student's t distribution function, via P(|T| > |t|) = I_{df/(df+t^2)}(df/2, 1/2).
 function S.t_cdf(t, df)
+  want('stats.t_cdf', 't', t, 'number'); want('stats.t_cdf', 'df', df, 'number')
   if t ~= t then return t end
   local tail = 0.5 * S.betainc(df / 2, 0.5, df / (df + t * t))
   return t > 0 and 1 - tail or tail
 end
 
 ---------------------------------------------------------------- paired tests
-local function diffs(a, b, level)
-  if #a ~= #b then error(('paired test: %d vs %d values'):format(#a, #b), level + 1) end
+local function diffs(fname, a, b)
+  nums(fname, 'a', a)
+  nums(fname, 'b', b)
+  if #a ~= #b then argerror(('%s: %d vs %d values'):format(fname, #a, #b)) end
   local d = {}
   for i = 1, #a do d[i] = a[i] - b[i] end
   return d
@@ -232,9 +268,9 @@ end
 
 -- paired_t(a, b) -> {t=, df=, p=, mean_diff=} (two-sided, as scipy.stats.ttest_rel).
 function S.paired_t(a, b)
-  local d = diffs(a, b, 2)
+  local d = diffs('stats.paired_t', a, b)
   local n = #d
-  if n < 2 then error('paired_t: needs at least 2 pairs', 2) end
+  if n < 2 then argerror('stats.paired_t: needs at least 2 pairs') end
   local m, sd = S.mean(d), S.std(d, 1)
   local t = m / (sd / math.sqrt(n))
   if sd == 0 then t = m == 0 and 0 / 0 or (m > 0 and math.huge or -math.huge) end
@@ -251,8 +287,11 @@ end
 -- exact_max pairs all 2^n sign patterns are enumerated (exact p), otherwise n random patterns
 -- give the Monte-Carlo p (count + 1) / (n + 1).
 function S.sign_flip(a, b, o)
-  o = o or {}
-  local d = diffs(a, b, 2)
+  o = want('stats.sign_flip', 'options', o, 'table', true) or {}
+  want('stats.sign_flip', 'options.n', o.n, 'positive', true)
+  want('stats.sign_flip', 'options.exact_max', o.exact_max, 'count', true)
+  if (o.exact_max or 0) > 24 then argerror(('stats.sign_flip: exact_max %d would enumerate 2^%d patterns (at most 24)'):format(o.exact_max, o.exact_max)) end
+  local d = diffs('stats.sign_flip', a, b)
   local n = #d
   local obs = math.abs(S.sum(d))
   local tol = 1e-12 * math.max(1, obs)   -- a flipped sum equal to the observed one counts

@@ -6,6 +6,7 @@
 --   tok:decode(ids)                           -> text (a string for 1-d ids, a list for 2-d)
 -- The ids are those of transformers' CLIPTokenizer (see craft.h); engine errors are Lua errors.
 local core = require 'craft.core'
+local argerror = require('craft.core').argerror
 local T = require 'craft.tensor'
 local ffi, C, check = core.ffi, core.C, core.check
 
@@ -26,7 +27,8 @@ end
 
 -- load(dir) | load(vocab_json, merges_txt) | load(bpe_gz)
 function M.load(path, merges)
-  if type(path) ~= 'string' then error('tokenizer.load: expected a path, got ' .. type(path), 2) end
+  core.want('tokenizer.load', 'path', path, 'string')
+  core.want('tokenizer.load', 'merges', merges, 'string', true)
   local pp = ffi.new('craft_tokenizer*[1]')
   if merges ~= nil then
     check(C.craft_tokenizer_load(path, merges, pp), 2)
@@ -35,7 +37,7 @@ function M.load(path, merges)
   elseif is_dir(path) then
     check(C.craft_tokenizer_load_dir(path, pp), 2)
   else
-    error(('tokenizer.load %s: neither a tokenizer folder (with vocab.json) nor a .gz BPE file'):format(path), 2)
+    core.argerror(('tokenizer.load %s: neither a tokenizer folder (with vocab.json) nor a .gz BPE file'):format(path))
   end
   return wrap(pp)
 end
@@ -62,7 +64,7 @@ end
 function Tokenizer:encode(texts, o)
   o = o or {}
   if type(texts) == 'string' then texts = { texts } end
-  if type(texts) ~= 'table' or #texts == 0 then error('tokenizer.encode: expected a string or a list of strings', 2) end
+  if type(texts) ~= 'table' or #texts == 0 then argerror('tokenizer.encode: expected a string or a list of strings') end
   local max_len = o.max_len or 77
   local pad = o.pad ~= false
   local B = #texts
@@ -71,7 +73,7 @@ function Tokenizer:encode(texts, o)
   local lengths, width = {}, pad and max_len or 0
   for b = 1, B do
     local s = texts[b]
-    if type(s) ~= 'string' then error(('tokenizer.encode: text %d is a %s, not a string'):format(b, type(s)), 2) end
+    if type(s) ~= 'string' then argerror(('tokenizer.encode: text %d is a %s, not a string'):format(b, type(s))) end
     local row = ids + (b - 1) * max_len
     check(C.craft_tokenizer_encode(self._c, s, max_len, 1, row, n), 2)
     lengths[b] = n[0]
@@ -99,7 +101,7 @@ end
 function Tokenizer:decode(ids)
   if T.is_tensor(ids) then
     local shape = ids.shape
-    if #shape ~= 1 and #shape ~= 2 then error(('tokenizer.decode: ids must be 1-d or 2-d, got %d dims'):format(#shape), 2) end
+    if #shape ~= 1 and #shape ~= 2 then argerror(('tokenizer.decode: ids must be 1-d or 2-d, got %d dims'):format(#shape)) end
     local flat = ids:flat()
     local rows, width = #shape == 2 and shape[1] or 1, shape[#shape]
     local buf = ffi.new('int32_t[?]', math.max(width, 1))
@@ -114,7 +116,7 @@ function Tokenizer:decode(ids)
     for k = 1, #ids do buf[k - 1] = ids[k] end
     return decode_row(self, buf, #ids)
   end
-  error('tokenizer.decode: expected a tensor or a list of ids, got ' .. type(ids), 2)
+  argerror('tokenizer.decode: expected a tensor or a list of ids, got ' .. type(ids))
 end
 
 return M

@@ -195,6 +195,7 @@ static void test_sdpa_vs_naive(void) {
     struct { int64_t b, lq, lk, d, dv; int causal, mask; } cs[] = {
         {2, 300, 300, 40, 40, 0, 0}, {3, 300, 260, 24, 32, 1, 1}, {3, 77, 77, 64, 64, 1, 0}, {5, 64, 64, 32, 32, 0, 1},
         {1, 129, 400, 16, 8, 0, 1},
+        {2, 40, 30, 8, 0, 1, 1},   /* empty values: an empty output, zero gradients, no scores computed */
     };
     for (size_t i = 0; i < sizeof cs / sizeof cs[0]; i++) {
         int64_t sq[3] = {cs[i].b, cs[i].lq, cs[i].d}, sk[3] = {cs[i].b, cs[i].lk, cs[i].d}, sv[3] = {cs[i].b, cs[i].lk, cs[i].dv};

@@ -247,6 +247,10 @@ static void test_empty_huge_sizes(void) {
         CHECK(o == 0 ? outer == 0 && n == big && inner == big : o == 1 ? outer == big && n == 0 && inner == big
                                                             : outer == big && n == big && inner == 0);
         CHECK(craft_size_prod(t, 0, 3) == 0);
+        craft_tensor *parts[2] = {t, t}, *cat = NULL;   /* empty slabs: no offsets into saturated strides */
+        CHECK_OK(craft_concat(2, parts, o == 0 ? 1 : 0, &cat));
+        CHECK(cat && cat->numel == 0);
+        craft_tensor_release(cat);
         craft_tensor_release(t);
     }
     int64_t full[2] = {big, big};   /* not empty: too large, refused */

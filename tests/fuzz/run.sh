@@ -20,7 +20,7 @@ for f in "$D"/fuzz_*; do
     if grep -qE 'runtime error:|ERROR: (Address|Leak)Sanitizer' "$log"; then rc=1; fi
     execs=$(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}')
     if [ $rc -eq 0 ] && [ -d "tests/fuzz/crashes/$name" ] && ls tests/fuzz/crashes/$name/* >/dev/null 2>&1; then
-        "$f" tests/fuzz/crashes/$name/* >>"$log" 2>&1 || rc=$?
+        "$f" -timeout="${FUZZ_TIMEOUT:-20}" tests/fuzz/crashes/$name/* >>"$log" 2>&1 || rc=$?
     fi
     if [ $rc -eq 0 ]; then
         passed=$((passed + 1)); printf 'fuzz %-14s ok    %s runs in %ss\n' "$name" "${execs:-?}" "$S"

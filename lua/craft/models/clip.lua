@@ -15,6 +15,7 @@
 -- default). Image preprocessing: see preprocess() below for how it differs from
 -- CLIPImageProcessor.
 local T = require 'craft.tensor'
+local argerror = require('craft.core').argerror
 local F = require 'craft.functional'
 local nn = require 'craft.nn'
 
@@ -50,7 +51,7 @@ local ACTS = {
 }
 function M.act(name)
   local f = ACTS[name]
-  if not f then error(('clip: unknown hidden_act %q'):format(tostring(name)), 2) end
+  if not f then argerror(('clip: unknown hidden_act %q'):format(tostring(name))) end
   return f
 end
 
@@ -58,7 +59,7 @@ end
 -- CLIPAttention: q_proj, k_proj, v_proj, out_proj; heads split from the channel dim.
 local Attention = nn.class('CLIPAttention')
 function Attention:init(dim, heads)
-  if dim % heads ~= 0 then error(('clip: hidden_size %d is not divisible by %d heads'):format(dim, heads), 3) end
+  if dim % heads ~= 0 then argerror(('clip: hidden_size %d is not divisible by %d heads'):format(dim, heads)) end
   self.heads = heads
   for _, n in ipairs { 'k_proj', 'v_proj', 'q_proj', 'out_proj' } do self:add(n, nn.Linear(dim, dim)) end
 end
@@ -121,7 +122,7 @@ function TextEmbeddings:forward(ids, inputs_embeds)
   local L = ids:size(2)
   local pos = self._modules.position_embedding._params.weight
   if L > pos:size(1) then
-    error(('clip text: %d tokens, the model has %d positions'):format(L, pos:size(1)), 3)
+    argerror(('clip text: %d tokens, the model has %d positions'):format(L, pos:size(1)))
   end
   local tok = inputs_embeds or F.embedding(ids, self._modules.token_embedding._params.weight)
   return tok + pos:narrow(1, 1, L)
@@ -157,7 +158,7 @@ end
 --      the embeddings first), penultimate = hidden_states[n] (SD 2's "penultimate" layer) }
 function TextTransformer:forward(ids, o)
   o = o or {}
-  if not T.is_tensor(ids) or ids:dim() ~= 2 then error('clip text: input_ids must be a [B, L] tensor', 2) end
+  if not T.is_tensor(ids) or ids:dim() ~= 2 then argerror('clip text: input_ids must be a [B, L] tensor') end
   local m, n = self._modules, self.config.num_hidden_layers
   local x = m.embeddings(ids, o.inputs_embeds)
   local mask
@@ -197,9 +198,9 @@ end
 function PatchConv:forward(x)
   local p, w = self.p, self._params.weight
   local B, Cin, H, W = x:size(1), x:size(2), x:size(3), x:size(4)
-  if Cin ~= w:size(2) then error(('patch embedding: %d input channels, the model wants %d'):format(Cin, w:size(2)), 3) end
+  if Cin ~= w:size(2) then argerror(('patch embedding: %d input channels, the model wants %d'):format(Cin, w:size(2))) end
   local gh, gw = math.floor(H / p), math.floor(W / p)
-  if gh == 0 or gw == 0 then error(('patch embedding: a %dx%d image is smaller than one %dx%d patch'):format(H, W, p, p), 3) end
+  if gh == 0 or gw == 0 then argerror(('patch embedding: a %dx%d image is smaller than one %dx%d patch'):format(H, W, p, p)) end
   if gh * p ~= H then x = x:narrow(3, 1, gh * p) end
   if gw * p ~= W then x = x:narrow(4, 1, gw * p) end
   local cols = x:reshape(B, Cin, gh, p, gw, p):permute(1, 3, 5, 2, 4, 6):reshape(B, gh * gw, Cin * p * p)
@@ -236,7 +237,7 @@ end
 -- forward(pixels [B, C, S, S] normalised) -> { last_hidden_state [B, 1 + N, D] (no final norm,
 -- as transformers), pooler_output [B, D] = post_layernorm(class token) }
 function VisionTransformer:forward(pixels, o)
-  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then error('clip vision: pixel_values must be a [B, C, H, W] tensor', 2) end
+  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then argerror('clip vision: pixel_values must be a [B, C, H, W] tensor') end
   local m = self._modules
   local hs = o and o.output_hidden_states and {} or nil
   local x = m.encoder(m.pre_layrnorm(m.embeddings(pixels)), nil, false, hs and function(i, h) hs[i] = h end)
@@ -325,7 +326,7 @@ local BY_TYPE = { clip = 'CLIPModel', clip_text_model = 'CLIPTextModel', clip_vi
 function M.from_config(cfg, o)
   local kind = (o and o.kind) or (cfg.architectures and cfg.architectures[1]) or BY_TYPE[cfg.model_type or 'clip']
   local make = KINDS[kind]
-  if not make then error(('clip: unknown model class %q'):format(tostring(kind)), 2) end
+  if not make then argerror(('clip: unknown model class %q'):format(tostring(kind))) end
   local model = make(cfg)
   model.kind = kind
   return model
@@ -350,7 +351,7 @@ function M.weights_path(dir, variant)
     local f = io.open(dir .. '/' .. n, 'rb')
     if f then f:close(); return dir .. '/' .. n end
   end
-  error(('%s: no weights file (looked for %s)'):format(dir, table.concat(names, ', ')), 3)
+  argerror(('%s: no weights file (looked for %s)'):format(dir, table.concat(names, ', ')))
 end
 
 -- from_pretrained(dir, {kind, variant}) -> model in eval mode from dir/config.json and its
@@ -380,7 +381,7 @@ M.STD = { 0.26862954, 0.26130258, 0.27577711 }
 -- feed already-preprocessed pixels.
 function M.preprocess(images, o)
   o = o or {}
-  if not T.is_tensor(images) or images:dim() ~= 4 then error('preprocess: images must be a [B, C, H, W] tensor', 2) end
+  if not T.is_tensor(images) or images:dim() ~= 4 then argerror('preprocess: images must be a [B, C, H, W] tensor') end
   local size, crop = o.size or 224, o.crop or o.size or 224
   local mean, std, range = o.mean or M.MEAN, o.std or M.STD, o.range or { 0, 1 }
   local x = images
@@ -397,11 +398,11 @@ function M.preprocess(images, o)
     end
     if oh ~= H or ow ~= W then x = F.interpolate(x, { size = { oh, ow }, mode = 'bilinear' }) end
   end
-  if oh < crop or ow < crop then error(('preprocess: resized image %dx%d is smaller than the %d crop'):format(oh, ow, crop), 2) end
+  if oh < crop or ow < crop then argerror(('preprocess: resized image %dx%d is smaller than the %d crop'):format(oh, ow, crop)) end
   local top, left = math.floor((oh - crop) / 2), math.floor((ow - crop) / 2)
   x = x:narrow(3, top + 1, crop):narrow(4, left + 1, crop)
   local C = x:size(2)
-  if #mean ~= C or #std ~= C then error(('preprocess: %d channels, but %d means and %d stds'):format(C, #mean, #std), 2) end
+  if #mean ~= C or #std ~= C then argerror(('preprocess: %d channels, but %d means and %d stds'):format(C, #mean, #std)) end
   return (x - T.tensor(mean):reshape(1, C, 1, 1)) / T.tensor(std):reshape(1, C, 1, 1)
 end
 

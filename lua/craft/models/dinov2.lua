@@ -13,6 +13,7 @@
 -- needed), so it is differentiable and matches the reference. Register tokens
 -- (Dinov2WithRegisters) are not supported; the MLP is GELU (or SwiGLU with use_swiglu_ffn).
 local T = require 'craft.tensor'
+local argerror = require('craft.core').argerror
 local F = require 'craft.functional'
 local nn = require 'craft.nn'
 local clip = require 'craft.models.clip'
@@ -172,7 +173,7 @@ M.Dinov2Model = Model
 function Model:init(cfg)
   local c = clip.with_defaults(cfg, M.DEFAULTS)
   if c.hidden_size % c.num_attention_heads ~= 0 then
-    error(('dinov2: hidden_size %d is not divisible by %d heads'):format(c.hidden_size, c.num_attention_heads), 3)
+    argerror(('dinov2: hidden_size %d is not divisible by %d heads'):format(c.hidden_size, c.num_attention_heads))
   end
   self.config = c
   self:add('embeddings', Embeddings(c))
@@ -185,7 +186,7 @@ end
 -- (after the final layernorm), pooler_output [B, D] (class token), patch_tokens [B, N, D],
 -- hidden_states (embeddings, then each layer's output, before the final norm) }
 function Model:forward(pixels, o)
-  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then error('dinov2: pixel_values must be a [B, C, H, W] tensor', 2) end
+  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then argerror('dinov2: pixel_values must be a [B, C, H, W] tensor') end
   local m = self._modules
   local hs = o and o.output_hidden_states and {} or nil
   local x = m.embeddings(pixels)

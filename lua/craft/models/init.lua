@@ -7,6 +7,7 @@
 -- ".fp16." variants, always converted to f32. A missing file or model key is an error naming it;
 -- checkpoint keys that fit nothing are listed in a one-line warning.
 local io_ = require 'craft.io'
+local argerror = require('craft.core').argerror
 local keymap = require 'craft.models.keymap'
 
 local M = { keymap = keymap }
@@ -14,7 +15,7 @@ setmetatable(M, { __index = function(t, k)
   -- submodules on first use: models.unet, models.vae, models.schedulers, models.lora, models.pipeline
   local ok, mod = pcall(require, 'craft.models.' .. k)
   if ok then rawset(t, k, mod); return mod end
-  if not tostring(mod):find("module 'craft.models." .. k .. "' not found", 1, true) then error(mod, 2) end
+  if not tostring(mod):find("module 'craft.models." .. k .. "' not found", 1, true) then argerror(mod) end
   return nil
 end })
 
@@ -27,6 +28,9 @@ end
 -- find_weights(dir, variant) -> path; variant 'fp16' prefers the fp16 files, otherwise they are
 -- the fallback when no full-precision file is there.
 function M.find_weights(dir, variant)
+  local want = require('craft.core').want
+  want('models.find_weights', 'dir', dir, 'string')
+  want('models.find_weights', 'variant', variant, 'string', true)
   local tried = {}
   local order = variant and { variant, false } or { false, 'fp16' }
   for _, v in ipairs(order) do
@@ -36,11 +40,11 @@ function M.find_weights(dir, variant)
       tried[#tried + 1] = p:match('[^/]+$')
     end
   end
-  error(('%s: no weights file (looked for %s)'):format(dir, table.concat(tried, ', ')), 3)
+  argerror(('%s: no weights file (looked for %s)'):format(dir, table.concat(tried, ', ')))
 end
 
 local function read_config(path, what)
-  if not exists(path) then error(('%s: %s is missing'):format(what, path), 4) end
+  if not exists(path) then argerror(('%s: %s is missing'):format(what, path)) end
   return io_.read_json(path)
 end
 
@@ -51,25 +55,28 @@ local function fill(model, dir, what, o, rename)
   if rename then sd = rename(sd) end
   local missing = keymap.load(model, sd, { what = what .. ' (' .. path .. ')', quiet = o.quiet })
   if #missing > 0 then
-    error(('%s: %d model key(s) missing from %s (%s%s)'):format(what, #missing, path,
-      table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or ''), 4)
+    argerror(('%s: %d model key(s) missing from %s (%s%s)'):format(what, #missing, path,
+      table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or ''))
   end
   return model
 end
 
 function M.load_unet(dir, o)
-  o = o or {}
+  require('craft.core').want('models.load_unet', 'dir', dir, 'string')
+  o = require('craft.core').want('models.load_unet', 'options', o, 'table', true) or {}
   local U = require 'craft.models.unet'
   return fill(U.UNet2DConditionModel(read_config(dir .. '/config.json', 'unet')), dir, 'unet', o)
 end
 
 function M.load_vae(dir, o)
-  o = o or {}
+  require('craft.core').want('models.load_vae', 'dir', dir, 'string')
+  o = require('craft.core').want('models.load_vae', 'options', o, 'table', true) or {}
   local V = require 'craft.models.vae'
   return fill(V.AutoencoderKL(read_config(dir .. '/config.json', 'vae')), dir, 'vae', o, keymap.vae_new_names)
 end
 
 function M.load_scheduler(dir)
+  require('craft.core').want('models.load_scheduler', 'dir', dir, 'string')
   return require('craft.models.schedulers').from_config(read_config(dir .. '/scheduler_config.json', 'scheduler'))
 end
 
@@ -93,11 +100,12 @@ end
 
 -- load(dir, {variant=, quiet=}) -> a Pipeline (craft.models.pipeline) holding the components.
 function M.load(dir, o)
-  o = o or {}
+  require('craft.core').want('models.load', 'dir', dir, 'string')
+  o = require('craft.core').want('models.load', 'options', o, 'table', true) or {}
   local index = read_config(dir .. '/model_index.json', 'pipeline')
   local function need(k)
     if type(index[k]) ~= 'table' or index[k][1] == io_.null then
-      error(('%s/model_index.json: no %s component'):format(dir, k), 3)
+      argerror(('%s/model_index.json: no %s component'):format(dir, k))
     end
   end
   need('unet'); need('vae'); need('scheduler')
@@ -122,11 +130,12 @@ end
 -- blocks but the last, SD 2's penultimate convention). Keys converted to nothing are listed in
 -- one warning line; model keys missing from the file are an error.
 function M.load_single_file(path, o)
-  o = o or {}
+  require('craft.core').want('models.load_single_file', 'path', path, 'string')
+  o = require('craft.core').want('models.load_single_file', 'options', o, 'table', true) or {}
   local function cfg(c, what, optional)
     if c == nil and optional then return nil end
     if type(c) == 'string' then return read_config(c:match('%.json$') and c or (c .. '/config.json'), what) end
-    if type(c) ~= 'table' then error('load_single_file: give ' .. what .. '_config (a diffusers config table or path)', 4) end
+    if type(c) ~= 'table' then argerror('load_single_file: give ' .. what .. '_config (a diffusers config table or path)') end
     return c
   end
   local ucfg, vcfg = cfg(o.unet_config, 'unet'), cfg(o.vae_config, 'vae')
@@ -154,8 +163,8 @@ function M.load_single_file(path, o)
   for _, c in ipairs(todo) do
     local missing = keymap.load(c[1], c[2], { what = c[3] .. ' (' .. path .. ')', quiet = o.quiet })
     if #missing > 0 then
-      error(('%s: %d %s key(s) missing (%s%s)'):format(path, #missing, c[3],
-        table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or ''), 2)
+      argerror(('%s: %d %s key(s) missing (%s%s)'):format(path, #missing, c[3],
+        table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or ''))
     end
   end
   if te then te:eval() end
@@ -166,6 +175,8 @@ end
 -- save_single_file(path, {unet=, vae=, text_encoder_state=}): the LDM layout, for tools that
 -- want one file (A1111, ComfyUI, the original scripts).
 function M.save_single_file(path, parts)
+  require('craft.core').want('models.save_single_file', 'path', path, 'string')
+  require('craft.core').want('models.save_single_file', 'parts', parts, 'table')
   local sds = {}
   if parts.unet then sds.unet = parts.unet:state_dict() end
   if parts.vae then sds.vae = parts.vae:state_dict() end

@@ -1,3 +1,4 @@
+local argerror = require('craft.core').argerror
 -- craft.models.keymap: the one table of checkpoint key layouts and the translations between them,
 -- and the loader that reports what did not line up.
 --   diffusers            down_blocks.0.resnets.0.norm1.weight           (craft's own parameter names)
@@ -295,7 +296,7 @@ function M.load(model, sd, o)
     local src = sd[name]
     if src == nil then missing[#missing + 1] = name; return end
     local a, b = shape_str(t), shape_str(src)
-    if a ~= b then error(('%s: %s has shape %s in the model but %s in the checkpoint'):format(what, name, a, b), 3) end
+    if a ~= b then argerror(('%s: %s has shape %s in the model but %s in the checkpoint'):format(what, name, a, b)) end
     t:copy_(src)
   end
   for _, np in ipairs(model:named_parameters()) do take(np[1], np[2]) end
@@ -375,7 +376,7 @@ function M.lora_keys(module, layout, o)
     local p = (o.prefix or 'unet.') .. module
     return p .. '.lora_A.weight', p .. '.lora_B.weight', nil
   end
-  error(('lora_keys: unknown layout %q (peft, kohya)'):format(tostring(layout)), 2)
+  argerror(('lora_keys: unknown layout %q (peft, kohya)'):format(tostring(layout)))
 end
 
 -- convert_lora(sd, layout, module_names, o) -> the same adapters in another layout ('peft' or

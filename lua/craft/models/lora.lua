@@ -6,6 +6,7 @@
 --   local opt = craft.optim.AdamW(lora.parameters(unet), {lr = 1e-4})
 --   lora.save(unet, 'lora.safetensors', {layout = 'kohya'}); lora.load(unet2, 'lora.safetensors')
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local io_ = require 'craft.io'
 local keymap = require 'craft.models.keymap'
 local nn, F = craft.nn, craft.F
@@ -45,7 +46,7 @@ local function attach_one(m, rank, alpha, seed, offset)
   local down_shape, up_shape
   if kind_of(m) == 'linear' then down_shape, up_shape = { rank, cin }, { cout, rank }
   else
-    if (m.opts.groups or 1) ~= 1 then error('lora: grouped convolutions are not supported', 4) end
+    if (m.opts.groups or 1) ~= 1 then argerror('lora: grouped convolutions are not supported') end
     down_shape, up_shape = { rank, cin, w:size(3), w:size(4) }, { cout, rank, 1, 1 }
   end
   local fan_in = down_shape[2] * (down_shape[3] or 1) * (down_shape[4] or 1)
@@ -58,7 +59,17 @@ local function attach_one(m, rank, alpha, seed, offset)
 end
 
 -- The modules with an adapter: list of { name, module } in model order.
+-- model must be an nn module (fname names the caller in the error)
+local function module_arg(fname, model)
+  require('craft.core').want(fname, 'model', model, 'table')
+  if type(model.named_modules) ~= 'function' then
+    argerror(('%s: model must be an nn module, got a table without named_modules'):format(fname))
+  end
+  return model
+end
+
 function M.adapted(model)
+  module_arg('lora.adapted', model)
   local r = {}
   for _, nm in ipairs(model:named_modules()) do
     if rawget(nm[2], '_lora') then r[#r + 1] = nm end
@@ -69,7 +80,12 @@ end
 -- attach(model, {rank=16, alpha=rank, targets=patterns, convs=false, seed=0, freeze=true})
 --   -> names of the adapted modules. Freezes every base parameter of model (requires_grad false).
 function M.attach(model, o)
-  o = o or {}
+  module_arg('lora.attach', model)
+  local want = require('craft.core').want
+  o = want('lora.attach', 'options', o, 'table', true) or {}
+  want('lora.attach', 'options.rank', o.rank, 'positive', true)
+  want('lora.attach', 'options.alpha', o.alpha, 'number', true)
+  want('lora.attach', 'options.targets', o.targets, 'table', true)
   local rank = o.rank or 16
   local alpha = o.alpha or rank
   local pats = {}
@@ -90,12 +106,13 @@ function M.attach(model, o)
       end
     end
   end
-  if #names == 0 then error('lora.attach: no Linear / Conv2d module matches the targets', 2) end
+  if #names == 0 then argerror('lora.attach: no Linear / Conv2d module matches the targets') end
   return names
 end
 
 -- parameters(model) -> { {name, tensor}, ... } of the adapters (for craft.optim)
 function M.parameters(model)
+  module_arg('lora.parameters', model)
   local r = {}
   for _, nm in ipairs(M.adapted(model)) do
     r[#r + 1] = { nm[1] .. '.lora_A.weight', nm[2]._lora.down }
@@ -115,6 +132,7 @@ end
 -- merge(model): folds every adapter into its base weight (inference at base speed). The base
 -- weight is kept, so unmerge restores it bit for bit.
 function M.merge(model)
+  module_arg('lora.merge', model)
   craft.no_grad(function()
     for _, nm in ipairs(M.adapted(model)) do
       local m, l = nm[2], nm[2]._lora
@@ -161,7 +179,10 @@ end
 -- peft keeps no alpha in the file (diffusers then uses alpha = rank), so a scale other than 1 is
 -- folded into lora_B; kohya stores alpha next to each pair.
 function M.save(model, path, o)
-  o = o or {}
+  module_arg('lora.save', model)
+  local want = require('craft.core').want
+  want('lora.save', 'path', path, 'string')
+  o = want('lora.save', 'options', o, 'table', true) or {}
   local layout = o.layout or 'peft'
   local out, ranks = {}, {}
   for _, nm in ipairs(M.adapted(model)) do
@@ -176,7 +197,7 @@ function M.save(model, path, o)
     end
     ranks[l.rank] = l.alpha
   end
-  if next(out) == nil then error('lora.save: the model has no adapters', 2) end
+  if next(out) == nil then argerror('lora.save: the model has no adapters') end
   local meta = { format = 'pt' }
   if layout == 'kohya' then
     local r, a = next(ranks)
@@ -191,7 +212,10 @@ local function shape_str(t) return '[' .. table.concat(t.shape, ', ') .. ']' end
 -- Reads peft (lora_A/lora_B), diffusers (lora.down/lora.up, processor.to_q_lora) and kohya
 -- (lora_down/lora_up/alpha) layouts; attaches adapters where the model has none yet.
 function M.load(model, src, o)
-  o = o or {}
+  module_arg('lora.load', model)
+  local want = require('craft.core').want
+  want('lora.load', 'source', src, 'string|table')
+  o = want('lora.load', 'options', o, 'table', true) or {}
   local sd = type(src) == 'string' and io_.load_safetensors(src) or src
   local what = type(src) == 'string' and src or 'lora state'
   local modules, names = {}, {}
@@ -208,7 +232,7 @@ function M.load(model, src, o)
       local rank = g.down:size(1)
       local l = rawget(m, '_lora')
       if not l or l.rank ~= rank then l = attach_one(m, rank, rank, 0, 0) end
-      if l.merged then error(('lora.load %s: %s is merged; unmerge first'):format(what, name), 2) end
+      if l.merged then argerror(('lora.load %s: %s is merged; unmerge first'):format(what, name)) end
       local alpha = g.alpha and g.alpha:item() or rank
       for _, pr in ipairs { { 'down', g.down, l.down }, { 'up', g.up, l.up } } do
         if shape_str(pr[2]) ~= shape_str(pr[3]) then
@@ -234,15 +258,20 @@ end
 -- save_textual_inversion(path, token, embeddings [n, dim] or [dim]): { [token] = [n, dim] }, the
 -- file layout of diffusers' textual_inversion training script and load_textual_inversion.
 function M.save_textual_inversion(path, token, emb)
+  local want = require('craft.core').want
+  want('lora.save_textual_inversion', 'path', path, 'string')
+  want('lora.save_textual_inversion', 'token', token, 'string')
+  want('lora.save_textual_inversion', 'embedding', emb, 'tensor')
   if emb:dim() == 1 then emb = emb:reshape(1, emb:size(1)) end
   return io_.save_safetensors(path, { [token] = emb:detach():float():contiguous() })
 end
 -- load_textual_inversion(path) -> token (nil for an "emb_params" file), embeddings [n, dim]
 function M.load_textual_inversion(path)
+  require('craft.core').want('lora.load_textual_inversion', 'path', path, 'string')
   local sd, order = io_.load_safetensors(path)
   if sd.emb_params then return nil, sd.emb_params end
   if #order ~= 1 then
-    error(('%s: a textual inversion file holds one {token: embedding} entry or "emb_params", found %d tensors'):format(path, #order), 2)
+    argerror(('%s: a textual inversion file holds one {token: embedding} entry or "emb_params", found %d tensors'):format(path, #order))
   end
   local e = sd[order[1]]
   if e:dim() == 1 then e = e:reshape(1, e:size(1)) end

@@ -8,6 +8,7 @@
 -- grad_steps = K keeps the graph through the last K denoising steps and the decode (DRaFT-K);
 -- the earlier steps run without it.
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local core = require 'craft.core'
 local ffi, C = core.ffi, core.C
 
@@ -18,8 +19,9 @@ M.Pipeline = Pipeline
 
 -- new{unet=, vae=, scheduler=, text_encoder=, tokenizer=}
 function M.new(parts)
+  require('craft.core').want('pipeline.new', 'parts', parts, 'table')
   for _, k in ipairs { 'unet', 'vae', 'scheduler' } do
-    if not parts[k] then error('pipeline: missing component ' .. k, 2) end
+    if not parts[k] then argerror('pipeline: missing component ' .. k) end
   end
   return setmetatable(parts, Pipeline)
 end
@@ -30,7 +32,7 @@ function Pipeline:vae_scale_factor() return 2 ^ (#self.vae.config.block_out_chan
 -- encode_prompt(list of strings) -> [B, L, C] text embeddings (needs text_encoder and tokenizer)
 function Pipeline:encode_prompt(prompts)
   if not (self.text_encoder and self.tokenizer) then
-    error('pipeline: no text encoder loaded (craft.models.clip); pass prompt_embeds / negative_prompt_embeds', 3)
+    argerror('pipeline: no text encoder loaded (craft.models.clip); pass prompt_embeds / negative_prompt_embeds')
   end
   local ids = self.tokenizer:encode(prompts)
   local out = self.text_encoder(ids)
@@ -49,6 +51,10 @@ end
 
 -- Writes images [B, 3, H, W] in [0, 1] as 8-bit PNGs; pattern has one %d (1-based index).
 function M.write_png(images, pattern)
+  local want = require('craft.core').want
+  want('pipeline.write_png', 'images', images, 'tensor')
+  want('pipeline.write_png', 'pattern', pattern, 'string')
+  if images:dim() ~= 4 then argerror(('pipeline.write_png: images must be [B, C, H, W], got %s'):format(require('craft.core').describe(images))) end
   local b, c, h, w = unpack(images.shape)
   local x = images:detach():float():contiguous()
   local hwc = ffi.new('uint8_t[?]', h * w * c)
@@ -73,24 +79,24 @@ function Pipeline:generate(o)
   local steps, cfg, seed = o.steps or 50, o.cfg or 7.5, o.seed or 0
   local sched = o.scheduler or self.scheduler
   if type(sched) ~= 'table' or type(sched.step) ~= 'function' or type(sched.set_timesteps) ~= 'function' then
-    error('generate: scheduler must be a craft.models.schedulers sampler (DDIM, DDPM)', 2)
+    argerror('generate: scheduler must be a craft.models.schedulers sampler (DDIM, DDPM)')
   end
   local guided = cfg > 1
   local cond = o.prompt_embeds
   if not cond then
-    if not o.prompt then error('generate: give prompt or prompt_embeds', 2) end
+    if not o.prompt then argerror('generate: give prompt or prompt_embeds') end
     cond = self:encode_prompt(as_list(o.prompt))
   end
   local b = cond:size(1)
   local uncond
   if guided then
     uncond = o.negative_prompt_embeds or self:encode_prompt(as_list(o.negative_prompt or '', b))
-    if uncond:size(1) ~= b then error(('generate: %d negative embeddings for %d prompts'):format(uncond:size(1), b), 2) end
+    if uncond:size(1) ~= b then argerror(('generate: %d negative embeddings for %d prompts'):format(uncond:size(1), b)) end
   end
   local f = self:vae_scale_factor()
   local sample_size = self.unet.config.sample_size or 64
   local hgt, wid = o.height or sample_size * f, o.width or sample_size * f
-  if hgt % f ~= 0 or wid % f ~= 0 then error(('generate: height and width must be multiples of %d'):format(f), 2) end
+  if hgt % f ~= 0 or wid % f ~= 0 then argerror(('generate: height and width must be multiples of %d'):format(f)) end
   local lc = self.unet.config.in_channels or 4
   local latents = o.latents or craft.randn({ b, lc, hgt / f, wid / f }, { seed = seed })
   latents = latents * sched.init_noise_sigma

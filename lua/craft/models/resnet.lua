@@ -14,6 +14,7 @@
 -- padded input (the same values; where a window holds equal maxima the gradient may be split
 -- differently than PyTorch's first-index rule).
 local T = require 'craft.tensor'
+local argerror = require('craft.core').argerror
 local F = require 'craft.functional'
 local nn = require 'craft.nn'
 local A = require 'craft.autograd'
@@ -35,7 +36,7 @@ local ACTS = {
 local function act(name)
   if name == nil then return nil end
   local f = ACTS[name]
-  if not f then error(('resnet: unknown hidden_act %q'):format(tostring(name)), 3) end
+  if not f then argerror(('resnet: unknown hidden_act %q'):format(tostring(name))) end
   return f
 end
 
@@ -54,7 +55,7 @@ end
 function BatchNorm2d:forward(x)
   local C = x:size(2)
   local p, b = self._params, self._buffers
-  if C ~= p.weight:size(1) then error(('batch_norm: %d channels, the layer has %d'):format(C, p.weight:size(1)), 3) end
+  if C ~= p.weight:size(1) then argerror(('batch_norm: %d channels, the layer has %d'):format(C, p.weight:size(1))) end
   local function ch(t) return t:reshape(1, C, 1, 1) end
   if not self.training then
     local scale = p.weight / (b.running_var + self.eps):sqrt()
@@ -165,10 +166,10 @@ function Model:init(cfg)
   for k, v in pairs(M.DEFAULTS) do c[k] = v end
   for k, v in pairs(cfg or {}) do c[k] = v end
   if c.layer_type ~= 'basic' and c.layer_type ~= 'bottleneck' then
-    error(('resnet: layer_type %q is neither basic nor bottleneck'):format(tostring(c.layer_type)), 3)
+    argerror(('resnet: layer_type %q is neither basic nor bottleneck'):format(tostring(c.layer_type)))
   end
   if #c.depths ~= #c.hidden_sizes then
-    error(('resnet: %d depths for %d hidden_sizes'):format(#c.depths, #c.hidden_sizes), 3)
+    argerror(('resnet: %d depths for %d hidden_sizes'):format(#c.depths, #c.hidden_sizes))
   end
   self.config = c
   act(c.hidden_act)
@@ -179,9 +180,9 @@ end
 -- pooler_output [B, C', 1, 1] (global average), features [B, C'], hidden_states (the stem's
 -- output, then each stage's) }
 function Model:forward(pixels, o)
-  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then error('resnet: pixel_values must be a [B, C, H, W] tensor', 2) end
+  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then argerror('resnet: pixel_values must be a [B, C, H, W] tensor') end
   if pixels:size(2) ~= self.config.num_channels then
-    error(('resnet: %d input channels, the model wants %d'):format(pixels:size(2), self.config.num_channels), 2)
+    argerror(('resnet: %d input channels, the model wants %d'):format(pixels:size(2), self.config.num_channels))
   end
   local hs = o and o.output_hidden_states and {} or nil
   local x = self._modules.embedder(pixels)

@@ -10,6 +10,7 @@
 --   local d = schedulers.DDPM(cfg); d:set_timesteps(50)             -- ancestral sampling
 --   for i, t in ipairs(d.timesteps) do x = d:step(eps, t, x, {seed = i}).prev_sample end
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local io_ = require 'craft.io'
 
 local M = {}
@@ -24,11 +25,11 @@ local function settings(cfg, overrides)
   for k, v in pairs(DEFAULTS) do c[k] = v end
   for k, v in pairs(cfg or {}) do if v ~= io_.null then c[k] = v end end
   for k, v in pairs(overrides or {}) do c[k] = v end
-  if c.thresholding then error('scheduler: thresholding (dynamic) is not supported', 4) end
-  if c.trained_betas ~= nil then error('scheduler: trained_betas is not supported', 4) end
+  if c.thresholding then argerror('scheduler: thresholding (dynamic) is not supported') end
+  if c.trained_betas ~= nil then argerror('scheduler: trained_betas is not supported') end
   local pt = c.prediction_type
   if pt ~= 'epsilon' and pt ~= 'v_prediction' and pt ~= 'sample' then
-    error(('scheduler: prediction_type %q is not supported (epsilon, v_prediction, sample)'):format(tostring(pt)), 4)
+    argerror(('scheduler: prediction_type %q is not supported (epsilon, v_prediction, sample)'):format(tostring(pt)))
   end
   return c
 end
@@ -45,7 +46,7 @@ local function make_betas(c)
     local function abar(t) return math.cos((t + 0.008) / 1.008 * math.pi / 2) ^ 2 end
     for i = 0, n - 1 do b[i + 1] = math.min(1 - abar((i + 1) / n) / abar(i / n), 0.999) end
   else
-    error(('scheduler: beta_schedule %q is not supported (linear, scaled_linear, squaredcos_cap_v2)'):format(tostring(c.beta_schedule)), 4)
+    argerror(('scheduler: beta_schedule %q is not supported (linear, scaled_linear, squaredcos_cap_v2)'):format(tostring(c.beta_schedule)))
   end
   return b
 end
@@ -83,7 +84,11 @@ local Base = {}
 Base.__index = Base
 
 local function new(cls, cfg, overrides)
+  local want = require('craft.core').want
+  want(cls._name or 'scheduler', 'config', cfg, 'table', true)
+  want(cls._name or 'scheduler', 'overrides', overrides, 'table', true)
   local c = settings(cfg, overrides)
+  want(cls._name or 'scheduler', 'num_train_timesteps', c.num_train_timesteps, 'positive')
   local betas = make_betas(c)
   if c.rescale_betas_zero_snr then betas = rescale_zero_snr(betas) end
   local self = setmetatable({ config = c, betas = betas, alphas_cumprod = cumprod(betas), init_noise_sigma = 1.0 }, cls)
@@ -96,7 +101,7 @@ end
 -- alpha_bar(t) for a model timestep t (0-based)
 function Base:alpha_bar(t)
   local a = self.alphas_cumprod[t + 1]
-  if not a then error(('scheduler: timestep %s outside 0..%d'):format(tostring(t), #self.alphas_cumprod - 1), 3) end
+  if not a then argerror(('scheduler: timestep %s outside 0..%d'):format(tostring(t), #self.alphas_cumprod - 1)) end
   return a
 end
 
@@ -138,7 +143,7 @@ function Base:_spaced_timesteps(n, who)
   local c = self.config
   local T = c.num_train_timesteps
   if type(n) ~= 'number' or n < 1 or n > T or n % 1 ~= 0 then
-    error(('%s: %s inference steps (1 .. %d)'):format(who, tostring(n), T), 3)
+    argerror(('%s: %s inference steps (1 .. %d)'):format(who, tostring(n), T))
   end
   self.num_inference_steps = n
   self.custom_timesteps = false
@@ -153,14 +158,14 @@ function Base:_spaced_timesteps(n, who)
     local x = T
     while x > 0 do ts[#ts + 1] = round_even(x) - 1; x = x - ratio end
   else
-    error(('%s: timestep_spacing %q is not supported (leading, trailing, linspace)'):format(who, tostring(c.timestep_spacing)), 3)
+    argerror(('%s: timestep_spacing %q is not supported (leading, trailing, linspace)'):format(who, tostring(c.timestep_spacing)))
   end
   self.timesteps = ts
   return ts
 end
 
 ---------------------------------------------------------------- DDPM
-local DDPM = setmetatable({}, { __index = Base })
+local DDPM = setmetatable({ _name = 'schedulers.DDPM' }, { __index = Base })
 DDPM.__index = DDPM
 M.DDPMScheduler = DDPM
 local VARIANCE_TYPES = { fixed_small = true, fixed_small_log = true, fixed_large = true, learned = true, learned_range = true }
@@ -184,11 +189,11 @@ function DDPM:set_timesteps(n)
   local T = self.config.num_train_timesteps
   local ts = {}
   for i, t in ipairs(n) do
-    if t % 1 ~= 0 or t < 0 or t >= T then error(('DDPM: custom timestep %s outside 0..%d'):format(tostring(t), T - 1), 2) end
-    if i > 1 and t >= ts[i - 1] then error('DDPM: custom timesteps must be in descending order', 2) end
+    if t % 1 ~= 0 or t < 0 or t >= T then argerror(('DDPM: custom timestep %s outside 0..%d'):format(tostring(t), T - 1)) end
+    if i > 1 and t >= ts[i - 1] then argerror('DDPM: custom timesteps must be in descending order') end
     ts[i] = t
   end
-  if #ts == 0 then error('DDPM: no custom timesteps', 2) end
+  if #ts == 0 then argerror('DDPM: no custom timesteps') end
   self.timesteps, self.custom_timesteps, self.num_inference_steps = ts, true, nil
   return ts
 end
@@ -200,7 +205,7 @@ function DDPM:previous_timestep(t)
     for i = 1, #ts do
       if ts[i] == t then return ts[i + 1] or -1 end
     end
-    error(('DDPM: timestep %s is not one of the custom timesteps'):format(tostring(t)), 3)
+    argerror(('DDPM: timestep %s is not one of the custom timesteps'):format(tostring(t)))
   end
   local T = self.config.num_train_timesteps
   return t - math.floor(T / (self.num_inference_steps or T))
@@ -266,7 +271,7 @@ function DDPM:step(model_output, t, sample, o)
 end
 
 ---------------------------------------------------------------- DDIM
-local DDIM = setmetatable({}, { __index = Base })
+local DDIM = setmetatable({ _name = 'schedulers.DDIM' }, { __index = Base })
 DDIM.__index = DDIM
 M.DDIMScheduler = DDIM
 -- DDIM(cfg, overrides): diffusers' defaults for absent keys; SD's scheduler_config.json sets
@@ -280,7 +285,7 @@ function DDIM:set_timesteps(n) return self:_spaced_timesteps(n, 'DDIM') end
 -- Differentiable in model_output and sample (DRaFT backpropagates through the last steps).
 function DDIM:step(model_output, t, sample, o)
   o = o or {}
-  if not self.num_inference_steps then error('DDIM: call set_timesteps before step', 2) end
+  if not self.num_inference_steps then argerror('DDIM: call set_timesteps before step') end
   local c = self.config
   local eta = o.eta or 0
   local prev_t = t - math.floor(c.num_train_timesteps / self.num_inference_steps)
@@ -304,7 +309,7 @@ function DDIM:step(model_output, t, sample, o)
   if o.use_clipped_model_output then eps = (sample - x0 * math.sqrt(a_t)) * (1 / math.sqrt(b_t)) end
   local prev = x0 * math.sqrt(a_prev) + eps * math.sqrt(1 - a_prev - std * std)
   if eta > 0 then
-    local noise = o.noise or craft.randn(sample.shape, { seed = o.seed or error('DDIM: eta > 0 needs noise or a seed', 2),
+    local noise = o.noise or craft.randn(sample.shape, { seed = o.seed or argerror('DDIM: eta > 0 needs noise or a seed'),
       offset = o.offset or 0 })
     prev = prev + noise * std
   end
@@ -316,7 +321,9 @@ local CLASSES = { DDIMScheduler = M.DDIM, DDPMScheduler = M.DDPM }
 -- from_config(cfg_table_or_path, {class=, overrides}) -> a scheduler; class defaults to the
 -- config's _class_name (PNDM and the other SD defaults become DDIM: same betas, our sampler).
 function M.from_config(cfg, o)
-  o = o or {}
+  local want = require('craft.core').want
+  want('schedulers.from_config', 'config', cfg, 'string|table')
+  o = want('schedulers.from_config', 'options', o, 'table', true) or {}
   if type(cfg) == 'string' then
     local p = cfg
     if not p:match('%.json$') then p = p .. '/scheduler_config.json' end

@@ -5,6 +5,7 @@
 --   local eps = unet(sample [B,4,h,w], timestep (number | [B]), encoder_hidden_states [B,L,C])
 -- unet.gradient_checkpointing = true recomputes each down/mid/up block during backward.
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local nn, F = craft.nn, craft.F
 
 local M = {}
@@ -194,7 +195,7 @@ local function per_level(v, n, what)
     for i = 1, n do r[i] = v end
     return r
   end
-  if #v ~= n then error(('UNet2DConditionModel: %s has %d entries for %d levels'):format(what, #v, n), 4) end
+  if #v ~= n then argerror(('UNet2DConditionModel: %s has %d entries for %d levels'):format(what, #v, n)) end
   return v
 end
 
@@ -203,12 +204,12 @@ local function check_config(c)
     time_cond_proj_dim = true, num_class_embeds = true }
   for k in pairs(unsupported) do
     if c[k] ~= nil and c[k] ~= craft.io.null then
-      error(('UNet2DConditionModel: config %s = %s is not supported (SD 1.x / 2.x UNets only)'):format(k, tostring(c[k])), 4)
+      argerror(('UNet2DConditionModel: config %s = %s is not supported (SD 1.x / 2.x UNets only)'):format(k, tostring(c[k])))
     end
   end
   local function want(k, v)
     if c[k] ~= nil and c[k] ~= craft.io.null and c[k] ~= v then
-      error(('UNet2DConditionModel: config %s = %s is not supported (only %s)'):format(k, tostring(c[k]), tostring(v)), 4)
+      argerror(('UNet2DConditionModel: config %s = %s is not supported (only %s)'):format(k, tostring(c[k]), tostring(v)))
     end
   end
   want('act_fn', 'silu'); want('resnet_time_scale_shift', 'default'); want('time_embedding_type', 'positional')
@@ -217,7 +218,7 @@ local function check_config(c)
   want('conv_in_kernel', 3); want('conv_out_kernel', 3); want('resnet_out_scale_factor', 1)
   want('mid_block_scale_factor', 1)
   if c.num_attention_heads ~= nil and c.num_attention_heads ~= craft.io.null then
-    error('UNet2DConditionModel: config num_attention_heads is not supported (diffusers refuses it too)', 4)
+    argerror('UNet2DConditionModel: config num_attention_heads is not supported (diffusers refuses it too)')
   end
 end
 
@@ -230,7 +231,7 @@ function UNet:init(c)
   local down_types = c.down_block_types or { 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D' }
   local up_types = c.up_block_types or { 'UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D' }
   if #down_types ~= levels or #up_types ~= levels then
-    error(('UNet2DConditionModel: %d block_out_channels but %d down and %d up block types'):format(levels, #down_types, #up_types), 3)
+    argerror(('UNet2DConditionModel: %d block_out_channels but %d down and %d up block types'):format(levels, #down_types, #up_types))
   end
   local lpb = per_level(c.layers_per_block or 2, levels, 'layers_per_block')
   -- diffusers reads attention_head_dim as the number of heads (a historical misnomer it keeps)
@@ -245,7 +246,7 @@ function UNet:init(c)
 
   local function attn_opts(i, channels)
     if channels % heads[i] ~= 0 then
-      error(('UNet2DConditionModel: %d channels do not split into %d heads (attention_head_dim)'):format(channels, heads[i]), 4)
+      argerror(('UNet2DConditionModel: %d channels do not split into %d heads (attention_head_dim)'):format(channels, heads[i]))
     end
     return { heads = heads[i], head_dim = channels / heads[i], cross_dim = cross[i], layers = tlayers[i],
       linear = c.use_linear_projection == true, groups = groups }
@@ -253,7 +254,7 @@ function UNet:init(c)
   local function kind(t, prefix)
     if t == 'CrossAttn' .. prefix then return true end
     if t == prefix then return false end
-    error(('UNet2DConditionModel: block type %s is not supported (CrossAttn%s, %s)'):format(t, prefix, prefix), 4)
+    argerror(('UNet2DConditionModel: block type %s is not supported (CrossAttn%s, %s)'):format(t, prefix, prefix))
   end
 
   self:add('conv_in', nn.Conv2d(c.in_channels or 4, ch[1], 3, { padding = 1 }))
@@ -315,7 +316,7 @@ function UNet:time_embed(timestep, batch)
     t = t:float():reshape(-1)
     if t:size(1) == 1 and batch > 1 then t = t:expand(batch) end
     if t:size(1) ~= batch then
-      error(('UNet2DConditionModel: %d timesteps for a batch of %d'):format(t:size(1), batch), 3)
+      argerror(('UNet2DConditionModel: %d timesteps for a batch of %d'):format(t:size(1), batch))
     end
   end
   local e = F.timestep_embedding(t, self._modules.conv_in.cout, { flip_sin_to_cos = self.flip_sin_to_cos,
@@ -324,7 +325,7 @@ function UNet:time_embed(timestep, batch)
 end
 
 function UNet:forward(sample, timestep, context)
-  if sample:dim() ~= 4 then error('UNet2DConditionModel: sample must be [B, C, h, w], got [' .. table.concat(sample.shape, ', ') .. ']', 2) end
+  if sample:dim() ~= 4 then argerror('UNet2DConditionModel: sample must be [B, C, h, w], got [' .. table.concat(sample.shape, ', ') .. ']') end
   local m = self._modules
   local temb = self:time_embed(timestep, sample:size(1))
   local h = m.conv_in(sample)

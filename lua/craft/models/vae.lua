@@ -7,6 +7,7 @@
 --   local images = vae:decode(z)                            -- z unscaled: divide by scaling_factor first
 -- vae.gradient_checkpointing = true recomputes the decoder's blocks during backward.
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local U = require 'craft.models.unet'
 local nn, F = craft.nn, craft.F
 
@@ -113,14 +114,14 @@ function AutoencoderKL:init(cfg)
   for k, v in pairs(DEFAULTS) do c[k] = v end
   for k, v in pairs(cfg or {}) do if v ~= craft.io.null then c[k] = v end end
   for _, t in ipairs(c.down_block_types or {}) do
-    if t ~= 'DownEncoderBlock2D' then error('AutoencoderKL: down block type ' .. t .. ' is not supported (DownEncoderBlock2D)', 3) end
+    if t ~= 'DownEncoderBlock2D' then argerror('AutoencoderKL: down block type ' .. t .. ' is not supported (DownEncoderBlock2D)') end
   end
   for _, t in ipairs(c.up_block_types or {}) do
-    if t ~= 'UpDecoderBlock2D' then error('AutoencoderKL: up block type ' .. t .. ' is not supported (UpDecoderBlock2D)', 3) end
+    if t ~= 'UpDecoderBlock2D' then argerror('AutoencoderKL: up block type ' .. t .. ' is not supported (UpDecoderBlock2D)') end
   end
-  if c.act_fn and c.act_fn ~= 'silu' then error('AutoencoderKL: act_fn ' .. c.act_fn .. ' is not supported (silu)', 3) end
+  if c.act_fn and c.act_fn ~= 'silu' then argerror('AutoencoderKL: act_fn ' .. c.act_fn .. ' is not supported (silu)') end
   if c.mid_block_add_attention == false or c.use_quant_conv == false or c.use_post_quant_conv == false then
-    error('AutoencoderKL: configs without mid-block attention or quant convs are not supported', 3)
+    argerror('AutoencoderKL: configs without mid-block attention or quant convs are not supported')
   end
   self.config = c
   self.scaling_factor = c.scaling_factor

@@ -3,6 +3,7 @@
 -- with gradient stopping (DRaFT-K), the diffusion loss on real images, atomic checkpoints with
 -- resume, the per-step CSV log, and the training loop that ties them together.
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local io_ = require 'craft.io'
 local core = require 'craft.core'
 local T = require 'craft.tensor'
@@ -36,7 +37,7 @@ function M.options(name, recipe, defaults, presets, optional)
   local preset = recipe.preset or 'full'
   if presets then
     local p = presets[preset]
-    if not p then error(('%s: unknown preset %q (full, tiny)'):format(name, tostring(preset)), 3) end
+    if not p then argerror(('%s: unknown preset %q (full, tiny)'):format(name, tostring(preset))) end
     for k, v in pairs(p) do r[k] = v end
   end
   for k, v in pairs(recipe) do
@@ -44,7 +45,7 @@ function M.options(name, recipe, defaults, presets, optional)
       local list = {}
       for kk in pairs(known) do list[#list + 1] = kk end
       table.sort(list)
-      error(('%s: unknown recipe field %q (known: %s)'):format(name, tostring(k), table.concat(list, ', ')), 3)
+      argerror(('%s: unknown recipe field %q (known: %s)'):format(name, tostring(k), table.concat(list, ', ')))
     end
     r[k] = v
   end
@@ -118,7 +119,7 @@ function M.latent_shape(pipe, b, r)
   local f = pipe:vae_scale_factor()
   local s = pipe.unet.config.sample_size or 64
   local h, w = r.height or s * f, r.width or s * f
-  if h % f ~= 0 or w % f ~= 0 then error(('height and width must be multiples of %d'):format(f), 3) end
+  if h % f ~= 0 or w % f ~= 0 then argerror(('height and width must be multiples of %d'):format(f)) end
   return { b, pipe.unet.config.in_channels or 4, h / f, w / f }
 end
 
@@ -182,12 +183,12 @@ end
 -- repeated to 3 channels. batch(step, g) -> scaled latents x0 [B, 4, h, w], labels (0-based
 -- list), and the data position (epoch, index) of the batch's last image.
 function M.real_data(pipe, ds, r)
-  if not (ds and ds.images and ds.labels) then error('real images: give data = {images = [N,C,H,W] in [0,1], labels = i64 [N], classes = {...}}', 3) end
+  if not (ds and ds.images and ds.labels) then argerror('real images: give data = {images = [N,C,H,W] in [0,1], labels = i64 [N], classes = {...}}') end
   local shape = M.latent_shape(pipe, 1, r)
   local f = pipe:vae_scale_factor()
   local x = ds.images
   if x:size(3) ~= shape[3] * f or x:size(4) ~= shape[4] * f then
-    if shape[3] ~= shape[4] then error('real images: non-square resolutions are not supported', 3) end
+    if shape[3] ~= shape[4] then argerror('real images: non-square resolutions are not supported') end
     x = data.resize(x:contiguous(), shape[3] * f)
   end
   if x:size(2) == 1 then x = x:expand(x:size(1), 3, x:size(3), x:size(4)) end
@@ -278,7 +279,7 @@ function M.write_csv(path, rows)
   end
   check(C.craft_csv_writer_close(w), 2)
   local ok, err = os.rename(tmp, path)
-  if not ok then error('write_csv: ' .. tostring(err), 2) end
+  if not ok then argerror('write_csv: ' .. tostring(err)) end
 end
 
 -- Checkpoint: ONE safetensors file (the C writer goes through path.tmp, fsync, rename, so the
@@ -309,16 +310,16 @@ end
 function M.load_checkpoint(path, name, params, opt)
   local sd, _, meta = io_.load_safetensors(path)
   if meta.craft_trainer ~= name then
-    error(('%s: a checkpoint of trainer %s, not %s'):format(path, tostring(meta.craft_trainer), name), 3)
+    argerror(('%s: a checkpoint of trainer %s, not %s'):format(path, tostring(meta.craft_trainer), name))
   end
   local st = io_.decode_json(meta.state, path .. ' state')
   craft.no_grad(function()
     for _, np in ipairs(params) do
       local t = sd['param.' .. np[1]]
-      if not t then error(('%s: no weights for %s (a checkpoint of another recipe?)'):format(path, np[1]), 4) end
+      if not t then argerror(('%s: no weights for %s (a checkpoint of another recipe?)'):format(path, np[1])) end
       if table.concat(t.shape, 'x') ~= table.concat(np[2].shape, 'x') then
-        error(('%s: %s has shape [%s] in the checkpoint but [%s] in the model'):format(path, np[1],
-          table.concat(t.shape, ', '), table.concat(np[2].shape, ', ')), 4)
+        argerror(('%s: %s has shape [%s] in the checkpoint but [%s] in the model'):format(path, np[1],
+          table.concat(t.shape, ', '), table.concat(np[2].shape, ', ')))
       end
       np[2]:copy_(t)
     end
@@ -354,11 +355,11 @@ function M.run(spec)
   local ck = out and (out .. '/checkpoint.safetensors')
   local rows, start, last_ck = {}, 0, nil
   if out then M.mkdir(out) end
-  if r.resume and not out then error(name .. ': resume = true needs out (the folder of the checkpoint)', 3) end
+  if r.resume and not out then argerror(name .. ': resume = true needs out (the folder of the checkpoint)') end
   if r.resume and ck and exists(ck) then
     local st
     st, rows = M.load_checkpoint(ck, name, params, opt)
-    if st.seed ~= r.seed then error(('%s: resume: the checkpoint was made with seed %s, the recipe has %s'):format(name, tostring(st.seed), tostring(r.seed)), 2) end
+    if st.seed ~= r.seed then argerror(('%s: resume: the checkpoint was made with seed %s, the recipe has %s'):format(name, tostring(st.seed), tostring(r.seed))) end
     start, last_ck = st.step, st.step
     if not r.quiet then io.stderr:write(('%s: resumed from %s at step %d\n'):format(name, ck, start)) end
   end

@@ -10,6 +10,7 @@
 --   res.log[i].reward, res.log[i].cas_checklist, ...; files: out/checkpoint.safetensors,
 --   out/log.csv, out/lora.safetensors (peft layout, diffusers' load_lora_weights reads it)
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
 local lora = require 'craft.models.lora'
 
@@ -56,7 +57,7 @@ local function classes_of(r)
   end
   for _, c in ipairs(cls) do
     local ps = r.prompts[c]
-    if type(ps) ~= 'table' or #ps == 0 then error(('craft: no prompts for class %q (recipe.prompts)'):format(tostring(c)), 3) end
+    if type(ps) ~= 'table' or #ps == 0 then argerror(('craft: no prompts for class %q (recipe.prompts)'):format(tostring(c))) end
   end
   return cls
 end
@@ -65,7 +66,7 @@ local function reward_of(r)
   if type(r.reward) == 'function' then return r.reward end
   local cas = (type(r.reward) == 'table' and r.reward.reward) and r.reward or r.cas
   if not (cas and cas.reward) then
-    error('craft: give reward = function(images, labels) -> tensor [N], or cas = a calibrated craft.cas object', 3)
+    argerror('craft: give reward = function(images, labels) -> tensor [N], or cas = a calibrated craft.cas object')
   end
   local cap = r.reward_cap
   if cap == 'cas' then cap = nil end
@@ -98,8 +99,8 @@ end
 -- train(pipe, recipe) -> {log = rows, step =, checkpoint =, out =, lora = adapted module names}
 function M.train(pipe, recipe)
   local r = common.options('craft', recipe, M.DEFAULTS, M.PRESETS, {})
-  if type(r.prompts) ~= 'table' then error('craft: recipe.prompts = {class -> {prompts}} is required', 2) end
-  if r.grad_steps < 1 or r.grad_steps > r.steps then error(('craft: grad_steps (K) is %d, must be 1 .. steps (%d)'):format(r.grad_steps, r.steps), 2) end
+  if type(r.prompts) ~= 'table' then argerror('craft: recipe.prompts = {class -> {prompts}} is required') end
+  if r.grad_steps < 1 or r.grad_steps > r.steps then argerror(('craft: grad_steps (K) is %d, must be 1 .. steps (%d)'):format(r.grad_steps, r.steps)) end
   local classes = classes_of(r)
   local reward = reward_of(r)
   common.freeze(pipe)

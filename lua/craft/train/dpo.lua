@@ -17,6 +17,7 @@
 --   local dpo = require 'craft.train.dpo'
 --   dpo.train(pipe, {prompts = {...}, cas = cas, out = 'runs/dpo'})   -- rank = checklist z-score
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
 local ctrain = require 'craft.train.craft'
 local lora = require 'craft.models.lora'
@@ -80,7 +81,7 @@ local function rank_of(r)
   if r.cas then
     return function(images, labels) return r.cas:raw(images, labels, { 'checklist' }).checklist end
   end
-  error('dpo: give rank = function(images, labels) -> scores, or cas = a craft.cas object (checklist ranking)', 3)
+  argerror('dpo: give rank = function(images, labels) -> scores, or cas = a craft.cas object (checklist ranking)')
 end
 
 local function as_list(s)
@@ -91,7 +92,7 @@ end
 -- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names}
 function M.train(pipe, recipe)
   local r = common.options('dpo', recipe, M.DEFAULTS, M.PRESETS, {})
-  if type(r.prompts) ~= 'table' then error('dpo: recipe.prompts = {class -> {prompts}} is required', 2) end
+  if type(r.prompts) ~= 'table' then argerror('dpo: recipe.prompts = {class -> {prompts}} is required') end
   local cls = r.classes or (r.cas and r.cas.classes)
   if not cls then
     cls = {}

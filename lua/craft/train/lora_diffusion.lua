@@ -7,6 +7,7 @@
 --   -- or, with tokens already installed (craft.train.ti.install / .load) or none at all:
 --   ld.train(pipe, {data = ds, ti = 'runs/ti/learned_embeds', out = 'runs/ti_lora'})
 local common = require 'craft.train.common'
+local argerror = require('craft.core').argerror
 local ti = require 'craft.train.ti'
 local lora = require 'craft.models.lora'
 
@@ -46,7 +47,7 @@ end
 function M.train(pipe, recipe)
   local r = common.options('lora_diffusion', recipe, M.DEFAULTS, M.PRESETS, {})
   local ds = r.data
-  if not (type(ds) == 'table' and ds.classes) then error('lora_diffusion: recipe.data = {images, labels, classes} is required', 2) end
+  if not (type(ds) == 'table' and ds.classes) then argerror('lora_diffusion: recipe.data = {images, labels, classes} is required') end
   if type(r.ti) == 'string' then ti.load(pipe, r.ti)
   elseif type(r.ti) == 'table' then ti.install(pipe, r.ti.vectors, r.ti.tokens) end
   common.freeze(pipe)

@@ -11,6 +11,7 @@
 --   ti.install(pipe, res.vectors)     -- pipe:generate{prompt = 'a photo of <melanoma>'} uses them
 --   ti.save(pipe, dir); ti.load(pipe, dir)   -- one diffusers-loadable file per token
 local craft = require 'craft'
+local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
 local lora = require 'craft.models.lora'
 local F = craft.F
@@ -39,7 +40,7 @@ local function token_table(te)
   for _, np in ipairs(te:named_parameters()) do
     if np[1]:match('token_embedding%.weight$') then return np[2] end
   end
-  error('textual inversion: the text encoder has no token_embedding (a craft.models.clip CLIPTextModel is needed)', 3)
+  argerror('textual inversion: the text encoder has no token_embedding (a craft.models.clip CLIPTextModel is needed)')
 end
 
 -- The content ids of a piece of text (no start / end token).
@@ -167,16 +168,16 @@ end
 -- Installs the tokens on pipe as it goes (so the result is ready to sample from).
 function M.train(pipe, recipe)
   local r = common.options('ti', recipe, M.DEFAULTS, M.PRESETS, {})
-  if not (pipe.tokenizer and pipe.text_encoder) then error('ti: the pipeline needs a tokenizer and a text encoder', 2) end
+  if not (pipe.tokenizer and pipe.text_encoder) then argerror('ti: the pipeline needs a tokenizer and a text encoder') end
   local ds = r.data
-  if not (type(ds) == 'table' and ds.classes) then error('ti: recipe.data = {images, labels, classes} is required', 2) end
+  if not (type(ds) == 'table' and ds.classes) then argerror('ti: recipe.data = {images, labels, classes} is required') end
   common.freeze(pipe)
   local W = token_table(pipe.text_encoder)
   local tokens, vectors, params = {}, {}, {}
   for _, c in ipairs(ds.classes) do
     local token = (r.tokens and r.tokens[c]) or ('<' .. c:gsub('%s+', '_') .. '>')
     local ids = content_ids(pipe.tokenizer, (r.initializer and r.initializer[c]) or c)
-    if #ids == 0 then error(('ti: the initializer of class %q has no tokens'):format(c), 2) end
+    if #ids == 0 then argerror(('ti: the initializer of class %q has no tokens'):format(c)) end
     local init = craft.no_grad(function()
       local e = F.embedding(craft.tensor(ids, { dtype = 'i64' }), W):mean(1, true)
       return e:expand(r.n_vectors, e:size(2)):contiguous()
