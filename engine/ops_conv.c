@@ -414,14 +414,18 @@ int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, co
     g->oph = a.op[0]; g->opw = a.op[1];
     int64_t k[2] = {g->kh, g->kw}, o[2];
     if (!transposed) {
-        int64_t O = w->shape[0];
-        if (C % groups || O % groups || w->shape[1] * groups != C)
+        int64_t O = w->shape[0], wc;
+        if (C % groups || O % groups || __builtin_mul_overflow(w->shape[1], (int64_t)groups, &wc) || wc != C)
             return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, groups %d: expected weight [out, in / groups, kh, kw] with in = %lld "
                               "and out divisible by groups", op, craft_shape_str(x), craft_shape_str(w), groups, (long long)C);
         CRAFT_TRY(check_bias(op, b, O, w));
         int64_t in[2] = {x->shape[2], x->shape[3]};
         for (int i = 0; i < 2; i++) {
-            int64_t ext = a.d[i] * (k[i] - 1) + 1;
+            int64_t ext;
+            if (__builtin_mul_overflow(a.d[i], k[i] - 1, &ext) || ext == INT64_MAX)
+                return craft_fail(CRAFT_ESHAPE, "%s: weight %s with dilation %lld: the kernel's extent is too large", op,
+                                  craft_shape_str(w), (long long)a.d[i]);
+            ext += 1;
             if (in[i] + 2 * a.p[i] < ext)
                 return craft_fail(CRAFT_ESHAPE, "%s: input %s with padding %lld is smaller than weight %s's kernel (extent %lld with dilation %lld)",
                                   op, craft_shape_str(x), (long long)a.p[i], craft_shape_str(w), (long long)ext, (long long)a.d[i]);
@@ -431,7 +435,9 @@ int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, co
         g->oc = O; g->oh = o[0]; g->ow = o[1];
         return CRAFT_OK;
     }
-    int64_t O = w->shape[1] * groups;
+    int64_t O;
+    if (__builtin_mul_overflow(w->shape[1], (int64_t)groups, &O))
+        return craft_fail(CRAFT_ESHAPE, "%s: weight %s with %d groups: the output channels are too many", op, craft_shape_str(w), groups);
     if (C % groups || w->shape[0] != C)
         return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, groups %d: expected weight [in, out / groups, kh, kw] with in = %lld "
                           "divisible by groups", op, craft_shape_str(x), craft_shape_str(w), groups, (long long)C);
@@ -441,7 +447,11 @@ int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, co
         if (a.op[i] >= a.s[i] && a.op[i] >= a.d[i])
             return craft_fail(CRAFT_EINVAL, "%s: input %s, weight %s: output_padding %lld must be smaller than stride %lld or dilation %lld",
                               op, craft_shape_str(x), craft_shape_str(w), (long long)a.op[i], (long long)a.s[i], (long long)a.d[i]);
-        o[i] = (in[i] - 1) * a.s[i] - 2 * a.p[i] + a.d[i] * (k[i] - 1) + a.op[i] + 1;
+        int64_t span, ext;   /* (in - 1) s - 2 p + d (k - 1) + op + 1, each step checked */
+        if (__builtin_mul_overflow(in[i] - 1, a.s[i], &span) || __builtin_mul_overflow(a.d[i], k[i] - 1, &ext) ||
+            __builtin_add_overflow(span, ext, &o[i]) || __builtin_add_overflow(o[i], a.op[i] + 1 - 2 * a.p[i], &o[i]))
+            return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, stride %lld, dilation %lld: the output size is too large", op,
+                              craft_shape_str(x), craft_shape_str(w), (long long)a.s[i], (long long)a.d[i]);
         if (o[i] < 1)
             return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, stride %lld, padding %lld: output size %lld is not positive", op,
                               craft_shape_str(x), craft_shape_str(w), (long long)a.s[i], (long long)a.p[i], (long long)o[i]);

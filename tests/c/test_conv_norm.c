@@ -390,6 +390,17 @@ static void test_shape_errors(void) {
     CHECK_ERR(craft_conv_transpose2d(x, wt3, bok, st, pd, op0, dl, 1, &y), CRAFT_ESHAPE);   /* bias [4] for 2 outputs */
     CHECK(strstr(craft_last_error(), "bias [4]") && strstr(craft_last_error(), "expected [2]"));
     CHECK_ERR(craft_conv_transpose2d(x, wt3, NULL, st, pd, op2, dl, 1, &y), CRAFT_EINVAL);  /* output_padding >= stride */
+    /* sizes whose products pass int64 (empty tensors may have sizes up to 2^46): refused, not overflowed */
+    {
+        const int64_t big = (int64_t)1 << 40;
+        int64_t xe[4] = {0, 3, big, 1}, w1[4] = {3, 1, 1, 1};
+        craft_tensor *xemp = NULL, *wone = rand_t(4, w1, 0);
+        CHECK_OK(craft_empty(4, xe, CRAFT_F32, 0, &xemp));
+        int str[2] = {1 << 30, 1}, nopad[2] = {0, 0};
+        CHECK_ERR(craft_conv_transpose2d(xemp, wone, NULL, str, nopad, op0, dl, 1, &y), CRAFT_ESHAPE);   /* 2^40 x 2^30 */
+        CHECK(strstr(craft_last_error(), "output size is too large") != NULL);
+        craft_tensor_release(xemp); craft_tensor_release(wone);
+    }
     /* norms */
     CHECK_ERR(craft_group_norm(x, 2, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);
     CHECK(strstr(craft_last_error(), "[2, 3, 5, 5]") != NULL);

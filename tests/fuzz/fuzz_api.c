@@ -174,15 +174,15 @@ static craft_tensor *index_tensor(reader *r) {
  * them; 0 where they are invalid anyway. Saturates. */
 static int64_t conv_cost(const craft_tensor *x, const craft_tensor *w, const int *st, const int *pd, const int *dl) {
     if (x->ndim != 4 || w->ndim != 4) return 0;
-    int64_t c = x->shape[0];
+    double c = (double)x->shape[0];   /* in double: sizes up to 2^46 times dilations up to 2^31 */
     for (int k = 0; k < 2; k++) {
-        int64_t s = st[k] > 0 ? st[k] : 1, p = pd[k] > 0 ? pd[k] : 0, d = dl[k] > 0 ? dl[k] : 1;
-        int64_t o = (x->shape[2 + k] + 2 * p - d * (w->shape[2 + k] - 1) - 1) / s + 1;
+        double s = st[k] > 0 ? st[k] : 1, p = pd[k] > 0 ? pd[k] : 0, d = dl[k] > 0 ? dl[k] : 1;
+        double o = floor(((double)x->shape[2 + k] + 2 * p - d * ((double)w->shape[2 + k] - 1) - 1) / s) + 1;
         if (o <= 0) return 0;
-        if (__builtin_mul_overflow(c, o, &c)) return INT64_MAX;
+        c *= o;
     }
-    if (__builtin_mul_overflow(c, w->numel, &c)) return INT64_MAX;
-    return c;
+    c *= (double)w->numel;
+    return c >= 9.2e18 ? INT64_MAX : (int64_t)c;
 }
 
 /* The ops reached through op bytes 242..255 (format note at the top). */
