@@ -209,10 +209,12 @@ int craft_cl_pool_trim(int device) {
 static int byte_range(const char *op, const craft_tensor *t, int64_t elem_offset, size_t nbytes, craft_cl_dev **d,
                       size_t *off) {
     CRAFT_TRY(cl_dev_get(t->device, op, d));
-    size_t es = craft_dtype_size(t->dtype);
-    if (elem_offset < 0 || (size_t)elem_offset * es + nbytes > t->storage->nbytes)
-        return craft_fail(CRAFT_EINVAL, "%s: bytes [%lld, +%zu) outside the %zu-byte storage of %s", op,
-                          (long long)elem_offset * (long long)es, nbytes, t->storage->nbytes, craft_shape_str(t));
+    size_t es = craft_dtype_size(t->dtype), start;
+    /* checked arithmetic: an empty view's offset may be saturated */
+    if (elem_offset < 0 || __builtin_mul_overflow((size_t)elem_offset, es, &start) || start > t->storage->nbytes ||
+        nbytes > t->storage->nbytes - start)
+        return craft_fail(CRAFT_EINVAL, "%s: bytes [%lld elements, +%zu) outside the %zu-byte storage of %s", op,
+                          (long long)elem_offset, nbytes, t->storage->nbytes, craft_shape_str(t));
     *off = (size_t)elem_offset * es;
     return CRAFT_OK;
 }

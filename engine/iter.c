@@ -4,6 +4,9 @@
 #include <omp.h>
 
 char *craft_elem_ptr(const craft_tensor *t) {
+    /* an empty view may carry a saturated offset (a slice of a tensor with huge sizes): it has
+     * no element to point at, so its storage's start serves */
+    if (t->numel == 0) return (char *)t->storage->data;
     return (char *)t->storage->data + t->offset * (int64_t)craft_dtype_size(t->dtype);
 }
 

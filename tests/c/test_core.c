@@ -247,6 +247,15 @@ static void test_empty_huge_sizes(void) {
         CHECK(o == 0 ? outer == 0 && n == big && inner == big : o == 1 ? outer == big && n == 0 && inner == big
                                                             : outer == big && n == big && inner == 0);
         CHECK(craft_size_prod(t, 0, 3) == 0);
+        if (o == 0) {   /* a slice far into it: a saturated offset, still a usable empty view */
+            craft_tensor *sl = NULL, *c = NULL;
+            CHECK_OK(craft_slice(t, 1, big - 1, big, 1, &sl));
+            CHECK(sl && sl->numel == 0 && craft_tensor_data(sl) != NULL);
+            CHECK_OK(craft_contiguous(sl, &c));
+            CHECK(c && c->numel == 0);
+            craft_tensor_release(c);
+            craft_tensor_release(sl);
+        }
         craft_tensor *parts[2] = {t, t}, *cat = NULL;   /* empty slabs: no offsets into saturated strides */
         CHECK_OK(craft_concat(2, parts, o == 0 ? 1 : 0, &cat));
         CHECK(cat && cat->numel == 0);
