@@ -421,4 +421,16 @@ function M.run(spec)
   return { log = rows, step = last, checkpoint = ck, out = out, optimizer = opt }
 end
 
+-- run_lora(pipe, prev_gc, names, opts): M.run for a trainer of the UNet's LoRA adapters (names:
+-- the adapted modules). The adapters are exported as lora.safetensors, the UNet's gradient
+-- checkpointing flag goes back to prev_gc however the run ends, and the result lists the names.
+function M.run_lora(pipe, prev_gc, names, opts)
+  opts.export = function(dir) lora.save(pipe.unet, dir .. '/lora.safetensors') end
+  local ok, res = pcall(M.run, opts)
+  pipe.unet.gradient_checkpointing = prev_gc
+  if not ok then error(res, 0) end
+  res.lora = names
+  return res
+end
+
 return M

@@ -12,7 +12,6 @@
 local craft = require 'craft'
 local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
-local lora = require 'craft.models.lora'
 
 local M = {}
 
@@ -146,12 +145,7 @@ function M.train(pipe, recipe)
     return loss, row
   end
 
-  local ok, res = pcall(common.run, { name = 'craft', recipe = r, params = params, step = step,
-    export = function(dir) lora.save(pipe.unet, dir .. '/lora.safetensors') end })
-  pipe.unet.gradient_checkpointing = prev_gc
-  if not ok then error(res, 0) end
-  res.lora = names
-  return res
+  return common.run_lora(pipe, prev_gc, names, { name = 'craft', recipe = r, params = params, step = step })
 end
 
 return M

@@ -20,7 +20,6 @@ local craft = require 'craft'
 local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
 local ctrain = require 'craft.train.craft'
-local lora = require 'craft.models.lora'
 local F = craft.F
 
 local M = {}
@@ -151,12 +150,7 @@ function M.train(pipe, recipe)
     return loss, row
   end
 
-  local ok, res = pcall(common.run, { name = 'dpo', recipe = r, params = params, step = step,
-    export = function(dir) lora.save(pipe.unet, dir .. '/lora.safetensors') end })
-  pipe.unet.gradient_checkpointing = prev_gc
-  if not ok then error(res, 0) end
-  res.lora = names
-  return res
+  return common.run_lora(pipe, prev_gc, names, { name = 'dpo', recipe = r, params = params, step = step })
 end
 
 return M

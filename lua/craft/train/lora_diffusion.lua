@@ -9,7 +9,6 @@
 local common = require 'craft.train.common'
 local argerror = require('craft.core').argerror
 local ti = require 'craft.train.ti'
-local lora = require 'craft.models.lora'
 
 local M = {}
 
@@ -67,12 +66,7 @@ function M.train(pipe, recipe)
     return common.diffusion_loss(pipe, x0, encode(prompts), g), {}
   end
 
-  local ok, res = pcall(common.run, { name = 'lora_diffusion', recipe = r, params = params, step = step,
-    export = function(dir) lora.save(pipe.unet, dir .. '/lora.safetensors') end })
-  pipe.unet.gradient_checkpointing = prev_gc
-  if not ok then error(res, 0) end
-  res.lora = names
-  return res
+  return common.run_lora(pipe, prev_gc, names, { name = 'lora_diffusion', recipe = r, params = params, step = step })
 end
 
 -- ti_then_lora(pipe, ti_recipe, lora_recipe): the whole baseline, TI first, then LoRA with its tokens.
