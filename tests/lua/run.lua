@@ -42,6 +42,16 @@ function t.raises(fn, pattern, msg)
   passed = passed + 1
 end
 function t.skip(why) io.stderr:write(('skip %s: %s\n'):format(current, why)) end
+-- max |a - b| / max |b|: the parity tests' error relative to the reference's largest magnitude
+function t.rel(a, b) return (a - b):abs():max():item() / math.max(b:abs():max():item(), 1e-30) end
+-- tensor a against reference b: the same shape, and t.rel(a, b) <= tol
+function t.close(a, b, tol, what)
+  if table.concat(a.shape, 'x') ~= table.concat(b.shape, 'x') then
+    return fail(('%s shape: %s ~= %s'):format(what, table.concat(a.shape, 'x'), table.concat(b.shape, 'x')), 2)
+  end
+  local r = t.rel(a, b)
+  if r <= tol then passed = passed + 1 else fail(('%s: relative error %.3g > %g'):format(what, r, tol), 2) end
+end
 
 local files = {}
 if arg and #arg > 0 then files = arg

@@ -12,7 +12,6 @@ local T = {}
 local DIR = 'tests/fixtures/models/sd2_openclip/'
 local TINY = 'tests/fixtures/models/tiny_sd/'
 local ref = io_.load_safetensors(DIR .. 'io.safetensors')
-local function rel(a, b) return (a - b):abs():max():item() / math.max(b:abs():max():item(), 1e-30) end
 local function shape(t) return table.concat(t.shape, 'x') end
 
 -- the 14 keys SD 2 leaves unused: the last block (12 tensors), text_projection, logit_scale
@@ -35,7 +34,7 @@ function T.openclip_keys_convert_like_diffusers(t)
   for k, w in pairs(want) do
     n = n + 1
     local g = got[k]
-    if not g or shape(g) ~= shape(w) or rel(g, w) ~= 0 then bad[#bad + 1] = k end
+    if not g or shape(g) ~= shape(w) or t.rel(g, w) ~= 0 then bad[#bad + 1] = k end
   end
   for k in pairs(got) do if not want[k] then bad[#bad + 1] = k .. ' (extra)' end end
   table.sort(bad)
@@ -44,11 +43,11 @@ function T.openclip_keys_convert_like_diffusers(t)
   t.eq(table.concat(unused, ','), left_over(''), 'left over: the last block, text_projection, logit_scale')
   -- the fused projection splits q, k, v in that order
   local inp = tower['transformer.resblocks.5.attn.in_proj_weight']
-  t.eq(rel(got['text_model.encoder.layers.5.self_attn.v_proj.weight'], inp:narrow(1, 17, 8)), 0, 'v = rows 17..24')
+  t.eq(t.rel(got['text_model.encoder.layers.5.self_attn.v_proj.weight'], inp:narrow(1, 17, 8)), 0, 'v = rows 17..24')
   -- every block kept, and the projection as a linear weight, when asked
   local all, unused2 = keymap.openclip_to_clip(tower, { layers = 24, projection = true })
   t.ok(all['text_model.encoder.layers.23.mlp.fc2.bias'] ~= nil, 'layers = 24 keeps the last block')
-  t.eq(rel(all['text_projection.weight'], tower.text_projection:t()), 0, 'text_projection transposed')
+  t.eq(t.rel(all['text_projection.weight'], tower.text_projection:t()), 0, 'text_projection transposed')
   t.eq(table.concat(unused2, ','), 'logit_scale')
 end
 
@@ -73,18 +72,18 @@ function T.sd2_single_file_loads_the_text_encoder(t)
     '(cond_stage_model.model.logit_scale, cond_stage_model.model.text_projection, ' ..
     'cond_stage_model.model.transformer.resblocks.23.attn.in_proj_bias, ...)', 1, true), lines[1])
   local out = craft.no_grad(function() return got.text_encoder(ref.input_ids) end)
-  local e1, e2 = rel(out.last_hidden_state, ref.last_hidden_state), rel(out.pooler_output, ref.pooler_output)
+  local e1, e2 = t.rel(out.last_hidden_state, ref.last_hidden_state), t.rel(out.pooler_output, ref.pooler_output)
   t.ok(e1 <= 1e-4, ('last_hidden_state (SD 2\'s penultimate layer) rel err %.2g'):format(e1))
   t.ok(e2 <= 1e-4, ('pooler_output rel err %.2g'):format(e2))
   local c = io_.load_safetensors('tests/fixtures/models/cases/unet_linear.safetensors')
   local u = craft.no_grad(function() return got.unet(c.sample, c.timestep, c.encoder_hidden_states) end)
-  t.ok(rel(u, c.out) < 1e-4, 'the UNet from the same file')
+  t.ok(t.rel(u, c.out) < 1e-4, 'the UNet from the same file')
   -- with the projection (CLIPTextModelWithProjection): text_embeds = pooled @ text_projection
   local p = models.load_single_file(path, { unet_config = TINY .. 'unet', vae_config = TINY .. 'vae',
     text_encoder_config = DIR .. 'text_encoder', text_projection = true, quiet = true })
   local proj = io_.load_safetensors(DIR .. 'ldm_text.safetensors', { names = { keymap.LDM_OPENCLIP .. 'text_projection' } })
   local emb = craft.no_grad(function() return p.text_encoder(ref.input_ids).text_embeds end)
-  t.ok(rel(emb, ref.pooler_output:matmul(proj[keymap.LDM_OPENCLIP .. 'text_projection'])) < 1e-5, 'text_embeds')
+  t.ok(t.rel(emb, ref.pooler_output:matmul(proj[keymap.LDM_OPENCLIP .. 'text_projection'])) < 1e-5, 'text_embeds')
   -- without a text config: the converted tensors, SD 2's 23 layers
   local bare, other = keymap.ldm_to_diffusers(io_.load_safetensors(path), unet.config, vae.config)
   t.eq(table.concat(other, ','), left_over(keymap.LDM_OPENCLIP), 'left-over keys, by full name')
@@ -102,8 +101,8 @@ end
 function T.diffusers_converted_folder_gives_the_same_output(t)
   local m = clip.from_pretrained(DIR .. 'text_encoder')
   local out = craft.no_grad(function() return m(ref.input_ids) end)
-  t.ok(rel(out.last_hidden_state, ref.last_hidden_state) <= 1e-4, 'last_hidden_state')
-  t.ok(rel(out.pooler_output, ref.pooler_output) <= 1e-4, 'pooler_output')
+  t.ok(t.rel(out.last_hidden_state, ref.last_hidden_state) <= 1e-4, 'last_hidden_state')
+  t.ok(t.rel(out.pooler_output, ref.pooler_output) <= 1e-4, 'pooler_output')
 end
 
 return T

@@ -14,7 +14,6 @@ local CASES = { conv = { M .. 'tiny_unet_conv', M .. 'cases/unet_conv.safetensor
   linear = { M .. 'tiny_sd/unet', M .. 'cases/unet_linear.safetensors' } }
 local TOL = 1e-4
 
-local function rel(a, b) return (a - b):abs():max():item() / math.max(b:abs():max():item(), 1e-30) end
 local function named(u)
   local r = {}
   for _, np in ipairs(u:named_parameters()) do r[np[1]] = np[2] end
@@ -38,16 +37,16 @@ local function parity(t, which)
   local u = models.load_unet(dir)
   local c = io_.load_safetensors(file)
   local out, g = fwd_bwd(u, c)
-  local e = rel(out, c.out)
+  local e = t.rel(out, c.out)
   t.ok(e < TOL, ('%s forward rel err %.2g'):format(which, e))
-  local e500 = rel(craft.no_grad(function() return u(c.sample, 500, c.encoder_hidden_states) end), c.out_t500)
+  local e500 = t.rel(craft.no_grad(function() return u(c.sample, 500, c.encoder_hidden_states) end), c.out_t500)
   t.ok(e500 < TOL, ('%s scalar timestep rel err %.2g'):format(which, e500))
   local n, worst = 0, 0
   for k, want in pairs(c) do
     local p = k:match('^grad%.(.*)$')
     if p then
       n = n + 1
-      local ge = g[p] and rel(g[p], want) or math.huge
+      local ge = g[p] and t.rel(g[p], want) or math.huge
       worst = math.max(worst, ge)
       t.ok(ge < TOL, ('%s grad %s rel err %.2g'):format(which, p, ge))
     end
@@ -62,9 +61,9 @@ function T.forward_backward_linear_projection_and_checkpointing(t)
   local u, c, out, g = parity(t, 'linear')
   u.gradient_checkpointing = true
   local out2, g2 = fwd_bwd(u, c)
-  t.ok(rel(out2, out) < 1e-6, 'checkpointed forward equals plain')
+  t.ok(t.rel(out2, out) < 1e-6, 'checkpointed forward equals plain')
   local worst = 0
-  for k, v in pairs(g) do worst = math.max(worst, rel(g2[k], v)) end
+  for k, v in pairs(g) do worst = math.max(worst, t.rel(g2[k], v)) end
   t.ok(worst < 1e-5, ('checkpointed gradients equal plain (worst rel %.2g)'):format(worst))
 end
 
@@ -98,7 +97,7 @@ function T.ldm_keys_round_trip_and_known_names(t)
     ['time_embedding.linear_2.bias'] = 'model.diffusion_model.time_embed.2.bias',
     ['conv_norm_out.weight'] = 'model.diffusion_model.out.0.weight',
   }
-  for d, l in pairs(known) do t.ok(ldm[l] ~= nil and rel(ldm[l], usd[d]) == 0, d .. ' -> ' .. l) end
+  for d, l in pairs(known) do t.ok(ldm[l] ~= nil and t.rel(ldm[l], usd[d]) == 0, d .. ' -> ' .. l) end
   t.ok(ldm['first_stage_model.decoder.up.1.block.0.conv1.weight'] ~= nil, 'VAE decoder levels counted from the bottom')
   t.ok(ldm['first_stage_model.encoder.down.0.downsample.conv.weight'] ~= nil, 'VAE downsample')
   local q = ldm['first_stage_model.encoder.mid.attn_1.q.weight']
@@ -110,7 +109,7 @@ function T.ldm_keys_round_trip_and_known_names(t)
   local back, other = keymap.ldm_to_diffusers(ldm, ucfg, vcfg)
   t.eq(#other, 0)
   local bad = 0
-  for k, x in pairs(usd) do if not back.unet[k] or rel(back.unet[k], x) ~= 0 then bad = bad + 1 end end
+  for k, x in pairs(usd) do if not back.unet[k] or t.rel(back.unet[k], x) ~= 0 then bad = bad + 1 end end
   for k, x in pairs(vsd) do if not back.vae[k] or table.concat(back.vae[k].shape, ',') ~= table.concat(x.shape, ',') then bad = bad + 1 end end
   t.eq(bad, 0, 'round trip restores every key and shape')
 end
@@ -138,11 +137,11 @@ function T.single_file_loads_like_the_folder(t)
   local got = models.load_single_file(path, { unet_config = M .. 'tiny_sd/unet', vae_config = M .. 'tiny_sd/vae' })
   local c = io_.load_safetensors(CASES.linear[2])
   local out = craft.no_grad(function() return got.unet(c.sample, c.timestep, c.encoder_hidden_states) end)
-  t.ok(rel(out, c.out) < TOL, 'unet from the single file')
+  t.ok(t.rel(out, c.out) < TOL, 'unet from the single file')
   local z = craft.randn({ 1, 4, 8, 8 }, { seed = 3 })
   local a = craft.no_grad(function() return got.vae:decode(z) end)
   local b = craft.no_grad(function() return parts.vae:decode(z) end)
-  t.eq(rel(a, b), 0, 'vae from the single file')
+  t.eq(t.rel(a, b), 0, 'vae from the single file')
   if not os.getenv('CRAFT_LDM_CHECK') then os.remove(path) end
 end
 

@@ -9,14 +9,13 @@ local T = {}
 local DIR = 'tests/fixtures/models/tiny_sd/vae'
 local c = io_.load_safetensors('tests/fixtures/models/cases/vae.safetensors')
 local TOL = 1e-4
-local function rel(a, b) return (a - b):abs():max():item() / math.max(b:abs():max():item(), 1e-30) end
 
 function T.encode_decode_and_gradient_match(t)
   local v = models.load_vae(DIR)
   t.near(v.scaling_factor, 0.18215, 0, 'scaling_factor from the config')
   local mean, logvar = craft.no_grad(function() return v:encode(c.x) end)
-  t.ok(rel(mean, c.mean) < TOL, ('mean rel err %.2g'):format(rel(mean, c.mean)))
-  t.ok(rel(logvar, c.logvar) < TOL, ('logvar rel err %.2g'):format(rel(logvar, c.logvar)))
+  t.ok(t.rel(mean, c.mean) < TOL, ('mean rel err %.2g'):format(t.rel(mean, c.mean)))
+  t.ok(t.rel(logvar, c.logvar) < TOL, ('logvar rel err %.2g'):format(t.rel(logvar, c.logvar)))
   local results = {}
   for _, ckpt in ipairs { false, true } do
     v.gradient_checkpointing = ckpt
@@ -24,19 +23,19 @@ function T.encode_decode_and_gradient_match(t)
     local d = v:decode(z)
     ;(d * c.grad_weight):sum():backward()
     results[#results + 1] = { d:detach(), z.grad }
-    t.ok(rel(d, c.decoded) < TOL, ('decode rel err %.2g (checkpointing %s)'):format(rel(d, c.decoded), tostring(ckpt)))
-    t.ok(rel(z.grad, c['grad.z']) < TOL, ('decode grad rel err %.2g'):format(rel(z.grad, c['grad.z'])))
+    t.ok(t.rel(d, c.decoded) < TOL, ('decode rel err %.2g (checkpointing %s)'):format(t.rel(d, c.decoded), tostring(ckpt)))
+    t.ok(t.rel(z.grad, c['grad.z']) < TOL, ('decode grad rel err %.2g'):format(t.rel(z.grad, c['grad.z'])))
   end
-  t.ok(rel(results[2][2], results[1][2]) < 1e-6, 'checkpointed gradient equals plain')
+  t.ok(t.rel(results[2][2], results[1][2]) < 1e-6, 'checkpointed gradient equals plain')
 end
 
 function T.seeded_sample(t)
   local v = models.load_vae(DIR)
   local a = v:sample(c.mean, c.logvar, { seed = 4 })
   local b = v:sample(c.mean, c.logvar, { seed = 4 })
-  t.eq(rel(a, b), 0, 'same seed, same latents')
+  t.eq(t.rel(a, b), 0, 'same seed, same latents')
   local want = c.mean + (c.logvar * 0.5):exp() * craft.randn(c.mean.shape, { seed = 4 })
-  t.ok(rel(a, want) < 1e-6, 'mean + std * noise')
+  t.ok(t.rel(a, want) < 1e-6, 'mean + std * noise')
 end
 
 function T.old_attention_names_load(t)
@@ -53,7 +52,7 @@ function T.old_attention_names_load(t)
   local missing, unexpected = keymap.load(v2, keymap.vae_new_names(old), { what = 'vae' })
   t.eq(#missing + #unexpected, 0, 'old names map onto the new ones')
   local z = c.z
-  t.eq(rel(craft.no_grad(function() return v2:decode(z) end), craft.no_grad(function() return v:decode(z) end)), 0)
+  t.eq(t.rel(craft.no_grad(function() return v2:decode(z) end), craft.no_grad(function() return v:decode(z) end)), 0)
 end
 
 return T
