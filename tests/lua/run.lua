@@ -47,7 +47,8 @@ function t.rel(a, b) return (a - b):abs():max():item() / math.max(b:abs():max():
 -- tensor a against reference b: the same shape, and t.rel(a, b) <= tol
 function t.close(a, b, tol, what)
   if table.concat(a.shape, 'x') ~= table.concat(b.shape, 'x') then
-    return fail(('%s shape: %s ~= %s'):format(what, table.concat(a.shape, 'x'), table.concat(b.shape, 'x')), 2)
+    fail(('%s shape: %s ~= %s'):format(what, table.concat(a.shape, 'x'), table.concat(b.shape, 'x')), 2)
+    return   -- not a tail call: fail reports the caller's line
   end
   local r = t.rel(a, b)
   if r <= tol then passed = passed + 1 else fail(('%s: relative error %.3g > %g'):format(what, r, tol), 2) end
