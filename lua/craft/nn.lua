@@ -35,6 +35,8 @@ end
 
 -- Registers a parameter (a tensor that requires grad), or nil for an absent optional one.
 function Module:param(name, t)
+  want('param', 'name', name, 'string')
+  want('param', 'tensor', t, 'tensor', true)
   if t ~= nil then t:requires_grad_(true) end
   if self._params[name] == nil and not self._param_order[name] then
     self._param_order[#self._param_order + 1] = name
@@ -44,6 +46,8 @@ function Module:param(name, t)
   return t
 end
 function Module:buffer(name, t)
+  want('buffer', 'name', name, 'string')
+  want('buffer', 'tensor', t, 'tensor', true)
   if not self._buffer_order[name] then
     self._buffer_order[#self._buffer_order + 1] = name
     self._buffer_order[name] = true
@@ -52,6 +56,10 @@ function Module:buffer(name, t)
   return t
 end
 function Module:add(name, child)
+  want('add', 'name', name, 'string|integer')
+  if type(child) ~= 'table' or type(child.named_parameters) ~= 'function' then
+    core.argerror(('add: child %s must be a module, got %s'):format(tostring(name), core.describe(child)))
+  end
   name = tostring(name)
   if not self._modules[name] then self._module_order[#self._module_order + 1] = name end
   self._modules[name] = child
@@ -60,8 +68,8 @@ end
 function Module:child(name) return self._modules[tostring(name)] end
 
 function Module:named_parameters(prefix, out)
-  out = out or {}
-  prefix = prefix or ''
+  out = want('named_parameters', 'out', out, 'table', true) or {}
+  prefix = want('named_parameters', 'prefix', prefix, 'string', true) or ''
   for _, n in ipairs(self._param_order) do
     local p = self._params[n]
     if p then out[#out + 1] = { prefix .. n, p } end
@@ -96,8 +104,8 @@ function Module:parameters()
   return r
 end
 function Module:named_buffers(prefix, out)
-  out = out or {}
-  prefix = prefix or ''
+  out = want('named_buffers', 'out', out, 'table', true) or {}
+  prefix = want('named_buffers', 'prefix', prefix, 'string', true) or ''
   for _, n in ipairs(self._buffer_order) do
     if self._buffers[n] then out[#out + 1] = { prefix .. n, self._buffers[n] } end
   end
@@ -121,13 +129,15 @@ end
 -- load_state_dict(sd, {strict=true}): copies values in place (dtype converted); returns the lists
 -- of missing and unexpected keys. Strict mode raises on either, and on any shape mismatch.
 function Module:load_state_dict(sd, o)
-  o = o or {}
+  want('load_state_dict', 'state dict', sd, 'table')
+  o = want('load_state_dict', 'options', o, 'table', true) or {}
   local strict = o.strict ~= false
   local known, missing, unexpected = {}, {}, {}
   local function load(name, t)
     known[name] = true
     local src = sd[name]
     if src == nil then missing[#missing + 1] = name; return end
+    want('load_state_dict', 'state dict entry ' .. name, src, 'tensor')
     local a, b = table.concat(t.shape, 'x'), table.concat(src.shape, 'x')
     if a ~= b then
       argerror(('load_state_dict: %s has shape [%s] in the model but [%s] in the state dict'):format(name, a, b))
@@ -136,7 +146,7 @@ function Module:load_state_dict(sd, o)
   end
   for _, np in ipairs(self:named_parameters()) do load(np[1], np[2]) end
   for _, nb in ipairs(self:named_buffers()) do load(nb[1], nb[2]) end
-  for k in pairs(sd) do if not known[k] then unexpected[#unexpected + 1] = k end end
+  for k in pairs(sd) do if not known[k] then unexpected[#unexpected + 1] = tostring(k) end end
   table.sort(missing)
   table.sort(unexpected)
   if strict and (#missing > 0 or #unexpected > 0) then
@@ -163,14 +173,14 @@ function Module:requires_grad_(flag)
 end
 -- modules(): every module in the tree with its dotted name, depth first
 function Module:named_modules(prefix, out)
-  out = out or {}
-  prefix = prefix or ''
+  out = want('named_modules', 'out', out, 'table', true) or {}
+  prefix = want('named_modules', 'prefix', prefix, 'string', true) or ''
   out[#out + 1] = { prefix:sub(1, -2), self }
   for _, n in ipairs(self._module_order) do self._modules[n]:named_modules(prefix .. n .. '.', out) end
   return out
 end
 function Module:describe(indent)
-  indent = indent or ''
+  indent = want('describe', 'indent', indent, 'string', true) or ''
   local s = (self._name or 'Module') .. (self.extra_repr and ('(' .. self:extra_repr() .. ')') or '')
   if #self._module_order == 0 then return s end
   local lines = { s .. ' {' }

@@ -42,6 +42,9 @@ function Optimizer:state_dict()
   return sd
 end
 function Optimizer:load_state_dict(sd)
+  want('optimizer.load_state_dict', 'state dict', sd, 'table')
+  want('optimizer.load_state_dict', 'state dict step', sd.step, 'count', true)
+  want('optimizer.load_state_dict', 'state dict lr', sd.lr, 'number', true)
   self.step_count = sd.step or 0
   if sd.lr then self.lr = sd.lr end
   for _, np in ipairs(self.params) do

@@ -42,6 +42,11 @@ end
 
 local function is_tensor(x) return getmetatable(x) == Tensor end
 M.is_tensor = is_tensor
+-- the handle of a tensor argument (a string's ._c would be nil: the engine would get NULL)
+local function tensor_arg(v, fname, what)
+  if not is_tensor(v) then argerror(('%s: %s must be a tensor, got %s'):format(fname, what, core.describe(v))) end
+  return v._c
+end
 
 -- Lua dim (1-based, negatives from the end) -> C dim (0-based, negatives kept)
 local function cdim(d, level)
@@ -112,7 +117,7 @@ Tensor.__newindex = function(t, k, v)
   if k == 'requires_grad' then
     check(C.craft_set_requires_grad(t._c, v and 1 or 0), 2)
   elseif k == 'grad' then
-    check(C.craft_set_grad(t._c, v and v._c or nil), 2)
+    check(C.craft_set_grad(t._c, v ~= nil and tensor_arg(v, 'grad', 'the new gradient') or nil), 2)
   else
     rawset(t, k, v)
   end
@@ -165,7 +170,7 @@ end
 function M.full(shape, value, o)
   o = opts_of(o)
   local a, n = shape_array(shape, 2)
-  return finish_new(call(2, C.craft_full(n, a, core.dtype_code(o.dtype, 2), value, outp)), o)
+  return finish_new(call(2, C.craft_full(n, a, core.dtype_code(o.dtype, 2), core.want('full', 'value', value, 'number'), outp)), o)
 end
 function M.ones(shape, o) return M.full(shape, 1, o) end
 
@@ -183,6 +188,9 @@ function M.rand(shape, o) return random_tensor(C.craft_rand_, shape, o) end
 
 function M.arange(a, b, step, o)
   if b == nil then a, b = 0, a end
+  core.want('arange', 'start', a, 'number')
+  core.want('arange', 'end', b, 'number')
+  core.want('arange', 'step', step, 'number', true)
   o = opts_of(o)
   return call(2, C.craft_arange(a, b, step or 1, core.dtype_code(o.dtype or 'f32', 2), outp))
 end
@@ -228,6 +236,7 @@ end
 
 -- A tensor over (a copy of) a raw buffer.
 function M.from_buffer(ptr, shape, dtype)
+  core.want('from_buffer', 'pointer', ptr, 'cdata')
   local a, n = shape_array(shape, 2)
   return call(2, C.craft_from_data(n, a, core.dtype_code(dtype or 'f32', 2), ptr, outp))
 end
@@ -244,7 +253,7 @@ local function index_array(self, idx, level)
   if #idx ~= c.ndim then argerror(('index has %d entries for a %d-dim tensor'):format(#idx, c.ndim)) end
   local a = ffi.new('int64_t[8]')
   for i = 1, #idx do
-    local k = idx[i]
+    local k = core.want('index', ('index %d'):format(i), idx[i], 'integer')
     a[i - 1] = k > 0 and k - 1 or k
   end
   return a
@@ -255,6 +264,7 @@ function Tensor:get(...)
   return tonumber(v[0])
 end
 function Tensor:set(value, ...)
+  core.want('set', 'value', value, 'number')
   check(C.craft_set(self._c, index_array(self, { ... }, 2), value), 2)
   return self
 end
@@ -317,6 +327,10 @@ end
 function Tensor:t() return call(2, C.craft_transpose(self._c, 0, 1, outp)) end
 -- slice(dim, start, stop, step): 1-based, stop inclusive (like string.sub); negatives from the end.
 function Tensor:slice(dim, start, stop, step)
+  core.want('slice', 'dim', dim, 'integer')
+  core.want('slice', 'start', start, 'integer', true)
+  core.want('slice', 'stop', stop, 'integer', true)
+  core.want('slice', 'step', step, 'integer', true)
   local n = self:size(dim)
   start = start or 1
   stop = stop or n
@@ -325,10 +339,14 @@ function Tensor:slice(dim, start, stop, step)
   return call(2, C.craft_slice(self._c, cdim(dim, 2), start - 1, stop, step or 1, outp))
 end
 function Tensor:narrow(dim, start, length)
+  core.want('narrow', 'start', start, 'integer')
+  core.want('narrow', 'length', length, 'integer')
   return call(2, C.craft_slice(self._c, cdim(dim, 2), start - 1, start - 1 + length, 1, outp))
 end
 -- select(dim, i): drop `dim`, keep index i (1-based)
 function Tensor:select(dim, i)
+  core.want('select', 'dim', dim, 'integer')
+  core.want('select', 'index', i, 'integer')
   local n = self:size(dim)
   if i < 0 then i = n + i + 1 end
   local s = call(2, C.craft_slice(self._c, cdim(dim, 2), i - 1, i, 1, outp))
@@ -338,9 +356,13 @@ function Tensor:expand(...)
   local a, n = shape_array(shape_args(...), 2)
   return call(2, C.craft_expand(self._c, n, a, outp))
 end
-function Tensor:expand_as(o) return self:expand(o.shape) end
+function Tensor:expand_as(o)
+  tensor_arg(o, 'expand_as', 'other')
+  return self:expand(o.shape)
+end
 function Tensor:unsqueeze(d)
   -- 1-based insert position: unsqueeze(1) adds a leading dim; negative counts from the end
+  core.want('unsqueeze', 'dim', d, 'integer')
   local cd = d > 0 and d - 1 or d
   return call(2, C.craft_unsqueeze(self._c, cd, outp))
 end
@@ -362,28 +384,32 @@ function Tensor:float() return self:to('f32') end
 function Tensor:half() return self:to('f16') end
 function Tensor:long() return self:to('i64') end
 function Tensor:copy_(src)
-  check(C.craft_copy_(self._c, src._c), 2)
+  check(C.craft_copy_(self._c, tensor_arg(src, 'copy_', 'source')), 2)
   return self
 end
 function Tensor:fill_(v)
-  check(C.craft_fill_(self._c, v), 2)
+  check(C.craft_fill_(self._c, core.want('fill_', 'value', v, 'number')), 2)
   return self
 end
 function Tensor:zero_() return self:fill_(0) end
 function Tensor:add_(other, alpha)
+  core.want('add_', 'alpha', alpha, 'number', true)
   if type(other) == 'number' then
     local s = M.full({}, other)
     check(C.craft_axpy_(self._c, alpha or 1, s._c), 2)
   else
-    check(C.craft_axpy_(self._c, alpha or 1, other._c), 2)
+    check(C.craft_axpy_(self._c, alpha or 1, tensor_arg(other, 'add_', 'other')), 2)
   end
   return self
 end
 function Tensor:mul_(s)
-  check(C.craft_scale_(self._c, s), 2)
+  check(C.craft_scale_(self._c, core.want('mul_', 'factor', s, 'number')), 2)
   return self
 end
 function Tensor:normal_(mean, std, seed)
+  core.want('normal_', 'mean', mean, 'number', true)
+  core.want('normal_', 'std', std, 'number', true)
+  core.want('normal_', 'seed', seed, 'count', true)
   local s, off = M.take_random(self:numel())
   check(C.craft_randn_(self._c, seed or s, seed and 0 or off), 2)
   if (std or 1) ~= 1 then check(C.craft_scale_(self._c, std), 2) end
@@ -391,6 +417,9 @@ function Tensor:normal_(mean, std, seed)
   return self
 end
 function Tensor:uniform_(lo, hi, seed)
+  core.want('uniform_', 'low', lo, 'number', true)
+  core.want('uniform_', 'high', hi, 'number', true)
+  core.want('uniform_', 'seed', seed, 'count', true)
   local s, off = M.take_random(self:numel())
   check(C.craft_rand_(self._c, seed or s, seed and 0 or off), 2)
   lo, hi = lo or 0, hi or 1
@@ -406,7 +435,7 @@ function Tensor:requires_grad_(flag)
   return self
 end
 local backward_impl = function(self, grad, retain_graph)
-  return C.craft_backward(self._c, grad and grad._c or nil, retain_graph and 1 or 0)
+  return C.craft_backward(self._c, grad ~= nil and tensor_arg(grad, 'backward', 'gradient') or nil, retain_graph and 1 or 0)
 end
 -- The backward walk may call back into Lua (checkpoint, custom ops): keep it off the JIT.
 jit.off(backward_impl)
@@ -454,6 +483,8 @@ function Tensor:gelu(approximate)
   return call(2, C.craft_unary(approximate == 'tanh' and UN.gelu_tanh or UN.gelu, self._c, outp))
 end
 function Tensor:clamp(lo, hi)
+  core.want('clamp', 'min', lo, 'number', true)
+  core.want('clamp', 'max', hi, 'number', true)
   return call(2, C.craft_clamp(self._c, lo or -math.huge, hi or math.huge, outp))
 end
 
@@ -461,7 +492,7 @@ local CMP = { eq = 0, ne = 1, lt = 2, le = 3, gt = 4, ge = 5 }
 for name, code in pairs(CMP) do
   Tensor[name] = function(self, other)
     if type(other) == 'number' then other = M.full({}, other) end
-    return call(2, C.craft_compare(code, self._c, other._c, outp))
+    return call(2, C.craft_compare(code, self._c, tensor_arg(other, name, 'other'), outp))
   end
 end
 
@@ -469,6 +500,10 @@ end
 local function dims_array(dims, level)
   if dims == nil then return nil, 0 end
   if type(dims) == 'number' then dims = { dims } end
+  if type(dims) ~= 'table' or is_tensor(dims) then
+    argerror(('dims must be a dim or a list of dims, got %s'):format(core.describe(dims)))
+  end
+  if #dims > 8 then argerror(('%d dims given (tensors have at most 8)'):format(#dims)) end
   local a = ffi.new('int[8]')
   for i = 1, #dims do a[i - 1] = cdim(dims[i], level + 1) end
   return a, #dims
@@ -511,7 +546,7 @@ function Tensor:argmax(dim, keepdim)
 end
 
 ---------------------------------------------------------------- linear algebra, nn functions
-function Tensor:matmul(b) return call(2, C.craft_matmul(self._c, b._c, outp)) end
+function Tensor:matmul(b) return call(2, C.craft_matmul(self._c, tensor_arg(b, 'matmul', 'b'), outp)) end
 function Tensor:softmax(dim) return call(2, C.craft_softmax(self._c, cdim(dim or -1, 2), outp)) end
 function Tensor:log_softmax(dim) return call(2, C.craft_log_softmax(self._c, cdim(dim or -1, 2), outp)) end
 

@@ -46,13 +46,19 @@ function Tokenizer:vocab_size() return C.craft_tokenizer_vocab_size(self._c) end
 function Tokenizer:start_id() return C.craft_tokenizer_start_id(self._c) end
 function Tokenizer:end_id() return C.craft_tokenizer_end_id(self._c) end
 function Tokenizer:pad_id() return C.craft_tokenizer_pad_id(self._c) end
-function Tokenizer:set_pad(id) check(C.craft_tokenizer_set_pad(self._c, id), 2); return self end
+function Tokenizer:set_pad(id)
+  core.want('tokenizer.set_pad', 'id', id, 'integer')
+  check(C.craft_tokenizer_set_pad(self._c, id), 2)
+  return self
+end
 -- token_id('cat</w>') -> id or nil ; token(id) -> string or nil
 function Tokenizer:token_id(s)
+  core.want('tokenizer.token_id', 'token', s, 'string')
   local id = C.craft_tokenizer_token_id(self._c, s)
   return id >= 0 and id or nil
 end
 function Tokenizer:token(id)
+  core.want('tokenizer.token', 'id', id, 'integer')
   local p = C.craft_tokenizer_token(self._c, id)
   if p == nil then C.craft_clear_error(); return nil end
   return ffi.string(p)
@@ -62,7 +68,8 @@ end
 -- Without padding the rows are padded anyway (a tensor is rectangular): to the longest row,
 -- with the pad id.
 function Tokenizer:encode(texts, o)
-  o = o or {}
+  o = core.want('tokenizer.encode', 'options', o, 'table', true) or {}
+  core.want('tokenizer.encode', 'options.max_len', o.max_len, 'positive', true)
   if type(texts) == 'string' then texts = { texts } end
   if type(texts) ~= 'table' or #texts == 0 then argerror('tokenizer.encode: expected a string or a list of strings') end
   local max_len = o.max_len or 77
@@ -113,7 +120,7 @@ function Tokenizer:decode(ids)
     return #shape == 2 and out or out[1]
   elseif type(ids) == 'table' then
     local buf = ffi.new('int32_t[?]', math.max(#ids, 1))
-    for k = 1, #ids do buf[k - 1] = ids[k] end
+    for k = 1, #ids do buf[k - 1] = core.want('tokenizer.decode', ('ids[%d]'):format(k), ids[k], 'integer') end
     return decode_row(self, buf, #ids)
   end
   argerror('tokenizer.decode: expected a tensor or a list of ids, got ' .. type(ids))

@@ -7,7 +7,11 @@
 -- fails the error must be a message that points at the calling line of this file and is not
 -- one of Lua's own ("attempt to index ...", "bad argument #1 to ..."), which would point
 -- inside the library and say nothing about what the caller got wrong.
--- Left out: experiment.run and the trainers, which run whole experiments on a valid config.
+-- The same for the methods of the library's objects (tensors, modules, schedulers, optimisers,
+-- tokenizers, loaders, EMA), each called on a fresh object, and for the top-level craft
+-- functions. Left out: experiment.run and the trainers, which run whole experiments on a valid
+-- config, and the setters of process-wide state (thread count, numeric guard, grad mode, seed,
+-- default device), which later tests depend on.
 local craft = require 'craft'
 local T = {}
 
@@ -40,7 +44,47 @@ local function targets()
   end
   local nn = require 'craft.nn'
   for _, k in ipairs(NN) do list[#list + 1] = { 'nn.' .. k, nn[k] } end
+  local STATEFUL = { set_num_threads = true, numeric_guard = true, set_grad_enabled = true, manual_seed = true,
+    set_default = true }
+  local names = {}
+  for k, f in pairs(craft) do if type(f) == 'function' and not STATEFUL[k] then names[#names + 1] = k end end
+  table.sort(names)
+  for _, k in ipairs(names) do list[#list + 1] = { 'craft.' .. k, craft[k] } end
+  for i = #list, 1, -1 do
+    local n = list[i][1]
+    if n:match('%.set_default$') or n:match('%.set_grad_enabled$') then table.remove(list, i) end
+  end
   return list
+end
+
+-- fresh objects whose methods are probed: name -> constructor
+local OBJECTS = {
+  tensor = function() return craft.randn({ 2, 3 }) end,
+  linear = function() return craft.nn.Linear(3, 4) end,
+  sequential = function() return craft.nn.Sequential(craft.nn.Linear(3, 4), craft.nn.SiLU()) end,
+  ddim = function() return require('craft.models.schedulers').DDIM({}) end,
+  ddpm = function() return require('craft.models.schedulers').DDPM({}) end,
+  adamw = function() return craft.optim.AdamW(craft.nn.Linear(3, 4)) end,
+  ema = function() return craft.optim.EMA(craft.nn.Linear(3, 4)) end,
+  tokenizer = function() return require('craft.tokenizer').load('models/builtin/clip-tiny') end,
+  loader = function()
+    return craft.data.loader({ images = craft.zeros({ 4, 3, 8, 8 }), labels = craft.tensor({ 0, 1, 0, 1 }, { dtype = 'i64' }) })
+  end,
+}
+local function methods_of(obj)
+  local names, seen = {}, {}
+  local function collect(tbl)
+    for k, v in pairs(tbl) do
+      if type(k) == 'string' and type(v) == 'function' and not seen[k] and not k:match('^__') then seen[k] = true; names[#names + 1] = k end
+    end
+  end
+  collect(obj)
+  local mt = getmetatable(obj)
+  if type(mt) == 'table' then collect(mt) end   -- the Tensor class holds its methods beside a function __index
+  local idx = mt and mt.__index
+  while type(idx) == 'table' do collect(idx); local m2 = getmetatable(idx); idx = m2 and m2.__index end
+  table.sort(names)
+  return names
 end
 
 function T.wrong_arguments_give_clear_errors_at_the_caller(t)
@@ -74,7 +118,48 @@ function T.wrong_arguments_give_clear_errors_at_the_caller(t)
   t.eq(bad, 0, 'errors that do not point at the caller or that are Lua internals')
 end
 
+function T.wrong_arguments_to_methods_give_clear_errors_at_the_caller(t)
+  local here = debug.getinfo(1, 'S').short_src
+  local rnd, vals = generator(11), values()
+  local calls, errors, bad, nmethods = 0, 0, 0, 0
+  local onames = {}
+  for k in pairs(OBJECTS) do onames[#onames + 1] = k end
+  table.sort(onames)
+  for _, oname in ipairs(onames) do
+    for _, m in ipairs(methods_of(OBJECTS[oname]())) do
+      nmethods = nmethods + 1
+      for _ = 1, 12 do
+        local obj = OBJECTS[oname]()
+        local na = rnd(4) - 1
+        local args = {}
+        for j = 1, na do
+          local v = vals[rnd(#vals)]
+          if v == 'nil' then v = nil end
+          args[j] = v
+        end
+        calls = calls + 1
+        local ok, err = pcall(function() local r = obj[m](obj, unpack(args, 1, na)); return r end)
+        if not ok then
+          errors = errors + 1
+          local s = type(err) == 'string' and err or nil
+          local at = s and s:match('^([^:]+):%d+:')
+          if not s or at ~= here or s:find('attempt to', 1, true) or s:find('bad argument #', 1, true) then
+            bad = bad + 1
+            if bad <= (tonumber(os.getenv("LUA_ARGS_SHOW")) or 10) then
+              t.ok(false, ('%s:%s(%d args): %s'):format(oname, m, na, tostring(err)))
+            end
+          end
+        end
+      end
+    end
+  end
+  t.ok(nmethods > 150, ('%d methods found'):format(nmethods))
+  t.ok(errors > calls / 4, ('many calls fail (%d of %d)'):format(errors, calls))
+  t.eq(bad, 0, 'errors that do not point at the caller or that are Lua internals')
+end
+
 -- The checks name the function, the argument and what it got.
+
 function T.messages_say_what_was_wrong(t)
   local io_, stats, metrics, nn, data = craft.io, craft.stats, craft.metrics, require('craft.nn'), craft.data
   t.raises(function() return io_.read_json(42) end, 'io.read_json: path must be a string, got 42')
@@ -85,6 +170,9 @@ function T.messages_say_what_was_wrong(t)
   t.raises(function() return data.loader({ images = craft.zeros({ 2, 3 }) }) end,
     'data.loader: data set labels must be a tensor, got nil')
   t.raises(function() return craft.optim.AdamW({ 5 }) end, 'optim.AdamW: params[1] must be a tensor or a {name, tensor} pair, got 5')
+  -- a string's ._c is nil: the engine used to get a NULL tensor and crashed
+  t.raises(function() return craft.zeros({ 2 }):copy_('abc') end, 'copy_: source must be a tensor, got the string "abc"')
+  t.raises(function() return craft.F.linear('x', craft.zeros({ 2, 2 })) end, 'linear: input must be a tensor, got the string "x"')
   t.raises(function() return metrics.ssim(craft.zeros({ 2, 3 }), craft.zeros({ 2, 3 })) end,
     'metrics.ssim: a must be images [N, C, H, W] or [C, H, W], got a tensor [2, 3] f32')
 end

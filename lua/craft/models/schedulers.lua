@@ -99,7 +99,9 @@ local function new(cls, cfg, overrides)
 end
 
 -- alpha_bar(t) for a model timestep t (0-based)
+local want = require('craft.core').want
 function Base:alpha_bar(t)
+  want('scheduler', 'timestep', t, 'integer')
   local a = self.alphas_cumprod[t + 1]
   if not a then argerror(('scheduler: timestep %s outside 0..%d'):format(tostring(t), #self.alphas_cumprod - 1)) end
   return a
@@ -107,6 +109,8 @@ end
 
 -- A [B, 1, 1, ...] tensor of f(alpha_bar(t_b)) shaped to broadcast against x.
 local function per_sample(self, t, x, f)
+  want('scheduler', 'sample', x, 'tensor')
+  want('scheduler', 'timesteps', t, 'integer|list')
   local ts
   if type(t) == 'number' then ts = { t }
   elseif craft.is_tensor(t) then ts = t:flat()
@@ -134,7 +138,11 @@ function Base:target(x0, noise, t)
   return x0
 end
 -- Noise for a sample of `shape`, drawn from Philox with an explicit seed.
-function Base:noise(shape, seed, offset) return craft.randn(shape, { seed = seed, offset = offset or 0 }) end
+function Base:noise(shape, seed, offset)
+  want('scheduler.noise', 'seed', seed, 'count', true)
+  want('scheduler.noise', 'offset', offset, 'count', true)
+  return craft.randn(shape, { seed = seed, offset = offset or 0 })
+end
 function Base:scale_model_input(x) return x end
 
 -- The inference timesteps of diffusers' set_timesteps for config.timestep_spacing ("leading",
@@ -189,6 +197,7 @@ function DDPM:set_timesteps(n)
   local T = self.config.num_train_timesteps
   local ts = {}
   for i, t in ipairs(n) do
+    want('DDPM.set_timesteps', ('timesteps[%d]'):format(i), t, 'integer')
     if t % 1 ~= 0 or t < 0 or t >= T then argerror(('DDPM: custom timestep %s outside 0..%d'):format(tostring(t), T - 1)) end
     if i > 1 and t >= ts[i - 1] then argerror('DDPM: custom timesteps must be in descending order') end
     ts[i] = t
@@ -200,6 +209,7 @@ end
 
 -- The timestep a step from t lands on (-1 past the end), as diffusers' previous_timestep.
 function DDPM:previous_timestep(t)
+  want('DDPM', 'timestep', t, 'integer')
   if self.custom_timesteps then
     local ts = self.timesteps
     for i = 1, #ts do
@@ -219,7 +229,10 @@ end
 -- else craft.randn from (o.seed, o.offset) (Philox), else from the global stream (craft.manual_seed).
 -- Differentiable in model_output and sample.
 function DDPM:step(model_output, t, sample, o)
-  o = o or {}
+  want('DDPM.step', 'model_output', model_output, 'tensor')
+  want('DDPM.step', 'timestep', t, 'integer')
+  want('DDPM.step', 'sample', sample, 'tensor')
+  o = want('DDPM.step', 'options', o, 'table', true) or {}
   local c = self.config
   local vt = c.variance_type
   local learned = vt == 'learned' or vt == 'learned_range'
@@ -284,7 +297,10 @@ function DDIM:set_timesteps(n) return self:_spaced_timesteps(n, 'DDIM') end
 --   -> { prev_sample = , pred_original_sample = }
 -- Differentiable in model_output and sample (DRaFT backpropagates through the last steps).
 function DDIM:step(model_output, t, sample, o)
-  o = o or {}
+  want('DDIM.step', 'model_output', model_output, 'tensor')
+  want('DDIM.step', 'timestep', t, 'integer')
+  want('DDIM.step', 'sample', sample, 'tensor')
+  o = want('DDIM.step', 'options', o, 'table', true) or {}
   if not self.num_inference_steps then argerror('DDIM: call set_timesteps before step') end
   local c = self.config
   local eta = o.eta or 0
