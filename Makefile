@@ -19,7 +19,7 @@ LIB_SRC    := $(filter-out engine/main.c,$(ENGINE_SRC))
 LIB_OBJ    := $(patsubst engine/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen_cdef.o
 CL_SRC     := $(sort $(wildcard kernels_cl/*.cl))
 TEST_SRC   := $(sort $(wildcard tests/c/test_*.c))
-TEST_BIN   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC))
+TEST_BIN   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC)) $(BUILD)/tests/test_null_args
 
 .PHONY: all test test-c test-lua bench install clean setup asan fuzz fuzz-build fuzz-lib
 all: $(BUILD)/libcraft.a $(BUILD)/libcraft.so $(BUILD)/craft $(TEST_BIN)
@@ -54,6 +54,15 @@ $(BUILD)/craft: $(BUILD)/obj/main.o $(BUILD)/libcraft.a
 $(BUILD)/tests/%: tests/c/%.c $(wildcard tests/c/*.h) $(BUILD)/libcraft.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -Itests/c $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
+
+# Every function of the public header that takes a tensor, called with NULL tensors: generated
+# from the header, so a new function is covered as soon as it is declared.
+$(BUILD)/gen/test_null_args.c: engine/craft.h tools/gen_null_test.lua
+	@mkdir -p $(dir $@)
+	luajit tools/gen_null_test.lua engine/craft.h > $@
+$(BUILD)/tests/test_null_args: $(BUILD)/gen/test_null_args.c $(BUILD)/libcraft.a
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
 
 test: all fuzz-build
 	FUZZ_DIR=build-fuzz FUZZ_SECONDS=$(FUZZ_SHORT) sh tests/run.sh $(BUILD)

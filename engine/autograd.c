@@ -19,6 +19,7 @@ void craft_set_numeric_guard(int on) { numeric_guard = on; }
 int craft_numeric_guard(void) { return numeric_guard; }
 
 int craft_set_requires_grad(craft_tensor *t, int flag) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "set_requires_grad: the input tensor is NULL");
     if (t->node && !flag)
         return craft_fail(CRAFT_EGRAD, "requires_grad: %s is the output of %s; detach() it instead",
                           craft_shape_str(t), t->node->name);
@@ -28,15 +29,17 @@ int craft_set_requires_grad(craft_tensor *t, int flag) {
     return CRAFT_OK;
 }
 
-const char *craft_grad_fn_name(const craft_tensor *t) { return t->node ? t->node->name : ""; }
+const char *craft_grad_fn_name(const craft_tensor *t) { return t && t->node ? t->node->name : ""; }
 
 int craft_zero_grad(craft_tensor *t) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "zero_grad: the input tensor is NULL");
     craft_tensor_release(t->grad);
     t->grad = NULL;
     return CRAFT_OK;
 }
 
 int craft_set_grad(craft_tensor *t, craft_tensor *g) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "set_grad: the input tensor is NULL");
     if (g && (g->ndim != t->ndim || g->numel != t->numel))
         return craft_fail(CRAFT_ESHAPE, "set_grad: gradient %s does not match tensor %s", craft_shape_str(g), craft_shape_str(t));
     craft_tensor_retain(g);
@@ -376,6 +379,7 @@ int craft_backward_multi(int nroots, craft_tensor **roots, craft_tensor **grads,
 }
 
 int craft_backward(craft_tensor *t, const craft_tensor *grad, int retain_graph) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "backward: the input tensor is NULL");
     craft_tensor *g = (craft_tensor *)grad;
     int own = 0;
     if (!g) {

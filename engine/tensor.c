@@ -159,9 +159,11 @@ int craft_full(int ndim, const int64_t *shape, int dtype, double value, craft_te
 }
 
 int craft_empty_like(const craft_tensor *t, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "empty_like: the input tensor is NULL");
     return craft_empty(t->ndim, t->shape, t->dtype, t->device, out);
 }
 int craft_zeros_like(const craft_tensor *t, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "zeros_like: the input tensor is NULL");
     return craft_zeros(t->ndim, t->shape, t->dtype, t->device, out);
 }
 
@@ -217,6 +219,7 @@ int craft_arange(double start, double end, double step, int dtype, craft_tensor 
 }
 
 int craft_is_contiguous(const craft_tensor *t) {
+    if (!t) return 0;
     int64_t s = 1;
     for (int i = t->ndim - 1; i >= 0; i--) {
         if (t->shape[i] != 1 && t->stride[i] != s) return 0;
@@ -225,7 +228,7 @@ int craft_is_contiguous(const craft_tensor *t) {
     return 1;
 }
 
-void *craft_tensor_data(const craft_tensor *t) { return craft_elem_ptr(t); }
+void *craft_tensor_data(const craft_tensor *t) { return t ? craft_elem_ptr(t) : NULL; }
 
 /* ---- element conversion ---- */
 static inline double load_as_double(const char *p, int dt) {
@@ -299,6 +302,8 @@ static void copy_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
 }
 
 int craft_copy_(craft_tensor *dst, const craft_tensor *src) {
+    if (!dst) return craft_fail(CRAFT_EINVAL, "copy_: the destination tensor is NULL");
+    if (!src) return craft_fail(CRAFT_EINVAL, "copy_: the source tensor is NULL");
     if (dst->device != CRAFT_DEVICE_CPU || src->device != CRAFT_DEVICE_CPU) return craft_cl_copy_(dst, src);
     int nd;
     int64_t shape[CRAFT_MAX_DIMS];
@@ -317,6 +322,7 @@ int craft_copy_(craft_tensor *dst, const craft_tensor *src) {
 }
 
 int craft_fill_(craft_tensor *t, double value) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "fill_: the input tensor is NULL");
     if (t->device != CRAFT_DEVICE_CPU) return craft_cl_fill_(t, value);
     char buf[8];
     store_double(buf, t->dtype, value);
@@ -342,6 +348,7 @@ int craft_contig_f32(const craft_tensor *t, craft_tensor **out) {
 }
 
 int craft_tensor_read(const craft_tensor *t, int dtype, void *buf, size_t nbytes) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "tensor_read: the input tensor is NULL");
     size_t need = (size_t)t->numel * craft_dtype_size(dtype);
     if (!craft_dtype_size(dtype)) return craft_fail(CRAFT_ETYPE, "read: unknown dtype %d", dtype);
     if (nbytes < need) return craft_fail(CRAFT_EINVAL, "read: buffer of %zu bytes, %s needs %zu", nbytes, craft_shape_str(t), need);
@@ -353,6 +360,7 @@ int craft_tensor_read(const craft_tensor *t, int dtype, void *buf, size_t nbytes
 }
 
 int craft_tensor_write(craft_tensor *t, int dtype, const void *buf, size_t nbytes) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "tensor_write: the input tensor is NULL");
     size_t need = (size_t)t->numel * craft_dtype_size(dtype);
     if (!craft_dtype_size(dtype)) return craft_fail(CRAFT_ETYPE, "write: unknown dtype %d", dtype);
     if (nbytes < need) return craft_fail(CRAFT_EINVAL, "write: buffer of %zu bytes, %s needs %zu", nbytes, craft_shape_str(t), need);
@@ -377,6 +385,7 @@ static int elem_offset(const craft_tensor *t, const int64_t *index, int64_t *off
 }
 
 int craft_get(const craft_tensor *t, const int64_t *index, double *out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "get: the input tensor is NULL");
     int64_t o;
     CRAFT_TRY(elem_offset(t, index, &o));
     if (t->device != CRAFT_DEVICE_CPU) {
@@ -390,6 +399,7 @@ int craft_get(const craft_tensor *t, const int64_t *index, double *out) {
 }
 
 int craft_set(craft_tensor *t, const int64_t *index, double value) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "set: the input tensor is NULL");
     int64_t o;
     CRAFT_TRY(elem_offset(t, index, &o));
     if (t->device != CRAFT_DEVICE_CPU) {   /* write_bytes bumps the version */
@@ -403,6 +413,7 @@ int craft_set(craft_tensor *t, const int64_t *index, double value) {
 }
 
 int craft_item(const craft_tensor *t, double *out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "item: the input tensor is NULL");
     if (t->numel != 1) return craft_fail(CRAFT_ESHAPE, "item: tensor %s has %lld elements, not 1", craft_shape_str(t), (long long)t->numel);
     if (t->device != CRAFT_DEVICE_CPU) {
         _Alignas(8) char buf[8];
@@ -445,6 +456,8 @@ static void axpy_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
 }
 
 int craft_axpy_(craft_tensor *dst, double alpha, const craft_tensor *src) {
+    if (!dst) return craft_fail(CRAFT_EINVAL, "axpy_: the destination tensor is NULL");
+    if (!src) return craft_fail(CRAFT_EINVAL, "axpy_: the source tensor is NULL");
     if (dst->device != CRAFT_DEVICE_CPU) return craft_cl_axpy_(dst, alpha, src);
     CRAFT_TRY(craft_check_f32("axpy_", "destination", dst));
     CRAFT_TRY(craft_check_f32("axpy_", "source", src));
@@ -469,6 +482,7 @@ static void scale_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
 }
 
 int craft_scale_(craft_tensor *t, double sc) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "scale_: the input tensor is NULL");
     if (t->device != CRAFT_DEVICE_CPU) return craft_cl_scale_(t, sc);
     CRAFT_TRY(craft_check_f32("scale_", "tensor", t));
     int64_t st[1][CRAFT_MAX_DIMS];

@@ -48,6 +48,7 @@ static int view_strides(const craft_tensor *t, int nd, const int64_t *ns, int64_
 }
 
 int craft_reshape(const craft_tensor *t, int ndim, const int64_t *shape_in, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "reshape: the input tensor is NULL");
     if (ndim < 0 || ndim > CRAFT_MAX_DIMS) return craft_fail(CRAFT_ESHAPE, "reshape: %d dims", ndim);
     int64_t shape[CRAFT_MAX_DIMS];
     int infer = -1;
@@ -105,6 +106,7 @@ static int permute_backward(craft_node *n, craft_tensor **gout, craft_tensor **g
 }
 
 int craft_permute(const craft_tensor *t, const int *perm, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "permute: the input tensor is NULL");
     int seen[CRAFT_MAX_DIMS] = {0};
     int64_t iargs[CRAFT_MAX_DIMS];
     for (int i = 0; i < t->ndim; i++) {
@@ -121,6 +123,7 @@ int craft_permute(const craft_tensor *t, const int *perm, craft_tensor **out) {
 }
 
 int craft_transpose(const craft_tensor *t, int d0, int d1, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "transpose: the input tensor is NULL");
     int a, b, perm[CRAFT_MAX_DIMS];
     CRAFT_TRY(craft_normalize_dim("transpose", d0, t->ndim, &a));
     CRAFT_TRY(craft_normalize_dim("transpose", d1, t->ndim, &b));
@@ -143,6 +146,7 @@ static int slice_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin
 }
 
 int craft_slice(const craft_tensor *t, int dim, int64_t start, int64_t end, int64_t step, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "slice: the input tensor is NULL");
     int d;
     if (t->ndim == 0) return craft_fail(CRAFT_ESHAPE, "slice: cannot slice a 0-d tensor");
     CRAFT_TRY(craft_normalize_dim("slice", dim, t->ndim, &d));
@@ -177,6 +181,7 @@ static int expand_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
 }
 
 int craft_expand(const craft_tensor *t, int ndim, const int64_t *shape, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "expand: the input tensor is NULL");
     if (ndim < t->ndim || ndim > CRAFT_MAX_DIMS)
         return craft_fail(CRAFT_ESHAPE, "expand: %s to %s", craft_shape_str(t), craft_dims_str(ndim, shape));
     craft_tensor *v = craft_alias(t);
@@ -200,6 +205,7 @@ int craft_expand(const craft_tensor *t, int ndim, const int64_t *shape, craft_te
 }
 
 int craft_unsqueeze(const craft_tensor *t, int dim, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "unsqueeze: the input tensor is NULL");
     int d = dim < 0 ? dim + t->ndim + 1 : dim;
     if (d < 0 || d > t->ndim || t->ndim >= CRAFT_MAX_DIMS)
         return craft_fail(CRAFT_EINVAL, "unsqueeze: dim %d for %s", dim, craft_shape_str(t));
@@ -209,6 +215,7 @@ int craft_unsqueeze(const craft_tensor *t, int dim, craft_tensor **out) {
 }
 
 int craft_squeeze(const craft_tensor *t, int dim, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "squeeze: the input tensor is NULL");
     int64_t shape[CRAFT_MAX_DIMS];
     int nd = 0;
     if (dim == -1000) {
@@ -227,6 +234,7 @@ static int identity_backward(craft_node *n, craft_tensor **gout, craft_tensor **
 }
 
 int craft_clone(const craft_tensor *t, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "clone: the input tensor is NULL");
     craft_tensor *c = craft_new_tensor(t->ndim, t->shape, t->dtype, t->device);
     if (!c) return craft_last_status();
     int rc = craft_copy_(c, t);
@@ -235,11 +243,13 @@ int craft_clone(const craft_tensor *t, craft_tensor **out) {
 }
 
 int craft_contiguous(const craft_tensor *t, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "contiguous: the input tensor is NULL");
     if (craft_is_contiguous(t)) { *out = craft_tensor_retain((craft_tensor *)t); return CRAFT_OK; }
     return craft_clone(t, out);
 }
 
 int craft_detach(const craft_tensor *t, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "detach: the input tensor is NULL");
     craft_tensor *a = craft_alias(t);
     if (!a) return craft_last_status();
     *out = a;
@@ -251,6 +261,7 @@ static int to_dtype_backward(craft_node *n, craft_tensor **gout, craft_tensor **
 }
 
 int craft_to_dtype(const craft_tensor *t, int dtype, craft_tensor **out) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "to_dtype: the input tensor is NULL");
     if (!craft_dtype_size(dtype)) return craft_fail(CRAFT_ETYPE, "to_dtype: unknown dtype %d", dtype);
     if (dtype == t->dtype) { *out = craft_tensor_retain((craft_tensor *)t); return CRAFT_OK; }
     craft_tensor *c = craft_new_tensor(t->ndim, t->shape, dtype, t->device);

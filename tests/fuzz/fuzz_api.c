@@ -124,13 +124,19 @@ static void status(int rc) {
     if (trace_on) fprintf(stderr, "S rc=%d\n", rc);
     failed(rc);
 }
-static craft_tensor *pick(reader *r) { return npool ? pool[u8(r) % npool] : NULL; }
-static int computable(const craft_tensor *t) { return t && t->numel <= 4096; }
+/* A tensor from the pool; byte 255 gives NULL (every tensor argument must be checked for it) */
+static craft_tensor *pick(reader *r) {
+    unsigned b = u8(r);
+    return npool && b != 255 ? pool[b % npool] : NULL;
+}
+/* NULL is cheap: the engine must refuse it at once */
+static int computable(const craft_tensor *t) { return !t || t->numel <= 4096; }
 /* ... and without a huge size beside a 0: ops that keep per-row state or loop over rows
  * (normalisations, softmax, attention, losses) do work in the product of the other sizes even
  * when the result is empty: [2^31, 0] takes seconds, legitimately */
 static int cheap(const craft_tensor *t) {
     if (!computable(t)) return 0;
+    if (!t) return 1;
     int64_t s = 1;
     for (int i = 0; i < t->ndim; i++)
         if (t->shape[i] > 1 && __builtin_mul_overflow(s, t->shape[i], &s)) return 0;
@@ -173,7 +179,7 @@ static craft_tensor *index_tensor(reader *r) {
 /* Rough cost of a conv2d forward (multiply-adds), from the arguments as the engine will read
  * them; 0 where they are invalid anyway. Saturates. */
 static int64_t conv_cost(const craft_tensor *x, const craft_tensor *w, const int *st, const int *pd, const int *dl) {
-    if (x->ndim != 4 || w->ndim != 4) return 0;
+    if (!x || !w || x->ndim != 4 || w->ndim != 4) return 0;
     double c = (double)x->shape[0];   /* in double: sizes up to 2^46 times dilations up to 2^31 */
     for (int k = 0; k < 2; k++) {
         double s = st[k] > 0 ? st[k] : 1, p = pd[k] > 0 ? pd[k] : 0, d = dl[k] > 0 ? dl[k] : 1;
