@@ -149,18 +149,24 @@ local function resample(values, rng, out)
   return out
 end
 
+-- the statistic and the options both bootstraps take: n, seed, alpha (in (0, 1))
+local function boot_args(fname, statistic, o)
+  want(fname, 'statistic', statistic, 'function', true)
+  o = want(fname, 'options', o, 'table', true) or {}
+  want(fname, 'options.n', o.n, 'positive', true)
+  want(fname, 'options.seed', o.seed, 'count', true)
+  want(fname, 'options.alpha', o.alpha, 'number', true)
+  if o.alpha and not (o.alpha > 0 and o.alpha < 1) then argerror(('%s: alpha must be in (0, 1), got %s'):format(fname, tostring(o.alpha))) end
+  return statistic or S.mean, o
+end
+
 -- bootstrap(values, statistic, {n=1000, seed=0, alpha=0.05}) -> lo, hi, estimate, draws.
 -- Percentile bootstrap: resample `values` (numbers, or any per-image records the statistic
 -- understands) with replacement, n times; the CI is the alpha/2 and 1 - alpha/2 linear
 -- quantiles of the statistic over the resamples.
 function S.bootstrap(values, statistic, o)
   want('stats.bootstrap', 'values', values, 'table')
-  want('stats.bootstrap', 'statistic', statistic, 'function', true)
-  o = want('stats.bootstrap', 'options', o, 'table', true) or {}
-  want('stats.bootstrap', 'options.n', o.n, 'positive', true)
-  want('stats.bootstrap', 'options.alpha', o.alpha, 'number', true)
-  if o.alpha and not (o.alpha > 0 and o.alpha < 1) then argerror(('stats.bootstrap: alpha must be in (0, 1), got %s'):format(tostring(o.alpha))) end
-  statistic = statistic or S.mean
+  statistic, o = boot_args('stats.bootstrap', statistic, o)
   local B, alpha = o.n or 1000, o.alpha or 0.05
   local rng, buf, draws = S.rng(o.seed or 0), {}, {}
   for b = 1, B do draws[b] = statistic(resample(values, rng, buf)) end
@@ -174,12 +180,7 @@ end
 function S.bootstrap_diff(a, b, statistic, o)
   want('stats.bootstrap_diff', 'a', a, 'table')
   want('stats.bootstrap_diff', 'b', b, 'table')
-  want('stats.bootstrap_diff', 'statistic', statistic, 'function', true)
-  o = want('stats.bootstrap_diff', 'options', o, 'table', true) or {}
-  want('stats.bootstrap_diff', 'options.n', o.n, 'positive', true)
-  want('stats.bootstrap_diff', 'options.alpha', o.alpha, 'number', true)
-  if o.alpha and not (o.alpha > 0 and o.alpha < 1) then argerror(('stats.bootstrap_diff: alpha must be in (0, 1), got %s'):format(tostring(o.alpha))) end
-  statistic = statistic or S.mean
+  statistic, o = boot_args('stats.bootstrap_diff', statistic, o)
   local B, alpha = o.n or 1000, o.alpha or 0.05
   if o.paired and #a ~= #b then argerror(('stats.bootstrap_diff: paired sets differ in size (%d vs %d)'):format(#a, #b)) end
   local rng, ba, bb, draws = S.rng(o.seed or 0), {}, {}, {}

@@ -87,42 +87,46 @@ local function methods_of(obj)
   return names
 end
 
-function T.wrong_arguments_give_clear_errors_at_the_caller(t)
-  local here = debug.getinfo(1, 'S').short_src
-  local rnd, vals, list = generator(7), values(), targets()
-  local calls, errors, bad = 0, 0, 0
-  for _, target in ipairs(list) do
-    for _ = 1, 40 do
-      local na = rnd(4) - 1
-      local args = {}
-      for j = 1, na do
-        local v = vals[rnd(#vals)]
-        if v == 'nil' then v = nil end
-        args[j] = v
-      end
-      calls = calls + 1
-      local ok, err = pcall(function() local r = target[2](unpack(args, 1, na)); return r end)
-      if not ok then
-        errors = errors + 1
-        local s = type(err) == 'string' and err or nil
-        local at = s and s:match('^([^:]+):%d+:')
-        if not s or at ~= here or s:find('attempt to', 1, true) or s:find('bad argument #', 1, true) then
-          bad = bad + 1
-          if bad <= (tonumber(os.getenv("LUA_ARGS_SHOW")) or 10) then t.ok(false, ('%s(%d args): %s'):format(target[1], na, tostring(err))) end
-        end
-      end
+-- One call of fn (with self when given) on 0..3 random values. Returns whether it failed and
+-- whether the failure was bad: not a message pointing at this file, or one of Lua's own errors.
+local HERE = debug.getinfo(1, 'S').short_src
+local function probe(t, state, label, fn, self)
+  local na = state.rnd(4) - 1
+  local args = {}
+  for j = 1, na do
+    local v = state.vals[state.rnd(#state.vals)]
+    if v == 'nil' then v = nil end
+    args[j] = v
+  end
+  state.calls = state.calls + 1
+  local ok, err
+  if self ~= nil then ok, err = pcall(function() local r = fn(self, unpack(args, 1, na)); return r end)
+  else ok, err = pcall(function() local r = fn(unpack(args, 1, na)); return r end) end
+  if ok then return end
+  state.errors = state.errors + 1
+  local s = type(err) == 'string' and err or nil
+  local at = s and s:match('^([^:]+):%d+:')
+  if not s or at ~= HERE or s:find('attempt to', 1, true) or s:find('bad argument #', 1, true) then
+    state.bad = state.bad + 1
+    if state.bad <= (tonumber(os.getenv('LUA_ARGS_SHOW')) or 10) then
+      t.ok(false, ('%s(%d args): %s'):format(label, na, tostring(err)))
     end
   end
+end
+local function new_state(seed) return { rnd = generator(seed), vals = values(), calls = 0, errors = 0, bad = 0 } end
+
+function T.wrong_arguments_give_clear_errors_at_the_caller(t)
+  local st, list = new_state(7), targets()
+  for _, target in ipairs(list) do
+    for _ = 1, 40 do probe(t, st, target[1], target[2]) end
+  end
   t.ok(#list > 80, ('%d functions found'):format(#list))
-  t.ok(errors > calls / 2, ('most calls fail (%d of %d)'):format(errors, calls))
-  t.eq(bad, 0, 'errors that do not point at the caller or that are Lua internals')
+  t.ok(st.errors > st.calls / 2, ('most calls fail (%d of %d)'):format(st.errors, st.calls))
+  t.eq(st.bad, 0, 'errors that do not point at the caller or that are Lua internals')
 end
 
 function T.wrong_arguments_to_methods_give_clear_errors_at_the_caller(t)
-  local here = debug.getinfo(1, 'S').short_src
-  local rnd, vals = generator(11), values()
-  local calls, errors, bad, nmethods = 0, 0, 0, 0
-  local onames = {}
+  local st, nmethods, onames = new_state(11), 0, {}
   for k in pairs(OBJECTS) do onames[#onames + 1] = k end
   table.sort(onames)
   for _, oname in ipairs(onames) do
@@ -130,32 +134,13 @@ function T.wrong_arguments_to_methods_give_clear_errors_at_the_caller(t)
       nmethods = nmethods + 1
       for _ = 1, 12 do
         local obj = OBJECTS[oname]()
-        local na = rnd(4) - 1
-        local args = {}
-        for j = 1, na do
-          local v = vals[rnd(#vals)]
-          if v == 'nil' then v = nil end
-          args[j] = v
-        end
-        calls = calls + 1
-        local ok, err = pcall(function() local r = obj[m](obj, unpack(args, 1, na)); return r end)
-        if not ok then
-          errors = errors + 1
-          local s = type(err) == 'string' and err or nil
-          local at = s and s:match('^([^:]+):%d+:')
-          if not s or at ~= here or s:find('attempt to', 1, true) or s:find('bad argument #', 1, true) then
-            bad = bad + 1
-            if bad <= (tonumber(os.getenv("LUA_ARGS_SHOW")) or 10) then
-              t.ok(false, ('%s:%s(%d args): %s'):format(oname, m, na, tostring(err)))
-            end
-          end
-        end
+        probe(t, st, oname .. ':' .. m, obj[m], obj)
       end
     end
   end
   t.ok(nmethods > 150, ('%d methods found'):format(nmethods))
-  t.ok(errors > calls / 4, ('many calls fail (%d of %d)'):format(errors, calls))
-  t.eq(bad, 0, 'errors that do not point at the caller or that are Lua internals')
+  t.ok(st.errors > st.calls / 4, ('many calls fail (%d of %d)'):format(st.errors, st.calls))
+  t.eq(st.bad, 0, 'errors that do not point at the caller or that are Lua internals')
 end
 
 -- The checks name the function, the argument and what it got.
