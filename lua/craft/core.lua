@@ -90,14 +90,23 @@ function M.describe(v)
   end
   return 'a ' .. type(v)
 end
+-- 'a|b' -> the specs of a and b, parsed once per kind string (want runs on every op call)
+local parsed = {}
+local function specs_of(kind)
+  local list = parsed[kind]
+  if not list then
+    list = {}
+    for k in kind:gmatch('[^|]+') do list[#list + 1] = KINDS[k] or error('want: unknown kind ' .. k) end
+    parsed[kind] = list
+  end
+  return list
+end
 function M.want(fname, what, v, kind, optional)
   if v == nil and optional then return v end
+  local list = specs_of(kind)
+  for i = 1, #list do if list[i][2](v) then return v end end
   local names = {}
-  for k in kind:gmatch('[^|]+') do
-    local spec = KINDS[k] or error('want: unknown kind ' .. k)
-    if spec[2](v) then return v end
-    names[#names + 1] = spec[1]
-  end
+  for i = 1, #list do names[i] = list[i][1] end
   error(('%s: %s must be %s, got %s'):format(fname, what, table.concat(names, ' or '), M.describe(v)), user_level())
 end
 
