@@ -6,6 +6,8 @@
  *    prints. Results come back through out-pointers, which are untouched on failure.
  *  - Tensors are reference counted. A function that returns a tensor through `craft_tensor **out`
  *    hands the caller one reference; drop it with craft_tensor_release(). Inputs are borrowed.
+ *    A NULL input tensor is refused with an error (test_null_args checks every function); a
+ *    required out-pointer must be valid memory.
  *  - Shapes are in PyTorch's dimension order (NCHW images, [out, in] linear weights).
  *  - This file is also the LuaJIT binding's ffi.cdef: the build strips preprocessor lines and
  *    comments and embeds the rest (tools/embed_header.sh). Keep declarations plain C that
