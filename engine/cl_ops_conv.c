@@ -204,16 +204,6 @@ static int channel_sums(const craft_tensor *g, craft_tensor **out) {
 }
 
 /* ------------------------------------------------------------ the ops ---- */
-static int want(const char *op, const char *arg, const craft_tensor *t, int code) {
-    if (!t) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, arg);
-    if (t->dtype != CRAFT_F32)
-        return craft_fail(CRAFT_ETYPE, "%s: %s is %s, expected f32 (convert with :float())", op, arg, craft_shape_str(t));
-    if (t->device != code)
-        return craft_fail(CRAFT_EDEVICE, "%s: %s %s is on device %d but the input is on device %d; move it with :to()", op, arg,
-                          craft_shape_str(t), t->device, code);
-    return CRAFT_OK;
-}
-
 static void dims_load(const craft_node *n, craft_conv_dims *g) { memcpy(g, n->iarg, sizeof *g); }
 _Static_assert(sizeof(craft_conv_dims) <= sizeof(((craft_node *)0)->iarg), "conv dims must fit a node's iarg");
 
@@ -251,9 +241,9 @@ static int conv_op(int transposed, const craft_tensor *x, const craft_tensor *w,
     if (code == CRAFT_DEVICE_CPU)
         return craft_fail(CRAFT_EDEVICE, "%s: input %s is on the CPU but the weight or bias is on an OpenCL device; move them "
                           "to one device with :to()", op, craft_shape_str(x));
-    CRAFT_TRY(want(op, "input", x, code));
-    CRAFT_TRY(want(op, "weight", w, code));
-    if (b) CRAFT_TRY(want(op, "bias", b, code));
+    CRAFT_TRY(cl_nn_want(op, "input", x, code));
+    CRAFT_TRY(cl_nn_want(op, "weight", w, code));
+    if (b) CRAFT_TRY(cl_nn_want(op, "bias", b, code));
     craft_conv_dims cd;
     CRAFT_TRY(craft_conv_dims_of(op, transposed, x, w, b, stride, padding, output_padding, dilation, groups, &cd));
     craft_cl_dev *d;

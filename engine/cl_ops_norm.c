@@ -30,12 +30,7 @@ static int check_affine(const char *op, const char *arg, const craft_tensor *p, 
                         const craft_tensor *x) {
     if (!p) return CRAFT_OK;
     CRAFT_TRY(cl_nn_want(op, arg, p, x->device));
-    int ok = p->ndim == ndim;
-    for (int i = 0; ok && i < ndim; i++) ok = p->shape[i] == shape[i];
-    if (!ok)
-        return craft_fail(CRAFT_ESHAPE, "%s: %s %s for input %s (expected %s)", op, arg, craft_shape_str(p), craft_shape_str(x),
-                          craft_dims_str(ndim, shape));
-    return CRAFT_OK;
+    return craft_norm_affine_check(op, arg, p, ndim, shape, x);
 }
 
 static craft_tensor *new_like_1d(int64_t n, int code) { return cl_new(1, &n, CRAFT_F32, code); }
@@ -151,11 +146,8 @@ int craft_cl_op_group_norm(const craft_tensor *x, int groups, const craft_tensor
                            craft_tensor **out) {
     const char *op = "group_norm";
     CRAFT_TRY(want_input(op, x));
-    if (x->ndim < 2) return craft_fail(CRAFT_ESHAPE, "group_norm: input %s must have at least 2 dims [N, C, ...]", craft_shape_str(x));
+    CRAFT_TRY(craft_group_norm_check(x, groups));
     int64_t N = x->shape[0], C = x->shape[1];
-    if (groups < 1 || C % groups)
-        return craft_fail(CRAFT_ESHAPE, "group_norm: %d groups do not divide the %lld channels of input %s", groups, (long long)C,
-                          craft_shape_str(x));
     CRAFT_TRY(check_affine(op, "weight", w, 1, &C, x));
     CRAFT_TRY(check_affine(op, "bias", b, 1, &C, x));
     int64_t G = groups, S = craft_size_prod(x, 2, x->ndim);
@@ -169,8 +161,7 @@ int craft_cl_op_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor 
                            craft_tensor **out) {
     const char *op = "layer_norm";
     CRAFT_TRY(want_input(op, x));
-    if (nnorm < 1 || nnorm > x->ndim)
-        return craft_fail(CRAFT_ESHAPE, "layer_norm: cannot normalise the last %d dims of input %s", nnorm, craft_shape_str(x));
+    CRAFT_TRY(craft_layer_norm_check(x, nnorm));
     const int64_t *nshape = x->shape + (x->ndim - nnorm);
     CRAFT_TRY(check_affine(op, "weight", w, nnorm, nshape, x));
     CRAFT_TRY(check_affine(op, "bias", b, nnorm, nshape, x));

@@ -227,6 +227,13 @@ int craft_pad_check(const craft_tensor *x, int npairs, const int64_t *pads, int 
  * the CPU kernel's float32 order. The table is the caller's to free (NULL when dim is 1). */
 int craft_timestep_check(const craft_tensor *t, int dim, double downscale_freq_shift, double scale, double max_period);
 int craft_timestep_freqs(int dim, double downscale_freq_shift, double max_period, float **freq);
+/* The shared shape checks of the norms (ops_norm.c; the cl ops call them too). Dtypes and
+ * devices are the caller's. group_norm: input [N, C, ...] with groups dividing C; layer_norm:
+ * 1..ndim trailing dims; an affine parameter p (may be NULL) must have the given shape. */
+int craft_group_norm_check(const craft_tensor *x, int groups);
+int craft_layer_norm_check(const craft_tensor *x, int nnorm);
+int craft_norm_affine_check(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape,
+                            const craft_tensor *x);
 /* The shared checks of the losses (ops_loss.c; the cl ops call them too). Dtypes and devices
  * are the caller's. cross_entropy: reduction, targets (present, integer, the logits' shape
  * without the class dim cdim), label smoothing; fills cdim and the [N, C, inner] split.

@@ -78,13 +78,34 @@ static void row_stats(const float *p, int64_t m, double eps, float *mean, float 
 
 static float *fdata(const craft_tensor *t) { return t ? (float *)craft_tensor_data(t) : NULL; }
 
-static int check_affine(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape, const craft_tensor *x) {
+int craft_norm_affine_check(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape,
+                            const craft_tensor *x) {
     if (!p) return CRAFT_OK;
-    CRAFT_TRY(craft_check_f32(op, arg, p));
     int ok = p->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = p->shape[i] == shape[i];
     if (!ok) return craft_fail(CRAFT_ESHAPE, "%s: %s %s for input %s (expected %s)", op, arg, craft_shape_str(p), craft_shape_str(x), craft_dims_str(ndim, shape));
     return CRAFT_OK;
+}
+
+int craft_group_norm_check(const craft_tensor *x, int groups) {
+    if (x->ndim < 2) return craft_fail(CRAFT_ESHAPE, "group_norm: input %s must have at least 2 dims [N, C, ...]", craft_shape_str(x));
+    int64_t C = x->shape[1];
+    if (groups < 1 || C % groups)
+        return craft_fail(CRAFT_ESHAPE, "group_norm: %d groups do not divide the %lld channels of input %s", groups, (long long)C, craft_shape_str(x));
+    return CRAFT_OK;
+}
+
+int craft_layer_norm_check(const craft_tensor *x, int nnorm) {
+    if (nnorm < 1 || nnorm > x->ndim)
+        return craft_fail(CRAFT_ESHAPE, "layer_norm: cannot normalise the last %d dims of input %s", nnorm, craft_shape_str(x));
+    return CRAFT_OK;
+}
+
+/* an affine parameter: a CPU f32 tensor of the given shape, or NULL */
+static int check_affine(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape, const craft_tensor *x) {
+    if (!p) return CRAFT_OK;
+    CRAFT_TRY(craft_check_f32(op, arg, p));
+    return craft_norm_affine_check(op, arg, p, ndim, shape, x);
 }
 
 /* Contiguous copies (or aliases) of x, w, b; w, b may be NULL. */
@@ -178,10 +199,8 @@ int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, c
     if ((x && x->device != CRAFT_DEVICE_CPU) || (w && w->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_group_norm(x, groups, w, b, eps, out);
     const char *op = "group_norm";
     CRAFT_TRY(craft_check_f32(op, "input", x));
-    if (x->ndim < 2) return craft_fail(CRAFT_ESHAPE, "group_norm: input %s must have at least 2 dims [N, C, ...]", craft_shape_str(x));
+    CRAFT_TRY(craft_group_norm_check(x, groups));
     int64_t N = x->shape[0], C = x->shape[1];
-    if (groups < 1 || C % groups)
-        return craft_fail(CRAFT_ESHAPE, "group_norm: %d groups do not divide the %lld channels of input %s", groups, (long long)C, craft_shape_str(x));
     CRAFT_TRY(check_affine(op, "weight", w, 1, &C, x));
     CRAFT_TRY(check_affine(op, "bias", b, 1, &C, x));
     int64_t G = groups, Cg = C / G, S = craft_size_prod(x, 2, x->ndim);
@@ -323,8 +342,7 @@ int craft_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, co
     if ((x && x->device != CRAFT_DEVICE_CPU) || (w && w->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_layer_norm(x, nnorm, w, b, eps, out);
     const char *op = "layer_norm";
     CRAFT_TRY(craft_check_f32(op, "input", x));
-    if (nnorm < 1 || nnorm > x->ndim)
-        return craft_fail(CRAFT_ESHAPE, "layer_norm: cannot normalise the last %d dims of input %s", nnorm, craft_shape_str(x));
+    CRAFT_TRY(craft_layer_norm_check(x, nnorm));
     const int64_t *nshape = x->shape + (x->ndim - nnorm);
     CRAFT_TRY(check_affine(op, "weight", w, nnorm, nshape, x));
     CRAFT_TRY(check_affine(op, "bias", b, nnorm, nshape, x));
