@@ -85,6 +85,57 @@ static inline int cl_test_open(const char *name) {
     return -1;
 }
 
+static void release(int n, ...);
+
+/* A few AdamW steps (lr; betas 0.9 / 0.999, eps 1e-8, weight decay 0.01) of the same np (at
+ * most 16) parameters on the CPU (cp) and on DEV (dp), all leaves that require grad, with
+ * loss(p, x, target): (x, tg) on the CPU, (dx, dtg) on DEV. Each step's two losses are compared
+ * (relative difference), and DEV's gradients must stay on DEV. Gives the CPU's first and last
+ * loss, the worst relative difference and the steps that agree to 1e-4. */
+typedef int (*cl_train_loss)(craft_tensor **p, const craft_tensor *x, const craft_tensor *target, craft_tensor **loss);
+typedef struct { double first, last, worst; int agree; } cl_train_result;
+static inline cl_train_result cl_train_pair(const char *what, int np, craft_tensor **cp, craft_tensor **dp, int steps, double lr,
+                                            cl_train_loss loss, const craft_tensor *x, const craft_tensor *tg,
+                                            const craft_tensor *dx, const craft_tensor *dtg) {
+    cl_train_result r = {0, 0, 0, 0};
+    craft_tensor *m[2][16] = {{0}}, *v[2][16] = {{0}};
+    CHECK(np <= 16);
+    for (int i = 0; i < np && i < 16; i++)
+        for (int s = 0; s < 2; s++) {
+            const craft_tensor *p = s ? dp[i] : cp[i];
+            craft_zeros(p->ndim, p->shape, CRAFT_F32, p->device, &m[s][i]);
+            craft_zeros(p->ndim, p->shape, CRAFT_F32, p->device, &v[s][i]);
+        }
+    for (int step = 1; step <= steps && np <= 16; step++) {
+        craft_tensor *cl = NULL, *dl = NULL;
+        double lc = 0, ld = 0;
+        int ok = loss(cp, x, tg, &cl) == CRAFT_OK;
+        CHECK_MSG(ok, "%s: cpu step %d: %s", what, step, craft_last_error());
+        int okd = loss(dp, dx, dtg, &dl) == CRAFT_OK;
+        CHECK_MSG(okd, "%s: cl step %d: %s", what, step, craft_last_error());
+        if (!ok || !okd) { release(2, cl, dl); break; }
+        craft_item(cl, &lc);
+        craft_item(dl, &ld);
+        double rel = fabs(lc - ld) / fabs(lc);
+        if (rel > r.worst) r.worst = rel;
+        r.agree += rel <= 1e-4;
+        if (step == 1) r.first = lc;
+        r.last = lc;
+        CHECK_OK(craft_backward(cl, NULL, 0));
+        CHECK_OK(craft_backward(dl, NULL, 0));
+        for (int i = 0; i < np; i++) {
+            CHECK(dp[i]->grad && dp[i]->grad->device == DEV);
+            CHECK_OK(craft_adamw_step(cp[i], cp[i]->grad, m[0][i], v[0][i], lr, 0.9, 0.999, 1e-8, 0.01, step));
+            CHECK_OK(craft_adamw_step(dp[i], dp[i]->grad, m[1][i], v[1][i], lr, 0.9, 0.999, 1e-8, 0.01, step));
+            craft_zero_grad(cp[i]);
+            craft_zero_grad(dp[i]);
+        }
+        release(2, cl, dl);
+    }
+    for (int i = 0; i < np && i < 16; i++) release(4, m[0][i], v[0][i], m[1][i], v[1][i]);
+    return r;
+}
+
 static void release(int n, ...) {
     va_list ap;
     va_start(ap, n);

@@ -337,7 +337,7 @@ static void test_timestep_embedding(void) {
 /* conv(3->8, 3x3) -> silu -> conv(8->8, 3x3, stride 2) -> avg_pool 2 -> linear(32->4) -> mse,
  * 20 AdamW steps from the same weights on the CPU and on cl:0; returns the final loss */
 #define NPARAM 6
-static int net_loss(craft_tensor **p, craft_tensor *x, craft_tensor *target, craft_tensor **loss) {
+static int net_loss(craft_tensor **p, const craft_tensor *x, const craft_tensor *target, craft_tensor **loss) {
     int one[2] = {1, 1}, two[2] = {2, 2};
     craft_tensor *h1 = NULL, *a1 = NULL, *h2 = NULL, *pl = NULL, *fl = NULL, *o = NULL, *df = NULL, *sq = NULL;
     int64_t fs[2] = {x->shape[0], 32};
@@ -359,51 +359,21 @@ static void test_train_net(void) {
     int64_t shapes[NPARAM][4] = {{8, 3, 3, 3}, {8}, {8, 8, 3, 3}, {8}, {4, 32}, {4}};
     int nds[NPARAM] = {4, 1, 4, 1, 2, 1};
     float scales[NPARAM] = {0.3f, 0.1f, 0.15f, 0.1f, 0.2f, 0.1f};
-    craft_tensor *cp[NPARAM], *dp[NPARAM], *cm[NPARAM], *cv[NPARAM], *dm[NPARAM], *dv[NPARAM];
+    craft_tensor *cp[NPARAM], *dp[NPARAM];
     for (int i = 0; i < NPARAM; i++) {
         cp[i] = cpu_uniform(nds[i], shapes[i], 700 + i, -scales[i], scales[i]);
         dp[i] = on_dev(cp[i]);
         craft_set_requires_grad(cp[i], 1);
         craft_set_requires_grad(dp[i], 1);
-        craft_zeros(nds[i], shapes[i], CRAFT_F32, 0, &cm[i]);
-        craft_zeros(nds[i], shapes[i], CRAFT_F32, 0, &cv[i]);
-        craft_zeros(nds[i], shapes[i], CRAFT_F32, DEV, &dm[i]);
-        craft_zeros(nds[i], shapes[i], CRAFT_F32, DEV, &dv[i]);
     }
     int64_t xs[4] = {4, 3, 8, 8}, ts[2] = {4, 4};
     craft_tensor *x = cpu_uniform(4, xs, 801, -1, 1), *tg = cpu_uniform(2, ts, 802, -1, 1), *dx = on_dev(x), *dtg = on_dev(tg);
-    double first = 0, last = 0, worst = 0;
-    int steps_ok = 0;
-    for (int step = 1; step <= 20; step++) {
-        craft_tensor *cl = NULL, *dl = NULL;
-        double lc = 0, ld = 0;
-        int ok = net_loss(cp, x, tg, &cl) == CRAFT_OK;
-        CHECK_MSG(ok, "cpu net step %d: %s", step, craft_last_error());
-        int okd = net_loss(dp, dx, dtg, &dl) == CRAFT_OK;
-        CHECK_MSG(okd, "cl net step %d: %s", step, craft_last_error());
-        if (!ok || !okd) { release(2, cl, dl); break; }
-        craft_item(cl, &lc);
-        craft_item(dl, &ld);
-        double rel = fabs(lc - ld) / fabs(lc);
-        if (rel > worst) worst = rel;
-        steps_ok += rel <= 1e-4;
-        if (step == 1) first = lc;
-        last = lc;
-        CHECK_OK(craft_backward(cl, NULL, 0));
-        CHECK_OK(craft_backward(dl, NULL, 0));
-        for (int i = 0; i < NPARAM; i++) {
-            CHECK_OK(craft_adamw_step(cp[i], cp[i]->grad, cm[i], cv[i], 1e-2, 0.9, 0.999, 1e-8, 0.01, step));
-            CHECK_OK(craft_adamw_step(dp[i], dp[i]->grad, dm[i], dv[i], 1e-2, 0.9, 0.999, 1e-8, 0.01, step));
-            craft_zero_grad(cp[i]);
-            craft_zero_grad(dp[i]);
-        }
-        release(2, cl, dl);
-    }
-    CHECK_MSG(steps_ok == 20, "losses agree to 1e-4 relative at %d of 20 steps (worst %.3g)", steps_ok, worst);
-    CHECK_MSG(last < 0.7 * first, "the net did not learn: loss %.6g -> %.6g", first, last);
-    fprintf(stderr, "  conv net, 20 AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g (%.2f s)\n", first, last,
-            worst, craft_now() - t0);
-    for (int i = 0; i < NPARAM; i++) release(6, cp[i], dp[i], cm[i], cv[i], dm[i], dv[i]);
+    cl_train_result r = cl_train_pair("conv net", NPARAM, cp, dp, 20, 1e-2, net_loss, x, tg, dx, dtg);
+    CHECK_MSG(r.agree == 20, "losses agree to 1e-4 relative at %d of 20 steps (worst %.3g)", r.agree, r.worst);
+    CHECK_MSG(r.last < 0.7 * r.first, "the net did not learn: loss %.6g -> %.6g", r.first, r.last);
+    fprintf(stderr, "  conv net, 20 AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g (%.2f s)\n", r.first,
+            r.last, r.worst, craft_now() - t0);
+    for (int i = 0; i < NPARAM; i++) release(2, cp[i], dp[i]);
     release(4, x, tg, dx, dtg);
 }
 

@@ -439,53 +439,23 @@ static int block_loss(craft_tensor **p, const craft_tensor *x, const craft_tenso
 static void test_train_block(void) {
     int64_t shapes[NP][2] = {{16, 0}, {16, 0}, {48, 16}, {16, 16}};
     int nds[NP] = {1, 1, 2, 2};
-    craft_tensor *cp[NP], *dp[NP], *cm[NP], *cv[NP], *dm[NP], *dv[NP];
+    craft_tensor *cp[NP], *dp[NP];
     for (int i = 0; i < NP; i++) {
         cp[i] = cpu_uniform(nds[i], shapes[i], 600 + i, i == 0 ? 0.8f : -0.3f, i == 0 ? 1.2f : 0.3f);
         dp[i] = on_dev(cp[i]);
         craft_set_requires_grad(cp[i], 1);
         craft_set_requires_grad(dp[i], 1);
-        craft_zeros(nds[i], shapes[i], CRAFT_F32, 0, &cm[i]);
-        craft_zeros(nds[i], shapes[i], CRAFT_F32, 0, &cv[i]);
-        craft_zeros(nds[i], shapes[i], CRAFT_F32, DEV, &dm[i]);
-        craft_zeros(nds[i], shapes[i], CRAFT_F32, DEV, &dv[i]);
     }
     int64_t xs[3] = {2, 8, 16}, n16 = 16;
     craft_tensor *x = cpu_uniform(3, xs, 610, -1, 1), *tg = targets(1, &n16, 16, 611, CRAFT_I64), *dx = on_dev(x);
-    double first = 0, last = 0, worst = 0;
-    int agree = 0;
     enum { STEPS = 10 };
-    for (int step = 1; step <= STEPS; step++) {
-        craft_tensor *cl = NULL, *dl = NULL;
-        double lc = 0, ld = 0;
-        int ok = block_loss(cp, x, tg, &cl) == CRAFT_OK;
-        CHECK_MSG(ok, "cpu block step %d: %s", step, craft_last_error());
-        int okd = block_loss(dp, dx, tg, &dl) == CRAFT_OK;   /* the targets stay on the CPU */
-        CHECK_MSG(okd, "cl block step %d: %s", step, craft_last_error());
-        if (!ok || !okd) { release(2, cl, dl); break; }
-        craft_item(cl, &lc);
-        craft_item(dl, &ld);
-        double rel = fabs(lc - ld) / fabs(lc);
-        if (rel > worst) worst = rel;
-        agree += rel <= 1e-4;
-        if (step == 1) first = lc;
-        last = lc;
-        CHECK_OK(craft_backward(cl, NULL, 0));
-        CHECK_OK(craft_backward(dl, NULL, 0));
-        for (int i = 0; i < NP; i++) {
-            CHECK(dp[i]->grad && dp[i]->grad->device == DEV);
-            CHECK_OK(craft_adamw_step(cp[i], cp[i]->grad, cm[i], cv[i], 2e-2, 0.9, 0.999, 1e-8, 0.01, step));
-            CHECK_OK(craft_adamw_step(dp[i], dp[i]->grad, dm[i], dv[i], 2e-2, 0.9, 0.999, 1e-8, 0.01, step));
-            craft_zero_grad(cp[i]);
-            craft_zero_grad(dp[i]);
-        }
-        release(2, cl, dl);
-    }
-    CHECK_MSG(agree == STEPS, "losses agree to 1e-4 relative at %d of %d steps (worst %.3g)", agree, STEPS, worst);
-    CHECK_MSG(last < 0.9 * first, "the block did not learn: loss %.6g -> %.6g", first, last);
-    fprintf(stderr, "  attention block, %d AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g\n", STEPS, first,
-            last, worst);
-    for (int i = 0; i < NP; i++) release(6, cp[i], dp[i], cm[i], cv[i], dm[i], dv[i]);
+    /* the targets stay on the CPU for both */
+    cl_train_result r = cl_train_pair("attention block", NP, cp, dp, STEPS, 2e-2, block_loss, x, tg, dx, tg);
+    CHECK_MSG(r.agree == STEPS, "losses agree to 1e-4 relative at %d of %d steps (worst %.3g)", r.agree, STEPS, r.worst);
+    CHECK_MSG(r.last < 0.9 * r.first, "the block did not learn: loss %.6g -> %.6g", r.first, r.last);
+    fprintf(stderr, "  attention block, %d AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g\n", STEPS, r.first,
+            r.last, r.worst);
+    for (int i = 0; i < NP; i++) release(2, cp[i], dp[i]);
     release(3, x, tg, dx);
 }
 
