@@ -118,7 +118,7 @@ function CAS:available(d)
   argerror('cas: unknown dimension ' .. tostring(d))
 end
 
-local function active(self, weights, level)
+local function active(self, weights)
   local r = {}
   for _, d in ipairs(M.DIMS) do
     local w = weights[d] or 0
@@ -279,7 +279,7 @@ function CAS:_knn(fn, Y)
 end
 
 ---------------------------------------------------------------- fitting the probe and the bank
-local function features(self, images, level)
+local function features(self, images)
   local n, parts = images:size(1), {}
   A.no_grad(function()
     for s = 1, n, self.batch_size do
@@ -295,7 +295,7 @@ end
 function CAS:fit_bank(images, labels)
   if not self.vision then argerror('cas: fit_bank needs recipe.vision') end
   local ys = label_list(labels)
-  local f = A.no_grad(function() return F.normalize(features(self, images, 3), 2) end)
+  local f = A.no_grad(function() return F.normalize(features(self, images), 2) end)
   local C = #self.classes
   local counts = {}
   for c = 1, C do counts[c] = { 0 } end
@@ -313,13 +313,13 @@ function CAS:fit_probe(images, labels, o)
   o = o or {}
   if not self.vision then argerror('cas: fit_probe needs recipe.vision') end
   local ys = label_list(labels)
-  local feats = features(self, images, 2)
+  local feats = features(self, images)
   if self.probe_normalize then feats = F.normalize(feats, 2) end
   local n, C = #ys, #self.classes
   local tr_idx, va_idx, vf, vys = {}, {}, nil, nil
   if o.val_images then
     for i = 1, n do tr_idx[i] = i end
-    vf = features(self, o.val_images, 2)
+    vf = features(self, o.val_images)
     if self.probe_normalize then vf = F.normalize(vf, 2) end
     vys = label_list(o.val_labels)
   else
@@ -482,7 +482,7 @@ end
 function CAS:score(images, labels)
   if not self.calib then argerror('cas: call cas:calibrate(heldout_real_images, labels) before score') end
   local ys = label_list(labels)
-  local dims = active(self, self.weights, 2)
+  local dims = active(self, self.weights)
   local raw = self:raw(images, ys, dims)
   local cas, z = self:_combine(raw, ys, self.weights)
   local tail, per_class, below = self:tail(cas, ys)
@@ -515,7 +515,7 @@ function CAS:reward(images, labels, weights, cap)
   if not self.calib then argerror('cas: call cas:calibrate before reward') end
   weights = weights or self.reward_weights
   local ys = label_list(labels)
-  local dims = active(self, weights, 2)
+  local dims = active(self, weights)
   local raw = self:_raw(images, ys, dims)
   local R
   for _, d in ipairs(dims) do

@@ -117,7 +117,7 @@ M.DTYPE_ALIASES = { float32 = 'f32', float = 'f32', float16 = 'f16', half = 'f16
   int64 = 'i64', long = 'i64', int32 = 'i32', int = 'i32', uint8 = 'u8', float64 = 'f64', double = 'f64',
   int8 = 'i8' }
 
-function M.dtype_code(name, level)
+function M.dtype_code(name)
   if name == nil then return 0 end
   if type(name) == 'number' then return name end
   local n = M.DTYPE_ALIASES[name] or name

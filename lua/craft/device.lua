@@ -8,8 +8,8 @@ local ffi, C, check = core.ffi, core.C, core.check
 
 local M = {}
 
--- 'cpu' / 'cl:N' (or a device code) -> device code (errors at the user's line; level is unused)
-function M.code(name, level)
+-- 'cpu' / 'cl:N' (or a device code) -> device code (errors at the user's line)
+function M.code(name)
   if type(name) == 'number' and name >= 0 and name % 1 == 0 then return name end
   if name == 'cpu' then return 0 end
   local n = type(name) == 'string' and name:match('^cl:(%d+)$')
@@ -54,15 +54,15 @@ function M.list()
 end
 
 -- Checks that a device exists (an error naming it otherwise) and returns its code.
-local function checked(name, level)
-  local code = M.code(name, level + 1)
-  if code > 0 then check(C.craft_cl_device_info(code - 1, ffi.new('craft_cl_info')), level + 1) end
+local function checked(name)
+  local code = M.code(name)
+  if code > 0 then check(C.craft_cl_device_info(code - 1, ffi.new('craft_cl_info'))) end
   return code
 end
 
 local default_code
 function M.set_default(name)
-  default_code = checked(name, 2)
+  default_code = checked(name)
   return M.name(default_code)
 end
 
@@ -70,7 +70,7 @@ end
 function M.default()
   if not default_code then
     local from = rawget(_G, 'CRAFT_DEVICE') or os.getenv('CRAFT_DEVICE')
-    default_code = (from and from ~= '') and checked(from, 2) or 0
+    default_code = (from and from ~= '') and checked(from) or 0
   end
   return M.name(default_code)
 end
@@ -81,12 +81,12 @@ end
 
 -- Waits until the device has finished its queued work (a no-op for the CPU).
 function M.synchronize(name)
-  check(C.craft_cl_synchronize(M.code(name or M.default(), 2)), 2)
+  check(C.craft_cl_synchronize(M.code(name or M.default())), 2)
 end
 
 -- The device's buffer pool: bytes in use, cached and the peak.
 function M.memory(name)
-  local code = M.code(name or M.default(), 2)
+  local code = M.code(name or M.default())
   if code == 0 then return require('craft').memory() end
   local s = ffi.new('craft_pool_stats')
   check(C.craft_cl_pool_stats(code, s), 2)

@@ -59,8 +59,8 @@ function F.layer_norm(x, nshape, w, b, eps)
   local n = type(nshape) == 'table' and #nshape or (nshape or 1)
   return call(C.craft_layer_norm(tc(x, f, 'input'), n, tc_opt(w, f, 'weight'), tc_opt(b, f, 'bias'), num(eps, f, 'eps', 1e-5), outp))
 end
-function F.softmax(x, dim) return call(C.craft_softmax(tc(x, 'softmax', 'input'), cdim(dim or -1, 2), outp)) end
-function F.log_softmax(x, dim) return call(C.craft_log_softmax(tc(x, 'log_softmax', 'input'), cdim(dim or -1, 2), outp)) end
+function F.softmax(x, dim) return call(C.craft_softmax(tc(x, 'softmax', 'input'), cdim(dim or -1), outp)) end
+function F.log_softmax(x, dim) return call(C.craft_log_softmax(tc(x, 'log_softmax', 'input'), cdim(dim or -1), outp)) end
 -- sdpa(q, k, v, {mask=, scale=, causal=})
 function F.sdpa(q, k, v, o)
   local f = 'sdpa'
@@ -84,7 +84,7 @@ function F.cat(ts, dim)
   if n == 0 then argerror('cat: no tensors given') end
   local arr = ffi.new('craft_tensor*[?]', n)
   for i = 1, n do arr[i - 1] = tc(ts[i], 'cat', ('tensors[%d]'):format(i)) end
-  return call(C.craft_concat(n, arr, cdim(dim or 1, 2), outp))
+  return call(C.craft_concat(n, arr, cdim(dim or 1), outp))
 end
 F.concat = F.cat
 function F.stack(ts, dim)
@@ -174,11 +174,11 @@ function F.timestep_embedding(t, dim, o)
     num(o.max_period, f, 'options.max_period', 10000), outp))
 end
 function F.normalize(x, dim, eps)
-  return call(C.craft_l2_normalize(tc(x, 'normalize', 'input'), cdim(dim or -1, 2), num(eps, 'normalize', 'eps', 1e-12), outp))
+  return call(C.craft_l2_normalize(tc(x, 'normalize', 'input'), cdim(dim or -1), num(eps, 'normalize', 'eps', 1e-12), outp))
 end
 function F.cosine_similarity(a, b, dim, eps)
   local f = 'cosine_similarity'
-  return call(C.craft_cosine_similarity(tc(a, f, 'a'), tc(b, f, 'b'), cdim(dim or -1, 2), num(eps, f, 'eps', 1e-8), outp))
+  return call(C.craft_cosine_similarity(tc(a, f, 'a'), tc(b, f, 'b'), cdim(dim or -1), num(eps, f, 'eps', 1e-8), outp))
 end
 local RED = { none = 0, mean = 1, sum = 2 }
 local function red(r)

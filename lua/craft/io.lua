@@ -20,9 +20,9 @@ local FLOAT = { f32 = true, f16 = true, bf16 = true, f64 = true }
 local function ck(rc) if rc ~= 0 then error(ffi.string(C.craft_last_error()), 0) end end
 
 ---------------------------------------------------------------- safetensors
-local function open(path, level)
+local function open(path)
   local pp = ffi.new('craft_safetensors*[1]')
-  check(C.craft_st_open(path, pp), level + 1)
+  check(C.craft_st_open(path, pp))
   return pp[0]
 end
 
@@ -46,7 +46,7 @@ function M.load_safetensors(path, o)
   want('io.load_safetensors', 'options.names', o.names, 'table', true)
   want('io.load_safetensors', 'options.prefix', o.prefix, 'string', true)
   local want = o.dtype or 'f32'
-  local force = (want ~= 'stored' and want ~= 'f32') and core.dtype_code(want, 2) or nil
+  local force = (want ~= 'stored' and want ~= 'f32') and core.dtype_code(want) or nil
   local names
   if o.names then
     names = {}
@@ -54,7 +54,7 @@ function M.load_safetensors(path, o)
       if type(k) == 'number' then names[v] = true else names[k] = v and true or nil end
     end
   end
-  local f = open(path, 2)
+  local f = open(path)
   local ok, res = pcall(function()
     local out, order = {}, {}
     local dt = ffi.new('int[1]')
@@ -122,7 +122,7 @@ end
 -- inspect(path) -> list of { name, dtype (as in the file), shape, bytes }, metadata
 function M.inspect(path)
   want('io.inspect', 'path', path, 'string')
-  local f = open(path, 2)
+  local f = open(path)
   local list = {}
   local nd = ffi.new('int[1]')
   local shape = ffi.new('int64_t[8]')
@@ -163,7 +163,7 @@ local function walk(doc, node)
   return obj
 end
 
-local function to_lua(pp, level)
+local function to_lua(pp)
   local doc = pp[0]
   local ok, v = pcall(walk, doc, 0)
   C.craft_json_free(doc)
@@ -177,14 +177,14 @@ function M.read_json(path)
   want('io.read_json', 'path', path, 'string')
   local pp = ffi.new('craft_json*[1]')
   check(C.craft_json_parse_file(path, pp), 2)
-  return to_lua(pp, 2)
+  return to_lua(pp)
 end
 function M.decode_json(text, what)
   want('io.decode_json', 'text', text, 'string')
   want('io.decode_json', 'what', what, 'string', true)
   local pp = ffi.new('craft_json*[1]')
   check(C.craft_json_parse_string(text, #text, what or 'json text', pp), 2)
-  return to_lua(pp, 2)
+  return to_lua(pp)
 end
 
 local ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t' }

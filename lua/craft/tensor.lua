@@ -49,7 +49,7 @@ local function tensor_arg(v, fname, what)
 end
 
 -- Lua dim (1-based, negatives from the end) -> C dim (0-based, negatives kept)
-local function cdim(d, level)
+local function cdim(d)
   if type(d) ~= 'number' or d == 0 or d % 1 ~= 0 then
     argerror(('dim must be a non-zero integer (1-based, negative from the end), got %s'):format(tostring(d)))
   end
@@ -57,7 +57,7 @@ local function cdim(d, level)
 end
 M.cdim = cdim
 
-local function shape_array(shape, level)
+local function shape_array(shape)
   if type(shape) ~= 'table' then argerror('shape must be a table of sizes, got ' .. type(shape)) end
   local n = #shape
   if n > 8 then argerror(('shape has %d dims (at most 8)'):format(n)) end
@@ -159,24 +159,24 @@ end
 
 function M.empty(shape, o)
   o = opts_of(o)
-  local a, n = shape_array(shape, 2)
-  return finish_new(call(2, C.craft_empty(n, a, core.dtype_code(o.dtype, 2), 0, outp)), o)
+  local a, n = shape_array(shape)
+  return finish_new(call(2, C.craft_empty(n, a, core.dtype_code(o.dtype), 0, outp)), o)
 end
 function M.zeros(shape, o)
   o = opts_of(o)
-  local a, n = shape_array(shape, 2)
-  return finish_new(call(2, C.craft_zeros(n, a, core.dtype_code(o.dtype, 2), 0, outp)), o)
+  local a, n = shape_array(shape)
+  return finish_new(call(2, C.craft_zeros(n, a, core.dtype_code(o.dtype), 0, outp)), o)
 end
 function M.full(shape, value, o)
   o = opts_of(o)
-  local a, n = shape_array(shape, 2)
-  return finish_new(call(2, C.craft_full(n, a, core.dtype_code(o.dtype, 2), core.want('full', 'value', value, 'number'), outp)), o)
+  local a, n = shape_array(shape)
+  return finish_new(call(2, C.craft_full(n, a, core.dtype_code(o.dtype), core.want('full', 'value', value, 'number'), outp)), o)
 end
 function M.ones(shape, o) return M.full(shape, 1, o) end
 
 local function random_tensor(fill, shape, o)
   o = opts_of(o)
-  local a, n = shape_array(shape, 3)
+  local a, n = shape_array(shape)
   local t = call(3, C.craft_empty(n, a, 0, 0, outp))
   local seed, off
   if o.seed then seed, off = o.seed, o.offset or 0 else seed, off = M.take_random(t:numel()) end
@@ -192,7 +192,7 @@ function M.arange(a, b, step, o)
   core.want('arange', 'end', b, 'number')
   core.want('arange', 'step', step, 'number', true)
   o = opts_of(o)
-  return call(2, C.craft_arange(a, b, step or 1, core.dtype_code(o.dtype or 'f32', 2), outp))
+  return call(2, C.craft_arange(a, b, step or 1, core.dtype_code(o.dtype or 'f32'), outp))
 end
 
 -- Nested Lua tables (or a number) -> tensor.
@@ -227,9 +227,9 @@ function M.tensor(data, o)
   local n = #flat
   local buf = ffi.new('double[?]', math.max(n, 1))
   for i = 1, n do buf[i - 1] = flat[i] end
-  local a, nd = shape_array(shape, 2)
+  local a, nd = shape_array(shape)
   local t = call(2, C.craft_from_data(nd, a, core.DTYPES.f64, buf, outp))
-  local dt = core.dtype_code(o.dtype or 'f32', 2)
+  local dt = core.dtype_code(o.dtype or 'f32')
   if dt ~= core.DTYPES.f64 then t = call(2, C.craft_to_dtype(t._c, dt, outp)) end
   return finish_new(t, o)
 end
@@ -237,8 +237,8 @@ end
 -- A tensor over (a copy of) a raw buffer.
 function M.from_buffer(ptr, shape, dtype)
   core.want('from_buffer', 'pointer', ptr, 'cdata')
-  local a, n = shape_array(shape, 2)
-  return call(2, C.craft_from_data(n, a, core.dtype_code(dtype or 'f32', 2), ptr, outp))
+  local a, n = shape_array(shape)
+  return call(2, C.craft_from_data(n, a, core.dtype_code(dtype or 'f32'), ptr, outp))
 end
 
 ---------------------------------------------------------------- element access
@@ -248,7 +248,7 @@ function Tensor:item()
   return tonumber(v[0])
 end
 
-local function index_array(self, idx, level)
+local function index_array(self, idx)
   local c = self._c
   if #idx ~= c.ndim then argerror(('index has %d entries for a %d-dim tensor'):format(#idx, c.ndim)) end
   local a = ffi.new('int64_t[8]')
@@ -260,12 +260,12 @@ local function index_array(self, idx, level)
 end
 function Tensor:get(...)
   local v = ffi.new('double[1]')
-  check(C.craft_get(self._c, index_array(self, { ... }, 2), v), 2)
+  check(C.craft_get(self._c, index_array(self, { ... }), v), 2)
   return tonumber(v[0])
 end
 function Tensor:set(value, ...)
   core.want('set', 'value', value, 'number')
-  check(C.craft_set(self._c, index_array(self, { ... }, 2), value), 2)
+  check(C.craft_set(self._c, index_array(self, { ... }), value), 2)
   return self
 end
 
@@ -295,7 +295,7 @@ end
 
 ---------------------------------------------------------------- views and copies
 function Tensor:reshape(...)
-  local a, n = shape_array(shape_args(...), 2)
+  local a, n = shape_array(shape_args(...))
   return call(2, C.craft_reshape(self._c, n, a, outp))
 end
 Tensor.view = Tensor.reshape
@@ -311,18 +311,18 @@ function Tensor:flatten(from)
   local ns = {}
   for i = 1, from - 1 do ns[i] = s[i] end
   ns[from] = -1
-  local a, n = shape_array(ns, 2)
+  local a, n = shape_array(ns)
   return call(2, C.craft_reshape(self._c, n, a, outp))
 end
 function Tensor:permute(...)
   local p = shape_args(...)
   local a = ffi.new('int[8]')
   if #p ~= self._c.ndim then argerror(('permute: %d dims given for a %d-dim tensor'):format(#p, self._c.ndim)) end
-  for i = 1, #p do a[i - 1] = cdim(p[i], 2) end
+  for i = 1, #p do a[i - 1] = cdim(p[i]) end
   return call(2, C.craft_permute(self._c, a, outp))
 end
 function Tensor:transpose(d0, d1)
-  return call(2, C.craft_transpose(self._c, cdim(d0 or 1, 2), cdim(d1 or 2, 2), outp))
+  return call(2, C.craft_transpose(self._c, cdim(d0 or 1), cdim(d1 or 2), outp))
 end
 function Tensor:t() return call(2, C.craft_transpose(self._c, 0, 1, outp)) end
 -- slice(dim, start, stop, step): 1-based, stop inclusive (like string.sub); negatives from the end.
@@ -336,12 +336,12 @@ function Tensor:slice(dim, start, stop, step)
   stop = stop or n
   if start < 0 then start = n + start + 1 end
   if stop < 0 then stop = n + stop + 1 end
-  return call(2, C.craft_slice(self._c, cdim(dim, 2), start - 1, stop, step or 1, outp))
+  return call(2, C.craft_slice(self._c, cdim(dim), start - 1, stop, step or 1, outp))
 end
 function Tensor:narrow(dim, start, length)
   core.want('narrow', 'start', start, 'integer')
   core.want('narrow', 'length', length, 'integer')
-  return call(2, C.craft_slice(self._c, cdim(dim, 2), start - 1, start - 1 + length, 1, outp))
+  return call(2, C.craft_slice(self._c, cdim(dim), start - 1, start - 1 + length, 1, outp))
 end
 -- select(dim, i): drop `dim`, keep index i (1-based)
 function Tensor:select(dim, i)
@@ -349,11 +349,11 @@ function Tensor:select(dim, i)
   core.want('select', 'index', i, 'integer')
   local n = self:size(dim)
   if i < 0 then i = n + i + 1 end
-  local s = call(2, C.craft_slice(self._c, cdim(dim, 2), i - 1, i, 1, outp))
-  return call(2, C.craft_squeeze(s._c, cdim(dim, 2), outp))
+  local s = call(2, C.craft_slice(self._c, cdim(dim), i - 1, i, 1, outp))
+  return call(2, C.craft_squeeze(s._c, cdim(dim), outp))
 end
 function Tensor:expand(...)
-  local a, n = shape_array(shape_args(...), 2)
+  local a, n = shape_array(shape_args(...))
   return call(2, C.craft_expand(self._c, n, a, outp))
 end
 function Tensor:expand_as(o)
@@ -367,7 +367,7 @@ function Tensor:unsqueeze(d)
   return call(2, C.craft_unsqueeze(self._c, cd, outp))
 end
 function Tensor:squeeze(d)
-  return call(2, C.craft_squeeze(self._c, d and cdim(d, 2) or -1000, outp))
+  return call(2, C.craft_squeeze(self._c, d and cdim(d) or -1000, outp))
 end
 function Tensor:contiguous() return call(2, C.craft_contiguous(self._c, outp)) end
 function Tensor:clone() return call(2, C.craft_clone(self._c, outp)) end
@@ -376,9 +376,9 @@ function Tensor:detach() return call(2, C.craft_detach(self._c, outp)) end
 -- x:to('f16') converts the dtype.
 function Tensor:to(what)
   if type(what) == 'string' and (what == 'cpu' or what:match('^cl:')) then
-    return call(2, C.craft_to_device(self._c, require('craft.device').code(what, 2), outp))
+    return call(2, C.craft_to_device(self._c, require('craft.device').code(what), outp))
   end
-  return call(2, C.craft_to_dtype(self._c, core.dtype_code(what, 2), outp))
+  return call(2, C.craft_to_dtype(self._c, core.dtype_code(what), outp))
 end
 function Tensor:float() return self:to('f32') end
 function Tensor:half() return self:to('f16') end
@@ -497,7 +497,7 @@ for name, code in pairs(CMP) do
 end
 
 ---------------------------------------------------------------- reductions
-local function dims_array(dims, level)
+local function dims_array(dims)
   if dims == nil then return nil, 0 end
   if type(dims) == 'number' then dims = { dims } end
   if type(dims) ~= 'table' or is_tensor(dims) then
@@ -505,21 +505,21 @@ local function dims_array(dims, level)
   end
   if #dims > 8 then argerror(('%d dims given (tensors have at most 8)'):format(#dims)) end
   local a = ffi.new('int[8]')
-  for i = 1, #dims do a[i - 1] = cdim(dims[i], level + 1) end
+  for i = 1, #dims do a[i - 1] = cdim(dims[i]) end
   return a, #dims
 end
 function Tensor:sum(dims, keepdim)
-  local a, n = dims_array(dims, 2)
+  local a, n = dims_array(dims)
   return call(2, C.craft_sum(self._c, n, a, keepdim and 1 or 0, outp))
 end
 function Tensor:mean(dims, keepdim)
-  local a, n = dims_array(dims, 2)
+  local a, n = dims_array(dims)
   return call(2, C.craft_mean(self._c, n, a, keepdim and 1 or 0, outp))
 end
 -- var(dims, {correction=1, keepdim=false}) ; correction 1 is the unbiased estimate (torch default)
 function Tensor:var(dims, o)
   o = opts_of(o)
-  local a, n = dims_array(dims, 2)
+  local a, n = dims_array(dims)
   local corr = o.correction
   if corr == nil then corr = (o.unbiased == false) and 0 or 1 end
   return call(2, C.craft_var(self._c, n, a, corr, o.keepdim and 1 or 0, outp))
@@ -530,25 +530,25 @@ function Tensor:max(dim, keepdim)
   if dim == nil then
     return call(2, C.craft_max(self:reshape(-1)._c, 0, 0, outp, nil))
   end
-  check(C.craft_max(self._c, cdim(dim, 2), keepdim and 1 or 0, outp, outp2), 2)
+  check(C.craft_max(self._c, cdim(dim), keepdim and 1 or 0, outp, outp2), 2)
   return wrap(outp[0]), wrap(outp2[0])
 end
 function Tensor:min(dim, keepdim)
   if dim == nil then
     return call(2, C.craft_min(self:reshape(-1)._c, 0, 0, outp, nil))
   end
-  check(C.craft_min(self._c, cdim(dim, 2), keepdim and 1 or 0, outp, outp2), 2)
+  check(C.craft_min(self._c, cdim(dim), keepdim and 1 or 0, outp, outp2), 2)
   return wrap(outp[0]), wrap(outp2[0])
 end
 -- argmax(dim): int64 indices, 0-based as stored (add 1 for Lua indexing)
 function Tensor:argmax(dim, keepdim)
-  return call(2, C.craft_argmax(self._c, cdim(dim or -1, 2), keepdim and 1 or 0, outp))
+  return call(2, C.craft_argmax(self._c, cdim(dim or -1), keepdim and 1 or 0, outp))
 end
 
 ---------------------------------------------------------------- linear algebra, nn functions
 function Tensor:matmul(b) return call(2, C.craft_matmul(self._c, tensor_arg(b, 'matmul', 'b'), outp)) end
-function Tensor:softmax(dim) return call(2, C.craft_softmax(self._c, cdim(dim or -1, 2), outp)) end
-function Tensor:log_softmax(dim) return call(2, C.craft_log_softmax(self._c, cdim(dim or -1, 2), outp)) end
+function Tensor:softmax(dim) return call(2, C.craft_softmax(self._c, cdim(dim or -1), outp)) end
+function Tensor:log_softmax(dim) return call(2, C.craft_log_softmax(self._c, cdim(dim or -1), outp)) end
 
 ---------------------------------------------------------------- printing
 local function fmt_num(v, is_int)
