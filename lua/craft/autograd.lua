@@ -70,11 +70,9 @@ anchor:requires_grad_(true)
 function M.attach(name, inputs, outputs, backward)
   local want = core.want
   want('autograd.attach', 'name', name, 'string')
-  want('autograd.attach', 'inputs', inputs, 'table')
-  want('autograd.attach', 'outputs', outputs, 'table')
+  core.want_items('autograd.attach', 'inputs', inputs, 'tensor')
+  core.want_items('autograd.attach', 'outputs', outputs, 'tensor')
   want('autograd.attach', 'backward', backward, 'function')
-  for i = 1, #inputs do want('autograd.attach', ('inputs[%d]'):format(i), inputs[i], 'tensor') end
-  for i = 1, #outputs do want('autograd.attach', ('outputs[%d]'):format(i), outputs[i], 'tensor') end
   sweep()
   next_id = next_id + 1
   local id = next_id

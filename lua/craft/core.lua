@@ -101,6 +101,12 @@ local function specs_of(kind)
   end
   return list
 end
+-- want_items(fname, what, t, kind): t is a table and each t[i] is of the kind ("what[i]" in the error)
+function M.want_items(fname, what, t, kind)
+  M.want(fname, what, t, 'table')
+  for i = 1, #t do M.want(fname, ('%s[%d]'):format(what, i), t[i], kind) end
+  return t
+end
 function M.want(fname, what, v, kind, optional)
   if v == nil and optional then return v end
   local list = specs_of(kind)

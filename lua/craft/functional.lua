@@ -128,8 +128,7 @@ local PAD_MODES = { constant = 0, reflect = 1, replicate = 2 }
 -- pad(x, {left, right, top, bottom, ...}, mode, value): pairs from the last dim, as torch
 function F.pad(x, pads, mode, value)
   local xc = tc(x, 'pad', 'input')
-  want('pad', 'pads', pads, 'table')
-  for i = 1, #pads do want('pad', ('pads[%d]'):format(i), pads[i], 'integer') end
+  core.want_items('pad', 'pads', pads, 'integer')
   local m = PAD_MODES[mode or 'constant']
   if not m then argerror(('pad: unknown mode %q (constant, reflect, replicate)'):format(tostring(mode))) end
   if #pads % 2 ~= 0 then argerror('pad: pads must come in (before, after) pairs') end

@@ -286,7 +286,7 @@ function LayerNorm:init(shape, o)
   o = want('LayerNorm', 'options', o, 'table', true) or {}
   if type(shape) == 'number' then shape = { shape } end
   if #shape == 0 then core.argerror('LayerNorm: normalized_shape is empty') end
-  for i = 1, #shape do want('LayerNorm', ('normalized_shape[%d]'):format(i), shape[i], 'positive') end
+  core.want_items('LayerNorm', 'normalized_shape', shape, 'positive')
   self.nshape, self.eps = shape, o.eps or 1e-5
   if o.affine ~= false then
     self:param('weight', T.ones(shape))

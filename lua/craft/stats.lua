@@ -13,13 +13,7 @@ local ffi, C, want, argerror = core.ffi, core.C, core.want, core.argerror
 local S = {}
 
 -- x must be a list of numbers (each entry checked: a string would fail deep in the arithmetic)
-local function nums(fname, what, x)
-  want(fname, what, x, 'table')
-  for i = 1, #x do
-    if type(x[i]) ~= 'number' then argerror(('%s: %s[%d] must be a number, got %s'):format(fname, what, i, core.describe(x[i]))) end
-  end
-  return x
-end
+local function nums(fname, what, x) return core.want_items(fname, what, x, 'number') end
 
 ---------------------------------------------------------------- moments
 function S.sum(x)
