@@ -150,7 +150,7 @@ int craft_cl_op_group_norm(const craft_tensor *x, int groups, const craft_tensor
     int64_t N = x->shape[0], C = x->shape[1];
     CRAFT_TRY(check_affine(op, "weight", w, 1, &C, x));
     CRAFT_TRY(check_affine(op, "bias", b, 1, &C, x));
-    int64_t G = groups, S = craft_size_prod(x, 2, x->ndim);
+    int64_t G = groups, S = craft_numel_of(x->ndim - 2, x->shape + 2);
     int64_t ia[NI_COUNT] = {0}, st_shape[2] = {N, G};
     ia[NI_LN] = 0; ia[NI_ROWS] = craft_mul_sat(N, G); ia[NI_M] = craft_mul_sat(C / G, S); ia[NI_G] = G; ia[NI_CG] = C / G; ia[NI_S] = S;
     ia[NI_N] = N; ia[NI_C] = C;

@@ -30,12 +30,12 @@ int craft_check_f32(const char *op, const char *arg, const craft_tensor *t);
 craft_tensor *craft_new_tensor(int ndim, const int64_t *shape, int dtype, int device);
 /* Contiguous float32 version of t: a new reference to t itself when it already is one. */
 int craft_contig_f32(const craft_tensor *t, craft_tensor **out);
+/* The product of ndim sizes: 0 when any of them is 0, INT64_MAX when it overflows. Ops that
+ * split a tensor into [outer, n, inner] or [rows, rowlen] use it (or craft_mul_sat) for those
+ * counts: an empty tensor may have other sizes whose product is past int64 (each size is at
+ * most 2^46), so the plain product is undefined there; the saturated one fails any allocation
+ * it sizes. */
 int64_t craft_numel_of(int ndim, const int64_t *shape);
-/* The product of sizes [from, to) of t, as ops split a tensor into [outer, n, inner] or
- * [rows, rowlen]: 0 when any of them is 0, INT64_MAX when it overflows. An empty tensor may
- * have other sizes whose product is past int64 (each size is at most 2^46), so the plain
- * product is undefined there; the saturated one fails any allocation it sizes. */
-int64_t craft_size_prod(const craft_tensor *t, int from, int to);
 /* A shape seen as [outer, n, inner] around dim d (all 1 for 0 dims), saturating as above. */
 void craft_split_at(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *n, int64_t *inner);
 static inline int64_t craft_mul_sat(int64_t a, int64_t b) {

@@ -238,7 +238,7 @@ int craft_cross_entropy_check(const craft_tensor *logits, const craft_tensor *ta
     *cdim = cd;
     *N = cd == 1 ? logits->shape[0] : 1;
     *C = logits->shape[cd];
-    *inner = cd == 1 ? craft_size_prod(logits, 2, logits->ndim) : 1;
+    *inner = cd == 1 ? craft_numel_of(logits->ndim - 2, logits->shape + 2) : 1;
     return CRAFT_OK;
 }
 

@@ -140,7 +140,7 @@ static int finish(const char *op, const craft_tensor *x, const craft_tensor *w, 
 static int group_norm_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *x = n->saved[0], *w = n->saved[1], *g;
     const float *xp = fdata(x), *wp = fdata(w), *mp = fdata(n->saved[2]), *rp = fdata(n->saved[3]);
-    int64_t G = n->iarg[0], N = x->shape[0], C = x->shape[1], S = craft_size_prod(x, 2, x->ndim), Cg = C / G;
+    int64_t G = n->iarg[0], N = x->shape[0], C = x->shape[1], S = craft_numel_of(x->ndim - 2, x->shape + 2), Cg = C / G;
     double M = (double)craft_mul_sat(Cg, S);
     int need_x = CRAFT_NEEDS_GRAD(n, 0), need_w = CRAFT_NEEDS_GRAD(n, 1), need_b = CRAFT_NEEDS_GRAD(n, 2);
     CRAFT_TRY(craft_contig_f32(gout[0], &g));
@@ -203,7 +203,7 @@ int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, c
     int64_t N = x->shape[0], C = x->shape[1];
     CRAFT_TRY(check_affine(op, "weight", w, 1, &C, x));
     CRAFT_TRY(check_affine(op, "bias", b, 1, &C, x));
-    int64_t G = groups, Cg = C / G, S = craft_size_prod(x, 2, x->ndim);
+    int64_t G = groups, Cg = C / G, S = craft_numel_of(x->ndim - 2, x->shape + 2);
     int64_t M = craft_mul_sat(Cg, S), st_shape[2] = {N, G};
     craft_tensor *xc, *wc, *bc, *y = NULL, *mean = NULL, *rstd = NULL;
     CRAFT_TRY(contig3(x, w, b, &xc, &wc, &bc));

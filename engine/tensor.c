@@ -38,18 +38,12 @@ int64_t craft_numel_of(int ndim, const int64_t *shape) {
     return n;
 }
 
-int64_t craft_size_prod(const craft_tensor *t, int from, int to) {
-    int64_t n = 1;
-    for (int i = from; i < to; i++) n = craft_mul_sat(n, t->shape[i]);
-    return n;
-}
-
 void craft_split_at(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *n, int64_t *inner) {
     *outer = 1; *n = 1; *inner = 1;
     if (ndim == 0) return;
-    for (int i = 0; i < d; i++) *outer = craft_mul_sat(*outer, shape[i]);
+    *outer = craft_numel_of(d, shape);
     *n = shape[d];
-    for (int i = d + 1; i < ndim; i++) *inner = craft_mul_sat(*inner, shape[i]);
+    *inner = craft_numel_of(ndim - d - 1, shape + d + 1);
 }
 
 static int check_shape(const char *op, int ndim, const int64_t *shape, int dtype) {

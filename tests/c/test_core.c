@@ -246,7 +246,6 @@ static void test_empty_huge_sizes(void) {
         craft_split_at(3, orders[o], 1, &outer, &n, &inner);
         CHECK(o == 0 ? outer == 0 && n == big && inner == big : o == 1 ? outer == big && n == 0 && inner == big
                                                             : outer == big && n == big && inner == 0);
-        CHECK(craft_size_prod(t, 0, 3) == 0);
         if (o == 0) {   /* a slice far into it: a saturated offset, still a usable empty view */
             craft_tensor *sl = NULL, *c = NULL;
             CHECK_OK(craft_slice(t, 1, big - 1, big, 1, &sl));
