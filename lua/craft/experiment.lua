@@ -301,6 +301,20 @@ function M.run(cfg)
       cfg.downstream.encoder, cfg.data.train.images:size(1), real.downstream.balanced_accuracy)
   end
 
+  -- the images on disk (craft.samples) and what a reader of them needs (run.json)
+  local sw = require('craft.samples').writer(cfg.out .. '/samples')
+  sw:add { method = 'Real', key = 'real', images = cfg.data.test.images, labels = cfg.data.test.labels:flat(),
+    classes = cfg.classes }
+  local run_methods = {}
+  for i, spec in ipairs(cfg.methods) do
+    run_methods[i] = { name = spec.name, key = spec.key or (spec.kind .. '_' .. i), kind = spec.kind }
+  end
+  require('craft.io').write_json(cfg.out .. '/run.json', { name = cfg.name, title = cfg.title or cfg.name,
+    classes = cfg.classes, methods = run_methods,
+    knowledge = { prompts = cfg.knowledge.prompts, checklists = cfg.knowledge.checklists,
+      descriptions = cfg.knowledge.descriptions },
+    study = cfg.study })
+
   local results, by_name = {}, {}
   for i, spec in ipairs(cfg.methods) do
     local m = merge(spec, { key = spec.key or (spec.kind .. '_' .. i) })
@@ -322,6 +336,8 @@ function M.run(cfg)
     for si, seed in ipairs(cfg.generate.seeds) do
       local x, y = generate(pipe, prompt_fn, cfg, seed)
       gens[si] = { images = x, labels = y }
+      sw:add { method = m.name, key = m.key, train_seed = cfg.seed, gen_seed = seed, images = x, labels = y,
+        classes = cfg.classes }
     end
     say('%s: generated %d images; evaluating', m.name, #cfg.classes * cfg.generate.per_class * #cfg.generate.seeds)
     local ev = evaluate(cfg, cas, ood, gens)
@@ -335,6 +351,7 @@ function M.run(cfg)
     collectgarbage()
   end
 
+  sw:close()
   local text = print_table(cfg, results, real)
   local report = require 'craft.report'
   local summary = report.write(cfg.out .. '/report', merge(cfg.report, {

@@ -260,4 +260,67 @@ function M.write_json(path, v)
   check(C.craft_json_write_file(path, text, #text), 2)
 end
 
+---------------------------------------------------------------- images and CSV files
+-- png_bytes(img) -> the PNG encoding of one image [C, H, W] in [0, 1] (values clamped), through
+-- the engine's writer and a temporary file.
+function M.png_bytes(img)
+  want('io.png_bytes', 'image', img, 'tensor')
+  local path = os.tmpname()
+  local ok, err = pcall(M.write_png, path, img)
+  if not ok then os.remove(path); error(err, 0) end
+  local f = assert(io.open(path, 'rb'))
+  local bytes = f:read('*a')
+  f:close()
+  os.remove(path)
+  return bytes
+end
+
+-- write_png(path, img): one image [C, H, W] in [0, 1] (values clamped) as an 8-bit PNG.
+function M.write_png(path, img)
+  want('io.write_png', 'path', path, 'string')
+  want('io.write_png', 'image', img, 'tensor')
+  if img:dim() ~= 3 then core.argerror(('io.write_png: the image must be [C, H, W], got %s'):format(core.describe(img))) end
+  local x = img:detach():float():contiguous()
+  local c, h, w = x:size(1), x:size(2), x:size(3)
+  local buf = ffi.new('uint8_t[?]', c * h * w)
+  check(C.craft_f32_chw_to_u8_hwc(ffi.cast('float*', x:data_ptr()), c, h, w, 0, 1, buf), 2)
+  check(C.craft_image_write_png(path, h, w, c, buf), 2)
+end
+
+-- write_csv(path, rows): rows is a list of lists of cells (the first row is the header); cells
+-- are written with tostring, quoted where needed.
+function M.write_csv(path, rows)
+  want('io.write_csv', 'path', path, 'string')
+  want('io.write_csv', 'rows', rows, 'table')
+  local wp = ffi.new('craft_csv_writer*[1]')
+  check(C.craft_csv_writer_open(path, wp), 2)
+  local w = wp[0]
+  for _, row in ipairs(rows) do
+    local cells = ffi.new('const char*[?]', #row)
+    local keep = {}
+    for i, v in ipairs(row) do keep[i] = tostring(v); cells[i - 1] = keep[i] end
+    local rc = C.craft_csv_writer_row(w, #row, cells)
+    if rc ~= 0 then C.craft_csv_writer_close(w); check(rc, 2) end
+  end
+  check(C.craft_csv_writer_close(w), 2)
+end
+
+-- read_csv(path) -> header (list of names), rows (list of {name = string cell}), each row also
+-- carrying _line (the 1-based line it starts on, for error messages).
+function M.read_csv(path)
+  want('io.read_csv', 'path', path, 'string')
+  local cp = ffi.new('craft_csv*[1]')
+  check(C.craft_csv_read_file(path, 1, cp), 2)
+  local csv = ffi.gc(cp[0], C.craft_csv_free)
+  local header, rows = {}, {}
+  local ncols = C.craft_csv_cols(csv)
+  for k = 0, ncols - 1 do header[k + 1] = ffi.string(C.craft_csv_header(csv, k)) end
+  for r = 0, C.craft_csv_rows(csv) - 1 do
+    local row = { _line = C.craft_csv_row_line(csv, r) }
+    for k = 0, ncols - 1 do row[header[k + 1]] = ffi.string(C.craft_csv_cell(csv, r, k)) end
+    rows[#rows + 1] = row
+  end
+  return header, rows
+end
+
 return M

@@ -24,7 +24,7 @@
 local core = require 'craft.core'
 local argerror = require('craft.core').argerror
 local stats = require 'craft.stats'
-local ffi, C, check = core.ffi, core.C, core.check
+
 local bit = require 'bit'
 
 local M = {}
@@ -64,36 +64,10 @@ end
 local function pct(v) return (v == nil or v ~= v) and '–' or ('%.1f%%'):format(100 * v) end
 local function ci(lo, hi, f) if lo == nil then return '' end; return ('[%s, %s]'):format(f(lo), f(hi)) end
 
--- PNG bytes of one image [C, H, W] in [0, 1], through the engine's PNG writer and a temp file.
-function M.png_bytes(img)
-  require('craft.core').want('report.png_bytes', 'image', img, 'tensor')
-  if img:dim() ~= 3 then argerror(('report.png_bytes: the image must be [C, H, W], got %s'):format(require('craft.core').describe(img))) end
-  local x = img:detach():float():contiguous()
-  local c, h, w = x:size(1), x:size(2), x:size(3)
-  local buf = ffi.new('uint8_t[?]', c * h * w)
-  check(C.craft_f32_chw_to_u8_hwc(ffi.cast('float*', x:data_ptr()), c, h, w, 0, 1, buf), 2)
-  local path = os.tmpname()
-  check(C.craft_image_write_png(path, h, w, c, buf), 2)
-  local f = assert(io.open(path, 'rb'))
-  local bytes = f:read('*a')
-  f:close()
-  os.remove(path)
-  return bytes
-end
+-- PNG bytes of one image [C, H, W] in [0, 1] (craft.io.png_bytes; kept here for callers)
+M.png_bytes = function(img) return require('craft.io').png_bytes(img) end
 
-local function write_csv(path, rows)
-  local wp = ffi.new('craft_csv_writer*[1]')
-  check(C.craft_csv_writer_open(path, wp), 3)
-  local w = wp[0]
-  for _, row in ipairs(rows) do
-    local cells = ffi.new('const char*[?]', #row)
-    local keep = {}
-    for i, v in ipairs(row) do keep[i] = tostring(v); cells[i - 1] = keep[i] end
-    local rc = C.craft_csv_writer_row(w, #row, cells)
-    if rc ~= 0 then C.craft_csv_writer_close(w); check(rc, 3) end
-  end
-  check(C.craft_csv_writer_close(w), 3)
-end
+local function write_csv(path, rows) return require('craft.io').write_csv(path, rows) end
 
 ---------------------------------------------------------------- statistics per method
 local function below_flags(cas, labels, thr)
