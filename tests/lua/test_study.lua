@@ -428,6 +428,69 @@ function T.score_with_bad_files(t)
   os.execute("rm -rf '" .. d .. "'")
 end
 
+-- Damaged ratings files and keys: every one gives a line (or one error for a key), never a Lua
+-- error from inside the library.
+function T.damaged_files_never_crash(t)
+  local d = tmpdir()
+  synthetic_run(d .. '/run')
+  make.packet { run = d .. '/run', out = d .. '/p', per_class = 2, real = 1, seed = 'fuzz' }
+  local ratings = require 'craft.study.ratings'
+  local key = ratings.read_key(d .. '/p/key.json')
+  local good = io_.encode_json(simulate(io_.read_json(d .. '/p/key.json'), 'Dr F', prefer { 'real', 'craft_3', 'dpo_2', 'base_1' }))
+  local g = hash.rng('mutations')
+  local path = d .. '/m.json'
+  local lines, used, crashes = 0, 0, {}
+  local swaps = { { '"ms": ', '"ms": -' }, { '"ranking": [', '"ranking": [1, ' }, { '"ticks": {', '"ticks": [' },
+    { '"flags": [', '"flags": {"a": ' }, { '"trials": [', '"trials": {"x": 1, "y": ' }, { '"rater": "Dr F"', '"rater": 7' },
+    { '"shown": [', '"shown": ["zz", ' }, { '"trial": "T0', '"trial": "X0' }, { '"version": 1', '"version": "1"' } }
+  for i = 1, 300 do
+    local text = good
+    if i <= #swaps then
+      text = text:gsub(swaps[i][1]:gsub('%p', '%%%0'), (swaps[i][2]:gsub('%%', '%%%%')), 1)
+    else
+      for _ = 1, 1 + g:u32() % 4 do
+        local at = g:u32() % #text + 1
+        local op = g:u32() % 3
+        local ch = string.char(32 + g:u32() % 95)
+        if op == 0 then text = text:sub(1, at - 1) .. ch .. text:sub(at + 1)
+        elseif op == 1 then text = text:sub(1, at - 1) .. text:sub(at + 1)
+        else text = text:sub(1, at) .. ch .. text:sub(at + 1) end
+      end
+    end
+    write(path, text)
+    local ok, r = pcall(ratings.load, key, { path })
+    if not ok then crashes[#crashes + 1] = tostring(r)
+    else
+      if r.files[1].status == 'used' then used = used + 1 end
+      lines = lines + #r.problems
+    end
+  end
+  t.eq(#crashes, 0, 'no crash: ' .. tostring(crashes[1]))
+  t.ok(lines >= 300 - used, 'a line for every file left out')
+  t.ok(used < 60, 'a mutated file is rarely still valid (' .. used .. ' of 300)')
+  -- keys
+  local ktext = read(d .. '/p/key.json')
+  local kcrash, kfail = {}, 0
+  local kswaps = { { '"images": [', '"images": 5, "x": [' }, { '"class_index": 0', '"class_index": 9' },
+    { '"method_key": "', '"method_key": 1, "y": "' }, { '"classes": [', '"classes": 3, "z": [' }, { '"id": "T01"', '"id": "T02"' } }
+  for i = 1, 120 do
+    local text = ktext
+    if i <= #kswaps then text = text:gsub(kswaps[i][1]:gsub('%p', '%%%0'), kswaps[i][2], 1)
+    else
+      local at = g:u32() % #text + 1
+      text = text:sub(1, at - 1) .. string.char(32 + g:u32() % 95) .. text:sub(at + 1)
+    end
+    write(path, text)
+    local ok, err = pcall(ratings.read_key, path)
+    if not ok then
+      if tostring(err):find('^study score: ' .. path:gsub('%p', '%%%0')) then kfail = kfail + 1 else kcrash[#kcrash + 1] = tostring(err) end
+    end
+  end
+  t.eq(#kcrash, 0, 'no crash on a damaged key: ' .. tostring(kcrash[1]))
+  t.ok(kfail >= #kswaps, 'damaged keys are refused')
+  os.execute("rm -rf '" .. d .. "'")
+end
+
 function T.report_links_the_study(t)
   local d = tmpdir()
   local report = require 'craft.report'

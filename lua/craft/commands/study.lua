@@ -75,10 +75,13 @@ local function scan_cmd(args)
   local o, pos = parse(args, 2, {}, {})
   if not o then return 0 end
   if #pos ~= 1 then error(USAGE, 0) end
-  local io_ = require 'craft.io'
-  local key = io_.read_json(pos[1] .. '/key.json')
-  local run = io_.read_json(key.run.dir .. '/run.json')
-  local rows = require('craft.samples').read(key.run.dir .. '/samples')
+  local key = require('craft.study.ratings').read_key(pos[1] .. '/key.json', 'craft study scan')
+  local bare = require('craft.study.ratings').bare
+  local ok, run = pcall(require('craft.io').read_json, key.run.dir .. '/run.json')
+  if not ok then error('craft study scan: the key\'s run: ' .. bare(run), 0) end
+  local rows
+  ok, rows = pcall(require('craft.samples').read, key.run.dir .. '/samples')
+  if not ok then error('craft study scan: the key\'s run: ' .. bare(rows), 0) end
   local f = io.open(pos[1] .. '/study.html', 'rb')
   if not f then error('craft study scan: no ' .. pos[1] .. '/study.html', 0) end
   local html = f:read('*a')

@@ -108,9 +108,13 @@ function M.packet(o)
   local f = io.open(run_path)
   if not f then fail(('study make: %s not found (is %s a run directory?)'):format(run_path, o.run)) end
   f:close()
-  local run = io_.read_json(run_path)
+  local bare = require('craft.study.ratings').bare
+  local ok, run = pcall(io_.read_json, run_path)
+  if not ok then fail('study make: ' .. bare(run)) end
   check_run(run, o.run)
-  local rows = samples.read(o.run .. '/samples')
+  local rows
+  ok, rows = pcall(samples.read, o.run .. '/samples')
+  if not ok then fail('study make: ' .. bare(rows)) end
   local kf = io.open(o.out .. '/key.json')
   if kf then kf:close() end
   if kf and not o.force then
@@ -168,7 +172,8 @@ function M.packet(o)
   pending = hash.shuffle(pending, g('trials'))
   local packet_id = hash.token(g('packet'), 12)
   local tokens, used = g('tokens'), {}
-  local first = png.read(pending[1].images[1].row.path)
+  local ok1, first = pcall(png.read, pending[1].images[1].row.path)
+  if not ok1 then fail('study make: ' .. first) end
   local channels = 1
   for _, tr in ipairs(pending) do
     for _, im in ipairs(tr.images) do

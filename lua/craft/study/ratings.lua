@@ -14,13 +14,60 @@ local M = {}
 
 local function fail(msg) error(msg, 0) end
 
-function M.read_key(path)
+-- a library error's message without its "file.lua:123: " position (the position is ours, not
+-- the user's: these messages are about their files)
+function M.bare(msg) return (tostring(msg):gsub('^[^\n]-%.lua:%d+: ', '')) end
+
+local function is_list_of(v, kind)
+  if type(v) ~= 'table' then return false end
+  local n = 0
+  for _ in pairs(v) do n = n + 1 end
+  if n ~= #v then return false end
+  for _, x in ipairs(v) do if type(x) ~= kind then return false end end
+  return true
+end
+
+-- check_key(key) -> nil, or what in the key's structure is not as `study make` writes it
+function M.check_key(key)
+  if not is_list_of(key.classes, 'string') or #key.classes == 0 then return 'classes is not a list of names' end
+  if not is_list_of(key.conditions, 'table') or #key.conditions == 0 then return 'conditions is not a list' end
+  for i, c in ipairs(key.conditions) do
+    if type(c.key) ~= 'string' or type(c.name) ~= 'string' then return ('conditions[%d] needs a key and a name'):format(i) end
+  end
+  if not is_list_of(key.checklists or {}, 'table') then return 'checklists is not a list of lists' end
+  for _, items in ipairs(key.checklists or {}) do
+    if not is_list_of(items, 'string') then return 'checklists is not a list of lists of texts' end
+  end
+  if not is_list_of(key.trials, 'table') or #key.trials == 0 then return 'trials is not a list' end
+  if type(key.trials_checksum) ~= 'string' then return 'no trials_checksum' end
+  local seen = {}
+  for i, t in ipairs(key.trials) do
+    if type(t.id) ~= 'string' or seen[t.id] then return ('trials[%d] has no id of its own'):format(i) end
+    seen[t.id] = true
+    if type(t.class_index) ~= 'number' or t.class_index % 1 ~= 0 or t.class_index < 0 or t.class_index >= #key.classes then
+      return ('trials[%d].class_index is not a class'):format(i)
+    end
+    if not is_list_of(t.images, 'table') or #t.images < 2 then return ('trials[%d].images is not a list'):format(i) end
+    for k, im in ipairs(t.images) do
+      if type(im.id) ~= 'string' or seen[im.id] or type(im.method_key) ~= 'string' then
+        return ('trials[%d].images[%d] needs an id of its own and a method_key'):format(i, k)
+      end
+      seen[im.id] = true
+    end
+  end
+  return nil
+end
+
+function M.read_key(path, who)
+  who = who or 'study score'
   local ok, key = pcall(io_.read_json, path)
-  if not ok then fail(('study score: %s: not a readable key (%s)'):format(path, tostring(key))) end
+  if not ok then fail(('%s: %s: not a readable key (%s)'):format(who, path, M.bare(key))) end
   if type(key) ~= 'table' or key.format ~= 'craft-study-key' or type(key.trials) ~= 'table' or type(key.packet) ~= 'string'
     or type(key.conditions) ~= 'table' then
-    fail(('study score: %s is not a study key (craft study make writes key.json)'):format(path))
+    fail(('%s: %s is not a study key (craft study make writes key.json)'):format(who, path))
   end
+  local why = M.check_key(key)
+  if why then fail(('%s: %s: %s: the key was edited or damaged'):format(who, path, why)) end
   key.by_trial, key.by_image = {}, {}
   for _, t in ipairs(key.trials) do
     key.by_trial[t.id] = t
@@ -33,18 +80,9 @@ function M.read_key(path)
   local list = {}
   for i, t in ipairs(key.trials) do list[i] = { id = t.id, class_index = t.class_index, images = t.ids } end
   if hash.trials_checksum(key.packet, list) ~= key.trials_checksum then
-    fail(('study score: %s: its trial list does not match its own checksum: the key was edited'):format(path))
+    fail(('%s: %s: its trial list does not match its own checksum: the key was edited'):format(who, path))
   end
   return key
-end
-
-local function is_list_of(v, kind)
-  if type(v) ~= 'table' then return false end
-  local n = 0
-  for _ in pairs(v) do n = n + 1 end
-  if n ~= #v then return false end
-  for _, x in ipairs(v) do if type(x) ~= kind then return false end end
-  return true
 end
 
 local function same_set(a, b)
@@ -74,7 +112,7 @@ local function check(key, r)
     if not is_list_of(t.shown, 'string') or not is_list_of(t.ranking, 'string') or not is_list_of(t.flags or {}, 'string') then
       return where .. ': shown, ranking and flags must be lists of image ids: edited'
     end
-    if type(t.ticks) ~= 'table' or type(t.ms) ~= 'number' or t.ms < 0 or t.ms % 1 ~= 0 then
+    if type(t.ticks) ~= 'table' or type(t.ms) ~= 'number' or t.ms < 0 or t.ms % 1 ~= 0 or t.ms >= 2 ^ 53 then
       return where .. ': ticks or ms malformed: edited'
     end
     for id, items in pairs(t.ticks) do
