@@ -80,6 +80,12 @@ function T.png_is_stored_and_decodes_back(t)
   C.craft_array_free(arr)
   local bad = bytes:sub(1, 40) .. 'X' .. bytes:sub(42)
   t.eq(png.chunks(bad), nil, 'a damaged chunk is noticed')
+  for _, s in ipairs { '', 'f', 'fo', 'foo', 'foob', 'fooba', 'foobar', bytes } do
+    t.eq(scan.unbase64(png.base64(s)), s, 'base64 round trip')
+  end
+  t.eq(png.base64('foobar'), 'Zm9vYmFy', 'RFC 4648 test vector')
+  t.eq(png.base64('fooba'), 'Zm9vYmE=', 'RFC 4648 test vector')
+  t.eq(png.base64('foob'), 'Zm9vYg==', 'RFC 4648 test vector')
 end
 
 ---------------------------------------------------------------- statistics
@@ -282,12 +288,11 @@ function T.scan_finds_planted_leaks(t)
   -- an image with a text chunk, and one of another size
   local payload = html:match('data:image/png;base64,([A-Za-z0-9+/=]+)')
   local bytes = scan.unbase64(payload)
-  local report = require 'craft.report'
   local body = bytes:sub(34)   -- after the signature and IHDR
   local text_chunk = '\0\0\0\5tEXtabcde\0\0\0\0'
-  local with_text = report.base64(bytes:sub(1, 33) .. text_chunk .. body)
+  local with_text = png.base64(bytes:sub(1, 33) .. text_chunk .. body)
   t.ok(leaks(swap(html, payload, with_text)):find('image', 1, true), 'a metadata chunk is found')
-  local other = report.base64(png.encode { h = 8, w = 8, c = 3, pixels = ('\1'):rep(192) })
+  local other = png.base64(png.encode { h = 8, w = 8, c = 3, pixels = ('\1'):rep(192) })
   t.ok(leaks(swap(html, payload, other)):find('image', 1, true), 'an image of another size is found')
   os.execute("rm -rf '" .. d .. "'")
 end

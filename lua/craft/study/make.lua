@@ -198,7 +198,7 @@ function M.packet(o)
       repeat tok = hash.token(tokens, 10) until not used[tok]
       used[tok] = true
       local img = png.read(im.row.path, channels)
-      pt.images[#pt.images + 1] = { id = tok, src = 'data:image/png;base64,' .. require('craft.report').base64(png.encode(img)) }
+      pt.images[#pt.images + 1] = { id = tok, src = 'data:image/png;base64,' .. png.base64(png.encode(img)) }
       kt.images[#kt.images + 1] = { id = tok, method = im.method, method_key = im.key, kind = im.kind or io_.null,
         file = im.row.file, train_seed = im.row.train_seed or io_.null, gen_seed = im.row.gen_seed or io_.null }
     end

@@ -8,6 +8,7 @@
 --                                          -- 0 keeps the file's, 1 or 3 converts
 --   local bytes = png.encode(img)          -- the PNG file's bytes
 --   local chunks = png.chunks(bytes)       -- {'IHDR', 'IDAT', 'IEND'} or nil, why
+--   png.base64(bytes)                      -- for the data URI
 local core = require 'craft.core'
 local bit = require 'bit'
 local ffi, C = core.ffi, core.C
@@ -75,6 +76,21 @@ function M.encode(img)
   z[#z + 1] = be32(adler32(raw))
   local ihdr = be32(img.w) .. be32(img.h) .. string.char(8, ct, 0, 0, 0)
   return '\137PNG\r\n\26\n' .. chunk('IHDR', ihdr) .. chunk('IDAT', table.concat(z)) .. chunk('IEND', '')
+end
+
+local B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/'
+-- base64(s): RFC 4648 with '=' padding (for data URIs)
+function M.base64(s)
+  local out, n = {}, #s
+  for i = 1, n, 3 do
+    local a, b, c = s:byte(i, i + 2)
+    local v = a * 65536 + (b or 0) * 256 + (c or 0)
+    local q1, q2 = math.floor(v / 262144), math.floor(v / 4096) % 64
+    local q3, q4 = math.floor(v / 64) % 64, v % 64
+    out[#out + 1] = B64:sub(q1 + 1, q1 + 1) .. B64:sub(q2 + 1, q2 + 1) .. (b and B64:sub(q3 + 1, q3 + 1) or '=')
+      .. (c and B64:sub(q4 + 1, q4 + 1) or '=')
+  end
+  return table.concat(out)
 end
 
 -- chunks(bytes) -> the chunk types in order, or nil and why (a scan for metadata chunks).
