@@ -542,6 +542,9 @@ function M.write(dir, res)
   if g ~= '' then
     html[#html + 1] = '<h2>Best and worst images by CAS</h2><p class="note">Red frame: below the class threshold.</p>' .. g
   end
+  local study = io.open(dir .. '/../study/index.html')   -- craft study score's page (docs/reader_study.md)
+  if study then study:close(); html[#html + 1] = '<p class="note study-link">Blinded reader study: <a href="../study/index.html">results</a></p>' end
+  html[#html + 1] = '<!-- craft:study-link -->'
   html[#html + 1] = '<p class="note">Files: per_image.csv, summary.csv.</p></main></body></html>\n'
   local files = { html = dir .. '/index.html', per_image = dir .. '/per_image.csv', summary = dir .. '/summary.csv' }
   local f = assert(io.open(files.html, 'wb'))
