@@ -431,6 +431,19 @@ function T.nan_reward_stops_and_keeps_the_last_good_checkpoint(t)
   t.ok(craft.C.craft_numeric_guard() == 0, 'the guard is switched back off')
 end
 
+-- log.csv with columns some rows lack (DPO's held-out figures, every eval_every steps): each
+-- missing cell is empty, never a neighbour's value or the header's
+function T.log_csv_keeps_sparse_columns(t)
+  local path = os.tmpname()
+  common.write_csv(path, { { step = 1, loss = 0.5 }, { step = 2, loss = 0.25, heldout_acc = 0.75 }, { step = 3, loss = 0.125 },
+    { loss = 1 } })
+  local f = io.open(path)
+  local text = f:read('*a')
+  f:close()
+  os.remove(path)
+  t.eq(text, 'step,heldout_acc,loss\n1,,0.5\n2,0.75,0.25\n3,,0.125\n,,1\n', 'sparse rows')
+end
+
 -- One thread: these models are tiny, and OpenMP threads on a busy machine cost far more than
 -- they give here (a step takes seconds instead of milliseconds under contention).
 for name, fn in pairs(T) do

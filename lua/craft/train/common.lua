@@ -264,10 +264,12 @@ function M.write_csv(path, rows)
   check(C.craft_csv_writer_open(tmp, wp), 2)
   local w = wp[0]
   local cells = ffi.new('const char*[?]', #cols)
+  local keep
   local function put(values)
-    local keep = {}
-    for i, v in ipairs(values) do
-      if v == false then cells[i - 1] = nil
+    keep = {}   -- the strings `cells` points at, alive until the next row is written
+    for i = 1, #cols do
+      local v = values[i]
+      if v == nil or v == false then cells[i - 1] = nil
       else keep[i] = type(v) == 'number' and ('%.9g'):format(v) or tostring(v); cells[i - 1] = keep[i] end
     end
     local rc = C.craft_csv_writer_row(w, #cols, cells)
@@ -276,7 +278,13 @@ function M.write_csv(path, rows)
   put(cols)
   for _, row in ipairs(rows) do
     local v = {}
-    for i, c in ipairs(cols) do v[i] = row[c] == nil and false or row[c] end
+    -- a missing cell is false (not nil: ipairs would stop there and leave the previous row's
+    -- pointers in `cells`)
+    for i, c in ipairs(cols) do
+      local x = row[c]
+      if x == nil then x = false end
+      v[i] = x
+    end
     put(v)
   end
   check(C.craft_csv_writer_close(w), 2)

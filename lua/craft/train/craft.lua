@@ -39,6 +39,8 @@ M.DEFAULTS = {
                               -- at least 1) on the starting model's own images, so that no dimension owns the
                               -- gradient because its real images happen to agree closely (choice)
   reward_scale_images = 64,   -- images of the starting model that measure those spreads
+  reward_transform = false,   -- 'log': each dimension's term below -1 counts as -1 - log(-term), so the few
+                              -- worst images of a batch do not own its gradient (choice)
   reward_augment = false,     -- {shift = px, noise = sd}: the reward sees each image shifted by up to `shift`
                               -- pixels (replicate padding) with Gaussian noise added, a fresh draw per step, so
                               -- the gradient cannot lean on pixel-exact patterns of the reward models (choice)
@@ -52,8 +54,10 @@ M.DEFAULTS = {
   max_steps = 1000,           -- (choice)
   checkpoint_every = 100,
 }
--- The built-in tiny models (8x8 latents): fewer denoising steps, a smaller adapter, short runs.
-M.PRESETS = { full = {}, tiny = { rank = 4, steps = 10, batch_size = 2, max_steps = 100, checkpoint_every = 25 } }
+-- The built-in tiny models (8x8 latents): fewer denoising steps, a smaller adapter, short runs, and
+-- no recomputation in backward (their activations are small; recomputing costs a third of a step).
+M.PRESETS = { full = {}, tiny = { rank = 4, steps = 10, batch_size = 2, max_steps = 100, checkpoint_every = 25,
+  gradient_checkpointing = false, checkpoint_vae = false } }
 
 -- Class order and prompt lists, checked.
 local function classes_of(r)
@@ -78,7 +82,9 @@ local function reward_of(r)
   end
   local cap = r.reward_cap
   if cap == 'cas' then cap = nil end
-  return function(images, labels) return cas:reward(images, labels, r.reward_weights or nil, cap, r._reward_scales) end, cas
+  return function(images, labels)
+    return cas:reward(images, labels, r.reward_weights or nil, cap, { scales = r._reward_scales, transform = r.reward_transform })
+  end, cas
 end
 
 -- The spread of every reward dimension's z-score on the starting model's images (its adapters at

@@ -55,7 +55,7 @@ M.DEFAULTS = {
   checkpoint_every = 100,
 }
 M.PRESETS = { full = {}, tiny = { lora_rank = 4, steps = 10, batch_size = 2, beta = 1000, lr = 1e-3, max_steps = 100,
-  pairs = 128, eval_every = 25, checkpoint_every = 25 } }
+  pairs = 128, eval_every = 25, checkpoint_every = 25, gradient_checkpointing = false } }
 
 local function per_sample_mse(pred, target) return (pred - target):square():mean({ 2, 3, 4 }) end
 

@@ -28,7 +28,8 @@ M.DEFAULTS = {
   checkpoint_every = 250,
 }
 -- Tiny models: a rank-4 adapter learns at a higher rate in a short run.
-M.PRESETS = { full = {}, tiny = { rank = 4, lr = 1e-3, max_steps = 200, batch_size = 4, checkpoint_every = 50 } }
+M.PRESETS = { full = {}, tiny = { rank = 4, lr = 1e-3, max_steps = 200, batch_size = 4, checkpoint_every = 50,
+  gradient_checkpointing = false } }
 
 -- The prompt of a real image of class `name`: one of the recipe's prompts for it when given (a
 -- run continued from an adapted model keeps that model's prompts), else a template with the
