@@ -297,6 +297,9 @@ function UNet:init(cfg)
   self.config = c
   local ch = c.block_out_channels
   local levels = #ch
+  if type(c.sample_size) == 'table' and #c.sample_size ~= 2 then
+    O.refuse(where, 'sample_size', c.sample_size, 'must be one size or [height, width]')
+  end
   local down_types, up_types = c.down_block_types, c.up_block_types
   if #down_types ~= levels then
     O.refuse(where, 'down_block_types', down_types, ('has %d entries for %d block_out_channels'):format(#down_types, levels))
