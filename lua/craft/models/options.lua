@@ -5,8 +5,9 @@
 -- A model's table maps each key its reference class reads to an entry { kind, default, ... }:
 --   kind      what a valid value looks like (K.posint, K.list(K.string), K.either(...), ...)
 --   default   the reference's default (nil: the reference's None)
---   only      the values craft implements (a list; io.null stands for None); another value
---             is refused with one line naming the key, the value and the file
+--   only      the values craft implements (a list; io.null stands for None; or a function
+--             v -> bool with only_desc); another value is refused with one line naming the
+--             key, the value and the file
 --   inert     a string saying why the key has no effect on what craft computes (any valid
 --             value is accepted)
 --   each      for a list: the entries craft implements (another entry is refused)
@@ -219,7 +220,9 @@ function M.check(cfg, options, where, o)
   for k, e in pairs(options) do
     if out[k] == nil then out[k] = e[2] end
     local v = out[k]
-    if e.only and not member(e.only, v == nil and null or v) then
+    if type(e.only) == 'function' then
+      if not e.only(v) then argerror(('%s: %s = %s is not implemented by craft (implemented: %s)'):format(where, k, show(v), e.only_desc)) end
+    elseif e.only and not member(e.only, v == nil and null or v) then
       argerror(('%s: %s = %s is not implemented by craft (implemented: %s)'):format(where, k, show(v), list_only(e.only)))
     end
     if e.each and is_list(v) then
@@ -240,18 +243,54 @@ function M.refuse(where, key, value, what)
   argerror(('%s: %s = %s %s'):format(where, key, show(value), what))
 end
 
+---------------------------------------------------------------- transformers
+-- The keys every transformers config.json may carry (PretrainedConfig's own, generation
+-- settings of older versions): none changes an encoder's forward pass, except pruned_heads.
+local GENERIC_INERT = { 'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript', 'torch_dtype',
+  'use_bfloat16', 'tf_legacy_loss', 'tie_word_embeddings', 'chunk_size_feed_forward', 'is_encoder_decoder',
+  'is_decoder', 'cross_attention_hidden_size', 'add_cross_attention', 'tie_encoder_decoder', 'max_length',
+  'min_length', 'do_sample', 'early_stopping', 'num_beams', 'num_beam_groups', 'diversity_penalty', 'temperature',
+  'top_k', 'top_p', 'typical_p', 'repetition_penalty', 'length_penalty', 'no_repeat_ngram_size',
+  'encoder_no_repeat_ngram_size', 'bad_words_ids', 'num_return_sequences', 'output_scores', 'return_dict_in_generate',
+  'forced_bos_token_id', 'forced_eos_token_id', 'remove_invalid_values', 'exponential_decay_length_penalty',
+  'suppress_tokens', 'begin_suppress_tokens', 'finetuning_task', 'id2label', 'label2id', 'tokenizer_class', 'prefix',
+  'bos_token_id', 'pad_token_id', 'sep_token_id', 'decoder_start_token_id', 'task_specific_params', 'problem_type',
+  'transformers_version', 'gradient_checkpointing', 'use_cache', 'num_labels', 'initializer_range', 'initializer_factor' }
+M.GENERIC_INERT = GENERIC_INERT
+-- transformers(extra) -> a model's option table: the generic keys, then extra (the model's own)
+function M.transformers(extra)
+  local t = {}
+  for _, k in ipairs(GENERIC_INERT) do
+    t[k] = { K.any, nil, inert = 'transformers bookkeeping, generation or initialisation setting', generic = true }
+  end
+  t.pruned_heads = { K.any, nil, only = function(v) return v == nil or (type(v) == 'table' and next(v) == nil) end,
+    only_desc = 'none ({})' }
+  t.architectures = { K.list(K.string), nil, note = 'chooses the class when no kind is given' }
+  for k, v in pairs(extra) do t[k] = v end
+  return t
+end
+
 ---------------------------------------------------------------- documentation
 -- markdown(name, options) -> a table of the keys: implemented (with their accepted values),
 -- refused values, inert keys. docs/model_options.md is made from these.
 function M.markdown(name, options)
-  local keys = {}
-  for k in pairs(options) do keys[#keys + 1] = k end
+  local keys, generic = {}, 0
+  for k, e in pairs(options) do
+    if e.generic then generic = generic + 1 else keys[#keys + 1] = k end
+  end
   table.sort(keys)
-  local rows = { ('### %s'):format(name), '', '| key | default | craft |', '|---|---|---|' }
+  local rows = { ('### %s'):format(name), '' }
+  if generic > 0 then
+    rows[#rows + 1] = ('Also accepted, with no effect: the %d generic keys of transformers configs (see above).'):format(generic)
+    rows[#rows + 1] = ''
+  end
+  rows[#rows + 1] = '| key | default | craft |'
+  rows[#rows + 1] = '|---|---|---|'
   for _, k in ipairs(keys) do
     local e = options[k]
     local what
     if e.inert then what = 'accepted, no effect: ' .. e.inert
+    elseif type(e.only) == 'function' then what = 'implemented: ' .. e.only_desc .. '; other values refused'
     elseif e.only then what = 'implemented: ' .. list_only(e.only) .. '; other values refused'
     elseif e.each then what = 'implemented: ' .. e[1].desc .. ', each one of ' .. list_only(e.each) .. '; others refused'
     else what = 'implemented: ' .. e[1].desc end
