@@ -329,7 +329,7 @@ function UNet:init(cfg)
   -- the transformer depth of resnet j of a block: one count, or one per resnet
   local function depth(v, j, key, n)
     if type(v) ~= 'table' then return v end
-    if #v < n then O.refuse(where, key, v, ('lists %d transformer depths for a block of %d resnets'):format(#v, n)) end
+    if #v < n then O.refuse(where, key, v, ('lists %d transformer depth(s) for a block of %d resnets'):format(#v, n)) end
     return v[j]
   end
   local groups, eps = c.norm_num_groups, c.norm_eps
@@ -362,7 +362,7 @@ function UNet:init(cfg)
     local cin = i == 1 and ch[1] or ch[i - 1]
     local n = lpb[i]
     local attn = cross_attn(down_types[i], 'DownBlock2D') and function(j)
-      return attn_opts(i, ch[i], depth(tl[i], j, 'transformer_layers_per_block', n))
+      return attn_opts(i, ch[i], depth(tl[i], j, ('transformer_layers_per_block[%d]'):format(i), n))
     end or nil
     downs:append(DownBlock(cin, ch[i], { n = n, attn = attn, downsample = i < levels and c.downsample_padding or nil,
       temb = temb, groups = groups, eps = eps }))
@@ -373,7 +373,7 @@ function UNet:init(cfg)
   if c.mid_block_type ~= null then
     local cross_mid = c.mid_block_type == 'UNetMidBlock2DCrossAttn'
     self:add('mid_block', MidBlock(ch[levels], { attn = cross_mid and attn_opts(levels, ch[levels], depth(tl[levels], 1,
-      'transformer_layers_per_block', 1)) or nil, temb = temb, groups = groups, eps = eps, out_scale = c.mid_block_scale_factor }))
+      ('transformer_layers_per_block[%d]'):format(levels), 1)) or nil, temb = temb, groups = groups, eps = eps, out_scale = c.mid_block_scale_factor }))
   end
 
   local ups = nn.ModuleList()
@@ -385,7 +385,7 @@ function UNet:init(cfg)
     for j = 1, n do sk[j] = table.remove(skip_ch) end
     -- diffusers pairs the up block with the reversed head counts of the down path
     local attn = cross_attn(up_types[i], 'UpBlock2D') and function(j)
-      return attn_opts(li, ch[li], depth(rtl[i], j, 'reverse_transformer_layers_per_block', n))
+      return attn_opts(li, ch[li], depth(rtl[i], j, ('reverse_transformer_layers_per_block[%d]'):format(i), n))
     end or nil
     ups:append(UpBlock(prev, ch[li], { n = n, attn = attn, upsample = i < levels, skip_channels = sk, temb = temb,
       groups = groups, eps = eps }))
