@@ -41,7 +41,8 @@ local function f32(x)
 end
 M.f32 = f32
 
--- betas as diffusers makes them (linspace in float32 there; doubles here: equal to ~1e-7)
+-- betas as diffusers makes them: a float32 tensor (linspace, or scaled_linear's squared
+-- linspace, in float32 there; each value rounded to float32 here, the same to ~1 ulp)
 local function make_betas(c, where)
   local n, b = c.num_train_timesteps, {}
   if c.trained_betas then
@@ -50,18 +51,18 @@ local function make_betas(c, where)
     end
     for i = 1, n do
       if c.trained_betas[i] >= 1 then O.refuse(where, 'trained_betas', c.trained_betas, 'must be below 1') end
-      b[i] = c.trained_betas[i]
+      b[i] = f32(c.trained_betas[i])
     end
     return b
   end
   local function lin(a, z, i) return n == 1 and a or a + (z - a) * i / (n - 1) end
   if c.beta_schedule == 'linear' then
-    for i = 0, n - 1 do b[i + 1] = lin(c.beta_start, c.beta_end, i) end
+    for i = 0, n - 1 do b[i + 1] = f32(lin(c.beta_start, c.beta_end, i)) end
   elseif c.beta_schedule == 'scaled_linear' then
-    for i = 0, n - 1 do b[i + 1] = lin(math.sqrt(c.beta_start), math.sqrt(c.beta_end), i) ^ 2 end
+    for i = 0, n - 1 do b[i + 1] = f32(f32(lin(math.sqrt(c.beta_start), math.sqrt(c.beta_end), i)) ^ 2) end
   else
     local function abar(t) return math.cos((t + 0.008) / 1.008 * math.pi / 2) ^ 2 end
-    for i = 0, n - 1 do b[i + 1] = math.min(1 - abar((i + 1) / n) / abar(i / n), 0.999) end
+    for i = 0, n - 1 do b[i + 1] = f32(math.min(1 - abar((i + 1) / n) / abar(i / n), 0.999)) end
   end
   for i = 1, n do
     if not (b[i] > 0 and b[i] < 1) then
@@ -78,18 +79,24 @@ local function cumprod(betas)
 end
 M.cumprod = cumprod
 
--- Zero terminal SNR (Lin et al. 2023, Algorithm 1): shift and scale sqrt(alpha_bar) so the last is 0.
+-- Zero terminal SNR (Lin et al. 2023, Algorithm 1): shift and scale sqrt(alpha_bar) so the last
+-- is 0. Step by step in float32 as diffusers computes it: near the end the shift cancels, and
+-- the reference's own rounding there moves the last sigmas by ~1e-4.
 local function rescale_zero_snr(betas)
-  local acp = cumprod(betas)
-  local s = {}
-  for i, a in ipairs(acp) do s[i] = math.sqrt(a) end
-  local s0, sT = s[1], s[#s]
-  for i = 1, #s do s[i] = (s[i] - sT) * s0 / (s0 - sT) end
-  local out = {}
-  for i = 1, #s do
-    local ab = s[i] ^ 2
-    out[i] = 1 - (i == 1 and ab or ab / s[i - 1] ^ 2)
+  local s, p = {}, 1
+  for i, beta in ipairs(betas) do
+    p = p * f32(1 - beta)                 -- torch's float32 cumprod accumulates in double
+    s[i] = f32(math.sqrt(f32(p)))
   end
+  local s0, sT = s[1], s[#s]
+  local scale = f32(s0 / f32(s0 - sT))
+  local ab = {}
+  for i = 1, #s do
+    local v = f32(f32(s[i] - sT) * scale)
+    ab[i] = f32(v * v)
+  end
+  local out = {}
+  for i = 1, #ab do out[i] = f32(1 - (i == 1 and ab[1] or f32(ab[i] / ab[i - 1]))) end
   return out
 end
 
@@ -142,9 +149,15 @@ function M.new(cls, cfg, overrides, o)
   local c = O.check(merged, cls.OPTIONS, where, { quiet = o.quiet })
   local betas = make_betas(c, where)
   if c.rescale_betas_zero_snr then betas = rescale_zero_snr(betas) end
-  local self = setmetatable({ config = c, betas = betas, alphas_cumprod = cumprod(betas), init_noise_sigma = 1.0,
+  -- raw: the config as given (another class is made from it, as diffusers' from_config does)
+  local self = setmetatable({ config = c, raw = merged, betas = betas, alphas_cumprod = cumprod(betas), init_noise_sigma = 1.0,
     class_name = cls.class_name, source = where }, cls)
   self.final_alpha_cumprod = c.set_alpha_to_one and 1.0 or self.alphas_cumprod[1]
+  -- diffusers' own float32 alphas_cumprod (its float32 cumprod accumulates in double and rounds
+  -- each entry), which PNDM, Euler and DPM-Solver compute from (see "float32" below)
+  local acp32, p = {}, 1
+  for i, beta in ipairs(betas) do p = p * f32(1 - beta); acp32[i] = f32(p) end
+  self.acp32 = acp32
   self.timesteps = {}
   for i = 1, c.num_train_timesteps do self.timesteps[i] = c.num_train_timesteps - i end
   return self
@@ -238,12 +251,26 @@ function Base:_spaced_timesteps(n, who)
 end
 
 ---------------------------------------------------------------- sigmas (Euler, DPM-Solver)
--- sigma(t) = sqrt((1 - alpha_bar) / alpha_bar) for every training timestep (index t + 1)
-function M.train_sigmas(acp)
+-- float32: PNDM, Euler and DPM-Solver compute their per-step constants the way diffusers does,
+-- in float32 (0-dim float32 tensors, float32 numpy arrays): f32() after each operation. The
+-- results match diffusers to a few float32 ulps; with doubles they differed by up to 4e-4
+-- relative where the sample is large and the step cancels (sigma_max 4096 and more).
+
+-- sigma(t) = sqrt((1 - alpha_bar) / alpha_bar) for every training timestep (index t + 1), from
+-- float32 alphas_cumprod, in float32
+function M.train_sigmas(acp32)
   local s = {}
-  for i, a in ipairs(acp) do s[i] = math.sqrt((1 - a) / a) end
+  for i, a in ipairs(acp32) do s[i] = f32(math.sqrt(f32(f32(1 - a) / a))) end
   return s
 end
+-- numpy's float32 log of each
+function M.log32(list)
+  local r = {}
+  for i, v in ipairs(list) do r[i] = f32(math.log(v)) end
+  return r
+end
+-- sqrt(sigma^2 + 1) in float32
+function M.hyp32(sigma) return f32(math.sqrt(f32(f32(sigma * sigma) + 1))) end
 
 -- numpy.interp(x, 0..#ys-1, ys): linear between integer positions, clamped at the ends
 function M.interp(x, ys)
@@ -265,7 +292,8 @@ function M.karras(sigma_min, sigma_max, n)
 end
 
 -- The (fractional) training timestep of a sigma: linear in log sigma between the two
--- neighbouring training sigmas (diffusers' _sigma_to_t).
+-- neighbouring training sigmas (diffusers' _sigma_to_t; log_sigmas are float32 there, and so
+-- is their difference).
 function M.sigma_to_t(sigma, log_sigmas)
   local ls = math.log(math.max(sigma, 1e-10))
   local n = #log_sigmas
@@ -274,7 +302,7 @@ function M.sigma_to_t(sigma, log_sigmas)
   for i = 1, n do if ls - log_sigmas[i] >= 0 then low = i - 1 end end
   if low > n - 2 then low = n - 2 end
   local lo, hi = log_sigmas[low + 1], log_sigmas[low + 2]
-  local w = (lo - ls) / (lo - hi)
+  local w = (lo - ls) / f32(lo - hi)
   w = math.max(0, math.min(1, w))
   return (1 - w) * low + w * (low + 1)
 end

@@ -42,15 +42,17 @@ function M.DPMSolverMultistep(cfg, overrides, o)
   if c.algorithm_type == 'dpmsolver' and c.final_sigmas_type == 'zero' then
     O.refuse(s.source, 'final_sigmas_type', c.final_sigmas_type, 'does not go with algorithm_type "dpmsolver" (diffusers refuses it too: use "sigma_min")')
   end
-  if c.rescale_betas_zero_snr then s.alphas_cumprod[#s.alphas_cumprod] = 2 ^ -24 end
+  if c.rescale_betas_zero_snr then s.alphas_cumprod[#s.alphas_cumprod], s.acp32[#s.acp32] = 2 ^ -24, 2 ^ -24 end
   local lmc = c.lambda_min_clipped
   s.lambda_min = lmc == '-Infinity' and -math.huge or lmc == 'Infinity' and math.huge or lmc
   return s
 end
+DPM.create = M.DPMSolverMultistep
 
+-- alpha_t, sigma_t of a sigma, in float32 (see scheduler_base: float32)
 local function alpha_sigma(sigma)
-  local a = 1 / math.sqrt(sigma * sigma + 1)
-  return a, sigma * a
+  local a = f32(1 / B.hyp32(sigma))
+  return a, f32(sigma * a)
 end
 
 -- set_timesteps(n) -> n integer timesteps, largest first; sigmas: one per step, then the final one
@@ -58,11 +60,11 @@ function DPM:set_timesteps(n)
   B.check_steps(self, n, 'DPMSolverMultistep')
   local c = self.config
   local T = c.num_train_timesteps
-  local acp = self.alphas_cumprod
+  local acp = self.acp32
   -- timesteps whose lambda = log(alpha / sigma) is below lambda_min_clipped are cut off the top
   local clipped = 0
   for i = T, 1, -1 do
-    local lam = math.log(math.sqrt(acp[i])) - math.log(math.sqrt(1 - acp[i]))
+    local lam = f32(f32(math.log(f32(math.sqrt(acp[i])))) - f32(math.log(f32(math.sqrt(f32(1 - acp[i]))))))
     if lam < self.lambda_min then clipped = clipped + 1 else break end
   end
   local last = T - clipped
@@ -77,8 +79,7 @@ function DPM:set_timesteps(n)
     for _, x in ipairs(B.arange(last, 0, -T / n)) do ts[#ts + 1] = B.round_even(x) - 1 end
   end
   local train = B.train_sigmas(acp)
-  local log_sigmas = {}
-  for i, s in ipairs(train) do log_sigmas[i] = math.log(s) end
+  local log_sigmas = B.log32(train)
   local sig = {}
   if c.use_karras_sigmas then
     sig = B.karras(train[1], train[#train], #ts)
@@ -93,7 +94,7 @@ function DPM:set_timesteps(n)
     for i, t in ipairs(ts) do sig[i] = B.interp(t, train) end
   end
   for i = 1, #sig do sig[i] = f32(sig[i]) end
-  sig[#sig + 1] = c.final_sigmas_type == 'sigma_min' and f32(math.sqrt((1 - acp[1]) / acp[1])) or 0
+  sig[#sig + 1] = c.final_sigmas_type == 'sigma_min' and train[1] or 0
   for _, t in ipairs(ts) do
     if t < 0 or t >= T then
       argerror(('DPMSolverMultistep: %d steps with steps_offset %d give timestep %d, outside 0..%d'):format(n, c.steps_offset, t, T - 1))

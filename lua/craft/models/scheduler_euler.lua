@@ -34,20 +34,23 @@ Ancestral.OPTIONS = B.common({ timestep_spacing = 'linspace', prediction_types =
 -- The training sigmas: with rescale_betas_zero_snr the last alpha_bar is 2^-24 instead of 0
 -- (as diffusers: sigma would be infinite).
 local function setup(self)
-  if self.config.rescale_betas_zero_snr then self.alphas_cumprod[#self.alphas_cumprod] = 2 ^ -24 end
-  self.train_sigmas = B.train_sigmas(self.alphas_cumprod)
+  if self.config.rescale_betas_zero_snr then
+    self.alphas_cumprod[#self.alphas_cumprod], self.acp32[#self.acp32] = 2 ^ -24, 2 ^ -24
+  end
+  self.train_sigmas = B.train_sigmas(self.acp32)
   local max = 0
-  for _, s in ipairs(self.train_sigmas) do max = math.max(max, f32(s)) end
+  for _, s in ipairs(self.train_sigmas) do max = math.max(max, s) end
   self:_set_init_sigma(max)
   return self
 end
 function M.Euler(cfg, overrides, o) return setup(B.new(Euler, cfg, overrides, o)) end
 function M.EulerAncestral(cfg, overrides, o) return setup(B.new(Ancestral, cfg, overrides, o)) end
+Euler.create, Ancestral.create = M.Euler, M.EulerAncestral
 
 -- diffusers: sigma_max for the linspace and trailing spacings, sqrt(sigma_max^2 + 1) for leading
 function Euler:_set_init_sigma(max)
   local sp = self.config.timestep_spacing
-  self.init_noise_sigma = (sp == 'linspace' or sp == 'trailing') and max or math.sqrt(max * max + 1)
+  self.init_noise_sigma = (sp == 'linspace' or sp == 'trailing') and max or B.hyp32(max)
 end
 Ancestral._set_init_sigma = Euler._set_init_sigma
 
@@ -86,13 +89,12 @@ function Euler:set_timesteps(n)
   local sig = {}
   if c.interpolation_type == 'linear' then
     for i, t in ipairs(ts) do sig[i] = B.interp(t, train) end
-  else   -- log_linear: n + 1 sigmas evenly spaced in log from the smallest to the largest
-    local l = B.linspace(math.log(train[#train]), math.log(train[1]), n + 1)
-    for i = 1, n + 1 do sig[i] = math.exp(f32(l[i])) end
+  else   -- log_linear: n + 1 sigmas evenly spaced in log from the largest to the smallest
+    local l = B.linspace(f32(math.log(train[#train])), f32(math.log(train[1])), n + 1)
+    for i = 1, n + 1 do sig[i] = f32(math.exp(f32(l[i]))) end
   end
   if c.use_karras_sigmas then
-    local log_sigmas = {}
-    for i, s in ipairs(train) do log_sigmas[i] = math.log(s) end
+    local log_sigmas = B.log32(train)
     sig = B.karras(c.sigma_min or sig[#sig], c.sigma_max or sig[1], n)
     for i = 1, n do ts[i] = f32(B.sigma_to_t(sig[i], log_sigmas)) end
   end
@@ -128,15 +130,16 @@ end
 -- scale_model_input(x, t): x / sqrt(sigma^2 + 1), what the model was trained to see
 function Euler:scale_model_input(x, t)
   local sigma = init_index(self, t, self._name)
-  return x * (1 / math.sqrt(sigma * sigma + 1))
+  return x / B.hyp32(sigma)
 end
 Ancestral.scale_model_input = Euler.scale_model_input
 
+-- the predicted x0, in diffusers' order of float32 operations (see scheduler_base: float32)
 local function x0_of(self, model_output, sample, sigma)
   local pt = self.config.prediction_type
   if pt == 'epsilon' then return sample - model_output * sigma end
   if pt == 'v_prediction' then
-    return model_output * (-sigma / math.sqrt(sigma * sigma + 1)) + sample * (1 / (sigma * sigma + 1))
+    return model_output * f32(-sigma / B.hyp32(sigma)) + sample / f32(f32(sigma * sigma) + 1)
   end
   return model_output
 end
@@ -150,8 +153,8 @@ function Euler:step(model_output, t, sample, o)
   want('Euler.step', 'options', o, 'table', true)
   local sigma = init_index(self, t, 'Euler')
   local x0 = x0_of(self, model_output, sample, sigma)
-  local dt = self.sigmas[self.step_index + 1] - sigma
-  local prev = sample + (sample - x0) * (dt / sigma)
+  local dt = f32(self.sigmas[self.step_index + 1] - sigma)
+  local prev = sample + ((sample - x0) / sigma) * dt
   self.step_index = self.step_index + 1
   return { prev_sample = prev, pred_original_sample = x0 }
 end
@@ -167,9 +170,10 @@ function Ancestral:step(model_output, t, sample, o)
   local sigma = init_index(self, t, 'EulerAncestral')
   local x0 = x0_of(self, model_output, sample, sigma)
   local s_to = self.sigmas[self.step_index + 1]
-  local up = math.sqrt(s_to * s_to * (sigma * sigma - s_to * s_to) / (sigma * sigma))
-  local down = math.sqrt(s_to * s_to - up * up)
-  local prev = sample + (sample - x0) * ((down - sigma) / sigma)
+  local to2, from2 = f32(s_to * s_to), f32(sigma * sigma)
+  local up = f32(math.sqrt(f32(f32(to2 * f32(from2 - to2)) / from2)))
+  local down = f32(math.sqrt(f32(to2 - f32(up * up))))
+  local prev = sample + ((sample - x0) / sigma) * f32(down - sigma)
   prev = prev + B.step_noise(o, sample.shape) * up
   self.step_index = self.step_index + 1
   return { prev_sample = prev, pred_original_sample = x0 }

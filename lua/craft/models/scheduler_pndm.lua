@@ -22,6 +22,7 @@ PNDM.OPTIONS = B.common({ prediction_types = { 'epsilon', 'v_prediction' }, resc
 
 -- PNDM(cfg, overrides, {quiet=})
 function M.PNDM(cfg, overrides, o) return B.new(PNDM, cfg, overrides, o) end
+PNDM.create = M.PNDM
 
 -- set_timesteps(n) -> the timesteps to step through, largest first: with skip_prk_steps n + 1
 -- (PLMS repeats the second one: its first step is a two-evaluation predictor-corrector),

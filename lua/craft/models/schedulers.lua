@@ -40,6 +40,7 @@ DDPM.OPTIONS = B.common({}, {
 -- DDPM(cfg, overrides, {quiet=}): diffusers' DDPMScheduler defaults for absent keys (clip_sample
 -- true, variance_type "fixed_small"). Without set_timesteps, step walks the whole training chain.
 function M.DDPM(cfg, overrides, o) return new(DDPM, cfg, overrides, o) end
+DDPM.create = M.DDPM
 
 -- set_timesteps(n) with the config's timestep_spacing, or set_timesteps{t1, t2, ...}: custom
 -- timesteps, strictly decreasing and below num_train_timesteps (each step then goes to the next
@@ -150,6 +151,7 @@ DDIM.OPTIONS = B.common({}, {
 -- DDIM(cfg, overrides, {quiet=}): diffusers' defaults for absent keys; SD's scheduler_config.json
 -- sets clip_sample false, set_alpha_to_one false, steps_offset 1.
 function M.DDIM(cfg, overrides, o) return new(DDIM, cfg, overrides, o) end
+DDIM.create = M.DDIM
 
 function DDIM:set_timesteps(n) return self:_spaced_timesteps(n, 'DDIM') end
 
@@ -234,11 +236,12 @@ local function is_scheduler(v) return type(v) == 'table' and getmetatable(v) and
 
 -- from_config(cfg, {class=, overrides=, quiet=}) -> a scheduler.
 -- cfg: a config table, a path (a scheduler_config.json or the folder holding it), or a scheduler
--- (then its filled config: diffusers' Class.from_config(scheduler.config)). class: a diffusers
--- class name or a short name (M.NAMES); by default cfg's _class_name (DDIMScheduler when it has
--- none). A class craft does not implement is refused. When class differs from the config's
--- own, the config's keys that class does not have are dropped quietly (as diffusers'
--- from_config does) and its own defaults fill the rest.
+-- (then the config it was made from). class: a diffusers class name or a short name (M.NAMES);
+-- by default cfg's _class_name (DDIMScheduler when it has none). A class craft does not
+-- implement is refused. Another class than the config's own is made as diffusers' 0.27
+-- Class.from_config(pipe.scheduler.config) makes it: from the keys the file gave (also those its
+-- own class ignores, such as SD 1.5's clip_sample; not those _use_default_values lists) that the
+-- new class has; its own defaults for the rest.
 function M.from_config(cfg, o)
   want('schedulers.from_config', 'config', cfg, 'string|table')
   o = want('schedulers.from_config', 'options', o, 'table', true) or {}
@@ -253,32 +256,34 @@ function M.from_config(cfg, o)
   local source_class
   if is_scheduler(cfg) then
     source_class, where = cfg.class_name, cfg.source
-    cfg = cfg.config
+    cfg = cfg.raw
   else
     where = O.where(cfg, where or 'scheduler config')
+    if O.is_list(cfg) then argerror(('%s: a scheduler config must be an object, got %s'):format(where, O.show(cfg))) end
     local cn = cfg._class_name
     if cn ~= nil and type(cn) ~= 'string' then O.refuse(where, '_class_name', cn, 'must be a string') end
     source_class = cn or 'DDIMScheduler'
   end
-  local cls, name_over = M.resolve(o.class or source_class, where)
   if not o.class and not M.CLASSES[source_class] then
     argerror(('%s: _class_name = %s is not implemented by craft (implemented: %s; models.load(dir, {sampler = \'ddim\'}) samples with another)')
       :format(where, O.show(source_class), M.class_list))
   end
+  local cls, name_over = M.resolve(o.class or source_class, where)
   local overrides = {}
   for k, v in pairs(name_over or {}) do overrides[k] = v end
   for k, v in pairs(o.overrides or {}) do overrides[k] = v end
   if cls.class_name == source_class then
-    return new(cls, cfg, overrides, { where = where, quiet = o.quiet })
+    return cls.create(cfg, overrides, { where = where, quiet = o.quiet })
   end
-  -- another class from this config: its betas and common keys, the source's defaults filled in
-  local src = M.CLASSES[source_class]
-  local c = {}
-  if src then for k, e in pairs(src.OPTIONS) do c[k] = e[2] end end
-  for k, v in pairs(cfg) do if v ~= null then c[k] = v end end
+  local defaulted = {}
+  if O.is_list(cfg._use_default_values) then
+    for _, k in ipairs(cfg._use_default_values) do defaulted[k] = true end
+  end
   local kept = {}
-  for k, v in pairs(c) do if cls.OPTIONS[k] then kept[k] = v end end
-  return new(cls, kept, overrides, { where = where .. ' (as ' .. cls.class_name .. ')', quiet = o.quiet })
+  for k, v in pairs(cfg) do
+    if cls.OPTIONS[k] and not defaulted[k] then kept[k] = v end
+  end
+  return cls.create(kept, overrides, { where = where .. ' (as ' .. cls.class_name .. ')', quiet = o.quiet })
 end
 
 return M
