@@ -56,10 +56,16 @@ local function fill(model, dir, what, o, rename)
   local path = M.find_weights(dir, o.variant)
   local sd = io_.load_safetensors(path, { dtype = 'f32' })
   if rename then sd = rename(sd) end
-  local missing = keymap.load(model, sd, { what = what .. ' (' .. path .. ')', quiet = o.quiet })
+  -- missing keys: the error says it all (one line); otherwise keys not loaded get a warning
+  local missing, unexpected = keymap.load(model, sd, { what = what .. ' (' .. path .. ')', quiet = true })
   if #missing > 0 then
-    argerror(('%s: %d model key(s) missing from %s (%s%s)'):format(what, #missing, path,
-      table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or ''))
+    argerror(('%s: %d model key(s) missing from %s (%s%s)%s'):format(what, #missing, path,
+      table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or '',
+      #unexpected > 0 and (', and %d checkpoint key(s) fit nothing: does config.json match the weights?'):format(#unexpected) or ''))
+  end
+  if #unexpected > 0 and not o.quiet then
+    io.stderr:write(('craft: warning: %s (%s): %d checkpoint key(s) not loaded (%s%s)\n'):format(what, path, #unexpected,
+      table.concat(unexpected, ', ', 1, math.min(3, #unexpected)), #unexpected > 3 and ', ...' or ''))
   end
   return model
 end
