@@ -231,7 +231,7 @@ end
 -- Rows idx (1-based Lua list) of a [N, ...] tensor, through the embedding gather.
 function data.take(x, idx)
   want('data.take', 'x', x, 'tensor')
-  want('data.take', 'indices', idx, 'table')
+  core.want_items('data.take', 'indices', idx, 'positive')
   if x:dim() == 0 then argerror('data.take: x must have a first dim to take rows of, got a 0-d tensor') end
   local n = x:size(1)
   local flat = x:reshape(n, -1)

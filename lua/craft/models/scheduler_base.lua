@@ -135,9 +135,9 @@ M.Base = Base
 -- new(cls, cfg, overrides, {where=, quiet=}) -> a scheduler of class cls (cls.OPTIONS, cls._name,
 -- cls.class_name), its config checked and filled, betas and alphas_cumprod made.
 function M.new(cls, cfg, overrides, o)
-  o = o or {}
   want(cls._name, 'config', cfg, 'table', true)
   want(cls._name, 'overrides', overrides, 'table', true)
+  o = want(cls._name, 'options', o, 'table', true) or {}
   local where = o.where or O.where(cfg, cls.class_name .. ' config')
   local merged = cfg or {}
   if overrides and next(overrides) then
