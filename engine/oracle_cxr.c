@@ -77,7 +77,8 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     }
     for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
     *label = 0;
-    if (best[1] < 0) { items[I_NORMAL_HEART] = 1; items[I_CLEAR_LUNGS] = 1; return; }
+    /* no two lung fields: nothing can be measured, and the image is no class at all */
+    if (best[1] < 0) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
     if (comps[best[0]].cx > comps[best[1]].cx) { int t = best[0]; best[0] = best[1]; best[1] = t; }
     double lung_area = 0.0;
     for (int side = 0; side < 2; side++) {
@@ -233,6 +234,13 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     ms[M_HEART_W] = heart / (float)W;
     ms[M_LUNG_AREA] = (float)(lung_area / (double)N);
     ms[M_CONS_CONTRAST] = contrast;
+    /* a thorax or heart whose borders were not found is not a normal heart (ctr would read 0) */
+    if (thorax <= 0.0f || heart <= 0.0f) {
+        ms[M_THORAX_W] = thorax / (float)W;
+        ms[M_HEART_W] = heart / (float)W;
+        *label = CRAFT_ORACLE_UNDETERMINED;
+        return;
+    }
     items[I_NORMAL_HEART] = ctr <= 0.5f;
     items[I_CLEAR_LUNGS] = !consolidation;
     items[I_CTR] = ctr > 0.5f;

@@ -127,7 +127,9 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
         if (dx * dx + dy * dy > 0.09f * W * W || comps[c].area < 4) continue;
         if (best < 0 || comps[c].area > comps[best].area) best = c;
     }
-    if (best < 0) { items[I_SYM] = items[I_REG] = items[I_FEWCOL] = 1; return; }
+    /* no lesion near the centre, or a "lesion" that is the whole frame (no skin around it):
+     * neither a nevus nor a melanoma can be read off the image */
+    if (best < 0 || comps[best].area > 0.7 * (double)N) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
     for (size_t k = 0; k < N; k++) mask[k] = lab[k] == best + 1;
     ph_fill_holes(mask, W, W, sc);
     /* soft mask: a pixel's share of lesion is its colour distance over that of the lesion's rim

@@ -120,7 +120,8 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     }
     for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
     *label = 0;
-    if (fa < 0.1 * (double)N) { items[I_HEALTHY_DISC] = items[I_NO_LESIONS] = 1; return; }
+    /* no fundus disc in the image: nothing to grade */
+    if (fa < 0.1 * (double)N) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
     float fcx = (float)(fx / fa), fcy = (float)(fy / fa), fr = (float)sqrt(fa / PH_PI);
 
     /* ---- optic disc ---- */
@@ -148,6 +149,8 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     for (int j = (int)(bj - win); j <= (int)(bj + win); j++)
         for (int i = (int)(bi - win); i <= (int)(bi + win); i++)
             if (i >= 0 && j >= 0 && i < W && j < W && Ds[(size_t)j * W + i] > peak) peak = Ds[(size_t)j * W + i];
+    /* no disc brighter than the fundus around it: nothing to grade */
+    if (peak - bg < 0.05f) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
     float half = 0.5f * (bg + peak);
     double ca = 0, cx = 0, cy = 0;
     for (int j = (int)(bj - win); j <= (int)(bj + win); j++)

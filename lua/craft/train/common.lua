@@ -125,7 +125,8 @@ end
 
 ---------------------------------------------------------------- sampling
 -- sample(pipe, {cond=, uncond=, cfg=7.5, steps=50, noise=, grad_steps=0, kl=false, eta=0, seed=0,
---   checkpoint_vae=true}) -> images [B, 3, H, W] in [0, 1], final latents, {kl = tensor or nil}
+--   checkpoint_vae=true, decode=true}) -> images [B, 3, H, W] in [0, 1] (nil with decode = false),
+--   final latents, {kl = tensor or nil}
 -- DDIM from `noise`. The first steps - K steps run under no_grad and their result is detached:
 -- only the last K steps (and the decode) carry a graph, so the reward's gradient reaches the
 -- LoRA weights through those steps only (DRaFT-K). With kl, each grad-carrying step also adds
@@ -164,6 +165,7 @@ function M.sample(pipe, o)
       x = denoise(i, t, x)
     end
   end
+  if o.decode == false then return nil, x, { kl = kl_sum and kl_sum * (1 / kl_n) or nil } end
   local sf = pipe.vae.scaling_factor
   local function decode(z) return (pipe.vae:decode(z * (1 / sf)) * 0.5 + 0.5):clamp(0, 1) end
   local images

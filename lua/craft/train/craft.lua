@@ -32,7 +32,9 @@ M.DEFAULTS = {
   reward = false,             -- function(images [N,3,H,W] in [0,1], labels i64 [N]) -> tensor [N]
   cas = false,                -- a calibrated craft.cas object: reward = cas:reward(images, labels, reward_weights)
   reward_weights = false,     -- the reward's dimension weights; default: the CAS recipe's reward_weights
-  reward_cap = 'cas',         -- cap on each weighted dimension: 'cas' (the CAS recipe's reward_cap), false, a number or {dim -> number}
+  reward_cap = false,         -- cap on each weighted dimension: false, a number or {dim -> number}, or 'cas' (the CAS recipe's)
+  reward_weight = 1,          -- weight of the reward in the loss; 0 is the control "CRAFT (reward 0)": the same
+                              -- sampling, KL penalty and real-image loss without the reward (nothing decoded)
   log_dims = true,            -- with cas: log the mean z-score of every calibrated dimension per step
   kl_weight = 0,              -- DRaFT+-style penalty on (eps_lora - eps_base)^2 (METHOD: optional)
   real_diffusion_weight = 0,  -- weight of the diffusion loss on real images (METHOD: optional)
@@ -101,7 +103,7 @@ function M.train(pipe, recipe)
   if type(r.prompts) ~= 'table' then argerror('craft: recipe.prompts = {class -> {prompts}} is required') end
   if r.grad_steps < 1 or r.grad_steps > r.steps then argerror(('craft: grad_steps (K) is %d, must be 1 .. steps (%d)'):format(r.grad_steps, r.steps)) end
   local classes = classes_of(r)
-  local reward = reward_of(r)
+  local reward = r.reward_weight ~= 0 and reward_of(r) or nil
   common.freeze(pipe)
   local names, params = common.attach_lora(pipe, r)
   local prev_gc = pipe.unet.gradient_checkpointing
@@ -119,13 +121,16 @@ function M.train(pipe, recipe)
     local noise = craft.randn(common.latent_shape(pipe, B, r), { seed = g.seed() })
     local images, _, info = common.sample(pipe, { cond = encode(prompts), uncond = r.cfg > 1 and encode(negs) or nil,
       cfg = r.cfg, steps = r.steps, noise = noise, grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta,
-      seed = g.seed(), checkpoint_vae = r.checkpoint_vae })
-    local R = reward(images, craft.tensor(ys, { dtype = 'i64' })):mean()
-    local row = { reward = R:item() }
-    local loss = -R
+      seed = g.seed(), checkpoint_vae = r.checkpoint_vae, decode = reward ~= nil })
+    local row, loss = {}, nil
+    if reward then
+      local R = reward(images, craft.tensor(ys, { dtype = 'i64' })):mean()
+      row.reward = R:item()
+      loss = R * -r.reward_weight
+    end
     if info.kl then
       row.kl = info.kl:item()
-      loss = loss + info.kl * r.kl_weight
+      loss = loss and loss + info.kl * r.kl_weight or info.kl * r.kl_weight
     end
     if real then
       local gr = common.rng(r.seed, s, 4)
@@ -138,10 +143,11 @@ function M.train(pipe, recipe)
       end
       local dl = common.diffusion_loss(pipe, x0, encode(rp), gr)
       row.real_diffusion = dl:item()
-      loss = loss + dl * r.real_diffusion_weight
+      loss = loss and loss + dl * r.real_diffusion_weight or dl * r.real_diffusion_weight
       pos.epoch, pos.index = ep, ix
     end
-    if r.cas and r.log_dims and row.reward == row.reward then log_dims(r.cas, images:detach(), ys, row) end
+    if not loss then argerror('craft: reward_weight 0 with no KL penalty and no real-image loss leaves nothing to train') end
+    if reward and r.cas and r.log_dims and row.reward == row.reward then log_dims(r.cas, images:detach(), ys, row) end
     return loss, row
   end
 
