@@ -139,6 +139,14 @@ function M.new(cls, cfg, overrides, o)
   want(cls._name, 'overrides', overrides, 'table', true)
   o = want(cls._name, 'options', o, 'table', true) or {}
   local where = o.where or O.where(cfg, cls.class_name .. ' config')
+  -- another class's config (schedulers.DDPM(ddim_config)): its keys this class has, as
+  -- diffusers' from_config takes them (see schedulers.from_config)
+  if cfg and type(cfg._class_name) == 'string' and cfg._class_name ~= cls.class_name then
+    local defaulted, kept = {}, {}
+    if O.is_list(cfg._use_default_values) then for _, k in ipairs(cfg._use_default_values) do defaulted[k] = true end end
+    for k, v in pairs(cfg) do if cls.OPTIONS[k] and not defaulted[k] then kept[k] = v end end
+    cfg = kept
+  end
   local merged = cfg or {}
   if overrides and next(overrides) then
     merged = {}
