@@ -507,12 +507,14 @@ function CAS:tail(cas, labels)
 end
 
 ---------------------------------------------------------------- reward mode
--- reward(images, labels, weights) -> tensor [N] = sum_d w_d z_d, differentiable in images
--- (every step is a craft op). weights default to the recipe's reward_weights; a dimension
--- missing from `weights` has weight 0. cap (nil: the recipe's reward_cap; false: none) caps
--- each weighted dimension (see reward_cap above).
-function CAS:reward(images, labels, weights, cap)
+-- reward(images, labels, weights, cap, scales) -> tensor [N] = sum_d w_d z_d / scales_d,
+-- differentiable in images (every step is a craft op). weights default to the recipe's
+-- reward_weights; a dimension missing from `weights` has weight 0. cap (nil: the recipe's
+-- reward_cap; false: none) caps each weighted dimension (see reward_cap above); scales (default
+-- none) divides each capped term by a positive number.
+function CAS:reward(images, labels, weights, cap, scales)
   if not self.calib then argerror('cas: call cas:calibrate before reward') end
+  require('craft.core').want('cas.reward', 'scales', scales, 'table', true)
   weights = weights or self.reward_weights
   local ys = label_list(labels)
   local dims = active(self, weights)
@@ -532,6 +534,10 @@ function CAS:reward(images, labels, weights, cap)
     if c == nil then c = self.reward_cap end
     if type(c) == 'table' then c = c[d] end
     if c then term = term:clamp(nil, c * math.abs(weights[d])) end
+    -- scales: each weighted dimension divided by its spread on the generator's own images, so
+    -- that a dimension whose real images agree closely (a tiny standard deviation, huge z) does not
+    -- own the whole gradient
+    if scales and scales[d] then term = term * (1 / scales[d]) end
     R = R and R + term or term
   end
   return R

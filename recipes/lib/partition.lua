@@ -8,7 +8,7 @@
 -- images are taken in a seeded random order (craft.data.permutation(n, seed, 100 + class)).
 -- groups (optional): a group id per image (HAM10000's lesion_id: several photographs of one
 -- lesion); a group's images always land in the same part, and a part takes whole groups until it
--- has at least its share.
+-- has at least its share (so it may hold a few more).
 local craft = require 'craft'
 
 return function(labels, seed, parts, groups)
@@ -39,7 +39,6 @@ return function(labels, seed, parts, groups)
     local got, count = {}, 0
     while st.next <= #st.list and (fill_all or count < n) do
       local u = st.list[st.next]
-      if not fill_all and count + #u.images > n and count > 0 and groups then break end
       for _, i in ipairs(u.images) do got[#got + 1] = i end
       count = count + #u.images
       st.next, st.taken = st.next + 1, st.taken + #u.images

@@ -102,4 +102,41 @@ function T.experiment_refuses_a_judge_that_is_the_reward(t)
   os.execute("rm -rf '" .. cfg.out .. "'")
 end
 
+-- The real sets' parts (recipes/lib/partition.lua): disjoint, the same on every call, per-class
+-- quotas, whole groups (HAM10000's lesions) in one part.
+function T.partition_is_disjoint_deterministic_and_grouped(t)
+  local partition = dofile('recipes/lib/partition.lua')
+  local labels, groups = {}, {}
+  for i = 1, 300 do labels[i] = i % 3 == 0 and 1 or 0; groups[i] = 'g' .. math.floor((i - 1) / 3) * 3 + labels[i] end
+  local parts = { { 'a', per_class = 10 }, { 'b', per_class = 20 }, { 'p1', rest = 2 }, { 'p2', rest = 2 } }
+  local p = partition(labels, 5, parts)
+  local seen, total = {}, 0
+  for name, list in pairs(p) do
+    for _, i in ipairs(list) do
+      t.ok(not seen[i], 'image ' .. i .. ' in one part only (' .. name .. ')')
+      seen[i] = true
+      total = total + 1
+    end
+  end
+  t.eq(total, 300, 'every image in a part')
+  local c = { 0, 0 }
+  for _, i in ipairs(p.a) do c[labels[i] + 1] = c[labels[i] + 1] + 1 end
+  t.eq(c[1], 10); t.eq(c[2], 10)
+  local again = partition(labels, 5, parts)
+  t.eq(table.concat(again.b, ','), table.concat(p.b, ','), 'deterministic')
+  t.ok(table.concat(partition(labels, 6, parts).b, ',') ~= table.concat(p.b, ','), 'another seed, another cut')
+  local g = partition(labels, 5, parts, groups)
+  local where = {}
+  for name, list in pairs(g) do
+    for _, i in ipairs(list) do
+      local k = groups[i]
+      t.ok(where[k] == nil or where[k] == name, 'group ' .. k .. ' in one part')
+      where[k] = name
+    end
+  end
+  local n = 0
+  for _, i in ipairs(g.a) do if labels[i] == 0 then n = n + 1 end end
+  t.ok(n >= 10, 'a grouped part has at least its share')
+end
+
 return T

@@ -201,11 +201,11 @@ local function table_text(cfg, rows, real, notes)
   add(('judges: %s%s; reward: %s (the optimised quantity)'):format(cfg.judge.vision.name or '?',
     cfg.judge.oracle and (' + the ' .. cfg.judge.oracle .. ' oracle') or '',
     table.concat({ cfg.reward.vlm and cfg.reward.vlm.name or nil, cfg.reward.vision and cfg.reward.vision.name or nil }, ' + ')))
-  add(('%-22s %18s %19s %6s %13s %11s %6s | %8s %7s | %5s %5s | %5s %6s %5s'):format('method', 'judge tail [95% CI]',
+  add(('%-28s %18s %19s %6s %13s %11s %6s | %8s %7s | %5s %5s | %5s %6s %5s'):format('method', 'judge tail [95% CI]',
     'oracle ok [95% CI]', 'undet', 'bal.acc(real)', 'memo f/ssim', 'FID_j', 'rew.CAS', 'rew.tail', 'rhoR', 'rhoJ',
     'steps', 'images', 'min'))
   local function line(r)
-    add(('%-22s %6s %11s %6s %12s %6s %6s (%s) %5s/%5s %6.2f | %8.3f %7s | %5s %5s | %5d %6d %5.1f'):format(r.method:sub(1, 22),
+    add(('%-28s %6s %11s %6s %12s %6s %6s (%s) %5s/%5s %6.2f | %8.3f %7s | %5s %5s | %5d %6d %5.1f'):format(r.method:sub(1, 28),
       pct(r.judge_tail), ci(r.judge_tail_lo, r.judge_tail_hi), pct(r.oracle_correct), ci(r.oracle_correct_lo, r.oracle_correct_hi),
       pct(r.oracle_undetermined), f3(r.downstream_bal_acc), f3(r.downstream_bal_acc_real_only), pct(r.memo_feature):gsub(' ', ''),
       pct(r.memo_ssim):gsub(' ', ''), r.fid_judge or 0 / 0, r.reward_cas or 0 / 0, pct(r.reward_tail),
@@ -213,7 +213,7 @@ local function table_text(cfg, rows, real, notes)
       r.judge_oracle_spearman and ('%.2f'):format(r.judge_oracle_spearman) or '--',
       r.train_steps or 0, r.train_images or 0, r.wall_minutes or 0))
   end
-  add(('%-22s %6s %11s %6s %12s %6s %25s | %8s %7s |'):format('real (test split)', pct(real.judge_tail), '',
+  add(('%-28s %6s %11s %6s %12s %6s %25s | %8s %7s |'):format('real (test split)', pct(real.judge_tail), '',
     pct(real.oracle_share), '', '', '', '', pct(real.reward_tail)))
   for _, r in ipairs(rows) do line(r) end
   for _, n in ipairs(notes) do add(n) end

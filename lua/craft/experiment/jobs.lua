@@ -70,6 +70,15 @@ function M.plan(cfg)
     order[#order + 1] = j
   end
   for _, j in ipairs(jobs) do place(j, {}) end
+  -- priority: a job's own cost plus everything waiting on it, so that a job many others depend on
+  -- (TI + LoRA of a seed) starts before costlier jobs that nothing waits for
+  for k = #order, 1, -1 do
+    local j = order[k]
+    j.priority = j.cost
+    for _, o in ipairs(order) do
+      for _, d in ipairs(o.deps) do if d == j.key then j.priority = j.priority + o.priority end end
+    end
+  end
   return order
 end
 
@@ -175,10 +184,10 @@ function M.run(cfg, jobs, exec)
   end
   local n_done, n_running = 0, 0
   while n_done < n_todo do
-    -- start the costliest ready jobs first
+    -- start the ready jobs with the most work behind them first
     local cand = {}
     for _, j in ipairs(jobs) do if ready(j) then cand[#cand + 1] = j end end
-    table.sort(cand, function(a, b) return a.cost > b.cost end)
+    table.sort(cand, function(a, b) if a.priority ~= b.priority then return a.priority > b.priority end return a.key < b.key end)
     for _, j in ipairs(cand) do
       if n_running >= N then break end
       os.execute('mkdir -p ' .. sh_quote(j.dir))

@@ -35,6 +35,13 @@ M.DEFAULTS = {
   reward_cap = false,         -- cap on each weighted dimension: false, a number or {dim -> number}, or 'cas' (the CAS recipe's)
   reward_weight = 1,          -- weight of the reward in the loss; 0 is the control "CRAFT (reward 0)": the same
                               -- sampling, KL penalty and real-image loss without the reward (nothing decoded)
+  reward_scale = false,       -- 'start': divide each CAS dimension of the reward by its spread (IQR / 1.349,
+                              -- at least 1) on the starting model's own images, so that no dimension owns the
+                              -- gradient because its real images happen to agree closely (choice)
+  reward_scale_images = 64,   -- images of the starting model that measure those spreads
+  reward_augment = false,     -- {shift = px, noise = sd}: the reward sees each image shifted by up to `shift`
+                              -- pixels (replicate padding) with Gaussian noise added, a fresh draw per step, so
+                              -- the gradient cannot lean on pixel-exact patterns of the reward models (choice)
   log_dims = true,            -- with cas: log the mean z-score of every calibrated dimension per step
   kl_weight = 0,              -- DRaFT+-style penalty on (eps_lora - eps_base)^2 (METHOD: optional)
   real_diffusion_weight = 0,  -- weight of the diffusion loss on real images (METHOD: optional)
@@ -71,7 +78,55 @@ local function reward_of(r)
   end
   local cap = r.reward_cap
   if cap == 'cas' then cap = nil end
-  return function(images, labels) return cas:reward(images, labels, r.reward_weights or nil, cap) end
+  return function(images, labels) return cas:reward(images, labels, r.reward_weights or nil, cap, r._reward_scales) end, cas
+end
+
+-- The spread of every reward dimension's z-score on the starting model's images (its adapters at
+-- scale 0, so a resumed run measures the same): IQR / 1.349, at least 1.
+local function start_scales(pipe, r, cas, classes, encode, negs, sample_opts)
+  local stats = require 'craft.stats'
+  local g = common.rng(r.seed, 0, 8)
+  local z = {}
+  local n, B = r.reward_scale_images, r.batch_size
+  for s = 1, n, B do
+    local b = math.min(B, n - s + 1)
+    local prompts, ys = M.pick(r, classes, g, b)
+    local noise = craft.randn(common.latent_shape(pipe, b, r), { seed = g.seed() })
+    local nb = {}
+    for i = 1, b do nb[i] = negs[i] end
+    local images = craft.no_grad(common.with_lora_scale, pipe.unet, 0, common.sample, pipe,
+      { cond = encode(prompts), uncond = r.cfg > 1 and encode(nb) or nil, cfg = r.cfg, steps = r.steps, noise = noise, eta = r.eta,
+        seed = g.seed() })
+    local raw = cas:raw(images, ys, cas.calib.dims)
+    for _, d in ipairs(cas.calib.dims) do
+      z[d] = z[d] or {}
+      for i, y in ipairs(ys) do z[d][#z[d] + 1] = (raw[d][i] - cas.calib.mu[d][y + 1]) / cas.calib.sd[d][y + 1] end
+    end
+  end
+  local scales = {}
+  for d, v in pairs(z) do
+    scales[d] = math.max(1, (stats.quantile(v, 0.75) - stats.quantile(v, 0.25)) / 1.349)
+  end
+  return scales
+end
+
+-- shift each image by up to `shift` pixels (replicate padding) and add Gaussian noise: a fresh
+-- draw from the step's generator; differentiable in the images
+local function augment(images, o, g)
+  local n, S = images:size(1), images:size(3)
+  local k = o.shift or 0
+  local x = images
+  if k > 0 then
+    local p = craft.F.pad(images, { k, k, k, k }, 'replicate')
+    local parts = {}
+    for i = 1, n do
+      local dx, dy = g.int(2 * k + 1) - 1, g.int(2 * k + 1) - 1
+      parts[i] = p:narrow(1, i, 1):narrow(3, dy + 1, S):narrow(4, dx + 1, S)
+    end
+    x = craft.F.cat(parts, 1)
+  end
+  if (o.noise or 0) > 0 then x = (x + craft.randn(x.shape, { seed = g.seed() }) * o.noise):clamp(0, 1) end
+  return x
 end
 
 -- Mean z-score of each calibrated CAS dimension over the batch (metric mode: no graph).
@@ -103,7 +158,12 @@ function M.train(pipe, recipe)
   if type(r.prompts) ~= 'table' then argerror('craft: recipe.prompts = {class -> {prompts}} is required') end
   if r.grad_steps < 1 or r.grad_steps > r.steps then argerror(('craft: grad_steps (K) is %d, must be 1 .. steps (%d)'):format(r.grad_steps, r.steps)) end
   local classes = classes_of(r)
-  local reward = r.reward_weight ~= 0 and reward_of(r) or nil
+  local reward, reward_cas
+  if r.reward_weight ~= 0 then reward, reward_cas = reward_of(r) end
+  if r.reward_scale and r.reward_scale ~= 'start' then
+    argerror(('craft: reward_scale is %s (false or \'start\')'):format(tostring(r.reward_scale)))
+  end
+  if r.reward_scale and not (reward_cas and reward_cas.calib) then argerror('craft: reward_scale = \'start\' needs cas = a calibrated craft.cas object') end
   common.freeze(pipe)
   local names, params = common.attach_lora(pipe, r)
   local prev_gc = pipe.unet.gradient_checkpointing
@@ -114,6 +174,14 @@ function M.train(pipe, recipe)
   for i = 1, B do negs[i] = r.negative_prompt end
   local real
   if r.real_diffusion_weight ~= 0 then real = common.real_data(pipe, r.data, r) end
+  if reward and r.reward_scale == 'start' then
+    r._reward_scales = start_scales(pipe, r, reward_cas, classes, encode, negs)
+    if not r.quiet then
+      local parts = {}
+      for _, d in ipairs(reward_cas.calib.dims) do parts[#parts + 1] = ('%s %.3g'):format(d, r._reward_scales[d] or 1) end
+      io.stderr:write('craft: reward scales on the starting model\'s images: ' .. table.concat(parts, ', ') .. '\n')
+    end
+  end
 
   local function step(s, pos)
     local g = common.rng(r.seed, s, 1)
@@ -124,7 +192,8 @@ function M.train(pipe, recipe)
       seed = g.seed(), checkpoint_vae = r.checkpoint_vae, decode = reward ~= nil })
     local row, loss = {}, nil
     if reward then
-      local R = reward(images, craft.tensor(ys, { dtype = 'i64' })):mean()
+      local seen = r.reward_augment and augment(images, r.reward_augment, common.rng(r.seed, s, 9)) or images
+      local R = reward(seen, craft.tensor(ys, { dtype = 'i64' })):mean()
       row.reward = R:item()
       loss = R * -r.reward_weight
     end
