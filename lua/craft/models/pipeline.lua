@@ -76,11 +76,15 @@ function M.write_png(images, pattern)
   return paths
 end
 
+-- what has been said (once per process: a recipe loads the same folder many times)
+local told = {}
+
 -- sampler(o) -> the scheduler generate{...} samples with: o.scheduler (a scheduler object), else
 -- o.sampler (a name: 'ddim', 'ddpm', 'pndm', 'euler', 'euler_a', 'dpm++2m', 'dpm++2m_karras',
 -- or a diffusers class name; made from the folder's scheduler config as diffusers'
 -- Class.from_config(pipe.scheduler.config) does, o.sampler_config overriding keys), else the
--- folder's own. The first use of each says so on stderr, once (not with {quiet = true} at load).
+-- folder's own. The first use of each (per folder) says so on stderr, once per process (not with
+-- {quiet = true} at load).
 function Pipeline:sampler(o)
   local sched, how
   if o.scheduler ~= nil then
@@ -104,10 +108,10 @@ function Pipeline:sampler(o)
     sched, how = self.scheduler, sched_source(self.scheduler)
   end
   local name = sched.class_name or 'a custom scheduler'
-  self._told = self._told or {}
-  if not self._told[name .. how] and not self.quiet then
-    self._told[name .. how] = true
-    io.stderr:write(('craft: note: %s: sampling with %s (%s)\n'):format(self.path or 'pipeline', name, how))
+  local line = ('%s: sampling with %s (%s)'):format(self.path or 'pipeline', name, how)
+  if not told[line] and not self.quiet then
+    told[line] = true
+    io.stderr:write('craft: note: ', line, '\n')
   end
   return sched, name
 end
