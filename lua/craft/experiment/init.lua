@@ -274,7 +274,7 @@ function M.run(cfg)
   local notes = {}
   local base_row
   for _, r in ipairs(rows) do if r.kind == 'base' then base_row = r; break end end
-  for _, r in ipairs(rows) do
+  for k, r in ipairs(rows) do
     if not r.baseline and not r.control and best then
       r.vs = { summary.compare(r, best, bo) }
       for _, c in ipairs(rows) do if c.control then r.vs[#r.vs + 1] = summary.compare(r, c, bo) end end
@@ -286,8 +286,11 @@ function M.run(cfg)
             100 * c.oracle_diff_hi)) or '')
       end
     end
+    -- the alarm is for methods that ascend the reward (a method that never sees it cannot hack it)
+    local m = cfg.methods[k]
+    local ascends = methods.get(m.kind).needs_reward and not (m.recipe and m.recipe.reward_weight == 0)
     local start = (r.from and by_name[r.from]) or (r.kind ~= 'base' and base_row) or nil
-    if start and start ~= r then
+    if ascends and start and start ~= r then
       r.alarm = summary.alarm(r, start, summary.compare(r, start, bo))
       if r.alarm then notes[#notes + 1] = r.method .. ': ' .. r.alarm end
     end

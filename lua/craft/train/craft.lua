@@ -41,9 +41,10 @@ M.DEFAULTS = {
   reward_scale_images = 64,   -- images of the starting model that measure those spreads
   reward_transform = false,   -- 'log': each dimension's term below -1 counts as -1 - log(-term), so the few
                               -- worst images of a batch do not own its gradient (choice)
-  reward_augment = false,     -- {shift = px, noise = sd}: the reward sees each image shifted by up to `shift`
-                              -- pixels (replicate padding) with Gaussian noise added, a fresh draw per step, so
-                              -- the gradient cannot lean on pixel-exact patterns of the reward models (choice)
+  reward_augment = false,     -- {shift = px, noise = sd, blur = sigma}: the reward sees each image shifted by up
+                              -- to `shift` pixels (replicate padding), with Gaussian noise added (a fresh draw per
+                              -- step) and blurred, so the gradient cannot lean on pixel-exact patterns of the
+                              -- reward models (choice)
   log_dims = true,            -- with cas: log the mean z-score of every calibrated dimension per step
   kl_weight = 0,              -- DRaFT+-style penalty on (eps_lora - eps_base)^2 (METHOD: optional)
   real_diffusion_weight = 0,  -- weight of the diffusion loss on real images (METHOD: optional)
@@ -132,6 +133,20 @@ local function augment(images, o, g)
     x = craft.F.cat(parts, 1)
   end
   if (o.noise or 0) > 0 then x = (x + craft.randn(x.shape, { seed = g.seed() }) * o.noise):clamp(0, 1) end
+  if (o.blur or 0) > 0 then
+    -- a Gaussian blur (sigma o.blur pixels, replicate edges): the reward's gradient then reaches
+    -- the image only through its low frequencies, where the findings live (a heart's outline, a
+    -- consolidation), not through pixel-level patterns
+    local r = math.max(1, math.ceil(2 * o.blur))
+    local k, sum = {}, 0
+    for i = -r, r do k[#k + 1] = math.exp(-i * i / (2 * o.blur * o.blur)); sum = sum + k[#k] end
+    for i = 1, #k do k[i] = k[i] / sum end
+    local C = x:size(2)
+    local kh = craft.tensor(k):reshape(1, 1, 1, #k):expand(C, 1, 1, #k):contiguous()
+    local kv = craft.tensor(k):reshape(1, 1, #k, 1):expand(C, 1, #k, 1):contiguous()
+    x = craft.F.conv2d(craft.F.pad(x, { r, r, 0, 0 }, 'replicate'), kh, nil, { groups = C })
+    x = craft.F.conv2d(craft.F.pad(x, { 0, 0, r, r }, 'replicate'), kv, nil, { groups = C })
+  end
   return x
 end
 
