@@ -69,15 +69,15 @@ function M.main(argv)
       i = i + 1
       local n = tonumber(argv[i])
       if not n or n < 1 then error(a .. ' needs a positive number', 0) end
-      require('craft').set_num_threads(n)
+      require('craft.runtime').set_num_threads(n)
     elseif a == '--device' then
       i = i + 1
       if not argv[i] then error('--device needs an argument (cpu, cl:0, ...)', 0) end
       os.setenv = os.setenv
       _G.CRAFT_DEVICE = argv[i]
-    elseif a == '--guard' then require('craft').numeric_guard(true)
+    elseif a == '--guard' then require('craft.runtime').set_numeric_guard(true)
     elseif a == '-v' or a == '--version' then
-      print('craft ' .. require('craft').version .. ' (' .. jit.version .. ')')
+      print('craft ' .. require('craft.runtime').version() .. ' (' .. jit.version .. ')')
       return 0
     elseif a == '-h' or a == '--help' then
       print(USAGE:format((list_commands())))

@@ -87,7 +87,7 @@ end
 -- The device's buffer pool: bytes in use, cached and the peak.
 function M.memory(name)
   local code = M.code(name or M.default())
-  if code == 0 then return require('craft').memory() end
+  if code == 0 then return require('craft.runtime').memory() end
   local s = ffi.new('craft_pool_stats')
   check(C.craft_cl_pool_stats(code, s), 2)
   return { in_use = tonumber(s.in_use), cached = tonumber(s.cached), peak = tonumber(s.peak) }

@@ -6,8 +6,9 @@ local T = require 'craft.tensor'
 local A = require 'craft.autograd'
 local F = require 'craft.functional'
 
+local runtime = require 'craft.runtime'
+
 local craft = {}
-local C, ffi = core.C, core.ffi
 
 craft.Tensor = T.Tensor
 craft.is_tensor = T.is_tensor
@@ -25,21 +26,18 @@ craft.checkpoint = A.checkpoint
 craft.Function = A.Function
 craft.nn = require 'craft.nn'
 craft.optim = require 'craft.optim'
-craft.version = ffi.string(C.craft_version())
-craft.C = C
-craft.ffi = ffi
+craft.version = runtime.version()
+-- the raw binding, for users who call the C library themselves (the library does not)
+craft.C = core.C
+craft.ffi = core.ffi
 
-function craft.num_threads() return C.craft_num_threads() end
-function craft.set_num_threads(n) C.craft_set_num_threads(n) end
+craft.num_threads = runtime.num_threads
+craft.set_num_threads = runtime.set_num_threads
 -- numeric_guard(true): every op checks its outputs and gradients for NaN/Inf and names the op.
-function craft.numeric_guard(on) C.craft_set_numeric_guard(on and 1 or 0) end
+craft.numeric_guard = runtime.set_numeric_guard
 -- memory(): bytes in use, cached, and the peak since the last reset
-function craft.memory(reset_peak)
-  local s = ffi.new('craft_pool_stats')
-  C.craft_pool_get_stats(s)
-  if reset_peak then C.craft_pool_reset_peak() end
-  return { in_use = tonumber(s.in_use), cached = tonumber(s.cached), peak = tonumber(s.peak) }
-end
+craft.memory = runtime.memory
+craft.now = runtime.now
 
 -- Further modules load on first use (craft.data, craft.io, craft.models, craft.phantoms, ...).
 setmetatable(craft, { __index = function(t, k)

@@ -287,22 +287,49 @@ function M.write_png(path, img)
   check(C.craft_image_write_png(path, h, w, c, buf), 2)
 end
 
+-- csv_writer(path) -> w: w:row(cells, n) writes one row of n cells (n defaults to #cells; a nil
+-- or false cell is written empty, every other with tostring), w:close() finishes the file. A
+-- failing row closes the file and raises.
+local Writer = {}
+Writer.__index = Writer
+function M.csv_writer(path)
+  want('io.csv_writer', 'path', path, 'string')
+  local wp = ffi.new('craft_csv_writer*[1]')
+  check(C.craft_csv_writer_open(path, wp), 2)
+  return setmetatable({ w = wp[0] }, Writer)
+end
+function Writer:row(values, n)
+  n = n or #values
+  local cells = ffi.new('const char*[?]', math.max(n, 1))
+  local keep = {}   -- the strings `cells` points at, alive until the row is written
+  for i = 1, n do
+    local v = values[i]
+    if v == nil or v == false then cells[i - 1] = nil
+    else keep[i] = tostring(v); cells[i - 1] = keep[i] end
+  end
+  local rc = C.craft_csv_writer_row(self.w, n, cells)
+  if rc ~= 0 then C.craft_csv_writer_close(self.w); self.w = nil; check(rc, 2) end
+end
+function Writer:close()
+  if self.w then
+    local w = self.w
+    self.w = nil
+    check(C.craft_csv_writer_close(w), 2)
+  end
+end
+
 -- write_csv(path, rows): rows is a list of lists of cells (the first row is the header); cells
 -- are written with tostring, quoted where needed.
 function M.write_csv(path, rows)
   want('io.write_csv', 'path', path, 'string')
   want('io.write_csv', 'rows', rows, 'table')
-  local wp = ffi.new('craft_csv_writer*[1]')
-  check(C.craft_csv_writer_open(path, wp), 2)
-  local w = wp[0]
+  local w = M.csv_writer(path)
   for _, row in ipairs(rows) do
-    local cells = ffi.new('const char*[?]', #row)
-    local keep = {}
-    for i, v in ipairs(row) do keep[i] = tostring(v); cells[i - 1] = keep[i] end
-    local rc = C.craft_csv_writer_row(w, #row, cells)
-    if rc ~= 0 then C.craft_csv_writer_close(w); check(rc, 2) end
+    local cells = {}
+    for i, v in ipairs(row) do cells[i] = tostring(v) end
+    w:row(cells, #row)
   end
-  check(C.craft_csv_writer_close(w), 2)
+  w:close()
 end
 
 -- read_csv(path) -> header (list of names), rows (list of {name = string cell}), each row also

@@ -128,11 +128,7 @@ function P.write_png(path, img)
   want('phantoms.write_png', 'path', path, 'string')
   want('phantoms.write_png', 'image', img, 'tensor')
   if img:dim() ~= 3 then argerror(('phantoms.write_png: the image must be [C, H, W], got %s'):format(core.describe(img))) end
-  local x = img:detach():float():contiguous()
-  local c, h, w = x:size(1), x:size(2), x:size(3)
-  local buf = ffi.new('uint8_t[?]', c * h * w)
-  check(C.craft_f32_chw_to_u8_hwc(ffi.cast('float*', x:data_ptr()), c, h, w, 0, 1, buf), 2)
-  check(C.craft_image_write_png(path, h, w, c, buf), 2)
+  require('craft.io').write_png(path, img)
 end
 
 return P

@@ -3,14 +3,8 @@
 --   local bar = craft.progress(total, 'training')
 --   for i = 1, total do ...; bar:update(i, {loss = l}) end
 --   bar:done()
-local ffi = require 'ffi'
-pcall(ffi.cdef, 'int isatty(int fd);')
-
-local function now()
-  local ok, C = pcall(function() return require('craft.core').C end)
-  if ok and C then return tonumber(C.craft_now()) end
-  return os.clock()
-end
+local runtime = require 'craft.runtime'
+local now = runtime.now
 
 local function clock(s)
   if s ~= s or s == math.huge then return '--:--' end
@@ -28,7 +22,7 @@ local P = {}
 local last_watch = 0
 
 local function new(total, label)
-  local tty = ffi.C.isatty(2) ~= 0
+  local tty = runtime.isatty(2)
   local forced = os.getenv('CRAFT_PROGRESS') == '1'
   return setmetatable({ total = total, label = label or '', t0 = now(), last = -1, tty = tty,
     enabled = tty or forced, last_decile = -1 }, Bar)

@@ -10,7 +10,6 @@ void add_history(const char *line);
 int read_history(const char *filename);
 int write_history(const char *filename);
 void free(void *p);
-int isatty(int fd);
 ]]
 
 local function try_readline()
@@ -19,7 +18,7 @@ local function try_readline()
 end
 
 local function reader()
-  local interactive = ffi.C.isatty(0) ~= 0
+  local interactive = require('craft.runtime').isatty(0)
   if interactive and try_readline() then
     local home = os.getenv('HOME')
     local hist = home and (home .. '/.craft_history')

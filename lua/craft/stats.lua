@@ -8,7 +8,8 @@
 --   local r = stats.paired_t(a, b)          -- {t=, df=, p=} two-sided
 --   local p = stats.sign_flip(a, b)         -- exact for <= 16 pairs
 local core = require 'craft.core'
-local ffi, C, want, argerror = core.ffi, core.C, core.want, core.argerror
+local want, argerror = core.want, core.argerror
+local philox = require('craft.runtime').philox
 
 local S = {}
 
@@ -120,15 +121,15 @@ function S.spearman(x, y) return S.pearson(S.rank(x), S.rank(y)) end
 -- A seeded stream of uniform integers in [1, n] from Philox-4x32 (seed, counter): the counter
 -- advances by one call per 4 words, so the sequence is fixed by the seed alone.
 function S.rng(seed)
-  local words = ffi.new('uint32_t[4]')
+  local words = {}
   local counter, pos = 0, 4
   local r = {}
   function r.uniform()
     if pos >= 4 then
-      C.craft_philox4x32(seed or 0, counter, words)
+      words[0], words[1], words[2], words[3] = philox(seed or 0, counter)
       counter, pos = counter + 1, 0
     end
-    local w = tonumber(words[pos])
+    local w = words[pos]
     pos = pos + 1
     return w / 4294967296
   end

@@ -17,26 +17,18 @@ function M.main(args)
     i = i + 2
   end
   if not o.modality or not o.n or not o.out then error(USAGE, 0) end
-  local craft = require 'craft'
-  local P = craft.phantoms
+  local P = require 'craft.phantoms'
   local classes = P.classes(o.modality)
-  local C, ffi = craft.C, craft.ffi
   os.execute(('mkdir -p %q'):format(o.out .. '/images'))
   for _, c in ipairs(classes) do os.execute(('mkdir -p %q'):format(o.out .. '/images/' .. c:gsub('%s', '_'))) end
   local params = P.param_names(o.modality)
   local header = { 'path', 'label', 'class', 'split', 'index' }
   for _, p in ipairs(params) do header[#header + 1] = p end
-  local wp = ffi.new('craft_csv_writer*[1]')
-  require('craft.core').check(C.craft_csv_writer_open(o.out .. '/labels.csv', wp), 1)
-  local function row(cells)
-    local arr = ffi.new('const char*[?]', #cells)
-    local keep = {}
-    for k, s in ipairs(cells) do keep[k] = tostring(s); arr[k - 1] = keep[k] end
-    require('craft.core').check(C.craft_csv_writer_row(wp[0], #cells, arr), 1)
-  end
+  local csv = require('craft.io').csv_writer(o.out .. '/labels.csv')
+  local function row(cells) csv:row(cells) end
   row(header)
   local chunk, done = 256, 0
-  local bar = craft.progress(o.n, 'phantoms ' .. o.modality)
+  local bar = require('craft.progress')(o.n, 'phantoms ' .. o.modality)
   while done < o.n do
     local n = math.min(chunk, o.n - done)
     local ds = P.dataset { modality = o.modality, n = n, size = o.size, seed = o.seed, first_index = done, class = o.class }
@@ -54,7 +46,7 @@ function M.main(args)
     done = done + n
     bar:update(done)
   end
-  require('craft.core').check(C.craft_csv_writer_close(wp[0]), 1)
+  csv:close()
   bar:done('written to ' .. o.out)
   return 0
 end

@@ -6,7 +6,8 @@
 -- the test split) and memorisation against the few-shot reals (judge-feature cosine and pixel
 -- SSIM, thresholds from real test/few-shot pairs). The judge's features are returned too: the
 -- experiment pools them per method for FID in the judge's feature space.
-local craft = require 'craft'
+local A = require 'craft.autograd'
+local phantoms = require 'craft.phantoms'
 local F = require 'craft.functional'
 local stats = require 'craft.stats'
 local metrics = require 'craft.metrics'
@@ -24,7 +25,7 @@ end
 -- fn(images) -> features, in batches of 64 without a graph
 local function batched(encode)
   return function(x)
-    return craft.no_grad(function()
+    return A.no_grad(function()
       local out = {}
       for s = 1, x:size(1), 64 do out[#out + 1] = encode(x:narrow(1, s, math.min(64, x:size(1) - s + 1))):detach():float() end
       return F.cat(out, 1)
@@ -62,7 +63,7 @@ local function flags(list) local r = {} for i, b in ipairs(list) do r[i] = b and
 -- oracle verdicts: labels (0-based, -1 undetermined), correct (0/1), undetermined (0/1)
 function M.oracle(cfg, images, labels)
   if not cfg.judge.oracle then return nil end
-  local a = craft.phantoms.audit(cfg.judge.oracle, images)
+  local a = phantoms.audit(cfg.judge.oracle, images)
   local correct, undet = {}, {}
   for i, l in ipairs(a.labels) do
     correct[i] = (l == labels[i]) and 1 or 0

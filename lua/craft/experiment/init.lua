@@ -19,7 +19,10 @@
 --     jobs = 2,          -- worker processes (craft.experiment.jobs)
 --   }
 -- docs/evaluation.md describes the splits, the suites, the table and the alarm.
-local craft = require 'craft'
+local T = require 'craft.tensor'
+local A = require 'craft.autograd'
+local models = require 'craft.models'
+local runtime = require 'craft.runtime'
 local core = require 'craft.core'
 local argerror = core.argerror
 local F = require 'craft.functional'
@@ -115,7 +118,7 @@ local function generate(pipe, prompts, cfg, seed)
       local b = math.min(g.batch, g.per_class - done)
       local batch = {}
       for k = 1, b do batch[k] = ps[(done + k - 1) % #ps + 1] end
-      local x = craft.no_grad(function()
+      local x = A.no_grad(function()
         return pipe:generate { prompt = batch, negative_prompt = cfg.knowledge.negative_prompt, steps = g.steps,
           cfg = g.cfg, seed = seed * 1000003 + ci * 10007 + done }
       end)
@@ -132,7 +135,7 @@ end
 
 -- a fresh pipeline with an adapter chain applied (textual-inversion tokens installed, LoRAs baked)
 local function start_pipeline(cfg, chain)
-  local pipe = craft.models.load(cfg.pipeline)
+  local pipe = models.load(cfg.pipeline)
   local lora = require 'craft.models.lora'
   for _, a in ipairs(chain or {}) do
     if a.kind == 'ti' then
@@ -147,7 +150,7 @@ local function start_pipeline(cfg, chain)
 end
 
 local function exec_job(cfg, all, job)
-  local t0 = craft.C.craft_now()
+  local t0 = runtime.now()
   mkdir(job.dir)
   local m = job.method
   local chain, start_prompts = {}, nil
@@ -157,12 +160,12 @@ local function exec_job(cfg, all, job)
     chain, start_prompts = d.chain or {}, d.prompts
   end
   local pipe = start_pipeline(cfg, chain)
-  craft.manual_seed(1000 * job.seed + 17)
+  T.manual_seed(1000 * job.seed + 17)
   local ctx = { seed = job.seed, dir = job.dir, classes = cfg.classes, knowledge = cfg.knowledge,
     few_shot = cfg.splits.few_shot, start_prompts = start_prompts, quiet = cfg.quiet,
     reward = function() return suites.reward(cfg) end }
   local a = methods.get(m.kind).adapt(pipe, m, ctx)
-  local t_train = craft.C.craft_now() - t0
+  local t_train = runtime.now() - t0
   local full_chain = {}
   for _, c in ipairs(chain) do full_chain[#full_chain + 1] = c end
   for _, c in ipairs(a.adapters or {}) do full_chain[#full_chain + 1] = c end
@@ -173,14 +176,14 @@ local function exec_job(cfg, all, job)
   r.budget = a.budget or { steps = 0, images = 0 }
   r.heldout = a.heldout
   r.train_seconds = t_train
-  r.seconds = craft.C.craft_now() - t0
+  r.seconds = runtime.now() - t0
   r.train_seed, r.gen_seed = job.seed, gen_seed(job.seed)
   if a.result and a.result.log then
     local last = a.result.log[#a.result.log]
     r.train_last = last and jobs.plain(last)
   end
   io_.save_safetensors(job.dir .. '/images.safetensors', { images = images:contiguous(), judge_features = feats:contiguous(),
-    labels = craft.tensor(labels) })
+    labels = T.tensor(labels) })
   io_.write_json(job.dir .. '/result.json', jobs.plain(r))
   io_.write_json(job.dir .. '/done.json', { spec = job.spec, chain = full_chain, prompts = a.prompts,
     seconds = r.seconds })
@@ -243,7 +246,7 @@ function M.run(cfg)
     os.exit(0)
   end
   mkdir(cfg.out)
-  local t0 = craft.C.craft_now()
+  local t0 = runtime.now()
   independence.check { splits = cfg.splits, reward = cfg.reward, judge = cfg.judge, generator = cfg.generator }
   say('%s: %d methods x %d training seeds; judge and reward checked apart', cfg.name, #cfg.methods, #cfg.train_seeds)
   local reward, judge = suites.reward(cfg), suites.judge(cfg)
@@ -321,7 +324,7 @@ function M.run(cfg)
     knowledge = { prompts = cfg.knowledge.prompts, checklists = cfg.knowledge.checklists, descriptions = cfg.knowledge.descriptions },
     study = cfg.study })
   local report_summary = require('craft.experiment.report').write(cfg, rows, models_of, real, text)
-  say('done in %.1f min: %s/report/index.html', (craft.C.craft_now() - t0) / 60, cfg.out)
+  say('done in %.1f min: %s/report/index.html', (runtime.now() - t0) / 60, cfg.out)
   return { rows = rows, real = real, table = text, reward = reward, judge = judge, summary = report_summary }
 end
 

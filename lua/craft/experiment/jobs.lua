@@ -138,12 +138,12 @@ local function tail_of(path, n)
 end
 
 local function in_process(jobs, exec, todo)
-  local prev = require('craft').num_threads()
+  local prev = require('craft.runtime').num_threads()
   for _, j in ipairs(jobs) do
     if todo[j.key] then
-      require('craft').set_num_threads(1)
+      require('craft.runtime').set_num_threads(1)
       local ok, err = pcall(exec, j)
-      require('craft').set_num_threads(prev)
+      require('craft.runtime').set_num_threads(prev)
       if not ok then error(err, 0) end
     end
   end

@@ -392,7 +392,7 @@ function M.convert_lora(sd, layout, module_names, o)
       out[kd] = g.down
       if layout == 'kohya' then
         out[ku] = g.up
-        out[ka] = g.alpha or require('craft').tensor(rank)
+        out[ka] = g.alpha or require('craft.tensor').tensor(rank)
       else
         local scale = g.alpha and g.alpha:item() / rank or 1
         out[ku] = scale == 1 and g.up or g.up * scale

@@ -5,11 +5,12 @@
 --   local names = lora.attach(unet, {rank = 16})          -- attention projections, base frozen
 --   local opt = craft.optim.AdamW(lora.parameters(unet), {lr = 1e-4})
 --   lora.save(unet, 'lora.safetensors', {layout = 'kohya'}); lora.load(unet2, 'lora.safetensors')
-local craft = require 'craft'
+local T = require 'craft.tensor'
+local A = require 'craft.autograd'
 local argerror = require('craft.core').argerror
 local io_ = require 'craft.io'
 local keymap = require 'craft.models.keymap'
-local nn, F = craft.nn, craft.F
+local nn, F = require 'craft.nn', require 'craft.functional'
 
 local M = {}
 
@@ -51,8 +52,8 @@ local function attach_one(m, rank, alpha, seed, offset)
   end
   local fan_in = down_shape[2] * (down_shape[3] or 1) * (down_shape[4] or 1)
   local bound = 1 / math.sqrt(fan_in)
-  local down = craft.rand(down_shape, { seed = seed, offset = offset }) * (2 * bound) - bound
-  m._lora = { down = down:detach():requires_grad_(true), up = craft.zeros(up_shape, { requires_grad = true }),
+  local down = T.rand(down_shape, { seed = seed, offset = offset }) * (2 * bound) - bound
+  m._lora = { down = down:detach():requires_grad_(true), up = T.zeros(up_shape, { requires_grad = true }),
     rank = rank, alpha = alpha, scale = alpha / rank, merged = false }
   m.forward = forward_lora
   return m._lora
@@ -79,6 +80,19 @@ end
 
 -- attach(model, {rank=16, alpha=rank, targets=patterns, convs=false, seed=0, freeze=true})
 --   -> names of the adapted modules. Freezes every base parameter of model (requires_grad false).
+-- with_scale(model, s, fn, ...): fn(...) with every adapter's scale set to s (0 = the frozen
+-- base model: DPO's reference, the KL penalty's base prediction), restored afterwards however fn
+-- ends.
+local function pack(...) return { n = select('#', ...), ... } end
+function M.with_scale(model, s, fn, ...)
+  local ad, saved = M.adapted(model), {}
+  for i, nm in ipairs(ad) do saved[i] = nm[2]._lora.scale; nm[2]._lora.scale = s end
+  local r = pack(pcall(fn, ...))
+  for i, nm in ipairs(ad) do nm[2]._lora.scale = saved[i] end
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+
 function M.attach(model, o)
   module_arg('lora.attach', model)
   local want = require('craft.core').want
@@ -133,7 +147,7 @@ end
 -- weight is kept, so unmerge restores it bit for bit.
 function M.merge(model)
   module_arg('lora.merge', model)
-  craft.no_grad(function()
+  A.no_grad(function()
     for _, nm in ipairs(M.adapted(model)) do
       local m, l = nm[2], nm[2]._lora
       if not l.merged then
@@ -191,7 +205,7 @@ function M.save(model, path, o)
     out[kd] = l.down:detach()
     if layout == 'kohya' then
       out[ku] = l.up:detach()
-      out[ka] = craft.tensor(l.alpha)
+      out[ka] = T.tensor(l.alpha)
     else
       out[ku] = l.scale == 1 and l.up:detach() or (l.up * l.scale):detach()
     end

@@ -7,11 +7,13 @@
 --   pipe:generate{prompt = p, sampler = 'dpm++2m_karras'}     -- another sampler, the folder's betas
 --   pipe:generate{prompt = p, scheduler = require('craft.models.schedulers').DDPM(cfg)}
 -- grad_steps = K keeps the graph through the last K denoising steps and the decode (DRaFT-K);
--- the earlier steps run without it.
-local craft = require 'craft'
+-- the earlier steps run without it. The trainers sample through the same function.
+local T = require 'craft.tensor'
+local A = require 'craft.autograd'
+local F = require 'craft.functional'
 local argerror = require('craft.core').argerror
 local core = require 'craft.core'
-local ffi, C = core.ffi, core.C
+local io_ = require 'craft.io'
 
 local M = {}
 
@@ -43,7 +45,7 @@ function Pipeline:encode_prompt(prompts)
   end
   local ids = self.tokenizer:encode(prompts)
   local out = self.text_encoder(ids)
-  if not craft.is_tensor(out) then out = out.last_hidden_state or out[1] end
+  if not T.is_tensor(out) then out = out.last_hidden_state or out[1] end
   return out
 end
 
@@ -62,15 +64,12 @@ function M.write_png(images, pattern)
   want('pipeline.write_png', 'images', images, 'tensor')
   want('pipeline.write_png', 'pattern', pattern, 'string')
   if images:dim() ~= 4 then argerror(('pipeline.write_png: images must be [B, C, H, W], got %s'):format(require('craft.core').describe(images))) end
-  local b, c, h, w = unpack(images.shape)
+  local b = images:size(1)
   local x = images:detach():float():contiguous()
-  local hwc = ffi.new('uint8_t[?]', h * w * c)
-  local base = ffi.cast('float*', x:data_ptr())
   local paths = {}
   for i = 1, b do
-    core.check(C.craft_f32_chw_to_u8_hwc(base + (i - 1) * c * h * w, c, h, w, 0, 1, hwc), 2)
     local path = pattern:find('%%d') and pattern:format(i) or (b == 1 and pattern or pattern:gsub('%.png$', '') .. '_' .. i .. '.png')
-    core.check(C.craft_image_write_png(path, h, w, c, hwc), 2)
+    io_.write_png(path, x:select(1, i))
     paths[i] = path
   end
   return paths
@@ -116,12 +115,29 @@ function Pipeline:sampler(o)
   return sched, name
 end
 
+-- The KL hook of generate{kl = true}: mean((eps_lora - eps_base)^2) of one UNet evaluation (both
+-- classifier-free guidance halves), the base prediction taken with every LoRA adapter at scale 0
+-- and without a graph (DRaFT+'s penalty on drifting from the starting model).
+function M.lora_kl(unet, input, t, context, out)
+  local base = A.no_grad(require('craft.models.lora').with_scale, unet, 0, unet, input, t, context)
+  return (out - base):square():mean()
+end
+
 -- generate{prompt=, negative_prompt=, prompt_embeds=, negative_prompt_embeds=, steps=50, cfg=7.5,
---   seed=0, height=, width=, latents=, eta=0, grad_steps=0, out=, sampler=, sampler_config=, scheduler=}
---   -> images [B,3,H,W] in [0,1], latents, {sampler = class name, timesteps = {...}}
+--   seed=0, height=, width=, latents=, eta=0, grad_steps=0, kl=false, decode=true,
+--   checkpoint_vae=false, out=, sampler=, sampler_config=, scheduler=}
+--   -> images [B,3,H,W] in [0,1] (nil with decode = false), latents,
+--      {sampler = class name, timesteps = {...}, kl = tensor or nil}
+-- The one sampler of craft: generation and every trainer that samples (CRAFT, DPO's pairs) run it.
 -- The sampler: see Pipeline:sampler. Step i of a stochastic sampler (DDIM with eta > 0, DDPM,
 -- Euler ancestral) draws its noise from craft.randn with (seed + i, offset 1); the initial
 -- latents, unless given, from (seed, offset 0).
+-- The gradient window (DRaFT-K): grad_steps = K keeps the graph through the last K model
+-- evaluations and the decode; the earlier steps run without one and their result is detached, so a
+-- loss on the images reaches the weights through those K steps only.
+-- kl = true (or a function(unet, input, t, context, out) -> scalar tensor): a penalty evaluated at
+-- every model evaluation that carries a graph, averaged over them (info.kl); true is M.lora_kl.
+-- checkpoint_vae = true recomputes the decoder's activations in backward instead of keeping them.
 function Pipeline:generate(o)
   o = o or {}
   local steps, cfg, seed = o.steps or 50, o.cfg or 7.5, o.seed or 0
@@ -129,6 +145,7 @@ function Pipeline:generate(o)
   if (o.eta or 0) > 0 and sampler_name ~= 'DDIMScheduler' then
     argerror(('generate: eta = %s is DDIM\'s; %s has no eta'):format(tostring(o.eta), sampler_name))
   end
+  core.want('generate', 'kl', o.kl, 'boolean|function', true)
   local guided = cfg > 1
   local cond = o.prompt_embeds
   if not cond then
@@ -139,7 +156,9 @@ function Pipeline:generate(o)
   local uncond
   if guided then
     uncond = o.negative_prompt_embeds or self:encode_prompt(as_list(o.negative_prompt or '', b))
-    if uncond:size(1) ~= b then argerror(('generate: %d negative embeddings for %d prompts'):format(uncond:size(1), b)) end
+    if uncond:size(1) ~= b then
+      argerror(('generate: %d negative embeddings for %d prompts'):format(uncond:size(1), b))
+    end
   end
   local f = self:vae_scale_factor()
   local ss = self.unet.config.sample_size or 64
@@ -148,18 +167,25 @@ function Pipeline:generate(o)
   local hgt, wid = o.height or sh * f, o.width or sw * f
   if hgt % f ~= 0 or wid % f ~= 0 then argerror(('generate: height and width must be multiples of %d'):format(f)) end
   local lc = self.unet.config.in_channels or 4
-  local latents = o.latents or craft.randn({ b, lc, hgt / f, wid / f }, { seed = seed })
-  local context = guided and craft.cat({ uncond, cond }, 1) or cond
+  local latents = o.latents or T.randn({ b, lc, hgt / f, wid / f }, { seed = seed })
+  local context = guided and F.cat({ uncond, cond }, 1) or cond
   -- after set_timesteps: Euler's initial sigma is the first inference step's
   local ts = sched:set_timesteps(steps)
   latents = latents * sched.init_noise_sigma
-  local grad_from = #ts - (o.grad_steps or 0) + 1
+  local K = math.min(o.grad_steps or 0, #ts)
+  local kl = o.kl == true and M.lora_kl or o.kl or nil
+  local kl_sum, kl_n = nil, 0
 
   local function denoise(i, t, x)
-    local input = guided and craft.cat({ x, x }, 1) or x
-    local eps = self.unet(sched:scale_model_input(input, t), t, context)
+    local input = sched:scale_model_input(guided and F.cat({ x, x }, 1) or x, t)
+    local out = self.unet(input, t, context)
+    if kl and A.is_grad_enabled() then
+      local d = kl(self.unet, input, t, context, out)
+      kl_sum, kl_n = kl_sum and kl_sum + d or d, kl_n + 1
+    end
+    local eps = out
     if guided then
-      local u, c = eps:narrow(1, 1, b), eps:narrow(1, b + 1, b)
+      local u, c = out:narrow(1, 1, b), out:narrow(1, b + 1, b)
       eps = u + (c - u) * cfg
     end
     -- a stochastic step (DDIM eta > 0, DDPM, Euler ancestral) draws fresh noise from the seed
@@ -167,15 +193,27 @@ function Pipeline:generate(o)
     return sched:step(eps, t, x, { eta = o.eta, seed = seed + i, offset = 1 }).prev_sample
   end
   for i, t in ipairs(ts) do
-    if i < grad_from then latents = craft.no_grad(denoise, i, t, latents) else latents = denoise(i, t, latents) end
+    if i <= #ts - K then
+      latents = A.no_grad(denoise, i, t, latents)
+      if i == #ts - K then latents = latents:detach() end   -- the gradient stops here
+    else
+      latents = denoise(i, t, latents)
+    end
   end
+  local info = { sampler = sampler_name, timesteps = ts, kl = kl_sum and kl_sum * (1 / kl_n) or nil }
+  if o.decode == false then return nil, latents, info end
   local function decode(z)
     local img = self.vae:decode(z * (1 / self.vae.scaling_factor))
     return (img * 0.5 + 0.5):clamp(0, 1)
   end
-  local images = (o.grad_steps or 0) > 0 and decode(latents) or craft.no_grad(decode, latents)
+  local images
+  if K > 0 and A.is_grad_enabled() then
+    images = o.checkpoint_vae and A.checkpoint(decode, latents) or decode(latents)
+  else
+    images = A.no_grad(decode, latents)
+  end
   if o.out then M.write_png(images, o.out) end
-  return images, latents, { sampler = sampler_name, timesteps = ts }
+  return images, latents, info
 end
 
 return M

@@ -4,12 +4,13 @@
 -- train with DDPMScheduler), the inference timestep spacings and the sigma tables of the
 -- Karras-style samplers (Euler, DPM-Solver). Per-timestep constants are Lua numbers (doubles);
 -- tensors only carry samples.
-local craft = require 'craft'
+local tensor = require 'craft.tensor'
+local io_ = require 'craft.io'
 local core = require 'craft.core'
 local O = require 'craft.models.options'
 local argerror, want = core.argerror, core.want
 local ffi = core.ffi
-local K, null = O.K, craft.io.null
+local K, null = O.K, io_.null
 
 local M = {}
 
@@ -185,13 +186,13 @@ local function per_sample(self, t, x, f)
   want('scheduler', 'timesteps', t, 'integer|list')
   local ts
   if type(t) == 'number' then ts = { t }
-  elseif craft.is_tensor(t) then ts = t:flat()
+  elseif tensor.is_tensor(t) then ts = t:flat()
   else ts = t end
   local shape = { #ts }
   for i = 2, x:dim() do shape[i] = 1 end
   local v = {}
   for i, ti in ipairs(ts) do v[i] = f(self:alpha_bar(ti)) end
-  return craft.tensor(v):reshape(shape)
+  return tensor.tensor(v):reshape(shape)
 end
 
 -- add_noise(x0, noise, t): sqrt(ab) x0 + sqrt(1 - ab) noise; t a number or one per sample
@@ -213,14 +214,14 @@ end
 function Base:noise(shape, seed, offset)
   want('scheduler.noise', 'seed', seed, 'count', true)
   want('scheduler.noise', 'offset', offset, 'count', true)
-  return craft.randn(shape, { seed = seed, offset = offset or 0 })
+  return tensor.randn(shape, { seed = seed, offset = offset or 0 })
 end
 function Base:scale_model_input(x) return x end
 -- A stochastic step's noise: o.noise, else Philox from (o.seed, o.offset), else the global stream.
 function M.step_noise(o, shape)
   if o.noise then return o.noise end
-  if o.seed then return craft.randn(shape, { seed = o.seed, offset = o.offset or 0 }) end
-  return craft.randn(shape)
+  if o.seed then return tensor.randn(shape, { seed = o.seed, offset = o.offset or 0 }) end
+  return tensor.randn(shape)
 end
 
 function M.check_steps(self, n, who)

@@ -14,12 +14,13 @@
 --   local noisy = s:add_noise(x0, noise, t); local target = s:target(x0, noise, t)
 --   local d = schedulers.DDPM(cfg); d:set_timesteps(50)             -- ancestral sampling
 --   for i, t in ipairs(d.timesteps) do x = d:step(eps, t, x, {seed = i}).prev_sample end
-local craft = require 'craft'
+local tensor = require 'craft.tensor'
+local io_ = require 'craft.io'
 local core = require 'craft.core'
 local argerror, want = core.argerror, core.want
 local O = require 'craft.models.options'
 local B = require 'craft.models.scheduler_base'
-local K, null = O.K, craft.io.null
+local K, null = O.K, io_.null
 local Base, new = B.Base, B.new
 
 local M = { Base = Base }
@@ -128,8 +129,8 @@ function DDPM:step(model_output, t, sample, o)
     end
     local noise = o.noise
     if not noise then
-      if o.seed then noise = craft.randn(sample.shape, { seed = o.seed, offset = o.offset or 0 })
-      else noise = craft.randn(sample.shape) end
+      if o.seed then noise = tensor.randn(sample.shape, { seed = o.seed, offset = o.offset or 0 })
+      else noise = tensor.randn(sample.shape) end
     end
     prev = prev + noise * std
   end
@@ -187,7 +188,7 @@ function DDIM:step(model_output, t, sample, o)
   if o.use_clipped_model_output then eps = (sample - x0 * math.sqrt(a_t)) * (1 / math.sqrt(b_t)) end
   local prev = x0 * math.sqrt(a_prev) + eps * math.sqrt(1 - a_prev - std * std)
   if eta > 0 then
-    local noise = o.noise or craft.randn(sample.shape, { seed = o.seed or argerror('DDIM: eta > 0 needs noise or a seed'),
+    local noise = o.noise or tensor.randn(sample.shape, { seed = o.seed or argerror('DDIM: eta > 0 needs noise or a seed'),
       offset = o.offset or 0 })
     prev = prev + noise * std
   end

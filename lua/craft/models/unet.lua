@@ -4,9 +4,11 @@
 --   local unet = require('craft.models.unet').UNet2DConditionModel(config)
 --   local eps = unet(sample [B,4,h,w], timestep (number | [B]), encoder_hidden_states [B,L,C])
 -- unet.gradient_checkpointing = true recomputes each down/mid/up block during backward.
-local craft = require 'craft'
+local T = require 'craft.tensor'
+local A = require 'craft.autograd'
+local io_ = require 'craft.io'
 local argerror = require('craft.core').argerror
-local nn, F = craft.nn, craft.F
+local nn, F = require 'craft.nn', require 'craft.functional'
 
 local M = {}
 
@@ -218,7 +220,7 @@ local UNet = nn.class('UNet2DConditionModel')
 M.UNet2DConditionModel = UNet
 
 local O = require 'craft.models.options'
-local K, null = O.K, craft.io.null
+local K, null = O.K, io_.null
 local ACT_NAMES = { null, 'silu', 'swish', 'gelu', 'relu' }
 local tlayers_kind = K.either(K.posint, K.list(K.posint))
 local odd_kernel = { 1, 3, 5, 7 }
@@ -410,13 +412,13 @@ function UNet:run_block(block, h, ...)
     if h:numel() >= M.collect_above then collectgarbage() end
     return block(...)
   end
-  if self.gradient_checkpointing and craft.is_grad_enabled() then return craft.checkpoint(run, h, ...) end
+  if self.gradient_checkpointing and A.is_grad_enabled() then return A.checkpoint(run, h, ...) end
   return run(h, ...)
 end
 
 function UNet:time_embed(timestep, batch)
   local t = timestep
-  if type(t) == 'number' then t = craft.full({ batch }, t)
+  if type(t) == 'number' then t = T.full({ batch }, t)
   else
     t = t:float():reshape(-1)
     if t:size(1) == 1 and batch > 1 then t = t:expand(batch) end

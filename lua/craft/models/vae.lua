@@ -6,9 +6,11 @@
 --   local z = vae:sample(mean, logvar, {seed = 1})          -- or mean itself
 --   local images = vae:decode(z)                            -- z unscaled: divide by scaling_factor first
 -- vae.gradient_checkpointing = true recomputes the decoder's blocks during backward.
-local craft = require 'craft'
+local T = require 'craft.tensor'
+local A = require 'craft.autograd'
+local io_ = require 'craft.io'
 local U = require 'craft.models.unet'
-local nn, F = craft.nn, craft.F
+local nn, F = require 'craft.nn', require 'craft.functional'
 
 local M = {}
 
@@ -105,7 +107,7 @@ local AutoencoderKL = nn.class('AutoencoderKL')
 M.AutoencoderKL = AutoencoderKL
 
 local O = require 'craft.models.options'
-local K, null = O.K, craft.io.null
+local K, null = O.K, io_.null
 -- Every key of diffusers 0.27.2's AutoencoderKL config, and three of later versions (see
 -- craft.models.options).
 M.OPTIONS = {
@@ -163,8 +165,8 @@ function AutoencoderKL:runner()
     if x:numel() >= U.collect_above then collectgarbage() end
     return block(x)
   end
-  if self.gradient_checkpointing and craft.is_grad_enabled() then
-    return function(block, x) return craft.checkpoint(function(a) return run(block, a) end, x) end
+  if self.gradient_checkpointing and A.is_grad_enabled() then
+    return function(block, x) return A.checkpoint(function(a) return run(block, a) end, x) end
   end
   return run
 end
@@ -180,7 +182,7 @@ end
 -- sample(mean, logvar, noise_or_opts): mean + exp(logvar / 2) * noise; noise a tensor, or
 -- {seed=, offset=} for Philox noise (the same seed gives the same latents everywhere).
 function AutoencoderKL:sample(mean, logvar, noise)
-  if not craft.is_tensor(noise) then noise = craft.randn(mean.shape, noise) end
+  if not T.is_tensor(noise) then noise = T.randn(mean.shape, noise) end
   return mean + (logvar * 0.5):exp() * noise
 end
 

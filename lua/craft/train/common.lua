@@ -2,20 +2,18 @@
 -- step) so that a resumed run draws exactly what an uninterrupted one would, the DDIM sampler
 -- with gradient stopping (DRaFT-K), the diffusion loss on real images, atomic checkpoints with
 -- resume, the per-step CSV log, and the training loop that ties them together.
-local craft = require 'craft'
 local argerror = require('craft.core').argerror
 local io_ = require 'craft.io'
-local core = require 'craft.core'
 local T = require 'craft.tensor'
+local A = require 'craft.autograd'
+local F = require 'craft.functional'
+local optim = require 'craft.optim'
 local data = require 'craft.data'
 local lora = require 'craft.models.lora'
 local progress = require 'craft.progress'
-local ffi, C, check = core.ffi, core.C, core.check
-local F = craft.F
+local runtime = require 'craft.runtime'
 
 local M = {}
-local unpack = unpack or table.unpack
-local function pack(...) return { n = select('#', ...), ... } end
 
 ---------------------------------------------------------------- recipes
 -- Fields every trainer understands (see docs/trainers.md); their defaults live in each trainer's
@@ -54,19 +52,25 @@ function M.options(name, recipe, defaults, presets, optional)
 end
 
 ---------------------------------------------------------------- seeds
-local words = ffi.new('uint32_t[4]')
+local philox = runtime.philox
 -- A 52-bit seed from (seed, step, stream) through Philox: exact in a double, a valid uint64.
 function M.derive(seed, step, stream)
-  C.craft_philox4x32(seed, (stream or 0) * 2 ^ 32 + step, words)
-  return tonumber(words[0]) + (tonumber(words[1]) % 2 ^ 20) * 2 ^ 32
+  local w0, w1 = philox(seed, (stream or 0) * 2 ^ 32 + step)
+  return w0 + (w1 % 2 ^ 20) * 2 ^ 32
 end
 -- rng(seed, step, stream): a small generator for one step: g.int(n) in 1..n, g.seed() a seed.
 function M.rng(seed, step, stream)
   local key, k = M.derive(seed, step, stream), 0
   local g = {}
-  local function draw() k = k + 1; C.craft_philox4x32(key, k, words) end
-  function g.int(n) draw(); return tonumber(words[0]) % n + 1 end
-  function g.seed() draw(); return tonumber(words[0]) + (tonumber(words[1]) % 2 ^ 20) * 2 ^ 32 end
+  function g.int(n)
+    k = k + 1
+    return philox(key, k) % n + 1
+  end
+  function g.seed()
+    k = k + 1
+    local w0, w1 = philox(key, k)
+    return w0 + (w1 % 2 ^ 20) * 2 ^ 32
+  end
   return g
 end
 
@@ -78,16 +82,9 @@ function M.freeze(pipe)
   end
 end
 
--- with_lora_scale(model, s, fn, ...): fn(...) with every adapter's scale set to s (0 = the frozen
--- base model: the reference of DPO and the base prediction of the KL penalty), restored after.
-function M.with_lora_scale(model, s, fn, ...)
-  local ad, saved = lora.adapted(model), {}
-  for i, nm in ipairs(ad) do saved[i] = nm[2]._lora.scale; nm[2]._lora.scale = s end
-  local r = pack(pcall(fn, ...))
-  for i, nm in ipairs(ad) do nm[2]._lora.scale = saved[i] end
-  if not r[1] then error(r[2], 0) end
-  return unpack(r, 2, r.n)
-end
+-- with_lora_scale(model, s, fn, ...): craft.models.lora.with_scale (fn(...) with every adapter at
+-- scale s; 0 = the frozen base model)
+M.with_lora_scale = lora.with_scale
 
 -- attach_lora(pipe, r): fresh adapters (rank r.rank, alpha r.alpha or rank, on r.lora_targets or
 -- the attention projections, plus convolutions with r.lora_convs) seeded by r.seed. Adapters
@@ -107,7 +104,7 @@ function M.prompt_encoder(pipe)
   return function(prompts)
     local rows = {}
     for i, p in ipairs(prompts) do
-      if not cache[p] then cache[p] = craft.no_grad(function() return pipe:encode_prompt({ p }):detach() end) end
+      if not cache[p] then cache[p] = A.no_grad(function() return pipe:encode_prompt({ p }):detach() end) end
       rows[i] = cache[p]
     end
     return F.cat(rows, 1)
@@ -127,55 +124,17 @@ end
 -- sample(pipe, {cond=, uncond=, cfg=7.5, steps=50, noise=, grad_steps=0, kl=false, eta=0, seed=0,
 --   checkpoint_vae=true, decode=true}) -> images [B, 3, H, W] in [0, 1] (nil with decode = false),
 --   final latents, {kl = tensor or nil}
--- DDIM from `noise`. The first steps - K steps run under no_grad and their result is detached:
--- only the last K steps (and the decode) carry a graph, so the reward's gradient reaches the
--- LoRA weights through those steps only (DRaFT-K). With kl, each grad-carrying step also adds
--- mean((eps_lora - eps_base)^2) of the raw UNet outputs (both CFG halves), the base prediction
--- taken with LoRA scale 0 under no_grad (a DRaFT+-style penalty).
+-- The trainers' names for pipe:generate (craft.models.pipeline, the one sampler): cond / uncond
+-- are the prompt embeddings (no guidance without uncond), noise the initial latents, and the VAE
+-- decode is recomputed in backward unless checkpoint_vae = false. grad_steps = K is DRaFT-K's
+-- window; with kl each grad-carrying step adds the LoRA-vs-base penalty (pipeline.lora_kl).
 function M.sample(pipe, o)
-  local unet, sched = pipe.unet, pipe.scheduler
   local cfg = o.cfg or 7.5
   local guided = cfg > 1 and o.uncond ~= nil
-  local b = o.cond:size(1)
-  local context = guided and F.cat({ o.uncond, o.cond }, 1) or o.cond
-  local ts = sched:set_timesteps(o.steps or 50)
-  local K = math.min(o.grad_steps or 0, #ts)
-  local kl_sum, kl_n = nil, 0
-  local function denoise(i, t, x)
-    local input = sched:scale_model_input(guided and F.cat({ x, x }, 1) or x, t)
-    local out = unet(input, t, context)
-    if o.kl and craft.is_grad_enabled() then
-      local base = craft.no_grad(M.with_lora_scale, unet, 0, unet, input, t, context)
-      local d = (out - base):square():mean()
-      kl_sum, kl_n = kl_sum and kl_sum + d or d, kl_n + 1
-    end
-    local eps = out
-    if guided then
-      local u, c = out:narrow(1, 1, b), out:narrow(1, b + 1, b)
-      eps = u + (c - u) * cfg
-    end
-    return sched:step(eps, t, x, { eta = o.eta, seed = (o.seed or 0) + i, offset = 1 }).prev_sample
-  end
-  local x = o.noise * sched.init_noise_sigma
-  for i, t in ipairs(ts) do
-    if i <= #ts - K then
-      x = craft.no_grad(denoise, i, t, x)
-      if i == #ts - K then x = x:detach() end   -- the gradient stops here
-    else
-      x = denoise(i, t, x)
-    end
-  end
-  if o.decode == false then return nil, x, { kl = kl_sum and kl_sum * (1 / kl_n) or nil } end
-  local sf = pipe.vae.scaling_factor
-  local function decode(z) return (pipe.vae:decode(z * (1 / sf)) * 0.5 + 0.5):clamp(0, 1) end
-  local images
-  if K > 0 and craft.is_grad_enabled() then
-    -- the decoder's activations are recomputed in backward instead of kept
-    images = o.checkpoint_vae ~= false and craft.checkpoint(decode, x) or decode(x)
-  else
-    images = craft.no_grad(decode, x)
-  end
-  return images, x, { kl = kl_sum and kl_sum * (1 / kl_n) or nil }
+  local images, x, info = pipe:generate { prompt_embeds = o.cond, negative_prompt_embeds = guided and o.uncond or nil,
+    cfg = guided and cfg or 1, steps = o.steps or 50, latents = o.noise, grad_steps = o.grad_steps, kl = o.kl or nil,
+    eta = o.eta, seed = o.seed or 0, checkpoint_vae = o.checkpoint_vae ~= false, decode = o.decode }
+  return images, x, { kl = info.kl }
 end
 
 ---------------------------------------------------------------- real images
@@ -196,7 +155,7 @@ function M.real_data(pipe, ds, r)
   if x:size(2) == 1 then x = x:expand(x:size(1), 3, x:size(3), x:size(4)) end
   local n = x:size(1)
   local means, logvars = {}, {}
-  craft.no_grad(function()
+  A.no_grad(function()
     for s = 1, n, 16 do
       local m, lv = pipe.vae:encode(x:narrow(1, s, math.min(16, n - s + 1)) * 2 - 1)
       means[#means + 1], logvars[#logvars + 1] = m:contiguous(), lv:contiguous()
@@ -237,8 +196,8 @@ function M.diffusion_loss(pipe, x0, context, g)
   local n = sched.config.num_train_timesteps
   local ts = {}
   for i = 1, x0:size(1) do ts[i] = g.int(n) - 1 end
-  local noise = craft.randn(x0.shape, { seed = g.seed() })
-  local pred = pipe.unet(sched:add_noise(x0, noise, ts), craft.tensor(ts), context)
+  local noise = T.randn(x0.shape, { seed = g.seed() })
+  local pred = pipe.unet(sched:add_noise(x0, noise, ts), T.tensor(ts), context)
   return F.mse_loss(pred, sched:target(x0, noise, ts))
 end
 
@@ -260,34 +219,22 @@ function M.write_csv(path, rows)
   end
   table.sort(cols, function(a, b) if a == 'step' or b == 'step' then return a == 'step' and b ~= 'step' end return a < b end)
   local tmp = path .. '.tmp'
-  local wp = ffi.new('craft_csv_writer*[1]')
-  check(C.craft_csv_writer_open(tmp, wp), 2)
-  local w = wp[0]
-  local cells = ffi.new('const char*[?]', #cols)
-  local keep
+  local w = io_.csv_writer(tmp)
   local function put(values)
-    keep = {}   -- the strings `cells` points at, alive until the next row is written
+    local cells = {}
     for i = 1, #cols do
       local v = values[i]
-      if v == nil or v == false then cells[i - 1] = nil
-      else keep[i] = type(v) == 'number' and ('%.9g'):format(v) or tostring(v); cells[i - 1] = keep[i] end
+      if v ~= nil and v ~= false then cells[i] = type(v) == 'number' and ('%.9g'):format(v) or tostring(v) end
     end
-    local rc = C.craft_csv_writer_row(w, #cols, cells)
-    if rc ~= 0 then C.craft_csv_writer_close(w); check(rc, 3) end
+    w:row(cells, #cols)
   end
   put(cols)
   for _, row in ipairs(rows) do
     local v = {}
-    -- a missing cell is false (not nil: ipairs would stop there and leave the previous row's
-    -- pointers in `cells`)
-    for i, c in ipairs(cols) do
-      local x = row[c]
-      if x == nil then x = false end
-      v[i] = x
-    end
+    for i, c in ipairs(cols) do v[i] = row[c] end
     put(v)
   end
-  check(C.craft_csv_writer_close(w), 2)
+  w:close()
   local ok, err = os.rename(tmp, path)
   if not ok then argerror('write_csv: ' .. tostring(err)) end
 end
@@ -323,7 +270,7 @@ function M.load_checkpoint(path, name, params, opt)
     argerror(('%s: a checkpoint of trainer %s, not %s'):format(path, tostring(meta.craft_trainer), name))
   end
   local st = io_.decode_json(meta.state, path .. ' state')
-  craft.no_grad(function()
+  A.no_grad(function()
     for _, np in ipairs(params) do
       local t = sd['param.' .. np[1]]
       if not t then argerror(('%s: no weights for %s (a checkpoint of another recipe?)'):format(path, np[1])) end
@@ -360,7 +307,7 @@ local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge en
 function M.run(spec)
   local r, name = spec.recipe, spec.name
   local params = spec.params
-  local opt = craft.optim.AdamW(params, { lr = r.lr, betas = r.betas, eps = r.adam_eps, weight_decay = r.weight_decay })
+  local opt = optim.AdamW(params, { lr = r.lr, betas = r.betas, eps = r.adam_eps, weight_decay = r.weight_decay })
   local out = r.out or nil
   local ck = out and (out .. '/checkpoint.safetensors')
   local rows, start, last_ck = {}, 0, nil
@@ -386,8 +333,8 @@ function M.run(spec)
     error(('%s: step %d: %s; training stopped. %s'):format(name, s, why,
       last_ck and ('The last good checkpoint is %s (step %d).'):format(ck, last_ck) or 'No checkpoint was written yet.'), 0)
   end
-  local prev_guard = C.craft_numeric_guard()
-  if r.numeric_guard then craft.numeric_guard(true) end
+  local prev_guard = runtime.numeric_guard()
+  if r.numeric_guard then runtime.set_numeric_guard(true) end
   local bar = progress(r.max_steps - start, spec.label or name)
   if r.quiet then bar.enabled = false end
   local last = start
@@ -395,7 +342,7 @@ function M.run(spec)
     for s = start + 1, r.max_steps do
       opt.lr = r.lr * (r.lr_schedule and r.lr_schedule(s) or 1)
       opt:zero_grad()
-      local t0 = C.craft_now()
+      local t0 = runtime.now()
       local okf, loss, row = pcall(spec.step, s, data_pos)
       if not okf then stop(s, tostring(loss)) end
       row = row or {}
@@ -409,14 +356,14 @@ function M.run(spec)
       if loss.requires_grad then
         local okb, berr = pcall(loss.backward, loss)
         if not okb then stop(s, 'backward failed: ' .. tostring(berr)) end
-        gn = r.max_grad_norm and craft.optim.clip_grad_norm(params, r.max_grad_norm) or 0
+        gn = r.max_grad_norm and optim.clip_grad_norm(params, r.max_grad_norm) or 0
         if not finite(gn) then stop(s, 'the gradient norm is ' .. tostring(gn)) end
         opt:step()
       else
         row.skipped = 1   -- nothing to learn from this step (e.g. every DPO pair tied)
       end
       row.step, row.loss, row.grad_norm, row.lr = s, lv, gn, opt.lr
-      row.seconds = tonumber(C.craft_now() - t0)
+      row.seconds = runtime.now() - t0
       rows[#rows + 1] = row
       last = s
       bar:update(s - start, { loss = lv, reward = row.reward })
@@ -424,7 +371,7 @@ function M.run(spec)
       if r.stop_at and s >= r.stop_at then break end
     end
   end)
-  craft.numeric_guard(prev_guard ~= 0)
+  runtime.set_numeric_guard(prev_guard)
   bar:done()
   if not ok then error(err, 0) end
   if spec.export and out and last == r.max_steps then spec.export(out) end

@@ -9,7 +9,9 @@
 --     reward_weights = {prompt = 1, checklist = 1, probe = 1, fidelity = 0}, out = 'runs/craft'})
 --   res.log[i].reward, res.log[i].cas_checklist, ...; files: out/checkpoint.safetensors,
 --   out/log.csv, out/lora.safetensors (peft layout, diffusers' load_lora_weights reads it)
-local craft = require 'craft'
+local T = require 'craft.tensor'
+local A = require 'craft.autograd'
+local F = require 'craft.functional'
 local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
 
@@ -98,12 +100,12 @@ local function start_scales(pipe, r, cas, classes, encode, negs, sample_opts)
   for s = 1, n, B do
     local b = math.min(B, n - s + 1)
     local prompts, ys = M.pick(r, classes, g, b)
-    local noise = craft.randn(common.latent_shape(pipe, b, r), { seed = g.seed() })
+    local noise = T.randn(common.latent_shape(pipe, b, r), { seed = g.seed() })
     local nb = {}
     for i = 1, b do nb[i] = negs[i] end
-    local images = craft.no_grad(common.with_lora_scale, pipe.unet, 0, common.sample, pipe,
-      { cond = encode(prompts), uncond = r.cfg > 1 and encode(nb) or nil, cfg = r.cfg, steps = r.steps, noise = noise, eta = r.eta,
-        seed = g.seed() })
+    local images = A.no_grad(common.with_lora_scale, pipe.unet, 0, pipe.generate, pipe,
+      { prompt_embeds = encode(prompts), negative_prompt_embeds = r.cfg > 1 and encode(nb) or nil, cfg = r.cfg,
+        steps = r.steps, latents = noise, eta = r.eta, seed = g.seed() })
     local raw = cas:raw(images, ys, cas.calib.dims)
     for _, d in ipairs(cas.calib.dims) do
       z[d] = z[d] or {}
@@ -124,15 +126,15 @@ local function augment(images, o, g)
   local k = o.shift or 0
   local x = images
   if k > 0 then
-    local p = craft.F.pad(images, { k, k, k, k }, 'replicate')
+    local p = F.pad(images, { k, k, k, k }, 'replicate')
     local parts = {}
     for i = 1, n do
       local dx, dy = g.int(2 * k + 1) - 1, g.int(2 * k + 1) - 1
       parts[i] = p:narrow(1, i, 1):narrow(3, dy + 1, S):narrow(4, dx + 1, S)
     end
-    x = craft.F.cat(parts, 1)
+    x = F.cat(parts, 1)
   end
-  if (o.noise or 0) > 0 then x = (x + craft.randn(x.shape, { seed = g.seed() }) * o.noise):clamp(0, 1) end
+  if (o.noise or 0) > 0 then x = (x + T.randn(x.shape, { seed = g.seed() }) * o.noise):clamp(0, 1) end
   if (o.blur or 0) > 0 then
     -- a Gaussian blur (sigma o.blur pixels, replicate edges): the reward's gradient then reaches
     -- the image only through its low frequencies, where the findings live (a heart's outline, a
@@ -142,10 +144,10 @@ local function augment(images, o, g)
     for i = -r, r do k[#k + 1] = math.exp(-i * i / (2 * o.blur * o.blur)); sum = sum + k[#k] end
     for i = 1, #k do k[i] = k[i] / sum end
     local C = x:size(2)
-    local kh = craft.tensor(k):reshape(1, 1, 1, #k):expand(C, 1, 1, #k):contiguous()
-    local kv = craft.tensor(k):reshape(1, 1, #k, 1):expand(C, 1, #k, 1):contiguous()
-    x = craft.F.conv2d(craft.F.pad(x, { r, r, 0, 0 }, 'replicate'), kh, nil, { groups = C })
-    x = craft.F.conv2d(craft.F.pad(x, { 0, 0, r, r }, 'replicate'), kv, nil, { groups = C })
+    local kh = T.tensor(k):reshape(1, 1, 1, #k):expand(C, 1, 1, #k):contiguous()
+    local kv = T.tensor(k):reshape(1, 1, #k, 1):expand(C, 1, #k, 1):contiguous()
+    x = F.conv2d(F.pad(x, { r, r, 0, 0 }, 'replicate'), kh, nil, { groups = C })
+    x = F.conv2d(F.pad(x, { 0, 0, r, r }, 'replicate'), kv, nil, { groups = C })
   end
   return x
 end
@@ -207,14 +209,15 @@ function M.train(pipe, recipe)
   local function step(s, pos)
     local g = common.rng(r.seed, s, 1)
     local prompts, ys = M.pick(r, classes, g, B)
-    local noise = craft.randn(common.latent_shape(pipe, B, r), { seed = g.seed() })
-    local images, _, info = common.sample(pipe, { cond = encode(prompts), uncond = r.cfg > 1 and encode(negs) or nil,
-      cfg = r.cfg, steps = r.steps, noise = noise, grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta,
-      seed = g.seed(), checkpoint_vae = r.checkpoint_vae, decode = reward ~= nil })
+    local noise = T.randn(common.latent_shape(pipe, B, r), { seed = g.seed() })
+    local images, _, info = pipe:generate { prompt_embeds = encode(prompts),
+      negative_prompt_embeds = r.cfg > 1 and encode(negs) or nil, cfg = r.cfg, steps = r.steps, latents = noise,
+      grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta, seed = g.seed(), checkpoint_vae = r.checkpoint_vae,
+      decode = reward ~= nil }
     local row, loss = {}, nil
     if reward then
       local seen = r.reward_augment and augment(images, r.reward_augment, common.rng(r.seed, s, 9)) or images
-      local R = reward(seen, craft.tensor(ys, { dtype = 'i64' })):mean()
+      local R = reward(seen, T.tensor(ys, { dtype = 'i64' })):mean()
       row.reward = R:item()
       loss = R * -r.reward_weight
     end

@@ -22,11 +22,12 @@
 --   local dpo = require 'craft.train.dpo'
 --   local r = dpo.train(pipe, {prompts = {...}, cas = cas, out = 'runs/dpo'})   -- rank = checklist
 --   r.heldout.accuracy, r.heldout.loss, r.pairs (kept), r.ties
-local craft = require 'craft'
+local tensor = require 'craft.tensor'
+local A = require 'craft.autograd'
 local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
 local ctrain = require 'craft.train.craft'
-local F = craft.F
+local F = require 'craft.functional'
 
 local M = {}
 
@@ -71,9 +72,9 @@ function M.loss(pipe, o)
   for i = 1, P do ts[i], ts[P + i] = o.t[i], o.t[i] end
   local noisy = sched:add_noise(x, eps, ts)
   local target = sched:target(x, eps, ts)
-  local tt, ctx = craft.tensor(ts), F.cat({ o.context, o.context }, 1)
+  local tt, ctx = tensor.tensor(ts), F.cat({ o.context, o.context }, 1)
   local m = per_sample_mse(unet(noisy, tt, ctx), target)
-  local ref = craft.no_grad(function()
+  local ref = A.no_grad(function()
     return per_sample_mse(common.with_lora_scale(unet, 0, unet, noisy, tt, ctx), target)
   end)
   local mw, ml = m:narrow(1, 1, P), m:narrow(1, P + 1, P)
@@ -95,7 +96,7 @@ local function rank_of(r)
 end
 
 local function as_list(s)
-  if craft.is_tensor(s) then return s:flat() end
+  if tensor.is_tensor(s) then return s:flat() end
   return s
 end
 
@@ -114,10 +115,11 @@ local function make_pairs(pipe, r, cls, encode, rank, negs_for)
     local cond = encode(ps)
     local both, ys2 = F.cat({ cond, cond }, 1), {}
     for i = 1, n do ys2[i], ys2[n + i] = ysb[i], ysb[i] end
-    local noise = craft.randn(common.latent_shape(pipe, 2 * n, r), { seed = g.seed() })
-    local images, latents = craft.no_grad(common.sample, pipe, { cond = both, uncond = r.cfg > 1 and encode(negs_for(2 * n)) or nil,
-      cfg = r.cfg, steps = r.steps, noise = noise, eta = r.eta, seed = g.seed() })
-    local sc = as_list(rank(images, craft.tensor(ys2, { dtype = 'i64' })))
+    local noise = tensor.randn(common.latent_shape(pipe, 2 * n, r), { seed = g.seed() })
+    local images, latents = A.no_grad(pipe.generate, pipe, { prompt_embeds = both,
+      negative_prompt_embeds = r.cfg > 1 and encode(negs_for(2 * n)) or nil, cfg = r.cfg, steps = r.steps, latents = noise,
+      eta = r.eta, seed = g.seed() })
+    local sc = as_list(rank(images, tensor.tensor(ys2, { dtype = 'i64' })))
     for i = 1, n do
       local a, b = sc[i], sc[n + i]
       if a == b then ties = ties + 1 else
@@ -165,12 +167,12 @@ function M.heldout(pipe, set, r)
   local xw, xl, ctx = take(set.xw, idx), take(set.xl, idx), take(set.ctx, idx)
   local margin = {}
   for k = 1, nh do margin[k] = 0 end
-  craft.no_grad(function()
+  A.no_grad(function()
     for j = 1, r.eval_timesteps do
       local g = common.rng(r.seed, j, 7)   -- fixed across evaluations: the same draws every time
       local t = {}
       for k = 1, nh do t[k] = g.int(T) - 1 end
-      local eps = craft.randn(nshape, { seed = g.seed() })
+      local eps = tensor.randn(nshape, { seed = g.seed() })
       local _, info = M.loss(pipe, { xw = xw, xl = xl, context = ctx, t = t, noise = eps, beta = r.beta })
       local v = info.inside:flat()
       for k = 1, nh do margin[k] = margin[k] + v[k] / r.eval_timesteps end
@@ -239,8 +241,8 @@ function M.train(pipe, recipe)
     local t = {}
     for k = 1, B do t[k] = g.int(T) - 1 end
     local nshape = { B, set.xw:size(2), set.xw:size(3), set.xw:size(4) }
-    local nw = craft.randn(nshape, { seed = g.seed() })
-    local nl = r.shared_noise and nw or craft.randn(nshape, { seed = g.seed() })
+    local nw = tensor.randn(nshape, { seed = g.seed() })
+    local nl = r.shared_noise and nw or tensor.randn(nshape, { seed = g.seed() })
     local loss, info = M.loss(pipe, { xw = take(set.xw, idx), xl = take(set.xl, idx), context = take(set.ctx, idx),
       t = t, noise_w = nw, noise_l = nl, beta = r.beta })
     local row = { pairs = B, implicit_acc = info.acc }

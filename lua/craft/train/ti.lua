@@ -10,11 +10,12 @@
 --   local res = ti.train(pipe, {data = ds, out = 'runs/ti'})   -- ds.classes name the classes
 --   ti.install(pipe, res.vectors)     -- pipe:generate{prompt = 'a photo of <melanoma>'} uses them
 --   ti.save(pipe, dir); ti.load(pipe, dir)   -- one diffusers-loadable file per token
-local craft = require 'craft'
+local T = require 'craft.tensor'
+local A = require 'craft.autograd'
 local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
 local lora = require 'craft.models.lora'
-local F = craft.F
+local F = require 'craft.functional'
 
 local M = {}
 
@@ -86,7 +87,7 @@ function M.tokenize(pipe, prompts, vectors)
     while #ids < L do ids[#ids + 1] = pad_id end
     rows[b] = ids
   end
-  return craft.tensor(rows, { dtype = 'i64' }), slots
+  return T.tensor(rows, { dtype = 'i64' }), slots
 end
 
 -- encode(pipe, prompts, vectors) -> [B, L, D] last hidden states, differentiable in the vectors.
@@ -107,11 +108,11 @@ function M.encode(pipe, prompts, vectors)
         local m = {}
         for b = 1, B do m[b] = {}; for k = 1, L do m[b][k] = { 0 } end end
         for _, sl in ipairs(sls) do m[sl[1]][sl[2]][1] = 1; keep[sl[1]][sl[2]][1] = 0 end
-        local term = craft.tensor(m) * vectors[name]:narrow(1, j, 1):reshape(1, 1, -1)
+        local term = T.tensor(m) * vectors[name]:narrow(1, j, 1):reshape(1, 1, -1)
         add = add and add + term or term
       end
     end
-    x = x * craft.tensor(keep) + add
+    x = x * T.tensor(keep) + add
   end
   local out = pipe.text_encoder(ids, { inputs_embeds = x })
   return out.last_hidden_state
@@ -125,7 +126,7 @@ function M.install(pipe, vectors, tokens)
   pipe.ti = { vectors = vectors, tokens = tokens or {} }
   pipe.encode_prompt = function(self, prompts)
     if type(prompts) == 'string' then prompts = { prompts } end
-    return craft.no_grad(M.encode, self, prompts)
+    return A.no_grad(M.encode, self, prompts)
   end
   return pipe
 end
@@ -179,8 +180,8 @@ function M.train(pipe, recipe)
     local token = (r.tokens and r.tokens[c]) or ('<' .. c:gsub('%s+', '_') .. '>')
     local ids = content_ids(pipe.tokenizer, (r.initializer and r.initializer[c]) or c)
     if #ids == 0 then argerror(('ti: the initializer of class %q has no tokens'):format(c)) end
-    local init = craft.no_grad(function()
-      local e = F.embedding(craft.tensor(ids, { dtype = 'i64' }), W):mean(1, true)
+    local init = A.no_grad(function()
+      local e = F.embedding(T.tensor(ids, { dtype = 'i64' }), W):mean(1, true)
       return e:expand(r.n_vectors, e:size(2)):contiguous()
     end)
     tokens[c], vectors[token] = token, init:detach():requires_grad_(true)
