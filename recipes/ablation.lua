@@ -9,13 +9,13 @@
 -- compression of the reward's dimensions; every variant starts
 -- from the same TI + LoRA generator per training seed and is graded by the same judges, with
 -- CRAFT (reward 0) as the control. One table and report.
-local parse = dofile('recipes/lib/args.lua')
+local parse = require 'lib.args'
 local args = parse(arg, { modality = 'cxr', shots = 16, out = 'runs/ablation', budget = 0, ks = '1,5', smoke = false,
   seeds = '', jobs = 0, tune = false, reuse = false },
   'craft recipes/ablation.lua [--modality M] [--shots N] [--out DIR] [--budget N] [--ks 1,5] [--seeds 0,1,2] [--jobs N] [--tune] [--reuse] [--smoke]')
-local lib = dofile('recipes/lib/methods.lua')
-local run = dofile('recipes/lib/run.lua')
-local cfg = dofile('recipes/lib/phantoms.lua')(args)
+local lib = require 'lib.methods'
+local run = require 'lib.run'
+local cfg = require('lib.phantoms')(args)
 cfg.name = ('ablation %s, %d shots per class'):format(args.modality, args.shots)
 cfg.title = ('CRAFT ablation: reward dimensions and K, %s phantoms'):format(args.modality)
 
@@ -27,10 +27,13 @@ local function variant(name, over)
 end
 local methods = lib.list { smoke = args.smoke, budget = budget, only = { ti_lora = true, ['CRAFT (reward 0)'] = true } }
 methods[#methods + 1] = variant('CRAFT (all four)', {})
-for _, d in ipairs { 'prompt', 'checklist', 'probe', 'fidelity' } do
-  local w = { prompt = 1, checklist = 1, probe = 1, fidelity = 1 }
+-- every dimension of the reward's CAS (craft.cas.dims: the built-in four and any the recipe adds)
+local dims = require('craft.cas').dims_of(cfg.reward.cas)
+for _, d in ipairs(dims) do
+  local w = {}
+  for _, e in ipairs(dims) do w[e] = 1 end
   w[d] = 0
-  methods[#methods + 1] = variant('CRAFT - ' .. d, { reward_weights = w })
+  methods[#methods + 1] = variant('CRAFT - ' .. d, { reward = { weights = w } })
 end
 for k in tostring(args.ks):gmatch('%d+') do
   k = tonumber(k)
@@ -38,8 +41,8 @@ for k in tostring(args.ks):gmatch('%d+') do
     methods[#methods + 1] = variant(('CRAFT K=%d'):format(k), { grad_steps = args.smoke and math.min(k, 4) or k })
   end
 end
-methods[#methods + 1] = variant('CRAFT, no reward cap', { reward_cap = false })
-methods[#methods + 1] = variant('CRAFT, linear reward (no log)', { reward_transform = false })
+methods[#methods + 1] = variant('CRAFT, no reward cap', { reward = { cap = false } })
+methods[#methods + 1] = variant('CRAFT, linear reward (no log)', { reward = { transform = false } })
 cfg.methods = methods
 cfg.train_seeds = run.seeds(args, args.smoke and { 0 } or { 0, 1, 2 })
 cfg.jobs, cfg.reuse = run.jobs(args), args.reuse

@@ -8,10 +8,10 @@
 -- the CSV's folder) or a MedMNIST-style npz. Parts take whole lesions (several photographs of one
 -- lesion never straddle two parts). The reward and judge stand-ins come from
 -- recipes/pretrain/real_standins.lua set=ham10000 (models/ham10000/).
-local R = dofile('recipes/lib/real_set.lua')
+local R = require 'lib.real_set'
 local defaults = { data = '', out = 'runs/ham10000' }
 for k, v in pairs(R.DEFAULTS) do defaults[k] = v end
-local args = dofile('recipes/lib/args.lua')(arg, defaults,
+local args = require('lib.args')(arg, defaults,
   'craft recipes/ham10000.lua [--data CSV|NPZ] [--shots N] [--out DIR] [--seeds 0,1,2] [--budget N] [--jobs N] [--tune] [--reuse] [--smoke] [--pipeline|--models|--clip|--dinov2|--judge DIR]')
 R.run('ham10000', args, {
   name = ('ham10000, %d shots per class'):format(args.shots),

@@ -8,10 +8,10 @@
 -- real_set.lua): the reward and the judge are stand-ins pretrained on their own pools of the
 -- set's training split (models/pneumoniamnist/, recipes/pretrain/real_standins.lua); the
 -- generator is the built-in phantom-trained one. Real checkpoints go in with the options.
-local R = dofile('recipes/lib/real_set.lua')
+local R = require 'lib.real_set'
 local defaults = { data = '', out = 'runs/pneumoniamnist' }
 for k, v in pairs(R.DEFAULTS) do defaults[k] = v end
-local args = dofile('recipes/lib/args.lua')(arg, defaults,
+local args = require('lib.args')(arg, defaults,
   'craft recipes/pneumoniamnist.lua [--data NPZ] [--shots N] [--out DIR] [--seeds 0,1,2] [--budget N] [--jobs N] [--tune] [--reuse] [--smoke] [--pipeline|--models|--clip|--dinov2|--judge DIR]')
 R.run('pneumoniamnist', args, {
   name = ('pneumoniamnist, %d shots per class'):format(args.shots),

@@ -13,14 +13,14 @@
 -- and writes runs/quickstart/report/index.html. --tune: tuning seeds (100 and up) and a tuning
 -- split in place of the test split, for choosing recipes (docs/results.md). --reuse: keep the
 -- finished jobs of an earlier run with the same settings.
-local parse = dofile('recipes/lib/args.lua')
+local parse = require 'lib.args'
 local args = parse(arg, { modality = 'cxr', shots = 16, out = 'runs/quickstart', smoke = false, seeds = '',
   budget = 0, jobs = 0, tune = false, reuse = false },
   'craft recipes/quickstart.lua [--modality cxr|fundus|derm|histo] [--shots N] [--out DIR] [--seeds 0,1,2] [--budget N] [--jobs N] [--tune] [--reuse] [--smoke]')
-local lib = dofile('recipes/lib/methods.lua')
-local run = dofile('recipes/lib/run.lua')
+local lib = require 'lib.methods'
+local run = require 'lib.run'
 
-local cfg = dofile('recipes/lib/phantoms.lua')(args)
+local cfg = require('lib.phantoms')(args)
 cfg.name = ('quickstart %s, %d shots per class'):format(args.modality, args.shots)
 cfg.title = ('CRAFT quickstart: %s phantoms, %d labelled images per class'):format(args.modality, args.shots)
 cfg.methods = lib.list { smoke = args.smoke, budget = args.budget > 0 and args.budget or nil }

@@ -5,22 +5,23 @@
 --        [--out DIR] [--seeds ...] [--budget 200] [--jobs N] [--tune] [--reuse] [--smoke]
 --        [--baselines ti_lora|all]
 --
--- The variants file returns a list {{name = 'CRAFT, ...', craft = {CRAFT recipe overrides}}, ...}.
+-- The variants file returns a list {{name = 'CRAFT, ...', craft = {CRAFT recipe overrides}}, ...};
+-- craft.reward = {fields} is laid over the CRAFT recipe's reward spec (recipes/lib/methods.lua).
 -- With --reuse and the --out of an earlier run, its finished TI + LoRA and control jobs are kept.
 -- Choices are made with --tune (tuning seeds and split); reported runs use recipes/study.lua.
-local parse = dofile('recipes/lib/args.lua')
+local parse = require 'lib.args'
 local args = parse(arg, { modality = 'cxr', shots = 16, out = 'runs/variants', budget = 0, variants = '', smoke = false,
   seeds = '', jobs = 0, tune = false, reuse = false, baselines = 'ti_lora', data = '', size = 32 },
   'craft recipes/variants.lua --variants FILE [--modality M] [--out DIR] [--budget N] [--seeds ...] [--jobs N] [--tune] [--reuse] [--smoke] [--baselines ti_lora|all]')
 if args.variants == '' then error('recipes/variants.lua: give --variants FILE', 0) end
-local lib = dofile('recipes/lib/methods.lua')
-local run = dofile('recipes/lib/run.lua')
+local lib = require 'lib.methods'
+local run = require 'lib.run'
 local phantom = { cxr = true, fundus = true, derm = true, histo = true }
 local cfg
 if phantom[args.modality] then
-  cfg = dofile('recipes/lib/phantoms.lua')(args)
+  cfg = require('lib.phantoms')(args)
 else
-  local R = dofile('recipes/lib/real_set.lua')
+  local R = require 'lib.real_set'
   for k, v in pairs(R.DEFAULTS) do if args[k] == nil then args[k] = v end end
   cfg = R.config(args.modality, args)
 end
@@ -29,7 +30,10 @@ cfg.title = ('CRAFT variants: %s'):format(args.modality)
 local budget = args.budget > 0 and args.budget or nil
 local methods = args.baselines == 'all' and lib.list { smoke = args.smoke, budget = budget }
   or lib.list { smoke = args.smoke, budget = budget, only = { ti_lora = true, ['CRAFT (reward 0)'] = true } }
-for _, v in ipairs(dofile(args.variants)) do
+-- the variants file: a path from the working directory, else from the repository (recipes/tuning/...)
+local vfile = args.variants
+if not io.open(vfile) then vfile = require('craft.repo').path(vfile) end
+for _, v in ipairs(dofile(vfile)) do
   local m = lib.list { smoke = args.smoke, budget = budget, only = { CRAFT = true }, craft = v.craft }[1]
   m.name, m.key = v.name, nil
   methods[#methods + 1] = m

@@ -41,7 +41,10 @@ local function run_chunk(chunk, name, args)
   return fn(unpack(args or {}))
 end
 
+-- A recipe runs with its folder and the repository's recipes/ on package.path (craft.repo), so it
+-- requires its helpers and finds the repository's files from any working directory.
 local function run_file(path, args)
+  require('craft.repo').setup(path)
   local fn, err = loadfile(path)
   if not fn then
     local f = io.open(path)

@@ -34,7 +34,6 @@ local bit = require 'bit'
 local M = {}
 local PALETTE = { '#4e79a7', '#f28e2b', '#59a14f', '#e15759', '#76b7b2', '#edc948', '#b07aa1', '#9c755f' }
 local REAL_COLOR = '#9aa0a6'
-local DIMS = { 'prompt', 'checklist', 'probe', 'fidelity' }
 local DOWNSTREAM = { 'accuracy', 'balanced_accuracy', 'macro_f1', 'auroc' }
 
 ---------------------------------------------------------------- small helpers
@@ -447,16 +446,34 @@ end
 ---------------------------------------------------------------- CSV files
 local function f6(v) return (v == nil or v ~= v) and '' or ('%.6g'):format(v) end
 
+-- the z-score columns: the built-in dimensions (craft.cas.dims), then any other a method has
+local function dim_columns(res)
+  local list, seen = {}, {}
+  for _, d in ipairs(require('craft.cas.dims').BUILTIN) do list[#list + 1], seen[d] = d, true end
+  local extra = {}
+  for _, m in ipairs(res.methods) do
+    for d in pairs(m.dims or {}) do if not seen[d] then seen[d] = true; extra[#extra + 1] = d end end
+  end
+  table.sort(extra)
+  for _, d in ipairs(extra) do list[#list + 1] = d end
+  return list
+end
+
 local function per_image_rows(res, sums)
-  local rows = { { 'method', 'index', 'label', 'class', 'cas', 'below_threshold', 'z_prompt', 'z_checklist', 'z_probe',
-    'z_fidelity', 'oracle_correct', 'ood_cas' } }
+  local dims = dim_columns(res)
+  local head = { 'method', 'index', 'label', 'class', 'cas', 'below_threshold' }
+  for _, d in ipairs(dims) do head[#head + 1] = 'z_' .. d end
+  head[#head + 1], head[#head + 2] = 'oracle_correct', 'ood_cas'
+  local rows = { head }
   local function add(name, m, below)
     for i, y in ipairs(m.labels) do
       local d = m.dims or {}
       local oc = m.oracle_correct and m.oracle_correct[i]
-      rows[#rows + 1] = { name, i, y, res.classes[y + 1], f6(m.cas[i]), below[i], f6(d.prompt and d.prompt[i]),
-        f6(d.checklist and d.checklist[i]), f6(d.probe and d.probe[i]), f6(d.fidelity and d.fidelity[i]),
-        oc == nil and '' or ((oc == true or oc == 1) and 1 or 0), f6(m.ood_cas and m.ood_cas[i]) }
+      local row = { name, i, y, res.classes[y + 1], f6(m.cas[i]), below[i] }
+      for _, k in ipairs(dims) do row[#row + 1] = f6(d[k] and d[k][i]) end
+      row[#row + 1] = oc == nil and '' or ((oc == true or oc == 1) and 1 or 0)
+      row[#row + 1] = f6(m.ood_cas and m.ood_cas[i])
+      rows[#rows + 1] = row
     end
   end
   add('real', res.real, below_flags(res.real.cas, res.real.labels, res.thresholds))

@@ -1,15 +1,14 @@
 -- recipes/knowledge/init.lua: finds and loads the knowledge artifacts (docs/knowledge.md).
 --
---   local knowledge = require 'recipes.knowledge.init'    -- from the repository root
+--   local knowledge = require 'knowledge'     -- in a recipe (recipes/ is on package.path: craft.repo)
 --   local knowledge = dofile 'recipes/knowledge/init.lua' -- the same, from anywhere with a path
 --   local K = knowledge.get('cxr')             -- phantoms: modality name (or 'phantoms_cxr')
 --   local K = knowledge.get('pneumoniamnist')  -- real sets: data-set name, alias or file path
 --   knowledge.names()                          -- the canonical names, sorted
 --   knowledge.path('derm')                     -- the file get() loads
 --
--- `require 'recipes.knowledge'` alone does not resolve: the engine's package.path has ./?.lua
--- but not ./?/init.lua. Once this file has been loaded either way it registers itself as
--- package.loaded['recipes.knowledge'], so later requires of that name return it.
+-- Once this file has been loaded any way it registers itself as package.loaded['knowledge'] (and
+-- 'recipes.knowledge', its name from the repository root), so later requires return it.
 -- get() loads the file afresh on every call, so a caller may edit the table it gets.
 local M = {}
 
@@ -84,5 +83,6 @@ function M.all()
 end
 
 M.dir = DIR
+package.loaded['knowledge'] = package.loaded['knowledge'] or M
 package.loaded['recipes.knowledge'] = package.loaded['recipes.knowledge'] or M
 return M

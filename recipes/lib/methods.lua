@@ -1,9 +1,13 @@
 -- recipes/lib/methods.lua: the methods of a CRAFT comparison on the built-in tiny models (8x8
 -- latents, 10 DDIM steps) and their budgets. list{smoke = bool, budget = CRAFT's steps,
 -- craft = {CRAFT recipe overrides}, only = {kind or name = true}} -> the list for craft.experiment.
+-- In `craft`, reward = {fields} is laid over the CRAFT recipe's reward spec (reward = {cap = false}
+-- keeps the transform and drops the cap); a reward spec object or a function replaces it.
 --
 -- Every method after TI + LoRA starts from the TI + LoRA generator of the same training seed and
 -- gets CRAFT's step budget: the controls of METHOD.md's "Evaluation integrity" at equal budget.
+local RS = require 'craft.cas.reward_spec'
+
 local M = {}
 
 -- CRAFT's recipe for the tiny models (every field is a craft.train.craft option; METHOD.md's
@@ -15,8 +19,9 @@ local M = {}
 -- at 0.5 z above the real images and compressed logarithmically below -1 (the z-scores reach -800
 -- where the real images agree closely, and uncompressed the worst images of a batch own its
 -- gradient, ten to thirty times the real-image loss's).
-M.CRAFT = { steps = 10, cfg = 3.0, grad_steps = 3, batch_size = 4, lr = 1e-3, rank = 8, kl_weight = 0.1,
-  real_diffusion_weight = 5, reward_cap = 0.5, reward_transform = 'log' }
+M.REWARD = RS.new { cap = 0.5, transform = 'log' }   -- over the reward suite's CAS, its four dimensions
+M.CRAFT = { steps = 10, cfg = 3.0, grad_steps = 3, batch_size = 4, lr = 1e-3, lora_rank = 8, kl_weight = 0.1,
+  real_diffusion_weight = 5, reward = M.REWARD }
 M.BUDGET = 200          -- CRAFT's steps in the quickstart, and every equal-budget control's
 
 local function with(base, over)
@@ -32,6 +37,8 @@ function M.list(o)
   local smoke = o.smoke
   local S = smoke and 3 or (o.budget or M.BUDGET)
   local craft_recipe = with(with(M.CRAFT, { max_steps = S }), o.craft)
+  local rw = o.craft and o.craft.reward
+  if type(rw) == 'table' and not RS.is(rw) then craft_recipe.reward = M.REWARD:with(rw) end
   if smoke then craft_recipe = with(craft_recipe, { steps = 4, grad_steps = math.min(craft_recipe.grad_steps, 2) }) end
   local all = {
     { name = 'Base + enriched', kind = 'base', baseline = true, cost = 0.2 },
@@ -40,7 +47,7 @@ function M.list(o)
       ti = { max_steps = smoke and 4 or 500 }, lora = { max_steps = smoke and 4 or 1500 } },
     -- the diffusion-loss baseline given CRAFT's extra steps
     { name = 'TI + LoRA (continued)', kind = 'lora_continue', baseline = true, from = 'TI + LoRA', cost = 1,
-      recipe = { max_steps = S, rank = 8, lr = 1e-3, batch_size = 4 } },
+      recipe = { max_steps = S, lora_rank = 8, lr = 1e-3, batch_size = 4 } },
     -- preference optimisation of the same generator, on checklist-ranked pairs of its own images
     { name = 'DPO', kind = 'dpo', baseline = true, from = 'TI + LoRA', cost = 4,
       recipe = { max_steps = S, steps = smoke and 4 or 10, cfg = 3.0, batch_size = 4, lr = 1e-3, lora_rank = 8,

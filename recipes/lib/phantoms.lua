@@ -5,12 +5,13 @@
 -- experiment(args) -> a craft.experiment config without `methods`; args: modality, shots, out,
 -- smoke, tune (the tuning split stands in for the test split), sizes = {per-split images per class}.
 local craft = require 'craft'
+local repo = require 'craft.repo'
 local P = craft.phantoms
 local E = craft.encoders
 
 return function(args)
-  local S = dofile('recipes/pretrain/seeds.lua')
-  local K = dofile(('recipes/knowledge/phantoms_%s.lua'):format(args.modality))
+  local S = require 'pretrain.seeds'
+  local K = require('knowledge').get('phantoms_' .. args.modality)
   local classes = P.classes(args.modality)
   -- `per_class` phantoms of every class from one seed stream
   local function balanced(name, seed, per_class)
@@ -29,10 +30,10 @@ return function(args)
   local F = S.finetune
   return {
     out = args.out,
-    pipeline = 'models/builtin/sd-tiny',
+    pipeline = repo.path('models/builtin/sd-tiny'),
     generator = (function()
-      local u = E.describe('generator', 'models/builtin/sd-tiny/unet', {})
-      local v = E.describe('generator', 'models/builtin/sd-tiny/vae', {})
+      local u = E.describe('generator', repo.path('models/builtin/sd-tiny/unet'), {})
+      local v = E.describe('generator', repo.path('models/builtin/sd-tiny/vae'), {})
       local t = {}
       for _, e in ipairs(u.trained_on or {}) do t[#t + 1] = e end
       for _, e in ipairs(v.trained_on or {}) do t[#t + 1] = e end
@@ -50,11 +51,11 @@ return function(args)
         or balanced('test', F.test, n.test or (smoke and 16 or 64)),
     },
     -- the reward the trainers ascend: the VLM for CAS dimensions 1-2, DINOv2 for 3-4
-    reward = { vlm = E.clip('models/builtin/clip-tiny'), vision = E.dinov2('models/builtin/dinov2-tiny'),
+    reward = { vlm = E.clip(repo.path('models/builtin/clip-tiny')), vision = E.dinov2(repo.path('models/builtin/dinov2-tiny')),
       cas = { q = 0.10, k = 5 } },
     -- the judges: another model family (a convolutional ResNet trained on class labels only, on
     -- its own phantom stream) fitted on its own splits, and the oracle
-    judge = { vision = E.resnet('models/builtin/resnet-tiny'), cas = { q = 0.10, k = 5 }, oracle = args.modality },
+    judge = { vision = E.resnet(repo.path('models/builtin/resnet-tiny')), cas = { q = 0.10, k = 5 }, oracle = args.modality },
     tune = args.tune or false,
     generate = { per_class = smoke and 4 or 24, steps = smoke and 4 or 10, cfg = 3.0 },
     notes = 'Built-in tiny models (models/builtin/README.md); phantom seeds in recipes/pretrain/seeds.lua.',

@@ -10,13 +10,14 @@
 -- pretrained each on its own pool of the training split; --clip / --dinov2 / --judge bring real
 -- checkpoints instead. There is no oracle for real images.
 local craft = require 'craft'
+local repo = require 'craft.repo'
 local E = craft.encoders
-local R = dofile('recipes/lib/real_sets.lua')
+local R = require 'lib.real_sets'
 
 local M = {}
 
 M.DEFAULTS = { shots = 16, size = 32, smoke = false, tune = false, seeds = '', budget = 0, jobs = 0, reuse = false,
-  pipeline = 'models/builtin/sd-tiny', models = '', clip = '', dinov2 = '', judge = '' }
+  pipeline = repo.path('models/builtin/sd-tiny'), models = '', clip = '', dinov2 = '', judge = '' }
 
 local function first_n(ds, per_class)
   return R.first_per_class(ds, per_class)
@@ -25,11 +26,11 @@ end
 -- config(set_name, args) -> a craft.experiment config without methods / seeds
 function M.config(set_name, args)
   local set = R.sets[set_name] or error('real_set: unknown set ' .. tostring(set_name), 0)
-  local K = dofile(set.knowledge)
+  local K = require('knowledge').get(set.knowledge)
   local parts = R.parts(set, args.data ~= '' and args.data or set.data, args.size)
   local smoke = args.smoke
   local function cut(p) return smoke and first_n(p, 16) or p end
-  local models = args.models ~= '' and args.models or set.models
+  local models = args.models ~= '' and args.models or repo.path(set.models)
   local function pick(v, d) return (v and v ~= '') and v or d end
   local generator = E.describe('generator', pick(args.pipeline, M.DEFAULTS.pipeline) .. '/unet', {})
   return {
@@ -48,8 +49,8 @@ function M.config(set_name, args)
 end
 
 function M.run(set_name, args, spec)
-  local lib = dofile('recipes/lib/methods.lua')
-  local run = dofile('recipes/lib/run.lua')
+  local lib = require 'lib.methods'
+  local run = require 'lib.run'
   local cfg = M.config(set_name, args)
   for k, v in pairs(spec or {}) do cfg[k] = v end
   cfg.methods = cfg.methods or lib.list { smoke = args.smoke, budget = args.budget > 0 and args.budget or nil }

@@ -3,10 +3,15 @@
 -- its stand-in models are pretrained on (recipes/pretrain/real_standins.lua). Nothing a model was
 -- pretrained on is ever an experiment image, and the reward's and the judge's stand-ins see
 -- different pools; craft.experiment.independence checks the indices both sides record.
---   local R = dofile('recipes/lib/real_sets.lua')
+--   local R = require 'lib.real_sets'     (recipes/ is on package.path: craft.repo)
 --   local parts = R.parts(R.sets.pneumoniamnist, path, 32)  -- name -> data set with .provenance
 local craft = require 'craft'
-local partition = dofile('recipes/lib/partition.lua')
+local partition = require 'lib.partition'
+
+-- the real data sets: $CRAFT_SHARED_DATA, else the shared/data folder beside the repository
+local function shared(rel)
+  return (os.getenv('CRAFT_SHARED_DATA') or require('craft.repo').path('../shared/data')) .. '/' .. rel
+end
 
 local M = {}
 
@@ -14,8 +19,8 @@ M.sets = {
   pneumoniamnist = {
     name = 'pneumoniamnist',
     title = 'PneumoniaMNIST',
-    data = '../shared/data/pneumoniamnist/pneumoniamnist.npz',
-    knowledge = 'recipes/knowledge/pneumoniamnist.lua',
+    data = shared('pneumoniamnist/pneumoniamnist.npz'),
+    knowledge = 'pneumoniamnist',   -- recipes/knowledge (require 'knowledge')
     models = 'models/pneumoniamnist',
     seed = 7,
     -- the npz's own splits, cut into parts: `per_class` images of every class, then the rest in
@@ -35,8 +40,8 @@ M.sets = {
   ham10000 = {
     name = 'ham10000',
     title = 'HAM10000 (nevus vs melanoma)',
-    data = '../shared/data/ham10000-mel-nv/labels.csv',
-    knowledge = 'recipes/knowledge/ham10000.lua',
+    data = shared('ham10000-mel-nv/labels.csv'),
+    knowledge = 'ham10000',
     models = 'models/ham10000',
     seed = 11,
     -- several photographs of one lesion share a lesion_id: parts take whole lesions
@@ -49,7 +54,7 @@ M.sets = {
       test = { { 'test', per_class = 128 } },
     },
     load = function(path, split, size)
-      local K = dofile('recipes/knowledge/ham10000.lua')
+      local K = require('knowledge').get('ham10000')
       if path:match('%.npz$') then
         return craft.data.medmnist(path, { split = split, size = size, channels = 3, classes = K.classes })
       end

@@ -12,7 +12,7 @@
 -- findings are images of the same modality), one in five mixes all four. Captions that come
 -- out identical within a batch are each other's positives (soft targets), not false negatives.
 local craft = require 'craft'
-local C = dofile(arg[0]:match('^(.*)/') .. '/common.lua')
+local C = require 'pretrain.common'
 local clip = require 'craft.models.clip'
 local F = craft.F
 

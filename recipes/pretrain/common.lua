@@ -1,6 +1,6 @@
 -- recipes/pretrain/common.lua: what the pretraining recipes share: wall clock and logging,
 -- phantom batches, float16 checkpoints, the tokenizer folder. Loaded with
---   local C = dofile(arg[0]:match('^(.*)/') .. '/common.lua')
+--   local C = require 'pretrain.common'      (recipes/ is on package.path: craft.repo)
 local craft = require 'craft'
 local ffi = require 'ffi'
 
@@ -8,7 +8,7 @@ local M = {}
 M.dir = debug.getinfo(1, 'S').source:match('^@(.*)/common%.lua$') or 'recipes/pretrain'
 M.seeds = dofile(M.dir .. '/seeds.lua')
 M.captions = dofile(M.dir .. '/captions.lua')
-M.out = os.getenv('CRAFT_BUILTIN_DIR') or 'models/builtin'
+M.out = os.getenv('CRAFT_BUILTIN_DIR') or require('craft.repo').path('models/builtin')
 
 -- Threads: CRAFT_THREADS (the training runs share a small machine; 1 each lets two run at once).
 if os.getenv('CRAFT_THREADS') then craft.set_num_threads(tonumber(os.getenv('CRAFT_THREADS'))) end
@@ -187,7 +187,7 @@ function M.write_json(path, value)
 end
 
 ---------------------------------------------------------------- tokenizer
-M.BPE_GZ = 'tests/fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz'
+M.BPE_GZ = require('craft.repo').path('tests/fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz')
 
 -- Writes a transformers / diffusers tokenizer/ folder (vocab.json, merges.txt and the SD 1.x
 -- configs) for the real CLIP vocabulary, from the shipped bpe_simple_vocab_16e6.txt.gz: the

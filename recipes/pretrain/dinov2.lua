@@ -27,7 +27,7 @@
 -- Either way the class token (pooler_output) is the feature; held-out linear-probe accuracy
 -- is logged against the untrained network's, so the README can say what DINO bought.
 local craft = require 'craft'
-local C = dofile(arg[0]:match('^(.*)/') .. '/common.lua')
+local C = require 'pretrain.common'
 local dinov2 = require 'craft.models.dinov2'
 local nn, F = craft.nn, craft.F
 

@@ -14,7 +14,7 @@
 -- positions or levels. There is no text side: the judge's CAS uses the probe and fidelity
 -- dimensions only.
 local craft = require 'craft'
-local C = dofile(arg[0]:match('^(.*)/') .. '/common.lua')
+local C = require 'pretrain.common'
 local resnet = require 'craft.models.resnet'
 local nn, F = craft.nn, craft.F
 

@@ -17,7 +17,7 @@
 local craft = require 'craft'
 local F = craft.F
 local nn = craft.nn
-local R = dofile('recipes/lib/real_sets.lua')
+local R = require 'lib.real_sets'
 local clip = require 'craft.models.clip'
 local dinov2 = require 'craft.models.dinov2'
 local resnet = require 'craft.models.resnet'
@@ -29,8 +29,8 @@ for _, a in ipairs(arg or {}) do
 end
 if os.getenv('CRAFT_THREADS') then craft.set_num_threads(tonumber(os.getenv('CRAFT_THREADS'))) end
 local set = R.sets[o.set] or error('unknown set ' .. tostring(o.set), 0)
-local K = dofile(set.knowledge)
-local OUT = (os.getenv('CRAFT_MODELS_DIR') or set.models)
+local K = require('knowledge').get(set.knowledge)
+local OUT = (os.getenv('CRAFT_MODELS_DIR') or require('craft.repo').path(set.models))
 local parts = R.parts(set, o.data or set.data, o.size)
 local t0 = craft.C.craft_now()
 local function log(fmt, ...) io.stderr:write(('[%7.1fs] '):format(craft.C.craft_now() - t0), fmt:format(...), '\n') end
@@ -145,7 +145,7 @@ end
 local function want(role) return not o.only or o.only == role end
 
 if want('dinov2') then
-  local base = 'models/builtin/dinov2-tiny'
+  local base = require('craft.repo').path('models/builtin/dinov2-tiny')
   local model = dinov2.from_pretrained(base)
   local pre = { size = 32, crop = 32 }
   local acc, p = finetune_classifier('pool_reward_vision', model, function(x) return model(dinov2.preprocess(x, pre)).pooler_output end,
@@ -159,7 +159,7 @@ if want('dinov2') then
 end
 
 if want('resnet') then
-  local base = 'models/builtin/resnet-tiny'
+  local base = require('craft.repo').path('models/builtin/resnet-tiny')
   local model = resnet.from_pretrained(base)
   local MEAN, STD = craft.tensor({ 0.485, 0.456, 0.406 }):reshape(1, 3, 1, 1), craft.tensor({ 0.229, 0.224, 0.225 }):reshape(1, 3, 1, 1)
   local acc, p = finetune_classifier('pool_judge', model, function(x) return model((x - MEAN) / STD).features end,
@@ -173,7 +173,7 @@ if want('resnet') then
 end
 
 if want('clip') then
-  local base = 'models/builtin/clip-tiny'
+  local base = require('craft.repo').path('models/builtin/clip-tiny')
   local model = clip.from_pretrained(base)
   local tok = require('craft.tokenizer').load(base)
   local tr, ho, p = pool('pool_reward_vlm')

@@ -14,7 +14,7 @@
 -- log-variance cached, a fresh posterior sample each step) and the frozen text encoder's hidden
 -- states are cached per caption: the UNet is the only network run per step.
 local craft = require 'craft'
-local C = dofile(arg[0]:match('^(.*)/') .. '/common.lua')
+local C = require 'pretrain.common'
 local models = require 'craft.models'
 local U = require 'craft.models.unet'
 local schedulers = require 'craft.models.schedulers'

@@ -15,7 +15,7 @@
 -- cheap stand-in for SD's perceptual + adversarial losses. `resume=1` runs stage 2 only, from the
 -- stage-1 weights in the output folder.
 local craft = require 'craft'
-local C = dofile(arg[0]:match('^(.*)/') .. '/common.lua')
+local C = require 'pretrain.common'
 local V = require 'craft.models.vae'
 
 local o = C.args { batch = 32, kl = 1e-4, save_every = 250, resume = 0 }

@@ -5,10 +5,12 @@
 -- dimension has the smallest real spread owns the gradient, and the VLM dimensions move by
 -- adversarial pixel patterns. These variants rescale the dimensions by their spread on the
 -- starting model's images, let the reward see shifted, noisy copies, and drop the VLM dimensions.
+local VISION = { prompt = 0, checklist = 0, probe = 1, fidelity = 1 }
+local AUG = { shift = 2, noise = 0.02 }
 return {
-  { name = 'CRAFT, scaled + augmented', craft = { reward_scale = 'start', reward_augment = { shift = 2, noise = 0.02 } } },
-  { name = 'CRAFT, vision dims, scaled + augmented', craft = { reward_scale = 'start', reward_augment = { shift = 2, noise = 0.02 },
-    reward_weights = { prompt = 0, checklist = 0, probe = 1, fidelity = 1 } } },
-  { name = 'CRAFT, vision dims, scaled + aug, lr 3e-4', craft = { reward_scale = 'start', reward_augment = { shift = 2, noise = 0.02 },
-    reward_weights = { prompt = 0, checklist = 0, probe = 1, fidelity = 1 }, lr = 3e-4 } },
+  { name = 'CRAFT, scaled + augmented', craft = { reward = { scale = 'start' }, reward_augment = AUG } },
+  { name = 'CRAFT, vision dims, scaled + augmented',
+    craft = { reward = { scale = 'start', weights = VISION }, reward_augment = AUG } },
+  { name = 'CRAFT, vision dims, scaled + aug, lr 3e-4',
+    craft = { reward = { scale = 'start', weights = VISION }, reward_augment = AUG, lr = 3e-4 } },
 }

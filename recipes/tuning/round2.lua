@@ -6,7 +6,7 @@
 -- after clipping the anchor does little. The log transform compresses each dimension's term below
 -- -1 (gradient norms 0.07-0.26).
 return {
-  { name = 'CRAFT, log reward', craft = { reward_transform = 'log' } },
-  { name = 'CRAFT, log reward x0.3', craft = { reward_transform = 'log', reward_weight = 0.3 } },
-  { name = 'CRAFT, log reward, K=3', craft = { reward_transform = 'log', grad_steps = 3 } },
+  { name = 'CRAFT, log reward', craft = { reward = { transform = 'log' } } },
+  { name = 'CRAFT, log reward x0.3', craft = { reward = { transform = 'log' }, reward_weight = 0.3 } },
+  { name = 'CRAFT, log reward, K=3', craft = { reward = { transform = 'log' }, grad_steps = 3 } },
 }

@@ -123,7 +123,8 @@ local function self_command()
   if f then f:close() end
   local a = rawget(_G, 'arg')
   if not exe or exe == '' or type(a) ~= 'table' or type(a[0]) ~= 'string' then return nil end
-  local parts = { sh_quote(exe), '-t', '1', sh_quote(a[0]) }
+  -- the recipe by its absolute path: a worker must find it whatever its working directory
+  local parts = { sh_quote(exe), '-t', '1', sh_quote(require('craft.repo').absolute(a[0])) }
   for i = 1, #a do parts[#parts + 1] = sh_quote(a[i]) end
   return table.concat(parts, ' ')
 end

@@ -34,7 +34,16 @@ end
 function M.judge(cfg)
   if cfg._judge_cas then return cfg._judge_cas end
   local s, j = cfg.splits, cfg.judge
-  local weights = (j.cas and j.cas.weights) or { prompt = j.vlm and 1 or 0, checklist = j.vlm and 1 or 0, probe = 1, fidelity = 1 }
+  -- by default every built-in dimension whose encoder the judge has (craft.cas.dims)
+  local weights = j.cas and j.cas.weights
+  if not weights then
+    weights = {}
+    local registry = require 'craft.cas.dims'
+    for _, d in ipairs(registry.BUILTIN) do
+      local enc = registry.get(d).encoder
+      weights[d] = (enc == nil or j[enc] ~= nil) and 1 or 0
+    end
+  end
   local o = merge({ classes = cfg.classes, vlm = j.vlm, vision = j.vision, weights = weights,
     prompts = cfg.knowledge.prompts, checklists = cfg.knowledge.checklists }, j.cas)
   o.weights, o.reward_cap = weights, false

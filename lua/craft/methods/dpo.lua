@@ -12,7 +12,8 @@ return {
     local dpo = require 'craft.train.dpo'
     local recipe = methods.merge({ preset = 'tiny', prompts = methods.start_prompts(ctx), classes = ctx.classes,
       seed = ctx.seed, quiet = ctx.quiet, out = ctx.dir .. '/dpo' }, m.recipe)
-    if not recipe.rank then recipe.cas = recipe.cas or ctx.reward() end
+    -- a ranking function needs no CAS; the default ranking and a reward spec rank with the reward suite's
+    if type(recipe.reward or recipe.rank) ~= 'function' then recipe.cas = recipe.cas or ctx.reward() end
     local r = dpo.train(pipe, recipe)
     local pairs = recipe.pairs or dpo.PRESETS.tiny.pairs
     return { prompts = recipe.prompts, result = r, adapters = { { kind = 'lora', path = ctx.dir .. '/dpo/lora.safetensors' } },

@@ -51,6 +51,32 @@ function M.options(name, recipe, defaults, presets, optional)
   return r
 end
 
+-- Old recipe field names still understood, each said once per process (stderr).
+local told = {}
+function M.deprecated(name, old, new)
+  local line = ('%s: recipe field %s is %s now (the old name still works)'):format(name, old, new)
+  if not told[line] then
+    told[line] = true
+    io.stderr:write('craft: note: ', line, '\n')
+  end
+end
+
+-- renamed(name, recipe, {old = new, ...}) -> a copy of the recipe with the old names replaced (both
+-- names given is an error)
+function M.renamed(name, recipe, map)
+  if recipe == nil then return nil end
+  local r = {}
+  for k, v in pairs(recipe) do r[k] = v end
+  for old, new in pairs(map) do
+    if r[old] ~= nil then
+      if r[new] ~= nil then argerror(('%s: give %s or its old name %s, not both'):format(name, new, old)) end
+      M.deprecated(name, old, new)
+      r[new], r[old] = r[old], nil
+    end
+  end
+  return r
+end
+
 ---------------------------------------------------------------- seeds
 local philox = runtime.philox
 -- A 52-bit seed from (seed, step, stream) through Philox: exact in a double, a valid uint64.
@@ -86,13 +112,13 @@ end
 -- scale s; 0 = the frozen base model)
 M.with_lora_scale = lora.with_scale
 
--- attach_lora(pipe, r): fresh adapters (rank r.rank, alpha r.alpha or rank, on r.lora_targets or
+-- attach_lora(pipe, r): fresh adapters (rank r.lora_rank, alpha r.alpha or rank, on r.lora_targets or
 -- the attention projections, plus convolutions with r.lora_convs) seeded by r.seed. Adapters
 -- already on the UNet (an earlier trainer's) are merged into its base weights first, so they
 -- become part of the frozen starting model (DPO's reference, the KL penalty's base).
 function M.attach_lora(pipe, r)
   if #lora.adapted(pipe.unet) > 0 then lora.merge(pipe.unet) end
-  local names = lora.attach(pipe.unet, { rank = r.rank, alpha = r.alpha or r.rank, targets = r.lora_targets or nil,
+  local names = lora.attach(pipe.unet, { rank = r.lora_rank, alpha = r.alpha or r.lora_rank, targets = r.lora_targets or nil,
     convs = r.lora_convs, seed = r.seed })
   return names, lora.parameters(pipe.unet)
 end

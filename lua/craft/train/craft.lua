@@ -6,7 +6,8 @@
 --
 --   local train = require 'craft.train.craft'
 --   local res = train.train(pipe, {prompts = {melanoma = {...}, nevus = {...}}, cas = cas,
---     reward_weights = {prompt = 1, checklist = 1, probe = 1, fidelity = 0}, out = 'runs/craft'})
+--     reward = {weights = {prompt = 1, checklist = 1, probe = 1, fidelity = 0}, cap = 0.5},
+--     out = 'runs/craft'})                  -- reward: a craft.cas.reward_spec (or its fields)
 --   res.log[i].reward, res.log[i].cas_checklist, ...; files: out/checkpoint.safetensors,
 --   out/log.csv, out/lora.safetensors (peft layout, diffusers' load_lora_weights reads it)
 local T = require 'craft.tensor'
@@ -14,6 +15,7 @@ local A = require 'craft.autograd'
 local F = require 'craft.functional'
 local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
+local RS = require 'craft.cas.reward_spec'
 
 local M = {}
 
@@ -22,8 +24,8 @@ M.DEFAULTS = {
   prompts = false,            -- {class -> {enriched prompts}} (required)
   classes = false,            -- label order; default: cas.classes, else the sorted prompt keys
   negative_prompt = '',       -- the unconditional side of classifier-free guidance
-  rank = 16,                  -- METHOD: LoRA rank 16
-  alpha = false,              -- LoRA alpha; default = rank (scale 1)
+  lora_rank = 16,             -- METHOD: LoRA rank 16 (old name: rank)
+  alpha = false,              -- LoRA alpha; default = lora_rank (scale 1)
   lora_targets = false,       -- Lua patterns of module names; default: to_q, to_k, to_v, to_out.0
   lora_convs = false,         -- METHOD: "optionally convolutions"
   steps = 50,                 -- METHOD: DDIM, 50 steps
@@ -31,18 +33,13 @@ M.DEFAULTS = {
   grad_steps = 1,             -- K of DRaFT-K (METHOD: K = 1)
   eta = 0,                    -- DDIM eta (0: deterministic given the initial noise)
   height = false, width = false, -- default: the UNet's sample_size times the VAE factor
-  reward = false,             -- function(images [N,3,H,W] in [0,1], labels i64 [N]) -> tensor [N]
-  cas = false,                -- a calibrated craft.cas object: reward = cas:reward(images, labels, reward_weights)
-  reward_weights = false,     -- the reward's dimension weights; default: the CAS recipe's reward_weights
-  reward_cap = false,         -- cap on each weighted dimension: false, a number or {dim -> number}, or 'cas' (the CAS recipe's)
+  reward = false,             -- a reward spec over `cas` (craft.cas.reward_spec, or a table of its fields:
+                              -- weights, cap, transform, scale = 'start' | {dim -> n}, scale_images); default:
+                              -- the spec {} (the CAS recipe's reward weights and cap). Or any differentiable
+                              -- function(images [N,3,H,W] in [0,1], labels i64 [N]) -> tensor [N]
+  cas = false,                -- a calibrated craft.cas object: reward = cas:reward(images, labels, spec)
   reward_weight = 1,          -- weight of the reward in the loss; 0 is the control "CRAFT (reward 0)": the same
                               -- sampling, KL penalty and real-image loss without the reward (nothing decoded)
-  reward_scale = false,       -- 'start': divide each CAS dimension of the reward by its spread (IQR / 1.349,
-                              -- at least 1) on the starting model's own images, so that no dimension owns the
-                              -- gradient because its real images happen to agree closely (choice)
-  reward_scale_images = 64,   -- images of the starting model that measure those spreads
-  reward_transform = false,   -- 'log': each dimension's term below -1 counts as -1 - log(-term), so the few
-                              -- worst images of a batch do not own its gradient (choice)
   reward_augment = false,     -- {shift = px, noise = sd, blur = sigma}: the reward sees each image shifted by up
                               -- to `shift` pixels (replicate padding), with Gaussian noise added (a fresh draw per
                               -- step) and blurred, so the gradient cannot lean on pixel-exact patterns of the
@@ -59,7 +56,7 @@ M.DEFAULTS = {
 }
 -- The built-in tiny models (8x8 latents): fewer denoising steps, a smaller adapter, short runs, and
 -- no recomputation in backward (their activations are small; recomputing costs a third of a step).
-M.PRESETS = { full = {}, tiny = { rank = 4, steps = 10, batch_size = 2, max_steps = 100, checkpoint_every = 25,
+M.PRESETS = { full = {}, tiny = { lora_rank = 4, steps = 10, batch_size = 2, max_steps = 100, checkpoint_every = 25,
   gradient_checkpointing = false, checkpoint_vae = false } }
 
 -- Class order and prompt lists, checked.
@@ -77,26 +74,58 @@ local function classes_of(r)
   return cls
 end
 
+-- The recipe's old reward fields, each now a field of the reward spec.
+M.OLD_REWARD_FIELDS = { reward_weights = 'weights', reward_cap = 'cap', reward_transform = 'transform',
+  reward_scale = 'scale', reward_scale_images = 'scale_images' }
+local OLD_NAMES = {}
+for old in pairs(M.OLD_REWARD_FIELDS) do OLD_NAMES[#OLD_NAMES + 1] = old end
+table.sort(OLD_NAMES)
+
+-- reward_spec_of(r) -> the reward spec of a recipe: r.reward (a spec or a table of its fields),
+-- with any old field (reward_cap, ...) laid over it; nil when r.reward is a function or a CAS.
+function M.reward_spec_of(r, name)
+  name = name or 'craft'
+  local base = r.reward
+  if type(base) == 'function' then return nil end
+  if type(base) == 'table' and type(base.reward) == 'function' then base = nil end   -- a CAS given as reward
+  if base and type(base) ~= 'table' then
+    argerror(('%s: reward must be a reward spec (craft.cas.reward_spec or a table of its fields) or a function, got %s')
+      :format(name, type(base)))
+  end
+  local fields = {}
+  for k, v in pairs(base or {}) do fields[k] = v end
+  for _, old in ipairs(OLD_NAMES) do
+    if r[old] ~= nil then
+      local new = M.OLD_REWARD_FIELDS[old]
+      common.deprecated(name, old, 'reward = {' .. new .. ' = ...}')
+      if old == 'reward_cap' and r[old] == 'cas' then fields.cap = nil   -- the CAS recipe's
+      else fields[new] = r[old] end
+    end
+  end
+  return RS.new(fields)
+end
+
+-- reward_of(r) -> function(images, labels) -> tensor [N], the CAS (or nil), the spec (or nil)
 local function reward_of(r)
   if type(r.reward) == 'function' then return r.reward end
-  local cas = (type(r.reward) == 'table' and r.reward.reward) and r.reward or r.cas
+  local cas = (type(r.reward) == 'table' and type(r.reward.reward) == 'function') and r.reward or r.cas
   if not (cas and cas.reward) then
-    argerror('craft: give reward = function(images, labels) -> tensor [N], or cas = a calibrated craft.cas object')
+    argerror('craft: give reward = function(images, labels) -> tensor [N], or cas = a calibrated craft.cas object '
+      .. '(reward then a reward spec over it, or none)')
   end
-  local cap = r.reward_cap
-  if cap == 'cas' then cap = nil end
-  return function(images, labels)
-    return cas:reward(images, labels, r.reward_weights or nil, cap, { scales = r._reward_scales, transform = r.reward_transform })
-  end, cas
+  local spec = M.reward_spec_of(r) or RS.new()
+  local resolved = spec
+  return function(images, labels) return cas:reward(images, labels, resolved) end, cas, spec,
+    function(scales) resolved = spec:with { scale = scales } end
 end
 
 -- The spread of every reward dimension's z-score on the starting model's images (its adapters at
 -- scale 0, so a resumed run measures the same): IQR / 1.349, at least 1.
-local function start_scales(pipe, r, cas, classes, encode, negs, sample_opts)
+local function start_scales(pipe, r, cas, classes, encode, negs, n_images)
   local stats = require 'craft.stats'
   local g = common.rng(r.seed, 0, 8)
   local z = {}
-  local n, B = r.reward_scale_images, r.batch_size
+  local n, B = n_images, r.batch_size
   for s = 1, n, B do
     local b = math.min(B, n - s + 1)
     local prompts, ys = M.pick(r, classes, g, b)
@@ -177,16 +206,18 @@ end
 
 -- train(pipe, recipe) -> {log = rows, step =, checkpoint =, out =, lora = adapted module names}
 function M.train(pipe, recipe)
-  local r = common.options('craft', recipe, M.DEFAULTS, M.PRESETS, {})
+  local r = common.options('craft', common.renamed('craft', recipe, { rank = 'lora_rank' }), M.DEFAULTS, M.PRESETS,
+    OLD_NAMES)
   if type(r.prompts) ~= 'table' then argerror('craft: recipe.prompts = {class -> {prompts}} is required') end
-  if r.grad_steps < 1 or r.grad_steps > r.steps then argerror(('craft: grad_steps (K) is %d, must be 1 .. steps (%d)'):format(r.grad_steps, r.steps)) end
-  local classes = classes_of(r)
-  local reward, reward_cas
-  if r.reward_weight ~= 0 then reward, reward_cas = reward_of(r) end
-  if r.reward_scale and r.reward_scale ~= 'start' then
-    argerror(('craft: reward_scale is %s (false or \'start\')'):format(tostring(r.reward_scale)))
+  if r.grad_steps < 1 or r.grad_steps > r.steps then
+    argerror(('craft: grad_steps (K) is %d, must be 1 .. steps (%d)'):format(r.grad_steps, r.steps))
   end
-  if r.reward_scale and not (reward_cas and reward_cas.calib) then argerror('craft: reward_scale = \'start\' needs cas = a calibrated craft.cas object') end
+  local classes = classes_of(r)
+  local reward, reward_cas, spec, set_scales
+  if r.reward_weight ~= 0 then reward, reward_cas, spec, set_scales = reward_of(r) end
+  if spec and spec.scale == 'start' and not (reward_cas and reward_cas.calib) then
+    argerror('craft: the reward spec\'s scale = \'start\' needs cas = a calibrated craft.cas object')
+  end
   common.freeze(pipe)
   local names, params = common.attach_lora(pipe, r)
   local prev_gc = pipe.unet.gradient_checkpointing
@@ -197,11 +228,12 @@ function M.train(pipe, recipe)
   for i = 1, B do negs[i] = r.negative_prompt end
   local real
   if r.real_diffusion_weight ~= 0 then real = common.real_data(pipe, r.data, r) end
-  if reward and r.reward_scale == 'start' then
-    r._reward_scales = start_scales(pipe, r, reward_cas, classes, encode, negs)
+  if spec and spec.scale == 'start' then
+    local scales = start_scales(pipe, r, reward_cas, classes, encode, negs, spec.scale_images)
+    set_scales(scales)
     if not r.quiet then
       local parts = {}
-      for _, d in ipairs(reward_cas.calib.dims) do parts[#parts + 1] = ('%s %.3g'):format(d, r._reward_scales[d] or 1) end
+      for _, d in ipairs(reward_cas.calib.dims) do parts[#parts + 1] = ('%s %.3g'):format(d, scales[d] or 1) end
       io.stderr:write('craft: reward scales on the starting model\'s images: ' .. table.concat(parts, ', ') .. '\n')
     end
   end

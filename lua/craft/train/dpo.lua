@@ -3,8 +3,9 @@
 --
 -- As in the published method, training is offline on a fixed preference set: first `pairs`
 -- prompts (uniform over classes, then prompts) get two images each from the starting model (no
--- grad, two noise draws); the recipe's `rank` callable scores them and the higher score is the
--- winner (tied pairs are dropped). A `heldout` share of the pairs never enters training: the
+-- grad, two noise draws); the recipe's `reward` scores them (a function, or a reward spec over
+-- `cas`; by default the raw checklist dimension) and the higher score is the winner (tied pairs
+-- are dropped). A `heldout` share of the pairs never enters training: the
 -- implicit preference accuracy and loss on them (logged every eval_every steps) say whether DPO
 -- learnt the preference or only memorised its training pairs. Each step then draws batch_size
 -- training pairs (a fresh permutation per epoch), one timestep t and ONE noise eps per pair shared
@@ -20,12 +21,13 @@
 -- resumed run trains on the same pairs.
 --
 --   local dpo = require 'craft.train.dpo'
---   local r = dpo.train(pipe, {prompts = {...}, cas = cas, out = 'runs/dpo'})   -- rank = checklist
+--   local r = dpo.train(pipe, {prompts = {...}, cas = cas, out = 'runs/dpo'})   -- ranked by the checklist
 --   r.heldout.accuracy, r.heldout.loss, r.pairs (kept), r.ties
 local tensor = require 'craft.tensor'
 local A = require 'craft.autograd'
 local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
+local RS = require 'craft.cas.reward_spec'
 local ctrain = require 'craft.train.craft'
 local F = require 'craft.functional'
 
@@ -35,9 +37,10 @@ M.DEFAULTS = {
   prompts = false,            -- {class -> {enriched prompts}} (required)
   classes = false,            -- label order; default: cas.classes, else the sorted prompt keys
   negative_prompt = '',
-  rank = false,               -- function(images [N,3,H,W], labels i64 [N]) -> tensor or list [N];
-                              -- default with cas: the raw checklist dimension (the same order as
-                              -- its z-score within a class, and a pair shares its class)
+  reward = false,             -- what ranks a pair: function(images [N,3,H,W], labels i64 [N]) -> tensor or
+                              -- list [N] (old name: rank), or a reward spec over cas (craft.cas.reward_spec
+                              -- or a table of its fields); default with cas: the raw checklist dimension (the
+                              -- same order as its z-score within a class, and a pair shares its class)
   cas = false,
   beta = 5000,                -- beta_dpo (Wallace et al.: 5000 for SD 1.5)
   lora_rank = 16,             -- (choice: CRAFT's adapter, so the comparison isolates the objective)
@@ -88,11 +91,17 @@ function M.loss(pipe, o)
 end
 
 local function rank_of(r)
-  if type(r.rank) == 'function' then return r.rank end
+  if type(r.reward) == 'function' then return r.reward end
+  if r.reward and r.cas then
+    local spec = RS.new(r.reward)
+    if spec.scale == 'start' then argerror('dpo: the reward spec\'s scale = \'start\' is CRAFT\'s (give {dim -> number})') end
+    return function(images, labels) return A.no_grad(function() return r.cas:reward(images, labels, spec):flat() end) end
+  end
   if r.cas then
     return function(images, labels) return r.cas:raw(images, labels, { 'checklist' }).checklist end
   end
-  argerror('dpo: give rank = function(images, labels) -> scores, or cas = a craft.cas object (checklist ranking)')
+  argerror('dpo: give reward = function(images, labels) -> scores, or cas = a craft.cas object (checklist ranking, or '
+    .. 'reward = a reward spec over it)')
 end
 
 local function as_list(s)
@@ -189,7 +198,11 @@ end
 -- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names, heldout =
 -- {accuracy, loss, n}, pairs = kept pairs, ties}
 function M.train(pipe, recipe)
-  local r = common.options('dpo', recipe, M.DEFAULTS, M.PRESETS, {})
+  if recipe and recipe.rank ~= nil and type(recipe.rank) ~= 'function' then
+    argerror(('dpo: rank is %s; the LoRA rank is lora_rank (rank was the old name of the ranking function, now reward)')
+      :format(tostring(recipe.rank)))
+  end
+  local r = common.options('dpo', common.renamed('dpo', recipe, { rank = 'reward' }), M.DEFAULTS, M.PRESETS, {})
   if type(r.prompts) ~= 'table' then argerror('dpo: recipe.prompts = {class -> {prompts}} is required') end
   if not (r.heldout >= 0 and r.heldout < 1) then argerror(('dpo: heldout is %s, must be in [0, 1)'):format(tostring(r.heldout))) end
   local cls = r.classes or (r.cas and r.cas.classes)
@@ -219,7 +232,7 @@ function M.train(pipe, recipe)
       set.ties, set.n_train, set.n_heldout))
   end
   if set.n_train < 1 then argerror('dpo: no training pairs left after the held-out share') end
-  local names, params = common.attach_lora(pipe, { rank = r.lora_rank, alpha = r.alpha, lora_targets = r.lora_targets,
+  local names, params = common.attach_lora(pipe, { lora_rank = r.lora_rank, alpha = r.alpha, lora_targets = r.lora_targets,
     lora_convs = r.lora_convs, seed = r.seed })
   local prev_gc = pipe.unet.gradient_checkpointing
   pipe.unet.gradient_checkpointing = r.gradient_checkpointing

@@ -18,8 +18,8 @@ M.DEFAULTS = {
                               -- false to use whatever pipe already has installed
   templates = { 'a photo of {}' }, -- {} is replaced by the class's token (as in ti)
   prompts = false,            -- {class -> {prompts}}: a class's prompts (else its token in the templates)
-  rank = 32,                  -- METHOD: rank 32
-  alpha = false,              -- default = rank
+  lora_rank = 32,             -- METHOD: rank 32 (old name: rank)
+  alpha = false,              -- default = lora_rank
   lora_targets = false, lora_convs = false,
   height = false, width = false,
   lr = 5e-6,                  -- METHOD: lr 5e-6
@@ -28,7 +28,7 @@ M.DEFAULTS = {
   checkpoint_every = 250,
 }
 -- Tiny models: a rank-4 adapter learns at a higher rate in a short run.
-M.PRESETS = { full = {}, tiny = { rank = 4, lr = 1e-3, max_steps = 200, batch_size = 4, checkpoint_every = 50,
+M.PRESETS = { full = {}, tiny = { lora_rank = 4, lr = 1e-3, max_steps = 200, batch_size = 4, checkpoint_every = 50,
   gradient_checkpointing = false } }
 
 -- The prompt of a real image of class `name`: one of the recipe's prompts for it when given (a
@@ -47,7 +47,8 @@ end
 
 -- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names}
 function M.train(pipe, recipe)
-  local r = common.options('lora_diffusion', recipe, M.DEFAULTS, M.PRESETS, {})
+  local r = common.options('lora_diffusion', common.renamed('lora_diffusion', recipe, { rank = 'lora_rank' }), M.DEFAULTS,
+    M.PRESETS, {})
   local ds = r.data
   if not (type(ds) == 'table' and ds.classes) then argerror('lora_diffusion: recipe.data = {images, labels, classes} is required') end
   if type(r.ti) == 'string' then ti.load(pipe, r.ti)

@@ -48,9 +48,12 @@ local A = require 'craft.autograd'
 local nn = require 'craft.nn'
 local optim = require 'craft.optim'
 local stats = require 'craft.stats'
+local registry = require 'craft.cas.dims'
+local RS = require 'craft.cas.reward_spec'
 
 local M = {}
-M.DIMS = { 'prompt', 'checklist', 'probe', 'fidelity' }
+M.DIMS = registry.BUILTIN   -- METHOD.md's four (every dimension: craft.cas.dims)
+M.reward_spec = RS.new
 local CAS = {}
 CAS.__index = CAS
 M.CAS = CAS
@@ -73,7 +76,7 @@ end
 function M.new(recipe)
   local want = require('craft.core').want
   local r = want('cas.new', 'recipe', recipe, 'table', true) or {}
-  for _, k in ipairs { 'classes', 'prompts', 'checklists', 'temperature', 'weights', 'reward_weights' } do
+  for _, k in ipairs { 'classes', 'prompts', 'checklists', 'temperature', 'weights', 'reward_weights', 'dims' } do
     want('cas.new', 'recipe.' .. k, r[k], 'table', true)
   end
   want('cas.new', 'recipe.k', r.k, 'positive', true)
@@ -92,7 +95,10 @@ function M.new(recipe)
   self.vlm, self.checklist_vlm, self.vision = r.vlm, r.checklist_vlm or r.vlm, r.vision
   self.prompts, self.checklists = r.prompts, r.checklists
   self.temperature = merge({ prompt = 0.01, checklist = 0.01 }, r.temperature)
-  self.weights = merge({ prompt = 1, checklist = 1, probe = 1, fidelity = 1 }, r.weights)
+  self.dims = M.dims_of(r)
+  local ones = {}
+  for _, d in ipairs(self.dims) do ones[d] = 1 end
+  self.weights = merge(ones, r.weights)
   self.reward_weights = r.reward_weights and merge(self.weights, r.reward_weights) or self.weights
   self.reward_cap = r.reward_cap or false   -- number or {dim -> number}: z above it earns no reward
   self.k, self.q = r.k or 5, r.q or 0.10
@@ -108,27 +114,51 @@ function M.new(recipe)
   return self
 end
 
----------------------------------------------------------------- availability
+---------------------------------------------------------------- dimensions
+-- dims_of(recipe) -> the names of the dimensions a CAS of this recipe has: the built-in four, then
+-- recipe.dims (names or dimension modules, registered on the way), then any other dimension the
+-- weights name, in that order.
+function M.dims_of(r)
+  r = r or {}
+  local list, seen = {}, {}
+  local function add(d)
+    if type(d) == 'table' then
+      core.want('cas.new', 'recipe.dims[i].name', d.name, 'string')
+      d = registry.register(d.name, d).name
+    end
+    registry.get(d)   -- an unknown name is refused here
+    if not seen[d] then seen[d] = true; list[#list + 1] = d end
+  end
+  for _, d in ipairs(registry.BUILTIN) do add(d) end
+  for _, d in ipairs(r.dims or {}) do add(d) end
+  local extra = {}
+  for _, w in ipairs { r.weights or {}, r.reward_weights or {} } do
+    for d in pairs(w) do if not seen[d] then extra[#extra + 1] = d end end
+  end
+  table.sort(extra)
+  for _, d in ipairs(extra) do add(d) end
+  return list
+end
+
 -- Whether dimension d can be computed: its encoders, texts and fitted parts exist.
 function CAS:available(d)
-  if d == 'prompt' then return self.vlm ~= nil and self.prompts ~= nil
-  elseif d == 'checklist' then return self.checklist_vlm ~= nil and self.checklists ~= nil
-  elseif d == 'probe' then return self.vision ~= nil and self.probe ~= nil
-  elseif d == 'fidelity' then return self.vision ~= nil and self.bank ~= nil end
-  argerror('cas: unknown dimension ' .. tostring(d))
+  return registry.get(d).missing(self) == nil
 end
 
 local function active(self, weights)
   local r = {}
-  for _, d in ipairs(M.DIMS) do
+  for _, d in ipairs(self.dims) do
     local w = weights[d] or 0
     if w ~= 0 then
-      if not self:available(d) then
-        argerror(('cas: dimension %s has weight %g but is not available (%s)'):format(d, w,
-          (d == 'probe' and 'call cas:fit_probe') or (d == 'fidelity' and 'call cas:fit_bank')
-          or 'missing encoder or texts in the recipe'))
-      end
+      local why = registry.get(d).missing(self)
+      if why then argerror(('cas: dimension %s has weight %g but is not available (%s)'):format(d, w, why)) end
       r[#r + 1] = d
+    end
+  end
+  for d, w in pairs(weights) do
+    if w ~= 0 and not self.weights[d] then
+      argerror(('cas: dimension %s is not one of this CAS\'s (%s; add it to the recipe\'s dims)'):format(tostring(d),
+        table.concat(self.dims, ', ')))
     end
   end
   return r
@@ -215,40 +245,31 @@ end
 
 -- Raw (unstandardised) dimensions of a batch x with labels ys (Lua list): { d = tensor [n] },
 -- plus the checklist item scores [n, I] when the checklist dimension is computed. Differentiable
--- in x whenever grad mode is on.
+-- in x whenever grad mode is on. What several dimensions read (an encoder's image features) is
+-- computed once per batch.
 function CAS:_raw(x, ys, dims)
   local want = {}
   for _, d in ipairs(dims) do want[d] = true end
-  local C = #self.classes
-  local Y = one_hot(ys, C)
+  local Y = one_hot(ys, #self.classes)
   local out = {}
-  local img
-  if want.prompt then
-    img = F.normalize(self.vlm.encode_image(x), 2)
-    local sets, acc = self:_prompt_text(), nil
-    for _, S in ipairs(sets) do
-      local lp = F.log_softmax(img:matmul(S:t()) * (1 / self.temperature.prompt), 2)
-      acc = acc and acc + lp or lp
-    end
-    out.prompt = (acc * Y):sum(2) * (1 / #sets)
+  local vlm_images, vision = {}, nil
+  local shared = { out = out }
+  -- the L2-normalised image features of a VLM (the prompt and checklist dimensions share them
+  -- when they use the same VLM)
+  function shared.vlm_image(enc)
+    if not vlm_images[enc] then vlm_images[enc] = F.normalize(enc.encode_image(x), 2) end
+    return vlm_images[enc]
   end
-  if want.checklist then
-    -- the same image features when dimension 2 uses dimension 1's VLM
-    local cimg = (img and self.checklist_vlm == self.vlm) and img
-      or F.normalize(self.checklist_vlm.encode_image(x), 2)
-    local ct = self:_checklist_text()
-    local s = (cimg:matmul(ct.diff:t()) * (1 / self.temperature.checklist)):sigmoid()   -- [n, I]
-    out.checklist = (s * Y:matmul(ct.avg)):sum(2)
-    out.items = s
-  end
-  if want.probe or want.fidelity then
-    local f = self.vision.encode(x)
-    local fn = F.normalize(f, 2)
-    if want.probe then
-      local lp = F.log_softmax(self.probe(self.probe_normalize and fn or f), 2)
-      out.probe = (lp * Y):sum(2)
+  -- the vision encoder's features and their L2-normalised form (probe and fidelity)
+  function shared.vision()
+    if not vision then
+      local f = self.vision.encode(x)
+      vision = { features = f, normalized = F.normalize(f, 2) }
     end
-    if want.fidelity then out.fidelity = self:_knn(fn, Y) end
+    return vision
+  end
+  for _, d in ipairs(self.dims) do
+    if want[d] then out[d] = registry.get(d).raw(self, x, ys, Y, shared) end
   end
   return out
 end
@@ -363,10 +384,15 @@ function CAS:fit_probe(images, labels, o)
   return self.probe_report
 end
 
--- fit(train_real_images, labels, probe_opts): both the probe and the bank.
+-- fit(train_real_images, labels, probe_opts): every dimension's fitted part (the probe, the
+-- bank, a registered dimension's fit); returns the probe's report (nil without a probe).
 function CAS:fit(images, labels, o)
-  self:fit_bank(images, labels)
-  return self:fit_probe(images, labels, o)
+  self.fit_reports = {}
+  for _, d in ipairs(self.dims) do
+    local dim = registry.get(d)
+    if dim.fit then self.fit_reports[d] = dim.fit(self, images, labels, o) or true end
+  end
+  return self.probe_report
 end
 
 ---------------------------------------------------------------- metric mode
@@ -408,7 +434,7 @@ end
 -- available raw dimension, then the per-class q-quantile thresholds of CAS on the same images.
 function CAS:calibrate(images, labels)
   local dims = {}
-  for _, d in ipairs(M.DIMS) do if self:available(d) then dims[#dims + 1] = d end end
+  for _, d in ipairs(self.dims) do if self:available(d) then dims[#dims + 1] = d end end
   local ys = label_list(labels)
   local raw = self:raw(images, ys, dims)
   local C = #self.classes
@@ -440,11 +466,16 @@ end
 -- stored held-out reals, so an ablation needs no second pass over the encoders.
 function CAS:set_weights(w)
   local full = {}
-  for _, d in ipairs(M.DIMS) do full[d] = w[d] or 0 end
+  for d in pairs(w) do
+    if not self.weights[d] then
+      argerror(('cas:set_weights: dimension %s is not one of this CAS\'s (%s)'):format(tostring(d), table.concat(self.dims, ', ')))
+    end
+  end
+  for _, d in ipairs(self.dims) do full[d] = w[d] or 0 end
   self.weights = full
   if not self.calib then return end
   local c = self.calib
-  for _, d in ipairs(M.DIMS) do
+  for _, d in ipairs(self.dims) do
     if full[d] ~= 0 and not c.mu[d] then argerror(('cas: dimension %s was not calibrated'):format(d)) end
   end
   local cas = self:_combine(c.raw, c.labels, full)
@@ -462,7 +493,7 @@ function CAS:_combine(raw, ys, w)
   local c = self.calib
   local cas, z = {}, {}
   for i = 1, #ys do cas[i] = 0 end
-  for _, d in ipairs(M.DIMS) do
+  for _, d in ipairs(self.dims) do
     if (w[d] or 0) ~= 0 then
       z[d] = {}
       local mu, sd = c.mu[d], c.sd[d]
@@ -507,14 +538,22 @@ function CAS:tail(cas, labels)
 end
 
 ---------------------------------------------------------------- reward mode
--- reward(images, labels, weights, cap, {scales=, transform=}) -> tensor [N] = sum_d w_d z_d,
--- differentiable in images (every step is a craft op). weights default to the recipe's
--- reward_weights; a dimension missing from `weights` has weight 0. cap (nil: the recipe's
--- reward_cap; false: none) caps each weighted dimension (see reward_cap above); transform = 'log'
--- compresses each term below -1 logarithmically; scales = {dim -> positive number} divides each
--- dimension's term.
+-- reward(images, labels, spec) -> tensor [N] = sum_d w_d z_d, differentiable in images (every step
+-- is a craft op); spec is a craft.cas.reward_spec (weights, cap, transform, scale).
+-- The older positional form reward(images, labels, weights, cap, {scales=, transform=}) means the
+-- same: weights default to the recipe's reward_weights (a dimension missing from `weights` has
+-- weight 0); cap (nil: the recipe's reward_cap; false: none) caps each weighted dimension (see
+-- reward_cap above); transform = 'log' compresses each term below -1 logarithmically; scales =
+-- {dim -> positive number} divides each dimension's term.
 function CAS:reward(images, labels, weights, cap, o)
   if not self.calib then argerror('cas: call cas:calibrate before reward') end
+  if RS.is(weights) then
+    local spec = weights
+    if spec.scale == 'start' then
+      argerror('cas.reward: the spec\'s scale is \'start\' (measured by the trainer); give the measured {dim -> number}')
+    end
+    weights, cap, o = spec.weights, spec.cap, { scales = spec.scale or nil, transform = spec.transform or nil }
+  end
   o = require('craft.core').want('cas.reward', 'options', o, 'table', true) or {}
   require('craft.core').want('cas.reward', 'options.scales', o.scales, 'table', true)
   if o.transform and o.transform ~= 'log' then argerror(('cas.reward: transform %q (false or log)'):format(tostring(o.transform))) end
