@@ -123,7 +123,7 @@ function M.dims_of(r)
   local list, seen = {}, {}
   local function add(d)
     if type(d) == 'table' then
-      core.want('cas.new', 'recipe.dims[i].name', d.name, 'string')
+      require('craft.core').want('cas.new', 'recipe.dims[i].name', d.name, 'string')
       d = registry.register(d.name, d).name
     end
     registry.get(d)   -- an unknown name is refused here

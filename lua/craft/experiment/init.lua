@@ -15,6 +15,7 @@
 --     reward = {vlm = E.clip(..), vision = E.dinov2(..), cas = {q = 0.1, k = 5}},
 --     judge = {vision = E.resnet(..), cas = {q = 0.1, k = 5}, oracle = 'cxr'},
 --     methods = {{name = 'TI + LoRA', kind = 'ti_lora', baseline = true, ...}, ...},  -- craft.methods
+--                 (kind: a registered name, or a method module itself: kind = require 'my_method')
 --     train_seeds = {0, 1, 2}, generate = {per_class = 24, steps = 10, cfg = 3},
 --     jobs = 2,          -- worker processes (craft.experiment.jobs)
 --   }
@@ -91,8 +92,14 @@ local function normalise(cfg)
   local ms = {}
   for i, spec in ipairs(cfg.methods) do
     if type(spec.name) ~= 'string' then argerror(('experiment: methods[%d] has no name'):format(i)) end
-    methods.get(spec.kind)   -- an unknown kind is refused before anything runs
-    local m = merge(spec, { key = spec.key or slug(spec.name) })
+    local kind = spec.kind
+    -- a method module in the list itself (kind = require 'my_method'): registered under its kind
+    if type(kind) == 'table' then
+      if type(kind.kind) ~= 'string' then argerror(('experiment: methods[%d].kind is a table without a kind name'):format(i)) end
+      kind = methods.register(kind.kind, kind).kind
+    end
+    methods.get(kind)   -- an unknown kind is refused before anything runs
+    local m = merge(spec, { key = spec.key or slug(spec.name), kind = kind })
     if keys[m.key] then argerror(('experiment: two methods have the key %q (give one a key)'):format(m.key)) end
     keys[m.key] = true
     ms[i] = m
