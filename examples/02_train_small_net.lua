@@ -39,7 +39,9 @@ for step = 1, steps do
   loss:backward()
   opt:step()
   opt:zero_grad()
-  if step % 50 == 0 then print(('step %4d  loss %.4f  accuracy %.3f'):format(step, loss:item(), accuracy())) end
+  if step % 50 == 0 then
+    print(('step %4d  loss %.4f  accuracy %.3f'):format(step, loss:item(), accuracy()))
+  end
 end
 local acc = accuracy()
 print(('%d parameters; training accuracy %.3f'):format(net:num_parameters(), acc))

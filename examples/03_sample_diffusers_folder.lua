@@ -26,14 +26,17 @@ local images, latents, info = craft.no_grad(function()
   return pipe:generate { prompt = prompts, steps = steps, cfg = 3, seed = 1, out = out .. '/ddim_%d.png' }
 end)
 print(('%s, %d steps: images %s in [%.3f, %.3f], latents %s'):format(info.sampler, #info.timesteps,
-  table.concat(images.shape, 'x'), images:min():item(), images:max():item(), table.concat(latents.shape, 'x')))
+  table.concat(images.shape, 'x'), images:min():item(), images:max():item(),
+  table.concat(latents.shape, 'x')))
 assert(images:size(1) == 2 and images:size(2) == 3, 'two RGB images')
 
 -- another sampler built from the same folder's betas (as diffusers' Class.from_config would)
 local again = craft.no_grad(function()
-  return pipe:generate { prompt = prompts, steps = steps, cfg = 3, seed = 1, sampler = 'dpm++2m', out = out .. '/dpm_%d.png' }
+  return pipe:generate { prompt = prompts, steps = steps, cfg = 3, seed = 1, sampler = 'dpm++2m',
+    out = out .. '/dpm_%d.png' }
 end)
-print(('DPM-Solver++ from the same noise: mean |difference| to DDIM %.4f'):format((again - images):abs():mean():item()))
+print(('DPM-Solver++ from the same noise: mean |difference| to DDIM %.4f')
+  :format((again - images):abs():mean():item()))
 
 -- the gradient window of the trainers (DRaFT-K): a loss on the images reaches the UNet's
 -- weights through the last K steps only

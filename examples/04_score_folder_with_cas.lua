@@ -2,18 +2,21 @@
 -- Score (METHOD.md: prompt alignment, checklist satisfaction, a diagnostic probe and real-image
 -- fidelity, each standardised per class on held-out real images).
 --
---   craft examples/04_score_folder_with_cas.lua [--folder DIR] [--modality cxr] [--out runs/examples/04] [--smoke]
+--   craft examples/04_score_folder_with_cas.lua [--folder DIR] [--modality cxr] [--out runs/examples/04]
+--        [--smoke]
 --
 -- DIR holds images and a labels.csv (columns path, label, split: train / val / test), the layout
 -- `craft phantoms` writes and craft.data.image_folder reads; without --folder the example writes
--- such a folder of chest x-ray phantoms first (in OUT/phantoms). The scores go to OUT/cas_scores.csv. The CAS's probe and real-feature bank are fitted
--- on the train split, its z-scores and per-class thresholds calibrated on val, and the test
--- images scored: each gets a CAS, its four standardised dimensions and a tail flag (below the
--- q = 0.10 quantile of its class's held-out reals).
+-- such a folder of chest x-ray phantoms first (in OUT/phantoms). The scores go to OUT/cas_scores.csv. The
+-- CAS's probe and real-feature bank are fitted on the train split, its z-scores and per-class thresholds
+-- calibrated on val, and the test images scored: each gets a CAS, its four standardised dimensions and a tail
+-- flag (below the q = 0.10 quantile of its class's held-out reals).
 local craft = require 'craft'
 local repo = require 'craft.repo'
-local args = require('lib.args')(arg, { folder = '', modality = 'cxr', out = 'runs/examples/04', smoke = false },
-  'craft examples/04_score_folder_with_cas.lua [--folder DIR] [--modality cxr|fundus|derm|histo] [--out DIR] [--smoke]')
+local args = require('lib.args')(arg,
+  { folder = '', modality = 'cxr', out = 'runs/examples/04', smoke = false },
+  'craft examples/04_score_folder_with_cas.lua [--folder DIR] [--modality cxr|fundus|derm|histo] [--out DIR] '
+  .. '[--smoke]')
 
 local folder = args.folder
 if folder == '' then
@@ -24,13 +27,13 @@ if folder == '' then
 end
 
 local function split(name)
-  return craft.data.image_folder { csv = folder .. '/labels.csv', label_col = 'class', split_col = 'split', split = name,
-    size = 32,
+  return craft.data.image_folder { csv = folder .. '/labels.csv', label_col = 'class', split_col = 'split',
+    split = name, size = 32,
     classes = craft.phantoms.classes(args.modality) }
 end
 local train, val, test = split('train'), split('val'), split('test')
-print(('%s: %d train, %d val, %d test images; classes %s'):format(folder, train.images:size(1), val.images:size(1),
-  test.images:size(1), table.concat(train.classes, ', ')))
+print(('%s: %d train, %d val, %d test images; classes %s'):format(folder, train.images:size(1),
+  val.images:size(1), test.images:size(1), table.concat(train.classes, ', ')))
 
 -- the knowledge artifacts: enriched prompts (dimension 1) and the clinical checklist (dimension 2)
 local K = require('knowledge').get(args.modality)
@@ -61,10 +64,11 @@ print('first image: CAS ' .. ('%.3f'):format(r.cas[1]) .. ', z-scores: ' .. (fun
   return table.concat(parts, ', ')
 end)())
 -- per image, to a CSV beside the images
-local rows = { { 'index', 'class', 'cas', 'below_threshold', 'z_prompt', 'z_checklist', 'z_probe', 'z_fidelity' } }
+local rows = { { 'index', 'class', 'cas', 'below_threshold', 'z_prompt', 'z_checklist', 'z_probe',
+  'z_fidelity' } }
 for i, y in ipairs(r.labels) do
-  rows[#rows + 1] = { i, cas.classes[y + 1], r.cas[i], r.below[i] and 1 or 0, r.dims.prompt[i], r.dims.checklist[i],
-    r.dims.probe[i], r.dims.fidelity[i] }
+  rows[#rows + 1] = { i, cas.classes[y + 1], r.cas[i], r.below[i] and 1 or 0, r.dims.prompt[i],
+    r.dims.checklist[i], r.dims.probe[i], r.dims.fidelity[i] }
 end
 os.execute("mkdir -p '" .. args.out .. "'")
 craft.io.write_csv(args.out .. '/cas_scores.csv', rows)

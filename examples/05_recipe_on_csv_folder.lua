@@ -15,16 +15,18 @@
 --   3. runs the base model, TI + LoRA, and CRAFT from TI + LoRA, and writes the table and report.
 local craft = require 'craft'
 local repo = require 'craft.repo'
-local args = require('lib.args')(arg, { csv = '', label_col = 'class', shots = 8, out = 'runs/examples/05', smoke = false },
-  'craft examples/05_recipe_on_csv_folder.lua [--csv FILE] [--label_col NAME] [--shots N] [--out DIR] [--smoke]')
+local args = require('lib.args')(arg,
+  { csv = '', label_col = 'class', shots = 8, out = 'runs/examples/05', smoke = false },
+  'craft examples/05_recipe_on_csv_folder.lua [--csv FILE] [--label_col NAME] [--shots N] [--out DIR] '
+  .. '[--smoke]')
 local smoke = args.smoke
 
 local out = args.out
 local csv = args.csv
 if csv == '' then
   local dir = out .. '/phantoms'
-  require('craft.commands.phantoms').main { '--modality', 'cxr', '--n', smoke and '400' or '1200', '--size', '32',
-    '--seed', '2001', '--out', dir }
+  require('craft.commands.phantoms').main { '--modality', 'cxr', '--n', smoke and '400' or '1200',
+    '--size', '32', '--seed', '2001', '--out', dir }
   csv = dir .. '/labels.csv'
 end
 
@@ -35,8 +37,8 @@ print(('%s: %d images of %s'):format(csv, all.images:size(1), table.concat(all.c
 
 -- 1. six disjoint splits, per class in a seeded order
 local per = smoke and 16 or 48
-local sizes = { { 'few_shot', args.shots }, { 'reward_fit', per }, { 'calibration', per }, { 'judge_fit', per },
-  { 'judge_calibration', per }, { 'test', per } }
+local sizes = { { 'few_shot', args.shots }, { 'reward_fit', per }, { 'calibration', per },
+  { 'judge_fit', per }, { 'judge_calibration', per }, { 'test', per } }
 local labels = all.labels:flat()
 local order = craft.data.permutation(#labels, 7, 0)
 local by_class = {}
@@ -68,10 +70,11 @@ local cfg = {
   name = 'my folder', title = 'CRAFT on ' .. csv, out = out,
   pipeline = repo.path('models/builtin/sd-tiny'),
   classes = all.classes, knowledge = K, splits = splits,
-  reward = { vlm = E.clip(repo.path('models/builtin/clip-tiny')), vision = E.dinov2(repo.path('models/builtin/dinov2-tiny')),
-    cas = { q = 0.10, k = 5 } },
-  judge = { vision = E.resnet(repo.path('models/builtin/resnet-tiny')), cas = { q = 0.10, k = 5 } },   -- no oracle:
-  train_seeds = { 0 },                                                                   -- real data has none
+  reward = { vlm = E.clip(repo.path('models/builtin/clip-tiny')),
+    vision = E.dinov2(repo.path('models/builtin/dinov2-tiny')), cas = { q = 0.10, k = 5 } },
+  -- no oracle: real data has none
+  judge = { vision = E.resnet(repo.path('models/builtin/resnet-tiny')), cas = { q = 0.10, k = 5 } },
+  train_seeds = { 0 },
   generate = { per_class = 4, steps = smoke and 4 or 10, cfg = 3 },
   jobs = 1,
 }

@@ -20,8 +20,9 @@ cfg.reward.cas.dims = { require 'extensions.sharpness' }          -- the one rec
 
 cfg.methods = {
   { name = 'Base + enriched', kind = 'base', baseline = true },
-  { name = 'CRAFT', kind = 'craft', recipe = { max_steps = args.smoke and 3 or 50, steps = 4, grad_steps = 2, cfg = 3,
-    batch_size = 2, lr = 1e-3, lora_rank = 4, reward = { cap = 0.5, transform = 'log' } } },
+  { name = 'CRAFT', kind = 'craft',
+    recipe = { max_steps = args.smoke and 3 or 50, steps = 4, grad_steps = 2, cfg = 3,
+      batch_size = 2, lr = 1e-3, lora_rank = 4, reward = { cap = 0.5, transform = 'log' } } },
 }
 cfg.train_seeds, cfg.jobs = { 0 }, 1
 local res = require('craft.experiment').run(cfg)

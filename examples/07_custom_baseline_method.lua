@@ -15,13 +15,13 @@ cfg.name, cfg.title = 'best prompt', 'A custom baseline: the reward\'s favourite
 cfg.methods = require('lib.methods').list { smoke = true, only = { base = true } }   -- Base + enriched
 
 -- the one recipe line:
-cfg.methods[#cfg.methods + 1] = { name = 'Best prompt', kind = require 'extensions.best_prompt', baseline = true,
-  per_prompt = 2, steps = 4 }
+cfg.methods[#cfg.methods + 1] = { name = 'Best prompt', kind = require 'extensions.best_prompt',
+  baseline = true, per_prompt = 2, steps = 4 }
 
 cfg.train_seeds, cfg.jobs = { 0 }, 1
 local res = require('craft.experiment').run(cfg)
 local row = res.rows[2]
-print(('%s: judge tail %.1f%%, reward tail %.1f%%, %d images generated to choose the prompts'):format(row.method,
-  100 * row.judge_tail, 100 * row.reward_tail, row.train_images or 0))
+print(('%s: judge tail %.1f%%, reward tail %.1f%%, %d images generated to choose the prompts')
+  :format(row.method, 100 * row.judge_tail, 100 * row.reward_tail, row.train_images or 0))
 assert(row.method == 'Best prompt' and row.judge_tail ~= nil, 'the new method was graded')
 print('example ok: a custom baseline method')

@@ -10,9 +10,11 @@
 -- from the same TI + LoRA generator per training seed and is graded by the same judges, with
 -- CRAFT (reward 0) as the control. One table and report.
 local parse = require 'lib.args'
-local args = parse(arg, { modality = 'cxr', shots = 16, out = 'runs/ablation', budget = 0, ks = '1,5', smoke = false,
+local args = parse(arg,
+  { modality = 'cxr', shots = 16, out = 'runs/ablation', budget = 0, ks = '1,5', smoke = false,
   seeds = '', jobs = 0, tune = false, reuse = false },
-  'craft recipes/ablation.lua [--modality M] [--shots N] [--out DIR] [--budget N] [--ks 1,5] [--seeds 0,1,2] [--jobs N] [--tune] [--reuse] [--smoke]')
+  'craft recipes/ablation.lua [--modality M] [--shots N] [--out DIR] [--budget N] [--ks 1,5] [--seeds 0,1,2] '
+  .. '[--jobs N] [--tune] [--reuse] [--smoke]')
 local lib = require 'lib.methods'
 local run = require 'lib.run'
 local cfg = require('lib.phantoms')(args)
@@ -25,7 +27,8 @@ local function variant(name, over)
   m.name, m.key = name, nil
   return m
 end
-local methods = lib.list { smoke = args.smoke, budget = budget, only = { ti_lora = true, ['CRAFT (reward 0)'] = true } }
+local methods = lib.list { smoke = args.smoke, budget = budget,
+  only = { ti_lora = true, ['CRAFT (reward 0)'] = true } }
 methods[#methods + 1] = variant('CRAFT (all four)', {})
 -- every dimension of the reward's CAS (craft.cas.dims: the built-in four and any the recipe adds)
 local dims = require('craft.cas').dims_of(cfg.reward.cas)
@@ -38,7 +41,8 @@ end
 for k in tostring(args.ks):gmatch('%d+') do
   k = tonumber(k)
   if k ~= lib.CRAFT.grad_steps then
-    methods[#methods + 1] = variant(('CRAFT K=%d'):format(k), { grad_steps = args.smoke and math.min(k, 4) or k })
+    methods[#methods + 1] = variant(('CRAFT K=%d'):format(k),
+      { grad_steps = args.smoke and math.min(k, 4) or k })
   end
 end
 methods[#methods + 1] = variant('CRAFT, no reward cap', { reward = { cap = false } })

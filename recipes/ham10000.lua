@@ -12,10 +12,12 @@ local R = require 'lib.real_set'
 local defaults = { data = '', out = 'runs/ham10000' }
 for k, v in pairs(R.DEFAULTS) do defaults[k] = v end
 local args = require('lib.args')(arg, defaults,
-  'craft recipes/ham10000.lua [--data CSV|NPZ] [--shots N] [--out DIR] [--seeds 0,1,2] [--budget N] [--jobs N] [--tune] [--reuse] [--smoke] [--pipeline|--models|--clip|--dinov2|--judge DIR]')
+  'craft recipes/ham10000.lua [--data CSV|NPZ] [--shots N] [--out DIR] [--seeds 0,1,2] [--budget N] [--jobs '
+  .. 'N] [--tune] [--reuse] [--smoke] [--pipeline|--models|--clip|--dinov2|--judge DIR]')
 R.run('ham10000', args, {
   name = ('ham10000, %d shots per class'):format(args.shots),
   title = ('CRAFT on HAM10000 (nevus vs melanoma): %d labelled images per class'):format(args.shots),
-  notes = 'HAM10000 (Tschandl et al., Sci Data 2018; CC BY-NC 4.0); reward and judge stand-ins from recipes/pretrain/real_standins.lua.',
+  notes = 'HAM10000 (Tschandl et al., Sci Data 2018; CC BY-NC 4.0); reward and judge stand-ins from '
+  .. 'recipes/pretrain/real_standins.lua.',
 })
 return 0

@@ -12,10 +12,12 @@ local R = require 'lib.real_set'
 local defaults = { data = '', out = 'runs/pneumoniamnist' }
 for k, v in pairs(R.DEFAULTS) do defaults[k] = v end
 local args = require('lib.args')(arg, defaults,
-  'craft recipes/pneumoniamnist.lua [--data NPZ] [--shots N] [--out DIR] [--seeds 0,1,2] [--budget N] [--jobs N] [--tune] [--reuse] [--smoke] [--pipeline|--models|--clip|--dinov2|--judge DIR]')
+  'craft recipes/pneumoniamnist.lua [--data NPZ] [--shots N] [--out DIR] [--seeds 0,1,2] [--budget N] '
+  .. '[--jobs N] [--tune] [--reuse] [--smoke] [--pipeline|--models|--clip|--dinov2|--judge DIR]')
 R.run('pneumoniamnist', args, {
   name = ('pneumoniamnist, %d shots per class'):format(args.shots),
   title = ('CRAFT on PneumoniaMNIST: %d labelled images per class'):format(args.shots),
-  notes = 'PneumoniaMNIST (MedMNIST v2, CC BY 4.0); reward and judge stand-ins from recipes/pretrain/real_standins.lua.',
+  notes = 'PneumoniaMNIST (MedMNIST v2, CC BY 4.0); reward and judge stand-ins from '
+  .. 'recipes/pretrain/real_standins.lua.',
 })
 return 0

@@ -16,7 +16,8 @@
 local parse = require 'lib.args'
 local args = parse(arg, { modality = 'cxr', shots = 16, out = 'runs/quickstart', smoke = false, seeds = '',
   budget = 0, jobs = 0, tune = false, reuse = false },
-  'craft recipes/quickstart.lua [--modality cxr|fundus|derm|histo] [--shots N] [--out DIR] [--seeds 0,1,2] [--budget N] [--jobs N] [--tune] [--reuse] [--smoke]')
+  'craft recipes/quickstart.lua [--modality cxr|fundus|derm|histo] [--shots N] [--out DIR] [--seeds 0,1,2] '
+  .. '[--budget N] [--jobs N] [--tune] [--reuse] [--smoke]')
 local lib = require 'lib.methods'
 local run = require 'lib.run'
 

@@ -10,8 +10,10 @@
 -- tuning split instead of the test split: the runs that choose a recipe, never the reported ones.
 local parse = require 'lib.args'
 local args = parse(arg, { modality = 'cxr', shots = 16, out = '', seeds = '', budget = 0, jobs = 0, data = '',
-  tune = false, reuse = false, smoke = false, pipeline = '', models = '', clip = '', dinov2 = '', judge = '', size = 32 },
-  'craft recipes/study.lua --modality cxr|fundus|derm|histo|pneumoniamnist|ham10000 [--shots N] [--out DIR] [--seeds 0,1,2,3,4] [--budget N] [--jobs N] [--data PATH] [--tune] [--reuse] [--smoke]')
+  tune = false, reuse = false, smoke = false, pipeline = '', models = '', clip = '', dinov2 = '', judge = '',
+  size = 32 },
+  'craft recipes/study.lua --modality cxr|fundus|derm|histo|pneumoniamnist|ham10000 [--shots N] [--out DIR] '
+  .. '[--seeds 0,1,2,3,4] [--budget N] [--jobs N] [--data PATH] [--tune] [--reuse] [--smoke]')
 if args.out == '' then args.out = 'runs/study-' .. args.modality .. (args.tune and '-tune' or '') end
 local lib = require 'lib.methods'
 local run = require 'lib.run'

@@ -10,9 +10,11 @@
 -- With --reuse and the --out of an earlier run, its finished TI + LoRA and control jobs are kept.
 -- Choices are made with --tune (tuning seeds and split); reported runs use recipes/study.lua.
 local parse = require 'lib.args'
-local args = parse(arg, { modality = 'cxr', shots = 16, out = 'runs/variants', budget = 0, variants = '', smoke = false,
+local args = parse(arg,
+  { modality = 'cxr', shots = 16, out = 'runs/variants', budget = 0, variants = '', smoke = false,
   seeds = '', jobs = 0, tune = false, reuse = false, baselines = 'ti_lora', data = '', size = 32 },
-  'craft recipes/variants.lua --variants FILE [--modality M] [--out DIR] [--budget N] [--seeds ...] [--jobs N] [--tune] [--reuse] [--smoke] [--baselines ti_lora|all]')
+  'craft recipes/variants.lua --variants FILE [--modality M] [--out DIR] [--budget N] [--seeds ...] [--jobs '
+  .. 'N] [--tune] [--reuse] [--smoke] [--baselines ti_lora|all]')
 if args.variants == '' then error('recipes/variants.lua: give --variants FILE', 0) end
 local lib = require 'lib.methods'
 local run = require 'lib.run'

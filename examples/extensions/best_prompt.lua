@@ -33,7 +33,9 @@ return {
         if not best_score or mean > best_score then best, best_score = p, mean end
       end
       prompts[class] = { best }
-      if not ctx.quiet then io.stderr:write(('best_prompt: %s: %q (reward CAS %.2f)\n'):format(class, best, best_score)) end
+      if not ctx.quiet then
+        io.stderr:write(('best_prompt: %s: %q (reward CAS %.2f)\n'):format(class, best, best_score))
+      end
     end
     return { prompts = prompts, adapters = {}, budget = { steps = 0, images = generated } }
   end,

@@ -33,6 +33,7 @@ M.ffi = ffi
 -- leave no frame, cannot shift the position). The level argument is accepted and ignored.
 local function library_file(src)
   return src:find('[/\\]craft[/\\][^/\\]+%.lua$') or src:find('[/\\]craft[/\\][%w_]+[/\\][^/\\]+%.lua$')
+    or src:find('[/\\]lua[/\\]craft[/\\].+%.lua$')   -- deeper folders (craft/cas/dims/...)
 end
 local function user_level()
   local level = 3                       -- 1: user_level, 2: check / argerror, 3: their caller
@@ -113,7 +114,8 @@ function M.want(fname, what, v, kind, optional)
   for i = 1, #list do if list[i][2](v) then return v end end
   local names = {}
   for i = 1, #list do names[i] = list[i][1] end
-  error(('%s: %s must be %s, got %s'):format(fname, what, table.concat(names, ' or '), M.describe(v)), user_level())
+  error(('%s: %s must be %s, got %s'):format(fname, what, table.concat(names, ' or '), M.describe(v)),
+    user_level())
 end
 
 M.DTYPES = { f32 = 0, f16 = 1, bf16 = 2, i64 = 3, i32 = 4, u8 = 5, f64 = 6, i8 = 7, bool = 8 }

@@ -71,7 +71,9 @@ end
 function data.resize(x, size)
   want('data.resize', 'images', x, 'tensor')
   want('data.resize', 'size', size, 'positive')
-  if x:dim() ~= 4 then argerror(('data.resize: images must be [N, C, H, W], got %s'):format(core.describe(x))) end
+  if x:dim() ~= 4 then
+    argerror(('data.resize: images must be [N, C, H, W], got %s'):format(core.describe(x)))
+  end
   if x:size(3) == size and x:size(4) == size then return x end
   local n, c, h, w = x:size(1), x:size(2), x:size(3), x:size(4)
   local out = T.empty({ n, c, size, size })
@@ -207,13 +209,17 @@ function data.image_folder(o)
     end
   end
   if #skipped_rows > 0 then
-    io.stderr:write(('image_folder %s: skipped %d bad row(s); first: %s\n'):format(o.csv, #skipped_rows, skipped_rows[1]))
+    io.stderr:write(('image_folder %s: skipped %d bad row(s); first: %s\n'):format(o.csv, #skipped_rows,
+      skipped_rows[1]))
   end
   local m = #keep
   if m < n then images = images:narrow(1, 1, math.max(m, 1)):contiguous() end
-  if m == 0 then argerror(('image_folder %s: no usable rows%s'):format(o.csv, o.split and (' in split ' .. o.split) or '')) end
+  if m == 0 then
+    argerror(('image_folder %s: no usable rows%s'):format(o.csv, o.split and (' in split ' .. o.split) or ''))
+  end
   return { images = images, labels = T.tensor(y, { dtype = 'i64' }), classes = classes, rows = kept_rows,
-    skipped = #skipped_rows, skipped_rows = skipped_rows, name = o.csv .. (o.split and (':' .. o.split) or '') }
+    skipped = #skipped_rows, skipped_rows = skipped_rows,
+    name = o.csv .. (o.split and (':' .. o.split) or '') }
 end
 
 -- Per-class counts of a data set: { [class name] = n }

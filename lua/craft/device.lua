@@ -1,7 +1,9 @@
 -- craft.device: the devices tensors can live on. 'cpu' is device code 0; 'cl:N' is OpenCL
 -- device N (code 1 + N), numbered across all platforms in a stable order (docs/opencl.md).
---   craft.device.list()              -> { {name = 'cpu', ...}, {name = 'cl:0', device = ..., fp16 = false, ...}, ... }
---   craft.device.set_default('cl:0') -- the device recipes put their tensors on (x:to(craft.device.default()))
+--   craft.device.list()              -> { {name = 'cpu', ...}, {name = 'cl:0', device = ..., fp16 = false,
+--   ...}, ... }
+--   craft.device.set_default('cl:0') -- the device recipes put their tensors on
+--   (x:to(craft.device.default()))
 --   craft.device.default()           -> 'cpu' unless set, or given by --device / env CRAFT_DEVICE
 local core = require 'craft.core'
 local ffi, C, check = core.ffi, core.C, core.check
@@ -38,8 +40,10 @@ function M.info(i)
   check(C.craft_cl_device_info(i, s), 2)
   return {
     name = 'cl:' .. i, device = cstr(s.name), vendor = cstr(s.vendor), platform = cstr(s.platform),
-    platform_index = tonumber(s.platform_index), driver = cstr(s.driver_version), version = cstr(s.device_version),
-    opencl_c = cstr(s.opencl_c_version), global_mem = tonumber(s.global_mem), max_alloc = tonumber(s.max_alloc),
+    platform_index = tonumber(s.platform_index), driver = cstr(s.driver_version),
+    version = cstr(s.device_version),
+    opencl_c = cstr(s.opencl_c_version), global_mem = tonumber(s.global_mem),
+    max_alloc = tonumber(s.max_alloc),
     local_mem = tonumber(s.local_mem), compute_units = tonumber(s.compute_units),
     max_work_group = tonumber(s.max_work_group), fp16 = s.fp16 ~= 0, fp64 = s.fp64 ~= 0, gpu = s.is_gpu ~= 0,
   }

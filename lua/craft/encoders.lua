@@ -22,7 +22,8 @@ local function describe(kind, dir, adapter)
   want('encoders.describe', 'adapter', adapter, 'table')
   adapter.dir = dir
   adapter.files = {}
-  for _, f in ipairs { 'model.safetensors', 'diffusion_pytorch_model.safetensors', 'pytorch_model.safetensors' } do
+  for _, f in ipairs { 'model.safetensors', 'diffusion_pytorch_model.safetensors',
+    'pytorch_model.safetensors' } do
     if exists(dir .. '/' .. f) then adapter.files[#adapter.files + 1] = dir .. '/' .. f end
   end
   if exists(dir .. '/craft_training.json') then
@@ -43,7 +44,9 @@ end
 -- preprocessing options: the folder's preprocessor_config.json, else no resize (native size)
 local function prep_options(dir, mean, std, native)
   local clip = require 'craft.models.clip'
-  if exists(dir .. '/preprocessor_config.json') then return clip.preprocess_config(dir .. '/preprocessor_config.json') end
+  if exists(dir .. '/preprocessor_config.json') then
+    return clip.preprocess_config(dir .. '/preprocessor_config.json')
+  end
   return { size = native, crop = native, mean = mean, std = std }
 end
 
@@ -87,7 +90,8 @@ function M.resnet(dir)
   local dino = require 'craft.models.dinov2'
   local clip = require 'craft.models.clip'
   local native = model.config and model.config.image_size
-  local prep = exists(dir .. '/preprocessor_config.json') and clip.preprocess_config(dir .. '/preprocessor_config.json') or nil
+  local prep = exists(dir .. '/preprocessor_config.json') and clip.preprocess_config(dir
+    .. '/preprocessor_config.json') or nil
   return describe('resnet', dir, { name = 'resnet:' .. dir, model = model,
     encode = function(images)
       local x = prep and clip.preprocess(images, prep)

@@ -15,21 +15,30 @@ end
 -- integer or a number with a default
 local want = core.want
 local function tc(v, fname, what) return want(fname, what, v, 'tensor')._c end
-local function tc_opt(v, fname, what) if v == nil then return nil end return want(fname, what, v, 'tensor')._c end
-local function int(v, fname, what, default) if v == nil then return default end return want(fname, what, v, 'integer') end
-local function num(v, fname, what, default) if v == nil then return default end return want(fname, what, v, 'number') end
+local function tc_opt(v, fname, what)
+  if v == nil then return nil end return want(fname, what, v, 'tensor')._c
+end
+local function int(v, fname, what, default)
+  if v == nil then return default end return want(fname, what, v, 'integer')
+end
+local function num(v, fname, what, default)
+  if v == nil then return default end return want(fname, what, v, 'number')
+end
 local function opts(o, fname) return want(fname, 'options', o, 'table', true) or {} end
 local function pair(v, default, fname, what)
   v = v == nil and default or v
   want(fname, what, v, 'integer|table')
   local a = ffi.new('int[2]')
   if type(v) == 'number' then a[0], a[1] = v, v
-  else a[0], a[1] = want(fname, what .. '[1]', v[1], 'integer'), want(fname, what .. '[2]', v[2], 'integer') end
+  else
+    a[0], a[1] = want(fname, what .. '[1]', v[1], 'integer'), want(fname, what .. '[2]', v[2], 'integer')
+  end
   return a
 end
 
 function F.linear(x, w, b)
-  return call(C.craft_linear(tc(x, 'linear', 'input'), tc(w, 'linear', 'weight'), tc_opt(b, 'linear', 'bias'), outp))
+  return call(C.craft_linear(tc(x, 'linear', 'input'), tc(w, 'linear', 'weight'),
+    tc_opt(b, 'linear', 'bias'), outp))
 end
 function F.matmul(a, b) return call(C.craft_matmul(tc(a, 'matmul', 'a'), tc(b, 'matmul', 'b'), outp)) end
 
@@ -37,19 +46,23 @@ function F.matmul(a, b) return call(C.craft_matmul(tc(a, 'matmul', 'a'), tc(b, '
 function F.conv2d(x, w, b, o)
   local f = 'conv2d'
   o = opts(o, f)
-  return call(C.craft_conv2d(tc(x, f, 'input'), tc(w, f, 'weight'), tc_opt(b, f, 'bias'), pair(o.stride, 1, f, 'stride'),
-    pair(o.padding, 0, f, 'padding'), pair(o.dilation, 1, f, 'dilation'), int(o.groups, f, 'groups', 1), outp))
+  return call(C.craft_conv2d(tc(x, f, 'input'), tc(w, f, 'weight'), tc_opt(b, f, 'bias'),
+    pair(o.stride, 1, f, 'stride'),
+    pair(o.padding, 0, f, 'padding'), pair(o.dilation, 1, f, 'dilation'), int(o.groups, f, 'groups', 1),
+    outp))
 end
 function F.conv_transpose2d(x, w, b, o)
   local f = 'conv_transpose2d'
   o = opts(o, f)
   return call(C.craft_conv_transpose2d(tc(x, f, 'input'), tc(w, f, 'weight'), tc_opt(b, f, 'bias'),
-    pair(o.stride, 1, f, 'stride'), pair(o.padding, 0, f, 'padding'), pair(o.output_padding, 0, f, 'output_padding'),
+    pair(o.stride, 1, f, 'stride'), pair(o.padding, 0, f, 'padding'),
+    pair(o.output_padding, 0, f, 'output_padding'),
     pair(o.dilation, 1, f, 'dilation'), int(o.groups, f, 'groups', 1), outp))
 end
 function F.group_norm(x, groups, w, b, eps)
   local f = 'group_norm'
-  return call(C.craft_group_norm(tc(x, f, 'input'), want(f, 'groups', groups, 'integer'), tc_opt(w, f, 'weight'),
+  return call(C.craft_group_norm(tc(x, f, 'input'), want(f, 'groups', groups, 'integer'),
+    tc_opt(w, f, 'weight'),
     tc_opt(b, f, 'bias'), num(eps, f, 'eps', 1e-5), outp))
 end
 -- layer_norm(x, normalized_shape (number of trailing dims or a shape table), w, b, eps)
@@ -57,10 +70,13 @@ function F.layer_norm(x, nshape, w, b, eps)
   local f = 'layer_norm'
   want(f, 'normalized_shape', nshape, 'integer|table', true)
   local n = type(nshape) == 'table' and #nshape or (nshape or 1)
-  return call(C.craft_layer_norm(tc(x, f, 'input'), n, tc_opt(w, f, 'weight'), tc_opt(b, f, 'bias'), num(eps, f, 'eps', 1e-5), outp))
+  return call(C.craft_layer_norm(tc(x, f, 'input'), n, tc_opt(w, f, 'weight'), tc_opt(b, f, 'bias'),
+    num(eps, f, 'eps', 1e-5), outp))
 end
 function F.softmax(x, dim) return call(C.craft_softmax(tc(x, 'softmax', 'input'), cdim(dim or -1), outp)) end
-function F.log_softmax(x, dim) return call(C.craft_log_softmax(tc(x, 'log_softmax', 'input'), cdim(dim or -1), outp)) end
+function F.log_softmax(x, dim)
+  return call(C.craft_log_softmax(tc(x, 'log_softmax', 'input'), cdim(dim or -1), outp))
+end
 -- sdpa(q, k, v, {mask=, scale=, causal=})
 function F.sdpa(q, k, v, o)
   local f = 'sdpa'
@@ -148,7 +164,9 @@ function F.interpolate(x, o)
     h, w = want(f, 'options.size[1]', o.size[1], 'integer'), want(f, 'options.size[2]', o.size[2], 'integer')
   elseif o.scale_factor then
     want(f, 'options.scale_factor', o.scale_factor, 'number')
-    if x:dim() ~= 4 then argerror(('interpolate: input must be [N, C, H, W], got %s'):format(core.describe(x))) end
+    if x:dim() ~= 4 then
+      argerror(('interpolate: input must be [N, C, H, W], got %s'):format(core.describe(x)))
+    end
     h, w = math.floor(x:size(3) * o.scale_factor), math.floor(x:size(4) * o.scale_factor)
   else argerror('interpolate: give size or scale_factor') end
   local mode = o.mode or 'nearest'
@@ -159,7 +177,8 @@ end
 function F.avg_pool2d(x, kernel, stride, padding)
   local f = 'avg_pool2d'
   want(f, 'kernel', kernel, 'integer')
-  return call(C.craft_avg_pool2d(tc(x, f, 'input'), kernel, int(stride, f, 'stride', kernel), int(padding, f, 'padding', 0), outp))
+  return call(C.craft_avg_pool2d(tc(x, f, 'input'), kernel, int(stride, f, 'stride', kernel),
+    int(padding, f, 'padding', 0), outp))
 end
 function F.embedding(idx, weight)
   return call(C.craft_embedding(tc(weight, 'embedding', 'weight'), tc(idx, 'embedding', 'indices'), outp))
@@ -168,16 +187,19 @@ end
 function F.timestep_embedding(t, dim, o)
   local f = 'timestep_embedding'
   o = opts(o, f)
-  return call(C.craft_timestep_embedding(tc(t, f, 'timesteps'), want(f, 'dim', dim, 'integer'), o.flip_sin_to_cos and 1 or 0,
+  return call(C.craft_timestep_embedding(tc(t, f, 'timesteps'), want(f, 'dim', dim, 'integer'),
+    o.flip_sin_to_cos and 1 or 0,
     num(o.downscale_freq_shift, f, 'options.downscale_freq_shift', 1), num(o.scale, f, 'options.scale', 1),
     num(o.max_period, f, 'options.max_period', 10000), outp))
 end
 function F.normalize(x, dim, eps)
-  return call(C.craft_l2_normalize(tc(x, 'normalize', 'input'), cdim(dim or -1), num(eps, 'normalize', 'eps', 1e-12), outp))
+  return call(C.craft_l2_normalize(tc(x, 'normalize', 'input'), cdim(dim or -1),
+    num(eps, 'normalize', 'eps', 1e-12), outp))
 end
 function F.cosine_similarity(a, b, dim, eps)
   local f = 'cosine_similarity'
-  return call(C.craft_cosine_similarity(tc(a, f, 'a'), tc(b, f, 'b'), cdim(dim or -1), num(eps, f, 'eps', 1e-8), outp))
+  return call(C.craft_cosine_similarity(tc(a, f, 'a'), tc(b, f, 'b'), cdim(dim or -1),
+    num(eps, f, 'eps', 1e-8), outp))
 end
 local RED = { none = 0, mean = 1, sum = 2 }
 local function red(r)
@@ -194,7 +216,11 @@ end
 function F.mse_loss(a, b, reduction)
   return call(C.craft_mse_loss(tc(a, 'mse_loss', 'input'), tc(b, 'mse_loss', 'target'), red(reduction), outp))
 end
-function F.where(cond, a, b) return call(C.craft_where(tc(cond, 'where', 'cond'), tc(a, 'where', 'a'), tc(b, 'where', 'b'), outp)) end
-function F.lerp(a, b, w) return call(C.craft_lerp(tc(a, 'lerp', 'a'), tc(b, 'lerp', 'b'), want('lerp', 'weight', w, 'number'), outp)) end
+function F.where(cond, a, b)
+  return call(C.craft_where(tc(cond, 'where', 'cond'), tc(a, 'where', 'a'), tc(b, 'where', 'b'), outp))
+end
+function F.lerp(a, b, w)
+  return call(C.craft_lerp(tc(a, 'lerp', 'a'), tc(b, 'lerp', 'b'), want('lerp', 'weight', w, 'number'), outp))
+end
 
 return F

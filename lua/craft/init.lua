@@ -12,7 +12,8 @@ local craft = {}
 
 craft.Tensor = T.Tensor
 craft.is_tensor = T.is_tensor
-for _, k in ipairs { 'tensor', 'zeros', 'ones', 'full', 'empty', 'randn', 'rand', 'arange', 'from_buffer', 'manual_seed' } do
+for _, k in ipairs { 'tensor', 'zeros', 'ones', 'full', 'empty', 'randn', 'rand', 'arange', 'from_buffer',
+  'manual_seed' } do
   craft[k] = T[k]
 end
 craft.F = F
@@ -43,7 +44,9 @@ craft.now = runtime.now
 setmetatable(craft, { __index = function(t, k)
   local ok, mod = pcall(require, 'craft.' .. k)
   if ok then rawset(t, k, mod); return mod end
-  if type(mod) == 'string' and not mod:find("module 'craft." .. k .. "' not found", 1, true) then argerror(mod) end
+  if type(mod) == 'string' and not mod:find("module 'craft." .. k .. "' not found", 1, true) then
+    argerror(mod)
+  end
   return nil
 end })
 

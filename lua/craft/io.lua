@@ -130,7 +130,8 @@ function M.inspect(path)
     C.craft_st_info(f, i, nil, nd, shape)
     local s = {}
     for d = 0, nd[0] - 1 do s[d + 1] = tonumber(shape[d]) end
-    list[#list + 1] = { name = ffi.string(C.craft_st_name(f, i)), dtype = ffi.string(C.craft_st_dtype_name(f, i)),
+    list[#list + 1] = { name = ffi.string(C.craft_st_name(f, i)),
+      dtype = ffi.string(C.craft_st_dtype_name(f, i)),
       shape = s, bytes = tonumber(C.craft_st_nbytes(f, i)) }
   end
   local meta = metadata_of(f)
@@ -159,7 +160,9 @@ local function walk(doc, node)
     return a
   end
   local obj = {}
-  for i = 0, n - 1 do obj[ffi.string(C.craft_json_key(doc, node, i))] = walk(doc, C.craft_json_child(doc, node, i)) end
+  for i = 0, n - 1 do
+    obj[ffi.string(C.craft_json_key(doc, node, i))] = walk(doc, C.craft_json_child(doc, node, i))
+  end
   return obj
 end
 
@@ -187,7 +190,8 @@ function M.decode_json(text, what)
   return to_lua(pp)
 end
 
-local ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n', ['\r'] = '\\r', ['\t'] = '\\t' }
+local ESC = { ['"'] = '\\"', ['\\'] = '\\\\', ['\b'] = '\\b', ['\f'] = '\\f', ['\n'] = '\\n', ['\r'] = '\\r',
+  ['\t'] = '\\t' }
 local function quote(s)
   return '"' .. s:gsub('[%c"\\]', function(c) return ESC[c] or ('\\u%04x'):format(c:byte()) end) .. '"'
 end
@@ -206,7 +210,9 @@ local function encode(v, indent, path, out)
   if v == M.null then out[#out + 1] = 'null'
   elseif ty == 'boolean' then out[#out + 1] = tostring(v)
   elseif ty == 'number' then
-    if v ~= v or v == math.huge or v == -math.huge then error(('write_json: %s is %s (JSON has no NaN/Inf)'):format(path, tostring(v)), 0) end
+    if v ~= v or v == math.huge or v == -math.huge then
+      error(('write_json: %s is %s (JSON has no NaN/Inf)'):format(path, tostring(v)), 0)
+    end
     if v % 1 == 0 and math.abs(v) < 2 ^ 53 then out[#out + 1] = ('%d'):format(v)
     else out[#out + 1] = ('%.17g'):format(v) end
   elseif ty == 'string' then out[#out + 1] = quote(v)
@@ -224,7 +230,10 @@ local function encode(v, indent, path, out)
     else
       local keys = {}
       for k in pairs(v) do
-        if type(k) ~= 'string' then error(('write_json: %s has a %s key (%s); JSON keys are strings'):format(path, type(k), tostring(k)), 0) end
+        if type(k) ~= 'string' then
+          error(('write_json: %s has a %s key (%s); JSON keys are strings'):format(path, type(k),
+            tostring(k)), 0)
+        end
         keys[#keys + 1] = k
       end
       table.sort(keys)
@@ -279,7 +288,9 @@ end
 function M.write_png(path, img)
   want('io.write_png', 'path', path, 'string')
   want('io.write_png', 'image', img, 'tensor')
-  if img:dim() ~= 3 then core.argerror(('io.write_png: the image must be [C, H, W], got %s'):format(core.describe(img))) end
+  if img:dim() ~= 3 then
+    core.argerror(('io.write_png: the image must be [C, H, W], got %s'):format(core.describe(img)))
+  end
   local x = img:detach():float():contiguous()
   local c, h, w = x:size(1), x:size(2), x:size(3)
   local buf = ffi.new('uint8_t[?]', c * h * w)

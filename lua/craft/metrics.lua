@@ -26,7 +26,8 @@ local function labels(v, fname, what)
   v = list(v, fname, what)
   for i = 1, #v do
     if type(v[i]) ~= 'number' or v[i] % 1 ~= 0 then
-      argerror(('%s: %s[%d] must be an integer class label, got %s'):format(fname, what, i, core.describe(v[i])))
+      argerror(('%s: %s[%d] must be an integer class label, got %s'):format(fname, what, i,
+        core.describe(v[i])))
     end
   end
   return v
@@ -41,7 +42,9 @@ end
 local function mat(v, fname, what)
   want(fname, what, v, 'list')
   local x = T.is_tensor(v) and v:detach():float():contiguous() or T.tensor(v)
-  if x:dim() ~= 2 then argerror(('%s: %s must be [N, D] features, got %s'):format(fname, what, core.describe(x))) end
+  if x:dim() ~= 2 then
+    argerror(('%s: %s must be [N, D] features, got %s'):format(fname, what, core.describe(x)))
+  end
   return x
 end
 -- rows (a list of lists) from a tensor [N, C] or a list of rows
@@ -49,7 +52,9 @@ local function rows(v, fname, what)
   want(fname, what, v, 'list')
   local P = T.is_tensor(v) and v:tolist() or v
   for i = 1, #P do
-    if type(P[i]) ~= 'table' then argerror(('%s: %s must be rows [N, C], row %d is %s'):format(fname, what, i, core.describe(P[i]))) end
+    if type(P[i]) ~= 'table' then
+      argerror(('%s: %s must be rows [N, C], row %d is %s'):format(fname, what, i, core.describe(P[i])))
+    end
   end
   return P
 end
@@ -64,7 +69,9 @@ end
 
 local function class_set(...)
   local seen, r = {}, {}
-  for _, l in ipairs { ... } do for _, v in ipairs(l) do if not seen[v] then seen[v] = true; r[#r + 1] = v end end end
+  for _, l in ipairs { ... } do
+    for _, v in ipairs(l) do if not seen[v] then seen[v] = true; r[#r + 1] = v end end
+  end
   table.sort(r)
   return r
 end
@@ -101,7 +108,8 @@ end
 -- Binary AUROC as the Mann-Whitney U statistic with average ranks: P(score of a positive >
 -- score of a negative) + 0.5 P(tie). positive: list of booleans or 0/1.
 function M.auroc_binary(scores, positive)
-  scores, positive = list(scores, 'metrics.auroc_binary', 'scores'), list(positive, 'metrics.auroc_binary', 'positive')
+  scores, positive = list(scores, 'metrics.auroc_binary', 'scores'), list(positive, 'metrics.auroc_binary',
+    'positive')
   if #scores ~= #positive then
     argerror(('metrics.auroc_binary: %d scores but %d positive flags'):format(#scores, #positive))
   end
@@ -228,7 +236,9 @@ function M.trace_sqrt_product(a, b, n)
   want('metrics.trace_sqrt_product', 'a', a, 'cdata')
   want('metrics.trace_sqrt_product', 'b', b, 'cdata')
   want('metrics.trace_sqrt_product', 'n', n, 'count')
-  if n > 2 ^ 16 then argerror(('metrics.trace_sqrt_product: n = %g is too large (at most 65536)'):format(n)) end
+  if n > 2 ^ 16 then
+    argerror(('metrics.trace_sqrt_product: n = %g is too large (at most 65536)'):format(n))
+  end
   local ev, v = M.eigh(a, n, true)
   local vs = ffi.new('double[?]', n * n)            -- V diag(sqrt(ev))
   for i = 0, n - 1 do
@@ -336,7 +346,9 @@ function M.kid(feats_a, feats_b, o)
   want('metrics.kid', 'options.subset_size', o.subset_size, 'positive', true)
   want('metrics.kid', 'options.n_subsets', o.n_subsets, 'positive', true)
   local x, y = mat(feats_a, 'metrics.kid', 'feats_a'), mat(feats_b, 'metrics.kid', 'feats_b')
-  if x:size(2) ~= y:size(2) then argerror(('metrics.kid: feature sizes differ (%d vs %d)'):format(x:size(2), y:size(2))) end
+  if x:size(2) ~= y:size(2) then
+    argerror(('metrics.kid: feature sizes differ (%d vs %d)'):format(x:size(2), y:size(2)))
+  end
   local m = math.min(o.subset_size or 1000, x:size(1), y:size(1))
   if m < 2 then argerror('metrics.kid: needs at least 2 feature vectors per set') end
   local rng = stats.rng(o.seed or 0)
@@ -384,7 +396,8 @@ function M.ssim(a, b, o)
   want('metrics.ssim', 'options.window', o.window, 'positive', true)
   for _, t in ipairs { { 'a', a }, { 'b', b } } do
     if t[2]:dim() ~= 3 and t[2]:dim() ~= 4 then
-      argerror(('metrics.ssim: %s must be images [N, C, H, W] or [C, H, W], got %s'):format(t[1], core.describe(t[2])))
+      argerror(('metrics.ssim: %s must be images [N, C, H, W] or [C, H, W], got %s'):format(t[1],
+        core.describe(t[2])))
     end
   end
   if a:dim() == 3 then a = a:unsqueeze(1) end
@@ -394,7 +407,8 @@ function M.ssim(a, b, o)
   local c = a:size(2)
   local size = o.window or 11
   if a:size(3) < size or a:size(4) < size then
-    argerror(('metrics.ssim: images of %dx%d are smaller than the %d-pixel window'):format(a:size(3), a:size(4), size))
+    argerror(('metrics.ssim: images of %dx%d are smaller than the %d-pixel window'):format(a:size(3),
+      a:size(4), size))
   end
   local L = o.data_range or 1
   local C1, C2 = ((o.k1 or 0.01) * L) ^ 2, ((o.k2 or 0.03) * L) ^ 2
@@ -423,7 +437,9 @@ end
 local function top_cosine(q, r, m, chunk, fname)
   fname = fname or 'metrics.nearest_cosine'
   q, r = mat(q, fname, 'query features'), mat(r, fname, 'reference features')
-  if q:size(2) ~= r:size(2) then argerror(('%s: feature sizes differ (%d vs %d)'):format(fname, q:size(2), r:size(2))) end
+  if q:size(2) ~= r:size(2) then
+    argerror(('%s: feature sizes differ (%d vs %d)'):format(fname, q:size(2), r:size(2)))
+  end
   q, r = F.normalize(q, 2), F.normalize(r, 2)
   local sims, idx = {}, {}
   A.no_grad(function()
@@ -466,7 +482,9 @@ function M.nearest_ssim(q, r, o)
   local nq, nr = q:size(1), r:size(1)
   local cand
   if o.candidates and o.candidates < nr then
-    if not (o.query_feats and o.ref_feats) then argerror('metrics.nearest_ssim: candidates needs query_feats and ref_feats') end
+    if not (o.query_feats and o.ref_feats) then
+      argerror('metrics.nearest_ssim: candidates needs query_feats and ref_feats')
+    end
     local _
     _, cand = top_cosine(o.query_feats, o.ref_feats, o.candidates, nil, 'metrics.nearest_ssim')
   end
@@ -557,7 +575,8 @@ function M.train_classifier(images, labels, o)
   -- initialise from the classifier's own seed, then give the caller's random stream back
   local saved_seed, saved_off = T.rng.seed, T.rng.offset
   T.manual_seed(o.seed or 0)
-  local model = type(arch) == 'function' and arch(images:size(2), nc) or M.small_cnn(images:size(2), nc, o.width)
+  local model = type(arch) == 'function' and arch(images:size(2), nc) or M.small_cnn(images:size(2), nc,
+    o.width)
   T.rng.seed, T.rng.offset = saved_seed, saved_off
   local opt = optim.AdamW(model, { lr = o.lr or 1e-3, weight_decay = o.weight_decay or 1e-4 })
   local ds = { images = images:detach():float():contiguous(), labels = T.tensor(ys, { dtype = 'i64' }) }
@@ -610,8 +629,10 @@ end
 
 -- evaluate_feature_classifier(model, feats, labels) -> {accuracy, balanced_accuracy, macro_f1, auroc}
 function M.evaluate_feature_classifier(model, feats, labels)
-  if type(model) ~= 'function' and not (type(model) == 'table' and getmetatable(model) and getmetatable(model).__call) then
-    argerror(('metrics.evaluate_feature_classifier: model must be a function or a module, got %s'):format(core.describe(model)))
+  if type(model) ~= 'function' and not (type(model) == 'table' and getmetatable(model)
+    and getmetatable(model).__call) then
+    argerror(('metrics.evaluate_feature_classifier: model must be a function or a module, got %s')
+      :format(core.describe(model)))
   end
   want('metrics.evaluate_feature_classifier', 'features', feats, 'tensor')
   local probs = A.no_grad(function() return F.softmax(model(feats), 2):tolist() end)
@@ -621,15 +642,19 @@ end
 -- evaluate_classifier(model, images, labels, {batch_size=64}) -> {accuracy, balanced_accuracy,
 -- macro_f1, auroc, probs, pred}
 function M.evaluate_classifier(model, images, labels, o)
-  if type(model) ~= 'function' and not (type(model) == 'table' and getmetatable(model) and getmetatable(model).__call) then
-    argerror(('metrics.evaluate_classifier: model must be a function or a module, got %s'):format(core.describe(model)))
+  if type(model) ~= 'function' and not (type(model) == 'table' and getmetatable(model)
+    and getmetatable(model).__call) then
+    argerror(('metrics.evaluate_classifier: model must be a function or a module, got %s')
+      :format(core.describe(model)))
   end
   want('metrics.evaluate_classifier', 'images', images, 'tensor')
   o = want('metrics.evaluate_classifier', 'options', o, 'table', true) or {}
   local probs = {}
   A.no_grad(function()
     for s, len in chunks(images:size(1), o.batch_size or 64) do
-      for _, row in ipairs(F.softmax(model(images:narrow(1, s, len)), 2):tolist()) do probs[#probs + 1] = row end
+      for _, row in ipairs(F.softmax(model(images:narrow(1, s, len)), 2):tolist()) do
+        probs[#probs + 1] = row
+      end
     end
   end)
   local r = M.classification(probs, labels)

@@ -140,7 +140,8 @@ function Module:load_state_dict(sd, o)
     want('load_state_dict', 'state dict entry ' .. name, src, 'tensor')
     local a, b = table.concat(t.shape, 'x'), table.concat(src.shape, 'x')
     if a ~= b then
-      argerror(('load_state_dict: %s has shape [%s] in the model but [%s] in the state dict'):format(name, a, b))
+      argerror(('load_state_dict: %s has shape [%s] in the model but [%s] in the state dict'):format(name, a,
+        b))
     end
     t:copy_(src)
   end
@@ -151,8 +152,11 @@ function Module:load_state_dict(sd, o)
   table.sort(unexpected)
   if strict and (#missing > 0 or #unexpected > 0) then
     argerror(('load_state_dict: %d missing key(s)%s, %d unexpected key(s)%s'):format(#missing,
-      #missing > 0 and (' (' .. table.concat(missing, ', ', 1, math.min(5, #missing)) .. (#missing > 5 and ', ...' or '') .. ')') or '',
-      #unexpected, #unexpected > 0 and (' (' .. table.concat(unexpected, ', ', 1, math.min(5, #unexpected)) .. (#unexpected > 5 and ', ...' or '') .. ')') or ''))
+      #missing > 0 and (' (' .. table.concat(missing, ', ', 1, math.min(5, #missing))
+      .. (#missing > 5 and ', ...' or '') .. ')') or '',
+      #unexpected, #unexpected > 0
+      and (' (' .. table.concat(unexpected, ', ', 1, math.min(5, #unexpected))
+      .. (#unexpected > 5 and ', ...' or '') .. ')') or ''))
   end
   return missing, unexpected
 end
@@ -238,7 +242,8 @@ end
 function Conv2d:init(cin, cout, k, o)
   o = conv_args('Conv2d', cin, cout, k, o)
   self.cin, self.cout, self.k = cin, cout, k
-  self.opts = { stride = o.stride or 1, padding = o.padding or 0, dilation = o.dilation or 1, groups = o.groups or 1 }
+  self.opts = { stride = o.stride or 1, padding = o.padding or 0, dilation = o.dilation or 1,
+    groups = o.groups or 1 }
   local kh, kw = type(k) == 'table' and k[1] or k, type(k) == 'table' and k[2] or k
   local bound = 1 / math.sqrt(cin / self.opts.groups * kh * kw)
   self:param('weight', uniform({ cout, cin / self.opts.groups, kh, kw }, bound))
@@ -262,14 +267,18 @@ function ConvTranspose2d:init(cin, cout, k, o)
   self:param('weight', uniform({ cin, cout / self.opts.groups, k, k }, bound))
   if o.bias ~= false then self:param('bias', uniform({ cout }, bound)) end
 end
-function ConvTranspose2d:forward(x) return F.conv_transpose2d(x, self._params.weight, self._params.bias, self.opts) end
+function ConvTranspose2d:forward(x)
+  return F.conv_transpose2d(x, self._params.weight, self._params.bias, self.opts)
+end
 
 local GroupNorm = nn.class('GroupNorm')
 nn.GroupNorm = GroupNorm
 function GroupNorm:init(groups, channels, o)
   want('GroupNorm', 'num_groups', groups, 'positive')
   want('GroupNorm', 'num_channels', channels, 'positive')
-  if channels % groups ~= 0 then core.argerror(('GroupNorm: %d groups do not divide %d channels'):format(groups, channels)) end
+  if channels % groups ~= 0 then
+    core.argerror(('GroupNorm: %d groups do not divide %d channels'):format(groups, channels))
+  end
   o = want('GroupNorm', 'options', o, 'table', true) or {}
   self.groups, self.eps = groups, o.eps or 1e-5
   if o.affine ~= false then
@@ -277,7 +286,9 @@ function GroupNorm:init(groups, channels, o)
     self:param('bias', T.zeros({ channels }))
   end
 end
-function GroupNorm:forward(x) return F.group_norm(x, self.groups, self._params.weight, self._params.bias, self.eps) end
+function GroupNorm:forward(x)
+  return F.group_norm(x, self.groups, self._params.weight, self._params.bias, self.eps)
+end
 
 local LayerNorm = nn.class('LayerNorm')
 nn.LayerNorm = LayerNorm
@@ -293,7 +304,9 @@ function LayerNorm:init(shape, o)
     self:param('bias', T.zeros(shape))
   end
 end
-function LayerNorm:forward(x) return F.layer_norm(x, #self.nshape, self._params.weight, self._params.bias, self.eps) end
+function LayerNorm:forward(x)
+  return F.layer_norm(x, #self.nshape, self._params.weight, self._params.bias, self.eps)
+end
 
 local Embedding = nn.class('Embedding')
 nn.Embedding = Embedding
@@ -321,7 +334,9 @@ local Dropout = nn.class('Dropout')
 nn.Dropout = Dropout
 function Dropout:init(p)
   want('Dropout', 'p', p, 'number', true)
-  if p and not (p >= 0 and p < 1) then core.argerror(('Dropout: p must be in [0, 1), got %s'):format(tostring(p))) end
+  if p and not (p >= 0 and p < 1) then
+    core.argerror(('Dropout: p must be in [0, 1), got %s'):format(tostring(p)))
+  end
   self.p = p or 0.5
 end
 function Dropout:forward(x)

@@ -15,7 +15,10 @@ local function params_list(params, fname)
   for i, p in ipairs(params) do
     if T.is_tensor(p) then list[i] = { 'param' .. i, p }
     elseif type(p) == 'table' and type(p[1]) == 'string' and T.is_tensor(p[2]) then list[i] = p
-    else argerror(('%s: params[%d] must be a tensor or a {name, tensor} pair, got %s'):format(fname, i, core.describe(p))) end
+    else
+      argerror(('%s: params[%d] must be a tensor or a {name, tensor} pair, got %s'):format(fname, i,
+        core.describe(p)))
+    end
   end
   return list
 end
@@ -80,7 +83,8 @@ function optim.AdamW(params, o)
   want('optim.AdamW', 'options.eps', o.eps, 'number', true)
   local self = setmetatable({ params = params_list(params, 'optim.AdamW'), state = {}, step_count = 0,
     lr = o.lr or 1e-3, betas = o.betas or { 0.9, 0.999 }, eps = o.eps or 1e-8,
-    weight_decay = o.weight_decay == nil and 1e-2 or o.weight_decay, state_keys = { 'exp_avg', 'exp_avg_sq' } }, Optimizer)
+    weight_decay = o.weight_decay == nil and 1e-2 or o.weight_decay,
+    state_keys = { 'exp_avg', 'exp_avg_sq' } }, Optimizer)
   self.step = function(s)
     s.step_count = s.step_count + 1
     for _, np in ipairs(s.params) do
@@ -88,7 +92,8 @@ function optim.AdamW(params, o)
       local g = p._c.grad
       if g ~= nil then
         local st = state_for(s, name, p)
-        check(C.craft_adamw_step(p._c, g, st.exp_avg._c, st.exp_avg_sq._c, s.lr, s.betas[1], s.betas[2], s.eps,
+        check(C.craft_adamw_step(p._c, g, st.exp_avg._c, st.exp_avg_sq._c, s.lr, s.betas[1], s.betas[2],
+          s.eps,
           s.weight_decay, s.step_count), 2)
       end
     end
@@ -100,7 +105,8 @@ end
 function optim.SGD(params, o)
   o = options('optim.SGD', o)
   want('optim.SGD', 'options.momentum', o.momentum, 'number', true)
-  local self = setmetatable({ params = params_list(params, 'optim.SGD'), state = {}, step_count = 0, lr = o.lr or 1e-2,
+  local self = setmetatable({ params = params_list(params, 'optim.SGD'), state = {}, step_count = 0,
+    lr = o.lr or 1e-2,
     momentum = o.momentum or 0, weight_decay = o.weight_decay or 0, nesterov = o.nesterov or false,
     state_keys = { 'momentum_buffer' } }, Optimizer)
   self.step = function(s)
@@ -140,7 +146,9 @@ function optim.EMA(params, decay)
   local self = { decay = decay or 0.999, shadow = {}, params = list }
   for i, np in ipairs(list) do self.shadow[i] = np[2]:detach():clone() end
   function self:update()
-    for i, np in ipairs(self.params) do check(C.craft_ema_update(self.shadow[i]._c, np[2]._c, self.decay), 2) end
+    for i, np in ipairs(self.params) do
+      check(C.craft_ema_update(self.shadow[i]._c, np[2]._c, self.decay), 2)
+    end
   end
   function self:copy_to(target)
     local tl = target and params_list(target, 'EMA:copy_to') or self.params

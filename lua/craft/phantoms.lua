@@ -31,7 +31,9 @@ end
 
 function P.modalities()
   local r = {}
-  for i = 0, C.craft_phantom_modality_count() - 1 do r[i + 1] = ffi.string(C.craft_phantom_modality_name(i)) end
+  for i = 0, C.craft_phantom_modality_count() - 1 do
+    r[i + 1] = ffi.string(C.craft_phantom_modality_name(i))
+  end
   return r
 end
 function P.classes(m)
@@ -51,7 +53,8 @@ function P.items(m)
   local mi = modality_index(m)
   local r = {}
   for i = 0, C.craft_oracle_item_count(mi) - 1 do
-    r[i + 1] = { name = ffi.string(C.craft_oracle_item_name(mi, i)), class = C.craft_oracle_item_class(mi, i) }
+    r[i + 1] = { name = ffi.string(C.craft_oracle_item_name(mi, i)),
+      class = C.craft_oracle_item_class(mi, i) }
   end
   return r
 end
@@ -75,10 +78,13 @@ function P.dataset(o)
   local cls = o.class
   if type(cls) == 'string' then
     for i, c in ipairs(P.classes(mi)) do if c == cls then cls = i - 1 end end
-    if type(cls) == 'string' then argerror(('phantoms: unknown class %q for %s'):format(o.class, tostring(o.modality))) end
+    if type(cls) == 'string' then
+      argerror(('phantoms: unknown class %q for %s'):format(o.class, tostring(o.modality)))
+    end
   end
   local ptr = ffi.cast('float*', images:data_ptr())
-  check(C.craft_phantom_generate(mi, n, size, o.seed or 0, o.first_index or 0, cls or -1, ptr, labels, params), 2)
+  check(C.craft_phantom_generate(mi, n, size, o.seed or 0, o.first_index or 0, cls or -1, ptr, labels,
+    params), 2)
   if (o.blur or 0) > 0 or (o.noise or 0) > 0 then
     check(C.craft_phantom_degrade(n, size, ptr, o.blur or 0, o.noise or 0, (o.seed or 0) + 1), 2)
   end
@@ -127,7 +133,9 @@ end
 function P.write_png(path, img)
   want('phantoms.write_png', 'path', path, 'string')
   want('phantoms.write_png', 'image', img, 'tensor')
-  if img:dim() ~= 3 then argerror(('phantoms.write_png: the image must be [C, H, W], got %s'):format(core.describe(img))) end
+  if img:dim() ~= 3 then
+    argerror(('phantoms.write_png: the image must be [C, H, W], got %s'):format(core.describe(img)))
+  end
   require('craft.io').write_png(path, img)
 end
 

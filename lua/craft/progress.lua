@@ -54,7 +54,8 @@ function Bar:update(i, extra)
   local width = 24
   local filled = math.floor(frac * width)
   local line = ('%s [%s%s] %3d%% %d/%d %.2f/s eta %s %s'):format(self.label, ('='):rep(filled),
-    (' '):rep(width - filled), math.floor(frac * 100), i, self.total, rate, clock(eta), table.concat(parts, ' '))
+    (' '):rep(width - filled), math.floor(frac * 100), i, self.total, rate, clock(eta),
+    table.concat(parts, ' '))
   if self.tty then
     io.stderr:write('\r', line, '\27[K')
   else

@@ -20,6 +20,7 @@ local recipe_path, root_cache
 
 -- normalize(p): '.' and '..' resolved and repeated slashes folded (no symlinks are followed)
 function M.normalize(p)
+  require('craft.core').want('repo.normalize', 'path', p, 'string')
   local abs = p:sub(1, 1) == '/'
   local parts = {}
   for seg in p:gmatch('[^/]+') do
@@ -37,6 +38,7 @@ end
 
 -- absolute(p): p against the working directory
 function M.absolute(p)
+  require('craft.core').want('repo.absolute', 'path', p, 'string')
   if p:sub(1, 1) == '/' then return M.normalize(p) end
   local cwd = runtime.cwd() or os.getenv('PWD') or '.'
   return M.normalize(cwd .. '/' .. p)
@@ -98,6 +100,7 @@ end
 -- setup(path): what `craft recipe.lua` does before running it: records the recipe and puts its
 -- folder and the repository's recipes/ on package.path, after the library's own entries.
 function M.setup(path)
+  require('craft.core').want('repo.setup', 'path', path, 'string')
   recipe_path = M.absolute(path)
   root_cache = nil
   local dirs = { dirname(recipe_path) }

@@ -112,7 +112,9 @@ local function summarise(res, m, bo)
   if m.ood_cas then
     s.ood_mean = stats.mean(m.ood_cas)
     s.ood_lo, s.ood_hi = stats.bootstrap(m.ood_cas, stats.mean, bo)
-    if res.ood_thresholds then s.ood_tail = stats.mean(below_flags(m.ood_cas, m.labels, res.ood_thresholds)) end
+    if res.ood_thresholds then
+      s.ood_tail = stats.mean(below_flags(m.ood_cas, m.labels, res.ood_thresholds))
+    end
   end
   local mem = m.memorisation or {}
   s.mem_cos = mem.cos and mem.cos.share or mem.share_cos
@@ -149,14 +151,16 @@ end
 
 ---------------------------------------------------------------- SVG charts
 local function svg_open(w, h, label)
-  return ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" aria-label="%s">')
+  return ('<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" role="img" '
+    .. 'aria-label="%s">')
     :format(w, h, w, h, esc(label))
 end
 local function legend(items, x, y)
   local p = {}
   for i, it in ipairs(items) do
     local yy = y + (i - 1) * 16
-    p[#p + 1] = ('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d" class="s">%s</text>')
+    p[#p + 1] = ('<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d" '
+      .. 'class="s">%s</text>')
       :format(x, yy, it[2], x + 14, yy + 9, esc(it[1]))
   end
   return table.concat(p)
@@ -165,7 +169,9 @@ end
 -- CAS histogram of one class: reals filled grey, each method a step line, threshold dashed.
 local function histogram(res, c, bins)
   local sets = { { 'real (held-out)', REAL_COLOR, subset(res.real.cas, res.real.labels, c) } }
-  for i, m in ipairs(res.methods) do sets[#sets + 1] = { m.name, PALETTE[(i - 1) % #PALETTE + 1], subset(m.cas, m.labels, c) } end
+  for i, m in ipairs(res.methods) do
+    sets[#sets + 1] = { m.name, PALETTE[(i - 1) % #PALETTE + 1], subset(m.cas, m.labels, c) }
+  end
   local all = {}
   for _, s in ipairs(sets) do for _, v in ipairs(s[3]) do all[#all + 1] = v end end
   if #all == 0 then return '' end
@@ -195,10 +201,12 @@ local function histogram(res, c, bins)
   p[#p + 1] = ('<line x1="%d" y1="%d" x2="%d" y2="%d" class="ax"/>'):format(L, Tp + ph, L + pw, Tp + ph)
   for k = 0, 4 do
     local v = lo + (hi - lo) * k / 4
-    p[#p + 1] = ('<text x="%.1f" y="%d" class="s" text-anchor="middle">%.2f</text>'):format(X(v), H - B + 16, v)
+    p[#p + 1] = ('<text x="%.1f" y="%d" class="s" text-anchor="middle">%.2f</text>'):format(X(v), H - B + 16,
+      v)
   end
   p[#p + 1] = ('<text x="%d" y="%d" class="s" text-anchor="middle">CAS</text>'):format(L + pw / 2, H - 4)
-  p[#p + 1] = ('<text x="10" y="%d" class="s" transform="rotate(-90 10 %d)" text-anchor="middle">share of images</text>')
+  p[#p + 1] = ('<text x="10" y="%d" class="s" transform="rotate(-90 10 %d)" text-anchor="middle">share of '
+    .. 'images</text>')
     :format(Tp + ph / 2, Tp + ph / 2)
   for b = 1, bins do   -- reals: filled bars
     local v = dens[1][b]
@@ -214,11 +222,14 @@ local function histogram(res, c, bins)
       pts[#pts + 1] = ('%.1f,%.1f %.1f,%.1f'):format(x0, y, x1, y)
     end
     pts[#pts + 1] = ('%.1f,%.1f'):format(X(hi), Y(0))
-    p[#p + 1] = ('<polyline points="%s" fill="none" stroke="%s" stroke-width="1.8"/>'):format(table.concat(pts, ' '), sets[k][2])
+    p[#p + 1] = ('<polyline points="%s" fill="none" stroke="%s" stroke-width="1.8"/>')
+      :format(table.concat(pts, ' '), sets[k][2])
   end
-  p[#p + 1] = ('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#c0392b" stroke-width="1.5" stroke-dasharray="5,3"/>')
+  p[#p + 1] = ('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d" stroke="#c0392b" stroke-width="1.5" '
+    .. 'stroke-dasharray="5,3"/>')
     :format(X(thr), Tp, X(thr), Tp + ph)
-  p[#p + 1] = ('<text x="%.1f" y="%d" class="s" fill="#c0392b">threshold %.2f</text>'):format(X(thr) + 3, Tp + 10, thr)
+  p[#p + 1] = ('<text x="%.1f" y="%d" class="s" fill="#c0392b">threshold %.2f</text>'):format(X(thr) + 3,
+    Tp + 10, thr)
   local items = {}
   for k, s in ipairs(sets) do
     local name = #s[1] > 20 and (s[1]:sub(1, 19) .. '…') or s[1]
@@ -259,7 +270,8 @@ local function tail_bars(res, sums)
   local p = { svg_open(W, H, 'low-alignment tail per method') }
   for k = 0, math.floor(ymax / step + 0.5) do
     local v = k * step
-    p[#p + 1] = ('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" class="grid"/><text x="%d" y="%.1f" class="s" text-anchor="end">%d%%</text>')
+    p[#p + 1] = ('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" class="grid"/><text x="%d" y="%.1f" class="s" '
+      .. 'text-anchor="end">%d%%</text>')
       :format(L, Y(v), L + pw, Y(v), L - 4, Y(v) + 4, math.floor(100 * v + 0.5))
   end
   local slot = pw / math.max(n, 1)
@@ -269,14 +281,17 @@ local function tail_bars(res, sums)
     p[#p + 1] = ('<rect x="%.1f" y="%.1f" width="%.1f" height="%.1f" fill="%s"/>')
       :format(x, Y(s.tail), bw, Tp + ph - Y(s.tail), PALETTE[(i - 1) % #PALETTE + 1])
     local cx = x + bw / 2
-    p[#p + 1] = ('<path d="M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f" stroke="#222" stroke-width="1.3" fill="none"/>')
+    p[#p + 1] = ('<path d="M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f" stroke="#222" stroke-width="1.3" '
+      .. 'fill="none"/>')
       :format(cx, Y(s.tail_lo), Y(s.tail_hi), cx - 6, Y(s.tail_lo), cx + 6, cx - 6, Y(s.tail_hi), cx + 6)
-    p[#p + 1] = ('<text x="%.1f" y="%.1f" class="s" text-anchor="middle">%s</text>'):format(cx, Y(s.tail_hi) - 4, pct(s.tail))
+    p[#p + 1] = ('<text x="%.1f" y="%.1f" class="s" text-anchor="middle">%s</text>'):format(cx,
+      Y(s.tail_hi) - 4, pct(s.tail))
     p[#p + 1] = ('<text x="%.1f" y="%d" class="s" text-anchor="middle">%s</text>')
       :format(cx, Tp + ph + 14, wrap_label(s.name, cx, math.max(8, math.floor(slot / 6.5))))
   end
   if res.q then
-    p[#p + 1] = ('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c0392b" stroke-dasharray="5,3"/><text x="%d" y="%.1f" class="s" fill="#c0392b">reals: q = %s</text>')
+    p[#p + 1] = ('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f" stroke="#c0392b" stroke-dasharray="5,3"/><text '
+      .. 'x="%d" y="%.1f" class="s" fill="#c0392b">reals: q = %s</text>')
       :format(L, Y(res.q), L + pw, Y(res.q), L + pw + 6, Y(res.q) + 4, pct(res.q))
   end
   p[#p + 1] = '</svg>'
@@ -296,7 +311,8 @@ local function heatmap(res)
   local p = { svg_open(W, H, 'checklist audit heat map') }
   for j, col in ipairs(cols) do
     local x = L + (j - 1) * colw + colw / 2
-    p[#p + 1] = ('<text x="%.1f" y="%d" class="s" text-anchor="start" transform="rotate(-25 %.1f %d)">%s</text>')
+    p[#p + 1] = ('<text x="%.1f" y="%d" class="s" text-anchor="start" transform="rotate(-25 %.1f '
+      .. '%d)">%s</text>')
       :format(x, Tp - 8, x, Tp - 8, esc(col[1]))
   end
   local pos = {}
@@ -305,18 +321,22 @@ local function heatmap(res)
     local y = Tp + (i - 1) * rowh
     local label = ('%s: %s'):format(res.classes[it.class] or '?', it.name)
     if #label > 46 then label = label:sub(1, 44) .. '…' end
-    p[#p + 1] = ('<text x="%d" y="%.1f" class="s" text-anchor="end">%s</text>'):format(L - 6, y + rowh / 2 + 4, esc(label))
+    p[#p + 1] = ('<text x="%d" y="%.1f" class="s" text-anchor="end">%s</text>'):format(L - 6,
+      y + rowh / 2 + 4, esc(label))
     for j, col in ipairs(cols) do
       local v = col[2][it.class] and col[2][it.class][pos[it.class]]
       local fill, txt = '#eeeeee', '–'
       if v and v == v then
         -- white -> teal, linear in the share
-        local r, g, b = math.floor(255 - v * (255 - 0)), math.floor(255 - v * (255 - 121)), math.floor(255 - v * (255 - 107))
+        local r, g, b = math.floor(255 - v * (255 - 0)), math.floor(255 - v * (255 - 121)),
+          math.floor(255 - v * (255 - 107))
         fill, txt = ('#%02x%02x%02x'):format(r, g, b), ('%.0f%%'):format(100 * v)
       end
       local x = L + (j - 1) * colw
-      p[#p + 1] = ('<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="#fff"/><text x="%.1f" y="%.1f" class="s" text-anchor="middle" fill="%s">%s</text>')
-        :format(x, y, colw, rowh, fill, x + colw / 2, y + rowh / 2 + 4, (v and v > 0.6) and '#fff' or '#222', txt)
+      p[#p + 1] = ('<rect x="%d" y="%d" width="%d" height="%d" fill="%s" stroke="#fff"/><text x="%.1f" '
+        .. 'y="%.1f" class="s" text-anchor="middle" fill="%s">%s</text>')
+        :format(x, y, colw, rowh, fill, x + colw / 2, y + rowh / 2 + 4, (v and v > 0.6) and '#fff' or '#222',
+          txt)
     end
   end
   p[#p + 1] = '</svg>'
@@ -340,14 +360,16 @@ local function grids(res, per_class)
             for _, i in ipairs(list) do
               local uri = 'data:image/png;base64,' .. M.base64(M.png_bytes(m.images:select(1, i)))
               local bad = m.cas[i] < res.thresholds[c]
-              r[#r + 1] = ('<figure%s><img src="%s" alt="image %d"><figcaption>#%d CAS %.2f</figcaption></figure>')
+              r[#r + 1] = ('<figure%s><img src="%s" alt="image %d"><figcaption>#%d CAS '
+                .. '%.2f</figcaption></figure>')
                 :format(bad and ' class="bad"' or '', uri, i, i, m.cas[i])
             end
             return table.concat(r)
           end
           local best, worst = {}, {}
           for j = 1, k do best[j] = idx[j]; worst[j] = idx[#idx - j + 1] end
-          out[#out + 1] = ('<div class="grid"><div class="cls">%s</div><div class="row"><span>best</span>%s</div><div class="row"><span>worst</span>%s</div></div>')
+          out[#out + 1] = ('<div class="grid"><div class="cls">%s</div><div '
+            .. 'class="row"><span>best</span>%s</div><div class="row"><span>worst</span>%s</div></div>')
             :format(esc(res.classes[c]), cells(best), cells(worst))
         end
       end
@@ -395,9 +417,11 @@ local function method_tables(res, sums, best)
     { 'tail [95% CI]', function(_, s) return pct(s.tail) .. ' ' .. ci(s.tail_lo, s.tail_hi, pct) end },
   }
   if best then
-    a[#a + 1] = { ('reduction vs %s: points [CI], relative'):format(esc(res.methods[best].name)), function(_, s)
+    a[#a + 1] = { ('reduction vs %s: points [CI], relative'):format(esc(res.methods[best].name)),
+      function(_, s)
       if not s.red_pts then return '–' end
-      return ('%+.1f %s, %s'):format(s.red_pts, ci(s.red_lo, s.red_hi, function(v) return ('%+.1f'):format(v) end),
+      return ('%+.1f %s, %s'):format(s.red_pts,
+      ci(s.red_lo, s.red_hi, function(v) return ('%+.1f'):format(v) end),
         s.red_rel and pct(s.red_rel) or '–')
     end }
   end
@@ -410,16 +434,21 @@ local function method_tables(res, sums, best)
   if has.ood then
     a[#a + 1] = { esc(res.ood_label or 'out-of-family CAS') .. ' [95% CI]', function(_, s)
       if not s.ood_mean then return '–' end
-      return f3(s.ood_mean) .. ' ' .. ci(s.ood_lo, s.ood_hi, f3) .. (s.ood_tail and (', tail ' .. pct(s.ood_tail)) or '')
+      return f3(s.ood_mean) .. ' ' .. ci(s.ood_lo, s.ood_hi, f3)
+      .. (s.ood_tail and (', tail ' .. pct(s.ood_tail)) or '')
     end }
   end
   local b = { { 'method', name } }
   if has.down then
     for _, k in ipairs(DOWNSTREAM) do
-      b[#b + 1] = { 'downstream ' .. k:gsub('_', ' '), function(m) return num(m.downstream and m.downstream[k], '%.3f') end }
+      b[#b + 1] = { 'downstream ' .. k:gsub('_', ' '),
+        function(m) return num(m.downstream and m.downstream[k], '%.3f') end }
     end
   end
-  if has.mem then b[#b + 1] = { 'memorised (cosine / SSIM)', function(_, s) return pct(s.mem_cos) .. ' / ' .. pct(s.mem_ssim) end } end
+  if has.mem then
+    b[#b + 1] = { 'memorised (cosine / SSIM)', function(_, s) return pct(s.mem_cos) .. ' / '
+      .. pct(s.mem_ssim) end }
+  end
   if has.fidkid then
     b[#b + 1] = { 'FID', function(m) return num(m.fid, '%.3f') end }
     b[#b + 1] = { 'KID', function(m) return num(m.kid, '%.4f') end }
@@ -435,7 +464,8 @@ local function class_table(res, sums)
     local r = { '<tr><td>' .. esc(m.name) .. '</td>' }
     for c = 1, #res.classes do
       local k = sums[i].classes[c]
-      r[#r + 1] = ('<td>%s</td><td>%s <small>%s</small></td>'):format(num(k.mean, '%.3f'), pct(k.tail), ci(k.tail_lo, k.tail_hi, pct))
+      r[#r + 1] = ('<td>%s</td><td>%s <small>%s</small></td>'):format(num(k.mean, '%.3f'), pct(k.tail),
+        ci(k.tail_lo, k.tail_hi, pct))
     end
     h[#h + 1] = table.concat(r) .. '</tr>'
   end
@@ -482,18 +512,24 @@ local function per_image_rows(res, sums)
 end
 
 local function summary_rows(res, sums)
-  local rows = { { 'method', 'class', 'n', 'threshold', 'mean_cas', 'mean_cas_lo', 'mean_cas_hi', 'tail', 'tail_lo', 'tail_hi',
-    'reduction_pts', 'reduction_pts_lo', 'reduction_pts_hi', 'reduction_rel', 'paired_t_p', 'sign_flip_p', 'oracle_correct',
-    'accuracy', 'balanced_accuracy', 'macro_f1', 'auroc', 'memorised_cos', 'memorised_ssim', 'fid', 'kid', 'ood_mean_cas', 'ood_tail' } }
+  local rows = { { 'method', 'class', 'n', 'threshold', 'mean_cas', 'mean_cas_lo', 'mean_cas_hi', 'tail',
+    'tail_lo', 'tail_hi',
+    'reduction_pts', 'reduction_pts_lo', 'reduction_pts_hi', 'reduction_rel', 'paired_t_p', 'sign_flip_p',
+    'oracle_correct',
+    'accuracy', 'balanced_accuracy', 'macro_f1', 'auroc', 'memorised_cos', 'memorised_ssim', 'fid', 'kid',
+    'ood_mean_cas', 'ood_tail' } }
   for i, m in ipairs(res.methods) do
     local s, d = sums[i], m.downstream or {}
-    rows[#rows + 1] = { m.name, 'all', s.n, '', f6(s.mean), f6(s.mean_lo), f6(s.mean_hi), f6(s.tail), f6(s.tail_lo), f6(s.tail_hi),
+    rows[#rows + 1] = { m.name, 'all', s.n, '', f6(s.mean), f6(s.mean_lo), f6(s.mean_hi), f6(s.tail),
+      f6(s.tail_lo), f6(s.tail_hi),
       f6(s.red_pts), f6(s.red_lo), f6(s.red_hi), f6(s.red_rel), f6(s.t_p), f6(s.flip_p), f6(s.oracle),
-      f6(d.accuracy), f6(d.balanced_accuracy), f6(d.macro_f1), f6(d.auroc), f6(s.mem_cos), f6(s.mem_ssim), f6(m.fid), f6(m.kid),
+      f6(d.accuracy), f6(d.balanced_accuracy), f6(d.macro_f1), f6(d.auroc), f6(s.mem_cos), f6(s.mem_ssim),
+      f6(m.fid), f6(m.kid),
       f6(s.ood_mean), f6(s.ood_tail) }
     for c, name in ipairs(res.classes) do
       local k = s.classes[c]
-      local r = { m.name, name, k.n, f6(res.thresholds[c]), f6(k.mean), f6(k.mean_lo), f6(k.mean_hi), f6(k.tail), f6(k.tail_lo), f6(k.tail_hi) }
+      local r = { m.name, name, k.n, f6(res.thresholds[c]), f6(k.mean), f6(k.mean_lo), f6(k.mean_hi),
+        f6(k.tail), f6(k.tail_lo), f6(k.tail_hi) }
       for j = #r + 1, #rows[1] do r[j] = '' end
       rows[#rows + 1] = r
     end
@@ -503,15 +539,21 @@ end
 
 ---------------------------------------------------------------- the page
 local CSS = [[
-body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;background:#fafafa}
+body{font:14px/1.45 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif;color:#222;margin:0;
+background:#fafafa}
 main{max-width:1180px;margin:0 auto;padding:24px 28px;background:#fff}
-h1{font-size:24px;margin:0 0 4px}h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
+h1{font-size:24px;margin:0 0 4px}
+h2{font-size:18px;margin:28px 0 8px;border-bottom:1px solid #ddd;padding-bottom:4px}
 h3{font-size:15px;margin:16px 0 6px}p.meta{color:#666;margin:0 0 12px}
-table{border-collapse:collapse;font-size:13px;margin:6px 0}th,td{padding:4px 8px;border-bottom:1px solid #e5e5e5;text-align:right;white-space:nowrap}th{white-space:normal;vertical-align:bottom;max-width:150px}
-th:first-child,td:first-child{text-align:left}thead th{background:#f2f4f7;font-weight:600}tbody tr:nth-child(even){background:#fafbfc}
+table{border-collapse:collapse;font-size:13px;margin:6px 0}
+th,td{padding:4px 8px;border-bottom:1px solid #e5e5e5;text-align:right;white-space:nowrap}
+th{white-space:normal;vertical-align:bottom;max-width:150px}
+th:first-child,td:first-child{text-align:left}thead th{background:#f2f4f7;font-weight:600}
+tbody tr:nth-child(even){background:#fafbfc}
 .wrap{overflow-x:auto}.charts{display:flex;flex-wrap:wrap;gap:12px}svg{background:#fff}
 svg .s{font-size:11px;fill:#333}svg .ax{stroke:#555}svg .grid{stroke:#eee}
-.grids{display:flex;flex-wrap:wrap;gap:8px 36px}.grid{margin:4px 0 10px}.cls{font-weight:600;margin:6px 0 2px}.row{display:flex;align-items:center;gap:6px;flex-wrap:wrap}
+.grids{display:flex;flex-wrap:wrap;gap:8px 36px}.grid{margin:4px 0 10px}.cls{font-weight:600;margin:6px 0 2px}
+.row{display:flex;align-items:center;gap:6px;flex-wrap:wrap}
 .row span{width:44px;color:#666;font-size:12px}figure{margin:0;text-align:center}
 figure img{width:80px;height:80px;image-rendering:pixelated;border:2px solid #fff;display:block}
 figure.bad img{border-color:#c0392b}figcaption{font-size:11px;color:#555}
@@ -526,7 +568,9 @@ function M.write(dir, res)
     argerror('report.write: results need classes, thresholds, real and methods')
   end
   for _, m in ipairs(res.methods) do
-    if #m.cas ~= #m.labels then argerror(('report: method %s has %d CAS values but %d labels'):format(m.name, #m.cas, #m.labels)) end
+    if #m.cas ~= #m.labels then
+      argerror(('report: method %s has %d CAS values but %d labels'):format(m.name, #m.cas, #m.labels))
+    end
   end
   local bo = { n = (res.bootstrap or {}).n or 1000, seed = (res.bootstrap or {}).seed or 0,
     paired = (res.bootstrap or {}).paired }
@@ -538,32 +582,43 @@ function M.write(dir, res)
   local html = { '<!DOCTYPE html><html lang="en"><head><meta charset="utf-8">',
     '<meta name="viewport" content="width=device-width, initial-scale=1">',
     ('<title>%s</title><style>%s</style></head><body><main>'):format(esc(res.title or 'CRAFT report'), CSS),
-    ('<h1>%s</h1><p class="meta">%s%d held-out real images; thresholds: q = %s quantile of real CAS per class; CIs: percentile bootstrap over images (%d resamples, seed %d).</p>')
-      :format(esc(res.title or 'CRAFT report'), res.subtitle and (esc(res.subtitle) .. ' · ') or '', #res.real.cas,
+    ('<h1>%s</h1><p class="meta">%s%d held-out real images; thresholds: q = %s quantile of real CAS per '
+    .. 'class; CIs: percentile bootstrap over images (%d resamples, seed %d).</p>')
+      :format(esc(res.title or 'CRAFT report'), res.subtitle and (esc(res.subtitle) .. ' · ') or '',
+      #res.real.cas,
         res.q and num(res.q, '%.2f') or '?', bo.n, bo.seed),
     res.preamble or '',
-    ('<h2>Clinical alignment%s</h2><div class="wrap">'):format(res.cas_label and (': ' .. esc(res.cas_label)) or ''), t_align, '</div>',
-    t_quality and ('<h2>Downstream use, memorisation, fidelity</h2><div class="wrap">' .. t_quality .. '</div>') or '',
+    ('<h2>Clinical alignment%s</h2><div class="wrap">'):format(res.cas_label and (': ' .. esc(res.cas_label))
+    or ''), t_align, '</div>',
+    t_quality and ('<h2>Downstream use, memorisation, fidelity</h2><div class="wrap">' .. t_quality
+    .. '</div>') or '',
     '<h2>Low-alignment tail</h2>', tail_bars(res, sums),
     '<h2>Per class</h2><div class="wrap">', class_table(res, sums), '</div>',
     '<h2>CAS distributions</h2><div class="charts">' }
   for c = 1, #res.classes do
-    html[#html + 1] = ('<div><h3>%s</h3>%s</div>'):format(esc(res.classes[c]), histogram(res, c, res.bins or 30))
+    html[#html + 1] = ('<div><h3>%s</h3>%s</div>'):format(esc(res.classes[c]),
+      histogram(res, c, res.bins or 30))
   end
   html[#html + 1] = '</div>'
   local hm = heatmap(res)
   if hm then
-    html[#html + 1] = '<h2>Checklist audit</h2><p class="note">Share of each class\'s images that satisfy the item.</p><div class="wrap">' .. hm .. '</div>'
+    html[#html + 1] = '<h2>Checklist audit</h2><p class="note">Share of each class\'s images that satisfy '
+      .. 'the item.</p><div class="wrap">' .. hm .. '</div>'
   end
   local g = grids(res, (res.grid or {}).per_class or 4)
   if g ~= '' then
-    html[#html + 1] = '<h2>Best and worst images by CAS</h2><p class="note">Red frame: below the class threshold.</p>' .. g
+    html[#html + 1] = '<h2>Best and worst images by CAS</h2><p class="note">Red frame: below the class '
+      .. 'threshold.</p>' .. g
   end
   local study = io.open(dir .. '/../study/index.html')   -- craft study score's page (docs/reader_study.md)
-  if study then study:close(); html[#html + 1] = '<p class="note study-link">Blinded reader study: <a href="../study/index.html">results</a></p>' end
+  if study then
+    study:close(); html[#html + 1] = '<p class="note study-link">Blinded reader study: <a '
+      .. 'href="../study/index.html">results</a></p>'
+  end
   html[#html + 1] = '<!-- craft:study-link -->'
   html[#html + 1] = '<p class="note">Files: per_image.csv, summary.csv.</p></main></body></html>\n'
-  local files = { html = dir .. '/index.html', per_image = dir .. '/per_image.csv', summary = dir .. '/summary.csv' }
+  local files = { html = dir .. '/index.html', per_image = dir .. '/per_image.csv',
+    summary = dir .. '/summary.csv' }
   local f = assert(io.open(files.html, 'wb'))
   f:write(table.concat(html, '\n'))
   f:close()

@@ -44,12 +44,19 @@ end
 -- random stream (trainers' per-step seeds, bootstrap resampling)
 local words = ffi.new('uint32_t[4]')
 function M.philox(seed, counter)
+  if type(seed) ~= 'number' or type(counter) ~= 'number' then
+    core.want('runtime.philox', 'seed', seed, 'number')
+    core.want('runtime.philox', 'counter', counter, 'number')
+  end
   C.craft_philox4x32(seed, counter, words)
   return tonumber(words[0]), tonumber(words[1]), tonumber(words[2]), tonumber(words[3])
 end
 
 -- isatty(fd) -> whether the file descriptor is a terminal
-function M.isatty(fd) return ffi.C.isatty(fd) ~= 0 end
+function M.isatty(fd)
+  core.want('runtime.isatty', 'fd', fd, 'count')
+  return ffi.C.isatty(fd) ~= 0
+end
 
 -- cwd() -> the current working directory (nil when it cannot be read)
 function M.cwd()

@@ -40,7 +40,9 @@ function Writer:add(o)
   want('samples.add', 'options.images', o.images, 'tensor')
   want('samples.add', 'options.labels', o.labels, 'table')
   want('samples.add', 'options.classes', o.classes, 'table')
-  if not o.key:match('^[%w_%-]+$') then argerror(('samples.add: key %q must be letters, digits, _ or -'):format(o.key)) end
+  if not o.key:match('^[%w_%-]+$') then
+    argerror(('samples.add: key %q must be letters, digits, _ or -'):format(o.key))
+  end
   local n = o.images:size(1)
   if #o.labels ~= n then argerror(('samples.add: %d images but %d labels'):format(n, #o.labels)) end
   local real = o.train_seed == nil
@@ -53,7 +55,8 @@ function Writer:add(o)
     local name = real and ('%s/c%d_%d.png'):format(sub, c, k)
       or ('%s/t%d_g%d_c%d_%d.png'):format(sub, o.train_seed, o.gen_seed or 0, c, k)
     io_.write_png(self.dir .. '/' .. name, o.images:select(1, i))
-    self.rows[#self.rows + 1] = { name, o.method, o.key, real and '' or o.train_seed, real and '' or (o.gen_seed or 0),
+    self.rows[#self.rows + 1] = { name, o.method, o.key, real and '' or o.train_seed,
+      real and '' or (o.gen_seed or 0),
       c, o.classes[c + 1] or '' }
   end
 end
@@ -82,7 +85,8 @@ function M.read(dir)
     r.train_seed = tonumber(r.train_seed)
     r.gen_seed = tonumber(r.gen_seed)
     if not r.class_index or r.file == '' or r.file:find('..', 1, true) or r.file:sub(1, 1) == '/' then
-      argerror(('samples.read: %s line %d: bad row (file %q, class_index %q)'):format(path, r._line, r.file, tostring(r.class_index)))
+      argerror(('samples.read: %s line %d: bad row (file %q, class_index %q)'):format(path, r._line, r.file,
+        tostring(r.class_index)))
     end
   end
   return rows

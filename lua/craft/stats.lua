@@ -80,7 +80,8 @@ function S.quantile_sorted(s, q, method)
     if frac < 0.5 or (frac == 0.5 and lo % 2 == 0) then return a end
     return b
   end
-  argerror(('stats.quantile: unknown method %q (linear, lower, higher, midpoint, nearest)'):format(tostring(method)))
+  argerror(('stats.quantile: unknown method %q (linear, lower, higher, midpoint, nearest)')
+    :format(tostring(method)))
 end
 function S.median(x) return S.quantile(x, 0.5) end
 
@@ -151,7 +152,9 @@ local function boot_args(fname, statistic, o)
   want(fname, 'options.n', o.n, 'positive', true)
   want(fname, 'options.seed', o.seed, 'count', true)
   want(fname, 'options.alpha', o.alpha, 'number', true)
-  if o.alpha and not (o.alpha > 0 and o.alpha < 1) then argerror(('%s: alpha must be in (0, 1), got %s'):format(fname, tostring(o.alpha))) end
+  if o.alpha and not (o.alpha > 0 and o.alpha < 1) then
+    argerror(('%s: alpha must be in (0, 1), got %s'):format(fname, tostring(o.alpha)))
+  end
   return statistic or S.mean, o
 end
 
@@ -166,7 +169,8 @@ function S.bootstrap(values, statistic, o)
   local rng, buf, draws = S.rng(o.seed or 0), {}, {}
   for b = 1, B do draws[b] = statistic(resample(values, rng, buf)) end
   table.sort(draws)
-  return S.quantile_sorted(draws, alpha / 2), S.quantile_sorted(draws, 1 - alpha / 2), statistic(values), draws
+  return S.quantile_sorted(draws, alpha / 2), S.quantile_sorted(draws,
+    1 - alpha / 2), statistic(values), draws
 end
 
 -- bootstrap_diff(a, b, statistic, {n, seed, alpha, paired=false}) -> lo, hi, estimate:
@@ -177,7 +181,9 @@ function S.bootstrap_diff(a, b, statistic, o)
   want('stats.bootstrap_diff', 'b', b, 'table')
   statistic, o = boot_args('stats.bootstrap_diff', statistic, o)
   local B, alpha = o.n or 1000, o.alpha or 0.05
-  if o.paired and #a ~= #b then argerror(('stats.bootstrap_diff: paired sets differ in size (%d vs %d)'):format(#a, #b)) end
+  if o.paired and #a ~= #b then
+    argerror(('stats.bootstrap_diff: paired sets differ in size (%d vs %d)'):format(#a, #b))
+  end
   local rng, ba, bb, draws = S.rng(o.seed or 0), {}, {}, {}
   for k = 1, B do
     if o.paired then
@@ -189,7 +195,8 @@ function S.bootstrap_diff(a, b, statistic, o)
     draws[k] = statistic(ba) - statistic(bb)
   end
   table.sort(draws)
-  return S.quantile_sorted(draws, alpha / 2), S.quantile_sorted(draws, 1 - alpha / 2), statistic(a) - statistic(b)
+  return S.quantile_sorted(draws, alpha / 2), S.quantile_sorted(draws,
+    1 - alpha / 2), statistic(a) - statistic(b)
 end
 
 ---------------------------------------------------------------- hierarchical bootstrap
@@ -235,7 +242,8 @@ function S.hier_bootstrap(groups, o)
   local rng, draws = S.rng(oo.seed or 0), {}
   for b = 1, B do draws[b] = hier_draw(groups, rng) end
   table.sort(draws)
-  return S.quantile_sorted(draws, alpha / 2), S.quantile_sorted(draws, 1 - alpha / 2), pooled_mean(groups), draws
+  return S.quantile_sorted(draws, alpha / 2), S.quantile_sorted(draws,
+    1 - alpha / 2), pooled_mean(groups), draws
 end
 
 -- hier_bootstrap_diff(a, b, {n, seed, alpha, paired=true, relative=false}) -> lo, hi, estimate:
@@ -250,7 +258,9 @@ function S.hier_bootstrap_diff(a, b, o)
   local B, alpha = oo.n or 1000, oo.alpha or 0.05
   local paired = oo.paired
   if paired == nil then paired = #a == #b end
-  if paired and #a ~= #b then argerror(('stats.hier_bootstrap_diff: paired methods have %d and %d seeds'):format(#a, #b)) end
+  if paired and #a ~= #b then
+    argerror(('stats.hier_bootstrap_diff: paired methods have %d and %d seeds'):format(#a, #b))
+  end
   local function stat(ma, mb)
     if oo.relative then return mb ~= 0 and (mb - ma) / mb or 0 / 0 end
     return ma - mb
@@ -277,7 +287,8 @@ end
 ---------------------------------------------------------------- special functions
 -- log Gamma by the Lanczos approximation (g = 7, 9 terms; ~1e-15 relative for x > 0).
 local LANCZOS = { 0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,
-  -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7 }
+  -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6,
+  1.5056327351493116e-7 }
 function S.lgamma(x)
   want('stats.lgamma', 'x', x, 'number')
   if x < 0.5 then return math.log(math.pi / math.abs(math.sin(math.pi * x))) - S.lgamma(1 - x) end
@@ -316,7 +327,8 @@ end
 
 -- betainc(a, b, x): the regularised incomplete beta I_x(a, b).
 function S.betainc(a, b, x)
-  want('stats.betainc', 'a', a, 'number'); want('stats.betainc', 'b', b, 'number'); want('stats.betainc', 'x', x, 'number')
+  want('stats.betainc', 'a', a, 'number'); want('stats.betainc', 'b', b, 'number'); want('stats.betainc',
+    'x', x, 'number')
   if x <= 0 then return 0 end
   if x >= 1 then return 1 end
   local lbt = S.lgamma(a + b) - S.lgamma(a) - S.lgamma(b) + a * math.log(x) + b * math.log(1 - x)
@@ -368,7 +380,10 @@ function S.sign_flip(a, b, o)
   o = want('stats.sign_flip', 'options', o, 'table', true) or {}
   want('stats.sign_flip', 'options.n', o.n, 'positive', true)
   want('stats.sign_flip', 'options.exact_max', o.exact_max, 'count', true)
-  if (o.exact_max or 0) > 24 then argerror(('stats.sign_flip: exact_max %d would enumerate 2^%d patterns (at most 24)'):format(o.exact_max, o.exact_max)) end
+  if (o.exact_max or 0) > 24 then
+    argerror(('stats.sign_flip: exact_max %d would enumerate 2^%d patterns (at most 24)'):format(o.exact_max,
+      o.exact_max))
+  end
   local d = diffs('stats.sign_flip', a, b)
   local n = #d
   local obs = math.abs(S.sum(d))

@@ -44,7 +44,9 @@ local function is_tensor(x) return getmetatable(x) == Tensor end
 M.is_tensor = is_tensor
 -- the handle of a tensor argument (a string's ._c would be nil: the engine would get NULL)
 local function tensor_arg(v, fname, what)
-  if not is_tensor(v) then argerror(('%s: %s must be a tensor, got %s'):format(fname, what, core.describe(v))) end
+  if not is_tensor(v) then
+    argerror(('%s: %s must be a tensor, got %s'):format(fname, what, core.describe(v)))
+  end
   return v._c
 end
 
@@ -126,7 +128,9 @@ end
 function Tensor:size(d)
   if d == nil then return props.shape(self) end
   local c = self._c
-  if type(d) ~= 'number' or d % 1 ~= 0 then argerror(('size: dim must be an integer, got %s'):format(tostring(d))) end
+  if type(d) ~= 'number' or d % 1 ~= 0 then
+    argerror(('size: dim must be an integer, got %s'):format(tostring(d)))
+  end
   local i = d > 0 and d - 1 or c.ndim + d
   if i < 0 or i >= c.ndim then argerror(('size: dim %d out of range for %d dims'):format(d, c.ndim)) end
   return tonumber(c.shape[i])
@@ -170,7 +174,8 @@ end
 function M.full(shape, value, o)
   o = opts_of(o)
   local a, n = shape_array(shape)
-  return finish_new(call(2, C.craft_full(n, a, core.dtype_code(o.dtype), core.want('full', 'value', value, 'number'), outp)), o)
+  return finish_new(call(2,
+    C.craft_full(n, a, core.dtype_code(o.dtype), core.want('full', 'value', value, 'number'), outp)), o)
 end
 function M.ones(shape, o) return M.full(shape, 1, o) end
 
@@ -208,7 +213,10 @@ function M.tensor(data, o)
       x = x[1]
     end
     local function walk(t, depth)
-      if #t ~= shape[depth] then argerror(('tensor: ragged nested table at depth %d (%d vs %d entries)'):format(depth, #t, shape[depth])) end
+      if #t ~= shape[depth] then
+        argerror(('tensor: ragged nested table at depth %d (%d vs %d entries)'):format(depth, #t,
+          shape[depth]))
+      end
       for i = 1, #t do
         local v = t[i]
         if depth < #shape then
@@ -304,7 +312,8 @@ function Tensor:flatten(from)
   from = from or 1
   local nd = math.max(self._c.ndim, 1)   -- a 0-dim tensor flattens to one element, as in torch
   if type(from) ~= 'number' or from % 1 ~= 0 or from == 0 or from > nd or from < -nd then
-    argerror(('flatten: start dim must be an integer in 1..%d or -%d..-1, got %s'):format(nd, nd, tostring(from)))
+    argerror(('flatten: start dim must be an integer in 1..%d or -%d..-1, got %s'):format(nd, nd,
+      tostring(from)))
   end
   if from < 0 then from = nd + from + 1 end
   local s = self.shape
@@ -317,7 +326,9 @@ end
 function Tensor:permute(...)
   local p = shape_args(...)
   local a = ffi.new('int[8]')
-  if #p ~= self._c.ndim then argerror(('permute: %d dims given for a %d-dim tensor'):format(#p, self._c.ndim)) end
+  if #p ~= self._c.ndim then
+    argerror(('permute: %d dims given for a %d-dim tensor'):format(#p, self._c.ndim))
+  end
   for i = 1, #p do a[i - 1] = cdim(p[i]) end
   return call(2, C.craft_permute(self._c, a, outp))
 end
@@ -435,7 +446,8 @@ function Tensor:requires_grad_(flag)
   return self
 end
 local backward_impl = function(self, grad, retain_graph)
-  return C.craft_backward(self._c, grad ~= nil and tensor_arg(grad, 'backward', 'gradient') or nil, retain_graph and 1 or 0)
+  return C.craft_backward(self._c, grad ~= nil and tensor_arg(grad, 'backward', 'gradient') or nil,
+    retain_graph and 1 or 0)
 end
 -- The backward walk may call back into Lua (checkpoint, custom ops): keep it off the JIT.
 jit.off(backward_impl)
@@ -473,7 +485,8 @@ function Tensor:maximum(b) return binop(BIN.maximum, self, b) end
 function Tensor:minimum(b) return binop(BIN.minimum, self, b) end
 
 local UN = { neg = 0, exp = 1, log = 2, sqrt = 3, rsqrt = 4, abs = 5, sin = 6, cos = 7, tanh = 8, sigmoid = 9,
-  relu = 10, silu = 11, gelu = 12, gelu_tanh = 13, quick_gelu = 14, square = 15, reciprocal = 16, softplus = 17,
+  relu = 10, silu = 11, gelu = 12, gelu_tanh = 13, quick_gelu = 14, square = 15, reciprocal = 16,
+  softplus = 17,
   log1p = 18 }
 M.UNARY = UN
 for name, code in pairs(UN) do

@@ -37,7 +37,8 @@ function M.load(path, merges)
   elseif is_dir(path) then
     check(C.craft_tokenizer_load_dir(path, pp), 2)
   else
-    core.argerror(('tokenizer.load %s: neither a tokenizer folder (with vocab.json) nor a .gz BPE file'):format(path))
+    core.argerror(('tokenizer.load %s: neither a tokenizer folder (with vocab.json) nor a .gz BPE file')
+      :format(path))
   end
   return wrap(pp)
 end
@@ -71,7 +72,9 @@ function Tokenizer:encode(texts, o)
   o = core.want('tokenizer.encode', 'options', o, 'table', true) or {}
   core.want('tokenizer.encode', 'options.max_len', o.max_len, 'positive', true)
   if type(texts) == 'string' then texts = { texts } end
-  if type(texts) ~= 'table' or #texts == 0 then argerror('tokenizer.encode: expected a string or a list of strings') end
+  if type(texts) ~= 'table' or #texts == 0 then
+    argerror('tokenizer.encode: expected a string or a list of strings')
+  end
   local max_len = o.max_len or 77
   local pad = o.pad ~= false
   local B = #texts
@@ -80,7 +83,9 @@ function Tokenizer:encode(texts, o)
   local lengths, width = {}, pad and max_len or 0
   for b = 1, B do
     local s = texts[b]
-    if type(s) ~= 'string' then argerror(('tokenizer.encode: text %d is a %s, not a string'):format(b, type(s))) end
+    if type(s) ~= 'string' then
+      argerror(('tokenizer.encode: text %d is a %s, not a string'):format(b, type(s)))
+    end
     local row = ids + (b - 1) * max_len
     check(C.craft_tokenizer_encode(self._c, s, max_len, 1, row, n), 2)
     lengths[b] = n[0]
@@ -108,7 +113,9 @@ end
 function Tokenizer:decode(ids)
   if T.is_tensor(ids) then
     local shape = ids.shape
-    if #shape ~= 1 and #shape ~= 2 then argerror(('tokenizer.decode: ids must be 1-d or 2-d, got %d dims'):format(#shape)) end
+    if #shape ~= 1 and #shape ~= 2 then
+      argerror(('tokenizer.decode: ids must be 1-d or 2-d, got %d dims'):format(#shape))
+    end
     local flat = ids:flat()
     local rows, width = #shape == 2 and shape[1] or 1, shape[#shape]
     local buf = ffi.new('int32_t[?]', math.max(width, 1))
@@ -120,7 +127,9 @@ function Tokenizer:decode(ids)
     return #shape == 2 and out or out[1]
   elseif type(ids) == 'table' then
     local buf = ffi.new('int32_t[?]', math.max(#ids, 1))
-    for k = 1, #ids do buf[k - 1] = core.want('tokenizer.decode', ('ids[%d]'):format(k), ids[k], 'integer') end
+    for k = 1, #ids do
+      buf[k - 1] = core.want('tokenizer.decode', ('ids[%d]'):format(k), ids[k], 'integer')
+    end
     return decode_row(self, buf, #ids)
   end
   argerror('tokenizer.decode: expected a tensor or a list of ids, got ' .. type(ids))

@@ -28,8 +28,10 @@ return {
       'dermoscopic image of a malignant melanoma, asymmetric with an irregular border',
       'dermoscopy of a melanoma with three or more colours and a blue-white veil',
       'a melanoma with irregular dots, globules and streaks at the periphery',
-      'dermatoscopy photograph of a melanoma with regression structures: white scar-like areas and grey peppering',
-      'an asymmetric pigmented lesion with irregular black blotches and colour variegation, malignant melanoma',
+      'dermatoscopy photograph of a melanoma with regression structures: white scar-like areas and grey '
+      .. 'peppering',
+      'an asymmetric pigmented lesion with irregular black blotches and colour variegation, malignant '
+      .. 'melanoma',
     },
   },
   checklists = {
@@ -37,7 +39,8 @@ return {
       { pos = 'symmetric shape', neg = 'asymmetric shape' },
       { pos = 'smooth, regular border', neg = 'irregular, notched border' },
       { pos = 'one or two colours', neg = 'three or more colours' },
-      { pos = 'regular pigment network fading at the periphery', neg = 'atypical pigment network with thick irregular lines' },
+      { pos = 'regular pigment network fading at the periphery',
+      neg = 'atypical pigment network with thick irregular lines' },
       { pos = 'regular, evenly distributed dots and globules', neg = 'irregular dots and globules' },
       { pos = 'no blue-white veil', neg = 'blue-white veil' },
     },
@@ -46,14 +49,18 @@ return {
       { pos = 'irregular, notched border', neg = 'smooth, regular border' },
       { pos = 'three or more colours', neg = 'one or two colours' },
       { pos = 'atypical pigment network', neg = 'regular pigment network' },
-      { pos = 'irregular dots, globules and blotches', neg = 'regular, evenly distributed dots and globules' },
+      { pos = 'irregular dots, globules and blotches',
+      neg = 'regular, evenly distributed dots and globules' },
       { pos = 'irregular streaks at the periphery', neg = 'no peripheral streaks' },
       { pos = 'blue-white veil', neg = 'no blue-white veil' },
-      { pos = 'regression structures: white scar-like areas and peppering', neg = 'no regression structures' },
+      { pos = 'regression structures: white scar-like areas and peppering',
+      neg = 'no regression structures' },
     },
   },
-  sources = 'Written (LLM-drafted) from the ABCD rule of dermoscopy and the dermoscopic melanoma-specific structures '
-    .. '(atypical pigment network, irregular dots/globules and blotches, irregular streaks, blue-white veil, regression '
+  sources = 'Written (LLM-drafted) from the ABCD rule of dermoscopy and the dermoscopic melanoma-specific '
+  .. 'structures '
+    .. '(atypical pigment network, irregular dots/globules and blotches, irregular streaks, blue-white veil, '
+    .. 'regression '
     .. 'structures; cf. the 7-point checklist) and from the images\' resolution. HAM10000 labels. '
     .. 'Not yet reviewed by a clinician.',
 }

@@ -39,29 +39,38 @@ return {
   -- oracle: the oracle item of this class that measures the finding from pixels.
   checklists = {
     normal = {
-      { pos = 'normal cardiac size, cardiothoracic ratio below 0.5', neg = 'enlarged cardiac silhouette, cardiothoracic ratio above 0.5',
+      { pos = 'normal cardiac size, cardiothoracic ratio below 0.5',
+      neg = 'enlarged cardiac silhouette, cardiothoracic ratio above 0.5',
         oracle = 'normal_heart_size' },
       { pos = 'normal heart size', neg = 'enlarged heart', oracle = 'normal_heart_size' },
-      { pos = 'clear lung fields', neg = 'focal airspace consolidation in one lung zone', oracle = 'clear_lung_fields' },
+      { pos = 'clear lung fields', neg = 'focal airspace consolidation in one lung zone',
+      oracle = 'clear_lung_fields' },
       { pos = 'no focal airspace opacity', neg = 'lung fields not clear', oracle = 'clear_lung_fields' },
       { pos = 'lungs are clear', neg = 'hazy lung opacity', oracle = 'clear_lung_fields' },
     },
     cardiomegaly = {
-      { pos = 'enlarged cardiac silhouette, cardiothoracic ratio above 0.5', neg = 'normal cardiac size, cardiothoracic ratio below 0.5',
+      { pos = 'enlarged cardiac silhouette, cardiothoracic ratio above 0.5',
+      neg = 'normal cardiac size, cardiothoracic ratio below 0.5',
         oracle = 'ctr_gt_0.5' },
-      { pos = 'cardiothoracic ratio above 0.5', neg = 'cardiothoracic ratio below 0.5', oracle = 'ctr_gt_0.5' },
+      { pos = 'cardiothoracic ratio above 0.5', neg = 'cardiothoracic ratio below 0.5',
+      oracle = 'ctr_gt_0.5' },
       { pos = 'enlarged heart', neg = 'normal heart size', oracle = 'ctr_gt_0.5' },
-      { pos = 'heart wider than half the thoracic width', neg = 'heart narrower than half the thoracic width', oracle = 'ctr_gt_0.5' },
+      { pos = 'heart wider than half the thoracic width',
+      neg = 'heart narrower than half the thoracic width', oracle = 'ctr_gt_0.5' },
     },
     pneumonia = {
-      { pos = 'focal airspace consolidation in one lung zone', neg = 'clear lung fields', oracle = 'focal_consolidation' },
-      { pos = 'patchy airspace consolidation', neg = 'no airspace consolidation', oracle = 'focal_consolidation' },
+      { pos = 'focal airspace consolidation in one lung zone', neg = 'clear lung fields',
+      oracle = 'focal_consolidation' },
+      { pos = 'patchy airspace consolidation', neg = 'no airspace consolidation',
+      oracle = 'focal_consolidation' },
       { pos = 'hazy lung opacity', neg = 'lungs are clear', oracle = 'focal_consolidation' },
       { pos = 'unilateral airspace opacity', neg = 'clear lung fields', oracle = 'unilateral_opacity' },
       { pos = 'opacity in one lung', neg = 'lungs are clear', oracle = 'unilateral_opacity' },
     },
   },
-  sources = 'Written (LLM-drafted) from radiology definitions: cardiomegaly as a cardiothoracic ratio above 0.5 on a PA film; '
-    .. 'bacterial pneumonia as focal airspace consolidation confined to one lung zone. Mapped to the phantom oracle items '
+  sources = 'Written (LLM-drafted) from radiology definitions: cardiomegaly as a cardiothoracic ratio above '
+  .. '0.5 on a PA film; '
+    .. 'bacterial pneumonia as focal airspace consolidation confined to one lung zone. Mapped to the phantom '
+    .. 'oracle items '
     .. 'by hand. Not yet reviewed by a clinician.',
 }

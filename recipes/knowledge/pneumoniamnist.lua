@@ -47,8 +47,11 @@ return {
       { pos = 'one lung denser than the other', neg = 'both lungs equally lucent' },
     },
   },
-  sources = 'Written (LLM-drafted) from paediatric radiology descriptions of community-acquired pneumonia (focal lobar '
-    .. 'consolidation, more typical of bacterial infection; bilateral perihilar or patchy opacities, more typical of viral '
-    .. 'infection; the silhouette sign) and from the resolution of the 28 px images. Kermany et al. 2018 labels. '
+  sources = 'Written (LLM-drafted) from paediatric radiology descriptions of community-acquired pneumonia '
+  .. '(focal lobar '
+    .. 'consolidation, more typical of bacterial infection; bilateral perihilar or patchy opacities, more '
+    .. 'typical of viral '
+    .. 'infection; the silhouette sign) and from the resolution of the 28 px images. Kermany et al. 2018 '
+    .. 'labels. '
     .. 'Not yet reviewed by a clinician.',
 }

@@ -32,13 +32,15 @@ return {
     ['grade 2'] = {
       'a fundus photograph with moderate non-proliferative diabetic retinopathy',
       'colour fundus photograph with dot and blot haemorrhages and yellow hard exudates',
-      'moderate diabetic retinopathy: microaneurysms, intraretinal haemorrhages, hard exudates and cotton wool spots',
+      'moderate diabetic retinopathy: microaneurysms, intraretinal haemorrhages, hard exudates and cotton '
+      .. 'wool spots',
       'retinal fundus image with red haemorrhages and yellow exudates in fewer than four quadrants',
     },
     ['grade 3'] = {
       'a fundus photograph with severe non-proliferative diabetic retinopathy',
       'colour fundus photograph with many intraretinal haemorrhages in all four quadrants',
-      'severe diabetic retinopathy with venous beading and intraretinal microvascular abnormalities, no new vessels',
+      'severe diabetic retinopathy with venous beading and intraretinal microvascular abnormalities, no new '
+      .. 'vessels',
       'retinal fundus image with extensive blot haemorrhages, cotton wool spots and beaded veins',
     },
     ['grade 4'] = {
@@ -69,7 +71,8 @@ return {
       { pos = 'no new vessels', neg = 'new vessels' },
     },
     ['grade 3'] = {
-      { pos = 'many intraretinal haemorrhages in all four quadrants', neg = 'few or no retinal haemorrhages' },
+      { pos = 'many intraretinal haemorrhages in all four quadrants',
+      neg = 'few or no retinal haemorrhages' },
       { pos = 'venous beading', neg = 'smooth, regular veins' },
       { pos = 'intraretinal microvascular abnormalities', neg = 'normal retinal capillaries' },
       { pos = 'cotton wool spots', neg = 'no cotton wool spots' },
@@ -82,7 +85,9 @@ return {
       { pos = 'fibrovascular proliferation', neg = 'no fibrous tissue on the retina' },
     },
   },
-  sources = 'Written (LLM-drafted) from the International Clinical Diabetic Retinopathy Disease Severity Scale '
-    .. '(Wilkinson et al. 2003, including the 4-2-1 rule for severe NPDR) and from the resolution of the 28 px images. '
+  sources = 'Written (LLM-drafted) from the International Clinical Diabetic Retinopathy Disease Severity '
+  .. 'Scale '
+    .. '(Wilkinson et al. 2003, including the 4-2-1 rule for severe NPDR) and from the resolution of the 28 '
+    .. 'px images. '
     .. 'DeepDRiD grades. Not yet reviewed by a clinician.',
 }

@@ -39,7 +39,9 @@ function M.list(o)
   local craft_recipe = with(with(M.CRAFT, { max_steps = S }), o.craft)
   local rw = o.craft and o.craft.reward
   if type(rw) == 'table' and not RS.is(rw) then craft_recipe.reward = M.REWARD:with(rw) end
-  if smoke then craft_recipe = with(craft_recipe, { steps = 4, grad_steps = math.min(craft_recipe.grad_steps, 2) }) end
+  if smoke then
+    craft_recipe = with(craft_recipe, { steps = 4, grad_steps = math.min(craft_recipe.grad_steps, 2) })
+  end
   local all = {
     { name = 'Base + enriched', kind = 'base', baseline = true, cost = 0.2 },
     -- TI: METHOD.md's 500 steps; LoRA: half of its full-scale 3000
@@ -50,7 +52,8 @@ function M.list(o)
       recipe = { max_steps = S, lora_rank = 8, lr = 1e-3, batch_size = 4 } },
     -- preference optimisation of the same generator, on checklist-ranked pairs of its own images
     { name = 'DPO', kind = 'dpo', baseline = true, from = 'TI + LoRA', cost = 4,
-      recipe = { max_steps = S, steps = smoke and 4 or 10, cfg = 3.0, batch_size = 4, lr = 1e-3, lora_rank = 8,
+      recipe = { max_steps = S, steps = smoke and 4 or 10, cfg = 3.0, batch_size = 4, lr = 1e-3,
+      lora_rank = 8,
         pairs = smoke and 8 or 128, eval_every = smoke and 2 or 25 } },
     -- CRAFT's own trainer without the reward: what the reward itself adds
     { name = 'CRAFT (reward 0)', kind = 'craft', control = true, from = 'TI + LoRA', cost = 6,

@@ -16,7 +16,8 @@ local R = require 'lib.real_sets'
 
 local M = {}
 
-M.DEFAULTS = { shots = 16, size = 32, smoke = false, tune = false, seeds = '', budget = 0, jobs = 0, reuse = false,
+M.DEFAULTS = { shots = 16, size = 32, smoke = false, tune = false, seeds = '', budget = 0, jobs = 0,
+  reuse = false,
   pipeline = repo.path('models/builtin/sd-tiny'), models = '', clip = '', dinov2 = '', judge = '' }
 
 local function first_n(ds, per_class)
@@ -40,7 +41,8 @@ function M.config(set_name, args)
     splits = { few_shot = first_n(parts.few_shot_pool, args.shots), reward_fit = cut(parts.reward_fit),
       calibration = cut(parts.calibration), judge_fit = cut(parts.judge_fit),
       judge_calibration = cut(parts.judge_calibration), test = cut(args.tune and parts.tune or parts.test) },
-    reward = { vlm = E.clip(pick(args.clip, models .. '/clip')), vision = E.dinov2(pick(args.dinov2, models .. '/dinov2')),
+    reward = { vlm = E.clip(pick(args.clip, models .. '/clip')),
+    vision = E.dinov2(pick(args.dinov2, models .. '/dinov2')),
       cas = { q = 0.10, k = 5 } },
     judge = { vision = E.resnet(pick(args.judge, models .. '/resnet')), cas = { q = 0.10, k = 5 } },
     tune = args.tune or false,
@@ -53,7 +55,8 @@ function M.run(set_name, args, spec)
   local run = require 'lib.run'
   local cfg = M.config(set_name, args)
   for k, v in pairs(spec or {}) do cfg[k] = v end
-  cfg.methods = cfg.methods or lib.list { smoke = args.smoke, budget = args.budget > 0 and args.budget or nil }
+  cfg.methods = cfg.methods or lib.list { smoke = args.smoke, budget = args.budget > 0 and args.budget
+    or nil }
   cfg.train_seeds = run.seeds(args, args.smoke and { 0, 1 } or { 0, 1, 2 })
   cfg.jobs, cfg.reuse = run.jobs(args), args.reuse
   return require('craft.experiment').run(cfg)

@@ -27,7 +27,8 @@ M.sets = {
     -- equal shares. few_shot_pool holds the candidates of the few-shot set (a run takes the first
     -- `shots` of each class), so --shots never moves another part.
     parts = {
-      train = { { 'few_shot_pool', per_class = 64 }, { 'reward_fit', per_class = 64 }, { 'judge_fit', per_class = 64 },
+      train = { { 'few_shot_pool', per_class = 64 }, { 'reward_fit', per_class = 64 },
+      { 'judge_fit', per_class = 64 },
         { 'tune', per_class = 64 }, { 'pool_reward_vlm', rest = 4 }, { 'pool_reward_vision', rest = 4 },
         { 'pool_judge', rest = 4 }, { 'pool_generator', rest = 4 } },
       val = { { 'calibration', per_class = 64 }, { 'judge_calibration', per_class = 64 } },
@@ -47,7 +48,8 @@ M.sets = {
     -- several photographs of one lesion share a lesion_id: parts take whole lesions
     group_col = 'lesion_id',
     parts = {
-      train = { { 'few_shot_pool', per_class = 64 }, { 'reward_fit', per_class = 64 }, { 'judge_fit', per_class = 64 },
+      train = { { 'few_shot_pool', per_class = 64 }, { 'reward_fit', per_class = 64 },
+      { 'judge_fit', per_class = 64 },
         { 'tune', per_class = 64 }, { 'pool_reward_vlm', rest = 4 }, { 'pool_reward_vision', rest = 4 },
         { 'pool_judge', rest = 4 }, { 'pool_generator', rest = 4 } },
       val = { { 'calibration', per_class = 56 }, { 'judge_calibration', per_class = 56 } },
@@ -59,7 +61,8 @@ M.sets = {
         return craft.data.medmnist(path, { split = split, size = size, channels = 3, classes = K.classes })
       end
       -- the CSV's label column is 0 (nevus) / 1 (melanoma): the knowledge file's class order
-      local ds = craft.data.image_folder { csv = path, path_col = 'file', label_col = 'label', split_col = 'split',
+      local ds = craft.data.image_folder { csv = path, path_col = 'file', label_col = 'label',
+      split_col = 'split',
         split = split, size = size, channels = 3, classes = { '0', '1' } }
       ds.classes = K.classes
       return ds
@@ -101,7 +104,8 @@ function M.first_per_class(part, shots)
   end
   local idx = {}
   for k, i in ipairs(keep) do idx[k] = part.indices[i] end
-  return { images = craft.data.take(part.images, keep), labels = craft.tensor(ys, { dtype = 'i64' }), classes = part.classes,
+  return { images = craft.data.take(part.images, keep), labels = craft.tensor(ys, { dtype = 'i64' }),
+    classes = part.classes,
     indices = idx, name = part.name, provenance = { { source = part.provenance[1].source, indices = idx } } }
 end
 

@@ -20,7 +20,8 @@ local o = C.args { steps = 2000, batch = 64, lr = 5e-4, wd = 0.1, max_len = 48, 
 local OUT, TE = C.out .. '/clip-tiny', C.out .. '/sd-tiny/text_encoder'
 local TEXT = { vocab_size = 49408, hidden_size = 64, intermediate_size = 256, num_hidden_layers = 4,
   num_attention_heads = 4, max_position_embeddings = 77, hidden_act = 'quick_gelu', layer_norm_eps = 1e-5,
-  bos_token_id = 49406, eos_token_id = 49407, pad_token_id = 49407, projection_dim = 64, model_type = 'clip_text_model' }
+  bos_token_id = 49406, eos_token_id = 49407, pad_token_id = 49407, projection_dim = 64,
+  model_type = 'clip_text_model' }
 local VISION = { hidden_size = 96, intermediate_size = 384, num_hidden_layers = 4, num_attention_heads = 4,
   image_size = 32, patch_size = 4, num_channels = 3, hidden_act = 'quick_gelu', layer_norm_eps = 1e-5,
   projection_dim = 64, model_type = 'clip_vision_model' }
@@ -35,7 +36,9 @@ local model = clip.CLIPModel(CONFIG)
 -- transformers' CLIP init for the embeddings (nn.Embedding is N(0, 1)): small token and position
 -- vectors, so the untrained rows (unused vocabulary, positions past the longest caption) stay
 -- small next to the trained ones
-local function P(name) for _, np in ipairs(model:named_parameters()) do if np[1] == name then return np[2] end end end
+local function P(name)
+  for _, np in ipairs(model:named_parameters()) do if np[1] == name then return np[2] end end
+end
 craft.no_grad(function()
   P('text_model.embeddings.token_embedding.weight'):mul_(0.02)
   P('text_model.embeddings.position_embedding.weight'):mul_(0.01)
@@ -52,9 +55,14 @@ C.log('clip: %d parameters, %d steps of %d pairs (seed %d)', model:num_parameter
 local decay, rest = {}, {}
 for _, np in ipairs(model:named_parameters()) do
   local n = np[1]
-  if n == 'logit_scale' or n:match('norm') or n:match('bias$') then rest[#rest + 1] = np else decay[#decay + 1] = np end
+  if n == 'logit_scale' or n:match('norm') or n:match('bias$') then
+    rest[#rest + 1] = np
+  else
+    decay[#decay + 1] = np
+  end
 end
-local opts = { craft.optim.AdamW(decay, { lr = o.lr, weight_decay = o.wd, betas = { 0.9, 0.98 }, eps = 1e-6 }),
+local opts = { craft.optim.AdamW(decay,
+  { lr = o.lr, weight_decay = o.wd, betas = { 0.9, 0.98 }, eps = 1e-6 }),
   craft.optim.AdamW(rest, { lr = o.lr, weight_decay = 0, betas = { 0.9, 0.98 }, eps = 1e-6 }) }
 local schedule = craft.optim.schedule.cosine(o.steps, { warmup = 200, min_ratio = 0.05 })
 local scheds = { craft.optim.LRScheduler(opts[1], schedule), craft.optim.LRScheduler(opts[2], schedule) }
@@ -125,7 +133,8 @@ end
 
 local function save(step, stats)
   C.write_json(OUT .. '/config.json', CONFIG)
-  C.write_json(OUT .. '/preprocessor_config.json', { crop_size = { height = 32, width = 32 }, do_center_crop = true,
+  C.write_json(OUT .. '/preprocessor_config.json',
+    { crop_size = { height = 32, width = 32 }, do_center_crop = true,
     do_normalize = true, do_resize = true, image_mean = clip.MEAN, image_std = clip.STD, resample = 3,
     size = { shortest_edge = 32 }, image_processor_type = 'CLIPImageProcessor' })
   C.save_half(OUT .. '/model.safetensors', model)
@@ -146,7 +155,8 @@ for step = 1, o.steps do
   local l = train_step(step)
   ema = ema and 0.98 * ema + 0.02 * l or l
   if step % 50 == 0 or step == 1 then
-    C.log('step %5d  loss %.4f  logit scale %.2f  lr %.2e  %.2f s/step', step, ema, math.exp(logit_scale:item()),
+    C.log('step %5d  loss %.4f  logit scale %.2f  lr %.2e  %.2f s/step', step, ema,
+      math.exp(logit_scale:item()),
       opts[1].lr, (C.now() - t0) / step)
   end
   if step % o.save_every == 0 or step == o.steps then
@@ -154,7 +164,8 @@ for step = 1, o.steps do
     local parts = {}
     for _, m in ipairs(C.seeds.modalities) do parts[#parts + 1] = ('%s %.2f'):format(m, acc[m]) end
     C.log('zero-shot held-out accuracy: %s', table.concat(parts, '  '))
-    save(step, { loss = ema, logit_scale = math.exp(logit_scale:item()), zero_shot = acc, seconds = C.now() - t0,
+    save(step, { loss = ema, logit_scale = math.exp(logit_scale:item()), zero_shot = acc,
+      seconds = C.now() - t0,
       batch = o.batch, steps = o.steps, seed = seed })
   end
 end

@@ -14,7 +14,8 @@ M.out = os.getenv('CRAFT_BUILTIN_DIR') or require('craft.repo').path('models/bui
 if os.getenv('CRAFT_THREADS') then craft.set_num_threads(tonumber(os.getenv('CRAFT_THREADS'))) end
 
 ---------------------------------------------------------------- clock and log
-pcall(ffi.cdef, 'typedef struct { long tv_sec; long tv_nsec; } craft_pt_timespec; int clock_gettime(int, craft_pt_timespec *);')
+pcall(ffi.cdef, 'typedef struct { long tv_sec; long tv_nsec; } craft_pt_timespec; int clock_gettime(int, '
+  .. 'craft_pt_timespec *);')
 local ts = ffi.new('craft_pt_timespec')
 function M.now()
   ffi.C.clock_gettime(1, ts)   -- CLOCK_MONOTONIC: wall time, whatever the thread count
@@ -88,7 +89,8 @@ function M.zero_shot(model, tok, n, pre)
         protos[ci] = craft.F.normalize(e:mean(1, true), -1)
       end
       local ds = M.phantoms(m, n, M.seeds.heldout.seed, 0)
-      local img = model:encode_image(clipm.preprocess(ds.images, pre or { size = 32, crop = 32 }), { normalize = true })
+      local img = model:encode_image(clipm.preprocess(ds.images, pre or { size = 32, crop = 32 }),
+      { normalize = true })
       local pred, y = img:matmul(craft.cat(protos, 1):t()):argmax(2):flat(), ds.labels:flat()
       local ok = 0
       for i = 1, n do if pred[i] == y[i] then ok = ok + 1 end end
@@ -211,11 +213,13 @@ function M.write_tokenizer(dir)
   end
   p:close(); f:close()
   local special = function(s)
-    return { content = s, lstrip = false, normalized = true, rstrip = false, single_word = false, __type = 'AddedToken' }
+    return { content = s, lstrip = false, normalized = true, rstrip = false, single_word = false,
+      __type = 'AddedToken' }
   end
   craft.io.write_json(dir .. '/tokenizer_config.json', { add_prefix_space = false, do_lower_case = true,
     errors = 'replace', model_max_length = 77, pad_token = '<|endoftext|>', tokenizer_class = 'CLIPTokenizer',
-    bos_token = special('<|startoftext|>'), eos_token = special('<|endoftext|>'), unk_token = special('<|endoftext|>') })
+    bos_token = special('<|startoftext|>'), eos_token = special('<|endoftext|>'),
+    unk_token = special('<|endoftext|>') })
   craft.io.write_json(dir .. '/special_tokens_map.json', { bos_token = special('<|startoftext|>'),
     eos_token = special('<|endoftext|>'), pad_token = '<|endoftext|>', unk_token = special('<|endoftext|>') })
   local tok = tokz.load(dir)

@@ -35,10 +35,13 @@ local o = C.args { objective = 'proxy', steps = 3000, batch = 64, lr = 5e-4, wd 
   augment = 0, class_weight = 1,
   prototypes = 1024, t_student = 0.1, t_teacher = 0.04, center_momentum = 0.9 }
 local OUT = C.out .. '/dinov2-tiny'
-local CONFIG = { architectures = { 'Dinov2Model' }, model_type = 'dinov2', hidden_size = 96, num_hidden_layers = 4,
-  num_attention_heads = 4, mlp_ratio = 4, hidden_act = 'gelu', layer_norm_eps = 1e-6, image_size = 32, patch_size = 4,
+local CONFIG = { architectures = { 'Dinov2Model' }, model_type = 'dinov2', hidden_size = 96,
+  num_hidden_layers = 4,
+  num_attention_heads = 4, mlp_ratio = 4, hidden_act = 'gelu', layer_norm_eps = 1e-6, image_size = 32,
+  patch_size = 4,
   num_channels = 3, qkv_bias = true, layerscale_value = 0.1, use_swiglu_ffn = false, apply_layernorm = true,
-  drop_path_rate = 0.0, hidden_dropout_prob = 0.0, attention_probs_dropout_prob = 0.0, initializer_range = 0.02,
+  drop_path_rate = 0.0, hidden_dropout_prob = 0.0, attention_probs_dropout_prob = 0.0,
+  initializer_range = 0.02,
   torch_dtype = 'float16', transformers_version = '4.38.2' }
 local PRE = { size = 32, crop = 32 }   -- dinov2.preprocess at 32 px: ImageNet mean / std only
 
@@ -60,7 +63,8 @@ local function features(model, images) return model(dinov2.preprocess(images, PR
 -- DINO head: MLP 96 -> 256 -> 256 -> 64, L2-normalised, then weight-normalised prototypes
 local Head = nn.class('DINOHead')
 function Head:init(d, k)
-  self:add('mlp', nn.Sequential(nn.Linear(d, 256), nn.GELU(), nn.Linear(256, 256), nn.GELU(), nn.Linear(256, 64)))
+  self:add('mlp', nn.Sequential(nn.Linear(d, 256), nn.GELU(), nn.Linear(256, 256), nn.GELU(),
+    nn.Linear(256, 64)))
   self:param('prototypes', craft.randn({ k, 64 }))
 end
 function Head:forward(x)
@@ -77,11 +81,13 @@ end
 
 local baseline = C.linear_probe(function(x) return features(student:eval(), x) end)
 student:train()
-C.log('dinov2 (%s): %d parameters; untrained linear probe %s', o.objective, student:num_parameters(), C.fmt_acc(baseline))
+C.log('dinov2 (%s): %d parameters; untrained linear probe %s', o.objective, student:num_parameters(),
+  C.fmt_acc(baseline))
 C.mkdir(OUT)
 local function save(model, step, stats)
   C.write_json(OUT .. '/config.json', CONFIG)
-  C.write_json(OUT .. '/preprocessor_config.json', { crop_size = { height = 32, width = 32 }, do_center_crop = true,
+  C.write_json(OUT .. '/preprocessor_config.json',
+    { crop_size = { height = 32, width = 32 }, do_center_crop = true,
     do_normalize = true, do_resize = true, image_mean = dinov2.MEAN, image_std = dinov2.STD, resample = 3,
     size = { shortest_edge = 32 }, image_processor_type = 'BitImageProcessor' })
   C.save_half(OUT .. '/model.safetensors', model)
@@ -140,7 +146,8 @@ local params = {}
 for _, np in ipairs(student:named_parameters()) do params[#params + 1] = np end
 for _, np in ipairs(head:named_parameters()) do params[#params + 1] = { 'head.' .. np[1], np[2] } end
 local opt = craft.optim.AdamW(params, { lr = o.lr, weight_decay = o.wd })
-local sched = craft.optim.LRScheduler(opt, craft.optim.schedule.cosine(o.steps, { warmup = 100, min_ratio = 0.02 }))
+local sched = craft.optim.LRScheduler(opt,
+  craft.optim.schedule.cosine(o.steps, { warmup = 100, min_ratio = 0.02 }))
 
 local teacher_pairs
 local function ema_update(m)
@@ -180,7 +187,8 @@ local function proxy_step(_, x, rows)
   local loss, per = nil, x:size(1) / 4
   for k, m in ipairs(C.seeds.modalities) do
     local f = feats:narrow(1, (k - 1) * per + 1, per)
-    local l = F.mse_loss(head._modules[m](f), C.param_targets({ unpack(rows, (k - 1) * per + 1, k * per) }, stats[m]))
+    local l = F.mse_loss(head._modules[m](f),
+      C.param_targets({ unpack(rows, (k - 1) * per + 1, k * per) }, stats[m]))
     loss = loss and loss + l or l
   end
   local mods = {}
@@ -189,7 +197,8 @@ local function proxy_step(_, x, rows)
   if o.class_weight > 0 then
     local ys = {}
     for i, r in ipairs(rows) do ys[i] = r.label end
-    loss = loss + F.cross_entropy(head._modules.class(feats), craft.tensor(ys, { dtype = 'i64' })) * o.class_weight
+    loss = loss + F.cross_entropy(head._modules.class(feats),
+      craft.tensor(ys, { dtype = 'i64' })) * o.class_weight
   end
   loss:backward()
   craft.optim.clip_grad_norm(params, 3.0)
@@ -221,7 +230,8 @@ for step = 1, o.steps do
     local acc = C.linear_probe(function(im) return features(final:eval(), im) end)
     final:train()
     C.log('linear probe (held-out): %s', C.fmt_acc(acc))
-    save(final, step, { loss = ema, probe = acc, seconds = C.now() - t0, steps = o.steps, batch = o.batch, seed = seed })
+    save(final, step, { loss = ema, probe = acc, seconds = C.now() - t0, steps = o.steps, batch = o.batch,
+      seed = seed })
   end
 end
 C.log('dinov2: done in %.0f s -> %s', C.now() - t0, OUT)

@@ -20,7 +20,8 @@ local nn, F = craft.nn, craft.F
 
 local o = C.args { steps = 2000, batch = 64, lr = 2e-3, wd = 1e-4, save_every = 500, augment = 1 }
 local OUT = C.out .. '/resnet-tiny'
-local CONFIG = { architectures = { 'ResNetModel' }, model_type = 'resnet', num_channels = 3, embedding_size = 32,
+local CONFIG = { architectures = { 'ResNetModel' }, model_type = 'resnet', num_channels = 3,
+  embedding_size = 32,
   hidden_sizes = { 32, 64, 128 }, depths = { 1, 1, 1 }, layer_type = 'basic', hidden_act = 'relu',
   downsample_in_first_stage = false, downsample_in_bottleneck = false, torch_dtype = 'float16',
   transformers_version = '4.38.2' }
@@ -40,7 +41,8 @@ local params = {}
 for _, np in ipairs(model:named_parameters()) do params[#params + 1] = np end
 for _, np in ipairs(heads:named_parameters()) do params[#params + 1] = { 'cls.' .. np[1], np[2] } end
 local opt = craft.optim.AdamW(params, { lr = o.lr, weight_decay = o.wd })
-local sched = craft.optim.LRScheduler(opt, craft.optim.schedule.cosine(o.steps, { warmup = 100, min_ratio = 0.02 }))
+local sched = craft.optim.LRScheduler(opt,
+  craft.optim.schedule.cosine(o.steps, { warmup = 100, min_ratio = 0.02 }))
 
 local function features(x) return model(normalise(x)).features end
 local baseline = C.linear_probe(function(x) return features(x) end)
@@ -49,7 +51,8 @@ C.log('resnet: %d parameters; untrained linear probe %s', model:num_parameters()
 C.mkdir(OUT)
 local function save(step, st)
   C.write_json(OUT .. '/config.json', CONFIG)
-  C.write_json(OUT .. '/preprocessor_config.json', { crop_size = { height = 32, width = 32 }, do_normalize = true,
+  C.write_json(OUT .. '/preprocessor_config.json',
+    { crop_size = { height = 32, width = 32 }, do_normalize = true,
     do_resize = true, image_mean = MEAN, image_std = STD, size = { shortest_edge = 32 }, crop_pct = 1.0,
     image_processor_type = 'ConvNextImageProcessor' })
   C.save_half(OUT .. '/model.safetensors', model)
@@ -92,7 +95,8 @@ for step = 1, o.steps do
     model:eval()   -- BatchNorm on its running statistics, as loaded
     local acc = C.linear_probe(function(im) return features(im) end)
     C.log('linear probe (held-out): %s', C.fmt_acc(acc))
-    save(step, { ce = ema.ce, probe = acc, seconds = C.now() - t0, steps = o.steps, batch = o.batch, seed = seed,
+    save(step, { ce = ema.ce, probe = acc, seconds = C.now() - t0, steps = o.steps, batch = o.batch,
+      seed = seed,
       augment = o.augment, targets = 'labels', data = { { source = 'phantoms', seed = seed, all = true } } })
   end
 end

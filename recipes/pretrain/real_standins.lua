@@ -25,7 +25,12 @@ local resnet = require 'craft.models.resnet'
 local o = { set = 'pneumoniamnist', data = false, steps = 600, batch = 64, only = false, size = 32 }
 for _, a in ipairs(arg or {}) do
   local k, v = a:match('^([%w_]+)=(.*)$')
-  if k then o[k] = tonumber(v) or v else error('usage: craft recipes/pretrain/real_standins.lua [set=NAME] [data=PATH] [steps=N] [only=clip|dinov2|resnet]', 0) end
+  if k then
+    o[k] = tonumber(v) or v
+  else
+    error('usage: craft recipes/pretrain/real_standins.lua [set=NAME] [data=PATH] [steps=N] '
+      .. '[only=clip|dinov2|resnet]', 0)
+  end
 end
 if os.getenv('CRAFT_THREADS') then craft.set_num_threads(tonumber(os.getenv('CRAFT_THREADS'))) end
 local set = R.sets[o.set] or error('unknown set ' .. tostring(o.set), 0)
@@ -33,7 +38,9 @@ local K = require('knowledge').get(set.knowledge)
 local OUT = (os.getenv('CRAFT_MODELS_DIR') or require('craft.repo').path(set.models))
 local parts = R.parts(set, o.data or set.data, o.size)
 local t0 = craft.C.craft_now()
-local function log(fmt, ...) io.stderr:write(('[%7.1fs] '):format(craft.C.craft_now() - t0), fmt:format(...), '\n') end
+local function log(fmt, ...)
+  io.stderr:write(('[%7.1fs] '):format(craft.C.craft_now() - t0), fmt:format(...), '\n')
+end
 local function mkdir(p) assert(os.execute(("mkdir -p '%s'"):format(p))) end
 local function copy(src, dst) assert(os.execute(("cp '%s' '%s'"):format(src, dst))) end
 
@@ -74,7 +81,8 @@ local function shift_jitter(x, step)
   local out = {}
   for i = 1, n do
     local dx, dy = math.floor(g[4 * i - 3] * 5), math.floor(g[4 * i - 2] * 5)
-    out[i] = (p:narrow(1, i, 1):narrow(3, dy + 1, S):narrow(4, dx + 1, S) * (0.9 + 0.2 * g[4 * i - 1]) + (0.1 * g[4 * i] - 0.05)):clamp(0, 1)
+    out[i] = (p:narrow(1, i, 1):narrow(3, dy + 1, S):narrow(4, dx + 1,
+      S) * (0.9 + 0.2 * g[4 * i - 1]) + (0.1 * g[4 * i] - 0.05)):clamp(0, 1)
   end
   return craft.cat(out, 1)
 end
@@ -105,7 +113,8 @@ local function finetune_classifier(name, model, encode, dim, lr, aug)
   for _, np in ipairs(model:named_parameters()) do params[#params + 1] = np end
   for _, np in ipairs(head:named_parameters()) do params[#params + 1] = { 'head.' .. np[1], np[2] } end
   local opt = craft.optim.AdamW(params, { lr = lr, weight_decay = 1e-4 })
-  local sched = craft.optim.LRScheduler(opt, craft.optim.schedule.cosine(o.steps, { warmup = 50, min_ratio = 0.05 }))
+  local sched = craft.optim.LRScheduler(opt,
+    craft.optim.schedule.cosine(o.steps, { warmup = 50, min_ratio = 0.05 }))
   -- class-balanced loss: the pools hold about three pneumonia images per normal one
   local counts = {}
   for _, y in ipairs(tr.labels) do counts[y + 1] = (counts[y + 1] or 0) + 1 end
@@ -125,7 +134,8 @@ local function finetune_classifier(name, model, encode, dim, lr, aug)
     if step % 100 == 0 or step == o.steps then
       model:eval()
       local acc = craft.no_grad(function() return accuracy(head(encode(ho.images)), ho.labels) end)
-      log('%s step %d  loss %.4f  held-out accuracy %.3f (%d images)', name, step, loss:item(), acc, #ho.labels)
+      log('%s step %d  loss %.4f  held-out accuracy %.3f (%d images)', name, step, loss:item(), acc,
+        #ho.labels)
     end
   end
   model:eval()
@@ -148,11 +158,14 @@ if want('dinov2') then
   local base = require('craft.repo').path('models/builtin/dinov2-tiny')
   local model = dinov2.from_pretrained(base)
   local pre = { size = 32, crop = 32 }
-  local acc, p = finetune_classifier('pool_reward_vision', model, function(x) return model(dinov2.preprocess(x, pre)).pooler_output end,
+  local acc, p = finetune_classifier('pool_reward_vision', model,
+    function(x) return model(dinov2.preprocess(x, pre)).pooler_output end,
     model.config.hidden_size, 2e-4, false)
   local dir = OUT .. '/dinov2'
   mkdir(dir)
-  for _, f in ipairs { 'config.json', 'preprocessor_config.json' } do copy(base .. '/' .. f, dir .. '/' .. f) end
+  for _, f in ipairs { 'config.json', 'preprocessor_config.json' } do
+    copy(base .. '/' .. f, dir .. '/' .. f)
+  end
   save_half(dir .. '/model.safetensors', model)
   record(dir, base, p, { role = 'reward vision encoder', heldout_accuracy = acc })
   log('dinov2 -> %s (held-out accuracy %.3f)', dir, acc)
@@ -161,12 +174,16 @@ end
 if want('resnet') then
   local base = require('craft.repo').path('models/builtin/resnet-tiny')
   local model = resnet.from_pretrained(base)
-  local MEAN, STD = craft.tensor({ 0.485, 0.456, 0.406 }):reshape(1, 3, 1, 1), craft.tensor({ 0.229, 0.224, 0.225 }):reshape(1, 3, 1, 1)
-  local acc, p = finetune_classifier('pool_judge', model, function(x) return model((x - MEAN) / STD).features end,
+  local MEAN, STD = craft.tensor({ 0.485, 0.456, 0.406 }):reshape(1, 3, 1,
+    1), craft.tensor({ 0.229, 0.224, 0.225 }):reshape(1, 3, 1, 1)
+  local acc, p = finetune_classifier('pool_judge', model,
+    function(x) return model((x - MEAN) / STD).features end,
     model.config.hidden_sizes[#model.config.hidden_sizes], 1e-3, true)
   local dir = OUT .. '/resnet'
   mkdir(dir)
-  for _, f in ipairs { 'config.json', 'preprocessor_config.json' } do copy(base .. '/' .. f, dir .. '/' .. f) end
+  for _, f in ipairs { 'config.json', 'preprocessor_config.json' } do
+    copy(base .. '/' .. f, dir .. '/' .. f)
+  end
   save_half(dir .. '/model.safetensors', model)
   record(dir, base, p, { role = 'judge', heldout_accuracy = acc })
   log('resnet -> %s (held-out accuracy %.3f)', dir, acc)
@@ -189,17 +206,26 @@ if want('clip') then
   local decay, rest = {}, {}
   for _, np in ipairs(model:named_parameters()) do
     local n = np[1]
-    if n == 'logit_scale' or n:match('norm') or n:match('bias$') then rest[#rest + 1] = np else decay[#decay + 1] = np end
+    if n == 'logit_scale' or n:match('norm') or n:match('bias$') then
+      rest[#rest + 1] = np
+    else
+      decay[#decay + 1] = np
+    end
   end
-  local opts = { craft.optim.AdamW(decay, { lr = 1e-4, weight_decay = 0.1, betas = { 0.9, 0.98 }, eps = 1e-6 }),
+  local opts = { craft.optim.AdamW(decay,
+    { lr = 1e-4, weight_decay = 0.1, betas = { 0.9, 0.98 }, eps = 1e-6 }),
     craft.optim.AdamW(rest, { lr = 1e-4, weight_decay = 0, betas = { 0.9, 0.98 }, eps = 1e-6 }) }
   local schedule = craft.optim.schedule.cosine(o.steps, { warmup = 50, min_ratio = 0.05 })
   local scheds = { craft.optim.LRScheduler(opts[1], schedule), craft.optim.LRScheduler(opts[2], schedule) }
   local rng = 12345
-  local function rand(n) rng = (rng * 1103515245 + 12345) % 2147483648; return 1 + math.floor(rng / 2147483648 * n) end
+  local function rand(n)
+    rng = (rng * 1103515245 + 12345) % 2147483648; return 1 + math.floor(rng / 2147483648 * n)
+  end
   local function zero_shot(images, ys)
     local texts, owner = {}, {}
-    for c, l in ipairs(caps) do for k = 1, #K.prompts[K.classes[c]] do texts[#texts + 1] = l[k]; owner[#owner + 1] = c end end
+    for c, l in ipairs(caps) do
+      for k = 1, #K.prompts[K.classes[c]] do texts[#texts + 1] = l[k]; owner[#owner + 1] = c end
+    end
     return craft.no_grad(function()
       local ti = F.normalize(model:encode_text(tok:encode(texts, { max_len = 77 })), 2)
       local rows = {}
@@ -232,21 +258,24 @@ if want('clip') then
       t[i] = row
     end
     local tgt = craft.tensor(t)
-    local loss = ((-(tgt * F.log_softmax(out.logits_per_image, 2)):sum(2):mean()) + (-(tgt * F.log_softmax(out.logits_per_text, 2)):sum(2):mean())) * 0.5
+    local loss = ((-(tgt * F.log_softmax(out.logits_per_image,
+      2)):sum(2):mean()) + (-(tgt * F.log_softmax(out.logits_per_text, 2)):sum(2):mean())) * 0.5
     loss:backward()
     craft.optim.clip_grad_norm(model, 1.0)
     for i = 1, 2 do opts[i]:step(); opts[i]:zero_grad(); scheds[i]:step() end
     if logit_scale:item() > MAX_SCALE then craft.no_grad(function() logit_scale:fill_(MAX_SCALE) end) end
     if step % 100 == 0 or step == o.steps then
       model:eval()
-      log('clip step %d  loss %.4f  zero-shot held-out accuracy %.3f', step, loss:item(), zero_shot(ho.images, ho.labels))
+      log('clip step %d  loss %.4f  zero-shot held-out accuracy %.3f', step, loss:item(),
+        zero_shot(ho.images, ho.labels))
     end
   end
   model:eval()
   local acc = zero_shot(ho.images, ho.labels)
   local dir = OUT .. '/clip'
   mkdir(dir)
-  for _, f in ipairs { 'config.json', 'preprocessor_config.json', 'merges.txt', 'special_tokens_map.json', 'tokenizer_config.json', 'vocab.json' } do
+  for _, f in ipairs { 'config.json', 'preprocessor_config.json', 'merges.txt', 'special_tokens_map.json',
+    'tokenizer_config.json', 'vocab.json' } do
     copy(base .. '/' .. f, dir .. '/' .. f)
   end
   save_half(dir .. '/model.safetensors', model)

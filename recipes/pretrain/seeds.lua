@@ -23,7 +23,8 @@ local S = {
   --     real-image loss); reward_fit: the reward's probe and kNN bank; val (calibration): the
   --     reward's standardisation and thresholds; judge_fit / judge_calibration: the judge's;
   --     test: every reported number; tune: stands in for test in tuning runs (--tune).
-  finetune = { train = 1001, val = 1002, test = 1003, reward_fit = 1004, judge_fit = 1005, judge_calibration = 1006,
+  finetune = { train = 1001, val = 1002, test = 1003, reward_fit = 1004, judge_fit = 1005,
+  judge_calibration = 1006,
     tune = 1007 },
 
   -- the quality checks of the built-in models (tests/lua/test_builtin_models.lua, the

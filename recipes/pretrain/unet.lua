@@ -64,9 +64,12 @@ local sf = vae.scaling_factor
 local caps, cap_ids = { '' }, {}
 for k, m in ipairs(C.seeds.modalities) do
   cap_ids[k] = {}
-  for _, c in ipairs(C.captions.generic_captions[m]) do caps[#caps + 1] = c; cap_ids[k][#cap_ids[k] + 1] = #caps end
+  for _, c in ipairs(C.captions.generic_captions[m]) do
+    caps[#caps + 1] = c; cap_ids[k][#cap_ids[k] + 1] = #caps
+  end
 end
-local ctx_all = craft.no_grad(function() return text_encoder(tok:encode(caps)).last_hidden_state end)   -- [n, 77, 64]
+-- [n, 77, 64]
+local ctx_all = craft.no_grad(function() return text_encoder(tok:encode(caps)).last_hidden_state end)
 local L, W = ctx_all:size(2), ctx_all:size(3)
 ctx_all = ctx_all:reshape(#caps, L * W):contiguous()
 
@@ -94,7 +97,8 @@ C.log('unet: %d latents encoded in %.0f s (scaling factor %.4f, latent sd %.3f)'
 local unet = U.UNet2DConditionModel(CONFIG)
 local sched = schedulers.DDPM(SCHEDULER)
 local opt = craft.optim.AdamW(unet, { lr = o.lr, weight_decay = o.wd })
-local lrs = craft.optim.LRScheduler(opt, craft.optim.schedule.cosine(o.steps, { warmup = 200, min_ratio = 0.05 }))
+local lrs = craft.optim.LRScheduler(opt,
+  craft.optim.schedule.cosine(o.steps, { warmup = 200, min_ratio = 0.05 }))
 local ema = craft.optim.EMA(unet, o.ema)
 local shadow = U.UNet2DConditionModel(CONFIG)   -- the EMA weights, for saving and sampling
 C.log('unet: %d parameters, %d steps of %d latents', unet:num_parameters(), o.steps, o.batch)
@@ -122,8 +126,12 @@ end
 local function sample_check(path)
   local pipe = models.load(ROOT, { quiet = true })
   local prompts = {}
-  for _, m in ipairs(C.seeds.modalities) do for j = 1, 4 do prompts[#prompts + 1] = C.captions.generic_captions[m][j] end end
-  local img = craft.no_grad(function() return pipe:generate { prompt = prompts, steps = 4, cfg = 3, seed = 7 } end)
+  for _, m in ipairs(C.seeds.modalities) do
+    for j = 1, 4 do prompts[#prompts + 1] = C.captions.generic_captions[m][j] end
+  end
+  local img = craft.no_grad(function()
+    return pipe:generate { prompt = prompts, steps = 4, cfg = 3, seed = 7 }
+  end)
   local rows = {}
   for k = 1, 4 do
     local parts = {}
@@ -162,7 +170,8 @@ for step = 1, o.steps do
     C.log('step %5d  loss %.4f  lr %.2e  %.2f s/step', step, avg, opt.lr, (C.now() - t1) / step)
   end
   if step % o.save_every == 0 or step == o.steps then
-    save(step, { loss = avg, seconds = C.now() - t1, encode_seconds = t1 - t0, steps = o.steps, batch = o.batch,
+    save(step, { loss = avg, seconds = C.now() - t1, encode_seconds = t1 - t0, steps = o.steps,
+      batch = o.batch,
       seed = seed, pool = o.pool })
     local lo, hi = sample_check('/tmp/sd-tiny-samples.png')
     C.log('4-step DDIM samples in [%.3f, %.3f] -> /tmp/sd-tiny-samples.png', lo, hi)

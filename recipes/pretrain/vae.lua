@@ -35,7 +35,8 @@ local seed = C.seeds.vae.seed
 craft.manual_seed(seed)
 local vae = V.AutoencoderKL(CONFIG)
 C.mkdir(OUT)
-C.log('vae: %d parameters, stages of %d + %d steps of %d images (seed %d)', vae:num_parameters(), STAGES[1].steps,
+C.log('vae: %d parameters, stages of %d + %d steps of %d images (seed %d)', vae:num_parameters(),
+  STAGES[1].steps,
   STAGES[2].steps, o.batch, seed)
 
 local per = o.batch / 4
@@ -62,17 +63,20 @@ end
 local t0, done, history = C.now(), 0, {}
 if o.resume == 1 then
   local saved = craft.io.read_json(OUT .. '/craft_training.json')
-  assert((saved.stage or 1) == 1 and saved.step == STAGES[1].steps, 'resume=1 needs the finished stage-1 weights in ' .. OUT)
+  assert((saved.stage or 1) == 1 and saved.step == STAGES[1].steps,
+    'resume=1 needs the finished stage-1 weights in ' .. OUT)
   vae:load_state_dict(craft.models.load_vae(OUT):state_dict())
   done = STAGES[1].steps
-  history[1] = saved.stages and saved.stages[1] or { l1 = saved.l1, psnr_train = saved.psnr_train, kl = saved.kl,
+  history[1] = saved.stages and saved.stages[1] or { l1 = saved.l1, psnr_train = saved.psnr_train,
+    kl = saved.kl,
     steps = STAGES[1].steps, lr = STAGES[1].lr, grad_weight = 0, seconds = saved.seconds }
   C.log('resuming after stage 1 (%d steps)', done)
 end
 for si, st in ipairs(STAGES) do
   if not (o.resume == 1 and si == 1) then
     local opt = craft.optim.AdamW(vae, { lr = st.lr, weight_decay = 0 })
-    local sched = craft.optim.LRScheduler(opt, craft.optim.schedule.cosine(st.steps, { warmup = 100, min_ratio = 0.1 }))
+    local sched = craft.optim.LRScheduler(opt,
+      craft.optim.schedule.cosine(st.steps, { warmup = 100, min_ratio = 0.1 }))
     local ema, ts = nil, C.now()
     for step = 1, st.steps do
       -- a global step count keeps the images fresh across stages
@@ -93,14 +97,17 @@ for si, st in ipairs(STAGES) do
       loss:backward()
       craft.optim.clip_grad_norm(vae, 1.0)
       opt:step(); opt:zero_grad(); sched:step()
-      local s = { l1 = l1:item(), mse01 = l2:item() / 4, kl = kl:item(), grad = g }   -- mse01: on [0, 1] pixels
+      -- mse01: on [0, 1] pixels
+      local s = { l1 = l1:item(), mse01 = l2:item() / 4, kl = kl:item(), grad = g }
       if not ema then ema = s else for k, v in pairs(s) do ema[k] = 0.95 * ema[k] + 0.05 * v end end
       if step % 50 == 0 or step == 1 then
-        C.log('stage %d step %5d  l1 %.4f  psnr %.2f dB  grad-l1 %.4f  kl %.3f  lr %.2e  %.2f s/step', si, step, ema.l1,
+        C.log('stage %d step %5d  l1 %.4f  psnr %.2f dB  grad-l1 %.4f  kl %.3f  lr %.2e  %.2f s/step', si,
+          step, ema.l1,
           psnr(ema.mse01), ema.grad, ema.kl, opt.lr, (C.now() - ts) / step)
       end
       if step % o.save_every == 0 or step == st.steps then
-        history[si] = { l1 = ema.l1, psnr_train = psnr(ema.mse01), grad_l1 = ema.grad, kl = ema.kl, steps = st.steps,
+        history[si] = { l1 = ema.l1, psnr_train = psnr(ema.mse01), grad_l1 = ema.grad, kl = ema.kl,
+          steps = st.steps,
           lr = st.lr, grad_weight = st.grad, seconds = C.now() - ts }
         save(step, { stage = si, stages = history, batch = o.batch, seed = seed })
       end

@@ -18,7 +18,8 @@ local T = {}
 local MODULES = { 'craft.io', 'craft.metrics', 'craft.stats', 'craft.data', 'craft.optim', 'craft.phantoms',
   'craft.autograd', 'craft.device', 'craft.tokenizer', 'craft.cas', 'craft.encoders', 'craft.models',
   'craft.models.lora', 'craft.models.pipeline', 'craft.models.schedulers', 'craft.report', 'craft.samples',
-  'craft.methods', 'craft.experiment.independence' }
+  'craft.methods', 'craft.experiment.independence', 'craft.runtime', 'craft.repo', 'craft.cas.dims',
+  'craft.cas.reward_spec' }
 local NN = { 'Linear', 'Conv2d', 'ConvTranspose2d', 'GroupNorm', 'LayerNorm', 'Embedding', 'Dropout', 'Attention' }
 
 local function generator(seed)
@@ -53,7 +54,8 @@ local function targets()
   for _, k in ipairs(names) do list[#list + 1] = { 'craft.' .. k, craft[k] } end
   for i = #list, 1, -1 do
     local n = list[i][1]
-    if n:match('%.set_default$') or n:match('%.set_grad_enabled$') then table.remove(list, i) end
+    if n:match('%.set_default$') or n:match('%.set_grad_enabled$') or n:match('%.set_num_threads$')
+      or n:match('%.set_numeric_guard$') or n == 'craft.repo.setup' then table.remove(list, i) end
   end
   return list
 end

@@ -15,6 +15,11 @@
 --   local R = cas:reward(images, labels)        -- differentiable reward, tensor [N]
 --   cas:set_weights{prompt = 1, checklist = 0}  -- ablation: thresholds recomputed, no re-encoding
 --   cas:tail(cas_values, labels), cas:audit(r), cas:checklist_items(), cas:raw(images, labels, dims)
+--   cas:reward(images, labels, craft.cas.reward_spec{cap = 0.5, transform = 'log'})  -- a reward spec
+--
+-- The dimensions are modules of craft.cas.dims (lua/craft/cas/dims/: prompt, checklist, probe,
+-- fidelity, in that order); recipe.dims = {name or module, ...} adds others after them. The
+-- weights below name any of them.
 --
 -- Recipe fields and their defaults (choices METHOD.md leaves open are marked "default"):
 --   temperature = {prompt = 0.01, checklist = 0.01}
@@ -76,7 +81,8 @@ end
 function M.new(recipe)
   local want = require('craft.core').want
   local r = want('cas.new', 'recipe', recipe, 'table', true) or {}
-  for _, k in ipairs { 'classes', 'prompts', 'checklists', 'temperature', 'weights', 'reward_weights', 'dims' } do
+  for _, k in ipairs { 'classes', 'prompts', 'checklists', 'temperature', 'weights', 'reward_weights',
+    'dims' } do
     want('cas.new', 'recipe.' .. k, r[k], 'table', true)
   end
   want('cas.new', 'recipe.k', r.k, 'positive', true)
@@ -119,7 +125,8 @@ end
 -- recipe.dims (names or dimension modules, registered on the way), then any other dimension the
 -- weights name, in that order.
 function M.dims_of(r)
-  r = r or {}
+  r = require('craft.core').want('cas.dims_of', 'recipe', r, 'table', true) or {}
+  require('craft.core').want('cas.dims_of', 'recipe.dims', r.dims, 'table', true)
   local list, seen = {}, {}
   local function add(d)
     if type(d) == 'table' then
@@ -151,13 +158,16 @@ local function active(self, weights)
     local w = weights[d] or 0
     if w ~= 0 then
       local why = registry.get(d).missing(self)
-      if why then argerror(('cas: dimension %s has weight %g but is not available (%s)'):format(d, w, why)) end
+      if why then
+        argerror(('cas: dimension %s has weight %g but is not available (%s)'):format(d, w, why))
+      end
       r[#r + 1] = d
     end
   end
   for d, w in pairs(weights) do
     if w ~= 0 and not self.weights[d] then
-      argerror(('cas: dimension %s is not one of this CAS\'s (%s; add it to the recipe\'s dims)'):format(tostring(d),
+      argerror(('cas: dimension %s is not one of this CAS\'s (%s; add it to the recipe\'s dims)')
+        :format(tostring(d),
         table.concat(self.dims, ', ')))
     end
   end
@@ -204,7 +214,9 @@ function CAS:_checklist_text()
   local pos, neg, owner, names, per_class = {}, {}, {}, {}, {}
   for c, name in ipairs(self.classes) do
     local items = self.checklists[name]
-    if type(items) ~= 'table' or #items == 0 then argerror(('cas: no checklist items for class %q'):format(name)) end
+    if type(items) ~= 'table' or #items == 0 then
+      argerror(('cas: no checklist items for class %q'):format(name))
+    end
     per_class[c] = {}
     for _, it in ipairs(items) do
       local p = type(it) == 'string' and it or it.pos
@@ -304,7 +316,8 @@ local function features(self, images)
   local n, parts = images:size(1), {}
   A.no_grad(function()
     for s = 1, n, self.batch_size do
-      parts[#parts + 1] = self.vision.encode(images:narrow(1, s, math.min(self.batch_size, n - s + 1))):detach():float()
+      parts[#parts + 1] = self.vision.encode(images:narrow(1, s,
+      math.min(self.batch_size, n - s + 1))):detach():float()
     end
   end)
   if #parts == 0 then argerror('cas: no images') end
@@ -444,7 +457,9 @@ function CAS:calibrate(images, labels)
     for c = 1, C do
       local v = {}
       for i, y in ipairs(ys) do if y + 1 == c then v[#v + 1] = raw[d][i] end end
-      if #v < 2 then argerror(('cas: calibrate needs at least 2 held-out real images of class %q'):format(self.classes[c])) end
+      if #v < 2 then
+        argerror(('cas: calibrate needs at least 2 held-out real images of class %q'):format(self.classes[c]))
+      end
       mu[d][c] = stats.mean(v)
       local s = stats.std(v, self.std_ddof)
       if not (s >= self.std_floor) then
@@ -468,7 +483,8 @@ function CAS:set_weights(w)
   local full = {}
   for d in pairs(w) do
     if not self.weights[d] then
-      argerror(('cas:set_weights: dimension %s is not one of this CAS\'s (%s)'):format(tostring(d), table.concat(self.dims, ', ')))
+      argerror(('cas:set_weights: dimension %s is not one of this CAS\'s (%s)'):format(tostring(d),
+        table.concat(self.dims, ', ')))
     end
   end
   for _, d in ipairs(self.dims) do full[d] = w[d] or 0 end
@@ -550,13 +566,17 @@ function CAS:reward(images, labels, weights, cap, o)
   if RS.is(weights) then
     local spec = weights
     if spec.scale == 'start' then
-      argerror('cas.reward: the spec\'s scale is \'start\' (measured by the trainer); give the measured {dim -> number}')
+      argerror('cas.reward: the spec\'s scale is \'start\' (measured by the trainer); give the measured {dim '
+        .. '-> number}')
     end
-    weights, cap, o = spec.weights, spec.cap, { scales = spec.scale or nil, transform = spec.transform or nil }
+    weights, cap, o = spec.weights, spec.cap, { scales = spec.scale or nil, transform = spec.transform
+      or nil }
   end
   o = require('craft.core').want('cas.reward', 'options', o, 'table', true) or {}
   require('craft.core').want('cas.reward', 'options.scales', o.scales, 'table', true)
-  if o.transform and o.transform ~= 'log' then argerror(('cas.reward: transform %q (false or log)'):format(tostring(o.transform))) end
+  if o.transform and o.transform ~= 'log' then
+    argerror(('cas.reward: transform %q (false or log)'):format(tostring(o.transform)))
+  end
   local scales = o.scales
   weights = weights or self.reward_weights
   local ys = label_list(labels)

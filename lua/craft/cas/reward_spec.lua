@@ -37,7 +37,8 @@ local function check(fname, o)
       local known = {}
       for f in pairs(M.FIELDS) do known[#known + 1] = f end
       table.sort(known)
-      core.argerror(('%s: unknown field %q (known: %s)'):format(fname, tostring(k), table.concat(known, ', ')))
+      core.argerror(('%s: unknown field %q (known: %s)'):format(fname, tostring(k),
+        table.concat(known, ', ')))
     end
     core.want(fname, k, v, kind)
   end

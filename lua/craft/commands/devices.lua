@@ -10,7 +10,8 @@ end
 
 function M.main(args)
   if args[1] == '-h' or args[1] == '--help' then
-    print('usage: craft devices   (OpenCL platforms and devices; select one with --device cl:N or CRAFT_DEVICE)')
+    print('usage: craft devices   (OpenCL platforms and devices; select one with --device cl:N or '
+      .. 'CRAFT_DEVICE)')
     return 0
   end
   local device = require 'craft.device'
@@ -24,7 +25,8 @@ function M.main(args)
       local d = list[k]
       if not seen[d.platform_index] then seen[d.platform_index] = true; platforms[#platforms + 1] = d end
     end
-    print(('OpenCL: %d platform%s, %d device%s'):format(#platforms, #platforms == 1 and '' or 's', #list - 1, #list == 2 and '' or 's'))
+    print(('OpenCL: %d platform%s, %d device%s'):format(#platforms, #platforms == 1 and '' or 's', #list - 1,
+      #list == 2 and '' or 's'))
     for _, p in ipairs(platforms) do
       print(('platform %d: %s'):format(p.platform_index, p.platform))
       for k = 2, #list do
@@ -32,8 +34,10 @@ function M.main(args)
         if d.platform_index == p.platform_index then
           print(('  %-6s %s (%s, %s)'):format(d.name, d.device, d.vendor, d.gpu and 'GPU' or 'not a GPU'))
           print(('         %s, driver %s, %d compute units'):format(d.opencl_c, d.driver, d.compute_units))
-          print(('         memory %s global, %s per buffer, %s local'):format(human(d.global_mem), human(d.max_alloc), human(d.local_mem)))
-          print(('         fp16 %s, fp64 %s'):format(d.fp16 and 'yes' or 'no (f16 tensors are stored as f16, computed in fp32)',
+          print(('         memory %s global, %s per buffer, %s local'):format(human(d.global_mem),
+            human(d.max_alloc), human(d.local_mem)))
+          print(('         fp16 %s, fp64 %s'):format(d.fp16 and 'yes'
+            or 'no (f16 tensors are stored as f16, computed in fp32)',
             d.fp64 and 'yes' or 'no (reductions accumulate in float; normals by the float formulas)'))
         end
       end

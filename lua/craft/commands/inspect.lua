@@ -29,7 +29,8 @@ function M.main(args)
     for _, e in ipairs(list) do
       local n = 1
       for _, s in ipairs(e.shape) do n = n * s end
-      print(('  %-' .. w .. 's  %-5s  %-20s  %s'):format(e.name, e.dtype, '[' .. table.concat(e.shape, ', ') .. ']', human(e.bytes)))
+      print(('  %-' .. w .. 's  %-5s  %-20s  %s'):format(e.name, e.dtype, '[' .. table.concat(e.shape, ', ')
+        .. ']', human(e.bytes)))
       bytes, count = bytes + e.bytes, count + n
       dtypes[e.dtype] = (dtypes[e.dtype] or 0) + 1
     end

@@ -3,7 +3,8 @@
 -- ground-truth parameter), so phantoms go through the same loader as real data.
 local M = {}
 
-local USAGE = 'usage: craft phantoms --modality cxr|fundus|derm|histo --n N --out DIR [--size 64] [--seed 0] [--class NAME] [--val 0.1] [--test 0.2]'
+local USAGE = 'usage: craft phantoms --modality cxr|fundus|derm|histo --n N --out DIR [--size 64] [--seed 0] '
+  .. '[--class NAME] [--val 0.1] [--test 0.2]'
 
 function M.main(args)
   local o = { size = 64, seed = 0, val = 0.1, test = 0.2 }
@@ -20,7 +21,9 @@ function M.main(args)
   local P = require 'craft.phantoms'
   local classes = P.classes(o.modality)
   os.execute(('mkdir -p %q'):format(o.out .. '/images'))
-  for _, c in ipairs(classes) do os.execute(('mkdir -p %q'):format(o.out .. '/images/' .. c:gsub('%s', '_'))) end
+  for _, c in ipairs(classes) do
+    os.execute(('mkdir -p %q'):format(o.out .. '/images/' .. c:gsub('%s', '_')))
+  end
   local params = P.param_names(o.modality)
   local header = { 'path', 'label', 'class', 'split', 'index' }
   for _, p in ipairs(params) do header[#header + 1] = p end
@@ -31,7 +34,8 @@ function M.main(args)
   local bar = require('craft.progress')(o.n, 'phantoms ' .. o.modality)
   while done < o.n do
     local n = math.min(chunk, o.n - done)
-    local ds = P.dataset { modality = o.modality, n = n, size = o.size, seed = o.seed, first_index = done, class = o.class }
+    local ds = P.dataset { modality = o.modality, n = n, size = o.size, seed = o.seed, first_index = done,
+      class = o.class }
     for k = 1, n do
       local r = ds.rows[k]
       local idx = done + k - 1

@@ -46,7 +46,9 @@ end
 local function int_opt(o, k, min)
   if o[k] == nil then return nil end
   local n = tonumber(o[k])
-  if not n or n % 1 ~= 0 or n < min then error(('craft study: --%s must be an integer >= %d, got %q'):format(k, min, o[k]), 0) end
+  if not n or n % 1 ~= 0 or n < min then
+    error(('craft study: --%s must be an integer >= %d, got %q'):format(k, min, o[k]), 0)
+  end
   return n
 end
 
@@ -60,11 +62,14 @@ local function make(args)
     methods = {}
     for m in o.methods:gmatch('[^,]+') do methods[#methods + 1] = m:match('^%s*(.-)%s*$') end
   end
-  local r = require('craft.study.make').packet { run = pos[1], out = o.out, per_class = int_opt(o, 'per-class', 1),
-    methods = methods, real = int_opt(o, 'real', 0), seed = o.seed, instructions = o.instructions, force = o.force }
+  local r = require('craft.study.make').packet { run = pos[1], out = o.out,
+    per_class = int_opt(o, 'per-class', 1),
+    methods = methods, real = int_opt(o, 'real', 0), seed = o.seed, instructions = o.instructions,
+    force = o.force }
   local names = {}
   for _, c in ipairs(r.conditions) do names[#names + 1] = c.name end
-  print(('packet %s: %d trials (%d per class), %d images each (%s), %d images in all'):format(r.packet, r.trials,
+  print(('packet %s: %d trials (%d per class), %d images each (%s), %d images in all'):format(r.packet,
+    r.trials,
     r.per_class, #r.conditions, table.concat(names, ', '), r.images))
   print(('  %s (%.1f MB): send this to the readers'):format(r.html, r.html_bytes / 1e6))
   print(('  %s: keep this; it un-blinds the ratings'):format(r.key))
@@ -90,7 +95,8 @@ local function scan_cmd(args)
   local findings, info = scan.page(html, scan.forbidden(run, rows))
   for _, fd in ipairs(findings) do print(('LEAK %s %q: ...%s...'):format(fd.what, fd.text, fd.context)) end
   if #findings > 0 then return 1 end
-  print(('%s/study.html: no method name, key, kind or file name; %d images, all %d bytes, only IHDR/IDAT/IEND')
+  print(('%s/study.html: no method name, key, kind or file name; %d images, all %d bytes, '
+    .. 'only IHDR/IDAT/IEND')
     :format(pos[1], info.images, info.bytes or 0))
   return 0
 end

@@ -27,7 +27,9 @@ local function batched(encode)
   return function(x)
     return A.no_grad(function()
       local out = {}
-      for s = 1, x:size(1), 64 do out[#out + 1] = encode(x:narrow(1, s, math.min(64, x:size(1) - s + 1))):detach():float() end
+      for s = 1, x:size(1), 64 do
+        out[#out + 1] = encode(x:narrow(1, s, math.min(64, x:size(1) - s + 1))):detach():float()
+      end
       return F.cat(out, 1)
     end)
   end
@@ -53,7 +55,8 @@ function M.downstream(cfg, feats, labels, with_real)
     x = feats and F.cat({ feats, rf.few_shot }, 1) or rf.few_shot
   end
   local o = merge(cfg.downstream, { n_classes = #cfg.classes, seed = 0 })
-  local r = metrics.evaluate_feature_classifier(metrics.train_feature_classifier(x, ys, o), rf.test, s.test.labels)
+  local r = metrics.evaluate_feature_classifier(metrics.train_feature_classifier(x, ys, o), rf.test,
+    s.test.labels)
   r.probs, r.pred = nil, nil
   return r
 end
@@ -91,12 +94,17 @@ function M.model(cfg, images, labels)
   end
   local rf, s = real_features(cfg), cfg.splits
   local mem = metrics.memorisation(merge(cfg.memorisation, { gen_feats = feats, train_feats = rf.few_shot,
-    test_feats = rf.test, gen_images = images, train_images = s.few_shot.images, test_images = s.test.images }))
+    test_feats = rf.test, gen_images = images, train_images = s.few_shot.images,
+    test_images = s.test.images }))
   r.memo_feature = mem.cos and mem.cos.share
   r.memo_ssim = mem.ssim and mem.ssim.share
   r.memo_feature_flags, r.memo_ssim_flags = {}, {}
-  for i, v in ipairs(mem.cos and mem.cos.nn or {}) do r.memo_feature_flags[i] = v > mem.cos.threshold and 1 or 0 end
-  for i, v in ipairs(mem.ssim and mem.ssim.nn or {}) do r.memo_ssim_flags[i] = v > mem.ssim.threshold and 1 or 0 end
+  for i, v in ipairs(mem.cos and mem.cos.nn or {}) do
+    r.memo_feature_flags[i] = v > mem.cos.threshold and 1 or 0
+  end
+  for i, v in ipairs(mem.ssim and mem.ssim.nn or {}) do
+    r.memo_ssim_flags[i] = v > mem.ssim.threshold and 1 or 0
+  end
   r.labels = labels
   return r, feats
 end

@@ -73,7 +73,9 @@ end
 
 -- do two provenance entries share an image?
 function M.entries_overlap(a, b)
-  if type(a) ~= 'table' or type(b) ~= 'table' or type(a.source) ~= 'string' or type(b.source) ~= 'string' then return false end
+  if type(a) ~= 'table' or type(b) ~= 'table' or type(a.source) ~= 'string' or type(b.source) ~= 'string' then
+    return false
+  end
   if not prefix_match(a.source, b.source) then return false end
   if a.seed ~= nil and b.seed ~= nil and a.seed ~= b.seed then return false end
   if a.all or b.all then return true end
@@ -134,7 +136,9 @@ end
 -- -> the list of overlaps found (empty); raises when there is any, naming them all.
 function M.check(o)
   core.want('independence.check', 'options', o, 'table')
-  for _, k in ipairs { 'splits', 'reward', 'judge', 'generator' } do core.want('independence.check', 'options.' .. k, o[k], 'table', true) end
+  for _, k in ipairs { 'splits', 'reward', 'judge', 'generator' } do
+    core.want('independence.check', 'options.' .. k, o[k], 'table', true)
+  end
   for name, d in pairs(o.splits or {}) do
     if type(d) ~= 'table' or not require('craft.tensor').is_tensor(d.images) then
       argerror(('independence.check: splits.%s must be a data set with images'):format(tostring(name)))
@@ -146,11 +150,15 @@ function M.check(o)
   -- 1. model files and encoder objects
   local rf = {}
   for _, e in ipairs(encoders_of(reward)) do
-    for _, f in ipairs(e.enc.files or {}) do rf[#rf + 1] = { role = e.role, path = f, fp = fingerprint(f) } end
+    for _, f in ipairs(e.enc.files or {}) do
+      rf[#rf + 1] = { role = e.role, path = f, fp = fingerprint(f) }
+    end
   end
   for _, je in ipairs(encoders_of(judge)) do
     for _, re in ipairs(encoders_of(reward)) do
-      if je.enc == re.enc then add('the judge %s and the reward %s are the same encoder (%s)', je.role, re.role, je.enc.name or '?') end
+      if je.enc == re.enc then
+        add('the judge %s and the reward %s are the same encoder (%s)', je.role, re.role, je.enc.name or '?')
+      end
     end
     for _, f in ipairs(je.enc.files or {}) do
       local fp = fingerprint(f)
@@ -176,7 +184,10 @@ function M.check(o)
       if splits[a] == splits[b] then add('splits %s and %s are the same data set', a, b)
       else
         local ea, eb = lists_overlap(splits[a].provenance, splits[b].provenance)
-        if ea then add('splits %s and %s draw on the same images (%s / %s)', a, b, describe_entry(ea), describe_entry(eb)) end
+        if ea then
+          add('splits %s and %s draw on the same images (%s / %s)', a, b, describe_entry(ea),
+            describe_entry(eb))
+        end
         local shared = 0
         for h in pairs(hashes[a]) do if hashes[b][h] then shared = shared + 1 end end
         if shared > 0 then add('%d image(s) of split %s are also in split %s (same pixels)', shared, a, b) end
@@ -185,21 +196,31 @@ function M.check(o)
   end
   -- 3. what the models were trained on
   local models = {}
-  for _, e in ipairs(encoders_of(reward)) do models[#models + 1] = { who = 'reward ' .. e.role, enc = e.enc } end
+  for _, e in ipairs(encoders_of(reward)) do
+    models[#models + 1] = { who = 'reward ' .. e.role, enc = e.enc }
+  end
   local first_judge = #models + 1
-  for _, e in ipairs(encoders_of(judge)) do models[#models + 1] = { who = 'judge ' .. e.role, enc = e.enc } end
+  for _, e in ipairs(encoders_of(judge)) do
+    models[#models + 1] = { who = 'judge ' .. e.role, enc = e.enc }
+  end
   if o.generator then models[#models + 1] = { who = 'generator', enc = o.generator } end
   for _, m in ipairs(models) do
     for _, s in ipairs(names) do
       local ea = lists_overlap(m.enc.trained_on, splits[s].provenance)
-      if ea then add('the %s (%s) was trained on images of split %s (%s)', m.who, m.enc.name or m.enc.dir or '?', s, describe_entry(ea)) end
+      if ea then
+        add('the %s (%s) was trained on images of split %s (%s)', m.who, m.enc.name or m.enc.dir or '?', s,
+          describe_entry(ea))
+      end
     end
   end
   for i = first_judge, #models do
     if models[i].who ~= 'generator' then
       for k = 1, first_judge - 1 do
         local ea = lists_overlap(models[i].enc.trained_on, models[k].enc.trained_on)
-        if ea then add('the %s and the %s were trained on the same images (%s)', models[i].who, models[k].who, describe_entry(ea)) end
+        if ea then
+          add('the %s and the %s were trained on the same images (%s)', models[i].who, models[k].who,
+            describe_entry(ea))
+        end
       end
     end
   end

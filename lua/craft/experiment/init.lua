@@ -86,7 +86,9 @@ local function normalise(cfg)
         table.concat(independence.SPLITS, ', ')))
     end
   end
-  if not (cfg.judge.vision and cfg.judge.vision.encode) then argerror('experiment: judge.vision must be an encoder (craft.encoders)') end
+  if not (cfg.judge.vision and cfg.judge.vision.encode) then
+    argerror('experiment: judge.vision must be an encoder (craft.encoders)')
+  end
   if #cfg.train_seeds < 1 then argerror('experiment: train_seeds is empty') end
   local keys = {}
   local ms = {}
@@ -95,12 +97,16 @@ local function normalise(cfg)
     local kind = spec.kind
     -- a method module in the list itself (kind = require 'my_method'): registered under its kind
     if type(kind) == 'table' then
-      if type(kind.kind) ~= 'string' then argerror(('experiment: methods[%d].kind is a table without a kind name'):format(i)) end
+      if type(kind.kind) ~= 'string' then
+        argerror(('experiment: methods[%d].kind is a table without a kind name'):format(i))
+      end
       kind = methods.register(kind.kind, kind).kind
     end
     methods.get(kind)   -- an unknown kind is refused before anything runs
     local m = merge(spec, { key = spec.key or slug(spec.name), kind = kind })
-    if keys[m.key] then argerror(('experiment: two methods have the key %q (give one a key)'):format(m.key)) end
+    if keys[m.key] then
+      argerror(('experiment: two methods have the key %q (give one a key)'):format(m.key))
+    end
     keys[m.key] = true
     ms[i] = m
   end
@@ -126,7 +132,8 @@ local function generate(pipe, prompts, cfg, seed)
       local batch = {}
       for k = 1, b do batch[k] = ps[(done + k - 1) % #ps + 1] end
       local x = A.no_grad(function()
-        return pipe:generate { prompt = batch, negative_prompt = cfg.knowledge.negative_prompt, steps = g.steps,
+        return pipe:generate { prompt = batch, negative_prompt = cfg.knowledge.negative_prompt,
+        steps = g.steps,
           cfg = g.cfg, seed = seed * 1000003 + ci * 10007 + done }
       end)
       -- like with like: generated images at the real data's resolution
@@ -189,7 +196,8 @@ local function exec_job(cfg, all, job)
     local last = a.result.log[#a.result.log]
     r.train_last = last and jobs.plain(last)
   end
-  io_.save_safetensors(job.dir .. '/images.safetensors', { images = images:contiguous(), judge_features = feats:contiguous(),
+  io_.save_safetensors(job.dir .. '/images.safetensors',
+    { images = images:contiguous(), judge_features = feats:contiguous(),
     labels = T.tensor(labels) })
   io_.write_json(job.dir .. '/result.json', jobs.plain(r))
   io_.write_json(job.dir .. '/done.json', { spec = job.spec, chain = full_chain, prompts = a.prompts,
@@ -205,19 +213,29 @@ local function table_text(cfg, rows, real, notes)
   local lines = {}
   local function add(s) lines[#lines + 1] = s end
   local sz = {}
-  for _, s in ipairs(independence.SPLITS) do sz[#sz + 1] = ('%s %d'):format(s, cfg.splits[s].images:size(1)) end
-  add(('%s: %d classes; %d training seed(s) x %d images per class per model; splits: %s%s'):format(cfg.name, #cfg.classes,
-    #cfg.train_seeds, cfg.generate.per_class, table.concat(sz, ', '), cfg.tune and ' (TUNING RUN: the calibration split stands in for the test split)' or ''))
+  for _, s in ipairs(independence.SPLITS) do
+    sz[#sz + 1] = ('%s %d'):format(s, cfg.splits[s].images:size(1))
+  end
+  add(('%s: %d classes; %d training seed(s) x %d images per class per model; splits: %s%s'):format(cfg.name,
+    #cfg.classes,
+    #cfg.train_seeds, cfg.generate.per_class, table.concat(sz, ', '),
+    cfg.tune and ' (TUNING RUN: the calibration split stands in for the test split)' or ''))
   add(('judges: %s%s; reward: %s (the optimised quantity)'):format(cfg.judge.vision.name or '?',
     cfg.judge.oracle and (' + the ' .. cfg.judge.oracle .. ' oracle') or '',
-    table.concat({ cfg.reward.vlm and cfg.reward.vlm.name or nil, cfg.reward.vision and cfg.reward.vision.name or nil }, ' + ')))
-  add(('%-28s %18s %19s %6s %13s %11s %6s | %8s %7s | %5s %5s | %5s %6s %5s'):format('method', 'judge tail [95% CI]',
-    'oracle ok [95% CI]', 'undet', 'bal.acc(real)', 'memo f/ssim', 'FID_j', 'rew.CAS', 'rew.tail', 'rhoR', 'rhoJ',
+    table.concat({ cfg.reward.vlm and cfg.reward.vlm.name or nil, cfg.reward.vision
+    and cfg.reward.vision.name or nil }, ' + ')))
+  add(('%-28s %18s %19s %6s %13s %11s %6s | %8s %7s | %5s %5s | %5s %6s %5s'):format('method',
+    'judge tail [95% CI]',
+    'oracle ok [95% CI]', 'undet', 'bal.acc(real)', 'memo f/ssim', 'FID_j', 'rew.CAS', 'rew.tail', 'rhoR',
+    'rhoJ',
     'steps', 'images', 'min'))
   local function line(r)
-    add(('%-28s %6s %11s %6s %12s %6s %6s (%s) %5s/%5s %6.2f | %8.3f %7s | %5s %5s | %5d %6d %5.1f'):format(r.method:sub(1, 28),
-      pct(r.judge_tail), ci(r.judge_tail_lo, r.judge_tail_hi), pct(r.oracle_correct), ci(r.oracle_correct_lo, r.oracle_correct_hi),
-      pct(r.oracle_undetermined), f3(r.downstream_bal_acc), f3(r.downstream_bal_acc_real_only), pct(r.memo_feature):gsub(' ', ''),
+    add(('%-28s %6s %11s %6s %12s %6s %6s (%s) %5s/%5s %6.2f | %8.3f %7s | %5s %5s | %5d %6d %5.1f')
+      :format(r.method:sub(1, 28),
+      pct(r.judge_tail), ci(r.judge_tail_lo, r.judge_tail_hi), pct(r.oracle_correct),
+      ci(r.oracle_correct_lo, r.oracle_correct_hi),
+      pct(r.oracle_undetermined), f3(r.downstream_bal_acc), f3(r.downstream_bal_acc_real_only),
+      pct(r.memo_feature):gsub(' ', ''),
       pct(r.memo_ssim):gsub(' ', ''), r.fid_judge or 0 / 0, r.reward_cas or 0 / 0, pct(r.reward_tail),
       r.cas_oracle_spearman and ('%.2f'):format(r.cas_oracle_spearman) or '--',
       r.judge_oracle_spearman and ('%.2f'):format(r.judge_oracle_spearman) or '--',
@@ -254,10 +272,13 @@ function M.run(cfg)
   end
   mkdir(cfg.out)
   local t0 = runtime.now()
-  independence.check { splits = cfg.splits, reward = cfg.reward, judge = cfg.judge, generator = cfg.generator }
-  say('%s: %d methods x %d training seeds; judge and reward checked apart', cfg.name, #cfg.methods, #cfg.train_seeds)
+  independence.check { splits = cfg.splits, reward = cfg.reward, judge = cfg.judge,
+    generator = cfg.generator }
+  say('%s: %d methods x %d training seeds; judge and reward checked apart', cfg.name, #cfg.methods,
+    #cfg.train_seeds)
   local reward, judge = suites.reward(cfg), suites.judge(cfg)
-  say('reward probe accuracy on the calibration split %.3f; judge probe accuracy on its calibration split %.3f',
+  say('reward probe accuracy on the calibration split %.3f; judge probe accuracy on its calibration split '
+    .. '%.3f',
     reward.probe_report.val_accuracy or 0 / 0, judge.probe_report.val_accuracy or 0 / 0)
 
   jobs.run(cfg, plan, function(job) return exec_job(cfg, plan, job) end)
@@ -289,10 +310,14 @@ function M.run(cfg)
       r.vs = { summary.compare(r, best, bo) }
       for _, c in ipairs(rows) do if c.control then r.vs[#r.vs + 1] = summary.compare(r, c, bo) end end
       for _, c in ipairs(r.vs) do
-        notes[#notes + 1] = ('%s vs %s: judge tail %s -> %s, relative reduction %.1f%% [%.1f, %.1f] (seeds, then images), paired t p = %s, sign-flip p = %s%s'):format(
-          r.method, c.vs, pct(by_name[c.vs].judge_tail), pct(r.judge_tail), 100 * (c.rel or 0 / 0), 100 * (c.rel_lo or 0 / 0),
-          100 * (c.rel_hi or 0 / 0), c.t_p and ('%.3g'):format(c.t_p) or '--', c.flip_p and ('%.3g'):format(c.flip_p) or '--',
-          c.oracle_diff and (('; oracle %+.1f points [%+.1f, %+.1f]'):format(100 * c.oracle_diff, 100 * c.oracle_diff_lo,
+        notes[#notes + 1] = ('%s vs %s: judge tail %s -> %s, relative reduction %.1f%% [%.1f, %.1f] (seeds, '
+          .. 'then images), paired t p = %s, sign-flip p = %s%s'):format(
+          r.method, c.vs, pct(by_name[c.vs].judge_tail), pct(r.judge_tail), 100 * (c.rel or 0 / 0),
+          100 * (c.rel_lo or 0 / 0),
+          100 * (c.rel_hi or 0 / 0), c.t_p and ('%.3g'):format(c.t_p) or '--',
+          c.flip_p and ('%.3g'):format(c.flip_p) or '--',
+          c.oracle_diff and (('; oracle %+.1f points [%+.1f, %+.1f]'):format(100 * c.oracle_diff,
+          100 * c.oracle_diff_lo,
             100 * c.oracle_diff_hi)) or '')
       end
     end
@@ -305,30 +330,41 @@ function M.run(cfg)
       if r.alarm then notes[#notes + 1] = r.method .. ': ' .. r.alarm end
     end
     if r.dpo_heldout_accuracy then
-      notes[#notes + 1] = ('%s: held-out preference accuracy %.3f (chance 0.5)%s'):format(r.method, r.dpo_heldout_accuracy,
+      notes[#notes + 1] = ('%s: held-out preference accuracy %.3f (chance 0.5)%s'):format(r.method,
+        r.dpo_heldout_accuracy,
         r.dpo_heldout_accuracy <= 0.55 and ': it did not learn the preference beyond chance' or '')
     end
   end
-  notes[#notes + 1] = ('columns: judge tail = share below the judge\'s real-image threshold (q = %.2f of its calibration reals); oracle ok = oracle confirms the prompted class (undet: could not measure); bal.acc = linear head on judge features trained on the images, tested on the test split (real: on the few-shot reals alone); memo = share closer to a few-shot real than real test images are (judge features / SSIM); FID_j in judge features; rew.CAS / rew.tail = the reward\'s CAS (optimised, not a judge); rhoR / rhoJ = Spearman of reward / judge CAS with the oracle\'s verdict; steps / images = training budget per model; min = wall minutes per model.'):format(judge.q)
+  notes[#notes + 1] = ('columns: judge tail = share below the judge\'s real-image threshold (q = %.2f of its '
+    .. 'calibration reals); oracle ok = oracle confirms the prompted class (undet: could not measure); '
+    .. 'bal.acc = linear head on judge features trained on the images, tested on the test split (real: on '
+    .. 'the few-shot reals alone); memo = share closer to a few-shot real than real test images are (judge '
+    .. 'features / SSIM); FID_j in judge features; rew.CAS / rew.tail = the reward\'s CAS (optimised, not a '
+    .. 'judge); rhoR / rhoJ = Spearman of reward / judge CAS with the oracle\'s verdict; steps / images = '
+    .. 'training budget per model; min = wall minutes per model.'):format(judge.q)
   local text = table_text(cfg, rows, real, notes)
   local f = io.open(cfg.out .. '/table.txt', 'w')
   if f then f:write(text, '\n'); f:close() end
 
   -- samples and run.json, the report
   local sw = require('craft.samples').writer(cfg.out .. '/samples')
-  sw:add { method = 'Real', key = 'real', images = cfg.splits.test.images, labels = cfg.splits.test.labels:flat(), classes = cfg.classes }
+  sw:add { method = 'Real', key = 'real', images = cfg.splits.test.images,
+    labels = cfg.splits.test.labels:flat(), classes = cfg.classes }
   for _, m in ipairs(cfg.methods) do
     for _, r in ipairs(models_of[m.key]) do
-      sw:add { method = m.name, key = m.key, train_seed = r.train_seed, gen_seed = r.gen_seed, images = r.images,
+      sw:add { method = m.name, key = m.key, train_seed = r.train_seed, gen_seed = r.gen_seed,
+        images = r.images,
         labels = r.labels, classes = cfg.classes }
     end
   end
   sw:close()
   local run_methods = {}
   for i, m in ipairs(cfg.methods) do run_methods[i] = { name = m.name, key = m.key, kind = m.kind } end
-  io_.write_json(cfg.out .. '/run.json', { name = cfg.name, title = cfg.title or cfg.name, classes = cfg.classes,
+  io_.write_json(cfg.out .. '/run.json',
+    { name = cfg.name, title = cfg.title or cfg.name, classes = cfg.classes,
     methods = run_methods, train_seeds = cfg.train_seeds, tune = cfg.tune or false,
-    knowledge = { prompts = cfg.knowledge.prompts, checklists = cfg.knowledge.checklists, descriptions = cfg.knowledge.descriptions },
+    knowledge = { prompts = cfg.knowledge.prompts, checklists = cfg.knowledge.checklists,
+    descriptions = cfg.knowledge.descriptions },
     study = cfg.study })
   local report_summary = require('craft.experiment.report').write(cfg, rows, models_of, real, text)
   say('done in %.1f min: %s/report/index.html', (runtime.now() - t0) / 60, cfg.out)

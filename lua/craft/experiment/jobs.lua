@@ -44,15 +44,18 @@ function M.plan(cfg)
   for _, m in ipairs(cfg.methods) do by_name[m.name] = m end
   for _, m in ipairs(cfg.methods) do
     if m.from and not by_name[m.from] then
-      argerror(('experiment: method %q starts from %q, which is not among the methods'):format(m.name, m.from))
+      argerror(('experiment: method %q starts from %q, which is not among the methods'):format(m.name,
+        m.from))
     end
     for _, seed in ipairs(cfg.train_seeds) do
       local key = ('%s/s%d'):format(m.key, seed)
       local deps = {}
       if m.from then deps[1] = ('%s/s%d'):format(by_name[m.from].key, seed) end
-      local spec = io_.encode_json(plain { method = m, seed = seed, generate = cfg.generate, tune = cfg.tune or false,
+      local spec = io_.encode_json(plain { method = m, seed = seed, generate = cfg.generate, tune = cfg.tune
+        or false,
         from = m.from and plain(by_name[m.from]) or false })
-      jobs[#jobs + 1] = { key = key, dir = cfg.out .. '/' .. key, method = m, seed = seed, deps = deps, spec = spec,
+      jobs[#jobs + 1] = { key = key, dir = cfg.out .. '/' .. key, method = m, seed = seed, deps = deps,
+        spec = spec,
         cost = m.cost or 1 }
     end
   end
@@ -181,21 +184,26 @@ function M.run(cfg, jobs, exec)
     return true
   end
   local function kill_all()
-    for _, r in pairs(running) do os.execute(('pkill -TERM -P %d 2>/dev/null; kill -TERM %d 2>/dev/null'):format(r.pid, r.pid)) end
+    for _, r in pairs(running) do
+      os.execute(('pkill -TERM -P %d 2>/dev/null; kill -TERM %d 2>/dev/null'):format(r.pid, r.pid))
+    end
   end
   local n_done, n_running = 0, 0
   while n_done < n_todo do
     -- start the ready jobs with the most work behind them first
     local cand = {}
     for _, j in ipairs(jobs) do if ready(j) then cand[#cand + 1] = j end end
-    table.sort(cand, function(a, b) if a.priority ~= b.priority then return a.priority > b.priority end return a.key < b.key end)
+    table.sort(cand, function(a, b)
+      if a.priority ~= b.priority then return a.priority > b.priority end return a.key < b.key
+    end)
     for _, j in ipairs(cand) do
       if n_running >= N then break end
       os.execute('mkdir -p ' .. sh_quote(j.dir))
       local log, rc = j.dir .. '/worker.log', j.dir .. '/worker.rc'
       os.remove(rc)
       -- CRAFT_PROGRESS=1: the worker's progress bars write a line every 10 % to its log
-      local line = ('CRAFT_PROGRESS=1 %s=%s %s=%d %s > %s 2>&1; echo $? > %s'):format(M.ENV, sh_quote(j.key), M.PARENT_ENV, my_pid or 0,
+      local line = ('CRAFT_PROGRESS=1 %s=%s %s=%d %s > %s 2>&1; echo $? > %s'):format(M.ENV, sh_quote(j.key),
+        M.PARENT_ENV, my_pid or 0,
         cmd, sh_quote(log), sh_quote(rc))
       local p = io.popen('sh -c ' .. sh_quote(line) .. ' >/dev/null 2>&1 & echo $!')
       local pid = tonumber(p:read('*l'))

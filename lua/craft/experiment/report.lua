@@ -10,7 +10,9 @@ local suites = require 'craft.experiment.suites'
 local M = {}
 
 local function esc(s) return (tostring(s):gsub('&', '&amp;'):gsub('<', '&lt;'):gsub('>', '&gt;')) end
-local function f6(v) return (v == nil or v ~= v) and '' or (type(v) == 'number' and ('%.6g'):format(v) or tostring(v)) end
+local function f6(v)
+  return (v == nil or v ~= v) and '' or (type(v) == 'number' and ('%.6g'):format(v) or tostring(v))
+end
 local function pct(v) return (v == nil or v ~= v) and '–' or ('%.1f%%'):format(100 * v) end
 
 local function headline_rows(rows)
@@ -65,20 +67,39 @@ end
 
 local function headline_html(cfg, rows, real, text)
   local h = { '<h2>Headline: the judges</h2>',
-    ('<p class="note">Graded by judges that share no model, fitted probe, bank, statistics, threshold or real image with the reward (checked when the run starts): the judge encoder %s%s. %d training seed(s) per method; CIs: bootstrap over training seeds, then images. The reward\'s CAS (%s) is the quantity the trainers ascend, shown last, not a judge.%s</p>'):format(
-      esc(cfg.judge.vision.name or '?'), cfg.judge.oracle and (' and the ' .. esc(cfg.judge.oracle) .. ' phantom oracle') or '',
-      #cfg.train_seeds, esc(table.concat({ cfg.reward.vlm and cfg.reward.vlm.name or nil, cfg.reward.vision and cfg.reward.vision.name or nil }, ' + ')),
-      cfg.tune and ' <b>Tuning run: the calibration split stands in for the test split; these numbers choose recipes and are not reported.</b>' or ''),
-    '<div class="wrap"><table><thead><tr><th>method</th><th>judge tail [95% CI]</th><th>oracle correct [95% CI]</th><th>oracle undetermined</th><th>downstream bal. acc. (real only)</th><th>memorised (feature / SSIM)</th><th>FID (judge)</th><th>reward CAS (optimised)</th><th>reward tail (optimised)</th><th>Spearman with oracle: reward / judge</th><th>training steps / images</th><th>minutes per model</th></tr></thead><tbody>',
-    ('<tr><td>real (test split)</td><td>%s</td><td>%s</td><td></td><td></td><td></td><td></td><td></td><td>%s</td><td></td><td></td><td></td></tr>'):format(
+    ('<p class="note">Graded by judges that share no model, fitted probe, bank, statistics, threshold or '
+    .. 'real image with the reward (checked when the run starts): the judge encoder %s%s. %d training '
+    .. 'seed(s) per method; CIs: bootstrap over training seeds, then images. The reward\'s CAS (%s) is the '
+    .. 'quantity the trainers ascend, shown last, not a judge.%s</p>'):format(
+      esc(cfg.judge.vision.name or '?'), cfg.judge.oracle
+      and (' and the ' .. esc(cfg.judge.oracle) .. ' phantom oracle') or '',
+      #cfg.train_seeds, esc(table.concat({ cfg.reward.vlm and cfg.reward.vlm.name or nil, cfg.reward.vision
+      and cfg.reward.vision.name or nil }, ' + ')),
+      cfg.tune and ' <b>Tuning run: the calibration split stands in for the test split; these numbers choose '
+      .. 'recipes and are not reported.</b>' or ''),
+    '<div class="wrap"><table><thead><tr><th>method</th><th>judge tail [95% CI]</th><th>oracle correct [95% '
+    .. 'CI]</th><th>oracle undetermined</th><th>downstream bal. acc. (real only)</th><th>memorised (feature '
+    .. '/ SSIM)</th><th>FID (judge)</th><th>reward CAS (optimised)</th><th>reward tail '
+    .. '(optimised)</th><th>Spearman with oracle: reward / judge</th><th>training steps / '
+    .. 'images</th><th>minutes per model</th></tr></thead><tbody>',
+    ('<tr><td>real (test split)</td><td>%s</td><td>%s</td><td></td><td></td><td></td><td></td><td></td>'
+      .. '<td>%s</td><td></td><td></td><td></td></tr>'):format(
       pct(real.judge_tail), pct(real.oracle_share), pct(real.reward_tail)) }
   for _, r in ipairs(rows) do
-    h[#h + 1] = ('<tr><td>%s%s</td><td>%s <small>[%s, %s]</small></td><td>%s <small>[%s, %s]</small></td><td>%s</td><td>%s <small>(%s)</small></td><td>%s / %s</td><td>%s</td><td>%s</td><td>%s <small>[%s, %s]</small></td><td>%s / %s</td><td>%s / %s</td><td>%s</td></tr>'):format(
-      esc(r.method), r.baseline and ' <small>(baseline)</small>' or (r.control and ' <small>(control)</small>' or ''),
-      pct(r.judge_tail), pct(r.judge_tail_lo), pct(r.judge_tail_hi), pct(r.oracle_correct), pct(r.oracle_correct_lo),
-      pct(r.oracle_correct_hi), pct(r.oracle_undetermined), f6(r.downstream_bal_acc), f6(r.downstream_bal_acc_real_only),
-      pct(r.memo_feature), pct(r.memo_ssim), f6(r.fid_judge), f6(r.reward_cas), pct(r.reward_tail), pct(r.reward_tail_lo),
-      pct(r.reward_tail_hi), f6(r.cas_oracle_spearman), f6(r.judge_oracle_spearman), f6(r.train_steps), f6(r.train_images),
+    h[#h + 1] = ('<tr><td>%s%s</td><td>%s <small>[%s, %s]</small></td><td>%s <small>[%s, '
+      .. '%s]</small></td><td>%s</td><td>%s <small>(%s)</small></td><td>%s / '
+      .. '%s</td><td>%s</td><td>%s</td><td>%s <small>[%s, %s]</small></td><td>%s / %s</td><td>%s / '
+      .. '%s</td><td>%s</td></tr>'):format(
+      esc(r.method), r.baseline and ' <small>(baseline)</small>'
+      or (r.control and ' <small>(control)</small>' or ''),
+      pct(r.judge_tail), pct(r.judge_tail_lo), pct(r.judge_tail_hi), pct(r.oracle_correct),
+      pct(r.oracle_correct_lo),
+      pct(r.oracle_correct_hi), pct(r.oracle_undetermined), f6(r.downstream_bal_acc),
+      f6(r.downstream_bal_acc_real_only),
+      pct(r.memo_feature), pct(r.memo_ssim), f6(r.fid_judge), f6(r.reward_cas), pct(r.reward_tail),
+      pct(r.reward_tail_lo),
+      pct(r.reward_tail_hi), f6(r.cas_oracle_spearman), f6(r.judge_oracle_spearman), f6(r.train_steps),
+      f6(r.train_images),
       f6(r.wall_minutes))
   end
   h[#h + 1] = '</tbody></table></div>'
@@ -87,14 +108,20 @@ local function headline_html(cfg, rows, real, text)
     if r.alarm then notes[#notes + 1] = ('<li><b>%s</b>: %s</li>'):format(esc(r.method), esc(r.alarm)) end
   end
   if #notes > 0 then h[#h + 1] = '<h3>Reward-hacking alarms</h3><ul>' .. table.concat(notes) .. '</ul>' end
-  h[#h + 1] = '<h3>The table as printed</h3><pre style="font-size:11px;overflow-x:auto">' .. esc(text) .. '</pre>'
-  local sz = { '<h3>Splits (pairwise disjoint)</h3><table><thead><tr><th>split</th><th>images</th><th>used for</th></tr></thead><tbody>' }
-  local USE = { few_shot = 'generator adaptation (TI, LoRA, CRAFT\'s real-image loss); memorisation reference',
-    reward_fit = 'the reward\'s probe and kNN bank', calibration = 'the reward\'s standardisation and thresholds',
-    judge_fit = 'the judge\'s probe and kNN bank', judge_calibration = 'the judge\'s standardisation and thresholds',
+  h[#h + 1] = '<h3>The table as printed</h3><pre style="font-size:11px;overflow-x:auto">' .. esc(text)
+    .. '</pre>'
+  local sz = { '<h3>Splits (pairwise disjoint)</h3><table><thead><tr><th>split</th><th>images</th><th>used '
+    .. 'for</th></tr></thead><tbody>' }
+  local USE = {
+    few_shot = 'generator adaptation (TI, LoRA, CRAFT\'s real-image loss); memorisation reference',
+    reward_fit = 'the reward\'s probe and kNN bank',
+    calibration = 'the reward\'s standardisation and thresholds',
+    judge_fit = 'the judge\'s probe and kNN bank',
+    judge_calibration = 'the judge\'s standardisation and thresholds',
     test = 'every reported number: judge tail of real images, downstream test, FID reference' }
   for _, s in ipairs(independence.SPLITS) do
-    sz[#sz + 1] = ('<tr><td>%s</td><td>%d</td><td>%s</td></tr>'):format(s, cfg.splits[s].images:size(1), esc(USE[s]))
+    sz[#sz + 1] = ('<tr><td>%s</td><td>%d</td><td>%s</td></tr>'):format(s, cfg.splits[s].images:size(1),
+      esc(USE[s]))
   end
   sz[#sz + 1] = '</tbody></table>'
   h[#h + 1] = table.concat(sz)
@@ -110,28 +137,35 @@ function M.write(cfg, rows, models_of, real, text)
     local ms = models_of[m.key]
     local cas, labels, rcas, imgs, oc, seed_tails, audit = {}, {}, {}, {}, {}, {}, nil
     for k, r in ipairs(ms) do
-      for j, v in ipairs(r.judge_cas) do cas[#cas + 1] = v; labels[#labels + 1] = r.labels[j]; rcas[#rcas + 1] = r.reward_cas[j] end
+      for j, v in ipairs(r.judge_cas) do
+        cas[#cas + 1] = v; labels[#labels + 1] = r.labels[j]; rcas[#rcas + 1] = r.reward_cas[j]
+      end
       for _, v in ipairs(r.oracle_correct or {}) do oc[#oc + 1] = v end
       imgs[#imgs + 1] = r.images
       seed_tails[k] = rows[i].seed_judge_tails and rows[i].seed_judge_tails[k]
       audit = audit or r.reward_audit
     end
-    methods[i] = { name = m.name, baseline = m.baseline or false, cas = cas, labels = labels, images = F.cat(imgs, 1),
+    methods[i] = { name = m.name, baseline = m.baseline or false, cas = cas, labels = labels,
+      images = F.cat(imgs, 1),
       ood_cas = rcas, oracle_correct = #oc > 0 and oc or nil, seed_tails = seed_tails, audit = audit,
       memorisation = { cos = { share = rows[i].memo_feature }, ssim = { share = rows[i].memo_ssim } },
-      fid = rows[i].fid_judge, downstream = ms[1] and ms[1].downstream and { balanced_accuracy = rows[i].downstream_bal_acc } or nil }
+      fid = rows[i].fid_judge, downstream = ms[1] and ms[1].downstream
+      and { balanced_accuracy = rows[i].downstream_bal_acc } or nil }
     if cfg.judge.oracle then
       conf[#conf + 1] = ('<div><h3>%s</h3>%s</div>'):format(esc(m.name), confusion(cfg, ms))
     end
   end
   local pre = headline_html(cfg, rows, real, text)
   if #conf > 0 then
-    pre = pre .. '<h3>The oracle\'s verdicts (rows: prompted class; columns: what the oracle measured)</h3><div class="charts">'
+    pre = pre .. '<h3>The oracle\'s verdicts (rows: prompted class; columns: what the oracle '
+      .. 'measured)</h3><div class="charts">'
       .. table.concat(conf) .. '</div>'
   end
   return require('craft.report').write(cfg.out .. '/report', {
-    title = cfg.title or ('CRAFT: ' .. cfg.name), classes = cfg.classes, thresholds = judge.thresholds, q = judge.q,
-    real = { cas = real.judge_cas, labels = real.labels }, checklist_items = reward:checklist_items(), methods = methods,
+    title = cfg.title or ('CRAFT: ' .. cfg.name), classes = cfg.classes, thresholds = judge.thresholds,
+    q = judge.q,
+    real = { cas = real.judge_cas, labels = real.labels }, checklist_items = reward:checklist_items(),
+    methods = methods,
     ood_thresholds = reward.thresholds, ood_label = "the reward's CAS (optimised, not a judge)",
     cas_label = "the judge's CAS", preamble = pre, notes = cfg.notes,
     headline = { columns = summary.COLUMNS, rows = headline_rows(rows) },

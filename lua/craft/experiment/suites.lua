@@ -19,7 +19,8 @@ function M.reward(cfg)
   if cfg._reward_cas then return cfg._reward_cas end
   local s, K = cfg.splits, cfg.knowledge
   local enc = cfg.reward
-  local o = merge({ classes = cfg.classes, vlm = enc.vlm, checklist_vlm = enc.checklist_vlm, vision = enc.vision,
+  local o = merge({ classes = cfg.classes, vlm = enc.vlm, checklist_vlm = enc.checklist_vlm,
+    vision = enc.vision,
     prompts = K.prompts, checklists = K.checklists }, enc.cas)
   local t = enc.vlm and enc.vlm.temperature
   if t and not o.temperature then o.temperature = { prompt = t, checklist = t } end

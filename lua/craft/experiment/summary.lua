@@ -12,11 +12,14 @@ local M = {}
 
 -- the headline columns of summary.csv, in the order the issue tracker and docs/evaluation.md give
 M.COLUMNS = { 'method', 'judge_tail', 'judge_tail_lo', 'judge_tail_hi', 'oracle_correct', 'oracle_correct_lo',
-  'oracle_correct_hi', 'oracle_undetermined', 'downstream_bal_acc', 'downstream_bal_acc_real_only', 'memo_feature',
-  'memo_ssim', 'fid_judge', 'reward_cas', 'reward_tail', 'reward_tail_lo', 'reward_tail_hi', 'cas_oracle_spearman',
+  'oracle_correct_hi', 'oracle_undetermined', 'downstream_bal_acc', 'downstream_bal_acc_real_only',
+  'memo_feature',
+  'memo_ssim', 'fid_judge', 'reward_cas', 'reward_tail', 'reward_tail_lo', 'reward_tail_hi',
+  'cas_oracle_spearman',
   'judge_oracle_spearman', 'n_seeds', 'n_images', 'train_steps', 'train_images', 'wall_minutes',
   'downstream_bal_acc_with_real', 'dpo_heldout_accuracy', 'judge_tail_vs', 'judge_tail_rel_reduction',
-  'judge_tail_rel_reduction_lo', 'judge_tail_rel_reduction_hi', 'judge_tail_paired_t_p', 'judge_tail_sign_flip_p',
+  'judge_tail_rel_reduction_lo', 'judge_tail_rel_reduction_hi', 'judge_tail_paired_t_p',
+  'judge_tail_sign_flip_p',
   'oracle_correct_diff', 'oracle_correct_diff_lo', 'oracle_correct_diff_hi', 'alarm' }
 
 local function per_seed(models, field)
@@ -49,17 +52,22 @@ end
 -- method(m, models, real, bo) -> row: m = the recipe's method entry; models = its per-seed
 -- results in training-seed order (each from evaluate.model plus the job's budget and timings)
 function M.method(m, models, real, bo)
-  local row = { method = m.name, key = m.key, kind = m.kind, baseline = m.baseline or false, control = m.control or false,
+  local row = { method = m.name, key = m.key, kind = m.kind, baseline = m.baseline or false,
+    control = m.control or false,
     from = m.from, n_seeds = #models }
-  row.groups = { judge_below = per_seed(models, 'judge_below'), oracle_correct = per_seed(models, 'oracle_correct'),
-    oracle_undetermined = per_seed(models, 'oracle_undetermined'), reward_below = per_seed(models, 'reward_below'),
+  row.groups = { judge_below = per_seed(models, 'judge_below'),
+    oracle_correct = per_seed(models, 'oracle_correct'),
+    oracle_undetermined = per_seed(models, 'oracle_undetermined'),
+    reward_below = per_seed(models, 'reward_below'),
     reward_cas = per_seed(models, 'reward_cas') }
   local n = 0
   for _, r in ipairs(models) do n = n + #r.labels end
   row.n_images = n
   row.judge_tail, row.judge_tail_lo, row.judge_tail_hi = share_ci(row.groups.judge_below, bo)
   row.oracle_correct, row.oracle_correct_lo, row.oracle_correct_hi = share_ci(row.groups.oracle_correct, bo)
-  if row.groups.oracle_undetermined then row.oracle_undetermined = stats.pooled_mean(row.groups.oracle_undetermined) end
+  if row.groups.oracle_undetermined then
+    row.oracle_undetermined = stats.pooled_mean(row.groups.oracle_undetermined)
+  end
   row.reward_tail, row.reward_tail_lo, row.reward_tail_hi = share_ci(row.groups.reward_below, bo)
   local rc = pooled(models, 'reward_cas')
   row.reward_cas = stats.mean(rc)
@@ -75,8 +83,12 @@ function M.method(m, models, real, bo)
     for _, r in ipairs(models) do local x = get(r); if x then v[#v + 1] = x end end
     return #v > 0 and stats.mean(v) or nil, v
   end
-  row.downstream_bal_acc, row.downstream_per_seed = mean_of(function(r) return r.downstream and r.downstream.balanced_accuracy end)
-  row.downstream_bal_acc_with_real = mean_of(function(r) return r.downstream_mixed and r.downstream_mixed.balanced_accuracy end)
+  row.downstream_bal_acc, row.downstream_per_seed = mean_of(function(r)
+    return r.downstream and r.downstream.balanced_accuracy
+  end)
+  row.downstream_bal_acc_with_real = mean_of(function(r)
+    return r.downstream_mixed and r.downstream_mixed.balanced_accuracy
+  end)
   row.downstream_bal_acc_real_only = real.downstream and real.downstream.balanced_accuracy
   local mf, ms = pooled(models, 'memo_feature_flags'), pooled(models, 'memo_ssim_flags')
   row.memo_feature = #mf > 0 and stats.mean(mf) or nil
@@ -119,8 +131,8 @@ function M.compare(a, b, bo)
       b.groups.reward_below, o)
   end
   if a.groups.reward_cas and b.groups.reward_cas then
-    c.reward_cas_diff_lo, c.reward_cas_diff_hi, c.reward_cas_diff = stats.hier_bootstrap_diff(a.groups.reward_cas,
-      b.groups.reward_cas, o)
+    c.reward_cas_diff_lo, c.reward_cas_diff_hi, c.reward_cas_diff =
+      stats.hier_bootstrap_diff(a.groups.reward_cas, b.groups.reward_cas, o)
   end
   return c
 end
@@ -140,11 +152,13 @@ function M.alarm(row, start, c)
   local cas_rose = c.reward_cas_diff_lo and c.reward_cas_diff_lo > 0
   if tail_fell or cas_rose then
     if not (c.tail_diff_hi and c.tail_diff_hi < 0) then
-      why[#why + 1] = ('the judge\'s tail did not fall (%s -> %s, change CI [%+.1f, %+.1f] points)'):format(pct(start.judge_tail),
+      why[#why + 1] = ('the judge\'s tail did not fall (%s -> %s, change CI [%+.1f, %+.1f] points)')
+        :format(pct(start.judge_tail),
         pct(row.judge_tail), 100 * (c.tail_diff_lo or 0 / 0), 100 * (c.tail_diff_hi or 0 / 0))
     end
     if c.oracle_diff_lo and not (c.oracle_diff_lo > 0) then
-      why[#why + 1] = ('oracle correctness did not rise (%s -> %s, change CI [%+.1f, %+.1f] points)'):format(pct(start.oracle_correct),
+      why[#why + 1] = ('oracle correctness did not rise (%s -> %s, change CI [%+.1f, %+.1f] points)')
+        :format(pct(start.oracle_correct),
         pct(row.oracle_correct), 100 * c.oracle_diff_lo, 100 * c.oracle_diff_hi)
     end
   end
@@ -153,8 +167,13 @@ function M.alarm(row, start, c)
   end
   if #why == 0 then return nil end
   local gained = {}
-  if tail_fell then gained[#gained + 1] = ('its reward tail fell (%s -> %s)'):format(pct(start.reward_tail), pct(row.reward_tail)) end
-  if cas_rose then gained[#gained + 1] = ('its mean reward CAS rose (%.2f -> %.2f)'):format(start.reward_cas, row.reward_cas) end
+  if tail_fell then
+    gained[#gained + 1] = ('its reward tail fell (%s -> %s)'):format(pct(start.reward_tail),
+      pct(row.reward_tail))
+  end
+  if cas_rose then
+    gained[#gained + 1] = ('its mean reward CAS rose (%.2f -> %.2f)'):format(start.reward_cas, row.reward_cas)
+  end
   local head = #gained > 0 and (table.concat(gained, ' and ') .. ', relative to ' .. start.method .. ', but ')
     or ('relative to ' .. start.method .. ', ')
   return 'REWARD HACKING: ' .. head .. table.concat(why, '; ')

@@ -11,14 +11,18 @@ return {
   needs_reward = true,
   adapt = function(pipe, m, ctx)
     local trainer = require 'craft.train.craft'
-    local recipe = methods.merge({ preset = 'tiny', prompts = methods.start_prompts(ctx), classes = ctx.classes,
+    local recipe = methods.merge({ preset = 'tiny', prompts = methods.start_prompts(ctx),
+    classes = ctx.classes,
       seed = ctx.seed, quiet = ctx.quiet, out = ctx.dir .. '/craft' }, m.recipe)
     -- the reward suite's CAS, unless the recipe's reward is a function of its own
-    if (recipe.reward_weight or 1) ~= 0 and type(recipe.reward) ~= 'function' then recipe.cas = recipe.cas or ctx.reward() end
+    if (recipe.reward_weight or 1) ~= 0 and type(recipe.reward) ~= 'function' then
+      recipe.cas = recipe.cas or ctx.reward()
+    end
     if (recipe.real_diffusion_weight or 0) ~= 0 and not recipe.data then recipe.data = ctx.few_shot end
     local r = trainer.train(pipe, recipe)
     local B = recipe.batch_size or trainer.PRESETS.tiny.batch_size
-    return { prompts = recipe.prompts, result = r, adapters = { { kind = 'lora', path = ctx.dir .. '/craft/lora.safetensors' } },
+    return { prompts = recipe.prompts, result = r,
+    adapters = { { kind = 'lora', path = ctx.dir .. '/craft/lora.safetensors' } },
       budget = { steps = r.step or 0, images = (r.step or 0) * B } }
   end,
 }

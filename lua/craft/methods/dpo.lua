@@ -10,13 +10,15 @@ return {
   needs_reward = true,
   adapt = function(pipe, m, ctx)
     local dpo = require 'craft.train.dpo'
-    local recipe = methods.merge({ preset = 'tiny', prompts = methods.start_prompts(ctx), classes = ctx.classes,
+    local recipe = methods.merge({ preset = 'tiny', prompts = methods.start_prompts(ctx),
+    classes = ctx.classes,
       seed = ctx.seed, quiet = ctx.quiet, out = ctx.dir .. '/dpo' }, m.recipe)
     -- a ranking function needs no CAS; the default ranking and a reward spec rank with the reward suite's
     if type(recipe.reward or recipe.rank) ~= 'function' then recipe.cas = recipe.cas or ctx.reward() end
     local r = dpo.train(pipe, recipe)
     local pairs = recipe.pairs or dpo.PRESETS.tiny.pairs
-    return { prompts = recipe.prompts, result = r, adapters = { { kind = 'lora', path = ctx.dir .. '/dpo/lora.safetensors' } },
+    return { prompts = recipe.prompts, result = r,
+    adapters = { { kind = 'lora', path = ctx.dir .. '/dpo/lora.safetensors' } },
       budget = { steps = r.step or 0, images = 2 * pairs }, heldout = r.heldout, pairs = r.pairs }
   end,
 }

@@ -21,7 +21,9 @@ M.BUILTIN = { 'base', 'ti_lora', 'lora_continue', 'dpo', 'craft' }
 function M.register(kind, method)
   require('craft.core').want('methods.register', 'kind', kind, 'string')
   require('craft.core').want('methods.register', 'method', method, 'table')
-  if type(method.adapt) ~= 'function' then argerror(('methods.register: method %q has no adapt function'):format(kind)) end
+  if type(method.adapt) ~= 'function' then
+    argerror(('methods.register: method %q has no adapt function'):format(kind))
+  end
   method.kind = method.kind or kind
   M.registered[kind] = method
   return method
@@ -32,7 +34,9 @@ function M.get(kind)
   if type(kind) == 'string' and kind:match('^[%w_]+$') then
     local ok, mod = pcall(require, 'craft.methods.' .. kind)
     if ok and type(mod) == 'table' and mod.adapt then M.registered[kind] = mod; return mod end
-    if not ok and not tostring(mod):find("module 'craft.methods." .. kind .. "' not found", 1, true) then error(mod, 0) end
+    if not ok and not tostring(mod):find("module 'craft.methods." .. kind .. "' not found", 1, true) then
+      error(mod, 0)
+    end
   end
   local known = {}
   for _, k in ipairs(M.BUILTIN) do known[#known + 1] = k end
@@ -41,7 +45,8 @@ function M.get(kind)
     for _, b in ipairs(M.BUILTIN) do dup = dup or b == k end
     if not dup then known[#known + 1] = k end
   end
-  argerror(('experiment: unknown method kind %q (known: %s)'):format(tostring(kind), table.concat(known, ', ')))
+  argerror(('experiment: unknown method kind %q (known: %s)'):format(tostring(kind),
+    table.concat(known, ', ')))
 end
 
 -- helpers the methods share

@@ -13,7 +13,8 @@ return {
     local prompts = methods.start_prompts(ctx)
     local r = ld.train(pipe, methods.merge({ preset = 'tiny', data = ctx.few_shot, prompts = prompts,
       templates = { '{}' }, seed = ctx.seed, quiet = ctx.quiet, out = ctx.dir .. '/lora' }, m.recipe))
-    return { prompts = prompts, result = r, adapters = { { kind = 'lora', path = ctx.dir .. '/lora/lora.safetensors' } },
+    return { prompts = prompts, result = r,
+    adapters = { { kind = 'lora', path = ctx.dir .. '/lora/lora.safetensors' } },
       budget = { steps = r.step or 0, images = 0 } }
   end,
 }

@@ -11,7 +11,8 @@ return {
   adapt = function(pipe, m, ctx)
     local ld = require 'craft.train.lora_diffusion'
     local templates = m.templates or { (ctx.knowledge.generic_prompt or 'an image') .. ' showing {}' }
-    local base = { preset = 'tiny', data = ctx.few_shot, templates = templates, seed = ctx.seed, quiet = ctx.quiet }
+    local base = { preset = 'tiny', data = ctx.few_shot, templates = templates, seed = ctx.seed,
+    quiet = ctx.quiet }
     local r = ld.ti_then_lora(pipe, methods.merge(base, methods.merge({ out = ctx.dir .. '/ti' }, m.ti)),
       methods.merge(base, methods.merge({ out = ctx.dir .. '/lora' }, m.lora)))
     local tokens = (r.ti and r.ti.tokens) or {}
@@ -27,7 +28,9 @@ return {
       end
     end
     local steps = (r.ti and r.ti.step or 0) + (r.lora and r.lora.step or 0)
-    return { prompts = prompts, result = r.lora, adapters = { { kind = 'ti', path = ctx.dir .. '/ti/learned_embeds' },
-      { kind = 'lora', path = ctx.dir .. '/lora/lora.safetensors' } }, budget = { steps = steps, images = 0 } }
+    return { prompts = prompts, result = r.lora,
+    adapters = { { kind = 'ti', path = ctx.dir .. '/ti/learned_embeds' },
+      { kind = 'lora', path = ctx.dir .. '/lora/lora.safetensors' } },
+      budget = { steps = steps, images = 0 } }
   end,
 }

@@ -24,7 +24,8 @@ local M = {}
 ---------------------------------------------------------------- configs
 local O = require 'craft.models.options'
 local K, null = O.K, require('craft.io').null
-local ACT_NAMES = { 'quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu', 'swish' }
+local ACT_NAMES = { 'quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu',
+  'swish' }
 local NO_DROPOUT = 'craft has no dropout'
 -- transformers 4.38's CLIPTextConfig, CLIPVisionConfig and CLIPConfig keys (see
 -- craft.models.options); config.json files leave out values equal to the defaults.
@@ -65,7 +66,8 @@ M.CLIP_OPTIONS = O.transformers {
   text_config_dict = { K.object, nil },
   vision_config_dict = { K.object, nil },
   projection_dim = { K.posint, 512 },
-  logit_scale_init_value = { K.number, 2.6592, note = 'the initial logit_scale when no checkpoint is loaded' },
+  logit_scale_init_value = { K.number, 2.6592,
+  note = 'the initial logit_scale when no checkpoint is loaded' },
   model_type = { K.string, nil, only = { null, 'clip' } },
 }
 M.TEXT_DEFAULTS, M.VISION_DEFAULTS = {}, {}
@@ -112,7 +114,9 @@ end
 -- CLIPAttention: q_proj, k_proj, v_proj, out_proj; heads split from the channel dim.
 local Attention = nn.class('CLIPAttention')
 function Attention:init(dim, heads)
-  if dim % heads ~= 0 then argerror(('clip: hidden_size %d is not divisible by %d heads'):format(dim, heads)) end
+  if dim % heads ~= 0 then
+    argerror(('clip: hidden_size %d is not divisible by %d heads'):format(dim, heads))
+  end
   self.heads = heads
   for _, n in ipairs { 'k_proj', 'v_proj', 'q_proj', 'out_proj' } do self:add(n, nn.Linear(dim, dim)) end
 end
@@ -121,7 +125,8 @@ function Attention:forward(x, mask, causal)
   local m, B, L, D = self._modules, x:size(1), x:size(2), x:size(3)
   local H = self.heads
   local function heads(t) return t:reshape(B, L, H, D / H):permute(1, 3, 2, 4) end
-  local o = F.sdpa(heads(m.q_proj(x)), heads(m.k_proj(x)), heads(m.v_proj(x)), { mask = mask, causal = causal })
+  local o = F.sdpa(heads(m.q_proj(x)), heads(m.k_proj(x)), heads(m.v_proj(x)),
+    { mask = mask, causal = causal })
   return m.out_proj(o:permute(1, 3, 2, 4):reshape(B, L, D))
 end
 
@@ -251,9 +256,13 @@ end
 function PatchConv:forward(x)
   local p, w = self.p, self._params.weight
   local B, Cin, H, W = x:size(1), x:size(2), x:size(3), x:size(4)
-  if Cin ~= w:size(2) then argerror(('patch embedding: %d input channels, the model wants %d'):format(Cin, w:size(2))) end
+  if Cin ~= w:size(2) then
+    argerror(('patch embedding: %d input channels, the model wants %d'):format(Cin, w:size(2)))
+  end
   local gh, gw = math.floor(H / p), math.floor(W / p)
-  if gh == 0 or gw == 0 then argerror(('patch embedding: a %dx%d image is smaller than one %dx%d patch'):format(H, W, p, p)) end
+  if gh == 0 or gw == 0 then
+    argerror(('patch embedding: a %dx%d image is smaller than one %dx%d patch'):format(H, W, p, p))
+  end
   if gh * p ~= H then x = x:narrow(3, 1, gh * p) end
   if gw * p ~= W then x = x:narrow(4, 1, gw * p) end
   local cols = x:reshape(B, Cin, gh, p, gw, p):permute(1, 3, 5, 2, 4, 6):reshape(B, gh * gw, Cin * p * p)
@@ -271,7 +280,8 @@ function VisionEmbeddings:forward(pixels)
   local B = pixels:size(1)
   local patches, gh, gw = self._modules.patch_embedding(pixels)
   if gh ~= self.grid or gw ~= self.grid then
-    error(('clip vision: a %dx%d image gives %dx%d patches, the model has %dx%d positions (resize to the model size)')
+    error(('clip vision: a %dx%d image gives %dx%d patches, the model has %dx%d positions (resize to the '
+      .. 'model size)')
       :format(pixels:size(3), pixels:size(4), gh, gw, self.grid, self.grid), 3)
   end
   local D = patches:size(3)
@@ -290,7 +300,9 @@ end
 -- forward(pixels [B, C, S, S] normalised) -> { last_hidden_state [B, 1 + N, D] (no final norm,
 -- as transformers), pooler_output [B, D] = post_layernorm(class token) }
 function VisionTransformer:forward(pixels, o)
-  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then argerror('clip vision: pixel_values must be a [B, C, H, W] tensor') end
+  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then
+    argerror('clip vision: pixel_values must be a [B, C, H, W] tensor')
+  end
   local m = self._modules
   local hs = o and o.output_hidden_states and {} or nil
   local x = m.encoder(m.pre_layrnorm(m.embeddings(pixels)), nil, false, hs and function(i, h) hs[i] = h end)
@@ -304,11 +316,15 @@ M.CLIPTextModel = TextModel
 function TextModel:init(cfg, o)
   local where = O.where(cfg, 'CLIPTextConfig')
   -- a whole CLIPModel config: its text part (as CLIPTextConfig.from_pretrained reads one)
-  if type(cfg) == 'table' and cfg.model_type == 'clip' then O.check(cfg, M.CLIP_OPTIONS, where); cfg = sub_config(cfg, 'text', where) end
+  if type(cfg) == 'table' and cfg.model_type == 'clip' then
+    O.check(cfg, M.CLIP_OPTIONS, where); cfg = sub_config(cfg, 'text', where)
+  end
   local c = checked(cfg, M.TEXT_OPTIONS, where)
   self.config = c
   self:add('text_model', TextTransformer(c))
-  if o and o.projection then self:add('text_projection', nn.Linear(c.hidden_size, c.projection_dim, { bias = false })) end
+  if o and o.projection then
+    self:add('text_projection', nn.Linear(c.hidden_size, c.projection_dim, { bias = false }))
+  end
 end
 -- forward(ids, o) -> text_model's outputs, plus text_embeds with a projection
 function TextModel:forward(ids, o)
@@ -321,15 +337,21 @@ local VisionModel = nn.class('CLIPVisionModel')
 M.CLIPVisionModel = VisionModel
 function VisionModel:init(cfg, o)
   local where = O.where(cfg, 'CLIPVisionConfig')
-  if type(cfg) == 'table' and cfg.model_type == 'clip' then O.check(cfg, M.CLIP_OPTIONS, where); cfg = sub_config(cfg, 'vision', where) end
+  if type(cfg) == 'table' and cfg.model_type == 'clip' then
+    O.check(cfg, M.CLIP_OPTIONS, where); cfg = sub_config(cfg, 'vision', where)
+  end
   local c = checked(cfg, M.VISION_OPTIONS, where)
   self.config = c
   self:add('vision_model', VisionTransformer(c))
-  if o and o.projection then self:add('visual_projection', nn.Linear(c.hidden_size, c.projection_dim, { bias = false })) end
+  if o and o.projection then
+    self:add('visual_projection', nn.Linear(c.hidden_size, c.projection_dim, { bias = false }))
+  end
 end
 function VisionModel:forward(pixels, o)
   local out = self._modules.vision_model(pixels, o)
-  if self._modules.visual_projection then out.image_embeds = self._modules.visual_projection(out.pooler_output) end
+  if self._modules.visual_projection then
+    out.image_embeds = self._modules.visual_projection(out.pooler_output)
+  end
   return out
 end
 
@@ -378,18 +400,23 @@ local KINDS = {
   CLIPVisionModel = function(c) return VisionModel(c) end,
   CLIPVisionModelWithProjection = function(c) return VisionModel(c, { projection = true }) end,
 }
-local BY_TYPE = { clip = 'CLIPModel', clip_text_model = 'CLIPTextModel', clip_vision_model = 'CLIPVisionModel' }
+local BY_TYPE = { clip = 'CLIPModel', clip_text_model = 'CLIPTextModel',
+  clip_vision_model = 'CLIPVisionModel' }
 
 -- from_config(cfg, {kind = 'CLIPModel' | ...}): the class named by kind, else by
 -- cfg.architectures[1], else by cfg.model_type.
 function M.from_config(cfg, o)
   local where = O.where(cfg, 'CLIP config')
-  if type(cfg) ~= 'table' or O.is_list(cfg) then argerror(('%s: the config must be an object, got %s'):format(where, O.show(cfg))) end
+  if type(cfg) ~= 'table' or O.is_list(cfg) then
+    argerror(('%s: the config must be an object, got %s'):format(where, O.show(cfg)))
+  end
   local arch = cfg.architectures
-  local kind = (o and o.kind) or (O.is_list(arch) and arch[1]) or BY_TYPE[cfg.model_type == nil and 'clip' or cfg.model_type]
+  local kind = (o and o.kind) or (O.is_list(arch) and arch[1]) or BY_TYPE[cfg.model_type == nil and 'clip'
+    or cfg.model_type]
   local make = KINDS[kind]
   if not make then
-    argerror(('%s: model class %s is not implemented by craft (CLIPModel, CLIPTextModel, CLIPTextModelWithProjection, CLIPVisionModel, CLIPVisionModelWithProjection)')
+    argerror(('%s: model class %s is not implemented by craft (CLIPModel, CLIPTextModel, '
+      .. 'CLIPTextModelWithProjection, CLIPVisionModel, CLIPVisionModelWithProjection)')
       :format(where, O.show(kind or cfg.model_type)))
   end
   local model = make(cfg)
@@ -446,7 +473,9 @@ M.STD = { 0.26862954, 0.26130258, 0.27577711 }
 -- feed already-preprocessed pixels.
 function M.preprocess(images, o)
   o = o or {}
-  if not T.is_tensor(images) or images:dim() ~= 4 then argerror('preprocess: images must be a [B, C, H, W] tensor') end
+  if not T.is_tensor(images) or images:dim() ~= 4 then
+    argerror('preprocess: images must be a [B, C, H, W] tensor')
+  end
   local size, crop = o.size or 224, o.crop or o.size or 224
   local mean, std, range = o.mean or M.MEAN, o.std or M.STD, o.range or { 0, 1 }
   local x = images
@@ -463,11 +492,15 @@ function M.preprocess(images, o)
     end
     if oh ~= H or ow ~= W then x = F.interpolate(x, { size = { oh, ow }, mode = 'bilinear' }) end
   end
-  if oh < crop or ow < crop then argerror(('preprocess: resized image %dx%d is smaller than the %d crop'):format(oh, ow, crop)) end
+  if oh < crop or ow < crop then
+    argerror(('preprocess: resized image %dx%d is smaller than the %d crop'):format(oh, ow, crop))
+  end
   local top, left = math.floor((oh - crop) / 2), math.floor((ow - crop) / 2)
   x = x:narrow(3, top + 1, crop):narrow(4, left + 1, crop)
   local C = x:size(2)
-  if #mean ~= C or #std ~= C then argerror(('preprocess: %d channels, but %d means and %d stds'):format(C, #mean, #std)) end
+  if #mean ~= C or #std ~= C then
+    argerror(('preprocess: %d channels, but %d means and %d stds'):format(C, #mean, #std))
+  end
   return (x - T.tensor(mean):reshape(1, C, 1, 1)) / T.tensor(std):reshape(1, C, 1, 1)
 end
 
@@ -475,7 +508,8 @@ end
 function M.preprocess_config(path)
   local c = require('craft.io').read_json(path)
   local size = type(c.size) == 'table' and (c.size.shortest_edge or c.size.height) or c.size
-  local crop = type(c.crop_size) == 'table' and (c.crop_size.height or c.crop_size.shortest_edge) or c.crop_size
+  local crop = type(c.crop_size) == 'table' and (c.crop_size.height
+    or c.crop_size.shortest_edge) or c.crop_size
   return { size = size, crop = crop, mean = c.image_mean, std = c.image_std }
 end
 

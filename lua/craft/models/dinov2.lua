@@ -29,7 +29,8 @@ M.OPTIONS = O.transformers {
   num_hidden_layers = { K.posint, 12 },
   num_attention_heads = { K.posint, 12 },
   mlp_ratio = { K.posnum, 4 },
-  hidden_act = { K.string, 'gelu', only = { 'quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu', 'swish' } },
+  hidden_act = { K.string, 'gelu',
+  only = { 'quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu', 'swish' } },
   hidden_dropout_prob = { K.number, 0, only = { 0 }, note = 'craft has no dropout' },
   attention_probs_dropout_prob = { K.number, 0, only = { 0 }, note = 'craft has no dropout' },
   layer_norm_eps = { K.posnum, 1e-6 },
@@ -45,7 +46,8 @@ M.OPTIONS = O.transformers {
   stage_names = { K.any, nil, inert = BACKBONE },
   apply_layernorm = { K.any, true, inert = BACKBONE },
   reshape_hidden_states = { K.any, true, inert = BACKBONE },
-  model_type = { K.string, nil, only = { null, 'dinov2' }, note = 'dinov2_with_registers (register tokens) is refused' },
+  model_type = { K.string, nil, only = { null, 'dinov2' },
+  note = 'dinov2_with_registers (register tokens) is refused' },
 }
 M.DEFAULTS = {}
 for k, e in pairs(M.OPTIONS) do M.DEFAULTS[k] = e[2] end
@@ -199,7 +201,8 @@ function Model:init(cfg)
   local where = O.where(cfg, 'Dinov2Config')
   local c = O.check(cfg, M.OPTIONS, where)
   if c.hidden_size % c.num_attention_heads ~= 0 then
-    O.refuse(where, 'num_attention_heads', c.num_attention_heads, ('does not divide hidden_size %d'):format(c.hidden_size))
+    O.refuse(where, 'num_attention_heads', c.num_attention_heads,
+      ('does not divide hidden_size %d'):format(c.hidden_size))
   end
   self.config = c
   self:add('embeddings', Embeddings(c))
@@ -212,7 +215,9 @@ end
 -- (after the final layernorm), pooler_output [B, D] (class token), patch_tokens [B, N, D],
 -- hidden_states (embeddings, then each layer's output, before the final norm) }
 function Model:forward(pixels, o)
-  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then argerror('dinov2: pixel_values must be a [B, C, H, W] tensor') end
+  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then
+    argerror('dinov2: pixel_values must be a [B, C, H, W] tensor')
+  end
   local m = self._modules
   local hs = o and o.output_hidden_states and {} or nil
   local x = m.embeddings(pixels)

@@ -2,7 +2,8 @@
 --   local pipe = require('craft.models').load('path/to/sd-folder')    -- model_index.json folder
 --   pipe.unet, pipe.vae, pipe.scheduler (and pipe.text_encoder, pipe.tokenizer with craft.models.clip)
 --   local unet = models.load_unet('path/unet')                          -- one component folder
---   local parts = models.load_single_file('sd.safetensors', {unet_config=, vae_config=, text_encoder_config=})
+--   local parts = models.load_single_file('sd.safetensors', {unet_config=, vae_config=,
+--   text_encoder_config=})
 -- Weights come from diffusion_pytorch_model.safetensors or model.safetensors, or their
 -- ".fp16." variants, always converted to f32. A missing file or model key is an error naming it;
 -- checkpoint keys that fit nothing are listed in a one-line warning.
@@ -61,10 +62,12 @@ local function fill(model, dir, what, o, rename)
   if #missing > 0 then
     argerror(('%s: %d model key(s) missing from %s (%s%s)%s'):format(what, #missing, path,
       table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or '',
-      #unexpected > 0 and (', and %d checkpoint key(s) fit nothing: does config.json match the weights?'):format(#unexpected) or ''))
+      #unexpected > 0 and (', and %d checkpoint key(s) fit nothing: does config.json match the weights?')
+      :format(#unexpected) or ''))
   end
   if #unexpected > 0 and not o.quiet then
-    io.stderr:write(('craft: warning: %s (%s): %d checkpoint key(s) not loaded (%s%s)\n'):format(what, path, #unexpected,
+    io.stderr:write(('craft: warning: %s (%s): %d checkpoint key(s) not loaded (%s%s)\n'):format(what, path,
+      #unexpected,
       table.concat(unexpected, ', ', 1, math.min(3, #unexpected)), #unexpected > 3 and ', ...' or ''))
   end
   return model
@@ -81,7 +84,8 @@ function M.load_vae(dir, o)
   require('craft.core').want('models.load_vae', 'dir', dir, 'string')
   o = require('craft.core').want('models.load_vae', 'options', o, 'table', true) or {}
   local V = require 'craft.models.vae'
-  return fill(V.AutoencoderKL(read_config(dir .. '/config.json', 'vae', o)), dir, 'vae', o, keymap.vae_new_names)
+  return fill(V.AutoencoderKL(read_config(dir .. '/config.json', 'vae', o)), dir, 'vae', o,
+    keymap.vae_new_names)
 end
 
 -- load_scheduler(dir, {sampler=, quiet=}): the scheduler dir/scheduler_config.json names, or the
@@ -98,7 +102,9 @@ end
 -- needs prompt embeddings passed in.
 local function load_text_side(dir, index, o)
   local te, tok, note
-  local has = function(k) return type(index[k]) == 'table' and index[k][1] ~= io_.null and index[k][1] ~= nil end
+  local has = function(k)
+    return type(index[k]) == 'table' and index[k][1] ~= io_.null and index[k][1] ~= nil
+  end
   if has('tokenizer') then
     local ok, T = pcall(require, 'craft.tokenizer')
     if ok then tok = T.load(dir .. '/tokenizer') else note = 'craft.tokenizer is not available' end
@@ -151,8 +157,12 @@ function M.load_single_file(path, o)
   o = require('craft.core').want('models.load_single_file', 'options', o, 'table', true) or {}
   local function cfg(c, what, optional)
     if c == nil and optional then return nil end
-    if type(c) == 'string' then return read_config(c:match('%.json$') and c or (c .. '/config.json'), what, o) end
-    if type(c) ~= 'table' then argerror('load_single_file: give ' .. what .. '_config (a diffusers config table or path)') end
+    if type(c) == 'string' then
+      return read_config(c:match('%.json$') and c or (c .. '/config.json'), what, o)
+    end
+    if type(c) ~= 'table' then
+      argerror('load_single_file: give ' .. what .. '_config (a diffusers config table or path)')
+    end
     return c
   end
   local ucfg, vcfg = cfg(o.unet_config, 'unet'), cfg(o.vae_config, 'vae')
@@ -169,7 +179,8 @@ function M.load_single_file(path, o)
   local parts, other = keymap.ldm_to_diffusers(io_.load_safetensors(path), unet.config, vae.config,
     { text_layers = te and te.config.num_hidden_layers, text_projection = o.text_projection })
   if #other > 0 and not o.quiet then
-    io.stderr:write(('craft: warning: %s: %d key(s) converted to no UNet, VAE or text encoder key, not loaded (%s%s)\n'):format(
+    io.stderr:write(('craft: warning: %s: %d key(s) converted to no UNet, VAE or text encoder key, not '
+      .. 'loaded (%s%s)\n'):format(
       path, #other, table.concat(other, ', ', 1, math.min(3, #other)), #other > 3 and ', ...' or ''))
   end
   local todo = { { unet, parts.unet, 'unet' }, { vae, parts.vae, 'vae' } }

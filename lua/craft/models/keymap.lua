@@ -16,7 +16,8 @@ local argerror = require('craft.core').argerror
 -- The layouts are facts read from diffusers' converters and kohya's sd-scripts; the code is ours.
 local M = {}
 
-local LDM_UNET, LDM_VAE, LDM_CLIP = 'model.diffusion_model.', 'first_stage_model.', 'cond_stage_model.transformer.'
+local LDM_UNET, LDM_VAE = 'model.diffusion_model.', 'first_stage_model.'
+local LDM_CLIP = 'cond_stage_model.transformer.'
 local LDM_OPENCLIP = 'cond_stage_model.model.'
 M.LDM_UNET, M.LDM_VAE, M.LDM_CLIP, M.LDM_OPENCLIP = LDM_UNET, LDM_VAE, LDM_CLIP, LDM_OPENCLIP
 
@@ -43,14 +44,18 @@ function M.unet_pairs(cfg)
   local lpb = as_list(cfg.layers_per_block or 2, levels)
   local p = { { 'time_embedding.linear_1', 'time_embed.0' }, { 'time_embedding.linear_2', 'time_embed.2' },
     { 'conv_in', 'input_blocks.0.0' }, { 'conv_norm_out', 'out.0' }, { 'conv_out', 'out.2' },
-    { 'mid_block.resnets.0', 'middle_block.0', 'unet_resnet' }, { 'mid_block.attentions.0', 'middle_block.1' },
+    { 'mid_block.resnets.0', 'middle_block.0', 'unet_resnet' },
+    { 'mid_block.attentions.0', 'middle_block.1' },
     { 'mid_block.resnets.1', 'middle_block.2', 'unet_resnet' } }
   local n = 1   -- input_blocks.0 is conv_in
   for i = 0, levels - 1 do
     local attn = cfg.down_block_types[i + 1]:find('CrossAttn', 1, true)
     for j = 0, lpb[i + 1] - 1 do
-      p[#p + 1] = { ('down_blocks.%d.resnets.%d'):format(i, j), ('input_blocks.%d.0'):format(n), 'unet_resnet' }
-      if attn then p[#p + 1] = { ('down_blocks.%d.attentions.%d'):format(i, j), ('input_blocks.%d.1'):format(n) } end
+      p[#p + 1] = { ('down_blocks.%d.resnets.%d'):format(i, j), ('input_blocks.%d.0'):format(n),
+        'unet_resnet' }
+      if attn then
+        p[#p + 1] = { ('down_blocks.%d.attentions.%d'):format(i, j), ('input_blocks.%d.1'):format(n) }
+      end
       n = n + 1
     end
     if i < levels - 1 then
@@ -63,10 +68,14 @@ function M.unet_pairs(cfg)
     local attn = cfg.up_block_types[i + 1]:find('CrossAttn', 1, true)
     local layers = lpb[levels - i] + 1
     for j = 0, layers - 1 do
-      p[#p + 1] = { ('up_blocks.%d.resnets.%d'):format(i, j), ('output_blocks.%d.0'):format(n), 'unet_resnet' }
-      if attn then p[#p + 1] = { ('up_blocks.%d.attentions.%d'):format(i, j), ('output_blocks.%d.1'):format(n) } end
+      p[#p + 1] = { ('up_blocks.%d.resnets.%d'):format(i, j), ('output_blocks.%d.0'):format(n),
+        'unet_resnet' }
+      if attn then
+        p[#p + 1] = { ('up_blocks.%d.attentions.%d'):format(i, j), ('output_blocks.%d.1'):format(n) }
+      end
       if j == layers - 1 and i < levels - 1 then
-        p[#p + 1] = { ('up_blocks.%d.upsamplers.0.conv'):format(i), ('output_blocks.%d.%d.conv'):format(n, attn and 2 or 1) }
+        p[#p + 1] = { ('up_blocks.%d.upsamplers.0.conv'):format(i),
+          ('output_blocks.%d.%d.conv'):format(n, attn and 2 or 1) }
       end
       n = n + 1
     end
@@ -79,7 +88,8 @@ end
 function M.vae_pairs(cfg)
   local levels = #cfg.block_out_channels
   local lpb = cfg.layers_per_block or 2
-  local p = { { 'encoder.conv_norm_out', 'encoder.norm_out' }, { 'decoder.conv_norm_out', 'decoder.norm_out' } }
+  local p = { { 'encoder.conv_norm_out', 'encoder.norm_out' },
+    { 'decoder.conv_norm_out', 'decoder.norm_out' } }
   for _, side in ipairs { 'encoder', 'decoder' } do
     p[#p + 1] = { side .. '.mid_block.resnets.0', side .. '.mid.block_1', 'vae_resnet' }
     p[#p + 1] = { side .. '.mid_block.resnets.1', side .. '.mid.block_2', 'vae_resnet' }
@@ -87,17 +97,21 @@ function M.vae_pairs(cfg)
   end
   for i = 0, levels - 1 do
     for j = 0, lpb - 1 do
-      p[#p + 1] = { ('encoder.down_blocks.%d.resnets.%d'):format(i, j), ('encoder.down.%d.block.%d'):format(i, j), 'vae_resnet' }
+      p[#p + 1] = { ('encoder.down_blocks.%d.resnets.%d'):format(i, j),
+        ('encoder.down.%d.block.%d'):format(i, j), 'vae_resnet' }
     end
     if i < levels - 1 then
-      p[#p + 1] = { ('encoder.down_blocks.%d.downsamplers.0.conv'):format(i), ('encoder.down.%d.downsample.conv'):format(i) }
+      p[#p + 1] = { ('encoder.down_blocks.%d.downsamplers.0.conv'):format(i),
+        ('encoder.down.%d.downsample.conv'):format(i) }
     end
     local b = levels - 1 - i
     for j = 0, lpb do
-      p[#p + 1] = { ('decoder.up_blocks.%d.resnets.%d'):format(i, j), ('decoder.up.%d.block.%d'):format(b, j), 'vae_resnet' }
+      p[#p + 1] = { ('decoder.up_blocks.%d.resnets.%d'):format(i, j),
+        ('decoder.up.%d.block.%d'):format(b, j), 'vae_resnet' }
     end
     if i < levels - 1 then
-      p[#p + 1] = { ('decoder.up_blocks.%d.upsamplers.0.conv'):format(i), ('decoder.up.%d.upsample.conv'):format(b) }
+      p[#p + 1] = { ('decoder.up_blocks.%d.upsamplers.0.conv'):format(i),
+        ('decoder.up.%d.upsample.conv'):format(b) }
     end
   end
   return p
@@ -217,7 +231,9 @@ function M.openclip_to_clip(sd, o)
         end
       else
         local mod, leaf = rest:match('^(.*)%.([^.]+)$')
-        if mod and OPENCLIP_BLOCK[mod] then out[pre .. OPENCLIP_BLOCK[mod] .. '.' .. leaf] = t; done = true end
+        if mod and OPENCLIP_BLOCK[mod] then
+          out[pre .. OPENCLIP_BLOCK[mod] .. '.' .. leaf] = t; done = true
+        end
       end
     end
     if not done then unused[#unused + 1] = k end
@@ -260,7 +276,8 @@ function M.ldm_to_diffusers(sd, unet_cfg, vae_cfg, o)
     end
   end
   if openclip then
-    local te, unused = M.openclip_to_clip(openclip, { layers = o.text_layers, projection = o.text_projection })
+    local te, unused = M.openclip_to_clip(openclip,
+      { layers = o.text_layers, projection = o.text_projection })
     for k, t in pairs(te) do parts.text_encoder[k] = t end
     for _, k in ipairs(unused) do other[#other + 1] = LDM_OPENCLIP .. k end
     parts.text_encoder_layout = 'openclip'
@@ -296,7 +313,9 @@ function M.load(model, sd, o)
     local src = sd[name]
     if src == nil then missing[#missing + 1] = name; return end
     local a, b = shape_str(t), shape_str(src)
-    if a ~= b then argerror(('%s: %s has shape %s in the model but %s in the checkpoint'):format(what, name, a, b)) end
+    if a ~= b then
+      argerror(('%s: %s has shape %s in the model but %s in the checkpoint'):format(what, name, a, b))
+    end
     t:copy_(src)
   end
   for _, np in ipairs(model:named_parameters()) do take(np[1], np[2]) end
@@ -305,8 +324,12 @@ function M.load(model, sd, o)
   table.sort(missing)
   table.sort(unexpected)
   if (#missing > 0 or #unexpected > 0) and not o.quiet then
-    local function few(l) return #l == 0 and '' or (' (' .. table.concat(l, ', ', 1, math.min(3, #l)) .. (#l > 3 and ', ...' or '') .. ')') end
-    io.stderr:write(('craft: warning: %s: %d checkpoint key(s) not loaded%s, %d model key(s) missing%s\n'):format(
+    local function few(l)
+      return #l == 0 and '' or (' (' .. table.concat(l, ', ', 1, math.min(3, #l))
+        .. (#l > 3 and ', ...' or '') .. ')')
+    end
+    io.stderr:write(('craft: warning: %s: %d checkpoint key(s) not loaded%s, %d model key(s) missing%s\n')
+      :format(
       what, #unexpected, few(unexpected), #missing, few(missing)))
   end
   return missing, unexpected
@@ -329,7 +352,9 @@ function M.parse_lora_key(key)
   if m then return m, 'up', 'diffusers' end
   -- attention processors: <attn>.processor.to_q_lora.down.weight; to_out_lora is to_out.0
   local attn, proj, part = key:match('^(.*)%.processor%.(to_[qkv])_lora%.(%a+)%.weight$')
-  if not attn then attn, part = key:match('^(.*)%.processor%.to_out_lora%.(%a+)%.weight$'); proj = 'to_out.0' end
+  if not attn then
+    attn, part = key:match('^(.*)%.processor%.to_out_lora%.(%a+)%.weight$'); proj = 'to_out.0'
+  end
   if attn and (part == 'down' or part == 'up') then return attn .. '.' .. proj, part, 'processor' end
   m = key:match('^(lora_[%w_]+)%.lora_down%.weight$')
   if m then return m, 'down', 'kohya' end

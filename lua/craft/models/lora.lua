@@ -36,7 +36,8 @@ local function forward_lora(self, x)
   local y = F.conv2d(x, p.weight, p.bias, self.opts)
   if l.merged then return y end
   local o = self.opts
-  return y + F.conv2d(F.conv2d(x, l.down, nil, { stride = o.stride, padding = o.padding, dilation = o.dilation }), l.up) * l.scale
+  return y + F.conv2d(F.conv2d(x, l.down, nil,
+    { stride = o.stride, padding = o.padding, dilation = o.dilation }), l.up) * l.scale
 end
 
 -- Adds (or resets) the adapter of one module; down ~ U(+-1/sqrt(fan_in)) as peft, up = 0 so the
@@ -215,7 +216,8 @@ function M.save(model, path, o)
   local meta = { format = 'pt' }
   if layout == 'kohya' then
     local r, a = next(ranks)
-    meta.ss_network_module, meta.ss_network_dim, meta.ss_network_alpha = 'networks.lora', tostring(r), tostring(a)
+    meta.ss_network_module = 'networks.lora'
+    meta.ss_network_dim, meta.ss_network_alpha = tostring(r), tostring(a)
   end
   return io_.save_safetensors(path, out, meta)
 end
@@ -262,7 +264,8 @@ function M.load(model, src, o)
   table.sort(loaded)
   table.sort(skipped)
   if #skipped > 0 and not o.quiet then
-    io.stderr:write(('craft: warning: %s: %d LoRA key(s) / layer(s) not loaded (%s%s)\n'):format(what, #skipped,
+    io.stderr:write(('craft: warning: %s: %d LoRA key(s) / layer(s) not loaded (%s%s)\n'):format(what,
+      #skipped,
       table.concat(skipped, ', ', 1, math.min(3, #skipped)), #skipped > 3 and ', ...' or ''))
   end
   return loaded, skipped
@@ -285,7 +288,8 @@ function M.load_textual_inversion(path)
   local sd, order = io_.load_safetensors(path)
   if sd.emb_params then return nil, sd.emb_params end
   if #order ~= 1 then
-    argerror(('%s: a textual inversion file holds one {token: embedding} entry or "emb_params", found %d tensors'):format(path, #order))
+    argerror(('%s: a textual inversion file holds one {token: embedding} entry or "emb_params", found %d '
+      .. 'tensors'):format(path, #order))
   end
   local e = sd[order[1]]
   if e:dim() == 1 then e = e:reshape(1, e:size(1)) end

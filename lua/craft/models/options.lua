@@ -56,7 +56,9 @@ M.show = show
 local K = {}
 M.K = K
 -- plural: how a list of them is described ("a list of <plural>")
-local function kind(desc, test, plural) return { desc = desc, test = test, plural = plural or ('values that are ' .. desc) } end
+local function kind(desc, test, plural)
+  return { desc = desc, test = test, plural = plural or ('values that are ' .. desc) }
+end
 local function is_list(v)
   if type(v) ~= 'table' or v == null then return false end
   if getmetatable(v) == io_.array_mt then return true end
@@ -70,8 +72,10 @@ K.any = kind('any value', function() return true end)
 K.int = kind('an integer', int, 'integers')
 K.count = kind('an integer >= 0', function(v) return int(v) and v >= 0 end, 'integers >= 0')
 K.posint = kind('an integer >= 1', function(v) return int(v) and v >= 1 end, 'integers >= 1')
-K.number = kind('a number', function(v) return type(v) == 'number' and v == v and math.abs(v) < math.huge end, 'numbers')
-K.posnum = kind('a number > 0', function(v) return type(v) == 'number' and v > 0 and v < math.huge end, 'numbers > 0')
+K.number = kind('a number', function(v) return type(v) == 'number' and v == v
+  and math.abs(v) < math.huge end, 'numbers')
+K.posnum = kind('a number > 0', function(v) return type(v) == 'number' and v > 0 and v < math.huge end,
+  'numbers > 0')
 -- JSON has no infinity: Python's json writes -Infinity, which craft's parser reads as a string
 K.number_or_inf = kind('a number', function(v)
   return (type(v) == 'number' and v == v) or v == '-Infinity' or v == 'Infinity'
@@ -221,14 +225,19 @@ function M.check(cfg, options, where, o)
     if out[k] == nil then out[k] = e[2] end
     local v = out[k]
     if type(e.only) == 'function' then
-      if not e.only(v) then argerror(('%s: %s = %s is not implemented by craft (implemented: %s)'):format(where, k, show(v), e.only_desc)) end
+      if not e.only(v) then
+        argerror(('%s: %s = %s is not implemented by craft (implemented: %s)'):format(where, k, show(v),
+          e.only_desc))
+      end
     elseif e.only and not member(e.only, v == nil and null or v) then
-      argerror(('%s: %s = %s is not implemented by craft (implemented: %s)'):format(where, k, show(v), list_only(e.only)))
+      argerror(('%s: %s = %s is not implemented by craft (implemented: %s)'):format(where, k, show(v),
+        list_only(e.only)))
     end
     if e.each and is_list(v) then
       for i = 1, #v do
         if not member(e.each, v[i]) then
-          argerror(('%s: %s[%d] = %s is not implemented by craft (implemented: %s)'):format(where, k, i, show(v[i]), list_only(e.each)))
+          argerror(('%s: %s[%d] = %s is not implemented by craft (implemented: %s)'):format(where, k, i,
+            show(v[i]), list_only(e.each)))
         end
       end
     end
@@ -246,24 +255,32 @@ end
 ---------------------------------------------------------------- transformers
 -- The keys every transformers config.json may carry (PretrainedConfig's own, generation
 -- settings of older versions): none changes an encoder's forward pass, except pruned_heads.
-local GENERIC_INERT = { 'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript', 'torch_dtype',
+local GENERIC_INERT = { 'return_dict', 'output_hidden_states', 'output_attentions', 'torchscript',
+  'torch_dtype',
   'use_bfloat16', 'tf_legacy_loss', 'tie_word_embeddings', 'chunk_size_feed_forward', 'is_encoder_decoder',
   'is_decoder', 'cross_attention_hidden_size', 'add_cross_attention', 'tie_encoder_decoder', 'max_length',
-  'min_length', 'do_sample', 'early_stopping', 'num_beams', 'num_beam_groups', 'diversity_penalty', 'temperature',
+  'min_length', 'do_sample', 'early_stopping', 'num_beams', 'num_beam_groups', 'diversity_penalty',
+  'temperature',
   'top_k', 'top_p', 'typical_p', 'repetition_penalty', 'length_penalty', 'no_repeat_ngram_size',
-  'encoder_no_repeat_ngram_size', 'bad_words_ids', 'num_return_sequences', 'output_scores', 'return_dict_in_generate',
+  'encoder_no_repeat_ngram_size', 'bad_words_ids', 'num_return_sequences', 'output_scores',
+  'return_dict_in_generate',
   'forced_bos_token_id', 'forced_eos_token_id', 'remove_invalid_values', 'exponential_decay_length_penalty',
-  'suppress_tokens', 'begin_suppress_tokens', 'finetuning_task', 'id2label', 'label2id', 'tokenizer_class', 'prefix',
-  'bos_token_id', 'pad_token_id', 'sep_token_id', 'decoder_start_token_id', 'task_specific_params', 'problem_type',
-  'transformers_version', 'gradient_checkpointing', 'use_cache', 'num_labels', 'initializer_range', 'initializer_factor' }
+  'suppress_tokens', 'begin_suppress_tokens', 'finetuning_task', 'id2label', 'label2id', 'tokenizer_class',
+  'prefix',
+  'bos_token_id', 'pad_token_id', 'sep_token_id', 'decoder_start_token_id', 'task_specific_params',
+  'problem_type',
+  'transformers_version', 'gradient_checkpointing', 'use_cache', 'num_labels', 'initializer_range',
+  'initializer_factor' }
 M.GENERIC_INERT = GENERIC_INERT
 -- transformers(extra) -> a model's option table: the generic keys, then extra (the model's own)
 function M.transformers(extra)
   local t = {}
   for _, k in ipairs(GENERIC_INERT) do
-    t[k] = { K.any, nil, inert = 'transformers bookkeeping, generation or initialisation setting', generic = true }
+    t[k] = { K.any, nil, inert = 'transformers bookkeeping, generation or initialisation setting',
+      generic = true }
   end
-  t.pruned_heads = { K.any, nil, only = function(v) return v == nil or (type(v) == 'table' and next(v) == nil) end,
+  t.pruned_heads = { K.any, nil, only = function(v) return v == nil
+    or (type(v) == 'table' and next(v) == nil) end,
     only_desc = 'none ({})' }
   t.architectures = { K.list(K.string), nil, note = 'chooses the class when no kind is given' }
   for k, v in pairs(extra) do t[k] = v end
@@ -281,7 +298,8 @@ function M.markdown(name, options)
   table.sort(keys)
   local rows = { ('### %s'):format(name), '' }
   if generic > 0 then
-    rows[#rows + 1] = ('Also accepted, with no effect: the %d generic keys of transformers configs (see above).'):format(generic)
+    rows[#rows + 1] = ('Also accepted, with no effect: the %d generic keys of transformers configs (see '
+      .. 'above).'):format(generic)
     rows[#rows + 1] = ''
   end
   rows[#rows + 1] = '| key | default | craft |'
@@ -292,7 +310,8 @@ function M.markdown(name, options)
     if e.inert then what = 'accepted, no effect: ' .. e.inert
     elseif type(e.only) == 'function' then what = 'implemented: ' .. e.only_desc .. '; other values refused'
     elseif e.only then what = 'implemented: ' .. list_only(e.only) .. '; other values refused'
-    elseif e.each then what = 'implemented: ' .. e[1].desc .. ', each one of ' .. list_only(e.each) .. '; others refused'
+    elseif e.each then
+      what = 'implemented: ' .. e[1].desc .. ', each one of ' .. list_only(e.each) .. '; others refused'
     else what = 'implemented: ' .. e[1].desc end
     if e.note then what = what .. ' (' .. e.note .. ')' end
     rows[#rows + 1] = ('| `%s` | `%s` | %s |'):format(k, show(e[2]), what)

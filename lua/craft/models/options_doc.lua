@@ -8,7 +8,8 @@ local M = {}
 -- the tables, in the page's order: { title, options }
 function M.LIST()
   local U, V = require 'craft.models.unet', require 'craft.models.vae'
-  local clip, dino, resnet = require 'craft.models.clip', require 'craft.models.dinov2', require 'craft.models.resnet'
+  local clip, dino = require 'craft.models.clip', require 'craft.models.dinov2'
+  local resnet = require 'craft.models.resnet'
   local S = require 'craft.models.schedulers'
   return {
     { 'UNet2DConditionModel (unet/config.json)', U.OPTIONS },

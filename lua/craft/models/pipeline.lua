@@ -41,7 +41,8 @@ function Pipeline:vae_scale_factor() return 2 ^ (#self.vae.config.block_out_chan
 -- encode_prompt(list of strings) -> [B, L, C] text embeddings (needs text_encoder and tokenizer)
 function Pipeline:encode_prompt(prompts)
   if not (self.text_encoder and self.tokenizer) then
-    argerror('pipeline: no text encoder loaded (craft.models.clip); pass prompt_embeds / negative_prompt_embeds')
+    argerror('pipeline: no text encoder loaded (craft.models.clip); pass prompt_embeds / '
+      .. 'negative_prompt_embeds')
   end
   local ids = self.tokenizer:encode(prompts)
   local out = self.text_encoder(ids)
@@ -63,12 +64,16 @@ function M.write_png(images, pattern)
   local want = require('craft.core').want
   want('pipeline.write_png', 'images', images, 'tensor')
   want('pipeline.write_png', 'pattern', pattern, 'string')
-  if images:dim() ~= 4 then argerror(('pipeline.write_png: images must be [B, C, H, W], got %s'):format(require('craft.core').describe(images))) end
+  if images:dim() ~= 4 then
+    argerror(('pipeline.write_png: images must be [B, C, H, W], got %s')
+      :format(require('craft.core').describe(images)))
+  end
   local b = images:size(1)
   local x = images:detach():float():contiguous()
   local paths = {}
   for i = 1, b do
-    local path = pattern:find('%%d') and pattern:format(i) or (b == 1 and pattern or pattern:gsub('%.png$', '') .. '_' .. i .. '.png')
+    local path = pattern:find('%%d') and pattern:format(i) or (b == 1 and pattern
+      or pattern:gsub('%.png$', '') .. '_' .. i .. '.png')
     io_.write_png(path, x:select(1, i))
     paths[i] = path
   end
@@ -88,8 +93,10 @@ function Pipeline:sampler(o)
   local sched, how
   if o.scheduler ~= nil then
     sched, how = o.scheduler, 'scheduler ='
-    if type(sched) ~= 'table' or type(sched.step) ~= 'function' or type(sched.set_timesteps) ~= 'function' then
-      argerror('generate: scheduler must be a craft.models.schedulers sampler (DDIM, DDPM, PNDM, Euler, DPM-Solver)')
+    if type(sched) ~= 'table' or type(sched.step) ~= 'function'
+      or type(sched.set_timesteps) ~= 'function' then
+      argerror('generate: scheduler must be a craft.models.schedulers sampler (DDIM, DDPM, PNDM, Euler, '
+        .. 'DPM-Solver)')
     end
   elseif o.sampler ~= nil then
     core.want('generate', 'sampler', o.sampler, 'string')
@@ -99,7 +106,8 @@ function Pipeline:sampler(o)
     self._samplers = self._samplers or {}
     sched = self._samplers[key]
     if not sched then
-      sched = S.from_config(self.scheduler, { class = o.sampler, overrides = o.sampler_config, quiet = self.quiet })
+      sched = S.from_config(self.scheduler,
+        { class = o.sampler, overrides = o.sampler_config, quiet = self.quiet })
       self._samplers[key] = sched
     end
     how = ("sampler = '%s'"):format(o.sampler)
@@ -119,6 +127,9 @@ end
 -- classifier-free guidance halves), the base prediction taken with every LoRA adapter at scale 0
 -- and without a graph (DRaFT+'s penalty on drifting from the starting model).
 function M.lora_kl(unet, input, t, context, out)
+  core.want('pipeline.lora_kl', 'unet', unet, 'table')
+  core.want('pipeline.lora_kl', 'input', input, 'tensor')
+  core.want('pipeline.lora_kl', 'out', out, 'tensor')
   local base = A.no_grad(require('craft.models.lora').with_scale, unet, 0, unet, input, t, context)
   return (out - base):square():mean()
 end
@@ -165,7 +176,9 @@ function Pipeline:generate(o)
   local sh, sw = ss, ss
   if type(ss) == 'table' then sh, sw = ss[1], ss[2] end
   local hgt, wid = o.height or sh * f, o.width or sw * f
-  if hgt % f ~= 0 or wid % f ~= 0 then argerror(('generate: height and width must be multiples of %d'):format(f)) end
+  if hgt % f ~= 0 or wid % f ~= 0 then
+    argerror(('generate: height and width must be multiples of %d'):format(f))
+  end
   local lc = self.unet.config.in_channels or 4
   local latents = o.latents or T.randn({ b, lc, hgt / f, wid / f }, { seed = seed })
   local context = guided and F.cat({ uncond, cond }, 1) or cond

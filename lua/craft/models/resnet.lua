@@ -71,7 +71,9 @@ end
 function BatchNorm2d:forward(x)
   local C = x:size(2)
   local p, b = self._params, self._buffers
-  if C ~= p.weight:size(1) then argerror(('batch_norm: %d channels, the layer has %d'):format(C, p.weight:size(1))) end
+  if C ~= p.weight:size(1) then
+    argerror(('batch_norm: %d channels, the layer has %d'):format(C, p.weight:size(1)))
+  end
   local function ch(t) return t:reshape(1, C, 1, 1) end
   if not self.training then
     local scale = p.weight / (b.running_var + self.eps):sqrt()
@@ -111,7 +113,8 @@ end
 local ConvLayer = nn.class('ResNetConvLayer')
 function ConvLayer:init(cin, cout, k, stride, activation)
   k = k or 3
-  self:add('convolution', nn.Conv2d(cin, cout, k, { stride = stride or 1, padding = math.floor(k / 2), bias = false }))
+  self:add('convolution',
+    nn.Conv2d(cin, cout, k, { stride = stride or 1, padding = math.floor(k / 2), bias = false }))
   self:add('normalization', BatchNorm2d(cout))
   self.act = act(activation)
 end
@@ -137,7 +140,8 @@ function ResLayer:init(cin, cout, stride, c, bottleneck)
   if bottleneck then
     local r = math.floor(cout / 4)
     local in_first = c.downsample_in_bottleneck
-    convs = { ConvLayer(cin, r, 1, in_first and stride or 1, 'relu'), ConvLayer(r, r, 3, in_first and 1 or stride, 'relu'),
+    convs = { ConvLayer(cin, r, 1, in_first and stride or 1, 'relu'),
+      ConvLayer(r, r, 3, in_first and 1 or stride, 'relu'),
       ConvLayer(r, cout, 1, 1, nil) }
   else
     convs = { ConvLayer(cin, cout, 3, stride, 'relu'), ConvLayer(cout, cout, 3, 1, nil) }
@@ -181,7 +185,8 @@ function Model:init(cfg)
   local where = O.where(cfg, 'ResNetConfig')
   local c = O.check(cfg, M.OPTIONS, where)
   if #c.depths ~= #c.hidden_sizes then
-    O.refuse(where, 'depths', c.depths, ('has %d entries for %d hidden_sizes'):format(#c.depths, #c.hidden_sizes))
+    O.refuse(where, 'depths', c.depths,
+      ('has %d entries for %d hidden_sizes'):format(#c.depths, #c.hidden_sizes))
   end
   self.config = c
   act(c.hidden_act)
@@ -192,9 +197,12 @@ end
 -- pooler_output [B, C', 1, 1] (global average), features [B, C'], hidden_states (the stem's
 -- output, then each stage's) }
 function Model:forward(pixels, o)
-  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then argerror('resnet: pixel_values must be a [B, C, H, W] tensor') end
+  if not T.is_tensor(pixels) or pixels:dim() ~= 4 then
+    argerror('resnet: pixel_values must be a [B, C, H, W] tensor')
+  end
   if pixels:size(2) ~= self.config.num_channels then
-    argerror(('resnet: %d input channels, the model wants %d'):format(pixels:size(2), self.config.num_channels))
+    argerror(('resnet: %d input channels, the model wants %d'):format(pixels:size(2),
+      self.config.num_channels))
   end
   local hs = o and o.output_hidden_states and {} or nil
   local x = self._modules.embedder(pixels)
@@ -204,7 +212,8 @@ function Model:forward(pixels, o)
   end
   if hs then hs[#hs + 1] = x end
   local pooled = x:mean({ 3, 4 }, true)
-  return { last_hidden_state = x, pooler_output = pooled, features = pooled:reshape(x:size(1), x:size(2)), hidden_states = hs }
+  return { last_hidden_state = x, pooler_output = pooled, features = pooled:reshape(x:size(1), x:size(2)),
+    hidden_states = hs }
 end
 
 function M.from_config(cfg) return Model(cfg) end
@@ -216,7 +225,8 @@ function M.from_pretrained(dir, o)
   local cfg = O.read(dir .. '/config.json', { quiet = o and o.quiet })
   local model = Model(cfg)
   local classifier = O.is_list(cfg.architectures) and cfg.architectures[1] == 'ResNetForImageClassification'
-  model:load_state_dict(io.load_safetensors(dir .. '/model.safetensors', { prefix = classifier and 'resnet.' or nil }))
+  model:load_state_dict(io.load_safetensors(dir .. '/model.safetensors',
+    { prefix = classifier and 'resnet.' or nil }))
   return model:eval()
 end
 

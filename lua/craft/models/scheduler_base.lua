@@ -26,7 +26,8 @@ function M.common(defaults, extra)
     beta_end = { K.posnum, 0.02 },
     beta_schedule = { K.string, 'linear', only = BETA_SCHEDULES },
     trained_betas = { K.list(K.posnum), nil, note = 'one beta per training timestep' },
-    prediction_type = { K.string, 'epsilon', only = defaults.prediction_types or { 'epsilon', 'v_prediction', 'sample' } },
+    prediction_type = { K.string, 'epsilon', only = defaults.prediction_types
+    or { 'epsilon', 'v_prediction', 'sample' } },
     timestep_spacing = { K.string, defaults.timestep_spacing or 'leading', only = SPACINGS },
     steps_offset = { K.count, 0 },
   }
@@ -48,7 +49,8 @@ local function make_betas(c, where)
   local n, b = c.num_train_timesteps, {}
   if c.trained_betas then
     if #c.trained_betas ~= n then
-      O.refuse(where, 'trained_betas', c.trained_betas, ('has %d betas for num_train_timesteps = %d'):format(#c.trained_betas, n))
+      O.refuse(where, 'trained_betas', c.trained_betas,
+        ('has %d betas for num_train_timesteps = %d'):format(#c.trained_betas, n))
     end
     for i = 1, n do
       if c.trained_betas[i] >= 1 then O.refuse(where, 'trained_betas', c.trained_betas, 'must be below 1') end
@@ -67,7 +69,8 @@ local function make_betas(c, where)
   end
   for i = 1, n do
     if not (b[i] > 0 and b[i] < 1) then
-      O.refuse(where, 'beta_end', c.beta_end, ('gives beta = %.6g at timestep %d (betas must lie in (0, 1))'):format(b[i], i - 1))
+      O.refuse(where, 'beta_end', c.beta_end,
+        ('gives beta = %.6g at timestep %d (betas must lie in (0, 1))'):format(b[i], i - 1))
     end
   end
   return b
@@ -144,7 +147,9 @@ function M.new(cls, cfg, overrides, o)
   -- diffusers' from_config takes them (see schedulers.from_config)
   if cfg and type(cfg._class_name) == 'string' and cfg._class_name ~= cls.class_name then
     local defaulted, kept = {}, {}
-    if O.is_list(cfg._use_default_values) then for _, k in ipairs(cfg._use_default_values) do defaulted[k] = true end end
+    if O.is_list(cfg._use_default_values) then
+      for _, k in ipairs(cfg._use_default_values) do defaulted[k] = true end
+    end
     for k, v in pairs(cfg) do if cls.OPTIONS[k] and not defaulted[k] then kept[k] = v end end
     cfg = kept
   end
@@ -159,7 +164,8 @@ function M.new(cls, cfg, overrides, o)
   local betas = make_betas(c, where)
   if c.rescale_betas_zero_snr then betas = rescale_zero_snr(betas) end
   -- raw: the config as given (another class is made from it, as diffusers' from_config does)
-  local self = setmetatable({ config = c, raw = merged, betas = betas, alphas_cumprod = cumprod(betas), init_noise_sigma = 1.0,
+  local self = setmetatable({ config = c, raw = merged, betas = betas, alphas_cumprod = cumprod(betas),
+    init_noise_sigma = 1.0,
     class_name = cls.class_name, source = where }, cls)
   self.final_alpha_cumprod = c.set_alpha_to_one and 1.0 or self.alphas_cumprod[1]
   -- diffusers' own float32 alphas_cumprod (its float32 cumprod accumulates in double and rounds
@@ -176,7 +182,9 @@ end
 function Base:alpha_bar(t)
   want('scheduler', 'timestep', t, 'integer')
   local a = self.alphas_cumprod[t + 1]
-  if not a then argerror(('scheduler: timestep %s outside 0..%d'):format(tostring(t), #self.alphas_cumprod - 1)) end
+  if not a then
+    argerror(('scheduler: timestep %s outside 0..%d'):format(tostring(t), #self.alphas_cumprod - 1))
+  end
   return a
 end
 
@@ -197,11 +205,15 @@ end
 
 -- add_noise(x0, noise, t): sqrt(ab) x0 + sqrt(1 - ab) noise; t a number or one per sample
 function Base:add_noise(x0, noise, t)
-  return x0 * per_sample(self, t, x0, math.sqrt) + noise * per_sample(self, t, x0, function(a) return math.sqrt(1 - a) end)
+  return x0 * per_sample(self, t, x0, math.sqrt) + noise * per_sample(self, t, x0, function(a)
+    return math.sqrt(1 - a)
+  end)
 end
 -- get_velocity(x0, noise, t): the v target, sqrt(ab) noise - sqrt(1 - ab) x0
 function Base:get_velocity(x0, noise, t)
-  return noise * per_sample(self, t, x0, math.sqrt) - x0 * per_sample(self, t, x0, function(a) return math.sqrt(1 - a) end)
+  return noise * per_sample(self, t, x0, math.sqrt) - x0 * per_sample(self, t, x0, function(a)
+    return math.sqrt(1 - a)
+  end)
 end
 -- target(x0, noise, t): what the model is trained to predict under this config's prediction_type
 function Base:target(x0, noise, t)
@@ -252,7 +264,8 @@ function Base:_spaced_timesteps(n, who)
   end
   for _, t in ipairs(ts) do
     if t < 0 or t >= T then
-      argerror(('%s: %d steps with steps_offset %d give timestep %d, outside 0..%d'):format(who, n, c.steps_offset, t, T - 1))
+      argerror(('%s: %d steps with steps_offset %d give timestep %d, outside 0..%d'):format(who, n,
+        c.steps_offset, t, T - 1))
     end
   end
   self.timesteps = ts

@@ -11,7 +11,8 @@ local argerror, want = core.argerror, core.want
 local K, f32, null = O.K, B.f32, require('craft.io').null
 
 local M = {}
-local DPM = setmetatable({ _name = 'schedulers.DPMSolverMultistep', class_name = 'DPMSolverMultistepScheduler' },
+local DPM = setmetatable({ _name = 'schedulers.DPMSolverMultistep',
+  class_name = 'DPMSolverMultistepScheduler' },
   { __index = B.Base })
 DPM.__index = DPM
 M.DPMSolverMultistepScheduler = DPM
@@ -40,9 +41,12 @@ function M.DPMSolverMultistep(cfg, overrides, o)
   local s = B.new(DPM, cfg, overrides, o)
   local c = s.config
   if c.algorithm_type == 'dpmsolver' and c.final_sigmas_type == 'zero' then
-    O.refuse(s.source, 'final_sigmas_type', c.final_sigmas_type, 'does not go with algorithm_type "dpmsolver" (diffusers refuses it too: use "sigma_min")')
+    O.refuse(s.source, 'final_sigmas_type', c.final_sigmas_type,
+      'does not go with algorithm_type "dpmsolver" (diffusers refuses it too: use "sigma_min")')
   end
-  if c.rescale_betas_zero_snr then s.alphas_cumprod[#s.alphas_cumprod], s.acp32[#s.acp32] = 2 ^ -24, 2 ^ -24 end
+  if c.rescale_betas_zero_snr then
+    s.alphas_cumprod[#s.alphas_cumprod], s.acp32[#s.acp32] = 2 ^ -24, 2 ^ -24
+  end
   local lmc = c.lambda_min_clipped
   s.lambda_min = lmc == '-Infinity' and -math.huge or lmc == 'Infinity' and math.huge or lmc
   return s
@@ -97,7 +101,8 @@ function DPM:set_timesteps(n)
   sig[#sig + 1] = c.final_sigmas_type == 'sigma_min' and train[1] or 0
   for _, t in ipairs(ts) do
     if t < 0 or t >= T then
-      argerror(('DPMSolverMultistep: %d steps with steps_offset %d give timestep %d, outside 0..%d'):format(n, c.steps_offset, t, T - 1))
+      argerror(('DPMSolverMultistep: %d steps with steps_offset %d give timestep %d, outside 0..%d')
+        :format(n, c.steps_offset, t, T - 1))
     end
   end
   self.sigmas, self.timesteps, self.num_inference_steps = sig, ts, #ts
@@ -172,10 +177,12 @@ function DPM:_third_order(sample)
   local D2 = (D1_0 - D1_1) * (1 / (r0 + r1))
   if self.config.algorithm_type == 'dpmsolver++' then
     local e = math.exp(-h) - 1
-    return sample * (s_t / s_0) - m0 * (a_t * e) + D1 * (a_t * (e / h + 1)) - D2 * (a_t * ((e + h) / (h * h) - 0.5))
+    return sample * (s_t / s_0) - m0 * (a_t * e) + D1 * (a_t * (e / h + 1))
+      - D2 * (a_t * ((e + h) / (h * h) - 0.5))
   end
   local e = math.exp(h) - 1
-  return sample * (a_t / a_0) - m0 * (s_t * e) - D1 * (s_t * (e / h - 1)) - D2 * (s_t * ((e - h) / (h * h) - 0.5))
+  return sample * (a_t / a_0) - m0 * (s_t * e) - D1 * (s_t * (e / h - 1))
+    - D2 * (s_t * ((e - h) / (h * h) - 0.5))
 end
 
 -- step(model_output, t, sample) -> { prev_sample =, pred_original_sample = (dpmsolver++) }:
@@ -191,8 +198,11 @@ function DPM:step(model_output, t, sample, o)
   local ts, c = self.timesteps, self.config
   if not self.step_index then self.step_index = B.index_for_timestep(ts, t) or #ts end
   local i, n = self.step_index, #ts
-  if i > n then argerror(('DPMSolverMultistep: all %d steps taken: call set_timesteps again to sample anew'):format(n)) end
-  local final = i == n and (c.euler_at_final or (c.lower_order_final and n < 15) or c.final_sigmas_type == 'zero')
+  if i > n then
+    argerror(('DPMSolverMultistep: all %d steps taken: call set_timesteps again to sample anew'):format(n))
+  end
+  local final = i == n and (c.euler_at_final or (c.lower_order_final and n < 15)
+    or c.final_sigmas_type == 'zero')
   local second = i == n - 1 and c.lower_order_final and n < 15
   local m = self:_convert(model_output, sample)
   local ms = self.model_outputs

@@ -29,7 +29,8 @@ Euler.OPTIONS = B.common({ timestep_spacing = 'linspace' }, {
   sigma_max = { K.posnum, nil, note = 'with use_karras_sigmas' },
   timestep_type = { K.string, 'discrete', only = { 'discrete' } },
 })
-Ancestral.OPTIONS = B.common({ timestep_spacing = 'linspace', prediction_types = { 'epsilon', 'v_prediction' } })
+Ancestral.OPTIONS = B.common({ timestep_spacing = 'linspace',
+  prediction_types = { 'epsilon', 'v_prediction' } })
 
 -- The training sigmas: with rescale_betas_zero_snr the last alpha_bar is 2^-24 instead of 0
 -- (as diffusers: sigma would be infinite).
@@ -119,7 +120,9 @@ local function init_index(self, t, who)
   if not self.num_inference_steps then argerror(who .. ': call set_timesteps before step') end
   if not self.step_index then
     self.step_index = B.index_for_timestep(self.timesteps, t)
-    if not self.step_index then argerror(('%s: timestep %s is not one of set_timesteps\' timesteps'):format(who, tostring(t))) end
+    if not self.step_index then
+      argerror(('%s: timestep %s is not one of set_timesteps\' timesteps'):format(who, tostring(t)))
+    end
   end
   if self.step_index > #self.timesteps then
     argerror(('%s: all %d steps taken: call set_timesteps again to sample anew'):format(who, #self.timesteps))

@@ -43,7 +43,9 @@ function PNDM:set_timesteps(n)
     for i = #l, 1, -1 do ts[#ts + 1] = l[i] end
     self.prk_count = 0
   else
-    if n < 4 then argerror(('PNDM: %d inference steps; without skip_prk_steps it needs at least 4'):format(n)) end
+    if n < 4 then
+      argerror(('PNDM: %d inference steps; without skip_prk_steps it needs at least 4'):format(n))
+    end
     local half = math.floor(math.floor(c.num_train_timesteps / n) / 2)
     -- the last four (largest) timesteps, each twice, plus 0 / half alternately
     local prk = {}
@@ -70,7 +72,9 @@ function PNDM:_prev_sample(sample, t, prev_t, eps)
   local a_t = self:alpha_bar(t)
   local a_prev = prev_t >= 0 and self:alpha_bar(prev_t) or self.final_alpha_cumprod
   local b_t, b_prev = 1 - a_t, 1 - a_prev
-  if self.config.prediction_type == 'v_prediction' then eps = eps * math.sqrt(a_t) + sample * math.sqrt(b_t) end
+  if self.config.prediction_type == 'v_prediction' then
+    eps = eps * math.sqrt(a_t) + sample * math.sqrt(b_t)
+  end
   local sample_coeff = math.sqrt(a_prev / a_t)
   local denom = a_t * math.sqrt(b_prev) + math.sqrt(a_t * b_t * a_prev)
   return sample * sample_coeff - eps * ((a_prev - a_t) / denom)
@@ -79,7 +83,8 @@ end
 function PNDM:_step_prk(eps, t, sample)
   local c = self.config
   local k = self.counter
-  local diff = k % 2 == 1 and 0 or math.floor(math.floor(c.num_train_timesteps / self.num_inference_steps) / 2)
+  local diff = k % 2 == 1 and 0
+    or math.floor(math.floor(c.num_train_timesteps / self.num_inference_steps) / 2)
   local prev_t = t - diff
   t = self.timesteps[math.floor(k / 4) * 4 + 1]
   local phase = k % 4
@@ -139,7 +144,8 @@ function PNDM:step(model_output, t, sample, o)
   want('PNDM.step', 'options', o, 'table', true)
   if not self.num_inference_steps or not self.ets then argerror('PNDM: call set_timesteps before step') end
   if self.counter >= #self.timesteps then
-    argerror(('PNDM: step %d of %d: call set_timesteps again to sample anew'):format(self.counter + 1, #self.timesteps))
+    argerror(('PNDM: step %d of %d: call set_timesteps again to sample anew'):format(self.counter + 1,
+      #self.timesteps))
   end
   local prev
   if self.counter < self.prk_count then prev = self:_step_prk(model_output, t, sample)

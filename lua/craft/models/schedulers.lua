@@ -31,7 +31,8 @@ DDPM.__index = DDPM
 M.DDPMScheduler = DDPM
 local THRESHOLD_INERT = 'read only with thresholding, which craft refuses'
 DDPM.OPTIONS = B.common({}, {
-  variance_type = { K.string, 'fixed_small', only = { 'fixed_small', 'fixed_small_log', 'fixed_large', 'learned', 'learned_range' } },
+  variance_type = { K.string, 'fixed_small',
+  only = { 'fixed_small', 'fixed_small_log', 'fixed_large', 'learned', 'learned_range' } },
   clip_sample = { K.bool, true },
   clip_sample_range = { K.posnum, 1.0 },
   thresholding = { K.bool, false, only = { false } },
@@ -52,7 +53,9 @@ function DDPM:set_timesteps(n)
   local ts = {}
   for i, t in ipairs(n) do
     want('DDPM.set_timesteps', ('timesteps[%d]'):format(i), t, 'integer')
-    if t % 1 ~= 0 or t < 0 or t >= T then argerror(('DDPM: custom timestep %s outside 0..%d'):format(tostring(t), T - 1)) end
+    if t % 1 ~= 0 or t < 0 or t >= T then
+      argerror(('DDPM: custom timestep %s outside 0..%d'):format(tostring(t), T - 1))
+    end
     if i > 1 and t >= ts[i - 1] then argerror('DDPM: custom timesteps must be in descending order') end
     ts[i] = t
   end
@@ -188,7 +191,8 @@ function DDIM:step(model_output, t, sample, o)
   if o.use_clipped_model_output then eps = (sample - x0 * math.sqrt(a_t)) * (1 / math.sqrt(b_t)) end
   local prev = x0 * math.sqrt(a_prev) + eps * math.sqrt(1 - a_prev - std * std)
   if eta > 0 then
-    local noise = o.noise or tensor.randn(sample.shape, { seed = o.seed or argerror('DDIM: eta > 0 needs noise or a seed'),
+    local noise = o.noise or tensor.randn(sample.shape,
+      { seed = o.seed or argerror('DDIM: eta > 0 needs noise or a seed'),
       offset = o.offset or 0 })
     prev = prev + noise * std
   end
@@ -201,19 +205,23 @@ local EULER = require 'craft.models.scheduler_euler'
 local DPM = require 'craft.models.scheduler_dpm'
 M.PNDMScheduler, M.PNDM = PNDM.PNDMScheduler, PNDM.PNDM
 M.EulerDiscreteScheduler, M.Euler = EULER.EulerDiscreteScheduler, EULER.Euler
-M.EulerAncestralDiscreteScheduler, M.EulerAncestral = EULER.EulerAncestralDiscreteScheduler, EULER.EulerAncestral
+M.EulerAncestralDiscreteScheduler = EULER.EulerAncestralDiscreteScheduler
+M.EulerAncestral = EULER.EulerAncestral
 M.DPMSolverMultistepScheduler, M.DPMSolverMultistep = DPM.DPMSolverMultistepScheduler, DPM.DPMSolverMultistep
 
 -- diffusers class name -> the class
 M.CLASSES = { DDIMScheduler = DDIM, DDPMScheduler = DDPM, PNDMScheduler = M.PNDMScheduler,
-  EulerDiscreteScheduler = M.EulerDiscreteScheduler, EulerAncestralDiscreteScheduler = M.EulerAncestralDiscreteScheduler,
+  EulerDiscreteScheduler = M.EulerDiscreteScheduler,
+  EulerAncestralDiscreteScheduler = M.EulerAncestralDiscreteScheduler,
   DPMSolverMultistepScheduler = M.DPMSolverMultistepScheduler }
 -- the names a recipe may give (pipe:generate{sampler = ...}): a class and config overrides
 M.NAMES = {
-  ddim = { 'DDIMScheduler' }, ddpm = { 'DDPMScheduler' }, pndm = { 'PNDMScheduler' }, plms = { 'PNDMScheduler' },
+  ddim = { 'DDIMScheduler' }, ddpm = { 'DDPMScheduler' }, pndm = { 'PNDMScheduler' },
+  plms = { 'PNDMScheduler' },
   euler = { 'EulerDiscreteScheduler' }, euler_a = { 'EulerAncestralDiscreteScheduler' },
   euler_ancestral = { 'EulerAncestralDiscreteScheduler' },
-  ['dpm++2m'] = { 'DPMSolverMultistepScheduler' }, ['dpm++2m_karras'] = { 'DPMSolverMultistepScheduler', { use_karras_sigmas = true } },
+  ['dpm++2m'] = { 'DPMSolverMultistepScheduler' },
+  ['dpm++2m_karras'] = { 'DPMSolverMultistepScheduler', { use_karras_sigmas = true } },
 }
 local function sorted_keys(t)
   local r = {}
@@ -229,11 +237,14 @@ function M.resolve(name, where)
   if M.CLASSES[name] then return M.CLASSES[name], nil end
   local n = type(name) == 'string' and M.NAMES[name:lower()]
   if n then return M.CLASSES[n[1]], n[2] end
-  argerror(('%s: sampler %s is not implemented by craft (names: %s; classes: %s)'):format(where or 'schedulers',
+  argerror(('%s: sampler %s is not implemented by craft (names: %s; classes: %s)'):format(where
+    or 'schedulers',
     O.show(name), M.name_list, M.class_list))
 end
 
-local function is_scheduler(v) return type(v) == 'table' and getmetatable(v) and v.class_name and v.config and v.step end
+local function is_scheduler(v)
+  return type(v) == 'table' and getmetatable(v) and v.class_name and v.config and v.step
+end
 
 -- from_config(cfg, {class=, overrides=, quiet=}) -> a scheduler.
 -- cfg: a config table, a path (a scheduler_config.json or the folder holding it), or a scheduler
@@ -260,13 +271,16 @@ function M.from_config(cfg, o)
     cfg = cfg.raw
   else
     where = O.where(cfg, where or 'scheduler config')
-    if O.is_list(cfg) then argerror(('%s: a scheduler config must be an object, got %s'):format(where, O.show(cfg))) end
+    if O.is_list(cfg) then
+      argerror(('%s: a scheduler config must be an object, got %s'):format(where, O.show(cfg)))
+    end
     local cn = cfg._class_name
     if cn ~= nil and type(cn) ~= 'string' then O.refuse(where, '_class_name', cn, 'must be a string') end
     source_class = cn or 'DDIMScheduler'
   end
   if not o.class and not M.CLASSES[source_class] then
-    argerror(('%s: _class_name = %s is not implemented by craft (implemented: %s; models.load(dir, {sampler = \'ddim\'}) samples with another)')
+    argerror(('%s: _class_name = %s is not implemented by craft (implemented: %s; models.load(dir, {sampler '
+      .. '= \'ddim\'}) samples with another)')
       :format(where, O.show(source_class), M.class_list))
   end
   local cls, name_over = M.resolve(o.class or source_class, where)

@@ -91,7 +91,8 @@ local BasicTransformerBlock = nn.class('BasicTransformerBlock')
 function BasicTransformerBlock:init(dim, heads, head_dim, cross_dim, only_cross)
   self.only_cross = only_cross
   self:add('norm1', nn.LayerNorm(dim))
-  self:add('attn1', nn.Attention(dim, { heads = heads, head_dim = head_dim, context_dim = only_cross and cross_dim or nil }))
+  self:add('attn1', nn.Attention(dim,
+    { heads = heads, head_dim = head_dim, context_dim = only_cross and cross_dim or nil }))
   self:add('norm2', nn.LayerNorm(dim))
   self:add('attn2', nn.Attention(dim, { heads = heads, head_dim = head_dim, context_dim = cross_dim }))
   self:add('norm3', nn.LayerNorm(dim))
@@ -112,7 +113,9 @@ function Transformer2DModel:init(ch, o)
   self:add('norm', nn.GroupNorm(o.groups, ch, { eps = 1e-6 }))
   self:add('proj_in', o.linear and nn.Linear(ch, inner) or nn.Conv2d(ch, inner, 1))
   local blocks = nn.ModuleList()
-  for _ = 1, o.layers or 1 do blocks:append(BasicTransformerBlock(inner, o.heads, o.head_dim, o.cross_dim, o.only_cross)) end
+  for _ = 1, o.layers or 1 do
+    blocks:append(BasicTransformerBlock(inner, o.heads, o.head_dim, o.cross_dim, o.only_cross))
+  end
   self:add('transformer_blocks', blocks)
   self:add('proj_out', o.linear and nn.Linear(inner, ch) or nn.Conv2d(inner, ch, 1))
 end
@@ -232,10 +235,13 @@ M.OPTIONS = {
   center_input_sample = { K.bool, false },
   flip_sin_to_cos = { K.bool, true },
   freq_shift = { K.number, 0 },
-  down_block_types = { K.list(K.string), { 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D' },
+  down_block_types = { K.list(K.string),
+  { 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D' },
     each = { 'CrossAttnDownBlock2D', 'DownBlock2D' } },
-  mid_block_type = { K.string, 'UNetMidBlock2DCrossAttn', null = true, only = { 'UNetMidBlock2DCrossAttn', 'UNetMidBlock2D', null } },
-  up_block_types = { K.list(K.string), { 'UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D' },
+  mid_block_type = { K.string, 'UNetMidBlock2DCrossAttn', null = true,
+  only = { 'UNetMidBlock2DCrossAttn', 'UNetMidBlock2D', null } },
+  up_block_types = { K.list(K.string),
+  { 'UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D' },
     each = { 'UpBlock2D', 'CrossAttnUpBlock2D' } },
   only_cross_attention = { K.per_level(K.bool), false },
   block_out_channels = { K.list(K.posint), { 320, 640, 1280, 1280 } },
@@ -248,12 +254,14 @@ M.OPTIONS = {
   norm_eps = { K.posnum, 1e-5 },
   cross_attention_dim = { K.per_level(K.posint), 1280 },
   transformer_layers_per_block = { K.either(K.posint, K.list(tlayers_kind)), 1,
-    note = 'per level; a level may list one count per resnet (then give reverse_transformer_layers_per_block)' },
+    note = 'per level; a level may list one count per resnet (then give '
+      .. 'reverse_transformer_layers_per_block)' },
   reverse_transformer_layers_per_block = { K.list(tlayers_kind), nil, note = 'per up block' },
   encoder_hid_dim = { K.posint, nil, only = { null } },
   encoder_hid_dim_type = { K.string, nil, only = { null } },
   attention_head_dim = { K.per_level(K.posint), 8, note = 'read as the number of heads, as diffusers does' },
-  num_attention_heads = { K.per_level(K.posint), nil, only = { null }, note = 'diffusers 0.27.2 refuses it too' },
+  num_attention_heads = { K.per_level(K.posint), nil, only = { null },
+  note = 'diffusers 0.27.2 refuses it too' },
   dual_cross_attention = { K.bool, false, only = { false } },
   use_linear_projection = { K.bool, false },
   class_embed_type = { K.string, nil, only = { null } },
@@ -262,8 +270,10 @@ M.OPTIONS = {
   num_class_embeds = { K.posint, nil, only = { null } },
   upcast_attention = { K.bool, false, inert = 'craft computes attention in float32 always' },
   resnet_time_scale_shift = { K.string, 'default', only = { 'default' } },
-  resnet_skip_time_act = { K.bool, false, inert = 'diffusers reads it only in SimpleCrossAttn / ResnetDownsample blocks, which craft refuses' },
-  resnet_out_scale_factor = { K.posnum, 1, inert = 'diffusers reads it only in SimpleCrossAttn / ResnetDownsample blocks, which craft refuses' },
+  resnet_skip_time_act = { K.bool, false,
+  inert = 'diffusers reads it only in SimpleCrossAttn / ResnetDownsample blocks, which craft refuses' },
+  resnet_out_scale_factor = { K.posnum, 1,
+  inert = 'diffusers reads it only in SimpleCrossAttn / ResnetDownsample blocks, which craft refuses' },
   time_embedding_type = { K.string, 'positional', only = { 'positional' } },
   time_embedding_dim = { K.posint, nil },
   time_embedding_act_fn = { K.string, nil, only = ACT_NAMES },
@@ -274,9 +284,12 @@ M.OPTIONS = {
   projection_class_embeddings_input_dim = { K.posint, nil, only = { null } },
   attention_type = { K.string, 'default', only = { 'default' } },
   class_embeddings_concat = { K.bool, false, inert = 'read only with class embeddings, which craft refuses' },
-  mid_block_only_cross_attention = { K.bool, nil, inert = 'read only by UNetMidBlock2DSimpleCrossAttn, which craft refuses' },
-  cross_attention_norm = { K.string, nil, inert = 'diffusers reads it only in SimpleCrossAttn blocks, which craft refuses' },
-  addition_embed_type_num_heads = { K.posint, 64, inert = 'read only with addition_embed_type "text_image", which craft refuses' },
+  mid_block_only_cross_attention = { K.bool, nil,
+  inert = 'read only by UNetMidBlock2DSimpleCrossAttn, which craft refuses' },
+  cross_attention_norm = { K.string, nil,
+  inert = 'diffusers reads it only in SimpleCrossAttn blocks, which craft refuses' },
+  addition_embed_type_num_heads = { K.posint, 64,
+  inert = 'read only with addition_embed_type "text_image", which craft refuses' },
 }
 
 -- per_level(c, key, n) -> a list of n values (one value repeated, or the list, which must have n)
@@ -287,7 +300,9 @@ local function per_level(c, key, n, where)
     for i = 1, n do r[i] = v end
     return r
   end
-  if #v ~= n then O.refuse(where, key, v, ('has %d entries for %d levels (block_out_channels)'):format(#v, n)) end
+  if #v ~= n then
+    O.refuse(where, key, v, ('has %d entries for %d levels (block_out_channels)'):format(#v, n))
+  end
   return v
 end
 
@@ -304,10 +319,12 @@ function UNet:init(cfg)
   end
   local down_types, up_types = c.down_block_types, c.up_block_types
   if #down_types ~= levels then
-    O.refuse(where, 'down_block_types', down_types, ('has %d entries for %d block_out_channels'):format(#down_types, levels))
+    O.refuse(where, 'down_block_types', down_types,
+      ('has %d entries for %d block_out_channels'):format(#down_types, levels))
   end
   if #up_types ~= levels then
-    O.refuse(where, 'up_block_types', up_types, ('has %d entries for %d block_out_channels'):format(#up_types, levels))
+    O.refuse(where, 'up_block_types', up_types,
+      ('has %d entries for %d block_out_channels'):format(#up_types, levels))
   end
   local lpb = per_level(c, 'layers_per_block', levels, where)
   -- diffusers reads attention_head_dim as the number of heads (a historical misnomer it keeps)
@@ -326,17 +343,23 @@ function UNet:init(cfg)
     rtl = {}
     for i = 1, levels do rtl[i] = tl[levels - i + 1] end
   elseif #rtl ~= levels then
-    O.refuse(where, 'reverse_transformer_layers_per_block', rtl, ('has %d entries for %d up blocks'):format(#rtl, levels))
+    O.refuse(where, 'reverse_transformer_layers_per_block', rtl,
+      ('has %d entries for %d up blocks'):format(#rtl, levels))
   end
   -- the transformer depth of resnet j of a block: one count, or one per resnet
   local function depth(v, j, key, n)
     if type(v) ~= 'table' then return v end
-    if #v < n then O.refuse(where, key, v, ('lists %d transformer depth(s) for a block of %d resnets'):format(#v, n)) end
+    if #v < n then
+      O.refuse(where, key, v, ('lists %d transformer depth(s) for a block of %d resnets'):format(#v, n))
+    end
     return v[j]
   end
   local groups, eps = c.norm_num_groups, c.norm_eps
   for _, n in ipairs(ch) do
-    if n % groups ~= 0 then O.refuse(where, 'norm_num_groups', groups, ('does not divide the %d channels of block_out_channels'):format(n)) end
+    if n % groups ~= 0 then
+      O.refuse(where, 'norm_num_groups', groups,
+        ('does not divide the %d channels of block_out_channels'):format(n))
+    end
   end
   local temb = c.time_embedding_dim or ch[1] * 4
   self.flip_sin_to_cos = c.flip_sin_to_cos
@@ -356,7 +379,8 @@ function UNet:init(cfg)
 
   local kin, kout = c.conv_in_kernel, c.conv_out_kernel
   self:add('conv_in', nn.Conv2d(c.in_channels, ch[1], kin, { padding = (kin - 1) / 2 }))
-  self:add('time_embedding', TimestepEmbedding(ch[1], temb, c.timestep_post_act and ACTS[c.timestep_post_act]))
+  self:add('time_embedding',
+    TimestepEmbedding(ch[1], temb, c.timestep_post_act and ACTS[c.timestep_post_act]))
 
   local downs = nn.ModuleList()
   local skip_ch = { ch[1] }   -- channels of every skip connection, in push order
@@ -366,7 +390,8 @@ function UNet:init(cfg)
     local attn = cross_attn(down_types[i], 'DownBlock2D') and function(j)
       return attn_opts(i, ch[i], depth(tl[i], j, ('transformer_layers_per_block[%d]'):format(i), n))
     end or nil
-    downs:append(DownBlock(cin, ch[i], { n = n, attn = attn, downsample = i < levels and c.downsample_padding or nil,
+    downs:append(DownBlock(cin, ch[i],
+      { n = n, attn = attn, downsample = i < levels and c.downsample_padding or nil,
       temb = temb, groups = groups, eps = eps }))
     for _ = 1, n do skip_ch[#skip_ch + 1] = ch[i] end
     if i < levels then skip_ch[#skip_ch + 1] = ch[i] end
@@ -374,8 +399,10 @@ function UNet:init(cfg)
   self:add('down_blocks', downs)
   if c.mid_block_type ~= null then
     local cross_mid = c.mid_block_type == 'UNetMidBlock2DCrossAttn'
-    self:add('mid_block', MidBlock(ch[levels], { attn = cross_mid and attn_opts(levels, ch[levels], depth(tl[levels], 1,
-      ('transformer_layers_per_block[%d]'):format(levels), 1)) or nil, temb = temb, groups = groups, eps = eps, out_scale = c.mid_block_scale_factor }))
+    self:add('mid_block',
+      MidBlock(ch[levels], { attn = cross_mid and attn_opts(levels, ch[levels], depth(tl[levels], 1,
+      ('transformer_layers_per_block[%d]'):format(levels), 1)) or nil, temb = temb, groups = groups,
+      eps = eps, out_scale = c.mid_block_scale_factor }))
   end
 
   local ups = nn.ModuleList()
@@ -387,9 +414,11 @@ function UNet:init(cfg)
     for j = 1, n do sk[j] = table.remove(skip_ch) end
     -- diffusers pairs the up block with the reversed head counts of the down path
     local attn = cross_attn(up_types[i], 'UpBlock2D') and function(j)
-      return attn_opts(li, ch[li], depth(rtl[i], j, ('reverse_transformer_layers_per_block[%d]'):format(i), n))
+      return attn_opts(li, ch[li],
+        depth(rtl[i], j, ('reverse_transformer_layers_per_block[%d]'):format(i), n))
     end or nil
-    ups:append(UpBlock(prev, ch[li], { n = n, attn = attn, upsample = i < levels, skip_channels = sk, temb = temb,
+    ups:append(UpBlock(prev, ch[li],
+      { n = n, attn = attn, upsample = i < levels, skip_channels = sk, temb = temb,
       groups = groups, eps = eps }))
     prev = ch[li]
   end
@@ -433,7 +462,10 @@ function UNet:time_embed(timestep, batch)
 end
 
 function UNet:forward(sample, timestep, context)
-  if sample:dim() ~= 4 then argerror('UNet2DConditionModel: sample must be [B, C, h, w], got [' .. table.concat(sample.shape, ', ') .. ']') end
+  if sample:dim() ~= 4 then
+    argerror('UNet2DConditionModel: sample must be [B, C, h, w], got [' .. table.concat(sample.shape, ', ')
+      .. ']')
+  end
   local m = self._modules
   local temb = self:time_embed(timestep, sample:size(1))
   if self.config.center_input_sample then sample = sample * 2 - 1 end

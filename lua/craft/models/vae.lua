@@ -47,7 +47,9 @@ end
 local Block = nn.class('VAEBlock')
 function Block:init(cin, cout, n, groups, sampler)
   local rs = nn.ModuleList()
-  for j = 1, n do rs:append(U.ResnetBlock2D(j == 1 and cin or cout, cout, { groups = groups, eps = 1e-6 })) end
+  for j = 1, n do
+    rs:append(U.ResnetBlock2D(j == 1 and cin or cout, cout, { groups = groups, eps = 1e-6 }))
+  end
   self:add('resnets', rs)
   if sampler == 'down' then self:add('downsamplers', nn.ModuleList({ U.Downsample2D(cout, 0) })) end
   if sampler == 'up' then self:add('upsamplers', nn.ModuleList({ U.Upsample2D(cout) })) end
@@ -65,7 +67,9 @@ function Encoder:init(c)
   local ch, groups, lpb = c.block_out_channels, c.norm_num_groups, c.layers_per_block
   self:add('conv_in', nn.Conv2d(c.in_channels, ch[1], 3, { padding = 1 }))
   local downs = nn.ModuleList()
-  for i = 1, #ch do downs:append(Block(i == 1 and ch[1] or ch[i - 1], ch[i], lpb, groups, i < #ch and 'down' or nil)) end
+  for i = 1, #ch do
+    downs:append(Block(i == 1 and ch[1] or ch[i - 1], ch[i], lpb, groups, i < #ch and 'down' or nil))
+  end
   self:add('down_blocks', downs)
   self:add('mid_block', MidBlock(ch[#ch], groups))
   self:add('conv_norm_out', nn.GroupNorm(groups, ch[#ch], { eps = 1e-6 }))
@@ -120,9 +124,11 @@ M.OPTIONS = {
   act_fn = { K.string, 'silu', only = { 'silu', 'swish' } },
   latent_channels = { K.posint, 4 },
   norm_num_groups = { K.posint, 32 },
-  sample_size = { K.per_level(K.posint), 32, inert = 'the tiling size of diffusers\' tiled decoding, which craft does not do' },
+  sample_size = { K.per_level(K.posint), 32,
+  inert = 'the tiling size of diffusers\' tiled decoding, which craft does not do' },
   scaling_factor = { K.posnum, 0.18215 },
-  latents_mean = { K.list(K.number), nil, only = { null }, note = 'SDXL-style latent statistics: craft\'s pipeline does not apply them' },
+  latents_mean = { K.list(K.number), nil, only = { null },
+  note = 'SDXL-style latent statistics: craft\'s pipeline does not apply them' },
   latents_std = { K.list(K.number), nil, only = { null }, note = 'as latents_mean' },
   force_upcast = { K.bool, true, inert = 'craft computes in float32 always' },
   -- later diffusers
@@ -139,14 +145,17 @@ function AutoencoderKL:init(cfg)
   local c = O.check(cfg, M.OPTIONS, where)
   local n = #c.block_out_channels
   if #c.down_block_types ~= n then
-    O.refuse(where, 'down_block_types', c.down_block_types, ('has %d entries for %d block_out_channels'):format(#c.down_block_types, n))
+    O.refuse(where, 'down_block_types', c.down_block_types,
+      ('has %d entries for %d block_out_channels'):format(#c.down_block_types, n))
   end
   if #c.up_block_types ~= n then
-    O.refuse(where, 'up_block_types', c.up_block_types, ('has %d entries for %d block_out_channels'):format(#c.up_block_types, n))
+    O.refuse(where, 'up_block_types', c.up_block_types,
+      ('has %d entries for %d block_out_channels'):format(#c.up_block_types, n))
   end
   for _, ch in ipairs(c.block_out_channels) do
     if ch % c.norm_num_groups ~= 0 then
-      O.refuse(where, 'norm_num_groups', c.norm_num_groups, ('does not divide the %d channels of block_out_channels'):format(ch))
+      O.refuse(where, 'norm_num_groups', c.norm_num_groups,
+        ('does not divide the %d channels of block_out_channels'):format(ch))
     end
   end
   self.config = c

@@ -18,8 +18,10 @@ local M = {}
 ---------------------------------------------------------------- recipes
 -- Fields every trainer understands (see docs/trainers.md); their defaults live in each trainer's
 -- DEFAULTS so that one table documents a trainer.
-M.COMMON = { seed = 0, max_steps = 100, batch_size = 1, lr = 1e-4, weight_decay = 1e-2, betas = { 0.9, 0.999 },
-  adam_eps = 1e-8, max_grad_norm = 1.0, lr_schedule = false, out = false, checkpoint_every = 50, resume = false,
+M.COMMON = { seed = 0, max_steps = 100, batch_size = 1, lr = 1e-4, weight_decay = 1e-2,
+  betas = { 0.9, 0.999 },
+  adam_eps = 1e-8, max_grad_norm = 1.0, lr_schedule = false, out = false, checkpoint_every = 50,
+  resume = false,
   stop_at = false, numeric_guard = false, gradient_checkpointing = true, quiet = false }
 
 -- options(name, recipe, defaults, presets, optional) -> resolved recipe. recipe.preset picks a
@@ -43,7 +45,8 @@ function M.options(name, recipe, defaults, presets, optional)
       local list = {}
       for kk in pairs(known) do list[#list + 1] = kk end
       table.sort(list)
-      argerror(('%s: unknown recipe field %q (known: %s)'):format(name, tostring(k), table.concat(list, ', ')))
+      argerror(('%s: unknown recipe field %q (known: %s)'):format(name, tostring(k),
+        table.concat(list, ', ')))
     end
     r[k] = v
   end
@@ -118,7 +121,8 @@ M.with_lora_scale = lora.with_scale
 -- become part of the frozen starting model (DPO's reference, the KL penalty's base).
 function M.attach_lora(pipe, r)
   if #lora.adapted(pipe.unet) > 0 then lora.merge(pipe.unet) end
-  local names = lora.attach(pipe.unet, { rank = r.lora_rank, alpha = r.alpha or r.lora_rank, targets = r.lora_targets or nil,
+  local names = lora.attach(pipe.unet,
+    { rank = r.lora_rank, alpha = r.alpha or r.lora_rank, targets = r.lora_targets or nil,
     convs = r.lora_convs, seed = r.seed })
   return names, lora.parameters(pipe.unet)
 end
@@ -157,8 +161,10 @@ end
 function M.sample(pipe, o)
   local cfg = o.cfg or 7.5
   local guided = cfg > 1 and o.uncond ~= nil
-  local images, x, info = pipe:generate { prompt_embeds = o.cond, negative_prompt_embeds = guided and o.uncond or nil,
-    cfg = guided and cfg or 1, steps = o.steps or 50, latents = o.noise, grad_steps = o.grad_steps, kl = o.kl or nil,
+  local images, x, info = pipe:generate { prompt_embeds = o.cond, negative_prompt_embeds = guided
+    and o.uncond or nil,
+    cfg = guided and cfg or 1, steps = o.steps or 50, latents = o.noise, grad_steps = o.grad_steps,
+    kl = o.kl or nil,
     eta = o.eta, seed = o.seed or 0, checkpoint_vae = o.checkpoint_vae ~= false, decode = o.decode }
   return images, x, { kl = info.kl }
 end
@@ -170,7 +176,9 @@ end
 -- repeated to 3 channels. batch(step, g) -> scaled latents x0 [B, 4, h, w], labels (0-based
 -- list), and the data position (epoch, index) of the batch's last image.
 function M.real_data(pipe, ds, r)
-  if not (ds and ds.images and ds.labels) then argerror('real images: give data = {images = [N,C,H,W] in [0,1], labels = i64 [N], classes = {...}}') end
+  if not (ds and ds.images and ds.labels) then
+    argerror('real images: give data = {images = [N,C,H,W] in [0,1], labels = i64 [N], classes = {...}}')
+  end
   local shape = M.latent_shape(pipe, 1, r)
   local f = pipe:vae_scale_factor()
   local x = ds.images
@@ -243,7 +251,9 @@ function M.write_csv(path, rows)
   for _, row in ipairs(rows) do
     for k in pairs(row) do if not seen[k] then seen[k] = true; cols[#cols + 1] = k end end
   end
-  table.sort(cols, function(a, b) if a == 'step' or b == 'step' then return a == 'step' and b ~= 'step' end return a < b end)
+  table.sort(cols, function(a, b)
+    if a == 'step' or b == 'step' then return a == 'step' and b ~= 'step' end return a < b
+  end)
   local tmp = path .. '.tmp'
   local w = io_.csv_writer(tmp)
   local function put(values)
@@ -276,12 +286,15 @@ function M.save_checkpoint(path, name, params, opt, state, rows)
   for k, t in pairs(opt:state_dict()) do if T.is_tensor(t) then out[k] = t end end
   local st = {}
   for k, v in pairs(state) do st[k] = v end
-  st.opt_step, st.lr, st.rng_seed, st.rng_offset, st.version = opt.step_count, opt.lr, T.rng.seed, T.rng.offset, 1
+  st.opt_step, st.lr, st.version = opt.step_count, opt.lr, 1
+  st.rng_seed, st.rng_offset = T.rng.seed, T.rng.offset
   -- JSON has no NaN / Inf: a logged diagnostic (not the loss, which is checked) may be one
   local clean = io_.array()
   for i, row in ipairs(rows) do
     local c = {}
-    for k, v in pairs(row) do c[k] = (type(v) == 'number' and (v ~= v or v == math.huge or v == -math.huge)) and tostring(v) or v end
+    for k, v in pairs(row) do
+      c[k] = (type(v) == 'number' and (v ~= v or v == math.huge or v == -math.huge)) and tostring(v) or v
+    end
     clean[i] = c
   end
   io_.save_safetensors(path, out, { craft_trainer = name, state = io_.encode_json(st),
@@ -299,7 +312,9 @@ function M.load_checkpoint(path, name, params, opt)
   A.no_grad(function()
     for _, np in ipairs(params) do
       local t = sd['param.' .. np[1]]
-      if not t then argerror(('%s: no weights for %s (a checkpoint of another recipe?)'):format(path, np[1])) end
+      if not t then
+        argerror(('%s: no weights for %s (a checkpoint of another recipe?)'):format(path, np[1]))
+      end
       if table.concat(t.shape, 'x') ~= table.concat(np[2].shape, 'x') then
         argerror(('%s: %s has shape [%s] in the checkpoint but [%s] in the model'):format(path, np[1],
           table.concat(t.shape, ', '), table.concat(np[2].shape, ', ')))
@@ -333,16 +348,22 @@ local function finite(v) return v == v and v ~= math.huge and v ~= -math.huge en
 function M.run(spec)
   local r, name = spec.recipe, spec.name
   local params = spec.params
-  local opt = optim.AdamW(params, { lr = r.lr, betas = r.betas, eps = r.adam_eps, weight_decay = r.weight_decay })
+  local opt = optim.AdamW(params,
+    { lr = r.lr, betas = r.betas, eps = r.adam_eps, weight_decay = r.weight_decay })
   local out = r.out or nil
   local ck = out and (out .. '/checkpoint.safetensors')
   local rows, start, last_ck = {}, 0, nil
   if out then M.mkdir(out) end
-  if r.resume and not out then argerror(name .. ': resume = true needs out (the folder of the checkpoint)') end
+  if r.resume and not out then
+    argerror(name .. ': resume = true needs out (the folder of the checkpoint)')
+  end
   if r.resume and ck and exists(ck) then
     local st
     st, rows = M.load_checkpoint(ck, name, params, opt)
-    if st.seed ~= r.seed then argerror(('%s: resume: the checkpoint was made with seed %s, the recipe has %s'):format(name, tostring(st.seed), tostring(r.seed))) end
+    if st.seed ~= r.seed then
+      argerror(('%s: resume: the checkpoint was made with seed %s, the recipe has %s'):format(name,
+        tostring(st.seed), tostring(r.seed)))
+    end
     start, last_ck = st.step, st.step
     if not r.quiet then io.stderr:write(('%s: resumed from %s at step %d\n'):format(name, ck, start)) end
   end
@@ -357,7 +378,8 @@ function M.run(spec)
   local function stop(s, why)
     if ck and last_ck then M.write_csv(out .. '/log.csv', rows) end
     error(('%s: step %d: %s; training stopped. %s'):format(name, s, why,
-      last_ck and ('The last good checkpoint is %s (step %d).'):format(ck, last_ck) or 'No checkpoint was written yet.'), 0)
+      last_ck and ('The last good checkpoint is %s (step %d).'):format(ck, last_ck)
+      or 'No checkpoint was written yet.'), 0)
   end
   local prev_guard = runtime.numeric_guard()
   if r.numeric_guard then runtime.set_numeric_guard(true) end
@@ -375,7 +397,8 @@ function M.run(spec)
       local lv = loss and loss:item()
       if lv == nil then stop(s, 'the step returned no loss')
       elseif not finite(lv) then
-        local extra = (row.reward and not finite(row.reward)) and (' (reward ' .. tostring(row.reward) .. ')') or ''
+        local extra = (row.reward and not finite(row.reward))
+        and (' (reward ' .. tostring(row.reward) .. ')') or ''
         stop(s, ('the loss is %s%s'):format(tostring(lv), extra))
       end
       local gn = 0

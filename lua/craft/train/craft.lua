@@ -34,16 +34,18 @@ M.DEFAULTS = {
   eta = 0,                    -- DDIM eta (0: deterministic given the initial noise)
   height = false, width = false, -- default: the UNet's sample_size times the VAE factor
   reward = false,             -- a reward spec over `cas` (craft.cas.reward_spec, or a table of its fields:
-                              -- weights, cap, transform, scale = 'start' | {dim -> n}, scale_images); default:
-                              -- the spec {} (the CAS recipe's reward weights and cap). Or any differentiable
+                              -- weights, cap, transform, scale = 'start' | {dim -> n}, scale_images);
+                              -- default: the spec {} (the CAS recipe's reward weights and cap). Or any
+                              -- differentiable
                               -- function(images [N,3,H,W] in [0,1], labels i64 [N]) -> tensor [N]
   cas = false,                -- a calibrated craft.cas object: reward = cas:reward(images, labels, spec)
-  reward_weight = 1,          -- weight of the reward in the loss; 0 is the control "CRAFT (reward 0)": the same
-                              -- sampling, KL penalty and real-image loss without the reward (nothing decoded)
-  reward_augment = false,     -- {shift = px, noise = sd, blur = sigma}: the reward sees each image shifted by up
-                              -- to `shift` pixels (replicate padding), with Gaussian noise added (a fresh draw per
-                              -- step) and blurred, so the gradient cannot lean on pixel-exact patterns of the
-                              -- reward models (choice)
+  reward_weight = 1,          -- weight of the reward in the loss; 0 is the control "CRAFT (reward 0)": the
+                              -- same sampling, KL penalty and real-image loss without the reward (nothing
+                              -- decoded)
+  reward_augment = false,     -- {shift = px, noise = sd, blur = sigma}: the reward sees each image shifted by
+                              -- up to `shift` pixels (replicate padding), with Gaussian noise added (a fresh
+                              -- draw per step) and blurred, so the gradient cannot lean on pixel-exact
+                              -- patterns of the reward models (choice)
   log_dims = true,            -- with cas: log the mean z-score of every calibrated dimension per step
   kl_weight = 0,              -- DRaFT+-style penalty on (eps_lora - eps_base)^2 (METHOD: optional)
   real_diffusion_weight = 0,  -- weight of the diffusion loss on real images (METHOD: optional)
@@ -56,7 +58,8 @@ M.DEFAULTS = {
 }
 -- The built-in tiny models (8x8 latents): fewer denoising steps, a smaller adapter, short runs, and
 -- no recomputation in backward (their activations are small; recomputing costs a third of a step).
-M.PRESETS = { full = {}, tiny = { lora_rank = 4, steps = 10, batch_size = 2, max_steps = 100, checkpoint_every = 25,
+M.PRESETS = { full = {},
+  tiny = { lora_rank = 4, steps = 10, batch_size = 2, max_steps = 100, checkpoint_every = 25,
   gradient_checkpointing = false, checkpoint_vae = false } }
 
 -- Class order and prompt lists, checked.
@@ -69,7 +72,9 @@ local function classes_of(r)
   end
   for _, c in ipairs(cls) do
     local ps = r.prompts[c]
-    if type(ps) ~= 'table' or #ps == 0 then argerror(('craft: no prompts for class %q (recipe.prompts)'):format(tostring(c))) end
+    if type(ps) ~= 'table' or #ps == 0 then
+      argerror(('craft: no prompts for class %q (recipe.prompts)'):format(tostring(c)))
+    end
   end
   return cls
 end
@@ -89,7 +94,8 @@ function M.reward_spec_of(r, name)
   if type(base) == 'function' then return nil end
   if type(base) == 'table' and type(base.reward) == 'function' then base = nil end   -- a CAS given as reward
   if base and type(base) ~= 'table' then
-    argerror(('%s: reward must be a reward spec (craft.cas.reward_spec or a table of its fields) or a function, got %s')
+    argerror(('%s: reward must be a reward spec (craft.cas.reward_spec or a table of its fields) or a '
+      .. 'function, got %s')
       :format(name, type(base)))
   end
   local fields = {}
@@ -110,7 +116,8 @@ local function reward_of(r)
   if type(r.reward) == 'function' then return r.reward end
   local cas = (type(r.reward) == 'table' and type(r.reward.reward) == 'function') and r.reward or r.cas
   if not (cas and cas.reward) then
-    argerror('craft: give reward = function(images, labels) -> tensor [N], or cas = a calibrated craft.cas object '
+    argerror('craft: give reward = function(images, labels) -> tensor [N], or cas = a calibrated craft.cas '
+      .. 'object '
       .. '(reward then a reward spec over it, or none)')
   end
   local spec = M.reward_spec_of(r) or RS.new()
@@ -133,12 +140,15 @@ local function start_scales(pipe, r, cas, classes, encode, negs, n_images)
     local nb = {}
     for i = 1, b do nb[i] = negs[i] end
     local images = A.no_grad(common.with_lora_scale, pipe.unet, 0, pipe.generate, pipe,
-      { prompt_embeds = encode(prompts), negative_prompt_embeds = r.cfg > 1 and encode(nb) or nil, cfg = r.cfg,
+      { prompt_embeds = encode(prompts), negative_prompt_embeds = r.cfg > 1 and encode(nb) or nil,
+      cfg = r.cfg,
         steps = r.steps, latents = noise, eta = r.eta, seed = g.seed() })
     local raw = cas:raw(images, ys, cas.calib.dims)
     for _, d in ipairs(cas.calib.dims) do
       z[d] = z[d] or {}
-      for i, y in ipairs(ys) do z[d][#z[d] + 1] = (raw[d][i] - cas.calib.mu[d][y + 1]) / cas.calib.sd[d][y + 1] end
+      for i, y in ipairs(ys) do
+        z[d][#z[d] + 1] = (raw[d][i] - cas.calib.mu[d][y + 1]) / cas.calib.sd[d][y + 1]
+      end
     end
   end
   local scales = {}
@@ -206,7 +216,8 @@ end
 
 -- train(pipe, recipe) -> {log = rows, step =, checkpoint =, out =, lora = adapted module names}
 function M.train(pipe, recipe)
-  local r = common.options('craft', common.renamed('craft', recipe, { rank = 'lora_rank' }), M.DEFAULTS, M.PRESETS,
+  local r = common.options('craft', common.renamed('craft', recipe, { rank = 'lora_rank' }), M.DEFAULTS,
+    M.PRESETS,
     OLD_NAMES)
   if type(r.prompts) ~= 'table' then argerror('craft: recipe.prompts = {class -> {prompts}} is required') end
   if r.grad_steps < 1 or r.grad_steps > r.steps then
@@ -233,8 +244,11 @@ function M.train(pipe, recipe)
     set_scales(scales)
     if not r.quiet then
       local parts = {}
-      for _, d in ipairs(reward_cas.calib.dims) do parts[#parts + 1] = ('%s %.3g'):format(d, scales[d] or 1) end
-      io.stderr:write('craft: reward scales on the starting model\'s images: ' .. table.concat(parts, ', ') .. '\n')
+      for _, d in ipairs(reward_cas.calib.dims) do
+        parts[#parts + 1] = ('%s %.3g'):format(d, scales[d] or 1)
+      end
+      io.stderr:write('craft: reward scales on the starting model\'s images: ' .. table.concat(parts, ', ')
+        .. '\n')
     end
   end
 
@@ -243,8 +257,10 @@ function M.train(pipe, recipe)
     local prompts, ys = M.pick(r, classes, g, B)
     local noise = T.randn(common.latent_shape(pipe, B, r), { seed = g.seed() })
     local images, _, info = pipe:generate { prompt_embeds = encode(prompts),
-      negative_prompt_embeds = r.cfg > 1 and encode(negs) or nil, cfg = r.cfg, steps = r.steps, latents = noise,
-      grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta, seed = g.seed(), checkpoint_vae = r.checkpoint_vae,
+      negative_prompt_embeds = r.cfg > 1 and encode(negs) or nil, cfg = r.cfg, steps = r.steps,
+      latents = noise,
+      grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta, seed = g.seed(),
+      checkpoint_vae = r.checkpoint_vae,
       decode = reward ~= nil }
     local row, loss = {}, nil
     if reward then
@@ -263,7 +279,10 @@ function M.train(pipe, recipe)
       local rp = {}
       for i, y in ipairs(rys) do
         local ps = r.prompts[real.classes[y + 1]]
-        if not ps then error(('craft: no prompts for the real images of class %q'):format(tostring(real.classes[y + 1])), 0) end
+        if not ps then
+          error(('craft: no prompts for the real images of class %q'):format(tostring(real.classes[y + 1])),
+            0)
+        end
         rp[i] = ps[gr.int(#ps)]
       end
       local dl = common.diffusion_loss(pipe, x0, encode(rp), gr)
@@ -271,8 +290,12 @@ function M.train(pipe, recipe)
       loss = loss and loss + dl * r.real_diffusion_weight or dl * r.real_diffusion_weight
       pos.epoch, pos.index = ep, ix
     end
-    if not loss then argerror('craft: reward_weight 0 with no KL penalty and no real-image loss leaves nothing to train') end
-    if reward and r.cas and r.log_dims and row.reward == row.reward then log_dims(r.cas, images:detach(), ys, row) end
+    if not loss then
+      argerror('craft: reward_weight 0 with no KL penalty and no real-image loss leaves nothing to train')
+    end
+    if reward and r.cas and r.log_dims and row.reward == row.reward then
+      log_dims(r.cas, images:detach(), ys, row)
+    end
     return loss, row
   end
 

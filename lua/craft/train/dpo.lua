@@ -58,7 +58,8 @@ M.DEFAULTS = {
   max_steps = 1000,
   checkpoint_every = 100,
 }
-M.PRESETS = { full = {}, tiny = { lora_rank = 4, steps = 10, batch_size = 2, beta = 1000, lr = 1e-3, max_steps = 100,
+M.PRESETS = { full = {},
+  tiny = { lora_rank = 4, steps = 10, batch_size = 2, beta = 1000, lr = 1e-3, max_steps = 100,
   pairs = 128, eval_every = 25, checkpoint_every = 25, gradient_checkpointing = false } }
 
 local function per_sample_mse(pred, target) return (pred - target):square():mean({ 2, 3, 4 }) end
@@ -94,13 +95,18 @@ local function rank_of(r)
   if type(r.reward) == 'function' then return r.reward end
   if r.reward and r.cas then
     local spec = RS.new(r.reward)
-    if spec.scale == 'start' then argerror('dpo: the reward spec\'s scale = \'start\' is CRAFT\'s (give {dim -> number})') end
-    return function(images, labels) return A.no_grad(function() return r.cas:reward(images, labels, spec):flat() end) end
+    if spec.scale == 'start' then
+      argerror('dpo: the reward spec\'s scale = \'start\' is CRAFT\'s (give {dim -> number})')
+    end
+    return function(images, labels)
+      return A.no_grad(function() return r.cas:reward(images, labels, spec):flat() end)
+    end
   end
   if r.cas then
     return function(images, labels) return r.cas:raw(images, labels, { 'checklist' }).checklist end
   end
-  argerror('dpo: give reward = function(images, labels) -> scores, or cas = a craft.cas object (checklist ranking, or '
+  argerror('dpo: give reward = function(images, labels) -> scores, or cas = a craft.cas object (checklist '
+    .. 'ranking, or '
     .. 'reward = a reward spec over it)')
 end
 
@@ -126,7 +132,8 @@ local function make_pairs(pipe, r, cls, encode, rank, negs_for)
     for i = 1, n do ys2[i], ys2[n + i] = ysb[i], ysb[i] end
     local noise = tensor.randn(common.latent_shape(pipe, 2 * n, r), { seed = g.seed() })
     local images, latents = A.no_grad(pipe.generate, pipe, { prompt_embeds = both,
-      negative_prompt_embeds = r.cfg > 1 and encode(negs_for(2 * n)) or nil, cfg = r.cfg, steps = r.steps, latents = noise,
+      negative_prompt_embeds = r.cfg > 1 and encode(negs_for(2 * n)) or nil, cfg = r.cfg, steps = r.steps,
+      latents = noise,
       eta = r.eta, seed = g.seed() })
     local sc = as_list(rank(images, tensor.tensor(ys2, { dtype = 'i64' })))
     for i = 1, n do
@@ -141,16 +148,21 @@ local function make_pairs(pipe, r, cls, encode, rank, negs_for)
     end
   end
   local P = #W
-  if P < 2 then argerror(('dpo: only %d of %d pairs were not tied; the ranking cannot tell the images apart'):format(P, r.pairs)) end
+  if P < 2 then
+    argerror(('dpo: only %d of %d pairs were not tied; the ranking cannot tell the images apart'):format(P,
+      r.pairs))
+  end
   local nh = math.max(1, math.floor(P * r.heldout + 0.5))
   if r.heldout <= 0 then nh = 0 end
-  return { xw = F.cat(W, 1):detach(), xl = F.cat(L, 1):detach(), ctx = F.cat(Cx, 1):detach(), n = P, n_heldout = nh,
+  return { xw = F.cat(W, 1):detach(), xl = F.cat(L, 1):detach(), ctx = F.cat(Cx, 1):detach(), n = P,
+    n_heldout = nh,
     n_train = P - nh, ties = ties, prompts = kept_prompts }
 end
 
 local function save_pairs(path, set)
   require('craft.io').save_safetensors(path, { xw = set.xw, xl = set.xl, ctx = set.ctx },
-    { n_heldout = tostring(set.n_heldout), ties = tostring(set.ties), prompts = require('craft.io').encode_json(set.prompts) })
+    { n_heldout = tostring(set.n_heldout), ties = tostring(set.ties),
+    prompts = require('craft.io').encode_json(set.prompts) })
 end
 
 local function load_pairs(path)
@@ -158,7 +170,8 @@ local function load_pairs(path)
   local t, _, meta = io_.load_safetensors(path)
   local P = t.xw:size(1)
   local nh = tonumber(meta.n_heldout)
-  return { xw = t.xw, xl = t.xl, ctx = t.ctx, n = P, n_heldout = nh, n_train = P - nh, ties = tonumber(meta.ties),
+  return { xw = t.xw, xl = t.xl, ctx = t.ctx, n = P, n_heldout = nh, n_train = P - nh,
+    ties = tonumber(meta.ties),
     prompts = io_.decode_json(meta.prompts, path) }
 end
 
@@ -199,12 +212,16 @@ end
 -- {accuracy, loss, n}, pairs = kept pairs, ties}
 function M.train(pipe, recipe)
   if recipe and recipe.rank ~= nil and type(recipe.rank) ~= 'function' then
-    argerror(('dpo: rank is %s; the LoRA rank is lora_rank (rank was the old name of the ranking function, now reward)')
+    argerror(('dpo: rank is %s; the LoRA rank is lora_rank (rank was the old name of the ranking function, '
+      .. 'now reward)')
       :format(tostring(recipe.rank)))
   end
-  local r = common.options('dpo', common.renamed('dpo', recipe, { rank = 'reward' }), M.DEFAULTS, M.PRESETS, {})
+  local r = common.options('dpo', common.renamed('dpo', recipe, { rank = 'reward' }), M.DEFAULTS, M.PRESETS,
+    {})
   if type(r.prompts) ~= 'table' then argerror('dpo: recipe.prompts = {class -> {prompts}} is required') end
-  if not (r.heldout >= 0 and r.heldout < 1) then argerror(('dpo: heldout is %s, must be in [0, 1)'):format(tostring(r.heldout))) end
+  if not (r.heldout >= 0 and r.heldout < 1) then
+    argerror(('dpo: heldout is %s, must be in [0, 1)'):format(tostring(r.heldout)))
+  end
   local cls = r.classes or (r.cas and r.cas.classes)
   if not cls then
     cls = {}
@@ -228,11 +245,13 @@ function M.train(pipe, recipe)
     if pairs_path then common.mkdir(r.out); save_pairs(pairs_path, set) end
   end
   if not r.quiet then
-    io.stderr:write(('dpo: %d preference pairs (%d tied dropped): %d for training, %d held out\n'):format(set.n,
+    io.stderr:write(('dpo: %d preference pairs (%d tied dropped): %d for training, %d held out\n')
+      :format(set.n,
       set.ties, set.n_train, set.n_heldout))
   end
   if set.n_train < 1 then argerror('dpo: no training pairs left after the held-out share') end
-  local names, params = common.attach_lora(pipe, { lora_rank = r.lora_rank, alpha = r.alpha, lora_targets = r.lora_targets,
+  local names, params = common.attach_lora(pipe,
+    { lora_rank = r.lora_rank, alpha = r.alpha, lora_targets = r.lora_targets,
     lora_convs = r.lora_convs, seed = r.seed })
   local prev_gc = pipe.unet.gradient_checkpointing
   pipe.unet.gradient_checkpointing = r.gradient_checkpointing
@@ -256,11 +275,15 @@ function M.train(pipe, recipe)
     local nshape = { B, set.xw:size(2), set.xw:size(3), set.xw:size(4) }
     local nw = tensor.randn(nshape, { seed = g.seed() })
     local nl = r.shared_noise and nw or tensor.randn(nshape, { seed = g.seed() })
-    local loss, info = M.loss(pipe, { xw = take(set.xw, idx), xl = take(set.xl, idx), context = take(set.ctx, idx),
+    local loss, info = M.loss(pipe,
+      { xw = take(set.xw, idx), xl = take(set.xl, idx), context = take(set.ctx, idx),
       t = t, noise_w = nw, noise_l = nl, beta = r.beta })
     local row = { pairs = B, implicit_acc = info.acc }
     local m, rf = 0, 0
-    for k = 1, B do m = m + (info.model_w[k] + info.model_l[k]) / (2 * B); rf = rf + (info.ref_w[k] + info.ref_l[k]) / (2 * B) end
+    for k = 1, B do
+      m = m + (info.model_w[k] + info.model_l[k]) / (2 * B)
+      rf = rf + (info.ref_w[k] + info.ref_l[k]) / (2 * B)
+    end
     row.model_mse, row.ref_mse = m, rf
     if set.n_heldout > 0 and (s % r.eval_every == 0 or s == r.max_steps) then
       -- measured before this step's update: the held-out figures of the weights after step s - 1
@@ -271,7 +294,8 @@ function M.train(pipe, recipe)
     return loss, row
   end
 
-  local res = common.run_lora(pipe, prev_gc, names, { name = 'dpo', recipe = r, params = params, step = step })
+  local res = common.run_lora(pipe, prev_gc, names,
+    { name = 'dpo', recipe = r, params = params, step = step })
   -- the final weights' held-out figures
   if set.n_heldout > 0 then final_heldout = M.heldout(pipe, set, r) end
   res.heldout, res.pairs, res.ties, res.n_train_pairs = final_heldout, set.n, set.ties, set.n_train

@@ -28,7 +28,8 @@ M.DEFAULTS = {
   checkpoint_every = 250,
 }
 -- Tiny models: a rank-4 adapter learns at a higher rate in a short run.
-M.PRESETS = { full = {}, tiny = { lora_rank = 4, lr = 1e-3, max_steps = 200, batch_size = 4, checkpoint_every = 50,
+M.PRESETS = { full = {},
+  tiny = { lora_rank = 4, lr = 1e-3, max_steps = 200, batch_size = 4, checkpoint_every = 50,
   gradient_checkpointing = false } }
 
 -- The prompt of a real image of class `name`: one of the recipe's prompts for it when given (a
@@ -47,10 +48,13 @@ end
 
 -- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names}
 function M.train(pipe, recipe)
-  local r = common.options('lora_diffusion', common.renamed('lora_diffusion', recipe, { rank = 'lora_rank' }), M.DEFAULTS,
+  local r = common.options('lora_diffusion',
+    common.renamed('lora_diffusion', recipe, { rank = 'lora_rank' }), M.DEFAULTS,
     M.PRESETS, {})
   local ds = r.data
-  if not (type(ds) == 'table' and ds.classes) then argerror('lora_diffusion: recipe.data = {images, labels, classes} is required') end
+  if not (type(ds) == 'table' and ds.classes) then
+    argerror('lora_diffusion: recipe.data = {images, labels, classes} is required')
+  end
   if type(r.ti) == 'string' then ti.load(pipe, r.ti)
   elseif type(r.ti) == 'table' then ti.install(pipe, r.ti.vectors, r.ti.tokens) end
   common.freeze(pipe)
@@ -70,7 +74,8 @@ function M.train(pipe, recipe)
     return common.diffusion_loss(pipe, x0, encode(prompts), g), {}
   end
 
-  return common.run_lora(pipe, prev_gc, names, { name = 'lora_diffusion', recipe = r, params = params, step = step })
+  return common.run_lora(pipe, prev_gc, names,
+    { name = 'lora_diffusion', recipe = r, params = params, step = step })
 end
 
 -- ti_then_lora(pipe, ti_recipe, lora_recipe): the whole baseline, TI first, then LoRA with its tokens.

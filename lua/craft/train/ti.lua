@@ -42,7 +42,8 @@ local function token_table(te)
   for _, np in ipairs(te:named_parameters()) do
     if np[1]:match('token_embedding%.weight$') then return np[2] end
   end
-  argerror('textual inversion: the text encoder has no token_embedding (a craft.models.clip CLIPTextModel is needed)')
+  argerror('textual inversion: the text encoder has no token_embedding (a craft.models.clip CLIPTextModel is '
+    .. 'needed)')
 end
 
 -- The content ids of a piece of text (no start / end token).
@@ -170,9 +171,13 @@ end
 -- Installs the tokens on pipe as it goes (so the result is ready to sample from).
 function M.train(pipe, recipe)
   local r = common.options('ti', recipe, M.DEFAULTS, M.PRESETS, {})
-  if not (pipe.tokenizer and pipe.text_encoder) then argerror('ti: the pipeline needs a tokenizer and a text encoder') end
+  if not (pipe.tokenizer and pipe.text_encoder) then
+    argerror('ti: the pipeline needs a tokenizer and a text encoder')
+  end
   local ds = r.data
-  if not (type(ds) == 'table' and ds.classes) then argerror('ti: recipe.data = {images, labels, classes} is required') end
+  if not (type(ds) == 'table' and ds.classes) then
+    argerror('ti: recipe.data = {images, labels, classes} is required')
+  end
   common.freeze(pipe)
   local W = token_table(pipe.text_encoder)
   local tokens, vectors, params = {}, {}, {}

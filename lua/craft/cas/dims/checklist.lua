@@ -6,7 +6,9 @@ return {
   summary = 'the share of the class\'s checklist items the image shows, in the VLM',
   encoder = 'vlm',
   missing = function(cas)
-    if cas.checklist_vlm == nil or cas.checklists == nil then return 'missing encoder or texts in the recipe' end
+    if cas.checklist_vlm == nil or cas.checklists == nil then
+      return 'missing encoder or texts in the recipe'
+    end
   end,
   raw = function(cas, x, ys, Y, shared)
     local img = shared.vlm_image(cas.checklist_vlm)

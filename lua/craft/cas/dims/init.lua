@@ -24,7 +24,8 @@ local function check(name, dim)
   core.want('cas.dims.register', 'name', name, 'string')
   core.want('cas.dims.register', 'dimension', dim, 'table')
   if not name:match('^[%a_][%w_]*$') then
-    core.argerror(('cas.dims.register: the name %q must be a Lua identifier (it names CSV columns)'):format(name))
+    core.argerror(('cas.dims.register: the name %q must be a Lua identifier (it names CSV columns)')
+      :format(name))
   end
   for _, k in ipairs { 'raw', 'missing' } do
     if type(dim[k]) ~= 'function' then
@@ -55,7 +56,8 @@ function M.get(name)
       error(mod, 0)
     end
   end
-  core.argerror(('cas: unknown dimension %s (known: %s)'):format(tostring(name), table.concat(M.names(), ', ')))
+  core.argerror(('cas: unknown dimension %s (known: %s)'):format(tostring(name),
+    table.concat(M.names(), ', ')))
 end
 
 -- names() -> the built-in dimensions, then the others registered in this process (sorted)
