@@ -5,7 +5,8 @@
 --        [--out DIR] [--seeds ...] [--budget 200] [--jobs N] [--tune] [--reuse] [--smoke]
 --        [--baselines ti_lora|all]
 --
--- The variants file returns a list {{name = 'CRAFT, ...', craft = {CRAFT recipe overrides}}, ...}.
+-- The variants file returns a list {{name = 'CRAFT, ...', craft = {CRAFT recipe overrides}}, ...}
+-- (or {name =, dpo = {DPO recipe overrides}} for a DPO variant).
 -- With --reuse and the --out of an earlier run, its finished TI + LoRA and control jobs are kept.
 -- Choices are made with --tune (tuning seeds and split); reported runs use recipes/study.lua.
 local parse = dofile('recipes/lib/args.lua')
@@ -30,7 +31,14 @@ local budget = args.budget > 0 and args.budget or nil
 local methods = args.baselines == 'all' and lib.list { smoke = args.smoke, budget = budget }
   or lib.list { smoke = args.smoke, budget = budget, only = { ti_lora = true, ['CRAFT (reward 0)'] = true } }
 for _, v in ipairs(dofile(args.variants)) do
-  local m = lib.list { smoke = args.smoke, budget = budget, only = { CRAFT = true }, craft = v.craft }[1]
+  local m
+  if v.dpo then
+    -- a DPO variant: the list's DPO with its recipe fields overridden
+    m = lib.list { smoke = args.smoke, budget = budget, only = { dpo = true } }[1]
+    m.recipe = lib.with(m.recipe, v.dpo)
+  else
+    m = lib.list { smoke = args.smoke, budget = budget, only = { CRAFT = true }, craft = v.craft }[1]
+  end
   m.name, m.key = v.name, nil
   methods[#methods + 1] = m
 end

@@ -38,6 +38,7 @@ M.DEFAULTS = {
                               -- default with cas: the raw checklist dimension (the same order as
                               -- its z-score within a class, and a pair shares its class)
   cas = false,
+  rank_by = 'checklist',      -- with cas: 'checklist' (METHOD.md: the checklist score) or 'cas' (the whole CAS)
   beta = 5000,                -- beta_dpo (Wallace et al.: 5000 for SD 1.5)
   lora_rank = 16,             -- (choice: CRAFT's adapter, so the comparison isolates the objective)
   alpha = false, lora_targets = false, lora_convs = false,
@@ -88,7 +89,11 @@ end
 
 local function rank_of(r)
   if type(r.rank) == 'function' then return r.rank end
+  if r.cas and r.rank_by == 'cas' then
+    return function(images, labels) return r.cas:score(images, labels).cas end
+  end
   if r.cas then
+    if r.rank_by ~= 'checklist' then argerror(('dpo: rank_by is %s (checklist or cas)'):format(tostring(r.rank_by))) end
     return function(images, labels) return r.cas:raw(images, labels, { 'checklist' }).checklist end
   end
   argerror('dpo: give rank = function(images, labels) -> scores, or cas = a craft.cas object (checklist ranking)')
