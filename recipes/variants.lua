@@ -3,7 +3,7 @@
 --
 --   ./build/craft recipes/variants.lua --variants recipes/tuning/round1.lua [--modality cxr]
 --        [--out DIR] [--seeds ...] [--budget 200] [--jobs N] [--tune] [--reuse] [--smoke]
---        [--baselines ti_lora|all]
+--        [--baselines ti_lora|start|all]   (ti_lora: TI + LoRA and CRAFT (reward 0); start: TI + LoRA alone)
 --
 -- The variants file returns a list {{name = 'CRAFT, ...', craft = {CRAFT recipe overrides}}, ...}
 -- (or {name =, dpo = {DPO recipe overrides}} for a DPO variant).
@@ -12,7 +12,7 @@
 local parse = dofile('recipes/lib/args.lua')
 local args = parse(arg, { modality = 'cxr', shots = 16, out = 'runs/variants', budget = 0, variants = '', smoke = false,
   seeds = '', jobs = 0, tune = false, reuse = false, baselines = 'ti_lora', data = '', size = 32 },
-  'craft recipes/variants.lua --variants FILE [--modality M] [--out DIR] [--budget N] [--seeds ...] [--jobs N] [--tune] [--reuse] [--smoke] [--baselines ti_lora|all]')
+  'craft recipes/variants.lua --variants FILE [--modality M] [--out DIR] [--budget N] [--seeds ...] [--jobs N] [--tune] [--reuse] [--smoke] [--baselines ti_lora|start|all]')
 if args.variants == '' then error('recipes/variants.lua: give --variants FILE', 0) end
 local lib = dofile('recipes/lib/methods.lua')
 local run = dofile('recipes/lib/run.lua')
@@ -28,8 +28,10 @@ end
 cfg.name = ('variants %s, %d shots per class'):format(args.modality, args.shots)
 cfg.title = ('CRAFT variants: %s'):format(args.modality)
 local budget = args.budget > 0 and args.budget or nil
-local methods = args.baselines == 'all' and lib.list { smoke = args.smoke, budget = budget }
-  or lib.list { smoke = args.smoke, budget = budget, only = { ti_lora = true, ['CRAFT (reward 0)'] = true } }
+local methods
+if args.baselines == 'all' then methods = lib.list { smoke = args.smoke, budget = budget }
+elseif args.baselines == 'start' then methods = lib.list { smoke = args.smoke, budget = budget, only = { ti_lora = true } }
+else methods = lib.list { smoke = args.smoke, budget = budget, only = { ti_lora = true, ['CRAFT (reward 0)'] = true } } end
 for _, v in ipairs(dofile(args.variants)) do
   local m
   if v.dpo then
