@@ -14,9 +14,15 @@ LIBS     = -ldnnl -lzip -lz -ljansson -lcsv -lstb -lm -lpthread
 LUALIBS  = $(shell pkg-config --libs luajit) -ledit
 LDFLAGS += -fopenmp $(SAN)
 
-ENGINE_SRC := $(sort $(wildcard engine/*.c))
-LIB_SRC    := $(filter-out engine/main.c,$(ENGINE_SRC))
+# engine/ is in folders by layer (engine/README.md): core, cpu, cl, io, text, clinical; the
+# public header craft.h and the host main.c sit at the top.
+ENGINE_DIRS := core cpu cl io text clinical
+ENGINE_HDR := engine/craft.h $(foreach d,$(ENGINE_DIRS),$(wildcard engine/$(d)/*.h))
+LIB_SRC    := $(sort $(foreach d,$(ENGINE_DIRS),$(wildcard engine/$(d)/*.c)))
 LIB_OBJ    := $(patsubst engine/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen_cdef.o
+# ar keeps members by file name: two sources with one name in different folders would clash
+DUP_SRC    := $(shell printf '%s\n' $(notdir $(LIB_SRC)) | sort | uniq -d)
+$(if $(DUP_SRC),$(error engine/: more than one source file named $(DUP_SRC); names must be unique across folders))
 CL_SRC     := $(sort $(wildcard kernels_cl/*.cl))
 TEST_SRC   := $(sort $(wildcard tests/c/test_*.c))
 TEST_BIN   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC)) $(BUILD)/tests/test_null_args
@@ -24,7 +30,7 @@ TEST_BIN   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC)) $(BUILD)/test
 .PHONY: all test test-c test-lua bench install clean setup asan fuzz fuzz-build fuzz-lib
 all: $(BUILD)/libcraft.a $(BUILD)/libcraft.so $(BUILD)/craft $(TEST_BIN)
 
-$(BUILD)/obj/%.o: engine/%.c engine/*.h | $(BUILD)/gen/cdef.inc
+$(BUILD)/obj/%.o: engine/%.c $(ENGINE_HDR) | $(BUILD)/gen/cdef.inc
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -37,12 +43,12 @@ $(BUILD)/obj/gen_cdef.o: tools/gen_cdef.c $(BUILD)/gen/cdef.inc
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# The OpenCL C kernels, embedded as strings (engine/cl_runtime.c includes the generated file).
+# The OpenCL C kernels, embedded as strings (engine/cl/cl_runtime.c includes the generated file).
 # libOpenCL and libclblast are dlopen'ed on first device use, so libcraft loads without them.
 $(BUILD)/gen/cl_sources.inc: $(CL_SRC) tools/embed_cl.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed_cl.sh $(CL_SRC) > $@
-$(BUILD)/obj/cl_runtime.o: $(BUILD)/gen/cl_sources.inc
+$(BUILD)/obj/cl/cl_runtime.o: $(BUILD)/gen/cl_sources.inc
 
 $(BUILD)/libcraft.a: $(LIB_OBJ)
 	rm -f $@; ar rcs $@ $^
@@ -62,6 +68,11 @@ $(BUILD)/gen/test_null_args.c: engine/craft.h tools/gen_null_test.lua
 	luajit tools/gen_null_test.lua engine/craft.h > $@
 $(BUILD)/tests/test_null_args: $(BUILD)/gen/test_null_args.c $(BUILD)/libcraft.a
 	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
+
+# Hashes of every CPU op's outputs and gradients, to compare two versions bit for bit
+# (tools/op_digest.c; not part of the tests: the hashes are machine-specific).
+$(BUILD)/op_digest: tools/op_digest.c $(BUILD)/libcraft.a
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
 
 test: all fuzz-build

@@ -12,7 +12,7 @@
  *   atol 4e-6: normals by the float formulas (devices without fp64); f16 matmul: 1e-3.
  * Without an OpenCL platform or device it prints a "skip" line and counts nothing. */
 #include "check.h"
-#include "internal.h"
+#include "core/internal.h"
 #include <dirent.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -1,0 +1,187 @@
+/* cl_internal.h: what the OpenCL back end's files (engine/cl_*.c) share: the table of OpenCL and
+ * CLBlast entry points (loaded with dlopen), the per-device state, kernel ids, launch helpers
+ * and the elementwise geometry. Only these files include <CL/cl.h>; the rest of the engine sees
+ * the craft_cl_* functions declared at the end of internal.h, which take craft types only.
+ * docs/opencl.md describes the design. */
+#ifndef CRAFT_CL_INTERNAL_H
+#define CRAFT_CL_INTERNAL_H
+#include "core/internal.h"
+#ifndef CL_TARGET_OPENCL_VERSION
+#define CL_TARGET_OPENCL_VERSION 120
+#endif
+#include <CL/cl.h>
+#include <clblast_c.h>
+#include <pthread.h>
+
+/* libOpenCL (the ICD loader) and libclblast are opened with dlopen on first use (cl_runtime.c),
+ * so that libcraft links and runs without them: a machine with no OpenCL gets a clear
+ * CRAFT_EDEVICE instead of a loader error. The calls below go through this table. */
+#define CRAFT_CL_FUNCS(X) \
+    X(clGetPlatformIDs) X(clGetPlatformInfo) X(clGetDeviceIDs) X(clGetDeviceInfo) X(clCreateContext) \
+    X(clReleaseContext) X(clCreateCommandQueue) X(clReleaseCommandQueue) \
+    X(clCreateProgramWithSource) X(clCreateProgramWithBinary) X(clBuildProgram) X(clGetProgramInfo) \
+    X(clGetProgramBuildInfo) X(clReleaseProgram) X(clCreateKernel) X(clReleaseKernel) \
+    X(clSetKernelArg) X(clGetKernelWorkGroupInfo) X(clEnqueueNDRangeKernel) X(clCreateBuffer) \
+    X(clReleaseMemObject) X(clEnqueueReadBuffer) X(clEnqueueWriteBuffer) X(clEnqueueFillBuffer) \
+    X(clFinish)
+#define CRAFT_BLAST_FUNCS(X) X(CLBlastSgemm) X(CLBlastSgemmBatched) X(CLBlastSgemmStridedBatched) X(CLBlastHgemm) \
+    X(CLBlastHgemmBatched) X(CLBlastHgemmStridedBatched)
+typedef struct {
+#define CRAFT_CL_PTR(f) __typeof__(f) *f##_;
+    CRAFT_CL_FUNCS(CRAFT_CL_PTR)
+    CRAFT_BLAST_FUNCS(CRAFT_CL_PTR)
+#undef CRAFT_CL_PTR
+} craft_cl_api;
+extern craft_cl_api craft_ocl;
+#define clGetPlatformIDs craft_ocl.clGetPlatformIDs_
+#define clGetPlatformInfo craft_ocl.clGetPlatformInfo_
+#define clGetDeviceIDs craft_ocl.clGetDeviceIDs_
+#define clGetDeviceInfo craft_ocl.clGetDeviceInfo_
+#define clCreateContext craft_ocl.clCreateContext_
+#define clReleaseContext craft_ocl.clReleaseContext_
+#define clCreateCommandQueue craft_ocl.clCreateCommandQueue_
+#define clReleaseCommandQueue craft_ocl.clReleaseCommandQueue_
+#define clCreateProgramWithSource craft_ocl.clCreateProgramWithSource_
+#define clCreateProgramWithBinary craft_ocl.clCreateProgramWithBinary_
+#define clBuildProgram craft_ocl.clBuildProgram_
+#define clGetProgramInfo craft_ocl.clGetProgramInfo_
+#define clGetProgramBuildInfo craft_ocl.clGetProgramBuildInfo_
+#define clReleaseProgram craft_ocl.clReleaseProgram_
+#define clCreateKernel craft_ocl.clCreateKernel_
+#define clReleaseKernel craft_ocl.clReleaseKernel_
+#define clSetKernelArg craft_ocl.clSetKernelArg_
+#define clGetKernelWorkGroupInfo craft_ocl.clGetKernelWorkGroupInfo_
+#define clEnqueueNDRangeKernel craft_ocl.clEnqueueNDRangeKernel_
+#define clCreateBuffer craft_ocl.clCreateBuffer_
+#define clReleaseMemObject craft_ocl.clReleaseMemObject_
+#define clEnqueueReadBuffer craft_ocl.clEnqueueReadBuffer_
+#define clEnqueueWriteBuffer craft_ocl.clEnqueueWriteBuffer_
+#define clEnqueueFillBuffer craft_ocl.clEnqueueFillBuffer_
+#define clFinish craft_ocl.clFinish_
+#define CLBlastSgemm craft_ocl.CLBlastSgemm_
+#define CLBlastSgemmBatched craft_ocl.CLBlastSgemmBatched_
+#define CLBlastSgemmStridedBatched craft_ocl.CLBlastSgemmStridedBatched_
+#define CLBlastHgemm craft_ocl.CLBlastHgemm_
+#define CLBlastHgemmBatched craft_ocl.CLBlastHgemmBatched_
+#define CLBlastHgemmStridedBatched craft_ocl.CLBlastHgemmStridedBatched_
+/* Loads libclblast once; CRAFT_EDEVICE naming the library when it is missing. */
+int cl_blast_load(void);
+
+/* Kernel names, in the order of the craft_unary_op / craft_binary_op enums where they are
+ * per op (the host indexes them as K_UNARY + op). They must match kernels_cl/ exactly. */
+#define CL_UNARY_OPS(X) X(neg) X(exp) X(log) X(sqrt) X(rsqrt) X(abs) X(sin) X(cos) X(tanh) X(sigmoid) \
+    X(relu) X(silu) X(gelu) X(gelu_tanh) X(quick_gelu) X(square) X(reciprocal) X(softplus) X(log1p)
+#define CL_BINARY_OPS(X) X(add) X(sub) X(mul) X(div) X(pow) X(maximum) X(minimum)
+#define CL_OTHER_KERNELS(X) X(copy_1) X(copy_2) X(copy_4) X(copy_8) X(convert) X(scalar_grad) \
+    X(minmax_mask) X(compare) X(clamp_fwd) X(clamp_grad) X(where_fwd) X(where_grad) X(axpy) X(scale) \
+    X(reduce_rows) X(reduce_rows_seq) X(maxmin_dim) X(maxmin_scatter) X(philox_fill) X(adamw) X(sgd) X(ema) \
+    CL_CONV_KERNELS(X) CL_NN_KERNELS(X)
+/* convolution, pooling, resize, pad, concat, embedding kernels (kernels_cl/conv.cl, shape.cl) */
+#define CL_CONV_KERNELS(X) X(im2col) X(col2im) X(conv_direct) X(avgpool_fwd) X(avgpool_bwd) X(interp_fwd) X(interp_bwd) \
+    X(pad_fwd) X(pad_bwd) X(embed_fwd) X(embed_bwd) X(timestep_emb)
+/* norm, softmax, attention, loss kernels (kernels_cl/norm.cl, softmax.cl, attention.cl, loss.cl) */
+#define CL_NN_KERNELS(X) X(attn_softmax) X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) \
+    X(norm_fwd) X(norm_bwd_x) X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) \
+    X(ce_bwd) X(mse_grad)
+
+enum {
+#define CL_K_U(name) K_unary_##name,
+#define CL_K_UG(name) K_unary_grad_##name,
+#define CL_K_B(name) K_binary_##name,
+#define CL_K_S(name) K_scalar_##name,
+#define CL_K_O(name) K_##name,
+    CL_UNARY_OPS(CL_K_U) CL_UNARY_OPS(CL_K_UG) CL_BINARY_OPS(CL_K_B) CL_BINARY_OPS(CL_K_S) CL_OTHER_KERNELS(CL_K_O)
+    K_COUNT
+#undef CL_K_U
+#undef CL_K_UG
+#undef CL_K_B
+#undef CL_K_S
+#undef CL_K_O
+};
+#define K_UNARY K_unary_neg
+#define K_UNARY_GRAD K_unary_grad_neg
+#define K_BINARY K_binary_add
+#define K_SCALAR K_scalar_add
+
+typedef struct cl_pool cl_pool;   /* cl_memory.c */
+
+typedef struct craft_cl_dev {
+    int index;                      /* n of cl:n */
+    cl_platform_id platform;
+    cl_device_id id;
+    craft_cl_info info;
+    int correct_div_sqrt;           /* -cl-fp32-correctly-rounded-divide-sqrt is allowed */
+    size_t max_wg;                  /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    /* made on first use (cl_dev_get), under lock */
+    int ready;
+    cl_context ctx;
+    cl_command_queue queue;
+    cl_program program;
+    cl_kernel kernels[K_COUNT];
+    size_t kernel_wg[K_COUNT];      /* CL_KERNEL_WORK_GROUP_SIZE, 0 until asked */
+    pthread_mutex_t lock;           /* setup, kernel arguments + enqueue, CLBlast calls */
+    cl_pool *pool;
+} craft_cl_dev;
+
+/* The device with craft device code `code` (1 + n), its context, queue and program ready.
+ * `op` names the caller in messages. */
+int cl_dev_get(int code, const char *op, craft_cl_dev **out);
+/* Device n's entry (discovery only, nothing built), or NULL with the error set. */
+craft_cl_dev *cl_dev_entry(int n);
+/* craft_fail(CRAFT_EDEVICE or CRAFT_ENOMEM, "<what> on cl:n: <CL error name> (<code>)"). */
+int cl_fail(cl_int err, const craft_cl_dev *d, const char *what);
+const char *cl_err_name(cl_int err);
+
+/* Kernel arguments: a value (size, &value) or local memory (size, NULL). */
+typedef struct { size_t size; const void *ptr; } cl_arg;
+#define CLA(x) ((cl_arg){sizeof(x), &(x)})
+/* Sets the arguments and enqueues kid over `global` work-items (local 0: the runtime picks). */
+int cl_launch(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global, size_t local);
+/* The largest power of two <= min(cap, kernel kid's work-group limit). */
+size_t cl_pow2_local(craft_cl_dev *d, int kid, size_t cap);
+/* A global size for grid-stride loops over n items. */
+size_t cl_global_for(int64_t n);
+
+/* Builds `source` for d (tests use it to see a build failure's message). */
+int cl_build_program(craft_cl_dev *d, const char *const *sources, int nsources, const char *options,
+                     cl_program *out);
+
+/* Buffers (cl_memory.c). The storage of a cl tensor holds a cl_mem in `data`. */
+int cl_pool_alloc(craft_cl_dev *d, size_t nbytes, cl_mem *out);
+void cl_pool_free(craft_cl_dev *d, cl_mem m, size_t nbytes);
+void cl_pool_destroy(craft_cl_dev *d);
+static inline cl_mem cl_mem_of(const craft_tensor *t) { return (cl_mem)t->storage->data; }
+
+/* Elementwise geometry; mirrors craft_geom in kernels_cl/common.cl. */
+typedef struct {
+    cl_long shape[8];
+    cl_long st[4][8];
+    cl_long off[4];
+    cl_int ndim;
+    cl_int pad[3];
+} cl_geom;
+/* Geometry of nargs tensors broadcast to (ndim, shape), coalesced; returns the element count. */
+int64_t cl_geom_make(cl_geom *g, int nargs, const craft_tensor *const *ts, int ndim, const int64_t *shape);
+/* Runs elementwise kernel kid: arguments (geom, n, buffers of ts[0..nargs), extra...). */
+int cl_elementwise(craft_cl_dev *d, int kid, int nargs, const craft_tensor *const *ts, int ndim,
+                   const int64_t *shape, int nextra, const cl_arg *extra);
+
+/* Moves t to device `code` when it is on the CPU (a new reference in *out; t itself when it
+ * already is there). Differentiable. Used for gradients the autograd engine made on the CPU. */
+int cl_on_device(const craft_tensor *t, int code, craft_tensor **out);
+/* A fresh contiguous tensor on device code; NULL with the error set. */
+craft_tensor *cl_new(int ndim, const int64_t *shape, int dtype, int code);
+/* autograd.c's craft_sum_to_shape on the device, not recorded (cl_ops_reduce.c). */
+int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
+
+/* Shared by the row-wise ops (norms, softmax, attention, losses; cl_ops_softmax.c). */
+/* Launches line kernel kid over `lines` lines of n elements, `inner` apart: args, then LX. */
+int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner);
+/* t must be an f32 tensor on device code (arg names it in the message). */
+int cl_nn_want(const char *op, const char *arg, const craft_tensor *t, int code);
+/* t on device code: retained when there, copied over (differentiably) from the CPU; a tensor
+ * on another cl device is refused. */
+int cl_nn_bring(const char *op, const char *arg, const craft_tensor *t, int code, craft_tensor **out);
+/* g (a gradient, maybe on the CPU) as a contiguous f32 tensor on device code. */
+int cl_nn_grad(const craft_tensor *g, int code, craft_tensor **out);
+#endif
