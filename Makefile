@@ -18,7 +18,7 @@ LDFLAGS += -fopenmp $(SAN)
 # public header craft.h and the host main.c sit at the top.
 ENGINE_DIRS := core cpu cl io text clinical
 ENGINE_HDR := engine/craft.h $(foreach d,$(ENGINE_DIRS),$(wildcard engine/$(d)/*.h))
-LIB_SRC    := $(sort $(foreach d,$(ENGINE_DIRS),$(wildcard engine/$(d)/*.c)))
+LIB_SRC    := $(sort $(filter-out engine/main.c,$(wildcard engine/*.c)) $(foreach d,$(ENGINE_DIRS),$(wildcard engine/$(d)/*.c)))
 LIB_OBJ    := $(patsubst engine/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen_cdef.o
 # ar keeps members by file name: two sources with one name in different folders would clash
 DUP_SRC    := $(shell printf '%s\n' $(notdir $(LIB_SRC)) | sort | uniq -d)

@@ -5,7 +5,7 @@
  * docs/opencl.md describes the design. */
 #ifndef CRAFT_CL_INTERNAL_H
 #define CRAFT_CL_INTERNAL_H
-#include "core/internal.h"
+#include "core/backend.h"
 #ifndef CL_TARGET_OPENCL_VERSION
 #define CL_TARGET_OPENCL_VERSION 120
 #endif
@@ -104,6 +104,36 @@ enum {
 #define K_SCALAR K_scalar_add
 
 typedef struct cl_pool cl_pool;   /* cl_memory.c */
+
+/* Device codes 1 .. CRAFT_CL_MAX_DEVICES are cl:0 .. (the table in cl_backend.c). */
+#define CRAFT_CL_MAX_DEVICES 4096
+
+/* The back end's memory half (cl_memory.c, cl_transfer.c), in its table. Storages of cl
+ * tensors hold a cl_mem in `data`: never dereference it on the host. */
+int craft_cl_storage_init(craft_storage *s, int device, size_t nbytes);
+int craft_cl_copy_(craft_tensor *dst, const craft_tensor *src);   /* either side on the device */
+int craft_cl_fill_(craft_tensor *t, double value);
+int craft_cl_axpy_(craft_tensor *dst, double alpha, const craft_tensor *src);
+int craft_cl_scale_(craft_tensor *t, double s);
+/* nbytes at element offset elem_offset of t's storage (blocking). */
+int craft_cl_read_bytes(const craft_tensor *t, int64_t elem_offset, void *buf, size_t nbytes);
+int craft_cl_write_bytes(craft_tensor *t, int64_t elem_offset, const void *buf, size_t nbytes);
+/* The elementwise kernels (cl_elementwise.c; core/backend.h's contracts; outputs f32 on the
+ * inputs' device shaped like their broadcast, any strides). */
+int craft_cl_unary(int op, const craft_tensor *a, craft_tensor *out);
+int craft_cl_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *out);   /* g * op'(x) */
+int craft_cl_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *out);
+int craft_cl_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor *out);
+int craft_cl_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx);
+int craft_cl_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *out);
+int craft_cl_clamp(const craft_tensor *x, double lo, double hi, craft_tensor *y);
+int craft_cl_clamp_grad(const craft_tensor *x, const craft_tensor *g, double lo, double hi, craft_tensor *gx);
+int craft_cl_where(const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
+int craft_cl_where_grad(int side, const craft_tensor *cond, const craft_tensor *g, craft_tensor *gx);
+int craft_cl_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, craft_tensor *gx);
+/* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
+ * build log in the message when it does not compile (tests). */
+int craft_cl_build_check(int device, const char *source);
 
 typedef struct craft_cl_dev {
     int index;                      /* n of cl:n */

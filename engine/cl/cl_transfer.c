@@ -3,6 +3,7 @@
  * craft_to_device, the differentiable copy between devices. Transfers are blocking: the host
  * memory may be reused as soon as they return. */
 #include "cl/cl_internal.h"
+#include "core/backend.h"
 
 craft_tensor *cl_new(int ndim, const int64_t *shape, int dtype, int code) {
     return craft_new_tensor(ndim, shape, dtype, code);
@@ -147,32 +148,4 @@ int craft_cl_fill_(craft_tensor *t, double value) {
     return rc;
 }
 
-/* ------------------------------------------------------------ to_device ---- */
-static int to_device_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
-    return craft_to_device(gout[0], (int)n->iarg[0], &gin[0]);
-}
-
-int craft_to_device(const craft_tensor *t, int device, craft_tensor **out) {
-    if (!t || !out) return craft_fail(CRAFT_EINVAL, "to_device: NULL argument");
-    if (device != CRAFT_DEVICE_CPU) {
-        craft_cl_dev *d;
-        CRAFT_TRY(cl_dev_get(device, "to_device", &d));
-    }
-    if (t->device == device) { *out = craft_tensor_retain((craft_tensor *)t); return CRAFT_OK; }
-    craft_tensor *y = craft_new_tensor(t->ndim, t->shape, t->dtype, device);
-    if (!y) return craft_last_status();
-    int rc = craft_cl_copy_(y, t);
-    int64_t iarg = t->device;
-    if (!rc) rc = craft_record("to_device", 1, &t, y, to_device_backward, 0, NULL, NULL, 0, &iarg, 1, NULL);
-    if (rc) { craft_tensor_release(y); return rc; }
-    *out = y;
-    return CRAFT_OK;
-}
-
-int cl_on_device(const craft_tensor *t, int code, craft_tensor **out) {
-    if (t->device == code) { *out = craft_tensor_retain((craft_tensor *)t); return CRAFT_OK; }
-    int prev = craft_set_grad_enabled(0);
-    int rc = craft_to_device(t, code, out);
-    craft_set_grad_enabled(prev);
-    return rc;
-}
+int cl_on_device(const craft_tensor *t, int code, craft_tensor **out) { return craft_on_device(t, code, out); }

@@ -2,7 +2,7 @@
  * output; a node holds edges to the nodes (or leaves) of its inputs and the few tensors its
  * backward needs. backward() counts dependencies over the reachable graph, runs nodes once all
  * their consumers have contributed, and frees each node's saved tensors right after it ran. */
-#include "core/internal.h"
+#include "core/backend.h"
 #include <stdlib.h>
 
 static _Thread_local int grad_disabled;   /* 0: grad mode on */
@@ -160,15 +160,22 @@ int craft_record(const char *name, int n_in, const craft_tensor *const *inputs, 
 /* ---- numeric guard ---- */
 int craft_guard_check(const char *op, const char *what, const craft_tensor *t) {
     if (!numeric_guard || !t || t->dtype != CRAFT_F32) return CRAFT_OK;
-    if (t->device != CRAFT_DEVICE_CPU) return craft_cl_guard_check(op, what, t);
     craft_tensor *c;
-    CRAFT_TRY(craft_contig_f32(t, &c));
+    if (t->device == CRAFT_DEVICE_CPU) CRAFT_TRY(craft_contig_f32(t, &c));
+    else {   /* read back, then scan */
+        if (!(c = craft_new_tensor(t->ndim, t->shape, CRAFT_F32, CRAFT_DEVICE_CPU))) return craft_last_status();
+        int rc = craft_copy_(c, t);
+        if (rc) { craft_tensor_release(c); return rc; }
+    }
     const float *p = craft_tensor_data(c);
     int64_t bad = -1;
     for (int64_t i = 0; i < c->numel; i++)
         if (!__builtin_isfinite(p[i])) { bad = i; break; }
     float v = bad >= 0 ? p[bad] : 0;
     craft_tensor_release(c);
+    if (bad >= 0 && t->device != CRAFT_DEVICE_CPU)
+        return craft_fail(CRAFT_ENUMERIC, "numeric guard: %s produced %s in its %s %s on %s (element %lld)", op,
+                          v != v ? "NaN" : "Inf", what, craft_shape_str(t), craft_device_str(t->device), (long long)bad);
     if (bad >= 0)
         return craft_fail(CRAFT_ENUMERIC, "numeric guard: %s produced %s in its %s %s (element %lld)",
                           op, v != v ? "NaN" : "Inf", what, craft_shape_str(t), (long long)bad);

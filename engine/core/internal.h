@@ -51,7 +51,51 @@ uint16_t craft_float_to_half(float f);
 float craft_bf16_to_float(uint16_t h);
 uint16_t craft_float_to_bf16(float f);
 
-#endif
+/* One element of dtype dt at p as a double, and a double stored into dtype dt at p, as every
+ * device stores it: floats round to nearest even; float to integer is toward zero, NaN to 0,
+ * saturating at the type's range (a plain C cast of NaN or of an out-of-range value is
+ * undefined); u8 and i8 wrap from the saturated int32, as OpenCL's convert_int_sat then a
+ * narrowing cast (kernels_cl/copy.cl does the same). */
+static inline double craft_load_double(const char *p, int dt) {
+    switch (dt) {
+    case CRAFT_F32: return *(const float *)p;
+    case CRAFT_F16: return craft_half_to_float(*(const uint16_t *)p);
+    case CRAFT_BF16: return craft_bf16_to_float(*(const uint16_t *)p);
+    case CRAFT_I64: return (double)*(const int64_t *)p;
+    case CRAFT_I32: return *(const int32_t *)p;
+    case CRAFT_U8: return *(const uint8_t *)p;
+    case CRAFT_F64: return *(const double *)p;
+    case CRAFT_I8: return *(const int8_t *)p;
+    case CRAFT_BOOL: return *(const uint8_t *)p != 0;
+    }
+    return 0;
+}
+static inline int64_t craft_sat_i64(double v) {
+    if (v != v) return 0;
+    if (v >= 9223372036854775807.0) return INT64_MAX;
+    if (v <= -9223372036854775808.0) return INT64_MIN;
+    return (int64_t)v;
+}
+static inline int32_t craft_sat_i32(double v) {
+    if (v != v) return 0;
+    if (v >= 2147483647.0) return INT32_MAX;
+    if (v <= -2147483648.0) return INT32_MIN;
+    return (int32_t)v;
+}
+static inline void craft_store_double(char *p, int dt, double v) {
+    switch (dt) {
+    case CRAFT_F32: *(float *)p = (float)v; break;
+    case CRAFT_F16: *(uint16_t *)p = craft_float_to_half((float)v); break;
+    case CRAFT_BF16: *(uint16_t *)p = craft_float_to_bf16((float)v); break;
+    case CRAFT_I64: *(int64_t *)p = craft_sat_i64(v); break;
+    case CRAFT_I32: *(int32_t *)p = craft_sat_i32(v); break;
+    case CRAFT_U8: *(uint8_t *)p = (uint8_t)craft_sat_i32(v); break;
+    case CRAFT_F64: *(double *)p = v; break;
+    case CRAFT_I8: *(int8_t *)p = (int8_t)craft_sat_i32(v); break;
+    case CRAFT_BOOL: *(uint8_t *)p = v != 0; break;
+    }
+}
+
 
 /* ---- strided iteration (iter.c) ----
  * Runs `fn` over the elements of up to 4 same-shaped strided operands. Strides are in BYTES
@@ -137,32 +181,7 @@ int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, 
  * counters the public 64-bit-counter entry point cannot express). */
 void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], uint32_t out[4]);
 
-/* ---- OpenCL back end (cl_*.c; docs/opencl.md) ----
- * Storages of cl tensors hold a cl_mem in `data`: never dereference it on the host. */
-/* Gives s a device buffer of nbytes on device code `device` (1 + n): sets data, release and
- * release_ctx (the buffer goes back to the device's pool when the storage is released). */
-int craft_cl_storage_init(craft_storage *s, int device, size_t nbytes);
-/* tensor.c's in-place primitives when a tensor is on a cl device (copy_: either side). */
-int craft_cl_copy_(craft_tensor *dst, const craft_tensor *src);
-int craft_cl_fill_(craft_tensor *t, double value);
-int craft_cl_axpy_(craft_tensor *dst, double alpha, const craft_tensor *src);
-int craft_cl_scale_(craft_tensor *t, double s);
-/* nbytes at element offset elem_offset of t's storage (blocking). */
-int craft_cl_read_bytes(const craft_tensor *t, int64_t elem_offset, void *buf, size_t nbytes);
-int craft_cl_write_bytes(craft_tensor *t, int64_t elem_offset, const void *buf, size_t nbytes);
-/* The numeric guard (autograd.c's craft_guard_check) for a cl tensor. */
-int craft_cl_guard_check(const char *op, const char *what, const craft_tensor *t);
-/* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
- * build log in the message when it does not compile (tests). */
-int craft_cl_build_check(int device, const char *source);
-
-/* Raw device kernels: write into `out` (f32, on the inputs' cl device, shaped like the
- * broadcast of the inputs, any strides); not recorded by autograd. */
-int craft_cl_unary(int op, const craft_tensor *a, craft_tensor *out);
-int craft_cl_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *out);   /* g * op'(x) */
-int craft_cl_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *out);
-int craft_cl_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor *out);
-int craft_cl_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *out);
+/* ---- OpenCL back end (cl_*.c; docs/opencl.md): what the op files still reach directly ---- */
 /* kind 0 sum, 1 mean, 2 var, 3 sum of squares over dims (ndims 0: all); a new tensor. */
 int craft_cl_reduce(int kind, const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim,
                     craft_tensor **out);
@@ -177,16 +196,8 @@ int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, flo
 /* Philox fills (mode 0 uniform, 1 normal, 2 normal with the float formulas). */
 int craft_cl_philox_(craft_tensor *t, uint64_t seed, uint64_t offset, int mode);
 
-/* Whole ops for cl inputs, with the public functions' signatures (forward on the device,
- * recorded, backward on the device). An op file dispatches with one line at the top, e.g.
- *     if (a->device != CRAFT_DEVICE_CPU) return craft_cl_op_unary(op, a, out);
- * CPU operands next to cl ones are copied over (differentiably); two cl devices are refused. */
-int craft_cl_op_unary(int op, const craft_tensor *a, craft_tensor **out);
-int craft_cl_op_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
-int craft_cl_op_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor **out);
-int craft_cl_op_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
-int craft_cl_op_clamp(const craft_tensor *a, double lo, double hi, craft_tensor **out);
-int craft_cl_op_where(const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
+/* Whole ops for cl inputs, with the public functions' signatures (being replaced by the op
+ * layer on the back-end seam, core/backend.h). */
 int craft_cl_op_sum(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out);
 int craft_cl_op_mean(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out);
 int craft_cl_op_var(const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim, craft_tensor **out);
@@ -316,3 +327,5 @@ void craft_cl_sdpa_set_chunk_bytes(int64_t bytes);
 float craft_vexp(float *dst, const float *src, int64_t n, float sub);
 float craft_vmax(const float *x, int64_t n);
 float craft_vdot(const float *a, const float *b, int64_t n);
+
+#endif

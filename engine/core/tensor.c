@@ -1,21 +1,15 @@
 /* tensor.c: tensor and storage lifetime, creation, element access, dtype conversion and the
  * in-place copy/fill that everything else builds on. */
-#include "core/internal.h"
+#include "core/backend.h"
 #include <math.h>
 #include <stdlib.h>
 
 static craft_storage *storage_new(size_t nbytes, int device) {
+    const craft_backend *b = craft_backend_of(device, "tensor");
+    if (!b) return NULL;
     craft_storage *s = calloc(1, sizeof *s);
     if (!s) { craft_fail(CRAFT_ENOMEM, "out of host memory for a storage header"); return NULL; }
-    if (device != CRAFT_DEVICE_CPU) {   /* an OpenCL buffer; its release callback returns it */
-        if (craft_cl_storage_init(s, device, nbytes)) { free(s); return NULL; }
-        s->nbytes = nbytes;
-        s->refcount = 1;
-        s->device = device;
-        return s;
-    }
-    s->data = craft_alloc(nbytes ? nbytes : 1);
-    if (!s->data) { free(s); return NULL; }
+    if (b->storage_init(s, device, nbytes)) { free(s); return NULL; }
     s->nbytes = nbytes;
     s->refcount = 1;
     s->device = device;
@@ -132,15 +126,8 @@ int craft_empty(int ndim, const int64_t *shape, int dtype, int device, craft_ten
 int craft_zeros(int ndim, const int64_t *shape, int dtype, int device, craft_tensor **out) {
     craft_tensor *t;
     CRAFT_TRY(craft_empty(ndim, shape, dtype, device, &t));
-    if (device != CRAFT_DEVICE_CPU) {
-        int rc = craft_cl_fill_(t, 0.0);
-        if (rc) { craft_tensor_release(t); return rc; }
-        *out = t;
-        return CRAFT_OK;
-    }
-    memset(t->storage->data, 0, t->storage->nbytes);
-    *out = t;
-    return CRAFT_OK;
+    const craft_backend *b = craft_backend_of(device, "zeros");
+    return craft_finish(b ? b->fill(t, 0.0) : craft_last_status(), t, out);
 }
 
 int craft_full(int ndim, const int64_t *shape, int dtype, double value, craft_tensor **out) {
@@ -224,108 +211,40 @@ int craft_is_contiguous(const craft_tensor *t) {
 
 void *craft_tensor_data(const craft_tensor *t) { return t ? craft_elem_ptr(t) : NULL; }
 
-/* ---- element conversion ---- */
-static inline double load_as_double(const char *p, int dt) {
-    switch (dt) {
-    case CRAFT_F32: return *(const float *)p;
-    case CRAFT_F16: return craft_half_to_float(*(const uint16_t *)p);
-    case CRAFT_BF16: return craft_bf16_to_float(*(const uint16_t *)p);
-    case CRAFT_I64: return (double)*(const int64_t *)p;
-    case CRAFT_I32: return *(const int32_t *)p;
-    case CRAFT_U8: return *(const uint8_t *)p;
-    case CRAFT_F64: return *(const double *)p;
-    case CRAFT_I8: return *(const int8_t *)p;
-    case CRAFT_BOOL: return *(const uint8_t *)p != 0;
-    }
-    return 0;
-}
-
-/* Float to integer: toward zero, NaN to 0, saturating at the type's range (a plain C cast of
- * NaN or of an out-of-range value is undefined); u8 and i8 wrap from the saturated int32, as
- * OpenCL's convert_int_sat then a narrowing cast (kernels_cl/copy.cl does the same). */
-static inline int64_t sat_i64(double v) {
-    if (v != v) return 0;
-    if (v >= 9223372036854775807.0) return INT64_MAX;
-    if (v <= -9223372036854775808.0) return INT64_MIN;
-    return (int64_t)v;
-}
-static inline int32_t sat_i32(double v) {
-    if (v != v) return 0;
-    if (v >= 2147483647.0) return INT32_MAX;
-    if (v <= -2147483648.0) return INT32_MIN;
-    return (int32_t)v;
-}
-
-static inline void store_double(char *p, int dt, double v) {
-    switch (dt) {
-    case CRAFT_F32: *(float *)p = (float)v; break;
-    case CRAFT_F16: *(uint16_t *)p = craft_float_to_half((float)v); break;
-    case CRAFT_BF16: *(uint16_t *)p = craft_float_to_bf16((float)v); break;
-    case CRAFT_I64: *(int64_t *)p = sat_i64(v); break;
-    case CRAFT_I32: *(int32_t *)p = sat_i32(v); break;
-    case CRAFT_U8: *(uint8_t *)p = (uint8_t)sat_i32(v); break;
-    case CRAFT_F64: *(double *)p = v; break;
-    case CRAFT_I8: *(int8_t *)p = (int8_t)sat_i32(v); break;
-    case CRAFT_BOOL: *(uint8_t *)p = v != 0; break;
-    }
-}
-
-typedef struct { int src, dst; } conv_ctx;
-
-static void copy_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
-    conv_ctx *c = vctx;
-    char *d = p[0], *x = p[1];
-    size_t es = craft_dtype_size(c->dst);
-    if (c->src == c->dst) {
-        if (s[0] == (int64_t)es && s[1] == (int64_t)es) { memcpy(d, x, (size_t)n * es); return; }
-        if (es == 4) { for (int64_t i = 0; i < n; i++) *(uint32_t *)(d + i * s[0]) = *(const uint32_t *)(x + i * s[1]); return; }
-        if (es == 2) { for (int64_t i = 0; i < n; i++) *(uint16_t *)(d + i * s[0]) = *(const uint16_t *)(x + i * s[1]); return; }
-        if (es == 8) { for (int64_t i = 0; i < n; i++) *(uint64_t *)(d + i * s[0]) = *(const uint64_t *)(x + i * s[1]); return; }
-        for (int64_t i = 0; i < n; i++) memcpy(d + i * s[0], x + i * s[1], es);
-        return;
-    }
-    if (c->dst == CRAFT_F32 && c->src == CRAFT_F16) {
-        for (int64_t i = 0; i < n; i++) *(float *)(d + i * s[0]) = craft_half_to_float(*(const uint16_t *)(x + i * s[1]));
-        return;
-    }
-    if (c->dst == CRAFT_F32 && c->src == CRAFT_BF16) {
-        for (int64_t i = 0; i < n; i++) *(float *)(d + i * s[0]) = craft_bf16_to_float(*(const uint16_t *)(x + i * s[1]));
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) store_double(d + i * s[0], c->dst, load_as_double(x + i * s[1], c->src));
-}
-
+/* Copies route by device: the back end of the non-CPU side does it (both on one device, or
+ * one side on the CPU); between two devices of any kinds the data goes through the host. */
 int craft_copy_(craft_tensor *dst, const craft_tensor *src) {
     if (!dst) return craft_fail(CRAFT_EINVAL, "copy_: the destination tensor is NULL");
     if (!src) return craft_fail(CRAFT_EINVAL, "copy_: the source tensor is NULL");
-    if (dst->device != CRAFT_DEVICE_CPU || src->device != CRAFT_DEVICE_CPU) return craft_cl_copy_(dst, src);
     int nd;
     int64_t shape[CRAFT_MAX_DIMS];
     CRAFT_TRY(craft_broadcast_shape("copy_", dst, src, &nd, shape));
     if (nd != dst->ndim || craft_numel_of(nd, shape) != dst->numel)
         return craft_fail(CRAFT_ESHAPE, "copy_: source %s does not broadcast to destination %s",
                           craft_shape_str(src), craft_shape_str(dst));
-    int64_t st[2][CRAFT_MAX_DIMS];
-    craft_broadcast_strides(dst, nd, shape, st[0]);
-    craft_broadcast_strides(src, nd, shape, st[1]);
-    char *base[2] = {craft_elem_ptr(dst), craft_elem_ptr(src)};
-    conv_ctx c = {src->dtype, dst->dtype};
-    craft_iter(2, nd, shape, base, st, copy_loop, &c, 1);
-    dst->storage->version++;
-    return CRAFT_OK;
+    int rc;
+    if (dst->device == src->device || src->device == CRAFT_DEVICE_CPU || dst->device == CRAFT_DEVICE_CPU) {
+        const craft_backend *b = craft_backend_of(dst->device != CRAFT_DEVICE_CPU ? dst->device : src->device, "copy_");
+        if (!b) return craft_last_status();
+        rc = b->copy(dst, src);
+    } else {
+        craft_tensor *h = craft_new_tensor(src->ndim, src->shape, src->dtype, CRAFT_DEVICE_CPU);
+        if (!h) return craft_last_status();
+        rc = craft_copy_(h, src);
+        if (!rc) rc = craft_copy_(dst, h);
+        craft_tensor_release(h);
+    }
+    if (!rc) dst->storage->version++;
+    return rc;
 }
 
 int craft_fill_(craft_tensor *t, double value) {
     if (!t) return craft_fail(CRAFT_EINVAL, "fill_: the input tensor is NULL");
-    if (t->device != CRAFT_DEVICE_CPU) return craft_cl_fill_(t, value);
-    char buf[8];
-    store_double(buf, t->dtype, value);
-    craft_tensor *s;
-    int64_t one = 1;
-    CRAFT_TRY(craft_from_data(0, &one, t->dtype, buf, &s));
-    int rc = craft_copy_(t, s);
-    craft_tensor_release(s);
-    return rc;
+    const craft_backend *b = craft_backend_of(t->device, "fill_");
+    if (!b) return craft_last_status();
+    CRAFT_TRY(b->fill(t, value));
+    t->storage->version++;
+    return CRAFT_OK;
 }
 
 int craft_contig_f32(const craft_tensor *t, craft_tensor **out) {
@@ -365,6 +284,16 @@ int craft_tensor_write(craft_tensor *t, int dtype, const void *buf, size_t nbyte
     return rc;
 }
 
+/* the element at element offset o of t's storage, as a double */
+static int read_one(const craft_tensor *t, int64_t o, double *out) {
+    const craft_backend *b = craft_backend_of(t->device, "get");
+    if (!b) return craft_last_status();
+    _Alignas(8) char buf[8];
+    CRAFT_TRY(b->read(t, o, buf, craft_dtype_size(t->dtype)));
+    *out = craft_load_double(buf, t->dtype);
+    return CRAFT_OK;
+}
+
 static int elem_offset(const craft_tensor *t, const int64_t *index, int64_t *off) {
     int64_t o = t->offset;
     for (int i = 0; i < t->ndim; i++) {
@@ -382,26 +311,18 @@ int craft_get(const craft_tensor *t, const int64_t *index, double *out) {
     if (!t) return craft_fail(CRAFT_EINVAL, "get: the input tensor is NULL");
     int64_t o;
     CRAFT_TRY(elem_offset(t, index, &o));
-    if (t->device != CRAFT_DEVICE_CPU) {
-        _Alignas(8) char buf[8];
-        CRAFT_TRY(craft_cl_read_bytes(t, o, buf, craft_dtype_size(t->dtype)));
-        *out = load_as_double(buf, t->dtype);
-        return CRAFT_OK;
-    }
-    *out = load_as_double((const char *)t->storage->data + o * (int64_t)craft_dtype_size(t->dtype), t->dtype);
-    return CRAFT_OK;
+    return read_one(t, o, out);
 }
 
 int craft_set(craft_tensor *t, const int64_t *index, double value) {
     if (!t) return craft_fail(CRAFT_EINVAL, "set: the input tensor is NULL");
     int64_t o;
     CRAFT_TRY(elem_offset(t, index, &o));
-    if (t->device != CRAFT_DEVICE_CPU) {   /* write_bytes bumps the version */
-        _Alignas(8) char buf[8];
-        store_double(buf, t->dtype, value);
-        return craft_cl_write_bytes(t, o, buf, craft_dtype_size(t->dtype));
-    }
-    store_double((char *)t->storage->data + o * (int64_t)craft_dtype_size(t->dtype), t->dtype, value);
+    const craft_backend *b = craft_backend_of(t->device, "set");
+    if (!b) return craft_last_status();
+    _Alignas(8) char buf[8];
+    craft_store_double(buf, t->dtype, value);
+    CRAFT_TRY(b->write(t, o, buf, craft_dtype_size(t->dtype)));
     t->storage->version++;
     return CRAFT_OK;
 }
@@ -409,14 +330,7 @@ int craft_set(craft_tensor *t, const int64_t *index, double value) {
 int craft_item(const craft_tensor *t, double *out) {
     if (!t) return craft_fail(CRAFT_EINVAL, "item: the input tensor is NULL");
     if (t->numel != 1) return craft_fail(CRAFT_ESHAPE, "item: tensor %s has %lld elements, not 1", craft_shape_str(t), (long long)t->numel);
-    if (t->device != CRAFT_DEVICE_CPU) {
-        _Alignas(8) char buf[8];
-        CRAFT_TRY(craft_cl_read_bytes(t, t->offset, buf, craft_dtype_size(t->dtype)));
-        *out = load_as_double(buf, t->dtype);
-        return CRAFT_OK;
-    }
-    *out = load_as_double(craft_elem_ptr(t), t->dtype);
-    return CRAFT_OK;
+    return read_one(t, t->offset, out);
 }
 
 int craft_check_f32(const char *op, const char *arg, const craft_tensor *t) {
@@ -433,57 +347,5 @@ int craft_normalize_dim(const char *op, int dim, int ndim, int *out) {
     if (d < 0 || d >= (ndim ? ndim : 1))
         return craft_fail(CRAFT_EINVAL, "%s: dim %d out of range for %d dims", op, dim, ndim);
     *out = d;
-    return CRAFT_OK;
-}
-
-/* ---- in-place arithmetic used by optimisers and grad accumulation ---- */
-typedef struct { float alpha; } axpy_ctx;
-static void axpy_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
-    float a = ((axpy_ctx *)vctx)->alpha;
-    if (s[0] == 4 && s[1] == 4) {
-        float *d = (float *)p[0];
-        const float *x = (const float *)p[1];
-        for (int64_t i = 0; i < n; i++) d[i] += a * x[i];
-        return;
-    }
-    for (int64_t i = 0; i < n; i++) *(float *)(p[0] + i * s[0]) += a * *(const float *)(p[1] + i * s[1]);
-}
-
-int craft_axpy_(craft_tensor *dst, double alpha, const craft_tensor *src) {
-    if (!dst) return craft_fail(CRAFT_EINVAL, "axpy_: the destination tensor is NULL");
-    if (!src) return craft_fail(CRAFT_EINVAL, "axpy_: the source tensor is NULL");
-    if (dst->device != CRAFT_DEVICE_CPU) return craft_cl_axpy_(dst, alpha, src);
-    CRAFT_TRY(craft_check_f32("axpy_", "destination", dst));
-    CRAFT_TRY(craft_check_f32("axpy_", "source", src));
-    int nd;
-    int64_t shape[CRAFT_MAX_DIMS];
-    CRAFT_TRY(craft_broadcast_shape("axpy_", dst, src, &nd, shape));
-    if (nd != dst->ndim || craft_numel_of(nd, shape) != dst->numel)
-        return craft_fail(CRAFT_ESHAPE, "axpy_: %s does not broadcast to %s", craft_shape_str(src), craft_shape_str(dst));
-    int64_t st[2][CRAFT_MAX_DIMS];
-    craft_broadcast_strides(dst, nd, shape, st[0]);
-    craft_broadcast_strides(src, nd, shape, st[1]);
-    char *base[2] = {craft_elem_ptr(dst), craft_elem_ptr(src)};
-    axpy_ctx c = {(float)alpha};
-    craft_iter(2, nd, shape, base, st, axpy_loop, &c, 1);
-    dst->storage->version++;
-    return CRAFT_OK;
-}
-
-static void scale_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
-    float a = ((axpy_ctx *)vctx)->alpha;
-    for (int64_t i = 0; i < n; i++) *(float *)(p[0] + i * s[0]) *= a;
-}
-
-int craft_scale_(craft_tensor *t, double sc) {
-    if (!t) return craft_fail(CRAFT_EINVAL, "scale_: the input tensor is NULL");
-    if (t->device != CRAFT_DEVICE_CPU) return craft_cl_scale_(t, sc);
-    CRAFT_TRY(craft_check_f32("scale_", "tensor", t));
-    int64_t st[1][CRAFT_MAX_DIMS];
-    craft_broadcast_strides(t, t->ndim, t->shape, st[0]);   /* byte strides, saturating */
-    char *base[1] = {craft_elem_ptr(t)};
-    axpy_ctx c = {(float)sc};
-    craft_iter(1, t->ndim, t->shape, base, st, scale_loop, &c, 1);
-    t->storage->version++;
     return CRAFT_OK;
 }

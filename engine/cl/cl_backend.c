@@ -1,0 +1,44 @@
+/* cl_backend.c: the OpenCL back end's table (engine/core/backend.h): device codes 1 + n for
+ * OpenCL device n ("cl:n"), its memory and transfer functions and its kernels. */
+#include "cl/cl_internal.h"
+#include <stdio.h>
+
+static int device_check(int device, const char *op) {
+    craft_cl_dev *d;
+    return cl_dev_get(device, op, &d);
+}
+
+static const char *device_name(int device, char *buf, size_t n) {
+    craft_cl_dev *d = cl_dev_entry(device - 1);
+    if (d) snprintf(buf, n, "cl:%d (%s)", device - 1, d->info.name);
+    else snprintf(buf, n, "cl:%d", device - 1);
+    return buf;
+}
+
+const craft_backend craft_cl_backend = {
+    .name = "opencl",
+    .code_base = 1,
+    .code_count = CRAFT_CL_MAX_DEVICES,
+    .device_check = device_check,
+    .device_name = device_name,
+    .storage_init = craft_cl_storage_init,
+    .read = craft_cl_read_bytes,
+    .write = craft_cl_write_bytes,
+    .copy = craft_cl_copy_,
+    .fill = craft_cl_fill_,
+    .k = {
+        .unary = craft_cl_unary,
+        .unary_grad = craft_cl_unary_grad,
+        .binary = craft_cl_binary,
+        .binary_scalar = craft_cl_binary_scalar,
+        .scalar_grad = craft_cl_scalar_grad,
+        .compare = craft_cl_compare,
+        .clamp = craft_cl_clamp,
+        .clamp_grad = craft_cl_clamp_grad,
+        .where = craft_cl_where,
+        .where_grad = craft_cl_where_grad,
+        .minmax_grad = craft_cl_minmax_grad,
+        .axpy = craft_cl_axpy_,
+        .scale = craft_cl_scale_,
+    },
+};

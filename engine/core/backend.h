@@ -1,0 +1,120 @@
+/* backend.h: the seam between the op layer and the back ends.
+ *
+ * Above it (engine/core/op_*.c), written once for every device: the public op functions with
+ * their argument and shape contracts, output allocation, autograd recording, the backward
+ * functions, and ops composed of other ops. Below it, one table per device kind (the CPU in
+ * engine/cpu/, OpenCL in engine/cl/): storage, transfers, fill, and the kernel entry points.
+ * The tables are listed in engine/backends.c; docs/backends.md has the checklists for adding
+ * an op or a back end.
+ *
+ * Kernel contract: every tensor argument is on the kernel's device and has been checked by
+ * the op layer (dtype f32 unless said otherwise, shapes consistent); outputs are allocated by
+ * the op layer, fresh and contiguous unless said otherwise, and a kernel writes all of them.
+ * Kernels never record autograd nodes and never bump storage versions (the op layer does).
+ * A NULL entry means the back end lacks that kernel: the op fails with a message naming the op,
+ * the kernel and the device (craft_kernels_for). */
+#ifndef CRAFT_BACKEND_H
+#define CRAFT_BACKEND_H
+#include "core/internal.h"
+
+/* AdamW's per-step constants, computed once in double by the op layer (torch.optim.AdamW):
+ *   p *= decay; m = m b1 + omb1 g; v = v b2 + omb2 g g; p += neg_step m / (sqrt(v) / bc2_sqrt + eps) */
+typedef struct craft_adamw_consts { float decay, b1, omb1, b2, omb2, bc2_sqrt, eps, neg_step; } craft_adamw_consts;
+
+/* The kernel entry points: X(name, parameters). Shapes in the comments are the tensors'. */
+#define CRAFT_KERNELS(X)                                                                                                   \
+    /* ---- elementwise: inputs broadcast to the output's shape, any strides ---- */                              \
+    /* op: craft_unary_op; y = op(x); gx = g op'(x) */                                                                   \
+    X(unary, (int op, const craft_tensor *x, craft_tensor *y))                                                            \
+    X(unary_grad, (int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx))                               \
+    /* op: craft_binary_op; y = a op b; y = a op s, or s op a when reverse; gx = g d(x op s)/dx */                        \
+    X(binary, (int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *y))                                    \
+    X(binary_scalar, (int op, const craft_tensor *a, double s, int reverse, craft_tensor *y))                             \
+    X(scalar_grad, (int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx))       \
+    /* op: craft_compare_op; y = 1 or 0 */                                                                               \
+    X(compare, (int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *y))                                   \
+    /* y = min(max(x, lo), hi) in float; gx = g where lo <= x <= hi, else 0 */                                           \
+    X(clamp, (const craft_tensor *x, double lo, double hi, craft_tensor *y))                                              \
+    X(clamp_grad, (const craft_tensor *x, const craft_tensor *g, double lo, double hi, craft_tensor *gx))                 \
+    /* y = cond != 0 ? a : b; gx = g where (cond != 0) == (side == 0), else 0 */                                         \
+    X(where, (const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor *y))                   \
+    X(where_grad, (int side, const craft_tensor *cond, const craft_tensor *g, craft_tensor *gx))                          \
+    /* maximum / minimum's gradient for operand `which`: g where it wins, g / 2 on ties */                               \
+    X(minmax_grad, (int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, craft_tensor *gx)) \
+    /* in place, any strides: dst += alpha src (src broadcast to dst); t *= s */                                          \
+    X(axpy, (craft_tensor *dst, double alpha, const craft_tensor *src))                                                   \
+    X(scale, (craft_tensor *t, double s))
+
+typedef struct craft_kernels {
+#define CRAFT_K_FIELD(name, params) int(*name) params;
+    CRAFT_KERNELS(CRAFT_K_FIELD)
+#undef CRAFT_K_FIELD
+} craft_kernels;
+
+enum {
+#define CRAFT_K_ID(name, params) CRAFT_K_##name,
+    CRAFT_KERNELS(CRAFT_K_ID)
+#undef CRAFT_K_ID
+    CRAFT_K_COUNT
+};
+
+/* One back end: a device kind serving the device codes [code_base, code_base + code_count). */
+typedef struct craft_backend {
+    const char *name;            /* "cpu", "opencl": in messages */
+    int code_base, code_count;
+    /* The device exists and can be used (set up on first use); the error names op otherwise. */
+    int (*device_check)(int device, const char *op);
+    /* "cpu", "cl:0 (pthread-znver4)": for messages; into buf, returns buf. */
+    const char *(*device_name)(int device, char *buf, size_t n);
+    /* Whether kernel kid runs on `device` for operands of `dtype` beyond being present in the
+     * table (NULL: every present kernel runs on f32 only). */
+    int (*supports)(int device, int kid, int dtype);
+    /* storage: s->data, s->release and s->release_ctx for nbytes on device (release NULL means
+     * pool memory, craft_free'd) */
+    int (*storage_init)(craft_storage *s, int device, size_t nbytes);
+    /* nbytes at element offset elem_offset of t's storage, from / into host memory (blocking) */
+    int (*read)(const craft_tensor *t, int64_t elem_offset, void *buf, size_t nbytes);
+    int (*write)(craft_tensor *t, int64_t elem_offset, const void *buf, size_t nbytes);
+    /* dst = src, broadcast (src's shape broadcasts to dst's: checked) and converted between
+     * any dtypes. One of them is on this back end, the other on it or on the CPU. */
+    int (*copy)(craft_tensor *dst, const craft_tensor *src);
+    /* every element of t (any strides) = value, stored as the CPU stores it in t's dtype */
+    int (*fill)(craft_tensor *t, double value);
+    craft_kernels k;
+} craft_backend;
+
+/* The back ends (engine/backends.c). */
+extern const craft_backend *const craft_backends[];
+extern const int craft_backend_count;
+
+/* The back end serving `device`, or NULL with the error set ("op: no back end serves device
+ * code 70000"). */
+const craft_backend *craft_backend_of(int device, const char *op);
+/* The kernels of `device` when it has kernel kid (for operands of dtype): else
+ * CRAFT_EUNSUPPORTED, "op: the opencl back end has no conv_fwd kernel (device cl:0 (...))". */
+int craft_kernels_for(int device, int kid, int dtype, const char *op, const craft_kernels **out);
+/* craft_kernels_for for each of kids[0..n) (a formula that runs several kernels). */
+int craft_kernels_all(int device, int dtype, const char *op, int n, const int *kids, const craft_kernels **out);
+/* Whether device has kernel kid for dtype (no error set). */
+int craft_device_supports(int device, int kid, int dtype);
+const char *craft_kernel_name(int kid);
+/* "cpu", "cl:0 (name)" in one of a few rotating per-thread buffers (several per message). */
+const char *craft_device_str(int device);
+
+/* ---- operand helpers of the op layer ---- */
+/* The device an op runs on: the one non-CPU device among ts (NULL entries skipped), else the
+ * CPU; two different non-CPU devices are refused ("op: operands on cl:0 and cl:1; ..."). */
+int craft_op_device(const char *op, int n, const craft_tensor *const *ts, int *device);
+/* t must be an f32 tensor on device (arg names it: "op: weight [3] f32 is on cpu but the input
+ * is on cl:0 (...); move it with :to()"). */
+int craft_want(const char *op, const char *arg, const craft_tensor *t, int device);
+/* t on device: retained when there, else copied over (differentiably); missing: an error. */
+int craft_bring(const char *op, const char *arg, const craft_tensor *t, int device, craft_tensor **out);
+/* A gradient on device (moved without recording when elsewhere), contiguous f32. */
+int craft_grad_on(const craft_tensor *g, int device, craft_tensor **out);
+/* t on device without recording (gradients the autograd engine made elsewhere). */
+int craft_on_device(const craft_tensor *t, int device, craft_tensor **out);
+/* Op epilogue: on rc == OK hands y to *out, else releases it; returns rc. */
+int craft_finish(int rc, craft_tensor *y, craft_tensor **out);
+
+#endif

@@ -1,0 +1,22 @@
+/* cpu_kernels.h: the CPU back end's kernels (engine/cpu/cpu_*.c), in the table of
+ * cpu_backend.c. Their contracts are core/backend.h's. */
+#ifndef CRAFT_CPU_KERNELS_H
+#define CRAFT_CPU_KERNELS_H
+#include "core/backend.h"
+
+/* cpu_elementwise.c */
+int cpu_unary(int op, const craft_tensor *x, craft_tensor *y);
+int cpu_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx);
+int cpu_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
+int cpu_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor *y);
+int cpu_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx);
+int cpu_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
+int cpu_clamp(const craft_tensor *x, double lo, double hi, craft_tensor *y);
+int cpu_clamp_grad(const craft_tensor *x, const craft_tensor *g, double lo, double hi, craft_tensor *gx);
+int cpu_where(const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
+int cpu_where_grad(int side, const craft_tensor *cond, const craft_tensor *g, craft_tensor *gx);
+int cpu_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, craft_tensor *gx);
+int cpu_axpy(craft_tensor *dst, double alpha, const craft_tensor *src);
+int cpu_scale(craft_tensor *t, double s);
+
+#endif
