@@ -40,5 +40,8 @@ const craft_backend craft_cl_backend = {
         .minmax_grad = craft_cl_minmax_grad,
         .axpy = craft_cl_axpy_,
         .scale = craft_cl_scale_,
+        .reduce = craft_cl_reduce_rows,
+        .maxmin = craft_cl_maxmin,
+        .maxmin_grad = craft_cl_maxmin_grad,
     },
 };

@@ -131,6 +131,13 @@ int craft_cl_clamp_grad(const craft_tensor *x, const craft_tensor *g, double lo,
 int craft_cl_where(const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
 int craft_cl_where_grad(int side, const craft_tensor *cond, const craft_tensor *g, craft_tensor *gx);
 int craft_cl_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, craft_tensor *gx);
+/* kind 0 sum, 1 mean, 2 var, 3 sum of squares over dims (ndims 0: all); a new tensor. */
+int craft_cl_reduce(int kind, const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim,
+                    craft_tensor **out);
+/* the reduction kernels (cl_reduce.c) */
+int craft_cl_reduce_rows(int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, int correction, craft_tensor *y);
+int craft_cl_maxmin(int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *v, craft_tensor *ix);
+int craft_cl_maxmin_grad(const craft_tensor *idx, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, craft_tensor *gx);
 /* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);

@@ -43,7 +43,17 @@ typedef struct craft_adamw_consts { float decay, b1, omb1, b2, omb2, bc2_sqrt, e
     X(minmax_grad, (int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, craft_tensor *gx)) \
     /* in place, any strides: dst += alpha src (src broadcast to dst); t *= s */                                          \
     X(axpy, (craft_tensor *dst, double alpha, const craft_tensor *src))                                                   \
-    X(scale, (craft_tensor *t, double s))
+    X(scale, (craft_tensor *t, double s))                                                                                 \
+    /* ---- reductions ---- */                                                                                            \
+    /* y[r] = sum (kind 0), mean (1), var with correction (2) or sum of squares (3) of row r of x, a contiguous          \
+     * [rows, rowlen] block; y has rows elements */                                                                      \
+    X(reduce, (int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, int correction, craft_tensor *y))          \
+    /* over dim n of a contiguous [outer, n, inner] x: values (f32) and indices (i64), [outer, inner]; NaN wins, the    \
+     * first of ties; the gradient scatters g [outer, inner] into a zeroed gx [outer, n, inner] */                       \
+    X(maxmin, (int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *values,      \
+               craft_tensor *indices))                                                                                   \
+    X(maxmin_grad, (const craft_tensor *indices, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner,         \
+                    craft_tensor *gx))
 
 typedef struct craft_kernels {
 #define CRAFT_K_FIELD(name, params) int(*name) params;

@@ -182,9 +182,6 @@ int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, 
 void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], uint32_t out[4]);
 
 /* ---- OpenCL back end (cl_*.c; docs/opencl.md): what the op files still reach directly ---- */
-/* kind 0 sum, 1 mean, 2 var, 3 sum of squares over dims (ndims 0: all); a new tensor. */
-int craft_cl_reduce(int kind, const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim,
-                    craft_tensor **out);
 /* Row-major SGEMM through CLBlast on C's device; offsets in elements into the storages. The
  * batched form takes one offset per matrix (a constant stride becomes a strided-batched call). */
 int craft_cl_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A, int64_t aoff,
@@ -198,12 +195,6 @@ int craft_cl_philox_(craft_tensor *t, uint64_t seed, uint64_t offset, int mode);
 
 /* Whole ops for cl inputs, with the public functions' signatures (being replaced by the op
  * layer on the back-end seam, core/backend.h). */
-int craft_cl_op_sum(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out);
-int craft_cl_op_mean(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out);
-int craft_cl_op_var(const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim, craft_tensor **out);
-int craft_cl_op_max(const craft_tensor *a, int dim, int keepdim, craft_tensor **values, craft_tensor **indices);
-int craft_cl_op_min(const craft_tensor *a, int dim, int keepdim, craft_tensor **values, craft_tensor **indices);
-int craft_cl_op_argmax(const craft_tensor *a, int dim, int keepdim, craft_tensor **out);
 int craft_cl_op_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
 int craft_cl_op_linear(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, craft_tensor **out);
 int craft_cl_randn_(craft_tensor *t, uint64_t seed, uint64_t offset);

@@ -117,5 +117,8 @@ const craft_backend craft_cpu_backend = {
         .minmax_grad = cpu_minmax_grad,
         .axpy = cpu_axpy,
         .scale = cpu_scale,
+        .reduce = cpu_reduce,
+        .maxmin = cpu_maxmin,
+        .maxmin_grad = cpu_maxmin_grad,
     },
 };

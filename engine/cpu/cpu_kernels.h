@@ -19,4 +19,9 @@ int cpu_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor
 int cpu_axpy(craft_tensor *dst, double alpha, const craft_tensor *src);
 int cpu_scale(craft_tensor *t, double s);
 
+/* cpu_reduce.c */
+int cpu_reduce(int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, int correction, craft_tensor *y);
+int cpu_maxmin(int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *v, craft_tensor *ix);
+int cpu_maxmin_grad(const craft_tensor *idx, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, craft_tensor *gx);
+
 #endif
