@@ -43,5 +43,10 @@ const craft_backend craft_cl_backend = {
         .reduce = craft_cl_reduce_rows,
         .maxmin = craft_cl_maxmin,
         .maxmin_grad = craft_cl_maxmin_grad,
+        .philox = craft_cl_philox,
+        .adamw = craft_cl_adamw,
+        .sgd = craft_cl_sgd,
+        .ema = craft_cl_ema,
+        .sum_squares = craft_cl_sum_squares,
     },
 };

@@ -138,6 +138,16 @@ int craft_cl_reduce(int kind, const craft_tensor *a, int ndims, const int *dims,
 int craft_cl_reduce_rows(int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, int correction, craft_tensor *y);
 int craft_cl_maxmin(int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *v, craft_tensor *ix);
 int craft_cl_maxmin_grad(const craft_tensor *idx, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, craft_tensor *gx);
+/* random fills and optimisers (cl_train.c); craft_cl_philox_'s mode: 0 uniform, 1 normal
+ * (double formulas; the float ones where the device lacks fp64), 2 normal with the float
+ * formulas (tests of the no-fp64 path); t any f32 / f64 / f16 / bf16 tensor on the device. */
+int craft_cl_philox_(craft_tensor *t, uint64_t seed, uint64_t offset, int mode);
+int craft_cl_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
+int craft_cl_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);
+int craft_cl_sgd(craft_tensor *p, const craft_tensor *g, craft_tensor *buf, float neg_lr, float momentum, float weight_decay,
+                 int nesterov);
+int craft_cl_ema(craft_tensor *ema, const craft_tensor *p, float decay, float one_minus_decay);
+int craft_cl_sum_squares(const craft_tensor *x, double *out);
 /* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);

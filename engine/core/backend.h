@@ -53,7 +53,17 @@ typedef struct craft_adamw_consts { float decay, b1, omb1, b2, omb2, bc2_sqrt, e
     X(maxmin, (int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *values,      \
                craft_tensor *indices))                                                                                   \
     X(maxmin_grad, (const craft_tensor *indices, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner,         \
-                    craft_tensor *gx))
+                    craft_tensor *gx))                                                                                   \
+    /* ---- random and training ---- */                                                                                  \
+    /* t (contiguous f32) = the Philox draw (seed, offset) of core/rng.c: uniform, or normal when normal is set */        \
+    X(philox, (craft_tensor *t, uint64_t seed, uint64_t offset, int normal))                                              \
+    /* in place over same-shaped strided tensors: torch.optim.AdamW; SGD (buf NULL: no momentum); EMA */                  \
+    X(adamw, (craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c))     \
+    X(sgd, (craft_tensor *p, const craft_tensor *g, craft_tensor *buf, float neg_lr, float momentum, float weight_decay, \
+            int nesterov))                                                                                               \
+    X(ema, (craft_tensor *ema, const craft_tensor *p, float decay, float one_minus_decay))                               \
+    /* the sum of squares of a contiguous x, in double where the device can */                                           \
+    X(sum_squares, (const craft_tensor *x, double *out))
 
 typedef struct craft_kernels {
 #define CRAFT_K_FIELD(name, params) int(*name) params;

@@ -190,21 +190,11 @@ int craft_cl_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha
 int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
                           const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
                           float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch);
-/* Philox fills (mode 0 uniform, 1 normal, 2 normal with the float formulas). */
-int craft_cl_philox_(craft_tensor *t, uint64_t seed, uint64_t offset, int mode);
 
 /* Whole ops for cl inputs, with the public functions' signatures (being replaced by the op
  * layer on the back-end seam, core/backend.h). */
 int craft_cl_op_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
 int craft_cl_op_linear(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, craft_tensor **out);
-int craft_cl_randn_(craft_tensor *t, uint64_t seed, uint64_t offset);
-int craft_cl_rand_(craft_tensor *t, uint64_t seed, uint64_t offset);
-int craft_cl_adamw_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *m, craft_tensor *v, double lr,
-                        double beta1, double beta2, double eps, double weight_decay, int64_t step);
-int craft_cl_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *momentum_buf, double lr, double momentum,
-                      double weight_decay, int nesterov);
-int craft_cl_ema_update(craft_tensor *ema, const craft_tensor *param, double decay);
-int craft_cl_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *total_norm);
 /* -- cl: convolution, pooling, resize, pad, concat, embedding (cl_ops_conv.c, cl_ops_shape.c) -- */
 /* A convolution's dims in conv terms: src [n, ic, ih, iw] -> dst [n, oc, oh, ow], weight
  * [oc, ic / groups, kh, kw]; conv_transpose2d is the conv whose src is its output and whose dst

@@ -1,8 +1,8 @@
 /* rng.c: counter-based random numbers (Philox-4x32-10, Random123's constants) for craft_rand_
  * and craft_randn_. Every element is a pure function of (seed, offset + i), so results do not
  * depend on the thread count or on how a draw is split into calls, and the OpenCL back end can
- * reproduce them. THE MAPPING BELOW IS A CONTRACT: change it only together with the device
- * kernels and the tests.
+ * reproduce them. THE MAPPING BELOW IS A CONTRACT: change it only together with the kernels
+ * (cpu/cpu_random.c, kernels_cl/random.cl) and the tests.
  *
  * Block function: philox4x32_10(ctr, key) with
  *     key = (lo32(seed), hi32(seed))
@@ -29,9 +29,7 @@
  * rand_ and randn_ with the same (seed, offset) read the same words; use different seeds or
  * disjoint offsets for independent streams. Tensors that are not f32 get the f32 values
  * converted; non-contiguous tensors are filled in row-major element order. */
-#include "core/internal.h"
-#include <math.h>
-#include <omp.h>
+#include "core/backend.h"
 
 /* Random123's philox4x32 with R = 10 on a full 128-bit counter. Not in craft.h: the tests use
  * it for the published known-answer vectors, which need counter words craft never sets. */
@@ -57,57 +55,21 @@ void craft_philox4x32(uint64_t seed, uint64_t counter, uint32_t *out4) {
     craft_philox4x32_raw(ctr, key, out4);
 }
 
-/* The four values of block c. */
-static void block_values(int normal, uint64_t seed, uint64_t c, float v[4]) {
-    uint32_t w[4];
-    craft_philox4x32(seed, c, w);
-    if (!normal) {
-        for (int k = 0; k < 4; k++) v[k] = (float)(w[k] >> 8) * 0x1p-24f;
-        return;
-    }
-    for (int p = 0; p < 2; p++) {
-        double u1 = ((double)w[2 * p] + 1.0) * 0x1p-32, u2 = (double)w[2 * p + 1] * 0x1p-32;
-        double r = sqrt(-2.0 * log(u1)), th = 6.283185307179586 * u2;
-        v[2 * p] = (float)(r * cos(th));
-        v[2 * p + 1] = (float)(r * sin(th));
-    }
-}
-
-/* dst[i] = value of element offset + i. Chunks are fixed-size, so the split over threads
- * never changes a value. */
-static void generate(float *dst, int64_t n, uint64_t seed, uint64_t offset, int normal) {
-    const int64_t CH = 4096;
-    int64_t nch = (n + CH - 1) / CH;
-    #pragma omp parallel for schedule(static) if (n >= CRAFT_PAR_MIN)
-    for (int64_t ch = 0; ch < nch; ch++) {
-        int64_t i = ch * CH, end = i + CH < n ? i + CH : n;
-        float v[4];
-        uint64_t cur = 0;
-        int have = 0;
-        for (; i < end; i++) {
-            uint64_t e = offset + (uint64_t)i, c = e >> 2;
-            if (!have || c != cur) { block_values(normal, seed, c, v); cur = c; have = 1; }
-            dst[i] = v[e & 3];
-        }
-    }
-}
-
 static int fill_random(const char *op, craft_tensor *t, uint64_t seed, uint64_t offset, int normal) {
     if (!t) return craft_fail(CRAFT_EINVAL, "%s: tensor is missing", op);
-    if (t->device != CRAFT_DEVICE_CPU) return craft_cl_philox_(t, seed, offset, normal);
     if (t->dtype != CRAFT_F32 && t->dtype != CRAFT_F64 && t->dtype != CRAFT_F16 && t->dtype != CRAFT_BF16)
         return craft_fail(CRAFT_ETYPE, "%s: tensor %s must be a float dtype (f32, f64, f16, bf16)", op, craft_shape_str(t));
-    if (t->device != CRAFT_DEVICE_CPU)
-        return craft_fail(CRAFT_EDEVICE, "%s: tensor is on device %d; this op runs on the CPU only", op, t->device);
+    const craft_kernels *k;
+    CRAFT_TRY(craft_kernels_for(t->device, CRAFT_K_philox, CRAFT_F32, op, &k));
     if (t->dtype == CRAFT_F32 && craft_is_contiguous(t)) {
-        generate(craft_tensor_data(t), t->numel, seed, offset, normal);
+        CRAFT_TRY(k->philox(t, seed, offset, normal));
         t->storage->version++;
         return CRAFT_OK;
     }
-    craft_tensor *tmp = craft_new_tensor(t->ndim, t->shape, CRAFT_F32, CRAFT_DEVICE_CPU);
+    craft_tensor *tmp = craft_new_tensor(t->ndim, t->shape, CRAFT_F32, t->device);
     if (!tmp) return craft_last_status();
-    generate(craft_tensor_data(tmp), tmp->numel, seed, offset, normal);
-    int rc = craft_copy_(t, tmp);   /* bumps t's version */
+    int rc = k->philox(tmp, seed, offset, normal);
+    if (!rc) rc = craft_copy_(t, tmp);   /* bumps t's version */
     craft_tensor_release(tmp);
     return rc;
 }

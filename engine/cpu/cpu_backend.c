@@ -120,5 +120,10 @@ const craft_backend craft_cpu_backend = {
         .reduce = cpu_reduce,
         .maxmin = cpu_maxmin,
         .maxmin_grad = cpu_maxmin_grad,
+        .philox = cpu_philox,
+        .adamw = cpu_adamw,
+        .sgd = cpu_sgd,
+        .ema = cpu_ema,
+        .sum_squares = cpu_sum_squares,
     },
 };

@@ -24,4 +24,11 @@ int cpu_reduce(int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, in
 int cpu_maxmin(int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *v, craft_tensor *ix);
 int cpu_maxmin_grad(const craft_tensor *idx, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, craft_tensor *gx);
 
+/* cpu_random.c, cpu_optim.c */
+int cpu_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
+int cpu_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);
+int cpu_sgd(craft_tensor *p, const craft_tensor *g, craft_tensor *buf, float neg_lr, float momentum, float weight_decay, int nesterov);
+int cpu_ema(craft_tensor *ema, const craft_tensor *p, float decay, float one_minus_decay);
+int cpu_sum_squares(const craft_tensor *x, double *out);
+
 #endif

@@ -505,8 +505,8 @@ static void test_random(void) {
             uint64_t seed = k ? 0xDEADBEEFCAFEull : 7, off = k ? 13 : 0;
             CHECK_OK(craft_empty(1, &n, CRAFT_F32, 0, &c));
             CHECK_OK(craft_empty(1, &n, CRAFT_F32, DEV, &d));
-            if (normal) { CHECK_OK(craft_randn_(c, seed, off)); CHECK_OK(craft_cl_randn_(d, seed, off)); }
-            else { CHECK_OK(craft_rand_(c, seed, off)); CHECK_OK(craft_cl_rand_(d, seed, off)); }
+            if (normal) { CHECK_OK(craft_randn_(c, seed, off)); CHECK_OK(craft_randn_(d, seed, off)); }
+            else { CHECK_OK(craft_rand_(c, seed, off)); CHECK_OK(craft_rand_(d, seed, off)); }
             if (!normal || INFO.fp64) compare_bits(normal ? "randn bit for bit" : "rand bit for bit", c, d);
             else compare("randn (no fp64: float formulas)", c, d, 0, 4e-6);
             release(2, c, d);
@@ -526,7 +526,7 @@ static void test_random(void) {
     CHECK_OK(craft_transpose(ch, 0, 1, &cv));
     CHECK_OK(craft_transpose(dh, 0, 1, &dv));
     CHECK_OK(craft_randn_(cv, 3, 1));
-    CHECK_OK(craft_cl_randn_(dv, 3, 1));
+    CHECK_OK(craft_randn_(dv, 3, 1));
     if (INFO.fp64) compare_bits("randn into a strided f16 view", ch, dh);
     release(4, ch, dh, cv, dv);
 }
@@ -542,7 +542,7 @@ static void test_optim(void) {
     for (int step = 1; step <= 3; step++) {
         craft_tensor *g = cpu_uniform(2, s, 100 + step, -1, 1), *dg = on_dev(g);
         CHECK_OK(craft_adamw_step(p, g, m, v, 1e-2, 0.9, 0.999, 1e-8, 0.01, step));
-        CHECK_OK(craft_cl_adamw_step(dp, dg, dm, dv, 1e-2, 0.9, 0.999, 1e-8, 0.01, step));
+        CHECK_OK(craft_adamw_step(dp, dg, dm, dv, 1e-2, 0.9, 0.999, 1e-8, 0.01, step));
         release(2, g, dg);
     }
     double tol = 0;   /* exact with correctly rounded divide/sqrt; PoCL and most GPUs offer them */
@@ -554,7 +554,7 @@ static void test_optim(void) {
     for (int step = 1; step <= 3; step++) {
         craft_tensor *g = cpu_uniform(2, s, 200 + step, -1, 1), *dg = on_dev(g);
         CHECK_OK(craft_sgd_step(p, g, buf, 0.1, 0.9, 1e-3, 1));
-        CHECK_OK(craft_cl_sgd_step(dp, dg, dbuf, 0.1, 0.9, 1e-3, 1));
+        CHECK_OK(craft_sgd_step(dp, dg, dbuf, 0.1, 0.9, 1e-3, 1));
         release(2, g, dg);
     }
     compare("sgd nesterov param", p, dp, 0, 0);
@@ -562,16 +562,16 @@ static void test_optim(void) {
     e = cpu_uniform(2, s, 300, -1, 1);
     de = on_dev(e);
     CHECK_OK(craft_ema_update(e, p, 0.99));
-    CHECK_OK(craft_cl_ema_update(de, dp, 0.99));
+    CHECK_OK(craft_ema_update(de, dp, 0.99));
     compare("ema", e, de, 0, 0);
     /* clip_grad_norm over device grads */
     craft_tensor *g1 = cpu_uniform(2, s, 400, -3, 3), *g2 = on_dev(g1), *gs[1] = {g1}, *gd[1] = {g2};
     double n1 = 0, n2 = 0;
     CHECK_OK(craft_clip_grad_norm(1, gs, 1.0, &n1));
-    CHECK_OK(craft_cl_clip_grad_norm(1, gd, 1.0, &n2));
+    CHECK_OK(craft_clip_grad_norm(1, gd, 1.0, &n2));
     CHECK_NEAR(n2, n1, 1e-6 * n1);
     compare("clip_grad_norm scaled grads", g1, g2, 1e-6, 1e-7);
-    CHECK_ERR(craft_cl_adamw_step(dp, g1, dm, dv, 1e-2, 0.9, 0.999, 1e-8, 0, 4), CRAFT_EDEVICE);
+    CHECK_ERR(craft_adamw_step(dp, g1, dm, dv, 1e-2, 0.9, 0.999, 1e-8, 0, 4), CRAFT_EDEVICE);
     release(13, p, m, v, dp, dm, dv, buf, dbuf, e, de, g1, g2, NULL);
 }
 
