@@ -15,12 +15,21 @@ static const char *device_name(int device, char *buf, size_t n) {
     return buf;
 }
 
+/* every kernel takes f32; gemm also f16 where the device has cl_khr_fp16 (CLBlast's HGEMM) */
+static int supports(int device, int kid, int dtype) {
+    if (dtype == CRAFT_F32) return 1;
+    if (kid != CRAFT_K_gemm || dtype != CRAFT_F16) return 0;
+    craft_cl_dev *d = cl_dev_entry(device - 1);
+    return d && d->info.fp16;
+}
+
 const craft_backend craft_cl_backend = {
     .name = "opencl",
     .code_base = 1,
     .code_count = CRAFT_CL_MAX_DEVICES,
     .device_check = device_check,
     .device_name = device_name,
+    .supports = supports,
     .storage_init = craft_cl_storage_init,
     .read = craft_cl_read_bytes,
     .write = craft_cl_write_bytes,
@@ -43,6 +52,8 @@ const craft_backend craft_cl_backend = {
         .reduce = craft_cl_reduce_rows,
         .maxmin = craft_cl_maxmin,
         .maxmin_grad = craft_cl_maxmin_grad,
+        .gemm = craft_cl_gemm_batched,
+        .sum_rows = craft_cl_sum_rows,
         .philox = craft_cl_philox,
         .adamw = craft_cl_adamw,
         .sgd = craft_cl_sgd,

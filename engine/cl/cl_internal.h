@@ -148,6 +148,16 @@ int craft_cl_sgd(craft_tensor *p, const craft_tensor *g, craft_tensor *buf, floa
                  int nesterov);
 int craft_cl_ema(craft_tensor *ema, const craft_tensor *p, float decay, float one_minus_decay);
 int craft_cl_sum_squares(const craft_tensor *x, double *out);
+/* Row-major SGEMM through CLBlast on C's device; offsets in elements into the storages. The
+ * batched form takes one offset per matrix (a constant stride becomes a strided-batched call). */
+int craft_cl_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A, int64_t aoff,
+                  int64_t lda, const craft_tensor *B, int64_t boff, int64_t ldb, float beta, craft_tensor *C, int64_t coff,
+                  int64_t ldc);
+int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
+                          const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
+                          float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch);
+
+int craft_cl_sum_rows(const craft_tensor *x, int64_t M, int64_t N, craft_tensor *y);
 /* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);

@@ -54,6 +54,14 @@ typedef struct craft_adamw_consts { float decay, b1, omb1, b2, omb2, bc2_sqrt, e
                craft_tensor *indices))                                                                                   \
     X(maxmin_grad, (const craft_tensor *indices, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner,         \
                     craft_tensor *gx))                                                                                   \
+    /* ---- matrix products ---- */                                                                                      \
+    /* C[i] = alpha op(A[i]) op(B[i]) + beta C[i] for i < batch: row-major, op transposes for 'T', offsets in elements   \
+     * into the storages, C distinct from A and B. dtype f32, or f16 where supports() says so */                         \
+    X(gemm, (char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,                       \
+             const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb, float beta,      \
+             craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch))                                          \
+    /* y[j] = sum over i of x[i, j] for a contiguous [rows, cols] x, in double where the device can */                    \
+    X(sum_rows, (const craft_tensor *x, int64_t rows, int64_t cols, craft_tensor *y))                                     \
     /* ---- random and training ---- */                                                                                  \
     /* t (contiguous f32) = the Philox draw (seed, offset) of core/rng.c: uniform, or normal when normal is set */        \
     X(philox, (craft_tensor *t, uint64_t seed, uint64_t offset, int normal))                                              \

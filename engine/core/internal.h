@@ -167,7 +167,7 @@ int craft_record(const char *name, int n_in, const craft_tensor *const *inputs, 
                  const double *sargs, int n_sargs, const int64_t *iargs, int n_iargs, craft_node **node_out);
 /* Sum g over broadcast dims so that it has (ndim, shape). New reference. */
 int craft_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
-/* matmul with a 1-d operand (ops_matmul.c; the cl op uses it too) */
+/* matmul with a 1-d operand (core/op_matmul.c) */
 int craft_matmul_vec(const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
 /* Checks outputs for NaN/Inf when the numeric guard is on. */
 int craft_guard_check(const char *op, const char *what, const craft_tensor *t);
@@ -182,19 +182,8 @@ int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, 
 void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], uint32_t out[4]);
 
 /* ---- OpenCL back end (cl_*.c; docs/opencl.md): what the op files still reach directly ---- */
-/* Row-major SGEMM through CLBlast on C's device; offsets in elements into the storages. The
- * batched form takes one offset per matrix (a constant stride becomes a strided-batched call). */
-int craft_cl_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A, int64_t aoff,
-                  int64_t lda, const craft_tensor *B, int64_t boff, int64_t ldb, float beta, craft_tensor *C, int64_t coff,
-                  int64_t ldc);
-int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
-                          const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
-                          float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch);
-
 /* Whole ops for cl inputs, with the public functions' signatures (being replaced by the op
  * layer on the back-end seam, core/backend.h). */
-int craft_cl_op_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
-int craft_cl_op_linear(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, craft_tensor **out);
 /* -- cl: convolution, pooling, resize, pad, concat, embedding (cl_ops_conv.c, cl_ops_shape.c) -- */
 /* A convolution's dims in conv terms: src [n, ic, ih, iw] -> dst [n, oc, oh, ow], weight
  * [oc, ic / groups, kh, kw]; conv_transpose2d is the conv whose src is its output and whose dst

@@ -24,6 +24,12 @@ int cpu_reduce(int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, in
 int cpu_maxmin(int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *v, craft_tensor *ix);
 int cpu_maxmin_grad(const craft_tensor *idx, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, craft_tensor *gx);
 
+/* cpu_gemm.c */
+int cpu_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A, const int64_t *aoff,
+             int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb, float beta, craft_tensor *C,
+             const int64_t *coff, int64_t ldc, int64_t batch);
+int cpu_sum_rows(const craft_tensor *x, int64_t rows, int64_t cols, craft_tensor *y);
+
 /* cpu_random.c, cpu_optim.c */
 int cpu_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
 int cpu_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);
