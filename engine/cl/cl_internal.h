@@ -158,6 +158,17 @@ int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, flo
                           float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch);
 
 int craft_cl_sum_rows(const craft_tensor *x, int64_t M, int64_t N, craft_tensor *y);
+/* convolution (cl_conv.c) */
+int craft_cl_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,
+                  craft_tensor *bias);
+int craft_cl_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out);
+/* How conv2d's forward runs on cl devices: 0 im2col + CLBlast GEMM, 1 the direct kernel;
+ * -1 (the default) reads CRAFT_CL_CONV ("im2col" or "direct"), else the measured default.
+ * Tests and the timing program set it. */
+void craft_cl_conv_set_algo(int algo);
+/* Caps the column matrix of one conv call at `bytes` (0: the default, from the device's
+ * largest buffer); tests use a small cap to exercise the chunking over images. */
+void craft_cl_conv_set_col_budget(int64_t bytes);
 /* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);

@@ -21,6 +21,21 @@
  *   p *= decay; m = m b1 + omb1 g; v = v b2 + omb2 g g; p += neg_step m / (sqrt(v) / bc2_sqrt + eps) */
 typedef struct craft_adamw_consts { float decay, b1, omb1, b2, omb2, bc2_sqrt, eps, neg_step; } craft_adamw_consts;
 
+/* A convolution's dims in conv terms: src [n, ic, ih, iw] -> dst [n, oc, oh, ow], weight
+ * [oc, ic / groups, kh, kw]; conv_transpose2d is the conv whose src is its output and whose dst
+ * its input (its [in, out / groups, kh, kw] weight is that conv's weight). Padding is top/left;
+ * dilation as torch counts it (1: dense). Filled by craft_conv_dims_of (core/op_conv.c), which
+ * checks the arguments and shapes of both ops. */
+typedef struct craft_conv_dims {
+    int64_t n, ic, ih, iw, oc, oh, ow, kh, kw, groups;
+    int64_t sh, sw, ph, pw, dh, dw, oph, opw;
+} craft_conv_dims;
+int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                       const int *stride, const int *padding, const int *output_padding, const int *dilation, int groups,
+                       craft_conv_dims *d);
+/* The directions of a convolution (the conv kernel). */
+enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 };
+
 /* The kernel entry points: X(name, parameters). Shapes in the comments are the tensors'. */
 #define CRAFT_KERNELS(X)                                                                                                   \
     /* ---- elementwise: inputs broadcast to the output's shape, any strides ---- */                              \
@@ -62,6 +77,15 @@ typedef struct craft_adamw_consts { float decay, b1, omb1, b2, omb2, bc2_sqrt, e
              craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch))                                          \
     /* y[j] = sum over i of x[i, j] for a contiguous [rows, cols] x, in double where the device can */                    \
     X(sum_rows, (const craft_tensor *x, int64_t rows, int64_t cols, craft_tensor *y))                                     \
+    /* ---- convolution ---- */                                                                                         \
+    /* direction dir of the convolution d, all tensors contiguous: FWD dst = W * src (+ bias); BWD_DATA src =            \
+     * W^T * dst (+ bias, per src channel); BWD_WEIGHTS wei = the weight gradient (wei may be NULL) and bias, when       \
+     * given, the bias gradient (dst's channel sums). fwd_bias: the forward conv of this geometry has a bias (a back end \
+     * may keep one primitive set for the three directions) */                                                           \
+    X(conv, (int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,   \
+             craft_tensor *bias))                                                                                        \
+    /* out[c] = sum over n and s of a contiguous g [n, c, s] */                                                          \
+    X(channel_sums, (const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out))                          \
     /* ---- random and training ---- */                                                                                  \
     /* t (contiguous f32) = the Philox draw (seed, offset) of core/rng.c: uniform, or normal when normal is set */        \
     X(philox, (craft_tensor *t, uint64_t seed, uint64_t offset, int normal))                                              \

@@ -185,18 +185,6 @@ void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], ui
 /* Whole ops for cl inputs, with the public functions' signatures (being replaced by the op
  * layer on the back-end seam, core/backend.h). */
 /* -- cl: convolution, pooling, resize, pad, concat, embedding (cl_ops_conv.c, cl_ops_shape.c) -- */
-/* A convolution's dims in conv terms: src [n, ic, ih, iw] -> dst [n, oc, oh, ow], weight
- * [oc, ic / groups, kh, kw]; conv_transpose2d is the conv whose src is its output and whose dst
- * its input (its [in, out / groups, kh, kw] weight is that conv's weight). Padding is top/left;
- * dilation as torch counts it (1: dense). Filled by craft_conv_dims_of (ops_conv.c), which
- * checks the arguments and shapes of both ops (not dtypes or devices: the caller's). */
-typedef struct craft_conv_dims {
-    int64_t n, ic, ih, iw, oc, oh, ow, kh, kw, groups;
-    int64_t sh, sw, ph, pw, dh, dw, oph, opw;
-} craft_conv_dims;
-int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
-                       const int *stride, const int *padding, const int *output_padding, const int *dilation, int groups,
-                       craft_conv_dims *d);
 /* The shared checks of avg_pool2d (stride 0 becomes the kernel; output size out), interpolate
  * (mode, sizes; align_corners cleared for nearest) and pad (output shape osh), as the CPU ops
  * make them. Dtypes and devices are the caller's. */
@@ -250,11 +238,6 @@ int craft_sdpa_mat_usable(const craft_tensor *t);
 void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners, int64_t *i0, int64_t *i1, float *l0,
                             float *l1);
 /* The whole ops on cl tensors (the public functions dispatch here; same signatures). */
-int craft_cl_op_conv2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride,
-                       const int *padding, const int *dilation, int groups, craft_tensor **out);
-int craft_cl_op_conv_transpose2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride,
-                                 const int *padding, const int *output_padding, const int *dilation, int groups,
-                                 craft_tensor **out);
 int craft_cl_op_avg_pool2d(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor **out);
 int craft_cl_op_interpolate(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int align_corners,
                             craft_tensor **out);
@@ -263,13 +246,6 @@ int craft_cl_op_concat(int n, craft_tensor **ts, int dim, craft_tensor **out);
 int craft_cl_op_embedding(const craft_tensor *weight, const craft_tensor *indices, craft_tensor **out);
 int craft_cl_op_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
                                    double scale, double max_period, craft_tensor **out);
-/* How conv2d's forward runs on cl devices: 0 im2col + CLBlast GEMM, 1 the direct kernel;
- * -1 (the default) reads CRAFT_CL_CONV ("im2col" or "direct"), else the measured default.
- * Tests and the timing program set it. */
-void craft_cl_conv_set_algo(int algo);
-/* Caps the column matrix of one conv call at `bytes` (0: the default, from the device's
- * largest buffer); tests use a small cap to exercise the chunking over images. */
-void craft_cl_conv_set_col_budget(int64_t bytes);
 /* -- end cl conv -- */
 /* -- cl: norms, softmax, attention, losses (cl_ops_norm.c, cl_ops_softmax.c, ...) -- */
 /* The whole ops on cl tensors (the public functions dispatch here; same signatures). Norm

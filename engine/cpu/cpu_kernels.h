@@ -30,6 +30,11 @@ int cpu_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, con
              const int64_t *coff, int64_t ldc, int64_t batch);
 int cpu_sum_rows(const craft_tensor *x, int64_t rows, int64_t cols, craft_tensor *y);
 
+/* cpu_conv.c */
+int cpu_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,
+             craft_tensor *bias);
+int cpu_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out);
+
 /* cpu_random.c, cpu_optim.c */
 int cpu_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
 int cpu_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);

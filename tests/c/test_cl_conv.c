@@ -12,7 +12,7 @@
  * `test_cl_conv --bench` instead times conv2d's forward on cl:0, im2col + CLBlast against the
  * direct kernel (docs/opencl.md has the numbers). */
 #include "check.h"
-#include "core/internal.h"
+#include "cl/cl_internal.h"
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -12,7 +12,7 @@
  * smoothing, clamped norms. Without an OpenCL platform or device it prints a "skip" line and
  * counts nothing. */
 #include "check.h"
-#include "core/internal.h"
+#include "cl/cl_internal.h"
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>

@@ -1,12 +1,10 @@
-/* cl_ops_conv.c: conv2d and conv_transpose2d on cl devices, forward and backward, with the CPU
- * ops' arguments and checks (craft_conv_dims_of, ops_conv.c). As on the CPU, both ops run on
- * the three directions of one convolution (src -> dst, in conv terms):
+/* cl_conv.c: the convolution kernel on cl devices: the three directions of one convolution
+ * (src -> dst, in conv terms; core/op_conv.c runs conv2d and conv_transpose2d on them):
  *   fwd          dst = W * src (+ bias)      im2col + batched CLBlast GEMM, or conv_direct
  *   bwd_data     src = W^T * dst (+ bias)    batched GEMM into a column matrix + col2im
  *   bwd_weights  gW = dst (x) src            im2col + one GEMM over every pixel of the batch
- * conv2d: y = fwd(x), gx = bwd_data(gy), gw = bwd_weights(x, gy); conv_transpose2d: y =
- * bwd_data(x) + bias, gx = fwd(gy), gw = bwd_weights(gy, x). Bias gradients are channel sums
- * (craft_cl_reduce, double accumulation where the device has fp64).
+ * Bias gradients are channel sums (craft_cl_reduce, double accumulation where the device has
+ * fp64).
  * Column matrices can be large (c kh kw x oh ow floats per image): images are processed in
  * chunks whose matrix stays under col_budget(). kernels_cl/conv.cl has the kernels. */
 #include "cl/cl_internal.h"
@@ -197,87 +195,29 @@ static int conv_bwd_weights(craft_cl_dev *d, const craft_conv_dims *g, const cra
     return rc;
 }
 
-/* channel sums of g [n, c, h, w] into a fresh [c] */
-static int channel_sums(const craft_tensor *g, craft_tensor **out) {
-    int dims[3] = {0, 2, 3};
-    return craft_cl_reduce(0, g, 3, dims, 0, 0, out);
-}
-
-/* ------------------------------------------------------------ the ops ---- */
-static void dims_load(const craft_node *n, craft_conv_dims *g) { memcpy(g, n->iarg, sizeof *g); }
-_Static_assert(sizeof(craft_conv_dims) <= sizeof(((craft_node *)0)->iarg), "conv dims must fit a node's iarg");
-
-/* saved: [0] the op's input (for gw), [1] the weight (for gx); iarg: the dims; sarg: none */
-static int conv_backward_common(craft_node *n, craft_tensor **gout, craft_tensor **gin, int transposed) {
-    craft_tensor *x = n->saved[0], *w = n->saved[1], *gd = NULL, *g = NULL;
-    craft_conv_dims cd;
-    dims_load(n, &cd);
-    int code = n->device;
-    craft_cl_dev *d;
-    CRAFT_TRY(cl_dev_get(code, transposed ? "conv_transpose2d backward" : "conv2d backward", &d));
-    int rc = cl_on_device(gout[0], code, &gd);
-    if (!rc) rc = craft_contig_f32(gd, &g);
-    craft_tensor_release(gd);
-    if (!rc && CRAFT_NEEDS_GRAD(n, 0)) {
-        if (!(gin[0] = cl_new(4, n->edges[0].shape, CRAFT_F32, code))) rc = craft_last_status();
-        else rc = transposed ? conv_fwd(d, &cd, g, w, NULL, gin[0]) : conv_bwd_data(d, &cd, g, w, NULL, gin[0]);
-    }
-    if (!rc && CRAFT_NEEDS_GRAD(n, 1)) {
-        if (!(gin[1] = cl_new(4, n->edges[1].shape, CRAFT_F32, code))) rc = craft_last_status();
-        else rc = transposed ? conv_bwd_weights(d, &cd, g, x, gin[1]) : conv_bwd_weights(d, &cd, x, g, gin[1]);
-    }
-    if (!rc && n->n_in > 2 && CRAFT_NEEDS_GRAD(n, 2)) rc = channel_sums(g, &gin[2]);
-    craft_tensor_release(g);
+/* out [c] = sums of g [n, c, s] (contiguous) over n and s */
+int craft_cl_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t sp, craft_tensor *out) {
+    craft_tensor *v = craft_alias(g), *s = NULL;
+    if (!v) return craft_last_status();
+    int64_t shape[3] = {n, c, sp};
+    v->ndim = 3;
+    for (int i = 0; i < 3; i++) v->shape[i] = shape[i];
+    v->stride[2] = 1; v->stride[1] = sp; v->stride[0] = c * sp;
+    v->numel = n * c * sp;
+    int dims[2] = {0, 2}, rc = craft_cl_reduce(0, v, 2, dims, 0, 0, &s);
+    if (!rc) rc = craft_cl_copy_(out, s);
+    craft_tensor_release(v);
+    craft_tensor_release(s);
     return rc;
 }
-static int conv2d_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) { return conv_backward_common(n, gout, gin, 0); }
-static int convt_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) { return conv_backward_common(n, gout, gin, 1); }
 
-static int conv_op(int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride,
-                   const int *padding, const int *output_padding, const int *dilation, int groups, craft_tensor **out) {
-    const char *op = transposed ? "conv_transpose2d" : "conv2d";
-    if (!x) return craft_fail(CRAFT_EINVAL, "%s: input is missing", op);
-    int code = x->device;
-    if (code == CRAFT_DEVICE_CPU)
-        return craft_fail(CRAFT_EDEVICE, "%s: input %s is on the CPU but the weight or bias is on an OpenCL device; move them "
-                          "to one device with :to()", op, craft_shape_str(x));
-    CRAFT_TRY(cl_nn_want(op, "input", x, code));
-    CRAFT_TRY(cl_nn_want(op, "weight", w, code));
-    if (b) CRAFT_TRY(cl_nn_want(op, "bias", b, code));
-    craft_conv_dims cd;
-    CRAFT_TRY(craft_conv_dims_of(op, transposed, x, w, b, stride, padding, output_padding, dilation, groups, &cd));
+int craft_cl_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,
+                  craft_tensor *bias) {
+    (void)fwd_bias;
     craft_cl_dev *d;
-    CRAFT_TRY(cl_dev_get(code, op, &d));
-    craft_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
-    int rc = craft_contig_f32(x, &xc);
-    if (!rc) rc = craft_contig_f32(w, &wc);
-    if (!rc && b) rc = craft_contig_f32(b, &bc);
-    int64_t yshape[4] = {cd.n, transposed ? cd.ic : cd.oc, transposed ? cd.ih : cd.oh, transposed ? cd.iw : cd.ow};
-    if (!rc && !(y = cl_new(4, yshape, CRAFT_F32, code))) rc = craft_last_status();
-    if (!rc) rc = transposed ? conv_bwd_data(d, &cd, xc, wc, bc, y) : conv_fwd(d, &cd, xc, wc, bc, y);
-    if (!rc) {
-        /* frozen weights (LoRA) need no saved input, a frozen input no saved weight */
-        const craft_tensor *ins[3] = {x, w, b}, *save[2] = {w->requires_grad ? xc : NULL, x->requires_grad ? wc : NULL};
-        int64_t iargs[sizeof cd / sizeof(int64_t)];
-        memcpy(iargs, &cd, sizeof cd);
-        rc = craft_record(op, b ? 3 : 2, ins, y, transposed ? convt_backward : conv2d_backward, 2, save, NULL, 0, iargs,
-                          (int)(sizeof cd / sizeof(int64_t)), NULL);
-    }
-    craft_tensor_release(xc);
-    craft_tensor_release(wc);
-    craft_tensor_release(bc);
-    if (rc) { craft_tensor_release(y); return rc; }
-    *out = y;
-    return CRAFT_OK;
-}
-
-int craft_cl_op_conv2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride,
-                       const int *padding, const int *dilation, int groups, craft_tensor **out) {
-    return conv_op(0, x, w, b, stride, padding, NULL, dilation, groups, out);
-}
-
-int craft_cl_op_conv_transpose2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride,
-                                 const int *padding, const int *output_padding, const int *dilation, int groups,
-                                 craft_tensor **out) {
-    return conv_op(1, x, w, b, stride, padding, output_padding, dilation, groups, out);
+    CRAFT_TRY(cl_dev_get((wei ? wei : dst)->device, "conv", &d));
+    if (dir == CRAFT_CONV_FWD) return conv_fwd(d, cd, src, wei, bias, dst);
+    if (dir == CRAFT_CONV_BWD_DATA) return conv_bwd_data(d, cd, dst, wei, bias, src);
+    if (wei) CRAFT_TRY(conv_bwd_weights(d, cd, src, dst, wei));
+    return bias ? craft_cl_channel_sums(dst, cd->n, cd->oc, cd->oh * cd->ow, bias) : CRAFT_OK;
 }

@@ -1,7 +1,8 @@
-/* ops_conv.c: conv2d and conv_transpose2d, forward and backward, on oneDNN 2.6 primitives.
+/* cpu_conv.c: the CPU's convolution kernel, on oneDNN 2.6 primitives, and channel sums.
  *
- * Both ops run on the three primitives of one convolution "geometry" (src [N, IC, IH, IW] ->
- * dst [N, OC, OH, OW], weights [G, OC/G, IC/G, KH, KW]): conv2d uses forward, backward-data and
+ * The op layer (core/op_conv.c) runs both ops on the three primitives of one convolution
+ * "geometry" (src [N, IC, IH, IW] -> dst [N, OC, OH, OW], weights [G, OC/G, IC/G, KH, KW]):
+ * conv2d uses forward, backward-data and
  * backward-weights; conv_transpose2d is the same convolution read backwards (its forward is the
  * conv's backward-data, its input gradient the conv's forward, its weight gradient the conv's
  * backward-weights with x and gy swapped; PyTorch's [in, out/G, kh, kw] transposed weight is
@@ -22,7 +23,7 @@
  *
  * Primitives (descriptors, primitives, the reorders around them) are kept in a small LRU table
  * keyed by the geometry; scratchpads are user-managed, in one arena from the pool. */
-#include "core/internal.h"
+#include "cpu/cpu_kernels.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <pthread.h>
@@ -366,237 +367,50 @@ static void add_channel_bias(float *y, const float *b, int64_t n, int64_t c, int
     }
 }
 
-/* ---- argument checks shared by both ops (and the OpenCL ones, cl_ops_conv.c) ---- */
-typedef struct conv_args { int64_t s[2], p[2], d[2], op[2]; } conv_args;
-
-static int read_args(const char *op, const int *stride, const int *padding, const int *outpad, const int *dilation, int groups,
-                     const craft_tensor *x, const craft_tensor *w, conv_args *a) {
-    for (int i = 0; i < 2; i++) {
-        a->s[i] = stride ? stride[i] : 1;
-        a->p[i] = padding ? padding[i] : 0;
-        a->d[i] = dilation ? dilation[i] : 1;
-        a->op[i] = outpad ? outpad[i] : 0;
-        if (a->s[i] < 1 || a->p[i] < 0 || a->d[i] < 1 || a->op[i] < 0)
-            return craft_fail(CRAFT_EINVAL, "%s: input %s, weight %s: stride %lld,%lld must be >= 1, padding %lld,%lld and output_padding "
-                              "%lld,%lld >= 0, dilation %lld,%lld >= 1", op, craft_shape_str(x), craft_shape_str(w), (long long)a->s[0],
-                              (long long)a->s[1], (long long)a->p[0], (long long)a->p[1], (long long)a->op[0], (long long)a->op[1],
-                              (long long)a->d[0], (long long)a->d[1]);
-    }
-    if (groups < 1) return craft_fail(CRAFT_EINVAL, "%s: input %s, weight %s: groups %d must be >= 1", op, craft_shape_str(x), craft_shape_str(w), groups);
-    if (x->ndim != 4 || w->ndim != 4)
-        return craft_fail(CRAFT_ESHAPE, "%s: input %s and weight %s must both be 4-d (NCHW input, %s weight)", op, craft_shape_str(x),
-                          craft_shape_str(w), outpad ? "[in, out/groups, kh, kw]" : "[out, in/groups, kh, kw]");
-    for (int i = 0; i < 4; i++)
-        if (x->shape[i] == 0 && i > 0)
-            return craft_fail(CRAFT_ESHAPE, "%s: input %s has an empty channel or spatial dim", op, craft_shape_str(x));
-    for (int i = 0; i < 4; i++)
-        if (w->shape[i] == 0) return craft_fail(CRAFT_ESHAPE, "%s: weight %s is empty", op, craft_shape_str(w));
+/* ---- the kernels ---- */
+int cpu_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out) {
+    channel_sums(craft_tensor_data(g), n, c, s, craft_tensor_data(out));
     return CRAFT_OK;
-}
-
-static int check_bias(const char *op, const craft_tensor *b, int64_t channels, const craft_tensor *w) {
-    if (b && (b->ndim != 1 || b->shape[0] != channels))
-        return craft_fail(CRAFT_ESHAPE, "%s: bias %s for weight %s (expected [%lld])", op, craft_shape_str(b), craft_shape_str(w), (long long)channels);
-    return CRAFT_OK;
-}
-
-int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
-                       const int *stride, const int *padding, const int *output_padding, const int *dilation, int groups,
-                       craft_conv_dims *g) {
-    if (!x || !w) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, x ? "weight" : "input");
-    conv_args a;
-    int zero_op[2] = {0, 0};
-    CRAFT_TRY(read_args(op, stride, padding, transposed ? (output_padding ? output_padding : zero_op) : NULL, dilation, groups, x, w, &a));
-    memset(g, 0, sizeof *g);
-    int64_t C = x->shape[1];
-    g->n = x->shape[0]; g->kh = w->shape[2]; g->kw = w->shape[3]; g->groups = groups;
-    g->sh = a.s[0]; g->sw = a.s[1]; g->ph = a.p[0]; g->pw = a.p[1]; g->dh = a.d[0]; g->dw = a.d[1];
-    g->oph = a.op[0]; g->opw = a.op[1];
-    int64_t k[2] = {g->kh, g->kw}, o[2];
-    if (!transposed) {
-        int64_t O = w->shape[0], wc;
-        if (C % groups || O % groups || __builtin_mul_overflow(w->shape[1], (int64_t)groups, &wc) || wc != C)
-            return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, groups %d: expected weight [out, in / groups, kh, kw] with in = %lld "
-                              "and out divisible by groups", op, craft_shape_str(x), craft_shape_str(w), groups, (long long)C);
-        CRAFT_TRY(check_bias(op, b, O, w));
-        int64_t in[2] = {x->shape[2], x->shape[3]};
-        for (int i = 0; i < 2; i++) {
-            int64_t ext;
-            if (__builtin_mul_overflow(a.d[i], k[i] - 1, &ext) || ext == INT64_MAX)
-                return craft_fail(CRAFT_ESHAPE, "%s: weight %s with dilation %lld: the kernel's extent is too large", op,
-                                  craft_shape_str(w), (long long)a.d[i]);
-            ext += 1;
-            if (in[i] + 2 * a.p[i] < ext)
-                return craft_fail(CRAFT_ESHAPE, "%s: input %s with padding %lld is smaller than weight %s's kernel (extent %lld with dilation %lld)",
-                                  op, craft_shape_str(x), (long long)a.p[i], craft_shape_str(w), (long long)ext, (long long)a.d[i]);
-            o[i] = (in[i] + 2 * a.p[i] - ext) / a.s[i] + 1;
-        }
-        g->ic = C; g->ih = in[0]; g->iw = in[1];
-        g->oc = O; g->oh = o[0]; g->ow = o[1];
-        return CRAFT_OK;
-    }
-    int64_t O;
-    if (__builtin_mul_overflow(w->shape[1], (int64_t)groups, &O))
-        return craft_fail(CRAFT_ESHAPE, "%s: weight %s with %d groups: the output channels are too many", op, craft_shape_str(w), groups);
-    if (C % groups || w->shape[0] != C)
-        return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, groups %d: expected weight [in, out / groups, kh, kw] with in = %lld "
-                          "divisible by groups", op, craft_shape_str(x), craft_shape_str(w), groups, (long long)C);
-    CRAFT_TRY(check_bias(op, b, O, w));
-    int64_t in[2] = {x->shape[2], x->shape[3]};
-    for (int i = 0; i < 2; i++) {
-        if (a.op[i] >= a.s[i] && a.op[i] >= a.d[i])
-            return craft_fail(CRAFT_EINVAL, "%s: input %s, weight %s: output_padding %lld must be smaller than stride %lld or dilation %lld",
-                              op, craft_shape_str(x), craft_shape_str(w), (long long)a.op[i], (long long)a.s[i], (long long)a.d[i]);
-        int64_t span, ext;   /* (in - 1) s - 2 p + d (k - 1) + op + 1, each step checked */
-        if (__builtin_mul_overflow(in[i] - 1, a.s[i], &span) || __builtin_mul_overflow(a.d[i], k[i] - 1, &ext) ||
-            __builtin_add_overflow(span, ext, &o[i]) || __builtin_add_overflow(o[i], a.op[i] + 1 - 2 * a.p[i], &o[i]))
-            return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, stride %lld, dilation %lld: the output size is too large", op,
-                              craft_shape_str(x), craft_shape_str(w), (long long)a.s[i], (long long)a.d[i]);
-        if (o[i] < 1)
-            return craft_fail(CRAFT_ESHAPE, "%s: input %s, weight %s, stride %lld, padding %lld: output size %lld is not positive", op,
-                              craft_shape_str(x), craft_shape_str(w), (long long)a.s[i], (long long)a.p[i], (long long)o[i]);
-    }
-    g->oc = C; g->oh = in[0]; g->ow = in[1];   /* conv terms: the conv's dst is this op's input */
-    g->ic = O; g->ih = o[0]; g->iw = o[1];
-    return CRAFT_OK;
-}
-
-/* Contiguous f32 copies (or aliases) of x, w and b; on failure nothing is held. */
-static int contig3(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, craft_tensor **xc, craft_tensor **wc, craft_tensor **bc) {
-    *xc = *wc = *bc = NULL;
-    int rc = craft_contig_f32(x, xc);
-    if (!rc) rc = craft_contig_f32(w, wc);
-    if (!rc && b) rc = craft_contig_f32(b, bc);
-    if (rc) { craft_tensor_release(*xc); craft_tensor_release(*wc); craft_tensor_release(*bc); *xc = *wc = *bc = NULL; }
-    return rc;
 }
 
 static float *fdata(const craft_tensor *t) { return t ? (float *)craft_tensor_data(t) : NULL; }
 
-/* ---- conv2d ---- */
-static int conv2d_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
-    craft_tensor *x = n->saved[0], *w = n->saved[1], *g;   /* x is saved only for gw, w only for gx */
-    conv_geom geo;
-    memcpy(&geo, n->iarg, sizeof geo);
-    conv_what wh = {"conv2d backward", n->edges[0].shape, n->edges[1].shape};
-    CRAFT_TRY(craft_contig_f32(gout[0], &g));
-    int rc = CRAFT_OK;
-    int need_b = n->n_in > 2 && CRAFT_NEEDS_GRAD(n, 2);
-    if (CRAFT_NEEDS_GRAD(n, 0)) {
-        if (!(gin[0] = craft_new_tensor(4, n->edges[0].shape, CRAFT_F32, 0))) rc = craft_last_status();
-        else rc = conv_exec(&geo, DIR_BWD_DATA, fdata(gin[0]), fdata(w), fdata(g), NULL, &wh);
-    }
-    if (!rc && need_b && !(gin[2] = craft_new_tensor(1, &geo.oc, CRAFT_F32, 0))) rc = craft_last_status();
-    if (!rc && CRAFT_NEEDS_GRAD(n, 1)) {
-        if (!(gin[1] = craft_new_tensor(4, n->edges[1].shape, CRAFT_F32, 0))) rc = craft_last_status();
-        else rc = conv_exec(&geo, DIR_BWD_WEIGHTS, fdata(x), fdata(gin[1]), fdata(g), need_b ? fdata(gin[2]) : NULL, &wh);
-    } else if (!rc && need_b) {
-        channel_sums(fdata(g), geo.n, geo.oc, geo.oh * geo.ow, fdata(gin[2]));
-    }
-    craft_tensor_release(g);
-    return rc;
-}
-
-int craft_conv2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride, const int *padding,
-                 const int *dilation, int groups, craft_tensor **out) {
-    if ((x && x->device != CRAFT_DEVICE_CPU) || (w && w->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_conv2d(x, w, b, stride, padding, dilation, groups, out);
-    const char *op = "conv2d";
-    CRAFT_TRY(craft_check_f32(op, "input", x));
-    CRAFT_TRY(craft_check_f32(op, "weight", w));
-    if (b) CRAFT_TRY(craft_check_f32(op, "bias", b));
-    craft_conv_dims cd;
-    CRAFT_TRY(craft_conv_dims_of(op, 0, x, w, b, stride, padding, NULL, dilation, groups, &cd));
+/* The oneDNN geometry of a convolution (dims as craft_conv_dims_of makes them; fwd_bias: the
+ * forward primitive has a bias, so the backward-weights one computes its gradient too). */
+static conv_geom geom_of(const craft_conv_dims *cd, int fwd_bias) {
     conv_geom g = {0};
-    g.n = cd.n; g.ic = cd.ic; g.ih = cd.ih; g.iw = cd.iw;
-    g.oc = cd.oc; g.kh = cd.kh; g.kw = cd.kw; g.groups = groups;
-    g.oh = cd.oh; g.ow = cd.ow;
-    g.sh = cd.sh; g.sw = cd.sw; g.dh = cd.dh - 1; g.dw = cd.dw - 1;
-    g.plh = cd.ph; g.plw = cd.pw;
+    g.n = cd->n; g.ic = cd->ic; g.ih = cd->ih; g.iw = cd->iw;
+    g.oc = cd->oc; g.kh = cd->kh; g.kw = cd->kw; g.groups = cd->groups;
+    g.oh = cd->oh; g.ow = cd->ow;
+    g.sh = cd->sh; g.sw = cd->sw; g.dh = cd->dh - 1; g.dw = cd->dw - 1;
+    g.plh = cd->ph; g.plw = cd->pw;
     g.prh = (g.oh - 1) * g.sh + (g.dh + 1) * (g.kh - 1) + 1 - g.ih - g.plh;
     g.prw = (g.ow - 1) * g.sw + (g.dw + 1) * (g.kw - 1) + 1 - g.iw - g.plw;
-    g.bias = b != NULL;
+    g.bias = fwd_bias != 0;
     g.wino = want_winograd(&g);
-    craft_tensor *xc, *wc, *bc, *y = NULL;
-    CRAFT_TRY(contig3(x, w, b, &xc, &wc, &bc));
-    int64_t yshape[4] = {g.n, g.oc, g.oh, g.ow};
-    int rc = (y = craft_new_tensor(4, yshape, CRAFT_F32, 0)) ? CRAFT_OK : craft_last_status();
-    conv_what wh = {op, x->shape, w->shape};
-    if (!rc) rc = conv_exec(&g, DIR_FWD, fdata(xc), fdata(wc), fdata(y), fdata(bc), &wh);
-    if (!rc) {
-        /* frozen weights (LoRA) need no saved input, a frozen input no saved weight */
-        const craft_tensor *ins[3] = {x, w, b}, *save[2] = {w->requires_grad ? xc : NULL, x->requires_grad ? wc : NULL};
-        rc = craft_record(op, b ? 3 : 2, ins, y, conv2d_backward, 2, save, NULL, 0, (const int64_t *)&g, GEOM_NARGS, NULL);
-    }
-    craft_tensor_release(xc);
-    craft_tensor_release(wc);
-    craft_tensor_release(bc);
-    if (rc) { craft_tensor_release(y); return rc; }
-    *out = y;
-    return CRAFT_OK;
+    return g;
 }
 
-/* ---- conv_transpose2d: the conv whose src is this op's output and whose dst is its input ---- */
-static int convt_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
-    craft_tensor *x = n->saved[0], *w = n->saved[1], *g;   /* x is saved only for gw, w only for gx */
-    conv_geom geo;
-    memcpy(&geo, n->iarg, sizeof geo);
-    conv_what wh = {"conv_transpose2d backward", n->edges[0].shape, n->edges[1].shape};
-    CRAFT_TRY(craft_contig_f32(gout[0], &g));
-    int rc = CRAFT_OK;
-    if (CRAFT_NEEDS_GRAD(n, 0)) {   /* gx = conv(gy, w) */
-        if (!(gin[0] = craft_new_tensor(4, n->edges[0].shape, CRAFT_F32, 0))) rc = craft_last_status();
-        else rc = conv_exec(&geo, DIR_FWD, fdata(g), fdata(w), fdata(gin[0]), NULL, &wh);
+int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,
+             craft_tensor *bias) {
+    conv_geom g = geom_of(cd, fwd_bias);
+    const char *op = dir == CRAFT_CONV_FWD ? "conv forward" : dir == CRAFT_CONV_BWD_DATA ? "conv backward-data" : "conv backward-weights";
+    conv_what wh = {op, src->shape, wei ? wei->shape : dst->shape};
+    /* right padding: the transposed conv's output_padding can make it -stride or less, which oneDNN refuses */
+    if (g.prh + g.sh <= 0 || g.prw + g.sw <= 0)
+        return craft_fail(CRAFT_EUNSUPPORTED, "conv_transpose2d: input %s, weight %s: output_padding %lld,%lld exceeds padding %lld,%lld + "
+                          "stride %lld,%lld - 1 (the CPU's oneDNN convolutions)", craft_shape_str(dst), craft_shape_str(wei),
+                          (long long)cd->oph, (long long)cd->opw, (long long)cd->ph, (long long)cd->pw, (long long)cd->sh, (long long)cd->sw);
+    if (dir == CRAFT_CONV_FWD) return conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, &wh);
+    if (dir == CRAFT_CONV_BWD_DATA) {
+        CRAFT_TRY(conv_exec(&g, DIR_BWD_DATA, fdata(src), fdata(wei), fdata(dst), NULL, &wh));
+        if (bias) add_channel_bias(fdata(src), fdata(bias), g.n, g.ic, g.ih * g.iw);
+        return CRAFT_OK;
     }
-    if (!rc && CRAFT_NEEDS_GRAD(n, 1)) {   /* the conv's weight gradient with gy as src and x as diff_dst */
-        if (!(gin[1] = craft_new_tensor(4, n->edges[1].shape, CRAFT_F32, 0))) rc = craft_last_status();
-        else rc = conv_exec(&geo, DIR_BWD_WEIGHTS, fdata(g), fdata(gin[1]), fdata(x), NULL, &wh);
+    if (!wei) return bias ? cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias) : CRAFT_OK;
+    if (bias && !g.bias) {   /* a forward without bias: the gradient from channel sums */
+        CRAFT_TRY(conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), NULL, &wh));
+        return cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias);
     }
-    if (!rc && n->n_in > 2 && CRAFT_NEEDS_GRAD(n, 2)) {
-        if (!(gin[2] = craft_new_tensor(1, &geo.ic, CRAFT_F32, 0))) rc = craft_last_status();
-        else channel_sums(fdata(g), geo.n, geo.ic, geo.ih * geo.iw, fdata(gin[2]));
-    }
-    craft_tensor_release(g);
-    return rc;
-}
-
-int craft_conv_transpose2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride, const int *padding,
-                           const int *output_padding, const int *dilation, int groups, craft_tensor **out) {
-    if ((x && x->device != CRAFT_DEVICE_CPU) || (w && w->device != CRAFT_DEVICE_CPU) || (b && b->device != CRAFT_DEVICE_CPU)) return craft_cl_op_conv_transpose2d(x, w, b, stride, padding, output_padding, dilation, groups, out);
-    const char *op = "conv_transpose2d";
-    CRAFT_TRY(craft_check_f32(op, "input", x));
-    CRAFT_TRY(craft_check_f32(op, "weight", w));
-    if (b) CRAFT_TRY(craft_check_f32(op, "bias", b));
-    craft_conv_dims cd;
-    CRAFT_TRY(craft_conv_dims_of(op, 1, x, w, b, stride, padding, output_padding, dilation, groups, &cd));
-    if (cd.ph - cd.oph + cd.sh <= 0 || cd.pw - cd.opw + cd.sw <= 0)   /* oneDNN needs right padding > -stride */
-        return craft_fail(CRAFT_EUNSUPPORTED, "%s: input %s, weight %s: output_padding %lld,%lld exceeds padding %lld,%lld + stride %lld,%lld - 1",
-                          op, craft_shape_str(x), craft_shape_str(w), (long long)cd.oph, (long long)cd.opw, (long long)cd.ph,
-                          (long long)cd.pw, (long long)cd.sh, (long long)cd.sw);
-    conv_geom g = {0};   /* conv terms: src = this op's output, dst = its input */
-    g.n = cd.n; g.oc = cd.oc; g.oh = cd.oh; g.ow = cd.ow;
-    g.ic = cd.ic; g.kh = cd.kh; g.kw = cd.kw; g.groups = groups;
-    g.ih = cd.ih; g.iw = cd.iw;
-    g.sh = cd.sh; g.sw = cd.sw; g.dh = cd.dh - 1; g.dw = cd.dw - 1;
-    g.plh = cd.ph; g.plw = cd.pw;
-    g.prh = cd.ph - cd.oph; g.prw = cd.pw - cd.opw;
-    g.bias = 0;   /* the bias is added here, not by the primitive (backward-data has none) */
-    g.wino = want_winograd(&g);
-    craft_tensor *xc, *wc, *bc, *y = NULL;
-    CRAFT_TRY(contig3(x, w, b, &xc, &wc, &bc));
-    int64_t yshape[4] = {g.n, g.ic, g.ih, g.iw};
-    int rc = (y = craft_new_tensor(4, yshape, CRAFT_F32, 0)) ? CRAFT_OK : craft_last_status();
-    conv_what wh = {op, x->shape, w->shape};
-    if (!rc) rc = conv_exec(&g, DIR_BWD_DATA, fdata(y), fdata(wc), fdata(xc), NULL, &wh);
-    if (!rc && bc) add_channel_bias(fdata(y), fdata(bc), g.n, g.ic, g.ih * g.iw);
-    if (!rc) {
-        /* frozen weights (LoRA) need no saved input, a frozen input no saved weight */
-        const craft_tensor *ins[3] = {x, w, b}, *save[2] = {w->requires_grad ? xc : NULL, x->requires_grad ? wc : NULL};
-        rc = craft_record(op, b ? 3 : 2, ins, y, convt_backward, 2, save, NULL, 0, (const int64_t *)&g, GEOM_NARGS, NULL);
-    }
-    craft_tensor_release(xc);
-    craft_tensor_release(wc);
-    craft_tensor_release(bc);
-    if (rc) { craft_tensor_release(y); return rc; }
-    *out = y;
-    return CRAFT_OK;
+    return conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), fdata(bias), &wh);
 }
