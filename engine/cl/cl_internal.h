@@ -169,6 +169,16 @@ void craft_cl_conv_set_algo(int algo);
 /* Caps the column matrix of one conv call at `bytes` (0: the default, from the device's
  * largest buffer); tests use a small cap to exercise the chunking over images. */
 void craft_cl_conv_set_col_budget(int64_t bytes);
+/* resampling, padding, lookups (cl_shape.c) */
+int craft_cl_interpolate(const craft_tensor *x, int mode, int align_corners, craft_tensor *y);
+int craft_cl_interpolate_grad(const craft_tensor *g, int mode, int align_corners, craft_tensor *gx);
+int craft_cl_avg_pool(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor *y);
+int craft_cl_avg_pool_grad(const craft_tensor *g, int kernel, int stride, int padding, craft_tensor *gx);
+int craft_cl_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor *y);
+int craft_cl_pad_grad(const craft_tensor *g, int npairs, const int64_t *pads, int mode, craft_tensor *gx);
+int craft_cl_embedding(const craft_tensor *w, const craft_tensor *idx, craft_tensor *y);
+int craft_cl_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craft_tensor *gw);
+int craft_cl_timestep_embedding(const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos, double scale, craft_tensor *y);
 /* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);

@@ -33,6 +33,19 @@ typedef struct craft_conv_dims {
 int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
                        const int *stride, const int *padding, const int *output_padding, const int *dilation, int groups,
                        craft_conv_dims *d);
+/* pad's plan (core/op_shape.c): the arguments checked against the input shape ish, the output
+ * shape osh, and (build set, output not empty) for each padded dim d (the last npairs; dims
+ * [0, lead) are untouched) map[d][o], the input index output index o reads (-1: the constant
+ * fill). ist: the input's contiguous strides. desc names the input in messages. */
+typedef struct craft_pad_plan {
+    int nd, lead;
+    int64_t ish[CRAFT_MAX_DIMS], osh[CRAFT_MAX_DIMS], ist[CRAFT_MAX_DIMS];
+    int64_t *map[CRAFT_MAX_DIMS];
+} craft_pad_plan;
+int craft_pad_plan_make(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode, const char *desc, int build,
+                        craft_pad_plan *p);
+void craft_pad_plan_free(craft_pad_plan *p);
+
 /* The directions of a convolution (the conv kernel). */
 enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 };
 
@@ -86,6 +99,25 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
              craft_tensor *bias))                                                                                        \
     /* out[c] = sum over n and s of a contiguous g [n, c, s] */                                                          \
     X(channel_sums, (const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out))                          \
+    /* ---- resampling, padding, lookups (NCHW, contiguous) ---- */                                                      \
+    /* y [N, C, oh, ow] from x [N, C, H, W] (mode 0 nearest, 1 bilinear; craft_interpolate_axis's indices and weights), \
+     * and the gradient gx [N, C, H, W] of g [N, C, oh, ow] */                                                           \
+    X(interpolate, (const craft_tensor *x, int mode, int align_corners, craft_tensor *y))                                 \
+    X(interpolate_grad, (const craft_tensor *g, int mode, int align_corners, craft_tensor *gx))                           \
+    /* avg_pool2d with count_include_pad, floor mode: y [N, C, oh, ow]; gx [N, C, H, W] */                               \
+    X(avg_pool, (const craft_tensor *x, int kernel, int stride, int padding, craft_tensor *y))                            \
+    X(avg_pool_grad, (const craft_tensor *g, int kernel, int stride, int padding, craft_tensor *gx))                      \
+    /* craft_pad's pad of x into y (shape checked by craft_pad_plan_make) and its gradient (pads: npairs pairs, the     \
+     * last dim first; mode 0 constant, 1 reflect, 2 replicate) */                                                       \
+    X(pad, (const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor *y))             \
+    X(pad_grad, (const craft_tensor *g, int npairs, const int64_t *pads, int mode, craft_tensor *gx))                     \
+    /* y[k, :] = w[idx[k], :]; gw[v, :] = sum of g[k, :] over idx[k] == v. idx: a dense CPU i64 tensor, every index      \
+     * checked against w's rows */                                                                                       \
+    X(embedding, (const craft_tensor *w, const craft_tensor *idx, craft_tensor *y))                                       \
+    X(embedding_grad, (const craft_tensor *g, const craft_tensor *idx, craft_tensor *gw))                                 \
+    /* y [N, dim] = sin / cos of scale * t[n] * freq[i] (freq: dim / 2 floats on the host, craft_timestep_freqs) */       \
+    X(timestep_embedding, (const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos, double scale,          \
+                           craft_tensor *y))                                                                             \
     /* ---- random and training ---- */                                                                                  \
     /* t (contiguous f32) = the Philox draw (seed, offset) of core/rng.c: uniform, or normal when normal is set */        \
     X(philox, (craft_tensor *t, uint64_t seed, uint64_t offset, int normal))                                              \

@@ -238,14 +238,6 @@ int craft_sdpa_mat_usable(const craft_tensor *t);
 void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners, int64_t *i0, int64_t *i1, float *l0,
                             float *l1);
 /* The whole ops on cl tensors (the public functions dispatch here; same signatures). */
-int craft_cl_op_avg_pool2d(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor **out);
-int craft_cl_op_interpolate(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int align_corners,
-                            craft_tensor **out);
-int craft_cl_op_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor **out);
-int craft_cl_op_concat(int n, craft_tensor **ts, int dim, craft_tensor **out);
-int craft_cl_op_embedding(const craft_tensor *weight, const craft_tensor *indices, craft_tensor **out);
-int craft_cl_op_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
-                                   double scale, double max_period, craft_tensor **out);
 /* -- end cl conv -- */
 /* -- cl: norms, softmax, attention, losses (cl_ops_norm.c, cl_ops_softmax.c, ...) -- */
 /* The whole ops on cl tensors (the public functions dispatch here; same signatures). Norm

@@ -35,6 +35,17 @@ int cpu_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src,
              craft_tensor *bias);
 int cpu_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out);
 
+/* cpu_resize.c, cpu_shape.c, cpu_embed.c */
+int cpu_interpolate(const craft_tensor *x, int mode, int align_corners, craft_tensor *y);
+int cpu_interpolate_grad(const craft_tensor *g, int mode, int align_corners, craft_tensor *gx);
+int cpu_avg_pool(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor *y);
+int cpu_avg_pool_grad(const craft_tensor *g, int kernel, int stride, int padding, craft_tensor *gx);
+int cpu_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor *y);
+int cpu_pad_grad(const craft_tensor *g, int npairs, const int64_t *pads, int mode, craft_tensor *gx);
+int cpu_embedding(const craft_tensor *w, const craft_tensor *idx, craft_tensor *y);
+int cpu_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craft_tensor *gw);
+int cpu_timestep_embedding(const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos, double scale, craft_tensor *y);
+
 /* cpu_random.c, cpu_optim.c */
 int cpu_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
 int cpu_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);

@@ -1,57 +1,43 @@
-/* ops_embed.c: embedding lookup (with its scatter-add backward) and diffusers' sinusoidal
- * timestep embedding. */
-#include "core/internal.h"
+/* op_embed.c: embedding lookup (with its scatter-add backward) and diffusers' sinusoidal
+ * timestep embedding, for every device. Embedding indices are checked on the host (read back
+ * when they are on a device) before any kernel uses one; they may stay on the CPU next to a
+ * device weight. */
+#include "core/backend.h"
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 
 /* ------------------------------------------------------------- embedding ---- */
-/* gw[idx[k], :] += g[k, :]. Threads split the D columns, so every row is accumulated by one
- * thread in index order: duplicates need no atomics and the result does not depend on the
- * thread count. */
+/* saved: the indices, a dense CPU i64 tensor */
 static int embedding_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     if (!CRAFT_NEEDS_GRAD(n, 0)) return CRAFT_OK;
-    const craft_edge *e = &n->edges[0];
-    const craft_tensor *idx = n->saved[0];
+    const craft_kernels *k;
+    CRAFT_TRY(craft_kernels_for(n->device, CRAFT_K_embedding_grad, CRAFT_F32, n->name, &k));
     craft_tensor *g = NULL, *gw = NULL;
-    CRAFT_TRY(craft_contig_f32(gout[0], &g));
-    int rc = craft_zeros(2, e->shape, CRAFT_F32, 0, &gw);
-    if (rc) { craft_tensor_release(g); return rc; }
-    const int64_t *ip = craft_tensor_data(idx);
-    const float *gp = craft_tensor_data(g);
-    float *wp = craft_tensor_data(gw);
-    int64_t K = idx->numel, D = e->shape[1];
-    int nt = K * D >= CRAFT_PAR_MIN && D >= 64 ? omp_get_max_threads() : 1;
-    #pragma omp parallel num_threads(nt) if (nt > 1)
-    {
-        int t = omp_get_thread_num(), T = omp_get_num_threads();
-        int64_t lo = D * t / T, hi = D * (t + 1) / T;
-        for (int64_t k = 0; k < K; k++) {
-            float *dst = wp + ip[k] * D;
-            const float *src = gp + k * D;
-            for (int64_t j = lo; j < hi; j++) dst[j] += src[j];
-        }
-    }
+    int rc = craft_grad_on(gout[0], n->device, &g);
+    if (!rc && !(gw = craft_new_tensor(2, n->edges[0].shape, CRAFT_F32, n->device))) rc = craft_last_status();
+    if (!rc) rc = k->embedding_grad(g, n->saved[0], gw);
     craft_tensor_release(g);
-    gin[0] = gw;
-    return CRAFT_OK;
+    return craft_finish(rc, gw, &gin[0]);
 }
 
 int craft_embedding(const craft_tensor *weight, const craft_tensor *indices, craft_tensor **out) {
-    if ((weight && weight->device != CRAFT_DEVICE_CPU) || (indices && indices->device != CRAFT_DEVICE_CPU)) return craft_cl_op_embedding(weight, indices, out);
-    CRAFT_TRY(craft_check_f32("embedding", "weight", weight));
+    const craft_kernels *k;
+    if (!weight) return craft_fail(CRAFT_EINVAL, "embedding: weight is missing");
+    CRAFT_TRY(craft_want("embedding", "weight", weight, weight->device));
     if (!indices) return craft_fail(CRAFT_EINVAL, "embedding: indices are missing");
     if (weight->ndim != 2) return craft_fail(CRAFT_ESHAPE, "embedding: weight %s must be 2-d [V, D]", craft_shape_str(weight));
     if (indices->dtype != CRAFT_I64 && indices->dtype != CRAFT_I32)
         return craft_fail(CRAFT_ETYPE, "embedding: indices %s must be i64 or i32", craft_shape_str(indices));
-    if (indices->device != CRAFT_DEVICE_CPU)
-        return craft_fail(CRAFT_EDEVICE, "embedding: indices are on device %d; this op runs on the CPU only", indices->device);
+    if (indices->device != CRAFT_DEVICE_CPU && indices->device != weight->device)
+        return craft_fail(CRAFT_EDEVICE, "embedding: indices on %s, weight on %s; move one with :to()", craft_device_str(indices->device),
+                          craft_device_str(weight->device));
     if (indices->ndim >= CRAFT_MAX_DIMS)
         return craft_fail(CRAFT_ESHAPE, "embedding: indices %s have too many dims (at most %d)", craft_shape_str(indices), CRAFT_MAX_DIMS - 1);
+    CRAFT_TRY(craft_kernels_for(weight->device, CRAFT_K_embedding, CRAFT_F32, "embedding", &k));
     int64_t V = weight->shape[0], D = weight->shape[1];
-    /* a dense int64 copy (or the tensor itself): it is also what backward keeps */
+    /* a dense int64 copy on the host (or the tensor itself): it is also what backward keeps */
     craft_tensor *idx;
-    if (indices->dtype == CRAFT_I64 && craft_is_contiguous(indices)) {
+    if (indices->dtype == CRAFT_I64 && indices->device == CRAFT_DEVICE_CPU && craft_is_contiguous(indices)) {
         idx = craft_alias(indices);
         if (!idx) return craft_last_status();
     } else {
@@ -61,32 +47,25 @@ int craft_embedding(const craft_tensor *weight, const craft_tensor *indices, cra
         if (rc) { craft_tensor_release(idx); return rc; }
     }
     const int64_t *ip = craft_tensor_data(idx);
-    for (int64_t k = 0; k < idx->numel; k++) {
-        if (ip[k] < 0 || ip[k] >= V) {
-            int64_t bad = ip[k];
+    for (int64_t i = 0; i < idx->numel; i++) {
+        if (ip[i] < 0 || ip[i] >= V) {
+            int64_t bad = ip[i];
             craft_tensor_release(idx);
             return craft_fail(CRAFT_EINVAL, "embedding: index %lld (element %lld of indices %s) is out of range for %lld rows (weight %s)",
-                              (long long)bad, (long long)k, craft_shape_str(indices), (long long)V, craft_shape_str(weight));
+                              (long long)bad, (long long)i, craft_shape_str(indices), (long long)V, craft_shape_str(weight));
         }
     }
     int64_t oshape[CRAFT_MAX_DIMS];
     for (int i = 0; i < indices->ndim; i++) oshape[i] = indices->shape[i];
     oshape[indices->ndim] = D;
-    craft_tensor *wc = NULL, *y = craft_new_tensor(indices->ndim + 1, oshape, CRAFT_F32, CRAFT_DEVICE_CPU);
+    craft_tensor *wc = NULL, *y = craft_new_tensor(indices->ndim + 1, oshape, CRAFT_F32, weight->device);
     int rc = y ? craft_contig_f32(weight, &wc) : craft_last_status();
-    if (rc) { craft_tensor_release(y); craft_tensor_release(idx); return rc; }
-    const float *wp = craft_tensor_data(wc);
-    float *yp = craft_tensor_data(y);
-    int64_t K = idx->numel;
-    #pragma omp parallel for schedule(static) if (K * D >= CRAFT_PAR_MIN)
-    for (int64_t k = 0; k < K; k++) memcpy(yp + k * D, wp + ip[k] * D, (size_t)D * sizeof(float));
+    if (!rc) rc = k->embedding(wc, idx, y);
     craft_tensor_release(wc);
     const craft_tensor *ins[1] = {weight}, *save[1] = {idx};
-    rc = craft_record("embedding", 1, ins, y, embedding_backward, 1, save, NULL, 0, NULL, 0, NULL);
+    if (!rc) rc = craft_record("embedding", 1, ins, y, embedding_backward, 1, save, NULL, 0, NULL, 0, NULL);
     craft_tensor_release(idx);
-    if (rc) { craft_tensor_release(y); return rc; }
-    *out = y;
-    return CRAFT_OK;
+    return craft_finish(rc, y, out);
 }
 
 /* ------------------------------------------------------ timestep embedding --- */
@@ -127,34 +106,19 @@ int craft_timestep_freqs(int dim, double downscale_freq_shift, double max_period
 
 int craft_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
                              double scale, double max_period, craft_tensor **out) {
-    if (t && t->device != CRAFT_DEVICE_CPU) return craft_cl_op_timestep_embedding(t, dim, flip_sin_to_cos, downscale_freq_shift, scale, max_period, out);
+    const craft_kernels *k;
     CRAFT_TRY(craft_timestep_check(t, dim, downscale_freq_shift, scale, max_period));
-    int64_t N = t->shape[0], oshape[2] = {N, dim}, half = dim / 2;
-    craft_tensor *y = craft_new_tensor(2, oshape, CRAFT_F32, CRAFT_DEVICE_CPU);
+    CRAFT_TRY(craft_kernels_for(t->device, CRAFT_K_timestep_embedding, CRAFT_F32, "timestep_embedding", &k));
+    int64_t N = t->shape[0], oshape[2] = {N, dim};
+    craft_tensor *y = craft_new_tensor(2, oshape, CRAFT_F32, t->device);
     if (!y) return craft_last_status();
     if (N == 0) { *out = y; return CRAFT_OK; }   /* before the table: an empty batch needs none */
     craft_tensor *tc = NULL;
     float *freq = NULL;
     int rc = craft_contig_f32(t, &tc);
     if (!rc) rc = craft_timestep_freqs(dim, downscale_freq_shift, max_period, &freq);
-    if (rc) { craft_tensor_release(tc); craft_tensor_release(y); return rc; }
-    const float sc = (float)scale;
-    const float *tp = craft_tensor_data(tc);
-    float *yp = craft_tensor_data(y);
-    #pragma omp parallel for schedule(static) if (N * dim >= CRAFT_PAR_MIN)
-    for (int64_t n = 0; n < N; n++) {
-        float *row = yp + n * dim;
-        float *first = row, *second = row + half;   /* sin block, cos block */
-        if (flip_sin_to_cos) { first = row + half; second = row; }
-        for (int64_t i = 0; i < half; i++) {
-            float a = sc * (tp[n] * freq[i]);
-            first[i] = sinf(a);
-            second[i] = cosf(a);
-        }
-        if (dim & 1) row[dim - 1] = 0.0f;
-    }
+    if (!rc) rc = k->timestep_embedding(tc, freq, dim, flip_sin_to_cos ? 1 : 0, scale, y);
     free(freq);
     craft_tensor_release(tc);
-    *out = y;
-    return CRAFT_OK;
+    return craft_finish(rc, y, out);
 }
