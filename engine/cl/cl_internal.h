@@ -179,6 +179,17 @@ int craft_cl_pad_grad(const craft_tensor *g, int npairs, const int64_t *pads, in
 int craft_cl_embedding(const craft_tensor *w, const craft_tensor *idx, craft_tensor *y);
 int craft_cl_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craft_tensor *gw);
 int craft_cl_timestep_embedding(const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos, double scale, craft_tensor *y);
+/* norms, softmax (cl_norm.c, cl_softmax.c) */
+int craft_cl_group_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups, double eps, craft_tensor *y,
+                   craft_tensor *mean, craft_tensor *rstd);
+int craft_cl_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd,
+                        const craft_tensor *g, int64_t groups, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
+int craft_cl_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D, double eps, craft_tensor *y,
+                   craft_tensor *mean, craft_tensor *rstd);
+int craft_cl_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd,
+                        const craft_tensor *g, int64_t D, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
+int craft_cl_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *y);
+int craft_cl_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *gx);
 /* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);

@@ -201,7 +201,7 @@ int craft_cl_op_cross_entropy(const craft_tensor *logits, const craft_tensor *ta
     int rc = targets_on_device(logits, targets, C, code, &tg);
     if (!rc) {
         int prev = craft_set_grad_enabled(0);
-        rc = craft_cl_op_log_softmax(logits, cdim, &lp);
+        rc = craft_log_softmax(logits, cdim, &lp);
         craft_set_grad_enabled(prev);
     }
     if (!rc && !(per = cl_new(targets->ndim, targets->shape, CRAFT_F32, code))) rc = craft_last_status();

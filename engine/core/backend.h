@@ -118,6 +118,22 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
     /* y [N, dim] = sin / cos of scale * t[n] * freq[i] (freq: dim / 2 floats on the host, craft_timestep_freqs) */       \
     X(timestep_embedding, (const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos, double scale,          \
                            craft_tensor *y))                                                                             \
+    /* ---- normalisation ---- */                                                                                        \
+    /* group_norm over [N, C, ...] in `groups` groups / layer_norm over rows of D, all contiguous: y, and mean and 1/std \
+     * per row ([N, groups] / [rows]); w, b may be NULL. The gradients gx, gw, gb: each may be NULL (not wanted) */      \
+    X(group_norm, (const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups, double eps,       \
+                   craft_tensor *y, craft_tensor *mean, craft_tensor *rstd))                                             \
+    X(group_norm_grad, (const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd, \
+                        const craft_tensor *g, int64_t groups, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb))     \
+    X(layer_norm, (const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D, double eps,            \
+                   craft_tensor *y, craft_tensor *mean, craft_tensor *rstd))                                             \
+    X(layer_norm_grad, (const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd, \
+                        const craft_tensor *g, int64_t D, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb))          \
+    /* softmax (log 0) or log_softmax (log 1) over dim n of a contiguous [outer, n, inner] x; the gradient from the       \
+     * output y */                                                                                                       \
+    X(softmax, (const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *y))                \
+    X(softmax_grad, (const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log,      \
+                     craft_tensor *gx))                                                                                  \
     /* ---- random and training ---- */                                                                                  \
     /* t (contiguous f32) = the Philox draw (seed, offset) of core/rng.c: uniform, or normal when normal is set */        \
     X(philox, (craft_tensor *t, uint64_t seed, uint64_t offset, int normal))                                              \

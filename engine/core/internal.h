@@ -243,12 +243,6 @@ void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners
 /* The whole ops on cl tensors (the public functions dispatch here; same signatures). Norm
  * weights / biases and sdpa's q, k, v must be on the input's device; an sdpa mask, cross_entropy
  * targets and a CPU operand of mse_loss or cosine_similarity are copied over. */
-int craft_cl_op_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b, double eps,
-                           craft_tensor **out);
-int craft_cl_op_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, const craft_tensor *b, double eps,
-                           craft_tensor **out);
-int craft_cl_op_softmax(const craft_tensor *x, int dim, craft_tensor **out);
-int craft_cl_op_log_softmax(const craft_tensor *x, int dim, craft_tensor **out);
 int craft_cl_op_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
                      int is_causal, craft_tensor **out);
 int craft_cl_op_l2_normalize(const craft_tensor *x, int dim, double eps, craft_tensor **out);

@@ -46,6 +46,18 @@ int cpu_embedding(const craft_tensor *w, const craft_tensor *idx, craft_tensor *
 int cpu_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craft_tensor *gw);
 int cpu_timestep_embedding(const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos, double scale, craft_tensor *y);
 
+/* cpu_norm.c, cpu_softmax.c */
+int cpu_group_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups, double eps, craft_tensor *y,
+                   craft_tensor *mean, craft_tensor *rstd);
+int cpu_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd,
+                        const craft_tensor *g, int64_t groups, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
+int cpu_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D, double eps, craft_tensor *y,
+                   craft_tensor *mean, craft_tensor *rstd);
+int cpu_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd,
+                        const craft_tensor *g, int64_t D, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
+int cpu_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *y);
+int cpu_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *gx);
+
 /* cpu_random.c, cpu_optim.c */
 int cpu_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
 int cpu_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);

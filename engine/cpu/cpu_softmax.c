@@ -1,18 +1,15 @@
-/* ops_softmax.c: softmax and log_softmax over any dim, forward and backward, plus the
- * vectorised row kernels (exp with a running sum, max, dot) that attention and the losses
- * share. The input is made contiguous and seen as [outer, n, inner]: rows (inner == 1) are
- * reduced along memory, columns (inner > 1) are reduced across rows so that the inner loop
- * still runs along memory. Backward works from the saved output:
- *   softmax:      gx = y * (g - sum(g * y))
- *   log_softmax:  gx = g - exp(y) * sum(g) */
-#include "core/internal.h"
+/* cpu_softmax.c: the CPU's softmax and log_softmax kernels, forward and backward, plus the
+ * vectorised row kernels (exp with a running sum, max, dot) that attention shares. The input
+ * is a contiguous [outer, n, inner]: rows (inner == 1) are reduced along memory, columns
+ * (inner > 1) are reduced across rows so that the inner loop still runs along memory. */
+#include "cpu/cpu_kernels.h"
 #include <math.h>
 #include <omp.h>
 #if defined(__AVX512F__)
 #include <immintrin.h>
 #endif
 
-/* ---- shared row kernels (declared again in ops_attention.c; internal.h would be their natural home) ---- */
+/* ---- shared row kernels (cpu_kernels.h; cpu_attention.c uses them too) ---- */
 
 #if defined(__AVX512F__)
 /* exp(x) for 16 lanes: Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, a degree-7 polynomial
@@ -105,13 +102,6 @@ float craft_vdot(const float *a, const float *b, int64_t n) {
 
 /* ---- softmax / log_softmax on [outer, n, inner] ---- */
 typedef struct { int64_t outer, n, inner; } smx_shape;
-
-static int smx_plan(const char *op, const craft_tensor *x, int dim, smx_shape *s) {
-    int d;
-    CRAFT_TRY(craft_normalize_dim(op, dim, x->ndim, &d));
-    craft_split_at(x->ndim, x->shape, d, &s->outer, &s->n, &s->inner);
-    return CRAFT_OK;
-}
 
 /* log: 0 softmax, 1 log_softmax. x and y dense with the plan's layout. */
 static void smx_forward(const float *x, float *y, smx_shape s, int log) {
@@ -218,41 +208,14 @@ static void smx_backward(const float *y, const float *g, float *gx, smx_shape s,
         }
 }
 
-static int smx_backward_kernel(craft_node *nd, craft_tensor **gout, craft_tensor **gin) {
-    craft_tensor *y = nd->saved[0], *g;
-    smx_shape s = {nd->iarg[0], nd->iarg[1], nd->iarg[2]};
-    CRAFT_TRY(craft_contig_f32(gout[0], &g));
-    craft_tensor *gx = craft_new_tensor(y->ndim, y->shape, CRAFT_F32, 0);
-    if (!gx) { craft_tensor_release(g); return craft_last_status(); }
-    smx_backward(craft_tensor_data(y), craft_tensor_data(g), craft_tensor_data(gx), s, (int)nd->iarg[3]);
-    craft_tensor_release(g);
-    gin[0] = gx;
+int cpu_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *y) {
+    smx_shape s = {outer, n, inner};
+    smx_forward(craft_tensor_data(x), craft_tensor_data(y), s, log);
     return CRAFT_OK;
 }
 
-static int smx_op(const char *op, int log, const craft_tensor *x, int dim, craft_tensor **out) {
-    CRAFT_TRY(craft_check_f32(op, "input", x));
-    smx_shape s;
-    CRAFT_TRY(smx_plan(op, x, dim, &s));
-    craft_tensor *xc;
-    CRAFT_TRY(craft_contig_f32(x, &xc));
-    craft_tensor *y = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, 0);
-    if (!y) { craft_tensor_release(xc); return craft_last_status(); }
-    smx_forward(craft_tensor_data(xc), craft_tensor_data(y), s, log);
-    craft_tensor_release(xc);
-    int64_t iargs[4] = {s.outer, s.n, s.inner, log};
-    const craft_tensor *save[1] = {y};
-    int rc = craft_record(op, 1, &x, y, smx_backward_kernel, 1, save, NULL, 0, iargs, 4, NULL);
-    if (rc) { craft_tensor_release(y); return rc; }
-    *out = y;
+int cpu_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *gx) {
+    smx_shape s = {outer, n, inner};
+    smx_backward(craft_tensor_data(y), craft_tensor_data(g), craft_tensor_data(gx), s, log);
     return CRAFT_OK;
-}
-
-int craft_softmax(const craft_tensor *x, int dim, craft_tensor **out) {
-    if (x && x->device != CRAFT_DEVICE_CPU) return craft_cl_op_softmax(x, dim, out);
-    return smx_op("softmax", 0, x, dim, out);
-}
-int craft_log_softmax(const craft_tensor *x, int dim, craft_tensor **out) {
-    if (x && x->device != CRAFT_DEVICE_CPU) return craft_cl_op_log_softmax(x, dim, out);
-    return smx_op("log_softmax", 1, x, dim, out);
 }
