@@ -190,6 +190,15 @@ int craft_cl_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const
                         const craft_tensor *g, int64_t D, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
 int craft_cl_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *y);
 int craft_cl_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *gx);
+/* attention (cl_attention.c) */
+int craft_cl_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale, int causal,
+             craft_tensor *y, craft_tensor *lse);
+int craft_cl_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
+                  int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+                  craft_tensor *dv);
+/* The bytes of score blocks sdpa on a cl device may hold at once (0: min(max_alloc / 8,
+ * 128 MiB), at least 8 MiB); tests make it small to run many chunks. */
+void craft_cl_sdpa_set_chunk_bytes(int64_t bytes);
 /* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);

@@ -134,6 +134,15 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
     X(softmax, (const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *y))                \
     X(softmax_grad, (const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log,      \
                      craft_tensor *gx))                                                                                  \
+    /* ---- attention ---- */                                                                                            \
+    /* y [batch..., Lq, Dv] = softmax(scale q k^T + mask, causal) v and lse [nb * Lq] its rows' log-sum-exp, for q, k, v \
+     * that craft_sdpa_mat_usable accepts and a mask (or NULL) on the device (craft_sdpa_geom_of's geometry); the       \
+     * gradient from o = y and lse: dq, dk, dv with the full batch shape, each NULL when not wanted */                   \
+    X(sdpa, (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale, \
+             int causal, craft_tensor *y, craft_tensor *lse))                                                            \
+    X(sdpa_grad, (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,         \
+                  double scale, int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g,        \
+                  craft_tensor *dq, craft_tensor *dk, craft_tensor *dv))                                                 \
     /* ---- random and training ---- */                                                                                  \
     /* t (contiguous f32) = the Philox draw (seed, offset) of core/rng.c: uniform, or normal when normal is set */        \
     X(philox, (craft_tensor *t, uint64_t seed, uint64_t offset, int normal))                                              \

@@ -58,6 +58,13 @@ int cpu_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const craf
 int cpu_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *y);
 int cpu_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *gx);
 
+/* cpu_attention.c */
+int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale, int causal,
+             craft_tensor *y, craft_tensor *lse);
+int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
+                  int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+                  craft_tensor *dv);
+
 /* cpu_random.c, cpu_optim.c */
 int cpu_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
 int cpu_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);

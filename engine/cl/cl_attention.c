@@ -1,7 +1,6 @@
-/* cl_ops_attention.c: scaled dot-product attention on cl devices, forward and backward, with the
- * CPU op's arguments and semantics (engine/ops_attention.c: broadcast batch dims, an additive
- * f32 mask broadcast through strides, top-left causal masking, scale <= 0 meaning 1/sqrt(D),
- * a row of -inf scores giving NaN).
+/* cl_attention.c: the scaled dot-product attention kernels on cl devices, forward and backward,
+ * with the op's semantics (core/op_attention.c: broadcast batch dims, an additive f32 mask
+ * broadcast through strides, top-left causal masking, a row of -inf scores giving NaN).
  * The products are CLBlast batched GEMMs over chunks of (matrix, block of query rows) whose
  * score block stays under a budget, with a row kernel between them (kernels_cl/attention.cl):
  *   forward   S = scale Q K^T; P = softmax(S + mask) in place, lse = m + log(sum); O = P V
@@ -115,14 +114,6 @@ static int launch_rows(craft_cl_dev *d, int kid, attn_plan *p, craft_tensor *S, 
     return cl_launch(d, kid, 5, args, cl_global_for(rows * p->Lk), 0);
 }
 
-static craft_tensor *full_tensor(const attn_plan *p, int64_t L, int64_t W, int code) {
-    int64_t shape[CRAFT_MAX_DIMS];
-    for (int d = 0; d < p->nbd; d++) shape[d] = p->bshape[d];
-    shape[p->nbd] = L;
-    shape[p->nbd + 1] = W;
-    return cl_new(p->nbd + 2, shape, CRAFT_F32, code);
-}
-
 static int run_forward(craft_cl_dev *d, attn_plan *p, const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
                        const craft_tensor *mask, craft_tensor *y, craft_tensor *lse) {
     if (p->nb == 0 || p->Lq == 0) return CRAFT_OK;
@@ -216,83 +207,26 @@ static int run_backward(craft_cl_dev *d, attn_plan *p, const bwd_args *a) {
     return rc;
 }
 
-/* saved: q, k, v (as used), mask (device, or NULL), output, lse; sarg: scale; iarg: causal */
-static int sdpa_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
-    craft_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *mask = n->saved[3], *o = n->saved[4], *lse = n->saved[5];
-    int code = o->device;
+int craft_cl_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
+                  int causal, craft_tensor *y, craft_tensor *lse) {
     craft_cl_dev *d;
-    CRAFT_TRY(cl_dev_get(code, "sdpa backward", &d));
+    CRAFT_TRY(cl_dev_get(y->device, "sdpa", &d));
     attn_plan p;
-    CRAFT_TRY(plan_build(q, k, v, mask, n->sarg[0], (int)n->iarg[0], &p));
-    bwd_args a = {q, k, v, mask, o, lse, NULL, NULL, NULL, NULL};
-    craft_tensor *g = NULL, *full[3] = {NULL, NULL, NULL};
-    int rc = cl_nn_grad(gout[0], code, &g);
-    a.g = g;
-    int64_t L[3] = {p.Lq, p.Lk, p.Lk}, W[3] = {p.D, p.D, p.Dv};
-    for (int i = 0; i < 3 && !rc; i++)
-        if (CRAFT_NEEDS_GRAD(n, i) && !(full[i] = full_tensor(&p, L[i], W[i], code))) rc = craft_last_status();
-    a.dq = full[0];
-    a.dk = full[1];
-    a.dv = full[2];
-    if (!rc) rc = run_backward(d, &p, &a);
-    for (int i = 0; i < 3 && !rc; i++)
-        if (full[i]) rc = cl_sum_to_shape(full[i], n->edges[i].ndim, n->edges[i].shape, &gin[i]);
-    for (int i = 0; i < 3; i++) craft_tensor_release(full[i]);
-    craft_tensor_release(g);
+    int rc = plan_build(q, k, v, mask, scale, causal, &p);
+    if (!rc) rc = run_forward(d, &p, q, k, v, mask, y, lse);
     free(p.off);
     return rc;
 }
 
-int craft_cl_op_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
-                     int is_causal, craft_tensor **out) {
-    const char *names[3] = {"q", "k", "v"};
-    const craft_tensor *in[3] = {q, k, v};
-    for (int i = 0; i < 3; i++) if (!in[i]) return craft_fail(CRAFT_EINVAL, "sdpa: %s is missing", names[i]);
-    int code = q->device;
-    for (int i = 0; i < 3; i++) {
-        if (in[i]->dtype != CRAFT_F32)
-            return craft_fail(CRAFT_ETYPE, "sdpa: %s is %s, expected f32 (convert with :float())", names[i], craft_shape_str(in[i]));
-        if (in[i]->device != code || code == CRAFT_DEVICE_CPU)
-            return craft_fail(CRAFT_EDEVICE, "sdpa: q, k and v are on devices %d, %d and %d; all three must be on one cl device "
-                              "(move with :to())", q->device, k->device, v->device);
-    }
-    if (mask && mask->dtype != CRAFT_F32)
-        return craft_fail(CRAFT_ETYPE, "sdpa: mask is %s, expected f32 (additive)", craft_shape_str(mask));
-    if (mask && mask->device != CRAFT_DEVICE_CPU && mask->device != code)
-        return craft_fail(CRAFT_EDEVICE, "sdpa: mask on device %d, q on device %d", mask->device, code);
-    CRAFT_TRY(craft_sdpa_shapes_check(q, k, v));
+int craft_cl_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
+                       int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq,
+                       craft_tensor *dk, craft_tensor *dv) {
     craft_cl_dev *d;
-    CRAFT_TRY(cl_dev_get(code, "sdpa", &d));
-    /* layouts CLBlast cannot take are copied once (and that copy is what backward uses); a
-     * CPU mask is copied over (it gets no gradient) */
-    craft_tensor *use[3] = {NULL, NULL, NULL}, *m = NULL, *y = NULL, *lse = NULL;
-    int rc = CRAFT_OK;
-    for (int i = 0; i < 3 && !rc; i++) {
-        if (craft_sdpa_mat_usable(in[i])) { if (!(use[i] = craft_alias(in[i]))) rc = craft_last_status(); }
-        else rc = craft_contig_f32(in[i], &use[i]);
-    }
-    if (!rc && mask) rc = cl_on_device(mask, code, &m);
+    CRAFT_TRY(cl_dev_get(o->device, "sdpa backward", &d));
     attn_plan p;
-    memset(&p, 0, sizeof p);
-    if (!rc) rc = plan_build(use[0], use[1], use[2], m, scale, is_causal, &p);
-    if (!rc) {
-        int64_t nl = craft_mul_sat(p.nb, p.Lq);
-        y = full_tensor(&p, p.Lq, p.Dv, code);
-        lse = cl_new(1, &nl, CRAFT_F32, code);
-        if (!y || !lse) rc = craft_last_status();
-    }
-    if (!rc) rc = run_forward(d, &p, use[0], use[1], use[2], m, y, lse);
-    if (!rc) {
-        const craft_tensor *save[6] = {use[0], use[1], use[2], m, y, lse};
-        double sarg = p.scale;
-        int64_t iarg = p.geo.causal;
-        rc = craft_record("sdpa", 3, in, y, sdpa_backward, 6, save, &sarg, 1, &iarg, 1, NULL);
-    }
+    int rc = plan_build(q, k, v, mask, scale, causal, &p);
+    bwd_args a = {q, k, v, mask, o, lse, g, dq, dk, dv};
+    if (!rc) rc = run_backward(d, &p, &a);
     free(p.off);
-    for (int i = 0; i < 3; i++) craft_tensor_release(use[i]);
-    craft_tensor_release(m);
-    craft_tensor_release(lse);
-    if (rc) { craft_tensor_release(y); return rc; }
-    *out = y;
-    return CRAFT_OK;
+    return rc;
 }

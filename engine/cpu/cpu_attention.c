@@ -1,5 +1,5 @@
-/* ops_attention.c: memory-efficient scaled dot-product attention (flash-attention style) on
- * oneDNN sgemm tiles.
+/* cpu_attention.c: the CPU's memory-efficient scaled dot-product attention kernels
+ * (flash-attention style) on oneDNN sgemm tiles; the op is core/op_attention.c.
  *
  * Forward, per (batch matrix, block of BQ query rows): loop over blocks of BK keys,
  *   S = scale Q K^T (+ mask), online softmax (running row max m and sum l, the output
@@ -17,12 +17,10 @@
  * with is_causal=True), and key blocks entirely above the diagonal are skipped. The mask is
  * additive f32, broadcast to [..., Lq, Lk] through strides (no copy); it gets no gradient.
  * A row whose scores are all -inf gives NaN, as in torch. */
-#include "core/internal.h"
+#include "cpu/cpu_kernels.h"
 #include <math.h>
 #include <omp.h>
 #include <stdlib.h>
-
-/* row kernels from ops_softmax.c */
 
 /* Tile sizes: a BQ x BK score tile (128 KiB; two of them in backward) plus the Q, K, V tiles
  * stay in one core's L2. Measured on the 2-core Zen 5 (one thread, CPU time, D=64, L=1024):
@@ -49,91 +47,6 @@ typedef struct {
     float scale;
     int causal;
 } attn_plan;
-
-int craft_sdpa_mat_usable(const craft_tensor *t) {
-    int n = t->ndim;
-    int64_t rows = t->shape[n - 2], cols = t->shape[n - 1];
-    if (cols > 1 && t->stride[n - 1] != 1) return 0;
-    if (rows > 1 && t->stride[n - 2] < cols) return 0;
-    return 1;
-}
-static int64_t row_ld(const craft_tensor *t) {
-    int n = t->ndim;
-    int64_t cols = t->shape[n - 1], ld = t->shape[n - 2] > 1 ? t->stride[n - 2] : cols;
-    return ld < 1 ? 1 : ld;
-}
-
-int craft_sdpa_shapes_check(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v) {
-    if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2)
-        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s, k %s and v %s need at least 2 dims ([..., L, D])",
-                          craft_shape_str(q), craft_shape_str(k), craft_shape_str(v));
-    if (q->shape[q->ndim - 1] != k->shape[k->ndim - 1])
-        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s and k %s: head dims %lld and %lld differ", craft_shape_str(q),
-                          craft_shape_str(k), (long long)q->shape[q->ndim - 1], (long long)k->shape[k->ndim - 1]);
-    if (k->shape[k->ndim - 2] != v->shape[v->ndim - 2])
-        return craft_fail(CRAFT_ESHAPE, "sdpa: k %s and v %s: key counts %lld and %lld differ", craft_shape_str(k),
-                          craft_shape_str(v), (long long)k->shape[k->ndim - 2], (long long)v->shape[v->ndim - 2]);
-    return CRAFT_OK;
-}
-
-int craft_sdpa_geom_of(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-                       double scale, craft_sdpa_geom *g) {
-    memset(g, 0, sizeof *g);
-    const craft_tensor *ts[3] = {q, k, v};
-    int nbd = 0;
-    for (int i = 0; i < 3; i++) if (ts[i]->ndim - 2 > nbd) nbd = ts[i]->ndim - 2;
-    g->nbd = nbd;
-    for (int d = 0; d < nbd; d++) {
-        int64_t s = 1;
-        for (int i = 0; i < 3; i++) {
-            int j = d - (nbd - (ts[i]->ndim - 2));
-            int64_t e = j >= 0 ? ts[i]->shape[j] : 1;
-            if (e != 1 && s != 1 && e != s)
-                return craft_fail(CRAFT_ESHAPE, "sdpa: batch dims of q %s, k %s and v %s do not broadcast (dim %d)",
-                                  craft_shape_str(q), craft_shape_str(k), craft_shape_str(v), d);
-            if (e != 1) s = e;
-        }
-        g->bshape[d] = s;
-    }
-    g->nb = craft_numel_of(nbd, g->bshape);
-    g->Lq = q->shape[q->ndim - 2];
-    g->Lk = k->shape[k->ndim - 2];
-    g->D = q->shape[q->ndim - 1];
-    g->Dv = v->shape[v->ndim - 1];
-    g->ldq = row_ld(q);
-    g->ldk = row_ld(k);
-    g->ldv = row_ld(v);
-    g->scale = scale > 0 ? (float)scale : (g->D > 0 ? (float)(1.0 / sqrt((double)g->D)) : 1.0f);
-    for (int i = 0; i < 3; i++)
-        for (int d = 0; d < nbd; d++) {
-            int j = d - (nbd - (ts[i]->ndim - 2));
-            g->bst[i][d] = (j >= 0 && ts[i]->shape[j] != 1) ? ts[i]->stride[j] : 0;
-        }
-    if (mask) {
-        int full = nbd + 2;
-        int64_t fshape[CRAFT_MAX_DIMS];
-        for (int d = 0; d < nbd; d++) fshape[d] = g->bshape[d];
-        fshape[nbd] = g->Lq;
-        fshape[nbd + 1] = g->Lk;
-        int ok = mask->ndim <= full;
-        for (int j = 0; ok && j < mask->ndim; j++) {
-            int d = j + (full - mask->ndim);
-            if (mask->shape[j] != 1 && mask->shape[j] != fshape[d]) ok = 0;
-        }
-        if (!ok)
-            return craft_fail(CRAFT_ESHAPE, "sdpa: mask %s does not broadcast to the scores %s (q %s, k %s)",
-                              craft_shape_str(mask), craft_dims_str(full, fshape), craft_shape_str(q), craft_shape_str(k));
-        int64_t st[CRAFT_MAX_DIMS];
-        for (int d = 0; d < full; d++) {
-            int j = d - (full - mask->ndim);
-            st[d] = (j >= 0 && mask->shape[j] != 1) ? mask->stride[j] : 0;
-        }
-        for (int d = 0; d < nbd; d++) g->bst[3][d] = st[d];
-        g->msr = st[nbd];
-        g->msc = st[nbd + 1];
-    }
-    return CRAFT_OK;
-}
 
 static void plan_free(attn_plan *p) { free(p->off); p->off = NULL; }
 
@@ -376,82 +289,39 @@ static int run_backward(bwd_ctx *c, float *dq) {
     return CRAFT_OK;
 }
 
-static craft_tensor *full_grad(const attn_plan *p, int64_t L, int64_t W) {
-    int64_t shape[CRAFT_MAX_DIMS];
-    for (int d = 0; d < p->nbd; d++) shape[d] = p->bshape[d];
-    shape[p->nbd] = L;
-    shape[p->nbd + 1] = W;
-    return craft_new_tensor(p->nbd + 2, shape, CRAFT_F32, 0);
-}
-
-static int sdpa_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
-    craft_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *mask = n->saved[3];
-    craft_tensor *o = n->saved[4], *lse = n->saved[5];
+int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale, int causal,
+             craft_tensor *y, craft_tensor *lse) {
     attn_plan p;
-    CRAFT_TRY(plan_build(q, k, v, mask, n->sarg[0], (int)n->iarg[0], &p));
-    craft_tensor *g = NULL, *dq = NULL, *dk = NULL, *dv = NULL;
-    float *Di = NULL;
-    size_t dibytes = (size_t)(p.nb * p.Lq) * sizeof(float);
-    int rc = craft_contig_f32(gout[0], &g);
-    if (!rc) {
-        dq = full_grad(&p, p.Lq, p.D);
-        dk = full_grad(&p, p.Lk, p.D);
-        dv = full_grad(&p, p.Lk, p.Dv);
-        Di = craft_alloc(dibytes ? dibytes : 4);
-        if (!dq || !dk || !dv || !Di) rc = craft_last_status();
-    }
-    if (!rc) {
-        bwd_ctx c = {&p, craft_tensor_data(g), craft_tensor_data(o), craft_tensor_data(lse), Di, craft_tensor_data(dk), craft_tensor_data(dv),
-                     CRAFT_NEEDS_GRAD(n, 0), CRAFT_NEEDS_GRAD(n, 1), CRAFT_NEEDS_GRAD(n, 2)};
-        rc = run_backward(&c, craft_tensor_data(dq));
-    }
-    craft_tensor *full[3] = {dq, dk, dv};
-    for (int i = 0; i < 3 && !rc; i++)
-        if (CRAFT_NEEDS_GRAD(n, i)) rc = craft_sum_to_shape(full[i], n->edges[i].ndim, n->edges[i].shape, &gin[i]);
-    for (int i = 0; i < 3; i++) craft_tensor_release(full[i]);
-    if (Di) craft_free(Di, dibytes ? dibytes : 4);
-    craft_tensor_release(g);
+    int rc = plan_build(q, k, v, mask, scale, causal, &p);
+    if (!rc) rc = run_forward(&p, craft_tensor_data(y), craft_tensor_data(lse));
     plan_free(&p);
     return rc;
 }
 
-int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-               double scale, int is_causal, craft_tensor **out) {
-    if ((q && q->device != CRAFT_DEVICE_CPU) || (k && k->device != CRAFT_DEVICE_CPU) || (v && v->device != CRAFT_DEVICE_CPU) || (mask && mask->device != CRAFT_DEVICE_CPU)) return craft_cl_op_sdpa(q, k, v, mask, scale, is_causal, out);
-    CRAFT_TRY(craft_check_f32("sdpa", "q", q));
-    CRAFT_TRY(craft_check_f32("sdpa", "k", k));
-    CRAFT_TRY(craft_check_f32("sdpa", "v", v));
-    if (mask) CRAFT_TRY(craft_check_f32("sdpa", "mask", mask));
-    CRAFT_TRY(craft_sdpa_shapes_check(q, k, v));
-    /* layouts sgemm cannot take directly are copied once (and that copy is what backward uses) */
-    const craft_tensor *in[3] = {q, k, v};
-    craft_tensor *use[3] = {NULL, NULL, NULL};
-    int rc = CRAFT_OK;
-    for (int i = 0; i < 3 && !rc; i++) {
-        if (craft_sdpa_mat_usable(in[i])) { use[i] = craft_alias(in[i]); if (!use[i]) rc = craft_last_status(); }
-        else rc = craft_contig_f32(in[i], &use[i]);
-    }
+/* dq, dk, dv with the full batch shapes, each NULL when not wanted (a scratch stands in) */
+int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
+                  int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+                  craft_tensor *dv) {
     attn_plan p;
-    memset(&p, 0, sizeof p);
-    if (!rc) rc = plan_build(use[0], use[1], use[2], mask, scale, is_causal, &p);
-    craft_tensor *y = NULL, *lse = NULL;
-    if (!rc) {
-        int64_t nl = craft_mul_sat(p.nb, p.Lq);
-        y = full_grad(&p, p.Lq, p.Dv);
-        lse = craft_new_tensor(1, &nl, CRAFT_F32, 0);
-        if (!y || !lse) rc = craft_last_status();
+    CRAFT_TRY(plan_build(q, k, v, mask, scale, causal, &p));
+    size_t sizes[3] = {(size_t)(p.nb * p.Lq * p.D), (size_t)(p.nb * p.Lk * p.D), (size_t)(p.nb * p.Lk * p.Dv)};
+    craft_tensor *given[3] = {dq, dk, dv};
+    float *buf[3] = {NULL, NULL, NULL}, *tmp[3] = {NULL, NULL, NULL};
+    size_t dibytes = (size_t)(p.nb * p.Lq) * sizeof(float);
+    float *Di = craft_alloc(dibytes ? dibytes : 4);
+    int rc = Di ? CRAFT_OK : craft_last_status();
+    for (int i = 0; i < 3 && !rc; i++) {
+        if (given[i]) buf[i] = craft_tensor_data(given[i]);
+        else if (!(buf[i] = tmp[i] = craft_alloc(sizes[i] ? sizes[i] * sizeof(float) : 4))) rc = craft_last_status();
     }
-    if (!rc) rc = run_forward(&p, craft_tensor_data(y), craft_tensor_data(lse));
     if (!rc) {
-        const craft_tensor *save[6] = {use[0], use[1], use[2], mask, y, lse};
-        double sarg = p.scale;
-        int64_t iarg = p.causal;
-        rc = craft_record("sdpa", 3, in, y, sdpa_backward, 6, save, &sarg, 1, &iarg, 1, NULL);
+        bwd_ctx c = {&p, craft_tensor_data(g), craft_tensor_data(o), craft_tensor_data(lse), Di, buf[1], buf[2],
+                     dq != NULL, dk != NULL, dv != NULL};
+        rc = run_backward(&c, buf[0]);
     }
+    for (int i = 0; i < 3; i++)
+        if (tmp[i]) craft_free(tmp[i], sizes[i] ? sizes[i] * sizeof(float) : 4);
+    if (Di) craft_free(Di, dibytes ? dibytes : 4);
     plan_free(&p);
-    for (int i = 0; i < 3; i++) craft_tensor_release(use[i]);
-    craft_tensor_release(lse);
-    if (rc) { craft_tensor_release(y); return rc; }
-    *out = y;
-    return CRAFT_OK;
+    return rc;
 }
