@@ -199,6 +199,21 @@ int craft_cl_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft
 /* The bytes of score blocks sdpa on a cl device may hold at once (0: min(max_alloc / 8,
  * 128 MiB), at least 8 MiB); tests make it small to run many chunks. */
 void craft_cl_sdpa_set_chunk_bytes(int64_t bytes);
+/* losses (cl_loss.c) */
+int craft_cl_l2_normalize(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, double eps, craft_tensor *y, craft_tensor *den);
+int craft_cl_l2_normalize_grad(const craft_tensor *y, const craft_tensor *den, const craft_tensor *g, int64_t outer, int64_t n,
+                          int64_t inner, craft_tensor *gx);
+int craft_cl_cosine(const craft_tensor *a, const craft_tensor *b, int64_t outer, int64_t n, int64_t inner, double eps, craft_tensor *y,
+               craft_tensor *norms);
+int craft_cl_cosine_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *y, const craft_tensor *norms, const craft_tensor *g,
+                    int64_t outer, int64_t n, int64_t inner, craft_tensor *ga, craft_tensor *gb);
+int craft_cl_cross_entropy(const craft_tensor *lp, const craft_tensor *targets, int64_t N, int64_t C, int64_t inner, int reduction,
+                      double smoothing, craft_tensor *y);
+int craft_cl_cross_entropy_grad(const craft_tensor *lp, const craft_tensor *targets, const craft_tensor *g, int64_t N, int64_t C, int64_t inner,
+                           int reduction, double smoothing, double gscale, craft_tensor *gx);
+int craft_cl_mse(const craft_tensor *a, const craft_tensor *b, int reduction, craft_tensor *y);
+int craft_cl_mse_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, int reduction, double scale, craft_tensor *ga,
+                 craft_tensor *gb);
 /* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);

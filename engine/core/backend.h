@@ -143,6 +143,28 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
     X(sdpa_grad, (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,         \
                   double scale, int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g,        \
                   craft_tensor *dq, craft_tensor *dk, craft_tensor *dv))                                                 \
+    /* ---- losses (contiguous [outer, n, inner] blocks reduced over n) ---- */                                          \
+    /* y = x / max(||x||, eps) and den [outer * inner] (negative where the clamp is active); its gradient from y, den */  \
+    X(l2_normalize, (const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, double eps, craft_tensor *y,         \
+                     craft_tensor *den))                                                                                 \
+    X(l2_normalize_grad, (const craft_tensor *y, const craft_tensor *den, const craft_tensor *g, int64_t outer,          \
+                          int64_t n, int64_t inner, craft_tensor *gx))                                                   \
+    /* y [outer * inner] = cos(a, b) with the norms clamped at eps, norms [2, outer * inner]; both gradients */          \
+    X(cosine, (const craft_tensor *a, const craft_tensor *b, int64_t outer, int64_t n, int64_t inner, double eps,        \
+               craft_tensor *y, craft_tensor *norms))                                                                    \
+    X(cosine_grad, (const craft_tensor *a, const craft_tensor *b, const craft_tensor *y, const craft_tensor *norms,       \
+                    const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, craft_tensor *ga, craft_tensor *gb))  \
+    /* cross entropy of log-probabilities lp [N, C, inner] with checked i64 targets [N * inner] on the device: y per    \
+     * position (reduction 0) or its mean (1) / sum (2); the gradient (g scaled by gscale, the mean's 1 / count) */      \
+    X(cross_entropy, (const craft_tensor *lp, const craft_tensor *targets, int64_t N, int64_t C, int64_t inner,          \
+                      int reduction, double smoothing, craft_tensor *y))                                                 \
+    X(cross_entropy_grad, (const craft_tensor *lp, const craft_tensor *targets, const craft_tensor *g, int64_t N,        \
+                           int64_t C, int64_t inner, int reduction, double smoothing, double gscale, craft_tensor *gx))  \
+    /* (a - b)^2 of same-shaped a, b: per element (reduction 0), mean (1) or sum (2); gradients (gb may be NULL; g      \
+     * scaled by scale, the mean's 1 / n) */                                                                             \
+    X(mse, (const craft_tensor *a, const craft_tensor *b, int reduction, craft_tensor *y))                                \
+    X(mse_grad, (const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, int reduction, double scale,       \
+                 craft_tensor *ga, craft_tensor *gb))                                                                    \
     /* ---- random and training ---- */                                                                                  \
     /* t (contiguous f32) = the Philox draw (seed, offset) of core/rng.c: uniform, or normal when normal is set */        \
     X(philox, (craft_tensor *t, uint64_t seed, uint64_t offset, int normal))                                              \

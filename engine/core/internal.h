@@ -243,11 +243,6 @@ void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners
 /* The whole ops on cl tensors (the public functions dispatch here; same signatures). Norm
  * weights / biases and sdpa's q, k, v must be on the input's device; an sdpa mask, cross_entropy
  * targets and a CPU operand of mse_loss or cosine_similarity are copied over. */
-int craft_cl_op_l2_normalize(const craft_tensor *x, int dim, double eps, craft_tensor **out);
-int craft_cl_op_cosine_similarity(const craft_tensor *a, const craft_tensor *b, int dim, double eps, craft_tensor **out);
-int craft_cl_op_cross_entropy(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
-                              craft_tensor **out);
-int craft_cl_op_mse_loss(const craft_tensor *a, const craft_tensor *b, int reduction, craft_tensor **out);
 /* -- end cl nn -- */
 /* Vectorised row helpers (ops_softmax.c), shared by softmax and attention:
  * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */

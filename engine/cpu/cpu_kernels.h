@@ -65,6 +65,22 @@ int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tens
                   int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
                   craft_tensor *dv);
 
+/* cpu_loss.c */
+int cpu_l2_normalize(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, double eps, craft_tensor *y, craft_tensor *den);
+int cpu_l2_normalize_grad(const craft_tensor *y, const craft_tensor *den, const craft_tensor *g, int64_t outer, int64_t n,
+                          int64_t inner, craft_tensor *gx);
+int cpu_cosine(const craft_tensor *a, const craft_tensor *b, int64_t outer, int64_t n, int64_t inner, double eps, craft_tensor *y,
+               craft_tensor *norms);
+int cpu_cosine_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *y, const craft_tensor *norms, const craft_tensor *g,
+                    int64_t outer, int64_t n, int64_t inner, craft_tensor *ga, craft_tensor *gb);
+int cpu_cross_entropy(const craft_tensor *lp, const craft_tensor *targets, int64_t N, int64_t C, int64_t inner, int reduction,
+                      double smoothing, craft_tensor *y);
+int cpu_cross_entropy_grad(const craft_tensor *lp, const craft_tensor *targets, const craft_tensor *g, int64_t N, int64_t C, int64_t inner,
+                           int reduction, double smoothing, double gscale, craft_tensor *gx);
+int cpu_mse(const craft_tensor *a, const craft_tensor *b, int reduction, craft_tensor *y);
+int cpu_mse_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, int reduction, double scale, craft_tensor *ga,
+                 craft_tensor *gb);
+
 /* cpu_random.c, cpu_optim.c */
 int cpu_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
 int cpu_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);
