@@ -1,8 +1,9 @@
-/* cl_internal.h: what the OpenCL back end's files (engine/cl_*.c) share: the table of OpenCL and
- * CLBlast entry points (loaded with dlopen), the per-device state, kernel ids, launch helpers
- * and the elementwise geometry. Only these files include <CL/cl.h>; the rest of the engine sees
- * the craft_cl_* functions declared at the end of internal.h, which take craft types only.
- * docs/opencl.md describes the design. */
+/* cl_internal.h: what the OpenCL back end's files (engine/cl/) share: the table of OpenCL and
+ * CLBlast entry points (loaded with dlopen), the per-device state, kernel ids, launch helpers,
+ * the elementwise geometry and the back end's kernels (the entries of its table in
+ * cl_backend.c). Only these files (and the OpenCL tests) include it and <CL/cl.h>; the rest of
+ * the engine reaches the back end through its table (core/backend.h). docs/opencl.md
+ * describes the design. */
 #ifndef CRAFT_CL_INTERNAL_H
 #define CRAFT_CL_INTERNAL_H
 #include "core/backend.h"
@@ -279,22 +280,10 @@ int64_t cl_geom_make(cl_geom *g, int nargs, const craft_tensor *const *ts, int n
 int cl_elementwise(craft_cl_dev *d, int kid, int nargs, const craft_tensor *const *ts, int ndim,
                    const int64_t *shape, int nextra, const cl_arg *extra);
 
-/* Moves t to device `code` when it is on the CPU (a new reference in *out; t itself when it
- * already is there). Differentiable. Used for gradients the autograd engine made on the CPU. */
-int cl_on_device(const craft_tensor *t, int code, craft_tensor **out);
 /* A fresh contiguous tensor on device code; NULL with the error set. */
 craft_tensor *cl_new(int ndim, const int64_t *shape, int dtype, int code);
-/* autograd.c's craft_sum_to_shape on the device, not recorded (cl_ops_reduce.c). */
-int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
 
-/* Shared by the row-wise ops (norms, softmax, attention, losses; cl_ops_softmax.c). */
+/* Shared by the row-wise kernels (norms, softmax, attention, losses; cl_softmax.c). */
 /* Launches line kernel kid over `lines` lines of n elements, `inner` apart: args, then LX. */
 int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner);
-/* t must be an f32 tensor on device code (arg names it in the message). */
-int cl_nn_want(const char *op, const char *arg, const craft_tensor *t, int code);
-/* t on device code: retained when there, copied over (differentiably) from the CPU; a tensor
- * on another cl device is refused. */
-int cl_nn_bring(const char *op, const char *arg, const craft_tensor *t, int code, craft_tensor **out);
-/* g (a gradient, maybe on the CPU) as a contiguous f32 tensor on device code. */
-int cl_nn_grad(const craft_tensor *g, int code, craft_tensor **out);
 #endif

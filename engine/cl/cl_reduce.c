@@ -96,14 +96,6 @@ int craft_cl_reduce_rows(int kind, const craft_tensor *x, int64_t rows, int64_t 
     return reduce_launch(d, x, y, rows, rowlen, kind, correction);
 }
 
-/* autograd.c's craft_sum_to_shape (its sum runs here, on the device), not recorded */
-int cl_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out) {
-    int prev = craft_set_grad_enabled(0);
-    int rc = craft_sum_to_shape(g, ndim, shape, out);
-    craft_set_grad_enabled(prev);
-    return rc;
-}
-
 /* --------------------------------------------------------- max / min ---- */
 int craft_cl_maxmin_grad(const craft_tensor *idx, const craft_tensor *gc, int64_t o, int64_t D, int64_t in, craft_tensor *z) {
     craft_cl_dev *d;

@@ -26,37 +26,6 @@ int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t
     return cl_launch(d, kid, nargs + 1, all, (size_t)groups * local, local);
 }
 
-/* t must be an f32 tensor on device code (arg names it in the message). */
-int cl_nn_want(const char *op, const char *arg, const craft_tensor *t, int code) {
-    if (!t) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, arg);
-    if (t->dtype != CRAFT_F32)
-        return craft_fail(CRAFT_ETYPE, "%s: %s is %s, expected f32 (convert with :float())", op, arg, craft_shape_str(t));
-    if (t->device != code)
-        return craft_fail(CRAFT_EDEVICE, "%s: %s %s is on device %d but the input is on device %d; move it with :to()", op, arg,
-                          craft_shape_str(t), t->device, code);
-    return CRAFT_OK;
-}
-
-/* t on device code: retained when there, copied over (differentiably) from the CPU; a tensor
- * on another cl device is refused. */
-int cl_nn_bring(const char *op, const char *arg, const craft_tensor *t, int code, craft_tensor **out) {
-    if (!t) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, arg);
-    if (t->device == code) { *out = craft_tensor_retain((craft_tensor *)t); return CRAFT_OK; }
-    if (t->device != CRAFT_DEVICE_CPU)
-        return craft_fail(CRAFT_EDEVICE, "%s: %s is on cl:%d, the input on cl:%d; move one with :to()", op, arg, t->device - 1,
-                          code - 1);
-    return craft_to_device(t, code, out);
-}
-
-/* g (a gradient, maybe on the CPU) as a contiguous f32 tensor on device code */
-int cl_nn_grad(const craft_tensor *g, int code, craft_tensor **out) {
-    craft_tensor *gd;
-    CRAFT_TRY(cl_on_device(g, code, &gd));
-    int rc = craft_contig_f32(gd, out);
-    craft_tensor_release(gd);
-    return rc;
-}
-
 /* ---------------------------------------------------------------- softmax ---- */
 int craft_cl_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int lg, craft_tensor *y) {
     craft_cl_dev *d;

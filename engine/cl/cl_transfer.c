@@ -1,7 +1,6 @@
-/* cl_transfer.c: moving and copying data where a cl tensor is involved: craft_copy_ /
- * craft_fill_ on device tensors (tensor.c dispatches here), host <-> device transfers, and
- * craft_to_device, the differentiable copy between devices. Transfers are blocking: the host
- * memory may be reused as soon as they return. */
+/* cl_transfer.c: the back end's copy and fill (its table's; core/tensor.c routes copies where
+ * a cl tensor is involved here): copies on one device, host <-> device transfers, converting and
+ * broadcasting. Transfers are blocking: the host memory may be reused as soon as they return. */
 #include "cl/cl_internal.h"
 #include "core/backend.h"
 
@@ -148,4 +147,3 @@ int craft_cl_fill_(craft_tensor *t, double value) {
     return rc;
 }
 
-int cl_on_device(const craft_tensor *t, int code, craft_tensor **out) { return craft_on_device(t, code, out); }

@@ -24,15 +24,33 @@ typedef struct craft_adamw_consts { float decay, b1, omb1, b2, omb2, bc2_sqrt, e
 /* A convolution's dims in conv terms: src [n, ic, ih, iw] -> dst [n, oc, oh, ow], weight
  * [oc, ic / groups, kh, kw]; conv_transpose2d is the conv whose src is its output and whose dst
  * its input (its [in, out / groups, kh, kw] weight is that conv's weight). Padding is top/left;
- * dilation as torch counts it (1: dense). Filled by craft_conv_dims_of (core/op_conv.c), which
- * checks the arguments and shapes of both ops. */
+ * dilation as torch counts it (1: dense). Filled by core/op_conv.c, which checks the arguments
+ * and shapes of both ops. */
 typedef struct craft_conv_dims {
     int64_t n, ic, ih, iw, oc, oh, ow, kh, kw, groups;
     int64_t sh, sw, ph, pw, dh, dw, oph, opw;
 } craft_conv_dims;
-int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
-                       const int *stride, const int *padding, const int *output_padding, const int *dilation, int groups,
-                       craft_conv_dims *d);
+/* sdpa's geometry (core/op_attention.c): q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv] with
+ * broadcast batch dims bshape (nb matrices), row strides ld*, the batch-dim strides of q, k, v
+ * and the mask (bst[0..3], 0 where broadcast), the mask's row and column strides, and the scale
+ * (1/sqrt(D) when scale <= 0). craft_sdpa_geom_of checks the broadcasts. */
+typedef struct craft_sdpa_geom {
+    int nbd;
+    int64_t bshape[CRAFT_MAX_DIMS];
+    int64_t nb, Lq, Lk, D, Dv, ldq, ldk, ldv;
+    int64_t bst[4][CRAFT_MAX_DIMS];
+    int64_t msr, msc;
+    float scale;
+} craft_sdpa_geom;
+int craft_sdpa_geom_of(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+                       double scale, craft_sdpa_geom *g);
+
+/* interpolate's source indices and weights along one axis (core/op_resize.c; PyTorch's float32
+ * arithmetic), for every back end: i0 (nearest), or i0, i1, l0, l1 (bilinear); each array has
+ * `out` entries. */
+void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners, int64_t *i0, int64_t *i1, float *l0,
+                            float *l1);
+
 /* pad's plan (core/op_shape.c): the arguments checked against the input shape ish, the output
  * shape osh, and (build set, output not empty) for each padded dim d (the last npairs; dims
  * [0, lead) are untouched) map[d][o], the input index output index o reads (-1: the constant
@@ -136,7 +154,7 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
                      craft_tensor *gx))                                                                                  \
     /* ---- attention ---- */                                                                                            \
     /* y [batch..., Lq, Dv] = softmax(scale q k^T + mask, causal) v and lse [nb * Lq] its rows' log-sum-exp, for q, k, v \
-     * that craft_sdpa_mat_usable accepts and a mask (or NULL) on the device (craft_sdpa_geom_of's geometry); the       \
+     * with unit column strides and non-overlapping rows and a mask (or NULL) on the device (craft_sdpa_geom_of's geometry); the       \
      * gradient from o = y and lse: dq, dk, dv with the full batch shape, each NULL when not wanted */                   \
     X(sdpa, (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale, \
              int causal, craft_tensor *y, craft_tensor *lse))                                                            \

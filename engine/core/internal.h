@@ -97,15 +97,7 @@ static inline void craft_store_double(char *p, int dt, double v) {
 }
 
 
-/* ---- strided iteration (iter.c) ----
- * Runs `fn` over the elements of up to 4 same-shaped strided operands. Strides are in BYTES
- * (0 for broadcast dims). Dims are coalesced where the layout allows, so the inner loop is as
- * long as possible; `fn` gets the inner count, the base pointers and the inner byte strides.
- * Work is split across OpenMP threads when numel >= CRAFT_PAR_MIN and `parallel` is set. */
-#define CRAFT_PAR_MIN 32768
-typedef void (*craft_loop_fn)(int64_t n, char **ptrs, const int64_t *strides, void *ctx);
-void craft_iter(int nargs, int ndim, const int64_t *shape, char **base, int64_t (*strides)[CRAFT_MAX_DIMS],
-                craft_loop_fn fn, void *ctx, int parallel);
+/* ---- broadcasting (broadcast.c) ---- */
 /* Drops size-1 dims and merges neighbours that every operand traverses contiguously (strides in
  * any unit); returns the new ndim (0: a single element). Used by the CPU and OpenCL iterators. */
 int craft_coalesce_dims(int nargs, int ndim, const int64_t *shape_in, int64_t (*strides_in)[CRAFT_MAX_DIMS],
@@ -167,87 +159,13 @@ int craft_record(const char *name, int n_in, const craft_tensor *const *inputs, 
                  const double *sargs, int n_sargs, const int64_t *iargs, int n_iargs, craft_node **node_out);
 /* Sum g over broadcast dims so that it has (ndim, shape). New reference. */
 int craft_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
-/* matmul with a 1-d operand (core/op_matmul.c) */
-int craft_matmul_vec(const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
 /* Checks outputs for NaN/Inf when the numeric guard is on. */
 int craft_guard_check(const char *op, const char *what, const craft_tensor *t);
 craft_tensor *craft_alias(const craft_tensor *t);   /* new header sharing t's storage, no graph */
 /* Whether input i of node n needs a gradient. */
 #define CRAFT_NEEDS_GRAD(n, i) ((n)->edges[i].node != NULL || (n)->edges[i].leaf != NULL)
-/* Row-major sgemm through oneDNN: C = alpha op(A) op(B) + beta C. */
-int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
-                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
 /* Philox-4x32-10 on a full 128-bit counter and 64-bit key (rng.c; the known-answer tests need
  * counters the public 64-bit-counter entry point cannot express). */
 void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], uint32_t out[4]);
-
-/* ---- OpenCL back end (cl_*.c; docs/opencl.md): what the op files still reach directly ---- */
-/* Whole ops for cl inputs, with the public functions' signatures (being replaced by the op
- * layer on the back-end seam, core/backend.h). */
-/* -- cl: convolution, pooling, resize, pad, concat, embedding (cl_ops_conv.c, cl_ops_shape.c) -- */
-/* The shared checks of avg_pool2d (stride 0 becomes the kernel; output size out), interpolate
- * (mode, sizes; align_corners cleared for nearest) and pad (output shape osh), as the CPU ops
- * make them. Dtypes and devices are the caller's. */
-int craft_avg_pool2d_check(const craft_tensor *x, int kernel, int *stride, int padding, int64_t *oh, int64_t *ow);
-int craft_interpolate_check(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int *align_corners);
-int craft_pad_check(const craft_tensor *x, int npairs, const int64_t *pads, int mode, int64_t *osh);
-/* timestep_embedding's checks (t 1-d and numeric, dim >= 1, finite parameters, no zero divisor)
- * and its frequency table: freq[i] = exp(-ln(max_period) * i / (half - shift)), i < dim / 2, in
- * the CPU kernel's float32 order. The table is the caller's to free (NULL when dim is 1). */
-int craft_timestep_check(const craft_tensor *t, int dim, double downscale_freq_shift, double scale, double max_period);
-int craft_timestep_freqs(int dim, double downscale_freq_shift, double max_period, float **freq);
-/* The shared shape checks of the norms (ops_norm.c; the cl ops call them too). Dtypes and
- * devices are the caller's. group_norm: input [N, C, ...] with groups dividing C; layer_norm:
- * 1..ndim trailing dims; an affine parameter p (may be NULL) must have the given shape. */
-int craft_group_norm_check(const craft_tensor *x, int groups);
-int craft_layer_norm_check(const craft_tensor *x, int nnorm);
-int craft_norm_affine_check(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape,
-                            const craft_tensor *x);
-/* The shared checks of the losses (ops_loss.c; the cl ops call them too). Dtypes and devices
- * are the caller's. cross_entropy: reduction, targets (present, integer, the logits' shape
- * without the class dim cdim), label smoothing; fills cdim and the [N, C, inner] split.
- * craft_cross_entropy_targets reads the targets into tp (numel int64) and checks each against C. */
-int craft_loss_reduction_check(const char *op, int reduction);
-int craft_cross_entropy_check(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
-                              int *cdim, int64_t *N, int64_t *C, int64_t *inner);
-int craft_cross_entropy_targets(const craft_tensor *logits, const craft_tensor *targets, int64_t C, int64_t *tp);
-/* cosine_similarity's operands: a and b broadcast to (nd, shape), checked (not 0-d; dim
- * normalised into d) and copied contiguous, outside autograd (the op records its own node). */
-int craft_cosine_operands(const craft_tensor *a, const craft_tensor *b, int dim, int *nd, int64_t *shape, int *d,
-                          craft_tensor **ac, craft_tensor **bc);
-/* sdpa's geometry, shared by the CPU and cl ops (ops_attention.c): q [..., Lq, D], k [..., Lk, D],
- * v [..., Lk, Dv] with broadcast batch dims bshape (nb matrices), row strides ld*, the batch-dim
- * strides of q, k, v and the mask (bst[0..3], 0 where broadcast), the mask's row and column
- * strides, and the scale (1/sqrt(D) when scale <= 0). craft_sdpa_shapes_check checks the dims and
- * sizes (not dtypes or devices: the caller's); craft_sdpa_geom_of checks the broadcasts.
- * craft_sdpa_mat_usable: unit column stride and non-overlapping rows (GEMM takes it as is). */
-typedef struct craft_sdpa_geom {
-    int nbd;
-    int64_t bshape[CRAFT_MAX_DIMS];
-    int64_t nb, Lq, Lk, D, Dv, ldq, ldk, ldv;
-    int64_t bst[4][CRAFT_MAX_DIMS];
-    int64_t msr, msc;
-    float scale;
-} craft_sdpa_geom;
-int craft_sdpa_shapes_check(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v);
-int craft_sdpa_geom_of(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-                       double scale, craft_sdpa_geom *g);
-int craft_sdpa_mat_usable(const craft_tensor *t);
-/* interpolate's source indices and weights along one axis, as the CPU kernel uses them: i0
- * (nearest), or i0, i1, l0, l1 (bilinear); each array has `out` entries. */
-void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners, int64_t *i0, int64_t *i1, float *l0,
-                            float *l1);
-/* The whole ops on cl tensors (the public functions dispatch here; same signatures). */
-/* -- end cl conv -- */
-/* -- cl: norms, softmax, attention, losses (cl_ops_norm.c, cl_ops_softmax.c, ...) -- */
-/* The whole ops on cl tensors (the public functions dispatch here; same signatures). Norm
- * weights / biases and sdpa's q, k, v must be on the input's device; an sdpa mask, cross_entropy
- * targets and a CPU operand of mse_loss or cosine_similarity are copied over. */
-/* -- end cl nn -- */
-/* Vectorised row helpers (ops_softmax.c), shared by softmax and attention:
- * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */
-float craft_vexp(float *dst, const float *src, int64_t n, float sub);
-float craft_vmax(const float *x, int64_t n);
-float craft_vdot(const float *a, const float *b, int64_t n);
 
 #endif

@@ -8,7 +8,7 @@
 #include "core/backend.h"
 #include <math.h>
 
-int craft_sdpa_mat_usable(const craft_tensor *t) {
+static int sdpa_mat_usable(const craft_tensor *t) {
     int n = t->ndim;
     int64_t rows = t->shape[n - 2], cols = t->shape[n - 1];
     if (cols > 1 && t->stride[n - 1] != 1) return 0;
@@ -21,7 +21,7 @@ static int64_t row_ld(const craft_tensor *t) {
     return ld < 1 ? 1 : ld;
 }
 
-int craft_sdpa_shapes_check(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v) {
+static int sdpa_shapes_check(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v) {
     if (q->ndim < 2 || k->ndim < 2 || v->ndim < 2)
         return craft_fail(CRAFT_ESHAPE, "sdpa: q %s, k %s and v %s need at least 2 dims ([..., L, D])",
                           craft_shape_str(q), craft_shape_str(k), craft_shape_str(v));
@@ -132,14 +132,14 @@ int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor 
     CRAFT_TRY(craft_want("sdpa", "v", v, device));
     if (mask && mask->device != CRAFT_DEVICE_CPU) CRAFT_TRY(craft_want("sdpa", "mask", mask, device));
     else if (mask) CRAFT_TRY(craft_want("sdpa", "mask", mask, CRAFT_DEVICE_CPU));
-    CRAFT_TRY(craft_sdpa_shapes_check(q, k, v));
+    CRAFT_TRY(sdpa_shapes_check(q, k, v));
     CRAFT_TRY(craft_kernels_for(device, CRAFT_K_sdpa, CRAFT_F32, "sdpa", &kt));
     /* layouts a gemm cannot take directly are copied once (and that copy is what backward uses) */
     const craft_tensor *in[3] = {q, k, v};
     craft_tensor *use[3] = {NULL, NULL, NULL}, *m = NULL, *y = NULL, *lse = NULL;
     int rc = CRAFT_OK;
     for (int i = 0; i < 3 && !rc; i++) {
-        if (craft_sdpa_mat_usable(in[i])) { if (!(use[i] = craft_alias(in[i]))) rc = craft_last_status(); }
+        if (sdpa_mat_usable(in[i])) { if (!(use[i] = craft_alias(in[i]))) rc = craft_last_status(); }
         else rc = craft_contig_f32(in[i], &use[i]);
     }
     if (!rc && mask) rc = craft_on_device(mask, device, &m);

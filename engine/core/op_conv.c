@@ -1,5 +1,5 @@
 /* op_conv.c: conv2d and conv_transpose2d for every device: argument and shape checks
- * (craft_conv_dims_of), output allocation, recording and the backward, on the back end's
+ * (conv_dims_of), output allocation, recording and the backward, on the back end's
  * conv kernel, which runs the three directions of one convolution src -> dst:
  *   forward        dst = W * src (+ bias)
  *   backward-data  src = W^T * dst (+ bias)
@@ -42,9 +42,9 @@ static int check_bias(const char *op, const craft_tensor *b, int64_t channels, c
     return CRAFT_OK;
 }
 
-int craft_conv_dims_of(const char *op, int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
-                       const int *stride, const int *padding, const int *output_padding, const int *dilation, int groups,
-                       craft_conv_dims *g) {
+static int conv_dims_of(const char *op, int transposed, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                        const int *stride, const int *padding, const int *output_padding, const int *dilation, int groups,
+                        craft_conv_dims *g) {
     if (!x || !w) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, x ? "weight" : "input");
     conv_args a;
     int zero_op[2] = {0, 0};
@@ -154,7 +154,7 @@ static int conv_op(int transposed, const craft_tensor *x, const craft_tensor *w,
     CRAFT_TRY(craft_want(op, "weight", w, device));
     if (b) CRAFT_TRY(craft_want(op, "bias", b, device));
     craft_conv_dims cd;
-    CRAFT_TRY(craft_conv_dims_of(op, transposed, x, w, b, stride, padding, output_padding, dilation, groups, &cd));
+    CRAFT_TRY(conv_dims_of(op, transposed, x, w, b, stride, padding, output_padding, dilation, groups, &cd));
     CRAFT_TRY(craft_kernels_for(device, CRAFT_K_conv, CRAFT_F32, op, &k));
     craft_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
     int rc = craft_contig_f32(x, &xc);

@@ -76,7 +76,7 @@ int craft_embedding(const craft_tensor *weight, const craft_tensor *indices, cra
  *   out[n] = [sin(arg) | cos(arg)], or [cos(arg) | sin(arg)] with flip_sin_to_cos,
  *            then one zero column when dim is odd.
  * No gradient flows to t (it is an index-like input). */
-int craft_timestep_check(const craft_tensor *t, int dim, double downscale_freq_shift, double scale, double max_period) {
+static int timestep_check(const craft_tensor *t, int dim, double downscale_freq_shift, double scale, double max_period) {
     if (!t) return craft_fail(CRAFT_EINVAL, "timestep_embedding: timesteps are missing");
     if (t->ndim != 1) return craft_fail(CRAFT_ESHAPE, "timestep_embedding: timesteps %s must be 1-d", craft_shape_str(t));
     if (t->dtype == CRAFT_BOOL)
@@ -92,7 +92,7 @@ int craft_timestep_check(const craft_tensor *t, int dim, double downscale_freq_s
     return CRAFT_OK;
 }
 
-int craft_timestep_freqs(int dim, double downscale_freq_shift, double max_period, float **freq) {
+static int timestep_freqs(int dim, double downscale_freq_shift, double max_period, float **freq) {
     int64_t half = dim / 2;
     *freq = NULL;
     if (half == 0) return CRAFT_OK;
@@ -107,7 +107,7 @@ int craft_timestep_freqs(int dim, double downscale_freq_shift, double max_period
 int craft_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
                              double scale, double max_period, craft_tensor **out) {
     const craft_kernels *k;
-    CRAFT_TRY(craft_timestep_check(t, dim, downscale_freq_shift, scale, max_period));
+    CRAFT_TRY(timestep_check(t, dim, downscale_freq_shift, scale, max_period));
     CRAFT_TRY(craft_kernels_for(t->device, CRAFT_K_timestep_embedding, CRAFT_F32, "timestep_embedding", &k));
     int64_t N = t->shape[0], oshape[2] = {N, dim};
     craft_tensor *y = craft_new_tensor(2, oshape, CRAFT_F32, t->device);
@@ -116,7 +116,7 @@ int craft_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos
     craft_tensor *tc = NULL;
     float *freq = NULL;
     int rc = craft_contig_f32(t, &tc);
-    if (!rc) rc = craft_timestep_freqs(dim, downscale_freq_shift, max_period, &freq);
+    if (!rc) rc = timestep_freqs(dim, downscale_freq_shift, max_period, &freq);
     if (!rc) rc = k->timestep_embedding(tc, freq, dim, flip_sin_to_cos ? 1 : 0, scale, y);
     free(freq);
     craft_tensor_release(tc);

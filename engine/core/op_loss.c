@@ -17,7 +17,7 @@
 #include "core/backend.h"
 #include <stdlib.h>
 
-int craft_loss_reduction_check(const char *op, int reduction) {
+static int loss_reduction_check(const char *op, int reduction) {
     if (reduction < 0 || reduction > 2)
         return craft_fail(CRAFT_EINVAL, "%s: reduction %d (expected 0 none, 1 mean, 2 sum)", op, reduction);
     return CRAFT_OK;
@@ -97,8 +97,8 @@ static int cos_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
     return rc;
 }
 
-int craft_cosine_operands(const craft_tensor *a, const craft_tensor *b, int dim, int *nd, int64_t *shape, int *d,
-                          craft_tensor **ac, craft_tensor **bc) {
+static int cosine_operands(const craft_tensor *a, const craft_tensor *b, int dim, int *nd, int64_t *shape, int *d,
+                           craft_tensor **ac, craft_tensor **bc) {
     const char *op = "cosine_similarity";
     *ac = *bc = NULL;
     CRAFT_TRY(craft_broadcast_shape(op, a, b, nd, shape));
@@ -126,7 +126,7 @@ int craft_cosine_similarity(const craft_tensor *a_in, const craft_tensor *b_in, 
     int64_t shape[CRAFT_MAX_DIMS], outer = 1, n = 1, inner = 1;
     craft_tensor *ac = NULL, *bc = NULL, *y = NULL, *nr = NULL;
     int rc = craft_kernels_for(a->device, CRAFT_K_cosine, CRAFT_F32, op, &k);
-    if (!rc) rc = craft_cosine_operands(a, b, dim, &nd, shape, &d, &ac, &bc);
+    if (!rc) rc = cosine_operands(a, b, dim, &nd, shape, &d, &ac, &bc);
     if (!rc) {
         craft_split_at(nd, shape, d, &outer, &n, &inner);
         int64_t oshape[CRAFT_MAX_DIMS], two = craft_mul_sat(2, craft_mul_sat(outer, inner));
@@ -164,9 +164,9 @@ static int ce_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin) 
     return craft_finish(rc, gx, &gin[0]);
 }
 
-int craft_cross_entropy_check(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
-                              int *cdim, int64_t *N, int64_t *C, int64_t *inner) {
-    CRAFT_TRY(craft_loss_reduction_check("cross_entropy", reduction));
+static int cross_entropy_check(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
+                               int *cdim, int64_t *N, int64_t *C, int64_t *inner) {
+    CRAFT_TRY(loss_reduction_check("cross_entropy", reduction));
     if (!targets) return craft_fail(CRAFT_EINVAL, "cross_entropy: targets are missing");
     if (targets->dtype != CRAFT_I64 && targets->dtype != CRAFT_I32)
         return craft_fail(CRAFT_ETYPE, "cross_entropy: targets %s must be int64 class indices", craft_shape_str(targets));
@@ -191,7 +191,7 @@ int craft_cross_entropy_check(const craft_tensor *logits, const craft_tensor *ta
     return CRAFT_OK;
 }
 
-int craft_cross_entropy_targets(const craft_tensor *logits, const craft_tensor *targets, int64_t C, int64_t *tp) {
+static int cross_entropy_targets(const craft_tensor *logits, const craft_tensor *targets, int64_t C, int64_t *tp) {
     int rc = craft_tensor_read(targets, CRAFT_I64, tp, (size_t)targets->numel * sizeof(int64_t));
     for (int64_t r = 0; !rc && r < targets->numel; r++)
         if (tp[r] < 0 || tp[r] >= C)
@@ -209,14 +209,14 @@ int craft_cross_entropy(const craft_tensor *logits, const craft_tensor *targets,
     if (targets && targets->device != CRAFT_DEVICE_CPU && targets->device != device)
         return craft_fail(CRAFT_EDEVICE, "cross_entropy: targets on %s, logits on %s; move one with :to()", craft_device_str(targets->device),
                           craft_device_str(device));
-    int cdim;
-    int64_t N, C, inner;
-    CRAFT_TRY(craft_cross_entropy_check(logits, targets, reduction, label_smoothing, &cdim, &N, &C, &inner));
+    int cdim = 0;
+    int64_t N = 0, C = 0, inner = 0;
+    CRAFT_TRY(cross_entropy_check(logits, targets, reduction, label_smoothing, &cdim, &N, &C, &inner));
     CRAFT_TRY(craft_kernels_for(device, CRAFT_K_cross_entropy, CRAFT_F32, "cross_entropy", &k));
     /* the targets, checked on the host, then as a dense i64 tensor on the device */
     craft_tensor *th = craft_new_tensor(targets->ndim, targets->shape, CRAFT_I64, CRAFT_DEVICE_CPU), *tg = NULL;
     if (!th) return craft_last_status();
-    int rc = craft_cross_entropy_targets(logits, targets, C, craft_tensor_data(th));
+    int rc = cross_entropy_targets(logits, targets, C, craft_tensor_data(th));
     if (!rc) rc = craft_on_device(th, device, &tg);
     craft_tensor_release(th);
     craft_tensor *lp = NULL, *y = NULL;
@@ -265,7 +265,7 @@ static int mse_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
 int craft_mse_loss(const craft_tensor *a_in, const craft_tensor *b_in, int reduction, craft_tensor **out) {
     craft_tensor *a, *b;
     CRAFT_TRY(pair_on_device("mse_loss", "input", "target", a_in, b_in, &a, &b));
-    int rc = craft_loss_reduction_check("mse_loss", reduction), same = a->ndim == b->ndim;
+    int rc = loss_reduction_check("mse_loss", reduction), same = a->ndim == b->ndim;
     for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
     if (!rc && !same) {   /* broadcasting: compose (autograd follows the parts) */
         craft_tensor *d = NULL, *sq = NULL;

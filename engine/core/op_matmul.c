@@ -93,7 +93,7 @@ static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
 
 /* A 1-d operand is promoted (a to [1, K], b to [K, 1]), multiplied through craft_matmul and the
  * added dim dropped again: all differentiable, as torch.matmul. */
-int craft_matmul_vec(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
+static int matmul_vec(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
     craft_tensor *a2 = NULL, *b2 = NULL, *y = NULL;
     int rc = a->ndim == 1 ? craft_unsqueeze(a, 0, &a2) : (a2 = craft_tensor_retain((craft_tensor *)a), 0);
     if (!rc) rc = b->ndim == 1 ? craft_unsqueeze(b, -1, &b2) : (b2 = craft_tensor_retain((craft_tensor *)b), 0);
@@ -134,7 +134,7 @@ int craft_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **ou
         CRAFT_TRY(craft_want("matmul", "right operand", b, a->device));
     }
     if (a->ndim == 0 || b->ndim == 0) return craft_fail(CRAFT_ESHAPE, "matmul: 0-d operand (%s @ %s)", craft_shape_str(a), craft_shape_str(b));
-    if (a->ndim == 1 || b->ndim == 1) return craft_matmul_vec(a, b, out);
+    if (a->ndim == 1 || b->ndim == 1) return matmul_vec(a, b, out);
     if (a->shape[a->ndim - 1] != b->shape[b->ndim - 2])
         return craft_fail(CRAFT_ESHAPE, "matmul: %s @ %s: inner dims %lld and %lld differ", craft_shape_str(a), craft_shape_str(b),
                           (long long)a->shape[a->ndim - 1], (long long)b->shape[b->ndim - 2]);

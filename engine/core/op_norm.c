@@ -6,8 +6,8 @@
  * silent copy per step would hide a model left behind). */
 #include "core/backend.h"
 
-int craft_norm_affine_check(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape,
-                            const craft_tensor *x) {
+static int norm_affine_check(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape,
+                             const craft_tensor *x) {
     if (!p) return CRAFT_OK;
     int ok = p->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = p->shape[i] == shape[i];
@@ -15,7 +15,7 @@ int craft_norm_affine_check(const char *op, const char *arg, const craft_tensor 
     return CRAFT_OK;
 }
 
-int craft_group_norm_check(const craft_tensor *x, int groups) {
+static int group_norm_check(const craft_tensor *x, int groups) {
     if (x->ndim < 2) return craft_fail(CRAFT_ESHAPE, "group_norm: input %s must have at least 2 dims [N, C, ...]", craft_shape_str(x));
     int64_t C = x->shape[1];
     if (groups < 1 || C % groups)
@@ -23,7 +23,7 @@ int craft_group_norm_check(const craft_tensor *x, int groups) {
     return CRAFT_OK;
 }
 
-int craft_layer_norm_check(const craft_tensor *x, int nnorm) {
+static int layer_norm_check(const craft_tensor *x, int nnorm) {
     if (nnorm < 1 || nnorm > x->ndim)
         return craft_fail(CRAFT_ESHAPE, "layer_norm: cannot normalise the last %d dims of input %s", nnorm, craft_shape_str(x));
     return CRAFT_OK;
@@ -33,7 +33,7 @@ int craft_layer_norm_check(const craft_tensor *x, int nnorm) {
 static int check_affine(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape, const craft_tensor *x) {
     if (!p) return CRAFT_OK;
     CRAFT_TRY(craft_want(op, arg, p, x->device));
-    return craft_norm_affine_check(op, arg, p, ndim, shape, x);
+    return norm_affine_check(op, arg, p, ndim, shape, x);
 }
 
 /* Contiguous copies (or aliases) of x, w, b; w, b may be NULL. */
@@ -93,7 +93,7 @@ int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, c
     const char *op = "group_norm";
     if (!x) return craft_fail(CRAFT_EINVAL, "%s: input is missing", op);
     CRAFT_TRY(craft_want(op, "input", x, x->device));
-    CRAFT_TRY(craft_group_norm_check(x, groups));
+    CRAFT_TRY(group_norm_check(x, groups));
     int64_t N = x->shape[0], C = x->shape[1], st_shape[2] = {N, groups};
     CRAFT_TRY(check_affine(op, "weight", w, 1, &C, x));
     CRAFT_TRY(check_affine(op, "bias", b, 1, &C, x));
@@ -104,7 +104,7 @@ int craft_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, co
     const char *op = "layer_norm";
     if (!x) return craft_fail(CRAFT_EINVAL, "%s: input is missing", op);
     CRAFT_TRY(craft_want(op, "input", x, x->device));
-    CRAFT_TRY(craft_layer_norm_check(x, nnorm));
+    CRAFT_TRY(layer_norm_check(x, nnorm));
     const int64_t *nshape = x->shape + (x->ndim - nnorm);
     CRAFT_TRY(check_affine(op, "weight", w, nnorm, nshape, x));
     CRAFT_TRY(check_affine(op, "bias", b, nnorm, nshape, x));

@@ -57,7 +57,7 @@ static int interp_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     return craft_finish(rc, gx, &gin[0]);
 }
 
-int craft_interpolate_check(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int *align_corners) {
+static int interpolate_check(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int *align_corners) {
     if (mode != 0 && mode != 1) return craft_fail(CRAFT_EINVAL, "interpolate: unknown mode %d (0 nearest, 1 bilinear)", mode);
     if (x->ndim != 4) return craft_fail(CRAFT_ESHAPE, "interpolate: input %s must be 4-d NCHW", craft_shape_str(x));
     if (x->shape[2] < 1 || x->shape[3] < 1)
@@ -74,7 +74,7 @@ int craft_interpolate(const craft_tensor *x, int64_t out_h, int64_t out_w, int m
     if (!x) return craft_fail(CRAFT_EINVAL, "interpolate: input is missing");
     const craft_kernels *k;
     CRAFT_TRY(craft_want("interpolate", "input", x, x->device));
-    CRAFT_TRY(craft_interpolate_check(x, out_h, out_w, mode, &align_corners));
+    CRAFT_TRY(interpolate_check(x, out_h, out_w, mode, &align_corners));
     CRAFT_TRY(craft_kernels_for(x->device, CRAFT_K_interpolate, CRAFT_F32, "interpolate", &k));
     int64_t oshape[4] = {x->shape[0], x->shape[1], out_h, out_w};
     craft_tensor *xc = NULL, *y = craft_new_tensor(4, oshape, CRAFT_F32, x->device);
@@ -101,7 +101,7 @@ static int pool_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin)
     return craft_finish(rc, gx, &gin[0]);
 }
 
-int craft_avg_pool2d_check(const craft_tensor *x, int kernel, int *stride, int padding, int64_t *oh, int64_t *ow) {
+static int avg_pool2d_check(const craft_tensor *x, int kernel, int *stride, int padding, int64_t *oh, int64_t *ow) {
     if (x->ndim != 4) return craft_fail(CRAFT_ESHAPE, "avg_pool2d: input %s must be 4-d NCHW", craft_shape_str(x));
     if (*stride <= 0) *stride = kernel;   /* torch: stride=None means the kernel size */
     if (kernel < 1 || padding < 0)
@@ -120,8 +120,8 @@ int craft_avg_pool2d(const craft_tensor *x, int kernel, int stride, int padding,
     if (!x) return craft_fail(CRAFT_EINVAL, "avg_pool2d: input is missing");
     const craft_kernels *k;
     CRAFT_TRY(craft_want("avg_pool2d", "input", x, x->device));
-    int64_t oh, ow;
-    CRAFT_TRY(craft_avg_pool2d_check(x, kernel, &stride, padding, &oh, &ow));
+    int64_t oh = 0, ow = 0;
+    CRAFT_TRY(avg_pool2d_check(x, kernel, &stride, padding, &oh, &ow));
     CRAFT_TRY(craft_kernels_for(x->device, CRAFT_K_avg_pool, CRAFT_F32, "avg_pool2d", &k));
     int64_t oshape[4] = {x->shape[0], x->shape[1], oh, ow};
     craft_tensor *xc = NULL, *y = craft_new_tensor(4, oshape, CRAFT_F32, x->device);

@@ -160,7 +160,7 @@ static int pad_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) 
     return craft_finish(rc, gx, &gin[0]);
 }
 
-int craft_pad_check(const craft_tensor *x, int npairs, const int64_t *pads, int mode, int64_t *osh) {
+static int pad_check(const craft_tensor *x, int npairs, const int64_t *pads, int mode, int64_t *osh) {
     craft_pad_plan p;
     CRAFT_TRY(craft_pad_plan_make(x->ndim, x->shape, npairs, pads, mode, craft_shape_str(x), 0, &p));
     memcpy(osh, p.osh, sizeof p.osh);
@@ -175,7 +175,7 @@ int craft_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, 
     if (npairs == 0 && mode >= 0 && mode <= 2) return craft_clone(x, out);
     /* validate and size the output first, allocate it, then the kernel builds what it needs */
     int64_t osh[CRAFT_MAX_DIMS];
-    CRAFT_TRY(craft_pad_check(x, npairs, pads, mode, osh));
+    CRAFT_TRY(pad_check(x, npairs, pads, mode, osh));
     CRAFT_TRY(craft_kernels_for(x->device, CRAFT_K_pad, CRAFT_F32, "pad", &k));
     craft_tensor *xc = NULL, *y = craft_new_tensor(x->ndim, osh, CRAFT_F32, x->device);
     int rc = y ? craft_contig_f32(x, &xc) : craft_last_status();

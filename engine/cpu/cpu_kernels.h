@@ -4,6 +4,24 @@
 #define CRAFT_CPU_KERNELS_H
 #include "core/backend.h"
 
+/* ---- strided iteration (cpu_iter.c) ----
+ * Runs `fn` over the elements of up to 4 same-shaped strided operands. Strides are in BYTES
+ * (0 for broadcast dims). Dims are coalesced where the layout allows, so the inner loop is as
+ * long as possible; `fn` gets the inner count, the base pointers and the inner byte strides.
+ * Work is split across OpenMP threads when numel >= CRAFT_PAR_MIN and `parallel` is set. */
+#define CRAFT_PAR_MIN 32768
+typedef void (*craft_loop_fn)(int64_t n, char **ptrs, const int64_t *strides, void *ctx);
+void craft_iter(int nargs, int ndim, const int64_t *shape, char **base, int64_t (*strides)[CRAFT_MAX_DIMS],
+                craft_loop_fn fn, void *ctx, int parallel);
+/* Row-major sgemm through oneDNN: C = alpha op(A) op(B) + beta C (cpu_gemm.c). */
+int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
+                const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* Vectorised row helpers (cpu_softmax.c), shared by softmax and attention:
+ * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */
+float craft_vexp(float *dst, const float *src, int64_t n, float sub);
+float craft_vmax(const float *x, int64_t n);
+float craft_vdot(const float *a, const float *b, int64_t n);
+
 /* cpu_elementwise.c */
 int cpu_unary(int op, const craft_tensor *x, craft_tensor *y);
 int cpu_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx);
