@@ -23,7 +23,7 @@ typedef float acc_t;
 #define DT_I8 7
 #define DT_BOOL 8
 
-/* Geometry of an elementwise launch, filled by the host (engine/cl_ops.c, cl_geom): up to 4
+/* Geometry of an elementwise launch, filled by the host (engine/cl/cl_elementwise.c, cl_geom): up to 4
  * operands of one shape; strides and offsets in elements, 0 strides broadcast. Operand 0 is
  * the output. Dims are already coalesced, so ndim is usually 1. */
 typedef struct {
@@ -34,8 +34,17 @@ typedef struct {
     int pad0, pad1, pad2;
 } craft_geom;
 
+/* Kernel geometry (craft_geom and the per-op structs) is not passed by value: implementations
+ * size struct arguments differently (Mesa's rusticl refuses PoCL's sizes with
+ * CL_INVALID_ARG_SIZE). The host writes it into a per-device ring buffer (engine/cl/cl_runtime.c,
+ * cl_launch_geo); a kernel with one takes the ring and the geometry's offset in it (in longs)
+ * as its first two arguments. Structs with long, int and float fields have the same layout
+ * here and in C on the host. */
+#define GEO_ARGS __global const long *geo_ring_, const long geo_off_
+#define GEO(T) ((__global const T *)(geo_ring_ + geo_off_))
+
 /* Element offsets of flat index i for the first `nargs` operands. */
-static inline void geom_offsets(const craft_geom *g, long i, long *o, int nargs) {
+static inline void geom_offsets(__global const craft_geom *g, long i, long *o, int nargs) {
     for (int a = 0; a < nargs; a++) o[a] = g->off[a];
     if (g->ndim == 1) {
         for (int a = 0; a < nargs; a++) o[a] += i * g->st[a][0];

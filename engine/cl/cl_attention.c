@@ -102,16 +102,16 @@ static int launch_rows(craft_cl_dev *d, int kid, attn_plan *p, craft_tensor *S, 
     cl_mem sm = cl_mem_of(S), mm = mask ? cl_mem_of(mask) : sm, vm = cl_mem_of(vec);
     cl_long r = rows;
     if (kid == K_attn_softmax) {
-        cl_arg args[5] = {CLA(sm), CLA(r), CLA(p->geo), CLA(mm), CLA(vm)};
-        return cl_nn_lines(d, kid, 5, args, rows, p->Lk, 1);
+        cl_arg args[4] = {CLA(sm), CLA(r), CLA(mm), CLA(vm)};
+        return cl_nn_lines_geo(d, kid, &p->geo, sizeof p->geo, 4, args, rows, p->Lk, 1);
     }
     if (kid == K_attn_prob) {
-        cl_arg args[5] = {CLA(sm), CLA(r), CLA(p->geo), CLA(mm), CLA(vm)};
-        return cl_launch(d, kid, 5, args, cl_global_for(rows * p->Lk), 0);
+        cl_arg args[4] = {CLA(sm), CLA(r), CLA(mm), CLA(vm)};
+        return cl_launch_geo(d, kid, &p->geo, sizeof p->geo, 4, args, cl_global_for(rows * p->Lk), 0);
     }
     cl_mem s2 = cl_mem_of(S2);
-    cl_arg args[5] = {CLA(sm), CLA(s2), CLA(r), CLA(p->geo), CLA(vm)};
-    return cl_launch(d, kid, 5, args, cl_global_for(rows * p->Lk), 0);
+    cl_arg args[4] = {CLA(sm), CLA(s2), CLA(r), CLA(vm)};
+    return cl_launch_geo(d, kid, &p->geo, sizeof p->geo, 4, args, cl_global_for(rows * p->Lk), 0);
 }
 
 static int run_forward(craft_cl_dev *d, attn_plan *p, const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,

@@ -63,8 +63,8 @@ static int im2col(craft_cl_dev *d, const craft_conv_dims *g, const craft_tensor 
     k.sn = layout ? ohw : rows * ohw;
     k.sr = layout ? nb * ohw : ohw;
     cl_mem xm = cl_mem_of(src), cm = cl_mem_of(col);
-    cl_arg args[3] = {CLA(k), CLA(xm), CLA(cm)};
-    return cl_launch(d, K_im2col, 3, args, cl_global_for(nb * rows * ohw), 0);
+    cl_arg args[2] = {CLA(xm), CLA(cm)};
+    return cl_launch_geo(d, K_im2col, &k, sizeof k, 2, args, cl_global_for(nb * rows * ohw), 0);
 }
 
 /* dst = W * src (+ bias): dst [n, oc, oh, ow] fresh and contiguous */
@@ -77,8 +77,8 @@ static int conv_fwd(craft_cl_dev *d, const craft_conv_dims *g, const craft_tenso
         cl_long oc = g->oc, groups = G, woff = w->offset, boff = b ? b->offset : 0, yoff = dst->offset;
         cl_int hb = b != NULL;
         cl_mem xm = cl_mem_of(src), wm = cl_mem_of(w), bm = b ? cl_mem_of(b) : wm, ym = cl_mem_of(dst);
-        cl_arg args[11] = {CLA(k), CLA(oc), CLA(groups), CLA(xm), CLA(wm), CLA(woff), CLA(bm), CLA(boff), CLA(hb), CLA(ym), CLA(yoff)};
-        return cl_launch(d, K_conv_direct, 11, args, cl_global_for(g->n * G * ((og + CONV_OB - 1) / CONV_OB) * ohw), 0);
+        cl_arg args[10] = {CLA(oc), CLA(groups), CLA(xm), CLA(wm), CLA(woff), CLA(bm), CLA(boff), CLA(hb), CLA(ym), CLA(yoff)};
+        return cl_launch_geo(d, K_conv_direct, &k, sizeof k, 10, args, cl_global_for(g->n * G * ((og + CONV_OB - 1) / CONV_OB) * ohw), 0);
     }
     int rc = CRAFT_OK;
     if (b) {   /* dst starts as the bias; the GEMMs add to it */
@@ -141,8 +141,8 @@ static int conv_bwd_data(craft_cl_dev *d, const craft_conv_dims *g, const craft_
             cl_mem cm = cl_mem_of(col), xm = cl_mem_of(src), bm = b ? cl_mem_of(b) : cm;
             cl_long boff = b ? b->offset : 0;
             cl_int hb = b != NULL;
-            cl_arg args[6] = {CLA(k), CLA(cm), CLA(xm), CLA(bm), CLA(boff), CLA(hb)};
-            rc = cl_launch(d, K_col2im, 6, args, cl_global_for(nb * g->ic * g->ih * g->iw), 0);
+            cl_arg args[5] = {CLA(cm), CLA(xm), CLA(bm), CLA(boff), CLA(hb)};
+            rc = cl_launch_geo(d, K_col2im, &k, sizeof k, 5, args, cl_global_for(nb * g->ic * g->ih * g->iw), 0);
         }
     }
     free(offs);

@@ -38,14 +38,13 @@ int cl_elementwise(craft_cl_dev *d, int kid, int nargs, const craft_tensor *cons
     cl_mem mems[4];
     cl_arg args[16];
     int k = 0;
-    args[k++] = CLA(g);
     args[k++] = CLA(n);
     for (int a = 0; a < nargs; a++) {
         mems[a] = cl_mem_of(ts[a]);
         args[k++] = (cl_arg){sizeof(cl_mem), &mems[a]};
     }
     for (int i = 0; i < nextra; i++) args[k++] = extra[i];
-    return cl_launch(d, kid, k, args, cl_global_for(n), 0);
+    return cl_launch_geo(d, kid, &g, sizeof g, k, args, cl_global_for(n), 0);
 }
 
 /* ------------------------------------------------------------ checking ---- */

@@ -235,7 +235,11 @@ typedef struct craft_cl_dev {
     size_t kernel_wg[K_COUNT];      /* CL_KERNEL_WORK_GROUP_SIZE, 0 until asked */
     pthread_mutex_t lock;           /* setup, kernel arguments + enqueue, CLBlast calls */
     cl_pool *pool;
+    cl_mem geo_ring;                /* kernel geometries (cl_launch_geo): CL_GEO_RING bytes */
+    char *geo_host;                 /* their host copies, read by non-blocking writes */
+    size_t geo_head;
 } craft_cl_dev;
+#define CL_GEO_RING ((size_t)1 << 18)
 
 /* The device with craft device code `code` (1 + n), its context, queue and program ready.
  * `op` names the caller in messages. */
@@ -251,6 +255,11 @@ typedef struct { size_t size; const void *ptr; } cl_arg;
 #define CLA(x) ((cl_arg){sizeof(x), &(x)})
 /* Sets the arguments and enqueues kid over `global` work-items (local 0: the runtime picks). */
 int cl_launch(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global, size_t local);
+/* cl_launch for a kernel whose first two arguments are its geometry (gsize bytes at geo, a
+ * struct of long / int / float fields mirrored in kernels_cl/), passed through the device's
+ * geometry ring instead of by value (kernels_cl/common.cl says why), then args. */
+int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args, size_t global,
+                  size_t local);
 /* The largest power of two <= min(cap, kernel kid's work-group limit). */
 size_t cl_pow2_local(craft_cl_dev *d, int kid, size_t cap);
 /* A global size for grid-stride loops over n items. */
@@ -286,4 +295,7 @@ craft_tensor *cl_new(int ndim, const int64_t *shape, int dtype, int code);
 /* Shared by the row-wise kernels (norms, softmax, attention, losses; cl_softmax.c). */
 /* Launches line kernel kid over `lines` lines of n elements, `inner` apart: args, then LX. */
 int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner);
+/* ... for a kernel with a geometry (cl_launch_geo) */
+int cl_nn_lines_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args, int64_t lines, int64_t n,
+                    int64_t inner);
 #endif

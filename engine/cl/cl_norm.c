@@ -57,8 +57,8 @@ static int norm_grad(int ln, const craft_tensor *x, const craft_tensor *w, const
     int rc = CRAFT_OK;
     if (gx && p.M > 0) {
         cl_mem om = cl_mem_of(gx);
-        cl_arg args[7] = {CLA(p), CLA(xm), CLA(wm), CLA(gm), CLA(mm), CLA(rm), CLA(om)};
-        rc = cl_nn_lines(d, K_norm_bwd_x, 7, args, p.rows, p.M, 1);
+        cl_arg args[6] = {CLA(xm), CLA(wm), CLA(gm), CLA(mm), CLA(rm), CLA(om)};
+        rc = cl_nn_lines_geo(d, K_norm_bwd_x, &p, sizeof p, 6, args, p.rows, p.M, 1);
     }
     if (rc || (!gwo && !gbo)) return rc;
     /* the kernels write both: a temporary stands in for the one not asked for */
@@ -68,16 +68,16 @@ static int norm_grad(int ln, const craft_tensor *x, const craft_tensor *w, const
     if (!gw || !gb) rc = craft_last_status();
     cl_mem wgm = gw ? cl_mem_of(gw) : NULL, bgm = gb ? cl_mem_of(gb) : NULL;
     if (!rc && ln && C > 0) {   /* column sums over the rows */
-        cl_arg args[7] = {CLA(p), CLA(xm), CLA(gm), CLA(mm), CLA(rm), CLA(wgm), CLA(bgm)};
-        rc = cl_nn_lines(d, K_ln_wb, 7, args, C, p.rows, C);
+        cl_arg args[6] = {CLA(xm), CLA(gm), CLA(mm), CLA(rm), CLA(wgm), CLA(bgm)};
+        rc = cl_nn_lines_geo(d, K_ln_wb, &p, sizeof p, 6, args, C, p.rows, C);
     } else if (!rc && C > 0) {  /* per (n, c) sums over the pixels, then over n */
         cl_long N = ia[NI_N], cC = C, G = p.G, NC = N * C;
         int64_t ns = 2 * NC > 0 ? 2 * NC : 1;
         sums = cl_new(1, &ns, d->info.fp64 ? CRAFT_F64 : CRAFT_F32, code);   /* acc_t in the kernels */
         if (!sums) rc = craft_last_status();
         cl_mem sm = sums ? cl_mem_of(sums) : NULL;
-        cl_arg a1[5] = {CLA(p), CLA(xm), CLA(gm), CLA(sm), CLA(NC)};
-        if (!rc) rc = cl_nn_lines(d, K_gn_chan_sums, 5, a1, NC, p.S, 1);
+        cl_arg a1[4] = {CLA(xm), CLA(gm), CLA(sm), CLA(NC)};
+        if (!rc) rc = cl_nn_lines_geo(d, K_gn_chan_sums, &p, sizeof p, 4, a1, NC, p.S, 1);
         cl_arg a2[8] = {CLA(sm), CLA(mm), CLA(rm), CLA(wgm), CLA(bgm), CLA(N), CLA(cC), CLA(G)};
         if (!rc) rc = cl_launch(d, K_gn_wb, 8, a2, cl_global_for(C), 0);
     }
@@ -107,8 +107,8 @@ static int norm_fwd(int ln, const craft_tensor *xc, const craft_tensor *wc, cons
     p.has_b = bc != NULL;
     cl_mem xm = cl_mem_of(xc), wm = wc ? cl_mem_of(wc) : xm, bm = bc ? cl_mem_of(bc) : xm, ym = cl_mem_of(y);
     cl_mem mm = cl_mem_of(mean), rm = cl_mem_of(rstd);
-    cl_arg args[7] = {CLA(p), CLA(xm), CLA(wm), CLA(bm), CLA(ym), CLA(mm), CLA(rm)};
-    return cl_nn_lines(d, K_norm_fwd, 7, args, p.rows, p.M, 1);
+    cl_arg args[6] = {CLA(xm), CLA(wm), CLA(bm), CLA(ym), CLA(mm), CLA(rm)};
+    return cl_nn_lines_geo(d, K_norm_fwd, &p, sizeof p, 6, args, p.rows, p.M, 1);
 }
 
 int craft_cl_group_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups, double eps, craft_tensor *y,

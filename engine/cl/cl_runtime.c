@@ -450,6 +450,18 @@ static int dev_setup(craft_cl_dev *d) {
     char opts[200];
     build_options(d, opts, sizeof opts);
     int rc = cl_build_program(d, texts, ns, opts, &d->program);
+    if (!rc) {   /* the geometry ring (cl_launch_geo) */
+        d->geo_ring = clCreateBuffer(d->ctx, CL_MEM_READ_ONLY, CL_GEO_RING, NULL, &err);
+        d->geo_host = err == CL_SUCCESS ? malloc(CL_GEO_RING) : NULL;
+        if (err != CL_SUCCESS) rc = cl_fail(err, d, "creating the geometry buffer");
+        else if (!d->geo_host) rc = craft_fail(CRAFT_ENOMEM, "cl:%d: out of host memory for the geometry ring", d->index);
+        if (rc) {
+            if (d->geo_ring) clReleaseMemObject(d->geo_ring);
+            d->geo_ring = NULL;
+            clReleaseProgram(d->program);
+            d->program = NULL;
+        }
+    }
     if (rc) {
         clReleaseCommandQueue(d->queue);
         clReleaseContext(d->ctx);
@@ -525,8 +537,8 @@ size_t cl_pow2_local(craft_cl_dev *d, int kid, size_t cap) {
     return p;
 }
 
-int cl_launch(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global, size_t local) {
-    pthread_mutex_lock(&d->lock);
+/* sets the arguments and enqueues; d->lock held */
+static int launch_locked(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global, size_t local) {
     cl_kernel k;
     int rc = kernel_of(d, kid, &k);
     for (int i = 0; i < nargs && !rc; i++) {
@@ -544,6 +556,47 @@ int cl_launch(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t gl
             snprintf(what, sizeof what, "running kernel %s", kernel_names[kid]);
             rc = cl_fail(err, d, what);
         }
+    }
+    return rc;
+}
+
+int cl_launch(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global, size_t local) {
+    pthread_mutex_lock(&d->lock);
+    int rc = launch_locked(d, kid, nargs, args, global, local);
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+/* The geometry goes into the next slot of the device's ring with a non-blocking write (the one
+ * queue runs it before the kernel). A slot's host copy must stay untouched until that write has
+ * run: when the ring wraps, clFinish makes sure every earlier write has, so that costs one wait
+ * per CL_GEO_RING bytes of geometry (thousands of launches). */
+int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args, size_t global,
+                  size_t local) {
+    cl_arg all[24];
+    if (nargs + 2 > 24 || gsize > CL_GEO_RING / 4)
+        return craft_fail(CRAFT_EINVAL, "kernel %s: %d arguments, %zu bytes of geometry", kernel_names[kid], nargs, gsize);
+    size_t slot = (gsize + 63) & ~(size_t)63;
+    pthread_mutex_lock(&d->lock);
+    int rc = CRAFT_OK;
+    if (d->geo_head + slot > CL_GEO_RING) {
+        cl_int err = clFinish(d->queue);
+        if (err != CL_SUCCESS) rc = cl_fail(err, d, "waiting for the queue (geometry ring)");
+        d->geo_head = 0;
+    }
+    size_t off = d->geo_head;
+    if (!rc) {
+        memcpy(d->geo_host + off, geo, gsize);
+        cl_int err = clEnqueueWriteBuffer(d->queue, d->geo_ring, CL_FALSE, off, gsize, d->geo_host + off, 0, NULL, NULL);
+        if (err != CL_SUCCESS) rc = cl_fail(err, d, "writing a kernel's geometry");
+        d->geo_head += slot;
+    }
+    if (!rc) {
+        cl_long loff = (cl_long)(off / sizeof(cl_long));
+        all[0] = CLA(d->geo_ring);
+        all[1] = CLA(loff);
+        memcpy(all + 2, args, (size_t)nargs * sizeof *args);
+        rc = launch_locked(d, kid, nargs + 2, all, global, local);
     }
     pthread_mutex_unlock(&d->lock);
     return rc;

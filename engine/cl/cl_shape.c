@@ -41,8 +41,8 @@ static int pool_run(int kid, const craft_tensor *src, craft_tensor *dst, const i
     cl_pool_geo g = pool_geo(ishape, oh, ow, k, st, pad);
     cl_mem sm = cl_mem_of(src), dm = cl_mem_of(dst);
     cl_long soff = src->offset;
-    cl_arg args[4] = {CLA(g), CLA(sm), CLA(soff), CLA(dm)};
-    return cl_launch(d, kid, 4, args, cl_global_for(dst->numel), 0);
+    cl_arg args[3] = {CLA(sm), CLA(soff), CLA(dm)};
+    return cl_launch_geo(d, kid, &g, sizeof g, 3, args, cl_global_for(dst->numel), 0);
 }
 
 int craft_cl_avg_pool(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor *y) {
@@ -96,8 +96,8 @@ static int interp_run(int kid, const craft_tensor *src, craft_tensor *dst, const
     cl_interp_geo k = {ishape[0] * ishape[1], ishape[2], ishape[3], oh, ow, mode};
     cl_mem sm = cl_mem_of(src), dm = cl_mem_of(dst), imm = cl_mem_of(im), lmm = cl_mem_of(lm);
     cl_long soff = src->offset;
-    cl_arg args[6] = {CLA(k), CLA(sm), CLA(soff), CLA(dm), CLA(imm), CLA(lmm)};
-    int rc = dst->numel ? cl_launch(d, kid, 6, args, cl_global_for(dst->numel), 0) : CRAFT_OK;
+    cl_arg args[5] = {CLA(sm), CLA(soff), CLA(dm), CLA(imm), CLA(lmm)};
+    int rc = dst->numel ? cl_launch_geo(d, kid, &k, sizeof k, 5, args, cl_global_for(dst->numel), 0) : CRAFT_OK;
     craft_tensor_release(im);
     craft_tensor_release(lm);
     return rc;
@@ -133,8 +133,8 @@ static int pad_run(int kid, const cl_pad_geo *k, const craft_tensor *src, craft_
     if (!dst->numel) return CRAFT_OK;
     cl_mem sm = cl_mem_of(src), dm = cl_mem_of(dst);
     cl_long soff = src->offset, n = dst->numel;
-    cl_arg args[5] = {{sizeof *k, k}, CLA(sm), CLA(soff), CLA(dm), CLA(n)};
-    return cl_launch(d, kid, 5, args, cl_global_for(n), 0);
+    cl_arg args[4] = {CLA(sm), CLA(soff), CLA(dm), CLA(n)};
+    return cl_launch_geo(d, kid, k, sizeof *k, 4, args, cl_global_for(n), 0);
 }
 
 int craft_cl_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor *y) {

@@ -8,6 +8,11 @@
  * `lines` lines: args, then LX. Rows (inner 1) get as many workers per line as fit their
  * length; columns go side by side so that reads coalesce. */
 int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner) {
+    return cl_nn_lines_geo(d, kid, NULL, 0, nargs, args, lines, n, inner);
+}
+
+int cl_nn_lines_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args, int64_t lines, int64_t n,
+                    int64_t inner) {
     if (lines <= 0) return CRAFT_OK;
     if (nargs > 15) return craft_fail(CRAFT_EINVAL, "line kernel: %d arguments", nargs);
     size_t local = cl_pow2_local(d, kid, 256), lx, ly = 1;
@@ -23,6 +28,7 @@ int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t
     cl_arg all[16];
     memcpy(all, args, (size_t)nargs * sizeof *args);
     all[nargs] = CLA(LX);
+    if (geo) return cl_launch_geo(d, kid, geo, gsize, nargs + 1, all, (size_t)groups * local, local);
     return cl_launch(d, kid, nargs + 1, all, (size_t)groups * local, local);
 }
 

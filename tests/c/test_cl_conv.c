@@ -17,7 +17,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int DEV = 1;   /* cl:0 */
+static int DEV = 1;   /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
 
 #include "cl_check.h"
 
