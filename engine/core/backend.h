@@ -247,6 +247,9 @@ int craft_kernels_all(int device, int dtype, const char *op, int n, const int *k
 /* Whether device has kernel kid for dtype (no error set). */
 int craft_device_supports(int device, int kid, int dtype);
 const char *craft_kernel_name(int kid);
+/* Tests: hide (off 1) or restore (off 0) kernel kid of device's back end, as if the table
+ * lacked it. */
+void craft_backend_test_disable(int device, int kid, int off);
 /* "cpu", "cl:0 (name)" in one of a few rotating per-thread buffers (several per message). */
 const char *craft_device_str(int device);
 

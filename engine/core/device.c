@@ -32,8 +32,26 @@ static int kernel_present(const craft_kernels *k, int kid) {
     return 0;
 }
 
+/* kernels hidden by craft_backend_test_disable, per back end (index in craft_backends) */
+#define MAX_BACKENDS 8
+static unsigned char hidden[MAX_BACKENDS][CRAFT_K_COUNT];
+
+static int backend_index(const craft_backend *b) {
+    for (int i = 0; i < craft_backend_count && i < MAX_BACKENDS; i++)
+        if (craft_backends[i] == b) return i;
+    return -1;
+}
+
+void craft_backend_test_disable(int device, int kid, int off) {
+    for (int i = 0; i < craft_backend_count && i < MAX_BACKENDS; i++) {
+        const craft_backend *b = craft_backends[i];
+        if (device >= b->code_base && device - b->code_base < b->code_count && kid >= 0 && kid < CRAFT_K_COUNT) hidden[i][kid] = off != 0;
+    }
+}
+
 static int supported(const craft_backend *b, int device, int kid, int dtype) {
-    if (!kernel_present(&b->k, kid)) return 0;
+    int bi = backend_index(b);
+    if (!kernel_present(&b->k, kid) || (bi >= 0 && hidden[bi][kid])) return 0;
     return b->supports ? b->supports(device, kid, dtype) : dtype == CRAFT_F32;
 }
 
@@ -48,11 +66,12 @@ int craft_device_supports(int device, int kid, int dtype) {
 int craft_kernels_for(int device, int kid, int dtype, const char *op, const craft_kernels **out) {
     const craft_backend *b = craft_backend_of(device, op);
     if (!b) return craft_last_status();
-    if (!supported(b, device, kid, dtype))
+    if (!supported(b, device, kid, dtype)) {
+        int bi = backend_index(b), present = kernel_present(&b->k, kid) && !(bi >= 0 && hidden[bi][kid]);
         return craft_fail(CRAFT_EUNSUPPORTED, "%s: the %s back end has no %s kernel%s%s (device %s); move the operands to a "
-                          "device that has it with :to()", op, b->name, craft_kernel_name(kid),
-                          kernel_present(&b->k, kid) ? " for " : "", kernel_present(&b->k, kid) ? craft_dtype_name(dtype) : "",
-                          craft_device_str(device));
+                          "device that has it with :to()", op, b->name, craft_kernel_name(kid), present ? " for " : "",
+                          present ? craft_dtype_name(dtype) : "", craft_device_str(device));
+    }
     *out = &b->k;
     return CRAFT_OK;
 }
