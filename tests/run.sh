@@ -59,6 +59,7 @@ for t in "$B"/tests/test_*; do
     esac
     run_one "$name" "$t"
 done
+run_one layers sh tools/check_layers.sh "$B"
 run_one lua "$B/craft" tests/lua/run.lua
 run_one report_render sh tests/report_render.sh "$B"
 run_one crash_resume sh tests/crash_resume.sh "$B"
