@@ -53,77 +53,101 @@ static float med3(float a, float b, float c) {
     return a > b ? (b > c ? b : (a > c ? c : a)) : (a > c ? a : (b > c ? c : b));
 }
 
-static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *items, ph_scratch *sc) {
-    const size_t N = (size_t)W * (size_t)W;
-    const float s = (float)W / 64.0f;
-    float *G = ph_salloc(sc, N), *S1 = ph_salloc(sc, N), *S2 = ph_salloc(sc, N), *Mb = ph_salloc(sc, N);
-    uint8_t *mask = (uint8_t *)ph_salloc(sc, N / 4 + 16), *lung[2];
-    lung[0] = (uint8_t *)ph_salloc(sc, N / 4 + 16);
-    lung[1] = (uint8_t *)ph_salloc(sc, N / 4 + 16);
-    int32_t *lab = (int32_t *)ph_salloc(sc, N);
-    float *edge = ph_salloc(sc, 6 * (size_t)W);   /* per row: outerL innerL innerR outerR, valid */
+/* One image's state between the steps of audit(). */
+typedef struct reading {
+    int W;
+    size_t N;
+    float s;                       /* pixel scale: W / 64 */
+    float *G, *S1, *S2, *Mb;       /* grey, smoothed grey, and two more planes of scratch */
+    uint8_t *mask, *lung[2];
+    int32_t *lab;
+    ph_comp comps[256];
+    float *edge;                   /* per row: outer left, inner left, inner right, outer right, valid */
+    float T;                       /* Otsu's threshold between lung and tissue */
+    double lung_area;
+    int jt, jb;                    /* the rows with both lungs */
+} reading;
+
+/* The lungs: the two largest dark regions (Otsu on the lightly smoothed grey image) that do not
+ * touch the border, holes filled, image-left first; 0 when there are not two. */
+static int find_lungs(reading *rd, const float *chw, ph_scratch *sc) {
+    size_t N = rd->N;
+    int W = rd->W;
+    float *G = rd->G, *S1 = rd->S1;
     for (size_t k = 0; k < N; k++) G[k] = (chw[k] + chw[N + k] + chw[2 * N + k]) * (1.0f / 3.0f);
     memcpy(S1, G, N * sizeof(float));
-    ph_blur(S1, W, W, 0.7f * s, sc);
-    float T = ph_otsu(S1, NULL, (int)N, 0.0f, 1.0f);
-    for (size_t k = 0; k < N; k++) mask[k] = S1[k] < T;
-    ph_comp comps[256];
-    int nc = ph_components(mask, W, W, lab, comps, 256, sc);
+    ph_blur(S1, W, W, 0.7f * rd->s, sc);
+    rd->T = ph_otsu(S1, NULL, (int)N, 0.0f, 1.0f);
+    for (size_t k = 0; k < N; k++) rd->mask[k] = S1[k] < rd->T;
+    ph_comp *comps = rd->comps;
+    int nc = ph_components(rd->mask, W, W, rd->lab, comps, 256, sc);
     int best[2] = {-1, -1};
     for (int c = 0; c < nc && c < 256; c++) {
         if (comps[c].touches_border || comps[c].area < (int)(0.01 * (double)N)) continue;
         if (best[0] < 0 || comps[c].area > comps[best[0]].area) { best[1] = best[0]; best[0] = c; }
         else if (best[1] < 0 || comps[c].area > comps[best[1]].area) best[1] = c;
     }
-    for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
-    *label = 0;
-    if (best[1] < 0) { items[I_NORMAL_HEART] = 1; items[I_CLEAR_LUNGS] = 1; return; }
+    if (best[1] < 0) return 0;
     if (comps[best[0]].cx > comps[best[1]].cx) { int t = best[0]; best[0] = best[1]; best[1] = t; }
-    double lung_area = 0.0;
+    rd->lung_area = 0.0;
     for (int side = 0; side < 2; side++) {
-        for (size_t k = 0; k < N; k++) lung[side][k] = lab[k] == best[side] + 1;
-        ph_fill_holes(lung[side], W, W, sc);
-        for (size_t k = 0; k < N; k++) lung_area += lung[side][k];
+        for (size_t k = 0; k < N; k++) rd->lung[side][k] = rd->lab[k] == best[side] + 1;
+        ph_fill_holes(rd->lung[side], W, W, sc);
+        for (size_t k = 0; k < N; k++) rd->lung_area += rd->lung[side][k];
     }
+    return 1;
+}
 
-    /* borders per row */
-    int jt = W, jb = -1;
+/* the lungs' four borders on every row that has both, to sub-pixel precision */
+static void row_borders(reading *rd) {
+    int W = rd->W;
+    rd->jt = W;
+    rd->jb = -1;
     for (int j = 0; j < W; j++) {
-        float *e = edge + 6 * (size_t)j;
+        float *e = rd->edge + 6 * (size_t)j;
         e[4] = 0.0f;
         int l0 = -1, l1 = -1, r0 = -1, r1 = -1;
-        const uint8_t *a = lung[0] + (size_t)j * W, *b = lung[1] + (size_t)j * W;
+        const uint8_t *a = rd->lung[0] + (size_t)j * W, *b = rd->lung[1] + (size_t)j * W;
         for (int i = 0; i < W; i++) {
             if (a[i]) { if (l0 < 0) l0 = i; l1 = i; }
             if (b[i]) { if (r0 < 0) r0 = i; r1 = i; }
         }
         if (l0 < 0 || r0 < 0) continue;
-        const float *row = S1 + (size_t)j * W;
-        e[0] = refine_edge(row, W, l0, -1, s);
-        e[1] = refine_edge(row, W, l1, +1, s);
-        e[2] = refine_edge(row, W, r0, -1, s);
-        e[3] = refine_edge(row, W, r1, +1, s);
+        const float *row = rd->S1 + (size_t)j * W;
+        e[0] = refine_edge(row, W, l0, -1, rd->s);
+        e[1] = refine_edge(row, W, l1, +1, rd->s);
+        e[2] = refine_edge(row, W, r0, -1, rd->s);
+        e[3] = refine_edge(row, W, r1, +1, rd->s);
         e[4] = 1.0f;
-        if (j < jt) jt = j;
-        if (j > jb) jb = j;
+        if (j < rd->jt) rd->jt = j;
+        if (j > rd->jb) rd->jb = j;
     }
-    float thorax = 0.0f, minL = 1e9f, maxR = -1e9f;
-    for (int j = jt + 1; j < jb; j++) {
-        const float *e0 = edge + 6 * (size_t)(j - 1), *e1 = edge + 6 * (size_t)j, *e2 = edge + 6 * (size_t)(j + 1);
+}
+
+/* thoracic width: the widest row distance between the lateral borders (rows median-filtered) */
+static float thorax_width(const reading *rd) {
+    float thorax = 0.0f;
+    for (int j = rd->jt + 1; j < rd->jb; j++) {
+        const float *e0 = rd->edge + 6 * (size_t)(j - 1), *e1 = rd->edge + 6 * (size_t)j, *e2 = rd->edge + 6 * (size_t)(j + 1);
         if (e0[4] == 0.0f || e1[4] == 0.0f || e2[4] == 0.0f) continue;
         float wdt = med3(e0[3], e1[3], e2[3]) - med3(e0[0], e1[0], e2[0]);
         if (wdt > thorax) thorax = wdt;
     }
-    int jm = jt + (int)(0.42f * (float)(jb - jt));
-    /* Heart borders: each lung's medial border from 42 % of the lung height down. Climbing from
-     * the lung's lowest row, that border first runs medially along the diaphragm, fast; the
-     * cardiophrenic angle is the first row where it stops doing so. The heart's extreme is the
-     * most lateral border position at or above that row. */
+    return thorax;
+}
+
+/* Heart borders: each lung's medial border from 42 % of the lung height down. Climbing from
+ * the lung's lowest row, that border first runs medially along the diaphragm, fast; the
+ * cardiophrenic angle is the first row where it stops doing so. The heart's extreme is the
+ * most lateral border position at or above that row. Gives the cardiac width (0: no borders). */
+static float heart_width(const reading *rd, ph_scratch *sc) {
+    int W = rd->W, jm = rd->jt + (int)(0.42f * (float)(rd->jb - rd->jt));
+    float minL = 1e9f, maxR = -1e9f;
     float *raw = ph_salloc(sc, (size_t)W), *xs = ph_salloc(sc, (size_t)W);
     for (int side = 0; side < 2; side++) {
         int n = 0;
-        for (int j = jm; j <= jb; j++) {
-            const float *e = edge + 6 * (size_t)j;
+        for (int j = jm; j <= rd->jb; j++) {
+            const float *e = rd->edge + 6 * (size_t)j;
             if (e[4] == 0.0f) break;
             raw[n++] = side == 0 ? -e[1] : e[2];          /* outward is +x for both sides */
         }
@@ -141,17 +165,28 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
         for (int t = 0; t <= corner; t++) if (xs[t] > ext) ext = xs[t];
         if (side == 0) minL = -ext; else maxR = ext;
     }
-    float heart = maxR > minL ? maxR - minL : 0.0f;
-    float ctr = thorax > 0.0f ? heart / thorax : 0.0f;
+    return maxR > minL ? maxR - minL : 0.0f;
+}
 
-    /* consolidation: smoothing restricted to the lungs less a border ring (no partial volume
-     * with the bright tissue around them); normalised convolution still gives every lung pixel
-     * a value */
-    uint8_t *core = (uint8_t *)S1;
-    lung_area = 0.0;
+/* what the consolidation search finds */
+typedef struct opacity { float area, zone, contrast; int sides_hit; } opacity;
+
+/* Consolidation: smoothing restricted to the lungs less a border ring (no partial volume with
+ * the bright tissue around them; normalised convolution still gives every lung pixel a value),
+ * candidates brighter than the lung's median by 0.3 of the lung/tissue gap, the largest one grown
+ * to half of its peak; its area (a fraction of the lungs'), zone and contrast. Reuses S1, G and
+ * Mb as byte masks. */
+static void find_consolidation(reading *rd, ph_scratch *sc, opacity *op) {
+    int W = rd->W;
+    size_t N = rd->N;
+    float s = rd->s, *G = rd->G, *S2 = rd->S2, *Mb = rd->Mb;
+    uint8_t *mask = rd->mask, *core = (uint8_t *)rd->S1;
+    int32_t *lab = rd->lab;
+    ph_comp *comps = rd->comps;
+    rd->lung_area = 0.0;
     for (size_t k = 0; k < N; k++) {
-        core[k] = mask[k] = lung[0][k] | lung[1][k];
-        lung_area += mask[k];
+        core[k] = mask[k] = rd->lung[0][k] | rd->lung[1][k];
+        rd->lung_area += mask[k];
     }
     int rounds = s < 1.5f ? 1 : (int)(s + 0.5f);
     for (int t = 0; t < rounds; t++) {
@@ -180,64 +215,89 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
         if (mask[k]) { S2[k] /= fmaxf(Mb[k], 1e-3f); if (core[k]) vals[nl++] = S2[k]; }
         else S2[k] = 0.0f;
     float Lb = ph_quantile(vals, nl, 0.5f, 0.0f, 1.0f);
-    float gap = fmaxf(T - Lb, 0.05f), thr = Lb + 0.3f * gap;
+    float gap = fmaxf(rd->T - Lb, 0.05f), thr = Lb + 0.3f * gap;
     uint8_t *cand = (uint8_t *)Mb, *seed = (uint8_t *)G;   /* G, Mb reused as byte masks */
     for (size_t k = 0; k < N; k++) cand[k] = core[k] && S2[k] > thr;
-    nc = ph_components(cand, W, W, lab, comps, 256, sc);
+    int nc = ph_components(cand, W, W, lab, comps, 256, sc);
     int bc = -1;
     for (int c = 0; c < nc && c < 256; c++)
-        if (comps[c].area >= 0.012 * lung_area && (bc < 0 || comps[c].area > comps[bc].area)) bc = c;
-    float cons_area = 0.0f, zone = 0.0f, contrast = 0.0f;
-    int sides_hit = 0;
-    if (bc >= 0) {
-        int n = 0;
-        for (size_t k = 0; k < N; k++) {
-            seed[k] = lab[k] == bc + 1;
-            if (seed[k]) vals[n++] = S2[k];
-        }
-        float peak = ph_quantile(vals, n, 0.9f, 0.0f, 1.0f), half = Lb + 0.5f * (peak - Lb);
-        contrast = (peak - Lb) / gap;
-        /* grow to half the peak: the half-level component that overlaps the seed most */
-        for (size_t k = 0; k < N; k++) cand[k] = mask[k] && S2[k] >= half;
-        int nh = ph_components(cand, W, W, lab, comps, 256, sc);
-        int *overlap = (int *)ph_salloc(sc, (size_t)nh + 1);
-        for (int c = 0; c <= nh; c++) overlap[c] = 0;
-        for (size_t k = 0; k < N; k++) if (seed[k] && lab[k]) overlap[lab[k]]++;
-        int seed_lab = 0;
-        for (int c = 1; c <= nh; c++) if (overlap[c] > overlap[seed_lab]) seed_lab = c;
-        double area = 0.0, sy = 0.0, per_side[2] = {0.0, 0.0};
-        for (size_t k = 0; k < N; k++) {
-            if (!seed_lab || lab[k] != seed_lab) continue;
-            area += 1.0;
-            sy += (double)(k / (size_t)W) + 0.5;
-            per_side[lung[1][k] ? 1 : 0] += 1.0;
-        }
-        if (area > 0.0) {
-            cons_area = (float)(area / lung_area);
-            int side = per_side[1] > per_side[0];
-            sides_hit = (per_side[0] > 0.1 * area) + (per_side[1] > 0.1 * area);
-            int top = W, bot = -1;
-            for (int j = 0; j < W; j++)
-                for (int i = 0; i < W; i++)
-                    if (lung[side][(size_t)j * W + i]) { if (j < top) top = j; if (j > bot) bot = j; break; }
-            float f = ((float)(sy / area) - (float)top) / (float)(bot - top + 1);
-            int z = (int)(3.0f * f);
-            zone = (float)(1 + 3 * side + (z < 0 ? 0 : (z > 2 ? 2 : z)));
-        }
+        if (comps[c].area >= 0.012 * rd->lung_area && (bc < 0 || comps[c].area > comps[bc].area)) bc = c;
+    op->area = 0.0f, op->zone = 0.0f, op->contrast = 0.0f;
+    op->sides_hit = 0;
+    if (bc < 0) return;
+    int n = 0;
+    for (size_t k = 0; k < N; k++) {
+        seed[k] = lab[k] == bc + 1;
+        if (seed[k]) vals[n++] = S2[k];
     }
-    int consolidation = cons_area >= 0.02f && contrast >= 0.4f;
+    float peak = ph_quantile(vals, n, 0.9f, 0.0f, 1.0f), half = Lb + 0.5f * (peak - Lb);
+    op->contrast = (peak - Lb) / gap;
+    /* grow to half the peak: the half-level component that overlaps the seed most */
+    for (size_t k = 0; k < N; k++) cand[k] = mask[k] && S2[k] >= half;
+    int nh = ph_components(cand, W, W, lab, comps, 256, sc);
+    int *overlap = (int *)ph_salloc(sc, (size_t)nh + 1);
+    for (int c = 0; c <= nh; c++) overlap[c] = 0;
+    for (size_t k = 0; k < N; k++) if (seed[k] && lab[k]) overlap[lab[k]]++;
+    int seed_lab = 0;
+    for (int c = 1; c <= nh; c++) if (overlap[c] > overlap[seed_lab]) seed_lab = c;
+    double area = 0.0, sy = 0.0, per_side[2] = {0.0, 0.0};
+    for (size_t k = 0; k < N; k++) {
+        if (!seed_lab || lab[k] != seed_lab) continue;
+        area += 1.0;
+        sy += (double)(k / (size_t)W) + 0.5;
+        per_side[rd->lung[1][k] ? 1 : 0] += 1.0;
+    }
+    if (area > 0.0) {
+        op->area = (float)(area / rd->lung_area);
+        int side = per_side[1] > per_side[0];
+        op->sides_hit = (per_side[0] > 0.1 * area) + (per_side[1] > 0.1 * area);
+        int top = W, bot = -1;
+        for (int j = 0; j < W; j++)
+            for (int i = 0; i < W; i++)
+                if (rd->lung[side][(size_t)j * W + i]) { if (j < top) top = j; if (j > bot) bot = j; break; }
+        float f = ((float)(sy / area) - (float)top) / (float)(bot - top + 1);
+        int z = (int)(3.0f * f);
+        op->zone = (float)(1 + 3 * side + (z < 0 ? 0 : (z > 2 ? 2 : z)));
+    }
+}
+
+/* One image: lungs, their borders, thoracic and cardiac widths, consolidation, then the
+ * measures, checklist verdicts and label. */
+static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *items, ph_scratch *sc) {
+    reading rd;
+    rd.W = W;
+    rd.N = (size_t)W * (size_t)W;
+    rd.s = (float)W / 64.0f;
+    size_t N = rd.N;
+    rd.G = ph_salloc(sc, N), rd.S1 = ph_salloc(sc, N), rd.S2 = ph_salloc(sc, N), rd.Mb = ph_salloc(sc, N);
+    rd.mask = (uint8_t *)ph_salloc(sc, N / 4 + 16);
+    rd.lung[0] = (uint8_t *)ph_salloc(sc, N / 4 + 16);
+    rd.lung[1] = (uint8_t *)ph_salloc(sc, N / 4 + 16);
+    rd.lab = (int32_t *)ph_salloc(sc, N);
+    rd.edge = ph_salloc(sc, 6 * (size_t)W);
+    int found = find_lungs(&rd, chw, sc);
+    for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
+    *label = 0;
+    if (!found) { items[I_NORMAL_HEART] = 1; items[I_CLEAR_LUNGS] = 1; return; }
+    row_borders(&rd);
+    float thorax = thorax_width(&rd), heart = heart_width(&rd, sc);
+    float ctr = thorax > 0.0f ? heart / thorax : 0.0f;
+    opacity op;
+    find_consolidation(&rd, sc, &op);
+
+    int consolidation = op.area >= 0.02f && op.contrast >= 0.4f;
     ms[M_CTR] = ctr;
-    ms[M_CONS_AREA] = consolidation ? cons_area : 0.0f;
-    ms[M_CONS_ZONE] = consolidation ? zone : 0.0f;
+    ms[M_CONS_AREA] = consolidation ? op.area : 0.0f;
+    ms[M_CONS_ZONE] = consolidation ? op.zone : 0.0f;
     ms[M_THORAX_W] = thorax / (float)W;
     ms[M_HEART_W] = heart / (float)W;
-    ms[M_LUNG_AREA] = (float)(lung_area / (double)N);
-    ms[M_CONS_CONTRAST] = contrast;
+    ms[M_LUNG_AREA] = (float)(rd.lung_area / (double)N);
+    ms[M_CONS_CONTRAST] = op.contrast;
     items[I_NORMAL_HEART] = ctr <= 0.5f;
     items[I_CLEAR_LUNGS] = !consolidation;
     items[I_CTR] = ctr > 0.5f;
     items[I_CONSOLIDATION] = (uint8_t)consolidation;
-    items[I_UNILATERAL] = consolidation && sides_hit == 1;
+    items[I_UNILATERAL] = consolidation && op.sides_hit == 1;
     if (consolidation && ctr > 0.5f) *label = ctr > 0.53f ? 1 : 2;
     else if (consolidation) *label = 2;
     else if (ctr > 0.5f) *label = 1;

@@ -62,53 +62,46 @@ static void dilate3(uint8_t *m, int W, uint8_t *tmp) {
     memcpy(m, tmp, (size_t)W * W);
 }
 
-static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *items, ph_scratch *sc) {
-    const size_t N = (size_t)W * (size_t)W;
-    const float s = (float)W / 64.0f;
-    const float *I[3] = {chw, chw + N, chw + 2 * N};
-    float *vals = ph_salloc(sc, N), *f = ph_salloc(sc, N), *fm = ph_salloc(sc, N);
-    uint8_t *mask = (uint8_t *)ph_salloc(sc, N / 4 + 16), *tmp = (uint8_t *)ph_salloc(sc, N / 4 + 16);
-    int32_t *lab = (int32_t *)ph_salloc(sc, N);
-    for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
-    *label = 0;
-
-    /* skin: the outer frame */
-    int band = (int)(0.12f * (float)W + 0.5f);
-    float skin[3], lum_med;
-    {
-        int n = 0;
+/* the skin: its colour (the median of the outer frame's brighter pixels) and the white-balance
+ * gains against the expected skin-tone line (0.94,0.78,0.70) - t (0.16,0.18,0.20) */
+static void read_skin(const float *const *I, int W, int band, float *vals, float *skin, float *gain) {
+    int n = 0;
+    for (int j = 0; j < W; j++)
+        for (int i = 0; i < W; i++)
+            if (i < band || j < band || i >= W - band || j >= W - band)
+                vals[n++] = (I[0][(size_t)j * W + i] + I[1][(size_t)j * W + i] + I[2][(size_t)j * W + i]) / 3.0f;
+    float lum_med = ph_quantile(vals, n, 0.75f, 0.0f, 1.0f);
+    for (int c = 0; c < 3; c++) {
+        int m = 0;
         for (int j = 0; j < W; j++)
-            for (int i = 0; i < W; i++)
-                if (i < band || j < band || i >= W - band || j >= W - band)
-                    vals[n++] = (I[0][(size_t)j * W + i] + I[1][(size_t)j * W + i] + I[2][(size_t)j * W + i]) / 3.0f;
-        lum_med = ph_quantile(vals, n, 0.75f, 0.0f, 1.0f);
-        for (int c = 0; c < 3; c++) {
-            int m = 0;
-            for (int j = 0; j < W; j++)
-                for (int i = 0; i < W; i++) {
-                    if (!(i < band || j < band || i >= W - band || j >= W - band)) continue;
-                    size_t k = (size_t)j * W + i;
-                    float L = (I[0][k] + I[1][k] + I[2][k]) / 3.0f;
-                    if (L > 0.8f * lum_med) vals[m++] = I[c][k];
-                }
-            skin[c] = m ? ph_quantile(vals, m, 0.5f, 0.0f, 1.0f) : 0.8f;
-        }
+            for (int i = 0; i < W; i++) {
+                if (!(i < band || j < band || i >= W - band || j >= W - band)) continue;
+                size_t k = (size_t)j * W + i;
+                float L = (I[0][k] + I[1][k] + I[2][k]) / 3.0f;
+                if (L > 0.8f * lum_med) vals[m++] = I[c][k];
+            }
+        skin[c] = m ? ph_quantile(vals, m, 0.5f, 0.0f, 1.0f) : 0.8f;
     }
-    /* white balance against the expected skin-tone line (0.94,0.78,0.70) - t (0.16,0.18,0.20) */
     const float s0[3] = {0.94f, 0.78f, 0.70f}, sd[3] = {0.16f, 0.18f, 0.20f};
     float num = 0, den = 0;
     for (int c = 0; c < 3; c++) { num += (s0[c] - skin[c]) * sd[c]; den += sd[c] * sd[c]; }
-    float tone = ph_clampf(num / den, -0.3f, 1.2f), gain[3];
+    float tone = ph_clampf(num / den, -0.3f, 1.2f);
     for (int c = 0; c < 3; c++) gain[c] = ph_clampf((s0[c] - tone * sd[c]) / fmaxf(skin[c], 0.05f), 0.6f, 1.6f);
+}
 
-    /* lesion: relative colour distance from the skin */
+/* The lesion: relative colour distance from the skin (smoothed into fm), thresholded above the
+ * skin's own texture, cleaned, the central component with its holes filled into mask; 0 when
+ * there is none. Gives the threshold T. */
+static int find_lesion(const float *const *I, int W, int band, const float *skin, float *vals, float *f, float *fm, uint8_t *mask,
+                       uint8_t *tmp, int32_t *lab, float *T_out, ph_scratch *sc) {
+    const size_t N = (size_t)W * (size_t)W;
     for (size_t k = 0; k < N; k++) {
         float d = 0.0f;
         for (int c = 0; c < 3; c++) { float e = (I[c][k] - skin[c]) / fmaxf(skin[c], 0.05f); d += e * e; }
         f[k] = sqrtf(d);
     }
     memcpy(fm, f, N * sizeof(float));
-    ph_blur(fm, W, W, 0.7f * s, sc);
+    ph_blur(fm, W, W, 0.7f * ((float)W / 64.0f), sc);
     /* every lesion colour is at least ~0.3 away from skin in relative terms; the threshold sits
      * above the skin's own texture */
     int nb = 0;
@@ -117,6 +110,7 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
             if (i < band || j < band || i >= W - band || j >= W - band) tmpf_store(vals, &nb, fm[(size_t)j * W + i]);
     float T = 0.12f + 3.0f * ph_quantile(vals, nb, 0.5f, 0.0f, 2.0f);
     if (T > 0.3f) T = 0.3f;
+    *T_out = T;
     for (size_t k = 0; k < N; k++) mask[k] = fm[k] > T;
     erode3(mask, W, tmp);
     dilate3(mask, W, tmp);
@@ -127,12 +121,18 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
         if (dx * dx + dy * dy > 0.09f * W * W || comps[c].area < 4) continue;
         if (best < 0 || comps[c].area > comps[best].area) best = c;
     }
-    if (best < 0) { items[I_SYM] = items[I_REG] = items[I_FEWCOL] = 1; return; }
+    if (best < 0) return 0;
     for (size_t k = 0; k < N; k++) mask[k] = lab[k] == best + 1;
     ph_fill_holes(mask, W, W, sc);
-    /* soft mask: a pixel's share of lesion is its colour distance over that of the lesion's rim
-     * (mixing skin and lesion colour moves the distance linearly), so the outline is sub-pixel */
-    float *m = vals;
+    return 1;
+}
+
+/* Soft mask m: a pixel's share of lesion is its colour distance over that of the lesion's rim
+ * (mixing skin and lesion colour moves the distance linearly), so the outline is sub-pixel;
+ * deep inside (3 px from the outline) the lesion is whole whatever its colour. Uses f and lab
+ * as scratch; gives the lesion's area in pixels. */
+static int soft_mask(int W, const uint8_t *mask, const float *fm, float T, float *m, uint8_t *tmp, float *f, int32_t *lab) {
+    const size_t N = (size_t)W * (size_t)W;
     int area = 0;
     memcpy(tmp, mask, N);
     uint8_t *rim = (uint8_t *)f;      /* f no longer needed */
@@ -150,16 +150,18 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
         if (mask[k] && m[k] < 0.5f && fm[k] >= T) m[k] = 0.5f;
         area += mask[k];
     }
-    /* deep inside (3 px from the outline) the lesion is whole whatever its colour */
     memcpy(rim, mask, N);
     for (int t = 0; t < 3; t++) erode3(rim, W, tmp);
     for (size_t k = 0; k < N; k++) if (rim[k]) m[k] = 1.0f;
-    ph_shape shp;
-    ph_shape_measure(m, W, W, &shp);
+    return area;
+}
 
-    /* colours of the lesion less its outermost pixel ring, where it is mixed with skin */
+/* colours of the lesion less its outermost pixel ring, where it is mixed with skin: each pixel
+ * (white-balanced) to the nearest palette colour within 0.2; the pixels counted */
+static int count_colours(const float *const *I, int W, uint8_t *mask, uint8_t *tmp, const float *gain, int *counts) {
+    const size_t N = (size_t)W * (size_t)W;
     erode3(mask, W, tmp);
-    int counts[NCOL] = {0}, n_in = 0;
+    int n_in = 0;
     for (size_t k = 0; k < N; k++) {
         if (!mask[k]) continue;
         float best_d = 1e9f;
@@ -172,6 +174,31 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
         n_in++;
         if (best_d < 0.2f * 0.2f) counts[bc]++;
     }
+    return n_in;
+}
+
+/* One image: skin and white balance, the lesion, its soft outline and shape, its colours, then
+ * the ABCD measures, checklist verdicts and label. */
+static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *items, ph_scratch *sc) {
+    const size_t N = (size_t)W * (size_t)W;
+    const float *I[3] = {chw, chw + N, chw + 2 * N};
+    float *vals = ph_salloc(sc, N), *f = ph_salloc(sc, N), *fm = ph_salloc(sc, N);
+    uint8_t *mask = (uint8_t *)ph_salloc(sc, N / 4 + 16), *tmp = (uint8_t *)ph_salloc(sc, N / 4 + 16);
+    int32_t *lab = (int32_t *)ph_salloc(sc, N);
+    for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
+    *label = 0;
+    int band = (int)(0.12f * (float)W + 0.5f);   /* skin: the outer frame */
+    float skin[3], gain[3], T;
+    read_skin(I, W, band, vals, skin, gain);
+    if (!find_lesion(I, W, band, skin, vals, f, fm, mask, tmp, lab, &T, sc)) {
+        items[I_SYM] = items[I_REG] = items[I_FEWCOL] = 1;
+        return;
+    }
+    int area = soft_mask(W, mask, fm, T, vals, tmp, f, lab);
+    ph_shape shp;
+    ph_shape_measure(vals, W, W, &shp);
+    int counts[NCOL] = {0}, n_in = count_colours(I, W, mask, tmp, gain, counts);
+
     int ncol = 0;
     for (int c = 0; c < NCOL; c++) ncol += n_in > 0 && counts[c] >= 0.08f * (float)n_in;
     float bwf = n_in ? (float)(counts[C_BG] + counts[C_WH]) / (float)n_in : 0.0f;

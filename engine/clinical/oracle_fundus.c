@@ -105,43 +105,61 @@ static float line_darkness(const float *p, int W, int i, int j, float s) {
     return best;
 }
 
-static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *items, ph_scratch *sc) {
-    const size_t N = (size_t)W * (size_t)W;
-    const float s = (float)W / 64.0f;
-    const float *R = chw, *G = chw + N, *B = chw + 2 * N;
-    float *L = ph_salloc(sc, N), *D = ph_salloc(sc, N);
-    uint8_t *field = (uint8_t *)ph_salloc(sc, N / 4 + 16);
-    for (size_t k = 0; k < N; k++) L[k] = (R[k] + G[k] + B[k]) * (1.0f / 3.0f);
-    float T = ph_otsu(L, NULL, (int)N, 0.0f, 1.0f);
+/* One image's state between the steps of audit(). */
+typedef struct reading {
+    int W;
+    size_t N;
+    float s;                       /* pixel scale: W / 64 */
+    const float *R, *G, *B;
+    float *L, *D, *vals, *tmp;     /* luminance (then the smoothed disc channel), disc channel, scratch */
+    uint8_t *field;                /* the camera's field of view */
+    float fcx, fcy, fr;            /* its centre and radius */
+    float dcx, dcy;                /* the optic disc's centre */
+    prof P;                        /* the radial profile around it */
+    double sig_img;                /* the image's blur */
+    double bRd, cdr;               /* the disc's radius and cup-to-disc ratio */
+} reading;
+
+/* the field of view: brighter than 0.6 of Otsu's threshold on the luminance; 0 when it covers
+ * under a tenth of the image */
+static int find_field(reading *rd) {
+    size_t N = rd->N;
+    int W = rd->W;
+    for (size_t k = 0; k < N; k++) rd->L[k] = (rd->R[k] + rd->G[k] + rd->B[k]) * (1.0f / 3.0f);
+    float T = ph_otsu(rd->L, NULL, (int)N, 0.0f, 1.0f);
     double fa = 0, fx = 0, fy = 0;
     for (size_t k = 0; k < N; k++) {
-        field[k] = L[k] > T * 0.6f;
-        if (field[k]) { fa += 1; fx += (double)(k % (size_t)W) + 0.5; fy += (double)(k / (size_t)W) + 0.5; }
+        rd->field[k] = rd->L[k] > T * 0.6f;
+        if (rd->field[k]) { fa += 1; fx += (double)(k % (size_t)W) + 0.5; fy += (double)(k / (size_t)W) + 0.5; }
     }
-    for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
-    *label = 0;
-    if (fa < 0.1 * (double)N) { items[I_HEALTHY_DISC] = items[I_NO_LESIONS] = 1; return; }
-    float fcx = (float)(fx / fa), fcy = (float)(fy / fa), fr = (float)sqrt(fa / PH_PI);
+    if (fa < 0.1 * (double)N) return 0;
+    rd->fcx = (float)(fx / fa), rd->fcy = (float)(fy / fa), rd->fr = (float)sqrt(fa / PH_PI);
+    return 1;
+}
 
-    /* ---- optic disc ---- */
-    for (size_t k = 0; k < N; k++) D[k] = G[k] + B[k];
-    float *Ds = L;   /* luminance no longer needed */
+/* The optic disc's centre: the brightest spot of green + blue (box-smoothed) inside the field,
+ * then the centroid of the half-level blob around it. Leaves the smoothed channel in L. */
+static void locate_disc(reading *rd, ph_scratch *sc) {
+    size_t N = rd->N;
+    int W = rd->W;
+    float s = rd->s, *D = rd->D;
+    for (size_t k = 0; k < N; k++) D[k] = rd->G[k] + rd->B[k];
+    float *Ds = rd->L;   /* luminance no longer needed */
     memcpy(Ds, D, N * sizeof(float));
     ph_box(Ds, W, W, (int)(4.0f * s + 0.5f), sc);
     int bi = W / 2, bj = W / 2;
     float bv = -1.0f;
     for (int j = 0; j < W; j++)
         for (int i = 0; i < W; i++) {
-            float dx = (float)i + 0.5f - fcx, dy = (float)j + 0.5f - fcy;
-            if (dx * dx + dy * dy > 0.8f * 0.8f * fr * fr) continue;
+            float dx = (float)i + 0.5f - rd->fcx, dy = (float)j + 0.5f - rd->fcy;
+            if (dx * dx + dy * dy > 0.8f * 0.8f * rd->fr * rd->fr) continue;
             if (Ds[(size_t)j * W + i] > bv) { bv = Ds[(size_t)j * W + i]; bi = i; bj = j; }
         }
-    /* centre: centroid of the half-level blob around the maximum */
     float win = 0.17f * (float)W;
-    float *vals = ph_salloc(sc, N);
+    rd->vals = ph_salloc(sc, N);
     int nv = 0;
-    for (size_t k = 0; k < N; k++) if (field[k]) vals[nv++] = D[k];
-    float bg = ph_quantile(vals, nv, 0.5f, 0.0f, 3.0f);
+    for (size_t k = 0; k < N; k++) if (rd->field[k]) rd->vals[nv++] = D[k];
+    float bg = ph_quantile(rd->vals, nv, 0.5f, 0.0f, 3.0f);
     memcpy(Ds, D, N * sizeof(float));
     ph_blur(Ds, W, W, 0.8f * s, sc);
     float peak = Ds[(size_t)bj * W + bi];
@@ -158,18 +176,23 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
             double wgt = fmin(1.0, (v - half) / (0.2 * (peak - half) + 1e-6));
             ca += wgt; cx += wgt * (i + 0.5); cy += wgt * (j + 0.5);
         }
-    float dcx = ca > 0 ? (float)(cx / ca) : (float)bi + 0.5f, dcy = ca > 0 ? (float)(cy / ca) : (float)bj + 0.5f;
+    rd->dcx = ca > 0 ? (float)(cx / ca) : (float)bi + 0.5f, rd->dcy = ca > 0 ? (float)(cy / ca) : (float)bj + 0.5f;
+}
 
-    /* radial profile: 0.5 px rings, 70 % upper-trimmed mean (vessels are dark) */
-    prof P;
+/* radial profile of green and blue around the disc: 0.5 px rings, 70 % upper-trimmed mean
+ * (vessels are dark); then the blurred-step tables on a 0.05 px grid for NSIG blurs */
+static void radial_profile(reading *rd, ph_scratch *sc) {
+    int W = rd->W;
+    size_t N = rd->N;
+    prof *P = &rd->P;
     const float bw = 0.5f;
     float rmax = 0.2f * (float)W;
-    P.K = (int)(rmax / bw);
-    if (P.K > NBIN_MAX) P.K = NBIN_MAX;
+    P->K = (int)(rmax / bw);
+    if (P->K > NBIN_MAX) P->K = NBIN_MAX;
     int *cnt = (int *)ph_salloc(sc, NBIN_MAX + 1), *start = (int *)ph_salloc(sc, NBIN_MAX + 1);
     float *ring = ph_salloc(sc, 2 * N);
     for (int k = 0; k <= NBIN_MAX; k++) cnt[k] = 0;
-    int i0 = (int)(dcx - rmax - 1), i1 = (int)(dcx + rmax + 1), j0 = (int)(dcy - rmax - 1), j1 = (int)(dcy + rmax + 1);
+    int i0 = (int)(rd->dcx - rmax - 1), i1 = (int)(rd->dcx + rmax + 1), j0 = (int)(rd->dcy - rmax - 1), j1 = (int)(rd->dcy + rmax + 1);
     if (i0 < 0) i0 = 0;
     if (j0 < 0) j0 = 0;
     if (i1 > W - 1) i1 = W - 1;
@@ -177,25 +200,25 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             int acc = 0;
-            for (int k = 0; k < P.K; k++) { start[k] = acc; acc += cnt[k]; cnt[k] = 0; }
+            for (int k = 0; k < P->K; k++) { start[k] = acc; acc += cnt[k]; cnt[k] = 0; }
         }
         for (int j = j0; j <= j1; j++)
             for (int i = i0; i <= i1; i++) {
-                float dx = (float)i + 0.5f - dcx, dy = (float)j + 0.5f - dcy;
+                float dx = (float)i + 0.5f - rd->dcx, dy = (float)j + 0.5f - rd->dcy;
                 int b = (int)(sqrtf(dx * dx + dy * dy) / bw);
-                if (b >= P.K) continue;
+                if (b >= P->K) continue;
                 if (pass == 1) {
                     size_t k = (size_t)j * W + i;
                     int at = start[b] + cnt[b];
-                    ring[2 * at] = G[k];
-                    ring[2 * at + 1] = B[k];
+                    ring[2 * at] = rd->G[k];
+                    ring[2 * at + 1] = rd->B[k];
                 }
                 cnt[b]++;
             }
     }
-    float *tmp = ph_salloc(sc, N);
+    float *tmp = rd->tmp = ph_salloc(sc, N);
     int K = 0;
-    for (int b = 0; b < P.K; b++) {
+    for (int b = 0; b < P->K; b++) {
         if (!cnt[b]) continue;
         for (int ch = 0; ch < 2; ch++) {
             for (int t = 0; t < cnt[b]; t++) tmp[t] = ring[2 * (start[b] + t) + ch];
@@ -203,37 +226,41 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
             int lo = (int)(0.3f * (float)cnt[b]);
             double acc = 0;
             for (int t = lo; t < cnt[b]; t++) acc += tmp[t];
-            P.p[ch][K] = acc / (cnt[b] - lo);
+            P->p[ch][K] = acc / (cnt[b] - lo);
         }
-        P.r[K] = (b + 0.5) * bw;
-        P.w[K] = cnt[b];
+        P->r[K] = (b + 0.5) * bw;
+        P->w[K] = cnt[b];
         K++;
     }
-    P.K = K;
-    /* blurred-step tables on a 0.05 px grid for NSIG blurs, then a coarse-to-fine search */
-    P.noff = 2 * (int)(rmax / RSTEP + 8);
-    P.tab = ph_salloc(sc, (size_t)NSIG * (size_t)P.noff);
+    P->K = K;
+    P->noff = 2 * (int)(rmax / RSTEP + 8);
+    P->tab = ph_salloc(sc, (size_t)NSIG * (size_t)P->noff);
     for (int si = 0; si < NSIG; si++) {
-        P.sig[si] = 0.3 * pow(1.25, si) * s;
-        for (int o = 0; o < P.noff; o++)
-            P.tab[(size_t)si * P.noff + o] = (float)(0.5 * erfc(-(o - P.noff / 2) * RSTEP / (1.41421356 * P.sig[si])));
+        P->sig[si] = 0.3 * pow(1.25, si) * rd->s;
+        for (int o = 0; o < P->noff; o++)
+            P->tab[(size_t)si * P->noff + o] = (float)(0.5 * erfc(-(o - P->noff / 2) * RSTEP / (1.41421356 * P->sig[si])));
     }
     for (int ch = 0; ch < 2; ch++) {
-        P.wpp[ch] = 0.0;
-        for (int k = 0; k < P.K; k++) { P.wp[ch][k] = P.w[k] * P.p[ch][k]; P.wpp[ch] += P.wp[ch][k] * P.p[ch][k]; }
+        P->wpp[ch] = 0.0;
+        for (int k = 0; k < P->K; k++) { P->wp[ch][k] = P->w[k] * P->p[ch][k]; P->wpp[ch] += P->wp[ch][k] * P->p[ch][k]; }
     }
-    /* the image's blur, read off the black field's circular edge (10 px band, 0.5 px rings,
-     * 25-75 % width = 1.349 sigma), bounds the blur of the disc's edge: without it a very soft
-     * image lets the two steps trade places */
+}
+
+/* The image's blur, read off the black field's circular edge (10 px band, 0.5 px rings, 25-75 %
+ * width = 1.349 sigma): it bounds the blur of the disc's edge, which without it a very soft
+ * image lets the two steps trade places. */
+static double image_blur(const reading *rd) {
+    int W = rd->W;
+    float s = rd->s;
     double eb[64] = {0}, ec[64] = {0};
     for (int j = 0; j < W; j++)
         for (int i = 0; i < W; i++) {
-            float dx = (float)i + 0.5f - fcx, dy = (float)j + 0.5f - fcy;
-            float d = sqrtf(dx * dx + dy * dy) - (fr - 6.0f * s);
+            float dx = (float)i + 0.5f - rd->fcx, dy = (float)j + 0.5f - rd->fcy;
+            float d = sqrtf(dx * dx + dy * dy) - (rd->fr - 6.0f * s);
             int b = (int)(d / (0.5f * s));
             if (d < 0.0f || b >= 20) continue;
             size_t k = (size_t)j * W + i;
-            eb[b] += (R[k] + G[k] + B[k]) / 3.0f;
+            eb[b] += (rd->R[k] + rd->G[k] + rd->B[k]) / 3.0f;
             ec[b] += 1.0;
         }
     double lin = 0, lout = 0;
@@ -247,10 +274,17 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
         prev = p;
     }
     double sig_img = r75 >= 0 && r25 > r75 ? (r25 - r75) * s / 1.349 : 0.6 * s;
-    sig_img = sqrt(fmax(sig_img * sig_img - 0.083 * s * s, 0.04 * s * s));
-    /* the disc's own edge is sharp: its blur is the image's, give or take one grid step */
+    return sqrt(fmax(sig_img * sig_img - 0.083 * s * s, 0.04 * s * s));
+}
+
+/* The disc's and the cup's radii: two blurred steps fitted to the profile, the disc's edge as
+ * sharp as the image (give or take one blur step), on a coarse grid and then twice finer. */
+static void fit_disc(reading *rd) {
+    const prof *P = &rd->P;
+    int W = rd->W;
+    float s = rd->s;
     int a_mid = 0;
-    for (int t = 1; t < NSIG; t++) if (fabs(log(P.sig[t] / sig_img)) < fabs(log(P.sig[a_mid] / sig_img))) a_mid = t;
+    for (int t = 1; t < NSIG; t++) if (fabs(log(P->sig[t] / rd->sig_img)) < fabs(log(P->sig[a_mid] / rd->sig_img))) a_mid = t;
     int a_lo = a_mid > 0 ? a_mid - 1 : 0, a_hi = a_mid < NSIG - 1 ? a_mid + 1 : NSIG - 1;
     double best = 1e30;
     int bnd = 0, bnc = 0, bsd = 0, bsc = 0;
@@ -260,7 +294,7 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
         for (int nc = (int)(0.1 * nd); nc <= (int)(0.95 * nd); nc += nstep)
             for (int a = a_lo; a <= a_hi; a++)
                 for (int b = a_lo; b < NSIG; b += 2) {
-                    double e = fit_sse(&P, nd, a, nc, b);
+                    double e = fit_sse(P, nd, a, nc, b);
                     if (e < best) { best = e; bnd = nd; bnc = nc; bsd = a; bsc = b; }
                 }
     for (int stage = 0; stage < 2; stage++) {
@@ -270,35 +304,44 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
                 for (int a = csd - 1 - (1 - stage); a <= csd + 1 + (1 - stage); a++)
                     for (int b = csc - 1 - (1 - stage); b <= csc + 1 + (1 - stage); b++) {
                         if (a < a_lo || a > a_hi || b < a_lo || b >= NSIG || nc < 1 || nc >= nd) continue;
-                        double e = fit_sse(&P, nd, a, nc, b);
+                        double e = fit_sse(P, nd, a, nc, b);
                         if (e < best) { best = e; bnd = nd; bnc = nc; bsd = a; bsc = b; }
                     }
     }
-    double bRd = bnd * RSTEP, bq = (double)bnc / (double)bnd;
-    float cdr = (float)bq, disc_r = (float)(bRd / W);
+    rd->bRd = bnd * RSTEP;
+    rd->cdr = (double)bnc / (double)bnd;
+}
 
-    /* ---- lesions ---- */
+/* Lesions: blob responses (Hessian eigenvalues at two scales of the relative green) away from the
+ * disc; dark and bright local maxima above thresholds that rise with the image's own noise and
+ * fall with its blur, dark ones not part of a vessel. Counts haemorrhages (darker), microaneurysms
+ * and exudates. */
+static void count_lesions(reading *rd, ph_scratch *sc, int *n_h, int *n_ma, int *n_ex) {
+    int W = rd->W;
+    size_t N = rd->N;
+    float s = rd->s, fcx = rd->fcx, fcy = rd->fcy, fr = rd->fr, *vals = rd->vals;
+    const float *G = rd->G;
     float *Gb = ph_salloc(sc, N), *Mb = ph_salloc(sc, N), *Gr = ph_salloc(sc, N);
-    for (size_t k = 0; k < N; k++) { Mb[k] = field[k]; Gb[k] = G[k] * field[k]; }
+    for (size_t k = 0; k < N; k++) { Mb[k] = rd->field[k]; Gb[k] = G[k] * rd->field[k]; }
     ph_blur(Gb, W, W, 4.0f * s, sc);
     ph_blur(Mb, W, W, 4.0f * s, sc);
-    for (size_t k = 0; k < N; k++) Gr[k] = field[k] ? G[k] / fmaxf(Gb[k] / fmaxf(Mb[k], 1e-3f), 0.02f) - 1.0f : 0.0f;
+    for (size_t k = 0; k < N; k++) Gr[k] = rd->field[k] ? G[k] / fmaxf(Gb[k] / fmaxf(Mb[k], 1e-3f), 0.02f) - 1.0f : 0.0f;
     float *S1 = Gb, *S2 = Mb;   /* reuse */
     memcpy(S1, Gr, N * sizeof(float));
     memcpy(S2, Gr, N * sizeof(float));
     const float sg1 = 0.9f * s, sg2 = 1.7f * s;
     ph_blur(S1, W, W, sg1, sc);
     ph_blur(S2, W, W, sg2, sc);
-    float *dark = Ds, *bright = tmp;
+    float *dark = rd->L, *bright = rd->tmp;
     int m = (int)(2.0f * s) + 1;
-    float excl = (float)bRd * 1.5f + 3.0f * s;
+    float excl = (float)rd->bRd * 1.5f + 3.0f * s;
     for (size_t k = 0; k < N; k++) dark[k] = bright[k] = 0.0f;
     for (int j = m; j < W - m; j++)
         for (int i = m; i < W - m; i++) {
             size_t k = (size_t)j * W + i;
             float dx = (float)i + 0.5f - fcx, dy = (float)j + 0.5f - fcy;
             if (dx * dx + dy * dy > 0.86f * 0.86f * fr * fr) continue;
-            float qx = (float)i + 0.5f - dcx, qy = (float)j + 0.5f - dcy;
+            float qx = (float)i + 0.5f - rd->dcx, qy = (float)j + 0.5f - rd->dcy;
             if (qx * qx + qy * qy < excl * excl) continue;
             float a0, a1, b0, b1;
             hess_eig(S1, W, i, j, &a0, &a1);
@@ -308,7 +351,6 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
             dark[k] = fmaxf(d1, d2);
             bright[k] = fmaxf(e1, e2);
         }
-    int n_h = 0, n_ma = 0, n_ex = 0;
     /* thresholds rise with the image's own noise: the robust spread (MAD) of the blob responses
      * and of the fine residual (relative green minus its smoothing) over the field */
     int nv2 = 0;
@@ -326,7 +368,7 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     float mad_d = 1.4826f * ph_quantile(vals, nv2, 0.5f, 0.0f, 1.0f);
     /* a blurrier image (blur read off the field edge) dims small blobs: a 0.85 px dot seen at
      * the 0.9 px scale keeps r^2 / (r^2 + 2 (sigma^2 + 0.81)) of its contrast */
-    float sb = (float)(sig_img / s), dim = 3.06f / (0.72f + 2.0f * (fmaxf(sb, 0.6f) * fmaxf(sb, 0.6f) + 0.81f));
+    float sb = (float)(rd->sig_img / s), dim = 3.06f / (0.72f + 2.0f * (fmaxf(sb, 0.6f) * fmaxf(sb, 0.6f) + 0.81f));
     const float t_dark = fmaxf(0.06f * dim, med_d + 5.0f * mad_d), g_dark = fmaxf(0.08f * dim, 1.5f * nu);
     const float t_bright = fmaxf(0.12f * dim, med_d + 6.5f * mad_d), g_bright = fmaxf(0.15f * dim, 2.0f * nu);
     for (int j = m; j < W - m; j++)
@@ -344,19 +386,44 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
             /* a vessel (or a branching) is as dark along some line through the point as at
              * the point itself; a blob is not */
             if (is_max_d && line_darkness(S1, W, i, j, s) < 0.65f * -S1[k]) {
-                if (S1[k] < -0.27f) n_h++; else n_ma++;
+                if (S1[k] < -0.27f) (*n_h)++; else (*n_ma)++;
             }
-            if (is_max_b) n_ex++;
+            if (is_max_b) (*n_ex)++;
         }
+}
+
+/* One image: field of view, optic disc centre, radial profile, image blur, disc and cup fit,
+ * lesions, then the measures, checklist verdicts and label. */
+static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *items, ph_scratch *sc) {
+    reading rd;
+    memset(&rd, 0, sizeof rd);
+    rd.W = W;
+    rd.N = (size_t)W * (size_t)W;
+    rd.s = (float)W / 64.0f;
+    size_t N = rd.N;
+    rd.R = chw, rd.G = chw + N, rd.B = chw + 2 * N;
+    rd.L = ph_salloc(sc, N), rd.D = ph_salloc(sc, N);
+    rd.field = (uint8_t *)ph_salloc(sc, N / 4 + 16);
+    int found = find_field(&rd);
+    for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
+    *label = 0;
+    if (!found) { items[I_HEALTHY_DISC] = items[I_NO_LESIONS] = 1; return; }
+    locate_disc(&rd, sc);
+    radial_profile(&rd, sc);
+    rd.sig_img = image_blur(&rd);
+    fit_disc(&rd);
+    float cdr = (float)rd.cdr, disc_r = (float)(rd.bRd / W);
+    int n_h = 0, n_ma = 0, n_ex = 0;
+    count_lesions(&rd, sc, &n_h, &n_ma, &n_ex);
 
     ms[M_CDR] = cdr;
     ms[M_DISC_R] = disc_r;
-    ms[M_DISC_X] = dcx / (float)W;
-    ms[M_DISC_Y] = dcy / (float)W;
+    ms[M_DISC_X] = rd.dcx / (float)W;
+    ms[M_DISC_Y] = rd.dcy / (float)W;
     ms[M_N_HAEM] = (float)n_h;
     ms[M_N_MA] = (float)n_ma;
     ms[M_N_EX] = (float)n_ex;
-    ms[M_FIELD_R] = fr / (float)W;
+    ms[M_FIELD_R] = rd.fr / (float)W;
     int lesions = n_h + n_ma + n_ex;
     items[I_HEALTHY_DISC] = cdr <= 0.6f;
     items[I_NO_LESIONS] = lesions == 0;
