@@ -5,13 +5,17 @@ CC       ?= gcc
 BUILD    ?= build
 OPT      ?= -O2 -march=native
 SAN      ?=
+# LuaJIT's flags from pkg-config unless given (bench/gpu.sh gives them when it builds against its
+# bundle on a machine without pkg-config)
+LUAJIT_CFLAGS ?= $(shell pkg-config --cflags luajit)
+LUAJIT_LIBS   ?= $(shell pkg-config --libs luajit)
 CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC -fopenmp \
               -Wall -Wextra -Wno-unused-parameter -Wshadow -g $(OPT) $(SAN) \
-              -Iengine -I$(BUILD)/gen $(shell pkg-config --cflags luajit) -I/usr/include/stb \
+              -Iengine -I$(BUILD)/gen $(LUAJIT_CFLAGS) -I/usr/include/stb \
               -DCL_TARGET_OPENCL_VERSION=120
 CFLAGS  += $(CFLAGS_BASE)
 LIBS     = -ldnnl -lzip -lz -ljansson -lcsv -lstb -lm -lpthread
-LUALIBS  = $(shell pkg-config --libs luajit) -ledit
+LUALIBS  = $(LUAJIT_LIBS) -ledit
 LDFLAGS += -fopenmp $(SAN)
 
 # engine/ is in folders by layer (engine/README.md): core, cpu, cl, io, text, clinical; the

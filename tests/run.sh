@@ -45,21 +45,24 @@ ncl=$("$B/craft" devices 2>/dev/null | grep -cE '^  cl:[0-9]+ ')
 for t in "$B"/tests/test_*; do
     case "$t" in *.stderr) continue ;; esac
     [ -x "$t" ] || continue
-    name=$(basename "$t")
-    case "$name" in
+    tname=$(basename "$t")   # not "name": run_one sets that
+    case "$tname" in
     test_cl*)
         if [ "$ncl" -gt 0 ]; then
             i=0
             while [ "$i" -lt "$ncl" ]; do
-                run_one "$name@cl:$i" env CRAFT_TEST_DEVICE="cl:$i" "$t"
+                run_one "$tname@cl:$i" env CRAFT_TEST_DEVICE="cl:$i" "$t"
                 i=$((i + 1))
             done
             continue
         fi ;;
     esac
-    run_one "$name" "$t"
+    run_one "$tname" "$t"
 done
 run_one layers sh tools/check_layers.sh "$B"
+# bench/gpu.sh end to end on PoCL with tiny shapes (install, build, the cl tests, both benches
+# and their peers where torch is importable, the table): seconds
+run_one gpu_dry_run sh bench/gpu.sh --dry-run --build-dir "$B"
 run_one lua "$B/craft" tests/lua/run.lua
 run_one report_render sh tests/report_render.sh "$B"
 run_one crash_resume sh tests/crash_resume.sh "$B"
