@@ -62,7 +62,7 @@ static inline void geom_offsets(__global const craft_geom *g, long i, long *o, i
 /* Grid-stride loop over the n elements of a launch. */
 #define FOR_EACH(i, n) for (long i = get_global_id(0); i < (n); i += get_global_size(0))
 
-/* float16 and bfloat16 as bits, converted exactly as engine/dtype.c does (round to nearest
+/* float16 and bfloat16 as bits, converted exactly as engine/core/dtype.c does (round to nearest
  * even, NaN kept NaN), so storage conversions match the CPU on devices without cl_khr_fp16. */
 static inline float half_bits_to_float(ushort h) {
     uint sign = ((uint)h & 0x8000u) << 16, e = ((uint)h >> 10) & 0x1fu, man = (uint)h & 0x3ffu, bits;

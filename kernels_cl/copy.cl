@@ -1,8 +1,9 @@
 /* copy.cl: strided, broadcasting copies between device tensors: same-dtype copies by element
  * size (copy_1 .. copy_8, also used for fill from a one-element source), and dtype conversion
- * (convert). Conversion follows engine/tensor.c: every value goes through double when the
- * device has fp64 (the same bits as the CPU); without fp64, float values go through float and
- * integer-to-integer conversions through long. */
+ * (convert). Conversion follows the CPU's craft_load_double / craft_store_double
+ * (engine/core/internal.h): every value goes through double when the device has fp64 (the same
+ * bits as the CPU); without fp64, float values go through float and integer-to-integer
+ * conversions through long, saturating like the CPU's (sat_int). */
 
 #define COPY(bytes, T) \
 __kernel void copy_##bytes(GEO_ARGS, const long n, __global T *d, __global const T *s) { \

@@ -1,6 +1,6 @@
 /* elementwise.cl: unary, binary, tensor-scalar, compare, clamp and where kernels, forward and
  * backward, on strided broadcasting f32 operands (geometry in common.cl). The formulas are
- * engine/ops_elementwise.c's, one function per op; the UNARY / BINARY macros below generate a
+ * engine/cpu/cpu_elementwise.c's, one function per op; the UNARY / BINARY macros below generate a
  * kernel per op from one template, named unary_<op>, unary_grad_<op>, binary_<op> and
  * scalar_<op> (the host looks them up by those names, in craft_unary_op order). */
 

@@ -1,5 +1,5 @@
 /* norm.cl: group_norm and layer_norm on cl devices (engine/cl/cl_norm.c), with the formulas of
- * engine/ops_norm.c. Both normalise contiguous rows of M elements (lines of attention.cl's
+ * engine/cpu/cpu_norm.c. Both normalise contiguous rows of M elements (lines of attention.cl's
  * helpers with inner 1): group_norm's row r is the (n, g) block of Cg channels of S elements
  * each, so element k has channel (r % G) Cg + k / S; layer_norm is the case G = 1, Cg = M,
  * S = 1 (channel = k). ln selects layer_norm's rounding of the affine step.

@@ -1,5 +1,5 @@
 /* optim.cl: optimiser steps in place on strided f32 tensors, step for step the float32
- * arithmetic of engine/optim.c (constants computed on the host the same way), so that with
+ * arithmetic of engine/cpu/cpu_optim.c (constants computed on the host the same way), so that with
  * correctly rounded division and sqrt the device gives the CPU's bits. */
 
 /* operands: param, grad, m, v */

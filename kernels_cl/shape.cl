@@ -1,6 +1,6 @@
 /* shape.cl: avg_pool2d, interpolate, pad and embedding / timestep embedding kernels for
  * engine/cl/cl_shape.c. Every backward is a gather (one work-item per input element, no
- * atomics) that adds its terms in the order the CPU's scatter-add does (engine/ops_resize.c,
+ * atomics) that adds its terms in the order the CPU's scatter-add does (engine/cpu/cpu_resize.c,
  * ops_shape.c, ops_embed.c), so forward and backward agree with the CPU bit for bit; only the
  * timestep embedding's sin / cos come from the device's libm. */
 

@@ -1,5 +1,5 @@
 /* cpu_elementwise.c: the CPU's elementwise kernels (core/backend.h's contracts) on the
- * strided iterator (iter.c): every operand is broadcast to the output's shape through byte
+ * strided iterator (cpu_iter.c): every operand is broadcast to the output's shape through byte
  * strides, dims are coalesced and the work split over OpenMP threads. Compute is float32. */
 #include "cpu/cpu_kernels.h"
 #include <math.h>
