@@ -537,7 +537,10 @@ const char *craft_oracle_item_name(int m, int i);
 int craft_oracle_item_class(int m, int i);   /* the class whose checklist item i belongs to */
 /* Measures n images (CHW float32 in [0,1], size >= 32; inputs under 64 px are resampled to 64).
  * Outputs, each may be NULL: measures (n * measure_count), labels (n), items (n * item_count,
- * 0/1 verdicts). */
+ * 0/1 verdicts). A label is CRAFT_ORACLE_UNDETERMINED (-1) when the oracle could not measure
+ * the image (no lung fields, no lesion, no fundus disc): it never turns that into a class, and
+ * such an image satisfies no checklist item. */
+#define CRAFT_ORACLE_UNDETERMINED (-1)
 int craft_oracle_audit(int m, int n, int size, const float *images, float *measures,
                        int32_t *labels, uint8_t *items);
 

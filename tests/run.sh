@@ -65,6 +65,7 @@ run_one layers sh tools/check_layers.sh "$B"
 run_one gpu_dry_run sh bench/gpu.sh --dry-run --build-dir "$B"
 run_one lua "$B/craft" tests/lua/run.lua
 run_one report_render sh tests/report_render.sh "$B"
+run_one study_browser sh tests/study_browser.sh "$B"
 run_one crash_resume sh tests/crash_resume.sh "$B"
 if [ -n "$FUZZ_DIR" ] && ls "$FUZZ_DIR"/fuzz_* >/dev/null 2>&1; then
     run_one fuzz sh tests/fuzz/run.sh "$FUZZ_DIR" "${FUZZ_SECONDS:-5}"

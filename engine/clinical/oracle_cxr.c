@@ -278,7 +278,8 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     int found = find_lungs(&rd, chw, sc);
     for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
     *label = 0;
-    if (!found) { items[I_NORMAL_HEART] = 1; items[I_CLEAR_LUNGS] = 1; return; }
+    /* no two lung fields: nothing can be measured, and the image is no class at all */
+    if (!found) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
     row_borders(&rd);
     float thorax = thorax_width(&rd), heart = heart_width(&rd, sc);
     float ctr = thorax > 0.0f ? heart / thorax : 0.0f;
@@ -293,6 +294,8 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     ms[M_HEART_W] = heart / (float)W;
     ms[M_LUNG_AREA] = (float)(rd.lung_area / (double)N);
     ms[M_CONS_CONTRAST] = op.contrast;
+    /* a thorax or heart whose borders were not found is not a normal heart (ctr would read 0) */
+    if (thorax <= 0.0f || heart <= 0.0f) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
     items[I_NORMAL_HEART] = ctr <= 0.5f;
     items[I_CLEAR_LUNGS] = !consolidation;
     items[I_CTR] = ctr > 0.5f;

@@ -121,7 +121,9 @@ static int find_lesion(const float *const *I, int W, int band, const float *skin
         if (dx * dx + dy * dy > 0.09f * W * W || comps[c].area < 4) continue;
         if (best < 0 || comps[c].area > comps[best].area) best = c;
     }
-    if (best < 0) return 0;
+    /* no lesion near the centre, or a "lesion" that is the whole frame (no skin around it):
+     * neither a nevus nor a melanoma can be read off the image */
+    if (best < 0 || comps[best].area > 0.7 * (double)N) return 0;
     for (size_t k = 0; k < N; k++) mask[k] = lab[k] == best + 1;
     ph_fill_holes(mask, W, W, sc);
     return 1;
@@ -190,10 +192,7 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     int band = (int)(0.12f * (float)W + 0.5f);   /* skin: the outer frame */
     float skin[3], gain[3], T;
     read_skin(I, W, band, vals, skin, gain);
-    if (!find_lesion(I, W, band, skin, vals, f, fm, mask, tmp, lab, &T, sc)) {
-        items[I_SYM] = items[I_REG] = items[I_FEWCOL] = 1;
-        return;
-    }
+    if (!find_lesion(I, W, band, skin, vals, f, fm, mask, tmp, lab, &T, sc)) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
     int area = soft_mask(W, mask, fm, T, vals, tmp, f, lab);
     ph_shape shp;
     ph_shape_measure(vals, W, W, &shp);

@@ -138,8 +138,9 @@ static int find_field(reading *rd) {
 }
 
 /* The optic disc's centre: the brightest spot of green + blue (box-smoothed) inside the field,
- * then the centroid of the half-level blob around it. Leaves the smoothed channel in L. */
-static void locate_disc(reading *rd, ph_scratch *sc) {
+ * then the centroid of the half-level blob around it; 0 when no spot stands out of the fundus.
+ * Leaves the smoothed channel in L. */
+static int locate_disc(reading *rd, ph_scratch *sc) {
     size_t N = rd->N;
     int W = rd->W;
     float s = rd->s, *D = rd->D;
@@ -166,6 +167,8 @@ static void locate_disc(reading *rd, ph_scratch *sc) {
     for (int j = (int)(bj - win); j <= (int)(bj + win); j++)
         for (int i = (int)(bi - win); i <= (int)(bi + win); i++)
             if (i >= 0 && j >= 0 && i < W && j < W && Ds[(size_t)j * W + i] > peak) peak = Ds[(size_t)j * W + i];
+    /* no disc brighter than the fundus around it: nothing to grade */
+    if (peak - bg < 0.05f) return 0;
     float half = 0.5f * (bg + peak);
     double ca = 0, cx = 0, cy = 0;
     for (int j = (int)(bj - win); j <= (int)(bj + win); j++)
@@ -177,6 +180,7 @@ static void locate_disc(reading *rd, ph_scratch *sc) {
             ca += wgt; cx += wgt * (i + 0.5); cy += wgt * (j + 0.5);
         }
     rd->dcx = ca > 0 ? (float)(cx / ca) : (float)bi + 0.5f, rd->dcy = ca > 0 ? (float)(cy / ca) : (float)bj + 0.5f;
+    return 1;
 }
 
 /* radial profile of green and blue around the disc: 0.5 px rings, 70 % upper-trimmed mean
@@ -407,8 +411,8 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     int found = find_field(&rd);
     for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
     *label = 0;
-    if (!found) { items[I_HEALTHY_DISC] = items[I_NO_LESIONS] = 1; return; }
-    locate_disc(&rd, sc);
+    /* no fundus disc in the image, or no optic disc brighter than the fundus: nothing to grade */
+    if (!found || !locate_disc(&rd, sc)) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
     radial_profile(&rd, sc);
     rd.sig_img = image_blur(&rd);
     fit_disc(&rd);

@@ -507,12 +507,18 @@ function CAS:tail(cas, labels)
 end
 
 ---------------------------------------------------------------- reward mode
--- reward(images, labels, weights) -> tensor [N] = sum_d w_d z_d, differentiable in images
--- (every step is a craft op). weights default to the recipe's reward_weights; a dimension
--- missing from `weights` has weight 0. cap (nil: the recipe's reward_cap; false: none) caps
--- each weighted dimension (see reward_cap above).
-function CAS:reward(images, labels, weights, cap)
+-- reward(images, labels, weights, cap, {scales=, transform=}) -> tensor [N] = sum_d w_d z_d,
+-- differentiable in images (every step is a craft op). weights default to the recipe's
+-- reward_weights; a dimension missing from `weights` has weight 0. cap (nil: the recipe's
+-- reward_cap; false: none) caps each weighted dimension (see reward_cap above); transform = 'log'
+-- compresses each term below -1 logarithmically; scales = {dim -> positive number} divides each
+-- dimension's term.
+function CAS:reward(images, labels, weights, cap, o)
   if not self.calib then argerror('cas: call cas:calibrate before reward') end
+  o = require('craft.core').want('cas.reward', 'options', o, 'table', true) or {}
+  require('craft.core').want('cas.reward', 'options.scales', o.scales, 'table', true)
+  if o.transform and o.transform ~= 'log' then argerror(('cas.reward: transform %q (false or log)'):format(tostring(o.transform))) end
+  local scales = o.scales
   weights = weights or self.reward_weights
   local ys = label_list(labels)
   local dims = active(self, weights)
@@ -532,6 +538,16 @@ function CAS:reward(images, labels, weights, cap)
     if c == nil then c = self.reward_cap end
     if type(c) == 'table' then c = c[d] end
     if c then term = term:clamp(nil, c * math.abs(weights[d])) end
+    -- transform 'log': below -1 a term counts as -1 - log(-term), so an image far out on one
+    -- dimension (z of -800 where the real images agree closely) weighs like one at -e^k, not
+    -- 800 times one at -1, and the batch's gradient is not owned by its few worst images
+    if o.transform == 'log' then
+      term = F.where(term:ge(-1), term, (term:neg():clamp(1, nil)):log():neg() - 1)
+    end
+    -- scales: each weighted dimension divided by its spread on the generator's own images, so
+    -- that a dimension whose real images agree closely (a tiny standard deviation, huge z) does not
+    -- own the whole gradient
+    if scales and scales[d] then term = term * (1 / scales[d]) end
     R = R and R + term or term
   end
   return R

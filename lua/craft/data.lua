@@ -232,6 +232,7 @@ end
 function data.take(x, idx)
   want('data.take', 'x', x, 'tensor')
   want('data.take', 'indices', idx, 'table')
+  require('craft.core').want_items('data.take', 'indices', idx, 'number')
   if x:dim() == 0 then argerror('data.take: x must have a first dim to take rows of, got a 0-d tensor') end
   local n = x:size(1)
   local flat = x:reshape(n, -1)

@@ -12,6 +12,28 @@ local M = {}
 
 local function exists(p) local f = io.open(p) if f then f:close() return true end return false end
 
+-- What an experiment needs to keep the reward and the judge apart (craft.experiment.independence):
+-- the folder, its weight files, and the data the model was trained on when the folder says so
+-- (craft_training.json's `data`: a list of provenance entries, see docs/evaluation.md).
+local function describe(kind, dir, adapter)
+  local want = require('craft.core').want
+  want('encoders.describe', 'kind', kind, 'string')
+  want('encoders.describe', 'dir', dir, 'string')
+  want('encoders.describe', 'adapter', adapter, 'table')
+  adapter.dir = dir
+  adapter.files = {}
+  for _, f in ipairs { 'model.safetensors', 'diffusion_pytorch_model.safetensors', 'pytorch_model.safetensors' } do
+    if exists(dir .. '/' .. f) then adapter.files[#adapter.files + 1] = dir .. '/' .. f end
+  end
+  if exists(dir .. '/craft_training.json') then
+    local ok, t = pcall(require('craft.io').read_json, dir .. '/craft_training.json')
+    if ok and type(t) == 'table' and type(t.data) == 'table' then adapter.trained_on = t.data end
+  end
+  adapter.kind = kind
+  return adapter
+end
+M.describe = describe
+
 local function frozen(model)
   model:eval()
   model:requires_grad_(false)
@@ -36,14 +58,14 @@ function M.clip(dir)
   -- the temperature the model was trained with (1 / exp(logit_scale)): the CAS default for its
   -- softmax and checklist sigmoids, so a confident model does not saturate them
   local temperature = 1 / math.exp(model._params.logit_scale:item())
-  return {
+  return describe('clip', dir, {
     name = 'clip:' .. dir, model = model, tokenizer = tok, temperature = temperature,
     encode_image = function(images) return model:encode_image(clip.preprocess(images, prep)) end,
     encode_text = function(texts)
       local ids = tok:encode(texts, { max_len = model.config.text_config.max_position_embeddings or 77 })
       return model:encode_text(ids)
     end,
-  }
+  })
 end
 
 -- dinov2(dir): a Dinov2Model folder as the vision encoder F (the class token).
@@ -53,8 +75,8 @@ function M.dinov2(dir)
   local model = frozen(dino.from_pretrained(dir))
   local prep = prep_options(dir, dino.MEAN, dino.STD, model.config and model.config.image_size or 224)
   local clip = require 'craft.models.clip'
-  return { name = 'dinov2:' .. dir, model = model,
-    encode = function(images) return model(clip.preprocess(images, prep)).pooler_output end }
+  return describe('dinov2', dir, { name = 'dinov2:' .. dir, model = model,
+    encode = function(images) return model(clip.preprocess(images, prep)).pooler_output end })
 end
 
 -- resnet(dir): a ResNetModel folder as an out-of-family vision encoder (pooled features).
@@ -66,7 +88,7 @@ function M.resnet(dir)
   local clip = require 'craft.models.clip'
   local native = model.config and model.config.image_size
   local prep = exists(dir .. '/preprocessor_config.json') and clip.preprocess_config(dir .. '/preprocessor_config.json') or nil
-  return { name = 'resnet:' .. dir, model = model,
+  return describe('resnet', dir, { name = 'resnet:' .. dir, model = model,
     encode = function(images)
       local x = prep and clip.preprocess(images, prep)
         or (images - T.tensor(dino.MEAN):reshape(1, 3, 1, 1)) / T.tensor(dino.STD):reshape(1, 3, 1, 1)
@@ -74,7 +96,7 @@ function M.resnet(dir)
         x = F.interpolate(x, { size = { native, native }, mode = 'bilinear' })
       end
       return model(x).features
-    end }
+    end })
 end
 
 return M

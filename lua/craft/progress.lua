@@ -22,6 +22,10 @@ end
 
 local Bar = {}
 Bar.__index = Bar
+-- P.watch, when set, is called at most once a second from every bar's update (a worker of a
+-- parallel experiment uses it to stop when the experiment that started it is gone)
+local P = {}
+local last_watch = 0
 
 local function new(total, label)
   local tty = ffi.C.isatty(2) ~= 0
@@ -31,6 +35,10 @@ local function new(total, label)
 end
 
 function Bar:update(i, extra)
+  if P.watch then
+    local tw = now()
+    if tw - last_watch >= 1 then last_watch = tw; P.watch() end
+  end
   if not self.enabled then return end
   local t = now()
   if self.tty and t - self.last < 0.1 and i < self.total then return end
@@ -68,4 +76,5 @@ function Bar:done(msg)
   io.stderr:write(('%s: %d in %s%s\n'):format(self.label, self.total, clock(el), msg and (', ' .. msg) or ''))
 end
 
-return setmetatable({ new = new }, { __call = function(_, total, label) return new(total, label) end })
+P.new = new
+return setmetatable(P, { __call = function(_, total, label) return new(total, label) end })

@@ -17,6 +17,10 @@
 --     bootstrap = {n = 1000, seed = 0}, grid = {per_class = 4}, bins = 30,
 --   })
 -- Every method field but name, cas and labels is optional; the page shows what it is given.
+-- Optional page-level fields: preamble (HTML placed before the CAS sections: an experiment's
+-- headline table), headline = {columns = {...}, rows = {{...}}} (then summary.csv holds these rows
+-- instead of the per-method CAS summary), cas_label (what the CAS is, e.g. "the judge's CAS"),
+-- ood_label (what the second CAS, ood_cas, is).
 -- Tails are shares of a method's images whose CAS is below their class's threshold; CIs are
 -- percentile bootstraps over images; the reduction is against the baseline (baseline = true)
 -- with the lowest tail, in percentage points and relative, with a bootstrap CI of the
@@ -405,7 +409,7 @@ local function method_tables(res, sums, best)
   end
   if has.oracle then a[#a + 1] = { 'oracle correct', function(_, s) return pct(s.oracle) end } end
   if has.ood then
-    a[#a + 1] = { 'out-of-family CAS [95% CI]', function(_, s)
+    a[#a + 1] = { esc(res.ood_label or 'out-of-family CAS') .. ' [95% CI]', function(_, s)
       if not s.ood_mean then return '–' end
       return f3(s.ood_mean) .. ' ' .. ci(s.ood_lo, s.ood_hi, f3) .. (s.ood_tail and (', tail ' .. pct(s.ood_tail)) or '')
     end }
@@ -520,7 +524,8 @@ function M.write(dir, res)
     ('<h1>%s</h1><p class="meta">%s%d held-out real images; thresholds: q = %s quantile of real CAS per class; CIs: percentile bootstrap over images (%d resamples, seed %d).</p>')
       :format(esc(res.title or 'CRAFT report'), res.subtitle and (esc(res.subtitle) .. ' · ') or '', #res.real.cas,
         res.q and num(res.q, '%.2f') or '?', bo.n, bo.seed),
-    '<h2>Clinical alignment</h2><div class="wrap">', t_align, '</div>',
+    res.preamble or '',
+    ('<h2>Clinical alignment%s</h2><div class="wrap">'):format(res.cas_label and (': ' .. esc(res.cas_label)) or ''), t_align, '</div>',
     t_quality and ('<h2>Downstream use, memorisation, fidelity</h2><div class="wrap">' .. t_quality .. '</div>') or '',
     '<h2>Low-alignment tail</h2>', tail_bars(res, sums),
     '<h2>Per class</h2><div class="wrap">', class_table(res, sums), '</div>',
@@ -537,13 +542,20 @@ function M.write(dir, res)
   if g ~= '' then
     html[#html + 1] = '<h2>Best and worst images by CAS</h2><p class="note">Red frame: below the class threshold.</p>' .. g
   end
+  local study = io.open(dir .. '/../study/index.html')   -- craft study score's page (docs/reader_study.md)
+  if study then study:close(); html[#html + 1] = '<p class="note study-link">Blinded reader study: <a href="../study/index.html">results</a></p>' end
+  html[#html + 1] = '<!-- craft:study-link -->'
   html[#html + 1] = '<p class="note">Files: per_image.csv, summary.csv.</p></main></body></html>\n'
   local files = { html = dir .. '/index.html', per_image = dir .. '/per_image.csv', summary = dir .. '/summary.csv' }
   local f = assert(io.open(files.html, 'wb'))
   f:write(table.concat(html, '\n'))
   f:close()
   write_csv(files.per_image, per_image_rows(res, sums))
-  write_csv(files.summary, summary_rows(res, sums))
+  write_csv(files.summary, res.headline and (function()
+    local rows = { res.headline.columns }
+    for _, r in ipairs(res.headline.rows) do rows[#rows + 1] = r end
+    return rows
+  end)() or summary_rows(res, sums))
   return { methods = sums, best_baseline = best, files = files }
 end
 

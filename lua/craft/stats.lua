@@ -191,6 +191,88 @@ function S.bootstrap_diff(a, b, statistic, o)
   return S.quantile_sorted(draws, alpha / 2), S.quantile_sorted(draws, 1 - alpha / 2), statistic(a) - statistic(b)
 end
 
+---------------------------------------------------------------- hierarchical bootstrap
+-- One trained model's images are not independent samples of a method: a method's uncertainty has
+-- a between-model part (training seeds) and a within-model part (images). groups = one list of
+-- per-image values per training seed; a resample draws seeds with replacement, then, within each
+-- drawn seed, its images with replacement; the statistic is the mean over the pooled resampled
+-- images (each seed weighted by its image count, as the point estimate pools them).
+local function groups_arg(fname, what, g)
+  want(fname, what, g, 'table')
+  if #g == 0 then argerror(('%s: %s has no groups'):format(fname, what)) end
+  for i, v in ipairs(g) do
+    nums(fname, ('%s[%d]'):format(what, i), v)
+    if #v == 0 then argerror(('%s: %s[%d] is empty'):format(fname, what, i)) end
+  end
+end
+
+local function pooled_mean(g)
+  groups_arg('stats.pooled_mean', 'groups', g)
+  local s, n = 0, 0
+  for _, v in ipairs(g) do for _, x in ipairs(v) do s = s + x end; n = n + #v end
+  return s / n
+end
+S.pooled_mean = pooled_mean
+
+-- one two-stage resample of g: the mean of the drawn images (seeds given, or drawn here)
+local function hier_draw(g, rng, seeds)
+  local s, n = 0, 0
+  for k = 1, #g do
+    local v = g[seeds and seeds[k] or rng.int(#g)]
+    local m = #v
+    for _ = 1, m do s = s + v[rng.int(m)] end
+    n = n + m
+  end
+  return s / n
+end
+
+-- hier_bootstrap(groups, {n=1000, seed=0, alpha=0.05}) -> lo, hi, estimate, draws
+function S.hier_bootstrap(groups, o)
+  groups_arg('stats.hier_bootstrap', 'groups', groups)
+  local _, oo = boot_args('stats.hier_bootstrap', nil, o)
+  local B, alpha = oo.n or 1000, oo.alpha or 0.05
+  local rng, draws = S.rng(oo.seed or 0), {}
+  for b = 1, B do draws[b] = hier_draw(groups, rng) end
+  table.sort(draws)
+  return S.quantile_sorted(draws, alpha / 2), S.quantile_sorted(draws, 1 - alpha / 2), pooled_mean(groups), draws
+end
+
+-- hier_bootstrap_diff(a, b, {n, seed, alpha, paired=true, relative=false}) -> lo, hi, estimate:
+-- the CI of mean(a) - mean(b) (relative: (mean(b) - mean(a)) / mean(b), the relative reduction of
+-- a against b). Paired (the default when both have the same number of groups: seed k of a was
+-- trained from seed k of b's start, or shares its seed) draws the same seed indices for both,
+-- then images within each method on their own.
+function S.hier_bootstrap_diff(a, b, o)
+  groups_arg('stats.hier_bootstrap_diff', 'a', a)
+  groups_arg('stats.hier_bootstrap_diff', 'b', b)
+  local _, oo = boot_args('stats.hier_bootstrap_diff', nil, o)
+  local B, alpha = oo.n or 1000, oo.alpha or 0.05
+  local paired = oo.paired
+  if paired == nil then paired = #a == #b end
+  if paired and #a ~= #b then argerror(('stats.hier_bootstrap_diff: paired methods have %d and %d seeds'):format(#a, #b)) end
+  local function stat(ma, mb)
+    if oo.relative then return mb ~= 0 and (mb - ma) / mb or 0 / 0 end
+    return ma - mb
+  end
+  local rng, draws, seeds = S.rng(oo.seed or 0), {}, {}
+  for k = 1, B do
+    local ma, mb
+    if paired then
+      for i = 1, #a do seeds[i] = rng.int(#a) end
+      ma, mb = hier_draw(a, rng, seeds), hier_draw(b, rng, seeds)
+    else
+      ma, mb = hier_draw(a, rng), hier_draw(b, rng)
+    end
+    draws[k] = stat(ma, mb)
+  end
+  local clean = {}
+  for _, d in ipairs(draws) do if d == d then clean[#clean + 1] = d end end
+  table.sort(clean)
+  local est = stat(pooled_mean(a), pooled_mean(b))
+  if #clean == 0 then return 0 / 0, 0 / 0, est end
+  return S.quantile_sorted(clean, alpha / 2), S.quantile_sorted(clean, 1 - alpha / 2), est
+end
+
 ---------------------------------------------------------------- special functions
 -- log Gamma by the Lanczos approximation (g = 7, 9 terms; ~1e-15 relative for x > 0).
 local LANCZOS = { 0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313,

@@ -1,51 +1,61 @@
 -- recipes/lib/real_set.lua: the CRAFT comparison on a real labelled data set (recipes/
--- pneumoniamnist.lua, recipes/ham10000.lua). run(spec, args):
---   spec = {name, title, knowledge, notes, load = function(split) -> data set (craft.data)}
---   args = {shots, out, pipeline, clip, dinov2, ood, smoke}
--- `shots` labelled training images per class to adapt to (the first ones in file order:
--- deterministic), the val split as the held-out reals that standardise the CAS and set the
--- thresholds, the test split for the downstream classifier. There is no oracle for real images.
+-- pneumoniamnist.lua, recipes/ham10000.lua, recipes/study.lua). run(set_name, args):
+--   args = {data, shots, out, size, smoke, tune, seeds, budget, jobs, reuse, models, pipeline,
+--           clip, dinov2, judge}
+-- The splits are the set's fixed parts (recipes/lib/real_sets.lua): few-shot (the first `shots`
+-- per class of the few-shot pool), reward-fit and judge-fit from the training split,
+-- calibration and judge-calibration from the validation split, test from the test split (a
+-- tuning part of the training split with --tune). The reward (tiny CLIP + DINOv2) and the judge
+-- (tiny ResNet) are the set's stand-ins (models/<set>/, recipes/pretrain/real_standins.lua),
+-- pretrained each on its own pool of the training split; --clip / --dinov2 / --judge bring real
+-- checkpoints instead. There is no oracle for real images.
 local craft = require 'craft'
 local E = craft.encoders
-local data = craft.data
+local R = dofile('recipes/lib/real_sets.lua')
 
 local M = {}
 
-M.DEFAULTS = { shots = 16, pipeline = 'models/builtin/sd-tiny', clip = 'models/builtin/clip-tiny',
-  dinov2 = 'models/builtin/dinov2-tiny', ood = 'models/builtin/resnet-tiny', size = 32, smoke = false }
+M.DEFAULTS = { shots = 16, size = 32, smoke = false, tune = false, seeds = '', budget = 0, jobs = 0, reuse = false,
+  pipeline = 'models/builtin/sd-tiny', models = '', clip = '', dinov2 = '', judge = '' }
 
--- per_class images of each class of ds (the first ones in file order)
-function M.take_balanced(ds, per_class)
-  local idx, ys, counts = {}, {}, {}
-  local flat = ds.labels:flat()
-  for i, y in ipairs(flat) do
-    counts[y] = (counts[y] or 0) + 1
-    if counts[y] <= per_class then idx[#idx + 1] = i; ys[#ys + 1] = y end
-  end
-  for c = 0, #ds.classes - 1 do
-    if (counts[c] or 0) < per_class then
-      io.stderr:write(('note: class %s has %d images in this split, fewer than the %d asked for\n'):format(
-        ds.classes[c + 1], counts[c] or 0, per_class))
-    end
-  end
-  return { images = data.take(ds.images, idx), labels = craft.tensor(ys, { dtype = 'i64' }), classes = ds.classes }
+local function first_n(ds, per_class)
+  return R.first_per_class(ds, per_class)
 end
 
-function M.run(spec, args)
-  local K, smoke = spec.knowledge, args.smoke
-  local function split(name, per_class) return M.take_balanced(spec.load(name), per_class) end
-  local train = split('train', args.shots)
-  return require('craft.experiment').run {
-    name = spec.name, title = spec.title, out = args.out, seed = 0,
-    pipeline = args.pipeline,
+-- config(set_name, args) -> a craft.experiment config without methods / seeds
+function M.config(set_name, args)
+  local set = R.sets[set_name] or error('real_set: unknown set ' .. tostring(set_name), 0)
+  local K = dofile(set.knowledge)
+  local parts = R.parts(set, args.data ~= '' and args.data or set.data, args.size)
+  local smoke = args.smoke
+  local function cut(p) return smoke and first_n(p, 16) or p end
+  local models = args.models ~= '' and args.models or set.models
+  local function pick(v, d) return (v and v ~= '') and v or d end
+  local generator = E.describe('generator', pick(args.pipeline, M.DEFAULTS.pipeline) .. '/unet', {})
+  return {
+    out = args.out, pipeline = pick(args.pipeline, M.DEFAULTS.pipeline),
+    generator = { name = 'generator', trained_on = generator.trained_on },
     classes = K.classes, knowledge = K,
-    encoders = { vlm = E.clip(args.clip), vision = E.dinov2(args.dinov2), ood = E.resnet(args.ood) },
-    cas = { q = 0.10, k = 5, reward_cap = dofile('recipes/lib/methods.lua').REWARD_CAP },
-    data = { train = train, val = split('val', smoke and 16 or 64), test = split('test', smoke and 16 or 128) },
-    generate = { per_class = smoke and 4 or 24, steps = smoke and 4 or 10, cfg = 3.0, seeds = smoke and { 0, 1 } or { 0, 1, 2 } },
-    methods = dofile('recipes/lib/methods.lua').list { smoke = smoke, data = train },
-    notes = spec.notes,
+    splits = { few_shot = first_n(parts.few_shot_pool, args.shots), reward_fit = cut(parts.reward_fit),
+      calibration = cut(parts.calibration), judge_fit = cut(parts.judge_fit),
+      judge_calibration = cut(parts.judge_calibration), test = cut(args.tune and parts.tune or parts.test) },
+    reward = { vlm = E.clip(pick(args.clip, models .. '/clip')), vision = E.dinov2(pick(args.dinov2, models .. '/dinov2')),
+      cas = { q = 0.10, k = 5 } },
+    judge = { vision = E.resnet(pick(args.judge, models .. '/resnet')), cas = { q = 0.10, k = 5 } },
+    tune = args.tune or false,
+    generate = { per_class = smoke and 4 or 24, steps = smoke and 4 or 10, cfg = 3.0 },
   }
+end
+
+function M.run(set_name, args, spec)
+  local lib = dofile('recipes/lib/methods.lua')
+  local run = dofile('recipes/lib/run.lua')
+  local cfg = M.config(set_name, args)
+  for k, v in pairs(spec or {}) do cfg[k] = v end
+  cfg.methods = cfg.methods or lib.list { smoke = args.smoke, budget = args.budget > 0 and args.budget or nil }
+  cfg.train_seeds = run.seeds(args, args.smoke and { 0, 1 } or { 0, 1, 2 })
+  cfg.jobs, cfg.reuse = run.jobs(args), args.reuse
+  return require('craft.experiment').run(cfg)
 end
 
 return M

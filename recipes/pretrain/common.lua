@@ -176,7 +176,15 @@ function M.save_half(path, what, metadata)
   assert(os.rename(path .. '.tmp', path))
 end
 
-function M.write_json(path, value) craft.io.write_json(path, value) end
+-- A model's craft_training.json records the data it saw (`data`, provenance entries that
+-- craft.experiment.independence checks against an experiment's splits): every built-in model
+-- trains on fresh images of its own phantom seed stream, all modalities.
+function M.write_json(path, value)
+  if path:match('craft_training%.json$') and type(value) == 'table' and value.seed and not value.data then
+    value.data = { { source = 'phantoms', seed = value.seed, all = true } }
+  end
+  craft.io.write_json(path, value)
+end
 
 ---------------------------------------------------------------- tokenizer
 M.BPE_GZ = 'tests/fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz'

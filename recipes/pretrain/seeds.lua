@@ -17,12 +17,14 @@ local S = {
   evaluator = { seed = 401 },  -- out-of-family ResNet evaluator
   unet = { seed = 501 },       -- the foundation generator (generic, label-free captions)
 
-  -- the generator's finetuning set and the CAS "real" references (CRAFT, TI, LoRA, DPO
-  -- recipes): never used to pretrain any built-in model. train: the labelled set the
-  -- generator is adapted to and the probe / real-feature bank are fitted on; val: the
-  -- held-out reals that standardise CAS and set the tail thresholds; test: downstream
-  -- classification tests.
-  finetune = { train = 1001, val = 1002, test = 1003 },
+  -- the experiment splits (craft.experiment; docs/evaluation.md), each its own stream, pairwise
+  -- disjoint and never used to pretrain any built-in model:
+  --   train (few_shot): the labelled set the generator is adapted to (TI, LoRA, CRAFT's
+  --     real-image loss); reward_fit: the reward's probe and kNN bank; val (calibration): the
+  --     reward's standardisation and thresholds; judge_fit / judge_calibration: the judge's;
+  --     test: every reported number; tune: stands in for test in tuning runs (--tune).
+  finetune = { train = 1001, val = 1002, test = 1003, reward_fit = 1004, judge_fit = 1005, judge_calibration = 1006,
+    tune = 1007 },
 
   -- the quality checks of the built-in models (tests/lua/test_builtin_models.lua, the
   -- numbers in models/builtin/README.md)

@@ -303,6 +303,13 @@ function T.reward_is_differentiable(t)
   local Ru = cas:reward(x, ys, { probe = 1 })
   for i = 1, 3 do t.near(Ru:get(i), r.dims.probe[i], 1e-3, 'per-dimension cap') end
   cas.reward_cap = false
+  -- scales divide each dimension's term; transform 'log' maps a term v < -1 to -1 - log(-v)
+  local Rs = cas:reward(x, ys, { probe = 2, fidelity = 1 }, false, { scales = { probe = 4, fidelity = 0.5 } })
+  for i = 1, 3 do t.near(Rs:get(i), 2 * r.dims.probe[i] / 4 + r.dims.fidelity[i] / 0.5, 1e-3, 'scaled reward') end
+  local function g(v) return v >= -1 and v or -1 - math.log(-v) end
+  local Rl = cas:reward(x, ys, { probe = 2, fidelity = 1 }, false, { transform = 'log' })
+  for i = 1, 3 do t.near(Rl:get(i), g(2 * r.dims.probe[i]) + g(r.dims.fidelity[i]), 1e-3, 'log-compressed reward') end
+  t.raises(function() cas:reward(x, ys, nil, false, { transform = 'cube' }) end, 'transform "cube" (false or log)')
 end
 
 -- Dimension 2 may use another VLM (recipe.checklist_vlm); here a copy of the same one, so the

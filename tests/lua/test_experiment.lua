@@ -1,6 +1,8 @@
 -- The main job end to end in its seconds-long smoke form: the quickstart recipe adapts the
--- built-in generator with the four methods, evaluates them and writes the table and the report;
--- the PneumoniaMNIST recipe does the same on real data.
+-- built-in generator with every method for two training seeds (in worker processes), grades the
+-- models with the judges, and writes the table, the report, summary.csv (the headline columns in
+-- order), the samples and run.json; the same numbers come out with one worker; the PneumoniaMNIST
+-- recipe does the same on real data.
 local T = {}
 
 local function run_recipe(path, extra)
@@ -15,22 +17,55 @@ local function run_recipe(path, extra)
 end
 
 local function read(p) local f = io.open(p) if not f then return nil end local s = f:read('*a') f:close() return s end
+local function lines(s) local r = {} for l in (s or ''):gmatch('[^\n]+') do r[#r + 1] = l end return r end
+
+local METHODS = { 'Base + enriched', 'TI + LoRA', 'TI + LoRA (continued)', 'DPO', 'CRAFT (reward 0)', 'CRAFT' }
 
 function T.quickstart_smoke_writes_table_and_report(t)
-  local ok, err, out = run_recipe('recipes/quickstart.lua')
+  local ok, err, out = run_recipe('recipes/quickstart.lua', { '--jobs', '2' })
   t.ok(ok, 'quickstart smoke ran: ' .. tostring(err))
   local tab = read(out .. '/table.txt') or ''
-  for _, m in ipairs { 'Base + enriched', 'TI + LoRA', 'DPO', 'CRAFT' } do
-    t.ok(tab:find(m, 1, true), 'table has ' .. m)
-  end
+  for _, m in ipairs(METHODS) do t.ok(tab:find('\n' .. m .. ' ', 1, true), 'table has ' .. m) end
+  t.ok(tab:find('judge tail', 1, true) and tab:find('rew.tail', 1, true), 'judge and reward columns')
+  t.ok(tab:find('few_shot 48, reward_fit 48, calibration 48, judge_fit 48, judge_calibration 48, test 48', 1, true),
+    'split sizes in the header')
+  t.ok(tab:find('held-out preference accuracy', 1, true), 'DPO held-out accuracy reported')
   local html = read(out .. '/report/index.html') or ''
-  t.ok(#html > 10000 and html:find('Clinical alignment', 1, true), 'report written')
-  local csv = read(out .. '/report/per_image.csv') or ''
-  local rows = 0
-  for _ in csv:gmatch('\n') do rows = rows + 1 end
-  -- header + 4 methods x 3 classes x 4 images x 2 seeds + the 3 x 16 held-out reals
-  t.eq(rows, 1 + 4 * 3 * 4 * 2 + 3 * 16, 'per-image rows')
-  os.execute("rm -rf '" .. out .. "'")
+  t.ok(#html > 10000 and html:find('Headline: the judges', 1, true), 'report written with the headline')
+  t.ok(html:find("The oracle's verdicts", 1, true), 'oracle confusion matrices')
+  local sum = lines(read(out .. '/report/summary.csv'))
+  local head = sum[1] or ''
+  t.ok(head:find('^method,judge_tail,judge_tail_lo,judge_tail_hi,oracle_correct,oracle_correct_lo,oracle_correct_hi,oracle_undetermined,downstream_bal_acc,downstream_bal_acc_real_only,memo_feature,memo_ssim,fid_judge,reward_cas,reward_tail'),
+    'summary.csv headline columns in order: ' .. head)
+  t.ok(head:find('cas_oracle_spearman,judge_oracle_spearman', 1, true), 'Spearman columns')
+  t.eq(#sum, 1 + #METHODS, 'one summary row per method')
+  -- per-image rows: header + the test reals (3 x 16) + 6 methods x 3 classes x 4 images x 2 seeds
+  t.eq(#lines(read(out .. '/report/per_image.csv')), 1 + 48 + 6 * 3 * 4 * 2, 'per-image rows')
+  t.eq(#lines(read(out .. '/samples/index.csv')), 1 + 48 + 6 * 3 * 4 * 2, 'sample index rows')
+  t.ok(read(out .. '/run.json'), 'run.json written')
+  for _, k in ipairs { 'ti_lora/s0', 'craft/s1', 'dpo/s0' } do t.ok(read(out .. '/' .. k .. '/done.json'), k .. ' finished') end
+  -- one worker gives the same numbers (every job runs on one thread either way)
+  local ok1, err1, out1 = run_recipe('recipes/quickstart.lua', { '--jobs', '1' })
+  t.ok(ok1, 'one-worker run: ' .. tostring(err1))
+  -- every column but the wall time
+  local function without_time(text)
+    local ls = lines(text)
+    local col
+    local k = 0
+    for name in (ls[1] or ''):gmatch('[^,]+') do k = k + 1; if name == 'wall_minutes' then col = k end end
+    local r = {}
+    for i, l in ipairs(ls) do
+      local cells, j = {}, 0
+      for c in (l .. ','):gmatch('([^,]*),') do j = j + 1; if j ~= col then cells[#cells + 1] = c end end
+      r[i] = table.concat(cells, ',')
+    end
+    return table.concat(r, '\n'), col
+  end
+  local a, col = without_time(read(out .. '/report/summary.csv'))
+  local b = without_time(read(out1 .. '/report/summary.csv'))
+  t.ok(col ~= nil, 'summary.csv has wall_minutes')
+  t.ok(#a > 100 and a == b, 'summary.csv identical with 1 and 2 workers (but the wall time)')
+  os.execute("rm -rf '" .. out .. "' '" .. out1 .. "'")
 end
 
 function T.pneumoniamnist_smoke(t)
@@ -38,9 +73,10 @@ function T.pneumoniamnist_smoke(t)
   local f = io.open(npz)
   if not f then return t.skip('no ' .. npz) end
   f:close()
-  local ok, err, out = run_recipe('recipes/pneumoniamnist.lua', { '--data', npz })
+  local ok, err, out = run_recipe('recipes/pneumoniamnist.lua', { '--data', npz, '--jobs', '2' })
   t.ok(ok, 'pneumoniamnist smoke ran: ' .. tostring(err))
-  t.ok((read(out .. '/table.txt') or ''):find('CRAFT', 1, true), 'table written')
+  local tab = read(out .. '/table.txt') or ''
+  t.ok(tab:find('CRAFT', 1, true) and tab:find('resnet:models/pneumoniamnist/resnet', 1, true), 'table written, the set\'s judge')
   os.execute("rm -rf '" .. out .. "'")
 end
 

@@ -17,7 +17,8 @@ local T = {}
 
 local MODULES = { 'craft.io', 'craft.metrics', 'craft.stats', 'craft.data', 'craft.optim', 'craft.phantoms',
   'craft.autograd', 'craft.device', 'craft.tokenizer', 'craft.cas', 'craft.encoders', 'craft.models',
-  'craft.models.lora', 'craft.models.pipeline', 'craft.models.schedulers', 'craft.report' }
+  'craft.models.lora', 'craft.models.pipeline', 'craft.models.schedulers', 'craft.report', 'craft.samples',
+  'craft.methods', 'craft.experiment.independence' }
 local NN = { 'Linear', 'Conv2d', 'ConvTranspose2d', 'GroupNorm', 'LayerNorm', 'Embedding', 'Dropout', 'Attention' }
 
 local function generator(seed)

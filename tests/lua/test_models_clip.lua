@@ -120,8 +120,8 @@ function T.errors_name_the_problem(t)
   t.raises(function() m:encode_image(craft.rand({ 1, 3, 40, 40 })) end, 'the model has 4x4 positions')
   t.raises(function() m:encode_text(craft.zeros({ 1, 78 }, { dtype = 'i64' })) end, '78 tokens, the model has 77 positions')
   t.raises(function() m:encode_text(craft.zeros({ 77 }, { dtype = 'i64' })) end, 'input_ids must be a [B, L] tensor')
-  t.raises(function() clip.from_config({ architectures = { 'CLIPSegModel' } }) end, 'unknown model class "CLIPSegModel"')
-  t.raises(function() clip.CLIPTextModel({ hidden_act = 'mish', num_hidden_layers = 1 }) end, 'unknown hidden_act "mish"')
+  t.raises(function() clip.from_config({ architectures = { 'CLIPSegModel' } }) end, 'model class "CLIPSegModel" is not implemented by craft')
+  t.raises(function() clip.CLIPTextModel({ hidden_act = 'mish', num_hidden_layers = 1 }) end, 'hidden_act = "mish" is not implemented by craft')
 end
 
 return T

@@ -71,7 +71,7 @@ function T.errors_name_the_problem(t)
   t.raises(function() m(craft.rand({ 3, 28, 28 })) end, 'pixel_values must be a [B, C, H, W] tensor')
   t.raises(function() m(craft.rand({ 1, 1, 28, 28 })) end, '1 input channels, the model wants 3')
   t.raises(function() m(craft.rand({ 1, 3, 5, 28 })) end, 'smaller than one 7x7 patch')
-  t.raises(function() dinov2.Dinov2Model({ hidden_size = 30, num_attention_heads = 4 }) end, 'not divisible by 4 heads')
+  t.raises(function() dinov2.Dinov2Model({ hidden_size = 30, num_attention_heads = 4 }) end, 'num_attention_heads = 4 does not divide hidden_size 30')
 end
 
 return T

@@ -63,8 +63,8 @@ end
 function T.errors_name_the_problem(t)
   local m = resnet.from_pretrained(DIR .. 'resnet')
   t.raises(function() m(craft.rand({ 1, 1, 32, 32 })) end, '1 input channels, the model wants 3')
-  t.raises(function() resnet.ResNetModel({ layer_type = 'preact' }) end, 'layer_type "preact"')
-  t.raises(function() resnet.ResNetModel({ hidden_act = 'mish' }) end, 'unknown hidden_act "mish"')
+  t.raises(function() resnet.ResNetModel({ layer_type = 'preact' }) end, 'layer_type = "preact" is not implemented by craft')
+  t.raises(function() resnet.ResNetModel({ hidden_act = 'mish' }) end, 'hidden_act = "mish" is not implemented by craft')
 end
 
 return T

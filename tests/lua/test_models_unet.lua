@@ -71,10 +71,10 @@ function T.config_errors_are_clear(t)
   local U = require 'craft.models.unet'
   local cfg = io_.read_json(CASES.conv[1] .. '/config.json')
   cfg.class_embed_type = 'timestep'
-  t.raises(function() U.UNet2DConditionModel(cfg) end, 'config class_embed_type = timestep is not supported')
+  t.raises(function() U.UNet2DConditionModel(cfg) end, 'class_embed_type = "timestep" is not implemented by craft (implemented: null)')
   cfg.class_embed_type = nil
   cfg.down_block_types = { 'CrossAttnDownBlock2D', 'AttnDownBlock2D' }
-  t.raises(function() U.UNet2DConditionModel(cfg) end, 'block type AttnDownBlock2D is not supported')
+  t.raises(function() U.UNet2DConditionModel(cfg) end, 'down_block_types[2] = "AttnDownBlock2D" is not implemented by craft')
 end
 
 function T.ldm_keys_round_trip_and_known_names(t)

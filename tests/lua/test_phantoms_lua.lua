@@ -18,6 +18,27 @@ function T.dataset_and_oracle_agree(t)
   t.raises(function() P.dataset { modality = 'cxr', n = 1, size = 8 } end, 'size')
 end
 
+-- An image the oracle cannot measure (no lung fields, no lesion, no fundus disc) is reported as
+-- undetermined (-1), with no checklist item satisfied, never as the first class.
+function T.oracle_reports_undetermined(t)
+  local craft = require 'craft'
+  for _, m in ipairs { 'cxr', 'derm', 'fundus' } do
+    for _, v in ipairs { 0, 0.5, 1 } do
+      local a = P.audit(m, craft.full({ 2, 3, 32, 32 }, v))
+      t.eq(a.labels[1], -1, m .. ' flat image ' .. v .. ' is undetermined')
+      t.eq(a.labels[2], -1, m .. ' second image')
+      local any = false
+      for _, ok in pairs(a.items[1]) do any = any or ok end
+      t.ok(not any, m .. ': no checklist item satisfied by a flat image')
+    end
+    -- real phantoms are measured: none undetermined
+    local ds = P.dataset { modality = m, n = 24, size = 32, seed = 77 }
+    local u = 0
+    for _, l in ipairs(P.audit(m, ds.images).labels) do if l < 0 then u = u + 1 end end
+    t.eq(u, 0, m .. ': clean phantoms are all measured')
+  end
+end
+
 function T.command_output_loads_as_image_folder(t)
   local dir = os.tmpname()
   os.remove(dir)

@@ -102,4 +102,49 @@ function T.bootstrap_difference_of_tails(t)
   t.raises(function() stats.bootstrap_diff({ 1 }, { 1, 2 }, stats.mean, { paired = true }) end, 'differ in size')
 end
 
+-- The two-stage (training seeds, then images) bootstrap against cases whose resampling
+-- distribution is known exactly.
+local function freq(draws, v)
+  local c = 0
+  for _, d in ipairs(draws) do if math.abs(d - v) < 1e-12 then c = c + 1 end end
+  return c / #draws
+end
+
+function T.hierarchical_bootstrap_hand_computed(t)
+  local N = 8000
+  -- two seeds whose images agree: only the seed stage varies; draws are the means of two seeds
+  -- drawn with replacement: 0, 1/2, 1 with probabilities 1/4, 1/2, 1/4
+  local lo, hi, est, draws = stats.hier_bootstrap({ { 0, 0 }, { 1, 1 } }, { n = N, seed = 3 })
+  t.eq(est, 0.5, 'pooled estimate')
+  t.eq(lo, 0, 'lower end'); t.eq(hi, 1, 'upper end')
+  t.near(freq(draws, 0), 0.25, 0.02, 'P(0)'); t.near(freq(draws, 0.5), 0.5, 0.02, 'P(1/2)'); t.near(freq(draws, 1), 0.25, 0.02, 'P(1)')
+  -- one seed: only the image stage: the mean of two images drawn from {0, 1}, the same law
+  _, _, est, draws = stats.hier_bootstrap({ { 0, 1 } }, { n = N, seed = 4 })
+  t.eq(est, 0.5)
+  t.near(freq(draws, 0), 0.25, 0.02); t.near(freq(draws, 0.5), 0.5, 0.02); t.near(freq(draws, 1), 0.25, 0.02)
+  -- three seeds, one of them all ones: the number of times it is drawn is Binomial(3, 1/3)
+  _, _, est, draws = stats.hier_bootstrap({ { 0, 0, 0, 0 }, { 1, 1, 1, 1 }, { 0, 0, 0, 0 } }, { n = N, seed = 5 })
+  t.near(est, 1 / 3, 1e-12)
+  t.near(freq(draws, 0), 8 / 27, 0.02); t.near(freq(draws, 1 / 3), 12 / 27, 0.02)
+  t.near(freq(draws, 2 / 3), 6 / 27, 0.02); t.near(freq(draws, 1), 1 / 27, 0.01)
+  -- seeds of unequal size are pooled by image count: (0 + 0 + 3) / 4
+  t.near(select(3, stats.hier_bootstrap({ { 0 }, { 1, 1, 1 } }, { n = 10 })), 0.75, 1e-12, 'pooled by images')
+  -- paired differences: seed k of a against seed k of b; b constant, so the law is case 1's
+  local dlo, dhi, d = stats.hier_bootstrap_diff({ { 1, 1 }, { 0, 0 } }, { { 0, 0 }, { 0, 0 } }, { n = N, seed = 6 })
+  t.eq(d, 0.5); t.eq(dlo, 0); t.eq(dhi, 1)
+  -- a paired difference that is the same on every seed and image has a zero-width CI
+  dlo, dhi, d = stats.hier_bootstrap_diff({ { 0.2, 0.2 }, { 0.5, 0.5 } }, { { 0.7, 0.7 }, { 1, 1 } }, { n = 200, seed = 7 })
+  t.near(d, -0.5, 1e-12); t.near(dlo, -0.5, 1e-12); t.near(dhi, -0.5, 1e-12)
+  -- relative reduction of a against b: (1 - 0.5) / 1
+  dlo, dhi, d = stats.hier_bootstrap_diff({ { 0.5, 0.5 } }, { { 1, 1 } }, { n = 100, relative = true })
+  t.near(d, 0.5, 1e-12); t.near(dlo, 0.5, 1e-12); t.near(dhi, 0.5, 1e-12)
+  -- the same seed gives the same draws
+  local a1 = select(4, stats.hier_bootstrap({ { 0, 1, 1 }, { 0, 0, 1 } }, { n = 50, seed = 9 }))
+  local a2 = select(4, stats.hier_bootstrap({ { 0, 1, 1 }, { 0, 0, 1 } }, { n = 50, seed = 9 }))
+  t.eq(table.concat(a1, ','), table.concat(a2, ','), 'deterministic')
+  t.raises(function() stats.hier_bootstrap({}) end, 'no groups')
+  t.raises(function() stats.hier_bootstrap({ { 1 }, {} }) end, 'is empty')
+  t.raises(function() stats.hier_bootstrap_diff({ { 1 } }, { { 1 }, { 2 } }, { paired = true }) end, 'paired methods')
+end
+
 return T

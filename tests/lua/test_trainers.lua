@@ -206,8 +206,9 @@ function T.craft_and_dpo_with_a_cas(t)
     t.ok(type(res.log[2]['cas_' .. d]) == 'number', 'logged cas_' .. d)
   end
   t.ok(res.log[1].reward == res.log[1].reward and res.log[1].grad_norm > 0, 'the CAS reward trains')
-  local d = DPO.train(pipe(), { preset = 'tiny', steps = 2, max_steps = 1, prompts = PROMPTS, cas = cas, quiet = true })
-  t.ok(d.log[1].pairs >= 1, 'pairs ranked by the checklist dimension')
+  local d = DPO.train(pipe(), { preset = 'tiny', steps = 2, max_steps = 1, prompts = PROMPTS, cas = cas, quiet = true,
+    pairs = 4 })
+  t.ok(d.log[1].pairs >= 1 and d.pairs >= 2, 'pairs ranked by the checklist dimension')
 end
 
 ---------------------------------------------------------------- DPO
@@ -264,16 +265,35 @@ function T.dpo_loss_decreases_on_a_fixed_pair(t)
   t.ok(last < first - 0.05, ('DPO loss decreased: %.4f -> %.4f'):format(first, last))
 end
 
+-- Offline Diffusion-DPO on a fixed toy preference set (the brighter of two generations wins):
+-- the implicit preference accuracy it logs on its training pairs rises above chance, and the
+-- held-out pairs' accuracy and loss are logged (and start at chance: the model is the reference).
+function T.dpo_learns_a_fixed_toy_preference(t)
+  local res = DPO.train(pipe(), { preset = 'tiny', steps = 2, cfg = 1, prompts = PROMPTS, quiet = true, pairs = 24,
+    heldout = 0.25, max_steps = 60, batch_size = 4, lr = 3e-3, beta = 2000, eval_every = 20,
+    rank = function(images) return BRIGHT(images) end })
+  t.eq(res.n_train_pairs + res.heldout.n, res.pairs, 'training and held-out pairs')
+  local early, late = 0, 0
+  for s = 1, 10 do early = early + res.log[s].implicit_acc / 10 end
+  for s = 51, 60 do late = late + res.log[s].implicit_acc / 10 end
+  io.stderr:write(('  dpo toy: implicit accuracy %.2f (steps 1-10) -> %.2f (steps 51-60); held-out %.2f (loss %.3f) over %d pairs\n'):format(
+    early, late, res.heldout.accuracy, res.heldout.loss, res.heldout.n))
+  t.ok(late > 0.5 and late > early, 'the logged preference accuracy rises above chance')
+  t.ok(res.log[20].heldout_acc ~= nil and res.log[60].heldout_acc ~= nil, 'held-out accuracy logged at eval steps')
+  t.ok(res.heldout.accuracy > 0.5, 'held-out accuracy above chance')
+end
+
 function T.dpo_step_changes_only_lora(t)
   local p = pipe()
   local before = snapshot(p)
   local calls = 0
   -- rank by brightness (a stand-in for the checklist score)
-  local res = DPO.train(p, { preset = 'tiny', steps = 3, max_steps = 1, prompts = PROMPTS, quiet = true,
+  local res = DPO.train(p, { preset = 'tiny', steps = 3, max_steps = 1, prompts = PROMPTS, quiet = true, pairs = 6,
+    generate_batch = 3, heldout = 0,
     rank = function(images) calls = calls + 1; return BRIGHT(images) end })
   unchanged(t, p, before, 'dpo')
-  t.eq(calls, 1, 'one ranking call per step')
-  t.eq(res.log[1].pairs, 2, 'two pairs')
+  t.eq(calls, 2, 'one ranking call per generated batch of pairs, none while training')
+  t.eq(res.log[1].pairs, 2, 'a batch of two pairs')
   t.near(res.log[1].loss, math.log(2), 1e-6, 'first step: model = reference')
   local moved = false
   for _, np in ipairs(lora.parameters(p.unet)) do if np[2]:abs():max():item() > 0 and np[1]:match('lora_B') then moved = true end end
@@ -369,7 +389,7 @@ function T.resume_is_bit_identical(t)
   local lw = function(p) return lora_weights(p) end
   resume_case(t, 'craft', CT.train, { preset = 'tiny', steps = 3, lr = 1e-2, prompts = PROMPTS, reward = BRIGHT,
     quiet = true, kl_weight = 0.1 }, lw)
-  resume_case(t, 'dpo', DPO.train, { preset = 'tiny', steps = 2, prompts = PROMPTS, quiet = true,
+  resume_case(t, 'dpo', DPO.train, { preset = 'tiny', steps = 2, prompts = PROMPTS, quiet = true, pairs = 8, eval_every = 2,
     rank = function(images) return BRIGHT(images) end }, lw)
   resume_case(t, 'lora_diffusion', LD.train, { preset = 'tiny', batch_size = 3, data = dataset(), quiet = true }, lw)
   resume_case(t, 'ti', TI.train, { preset = 'tiny', batch_size = 3, data = dataset(), quiet = true }, function(_, r)
@@ -409,6 +429,19 @@ function T.nan_reward_stops_and_keeps_the_last_good_checkpoint(t)
     reward = reward, numeric_guard = true, quiet = true })
   t.ok(not ok2 and tostring(err2):find('step 3', 1, true) ~= nil, 'numeric guard: ' .. tostring(err2))
   t.ok(craft.C.craft_numeric_guard() == 0, 'the guard is switched back off')
+end
+
+-- log.csv with columns some rows lack (DPO's held-out figures, every eval_every steps): each
+-- missing cell is empty, never a neighbour's value or the header's
+function T.log_csv_keeps_sparse_columns(t)
+  local path = os.tmpname()
+  common.write_csv(path, { { step = 1, loss = 0.5 }, { step = 2, loss = 0.25, heldout_acc = 0.75 }, { step = 3, loss = 0.125 },
+    { loss = 1 } })
+  local f = io.open(path)
+  local text = f:read('*a')
+  f:close()
+  os.remove(path)
+  t.eq(text, 'step,heldout_acc,loss\n1,,0.5\n2,0.75,0.25\n3,,0.125\n,,1\n', 'sparse rows')
 end
 
 -- One thread: these models are tiny, and OpenMP threads on a busy machine cost far more than

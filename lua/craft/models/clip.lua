@@ -22,21 +22,74 @@ local nn = require 'craft.nn'
 local M = {}
 
 ---------------------------------------------------------------- configs
--- transformers 4.38 defaults; config.json files leave out values equal to these.
-M.TEXT_DEFAULTS = { vocab_size = 49408, hidden_size = 512, intermediate_size = 2048, projection_dim = 512,
-  num_hidden_layers = 12, num_attention_heads = 8, max_position_embeddings = 77, hidden_act = 'quick_gelu',
-  layer_norm_eps = 1e-5, eos_token_id = 49407 }
-M.VISION_DEFAULTS = { hidden_size = 768, intermediate_size = 3072, projection_dim = 512, num_hidden_layers = 12,
-  num_attention_heads = 12, num_channels = 3, image_size = 224, patch_size = 32, hidden_act = 'quick_gelu',
-  layer_norm_eps = 1e-5 }
+local O = require 'craft.models.options'
+local K, null = O.K, require('craft.io').null
+local ACT_NAMES = { 'quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu', 'swish' }
+local NO_DROPOUT = 'craft has no dropout'
+-- transformers 4.38's CLIPTextConfig, CLIPVisionConfig and CLIPConfig keys (see
+-- craft.models.options); config.json files leave out values equal to the defaults.
+M.TEXT_OPTIONS = O.transformers {
+  vocab_size = { K.posint, 49408 },
+  hidden_size = { K.posint, 512 },
+  intermediate_size = { K.posint, 2048 },
+  projection_dim = { K.posint, 512 },
+  num_hidden_layers = { K.posint, 12 },
+  num_attention_heads = { K.posint, 8 },
+  max_position_embeddings = { K.posint, 77 },
+  hidden_act = { K.string, 'quick_gelu', only = ACT_NAMES },
+  layer_norm_eps = { K.posnum, 1e-5 },
+  attention_dropout = { K.number, 0, only = { 0 }, note = NO_DROPOUT },
+  dropout = { K.number, 0, only = { 0 }, note = NO_DROPOUT .. '; older transformers wrote it' },
+  eos_token_id = { K.int, 49407, note = 'chooses the pooled token' },
+  model_type = { K.string, nil, only = { null, 'clip_text_model' } },
+}
+M.VISION_OPTIONS = O.transformers {
+  hidden_size = { K.posint, 768 },
+  intermediate_size = { K.posint, 3072 },
+  projection_dim = { K.posint, 512 },
+  num_hidden_layers = { K.posint, 12 },
+  num_attention_heads = { K.posint, 12 },
+  num_channels = { K.posint, 3 },
+  image_size = { K.posint, 224 },
+  patch_size = { K.posint, 32 },
+  hidden_act = { K.string, 'quick_gelu', only = ACT_NAMES },
+  layer_norm_eps = { K.posnum, 1e-5 },
+  attention_dropout = { K.number, 0, only = { 0 }, note = NO_DROPOUT },
+  dropout = { K.number, 0, only = { 0 }, note = NO_DROPOUT .. '; older transformers wrote it' },
+  model_type = { K.string, nil, only = { null, 'clip_vision_model' } },
+}
+M.CLIP_OPTIONS = O.transformers {
+  text_config = { K.object, nil },
+  vision_config = { K.object, nil },
+  -- older transformers wrote these beside text_config / vision_config; they take precedence
+  text_config_dict = { K.object, nil },
+  vision_config_dict = { K.object, nil },
+  projection_dim = { K.posint, 512 },
+  logit_scale_init_value = { K.number, 2.6592, note = 'the initial logit_scale when no checkpoint is loaded' },
+  model_type = { K.string, nil, only = { null, 'clip' } },
+}
+M.TEXT_DEFAULTS, M.VISION_DEFAULTS = {}, {}
+for k, e in pairs(M.TEXT_OPTIONS) do M.TEXT_DEFAULTS[k] = e[2] end
+for k, e in pairs(M.VISION_OPTIONS) do M.VISION_DEFAULTS[k] = e[2] end
 
-local function with_defaults(cfg, defaults)
+-- checked(cfg, options, where) -> the filled config; with_defaults is its old name
+local function checked(cfg, options, where) return O.check(cfg, options, O.where(cfg, where)) end
+function M.with_defaults(cfg, defaults)
   local r = {}
   for k, v in pairs(defaults) do r[k] = v end
   for k, v in pairs(cfg or {}) do r[k] = v end
   return r
 end
-M.with_defaults = with_defaults
+
+-- The text (or vision) part of a CLIPConfig: text_config with text_config_dict over it, as
+-- transformers 4.38 reads older files; checked under "<file> text_config".
+local function sub_config(cfg, which, where)
+  local base, dict = cfg[which .. '_config'], cfg[which .. '_config_dict']
+  local c = {}
+  for k, v in pairs(type(base) == 'table' and base or {}) do c[k] = v end
+  for k, v in pairs(type(dict) == 'table' and dict or {}) do c[k] = v end
+  return O.remember(c, where .. ' ' .. which .. '_config')
+end
 
 -- act(name) -> function(x): the activations transformers' ACT2FN names for these models.
 local ACTS = {
@@ -249,7 +302,10 @@ end
 local TextModel = nn.class('CLIPTextModel')
 M.CLIPTextModel = TextModel
 function TextModel:init(cfg, o)
-  local c = with_defaults(cfg, M.TEXT_DEFAULTS)
+  local where = O.where(cfg, 'CLIPTextConfig')
+  -- a whole CLIPModel config: its text part (as CLIPTextConfig.from_pretrained reads one)
+  if type(cfg) == 'table' and cfg.model_type == 'clip' then O.check(cfg, M.CLIP_OPTIONS, where); cfg = sub_config(cfg, 'text', where) end
+  local c = checked(cfg, M.TEXT_OPTIONS, where)
   self.config = c
   self:add('text_model', TextTransformer(c))
   if o and o.projection then self:add('text_projection', nn.Linear(c.hidden_size, c.projection_dim, { bias = false })) end
@@ -264,7 +320,9 @@ end
 local VisionModel = nn.class('CLIPVisionModel')
 M.CLIPVisionModel = VisionModel
 function VisionModel:init(cfg, o)
-  local c = with_defaults(cfg, M.VISION_DEFAULTS)
+  local where = O.where(cfg, 'CLIPVisionConfig')
+  if type(cfg) == 'table' and cfg.model_type == 'clip' then O.check(cfg, M.CLIP_OPTIONS, where); cfg = sub_config(cfg, 'vision', where) end
+  local c = checked(cfg, M.VISION_OPTIONS, where)
   self.config = c
   self:add('vision_model', VisionTransformer(c))
   if o and o.projection then self:add('visual_projection', nn.Linear(c.hidden_size, c.projection_dim, { bias = false })) end
@@ -280,16 +338,17 @@ end
 local Model = nn.class('CLIPModel')
 M.CLIPModel = Model
 function Model:init(cfg)
-  cfg = cfg or {}
-  local pd = cfg.projection_dim or 512
-  local tc = with_defaults(cfg.text_config, M.TEXT_DEFAULTS)
-  local vc = with_defaults(cfg.vision_config, M.VISION_DEFAULTS)
+  local where = O.where(cfg, 'CLIPConfig')
+  local top = O.check(cfg, M.CLIP_OPTIONS, where)
+  local pd = top.projection_dim
+  local tc = checked(sub_config(top, 'text', where), M.TEXT_OPTIONS)
+  local vc = checked(sub_config(top, 'vision', where), M.VISION_OPTIONS)
   self.config = { text_config = tc, vision_config = vc, projection_dim = pd }
   self:add('text_model', TextTransformer(tc))
   self:add('vision_model', VisionTransformer(vc))
   self:add('visual_projection', nn.Linear(vc.hidden_size, pd, { bias = false }))
   self:add('text_projection', nn.Linear(tc.hidden_size, pd, { bias = false }))
-  self:param('logit_scale', T.full({}, cfg.logit_scale_init_value or 2.6592))
+  self:param('logit_scale', T.full({}, top.logit_scale_init_value))
 end
 -- encode_text(ids, {normalize, attention_mask}) -> [B, projection_dim] (transformers'
 -- get_text_features; normalize = true divides by the L2 norm, for cosine similarities)
@@ -324,9 +383,15 @@ local BY_TYPE = { clip = 'CLIPModel', clip_text_model = 'CLIPTextModel', clip_vi
 -- from_config(cfg, {kind = 'CLIPModel' | ...}): the class named by kind, else by
 -- cfg.architectures[1], else by cfg.model_type.
 function M.from_config(cfg, o)
-  local kind = (o and o.kind) or (cfg.architectures and cfg.architectures[1]) or BY_TYPE[cfg.model_type or 'clip']
+  local where = O.where(cfg, 'CLIP config')
+  if type(cfg) ~= 'table' or O.is_list(cfg) then argerror(('%s: the config must be an object, got %s'):format(where, O.show(cfg))) end
+  local arch = cfg.architectures
+  local kind = (o and o.kind) or (O.is_list(arch) and arch[1]) or BY_TYPE[cfg.model_type == nil and 'clip' or cfg.model_type]
   local make = KINDS[kind]
-  if not make then argerror(('clip: unknown model class %q'):format(tostring(kind))) end
+  if not make then
+    argerror(('%s: model class %s is not implemented by craft (CLIPModel, CLIPTextModel, CLIPTextModelWithProjection, CLIPVisionModel, CLIPVisionModelWithProjection)')
+      :format(where, O.show(kind or cfg.model_type)))
+  end
   local model = make(cfg)
   model.kind = kind
   return model
@@ -357,7 +422,7 @@ end
 -- from_pretrained(dir, {kind, variant}) -> model in eval mode from dir/config.json and its
 -- weights (a transformers save_pretrained folder, or a diffusers text_encoder/ folder).
 function M.from_pretrained(dir, o)
-  local cfg = require('craft.io').read_json(dir .. '/config.json')
+  local cfg = O.read(dir .. '/config.json', { quiet = o and o.quiet })
   local model = M.from_config(cfg, o)
   M.load_weights(model, M.weights_path(dir, o and o.variant))
   return model:eval()

@@ -20,10 +20,35 @@ local clip = require 'craft.models.clip'
 
 local M = {}
 
--- transformers 4.38 Dinov2Config defaults
-M.DEFAULTS = { hidden_size = 768, num_hidden_layers = 12, num_attention_heads = 12, mlp_ratio = 4,
-  hidden_act = 'gelu', layer_norm_eps = 1e-6, image_size = 224, patch_size = 16, num_channels = 3,
-  qkv_bias = true, layerscale_value = 1.0, use_swiglu_ffn = false }
+-- transformers 4.38's Dinov2Config keys (see craft.models.options)
+local O = require 'craft.models.options'
+local K, null = O.K, require('craft.io').null
+local BACKBONE = 'read only by Dinov2Backbone; craft builds Dinov2Model'
+M.OPTIONS = O.transformers {
+  hidden_size = { K.posint, 768 },
+  num_hidden_layers = { K.posint, 12 },
+  num_attention_heads = { K.posint, 12 },
+  mlp_ratio = { K.posnum, 4 },
+  hidden_act = { K.string, 'gelu', only = { 'quick_gelu', 'gelu', 'gelu_new', 'gelu_pytorch_tanh', 'gelu_fast', 'relu', 'silu', 'swish' } },
+  hidden_dropout_prob = { K.number, 0, only = { 0 }, note = 'craft has no dropout' },
+  attention_probs_dropout_prob = { K.number, 0, only = { 0 }, note = 'craft has no dropout' },
+  layer_norm_eps = { K.posnum, 1e-6 },
+  image_size = { K.posint, 224 },
+  patch_size = { K.posint, 16 },
+  num_channels = { K.posint, 3 },
+  qkv_bias = { K.bool, true },
+  layerscale_value = { K.number, 1.0, note = 'the initial layer scale when no checkpoint is loaded' },
+  drop_path_rate = { K.number, 0, only = { 0 }, note = 'craft has no stochastic depth' },
+  use_swiglu_ffn = { K.bool, false },
+  out_features = { K.any, nil, inert = BACKBONE },
+  out_indices = { K.any, nil, inert = BACKBONE },
+  stage_names = { K.any, nil, inert = BACKBONE },
+  apply_layernorm = { K.any, true, inert = BACKBONE },
+  reshape_hidden_states = { K.any, true, inert = BACKBONE },
+  model_type = { K.string, nil, only = { null, 'dinov2' }, note = 'dinov2_with_registers (register tokens) is refused' },
+}
+M.DEFAULTS = {}
+for k, e in pairs(M.OPTIONS) do M.DEFAULTS[k] = e[2] end
 
 ---------------------------------------------------------------- bicubic position resampling
 -- PyTorch's cubic convolution weights (a = -0.75) for fractional offset t.
@@ -171,9 +196,10 @@ end
 local Model = nn.class('Dinov2Model')
 M.Dinov2Model = Model
 function Model:init(cfg)
-  local c = clip.with_defaults(cfg, M.DEFAULTS)
+  local where = O.where(cfg, 'Dinov2Config')
+  local c = O.check(cfg, M.OPTIONS, where)
   if c.hidden_size % c.num_attention_heads ~= 0 then
-    argerror(('dinov2: hidden_size %d is not divisible by %d heads'):format(c.hidden_size, c.num_attention_heads))
+    O.refuse(where, 'num_attention_heads', c.num_attention_heads, ('does not divide hidden_size %d'):format(c.hidden_size))
   end
   self.config = c
   self:add('embeddings', Embeddings(c))
@@ -203,9 +229,9 @@ end
 function M.from_config(cfg) return Model(cfg) end
 
 -- from_pretrained(dir) -> Dinov2Model in eval mode from dir/config.json + dir/model.safetensors
-function M.from_pretrained(dir)
+function M.from_pretrained(dir, o)
   local io = require 'craft.io'
-  local model = Model(io.read_json(dir .. '/config.json'))
+  local model = Model(O.read(dir .. '/config.json', { quiet = o and o.quiet }))
   model:load_state_dict(io.load_safetensors(dir .. '/model.safetensors'))
   return model:eval()
 end

@@ -43,9 +43,12 @@ function M.find_weights(dir, variant)
   argerror(('%s: no weights file (looked for %s)'):format(dir, table.concat(tried, ', ')))
 end
 
-local function read_config(path, what)
+local O = require 'craft.models.options'
+-- read_config(path, what, o): the JSON object of a config file, remembered as read from path
+-- (so that a refused or ignored key names the file)
+local function read_config(path, what, o)
   if not exists(path) then argerror(('%s: %s is missing'):format(what, path)) end
-  return io_.read_json(path)
+  return O.read(path, { quiet = o and o.quiet })
 end
 
 -- Fills model from the weights in dir; missing model keys are an error.
@@ -53,10 +56,16 @@ local function fill(model, dir, what, o, rename)
   local path = M.find_weights(dir, o.variant)
   local sd = io_.load_safetensors(path, { dtype = 'f32' })
   if rename then sd = rename(sd) end
-  local missing = keymap.load(model, sd, { what = what .. ' (' .. path .. ')', quiet = o.quiet })
+  -- missing keys: the error says it all (one line); otherwise keys not loaded get a warning
+  local missing, unexpected = keymap.load(model, sd, { what = what .. ' (' .. path .. ')', quiet = true })
   if #missing > 0 then
-    argerror(('%s: %d model key(s) missing from %s (%s%s)'):format(what, #missing, path,
-      table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or ''))
+    argerror(('%s: %d model key(s) missing from %s (%s%s)%s'):format(what, #missing, path,
+      table.concat(missing, ', ', 1, math.min(5, #missing)), #missing > 5 and ', ...' or '',
+      #unexpected > 0 and (', and %d checkpoint key(s) fit nothing: does config.json match the weights?'):format(#unexpected) or ''))
+  end
+  if #unexpected > 0 and not o.quiet then
+    io.stderr:write(('craft: warning: %s (%s): %d checkpoint key(s) not loaded (%s%s)\n'):format(what, path, #unexpected,
+      table.concat(unexpected, ', ', 1, math.min(3, #unexpected)), #unexpected > 3 and ', ...' or ''))
   end
   return model
 end
@@ -65,19 +74,24 @@ function M.load_unet(dir, o)
   require('craft.core').want('models.load_unet', 'dir', dir, 'string')
   o = require('craft.core').want('models.load_unet', 'options', o, 'table', true) or {}
   local U = require 'craft.models.unet'
-  return fill(U.UNet2DConditionModel(read_config(dir .. '/config.json', 'unet')), dir, 'unet', o)
+  return fill(U.UNet2DConditionModel(read_config(dir .. '/config.json', 'unet', o)), dir, 'unet', o)
 end
 
 function M.load_vae(dir, o)
   require('craft.core').want('models.load_vae', 'dir', dir, 'string')
   o = require('craft.core').want('models.load_vae', 'options', o, 'table', true) or {}
   local V = require 'craft.models.vae'
-  return fill(V.AutoencoderKL(read_config(dir .. '/config.json', 'vae')), dir, 'vae', o, keymap.vae_new_names)
+  return fill(V.AutoencoderKL(read_config(dir .. '/config.json', 'vae', o)), dir, 'vae', o, keymap.vae_new_names)
 end
 
-function M.load_scheduler(dir)
+-- load_scheduler(dir, {sampler=, quiet=}): the scheduler dir/scheduler_config.json names, or the
+-- sampler named (craft.models.schedulers.NAMES or a diffusers class name) made from that config.
+function M.load_scheduler(dir, o)
   require('craft.core').want('models.load_scheduler', 'dir', dir, 'string')
-  return require('craft.models.schedulers').from_config(read_config(dir .. '/scheduler_config.json', 'scheduler'))
+  o = require('craft.core').want('models.load_scheduler', 'options', o, 'table', true) or {}
+  require('craft.core').want('models.load_scheduler', 'options.sampler', o.sampler, 'string', true)
+  local cfg = read_config(dir .. '/scheduler_config.json', 'scheduler', o)
+  return require('craft.models.schedulers').from_config(cfg, { class = o.sampler, quiet = o.quiet })
 end
 
 -- The text side comes from craft.models.clip (written separately); without it the pipeline
@@ -98,11 +112,13 @@ local function load_text_side(dir, index, o)
   return te, tok, note
 end
 
--- load(dir, {variant=, quiet=}) -> a Pipeline (craft.models.pipeline) holding the components.
+-- load(dir, {variant=, quiet=, sampler=}) -> a Pipeline (craft.models.pipeline) holding the
+-- components; its scheduler is the one scheduler/scheduler_config.json names (a class craft does
+-- not implement is refused), or `sampler` (e.g. 'ddim') made from that config.
 function M.load(dir, o)
   require('craft.core').want('models.load', 'dir', dir, 'string')
   o = require('craft.core').want('models.load', 'options', o, 'table', true) or {}
-  local index = read_config(dir .. '/model_index.json', 'pipeline')
+  local index = read_config(dir .. '/model_index.json', 'pipeline', { quiet = true })
   local function need(k)
     if type(index[k]) ~= 'table' or index[k][1] == io_.null then
       argerror(('%s/model_index.json: no %s component'):format(dir, k))
@@ -112,7 +128,8 @@ function M.load(dir, o)
   local parts = { config = index, path = dir }
   parts.unet = M.load_unet(dir .. '/unet', o)
   parts.vae = M.load_vae(dir .. '/vae', o)
-  parts.scheduler = M.load_scheduler(dir .. '/scheduler')
+  parts.scheduler = M.load_scheduler(dir .. '/scheduler', { sampler = o.sampler, quiet = o.quiet })
+  parts.quiet = o.quiet
   parts.text_encoder, parts.tokenizer, parts.note = load_text_side(dir, index, o)
   if parts.note and not o.quiet then io.stderr:write('craft: note: ' .. parts.note .. '\n') end
   return require('craft.models.pipeline').new(parts)
@@ -134,27 +151,29 @@ function M.load_single_file(path, o)
   o = require('craft.core').want('models.load_single_file', 'options', o, 'table', true) or {}
   local function cfg(c, what, optional)
     if c == nil and optional then return nil end
-    if type(c) == 'string' then return read_config(c:match('%.json$') and c or (c .. '/config.json'), what) end
+    if type(c) == 'string' then return read_config(c:match('%.json$') and c or (c .. '/config.json'), what, o) end
     if type(c) ~= 'table' then argerror('load_single_file: give ' .. what .. '_config (a diffusers config table or path)') end
     return c
   end
   local ucfg, vcfg = cfg(o.unet_config, 'unet'), cfg(o.vae_config, 'vae')
   local tcfg = cfg(o.text_encoder_config, 'text_encoder', true)
-  local parts, other = keymap.ldm_to_diffusers(io_.load_safetensors(path), ucfg, vcfg,
-    { text_layers = tcfg and (tcfg.num_hidden_layers or require('craft.models.clip').TEXT_DEFAULTS.num_hidden_layers),
-      text_projection = o.text_projection })
-  if #other > 0 and not o.quiet then
-    io.stderr:write(('craft: warning: %s: %d key(s) converted to no UNet, VAE or text encoder key, not loaded (%s%s)\n'):format(
-      path, #other, table.concat(other, ', ', 1, math.min(3, #other)), #other > 3 and ', ...' or ''))
-  end
+  -- the models first: their configs are checked (and filled) before the keys are converted
   local U, V = require 'craft.models.unet', require 'craft.models.vae'
   local unet, vae = U.UNet2DConditionModel(ucfg), V.AutoencoderKL(vcfg)
-  local todo = { { unet, parts.unet, 'unet' }, { vae, parts.vae, 'vae' } }
   local te
   if tcfg then
     local clip = require 'craft.models.clip'
     te = clip.CLIPTextModel(tcfg, { projection = o.text_projection })
     te.kind = o.text_projection and 'CLIPTextModelWithProjection' or 'CLIPTextModel'
+  end
+  local parts, other = keymap.ldm_to_diffusers(io_.load_safetensors(path), unet.config, vae.config,
+    { text_layers = te and te.config.num_hidden_layers, text_projection = o.text_projection })
+  if #other > 0 and not o.quiet then
+    io.stderr:write(('craft: warning: %s: %d key(s) converted to no UNet, VAE or text encoder key, not loaded (%s%s)\n'):format(
+      path, #other, table.concat(other, ', ', 1, math.min(3, #other)), #other > 3 and ', ...' or ''))
+  end
+  local todo = { { unet, parts.unet, 'unet' }, { vae, parts.vae, 'vae' } }
+  if te then
     local tsd = {}
     -- position_ids: a buffer older transformers saved; not a weight (clip.load_weights drops it too)
     for k, t in pairs(parts.text_encoder) do if not k:match('position_ids$') then tsd[k] = t end end

@@ -1,10 +1,11 @@
 -- craft.models.pipeline: text-to-image sampling as diffusers' StableDiffusionPipeline does it
--- (the pipeline's scheduler, DDIM or DDPM, classifier-free guidance with the unconditional half
--- first, VAE decode, [0, 1] images).
+-- (the scheduler the folder names: DDIM, DDPM, PNDM, Euler, Euler ancestral or DPM-Solver++;
+-- classifier-free guidance with the unconditional half first, VAE decode, [0, 1] images).
 --   local pipe = require('craft.models').load('tiny_sd')
 --   local images = pipe:generate{prompt = 'a chest x-ray', steps = 50, cfg = 7.5, seed = 1}
 --   pipe:generate{prompt_embeds = e, negative_prompt_embeds = n, latents = x, out = 'img_%d.png'}
---   pipe:generate{prompt = p, scheduler = require('craft.models.schedulers').DDPM(pipe.scheduler.config)}
+--   pipe:generate{prompt = p, sampler = 'dpm++2m_karras'}     -- another sampler, the folder's betas
+--   pipe:generate{prompt = p, scheduler = require('craft.models.schedulers').DDPM(cfg)}
 -- grad_steps = K keeps the graph through the last K denoising steps and the decode (DRaFT-K);
 -- the earlier steps run without it.
 local craft = require 'craft'
@@ -13,6 +14,12 @@ local core = require 'craft.core'
 local ffi, C = core.ffi, core.C
 
 local M = {}
+
+-- where a pipeline's own scheduler came from, for the note saying which sampler runs
+local function sched_source(s)
+  return s.source and ('the folder\'s ' .. s.source) or 'the pipeline\'s scheduler'
+end
+
 local Pipeline = {}
 Pipeline.__index = Pipeline
 M.Pipeline = Pipeline
@@ -69,17 +76,58 @@ function M.write_png(images, pattern)
   return paths
 end
 
+-- what has been said (once per process: a recipe loads the same folder many times)
+local told = {}
+
+-- sampler(o) -> the scheduler generate{...} samples with: o.scheduler (a scheduler object), else
+-- o.sampler (a name: 'ddim', 'ddpm', 'pndm', 'euler', 'euler_a', 'dpm++2m', 'dpm++2m_karras',
+-- or a diffusers class name; made from the folder's scheduler config as diffusers'
+-- Class.from_config(pipe.scheduler.config) does, o.sampler_config overriding keys), else the
+-- folder's own. The first use of each (per folder) says so on stderr, once per process (not with
+-- {quiet = true} at load).
+function Pipeline:sampler(o)
+  local sched, how
+  if o.scheduler ~= nil then
+    sched, how = o.scheduler, 'scheduler ='
+    if type(sched) ~= 'table' or type(sched.step) ~= 'function' or type(sched.set_timesteps) ~= 'function' then
+      argerror('generate: scheduler must be a craft.models.schedulers sampler (DDIM, DDPM, PNDM, Euler, DPM-Solver)')
+    end
+  elseif o.sampler ~= nil then
+    core.want('generate', 'sampler', o.sampler, 'string')
+    core.want('generate', 'sampler_config', o.sampler_config, 'table', true)
+    local S = require 'craft.models.schedulers'
+    local key = o.sampler .. (o.sampler_config and require('craft.io').encode_json(o.sampler_config) or '')
+    self._samplers = self._samplers or {}
+    sched = self._samplers[key]
+    if not sched then
+      sched = S.from_config(self.scheduler, { class = o.sampler, overrides = o.sampler_config, quiet = self.quiet })
+      self._samplers[key] = sched
+    end
+    how = ("sampler = '%s'"):format(o.sampler)
+  else
+    sched, how = self.scheduler, sched_source(self.scheduler)
+  end
+  local name = sched.class_name or 'a custom scheduler'
+  local line = ('%s: sampling with %s (%s)'):format(self.path or 'pipeline', name, how)
+  if not told[line] and not self.quiet then
+    told[line] = true
+    io.stderr:write('craft: note: ', line, '\n')
+  end
+  return sched, name
+end
+
 -- generate{prompt=, negative_prompt=, prompt_embeds=, negative_prompt_embeds=, steps=50, cfg=7.5,
---   seed=0, height=, width=, latents=, eta=0, grad_steps=0, out=, scheduler=}
---   -> images [B,3,H,W] in [0,1], latents
--- scheduler (default the pipeline's): any craft.models.schedulers sampler (DDIM, DDPM); its
--- step i draws its noise (DDIM with eta > 0, DDPM always) from (seed + i, offset 1).
+--   seed=0, height=, width=, latents=, eta=0, grad_steps=0, out=, sampler=, sampler_config=, scheduler=}
+--   -> images [B,3,H,W] in [0,1], latents, {sampler = class name, timesteps = {...}}
+-- The sampler: see Pipeline:sampler. Step i of a stochastic sampler (DDIM with eta > 0, DDPM,
+-- Euler ancestral) draws its noise from craft.randn with (seed + i, offset 1); the initial
+-- latents, unless given, from (seed, offset 0).
 function Pipeline:generate(o)
   o = o or {}
   local steps, cfg, seed = o.steps or 50, o.cfg or 7.5, o.seed or 0
-  local sched = o.scheduler or self.scheduler
-  if type(sched) ~= 'table' or type(sched.step) ~= 'function' or type(sched.set_timesteps) ~= 'function' then
-    argerror('generate: scheduler must be a craft.models.schedulers sampler (DDIM, DDPM)')
+  local sched, sampler_name = self:sampler(o)
+  if (o.eta or 0) > 0 and sampler_name ~= 'DDIMScheduler' then
+    argerror(('generate: eta = %s is DDIM\'s; %s has no eta'):format(tostring(o.eta), sampler_name))
   end
   local guided = cfg > 1
   local cond = o.prompt_embeds
@@ -94,14 +142,17 @@ function Pipeline:generate(o)
     if uncond:size(1) ~= b then argerror(('generate: %d negative embeddings for %d prompts'):format(uncond:size(1), b)) end
   end
   local f = self:vae_scale_factor()
-  local sample_size = self.unet.config.sample_size or 64
-  local hgt, wid = o.height or sample_size * f, o.width or sample_size * f
+  local ss = self.unet.config.sample_size or 64
+  local sh, sw = ss, ss
+  if type(ss) == 'table' then sh, sw = ss[1], ss[2] end
+  local hgt, wid = o.height or sh * f, o.width or sw * f
   if hgt % f ~= 0 or wid % f ~= 0 then argerror(('generate: height and width must be multiples of %d'):format(f)) end
   local lc = self.unet.config.in_channels or 4
   local latents = o.latents or craft.randn({ b, lc, hgt / f, wid / f }, { seed = seed })
-  latents = latents * sched.init_noise_sigma
   local context = guided and craft.cat({ uncond, cond }, 1) or cond
+  -- after set_timesteps: Euler's initial sigma is the first inference step's
   local ts = sched:set_timesteps(steps)
+  latents = latents * sched.init_noise_sigma
   local grad_from = #ts - (o.grad_steps or 0) + 1
 
   local function denoise(i, t, x)
@@ -111,7 +162,8 @@ function Pipeline:generate(o)
       local u, c = eps:narrow(1, 1, b), eps:narrow(1, b + 1, b)
       eps = u + (c - u) * cfg
     end
-    -- a stochastic step (DDIM eta > 0, DDPM) draws fresh noise from the seed and the step index
+    -- a stochastic step (DDIM eta > 0, DDPM, Euler ancestral) draws fresh noise from the seed
+    -- and the step index
     return sched:step(eps, t, x, { eta = o.eta, seed = seed + i, offset = 1 }).prev_sample
   end
   for i, t in ipairs(ts) do
@@ -123,7 +175,7 @@ function Pipeline:generate(o)
   end
   local images = (o.grad_steps or 0) > 0 and decode(latents) or craft.no_grad(decode, latents)
   if o.out then M.write_png(images, o.out) end
-  return images, latents
+  return images, latents, { sampler = sampler_name, timesteps = ts }
 end
 
 return M

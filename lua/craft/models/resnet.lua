@@ -21,10 +21,26 @@ local A = require 'craft.autograd'
 
 local M = {}
 
--- transformers 4.38 ResNetConfig defaults (ResNet-50)
-M.DEFAULTS = { num_channels = 3, embedding_size = 64, hidden_sizes = { 256, 512, 1024, 2048 },
-  depths = { 3, 4, 6, 3 }, layer_type = 'bottleneck', hidden_act = 'relu',
-  downsample_in_first_stage = false, downsample_in_bottleneck = false }
+-- transformers 4.38's ResNetConfig keys, defaults of ResNet-50 (see craft.models.options)
+local O = require 'craft.models.options'
+local K, null = O.K, require('craft.io').null
+local BACKBONE = 'read only by ResNetBackbone; craft builds ResNetModel'
+M.OPTIONS = O.transformers {
+  num_channels = { K.posint, 3 },
+  embedding_size = { K.posint, 64 },
+  hidden_sizes = { K.list(K.posint), { 256, 512, 1024, 2048 } },
+  depths = { K.list(K.posint), { 3, 4, 6, 3 } },
+  layer_type = { K.string, 'bottleneck', only = { 'basic', 'bottleneck' } },
+  hidden_act = { K.string, 'relu', only = { 'relu', 'gelu', 'silu', 'swish', 'tanh' } },
+  downsample_in_first_stage = { K.bool, false },
+  downsample_in_bottleneck = { K.bool, false },
+  out_features = { K.any, nil, inert = BACKBONE },
+  out_indices = { K.any, nil, inert = BACKBONE },
+  stage_names = { K.any, nil, inert = BACKBONE },
+  model_type = { K.string, nil, only = { null, 'resnet' } },
+}
+M.DEFAULTS = {}
+for k, e in pairs(M.OPTIONS) do M.DEFAULTS[k] = e[2] end
 
 local ACTS = {
   relu = function(x) return x:relu() end,
@@ -162,14 +178,10 @@ end
 local Model = nn.class('ResNetModel')
 M.ResNetModel = Model
 function Model:init(cfg)
-  local c = {}
-  for k, v in pairs(M.DEFAULTS) do c[k] = v end
-  for k, v in pairs(cfg or {}) do c[k] = v end
-  if c.layer_type ~= 'basic' and c.layer_type ~= 'bottleneck' then
-    argerror(('resnet: layer_type %q is neither basic nor bottleneck'):format(tostring(c.layer_type)))
-  end
+  local where = O.where(cfg, 'ResNetConfig')
+  local c = O.check(cfg, M.OPTIONS, where)
   if #c.depths ~= #c.hidden_sizes then
-    argerror(('resnet: %d depths for %d hidden_sizes'):format(#c.depths, #c.hidden_sizes))
+    O.refuse(where, 'depths', c.depths, ('has %d entries for %d hidden_sizes'):format(#c.depths, #c.hidden_sizes))
   end
   self.config = c
   act(c.hidden_act)
@@ -199,11 +211,11 @@ function M.from_config(cfg) return Model(cfg) end
 
 -- from_pretrained(dir) -> ResNetModel in eval mode. A ResNetForImageClassification checkpoint
 -- (keys "resnet.*" and a classifier) loads its backbone.
-function M.from_pretrained(dir)
+function M.from_pretrained(dir, o)
   local io = require 'craft.io'
-  local cfg = io.read_json(dir .. '/config.json')
+  local cfg = O.read(dir .. '/config.json', { quiet = o and o.quiet })
   local model = Model(cfg)
-  local classifier = cfg.architectures and cfg.architectures[1] == 'ResNetForImageClassification'
+  local classifier = O.is_list(cfg.architectures) and cfg.architectures[1] == 'ResNetForImageClassification'
   model:load_state_dict(io.load_safetensors(dir .. '/model.safetensors', { prefix = classifier and 'resnet.' or nil }))
   return model:eval()
 end

@@ -1,193 +1,46 @@
--- craft.models.schedulers: the DDPM and DDIM noise schedules of diffusers (training: add_noise and
--- targets; sampling: set_timesteps and step), configured from a scheduler/scheduler_config.json
--- table. Timesteps are the model's own integers (0 .. num_train_timesteps-1); per-timestep
--- constants are plain Lua numbers (doubles), tensors only carry samples. Noise comes from
--- craft.randn with explicit seeds (Philox: a seed gives the same noise on every machine and
--- thread count).
+-- craft.models.schedulers: diffusers' noise schedulers, configured from a
+-- scheduler/scheduler_config.json table: DDPM and DDIM (here), PNDM (PLMS; scheduler_pndm.lua),
+-- Euler and Euler ancestral (scheduler_euler.lua), DPM-Solver++ multistep (scheduler_dpm.lua).
+-- Each checks its config against its own table of keys (CLASS.OPTIONS, craft.models.options).
+-- Training side (every class): add_noise and targets of DDPM's process; sampling:
+-- set_timesteps(n) -> the timesteps, then step(model_output, t, sample, o) for each, in order
+-- (PNDM, Euler and DPM-Solver keep state between steps; set_timesteps resets it).
+-- Timesteps are the model's own numbers (Euler's may be fractional); per-timestep constants are
+-- plain Lua numbers (doubles), tensors only carry samples. Noise comes from craft.randn with
+-- explicit seeds (Philox: a seed gives the same noise on every machine and thread count).
 --   local s = schedulers.from_config(cfg)              -- by cfg._class_name, or schedulers.DDIM(cfg)
+--   local e = schedulers.from_config(s, {class = 'euler'})   -- another sampler, s's betas
 --   s:set_timesteps(50); for _, t in ipairs(s.timesteps) do x = s:step(eps, t, x).prev_sample end
 --   local noisy = s:add_noise(x0, noise, t); local target = s:target(x0, noise, t)
 --   local d = schedulers.DDPM(cfg); d:set_timesteps(50)             -- ancestral sampling
 --   for i, t in ipairs(d.timesteps) do x = d:step(eps, t, x, {seed = i}).prev_sample end
 local craft = require 'craft'
-local argerror = require('craft.core').argerror
-local io_ = require 'craft.io'
+local core = require 'craft.core'
+local argerror, want = core.argerror, core.want
+local O = require 'craft.models.options'
+local B = require 'craft.models.scheduler_base'
+local K, null = O.K, craft.io.null
+local Base, new = B.Base, B.new
 
-local M = {}
-
-local DEFAULTS = { num_train_timesteps = 1000, beta_start = 0.0001, beta_end = 0.02, beta_schedule = 'linear',
-  prediction_type = 'epsilon', clip_sample = true, clip_sample_range = 1.0, set_alpha_to_one = true,
-  steps_offset = 0, timestep_spacing = 'leading', rescale_betas_zero_snr = false, thresholding = false,
-  variance_type = 'fixed_small' }
-
-local function settings(cfg, overrides)
-  local c = {}
-  for k, v in pairs(DEFAULTS) do c[k] = v end
-  for k, v in pairs(cfg or {}) do if v ~= io_.null then c[k] = v end end
-  for k, v in pairs(overrides or {}) do c[k] = v end
-  if c.thresholding then argerror('scheduler: thresholding (dynamic) is not supported') end
-  if c.trained_betas ~= nil then argerror('scheduler: trained_betas is not supported') end
-  local pt = c.prediction_type
-  if pt ~= 'epsilon' and pt ~= 'v_prediction' and pt ~= 'sample' then
-    argerror(('scheduler: prediction_type %q is not supported (epsilon, v_prediction, sample)'):format(tostring(pt)))
-  end
-  return c
-end
-
--- betas as diffusers makes them (linspace in float32 there; doubles here: equal to ~1e-7)
-local function make_betas(c)
-  local n, b = c.num_train_timesteps, {}
-  local function lin(a, z, i) return n == 1 and a or a + (z - a) * i / (n - 1) end
-  if c.beta_schedule == 'linear' then
-    for i = 0, n - 1 do b[i + 1] = lin(c.beta_start, c.beta_end, i) end
-  elseif c.beta_schedule == 'scaled_linear' then
-    for i = 0, n - 1 do b[i + 1] = lin(math.sqrt(c.beta_start), math.sqrt(c.beta_end), i) ^ 2 end
-  elseif c.beta_schedule == 'squaredcos_cap_v2' then
-    local function abar(t) return math.cos((t + 0.008) / 1.008 * math.pi / 2) ^ 2 end
-    for i = 0, n - 1 do b[i + 1] = math.min(1 - abar((i + 1) / n) / abar(i / n), 0.999) end
-  else
-    argerror(('scheduler: beta_schedule %q is not supported (linear, scaled_linear, squaredcos_cap_v2)'):format(tostring(c.beta_schedule)))
-  end
-  return b
-end
-
-local function cumprod(betas)
-  local acp, p = {}, 1
-  for i, beta in ipairs(betas) do p = p * (1 - beta); acp[i] = p end
-  return acp
-end
-
--- Zero terminal SNR (Lin et al. 2023, Algorithm 1): shift and scale sqrt(alpha_bar) so the last is 0.
-local function rescale_zero_snr(betas)
-  local acp = cumprod(betas)
-  local s = {}
-  for i, a in ipairs(acp) do s[i] = math.sqrt(a) end
-  local s0, sT = s[1], s[#s]
-  for i = 1, #s do s[i] = (s[i] - sT) * s0 / (s0 - sT) end
-  local out = {}
-  for i = 1, #s do
-    local ab = s[i] ^ 2
-    out[i] = 1 - (i == 1 and ab or ab / s[i - 1] ^ 2)
-  end
-  return out
-end
-
--- numpy's round: halves to even
-local function round_even(x)
-  local f = math.floor(x)
-  local d = x - f
-  if d > 0.5 or (d == 0.5 and f % 2 == 1) then return f + 1 end
-  return f
-end
-
-local Base = {}
-Base.__index = Base
-
-local function new(cls, cfg, overrides)
-  local want = require('craft.core').want
-  want(cls._name or 'scheduler', 'config', cfg, 'table', true)
-  want(cls._name or 'scheduler', 'overrides', overrides, 'table', true)
-  local c = settings(cfg, overrides)
-  want(cls._name or 'scheduler', 'num_train_timesteps', c.num_train_timesteps, 'positive')
-  local betas = make_betas(c)
-  if c.rescale_betas_zero_snr then betas = rescale_zero_snr(betas) end
-  local self = setmetatable({ config = c, betas = betas, alphas_cumprod = cumprod(betas), init_noise_sigma = 1.0 }, cls)
-  self.final_alpha_cumprod = c.set_alpha_to_one and 1.0 or self.alphas_cumprod[1]
-  self.timesteps = {}
-  for i = 1, c.num_train_timesteps do self.timesteps[i] = c.num_train_timesteps - i end
-  return self
-end
-
--- alpha_bar(t) for a model timestep t (0-based)
-local want = require('craft.core').want
-function Base:alpha_bar(t)
-  want('scheduler', 'timestep', t, 'integer')
-  local a = self.alphas_cumprod[t + 1]
-  if not a then argerror(('scheduler: timestep %s outside 0..%d'):format(tostring(t), #self.alphas_cumprod - 1)) end
-  return a
-end
-
--- A [B, 1, 1, ...] tensor of f(alpha_bar(t_b)) shaped to broadcast against x.
-local function per_sample(self, t, x, f)
-  want('scheduler', 'sample', x, 'tensor')
-  want('scheduler', 'timesteps', t, 'integer|list')
-  local ts
-  if type(t) == 'number' then ts = { t }
-  elseif craft.is_tensor(t) then ts = t:flat()
-  else ts = t end
-  local shape = { #ts }
-  for i = 2, x:dim() do shape[i] = 1 end
-  local v = {}
-  for i, ti in ipairs(ts) do v[i] = f(self:alpha_bar(ti)) end
-  return craft.tensor(v):reshape(shape)
-end
-
--- add_noise(x0, noise, t): sqrt(ab) x0 + sqrt(1 - ab) noise; t a number or one per sample
-function Base:add_noise(x0, noise, t)
-  return x0 * per_sample(self, t, x0, math.sqrt) + noise * per_sample(self, t, x0, function(a) return math.sqrt(1 - a) end)
-end
--- get_velocity(x0, noise, t): the v target, sqrt(ab) noise - sqrt(1 - ab) x0
-function Base:get_velocity(x0, noise, t)
-  return noise * per_sample(self, t, x0, math.sqrt) - x0 * per_sample(self, t, x0, function(a) return math.sqrt(1 - a) end)
-end
--- target(x0, noise, t): what the model is trained to predict under this config's prediction_type
-function Base:target(x0, noise, t)
-  local pt = self.config.prediction_type
-  if pt == 'epsilon' then return noise end
-  if pt == 'v_prediction' then return self:get_velocity(x0, noise, t) end
-  return x0
-end
--- Noise for a sample of `shape`, drawn from Philox with an explicit seed.
-function Base:noise(shape, seed, offset)
-  want('scheduler.noise', 'seed', seed, 'count', true)
-  want('scheduler.noise', 'offset', offset, 'count', true)
-  return craft.randn(shape, { seed = seed, offset = offset or 0 })
-end
-function Base:scale_model_input(x) return x end
-
--- The inference timesteps of diffusers' set_timesteps for config.timestep_spacing ("leading",
--- "trailing", "linspace"; Table 2 of Lin et al. 2023), largest first.
-function Base:_spaced_timesteps(n, who)
-  local c = self.config
-  local T = c.num_train_timesteps
-  if type(n) ~= 'number' or n < 1 or n > T or n % 1 ~= 0 then
-    argerror(('%s: %s inference steps (1 .. %d)'):format(who, tostring(n), T))
-  end
-  self.num_inference_steps = n
-  self.custom_timesteps = false
-  local ts = {}
-  if c.timestep_spacing == 'linspace' then
-    for i = n - 1, 0, -1 do ts[#ts + 1] = round_even(n == 1 and 0 or i * (T - 1) / (n - 1)) end
-  elseif c.timestep_spacing == 'leading' then
-    local ratio = math.floor(T / n)
-    for i = n - 1, 0, -1 do ts[#ts + 1] = i * ratio + c.steps_offset end
-  elseif c.timestep_spacing == 'trailing' then
-    local ratio = T / n
-    local x = T
-    while x > 0 do ts[#ts + 1] = round_even(x) - 1; x = x - ratio end
-  else
-    argerror(('%s: timestep_spacing %q is not supported (leading, trailing, linspace)'):format(who, tostring(c.timestep_spacing)))
-  end
-  self.timesteps = ts
-  return ts
-end
+local M = { Base = Base }
 
 ---------------------------------------------------------------- DDPM
-local DDPM = setmetatable({ _name = 'schedulers.DDPM' }, { __index = Base })
+local DDPM = setmetatable({ _name = 'schedulers.DDPM', class_name = 'DDPMScheduler' }, { __index = Base })
 DDPM.__index = DDPM
 M.DDPMScheduler = DDPM
-local VARIANCE_TYPES = { fixed_small = true, fixed_small_log = true, fixed_large = true, learned = true, learned_range = true }
--- DDPM(cfg, overrides): diffusers' DDPMScheduler defaults for absent keys (clip_sample true,
--- variance_type "fixed_small"). Without set_timesteps, step walks the whole training chain.
-function M.DDPM(cfg, overrides)
-  local s = new(DDPM, cfg, overrides)
-  local vt = s.config.variance_type
-  if not VARIANCE_TYPES[vt] then
-    error(('DDPM: variance_type %q is not supported (fixed_small, fixed_small_log, fixed_large, learned, learned_range)')
-      :format(tostring(vt)), 2)
-  end
-  return s
-end
+local THRESHOLD_INERT = 'read only with thresholding, which craft refuses'
+DDPM.OPTIONS = B.common({}, {
+  variance_type = { K.string, 'fixed_small', only = { 'fixed_small', 'fixed_small_log', 'fixed_large', 'learned', 'learned_range' } },
+  clip_sample = { K.bool, true },
+  clip_sample_range = { K.posnum, 1.0 },
+  thresholding = { K.bool, false, only = { false } },
+  dynamic_thresholding_ratio = { K.posnum, 0.995, inert = THRESHOLD_INERT },
+  sample_max_value = { K.posnum, 1.0, inert = THRESHOLD_INERT },
+})
+-- DDPM(cfg, overrides, {quiet=}): diffusers' DDPMScheduler defaults for absent keys (clip_sample
+-- true, variance_type "fixed_small"). Without set_timesteps, step walks the whole training chain.
+function M.DDPM(cfg, overrides, o) return new(DDPM, cfg, overrides, o) end
+DDPM.create = M.DDPM
 
 -- set_timesteps(n) with the config's timestep_spacing, or set_timesteps{t1, t2, ...}: custom
 -- timesteps, strictly decreasing and below num_train_timesteps (each step then goes to the next
@@ -284,12 +137,21 @@ function DDPM:step(model_output, t, sample, o)
 end
 
 ---------------------------------------------------------------- DDIM
-local DDIM = setmetatable({ _name = 'schedulers.DDIM' }, { __index = Base })
+local DDIM = setmetatable({ _name = 'schedulers.DDIM', class_name = 'DDIMScheduler' }, { __index = Base })
 DDIM.__index = DDIM
 M.DDIMScheduler = DDIM
--- DDIM(cfg, overrides): diffusers' defaults for absent keys; SD's scheduler_config.json sets
--- clip_sample false, set_alpha_to_one false, steps_offset 1.
-function M.DDIM(cfg, overrides) return new(DDIM, cfg, overrides) end
+DDIM.OPTIONS = B.common({}, {
+  clip_sample = { K.bool, true },
+  clip_sample_range = { K.posnum, 1.0 },
+  set_alpha_to_one = { K.bool, true },
+  thresholding = { K.bool, false, only = { false } },
+  dynamic_thresholding_ratio = { K.posnum, 0.995, inert = THRESHOLD_INERT },
+  sample_max_value = { K.posnum, 1.0, inert = THRESHOLD_INERT },
+})
+-- DDIM(cfg, overrides, {quiet=}): diffusers' defaults for absent keys; SD's scheduler_config.json
+-- sets clip_sample false, set_alpha_to_one false, steps_offset 1.
+function M.DDIM(cfg, overrides, o) return new(DDIM, cfg, overrides, o) end
+DDIM.create = M.DDIM
 
 function DDIM:set_timesteps(n) return self:_spaced_timesteps(n, 'DDIM') end
 
@@ -332,22 +194,96 @@ function DDIM:step(model_output, t, sample, o)
   return { prev_sample = prev, pred_original_sample = x0 }
 end
 
----------------------------------------------------------------- from a config file
-local CLASSES = { DDIMScheduler = M.DDIM, DDPMScheduler = M.DDPM }
--- from_config(cfg_table_or_path, {class=, overrides}) -> a scheduler; class defaults to the
--- config's _class_name (PNDM and the other SD defaults become DDIM: same betas, our sampler).
+---------------------------------------------------------------- the classes, by name
+local PNDM = require 'craft.models.scheduler_pndm'
+local EULER = require 'craft.models.scheduler_euler'
+local DPM = require 'craft.models.scheduler_dpm'
+M.PNDMScheduler, M.PNDM = PNDM.PNDMScheduler, PNDM.PNDM
+M.EulerDiscreteScheduler, M.Euler = EULER.EulerDiscreteScheduler, EULER.Euler
+M.EulerAncestralDiscreteScheduler, M.EulerAncestral = EULER.EulerAncestralDiscreteScheduler, EULER.EulerAncestral
+M.DPMSolverMultistepScheduler, M.DPMSolverMultistep = DPM.DPMSolverMultistepScheduler, DPM.DPMSolverMultistep
+
+-- diffusers class name -> the class
+M.CLASSES = { DDIMScheduler = DDIM, DDPMScheduler = DDPM, PNDMScheduler = M.PNDMScheduler,
+  EulerDiscreteScheduler = M.EulerDiscreteScheduler, EulerAncestralDiscreteScheduler = M.EulerAncestralDiscreteScheduler,
+  DPMSolverMultistepScheduler = M.DPMSolverMultistepScheduler }
+-- the names a recipe may give (pipe:generate{sampler = ...}): a class and config overrides
+M.NAMES = {
+  ddim = { 'DDIMScheduler' }, ddpm = { 'DDPMScheduler' }, pndm = { 'PNDMScheduler' }, plms = { 'PNDMScheduler' },
+  euler = { 'EulerDiscreteScheduler' }, euler_a = { 'EulerAncestralDiscreteScheduler' },
+  euler_ancestral = { 'EulerAncestralDiscreteScheduler' },
+  ['dpm++2m'] = { 'DPMSolverMultistepScheduler' }, ['dpm++2m_karras'] = { 'DPMSolverMultistepScheduler', { use_karras_sigmas = true } },
+}
+local function sorted_keys(t)
+  local r = {}
+  for k in pairs(t) do r[#r + 1] = k end
+  table.sort(r)
+  return r
+end
+M.class_list = table.concat(sorted_keys(M.CLASSES), ', ')
+M.name_list = table.concat(sorted_keys(M.NAMES), ', ')
+
+-- resolve(name) -> class, overrides: a short name (M.NAMES) or a diffusers class name
+function M.resolve(name, where)
+  if M.CLASSES[name] then return M.CLASSES[name], nil end
+  local n = type(name) == 'string' and M.NAMES[name:lower()]
+  if n then return M.CLASSES[n[1]], n[2] end
+  argerror(('%s: sampler %s is not implemented by craft (names: %s; classes: %s)'):format(where or 'schedulers',
+    O.show(name), M.name_list, M.class_list))
+end
+
+local function is_scheduler(v) return type(v) == 'table' and getmetatable(v) and v.class_name and v.config and v.step end
+
+-- from_config(cfg, {class=, overrides=, quiet=}) -> a scheduler.
+-- cfg: a config table, a path (a scheduler_config.json or the folder holding it), or a scheduler
+-- (then the config it was made from). class: a diffusers class name or a short name (M.NAMES);
+-- by default cfg's _class_name (DDIMScheduler when it has none). A class craft does not
+-- implement is refused. Another class than the config's own is made as diffusers' 0.27
+-- Class.from_config(pipe.scheduler.config) makes it: from the keys the file gave (also those its
+-- own class ignores, such as SD 1.5's clip_sample; not those _use_default_values lists) that the
+-- new class has; its own defaults for the rest.
 function M.from_config(cfg, o)
-  local want = require('craft.core').want
   want('schedulers.from_config', 'config', cfg, 'string|table')
   o = want('schedulers.from_config', 'options', o, 'table', true) or {}
+  want('schedulers.from_config', 'options.overrides', o.overrides, 'table', true)
+  local where
   if type(cfg) == 'string' then
     local p = cfg
     if not p:match('%.json$') then p = p .. '/scheduler_config.json' end
-    cfg = io_.read_json(p)
+    cfg = O.read(p, { quiet = o.quiet })
+    where = p
   end
-  local cls = o.class or cfg._class_name or 'DDIMScheduler'
-  local make = CLASSES[cls] or M.DDIM
-  return make(cfg, o.overrides)
+  local source_class
+  if is_scheduler(cfg) then
+    source_class, where = cfg.class_name, cfg.source
+    cfg = cfg.raw
+  else
+    where = O.where(cfg, where or 'scheduler config')
+    if O.is_list(cfg) then argerror(('%s: a scheduler config must be an object, got %s'):format(where, O.show(cfg))) end
+    local cn = cfg._class_name
+    if cn ~= nil and type(cn) ~= 'string' then O.refuse(where, '_class_name', cn, 'must be a string') end
+    source_class = cn or 'DDIMScheduler'
+  end
+  if not o.class and not M.CLASSES[source_class] then
+    argerror(('%s: _class_name = %s is not implemented by craft (implemented: %s; models.load(dir, {sampler = \'ddim\'}) samples with another)')
+      :format(where, O.show(source_class), M.class_list))
+  end
+  local cls, name_over = M.resolve(o.class or source_class, where)
+  local overrides = {}
+  for k, v in pairs(name_over or {}) do overrides[k] = v end
+  for k, v in pairs(o.overrides or {}) do overrides[k] = v end
+  if cls.class_name == source_class then
+    return cls.create(cfg, overrides, { where = where, quiet = o.quiet })
+  end
+  local defaulted = {}
+  if O.is_list(cfg._use_default_values) then
+    for _, k in ipairs(cfg._use_default_values) do defaulted[k] = true end
+  end
+  local kept = {}
+  for k, v in pairs(cfg) do
+    if cls.OPTIONS[k] and not defaulted[k] then kept[k] = v end
+  end
+  return cls.create(kept, overrides, { where = where .. ' (as ' .. cls.class_name .. ')', quiet = o.quiet })
 end
 
 return M

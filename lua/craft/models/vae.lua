@@ -7,7 +7,6 @@
 --   local images = vae:decode(z)                            -- z unscaled: divide by scaling_factor first
 -- vae.gradient_checkpointing = true recomputes the decoder's blocks during backward.
 local craft = require 'craft'
-local argerror = require('craft.core').argerror
 local U = require 'craft.models.unet'
 local nn, F = craft.nn, craft.F
 
@@ -105,23 +104,48 @@ end
 local AutoencoderKL = nn.class('AutoencoderKL')
 M.AutoencoderKL = AutoencoderKL
 
-local DEFAULTS = { in_channels = 3, out_channels = 3, latent_channels = 4, block_out_channels = { 64 },
-  layers_per_block = 1, norm_num_groups = 32, scaling_factor = 0.18215 }
+local O = require 'craft.models.options'
+local K, null = O.K, craft.io.null
+-- Every key of diffusers 0.27.2's AutoencoderKL config, and three of later versions (see
+-- craft.models.options).
+M.OPTIONS = {
+  in_channels = { K.posint, 3 },
+  out_channels = { K.posint, 3 },
+  down_block_types = { K.list(K.string), { 'DownEncoderBlock2D' }, each = { 'DownEncoderBlock2D' } },
+  up_block_types = { K.list(K.string), { 'UpDecoderBlock2D' }, each = { 'UpDecoderBlock2D' } },
+  block_out_channels = { K.list(K.posint), { 64 } },
+  layers_per_block = { K.posint, 1 },
+  act_fn = { K.string, 'silu', only = { 'silu', 'swish' } },
+  latent_channels = { K.posint, 4 },
+  norm_num_groups = { K.posint, 32 },
+  sample_size = { K.per_level(K.posint), 32, inert = 'the tiling size of diffusers\' tiled decoding, which craft does not do' },
+  scaling_factor = { K.posnum, 0.18215 },
+  latents_mean = { K.list(K.number), nil, only = { null }, note = 'SDXL-style latent statistics: craft\'s pipeline does not apply them' },
+  latents_std = { K.list(K.number), nil, only = { null }, note = 'as latents_mean' },
+  force_upcast = { K.bool, true, inert = 'craft computes in float32 always' },
+  -- later diffusers
+  shift_factor = { K.number, nil, only = { null } },
+  use_quant_conv = { K.bool, true, only = { true } },
+  use_post_quant_conv = { K.bool, true, only = { true } },
+  mid_block_add_attention = { K.bool, true, only = { true } },
+}
 
--- AutoencoderKL(config): config is the table of a diffusers vae/config.json.
+-- AutoencoderKL(config): config is the table of a diffusers vae/config.json (keys checked
+-- against M.OPTIONS).
 function AutoencoderKL:init(cfg)
-  local c = {}
-  for k, v in pairs(DEFAULTS) do c[k] = v end
-  for k, v in pairs(cfg or {}) do if v ~= craft.io.null then c[k] = v end end
-  for _, t in ipairs(c.down_block_types or {}) do
-    if t ~= 'DownEncoderBlock2D' then argerror('AutoencoderKL: down block type ' .. t .. ' is not supported (DownEncoderBlock2D)') end
+  local where = O.where(cfg, 'AutoencoderKL config')
+  local c = O.check(cfg, M.OPTIONS, where)
+  local n = #c.block_out_channels
+  if #c.down_block_types ~= n then
+    O.refuse(where, 'down_block_types', c.down_block_types, ('has %d entries for %d block_out_channels'):format(#c.down_block_types, n))
   end
-  for _, t in ipairs(c.up_block_types or {}) do
-    if t ~= 'UpDecoderBlock2D' then argerror('AutoencoderKL: up block type ' .. t .. ' is not supported (UpDecoderBlock2D)') end
+  if #c.up_block_types ~= n then
+    O.refuse(where, 'up_block_types', c.up_block_types, ('has %d entries for %d block_out_channels'):format(#c.up_block_types, n))
   end
-  if c.act_fn and c.act_fn ~= 'silu' then argerror('AutoencoderKL: act_fn ' .. c.act_fn .. ' is not supported (silu)') end
-  if c.mid_block_add_attention == false or c.use_quant_conv == false or c.use_post_quant_conv == false then
-    argerror('AutoencoderKL: configs without mid-block attention or quant convs are not supported')
+  for _, ch in ipairs(c.block_out_channels) do
+    if ch % c.norm_num_groups ~= 0 then
+      O.refuse(where, 'norm_num_groups', c.norm_num_groups, ('does not divide the %d channels of block_out_channels'):format(ch))
+    end
   end
   self.config = c
   self.scaling_factor = c.scaling_factor

@@ -125,7 +125,8 @@ end
 
 ---------------------------------------------------------------- sampling
 -- sample(pipe, {cond=, uncond=, cfg=7.5, steps=50, noise=, grad_steps=0, kl=false, eta=0, seed=0,
---   checkpoint_vae=true}) -> images [B, 3, H, W] in [0, 1], final latents, {kl = tensor or nil}
+--   checkpoint_vae=true, decode=true}) -> images [B, 3, H, W] in [0, 1] (nil with decode = false),
+--   final latents, {kl = tensor or nil}
 -- DDIM from `noise`. The first steps - K steps run under no_grad and their result is detached:
 -- only the last K steps (and the decode) carry a graph, so the reward's gradient reaches the
 -- LoRA weights through those steps only (DRaFT-K). With kl, each grad-carrying step also adds
@@ -164,6 +165,7 @@ function M.sample(pipe, o)
       x = denoise(i, t, x)
     end
   end
+  if o.decode == false then return nil, x, { kl = kl_sum and kl_sum * (1 / kl_n) or nil } end
   local sf = pipe.vae.scaling_factor
   local function decode(z) return (pipe.vae:decode(z * (1 / sf)) * 0.5 + 0.5):clamp(0, 1) end
   local images
@@ -262,10 +264,12 @@ function M.write_csv(path, rows)
   check(C.craft_csv_writer_open(tmp, wp), 2)
   local w = wp[0]
   local cells = ffi.new('const char*[?]', #cols)
+  local keep
   local function put(values)
-    local keep = {}
-    for i, v in ipairs(values) do
-      if v == false then cells[i - 1] = nil
+    keep = {}   -- the strings `cells` points at, alive until the next row is written
+    for i = 1, #cols do
+      local v = values[i]
+      if v == nil or v == false then cells[i - 1] = nil
       else keep[i] = type(v) == 'number' and ('%.9g'):format(v) or tostring(v); cells[i - 1] = keep[i] end
     end
     local rc = C.craft_csv_writer_row(w, #cols, cells)
@@ -274,7 +278,13 @@ function M.write_csv(path, rows)
   put(cols)
   for _, row in ipairs(rows) do
     local v = {}
-    for i, c in ipairs(cols) do v[i] = row[c] == nil and false or row[c] end
+    -- a missing cell is false (not nil: ipairs would stop there and leave the previous row's
+    -- pointers in `cells`)
+    for i, c in ipairs(cols) do
+      local x = row[c]
+      if x == nil then x = false end
+      v[i] = x
+    end
     put(v)
   end
   check(C.craft_csv_writer_close(w), 2)

@@ -32,7 +32,19 @@ M.DEFAULTS = {
   reward = false,             -- function(images [N,3,H,W] in [0,1], labels i64 [N]) -> tensor [N]
   cas = false,                -- a calibrated craft.cas object: reward = cas:reward(images, labels, reward_weights)
   reward_weights = false,     -- the reward's dimension weights; default: the CAS recipe's reward_weights
-  reward_cap = 'cas',         -- cap on each weighted dimension: 'cas' (the CAS recipe's reward_cap), false, a number or {dim -> number}
+  reward_cap = false,         -- cap on each weighted dimension: false, a number or {dim -> number}, or 'cas' (the CAS recipe's)
+  reward_weight = 1,          -- weight of the reward in the loss; 0 is the control "CRAFT (reward 0)": the same
+                              -- sampling, KL penalty and real-image loss without the reward (nothing decoded)
+  reward_scale = false,       -- 'start': divide each CAS dimension of the reward by its spread (IQR / 1.349,
+                              -- at least 1) on the starting model's own images, so that no dimension owns the
+                              -- gradient because its real images happen to agree closely (choice)
+  reward_scale_images = 64,   -- images of the starting model that measure those spreads
+  reward_transform = false,   -- 'log': each dimension's term below -1 counts as -1 - log(-term), so the few
+                              -- worst images of a batch do not own its gradient (choice)
+  reward_augment = false,     -- {shift = px, noise = sd, blur = sigma}: the reward sees each image shifted by up
+                              -- to `shift` pixels (replicate padding), with Gaussian noise added (a fresh draw per
+                              -- step) and blurred, so the gradient cannot lean on pixel-exact patterns of the
+                              -- reward models (choice)
   log_dims = true,            -- with cas: log the mean z-score of every calibrated dimension per step
   kl_weight = 0,              -- DRaFT+-style penalty on (eps_lora - eps_base)^2 (METHOD: optional)
   real_diffusion_weight = 0,  -- weight of the diffusion loss on real images (METHOD: optional)
@@ -43,8 +55,10 @@ M.DEFAULTS = {
   max_steps = 1000,           -- (choice)
   checkpoint_every = 100,
 }
--- The built-in tiny models (8x8 latents): fewer denoising steps, a smaller adapter, short runs.
-M.PRESETS = { full = {}, tiny = { rank = 4, steps = 10, batch_size = 2, max_steps = 100, checkpoint_every = 25 } }
+-- The built-in tiny models (8x8 latents): fewer denoising steps, a smaller adapter, short runs, and
+-- no recomputation in backward (their activations are small; recomputing costs a third of a step).
+M.PRESETS = { full = {}, tiny = { rank = 4, steps = 10, batch_size = 2, max_steps = 100, checkpoint_every = 25,
+  gradient_checkpointing = false, checkpoint_vae = false } }
 
 -- Class order and prompt lists, checked.
 local function classes_of(r)
@@ -69,7 +83,71 @@ local function reward_of(r)
   end
   local cap = r.reward_cap
   if cap == 'cas' then cap = nil end
-  return function(images, labels) return cas:reward(images, labels, r.reward_weights or nil, cap) end
+  return function(images, labels)
+    return cas:reward(images, labels, r.reward_weights or nil, cap, { scales = r._reward_scales, transform = r.reward_transform })
+  end, cas
+end
+
+-- The spread of every reward dimension's z-score on the starting model's images (its adapters at
+-- scale 0, so a resumed run measures the same): IQR / 1.349, at least 1.
+local function start_scales(pipe, r, cas, classes, encode, negs, sample_opts)
+  local stats = require 'craft.stats'
+  local g = common.rng(r.seed, 0, 8)
+  local z = {}
+  local n, B = r.reward_scale_images, r.batch_size
+  for s = 1, n, B do
+    local b = math.min(B, n - s + 1)
+    local prompts, ys = M.pick(r, classes, g, b)
+    local noise = craft.randn(common.latent_shape(pipe, b, r), { seed = g.seed() })
+    local nb = {}
+    for i = 1, b do nb[i] = negs[i] end
+    local images = craft.no_grad(common.with_lora_scale, pipe.unet, 0, common.sample, pipe,
+      { cond = encode(prompts), uncond = r.cfg > 1 and encode(nb) or nil, cfg = r.cfg, steps = r.steps, noise = noise, eta = r.eta,
+        seed = g.seed() })
+    local raw = cas:raw(images, ys, cas.calib.dims)
+    for _, d in ipairs(cas.calib.dims) do
+      z[d] = z[d] or {}
+      for i, y in ipairs(ys) do z[d][#z[d] + 1] = (raw[d][i] - cas.calib.mu[d][y + 1]) / cas.calib.sd[d][y + 1] end
+    end
+  end
+  local scales = {}
+  for d, v in pairs(z) do
+    scales[d] = math.max(1, (stats.quantile(v, 0.75) - stats.quantile(v, 0.25)) / 1.349)
+  end
+  return scales
+end
+
+-- shift each image by up to `shift` pixels (replicate padding) and add Gaussian noise: a fresh
+-- draw from the step's generator; differentiable in the images
+local function augment(images, o, g)
+  local n, S = images:size(1), images:size(3)
+  local k = o.shift or 0
+  local x = images
+  if k > 0 then
+    local p = craft.F.pad(images, { k, k, k, k }, 'replicate')
+    local parts = {}
+    for i = 1, n do
+      local dx, dy = g.int(2 * k + 1) - 1, g.int(2 * k + 1) - 1
+      parts[i] = p:narrow(1, i, 1):narrow(3, dy + 1, S):narrow(4, dx + 1, S)
+    end
+    x = craft.F.cat(parts, 1)
+  end
+  if (o.noise or 0) > 0 then x = (x + craft.randn(x.shape, { seed = g.seed() }) * o.noise):clamp(0, 1) end
+  if (o.blur or 0) > 0 then
+    -- a Gaussian blur (sigma o.blur pixels, replicate edges): the reward's gradient then reaches
+    -- the image only through its low frequencies, where the findings live (a heart's outline, a
+    -- consolidation), not through pixel-level patterns
+    local r = math.max(1, math.ceil(2 * o.blur))
+    local k, sum = {}, 0
+    for i = -r, r do k[#k + 1] = math.exp(-i * i / (2 * o.blur * o.blur)); sum = sum + k[#k] end
+    for i = 1, #k do k[i] = k[i] / sum end
+    local C = x:size(2)
+    local kh = craft.tensor(k):reshape(1, 1, 1, #k):expand(C, 1, 1, #k):contiguous()
+    local kv = craft.tensor(k):reshape(1, 1, #k, 1):expand(C, 1, #k, 1):contiguous()
+    x = craft.F.conv2d(craft.F.pad(x, { r, r, 0, 0 }, 'replicate'), kh, nil, { groups = C })
+    x = craft.F.conv2d(craft.F.pad(x, { 0, 0, r, r }, 'replicate'), kv, nil, { groups = C })
+  end
+  return x
 end
 
 -- Mean z-score of each calibrated CAS dimension over the batch (metric mode: no graph).
@@ -101,7 +179,12 @@ function M.train(pipe, recipe)
   if type(r.prompts) ~= 'table' then argerror('craft: recipe.prompts = {class -> {prompts}} is required') end
   if r.grad_steps < 1 or r.grad_steps > r.steps then argerror(('craft: grad_steps (K) is %d, must be 1 .. steps (%d)'):format(r.grad_steps, r.steps)) end
   local classes = classes_of(r)
-  local reward = reward_of(r)
+  local reward, reward_cas
+  if r.reward_weight ~= 0 then reward, reward_cas = reward_of(r) end
+  if r.reward_scale and r.reward_scale ~= 'start' then
+    argerror(('craft: reward_scale is %s (false or \'start\')'):format(tostring(r.reward_scale)))
+  end
+  if r.reward_scale and not (reward_cas and reward_cas.calib) then argerror('craft: reward_scale = \'start\' needs cas = a calibrated craft.cas object') end
   common.freeze(pipe)
   local names, params = common.attach_lora(pipe, r)
   local prev_gc = pipe.unet.gradient_checkpointing
@@ -112,6 +195,14 @@ function M.train(pipe, recipe)
   for i = 1, B do negs[i] = r.negative_prompt end
   local real
   if r.real_diffusion_weight ~= 0 then real = common.real_data(pipe, r.data, r) end
+  if reward and r.reward_scale == 'start' then
+    r._reward_scales = start_scales(pipe, r, reward_cas, classes, encode, negs)
+    if not r.quiet then
+      local parts = {}
+      for _, d in ipairs(reward_cas.calib.dims) do parts[#parts + 1] = ('%s %.3g'):format(d, r._reward_scales[d] or 1) end
+      io.stderr:write('craft: reward scales on the starting model\'s images: ' .. table.concat(parts, ', ') .. '\n')
+    end
+  end
 
   local function step(s, pos)
     local g = common.rng(r.seed, s, 1)
@@ -119,13 +210,17 @@ function M.train(pipe, recipe)
     local noise = craft.randn(common.latent_shape(pipe, B, r), { seed = g.seed() })
     local images, _, info = common.sample(pipe, { cond = encode(prompts), uncond = r.cfg > 1 and encode(negs) or nil,
       cfg = r.cfg, steps = r.steps, noise = noise, grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta,
-      seed = g.seed(), checkpoint_vae = r.checkpoint_vae })
-    local R = reward(images, craft.tensor(ys, { dtype = 'i64' })):mean()
-    local row = { reward = R:item() }
-    local loss = -R
+      seed = g.seed(), checkpoint_vae = r.checkpoint_vae, decode = reward ~= nil })
+    local row, loss = {}, nil
+    if reward then
+      local seen = r.reward_augment and augment(images, r.reward_augment, common.rng(r.seed, s, 9)) or images
+      local R = reward(seen, craft.tensor(ys, { dtype = 'i64' })):mean()
+      row.reward = R:item()
+      loss = R * -r.reward_weight
+    end
     if info.kl then
       row.kl = info.kl:item()
-      loss = loss + info.kl * r.kl_weight
+      loss = loss and loss + info.kl * r.kl_weight or info.kl * r.kl_weight
     end
     if real then
       local gr = common.rng(r.seed, s, 4)
@@ -138,10 +233,11 @@ function M.train(pipe, recipe)
       end
       local dl = common.diffusion_loss(pipe, x0, encode(rp), gr)
       row.real_diffusion = dl:item()
-      loss = loss + dl * r.real_diffusion_weight
+      loss = loss and loss + dl * r.real_diffusion_weight or dl * r.real_diffusion_weight
       pos.epoch, pos.index = ep, ix
     end
-    if r.cas and r.log_dims and row.reward == row.reward then log_dims(r.cas, images:detach(), ys, row) end
+    if not loss then argerror('craft: reward_weight 0 with no KL penalty and no real-image loss leaves nothing to train') end
+    if reward and r.cas and r.log_dims and row.reward == row.reward then log_dims(r.cas, images:detach(), ys, row) end
     return loss, row
   end
 

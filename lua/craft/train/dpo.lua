@@ -1,10 +1,14 @@
 -- craft.train.dpo: the preference-optimisation baseline (METHOD.md, "Baselines"): Diffusion-DPO
 -- (Wallace et al. 2023) on pairs of the model's own generations ranked by their checklist score.
 --
--- Each step: for each of batch_size prompts, two images from the current model (no grad, two
--- noise seeds); the recipe's `rank` callable scores them and the higher score is the winner (tied
--- pairs are dropped). Then, with one timestep t and ONE noise eps per pair shared by winner and
--- loser (as the reference implementation does, so the weighting w(t) cancels),
+-- As in the published method, training is offline on a fixed preference set: first `pairs`
+-- prompts (uniform over classes, then prompts) get two images each from the starting model (no
+-- grad, two noise draws); the recipe's `rank` callable scores them and the higher score is the
+-- winner (tied pairs are dropped). A `heldout` share of the pairs never enters training: the
+-- implicit preference accuracy and loss on them (logged every eval_every steps) say whether DPO
+-- learnt the preference or only memorised its training pairs. Each step then draws batch_size
+-- training pairs (a fresh permutation per epoch), one timestep t and ONE noise eps per pair shared
+-- by winner and loser (as the reference implementation, so the weighting w(t) cancels):
 --   d_theta = mse(eps_theta(x_w,t), eps) - mse(eps_theta(x_l,t), eps)
 --   d_ref   = the same with the reference model (the LoRA-free model at the start, scale 0)
 --   L = -log sigmoid(-beta / 2 * (d_theta - d_ref)),  averaged over pairs,
@@ -12,10 +16,12 @@
 -- (pred - target).pow(2).mean(dim=[1,2,3])), so beta is on the scale of the published beta_dpo
 -- (5000 for SD 1.5). The target is eps, or v for a v-prediction scheduler. x_w, x_l are the
 -- sampled latents themselves (the VAE round trip of the generated images would only add the
--- autoencoder's error).
+-- autoencoder's error). The pair set is saved with the checkpoint (pairs.safetensors), so a
+-- resumed run trains on the same pairs.
 --
 --   local dpo = require 'craft.train.dpo'
---   dpo.train(pipe, {prompts = {...}, cas = cas, out = 'runs/dpo'})   -- rank = checklist z-score
+--   local r = dpo.train(pipe, {prompts = {...}, cas = cas, out = 'runs/dpo'})   -- rank = checklist
+--   r.heldout.accuracy, r.heldout.loss, r.pairs (kept), r.ties
 local craft = require 'craft'
 local argerror = require('craft.core').argerror
 local common = require 'craft.train.common'
@@ -32,19 +38,25 @@ M.DEFAULTS = {
                               -- default with cas: the raw checklist dimension (the same order as
                               -- its z-score within a class, and a pair shares its class)
   cas = false,
+  rank_by = 'checklist',      -- with cas: 'checklist' (METHOD.md: the checklist score) or 'cas' (the whole CAS)
   beta = 5000,                -- beta_dpo (Wallace et al.: 5000 for SD 1.5)
   lora_rank = 16,             -- (choice: CRAFT's adapter, so the comparison isolates the objective)
   alpha = false, lora_targets = false, lora_convs = false,
   steps = 50, cfg = 7.5, eta = 0,  -- the generation of the pairs (as CRAFT samples)
   height = false, width = false,
   shared_noise = true,        -- one eps per pair for winner and loser (reference implementation)
+  pairs = 512,                -- prompts of the preference set, two images each (choice)
+  heldout = 0.25,             -- share of the ranked pairs kept out of training (choice)
+  eval_every = 50,            -- held-out accuracy and loss every N steps and at the end
+  eval_timesteps = 4,         -- fixed (t, eps) draws per held-out pair; the margin is their mean
+  generate_batch = 8,         -- pairs generated per sampling call
   lr = 1e-5,                  -- (choice)
   batch_size = 4,             -- pairs per step (choice)
   max_steps = 1000,
   checkpoint_every = 100,
 }
 M.PRESETS = { full = {}, tiny = { lora_rank = 4, steps = 10, batch_size = 2, beta = 1000, lr = 1e-3, max_steps = 100,
-  checkpoint_every = 25 } }
+  pairs = 128, eval_every = 25, checkpoint_every = 25, gradient_checkpointing = false } }
 
 local function per_sample_mse(pred, target) return (pred - target):square():mean({ 2, 3, 4 }) end
 
@@ -77,7 +89,11 @@ end
 
 local function rank_of(r)
   if type(r.rank) == 'function' then return r.rank end
+  if r.cas and r.rank_by == 'cas' then
+    return function(images, labels) return r.cas:score(images, labels).cas end
+  end
   if r.cas then
+    if r.rank_by ~= 'checklist' then argerror(('dpo: rank_by is %s (checklist or cas)'):format(tostring(r.rank_by))) end
     return function(images, labels) return r.cas:raw(images, labels, { 'checklist' }).checklist end
   end
   argerror('dpo: give rank = function(images, labels) -> scores, or cas = a craft.cas object (checklist ranking)')
@@ -88,10 +104,97 @@ local function as_list(s)
   return s
 end
 
--- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names}
+-- The preference set: `pairs` prompts, two generations each from the starting model, ranked.
+-- -> {xw, xl (latents), ctx (prompt embeddings), n_train, n_heldout, ties, prompts}
+local function make_pairs(pipe, r, cls, encode, rank, negs_for)
+  local g = common.rng(r.seed, 0, 6)
+  local prompts, ys = ctrain.pick(r, cls, g, r.pairs)
+  local W, L, Cx = {}, {}, {}
+  local ties, kept_prompts = 0, {}
+  local G = r.generate_batch
+  for s = 1, r.pairs, G do
+    local n = math.min(G, r.pairs - s + 1)
+    local ps, ysb = {}, {}
+    for i = 1, n do ps[i], ysb[i] = prompts[s + i - 1], ys[s + i - 1] end
+    local cond = encode(ps)
+    local both, ys2 = F.cat({ cond, cond }, 1), {}
+    for i = 1, n do ys2[i], ys2[n + i] = ysb[i], ysb[i] end
+    local noise = craft.randn(common.latent_shape(pipe, 2 * n, r), { seed = g.seed() })
+    local images, latents = craft.no_grad(common.sample, pipe, { cond = both, uncond = r.cfg > 1 and encode(negs_for(2 * n)) or nil,
+      cfg = r.cfg, steps = r.steps, noise = noise, eta = r.eta, seed = g.seed() })
+    local sc = as_list(rank(images, craft.tensor(ys2, { dtype = 'i64' })))
+    for i = 1, n do
+      local a, b = sc[i], sc[n + i]
+      if a == b then ties = ties + 1 else
+        local wi, li = a > b and i or n + i, a > b and n + i or i
+        W[#W + 1] = latents:narrow(1, wi, 1)
+        L[#L + 1] = latents:narrow(1, li, 1)
+        Cx[#Cx + 1] = cond:narrow(1, i, 1)
+        kept_prompts[#kept_prompts + 1] = ps[i]
+      end
+    end
+  end
+  local P = #W
+  if P < 2 then argerror(('dpo: only %d of %d pairs were not tied; the ranking cannot tell the images apart'):format(P, r.pairs)) end
+  local nh = math.max(1, math.floor(P * r.heldout + 0.5))
+  if r.heldout <= 0 then nh = 0 end
+  return { xw = F.cat(W, 1):detach(), xl = F.cat(L, 1):detach(), ctx = F.cat(Cx, 1):detach(), n = P, n_heldout = nh,
+    n_train = P - nh, ties = ties, prompts = kept_prompts }
+end
+
+local function save_pairs(path, set)
+  require('craft.io').save_safetensors(path, { xw = set.xw, xl = set.xl, ctx = set.ctx },
+    { n_heldout = tostring(set.n_heldout), ties = tostring(set.ties), prompts = require('craft.io').encode_json(set.prompts) })
+end
+
+local function load_pairs(path)
+  local io_ = require 'craft.io'
+  local t, _, meta = io_.load_safetensors(path)
+  local P = t.xw:size(1)
+  local nh = tonumber(meta.n_heldout)
+  return { xw = t.xw, xl = t.xl, ctx = t.ctx, n = P, n_heldout = nh, n_train = P - nh, ties = tonumber(meta.ties),
+    prompts = io_.decode_json(meta.prompts, path) }
+end
+
+-- Held-out pairs (the last n_heldout of the set): the mean margin over eval_timesteps fixed
+-- (t, eps) draws per pair; accuracy = share of pairs with a positive margin (a zero margin, as at
+-- the start where the model is the reference, counts one half), loss = mean -log sigmoid(margin).
+function M.heldout(pipe, set, r)
+  local nh = set.n_heldout
+  if nh == 0 then return nil end
+  local T = pipe.scheduler.config.num_train_timesteps
+  local nshape = { nh, set.xw:size(2), set.xw:size(3), set.xw:size(4) }
+  local idx = {}
+  for k = 1, nh do idx[k] = set.n_train + k end
+  local take = require('craft.data').take
+  local xw, xl, ctx = take(set.xw, idx), take(set.xl, idx), take(set.ctx, idx)
+  local margin = {}
+  for k = 1, nh do margin[k] = 0 end
+  craft.no_grad(function()
+    for j = 1, r.eval_timesteps do
+      local g = common.rng(r.seed, j, 7)   -- fixed across evaluations: the same draws every time
+      local t = {}
+      for k = 1, nh do t[k] = g.int(T) - 1 end
+      local eps = craft.randn(nshape, { seed = g.seed() })
+      local _, info = M.loss(pipe, { xw = xw, xl = xl, context = ctx, t = t, noise = eps, beta = r.beta })
+      local v = info.inside:flat()
+      for k = 1, nh do margin[k] = margin[k] + v[k] / r.eval_timesteps end
+    end
+  end)
+  local acc, loss = 0, 0
+  for _, m in ipairs(margin) do
+    acc = acc + (m > 0 and 1 or (m == 0 and 0.5 or 0))
+    loss = loss + (m > 30 and math.exp(-m) or math.log(1 + math.exp(-m)))
+  end
+  return { accuracy = acc / nh, loss = loss / nh, n = nh }
+end
+
+-- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names, heldout =
+-- {accuracy, loss, n}, pairs = kept pairs, ties}
 function M.train(pipe, recipe)
   local r = common.options('dpo', recipe, M.DEFAULTS, M.PRESETS, {})
   if type(r.prompts) ~= 'table' then argerror('dpo: recipe.prompts = {class -> {prompts}} is required') end
+  if not (r.heldout >= 0 and r.heldout < 1) then argerror(('dpo: heldout is %s, must be in [0, 1)'):format(tostring(r.heldout))) end
   local cls = r.classes or (r.cas and r.cas.classes)
   if not cls then
     cls = {}
@@ -100,57 +203,69 @@ function M.train(pipe, recipe)
   end
   local rank = rank_of(r)
   common.freeze(pipe)
+  local encode = common.prompt_encoder(pipe)
+  local function negs_for(n)
+    local negs = {}
+    for i = 1, n do negs[i] = r.negative_prompt end
+    return negs
+  end
+  -- the preference set comes from the starting model, before any adapter of this run exists
+  local pairs_path = r.out and (r.out .. '/pairs.safetensors')
+  local set
+  if r.resume and pairs_path and common.exists(pairs_path) then set = load_pairs(pairs_path)
+  else
+    set = make_pairs(pipe, r, cls, encode, rank, negs_for)
+    if pairs_path then common.mkdir(r.out); save_pairs(pairs_path, set) end
+  end
+  if not r.quiet then
+    io.stderr:write(('dpo: %d preference pairs (%d tied dropped): %d for training, %d held out\n'):format(set.n,
+      set.ties, set.n_train, set.n_heldout))
+  end
+  if set.n_train < 1 then argerror('dpo: no training pairs left after the held-out share') end
   local names, params = common.attach_lora(pipe, { rank = r.lora_rank, alpha = r.alpha, lora_targets = r.lora_targets,
     lora_convs = r.lora_convs, seed = r.seed })
   local prev_gc = pipe.unet.gradient_checkpointing
   pipe.unet.gradient_checkpointing = r.gradient_checkpointing
-  local encode = common.prompt_encoder(pipe)
-  local B = r.batch_size
-  local negs = {}
-  for i = 1, 2 * B do negs[i] = r.negative_prompt end
+  local B = math.min(r.batch_size, set.n_train)
+  local T = pipe.scheduler.config.num_train_timesteps
+  local perms = {}
+  local take = require('craft.data').take
+  local final_heldout
 
   local function step(s)
     local g = common.rng(r.seed, s, 2)
-    local prompts, ys = ctrain.pick(r, cls, g, B)
-    local cond = encode(prompts)
-    -- two generations per prompt, rows 1..B and B+1..2B, from two noise draws
-    local both, ys2 = F.cat({ cond, cond }, 1), {}
-    for i = 1, B do ys2[i], ys2[B + i] = ys[i], ys[i] end
-    local noise = craft.randn(common.latent_shape(pipe, 2 * B, r), { seed = g.seed() })
-    local images, latents = craft.no_grad(common.sample, pipe, { cond = both, uncond = r.cfg > 1 and encode(negs) or nil,
-      cfg = r.cfg, steps = r.steps, noise = noise, eta = r.eta, seed = g.seed() })
-    local sc = as_list(rank(images, craft.tensor(ys2, { dtype = 'i64' })))
-    local wi, li, ctx_i = {}, {}, {}
-    for i = 1, B do
-      local a, b = sc[i], sc[B + i]
-      if a ~= b then
-        wi[#wi + 1], li[#li + 1] = a > b and i or B + i, a > b and B + i or i
-        ctx_i[#ctx_i + 1] = i
-      end
+    local idx = {}
+    for j = 1, B do
+      local gi = (s - 1) * B + j - 1
+      local ep, pos = math.floor(gi / set.n_train) + 1, gi % set.n_train + 1
+      perms[ep] = perms[ep] or require('craft.data').permutation(set.n_train, r.seed, 2000 + ep)
+      idx[j] = perms[ep][pos]
     end
-    local P = #wi
-    local row = { pairs = P, score_gap = 0 }
-    for k = 1, P do row.score_gap = row.score_gap + (sc[wi[k]] - sc[li[k]]) / P end
-    local T = pipe.scheduler.config.num_train_timesteps
     local t = {}
-    for k = 1, B do t[k] = g.int(T) - 1 end   -- drawn for every pair, used for the kept ones
-    local nshape = common.latent_shape(pipe, B, r)
+    for k = 1, B do t[k] = g.int(T) - 1 end
+    local nshape = { B, set.xw:size(2), set.xw:size(3), set.xw:size(4) }
     local nw = craft.randn(nshape, { seed = g.seed() })
     local nl = r.shared_noise and nw or craft.randn(nshape, { seed = g.seed() })
-    if P == 0 then return craft.zeros({}), row end   -- every pair tied: nothing to learn from
-    local take = require('craft.data').take
-    local tk = {}
-    for k = 1, P do tk[k] = t[ctx_i[k]] end
-    local loss, info = M.loss(pipe, { xw = take(latents, wi), xl = take(latents, li), context = take(cond, ctx_i),
-      t = tk, noise_w = take(nw, ctx_i), noise_l = take(nl, ctx_i), beta = r.beta })
-    row.implicit_acc = info.acc
+    local loss, info = M.loss(pipe, { xw = take(set.xw, idx), xl = take(set.xl, idx), context = take(set.ctx, idx),
+      t = t, noise_w = nw, noise_l = nl, beta = r.beta })
+    local row = { pairs = B, implicit_acc = info.acc }
     local m, rf = 0, 0
-    for k = 1, P do m = m + (info.model_w[k] + info.model_l[k]) / (2 * P); rf = rf + (info.ref_w[k] + info.ref_l[k]) / (2 * P) end
+    for k = 1, B do m = m + (info.model_w[k] + info.model_l[k]) / (2 * B); rf = rf + (info.ref_w[k] + info.ref_l[k]) / (2 * B) end
     row.model_mse, row.ref_mse = m, rf
+    if set.n_heldout > 0 and (s % r.eval_every == 0 or s == r.max_steps) then
+      -- measured before this step's update: the held-out figures of the weights after step s - 1
+      local h = M.heldout(pipe, set, r)
+      row.heldout_acc, row.heldout_loss = h.accuracy, h.loss
+      final_heldout = h
+    end
     return loss, row
   end
 
-  return common.run_lora(pipe, prev_gc, names, { name = 'dpo', recipe = r, params = params, step = step })
+  local res = common.run_lora(pipe, prev_gc, names, { name = 'dpo', recipe = r, params = params, step = step })
+  -- the final weights' held-out figures
+  if set.n_heldout > 0 then final_heldout = M.heldout(pipe, set, r) end
+  res.heldout, res.pairs, res.ties, res.n_train_pairs = final_heldout, set.n, set.ties, set.n_train
+  return res
 end
 
 return M

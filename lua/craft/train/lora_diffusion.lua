@@ -17,7 +17,7 @@ M.DEFAULTS = {
   ti = false,                 -- learned tokens: a ti.train result, a folder written by ti.save, or
                               -- false to use whatever pipe already has installed
   templates = { 'a photo of {}' }, -- {} is replaced by the class's token (as in ti)
-  prompts = false,            -- {class -> {prompts}}: used instead of templates for classes without a token
+  prompts = false,            -- {class -> {prompts}}: a class's prompts (else its token in the templates)
   rank = 32,                  -- METHOD: rank 32
   alpha = false,              -- default = rank
   lora_targets = false, lora_convs = false,
@@ -28,17 +28,20 @@ M.DEFAULTS = {
   checkpoint_every = 250,
 }
 -- Tiny models: a rank-4 adapter learns at a higher rate in a short run.
-M.PRESETS = { full = {}, tiny = { rank = 4, lr = 1e-3, max_steps = 200, batch_size = 4, checkpoint_every = 50 } }
+M.PRESETS = { full = {}, tiny = { rank = 4, lr = 1e-3, max_steps = 200, batch_size = 4, checkpoint_every = 50,
+  gradient_checkpointing = false } }
 
--- The prompt of a real image of class `name`: a template with its token, else one of its prompts.
+-- The prompt of a real image of class `name`: one of the recipe's prompts for it when given (a
+-- run continued from an adapted model keeps that model's prompts), else a template with the
+-- class's token.
 local function prompt_for(r, tokens, name, g)
+  local ps = r.prompts and r.prompts[name]
+  if ps then return ps[g.int(#ps)] end
   local token = tokens[name]
   if token then
     local tpl = r.templates[g.int(#r.templates)]
     return (tpl:gsub('{}', (token:gsub('%%', '%%%%'))))
   end
-  local ps = r.prompts and r.prompts[name]
-  if ps then return ps[g.int(#ps)] end
   return (r.templates[g.int(#r.templates)]:gsub('{}', (name:gsub('%%', '%%%%'))))
 end
 

@@ -33,7 +33,8 @@ M.DEFAULTS = {
 }
 -- Tiny models: fewer steps at a higher rate (the tiny text encoder is random, so the token has
 -- to move further than a real CLIP's does).
-M.PRESETS = { full = {}, tiny = { max_steps = 100, lr = 5e-3, batch_size = 4, checkpoint_every = 25 } }
+M.PRESETS = { full = {}, tiny = { max_steps = 100, lr = 5e-3, batch_size = 4, checkpoint_every = 25,
+  gradient_checkpointing = false } }
 
 -- The text encoder's token table (CLIPTextModel of craft.models.clip).
 local function token_table(te)
