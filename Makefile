@@ -5,18 +5,28 @@ CC       ?= gcc
 BUILD    ?= build
 OPT      ?= -O2 -march=native
 SAN      ?=
+# LuaJIT's flags from pkg-config unless given (bench/gpu.sh gives them when it builds against its
+# bundle on a machine without pkg-config)
+LUAJIT_CFLAGS ?= $(shell pkg-config --cflags luajit)
+LUAJIT_LIBS   ?= $(shell pkg-config --libs luajit)
 CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC -fopenmp \
               -Wall -Wextra -Wno-unused-parameter -Wshadow -g $(OPT) $(SAN) \
-              -Iengine -I$(BUILD)/gen $(shell pkg-config --cflags luajit) -I/usr/include/stb \
+              -Iengine -I$(BUILD)/gen $(LUAJIT_CFLAGS) -I/usr/include/stb \
               -DCL_TARGET_OPENCL_VERSION=120
 CFLAGS  += $(CFLAGS_BASE)
 LIBS     = -ldnnl -lzip -lz -ljansson -lcsv -lstb -lm -lpthread
-LUALIBS  = $(shell pkg-config --libs luajit) -ledit
+LUALIBS  = $(LUAJIT_LIBS) -ledit
 LDFLAGS += -fopenmp $(SAN)
 
-ENGINE_SRC := $(sort $(wildcard engine/*.c))
-LIB_SRC    := $(filter-out engine/main.c,$(ENGINE_SRC))
+# engine/ is in folders by layer (engine/README.md): core, cpu, cl, io, text, clinical; the
+# public header craft.h and the host main.c sit at the top.
+ENGINE_DIRS := core cpu cl io text clinical
+ENGINE_HDR := engine/craft.h $(foreach d,$(ENGINE_DIRS),$(wildcard engine/$(d)/*.h))
+LIB_SRC    := $(sort $(filter-out engine/main.c,$(wildcard engine/*.c)) $(foreach d,$(ENGINE_DIRS),$(wildcard engine/$(d)/*.c)))
 LIB_OBJ    := $(patsubst engine/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen_cdef.o
+# ar keeps members by file name: two sources with one name in different folders would clash
+DUP_SRC    := $(shell printf '%s\n' $(notdir $(LIB_SRC)) | sort | uniq -d)
+$(if $(DUP_SRC),$(error engine/: more than one source file named $(DUP_SRC); names must be unique across folders))
 CL_SRC     := $(sort $(wildcard kernels_cl/*.cl))
 TEST_SRC   := $(sort $(wildcard tests/c/test_*.c))
 TEST_BIN   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC)) $(BUILD)/tests/test_null_args
@@ -24,7 +34,7 @@ TEST_BIN   := $(patsubst tests/c/%.c,$(BUILD)/tests/%,$(TEST_SRC)) $(BUILD)/test
 .PHONY: all test test-c test-lua bench install clean setup asan fuzz fuzz-build fuzz-lib
 all: $(BUILD)/libcraft.a $(BUILD)/libcraft.so $(BUILD)/craft $(TEST_BIN)
 
-$(BUILD)/obj/%.o: engine/%.c engine/*.h | $(BUILD)/gen/cdef.inc
+$(BUILD)/obj/%.o: engine/%.c $(ENGINE_HDR) | $(BUILD)/gen/cdef.inc
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
@@ -37,12 +47,12 @@ $(BUILD)/obj/gen_cdef.o: tools/gen_cdef.c $(BUILD)/gen/cdef.inc
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
 
-# The OpenCL C kernels, embedded as strings (engine/cl_runtime.c includes the generated file).
+# The OpenCL C kernels, embedded as strings (engine/cl/cl_runtime.c includes the generated file).
 # libOpenCL and libclblast are dlopen'ed on first device use, so libcraft loads without them.
 $(BUILD)/gen/cl_sources.inc: $(CL_SRC) tools/embed_cl.sh
 	@mkdir -p $(dir $@)
 	sh tools/embed_cl.sh $(CL_SRC) > $@
-$(BUILD)/obj/cl_runtime.o: $(BUILD)/gen/cl_sources.inc
+$(BUILD)/obj/cl/cl_runtime.o: $(BUILD)/gen/cl_sources.inc
 
 $(BUILD)/libcraft.a: $(LIB_OBJ)
 	rm -f $@; ar rcs $@ $^
@@ -64,6 +74,11 @@ $(BUILD)/tests/test_null_args: $(BUILD)/gen/test_null_args.c $(BUILD)/libcraft.a
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
 
+# Hashes of every CPU op's outputs and gradients, to compare two versions bit for bit
+# (tools/op_digest.c; not part of the tests: the hashes are machine-specific).
+$(BUILD)/op_digest: tools/op_digest.c $(BUILD)/libcraft.a
+	$(CC) $(CFLAGS) $< -o $@ $(BUILD)/libcraft.a $(LDFLAGS) $(LIBS)
+
 test: all fuzz-build
 	FUZZ_DIR=build-fuzz FUZZ_SECONDS=$(FUZZ_SHORT) sh tests/run.sh $(BUILD)
 
@@ -78,9 +93,13 @@ setup:
 	sh tools/setup.sh
 
 # The C tests and a short Lua recipe under AddressSanitizer + UBSan (gcc); any report fails.
+# OpenCL there is every ICD but Mesa's (clover, rusticl): they leak when the loader opens them, in
+# frames LeakSanitizer's fast unwinder cannot name, so no suppression can match them.
 asan:
 	$(MAKE) BUILD=build-asan OPT="-O1" SAN="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined" all
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	rm -rf build-asan/icd && mkdir -p build-asan/icd
+	for f in /etc/OpenCL/vendors/*.icd; do case "$$f" in *mesa*|*rusticl*) ;; *) [ -f "$$f" ] && cp "$$f" build-asan/icd/ ;; esac; done; true
+	OCL_ICD_VENDORS=$(CURDIR)/build-asan/icd ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp sh tests/run.sh build-asan
 
 # Fuzz targets: tests/fuzz/fuzz_<name>.c, libFuzzer + ASan + UBSan with clang. `make fuzz` runs

@@ -5,6 +5,12 @@
 -- (bench/run.sh runs it with batch 1, a 64x64 latent, one timed step: a few minutes on 2 cores).
 --   craft bench/bench_sd15_unet.lua [--batch 1] [--size 64] [--steps 1] [--warmup 0]
 --                                   [--no-backward] [--no-checkpoint] [--no-peer]
+--                                   [--device cl:0] [--tiny] [--json out.json]
+-- --device runs craft's model on that device (weights moved with :to, inputs made there; each timed
+-- step ends with a device synchronize). --tiny swaps the config for a small one with the same block
+-- types (bench/gpu.sh --dry-run: seconds on PoCL). --json writes craft's figures (and the peer's,
+-- when it ran) for bench/gpu.sh. The peer runs on the CPU unless CRAFT_PEER_DEVICE names a torch
+-- device (cuda).
 -- The peer needs a python with torch and diffusers: CRAFT_PEER_PYTHON, by default the venv that
 -- `sh tools/setup.sh --bench` makes (.venv-bench/bin/python: Debian's torch 1.13 + diffusers 0.27.2).
 -- Without it the craft rows are printed and one "peer skipped: why" line; that is not a failure.
@@ -18,7 +24,8 @@ while arg[i] do
   if a == '--no-peer' then args.no_peer = true
   elseif a == '--no-backward' then args.no_backward = true
   elseif a == '--no-checkpoint' then args.no_checkpoint = true
-  elseif a:match('^%-%-') then args[a:sub(3)] = tonumber(arg[i + 1]); i = i + 1 end
+  elseif a == '--tiny' then args.tiny = true
+  elseif a:match('^%-%-') then args[a:sub(3)] = tonumber(arg[i + 1]) or arg[i + 1]; i = i + 1 end
   i = i + 1
 end
 
@@ -28,6 +35,15 @@ local CONFIG = { sample_size = 64, in_channels = 4, out_channels = 4, block_out_
   flip_sin_to_cos = true, freq_shift = 0, use_linear_projection = false,
   down_block_types = { 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'CrossAttnDownBlock2D', 'DownBlock2D' },
   up_block_types = { 'UpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D' } }
+if args.tiny then   -- the same block types at a toy width (peer_sd15_unet.py --tiny builds the same)
+  CONFIG.block_out_channels = { 32, 32, 64, 64 }
+  CONFIG.layers_per_block = 1
+  CONFIG.cross_attention_dim = 32
+end
+local CTX_LEN, CTX_DIM = 77, CONFIG.cross_attention_dim
+local device = args.device or 'cpu'
+local dcraft = require 'craft.device'
+local function sync() if device ~= 'cpu' then dcraft.synchronize(device) end end
 
 local ffi = require 'ffi'
 pcall(ffi.cdef, 'typedef struct { long tv_sec; long tv_nsec; } bench_timespec; int clock_gettime(int clk, bench_timespec *tp);')
@@ -37,9 +53,9 @@ local function now()
   return tonumber(tspec.tv_sec) + tonumber(tspec.tv_nsec) * 1e-9
 end
 local function median_time(fn, n, warmup)
-  for _ = 1, warmup do fn() end
+  for _ = 1, warmup do fn(); sync() end
   local ts = {}
-  for k = 1, n do local t0 = now(); fn(); ts[k] = now() - t0 end
+  for k = 1, n do local t0 = now(); fn(); sync(); ts[k] = now() - t0 end
   table.sort(ts)
   return ts[math.floor((n + 1) / 2)] * 1e3
 end
@@ -71,9 +87,11 @@ local function peer_run()
     os.remove(log); os.remove(tmp)
     return nil, py .. ' cannot import torch and diffusers (' .. why .. '; sh tools/setup.sh --bench)'
   end
-  local cmd = ('%s bench/peer_sd15_unet.py --batch %d --size %d --steps %d --warmup %d --threads %d --json %s%s%s > %s 2>&1')
+  local pdev = os.getenv('CRAFT_PEER_DEVICE') or ''
+  local cmd = ('%s bench/peer_sd15_unet.py --batch %d --size %d --steps %d --warmup %d --threads %d --json %s%s%s%s%s > %s 2>&1')
     :format(q, args.batch, args.size, args.steps, args.warmup, craft.num_threads(), tmp,
-      args.no_backward and ' --no-backward' or '', args.no_checkpoint and ' --no-checkpoint' or '', log)
+      args.no_backward and ' --no-backward' or '', args.no_checkpoint and ' --no-checkpoint' or '',
+      args.tiny and ' --tiny' or '', pdev ~= '' and (' --device ' .. shell_quote(pdev)) or '', log)
   local rc = os.execute(cmd)
   local res, why
   if rc == 0 then
@@ -101,11 +119,13 @@ craft.manual_seed(0)
 local t0 = now()
 local unet = U.UNet2DConditionModel(CONFIG)
 local B, S = args.batch, args.size
-print(('SD 1.5 UNet (%.0f M params, built in %.1f s), batch %d, latent %dx%d, %d threads'):format(
-  unet:num_parameters() / 1e6, now() - t0, B, S, S, craft.num_threads()))
-local x = craft.randn({ B, 4, S, S })
-local ctx = craft.randn({ B, 77, 768 })
-local t = craft.full({ B }, 500)
+if device ~= 'cpu' then unet:to(device) end
+print(('SD 1.5 UNet%s (%.0f M params, built in %.1f s), batch %d, latent %dx%d, %d threads, device %s'):format(
+  args.tiny and ' (--tiny config)' or '', unet:num_parameters() / 1e6, now() - t0, B, S, S, craft.num_threads(), device))
+local x = craft.randn({ B, 4, S, S }):to(device)
+local ctx = craft.randn({ B, CTX_LEN, CTX_DIM }):to(device)
+local t = craft.full({ B }, 500):to(device)
+sync()
 local base = craft.memory(true).in_use
 local fwd = median_time(function() craft.no_grad(function() return unet(x, t, ctx) end) end, args.steps, args.warmup)
 local fwd_mem = (craft.memory(true).peak - base) / 2 ^ 20
@@ -121,6 +141,7 @@ if not args.no_backward then
   fb_mem = (craft.memory().peak - base) / 2 ^ 20
 end
 local weights = base / 2 ^ 20
+local unet_params = unet:num_parameters()
 -- the peer runs after craft's timings, with craft's model released (one 3.3 GiB copy at a time)
 unet, x, ctx = nil, nil, nil
 collectgarbage(); collectgarbage()
@@ -132,6 +153,11 @@ if fb then
 end
 mem_row('peak memory, forward', fwd_mem, weights, peer and peer.forward_rss_mib)
 if fb then mem_row('peak memory, forward + backward', fb_mem, weights, peer and peer.forward_backward_rss_mib) end
+if args.json then
+  craft.io.write_json(args.json, { device = device, tiny = args.tiny or false, params = unet_params,
+    forward_ms = fwd, forward_backward_ms = fb, checkpointed = not args.no_checkpoint,
+    peer = peer, peer_skipped = (not peer) and tostring(why) or nil })
+end
 if peer then
   print(('  (ratio: torch time / craft time, above 1 means craft is faster; torch %s, diffusers %s, %d threads)'):format(
     tostring(peer.torch), tostring(peer.diffusers), peer.threads or 0))

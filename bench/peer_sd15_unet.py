@@ -5,6 +5,9 @@ of a forward + backward to the latents with frozen weights and gradient checkpoi
 
     python bench/peer_sd15_unet.py [--batch 1] [--size 64] [--steps 1] [--warmup 0] [--threads N]
                                    [--no-backward] [--no-checkpoint] [--json out.json]
+                                   [--device cuda] [--tiny]
+--device runs on that torch device (timings end with its synchronize; memory is then the device's
+peak allocation); --tiny is bench_sd15_unet.lua --tiny's small config with the same block types.
 Needs torch and diffusers: `sh tools/setup.sh --bench` makes .venv-bench (Debian's torch 1.13 +
 diffusers 0.27.2); bench/run.sh runs it with that venv's python.
 """
@@ -24,19 +27,28 @@ CONFIG = dict(sample_size=64, in_channels=4, out_channels=4, block_out_channels=
               up_block_types=("UpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D", "CrossAttnUpBlock2D"))
 
 
-def median_ms(fn, steps, warmup):
+def sync(device):
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def median_ms(fn, steps, warmup, device="cpu"):
     for _ in range(warmup):
         fn()
+        sync(device)
     ts = []
     for _ in range(steps):
         t0 = time.perf_counter()
         fn()
+        sync(device)
         ts.append(time.perf_counter() - t0)
     ts.sort()
     return ts[(steps + 1) // 2 - 1] * 1e3
 
 
-def rss_mib():
+def rss_mib(device="cpu"):
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated() / 2 ** 20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -50,24 +62,31 @@ def main():
     ap.add_argument("--no-backward", action="store_true")
     ap.add_argument("--no-checkpoint", action="store_true")
     ap.add_argument("--json")
+    ap.add_argument("--device", default="cpu")
+    ap.add_argument("--tiny", action="store_true")
     a = ap.parse_args()
+    cfg = dict(CONFIG)
+    if a.tiny:
+        cfg.update(block_out_channels=(32, 32, 64, 64), layers_per_block=1, cross_attention_dim=32)
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    unet = UNet2DConditionModel(**CONFIG)
+    dev = a.device
+    unet = UNet2DConditionModel(**cfg).to(dev)
     unet.requires_grad_(False)
-    x = torch.randn(a.batch, 4, a.size, a.size)
-    ctx = torch.randn(a.batch, 77, 768)
-    t = torch.full((a.batch,), 500.0)
+    x = torch.randn(a.batch, 4, a.size, a.size).to(dev)
+    ctx = torch.randn(a.batch, 77, cfg["cross_attention_dim"]).to(dev)
+    t = torch.full((a.batch,), 500.0).to(dev)
     res = {"params": sum(p.numel() for p in unet.parameters()), "threads": torch.get_num_threads(),
-           "torch": torch.__version__, "diffusers": diffusers.__version__}
+           "torch": torch.__version__, "diffusers": diffusers.__version__, "device": dev,
+           "device_name": torch.cuda.get_device_name() if dev.startswith("cuda") else "cpu"}
 
     def fwd():
         with torch.no_grad():
             unet(x, t, encoder_hidden_states=ctx)
 
-    res["forward_ms"] = median_ms(fwd, a.steps, a.warmup)
-    res["forward_rss_mib"] = rss_mib()
+    res["forward_ms"] = median_ms(fwd, a.steps, a.warmup, dev)
+    res["forward_rss_mib"] = rss_mib(dev)
     if not a.no_backward:
         if not a.no_checkpoint:
             unet.enable_gradient_checkpointing()
@@ -78,8 +97,8 @@ def main():
             unet(xx, t, encoder_hidden_states=ctx).sample.mean().backward()
             return xx.grad
 
-        res["forward_backward_ms"] = median_ms(fwd_bwd, a.steps, a.warmup)
-        res["forward_backward_rss_mib"] = rss_mib()
+        res["forward_backward_ms"] = median_ms(fwd_bwd, a.steps, a.warmup, dev)
+        res["forward_backward_rss_mib"] = rss_mib(dev)
     print(json.dumps(res))
     if a.json:
         with open(a.json, "w") as f:

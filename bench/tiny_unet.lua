@@ -2,10 +2,15 @@
 -- (same architecture, batch, schedule and optimiser), timed in craft, with the PyTorch peer run
 -- in the same invocation; prints both and the ratios.
 --   craft bench/tiny_unet.lua [--batch 16] [--steps 10] [--warmup 3] [--no-peer]
+--                             [--device cl:0] [--size 32] [--json out.json]
+-- --device: the model, its batches and the optimiser state on that device, each timed step ending
+-- with a device synchronize (the peer here stays on PyTorch's CPU; bench/gpu.sh runs
+-- bench/peer_tiny_unet.py on CUDA instead). --size: image side (a multiple of 4; bench/gpu.sh
+-- --dry-run uses 8). --json: craft's figures for bench/gpu.sh.
 local craft = require 'craft'
 local nn, F = craft.nn, craft.F
 
-local args = { batch = 16, steps = 10, warmup = 3 }
+local args = { batch = 16, steps = 10, warmup = 3, size = 32 }
 local i = 1
 while arg[i] do
   local a = arg[i]
@@ -102,19 +107,18 @@ end
 local function now()
   return craft.C.craft_now and tonumber(craft.C.craft_now()) or os.clock()
 end
+local device = args.device or craft.device.default()
+local function sync() if device ~= 'cpu' then craft.device.synchronize(device) end end
 local function median_time(fn, n, warmup)
-  for _ = 1, warmup do fn() end
+  for _ = 1, warmup do fn(); sync() end
   local ts = {}
-  for k = 1, n do local t0 = now(); fn(); ts[k] = now() - t0 end
+  for k = 1, n do local t0 = now(); fn(); sync(); ts[k] = now() - t0 end
   table.sort(ts)
   return ts[math.floor((n + 1) / 2)] * 1e3, ts[1] * 1e3, ts[n] * 1e3
 end
 
 craft.manual_seed(0)
-local B = args.batch
--- --device cl:0 (or craft --device / CRAFT_DEVICE): the model and its batches on that device; the
--- peer stays on PyTorch's CPU (compare a GPU's OpenCL driver against PyTorch CUDA by hand)
-local device = args.device or craft.device.default()
+local B, S = args.batch, args.size
 local model = TinyUNet()
 if device ~= 'cpu' then model:to(device) end
 local opt = craft.optim.AdamW(model, { lr = 2e-4, weight_decay = 0.01 })
@@ -122,12 +126,12 @@ local T = 1000
 local betas = {}
 local abar, acc = {}, 1
 for k = 0, T - 1 do acc = acc * (1 - (1e-4 + (0.02 - 1e-4) * k / (T - 1))); abar[k] = acc end
-local x0 = craft.randn({ B, 3, 32, 32 }):clamp(-1, 1):to(device)
+local x0 = craft.randn({ B, 3, S, S }):clamp(-1, 1):to(device)
 local y = craft.tensor((function() local r = {} for k = 1, B do r[k] = (k * 7) % 11 end return r end)(), { dtype = 'i64' }):to(device)
 local function batch()
   local tv, ab = {}, {}
   for k = 1, B do tv[k] = math.random(0, T - 1); ab[k] = abar[tv[k]] end
-  local eps = craft.randn({ B, 3, 32, 32 }):to(device)
+  local eps = craft.randn({ B, 3, S, S }):to(device)
   local abt = craft.tensor(ab):reshape(B, 1, 1, 1):to(device)
   return abt:sqrt() * x0 + (1 - abt):sqrt() * eps, craft.tensor(tv):to(device), eps
 end
@@ -145,9 +149,13 @@ res.train_step_ms = median_time(function()
 end, args.steps, args.warmup)
 res.peak_mib = craft.memory().peak / 2 ^ 20
 
-print(('tiny UNet (%.2f M params, batch %d, 3x32x32), %d threads, device %s'):format(res.params / 1e6, B, craft.num_threads(), device))
+print(('tiny UNet (%.2f M params, batch %d, 3x%dx%d), %d threads, device %s'):format(res.params / 1e6, B, S, S, craft.num_threads(), device))
+if args.json then
+  craft.io.write_json(args.json, { device = device, batch = B, size = S, params = res.params,
+    infer_fwd_ms = res.infer_fwd_ms, train_step_ms = res.train_step_ms, loss_first_last = { losses[1], losses[#losses] } })
+end
 local peer
-if not args.no_peer then
+if not args.no_peer and S == 32 then   -- torch_tiny_unet.py is 32x32 only
   local tmp = os.tmpname()
   local cmd = ('/usr/bin/python3 %s --batch %d --steps %d --warmup %d --threads %d --tuned-malloc --json %s > /dev/null 2>&1'):format(
     os.getenv('CRAFT_PEER') or '../shared/bench/torch_tiny_unet.py', B, args.steps, args.warmup, craft.num_threads(), tmp)

@@ -289,7 +289,7 @@ void craft_set_num_threads(int n);
 
 /* ---------------------------------------------------------------- opencl ---- */
 /* (section: opencl) */
-/* The OpenCL back end (engine/cl_*.c, kernels in kernels_cl/, docs/opencl.md). Device code
+/* The OpenCL back end (engine/cl/, kernels in kernels_cl/, docs/opencl.md). Device code
  * 1 + n is OpenCL device n, "cl:n": devices are numbered across every platform the ICD loader
  * finds, platforms sorted by name (then vendor, version), devices in their platform's order.
  * A cl tensor's storage holds a cl_mem in `data` (never dereference it; read with

@@ -1,5 +1,5 @@
 /* attention.cl: the row kernels of scaled dot-product attention on cl devices
- * (engine/cl_ops_attention.c); the products around them are CLBlast GEMMs.
+ * (engine/cl/cl_attention.c); the products around them are CLBlast GEMMs.
  *
  * It also holds the line-reduction helpers that loss.cl, norm.cl and softmax.cl use: of those
  * files this one comes first in the program (tools/embed_cl.sh: common.cl, then sorted names).
@@ -50,7 +50,7 @@ static inline float nn_line_max(__local float *scr, float v, int LX) {
 
 #define NN_LOCAL 256   /* the largest work-group the host launches these kernels with */
 
-/* mirrors cl_attn_geo in engine/cl_ops_attention.c: where the scores of one chunk come from */
+/* mirrors cl_attn_geo in engine/cl/cl_attention.c: where the scores of one chunk come from */
 typedef struct {
     long bshape[8];          /* batch dims of the output */
     long mst[8];             /* the mask's strides over them (0: broadcast) */
@@ -73,8 +73,9 @@ static inline long attn_mask_base(const attn_geo *g, long b) {
 /* Forward: S (the chunk's scores, [rows = nb * bq, Lk], already scaled) becomes P = softmax(S +
  * mask) in place, with keys after the query masked when causal; lse gets m + log(sum). A row
  * of -inf only gives NaN probabilities and lse -inf, as the CPU op. */
-__kernel void attn_softmax(__global float *S, const long rows, const attn_geo g, __global const float *mask,
+__kernel void attn_softmax(GEO_ARGS, __global float *S, const long rows, __global const float *mask,
                            __global float *lse, const int LX) {
+    const attn_geo g = *GEO(attn_geo);
     __local float smax[NN_LOCAL];
     __local acc_t ssum[NN_LOCAL];
     int LY = get_local_size(0) / LX, ly = get_local_id(0) / LX;
@@ -104,8 +105,9 @@ __kernel void attn_softmax(__global float *S, const long rows, const attn_geo g,
 }
 
 /* Backward: S (scaled scores of the chunk) becomes P = exp(S + mask - lse), 0 for hidden keys. */
-__kernel void attn_prob(__global float *S, const long rows, const attn_geo g, __global const float *mask,
+__kernel void attn_prob(GEO_ARGS, __global float *S, const long rows, __global const float *mask,
                         __global const float *lse) {
+    const attn_geo g = *GEO(attn_geo);
     FOR_EACH(e, rows * g.Lk) {
         long r = e / g.Lk, j = e % g.Lk, b = g.b0 + r / g.bq, qi = g.q0 + r % g.bq;
         if (g.causal && j > qi) { S[e] = 0.0f; continue; }
@@ -116,8 +118,8 @@ __kernel void attn_prob(__global float *S, const long rows, const attn_geo g, __
 }
 
 /* dS = P (dP - Di) in place of dP; Di = rowsum(dO * O) of the row's query */
-__kernel void attn_dscore(__global const float *P, __global float *dP, const long rows, const attn_geo g,
-                          __global const float *Di) {
+__kernel void attn_dscore(GEO_ARGS, __global const float *P, __global float *dP, const long rows, __global const float *Di) {
+    const attn_geo g = *GEO(attn_geo);
     FOR_EACH(e, rows * g.Lk) {
         long r = e / g.Lk, b = g.b0 + r / g.bq, qi = g.q0 + r % g.bq;
         dP[e] = P[e] * (dP[e] - Di[b * g.Lq + qi]);

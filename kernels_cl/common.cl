@@ -23,7 +23,7 @@ typedef float acc_t;
 #define DT_I8 7
 #define DT_BOOL 8
 
-/* Geometry of an elementwise launch, filled by the host (engine/cl_ops.c, cl_geom): up to 4
+/* Geometry of an elementwise launch, filled by the host (engine/cl/cl_elementwise.c, cl_geom): up to 4
  * operands of one shape; strides and offsets in elements, 0 strides broadcast. Operand 0 is
  * the output. Dims are already coalesced, so ndim is usually 1. */
 typedef struct {
@@ -34,8 +34,17 @@ typedef struct {
     int pad0, pad1, pad2;
 } craft_geom;
 
+/* Kernel geometry (craft_geom and the per-op structs) is not passed by value: implementations
+ * size struct arguments differently (Mesa's rusticl refuses PoCL's sizes with
+ * CL_INVALID_ARG_SIZE). The host writes it into a per-device ring buffer (engine/cl/cl_runtime.c,
+ * cl_launch_geo); a kernel with one takes the ring and the geometry's offset in it (in longs)
+ * as its first two arguments. Structs with long, int and float fields have the same layout
+ * here and in C on the host. */
+#define GEO_ARGS __global const long *geo_ring_, const long geo_off_
+#define GEO(T) ((__global const T *)(geo_ring_ + geo_off_))
+
 /* Element offsets of flat index i for the first `nargs` operands. */
-static inline void geom_offsets(const craft_geom *g, long i, long *o, int nargs) {
+static inline void geom_offsets(__global const craft_geom *g, long i, long *o, int nargs) {
     for (int a = 0; a < nargs; a++) o[a] = g->off[a];
     if (g->ndim == 1) {
         for (int a = 0; a < nargs; a++) o[a] += i * g->st[a][0];
@@ -53,7 +62,7 @@ static inline void geom_offsets(const craft_geom *g, long i, long *o, int nargs)
 /* Grid-stride loop over the n elements of a launch. */
 #define FOR_EACH(i, n) for (long i = get_global_id(0); i < (n); i += get_global_size(0))
 
-/* float16 and bfloat16 as bits, converted exactly as engine/dtype.c does (round to nearest
+/* float16 and bfloat16 as bits, converted exactly as engine/core/dtype.c does (round to nearest
  * even, NaN kept NaN), so storage conversions match the CPU on devices without cl_khr_fp16. */
 static inline float half_bits_to_float(ushort h) {
     uint sign = ((uint)h & 0x8000u) << 16, e = ((uint)h >> 10) & 0x1fu, man = (uint)h & 0x3ffu, bits;

@@ -1,4 +1,4 @@
-/* conv.cl: the convolution kernels of engine/cl_ops_conv.c, in conv terms (src [n, c, h, w] ->
+/* conv.cl: the convolution kernels of engine/cl/cl_conv.c, in conv terms (src [n, c, h, w] ->
  * dst [n, oc, oh, ow]): im2col (src -> the GEMM's column matrix), col2im (its adjoint, the
  * backward-data scatter written as a gather, so no atomics and one fixed summation order), and
  * a direct forward kernel (conv_direct) that the host may use instead of im2col + CLBlast.
@@ -8,7 +8,7 @@
  * [n][c kh kw][oh ow] (sn = rows * oh * ow, sr = oh * ow) and [c kh kw][n][oh ow]
  * (sn = oh * ow, sr = n * oh * ow). */
 
-/* mirrors cl_conv_geo in engine/cl_ops_conv.c; padding is top/left, dilation 1 = dense */
+/* mirrors cl_conv_geo in engine/cl/cl_conv.c; padding is top/left, dilation 1 = dense */
 typedef struct {
     long n, c, h, w;        /* src images in this launch, channels, height, width */
     long kh, kw, oh, ow;
@@ -17,7 +17,8 @@ typedef struct {
     long xoff, coff;        /* element offsets of src and of the column matrix */
 } conv_geo;
 
-__kernel void im2col(const conv_geo g, __global const float *x, __global float *col) {
+__kernel void im2col(GEO_ARGS, __global const float *x, __global float *col) {
+    const conv_geo g = *GEO(conv_geo);
     long ohw = g.oh * g.ow, kk = g.kh * g.kw, rows = g.c * kk;
     FOR_EACH(i, g.n * rows * ohw) {
         long p = i % ohw, t = i / ohw, r = t % rows, n = t / rows;
@@ -31,8 +32,9 @@ __kernel void im2col(const conv_geo g, __global const float *x, __global float *
 }
 
 /* x[n, c, iy, ix] = bias[c] (if any) + the sum of the column entries that read it */
-__kernel void col2im(const conv_geo g, __global const float *col, __global float *x, __global const float *bias,
+__kernel void col2im(GEO_ARGS, __global const float *col, __global float *x, __global const float *bias,
                      const long boff, const int has_bias) {
+    const conv_geo g = *GEO(conv_geo);
     long kk = g.kh * g.kw;
     FOR_EACH(i, g.n * g.c * g.h * g.w) {
         long ix = i % g.w, t = i / g.w, iy = t % g.h;
@@ -63,9 +65,10 @@ __kernel void col2im(const conv_geo g, __global const float *col, __global float
  * faster than 4); neighbouring work-items are neighbouring pixels (coalesced loads of x and
  * stores of y) and read the same weights. y is [n, oc, oh, ow] at yoff. */
 #define CONV_OB 16
-__kernel void conv_direct(const conv_geo g, const long oc, const long groups, __global const float *x,
+__kernel void conv_direct(GEO_ARGS, const long oc, const long groups, __global const float *x,
                           __global const float *w, const long woff, __global const float *bias, const long boff,
                           const int has_bias, __global float *y, const long yoff) {
+    const conv_geo g = *GEO(conv_geo);
     long ohw = g.oh * g.ow, kk = g.kh * g.kw, cg = g.c / groups, og = oc / groups;
     long blocks = (og + CONV_OB - 1) / CONV_OB;
     FOR_EACH(i, g.n * groups * blocks * ohw) {

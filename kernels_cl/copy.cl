@@ -1,12 +1,13 @@
 /* copy.cl: strided, broadcasting copies between device tensors: same-dtype copies by element
  * size (copy_1 .. copy_8, also used for fill from a one-element source), and dtype conversion
- * (convert). Conversion follows engine/tensor.c: every value goes through double when the
- * device has fp64 (the same bits as the CPU); without fp64, float values go through float and
- * integer-to-integer conversions through long. */
+ * (convert). Conversion follows the CPU's craft_load_double / craft_store_double
+ * (engine/core/internal.h): every value goes through double when the device has fp64 (the same
+ * bits as the CPU); without fp64, float values go through float and integer-to-integer
+ * conversions through long, saturating like the CPU's (sat_int). */
 
 #define COPY(bytes, T) \
-__kernel void copy_##bytes(const craft_geom g, const long n, __global T *d, __global const T *s) { \
-    FOR_EACH(i, n) { long o[2]; geom_offsets(&g, i, o, 2); d[o[0]] = s[o[1]]; } \
+__kernel void copy_##bytes(GEO_ARGS, const long n, __global T *d, __global const T *s) { \
+    FOR_EACH(i, n) { long o[2]; geom_offsets(GEO(craft_geom), i, o, 2); d[o[0]] = s[o[1]]; } \
 }
 COPY(1, uchar) COPY(2, ushort) COPY(4, uint) COPY(8, ulong)
 
@@ -64,22 +65,25 @@ static inline long load_long(__global const uchar *p, long o, int dt) {
     return 0;
 }
 
+/* as the CPU's double path: saturate to int32, then narrow u8 / i8 by wrapping */
+static inline int sat_int(long v) { return v > INT_MAX ? INT_MAX : (v < INT_MIN ? INT_MIN : (int)v); }
+
 static inline void store_long(__global uchar *p, long o, int dt, long v) {
     switch (dt) {
     case DT_I64: ((__global long *)p)[o] = v; break;
-    case DT_I32: ((__global int *)p)[o] = (int)v; break;
-    case DT_U8: p[o] = (uchar)v; break;
-    case DT_I8: ((__global char *)p)[o] = (char)v; break;
+    case DT_I32: ((__global int *)p)[o] = sat_int(v); break;
+    case DT_U8: p[o] = (uchar)sat_int(v); break;
+    case DT_I8: ((__global char *)p)[o] = (char)sat_int(v); break;
     case DT_BOOL: p[o] = v != 0; break;
     }
 }
 #endif
 
-__kernel void convert(const craft_geom g, const long n, __global uchar *d, __global const uchar *s,
+__kernel void convert(GEO_ARGS, const long n, __global uchar *d, __global const uchar *s,
                       const int ddt, const int sdt) {
     FOR_EACH(i, n) {
         long o[2];
-        geom_offsets(&g, i, o, 2);
+        geom_offsets(GEO(craft_geom), i, o, 2);
 #ifndef CRAFT_FP64
         if (is_int_dt(ddt) && is_int_dt(sdt)) { store_long(d, o[0], ddt, load_long(s, o[1], sdt)); continue; }
 #endif

@@ -1,6 +1,6 @@
 /* elementwise.cl: unary, binary, tensor-scalar, compare, clamp and where kernels, forward and
  * backward, on strided broadcasting f32 operands (geometry in common.cl). The formulas are
- * engine/ops_elementwise.c's, one function per op; the UNARY / BINARY macros below generate a
+ * engine/cpu/cpu_elementwise.c's, one function per op; the UNARY / BINARY macros below generate a
  * kernel per op from one template, named unary_<op>, unary_grad_<op>, binary_<op> and
  * scalar_<op> (the host looks them up by those names, in craft_unary_op order). */
 
@@ -55,12 +55,12 @@ static inline float df_log1p(float x) { return 1.0f / (1.0f + x); }
 
 /* y = f(x); gx = gy * f'(x) */
 #define UNARY(name) \
-__kernel void unary_##name(const craft_geom g, const long n, __global float *y, __global const float *x) { \
-    FOR_EACH(i, n) { long o[2]; geom_offsets(&g, i, o, 2); y[o[0]] = f_##name(x[o[1]]); } \
+__kernel void unary_##name(GEO_ARGS, const long n, __global float *y, __global const float *x) { \
+    FOR_EACH(i, n) { long o[2]; geom_offsets(GEO(craft_geom), i, o, 2); y[o[0]] = f_##name(x[o[1]]); } \
 } \
-__kernel void unary_grad_##name(const craft_geom g, const long n, __global float *gx, __global const float *x, \
+__kernel void unary_grad_##name(GEO_ARGS, const long n, __global float *gx, __global const float *x, \
                                 __global const float *gy) { \
-    FOR_EACH(i, n) { long o[3]; geom_offsets(&g, i, o, 3); gx[o[0]] = gy[o[2]] * df_##name(x[o[1]]); } \
+    FOR_EACH(i, n) { long o[3]; geom_offsets(GEO(craft_geom), i, o, 3); gx[o[0]] = gy[o[2]] * df_##name(x[o[1]]); } \
 }
 UNARY(neg) UNARY(exp) UNARY(log) UNARY(sqrt) UNARY(rsqrt) UNARY(abs) UNARY(sin) UNARY(cos)
 UNARY(tanh) UNARY(sigmoid) UNARY(relu) UNARY(silu) UNARY(gelu) UNARY(gelu_tanh)
@@ -76,14 +76,14 @@ static inline float b_minimum(float a, float b) { return a < b || a != a ? a : b
 
 /* y = a op b; y = a op s, or s op a when reverse */
 #define BINARY(name) \
-__kernel void binary_##name(const craft_geom g, const long n, __global float *y, __global const float *a, \
+__kernel void binary_##name(GEO_ARGS, const long n, __global float *y, __global const float *a, \
                             __global const float *b) { \
-    FOR_EACH(i, n) { long o[3]; geom_offsets(&g, i, o, 3); y[o[0]] = b_##name(a[o[1]], b[o[2]]); } \
+    FOR_EACH(i, n) { long o[3]; geom_offsets(GEO(craft_geom), i, o, 3); y[o[0]] = b_##name(a[o[1]], b[o[2]]); } \
 } \
-__kernel void scalar_##name(const craft_geom g, const long n, __global float *y, __global const float *a, \
+__kernel void scalar_##name(GEO_ARGS, const long n, __global float *y, __global const float *a, \
                             const float s, const int reverse) { \
     FOR_EACH(i, n) { \
-        long o[2]; geom_offsets(&g, i, o, 2); \
+        long o[2]; geom_offsets(GEO(craft_geom), i, o, 2); \
         float v = a[o[1]]; \
         y[o[0]] = reverse ? b_##name(s, v) : b_##name(v, s); \
     } \
@@ -91,11 +91,11 @@ __kernel void scalar_##name(const craft_geom g, const long n, __global float *y,
 BINARY(add) BINARY(sub) BINARY(mul) BINARY(div) BINARY(pow) BINARY(maximum) BINARY(minimum)
 
 /* d/da of (a op s) or (s op a), times g */
-__kernel void scalar_grad(const craft_geom g, const long n, __global float *gx, __global const float *a,
+__kernel void scalar_grad(GEO_ARGS, const long n, __global float *gx, __global const float *a,
                           __global const float *gy, const int op, const float s, const int reverse) {
     FOR_EACH(i, n) {
         long o[3];
-        geom_offsets(&g, i, o, 3);
+        geom_offsets(GEO(craft_geom), i, o, 3);
         float x = a[o[1]], d = 0;
         switch (op) {
         case 0: d = 1; break;
@@ -112,11 +112,11 @@ __kernel void scalar_grad(const craft_geom g, const long n, __global float *gx, 
 
 /* gradient routing of maximum (op 5) / minimum (op 6): g where a wins (which 0) or b wins
  * (which 1), half each on ties */
-__kernel void minmax_mask(const craft_geom g, const long n, __global float *out, __global const float *a,
+__kernel void minmax_mask(GEO_ARGS, const long n, __global float *out, __global const float *a,
                           __global const float *b, __global const float *gy, const int op, const int which) {
     FOR_EACH(i, n) {
         long o[4];
-        geom_offsets(&g, i, o, 4);
+        geom_offsets(GEO(craft_geom), i, o, 4);
         float x = a[o[1]], y = b[o[2]];
         int a_wins = op == 5 ? (x > y) : (x < y);
         float share = x == y ? 0.5f : (float)(which == 0 ? a_wins : !a_wins);
@@ -125,11 +125,11 @@ __kernel void minmax_mask(const craft_geom g, const long n, __global float *out,
 }
 
 /* craft_compare_op: eq ne lt le gt ge -> 0/1 as f32 */
-__kernel void compare(const craft_geom g, const long n, __global float *y, __global const float *a,
+__kernel void compare(GEO_ARGS, const long n, __global float *y, __global const float *a,
                       __global const float *b, const int op) {
     FOR_EACH(i, n) {
         long o[3];
-        geom_offsets(&g, i, o, 3);
+        geom_offsets(GEO(craft_geom), i, o, 3);
         float x = a[o[1]], z = b[o[2]];
         int r = 0;
         switch (op) {
@@ -144,51 +144,51 @@ __kernel void compare(const craft_geom g, const long n, __global float *y, __glo
     }
 }
 
-__kernel void clamp_fwd(const craft_geom g, const long n, __global float *y, __global const float *x,
+__kernel void clamp_fwd(GEO_ARGS, const long n, __global float *y, __global const float *x,
                         const float lo, const float hi) {
     FOR_EACH(i, n) {
         long o[2];
-        geom_offsets(&g, i, o, 2);
+        geom_offsets(GEO(craft_geom), i, o, 2);
         float v = x[o[1]];
         y[o[0]] = v < lo ? lo : (v > hi ? hi : v);
     }
 }
 
-__kernel void clamp_grad(const craft_geom g, const long n, __global float *gx, __global const float *x,
+__kernel void clamp_grad(GEO_ARGS, const long n, __global float *gx, __global const float *x,
                          __global const float *gy, const float lo, const float hi) {
     FOR_EACH(i, n) {
         long o[3];
-        geom_offsets(&g, i, o, 3);
+        geom_offsets(GEO(craft_geom), i, o, 3);
         float v = x[o[1]];
         gx[o[0]] = (v >= lo && v <= hi) ? gy[o[2]] : 0.0f;
     }
 }
 
 /* y = c != 0 ? a : b */
-__kernel void where_fwd(const craft_geom g, const long n, __global float *y, __global const float *c,
+__kernel void where_fwd(GEO_ARGS, const long n, __global float *y, __global const float *c,
                         __global const float *a, __global const float *b) {
     FOR_EACH(i, n) {
         long o[4];
-        geom_offsets(&g, i, o, 4);
+        geom_offsets(GEO(craft_geom), i, o, 4);
         y[o[0]] = c[o[1]] != 0 ? a[o[2]] : b[o[3]];
     }
 }
 
 /* gradient of where for side 0 (a) or 1 (b) */
-__kernel void where_grad(const craft_geom g, const long n, __global float *out, __global const float *c,
+__kernel void where_grad(GEO_ARGS, const long n, __global float *out, __global const float *c,
                          __global const float *gy, const int side) {
     FOR_EACH(i, n) {
         long o[3];
-        geom_offsets(&g, i, o, 3);
+        geom_offsets(GEO(craft_geom), i, o, 3);
         out[o[0]] = ((c[o[1]] != 0) == (side == 0)) ? gy[o[2]] : 0.0f;
     }
 }
 
 /* in place: d += alpha * s (axpy_), d *= s (scale_) */
-__kernel void axpy(const craft_geom g, const long n, __global float *d, __global const float *s, const float alpha) {
-    FOR_EACH(i, n) { long o[2]; geom_offsets(&g, i, o, 2); d[o[0]] += alpha * s[o[1]]; }
+__kernel void axpy(GEO_ARGS, const long n, __global float *d, __global const float *s, const float alpha) {
+    FOR_EACH(i, n) { long o[2]; geom_offsets(GEO(craft_geom), i, o, 2); d[o[0]] += alpha * s[o[1]]; }
 }
 
-__kernel void scale(const craft_geom g, const long n, __global float *d, const float s) {
-    FOR_EACH(i, n) { long o[1]; geom_offsets(&g, i, o, 1); d[o[0]] *= s; }
+__kernel void scale(GEO_ARGS, const long n, __global float *d, const float s) {
+    FOR_EACH(i, n) { long o[1]; geom_offsets(GEO(craft_geom), i, o, 1); d[o[0]] *= s; }
 }

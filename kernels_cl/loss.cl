@@ -1,5 +1,5 @@
 /* loss.cl: l2_normalize, cosine_similarity, cross_entropy and mse_loss on cl devices
- * (engine/cl_ops_loss.c), forward and backward, with the formulas of engine/ops_loss.c. The
+ * (engine/cl/cl_loss.c), forward and backward, with the formulas of engine/cpu/cpu_loss.c. The
  * reductions along a dim are lines of a dense [outer, n, inner] block (attention.cl's helpers),
  * accumulated in acc_t (double with fp64, as the CPU). */
 

@@ -1,12 +1,12 @@
-/* norm.cl: group_norm and layer_norm on cl devices (engine/cl_ops_norm.c), with the formulas of
- * engine/ops_norm.c. Both normalise contiguous rows of M elements (lines of attention.cl's
+/* norm.cl: group_norm and layer_norm on cl devices (engine/cl/cl_norm.c), with the formulas of
+ * engine/cpu/cpu_norm.c. Both normalise contiguous rows of M elements (lines of attention.cl's
  * helpers with inner 1): group_norm's row r is the (n, g) block of Cg channels of S elements
  * each, so element k has channel (r % G) Cg + k / S; layer_norm is the case G = 1, Cg = M,
  * S = 1 (channel = k). ln selects layer_norm's rounding of the affine step.
  * Statistics are two-pass in acc_t: mean, then the sum of squares around the float mean,
  * corrected by (mu - mean_f)^2 as the CPU does. */
 
-typedef struct {            /* mirrors cl_norm_geo in engine/cl_ops_norm.c */
+typedef struct {            /* mirrors cl_norm_geo in engine/cl/cl_norm.c */
     long rows, M, G, Cg, S;
     long xoff, woff, boff, goff;
     float eps;
@@ -16,8 +16,9 @@ typedef struct {            /* mirrors cl_norm_geo in engine/cl_ops_norm.c */
 static inline long norm_chan(const norm_geo *p, long r, long k) { return (r % p->G) * p->Cg + k / p->S; }
 
 /* y, mean and rstd of each row */
-__kernel void norm_fwd(const norm_geo p, __global const float *x, __global const float *w, __global const float *b,
+__kernel void norm_fwd(GEO_ARGS, __global const float *x, __global const float *w, __global const float *b,
                        __global float *y, __global float *mean, __global float *rstd, const int LX) {
+    const norm_geo p = *GEO(norm_geo);
     __local acc_t scr[NN_LOCAL];
     int LY = get_local_size(0) / LX, ly = get_local_id(0) / LX;
     FOR_LINES(r, ok, p.rows, LX) {
@@ -49,8 +50,9 @@ __kernel void norm_fwd(const norm_geo p, __global const float *x, __global const
 
 /* gx of each row: with g' = g w, A = sum g', Bx = sum g' x,
  * gx = rs w g + k2 x + k3, k2 = (A mu - Bx) rs^3 / M, k3 = -k2 mu - rs A / M */
-__kernel void norm_bwd_x(const norm_geo p, __global const float *x, __global const float *w, __global const float *g,
+__kernel void norm_bwd_x(GEO_ARGS, __global const float *x, __global const float *w, __global const float *g,
                          __global const float *mean, __global const float *rstd, __global float *gx, const int LX) {
+    const norm_geo p = *GEO(norm_geo);
     __local acc_t scr[NN_LOCAL];
     int LY = get_local_size(0) / LX, ly = get_local_id(0) / LX;
     FOR_LINES(r, ok, p.rows, LX) {
@@ -77,8 +79,9 @@ __kernel void norm_bwd_x(const norm_geo p, __global const float *x, __global con
 }
 
 /* group_norm: per (n, c) line of S elements, ds = sum g x and db = sum g (acc_t, [2][N C]) */
-__kernel void gn_chan_sums(const norm_geo p, __global const float *x, __global const float *g, __global acc_t *sums,
+__kernel void gn_chan_sums(GEO_ARGS, __global const float *x, __global const float *g, __global acc_t *sums,
                            const long NC, const int LX) {
+    const norm_geo p = *GEO(norm_geo);
     __local acc_t scr[NN_LOCAL];
     int LY = get_local_size(0) / LX, ly = get_local_id(0) / LX;
     FOR_LINES(l, ok, NC, LX) {
@@ -109,8 +112,9 @@ __kernel void gn_wb(__global const acc_t *sums, __global const float *mean, __gl
 
 /* layer_norm: gw[j] = sum_r g (x - mu) rs, gb[j] = sum_r g, over the R rows of column j
  * (lines of a [1, R, D] block: adjacent columns side by side) */
-__kernel void ln_wb(const norm_geo p, __global const float *x, __global const float *g, __global const float *mean,
+__kernel void ln_wb(GEO_ARGS, __global const float *x, __global const float *g, __global const float *mean,
                     __global const float *rstd, __global float *gw, __global float *gb, const int LX) {
+    const norm_geo p = *GEO(norm_geo);
     __local acc_t scr[NN_LOCAL];
     int LY = get_local_size(0) / LX, ly = get_local_id(0) / LX;
     long D = p.M;

@@ -1,14 +1,14 @@
 /* optim.cl: optimiser steps in place on strided f32 tensors, step for step the float32
- * arithmetic of engine/optim.c (constants computed on the host the same way), so that with
+ * arithmetic of engine/cpu/cpu_optim.c (constants computed on the host the same way), so that with
  * correctly rounded division and sqrt the device gives the CPU's bits. */
 
 /* operands: param, grad, m, v */
-__kernel void adamw(const craft_geom g, const long n, __global float *p, __global const float *gr, __global float *m,
+__kernel void adamw(GEO_ARGS, const long n, __global float *p, __global const float *gr, __global float *m,
                     __global float *v, const float decay, const float b1, const float omb1, const float b2,
                     const float omb2, const float bc2_sqrt, const float eps, const float neg_step) {
     FOR_EACH(i, n) {
         long o[4];
-        geom_offsets(&g, i, o, 4);
+        geom_offsets(GEO(craft_geom), i, o, 4);
         float gv = gr[o[1]];
         float pv = p[o[0]] * decay;
         float mv = m[o[2]] * b1 + omb1 * gv;
@@ -21,11 +21,11 @@ __kernel void adamw(const craft_geom g, const long n, __global float *p, __globa
 }
 
 /* operands: param, grad, momentum buffer (ignored unless has_buf) */
-__kernel void sgd(const craft_geom g, const long n, __global float *p, __global const float *gr, __global float *buf,
+__kernel void sgd(GEO_ARGS, const long n, __global float *p, __global const float *gr, __global float *buf,
                   const float neg_lr, const float mom, const float wd, const int nesterov, const int has_buf) {
     FOR_EACH(i, n) {
         long o[3];
-        geom_offsets(&g, i, o, 3);
+        geom_offsets(GEO(craft_geom), i, o, 3);
         float d = gr[o[1]];
         if (wd != 0) d = d + wd * p[o[0]];
         if (has_buf) {
@@ -38,11 +38,11 @@ __kernel void sgd(const craft_geom g, const long n, __global float *p, __global 
 }
 
 /* operands: ema, param */
-__kernel void ema(const craft_geom g, const long n, __global float *e, __global const float *p, const float d,
+__kernel void ema(GEO_ARGS, const long n, __global float *e, __global const float *p, const float d,
                   const float omd) {
     FOR_EACH(i, n) {
         long o[2];
-        geom_offsets(&g, i, o, 2);
+        geom_offsets(GEO(craft_geom), i, o, 2);
         e[o[0]] = d * e[o[0]] + omd * p[o[1]];
     }
 }

@@ -1,4 +1,4 @@
-/* random.cl: Philox-4x32-10 draws, the mapping of engine/rng.c's top comment bit for bit:
+/* random.cl: Philox-4x32-10 draws, the mapping of engine/core/rng.c's top comment bit for bit:
  * element e = offset + i of a draw reads block e >> 2 (key = seed, counter = (lo, hi, 0, 0)),
  * lane e & 3. Uniforms are exact. Normals use the same double formulas as the CPU
  * (philox_normal, needs fp64); philox_normal_f32 is the float version for devices without

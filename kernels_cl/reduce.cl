@@ -64,7 +64,7 @@ __kernel void reduce_rows(__global const float *x, const long xoff, __global flo
 }
 
 /* values and int64 indices of the max (want_max) or min over D; NaN wins, first index on ties,
- * as engine/ops_reduce.c */
+ * as engine/cpu/cpu_reduce.c */
 __kernel void maxmin_dim(__global const float *x, const long xoff, __global float *vals, __global long *idx,
                          const long outer, const long D, const long inner, const int want_max) {
     FOR_EACH(k, outer * inner) {

@@ -1,14 +1,15 @@
 /* shape.cl: avg_pool2d, interpolate, pad and embedding / timestep embedding kernels for
- * engine/cl_ops_shape.c. Every backward is a gather (one work-item per input element, no
- * atomics) that adds its terms in the order the CPU's scatter-add does (engine/ops_resize.c,
+ * engine/cl/cl_shape.c. Every backward is a gather (one work-item per input element, no
+ * atomics) that adds its terms in the order the CPU's scatter-add does (engine/cpu/cpu_resize.c,
  * ops_shape.c, ops_embed.c), so forward and backward agree with the CPU bit for bit; only the
  * timestep embedding's sin / cos come from the device's libm. */
 
 /* --------------------------------------------------------------- avg_pool2d */
-/* mirrors cl_pool_geo in engine/cl_ops_shape.c; count_include_pad, floor mode */
+/* mirrors cl_pool_geo in engine/cl/cl_shape.c; count_include_pad, floor mode */
 typedef struct { long planes, h, w, oh, ow, k, s, pad; } pool_geo;
 
-__kernel void avgpool_fwd(const pool_geo g, __global const float *x, const long xoff, __global float *y) {
+__kernel void avgpool_fwd(GEO_ARGS, __global const float *x, const long xoff, __global float *y) {
+    const pool_geo g = *GEO(pool_geo);
     const float div = (float)(g.k * g.k);
     FOR_EACH(i, g.planes * g.oh * g.ow) {
         long ox = i % g.ow, t = i / g.ow, oy = t % g.oh, pl = t / g.oh;
@@ -29,7 +30,8 @@ static inline void pool_range(long i, long s, long pad, long k, long n_out, long
     *hi = min((i + pad) / s, n_out - 1);
 }
 
-__kernel void avgpool_bwd(const pool_geo g, __global const float *gy, const long goff, __global float *gx) {
+__kernel void avgpool_bwd(GEO_ARGS, __global const float *gy, const long goff, __global float *gx) {
+    const pool_geo g = *GEO(pool_geo);
     const float div = (float)(g.k * g.k);
     FOR_EACH(i, g.planes * g.h * g.w) {
         long ix = i % g.w, t = i / g.w, iy = t % g.h, pl = t / g.h, ylo, yhi, xlo, xhi;
@@ -50,8 +52,9 @@ __kernel void avgpool_bwd(const pool_geo g, __global const float *gy, const long
  * l1 [oh] l0 [ow] l1 [ow]. Nearest (mode 0) uses i0 only. */
 typedef struct { long planes, h, w, oh, ow, mode; } interp_geo;
 
-__kernel void interp_fwd(const interp_geo g, __global const float *x, const long xoff, __global float *y,
+__kernel void interp_fwd(GEO_ARGS, __global const float *x, const long xoff, __global float *y,
                          __global const long *im, __global const float *lm) {
+    const interp_geo g = *GEO(interp_geo);
     __global const long *hi0 = im, *hi1 = im + g.oh, *wi0 = im + 2 * g.oh, *wi1 = wi0 + g.ow;
     __global const float *hl0 = lm, *hl1 = lm + g.oh, *wl0 = lm + 2 * g.oh, *wl1 = wl0 + g.ow;
     FOR_EACH(i, g.planes * g.oh * g.ow) {
@@ -69,8 +72,9 @@ __kernel void interp_fwd(const interp_geo g, __global const float *x, const long
 }
 
 /* the CPU's order: output pixels row-major, and within one the terms (i0,i0) (i0,i1) (i1,i0) (i1,i1) */
-__kernel void interp_bwd(const interp_geo g, __global const float *gy, const long goff, __global float *gx,
+__kernel void interp_bwd(GEO_ARGS, __global const float *gy, const long goff, __global float *gx,
                          __global const long *im, __global const float *lm) {
+    const interp_geo g = *GEO(interp_geo);
     __global const long *hi0 = im, *hi1 = im + g.oh, *wi0 = im + 2 * g.oh, *wi1 = wi0 + g.ow;
     __global const long *hlo = wi1 + g.ow, *hhi = hlo + g.h, *wlo = hhi + g.h, *whi = wlo + g.w;
     __global const float *hl0 = lm, *hl1 = lm + g.oh, *wl0 = lm + 2 * g.oh, *wl1 = wl0 + g.ow;
@@ -99,11 +103,12 @@ __kernel void interp_bwd(const interp_geo g, __global const float *gy, const lon
 }
 
 /* --------------------------------------------------------------------- pad */
-/* mirrors cl_pad_geo in engine/cl_ops_shape.c: dims [lead, ndim) are padded (before may be
+/* mirrors cl_pad_geo in engine/cl/cl_shape.c: dims [lead, ndim) are padded (before may be
  * negative in constant mode); mode 0 constant, 1 reflect, 2 replicate; x is contiguous */
 typedef struct { long ish[8], osh[8], before[8]; long ndim, lead, mode; float value; int pad0; } pad_geo;
 
-__kernel void pad_fwd(const pad_geo g, __global const float *x, const long xoff, __global float *y, const long n) {
+__kernel void pad_fwd(GEO_ARGS, __global const float *x, const long xoff, __global float *y, const long n) {
+    const pad_geo g = *GEO(pad_geo);
     FOR_EACH(i, n) {
         long r = i, off = 0, st = 1;
         int fill = 0;
@@ -127,7 +132,8 @@ __kernel void pad_fwd(const pad_geo g, __global const float *x, const long xoff,
 /* Each input element sums the outputs that read it, in increasing output order (the CPU's):
  * per padded dim up to three runs of output indices (reflect: the mirror before, itself, the
  * mirror after; replicate: a run at either edge), combined row-major. */
-__kernel void pad_bwd(const pad_geo g, __global const float *gy, const long goff, __global float *gx, const long n) {
+__kernel void pad_bwd(GEO_ARGS, __global const float *gy, const long goff, __global float *gx, const long n) {
+    const pad_geo g = *GEO(pad_geo);
     FOR_EACH(i, n) {
         long lo[8][3], len[8][3], cnt[8], r = i;
         int nr[8];

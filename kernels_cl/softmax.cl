@@ -1,6 +1,6 @@
 /* softmax.cl: softmax and log_softmax along the middle dim of a dense [outer, n, inner] block,
- * forward and backward (engine/cl_ops_softmax.c), as lines of attention.cl's helpers: rows
- * (inner 1) reduce along memory, columns side by side. Formulas of engine/ops_softmax.c:
+ * forward and backward (engine/cl/cl_softmax.c), as lines of attention.cl's helpers: rows
+ * (inner 1) reduce along memory, columns side by side. Formulas of engine/cpu/cpu_softmax.c:
  *   forward:      m = max (NaN kept; an all -inf line uses 0, giving NaN as torch), s = sum exp(x - m)
  *                 softmax y = exp(x - m) / s, log_softmax y = x - (m + log s)
  *   softmax:      gx = y (g - sum(g y))

@@ -4,6 +4,9 @@
 # summary counts as one failure.
 B=${1:-build}
 export POCL_CACHE_DIR=${POCL_CACHE_DIR:-/tmp/craft-pocl-cache}
+# Mesa's rusticl offers its CPU device (llvmpipe) only when asked; a second OpenCL
+# implementation to run the OpenCL tests on (tools/setup.sh installs mesa-opencl-icd)
+export RUSTICL_ENABLE=${RUSTICL_ENABLE:-llvmpipe}
 export CRAFT_SHARED_DATA=${CRAFT_SHARED_DATA:-$(cd "$(dirname "$0")/../.." && pwd)/shared/data}
 total_p=0; total_f=0; bad=""
 run_one() {
@@ -37,11 +40,29 @@ run_one() {
     grep -E '^skip' "$B/tests/$name.stderr" | sed 's/^/    /'
 }
 mkdir -p "$B/tests"
+# the OpenCL tests run once on every OpenCL device (none: once, printing a skip line)
+ncl=$("$B/craft" devices 2>/dev/null | grep -cE '^  cl:[0-9]+ ')
 for t in "$B"/tests/test_*; do
     case "$t" in *.stderr) continue ;; esac
     [ -x "$t" ] || continue
-    run_one "$(basename "$t")" "$t"
+    tname=$(basename "$t")   # not "name": run_one sets that
+    case "$tname" in
+    test_cl*)
+        if [ "$ncl" -gt 0 ]; then
+            i=0
+            while [ "$i" -lt "$ncl" ]; do
+                run_one "$tname@cl:$i" env CRAFT_TEST_DEVICE="cl:$i" "$t"
+                i=$((i + 1))
+            done
+            continue
+        fi ;;
+    esac
+    run_one "$tname" "$t"
 done
+run_one layers sh tools/check_layers.sh "$B"
+# bench/gpu.sh end to end on PoCL with tiny shapes (install, build, the cl tests, both benches
+# and their peers where torch is importable, the table): seconds
+run_one gpu_dry_run sh bench/gpu.sh --dry-run --build-dir "$B"
 run_one lua "$B/craft" tests/lua/run.lua
 run_one report_render sh tests/report_render.sh "$B"
 run_one study_browser sh tests/study_browser.sh "$B"

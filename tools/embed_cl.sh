@@ -1,7 +1,7 @@
 #!/bin/sh
 # tools/embed_cl.sh KERNEL.cl... > build/gen/cl_sources.inc
 # Turns the OpenCL C sources into entries { "name", "text" } of a C array initialiser
-# (engine/cl_runtime.c includes it). common.cl goes first: the runtime compiles the texts in
+# (engine/cl/cl_runtime.c includes it). common.cl goes first: the runtime compiles the texts in
 # this order as one program. Backslashes and quotes are escaped; lines are kept as they are.
 set -e
 [ $# -gt 0 ] || { echo "usage: sh tools/embed_cl.sh kernels_cl/*.cl > cl_sources.inc" >&2; exit 2; }

@@ -1,9 +1,11 @@
 #!/bin/sh
 # tools/setup.sh: installs the Debian packages craft builds and tests with, when missing.
-# Idempotent; needs root (or sudo) only when something is missing. Debian 12.
+# Idempotent; needs root (or sudo) only when something is missing. Debian 12. Two OpenCL
+# implementations for the OpenCL tests: PoCL and Mesa's rusticl (mesa-opencl-icd; its CPU device
+# llvmpipe with RUSTICL_ENABLE=llvmpipe, which tests/run.sh sets).
 set -e
 PKGS="build-essential pkg-config libluajit-5.1-dev luajit libdnnl-dev ocl-icd-opencl-dev opencl-headers
-pocl-opencl-icd clinfo libclblast-dev libstb-dev libcsv-dev libjansson-dev libzip-dev zlib1g-dev libedit-dev"
+pocl-opencl-icd mesa-opencl-icd clinfo libclblast-dev libstb-dev libcsv-dev libjansson-dev libzip-dev zlib1g-dev libedit-dev"
 # extra tools for the test suite: clang's libFuzzer and sanitizer runtimes (+ its OpenMP), and
 # headless Chromium to check that the HTML report renders
 PKGS="$PKGS clang libclang-rt-dev libomp-dev chromium"

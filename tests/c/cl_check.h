@@ -61,23 +61,37 @@ static void compare_cl(const char *what, const craft_tensor *cpu, const craft_te
     free(b);
 }
 
-/* Points PoCL's and craft's kernel caches at /tmp and checks that DEV works. Returns -1 when
- * the test should go on, else its exit status: 0 (skipped: no OpenCL device; "0 passed" is
- * printed) or 1 (the device is there but unusable). */
+/* Points PoCL's and craft's kernel caches at /tmp, picks the device under test (DEV: cl:0, or
+ * CRAFT_TEST_DEVICE=cl:N; tests/run.sh runs the OpenCL tests once per device it finds) and
+ * checks that it works. Returns -1 when the test should go on, else its exit status: 0
+ * (skipped: no OpenCL device; "0 passed" is printed) or 1 (the device is there but unusable). */
 static inline int cl_test_open(const char *name) {
     setenv("POCL_CACHE_DIR", "/tmp/craft-pocl-cache", 0);
     setenv("CRAFT_CL_CACHE", "/tmp/craft-cl-cache", 0);
     mkdir("/tmp/craft-pocl-cache", 0777);
-    int n = 0;
+    int n = 0, want = 0;
+    const char *e = getenv("CRAFT_TEST_DEVICE");
+    if (e && *e && sscanf(e, "cl:%d", &want) != 1 && sscanf(e, "%d", &want) != 1) {
+        fprintf(stderr, "FAIL %s: CRAFT_TEST_DEVICE=%s is not cl:N\n", name, e);
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
     if (craft_cl_device_count(&n) != CRAFT_OK || n == 0) {
         fprintf(stderr, "skip %s: %s\n", name, n == 0 && !craft_last_status() ? "no OpenCL device" : craft_last_error());
         printf("0 passed, 0 failed\n");
         return 0;
     }
+    if (want < 0 || want >= n) {
+        fprintf(stderr, "FAIL %s: CRAFT_TEST_DEVICE=cl:%d, but there %s %d OpenCL device%s\n", name, want, n == 1 ? "is" : "are", n,
+                n == 1 ? "" : "s");
+        printf("0 passed, 1 failed\n");
+        return 1;
+    }
+    DEV = 1 + want;
     int64_t one = 1;
     craft_tensor *probe;
     if (craft_empty(1, &one, CRAFT_F32, DEV, &probe)) {   /* context, queue and kernel program */
-        fprintf(stderr, "FAIL cl:0 is unusable: %s\n", craft_last_error());
+        fprintf(stderr, "FAIL cl:%d is unusable: %s\n", want, craft_last_error());
         printf("0 passed, 1 failed\n");
         return 1;
     }

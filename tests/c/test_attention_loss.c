@@ -5,7 +5,7 @@
  * tests/fixtures/make_attention_loss_fixtures.py), the tiled attention against the plain
  * matmul-softmax-matmul composition at sizes with many tiles, and the error messages. */
 #include "gradcheck.h"
-#include "internal.h"
+#include "core/internal.h"
 #include <string.h>
 
 #include "fixture.h"

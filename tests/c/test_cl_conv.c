@@ -12,12 +12,12 @@
  * `test_cl_conv --bench` instead times conv2d's forward on cl:0, im2col + CLBlast against the
  * direct kernel (docs/opencl.md has the numbers). */
 #include "check.h"
-#include "internal.h"
+#include "cl/cl_internal.h"
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static int DEV = 1;   /* cl:0 */
+static int DEV = 1;   /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
 
 #include "cl_check.h"
 

@@ -12,12 +12,12 @@
  * smoothing, clamped norms. Without an OpenCL platform or device it prints a "skip" line and
  * counts nothing. */
 #include "check.h"
-#include "internal.h"
+#include "cl/cl_internal.h"
 #include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 
-static int DEV = 1;   /* cl:0 */
+static int DEV = 1;   /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
 
 #include "cl_check.h"
 

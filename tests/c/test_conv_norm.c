@@ -8,7 +8,7 @@
  *  - finite-difference gradient checks (gradcheck.h; per-op tolerances below);
  *  - shape errors: CRAFT_ESHAPE with the shapes in the message, before oneDNN sees them. */
 #include "gradcheck.h"
-#include "internal.h"
+#include "core/internal.h"
 #include "fixture.h"
 
 /* max |a - ref| / max |ref| over n elements of a tensor (read densely) */

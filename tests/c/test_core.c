@@ -1,7 +1,7 @@
 /* test_core.c: tensors, views, dtype conversion, autograd engine, elementwise, reductions and
  * matmul, each op gradient-checked against finite differences. */
 #include "gradcheck.h"
-#include "internal.h"
+#include "core/internal.h"
 
 static craft_tensor *from(int nd, const int64_t *shape, const float *v) {
     craft_tensor *t = NULL;

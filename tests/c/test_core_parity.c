@@ -4,7 +4,7 @@
  * and broadcast matmul, linear. Forward outputs and the input gradients of sum(y * gy) are
  * compared per tensor as max|got - ref| / max|ref|: at most 1e-4 forward, 1e-3 gradient. */
 #include "fixture.h"
-#include "internal.h"
+#include "core/internal.h"
 #include <string.h>
 
 static fx_file F;

@@ -5,7 +5,7 @@
  * Tolerances vs torch: max|got - ref| <= 1e-5 * max|ref| per tensor (float32 rounding of the
  * same formula); EMA, RNG mapping and thread invariance are exact. */
 #include "check.h"
-#include "internal.h"
+#include "core/internal.h"
 #include <string.h>
 
 /* in rng.c, not in craft.h: Philox4x32-10 on a full 128-bit counter, for the KAT vectors */

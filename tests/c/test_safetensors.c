@@ -4,7 +4,7 @@
  * repository root (or build/tests) or set CRAFT_SRC_DIR. Hostile files are written to a temp dir under /tmp. */
 #define _GNU_SOURCE
 #include "check.h"
-#include "internal.h"   /* craft_half_to_float etc., the reference for the conversions */
+#include "core/internal.h"   /* craft_half_to_float etc., the reference for the conversions */
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>

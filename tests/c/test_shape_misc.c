@@ -7,7 +7,7 @@
  * Tolerances: max|got - ref| <= tol * max|ref| per tensor, tol 1e-4 forward, 1e-3 gradient;
  * pure data movement (concat, pad, nearest, embedding forward) must match exactly. */
 #include "gradcheck.h"
-#include "internal.h"
+#include "core/internal.h"
 
 #include "fixture.h"
 

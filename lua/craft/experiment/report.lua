@@ -14,6 +14,7 @@ local function f6(v)
   return (v == nil or v ~= v) and '' or (type(v) == 'number' and ('%.6g'):format(v) or tostring(v))
 end
 local function pct(v) return (v == nil or v ~= v) and '–' or ('%.1f%%'):format(100 * v) end
+local function fmt(v, f) return (v == nil or v ~= v) and '–' or (f):format(v) end
 
 local function headline_rows(rows)
   local out = {}
@@ -94,13 +95,13 @@ local function headline_html(cfg, rows, real, text)
       or (r.control and ' <small>(control)</small>' or ''),
       pct(r.judge_tail), pct(r.judge_tail_lo), pct(r.judge_tail_hi), pct(r.oracle_correct),
       pct(r.oracle_correct_lo),
-      pct(r.oracle_correct_hi), pct(r.oracle_undetermined), f6(r.downstream_bal_acc),
-      f6(r.downstream_bal_acc_real_only),
-      pct(r.memo_feature), pct(r.memo_ssim), f6(r.fid_judge), f6(r.reward_cas), pct(r.reward_tail),
-      pct(r.reward_tail_lo),
-      pct(r.reward_tail_hi), f6(r.cas_oracle_spearman), f6(r.judge_oracle_spearman), f6(r.train_steps),
-      f6(r.train_images),
-      f6(r.wall_minutes))
+      pct(r.oracle_correct_hi), pct(r.oracle_undetermined), fmt(r.downstream_bal_acc, '%.3f'),
+      fmt(r.downstream_bal_acc_real_only, '%.3f'),
+      pct(r.memo_feature), pct(r.memo_ssim), fmt(r.fid_judge, '%.2f'), fmt(r.reward_cas, '%.2f'),
+      pct(r.reward_tail), pct(r.reward_tail_lo),
+      pct(r.reward_tail_hi), fmt(r.cas_oracle_spearman, '%.2f'), fmt(r.judge_oracle_spearman, '%.2f'),
+      fmt(r.train_steps, '%d'),
+      fmt(r.train_images, '%d'), fmt(r.wall_minutes, '%.1f'))
   end
   h[#h + 1] = '</tbody></table></div>'
   local notes = {}
@@ -120,8 +121,8 @@ local function headline_html(cfg, rows, real, text)
     judge_calibration = 'the judge\'s standardisation and thresholds',
     test = 'every reported number: judge tail of real images, downstream test, FID reference' }
   for _, s in ipairs(independence.SPLITS) do
-    sz[#sz + 1] = ('<tr><td>%s</td><td>%d</td><td>%s</td></tr>'):format(s, cfg.splits[s].images:size(1),
-      esc(USE[s]))
+    sz[#sz + 1] = ('<tr><td>%s</td><td>%d</td><td style="text-align:left">%s</td></tr>'):format(s,
+      cfg.splits[s].images:size(1), esc(USE[s]))
   end
   sz[#sz + 1] = '</tbody></table>'
   h[#h + 1] = table.concat(sz)

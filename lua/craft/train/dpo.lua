@@ -42,6 +42,8 @@ M.DEFAULTS = {
                               -- or a table of its fields); default with cas: the raw checklist dimension (the
                               -- same order as its z-score within a class, and a pair shares its class)
   cas = false,
+  rank_by = 'checklist',      -- with cas: 'checklist' (METHOD.md: the checklist score) or 'cas' (the whole
+                              -- CAS)
   beta = 5000,                -- beta_dpo (Wallace et al.: 5000 for SD 1.5)
   lora_rank = 16,             -- (choice: CRAFT's adapter, so the comparison isolates the objective)
   alpha = false, lora_targets = false, lora_convs = false,
@@ -102,12 +104,17 @@ local function rank_of(r)
       return A.no_grad(function() return r.cas:reward(images, labels, spec):flat() end)
     end
   end
+  if r.cas and r.rank_by == 'cas' then
+    return function(images, labels) return r.cas:score(images, labels).cas end
+  end
   if r.cas then
+    if r.rank_by ~= 'checklist' then
+      argerror(('dpo: rank_by is %s (checklist or cas)'):format(tostring(r.rank_by)))
+    end
     return function(images, labels) return r.cas:raw(images, labels, { 'checklist' }).checklist end
   end
   argerror('dpo: give reward = function(images, labels) -> scores, or cas = a craft.cas object (checklist '
-    .. 'ranking, or '
-    .. 'reward = a reward spec over it)')
+    .. 'ranking; or reward = a reward spec over it)')
 end
 
 local function as_list(s)

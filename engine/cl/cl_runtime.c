@@ -1,0 +1,611 @@
+/* cl_runtime.c: the OpenCL back end's runtime. Finds platforms and devices once (numbered in a
+ * stable order), probes what each device can do, and on a device's first use makes its
+ * context, its one in-order queue and the craft kernel program, built from the sources that
+ * tools/embed_cl.sh embeds (build/gen/cl_sources.inc) and cached as a device binary on disk
+ * ($CRAFT_CL_CACHE, else $XDG_CACHE_HOME/craft, else ~/.cache/craft). Kernels are launched
+ * through cl_launch, which holds the device's lock while it sets arguments and enqueues. */
+#include "cl/cl_internal.h"
+#include <dlfcn.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* The kernel sources; a build that did not run tools/embed_cl.sh still links, and says so
+ * when a device is first used. */
+static const struct { const char *name; const char *text; } cl_sources[] = {
+#if __has_include("cl_sources.inc")
+#include "cl_sources.inc"
+#else
+    {NULL, NULL},
+#endif
+};
+#define N_SOURCES ((int)(sizeof cl_sources / sizeof cl_sources[0]))
+
+craft_cl_api craft_ocl;
+
+/* ------------------------------------------------------------ libraries ---- */
+static int load_opencl(char *msg, size_t n) {
+    void *h = dlopen("libOpenCL.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) h = dlopen("libOpenCL.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(msg, n, "no OpenCL ICD loader: libOpenCL.so.1 could not be loaded (%s); install one with a driver's ICD "
+                         "(Debian: ocl-icd-libopencl1 and pocl-opencl-icd)", e ? e : "not found");
+        return CRAFT_EDEVICE;
+    }
+#define CRAFT_CL_LOAD(f)                                                                              \
+    if (!(*(void **)&craft_ocl.f##_ = dlsym(h, #f))) {                                               \
+        snprintf(msg, n, "%s lacks %s (a newer version is needed)", lib, #f);                   \
+        return CRAFT_EDEVICE;                                                                         \
+    }
+    const char *lib = "the OpenCL ICD loader libOpenCL.so.1";
+    CRAFT_CL_FUNCS(CRAFT_CL_LOAD)
+    return CRAFT_OK;
+}
+
+static int blast_syms(void *h, char *msg, size_t n) {
+    const char *lib = "libclblast.so.1";
+    CRAFT_BLAST_FUNCS(CRAFT_CL_LOAD)
+    return CRAFT_OK;
+}
+#undef CRAFT_CL_LOAD
+
+static pthread_once_t blast_once = PTHREAD_ONCE_INIT;
+static char blast_msg[300];
+
+static void blast_open(void) {
+    void *h = dlopen("libclblast.so.1", RTLD_NOW | RTLD_LOCAL);
+    if (!h) h = dlopen("libclblast.so", RTLD_NOW | RTLD_LOCAL);
+    if (!h) {
+        const char *e = dlerror();
+        snprintf(blast_msg, sizeof blast_msg, "CLBlast (libclblast.so.1), which matrix products on OpenCL devices use, "
+                 "could not be loaded (%s); install it (Debian: libclblast1)", e ? e : "not found");
+        return;
+    }
+    blast_syms(h, blast_msg, sizeof blast_msg);
+}
+
+int cl_blast_load(void) {
+    pthread_once(&blast_once, blast_open);
+    if (blast_msg[0]) return craft_fail(CRAFT_EDEVICE, "%s", blast_msg);
+    return CRAFT_OK;
+}
+
+static const char *kernel_names[K_COUNT] = {
+#define CL_N_U(name) "unary_" #name,
+#define CL_N_UG(name) "unary_grad_" #name,
+#define CL_N_B(name) "binary_" #name,
+#define CL_N_S(name) "scalar_" #name,
+#define CL_N_O(name) #name,
+    CL_UNARY_OPS(CL_N_U) CL_UNARY_OPS(CL_N_UG) CL_BINARY_OPS(CL_N_B) CL_BINARY_OPS(CL_N_S) CL_OTHER_KERNELS(CL_N_O)
+};
+_Static_assert(K_unary_grad_neg - K_unary_neg == CRAFT_UNARY_COUNT, "kernel list and craft_unary_op differ");
+_Static_assert(K_scalar_add - K_binary_add == CRAFT_BINARY_COUNT, "kernel list and craft_binary_op differ");
+
+/* ------------------------------------------------------------ discovery ---- */
+static pthread_once_t disc_once = PTHREAD_ONCE_INIT;
+static int disc_status;           /* CRAFT_OK or CRAFT_EDEVICE */
+static char disc_msg[700];
+static craft_cl_dev *devs;
+static int n_devs, n_platforms;
+
+const char *cl_err_name(cl_int e) {
+    switch (e) {
+    case CL_SUCCESS: return "CL_SUCCESS";
+    case CL_DEVICE_NOT_FOUND: return "CL_DEVICE_NOT_FOUND";
+    case CL_DEVICE_NOT_AVAILABLE: return "CL_DEVICE_NOT_AVAILABLE";
+    case CL_COMPILER_NOT_AVAILABLE: return "CL_COMPILER_NOT_AVAILABLE";
+    case CL_MEM_OBJECT_ALLOCATION_FAILURE: return "CL_MEM_OBJECT_ALLOCATION_FAILURE";
+    case CL_OUT_OF_RESOURCES: return "CL_OUT_OF_RESOURCES";
+    case CL_OUT_OF_HOST_MEMORY: return "CL_OUT_OF_HOST_MEMORY";
+    case CL_BUILD_PROGRAM_FAILURE: return "CL_BUILD_PROGRAM_FAILURE";
+    case CL_INVALID_VALUE: return "CL_INVALID_VALUE";
+    case CL_INVALID_DEVICE: return "CL_INVALID_DEVICE";
+    case CL_INVALID_CONTEXT: return "CL_INVALID_CONTEXT";
+    case CL_INVALID_COMMAND_QUEUE: return "CL_INVALID_COMMAND_QUEUE";
+    case CL_INVALID_MEM_OBJECT: return "CL_INVALID_MEM_OBJECT";
+    case CL_INVALID_BINARY: return "CL_INVALID_BINARY";
+    case CL_INVALID_BUILD_OPTIONS: return "CL_INVALID_BUILD_OPTIONS";
+    case CL_INVALID_PROGRAM_EXECUTABLE: return "CL_INVALID_PROGRAM_EXECUTABLE";
+    case CL_INVALID_KERNEL_NAME: return "CL_INVALID_KERNEL_NAME";
+    case CL_INVALID_KERNEL_ARGS: return "CL_INVALID_KERNEL_ARGS";
+    case CL_INVALID_ARG_INDEX: return "CL_INVALID_ARG_INDEX";
+    case CL_INVALID_ARG_VALUE: return "CL_INVALID_ARG_VALUE";
+    case CL_INVALID_ARG_SIZE: return "CL_INVALID_ARG_SIZE";
+    case CL_INVALID_WORK_GROUP_SIZE: return "CL_INVALID_WORK_GROUP_SIZE";
+    case CL_INVALID_GLOBAL_WORK_SIZE: return "CL_INVALID_GLOBAL_WORK_SIZE";
+    case CL_INVALID_BUFFER_SIZE: return "CL_INVALID_BUFFER_SIZE";
+    case CL_INVALID_OPERATION: return "CL_INVALID_OPERATION";
+    case -1001: return "CL_PLATFORM_NOT_FOUND_KHR";
+    }
+    return "OpenCL error";
+}
+
+int cl_fail(cl_int err, const craft_cl_dev *d, const char *what) {
+    int code = (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES || err == CL_OUT_OF_HOST_MEMORY)
+                   ? CRAFT_ENOMEM : CRAFT_EDEVICE;
+    if (!d) return craft_fail(code, "%s: %s (%d)", what, cl_err_name(err), (int)err);
+    return craft_fail(code, "%s on cl:%d (%s): %s (%d)", what, d->index, d->info.name, cl_err_name(err), (int)err);
+}
+
+static int has_token(const char *list, const char *tok) {
+    size_t n = strlen(tok);
+    for (const char *p = list; (p = strstr(p, tok)); p += n)
+        if ((p == list || p[-1] == ' ') && (p[n] == 0 || p[n] == ' ')) return 1;
+    return 0;
+}
+
+static void dev_str(cl_device_id id, cl_device_info what, char *buf, size_t n) {
+    buf[0] = 0;
+    if (clGetDeviceInfo(id, what, n, buf, NULL) != CL_SUCCESS) buf[0] = 0;
+    buf[n - 1] = 0;
+}
+
+/* PoCL needs a writable kernel cache and reports no device at all (-1) without one, which
+ * hides the cause; when POCL_CACHE_DIR is unset and the home cache is not writable, point it
+ * at a folder under /tmp before the ICD loader starts PoCL. */
+static void ensure_pocl_cache(void) {
+    if (getenv("POCL_CACHE_DIR")) return;
+    const char *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    char dir[512];
+    if (xdg && *xdg) snprintf(dir, sizeof dir, "%s", xdg);
+    else if (home && *home) snprintf(dir, sizeof dir, "%s/.cache", home);
+    else dir[0] = 0;
+    if (dir[0]) {
+        mkdir(dir, 0700);
+        if (access(dir, W_OK) == 0) return;
+    }
+    char tmp[128];
+    snprintf(tmp, sizeof tmp, "/tmp/craft-pocl-cache-%d", (int)getuid());
+    mkdir(tmp, 0700);
+    setenv("POCL_CACHE_DIR", tmp, 0);
+}
+
+typedef struct { cl_platform_id id; char name[256], vendor[256], version[256]; int order; } plat_entry;
+
+static int plat_cmp(const void *x, const void *y) {
+    const plat_entry *a = x, *b = y;
+    int c = strcmp(a->name, b->name);
+    if (!c) c = strcmp(a->vendor, b->vendor);
+    if (!c) c = strcmp(a->version, b->version);
+    return c ? c : a->order - b->order;
+}
+
+static void probe_device(craft_cl_dev *d) {
+    craft_cl_info *in = &d->info;
+    dev_str(d->id, CL_DEVICE_NAME, in->name, sizeof in->name);
+    dev_str(d->id, CL_DEVICE_VENDOR, in->vendor, sizeof in->vendor);
+    dev_str(d->id, CL_DRIVER_VERSION, in->driver_version, sizeof in->driver_version);
+    dev_str(d->id, CL_DEVICE_VERSION, in->device_version, sizeof in->device_version);
+    dev_str(d->id, CL_DEVICE_OPENCL_C_VERSION, in->opencl_c_version, sizeof in->opencl_c_version);
+    cl_ulong gm = 0, ma = 0, lm = 0;
+    cl_uint cu = 0;
+    size_t wg = 0;
+    cl_device_type type = 0;
+    cl_device_fp_config sp = 0, dp = 0;
+    clGetDeviceInfo(d->id, CL_DEVICE_GLOBAL_MEM_SIZE, sizeof gm, &gm, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_MAX_MEM_ALLOC_SIZE, sizeof ma, &ma, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_LOCAL_MEM_SIZE, sizeof lm, &lm, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_MAX_COMPUTE_UNITS, sizeof cu, &cu, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_MAX_WORK_GROUP_SIZE, sizeof wg, &wg, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_TYPE, sizeof type, &type, NULL);
+    clGetDeviceInfo(d->id, CL_DEVICE_SINGLE_FP_CONFIG, sizeof sp, &sp, NULL);
+    if (clGetDeviceInfo(d->id, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof dp, &dp, NULL) != CL_SUCCESS) dp = 0;
+    size_t ext_len = 0;
+    char *ext = NULL;
+    if (clGetDeviceInfo(d->id, CL_DEVICE_EXTENSIONS, 0, NULL, &ext_len) == CL_SUCCESS && (ext = calloc(1, ext_len + 1)))
+        if (clGetDeviceInfo(d->id, CL_DEVICE_EXTENSIONS, ext_len, ext, NULL) != CL_SUCCESS) ext[0] = 0;
+    in->global_mem = (int64_t)gm;
+    in->max_alloc = (int64_t)ma;
+    in->local_mem = (int64_t)lm;
+    in->compute_units = (int32_t)cu;
+    in->max_work_group = (int32_t)(wg > 0x7fffffff ? 0x7fffffff : wg);
+    in->fp16 = ext && has_token(ext, "cl_khr_fp16");
+    in->fp64 = (ext && has_token(ext, "cl_khr_fp64")) || dp != 0;
+    in->is_gpu = (type & CL_DEVICE_TYPE_GPU) != 0;
+    d->max_wg = wg ? wg : 1;
+    d->correct_div_sqrt = (sp & CL_FP_CORRECTLY_ROUNDED_DIVIDE_SQRT) != 0;
+    free(ext);
+}
+
+static void discover(void) {
+    if ((disc_status = load_opencl(disc_msg, sizeof disc_msg))) return;
+    ensure_pocl_cache();
+    cl_uint np = 0;
+    cl_int err = clGetPlatformIDs(0, NULL, &np);
+    if (err != CL_SUCCESS || np == 0) {
+        const char *v = getenv("OCL_ICD_VENDORS");
+        disc_status = CRAFT_EDEVICE;
+        snprintf(disc_msg, sizeof disc_msg,
+                 "no OpenCL platform: the ICD loader (libOpenCL) found none (clGetPlatformIDs: %s (%d), %u platforms); "
+                 "install a driver's ICD (Debian: pocl-opencl-icd) so that /etc/OpenCL/vendors lists it, and check "
+                 "OCL_ICD_VENDORS (%s%s%s)",
+                 cl_err_name(err), (int)err, (unsigned)np, v ? "set to \"" : "unset", v ? v : "", v ? "\"" : "");
+        return;
+    }
+    cl_platform_id *ids = calloc(np, sizeof *ids);
+    plat_entry *pl = calloc(np, sizeof *pl);
+    if (!ids || !pl || clGetPlatformIDs(np, ids, NULL) != CL_SUCCESS) {
+        free(ids); free(pl);
+        disc_status = CRAFT_EDEVICE;
+        snprintf(disc_msg, sizeof disc_msg, "OpenCL: listing %u platforms failed", (unsigned)np);
+        return;
+    }
+    for (cl_uint i = 0; i < np; i++) {
+        pl[i].id = ids[i];
+        pl[i].order = (int)i;
+        clGetPlatformInfo(ids[i], CL_PLATFORM_NAME, sizeof pl[i].name - 1, pl[i].name, NULL);
+        clGetPlatformInfo(ids[i], CL_PLATFORM_VENDOR, sizeof pl[i].vendor - 1, pl[i].vendor, NULL);
+        clGetPlatformInfo(ids[i], CL_PLATFORM_VERSION, sizeof pl[i].version - 1, pl[i].version, NULL);
+    }
+    qsort(pl, np, sizeof *pl, plat_cmp);
+    n_platforms = (int)np;
+    int cap = 0;
+    for (cl_uint p = 0; p < np; p++) {
+        cl_uint nd = 0;
+        if (clGetDeviceIDs(pl[p].id, CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0) continue;
+        cl_device_id *dids = calloc(nd, sizeof *dids);
+        if (!dids || clGetDeviceIDs(pl[p].id, CL_DEVICE_TYPE_ALL, nd, dids, NULL) != CL_SUCCESS) { free(dids); continue; }
+        for (cl_uint k = 0; k < nd; k++) {
+            if (n_devs == cap) {
+                int nc = cap ? cap * 2 : 4;
+                craft_cl_dev *nv = realloc(devs, (size_t)nc * sizeof *nv);
+                if (!nv) break;
+                devs = nv;
+                cap = nc;
+            }
+            craft_cl_dev *d = &devs[n_devs];
+            memset(d, 0, sizeof *d);
+            d->index = n_devs;
+            d->platform = pl[p].id;
+            d->id = dids[k];
+            snprintf(d->info.platform, sizeof d->info.platform, "%s", pl[p].name);
+            d->info.platform_index = (int32_t)p;
+            probe_device(d);
+            pthread_mutex_init(&d->lock, NULL);
+            n_devs++;
+        }
+        free(dids);
+    }
+    free(ids);
+    free(pl);
+}
+
+static int discovered(void) {
+    pthread_once(&disc_once, discover);
+    if (disc_status) return craft_fail(disc_status, "%s", disc_msg);
+    return CRAFT_OK;
+}
+
+int craft_cl_device_count(int *n) {
+    if (!n) return craft_fail(CRAFT_EINVAL, "cl_device_count: NULL out-pointer");
+    CRAFT_TRY(discovered());
+    *n = n_devs;
+    return CRAFT_OK;
+}
+
+int craft_cl_device_info(int index, craft_cl_info *out) {
+    if (!out) return craft_fail(CRAFT_EINVAL, "cl_device_info: NULL out-pointer");
+    craft_cl_dev *d = cl_dev_entry(index);
+    if (!d) return craft_last_status();
+    *out = d->info;
+    return CRAFT_OK;
+}
+
+craft_cl_dev *cl_dev_entry(int n) {
+    if (discovered()) return NULL;
+    if (n < 0 || n >= n_devs) {
+        craft_fail(CRAFT_EDEVICE, "no OpenCL device cl:%d: %d device%s on %d platform%s%s", n, n_devs, n_devs == 1 ? "" : "s",
+                   n_platforms, n_platforms == 1 ? "" : "s",
+                   n_devs == 0 ? " (PoCL lists none when POCL_CACHE_DIR is not writable)" : "");
+        return NULL;
+    }
+    return &devs[n];
+}
+
+/* ------------------------------------------------------ program and cache ---- */
+static uint64_t fnv(uint64_t h, const void *p, size_t n) {
+    const unsigned char *c = p;
+    for (size_t i = 0; i < n; i++) { h ^= c[i]; h *= 0x100000001b3ull; }
+    return h;
+}
+
+/* Folder of the binary cache, made if missing; 0 when caching is off or impossible. */
+static int cache_dir(char *buf, size_t n) {
+    const char *e = getenv("CRAFT_CL_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
+    if (e) {
+        if (!*e || !strcmp(e, "off") || !strcmp(e, "0")) return 0;
+        snprintf(buf, n, "%s", e);
+    } else if (xdg && *xdg) snprintf(buf, n, "%s/craft", xdg);
+    else if (home && *home) snprintf(buf, n, "%s/.cache/craft", home);
+    else return 0;
+    for (char *p = buf + 1; *p; p++)   /* mkdir -p */
+        if (*p == '/') { *p = 0; mkdir(buf, 0755); *p = '/'; }
+    if (mkdir(buf, 0755) != 0 && errno != EEXIST) return 0;
+    return access(buf, W_OK) == 0;
+}
+
+static void cache_path(const craft_cl_dev *d, const char *const *src, int ns, const char *opts, char *path, size_t n) {
+    char dir[400];
+    if (!cache_dir(dir, sizeof dir)) { path[0] = 0; return; }
+    uint64_t h1 = 0xcbf29ce484222325ull, h2 = 0x84222325cbf29ce4ull;
+    const char *parts[6] = {opts, d->info.name, d->info.platform, d->info.driver_version, d->info.device_version, "craft-cl-1"};
+    for (int i = 0; i < 6; i++) { h1 = fnv(h1, parts[i], strlen(parts[i]) + 1); h2 = fnv(h2, parts[i], strlen(parts[i]) + 1); }
+    for (int i = 0; i < ns; i++) { h1 = fnv(h1, src[i], strlen(src[i])); h2 = fnv(h2 ^ (uint64_t)i, src[i], strlen(src[i])); }
+    snprintf(path, n, "%s/cl-%016llx%016llx.bin", dir, (unsigned long long)h1, (unsigned long long)h2);
+}
+
+static cl_program load_cached(craft_cl_dev *d, const char *path, const char *opts) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return NULL;
+    char magic[8];
+    uint64_t size = 0;
+    unsigned char *bin = NULL;
+    cl_program prog = NULL;
+    if (fread(magic, 1, 8, f) == 8 && !memcmp(magic, "CRAFTCL1", 8) && fread(&size, 8, 1, f) == 1 && size > 0 &&
+        size < ((uint64_t)1 << 30) && (bin = malloc((size_t)size)) && fread(bin, 1, (size_t)size, f) == size) {
+        size_t sz = (size_t)size;
+        const unsigned char *bp = bin;
+        cl_int st = CL_SUCCESS, err;
+        prog = clCreateProgramWithBinary(d->ctx, 1, &d->id, &sz, &bp, &st, &err);
+        if (err != CL_SUCCESS || st != CL_SUCCESS) prog = NULL;
+        else if (clBuildProgram(prog, 1, &d->id, opts, NULL, NULL) != CL_SUCCESS) { clReleaseProgram(prog); prog = NULL; }
+    }
+    free(bin);
+    fclose(f);
+    if (!prog) unlink(path);   /* stale or foreign: rebuilt from source below */
+    return prog;
+}
+
+static void store_cached(craft_cl_dev *d, cl_program prog, const char *path) {
+    size_t size = 0;
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || size == 0) return;
+    unsigned char *bin = malloc(size);
+    if (!bin) return;
+    unsigned char *bins[1] = {bin};
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARIES, sizeof bins, bins, NULL) == CL_SUCCESS) {
+        char tmp[560];
+        snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
+        FILE *f = fopen(tmp, "wb");
+        uint64_t s64 = size;
+        int ok = f && fwrite("CRAFTCL1", 1, 8, f) == 8 && fwrite(&s64, 8, 1, f) == 1 && fwrite(bin, 1, size, f) == size;
+        if (f && fclose(f) != 0) ok = 0;
+        if (ok) rename(tmp, path);
+        else unlink(tmp);
+    }
+    free(bin);
+    (void)d;
+}
+
+/* The build log on one line: the lines that mention an error first, then the rest. */
+static void log_line(const char *log, char *out, size_t n) {
+    size_t k = 0;
+    out[0] = 0;
+    for (int pass = 0; pass < 2 && k + 1 < n; pass++) {
+        const char *p = log;
+        while (*p && k + 1 < n) {
+            const char *e = strchr(p, '\n');
+            size_t len = e ? (size_t)(e - p) : strlen(p);
+            int is_err = 0;
+            for (size_t i = 0; i + 5 <= len && !is_err; i++) is_err = !memcmp(p + i, "error", 5);
+            if (len > 0 && is_err == (pass == 0)) {
+                if (k) k += (size_t)snprintf(out + k, n - k, " | ");
+                if (k + 1 < n) k += (size_t)snprintf(out + k, n - k, "%.*s", (int)len, p);
+            }
+            p = e ? e + 1 : p + len;
+        }
+    }
+    if (k >= n) k = n - 1;
+    for (size_t i = 0; i < k; i++) if (out[i] == '\t' || out[i] == '\r') out[i] = ' ';
+}
+
+int cl_build_program(craft_cl_dev *d, const char *const *src, int ns, const char *opts, cl_program *out) {
+    char path[512];
+    cache_path(d, src, ns, opts, path, sizeof path);
+    if (path[0] && (*out = load_cached(d, path, opts))) return CRAFT_OK;
+    cl_int err;
+    cl_program prog = clCreateProgramWithSource(d->ctx, (cl_uint)ns, (const char **)src, NULL, &err);
+    if (err != CL_SUCCESS) return cl_fail(err, d, "creating the craft kernel program");
+    err = clBuildProgram(prog, 1, &d->id, opts, NULL, NULL);
+    if (err != CL_SUCCESS) {
+        size_t len = 0;
+        char *log = NULL, line[640] = "(no log)";
+        if (clGetProgramBuildInfo(prog, d->id, CL_PROGRAM_BUILD_LOG, 0, NULL, &len) == CL_SUCCESS && len > 0 &&
+            (log = calloc(1, len + 1)) &&
+            clGetProgramBuildInfo(prog, d->id, CL_PROGRAM_BUILD_LOG, len, log, NULL) == CL_SUCCESS)
+            log_line(log, line, sizeof line);
+        free(log);
+        clReleaseProgram(prog);
+        return craft_fail(CRAFT_EDEVICE, "OpenCL kernels failed to build on cl:%d (%s): %s (%d); build log: %s", d->index,
+                          d->info.name, cl_err_name(err), (int)err, line);
+    }
+    if (path[0]) store_cached(d, prog, path);
+    *out = prog;
+    return CRAFT_OK;
+}
+
+static void build_options(const craft_cl_dev *d, char *buf, size_t n) {
+    snprintf(buf, n, "-cl-std=CL1.2%s%s", d->info.fp64 ? " -DCRAFT_FP64" : "",
+             d->correct_div_sqrt ? " -cl-fp32-correctly-rounded-divide-sqrt" : "");
+}
+
+static int dev_setup(craft_cl_dev *d) {
+    const char *cv = d->info.opencl_c_version;   /* "OpenCL C 1.2 ..." */
+    int maj = 0, mnr = 0;
+    if (sscanf(cv, "OpenCL C %d.%d", &maj, &mnr) != 2 || maj * 10 + mnr < 12)
+        return craft_fail(CRAFT_EDEVICE, "cl:%d (%s) offers \"%s\"; craft's kernels need OpenCL C 1.2", d->index, d->info.name, cv);
+    cl_int err;
+    cl_context_properties props[3] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
+    d->ctx = clCreateContext(props, 1, &d->id, NULL, NULL, &err);
+    if (err != CL_SUCCESS) return cl_fail(err, d, "creating a context");
+    d->queue = clCreateCommandQueue(d->ctx, d->id, 0, &err);
+    if (err != CL_SUCCESS) { clReleaseContext(d->ctx); d->ctx = NULL; return cl_fail(err, d, "creating a command queue"); }
+    if (!cl_sources[0].text)
+        return craft_fail(CRAFT_EDEVICE, "cl:%d: this libcraft was built without its OpenCL kernels "
+                          "(run tools/embed_cl.sh to make build/gen/cl_sources.inc, then rebuild)", d->index);
+    const char *texts[64];
+    int ns = N_SOURCES < 64 ? N_SOURCES : 64;
+    for (int i = 0; i < ns; i++) texts[i] = cl_sources[i].text;
+    char opts[200];
+    build_options(d, opts, sizeof opts);
+    int rc = cl_build_program(d, texts, ns, opts, &d->program);
+    if (!rc) {   /* the geometry ring (cl_launch_geo) */
+        d->geo_ring = clCreateBuffer(d->ctx, CL_MEM_READ_ONLY, CL_GEO_RING, NULL, &err);
+        d->geo_host = err == CL_SUCCESS ? malloc(CL_GEO_RING) : NULL;
+        if (err != CL_SUCCESS) rc = cl_fail(err, d, "creating the geometry buffer");
+        else if (!d->geo_host) rc = craft_fail(CRAFT_ENOMEM, "cl:%d: out of host memory for the geometry ring", d->index);
+        if (rc) {
+            if (d->geo_ring) clReleaseMemObject(d->geo_ring);
+            d->geo_ring = NULL;
+            clReleaseProgram(d->program);
+            d->program = NULL;
+        }
+    }
+    if (rc) {
+        clReleaseCommandQueue(d->queue);
+        clReleaseContext(d->ctx);
+        d->queue = NULL;
+        d->ctx = NULL;
+        return rc;
+    }
+    __atomic_store_n(&d->ready, 1, __ATOMIC_RELEASE);
+    return CRAFT_OK;
+}
+
+int cl_dev_get(int code, const char *op, craft_cl_dev **out) {
+    if (code < 1) return craft_fail(CRAFT_EDEVICE, "%s: device %d is not an OpenCL device (cl:n is 1 + n)", op, code);
+    craft_cl_dev *d = cl_dev_entry(code - 1);
+    if (!d) return craft_fail_prefix(craft_last_status(), "%s", op);
+    if (!__atomic_load_n(&d->ready, __ATOMIC_ACQUIRE)) {
+        pthread_mutex_lock(&d->lock);
+        int rc = d->ready ? CRAFT_OK : dev_setup(d);
+        pthread_mutex_unlock(&d->lock);
+        if (rc) return craft_fail_prefix(rc, "%s", op);
+    }
+    *out = d;
+    return CRAFT_OK;
+}
+
+int craft_cl_build_check(int device, const char *source) {
+    craft_cl_dev *d;
+    CRAFT_TRY(cl_dev_get(device, "cl build", &d));
+    cl_program p;
+    char opts[200];
+    build_options(d, opts, sizeof opts);
+    pthread_mutex_lock(&d->lock);
+    int rc = cl_build_program(d, &source, 1, opts, &p);
+    pthread_mutex_unlock(&d->lock);
+    if (!rc) clReleaseProgram(p);
+    return rc;
+}
+
+/* ------------------------------------------------------------- launching ---- */
+static int kernel_of(craft_cl_dev *d, int kid, cl_kernel *out) {
+    if (!d->kernels[kid]) {
+        cl_int err;
+        d->kernels[kid] = clCreateKernel(d->program, kernel_names[kid], &err);
+        if (err != CL_SUCCESS) {
+            d->kernels[kid] = NULL;
+            return cl_fail(err, d, kernel_names[kid]);
+        }
+    }
+    *out = d->kernels[kid];
+    return CRAFT_OK;
+}
+
+size_t cl_global_for(int64_t n) {
+    int64_t g = (n + 255) / 256 * 256;
+    if (g > ((int64_t)1 << 22)) g = (int64_t)1 << 22;
+    return (size_t)(g > 0 ? g : 256);
+}
+
+size_t cl_pow2_local(craft_cl_dev *d, int kid, size_t cap) {
+    pthread_mutex_lock(&d->lock);
+    cl_kernel k;
+    size_t lim = d->max_wg;
+    if (!d->kernel_wg[kid] && kernel_of(d, kid, &k) == CRAFT_OK) {
+        size_t w = 0;
+        if (clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof w, &w, NULL) == CL_SUCCESS && w)
+            d->kernel_wg[kid] = w;
+    }
+    if (d->kernel_wg[kid] && d->kernel_wg[kid] < lim) lim = d->kernel_wg[kid];
+    pthread_mutex_unlock(&d->lock);
+    if (cap < lim) lim = cap;
+    size_t p = 1;
+    while (p * 2 <= lim) p *= 2;
+    return p;
+}
+
+/* sets the arguments and enqueues; d->lock held */
+static int launch_locked(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global, size_t local) {
+    cl_kernel k;
+    int rc = kernel_of(d, kid, &k);
+    for (int i = 0; i < nargs && !rc; i++) {
+        cl_int err = clSetKernelArg(k, (cl_uint)i, args[i].size, args[i].ptr);
+        if (err != CL_SUCCESS) {
+            char what[96];
+            snprintf(what, sizeof what, "kernel %s: argument %d", kernel_names[kid], i);
+            rc = cl_fail(err, d, what);
+        }
+    }
+    if (!rc) {
+        cl_int err = clEnqueueNDRangeKernel(d->queue, k, 1, NULL, &global, local ? &local : NULL, 0, NULL, NULL);
+        if (err != CL_SUCCESS) {
+            char what[96];
+            snprintf(what, sizeof what, "running kernel %s", kernel_names[kid]);
+            rc = cl_fail(err, d, what);
+        }
+    }
+    return rc;
+}
+
+int cl_launch(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global, size_t local) {
+    pthread_mutex_lock(&d->lock);
+    int rc = launch_locked(d, kid, nargs, args, global, local);
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+/* The geometry goes into the next slot of the device's ring with a non-blocking write (the one
+ * queue runs it before the kernel). A slot's host copy must stay untouched until that write has
+ * run: when the ring wraps, clFinish makes sure every earlier write has, so that costs one wait
+ * per CL_GEO_RING bytes of geometry (thousands of launches). */
+int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args, size_t global,
+                  size_t local) {
+    cl_arg all[24];
+    if (nargs + 2 > 24 || gsize > CL_GEO_RING / 4)
+        return craft_fail(CRAFT_EINVAL, "kernel %s: %d arguments, %zu bytes of geometry", kernel_names[kid], nargs, gsize);
+    size_t slot = (gsize + 63) & ~(size_t)63;
+    pthread_mutex_lock(&d->lock);
+    int rc = CRAFT_OK;
+    if (d->geo_head + slot > CL_GEO_RING) {
+        cl_int err = clFinish(d->queue);
+        if (err != CL_SUCCESS) rc = cl_fail(err, d, "waiting for the queue (geometry ring)");
+        d->geo_head = 0;
+    }
+    size_t off = d->geo_head;
+    if (!rc) {
+        memcpy(d->geo_host + off, geo, gsize);
+        cl_int err = clEnqueueWriteBuffer(d->queue, d->geo_ring, CL_FALSE, off, gsize, d->geo_host + off, 0, NULL, NULL);
+        if (err != CL_SUCCESS) rc = cl_fail(err, d, "writing a kernel's geometry");
+        d->geo_head += slot;
+    }
+    if (!rc) {
+        cl_long loff = (cl_long)(off / sizeof(cl_long));
+        all[0] = CLA(d->geo_ring);
+        all[1] = CLA(loff);
+        memcpy(all + 2, args, (size_t)nargs * sizeof *args);
+        rc = launch_locked(d, kid, nargs + 2, all, global, local);
+    }
+    pthread_mutex_unlock(&d->lock);
+    return rc;
+}
+
+int craft_cl_synchronize(int device) {
+    if (device == CRAFT_DEVICE_CPU) return CRAFT_OK;
+    craft_cl_dev *d;
+    CRAFT_TRY(cl_dev_get(device, "synchronize", &d));
+    cl_int err = clFinish(d->queue);
+    return err == CL_SUCCESS ? CRAFT_OK : cl_fail(err, d, "synchronize");
+}

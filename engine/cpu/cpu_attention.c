@@ -1,0 +1,327 @@
+/* cpu_attention.c: the CPU's memory-efficient scaled dot-product attention kernels
+ * (flash-attention style) on oneDNN sgemm tiles; the op is core/op_attention.c.
+ *
+ * Forward, per (batch matrix, block of BQ query rows): loop over blocks of BK keys,
+ *   S = scale Q K^T (+ mask), online softmax (running row max m and sum l, the output
+ *   accumulator rescaled by exp(m_old - m_new)), O += P V; at the end O /= l and
+ *   lse = m + log(l). Only q, k, v, the output and lse [batch, Lq] are kept for backward:
+ *   never the Lq x Lk score matrix.
+ * Backward, per (batch matrix, block of BK keys), over the query blocks: S is recomputed,
+ *   P = exp(S - lse), dV += P^T dO, dP = dO V^T, dS = P (dP - rowsum(dO * O)),
+ *   dK += scale dS^T Q, dQ += scale dS K. dK/dV rows belong to one work unit; dQ is written
+ *   directly when each thread owns whole batch matrices, otherwise into per-thread
+ *   accumulators that are summed at the end.
+ * Parallel over work units with OpenMP; each sgemm then runs on one thread (oneDNN does not
+ * nest), so the tiles are sized for one core's caches.
+ * is_causal masks key j > query i (top-left aligned, as torch's scaled_dot_product_attention
+ * with is_causal=True), and key blocks entirely above the diagonal are skipped. The mask is
+ * additive f32, broadcast to [..., Lq, Lk] through strides (no copy); it gets no gradient.
+ * A row whose scores are all -inf gives NaN, as in torch. */
+#include "cpu/cpu_kernels.h"
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+
+/* Tile sizes: a BQ x BK score tile (128 KiB; two of them in backward) plus the Q, K, V tiles
+ * stay in one core's L2. Measured on the 2-core Zen 5 (one thread, CPU time, D=64, L=1024):
+ * 128x256 gave 192 GFLOP/s forward, 128x128 177, 64x128 172, 128x64 151; 256x256 was within
+ * noise of 128x256 but halves the work units for 2 threads. Overridable at compile time so
+ * that tests can exercise many tile edges with small tiles. */
+#ifndef SDPA_BQ
+#define SDPA_BQ 128
+#endif
+#ifndef SDPA_BK
+#define SDPA_BK 256
+#endif
+#define BQ ((int64_t)SDPA_BQ)
+#define BK ((int64_t)SDPA_BK)
+
+typedef struct {
+    int nbd;                          /* batch dims of the output */
+    int64_t bshape[CRAFT_MAX_DIMS];
+    int64_t nb, Lq, Lk, D, Dv;
+    const float *q, *k, *v, *mask;
+    int64_t ldq, ldk, ldv;            /* row strides (elements); columns are unit stride */
+    int64_t msr, msc;                 /* mask row / column strides, 0 when broadcast */
+    int64_t *off;                     /* [nb][4]: element offsets of q, k, v, mask per matrix */
+    float scale;
+    int causal;
+} attn_plan;
+
+static void plan_free(attn_plan *p) { free(p->off); p->off = NULL; }
+
+/* The geometry, and the per-matrix offsets of q, k, v and the mask. q, k, v must be usable. */
+static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+                      double scale, int causal, attn_plan *p) {
+    memset(p, 0, sizeof *p);
+    craft_sdpa_geom g;
+    CRAFT_TRY(craft_sdpa_geom_of(q, k, v, mask, scale, &g));
+    p->nbd = g.nbd;
+    memcpy(p->bshape, g.bshape, sizeof p->bshape);
+    p->nb = g.nb; p->Lq = g.Lq; p->Lk = g.Lk; p->D = g.D; p->Dv = g.Dv;
+    p->ldq = g.ldq; p->ldk = g.ldk; p->ldv = g.ldv;
+    p->msr = g.msr; p->msc = g.msc;
+    p->scale = g.scale;
+    p->causal = causal ? 1 : 0;
+    p->q = craft_tensor_data(q);
+    p->k = craft_tensor_data(k);
+    p->v = craft_tensor_data(v);
+    if (mask) p->mask = craft_tensor_data(mask);
+    p->off = malloc((size_t)(p->nb ? p->nb : 1) * 4 * sizeof(int64_t));
+    if (!p->off) return craft_fail(CRAFT_ENOMEM, "sdpa: out of host memory");
+    for (int64_t b = 0; b < p->nb; b++) {
+        int64_t r = b, o[4] = {0, 0, 0, 0};
+        for (int d = g.nbd - 1; d >= 0; d--) {
+            int64_t c = r % p->bshape[d];
+            r /= p->bshape[d];
+            for (int i = 0; i < 4; i++) o[i] += c * g.bst[i][d];
+        }
+        for (int i = 0; i < 4; i++) p->off[4 * b + i] = o[i];
+    }
+    return CRAFT_OK;
+}
+
+/* S[i, j] += mask[i * msr + j * msc] */
+static void add_mask(float *S, int64_t lds, const float *m, int64_t msr, int64_t msc, int64_t rows, int64_t cols) {
+    for (int64_t i = 0; i < rows; i++) {
+        float *s = S + i * lds;
+        const float *mr = m + i * msr;
+        if (msc == 1) for (int64_t j = 0; j < cols; j++) s[j] += mr[j];
+        else if (msc == 0) { float c = mr[0]; for (int64_t j = 0; j < cols; j++) s[j] += c; }
+        else for (int64_t j = 0; j < cols; j++) s[j] += mr[j * msc];
+    }
+}
+
+/* Number of keys (from k0, at most bk) that query row qi may see. */
+static inline int64_t visible(const attn_plan *p, int64_t qi, int64_t k0, int64_t bk) {
+    if (!p->causal) return bk;
+    int64_t nv = qi - k0 + 1;
+    return nv < 0 ? 0 : (nv > bk ? bk : nv);
+}
+
+/* One (matrix b, query block q0) of the forward. S: BQ * BK scratch, st: 3 * BQ scratch. */
+static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float *lse, float *S, float *st) {
+    int64_t bq = p->Lq - q0 < BQ ? p->Lq - q0 : BQ, D = p->D, Dv = p->Dv;
+    const float *Q = p->q + p->off[4 * b] + q0 * p->ldq;
+    const float *K = p->k + p->off[4 * b + 1], *V = p->v + p->off[4 * b + 2];
+    const float *M = p->mask ? p->mask + p->off[4 * b + 3] + q0 * p->msr : NULL;
+    float *O = out + (b * p->Lq + q0) * Dv;
+    float *mrow = st, *lrow = st + BQ, *corr = st + 2 * BQ;
+    for (int64_t i = 0; i < bq; i++) { mrow[i] = -INFINITY; lrow[i] = 0; }
+    int64_t kend = p->causal && q0 + bq < p->Lk ? q0 + bq : p->Lk;
+    int first = 1;
+    for (int64_t k0 = 0; k0 < kend; k0 += BK) {
+        int64_t bk = kend - k0 < BK ? kend - k0 : BK;
+        if (craft_sgemm('N', 'T', bq, bk, D, p->scale, Q, p->ldq, K + k0 * p->ldk, p->ldk, 0.0f, S, BK)) return 1;
+        if (M) add_mask(S, BK, M + k0 * p->msc, p->msr, p->msc, bq, bk);
+        for (int64_t i = 0; i < bq; i++) {
+            float *s = S + i * BK;
+            int64_t nv = visible(p, q0 + i, k0, bk);
+            float mx = craft_vmax(s, nv), mold = mrow[i];
+            float mnew = (mx > mold || mx != mx) ? mx : mold;
+            float c = 1.0f, sum = 0.0f;
+            if (mnew == -INFINITY) nv = 0;
+            else {
+                c = mold == -INFINITY ? 0.0f : expf(mold - mnew);
+                sum = craft_vexp(s, s, nv, mnew);
+            }
+            for (int64_t j = nv; j < bk; j++) s[j] = 0.0f;
+            lrow[i] = lrow[i] * c + sum;
+            mrow[i] = mnew;
+            corr[i] = c;
+        }
+        if (!first)
+            for (int64_t i = 0; i < bq; i++)
+                if (corr[i] != 1.0f) {
+                    float c = corr[i], *o = O + i * Dv;
+                    for (int64_t j = 0; j < Dv; j++) o[j] *= c;
+                }
+        if (craft_sgemm('N', 'N', bq, Dv, bk, 1.0f, S, BK, V + k0 * p->ldv, p->ldv, first ? 0.0f : 1.0f, O, Dv)) return 1;
+        first = 0;
+    }
+    if (first) {   /* no keys at all: zeros, as softmax over nothing times an empty V */
+        memset(O, 0, (size_t)(bq * Dv) * sizeof(float));
+        for (int64_t i = 0; i < bq; i++) lse[b * p->Lq + q0 + i] = -INFINITY;
+        return 0;
+    }
+    for (int64_t i = 0; i < bq; i++) {
+        float inv = 1.0f / lrow[i], *o = O + i * Dv;
+        for (int64_t j = 0; j < Dv; j++) o[j] *= inv;
+        lse[b * p->Lq + q0 + i] = mrow[i] + logf(lrow[i]);
+    }
+    return 0;
+}
+
+static int run_forward(const attn_plan *p, float *out, float *lse) {
+    int64_t nqb = (p->Lq + BQ - 1) / BQ, units = p->nb * nqb;
+    if (units == 0) return CRAFT_OK;
+    if (p->Dv == 0) {   /* an empty output needs no scores (and backward none: its gradients are 0) */
+        memset(lse, 0, (size_t)(p->nb * p->Lq) * sizeof(float));
+        return CRAFT_OK;
+    }
+    int T = omp_get_max_threads();
+    if (T > units) T = (int)units;
+    size_t per = (size_t)(BQ * BK + 3 * BQ);
+    float *scratch = craft_alloc((size_t)T * per * sizeof(float));
+    if (!scratch) return craft_last_status();
+    int err = 0;
+    #pragma omp parallel num_threads(T) if (T > 1)
+    {
+        float *S = scratch + (size_t)omp_get_thread_num() * per;
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t u = 0; u < units; u++)
+            if (fwd_unit(p, u / nqb, (u % nqb) * BQ, out, lse, S, S + BQ * BK)) err = 1;
+    }
+    craft_free(scratch, (size_t)T * per * sizeof(float));
+    if (err) return craft_fail(CRAFT_EINVAL, "sdpa: oneDNN sgemm failed");
+    return CRAFT_OK;
+}
+
+/* ---- backward ---- */
+typedef struct {
+    const attn_plan *p;
+    const float *dO, *O, *lse;
+    float *Di;                   /* rowsum(dO * O), [nb, Lq], filled by run_backward */
+    float *dk, *dv;              /* full-batch-shape gradients, [nb, Lk, D] / [nb, Lk, Dv] */
+    int need_q, need_k, need_v;
+} bwd_ctx;
+
+/* Key block k0 of matrix b over all query blocks; dQ accumulates into dq ([nb, Lq, D]). */
+static int bwd_unit(const bwd_ctx *c, int64_t b, int64_t k0, float *dq, float *P, float *dP) {
+    const attn_plan *p = c->p;
+    int64_t bk = p->Lk - k0 < BK ? p->Lk - k0 : BK, D = p->D, Dv = p->Dv, Lq = p->Lq;
+    const float *K = p->k + p->off[4 * b + 1] + k0 * p->ldk, *V = p->v + p->off[4 * b + 2] + k0 * p->ldv;
+    const float *M = p->mask ? p->mask + p->off[4 * b + 3] + k0 * p->msc : NULL;
+    float *dK = c->dk + (b * p->Lk + k0) * D, *dV = c->dv + (b * p->Lk + k0) * Dv;
+    int first = 1, need_dp = c->need_q || c->need_k;
+    for (int64_t q0 = p->causal ? (k0 / BQ) * BQ : 0; q0 < Lq; q0 += BQ) {
+        int64_t bq = Lq - q0 < BQ ? Lq - q0 : BQ;
+        const float *Q = p->q + p->off[4 * b] + q0 * p->ldq;
+        const float *dO = c->dO + (b * Lq + q0) * Dv, *lse = c->lse + b * Lq + q0, *Di = c->Di + b * Lq + q0;
+        if (craft_sgemm('N', 'T', bq, bk, D, p->scale, Q, p->ldq, K, p->ldk, 0.0f, P, BK)) return 1;
+        if (M) add_mask(P, BK, M + q0 * p->msr, p->msr, p->msc, bq, bk);
+        for (int64_t i = 0; i < bq; i++) {
+            float *s = P + i * BK;
+            int64_t nv = visible(p, q0 + i, k0, bk);
+            craft_vexp(s, s, nv, lse[i]);
+            for (int64_t j = nv; j < bk; j++) s[j] = 0.0f;
+        }
+        float beta = first ? 0.0f : 1.0f;
+        if (c->need_v && craft_sgemm('T', 'N', bk, Dv, bq, 1.0f, P, BK, dO, Dv, beta, dV, Dv)) return 1;
+        if (need_dp) {
+            if (craft_sgemm('N', 'T', bq, bk, Dv, 1.0f, dO, Dv, V, p->ldv, 0.0f, dP, BK)) return 1;
+            for (int64_t i = 0; i < bq; i++) {
+                float *d = dP + i * BK;
+                const float *pr = P + i * BK;
+                float di = Di[i];
+                for (int64_t j = 0; j < bk; j++) d[j] = pr[j] * (d[j] - di);
+            }
+            if (c->need_k && craft_sgemm('T', 'N', bk, D, bq, p->scale, dP, BK, Q, p->ldq, beta, dK, D)) return 1;
+            if (c->need_q && craft_sgemm('N', 'N', bq, D, bk, p->scale, dP, BK, K, p->ldk, 1.0f, dq + (b * Lq + q0) * D, D))
+                return 1;
+        }
+        first = 0;
+    }
+    if (first) {   /* no query sees these keys */
+        if (c->need_k) memset(dK, 0, (size_t)(bk * D) * sizeof(float));
+        if (c->need_v) memset(dV, 0, (size_t)(bk * Dv) * sizeof(float));
+    }
+    return 0;
+}
+
+static int run_backward(bwd_ctx *c, float *dq) {
+    const attn_plan *p = c->p;
+    int64_t nkb = (p->Lk + BK - 1) / BK, nb = p->nb;
+    int64_t nq = nb * p->Lq * p->D, rows = nb * p->Lq;
+    if (c->need_q) memset(dq, 0, (size_t)nq * sizeof(float));
+    if (nb == 0 || nkb == 0) return CRAFT_OK;
+    if (p->Dv == 0) {   /* an empty output: dP = dO V^T and Di are 0, so dS, dQ and dK are 0 */
+        if (c->need_k) memset(c->dk, 0, (size_t)(nb * p->Lk * p->D) * sizeof(float));
+        return CRAFT_OK;
+    }
+    int T = omp_get_max_threads();
+    /* Whole matrices per thread when that balances; otherwise (matrix, key block) units with
+     * a private dQ per thread. */
+    int whole = nkb == 1 || T == 1 || nb % T == 0 || nb >= 4 * T;
+    int64_t units = whole ? nb : nb * nkb;
+    if (T > units) T = (int)units;
+    size_t per = (size_t)(2 * BQ * BK);
+    int priv = !whole && c->need_q && T > 1;
+    size_t sbytes = (size_t)T * per * sizeof(float), pbytes = priv ? (size_t)T * (size_t)nq * sizeof(float) : 0;
+    float *scratch = craft_alloc(sbytes), *acc = pbytes ? craft_alloc(pbytes) : NULL;
+    if (!scratch || (pbytes && !acc)) {
+        if (scratch) craft_free(scratch, sbytes);
+        return craft_last_status();
+    }
+    int err = 0;
+    #pragma omp parallel num_threads(T) if (T > 1)
+    {
+        int t = omp_get_thread_num();
+        float *P = scratch + (size_t)t * per, *dP = P + BQ * BK;
+        #pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++) c->Di[r] = craft_vdot(c->dO + r * p->Dv, c->O + r * p->Dv, p->Dv);
+        float *mydq = dq;
+        if (priv) {
+            mydq = acc + (size_t)t * (size_t)nq;
+            memset(mydq, 0, (size_t)nq * sizeof(float));
+        }
+        #pragma omp for schedule(dynamic, 1)
+        for (int64_t u = 0; u < units; u++) {
+            if (whole) {
+                for (int64_t kb = 0; kb < nkb; kb++)
+                    if (bwd_unit(c, u, kb * BK, mydq, P, dP)) err = 1;
+            } else if (bwd_unit(c, u / nkb, (u % nkb) * BK, mydq, P, dP)) {
+                err = 1;
+            }
+        }
+        if (priv) {   /* implicit barrier above: every private dQ is complete */
+            #pragma omp for schedule(static)
+            for (int64_t i = 0; i < nq; i++) {
+                float s = 0;
+                for (int tt = 0; tt < T; tt++) s += acc[(size_t)tt * (size_t)nq + i];
+                dq[i] = s;
+            }
+        }
+    }
+    craft_free(scratch, sbytes);
+    if (acc) craft_free(acc, pbytes);
+    if (err) return craft_fail(CRAFT_EINVAL, "sdpa backward: oneDNN sgemm failed");
+    return CRAFT_OK;
+}
+
+int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale, int causal,
+             craft_tensor *y, craft_tensor *lse) {
+    attn_plan p;
+    int rc = plan_build(q, k, v, mask, scale, causal, &p);
+    if (!rc) rc = run_forward(&p, craft_tensor_data(y), craft_tensor_data(lse));
+    plan_free(&p);
+    return rc;
+}
+
+/* dq, dk, dv with the full batch shapes, each NULL when not wanted (a scratch stands in) */
+int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
+                  int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+                  craft_tensor *dv) {
+    attn_plan p;
+    CRAFT_TRY(plan_build(q, k, v, mask, scale, causal, &p));
+    size_t sizes[3] = {(size_t)(p.nb * p.Lq * p.D), (size_t)(p.nb * p.Lk * p.D), (size_t)(p.nb * p.Lk * p.Dv)};
+    craft_tensor *given[3] = {dq, dk, dv};
+    float *buf[3] = {NULL, NULL, NULL}, *tmp[3] = {NULL, NULL, NULL};
+    size_t dibytes = (size_t)(p.nb * p.Lq) * sizeof(float);
+    float *Di = craft_alloc(dibytes ? dibytes : 4);
+    int rc = Di ? CRAFT_OK : craft_last_status();
+    for (int i = 0; i < 3 && !rc; i++) {
+        if (given[i]) buf[i] = craft_tensor_data(given[i]);
+        else if (!(buf[i] = tmp[i] = craft_alloc(sizes[i] ? sizes[i] * sizeof(float) : 4))) rc = craft_last_status();
+    }
+    if (!rc) {
+        bwd_ctx c = {&p, craft_tensor_data(g), craft_tensor_data(o), craft_tensor_data(lse), Di, buf[1], buf[2],
+                     dq != NULL, dk != NULL, dv != NULL};
+        rc = run_backward(&c, buf[0]);
+    }
+    for (int i = 0; i < 3; i++)
+        if (tmp[i]) craft_free(tmp[i], sizes[i] ? sizes[i] * sizeof(float) : 4);
+    if (Di) craft_free(Di, dibytes ? dibytes : 4);
+    plan_free(&p);
+    return rc;
+}

@@ -1,0 +1,38 @@
+/* tokenizer_internal.h: what the two halves of the CLIP tokenizer share: the tokenizer struct,
+ * the byte buffer, and the few helpers both call. tokenizer_load.c builds the tables from
+ * vocab.json / merges.txt, the OpenAI gz vocabulary or a tokenizer/ folder; tokenizer.c holds the
+ * Unicode normalisation, BPE, encode, decode and getters. Not part of the public API. */
+#ifndef CRAFT_TOKENIZER_INTERNAL_H
+#define CRAFT_TOKENIZER_INTERNAL_H
+#include "core/internal.h"
+
+typedef struct { char *s; int32_t id; int normalized, special; } added_tok;
+typedef struct cache_ent cache_ent;   /* the BPE word cache (tokenizer.c) */
+
+struct craft_tokenizer {
+    char **tok; int32_t ntok;                       /* id -> token (NULL for gaps) */
+    char **vkey; int32_t *vval; size_t vcap;        /* token -> id, open addressing */
+    uint64_t *mkey; int32_t *mrank, *mnew; size_t mcap;  /* (a,b) -> rank, merged id */
+    int32_t byte_id[256], byte_eow[256];
+    uint32_t b2u[256]; int16_t u2b[512];
+    int32_t bos, eos, pad, unk;
+    added_tok *added; int nadded;
+    cache_ent **cache, *cache_all; size_t ncache;   /* CACHE_MAX buckets; every entry */
+};
+
+typedef struct { char *v; size_t n, cap; } bytev;
+
+/* Appends n bytes and keeps a NUL after them. */
+int craft_tok_bytes_put(bytev *b, const void *src, size_t n);
+/* FNV-1a, the hash of both the vocabulary map and the word cache. */
+uint64_t craft_tok_hash_bytes(const char *s, size_t n);
+/* Writes c as UTF-8 into o (room for 4 bytes); returns the byte count. */
+size_t craft_tok_utf8_put(uint32_t c, char *o);
+/* 1 when s[0..n) is well-formed UTF-8. */
+int craft_tok_utf8_valid(const char *s, size_t n);
+/* The id of token s[0..n), or -1. */
+int32_t craft_tok_vocab_get(const craft_tokenizer *t, const char *s, size_t n);
+/* The merge-table slot holding key, or the empty slot where it would go. */
+size_t craft_tok_merge_slot(const craft_tokenizer *t, uint64_t key);
+
+#endif
