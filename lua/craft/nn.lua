@@ -153,8 +153,7 @@ function Module:load_state_dict(sd, o)
   if strict and (#missing > 0 or #unexpected > 0) then
     argerror(('load_state_dict: %d missing key(s)%s, %d unexpected key(s)%s'):format(#missing,
       #missing > 0 and (' (' .. table.concat(missing, ', ', 1, math.min(5, #missing))
-      .. (#missing > 5 and ', ...' or '') .. ')') or '',
-      #unexpected, #unexpected > 0
+      .. (#missing > 5 and ', ...' or '') .. ')') or '', #unexpected, #unexpected > 0
       and (' (' .. table.concat(unexpected, ', ', 1, math.min(5, #unexpected))
       .. (#unexpected > 5 and ', ...' or '') .. ')') or ''))
   end

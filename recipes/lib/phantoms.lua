@@ -32,8 +32,7 @@ return function(args)
   local n = args.sizes or {}
   local F = S.finetune
   return {
-    out = args.out,
-    pipeline = repo.path('models/builtin/sd-tiny'),
+    out = args.out, pipeline = repo.path('models/builtin/sd-tiny'),
     generator = (function()
       local u = E.describe('generator', repo.path('models/builtin/sd-tiny/unet'), {})
       local v = E.describe('generator', repo.path('models/builtin/sd-tiny/vae'), {})

@@ -18,8 +18,7 @@ local M = {}
 M.sets = {
   pneumoniamnist = {
     name = 'pneumoniamnist',
-    title = 'PneumoniaMNIST',
-    data = shared('pneumoniamnist/pneumoniamnist.npz'),
+    title = 'PneumoniaMNIST', data = shared('pneumoniamnist/pneumoniamnist.npz'),
     knowledge = 'pneumoniamnist',   -- recipes/knowledge (require 'knowledge')
     models = 'models/pneumoniamnist',
     seed = 7,
@@ -40,8 +39,7 @@ M.sets = {
   },
   ham10000 = {
     name = 'ham10000',
-    title = 'HAM10000 (nevus vs melanoma)',
-    data = shared('ham10000-mel-nv/labels.csv'),
+    title = 'HAM10000 (nevus vs melanoma)', data = shared('ham10000-mel-nv/labels.csv'),
     knowledge = 'ham10000',
     models = 'models/ham10000',
     seed = 11,

@@ -18,8 +18,7 @@ local function pick(list, rand) return list[rand(#list)] end
 K.modality = {
   cxr = { 'chest x-ray', 'frontal chest radiograph', 'PA chest x-ray', 'chest radiograph' },
   fundus = { 'fundus photograph', 'retinal fundus image', 'colour fundus photograph',
-  'fundus image of the retina' },
-  derm = { 'dermoscopy image', 'dermoscopic image of a pigmented skin lesion',
+  'fundus image of the retina' }, derm = { 'dermoscopy image', 'dermoscopic image of a pigmented skin lesion',
   'dermatoscopy photograph of a skin lesion' },
   histo = { 'histopathology image', 'H&E stained breast tissue section', 'histology slide of breast tissue',
   'microscopy image, H&E stain' },
@@ -172,8 +171,7 @@ K.findings = {
   },
   histo = {
     benign = { 'benign breast tissue', 'benign glands', 'normal breast glandular tissue',
-    'benign, no carcinoma' },
-    ductal_carcinoma = { 'invasive ductal carcinoma', 'ductal carcinoma',
+    'benign, no carcinoma' }, ductal_carcinoma = { 'invasive ductal carcinoma', 'ductal carcinoma',
     'carcinoma with solid tumour nests', 'high-grade ductal carcinoma' },
     mucinous_carcinoma = { 'mucinous carcinoma', 'mucinous (colloid) carcinoma',
     'carcinoma floating in mucin', 'mucinous breast carcinoma' },

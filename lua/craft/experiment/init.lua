@@ -197,8 +197,7 @@ local function exec_job(cfg, all, job)
     r.train_last = last and jobs.plain(last)
   end
   io_.save_safetensors(job.dir .. '/images.safetensors',
-    { images = images:contiguous(), judge_features = feats:contiguous(),
-    labels = T.tensor(labels) })
+    { images = images:contiguous(), judge_features = feats:contiguous(), labels = T.tensor(labels) })
   io_.write_json(job.dir .. '/result.json', jobs.plain(r))
   io_.write_json(job.dir .. '/done.json', { spec = job.spec, chain = full_chain, prompts = a.prompts,
     seconds = r.seconds })
@@ -217,8 +216,7 @@ local function table_text(cfg, rows, real, notes)
     sz[#sz + 1] = ('%s %d'):format(s, cfg.splits[s].images:size(1))
   end
   add(('%s: %d classes; %d training seed(s) x %d images per class per model; splits: %s%s'):format(cfg.name,
-    #cfg.classes,
-    #cfg.train_seeds, cfg.generate.per_class, table.concat(sz, ', '),
+    #cfg.classes, #cfg.train_seeds, cfg.generate.per_class, table.concat(sz, ', '),
     cfg.tune and ' (TUNING RUN: the calibration split stands in for the test split)' or ''))
   add(('judges: %s%s; reward: %s (the optimised quantity)'):format(cfg.judge.vision.name or '?',
     cfg.judge.oracle and (' + the ' .. cfg.judge.oracle .. ' oracle') or '',
@@ -313,8 +311,7 @@ function M.run(cfg)
         notes[#notes + 1] = ('%s vs %s: judge tail %s -> %s, relative reduction %.1f%% [%.1f, %.1f] (seeds, '
           .. 'then images), paired t p = %s, sign-flip p = %s%s'):format(
           r.method, c.vs, pct(by_name[c.vs].judge_tail), pct(r.judge_tail), 100 * (c.rel or 0 / 0),
-          100 * (c.rel_lo or 0 / 0),
-          100 * (c.rel_hi or 0 / 0), c.t_p and ('%.3g'):format(c.t_p) or '--',
+          100 * (c.rel_lo or 0 / 0), 100 * (c.rel_hi or 0 / 0), c.t_p and ('%.3g'):format(c.t_p) or '--',
           c.flip_p and ('%.3g'):format(c.flip_p) or '--',
           c.oracle_diff and (('; oracle %+.1f points [%+.1f, %+.1f]'):format(100 * c.oracle_diff,
           100 * c.oracle_diff_lo,

@@ -13,8 +13,7 @@ local M = {}
 -- the headline columns of summary.csv, in the order the issue tracker and docs/evaluation.md give
 M.COLUMNS = { 'method', 'judge_tail', 'judge_tail_lo', 'judge_tail_hi', 'oracle_correct', 'oracle_correct_lo',
   'oracle_correct_hi', 'oracle_undetermined', 'downstream_bal_acc', 'downstream_bal_acc_real_only',
-  'memo_feature',
-  'memo_ssim', 'fid_judge', 'reward_cas', 'reward_tail', 'reward_tail_lo', 'reward_tail_hi',
+  'memo_feature', 'memo_ssim', 'fid_judge', 'reward_cas', 'reward_tail', 'reward_tail_lo', 'reward_tail_hi',
   'cas_oracle_spearman',
   'judge_oracle_spearman', 'n_seeds', 'n_images', 'train_steps', 'train_images', 'wall_minutes',
   'downstream_bal_acc_with_real', 'dpo_heldout_accuracy', 'judge_tail_vs', 'judge_tail_rel_reduction',

@@ -65,8 +65,7 @@ M.CLIP_OPTIONS = O.transformers {
   -- older transformers wrote these beside text_config / vision_config; they take precedence
   text_config_dict = { K.object, nil },
   vision_config_dict = { K.object, nil },
-  projection_dim = { K.posint, 512 },
-  logit_scale_init_value = { K.number, 2.6592,
+  projection_dim = { K.posint, 512 }, logit_scale_init_value = { K.number, 2.6592,
   note = 'the initial logit_scale when no checkpoint is loaded' },
   model_type = { K.string, nil, only = { null, 'clip' } },
 }

@@ -266,8 +266,7 @@ local GENERIC_INERT = { 'return_dict', 'output_hidden_states', 'output_attention
   'return_dict_in_generate',
   'forced_bos_token_id', 'forced_eos_token_id', 'remove_invalid_values', 'exponential_decay_length_penalty',
   'suppress_tokens', 'begin_suppress_tokens', 'finetuning_task', 'id2label', 'label2id', 'tokenizer_class',
-  'prefix',
-  'bos_token_id', 'pad_token_id', 'sep_token_id', 'decoder_start_token_id', 'task_specific_params',
+  'prefix', 'bos_token_id', 'pad_token_id', 'sep_token_id', 'decoder_start_token_id', 'task_specific_params',
   'problem_type',
   'transformers_version', 'gradient_checkpointing', 'use_cache', 'num_labels', 'initializer_range',
   'initializer_factor' }

@@ -219,8 +219,7 @@ M.NAMES = {
   ddim = { 'DDIMScheduler' }, ddpm = { 'DDPMScheduler' }, pndm = { 'PNDMScheduler' },
   plms = { 'PNDMScheduler' },
   euler = { 'EulerDiscreteScheduler' }, euler_a = { 'EulerAncestralDiscreteScheduler' },
-  euler_ancestral = { 'EulerAncestralDiscreteScheduler' },
-  ['dpm++2m'] = { 'DPMSolverMultistepScheduler' },
+  euler_ancestral = { 'EulerAncestralDiscreteScheduler' }, ['dpm++2m'] = { 'DPMSolverMultistepScheduler' },
   ['dpm++2m_karras'] = { 'DPMSolverMultistepScheduler', { use_karras_sigmas = true } },
 }
 local function sorted_keys(t)

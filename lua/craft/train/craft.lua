@@ -141,8 +141,7 @@ local function start_scales(pipe, r, cas, classes, encode, negs, n_images)
     for i = 1, b do nb[i] = negs[i] end
     local images = A.no_grad(common.with_lora_scale, pipe.unet, 0, pipe.generate, pipe,
       { prompt_embeds = encode(prompts), negative_prompt_embeds = r.cfg > 1 and encode(nb) or nil,
-      cfg = r.cfg,
-        steps = r.steps, latents = noise, eta = r.eta, seed = g.seed() })
+      cfg = r.cfg, steps = r.steps, latents = noise, eta = r.eta, seed = g.seed() })
     local raw = cas:raw(images, ys, cas.calib.dims)
     for _, d in ipairs(cas.calib.dims) do
       z[d] = z[d] or {}
@@ -217,8 +216,7 @@ end
 -- train(pipe, recipe) -> {log = rows, step =, checkpoint =, out =, lora = adapted module names}
 function M.train(pipe, recipe)
   local r = common.options('craft', common.renamed('craft', recipe, { rank = 'lora_rank' }), M.DEFAULTS,
-    M.PRESETS,
-    OLD_NAMES)
+    M.PRESETS, OLD_NAMES)
   if type(r.prompts) ~= 'table' then argerror('craft: recipe.prompts = {class -> {prompts}} is required') end
   if r.grad_steps < 1 or r.grad_steps > r.steps then
     argerror(('craft: grad_steps (K) is %d, must be 1 .. steps (%d)'):format(r.grad_steps, r.steps))
@@ -258,10 +256,8 @@ function M.train(pipe, recipe)
     local noise = T.randn(common.latent_shape(pipe, B, r), { seed = g.seed() })
     local images, _, info = pipe:generate { prompt_embeds = encode(prompts),
       negative_prompt_embeds = r.cfg > 1 and encode(negs) or nil, cfg = r.cfg, steps = r.steps,
-      latents = noise,
-      grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta, seed = g.seed(),
-      checkpoint_vae = r.checkpoint_vae,
-      decode = reward ~= nil }
+      latents = noise, grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta, seed = g.seed(),
+      checkpoint_vae = r.checkpoint_vae, decode = reward ~= nil }
     local row, loss = {}, nil
     if reward then
       local seen = r.reward_augment and augment(images, r.reward_augment, common.rng(r.seed, s, 9)) or images

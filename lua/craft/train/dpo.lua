@@ -140,8 +140,7 @@ local function make_pairs(pipe, r, cls, encode, rank, negs_for)
     local noise = tensor.randn(common.latent_shape(pipe, 2 * n, r), { seed = g.seed() })
     local images, latents = A.no_grad(pipe.generate, pipe, { prompt_embeds = both,
       negative_prompt_embeds = r.cfg > 1 and encode(negs_for(2 * n)) or nil, cfg = r.cfg, steps = r.steps,
-      latents = noise,
-      eta = r.eta, seed = g.seed() })
+      latents = noise, eta = r.eta, seed = g.seed() })
     local sc = as_list(rank(images, tensor.tensor(ys2, { dtype = 'i64' })))
     for i = 1, n do
       local a, b = sc[i], sc[n + i]

@@ -49,8 +49,7 @@ end
 -- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names}
 function M.train(pipe, recipe)
   local r = common.options('lora_diffusion',
-    common.renamed('lora_diffusion', recipe, { rank = 'lora_rank' }), M.DEFAULTS,
-    M.PRESETS, {})
+    common.renamed('lora_diffusion', recipe, { rank = 'lora_rank' }), M.DEFAULTS, M.PRESETS, {})
   local ds = r.data
   if not (type(ds) == 'table' and ds.classes) then
     argerror('lora_diffusion: recipe.data = {images, labels, classes} is required')
