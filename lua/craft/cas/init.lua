@@ -50,10 +50,9 @@ local T = require 'craft.tensor'
 local argerror = require('craft.core').argerror
 local F = require 'craft.functional'
 local A = require 'craft.autograd'
-local nn = require 'craft.nn'
-local optim = require 'craft.optim'
 local stats = require 'craft.stats'
 local registry = require 'craft.cas.dims'
+local U = require 'craft.cas.util'
 local RS = require 'craft.cas.reward_spec'
 
 local M = {}
@@ -63,8 +62,6 @@ local CAS = {}
 CAS.__index = CAS
 M.CAS = CAS
 
-local NEG = -1e4   -- masks a similarity out of a max (cosines live in [-1, 1])
-
 local function merge(defaults, given)
   local r = {}
   for k, v in pairs(defaults) do r[k] = v end
@@ -72,11 +69,7 @@ local function merge(defaults, given)
   return r
 end
 
--- labels: an i64 tensor or a Lua list of 0-based class indices -> Lua list
-local function label_list(labels)
-  if T.is_tensor(labels) then return labels:flat() end
-  return labels
-end
+local label_list, one_hot = U.label_list, U.one_hot
 
 function M.new(recipe)
   local want = require('craft.core').want
@@ -174,73 +167,9 @@ local function active(self, weights)
   return r
 end
 
----------------------------------------------------------------- text features (cached)
-local function encode_texts(enc, strings)
-  return A.no_grad(function() return F.normalize(enc(strings):detach():float(), 2) end)
-end
-
-function CAS:_prompt_text()
-  if self._ptext then return self._ptext end
-  local all, start, count = {}, {}, {}
-  for c, name in ipairs(self.classes) do
-    local ps = self.prompts[name]
-    if type(ps) ~= 'table' or #ps == 0 then argerror(('cas: no prompts for class %q'):format(name)) end
-    start[c], count[c] = #all + 1, #ps
-    for _, p in ipairs(ps) do all[#all + 1] = p end
-  end
-  local E = encode_texts(self.vlm.encode_text, all)
-  local sets = {}
-  A.no_grad(function()
-    if self.prompt_average == 'embedding' then
-      local rows = {}
-      for c = 1, #self.classes do rows[c] = E:narrow(1, start[c], count[c]):mean(1) end
-      sets[1] = F.normalize(F.stack(rows, 1), 2)
-    else
-      local J = 0
-      for c = 1, #self.classes do J = math.max(J, count[c]) end
-      for j = 1, J do
-        local rows = {}
-        for c = 1, #self.classes do rows[c] = E:select(1, start[c] + (j - 1) % count[c]) end
-        sets[j] = F.stack(rows, 1)     -- [C, D]: one zero-shot classifier
-      end
-    end
-  end)
-  self._ptext = sets
-  return sets
-end
-
-function CAS:_checklist_text()
-  if self._ctext then return self._ctext end
-  local pos, neg, owner, names, per_class = {}, {}, {}, {}, {}
-  for c, name in ipairs(self.classes) do
-    local items = self.checklists[name]
-    if type(items) ~= 'table' or #items == 0 then
-      argerror(('cas: no checklist items for class %q'):format(name))
-    end
-    per_class[c] = {}
-    for _, it in ipairs(items) do
-      local p = type(it) == 'string' and it or it.pos
-      pos[#pos + 1] = p
-      neg[#neg + 1] = (type(it) == 'table' and it.neg) or self.negate(p)
-      owner[#owner + 1] = c
-      names[#names + 1] = (type(it) == 'table' and it.name) or p
-      per_class[c][#per_class[c] + 1] = #pos
-    end
-  end
-  local enc = self.checklist_vlm.encode_text
-  local Ep, En = encode_texts(enc, pos), encode_texts(enc, neg)
-  -- cos(x, pos) - cos(x, neg) = x_n . (pos_n - neg_n): one matmul against the differences
-  local diff = A.no_grad(function() return Ep - En end)
-  -- W [C, I]: row c averages the items of class c
-  local w = {}
-  for c = 1, #self.classes do
-    local row = {}
-    for i = 1, #owner do row[i] = owner[i] == c and 1 / #per_class[c] or 0 end
-    w[c] = row
-  end
-  self._ctext = { diff = diff, avg = T.tensor(w), owner = owner, names = names, per_class = per_class }
-  return self._ctext
-end
+---------------------------------------------------------------- texts
+-- The checklist's text features (craft.cas.dims.checklist), computed once.
+function CAS:_checklist_text() return registry.get('checklist').text(self) end
 
 -- The checklist item list: { {class = index, name = ...}, ... } (in the order items are stored).
 function CAS:checklist_items()
@@ -251,10 +180,6 @@ function CAS:checklist_items()
 end
 
 ---------------------------------------------------------------- raw dimensions
-local function one_hot(ys, C)
-  return T.arange(C):eq(T.tensor(ys):reshape(#ys, 1))   -- [n, C] of 0/1 (f32)
-end
-
 -- Raw (unstandardised) dimensions of a batch x with labels ys (Lua list): { d = tensor [n] },
 -- plus the checklist item scores [n, I] when the checklist dimension is computed. Differentiable
 -- in x whenever grad mode is on. What several dimensions read (an encoder's image features) is
@@ -286,116 +211,15 @@ function CAS:_raw(x, ys, dims)
   return out
 end
 
--- Mean cosine to the k nearest bank features of the row's class. The neighbours are chosen by
--- k rounds of max with the chosen (and other-class) entries masked out, under no_grad; the
--- mean is then a weighted sum of the similarity matrix, so the gradient reaches exactly the
--- chosen similarities (as a top-k would).
-function CAS:_knn(fn, Y)
-  local b = self.bank
-  local S = fn:matmul(b.features:t())                        -- [n, B]
-  local W = A.no_grad(function()
-    local same = Y:matmul(b.onehot:t())                       -- [n, B] 1 where the bank class is y
-    local keff = Y:matmul(b.counts):minimum(self.k)           -- [n, 1]
-    if keff:min():item() < 1 then argerror('cas: the feature bank has no real image of a scored class') end
-    local Sm = F.where(same, S:detach(), T.full({}, NEG))
-    local cols = T.arange(S:size(2))
-    local acc = T.zeros(S.shape)
-    for i = 1, self.k do
-      local _, idx = Sm:max(2, true)
-      local pick = cols:eq(idx:float()) * keff:ge(i)           -- [n, B], rows with < i neighbours drop out
-      acc = acc + pick
-      Sm = F.where(pick, T.full({}, 2 * NEG), Sm)
-    end
-    return acc / keff
-  end)
-  return (S * W):sum(2)
-end
+---------------------------------------------------------------- fitting
+-- fit_bank(real_images, labels): the real-feature bank of dimension 4 (craft.cas.dims.fidelity;
+-- training reals, not the held-out reals given to calibrate).
+function CAS:fit_bank(images, labels) return registry.get('fidelity').fit_bank(self, images, labels) end
 
----------------------------------------------------------------- fitting the probe and the bank
-local function features(self, images)
-  local n, parts = images:size(1), {}
-  A.no_grad(function()
-    for s = 1, n, self.batch_size do
-      parts[#parts + 1] = self.vision.encode(images:narrow(1, s,
-      math.min(self.batch_size, n - s + 1))):detach():float()
-    end
-  end)
-  if #parts == 0 then argerror('cas: no images') end
-  return F.cat(parts, 1)
-end
-
--- fit_bank(real_images, labels): the real-feature bank of dimension 4 (use training reals, not
--- the held-out reals given to calibrate, or those would find themselves at cosine 1).
-function CAS:fit_bank(images, labels)
-  if not self.vision then argerror('cas: fit_bank needs recipe.vision') end
-  local ys = label_list(labels)
-  local f = A.no_grad(function() return F.normalize(features(self, images), 2) end)
-  local C = #self.classes
-  local counts = {}
-  for c = 1, C do counts[c] = { 0 } end
-  for _, y in ipairs(ys) do counts[y + 1][1] = counts[y + 1][1] + 1 end
-  self.bank = { features = f, onehot = one_hot(ys, C), counts = T.tensor(counts), labels = ys }
-  return self
-end
-
--- fit_probe(real_images, labels, {epochs=200, lr=1e-2, weight_decay=1e-4, val_fraction=0.2,
---   seed=0, val_images=, val_labels=}) -> {train_accuracy=, val_accuracy=, n_train=, n_val=}.
--- Softmax regression (nn.Linear, full-batch AdamW) on frozen features; the held-out accuracy
--- is measured on val_images/val_labels when given, else on a seeded val_fraction split. The
--- probe stays frozen afterwards (METHOD: "frozen during finetuning").
-function CAS:fit_probe(images, labels, o)
-  o = o or {}
-  if not self.vision then argerror('cas: fit_probe needs recipe.vision') end
-  local ys = label_list(labels)
-  local feats = features(self, images)
-  if self.probe_normalize then feats = F.normalize(feats, 2) end
-  local n, C = #ys, #self.classes
-  local tr_idx, va_idx, vf, vys = {}, {}, nil, nil
-  if o.val_images then
-    for i = 1, n do tr_idx[i] = i end
-    vf = features(self, o.val_images)
-    if self.probe_normalize then vf = F.normalize(vf, 2) end
-    vys = label_list(o.val_labels)
-  else
-    local perm = require('craft.data').permutation(n, o.seed or 0, 17)
-    local nv = math.floor(n * (o.val_fraction or 0.2) + 0.5)
-    for i = 1, n do if i <= nv then va_idx[#va_idx + 1] = perm[i] else tr_idx[#tr_idx + 1] = perm[i] end end
-  end
-  local take = require('craft.data').take
-  local xtr = take(feats, tr_idx)
-  local ytr = {}
-  for i, k in ipairs(tr_idx) do ytr[i] = ys[k] end
-  if #va_idx > 0 then
-    vf = take(feats, va_idx)
-    vys = {}
-    for i, k in ipairs(va_idx) do vys[i] = ys[k] end
-  end
-  -- the probe's init draws from its own seed; the caller's random stream is left where it was
-  local saved_seed, saved_off = T.rng.seed, T.rng.offset
-  T.manual_seed(o.seed or 0)
-  local probe = nn.Linear(feats:size(2), C)
-  T.rng.seed, T.rng.offset = saved_seed, saved_off
-  local opt = optim.AdamW(probe, { lr = o.lr or 1e-2, weight_decay = o.weight_decay or 1e-4 })
-  local yt = T.tensor(ytr, { dtype = 'i64' })
-  for _ = 1, o.epochs or 200 do
-    F.cross_entropy(probe(xtr), yt):backward()
-    opt:step()
-    opt:zero_grad()
-  end
-  probe:requires_grad_(false)
-  probe:eval()
-  self.probe = probe
-  local function acc(x, y)
-    if not x or #y == 0 then return nil end
-    local pred = A.no_grad(function() return probe(x):argmax(2):flat() end)
-    local hit = 0
-    for i = 1, #y do if pred[i] == y[i] then hit = hit + 1 end end
-    return hit / #y
-  end
-  self.probe_report = { train_accuracy = acc(xtr, ytr), val_accuracy = acc(vf, vys or {}), n_train = #ytr,
-    n_val = vys and #vys or 0 }
-  return self.probe_report
-end
+-- fit_probe(real_images, labels, {epochs=200, lr=1e-2, weight_decay=1e-4, val_fraction=0.2, seed=0,
+--   val_images=, val_labels=}) -> {train_accuracy=, val_accuracy=, n_train=, n_val=}: the linear
+-- probe of dimension 3 (craft.cas.dims.probe), frozen afterwards.
+function CAS:fit_probe(images, labels, o) return registry.get('probe').fit_probe(self, images, labels, o) end
 
 -- fit(train_real_images, labels, probe_opts): every dimension's fitted part (the probe, the
 -- bank, a registered dimension's fit); returns the probe's report (nil without a probe).
