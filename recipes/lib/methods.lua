@@ -50,11 +50,13 @@ function M.list(o)
     -- the diffusion-loss baseline given CRAFT's extra steps
     { name = 'TI + LoRA (continued)', kind = 'lora_continue', baseline = true, from = 'TI + LoRA', cost = 1,
       recipe = { max_steps = S, lora_rank = 8, lr = 1e-3, batch_size = 4 } },
-    -- preference optimisation of the same generator, on checklist-ranked pairs of its own images
-    { name = 'DPO', kind = 'dpo', baseline = true, from = 'TI + LoRA', cost = 4,
+    -- preference optimisation of the same generator on ranked pairs of its own images: 512 pairs
+    -- ranked by the reward's CAS (tuning round dpo1: with 128 pairs, or ranked by the checklist
+    -- dimension alone, its held-out preference accuracy stayed at chance)
+    { name = 'DPO', kind = 'dpo', baseline = true, from = 'TI + LoRA', cost = 5,
       recipe = { max_steps = S, steps = smoke and 4 or 10, cfg = 3.0, batch_size = 4, lr = 1e-3,
       lora_rank = 8,
-        pairs = smoke and 8 or 128, eval_every = smoke and 2 or 25 } },
+        pairs = smoke and 8 or 512, rank_by = 'cas', eval_every = smoke and 2 or 100 } },
     -- CRAFT's own trainer without the reward: what the reward itself adds
     { name = 'CRAFT (reward 0)', kind = 'craft', control = true, from = 'TI + LoRA', cost = 6,
       recipe = with(craft_recipe, { reward_weight = 0 }) },

@@ -28,11 +28,20 @@ end
 function M.config(set_name, args)
   local set = R.sets[set_name] or error('real_set: unknown set ' .. tostring(set_name), 0)
   local K = require('knowledge').get(set.knowledge)
-  local parts = R.parts(set, args.data ~= '' and args.data or set.data, args.size)
   local smoke = args.smoke
   local function cut(p) return smoke and first_n(p, 16) or p end
   local models = args.models ~= '' and args.models or repo.path(set.models)
   local function pick(v, d) return (v and v ~= '') and v or d end
+  for _, part in ipairs { { args.clip, 'clip' }, { args.dinov2, 'dinov2' }, { args.judge, 'resnet' } } do
+    local dir = pick(part[1], models .. '/' .. part[2])
+    local f = io.open(dir .. '/config.json')
+    if f then f:close() else
+      error(('%s: no model at %s. The stand-ins for %s are made by ./build/craft '
+        .. 'recipes/pretrain/real_standins.lua set=%s (about 25 minutes on one thread); or bring '
+        .. 'checkpoints with --clip, --dinov2 and --judge'):format(set_name, dir, set.title, set.name), 0)
+    end
+  end
+  local parts = R.parts(set, args.data ~= '' and args.data or set.data, args.size)
   local generator = E.describe('generator', pick(args.pipeline, M.DEFAULTS.pipeline) .. '/unet', {})
   return {
     out = args.out, pipeline = pick(args.pipeline, M.DEFAULTS.pipeline),

@@ -50,7 +50,7 @@ M.sets = {
       { 'judge_fit', per_class = 64 },
         { 'tune', per_class = 64 }, { 'pool_reward_vlm', rest = 4 }, { 'pool_reward_vision', rest = 4 },
         { 'pool_judge', rest = 4 }, { 'pool_generator', rest = 4 } },
-      val = { { 'calibration', per_class = 56 }, { 'judge_calibration', per_class = 56 } },
+      val = { { 'calibration', per_class = 54 }, { 'judge_calibration', per_class = 54 } },
       test = { { 'test', per_class = 128 } },
     },
     load = function(path, split, size)

@@ -80,4 +80,13 @@ function T.pneumoniamnist_smoke(t)
   os.execute("rm -rf '" .. out .. "'")
 end
 
+-- A real set whose stand-in models have not been made is refused before any data is read, with
+-- one line saying how to make them
+function T.missing_standins_are_one_clear_line(t)
+  local ok, err = run_recipe('recipes/ham10000.lua', { '--models', '/nonexistent-craft-models' })
+  t.ok(not ok, 'refused')
+  t.ok(tostring(err):find('no model at /nonexistent-craft-models/clip', 1, true)
+    and tostring(err):find('recipes/pretrain/real_standins.lua set=ham10000', 1, true), 'the message says how: ' .. tostring(err))
+end
+
 return T
