@@ -284,6 +284,20 @@ function M.png_bytes(img)
   return bytes
 end
 
+-- read_image(path, channels) -> {h, w, c, pixels = the 8-bit HWC bytes as a string}: any image the
+-- engine's reader takes (PNG, JPEG, BMP, ...); channels 0 keeps the file's. One error line naming
+-- the file when it cannot be decoded.
+function M.read_image(path, channels)
+  want('io.read_image', 'path', path, 'string')
+  want('io.read_image', 'channels', channels, 'count', true)
+  local arr = ffi.new('craft_array')
+  check(C.craft_image_read(path, channels or 0, arr), 2)
+  local h, w, c = tonumber(arr.shape[0]), tonumber(arr.shape[1]), tonumber(arr.shape[2])
+  local pixels = ffi.string(arr.data, arr.nbytes)
+  C.craft_array_free(arr)
+  return { h = h, w = w, c = c, pixels = pixels }
+end
+
 -- write_png(path, img): one image [C, H, W] in [0, 1] (values clamped) as an 8-bit PNG.
 function M.write_png(path, img)
   want('io.write_png', 'path', path, 'string')

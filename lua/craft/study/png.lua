@@ -11,7 +11,6 @@
 --   png.base64(bytes)                      -- for the data URI
 local core = require 'craft.core'
 local bit = require 'bit'
-local ffi, C = core.ffi, core.C
 local band, bxor, rshift = bit.band, bit.bxor, bit.rshift
 
 local M = {}
@@ -46,13 +45,9 @@ end
 
 -- read(path, channels): one error line naming the file when it cannot be decoded.
 function M.read(path, channels)
-  local arr = ffi.new('craft_array')
-  local rc = C.craft_image_read(path, channels or 0, arr)
-  if rc ~= 0 then error(ffi.string(C.craft_last_error()), 0) end
-  local h, w, c = tonumber(arr.shape[0]), tonumber(arr.shape[1]), tonumber(arr.shape[2])
-  local pixels = ffi.string(arr.data, arr.nbytes)
-  C.craft_array_free(arr)
-  return { h = h, w = w, c = c, pixels = pixels }
+  local ok, r = pcall(require('craft.io').read_image, path, channels or 0)
+  if not ok then error(tostring(r):gsub('^[^:]*:%d+: ', ''), 0) end
+  return r
 end
 
 local COLOR_TYPE = { [1] = 0, [3] = 2 }
