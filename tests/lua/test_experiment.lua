@@ -89,4 +89,21 @@ function T.missing_standins_are_one_clear_line(t)
     and tostring(err):find('recipes/pretrain/real_standins.lua set=ham10000', 1, true), 'the message says how: ' .. tostring(err))
 end
 
+-- One experiment per run folder: a second is refused while the first runs; a stale lock (its
+-- process gone) is taken over, and the lock goes when the experiment ends
+function T.one_experiment_per_folder(t)
+  local jobs = require 'craft.experiment.jobs'
+  local dir = os.tmpname()
+  os.remove(dir)
+  os.execute("mkdir -p '" .. dir .. "'")
+  local f = io.open(dir .. '/.experiment.lock', 'w'); f:write('1\n'); f:close()   -- pid 1 is always alive
+  t.raises(function() jobs.lock(dir) end, 'is in use by another experiment (pid 1)')
+  f = io.open(dir .. '/.experiment.lock', 'w'); f:write('999999999\n'); f:close()  -- no such process
+  local release = jobs.lock(dir)
+  t.ok(io.open(dir .. '/.experiment.lock') ~= nil, 'stale lock taken over')
+  release()
+  t.ok(io.open(dir .. '/.experiment.lock') == nil, 'released')
+  os.execute("rm -rf '" .. dir .. "'")
+end
+
 return T

@@ -269,6 +269,15 @@ function M.run(cfg)
     os.exit(0, true)   -- close the Lua state: its tensors are freed (LeakSanitizer checks workers too)
   end
   mkdir(cfg.out)
+  local unlock = jobs.lock(cfg.out)
+  local ok, res = xpcall(M._run_parent, function(e) return e end, cfg, plan)
+  unlock()
+  if not ok then error(res, 0) end
+  return res
+end
+
+-- the experiment's own process: the checks, the jobs, the table and the report
+function M._run_parent(cfg, plan)
   local t0 = runtime.now()
   independence.check { splits = cfg.splits, reward = cfg.reward, judge = cfg.judge,
     generator = cfg.generator }

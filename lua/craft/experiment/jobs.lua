@@ -105,6 +105,29 @@ local function self_pid()
   return pid
 end
 
+-- lock(dir) -> release(): one experiment per run folder. Two experiments writing one folder would
+-- run the same jobs twice and race on their files; the second is refused, naming the first's pid.
+-- A lock left by a process that is gone is taken over.
+function M.lock(dir)
+  core.want('jobs.lock', 'dir', dir, 'string')
+  local path = dir .. '/.experiment.lock'
+  local f = io.open(path)
+  if f then
+    local pid = tonumber(f:read('*l') or '')
+    f:close()
+    local alive = pid and io.open('/proc/' .. pid .. '/stat')
+    if alive then
+      alive:close()
+      argerror(('experiment: %s is in use by another experiment (pid %d); wait for it, stop it, or give another --out'):format(dir, pid))
+    end
+  end
+  local me = self_pid()
+  local w = assert(io.open(path, 'w'))
+  w:write(tostring(me or 0), '\n')
+  w:close()
+  return function() os.remove(path) end
+end
+
 -- In a worker: stop when the experiment that started it has gone (it was interrupted), checked
 -- from the progress bars' updates (craft.progress.watch) once a second.
 function M.watch_parent()
