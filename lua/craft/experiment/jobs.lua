@@ -118,7 +118,8 @@ function M.lock(dir)
     local alive = pid and io.open('/proc/' .. pid .. '/stat')
     if alive then
       alive:close()
-      argerror(('experiment: %s is in use by another experiment (pid %d); wait for it, stop it, or give another --out'):format(dir, pid))
+      argerror(('experiment: %s is in use by another experiment (pid %d); '
+        .. 'wait for it, stop it, or give another --out'):format(dir, pid))
     end
   end
   local me = self_pid()
