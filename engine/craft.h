@@ -323,6 +323,10 @@ int craft_to_device(const craft_tensor *t, int device, craft_tensor **out);
 /* Waits until every command queued on `device` (a device code; 0, the CPU, returns at once)
  * has finished. Errors a kernel met while running surface here. */
 int craft_cl_synchronize(int device);
+/* Work launched on `device` (a device code) since the process started: every craft kernel
+ * enqueued plus every CLBlast routine call (one each, whatever CLBlast enqueues inside).
+ * 0 for the CPU, whose kernels are plain calls. */
+int craft_cl_launch_count(int device, int64_t *out);
 /* The device buffer pool of `device` (a device code), like craft_pool_get_stats; trim gives
  * its cached buffers back to the driver. */
 int craft_cl_pool_stats(int device, craft_pool_stats *out);

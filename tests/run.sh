@@ -67,6 +67,8 @@ run_one lua "$B/craft" tests/lua/run.lua
 run_one report_render sh tests/report_render.sh "$B"
 run_one study_browser sh tests/study_browser.sh "$B"
 run_one crash_resume sh tests/crash_resume.sh "$B"
+# the quickstart's smoke run with --device cl:0 against the CPU's (skipped without OpenCL)
+run_one device_quickstart sh tests/device_quickstart.sh "$B"
 run_one examples sh tests/examples.sh "$B"
 if [ -n "$FUZZ_DIR" ] && ls "$FUZZ_DIR"/fuzz_* >/dev/null 2>&1; then
     run_one fuzz sh tests/fuzz/run.sh "$FUZZ_DIR" "${FUZZ_SECONDS:-5}"

@@ -100,6 +100,7 @@ int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, flo
         free(ab);
         free(hab);
     }
+    if (st == CLBlastSuccess) d->launches++;   /* one per routine call, whatever CLBlast enqueues inside */
     pthread_mutex_unlock(&d->lock);
     return st == CLBlastSuccess ? CRAFT_OK : blast_fail(st, d, "gemm", M, N, K, batch);
 }

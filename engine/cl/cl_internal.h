@@ -238,6 +238,7 @@ typedef struct craft_cl_dev {
     cl_mem geo_ring;                /* kernel geometries (cl_launch_geo): CL_GEO_RING bytes */
     char *geo_host;                 /* their host copies, read by non-blocking writes */
     size_t geo_head;
+    int64_t launches;               /* kernels enqueued + CLBlast routine calls (craft_cl_launch_count) */
 } craft_cl_dev;
 #define CL_GEO_RING ((size_t)1 << 18)
 

@@ -555,6 +555,8 @@ static int launch_locked(craft_cl_dev *d, int kid, int nargs, const cl_arg *args
             char what[96];
             snprintf(what, sizeof what, "running kernel %s", kernel_names[kid]);
             rc = cl_fail(err, d, what);
+        } else {
+            d->launches++;
         }
     }
     return rc;
@@ -600,6 +602,19 @@ int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int n
     }
     pthread_mutex_unlock(&d->lock);
     return rc;
+}
+
+int craft_cl_launch_count(int device, int64_t *out) {
+    if (!out) return craft_fail(CRAFT_EINVAL, "cl_launch_count: NULL argument");
+    *out = 0;
+    if (device == CRAFT_DEVICE_CPU) return CRAFT_OK;
+    if (device < 1) return craft_fail(CRAFT_EDEVICE, "cl_launch_count: device %d is not an OpenCL device (cl:n is 1 + n)", device);
+    craft_cl_dev *d = cl_dev_entry(device - 1);   /* a device never used is not set up just to say 0 */
+    if (!d) return craft_fail_prefix(craft_last_status(), "cl_launch_count");
+    pthread_mutex_lock(&d->lock);
+    *out = d->launches;
+    pthread_mutex_unlock(&d->lock);
+    return CRAFT_OK;
 }
 
 int craft_cl_synchronize(int device) {

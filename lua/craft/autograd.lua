@@ -62,7 +62,7 @@ local dispatch_cb = ffi.cast('craft_custom_backward_fn', dispatch)
 
 -- A 1-element leaf requiring grad, added to every custom node's inputs so that the node is
 -- recorded even when only parameters used inside the segment need gradients.
-local anchor = T.zeros({ 1 })
+local anchor = T.zeros({ 1 }, { device = 'cpu' })   -- made at load, before any --device: say where
 anchor:requires_grad_(true)
 
 -- attach(name, inputs, outputs, backward): backward(grad_outputs) -> list of input grads.

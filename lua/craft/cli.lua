@@ -10,7 +10,8 @@ options:
   -e CODE          run CODE (may be repeated; runs before a recipe)
   -i               start the REPL after running the recipe / code
   -t, --threads N  number of CPU threads (default: all cores)
-  --device DEV     default device for recipes (cpu, cl:0, ...)
+  --device DEV     the current device: tensors, models, batches and optimiser state go there
+                   (cpu, cl:0, ...; `craft devices` lists them)
   --guard          check every op's output and gradient for NaN/Inf
   -v, --version    print the version
   -h, --help       this help
@@ -76,8 +77,9 @@ function M.main(argv)
     elseif a == '--device' then
       i = i + 1
       if not argv[i] then error('--device needs an argument (cpu, cl:0, ...)', 0) end
-      os.setenv = os.setenv
-      _G.CRAFT_DEVICE = argv[i]
+      -- the current device of the whole run (checked now: a missing device fails here, not later)
+      local ok, err = pcall(require('craft.device').set_default, argv[i])
+      if not ok then error('--device ' .. argv[i] .. ': ' .. tostring(err), 0) end
     elseif a == '--guard' then require('craft.runtime').set_numeric_guard(true)
     elseif a == '-v' or a == '--version' then
       print('craft ' .. require('craft.runtime').version() .. ' (' .. jit.version .. ')')

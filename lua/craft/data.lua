@@ -76,13 +76,15 @@ function data.resize(x, size)
   end
   if x:size(3) == size and x:size(4) == size then return x end
   local n, c, h, w = x:size(1), x:size(2), x:size(3), x:size(4)
-  local out = T.empty({ n, c, size, size })
-  local src, dst = ffi.cast('float*', x:contiguous():data_ptr()), ffi.cast('float*', out:data_ptr())
+  -- resampled on the host (C loops over host memory); the result goes back to x's device
+  local dev = x.device
+  local out = T.empty({ n, c, size, size }, { device = 'cpu' })
+  local src, dst = ffi.cast('float*', x:to('cpu'):contiguous():data_ptr()), ffi.cast('float*', out:data_ptr())
   local fn = (size <= h and size <= w) and C.craft_resize_area or C.craft_resize_bilinear
   for i = 0, n - 1 do
     check(fn(src + i * c * h * w, c, h, w, dst + i * c * size * size, size, size), 2)
   end
-  return out
+  return dev ~= 'cpu' and out:to(dev) or out
 end
 
 local MEDMNIST_CLASSES = {
@@ -176,7 +178,7 @@ function data.image_folder(o)
   local index = {}
   for i, c in ipairs(classes) do index[c] = i - 1 end
   local n = #paths
-  local images = T.empty({ n, channels, size, size })
+  local images = T.empty({ n, channels, size, size }, { device = 'cpu' })   -- decoded into host memory
   local dst = ffi.cast('float*', images:data_ptr())
   local keep, y, kept_rows, skipped_rows = {}, {}, {}, {}
   local arr = ffi.new('craft_array')
@@ -217,7 +219,8 @@ function data.image_folder(o)
   if m == 0 then
     argerror(('image_folder %s: no usable rows%s'):format(o.csv, o.split and (' in split ' .. o.split) or ''))
   end
-  return { images = images, labels = T.tensor(y, { dtype = 'i64' }), classes = classes, rows = kept_rows,
+  return { images = images, labels = T.tensor(y, { dtype = 'i64', device = 'cpu' }), classes = classes,
+    rows = kept_rows,
     skipped = #skipped_rows, skipped_rows = skipped_rows,
     name = o.csv .. (o.split and (':' .. o.split) or '') }
 end
@@ -244,7 +247,8 @@ function data.take(x, idx)
   local flat = x:reshape(n, -1)
   local it = {}
   for i, k in ipairs(idx) do it[i] = k - 1 end
-  local g = F.embedding(T.tensor(it, { dtype = 'i64' }), flat)
+  -- host indices: the gather runs on x's device, whichever it is
+  local g = F.embedding(T.tensor(it, { dtype = 'i64', device = 'cpu' }), flat)
   local shape = x.shape
   shape[1] = #idx
   return g:reshape(shape)
@@ -268,8 +272,8 @@ function data.permutation(n, seed, stream)
 end
 
 -- loader(ds, {batch_size=32, shuffle=true, seed=0, drop_last=false, hflip=false, vflip=false,
---   mean=nil, std=nil (per-channel normalisation of the batch), device=nil ('cl:0': batches are
---   moved there)})
+--   mean=nil, std=nil (per-channel normalisation of the batch), device=nil (where batches go:
+--   'cl:0', ...; default the current device, craft.device.default())})
 -- loader:epoch(e) iterates (images, labels, indices) batches; the order depends only on
 -- (seed, e), so a resumed run sees the same batches.
 function data.loader(ds, o)
@@ -280,7 +284,8 @@ function data.loader(ds, o)
   want('data.loader', 'options.mean', o.mean, 'table', true)
   want('data.loader', 'options.std', o.std, 'table', true)
   local L = { ds = ds, batch_size = o.batch_size or 32, shuffle = o.shuffle ~= false, seed = o.seed or 0,
-    drop_last = o.drop_last or false, hflip = o.hflip or false, vflip = o.vflip or false, device = o.device }
+    drop_last = o.drop_last or false, hflip = o.hflip or false, vflip = o.vflip or false,
+    device = require('craft.device').name(require('craft.tensor').device_of(o)) }
   local norm_mean, norm_std
   if o.mean or o.std then
     local c = ds.images:size(2)
@@ -307,6 +312,7 @@ function data.loader(ds, o)
       local x = data.take(ds.images, idx)
       if self.hflip or self.vflip then
         local c, h, w = x:size(2), x:size(3), x:size(4)
+        x = x:to('cpu')   -- flipped in host memory (a device data set's rows come over first)
         local p = ffi.cast('float*', x:data_ptr())
         local words = ffi.new('uint32_t[4]')
         for k = 1, #idx do

@@ -2,9 +2,13 @@
 -- device N (code 1 + N), numbered across all platforms in a stable order (docs/opencl.md).
 --   craft.device.list()              -> { {name = 'cpu', ...}, {name = 'cl:0', device = ..., fp16 = false,
 --   ...}, ... }
---   craft.device.set_default('cl:0') -- the device recipes put their tensors on
---   (x:to(craft.device.default()))
+--   craft.device.set_default('cl:0') -- the current device: every tensor made without a device
+--                                       option (craft.zeros, randn, tensor, ...) is made there
 --   craft.device.default()           -> 'cpu' unless set, or given by --device / env CRAFT_DEVICE
+--   craft.device.scope('cl:0', fn, ...) -- fn(...) with that current device, restored afterwards
+--   craft.device.launches('cl:0')    -> OpenCL kernels launched on it so far (this process)
+--   craft.device.describe('cl:0')    -> 'cl:0 <device name>'
+-- docs/backends.md ("The device in the Lua library") says how the device flows through the layers.
 local core = require 'craft.core'
 local ffi, C, check = core.ffi, core.C, core.check
 
@@ -12,7 +16,7 @@ local M = {}
 
 -- 'cpu' / 'cl:N' (or a device code) -> device code (errors at the user's line)
 function M.code(name)
-  if type(name) == 'number' and name >= 0 and name % 1 == 0 then return name end
+  if type(name) == 'number' and name >= 0 and name < 2 ^ 31 and name % 1 == 0 then return name end
   if name == 'cpu' then return 0 end
   local n = type(name) == 'string' and name:match('^cl:(%d+)$')
   if n then return 1 + tonumber(n) end
@@ -78,9 +82,60 @@ function M.default()
   end
   return M.name(default_code)
 end
-function M.default_code()
-  M.default()
+function M.default_code()   -- every tensor creation asks: no checks once it is known
+  if not default_code then M.default() end
   return default_code
+end
+
+-- scope(name, fn, ...): fn(...) with `name` as the current device, the previous one restored
+-- however fn ends (its results, or its error re-raised). name nil: fn(...) as it is.
+function M.scope(name, fn, ...)
+  core.want('device.scope', 'fn', fn, 'function')
+  if name == nil or name == false then return fn(...) end
+  local code = checked(name)
+  local prev = M.default_code()
+  if code == prev then return fn(...) end
+  default_code = code
+  local res = { pcall(fn, ...) }
+  default_code = prev
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, table.maxn(res))
+end
+
+-- The work launched on the device so far in this process (craft_cl_launch_count; 0 for the CPU).
+function M.launches(name)
+  local n = ffi.new('int64_t[1]')
+  check(C.craft_cl_launch_count(M.code(name or M.default()), n), 2)
+  return tonumber(n[0])
+end
+
+-- 'cpu', or 'cl:0 <device name>' for messages and a run's table.
+function M.describe(name)
+  local code = M.code(name or M.default())
+  if code == 0 then return 'cpu' end
+  return M.name(code) .. ' ' .. M.info(code - 1).device
+end
+
+-- census(tensors...) -> { [device name] = count }: where the given tensors, modules (every
+-- parameter and buffer) and tables of those (an optimiser's state) live.
+function M.census(...)
+  local T = require 'craft.tensor'
+  local out, seen = {}, {}
+  local function visit(v)
+    if T.is_tensor(v) then
+      out[v.device] = (out[v.device] or 0) + 1
+    elseif type(v) == 'table' and not seen[v] then
+      seen[v] = true
+      if type(v.named_parameters) == 'function' and type(v.named_buffers) == 'function' then
+        for _, np in ipairs(v:named_parameters()) do visit(np[2]) end
+        for _, nb in ipairs(v:named_buffers()) do visit(nb[2]) end
+      else
+        for _, x in pairs(v) do visit(x) end
+      end
+    end
+  end
+  for i = 1, select('#', ...) do visit((select(i, ...))) end
+  return out
 end
 
 -- Waits until the device has finished its queued work (a no-op for the CPU).

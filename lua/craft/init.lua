@@ -39,6 +39,10 @@ craft.numeric_guard = runtime.set_numeric_guard
 -- memory(): bytes in use, cached, and the peak since the last reset
 craft.memory = runtime.memory
 craft.now = runtime.now
+-- set_default_device('cl:0'): the current device (what --device sets); tensors made without a
+-- device option go there (craft.device: scope, launches, describe)
+craft.set_default_device = function(name) return require('craft.device').set_default(name) end
+craft.default_device = function() return require('craft.device').default() end
 
 -- Further modules load on first use (craft.data, craft.io, craft.models, craft.phantoms, ...).
 setmetatable(craft, { __index = function(t, k)

@@ -305,7 +305,7 @@ function M.write_png(path, img)
   if img:dim() ~= 3 then
     core.argerror(('io.write_png: the image must be [C, H, W], got %s'):format(core.describe(img)))
   end
-  local x = img:detach():float():contiguous()
+  local x = img:detach():to('cpu'):float():contiguous()
   local c, h, w = x:size(1), x:size(2), x:size(3)
   local buf = ffi.new('uint8_t[?]', c * h * w)
   check(C.craft_f32_chw_to_u8_hwc(ffi.cast('float*', x:data_ptr()), c, h, w, 0, 1, buf), 2)

@@ -262,7 +262,7 @@ end
 
 -- mean and covariance (ddof 1, as numpy.cov) of features, in doubles
 function M.feature_stats(feats)
-  local x = mat(feats, 'metrics.feature_stats', 'feats')
+  local x = mat(feats, 'metrics.feature_stats', 'feats'):to('cpu')   -- read in Lua, on the host
   local n, d = x:size(1), x:size(2)
   if n < 2 then argerror('metrics.feature_stats: needs at least 2 feature vectors') end
   local src = ffi.cast('float*', x:data_ptr())
@@ -321,7 +321,7 @@ end
 local function mmd2_poly(x, y)
   local m, d = x:size(1), x:size(2)
   local function ksum(g, skip_diag)
-    g = g:contiguous()
+    g = g:to('cpu'):contiguous()
     local p = ffi.cast('float*', g:data_ptr())
     local s = 0
     for i = 0, m - 1 do
@@ -412,7 +412,9 @@ function M.ssim(a, b, o)
   end
   local L = o.data_range or 1
   local C1, C2 = ((o.k1 or 0.01) * L) ^ 2, ((o.k2 or 0.03) * L) ^ 2
-  local k = gauss_kernel(c, size, o.sigma or 1.5)
+  -- on a's device (b and the window are brought there: the convolution takes one device)
+  if b.device ~= a.device then b = b:to(a.device) end
+  local k = gauss_kernel(c, size, o.sigma or 1.5):to(a.device)
   return A.no_grad(function()
     local function filt(x) return F.conv2d(x, k, nil, { groups = c }) end
     local ma, mb = filt(a), filt(b)

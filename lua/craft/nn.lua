@@ -203,6 +203,15 @@ end
 nn.init = { uniform = uniform }
 
 ---------------------------------------------------------------- layers
+-- A layer computes on its parameters' device: an input elsewhere (a host data set's images fed
+-- to a model on cl:0) is moved there first, differentiably. The engine's matrix, convolution and
+-- norm ops take operands on one device only.
+local function here(x, w)
+  if w ~= nil and T.is_tensor(x) and x._c.device ~= w._c.device then return x:to(w.device) end
+  return x
+end
+nn.here = here
+
 local Linear = nn.class('Linear')
 nn.Linear = Linear
 function Linear:init(nin, nout, o)
@@ -214,7 +223,9 @@ function Linear:init(nin, nout, o)
   self:param('weight', uniform({ nout, nin }, bound))
   if o.bias ~= false then self:param('bias', uniform({ nout }, bound)) end
 end
-function Linear:forward(x) return F.linear(x, self._params.weight, self._params.bias) end
+function Linear:forward(x)
+  return F.linear(here(x, self._params.weight), self._params.weight, self._params.bias)
+end
 function Linear:extra_repr() return self.in_features .. ' -> ' .. self.out_features end
 
 local Conv2d = nn.class('Conv2d')
@@ -248,7 +259,9 @@ function Conv2d:init(cin, cout, k, o)
   self:param('weight', uniform({ cout, cin / self.opts.groups, kh, kw }, bound))
   if o.bias ~= false then self:param('bias', uniform({ cout }, bound)) end
 end
-function Conv2d:forward(x) return F.conv2d(x, self._params.weight, self._params.bias, self.opts) end
+function Conv2d:forward(x)
+  return F.conv2d(here(x, self._params.weight), self._params.weight, self._params.bias, self.opts)
+end
 function Conv2d:extra_repr()
   local k = type(self.k) == 'table' and (self.k[1] .. 'x' .. self.k[2]) or tostring(self.k)
   return ('%d -> %d, k=%s'):format(self.cin, self.cout, k)
@@ -267,7 +280,7 @@ function ConvTranspose2d:init(cin, cout, k, o)
   if o.bias ~= false then self:param('bias', uniform({ cout }, bound)) end
 end
 function ConvTranspose2d:forward(x)
-  return F.conv_transpose2d(x, self._params.weight, self._params.bias, self.opts)
+  return F.conv_transpose2d(here(x, self._params.weight), self._params.weight, self._params.bias, self.opts)
 end
 
 local GroupNorm = nn.class('GroupNorm')
@@ -286,7 +299,8 @@ function GroupNorm:init(groups, channels, o)
   end
 end
 function GroupNorm:forward(x)
-  return F.group_norm(x, self.groups, self._params.weight, self._params.bias, self.eps)
+  local w = self._params.weight
+  return F.group_norm(here(x, w), self.groups, w, self._params.bias, self.eps)
 end
 
 local LayerNorm = nn.class('LayerNorm')
@@ -304,7 +318,8 @@ function LayerNorm:init(shape, o)
   end
 end
 function LayerNorm:forward(x)
-  return F.layer_norm(x, #self.nshape, self._params.weight, self._params.bias, self.eps)
+  local w = self._params.weight
+  return F.layer_norm(here(x, w), #self.nshape, w, self._params.bias, self.eps)
 end
 
 local Embedding = nn.class('Embedding')
@@ -340,7 +355,7 @@ function Dropout:init(p)
 end
 function Dropout:forward(x)
   if not self.training or self.p == 0 then return x end
-  local keep = T.rand(x.shape):ge(T.full({}, self.p))
+  local keep = T.rand(x.shape, { device = x.device }):ge(T.full({}, self.p, { device = x.device }))
   return x * keep * (1 / (1 - self.p))
 end
 

@@ -22,12 +22,25 @@ local function params_list(params, fname)
   end
   return list
 end
--- the options every optimiser shares: a table, lr and weight_decay numbers
+-- the options every optimiser shares: a table, lr and weight_decay numbers, and device: the
+-- state lives with its parameter, so a device given must be the parameters' (it is checked)
 local function options(fname, o)
   o = want(fname, 'options', o, 'table', true) or {}
   want(fname, 'options.lr', o.lr, 'number', true)
   want(fname, 'options.weight_decay', o.weight_decay, 'number', true)
+  if o.device ~= nil then require('craft.device').code(o.device) end
   return o
+end
+local function check_device(fname, list, device)
+  if device == nil then return end
+  local d = require('craft.device')
+  local want_name = d.name(d.code(device))
+  for _, np in ipairs(list) do
+    if np[2].device ~= want_name then
+      argerror(('%s: options.device is %s but parameter %s is on %s (move the model with :to(%q) first)')
+        :format(fname, want_name, np[1], np[2].device, want_name))
+    end
+  end
 end
 
 local Optimizer = {}
@@ -57,7 +70,8 @@ function Optimizer:load_state_dict(sd)
       if t then
         self.state[name] = self.state[name] or {}
         local cur = self.state[name][k]
-        if cur then cur:copy_(t) else self.state[name][k] = t:float():clone():detach() end
+        -- (a checkpoint's state is read on the host: it goes to its parameter's device)
+        if cur then cur:copy_(t) else self.state[name][k] = t:float():to(np[2].device):clone():detach() end
       end
     end
   end
@@ -68,8 +82,7 @@ local function state_for(self, name, p)
   if not st then
     st = {}
     for _, k in ipairs(self.state_keys) do
-      st[k] = T.zeros(p.shape)
-      if p.device ~= 'cpu' then st[k] = st[k]:to(p.device) end   -- the state lives with its parameter
+      st[k] = T.zeros(p.shape, { device = p.device })   -- the state lives with its parameter
     end
     self.state[name] = st
   end
@@ -85,6 +98,7 @@ function optim.AdamW(params, o)
     lr = o.lr or 1e-3, betas = o.betas or { 0.9, 0.999 }, eps = o.eps or 1e-8,
     weight_decay = o.weight_decay == nil and 1e-2 or o.weight_decay,
     state_keys = { 'exp_avg', 'exp_avg_sq' } }, Optimizer)
+  check_device('optim.AdamW', self.params, o.device)
   self.step = function(s)
     s.step_count = s.step_count + 1
     for _, np in ipairs(s.params) do
@@ -109,6 +123,7 @@ function optim.SGD(params, o)
     lr = o.lr or 1e-2,
     momentum = o.momentum or 0, weight_decay = o.weight_decay or 0, nesterov = o.nesterov or false,
     state_keys = { 'momentum_buffer' } }, Optimizer)
+  check_device('optim.SGD', self.params, o.device)
   self.step = function(s)
     s.step_count = s.step_count + 1
     for _, np in ipairs(s.params) do

@@ -72,7 +72,7 @@ function P.dataset(o)
   want('phantoms.dataset', 'options.noise', o.noise, 'number', true)
   local n, size = o.n or 256, o.size or 64
   local np = C.craft_phantom_param_count(mi)
-  local images = T.empty({ n, 3, size, size })
+  local images = T.empty({ n, 3, size, size }, { device = 'cpu' })   -- filled by C in host memory
   local labels = ffi.new('int32_t[?]', n)
   local params = ffi.new('float[?]', math.max(1, n * np))
   local cls = o.class
@@ -97,7 +97,8 @@ function P.dataset(o)
     rows[k + 1] = row
     ys[k + 1] = labels[k]
   end
-  return { images = images, labels = T.tensor(ys, { dtype = 'i64' }), classes = classes, rows = rows,
+  return { images = images, labels = T.tensor(ys, { dtype = 'i64', device = 'cpu' }), classes = classes,
+    rows = rows,
     params = pn, modality = ffi.string(C.craft_phantom_modality_name(mi)),
     name = ('phantoms:%s:seed%d'):format(ffi.string(C.craft_phantom_modality_name(mi)), o.seed or 0) }
 end
@@ -107,7 +108,7 @@ end
 function P.audit(m, images)
   local mi = modality_index(m)
   want('phantoms.audit', 'images', images, 'tensor')
-  local x = images:detach():float():contiguous()
+  local x = images:detach():to('cpu'):float():contiguous()   -- the oracle measures host pixels
   if x:dim() ~= 4 or x:size(2) ~= 3 or x:size(4) ~= x:size(3) then
     argerror(('phantoms.audit: images must be [N, 3, S, S], got %s'):format(core.describe(x)))
   end

@@ -138,7 +138,15 @@ end
 function Tensor:dim() return tonumber(self._c.ndim) end
 function Tensor:numel() return tonumber(self._c.numel) end
 function Tensor:is_contiguous() return C.craft_is_contiguous(self._c) ~= 0 end
-function Tensor:data_ptr() return C.craft_tensor_data(self._c) end
+-- The address of element 0 in host memory: CPU tensors only (a device tensor's storage is a
+-- device buffer; read it with :flat() or move it with :to('cpu')).
+function Tensor:data_ptr()
+  if self._c.device ~= 0 then
+    argerror(('data_ptr: the tensor %s is on %s, not in host memory; move it with :to(\'cpu\')')
+      :format(core.describe(self), props.device(self)))
+  end
+  return C.craft_tensor_data(self._c)
+end
 
 ---------------------------------------------------------------- creation
 local rng = { seed = 0, offset = 0 }
@@ -156,6 +164,23 @@ end
 
 local function opts_of(o) return type(o) == 'table' and o or {} end
 
+-- The device a new tensor goes to: o.device, else the current device (craft.device.default:
+-- --device, craft.set_default_device, craft.device.scope). Loaded on first use: craft.device
+-- needs this module's callers' errors, not the reverse.
+local devices
+local function device_of(o)
+  devices = devices or require 'craft.device'
+  if o.device ~= nil then return devices.code(o.device) end
+  return devices.default_code()
+end
+M.device_of = device_of
+
+-- t on `code` (t itself when it is there already): for tensors made on the host first
+local function place(t, code, level)
+  if code == 0 or tonumber(t._c.device) == code then return t end
+  return call(level + 2, C.craft_to_device(t._c, code, outp))
+end
+
 local function finish_new(t, o)
   if o.requires_grad then check(C.craft_set_requires_grad(t._c, 1), 3) end
   return t
@@ -164,25 +189,31 @@ end
 function M.empty(shape, o)
   o = opts_of(o)
   local a, n = shape_array(shape)
-  return finish_new(call(2, C.craft_empty(n, a, core.dtype_code(o.dtype), 0, outp)), o)
+  return finish_new(call(2, C.craft_empty(n, a, core.dtype_code(o.dtype), device_of(o), outp)), o)
 end
 function M.zeros(shape, o)
   o = opts_of(o)
   local a, n = shape_array(shape)
-  return finish_new(call(2, C.craft_zeros(n, a, core.dtype_code(o.dtype), 0, outp)), o)
+  return finish_new(call(2, C.craft_zeros(n, a, core.dtype_code(o.dtype), device_of(o), outp)), o)
 end
 function M.full(shape, value, o)
   o = opts_of(o)
   local a, n = shape_array(shape)
-  return finish_new(call(2,
-    C.craft_full(n, a, core.dtype_code(o.dtype), core.want('full', 'value', value, 'number'), outp)), o)
+  core.want('full', 'value', value, 'number')
+  local dev = device_of(o)
+  if dev == 0 then
+    return finish_new(call(2, C.craft_full(n, a, core.dtype_code(o.dtype), value, outp)), o)
+  end
+  local t = call(2, C.craft_empty(n, a, core.dtype_code(o.dtype), dev, outp))
+  check(C.craft_fill_(t._c, value), 2)
+  return finish_new(t, o)
 end
 function M.ones(shape, o) return M.full(shape, 1, o) end
 
 local function random_tensor(fill, shape, o)
   o = opts_of(o)
   local a, n = shape_array(shape)
-  local t = call(3, C.craft_empty(n, a, 0, 0, outp))
+  local t = call(3, C.craft_empty(n, a, 0, device_of(o), outp))
   local seed, off
   if o.seed then seed, off = o.seed, o.offset or 0 else seed, off = M.take_random(t:numel()) end
   check(fill(t._c, seed, off), 3)
@@ -197,7 +228,8 @@ function M.arange(a, b, step, o)
   core.want('arange', 'end', b, 'number')
   core.want('arange', 'step', step, 'number', true)
   o = opts_of(o)
-  return call(2, C.craft_arange(a, b, step or 1, core.dtype_code(o.dtype or 'f32'), outp))
+  local t = call(2, C.craft_arange(a, b, step or 1, core.dtype_code(o.dtype or 'f32'), outp))
+  return place(t, device_of(o), 2)
 end
 
 -- Nested Lua tables (or a number) -> tensor.
@@ -239,14 +271,15 @@ function M.tensor(data, o)
   local t = call(2, C.craft_from_data(nd, a, core.DTYPES.f64, buf, outp))
   local dt = core.dtype_code(o.dtype or 'f32')
   if dt ~= core.DTYPES.f64 then t = call(2, C.craft_to_dtype(t._c, dt, outp)) end
-  return finish_new(t, o)
+  return finish_new(place(t, device_of(o), 2), o)
 end
 
--- A tensor over (a copy of) a raw buffer.
-function M.from_buffer(ptr, shape, dtype)
+-- A tensor over (a copy of) a raw host buffer, on the current device unless o.device says.
+function M.from_buffer(ptr, shape, dtype, o)
   core.want('from_buffer', 'pointer', ptr, 'cdata')
   local a, n = shape_array(shape)
-  return call(2, C.craft_from_data(n, a, core.dtype_code(dtype or 'f32'), ptr, outp))
+  local t = call(2, C.craft_from_data(n, a, core.dtype_code(dtype or 'f32'), ptr, outp))
+  return place(t, device_of(opts_of(o)), 2)
 end
 
 ---------------------------------------------------------------- element access
@@ -406,7 +439,7 @@ function Tensor:zero_() return self:fill_(0) end
 function Tensor:add_(other, alpha)
   core.want('add_', 'alpha', alpha, 'number', true)
   if type(other) == 'number' then
-    local s = M.full({}, other)
+    local s = M.full({}, other, { device = tonumber(self._c.device) })
     check(C.craft_axpy_(self._c, alpha or 1, s._c), 2)
   else
     check(C.craft_axpy_(self._c, alpha or 1, tensor_arg(other, 'add_', 'other')), 2)
@@ -504,7 +537,7 @@ end
 local CMP = { eq = 0, ne = 1, lt = 2, le = 3, gt = 4, ge = 5 }
 for name, code in pairs(CMP) do
   Tensor[name] = function(self, other)
-    if type(other) == 'number' then other = M.full({}, other) end
+    if type(other) == 'number' then other = M.full({}, other, { device = tonumber(self._c.device) }) end
     return call(2, C.craft_compare(code, self._c, tensor_arg(other, name, 'other'), outp))
   end
 end

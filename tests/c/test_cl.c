@@ -496,6 +496,25 @@ static void test_gemm(void) {
     fprintf(stderr, "  gemm tests took %.1f s (CLBlast compiles its kernels on first use)\n", craft_now() - t0);
 }
 
+/* craft_cl_launch_count: one per kernel enqueued and per CLBlast call; 0 on the CPU */
+static void test_launch_count(void) {
+    int64_t n0 = -1, n1 = -1, n2 = -1, c = -1;
+    CHECK_OK(craft_cl_launch_count(CRAFT_DEVICE_CPU, &c));
+    CHECK(c == 0);
+    CHECK_ERR(craft_cl_launch_count(DEV, NULL), CRAFT_EINVAL);
+    CHECK_ERR(craft_cl_launch_count(1 + 4096, &c), CRAFT_EDEVICE);
+    int64_t s2[2] = {8, 8};
+    craft_tensor *x = cpu_uniform(2, s2, 90, -1, 1), *dx = on_dev(x), *y, *z;
+    CHECK_OK(craft_cl_launch_count(DEV, &n0));
+    CHECK_OK(craft_unary(1, dx, &y));   /* exp: one kernel */
+    CHECK_OK(craft_cl_launch_count(DEV, &n1));
+    CHECK(n1 == n0 + 1);
+    CHECK_OK(craft_matmul(dx, dx, &z));   /* one CLBlast call at least */
+    CHECK_OK(craft_cl_launch_count(DEV, &n2));
+    CHECK(n2 > n1);
+    release(4, x, dx, y, z);
+}
+
 /* ------------------------------------------------------------ random -- */
 static void test_random(void) {
     int64_t n = 200003;
@@ -705,6 +724,7 @@ int main(int argc, char **argv) {
     RUN(test_scalar_and_friends);
     RUN(test_reduce);
     RUN(test_gemm);
+    RUN(test_launch_count);
     RUN(test_random);
     RUN(test_optim);
     RUN(test_to_device_grad);

@@ -47,7 +47,7 @@ local function targets()
   local nn = require 'craft.nn'
   for _, k in ipairs(NN) do list[#list + 1] = { 'nn.' .. k, nn[k] } end
   local STATEFUL = { set_num_threads = true, numeric_guard = true, set_grad_enabled = true, manual_seed = true,
-    set_default = true }
+    set_default = true, set_default_device = true }
   local names = {}
   for k, f in pairs(craft) do if type(f) == 'function' and not STATEFUL[k] then names[#names + 1] = k end end
   table.sort(names)

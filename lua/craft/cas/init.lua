@@ -110,6 +110,10 @@ function M.new(recipe)
   self.std_ddof, self.std_floor = r.std_ddof or 1, r.std_floor or 1e-6
   self.quantile_method = r.quantile_method or 'linear'
   self.batch_size = r.batch_size or 32
+  -- device: where the CAS's own tensors (probe, bank, statistics, scores) are made; the encoders
+  -- compute on their models' devices (craft.encoders). nil: the current device of each call.
+  if r.device ~= nil then require('craft.device').code(r.device) end
+  self.device = r.device
   return self
 end
 
@@ -456,6 +460,16 @@ function CAS:audit(result, o)
     for j = 1, #hits do r[c][j] = n > 0 and hits[j] / n or 0 / 0 end
   end
   return r
+end
+
+
+-- every method that makes tensors runs with the CAS's device as the current one (when it has one)
+for _, name in ipairs { 'fit', 'fit_probe', 'fit_bank', 'calibrate', 'raw', 'score', 'reward', 'tail' } do
+  local f = CAS[name]
+  CAS[name] = function(self, ...)
+    if not self.device then return f(self, ...) end
+    return require('craft.device').scope(self.device, f, self, ...)
+  end
 end
 
 return M

@@ -18,6 +18,7 @@
 --                 (kind: a registered name, or a method module itself: kind = require 'my_method')
 --     train_seeds = {0, 1, 2}, generate = {per_class = 24, steps = 10, cfg = 3},
 --     jobs = 2,          -- worker processes (craft.experiment.jobs)
+--     device = 'cl:0',   -- default: the current device (--device); workers get it too
 --   }
 -- docs/evaluation.md describes the splits, the suites, the table and the alarm.
 local T = require 'craft.tensor'
@@ -35,6 +36,7 @@ local evaluate = require 'craft.experiment.evaluate'
 local suites = require 'craft.experiment.suites'
 local summary = require 'craft.experiment.summary'
 local independence = require 'craft.experiment.independence'
+local devices = require 'craft.device'
 
 local M = {}
 
@@ -90,6 +92,7 @@ local function normalise(cfg)
     argerror('experiment: judge.vision must be an encoder (craft.encoders)')
   end
   if #cfg.train_seeds < 1 then argerror('experiment: train_seeds is empty') end
+  if cfg.device ~= nil then devices.code(cfg.device) end
   local keys = {}
   local ms = {}
   for i, spec in ipairs(cfg.methods) do
@@ -163,8 +166,21 @@ local function start_pipeline(cfg, chain)
   return pipe
 end
 
+-- where a job's tensors ended up: { models = {device = count}, optimiser = ..., losses = ...,
+-- images = device } (result.json; tests/device_quickstart.sh checks that all is on the device)
+local function census(pipe, a, images)
+  local lora = require 'craft.models.lora'
+  local c = { models = devices.census(pipe.unet, pipe.vae, pipe.text_encoder, pipe.ti and pipe.ti.vectors,
+    lora.parameters(pipe.unet)), images = images.device }
+  local res = a.result
+  if res and res.optimizer then c.optimiser = devices.census(res.optimizer.state) end
+  if res and res.loss_devices then c.losses = res.loss_devices end
+  return c
+end
+
 local function exec_job(cfg, all, job)
   local t0 = runtime.now()
+  local launches0 = devices.launches()
   mkdir(job.dir)
   local m = job.method
   local chain, start_prompts = {}, nil
@@ -184,6 +200,7 @@ local function exec_job(cfg, all, job)
   for _, c in ipairs(chain) do full_chain[#full_chain + 1] = c end
   for _, c in ipairs(a.adapters or {}) do full_chain[#full_chain + 1] = c end
   local images, labels = generate(pipe, a.prompts, cfg, gen_seed(job.seed))
+  local where = census(pipe, a, images)
   pipe = nil
   collectgarbage()
   local r, feats = evaluate.model(cfg, images, labels)
@@ -192,6 +209,9 @@ local function exec_job(cfg, all, job)
   r.train_seconds = t_train
   r.seconds = runtime.now() - t0
   r.train_seed, r.gen_seed = job.seed, gen_seed(job.seed)
+  r.device, r.devices = devices.default(), where
+  r.kernels_launched = devices.launches() - launches0
+  r.in_worker = os.getenv(jobs.ENV) ~= nil
   if a.result and a.result.log then
     local last = a.result.log[#a.result.log]
     r.train_last = last and jobs.plain(last)
@@ -243,6 +263,7 @@ local function table_text(cfg, rows, real, notes)
     pct(real.oracle_share), '', '', '', '', pct(real.reward_tail)))
   for _, r in ipairs(rows) do line(r) end
   for _, n in ipairs(notes) do add(n) end
+  add(cfg._device_line)
   local text = table.concat(lines, '\n')
   print(text)
   return text
@@ -256,8 +277,23 @@ local function load_model(job)
   return r
 end
 
+-- cfg.device: the current device of the whole experiment (this process and its workers); the
+-- recipe's encoders are moved there
+local function use_device(cfg)
+  if cfg.device == nil then return end
+  devices.set_default(cfg.device)
+  local dev = devices.default()
+  for _, suite in ipairs { cfg.reward, cfg.judge } do
+    for _, k in ipairs { 'vlm', 'checklist_vlm', 'vision' } do
+      local enc = suite[k]
+      if type(enc) == 'table' and type(enc.model) == 'table' and enc.model.to then enc.model:to(dev) end
+    end
+  end
+end
+
 function M.run(cfg)
   cfg = normalise(cfg)
+  use_device(cfg)
   local plan = jobs.plan(cfg)
   local worker = os.getenv(jobs.ENV)
   if worker then
@@ -288,16 +324,24 @@ function M._run_parent(cfg, plan)
     .. '%.3f',
     reward.probe_report.val_accuracy or 0 / 0, judge.probe_report.val_accuracy or 0 / 0)
 
-  jobs.run(cfg, plan, function(job) return exec_job(cfg, plan, job) end)
+  local in_workers = jobs.run(cfg, plan, function(job) return exec_job(cfg, plan, job) end)
 
   -- collect: per method, its models in training-seed order
   local real = evaluate.reference(cfg)
   real.judge_features = evaluate.real_features(cfg).test
   local bo = { n = cfg.report.bootstrap.n, seed = cfg.report.bootstrap.seed }
   local rows, models_of, by_name = {}, {}, {}
+  local worker_launches = 0
   for _, m in ipairs(cfg.methods) do
     local ms = {}
-    for _, j in ipairs(plan) do if j.method.key == m.key then ms[#ms + 1] = load_model(j) end end
+    for _, j in ipairs(plan) do
+      if j.method.key == m.key then
+        local r = load_model(j)
+        -- a worker's device work is counted in its own process: added here
+        if in_workers[j.key] then worker_launches = worker_launches + (r.kernels_launched or 0) end
+        ms[#ms + 1] = r
+      end
+    end
     models_of[m.key] = ms
     local row = summary.method(m, ms, real, bo)
     rows[#rows + 1] = row
@@ -348,6 +392,11 @@ function M._run_parent(cfg, plan)
     .. 'features / SSIM); FID_j in judge features; rew.CAS / rew.tail = the reward\'s CAS (optimised, not a '
     .. 'judge); rhoR / rhoJ = Spearman of reward / judge CAS with the oracle\'s verdict; steps / images = '
     .. 'training budget per model; min = wall minutes per model.'):format(judge.q)
+  -- the device line ends the table and the report's header: where this run computed
+  local dev = devices.default()
+  cfg._device_line = dev == 'cpu' and 'device: cpu (no OpenCL kernels launched)'
+    or ('device: %s, kernels launched: %d'):format(devices.describe(dev),
+      devices.launches(dev) + worker_launches)
   local text = table_text(cfg, rows, real, notes)
   local f = io.open(cfg.out .. '/table.txt', 'w')
   if f then f:write(text, '\n'); f:close() end

@@ -151,7 +151,11 @@ local function self_command()
   local a = rawget(_G, 'arg')
   if not exe or exe == '' or type(a) ~= 'table' or type(a[0]) ~= 'string' then return nil end
   -- the recipe by its absolute path: a worker must find it whatever its working directory
-  local parts = { sh_quote(exe), '-t', '1', sh_quote(require('craft.repo').absolute(a[0])) }
+  local parts = { sh_quote(exe), '-t', '1' }
+  -- the same current device as this process (--device, craft.set_default_device, cfg.device)
+  local dev = require('craft.device').default()
+  if dev ~= 'cpu' then parts[#parts + 1] = '--device'; parts[#parts + 1] = sh_quote(dev) end
+  parts[#parts + 1] = sh_quote(require('craft.repo').absolute(a[0]))
   for i = 1, #a do parts[#parts + 1] = sh_quote(a[i]) end
   return table.concat(parts, ' ')
 end
@@ -177,7 +181,8 @@ local function in_process(jobs, exec, todo)
   end
 end
 
--- run(cfg, jobs, exec): exec(job) is what a job does (in this process or a worker's)
+-- run(cfg, jobs, exec): exec(job) is what a job does (in this process or a worker's). Returns the
+-- set of job keys that ran in worker processes (their device work is not in this process's count).
 function M.run(cfg, jobs, exec)
   local todo, n_todo = {}, 0
   for _, j in ipairs(jobs) do
@@ -189,14 +194,14 @@ function M.run(cfg, jobs, exec)
       os.remove(j.dir .. '/done.json')
     end
   end
-  if n_todo == 0 then return end
+  if n_todo == 0 then return {} end
   local N = math.min(cfg.jobs or 1, n_todo)
   local cmd = N > 1 and self_command()
   if N > 1 and not cmd then
     say('experiment: cannot find the craft binary or the recipe to start workers; running the jobs here')
     N = 1
   end
-  if N <= 1 then return in_process(jobs, exec, todo) end
+  if N <= 1 then in_process(jobs, exec, todo); return {} end
 
   say('experiment: %d jobs, %d at a time (one thread each)', n_todo, N)
   local my_pid = self_pid()
@@ -212,7 +217,7 @@ function M.run(cfg, jobs, exec)
       os.execute(('pkill -TERM -P %d 2>/dev/null; kill -TERM %d 2>/dev/null'):format(r.pid, r.pid))
     end
   end
-  local n_done, n_running = 0, 0
+  local n_done, n_running, in_workers = 0, 0, {}
   while n_done < n_todo do
     -- start the ready jobs with the most work behind them first
     local cand = {}
@@ -249,12 +254,14 @@ function M.run(cfg, jobs, exec)
             tail_of(r.log, 12)), 0)
         end
         finished[key] = true
+        in_workers[key] = true
         n_done = n_done + 1
         say('%s done in %.1f min (%d/%d jobs, %.1f min so far)', key, (os.time() - r.t0) / 60, n_done, n_todo,
           (os.time() - t_start) / 60)
       end
     end
   end
+  return in_workers
 end
 
 return M

@@ -78,6 +78,7 @@ local function headline_html(cfg, rows, real, text)
       and cfg.reward.vision.name or nil }, ' + ')),
       cfg.tune and ' <b>Tuning run: the calibration split stands in for the test split; these numbers choose '
       .. 'recipes and are not reported.</b>' or ''),
+    cfg._device_line and ('<p class="note">%s</p>'):format(esc(cfg._device_line)) or '',
     '<div class="wrap"><table><thead><tr><th>method</th><th>judge tail [95% CI]</th><th>oracle correct [95% '
     .. 'CI]</th><th>oracle undetermined</th><th>downstream bal. acc. (real only)</th><th>memorised (feature '
     .. '/ SSIM)</th><th>FID (judge)</th><th>reward CAS (optimised)</th><th>reward tail '

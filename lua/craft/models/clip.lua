@@ -447,11 +447,15 @@ end
 
 -- from_pretrained(dir, {kind, variant}) -> model in eval mode from dir/config.json and its
 -- weights (a transformers save_pretrained folder, or a diffusers text_encoder/ folder).
-function M.from_pretrained(dir, o)
+local function from_pretrained(dir, o)
   local cfg = O.read(dir .. '/config.json', { quiet = o and o.quiet })
   local model = M.from_config(cfg, o)
   M.load_weights(model, M.weights_path(dir, o and o.variant))
   return model:eval()
+end
+-- {device = 'cl:0'}: the model is built and loaded there (default: the current device)
+function M.from_pretrained(dir, o)
+  return require('craft.device').scope(type(o) == 'table' and o.device or nil, from_pretrained, dir, o)
 end
 -- craft.models.load() looks for this to load a pipeline's text_encoder/
 M.load_text_encoder = M.from_pretrained

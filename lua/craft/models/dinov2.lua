@@ -233,11 +233,15 @@ end
 function M.from_config(cfg) return Model(cfg) end
 
 -- from_pretrained(dir) -> Dinov2Model in eval mode from dir/config.json + dir/model.safetensors
-function M.from_pretrained(dir, o)
+local function from_pretrained(dir, o)
   local io = require 'craft.io'
   local model = Model(O.read(dir .. '/config.json', { quiet = o and o.quiet }))
   model:load_state_dict(io.load_safetensors(dir .. '/model.safetensors'))
   return model:eval()
+end
+-- {device = 'cl:0'}: the model is built and loaded there (default: the current device)
+function M.from_pretrained(dir, o)
+  return require('craft.device').scope(type(o) == 'table' and o.device or nil, from_pretrained, dir, o)
 end
 
 -- ImageNet normalisation, BitImageProcessor's defaults for DINOv2 (shortest side 256, crop 224).

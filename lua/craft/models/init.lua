@@ -73,19 +73,27 @@ local function fill(model, dir, what, o, rename)
   return model
 end
 
-function M.load_unet(dir, o)
+local function load_unet(dir, o)
   require('craft.core').want('models.load_unet', 'dir', dir, 'string')
   o = require('craft.core').want('models.load_unet', 'options', o, 'table', true) or {}
   local U = require 'craft.models.unet'
   return fill(U.UNet2DConditionModel(read_config(dir .. '/config.json', 'unet', o)), dir, 'unet', o)
 end
+-- {device = 'cl:0'}: the model is built and loaded there (default: the current device)
+function M.load_unet(dir, o)
+  return require('craft.device').scope(type(o) == 'table' and o.device or nil, load_unet, dir, o)
+end
 
-function M.load_vae(dir, o)
+local function load_vae(dir, o)
   require('craft.core').want('models.load_vae', 'dir', dir, 'string')
   o = require('craft.core').want('models.load_vae', 'options', o, 'table', true) or {}
   local V = require 'craft.models.vae'
   return fill(V.AutoencoderKL(read_config(dir .. '/config.json', 'vae', o)), dir, 'vae', o,
     keymap.vae_new_names)
+end
+-- {device = 'cl:0'}: the model is built and loaded there (default: the current device)
+function M.load_vae(dir, o)
+  return require('craft.device').scope(type(o) == 'table' and o.device or nil, load_vae, dir, o)
 end
 
 -- load_scheduler(dir, {sampler=, quiet=}): the scheduler dir/scheduler_config.json names, or the
@@ -121,7 +129,7 @@ end
 -- load(dir, {variant=, quiet=, sampler=}) -> a Pipeline (craft.models.pipeline) holding the
 -- components; its scheduler is the one scheduler/scheduler_config.json names (a class craft does
 -- not implement is refused), or `sampler` (e.g. 'ddim') made from that config.
-function M.load(dir, o)
+local function load(dir, o)
   require('craft.core').want('models.load', 'dir', dir, 'string')
   o = require('craft.core').want('models.load', 'options', o, 'table', true) or {}
   local index = read_config(dir .. '/model_index.json', 'pipeline', { quiet = true })
@@ -140,6 +148,10 @@ function M.load(dir, o)
   if parts.note and not o.quiet then io.stderr:write('craft: note: ' .. parts.note .. '\n') end
   return require('craft.models.pipeline').new(parts)
 end
+-- {device = 'cl:0'}: the model is built and loaded there (default: the current device)
+function M.load(dir, o)
+  return require('craft.device').scope(type(o) == 'table' and o.device or nil, load, dir, o)
+end
 
 -- load_single_file(path, {unet_config=, vae_config=, text_encoder_config=, text_projection=, quiet=})
 -- -> { unet =, vae =, text_encoder =, text_encoder_state =, text_encoder_layout = }
@@ -152,7 +164,7 @@ end
 -- without it text_encoder_state holds its tensors under transformers' names (OpenCLIP: all
 -- blocks but the last, SD 2's penultimate convention). Keys converted to nothing are listed in
 -- one warning line; model keys missing from the file are an error.
-function M.load_single_file(path, o)
+local function load_single_file(path, o)
   require('craft.core').want('models.load_single_file', 'path', path, 'string')
   o = require('craft.core').want('models.load_single_file', 'options', o, 'table', true) or {}
   local function cfg(c, what, optional)
@@ -200,6 +212,10 @@ function M.load_single_file(path, o)
   if te then te:eval() end
   return { unet = unet, vae = vae, text_encoder = te, text_encoder_state = parts.text_encoder,
     text_encoder_layout = parts.text_encoder_layout or 'clip' }
+end
+-- {device = 'cl:0'}: the model is built and loaded there (default: the current device)
+function M.load_single_file(path, o)
+  return require('craft.device').scope(type(o) == 'table' and o.device or nil, load_single_file, path, o)
 end
 
 -- save_single_file(path, {unet=, vae=, text_encoder_state=}): the LDM layout, for tools that

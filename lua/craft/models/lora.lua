@@ -53,8 +53,10 @@ local function attach_one(m, rank, alpha, seed, offset)
   end
   local fan_in = down_shape[2] * (down_shape[3] or 1) * (down_shape[4] or 1)
   local bound = 1 / math.sqrt(fan_in)
-  local down = T.rand(down_shape, { seed = seed, offset = offset }) * (2 * bound) - bound
-  m._lora = { down = down:detach():requires_grad_(true), up = T.zeros(up_shape, { requires_grad = true }),
+  -- the adapter lives with its layer, whatever the current device
+  local down = T.rand(down_shape, { seed = seed, offset = offset, device = w.device }) * (2 * bound) - bound
+  m._lora = { down = down:detach():requires_grad_(true),
+    up = T.zeros(up_shape, { requires_grad = true, device = w.device }),
     rank = rank, alpha = alpha, scale = alpha / rank, merged = false }
   m.forward = forward_lora
   return m._lora

@@ -35,6 +35,42 @@ function M.new(parts)
   return setmetatable(parts, Pipeline)
 end
 
+-- The device the pipeline computes on: its UNet's ('cpu', 'cl:0', ...).
+function Pipeline:device()
+  local p = self.unet:named_parameters()[1]
+  return p and p[2].device or require('craft.device').default()
+end
+
+-- to(device): moves the UNet, the VAE and the text encoder (parameters, buffers, adapters'
+-- weights and installed textual-inversion vectors) to device; returns the pipeline.
+function Pipeline:to(device)
+  require('craft.device').code(device)
+  for _, k in ipairs { 'unet', 'vae', 'text_encoder' } do
+    local m = self[k]
+    if m and m.to then
+      m:to(device)
+      -- LoRA adapters are kept beside the parameters (craft.models.lora): they move too
+      if m.named_modules then
+        for _, nm in ipairs(m:named_modules()) do
+          local l = rawget(nm[2], '_lora')
+          if l then
+            for _, f in ipairs { 'down', 'up' } do
+              l[f] = l[f]:detach():to(device):requires_grad_(l[f].requires_grad)
+            end
+            if l.saved then l.saved = l.saved:to(device) end
+          end
+        end
+      end
+    end
+  end
+  if self.ti and type(self.ti.vectors) == 'table' then
+    for name, v in pairs(self.ti.vectors) do
+      if require('craft.tensor').is_tensor(v) then self.ti.vectors[name] = v:detach():to(device) end
+    end
+  end
+  return self
+end
+
 -- The spatial factor between latents and images: 2 per VAE level after the first.
 function Pipeline:vae_scale_factor() return 2 ^ (#self.vae.config.block_out_channels - 1) end
 
@@ -149,8 +185,18 @@ end
 -- kl = true (or a function(unet, input, t, context, out) -> scalar tensor): a penalty evaluated at
 -- every model evaluation that carries a graph, averaged over them (info.kl); true is M.lora_kl.
 -- checkpoint_vae = true recomputes the decoder's activations in backward instead of keeping them.
+-- device = 'cl:0': where the latents and noise are made; it must be the UNet's (the default),
+-- which is where every step runs (move a pipeline with pipe:to(device)).
 function Pipeline:generate(o)
   o = o or {}
+  local dev = self:device()
+  if o.device ~= nil and require('craft.device').name(require('craft.device').code(o.device)) ~= dev then
+    argerror(('generate: device = %s, but the pipeline is on %s (move it with pipe:to(%q))'):format(
+      tostring(o.device), dev, tostring(o.device)))
+  end
+  return require('craft.device').scope(dev, self._generate, self, o)
+end
+function Pipeline:_generate(o)
   local steps, cfg, seed = o.steps or 50, o.cfg or 7.5, o.seed or 0
   local sched, sampler_name = self:sampler(o)
   if (o.eta or 0) > 0 and sampler_name ~= 'DDIMScheduler' then

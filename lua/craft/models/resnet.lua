@@ -220,7 +220,7 @@ function M.from_config(cfg) return Model(cfg) end
 
 -- from_pretrained(dir) -> ResNetModel in eval mode. A ResNetForImageClassification checkpoint
 -- (keys "resnet.*" and a classifier) loads its backbone.
-function M.from_pretrained(dir, o)
+local function from_pretrained(dir, o)
   local io = require 'craft.io'
   local cfg = O.read(dir .. '/config.json', { quiet = o and o.quiet })
   local model = Model(cfg)
@@ -228,6 +228,10 @@ function M.from_pretrained(dir, o)
   model:load_state_dict(io.load_safetensors(dir .. '/model.safetensors',
     { prefix = classifier and 'resnet.' or nil }))
   return model:eval()
+end
+-- {device = 'cl:0'}: the model is built and loaded there (default: the current device)
+function M.from_pretrained(dir, o)
+  return require('craft.device').scope(type(o) == 'table' and o.device or nil, from_pretrained, dir, o)
 end
 
 return M

@@ -22,7 +22,7 @@ M.COMMON = { seed = 0, max_steps = 100, batch_size = 1, lr = 1e-4, weight_decay 
   betas = { 0.9, 0.999 },
   adam_eps = 1e-8, max_grad_norm = 1.0, lr_schedule = false, out = false, checkpoint_every = 50,
   resume = false,
-  stop_at = false, numeric_guard = false, gradient_checkpointing = true, quiet = false }
+  stop_at = false, numeric_guard = false, gradient_checkpointing = true, quiet = false, device = false }
 
 -- options(name, recipe, defaults, presets, optional) -> resolved recipe. recipe.preset picks a
 -- preset ('full' = METHOD.md scale, 'tiny' = the built-in tiny models) layered over defaults; an
@@ -52,6 +52,25 @@ function M.options(name, recipe, defaults, presets, optional)
   end
   r.preset = preset
   return r
+end
+
+-- on_device(train) -> train(pipe, recipe) honouring recipe.device ('cl:0', ...): the pipeline is
+-- moved there and the whole run (adapters, batches, noise, optimiser state) happens with it as
+-- the current device. Without it the run follows the current device (--device).
+function M.on_device(train)
+  return function(pipe, recipe)
+    local dev = type(recipe) == 'table' and recipe.device or nil
+    if dev then
+      local devices = require 'craft.device'
+      local name = devices.name(devices.code(dev))
+      if type(pipe) == 'table' and type(pipe.to) == 'function' and type(pipe.device) == 'function'
+        and pipe:device() ~= name then
+        pipe:to(name)
+      end
+      return devices.scope(name, train, pipe, recipe)
+    end
+    return train(pipe, recipe)
+  end
 end
 
 -- Old recipe field names still understood, each said once per process (stderr).
@@ -384,6 +403,7 @@ function M.run(spec)
   local prev_guard = runtime.numeric_guard()
   if r.numeric_guard then runtime.set_numeric_guard(true) end
   local bar = progress(r.max_steps - start, spec.label or name)
+  local loss_devices = {}   -- where each step's loss was computed: {['cl:0'] = steps}
   if r.quiet then bar.enabled = false end
   local last = start
   local ok, err = pcall(function()
@@ -395,6 +415,7 @@ function M.run(spec)
       if not okf then stop(s, tostring(loss)) end
       row = row or {}
       local lv = loss and loss:item()
+      if loss then loss_devices[loss.device] = (loss_devices[loss.device] or 0) + 1 end
       if lv == nil then stop(s, 'the step returned no loss')
       elseif not finite(lv) then
         local extra = (row.reward and not finite(row.reward))
@@ -424,7 +445,7 @@ function M.run(spec)
   bar:done()
   if not ok then error(err, 0) end
   if spec.export and out and last == r.max_steps then spec.export(out) end
-  return { log = rows, step = last, checkpoint = ck, out = out, optimizer = opt }
+  return { log = rows, step = last, checkpoint = ck, out = out, optimizer = opt, loss_devices = loss_devices }
 end
 
 -- run_lora(pipe, prev_gc, names, opts): M.run for a trainer of the UNet's LoRA adapters (names:

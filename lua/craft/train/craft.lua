@@ -214,7 +214,7 @@ function M.pick(r, classes, g, n)
 end
 
 -- train(pipe, recipe) -> {log = rows, step =, checkpoint =, out =, lora = adapted module names}
-function M.train(pipe, recipe)
+local function train(pipe, recipe)
   local r = common.options('craft', common.renamed('craft', recipe, { rank = 'lora_rank' }), M.DEFAULTS,
     M.PRESETS, OLD_NAMES)
   if type(r.prompts) ~= 'table' then argerror('craft: recipe.prompts = {class -> {prompts}} is required') end
@@ -297,5 +297,6 @@ function M.train(pipe, recipe)
 
   return common.run_lora(pipe, prev_gc, names, { name = 'craft', recipe = r, params = params, step = step })
 end
+M.train = common.on_device(train)   -- recipe.device: train there (craft.train.common)
 
 return M

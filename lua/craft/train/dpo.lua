@@ -216,7 +216,7 @@ end
 
 -- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names, heldout =
 -- {accuracy, loss, n}, pairs = kept pairs, ties}
-function M.train(pipe, recipe)
+local function train(pipe, recipe)
   if recipe and recipe.rank ~= nil and type(recipe.rank) ~= 'function' then
     argerror(('dpo: rank is %s; the LoRA rank is lora_rank (rank was the old name of the ranking function, '
       .. 'now reward)')
@@ -307,5 +307,6 @@ function M.train(pipe, recipe)
   res.heldout, res.pairs, res.ties, res.n_train_pairs = final_heldout, set.n, set.ties, set.n_train
   return res
 end
+M.train = common.on_device(train)   -- recipe.device: train there (craft.train.common)
 
 return M

@@ -47,7 +47,7 @@ local function prompt_for(r, tokens, name, g)
 end
 
 -- train(pipe, recipe) -> {log, step, checkpoint, out, lora = adapted module names}
-function M.train(pipe, recipe)
+local function train(pipe, recipe)
   local r = common.options('lora_diffusion',
     common.renamed('lora_diffusion', recipe, { rank = 'lora_rank' }), M.DEFAULTS, M.PRESETS, {})
   local ds = r.data
@@ -76,6 +76,7 @@ function M.train(pipe, recipe)
   return common.run_lora(pipe, prev_gc, names,
     { name = 'lora_diffusion', recipe = r, params = params, step = step })
 end
+M.train = common.on_device(train)   -- recipe.device: train there (craft.train.common)
 
 -- ti_then_lora(pipe, ti_recipe, lora_recipe): the whole baseline, TI first, then LoRA with its tokens.
 function M.ti_then_lora(pipe, ti_recipe, lora_recipe)

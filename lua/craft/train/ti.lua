@@ -169,7 +169,7 @@ end
 
 -- train(pipe, recipe) -> {log, step, checkpoint, out, vectors = {token -> [n, D]}, tokens = {class -> token}}
 -- Installs the tokens on pipe as it goes (so the result is ready to sample from).
-function M.train(pipe, recipe)
+local function train(pipe, recipe)
   local r = common.options('ti', recipe, M.DEFAULTS, M.PRESETS, {})
   if not (pipe.tokenizer and pipe.text_encoder) then
     argerror('ti: the pipeline needs a tokenizer and a text encoder')
@@ -212,5 +212,6 @@ function M.train(pipe, recipe)
   res.vectors, res.tokens = vectors, tokens
   return res
 end
+M.train = common.on_device(train)   -- recipe.device: train there (craft.train.common)
 
 return M
