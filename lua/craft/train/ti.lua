@@ -160,9 +160,12 @@ function M.load(pipe, dir)
   for _, token in pairs(tokens) do names[#names + 1] = token end
   table.sort(names)
   local vectors = {}
+  -- the vectors join the text encoder's embeddings: they go to its device
+  local enc = pipe.text_encoder
+  local te = enc and enc.named_parameters and enc:named_parameters()[1]
   for k, token in ipairs(names) do
     local t, e = lora.load_textual_inversion(dir .. '/' .. file_name(token, k) .. '.safetensors')
-    vectors[t or token] = e
+    vectors[t or token] = te and e:to(te[2].device) or e
   end
   return M.install(pipe, vectors, tokens)
 end
