@@ -122,4 +122,18 @@ function T.encoders_compute_on_their_device(t)
   t.raises(function() E.resnet('models/builtin/resnet-tiny', { device = 'vk:0' }) end, 'unknown device')
 end
 
+function T.experiment_device_moves_its_encoders(t)
+  if not have_cl() then return t.skip('no OpenCL device') end
+  local E = require 'craft.encoders'
+  local cfg = { device = 'cl:0', reward = { vision = E.resnet('models/builtin/resnet-tiny') },
+    judge = { vision = E.resnet('models/builtin/resnet-tiny') } }
+  t.ok((devices.census(cfg.reward.vision.model).cpu or 0) > 0, 'the encoder starts on the cpu')
+  local ok, err = pcall(require('craft.experiment')._use_device, cfg)
+  local now = craft.default_device()
+  devices.set_default('cpu')   -- the experiment's setting is process-wide: give it back
+  t.ok(ok, tostring(err))
+  t.eq(now, 'cl:0', 'cfg.device became the current device')
+  t.eq(devices.census(cfg.reward.vision.model, cfg.judge.vision.model).cpu, nil, 'the encoders moved')
+end
+
 return T

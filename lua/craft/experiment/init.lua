@@ -291,6 +291,8 @@ local function use_device(cfg)
   end
 end
 
+M._use_device = use_device   -- for tests
+
 function M.run(cfg)
   cfg = normalise(cfg)
   use_device(cfg)
