@@ -67,6 +67,7 @@ run_one lua "$B/craft" tests/lua/run.lua
 run_one report_render sh tests/report_render.sh "$B"
 run_one study_browser sh tests/study_browser.sh "$B"
 run_one crash_resume sh tests/crash_resume.sh "$B"
+run_one mpi sh tests/mpi.sh "$B"
 run_one examples sh tests/examples.sh "$B"
 if [ -n "$FUZZ_DIR" ] && ls "$FUZZ_DIR"/fuzz_* >/dev/null 2>&1; then
     run_one fuzz sh tests/fuzz/run.sh "$FUZZ_DIR" "${FUZZ_SECONDS:-5}"

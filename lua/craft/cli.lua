@@ -10,7 +10,7 @@ options:
   -e CODE          run CODE (may be repeated; runs before a recipe)
   -i               start the REPL after running the recipe / code
   -t, --threads N  number of CPU threads (default: all cores)
-  --device DEV     default device for recipes (cpu, cl:0, ...)
+  --device DEV     default device for recipes (cpu, cl:0, ...; cl:auto: one per MPI rank)
   --guard          check every op's output and gradient for NaN/Inf
   -v, --version    print the version
   -h, --help       this help
@@ -58,6 +58,8 @@ local function run_file(path, args)
 end
 
 function M.main(argv)
+  -- started by mpirun / srun: join the job first (craft.dist; one rank of one otherwise)
+  require 'craft.dist'
   local codes, interactive, script, rest = {}, false, nil, {}
   local i = 1
   while argv[i] do
