@@ -10,7 +10,7 @@ local function words(line)
   local w = {}
   for x in line:gmatch('%S+') do w[#w + 1] = x end
   local _, bars = line:gsub('|', '')
-  if bars == 2 and not line:match('^real') then w[#w] = nil end   -- a method row's minutes
+  if bars == 3 then w[#w] = nil end   -- a method row's (and the header's) last column: minutes
   return w
 end
 -- the numbers of a word (17.5%, [4.0, 12.0], 0.812/0.700, (0.750), p = 0.0312)
