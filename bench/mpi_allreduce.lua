@@ -35,7 +35,9 @@ end
 if dist.is_root() then
   print(('ranks %d (%d on this node), %d timed sums after 3 warm-up ones, median'):format(dist.size(),
     dist.local_size(), reps))
-  print(('%-9s %12s %9s %12s %12s'):format('LoRA rank', 'parameters', 'MB', 'sum (ms)', 'bus GB/s'))
+  print(('load average %s'):format((io.open('/proc/loadavg') or io.stdin):read('*l') or '?'))
+  print(('%-9s %12s %9s %14s %14s %12s'):format('LoRA rank', 'parameters', 'MB', 'grads (ms)', 'flat (ms)',
+    'bus GB/s'))
 end
 for _, r in ipairs { 4, 8, 16, 32, 64 } do
   local params, n = {}, 0
@@ -47,22 +49,29 @@ for _, r in ipairs { 4, 8, 16, 32, 64 } do
       n = n + s[1] * s[2]
     end
   end
-  local times = {}
-  for k = 1, reps + 3 do
-    dist.barrier()
-    local t0 = craft.now()
-    dist.allreduce_grads(params)
-    local dt = craft.now() - t0
-    if k > 3 then times[#times + 1] = dt end
-  end
-  -- the slowest rank's median is the step's
-  local all = dist.gather(median(times), 0)
-  if dist.is_root() then
+  -- grads: allreduce_grads over the parameters (their gradients packed into buckets, summed,
+  -- unpacked); flat: MPI's sum of one buffer of the same size (the floor)
+  local function timed(fn)
+    local times = {}
+    for k = 1, reps + 3 do
+      dist.barrier()
+      local t0 = craft.now()
+      fn()
+      local dt = craft.now() - t0
+      if k > 3 then times[#times + 1] = dt end
+    end
+    -- the slowest rank's median is the step's
     local worst = 0
-    for _, v in ipairs(all) do worst = math.max(worst, v) end
+    for _, v in ipairs(dist.gather(median(times), 0) or {}) do worst = math.max(worst, v) end
+    return worst
+  end
+  local tg = timed(function() dist.allreduce_grads(params) end)
+  local flat = craft.ones({ n })
+  local tf = timed(function() dist.allreduce(flat) end)
+  if dist.is_root() then
     local P = dist.size()
     -- a ring all-reduce moves 2 (P - 1) / P of the buffer through each rank's link
-    local bus = P > 1 and (2 * (P - 1) / P * n * 4 / worst / 1e9) or 0 / 0
-    print(('%-9d %12d %9.2f %12.2f %12.2f'):format(r, n, n * 4 / 2 ^ 20, worst * 1e3, bus))
+    local bus = P > 1 and (2 * (P - 1) / P * n * 4 / tf / 1e9) or 0 / 0
+    print(('%-9d %12d %9.2f %14.2f %14.2f %12.2f'):format(r, n, n * 4 / 2 ^ 20, tg * 1e3, tf * 1e3, bus))
   end
 end

@@ -26,6 +26,15 @@ fi
 # root in CI's containers; two ranks per core on small machines
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
 MPIRUN="mpirun --oversubscribe"
+# Under AddressSanitizer (make asan): Open MPI's components are unloaded at MPI_Finalize, so what
+# they keep shows up as leaks in "<unknown module>" frames that no suppression can name; leak
+# checking is off for the ranks (memory errors are still caught) and the two quickstart runs,
+# minutes under ASan, are left to `make test`.
+asan=""
+if nm "$CRAFT" 2>/dev/null | grep -q __asan_init; then
+    asan=1
+    export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}detect_leaks=0"
+fi
 D=$(mktemp -d)
 trap 'rm -rf "$D"' EXIT
 
@@ -36,6 +45,9 @@ n=$(grep -c ': [0-9]* passed, 0 failed$' "$D/coll.out")
 [ "$n" = 3 ] && ok || bad "collectives: $n of 3 ranks passed: $(cat "$D/coll.out") $(grep FAIL "$D/coll.err" | head -n 5)"
 
 # 2. the acceptance run
+if [ -n "$asan" ]; then
+    echo "skip mpi: the 1- and 2-rank quickstart comparison (it runs in make test; minutes under ASan)" >&2
+else
 for np in 1 2; do
     start=$(date +%s)
     $MPIRUN -np $np "$CRAFT" recipes/quickstart.lua --smoke --out "$D/q$np" >"$D/q$np.out" 2>"$D/q$np.err" ||
@@ -51,6 +63,7 @@ else
     bad "a run wrote no table.txt"
 fi
 [ -f "$D/q2/report/index.html" ] && ok || bad "the 2-rank run wrote no report"
+fi
 
 # 3. failures. run_stalled NAME: tests/crash/train.lua on 2 ranks, rank 0 stalled in its 3rd
 # checkpoint save (step 2's is on disk); waits for the stall

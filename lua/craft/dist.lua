@@ -23,7 +23,8 @@ local ESIZE = { f32 = 4, f64 = 8, i64 = 8, i32 = 4, i8 = 1, u8 = 1, bool = 1, f1
 local M = {}
 
 local info = ffi.new('int[4]')
-core.check(C.craft_dist_init(info, info + 1, info + 2, info + 3))
+-- joining the job: a failure (a launcher but no MPI in the build) is said as it is, at no line
+if C.craft_dist_init(info, info + 1, info + 2, info + 3) ~= 0 then error(ffi.string(C.craft_last_error()), 0) end
 local RANK, SIZE, LOCAL_RANK, LOCAL_SIZE = info[0], info[1], info[2], info[3]
 
 function M.rank() return RANK end
@@ -110,6 +111,9 @@ function M.allreduce(x)
   return r
 end
 
+-- a contiguous f32 tensor in host memory: its bytes are copied in and out of a bucket directly
+local function plain_f32(t) return t.device == 'cpu' and t.dtype == 'f32' and t:is_contiguous() end
+
 M.BUCKET_MB = 25   -- the gradients summed per call (as PyTorch DDP's default bucket)
 
 -- allreduce_grads(params): every parameter's .grad summed over ranks, in place, in buckets of
@@ -138,20 +142,27 @@ function M.allreduce_grads(params)
       i = i + 1
     until i > #live or n + live[i]:numel() > per
     local flat = T.empty({ n })
-    local at = 0
-    for _, p in ipairs(group) do
+    local base = ffi.cast('float *', flat:data_ptr())
+    local at, grads = 0, {}
+    for j, p in ipairs(group) do
       local k = p:numel()
       local g = p.grad
-      if g then flat:narrow(1, at + 1, k):copy_(g:reshape(k)) else flat:narrow(1, at + 1, k):zero_() end
+      grads[j] = g
+      if not g then ffi.fill(base + at, k * 4)
+      elseif plain_f32(g) then ffi.copy(base + at, g:data_ptr(), k * 4)   -- the common case: a memcpy
+      else flat:narrow(1, at + 1, k):copy_(g:reshape(k)) end
       at = at + k
     end
-    ck(C.craft_dist_allreduce_f32(ffi.cast('float *', flat:data_ptr()), n))
+    ck(C.craft_dist_allreduce_f32(base, n))
     at = 0
-    for _, p in ipairs(group) do
+    for j, p in ipairs(group) do
       local k = p:numel()
-      local part = flat:narrow(1, at + 1, k):reshape(p.shape)
-      local g = p.grad
-      if g then g:copy_(part) else p.grad = part:clone() end
+      local g = grads[j]
+      if g and plain_f32(g) then ffi.copy(g:data_ptr(), base + at, k * 4)
+      else
+        local part = flat:narrow(1, at + 1, k):reshape(p.shape)
+        if g then g:copy_(part) else p.grad = part:clone() end
+      end
       at = at + k
     end
   end
