@@ -24,7 +24,9 @@ local M = {}
 
 local info = ffi.new('int[4]')
 -- joining the job: a failure (a launcher but no MPI in the build) is said as it is, at no line
-if C.craft_dist_init(info, info + 1, info + 2, info + 3) ~= 0 then error(ffi.string(C.craft_last_error()), 0) end
+if C.craft_dist_init(info, info + 1, info + 2, info + 3) ~= 0 then
+  error(ffi.string(C.craft_last_error()), 0)
+end
 local RANK, SIZE, LOCAL_RANK, LOCAL_SIZE = info[0], info[1], info[2], info[3]
 
 function M.rank() return RANK end
