@@ -139,6 +139,13 @@ function optim.clip_grad_norm(params, max_norm)
   return tonumber(total[0])
 end
 
+-- ema_update(avg, x, decay): avg <- decay * avg + (1 - decay) * x in place (no autograd), for an
+-- average kept in tensors of one's own (a DINO teacher)
+function optim.ema_update(avg, x, decay)
+  want('optim.ema_update', 'decay', decay, 'number')
+  check(C.craft_ema_update(avg._c, x._c, decay), 2)
+end
+
 -- EMA(params, decay): ema:update() after each step; ema:copy_to(params) to use the averages.
 function optim.EMA(params, decay)
   local list = params_list(params, 'optim.EMA')

@@ -2,7 +2,6 @@
 -- phantom batches, float16 checkpoints, the tokenizer folder. Loaded with
 --   local C = require 'pretrain.common'      (recipes/ is on package.path: craft.repo)
 local craft = require 'craft'
-local ffi = require 'ffi'
 
 local M = {}
 M.dir = debug.getinfo(1, 'S').source:match('^@(.*)/common%.lua$') or 'recipes/pretrain'
@@ -14,13 +13,7 @@ M.out = os.getenv('CRAFT_BUILTIN_DIR') or require('craft.repo').path('models/bui
 if os.getenv('CRAFT_THREADS') then craft.set_num_threads(tonumber(os.getenv('CRAFT_THREADS'))) end
 
 ---------------------------------------------------------------- clock and log
-pcall(ffi.cdef, 'typedef struct { long tv_sec; long tv_nsec; } craft_pt_timespec; int clock_gettime(int, '
-  .. 'craft_pt_timespec *);')
-local ts = ffi.new('craft_pt_timespec')
-function M.now()
-  ffi.C.clock_gettime(1, ts)   -- CLOCK_MONOTONIC: wall time, whatever the thread count
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+M.now = require('craft.runtime').now   -- CLOCK_MONOTONIC: wall time, whatever the thread count
 local t0 = M.now()
 function M.elapsed() return M.now() - t0 end
 function M.log(fmt, ...)

@@ -158,7 +158,7 @@ local function ema_update(m)
     for _, np in ipairs(teacher_head:named_parameters()) do t['head.' .. np[1]] = np[2] end
     for _, np in ipairs(params) do teacher_pairs[#teacher_pairs + 1] = { t[np[1]], np[2] } end
   end
-  for _, p in ipairs(teacher_pairs) do craft.core.check(craft.C.craft_ema_update(p[1]._c, p[2]._c, m)) end
+  for _, p in ipairs(teacher_pairs) do craft.optim.ema_update(p[1], p[2], m) end
 end
 
 local function dino_step(step, x, _, m)

@@ -37,9 +37,9 @@ local set = R.sets[o.set] or error('unknown set ' .. tostring(o.set), 0)
 local K = require('knowledge').get(set.knowledge)
 local OUT = (os.getenv('CRAFT_MODELS_DIR') or require('craft.repo').path(set.models))
 local parts = R.parts(set, o.data or set.data, o.size)
-local t0 = craft.C.craft_now()
+local t0 = require('craft.runtime').now()
 local function log(fmt, ...)
-  io.stderr:write(('[%7.1fs] '):format(craft.C.craft_now() - t0), fmt:format(...), '\n')
+  io.stderr:write(('[%7.1fs] '):format(require('craft.runtime').now() - t0), fmt:format(...), '\n')
 end
 local function mkdir(p) assert(os.execute(("mkdir -p '%s'"):format(p))) end
 local function copy(src, dst) assert(os.execute(("cp '%s' '%s'"):format(src, dst))) end
@@ -97,7 +97,7 @@ end
 local function record(dir, base_dir, pool_part, extra)
   local t = craft.io.read_json(base_dir .. '/craft_training.json')
   local rec = { base = base_dir, base_data = t.data, set = set.name, steps = o.steps, batch = o.batch,
-    data = {}, seconds = craft.C.craft_now() - t0 }
+    data = {}, seconds = require('craft.runtime').now() - t0 }
   for _, e in ipairs(t.data or {}) do rec.data[#rec.data + 1] = e end
   rec.data[#rec.data + 1] = pool_part.provenance[1]
   for k, v in pairs(extra or {}) do rec[k] = v end
