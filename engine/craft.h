@@ -65,7 +65,8 @@ int craft_dist_broadcast(void *buf, int64_t nbytes, int root);   /* root's bytes
 /* counts[r] = rank r's n, on every rank (counts: one int64 per rank). */
 int craft_dist_allgather_counts(int64_t n, int64_t *counts);
 /* Every rank's n bytes, in rank order, into `out` on root (sum of counts bytes; NULL elsewhere).
- * counts: from craft_dist_allgather_counts. */
+ * counts: from craft_dist_allgather_counts, called just before (a large gather relies on its
+ * having seen every rank arrive, and then waits without the deadline). */
 int craft_dist_gatherv(const void *buf, int64_t n, void *out, const int64_t *counts, int root);
 int craft_dist_barrier(void);
 /* Ends every rank of the job with exit code `code` (MPI_Abort); returns only when MPI is not
