@@ -142,7 +142,7 @@ end
 -- ema_update(avg, x, decay): avg <- decay * avg + (1 - decay) * x in place (no autograd), for an
 -- average kept in tensors of one's own (a DINO teacher)
 function optim.ema_update(avg, x, decay)
-  want('optim.ema_update', 'avg', avg, 'tensor')
+  want('optim.ema_update', 'average', avg, 'tensor')
   want('optim.ema_update', 'x', x, 'tensor')
   want('optim.ema_update', 'decay', decay, 'number')
   check(C.craft_ema_update(avg._c, x._c, decay), 2)
