@@ -15,12 +15,31 @@ CFLAGS_BASE = -std=c11 -D_POSIX_C_SOURCE=200809L -D_DEFAULT_SOURCE -fPIC -fopenm
               -DCL_TARGET_OPENCL_VERSION=120
 CFLAGS  += $(CFLAGS_BASE)
 LIBS     = -ldnnl -lzip -lz -ljansson -lcsv -lstb -lm -lpthread
+# MPI for data-parallel runs (engine/dist): on when mpicc (Open MPI's or MPICH's wrapper) and
+# mpi.h are found; `make MPI=0` builds without it (then every run is one rank).
+MPICC ?= mpicc
+ifeq ($(origin MPI_CFLAGS),undefined)
+MPI_CFLAGS := $(shell $(MPICC) --showme:compile 2>/dev/null || $(MPICC) -compile_info 2>/dev/null | \
+  tr ' ' '\n' | grep -E '^-(I|D|pthread)' | tr '\n' ' ')
+endif
+ifeq ($(origin MPI_LIBS),undefined)
+MPI_LIBS := $(shell $(MPICC) --showme:link 2>/dev/null || $(MPICC) -link_info 2>/dev/null | \
+  tr ' ' '\n' | grep -E '^-(L|l|Wl|pthread)' | tr '\n' ' ')
+endif
+ifeq ($(origin MPI),undefined)
+MPI := $(shell printf '\043include <mpi.h>\nint main(void){return 0;}\n' | \
+  $(CC) -x c - -fsyntax-only $(MPI_CFLAGS) 2>/dev/null && [ -n "$(strip $(MPI_LIBS))" ] && echo 1 || echo 0)
+endif
+ifeq ($(MPI),1)
+LIBS    += $(MPI_LIBS)
+DIST_CFLAGS = -DCRAFT_MPI $(MPI_CFLAGS)
+endif
 LUALIBS  = $(LUAJIT_LIBS) -ledit
 LDFLAGS += -fopenmp $(SAN)
 
-# engine/ is in folders by layer (engine/README.md): core, cpu, cl, io, text, clinical; the
+# engine/ is in folders by layer (engine/README.md): core, cpu, cl, io, text, clinical, dist; the
 # public header craft.h and the host main.c sit at the top.
-ENGINE_DIRS := core cpu cl io text clinical
+ENGINE_DIRS := core cpu cl io text clinical dist
 ENGINE_HDR := engine/craft.h $(foreach d,$(ENGINE_DIRS),$(wildcard engine/$(d)/*.h))
 LIB_SRC    := $(sort $(filter-out engine/main.c,$(wildcard engine/*.c)) $(foreach d,$(ENGINE_DIRS),$(wildcard engine/$(d)/*.c)))
 LIB_OBJ    := $(patsubst engine/%.c,$(BUILD)/obj/%.o,$(LIB_SRC)) $(BUILD)/obj/gen_cdef.o
@@ -37,6 +56,13 @@ all: $(BUILD)/libcraft.a $(BUILD)/libcraft.so $(BUILD)/craft $(TEST_BIN)
 $(BUILD)/obj/%.o: engine/%.c $(ENGINE_HDR) | $(BUILD)/gen/cdef.inc
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS) -c $< -o $@
+# only engine/dist sees mpi.h; a change of MPI=0/1 rebuilds it (the flag file records the choice)
+$(BUILD)/obj/dist/%.o: engine/dist/%.c $(ENGINE_HDR) $(BUILD)/gen/mpi.$(MPI) | $(BUILD)/gen/cdef.inc
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS) $(DIST_CFLAGS) -c $< -o $@
+$(BUILD)/gen/mpi.$(MPI):
+	@mkdir -p $(dir $@)
+	rm -f $(BUILD)/gen/mpi.*; touch $@
 
 # The public header, stripped of preprocessor lines, is embedded so that the Lua
 # binding can ffi.cdef exactly what the C side declares.

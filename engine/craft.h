@@ -34,7 +34,8 @@ enum {
     CRAFT_EDEVICE = 7,     /* device missing or failing */
     CRAFT_EGRAD = 8,       /* autograd misuse (backward of a non-scalar, no graph, ...) */
     CRAFT_ENUMERIC = 9,    /* NaN or Inf found by the numeric guard */
-    CRAFT_EUNSUPPORTED = 10
+    CRAFT_EUNSUPPORTED = 10,
+    CRAFT_EDIST = 11       /* a distributed run's collective failed or timed out (engine/dist) */
 };
 const char *craft_last_error(void);   /* message of the last failure on this thread */
 int craft_last_status(void);
@@ -42,6 +43,36 @@ void craft_clear_error(void);
 const char *craft_version(void);
 double craft_now(void);               /* monotonic clock, seconds (for timings and progress) */
 const char *craft_cdef_text(void); /* CRAFT_CDEF_SKIP (bootstrap: declared by the binding itself) */
+
+/* ---------------------------------------------------------------- distributed runs ---- */
+/* engine/dist: one rank of a data-parallel run. With MPI in the build (make MPI=1, the default
+ * when mpicc is found) and a process started by an MPI launcher (mpirun, mpiexec, srun: their
+ * environment; CRAFT_DIST=0 / 1 overrides the guess), craft_dist_init initialises MPI; otherwise
+ * the process is rank 0 of 1 and every collective below is the identity. Under a launcher
+ * without MPI in the build, init fails (CRAFT_EDIST): N copies of one job would race on its files.
+ * Collectives are called by every rank in the same order, from the thread that called init. Each
+ * waits at most the timeout (CRAFT_DIST_TIMEOUT seconds, default 300, or craft_dist_set_timeout);
+ * past it, it fails with CRAFT_EDIST naming the operation, this rank and the ranks that did not
+ * answer a ping, and the caller ends the job (craft_dist_abort). */
+int craft_dist_init(int *rank, int *size, int *local_rank, int *local_size);   /* idempotent; NULLs skip */
+int craft_dist_has_mpi(void);        /* 1 when built with MPI */
+int craft_dist_active(void);         /* 1 while MPI is initialised (launched, after init) */
+int craft_dist_set_timeout(double seconds);
+double craft_dist_timeout(void);
+int craft_dist_allreduce_f32(float *buf, int64_t n);     /* sum over ranks, in place, on every rank */
+int craft_dist_allreduce_f64(double *buf, int64_t n);
+int craft_dist_broadcast(void *buf, int64_t nbytes, int root);   /* root's bytes into every rank's buf */
+/* counts[r] = rank r's n, on every rank (counts: one int64 per rank). */
+int craft_dist_allgather_counts(int64_t n, int64_t *counts);
+/* Every rank's n bytes, in rank order, into `out` on root (sum of counts bytes; NULL elsewhere).
+ * counts: from craft_dist_allgather_counts, called just before (a large gather relies on its
+ * having seen every rank arrive, and then waits without the deadline). */
+int craft_dist_gatherv(const void *buf, int64_t n, void *out, const int64_t *counts, int root);
+int craft_dist_barrier(void);
+/* Ends every rank of the job with exit code `code` (MPI_Abort); returns only when MPI is not
+ * active, doing nothing. */
+int craft_dist_abort(int code);
+int craft_dist_finalize(void);       /* at exit, after the last collective; no-op without MPI */
 
 /* ---------------------------------------------------------------- memory ---- */
 /* A caching allocator: blocks are kept for reuse instead of going back to the system

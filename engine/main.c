@@ -1,6 +1,7 @@
 /* main.c: the `craft` executable: a LuaJIT host. Everything user-facing (argument handling,
  * subcommands, the REPL) lives in Lua (lua/craft/cli.lua); this file only finds the Lua
  * library, starts the interpreter and reports errors that escape it. */
+#include "craft.h"
 #include <lauxlib.h>
 #include <limits.h>
 #include <lua.h>
@@ -53,6 +54,18 @@ static void choose_wait_policy(char **argv) {
     execv("/proc/self/exe", argv);   /* returns only on failure: then go on as we are */
 }
 
+/* An error that ends the program. In a run of several ranks it names the rank, and the job is
+ * ended (MPI_Abort): the other ranks would otherwise wait for this one in their next collective. */
+static int fail(const char *msg) {
+    int rank = 0, size = 1;
+    if (craft_dist_active()) craft_dist_init(&rank, &size, NULL, NULL);
+    if (size > 1) fprintf(stderr, "craft: rank %d of %d: %s\n", rank, size, msg);
+    else fprintf(stderr, "craft: %s\n", msg);
+    fflush(stderr);
+    if (size > 1) craft_dist_abort(1);
+    return 1;
+}
+
 int main(int argc, char **argv) {
     choose_wait_policy(argv);
     lua_State *L = luaL_newstate();
@@ -62,10 +75,7 @@ int main(int argc, char **argv) {
     lua_pushcfunction(L, traceback);
     lua_getglobal(L, "require");
     lua_pushstring(L, "craft.cli");
-    if (lua_pcall(L, 1, 1, 1)) {
-        fprintf(stderr, "craft: %s\n", lua_tostring(L, -1));
-        return 1;
-    }
+    if (lua_pcall(L, 1, 1, 1)) return fail(lua_tostring(L, -1));
     lua_getfield(L, -1, "main");
     lua_newtable(L);
     for (int i = 0; i < argc; i++) {
@@ -74,11 +84,11 @@ int main(int argc, char **argv) {
     }
     int rc = 0;
     if (lua_pcall(L, 1, 1, 1)) {
-        fprintf(stderr, "craft: %s\n", lua_tostring(L, -1));
-        rc = 1;
+        rc = fail(lua_tostring(L, -1));
     } else if (lua_isnumber(L, -1)) {
         rc = (int)lua_tointeger(L, -1);
     }
     lua_close(L);
+    craft_dist_finalize();
     return rc;
 }

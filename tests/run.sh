@@ -67,6 +67,7 @@ run_one lua "$B/craft" tests/lua/run.lua
 run_one report_render sh tests/report_render.sh "$B"
 run_one study_browser sh tests/study_browser.sh "$B"
 run_one crash_resume sh tests/crash_resume.sh "$B"
+run_one mpi sh tests/mpi.sh "$B"
 # the quickstart's smoke run with --device cl:0 against the CPU's (skipped without OpenCL)
 run_one device_quickstart sh tests/device_quickstart.sh "$B"
 run_one examples sh tests/examples.sh "$B"

@@ -2,7 +2,7 @@
 # tools/check_layers.sh BUILD_DIR: checks engine/'s layering (engine/README.md) two ways and
 # prints one line per violation, then "N passed, N failed" (tests/run.sh runs it).
 #  1. includes: a file may include only what its folder's row allows (core: core only; cpu,
-#     cl, io, text, clinical: core and their own folder; no back end includes another);
+#     cl, io, text, clinical, dist: core and their own folder; no back end includes another);
 #  2. symbols: an object file of a folder may use (nm: undefined symbols) only symbols defined
 #     in core or in its own folder; engine/backends.c, the back-end table, is the one place
 #     that names the back ends, and main.c is the host.
@@ -15,7 +15,7 @@ allowed() {   # folder, included folder -> 0 when allowed
     [ "$1" = "$2" ] && return 0
     return 1
 }
-for dir in core cpu cl io text clinical; do
+for dir in core cpu cl io text clinical dist; do
     for f in engine/$dir/*.c engine/$dir/*.h; do
         [ -f "$f" ] || continue
         for inc in $(sed -n 's/^#include "\([a-z_]*\)\/[^"]*".*/\1/p' "$f"); do
@@ -38,13 +38,13 @@ trap 'rm -rf "$tmp"' EXIT
 objs() {   # the objects of folder $1's current sources
     for c in engine/$1/*.c; do echo "$B/obj/$1/$(basename "$c" .c).o"; done
 }
-for dir in core cpu cl io text clinical; do
+for dir in core cpu cl io text clinical dist; do
     nm -g --defined-only $(objs $dir) 2>/dev/null | awk 'NF == 3 { print $3 }' | sort -u > "$tmp/def.$dir"
 done
-for dir in core cpu cl io text clinical; do
+for dir in core cpu cl io text clinical dist; do
     for o in $(objs $dir); do
         nm -u "$o" | awk '{ print $NF }' | sort -u > "$tmp/undef"
-        for other in core cpu cl io text clinical; do
+        for other in core cpu cl io text clinical dist; do
             [ "$other" = "$dir" ] && continue
             [ "$other" = core ] && continue
             bad=$(comm -12 "$tmp/undef" "$tmp/def.$other" | tr '\n' ' ')

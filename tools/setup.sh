@@ -9,6 +9,8 @@ pocl-opencl-icd mesa-opencl-icd clinfo libclblast-dev libstb-dev libcsv-dev libj
 # extra tools for the test suite: clang's libFuzzer and sanitizer runtimes (+ its OpenMP), and
 # headless Chromium to check that the HTML report renders
 PKGS="$PKGS clang libclang-rt-dev libomp-dev chromium"
+# Open MPI: data-parallel runs under mpirun / srun (engine/dist, docs/scaling.md; tests/mpi.sh)
+PKGS="$PKGS openmpi-bin libopenmpi-dev"
 BENCH=""
 case " $* " in *" --bench "*) BENCH=1; PKGS="$PKGS python3-torch python3-numpy python3-venv" ;; esac
 missing=""

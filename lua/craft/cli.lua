@@ -11,7 +11,7 @@ options:
   -i               start the REPL after running the recipe / code
   -t, --threads N  number of CPU threads (default: all cores)
   --device DEV     the current device: tensors, models, batches and optimiser state go there
-                   (cpu, cl:0, ...; `craft devices` lists them)
+                   (cpu, cl:0, ...; `craft devices` lists them; cl:auto: one per MPI rank)
   --guard          check every op's output and gradient for NaN/Inf
   -v, --version    print the version
   -h, --help       this help
@@ -59,6 +59,8 @@ local function run_file(path, args)
 end
 
 function M.main(argv)
+  -- started by mpirun / srun: join the job first (craft.dist; one rank of one otherwise)
+  require 'craft.dist'
   local codes, interactive, script, rest = {}, false, nil, {}
   local i = 1
   while argv[i] do
@@ -77,9 +79,13 @@ function M.main(argv)
     elseif a == '--device' then
       i = i + 1
       if not argv[i] then error('--device needs an argument (cpu, cl:0, ...)', 0) end
-      -- the current device of the whole run (checked now: a missing device fails here, not later)
-      local ok, err = pcall(require('craft.device').set_default, argv[i])
-      if not ok then error('--device ' .. argv[i] .. ': ' .. tostring(err), 0) end
+      -- the current device of the whole run, checked now (a missing device fails here, not later);
+      -- cl:auto is resolved on first use, once the MPI job is joined (craft.device)
+      if argv[i] == 'cl:auto' then _G.CRAFT_DEVICE = argv[i]
+      else
+        local ok, err = pcall(require('craft.device').set_default, argv[i])
+        if not ok then error('--device ' .. argv[i] .. ': ' .. tostring(err), 0) end
+      end
     elseif a == '--guard' then require('craft.runtime').set_numeric_guard(true)
     elseif a == '-v' or a == '--version' then
       print('craft ' .. require('craft.runtime').version() .. ' (' .. jit.version .. ')')

@@ -14,13 +14,34 @@ local ffi, C, check = core.ffi, core.C, core.check
 
 local M = {}
 
--- 'cpu' / 'cl:N' (or a device code) -> device code (errors at the user's line)
+local auto_code
+-- 'cl:auto': one device per rank of a node (craft.dist's local rank k): the k-th GPU (modulo their
+-- number), or the k-th OpenCL device when there is no GPU. More ranks on a node than devices share
+-- them, said once on stderr.
+local function auto()
+  if auto_code then return auto_code end
+  local n, why = M.count()
+  if n == 0 then core.argerror('device cl:auto: no OpenCL device' .. (why and (' (' .. why .. ')') or '')) end
+  local pool = {}
+  for i = 0, n - 1 do if M.info(i).gpu then pool[#pool + 1] = i end end
+  if #pool == 0 then for i = 0, n - 1 do pool[#pool + 1] = i end end
+  local dist = require 'craft.dist'
+  if dist.local_size() > #pool and dist.local_rank() == 0 then
+    io.stderr:write(('craft: note: %d ranks on this node share %d OpenCL device(s) (cl:auto)\n')
+      :format(dist.local_size(), #pool))
+  end
+  auto_code = 1 + pool[dist.local_rank() % #pool + 1]
+  return auto_code
+end
+
+-- 'cpu' / 'cl:N' / 'cl:auto' (or a device code) -> device code (errors at the user's line)
 function M.code(name)
   if type(name) == 'number' and name >= 0 and name < 2 ^ 31 and name % 1 == 0 then return name end
   if name == 'cpu' then return 0 end
+  if name == 'cl:auto' then return auto() end
   local n = type(name) == 'string' and name:match('^cl:(%d+)$')
   if n then return 1 + tonumber(n) end
-  core.argerror(('unknown device %s (cpu, cl:0, cl:1, ...)'):format(core.describe(name)))
+  core.argerror(('unknown device %s (cpu, cl:0, cl:1, ..., cl:auto)'):format(core.describe(name)))
 end
 
 function M.name(code)

@@ -1,5 +1,6 @@
 -- craft.progress: a one-line progress bar with rate and ETA, on stderr. Quiet when stderr is
--- not a terminal unless CRAFT_PROGRESS=1 (then it prints a line every 10 %).
+-- not a terminal unless CRAFT_PROGRESS=1 (then it prints a line every 10 %), and on every rank
+-- but 0 of a data-parallel run (craft.dist).
 --   local bar = craft.progress(total, 'training')
 --   for i = 1, total do ...; bar:update(i, {loss = l}) end
 --   bar:done()
@@ -24,8 +25,9 @@ local last_watch = 0
 local function new(total, label)
   local tty = runtime.isatty(2)
   local forced = os.getenv('CRAFT_PROGRESS') == '1'
+  local root = require('craft.dist').is_root()
   return setmetatable({ total = total, label = label or '', t0 = now(), last = -1, tty = tty,
-    enabled = tty or forced, last_decile = -1 }, Bar)
+    enabled = (tty or forced) and root, last_decile = -1 }, Bar)
 end
 
 function Bar:update(i, extra)

@@ -75,19 +75,56 @@ function M.oracle(cfg, images, labels)
   return { labels = a.labels, correct = correct, undetermined = undet }
 end
 
--- model(cfg, images, labels) -> per-image and per-model scores (plain Lua data) and the judge's
--- features (a tensor)
-function M.model(cfg, images, labels)
+-- per_image(cfg, images or nil, labels) -> the scores of each image on its own (plain Lua data:
+-- reward and judge CAS, the oracle's verdicts) and the judge's features (a tensor, nil for no
+-- images): what a rank computes for its share of a model's images (craft.dist)
+function M.per_image(cfg, images, labels)
+  local p = { labels = labels, reward = { cas = {}, below = {}, dims = {}, items = {} },
+    judge = { cas = {}, below = {} } }
+  if not images or #labels == 0 then return p, nil end
   local reward, judge = suites.reward(cfg), suites.judge(cfg)
-  local r = {}
   local rs = reward:score(images, labels)
-  r.reward_cas, r.reward_below, r.reward_dims = rs.cas, flags(rs.below), rs.dims
-  r.reward_audit = reward:audit(rs)
+  p.reward = { cas = rs.cas, below = rs.below, dims = rs.dims, items = rs.items }
   local js = judge:score(images, labels)
-  r.judge_cas, r.judge_below = js.cas, flags(js.below)
-  local o = M.oracle(cfg, images, labels)
+  p.judge = { cas = js.cas, below = js.below }
+  p.oracle = M.oracle(cfg, images, labels)
+  return p, batched(cfg.judge.vision.encode)(images)
+end
+
+-- join(parts) -> one per_image result from the ranks' results, in rank order
+function M.join(parts)
+  if #parts == 1 then return parts[1] end
+  local function cat(dst, src) for _, v in ipairs(src or {}) do dst[#dst + 1] = v end end
+  local r = { labels = {}, reward = { cas = {}, below = {}, dims = {}, items = {} },
+    judge = { cas = {}, below = {} } }
+  for _, p in ipairs(parts) do
+    cat(r.labels, p.labels)
+    for _, k in ipairs { 'cas', 'below', 'items' } do cat(r.reward[k], p.reward[k]) end
+    for d, v in pairs(p.reward.dims) do
+      r.reward.dims[d] = r.reward.dims[d] or {}
+      cat(r.reward.dims[d], v)
+    end
+    cat(r.judge.cas, p.judge.cas)
+    cat(r.judge.below, p.judge.below)
+    if p.oracle then
+      r.oracle = r.oracle or { labels = {}, correct = {}, undetermined = {} }
+      for _, k in ipairs { 'labels', 'correct', 'undetermined' } do cat(r.oracle[k], p.oracle[k]) end
+    end
+  end
+  return r
+end
+
+-- finish(cfg, images, labels, p, feats) -> the per-image and per-model scores (plain Lua data) of
+-- a model from every image's per_image scores and the judge's features: the downstream
+-- classifier and memorisation need the whole set
+function M.finish(cfg, images, labels, p, feats)
+  local reward = suites.reward(cfg)
+  local r = {}
+  r.reward_cas, r.reward_below, r.reward_dims = p.reward.cas, flags(p.reward.below), p.reward.dims
+  r.reward_audit = reward:audit { labels = p.labels, items = p.reward.items }
+  r.judge_cas, r.judge_below = p.judge.cas, flags(p.judge.below)
+  local o = p.oracle
   if o then r.oracle_label, r.oracle_correct, r.oracle_undetermined = o.labels, o.correct, o.undetermined end
-  local feats = batched(cfg.judge.vision.encode)(images)
   if cfg.downstream then
     r.downstream = M.downstream(cfg, feats, labels, false)
     r.downstream_mixed = M.downstream(cfg, feats, labels, true)
@@ -106,7 +143,14 @@ function M.model(cfg, images, labels)
     r.memo_ssim_flags[i] = v > mem.ssim.threshold and 1 or 0
   end
   r.labels = labels
-  return r, feats
+  return r
+end
+
+-- model(cfg, images, labels) -> per-image and per-model scores (plain Lua data) and the judge's
+-- features (a tensor)
+function M.model(cfg, images, labels)
+  local p, feats = M.per_image(cfg, images, labels)
+  return M.finish(cfg, images, labels, p, feats), feats
 end
 
 -- reference(cfg) -> the same per-image scores for the real test images, and the downstream

@@ -37,6 +37,7 @@ local suites = require 'craft.experiment.suites'
 local summary = require 'craft.experiment.summary'
 local independence = require 'craft.experiment.independence'
 local devices = require 'craft.device'
+local dist = require 'craft.dist'
 
 local M = {}
 
@@ -122,32 +123,48 @@ end
 -- method for one seed start their images from the same noise (paired comparisons).
 local function gen_seed(train_seed) return 7919 * (train_seed + 1) end
 
--- per_class images of every class; prompts cycle through the class's list
+-- per_class images of every class; prompts cycle through the class's list. With several ranks
+-- (craft.dist) each generates its contiguous block of the list (dist.shard) with the noise those
+-- images get when generated whole: a batch it has only part of starts at that part's offset in
+-- the batch's noise. -> this rank's images (nil for none), their labels, every image's labels.
 local function generate(pipe, prompts, cfg, seed)
   local g = cfg.generate
-  local imgs, labels = {}, {}
+  local first, count = dist.shard(#cfg.classes * g.per_class)
+  local last = first + count - 1
+  local imgs, labels, all = {}, {}, {}
+  local before = 0   -- images of the whole list before this batch
   for ci, class in ipairs(cfg.classes) do
     local ps = prompts[class]
     if not ps or #ps == 0 then argerror(('experiment: no prompt for class %q'):format(class)) end
     local done = 0
     while done < g.per_class do
       local b = math.min(g.batch, g.per_class - done)
-      local batch = {}
-      for k = 1, b do batch[k] = ps[(done + k - 1) % #ps + 1] end
-      local x = A.no_grad(function()
-        return pipe:generate { prompt = batch, negative_prompt = cfg.knowledge.negative_prompt,
-        steps = g.steps,
+      for _ = 1, b do all[#all + 1] = ci - 1 end
+      local lo, hi = math.max(first, before + 1) - before, math.min(last, before + b) - before
+      if lo <= hi then
+        local batch = {}
+        for k = lo, hi do batch[#batch + 1] = ps[(done + k - 1) % #ps + 1] end
+        local o = { prompt = batch, negative_prompt = cfg.knowledge.negative_prompt, steps = g.steps,
           cfg = g.cfg, seed = seed * 1000003 + ci * 10007 + done }
-      end)
-      -- like with like: generated images at the real data's resolution
-      local size = cfg.splits.few_shot.images:size(3)
-      if x:size(3) ~= size then x = require('craft.data').resize(x, size) end
-      imgs[#imgs + 1] = x
-      for _ = 1, b do labels[#labels + 1] = ci - 1 end
+        if hi - lo + 1 < b then
+          local shape = require('craft.train.common').latent_shape(pipe, b, {})
+          local per = shape[2] * shape[3] * shape[4]
+          shape[1] = hi - lo + 1
+          o.noise_offset = (lo - 1) * per
+          o.latents = T.randn(shape, { seed = o.seed, offset = o.noise_offset })
+        end
+        local x = A.no_grad(function() return pipe:generate(o) end)
+        -- like with like: generated images at the real data's resolution
+        local size = cfg.splits.few_shot.images:size(3)
+        if x:size(3) ~= size then x = require('craft.data').resize(x, size) end
+        imgs[#imgs + 1] = x
+        for _ = lo, hi do labels[#labels + 1] = ci - 1 end
+      end
+      before = before + b
       done = done + b
     end
   end
-  return F.cat(imgs, 1), labels
+  return #imgs > 0 and F.cat(imgs, 1) or nil, labels, all
 end
 
 -- a fresh pipeline with an adapter chain applied (textual-inversion tokens installed, LoRAs baked)
@@ -191,19 +208,29 @@ local function exec_job(cfg, all, job)
   end
   local pipe = start_pipeline(cfg, chain)
   T.manual_seed(1000 * job.seed + 17)
+  local root = dist.is_root()
   local ctx = { seed = job.seed, dir = job.dir, classes = cfg.classes, knowledge = cfg.knowledge,
-    few_shot = cfg.splits.few_shot, start_prompts = start_prompts, quiet = cfg.quiet,
+    few_shot = cfg.splits.few_shot, start_prompts = start_prompts, quiet = cfg.quiet or not root,
     reward = function() return suites.reward(cfg) end }
   local a = methods.get(m.kind).adapt(pipe, m, ctx)
   local t_train = runtime.now() - t0
   local full_chain = {}
   for _, c in ipairs(chain) do full_chain[#full_chain + 1] = c end
   for _, c in ipairs(a.adapters or {}) do full_chain[#full_chain + 1] = c end
-  local images, labels = generate(pipe, a.prompts, cfg, gen_seed(job.seed))
-  local where = census(pipe, a, images)
+  -- every rank generates and scores its share of the images; rank 0 gathers them, finishes the
+  -- evaluation (the downstream classifier and memorisation need the whole set) and writes
+  local mine, my_labels, labels = generate(pipe, a.prompts, cfg, gen_seed(job.seed))
+  local where = census(pipe, a, mine)
   pipe = nil
   collectgarbage()
-  local r, feats = evaluate.model(cfg, images, labels)
+  local part, my_feats = evaluate.per_image(cfg, mine, my_labels)
+  local parts = dist.gather(part)
+  local images, feats = dist.gather_rows(mine), dist.gather_rows(my_feats)
+  if not root then
+    dist.barrier()   -- the jobs that start from this one read its files
+    return
+  end
+  local r = evaluate.finish(cfg, images, labels, evaluate.join(parts), feats)
   r.budget = a.budget or { steps = 0, images = 0 }
   r.heldout = a.heldout
   r.train_seconds = t_train
@@ -221,6 +248,7 @@ local function exec_job(cfg, all, job)
   io_.write_json(job.dir .. '/result.json', jobs.plain(r))
   io_.write_json(job.dir .. '/done.json', { spec = job.spec, chain = full_chain, prompts = a.prompts,
     seconds = r.seconds })
+  dist.barrier()
 end
 
 ---------------------------------------------------------------- the table
@@ -307,7 +335,9 @@ function M.run(cfg)
     os.exit(0, true)   -- close the Lua state: its tensors are freed (LeakSanitizer checks workers too)
   end
   mkdir(cfg.out)
-  local unlock = jobs.lock(cfg.out)
+  -- several ranks (craft.dist): every rank runs every job, each on its share of the batches and
+  -- images; rank 0 alone locks the folder, writes and prints
+  local unlock = dist.is_root() and jobs.lock(cfg.out) or function() end
   local ok, res = xpcall(M._run_parent, function(e) return e end, cfg, plan)
   unlock()
   if not ok then error(res, 0) end
@@ -317,6 +347,9 @@ end
 -- the experiment's own process: the checks, the jobs, the table and the report
 function M._run_parent(cfg, plan)
   local t0 = runtime.now()
+  local root = dist.is_root()
+  local say = root and say or function() end
+  if root then print(('ranks: %d'):format(dist.size())) end
   independence.check { splits = cfg.splits, reward = cfg.reward, judge = cfg.judge,
     generator = cfg.generator }
   say('%s: %d methods x %d training seeds; judge and reward checked apart', cfg.name, #cfg.methods,
@@ -327,6 +360,7 @@ function M._run_parent(cfg, plan)
     reward.probe_report.val_accuracy or 0 / 0, judge.probe_report.val_accuracy or 0 / 0)
 
   local in_workers = jobs.run(cfg, plan, function(job) return exec_job(cfg, plan, job) end)
+  if not root then return { rank = dist.rank() } end
 
   -- collect: per method, its models in training-seed order
   local real = evaluate.reference(cfg)

@@ -6,6 +6,8 @@
 -- variable CRAFT_EXPERIMENT_JOB), at most cfg.jobs at a time; with 1 they run here, in order.
 -- Every job runs on one thread either way, so the numbers do not depend on cfg.jobs.
 -- With cfg.reuse a job whose done.json records the same specification is not run again.
+-- Under MPI (craft.dist) there are no workers: every rank runs every job here, in order, each on
+-- its share of the job's batches and images (forking a worker from an MPI process is not safe).
 local core = require 'craft.core'
 local io_ = require 'craft.io'
 local argerror = core.argerror
@@ -184,10 +186,11 @@ end
 -- run(cfg, jobs, exec): exec(job) is what a job does (in this process or a worker's). Returns the
 -- set of job keys that ran in worker processes (their device work is not in this process's count).
 function M.run(cfg, jobs, exec)
+  local dist = require 'craft.dist'
   local todo, n_todo = {}, 0
   for _, j in ipairs(jobs) do
     if cfg.reuse and M.done(j) then
-      say('%s: reusing the finished job in %s', j.key, j.dir)
+      if dist.is_root() then say('%s: reusing the finished job in %s', j.key, j.dir) end
     else
       todo[j.key] = true
       n_todo = n_todo + 1
@@ -196,6 +199,13 @@ function M.run(cfg, jobs, exec)
   end
   if n_todo == 0 then return {} end
   local N = math.min(cfg.jobs or 1, n_todo)
+  if dist.active() then
+    if N > 1 and dist.is_root() then
+      say('experiment: %d jobs one after another, each across the %d ranks (no worker processes under MPI)',
+        n_todo, dist.size())
+    end
+    N = 1
+  end
   local cmd = N > 1 and self_command()
   if N > 1 and not cmd then
     say('experiment: cannot find the craft binary or the recipe to start workers; running the jobs here')

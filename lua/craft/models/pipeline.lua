@@ -171,14 +171,16 @@ function M.lora_kl(unet, input, t, context, out)
 end
 
 -- generate{prompt=, negative_prompt=, prompt_embeds=, negative_prompt_embeds=, steps=50, cfg=7.5,
---   seed=0, height=, width=, latents=, eta=0, grad_steps=0, kl=false, decode=true,
+--   seed=0, noise_offset=0, height=, width=, latents=, eta=0, grad_steps=0, kl=false, decode=true,
 --   checkpoint_vae=false, out=, sampler=, sampler_config=, scheduler=}
 --   -> images [B,3,H,W] in [0,1] (nil with decode = false), latents,
 --      {sampler = class name, timesteps = {...}, kl = tensor or nil}
 -- The one sampler of craft: generation and every trainer that samples (CRAFT, DPO's pairs) run it.
 -- The sampler: see Pipeline:sampler. Step i of a stochastic sampler (DDIM with eta > 0, DDPM,
 -- Euler ancestral) draws its noise from craft.randn with (seed + i, offset 1); the initial
--- latents, unless given, from (seed, offset 0).
+-- latents, unless given, from (seed, offset 0). noise_offset = k shifts both by k elements: a
+-- batch that is images j..j+n-1 of a larger one (a rank's shard, craft.dist) passes (j - 1) times
+-- one latent's size and draws exactly the noise those images get in the whole batch.
 -- The gradient window (DRaFT-K): grad_steps = K keeps the graph through the last K model
 -- evaluations and the decode; the earlier steps run without one and their result is detached, so a
 -- loss on the images reaches the weights through those K steps only.
@@ -226,7 +228,8 @@ function Pipeline:_generate(o)
     argerror(('generate: height and width must be multiples of %d'):format(f))
   end
   local lc = self.unet.config.in_channels or 4
-  local latents = o.latents or T.randn({ b, lc, hgt / f, wid / f }, { seed = seed })
+  local noff = o.noise_offset or 0
+  local latents = o.latents or T.randn({ b, lc, hgt / f, wid / f }, { seed = seed, offset = noff })
   local context = guided and F.cat({ uncond, cond }, 1) or cond
   -- after set_timesteps: Euler's initial sigma is the first inference step's
   local ts = sched:set_timesteps(steps)
@@ -249,7 +252,7 @@ function Pipeline:_generate(o)
     end
     -- a stochastic step (DDIM eta > 0, DDPM, Euler ancestral) draws fresh noise from the seed
     -- and the step index
-    return sched:step(eps, t, x, { eta = o.eta, seed = seed + i, offset = 1 }).prev_sample
+    return sched:step(eps, t, x, { eta = o.eta, seed = seed + i, offset = 1 + noff }).prev_sample
   end
   for i, t in ipairs(ts) do
     if i <= #ts - K then

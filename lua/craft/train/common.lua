@@ -12,6 +12,7 @@ local data = require 'craft.data'
 local lora = require 'craft.models.lora'
 local progress = require 'craft.progress'
 local runtime = require 'craft.runtime'
+local dist = require 'craft.dist'
 
 local M = {}
 
@@ -120,6 +121,66 @@ function M.rng(seed, step, stream)
     return w0 + (w1 % 2 ^ 20) * 2 ^ 32
   end
   return g
+end
+
+---------------------------------------------------------------- data-parallel steps
+-- shard(B, name) -> this rank's block of a global batch of B samples (craft.dist): {first, n, B,
+-- share = n / B, on = more than one rank}. A step draws everything a sample needs for all B
+-- samples, in the same order on every rank (prompts, timesteps, the noise's seeds), and computes
+-- only its block; Philox noise for samples first..first+n-1 is drawn at their offset in the whole
+-- batch (noise_of). So every sample gets the same noise whatever the number of ranks. The block's
+-- mean loss times `share` is this rank's part of the batch mean: the parts' gradients, summed over
+-- ranks (craft.dist.allreduce_grads, in run), are the whole batch's.
+function M.shard(B, name)
+  local P = dist.size()
+  if P == 1 then return { first = 1, n = B, B = B, share = 1, on = false } end
+  if B < P then
+    argerror(('%s: a batch of %d cannot be split across %d ranks (batch_size must be at least the number '
+      .. 'of ranks)'):format(name or 'train', B, P))
+  end
+  local first, n = dist.shard(B)
+  return { first = first, n = n, B = B, share = n / B, on = true }
+end
+
+-- slice(list, sh) -> the block's entries of a per-sample list
+function M.slice(list, sh)
+  if not sh.on then return list end
+  local r = {}
+  for j = sh.first, sh.first + sh.n - 1 do r[#r + 1] = list[j] end
+  return r
+end
+
+-- noise_of(shape, seed, sh) -> the block's rows of randn(shape with B rows, {seed = seed})
+function M.noise_of(shape, seed, sh)
+  if not sh.on then return T.randn(shape, { seed = seed }) end
+  local s, per = {}, 1
+  for i, v in ipairs(shape) do s[i] = v; if i > 1 then per = per * v end end
+  s[1] = sh.n
+  return T.randn(s, { seed = seed, offset = (sh.first - 1) * per })
+end
+
+-- part(x, sh) -> a block's mean (tensor or number) as its part of the batch mean
+function M.part(x, sh)
+  if not sh.on then return x end
+  return x * sh.share
+end
+
+-- reduce_row(row, sh, keys) -> row with its fields `keys` (default: every number) summed over
+-- ranks: each rank logs its part of a batch mean (M.part), the sum is the batch's.
+function M.reduce_row(row, sh, keys)
+  if not sh.on then return row end
+  local names = {}
+  if keys then
+    for _, k in ipairs(keys) do if type(row[k]) == 'number' then names[#names + 1] = k end end
+  else
+    for k, v in pairs(row) do if type(v) == 'number' then names[#names + 1] = k end end
+  end
+  table.sort(names)
+  local v = {}
+  for i, k in ipairs(names) do v[i] = row[k] end
+  v = dist.allreduce(v)
+  for i, k in ipairs(names) do row[k] = v[i] end
+  return row
 end
 
 ---------------------------------------------------------------- models
@@ -231,10 +292,14 @@ function M.real_data(pipe, ds, r)
     end
     return idx, ep, pos
   end
-  function D.batch(step, g)
+  -- sh (M.shard): the latents of the rank's block only; the labels are the whole batch's
+  function D.batch(step, g, sh)
     local idx, ep, pos = D.indices(step)
-    local m, lv = data.take(mean, idx), data.take(logvar, idx)
-    local z = pipe.vae:sample(m, lv, { seed = g.seed() }) * pipe.vae.scaling_factor
+    local seed = g.seed()
+    local mine = sh and M.slice(idx, sh) or idx
+    local m, lv = data.take(mean, mine), data.take(logvar, mine)
+    local off = (sh and sh.on) and (sh.first - 1) * (m:numel() / #mine) or 0
+    local z = pipe.vae:sample(m, lv, { seed = seed, offset = off }) * pipe.vae.scaling_factor
     local ys = {}
     for j, i in ipairs(idx) do ys[j] = labels[i] end
     return z, ys, ep, pos
@@ -242,16 +307,27 @@ function M.real_data(pipe, ds, r)
   return D
 end
 
--- diffusion_loss(pipe, x0, context, g) -> mse of the UNet's prediction against the scheduler's
--- target (epsilon or v by its prediction_type) at one uniform timestep per sample.
-function M.diffusion_loss(pipe, x0, context, g)
+-- diffusion_loss(pipe, x0, context, g, sh) -> mse of the UNet's prediction against the scheduler's
+-- target (epsilon or v by its prediction_type) at one uniform timestep per sample. With a shard
+-- sh (M.shard), x0 and context are the rank's block and the result its part of the batch's mse.
+function M.diffusion_loss(pipe, x0, context, g, sh)
   local sched = pipe.scheduler
   local n = sched.config.num_train_timesteps
   local ts = {}
-  for i = 1, x0:size(1) do ts[i] = g.int(n) - 1 end
-  local noise = T.randn(x0.shape, { seed = g.seed() })
+  for i = 1, sh and sh.B or x0:size(1) do ts[i] = g.int(n) - 1 end
+  local seed = g.seed()
+  local noise
+  if sh then
+    ts = M.slice(ts, sh)
+    local shape = x0.shape
+    shape[1] = sh.B
+    noise = M.noise_of(shape, seed, sh)
+  else
+    noise = T.randn(x0.shape, { seed = seed })
+  end
   local pred = pipe.unet(sched:add_noise(x0, noise, ts), T.tensor(ts), context)
-  return F.mse_loss(pred, sched:target(x0, noise, ts))
+  local loss = F.mse_loss(pred, sched:target(x0, noise, ts))
+  return sh and M.part(loss, sh) or loss
 end
 
 ---------------------------------------------------------------- files
@@ -384,18 +460,22 @@ function M.run(spec)
         tostring(st.seed), tostring(r.seed)))
     end
     start, last_ck = st.step, st.step
-    if not r.quiet then io.stderr:write(('%s: resumed from %s at step %d\n'):format(name, ck, start)) end
+    if not r.quiet and dist.is_root() then
+      io.stderr:write(('%s: resumed from %s at step %d\n'):format(name, ck, start))
+    end
   end
   local data_pos = {}
+  local root = dist.is_root()
   local function save(s)
     if not ck then return end
+    last_ck = s
+    if not root then return end   -- one writer; every rank holds the same weights
     M.save_checkpoint(ck, name, params, opt, { step = s, seed = r.seed, data_epoch = data_pos.epoch or 0,
       data_index = data_pos.index or 0 }, rows)
     M.write_csv(out .. '/log.csv', rows)
-    last_ck = s
   end
   local function stop(s, why)
-    if ck and last_ck then M.write_csv(out .. '/log.csv', rows) end
+    if ck and last_ck and root then M.write_csv(out .. '/log.csv', rows) end
     error(('%s: step %d: %s; training stopped. %s'):format(name, s, why,
       last_ck and ('The last good checkpoint is %s (step %d).'):format(ck, last_ck)
       or 'No checkpoint was written yet.'), 0)
@@ -404,7 +484,8 @@ function M.run(spec)
   if r.numeric_guard then runtime.set_numeric_guard(true) end
   local bar = progress(r.max_steps - start, spec.label or name)
   local loss_devices = {}   -- where each step's loss was computed: {['cl:0'] = steps}
-  if r.quiet then bar.enabled = false end
+  if r.quiet or not root then bar.enabled = false end
+  local P = dist.size()
   local last = start
   local ok, err = pcall(function()
     for s = start + 1, r.max_steps do
@@ -416,6 +497,13 @@ function M.run(spec)
       row = row or {}
       local lv = loss and loss:item()
       if loss then loss_devices[loss.device] = (loss_devices[loss.device] or 0) + 1 end
+      local learns = loss and loss.requires_grad
+      -- several ranks: each step returned its part of the batch's loss (M.part); the sum is the
+      -- batch's, and the step learns when any rank's part carries a graph
+      if P > 1 then
+        local v = dist.allreduce({ lv or 0 / 0, learns and 1 or 0 })
+        lv, learns = loss and v[1], v[2] > 0
+      end
       if lv == nil then stop(s, 'the step returned no loss')
       elseif not finite(lv) then
         local extra = (row.reward and not finite(row.reward))
@@ -423,9 +511,12 @@ function M.run(spec)
         stop(s, ('the loss is %s%s'):format(tostring(lv), extra))
       end
       local gn = 0
-      if loss.requires_grad then
-        local okb, berr = pcall(loss.backward, loss)
-        if not okb then stop(s, 'backward failed: ' .. tostring(berr)) end
+      if learns then
+        if loss.requires_grad then
+          local okb, berr = pcall(loss.backward, loss)
+          if not okb then stop(s, 'backward failed: ' .. tostring(berr)) end
+        end
+        dist.allreduce_grads(params)
         gn = r.max_grad_norm and optim.clip_grad_norm(params, r.max_grad_norm) or 0
         if not finite(gn) then stop(s, 'the gradient norm is ' .. tostring(gn)) end
         opt:step()
@@ -444,7 +535,7 @@ function M.run(spec)
   runtime.set_numeric_guard(prev_guard)
   bar:done()
   if not ok then error(err, 0) end
-  if spec.export and out and last == r.max_steps then spec.export(out) end
+  if spec.export and out and last == r.max_steps and root then spec.export(out) end
   return { log = rows, step = last, checkpoint = ck, out = out, optimizer = opt, loss_devices = loss_devices }
 end
 

@@ -158,21 +158,29 @@ local function start_scales(pipe, r, cas, classes, encode, negs, n_images)
 end
 
 -- shift each image by up to `shift` pixels (replicate padding) and add Gaussian noise: a fresh
--- draw from the step's generator; differentiable in the images
-local function augment(images, o, g)
+-- draw from the step's generator; differentiable in the images. sh: the rank's block of the batch
+-- (common.shard): the shifts and the noise are drawn for the whole batch, the block's taken.
+local function augment(images, o, g, sh)
   local n, S = images:size(1), images:size(3)
   local k = o.shift or 0
   local x = images
   if k > 0 then
     local p = F.pad(images, { k, k, k, k }, 'replicate')
+    local shifts = {}
+    for i = 1, sh.B do shifts[i] = { g.int(2 * k + 1) - 1, g.int(2 * k + 1) - 1 } end
+    shifts = common.slice(shifts, sh)
     local parts = {}
     for i = 1, n do
-      local dx, dy = g.int(2 * k + 1) - 1, g.int(2 * k + 1) - 1
+      local dx, dy = shifts[i][1], shifts[i][2]
       parts[i] = p:narrow(1, i, 1):narrow(3, dy + 1, S):narrow(4, dx + 1, S)
     end
     x = F.cat(parts, 1)
   end
-  if (o.noise or 0) > 0 then x = (x + T.randn(x.shape, { seed = g.seed() }) * o.noise):clamp(0, 1) end
+  if (o.noise or 0) > 0 then
+    local shape = x.shape
+    shape[1] = sh.B
+    x = (x + common.noise_of(shape, g.seed(), sh) * o.noise):clamp(0, 1)
+  end
   if (o.blur or 0) > 0 then
     -- a Gaussian blur (sigma o.blur pixels, replicate edges): the reward's gradient then reaches
     -- the image only through its low frequencies, where the findings live (a heart's outline, a
@@ -190,15 +198,16 @@ local function augment(images, o, g)
   return x
 end
 
--- Mean z-score of each calibrated CAS dimension over the batch (metric mode: no graph).
-local function log_dims(cas, images, ys, row)
+-- Mean z-score of each calibrated CAS dimension over the batch (metric mode: no graph); over a
+-- rank's block of B, its part of the batch's mean.
+local function log_dims(cas, images, ys, row, B)
   local c = cas.calib
   if not c then return end
   local raw = cas:raw(images, ys, c.dims)
   for _, d in ipairs(c.dims) do
     local s = 0
     for i, y in ipairs(ys) do s = s + (raw[d][i] - c.mu[d][y + 1]) / c.sd[d][y + 1] end
-    row['cas_' .. d] = s / #ys
+    row['cas_' .. d] = s / (B or #ys)
   end
 end
 
@@ -250,28 +259,36 @@ local function train(pipe, recipe)
     end
   end
 
+  -- each rank samples its block of the batch (common.shard); every logged value is its part of the
+  -- batch's mean, summed over ranks at the end of the step
+  local sh = common.shard(B, 'craft')
+  local nb = common.slice(negs, sh)
   local function step(s, pos)
     local g = common.rng(r.seed, s, 1)
     local prompts, ys = M.pick(r, classes, g, B)
-    local noise = T.randn(common.latent_shape(pipe, B, r), { seed = g.seed() })
+    prompts, ys = common.slice(prompts, sh), common.slice(ys, sh)
+    local noise = common.noise_of(common.latent_shape(pipe, B, r), g.seed(), sh)
+    local per = noise:numel() / sh.n
     local images, _, info = pipe:generate { prompt_embeds = encode(prompts),
-      negative_prompt_embeds = r.cfg > 1 and encode(negs) or nil, cfg = r.cfg, steps = r.steps,
+      negative_prompt_embeds = r.cfg > 1 and encode(nb) or nil, cfg = r.cfg, steps = r.steps,
       latents = noise, grad_steps = r.grad_steps, kl = r.kl_weight ~= 0, eta = r.eta, seed = g.seed(),
-      checkpoint_vae = r.checkpoint_vae, decode = reward ~= nil }
+      noise_offset = (sh.first - 1) * per, checkpoint_vae = r.checkpoint_vae, decode = reward ~= nil }
     local row, loss = {}, nil
     if reward then
-      local seen = r.reward_augment and augment(images, r.reward_augment, common.rng(r.seed, s, 9)) or images
-      local R = reward(seen, T.tensor(ys, { dtype = 'i64' })):mean()
+      local seen = r.reward_augment and augment(images, r.reward_augment, common.rng(r.seed, s, 9), sh)
+        or images
+      local R = common.part(reward(seen, T.tensor(ys, { dtype = 'i64' })):mean(), sh)
       row.reward = R:item()
       loss = R * -r.reward_weight
     end
     if info.kl then
-      row.kl = info.kl:item()
-      loss = loss and loss + info.kl * r.kl_weight or info.kl * r.kl_weight
+      local kl = common.part(info.kl, sh)
+      row.kl = kl:item()
+      loss = loss and loss + kl * r.kl_weight or kl * r.kl_weight
     end
     if real then
       local gr = common.rng(r.seed, s, 4)
-      local x0, rys, ep, ix = real.batch(s, gr)
+      local x0, rys, ep, ix = real.batch(s, gr, sh)
       local rp = {}
       for i, y in ipairs(rys) do
         local ps = r.prompts[real.classes[y + 1]]
@@ -281,7 +298,7 @@ local function train(pipe, recipe)
         end
         rp[i] = ps[gr.int(#ps)]
       end
-      local dl = common.diffusion_loss(pipe, x0, encode(rp), gr)
+      local dl = common.diffusion_loss(pipe, x0, encode(common.slice(rp, sh)), gr, sh)
       row.real_diffusion = dl:item()
       loss = loss and loss + dl * r.real_diffusion_weight or dl * r.real_diffusion_weight
       pos.epoch, pos.index = ep, ix
@@ -289,10 +306,11 @@ local function train(pipe, recipe)
     if not loss then
       argerror('craft: reward_weight 0 with no KL penalty and no real-image loss leaves nothing to train')
     end
-    if reward and r.cas and r.log_dims and row.reward == row.reward then
-      log_dims(r.cas, images:detach(), ys, row)
+    -- (with several ranks always: every rank must log the same fields to sum them)
+    if reward and r.cas and r.log_dims and (sh.on or row.reward == row.reward) then
+      log_dims(r.cas, images:detach(), ys, row, B)
     end
-    return loss, row
+    return loss, common.reduce_row(row, sh)
   end
 
   return common.run_lora(pipe, prev_gc, names, { name = 'craft', recipe = r, params = params, step = step })

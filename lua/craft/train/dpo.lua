@@ -248,9 +248,13 @@ local function train(pipe, recipe)
   if r.resume and pairs_path and common.exists(pairs_path) then set = load_pairs(pairs_path)
   else
     set = make_pairs(pipe, r, cls, encode, rank, negs_for)
-    if pairs_path then common.mkdir(r.out); save_pairs(pairs_path, set) end
+    -- every rank made the same set (the same seeds); one writes it
+    if pairs_path and require('craft.dist').is_root() then
+      common.mkdir(r.out)
+      save_pairs(pairs_path, set)
+    end
   end
-  if not r.quiet then
+  if not r.quiet and require('craft.dist').is_root() then
     io.stderr:write(('dpo: %d preference pairs (%d tied dropped): %d for training, %d held out\n')
       :format(set.n,
       set.ties, set.n_train, set.n_heldout))
@@ -267,6 +271,9 @@ local function train(pipe, recipe)
   local take = require('craft.data').take
   local final_heldout
 
+  -- each rank computes its block of the batch's pairs (common.shard); the loss and the per-pair
+  -- logs are its parts of the batch means, summed over ranks
+  local sh = common.shard(B, 'dpo')
   local function step(s)
     local g = common.rng(r.seed, s, 2)
     local idx = {}
@@ -278,26 +285,28 @@ local function train(pipe, recipe)
     end
     local t = {}
     for k = 1, B do t[k] = g.int(T) - 1 end
+    idx, t = common.slice(idx, sh), common.slice(t, sh)
     local nshape = { B, set.xw:size(2), set.xw:size(3), set.xw:size(4) }
-    local nw = tensor.randn(nshape, { seed = g.seed() })
-    local nl = r.shared_noise and nw or tensor.randn(nshape, { seed = g.seed() })
+    local nw = common.noise_of(nshape, g.seed(), sh)
+    local nl = r.shared_noise and nw or common.noise_of(nshape, g.seed(), sh)
     local loss, info = M.loss(pipe,
       { xw = take(set.xw, idx), xl = take(set.xl, idx), context = take(set.ctx, idx),
       t = t, noise_w = nw, noise_l = nl, beta = r.beta })
-    local row = { pairs = B, implicit_acc = info.acc }
+    local row = { pairs = B, implicit_acc = common.part(info.acc, sh) }
     local m, rf = 0, 0
-    for k = 1, B do
+    for k = 1, sh.n do
       m = m + (info.model_w[k] + info.model_l[k]) / (2 * B)
       rf = rf + (info.ref_w[k] + info.ref_l[k]) / (2 * B)
     end
     row.model_mse, row.ref_mse = m, rf
+    common.reduce_row(row, sh, { 'implicit_acc', 'model_mse', 'ref_mse' })
     if set.n_heldout > 0 and (s % r.eval_every == 0 or s == r.max_steps) then
       -- measured before this step's update: the held-out figures of the weights after step s - 1
       local h = M.heldout(pipe, set, r)
       row.heldout_acc, row.heldout_loss = h.accuracy, h.loss
       final_heldout = h
     end
-    return loss, row
+    return common.part(loss, sh), row
   end
 
   local res = common.run_lora(pipe, prev_gc, names,

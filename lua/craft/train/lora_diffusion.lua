@@ -64,13 +64,15 @@ local function train(pipe, recipe)
   local encode = common.prompt_encoder(pipe)   -- the tokens are frozen here: cached, no grad
   local real = common.real_data(pipe, ds, r)
 
+  -- each rank computes its block of the batch (common.shard)
+  local sh = common.shard(r.batch_size, 'lora_diffusion')
   local function step(s, pos)
     local g = common.rng(r.seed, s, 5)
-    local x0, ys, ep, ix = real.batch(s, g)
+    local x0, ys, ep, ix = real.batch(s, g, sh)
     local prompts = {}
     for i, y in ipairs(ys) do prompts[i] = prompt_for(r, tokens, ds.classes[y + 1], g) end
     pos.epoch, pos.index = ep, ix
-    return common.diffusion_loss(pipe, x0, encode(prompts), g), {}
+    return common.diffusion_loss(pipe, x0, encode(common.slice(prompts, sh)), g, sh), {}
   end
 
   return common.run_lora(pipe, prev_gc, names,

@@ -198,16 +198,18 @@ local function train(pipe, recipe)
   M.install(pipe, vectors, tokens)
   local real = common.real_data(pipe, ds, r)
 
+  -- each rank computes its block of the batch (common.shard)
+  local sh = common.shard(r.batch_size, 'ti')
   local function step(s, pos)
     local g = common.rng(r.seed, s, 3)
-    local x0, ys, ep, ix = real.batch(s, g)
+    local x0, ys, ep, ix = real.batch(s, g, sh)
     local prompts = {}
     for i, y in ipairs(ys) do
       local tpl = r.templates[g.int(#r.templates)]
       prompts[i] = tpl:gsub('{}', (tokens[ds.classes[y + 1]]:gsub('%%', '%%%%')))
     end
     pos.epoch, pos.index = ep, ix
-    return common.diffusion_loss(pipe, x0, M.encode(pipe, prompts), g), {}
+    return common.diffusion_loss(pipe, x0, M.encode(pipe, common.slice(prompts, sh)), g, sh), {}
   end
 
   local res = common.run { name = 'ti', recipe = r, params = params, step = step,
