@@ -9,7 +9,6 @@
 
 static int steps = 7, warmup = 2;
 
-
 /* inputs made on the CPU from a fixed seed, then moved to the device */
 static craft_tensor *input(int nd, const int64_t *shape, uint64_t seed, int device) {
     craft_tensor *t, *d;
@@ -39,17 +38,21 @@ static double run(int k, int dev) {
     switch (k) {
     case CONV: {
         int64_t xs[4] = {8, 64, 32, 32}, ws[4] = {64, 64, 3, 3};
-        a = input(4, xs, 1, dev); b = input(4, ws, 2, dev);
+        a = input(4, xs, 1, dev);
+        b = input(4, ws, 2, dev);
         break;
     }
     case GEMM: {
         int64_t sh[2] = {512, 512};
-        a = input(2, sh, 3, dev); b = input(2, sh, 4, dev);
+        a = input(2, sh, 3, dev);
+        b = input(2, sh, 4, dev);
         break;
     }
     case ATTN: {
         int64_t sh[4] = {4, 8, 256, 64};
-        a = input(4, sh, 5, dev); b = input(4, sh, 6, dev); c = input(4, sh, 7, dev);
+        a = input(4, sh, 5, dev);
+        b = input(4, sh, 6, dev);
+        c = input(4, sh, 7, dev);
         break;
     }
     case GNORM: {
@@ -67,7 +70,10 @@ static double run(int k, int dev) {
     double t0 = craft_now();
     int rc = 0;
     switch (k) {
-    case CONV: rc = craft_conv2d(a, b, NULL, one, one, one, 1, &y); (void)zero; break;
+    case CONV:
+        rc = craft_conv2d(a, b, NULL, one, one, one, 1, &y);
+        (void)zero;
+        break;
     case GEMM: rc = craft_matmul(a, b, &y); break;
     case ATTN: rc = craft_sdpa(a, b, c, NULL, 0, 0, &y); break;
     case GNORM: rc = craft_group_norm(a, 32, NULL, NULL, 1e-5, &y); break;
@@ -95,10 +101,12 @@ static double median(int k, int dev) {
 int main(void) {
     int n = 0;
     if (craft_cl_device_count(&n) || n == 0) {
-        printf("skip: no OpenCL device (%s)\n", n == 0 && !craft_last_error()[0] ? "none found" : craft_last_error());
+        printf("skip: no OpenCL device (%s)\n",
+               n == 0 && !craft_last_error()[0] ? "none found" : craft_last_error());
         return 0;
     }
-    printf("OpenCL rows: median of %d fwd+bwd runs after %d warm-up runs (the first compiles kernels)\n", steps, warmup);
+    printf("OpenCL rows: median of %d fwd+bwd runs after %d warm-up runs (the first compiles kernels)\n",
+           steps, warmup);
     for (int d = 0; d < n; d++) {
         craft_cl_info info;
         if (craft_cl_device_info(d, &info)) bench_die("bench_cl", "device info");

@@ -7,7 +7,9 @@
 #include <stdlib.h>
 #include "craft.h"
 
-typedef struct { double med, min; } bench_timing;
+typedef struct {
+    double med, min;
+} bench_timing;
 
 static int bench_cmp_d(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;

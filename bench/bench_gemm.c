@@ -16,47 +16,72 @@ static double measure_peak(void) {
         double t0 = craft_now();
         float sink = 0;
         int nt = 1;
-        #pragma omp parallel reduction(+ : sink)
+#pragma omp parallel reduction(+ : sink)
         {
             nt = omp_get_num_threads();
 #if defined(__AVX512F__)
             /* twelve named accumulators, so they stay in registers */
             __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-            __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2), a3 = _mm512_set1_ps(3);
-            __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6), a7 = _mm512_set1_ps(7);
-            __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10), a11 = _mm512_set1_ps(11);
+            __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2),
+                   a3 = _mm512_set1_ps(3);
+            __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6),
+                   a7 = _mm512_set1_ps(7);
+            __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10),
+                   a11 = _mm512_set1_ps(11);
             for (long i = 0; i < iters; i++) {
-                a0 = _mm512_fmadd_ps(a0, m, c); a1 = _mm512_fmadd_ps(a1, m, c); a2 = _mm512_fmadd_ps(a2, m, c);
-                a3 = _mm512_fmadd_ps(a3, m, c); a4 = _mm512_fmadd_ps(a4, m, c); a5 = _mm512_fmadd_ps(a5, m, c);
-                a6 = _mm512_fmadd_ps(a6, m, c); a7 = _mm512_fmadd_ps(a7, m, c); a8 = _mm512_fmadd_ps(a8, m, c);
-                a9 = _mm512_fmadd_ps(a9, m, c); a10 = _mm512_fmadd_ps(a10, m, c); a11 = _mm512_fmadd_ps(a11, m, c);
+                a0 = _mm512_fmadd_ps(a0, m, c);
+                a1 = _mm512_fmadd_ps(a1, m, c);
+                a2 = _mm512_fmadd_ps(a2, m, c);
+                a3 = _mm512_fmadd_ps(a3, m, c);
+                a4 = _mm512_fmadd_ps(a4, m, c);
+                a5 = _mm512_fmadd_ps(a5, m, c);
+                a6 = _mm512_fmadd_ps(a6, m, c);
+                a7 = _mm512_fmadd_ps(a7, m, c);
+                a8 = _mm512_fmadd_ps(a8, m, c);
+                a9 = _mm512_fmadd_ps(a9, m, c);
+                a10 = _mm512_fmadd_ps(a10, m, c);
+                a11 = _mm512_fmadd_ps(a11, m, c);
             }
             __m512 s0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
                                       _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-            sink += _mm512_reduce_add_ps(_mm512_add_ps(s0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11))));
+            sink += _mm512_reduce_add_ps(
+                _mm512_add_ps(s0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11))));
 #define LANES 16
 #else
             __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-            __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2), a3 = _mm256_set1_ps(3);
-            __m256 a4 = _mm256_set1_ps(4), a5 = _mm256_set1_ps(5), a6 = _mm256_set1_ps(6), a7 = _mm256_set1_ps(7);
-            __m256 a8 = _mm256_set1_ps(8), a9 = _mm256_set1_ps(9), a10 = _mm256_set1_ps(10), a11 = _mm256_set1_ps(11);
+            __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2),
+                   a3 = _mm256_set1_ps(3);
+            __m256 a4 = _mm256_set1_ps(4), a5 = _mm256_set1_ps(5), a6 = _mm256_set1_ps(6),
+                   a7 = _mm256_set1_ps(7);
+            __m256 a8 = _mm256_set1_ps(8), a9 = _mm256_set1_ps(9), a10 = _mm256_set1_ps(10),
+                   a11 = _mm256_set1_ps(11);
             for (long i = 0; i < iters; i++) {
-                a0 = _mm256_fmadd_ps(a0, m, c); a1 = _mm256_fmadd_ps(a1, m, c); a2 = _mm256_fmadd_ps(a2, m, c);
-                a3 = _mm256_fmadd_ps(a3, m, c); a4 = _mm256_fmadd_ps(a4, m, c); a5 = _mm256_fmadd_ps(a5, m, c);
-                a6 = _mm256_fmadd_ps(a6, m, c); a7 = _mm256_fmadd_ps(a7, m, c); a8 = _mm256_fmadd_ps(a8, m, c);
-                a9 = _mm256_fmadd_ps(a9, m, c); a10 = _mm256_fmadd_ps(a10, m, c); a11 = _mm256_fmadd_ps(a11, m, c);
+                a0 = _mm256_fmadd_ps(a0, m, c);
+                a1 = _mm256_fmadd_ps(a1, m, c);
+                a2 = _mm256_fmadd_ps(a2, m, c);
+                a3 = _mm256_fmadd_ps(a3, m, c);
+                a4 = _mm256_fmadd_ps(a4, m, c);
+                a5 = _mm256_fmadd_ps(a5, m, c);
+                a6 = _mm256_fmadd_ps(a6, m, c);
+                a7 = _mm256_fmadd_ps(a7, m, c);
+                a8 = _mm256_fmadd_ps(a8, m, c);
+                a9 = _mm256_fmadd_ps(a9, m, c);
+                a10 = _mm256_fmadd_ps(a10, m, c);
+                a11 = _mm256_fmadd_ps(a11, m, c);
             }
             float tmp[8];
             __m256 s0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
                                       _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-            _mm256_storeu_ps(tmp, _mm256_add_ps(s0, _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11))));
+            _mm256_storeu_ps(tmp,
+                             _mm256_add_ps(s0,
+                                           _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11))));
             for (int j = 0; j < 8; j++) sink += tmp[j];
 #define LANES 8
 #endif
         }
         double secs = craft_now() - t0;
         double gf = (double)nt * iters * 12 * LANES * 2 / secs / 1e9;
-        if (sink == 12345.0f) printf(" ");   /* keeps the loop alive */
+        if (sink == 12345.0f) printf(" "); /* keeps the loop alive */
         if (gf > best) best = gf;
     }
     return best;
@@ -66,14 +91,19 @@ static double median_ms(int n, double *t) { return bench_summarize(t, n).med * 1
 
 static double peer_ms(int n) {
     char cmd[512];
-    snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 -c \"import torch,time;torch.set_num_threads(2);a=torch.randn(%d,%d);b=torch.randn(%d,%d);"
-             "[torch.mm(a,b) for _ in range(3)];ts=[];"
-             "exec('for _ in range(9):\\n t=time.perf_counter();torch.mm(a,b);ts.append(time.perf_counter()-t)');"
-             "print(sorted(ts)[4]*1e3)\" 2>/dev/null", n, n, n, n);
+    snprintf(
+        cmd, sizeof cmd,
+        "/usr/bin/python3 -c \"import torch,time;torch.set_num_threads(2);a=torch.randn(%d,%d);b=torch.randn(%d,%d);"
+        "[torch.mm(a,b) for _ in range(3)];ts=[];"
+        "exec('for _ in range(9):\\n t=time.perf_counter();torch.mm(a,b);ts.append(time.perf_counter()-t)');"
+        "print(sorted(ts)[4]*1e3)\" 2>/dev/null",
+        n, n, n, n);
     FILE *p = popen(cmd, "r");
     double ms = -1;
-    if (p) { if (fscanf(p, "%lf", &ms) != 1) ms = -1; pclose(p); }
+    if (p) {
+        if (fscanf(p, "%lf", &ms) != 1) ms = -1;
+        pclose(p);
+    }
     return ms;
 }
 
@@ -81,7 +111,8 @@ int main(void) {
     const char *pk = getenv("CRAFT_PEAK_GFLOPS");
     double peak = pk ? atof(pk) : measure_peak();
     int sizes[] = {512, 1024, 2048};
-    printf("GEMM f32, %d threads, median of 9 after 3 warm-up; measured FMA peak %.0f GFLOP/s\n", craft_num_threads(), peak);
+    printf("GEMM f32, %d threads, median of 9 after 3 warm-up; measured FMA peak %.0f GFLOP/s\n",
+           craft_num_threads(), peak);
     for (int s = 0; s < 3; s++) {
         int n = sizes[s];
         int64_t shape[2] = {n, n};
@@ -95,17 +126,22 @@ int main(void) {
         double t[9];
         for (int i = 0; i < 12; i++) {
             double t0 = craft_now();
-            if (craft_matmul(a, b, &c)) { fprintf(stderr, "bench_gemm: %s\n", craft_last_error()); return 1; }
+            if (craft_matmul(a, b, &c)) {
+                fprintf(stderr, "bench_gemm: %s\n", craft_last_error());
+                return 1;
+            }
             if (i >= 3) t[i - 3] = craft_now() - t0;
             craft_tensor_release(c);
         }
         double ms = median_ms(9, t), gf = 2.0 * n * n * (double)n / (ms * 1e-3) / 1e9;
         double tms = peer_ms(n);
         if (tms > 0)
-            printf("gemm %4d  craft %8.2f ms %6.1f GFLOP/s (%3.0f%% of peak)   torch %8.2f ms %6.1f GFLOP/s   ratio %.2fx\n",
-                   n, ms, gf, 100 * gf / peak, tms, 2.0 * n * n * (double)n / (tms * 1e-3) / 1e9, tms / ms);
+            printf(
+                "gemm %4d  craft %8.2f ms %6.1f GFLOP/s (%3.0f%% of peak)   torch %8.2f ms %6.1f GFLOP/s   ratio %.2fx\n",
+                n, ms, gf, 100 * gf / peak, tms, 2.0 * n * n * (double)n / (tms * 1e-3) / 1e9, tms / ms);
         else
-            printf("gemm %4d  craft %8.2f ms %6.1f GFLOP/s (%3.0f%% of peak)   (no torch peer)\n", n, ms, gf, 100 * gf / peak);
+            printf("gemm %4d  craft %8.2f ms %6.1f GFLOP/s (%3.0f%% of peak)   (no torch peer)\n", n, ms, gf,
+                   100 * gf / peak);
         craft_tensor_release(a);
         craft_tensor_release(b);
     }

@@ -25,23 +25,23 @@ extern "C" { /* CRAFT_CDEF_SKIP */
 /* ---------------------------------------------------------------- status ---- */
 enum {
     CRAFT_OK = 0,
-    CRAFT_EINVAL = 1,      /* bad argument */
-    CRAFT_ESHAPE = 2,      /* shapes do not fit the op */
-    CRAFT_ETYPE = 3,       /* wrong dtype */
-    CRAFT_ENOMEM = 4,      /* host or device memory exhausted */
-    CRAFT_EIO = 5,         /* file could not be opened, read or written */
-    CRAFT_EFORMAT = 6,     /* file content is malformed */
-    CRAFT_EDEVICE = 7,     /* device missing or failing */
-    CRAFT_EGRAD = 8,       /* autograd misuse (backward of a non-scalar, no graph, ...) */
-    CRAFT_ENUMERIC = 9,    /* NaN or Inf found by the numeric guard */
+    CRAFT_EINVAL = 1,   /* bad argument */
+    CRAFT_ESHAPE = 2,   /* shapes do not fit the op */
+    CRAFT_ETYPE = 3,    /* wrong dtype */
+    CRAFT_ENOMEM = 4,   /* host or device memory exhausted */
+    CRAFT_EIO = 5,      /* file could not be opened, read or written */
+    CRAFT_EFORMAT = 6,  /* file content is malformed */
+    CRAFT_EDEVICE = 7,  /* device missing or failing */
+    CRAFT_EGRAD = 8,    /* autograd misuse (backward of a non-scalar, no graph, ...) */
+    CRAFT_ENUMERIC = 9, /* NaN or Inf found by the numeric guard */
     CRAFT_EUNSUPPORTED = 10,
-    CRAFT_EDIST = 11       /* a distributed run's collective failed or timed out (engine/dist) */
+    CRAFT_EDIST = 11 /* a distributed run's collective failed or timed out (engine/dist) */
 };
-const char *craft_last_error(void);   /* message of the last failure on this thread */
+const char *craft_last_error(void); /* message of the last failure on this thread */
 int craft_last_status(void);
 void craft_clear_error(void);
 const char *craft_version(void);
-double craft_now(void);               /* monotonic clock, seconds (for timings and progress) */
+double craft_now(void);            /* monotonic clock, seconds (for timings and progress) */
 const char *craft_cdef_text(void); /* CRAFT_CDEF_SKIP (bootstrap: declared by the binding itself) */
 
 /* ---------------------------------------------------------------- distributed runs ---- */
@@ -54,14 +54,14 @@ const char *craft_cdef_text(void); /* CRAFT_CDEF_SKIP (bootstrap: declared by th
  * waits at most the timeout (CRAFT_DIST_TIMEOUT seconds, default 300, or craft_dist_set_timeout);
  * past it, it fails with CRAFT_EDIST naming the operation, this rank and the ranks that did not
  * answer a ping, and the caller ends the job (craft_dist_abort). */
-int craft_dist_init(int *rank, int *size, int *local_rank, int *local_size);   /* idempotent; NULLs skip */
-int craft_dist_has_mpi(void);        /* 1 when built with MPI */
-int craft_dist_active(void);         /* 1 while MPI is initialised (launched, after init) */
+int craft_dist_init(int *rank, int *size, int *local_rank, int *local_size); /* idempotent; NULLs skip */
+int craft_dist_has_mpi(void);                                                /* 1 when built with MPI */
+int craft_dist_active(void); /* 1 while MPI is initialised (launched, after init) */
 int craft_dist_set_timeout(double seconds);
 double craft_dist_timeout(void);
-int craft_dist_allreduce_f32(float *buf, int64_t n);     /* sum over ranks, in place, on every rank */
+int craft_dist_allreduce_f32(float *buf, int64_t n); /* sum over ranks, in place, on every rank */
 int craft_dist_allreduce_f64(double *buf, int64_t n);
-int craft_dist_broadcast(void *buf, int64_t nbytes, int root);   /* root's bytes into every rank's buf */
+int craft_dist_broadcast(void *buf, int64_t nbytes, int root); /* root's bytes into every rank's buf */
 /* counts[r] = rank r's n, on every rank (counts: one int64 per rank). */
 int craft_dist_allgather_counts(int64_t n, int64_t *counts);
 /* Every rank's n bytes, in rank order, into `out` on root (sum of counts bytes; NULL elsewhere).
@@ -72,27 +72,34 @@ int craft_dist_barrier(void);
 /* Ends every rank of the job with exit code `code` (MPI_Abort); returns only when MPI is not
  * active, doing nothing. */
 int craft_dist_abort(int code);
-int craft_dist_finalize(void);       /* at exit, after the last collective; no-op without MPI */
+int craft_dist_finalize(void); /* at exit, after the last collective; no-op without MPI */
 
 /* ---------------------------------------------------------------- memory ---- */
 /* A caching allocator: blocks are kept for reuse instead of going back to the system
  * (page faults are expensive). 64-byte aligned. */
-void *craft_alloc(size_t nbytes);            /* NULL on failure, with the error set */
-void craft_free(void *ptr, size_t nbytes);   /* nbytes as passed to craft_alloc */
+void *craft_alloc(size_t nbytes);          /* NULL on failure, with the error set */
+void craft_free(void *ptr, size_t nbytes); /* nbytes as passed to craft_alloc */
 typedef struct craft_pool_stats {
-    int64_t in_use;      /* bytes handed out now */
-    int64_t cached;      /* bytes held for reuse */
-    int64_t peak;        /* highest in_use so far */
-    int64_t n_system;    /* blocks obtained from the system */
+    int64_t in_use;   /* bytes handed out now */
+    int64_t cached;   /* bytes held for reuse */
+    int64_t peak;     /* highest in_use so far */
+    int64_t n_system; /* blocks obtained from the system */
 } craft_pool_stats;
 void craft_pool_get_stats(craft_pool_stats *out);
 void craft_pool_reset_peak(void);
-void craft_pool_trim(void);                  /* return cached blocks to the system */
+void craft_pool_trim(void); /* return cached blocks to the system */
 
 /* ---------------------------------------------------------------- tensors --- */
 typedef enum craft_dtype {
-    CRAFT_F32 = 0, CRAFT_F16 = 1, CRAFT_BF16 = 2, CRAFT_I64 = 3, CRAFT_I32 = 4,
-    CRAFT_U8 = 5, CRAFT_F64 = 6, CRAFT_I8 = 7, CRAFT_BOOL = 8
+    CRAFT_F32 = 0,
+    CRAFT_F16 = 1,
+    CRAFT_BF16 = 2,
+    CRAFT_I64 = 3,
+    CRAFT_I32 = 4,
+    CRAFT_U8 = 5,
+    CRAFT_F64 = 6,
+    CRAFT_I8 = 7,
+    CRAFT_BOOL = 8
 } craft_dtype;
 /* device codes: 0 is the CPU; 1 + n is OpenCL device n ("cl:n") */
 
@@ -101,7 +108,7 @@ typedef struct craft_storage {
     size_t nbytes;
     int32_t refcount;
     int32_t device;
-    int32_t version;            /* bumped by in-place writes; autograd checks saved tensors */
+    int32_t version; /* bumped by in-place writes; autograd checks saved tensors */
     int32_t pad_;
     void (*release)(void *ctx, void *data, size_t nbytes); /* NULL: pool memory */
     void *release_ctx;
@@ -110,17 +117,17 @@ typedef struct craft_storage {
 struct craft_node;
 typedef struct craft_tensor {
     int32_t refcount;
-    int32_t ndim;               /* 0 .. 8 */
-    int32_t dtype;              /* craft_dtype */
+    int32_t ndim;  /* 0 .. 8 */
+    int32_t dtype; /* craft_dtype */
     int32_t device;
     int64_t shape[8];
-    int64_t stride[8];          /* in elements */
-    int64_t offset;             /* in elements, into storage */
+    int64_t stride[8]; /* in elements */
+    int64_t offset;    /* in elements, into storage */
     int64_t numel;
     craft_storage *storage;
-    struct craft_tensor *grad;  /* gradient accumulated by backward (leaves) */
-    struct craft_node *node;    /* the op that produced it; NULL for leaves */
-    int32_t out_index;          /* which output of node this is */
+    struct craft_tensor *grad; /* gradient accumulated by backward (leaves) */
+    struct craft_node *node;   /* the op that produced it; NULL for leaves */
+    int32_t out_index;         /* which output of node this is */
     int32_t requires_grad;
 } craft_tensor;
 
@@ -146,13 +153,13 @@ int craft_from_external(int ndim, const int64_t *shape, int dtype, void *data, s
                         craft_tensor **out);
 int craft_arange(double start, double end, double step, int dtype, craft_tensor **out);
 int craft_is_contiguous(const craft_tensor *t);
-void *craft_tensor_data(const craft_tensor *t);   /* address of element 0 (CPU tensors) */
+void *craft_tensor_data(const craft_tensor *t); /* address of element 0 (CPU tensors) */
 /* Dense row-major copy of t's elements, converted to dtype, into buf (nbytes at least
  * numel * dtype size). */
 int craft_tensor_read(const craft_tensor *t, int dtype, void *buf, size_t nbytes);
 /* Copies buf (dense, dtype) into t's elements, in place. */
 int craft_tensor_write(craft_tensor *t, int dtype, const void *buf, size_t nbytes);
-int craft_item(const craft_tensor *t, double *out);          /* one-element tensors */
+int craft_item(const craft_tensor *t, double *out); /* one-element tensors */
 int craft_get(const craft_tensor *t, const int64_t *index, double *out);
 int craft_set(craft_tensor *t, const int64_t *index, double value);
 
@@ -164,10 +171,10 @@ int craft_transpose(const craft_tensor *t, int d0, int d1, craft_tensor **out);
 int craft_slice(const craft_tensor *t, int dim, int64_t start, int64_t end, int64_t step, craft_tensor **out);
 int craft_expand(const craft_tensor *t, int ndim, const int64_t *shape, craft_tensor **out);
 int craft_unsqueeze(const craft_tensor *t, int dim, craft_tensor **out);
-int craft_squeeze(const craft_tensor *t, int dim, craft_tensor **out);  /* dim -1000: all size-1 dims */
+int craft_squeeze(const craft_tensor *t, int dim, craft_tensor **out); /* dim -1000: all size-1 dims */
 int craft_contiguous(const craft_tensor *t, craft_tensor **out);
 int craft_clone(const craft_tensor *t, craft_tensor **out);
-int craft_detach(const craft_tensor *t, craft_tensor **out);        /* same storage, no graph */
+int craft_detach(const craft_tensor *t, craft_tensor **out); /* same storage, no graph */
 int craft_to_dtype(const craft_tensor *t, int dtype, craft_tensor **out);
 /* In-place: dst[...] = src (broadcast), dtype converted. Not recorded by autograd. */
 int craft_copy_(craft_tensor *dst, const craft_tensor *src);
@@ -182,13 +189,13 @@ int craft_scale_(craft_tensor *t, double s);
  * soon as it has run (unless retain_graph). */
 int craft_set_requires_grad(craft_tensor *t, int flag);
 int craft_grad_enabled(void);
-int craft_set_grad_enabled(int flag);          /* returns the previous setting */
+int craft_set_grad_enabled(int flag); /* returns the previous setting */
 /* grad may be NULL for a one-element t (gradient 1). */
 int craft_backward(craft_tensor *t, const craft_tensor *grad, int retain_graph);
 /* Several roots at once, each with its gradient (checkpoint segments use this). */
 int craft_backward_multi(int n, craft_tensor **roots, craft_tensor **grads, int retain_graph);
-int craft_zero_grad(craft_tensor *t);          /* drops t->grad */
-int craft_set_grad(craft_tensor *t, craft_tensor *grad);  /* replaces t->grad (may be NULL) */
+int craft_zero_grad(craft_tensor *t);                    /* drops t->grad */
+int craft_set_grad(craft_tensor *t, craft_tensor *grad); /* replaces t->grad (may be NULL) */
 /* Name of the op that made t ("" for a leaf). */
 const char *craft_grad_fn_name(const craft_tensor *t);
 
@@ -196,11 +203,10 @@ const char *craft_grad_fn_name(const craft_tensor *t);
  * outputs from inputs with grad mode off; craft_custom_attach records one node on them. When
  * backward reaches it, `backward` is called with the output gradients (entries may be NULL:
  * no gradient flowed there) and must store a new reference (or NULL) in each grad_inputs[i]. */
-typedef int (*craft_custom_backward_fn)(void *ud, int n_out, craft_tensor **grad_outputs,
-                                        int n_in, craft_tensor **grad_inputs);
-int craft_custom_attach(const char *name, int n_in, craft_tensor **inputs, int n_out,
-                        craft_tensor **outputs, craft_custom_backward_fn backward, void *ud,
-                        void (*ud_free)(void *ud));
+typedef int (*craft_custom_backward_fn)(void *ud, int n_out, craft_tensor **grad_outputs, int n_in,
+                                        craft_tensor **grad_inputs);
+int craft_custom_attach(const char *name, int n_in, craft_tensor **inputs, int n_out, craft_tensor **outputs,
+                        craft_custom_backward_fn backward, void *ud, void (*ud_free)(void *ud));
 /* For bindings that keep the backward's state on their side (Lua): pass craft_custom_note_freed
  * as ud_free with ud an integer id; craft_custom_take_freed() then hands back (up to max) the
  * ids of nodes that were freed since the last call, so the binding can drop their state
@@ -218,17 +224,44 @@ int craft_numeric_guard(void);
 /* ---------------------------------------------------------------- ops ------- */
 /* Elementwise, with NumPy/PyTorch broadcasting, on any strided input. */
 typedef enum craft_unary_op {
-    CRAFT_NEG = 0, CRAFT_EXP, CRAFT_LOG, CRAFT_SQRT, CRAFT_RSQRT, CRAFT_ABS, CRAFT_SIN, CRAFT_COS,
-    CRAFT_TANH, CRAFT_SIGMOID, CRAFT_RELU, CRAFT_SILU, CRAFT_GELU, CRAFT_GELU_TANH,
-    CRAFT_QUICK_GELU, CRAFT_SQUARE, CRAFT_RECIPROCAL, CRAFT_SOFTPLUS, CRAFT_LOG1P,
+    CRAFT_NEG = 0,
+    CRAFT_EXP,
+    CRAFT_LOG,
+    CRAFT_SQRT,
+    CRAFT_RSQRT,
+    CRAFT_ABS,
+    CRAFT_SIN,
+    CRAFT_COS,
+    CRAFT_TANH,
+    CRAFT_SIGMOID,
+    CRAFT_RELU,
+    CRAFT_SILU,
+    CRAFT_GELU,
+    CRAFT_GELU_TANH,
+    CRAFT_QUICK_GELU,
+    CRAFT_SQUARE,
+    CRAFT_RECIPROCAL,
+    CRAFT_SOFTPLUS,
+    CRAFT_LOG1P,
     CRAFT_UNARY_COUNT
 } craft_unary_op;
 typedef enum craft_binary_op {
-    CRAFT_ADD = 0, CRAFT_SUB, CRAFT_MUL, CRAFT_DIV, CRAFT_POW, CRAFT_MAXIMUM, CRAFT_MINIMUM,
+    CRAFT_ADD = 0,
+    CRAFT_SUB,
+    CRAFT_MUL,
+    CRAFT_DIV,
+    CRAFT_POW,
+    CRAFT_MAXIMUM,
+    CRAFT_MINIMUM,
     CRAFT_BINARY_COUNT
 } craft_binary_op;
 typedef enum craft_compare_op {
-    CRAFT_EQ = 0, CRAFT_NE, CRAFT_LT, CRAFT_LE, CRAFT_GT, CRAFT_GE
+    CRAFT_EQ = 0,
+    CRAFT_NE,
+    CRAFT_LT,
+    CRAFT_LE,
+    CRAFT_GT,
+    CRAFT_GE
 } craft_compare_op;
 const char *craft_unary_name(int op);
 const char *craft_binary_name(int op);
@@ -236,7 +269,8 @@ int craft_unary(int op, const craft_tensor *a, craft_tensor **out);
 int craft_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
 /* a op s with a scalar s; `reverse` computes s op a (for s - a, s / a, s ^ a). */
 int craft_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor **out);
-int craft_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor **out); /* f32 0/1, no grad */
+int craft_compare(int op, const craft_tensor *a, const craft_tensor *b,
+                  craft_tensor **out); /* f32 0/1, no grad */
 int craft_clamp(const craft_tensor *a, double lo, double hi, craft_tensor **out);
 int craft_where(const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor **out);
 int craft_lerp(const craft_tensor *a, const craft_tensor *b, double w, craft_tensor **out);
@@ -244,7 +278,8 @@ int craft_lerp(const craft_tensor *a, const craft_tensor *b, double w, craft_ten
 /* Reductions over the listed dims (ndims = 0: all dims). */
 int craft_sum(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out);
 int craft_mean(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out);
-int craft_var(const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim, craft_tensor **out);
+int craft_var(const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim,
+              craft_tensor **out);
 /* Max over one dim: values (differentiable) and int64 indices (indices may be NULL). */
 int craft_max(const craft_tensor *a, int dim, int keepdim, craft_tensor **values, craft_tensor **indices);
 int craft_min(const craft_tensor *a, int dim, int keepdim, craft_tensor **values, craft_tensor **indices);
@@ -256,9 +291,8 @@ int craft_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **ou
 int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, craft_tensor **out);
 
 /* Convolutions (NCHW, OIHW weights; transposed conv weights are [in, out/groups, kh, kw]). */
-int craft_conv2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
-                 const int *stride, const int *padding, const int *dilation, int groups,
-                 craft_tensor **out);
+int craft_conv2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const int *stride,
+                 const int *padding, const int *dilation, int groups, craft_tensor **out);
 int craft_conv_transpose2d(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
                            const int *stride, const int *padding, const int *output_padding,
                            const int *dilation, int groups, craft_tensor **out);
@@ -274,25 +308,26 @@ int craft_log_softmax(const craft_tensor *x, int dim, craft_tensor **out);
 /* Scaled dot-product attention, q [..., Lq, D], k [..., Lk, D], v [..., Lk, Dv].
  * mask (additive, broadcastable to [..., Lq, Lk]) may be NULL; scale <= 0 means 1/sqrt(D).
  * Memory efficient: keeps only the per-row log-sum-exp for backward, never the score matrix. */
-int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
-               const craft_tensor *mask, double scale, int is_causal, craft_tensor **out);
+int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+               double scale, int is_causal, craft_tensor **out);
 
 /* Shape ops. */
 int craft_concat(int n, craft_tensor **ts, int dim, craft_tensor **out);
 /* pads: pairs (before, after) starting from the LAST dim, like torch.nn.functional.pad.
  * mode 0 constant, 1 reflect, 2 replicate. */
-int craft_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor **out);
+int craft_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value,
+              craft_tensor **out);
 /* mode 0 nearest, 1 bilinear; NCHW. align_corners as in PyTorch. */
 int craft_interpolate(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int align_corners,
                       craft_tensor **out);
 int craft_avg_pool2d(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor **out);
 int craft_embedding(const craft_tensor *weight, const craft_tensor *indices, craft_tensor **out);
 /* Sinusoidal timestep embedding as diffusers' get_timestep_embedding. */
-int craft_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos,
-                             double downscale_freq_shift, double scale, double max_period,
-                             craft_tensor **out);
+int craft_timestep_embedding(const craft_tensor *t, int dim, int flip_sin_to_cos, double downscale_freq_shift,
+                             double scale, double max_period, craft_tensor **out);
 int craft_l2_normalize(const craft_tensor *x, int dim, double eps, craft_tensor **out);
-int craft_cosine_similarity(const craft_tensor *a, const craft_tensor *b, int dim, double eps, craft_tensor **out);
+int craft_cosine_similarity(const craft_tensor *a, const craft_tensor *b, int dim, double eps,
+                            craft_tensor **out);
 /* reduction: 0 none, 1 mean, 2 sum. targets are int64 class indices. */
 int craft_cross_entropy(const craft_tensor *logits, const craft_tensor *targets, int reduction,
                         double label_smoothing, craft_tensor **out);
@@ -301,15 +336,15 @@ int craft_mse_loss(const craft_tensor *a, const craft_tensor *b, int reduction, 
 /* ---------------------------------------------------------------- random ---- */
 /* Philox-4x32-10, counter based: element i of a draw with (seed, offset) depends only on
  * (seed, offset + i), never on threads or device. */
-int craft_randn_(craft_tensor *t, uint64_t seed, uint64_t offset);   /* N(0, 1), in place */
-int craft_rand_(craft_tensor *t, uint64_t seed, uint64_t offset);    /* U[0, 1), in place */
+int craft_randn_(craft_tensor *t, uint64_t seed, uint64_t offset); /* N(0, 1), in place */
+int craft_rand_(craft_tensor *t, uint64_t seed, uint64_t offset);  /* U[0, 1), in place */
 void craft_philox4x32(uint64_t seed, uint64_t counter, uint32_t *out4);
 
 /* ---------------------------------------------------------------- training -- */
 int craft_adamw_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *m, craft_tensor *v,
                      double lr, double beta1, double beta2, double eps, double weight_decay, int64_t step);
-int craft_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *momentum_buf,
-                   double lr, double momentum, double weight_decay, int nesterov);
+int craft_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *momentum_buf, double lr,
+                   double momentum, double weight_decay, int nesterov);
 /* Scales the grads so their global L2 norm is at most max_norm; returns the norm before. */
 int craft_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *total_norm);
 int craft_ema_update(craft_tensor *ema, const craft_tensor *param, double decay);
@@ -330,24 +365,24 @@ void craft_set_num_threads(int n);
 typedef struct craft_cl_info {
     char name[256];
     char vendor[256];
-    char platform[256];          /* platform name */
+    char platform[256]; /* platform name */
     char driver_version[128];
-    char device_version[128];    /* "OpenCL 3.0 ..." */
-    char opencl_c_version[128];  /* "OpenCL C 1.2 ..." */
-    int64_t global_mem;          /* bytes */
-    int64_t max_alloc;           /* bytes in one buffer at most */
-    int64_t local_mem;           /* bytes per work-group */
+    char device_version[128];   /* "OpenCL 3.0 ..." */
+    char opencl_c_version[128]; /* "OpenCL C 1.2 ..." */
+    int64_t global_mem;         /* bytes */
+    int64_t max_alloc;          /* bytes in one buffer at most */
+    int64_t local_mem;          /* bytes per work-group */
     int32_t compute_units;
     int32_t max_work_group;
-    int32_t fp16;                /* 1: cl_khr_fp16 (half compute); f16 storage works everywhere */
-    int32_t fp64;                /* 1: cl_khr_fp64 */
-    int32_t is_gpu;              /* CL_DEVICE_TYPE_GPU */
-    int32_t platform_index;      /* in craft's platform order */
+    int32_t fp16;           /* 1: cl_khr_fp16 (half compute); f16 storage works everywhere */
+    int32_t fp64;           /* 1: cl_khr_fp64 */
+    int32_t is_gpu;         /* CL_DEVICE_TYPE_GPU */
+    int32_t platform_index; /* in craft's platform order */
 } craft_cl_info;
 /* Number of OpenCL devices (0 is not an error). No ICD loader platform at all (nothing
  * installed, or OCL_ICD_VENDORS pointing at an empty folder) is CRAFT_EDEVICE. */
 int craft_cl_device_count(int *n);
-int craft_cl_device_info(int index, craft_cl_info *out);      /* index n of "cl:n" */
+int craft_cl_device_info(int index, craft_cl_info *out); /* index n of "cl:n" */
 /* A copy of t on `device` (0 cpu, 1 + n cl:n), contiguous, same dtype; t itself (one more
  * reference) when it is already there. Differentiable: the gradient goes back to t's device. */
 int craft_to_device(const craft_tensor *t, int device, craft_tensor **out);
@@ -373,7 +408,7 @@ int craft_cl_pool_trim(int device);
  * every entry (dtype, <= 8 dims, byte counts, offsets, overlaps, gaps; header <= 100 MB) and
  * fails with CRAFT_EFORMAT naming the file and the tensor, or CRAFT_EIO when it cannot be read.
  * Known file dtypes: BOOL U8 I8 I16 U16 I32 U32 I64 U64 F16 BF16 F32 F64 F8_E5M2 F8_E4M3. */
-typedef struct craft_safetensors craft_safetensors;   /* opaque; holds the mapping */
+typedef struct craft_safetensors craft_safetensors; /* opaque; holds the mapping */
 /* Maps the file (private copy-on-write: writing into a zero-copy tensor never touches the
  * file). Free the handle with craft_st_close. */
 int craft_st_open(const char *path, craft_safetensors **out);
@@ -386,18 +421,18 @@ int craft_st_count(const craft_safetensors *f);
 /* Tensor i, 0 <= i < count, in file order (ascending data offsets); NULL when out of range.
  * Strings returned by craft_st_* live as long as the handle. */
 const char *craft_st_name(const craft_safetensors *f, int i);
-int craft_st_find(const craft_safetensors *f, const char *name);    /* index or -1 */
+int craft_st_find(const craft_safetensors *f, const char *name); /* index or -1 */
 /* dtype: the craft dtype that loading "as stored" gives (the stored one, except I16/U16 -> i32,
  * U32/U64 -> i64, F8_* -> f32); shape8 gets ndim entries. Any out-pointer may be NULL. */
 int craft_st_info(const craft_safetensors *f, int i, int *dtype, int *ndim, int64_t *shape8);
-const char *craft_st_dtype_name(const craft_safetensors *f, int i);  /* as in the file: "F16" */
-int64_t craft_st_nbytes(const craft_safetensors *f, int i);         /* bytes in the file; -1 if out of range */
+const char *craft_st_dtype_name(const craft_safetensors *f, int i); /* as in the file: "F16" */
+int64_t craft_st_nbytes(const craft_safetensors *f, int i); /* bytes in the file; -1 if out of range */
 /* Address of tensor i's bytes inside the mapping (NULL if out of range), valid while the handle
  * is open: for checksums, and to tell zero-copy tensors from copies. */
 const void *craft_st_raw(const craft_safetensors *f, int i);
-const char *craft_st_metadata(const craft_safetensors *f, const char *key);   /* NULL if absent */
+const char *craft_st_metadata(const craft_safetensors *f, const char *key); /* NULL if absent */
 int craft_st_metadata_count(const craft_safetensors *f);
-const char *craft_st_metadata_key(const craft_safetensors *f, int i);        /* NULL if out of range */
+const char *craft_st_metadata_key(const craft_safetensors *f, int i); /* NULL if out of range */
 /* Loads tensor i as a craft_tensor: zero-copy (over the mapping) when the file dtype is
  * want_dtype (or want_dtype < 0, "as stored") and the data is aligned to the element size;
  * otherwise a converted copy (floats round to nearest even, floats to integers truncate toward
@@ -406,30 +441,36 @@ int craft_st_load(craft_safetensors *f, int i, int want_dtype, craft_tensor **ou
 /* Writes n named tensors (any craft dtype, any strides) and n_meta metadata pairs (n_meta 0: no
  * "__metadata__"), ordered like the reference writer (larger elements first, then by name), so
  * every tensor is aligned. Writes path.tmp, fsyncs it, then renames it over path. */
-int craft_st_save(const char *path, int n, const char **names, craft_tensor **tensors,
-                  int n_meta, const char **meta_keys, const char **meta_values);
+int craft_st_save(const char *path, int n, const char **names, craft_tensor **tensors, int n_meta,
+                  const char **meta_keys, const char **meta_values);
 
 /* JSON documents (engine/json.c) for model configs, scheduler configs and vocabularies: parsed
  * once, then walked by node number (0 is the root; children of a node are numbered
  * consecutively). Every accessor checks its node and index and answers -1 / NULL / an error
  * instead of reading out of bounds. Object keys keep the file's order; duplicate keys, integers
  * beyond int64 and files over 512 MB are CRAFT_EFORMAT (with line and column where it applies). */
-typedef struct craft_json craft_json;   /* a parsed document; free with craft_json_free */
+typedef struct craft_json craft_json; /* a parsed document; free with craft_json_free */
 enum {
-    CRAFT_JSON_NULL = 0, CRAFT_JSON_FALSE = 1, CRAFT_JSON_TRUE = 2, CRAFT_JSON_INTEGER = 3,
-    CRAFT_JSON_REAL = 4, CRAFT_JSON_STRING = 5, CRAFT_JSON_ARRAY = 6, CRAFT_JSON_OBJECT = 7
+    CRAFT_JSON_NULL = 0,
+    CRAFT_JSON_FALSE = 1,
+    CRAFT_JSON_TRUE = 2,
+    CRAFT_JSON_INTEGER = 3,
+    CRAFT_JSON_REAL = 4,
+    CRAFT_JSON_STRING = 5,
+    CRAFT_JSON_ARRAY = 6,
+    CRAFT_JSON_OBJECT = 7
 };
 int craft_json_parse_file(const char *path, craft_json **out);
 int craft_json_parse_string(const char *text, size_t len, const char *what, craft_json **out);
 void craft_json_free(craft_json *doc);
 int craft_json_node_count(const craft_json *doc);
-int craft_json_type(const craft_json *doc, int node);           /* CRAFT_JSON_*, -1: no such node */
+int craft_json_type(const craft_json *doc, int node); /* CRAFT_JSON_*, -1: no such node */
 /* Entries of an array or object, bytes of a string, 0 for scalars, -1: no such node. */
 int64_t craft_json_length(const craft_json *doc, int node);
-int craft_json_child(const craft_json *doc, int node, int i);   /* entry i's node, or -1 */
-const char *craft_json_key(const craft_json *doc, int node, int i);   /* object key i, or NULL */
-int craft_json_get(const craft_json *doc, int node, const char *key); /* member's node, or -1 */
-const char *craft_json_string(const craft_json *doc, int node); /* NULL unless a string */
+int craft_json_child(const craft_json *doc, int node, int i);          /* entry i's node, or -1 */
+const char *craft_json_key(const craft_json *doc, int node, int i);    /* object key i, or NULL */
+int craft_json_get(const craft_json *doc, int node, const char *key);  /* member's node, or -1 */
+const char *craft_json_string(const craft_json *doc, int node);        /* NULL unless a string */
 int craft_json_number(const craft_json *doc, int node, double *out);   /* integer or real */
 int craft_json_integer(const craft_json *doc, int node, int64_t *out); /* integral values only */
 int craft_json_bool(const craft_json *doc, int node, int *out);
@@ -448,13 +489,13 @@ int craft_json_write_file(const char *path, const char *text, size_t len);
  * UCS-4 code points in native byte order, NUL padded) and CRAFT_ARRAY_BYTES ('S'). */
 enum { CRAFT_ARRAY_UNICODE = 100, CRAFT_ARRAY_BYTES = 101 };
 typedef struct craft_array {
-    int32_t dtype;       /* craft_dtype, or CRAFT_ARRAY_UNICODE / CRAFT_ARRAY_BYTES */
-    int32_t ndim;        /* 0 .. 8 */
+    int32_t dtype; /* craft_dtype, or CRAFT_ARRAY_UNICODE / CRAFT_ARRAY_BYTES */
+    int32_t ndim;  /* 0 .. 8 */
     int64_t shape[8];
     int64_t numel;
-    int64_t itemsize;    /* bytes per element */
-    void *data;          /* NULL when nbytes is 0 (and for header-only reads) */
-    size_t nbytes;       /* numel * itemsize */
+    int64_t itemsize; /* bytes per element */
+    void *data;       /* NULL when nbytes is 0 (and for header-only reads) */
+    size_t nbytes;    /* numel * itemsize */
 } craft_array;
 void craft_array_free(craft_array *a);
 /* Moves a numeric array into a new tensor without copying (the tensor now owns the memory and
@@ -478,7 +519,7 @@ int craft_npz_count(const craft_npz *z);
 /* Member i's name with the ".npy" suffix dropped ("train_images"); NULL if out of range.
  * Valid until craft_npz_close. */
 const char *craft_npz_name(const craft_npz *z, int i);
-int craft_npz_find(const craft_npz *z, const char *name);   /* index, or -1 */
+int craft_npz_find(const craft_npz *z, const char *name); /* index, or -1 */
 /* Member `name` ("train_images" or "train_images.npy"). craft_npz_info reads only the
  * header: dtype, ndim, shape, numel, itemsize and nbytes are set, data stays NULL. */
 int craft_npz_read(craft_npz *z, const char *name, craft_array *out);
@@ -496,12 +537,12 @@ int craft_npz_writer_close(craft_npz_writer *w);
 typedef struct craft_csv craft_csv;
 int craft_csv_read_file(const char *path, int has_header, craft_csv **out);
 int craft_csv_parse(const char *buf, size_t len, const char *what, int has_header, craft_csv **out);
-int craft_csv_rows(const craft_csv *c);                 /* data rows, header excluded */
+int craft_csv_rows(const craft_csv *c); /* data rows, header excluded */
 int craft_csv_cols(const craft_csv *c);
-const char *craft_csv_header(const craft_csv *c, int col);   /* NULL without a header */
+const char *craft_csv_header(const craft_csv *c, int col); /* NULL without a header */
 int craft_csv_column_index(const craft_csv *c, const char *name, int *col);
-const char *craft_csv_cell(const craft_csv *c, int row, int col);   /* NULL if out of range */
-int craft_csv_row_line(const craft_csv *c, int row);    /* 1-based line where the row starts */
+const char *craft_csv_cell(const craft_csv *c, int row, int col); /* NULL if out of range */
+int craft_csv_row_line(const craft_csv *c, int row);              /* 1-based line where the row starts */
 /* Whole-cell numbers; the message names file, line and column. */
 int craft_csv_cell_double(const craft_csv *c, int row, int col, double *out);
 int craft_csv_cell_int64(const craft_csv *c, int row, int col, int64_t *out);
@@ -535,8 +576,8 @@ int craft_flip_horizontal(const float *src, int c, int h, int w, float *dst);
 int craft_flip_vertical(const float *src, int c, int h, int w, float *dst);
 /* u8 HWC -> f32 CHW: x / 255, then (x - mean[ch]) / std[ch] in float32, as torchvision's
  * ToTensor + Normalize. mean / std may be NULL (0 / 1). */
-int craft_u8_hwc_to_f32_chw(const uint8_t *src, int h, int w, int c, const float *mean,
-                            const float *std, float *dst);
+int craft_u8_hwc_to_f32_chw(const uint8_t *src, int h, int w, int c, const float *mean, const float *std,
+                            float *dst);
 /* f32 CHW -> u8 HWC: maps [lo, hi] to [0, 255], floor(x * 255 + 0.5) clamped (NaN -> 0),
  * as torchvision's save_image does for [0, 1]. */
 int craft_f32_chw_to_u8_hwc(const float *src, int c, int h, int w, float lo, float hi, uint8_t *dst);
@@ -559,25 +600,24 @@ const char *craft_phantom_param_name(int m, int i);
 /* n images into out (caller-owned, n*3*size*size floats); image k is a pure function of
  * (m, seed, first_index + k, class). cls < 0 draws each image's class uniformly from
  * (seed, index). labels (n) and params (n * param_count) may be NULL. */
-int craft_phantom_generate(int m, int n, int size, uint64_t seed, uint64_t first_index, int cls,
-                           float *out, int32_t *labels, float *params);
+int craft_phantom_generate(int m, int n, int size, uint64_t seed, uint64_t first_index, int cls, float *out,
+                           int32_t *labels, float *params);
 /* In-place corruption for robustness checks: Gaussian blur (sigma in pixels, 0 = none), then
  * additive Gaussian noise of sd noise_sd (keyed by seed and image position), clamped to [0,1]. */
-int craft_phantom_degrade(int n, int size, float *images, double blur_sigma, double noise_sd,
-                          uint64_t seed);
+int craft_phantom_degrade(int n, int size, float *images, double blur_sigma, double noise_sd, uint64_t seed);
 int craft_oracle_measure_count(int m);
 const char *craft_oracle_measure_name(int m, int i);
 int craft_oracle_item_count(int m);
 const char *craft_oracle_item_name(int m, int i);
-int craft_oracle_item_class(int m, int i);   /* the class whose checklist item i belongs to */
+int craft_oracle_item_class(int m, int i); /* the class whose checklist item i belongs to */
 /* Measures n images (CHW float32 in [0,1], size >= 32; inputs under 64 px are resampled to 64).
  * Outputs, each may be NULL: measures (n * measure_count), labels (n), items (n * item_count,
  * 0/1 verdicts). A label is CRAFT_ORACLE_UNDETERMINED (-1) when the oracle could not measure
  * the image (no lung fields, no lesion, no fundus disc): it never turns that into a class, and
  * such an image satisfies no checklist item. */
 #define CRAFT_ORACLE_UNDETERMINED (-1)
-int craft_oracle_audit(int m, int n, int size, const float *images, float *measures,
-                       int32_t *labels, uint8_t *items);
+int craft_oracle_audit(int m, int n, int size, const float *images, float *measures, int32_t *labels,
+                       uint8_t *items);
 
 /* ---------------------------------------------------------------- tokenizer */
 /* (section: tokenizer) */
@@ -600,16 +640,17 @@ int craft_tokenizer_load_bpe_gz(const char *path, craft_tokenizer **out);
  * named there (SD 2.x: "!") is, as in transformers, also matched as a special token in text. */
 int craft_tokenizer_load_dir(const char *dir, craft_tokenizer **out);
 void craft_tokenizer_free(craft_tokenizer *t);
-int craft_tokenizer_set_pad(craft_tokenizer *t, int pad_id);     /* padding id only */
-int craft_tokenizer_vocab_size(const craft_tokenizer *t);        /* highest id + 1 */
-int craft_tokenizer_token_id(const craft_tokenizer *t, const char *token);   /* -1 if absent */
-const char *craft_tokenizer_token(const craft_tokenizer *t, int id);  /* owned by t; NULL if none */
+int craft_tokenizer_set_pad(craft_tokenizer *t, int pad_id);               /* padding id only */
+int craft_tokenizer_vocab_size(const craft_tokenizer *t);                  /* highest id + 1 */
+int craft_tokenizer_token_id(const craft_tokenizer *t, const char *token); /* -1 if absent */
+const char *craft_tokenizer_token(const craft_tokenizer *t, int id);       /* owned by t; NULL if none */
 int craft_tokenizer_start_id(const craft_tokenizer *t);
 int craft_tokenizer_end_id(const craft_tokenizer *t);
 int craft_tokenizer_pad_id(const craft_tokenizer *t);
 /* ids: max_len (>= 2) slots; writes start, tokens, end, then pad up to max_len (if pad != 0),
  * truncating so that the end token is kept; *n_out = count before padding. */
-int craft_tokenizer_encode(craft_tokenizer *t, const char *text, int max_len, int pad, int32_t *ids, int *n_out);
+int craft_tokenizer_encode(craft_tokenizer *t, const char *text, int max_len, int pad, int32_t *ids,
+                           int *n_out);
 /* As transformers' decode(ids, skip_special_tokens=True): special tokens dropped, bytes decoded
  * (bad UTF-8 replaced by U+FFFD), "</w>" to a space, outer whitespace stripped. buf gets a
  * NUL-terminated string; CRAFT_EINVAL if it does not fit. */

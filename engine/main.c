@@ -20,9 +20,10 @@ static void set_package_path(lua_State *L) {
     char *slash = strrchr(exe, '/');
     if (slash) *slash = 0;
     const char *env = getenv("CRAFT_LUA_PATH");
-    snprintf(buf, sizeof buf,
-             "%s%s%s/../lua/?.lua;%s/../lua/?/init.lua;%s/../share/craft/lua/?.lua;%s/../share/craft/lua/?/init.lua;",
-             env ? env : "", env ? ";" : "", exe, exe, exe, exe);
+    snprintf(
+        buf, sizeof buf,
+        "%s%s%s/../lua/?.lua;%s/../lua/?/init.lua;%s/../share/craft/lua/?.lua;%s/../share/craft/lua/?/init.lua;",
+        env ? env : "", env ? ";" : "", exe, exe, exe, exe);
     lua_getglobal(L, "package");
     lua_getfield(L, -1, "path");
     lua_pushstring(L, buf);
@@ -51,7 +52,7 @@ static void choose_wait_policy(char **argv) {
     if (getenv("OMP_WAIT_POLICY") || getenv("GOMP_SPINCOUNT") || getenv("CRAFT_NO_REEXEC")) return;
     setenv("OMP_WAIT_POLICY", "PASSIVE", 1);
     setenv("CRAFT_NO_REEXEC", "1", 1);
-    execv("/proc/self/exe", argv);   /* returns only on failure: then go on as we are */
+    execv("/proc/self/exe", argv); /* returns only on failure: then go on as we are */
 }
 
 /* An error that ends the program. In a run of several ranks it names the rank, and the job is
@@ -69,7 +70,10 @@ static int fail(const char *msg) {
 int main(int argc, char **argv) {
     choose_wait_policy(argv);
     lua_State *L = luaL_newstate();
-    if (!L) { fprintf(stderr, "craft: cannot create the Lua state (out of memory)\n"); return 1; }
+    if (!L) {
+        fprintf(stderr, "craft: cannot create the Lua state (out of memory)\n");
+        return 1;
+    }
     luaL_openlibs(L);
     set_package_path(L);
     lua_pushcfunction(L, traceback);

@@ -23,15 +23,15 @@ typedef struct {
     int nbd;
     int64_t bshape[CRAFT_MAX_DIMS];
     int64_t nb, Lq, Lk, D, Dv, ldq, ldk, ldv;
-    int64_t *off;              /* [3][nb]: element offsets of each matrix of q, k, v */
-    cl_attn_geo geo;           /* chunk fields filled per chunk */
+    int64_t *off;    /* [3][nb]: element offsets of each matrix of q, k, v */
+    cl_attn_geo geo; /* chunk fields filled per chunk */
     float scale;
 } attn_plan;
 
 /* The shared geometry (craft_sdpa_geom_of) in the kernels' terms, and the per-matrix offsets
  * of q, k and v (their own offsets included). q, k, v must be usable by CLBlast. */
-static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-                      double scale, int causal, attn_plan *p) {
+static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                      const craft_tensor *mask, double scale, int causal, attn_plan *p) {
     memset(p, 0, sizeof *p);
     craft_sdpa_geom gm;
     CRAFT_TRY(craft_sdpa_geom_of(q, k, v, mask, scale, &gm));
@@ -39,8 +39,14 @@ static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_
     int nbd = gm.nbd;
     p->nbd = nbd;
     memcpy(p->bshape, gm.bshape, sizeof p->bshape);
-    p->nb = gm.nb; p->Lq = gm.Lq; p->Lk = gm.Lk; p->D = gm.D; p->Dv = gm.Dv;
-    p->ldq = gm.ldq; p->ldk = gm.ldk; p->ldv = gm.ldv;
+    p->nb = gm.nb;
+    p->Lq = gm.Lq;
+    p->Lk = gm.Lk;
+    p->D = gm.D;
+    p->Dv = gm.Dv;
+    p->ldq = gm.ldq;
+    p->ldk = gm.ldk;
+    p->ldv = gm.ldv;
     p->scale = gm.scale;
     cl_attn_geo *g = &p->geo;
     g->nbd = nbd;
@@ -92,13 +98,14 @@ static void chunk_sizes(const craft_cl_dev *d, const attn_plan *p, int nbuf, int
 }
 
 /* offset lists of one chunk: o[0..n) = base[b0 + i] + add, or (when base is NULL) start + i step */
-static void offsets(int64_t *o, int64_t n, const int64_t *base, int64_t b0, int64_t add, int64_t start, int64_t step) {
+static void offsets(int64_t *o, int64_t n, const int64_t *base, int64_t b0, int64_t add, int64_t start,
+                    int64_t step) {
     for (int64_t i = 0; i < n; i++) o[i] = base ? base[b0 + i] + add : start + i * step;
 }
 
 /* the row kernel over the rows of one chunk (geo's chunk fields set) */
-static int launch_rows(craft_cl_dev *d, int kid, attn_plan *p, craft_tensor *S, craft_tensor *S2, const craft_tensor *mask,
-                       const craft_tensor *vec, int64_t rows) {
+static int launch_rows(craft_cl_dev *d, int kid, attn_plan *p, craft_tensor *S, craft_tensor *S2,
+                       const craft_tensor *mask, const craft_tensor *vec, int64_t rows) {
     cl_mem sm = cl_mem_of(S), mm = mask ? cl_mem_of(mask) : sm, vm = cl_mem_of(vec);
     cl_long r = rows;
     if (kid == K_attn_softmax) {
@@ -114,8 +121,8 @@ static int launch_rows(craft_cl_dev *d, int kid, attn_plan *p, craft_tensor *S, 
     return cl_launch_geo(d, kid, &p->geo, sizeof p->geo, 4, args, cl_global_for(rows * p->Lk), 0);
 }
 
-static int run_forward(craft_cl_dev *d, attn_plan *p, const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
-                       const craft_tensor *mask, craft_tensor *y, craft_tensor *lse) {
+static int run_forward(craft_cl_dev *d, attn_plan *p, const craft_tensor *q, const craft_tensor *k,
+                       const craft_tensor *v, const craft_tensor *mask, craft_tensor *y, craft_tensor *lse) {
     if (p->nb == 0 || p->Lq == 0) return CRAFT_OK;
     int64_t bq, nbc;
     chunk_sizes(d, p, 1, &bq, &nbc);
@@ -133,10 +140,15 @@ static int run_forward(craft_cl_dev *d, attn_plan *p, const craft_tensor *q, con
             offsets(ov, nbb, p->off + 2 * p->nb, b0, 0, 0, 0);
             offsets(os, nbb, NULL, 0, 0, 0, blk);
             offsets(oy, nbb, NULL, 0, 0, b0 * p->Lq * p->Dv + q0 * p->Dv, p->Lq * p->Dv);
-            p->geo.b0 = b0; p->geo.q0 = q0; p->geo.bq = bqe;
-            rc = craft_cl_gemm_batched('N', 'T', bqe, p->Lk, p->D, p->scale, q, oq, p->ldq, k, ok, p->ldk, 0.0f, S, os, p->Lk, nbb);
+            p->geo.b0 = b0;
+            p->geo.q0 = q0;
+            p->geo.bq = bqe;
+            rc = craft_cl_gemm_batched('N', 'T', bqe, p->Lk, p->D, p->scale, q, oq, p->ldq, k, ok, p->ldk,
+                                       0.0f, S, os, p->Lk, nbb);
             if (!rc) rc = launch_rows(d, K_attn_softmax, p, S, NULL, mask, lse, nbb * bqe);
-            if (!rc) rc = craft_cl_gemm_batched('N', 'N', bqe, p->Dv, p->Lk, 1.0f, S, os, p->Lk, v, ov, p->ldv, 0.0f, y, oy, p->Dv, nbb);
+            if (!rc)
+                rc = craft_cl_gemm_batched('N', 'N', bqe, p->Dv, p->Lk, 1.0f, S, os, p->Lk, v, ov, p->ldv,
+                                           0.0f, y, oy, p->Dv, nbb);
         }
     }
     free(o);
@@ -146,13 +158,13 @@ static int run_forward(craft_cl_dev *d, attn_plan *p, const craft_tensor *q, con
 
 typedef struct {
     const craft_tensor *q, *k, *v, *mask, *o, *lse, *g;
-    craft_tensor *dq, *dk, *dv;   /* NULL when not needed */
+    craft_tensor *dq, *dk, *dv; /* NULL when not needed */
 } bwd_args;
 
 static int run_backward(craft_cl_dev *d, attn_plan *p, const bwd_args *a) {
     int code = a->o->device, rc = CRAFT_OK;
     if (p->nb == 0) return CRAFT_OK;
-    if (p->Lq == 0) {   /* no query sees any key */
+    if (p->Lq == 0) { /* no query sees any key */
         if (a->dk) rc = craft_cl_fill_(a->dk, 0.0);
         if (!rc && a->dv) rc = craft_cl_fill_(a->dv, 0.0);
         return rc;
@@ -160,11 +172,12 @@ static int run_backward(craft_cl_dev *d, attn_plan *p, const bwd_args *a) {
     int64_t bq, nbc, rows = p->nb * p->Lq;
     chunk_sizes(d, p, 2, &bq, &nbc);
     int64_t ns = nbc * bq * (p->Lk > 0 ? p->Lk : 1);
-    craft_tensor *P = cl_new(1, &ns, CRAFT_F32, code), *dP = cl_new(1, &ns, CRAFT_F32, code), *Di = cl_new(1, &rows, CRAFT_F32, code);
+    craft_tensor *P = cl_new(1, &ns, CRAFT_F32, code), *dP = cl_new(1, &ns, CRAFT_F32, code),
+                 *Di = cl_new(1, &rows, CRAFT_F32, code);
     int64_t *o = malloc((size_t)nbc * 10 * sizeof *o);
     if (!P || !dP || !Di) rc = craft_last_status();
     else if (!o) rc = craft_fail(CRAFT_ENOMEM, "sdpa backward: out of host memory");
-    if (!rc) {   /* Di = rowsum(dO * O) */
+    if (!rc) { /* Di = rowsum(dO * O) */
         cl_mem gm = cl_mem_of(a->g), om = cl_mem_of(a->o), dm = cl_mem_of(Di);
         cl_long goff = a->g->offset, ooff = a->o->offset, r = rows, n = p->Dv;
         cl_arg args[7] = {CLA(gm), CLA(goff), CLA(om), CLA(ooff), CLA(dm), CLA(r), CLA(n)};
@@ -185,19 +198,26 @@ static int run_backward(craft_cl_dev *d, attn_plan *p, const bwd_args *a) {
             offsets(odq, nbb, NULL, 0, 0, (b0 * p->Lq + q0) * p->D, p->Lq * p->D);
             offsets(odk, nbb, NULL, 0, 0, b0 * Lk * p->D, Lk * p->D);
             offsets(odv, nbb, NULL, 0, 0, b0 * Lk * p->Dv, Lk * p->Dv);
-            p->geo.b0 = b0; p->geo.q0 = q0; p->geo.bq = bqe;
-            float beta = q0 == 0 ? 0.0f : 1.0f;   /* dK, dV sum over the query blocks */
-            rc = craft_cl_gemm_batched('N', 'T', bqe, Lk, p->D, p->scale, q, oq, p->ldq, k, ok, p->ldk, 0.0f, P, os, Lk, nbb);
+            p->geo.b0 = b0;
+            p->geo.q0 = q0;
+            p->geo.bq = bqe;
+            float beta = q0 == 0 ? 0.0f : 1.0f; /* dK, dV sum over the query blocks */
+            rc = craft_cl_gemm_batched('N', 'T', bqe, Lk, p->D, p->scale, q, oq, p->ldq, k, ok, p->ldk, 0.0f,
+                                       P, os, Lk, nbb);
             if (!rc) rc = launch_rows(d, K_attn_prob, p, P, NULL, a->mask, a->lse, nbb * bqe);
             if (!rc && a->dv)
-                rc = craft_cl_gemm_batched('T', 'N', Lk, p->Dv, bqe, 1.0f, P, os, Lk, g, og, p->Dv, beta, a->dv, odv, p->Dv, nbb);
+                rc = craft_cl_gemm_batched('T', 'N', Lk, p->Dv, bqe, 1.0f, P, os, Lk, g, og, p->Dv, beta,
+                                           a->dv, odv, p->Dv, nbb);
             if (rc || (!a->dq && !a->dk)) continue;
-            rc = craft_cl_gemm_batched('N', 'T', bqe, Lk, p->Dv, 1.0f, g, og, p->Dv, v, ov, p->ldv, 0.0f, dP, os, Lk, nbb);
+            rc = craft_cl_gemm_batched('N', 'T', bqe, Lk, p->Dv, 1.0f, g, og, p->Dv, v, ov, p->ldv, 0.0f, dP,
+                                       os, Lk, nbb);
             if (!rc) rc = launch_rows(d, K_attn_dscore, p, P, dP, NULL, Di, nbb * bqe);
             if (!rc && a->dk)
-                rc = craft_cl_gemm_batched('T', 'N', Lk, p->D, bqe, p->scale, dP, os, Lk, q, oq, p->ldq, beta, a->dk, odk, p->D, nbb);
+                rc = craft_cl_gemm_batched('T', 'N', Lk, p->D, bqe, p->scale, dP, os, Lk, q, oq, p->ldq, beta,
+                                           a->dk, odk, p->D, nbb);
             if (!rc && a->dq)
-                rc = craft_cl_gemm_batched('N', 'N', bqe, p->D, Lk, p->scale, dP, os, Lk, k, ok, p->ldk, 0.0f, a->dq, odq, p->D, nbb);
+                rc = craft_cl_gemm_batched('N', 'N', bqe, p->D, Lk, p->scale, dP, os, Lk, k, ok, p->ldk, 0.0f,
+                                           a->dq, odq, p->D, nbb);
         }
     }
     free(o);
@@ -207,8 +227,8 @@ static int run_backward(craft_cl_dev *d, attn_plan *p, const bwd_args *a) {
     return rc;
 }
 
-int craft_cl_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
-                  int causal, craft_tensor *y, craft_tensor *lse) {
+int craft_cl_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(y->device, "sdpa", &d));
     attn_plan p;
@@ -218,9 +238,10 @@ int craft_cl_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tens
     return rc;
 }
 
-int craft_cl_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
-                       int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq,
-                       craft_tensor *dk, craft_tensor *dv) {
+int craft_cl_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                       const craft_tensor *mask, double scale, int causal, const craft_tensor *o,
+                       const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+                       craft_tensor *dv) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(o->device, "sdpa backward", &d));
     attn_plan p;

@@ -10,7 +10,7 @@
 #include "cl/cl_internal.h"
 #include <stdlib.h>
 
-#define CONV_OB 16   /* output channels per work-item of conv_direct (kernels_cl/conv.cl) */
+#define CONV_OB 16 /* output channels per work-item of conv_direct (kernels_cl/conv.cl) */
 
 /* mirrors conv_geo in kernels_cl/conv.cl */
 typedef struct {
@@ -51,13 +51,14 @@ static int64_t chunk_of(const craft_cl_dev *d, const craft_conv_dims *g) {
 }
 
 static cl_conv_geo geo_of(const craft_conv_dims *g, int64_t nb, int64_t xoff) {
-    cl_conv_geo k = {nb, g->ic, g->ih, g->iw, g->kh, g->kw, g->oh, g->ow, g->sh, g->sw, g->ph, g->pw, g->dh, g->dw, 0, 0, xoff, 0};
+    cl_conv_geo k = {nb,    g->ic, g->ih, g->iw, g->kh, g->kw, g->oh, g->ow, g->sh,
+                     g->sw, g->ph, g->pw, g->dh, g->dw, 0,     0,     xoff,  0};
     return k;
 }
 
 /* im2col of images [n0, n0 + nb) of src into col; layout 0: [n][rows][pixels], 1: [rows][n][pixels] */
-static int im2col(craft_cl_dev *d, const craft_conv_dims *g, const craft_tensor *src, int64_t n0, int64_t nb, craft_tensor *col,
-                  int layout) {
+static int im2col(craft_cl_dev *d, const craft_conv_dims *g, const craft_tensor *src, int64_t n0, int64_t nb,
+                  craft_tensor *col, int layout) {
     int64_t ohw = g->oh * g->ow, rows = g->ic * g->kh * g->kw;
     cl_conv_geo k = geo_of(g, nb, src->offset + n0 * g->ic * g->ih * g->iw);
     k.sn = layout ? ohw : rows * ohw;
@@ -77,16 +78,22 @@ static int conv_fwd(craft_cl_dev *d, const craft_conv_dims *g, const craft_tenso
         cl_long oc = g->oc, groups = G, woff = w->offset, boff = b ? b->offset : 0, yoff = dst->offset;
         cl_int hb = b != NULL;
         cl_mem xm = cl_mem_of(src), wm = cl_mem_of(w), bm = b ? cl_mem_of(b) : wm, ym = cl_mem_of(dst);
-        cl_arg args[10] = {CLA(oc), CLA(groups), CLA(xm), CLA(wm), CLA(woff), CLA(bm), CLA(boff), CLA(hb), CLA(ym), CLA(yoff)};
-        return cl_launch_geo(d, K_conv_direct, &k, sizeof k, 10, args, cl_global_for(g->n * G * ((og + CONV_OB - 1) / CONV_OB) * ohw), 0);
+        cl_arg args[10] = {CLA(oc), CLA(groups), CLA(xm), CLA(wm), CLA(woff),
+                           CLA(bm), CLA(boff),   CLA(hb), CLA(ym), CLA(yoff)};
+        return cl_launch_geo(d, K_conv_direct, &k, sizeof k, 10, args,
+                             cl_global_for(g->n * G * ((og + CONV_OB - 1) / CONV_OB) * ohw), 0);
     }
     int rc = CRAFT_OK;
-    if (b) {   /* dst starts as the bias; the GEMMs add to it */
+    if (b) { /* dst starts as the bias; the GEMMs add to it */
         craft_tensor *bv = craft_alias(b);
         if (!bv) return craft_last_status();
         bv->ndim = 3;
-        bv->shape[0] = g->oc; bv->shape[1] = 1; bv->shape[2] = 1;
-        bv->stride[0] = b->stride[0]; bv->stride[1] = 1; bv->stride[2] = 1;
+        bv->shape[0] = g->oc;
+        bv->shape[1] = 1;
+        bv->shape[2] = 1;
+        bv->stride[0] = b->stride[0];
+        bv->stride[1] = 1;
+        bv->stride[2] = 1;
         rc = craft_cl_copy_(dst, bv);
         craft_tensor_release(bv);
         if (rc) return rc;
@@ -94,7 +101,8 @@ static int conv_fwd(craft_cl_dev *d, const craft_conv_dims *g, const craft_tenso
     int64_t nbmax = chunk_of(d, g), rows = g->ic * g->kh * g->kw, shp = nbmax * rows * ohw;
     craft_tensor *col = cl_new(1, &shp, CRAFT_F32, dst->device);
     int64_t *offs = malloc((size_t)(nbmax * G) * 3 * sizeof *offs);
-    if (!col || !offs) rc = col ? craft_fail(CRAFT_ENOMEM, "conv2d: out of host memory") : craft_last_status();
+    if (!col || !offs)
+        rc = col ? craft_fail(CRAFT_ENOMEM, "conv2d: out of host memory") : craft_last_status();
     for (int64_t n0 = 0; n0 < g->n && !rc; n0 += nbmax) {
         int64_t nb = g->n - n0 < nbmax ? g->n - n0 : nbmax, batch = nb * G;
         rc = im2col(d, g, src, n0, nb, col, 0);
@@ -105,8 +113,9 @@ static int conv_fwd(craft_cl_dev *d, const craft_conv_dims *g, const craft_tenso
                 offs[batch + k] = i * rows * ohw + gi * cgkk * ohw;
                 offs[2 * batch + k] = dst->offset + ((n0 + i) * g->oc + gi * og) * ohw;
             }
-        if (!rc) rc = craft_cl_gemm_batched('N', 'N', og, ohw, cgkk, 1.0f, w, offs, cgkk, col, offs + batch, ohw, b ? 1.0f : 0.0f, dst,
-                                            offs + 2 * batch, ohw, batch);
+        if (!rc)
+            rc = craft_cl_gemm_batched('N', 'N', og, ohw, cgkk, 1.0f, w, offs, cgkk, col, offs + batch, ohw,
+                                       b ? 1.0f : 0.0f, dst, offs + 2 * batch, ohw, batch);
     }
     free(offs);
     craft_tensor_release(col);
@@ -114,15 +123,17 @@ static int conv_fwd(craft_cl_dev *d, const craft_conv_dims *g, const craft_tenso
 }
 
 /* src = W^T * dst (+ bias): src [n, ic, ih, iw] fresh and contiguous */
-static int conv_bwd_data(craft_cl_dev *d, const craft_conv_dims *g, const craft_tensor *dst, const craft_tensor *w,
-                         const craft_tensor *b, craft_tensor *src) {
-    int64_t G = g->groups, og = g->oc / G, cgkk = g->ic / G * g->kh * g->kw, ohw = g->oh * g->ow, rows = g->ic * g->kh * g->kw;
+static int conv_bwd_data(craft_cl_dev *d, const craft_conv_dims *g, const craft_tensor *dst,
+                         const craft_tensor *w, const craft_tensor *b, craft_tensor *src) {
+    int64_t G = g->groups, og = g->oc / G, cgkk = g->ic / G * g->kh * g->kw, ohw = g->oh * g->ow,
+            rows = g->ic * g->kh * g->kw;
     if (g->n == 0) return CRAFT_OK;
     int64_t nbmax = chunk_of(d, g), shp = nbmax * rows * ohw;
     int rc = CRAFT_OK;
     craft_tensor *col = cl_new(1, &shp, CRAFT_F32, src->device);
     int64_t *offs = malloc((size_t)(nbmax * G) * 3 * sizeof *offs);
-    if (!col || !offs) rc = col ? craft_fail(CRAFT_ENOMEM, "conv backward: out of host memory") : craft_last_status();
+    if (!col || !offs)
+        rc = col ? craft_fail(CRAFT_ENOMEM, "conv backward: out of host memory") : craft_last_status();
     for (int64_t n0 = 0; n0 < g->n && !rc; n0 += nbmax) {
         int64_t nb = g->n - n0 < nbmax ? g->n - n0 : nbmax, batch = nb * G;
         for (int64_t i = 0; i < nb; i++)
@@ -132,8 +143,8 @@ static int conv_bwd_data(craft_cl_dev *d, const craft_conv_dims *g, const craft_
                 offs[batch + k] = dst->offset + ((n0 + i) * g->oc + gi * og) * ohw;
                 offs[2 * batch + k] = i * rows * ohw + gi * cgkk * ohw;
             }
-        rc = craft_cl_gemm_batched('T', 'N', cgkk, ohw, og, 1.0f, w, offs, cgkk, dst, offs + batch, ohw, 0.0f, col, offs + 2 * batch,
-                                   ohw, batch);
+        rc = craft_cl_gemm_batched('T', 'N', cgkk, ohw, og, 1.0f, w, offs, cgkk, dst, offs + batch, ohw, 0.0f,
+                                   col, offs + 2 * batch, ohw, batch);
         if (!rc) {
             cl_conv_geo k = geo_of(g, nb, src->offset + n0 * g->ic * g->ih * g->iw);
             k.sn = rows * ohw;
@@ -142,7 +153,8 @@ static int conv_bwd_data(craft_cl_dev *d, const craft_conv_dims *g, const craft_
             cl_long boff = b ? b->offset : 0;
             cl_int hb = b != NULL;
             cl_arg args[5] = {CLA(cm), CLA(xm), CLA(bm), CLA(boff), CLA(hb)};
-            rc = cl_launch_geo(d, K_col2im, &k, sizeof k, 5, args, cl_global_for(nb * g->ic * g->ih * g->iw), 0);
+            rc = cl_launch_geo(d, K_col2im, &k, sizeof k, 5, args, cl_global_for(nb * g->ic * g->ih * g->iw),
+                               0);
         }
     }
     free(offs);
@@ -153,22 +165,26 @@ static int conv_bwd_data(craft_cl_dev *d, const craft_conv_dims *g, const craft_
 /* gw [oc, ic / groups, kh, kw] = sum over images and pixels of dst (x) src, per group: gy moved
  * to [oc][n][pixels] and src to [rows][n][pixels] make it one GEMM per group with every pixel
  * of the chunk in its inner dimension. */
-static int conv_bwd_weights(craft_cl_dev *d, const craft_conv_dims *g, const craft_tensor *src, const craft_tensor *dst,
-                            craft_tensor *gw) {
-    int64_t G = g->groups, og = g->oc / G, cgkk = g->ic / G * g->kh * g->kw, ohw = g->oh * g->ow, rows = g->ic * g->kh * g->kw;
+static int conv_bwd_weights(craft_cl_dev *d, const craft_conv_dims *g, const craft_tensor *src,
+                            const craft_tensor *dst, craft_tensor *gw) {
+    int64_t G = g->groups, og = g->oc / G, cgkk = g->ic / G * g->kh * g->kw, ohw = g->oh * g->ow,
+            rows = g->ic * g->kh * g->kw;
     if (g->n == 0) return craft_cl_fill_(gw, 0.0);
     int64_t nbmax = chunk_of(d, g), shp = nbmax * rows * ohw, pshp = nbmax * g->oc * ohw;
     int rc = CRAFT_OK;
     craft_tensor *col = cl_new(1, &shp, CRAFT_F32, gw->device), *gp = cl_new(1, &pshp, CRAFT_F32, gw->device);
     int64_t *offs = malloc((size_t)G * 3 * sizeof *offs);
-    if (!col || !gp || !offs) rc = col && gp ? craft_fail(CRAFT_ENOMEM, "conv backward: out of host memory") : craft_last_status();
+    if (!col || !gp || !offs)
+        rc = col && gp ? craft_fail(CRAFT_ENOMEM, "conv backward: out of host memory") : craft_last_status();
     for (int64_t n0 = 0; n0 < g->n && !rc; n0 += nbmax) {
         int64_t nb = g->n - n0 < nbmax ? g->n - n0 : nbmax;
         rc = im2col(d, g, src, n0, nb, col, 1);
-        craft_tensor *pv = NULL, *dv = NULL;   /* gp as [oc, nb, pixels] <- dst chunk read as [oc, nb, pixels] */
+        craft_tensor *pv = NULL,
+                     *dv = NULL; /* gp as [oc, nb, pixels] <- dst chunk read as [oc, nb, pixels] */
         if (!rc && (!(pv = craft_alias(gp)) || !(dv = craft_alias(dst)))) rc = craft_last_status();
         if (!rc) {
-            int64_t shape[3] = {g->oc, nb, ohw}, pst[3] = {nb * ohw, ohw, 1}, dst_st[3] = {ohw, g->oc * ohw, 1};
+            int64_t shape[3] = {g->oc, nb, ohw}, pst[3] = {nb * ohw, ohw, 1},
+                    dst_st[3] = {ohw, g->oc * ohw, 1};
             pv->ndim = dv->ndim = 3;
             for (int i = 0; i < 3; i++) {
                 pv->shape[i] = dv->shape[i] = shape[i];
@@ -186,8 +202,9 @@ static int conv_bwd_weights(craft_cl_dev *d, const craft_conv_dims *g, const cra
             offs[G + gi] = gi * cgkk * nb * ohw;
             offs[2 * G + gi] = gw->offset + gi * og * cgkk;
         }
-        if (!rc) rc = craft_cl_gemm_batched('N', 'T', og, cgkk, nb * ohw, 1.0f, gp, offs, nb * ohw, col, offs + G, nb * ohw,
-                                            n0 ? 1.0f : 0.0f, gw, offs + 2 * G, cgkk, G);
+        if (!rc)
+            rc = craft_cl_gemm_batched('N', 'T', og, cgkk, nb * ohw, 1.0f, gp, offs, nb * ohw, col, offs + G,
+                                       nb * ohw, n0 ? 1.0f : 0.0f, gw, offs + 2 * G, cgkk, G);
     }
     free(offs);
     craft_tensor_release(col);
@@ -202,7 +219,9 @@ int craft_cl_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s
     int64_t shape[3] = {n, c, sp};
     v->ndim = 3;
     for (int i = 0; i < 3; i++) v->shape[i] = shape[i];
-    v->stride[2] = 1; v->stride[1] = sp; v->stride[0] = c * sp;
+    v->stride[2] = 1;
+    v->stride[1] = sp;
+    v->stride[0] = c * sp;
     v->numel = n * c * sp;
     int dims[2] = {0, 2}, rc = craft_cl_reduce(0, v, 2, dims, 0, 0, &s);
     if (!rc) rc = craft_cl_copy_(out, s);
@@ -211,8 +230,8 @@ int craft_cl_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s
     return rc;
 }
 
-int craft_cl_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,
-                  craft_tensor *bias) {
+int craft_cl_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
+                  craft_tensor *dst, craft_tensor *bias) {
     (void)fwd_bias;
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get((wei ? wei : dst)->device, "conv", &d));

@@ -4,7 +4,8 @@
 #include "cl/cl_internal.h"
 
 /* ------------------------------------------------------------- geometry ---- */
-int64_t cl_geom_make(cl_geom *g, int nargs, const craft_tensor *const *ts, int ndim, const int64_t *shape_in) {
+int64_t cl_geom_make(cl_geom *g, int nargs, const craft_tensor *const *ts, int ndim,
+                     const int64_t *shape_in) {
     memset(g, 0, sizeof *g);
     int64_t in_st[4][CRAFT_MAX_DIMS], shape[CRAFT_MAX_DIMS], st[4][CRAFT_MAX_DIMS];
     for (int a = 0; a < nargs; a++) g->off[a] = ts[a]->offset;
@@ -17,7 +18,7 @@ int64_t cl_geom_make(cl_geom *g, int nargs, const craft_tensor *const *ts, int n
         }
     int64_t numel = craft_numel_of(ndim, shape_in);
     int nd = craft_coalesce_dims(nargs, ndim, shape_in, in_st, shape, st);
-    if (nd == 0) {   /* one element */
+    if (nd == 0) { /* one element */
         g->ndim = 1;
         g->shape[0] = 1;
         return numel;
@@ -51,25 +52,29 @@ int cl_elementwise(craft_cl_dev *d, int kid, int nargs, const craft_tensor *cons
 static int want_f32(const char *op, const char *arg, const craft_tensor *t, int code) {
     if (!t) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, arg);
     if (t->dtype != CRAFT_F32)
-        return craft_fail(CRAFT_ETYPE, "%s: %s is %s, expected f32 (convert with :float())", op, arg, craft_shape_str(t));
+        return craft_fail(CRAFT_ETYPE, "%s: %s is %s, expected f32 (convert with :float())", op, arg,
+                          craft_shape_str(t));
     if (t->device != code)
-        return craft_fail(CRAFT_EDEVICE, "%s: %s is on device %d, the op runs on device %d", op, arg, t->device, code);
+        return craft_fail(CRAFT_EDEVICE, "%s: %s is on device %d, the op runs on device %d", op, arg,
+                          t->device, code);
     return CRAFT_OK;
 }
 
 /* out must have the broadcast shape of the inputs. */
 static int want_shape(const char *op, const craft_tensor *out, int nd, const int64_t *shape) {
     if (out->ndim != nd || craft_numel_of(nd, shape) != out->numel)
-        return craft_fail(CRAFT_ESHAPE, "%s: output %s for result shape %s", op, craft_shape_str(out), craft_dims_str(nd, shape));
+        return craft_fail(CRAFT_ESHAPE, "%s: output %s for result shape %s", op, craft_shape_str(out),
+                          craft_dims_str(nd, shape));
     for (int i = 0; i < nd; i++)
         if (out->shape[i] != shape[i])
-            return craft_fail(CRAFT_ESHAPE, "%s: output %s for result shape %s", op, craft_shape_str(out), craft_dims_str(nd, shape));
+            return craft_fail(CRAFT_ESHAPE, "%s: output %s for result shape %s", op, craft_shape_str(out),
+                              craft_dims_str(nd, shape));
     return CRAFT_OK;
 }
 
 /* Runs kid over out and ins (all f32 on out's device), ins broadcast to out. */
-static int run_into(const char *op, int kid, craft_tensor *out, int nin, const craft_tensor *const *ins, int nextra,
-                    const cl_arg *extra) {
+static int run_into(const char *op, int kid, craft_tensor *out, int nin, const craft_tensor *const *ins,
+                    int nextra, const cl_arg *extra) {
     CRAFT_TRY(want_f32(op, "output", out, out->device));
     const craft_tensor *ts[4] = {out};
     int nd = out->ndim;
@@ -98,7 +103,8 @@ int craft_cl_unary(int op, const craft_tensor *a, craft_tensor *out) {
 }
 
 int craft_cl_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *out) {
-    if (op < 0 || op >= CRAFT_UNARY_COUNT) return craft_fail(CRAFT_EINVAL, "unary backward: unknown op %d", op);
+    if (op < 0 || op >= CRAFT_UNARY_COUNT)
+        return craft_fail(CRAFT_EINVAL, "unary backward: unknown op %d", op);
     const craft_tensor *ins[2] = {x, g};
     return run_into(craft_unary_name(op), K_UNARY_GRAD + op, out, 2, ins, 0, NULL);
 }
@@ -137,7 +143,8 @@ int craft_cl_scale_(craft_tensor *t, double sc) {
     return run_into("scale_", K_scale, t, 0, NULL, 1, extra);
 }
 
-int craft_cl_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx) {
+int craft_cl_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g,
+                         craft_tensor *gx) {
     cl_int o = op, rev = reverse ? 1 : 0;
     cl_float fs = (cl_float)s;
     cl_arg extra[3] = {CLA(o), CLA(fs), CLA(rev)};
@@ -151,7 +158,8 @@ int craft_cl_clamp(const craft_tensor *x, double lo, double hi, craft_tensor *y)
     return run_into("clamp", K_clamp_fwd, y, 1, &x, 2, extra);
 }
 
-int craft_cl_clamp_grad(const craft_tensor *x, const craft_tensor *g, double lo, double hi, craft_tensor *gx) {
+int craft_cl_clamp_grad(const craft_tensor *x, const craft_tensor *g, double lo, double hi,
+                        craft_tensor *gx) {
     cl_float flo = (cl_float)lo, fhi = (cl_float)hi;
     cl_arg extra[2] = {CLA(flo), CLA(fhi)};
     const craft_tensor *ins[2] = {x, g};
@@ -170,7 +178,8 @@ int craft_cl_where_grad(int side, const craft_tensor *cond, const craft_tensor *
     return run_into("where backward", K_where_grad, gx, 2, ins, 1, extra);
 }
 
-int craft_cl_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, craft_tensor *gx) {
+int craft_cl_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b,
+                         const craft_tensor *g, craft_tensor *gx) {
     cl_int o = op, wh = which;
     cl_arg extra[2] = {CLA(o), CLA(wh)};
     const craft_tensor *ins[3] = {a, b, g};

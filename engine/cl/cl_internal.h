@@ -17,16 +17,19 @@
 /* libOpenCL (the ICD loader) and libclblast are opened with dlopen on first use (cl_runtime.c),
  * so that libcraft links and runs without them: a machine with no OpenCL gets a clear
  * CRAFT_EDEVICE instead of a loader error. The calls below go through this table. */
-#define CRAFT_CL_FUNCS(X) \
-    X(clGetPlatformIDs) X(clGetPlatformInfo) X(clGetDeviceIDs) X(clGetDeviceInfo) X(clCreateContext) \
-    X(clReleaseContext) X(clCreateCommandQueue) X(clReleaseCommandQueue) \
-    X(clCreateProgramWithSource) X(clCreateProgramWithBinary) X(clBuildProgram) X(clGetProgramInfo) \
-    X(clGetProgramBuildInfo) X(clReleaseProgram) X(clCreateKernel) X(clReleaseKernel) \
-    X(clSetKernelArg) X(clGetKernelWorkGroupInfo) X(clEnqueueNDRangeKernel) X(clCreateBuffer) \
-    X(clReleaseMemObject) X(clEnqueueReadBuffer) X(clEnqueueWriteBuffer) X(clEnqueueFillBuffer) \
-    X(clFinish)
-#define CRAFT_BLAST_FUNCS(X) X(CLBlastSgemm) X(CLBlastSgemmBatched) X(CLBlastSgemmStridedBatched) X(CLBlastHgemm) \
-    X(CLBlastHgemmBatched) X(CLBlastHgemmStridedBatched)
+#define CRAFT_CL_FUNCS(X)                                                                                    \
+    X(clGetPlatformIDs)                                                                                      \
+    X(clGetPlatformInfo) X(clGetDeviceIDs) X(clGetDeviceInfo) X(clCreateContext) X(clReleaseContext)         \
+        X(clCreateCommandQueue) X(clReleaseCommandQueue) X(clCreateProgramWithSource)                        \
+            X(clCreateProgramWithBinary) X(clBuildProgram) X(clGetProgramInfo) X(clGetProgramBuildInfo)      \
+                X(clReleaseProgram) X(clCreateKernel) X(clReleaseKernel) X(clSetKernelArg)                   \
+                    X(clGetKernelWorkGroupInfo) X(clEnqueueNDRangeKernel) X(clCreateBuffer)                  \
+                        X(clReleaseMemObject) X(clEnqueueReadBuffer) X(clEnqueueWriteBuffer)                 \
+                            X(clEnqueueFillBuffer) X(clFinish)
+#define CRAFT_BLAST_FUNCS(X)                                                                                 \
+    X(CLBlastSgemm)                                                                                          \
+    X(CLBlastSgemmBatched) X(CLBlastSgemmStridedBatched) X(CLBlastHgemm) X(CLBlastHgemmBatched)              \
+        X(CLBlastHgemmStridedBatched)
 typedef struct {
 #define CRAFT_CL_PTR(f) __typeof__(f) *f##_;
     CRAFT_CL_FUNCS(CRAFT_CL_PTR)
@@ -70,20 +73,28 @@ int cl_blast_load(void);
 
 /* Kernel names, in the order of the craft_unary_op / craft_binary_op enums where they are
  * per op (the host indexes them as K_UNARY + op). They must match kernels_cl/ exactly. */
-#define CL_UNARY_OPS(X) X(neg) X(exp) X(log) X(sqrt) X(rsqrt) X(abs) X(sin) X(cos) X(tanh) X(sigmoid) \
-    X(relu) X(silu) X(gelu) X(gelu_tanh) X(quick_gelu) X(square) X(reciprocal) X(softplus) X(log1p)
+#define CL_UNARY_OPS(X)                                                                                      \
+    X(neg)                                                                                                   \
+    X(exp) X(log) X(sqrt) X(rsqrt) X(abs) X(sin) X(cos) X(tanh) X(sigmoid) X(relu) X(silu) X(gelu)           \
+        X(gelu_tanh) X(quick_gelu) X(square) X(reciprocal) X(softplus) X(log1p)
 #define CL_BINARY_OPS(X) X(add) X(sub) X(mul) X(div) X(pow) X(maximum) X(minimum)
-#define CL_OTHER_KERNELS(X) X(copy_1) X(copy_2) X(copy_4) X(copy_8) X(convert) X(scalar_grad) \
-    X(minmax_mask) X(compare) X(clamp_fwd) X(clamp_grad) X(where_fwd) X(where_grad) X(axpy) X(scale) \
-    X(reduce_rows) X(reduce_rows_seq) X(maxmin_dim) X(maxmin_scatter) X(philox_fill) X(adamw) X(sgd) X(ema) \
-    CL_CONV_KERNELS(X) CL_NN_KERNELS(X)
+#define CL_OTHER_KERNELS(X)                                                                                  \
+    X(copy_1)                                                                                                \
+    X(copy_2) X(copy_4) X(copy_8) X(convert) X(scalar_grad) X(minmax_mask) X(compare) X(clamp_fwd)           \
+        X(clamp_grad) X(where_fwd) X(where_grad) X(axpy) X(scale) X(reduce_rows) X(reduce_rows_seq)          \
+            X(maxmin_dim) X(maxmin_scatter) X(philox_fill) X(adamw) X(sgd) X(ema) CL_CONV_KERNELS(X)         \
+                CL_NN_KERNELS(X)
 /* convolution, pooling, resize, pad, concat, embedding kernels (kernels_cl/conv.cl, shape.cl) */
-#define CL_CONV_KERNELS(X) X(im2col) X(col2im) X(conv_direct) X(avgpool_fwd) X(avgpool_bwd) X(interp_fwd) X(interp_bwd) \
-    X(pad_fwd) X(pad_bwd) X(embed_fwd) X(embed_bwd) X(timestep_emb)
+#define CL_CONV_KERNELS(X)                                                                                   \
+    X(im2col)                                                                                                \
+    X(col2im) X(conv_direct) X(avgpool_fwd) X(avgpool_bwd) X(interp_fwd) X(interp_bwd) X(pad_fwd) X(pad_bwd) \
+        X(embed_fwd) X(embed_bwd) X(timestep_emb)
 /* norm, softmax, attention, loss kernels (kernels_cl/norm.cl, softmax.cl, attention.cl, loss.cl) */
-#define CL_NN_KERNELS(X) X(attn_softmax) X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) \
-    X(norm_fwd) X(norm_bwd_x) X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) \
-    X(ce_bwd) X(mse_grad)
+#define CL_NN_KERNELS(X)                                                                                     \
+    X(attn_softmax)                                                                                          \
+    X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) X(norm_fwd) X(norm_bwd_x)           \
+        X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) X(ce_bwd)    \
+            X(mse_grad)
 
 enum {
 #define CL_K_U(name) K_unary_##name,
@@ -91,8 +102,8 @@ enum {
 #define CL_K_B(name) K_binary_##name,
 #define CL_K_S(name) K_scalar_##name,
 #define CL_K_O(name) K_##name,
-    CL_UNARY_OPS(CL_K_U) CL_UNARY_OPS(CL_K_UG) CL_BINARY_OPS(CL_K_B) CL_BINARY_OPS(CL_K_S) CL_OTHER_KERNELS(CL_K_O)
-    K_COUNT
+    CL_UNARY_OPS(CL_K_U) CL_UNARY_OPS(CL_K_UG) CL_BINARY_OPS(CL_K_B) CL_BINARY_OPS(CL_K_S)
+        CL_OTHER_KERNELS(CL_K_O) K_COUNT
 #undef CL_K_U
 #undef CL_K_UG
 #undef CL_K_B
@@ -104,7 +115,7 @@ enum {
 #define K_BINARY K_binary_add
 #define K_SCALAR K_scalar_add
 
-typedef struct cl_pool cl_pool;   /* cl_memory.c */
+typedef struct cl_pool cl_pool; /* cl_memory.c */
 
 /* Device codes 1 .. CRAFT_CL_MAX_DEVICES are cl:0 .. (the table in cl_backend.c). */
 #define CRAFT_CL_MAX_DEVICES 4096
@@ -112,7 +123,7 @@ typedef struct cl_pool cl_pool;   /* cl_memory.c */
 /* The back end's memory half (cl_memory.c, cl_transfer.c), in its table. Storages of cl
  * tensors hold a cl_mem in `data`: never dereference it on the host. */
 int craft_cl_storage_init(craft_storage *s, int device, size_t nbytes);
-int craft_cl_copy_(craft_tensor *dst, const craft_tensor *src);   /* either side on the device */
+int craft_cl_copy_(craft_tensor *dst, const craft_tensor *src); /* either side on the device */
 int craft_cl_fill_(craft_tensor *t, double value);
 int craft_cl_axpy_(craft_tensor *dst, double alpha, const craft_tensor *src);
 int craft_cl_scale_(craft_tensor *t, double s);
@@ -122,46 +133,54 @@ int craft_cl_write_bytes(craft_tensor *t, int64_t elem_offset, const void *buf, 
 /* The elementwise kernels (cl_elementwise.c; core/backend.h's contracts; outputs f32 on the
  * inputs' device shaped like their broadcast, any strides). */
 int craft_cl_unary(int op, const craft_tensor *a, craft_tensor *out);
-int craft_cl_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *out);   /* g * op'(x) */
+int craft_cl_unary_grad(int op, const craft_tensor *x, const craft_tensor *g,
+                        craft_tensor *out); /* g * op'(x) */
 int craft_cl_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *out);
 int craft_cl_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor *out);
-int craft_cl_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx);
+int craft_cl_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g,
+                         craft_tensor *gx);
 int craft_cl_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *out);
 int craft_cl_clamp(const craft_tensor *x, double lo, double hi, craft_tensor *y);
 int craft_cl_clamp_grad(const craft_tensor *x, const craft_tensor *g, double lo, double hi, craft_tensor *gx);
 int craft_cl_where(const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
 int craft_cl_where_grad(int side, const craft_tensor *cond, const craft_tensor *g, craft_tensor *gx);
-int craft_cl_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, craft_tensor *gx);
+int craft_cl_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b,
+                         const craft_tensor *g, craft_tensor *gx);
 /* kind 0 sum, 1 mean, 2 var, 3 sum of squares over dims (ndims 0: all); a new tensor. */
 int craft_cl_reduce(int kind, const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim,
                     craft_tensor **out);
 /* the reduction kernels (cl_reduce.c) */
-int craft_cl_reduce_rows(int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, int correction, craft_tensor *y);
-int craft_cl_maxmin(int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *v, craft_tensor *ix);
-int craft_cl_maxmin_grad(const craft_tensor *idx, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, craft_tensor *gx);
+int craft_cl_reduce_rows(int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, int correction,
+                         craft_tensor *y);
+int craft_cl_maxmin(int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner,
+                    craft_tensor *v, craft_tensor *ix);
+int craft_cl_maxmin_grad(const craft_tensor *idx, const craft_tensor *g, int64_t outer, int64_t n,
+                         int64_t inner, craft_tensor *gx);
 /* random fills and optimisers (cl_train.c); craft_cl_philox_'s mode: 0 uniform, 1 normal
  * (double formulas; the float ones where the device lacks fp64), 2 normal with the float
  * formulas (tests of the no-fp64 path); t any f32 / f64 / f16 / bf16 tensor on the device. */
 int craft_cl_philox_(craft_tensor *t, uint64_t seed, uint64_t offset, int mode);
 int craft_cl_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
-int craft_cl_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);
-int craft_cl_sgd(craft_tensor *p, const craft_tensor *g, craft_tensor *buf, float neg_lr, float momentum, float weight_decay,
-                 int nesterov);
+int craft_cl_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v,
+                   const craft_adamw_consts *c);
+int craft_cl_sgd(craft_tensor *p, const craft_tensor *g, craft_tensor *buf, float neg_lr, float momentum,
+                 float weight_decay, int nesterov);
 int craft_cl_ema(craft_tensor *ema, const craft_tensor *p, float decay, float one_minus_decay);
 int craft_cl_sum_squares(const craft_tensor *x, double *out);
 /* Row-major SGEMM through CLBlast on C's device; offsets in elements into the storages. The
  * batched form takes one offset per matrix (a constant stride becomes a strided-batched call). */
-int craft_cl_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A, int64_t aoff,
-                  int64_t lda, const craft_tensor *B, int64_t boff, int64_t ldb, float beta, craft_tensor *C, int64_t coff,
-                  int64_t ldc);
-int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
-                          const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
-                          float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch);
+int craft_cl_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
+                  int64_t aoff, int64_t lda, const craft_tensor *B, int64_t boff, int64_t ldb, float beta,
+                  craft_tensor *C, int64_t coff, int64_t ldc);
+int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
+                          const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
+                          const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff,
+                          int64_t ldc, int64_t batch);
 
 int craft_cl_sum_rows(const craft_tensor *x, int64_t M, int64_t N, craft_tensor *y);
 /* convolution (cl_conv.c) */
-int craft_cl_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,
-                  craft_tensor *bias);
+int craft_cl_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
+                  craft_tensor *dst, craft_tensor *bias);
 int craft_cl_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out);
 /* How conv2d's forward runs on cl devices: 0 im2col + CLBlast GEMM, 1 the direct kernel;
  * -1 (the default) reads CRAFT_CL_CONV ("im2col" or "direct"), else the measured default.
@@ -175,70 +194,80 @@ int craft_cl_interpolate(const craft_tensor *x, int mode, int align_corners, cra
 int craft_cl_interpolate_grad(const craft_tensor *g, int mode, int align_corners, craft_tensor *gx);
 int craft_cl_avg_pool(const craft_tensor *x, int kernel, int stride, int padding, craft_tensor *y);
 int craft_cl_avg_pool_grad(const craft_tensor *g, int kernel, int stride, int padding, craft_tensor *gx);
-int craft_cl_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor *y);
+int craft_cl_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value,
+                 craft_tensor *y);
 int craft_cl_pad_grad(const craft_tensor *g, int npairs, const int64_t *pads, int mode, craft_tensor *gx);
 int craft_cl_embedding(const craft_tensor *w, const craft_tensor *idx, craft_tensor *y);
 int craft_cl_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craft_tensor *gw);
-int craft_cl_timestep_embedding(const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos, double scale, craft_tensor *y);
+int craft_cl_timestep_embedding(const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos,
+                                double scale, craft_tensor *y);
 /* norms, softmax (cl_norm.c, cl_softmax.c) */
-int craft_cl_group_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups, double eps, craft_tensor *y,
-                   craft_tensor *mean, craft_tensor *rstd);
-int craft_cl_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd,
-                        const craft_tensor *g, int64_t groups, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
-int craft_cl_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D, double eps, craft_tensor *y,
-                   craft_tensor *mean, craft_tensor *rstd);
-int craft_cl_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd,
-                        const craft_tensor *g, int64_t D, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
-int craft_cl_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *y);
-int craft_cl_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *gx);
+int craft_cl_group_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups,
+                        double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
+int craft_cl_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,
+                             const craft_tensor *rstd, const craft_tensor *g, int64_t groups,
+                             craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
+int craft_cl_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D,
+                        double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
+int craft_cl_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,
+                             const craft_tensor *rstd, const craft_tensor *g, int64_t D, craft_tensor *gx,
+                             craft_tensor *gw, craft_tensor *gb);
+int craft_cl_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log,
+                     craft_tensor *y);
+int craft_cl_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n,
+                          int64_t inner, int log, craft_tensor *gx);
 /* attention (cl_attention.c) */
-int craft_cl_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale, int causal,
-             craft_tensor *y, craft_tensor *lse);
-int craft_cl_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
-                  int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
-                  craft_tensor *dv);
+int craft_cl_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse);
+int craft_cl_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                       const craft_tensor *mask, double scale, int causal, const craft_tensor *o,
+                       const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+                       craft_tensor *dv);
 /* The bytes of score blocks sdpa on a cl device may hold at once (0: min(max_alloc / 8,
  * 128 MiB), at least 8 MiB); tests make it small to run many chunks. */
 void craft_cl_sdpa_set_chunk_bytes(int64_t bytes);
 /* losses (cl_loss.c) */
-int craft_cl_l2_normalize(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, double eps, craft_tensor *y, craft_tensor *den);
-int craft_cl_l2_normalize_grad(const craft_tensor *y, const craft_tensor *den, const craft_tensor *g, int64_t outer, int64_t n,
-                          int64_t inner, craft_tensor *gx);
-int craft_cl_cosine(const craft_tensor *a, const craft_tensor *b, int64_t outer, int64_t n, int64_t inner, double eps, craft_tensor *y,
-               craft_tensor *norms);
-int craft_cl_cosine_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *y, const craft_tensor *norms, const craft_tensor *g,
-                    int64_t outer, int64_t n, int64_t inner, craft_tensor *ga, craft_tensor *gb);
-int craft_cl_cross_entropy(const craft_tensor *lp, const craft_tensor *targets, int64_t N, int64_t C, int64_t inner, int reduction,
-                      double smoothing, craft_tensor *y);
-int craft_cl_cross_entropy_grad(const craft_tensor *lp, const craft_tensor *targets, const craft_tensor *g, int64_t N, int64_t C, int64_t inner,
-                           int reduction, double smoothing, double gscale, craft_tensor *gx);
+int craft_cl_l2_normalize(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, double eps,
+                          craft_tensor *y, craft_tensor *den);
+int craft_cl_l2_normalize_grad(const craft_tensor *y, const craft_tensor *den, const craft_tensor *g,
+                               int64_t outer, int64_t n, int64_t inner, craft_tensor *gx);
+int craft_cl_cosine(const craft_tensor *a, const craft_tensor *b, int64_t outer, int64_t n, int64_t inner,
+                    double eps, craft_tensor *y, craft_tensor *norms);
+int craft_cl_cosine_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *y,
+                         const craft_tensor *norms, const craft_tensor *g, int64_t outer, int64_t n,
+                         int64_t inner, craft_tensor *ga, craft_tensor *gb);
+int craft_cl_cross_entropy(const craft_tensor *lp, const craft_tensor *targets, int64_t N, int64_t C,
+                           int64_t inner, int reduction, double smoothing, craft_tensor *y);
+int craft_cl_cross_entropy_grad(const craft_tensor *lp, const craft_tensor *targets, const craft_tensor *g,
+                                int64_t N, int64_t C, int64_t inner, int reduction, double smoothing,
+                                double gscale, craft_tensor *gx);
 int craft_cl_mse(const craft_tensor *a, const craft_tensor *b, int reduction, craft_tensor *y);
-int craft_cl_mse_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, int reduction, double scale, craft_tensor *ga,
-                 craft_tensor *gb);
+int craft_cl_mse_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, int reduction,
+                      double scale, craft_tensor *ga, craft_tensor *gb);
 /* Builds an OpenCL C source on device code `device` and drops it: CRAFT_EDEVICE with the
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);
 
 typedef struct craft_cl_dev {
-    int index;                      /* n of cl:n */
+    int index; /* n of cl:n */
     cl_platform_id platform;
     cl_device_id id;
     craft_cl_info info;
-    int correct_div_sqrt;           /* -cl-fp32-correctly-rounded-divide-sqrt is allowed */
-    size_t max_wg;                  /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
+    int correct_div_sqrt; /* -cl-fp32-correctly-rounded-divide-sqrt is allowed */
+    size_t max_wg;        /* CL_DEVICE_MAX_WORK_GROUP_SIZE */
     /* made on first use (cl_dev_get), under lock */
     int ready;
     cl_context ctx;
     cl_command_queue queue;
     cl_program program;
     cl_kernel kernels[K_COUNT];
-    size_t kernel_wg[K_COUNT];      /* CL_KERNEL_WORK_GROUP_SIZE, 0 until asked */
-    pthread_mutex_t lock;           /* setup, kernel arguments + enqueue, CLBlast calls */
+    size_t kernel_wg[K_COUNT]; /* CL_KERNEL_WORK_GROUP_SIZE, 0 until asked */
+    pthread_mutex_t lock;      /* setup, kernel arguments + enqueue, CLBlast calls */
     cl_pool *pool;
-    cl_mem geo_ring;                /* kernel geometries (cl_launch_geo): CL_GEO_RING bytes */
-    char *geo_host;                 /* their host copies, read by non-blocking writes */
+    cl_mem geo_ring; /* kernel geometries (cl_launch_geo): CL_GEO_RING bytes */
+    char *geo_host;  /* their host copies, read by non-blocking writes */
     size_t geo_head;
-    int64_t launches;               /* kernels enqueued + CLBlast routine calls (craft_cl_launch_count) */
+    int64_t launches; /* kernels enqueued + CLBlast routine calls (craft_cl_launch_count) */
 } craft_cl_dev;
 #define CL_GEO_RING ((size_t)1 << 18)
 
@@ -252,15 +281,18 @@ int cl_fail(cl_int err, const craft_cl_dev *d, const char *what);
 const char *cl_err_name(cl_int err);
 
 /* Kernel arguments: a value (size, &value) or local memory (size, NULL). */
-typedef struct { size_t size; const void *ptr; } cl_arg;
+typedef struct {
+    size_t size;
+    const void *ptr;
+} cl_arg;
 #define CLA(x) ((cl_arg){sizeof(x), &(x)})
 /* Sets the arguments and enqueues kid over `global` work-items (local 0: the runtime picks). */
 int cl_launch(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global, size_t local);
 /* cl_launch for a kernel whose first two arguments are its geometry (gsize bytes at geo, a
  * struct of long / int / float fields mirrored in kernels_cl/), passed through the device's
  * geometry ring instead of by value (kernels_cl/common.cl says why), then args. */
-int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args, size_t global,
-                  size_t local);
+int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args,
+                  size_t global, size_t local);
 /* The largest power of two <= min(cap, kernel kid's work-group limit). */
 size_t cl_pow2_local(craft_cl_dev *d, int kid, size_t cap);
 /* A global size for grid-stride loops over n items. */
@@ -295,8 +327,9 @@ craft_tensor *cl_new(int ndim, const int64_t *shape, int dtype, int code);
 
 /* Shared by the row-wise kernels (norms, softmax, attention, losses; cl_softmax.c). */
 /* Launches line kernel kid over `lines` lines of n elements, `inner` apart: args, then LX. */
-int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner);
+int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n,
+                int64_t inner);
 /* ... for a kernel with a geometry (cl_launch_geo) */
-int cl_nn_lines_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args, int64_t lines, int64_t n,
-                    int64_t inner);
+int cl_nn_lines_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args,
+                    int64_t lines, int64_t n, int64_t inner);
 #endif

@@ -9,15 +9,19 @@
 #include "cl/cl_internal.h"
 #include <stdlib.h>
 
-typedef struct { size_t size; cl_mem *items; int n, cap; } cl_bucket;
+typedef struct {
+    size_t size;
+    cl_mem *items;
+    int n, cap;
+} cl_bucket;
 
 struct cl_pool {
     pthread_mutex_t mu;
     cl_bucket *b;
     int nb, capb;
     int64_t in_use, cached, peak, n_system;
-    int64_t limit;        /* bytes craft may hold on the device */
-    int limited;          /* limit comes from CRAFT_CL_MEM_LIMIT_MB */
+    int64_t limit; /* bytes craft may hold on the device */
+    int limited;   /* limit comes from CRAFT_CL_MEM_LIMIT_MB */
 };
 
 static size_t size_class(size_t n) {
@@ -39,7 +43,10 @@ static cl_pool *pool_of(craft_cl_dev *d) {
             p->limit = d->info.global_mem;
             const char *e = getenv("CRAFT_CL_MEM_LIMIT_MB");
             long long mb = e ? atoll(e) : 0;
-            if (mb > 0 && (mb << 20) < p->limit) { p->limit = (int64_t)mb << 20; p->limited = 1; }
+            if (mb > 0 && (mb << 20) < p->limit) {
+                p->limit = (int64_t)mb << 20;
+                p->limited = 1;
+            }
             d->pool = p;
         }
     }
@@ -48,7 +55,8 @@ static cl_pool *pool_of(craft_cl_dev *d) {
 }
 
 static cl_bucket *bucket(cl_pool *p, size_t size, int create) {
-    for (int i = 0; i < p->nb; i++) if (p->b[i].size == size) return &p->b[i];
+    for (int i = 0; i < p->nb; i++)
+        if (p->b[i].size == size) return &p->b[i];
     if (!create) return NULL;
     if (p->nb == p->capb) {
         int nc = p->capb ? p->capb * 2 : 32;
@@ -75,19 +83,21 @@ static void trim_locked(cl_pool *p) {
 static int oom(craft_cl_dev *d, cl_pool *p, size_t size, const char *why) {
     double mib = 1048576.0, global = (double)p->limit;
     double freeb = global - (double)p->in_use;
-    return craft_fail(CRAFT_ENOMEM,
-                      "out of device memory on cl:%d (%s): asked for %.1f MiB, about %.1f MiB free of %.1f MiB %s "
-                      "(craft holds %.1f MiB; one buffer may have %.1f MiB)%s",
-                      d->index, d->info.name, (double)size / mib, (freeb > 0 ? freeb : 0) / mib, global / mib,
-                      p->limited ? "(CRAFT_CL_MEM_LIMIT_MB)" : "global memory", (double)p->in_use / mib,
-                      (double)d->info.max_alloc / mib, why);
+    return craft_fail(
+        CRAFT_ENOMEM,
+        "out of device memory on cl:%d (%s): asked for %.1f MiB, about %.1f MiB free of %.1f MiB %s "
+        "(craft holds %.1f MiB; one buffer may have %.1f MiB)%s",
+        d->index, d->info.name, (double)size / mib, (freeb > 0 ? freeb : 0) / mib, global / mib,
+        p->limited ? "(CRAFT_CL_MEM_LIMIT_MB)" : "global memory", (double)p->in_use / mib,
+        (double)d->info.max_alloc / mib, why);
 }
 
 int cl_pool_alloc(craft_cl_dev *d, size_t nbytes, cl_mem *out) {
     cl_pool *p = pool_of(d);
     if (!p) return craft_fail(CRAFT_ENOMEM, "out of host memory for cl:%d's buffer pool", d->index);
     size_t size = size_class(nbytes);
-    if (size > (size_t)d->info.max_alloc && nbytes <= (size_t)d->info.max_alloc) size = (nbytes + 63) & ~(size_t)63;
+    if (size > (size_t)d->info.max_alloc && nbytes <= (size_t)d->info.max_alloc)
+        size = (nbytes + 63) & ~(size_t)63;
     pthread_mutex_lock(&p->mu);
     cl_bucket *b = bucket(p, size, 0);
     cl_mem m = NULL;
@@ -108,7 +118,8 @@ int cl_pool_alloc(craft_cl_dev *d, size_t nbytes, cl_mem *out) {
         }
         cl_int err;
         m = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, size, NULL, &err);
-        if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES || err == CL_OUT_OF_HOST_MEMORY) {
+        if (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ||
+            err == CL_OUT_OF_HOST_MEMORY) {
             trim_locked(p);
             m = clCreateBuffer(d->ctx, CL_MEM_READ_WRITE, size, NULL, &err);
         }
@@ -132,14 +143,18 @@ void cl_pool_free(craft_cl_dev *d, cl_mem m, size_t nbytes) {
     cl_pool *p = d->pool;
     if (!m || !p) return;
     size_t size = size_class(nbytes);
-    if (size > (size_t)d->info.max_alloc && nbytes <= (size_t)d->info.max_alloc) size = (nbytes + 63) & ~(size_t)63;
+    if (size > (size_t)d->info.max_alloc && nbytes <= (size_t)d->info.max_alloc)
+        size = (nbytes + 63) & ~(size_t)63;
     pthread_mutex_lock(&p->mu);
     p->in_use -= (int64_t)size;
     cl_bucket *b = bucket(p, size, 1);
     if (b && b->n == b->cap) {
         int nc = b->cap ? b->cap * 2 : 8;
         cl_mem *ni = realloc(b->items, (size_t)nc * sizeof *ni);
-        if (ni) { b->items = ni; b->cap = nc; }
+        if (ni) {
+            b->items = ni;
+            b->cap = nc;
+        }
     }
     if (b && b->n < b->cap) {
         b->items[b->n++] = m;
@@ -206,15 +221,15 @@ int craft_cl_pool_trim(int device) {
 }
 
 /* ------------------------------------------------------ raw byte access ---- */
-static int byte_range(const char *op, const craft_tensor *t, int64_t elem_offset, size_t nbytes, craft_cl_dev **d,
-                      size_t *off) {
+static int byte_range(const char *op, const craft_tensor *t, int64_t elem_offset, size_t nbytes,
+                      craft_cl_dev **d, size_t *off) {
     CRAFT_TRY(cl_dev_get(t->device, op, d));
     size_t es = craft_dtype_size(t->dtype), start;
     /* checked arithmetic: an empty view's offset may be saturated */
-    if (elem_offset < 0 || __builtin_mul_overflow((size_t)elem_offset, es, &start) || start > t->storage->nbytes ||
-        nbytes > t->storage->nbytes - start)
-        return craft_fail(CRAFT_EINVAL, "%s: bytes [%lld elements, +%zu) outside the %zu-byte storage of %s", op,
-                          (long long)elem_offset, nbytes, t->storage->nbytes, craft_shape_str(t));
+    if (elem_offset < 0 || __builtin_mul_overflow((size_t)elem_offset, es, &start) ||
+        start > t->storage->nbytes || nbytes > t->storage->nbytes - start)
+        return craft_fail(CRAFT_EINVAL, "%s: bytes [%lld elements, +%zu) outside the %zu-byte storage of %s",
+                          op, (long long)elem_offset, nbytes, t->storage->nbytes, craft_shape_str(t));
     *off = (size_t)elem_offset * es;
     return CRAFT_OK;
 }

@@ -13,7 +13,10 @@
 
 /* The kernel sources; a build that did not run tools/embed_cl.sh still links, and says so
  * when a device is first used. */
-static const struct { const char *name; const char *text; } cl_sources[] = {
+static const struct {
+    const char *name;
+    const char *text;
+} cl_sources[] = {
 #if __has_include("cl_sources.inc")
 #include "cl_sources.inc"
 #else
@@ -30,14 +33,17 @@ static int load_opencl(char *msg, size_t n) {
     if (!h) h = dlopen("libOpenCL.so", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *e = dlerror();
-        snprintf(msg, n, "no OpenCL ICD loader: libOpenCL.so.1 could not be loaded (%s); install one with a driver's ICD "
-                         "(Debian: ocl-icd-libopencl1 and pocl-opencl-icd)", e ? e : "not found");
+        snprintf(
+            msg, n,
+            "no OpenCL ICD loader: libOpenCL.so.1 could not be loaded (%s); install one with a driver's ICD "
+            "(Debian: ocl-icd-libopencl1 and pocl-opencl-icd)",
+            e ? e : "not found");
         return CRAFT_EDEVICE;
     }
-#define CRAFT_CL_LOAD(f)                                                                              \
-    if (!(*(void **)&craft_ocl.f##_ = dlsym(h, #f))) {                                               \
-        snprintf(msg, n, "%s lacks %s (a newer version is needed)", lib, #f);                   \
-        return CRAFT_EDEVICE;                                                                         \
+#define CRAFT_CL_LOAD(f)                                                                                     \
+    if (!(*(void **)&craft_ocl.f##_ = dlsym(h, #f))) {                                                       \
+        snprintf(msg, n, "%s lacks %s (a newer version is needed)", lib, #f);                                \
+        return CRAFT_EDEVICE;                                                                                \
     }
     const char *lib = "the OpenCL ICD loader libOpenCL.so.1";
     CRAFT_CL_FUNCS(CRAFT_CL_LOAD)
@@ -59,8 +65,10 @@ static void blast_open(void) {
     if (!h) h = dlopen("libclblast.so", RTLD_NOW | RTLD_LOCAL);
     if (!h) {
         const char *e = dlerror();
-        snprintf(blast_msg, sizeof blast_msg, "CLBlast (libclblast.so.1), which matrix products on OpenCL devices use, "
-                 "could not be loaded (%s); install it (Debian: libclblast1)", e ? e : "not found");
+        snprintf(blast_msg, sizeof blast_msg,
+                 "CLBlast (libclblast.so.1), which matrix products on OpenCL devices use, "
+                 "could not be loaded (%s); install it (Debian: libclblast1)",
+                 e ? e : "not found");
         return;
     }
     blast_syms(h, blast_msg, sizeof blast_msg);
@@ -78,14 +86,14 @@ static const char *kernel_names[K_COUNT] = {
 #define CL_N_B(name) "binary_" #name,
 #define CL_N_S(name) "scalar_" #name,
 #define CL_N_O(name) #name,
-    CL_UNARY_OPS(CL_N_U) CL_UNARY_OPS(CL_N_UG) CL_BINARY_OPS(CL_N_B) CL_BINARY_OPS(CL_N_S) CL_OTHER_KERNELS(CL_N_O)
-};
+    CL_UNARY_OPS(CL_N_U) CL_UNARY_OPS(CL_N_UG) CL_BINARY_OPS(CL_N_B) CL_BINARY_OPS(CL_N_S)
+        CL_OTHER_KERNELS(CL_N_O)};
 _Static_assert(K_unary_grad_neg - K_unary_neg == CRAFT_UNARY_COUNT, "kernel list and craft_unary_op differ");
 _Static_assert(K_scalar_add - K_binary_add == CRAFT_BINARY_COUNT, "kernel list and craft_binary_op differ");
 
 /* ------------------------------------------------------------ discovery ---- */
 static pthread_once_t disc_once = PTHREAD_ONCE_INIT;
-static int disc_status;           /* CRAFT_OK or CRAFT_EDEVICE */
+static int disc_status; /* CRAFT_OK or CRAFT_EDEVICE */
 static char disc_msg[700];
 static craft_cl_dev *devs;
 static int n_devs, n_platforms;
@@ -123,10 +131,13 @@ const char *cl_err_name(cl_int e) {
 }
 
 int cl_fail(cl_int err, const craft_cl_dev *d, const char *what) {
-    int code = (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES || err == CL_OUT_OF_HOST_MEMORY)
-                   ? CRAFT_ENOMEM : CRAFT_EDEVICE;
+    int code = (err == CL_MEM_OBJECT_ALLOCATION_FAILURE || err == CL_OUT_OF_RESOURCES ||
+                err == CL_OUT_OF_HOST_MEMORY)
+        ? CRAFT_ENOMEM
+        : CRAFT_EDEVICE;
     if (!d) return craft_fail(code, "%s: %s (%d)", what, cl_err_name(err), (int)err);
-    return craft_fail(code, "%s on cl:%d (%s): %s (%d)", what, d->index, d->info.name, cl_err_name(err), (int)err);
+    return craft_fail(code, "%s on cl:%d (%s): %s (%d)", what, d->index, d->info.name, cl_err_name(err),
+                      (int)err);
 }
 
 static int has_token(const char *list, const char *tok) {
@@ -162,7 +173,11 @@ static void ensure_pocl_cache(void) {
     setenv("POCL_CACHE_DIR", tmp, 0);
 }
 
-typedef struct { cl_platform_id id; char name[256], vendor[256], version[256]; int order; } plat_entry;
+typedef struct {
+    cl_platform_id id;
+    char name[256], vendor[256], version[256];
+    int order;
+} plat_entry;
 
 static int plat_cmp(const void *x, const void *y) {
     const plat_entry *a = x, *b = y;
@@ -194,7 +209,8 @@ static void probe_device(craft_cl_dev *d) {
     if (clGetDeviceInfo(d->id, CL_DEVICE_DOUBLE_FP_CONFIG, sizeof dp, &dp, NULL) != CL_SUCCESS) dp = 0;
     size_t ext_len = 0;
     char *ext = NULL;
-    if (clGetDeviceInfo(d->id, CL_DEVICE_EXTENSIONS, 0, NULL, &ext_len) == CL_SUCCESS && (ext = calloc(1, ext_len + 1)))
+    if (clGetDeviceInfo(d->id, CL_DEVICE_EXTENSIONS, 0, NULL, &ext_len) == CL_SUCCESS &&
+        (ext = calloc(1, ext_len + 1)))
         if (clGetDeviceInfo(d->id, CL_DEVICE_EXTENSIONS, ext_len, ext, NULL) != CL_SUCCESS) ext[0] = 0;
     in->global_mem = (int64_t)gm;
     in->max_alloc = (int64_t)ma;
@@ -217,17 +233,19 @@ static void discover(void) {
     if (err != CL_SUCCESS || np == 0) {
         const char *v = getenv("OCL_ICD_VENDORS");
         disc_status = CRAFT_EDEVICE;
-        snprintf(disc_msg, sizeof disc_msg,
-                 "no OpenCL platform: the ICD loader (libOpenCL) found none (clGetPlatformIDs: %s (%d), %u platforms); "
-                 "install a driver's ICD (Debian: pocl-opencl-icd) so that /etc/OpenCL/vendors lists it, and check "
-                 "OCL_ICD_VENDORS (%s%s%s)",
-                 cl_err_name(err), (int)err, (unsigned)np, v ? "set to \"" : "unset", v ? v : "", v ? "\"" : "");
+        snprintf(
+            disc_msg, sizeof disc_msg,
+            "no OpenCL platform: the ICD loader (libOpenCL) found none (clGetPlatformIDs: %s (%d), %u platforms); "
+            "install a driver's ICD (Debian: pocl-opencl-icd) so that /etc/OpenCL/vendors lists it, and check "
+            "OCL_ICD_VENDORS (%s%s%s)",
+            cl_err_name(err), (int)err, (unsigned)np, v ? "set to \"" : "unset", v ? v : "", v ? "\"" : "");
         return;
     }
     cl_platform_id *ids = calloc(np, sizeof *ids);
     plat_entry *pl = calloc(np, sizeof *pl);
     if (!ids || !pl || clGetPlatformIDs(np, ids, NULL) != CL_SUCCESS) {
-        free(ids); free(pl);
+        free(ids);
+        free(pl);
         disc_status = CRAFT_EDEVICE;
         snprintf(disc_msg, sizeof disc_msg, "OpenCL: listing %u platforms failed", (unsigned)np);
         return;
@@ -246,7 +264,10 @@ static void discover(void) {
         cl_uint nd = 0;
         if (clGetDeviceIDs(pl[p].id, CL_DEVICE_TYPE_ALL, 0, NULL, &nd) != CL_SUCCESS || nd == 0) continue;
         cl_device_id *dids = calloc(nd, sizeof *dids);
-        if (!dids || clGetDeviceIDs(pl[p].id, CL_DEVICE_TYPE_ALL, nd, dids, NULL) != CL_SUCCESS) { free(dids); continue; }
+        if (!dids || clGetDeviceIDs(pl[p].id, CL_DEVICE_TYPE_ALL, nd, dids, NULL) != CL_SUCCESS) {
+            free(dids);
+            continue;
+        }
         for (cl_uint k = 0; k < nd; k++) {
             if (n_devs == cap) {
                 int nc = cap ? cap * 2 : 4;
@@ -296,8 +317,8 @@ int craft_cl_device_info(int index, craft_cl_info *out) {
 craft_cl_dev *cl_dev_entry(int n) {
     if (discovered()) return NULL;
     if (n < 0 || n >= n_devs) {
-        craft_fail(CRAFT_EDEVICE, "no OpenCL device cl:%d: %d device%s on %d platform%s%s", n, n_devs, n_devs == 1 ? "" : "s",
-                   n_platforms, n_platforms == 1 ? "" : "s",
+        craft_fail(CRAFT_EDEVICE, "no OpenCL device cl:%d: %d device%s on %d platform%s%s", n, n_devs,
+                   n_devs == 1 ? "" : "s", n_platforms, n_platforms == 1 ? "" : "s",
                    n_devs == 0 ? " (PoCL lists none when POCL_CACHE_DIR is not writable)" : "");
         return NULL;
     }
@@ -307,7 +328,10 @@ craft_cl_dev *cl_dev_entry(int n) {
 /* ------------------------------------------------------ program and cache ---- */
 static uint64_t fnv(uint64_t h, const void *p, size_t n) {
     const unsigned char *c = p;
-    for (size_t i = 0; i < n; i++) { h ^= c[i]; h *= 0x100000001b3ull; }
+    for (size_t i = 0; i < n; i++) {
+        h ^= c[i];
+        h *= 0x100000001b3ull;
+    }
     return h;
 }
 
@@ -320,19 +344,34 @@ static int cache_dir(char *buf, size_t n) {
     } else if (xdg && *xdg) snprintf(buf, n, "%s/craft", xdg);
     else if (home && *home) snprintf(buf, n, "%s/.cache/craft", home);
     else return 0;
-    for (char *p = buf + 1; *p; p++)   /* mkdir -p */
-        if (*p == '/') { *p = 0; mkdir(buf, 0755); *p = '/'; }
+    for (char *p = buf + 1; *p; p++) /* mkdir -p */
+        if (*p == '/') {
+            *p = 0;
+            mkdir(buf, 0755);
+            *p = '/';
+        }
     if (mkdir(buf, 0755) != 0 && errno != EEXIST) return 0;
     return access(buf, W_OK) == 0;
 }
 
-static void cache_path(const craft_cl_dev *d, const char *const *src, int ns, const char *opts, char *path, size_t n) {
+static void cache_path(const craft_cl_dev *d, const char *const *src, int ns, const char *opts, char *path,
+                       size_t n) {
     char dir[400];
-    if (!cache_dir(dir, sizeof dir)) { path[0] = 0; return; }
+    if (!cache_dir(dir, sizeof dir)) {
+        path[0] = 0;
+        return;
+    }
     uint64_t h1 = 0xcbf29ce484222325ull, h2 = 0x84222325cbf29ce4ull;
-    const char *parts[6] = {opts, d->info.name, d->info.platform, d->info.driver_version, d->info.device_version, "craft-cl-1"};
-    for (int i = 0; i < 6; i++) { h1 = fnv(h1, parts[i], strlen(parts[i]) + 1); h2 = fnv(h2, parts[i], strlen(parts[i]) + 1); }
-    for (int i = 0; i < ns; i++) { h1 = fnv(h1, src[i], strlen(src[i])); h2 = fnv(h2 ^ (uint64_t)i, src[i], strlen(src[i])); }
+    const char *parts[6] = {
+        opts, d->info.name, d->info.platform, d->info.driver_version, d->info.device_version, "craft-cl-1"};
+    for (int i = 0; i < 6; i++) {
+        h1 = fnv(h1, parts[i], strlen(parts[i]) + 1);
+        h2 = fnv(h2, parts[i], strlen(parts[i]) + 1);
+    }
+    for (int i = 0; i < ns; i++) {
+        h1 = fnv(h1, src[i], strlen(src[i]));
+        h2 = fnv(h2 ^ (uint64_t)i, src[i], strlen(src[i]));
+    }
     snprintf(path, n, "%s/cl-%016llx%016llx.bin", dir, (unsigned long long)h1, (unsigned long long)h2);
 }
 
@@ -343,24 +382,29 @@ static cl_program load_cached(craft_cl_dev *d, const char *path, const char *opt
     uint64_t size = 0;
     unsigned char *bin = NULL;
     cl_program prog = NULL;
-    if (fread(magic, 1, 8, f) == 8 && !memcmp(magic, "CRAFTCL1", 8) && fread(&size, 8, 1, f) == 1 && size > 0 &&
-        size < ((uint64_t)1 << 30) && (bin = malloc((size_t)size)) && fread(bin, 1, (size_t)size, f) == size) {
+    if (fread(magic, 1, 8, f) == 8 && !memcmp(magic, "CRAFTCL1", 8) && fread(&size, 8, 1, f) == 1 &&
+        size > 0 && size < ((uint64_t)1 << 30) && (bin = malloc((size_t)size)) &&
+        fread(bin, 1, (size_t)size, f) == size) {
         size_t sz = (size_t)size;
         const unsigned char *bp = bin;
         cl_int st = CL_SUCCESS, err;
         prog = clCreateProgramWithBinary(d->ctx, 1, &d->id, &sz, &bp, &st, &err);
         if (err != CL_SUCCESS || st != CL_SUCCESS) prog = NULL;
-        else if (clBuildProgram(prog, 1, &d->id, opts, NULL, NULL) != CL_SUCCESS) { clReleaseProgram(prog); prog = NULL; }
+        else if (clBuildProgram(prog, 1, &d->id, opts, NULL, NULL) != CL_SUCCESS) {
+            clReleaseProgram(prog);
+            prog = NULL;
+        }
     }
     free(bin);
     fclose(f);
-    if (!prog) unlink(path);   /* stale or foreign: rebuilt from source below */
+    if (!prog) unlink(path); /* stale or foreign: rebuilt from source below */
     return prog;
 }
 
 static void store_cached(craft_cl_dev *d, cl_program prog, const char *path) {
     size_t size = 0;
-    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || size == 0) return;
+    if (clGetProgramInfo(prog, CL_PROGRAM_BINARY_SIZES, sizeof size, &size, NULL) != CL_SUCCESS || size == 0)
+        return;
     unsigned char *bin = malloc(size);
     if (!bin) return;
     unsigned char *bins[1] = {bin};
@@ -369,7 +413,8 @@ static void store_cached(craft_cl_dev *d, cl_program prog, const char *path) {
         snprintf(tmp, sizeof tmp, "%s.%d.tmp", path, (int)getpid());
         FILE *f = fopen(tmp, "wb");
         uint64_t s64 = size;
-        int ok = f && fwrite("CRAFTCL1", 1, 8, f) == 8 && fwrite(&s64, 8, 1, f) == 1 && fwrite(bin, 1, size, f) == size;
+        int ok = f && fwrite("CRAFTCL1", 1, 8, f) == 8 && fwrite(&s64, 8, 1, f) == 1 &&
+            fwrite(bin, 1, size, f) == size;
         if (f && fclose(f) != 0) ok = 0;
         if (ok) rename(tmp, path);
         else unlink(tmp);
@@ -397,7 +442,8 @@ static void log_line(const char *log, char *out, size_t n) {
         }
     }
     if (k >= n) k = n - 1;
-    for (size_t i = 0; i < k; i++) if (out[i] == '\t' || out[i] == '\r') out[i] = ' ';
+    for (size_t i = 0; i < k; i++)
+        if (out[i] == '\t' || out[i] == '\r') out[i] = ' ';
 }
 
 int cl_build_program(craft_cl_dev *d, const char *const *src, int ns, const char *opts, cl_program *out) {
@@ -411,13 +457,14 @@ int cl_build_program(craft_cl_dev *d, const char *const *src, int ns, const char
     if (err != CL_SUCCESS) {
         size_t len = 0;
         char *log = NULL, line[640] = "(no log)";
-        if (clGetProgramBuildInfo(prog, d->id, CL_PROGRAM_BUILD_LOG, 0, NULL, &len) == CL_SUCCESS && len > 0 &&
-            (log = calloc(1, len + 1)) &&
+        if (clGetProgramBuildInfo(prog, d->id, CL_PROGRAM_BUILD_LOG, 0, NULL, &len) == CL_SUCCESS &&
+            len > 0 && (log = calloc(1, len + 1)) &&
             clGetProgramBuildInfo(prog, d->id, CL_PROGRAM_BUILD_LOG, len, log, NULL) == CL_SUCCESS)
             log_line(log, line, sizeof line);
         free(log);
         clReleaseProgram(prog);
-        return craft_fail(CRAFT_EDEVICE, "OpenCL kernels failed to build on cl:%d (%s): %s (%d); build log: %s", d->index,
+        return craft_fail(CRAFT_EDEVICE,
+                          "OpenCL kernels failed to build on cl:%d (%s): %s (%d); build log: %s", d->index,
                           d->info.name, cl_err_name(err), (int)err, line);
     }
     if (path[0]) store_cached(d, prog, path);
@@ -431,30 +478,38 @@ static void build_options(const craft_cl_dev *d, char *buf, size_t n) {
 }
 
 static int dev_setup(craft_cl_dev *d) {
-    const char *cv = d->info.opencl_c_version;   /* "OpenCL C 1.2 ..." */
+    const char *cv = d->info.opencl_c_version; /* "OpenCL C 1.2 ..." */
     int maj = 0, mnr = 0;
     if (sscanf(cv, "OpenCL C %d.%d", &maj, &mnr) != 2 || maj * 10 + mnr < 12)
-        return craft_fail(CRAFT_EDEVICE, "cl:%d (%s) offers \"%s\"; craft's kernels need OpenCL C 1.2", d->index, d->info.name, cv);
+        return craft_fail(CRAFT_EDEVICE, "cl:%d (%s) offers \"%s\"; craft's kernels need OpenCL C 1.2",
+                          d->index, d->info.name, cv);
     cl_int err;
     cl_context_properties props[3] = {CL_CONTEXT_PLATFORM, (cl_context_properties)d->platform, 0};
     d->ctx = clCreateContext(props, 1, &d->id, NULL, NULL, &err);
     if (err != CL_SUCCESS) return cl_fail(err, d, "creating a context");
     d->queue = clCreateCommandQueue(d->ctx, d->id, 0, &err);
-    if (err != CL_SUCCESS) { clReleaseContext(d->ctx); d->ctx = NULL; return cl_fail(err, d, "creating a command queue"); }
+    if (err != CL_SUCCESS) {
+        clReleaseContext(d->ctx);
+        d->ctx = NULL;
+        return cl_fail(err, d, "creating a command queue");
+    }
     if (!cl_sources[0].text)
-        return craft_fail(CRAFT_EDEVICE, "cl:%d: this libcraft was built without its OpenCL kernels "
-                          "(run tools/embed_cl.sh to make build/gen/cl_sources.inc, then rebuild)", d->index);
+        return craft_fail(CRAFT_EDEVICE,
+                          "cl:%d: this libcraft was built without its OpenCL kernels "
+                          "(run tools/embed_cl.sh to make build/gen/cl_sources.inc, then rebuild)",
+                          d->index);
     const char *texts[64];
     int ns = N_SOURCES < 64 ? N_SOURCES : 64;
     for (int i = 0; i < ns; i++) texts[i] = cl_sources[i].text;
     char opts[200];
     build_options(d, opts, sizeof opts);
     int rc = cl_build_program(d, texts, ns, opts, &d->program);
-    if (!rc) {   /* the geometry ring (cl_launch_geo) */
+    if (!rc) { /* the geometry ring (cl_launch_geo) */
         d->geo_ring = clCreateBuffer(d->ctx, CL_MEM_READ_ONLY, CL_GEO_RING, NULL, &err);
         d->geo_host = err == CL_SUCCESS ? malloc(CL_GEO_RING) : NULL;
         if (err != CL_SUCCESS) rc = cl_fail(err, d, "creating the geometry buffer");
-        else if (!d->geo_host) rc = craft_fail(CRAFT_ENOMEM, "cl:%d: out of host memory for the geometry ring", d->index);
+        else if (!d->geo_host)
+            rc = craft_fail(CRAFT_ENOMEM, "cl:%d: out of host memory for the geometry ring", d->index);
         if (rc) {
             if (d->geo_ring) clReleaseMemObject(d->geo_ring);
             d->geo_ring = NULL;
@@ -474,7 +529,8 @@ static int dev_setup(craft_cl_dev *d) {
 }
 
 int cl_dev_get(int code, const char *op, craft_cl_dev **out) {
-    if (code < 1) return craft_fail(CRAFT_EDEVICE, "%s: device %d is not an OpenCL device (cl:n is 1 + n)", op, code);
+    if (code < 1)
+        return craft_fail(CRAFT_EDEVICE, "%s: device %d is not an OpenCL device (cl:n is 1 + n)", op, code);
     craft_cl_dev *d = cl_dev_entry(code - 1);
     if (!d) return craft_fail_prefix(craft_last_status(), "%s", op);
     if (!__atomic_load_n(&d->ready, __ATOMIC_ACQUIRE)) {
@@ -526,7 +582,8 @@ size_t cl_pow2_local(craft_cl_dev *d, int kid, size_t cap) {
     size_t lim = d->max_wg;
     if (!d->kernel_wg[kid] && kernel_of(d, kid, &k) == CRAFT_OK) {
         size_t w = 0;
-        if (clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof w, &w, NULL) == CL_SUCCESS && w)
+        if (clGetKernelWorkGroupInfo(k, d->id, CL_KERNEL_WORK_GROUP_SIZE, sizeof w, &w, NULL) == CL_SUCCESS &&
+            w)
             d->kernel_wg[kid] = w;
     }
     if (d->kernel_wg[kid] && d->kernel_wg[kid] < lim) lim = d->kernel_wg[kid];
@@ -538,7 +595,8 @@ size_t cl_pow2_local(craft_cl_dev *d, int kid, size_t cap) {
 }
 
 /* sets the arguments and enqueues; d->lock held */
-static int launch_locked(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global, size_t local) {
+static int launch_locked(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t global,
+                         size_t local) {
     cl_kernel k;
     int rc = kernel_of(d, kid, &k);
     for (int i = 0; i < nargs && !rc; i++) {
@@ -550,7 +608,8 @@ static int launch_locked(craft_cl_dev *d, int kid, int nargs, const cl_arg *args
         }
     }
     if (!rc) {
-        cl_int err = clEnqueueNDRangeKernel(d->queue, k, 1, NULL, &global, local ? &local : NULL, 0, NULL, NULL);
+        cl_int err =
+            clEnqueueNDRangeKernel(d->queue, k, 1, NULL, &global, local ? &local : NULL, 0, NULL, NULL);
         if (err != CL_SUCCESS) {
             char what[96];
             snprintf(what, sizeof what, "running kernel %s", kernel_names[kid]);
@@ -573,11 +632,12 @@ int cl_launch(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t gl
  * queue runs it before the kernel). A slot's host copy must stay untouched until that write has
  * run: when the ring wraps, clFinish makes sure every earlier write has, so that costs one wait
  * per CL_GEO_RING bytes of geometry (thousands of launches). */
-int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args, size_t global,
-                  size_t local) {
+int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args,
+                  size_t global, size_t local) {
     cl_arg all[24];
     if (nargs + 2 > 24 || gsize > CL_GEO_RING / 4)
-        return craft_fail(CRAFT_EINVAL, "kernel %s: %d arguments, %zu bytes of geometry", kernel_names[kid], nargs, gsize);
+        return craft_fail(CRAFT_EINVAL, "kernel %s: %d arguments, %zu bytes of geometry", kernel_names[kid],
+                          nargs, gsize);
     size_t slot = (gsize + 63) & ~(size_t)63;
     pthread_mutex_lock(&d->lock);
     int rc = CRAFT_OK;
@@ -589,7 +649,8 @@ int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int n
     size_t off = d->geo_head;
     if (!rc) {
         memcpy(d->geo_host + off, geo, gsize);
-        cl_int err = clEnqueueWriteBuffer(d->queue, d->geo_ring, CL_FALSE, off, gsize, d->geo_host + off, 0, NULL, NULL);
+        cl_int err = clEnqueueWriteBuffer(d->queue, d->geo_ring, CL_FALSE, off, gsize, d->geo_host + off, 0,
+                                          NULL, NULL);
         if (err != CL_SUCCESS) rc = cl_fail(err, d, "writing a kernel's geometry");
         d->geo_head += slot;
     }
@@ -608,8 +669,10 @@ int craft_cl_launch_count(int device, int64_t *out) {
     if (!out) return craft_fail(CRAFT_EINVAL, "cl_launch_count: NULL argument");
     *out = 0;
     if (device == CRAFT_DEVICE_CPU) return CRAFT_OK;
-    if (device < 1) return craft_fail(CRAFT_EDEVICE, "cl_launch_count: device %d is not an OpenCL device (cl:n is 1 + n)", device);
-    craft_cl_dev *d = cl_dev_entry(device - 1);   /* a device never used is not set up just to say 0 */
+    if (device < 1)
+        return craft_fail(CRAFT_EDEVICE, "cl_launch_count: device %d is not an OpenCL device (cl:n is 1 + n)",
+                          device);
+    craft_cl_dev *d = cl_dev_entry(device - 1); /* a device never used is not set up just to say 0 */
     if (!d) return craft_fail_prefix(craft_last_status(), "cl_launch_count");
     pthread_mutex_lock(&d->lock);
     *out = d->launches;

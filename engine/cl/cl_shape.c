@@ -9,11 +9,18 @@
 #include <stdlib.h>
 
 /* mirror the structs of kernels_cl/shape.cl */
-typedef struct { cl_long planes, h, w, oh, ow, k, s, pad; } cl_pool_geo;
-typedef struct { cl_long planes, h, w, oh, ow, mode; } cl_interp_geo;
-typedef struct { cl_long ish[8], osh[8], before[8]; cl_long ndim, lead, mode; cl_float value; cl_int pad0; } cl_pad_geo;
-
-
+typedef struct {
+    cl_long planes, h, w, oh, ow, k, s, pad;
+} cl_pool_geo;
+typedef struct {
+    cl_long planes, h, w, oh, ow, mode;
+} cl_interp_geo;
+typedef struct {
+    cl_long ish[8], osh[8], before[8];
+    cl_long ndim, lead, mode;
+    cl_float value;
+    cl_int pad0;
+} cl_pad_geo;
 
 /* A fresh device tensor holding nbytes of host data (i64 or f32 element count n). */
 static int upload(int code, int dtype, int64_t n, const void *host, craft_tensor **out) {
@@ -21,20 +28,23 @@ static int upload(int code, int dtype, int64_t n, const void *host, craft_tensor
     craft_tensor *t = cl_new(1, &len, dtype, code);
     if (!t) return craft_last_status();
     int rc = n ? craft_cl_write_bytes(t, 0, host, (size_t)n * craft_dtype_size(dtype)) : CRAFT_OK;
-    if (rc) { craft_tensor_release(t); return rc; }
+    if (rc) {
+        craft_tensor_release(t);
+        return rc;
+    }
     *out = t;
     return CRAFT_OK;
 }
 
-
 /* ------------------------------------------------------------ avg_pool2d ---- */
-static cl_pool_geo pool_geo(const int64_t *ishape, int64_t oh, int64_t ow, int64_t k, int64_t s, int64_t pad) {
+static cl_pool_geo pool_geo(const int64_t *ishape, int64_t oh, int64_t ow, int64_t k, int64_t s,
+                            int64_t pad) {
     cl_pool_geo g = {ishape[0] * ishape[1], ishape[2], ishape[3], oh, ow, k, s, pad};
     return g;
 }
 
-static int pool_run(int kid, const craft_tensor *src, craft_tensor *dst, const int64_t *ishape, int64_t oh, int64_t ow, int k,
-                    int st, int pad) {
+static int pool_run(int kid, const craft_tensor *src, craft_tensor *dst, const int64_t *ishape, int64_t oh,
+                    int64_t ow, int k, int st, int pad) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(dst->device, "avg_pool2d", &d));
     if (!dst->numel) return CRAFT_OK;
@@ -55,21 +65,31 @@ int craft_cl_avg_pool_grad(const craft_tensor *g, int kernel, int stride, int pa
 
 /* ----------------------------------------------------------- interpolate ---- */
 /* The axis maps on the device (layout in shape.cl); the backward ranges only when `ranges`. */
-static int interp_maps(int code, const int64_t *ishape, int64_t oh, int64_t ow, int mode, int align, int ranges,
-                       craft_tensor **im, craft_tensor **lm) {
+static int interp_maps(int code, const int64_t *ishape, int64_t oh, int64_t ow, int mode, int align,
+                       int ranges, craft_tensor **im, craft_tensor **lm) {
     int64_t H = ishape[2], W = ishape[3], ni = 2 * (oh + ow) + 2 * (H + W), nl = 2 * (oh + ow);
     int64_t *ib = malloc((size_t)ni * sizeof *ib);
     float *lb = calloc((size_t)nl, sizeof *lb);
-    if (!ib || !lb) { free(ib); free(lb); return craft_fail(CRAFT_ENOMEM, "interpolate: out of host memory"); }
+    if (!ib || !lb) {
+        free(ib);
+        free(lb);
+        return craft_fail(CRAFT_ENOMEM, "interpolate: out of host memory");
+    }
     int64_t *hi0 = ib, *hi1 = ib + oh, *wi0 = ib + 2 * oh, *wi1 = wi0 + ow, *lo = wi1 + ow;
     craft_interpolate_axis(H, oh, mode, align, hi0, hi1, lb, lb + oh);
     craft_interpolate_axis(W, ow, mode, align, wi0, wi1, lb + 2 * oh, lb + 2 * oh + ow);
-    if (mode == 0) { memcpy(hi1, hi0, (size_t)oh * sizeof *ib); memcpy(wi1, wi0, (size_t)ow * sizeof *ib); }
+    if (mode == 0) {
+        memcpy(hi1, hi0, (size_t)oh * sizeof *ib);
+        memcpy(wi1, wi0, (size_t)ow * sizeof *ib);
+    }
     /* per input index, the first and last output index that reads it (lo > hi: none) */
     int64_t in[2] = {H, W}, outn[2] = {oh, ow}, *a0[2] = {hi0, wi0}, *a1[2] = {hi1, wi1};
     for (int ax = 0; ax < 2; ax++) {
         int64_t *l = lo + (ax ? 2 * H : 0), *h = l + in[ax];
-        for (int64_t i = 0; i < in[ax]; i++) { l[i] = outn[ax]; h[i] = -1; }
+        for (int64_t i = 0; i < in[ax]; i++) {
+            l[i] = outn[ax];
+            h[i] = -1;
+        }
         for (int64_t o = 0; o < outn[ax]; o++)
             for (int s = 0; s < 2; s++) {
                 int64_t i = s ? a1[ax][o] : a0[ax][o];
@@ -87,8 +107,8 @@ static int interp_maps(int code, const int64_t *ishape, int64_t oh, int64_t ow, 
     return rc;
 }
 
-static int interp_run(int kid, const craft_tensor *src, craft_tensor *dst, const int64_t *ishape, int64_t oh, int64_t ow, int mode,
-                      int align) {
+static int interp_run(int kid, const craft_tensor *src, craft_tensor *dst, const int64_t *ishape, int64_t oh,
+                      int64_t ow, int mode, int align) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(dst->device, "interpolate", &d));
     craft_tensor *im, *lm;
@@ -97,7 +117,8 @@ static int interp_run(int kid, const craft_tensor *src, craft_tensor *dst, const
     cl_mem sm = cl_mem_of(src), dm = cl_mem_of(dst), imm = cl_mem_of(im), lmm = cl_mem_of(lm);
     cl_long soff = src->offset;
     cl_arg args[5] = {CLA(sm), CLA(soff), CLA(dm), CLA(imm), CLA(lmm)};
-    int rc = dst->numel ? cl_launch_geo(d, kid, &k, sizeof k, 5, args, cl_global_for(dst->numel), 0) : CRAFT_OK;
+    int rc =
+        dst->numel ? cl_launch_geo(d, kid, &k, sizeof k, 5, args, cl_global_for(dst->numel), 0) : CRAFT_OK;
     craft_tensor_release(im);
     craft_tensor_release(lm);
     return rc;
@@ -112,7 +133,8 @@ int craft_cl_interpolate_grad(const craft_tensor *g, int mode, int align_corners
 }
 
 /* ------------------------------------------------------------------- pad ---- */
-static cl_pad_geo pad_geo(int nd, const int64_t *ish, const int64_t *osh, int npairs, const int64_t *pads, int mode, double value) {
+static cl_pad_geo pad_geo(int nd, const int64_t *ish, const int64_t *osh, int npairs, const int64_t *pads,
+                          int mode, double value) {
     cl_pad_geo g;
     memset(&g, 0, sizeof g);
     g.ndim = nd;
@@ -137,7 +159,8 @@ static int pad_run(int kid, const cl_pad_geo *k, const craft_tensor *src, craft_
     return cl_launch_geo(d, kid, k, sizeof *k, 4, args, cl_global_for(n), 0);
 }
 
-int craft_cl_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor *y) {
+int craft_cl_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value,
+                 craft_tensor *y) {
     cl_pad_geo k = pad_geo(x->ndim, x->shape, y->shape, npairs, pads, mode, value);
     return pad_run(K_pad_fwd, &k, x, y);
 }
@@ -174,12 +197,12 @@ int craft_cl_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craf
     const int64_t *ip = craft_tensor_data(idx);
     int64_t *csr = malloc((size_t)(K + V + 1) * sizeof *csr);
     if (!csr) return craft_fail(CRAFT_ENOMEM, "embedding backward: out of host memory");
-    int64_t *ord = csr, *start = csr + K;   /* counting sort of k by row, stable */
+    int64_t *ord = csr, *start = csr + K; /* counting sort of k by row, stable */
     memset(start, 0, (size_t)(V + 1) * sizeof *start);
     for (int64_t k = 0; k < K; k++) start[ip[k] + 1]++;
     for (int64_t v = 0; v < V; v++) start[v + 1] += start[v];
     for (int64_t k = 0; k < K; k++) ord[start[ip[k]]++] = k;
-    for (int64_t v = V; v > 0; v--) start[v] = start[v - 1];   /* the fill moved each start to the next row's */
+    for (int64_t v = V; v > 0; v--) start[v] = start[v - 1]; /* the fill moved each start to the next row's */
     start[0] = 0;
     craft_tensor *tab = NULL;
     int rc = upload(gw->device, CRAFT_I64, K + V + 1, csr, &tab);
@@ -195,19 +218,20 @@ int craft_cl_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craf
 }
 
 /* ---------------------------------------------------- timestep embedding ---- */
-int craft_cl_timestep_embedding(const craft_tensor *tc, const float *freq, int dim, int flip_sin_to_cos, double scale,
-                                craft_tensor *y) {
+int craft_cl_timestep_embedding(const craft_tensor *tc, const float *freq, int dim, int flip_sin_to_cos,
+                                double scale, craft_tensor *y) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(y->device, "timestep_embedding", &d));
     int64_t N = tc->shape[0], half = dim / 2;
     craft_tensor *fr = NULL;
-    int rc = upload(y->device, CRAFT_F32, half, freq, &fr);   /* the CPU's table */
+    int rc = upload(y->device, CRAFT_F32, half, freq, &fr); /* the CPU's table */
     if (!rc) {
         cl_mem tm = cl_mem_of(tc), fm = cl_mem_of(fr), ym = cl_mem_of(y);
         cl_long toff = tc->offset, cN = N, cdim = dim, chalf = half;
         cl_float sc = (cl_float)scale;
         cl_int flip = flip_sin_to_cos ? 1 : 0;
-        cl_arg args[9] = {CLA(tm), CLA(toff), CLA(fm), CLA(ym), CLA(cN), CLA(cdim), CLA(chalf), CLA(sc), CLA(flip)};
+        cl_arg args[9] = {CLA(tm),   CLA(toff),  CLA(fm), CLA(ym),  CLA(cN),
+                          CLA(cdim), CLA(chalf), CLA(sc), CLA(flip)};
         rc = cl_launch(d, K_timestep_emb, 9, args, cl_global_for(y->numel), 0);
     }
     craft_tensor_release(fr);

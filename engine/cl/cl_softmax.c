@@ -7,12 +7,13 @@
 /* Launches line kernel kid (kernels_cl/attention.cl: lines of n elements, `inner` apart) over
  * `lines` lines: args, then LX. Rows (inner 1) get as many workers per line as fit their
  * length; columns go side by side so that reads coalesce. */
-int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n, int64_t inner) {
+int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t lines, int64_t n,
+                int64_t inner) {
     return cl_nn_lines_geo(d, kid, NULL, 0, nargs, args, lines, n, inner);
 }
 
-int cl_nn_lines_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args, int64_t lines, int64_t n,
-                    int64_t inner) {
+int cl_nn_lines_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args,
+                    int64_t lines, int64_t n, int64_t inner) {
     if (lines <= 0) return CRAFT_OK;
     if (nargs > 15) return craft_fail(CRAFT_EINVAL, "line kernel: %d arguments", nargs);
     size_t local = cl_pow2_local(d, kid, 256), lx, ly = 1;
@@ -33,7 +34,8 @@ int cl_nn_lines_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int
 }
 
 /* ---------------------------------------------------------------- softmax ---- */
-int craft_cl_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int lg, craft_tensor *y) {
+int craft_cl_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int lg,
+                     craft_tensor *y) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(y->device, lg ? "log_softmax" : "softmax", &d));
     if (y->numel == 0) return CRAFT_OK;
@@ -44,8 +46,8 @@ int craft_cl_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t in
     return cl_nn_lines(d, K_softmax_fwd, 7, args, outer * inner, n, inner);
 }
 
-int craft_cl_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int lg,
-                          craft_tensor *gx) {
+int craft_cl_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n,
+                          int64_t inner, int lg, craft_tensor *gx) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(y->device, "softmax backward", &d));
     if (y->numel == 0) return CRAFT_OK;

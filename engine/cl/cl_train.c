@@ -11,7 +11,8 @@ int craft_cl_philox_(craft_tensor *t, uint64_t seed, uint64_t offset, int mode) 
     const char *op = mode ? "randn_" : "rand_";
     if (!t) return craft_fail(CRAFT_EINVAL, "%s: tensor is missing", op);
     if (t->dtype != CRAFT_F32 && t->dtype != CRAFT_F64 && t->dtype != CRAFT_F16 && t->dtype != CRAFT_BF16)
-        return craft_fail(CRAFT_ETYPE, "%s: tensor %s must be a float dtype (f32, f64, f16, bf16)", op, craft_shape_str(t));
+        return craft_fail(CRAFT_ETYPE, "%s: tensor %s must be a float dtype (f32, f64, f16, bf16)", op,
+                          craft_shape_str(t));
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(t->device, op, &d));
     if (mode == 1 && !d->info.fp64) mode = 2;
@@ -40,7 +41,8 @@ int craft_cl_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal)
 }
 
 /* ------------------------------------------------------------ optimisers ---- */
-int craft_cl_adamw(craft_tensor *param, const craft_tensor *grad, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *k) {
+int craft_cl_adamw(craft_tensor *param, const craft_tensor *grad, craft_tensor *m, craft_tensor *v,
+                   const craft_adamw_consts *k) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(param->device, "adamw_step", &d));
     cl_float c[8] = {k->decay, k->b1, k->omb1, k->b2, k->omb2, k->bc2_sqrt, k->eps, k->neg_step};
@@ -50,8 +52,8 @@ int craft_cl_adamw(craft_tensor *param, const craft_tensor *grad, craft_tensor *
     return cl_elementwise(d, K_adamw, 4, ts, param->ndim, param->shape, 8, extra);
 }
 
-int craft_cl_sgd(craft_tensor *param, const craft_tensor *grad, craft_tensor *buf, float neg_lr, float momentum, float weight_decay,
-                 int nesterov) {
+int craft_cl_sgd(craft_tensor *param, const craft_tensor *grad, craft_tensor *buf, float neg_lr,
+                 float momentum, float weight_decay, int nesterov) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(param->device, "sgd_step", &d));
     cl_float nl = neg_lr, mom = momentum, wd = weight_decay;

@@ -10,7 +10,8 @@ craft_tensor *cl_new(int ndim, const int64_t *shape, int dtype, int code) {
 
 static int same_shape(const craft_tensor *a, const craft_tensor *b) {
     if (a->ndim != b->ndim) return 0;
-    for (int i = 0; i < a->ndim; i++) if (a->shape[i] != b->shape[i]) return 0;
+    for (int i = 0; i < a->ndim; i++)
+        if (a->shape[i] != b->shape[i]) return 0;
     return 1;
 }
 
@@ -40,7 +41,10 @@ static int to_host(const craft_tensor *src, craft_tensor **out) {
     }
     if (!rc) rc = download(s, craft_tensor_data(h));
     craft_tensor_release(c);
-    if (rc) { craft_tensor_release(h); return rc; }
+    if (rc) {
+        craft_tensor_release(h);
+        return rc;
+    }
     *out = h;
     return CRAFT_OK;
 }
@@ -49,7 +53,8 @@ static int copy_same_device(craft_tensor *dst, const craft_tensor *src);
 
 /* dst (device) = src (CPU), broadcast and converted on the host */
 static int copy_from_host(craft_tensor *dst, const craft_tensor *src) {
-    if (dst->dtype == src->dtype && same_shape(dst, src) && craft_is_contiguous(src) && craft_is_contiguous(dst))
+    if (dst->dtype == src->dtype && same_shape(dst, src) && craft_is_contiguous(src) &&
+        craft_is_contiguous(dst))
         return upload(dst, craft_tensor_data(src));
     craft_tensor *h = craft_new_tensor(dst->ndim, dst->shape, dst->dtype, CRAFT_DEVICE_CPU);
     if (!h) return craft_last_status();
@@ -68,7 +73,8 @@ static int copy_from_host(craft_tensor *dst, const craft_tensor *src) {
 
 /* dst (CPU) = src (device) */
 static int copy_to_host(craft_tensor *dst, const craft_tensor *src) {
-    if (dst->dtype == src->dtype && same_shape(dst, src) && craft_is_contiguous(src) && craft_is_contiguous(dst)) {
+    if (dst->dtype == src->dtype && same_shape(dst, src) && craft_is_contiguous(src) &&
+        craft_is_contiguous(dst)) {
         CRAFT_TRY(download(src, craft_tensor_data(dst)));
         dst->storage->version++;
         return CRAFT_OK;
@@ -113,9 +119,8 @@ int craft_cl_copy_(craft_tensor *dst, const craft_tensor *src) {
     if (dst->numel == 0) rc = CRAFT_OK;
     else if (dst->device == src->device) rc = copy_same_device(dst, src);
     else if (src->device == CRAFT_DEVICE_CPU) rc = copy_from_host(dst, src);
-    else if (dst->device == CRAFT_DEVICE_CPU) return copy_to_host(dst, src);   /* bumps the version */
-    else {   /* between two OpenCL devices: through the host */
-        craft_tensor *h;
+    else if (dst->device == CRAFT_DEVICE_CPU) return copy_to_host(dst, src); /* bumps the version */
+    else { /* between two OpenCL devices: through the host */ craft_tensor *h;
         CRAFT_TRY(to_host(src, &h));
         rc = copy_from_host(dst, h);
         craft_tensor_release(h);
@@ -126,13 +131,13 @@ int craft_cl_copy_(craft_tensor *dst, const craft_tensor *src) {
 
 int craft_cl_fill_(craft_tensor *t, double value) {
     craft_tensor *s;
-    CRAFT_TRY(craft_full(0, NULL, t->dtype, value, &s));   /* the value in t's dtype, as the CPU stores it */
+    CRAFT_TRY(craft_full(0, NULL, t->dtype, value, &s)); /* the value in t's dtype, as the CPU stores it */
     craft_cl_dev *d;
     int rc = cl_dev_get(t->device, "fill_", &d);
     if (!rc && t->numel > 0 && craft_is_contiguous(t)) {
         size_t es = craft_dtype_size(t->dtype);
-        cl_int err = clEnqueueFillBuffer(d->queue, cl_mem_of(t), craft_tensor_data(s), es, (size_t)t->offset * es,
-                                         (size_t)t->numel * es, 0, NULL, NULL);
+        cl_int err = clEnqueueFillBuffer(d->queue, cl_mem_of(t), craft_tensor_data(s), es,
+                                         (size_t)t->offset * es, (size_t)t->numel * es, 0, NULL, NULL);
         if (err != CL_SUCCESS) rc = cl_fail(err, d, "fill_");
         if (!rc) t->storage->version++;
     } else if (!rc && t->numel > 0) {
@@ -146,4 +151,3 @@ int craft_cl_fill_(craft_tensor *t, double value) {
     craft_tensor_release(s);
     return rc;
 }
-

@@ -13,7 +13,7 @@
 #include <stdint.h>
 
 #define PH_MIN_SIZE 32
-#define PH_MAX_SIZE 256          /* generator */
+#define PH_MAX_SIZE 256 /* generator */
 #define PH_ORACLE_MAX_SIZE 512
 #define PH_PI 3.14159265358979323846
 
@@ -26,7 +26,9 @@ static inline uint64_t ph_mix64(uint64_t z) {
     z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
     return z ^ (z >> 31);
 }
-typedef struct ph_rng { uint64_t key, ctr; } ph_rng;
+typedef struct ph_rng {
+    uint64_t key, ctr;
+} ph_rng;
 static inline void ph_rng_init(ph_rng *r, uint64_t seed, uint64_t index, uint64_t stream) {
     r->key = ph_mix64(ph_mix64(ph_mix64(seed) ^ index) + stream * 0xd1b54a32d192ed03ULL);
     r->ctr = 0;
@@ -44,8 +46,8 @@ static inline double ph_normal(ph_rng *r) {
 /* Cheap approximately N(0,1) value for pixel i of a keyed noise field (Irwin-Hall of 4). */
 static inline float ph_hash_gauss(uint64_t key, uint64_t i) {
     uint64_t h = ph_mix64(key ^ (i * 0x9e3779b97f4a7c15ULL));
-    float s = (float)(h & 0xffff) + (float)((h >> 16) & 0xffff) + (float)((h >> 32) & 0xffff) +
-              (float)(h >> 48);
+    float s =
+        (float)(h & 0xffff) + (float)((h >> 16) & 0xffff) + (float)((h >> 32) & 0xffff) + (float)(h >> 48);
     return (s * (1.0f / 65536.0f) - 2.0f) * 1.7320508f;
 }
 
@@ -61,9 +63,12 @@ static inline float ph_lerpf(float a, float b, float t) { return a + (b - a) * t
 
 /* ------------------------------------------------------------- scratch -- */
 /* A bump arena carved from one block per thread (allocated once per API call, never per image). */
-typedef struct ph_scratch { float *base; size_t cap, used; } ph_scratch;
+typedef struct ph_scratch {
+    float *base;
+    size_t cap, used;
+} ph_scratch;
 static inline void ph_scratch_reset(ph_scratch *s) { s->used = 0; }
-float *ph_salloc(ph_scratch *s, size_t nfloats);     /* zeroed is NOT guaranteed */
+float *ph_salloc(ph_scratch *s, size_t nfloats); /* zeroed is NOT guaranteed */
 /* floats one thread needs for images of working size w (generator or oracle) */
 size_t ph_scratch_floats(int w);
 
@@ -81,14 +86,14 @@ void ph_box(float *p, int w, int h, int r, ph_scratch *s);
 void ph_add_noise(float *p, int n, float sd, uint64_t key);
 /* Anti-aliased filled ellipse coverage (pixels units; angle radians), combined into `plane`
  * as plane = max(plane, value * coverage). */
-void ph_stamp_ellipse_max(float *plane, int w, int h, float cx, float cy, float rx, float ry,
-                          float angle, float value);
+void ph_stamp_ellipse_max(float *plane, int w, int h, float cx, float cy, float rx, float ry, float angle,
+                          float value);
 /* Same but alpha-blends: plane = plane*(1-a) + value*a with a = alpha*coverage. */
-void ph_stamp_ellipse_blend(float *plane, int w, int h, float cx, float cy, float rx, float ry,
-                            float angle, float value, float alpha);
+void ph_stamp_ellipse_blend(float *plane, int w, int h, float cx, float cy, float rx, float ry, float angle,
+                            float value, float alpha);
 /* A soft line segment whose half-width tapers from hw0 to hw1: plane = max(plane, value*profile). */
-void ph_stamp_segment_max(float *plane, int w, int h, float x0, float y0, float x1, float y1,
-                          float hw0, float hw1, float value);
+void ph_stamp_segment_max(float *plane, int w, int h, float x0, float y0, float x1, float y1, float hw0,
+                          float hw1, float value);
 /* Final touches shared by all modalities: blur every plane, add noise, clamp to [0,1]. grey: one
  * noise field for the 3 planes. */
 void ph_finish(float *chw, int w, float blur_sigma, float noise_sd, uint64_t noise_key, int grey,
@@ -97,8 +102,8 @@ void ph_finish(float *chw, int w, float blur_sigma, float noise_sd, uint64_t noi
 /* -------------------------------------------------------- pixel analysis -- */
 typedef struct ph_comp {
     int area;
-    int x0, y0, x1, y1;     /* bounding box, inclusive */
-    double cx, cy;          /* centroid (pixel centres) */
+    int x0, y0, x1, y1; /* bounding box, inclusive */
+    double cx, cy;      /* centroid (pixel centres) */
     int touches_border;
 } ph_comp;
 /* 8-connected components of mask (nonzero = foreground). labels[w*h] gets 0 for background
@@ -117,12 +122,12 @@ float ph_otsu(const float *v, const uint8_t *mask, int n, float lo, float hi);
  * ground truth (on its clean mask) and by the oracle (on its segmentation), so the two agree by
  * definition. */
 typedef struct ph_shape {
-    double area;            /* pixels */
-    double cx, cy;          /* centroid */
-    double asymmetry;       /* of the outline's harmonics 0..3: mean over the two principal axes
+    double area;         /* pixels */
+    double cx, cy;       /* centroid */
+    double asymmetry;    /* of the outline's harmonics 0..3: mean over the two principal axes
                                of |shape xor mirror image| / (2 area) */
-    double irregularity;    /* rms of the radial profile's harmonics >= 4, over its mean radius */
-    double diameter;        /* max over directions of r(theta) + r(theta + pi), pixels */
+    double irregularity; /* rms of the radial profile's harmonics >= 4, over its mean radius */
+    double diameter;     /* max over directions of r(theta) + r(theta + pi), pixels */
     double mean_radius;
 } ph_shape;
 void ph_shape_measure(const float *m, int w, int h, ph_shape *out);
@@ -135,8 +140,7 @@ typedef struct ph_gen_desc {
     int n_params;
     const char *const *param_names;
     /* renders one image of class cls into chw (3*w*w floats) and its parameters */
-    void (*generate)(int w, uint64_t seed, uint64_t index, int cls, float *chw, float *params,
-                     ph_scratch *s);
+    void (*generate)(int w, uint64_t seed, uint64_t index, int cls, float *chw, float *params, ph_scratch *s);
 } ph_gen_desc;
 
 typedef struct ph_oracle_desc {
@@ -144,10 +148,9 @@ typedef struct ph_oracle_desc {
     const char *const *measure_names;
     int n_items;
     const char *const *item_names;
-    const int *item_class;          /* the class whose checklist each item belongs to */
+    const int *item_class; /* the class whose checklist each item belongs to */
     /* measures one image (chw, w x w, w >= 64); writes measures, label, items */
-    void (*audit)(const float *chw, int w, float *measures, int32_t *label, uint8_t *items,
-                  ph_scratch *s);
+    void (*audit)(const float *chw, int w, float *measures, int32_t *label, uint8_t *items, ph_scratch *s);
 } ph_oracle_desc;
 
 #define PH_N_MODALITIES 4
@@ -157,7 +160,12 @@ const ph_gen_desc *ph_gen_get(int m);
 const ph_oracle_desc *ph_oracle_get(int m);
 
 /* Per-thread scratch blocks for a batch call: nthreads arenas of ph_scratch_floats(w) each. */
-typedef struct ph_arena { float *block; size_t nbytes; int nthreads; size_t per_thread; } ph_arena;
+typedef struct ph_arena {
+    float *block;
+    size_t nbytes;
+    int nthreads;
+    size_t per_thread;
+} ph_arena;
 int ph_arena_open(ph_arena *a, int w, const char *op);
 void ph_arena_thread(ph_arena *a, int t, ph_scratch *s);
 void ph_arena_close(ph_arena *a);

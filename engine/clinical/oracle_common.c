@@ -39,7 +39,10 @@ int ph_components(const uint8_t *mask, int w, int h, int32_t *labels, ph_comp *c
                     int xx = x + dx;
                     if (xx < 0 || xx >= w) continue;
                     int q = yy * w + xx;
-                    if (mask[q] && !labels[q]) { labels[q] = id; stack[sp++] = q; }
+                    if (mask[q] && !labels[q]) {
+                        labels[q] = id;
+                        stack[sp++] = q;
+                    }
                 }
             }
         }
@@ -56,22 +59,32 @@ void ph_fill_holes(uint8_t *mask, int w, int h, ph_scratch *s) {
     int n = w * h;
     int32_t *stack = (int32_t *)ph_salloc(s, (size_t)n);
     uint8_t *outside = (uint8_t *)ph_salloc(s, (size_t)n / 4 + 16);
-    if (!stack || !outside) { s->used = mark; return; }
+    if (!stack || !outside) {
+        s->used = mark;
+        return;
+    }
     memset(outside, 0, (size_t)n);
     int sp = 0;
     for (int p = 0; p < n; p++) {
         int x = p % w, y = p / w;
-        if ((x == 0 || y == 0 || x == w - 1 || y == h - 1) && !mask[p]) { outside[p] = 1; stack[sp++] = p; }
+        if ((x == 0 || y == 0 || x == w - 1 || y == h - 1) && !mask[p]) {
+            outside[p] = 1;
+            stack[sp++] = p;
+        }
     }
     while (sp) {
         int p = stack[--sp], x = p % w, y = p / w;
         int nb[4] = {x > 0 ? p - 1 : -1, x < w - 1 ? p + 1 : -1, y > 0 ? p - w : -1, y < h - 1 ? p + w : -1};
         for (int t = 0; t < 4; t++) {
             int q = nb[t];
-            if (q >= 0 && !mask[q] && !outside[q]) { outside[q] = 1; stack[sp++] = q; }
+            if (q >= 0 && !mask[q] && !outside[q]) {
+                outside[q] = 1;
+                stack[sp++] = q;
+            }
         }
     }
-    for (int p = 0; p < n; p++) if (!outside[p]) mask[p] = 1;
+    for (int p = 0; p < n; p++)
+        if (!outside[p]) mask[p] = 1;
     s->used = mark;
 }
 
@@ -115,7 +128,10 @@ float ph_otsu(const float *v, const uint8_t *mask, int n, float lo, float hi) {
         if (wb < 1.0 || wf < 1.0) continue;
         double mb = sb / wb, mf = (sum - sb) / wf;
         double between = wb * wf * (mb - mf) * (mb - mf);
-        if (between > best) { best = between; bt = b; }
+        if (between > best) {
+            best = between;
+            bt = b;
+        }
     }
     return lo + ((float)bt + 1.0f) / scale;
 }
@@ -137,7 +153,9 @@ void ph_shape_measure(const float *m, int w, int h, ph_shape *out) {
     for (int j = 0; j < h; j++)
         for (int i = 0; i < w; i++) {
             double v = m[(size_t)j * (size_t)w + i];
-            A += v; sx += v * (i + 0.5); sy += v * (j + 0.5);
+            A += v;
+            sx += v * (i + 0.5);
+            sy += v * (j + 0.5);
         }
     memset(out, 0, sizeof *out);
     if (A < 4.0) return;
@@ -145,7 +163,9 @@ void ph_shape_measure(const float *m, int w, int h, ph_shape *out) {
     for (int j = 0; j < h; j++)
         for (int i = 0; i < w; i++) {
             double v = m[(size_t)j * (size_t)w + i], dx = i + 0.5 - cx, dy = j + 0.5 - cy;
-            mxx += v * dx * dx; myy += v * dy * dy; mxy += v * dx * dy;
+            mxx += v * dx * dx;
+            myy += v * dy * dy;
+            mxy += v * dx * dy;
         }
     double phi = 0.5 * atan2(2.0 * mxy, mxx - myy);
     enum { NA = 128 };
@@ -171,9 +191,11 @@ void ph_shape_measure(const float *m, int w, int h, ph_shape *out) {
     for (int f = 1; f <= 3; f++) {
         for (int k = 0; k < NA; k++) {
             double th = 2.0 * PH_PI * f * k / NA;
-            ca[f] += r[k] * cos(th); sa[f] += r[k] * sin(th);
+            ca[f] += r[k] * cos(th);
+            sa[f] += r[k] * sin(th);
         }
-        ca[f] *= 2.0 / NA; sa[f] *= 2.0 / NA;
+        ca[f] *= 2.0 / NA;
+        sa[f] *= 2.0 / NA;
     }
     for (int k = 0; k < NA; k++) {
         double th = 2.0 * PH_PI * k / NA;
@@ -198,7 +220,9 @@ void ph_shape_measure(const float *m, int w, int h, ph_shape *out) {
         rss += (r[k] - lp[k]) * (r[k] - lp[k]);
         if (k < NA / 2 && r[k] + r[k + NA / 2] > dmax) dmax = r[k] + r[k + NA / 2];
     }
-    out->area = A; out->cx = cx; out->cy = cy;
+    out->area = A;
+    out->cx = cx;
+    out->cy = cy;
     out->asymmetry = asym;
     out->irregularity = mean > 0 ? sqrt(rss / NA) / mean : 0.0;
     out->diameter = dmax;
@@ -206,30 +230,40 @@ void ph_shape_measure(const float *m, int w, int h, ph_shape *out) {
 }
 
 /* ------------------------------------------------------------- public API -- */
-static const ph_oracle_desc *const oracles[PH_N_MODALITIES] = {&ph_oracle_cxr, &ph_oracle_fundus, &ph_oracle_derm, &ph_oracle_histo};
+static const ph_oracle_desc *const oracles[PH_N_MODALITIES] = {&ph_oracle_cxr, &ph_oracle_fundus,
+                                                               &ph_oracle_derm, &ph_oracle_histo};
 const ph_oracle_desc *ph_oracle_get(int m) { return m >= 0 && m < PH_N_MODALITIES ? oracles[m] : NULL; }
 
 int craft_oracle_measure_count(int m) {
-    if (!ph_oracle_get(m)) return craft_fail(CRAFT_EINVAL, "oracle: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1), -1;
+    if (!ph_oracle_get(m))
+        return craft_fail(CRAFT_EINVAL, "oracle: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1), -1;
     return oracles[m]->n_measures;
 }
 const char *craft_oracle_measure_name(int m, int i) {
     const ph_oracle_desc *o = ph_oracle_get(m);
-    if (!o || i < 0 || i >= o->n_measures) { craft_fail(CRAFT_EINVAL, "oracle: no measure %d in modality %d", i, m); return NULL; }
+    if (!o || i < 0 || i >= o->n_measures) {
+        craft_fail(CRAFT_EINVAL, "oracle: no measure %d in modality %d", i, m);
+        return NULL;
+    }
     return o->measure_names[i];
 }
 int craft_oracle_item_count(int m) {
-    if (!ph_oracle_get(m)) return craft_fail(CRAFT_EINVAL, "oracle: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1), -1;
+    if (!ph_oracle_get(m))
+        return craft_fail(CRAFT_EINVAL, "oracle: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1), -1;
     return oracles[m]->n_items;
 }
 const char *craft_oracle_item_name(int m, int i) {
     const ph_oracle_desc *o = ph_oracle_get(m);
-    if (!o || i < 0 || i >= o->n_items) { craft_fail(CRAFT_EINVAL, "oracle: no checklist item %d in modality %d", i, m); return NULL; }
+    if (!o || i < 0 || i >= o->n_items) {
+        craft_fail(CRAFT_EINVAL, "oracle: no checklist item %d in modality %d", i, m);
+        return NULL;
+    }
     return o->item_names[i];
 }
 int craft_oracle_item_class(int m, int i) {
     const ph_oracle_desc *o = ph_oracle_get(m);
-    if (!o || i < 0 || i >= o->n_items) return craft_fail(CRAFT_EINVAL, "oracle: no checklist item %d in modality %d", i, m), -1;
+    if (!o || i < 0 || i >= o->n_items)
+        return craft_fail(CRAFT_EINVAL, "oracle: no checklist item %d in modality %d", i, m), -1;
     return o->item_class[i];
 }
 
@@ -256,25 +290,30 @@ static void upsample(const float *src, int n, float *dst, int w) {
     }
 }
 
-int craft_oracle_audit(int m, int n, int size, const float *images, float *measures, int32_t *labels, uint8_t *items) {
+int craft_oracle_audit(int m, int n, int size, const float *images, float *measures, int32_t *labels,
+                       uint8_t *items) {
     const ph_oracle_desc *o = ph_oracle_get(m);
-    if (!o) return craft_fail(CRAFT_EINVAL, "oracle_audit: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1);
-    if (n < 0) return craft_fail(CRAFT_EINVAL, "oracle_audit(%s): n = %d, expected >= 0", ph_gen_get(m)->name, n);
+    if (!o)
+        return craft_fail(CRAFT_EINVAL, "oracle_audit: modality %d out of range 0..%d", m,
+                          PH_N_MODALITIES - 1);
+    if (n < 0)
+        return craft_fail(CRAFT_EINVAL, "oracle_audit(%s): n = %d, expected >= 0", ph_gen_get(m)->name, n);
     if (size < PH_MIN_SIZE || size > PH_ORACLE_MAX_SIZE)
-        return craft_fail(CRAFT_EINVAL, "oracle_audit(%s): size %d out of range %d..%d", ph_gen_get(m)->name, size, PH_MIN_SIZE, PH_ORACLE_MAX_SIZE);
+        return craft_fail(CRAFT_EINVAL, "oracle_audit(%s): size %d out of range %d..%d", ph_gen_get(m)->name,
+                          size, PH_MIN_SIZE, PH_ORACLE_MAX_SIZE);
     if (n == 0) return CRAFT_OK;
     if (!images) return craft_fail(CRAFT_EINVAL, "oracle_audit(%s): NULL images", ph_gen_get(m)->name);
     int w = size < 64 ? 64 : size;
     ph_arena a;
     CRAFT_TRY(ph_arena_open(&a, w, "oracle_audit"));
     size_t img = 3 * (size_t)size * (size_t)size;
-    #pragma omp parallel num_threads(a.nthreads)
+#pragma omp parallel num_threads(a.nthreads)
     {
         ph_scratch s;
         ph_arena_thread(&a, omp_get_thread_num(), &s);
         float mbuf[64];
         uint8_t ibuf[64];
-        #pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 4)
         for (int k = 0; k < n; k++) {
             ph_scratch_reset(&s);
             const float *x = images + (size_t)k * img;
@@ -287,7 +326,9 @@ int craft_oracle_audit(int m, int n, int size, const float *images, float *measu
             memset(mbuf, 0, sizeof mbuf);
             memset(ibuf, 0, sizeof ibuf);
             o->audit(x, w, mbuf, &lab, ibuf, &s);
-            if (measures) memcpy(measures + (size_t)k * (size_t)o->n_measures, mbuf, (size_t)o->n_measures * sizeof(float));
+            if (measures)
+                memcpy(measures + (size_t)k * (size_t)o->n_measures, mbuf,
+                       (size_t)o->n_measures * sizeof(float));
             if (items) memcpy(items + (size_t)k * (size_t)o->n_items, ibuf, (size_t)o->n_items);
             if (labels) labels[k] = lab;
         }

@@ -16,11 +16,11 @@
 
 enum { M_CTR, M_CONS_AREA, M_CONS_ZONE, M_THORAX_W, M_HEART_W, M_LUNG_AREA, M_CONS_CONTRAST, M_COUNT };
 static const char *const measure_names[M_COUNT] = {
-    "ctr", "consolidation_area", "consolidation_zone", "thorax_width", "heart_width", "lung_area",
-    "consolidation_contrast"};
+    "ctr",         "consolidation_area", "consolidation_zone",    "thorax_width",
+    "heart_width", "lung_area",          "consolidation_contrast"};
 enum { I_NORMAL_HEART, I_CLEAR_LUNGS, I_CTR, I_CONSOLIDATION, I_UNILATERAL, I_COUNT };
-static const char *const item_names[I_COUNT] = {
-    "normal_heart_size", "clear_lung_fields", "ctr_gt_0.5", "focal_consolidation", "unilateral_opacity"};
+static const char *const item_names[I_COUNT] = {"normal_heart_size", "clear_lung_fields", "ctr_gt_0.5",
+                                                "focal_consolidation", "unilateral_opacity"};
 static const int item_class[I_COUNT] = {0, 0, 1, 2, 2};
 
 /* Sub-pixel border: x_in is the last lung pixel of a run, dir points out of the lung. */
@@ -57,15 +57,15 @@ static float med3(float a, float b, float c) {
 typedef struct reading {
     int W;
     size_t N;
-    float s;                       /* pixel scale: W / 64 */
-    float *G, *S1, *S2, *Mb;       /* grey, smoothed grey, and two more planes of scratch */
+    float s;                 /* pixel scale: W / 64 */
+    float *G, *S1, *S2, *Mb; /* grey, smoothed grey, and two more planes of scratch */
     uint8_t *mask, *lung[2];
     int32_t *lab;
     ph_comp comps[256];
-    float *edge;                   /* per row: outer left, inner left, inner right, outer right, valid */
-    float T;                       /* Otsu's threshold between lung and tissue */
+    float *edge; /* per row: outer left, inner left, inner right, outer right, valid */
+    float T;     /* Otsu's threshold between lung and tissue */
     double lung_area;
-    int jt, jb;                    /* the rows with both lungs */
+    int jt, jb; /* the rows with both lungs */
 } reading;
 
 /* The lungs: the two largest dark regions (Otsu on the lightly smoothed grey image) that do not
@@ -84,11 +84,17 @@ static int find_lungs(reading *rd, const float *chw, ph_scratch *sc) {
     int best[2] = {-1, -1};
     for (int c = 0; c < nc && c < 256; c++) {
         if (comps[c].touches_border || comps[c].area < (int)(0.01 * (double)N)) continue;
-        if (best[0] < 0 || comps[c].area > comps[best[0]].area) { best[1] = best[0]; best[0] = c; }
-        else if (best[1] < 0 || comps[c].area > comps[best[1]].area) best[1] = c;
+        if (best[0] < 0 || comps[c].area > comps[best[0]].area) {
+            best[1] = best[0];
+            best[0] = c;
+        } else if (best[1] < 0 || comps[c].area > comps[best[1]].area) best[1] = c;
     }
     if (best[1] < 0) return 0;
-    if (comps[best[0]].cx > comps[best[1]].cx) { int t = best[0]; best[0] = best[1]; best[1] = t; }
+    if (comps[best[0]].cx > comps[best[1]].cx) {
+        int t = best[0];
+        best[0] = best[1];
+        best[1] = t;
+    }
     rd->lung_area = 0.0;
     for (int side = 0; side < 2; side++) {
         for (size_t k = 0; k < N; k++) rd->lung[side][k] = rd->lab[k] == best[side] + 1;
@@ -109,8 +115,14 @@ static void row_borders(reading *rd) {
         int l0 = -1, l1 = -1, r0 = -1, r1 = -1;
         const uint8_t *a = rd->lung[0] + (size_t)j * W, *b = rd->lung[1] + (size_t)j * W;
         for (int i = 0; i < W; i++) {
-            if (a[i]) { if (l0 < 0) l0 = i; l1 = i; }
-            if (b[i]) { if (r0 < 0) r0 = i; r1 = i; }
+            if (a[i]) {
+                if (l0 < 0) l0 = i;
+                l1 = i;
+            }
+            if (b[i]) {
+                if (r0 < 0) r0 = i;
+                r1 = i;
+            }
         }
         if (l0 < 0 || r0 < 0) continue;
         const float *row = rd->S1 + (size_t)j * W;
@@ -128,7 +140,8 @@ static void row_borders(reading *rd) {
 static float thorax_width(const reading *rd) {
     float thorax = 0.0f;
     for (int j = rd->jt + 1; j < rd->jb; j++) {
-        const float *e0 = rd->edge + 6 * (size_t)(j - 1), *e1 = rd->edge + 6 * (size_t)j, *e2 = rd->edge + 6 * (size_t)(j + 1);
+        const float *e0 = rd->edge + 6 * (size_t)(j - 1), *e1 = rd->edge + 6 * (size_t)j,
+                    *e2 = rd->edge + 6 * (size_t)(j + 1);
         if (e0[4] == 0.0f || e1[4] == 0.0f || e2[4] == 0.0f) continue;
         float wdt = med3(e0[3], e1[3], e2[3]) - med3(e0[0], e1[0], e2[0]);
         if (wdt > thorax) thorax = wdt;
@@ -149,7 +162,7 @@ static float heart_width(const reading *rd, ph_scratch *sc) {
         for (int j = jm; j <= rd->jb; j++) {
             const float *e = rd->edge + 6 * (size_t)j;
             if (e[4] == 0.0f) break;
-            raw[n++] = side == 0 ? -e[1] : e[2];          /* outward is +x for both sides */
+            raw[n++] = side == 0 ? -e[1] : e[2]; /* outward is +x for both sides */
         }
         if (n < 3) continue;
         xs[0] = raw[0];
@@ -162,14 +175,19 @@ static float heart_width(const reading *rd, ph_scratch *sc) {
         if (corner <= lim || corner == 0) corner = n - 1;
         while (corner > 0 && xs[corner - 1] - xs[corner] < -0.35f) corner--;
         float ext = -1e9f;
-        for (int t = 0; t <= corner; t++) if (xs[t] > ext) ext = xs[t];
-        if (side == 0) minL = -ext; else maxR = ext;
+        for (int t = 0; t <= corner; t++)
+            if (xs[t] > ext) ext = xs[t];
+        if (side == 0) minL = -ext;
+        else maxR = ext;
     }
     return maxR > minL ? maxR - minL : 0.0f;
 }
 
 /* what the consolidation search finds */
-typedef struct opacity { float area, zone, contrast; int sides_hit; } opacity;
+typedef struct opacity {
+    float area, zone, contrast;
+    int sides_hit;
+} opacity;
 
 /* Consolidation: smoothing restricted to the lungs less a border ring (no partial volume with
  * the bright tissue around them; normalised convolution still gives every lung pixel a value),
@@ -212,11 +230,13 @@ static void find_consolidation(reading *rd, ph_scratch *sc, opacity *op) {
     int nl = 0;
     float *vals = ph_salloc(sc, N);
     for (size_t k = 0; k < N; k++)
-        if (mask[k]) { S2[k] /= fmaxf(Mb[k], 1e-3f); if (core[k]) vals[nl++] = S2[k]; }
-        else S2[k] = 0.0f;
+        if (mask[k]) {
+            S2[k] /= fmaxf(Mb[k], 1e-3f);
+            if (core[k]) vals[nl++] = S2[k];
+        } else S2[k] = 0.0f;
     float Lb = ph_quantile(vals, nl, 0.5f, 0.0f, 1.0f);
     float gap = fmaxf(rd->T - Lb, 0.05f), thr = Lb + 0.3f * gap;
-    uint8_t *cand = (uint8_t *)Mb, *seed = (uint8_t *)G;   /* G, Mb reused as byte masks */
+    uint8_t *cand = (uint8_t *)Mb, *seed = (uint8_t *)G; /* G, Mb reused as byte masks */
     for (size_t k = 0; k < N; k++) cand[k] = core[k] && S2[k] > thr;
     int nc = ph_components(cand, W, W, lab, comps, 256, sc);
     int bc = -1;
@@ -237,9 +257,11 @@ static void find_consolidation(reading *rd, ph_scratch *sc, opacity *op) {
     int nh = ph_components(cand, W, W, lab, comps, 256, sc);
     int *overlap = (int *)ph_salloc(sc, (size_t)nh + 1);
     for (int c = 0; c <= nh; c++) overlap[c] = 0;
-    for (size_t k = 0; k < N; k++) if (seed[k] && lab[k]) overlap[lab[k]]++;
+    for (size_t k = 0; k < N; k++)
+        if (seed[k] && lab[k]) overlap[lab[k]]++;
     int seed_lab = 0;
-    for (int c = 1; c <= nh; c++) if (overlap[c] > overlap[seed_lab]) seed_lab = c;
+    for (int c = 1; c <= nh; c++)
+        if (overlap[c] > overlap[seed_lab]) seed_lab = c;
     double area = 0.0, sy = 0.0, per_side[2] = {0.0, 0.0};
     for (size_t k = 0; k < N; k++) {
         if (!seed_lab || lab[k] != seed_lab) continue;
@@ -254,7 +276,11 @@ static void find_consolidation(reading *rd, ph_scratch *sc, opacity *op) {
         int top = W, bot = -1;
         for (int j = 0; j < W; j++)
             for (int i = 0; i < W; i++)
-                if (rd->lung[side][(size_t)j * W + i]) { if (j < top) top = j; if (j > bot) bot = j; break; }
+                if (rd->lung[side][(size_t)j * W + i]) {
+                    if (j < top) top = j;
+                    if (j > bot) bot = j;
+                    break;
+                }
         float f = ((float)(sy / area) - (float)top) / (float)(bot - top + 1);
         int z = (int)(3.0f * f);
         op->zone = (float)(1 + 3 * side + (z < 0 ? 0 : (z > 2 ? 2 : z)));
@@ -279,7 +305,10 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
     *label = 0;
     /* no two lung fields: nothing can be measured, and the image is no class at all */
-    if (!found) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
+    if (!found) {
+        *label = CRAFT_ORACLE_UNDETERMINED;
+        return;
+    }
     row_borders(&rd);
     float thorax = thorax_width(&rd), heart = heart_width(&rd, sc);
     float ctr = thorax > 0.0f ? heart / thorax : 0.0f;
@@ -295,7 +324,10 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     ms[M_LUNG_AREA] = (float)(rd.lung_area / (double)N);
     ms[M_CONS_CONTRAST] = op.contrast;
     /* a thorax or heart whose borders were not found is not a normal heart (ctr would read 0) */
-    if (thorax <= 0.0f || heart <= 0.0f) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
+    if (thorax <= 0.0f || heart <= 0.0f) {
+        *label = CRAFT_ORACLE_UNDETERMINED;
+        return;
+    }
     items[I_NORMAL_HEART] = ctr <= 0.5f;
     items[I_CLEAR_LUNGS] = !consolidation;
     items[I_CTR] = ctr > 0.5f;

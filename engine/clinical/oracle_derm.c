@@ -15,13 +15,14 @@
 #include "clinical/clinical.h"
 
 enum { M_ASYM, M_IRREG, M_NCOL, M_BW, M_BW_FRAC, M_DIAM, M_NCRIT, M_AREA, M_COUNT };
-static const char *const measure_names[M_COUNT] = {
-    "asymmetry", "border_irregularity", "n_colours", "blue_white", "blue_white_fraction",
-    "diameter_frac", "n_criteria", "lesion_area"};
+static const char *const measure_names[M_COUNT] = {"asymmetry",  "border_irregularity", "n_colours",
+                                                   "blue_white", "blue_white_fraction", "diameter_frac",
+                                                   "n_criteria", "lesion_area"};
 enum { I_SYM, I_REG, I_FEWCOL, I_ASYM, I_IRREG, I_COL3, I_BW, I_DIAM, I_COUNT };
-static const char *const item_names[I_COUNT] = {
-    "symmetric_shape", "regular_border", "one_or_two_colours", "asymmetry", "irregular_border",
-    "three_or_more_colours", "blue_white_structures", "diameter_large"};
+static const char *const item_names[I_COUNT] = {"symmetric_shape",       "regular_border",
+                                                "one_or_two_colours",    "asymmetry",
+                                                "irregular_border",      "three_or_more_colours",
+                                                "blue_white_structures", "diameter_large"};
 static const int item_class[I_COUNT] = {0, 0, 0, 1, 1, 1, 1, 1};
 
 #define ASYM_T 0.06f
@@ -29,9 +30,8 @@ static const int item_class[I_COUNT] = {0, 0, 0, 1, 1, 1, 1, 1};
 #define DIAM_T 0.4f
 
 enum { C_LB, C_DB, C_BK, C_RD, C_BG, C_WH, NCOL };
-static const float palette[NCOL][3] = {
-    {0.70f, 0.48f, 0.32f}, {0.42f, 0.25f, 0.15f}, {0.16f, 0.11f, 0.10f},
-    {0.78f, 0.30f, 0.28f}, {0.40f, 0.48f, 0.62f}, {0.90f, 0.88f, 0.88f}};
+static const float palette[NCOL][3] = {{0.70f, 0.48f, 0.32f}, {0.42f, 0.25f, 0.15f}, {0.16f, 0.11f, 0.10f},
+                                       {0.78f, 0.30f, 0.28f}, {0.40f, 0.48f, 0.62f}, {0.90f, 0.88f, 0.88f}};
 
 static inline void tmpf_store(float *v, int *n, float x) { v[(*n)++] = x; }
 
@@ -69,7 +69,8 @@ static void read_skin(const float *const *I, int W, int band, float *vals, float
     for (int j = 0; j < W; j++)
         for (int i = 0; i < W; i++)
             if (i < band || j < band || i >= W - band || j >= W - band)
-                vals[n++] = (I[0][(size_t)j * W + i] + I[1][(size_t)j * W + i] + I[2][(size_t)j * W + i]) / 3.0f;
+                vals[n++] =
+                    (I[0][(size_t)j * W + i] + I[1][(size_t)j * W + i] + I[2][(size_t)j * W + i]) / 3.0f;
     float lum_med = ph_quantile(vals, n, 0.75f, 0.0f, 1.0f);
     for (int c = 0; c < 3; c++) {
         int m = 0;
@@ -84,20 +85,27 @@ static void read_skin(const float *const *I, int W, int band, float *vals, float
     }
     const float s0[3] = {0.94f, 0.78f, 0.70f}, sd[3] = {0.16f, 0.18f, 0.20f};
     float num = 0, den = 0;
-    for (int c = 0; c < 3; c++) { num += (s0[c] - skin[c]) * sd[c]; den += sd[c] * sd[c]; }
+    for (int c = 0; c < 3; c++) {
+        num += (s0[c] - skin[c]) * sd[c];
+        den += sd[c] * sd[c];
+    }
     float tone = ph_clampf(num / den, -0.3f, 1.2f);
-    for (int c = 0; c < 3; c++) gain[c] = ph_clampf((s0[c] - tone * sd[c]) / fmaxf(skin[c], 0.05f), 0.6f, 1.6f);
+    for (int c = 0; c < 3; c++)
+        gain[c] = ph_clampf((s0[c] - tone * sd[c]) / fmaxf(skin[c], 0.05f), 0.6f, 1.6f);
 }
 
 /* The lesion: relative colour distance from the skin (smoothed into fm), thresholded above the
  * skin's own texture, cleaned, the central component with its holes filled into mask; 0 when
  * there is none. Gives the threshold T. */
-static int find_lesion(const float *const *I, int W, int band, const float *skin, float *vals, float *f, float *fm, uint8_t *mask,
-                       uint8_t *tmp, int32_t *lab, float *T_out, ph_scratch *sc) {
+static int find_lesion(const float *const *I, int W, int band, const float *skin, float *vals, float *f,
+                       float *fm, uint8_t *mask, uint8_t *tmp, int32_t *lab, float *T_out, ph_scratch *sc) {
     const size_t N = (size_t)W * (size_t)W;
     for (size_t k = 0; k < N; k++) {
         float d = 0.0f;
-        for (int c = 0; c < 3; c++) { float e = (I[c][k] - skin[c]) / fmaxf(skin[c], 0.05f); d += e * e; }
+        for (int c = 0; c < 3; c++) {
+            float e = (I[c][k] - skin[c]) / fmaxf(skin[c], 0.05f);
+            d += e * e;
+        }
         f[k] = sqrtf(d);
     }
     memcpy(fm, f, N * sizeof(float));
@@ -107,7 +115,8 @@ static int find_lesion(const float *const *I, int W, int band, const float *skin
     int nb = 0;
     for (int j = 0; j < W; j++)
         for (int i = 0; i < W; i++)
-            if (i < band || j < band || i >= W - band || j >= W - band) tmpf_store(vals, &nb, fm[(size_t)j * W + i]);
+            if (i < band || j < band || i >= W - band || j >= W - band)
+                tmpf_store(vals, &nb, fm[(size_t)j * W + i]);
     float T = 0.12f + 3.0f * ph_quantile(vals, nb, 0.5f, 0.0f, 2.0f);
     if (T > 0.3f) T = 0.3f;
     *T_out = T;
@@ -133,16 +142,18 @@ static int find_lesion(const float *const *I, int W, int band, const float *skin
  * (mixing skin and lesion colour moves the distance linearly), so the outline is sub-pixel;
  * deep inside (3 px from the outline) the lesion is whole whatever its colour. Uses f and lab
  * as scratch; gives the lesion's area in pixels. */
-static int soft_mask(int W, const uint8_t *mask, const float *fm, float T, float *m, uint8_t *tmp, float *f, int32_t *lab) {
+static int soft_mask(int W, const uint8_t *mask, const float *fm, float T, float *m, uint8_t *tmp, float *f,
+                     int32_t *lab) {
     const size_t N = (size_t)W * (size_t)W;
     int area = 0;
     memcpy(tmp, mask, N);
-    uint8_t *rim = (uint8_t *)f;      /* f no longer needed */
+    uint8_t *rim = (uint8_t *)f; /* f no longer needed */
     memcpy(rim, mask, N);
     for (int t = 0; t < 3; t++) erode3(rim, W, tmp);
     int nr = 0;
     float *rimv = (float *)lab;
-    for (size_t k = 0; k < N; k++) if (mask[k] && !rim[k]) rimv[nr++] = fm[k];
+    for (size_t k = 0; k < N; k++)
+        if (mask[k] && !rim[k]) rimv[nr++] = fm[k];
     float fl = nr ? ph_quantile(rimv, nr, 0.5f, 0.0f, 3.0f) : 2.0f * T;
     if (fl < 1.5f * T) fl = 1.5f * T;
     memcpy(rim, mask, N);
@@ -154,13 +165,15 @@ static int soft_mask(int W, const uint8_t *mask, const float *fm, float T, float
     }
     memcpy(rim, mask, N);
     for (int t = 0; t < 3; t++) erode3(rim, W, tmp);
-    for (size_t k = 0; k < N; k++) if (rim[k]) m[k] = 1.0f;
+    for (size_t k = 0; k < N; k++)
+        if (rim[k]) m[k] = 1.0f;
     return area;
 }
 
 /* colours of the lesion less its outermost pixel ring, where it is mixed with skin: each pixel
  * (white-balanced) to the nearest palette colour within 0.2; the pixels counted */
-static int count_colours(const float *const *I, int W, uint8_t *mask, uint8_t *tmp, const float *gain, int *counts) {
+static int count_colours(const float *const *I, int W, uint8_t *mask, uint8_t *tmp, const float *gain,
+                         int *counts) {
     const size_t N = (size_t)W * (size_t)W;
     erode3(mask, W, tmp);
     int n_in = 0;
@@ -170,8 +183,14 @@ static int count_colours(const float *const *I, int W, uint8_t *mask, uint8_t *t
         int bc = -1;
         for (int c = 0; c < NCOL; c++) {
             float d = 0.0f;
-            for (int ch = 0; ch < 3; ch++) { float e = I[ch][k] * gain[ch] - palette[c][ch]; d += e * e; }
-            if (d < best_d) { best_d = d; bc = c; }
+            for (int ch = 0; ch < 3; ch++) {
+                float e = I[ch][k] * gain[ch] - palette[c][ch];
+                d += e * e;
+            }
+            if (d < best_d) {
+                best_d = d;
+                bc = c;
+            }
         }
         n_in++;
         if (best_d < 0.2f * 0.2f) counts[bc]++;
@@ -189,10 +208,13 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     int32_t *lab = (int32_t *)ph_salloc(sc, N);
     for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
     *label = 0;
-    int band = (int)(0.12f * (float)W + 0.5f);   /* skin: the outer frame */
+    int band = (int)(0.12f * (float)W + 0.5f); /* skin: the outer frame */
     float skin[3], gain[3], T;
     read_skin(I, W, band, vals, skin, gain);
-    if (!find_lesion(I, W, band, skin, vals, f, fm, mask, tmp, lab, &T, sc)) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
+    if (!find_lesion(I, W, band, skin, vals, f, fm, mask, tmp, lab, &T, sc)) {
+        *label = CRAFT_ORACLE_UNDETERMINED;
+        return;
+    }
     int area = soft_mask(W, mask, fm, T, vals, tmp, f, lab);
     ph_shape shp;
     ph_shape_measure(vals, W, W, &shp);
@@ -202,7 +224,8 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     for (int c = 0; c < NCOL; c++) ncol += n_in > 0 && counts[c] >= 0.08f * (float)n_in;
     float bwf = n_in ? (float)(counts[C_BG] + counts[C_WH]) / (float)n_in : 0.0f;
     float df = (float)(shp.diameter / W);
-    int cA = shp.asymmetry >= ASYM_T, cB = shp.irregularity >= IRREG_T, cC = ncol >= 3, cD = bwf >= 0.06f, cE = df >= DIAM_T;
+    int cA = shp.asymmetry >= ASYM_T, cB = shp.irregularity >= IRREG_T, cC = ncol >= 3, cD = bwf >= 0.06f,
+        cE = df >= DIAM_T;
     int ncrit = cA + cB + cC + cD + cE;
     ms[M_ASYM] = (float)shp.asymmetry;
     ms[M_IRREG] = (float)shp.irregularity;

@@ -15,24 +15,24 @@
 #include <stdlib.h>
 
 enum { M_CDR, M_DISC_R, M_DISC_X, M_DISC_Y, M_N_HAEM, M_N_MA, M_N_EX, M_FIELD_R, M_COUNT };
-static const char *const measure_names[M_COUNT] = {
-    "cdr", "disc_radius", "disc_x", "disc_y", "n_haemorrhages", "n_microaneurysms", "n_exudates",
-    "field_radius"};
+static const char *const measure_names[M_COUNT] = {"cdr",        "disc_radius",    "disc_x",
+                                                   "disc_y",     "n_haemorrhages", "n_microaneurysms",
+                                                   "n_exudates", "field_radius"};
 enum { I_HEALTHY_DISC, I_NO_LESIONS, I_CDR, I_HAEM, I_MA, I_EX, I_COUNT };
 static const char *const item_names[I_COUNT] = {
-    "healthy_disc", "no_retinal_lesions", "cdr_gt_0.6", "haemorrhages_present",
-    "microaneurysms_present", "hard_exudates_present"};
+    "healthy_disc",         "no_retinal_lesions",     "cdr_gt_0.6",
+    "haemorrhages_present", "microaneurysms_present", "hard_exudates_present"};
 static const int item_class[I_COUNT] = {0, 0, 1, 2, 2, 2};
 
 #define NBIN_MAX 256
 #define NSIG 12
-#define RSTEP 0.05     /* radius grid, pixels */
+#define RSTEP 0.05 /* radius grid, pixels */
 
 typedef struct prof {
     int K, noff;
     double r[NBIN_MAX], w[NBIN_MAX], p[2][NBIN_MAX];
     double wp[2][NBIN_MAX], wpp[2];
-    float *tab;        /* tab[s * noff + o]: blurred step at offset (o - noff/2) * RSTEP, blur s */
+    float *tab; /* tab[s * noff + o]: blurred step at offset (o - noff/2) * RSTEP, blur s */
     double sig[NSIG];
 } prof;
 
@@ -53,8 +53,12 @@ static double fit_sse(const prof *P, int nd, int sd, int nc, int sc_) {
         double w = P->w[k];
         ed[k] = stepv(P, sd, nd, k);
         ec[k] = stepv(P, sc_, nc, k);
-        S11 += w; S1d += w * ed[k]; S1c += w * ec[k];
-        Sdd += w * ed[k] * ed[k]; Sdc += w * ed[k] * ec[k]; Scc += w * ec[k] * ec[k];
+        S11 += w;
+        S1d += w * ed[k];
+        S1c += w * ec[k];
+        Sdd += w * ed[k] * ed[k];
+        Sdc += w * ed[k] * ec[k];
+        Scc += w * ec[k] * ec[k];
     }
     double a = S11, b = S1d, c = S1c, d = Sdd, e = Sdc, f = Scc;
     double A = d * f - e * e, Bc = -(b * f - c * e), C = b * e - c * d;
@@ -64,7 +68,11 @@ static double fit_sse(const prof *P, int nd, int sd, int nc, int sc_) {
     double sse = 0.0;
     for (int ch = 0; ch < 2; ch++) {
         double y1 = 0, yd = 0, yc = 0;
-        for (int k = 0; k < P->K; k++) { y1 += P->wp[ch][k]; yd += P->wp[ch][k] * ed[k]; yc += P->wp[ch][k] * ec[k]; }
+        for (int k = 0; k < P->K; k++) {
+            y1 += P->wp[ch][k];
+            yd += P->wp[ch][k] * ed[k];
+            yc += P->wp[ch][k] * ec[k];
+        }
         double t0 = (A * y1 + Bc * yd + C * yc) / det;
         double t1 = (Bc * y1 + D * yd + E * yc) / det;
         double t2 = (C * y1 + E * yd + F * yc) / det;
@@ -95,7 +103,8 @@ static float line_darkness(const float *p, int W, int i, int j, float s) {
         float ux = cosf((float)o * 0.39269908f), uy = sinf((float)o * 0.39269908f), acc = 0.0f;
         int n = 0;
         for (int t = -5; t <= 5; t++) {
-            int ii = (int)lroundf((float)i + (float)t * ux * s), jj = (int)lroundf((float)j + (float)t * uy * s);
+            int ii = (int)lroundf((float)i + (float)t * ux * s),
+                jj = (int)lroundf((float)j + (float)t * uy * s);
             if (ii < 0 || jj < 0 || ii >= W || jj >= W) continue;
             acc -= p[(size_t)jj * W + ii];
             n++;
@@ -109,15 +118,15 @@ static float line_darkness(const float *p, int W, int i, int j, float s) {
 typedef struct reading {
     int W;
     size_t N;
-    float s;                       /* pixel scale: W / 64 */
+    float s; /* pixel scale: W / 64 */
     const float *R, *G, *B;
-    float *L, *D, *vals, *tmp;     /* luminance (then the smoothed disc channel), disc channel, scratch */
-    uint8_t *field;                /* the camera's field of view */
-    float fcx, fcy, fr;            /* its centre and radius */
-    float dcx, dcy;                /* the optic disc's centre */
-    prof P;                        /* the radial profile around it */
-    double sig_img;                /* the image's blur */
-    double bRd, cdr;               /* the disc's radius and cup-to-disc ratio */
+    float *L, *D, *vals, *tmp; /* luminance (then the smoothed disc channel), disc channel, scratch */
+    uint8_t *field;            /* the camera's field of view */
+    float fcx, fcy, fr;        /* its centre and radius */
+    float dcx, dcy;            /* the optic disc's centre */
+    prof P;                    /* the radial profile around it */
+    double sig_img;            /* the image's blur */
+    double bRd, cdr;           /* the disc's radius and cup-to-disc ratio */
 } reading;
 
 /* the field of view: brighter than 0.6 of Otsu's threshold on the luminance; 0 when it covers
@@ -130,7 +139,11 @@ static int find_field(reading *rd) {
     double fa = 0, fx = 0, fy = 0;
     for (size_t k = 0; k < N; k++) {
         rd->field[k] = rd->L[k] > T * 0.6f;
-        if (rd->field[k]) { fa += 1; fx += (double)(k % (size_t)W) + 0.5; fy += (double)(k / (size_t)W) + 0.5; }
+        if (rd->field[k]) {
+            fa += 1;
+            fx += (double)(k % (size_t)W) + 0.5;
+            fy += (double)(k / (size_t)W) + 0.5;
+        }
     }
     if (fa < 0.1 * (double)N) return 0;
     rd->fcx = (float)(fx / fa), rd->fcy = (float)(fy / fa), rd->fr = (float)sqrt(fa / PH_PI);
@@ -145,7 +158,7 @@ static int locate_disc(reading *rd, ph_scratch *sc) {
     int W = rd->W;
     float s = rd->s, *D = rd->D;
     for (size_t k = 0; k < N; k++) D[k] = rd->G[k] + rd->B[k];
-    float *Ds = rd->L;   /* luminance no longer needed */
+    float *Ds = rd->L; /* luminance no longer needed */
     memcpy(Ds, D, N * sizeof(float));
     ph_box(Ds, W, W, (int)(4.0f * s + 0.5f), sc);
     int bi = W / 2, bj = W / 2;
@@ -154,19 +167,25 @@ static int locate_disc(reading *rd, ph_scratch *sc) {
         for (int i = 0; i < W; i++) {
             float dx = (float)i + 0.5f - rd->fcx, dy = (float)j + 0.5f - rd->fcy;
             if (dx * dx + dy * dy > 0.8f * 0.8f * rd->fr * rd->fr) continue;
-            if (Ds[(size_t)j * W + i] > bv) { bv = Ds[(size_t)j * W + i]; bi = i; bj = j; }
+            if (Ds[(size_t)j * W + i] > bv) {
+                bv = Ds[(size_t)j * W + i];
+                bi = i;
+                bj = j;
+            }
         }
     float win = 0.17f * (float)W;
     rd->vals = ph_salloc(sc, N);
     int nv = 0;
-    for (size_t k = 0; k < N; k++) if (rd->field[k]) rd->vals[nv++] = D[k];
+    for (size_t k = 0; k < N; k++)
+        if (rd->field[k]) rd->vals[nv++] = D[k];
     float bg = ph_quantile(rd->vals, nv, 0.5f, 0.0f, 3.0f);
     memcpy(Ds, D, N * sizeof(float));
     ph_blur(Ds, W, W, 0.8f * s, sc);
     float peak = Ds[(size_t)bj * W + bi];
     for (int j = (int)(bj - win); j <= (int)(bj + win); j++)
         for (int i = (int)(bi - win); i <= (int)(bi + win); i++)
-            if (i >= 0 && j >= 0 && i < W && j < W && Ds[(size_t)j * W + i] > peak) peak = Ds[(size_t)j * W + i];
+            if (i >= 0 && j >= 0 && i < W && j < W && Ds[(size_t)j * W + i] > peak)
+                peak = Ds[(size_t)j * W + i];
     /* no disc brighter than the fundus around it: nothing to grade */
     if (peak - bg < 0.05f) return 0;
     float half = 0.5f * (bg + peak);
@@ -177,9 +196,12 @@ static int locate_disc(reading *rd, ph_scratch *sc) {
             float v = Ds[(size_t)j * W + i];
             if (v <= half) continue;
             double wgt = fmin(1.0, (v - half) / (0.2 * (peak - half) + 1e-6));
-            ca += wgt; cx += wgt * (i + 0.5); cy += wgt * (j + 0.5);
+            ca += wgt;
+            cx += wgt * (i + 0.5);
+            cy += wgt * (j + 0.5);
         }
-    rd->dcx = ca > 0 ? (float)(cx / ca) : (float)bi + 0.5f, rd->dcy = ca > 0 ? (float)(cy / ca) : (float)bj + 0.5f;
+    rd->dcx = ca > 0 ? (float)(cx / ca) : (float)bi + 0.5f,
+    rd->dcy = ca > 0 ? (float)(cy / ca) : (float)bj + 0.5f;
     return 1;
 }
 
@@ -196,7 +218,8 @@ static void radial_profile(reading *rd, ph_scratch *sc) {
     int *cnt = (int *)ph_salloc(sc, NBIN_MAX + 1), *start = (int *)ph_salloc(sc, NBIN_MAX + 1);
     float *ring = ph_salloc(sc, 2 * N);
     for (int k = 0; k <= NBIN_MAX; k++) cnt[k] = 0;
-    int i0 = (int)(rd->dcx - rmax - 1), i1 = (int)(rd->dcx + rmax + 1), j0 = (int)(rd->dcy - rmax - 1), j1 = (int)(rd->dcy + rmax + 1);
+    int i0 = (int)(rd->dcx - rmax - 1), i1 = (int)(rd->dcx + rmax + 1), j0 = (int)(rd->dcy - rmax - 1),
+        j1 = (int)(rd->dcy + rmax + 1);
     if (i0 < 0) i0 = 0;
     if (j0 < 0) j0 = 0;
     if (i1 > W - 1) i1 = W - 1;
@@ -204,7 +227,11 @@ static void radial_profile(reading *rd, ph_scratch *sc) {
     for (int pass = 0; pass < 2; pass++) {
         if (pass == 1) {
             int acc = 0;
-            for (int k = 0; k < P->K; k++) { start[k] = acc; acc += cnt[k]; cnt[k] = 0; }
+            for (int k = 0; k < P->K; k++) {
+                start[k] = acc;
+                acc += cnt[k];
+                cnt[k] = 0;
+            }
         }
         for (int j = j0; j <= j1; j++)
             for (int i = i0; i <= i1; i++) {
@@ -242,11 +269,15 @@ static void radial_profile(reading *rd, ph_scratch *sc) {
     for (int si = 0; si < NSIG; si++) {
         P->sig[si] = 0.3 * pow(1.25, si) * rd->s;
         for (int o = 0; o < P->noff; o++)
-            P->tab[(size_t)si * P->noff + o] = (float)(0.5 * erfc(-(o - P->noff / 2) * RSTEP / (1.41421356 * P->sig[si])));
+            P->tab[(size_t)si * P->noff + o] =
+                (float)(0.5 * erfc(-(o - P->noff / 2) * RSTEP / (1.41421356 * P->sig[si])));
     }
     for (int ch = 0; ch < 2; ch++) {
         P->wpp[ch] = 0.0;
-        for (int k = 0; k < P->K; k++) { P->wp[ch][k] = P->w[k] * P->p[ch][k]; P->wpp[ch] += P->wp[ch][k] * P->p[ch][k]; }
+        for (int k = 0; k < P->K; k++) {
+            P->wp[ch][k] = P->w[k] * P->p[ch][k];
+            P->wpp[ch] += P->wp[ch][k] * P->p[ch][k];
+        }
     }
 }
 
@@ -288,18 +319,26 @@ static void fit_disc(reading *rd) {
     int W = rd->W;
     float s = rd->s;
     int a_mid = 0;
-    for (int t = 1; t < NSIG; t++) if (fabs(log(P->sig[t] / rd->sig_img)) < fabs(log(P->sig[a_mid] / rd->sig_img))) a_mid = t;
+    for (int t = 1; t < NSIG; t++)
+        if (fabs(log(P->sig[t] / rd->sig_img)) < fabs(log(P->sig[a_mid] / rd->sig_img))) a_mid = t;
     int a_lo = a_mid > 0 ? a_mid - 1 : 0, a_hi = a_mid < NSIG - 1 ? a_mid + 1 : NSIG - 1;
     double best = 1e30;
     int bnd = 0, bnc = 0, bsd = 0, bsc = 0;
-    int nd_lo = (int)(0.045 * W / RSTEP), nd_hi = (int)(0.15 * W / RSTEP), nstep = (int)(0.5 * s / RSTEP + 0.5);
+    int nd_lo = (int)(0.045 * W / RSTEP), nd_hi = (int)(0.15 * W / RSTEP),
+        nstep = (int)(0.5 * s / RSTEP + 0.5);
     if (nstep < 1) nstep = 1;
     for (int nd = nd_lo; nd <= nd_hi; nd += nstep)
         for (int nc = (int)(0.1 * nd); nc <= (int)(0.95 * nd); nc += nstep)
             for (int a = a_lo; a <= a_hi; a++)
                 for (int b = a_lo; b < NSIG; b += 2) {
                     double e = fit_sse(P, nd, a, nc, b);
-                    if (e < best) { best = e; bnd = nd; bnc = nc; bsd = a; bsc = b; }
+                    if (e < best) {
+                        best = e;
+                        bnd = nd;
+                        bnc = nc;
+                        bsd = a;
+                        bsc = b;
+                    }
                 }
     for (int stage = 0; stage < 2; stage++) {
         int span = stage ? 2 : 6, st = stage ? 1 : 2, cd = bnd, cc = bnc, csd = bsd, csc = bsc;
@@ -309,7 +348,13 @@ static void fit_disc(reading *rd) {
                     for (int b = csc - 1 - (1 - stage); b <= csc + 1 + (1 - stage); b++) {
                         if (a < a_lo || a > a_hi || b < a_lo || b >= NSIG || nc < 1 || nc >= nd) continue;
                         double e = fit_sse(P, nd, a, nc, b);
-                        if (e < best) { best = e; bnd = nd; bnc = nc; bsd = a; bsc = b; }
+                        if (e < best) {
+                            best = e;
+                            bnd = nd;
+                            bnc = nc;
+                            bsd = a;
+                            bsc = b;
+                        }
                     }
     }
     rd->bRd = bnd * RSTEP;
@@ -326,11 +371,15 @@ static void count_lesions(reading *rd, ph_scratch *sc, int *n_h, int *n_ma, int 
     float s = rd->s, fcx = rd->fcx, fcy = rd->fcy, fr = rd->fr, *vals = rd->vals;
     const float *G = rd->G;
     float *Gb = ph_salloc(sc, N), *Mb = ph_salloc(sc, N), *Gr = ph_salloc(sc, N);
-    for (size_t k = 0; k < N; k++) { Mb[k] = rd->field[k]; Gb[k] = G[k] * rd->field[k]; }
+    for (size_t k = 0; k < N; k++) {
+        Mb[k] = rd->field[k];
+        Gb[k] = G[k] * rd->field[k];
+    }
     ph_blur(Gb, W, W, 4.0f * s, sc);
     ph_blur(Mb, W, W, 4.0f * s, sc);
-    for (size_t k = 0; k < N; k++) Gr[k] = rd->field[k] ? G[k] / fmaxf(Gb[k] / fmaxf(Mb[k], 1e-3f), 0.02f) - 1.0f : 0.0f;
-    float *S1 = Gb, *S2 = Mb;   /* reuse */
+    for (size_t k = 0; k < N; k++)
+        Gr[k] = rd->field[k] ? G[k] / fmaxf(Gb[k] / fmaxf(Mb[k], 1e-3f), 0.02f) - 1.0f : 0.0f;
+    float *S1 = Gb, *S2 = Mb; /* reuse */
     memcpy(S1, Gr, N * sizeof(float));
     memcpy(S2, Gr, N * sizeof(float));
     const float sg1 = 0.9f * s, sg2 = 1.7f * s;
@@ -366,20 +415,22 @@ static void count_lesions(reading *rd, ph_scratch *sc, int *n_h, int *n_ma, int 
         }
     float nu = 1.4826f * ph_quantile(vals, nv2, 0.5f, 0.0f, 2.0f);
     nv2 = 0;
-    for (size_t k = 0; k < N; k++) if (dark[k] != 0.0f) vals[nv2++] = dark[k];
+    for (size_t k = 0; k < N; k++)
+        if (dark[k] != 0.0f) vals[nv2++] = dark[k];
     float med_d = ph_quantile(vals, nv2, 0.5f, -1.0f, 1.0f);
     for (int t = 0; t < nv2; t++) vals[t] = fabsf(vals[t] - med_d);
     float mad_d = 1.4826f * ph_quantile(vals, nv2, 0.5f, 0.0f, 1.0f);
     /* a blurrier image (blur read off the field edge) dims small blobs: a 0.85 px dot seen at
      * the 0.9 px scale keeps r^2 / (r^2 + 2 (sigma^2 + 0.81)) of its contrast */
-    float sb = (float)(rd->sig_img / s), dim = 3.06f / (0.72f + 2.0f * (fmaxf(sb, 0.6f) * fmaxf(sb, 0.6f) + 0.81f));
+    float sb = (float)(rd->sig_img / s),
+          dim = 3.06f / (0.72f + 2.0f * (fmaxf(sb, 0.6f) * fmaxf(sb, 0.6f) + 0.81f));
     const float t_dark = fmaxf(0.06f * dim, med_d + 5.0f * mad_d), g_dark = fmaxf(0.08f * dim, 1.5f * nu);
     const float t_bright = fmaxf(0.12f * dim, med_d + 6.5f * mad_d), g_bright = fmaxf(0.15f * dim, 2.0f * nu);
     for (int j = m; j < W - m; j++)
         for (int i = m; i < W - m; i++) {
             size_t k = (size_t)j * W + i;
             float v = dark[k], u = bright[k];
-            int is_max_d = v > t_dark && S1[k] < -g_dark, is_max_b = u > t_bright && S1[k] > g_bright;
+            int is_max_d = v > t_dark && S1[k]<-g_dark, is_max_b = u> t_bright && S1[k] > g_bright;
             for (int dj = -m; dj <= m && (is_max_d || is_max_b); dj++)
                 for (int di = -m; di <= m; di++) {
                     if (!di && !dj) continue;
@@ -390,7 +441,8 @@ static void count_lesions(reading *rd, ph_scratch *sc, int *n_h, int *n_ma, int 
             /* a vessel (or a branching) is as dark along some line through the point as at
              * the point itself; a blob is not */
             if (is_max_d && line_darkness(S1, W, i, j, s) < 0.65f * -S1[k]) {
-                if (S1[k] < -0.27f) (*n_h)++; else (*n_ma)++;
+                if (S1[k] < -0.27f) (*n_h)++;
+                else (*n_ma)++;
             }
             if (is_max_b) (*n_ex)++;
         }
@@ -412,7 +464,10 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     for (int t = 0; t < M_COUNT; t++) ms[t] = 0.0f;
     *label = 0;
     /* no fundus disc in the image, or no optic disc brighter than the fundus: nothing to grade */
-    if (!found || !locate_disc(&rd, sc)) { *label = CRAFT_ORACLE_UNDETERMINED; return; }
+    if (!found || !locate_disc(&rd, sc)) {
+        *label = CRAFT_ORACLE_UNDETERMINED;
+        return;
+    }
     radial_profile(&rd, sc);
     rd.sig_img = image_blur(&rd);
     fit_disc(&rd);

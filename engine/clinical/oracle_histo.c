@@ -13,13 +13,14 @@
 #include "clinical/clinical.h"
 
 enum { M_DENSITY, M_SIZE_CV, M_MUCIN, M_N_GLANDS, M_LUMEN, M_NUC_R, M_N_NUCLEI, M_N_CLUSTERS, M_COUNT };
-static const char *const measure_names[M_COUNT] = {
-    "nuclear_density", "nuclear_size_cv", "mucin_fraction", "n_glands", "lumen_fraction",
-    "mean_nuclear_radius", "n_nuclei", "n_floating_clusters"};
+static const char *const measure_names[M_COUNT] = {"nuclear_density", "nuclear_size_cv",
+                                                   "mucin_fraction",  "n_glands",
+                                                   "lumen_fraction",  "mean_nuclear_radius",
+                                                   "n_nuclei",        "n_floating_clusters"};
 enum { I_GLANDS, I_REGULAR, I_DENSE, I_PLEO, I_LOST, I_MUCIN, I_FLOAT, I_COUNT };
 static const char *const item_names[I_COUNT] = {
-    "round_glands", "regular_nuclei", "high_nuclear_density", "pleomorphic_nuclei",
-    "lost_architecture", "mucin_pools", "floating_tumour_clusters"};
+    "round_glands",      "regular_nuclei", "high_nuclear_density",    "pleomorphic_nuclei",
+    "lost_architecture", "mucin_pools",    "floating_tumour_clusters"};
 static const int item_class[I_COUNT] = {0, 0, 1, 1, 1, 2, 2};
 
 #define DENSITY_T 0.2f
@@ -30,9 +31,9 @@ static const int item_class[I_COUNT] = {0, 0, 1, 1, 1, 2, 2};
 typedef struct reading {
     int W;
     size_t N;
-    float s;                                   /* pixel scale: W / 64 */
-    float *H, *E, *OD, *tmp, *Hs, *soft;       /* haematoxylin, eosin, summed optical density, ... */
-    uint8_t *nuc, *muc;                        /* nuclear and mucin masks */
+    float s;                             /* pixel scale: W / 64 */
+    float *H, *E, *OD, *tmp, *Hs, *soft; /* haematoxylin, eosin, summed optical density, ... */
+    uint8_t *nuc, *muc;                  /* nuclear and mucin masks */
     int32_t *lab, *next;
     ph_comp comps[256];
 } reading;
@@ -43,18 +44,27 @@ typedef struct reading {
 static void deconvolve(reading *rd, const float *chw, ph_scratch *sc) {
     size_t N = rd->N;
     float wmax = 0.0f, white[3];
-    for (int c = 0; c < 3; c++) wmax = fmaxf(wmax, ph_quantile(chw + (size_t)c * N, (int)N, 0.995f, 0.0f, 1.0f));
+    for (int c = 0; c < 3; c++)
+        wmax = fmaxf(wmax, ph_quantile(chw + (size_t)c * N, (int)N, 0.995f, 0.0f, 1.0f));
     for (int c = 0; c < 3; c++) white[c] = ph_clampf(wmax, 0.95f, 1.0f);
     double h[3] = {0.65, 0.70, 0.29}, e[3] = {0.07, 0.99, 0.11}, nh = 0, ne = 0;
-    for (int c = 0; c < 3; c++) { nh += h[c] * h[c]; ne += e[c] * e[c]; }
-    for (int c = 0; c < 3; c++) { h[c] /= sqrt(nh); e[c] /= sqrt(ne); }
+    for (int c = 0; c < 3; c++) {
+        nh += h[c] * h[c];
+        ne += e[c] * e[c];
+    }
+    for (int c = 0; c < 3; c++) {
+        h[c] /= sqrt(nh);
+        e[c] /= sqrt(ne);
+    }
     double hh = 1.0, ee = 1.0, he = h[0] * e[0] + h[1] * e[1] + h[2] * e[2], det = hh * ee - he * he;
     for (size_t k = 0; k < N; k++) {
         double od[3], ph = 0, pe = 0, tot = 0;
         for (int c = 0; c < 3; c++) {
             od[c] = -log(fmax(chw[(size_t)c * N + k], 1e-3) / white[c]);
             if (od[c] < 0) od[c] = 0;
-            ph += od[c] * h[c]; pe += od[c] * e[c]; tot += od[c];
+            ph += od[c] * h[c];
+            pe += od[c] * e[c];
+            tot += od[c];
         }
         rd->H[k] = (float)((ee * ph - he * pe) / det);
         rd->E[k] = (float)((hh * pe - he * ph) / det);
@@ -78,7 +88,8 @@ static int find_nuclei(reading *rd, float *T_out, float *base_out) {
     float T = q50 + 0.45f * (q99 - q50);
     for (size_t k = 0; k < N; k++) nuc[k] = Hs[k] > T;
     int nt = 0;
-    for (size_t k = 0; k < N; k++) if (!nuc[k] && rd->OD[k] > 0.25f) tmp[nt++] = H[k];
+    for (size_t k = 0; k < N; k++)
+        if (!nuc[k] && rd->OD[k] > 0.25f) tmp[nt++] = H[k];
     *base_out = nt ? ph_quantile(tmp, nt, 0.5f, -0.5f, 4.0f) : q50;
     *T_out = T;
     for (size_t k = 0; k < N; k++) {
@@ -112,16 +123,21 @@ static int find_nuclei(reading *rd, float *T_out, float *base_out) {
  * Blur moves stain around but keeps its sum, so small blurred nuclei keep their area. Gives the
  * nuclear density and the nuclei's mean radius, its coefficient of variation and their count
  * (nuclei cut by the border, or smaller than noise, left out). */
-static void measure_nuclei(reading *rd, int nreg, float T, float base, ph_scratch *sc, double *dens_out, double *mr_out, double *cv_out,
-                           int *nnuc_out) {
+static void measure_nuclei(reading *rd, int nreg, float T, float base, ph_scratch *sc, double *dens_out,
+                           double *mr_out, double *cv_out, int *nnuc_out) {
     int W = rd->W;
     size_t N = rd->N;
     float s = rd->s, *H = rd->H, *Hs = rd->Hs;
     int32_t *lab = rd->lab, *next = rd->next;
     float *peak = rd->tmp, *area = ph_salloc(sc, (size_t)nreg + 1);
     uint8_t *edge = (uint8_t *)rd->soft;
-    for (int t = 0; t <= nreg; t++) { peak[t] = 0.0f; area[t] = 0.0f; edge[t] = 0; }
-    for (size_t k = 0; k < N; k++) if (lab[k] && Hs[k] > peak[lab[k]]) peak[lab[k]] = Hs[k];
+    for (int t = 0; t <= nreg; t++) {
+        peak[t] = 0.0f;
+        area[t] = 0.0f;
+        edge[t] = 0;
+    }
+    for (size_t k = 0; k < N; k++)
+        if (lab[k] && Hs[k] > peak[lab[k]]) peak[lab[k]] = Hs[k];
     float *pk = ph_salloc(sc, (size_t)nreg + 1);
     for (int t = 1; t <= nreg; t++) pk[t - 1] = peak[t];
     float L = nreg ? ph_quantile(pk, nreg, 0.5f, -0.5f, 4.0f) : T;
@@ -133,7 +149,10 @@ static void measure_nuclei(reading *rd, int nreg, float T, float base, ph_scratc
                 if (lab[k]) continue;
                 for (int d = 0; d < 4; d++) {
                     int ii = i + (d == 0) - (d == 1), jj = j + (d == 2) - (d == 3);
-                    if (ii >= 0 && jj >= 0 && ii < W && jj < W && lab[(size_t)jj * W + ii]) { next[k] = lab[(size_t)jj * W + ii]; break; }
+                    if (ii >= 0 && jj >= 0 && ii < W && jj < W && lab[(size_t)jj * W + ii]) {
+                        next[k] = lab[(size_t)jj * W + ii];
+                        break;
+                    }
                 }
             }
         memcpy(lab, next, N * sizeof(int32_t));
@@ -151,9 +170,11 @@ static void measure_nuclei(reading *rd, int nreg, float T, float base, ph_scratc
     double sr = 0, sr2 = 0;
     int nnuc = 0;
     for (int t = 1; t <= nreg; t++) {
-        if (edge[t] || area[t] < 2.0f * s * s) continue;    /* cut by the border, or noise */
+        if (edge[t] || area[t] < 2.0f * s * s) continue; /* cut by the border, or noise */
         double rr = sqrt(area[t] / PH_PI) / W;
-        sr += rr; sr2 += rr * rr; nnuc++;
+        sr += rr;
+        sr2 += rr * rr;
+        nnuc++;
     }
     double mr = nnuc ? sr / nnuc : 0.0, cv = nnuc > 1 ? sqrt(fmax(sr2 / nnuc - mr * mr, 0.0)) / mr : 0.0;
     *dens_out = dens;
@@ -172,11 +193,14 @@ static double find_mucin(reading *rd, ph_scratch *sc) {
         int mucus = OD[k] > 0.25f && OD[k] < 0.75f && E[k] < 1.2f * H[k] && H[k] > 0.06f && !rd->nuc[k];
         int lumen = OD[k] < 0.3f && !mucus;
         OD[k] = mucus ? 1.0f : 0.0f;
-        E[k] = lumen ? 1.0f : 0.0f;   /* E now: lumen */
+        E[k] = lumen ? 1.0f : 0.0f; /* E now: lumen */
     }
     ph_blur(OD, rd->W, rd->W, 1.0f * rd->s, sc);
     double mucin = 0.0;
-    for (size_t k = 0; k < N; k++) { rd->muc[k] = OD[k] > 0.5f; mucin += rd->muc[k]; }
+    for (size_t k = 0; k < N; k++) {
+        rd->muc[k] = OD[k] > 0.5f;
+        mucin += rd->muc[k];
+    }
     return mucin;
 }
 
@@ -194,7 +218,11 @@ static int *ring_counts(const reading *rd, const uint8_t *wm, int nc, ph_scratch
                 int ii = i + (d == 0) - (d == 1), jj = j + (d == 2) - (d == 3);
                 if (ii < 0 || jj < 0 || ii >= W || jj >= W) continue;
                 int id = rd->next[(size_t)jj * W + ii];
-                if (id) { ring[2 * id]++; ring[2 * id + 1] += rd->muc[k]; break; }
+                if (id) {
+                    ring[2 * id]++;
+                    ring[2 * id + 1] += rd->muc[k];
+                    break;
+                }
             }
         }
     return ring;
@@ -209,7 +237,8 @@ static int count_glands(reading *rd, uint8_t *wm, ph_scratch *sc, double *lumen_
     int *lring = ring_counts(rd, wm, nc, sc);
     double lumen = 0.0;
     for (int c = 0; c < nc && c < 256; c++)
-        if (!rd->comps[c].touches_border && rd->comps[c].area >= 0.004 * (double)N && lring[2 * (c + 1) + 1] < 0.3 * lring[2 * (c + 1)]) {
+        if (!rd->comps[c].touches_border && rd->comps[c].area >= 0.004 * (double)N &&
+            lring[2 * (c + 1) + 1] < 0.3 * lring[2 * (c + 1)]) {
             glands++;
             lumen += rd->comps[c].area;
         }
@@ -229,10 +258,14 @@ static int count_clusters(reading *rd, uint8_t *wm, ph_scratch *sc) {
                 if (wm[k] & 1) continue;
                 for (int d = 0; d < 4; d++) {
                     int ii = i + (d == 0) - (d == 1), jj = j + (d == 2) - (d == 3);
-                    if (ii >= 0 && jj >= 0 && ii < W && jj < W && (wm[(size_t)jj * W + ii] & 1)) { wm[k] |= 2; break; }
+                    if (ii >= 0 && jj >= 0 && ii < W && jj < W && (wm[(size_t)jj * W + ii] & 1)) {
+                        wm[k] |= 2;
+                        break;
+                    }
                 }
             }
-        for (size_t k = 0; k < N; k++) if (wm[k] & 2) wm[k] = 1;
+        for (size_t k = 0; k < N; k++)
+            if (wm[k] & 2) wm[k] = 1;
     }
     int nc = ph_components(wm, W, W, rd->next, rd->comps, 256, sc);
     int *ring = ring_counts(rd, wm, nc, sc);
@@ -262,7 +295,7 @@ static void audit(const float *chw, int W, float *ms, int32_t *label, uint8_t *i
     double dens, mr, cv, lumen;
     measure_nuclei(&rd, nreg, T, base, sc, &dens, &mr, &cv, &nnuc);
     double mucin = find_mucin(&rd, sc);
-    uint8_t *wm = (uint8_t *)rd.Hs;   /* Hs no longer needed */
+    uint8_t *wm = (uint8_t *)rd.Hs; /* Hs no longer needed */
     int glands = count_glands(&rd, wm, sc, &lumen), clusters = count_clusters(&rd, wm, sc);
 
     float density = (float)(dens / (double)N), mf = (float)(mucin / (double)N);

@@ -7,8 +7,8 @@
 
 /* ------------------------------------------------------------- scratch -- */
 float *ph_salloc(ph_scratch *s, size_t n) {
-    n = (n + 15) & ~(size_t)15;               /* keep 64-byte alignment */
-    if (s->used + n > s->cap) return NULL;    /* sized up front: a bug, callers check */
+    n = (n + 15) & ~(size_t)15;            /* keep 64-byte alignment */
+    if (s->used + n > s->cap) return NULL; /* sized up front: a bug, callers check */
     float *p = s->base + s->used;
     s->used += n;
     return p;
@@ -26,8 +26,8 @@ int ph_arena_open(ph_arena *a, int w, const char *op) {
     a->nbytes = (size_t)a->nthreads * a->per_thread * sizeof(float);
     a->block = craft_alloc(a->nbytes);
     if (!a->block)
-        return craft_fail(CRAFT_ENOMEM, "%s: cannot allocate %zu bytes of scratch for %d threads",
-                          op, a->nbytes, a->nthreads);
+        return craft_fail(CRAFT_ENOMEM, "%s: cannot allocate %zu bytes of scratch for %d threads", op,
+                          a->nbytes, a->nthreads);
     return CRAFT_OK;
 }
 void ph_arena_thread(ph_arena *a, int t, ph_scratch *s) {
@@ -84,7 +84,7 @@ void ph_fbm(float *dst, int w, int h, ph_rng *r, float cells, int octaves, float
         total += amp;
         amp *= gain;
         cells *= 2.0f;
-        s->used = mark2;  /* drop the lattice */
+        s->used = mark2; /* drop the lattice */
     }
     /* value noise of one octave has sd ~0.35: rescale so the sum spans about [-1, 1] */
     float scale = total > 0.0f ? 1.6f / total : 0.0f;
@@ -106,10 +106,16 @@ void ph_blur(float *p, int w, int h, float sigma, ph_scratch *s) {
     for (int t = 0; t <= 2 * R; t++) k[t] /= sum;
     float *line = ph_salloc(s, (size_t)w + 2 * (size_t)R + 16);
     float *tmp = ph_salloc(s, (size_t)w * (size_t)h);
-    if (!line || !tmp) { s->used = mark; return; }
+    if (!line || !tmp) {
+        s->used = mark;
+        return;
+    }
     for (int j = 0; j < h; j++) {
         const float *row = p + (size_t)j * (size_t)w;
-        for (int t = 0; t < R; t++) { line[t] = row[0]; line[w + R + t] = row[w - 1]; }
+        for (int t = 0; t < R; t++) {
+            line[t] = row[0];
+            line[w + R + t] = row[w - 1];
+        }
         memcpy(line + R, row, (size_t)w * sizeof(float));
         float *o = tmp + (size_t)j * (size_t)w;
         for (int i = 0; i < w; i++) {
@@ -169,14 +175,15 @@ static inline float ellipse_cov(float dx, float dy, float rx, float ry, float c,
     float q = sqrtf(u * u + v * v);
     float g = sqrtf(u * u / (rx * rx) + v * v / (ry * ry));
     if (g < 1e-6f) return 1.0f;
-    float d = (q - 1.0f) * q / g;     /* ~ signed distance to the outline, pixels */
+    float d = (q - 1.0f) * q / g; /* ~ signed distance to the outline, pixels */
     return ph_clampf(0.5f - d, 0.0f, 1.0f);
 }
 
-void ph_stamp_ellipse_max(float *plane, int w, int h, float cx, float cy, float rx, float ry,
-                          float angle, float value) {
+void ph_stamp_ellipse_max(float *plane, int w, int h, float cx, float cy, float rx, float ry, float angle,
+                          float value) {
     float ext = (rx > ry ? rx : ry) + 1.5f;
-    int i0 = (int)floorf(cx - ext), i1 = (int)ceilf(cx + ext), j0 = (int)floorf(cy - ext), j1 = (int)ceilf(cy + ext);
+    int i0 = (int)floorf(cx - ext), i1 = (int)ceilf(cx + ext), j0 = (int)floorf(cy - ext),
+        j1 = (int)ceilf(cy + ext);
     if (i0 < 0) i0 = 0;
     if (j0 < 0) j0 = 0;
     if (i1 > w - 1) i1 = w - 1;
@@ -190,10 +197,11 @@ void ph_stamp_ellipse_max(float *plane, int w, int h, float cx, float cy, float 
         }
 }
 
-void ph_stamp_ellipse_blend(float *plane, int w, int h, float cx, float cy, float rx, float ry,
-                            float angle, float value, float alpha) {
+void ph_stamp_ellipse_blend(float *plane, int w, int h, float cx, float cy, float rx, float ry, float angle,
+                            float value, float alpha) {
     float ext = (rx > ry ? rx : ry) + 1.5f;
-    int i0 = (int)floorf(cx - ext), i1 = (int)ceilf(cx + ext), j0 = (int)floorf(cy - ext), j1 = (int)ceilf(cy + ext);
+    int i0 = (int)floorf(cx - ext), i1 = (int)ceilf(cx + ext), j0 = (int)floorf(cy - ext),
+        j1 = (int)ceilf(cy + ext);
     if (i0 < 0) i0 = 0;
     if (j0 < 0) j0 = 0;
     if (i1 > w - 1) i1 = w - 1;
@@ -207,8 +215,8 @@ void ph_stamp_ellipse_blend(float *plane, int w, int h, float cx, float cy, floa
         }
 }
 
-void ph_stamp_segment_max(float *plane, int w, int h, float x0, float y0, float x1, float y1,
-                          float hw0, float hw1, float value) {
+void ph_stamp_segment_max(float *plane, int w, int h, float x0, float y0, float x1, float y1, float hw0,
+                          float hw1, float value) {
     float ext = (hw0 > hw1 ? hw0 : hw1) + 1.5f;
     int i0 = (int)floorf(fminf(x0, x1) - ext), i1 = (int)ceilf(fmaxf(x0, x1) + ext);
     int j0 = (int)floorf(fminf(y0, y1) - ext), j1 = (int)ceilf(fmaxf(y0, y1) + ext);
@@ -235,31 +243,42 @@ void ph_finish(float *chw, int w, float blur_sigma, float noise_sd, uint64_t noi
     for (int c = 0; c < 3; c++) {
         float *p = chw + (size_t)c * plane;
         ph_blur(p, w, w, blur_sigma, s);
-        ph_add_noise(p, (int)plane, noise_sd, grey ? noise_key : noise_key ^ (0x51ed27ULL * (uint64_t)(c + 1)));
+        ph_add_noise(p, (int)plane, noise_sd,
+                     grey ? noise_key : noise_key ^ (0x51ed27ULL * (uint64_t)(c + 1)));
         for (size_t k = 0; k < plane; k++) p[k] = ph_clampf(p[k], 0.0f, 1.0f);
     }
 }
 
 /* ------------------------------------------------------------- public API -- */
-static const ph_gen_desc *const gens[PH_N_MODALITIES] = {&ph_gen_cxr, &ph_gen_fundus, &ph_gen_derm, &ph_gen_histo};
+static const ph_gen_desc *const gens[PH_N_MODALITIES] = {&ph_gen_cxr, &ph_gen_fundus, &ph_gen_derm,
+                                                         &ph_gen_histo};
 const ph_gen_desc *ph_gen_get(int m) { return m >= 0 && m < PH_N_MODALITIES ? gens[m] : NULL; }
 
 int craft_phantom_modality_count(void) { return PH_N_MODALITIES; }
 
 const char *craft_phantom_modality_name(int m) {
-    if (!ph_gen_get(m)) { craft_fail(CRAFT_EINVAL, "phantom: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1); return NULL; }
+    if (!ph_gen_get(m)) {
+        craft_fail(CRAFT_EINVAL, "phantom: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1);
+        return NULL;
+    }
     return gens[m]->name;
 }
 
 int craft_phantom_modality_from_name(const char *name, int *m) {
     if (!name || !m) return craft_fail(CRAFT_EINVAL, "phantom_modality_from_name: NULL argument");
     for (int k = 0; k < PH_N_MODALITIES; k++)
-        if (strcmp(gens[k]->name, name) == 0) { *m = k; return CRAFT_OK; }
-    return craft_fail(CRAFT_EINVAL, "phantom: unknown modality '%s' (expected cxr, fundus, derm or histo)", name);
+        if (strcmp(gens[k]->name, name) == 0) {
+            *m = k;
+            return CRAFT_OK;
+        }
+    return craft_fail(CRAFT_EINVAL, "phantom: unknown modality '%s' (expected cxr, fundus, derm or histo)",
+                      name);
 }
 
 int craft_phantom_class_count(int m) {
-    if (!ph_gen_get(m)) return craft_fail(CRAFT_EINVAL, "phantom: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1), -1;
+    if (!ph_gen_get(m))
+        return craft_fail(CRAFT_EINVAL, "phantom: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1),
+               -1;
     return gens[m]->n_classes;
 }
 
@@ -273,7 +292,9 @@ const char *craft_phantom_class_name(int m, int cls) {
 }
 
 int craft_phantom_param_count(int m) {
-    if (!ph_gen_get(m)) return craft_fail(CRAFT_EINVAL, "phantom: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1), -1;
+    if (!ph_gen_get(m))
+        return craft_fail(CRAFT_EINVAL, "phantom: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1),
+               -1;
     return gens[m]->n_params;
 }
 
@@ -286,15 +307,20 @@ const char *craft_phantom_param_name(int m, int i) {
     return g->param_names[i];
 }
 
-int craft_phantom_generate(int m, int n, int size, uint64_t seed, uint64_t first_index, int cls,
-                           float *out, int32_t *labels, float *params) {
+int craft_phantom_generate(int m, int n, int size, uint64_t seed, uint64_t first_index, int cls, float *out,
+                           int32_t *labels, float *params) {
     const ph_gen_desc *g = ph_gen_get(m);
-    if (!g) return craft_fail(CRAFT_EINVAL, "phantom_generate: modality %d out of range 0..%d", m, PH_N_MODALITIES - 1);
+    if (!g)
+        return craft_fail(CRAFT_EINVAL, "phantom_generate: modality %d out of range 0..%d", m,
+                          PH_N_MODALITIES - 1);
     if (n < 0) return craft_fail(CRAFT_EINVAL, "phantom_generate(%s): n = %d, expected >= 0", g->name, n);
     if (size < PH_MIN_SIZE || size > PH_MAX_SIZE)
-        return craft_fail(CRAFT_EINVAL, "phantom_generate(%s): size %d out of range %d..%d", g->name, size, PH_MIN_SIZE, PH_MAX_SIZE);
+        return craft_fail(CRAFT_EINVAL, "phantom_generate(%s): size %d out of range %d..%d", g->name, size,
+                          PH_MIN_SIZE, PH_MAX_SIZE);
     if (cls >= g->n_classes)
-        return craft_fail(CRAFT_EINVAL, "phantom_generate(%s): class %d out of range 0..%d (or < 0 for random)", g->name, cls, g->n_classes - 1);
+        return craft_fail(CRAFT_EINVAL,
+                          "phantom_generate(%s): class %d out of range 0..%d (or < 0 for random)", g->name,
+                          cls, g->n_classes - 1);
     if (n == 0) return CRAFT_OK;
     if (!out) return craft_fail(CRAFT_EINVAL, "phantom_generate(%s): NULL output buffer", g->name);
     /* under 64 px, render at twice the size and average 2x2: fine texture (ribs, vessels,
@@ -303,15 +329,16 @@ int craft_phantom_generate(int m, int n, int size, uint64_t seed, uint64_t first
     ph_arena a;
     CRAFT_TRY(ph_arena_open(&a, rw, "phantom_generate"));
     size_t img = 3 * (size_t)size * (size_t)size;
-    #pragma omp parallel num_threads(a.nthreads)
+#pragma omp parallel num_threads(a.nthreads)
     {
         ph_scratch s;
         ph_arena_thread(&a, omp_get_thread_num(), &s);
         float pbuf[64];
-        #pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 4)
         for (int k = 0; k < n; k++) {
             uint64_t index = first_index + (uint64_t)k;
-            int c = cls >= 0 ? cls : (int)(ph_mix64(ph_mix64(seed ^ 0xc1a55ULL) ^ index) % (uint64_t)g->n_classes);
+            int c = cls >= 0 ? cls
+                             : (int)(ph_mix64(ph_mix64(seed ^ 0xc1a55ULL) ^ index) % (uint64_t)g->n_classes);
             ph_scratch_reset(&s);
             for (int t = 0; t < g->n_params; t++) pbuf[t] = 0.0f;
             float *dst = out + (size_t)k * img;
@@ -322,13 +349,15 @@ int craft_phantom_generate(int m, int n, int size, uint64_t seed, uint64_t first
                 for (int ch = 0; ch < 3; ch++)
                     for (int j = 0; j < size; j++)
                         for (int i = 0; i < size; i++) {
-                            const float *p = big + ((size_t)ch * (size_t)rw + 2 * (size_t)j) * (size_t)rw + 2 * (size_t)i;
+                            const float *p =
+                                big + ((size_t)ch * (size_t)rw + 2 * (size_t)j) * (size_t)rw + 2 * (size_t)i;
                             dst[((size_t)ch * (size_t)size + (size_t)j) * (size_t)size + (size_t)i] =
                                 0.25f * (p[0] + p[1] + p[rw] + p[rw + 1]);
                         }
             }
             if (labels) labels[k] = c;
-            if (params) memcpy(params + (size_t)k * (size_t)g->n_params, pbuf, (size_t)g->n_params * sizeof(float));
+            if (params)
+                memcpy(params + (size_t)k * (size_t)g->n_params, pbuf, (size_t)g->n_params * sizeof(float));
         }
     }
     ph_arena_close(&a);
@@ -337,19 +366,22 @@ int craft_phantom_generate(int m, int n, int size, uint64_t seed, uint64_t first
 
 int craft_phantom_degrade(int n, int size, float *images, double blur_sigma, double noise_sd, uint64_t seed) {
     if (n < 0 || size < 1 || size > 4096)
-        return craft_fail(CRAFT_EINVAL, "phantom_degrade: n = %d, size = %d: expected n >= 0, 1 <= size <= 4096", n, size);
+        return craft_fail(CRAFT_EINVAL,
+                          "phantom_degrade: n = %d, size = %d: expected n >= 0, 1 <= size <= 4096", n, size);
     if (blur_sigma < 0.0 || blur_sigma > 16.0 || noise_sd < 0.0 || noise_sd > 1.0)
-        return craft_fail(CRAFT_EINVAL, "phantom_degrade: blur sigma %g (0..16), noise sd %g (0..1) out of range", blur_sigma, noise_sd);
+        return craft_fail(CRAFT_EINVAL,
+                          "phantom_degrade: blur sigma %g (0..16), noise sd %g (0..1) out of range",
+                          blur_sigma, noise_sd);
     if (n == 0) return CRAFT_OK;
     if (!images) return craft_fail(CRAFT_EINVAL, "phantom_degrade: NULL images");
     ph_arena a;
     CRAFT_TRY(ph_arena_open(&a, size, "phantom_degrade"));
     size_t plane = (size_t)size * (size_t)size;
-    #pragma omp parallel num_threads(a.nthreads)
+#pragma omp parallel num_threads(a.nthreads)
     {
         ph_scratch s;
         ph_arena_thread(&a, omp_get_thread_num(), &s);
-        #pragma omp for schedule(dynamic, 4)
+#pragma omp for schedule(dynamic, 4)
         for (int k = 0; k < n; k++) {
             ph_scratch_reset(&s);
             uint64_t key = ph_mix64(ph_mix64(seed ^ 0xdeb1a5ULL) ^ (uint64_t)k);

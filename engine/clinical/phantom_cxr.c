@@ -9,11 +9,27 @@
  * lung zone. */
 #include "clinical/clinical.h"
 
-enum { P_CTR, P_THORAX_W, P_HEART_W, P_CONS_AREA, P_CONS_ZONE, P_CONS_CONTRAST, P_EXPOSURE,
-       P_BLUR, P_NOISE, P_COUNT };
-static const char *const param_names[P_COUNT] = {
-    "ctr", "thorax_width", "heart_width", "consolidation_area", "consolidation_zone",
-    "consolidation_contrast", "exposure", "blur_sigma", "noise_sd"};
+enum {
+    P_CTR,
+    P_THORAX_W,
+    P_HEART_W,
+    P_CONS_AREA,
+    P_CONS_ZONE,
+    P_CONS_CONTRAST,
+    P_EXPOSURE,
+    P_BLUR,
+    P_NOISE,
+    P_COUNT
+};
+static const char *const param_names[P_COUNT] = {"ctr",
+                                                 "thorax_width",
+                                                 "heart_width",
+                                                 "consolidation_area",
+                                                 "consolidation_zone",
+                                                 "consolidation_contrast",
+                                                 "exposure",
+                                                 "blur_sigma",
+                                                 "noise_sd"};
 static const char *const class_names[3] = {"normal", "cardiomegaly", "pneumonia"};
 
 typedef struct geo {
@@ -71,8 +87,8 @@ static float draw_anatomy(ph_rng *r, int cls, geo *g) {
     for (int s = 0; s < 2; s++) g->kd[s] = (float)ph_range(r, 0.05, 0.085) / (0.25f * g->tw * g->tw);
     g->mw = (float)ph_range(r, 0.05, 0.065);
     float ctr;
-    if (cls == 1) ctr = 0.53f + 0.07f * (float)(ph_unif(r) * ph_unif(r));        /* denser near 0.53 */
-    else ctr = 0.47f - 0.09f * (float)(ph_unif(r) * ph_unif(r));                  /* denser near 0.47 */
+    if (cls == 1) ctr = 0.53f + 0.07f * (float)(ph_unif(r) * ph_unif(r)); /* denser near 0.53 */
+    else ctr = 0.47f - 0.09f * (float)(ph_unif(r) * ph_unif(r));          /* denser near 0.47 */
     float Hw = ctr * 2.0f * g->tw, rho = (float)ph_range(r, 0.30, 0.38);
     g->a_l = rho * Hw;
     g->a_r = (1.0f - rho) * Hw;
@@ -85,7 +101,10 @@ static float draw_anatomy(ph_rng *r, int cls, geo *g) {
 }
 
 /* pneumonia: a hazy opacity kept inside one lung zone (centre, radii, contrast; zone 1..6) */
-typedef struct opacity { float x, y, r, ry, con; int zone; } opacity;
+typedef struct opacity {
+    float x, y, r, ry, con;
+    int zone;
+} opacity;
 
 /* Zones are thirds of the lung's height from apex to costophrenic angle; placements are drawn
  * until the opacity (extent 1.25 radii) fits clear of the lung's borders with a half-peak area
@@ -101,7 +120,7 @@ static void place_opacity(ph_rng *r, const geo *g, opacity *o) {
                            : (2.0f + (float)ph_range(r, 0.05, 0.3)) / 3.0f;
         yc = ytop + frac * (ycp - ytop);
         float r0 = (float)ph_range(r, 0.05, 0.085), ry0 = r0 * (float)ph_range(r, 1.0, 1.5);
-        float y0 = yc - 1.25f * ry0, y1 = yc + 1.25f * ry0;    /* rows the opacity may reach */
+        float y0 = yc - 1.25f * ry0, y1 = yc + 1.25f * ry0; /* rows the opacity may reach */
         float outer = lung_outer(g, side, y0), yh = ph_clampf(hy, y0, y1);
         float hd = (side ? g->a_r : g->a_l) * sqrtf(fmaxf(0.0f, 1.0f - (yh - hy) * (yh - hy) / (hb * hb)));
         float inner = fmaxf(g->mw, hd);
@@ -111,10 +130,18 @@ static void place_opacity(ph_rng *r, const geo *g, opacity *o) {
         o->r = fminf(r0, 0.33f * span);
         ax = inner + span * (z == 2 ? (float)ph_range(r, 0.5, 0.62) : (float)ph_range(r, 0.42, 0.58));
         o->ry = fminf(ry0, fminf(diaphragm(g, side, ax) - 0.02f - yc, yc - ytop - 0.03f) / 1.25f);
-        if (o->r * o->ry > best[2] * best[3]) { best[0] = yc; best[1] = ax; best[2] = o->r; best[3] = o->ry; }
+        if (o->r * o->ry > best[2] * best[3]) {
+            best[0] = yc;
+            best[1] = ax;
+            best[2] = o->r;
+            best[3] = o->ry;
+        }
         if (o->r * o->ry >= 0.003f) break;
     }
-    yc = best[0]; ax = best[1]; o->r = best[2]; o->ry = best[3];
+    yc = best[0];
+    ax = best[1];
+    o->r = best[2];
+    o->ry = best[3];
     int zt = (int)(3.0f * (yc - ytop) / (ycp - ytop));
     o->zone = 1 + side * 3 + (zt < 0 ? 0 : (zt > 2 ? 2 : zt));
     o->x = side ? g->cx0 + ax : g->cx0 - ax;
@@ -129,7 +156,7 @@ static void draw_markings(ph_rng *r, const geo *g, float *ves, int W, float pxs)
         float hx = g->cx0 + sg * (g->mw + 0.03f), hy = g->y_apex + 0.45f * (g->dome[s] - g->y_apex);
         int nb = ph_int(r, 5, 7);
         for (int b = 0; b < nb; b++) {
-            float ang = (float)(-1.25 + 2.5 * ((double)b + ph_unif(r)) / nb);   /* from up to down */
+            float ang = (float)(-1.25 + 2.5 * ((double)b + ph_unif(r)) / nb); /* from up to down */
             float len = (float)ph_range(r, 0.10, 0.18);
             float ex = hx + sg * len * cosf(ang), ey = hy + len * sinf(ang);
             ph_stamp_segment_max(ves, W, W, hx * W, hy * W, ex * W, ey * W, 0.9f * pxs, 0.35f * pxs, 1.0f);
@@ -149,8 +176,8 @@ typedef struct look {
 
 /* Attenuation of every pixel into base; the lung area and the opacity's half-peak area (in
  * pixels) for the parameters. */
-static void render(const geo *g, const look *lk, int cls, const opacity *op, int W, float *base, double *lung_area,
-                   double *cons_area) {
+static void render(const geo *g, const look *lk, int cls, const opacity *op, int W, float *base,
+                   double *lung_area, double *cons_area) {
     const float px = 1.0f / (float)W;
     const float *tex = lk->tex, *tex2 = lk->tex2, *ves = lk->ves;
     double la = 0.0, ca = 0.0;
@@ -168,7 +195,7 @@ static void render(const geo *g, const look *lk, int cls, const opacity *op, int
             float A = 0.52f - 0.12f * ph_smoothstep(g->tw, g->tw + 0.2f, ax) + 0.025f * tex[k];
             /* heart and abdomen: one soft-tissue density, so the heart merges into the diaphragm */
             float abd = ph_clampf(0.5f + (y - diaphragm(g, s, ax)) / px, 0.0f, 1.0f) *
-                        (1.0f - ph_smoothstep(g->tw, g->tw + 0.06f, ax));
+                (1.0f - ph_smoothstep(g->tw, g->tw + 0.06f, ax));
             float hc = ph_clampf(0.5f - hd / px, 0.0f, 1.0f);
             float med = ph_clampf(0.5f + (g->mw - ax) / px, 0.0f, 1.0f) * ph_smoothstep(0.1f, 0.2f, y);
             A += 0.1f * ph_maxf(ph_maxf(abd, hc), med);
@@ -182,7 +209,7 @@ static void render(const geo *g, const look *lk, int cls, const opacity *op, int
             A = A * (1.0f - lc) + ll * lc;
             /* bones: spine, ribs, clavicles */
             if (ax < 0.03f && y > 0.12f) A += (0.03f + 0.015f * cosf(y * 6.2832f / 0.045f)) * body;
-            if (ax < 0.012f && y < g->y_apex + 0.16f) A -= 0.08f;                          /* trachea */
+            if (ax < 0.012f && y < g->y_apex + 0.16f) A -= 0.08f; /* trachea */
             if (y < diaphragm(g, s, ax) + 0.04f && ax > 0.02f && ax < g->tw + 0.05f) {
                 float an = ax / g->tw;
                 float u = (y - g->y_apex + 0.03f + 0.08f * an - 0.2f * an * an) / lk->rib_dy;
@@ -191,7 +218,8 @@ static void render(const geo *g, const look *lk, int cls, const opacity *op, int
             }
             if (y < lk->cl_y + 0.06f) {
                 float sgn = x < g->cx0 ? -1.0f : 1.0f;
-                float dcl = seg_dist(x, y, g->cx0 + sgn * 0.04f, lk->cl_y + 0.03f, g->cx0 + sgn * 0.3f, lk->cl_y - 0.025f);
+                float dcl = seg_dist(x, y, g->cx0 + sgn * 0.04f, lk->cl_y + 0.03f, g->cx0 + sgn * 0.3f,
+                                     lk->cl_y - 0.025f);
                 A += 0.09f * ph_clampf(0.5f + (0.013f - dcl) / px, 0.0f, 1.0f);
             }
             if (lk->bubble) {
@@ -217,7 +245,8 @@ static void render(const geo *g, const look *lk, int cls, const opacity *op, int
 
 /* The film: exposure curve, blur and noise drawn from r, clamped, copied to all three planes;
  * gives the exposure gain and blur and noise levels. */
-static void expose(ph_rng *r, float *chw, int W, float pxs, ph_scratch *sc, float *gain_out, float *blur_out, float *noise_out) {
+static void expose(ph_rng *r, float *chw, int W, float pxs, ph_scratch *sc, float *gain_out, float *blur_out,
+                   float *noise_out) {
     const size_t N = (size_t)W * (size_t)W;
     float *base = chw;
     float lo = (float)ph_range(r, -0.02, 0.04), gain = (float)ph_range(r, 0.9, 1.12);

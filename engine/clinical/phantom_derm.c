@@ -11,11 +11,11 @@
  * image is 15 mm wide, so 6 mm is a diameter of 0.4 of the image. */
 #include "clinical/clinical.h"
 
-enum { P_ASYM, P_IRREG, P_NCOL, P_BW, P_BW_FRAC, P_DIAM, P_NCRIT, P_SKIN, P_HAIRS, P_BLUR, P_NOISE,
-       P_COUNT };
+enum { P_ASYM, P_IRREG, P_NCOL, P_BW, P_BW_FRAC, P_DIAM, P_NCRIT, P_SKIN, P_HAIRS, P_BLUR, P_NOISE, P_COUNT };
 static const char *const param_names[P_COUNT] = {
-    "asymmetry", "border_irregularity", "n_colours", "blue_white", "blue_white_fraction",
-    "diameter_frac", "n_criteria", "skin_tone", "n_hairs", "blur_sigma", "noise_sd"};
+    "asymmetry",     "border_irregularity", "n_colours", "blue_white", "blue_white_fraction",
+    "diameter_frac", "n_criteria",          "skin_tone", "n_hairs",    "blur_sigma",
+    "noise_sd"};
 static const char *const class_names[2] = {"nevus", "melanoma"};
 
 /* thresholds of the ABCD items (shared with oracle_derm.c through phantom.h would be neater,
@@ -25,9 +25,8 @@ static const char *const class_names[2] = {"nevus", "melanoma"};
 #define DIAM_T 0.4f
 
 enum { C_LB, C_DB, C_BK, C_RD, C_BG, C_WH, NCOL };
-static const float palette[NCOL][3] = {
-    {0.70f, 0.48f, 0.32f}, {0.42f, 0.25f, 0.15f}, {0.16f, 0.11f, 0.10f},
-    {0.78f, 0.30f, 0.28f}, {0.40f, 0.48f, 0.62f}, {0.90f, 0.88f, 0.88f}};
+static const float palette[NCOL][3] = {{0.70f, 0.48f, 0.32f}, {0.42f, 0.25f, 0.15f}, {0.16f, 0.11f, 0.10f},
+                                       {0.78f, 0.30f, 0.28f}, {0.40f, 0.48f, 0.62f}, {0.90f, 0.88f, 0.88f}};
 
 #define NTH 256
 
@@ -59,7 +58,7 @@ static void render_mask(float *m, int W, const float *rt, float cx, float cy, fl
     }
 }
 
-enum { CA, CB, CC, CD, CE };   /* ABCD criteria: asymmetry, border, colours, structure (blue-white), diameter */
+enum { CA, CB, CC, CD, CE }; /* ABCD criteria: asymmetry, border, colours, structure (blue-white), diameter */
 
 /* One image's state between the steps of generate(). */
 typedef struct derm {
@@ -68,18 +67,18 @@ typedef struct derm {
     size_t N;
     float px, pxs;
     int crit[5];
-    float cx, cy;                          /* lesion centre */
-    float *mask;                           /* coverage of the outline */
-    ph_shape shp;                          /* its shape, measured as the oracle measures */
-    int ramp0, ramp1, red, bw, streaks;    /* colours */
-    float *pig, *blot, *tex, *fine, *net;  /* pigment and noise fields */
+    float cx, cy;                         /* lesion centre */
+    float *mask;                          /* coverage of the outline */
+    ph_shape shp;                         /* its shape, measured as the oracle measures */
+    int ramp0, ramp1, red, bw, streaks;   /* colours */
+    float *pig, *blot, *tex, *fine, *net; /* pigment and noise fields */
     float R0m;
-    int nl;                                /* lesion pixels */
-    float cuts[4];                         /* pigment quantiles between ramp colours */
-    float red_cut, veil_r, vx, vy;         /* overlays */
+    int nl;                        /* lesion pixels */
+    float cuts[4];                 /* pigment quantiles between ramp colours */
+    float red_cut, veil_r, vx, vy; /* overlays */
     float tone, skin[3], vig_r;
     int vignette;
-    int counts[NCOL], nbw;                 /* lesion pixels per colour, blue-white ones */
+    int counts[NCOL], nbw; /* lesion pixels per colour, blue-white ones */
 } derm;
 
 /* which ABCD criteria are present: melanoma >= 3 of 5, nevus <= 1 */
@@ -106,9 +105,16 @@ static void draw_outline(derm *d, float *rt) {
         float diam = crit[CE] ? (float)ph_range(r, 0.44, 0.58) : (float)ph_range(r, 0.2, 0.33);
         float a1 = 0, a2 = (float)ph_range(r, 0.0, 0.14), a3 = 0, p1 = (float)ph_range(r, 0, 6.3),
               p2 = (float)ph_range(r, 0, 6.3), p3 = (float)ph_range(r, 0, 6.3);
-        if (crit[CA]) { a1 = (float)ph_range(r, 0.15, 0.28); a3 = (float)ph_range(r, 0.1, 0.2); a2 += 0.06f; }
-        else { a1 = (float)ph_range(r, 0.0, 0.03); a3 = (float)ph_range(r, 0.0, 0.015); }
-        float hb[16], hp[16], irr = crit[CB] ? (float)ph_range(r, 0.06, 0.11) : (float)ph_range(r, 0.0, 0.008);
+        if (crit[CA]) {
+            a1 = (float)ph_range(r, 0.15, 0.28);
+            a3 = (float)ph_range(r, 0.1, 0.2);
+            a2 += 0.06f;
+        } else {
+            a1 = (float)ph_range(r, 0.0, 0.03);
+            a3 = (float)ph_range(r, 0.0, 0.015);
+        }
+        float hb[16], hp[16],
+            irr = crit[CB] ? (float)ph_range(r, 0.06, 0.11) : (float)ph_range(r, 0.0, 0.008);
         double e = 0.0;
         for (int k = 4; k < 16; k++) {
             hb[k] = (float)(ph_unif(r) + 0.2) / powf((float)k, 0.7f);
@@ -119,7 +125,10 @@ static void draw_outline(derm *d, float *rt) {
         float R0 = 0.5f * diam;
         /* r(theta) by rotating each harmonic's phasor one step per sample (no cos per term) */
         float amp[16] = {0, a1, a2, a3}, ph0[16] = {0, p1, p2, p3};
-        for (int h = 4; h < 16; h++) { amp[h] = sc_h * hb[h]; ph0[h] = hp[h]; }
+        for (int h = 4; h < 16; h++) {
+            amp[h] = sc_h * hb[h];
+            ph0[h] = hp[h];
+        }
         for (int k = 0; k < NTH; k++) rt[k] = 1.0f;
         for (int h = 1; h < 16; h++) {
             double a0 = -PH_PI * h + ph0[h], dd = 2.0 * PH_PI * h / NTH;
@@ -135,11 +144,15 @@ static void draw_outline(derm *d, float *rt) {
         render_mask(d->mask, d->W, rt, d->cx, d->cy, d->cls ? 0.01f : 0.02f);
         ph_shape_measure(d->mask, d->W, d->W, &d->shp);
         /* margins (in threshold units) of the three shape criteria: keep the best outline */
-        float df = (float)(d->shp.diameter / d->W), av = (float)d->shp.asymmetry / ASYM_T, bv = (float)d->shp.irregularity / IRREG_T;
+        float df = (float)(d->shp.diameter / d->W), av = (float)d->shp.asymmetry / ASYM_T,
+              bv = (float)d->shp.irregularity / IRREG_T;
         float mA = crit[CA] ? av - 1.3f : 0.7f - av, mB = crit[CB] ? bv - 1.3f : 0.7f - bv;
         float mE = crit[CE] ? df / DIAM_T - 1.1f : 0.9f - df / DIAM_T;
         float score = fminf(mA, fminf(mB, mE));
-        if (score > best_score) { best_score = score; memcpy(best_rt, rt, NTH * sizeof *rt); }
+        if (score > best_score) {
+            best_score = score;
+            memcpy(best_rt, rt, NTH * sizeof *rt);
+        }
         if (score >= 0.0f) break;
     }
     if (memcmp(best_rt, rt, NTH * sizeof *rt) != 0) {
@@ -165,9 +178,9 @@ static void draw_colours(derm *d) {
         int opt = ph_int(r, 0, 2);
         d->ramp0 = opt == 1 ? C_DB : C_LB;
         d->ramp1 = opt == 0 ? C_LB : C_DB;
-        if (d->bw && d->ramp1 > d->ramp0) d->ramp1 = d->ramp0;   /* keep <= 2 colours with the veil */
+        if (d->bw && d->ramp1 > d->ramp0) d->ramp1 = d->ramp0; /* keep <= 2 colours with the veil */
     }
-    d->streaks = d->bw && d->crit[CC];                           /* white streaks count as a colour */
+    d->streaks = d->bw && d->crit[CC]; /* white streaks count as a colour */
 }
 
 /* the noise fields and the pigment field (central darkening, off-centre when asymmetric, plus
@@ -176,19 +189,22 @@ static void draw_pigment(derm *d, ph_scratch *sc) {
     ph_rng *r = &d->r;
     int W = d->W;
     size_t N = d->N;
-    d->pig = ph_salloc(sc, N), d->blot = ph_salloc(sc, N), d->tex = ph_salloc(sc, N), d->fine = ph_salloc(sc, N);
+    d->pig = ph_salloc(sc, N), d->blot = ph_salloc(sc, N), d->tex = ph_salloc(sc, N),
+    d->fine = ph_salloc(sc, N);
     d->net = ph_salloc(sc, N);
     ph_fbm(d->net, W, W, r, 9.0f, 2, 0.5f, 1.0f, sc);
     ph_fbm(d->blot, W, W, r, 5.0f, 3, 0.55f, 1.0f, sc);
     ph_fbm(d->tex, W, W, r, 4.0f, 3, 0.5f, 1.0f, sc);
     ph_fbm(d->fine, W, W, r, 22.0f, 2, 0.5f, 3.0f, sc);
-    float offx = d->crit[CA] ? (float)ph_range(r, -0.3, 0.3) : 0.0f, offy = d->crit[CA] ? (float)ph_range(r, -0.3, 0.3) : 0.0f;
+    float offx = d->crit[CA] ? (float)ph_range(r, -0.3, 0.3) : 0.0f,
+          offy = d->crit[CA] ? (float)ph_range(r, -0.3, 0.3) : 0.0f;
     d->R0m = (float)(d->shp.mean_radius / W);
     d->nl = 0;
     for (int j = 0; j < W; j++)
         for (int i = 0; i < W; i++) {
             size_t k = (size_t)j * W + i;
-            float x = ((float)i + 0.5f) * d->px - d->cx - offx * d->R0m, y = ((float)j + 0.5f) * d->px - d->cy - offy * d->R0m;
+            float x = ((float)i + 0.5f) * d->px - d->cx - offx * d->R0m,
+                  y = ((float)j + 0.5f) * d->px - d->cy - offy * d->R0m;
             d->pig[k] = 1.0f - sqrtf(x * x + y * y) / d->R0m + 0.55f * d->blot[k];
             if (d->mask[k] > 0.5f) d->nl++;
         }
@@ -201,23 +217,32 @@ static void draw_cuts_and_overlays(derm *d, float *vals) {
     size_t N = d->N;
     int nramp = d->ramp1 - d->ramp0 + 1;
     int nv = 0;
-    for (size_t k = 0; k < N; k++) if (d->mask[k] > 0.5f) vals[nv++] = d->pig[k];
+    for (size_t k = 0; k < N; k++)
+        if (d->mask[k] > 0.5f) vals[nv++] = d->pig[k];
     for (int t = 0; t < 4; t++) d->cuts[t] = 0;
     if (nramp > 1) {
         float acc = 0.0f, fr[3];
-        for (int t = 0; t < nramp; t++) { fr[t] = (float)ph_range(r, 0.6, 1.0); acc += fr[t]; }
+        for (int t = 0; t < nramp; t++) {
+            fr[t] = (float)ph_range(r, 0.6, 1.0);
+            acc += fr[t];
+        }
         float c = 0.0f;
-        for (int t = 0; t < nramp - 1; t++) { c += fr[t] / acc; d->cuts[t] = ph_quantile(vals, nv, c, -3.0f, 3.0f); }
+        for (int t = 0; t < nramp - 1; t++) {
+            c += fr[t] / acc;
+            d->cuts[t] = ph_quantile(vals, nv, c, -3.0f, 3.0f);
+        }
     }
     d->red_cut = 2.0f, d->veil_r = 0.0f, d->vx = 0, d->vy = 0;
     if (d->red) {
         int n = 0;
-        for (size_t k = 0; k < N; k++) if (d->mask[k] > 0.5f) vals[n++] = d->tex[k];
+        for (size_t k = 0; k < N; k++)
+            if (d->mask[k] > 0.5f) vals[n++] = d->tex[k];
         d->red_cut = ph_quantile(vals, n, 1.0f - (float)ph_range(r, 0.16, 0.26), -1.0f, 1.0f);
     }
     if (d->bw) {
         float a = (float)ph_range(r, 0, 6.3);
-        d->vx = d->cx + 0.35f * d->R0m * cosf(a); d->vy = d->cy + 0.35f * d->R0m * sinf(a);
+        d->vx = d->cx + 0.35f * d->R0m * cosf(a);
+        d->vy = d->cy + 0.35f * d->R0m * sinf(a);
         d->veil_r = d->R0m * (float)ph_range(r, 0.42, 0.55);
     }
 }
@@ -228,7 +253,8 @@ static void draw_skin(derm *d) {
     d->skin[0] = 0.94f - 0.16f * d->tone;
     d->skin[1] = 0.78f - 0.18f * d->tone;
     d->skin[2] = 0.70f - 0.2f * d->tone;
-    d->skin[0] += (float)ph_range(r, -0.02, 0.02); d->skin[1] += (float)ph_range(r, -0.02, 0.02);
+    d->skin[0] += (float)ph_range(r, -0.02, 0.02);
+    d->skin[1] += (float)ph_range(r, -0.02, 0.02);
     d->vignette = ph_unif(r) < 0.3;
     d->vig_r = (float)ph_range(r, 0.56, 0.68);
 }
@@ -239,7 +265,8 @@ static void render(derm *d, float *chw) {
     int W = d->W, nramp = d->ramp1 - d->ramp0 + 1;
     size_t N = d->N;
     float px = d->px;
-    const float *pig = d->pig, *tex = d->tex, *blot = d->blot, *fine = d->fine, *net = d->net, *mask = d->mask;
+    const float *pig = d->pig, *tex = d->tex, *blot = d->blot, *fine = d->fine, *net = d->net,
+                *mask = d->mask;
     float *R = chw, *G = chw + N, *B = chw + 2 * N;
     for (int c = 0; c < NCOL; c++) d->counts[c] = 0;
     d->nbw = 0;
@@ -254,7 +281,13 @@ static void render(derm *d, float *chw) {
             for (int t = 0; t < nramp - 1; t++)
                 if (pig[k] > d->cuts[t]) ci = d->ramp0 + t + 1;
             int cj = ci;
-            if (ci > d->ramp0) { float dd = pig[k] - d->cuts[ci - d->ramp0 - 1]; if (dd < 0.1f) { cj = ci - 1; w = 0.5f - dd * 5.0f; } }
+            if (ci > d->ramp0) {
+                float dd = pig[k] - d->cuts[ci - d->ramp0 - 1];
+                if (dd < 0.1f) {
+                    cj = ci - 1;
+                    w = 0.5f - dd * 5.0f;
+                }
+            }
             for (int c = 0; c < 3; c++) col[c] = palette[ci][c] * (1.0f - w) + palette[cj][c] * w;
             int cls_px = ci;
             if (d->red && tex[k] > d->red_cut) {
@@ -263,7 +296,8 @@ static void render(derm *d, float *chw) {
                 if (a > 0.5f) cls_px = C_RD;
             }
             if (d->bw) {
-                float dx = x - d->vx, dy = y - d->vy, dd = sqrtf(dx * dx + dy * dy) / d->veil_r + 0.25f * blot[k] + 0.3f * tex[k];
+                float dx = x - d->vx, dy = y - d->vy,
+                      dd = sqrtf(dx * dx + dy * dy) / d->veil_r + 0.25f * blot[k] + 0.3f * tex[k];
                 float a = 1.0f - ph_smoothstep(0.85f, 1.05f, dd);
                 if (a > 0.0f) {
                     int white = d->streaks && fine[k] > 0.45f;
@@ -274,7 +308,8 @@ static void render(derm *d, float *chw) {
             }
             /* pigment network: a faint darker mesh */
             float mesh = 1.0f - fabsf(net[k]);
-            for (int c = 0; c < 3; c++) col[c] *= (1.0f + 0.06f * tex[k]) * (1.0f - 0.22f * mesh * mesh * mesh);
+            for (int c = 0; c < 3; c++)
+                col[c] *= (1.0f + 0.06f * tex[k]) * (1.0f - 0.22f * mesh * mesh * mesh);
             float m = mask[k];
             if (m > 0.5f) {
                 d->counts[cls_px]++;
@@ -307,14 +342,22 @@ static int draw_hairs(derm *d, float *chw) {
         float *hair = d->pig;
         for (size_t k = 0; k < N; k++) hair[k] = 0.0f;
         for (int h = 0; h < nh; h++) {
-            float x = (float)ph_unif(r), y = ph_unif(r) < 0.5 ? 0.0f : 1.0f, ang = (float)ph_range(r, 0.3, 2.8) * (y > 0.5f ? -1.0f : 1.0f);
+            float x = (float)ph_unif(r), y = ph_unif(r) < 0.5 ? 0.0f : 1.0f,
+                  ang = (float)ph_range(r, 0.3, 2.8) * (y > 0.5f ? -1.0f : 1.0f);
             for (int k = 0; k < 30; k++) {
                 float nx = x + 0.04f * cosf(ang), ny = y + 0.04f * sinf(ang);
-                ph_stamp_segment_max(hair, W, W, x * W, y * W, nx * W, ny * W, 0.3f * d->pxs, 0.3f * d->pxs, 0.8f);
-                x = nx; y = ny; ang += (float)ph_range(r, -0.1, 0.1);
+                ph_stamp_segment_max(hair, W, W, x * W, y * W, nx * W, ny * W, 0.3f * d->pxs, 0.3f * d->pxs,
+                                     0.8f);
+                x = nx;
+                y = ny;
+                ang += (float)ph_range(r, -0.1, 0.1);
             }
         }
-        for (size_t k = 0; k < N; k++) { R[k] = ph_lerpf(R[k], 0.2f, hair[k]); G[k] = ph_lerpf(G[k], 0.14f, hair[k]); B[k] = ph_lerpf(B[k], 0.1f, hair[k]); }
+        for (size_t k = 0; k < N; k++) {
+            R[k] = ph_lerpf(R[k], 0.2f, hair[k]);
+            G[k] = ph_lerpf(G[k], 0.14f, hair[k]);
+            B[k] = ph_lerpf(B[k], 0.1f, hair[k]);
+        }
     }
     return nh;
 }
@@ -350,7 +393,8 @@ static void generate(int W, uint64_t seed, uint64_t index, int cls, float *chw, 
     for (int c = 0; c < NCOL; c++) ncol += (d.nl ? (float)d.counts[c] / (float)d.nl : 0.0f) >= 0.08f;
     float bwf = d.nl ? (float)d.nbw / (float)d.nl : 0.0f;
     float df = (float)(d.shp.diameter / W);
-    int truth = (d.shp.asymmetry >= ASYM_T) + (d.shp.irregularity >= IRREG_T) + (ncol >= 3) + (bwf >= 0.06f) + (df >= DIAM_T);
+    int truth = (d.shp.asymmetry >= ASYM_T) + (d.shp.irregularity >= IRREG_T) + (ncol >= 3) + (bwf >= 0.06f) +
+        (df >= DIAM_T);
     prm[P_ASYM] = (float)d.shp.asymmetry;
     prm[P_IRREG] = (float)d.shp.irregularity;
     prm[P_NCOL] = (float)ncol;

@@ -8,37 +8,54 @@
  * macula), placed off the vessels, the disc and each other so that each one is countable. */
 #include "clinical/clinical.h"
 
-enum { P_CDR, P_DISC_R, P_DISC_X, P_DISC_Y, P_N_HAEM, P_N_MA, P_N_EX, P_FIELD_R, P_PIGMENT,
-       P_BLUR, P_NOISE, P_COUNT };
-static const char *const param_names[P_COUNT] = {
-    "cdr", "disc_radius", "disc_x", "disc_y", "n_haemorrhages", "n_microaneurysms", "n_exudates",
-    "field_radius", "pigment", "blur_sigma", "noise_sd"};
+enum {
+    P_CDR,
+    P_DISC_R,
+    P_DISC_X,
+    P_DISC_Y,
+    P_N_HAEM,
+    P_N_MA,
+    P_N_EX,
+    P_FIELD_R,
+    P_PIGMENT,
+    P_BLUR,
+    P_NOISE,
+    P_COUNT
+};
+static const char *const param_names[P_COUNT] = {"cdr",        "disc_radius",    "disc_x",
+                                                 "disc_y",     "n_haemorrhages", "n_microaneurysms",
+                                                 "n_exudates", "field_radius",   "pigment",
+                                                 "blur_sigma", "noise_sd"};
 static const char *const class_names[3] = {"normal", "glaucoma", "diabetic_retinopathy"};
 
-typedef struct lesion { float x, y, r; } lesion;
+typedef struct lesion {
+    float x, y, r;
+} lesion;
 
 /* One vessel: a curved, tapering path of segments stamped into `plane`, with side branches. */
-static void draw_vessel(float *plane, int W, ph_rng *r, float x, float y, float ang, float curv,
-                        float hw, int steps, int depth, float disc_x, float disc_y, float field_r) {
+static void draw_vessel(float *plane, int W, ph_rng *r, float x, float y, float ang, float curv, float hw,
+                        int steps, int depth, float disc_x, float disc_y, float field_r) {
     const float step = 0.022f;
     for (int k = 0; k < steps; k++) {
         float nx = x + step * cosf(ang), ny = y + step * sinf(ang);
         float hw1 = hw * 0.96f;
         ph_stamp_segment_max(plane, W, W, x * W, y * W, nx * W, ny * W, hw * W, hw1 * W, 1.0f);
-        x = nx; y = ny; hw = hw1;
+        x = nx;
+        y = ny;
+        hw = hw1;
         ang += curv + 0.12f * (float)(ph_unif(r) - 0.5);
         float dx = x - 0.5f, dy = y - 0.5f;
         if (dx * dx + dy * dy > field_r * field_r) break;
         if (depth < 2 && k > 2 && ph_unif(r) < 0.16) {
             float side = ph_unif(r) < 0.5 ? -1.0f : 1.0f;
-            draw_vessel(plane, W, r, x, y, ang + side * (float)ph_range(r, 0.5, 0.9), curv * 0.5f,
-                        hw * 0.7f, steps / 2, depth + 1, disc_x, disc_y, field_r);
+            draw_vessel(plane, W, r, x, y, ang + side * (float)ph_range(r, 0.5, 0.9), curv * 0.5f, hw * 0.7f,
+                        steps / 2, depth + 1, disc_x, disc_y, field_r);
         }
     }
 }
 
-static int place(ph_rng *r, lesion *all, int n, float rad, float cx, float cy, float spread,
-                 const float *ves, int W, float field_r, float dx0, float dy0, float dr) {
+static int place(ph_rng *r, lesion *all, int n, float rad, float cx, float cy, float spread, const float *ves,
+                 int W, float field_r, float dx0, float dy0, float dr) {
     for (int t = 0; t < 40; t++) {
         float a = (float)(2.0 * PH_PI * ph_unif(r)), d = spread * sqrtf((float)ph_unif(r));
         float x = cx + d * cosf(a), y = cy + d * sinf(a);
@@ -53,12 +70,15 @@ static int place(ph_rng *r, lesion *all, int n, float rad, float cx, float cy, f
         }
         /* keep clear of vessels: no vessel within the lesion radius plus ~2 px */
         float reach = rad + 2.2f / 64.0f;
-        int i0 = (int)((x - reach) * W), i1 = (int)((x + reach) * W), j0 = (int)((y - reach) * W), j1 = (int)((y + reach) * W);
+        int i0 = (int)((x - reach) * W), i1 = (int)((x + reach) * W), j0 = (int)((y - reach) * W),
+            j1 = (int)((y + reach) * W);
         for (int j = j0; j <= j1 && ok; j++)
             for (int i = i0; i <= i1 && ok; i++)
                 if (i >= 0 && j >= 0 && i < W && j < W && ves[(size_t)j * W + i] > 0.05f) ok = 0;
         if (!ok) continue;
-        all[n].x = x; all[n].y = y; all[n].r = rad;
+        all[n].x = x;
+        all[n].y = y;
+        all[n].r = rad;
         return 1;
     }
     return 0;
@@ -73,21 +93,23 @@ typedef struct eye {
 
 static void draw_eye(ph_rng *r, int cls, eye *e) {
     e->field_r = (float)ph_range(r, 0.44, 0.48);
-    e->side = ph_unif(r) < 0.5 ? -1.0f : 1.0f;            /* disc on the left or right */
+    e->side = ph_unif(r) < 0.5 ? -1.0f : 1.0f; /* disc on the left or right */
     e->disc_x = 0.5f + e->side * (float)ph_range(r, 0.17, 0.22);
     e->disc_y = 0.5f + (float)ph_range(r, -0.04, 0.04);
     e->fov_x = 0.5f - e->side * (float)ph_range(r, 0.04, 0.08);
     e->fov_y = e->disc_y + (float)ph_range(r, 0.0, 0.04);
     e->rd = (float)ph_range(r, 0.085, 0.105);
     e->aspect = (float)ph_range(r, 1.0, 1.1);
-    if (cls == 1) e->cdr = 0.68f + 0.2f * (float)(ph_unif(r) * ph_unif(r));      /* denser near 0.68 */
-    else e->cdr = 0.52f - 0.3f * (float)(ph_unif(r) * ph_unif(r));               /* denser near 0.52 */
+    if (cls == 1) e->cdr = 0.68f + 0.2f * (float)(ph_unif(r) * ph_unif(r)); /* denser near 0.68 */
+    else e->cdr = 0.52f - 0.3f * (float)(ph_unif(r) * ph_unif(r));          /* denser near 0.52 */
     e->rc = e->cdr * e->rd;
     e->cup_x = e->disc_x - e->side * e->rd * (float)ph_range(r, 0.0, 0.06);
     e->cup_y = e->disc_y + e->rd * (float)ph_range(r, -0.04, 0.04);
     e->pig = (float)ph_range(r, 0.0, 1.0);
     e->bg[0] = 0.88f - 0.16f * e->pig, e->bg[1] = 0.38f - 0.1f * e->pig, e->bg[2] = 0.17f - 0.06f * e->pig;
-    e->bg[0] += (float)ph_range(r, -0.04, 0.04); e->bg[1] += (float)ph_range(r, -0.03, 0.03); e->bg[2] += (float)ph_range(r, -0.03, 0.03);
+    e->bg[0] += (float)ph_range(r, -0.04, 0.04);
+    e->bg[1] += (float)ph_range(r, -0.03, 0.03);
+    e->bg[2] += (float)ph_range(r, -0.03, 0.03);
     e->rim[0] = (float)ph_range(r, 0.95, 1.0);
     e->rim[1] = (float)ph_range(r, 0.64, 0.74);
     e->rim[2] = (float)ph_range(r, 0.32, 0.44);
@@ -101,24 +123,28 @@ static void draw_vessels(ph_rng *r, const eye *e, float *vein, float *art, int W
     for (int up = 0; up < 2; up++) {
         float sg = up ? -1.0f : 1.0f;
         for (int kind = 0; kind < 2; kind++) {
-            float ang = (float)(e->side > 0 ? PH_PI : 0.0) + sg * (float)ph_range(r, 0.8, 1.15) * (e->side > 0 ? -1.0f : 1.0f);
+            float ang = (float)(e->side > 0 ? PH_PI : 0.0) +
+                sg * (float)ph_range(r, 0.8, 1.15) * (e->side > 0 ? -1.0f : 1.0f);
             float curv = sg * (e->side > 0 ? 1.0f : -1.0f) * (float)ph_range(r, 0.045, 0.065);
             /* vessels enter at the disc margin: the cup stays readable */
-            draw_vessel(kind ? art : vein, W, r, e->disc_x + 0.8f * e->rd * cosf(ang), e->disc_y + 0.8f * e->rd * sinf(ang), ang, curv,
-                        kind ? 0.0085f : 0.0115f, ph_int(r, 18, 24), 0, e->disc_x, e->disc_y, e->field_r);
+            draw_vessel(kind ? art : vein, W, r, e->disc_x + 0.8f * e->rd * cosf(ang),
+                        e->disc_y + 0.8f * e->rd * sinf(ang), ang, curv, kind ? 0.0085f : 0.0115f,
+                        ph_int(r, 18, 24), 0, e->disc_x, e->disc_y, e->field_r);
         }
     }
     int nn = ph_int(r, 2, 4);
     for (int k = 0; k < nn; k++) {
         float ang = (float)(e->side > 0 ? 0.0 : PH_PI) + (float)ph_range(r, -1.2, 1.2);
-        draw_vessel(k & 1 ? art : vein, W, r, e->disc_x + 0.8f * e->rd * cosf(ang), e->disc_y + 0.8f * e->rd * sinf(ang), ang,
-                    (float)ph_range(r, -0.05, 0.05), k & 1 ? 0.0065f : 0.0085f, ph_int(r, 7, 11), 1, e->disc_x, e->disc_y, e->field_r);
+        draw_vessel(k & 1 ? art : vein, W, r, e->disc_x + 0.8f * e->rd * cosf(ang),
+                    e->disc_y + 0.8f * e->rd * sinf(ang), ang, (float)ph_range(r, -0.05, 0.05),
+                    k & 1 ? 0.0065f : 0.0085f, ph_int(r, 7, 11), 1, e->disc_x, e->disc_y, e->field_r);
     }
 }
 
 /* diabetic retinopathy: haemorrhages, microaneurysms and exudates (around the fovea), kept off
  * every vessel (ves); counts of each placed, les[0..n) in that order */
-static int place_lesions(ph_rng *r, const eye *e, const float *ves, int W, lesion *les, int *n_h, int *n_ma, int *n_ex) {
+static int place_lesions(ph_rng *r, const eye *e, const float *ves, int W, lesion *les, int *n_h, int *n_ma,
+                         int *n_ex) {
     int nl = 0, want_h, want_ma, want_ex;
     do {
         want_h = ph_unif(r) < 0.7 ? ph_int(r, 1, 6) : 0;
@@ -126,12 +152,24 @@ static int place_lesions(ph_rng *r, const eye *e, const float *ves, int W, lesio
         want_ex = ph_unif(r) < 0.6 ? ph_int(r, 1, 8) : 0;
     } while (want_h + want_ma + want_ex < 3);
     for (int k = 0; k < want_h; k++)
-        if (place(r, les, nl, (float)ph_range(r, 0.022, 0.036), 0.5f, 0.5f, e->field_r, ves, W, e->field_r, e->disc_x, e->disc_y, e->rd)) { nl++; (*n_h)++; }
+        if (place(r, les, nl, (float)ph_range(r, 0.022, 0.036), 0.5f, 0.5f, e->field_r, ves, W, e->field_r,
+                  e->disc_x, e->disc_y, e->rd)) {
+            nl++;
+            (*n_h)++;
+        }
     for (int k = 0; k < want_ma; k++)
-        if (place(r, les, nl, (float)ph_range(r, 0.012, 0.015), 0.5f, 0.5f, e->field_r, ves, W, e->field_r, e->disc_x, e->disc_y, e->rd)) { nl++; (*n_ma)++; }
+        if (place(r, les, nl, (float)ph_range(r, 0.012, 0.015), 0.5f, 0.5f, e->field_r, ves, W, e->field_r,
+                  e->disc_x, e->disc_y, e->rd)) {
+            nl++;
+            (*n_ma)++;
+        }
     float ccx = e->fov_x + (float)ph_range(r, -0.08, 0.08), ccy = e->fov_y + (float)ph_range(r, -0.1, 0.1);
     for (int k = 0; k < want_ex; k++)
-        if (place(r, les, nl, (float)ph_range(r, 0.009, 0.017), ccx, ccy, 0.16f, ves, W, e->field_r, e->disc_x, e->disc_y, e->rd)) { nl++; (*n_ex)++; }
+        if (place(r, les, nl, (float)ph_range(r, 0.009, 0.017), ccx, ccy, 0.16f, ves, W, e->field_r,
+                  e->disc_x, e->disc_y, e->rd)) {
+            nl++;
+            (*n_ex)++;
+        }
     return nl;
 }
 
@@ -151,7 +189,8 @@ static void render(const eye *e, const float *tex, const float *vein, const floa
             float mx = x - e->fov_x, my = y - e->fov_y;
             float mac = 1.0f - 0.28f * expf(-(mx * mx + my * my) / (2.0f * 0.055f * 0.055f));
             float t = 1.0f + 0.07f * tex[k];
-            float r_ = e->bg[0] * vig * t * (0.9f + 0.1f * mac), g_ = e->bg[1] * vig * t * mac, b_ = e->bg[2] * vig * t * mac;
+            float r_ = e->bg[0] * vig * t * (0.9f + 0.1f * mac), g_ = e->bg[1] * vig * t * mac,
+                  b_ = e->bg[2] * vig * t * mac;
             /* optic disc and cup: ellipses of one aspect, anti-aliased edge; sloping cup wall */
             float dx = x - e->disc_x, dy = (y - e->disc_y) / e->aspect;
             float dd = sqrtf(dx * dx + dy * dy);
@@ -168,7 +207,9 @@ static void render(const eye *e, const float *tex, const float *vein, const floa
             r_ *= (1.0f - 0.32f * v) * (1.0f - 0.1f * a);
             g_ *= (1.0f - 0.6f * v) * (1.0f - 0.4f * a);
             b_ *= (1.0f - 0.5f * v) * (1.0f - 0.35f * a);
-            R[k] = r_ * field; G[k] = g_ * field; B[k] = b_ * field;
+            R[k] = r_ * field;
+            G[k] = g_ * field;
+            B[k] = b_ * field;
         }
     }
 }
@@ -181,9 +222,22 @@ static void stamp_lesions(ph_rng *r, const lesion *les, int nl, int n_h, int n_m
         const lesion *l = &les[k];
         int is_h = k < n_h, is_ma = !is_h && k < n_h + n_ma;
         float cr, cg, cb, alpha;
-        if (is_h) { cr = 0.42f; cg = 0.07f; cb = 0.05f; alpha = 0.85f; }
-        else if (is_ma) { cr = 0.45f; cg = 0.06f; cb = 0.04f; alpha = 0.95f; }
-        else { cr = 0.98f; cg = 0.9f; cb = 0.45f; alpha = 0.92f; }
+        if (is_h) {
+            cr = 0.42f;
+            cg = 0.07f;
+            cb = 0.05f;
+            alpha = 0.85f;
+        } else if (is_ma) {
+            cr = 0.45f;
+            cg = 0.06f;
+            cb = 0.04f;
+            alpha = 0.95f;
+        } else {
+            cr = 0.98f;
+            cg = 0.9f;
+            cb = 0.45f;
+            alpha = 0.92f;
+        }
         float rx = l->r * W, ry = rx * (is_h ? (float)ph_range(r, 0.65, 1.0) : 1.0f);
         float ang = (float)ph_range(r, 0.0, PH_PI);
         ph_stamp_ellipse_blend(R, W, W, l->x * W, l->y * W, rx, ry, ang, cr, alpha);

@@ -14,15 +14,30 @@
  * the drawn nuclei's equivalent radii, mucin fraction = share of pixels in mucin. */
 #include "clinical/clinical.h"
 
-enum { P_DENSITY, P_SIZE_CV, P_MUCIN, P_N_GLANDS, P_LUMEN, P_NUC_R, P_STAIN_H, P_STAIN_E, P_BLUR,
-       P_NOISE, P_COUNT };
-static const char *const param_names[P_COUNT] = {
-    "nuclear_density", "nuclear_size_cv", "mucin_fraction", "n_glands", "lumen_fraction",
-    "mean_nuclear_radius", "stain_h", "stain_e", "blur_sigma", "noise_sd"};
+enum {
+    P_DENSITY,
+    P_SIZE_CV,
+    P_MUCIN,
+    P_N_GLANDS,
+    P_LUMEN,
+    P_NUC_R,
+    P_STAIN_H,
+    P_STAIN_E,
+    P_BLUR,
+    P_NOISE,
+    P_COUNT
+};
+static const char *const param_names[P_COUNT] = {"nuclear_density", "nuclear_size_cv", "mucin_fraction",
+                                                 "n_glands",        "lumen_fraction",  "mean_nuclear_radius",
+                                                 "stain_h",         "stain_e",         "blur_sigma",
+                                                 "noise_sd"};
 static const char *const class_names[3] = {"benign", "ductal_carcinoma", "mucinous_carcinoma"};
 
 #define MAXNUC 400
-typedef struct nucs { int n; float x[MAXNUC], y[MAXNUC], r[MAXNUC]; } nucs;
+typedef struct nucs {
+    int n;
+    float x[MAXNUC], y[MAXNUC], r[MAXNUC];
+} nucs;
 
 static int fits(const nucs *ns, float x, float y, float r, float overlap) {
     for (int k = 0; k < ns->n; k++) {
@@ -33,7 +48,10 @@ static int fits(const nucs *ns, float x, float y, float r, float overlap) {
 }
 static void add(nucs *ns, float x, float y, float r) {
     if (ns->n >= MAXNUC) return;
-    ns->x[ns->n] = x; ns->y[ns->n] = y; ns->r[ns->n] = r; ns->n++;
+    ns->x[ns->n] = x;
+    ns->y[ns->n] = y;
+    ns->r[ns->n] = r;
+    ns->n++;
 }
 /* lognormal radius with the given mean and coefficient of variation */
 static float draw_r(ph_rng *r, float mean, float cv) {
@@ -66,7 +84,8 @@ static void draw_glands(slide *sl) {
     sl->mean_r = (float)ph_range(r, 0.021, 0.026);
     float mean_r = sl->mean_r, cv = (float)ph_range(r, 0.04, 0.1);
     for (int t = 0; t < 200 && n_glands < want; t++) {
-        float R = (float)ph_range(r, 0.13, 0.2), x = (float)ph_range(r, 0.08, 0.92), y = (float)ph_range(r, 0.08, 0.92);
+        float R = (float)ph_range(r, 0.13, 0.2), x = (float)ph_range(r, 0.08, 0.92),
+              y = (float)ph_range(r, 0.08, 0.92);
         float Rl = R - (float)ph_range(r, 0.055, 0.07);
         if (x - Rl < 0.05f || y - Rl < 0.05f || x + Rl > 0.95f || y + Rl > 0.95f) continue;
         int ok = 1;
@@ -75,7 +94,11 @@ static void draw_glands(slide *sl) {
             if (sqrtf(dx * dx + dy * dy) < R + gr[g] + 0.025f) ok = 0;
         }
         if (!ok) continue;
-        gx[n_glands] = x; gy[n_glands] = y; gr[n_glands] = R; gl[n_glands] = Rl; n_glands++;
+        gx[n_glands] = x;
+        gy[n_glands] = y;
+        gr[n_glands] = R;
+        gl[n_glands] = Rl;
+        n_glands++;
     }
     for (int j = 0; j < W; j++)
         for (int i = 0; i < W; i++) {
@@ -86,8 +109,10 @@ static void draw_glands(slide *sl) {
                 float epi = ph_clampf(0.5f + (gr[g] - d) / px, 0.0f, 1.0f);
                 float lum = ph_clampf(0.5f + (gl[g] - d) / px, 0.0f, 1.0f);
                 if (epi > 0.0f) {
-                    cE[k] = ph_lerpf(cE[k], 0.3f, epi); cH[k] = ph_lerpf(cH[k], 0.26f, epi);
-                    cE[k] = ph_lerpf(cE[k], 0.04f + 0.02f * blob[k], lum); cH[k] = ph_lerpf(cH[k], 0.015f, lum);
+                    cE[k] = ph_lerpf(cE[k], 0.3f, epi);
+                    cH[k] = ph_lerpf(cH[k], 0.26f, epi);
+                    cE[k] = ph_lerpf(cE[k], 0.04f + 0.02f * blob[k], lum);
+                    cH[k] = ph_lerpf(cH[k], 0.015f, lum);
                     if (lum > 0.5f) sl->lumen_px += 1.0;
                 }
             }
@@ -170,18 +195,24 @@ static void draw_mucinous(slide *sl) {
         float x = 0, y = 0;
         int found = 0;
         for (int t = 0; t < 60 && !found; t++) {
-            x = (float)ph_range(r, 0.08, 0.92); y = (float)ph_range(r, 0.08, 0.92);
+            x = (float)ph_range(r, 0.08, 0.92);
+            y = (float)ph_range(r, 0.08, 0.92);
             found = region[(size_t)(int)(y * W) * W + (size_t)(int)(x * W)] > 0.9f;
         }
         if (!found) continue;
         float cr = (float)ph_range(r, 0.05, 0.08);
-        ph_stamp_ellipse_blend(cE, W, W, x * W, y * W, cr * W, cr * W * (float)ph_range(r, 0.7, 1.0), (float)ph_range(r, 0, 3.1), 0.3f, 1.0f);
+        ph_stamp_ellipse_blend(cE, W, W, x * W, y * W, cr * W, cr * W * (float)ph_range(r, 0.7, 1.0),
+                               (float)ph_range(r, 0, 3.1), 0.3f, 1.0f);
         ph_stamp_ellipse_blend(cH, W, W, x * W, y * W, cr * W, cr * W * 0.85f, 0.0f, 0.24f, 1.0f);
         int want = ph_int(r, 5, 12);
         for (int t = 0, got = 0; t < 80 && got < want; t++) {
             float a = (float)ph_range(r, 0, 6.3), d = cr * 0.8f * sqrtf((float)ph_unif(r));
-            float nx = x + d * cosf(a), ny = y + d * sinf(a), rr = ph_clampf(draw_r(r, mean_r, cv), 0.5f * mean_r, 2.0f * mean_r);
-            if (fits(&sl->ns, nx, ny, rr, 1.2f)) { add(&sl->ns, nx, ny, rr); got++; }
+            float nx = x + d * cosf(a), ny = y + d * sinf(a),
+                  rr = ph_clampf(draw_r(r, mean_r, cv), 0.5f * mean_r, 2.0f * mean_r);
+            if (fits(&sl->ns, nx, ny, rr, 1.2f)) {
+                add(&sl->ns, nx, ny, rr);
+                got++;
+            }
         }
     }
     sl->mucin = 1;
@@ -201,8 +232,10 @@ static void draw_nuclei(slide *sl, int cls, double *sr, double *sr2, double *den
         float a = rr * sqrtf(asp) * W, b = rr / sqrtf(asp) * W;
         ph_stamp_ellipse_max(sl->ncov, W, W, ns->x[k] * W, ns->y[k] * W, a, b, ang, 1.0f);
         /* the level plane is stamped 1 px larger so the rim carries the full level */
-        ph_stamp_ellipse_blend(sl->nlvl, W, W, ns->x[k] * W, ns->y[k] * W, a + 1.0f, b + 1.0f, ang, lvl, 1.0f);
-        *sr += rr; *sr2 += (double)rr * rr;
+        ph_stamp_ellipse_blend(sl->nlvl, W, W, ns->x[k] * W, ns->y[k] * W, a + 1.0f, b + 1.0f, ang, lvl,
+                               1.0f);
+        *sr += rr;
+        *sr2 += (double)rr * rr;
     }
     double d = 0.0;
     for (size_t k = 0; k < sl->N; k++) {
@@ -223,7 +256,10 @@ static void stain(slide *sl, float *chw, float *kh_out, float *ke_out) {
     size_t N = sl->N;
     float h[3] = {0.65f, 0.70f, 0.29f}, e[3] = {0.07f, 0.99f, 0.11f};
     float kh = (float)ph_range(r, 0.8, 1.2), ke = (float)ph_range(r, 0.75, 1.2);
-    for (int c = 0; c < 3; c++) { h[c] += (float)ph_range(r, -0.05, 0.05); e[c] += (float)ph_range(r, -0.04, 0.04); }
+    for (int c = 0; c < 3; c++) {
+        h[c] += (float)ph_range(r, -0.05, 0.05);
+        e[c] += (float)ph_range(r, -0.04, 0.04);
+    }
     float white = (float)ph_range(r, 0.92, 0.98);
     float *out[3] = {chw, chw + N, chw + 2 * N};
     for (size_t k = 0; k < N; k++) {
@@ -251,7 +287,7 @@ static void generate(int W, uint64_t seed, uint64_t index, int cls, float *chw, 
     ph_fbm(sl.fib, W, W, &sl.r, 7.0f, 3, 0.55f, 3.5f, sc);
     ph_fbm(sl.blob, W, W, &sl.r, 3.0f, 3, 0.5f, 1.0f, sc);
     for (size_t k = 0; k < N; k++) {
-        sl.cE[k] = 0.42f + 0.17f * sl.fib[k] + 0.05f * sl.blob[k];     /* fibrous stroma */
+        sl.cE[k] = 0.42f + 0.17f * sl.fib[k] + 0.05f * sl.blob[k]; /* fibrous stroma */
         sl.cH[k] = 0.07f + 0.03f * sl.blob[k];
         sl.ncov[k] = sl.nlvl[k] = sl.region[k] = 0.0f;
     }

@@ -5,7 +5,7 @@
 #include "core/backend.h"
 #include <stdlib.h>
 
-static _Thread_local int grad_disabled;   /* 0: grad mode on */
+static _Thread_local int grad_disabled; /* 0: grad mode on */
 static int numeric_guard;
 static uint64_t epoch_counter;
 
@@ -24,7 +24,8 @@ int craft_set_requires_grad(craft_tensor *t, int flag) {
         return craft_fail(CRAFT_EGRAD, "requires_grad: %s is the output of %s; detach() it instead",
                           craft_shape_str(t), t->node->name);
     if (flag && t->dtype != CRAFT_F32 && t->dtype != CRAFT_F64)
-        return craft_fail(CRAFT_ETYPE, "requires_grad: only float tensors can require gradients, not %s", craft_shape_str(t));
+        return craft_fail(CRAFT_ETYPE, "requires_grad: only float tensors can require gradients, not %s",
+                          craft_shape_str(t));
     t->requires_grad = flag ? 1 : 0;
     return CRAFT_OK;
 }
@@ -41,7 +42,8 @@ int craft_zero_grad(craft_tensor *t) {
 int craft_set_grad(craft_tensor *t, craft_tensor *g) {
     if (!t) return craft_fail(CRAFT_EINVAL, "set_grad: the input tensor is NULL");
     if (g && (g->ndim != t->ndim || g->numel != t->numel))
-        return craft_fail(CRAFT_ESHAPE, "set_grad: gradient %s does not match tensor %s", craft_shape_str(g), craft_shape_str(t));
+        return craft_fail(CRAFT_ESHAPE, "set_grad: gradient %s does not match tensor %s", craft_shape_str(g),
+                          craft_shape_str(t));
     craft_tensor_retain(g);
     craft_tensor_release(t->grad);
     t->grad = g;
@@ -73,8 +75,8 @@ void craft_node_release(craft_node *n) {
     free(n);
 }
 
-craft_node *craft_node_new(const char *name, int n_in, const craft_tensor *const *inputs,
-                           int n_out, craft_backward_kernel backward, int *err) {
+craft_node *craft_node_new(const char *name, int n_in, const craft_tensor *const *inputs, int n_out,
+                           craft_backward_kernel backward, int *err) {
     *err = CRAFT_OK;
     if (grad_disabled) return NULL;
     int need = 0;
@@ -153,7 +155,7 @@ int craft_record(const char *name, int n_in, const craft_tensor *const *inputs, 
     for (int i = 0; i < n_iargs && i < 24; i++) n->iarg[i] = iargs[i];
     craft_node_attach(n, out, 0);
     if (node_out) *node_out = n;
-    craft_node_release(n);   /* out holds it now */
+    craft_node_release(n); /* out holds it now */
     return CRAFT_OK;
 }
 
@@ -162,60 +164,79 @@ int craft_guard_check(const char *op, const char *what, const craft_tensor *t) {
     if (!numeric_guard || !t || t->dtype != CRAFT_F32) return CRAFT_OK;
     craft_tensor *c;
     if (t->device == CRAFT_DEVICE_CPU) CRAFT_TRY(craft_contig_f32(t, &c));
-    else {   /* read back, then scan */
-        if (!(c = craft_new_tensor(t->ndim, t->shape, CRAFT_F32, CRAFT_DEVICE_CPU))) return craft_last_status();
+    else { /* read back, then scan */
+        if (!(c = craft_new_tensor(t->ndim, t->shape, CRAFT_F32, CRAFT_DEVICE_CPU)))
+            return craft_last_status();
         int rc = craft_copy_(c, t);
-        if (rc) { craft_tensor_release(c); return rc; }
+        if (rc) {
+            craft_tensor_release(c);
+            return rc;
+        }
     }
     const float *p = craft_tensor_data(c);
     int64_t bad = -1;
     for (int64_t i = 0; i < c->numel; i++)
-        if (!__builtin_isfinite(p[i])) { bad = i; break; }
+        if (!__builtin_isfinite(p[i])) {
+            bad = i;
+            break;
+        }
     float v = bad >= 0 ? p[bad] : 0;
     craft_tensor_release(c);
     if (bad >= 0 && t->device != CRAFT_DEVICE_CPU)
-        return craft_fail(CRAFT_ENUMERIC, "numeric guard: %s produced %s in its %s %s on %s (element %lld)", op,
-                          v != v ? "NaN" : "Inf", what, craft_shape_str(t), craft_device_str(t->device), (long long)bad);
+        return craft_fail(CRAFT_ENUMERIC, "numeric guard: %s produced %s in its %s %s on %s (element %lld)",
+                          op, v != v ? "NaN" : "Inf", what, craft_shape_str(t), craft_device_str(t->device),
+                          (long long)bad);
     if (bad >= 0)
-        return craft_fail(CRAFT_ENUMERIC, "numeric guard: %s produced %s in its %s %s (element %lld)",
-                          op, v != v ? "NaN" : "Inf", what, craft_shape_str(t), (long long)bad);
+        return craft_fail(CRAFT_ENUMERIC, "numeric guard: %s produced %s in its %s %s (element %lld)", op,
+                          v != v ? "NaN" : "Inf", what, craft_shape_str(t), (long long)bad);
     return CRAFT_OK;
 }
 
 /* ---- custom nodes ---- */
-typedef struct custom_ctx { void *ud; void (*ud_free)(void *); } custom_ctx;
+typedef struct custom_ctx {
+    void *ud;
+    void (*ud_free)(void *);
+} custom_ctx;
 static void custom_ctx_free(void *p) {
     custom_ctx *c = p;
     if (c->ud_free) c->ud_free(c->ud);
     free(c);
 }
 
-int craft_custom_attach(const char *name, int n_in, craft_tensor **inputs, int n_out,
-                        craft_tensor **outputs, craft_custom_backward_fn backward, void *ud,
-                        void (*ud_free)(void *)) {
+int craft_custom_attach(const char *name, int n_in, craft_tensor **inputs, int n_out, craft_tensor **outputs,
+                        craft_custom_backward_fn backward, void *ud, void (*ud_free)(void *)) {
     if (!backward) return craft_fail(CRAFT_EINVAL, "custom op %s: no backward function", name ? name : "?");
-    if (n_out < 1 || n_out > 4) return craft_fail(CRAFT_EINVAL, "custom op %s: %d outputs (1 to 4 supported)", name, n_out);
+    if (n_out < 1 || n_out > 4)
+        return craft_fail(CRAFT_EINVAL, "custom op %s: %d outputs (1 to 4 supported)", name, n_out);
     int err;
     /* the node must exist even when grad mode is off (checkpoint runs its forward without grad) */
     int saved_mode = grad_disabled;
     grad_disabled = 0;
-    craft_node *n = craft_node_new(name ? name : "custom", n_in, (const craft_tensor *const *)inputs, n_out, NULL, &err);
+    craft_node *n =
+        craft_node_new(name ? name : "custom", n_in, (const craft_tensor *const *)inputs, n_out, NULL, &err);
     grad_disabled = saved_mode;
     if (!n) {
         if (err) return err;
         if (ud_free) ud_free(ud);
-        return CRAFT_OK;   /* no input requires grad: nothing to record */
+        return CRAFT_OK; /* no input requires grad: nothing to record */
     }
     custom_ctx *c = malloc(sizeof *c);
-    if (!c) { craft_node_release(n); return craft_fail(CRAFT_ENOMEM, "custom op: out of memory"); }
+    if (!c) {
+        craft_node_release(n);
+        return craft_fail(CRAFT_ENOMEM, "custom op: out of memory");
+    }
     c->ud = ud;
     c->ud_free = ud_free;
     n->ctx = c;
     n->ctx_free = custom_ctx_free;
     n->custom = backward;
     for (int i = 0; i < n_out; i++) {
-        if (outputs[i]->node)
-            { craft_node_release(n); return craft_fail(CRAFT_EGRAD, "custom op %s: output %d already has a graph (compute outputs with grad off)", name, i); }
+        if (outputs[i]->node) {
+            craft_node_release(n);
+            return craft_fail(CRAFT_EGRAD,
+                              "custom op %s: output %d already has a graph (compute outputs with grad off)",
+                              name, i);
+        }
     }
     for (int i = 0; i < n_out; i++) craft_node_attach(n, outputs[i], i);
     craft_node_release(n);
@@ -224,7 +245,10 @@ int craft_custom_attach(const char *name, int n_in, craft_tensor **inputs, int n
 
 /* ---- the backward pass ---- */
 static int accumulate(craft_tensor **slot, craft_tensor *g) {
-    if (!*slot) { *slot = craft_tensor_retain(g); return CRAFT_OK; }
+    if (!*slot) {
+        *slot = craft_tensor_retain(g);
+        return CRAFT_OK;
+    }
     craft_tensor *sum;
     CRAFT_TRY(craft_binary(CRAFT_ADD, *slot, g, &sum));
     craft_tensor_release(*slot);
@@ -234,20 +258,27 @@ static int accumulate(craft_tensor **slot, craft_tensor *g) {
 
 static int accumulate_leaf(craft_tensor *leaf, craft_tensor *g) {
     if (g->ndim != leaf->ndim || g->numel != leaf->numel)
-        return craft_fail(CRAFT_ESHAPE, "backward: gradient %s for leaf %s (internal shape error)", craft_shape_str(g), craft_shape_str(leaf));
+        return craft_fail(CRAFT_ESHAPE, "backward: gradient %s for leaf %s (internal shape error)",
+                          craft_shape_str(g), craft_shape_str(leaf));
     if (!leaf->grad) {
         /* own a private contiguous copy: g may alias other buffers */
         craft_tensor *c = craft_new_tensor(leaf->ndim, leaf->shape, CRAFT_F32, leaf->device);
         if (!c) return craft_last_status();
         int rc = craft_copy_(c, g);
-        if (rc) { craft_tensor_release(c); return rc; }
+        if (rc) {
+            craft_tensor_release(c);
+            return rc;
+        }
         leaf->grad = c;
         return CRAFT_OK;
     }
     return craft_axpy_(leaf->grad, 1.0, g);
 }
 
-typedef struct { craft_node **items; int n, cap; } node_stack;
+typedef struct {
+    craft_node **items;
+    int n, cap;
+} node_stack;
 static int push(node_stack *s, craft_node *n) {
     if (s->n == s->cap) {
         int nc = s->cap ? s->cap * 2 : 64;
@@ -262,11 +293,14 @@ static int push(node_stack *s, craft_node *n) {
 
 static int run_node(craft_node *n, int retain_graph) {
     if (n->freed)
-        return craft_fail(CRAFT_EGRAD, "backward through %s a second time: its saved tensors were freed (pass retain_graph)", n->name);
+        return craft_fail(
+            CRAFT_EGRAD,
+            "backward through %s a second time: its saved tensors were freed (pass retain_graph)", n->name);
     for (int i = 0; i < n->n_saved; i++)
         if (n->saved[i] && n->saved[i]->storage->version != n->saved_version[i])
-            return craft_fail(CRAFT_EGRAD, "backward of %s: a tensor it saved (%s) was modified in place after the forward",
-                              n->name, craft_shape_str(n->saved[i]));
+            return craft_fail(
+                CRAFT_EGRAD, "backward of %s: a tensor it saved (%s) was modified in place after the forward",
+                n->name, craft_shape_str(n->saved[i]));
     craft_tensor *gin_stack[8];
     craft_tensor **gin = n->n_in <= 8 ? gin_stack : calloc((size_t)n->n_in, sizeof *gin);
     if (!gin) return craft_fail(CRAFT_ENOMEM, "backward: out of memory");
@@ -278,7 +312,8 @@ static int run_node(craft_node *n, int retain_graph) {
         if (rc) rc = craft_fail_prefix(rc, "backward of custom op %s", n->name);
     } else {
         for (int i = 0; i < n->n_out && !rc; i++)
-            if (!n->grads[i]) rc = craft_zeros(n->out_ndim[i], n->out_shape[i], CRAFT_F32, n->device, &n->grads[i]);
+            if (!n->grads[i])
+                rc = craft_zeros(n->out_ndim[i], n->out_shape[i], CRAFT_F32, n->device, &n->grads[i]);
         if (!rc) rc = n->backward(n, n->grads, gin);
     }
     for (int i = 0; i < n->n_in && !rc; i++) {
@@ -291,13 +326,19 @@ static int run_node(craft_node *n, int retain_graph) {
             break;
         }
         rc = craft_guard_check(n->name, "input gradient", g);
-        if (rc) { craft_fail_prefix(rc, "backward"); break; }
+        if (rc) {
+            craft_fail_prefix(rc, "backward");
+            break;
+        }
         if (e->leaf) rc = accumulate_leaf(e->leaf, g);
         else if (e->node) rc = accumulate(&e->node->grads[e->index], g);
     }
     for (int i = 0; i < n->n_in; i++) craft_tensor_release(gin[i]);
     if (gin != gin_stack) free(gin);
-    for (int i = 0; i < n->n_out; i++) { craft_tensor_release(n->grads[i]); n->grads[i] = NULL; }
+    for (int i = 0; i < n->n_out; i++) {
+        craft_tensor_release(n->grads[i]);
+        n->grads[i] = NULL;
+    }
     if (!retain_graph) {
         node_free_saved(n);
         n->freed = 1;
@@ -312,13 +353,16 @@ int craft_backward_multi(int nroots, craft_tensor **roots, craft_tensor **grads,
     for (int r = 0; r < nroots; r++) {
         const craft_tensor *t = roots[r], *g = grads ? grads[r] : NULL;
         if (!t) return craft_fail(CRAFT_EINVAL, "backward: root %d of %d is missing", r, nroots);
-        if (!g) return craft_fail(CRAFT_EINVAL, "backward: no gradient for root %d %s", r, craft_shape_str(t));
+        if (!g)
+            return craft_fail(CRAFT_EINVAL, "backward: no gradient for root %d %s", r, craft_shape_str(t));
         int same = g->ndim == t->ndim;
         for (int i = 0; same && i < t->ndim; i++) same = g->shape[i] == t->shape[i];
         if (!same)
-            return craft_fail(CRAFT_ESHAPE, "backward: gradient %s does not match output %s", craft_shape_str(g), craft_shape_str(t));
+            return craft_fail(CRAFT_ESHAPE, "backward: gradient %s does not match output %s",
+                              craft_shape_str(g), craft_shape_str(t));
         if (g->dtype != CRAFT_F32)
-            return craft_fail(CRAFT_ETYPE, "backward: the gradient must be float32, not %s", craft_dtype_name(g->dtype));
+            return craft_fail(CRAFT_ETYPE, "backward: the gradient must be float32, not %s",
+                              craft_dtype_name(g->dtype));
     }
     uint64_t epoch = __atomic_add_fetch(&epoch_counter, 1, __ATOMIC_RELAXED);
     node_stack all = {0}, ready = {0};
@@ -327,9 +371,14 @@ int craft_backward_multi(int nroots, craft_tensor **roots, craft_tensor **grads,
     for (int r = 0; r < nroots && !rc; r++) {
         craft_tensor *t = roots[r];
         if (!t->node) {
-            if (t->requires_grad) { rc = accumulate_leaf(t, grads[r]); continue; }
-            rc = craft_fail(CRAFT_EGRAD, "backward: %s does not require grad and has no graph (did an input have requires_grad set, outside no_grad?)",
-                            craft_shape_str(t));
+            if (t->requires_grad) {
+                rc = accumulate_leaf(t, grads[r]);
+                continue;
+            }
+            rc = craft_fail(
+                CRAFT_EGRAD,
+                "backward: %s does not require grad and has no graph (did an input have requires_grad set, outside no_grad?)",
+                craft_shape_str(t));
             break;
         }
         if (t->node->epoch == epoch) continue;
@@ -341,7 +390,10 @@ int craft_backward_multi(int nroots, craft_tensor **roots, craft_tensor **grads,
         craft_node *n = all.items[i];
         if (!n->grads) {
             n->grads = calloc((size_t)n->n_out, sizeof *n->grads);
-            if (!n->grads) { rc = craft_fail(CRAFT_ENOMEM, "backward: out of memory"); break; }
+            if (!n->grads) {
+                rc = craft_fail(CRAFT_ENOMEM, "backward: out of memory");
+                break;
+            }
         }
         for (int k = 0; k < n->n_in; k++) {
             craft_node *m = n->edges[k].node;
@@ -378,7 +430,10 @@ int craft_backward_multi(int nroots, craft_tensor **roots, craft_tensor **grads,
     for (int i = 0; i < all.n; i++) {
         craft_node *n = all.items[i];
         if (n->grads)
-            for (int k = 0; k < n->n_out; k++) { craft_tensor_release(n->grads[k]); n->grads[k] = NULL; }
+            for (int k = 0; k < n->n_out; k++) {
+                craft_tensor_release(n->grads[k]);
+                n->grads[k] = NULL;
+            }
     }
     free(all.items);
     free(ready.items);
@@ -391,11 +446,14 @@ int craft_backward(craft_tensor *t, const craft_tensor *grad, int retain_graph) 
     int own = 0;
     if (!g) {
         if (t->numel != 1)
-            return craft_fail(CRAFT_EGRAD, "backward: output %s is not a scalar; pass a gradient of its shape", craft_shape_str(t));
+            return craft_fail(CRAFT_EGRAD,
+                              "backward: output %s is not a scalar; pass a gradient of its shape",
+                              craft_shape_str(t));
         CRAFT_TRY(craft_full(t->ndim, t->shape, CRAFT_F32, 1.0, &g));
         own = 1;
     } else if (g->ndim != t->ndim || g->numel != t->numel) {
-        return craft_fail(CRAFT_ESHAPE, "backward: gradient %s does not match output %s", craft_shape_str(g), craft_shape_str(t));
+        return craft_fail(CRAFT_ESHAPE, "backward: gradient %s does not match output %s", craft_shape_str(g),
+                          craft_shape_str(t));
     }
     int rc = craft_backward_multi(1, &t, &g, retain_graph);
     if (own) craft_tensor_release(g);
@@ -405,13 +463,18 @@ int craft_backward(craft_tensor *t, const craft_tensor *grad, int retain_graph) 
 int craft_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out) {
     int dims[CRAFT_MAX_DIMS], nd = 0;
     int off = g->ndim - ndim;
-    if (off < 0) return craft_fail(CRAFT_ESHAPE, "sum_to_shape: %s to %s", craft_shape_str(g), craft_dims_str(ndim, shape));
+    if (off < 0)
+        return craft_fail(CRAFT_ESHAPE, "sum_to_shape: %s to %s", craft_shape_str(g),
+                          craft_dims_str(ndim, shape));
     for (int i = 0; i < g->ndim; i++) {
         int j = i - off;
         if (j < 0 || (shape[j] == 1 && g->shape[i] != 1)) dims[nd++] = i;
     }
     if (nd == 0) {
-        if (g->ndim == ndim) { *out = craft_tensor_retain((craft_tensor *)g); return CRAFT_OK; }
+        if (g->ndim == ndim) {
+            *out = craft_tensor_retain((craft_tensor *)g);
+            return CRAFT_OK;
+        }
         return craft_reshape(g, ndim, shape, out);
     }
     craft_tensor *s;
@@ -429,7 +492,7 @@ void craft_custom_note_freed(void *ud) {
     if (n_freed == cap_freed) {
         int nc = cap_freed ? cap_freed * 2 : 64;
         int64_t *ni = realloc(freed_ids, (size_t)nc * sizeof *ni);
-        if (!ni) return;   /* the binding keeps a little state longer; nothing breaks */
+        if (!ni) return; /* the binding keeps a little state longer; nothing breaks */
         freed_ids = ni;
         cap_freed = nc;
     }

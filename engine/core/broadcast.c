@@ -17,12 +17,14 @@ void craft_broadcast_strides(const craft_tensor *t, int ndim, const int64_t *sha
         /* saturating: an empty tensor whose other sizes are huge has saturated strides (no
          * element is ever reached through them) */
         if (j < 0 || t->shape[j] == 1) s[i] = 0;
-        else if (__builtin_mul_overflow(t->stride[j], es, &s[i])) s[i] = t->stride[j] < 0 ? INT64_MIN : INT64_MAX;
+        else if (__builtin_mul_overflow(t->stride[j], es, &s[i]))
+            s[i] = t->stride[j] < 0 ? INT64_MIN : INT64_MAX;
         (void)shape;
     }
 }
 
-int craft_broadcast_shape(const char *op, const craft_tensor *a, const craft_tensor *b, int *ndim, int64_t *shape) {
+int craft_broadcast_shape(const char *op, const craft_tensor *a, const craft_tensor *b, int *ndim,
+                          int64_t *shape) {
     int n = a->ndim > b->ndim ? a->ndim : b->ndim;
     for (int i = 0; i < n; i++) {
         int ia = i - (n - a->ndim), ib = i - (n - b->ndim);
@@ -50,7 +52,10 @@ int craft_coalesce_dims(int nargs, int ndim, const int64_t *shape_in, int64_t (*
     for (int i = 1; i < nd; i++) {
         int merge = 1;
         for (int a = 0; a < nargs; a++)
-            if (st[a][w] != st[a][i] * shape[i]) { merge = 0; break; }
+            if (st[a][w] != st[a][i] * shape[i]) {
+                merge = 0;
+                break;
+            }
         if (merge) {
             shape[w] *= shape[i];
             for (int a = 0; a < nargs; a++) st[a][w] = st[a][i];

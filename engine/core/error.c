@@ -28,7 +28,10 @@ int craft_fail_prefix(int code, const char *fmt, ...) {
 
 const char *craft_last_error(void) { return err_code ? err_msg : ""; }
 int craft_last_status(void) { return err_code; }
-void craft_clear_error(void) { err_code = 0; err_msg[0] = 0; }
+void craft_clear_error(void) {
+    err_code = 0;
+    err_msg[0] = 0;
+}
 const char *craft_version(void) { return "0.1.0"; }
 
 const char *craft_dims_str(int ndim, const int64_t *shape) {
@@ -47,7 +50,10 @@ const char *craft_shape_str(const craft_tensor *t) {
     static _Thread_local char bufs[4][200];
     static _Thread_local int next;
     char *b = bufs[next++ & 3];
-    if (!t) { snprintf(b, 200, "(null)"); return b; }
+    if (!t) {
+        snprintf(b, 200, "(null)");
+        return b;
+    }
     snprintf(b, 200, "%s %s", craft_dims_str(t->ndim, t->shape), craft_dtype_name(t->dtype));
     return b;
 }

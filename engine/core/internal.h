@@ -21,7 +21,11 @@ const char *craft_shape_str(const craft_tensor *t);
 const char *craft_dims_str(int ndim, const int64_t *shape);
 
 /* Early return on failure. */
-#define CRAFT_TRY(expr) do { int craft_rc_ = (expr); if (craft_rc_ != CRAFT_OK) return craft_rc_; } while (0)
+#define CRAFT_TRY(expr)                                                                                      \
+    do {                                                                                                     \
+        int craft_rc_ = (expr);                                                                              \
+        if (craft_rc_ != CRAFT_OK) return craft_rc_;                                                         \
+    } while (0)
 
 /* Checks that a tensor argument is a usable CPU float32 input. */
 int craft_check_f32(const char *op, const char *arg, const craft_tensor *t);
@@ -96,7 +100,6 @@ static inline void craft_store_double(char *p, int dt, double v) {
     }
 }
 
-
 /* ---- broadcasting (broadcast.c) ---- */
 /* Drops size-1 dims and merges neighbours that every operand traverses contiguously (strides in
  * any unit); returns the new ndim (0: a single element). Used by the CPU and OpenCL iterators. */
@@ -105,14 +108,15 @@ int craft_coalesce_dims(int nargs, int ndim, const int64_t *shape_in, int64_t (*
 /* Byte strides of t broadcast to (ndim, shape): size-1 or missing dims get 0. */
 void craft_broadcast_strides(const craft_tensor *t, int ndim, const int64_t *shape, int64_t *strides_bytes);
 /* Broadcast shape of a and b, or CRAFT_ESHAPE naming op and shapes. */
-int craft_broadcast_shape(const char *op, const craft_tensor *a, const craft_tensor *b, int *ndim, int64_t *shape);
-char *craft_elem_ptr(const craft_tensor *t);   /* address of element 0, as char* */
+int craft_broadcast_shape(const char *op, const craft_tensor *a, const craft_tensor *b, int *ndim,
+                          int64_t *shape);
+char *craft_elem_ptr(const craft_tensor *t); /* address of element 0, as char* */
 
 /* ---- autograd internals (autograd.c) ---- */
 typedef struct craft_edge {
-    struct craft_node *node;   /* producing node of the input (retained), or NULL */
-    craft_tensor *leaf;        /* the input itself when it is a leaf requiring grad (retained) */
-    int32_t index;             /* output index in node */
+    struct craft_node *node; /* producing node of the input (retained), or NULL */
+    craft_tensor *leaf;      /* the input itself when it is a leaf requiring grad (retained) */
+    int32_t index;           /* output index in node */
     int32_t ndim;
     int64_t shape[CRAFT_MAX_DIMS];
 } craft_edge;
@@ -125,15 +129,15 @@ typedef struct craft_node {
     int32_t refcount;
     int32_t n_in, n_out;
     int32_t n_saved;
-    int32_t device;                        /* the outputs' device (zero gradients are made there) */
+    int32_t device; /* the outputs' device (zero gradients are made there) */
     const char *name;
-    craft_edge *edges;                     /* n_in */
-    craft_tensor *saved[CRAFT_MAX_SAVED];  /* detached aliases */
+    craft_edge *edges;                    /* n_in */
+    craft_tensor *saved[CRAFT_MAX_SAVED]; /* detached aliases */
     int32_t saved_version[CRAFT_MAX_SAVED];
-    int64_t out_shape[4][CRAFT_MAX_DIMS];  /* shapes of (up to 4) outputs */
+    int64_t out_shape[4][CRAFT_MAX_DIMS]; /* shapes of (up to 4) outputs */
     int32_t out_ndim[4];
-    double sarg[8];                        /* scalar arguments for backward */
-    int64_t iarg[24];                      /* integer arguments for backward */
+    double sarg[8];   /* scalar arguments for backward */
+    int64_t iarg[24]; /* integer arguments for backward */
     void *ctx;
     void (*ctx_free)(void *ctx);
     craft_backward_kernel backward;
@@ -142,15 +146,15 @@ typedef struct craft_node {
     uint64_t epoch;
     int32_t deps;
     int32_t freed;
-    craft_tensor **grads;                  /* n_out accumulators during backward */
+    craft_tensor **grads; /* n_out accumulators during backward */
 } craft_node;
 /* A node for an op with the given inputs, or NULL when no gradient is needed (grad mode off or
  * no input requires grad). NULL inputs are allowed (optional bias). On allocation failure returns
  * NULL with *err set. */
-craft_node *craft_node_new(const char *name, int n_in, const craft_tensor *const *inputs,
-                           int n_out, craft_backward_kernel backward, int *err);
-int craft_node_save(craft_node *n, const craft_tensor *t);   /* index of the saved slot */
-void craft_node_attach(craft_node *n, craft_tensor *out, int index);  /* sets out->node, requires_grad */
+craft_node *craft_node_new(const char *name, int n_in, const craft_tensor *const *inputs, int n_out,
+                           craft_backward_kernel backward, int *err);
+int craft_node_save(craft_node *n, const craft_tensor *t);           /* index of the saved slot */
+void craft_node_attach(craft_node *n, craft_tensor *out, int index); /* sets out->node, requires_grad */
 void craft_node_release(craft_node *n);
 /* Common op epilogue: if grad needed, build node over inputs, save listed tensors, attach out.
  * Returns status. */
@@ -161,7 +165,7 @@ int craft_record(const char *name, int n_in, const craft_tensor *const *inputs, 
 int craft_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, craft_tensor **out);
 /* Checks outputs for NaN/Inf when the numeric guard is on. */
 int craft_guard_check(const char *op, const char *what, const craft_tensor *t);
-craft_tensor *craft_alias(const craft_tensor *t);   /* new header sharing t's storage, no graph */
+craft_tensor *craft_alias(const craft_tensor *t); /* new header sharing t's storage, no graph */
 /* Whether input i of node n needs a gradient. */
 #define CRAFT_NEEDS_GRAD(n, i) ((n)->edges[i].node != NULL || (n)->edges[i].leaf != NULL)
 /* Philox-4x32-10 on a full 128-bit counter and 64-bit key (rng.c; the known-answer tests need

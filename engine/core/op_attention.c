@@ -26,20 +26,23 @@ static int sdpa_shapes_check(const craft_tensor *q, const craft_tensor *k, const
         return craft_fail(CRAFT_ESHAPE, "sdpa: q %s, k %s and v %s need at least 2 dims ([..., L, D])",
                           craft_shape_str(q), craft_shape_str(k), craft_shape_str(v));
     if (q->shape[q->ndim - 1] != k->shape[k->ndim - 1])
-        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s and k %s: head dims %lld and %lld differ", craft_shape_str(q),
-                          craft_shape_str(k), (long long)q->shape[q->ndim - 1], (long long)k->shape[k->ndim - 1]);
+        return craft_fail(CRAFT_ESHAPE, "sdpa: q %s and k %s: head dims %lld and %lld differ",
+                          craft_shape_str(q), craft_shape_str(k), (long long)q->shape[q->ndim - 1],
+                          (long long)k->shape[k->ndim - 1]);
     if (k->shape[k->ndim - 2] != v->shape[v->ndim - 2])
-        return craft_fail(CRAFT_ESHAPE, "sdpa: k %s and v %s: key counts %lld and %lld differ", craft_shape_str(k),
-                          craft_shape_str(v), (long long)k->shape[k->ndim - 2], (long long)v->shape[v->ndim - 2]);
+        return craft_fail(CRAFT_ESHAPE, "sdpa: k %s and v %s: key counts %lld and %lld differ",
+                          craft_shape_str(k), craft_shape_str(v), (long long)k->shape[k->ndim - 2],
+                          (long long)v->shape[v->ndim - 2]);
     return CRAFT_OK;
 }
 
-int craft_sdpa_geom_of(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-                       double scale, craft_sdpa_geom *g) {
+int craft_sdpa_geom_of(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                       const craft_tensor *mask, double scale, craft_sdpa_geom *g) {
     memset(g, 0, sizeof *g);
     const craft_tensor *ts[3] = {q, k, v};
     int nbd = 0;
-    for (int i = 0; i < 3; i++) if (ts[i]->ndim - 2 > nbd) nbd = ts[i]->ndim - 2;
+    for (int i = 0; i < 3; i++)
+        if (ts[i]->ndim - 2 > nbd) nbd = ts[i]->ndim - 2;
     g->nbd = nbd;
     for (int d = 0; d < nbd; d++) {
         int64_t s = 1;
@@ -47,7 +50,8 @@ int craft_sdpa_geom_of(const craft_tensor *q, const craft_tensor *k, const craft
             int j = d - (nbd - (ts[i]->ndim - 2));
             int64_t e = j >= 0 ? ts[i]->shape[j] : 1;
             if (e != 1 && s != 1 && e != s)
-                return craft_fail(CRAFT_ESHAPE, "sdpa: batch dims of q %s, k %s and v %s do not broadcast (dim %d)",
+                return craft_fail(CRAFT_ESHAPE,
+                                  "sdpa: batch dims of q %s, k %s and v %s do not broadcast (dim %d)",
                                   craft_shape_str(q), craft_shape_str(k), craft_shape_str(v), d);
             if (e != 1) s = e;
         }
@@ -80,7 +84,8 @@ int craft_sdpa_geom_of(const craft_tensor *q, const craft_tensor *k, const craft
         }
         if (!ok)
             return craft_fail(CRAFT_ESHAPE, "sdpa: mask %s does not broadcast to the scores %s (q %s, k %s)",
-                              craft_shape_str(mask), craft_dims_str(full, fshape), craft_shape_str(q), craft_shape_str(k));
+                              craft_shape_str(mask), craft_dims_str(full, fshape), craft_shape_str(q),
+                              craft_shape_str(k));
         int64_t st[CRAFT_MAX_DIMS];
         for (int d = 0; d < full; d++) {
             int j = d - (full - mask->ndim);
@@ -103,7 +108,8 @@ static craft_tensor *full_tensor(const craft_sdpa_geom *g, int64_t L, int64_t W,
 
 /* saved: q, k, v (as used), mask (on the device, or NULL), output, lse; sarg: scale; iarg: causal */
 static int sdpa_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
-    craft_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *mask = n->saved[3], *o = n->saved[4], *lse = n->saved[5];
+    craft_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *mask = n->saved[3], *o = n->saved[4],
+                 *lse = n->saved[5];
     int device = o->device;
     const craft_kernels *kt;
     CRAFT_TRY(craft_kernels_for(device, CRAFT_K_sdpa_grad, CRAFT_F32, n->name, &kt));
@@ -113,8 +119,10 @@ static int sdpa_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin)
     int rc = craft_grad_on(gout[0], device, &g);
     int64_t L[3] = {geo.Lq, geo.Lk, geo.Lk}, W[3] = {geo.D, geo.D, geo.Dv};
     for (int i = 0; i < 3 && !rc; i++)
-        if (CRAFT_NEEDS_GRAD(n, i) && !(full[i] = full_tensor(&geo, L[i], W[i], device))) rc = craft_last_status();
-    if (!rc) rc = kt->sdpa_grad(q, k, v, mask, geo.scale, (int)n->iarg[0], o, lse, g, full[0], full[1], full[2]);
+        if (CRAFT_NEEDS_GRAD(n, i) && !(full[i] = full_tensor(&geo, L[i], W[i], device)))
+            rc = craft_last_status();
+    if (!rc)
+        rc = kt->sdpa_grad(q, k, v, mask, geo.scale, (int)n->iarg[0], o, lse, g, full[0], full[1], full[2]);
     for (int i = 0; i < 3 && !rc; i++)
         if (full[i]) rc = craft_sum_to_shape(full[i], n->edges[i].ndim, n->edges[i].shape, &gin[i]);
     for (int i = 0; i < 3; i++) craft_tensor_release(full[i]);
@@ -139,8 +147,9 @@ int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor 
     craft_tensor *use[3] = {NULL, NULL, NULL}, *m = NULL, *y = NULL, *lse = NULL;
     int rc = CRAFT_OK;
     for (int i = 0; i < 3 && !rc; i++) {
-        if (sdpa_mat_usable(in[i])) { if (!(use[i] = craft_alias(in[i]))) rc = craft_last_status(); }
-        else rc = craft_contig_f32(in[i], &use[i]);
+        if (sdpa_mat_usable(in[i])) {
+            if (!(use[i] = craft_alias(in[i]))) rc = craft_last_status();
+        } else rc = craft_contig_f32(in[i], &use[i]);
     }
     if (!rc && mask) rc = craft_on_device(mask, device, &m);
     craft_sdpa_geom geo;

@@ -5,10 +5,13 @@
  * (differentiably): that also serves the gradients the autograd engine makes on the CPU. */
 #include "core/backend.h"
 
-static const char *unary_names[CRAFT_UNARY_COUNT] = {
-    "neg", "exp", "log", "sqrt", "rsqrt", "abs", "sin", "cos", "tanh", "sigmoid", "relu", "silu",
-    "gelu", "gelu_tanh", "quick_gelu", "square", "reciprocal", "softplus", "log1p"};
-static const char *binary_names[CRAFT_BINARY_COUNT] = {"add", "sub", "mul", "div", "pow", "maximum", "minimum"};
+static const char *unary_names[CRAFT_UNARY_COUNT] = {"neg",        "exp",       "log",        "sqrt",
+                                                     "rsqrt",      "abs",       "sin",        "cos",
+                                                     "tanh",       "sigmoid",   "relu",       "silu",
+                                                     "gelu",       "gelu_tanh", "quick_gelu", "square",
+                                                     "reciprocal", "softplus",  "log1p"};
+static const char *binary_names[CRAFT_BINARY_COUNT] = {"add", "sub",     "mul",    "div",
+                                                       "pow", "maximum", "minimum"};
 const char *craft_unary_name(int op) { return op >= 0 && op < CRAFT_UNARY_COUNT ? unary_names[op] : "?"; }
 const char *craft_binary_name(int op) { return op >= 0 && op < CRAFT_BINARY_COUNT ? binary_names[op] : "?"; }
 
@@ -36,8 +39,8 @@ static int new_out(const char *op, int n, const craft_tensor *const *ins, int de
 
 /* The operands of an op on one device (new references in m; CPU ones copied over), each an
  * f32 tensor there (args name them in messages). */
-static int operands(const char *op, int n, const craft_tensor *const *in, const char *const *args, craft_tensor **m,
-                    int *device) {
+static int operands(const char *op, int n, const craft_tensor *const *in, const char *const *args,
+                    craft_tensor **m, int *device) {
     for (int i = 0; i < n; i++) {
         m[i] = NULL;
         if (!in[i]) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, args[i]);
@@ -49,10 +52,15 @@ static int operands(const char *op, int n, const craft_tensor *const *in, const 
         if (!rc) rc = craft_want(op, args[i], m[i], *device);
     }
     if (rc)
-        for (int i = 0; i < n; i++) { craft_tensor_release(m[i]); m[i] = NULL; }
+        for (int i = 0; i < n; i++) {
+            craft_tensor_release(m[i]);
+            m[i] = NULL;
+        }
     return rc;
 }
-static void release_n(int n, craft_tensor **m) { for (int i = 0; i < n; i++) craft_tensor_release(m[i]); }
+static void release_n(int n, craft_tensor **m) {
+    for (int i = 0; i < n; i++) craft_tensor_release(m[i]);
+}
 
 static int reduce_into(craft_tensor *t, const craft_edge *e, craft_tensor **gin) {
     int rc = craft_sum_to_shape(t, e->ndim, e->shape, gin);
@@ -66,7 +74,8 @@ static int unary_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(x->device, CRAFT_K_unary_grad, CRAFT_F32, n->name, &k));
     CRAFT_TRY(craft_on_device(gout[0], x->device, &g));
-    int rc = (gx = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device)) ? CRAFT_OK : craft_last_status();
+    int rc =
+        (gx = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device)) ? CRAFT_OK : craft_last_status();
     if (!rc) rc = k->unary_grad((int)n->iarg[0], x, g, gx);
     craft_tensor_release(g);
     return craft_finish(rc, gx, &gin[0]);
@@ -88,7 +97,8 @@ int craft_unary(int op, const craft_tensor *a, craft_tensor **out) {
 
 /* ---------------------------------------------------------------- binary ---- */
 /* t = x op y and t = x op s, fresh, not recorded (backward formulas) */
-static int bin(const craft_kernels *k, int op, const craft_tensor *x, const craft_tensor *y, craft_tensor **t) {
+static int bin(const craft_kernels *k, int op, const craft_tensor *x, const craft_tensor *y,
+               craft_tensor **t) {
     const craft_tensor *ins[2] = {x, y};
     CRAFT_TRY(new_out(binary_names[op], 2, ins, x->device, t));
     return craft_finish(k->binary(op, x, y, *t), *t, t);
@@ -99,41 +109,46 @@ static int scal(const craft_kernels *k, int op, const craft_tensor *x, double s,
 }
 
 /* d(a op b)/da (which 0) or /db (which 1) times g, before the sum to the operand's shape */
-static int binary_grad(const craft_kernels *k, int op, int which, craft_tensor *a, craft_tensor *b, craft_tensor *g,
-                       craft_tensor **t) {
+static int binary_grad(const craft_kernels *k, int op, int which, craft_tensor *a, craft_tensor *b,
+                       craft_tensor *g, craft_tensor **t) {
     craft_tensor *u = NULL, *v = NULL, *w = NULL;
     int rc = CRAFT_OK;
     switch (op) {
     case CRAFT_ADD: *t = craft_tensor_retain(g); return CRAFT_OK;
     case CRAFT_SUB:
-        if (which == 0) { *t = craft_tensor_retain(g); return CRAFT_OK; }
+        if (which == 0) {
+            *t = craft_tensor_retain(g);
+            return CRAFT_OK;
+        }
         return scal(k, CRAFT_MUL, g, -1.0, t);
     case CRAFT_MUL: return bin(k, CRAFT_MUL, g, which == 0 ? b : a, t);
     case CRAFT_DIV:
         if (which == 0) return bin(k, CRAFT_DIV, g, b, t);
-        rc = bin(k, CRAFT_DIV, a, b, &u);                       /* -g a / b^2 */
+        rc = bin(k, CRAFT_DIV, a, b, &u); /* -g a / b^2 */
         if (!rc) rc = bin(k, CRAFT_DIV, u, b, &v);
         if (!rc) rc = bin(k, CRAFT_MUL, g, v, &w);
         if (!rc) rc = k->scale(w, -1.0);
         break;
     case CRAFT_POW:
-        if (which == 0) {                                         /* g b a^(b-1) */
+        if (which == 0) { /* g b a^(b-1) */
             rc = scal(k, CRAFT_SUB, b, 1.0, &u);
             if (!rc) rc = bin(k, CRAFT_POW, a, u, &v);
             craft_tensor_release(u);
             u = NULL;
             if (!rc) rc = bin(k, CRAFT_MUL, v, b, &u);
-        } else {                                                  /* g a^b log a */
+        } else { /* g a^b log a */
             craft_tensor *la = NULL;
             rc = bin(k, CRAFT_POW, a, b, &v);
-            if (!rc) rc = (la = craft_new_tensor(a->ndim, a->shape, CRAFT_F32, a->device)) ? CRAFT_OK : craft_last_status();
+            if (!rc)
+                rc = (la = craft_new_tensor(a->ndim, a->shape, CRAFT_F32, a->device)) ? CRAFT_OK
+                                                                                      : craft_last_status();
             if (!rc) rc = k->unary(CRAFT_LOG, a, la);
             if (!rc) rc = bin(k, CRAFT_MUL, v, la, &u);
             craft_tensor_release(la);
         }
         if (!rc) rc = bin(k, CRAFT_MUL, g, u, &w);
         break;
-    default: {                                                    /* maximum / minimum */
+    default: { /* maximum / minimum */
         const craft_tensor *ins[2] = {a, b};
         rc = new_out("minmax backward", 2, ins, a->device, &w);
         if (!rc) rc = k->minmax_grad(op, which, a, b, g, w);
@@ -147,7 +162,8 @@ static int binary_grad(const craft_kernels *k, int op, int which, craft_tensor *
 static int binary_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     int op = (int)n->iarg[0], device = n->device;
     const craft_kernels *k;
-    static const int kids[5] = {CRAFT_K_binary, CRAFT_K_binary_scalar, CRAFT_K_unary, CRAFT_K_scale, CRAFT_K_minmax_grad};
+    static const int kids[5] = {CRAFT_K_binary, CRAFT_K_binary_scalar, CRAFT_K_unary, CRAFT_K_scale,
+                                CRAFT_K_minmax_grad};
     CRAFT_TRY(craft_kernels_all(device, CRAFT_F32, n->name, 5, kids, &k));
     craft_tensor *g;
     CRAFT_TRY(craft_on_device(gout[0], device, &g));
@@ -189,7 +205,8 @@ static int scalar_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(x->device, CRAFT_K_scalar_grad, CRAFT_F32, n->name, &k));
     CRAFT_TRY(craft_on_device(gout[0], x->device, &g));
-    int rc = (gx = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device)) ? CRAFT_OK : craft_last_status();
+    int rc =
+        (gx = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device)) ? CRAFT_OK : craft_last_status();
     if (!rc) rc = k->scalar_grad((int)n->iarg[0], n->sarg[0], (int)n->iarg[1], x, g, gx);
     craft_tensor_release(g);
     return craft_finish(rc, gx, &gin[0]);
@@ -231,7 +248,8 @@ static int clamp_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(x->device, CRAFT_K_clamp_grad, CRAFT_F32, n->name, &k));
     CRAFT_TRY(craft_on_device(gout[0], x->device, &g));
-    int rc = (gx = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device)) ? CRAFT_OK : craft_last_status();
+    int rc =
+        (gx = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device)) ? CRAFT_OK : craft_last_status();
     if (!rc) rc = k->clamp_grad(x, g, n->sarg[0], n->sarg[1], gx);
     craft_tensor_release(g);
     return craft_finish(rc, gx, &gin[0]);
@@ -260,7 +278,10 @@ static int where_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin
     for (int side = 0; side < 2 && !rc; side++) {
         if (!CRAFT_NEEDS_GRAD(n, side + 1)) continue;
         craft_tensor *t = craft_new_tensor(g->ndim, g->shape, CRAFT_F32, g->device);
-        if (!t) { rc = craft_last_status(); break; }
+        if (!t) {
+            rc = craft_last_status();
+            break;
+        }
         rc = k->where_grad(side, c, g, t);
         if (rc) craft_tensor_release(t);
         else rc = reduce_into(t, &n->edges[side + 1], &gin[side + 1]);
@@ -308,9 +329,10 @@ int craft_axpy_(craft_tensor *dst, double alpha, const craft_tensor *src) {
     int64_t shape[CRAFT_MAX_DIMS];
     CRAFT_TRY(craft_broadcast_shape("axpy_", dst, src, &nd, shape));
     if (nd != dst->ndim || craft_numel_of(nd, shape) != dst->numel)
-        return craft_fail(CRAFT_ESHAPE, "axpy_: %s does not broadcast to %s", craft_shape_str(src), craft_shape_str(dst));
+        return craft_fail(CRAFT_ESHAPE, "axpy_: %s does not broadcast to %s", craft_shape_str(src),
+                          craft_shape_str(dst));
     CRAFT_TRY(craft_kernels_for(dst->device, CRAFT_K_axpy, CRAFT_F32, "axpy_", &k));
-    craft_tensor *s;   /* a source elsewhere (a gradient made on the CPU) is copied over */
+    craft_tensor *s; /* a source elsewhere (a gradient made on the CPU) is copied over */
     CRAFT_TRY(craft_on_device(src, dst->device, &s));
     int rc = k->axpy(dst, alpha, s);
     craft_tensor_release(s);

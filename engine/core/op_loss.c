@@ -24,8 +24,8 @@ static int loss_reduction_check(const char *op, int reduction) {
 }
 
 /* a and b on one device (new references; a CPU one copied over differentiably), f32 there */
-static int pair_on_device(const char *op, const char *an, const char *bn, const craft_tensor *a, const craft_tensor *b,
-                          craft_tensor **ad, craft_tensor **bd) {
+static int pair_on_device(const char *op, const char *an, const char *bn, const craft_tensor *a,
+                          const craft_tensor *b, craft_tensor **ad, craft_tensor **bd) {
     *ad = *bd = NULL;
     if (!a) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, an);
     if (!b) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, bn);
@@ -36,7 +36,11 @@ static int pair_on_device(const char *op, const char *an, const char *bn, const 
     if (!rc) rc = craft_want(op, bn, b, b->device);
     if (!rc) rc = craft_bring(op, an, a, device, ad);
     if (!rc) rc = craft_bring(op, bn, b, device, bd);
-    if (rc) { craft_tensor_release(*ad); craft_tensor_release(*bd); *ad = *bd = NULL; }
+    if (rc) {
+        craft_tensor_release(*ad);
+        craft_tensor_release(*bd);
+        *ad = *bd = NULL;
+    }
     return rc;
 }
 
@@ -47,7 +51,8 @@ static int l2n_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(y->device, CRAFT_K_l2_normalize_grad, CRAFT_F32, nd->name, &k));
     CRAFT_TRY(craft_grad_on(gout[0], y->device, &g));
-    int rc = (gx = craft_new_tensor(y->ndim, y->shape, CRAFT_F32, y->device)) ? CRAFT_OK : craft_last_status();
+    int rc =
+        (gx = craft_new_tensor(y->ndim, y->shape, CRAFT_F32, y->device)) ? CRAFT_OK : craft_last_status();
     if (!rc) rc = k->l2_normalize_grad(y, den, g, nd->iarg[0], nd->iarg[1], nd->iarg[2], gx);
     craft_tensor_release(g);
     return craft_finish(rc, gx, &gin[0]);
@@ -86,23 +91,28 @@ static int cos_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(a->device, CRAFT_K_cosine_grad, CRAFT_F32, nd->name, &k));
     CRAFT_TRY(craft_grad_on(gout[0], a->device, &g));
-    craft_tensor *ga = craft_new_tensor(a->ndim, a->shape, CRAFT_F32, a->device), *gb = craft_new_tensor(a->ndim, a->shape, CRAFT_F32, a->device);
+    craft_tensor *ga = craft_new_tensor(a->ndim, a->shape, CRAFT_F32, a->device),
+                 *gb = craft_new_tensor(a->ndim, a->shape, CRAFT_F32, a->device);
     int rc = (!ga || !gb) ? craft_last_status() : CRAFT_OK;
     if (!rc) rc = k->cosine_grad(a, b, y, nr, g, nd->iarg[0], nd->iarg[1], nd->iarg[2], ga, gb);
-    if (!rc && CRAFT_NEEDS_GRAD(nd, 0)) rc = craft_sum_to_shape(ga, nd->edges[0].ndim, nd->edges[0].shape, &gin[0]);
-    if (!rc && CRAFT_NEEDS_GRAD(nd, 1)) rc = craft_sum_to_shape(gb, nd->edges[1].ndim, nd->edges[1].shape, &gin[1]);
+    if (!rc && CRAFT_NEEDS_GRAD(nd, 0))
+        rc = craft_sum_to_shape(ga, nd->edges[0].ndim, nd->edges[0].shape, &gin[0]);
+    if (!rc && CRAFT_NEEDS_GRAD(nd, 1))
+        rc = craft_sum_to_shape(gb, nd->edges[1].ndim, nd->edges[1].shape, &gin[1]);
     craft_tensor_release(ga);
     craft_tensor_release(gb);
     craft_tensor_release(g);
     return rc;
 }
 
-static int cosine_operands(const craft_tensor *a, const craft_tensor *b, int dim, int *nd, int64_t *shape, int *d,
-                           craft_tensor **ac, craft_tensor **bc) {
+static int cosine_operands(const craft_tensor *a, const craft_tensor *b, int dim, int *nd, int64_t *shape,
+                           int *d, craft_tensor **ac, craft_tensor **bc) {
     const char *op = "cosine_similarity";
     *ac = *bc = NULL;
     CRAFT_TRY(craft_broadcast_shape(op, a, b, nd, shape));
-    if (*nd == 0) return craft_fail(CRAFT_ESHAPE, "cosine_similarity: 0-d inputs %s and %s", craft_shape_str(a), craft_shape_str(b));
+    if (*nd == 0)
+        return craft_fail(CRAFT_ESHAPE, "cosine_similarity: 0-d inputs %s and %s", craft_shape_str(a),
+                          craft_shape_str(b));
     CRAFT_TRY(craft_normalize_dim(op, dim, *nd, d));
     const craft_tensor *in[2] = {a, b};
     craft_tensor **outs[2] = {ac, bc};
@@ -110,14 +120,22 @@ static int cosine_operands(const craft_tensor *a, const craft_tensor *b, int dim
     for (int i = 0; i < 2 && !rc; i++) {
         craft_tensor *e;
         rc = craft_expand(in[i], *nd, shape, &e);
-        if (!rc) { rc = craft_contig_f32(e, outs[i]); craft_tensor_release(e); }
+        if (!rc) {
+            rc = craft_contig_f32(e, outs[i]);
+            craft_tensor_release(e);
+        }
     }
     craft_set_grad_enabled(prev);
-    if (rc) { craft_tensor_release(*ac); craft_tensor_release(*bc); *ac = *bc = NULL; }
+    if (rc) {
+        craft_tensor_release(*ac);
+        craft_tensor_release(*bc);
+        *ac = *bc = NULL;
+    }
     return rc;
 }
 
-int craft_cosine_similarity(const craft_tensor *a_in, const craft_tensor *b_in, int dim, double eps, craft_tensor **out) {
+int craft_cosine_similarity(const craft_tensor *a_in, const craft_tensor *b_in, int dim, double eps,
+                            craft_tensor **out) {
     const char *op = "cosine_similarity";
     craft_tensor *a, *b;
     CRAFT_TRY(pair_on_device(op, "first input", "second input", a_in, b_in, &a, &b));
@@ -131,7 +149,8 @@ int craft_cosine_similarity(const craft_tensor *a_in, const craft_tensor *b_in, 
         craft_split_at(nd, shape, d, &outer, &n, &inner);
         int64_t oshape[CRAFT_MAX_DIMS], two = craft_mul_sat(2, craft_mul_sat(outer, inner));
         int ond = 0;
-        for (int i = 0; i < nd; i++) if (i != d) oshape[ond++] = shape[i];
+        for (int i = 0; i < nd; i++)
+            if (i != d) oshape[ond++] = shape[i];
         y = craft_new_tensor(ond, oshape, CRAFT_F32, a->device);
         nr = craft_new_tensor(1, &two, CRAFT_F32, a->device);
         if (!y || !nr) rc = craft_last_status();
@@ -158,22 +177,27 @@ static int ce_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin) 
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(lp->device, CRAFT_K_cross_entropy_grad, CRAFT_F32, nd->name, &k));
     CRAFT_TRY(craft_grad_on(gout[0], lp->device, &g));
-    int rc = (gx = craft_new_tensor(lp->ndim, lp->shape, CRAFT_F32, lp->device)) ? CRAFT_OK : craft_last_status();
-    if (!rc) rc = k->cross_entropy_grad(lp, tg, g, nd->iarg[0], nd->iarg[1], nd->iarg[2], (int)nd->iarg[3], nd->sarg[0], nd->sarg[1], gx);
+    int rc =
+        (gx = craft_new_tensor(lp->ndim, lp->shape, CRAFT_F32, lp->device)) ? CRAFT_OK : craft_last_status();
+    if (!rc)
+        rc = k->cross_entropy_grad(lp, tg, g, nd->iarg[0], nd->iarg[1], nd->iarg[2], (int)nd->iarg[3],
+                                   nd->sarg[0], nd->sarg[1], gx);
     craft_tensor_release(g);
     return craft_finish(rc, gx, &gin[0]);
 }
 
-static int cross_entropy_check(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
-                               int *cdim, int64_t *N, int64_t *C, int64_t *inner) {
+static int cross_entropy_check(const craft_tensor *logits, const craft_tensor *targets, int reduction,
+                               double label_smoothing, int *cdim, int64_t *N, int64_t *C, int64_t *inner) {
     CRAFT_TRY(loss_reduction_check("cross_entropy", reduction));
     if (!targets) return craft_fail(CRAFT_EINVAL, "cross_entropy: targets are missing");
     if (targets->dtype != CRAFT_I64 && targets->dtype != CRAFT_I32)
-        return craft_fail(CRAFT_ETYPE, "cross_entropy: targets %s must be int64 class indices", craft_shape_str(targets));
+        return craft_fail(CRAFT_ETYPE, "cross_entropy: targets %s must be int64 class indices",
+                          craft_shape_str(targets));
     if (!(label_smoothing >= 0.0 && label_smoothing <= 1.0))
         return craft_fail(CRAFT_EINVAL, "cross_entropy: label_smoothing %g outside [0, 1]", label_smoothing);
     if (logits->ndim < 1)
-        return craft_fail(CRAFT_ESHAPE, "cross_entropy: logits %s need a class dim ([C], [N, C] or [N, C, d1...])",
+        return craft_fail(CRAFT_ESHAPE,
+                          "cross_entropy: logits %s need a class dim ([C], [N, C] or [N, C, d1...])",
                           craft_shape_str(logits));
     /* targets: logits' shape without the class dim */
     int cd = logits->ndim == 1 ? 0 : 1, ok = targets->ndim == logits->ndim - 1;
@@ -182,8 +206,10 @@ static int cross_entropy_check(const craft_tensor *logits, const craft_tensor *t
         if (targets->shape[j++] != logits->shape[i]) ok = 0;
     }
     if (!ok)
-        return craft_fail(CRAFT_ESHAPE, "cross_entropy: targets %s do not fit logits %s (expected the logits' shape without dim %d)",
-                          craft_shape_str(targets), craft_shape_str(logits), cd);
+        return craft_fail(
+            CRAFT_ESHAPE,
+            "cross_entropy: targets %s do not fit logits %s (expected the logits' shape without dim %d)",
+            craft_shape_str(targets), craft_shape_str(logits), cd);
     *cdim = cd;
     *N = cd == 1 ? logits->shape[0] : 1;
     *C = logits->shape[cd];
@@ -191,30 +217,35 @@ static int cross_entropy_check(const craft_tensor *logits, const craft_tensor *t
     return CRAFT_OK;
 }
 
-static int cross_entropy_targets(const craft_tensor *logits, const craft_tensor *targets, int64_t C, int64_t *tp) {
+static int cross_entropy_targets(const craft_tensor *logits, const craft_tensor *targets, int64_t C,
+                                 int64_t *tp) {
     int rc = craft_tensor_read(targets, CRAFT_I64, tp, (size_t)targets->numel * sizeof(int64_t));
     for (int64_t r = 0; !rc && r < targets->numel; r++)
         if (tp[r] < 0 || tp[r] >= C)
-            rc = craft_fail(CRAFT_EINVAL, "cross_entropy: target %lld at flat index %lld is out of range for %lld classes (logits %s, targets %s)",
-                            (long long)tp[r], (long long)r, (long long)C, craft_shape_str(logits), craft_shape_str(targets));
+            rc = craft_fail(
+                CRAFT_EINVAL,
+                "cross_entropy: target %lld at flat index %lld is out of range for %lld classes (logits %s, targets %s)",
+                (long long)tp[r], (long long)r, (long long)C, craft_shape_str(logits),
+                craft_shape_str(targets));
     return rc;
 }
 
-int craft_cross_entropy(const craft_tensor *logits, const craft_tensor *targets, int reduction, double label_smoothing,
-                        craft_tensor **out) {
+int craft_cross_entropy(const craft_tensor *logits, const craft_tensor *targets, int reduction,
+                        double label_smoothing, craft_tensor **out) {
     if (!logits) return craft_fail(CRAFT_EINVAL, "cross_entropy: logits are missing");
     int device = logits->device;
     const craft_kernels *k;
     CRAFT_TRY(craft_want("cross_entropy", "logits", logits, device));
     if (targets && targets->device != CRAFT_DEVICE_CPU && targets->device != device)
-        return craft_fail(CRAFT_EDEVICE, "cross_entropy: targets on %s, logits on %s; move one with :to()", craft_device_str(targets->device),
-                          craft_device_str(device));
+        return craft_fail(CRAFT_EDEVICE, "cross_entropy: targets on %s, logits on %s; move one with :to()",
+                          craft_device_str(targets->device), craft_device_str(device));
     int cdim = 0;
     int64_t N = 0, C = 0, inner = 0;
     CRAFT_TRY(cross_entropy_check(logits, targets, reduction, label_smoothing, &cdim, &N, &C, &inner));
     CRAFT_TRY(craft_kernels_for(device, CRAFT_K_cross_entropy, CRAFT_F32, "cross_entropy", &k));
     /* the targets, checked on the host, then as a dense i64 tensor on the device */
-    craft_tensor *th = craft_new_tensor(targets->ndim, targets->shape, CRAFT_I64, CRAFT_DEVICE_CPU), *tg = NULL;
+    craft_tensor *th = craft_new_tensor(targets->ndim, targets->shape, CRAFT_I64, CRAFT_DEVICE_CPU),
+                 *tg = NULL;
     if (!th) return craft_last_status();
     int rc = cross_entropy_targets(logits, targets, C, craft_tensor_data(th));
     if (!rc) rc = craft_on_device(th, device, &tg);
@@ -227,7 +258,8 @@ int craft_cross_entropy(const craft_tensor *logits, const craft_tensor *targets,
     }
     int64_t count = craft_mul_sat(N, inner);
     if (!rc) {
-        y = reduction == 0 ? craft_new_tensor(targets->ndim, targets->shape, CRAFT_F32, device) : craft_new_tensor(0, &N, CRAFT_F32, device);
+        y = reduction == 0 ? craft_new_tensor(targets->ndim, targets->shape, CRAFT_F32, device)
+                           : craft_new_tensor(0, &N, CRAFT_F32, device);
         if (!y) rc = craft_last_status();
     }
     if (!rc) rc = k->cross_entropy(lp, tg, N, C, inner, reduction, label_smoothing, y);
@@ -255,7 +287,11 @@ static int mse_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
     int rc = (!ga || (need_b && !gb)) ? craft_last_status() : CRAFT_OK;
     if (!rc) rc = k->mse_grad(a, b, g, (int)nd->iarg[0], nd->sarg[0], ga, gb);
     craft_tensor_release(g);
-    if (rc) { craft_tensor_release(ga); craft_tensor_release(gb); return rc; }
+    if (rc) {
+        craft_tensor_release(ga);
+        craft_tensor_release(gb);
+        return rc;
+    }
     if (CRAFT_NEEDS_GRAD(nd, 0)) gin[0] = ga;
     else craft_tensor_release(ga);
     gin[1] = gb;
@@ -267,7 +303,7 @@ int craft_mse_loss(const craft_tensor *a_in, const craft_tensor *b_in, int reduc
     CRAFT_TRY(pair_on_device("mse_loss", "input", "target", a_in, b_in, &a, &b));
     int rc = loss_reduction_check("mse_loss", reduction), same = a->ndim == b->ndim;
     for (int i = 0; same && i < a->ndim; i++) same = a->shape[i] == b->shape[i];
-    if (!rc && !same) {   /* broadcasting: compose (autograd follows the parts) */
+    if (!rc && !same) { /* broadcasting: compose (autograd follows the parts) */
         craft_tensor *d = NULL, *sq = NULL;
         rc = craft_binary(CRAFT_SUB, a, b, &d);
         if (!rc) rc = craft_unary(CRAFT_SQUARE, d, &sq);
@@ -285,7 +321,8 @@ int craft_mse_loss(const craft_tensor *a_in, const craft_tensor *b_in, int reduc
     if (!rc) rc = craft_contig_f32(a, &ac);
     if (!rc) rc = craft_contig_f32(b, &bc);
     if (!rc) {
-        y = reduction == 0 ? craft_new_tensor(a->ndim, a->shape, CRAFT_F32, a->device) : craft_new_tensor(0, &a->numel, CRAFT_F32, a->device);
+        y = reduction == 0 ? craft_new_tensor(a->ndim, a->shape, CRAFT_F32, a->device)
+                           : craft_new_tensor(0, &a->numel, CRAFT_F32, a->device);
         if (!y) rc = craft_last_status();
     }
     if (!rc) rc = k->mse(ac, bc, reduction, y);

@@ -7,22 +7,39 @@
 #include <stdlib.h>
 
 /* One operand matrix layout: row-major with leading dim, or transposed. */
-typedef struct { char trans; int64_t ld; } mat_layout;
+typedef struct {
+    char trans;
+    int64_t ld;
+} mat_layout;
 
 static int layout_of(const craft_tensor *t, mat_layout *l) {
     int n = t->ndim;
     int64_t rs = t->stride[n - 2], cs = t->stride[n - 1], rows = t->shape[n - 2], cols = t->shape[n - 1];
-    if ((cs == 1 || cols == 1) && rs >= (cols > 1 ? cols : 1) && rs >= 1) { l->trans = 'N'; l->ld = rs; return 1; }
-    if ((rs == 1 || rows == 1) && cs >= (rows > 1 ? rows : 1) && cs >= 1) { l->trans = 'T'; l->ld = cs; return 1; }
+    if ((cs == 1 || cols == 1) && rs >= (cols > 1 ? cols : 1) && rs >= 1) {
+        l->trans = 'N';
+        l->ld = rs;
+        return 1;
+    }
+    if ((rs == 1 || rows == 1) && cs >= (rows > 1 ? rows : 1) && cs >= 1) {
+        l->trans = 'T';
+        l->ld = cs;
+        return 1;
+    }
     return 0;
 }
 
 /* t itself when gemm can read it, else a contiguous copy (same dtype) */
 static int gemm_operand(const craft_tensor *t, craft_tensor **out, mat_layout *l) {
-    if (layout_of(t, l)) { *out = craft_alias(t); return *out ? CRAFT_OK : craft_last_status(); }
+    if (layout_of(t, l)) {
+        *out = craft_alias(t);
+        return *out ? CRAFT_OK : craft_last_status();
+    }
     craft_tensor *c = craft_new_tensor(t->ndim, t->shape, t->dtype, t->device);
     int rc = c ? craft_copy_(c, t) : craft_last_status();
-    if (rc) { craft_tensor_release(c); return rc; }
+    if (rc) {
+        craft_tensor_release(c);
+        return rc;
+    }
     layout_of(c, l);
     *out = c;
     return CRAFT_OK;
@@ -43,7 +60,8 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, craft_
         int ia = i - (nb - nba), ib = i - (nb - nbb);
         int64_t da = ia >= 0 ? a->shape[ia] : 1, db = ib >= 0 ? b->shape[ib] : 1;
         if (da != db && da != 1 && db != 1)
-            rc = craft_fail(CRAFT_ESHAPE, "matmul: batch dims of %s and %s do not broadcast", craft_shape_str(a_in), craft_shape_str(b_in));
+            rc = craft_fail(CRAFT_ESHAPE, "matmul: batch dims of %s and %s do not broadcast",
+                            craft_shape_str(a_in), craft_shape_str(b_in));
         bshape[i] = da > db ? da : db;
         sa[i] = (ia >= 0 && da != 1) ? a->stride[ia] : 0;
         sb[i] = (ib >= 0 && db != 1) ? b->stride[ib] : 0;
@@ -55,17 +73,26 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, craft_
         oshape[nb + 1] = N;
         if (!(y = craft_new_tensor(nb + 2, oshape, a->dtype, a->device))) rc = craft_last_status();
     }
-    if (!rc && y->numel > 0) {   /* an empty result may still have a huge batch: nothing to do */
+    if (!rc && y->numel > 0) { /* an empty result may still have a huge batch: nothing to do */
         int64_t batch = craft_numel_of(nb, bshape), *offs = malloc((size_t)batch * 3 * sizeof *offs);
-        if (!offs) rc = craft_fail(CRAFT_ENOMEM, "matmul: out of host memory for %lld batch offsets", (long long)batch);
+        if (!offs)
+            rc = craft_fail(CRAFT_ENOMEM, "matmul: out of host memory for %lld batch offsets",
+                            (long long)batch);
         for (int64_t bi = 0; !rc && bi < batch; bi++) {
             int64_t r = bi, oa = a->offset, ob = b->offset;
-            for (int d = nb - 1; d >= 0; d--) { int64_t c = r % bshape[d]; r /= bshape[d]; oa += c * sa[d]; ob += c * sb[d]; }
+            for (int d = nb - 1; d >= 0; d--) {
+                int64_t c = r % bshape[d];
+                r /= bshape[d];
+                oa += c * sa[d];
+                ob += c * sb[d];
+            }
             offs[bi] = oa;
             offs[batch + bi] = ob;
             offs[2 * batch + bi] = bi * M * N;
         }
-        if (!rc) rc = k->gemm(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f, y, offs + 2 * batch, N, batch);
+        if (!rc)
+            rc = k->gemm(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f, y,
+                         offs + 2 * batch, N, batch);
         free(offs);
     }
     craft_tensor_release(a);
@@ -77,15 +104,27 @@ static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     craft_tensor *a = n->saved[0], *b = n->saved[1], *g, *t, *tr;
     CRAFT_TRY(craft_on_device(gout[0], a->device, &g));
     int rc = CRAFT_OK;
-    if (CRAFT_NEEDS_GRAD(n, 0)) {   /* g @ b^T */
+    if (CRAFT_NEEDS_GRAD(n, 0)) { /* g @ b^T */
         rc = craft_transpose(b, -1, -2, &tr);
-        if (!rc) { rc = matmul_raw(g, tr, &t); craft_tensor_release(tr); }
-        if (!rc) { rc = craft_sum_to_shape(t, a->ndim, a->shape, &gin[0]); craft_tensor_release(t); }
+        if (!rc) {
+            rc = matmul_raw(g, tr, &t);
+            craft_tensor_release(tr);
+        }
+        if (!rc) {
+            rc = craft_sum_to_shape(t, a->ndim, a->shape, &gin[0]);
+            craft_tensor_release(t);
+        }
     }
-    if (!rc && CRAFT_NEEDS_GRAD(n, 1)) {   /* a^T @ g */
+    if (!rc && CRAFT_NEEDS_GRAD(n, 1)) { /* a^T @ g */
         rc = craft_transpose(a, -1, -2, &tr);
-        if (!rc) { rc = matmul_raw(tr, g, &t); craft_tensor_release(tr); }
-        if (!rc) { rc = craft_sum_to_shape(t, b->ndim, b->shape, &gin[1]); craft_tensor_release(t); }
+        if (!rc) {
+            rc = matmul_raw(tr, g, &t);
+            craft_tensor_release(tr);
+        }
+        if (!rc) {
+            rc = craft_sum_to_shape(t, b->ndim, b->shape, &gin[1]);
+            craft_tensor_release(t);
+        }
     }
     craft_tensor_release(g);
     return rc;
@@ -96,14 +135,25 @@ static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
 static int matmul_vec(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
     craft_tensor *a2 = NULL, *b2 = NULL, *y = NULL;
     int rc = a->ndim == 1 ? craft_unsqueeze(a, 0, &a2) : (a2 = craft_tensor_retain((craft_tensor *)a), 0);
-    if (!rc) rc = b->ndim == 1 ? craft_unsqueeze(b, -1, &b2) : (b2 = craft_tensor_retain((craft_tensor *)b), 0);
+    if (!rc)
+        rc = b->ndim == 1 ? craft_unsqueeze(b, -1, &b2) : (b2 = craft_tensor_retain((craft_tensor *)b), 0);
     if (!rc) rc = craft_matmul(a2, b2, &y);
     craft_tensor_release(a2);
     craft_tensor_release(b2);
     if (rc) return rc;
     craft_tensor *s1 = y, *s2;
-    if (a->ndim == 1) { rc = craft_squeeze(s1, -2, &s2); craft_tensor_release(s1); if (rc) return rc; s1 = s2; }
-    if (b->ndim == 1) { rc = craft_squeeze(s1, -1, &s2); craft_tensor_release(s1); if (rc) return rc; s1 = s2; }
+    if (a->ndim == 1) {
+        rc = craft_squeeze(s1, -2, &s2);
+        craft_tensor_release(s1);
+        if (rc) return rc;
+        s1 = s2;
+    }
+    if (b->ndim == 1) {
+        rc = craft_squeeze(s1, -1, &s2);
+        craft_tensor_release(s1);
+        if (rc) return rc;
+        s1 = s2;
+    }
     *out = s1;
     return CRAFT_OK;
 }
@@ -111,7 +161,7 @@ static int matmul_vec(const craft_tensor *a, const craft_tensor *b, craft_tensor
 /* f16 @ f16 -> f16, never recorded (f16 tensors carry no gradients) */
 static int matmul_half(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
     if (craft_device_supports(a->device, CRAFT_K_gemm, CRAFT_F16)) return matmul_raw(a, b, out);
-    craft_tensor *a32 = NULL, *b32 = NULL, *y32 = NULL, *y = NULL;   /* fp32 compute, f16 storage */
+    craft_tensor *a32 = NULL, *b32 = NULL, *y32 = NULL, *y = NULL; /* fp32 compute, f16 storage */
     int rc = craft_to_dtype(a, CRAFT_F32, &a32);
     if (!rc) rc = craft_to_dtype(b, CRAFT_F32, &b32);
     if (!rc) rc = matmul_raw(a32, b32, &y32);
@@ -126,18 +176,22 @@ static int matmul_half(const craft_tensor *a, const craft_tensor *b, craft_tenso
 int craft_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
     if (!a || !b) return craft_fail(CRAFT_EINVAL, "matmul: %s operand is missing", a ? "right" : "left");
     if (a->device != b->device)
-        return craft_fail(CRAFT_EDEVICE, "matmul: operands on %s and %s; both must be on one device (move with :to())",
+        return craft_fail(CRAFT_EDEVICE,
+                          "matmul: operands on %s and %s; both must be on one device (move with :to())",
                           craft_device_str(a->device), craft_device_str(b->device));
     int half = a->dtype == CRAFT_F16 && b->dtype == CRAFT_F16;
     if (!half) {
         CRAFT_TRY(craft_want("matmul", "left operand", a, a->device));
         CRAFT_TRY(craft_want("matmul", "right operand", b, a->device));
     }
-    if (a->ndim == 0 || b->ndim == 0) return craft_fail(CRAFT_ESHAPE, "matmul: 0-d operand (%s @ %s)", craft_shape_str(a), craft_shape_str(b));
+    if (a->ndim == 0 || b->ndim == 0)
+        return craft_fail(CRAFT_ESHAPE, "matmul: 0-d operand (%s @ %s)", craft_shape_str(a),
+                          craft_shape_str(b));
     if (a->ndim == 1 || b->ndim == 1) return matmul_vec(a, b, out);
     if (a->shape[a->ndim - 1] != b->shape[b->ndim - 2])
-        return craft_fail(CRAFT_ESHAPE, "matmul: %s @ %s: inner dims %lld and %lld differ", craft_shape_str(a), craft_shape_str(b),
-                          (long long)a->shape[a->ndim - 1], (long long)b->shape[b->ndim - 2]);
+        return craft_fail(CRAFT_ESHAPE, "matmul: %s @ %s: inner dims %lld and %lld differ",
+                          craft_shape_str(a), craft_shape_str(b), (long long)a->shape[a->ndim - 1],
+                          (long long)b->shape[b->ndim - 2]);
     if (half) return matmul_half(a, b, out);
     craft_tensor *y;
     CRAFT_TRY(matmul_raw(a, b, &y));
@@ -156,14 +210,17 @@ static int linear_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     CRAFT_TRY(craft_kernels_all(x2->device, CRAFT_F32, "linear backward", 2, kids, &k));
     CRAFT_TRY(craft_grad_on(gout[0], x2->device, &g));
     int rc = CRAFT_OK;
-    if (CRAFT_NEEDS_GRAD(n, 0)) {   /* gx = g w : [M, N] x [N, K] */
+    if (CRAFT_NEEDS_GRAD(n, 0)) { /* gx = g w : [M, N] x [N, K] */
         craft_tensor *gx = craft_new_tensor(n->edges[0].ndim, n->edges[0].shape, CRAFT_F32, x2->device);
-        rc = gx ? k->gemm('N', 'N', M, K, N, 1.0f, g, &g->offset, N, w, &w->offset, K, 0.0f, gx, &zero, K, 1) : craft_last_status();
+        rc = gx ? k->gemm('N', 'N', M, K, N, 1.0f, g, &g->offset, N, w, &w->offset, K, 0.0f, gx, &zero, K, 1)
+                : craft_last_status();
         gin[0] = gx;
     }
-    if (!rc && CRAFT_NEEDS_GRAD(n, 1)) {   /* gw = g^T x : [N, M] x [M, K] */
+    if (!rc && CRAFT_NEEDS_GRAD(n, 1)) { /* gw = g^T x : [N, M] x [M, K] */
         craft_tensor *gw = craft_new_tensor(2, w->shape, CRAFT_F32, x2->device);
-        rc = gw ? k->gemm('T', 'N', N, K, M, 1.0f, g, &g->offset, N, x2, &x2->offset, K, 0.0f, gw, &zero, K, 1) : craft_last_status();
+        rc = gw
+            ? k->gemm('T', 'N', N, K, M, 1.0f, g, &g->offset, N, x2, &x2->offset, K, 0.0f, gw, &zero, K, 1)
+            : craft_last_status();
         gin[1] = gw;
     }
     if (!rc && n->n_in > 2 && CRAFT_NEEDS_GRAD(n, 2)) {
@@ -182,38 +239,44 @@ int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tenso
     CRAFT_TRY(craft_want("linear", "weight", w, x->device));
     if (b) CRAFT_TRY(craft_want("linear", "bias", b, x->device));
     if (w->ndim != 2 || x->ndim < 1 || x->shape[x->ndim - 1] != w->shape[1])
-        return craft_fail(CRAFT_ESHAPE, "linear: input %s and weight %s (expected weight [out, %lld])", craft_shape_str(x),
-                          craft_shape_str(w), x->ndim ? (long long)x->shape[x->ndim - 1] : 0LL);
+        return craft_fail(CRAFT_ESHAPE, "linear: input %s and weight %s (expected weight [out, %lld])",
+                          craft_shape_str(x), craft_shape_str(w),
+                          x->ndim ? (long long)x->shape[x->ndim - 1] : 0LL);
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
-        return craft_fail(CRAFT_ESHAPE, "linear: bias %s for weight %s (expected [%lld])", craft_shape_str(b), craft_shape_str(w), (long long)w->shape[0]);
+        return craft_fail(CRAFT_ESHAPE, "linear: bias %s for weight %s (expected [%lld])", craft_shape_str(b),
+                          craft_shape_str(w), (long long)w->shape[0]);
     CRAFT_TRY(craft_kernels_for(x->device, CRAFT_K_gemm, CRAFT_F32, "linear", &k));
     craft_tensor *xc = NULL, *wc = NULL, *y = NULL;
     int rc = craft_contig_f32(x, &xc);
     if (!rc) rc = craft_contig_f32(w, &wc);
     int64_t K = w->shape[1], N = w->shape[0], M = K ? x->numel / K : 0, zero = 0;
-    if (!rc) {   /* x as [M, K], y as [..., N] */
+    if (!rc) { /* x as [M, K], y as [..., N] */
         xc->ndim = 2;
-        xc->shape[0] = M; xc->shape[1] = K;
-        xc->stride[0] = K; xc->stride[1] = 1;
+        xc->shape[0] = M;
+        xc->shape[1] = K;
+        xc->stride[0] = K;
+        xc->stride[1] = 1;
         int64_t oshape[CRAFT_MAX_DIMS];
         for (int i = 0; i < x->ndim - 1; i++) oshape[i] = x->shape[i];
         oshape[x->ndim - 1] = N;
         if (!(y = craft_new_tensor(x->ndim, oshape, CRAFT_F32, x->device))) rc = craft_last_status();
     }
     float beta = 0.0f;
-    if (!rc && b && M * N > 0) {   /* y's rows start as the bias; the product adds to them */
+    if (!rc && b && M * N > 0) { /* y's rows start as the bias; the product adds to them */
         craft_tensor *y2 = craft_alias(y);
         if (!y2) rc = craft_last_status();
         else {
             y2->ndim = 2;
-            y2->shape[0] = M; y2->shape[1] = N;
-            y2->stride[0] = N; y2->stride[1] = 1;
+            y2->shape[0] = M;
+            y2->shape[1] = N;
+            y2->stride[0] = N;
+            y2->stride[1] = 1;
             rc = craft_copy_(y2, b);
             craft_tensor_release(y2);
         }
         beta = 1.0f;
     }
-    if (!rc && !(K == 0 && b))   /* with K = 0 the bias is the whole result */
+    if (!rc && !(K == 0 && b)) /* with K = 0 the bias is the whole result */
         rc = k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
     if (!rc) {
         const craft_tensor *ins[3] = {x, w, b};

@@ -6,43 +6,56 @@
  * silent copy per step would hide a model left behind). */
 #include "core/backend.h"
 
-static int norm_affine_check(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape,
-                             const craft_tensor *x) {
+static int norm_affine_check(const char *op, const char *arg, const craft_tensor *p, int ndim,
+                             const int64_t *shape, const craft_tensor *x) {
     if (!p) return CRAFT_OK;
     int ok = p->ndim == ndim;
     for (int i = 0; ok && i < ndim; i++) ok = p->shape[i] == shape[i];
-    if (!ok) return craft_fail(CRAFT_ESHAPE, "%s: %s %s for input %s (expected %s)", op, arg, craft_shape_str(p), craft_shape_str(x), craft_dims_str(ndim, shape));
+    if (!ok)
+        return craft_fail(CRAFT_ESHAPE, "%s: %s %s for input %s (expected %s)", op, arg, craft_shape_str(p),
+                          craft_shape_str(x), craft_dims_str(ndim, shape));
     return CRAFT_OK;
 }
 
 static int group_norm_check(const craft_tensor *x, int groups) {
-    if (x->ndim < 2) return craft_fail(CRAFT_ESHAPE, "group_norm: input %s must have at least 2 dims [N, C, ...]", craft_shape_str(x));
+    if (x->ndim < 2)
+        return craft_fail(CRAFT_ESHAPE, "group_norm: input %s must have at least 2 dims [N, C, ...]",
+                          craft_shape_str(x));
     int64_t C = x->shape[1];
     if (groups < 1 || C % groups)
-        return craft_fail(CRAFT_ESHAPE, "group_norm: %d groups do not divide the %lld channels of input %s", groups, (long long)C, craft_shape_str(x));
+        return craft_fail(CRAFT_ESHAPE, "group_norm: %d groups do not divide the %lld channels of input %s",
+                          groups, (long long)C, craft_shape_str(x));
     return CRAFT_OK;
 }
 
 static int layer_norm_check(const craft_tensor *x, int nnorm) {
     if (nnorm < 1 || nnorm > x->ndim)
-        return craft_fail(CRAFT_ESHAPE, "layer_norm: cannot normalise the last %d dims of input %s", nnorm, craft_shape_str(x));
+        return craft_fail(CRAFT_ESHAPE, "layer_norm: cannot normalise the last %d dims of input %s", nnorm,
+                          craft_shape_str(x));
     return CRAFT_OK;
 }
 
 /* an affine parameter: an f32 tensor on x's device with the given shape, or NULL */
-static int check_affine(const char *op, const char *arg, const craft_tensor *p, int ndim, const int64_t *shape, const craft_tensor *x) {
+static int check_affine(const char *op, const char *arg, const craft_tensor *p, int ndim,
+                        const int64_t *shape, const craft_tensor *x) {
     if (!p) return CRAFT_OK;
     CRAFT_TRY(craft_want(op, arg, p, x->device));
     return norm_affine_check(op, arg, p, ndim, shape, x);
 }
 
 /* Contiguous copies (or aliases) of x, w, b; w, b may be NULL. */
-static int contig3(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, craft_tensor **xc, craft_tensor **wc, craft_tensor **bc) {
+static int contig3(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, craft_tensor **xc,
+                   craft_tensor **wc, craft_tensor **bc) {
     *xc = *wc = *bc = NULL;
     int rc = craft_contig_f32(x, xc);
     if (!rc && w) rc = craft_contig_f32(w, wc);
     if (!rc && b) rc = craft_contig_f32(b, bc);
-    if (rc) { craft_tensor_release(*xc); craft_tensor_release(*wc); craft_tensor_release(*bc); *xc = *wc = *bc = NULL; }
+    if (rc) {
+        craft_tensor_release(*xc);
+        craft_tensor_release(*wc);
+        craft_tensor_release(*bc);
+        *xc = *wc = *bc = NULL;
+    }
     return rc;
 }
 
@@ -51,35 +64,48 @@ static int norm_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin,
     craft_tensor *x = n->saved[0], *w = n->saved[1], *g;
     int device = x->device;
     const craft_kernels *k;
-    CRAFT_TRY(craft_kernels_for(device, ln ? CRAFT_K_layer_norm_grad : CRAFT_K_group_norm_grad, CRAFT_F32, n->name, &k));
+    CRAFT_TRY(craft_kernels_for(device, ln ? CRAFT_K_layer_norm_grad : CRAFT_K_group_norm_grad, CRAFT_F32,
+                                n->name, &k));
     CRAFT_TRY(craft_grad_on(gout[0], device, &g));
     int rc = CRAFT_OK;
     for (int i = 0; i < 3 && !rc; i++)
-        if (CRAFT_NEEDS_GRAD(n, i) && !(gin[i] = craft_new_tensor(n->edges[i].ndim, n->edges[i].shape, CRAFT_F32, device)))
+        if (CRAFT_NEEDS_GRAD(n, i) &&
+            !(gin[i] = craft_new_tensor(n->edges[i].ndim, n->edges[i].shape, CRAFT_F32, device)))
             rc = craft_last_status();
-    if (!rc && ln) rc = k->layer_norm_grad(x, w, n->saved[2], n->saved[3], g, n->iarg[0], gin[0], gin[1], gin[2]);
-    else if (!rc) rc = k->group_norm_grad(x, w, n->saved[2], n->saved[3], g, n->iarg[0], gin[0], gin[1], gin[2]);
+    if (!rc && ln)
+        rc = k->layer_norm_grad(x, w, n->saved[2], n->saved[3], g, n->iarg[0], gin[0], gin[1], gin[2]);
+    else if (!rc)
+        rc = k->group_norm_grad(x, w, n->saved[2], n->saved[3], g, n->iarg[0], gin[0], gin[1], gin[2]);
     craft_tensor_release(g);
     return rc;
 }
-static int group_norm_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) { return norm_backward(n, gout, gin, 0); }
-static int layer_norm_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) { return norm_backward(n, gout, gin, 1); }
+static int group_norm_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
+    return norm_backward(n, gout, gin, 0);
+}
+static int layer_norm_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
+    return norm_backward(n, gout, gin, 1);
+}
 
 /* Runs the forward kernel, records the node: inputs (x, w, b), saved (x, w, mean, rstd). */
-static int norm_op(const char *op, int ln, const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, double eps,
-                   int64_t param, int nst, const int64_t *st_shape, craft_tensor **out) {
+static int norm_op(const char *op, int ln, const craft_tensor *x, const craft_tensor *w,
+                   const craft_tensor *b, double eps, int64_t param, int nst, const int64_t *st_shape,
+                   craft_tensor **out) {
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(x->device, ln ? CRAFT_K_layer_norm : CRAFT_K_group_norm, CRAFT_F32, op, &k));
     craft_tensor *xc, *wc, *bc, *y = NULL, *mean = NULL, *rstd = NULL;
     CRAFT_TRY(contig3(x, w, b, &xc, &wc, &bc));
     int rc = CRAFT_OK;
-    if (!(y = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device)) || !(mean = craft_new_tensor(nst, st_shape, CRAFT_F32, x->device)) ||
+    if (!(y = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device)) ||
+        !(mean = craft_new_tensor(nst, st_shape, CRAFT_F32, x->device)) ||
         !(rstd = craft_new_tensor(nst, st_shape, CRAFT_F32, x->device)))
         rc = craft_last_status();
-    if (!rc) rc = ln ? k->layer_norm(xc, wc, bc, param, eps, y, mean, rstd) : k->group_norm(xc, wc, bc, param, eps, y, mean, rstd);
+    if (!rc)
+        rc = ln ? k->layer_norm(xc, wc, bc, param, eps, y, mean, rstd)
+                : k->group_norm(xc, wc, bc, param, eps, y, mean, rstd);
     if (!rc) {
         const craft_tensor *ins[3] = {x, w, b}, *save[4] = {xc, wc, mean, rstd};
-        rc = craft_record(op, 3, ins, y, ln ? layer_norm_backward : group_norm_backward, 4, save, NULL, 0, &param, 1, NULL);
+        rc = craft_record(op, 3, ins, y, ln ? layer_norm_backward : group_norm_backward, 4, save, NULL, 0,
+                          &param, 1, NULL);
     }
     craft_tensor_release(xc);
     craft_tensor_release(wc);
@@ -89,7 +115,8 @@ static int norm_op(const char *op, int ln, const craft_tensor *x, const craft_te
     return craft_finish(rc, y, out);
 }
 
-int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b, double eps, craft_tensor **out) {
+int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b,
+                     double eps, craft_tensor **out) {
     const char *op = "group_norm";
     if (!x) return craft_fail(CRAFT_EINVAL, "%s: input is missing", op);
     CRAFT_TRY(craft_want(op, "input", x, x->device));
@@ -100,7 +127,8 @@ int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, c
     return norm_op(op, 0, x, w, b, eps, groups, 2, st_shape, out);
 }
 
-int craft_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, const craft_tensor *b, double eps, craft_tensor **out) {
+int craft_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, const craft_tensor *b,
+                     double eps, craft_tensor **out) {
     const char *op = "layer_norm";
     if (!x) return craft_fail(CRAFT_EINVAL, "%s: input is missing", op);
     CRAFT_TRY(craft_want(op, "input", x, x->device));

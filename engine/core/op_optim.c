@@ -13,7 +13,9 @@ static int check_like(const char *op, const char *what, const craft_tensor *t, c
     CRAFT_TRY(craft_want(op, what, t, param->device));
     int bad = t->ndim != param->ndim;
     for (int i = 0; i < param->ndim && !bad; i++) bad = t->shape[i] != param->shape[i];
-    if (bad) return craft_fail(CRAFT_ESHAPE, "%s: %s %s does not match param %s", op, what, craft_shape_str(t), craft_shape_str(param));
+    if (bad)
+        return craft_fail(CRAFT_ESHAPE, "%s: %s %s does not match param %s", op, what, craft_shape_str(t),
+                          craft_shape_str(param));
     return CRAFT_OK;
 }
 
@@ -28,15 +30,25 @@ int craft_adamw_step(craft_tensor *param, const craft_tensor *grad, craft_tensor
     CRAFT_TRY(check_like(op, "v (exp_avg_sq)", v, param));
     if (m->storage == v->storage || m->storage == param->storage || v->storage == param->storage)
         return craft_fail(CRAFT_EINVAL, "%s: param, m and v must not share storage", op);
-    if (!(lr >= 0) || !(eps >= 0) || !(weight_decay >= 0) || !isfinite(lr) || !isfinite(eps) || !isfinite(weight_decay))
-        return craft_fail(CRAFT_EINVAL, "%s: lr %g, eps %g, weight_decay %g must be finite and >= 0", op, lr, eps, weight_decay);
+    if (!(lr >= 0) || !(eps >= 0) || !(weight_decay >= 0) || !isfinite(lr) || !isfinite(eps) ||
+        !isfinite(weight_decay))
+        return craft_fail(CRAFT_EINVAL, "%s: lr %g, eps %g, weight_decay %g must be finite and >= 0", op, lr,
+                          eps, weight_decay);
     if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1))
         return craft_fail(CRAFT_EINVAL, "%s: betas (%g, %g) must be in [0, 1)", op, beta1, beta2);
-    if (step < 1) return craft_fail(CRAFT_EINVAL, "%s: step %lld must be >= 1 (the first step is 1)", op, (long long)step);
+    if (step < 1)
+        return craft_fail(CRAFT_EINVAL, "%s: step %lld must be >= 1 (the first step is 1)", op,
+                          (long long)step);
     CRAFT_TRY(craft_kernels_for(param->device, CRAFT_K_adamw, CRAFT_F32, op, &k));
     double bc1 = 1.0 - pow(beta1, (double)step), bc2 = 1.0 - pow(beta2, (double)step);
-    craft_adamw_consts c = {(float)(1.0 - lr * weight_decay), (float)beta1, (float)(1.0 - beta1), (float)beta2,
-                            (float)(1.0 - beta2), (float)sqrt(bc2), (float)eps, (float)(-(lr / bc1))};
+    craft_adamw_consts c = {(float)(1.0 - lr * weight_decay),
+                            (float)beta1,
+                            (float)(1.0 - beta1),
+                            (float)beta2,
+                            (float)(1.0 - beta2),
+                            (float)sqrt(bc2),
+                            (float)eps,
+                            (float)(-(lr / bc1))};
     CRAFT_TRY(k->adamw(param, grad, m, v, &c));
     param->storage->version++;
     m->storage->version++;
@@ -44,26 +56,32 @@ int craft_adamw_step(craft_tensor *param, const craft_tensor *grad, craft_tensor
     return CRAFT_OK;
 }
 
-int craft_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *momentum_buf,
-                   double lr, double momentum, double weight_decay, int nesterov) {
+int craft_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *momentum_buf, double lr,
+                   double momentum, double weight_decay, int nesterov) {
     const char *op = "sgd_step";
     const craft_kernels *k;
     if (!param) return craft_fail(CRAFT_EINVAL, "%s: param is missing", op);
     CRAFT_TRY(craft_want(op, "param", param, param->device));
     CRAFT_TRY(check_like(op, "grad", grad, param));
-    if (!(lr >= 0) || !(momentum >= 0) || !(weight_decay >= 0) || !isfinite(lr) || !isfinite(momentum) || !isfinite(weight_decay))
-        return craft_fail(CRAFT_EINVAL, "%s: lr %g, momentum %g, weight_decay %g must be finite and >= 0", op, lr, momentum, weight_decay);
+    if (!(lr >= 0) || !(momentum >= 0) || !(weight_decay >= 0) || !isfinite(lr) || !isfinite(momentum) ||
+        !isfinite(weight_decay))
+        return craft_fail(CRAFT_EINVAL, "%s: lr %g, momentum %g, weight_decay %g must be finite and >= 0", op,
+                          lr, momentum, weight_decay);
     if (nesterov && momentum <= 0)
         return craft_fail(CRAFT_EINVAL, "%s: nesterov needs a positive momentum (got %g)", op, momentum);
     int has_buf = momentum != 0;
     if (has_buf) {
-        if (!momentum_buf) return craft_fail(CRAFT_EINVAL, "%s: momentum %g needs a momentum buffer (zeros before the first step)", op, momentum);
+        if (!momentum_buf)
+            return craft_fail(CRAFT_EINVAL,
+                              "%s: momentum %g needs a momentum buffer (zeros before the first step)", op,
+                              momentum);
         CRAFT_TRY(check_like(op, "momentum buffer", momentum_buf, param));
         if (momentum_buf->storage == param->storage)
             return craft_fail(CRAFT_EINVAL, "%s: the momentum buffer must not share storage with param", op);
     }
     CRAFT_TRY(craft_kernels_for(param->device, CRAFT_K_sgd, CRAFT_F32, op, &k));
-    CRAFT_TRY(k->sgd(param, grad, has_buf ? momentum_buf : NULL, (float)(-lr), (float)momentum, (float)weight_decay, nesterov ? 1 : 0));
+    CRAFT_TRY(k->sgd(param, grad, has_buf ? momentum_buf : NULL, (float)(-lr), (float)momentum,
+                     (float)weight_decay, nesterov ? 1 : 0));
     param->storage->version++;
     if (has_buf) momentum_buf->storage->version++;
     return CRAFT_OK;
@@ -77,7 +95,8 @@ int craft_sgd_step(craft_tensor *param, const craft_tensor *grad, craft_tensor *
  * the step). */
 int craft_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *total_norm) {
     if (n < 0 || (n > 0 && !grads)) return craft_fail(CRAFT_EINVAL, "clip_grad_norm: %d grads", n);
-    if (!(max_norm >= 0)) return craft_fail(CRAFT_EINVAL, "clip_grad_norm: max_norm %g must be >= 0", max_norm);
+    if (!(max_norm >= 0))
+        return craft_fail(CRAFT_EINVAL, "clip_grad_norm: max_norm %g must be >= 0", max_norm);
     for (int i = 0; i < n; i++)
         if (grads[i]) {
             char what[32];
@@ -103,7 +122,7 @@ int craft_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *t
     double coef = max_norm / (total + 1e-6);
     if (coef < 1.0)
         for (int i = 0; i < n; i++)
-            if (grads[i]) CRAFT_TRY(craft_scale_(grads[i], coef));   /* bumps the version */
+            if (grads[i]) CRAFT_TRY(craft_scale_(grads[i], coef)); /* bumps the version */
     return CRAFT_OK;
 }
 
@@ -117,8 +136,11 @@ int craft_ema_update(craft_tensor *ema, const craft_tensor *param, double decay)
     CRAFT_TRY(craft_want("ema_update", "param", param, ema->device));
     int bad = ema->ndim != param->ndim;
     for (int i = 0; i < param->ndim && !bad; i++) bad = ema->shape[i] != param->shape[i];
-    if (bad) return craft_fail(CRAFT_ESHAPE, "ema_update: ema %s does not match param %s", craft_shape_str(ema), craft_shape_str(param));
-    if (!(decay >= 0 && decay <= 1)) return craft_fail(CRAFT_EINVAL, "ema_update: decay %g must be in [0, 1]", decay);
+    if (bad)
+        return craft_fail(CRAFT_ESHAPE, "ema_update: ema %s does not match param %s", craft_shape_str(ema),
+                          craft_shape_str(param));
+    if (!(decay >= 0 && decay <= 1))
+        return craft_fail(CRAFT_EINVAL, "ema_update: decay %g must be in [0, 1]", decay);
     CRAFT_TRY(craft_kernels_for(ema->device, CRAFT_K_ema, CRAFT_F32, "ema_update", &k));
     CRAFT_TRY(k->ema(ema, param, (float)decay, (float)(1.0 - decay)));
     ema->storage->version++;

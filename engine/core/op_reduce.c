@@ -4,15 +4,17 @@
 #include "core/backend.h"
 
 typedef struct {
-    int64_t out_shape[CRAFT_MAX_DIMS];    /* output shape honouring keepdim */
+    int64_t out_shape[CRAFT_MAX_DIMS]; /* output shape honouring keepdim */
     int out_ndim;
     int64_t rows, rowlen;
-    craft_tensor *rowmajor;               /* contiguous [rows, rowlen] f32 */
+    craft_tensor *rowmajor; /* contiguous [rows, rowlen] f32 */
 } reduce_plan;
 
-static int plan_reduce(const char *op, const craft_tensor *a, int ndims, const int *dims, int keepdim, reduce_plan *p) {
+static int plan_reduce(const char *op, const craft_tensor *a, int ndims, const int *dims, int keepdim,
+                       reduce_plan *p) {
     int red[CRAFT_MAX_DIMS] = {0};
-    if (ndims == 0) for (int i = 0; i < a->ndim; i++) red[i] = 1;
+    if (ndims == 0)
+        for (int i = 0; i < a->ndim; i++) red[i] = 1;
     for (int i = 0; i < ndims; i++) {
         int d;
         CRAFT_TRY(craft_normalize_dim(op, dims[i], a->ndim, &d));
@@ -24,16 +26,25 @@ static int plan_reduce(const char *op, const craft_tensor *a, int ndims, const i
     p->rowlen = 1;
     p->out_ndim = 0;
     for (int i = 0; i < a->ndim; i++)
-        if (!red[i]) { perm[k++] = i; p->rows = craft_mul_sat(p->rows, a->shape[i]); }
+        if (!red[i]) {
+            perm[k++] = i;
+            p->rows = craft_mul_sat(p->rows, a->shape[i]);
+        }
     for (int i = 0; i < a->ndim; i++)
-        if (red[i]) { perm[k++] = i; p->rowlen = craft_mul_sat(p->rowlen, a->shape[i]); }
+        if (red[i]) {
+            perm[k++] = i;
+            p->rowlen = craft_mul_sat(p->rowlen, a->shape[i]);
+        }
     for (int i = 0; i < a->ndim; i++) {
         if (!red[i]) p->out_shape[p->out_ndim++] = a->shape[i];
         else if (keepdim) p->out_shape[p->out_ndim++] = 1;
     }
     craft_tensor *v = craft_alias(a);
     if (!v) return craft_last_status();
-    for (int i = 0; i < a->ndim; i++) { v->shape[i] = a->shape[perm[i]]; v->stride[i] = a->stride[perm[i]]; }
+    for (int i = 0; i < a->ndim; i++) {
+        v->shape[i] = a->shape[perm[i]];
+        v->stride[i] = a->stride[perm[i]];
+    }
     int rc = craft_contig_f32(v, &p->rowmajor);
     craft_tensor_release(v);
     return rc;
@@ -62,7 +73,7 @@ static int sum_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) 
 static int mean_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *e;
     CRAFT_TRY(expand_grad(n, gout[0], &e));
-    if (e->refcount > 1 || !craft_is_contiguous(e)) {   /* never scale a shared buffer */
+    if (e->refcount > 1 || !craft_is_contiguous(e)) { /* never scale a shared buffer */
         craft_tensor *c;
         int rc = craft_clone(e, &c);
         craft_tensor_release(e);
@@ -78,14 +89,20 @@ static int var_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) 
     craft_tensor *x = n->saved[0], *mean, *e, *d, *t;
     int kd = (int)n->iarg[0];
     int dims[CRAFT_MAX_DIMS], nd = 0;
-    for (int i = 0; i < kd; i++) if (n->iarg[1 + i] == 1 && x->shape[i] != 1) dims[nd++] = i;
-    if (nd == 0) for (int i = 0; i < kd; i++) if (n->iarg[1 + i] == 1) dims[nd++] = i;
+    for (int i = 0; i < kd; i++)
+        if (n->iarg[1 + i] == 1 && x->shape[i] != 1) dims[nd++] = i;
+    if (nd == 0)
+        for (int i = 0; i < kd; i++)
+            if (n->iarg[1 + i] == 1) dims[nd++] = i;
     CRAFT_TRY(craft_mean(x, nd, dims, 1, &mean));
     int rc = craft_binary(CRAFT_SUB, x, mean, &d);
     craft_tensor_release(mean);
     if (rc) return rc;
     rc = expand_grad(n, gout[0], &e);
-    if (rc) { craft_tensor_release(d); return rc; }
+    if (rc) {
+        craft_tensor_release(d);
+        return rc;
+    }
     rc = craft_binary(CRAFT_MUL, d, e, &t);
     craft_tensor_release(d);
     craft_tensor_release(e);
@@ -95,8 +112,8 @@ static int var_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) 
     return rc;
 }
 
-static int reduce_op(const char *op, int kind, const craft_tensor *a, int ndims, const int *dims, int correction,
-                     int keepdim, craft_tensor **out) {
+static int reduce_op(const char *op, int kind, const craft_tensor *a, int ndims, const int *dims,
+                     int correction, int keepdim, craft_tensor **out) {
     if (!a) return craft_fail(CRAFT_EINVAL, "%s: input is missing", op);
     const craft_kernels *k;
     CRAFT_TRY(craft_want(op, "input", a, a->device));
@@ -105,17 +122,25 @@ static int reduce_op(const char *op, int kind, const craft_tensor *a, int ndims,
     CRAFT_TRY(plan_reduce(op, a, ndims, dims, keepdim, &p));
     if (kind == 2 && p.rowlen - correction <= 0) {
         craft_tensor_release(p.rowmajor);
-        return craft_fail(CRAFT_ESHAPE, "%s: %lld elements per group with correction %d", op, (long long)p.rowlen, correction);
+        return craft_fail(CRAFT_ESHAPE, "%s: %lld elements per group with correction %d", op,
+                          (long long)p.rowlen, correction);
     }
     craft_tensor *y = craft_new_tensor(p.out_ndim, p.out_shape, CRAFT_F32, a->device);
     int rc = y ? k->reduce(kind, p.rowmajor, p.rows, p.rowlen, correction, y) : craft_last_status();
     craft_tensor_release(p.rowmajor);
-    if (rc) { craft_tensor_release(y); return rc; }
+    if (rc) {
+        craft_tensor_release(y);
+        return rc;
+    }
     /* keepdim shape of the output, for backward */
     int64_t iargs[1 + CRAFT_MAX_DIMS];
     int red[CRAFT_MAX_DIMS] = {0};
-    if (ndims == 0) for (int i = 0; i < a->ndim; i++) red[i] = 1;
-    for (int i = 0; i < ndims; i++) { int d = dims[i] < 0 ? dims[i] + a->ndim : dims[i]; if (a->ndim) red[d] = 1; }
+    if (ndims == 0)
+        for (int i = 0; i < a->ndim; i++) red[i] = 1;
+    for (int i = 0; i < ndims; i++) {
+        int d = dims[i] < 0 ? dims[i] + a->ndim : dims[i];
+        if (a->ndim) red[d] = 1;
+    }
     iargs[0] = a->ndim;
     for (int i = 0; i < a->ndim; i++) iargs[1 + i] = red[i] ? 1 : a->shape[i];
     double sarg = kind == 1 ? 1.0 / (double)p.rowlen : 2.0 / (double)(p.rowlen - correction);
@@ -130,7 +155,8 @@ int craft_sum(const craft_tensor *a, int ndims, const int *dims, int keepdim, cr
 int craft_mean(const craft_tensor *a, int ndims, const int *dims, int keepdim, craft_tensor **out) {
     return reduce_op("mean", 1, a, ndims, dims, 0, keepdim, out);
 }
-int craft_var(const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim, craft_tensor **out) {
+int craft_var(const craft_tensor *a, int ndims, const int *dims, int correction, int keepdim,
+              craft_tensor **out) {
     return reduce_op("var", 2, a, ndims, dims, correction, keepdim, out);
 }
 
@@ -143,21 +169,24 @@ static int maxmin_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     CRAFT_TRY(craft_grad_on(gout[0], n->device, &g));
     int64_t outer, D, inner;
     craft_split_at(n->edges[0].ndim, n->edges[0].shape, (int)n->iarg[0], &outer, &D, &inner);
-    int rc = (z = craft_new_tensor(n->edges[0].ndim, n->edges[0].shape, CRAFT_F32, n->device)) ? CRAFT_OK : craft_last_status();
+    int rc = (z = craft_new_tensor(n->edges[0].ndim, n->edges[0].shape, CRAFT_F32, n->device))
+        ? CRAFT_OK
+        : craft_last_status();
     if (!rc) rc = k->maxmin_grad(idx, g, outer, D, inner, z);
     craft_tensor_release(g);
     return craft_finish(rc, z, &gin[0]);
 }
 
-static int maxmin(const char *op, int want_max, const craft_tensor *a, int dim, int keepdim, craft_tensor **values,
-                  craft_tensor **indices) {
+static int maxmin(const char *op, int want_max, const craft_tensor *a, int dim, int keepdim,
+                  craft_tensor **values, craft_tensor **indices) {
     if (!a) return craft_fail(CRAFT_EINVAL, "%s: input is missing", op);
     const craft_kernels *k;
     CRAFT_TRY(craft_want(op, "input", a, a->device));
     int d;
     if (a->ndim == 0) return craft_fail(CRAFT_ESHAPE, "%s: needs at least 1 dim", op);
     CRAFT_TRY(craft_normalize_dim(op, dim, a->ndim, &d));
-    if (a->shape[d] == 0) return craft_fail(CRAFT_ESHAPE, "%s: dim %d of %s is empty", op, d, craft_shape_str(a));
+    if (a->shape[d] == 0)
+        return craft_fail(CRAFT_ESHAPE, "%s: dim %d of %s is empty", op, d, craft_shape_str(a));
     CRAFT_TRY(craft_kernels_for(a->device, CRAFT_K_maxmin, CRAFT_F32, op, &k));
     int64_t outer, D, inner, oshape[CRAFT_MAX_DIMS];
     craft_split_at(a->ndim, a->shape, d, &outer, &D, &inner);
@@ -172,8 +201,14 @@ static int maxmin(const char *op, int want_max, const craft_tensor *a, int dim, 
     if (!rc) rc = k->maxmin(want_max, x, outer, D, inner, v, ix);
     craft_tensor_release(x);
     int64_t iarg = d;
-    if (!rc) rc = craft_record(op, 1, &a, v, maxmin_backward, 1, (const craft_tensor *const *)&ix, NULL, 0, &iarg, 1, NULL);
-    if (rc) { craft_tensor_release(v); craft_tensor_release(ix); return rc; }
+    if (!rc)
+        rc = craft_record(op, 1, &a, v, maxmin_backward, 1, (const craft_tensor *const *)&ix, NULL, 0, &iarg,
+                          1, NULL);
+    if (rc) {
+        craft_tensor_release(v);
+        craft_tensor_release(ix);
+        return rc;
+    }
     *values = v;
     if (indices) *indices = ix;
     else craft_tensor_release(ix);

@@ -15,20 +15,21 @@ static int64_t nearest_src(int64_t dst, int64_t in, int64_t out) {
     return s < in - 1 ? s : in - 1;
 }
 
-void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners, int64_t *i0s, int64_t *i1s, float *l0s,
-                            float *l1s) {
+void craft_interpolate_axis(int64_t in, int64_t out, int mode, int align_corners, int64_t *i0s, int64_t *i1s,
+                            float *l0s, float *l1s) {
     if (mode == 0) {
         for (int64_t o = 0; o < out; o++) i0s[o] = nearest_src(o, in, out);
         return;
     }
     /* torch area_pixel_compute_scale / area_pixel_compute_source_index, float32 */
-    float scale = align_corners ? (out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f) : (float)in / (float)out;
+    float scale =
+        align_corners ? (out > 1 ? (float)(in - 1) / (float)(out - 1) : 0.0f) : (float)in / (float)out;
     for (int64_t o = 0; o < out; o++) {
         float src;
         if (align_corners) {
             src = scale * (float)o;
         } else {
-            src = (float)((double)scale * ((double)o + 0.5) - 0.5);   /* torch computes this in double */
+            src = (float)((double)scale * ((double)o + 0.5) - 0.5); /* torch computes this in double */
             if (src < 0) src = 0;
         }
         int64_t i0 = (int64_t)src;
@@ -57,13 +58,17 @@ static int interp_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     return craft_finish(rc, gx, &gin[0]);
 }
 
-static int interpolate_check(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode, int *align_corners) {
-    if (mode != 0 && mode != 1) return craft_fail(CRAFT_EINVAL, "interpolate: unknown mode %d (0 nearest, 1 bilinear)", mode);
-    if (x->ndim != 4) return craft_fail(CRAFT_ESHAPE, "interpolate: input %s must be 4-d NCHW", craft_shape_str(x));
+static int interpolate_check(const craft_tensor *x, int64_t out_h, int64_t out_w, int mode,
+                             int *align_corners) {
+    if (mode != 0 && mode != 1)
+        return craft_fail(CRAFT_EINVAL, "interpolate: unknown mode %d (0 nearest, 1 bilinear)", mode);
+    if (x->ndim != 4)
+        return craft_fail(CRAFT_ESHAPE, "interpolate: input %s must be 4-d NCHW", craft_shape_str(x));
     if (x->shape[2] < 1 || x->shape[3] < 1)
         return craft_fail(CRAFT_ESHAPE, "interpolate: input %s has an empty spatial dim", craft_shape_str(x));
     if (out_h < 1 || out_w < 1 || out_h > ((int64_t)1 << 31) || out_w > ((int64_t)1 << 31))
-        return craft_fail(CRAFT_ESHAPE, "interpolate: output size %lldx%lld for input %s (sizes must be 1 .. 2^31)",
+        return craft_fail(CRAFT_ESHAPE,
+                          "interpolate: output size %lldx%lld for input %s (sizes must be 1 .. 2^31)",
                           (long long)out_h, (long long)out_w, craft_shape_str(x));
     *align_corners = mode == 0 ? 0 : *align_corners ? 1 : 0;
     return CRAFT_OK;
@@ -82,8 +87,9 @@ int craft_interpolate(const craft_tensor *x, int64_t out_h, int64_t out_w, int m
     if (!rc) rc = k->interpolate(xc, mode, align_corners, y);
     craft_tensor_release(xc);
     int64_t iargs[4] = {mode, align_corners, out_h, out_w};
-    if (!rc) rc = craft_record(mode ? "interpolate_bilinear" : "interpolate_nearest", 1, &x, y, interp_backward, 0, NULL, NULL, 0,
-                               iargs, 4, NULL);
+    if (!rc)
+        rc = craft_record(mode ? "interpolate_bilinear" : "interpolate_nearest", 1, &x, y, interp_backward, 0,
+                          NULL, NULL, 0, iargs, 4, NULL);
     return craft_finish(rc, y, out);
 }
 
@@ -101,13 +107,18 @@ static int pool_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin)
     return craft_finish(rc, gx, &gin[0]);
 }
 
-static int avg_pool2d_check(const craft_tensor *x, int kernel, int *stride, int padding, int64_t *oh, int64_t *ow) {
-    if (x->ndim != 4) return craft_fail(CRAFT_ESHAPE, "avg_pool2d: input %s must be 4-d NCHW", craft_shape_str(x));
-    if (*stride <= 0) *stride = kernel;   /* torch: stride=None means the kernel size */
+static int avg_pool2d_check(const craft_tensor *x, int kernel, int *stride, int padding, int64_t *oh,
+                            int64_t *ow) {
+    if (x->ndim != 4)
+        return craft_fail(CRAFT_ESHAPE, "avg_pool2d: input %s must be 4-d NCHW", craft_shape_str(x));
+    if (*stride <= 0) *stride = kernel; /* torch: stride=None means the kernel size */
     if (kernel < 1 || padding < 0)
-        return craft_fail(CRAFT_EINVAL, "avg_pool2d: kernel %d, padding %d (kernel must be >= 1, padding >= 0)", kernel, padding);
+        return craft_fail(CRAFT_EINVAL,
+                          "avg_pool2d: kernel %d, padding %d (kernel must be >= 1, padding >= 0)", kernel,
+                          padding);
     if ((int64_t)2 * padding > kernel)
-        return craft_fail(CRAFT_EINVAL, "avg_pool2d: padding %d must be at most half the kernel %d", padding, kernel);
+        return craft_fail(CRAFT_EINVAL, "avg_pool2d: padding %d must be at most half the kernel %d", padding,
+                          kernel);
     if (x->shape[2] + (int64_t)2 * padding < kernel || x->shape[3] + (int64_t)2 * padding < kernel)
         return craft_fail(CRAFT_ESHAPE, "avg_pool2d: input %s with padding %d is smaller than the kernel %d",
                           craft_shape_str(x), padding, kernel);

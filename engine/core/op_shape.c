@@ -42,7 +42,8 @@ int craft_concat(int n, craft_tensor **ts, int dim, craft_tensor **out) {
     int d = 0;
     int64_t shape[CRAFT_MAX_DIMS];
     if (!rc && t0->ndim == 0)
-        rc = craft_fail(CRAFT_ESHAPE, "concat: tensor 0 is 0-d (%s); concat needs at least 1 dim", craft_shape_str(t0));
+        rc = craft_fail(CRAFT_ESHAPE, "concat: tensor 0 is 0-d (%s); concat needs at least 1 dim",
+                        craft_shape_str(t0));
     if (!rc) rc = craft_normalize_dim("concat", dim, t0->ndim, &d);
     if (!rc) {
         memcpy(shape, t0->shape, sizeof shape);
@@ -53,11 +54,11 @@ int craft_concat(int n, craft_tensor **ts, int dim, craft_tensor **out) {
         int bad = t->ndim != t0->ndim;
         for (int k = 0; k < t0->ndim && !bad; k++) bad = k != d && t->shape[k] != t0->shape[k];
         if (t->dtype != t0->dtype)
-            rc = craft_fail(CRAFT_ETYPE, "concat: tensor %d is %s but tensor 0 is %s (dtypes must match)", i, craft_shape_str(t),
-                            craft_shape_str(t0));
+            rc = craft_fail(CRAFT_ETYPE, "concat: tensor %d is %s but tensor 0 is %s (dtypes must match)", i,
+                            craft_shape_str(t), craft_shape_str(t0));
         else if (bad)
-            rc = craft_fail(CRAFT_ESHAPE, "concat: tensor %d %s does not match tensor 0 %s outside dim %d", i, craft_shape_str(t),
-                            craft_shape_str(t0), d);
+            rc = craft_fail(CRAFT_ESHAPE, "concat: tensor %d %s does not match tensor 0 %s outside dim %d", i,
+                            craft_shape_str(t), craft_shape_str(t0), d);
         else if (__builtin_add_overflow(shape[d], t->shape[d], &shape[d]))
             rc = craft_fail(CRAFT_ESHAPE, "concat: dim %d of the result is too large", d);
     }
@@ -67,7 +68,10 @@ int craft_concat(int n, craft_tensor **ts, int dim, craft_tensor **out) {
      * copy (and its strides may be saturated: no offsets) */
     for (int64_t i = 0, start = 0; i < n && !rc && y->numel > 0; start += m[i]->shape[d], i++) {
         craft_tensor *v = craft_alias(y);
-        if (!v) { rc = craft_last_status(); break; }
+        if (!v) {
+            rc = craft_last_status();
+            break;
+        }
         v->shape[d] = m[i]->shape[d];
         v->offset = start * y->stride[d];
         v->numel = m[i]->numel;
@@ -75,7 +79,9 @@ int craft_concat(int n, craft_tensor **ts, int dim, craft_tensor **out) {
         craft_tensor_release(v);
     }
     int64_t iarg = d;
-    if (!rc) rc = craft_record("concat", n, (const craft_tensor *const *)m, y, concat_backward, 0, NULL, NULL, 0, &iarg, 1, NULL);
+    if (!rc)
+        rc = craft_record("concat", n, (const craft_tensor *const *)m, y, concat_backward, 0, NULL, NULL, 0,
+                          &iarg, 1, NULL);
     for (int i = 0; i < n; i++) craft_tensor_release(m[i]);
     free(m);
     return craft_finish(rc, y, out);
@@ -85,39 +91,55 @@ int craft_concat(int n, craft_tensor **ts, int dim, craft_tensor **out) {
 static const char *pad_mode_names[3] = {"constant", "reflect", "replicate"};
 
 void craft_pad_plan_free(craft_pad_plan *p) {
-    for (int d = 0; d < CRAFT_MAX_DIMS; d++) { free(p->map[d]); p->map[d] = NULL; }
+    for (int d = 0; d < CRAFT_MAX_DIMS; d++) {
+        free(p->map[d]);
+        p->map[d] = NULL;
+    }
 }
 
 /* Validates the arguments against the input shape and builds the index maps (craft_pad_plan_make
  * frees the maps already built when a later dim fails). */
-static int pad_fill(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode, const char *desc, int build,
-                    craft_pad_plan *p) {
+static int pad_fill(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode, const char *desc,
+                    int build, craft_pad_plan *p) {
     memset(p, 0, sizeof *p);
-    if (mode < 0 || mode > 2) return craft_fail(CRAFT_EINVAL, "pad: unknown mode %d (0 constant, 1 reflect, 2 replicate)", mode);
+    if (mode < 0 || mode > 2)
+        return craft_fail(CRAFT_EINVAL, "pad: unknown mode %d (0 constant, 1 reflect, 2 replicate)", mode);
     if (npairs < 0 || npairs > nd)
-        return craft_fail(CRAFT_EINVAL, "pad: %d (before, after) pairs for the %d dims of %s", npairs, nd, desc);
+        return craft_fail(CRAFT_EINVAL, "pad: %d (before, after) pairs for the %d dims of %s", npairs, nd,
+                          desc);
     if (npairs > 0 && !pads) return craft_fail(CRAFT_EINVAL, "pad: pads is NULL");
     p->nd = nd;
     p->lead = nd - npairs;
     int64_t s = 1;
-    for (int d = nd - 1; d >= 0; d--) { p->ish[d] = ish[d]; p->osh[d] = ish[d]; p->ist[d] = s; s = craft_mul_sat(s, ish[d]); }
+    for (int d = nd - 1; d >= 0; d--) {
+        p->ish[d] = ish[d];
+        p->osh[d] = ish[d];
+        p->ist[d] = s;
+        s = craft_mul_sat(s, ish[d]);
+    }
     for (int d = p->lead; d < nd; d++) {
         int k = nd - 1 - d;
         int64_t before = pads[2 * k], after = pads[2 * k + 1], n = ish[d];
         const int64_t lim = (int64_t)1 << 40;
         if (before <= -lim || before >= lim || after <= -lim || after >= lim)
-            return craft_fail(CRAFT_EINVAL, "pad: padding (%lld, %lld) of dim %d is out of range", (long long)before, (long long)after, d);
+            return craft_fail(CRAFT_EINVAL, "pad: padding (%lld, %lld) of dim %d is out of range",
+                              (long long)before, (long long)after, d);
         if (mode != 0 && (before < 0 || after < 0))
-            return craft_fail(CRAFT_EINVAL, "pad: negative padding (%lld, %lld) of dim %d needs mode constant, not %s",
+            return craft_fail(CRAFT_EINVAL,
+                              "pad: negative padding (%lld, %lld) of dim %d needs mode constant, not %s",
                               (long long)before, (long long)after, d, pad_mode_names[mode]);
         if (mode == 1 && (before >= n || after >= n))
-            return craft_fail(CRAFT_ESHAPE, "pad: reflect padding (%lld, %lld) of dim %d must be smaller than its size %lld (input %s)",
-                              (long long)before, (long long)after, d, (long long)n, desc);
+            return craft_fail(
+                CRAFT_ESHAPE,
+                "pad: reflect padding (%lld, %lld) of dim %d must be smaller than its size %lld (input %s)",
+                (long long)before, (long long)after, d, (long long)n, desc);
         if (mode == 2 && n == 0 && (before > 0 || after > 0))
-            return craft_fail(CRAFT_ESHAPE, "pad: replicate padding of dim %d, which is empty (input %s)", d, desc);
+            return craft_fail(CRAFT_ESHAPE, "pad: replicate padding of dim %d, which is empty (input %s)", d,
+                              desc);
         int64_t o = n + before + after;
         if (o < 0)
-            return craft_fail(CRAFT_ESHAPE, "pad: padding (%lld, %lld) leaves dim %d of %s with negative size %lld",
+            return craft_fail(CRAFT_ESHAPE,
+                              "pad: padding (%lld, %lld) leaves dim %d of %s with negative size %lld",
                               (long long)before, (long long)after, d, desc, (long long)o);
         p->osh[d] = o;
     }
@@ -128,7 +150,10 @@ static int pad_fill(int nd, const int64_t *ish, int npairs, const int64_t *pads,
         int k = nd - 1 - d;
         int64_t before = pads[2 * k], n = ish[d], o = p->osh[d];
         p->map[d] = malloc((size_t)(o ? o : 1) * sizeof(int64_t));
-        if (!p->map[d]) { craft_pad_plan_free(p); return craft_fail(CRAFT_ENOMEM, "pad: out of host memory"); }
+        if (!p->map[d]) {
+            craft_pad_plan_free(p);
+            return craft_fail(CRAFT_ENOMEM, "pad: out of host memory");
+        }
         for (int64_t j = 0; j < o; j++) {
             int64_t i = j - before;
             if (mode == 0) i = (i >= 0 && i < n) ? i : -1;
@@ -140,8 +165,8 @@ static int pad_fill(int nd, const int64_t *ish, int npairs, const int64_t *pads,
     return CRAFT_OK;
 }
 
-int craft_pad_plan_make(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode, const char *desc, int build,
-                        craft_pad_plan *p) {
+int craft_pad_plan_make(int nd, const int64_t *ish, int npairs, const int64_t *pads, int mode,
+                        const char *desc, int build, craft_pad_plan *p) {
     int rc = pad_fill(nd, ish, npairs, pads, mode, desc, build, p);
     if (rc) craft_pad_plan_free(p);
     return rc;
@@ -168,7 +193,8 @@ static int pad_check(const craft_tensor *x, int npairs, const int64_t *pads, int
     return CRAFT_OK;
 }
 
-int craft_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value, craft_tensor **out) {
+int craft_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, double value,
+              craft_tensor **out) {
     if (!x) return craft_fail(CRAFT_EINVAL, "pad: input is missing");
     const craft_kernels *k;
     CRAFT_TRY(craft_want("pad", "input", x, x->device));
@@ -185,6 +211,7 @@ int craft_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, 
     iargs[0] = mode;
     iargs[1] = npairs;
     for (int i = 0; i < 2 * npairs; i++) iargs[2 + i] = pads[i];
-    if (!rc) rc = craft_record("pad", 1, &x, y, pad_backward, 0, NULL, &value, 1, iargs, 2 + 2 * npairs, NULL);
+    if (!rc)
+        rc = craft_record("pad", 1, &x, y, pad_backward, 0, NULL, &value, 1, iargs, 2 + 2 * npairs, NULL);
     return craft_finish(rc, y, out);
 }

@@ -11,7 +11,8 @@ static int smx_backward(craft_node *nd, craft_tensor **gout, craft_tensor **gin)
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(y->device, CRAFT_K_softmax_grad, CRAFT_F32, nd->name, &k));
     CRAFT_TRY(craft_grad_on(gout[0], y->device, &g));
-    int rc = (gx = craft_new_tensor(y->ndim, y->shape, CRAFT_F32, y->device)) ? CRAFT_OK : craft_last_status();
+    int rc =
+        (gx = craft_new_tensor(y->ndim, y->shape, CRAFT_F32, y->device)) ? CRAFT_OK : craft_last_status();
     if (!rc) rc = k->softmax_grad(y, g, nd->iarg[0], nd->iarg[1], nd->iarg[2], (int)nd->iarg[3], gx);
     craft_tensor_release(g);
     return craft_finish(rc, gx, &gin[0]);
@@ -37,5 +38,9 @@ static int smx_op(const char *op, int log, const craft_tensor *x, int dim, craft
     return craft_finish(rc, y, out);
 }
 
-int craft_softmax(const craft_tensor *x, int dim, craft_tensor **out) { return smx_op("softmax", 0, x, dim, out); }
-int craft_log_softmax(const craft_tensor *x, int dim, craft_tensor **out) { return smx_op("log_softmax", 1, x, dim, out); }
+int craft_softmax(const craft_tensor *x, int dim, craft_tensor **out) {
+    return smx_op("softmax", 0, x, dim, out);
+}
+int craft_log_softmax(const craft_tensor *x, int dim, craft_tensor **out) {
+    return smx_op("log_softmax", 1, x, dim, out);
+}

@@ -10,15 +10,19 @@
 
 #define MMAP_MIN (256u << 10)
 
-typedef struct bucket { size_t size; void **items; int n, cap; } bucket;
+typedef struct bucket {
+    size_t size;
+    void **items;
+    int n, cap;
+} bucket;
 
 static pthread_mutex_t pool_mu = PTHREAD_MUTEX_INITIALIZER;
-static bucket *buckets;       /* open addressing on size */
-static int n_buckets;         /* power of two (or 0) */
+static bucket *buckets; /* open addressing on size */
+static int n_buckets;   /* power of two (or 0) */
 static int used_buckets;
 static int64_t st_in_use, st_cached, st_peak, st_system;
 static int64_t cache_limit = -1;
-static int64_t use_limit;     /* CRAFT_POOL_LIMIT_MB: cap on the bytes in use (0: none) */
+static int64_t use_limit; /* CRAFT_POOL_LIMIT_MB: cap on the bytes in use (0: none) */
 
 static size_t size_class(size_t n) {
     if (n == 0) n = 1;
@@ -110,8 +114,10 @@ void *craft_alloc(size_t nbytes) {
     if (use_limit && (size > (size_t)use_limit || st_in_use + (int64_t)size > use_limit)) {
         int64_t in_use = st_in_use;
         pthread_mutex_unlock(&pool_mu);
-        craft_fail(CRAFT_ENOMEM, "out of host memory: asked for %.1f MiB, craft holds %.1f MiB, its limit (CRAFT_POOL_LIMIT_MB) is %.1f MiB",
-                   size / 1048576.0, in_use / 1048576.0, use_limit / 1048576.0);
+        craft_fail(
+            CRAFT_ENOMEM,
+            "out of host memory: asked for %.1f MiB, craft holds %.1f MiB, its limit (CRAFT_POOL_LIMIT_MB) is %.1f MiB",
+            size / 1048576.0, in_use / 1048576.0, use_limit / 1048576.0);
         return NULL;
     }
     bucket *b = find_bucket(size, 0);
@@ -121,15 +127,17 @@ void *craft_alloc(size_t nbytes) {
         st_cached -= (int64_t)size;
     } else {
         p = system_alloc(size);
-        if (!p) {   /* give the cache back and try once more */
+        if (!p) { /* give the cache back and try once more */
             trim_locked();
             p = system_alloc(size);
         }
         if (!p) {
             int64_t in_use = st_in_use;
             pthread_mutex_unlock(&pool_mu);
-            craft_fail(CRAFT_ENOMEM, "out of host memory: asked for %.1f MiB, craft holds %.1f MiB, the system has %.1f MiB available",
-                       size / 1048576.0, in_use / 1048576.0, mem_available() / 1048576.0);
+            craft_fail(
+                CRAFT_ENOMEM,
+                "out of host memory: asked for %.1f MiB, craft holds %.1f MiB, the system has %.1f MiB available",
+                size / 1048576.0, in_use / 1048576.0, mem_available() / 1048576.0);
             return NULL;
         }
         st_system++;
@@ -150,7 +158,10 @@ void craft_free(void *ptr, size_t nbytes) {
     if (b && b->n == b->cap) {
         int nc = b->cap ? b->cap * 2 : 8;
         void **ni = realloc(b->items, (size_t)nc * sizeof *ni);
-        if (ni) { b->items = ni; b->cap = nc; }
+        if (ni) {
+            b->items = ni;
+            b->cap = nc;
+        }
     }
     if (b && b->n < b->cap) {
         b->items[b->n++] = ptr;

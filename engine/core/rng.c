@@ -38,15 +38,22 @@ void craft_philox4x32_raw(const uint32_t ctr_in[4], const uint32_t key_in[2], ui
     uint32_t x0 = ctr_in[0], x1 = ctr_in[1], x2 = ctr_in[2], x3 = ctr_in[3];
     uint32_t k0 = key_in[0], k1 = key_in[1];
     for (int r = 0; r < 10; r++) {
-        if (r > 0) { k0 += 0x9E3779B9u; k1 += 0xBB67AE85u; }
+        if (r > 0) {
+            k0 += 0x9E3779B9u;
+            k1 += 0xBB67AE85u;
+        }
         uint64_t p0 = (uint64_t)0xD2511F53u * x0, p1 = (uint64_t)0xCD9E8D57u * x2;
-        uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0, hi1 = (uint32_t)(p1 >> 32), lo1 = (uint32_t)p1;
+        uint32_t hi0 = (uint32_t)(p0 >> 32), lo0 = (uint32_t)p0, hi1 = (uint32_t)(p1 >> 32),
+                 lo1 = (uint32_t)p1;
         x0 = hi1 ^ x1 ^ k0;
         x1 = lo1;
         x2 = hi0 ^ x3 ^ k1;
         x3 = lo0;
     }
-    out[0] = x0; out[1] = x1; out[2] = x2; out[3] = x3;
+    out[0] = x0;
+    out[1] = x1;
+    out[2] = x2;
+    out[3] = x3;
 }
 
 void craft_philox4x32(uint64_t seed, uint64_t counter, uint32_t *out4) {
@@ -58,7 +65,8 @@ void craft_philox4x32(uint64_t seed, uint64_t counter, uint32_t *out4) {
 static int fill_random(const char *op, craft_tensor *t, uint64_t seed, uint64_t offset, int normal) {
     if (!t) return craft_fail(CRAFT_EINVAL, "%s: tensor is missing", op);
     if (t->dtype != CRAFT_F32 && t->dtype != CRAFT_F64 && t->dtype != CRAFT_F16 && t->dtype != CRAFT_BF16)
-        return craft_fail(CRAFT_ETYPE, "%s: tensor %s must be a float dtype (f32, f64, f16, bf16)", op, craft_shape_str(t));
+        return craft_fail(CRAFT_ETYPE, "%s: tensor %s must be a float dtype (f32, f64, f16, bf16)", op,
+                          craft_shape_str(t));
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(t->device, CRAFT_K_philox, CRAFT_F32, op, &k));
     if (t->dtype == CRAFT_F32 && craft_is_contiguous(t)) {
@@ -69,10 +77,14 @@ static int fill_random(const char *op, craft_tensor *t, uint64_t seed, uint64_t 
     craft_tensor *tmp = craft_new_tensor(t->ndim, t->shape, CRAFT_F32, t->device);
     if (!tmp) return craft_last_status();
     int rc = k->philox(tmp, seed, offset, normal);
-    if (!rc) rc = craft_copy_(t, tmp);   /* bumps t's version */
+    if (!rc) rc = craft_copy_(t, tmp); /* bumps t's version */
     craft_tensor_release(tmp);
     return rc;
 }
 
-int craft_randn_(craft_tensor *t, uint64_t seed, uint64_t offset) { return fill_random("randn_", t, seed, offset, 1); }
-int craft_rand_(craft_tensor *t, uint64_t seed, uint64_t offset) { return fill_random("rand_", t, seed, offset, 0); }
+int craft_randn_(craft_tensor *t, uint64_t seed, uint64_t offset) {
+    return fill_random("randn_", t, seed, offset, 1);
+}
+int craft_rand_(craft_tensor *t, uint64_t seed, uint64_t offset) {
+    return fill_random("rand_", t, seed, offset, 0);
+}

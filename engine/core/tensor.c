@@ -8,8 +8,14 @@ static craft_storage *storage_new(size_t nbytes, int device) {
     const craft_backend *b = craft_backend_of(device, "tensor");
     if (!b) return NULL;
     craft_storage *s = calloc(1, sizeof *s);
-    if (!s) { craft_fail(CRAFT_ENOMEM, "out of host memory for a storage header"); return NULL; }
-    if (b->storage_init(s, device, nbytes)) { free(s); return NULL; }
+    if (!s) {
+        craft_fail(CRAFT_ENOMEM, "out of host memory for a storage header");
+        return NULL;
+    }
+    if (b->storage_init(s, device, nbytes)) {
+        free(s);
+        return NULL;
+    }
     s->nbytes = nbytes;
     s->refcount = 1;
     s->device = device;
@@ -33,7 +39,9 @@ int64_t craft_numel_of(int ndim, const int64_t *shape) {
 }
 
 void craft_split_at(int ndim, const int64_t *shape, int d, int64_t *outer, int64_t *n, int64_t *inner) {
-    *outer = 1; *n = 1; *inner = 1;
+    *outer = 1;
+    *n = 1;
+    *inner = 1;
     if (ndim == 0) return;
     *outer = craft_numel_of(d, shape);
     *n = shape[d];
@@ -47,7 +55,8 @@ static int check_shape(const char *op, int ndim, const int64_t *shape, int dtype
     /* each size, and the element count, at most 2^46; an empty tensor's other sizes may
      * multiply past that (its strides saturate), in any order */
     for (int i = 0; i < ndim; i++) {
-        if (shape[i] < 0) return craft_fail(CRAFT_ESHAPE, "%s: negative size %lld in dim %d", op, (long long)shape[i], i);
+        if (shape[i] < 0)
+            return craft_fail(CRAFT_ESHAPE, "%s: negative size %lld in dim %d", op, (long long)shape[i], i);
         if (shape[i] > ((int64_t)1 << 46))
             return craft_fail(CRAFT_ESHAPE, "%s: shape %s is too large", op, craft_dims_str(ndim, shape));
     }
@@ -67,7 +76,10 @@ static void set_contiguous_strides(craft_tensor *t) {
 
 static craft_tensor *tensor_header(int ndim, const int64_t *shape, int dtype, int device) {
     craft_tensor *t = calloc(1, sizeof *t);
-    if (!t) { craft_fail(CRAFT_ENOMEM, "out of host memory for a tensor header"); return NULL; }
+    if (!t) {
+        craft_fail(CRAFT_ENOMEM, "out of host memory for a tensor header");
+        return NULL;
+    }
     t->refcount = 1;
     t->ndim = ndim;
     t->dtype = dtype;
@@ -83,7 +95,10 @@ craft_tensor *craft_new_tensor(int ndim, const int64_t *shape, int dtype, int de
     craft_tensor *t = tensor_header(ndim, shape, dtype, device);
     if (!t) return NULL;
     t->storage = storage_new((size_t)t->numel * craft_dtype_size(dtype), device);
-    if (!t->storage) { free(t); return NULL; }
+    if (!t->storage) {
+        free(t);
+        return NULL;
+    }
     return t;
 }
 
@@ -103,7 +118,10 @@ void craft_tensor_release(craft_tensor *t) {
 /* A new header over t's storage (shares data; no graph). */
 static craft_tensor *alias_of(const craft_tensor *t) {
     craft_tensor *a = calloc(1, sizeof *a);
-    if (!a) { craft_fail(CRAFT_ENOMEM, "out of host memory for a tensor header"); return NULL; }
+    if (!a) {
+        craft_fail(CRAFT_ENOMEM, "out of host memory for a tensor header");
+        return NULL;
+    }
     *a = *t;
     a->refcount = 1;
     a->grad = NULL;
@@ -134,7 +152,10 @@ int craft_full(int ndim, const int64_t *shape, int dtype, double value, craft_te
     craft_tensor *t;
     CRAFT_TRY(craft_empty(ndim, shape, dtype, CRAFT_DEVICE_CPU, &t));
     int rc = craft_fill_(t, value);
-    if (rc) { craft_tensor_release(t); return rc; }
+    if (rc) {
+        craft_tensor_release(t);
+        return rc;
+    }
     *out = t;
     return CRAFT_OK;
 }
@@ -151,13 +172,20 @@ int craft_zeros_like(const craft_tensor *t, craft_tensor **out) {
 int craft_from_data(int ndim, const int64_t *shape, int dtype, const void *data, craft_tensor **out) {
     craft_tensor *t;
     CRAFT_TRY(craft_empty(ndim, shape, dtype, CRAFT_DEVICE_CPU, &t));
-    if (t->numel && !data) { craft_tensor_release(t); return craft_fail(CRAFT_EINVAL, "from_data: NULL data"); }
+    if (t->numel && !data) {
+        craft_tensor_release(t);
+        return craft_fail(CRAFT_EINVAL, "from_data: NULL data");
+    }
     if (t->numel) memcpy(t->storage->data, data, (size_t)t->numel * craft_dtype_size(dtype));
     *out = t;
     return CRAFT_OK;
 }
 
-static void release_nothing(void *ctx, void *data, size_t nbytes) { (void)ctx; (void)data; (void)nbytes; }
+static void release_nothing(void *ctx, void *data, size_t nbytes) {
+    (void)ctx;
+    (void)data;
+    (void)nbytes;
+}
 
 int craft_from_external(int ndim, const int64_t *shape, int dtype, void *data, size_t nbytes,
                         void (*release)(void *, void *, size_t), void *release_ctx, craft_tensor **out) {
@@ -170,7 +198,10 @@ int craft_from_external(int ndim, const int64_t *shape, int dtype, void *data, s
     craft_tensor *t = tensor_header(ndim, shape, dtype, CRAFT_DEVICE_CPU);
     if (!t) return craft_last_status();
     craft_storage *s = calloc(1, sizeof *s);
-    if (!s) { free(t); return craft_fail(CRAFT_ENOMEM, "out of host memory for a storage header"); }
+    if (!s) {
+        free(t);
+        return craft_fail(CRAFT_ENOMEM, "out of host memory for a storage header");
+    }
     s->data = data;
     s->nbytes = nbytes;
     s->refcount = 1;
@@ -184,7 +215,8 @@ int craft_from_external(int ndim, const int64_t *shape, int dtype, void *data, s
 
 int craft_arange(double start, double end, double step, int dtype, craft_tensor **out) {
     if (step == 0 || !isfinite(start) || !isfinite(end) || !isfinite(step))
-        return craft_fail(CRAFT_EINVAL, "arange(%g, %g, %g): step must be non-zero and bounds finite", start, end, step);
+        return craft_fail(CRAFT_EINVAL, "arange(%g, %g, %g): step must be non-zero and bounds finite", start,
+                          end, step);
     double n = ceil((end - start) / step);
     if (n < 0) n = 0;
     if (n > (double)((int64_t)1 << 40)) return craft_fail(CRAFT_EINVAL, "arange: %g elements is too many", n);
@@ -193,7 +225,10 @@ int craft_arange(double start, double end, double step, int dtype, craft_tensor 
     CRAFT_TRY(craft_empty(1, shape, CRAFT_F64, CRAFT_DEVICE_CPU, &t));
     double *p = t->storage->data;
     for (int64_t i = 0; i < shape[0]; i++) p[i] = start + (double)i * step;
-    if (dtype == CRAFT_F64) { *out = t; return CRAFT_OK; }
+    if (dtype == CRAFT_F64) {
+        *out = t;
+        return CRAFT_OK;
+    }
     int rc = craft_to_dtype(t, dtype, out);
     craft_tensor_release(t);
     return rc;
@@ -224,7 +259,8 @@ int craft_copy_(craft_tensor *dst, const craft_tensor *src) {
                           craft_shape_str(src), craft_shape_str(dst));
     int rc;
     if (dst->device == src->device || src->device == CRAFT_DEVICE_CPU || dst->device == CRAFT_DEVICE_CPU) {
-        const craft_backend *b = craft_backend_of(dst->device != CRAFT_DEVICE_CPU ? dst->device : src->device, "copy_");
+        const craft_backend *b =
+            craft_backend_of(dst->device != CRAFT_DEVICE_CPU ? dst->device : src->device, "copy_");
         if (!b) return craft_last_status();
         rc = b->copy(dst, src);
     } else {
@@ -255,7 +291,10 @@ int craft_contig_f32(const craft_tensor *t, craft_tensor **out) {
     craft_tensor *c = craft_new_tensor(t->ndim, t->shape, CRAFT_F32, t->device);
     if (!c) return craft_last_status();
     int rc = craft_copy_(c, t);
-    if (rc) { craft_tensor_release(c); return rc; }
+    if (rc) {
+        craft_tensor_release(c);
+        return rc;
+    }
     *out = c;
     return CRAFT_OK;
 }
@@ -264,7 +303,9 @@ int craft_tensor_read(const craft_tensor *t, int dtype, void *buf, size_t nbytes
     if (!t) return craft_fail(CRAFT_EINVAL, "tensor_read: the input tensor is NULL");
     size_t need = (size_t)t->numel * craft_dtype_size(dtype);
     if (!craft_dtype_size(dtype)) return craft_fail(CRAFT_ETYPE, "read: unknown dtype %d", dtype);
-    if (nbytes < need) return craft_fail(CRAFT_EINVAL, "read: buffer of %zu bytes, %s needs %zu", nbytes, craft_shape_str(t), need);
+    if (nbytes < need)
+        return craft_fail(CRAFT_EINVAL, "read: buffer of %zu bytes, %s needs %zu", nbytes, craft_shape_str(t),
+                          need);
     craft_tensor *d;
     CRAFT_TRY(craft_from_external(t->ndim, t->shape, dtype, buf, nbytes, NULL, NULL, &d));
     int rc = craft_copy_(d, t);
@@ -276,7 +317,9 @@ int craft_tensor_write(craft_tensor *t, int dtype, const void *buf, size_t nbyte
     if (!t) return craft_fail(CRAFT_EINVAL, "tensor_write: the input tensor is NULL");
     size_t need = (size_t)t->numel * craft_dtype_size(dtype);
     if (!craft_dtype_size(dtype)) return craft_fail(CRAFT_ETYPE, "write: unknown dtype %d", dtype);
-    if (nbytes < need) return craft_fail(CRAFT_EINVAL, "write: buffer of %zu bytes, %s needs %zu", nbytes, craft_shape_str(t), need);
+    if (nbytes < need)
+        return craft_fail(CRAFT_EINVAL, "write: buffer of %zu bytes, %s needs %zu", nbytes,
+                          craft_shape_str(t), need);
     craft_tensor *s;
     CRAFT_TRY(craft_from_external(t->ndim, t->shape, dtype, (void *)buf, nbytes, NULL, NULL, &s));
     int rc = craft_copy_(t, s);
@@ -300,7 +343,8 @@ static int elem_offset(const craft_tensor *t, const int64_t *index, int64_t *off
         int64_t k = index[i];
         if (k < 0) k += t->shape[i];
         if (k < 0 || k >= t->shape[i])
-            return craft_fail(CRAFT_EINVAL, "index %lld out of range for dim %d of %s", (long long)index[i], i, craft_shape_str(t));
+            return craft_fail(CRAFT_EINVAL, "index %lld out of range for dim %d of %s", (long long)index[i],
+                              i, craft_shape_str(t));
         o += k * t->stride[i];
     }
     *off = o;
@@ -329,16 +373,20 @@ int craft_set(craft_tensor *t, const int64_t *index, double value) {
 
 int craft_item(const craft_tensor *t, double *out) {
     if (!t) return craft_fail(CRAFT_EINVAL, "item: the input tensor is NULL");
-    if (t->numel != 1) return craft_fail(CRAFT_ESHAPE, "item: tensor %s has %lld elements, not 1", craft_shape_str(t), (long long)t->numel);
+    if (t->numel != 1)
+        return craft_fail(CRAFT_ESHAPE, "item: tensor %s has %lld elements, not 1", craft_shape_str(t),
+                          (long long)t->numel);
     return read_one(t, t->offset, out);
 }
 
 int craft_check_f32(const char *op, const char *arg, const craft_tensor *t) {
     if (!t) return craft_fail(CRAFT_EINVAL, "%s: %s is missing", op, arg);
     if (t->dtype != CRAFT_F32)
-        return craft_fail(CRAFT_ETYPE, "%s: %s is %s, expected f32 (convert with :float())", op, arg, craft_shape_str(t));
+        return craft_fail(CRAFT_ETYPE, "%s: %s is %s, expected f32 (convert with :float())", op, arg,
+                          craft_shape_str(t));
     if (t->device != CRAFT_DEVICE_CPU)
-        return craft_fail(CRAFT_EDEVICE, "%s: %s is on device %d; this op runs on the CPU only", op, arg, t->device);
+        return craft_fail(CRAFT_EDEVICE, "%s: %s is on device %d; this op runs on the CPU only", op, arg,
+                          t->device);
     return CRAFT_OK;
 }
 

@@ -37,30 +37,40 @@
 #define BK ((int64_t)SDPA_BK)
 
 typedef struct {
-    int nbd;                          /* batch dims of the output */
+    int nbd; /* batch dims of the output */
     int64_t bshape[CRAFT_MAX_DIMS];
     int64_t nb, Lq, Lk, D, Dv;
     const float *q, *k, *v, *mask;
-    int64_t ldq, ldk, ldv;            /* row strides (elements); columns are unit stride */
-    int64_t msr, msc;                 /* mask row / column strides, 0 when broadcast */
-    int64_t *off;                     /* [nb][4]: element offsets of q, k, v, mask per matrix */
+    int64_t ldq, ldk, ldv; /* row strides (elements); columns are unit stride */
+    int64_t msr, msc;      /* mask row / column strides, 0 when broadcast */
+    int64_t *off;          /* [nb][4]: element offsets of q, k, v, mask per matrix */
     float scale;
     int causal;
 } attn_plan;
 
-static void plan_free(attn_plan *p) { free(p->off); p->off = NULL; }
+static void plan_free(attn_plan *p) {
+    free(p->off);
+    p->off = NULL;
+}
 
 /* The geometry, and the per-matrix offsets of q, k, v and the mask. q, k, v must be usable. */
-static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-                      double scale, int causal, attn_plan *p) {
+static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                      const craft_tensor *mask, double scale, int causal, attn_plan *p) {
     memset(p, 0, sizeof *p);
     craft_sdpa_geom g;
     CRAFT_TRY(craft_sdpa_geom_of(q, k, v, mask, scale, &g));
     p->nbd = g.nbd;
     memcpy(p->bshape, g.bshape, sizeof p->bshape);
-    p->nb = g.nb; p->Lq = g.Lq; p->Lk = g.Lk; p->D = g.D; p->Dv = g.Dv;
-    p->ldq = g.ldq; p->ldk = g.ldk; p->ldv = g.ldv;
-    p->msr = g.msr; p->msc = g.msc;
+    p->nb = g.nb;
+    p->Lq = g.Lq;
+    p->Lk = g.Lk;
+    p->D = g.D;
+    p->Dv = g.Dv;
+    p->ldq = g.ldq;
+    p->ldk = g.ldk;
+    p->ldv = g.ldv;
+    p->msr = g.msr;
+    p->msc = g.msc;
     p->scale = g.scale;
     p->causal = causal ? 1 : 0;
     p->q = craft_tensor_data(q);
@@ -82,13 +92,18 @@ static int plan_build(const craft_tensor *q, const craft_tensor *k, const craft_
 }
 
 /* S[i, j] += mask[i * msr + j * msc] */
-static void add_mask(float *S, int64_t lds, const float *m, int64_t msr, int64_t msc, int64_t rows, int64_t cols) {
+static void add_mask(float *S, int64_t lds, const float *m, int64_t msr, int64_t msc, int64_t rows,
+                     int64_t cols) {
     for (int64_t i = 0; i < rows; i++) {
         float *s = S + i * lds;
         const float *mr = m + i * msr;
-        if (msc == 1) for (int64_t j = 0; j < cols; j++) s[j] += mr[j];
-        else if (msc == 0) { float c = mr[0]; for (int64_t j = 0; j < cols; j++) s[j] += c; }
-        else for (int64_t j = 0; j < cols; j++) s[j] += mr[j * msc];
+        if (msc == 1)
+            for (int64_t j = 0; j < cols; j++) s[j] += mr[j];
+        else if (msc == 0) {
+            float c = mr[0];
+            for (int64_t j = 0; j < cols; j++) s[j] += c;
+        } else
+            for (int64_t j = 0; j < cols; j++) s[j] += mr[j * msc];
     }
 }
 
@@ -107,12 +122,16 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
     const float *M = p->mask ? p->mask + p->off[4 * b + 3] + q0 * p->msr : NULL;
     float *O = out + (b * p->Lq + q0) * Dv;
     float *mrow = st, *lrow = st + BQ, *corr = st + 2 * BQ;
-    for (int64_t i = 0; i < bq; i++) { mrow[i] = -INFINITY; lrow[i] = 0; }
+    for (int64_t i = 0; i < bq; i++) {
+        mrow[i] = -INFINITY;
+        lrow[i] = 0;
+    }
     int64_t kend = p->causal && q0 + bq < p->Lk ? q0 + bq : p->Lk;
     int first = 1;
     for (int64_t k0 = 0; k0 < kend; k0 += BK) {
         int64_t bk = kend - k0 < BK ? kend - k0 : BK;
-        if (craft_sgemm('N', 'T', bq, bk, D, p->scale, Q, p->ldq, K + k0 * p->ldk, p->ldk, 0.0f, S, BK)) return 1;
+        if (craft_sgemm('N', 'T', bq, bk, D, p->scale, Q, p->ldq, K + k0 * p->ldk, p->ldk, 0.0f, S, BK))
+            return 1;
         if (M) add_mask(S, BK, M + k0 * p->msc, p->msr, p->msc, bq, bk);
         for (int64_t i = 0; i < bq; i++) {
             float *s = S + i * BK;
@@ -136,10 +155,12 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
                     float c = corr[i], *o = O + i * Dv;
                     for (int64_t j = 0; j < Dv; j++) o[j] *= c;
                 }
-        if (craft_sgemm('N', 'N', bq, Dv, bk, 1.0f, S, BK, V + k0 * p->ldv, p->ldv, first ? 0.0f : 1.0f, O, Dv)) return 1;
+        if (craft_sgemm('N', 'N', bq, Dv, bk, 1.0f, S, BK, V + k0 * p->ldv, p->ldv, first ? 0.0f : 1.0f, O,
+                        Dv))
+            return 1;
         first = 0;
     }
-    if (first) {   /* no keys at all: zeros, as softmax over nothing times an empty V */
+    if (first) { /* no keys at all: zeros, as softmax over nothing times an empty V */
         memset(O, 0, (size_t)(bq * Dv) * sizeof(float));
         for (int64_t i = 0; i < bq; i++) lse[b * p->Lq + q0 + i] = -INFINITY;
         return 0;
@@ -155,7 +176,7 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
 static int run_forward(const attn_plan *p, float *out, float *lse) {
     int64_t nqb = (p->Lq + BQ - 1) / BQ, units = p->nb * nqb;
     if (units == 0) return CRAFT_OK;
-    if (p->Dv == 0) {   /* an empty output needs no scores (and backward none: its gradients are 0) */
+    if (p->Dv == 0) { /* an empty output needs no scores (and backward none: its gradients are 0) */
         memset(lse, 0, (size_t)(p->nb * p->Lq) * sizeof(float));
         return CRAFT_OK;
     }
@@ -165,10 +186,10 @@ static int run_forward(const attn_plan *p, float *out, float *lse) {
     float *scratch = craft_alloc((size_t)T * per * sizeof(float));
     if (!scratch) return craft_last_status();
     int err = 0;
-    #pragma omp parallel num_threads(T) if (T > 1)
+#pragma omp parallel num_threads(T) if (T > 1)
     {
         float *S = scratch + (size_t)omp_get_thread_num() * per;
-        #pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < units; u++)
             if (fwd_unit(p, u / nqb, (u % nqb) * BQ, out, lse, S, S + BQ * BK)) err = 1;
     }
@@ -181,8 +202,8 @@ static int run_forward(const attn_plan *p, float *out, float *lse) {
 typedef struct {
     const attn_plan *p;
     const float *dO, *O, *lse;
-    float *Di;                   /* rowsum(dO * O), [nb, Lq], filled by run_backward */
-    float *dk, *dv;              /* full-batch-shape gradients, [nb, Lk, D] / [nb, Lk, Dv] */
+    float *Di;      /* rowsum(dO * O), [nb, Lq], filled by run_backward */
+    float *dk, *dv; /* full-batch-shape gradients, [nb, Lk, D] / [nb, Lk, Dv] */
     int need_q, need_k, need_v;
 } bwd_ctx;
 
@@ -216,13 +237,16 @@ static int bwd_unit(const bwd_ctx *c, int64_t b, int64_t k0, float *dq, float *P
                 float di = Di[i];
                 for (int64_t j = 0; j < bk; j++) d[j] = pr[j] * (d[j] - di);
             }
-            if (c->need_k && craft_sgemm('T', 'N', bk, D, bq, p->scale, dP, BK, Q, p->ldq, beta, dK, D)) return 1;
-            if (c->need_q && craft_sgemm('N', 'N', bq, D, bk, p->scale, dP, BK, K, p->ldk, 1.0f, dq + (b * Lq + q0) * D, D))
+            if (c->need_k && craft_sgemm('T', 'N', bk, D, bq, p->scale, dP, BK, Q, p->ldq, beta, dK, D))
+                return 1;
+            if (c->need_q &&
+                craft_sgemm('N', 'N', bq, D, bk, p->scale, dP, BK, K, p->ldk, 1.0f, dq + (b * Lq + q0) * D,
+                            D))
                 return 1;
         }
         first = 0;
     }
-    if (first) {   /* no query sees these keys */
+    if (first) { /* no query sees these keys */
         if (c->need_k) memset(dK, 0, (size_t)(bk * D) * sizeof(float));
         if (c->need_v) memset(dV, 0, (size_t)(bk * Dv) * sizeof(float));
     }
@@ -235,7 +259,7 @@ static int run_backward(bwd_ctx *c, float *dq) {
     int64_t nq = nb * p->Lq * p->D, rows = nb * p->Lq;
     if (c->need_q) memset(dq, 0, (size_t)nq * sizeof(float));
     if (nb == 0 || nkb == 0) return CRAFT_OK;
-    if (p->Dv == 0) {   /* an empty output: dP = dO V^T and Di are 0, so dS, dQ and dK are 0 */
+    if (p->Dv == 0) { /* an empty output: dP = dO V^T and Di are 0, so dS, dQ and dK are 0 */
         if (c->need_k) memset(c->dk, 0, (size_t)(nb * p->Lk * p->D) * sizeof(float));
         return CRAFT_OK;
     }
@@ -247,25 +271,26 @@ static int run_backward(bwd_ctx *c, float *dq) {
     if (T > units) T = (int)units;
     size_t per = (size_t)(2 * BQ * BK);
     int priv = !whole && c->need_q && T > 1;
-    size_t sbytes = (size_t)T * per * sizeof(float), pbytes = priv ? (size_t)T * (size_t)nq * sizeof(float) : 0;
+    size_t sbytes = (size_t)T * per * sizeof(float),
+           pbytes = priv ? (size_t)T * (size_t)nq * sizeof(float) : 0;
     float *scratch = craft_alloc(sbytes), *acc = pbytes ? craft_alloc(pbytes) : NULL;
     if (!scratch || (pbytes && !acc)) {
         if (scratch) craft_free(scratch, sbytes);
         return craft_last_status();
     }
     int err = 0;
-    #pragma omp parallel num_threads(T) if (T > 1)
+#pragma omp parallel num_threads(T) if (T > 1)
     {
         int t = omp_get_thread_num();
         float *P = scratch + (size_t)t * per, *dP = P + BQ * BK;
-        #pragma omp for schedule(static)
+#pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) c->Di[r] = craft_vdot(c->dO + r * p->Dv, c->O + r * p->Dv, p->Dv);
         float *mydq = dq;
         if (priv) {
             mydq = acc + (size_t)t * (size_t)nq;
             memset(mydq, 0, (size_t)nq * sizeof(float));
         }
-        #pragma omp for schedule(dynamic, 1)
+#pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < units; u++) {
             if (whole) {
                 for (int64_t kb = 0; kb < nkb; kb++)
@@ -274,8 +299,8 @@ static int run_backward(bwd_ctx *c, float *dq) {
                 err = 1;
             }
         }
-        if (priv) {   /* implicit barrier above: every private dQ is complete */
-            #pragma omp for schedule(static)
+        if (priv) { /* implicit barrier above: every private dQ is complete */
+#pragma omp for schedule(static)
             for (int64_t i = 0; i < nq; i++) {
                 float s = 0;
                 for (int tt = 0; tt < T; tt++) s += acc[(size_t)tt * (size_t)nq + i];
@@ -289,8 +314,8 @@ static int run_backward(bwd_ctx *c, float *dq) {
     return CRAFT_OK;
 }
 
-int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale, int causal,
-             craft_tensor *y, craft_tensor *lse) {
+int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+             double scale, int causal, craft_tensor *y, craft_tensor *lse) {
     attn_plan p;
     int rc = plan_build(q, k, v, mask, scale, causal, &p);
     if (!rc) rc = run_forward(&p, craft_tensor_data(y), craft_tensor_data(lse));
@@ -299,12 +324,14 @@ int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v
 }
 
 /* dq, dk, dv with the full batch shapes, each NULL when not wanted (a scratch stands in) */
-int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
-                  int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, const craft_tensor *o,
+                  const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
                   craft_tensor *dv) {
     attn_plan p;
     CRAFT_TRY(plan_build(q, k, v, mask, scale, causal, &p));
-    size_t sizes[3] = {(size_t)(p.nb * p.Lq * p.D), (size_t)(p.nb * p.Lk * p.D), (size_t)(p.nb * p.Lk * p.Dv)};
+    size_t sizes[3] = {(size_t)(p.nb * p.Lq * p.D), (size_t)(p.nb * p.Lk * p.D),
+                       (size_t)(p.nb * p.Lk * p.Dv)};
     craft_tensor *given[3] = {dq, dk, dv};
     float *buf[3] = {NULL, NULL, NULL}, *tmp[3] = {NULL, NULL, NULL};
     size_t dibytes = (size_t)(p.nb * p.Lq) * sizeof(float);
@@ -312,11 +339,20 @@ int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tens
     int rc = Di ? CRAFT_OK : craft_last_status();
     for (int i = 0; i < 3 && !rc; i++) {
         if (given[i]) buf[i] = craft_tensor_data(given[i]);
-        else if (!(buf[i] = tmp[i] = craft_alloc(sizes[i] ? sizes[i] * sizeof(float) : 4))) rc = craft_last_status();
+        else if (!(buf[i] = tmp[i] = craft_alloc(sizes[i] ? sizes[i] * sizeof(float) : 4)))
+            rc = craft_last_status();
     }
     if (!rc) {
-        bwd_ctx c = {&p, craft_tensor_data(g), craft_tensor_data(o), craft_tensor_data(lse), Di, buf[1], buf[2],
-                     dq != NULL, dk != NULL, dv != NULL};
+        bwd_ctx c = {&p,
+                     craft_tensor_data(g),
+                     craft_tensor_data(o),
+                     craft_tensor_data(lse),
+                     Di,
+                     buf[1],
+                     buf[2],
+                     dq != NULL,
+                     dk != NULL,
+                     dv != NULL};
         rc = run_backward(&c, buf[0]);
     }
     for (int i = 0; i < 3; i++)

@@ -13,10 +13,10 @@ static int storage_init(craft_storage *s, int device, size_t nbytes) {
 
 static int bytes_at(const char *op, const craft_tensor *t, int64_t elem_offset, size_t nbytes, size_t *off) {
     size_t es = craft_dtype_size(t->dtype), start;
-    if (elem_offset < 0 || __builtin_mul_overflow((size_t)elem_offset, es, &start) || start > t->storage->nbytes ||
-        nbytes > t->storage->nbytes - start)
-        return craft_fail(CRAFT_EINVAL, "%s: bytes [%lld elements, +%zu) outside the %zu-byte storage of %s", op,
-                          (long long)elem_offset, nbytes, t->storage->nbytes, craft_shape_str(t));
+    if (elem_offset < 0 || __builtin_mul_overflow((size_t)elem_offset, es, &start) ||
+        start > t->storage->nbytes || nbytes > t->storage->nbytes - start)
+        return craft_fail(CRAFT_EINVAL, "%s: bytes [%lld elements, +%zu) outside the %zu-byte storage of %s",
+                          op, (long long)elem_offset, nbytes, t->storage->nbytes, craft_shape_str(t));
     *off = start;
     return CRAFT_OK;
 }
@@ -35,29 +35,46 @@ static int write_bytes(craft_tensor *t, int64_t elem_offset, const void *buf, si
     return CRAFT_OK;
 }
 
-typedef struct { int src, dst; } conv_ctx;
+typedef struct {
+    int src, dst;
+} conv_ctx;
 
 static void copy_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     conv_ctx *c = vctx;
     char *d = p[0], *x = p[1];
     size_t es = craft_dtype_size(c->dst);
     if (c->src == c->dst) {
-        if (s[0] == (int64_t)es && s[1] == (int64_t)es) { memcpy(d, x, (size_t)n * es); return; }
-        if (es == 4) { for (int64_t i = 0; i < n; i++) *(uint32_t *)(d + i * s[0]) = *(const uint32_t *)(x + i * s[1]); return; }
-        if (es == 2) { for (int64_t i = 0; i < n; i++) *(uint16_t *)(d + i * s[0]) = *(const uint16_t *)(x + i * s[1]); return; }
-        if (es == 8) { for (int64_t i = 0; i < n; i++) *(uint64_t *)(d + i * s[0]) = *(const uint64_t *)(x + i * s[1]); return; }
+        if (s[0] == (int64_t)es && s[1] == (int64_t)es) {
+            memcpy(d, x, (size_t)n * es);
+            return;
+        }
+        if (es == 4) {
+            for (int64_t i = 0; i < n; i++) *(uint32_t *)(d + i * s[0]) = *(const uint32_t *)(x + i * s[1]);
+            return;
+        }
+        if (es == 2) {
+            for (int64_t i = 0; i < n; i++) *(uint16_t *)(d + i * s[0]) = *(const uint16_t *)(x + i * s[1]);
+            return;
+        }
+        if (es == 8) {
+            for (int64_t i = 0; i < n; i++) *(uint64_t *)(d + i * s[0]) = *(const uint64_t *)(x + i * s[1]);
+            return;
+        }
         for (int64_t i = 0; i < n; i++) memcpy(d + i * s[0], x + i * s[1], es);
         return;
     }
     if (c->dst == CRAFT_F32 && c->src == CRAFT_F16) {
-        for (int64_t i = 0; i < n; i++) *(float *)(d + i * s[0]) = craft_half_to_float(*(const uint16_t *)(x + i * s[1]));
+        for (int64_t i = 0; i < n; i++)
+            *(float *)(d + i * s[0]) = craft_half_to_float(*(const uint16_t *)(x + i * s[1]));
         return;
     }
     if (c->dst == CRAFT_F32 && c->src == CRAFT_BF16) {
-        for (int64_t i = 0; i < n; i++) *(float *)(d + i * s[0]) = craft_bf16_to_float(*(const uint16_t *)(x + i * s[1]));
+        for (int64_t i = 0; i < n; i++)
+            *(float *)(d + i * s[0]) = craft_bf16_to_float(*(const uint16_t *)(x + i * s[1]));
         return;
     }
-    for (int64_t i = 0; i < n; i++) craft_store_double(d + i * s[0], c->dst, craft_load_double(x + i * s[1], c->src));
+    for (int64_t i = 0; i < n; i++)
+        craft_store_double(d + i * s[0], c->dst, craft_load_double(x + i * s[1], c->src));
 }
 
 /* both on the CPU (a device tensor with a CPU one is its own back end's copy) */
@@ -73,7 +90,7 @@ static int copy(craft_tensor *dst, const craft_tensor *src) {
 }
 
 static int fill(craft_tensor *t, double value) {
-    if (value == 0 && !signbit(value) && craft_is_contiguous(t)) {   /* zero bytes in every dtype */
+    if (value == 0 && !signbit(value) && craft_is_contiguous(t)) { /* zero bytes in every dtype */
         if (t->numel) memset(craft_elem_ptr(t), 0, (size_t)t->numel * craft_dtype_size(t->dtype));
         return CRAFT_OK;
     }
@@ -103,56 +120,57 @@ const craft_backend craft_cpu_backend = {
     .write = write_bytes,
     .copy = copy,
     .fill = fill,
-    .k = {
-        .unary = cpu_unary,
-        .unary_grad = cpu_unary_grad,
-        .binary = cpu_binary,
-        .binary_scalar = cpu_binary_scalar,
-        .scalar_grad = cpu_scalar_grad,
-        .compare = cpu_compare,
-        .clamp = cpu_clamp,
-        .clamp_grad = cpu_clamp_grad,
-        .where = cpu_where,
-        .where_grad = cpu_where_grad,
-        .minmax_grad = cpu_minmax_grad,
-        .axpy = cpu_axpy,
-        .scale = cpu_scale,
-        .reduce = cpu_reduce,
-        .maxmin = cpu_maxmin,
-        .maxmin_grad = cpu_maxmin_grad,
-        .gemm = cpu_gemm,
-        .sum_rows = cpu_sum_rows,
-        .conv = cpu_conv,
-        .channel_sums = cpu_channel_sums,
-        .interpolate = cpu_interpolate,
-        .interpolate_grad = cpu_interpolate_grad,
-        .avg_pool = cpu_avg_pool,
-        .avg_pool_grad = cpu_avg_pool_grad,
-        .pad = cpu_pad,
-        .pad_grad = cpu_pad_grad,
-        .embedding = cpu_embedding,
-        .embedding_grad = cpu_embedding_grad,
-        .timestep_embedding = cpu_timestep_embedding,
-        .group_norm = cpu_group_norm,
-        .group_norm_grad = cpu_group_norm_grad,
-        .layer_norm = cpu_layer_norm,
-        .layer_norm_grad = cpu_layer_norm_grad,
-        .softmax = cpu_softmax,
-        .softmax_grad = cpu_softmax_grad,
-        .sdpa = cpu_sdpa,
-        .sdpa_grad = cpu_sdpa_grad,
-        .l2_normalize = cpu_l2_normalize,
-        .l2_normalize_grad = cpu_l2_normalize_grad,
-        .cosine = cpu_cosine,
-        .cosine_grad = cpu_cosine_grad,
-        .cross_entropy = cpu_cross_entropy,
-        .cross_entropy_grad = cpu_cross_entropy_grad,
-        .mse = cpu_mse,
-        .mse_grad = cpu_mse_grad,
-        .philox = cpu_philox,
-        .adamw = cpu_adamw,
-        .sgd = cpu_sgd,
-        .ema = cpu_ema,
-        .sum_squares = cpu_sum_squares,
-    },
+    .k =
+        {
+            .unary = cpu_unary,
+            .unary_grad = cpu_unary_grad,
+            .binary = cpu_binary,
+            .binary_scalar = cpu_binary_scalar,
+            .scalar_grad = cpu_scalar_grad,
+            .compare = cpu_compare,
+            .clamp = cpu_clamp,
+            .clamp_grad = cpu_clamp_grad,
+            .where = cpu_where,
+            .where_grad = cpu_where_grad,
+            .minmax_grad = cpu_minmax_grad,
+            .axpy = cpu_axpy,
+            .scale = cpu_scale,
+            .reduce = cpu_reduce,
+            .maxmin = cpu_maxmin,
+            .maxmin_grad = cpu_maxmin_grad,
+            .gemm = cpu_gemm,
+            .sum_rows = cpu_sum_rows,
+            .conv = cpu_conv,
+            .channel_sums = cpu_channel_sums,
+            .interpolate = cpu_interpolate,
+            .interpolate_grad = cpu_interpolate_grad,
+            .avg_pool = cpu_avg_pool,
+            .avg_pool_grad = cpu_avg_pool_grad,
+            .pad = cpu_pad,
+            .pad_grad = cpu_pad_grad,
+            .embedding = cpu_embedding,
+            .embedding_grad = cpu_embedding_grad,
+            .timestep_embedding = cpu_timestep_embedding,
+            .group_norm = cpu_group_norm,
+            .group_norm_grad = cpu_group_norm_grad,
+            .layer_norm = cpu_layer_norm,
+            .layer_norm_grad = cpu_layer_norm_grad,
+            .softmax = cpu_softmax,
+            .softmax_grad = cpu_softmax_grad,
+            .sdpa = cpu_sdpa,
+            .sdpa_grad = cpu_sdpa_grad,
+            .l2_normalize = cpu_l2_normalize,
+            .l2_normalize_grad = cpu_l2_normalize_grad,
+            .cosine = cpu_cosine,
+            .cosine_grad = cpu_cosine_grad,
+            .cross_entropy = cpu_cross_entropy,
+            .cross_entropy_grad = cpu_cross_entropy_grad,
+            .mse = cpu_mse,
+            .mse_grad = cpu_mse_grad,
+            .philox = cpu_philox,
+            .adamw = cpu_adamw,
+            .sgd = cpu_sgd,
+            .ema = cpu_ema,
+            .sum_squares = cpu_sum_squares,
+        },
 };

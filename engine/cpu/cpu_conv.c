@@ -35,8 +35,8 @@ enum { T_SRC = 0, T_WEI = 1, T_DST = 2 };
 /* The cache key: all int64 so that memcmp is exact (no padding bytes). */
 typedef struct conv_geom {
     int64_t n, ic, ih, iw, oc, oh, ow, kh, kw, groups;
-    int64_t sh, sw, dh, dw;        /* dilation as oneDNN counts it: torch's minus one */
-    int64_t plh, plw, prh, prw;    /* padding left / right (right may be negative) */
+    int64_t sh, sw, dh, dw;     /* dilation as oneDNN counts it: torch's minus one */
+    int64_t plh, plw, prh, prw; /* padding left / right (right may be negative) */
     int64_t bias, wino;
 } conv_geom;
 #define GEOM_NARGS ((int)(sizeof(conv_geom) / sizeof(int64_t)))
@@ -49,7 +49,7 @@ typedef struct conv_entry {
     int ready[3];
     dnnl_primitive_desc_t pd[3];
     dnnl_primitive_t prim[3];
-    dnnl_primitive_t reorder[3][3];   /* [dir][tensor]: plain <-> primitive layout; NULL if equal */
+    dnnl_primitive_t reorder[3][3]; /* [dir][tensor]: plain <-> primitive layout; NULL if equal */
     dnnl_memory_desc_t plain[3];
 } conv_entry;
 
@@ -58,11 +58,14 @@ static conv_entry cache[CACHE_SIZE];
 static uint64_t cache_clock;
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
 static dnnl_engine_t engine;
-static _Thread_local dnnl_stream_t stream;   /* one per calling thread (kept for the thread's life) */
+static _Thread_local dnnl_stream_t stream; /* one per calling thread (kept for the thread's life) */
 static dnnl_primitive_attr_t attr_user_scratch;
 
 /* ---- error text ---- */
-typedef struct conv_what { const char *op; const int64_t *x, *w; } conv_what;   /* op name, 4-d shapes */
+typedef struct conv_what {
+    const char *op;
+    const int64_t *x, *w;
+} conv_what; /* op name, 4-d shapes */
 
 static int dnnl_fail(const conv_what *wh, const char *step, dnnl_status_t s) {
     return craft_fail(s == dnnl_out_of_memory ? CRAFT_ENOMEM : CRAFT_EUNSUPPORTED,
@@ -70,13 +73,24 @@ static int dnnl_fail(const conv_what *wh, const char *step, dnnl_status_t s) {
                       craft_dims_str(4, wh->w), step, dnnl_status2str(s));
 }
 
-static int init_engine(const conv_what *wh) {   /* under cache_mu */
+static int init_engine(const conv_what *wh) { /* under cache_mu */
     dnnl_status_t s = dnnl_success;
-    if (!engine && (s = dnnl_engine_create(&engine, dnnl_cpu, 0)) != dnnl_success) { engine = NULL; return dnnl_fail(wh, "engine creation", s); }
-    if (!stream && (s = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags)) != dnnl_success) { stream = NULL; return dnnl_fail(wh, "stream creation", s); }
+    if (!engine && (s = dnnl_engine_create(&engine, dnnl_cpu, 0)) != dnnl_success) {
+        engine = NULL;
+        return dnnl_fail(wh, "engine creation", s);
+    }
+    if (!stream && (s = dnnl_stream_create(&stream, engine, dnnl_stream_default_flags)) != dnnl_success) {
+        stream = NULL;
+        return dnnl_fail(wh, "stream creation", s);
+    }
     if (!attr_user_scratch) {
-        if ((s = dnnl_primitive_attr_create(&attr_user_scratch)) != dnnl_success) { attr_user_scratch = NULL; return dnnl_fail(wh, "attr creation", s); }
-        if ((s = dnnl_primitive_attr_set_scratchpad_mode(attr_user_scratch, dnnl_scratchpad_mode_user)) != dnnl_success) return dnnl_fail(wh, "attr", s);
+        if ((s = dnnl_primitive_attr_create(&attr_user_scratch)) != dnnl_success) {
+            attr_user_scratch = NULL;
+            return dnnl_fail(wh, "attr creation", s);
+        }
+        if ((s = dnnl_primitive_attr_set_scratchpad_mode(attr_user_scratch, dnnl_scratchpad_mode_user)) !=
+            dnnl_success)
+            return dnnl_fail(wh, "attr", s);
     }
     return CRAFT_OK;
 }
@@ -96,13 +110,15 @@ static size_t winograd_cap(void) {
 }
 
 static int want_winograd(const conv_geom *g) {
-    return winograd_cap() > 0 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 0 && g->dw == 0 && g->groups == 1 &&
-           g->ic >= 32 && g->oc >= 32 && g->ic % 16 == 0 && g->oc % 16 == 0 && g->n * g->oh * g->ow >= 512;
+    return winograd_cap() > 0 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 0 &&
+        g->dw == 0 && g->groups == 1 && g->ic >= 32 && g->oc >= 32 && g->ic % 16 == 0 && g->oc % 16 == 0 &&
+        g->n * g->oh * g->ow >= 512;
 }
 
 static void entry_destroy(conv_entry *e) {
     for (int d = 0; d < 3; d++) {
-        for (int t = 0; t < 3; t++) if (e->reorder[d][t]) dnnl_primitive_destroy(e->reorder[d][t]);
+        for (int t = 0; t < 3; t++)
+            if (e->reorder[d][t]) dnnl_primitive_destroy(e->reorder[d][t]);
         if (e->prim[d]) dnnl_primitive_destroy(e->prim[d]);
         if (e->pd[d]) dnnl_primitive_desc_destroy(e->pd[d]);
     }
@@ -110,20 +126,25 @@ static void entry_destroy(conv_entry *e) {
 }
 
 static const dnnl_memory_desc_t *pd_md(const conv_entry *e, int dir, int t) {
-    static const int q[3][3] = {
-        {dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md},
-        {dnnl_query_diff_src_md, dnnl_query_weights_md, dnnl_query_diff_dst_md},
-        {dnnl_query_src_md, dnnl_query_diff_weights_md, dnnl_query_diff_dst_md}};
+    static const int q[3][3] = {{dnnl_query_src_md, dnnl_query_weights_md, dnnl_query_dst_md},
+                                {dnnl_query_diff_src_md, dnnl_query_weights_md, dnnl_query_diff_dst_md},
+                                {dnnl_query_src_md, dnnl_query_diff_weights_md, dnnl_query_diff_dst_md}};
     return dnnl_primitive_desc_query_md(e->pd[dir], (dnnl_query_t)q[dir][t], 0);
 }
 
 /* Whether tensor t is read (1) or written (0) by direction dir. */
-static int is_input(int dir, int t) { return dir == DIR_FWD ? t != T_DST : dir == DIR_BWD_DATA ? t != T_SRC : t != T_WEI; }
+static int is_input(int dir, int t) {
+    return dir == DIR_FWD ? t != T_DST : dir == DIR_BWD_DATA ? t != T_SRC : t != T_WEI;
+}
 
 /* Makes *pd from op descriptor cd; a Winograd one whose scratchpad exceeds the cap is refused. */
-static dnnl_status_t make_pd(dnnl_primitive_desc_t *pd, const void *cd, dnnl_alg_kind_t alg, const_dnnl_primitive_desc_t hint) {
+static dnnl_status_t make_pd(dnnl_primitive_desc_t *pd, const void *cd, dnnl_alg_kind_t alg,
+                             const_dnnl_primitive_desc_t hint) {
     dnnl_status_t s = dnnl_primitive_desc_create(pd, cd, attr_user_scratch, engine, hint);
-    if (s) { *pd = NULL; return s; }
+    if (s) {
+        *pd = NULL;
+        return s;
+    }
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(*pd, dnnl_query_scratchpad_md, 0);
     if (alg == dnnl_convolution_winograd && smd && dnnl_memory_desc_get_size(smd) > winograd_cap()) {
         dnnl_primitive_desc_destroy(*pd);
@@ -146,7 +167,8 @@ static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
     const int64_t *wdims = g->groups > 1 ? wd : wd4;
     dnnl_status_t s;
     if ((s = dnnl_memory_desc_init_by_tag(&e->plain[T_SRC], 4, sd, dnnl_f32, dnnl_nchw)) ||
-        (s = dnnl_memory_desc_init_by_tag(&e->plain[T_WEI], wnd, wdims, dnnl_f32, wnd == 5 ? dnnl_goihw : dnnl_oihw)) ||
+        (s = dnnl_memory_desc_init_by_tag(&e->plain[T_WEI], wnd, wdims, dnnl_f32,
+                                          wnd == 5 ? dnnl_goihw : dnnl_oihw)) ||
         (s = dnnl_memory_desc_init_by_tag(&e->plain[T_DST], 4, dd, dnnl_f32, dnnl_nchw)) ||
         (s = dnnl_memory_desc_init_by_tag(&any[T_SRC], 4, sd, dnnl_f32, dnnl_format_tag_any)) ||
         (s = dnnl_memory_desc_init_by_tag(&any[T_WEI], wnd, wdims, dnnl_f32, dnnl_format_tag_any)) ||
@@ -155,12 +177,13 @@ static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
         return dnnl_fail(wh, "memory descriptor", s);
     const dnnl_memory_desc_t *bmd = g->bias ? &bias_md : NULL;
     /* winograd first when the rule wants it, direct as the fallback */
-    dnnl_alg_kind_t algs[2] = {g->wino ? dnnl_convolution_winograd : dnnl_convolution_direct, dnnl_convolution_direct};
+    dnnl_alg_kind_t algs[2] = {g->wino ? dnnl_convolution_winograd : dnnl_convolution_direct,
+                               dnnl_convolution_direct};
     if (!e->pd[DIR_FWD]) {
         for (int a = 0; a < 2; a++) {
             dnnl_convolution_desc_t cd;
-            s = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, algs[a], &any[T_SRC], &any[T_WEI], bmd,
-                                                           &any[T_DST], st, dil, pl, pr);
+            s = dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, algs[a], &any[T_SRC],
+                                                           &any[T_WEI], bmd, &any[T_DST], st, dil, pl, pr);
             if (!s) s = make_pd(&e->pd[DIR_FWD], &cd, algs[a], NULL);
             if (!s) break;
         }
@@ -170,14 +193,19 @@ static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
         for (int a = 0; a < 2; a++) {
             dnnl_convolution_desc_t cd;
             if (dir == DIR_BWD_DATA)
-                s = dnnl_dilated_convolution_backward_data_desc_init(&cd, algs[a], &any[T_SRC], &any[T_WEI], &any[T_DST], st, dil, pl, pr);
+                s = dnnl_dilated_convolution_backward_data_desc_init(&cd, algs[a], &any[T_SRC], &any[T_WEI],
+                                                                     &any[T_DST], st, dil, pl, pr);
             else
-                s = dnnl_dilated_convolution_backward_weights_desc_init(&cd, algs[a], &any[T_SRC], &any[T_WEI], bmd, &any[T_DST], st,
+                s = dnnl_dilated_convolution_backward_weights_desc_init(&cd, algs[a], &any[T_SRC],
+                                                                        &any[T_WEI], bmd, &any[T_DST], st,
                                                                         dil, pl, pr);
             if (!s) s = make_pd(&e->pd[dir], &cd, algs[a], e->pd[DIR_FWD]);
             if (!s) break;
         }
-        if (s) return dnnl_fail(wh, dir == DIR_BWD_DATA ? "backward-data descriptor" : "backward-weights descriptor", s);
+        if (s)
+            return dnnl_fail(wh,
+                             dir == DIR_BWD_DATA ? "backward-data descriptor" : "backward-weights descriptor",
+                             s);
     }
     if (!e->prim[dir] && (s = dnnl_primitive_create(&e->prim[dir], e->pd[dir]))) {
         e->prim[dir] = NULL;
@@ -187,7 +215,8 @@ static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
         const dnnl_memory_desc_t *md = pd_md(e, dir, t);
         if (e->reorder[dir][t] || dnnl_memory_desc_equal(md, &e->plain[t])) continue;
         dnnl_primitive_desc_t rpd;
-        const dnnl_memory_desc_t *from = is_input(dir, t) ? &e->plain[t] : md, *to = is_input(dir, t) ? md : &e->plain[t];
+        const dnnl_memory_desc_t *from = is_input(dir, t) ? &e->plain[t] : md,
+                                 *to = is_input(dir, t) ? md : &e->plain[t];
         s = dnnl_reorder_primitive_desc_create(&rpd, from, engine, to, engine, NULL);
         if (!s) {
             s = dnnl_primitive_create(&e->reorder[dir][t], rpd);
@@ -206,14 +235,22 @@ static int cache_get(const conv_geom *g, int dir, const conv_what *wh, conv_entr
     int rc = init_engine(wh);
     conv_entry *e = NULL;
     for (int i = 0; i < CACHE_SIZE && !rc; i++)
-        if (cache[i].live && !memcmp(&cache[i].g, g, sizeof *g)) { e = &cache[i]; break; }
+        if (cache[i].live && !memcmp(&cache[i].g, g, sizeof *g)) {
+            e = &cache[i];
+            break;
+        }
     if (!e && !rc) {
         conv_entry *victim = NULL;
         for (int i = 0; i < CACHE_SIZE; i++) {
-            if (!cache[i].live) { victim = &cache[i]; break; }
+            if (!cache[i].live) {
+                victim = &cache[i];
+                break;
+            }
             if (!cache[i].refs && (!victim || cache[i].stamp < victim->stamp)) victim = &cache[i];
         }
-        if (!victim) rc = craft_fail(CRAFT_ENOMEM, "%s: all %d oneDNN primitive cache slots are in use", wh->op, CACHE_SIZE);
+        if (!victim)
+            rc = craft_fail(CRAFT_ENOMEM, "%s: all %d oneDNN primitive cache slots are in use", wh->op,
+                            CACHE_SIZE);
         else {
             if (victim->live) entry_destroy(victim);
             victim->g = *g;
@@ -222,7 +259,11 @@ static int cache_get(const conv_geom *g, int dir, const conv_what *wh, conv_entr
         }
     }
     if (!rc) rc = entry_prepare(e, dir, wh);
-    if (!rc) { e->refs++; e->stamp = ++cache_clock; *out = e; }
+    if (!rc) {
+        e->refs++;
+        e->stamp = ++cache_clock;
+        *out = e;
+    }
     pthread_mutex_unlock(&cache_mu);
     return rc;
 }
@@ -248,7 +289,10 @@ static void *scratch_get(size_t n) {
             if (arena) craft_free(arena, arena_size);
             arena_size = (arena = craft_alloc(n)) ? n : 0;
         }
-        if (arena) { arena_busy = 1; p = arena; }
+        if (arena) {
+            arena_busy = 1;
+            p = arena;
+        }
     }
     pthread_mutex_unlock(&cache_mu);
     return p ? p : craft_alloc(n);
@@ -265,9 +309,10 @@ static void scratch_put(void *p, size_t n) {
 /* Runs direction dir of geometry g on plain buffers: src [N, IC, IH, IW], wei (goihw), dst
  * [N, OC, OH, OW] and bias [OC] (fwd: read; bwd-weights: written; NULL when g->bias is 0, or
  * when the bias gradient is not wanted: then it goes to a temporary). */
-static int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias, const conv_what *wh) {
+static int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
+                     const conv_what *wh) {
     float *user[3] = {src, wei, dst};
-    if (g->n == 0) {   /* nothing to convolve: weight (and bias) gradients are zero */
+    if (g->n == 0) { /* nothing to convolve: weight (and bias) gradients are zero */
         if (dir == DIR_BWD_WEIGHTS) {
             memset(wei, 0, (size_t)(g->oc * (g->ic / g->groups) * g->kh * g->kw) * sizeof(float));
             if (bias) memset(bias, 0, (size_t)g->oc * sizeof(float));
@@ -282,40 +327,72 @@ static int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float 
     int rc = CRAFT_OK;
     dnnl_status_t s = dnnl_success;
     for (int t = 0; t < 3 && !rc; t++) {
-        if ((s = dnnl_memory_create(&mem_user[t], &e->plain[t], engine, user[t]))) { mem_user[t] = NULL; rc = dnnl_fail(wh, "memory", s); break; }
-        if (!e->reorder[dir][t]) { mem_prim[t] = mem_user[t]; continue; }
+        if ((s = dnnl_memory_create(&mem_user[t], &e->plain[t], engine, user[t]))) {
+            mem_user[t] = NULL;
+            rc = dnnl_fail(wh, "memory", s);
+            break;
+        }
+        if (!e->reorder[dir][t]) {
+            mem_prim[t] = mem_user[t];
+            continue;
+        }
         const dnnl_memory_desc_t *md = pd_md(e, dir, t);
         tmp_size[t] = dnnl_memory_desc_get_size(md);
-        if (!(tmp[t] = craft_alloc(tmp_size[t]))) { rc = craft_fail_prefix(CRAFT_ENOMEM, "%s", wh->op); break; }
-        if ((s = dnnl_memory_create(&mem_prim[t], md, engine, tmp[t]))) { mem_prim[t] = NULL; rc = dnnl_fail(wh, "memory", s); break; }
+        if (!(tmp[t] = craft_alloc(tmp_size[t]))) {
+            rc = craft_fail_prefix(CRAFT_ENOMEM, "%s", wh->op);
+            break;
+        }
+        if ((s = dnnl_memory_create(&mem_prim[t], md, engine, tmp[t]))) {
+            mem_prim[t] = NULL;
+            rc = dnnl_fail(wh, "memory", s);
+            break;
+        }
         if (is_input(dir, t)) {
             dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, mem_user[t]}, {DNNL_ARG_TO, mem_prim[t]}};
-            if ((s = dnnl_primitive_execute(e->reorder[dir][t], stream, 2, ra))) rc = dnnl_fail(wh, "reorder", s);
+            if ((s = dnnl_primitive_execute(e->reorder[dir][t], stream, 2, ra)))
+                rc = dnnl_fail(wh, "reorder", s);
         }
     }
     if (!rc && g->bias) {
-        if (!bias && dir == DIR_BWD_WEIGHTS && !(bias = btmp = craft_alloc(bsize))) rc = craft_fail_prefix(CRAFT_ENOMEM, "%s", wh->op);
-        if (!rc && (s = dnnl_memory_create(&mem_bias, dnnl_primitive_desc_query_md(e->pd[dir], dir == DIR_FWD ? dnnl_query_weights_md : dnnl_query_diff_weights_md, 1), engine, bias)))
-            { mem_bias = NULL; rc = dnnl_fail(wh, "memory", s); }
+        if (!bias && dir == DIR_BWD_WEIGHTS && !(bias = btmp = craft_alloc(bsize)))
+            rc = craft_fail_prefix(CRAFT_ENOMEM, "%s", wh->op);
+        if (!rc &&
+            (s = dnnl_memory_create(&mem_bias,
+                                    dnnl_primitive_desc_query_md(e->pd[dir],
+                                                                 dir == DIR_FWD ? dnnl_query_weights_md
+                                                                                : dnnl_query_diff_weights_md,
+                                                                 1),
+                                    engine, bias))) {
+            mem_bias = NULL;
+            rc = dnnl_fail(wh, "memory", s);
+        }
     }
     if (!rc) {
         const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(e->pd[dir], dnnl_query_scratchpad_md, 0);
         scratch_size = smd ? dnnl_memory_desc_get_size(smd) : 0;
-        if (scratch_size && !(scratch = scratch_get(scratch_size))) rc = craft_fail_prefix(CRAFT_ENOMEM, "%s", wh->op);
-        if (!rc && smd && (s = dnnl_memory_create(&mem_scratch, smd, engine, scratch))) { mem_scratch = NULL; rc = dnnl_fail(wh, "memory", s); }
+        if (scratch_size && !(scratch = scratch_get(scratch_size)))
+            rc = craft_fail_prefix(CRAFT_ENOMEM, "%s", wh->op);
+        if (!rc && smd && (s = dnnl_memory_create(&mem_scratch, smd, engine, scratch))) {
+            mem_scratch = NULL;
+            rc = dnnl_fail(wh, "memory", s);
+        }
     }
     if (!rc) {
-        static const int argid[3][3] = {
-            {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
-            {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST},
-            {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST}};
+        static const int argid[3][3] = {{DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST},
+                                        {DNNL_ARG_DIFF_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_DST},
+                                        {DNNL_ARG_SRC, DNNL_ARG_DIFF_WEIGHTS, DNNL_ARG_DIFF_DST}};
         dnnl_exec_arg_t args[5];
         int na = 0;
         for (int t = 0; t < 3; t++) args[na++] = (dnnl_exec_arg_t){argid[dir][t], mem_prim[t]};
-        if (mem_bias) args[na++] = (dnnl_exec_arg_t){dir == DIR_FWD ? DNNL_ARG_BIAS : DNNL_ARG_DIFF_BIAS, mem_bias};
+        if (mem_bias)
+            args[na++] = (dnnl_exec_arg_t){dir == DIR_FWD ? DNNL_ARG_BIAS : DNNL_ARG_DIFF_BIAS, mem_bias};
         if (mem_scratch) args[na++] = (dnnl_exec_arg_t){DNNL_ARG_SCRATCHPAD, mem_scratch};
         if ((s = dnnl_primitive_execute(e->prim[dir], stream, na, args)))
-            rc = dnnl_fail(wh, dir == DIR_FWD ? "forward" : dir == DIR_BWD_DATA ? "backward-data" : "backward-weights", s);
+            rc = dnnl_fail(wh,
+                           dir == DIR_FWD            ? "forward"
+                               : dir == DIR_BWD_DATA ? "backward-data"
+                                                     : "backward-weights",
+                           s);
     }
     for (int t = 0; t < 3 && !rc; t++) {
         if (!e->reorder[dir][t] || is_input(dir, t)) continue;
@@ -339,7 +416,7 @@ static int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float 
 /* ---- per-channel helpers (transposed conv's bias, and bias gradients) ---- */
 /* out[c] = sum over n and s of g[n, c, s] (accumulated in double). */
 static void channel_sums(const float *g, int64_t n, int64_t c, int64_t s, float *out) {
-    #pragma omp parallel for if (n * c * s >= CRAFT_PAR_MIN) schedule(static)
+#pragma omp parallel for if (n * c * s >= CRAFT_PAR_MIN) schedule(static)
     for (int64_t ci = 0; ci < c; ci++) {
         double tot = 0;
         for (int64_t ni = 0; ni < n; ni++) {
@@ -358,11 +435,11 @@ static void channel_sums(const float *g, int64_t n, int64_t c, int64_t s, float 
 }
 
 static void add_channel_bias(float *y, const float *b, int64_t n, int64_t c, int64_t s) {
-    #pragma omp parallel for if (n * c * s >= CRAFT_PAR_MIN) schedule(static)
+#pragma omp parallel for if (n * c * s >= CRAFT_PAR_MIN) schedule(static)
     for (int64_t r = 0; r < n * c; r++) {
         float bv = b[r % c];
         float *p = y + r * s;
-        #pragma omp simd
+#pragma omp simd
         for (int64_t i = 0; i < s; i++) p[i] += bv;
     }
 }
@@ -379,11 +456,22 @@ static float *fdata(const craft_tensor *t) { return t ? (float *)craft_tensor_da
  * forward primitive has a bias, so the backward-weights one computes its gradient too). */
 static conv_geom geom_of(const craft_conv_dims *cd, int fwd_bias) {
     conv_geom g = {0};
-    g.n = cd->n; g.ic = cd->ic; g.ih = cd->ih; g.iw = cd->iw;
-    g.oc = cd->oc; g.kh = cd->kh; g.kw = cd->kw; g.groups = cd->groups;
-    g.oh = cd->oh; g.ow = cd->ow;
-    g.sh = cd->sh; g.sw = cd->sw; g.dh = cd->dh - 1; g.dw = cd->dw - 1;
-    g.plh = cd->ph; g.plw = cd->pw;
+    g.n = cd->n;
+    g.ic = cd->ic;
+    g.ih = cd->ih;
+    g.iw = cd->iw;
+    g.oc = cd->oc;
+    g.kh = cd->kh;
+    g.kw = cd->kw;
+    g.groups = cd->groups;
+    g.oh = cd->oh;
+    g.ow = cd->ow;
+    g.sh = cd->sh;
+    g.sw = cd->sw;
+    g.dh = cd->dh - 1;
+    g.dw = cd->dw - 1;
+    g.plh = cd->ph;
+    g.plw = cd->pw;
     g.prh = (g.oh - 1) * g.sh + (g.dh + 1) * (g.kh - 1) + 1 - g.ih - g.plh;
     g.prw = (g.ow - 1) * g.sw + (g.dw + 1) * (g.kw - 1) + 1 - g.iw - g.plw;
     g.bias = fwd_bias != 0;
@@ -391,24 +479,30 @@ static conv_geom geom_of(const craft_conv_dims *cd, int fwd_bias) {
     return g;
 }
 
-int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,
-             craft_tensor *bias) {
+int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
+             craft_tensor *dst, craft_tensor *bias) {
     conv_geom g = geom_of(cd, fwd_bias);
-    const char *op = dir == CRAFT_CONV_FWD ? "conv forward" : dir == CRAFT_CONV_BWD_DATA ? "conv backward-data" : "conv backward-weights";
+    const char *op = dir == CRAFT_CONV_FWD ? "conv forward"
+        : dir == CRAFT_CONV_BWD_DATA       ? "conv backward-data"
+                                           : "conv backward-weights";
     conv_what wh = {op, src->shape, wei ? wei->shape : dst->shape};
     /* right padding: the transposed conv's output_padding can make it -stride or less, which oneDNN refuses */
     if (g.prh + g.sh <= 0 || g.prw + g.sw <= 0)
-        return craft_fail(CRAFT_EUNSUPPORTED, "conv_transpose2d: input %s, weight %s: output_padding %lld,%lld exceeds padding %lld,%lld + "
-                          "stride %lld,%lld - 1 (the CPU's oneDNN convolutions)", craft_shape_str(dst), craft_shape_str(wei),
-                          (long long)cd->oph, (long long)cd->opw, (long long)cd->ph, (long long)cd->pw, (long long)cd->sh, (long long)cd->sw);
-    if (dir == CRAFT_CONV_FWD) return conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, &wh);
+        return craft_fail(
+            CRAFT_EUNSUPPORTED,
+            "conv_transpose2d: input %s, weight %s: output_padding %lld,%lld exceeds padding %lld,%lld + "
+            "stride %lld,%lld - 1 (the CPU's oneDNN convolutions)",
+            craft_shape_str(dst), craft_shape_str(wei), (long long)cd->oph, (long long)cd->opw,
+            (long long)cd->ph, (long long)cd->pw, (long long)cd->sh, (long long)cd->sw);
+    if (dir == CRAFT_CONV_FWD)
+        return conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, &wh);
     if (dir == CRAFT_CONV_BWD_DATA) {
         CRAFT_TRY(conv_exec(&g, DIR_BWD_DATA, fdata(src), fdata(wei), fdata(dst), NULL, &wh));
         if (bias) add_channel_bias(fdata(src), fdata(bias), g.n, g.ic, g.ih * g.iw);
         return CRAFT_OK;
     }
     if (!wei) return bias ? cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias) : CRAFT_OK;
-    if (bias && !g.bias) {   /* a forward without bias: the gradient from channel sums */
+    if (bias && !g.bias) { /* a forward without bias: the gradient from channel sums */
         CRAFT_TRY(conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), NULL, &wh));
         return cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias);
     }

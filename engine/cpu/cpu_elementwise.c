@@ -4,7 +4,7 @@
 #include "cpu/cpu_kernels.h"
 #include <math.h>
 
-#define GELU_TANH_C 0.7978845608028654f   /* sqrt(2/pi) */
+#define GELU_TANH_C 0.7978845608028654f /* sqrt(2/pi) */
 
 static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
 
@@ -44,16 +44,29 @@ static inline float unary_df(int op, float x) {
     case CRAFT_ABS: return x > 0 ? 1.0f : (x < 0 ? -1.0f : 0.0f);
     case CRAFT_SIN: return cosf(x);
     case CRAFT_COS: return -sinf(x);
-    case CRAFT_TANH: { float t = tanhf(x); return 1 - t * t; }
-    case CRAFT_SIGMOID: { float s = sigmoidf_(x); return s * (1 - s); }
+    case CRAFT_TANH: {
+        float t = tanhf(x);
+        return 1 - t * t;
+    }
+    case CRAFT_SIGMOID: {
+        float s = sigmoidf_(x);
+        return s * (1 - s);
+    }
     case CRAFT_RELU: return x > 0 ? 1.0f : 0.0f;
-    case CRAFT_SILU: { float s = sigmoidf_(x); return s * (1 + x * (1 - s)); }
-    case CRAFT_GELU: return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
+    case CRAFT_SILU: {
+        float s = sigmoidf_(x);
+        return s * (1 + x * (1 - s));
+    }
+    case CRAFT_GELU:
+        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
     case CRAFT_GELU_TANH: {
         float u = GELU_TANH_C * (x + 0.044715f * x * x * x), t = tanhf(u);
         return 0.5f * (1 + t) + 0.5f * x * (1 - t * t) * GELU_TANH_C * (1 + 3 * 0.044715f * x * x);
     }
-    case CRAFT_QUICK_GELU: { float s = sigmoidf_(1.702f * x); return s + 1.702f * x * s * (1 - s); }
+    case CRAFT_QUICK_GELU: {
+        float s = sigmoidf_(1.702f * x);
+        return s + 1.702f * x * s * (1 - s);
+    }
     case CRAFT_SQUARE: return 2 * x;
     case CRAFT_RECIPROCAL: return -1.0f / (x * x);
     case CRAFT_SOFTPLUS: return sigmoidf_(x);
@@ -62,7 +75,9 @@ static inline float unary_df(int op, float x) {
     return 0;
 }
 
-typedef struct { int op; } op_ctx;
+typedef struct {
+    int op;
+} op_ctx;
 
 static void unary_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     int op = ((op_ctx *)vctx)->op;
@@ -102,37 +117,59 @@ static void binary_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     float *y = (float *)p[0];
     if (s[1] == 4 && s[2] == 4) {
         const float *a = (const float *)p[1], *b = (const float *)p[2];
-        switch (op) {   /* the common cases, written out so that they vectorise */
-        case CRAFT_ADD: for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i]; return;
-        case CRAFT_SUB: for (int64_t i = 0; i < n; i++) y[i] = a[i] - b[i]; return;
-        case CRAFT_MUL: for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i]; return;
-        case CRAFT_DIV: for (int64_t i = 0; i < n; i++) y[i] = a[i] / b[i]; return;
+        switch (op) { /* the common cases, written out so that they vectorise */
+        case CRAFT_ADD:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+            return;
+        case CRAFT_SUB:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] - b[i];
+            return;
+        case CRAFT_MUL:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] * b[i];
+            return;
+        case CRAFT_DIV:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] / b[i];
+            return;
         }
     } else if (s[1] == 4 && s[2] == 0) {
         const float *a = (const float *)p[1];
         float b = *(const float *)p[2];
         switch (op) {
-        case CRAFT_ADD: for (int64_t i = 0; i < n; i++) y[i] = a[i] + b; return;
-        case CRAFT_MUL: for (int64_t i = 0; i < n; i++) y[i] = a[i] * b; return;
+        case CRAFT_ADD:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] + b;
+            return;
+        case CRAFT_MUL:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] * b;
+            return;
         }
     }
     for (int64_t i = 0; i < n; i++)
-        *(float *)(p[0] + i * s[0]) = binary_f(op, *(const float *)(p[1] + i * s[1]), *(const float *)(p[2] + i * s[2]));
+        *(float *)(p[0] + i * s[0]) =
+            binary_f(op, *(const float *)(p[1] + i * s[1]), *(const float *)(p[2] + i * s[2]));
 }
 
-typedef struct { int op; float a; int which; } mask_ctx;
+typedef struct {
+    int op;
+    float a;
+    int which;
+} mask_ctx;
 /* gradient routing for maximum/minimum: out = g where (a wins) for which=0, else where b wins */
 static void minmax_mask_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     mask_ctx *c = vctx;
     for (int64_t i = 0; i < n; i++) {
-        float a = *(const float *)(p[1] + i * s[1]), b = *(const float *)(p[2] + i * s[2]), g = *(const float *)(p[3] + i * s[3]);
+        float a = *(const float *)(p[1] + i * s[1]), b = *(const float *)(p[2] + i * s[2]),
+              g = *(const float *)(p[3] + i * s[3]);
         int a_wins = c->op == CRAFT_MAXIMUM ? (a > b) : (a < b);
         float share = a == b ? 0.5f : (float)(c->which == 0 ? a_wins : !a_wins);
         *(float *)(p[0] + i * s[0]) = g * share;
     }
 }
 
-typedef struct { int op; float s; int reverse; } scalar_ctx;
+typedef struct {
+    int op;
+    float s;
+    int reverse;
+} scalar_ctx;
 
 static void scalar_loop(int64_t n, char **p, const int64_t *st, void *vctx) {
     scalar_ctx *c = vctx;
@@ -141,10 +178,18 @@ static void scalar_loop(int64_t n, char **p, const int64_t *st, void *vctx) {
         float *y = (float *)p[0];
         const float *a = (const float *)p[1];
         switch (c->op) {
-        case CRAFT_ADD: for (int64_t i = 0; i < n; i++) y[i] = a[i] + s; return;
-        case CRAFT_SUB: for (int64_t i = 0; i < n; i++) y[i] = a[i] - s; return;
-        case CRAFT_MUL: for (int64_t i = 0; i < n; i++) y[i] = a[i] * s; return;
-        case CRAFT_DIV: for (int64_t i = 0; i < n; i++) y[i] = a[i] / s; return;
+        case CRAFT_ADD:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] + s;
+            return;
+        case CRAFT_SUB:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] - s;
+            return;
+        case CRAFT_MUL:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] * s;
+            return;
+        case CRAFT_DIV:
+            for (int64_t i = 0; i < n; i++) y[i] = a[i] / s;
+            return;
         }
     }
     for (int64_t i = 0; i < n; i++) {
@@ -189,7 +234,9 @@ static void compare_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     }
 }
 
-typedef struct { float lo, hi; } clamp_ctx;
+typedef struct {
+    float lo, hi;
+} clamp_ctx;
 static void clamp_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     clamp_ctx *c = vctx;
     for (int64_t i = 0; i < n; i++) {
@@ -205,7 +252,7 @@ static void clamp_grad_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     }
 }
 static void where_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
-    int side = ((op_ctx *)vctx)->op;   /* -1: forward select; 0/1: gradient routing */
+    int side = ((op_ctx *)vctx)->op; /* -1: forward select; 0/1: gradient routing */
     for (int64_t i = 0; i < n; i++) {
         float c = *(const float *)(p[1] + i * s[1]);
         float v;
@@ -229,7 +276,6 @@ static int run(craft_tensor *y, int nin, const craft_tensor *const *ins, craft_l
     return CRAFT_OK;
 }
 
-
 int cpu_unary(int op, const craft_tensor *x, craft_tensor *y) {
     op_ctx c = {op};
     return run(y, 1, &x, unary_loop, &c);
@@ -252,7 +298,8 @@ int cpu_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craf
     return run(y, 1, &a, scalar_loop, &c);
 }
 
-int cpu_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx) {
+int cpu_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g,
+                    craft_tensor *gx) {
     scalar_ctx c = {op, (float)s, reverse ? 1 : 0};
     const craft_tensor *ins[2] = {x, g};
     return run(gx, 2, ins, scalar_grad_loop, &c);
@@ -287,13 +334,16 @@ int cpu_where_grad(int side, const craft_tensor *cond, const craft_tensor *g, cr
     return run(gx, 2, ins, where_loop, &c);
 }
 
-int cpu_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, craft_tensor *gx) {
+int cpu_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g,
+                    craft_tensor *gx) {
     mask_ctx c = {op, 0, which};
     const craft_tensor *ins[3] = {a, b, g};
     return run(gx, 3, ins, minmax_mask_loop, &c);
 }
 
-typedef struct { float alpha; } axpy_ctx;
+typedef struct {
+    float alpha;
+} axpy_ctx;
 static void axpy_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     float a = ((axpy_ctx *)vctx)->alpha;
     if (s[0] == 4 && s[1] == 4) {
@@ -322,7 +372,7 @@ static void scale_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
 
 int cpu_scale(craft_tensor *t, double sc) {
     int64_t st[1][CRAFT_MAX_DIMS];
-    craft_broadcast_strides(t, t->ndim, t->shape, st[0]);   /* byte strides, saturating */
+    craft_broadcast_strides(t, t->ndim, t->shape, st[0]); /* byte strides, saturating */
     char *base[1] = {craft_elem_ptr(t)};
     axpy_ctx c = {(float)sc};
     craft_iter(1, t->ndim, t->shape, base, st, scale_loop, &c, 1);

@@ -10,7 +10,7 @@ int cpu_embedding(const craft_tensor *wc, const craft_tensor *idx, craft_tensor 
     const float *wp = craft_tensor_data(wc);
     float *yp = craft_tensor_data(y);
     int64_t K = idx->numel;
-    #pragma omp parallel for schedule(static) if (K * D >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (K * D >= CRAFT_PAR_MIN)
     for (int64_t k = 0; k < K; k++) memcpy(yp + k * D, wp + ip[k] * D, (size_t)D * sizeof(float));
     return CRAFT_OK;
 }
@@ -25,7 +25,7 @@ int cpu_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craft_ten
     if (gw->numel) memset(wp, 0, (size_t)gw->numel * sizeof(float));
     int64_t K = idx->numel, D = gw->shape[1];
     int nt = K * D >= CRAFT_PAR_MIN && D >= 64 ? omp_get_max_threads() : 1;
-    #pragma omp parallel num_threads(nt) if (nt > 1)
+#pragma omp parallel num_threads(nt) if (nt > 1)
     {
         int t = omp_get_thread_num(), T = omp_get_num_threads();
         int64_t lo = D * t / T, hi = D * (t + 1) / T;
@@ -38,16 +38,20 @@ int cpu_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craft_ten
     return CRAFT_OK;
 }
 
-int cpu_timestep_embedding(const craft_tensor *tc, const float *freq, int dim, int flip_sin_to_cos, double scale, craft_tensor *y) {
+int cpu_timestep_embedding(const craft_tensor *tc, const float *freq, int dim, int flip_sin_to_cos,
+                           double scale, craft_tensor *y) {
     int64_t N = tc->shape[0], half = dim / 2;
     const float sc = (float)scale;
     const float *tp = craft_tensor_data(tc);
     float *yp = craft_tensor_data(y);
-    #pragma omp parallel for schedule(static) if (N * dim >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (N * dim >= CRAFT_PAR_MIN)
     for (int64_t n = 0; n < N; n++) {
         float *row = yp + n * dim;
-        float *first = row, *second = row + half;   /* sin block, cos block */
-        if (flip_sin_to_cos) { first = row + half; second = row; }
+        float *first = row, *second = row + half; /* sin block, cos block */
+        if (flip_sin_to_cos) {
+            first = row + half;
+            second = row;
+        }
         for (int64_t i = 0; i < half; i++) {
             float a = sc * (tp[n] * freq[i]);
             first[i] = sinf(a);

@@ -14,30 +14,34 @@ int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, 
         return CRAFT_OK;
     }
     dnnl_status_t s = dnnl_sgemm(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    if (s != dnnl_success) return craft_fail(CRAFT_EINVAL, "sgemm %lldx%lldx%lld failed in oneDNN (status %d)",
-                                             (long long)M, (long long)N, (long long)K, (int)s);
+    if (s != dnnl_success)
+        return craft_fail(CRAFT_EINVAL, "sgemm %lldx%lldx%lld failed in oneDNN (status %d)", (long long)M,
+                          (long long)N, (long long)K, (int)s);
     return CRAFT_OK;
 }
 
-int cpu_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A, const int64_t *aoff,
-             int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb, float beta, craft_tensor *C,
-             const int64_t *coff, int64_t ldc, int64_t batch) {
+int cpu_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
+             const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
+             float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch) {
     const float *ap = A->storage->data, *bp = B->storage->data;
     float *cp = C->storage->data;
     int par = batch >= 2 && M * N * K < (1 << 21);
     int err = 0;
-    #pragma omp parallel for if (par) schedule(static)
+#pragma omp parallel for if (par) schedule(static)
     for (int64_t bi = 0; bi < batch; bi++)
-        if (craft_sgemm(ta, tb, M, N, K, alpha, ap + aoff[bi], lda, bp + boff[bi], ldb, beta, cp + coff[bi], ldc)) err = 1;
-    if (err) return craft_fail(CRAFT_EINVAL, "gemm %lldx%lldx%lld (batch %lld): oneDNN sgemm failed", (long long)M, (long long)N,
-                               (long long)K, (long long)batch);
+        if (craft_sgemm(ta, tb, M, N, K, alpha, ap + aoff[bi], lda, bp + boff[bi], ldb, beta, cp + coff[bi],
+                        ldc))
+            err = 1;
+    if (err)
+        return craft_fail(CRAFT_EINVAL, "gemm %lldx%lldx%lld (batch %lld): oneDNN sgemm failed", (long long)M,
+                          (long long)N, (long long)K, (long long)batch);
     return CRAFT_OK;
 }
 
 int cpu_sum_rows(const craft_tensor *x, int64_t M, int64_t N, craft_tensor *y) {
     const float *gp = craft_tensor_data(x);
     float *bp = craft_tensor_data(y);
-    #pragma omp parallel for if (M * N >= CRAFT_PAR_MIN)
+#pragma omp parallel for if (M * N >= CRAFT_PAR_MIN)
     for (int64_t j = 0; j < N; j++) {
         double s = 0;
         for (int64_t i = 0; i < M; i++) s += gp[i * N + j];

@@ -27,30 +27,35 @@ int cpu_unary(int op, const craft_tensor *x, craft_tensor *y);
 int cpu_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx);
 int cpu_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
 int cpu_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor *y);
-int cpu_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx);
+int cpu_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g,
+                    craft_tensor *gx);
 int cpu_compare(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
 int cpu_clamp(const craft_tensor *x, double lo, double hi, craft_tensor *y);
 int cpu_clamp_grad(const craft_tensor *x, const craft_tensor *g, double lo, double hi, craft_tensor *gx);
 int cpu_where(const craft_tensor *cond, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
 int cpu_where_grad(int side, const craft_tensor *cond, const craft_tensor *g, craft_tensor *gx);
-int cpu_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, craft_tensor *gx);
+int cpu_minmax_grad(int op, int which, const craft_tensor *a, const craft_tensor *b, const craft_tensor *g,
+                    craft_tensor *gx);
 int cpu_axpy(craft_tensor *dst, double alpha, const craft_tensor *src);
 int cpu_scale(craft_tensor *t, double s);
 
 /* cpu_reduce.c */
-int cpu_reduce(int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, int correction, craft_tensor *y);
-int cpu_maxmin(int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *v, craft_tensor *ix);
-int cpu_maxmin_grad(const craft_tensor *idx, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, craft_tensor *gx);
+int cpu_reduce(int kind, const craft_tensor *x, int64_t rows, int64_t rowlen, int correction,
+               craft_tensor *y);
+int cpu_maxmin(int want_max, const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, craft_tensor *v,
+               craft_tensor *ix);
+int cpu_maxmin_grad(const craft_tensor *idx, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner,
+                    craft_tensor *gx);
 
 /* cpu_gemm.c */
-int cpu_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A, const int64_t *aoff,
-             int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb, float beta, craft_tensor *C,
-             const int64_t *coff, int64_t ldc, int64_t batch);
+int cpu_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
+             const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
+             float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch);
 int cpu_sum_rows(const craft_tensor *x, int64_t rows, int64_t cols, craft_tensor *y);
 
 /* cpu_conv.c */
-int cpu_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,
-             craft_tensor *bias);
+int cpu_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
+             craft_tensor *dst, craft_tensor *bias);
 int cpu_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out);
 
 /* cpu_resize.c, cpu_shape.c, cpu_embed.c */
@@ -62,47 +67,57 @@ int cpu_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, do
 int cpu_pad_grad(const craft_tensor *g, int npairs, const int64_t *pads, int mode, craft_tensor *gx);
 int cpu_embedding(const craft_tensor *w, const craft_tensor *idx, craft_tensor *y);
 int cpu_embedding_grad(const craft_tensor *g, const craft_tensor *idx, craft_tensor *gw);
-int cpu_timestep_embedding(const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos, double scale, craft_tensor *y);
+int cpu_timestep_embedding(const craft_tensor *t, const float *freq, int dim, int flip_sin_to_cos,
+                           double scale, craft_tensor *y);
 
 /* cpu_norm.c, cpu_softmax.c */
-int cpu_group_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups, double eps, craft_tensor *y,
-                   craft_tensor *mean, craft_tensor *rstd);
-int cpu_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd,
-                        const craft_tensor *g, int64_t groups, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
-int cpu_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D, double eps, craft_tensor *y,
-                   craft_tensor *mean, craft_tensor *rstd);
-int cpu_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd,
-                        const craft_tensor *g, int64_t D, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
+int cpu_group_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups,
+                   double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
+int cpu_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,
+                        const craft_tensor *rstd, const craft_tensor *g, int64_t groups, craft_tensor *gx,
+                        craft_tensor *gw, craft_tensor *gb);
+int cpu_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D, double eps,
+                   craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
+int cpu_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,
+                        const craft_tensor *rstd, const craft_tensor *g, int64_t D, craft_tensor *gx,
+                        craft_tensor *gw, craft_tensor *gb);
 int cpu_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *y);
-int cpu_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *gx);
+int cpu_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner,
+                     int log, craft_tensor *gx);
 
 /* cpu_attention.c */
-int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale, int causal,
-             craft_tensor *y, craft_tensor *lse);
-int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask, double scale,
-                  int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+             double scale, int causal, craft_tensor *y, craft_tensor *lse);
+int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, const craft_tensor *o,
+                  const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
                   craft_tensor *dv);
 
 /* cpu_loss.c */
-int cpu_l2_normalize(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, double eps, craft_tensor *y, craft_tensor *den);
-int cpu_l2_normalize_grad(const craft_tensor *y, const craft_tensor *den, const craft_tensor *g, int64_t outer, int64_t n,
-                          int64_t inner, craft_tensor *gx);
-int cpu_cosine(const craft_tensor *a, const craft_tensor *b, int64_t outer, int64_t n, int64_t inner, double eps, craft_tensor *y,
-               craft_tensor *norms);
-int cpu_cosine_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *y, const craft_tensor *norms, const craft_tensor *g,
-                    int64_t outer, int64_t n, int64_t inner, craft_tensor *ga, craft_tensor *gb);
-int cpu_cross_entropy(const craft_tensor *lp, const craft_tensor *targets, int64_t N, int64_t C, int64_t inner, int reduction,
-                      double smoothing, craft_tensor *y);
-int cpu_cross_entropy_grad(const craft_tensor *lp, const craft_tensor *targets, const craft_tensor *g, int64_t N, int64_t C, int64_t inner,
-                           int reduction, double smoothing, double gscale, craft_tensor *gx);
+int cpu_l2_normalize(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, double eps,
+                     craft_tensor *y, craft_tensor *den);
+int cpu_l2_normalize_grad(const craft_tensor *y, const craft_tensor *den, const craft_tensor *g,
+                          int64_t outer, int64_t n, int64_t inner, craft_tensor *gx);
+int cpu_cosine(const craft_tensor *a, const craft_tensor *b, int64_t outer, int64_t n, int64_t inner,
+               double eps, craft_tensor *y, craft_tensor *norms);
+int cpu_cosine_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *y,
+                    const craft_tensor *norms, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner,
+                    craft_tensor *ga, craft_tensor *gb);
+int cpu_cross_entropy(const craft_tensor *lp, const craft_tensor *targets, int64_t N, int64_t C,
+                      int64_t inner, int reduction, double smoothing, craft_tensor *y);
+int cpu_cross_entropy_grad(const craft_tensor *lp, const craft_tensor *targets, const craft_tensor *g,
+                           int64_t N, int64_t C, int64_t inner, int reduction, double smoothing,
+                           double gscale, craft_tensor *gx);
 int cpu_mse(const craft_tensor *a, const craft_tensor *b, int reduction, craft_tensor *y);
-int cpu_mse_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, int reduction, double scale, craft_tensor *ga,
-                 craft_tensor *gb);
+int cpu_mse_grad(const craft_tensor *a, const craft_tensor *b, const craft_tensor *g, int reduction,
+                 double scale, craft_tensor *ga, craft_tensor *gb);
 
 /* cpu_random.c, cpu_optim.c */
 int cpu_philox(craft_tensor *t, uint64_t seed, uint64_t offset, int normal);
-int cpu_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c);
-int cpu_sgd(craft_tensor *p, const craft_tensor *g, craft_tensor *buf, float neg_lr, float momentum, float weight_decay, int nesterov);
+int cpu_adamw(craft_tensor *p, const craft_tensor *g, craft_tensor *m, craft_tensor *v,
+              const craft_adamw_consts *c);
+int cpu_sgd(craft_tensor *p, const craft_tensor *g, craft_tensor *buf, float neg_lr, float momentum,
+            float weight_decay, int nesterov);
 int cpu_ema(craft_tensor *ema, const craft_tensor *p, float decay, float one_minus_decay);
 int cpu_sum_squares(const craft_tensor *x, double *out);
 

@@ -19,7 +19,8 @@ static void iter_setup(int n, const craft_tensor *const *ts, int64_t (*st)[CRAFT
 static void adamw_loop(int64_t n, char **ptr, const int64_t *s, void *vctx) {
     const craft_adamw_consts *c = vctx;
     for (int64_t i = 0; i < n; i++) {
-        float *p = (float *)(ptr[0] + i * s[0]), *m = (float *)(ptr[2] + i * s[2]), *v = (float *)(ptr[3] + i * s[3]);
+        float *p = (float *)(ptr[0] + i * s[0]), *m = (float *)(ptr[2] + i * s[2]),
+              *v = (float *)(ptr[3] + i * s[3]);
         float g = *(const float *)(ptr[1] + i * s[1]);
         float pv = *p * c->decay;
         float mv = *m * c->b1 + c->omb1 * g;
@@ -31,7 +32,8 @@ static void adamw_loop(int64_t n, char **ptr, const int64_t *s, void *vctx) {
     }
 }
 
-int cpu_adamw(craft_tensor *param, const craft_tensor *grad, craft_tensor *m, craft_tensor *v, const craft_adamw_consts *c) {
+int cpu_adamw(craft_tensor *param, const craft_tensor *grad, craft_tensor *m, craft_tensor *v,
+              const craft_adamw_consts *c) {
     const craft_tensor *ts[4] = {param, grad, m, v};
     int64_t st[4][CRAFT_MAX_DIMS];
     char *base[4];
@@ -40,7 +42,10 @@ int cpu_adamw(craft_tensor *param, const craft_tensor *grad, craft_tensor *m, cr
     return CRAFT_OK;
 }
 
-typedef struct { float neg_lr, mom, wd; int nesterov, has_buf; } sgd_ctx;
+typedef struct {
+    float neg_lr, mom, wd;
+    int nesterov, has_buf;
+} sgd_ctx;
 
 /* p, g[, buf]. torch.optim.SGD with dampening 0:
  *   d = g + wd*p;  buf = mom*buf + d;  d = nesterov ? d + mom*buf : buf;  p += -lr*d
@@ -61,8 +66,8 @@ static void sgd_loop(int64_t n, char **ptr, const int64_t *s, void *vctx) {
     }
 }
 
-int cpu_sgd(craft_tensor *param, const craft_tensor *grad, craft_tensor *buf, float neg_lr, float momentum, float weight_decay,
-            int nesterov) {
+int cpu_sgd(craft_tensor *param, const craft_tensor *grad, craft_tensor *buf, float neg_lr, float momentum,
+            float weight_decay, int nesterov) {
     sgd_ctx c = {neg_lr, momentum, weight_decay, nesterov, buf != NULL};
     const craft_tensor *ts[3] = {param, grad, buf ? buf : grad};
     int64_t st[3][CRAFT_MAX_DIMS];
@@ -77,7 +82,7 @@ int cpu_sgd(craft_tensor *param, const craft_tensor *grad, craft_tensor *buf, fl
 #define NORM_CHUNKS 64
 static double sum_squares(const float *x, int64_t n) {
     double part[NORM_CHUNKS];
-    #pragma omp parallel for schedule(static) if (n >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (n >= CRAFT_PAR_MIN)
     for (int k = 0; k < NORM_CHUNKS; k++) {
         int64_t lo = n * k / NORM_CHUNKS, hi = n * (k + 1) / NORM_CHUNKS;
         double s = 0;
@@ -94,7 +99,9 @@ int cpu_sum_squares(const craft_tensor *x, double *out) {
     return CRAFT_OK;
 }
 
-typedef struct { float d, omd; } ema_ctx;
+typedef struct {
+    float d, omd;
+} ema_ctx;
 
 static void ema_loop(int64_t n, char **ptr, const int64_t *s, void *vctx) {
     const ema_ctx *c = vctx;

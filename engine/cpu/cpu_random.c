@@ -25,7 +25,7 @@ static void block_values(int normal, uint64_t seed, uint64_t c, float v[4]) {
 static void generate(float *dst, int64_t n, uint64_t seed, uint64_t offset, int normal) {
     const int64_t CH = 4096;
     int64_t nch = (n + CH - 1) / CH;
-    #pragma omp parallel for schedule(static) if (n >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (n >= CRAFT_PAR_MIN)
     for (int64_t ch = 0; ch < nch; ch++) {
         int64_t i = ch * CH, end = i + CH < n ? i + CH : n;
         float v[4];
@@ -33,7 +33,11 @@ static void generate(float *dst, int64_t n, uint64_t seed, uint64_t offset, int 
         int have = 0;
         for (; i < end; i++) {
             uint64_t e = offset + (uint64_t)i, c = e >> 2;
-            if (!have || c != cur) { block_values(normal, seed, c, v); cur = c; have = 1; }
+            if (!have || c != cur) {
+                block_values(normal, seed, c, v);
+                cur = c;
+                have = 1;
+            }
             dst[i] = v[e & 3];
         }
     }

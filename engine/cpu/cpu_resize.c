@@ -16,7 +16,10 @@ typedef struct {
 } axis_map;
 
 static void axis_map_free(axis_map *a) {
-    free(a->i0); free(a->i1); free(a->l0); free(a->l1);
+    free(a->i0);
+    free(a->i1);
+    free(a->l0);
+    free(a->l1);
     memset(a, 0, sizeof *a);
 }
 
@@ -42,7 +45,8 @@ typedef struct {
     axis_map mh, mw;
 } interp_plan;
 
-static int interp_plan_make(const int64_t *ishape, int64_t oh, int64_t ow, int mode, int align, interp_plan *p) {
+static int interp_plan_make(const int64_t *ishape, int64_t oh, int64_t ow, int mode, int align,
+                            interp_plan *p) {
     p->planes = ishape[0] * ishape[1];
     p->H = ishape[2];
     p->W = ishape[3];
@@ -63,7 +67,7 @@ static void interp_plan_free(interp_plan *p) {
 static void interp_forward_kernel(const interp_plan *p, const float *x, float *y) {
     const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
     const axis_map *mh = &p->mh, *mw = &p->mw;
-    #pragma omp parallel for schedule(static) if (p->planes * OH * OW >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (p->planes * OH * OW >= CRAFT_PAR_MIN)
     for (int64_t r = 0; r < p->planes * OH; r++) {
         int64_t pl = r / OH, oy = r % OH;
         const float *xp = x + pl * H * W;
@@ -86,7 +90,7 @@ static void interp_forward_kernel(const interp_plan *p, const float *x, float *y
 static void interp_backward_kernel(const interp_plan *p, const float *g, float *gx) {
     const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
     const axis_map *mh = &p->mh, *mw = &p->mw;
-    #pragma omp parallel for schedule(static) if (p->planes > 1 && p->planes * OH * OW >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (p->planes > 1 && p->planes * OH * OW >= CRAFT_PAR_MIN)
     for (int64_t pl = 0; pl < p->planes; pl++) {
         float *xp = gx + pl * H * W;
         for (int64_t oy = 0; oy < OH; oy++) {
@@ -131,11 +135,13 @@ int cpu_interpolate_grad(const craft_tensor *g, int mode, int align_corners, cra
 /* ------------------------------------------------------------- avg_pool2d --- */
 /* count_include_pad=True, ceil_mode=False: every window lies inside the padded input, so the
  * divisor is always kernel * kernel. */
-typedef struct { int64_t planes, H, W, OH, OW, k, s, pad; } pool_plan;
+typedef struct {
+    int64_t planes, H, W, OH, OW, k, s, pad;
+} pool_plan;
 
 static void pool_forward_kernel(const pool_plan *p, const float *x, float *y) {
     const float div = (float)(p->k * p->k);
-    #pragma omp parallel for schedule(static) if (p->planes * p->OH * p->OW * p->k * p->k >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (p->planes * p->OH * p->OW * p->k * p->k >= CRAFT_PAR_MIN)
     for (int64_t r = 0; r < p->planes * p->OH; r++) {
         int64_t pl = r / p->OH, oy = r % p->OH;
         const float *xp = x + pl * p->H * p->W;
@@ -156,7 +162,8 @@ static void pool_forward_kernel(const pool_plan *p, const float *x, float *y) {
 
 static void pool_backward_kernel(const pool_plan *p, const float *g, float *gx) {
     const float div = (float)(p->k * p->k);
-    #pragma omp parallel for schedule(static) if (p->planes > 1 && p->planes * p->OH * p->OW * p->k * p->k >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (p->planes > 1 &&                                               \
+                                              p->planes * p->OH * p->OW * p->k * p->k >= CRAFT_PAR_MIN)
     for (int64_t pl = 0; pl < p->planes; pl++) {
         float *xp = gx + pl * p->H * p->W;
         for (int64_t oy = 0; oy < p->OH; oy++) {

@@ -21,7 +21,7 @@ static void pad_forward_kernel(const craft_pad_plan *p, const float *x, float *y
     int64_t W = p->osh[p->nd - 1], rows = craft_numel_of(p->nd - 1, p->osh);
     if (W == 0 || rows == 0) return;
     const int64_t *m = p->map[p->nd - 1];
-    #pragma omp parallel for schedule(static) if (rows * W >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (rows * W >= CRAFT_PAR_MIN)
     for (int64_t r = 0; r < rows; r++) {
         int64_t off = pad_row_offset(p, r);
         float *o = y + r * W;
@@ -39,9 +39,9 @@ static void pad_forward_kernel(const craft_pad_plan *p, const float *x, float *y
 static void pad_backward_kernel(const craft_pad_plan *p, const float *g, float *gx) {
     int64_t W = p->osh[p->nd - 1], outer = craft_numel_of(p->lead, p->osh);
     int64_t rows_per = craft_numel_of(p->nd - 1 - p->lead, p->osh + p->lead);
-    if (W == 0 || outer == 0 || rows_per == 0) return;   /* an empty output: its other sizes can be huge */
+    if (W == 0 || outer == 0 || rows_per == 0) return; /* an empty output: its other sizes can be huge */
     const int64_t *m = p->map[p->nd - 1];
-    #pragma omp parallel for schedule(static) if (outer > 1 && outer * rows_per * W >= CRAFT_PAR_MIN)
+#pragma omp parallel for schedule(static) if (outer > 1 && outer * rows_per * W >= CRAFT_PAR_MIN)
     for (int64_t b = 0; b < outer; b++) {
         for (int64_t rr = 0; rr < rows_per; rr++) {
             int64_t r = b * rows_per + rr, off = pad_row_offset(p, r);
@@ -65,7 +65,8 @@ int cpu_pad(const craft_tensor *x, int npairs, const int64_t *pads, int mode, do
 /* gx = 0, then the scatter */
 int cpu_pad_grad(const craft_tensor *g, int npairs, const int64_t *pads, int mode, craft_tensor *gx) {
     craft_pad_plan p;
-    CRAFT_TRY(craft_pad_plan_make(gx->ndim, gx->shape, npairs, pads, mode, craft_dims_str(gx->ndim, gx->shape), 1, &p));
+    CRAFT_TRY(craft_pad_plan_make(gx->ndim, gx->shape, npairs, pads, mode,
+                                  craft_dims_str(gx->ndim, gx->shape), 1, &p));
     if (gx->numel) memset(craft_tensor_data(gx), 0, (size_t)gx->numel * sizeof(float));
     pad_backward_kernel(&p, craft_tensor_data(g), craft_tensor_data(gx));
     craft_pad_plan_free(&p);

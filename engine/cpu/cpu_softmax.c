@@ -18,7 +18,7 @@
 static inline __m512 exp16(__m512 x) {
     const __m512 hi = _mm512_set1_ps(88.0f), lo = _mm512_set1_ps(-87.3365447f);
     __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-    x = _mm512_min_ps(hi, x);   /* min/max return the second operand when one is NaN: keeps NaN */
+    x = _mm512_min_ps(hi, x); /* min/max return the second operand when one is NaN: keeps NaN */
     x = _mm512_max_ps(lo, x);
     __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
                                     _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -57,7 +57,10 @@ float craft_vexp(float *dst, const float *src, int64_t n, float sub) {
     return _mm512_reduce_add_ps(acc);
 #else
     float acc = 0;
-    for (int64_t i = 0; i < n; i++) { dst[i] = expf(src[i] - sub); acc += dst[i]; }
+    for (int64_t i = 0; i < n; i++) {
+        dst[i] = expf(src[i] - sub);
+        acc += dst[i];
+    }
     return acc;
 #endif
 }
@@ -101,19 +104,21 @@ float craft_vdot(const float *a, const float *b, int64_t n) {
 }
 
 /* ---- softmax / log_softmax on [outer, n, inner] ---- */
-typedef struct { int64_t outer, n, inner; } smx_shape;
+typedef struct {
+    int64_t outer, n, inner;
+} smx_shape;
 
 /* log: 0 softmax, 1 log_softmax. x and y dense with the plan's layout. */
 static void smx_forward(const float *x, float *y, smx_shape s, int log) {
     int64_t n = s.n, inner = s.inner;
     if (n == 0) return;
     if (inner == 1) {
-        #pragma omp parallel for if (s.outer * n >= CRAFT_PAR_MIN) schedule(static)
+#pragma omp parallel for if (s.outer * n >= CRAFT_PAR_MIN) schedule(static)
         for (int64_t r = 0; r < s.outer; r++) {
             const float *xr = x + r * n;
             float *yr = y + r * n;
             float m = craft_vmax(xr, n);
-            if (m == -INFINITY) m = 0;   /* an all -inf row: 0 / 0 gives NaN, as torch */
+            if (m == -INFINITY) m = 0; /* an all -inf row: 0 / 0 gives NaN, as torch */
             float sum = craft_vexp(yr, xr, n, m);
             if (log) {
                 float c = m + logf(sum);
@@ -128,20 +133,24 @@ static void smx_forward(const float *x, float *y, smx_shape s, int log) {
     /* columns: per outer slab [n, inner], work on chunks of the inner dim */
     const int64_t CH = 256;
     int64_t nch = (inner + CH - 1) / CH;
-    #pragma omp parallel for collapse(2) if (s.outer * n * inner >= CRAFT_PAR_MIN) schedule(static)
+#pragma omp parallel for collapse(2) if (s.outer * n * inner >= CRAFT_PAR_MIN) schedule(static)
     for (int64_t o = 0; o < s.outer; o++)
         for (int64_t c = 0; c < nch; c++) {
             int64_t c0 = c * CH, w = inner - c0 < CH ? inner - c0 : CH;
             const float *xs = x + o * n * inner + c0;
             float *ys = y + o * n * inner + c0;
             float mx[256], sm[256];
-            for (int64_t j = 0; j < w; j++) { mx[j] = -INFINITY; sm[j] = 0; }
+            for (int64_t j = 0; j < w; j++) {
+                mx[j] = -INFINITY;
+                sm[j] = 0;
+            }
             for (int64_t k = 0; k < n; k++)
                 for (int64_t j = 0; j < w; j++) {
                     float v = xs[k * inner + j];
                     mx[j] = (v > mx[j] || v != v) ? v : mx[j];
                 }
-            for (int64_t j = 0; j < w; j++) if (mx[j] == -INFINITY) mx[j] = 0;
+            for (int64_t j = 0; j < w; j++)
+                if (mx[j] == -INFINITY) mx[j] = 0;
             for (int64_t k = 0; k < n; k++) {
                 float *yk = ys + k * inner;
                 const float *xk = xs + k * inner;
@@ -166,7 +175,7 @@ static void smx_backward(const float *y, const float *g, float *gx, smx_shape s,
     int64_t n = s.n, inner = s.inner;
     if (n == 0) return;
     if (inner == 1) {
-        #pragma omp parallel for if (s.outer * n >= CRAFT_PAR_MIN) schedule(static)
+#pragma omp parallel for if (s.outer * n >= CRAFT_PAR_MIN) schedule(static)
         for (int64_t r = 0; r < s.outer; r++) {
             const float *yr = y + r * n, *gr = g + r * n;
             float *o = gx + r * n;
@@ -184,7 +193,7 @@ static void smx_backward(const float *y, const float *g, float *gx, smx_shape s,
     }
     const int64_t CH = 256;
     int64_t nch = (inner + CH - 1) / CH;
-    #pragma omp parallel for collapse(2) if (s.outer * n * inner >= CRAFT_PAR_MIN) schedule(static)
+#pragma omp parallel for collapse(2) if (s.outer * n * inner >= CRAFT_PAR_MIN) schedule(static)
     for (int64_t o = 0; o < s.outer; o++)
         for (int64_t c = 0; c < nch; c++) {
             int64_t c0 = c * CH, w = inner - c0 < CH ? inner - c0 : CH, base = o * n * inner + c0;
@@ -192,8 +201,10 @@ static void smx_backward(const float *y, const float *g, float *gx, smx_shape s,
             for (int64_t j = 0; j < w; j++) acc[j] = 0;
             for (int64_t k = 0; k < n; k++) {
                 const float *yk = y + base + k * inner, *gk = g + base + k * inner;
-                if (log) for (int64_t j = 0; j < w; j++) acc[j] += gk[j];
-                else for (int64_t j = 0; j < w; j++) acc[j] += gk[j] * yk[j];
+                if (log)
+                    for (int64_t j = 0; j < w; j++) acc[j] += gk[j];
+                else
+                    for (int64_t j = 0; j < w; j++) acc[j] += gk[j] * yk[j];
             }
             for (int64_t k = 0; k < n; k++) {
                 const float *yk = y + base + k * inner, *gk = g + base + k * inner;
@@ -214,7 +225,8 @@ int cpu_softmax(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, 
     return CRAFT_OK;
 }
 
-int cpu_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner, int log, craft_tensor *gx) {
+int cpu_softmax_grad(const craft_tensor *y, const craft_tensor *g, int64_t outer, int64_t n, int64_t inner,
+                     int log, craft_tensor *gx) {
     smx_shape s = {outer, n, inner};
     smx_backward(craft_tensor_data(y), craft_tensor_data(g), craft_tensor_data(gx), s, log);
     return CRAFT_OK;

@@ -50,7 +50,7 @@ static int launched(void) {
 }
 
 #ifdef CRAFT_MPI
-static MPI_Comm g_ctl = MPI_COMM_NULL;   /* pings and answers, apart from the collectives */
+static MPI_Comm g_ctl = MPI_COMM_NULL; /* pings and answers, apart from the collectives */
 enum { TAG_PING = 7301, TAG_PONG = 7302 };
 
 static int mpi_fail(int rc, const char *what) {
@@ -71,7 +71,7 @@ static void answer_pings(void) {
 }
 
 static void pause_for(long ns) {
-    struct timespec ts = { 0, ns };
+    struct timespec ts = {0, ns};
     nanosleep(&ts, NULL);
 }
 
@@ -82,11 +82,19 @@ static void silent_ranks(char *buf, size_t cap) {
     MPI_Request *rq = calloc((size_t)n * 2, sizeof *rq);
     int *in = calloc((size_t)n, sizeof *in), *got = calloc((size_t)n, sizeof *got);
     buf[0] = 0;
-    if (!rq || !in || !got) { free(rq); free(in); free(got); return; }
+    if (!rq || !in || !got) {
+        free(rq);
+        free(in);
+        free(got);
+        return;
+    }
     int ping = g_rank;
     for (int r = 0; r < n; r++) {
         rq[2 * r] = rq[2 * r + 1] = MPI_REQUEST_NULL;
-        if (r == g_rank) { got[r] = 1; continue; }
+        if (r == g_rank) {
+            got[r] = 1;
+            continue;
+        }
         MPI_Irecv(&in[r], 1, MPI_INT, r, TAG_PONG, g_ctl, &rq[2 * r]);
         MPI_Isend(&ping, 1, MPI_INT, r, TAG_PING, g_ctl, &rq[2 * r + 1]);
     }
@@ -107,7 +115,9 @@ static void silent_ranks(char *buf, size_t cap) {
         if (!got[r]) len += (size_t)snprintf(buf + len, cap - len, "%s%d", len ? ", " : "", r);
     }
     /* the unanswered requests stay posted: the caller ends the job next */
-    free(rq); free(in); free(got);
+    free(rq);
+    free(in);
+    free(got);
 }
 
 /* Waits for a nonblocking collective with the deadline, answering pings meanwhile. Open MPI
@@ -152,8 +162,10 @@ int craft_dist_init(int *rank, int *size, int *local_rank, int *local_size) {
             char *end = NULL;
             double v = strtod(t, &end);
             if (end == t || *end || craft_dist_set_timeout(v) != CRAFT_OK) {
-                return craft_fail(CRAFT_EINVAL, "dist: CRAFT_DIST_TIMEOUT=%s is not a number of seconds in "
-                                                "(0, 1e7]", t);
+                return craft_fail(CRAFT_EINVAL,
+                                  "dist: CRAFT_DIST_TIMEOUT=%s is not a number of seconds in "
+                                  "(0, 1e7]",
+                                  t);
             }
         }
         if (launched()) {
@@ -176,10 +188,11 @@ int craft_dist_init(int *rank, int *size, int *local_rank, int *local_size) {
 #else
             /* launched by mpirun but built without MPI: each process would run the whole job
              * alone, writing the same files as the others */
-            return craft_fail(CRAFT_EDIST, "dist: this craft was built without MPI (make MPI=0, or no mpicc "
-                                           "when it was built) but runs under an MPI launcher; rebuild with "
-                                           "MPI (tools/setup.sh installs Open MPI), or set CRAFT_DIST=0 to "
-                                           "run every process alone");
+            return craft_fail(CRAFT_EDIST,
+                              "dist: this craft was built without MPI (make MPI=0, or no mpicc "
+                              "when it was built) but runs under an MPI launcher; rebuild with "
+                              "MPI (tools/setup.sh installs Open MPI), or set CRAFT_DIST=0 to "
+                              "run every process alone");
 #endif
         }
         g_init = 1;
@@ -328,13 +341,19 @@ int craft_dist_gatherv(const void *buf, int64_t n, void *out, const int64_t *cou
 #ifdef CRAFT_MPI
     if (g_active && g_size > 1) {
         if (total > INT_MAX) {
-            return craft_fail(CRAFT_EINVAL, "dist: gather of %lld bytes in all: at most %d bytes per gather "
-                                            "(gather in parts)", (long long)total, INT_MAX);
+            return craft_fail(CRAFT_EINVAL,
+                              "dist: gather of %lld bytes in all: at most %d bytes per gather "
+                              "(gather in parts)",
+                              (long long)total, INT_MAX);
         }
         int *cnt = malloc(sizeof(int) * (size_t)g_size * 2);
         if (!cnt) return craft_fail(CRAFT_ENOMEM, "dist: gather: no memory for %d counts", g_size);
         int *disp = cnt + g_size, at = 0;
-        for (int r = 0; r < g_size; r++) { cnt[r] = (int)counts[r]; disp[r] = at; at += cnt[r]; }
+        for (int r = 0; r < g_size; r++) {
+            cnt[r] = (int)counts[r];
+            disp[r] = at;
+            at += cnt[r];
+        }
         char what[96];
         snprintf(what, sizeof what, "gather of %lld bytes on rank %d", (long long)total, root);
         int rc;
@@ -346,7 +365,10 @@ int craft_dist_gatherv(const void *buf, int64_t n, void *out, const int64_t *cou
         }
         MPI_Request rq;
         rc = MPI_Igatherv(buf, (int)n, MPI_BYTE, out, cnt, disp, MPI_BYTE, root, MPI_COMM_WORLD, &rq);
-        if (rc != MPI_SUCCESS) { free(cnt); return mpi_fail(rc, what); }
+        if (rc != MPI_SUCCESS) {
+            free(cnt);
+            return mpi_fail(rc, what);
+        }
         rc = wait_for(&rq, what);
         free(cnt);
         return rc;

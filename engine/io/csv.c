@@ -16,26 +16,26 @@
 #define CSV_MAX_FILE ((size_t)1 << 32)
 
 struct craft_csv {
-    char *what;          /* "csv /path" */
+    char *what; /* "csv /path" */
     int has_header;
     int cols;
-    int nrows;           /* stored rows, header included */
+    int nrows; /* stored rows, header included */
     char *arena;
     size_t alen, acap;
-    size_t *cell;        /* arena offset of each cell, row-major */
+    size_t *cell; /* arena offset of each cell, row-major */
     size_t ncell, ccap;
-    int *line;           /* first line of each stored row */
+    int *line; /* first line of each stored row */
     int lcap;
 };
 
 typedef struct pctx {
     craft_csv *c;
-    int cur_line;        /* line being fed */
+    int cur_line; /* line being fed */
     int row_fields;
-    int row_newlines;    /* '\n' inside the current row's fields */
-    size_t chunk_end;    /* offset just past the line being fed */
-    size_t after_row;    /* offset of the line after the last complete row */
-    int last_row_line;   /* line on which the last row ended */
+    int row_newlines;  /* '\n' inside the current row's fields */
+    size_t chunk_end;  /* offset just past the line being fed */
+    size_t after_row;  /* offset of the line after the last complete row */
+    int last_row_line; /* line on which the last row ended */
     int err;
 } pctx;
 
@@ -63,8 +63,8 @@ static void on_field(void *s, size_t len, void *data) {
                             x->cur_line - x->row_newlines, x->row_fields + 1);
         return;
     }
-    if (len >= SIZE_MAX - c->alen - 1 || !grow((void **)&c->arena, &c->acap, c->alen + len + 1, 1)
-        || !grow((void **)&c->cell, &c->ccap, c->ncell + 1, sizeof(size_t)) || x->row_fields == INT_MAX) {
+    if (len >= SIZE_MAX - c->alen - 1 || !grow((void **)&c->arena, &c->acap, c->alen + len + 1, 1) ||
+        !grow((void **)&c->cell, &c->ccap, c->ncell + 1, sizeof(size_t)) || x->row_fields == INT_MAX) {
         x->err = craft_fail(CRAFT_ENOMEM, "%s: line %d: out of memory", c->what, x->cur_line);
         return;
     }
@@ -90,7 +90,8 @@ static void on_row(int term, void *data) {
         return;
     }
     size_t lcap = (size_t)c->lcap;
-    if (c->nrows == INT_MAX || !grow((void **)&c->line, &lcap, (size_t)c->nrows + 1, sizeof(int)) || lcap > INT_MAX) {
+    if (c->nrows == INT_MAX || !grow((void **)&c->line, &lcap, (size_t)c->nrows + 1, sizeof(int)) ||
+        lcap > INT_MAX) {
         x->err = craft_fail(CRAFT_ENOMEM, "%s: line %d: too many rows", c->what, start);
         return;
     }
@@ -102,7 +103,10 @@ static void on_row(int term, void *data) {
     x->last_row_line = x->cur_line;
 }
 
-static int is_space_none(unsigned char ch) { (void)ch; return 0; }
+static int is_space_none(unsigned char ch) {
+    (void)ch;
+    return 0;
+}
 
 /* The line where an unterminated quoted row began: first non-blank line after the last row. */
 static int open_row_line(const pctx *x, const char *buf, size_t len) {
@@ -131,9 +135,9 @@ int craft_csv_parse(const char *buf, size_t len, const char *what, int has_heade
     }
     /* Keep spaces around unquoted fields, as Python's csv module and pandas do. */
     csv_set_space_func(&p, is_space_none);
-    pctx x = { .c = c };
+    pctx x = {.c = c};
     size_t pos = 0;
-    if (len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) pos = 3;   /* UTF-8 byte-order mark */
+    if (len >= 3 && !memcmp(buf, "\xEF\xBB\xBF", 3)) pos = 3; /* UTF-8 byte-order mark */
     x.after_row = pos;
     int line = 0;
     while (pos < len && !x.err) {
@@ -142,8 +146,10 @@ int craft_csv_parse(const char *buf, size_t len, const char *what, int has_heade
         x.cur_line = ++line;
         x.chunk_end = pos + n;
         if (csv_parse(&p, buf + pos, n, on_field, on_row, &x) != n && !x.err)
-            x.err = craft_fail(CRAFT_EFORMAT, "%s: line %d: %s (a quote inside an unquoted field, or text "
-                               "after a closing quote)", c->what, line, csv_strerror(csv_error(&p)));
+            x.err = craft_fail(CRAFT_EFORMAT,
+                               "%s: line %d: %s (a quote inside an unquoted field, or text "
+                               "after a closing quote)",
+                               c->what, line, csv_strerror(csv_error(&p)));
         pos += n;
     }
     if (!x.err && csv_fini(&p, on_field, on_row, &x) != 0 && !x.err)
@@ -152,7 +158,10 @@ int craft_csv_parse(const char *buf, size_t len, const char *what, int has_heade
     csv_free(&p);
     if (!x.err && has_header && c->nrows == 0)
         x.err = craft_fail(CRAFT_EFORMAT, "%s: empty, expected a header row", c->what);
-    if (x.err) { craft_csv_free(c); return x.err; }
+    if (x.err) {
+        craft_csv_free(c);
+        return x.err;
+    }
     *out = c;
     return CRAFT_OK;
 }
@@ -168,13 +177,17 @@ int craft_csv_read_file(const char *path, int has_header, craft_csv **out) {
     }
     size_t n = (size_t)st.st_size;
     char *buf = malloc(n ? n : 1);
-    if (!buf) { fclose(f); return craft_fail(CRAFT_ENOMEM, "csv %s: no memory for %zu bytes", path, n); }
+    if (!buf) {
+        fclose(f);
+        return craft_fail(CRAFT_ENOMEM, "csv %s: no memory for %zu bytes", path, n);
+    }
     size_t got = fread(buf, 1, n, f);
     int e = errno, bad = ferror(f);
     fclose(f);
     if (got != n || bad) {
         free(buf);
-        return craft_fail(CRAFT_EIO, "csv %s: read error: %s", path, bad ? strerror(e) : "file shrank while reading");
+        return craft_fail(CRAFT_EIO, "csv %s: read error: %s", path,
+                          bad ? strerror(e) : "file shrank while reading");
     }
     int rc = craft_csv_parse(buf, n, path, has_header, out);
     free(buf);
@@ -207,7 +220,10 @@ int craft_csv_column_index(const craft_csv *c, const char *name, int *col) {
     if (!c || !name || !col) return craft_fail(CRAFT_EINVAL, "csv_column_index: NULL argument");
     if (!c->has_header) return craft_fail(CRAFT_EINVAL, "%s: no header row, columns have no names", c->what);
     for (int j = 0; j < c->cols; j++)
-        if (!strcmp(stored_cell(c, 0, j), name)) { *col = j; return CRAFT_OK; }
+        if (!strcmp(stored_cell(c, 0, j), name)) {
+            *col = j;
+            return CRAFT_OK;
+        }
     char list[400];
     size_t k = 0;
     list[0] = 0;
@@ -227,14 +243,16 @@ static const char *where(const craft_csv *c, int row, int col, char *buf, size_t
 int craft_csv_cell_double(const craft_csv *c, int row, int col, double *out) {
     if (!c || !out) return craft_fail(CRAFT_EINVAL, "csv_cell_double: NULL argument");
     const char *s = craft_csv_cell(c, row, col);
-    if (!s) return craft_fail(CRAFT_EINVAL, "%s: cell (%d, %d) out of range (%d rows, %d columns)",
-                              c->what, row, col, craft_csv_rows(c), c->cols);
+    if (!s)
+        return craft_fail(CRAFT_EINVAL, "%s: cell (%d, %d) out of range (%d rows, %d columns)", c->what, row,
+                          col, craft_csv_rows(c), c->cols);
     char w[300], *end;
     errno = 0;
     double v = strtod(s, &end);
     while (end != s && (*end == ' ' || *end == '\t')) end++;
     if (end == s || *end)
-        return craft_fail(CRAFT_EFORMAT, "%s: %s: \"%.60s\" is not a number", c->what, where(c, row, col, w, sizeof w), s);
+        return craft_fail(CRAFT_EFORMAT, "%s: %s: \"%.60s\" is not a number", c->what,
+                          where(c, row, col, w, sizeof w), s);
     *out = v;
     return CRAFT_OK;
 }
@@ -242,19 +260,27 @@ int craft_csv_cell_double(const craft_csv *c, int row, int col, double *out) {
 int craft_csv_cell_int64(const craft_csv *c, int row, int col, int64_t *out) {
     if (!c || !out) return craft_fail(CRAFT_EINVAL, "csv_cell_int64: NULL argument");
     const char *s = craft_csv_cell(c, row, col);
-    if (!s) return craft_fail(CRAFT_EINVAL, "%s: cell (%d, %d) out of range (%d rows, %d columns)",
-                              c->what, row, col, craft_csv_rows(c), c->cols);
+    if (!s)
+        return craft_fail(CRAFT_EINVAL, "%s: cell (%d, %d) out of range (%d rows, %d columns)", c->what, row,
+                          col, craft_csv_rows(c), c->cols);
     char w[300], *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
     int range = errno == ERANGE;
     while (end != s && (*end == ' ' || *end == '\t')) end++;
-    if (end != s && !*end && !range) { *out = v; return CRAFT_OK; }
+    if (end != s && !*end && !range) {
+        *out = v;
+        return CRAFT_OK;
+    }
     /* "1.0" as pandas writes integer columns that had a missing value */
     double d = strtod(s, &end);
     while (end != s && (*end == ' ' || *end == '\t')) end++;
-    if (end != s && !*end && d == floor(d) && fabs(d) <= 9007199254740992.0) { *out = (int64_t)d; return CRAFT_OK; }
-    return craft_fail(CRAFT_EFORMAT, "%s: %s: \"%.60s\" is not an integer", c->what, where(c, row, col, w, sizeof w), s);
+    if (end != s && !*end && d == floor(d) && fabs(d) <= 9007199254740992.0) {
+        *out = (int64_t)d;
+        return CRAFT_OK;
+    }
+    return craft_fail(CRAFT_EFORMAT, "%s: %s: \"%.60s\" is not an integer", c->what,
+                      where(c, row, col, w, sizeof w), s);
 }
 
 void craft_csv_free(craft_csv *c) {
@@ -294,7 +320,7 @@ int craft_csv_writer_open(const char *path, craft_csv_writer **out) {
 
 static int needs_quotes(const char *s, int only_field) {
     size_t n = strlen(s);
-    if (n == 0) return only_field;   /* a lone empty field would read back as a blank line */
+    if (n == 0) return only_field; /* a lone empty field would read back as a blank line */
     if (strpbrk(s, ",\"\r\n")) return 1;
     return s[0] == ' ' || s[0] == '\t' || s[n - 1] == ' ' || s[n - 1] == '\t';
 }
@@ -302,7 +328,8 @@ static int needs_quotes(const char *s, int only_field) {
 int craft_csv_writer_row(craft_csv_writer *w, int n, const char **cells) {
     if (!w || n <= 0 || !cells) return craft_fail(CRAFT_EINVAL, "csv_writer_row: NULL argument or no cells");
     if (w->cols >= 0 && n != w->cols)
-        return craft_fail(CRAFT_EINVAL, "%s: row of %d cells, expected %d as in the first row", w->what, n, w->cols);
+        return craft_fail(CRAFT_EINVAL, "%s: row of %d cells, expected %d as in the first row", w->what, n,
+                          w->cols);
     w->cols = n;
     for (int i = 0; i < n; i++) {
         const char *s = cells[i] ? cells[i] : "";

@@ -22,15 +22,24 @@
  * their tables, so files that do not are refused here, before stb sees them. Markers are
  * walked the way stb walks them; anything this walk cannot follow is left to stb to reject. */
 static const char *jpeg_tables_problem(const uint8_t *d, size_t n) {
-    unsigned huff = 0, quant = 0;          /* bit (class * 4 + id) / bit id: defined */
+    unsigned huff = 0, quant = 0; /* bit (class * 4 + id) / bit id: defined */
     int progressive = 0, ncomp = 0;
     uint8_t comp_id[4], comp_tq[4];
     size_t i = 2;
     while (i + 4 <= n) {
-        if (d[i] != 0xFF) { i++; continue; }   /* entropy-coded data */
+        if (d[i] != 0xFF) {
+            i++;
+            continue;
+        } /* entropy-coded data */
         uint8_t m = d[i + 1];
-        if (m == 0xFF) { i++; continue; }
-        if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) { i += 2; continue; }
+        if (m == 0xFF) {
+            i++;
+            continue;
+        }
+        if (m == 0x00 || m == 0x01 || m == 0xD8 || (m >= 0xD0 && m <= 0xD7)) {
+            i += 2;
+            continue;
+        }
         if (m == 0xD9) break;
         size_t L = (size_t)d[i + 2] << 8 | d[i + 3];
         if (L < 2 || L > n - i - 2) break;
@@ -55,7 +64,10 @@ static const char *jpeg_tables_problem(const uint8_t *d, size_t n) {
             progressive = m == 0xC2;
             ncomp = sl >= 6 ? s[5] : 0;
             if (ncomp > 4 || sl < 6 + 3 * (size_t)ncomp) ncomp = 0;
-            for (int k = 0; k < ncomp; k++) { comp_id[k] = s[6 + 3 * k]; comp_tq[k] = s[8 + 3 * k]; }
+            for (int k = 0; k < ncomp; k++) {
+                comp_id[k] = s[6 + 3 * k];
+                comp_tq[k] = s[8 + 3 * k];
+            }
         } else if (m == 0xDA && sl >= 1) {
             int ns = s[0];
             if (sl < 1 + 2 * (size_t)ns + 3) break;
@@ -82,7 +94,8 @@ static int decode(const void *buf, size_t len, const char *name, int want, int b
     if ((!buf && len) || !out) return craft_fail(CRAFT_EINVAL, "image_decode: NULL argument");
     if (want < 0 || want > 4)
         return craft_fail(CRAFT_EINVAL, "%s: want_channels %d (expected 0 = as stored, or 1..4)", what, want);
-    if (len > INT_MAX) return craft_fail(CRAFT_EUNSUPPORTED, "%s: %zu bytes is too large to decode", what, len);
+    if (len > INT_MAX)
+        return craft_fail(CRAFT_EUNSUPPORTED, "%s: %zu bytes is too large to decode", what, len);
     /* Only the formats the data sets use: every other stb_image parser is attack surface. */
     const uint8_t *d = buf;
     int png = len >= 8 && !memcmp(d, "\x89PNG\r\n\x1a\n", 8);
@@ -107,7 +120,8 @@ static int decode(const void *buf, size_t len, const char *name, int want, int b
     if (!px) return craft_fail(CRAFT_EFORMAT, "%s: cannot decode: %s", what, stbi_failure_reason());
     if (dw != w || dh != h) {
         stbi_image_free(px);
-        return craft_fail(CRAFT_EFORMAT, "%s: cannot decode: size changed from %dx%d to %dx%d", what, w, h, dw, dh);
+        return craft_fail(CRAFT_EFORMAT, "%s: cannot decode: size changed from %dx%d to %dx%d", what, w, h,
+                          dw, dh);
     }
     craft_array a;
     memset(&a, 0, sizeof a);
@@ -155,13 +169,17 @@ static int read_whole(const char *path, void **buf, size_t *len) {
     }
     size_t n = (size_t)st.st_size;
     void *b = malloc(n ? n : 1);
-    if (!b) { fclose(f); return craft_fail(CRAFT_ENOMEM, "image %s: no memory for %zu bytes", path, n); }
+    if (!b) {
+        fclose(f);
+        return craft_fail(CRAFT_ENOMEM, "image %s: no memory for %zu bytes", path, n);
+    }
     size_t got = fread(b, 1, n, f);
     int e = errno, bad = ferror(f);
     fclose(f);
     if (got != n || bad) {
         free(b);
-        return craft_fail(CRAFT_EIO, "image %s: read error: %s", path, bad ? strerror(e) : "file shrank while reading");
+        return craft_fail(CRAFT_EIO, "image %s: read error: %s", path,
+                          bad ? strerror(e) : "file shrank while reading");
     }
     *buf = b;
     *len = n;
@@ -188,11 +206,14 @@ int craft_image_read16(const char *path, int want_channels, craft_array *out) {
 
 int craft_image_write_png(const char *path, int h, int w, int c, const uint8_t *hwc) {
     if (!path || !hwc) return craft_fail(CRAFT_EINVAL, "image_write_png: NULL argument");
-    if (h <= 0 || w <= 0 || c < 1 || c > 4 || (int64_t)w * c > INT_MAX || (int64_t)h * w * c > IMAGE_MAX_BYTES)
-        return craft_fail(CRAFT_EINVAL, "png %s: cannot write %dx%d with %d channels (1..4 channels, at most %lld MiB)",
+    if (h <= 0 || w <= 0 || c < 1 || c > 4 || (int64_t)w * c > INT_MAX ||
+        (int64_t)h * w * c > IMAGE_MAX_BYTES)
+        return craft_fail(CRAFT_EINVAL,
+                          "png %s: cannot write %dx%d with %d channels (1..4 channels, at most %lld MiB)",
                           path, h, w, c, (long long)(IMAGE_MAX_BYTES >> 20));
     errno = 0;
     if (!stbi_write_png(path, w, h, c, hwc, w * c))
-        return craft_fail(CRAFT_EIO, "png %s: cannot write: %s", path, errno ? strerror(errno) : "encoder failed");
+        return craft_fail(CRAFT_EIO, "png %s: cannot write: %s", path,
+                          errno ? strerror(errno) : "encoder failed");
     return CRAFT_OK;
 }

@@ -15,9 +15,9 @@
 #define JSON_MAX_FILE (512ull << 20)
 
 typedef struct jnode {
-    json_t *j;          /* borrowed from the document's tree */
-    const char *key;    /* key in the parent object, NULL otherwise */
-    int first, count;   /* children: nodes first .. first + count - 1 */
+    json_t *j;        /* borrowed from the document's tree */
+    const char *key;  /* key in the parent object, NULL otherwise */
+    int first, count; /* children: nodes first .. first + count - 1 */
 } jnode;
 
 struct craft_json {
@@ -29,7 +29,8 @@ struct craft_json {
 
 static int push(craft_json *d, json_t *j, const char *key) {
     if (d->n == d->cap) {
-        if (d->cap > INT_MAX / 4) return craft_fail(CRAFT_EFORMAT, "json %s: more than %d values", d->what, d->cap);
+        if (d->cap > INT_MAX / 4)
+            return craft_fail(CRAFT_EFORMAT, "json %s: more than %d values", d->what, d->cap);
         int nc = d->cap ? d->cap * 2 : 64;
         jnode *nn = realloc(d->nodes, (size_t)nc * sizeof *nn);
         if (!nn) return craft_fail(CRAFT_ENOMEM, "json %s: out of memory for %d values", d->what, nc);
@@ -55,7 +56,7 @@ static int flatten(craft_json *d) {
             json_t *v;
             json_object_foreach(j, k, v) CRAFT_TRY(push(d, v, k));
         }
-        d->nodes[i].first = first;   /* d->nodes may have moved: index again */
+        d->nodes[i].first = first; /* d->nodes may have moved: index again */
         d->nodes[i].count = d->n - first;
     }
     return CRAFT_OK;
@@ -63,15 +64,23 @@ static int flatten(craft_json *d) {
 
 int craft_json_parse_string(const char *text, size_t len, const char *what, craft_json **out) {
     if (!what) what = "(string)";
-    if (!out || (!text && len)) return craft_fail(CRAFT_EINVAL, "json %s: NULL %s", what, out ? "text" : "out");
+    if (!out || (!text && len))
+        return craft_fail(CRAFT_EINVAL, "json %s: NULL %s", what, out ? "text" : "out");
     craft_json *d = calloc(1, sizeof *d);
-    if (!d || !(d->what = strdup(what))) { free(d); return craft_fail(CRAFT_ENOMEM, "json %s: out of memory", what); }
+    if (!d || !(d->what = strdup(what))) {
+        free(d);
+        return craft_fail(CRAFT_ENOMEM, "json %s: out of memory", what);
+    }
     json_error_t err;
     /* JSON_DECODE_ANY: vocabularies and configs are objects, but a bare value is still JSON */
     d->root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
-    int rc = d->root ? flatten(d)
-                     : craft_fail(CRAFT_EFORMAT, "json %s: line %d, column %d: %s", what, err.line, err.column, err.text);
-    if (rc) { craft_json_free(d); return rc; }
+    int rc = d->root
+        ? flatten(d)
+        : craft_fail(CRAFT_EFORMAT, "json %s: line %d, column %d: %s", what, err.line, err.column, err.text);
+    if (rc) {
+        craft_json_free(d);
+        return rc;
+    }
     *out = d;
     return CRAFT_OK;
 }
@@ -81,14 +90,21 @@ int craft_json_parse_file(const char *path, craft_json **out) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return craft_fail(CRAFT_EIO, "json %s: cannot open: %s", path, strerror(errno));
     struct stat st;
-    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) { close(fd); return craft_fail(CRAFT_EIO, "json %s: not a regular file", path); }
+    if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+        close(fd);
+        return craft_fail(CRAFT_EIO, "json %s: not a regular file", path);
+    }
     if ((uint64_t)st.st_size > JSON_MAX_FILE) {
         close(fd);
-        return craft_fail(CRAFT_EFORMAT, "json %s: %lld bytes is beyond the 512 MB limit", path, (long long)st.st_size);
+        return craft_fail(CRAFT_EFORMAT, "json %s: %lld bytes is beyond the 512 MB limit", path,
+                          (long long)st.st_size);
     }
     size_t len = (size_t)st.st_size, got = 0;
     char *buf = malloc(len + 1);
-    if (!buf) { close(fd); return craft_fail(CRAFT_ENOMEM, "json %s: out of memory for %zu bytes", path, len); }
+    if (!buf) {
+        close(fd);
+        return craft_fail(CRAFT_ENOMEM, "json %s: out of memory for %zu bytes", path, len);
+    }
     while (got < len) {
         ssize_t k = read(fd, buf + got, len - got);
         if (k < 0 && errno == EINTR) continue;
@@ -97,7 +113,10 @@ int craft_json_parse_file(const char *path, craft_json **out) {
     }
     int err = errno;
     close(fd);
-    if (got < len) { free(buf); return craft_fail(CRAFT_EIO, "json %s: read %zu of %zu bytes: %s", path, got, len, strerror(err)); }
+    if (got < len) {
+        free(buf);
+        return craft_fail(CRAFT_EIO, "json %s: read %zu of %zu bytes: %s", path, got, len, strerror(err));
+    }
     int rc = craft_json_parse_string(buf, len, path, out);
     free(buf);
     return rc;
@@ -150,7 +169,7 @@ const char *craft_json_key(const craft_json *d, int i, int k) {
 int craft_json_get(const craft_json *d, int i, const char *key) {
     const jnode *x = node(d, i);
     if (!x || !key || !json_is_object(x->j)) return -1;
-    for (int k = 0; k < x->count; k++)   /* configs are small; vocabularies are walked, not searched */
+    for (int k = 0; k < x->count; k++) /* configs are small; vocabularies are walked, not searched */
         if (!strcmp(d->nodes[x->first + k].key, key)) return x->first + k;
     return -1;
 }
@@ -161,9 +180,12 @@ const char *craft_json_string(const craft_json *d, int i) {
 }
 
 static int wrong(const craft_json *d, int i, const char *want) {
-    static const char *names[] = {"null", "false", "true", "an integer", "a real", "a string", "an array", "an object"};
+    static const char *names[] = {"null",   "false",    "true",     "an integer",
+                                  "a real", "a string", "an array", "an object"};
     int t = craft_json_type(d, i);
-    if (t < 0) return craft_fail(CRAFT_EINVAL, "json %s: no node %d (the document has %d)", d ? d->what : "(null)", i, d ? d->n : 0);
+    if (t < 0)
+        return craft_fail(CRAFT_EINVAL, "json %s: no node %d (the document has %d)", d ? d->what : "(null)",
+                          i, d ? d->n : 0);
     const char *key = d->nodes[i].key;
     return craft_fail(CRAFT_ETYPE, "json %s: node %d%s%s%s is %s, expected %s", d->what, i, key ? " (\"" : "",
                       key ? key : "", key ? "\")" : "", names[t], want);
@@ -182,7 +204,7 @@ int craft_json_integer(const craft_json *d, int i, int64_t *out) {
         if (out) *out = json_integer_value(x->j);
         return CRAFT_OK;
     }
-    if (x && json_is_real(x->j)) {   /* 64.0 in a config means 64 */
+    if (x && json_is_real(x->j)) { /* 64.0 in a config means 64 */
         double v = json_real_value(x->j);
         if (v == floor(v) && v >= -9223372036854775808.0 && v < 9223372036854775808.0) {
             if (out) *out = (int64_t)v;
@@ -200,11 +222,13 @@ int craft_json_bool(const craft_json *d, int i, int *out) {
 }
 
 int craft_json_write_file(const char *path, const char *text, size_t len) {
-    if (!path || (!text && len)) return craft_fail(CRAFT_EINVAL, "json write: NULL %s", path ? "text" : "path");
+    if (!path || (!text && len))
+        return craft_fail(CRAFT_EINVAL, "json write: NULL %s", path ? "text" : "path");
     json_error_t err;
     json_t *root = json_loadb(text ? text : "", len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &err);
     if (!root)
-        return craft_fail(CRAFT_EFORMAT, "json write %s: text is not JSON: line %d, column %d: %s", path, err.line, err.column, err.text);
+        return craft_fail(CRAFT_EFORMAT, "json write %s: text is not JSON: line %d, column %d: %s", path,
+                          err.line, err.column, err.text);
     json_decref(root);
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 5);
@@ -223,9 +247,12 @@ int craft_json_write_file(const char *path, const char *text, size_t len) {
             if (done < len) done += (size_t)k;
             else wrote_nl = 1;
         }
-        if (done < len || !wrote_nl || fsync(fd)) rc = craft_fail(CRAFT_EIO, "json write %s: writing %s: %s", path, tmp, strerror(errno));
-        if (close(fd) && !rc) rc = craft_fail(CRAFT_EIO, "json write %s: closing %s: %s", path, tmp, strerror(errno));
-        if (!rc && rename(tmp, path)) rc = craft_fail(CRAFT_EIO, "json write %s: rename: %s", path, strerror(errno));
+        if (done < len || !wrote_nl || fsync(fd))
+            rc = craft_fail(CRAFT_EIO, "json write %s: writing %s: %s", path, tmp, strerror(errno));
+        if (close(fd) && !rc)
+            rc = craft_fail(CRAFT_EIO, "json write %s: closing %s: %s", path, tmp, strerror(errno));
+        if (!rc && rename(tmp, path))
+            rc = craft_fail(CRAFT_EIO, "json write %s: rename: %s", path, strerror(errno));
         if (rc) unlink(tmp);
     }
     free(tmp);

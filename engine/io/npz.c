@@ -15,16 +15,19 @@
 
 /* npy.c's streaming reader and encoder (not public). */
 typedef long long (*craft_npy_read_fn)(void *ctx, void *dst, size_t n);
-int craft_npy_read_stream(craft_npy_read_fn rd, void *ctx, uint64_t total, const char *what,
-                          const char *noun, int header_only, craft_array *out);
+int craft_npy_read_stream(craft_npy_read_fn rd, void *ctx, uint64_t total, const char *what, const char *noun,
+                          int header_only, craft_array *out);
 int craft_npy_encode(const craft_array *a, const char *what, void **buf, size_t *len);
 
 #define DEFLATE_MAX_RATIO 1032u
 
-typedef struct npz_member { char *name; zip_uint64_t index; } npz_member;
+typedef struct npz_member {
+    char *name;
+    zip_uint64_t index;
+} npz_member;
 struct craft_npz {
     zip_t *za;
-    char *what;            /* "npz /path" */
+    char *what; /* "npz /path" */
     uint64_t archive_size;
     int n;
     npz_member *m;
@@ -46,9 +49,10 @@ static int build_index(craft_npz *z) {
     if (!z->m) return craft_fail(CRAFT_ENOMEM, "%s: no memory for the member list", z->what);
     for (zip_int64_t i = 0; i < n; i++) {
         const char *nm = zip_get_name(z->za, (zip_uint64_t)i, 0);
-        if (!nm) return craft_fail(CRAFT_EFORMAT, "%s: member %lld has no readable name", z->what, (long long)i);
+        if (!nm)
+            return craft_fail(CRAFT_EFORMAT, "%s: member %lld has no readable name", z->what, (long long)i);
         size_t len = strlen(nm);
-        if (len == 0 || nm[len - 1] == '/') continue;   /* directories */
+        if (len == 0 || nm[len - 1] == '/') continue; /* directories */
         if (len > 4 && !strcmp(nm + len - 4, ".npy")) len -= 4;
         char *s = malloc(len + 1);
         if (!s) return craft_fail(CRAFT_ENOMEM, "%s: no memory for the member list", z->what);
@@ -74,7 +78,10 @@ static int npz_new(const char *what, craft_npz **out) {
 
 static int npz_finish_open(craft_npz *z, craft_npz **out) {
     int rc = build_index(z);
-    if (rc) { craft_npz_close(z); return rc; }
+    if (rc) {
+        craft_npz_close(z);
+        return rc;
+    }
     *out = z;
     return CRAFT_OK;
 }
@@ -90,13 +97,17 @@ int craft_npz_open(const char *path, craft_npz **out) {
     }
     craft_npz *z;
     int rc = npz_new(path, &z);
-    if (rc) { close(fd); return rc; }
+    if (rc) {
+        close(fd);
+        return rc;
+    }
     z->archive_size = (uint64_t)st.st_size;
     int zerr = 0;
-    z->za = zip_fdopen(fd, 0, &zerr);   /* owns fd from here on success */
+    z->za = zip_fdopen(fd, 0, &zerr); /* owns fd from here on success */
     if (!z->za) {
         close(fd);
-        rc = zip_code_fail(zerr == ZIP_ER_NOZIP || zerr == ZIP_ER_INCONS ? CRAFT_EFORMAT : CRAFT_EIO, z->what, zerr);
+        rc = zip_code_fail(zerr == ZIP_ER_NOZIP || zerr == ZIP_ER_INCONS ? CRAFT_EFORMAT : CRAFT_EIO, z->what,
+                           zerr);
         craft_npz_close(z);
         return rc;
     }
@@ -108,7 +119,7 @@ int craft_npz_open_buffer(const void *buf, size_t len, const char *what, craft_n
     craft_npz *z;
     CRAFT_TRY(npz_new(what ? what : "(buffer)", &z));
     z->archive_size = len;
-    void *copy = NULL;   /* libzip ignores (and would leak) a buffer of length 0 */
+    void *copy = NULL; /* libzip ignores (and would leak) a buffer of length 0 */
     if (len && !(copy = malloc(len))) {
         craft_npz_close(z);
         return craft_fail(CRAFT_ENOMEM, "npz: no memory for %zu bytes", len);
@@ -128,7 +139,8 @@ int craft_npz_open_buffer(const void *buf, size_t len, const char *what, craft_n
     if (!z->za) {
         zip_source_free(src);
         int ze = zip_error_code_zip(&err);
-        int rc = craft_fail(ze == ZIP_ER_MEMORY ? CRAFT_ENOMEM : CRAFT_EFORMAT, "%s: %s", z->what, zip_error_strerror(&err));
+        int rc = craft_fail(ze == ZIP_ER_MEMORY ? CRAFT_ENOMEM : CRAFT_EFORMAT, "%s: %s", z->what,
+                            zip_error_strerror(&err));
         zip_error_fini(&err);
         craft_npz_close(z);
         return rc;
@@ -152,11 +164,15 @@ int craft_npz_find(const craft_npz *z, const char *name) {
     return -1;
 }
 
-typedef struct zsrc { zip_file_t *f; const char *what; } zsrc;
+typedef struct zsrc {
+    zip_file_t *f;
+    const char *what;
+} zsrc;
 static long long zip_read_cb(void *ctx, void *dst, size_t n) {
     zsrc *s = ctx;
     zip_int64_t r = zip_fread(s->f, dst, n);
-    if (r < 0) return craft_fail(CRAFT_EFORMAT, "%s: %s", s->what, zip_error_strerror(zip_file_get_error(s->f))), -1;
+    if (r < 0)
+        return craft_fail(CRAFT_EFORMAT, "%s: %s", s->what, zip_error_strerror(zip_file_get_error(s->f))), -1;
     return (long long)r;
 }
 
@@ -169,7 +185,8 @@ static int npz_load(craft_npz *z, const char *name, int header_only, craft_array
         list[0] = 0;
         for (int j = 0; j < z->n && k + 4 < sizeof list; j++)
             k += (size_t)snprintf(list + k, sizeof list - k, j ? ", %s" : "%s", z->m[j].name);
-        return craft_fail(CRAFT_EINVAL, "%s: no member '%s' (members: %s)", z->what, name, z->n ? list : "none");
+        return craft_fail(CRAFT_EINVAL, "%s: no member '%s' (members: %s)", z->what, name,
+                          z->n ? list : "none");
     }
     char what[600];
     snprintf(what, sizeof what, "%s: member %s", z->what, z->m[i].name);
@@ -178,16 +195,15 @@ static int npz_load(craft_npz *z, const char *name, int header_only, craft_array
     if (zip_stat_index(z->za, z->m[i].index, 0, &st) != 0)
         return craft_fail(CRAFT_EFORMAT, "%s: %s", what, zip_strerror(z->za));
     const zip_uint64_t need = ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD;
-    if ((st.valid & need) != need)
-        return craft_fail(CRAFT_EFORMAT, "%s: directory entry lacks sizes", what);
+    if ((st.valid & need) != need) return craft_fail(CRAFT_EFORMAT, "%s: directory entry lacks sizes", what);
     if ((st.valid & ZIP_STAT_ENCRYPTION_METHOD) && st.encryption_method != ZIP_EM_NONE)
         return craft_fail(CRAFT_EUNSUPPORTED, "%s: encrypted members are not supported", what);
     if (st.comp_method != ZIP_CM_STORE && st.comp_method != ZIP_CM_DEFLATE)
         return craft_fail(CRAFT_EUNSUPPORTED, "%s: compression method %d not supported (stored or deflate)",
                           what, (int)st.comp_method);
     if (st.comp_size > z->archive_size)
-        return craft_fail(CRAFT_EFORMAT, "%s: claims %llu compressed bytes but the archive has %llu",
-                          what, (unsigned long long)st.comp_size, (unsigned long long)z->archive_size);
+        return craft_fail(CRAFT_EFORMAT, "%s: claims %llu compressed bytes but the archive has %llu", what,
+                          (unsigned long long)st.comp_size, (unsigned long long)z->archive_size);
     if (st.comp_method == ZIP_CM_STORE ? st.size != st.comp_size
                                        : st.size / DEFLATE_MAX_RATIO > st.comp_size + 1)
         return craft_fail(CRAFT_EFORMAT, "%s: claims %llu bytes from %llu %s bytes, which is impossible",
@@ -195,7 +211,7 @@ static int npz_load(craft_npz *z, const char *name, int header_only, craft_array
                           st.comp_method == ZIP_CM_STORE ? "stored" : "deflated");
     zip_file_t *f = zip_fopen_index(z->za, z->m[i].index, 0);
     if (!f) return craft_fail(CRAFT_EFORMAT, "%s: %s", what, zip_strerror(z->za));
-    zsrc s = { f, what };
+    zsrc s = {f, what};
     craft_array a;
     int rc = craft_npy_read_stream(zip_read_cb, &s, st.size, what, "member", header_only, &a);
     if (rc == CRAFT_OK && !header_only) {
@@ -204,9 +220,10 @@ static int npz_load(craft_npz *z, const char *name, int header_only, craft_array
         long long r = zip_read_cb(&s, &extra, 1);
         if (r != 0) {
             craft_array_free(&a);
-            rc = r < 0 ? craft_last_status()
-                       : craft_fail(CRAFT_EFORMAT, "%s: data continues past the %llu bytes the directory claims",
-                                    what, (unsigned long long)st.size);
+            rc = r < 0
+                ? craft_last_status()
+                : craft_fail(CRAFT_EFORMAT, "%s: data continues past the %llu bytes the directory claims",
+                             what, (unsigned long long)st.size);
         }
     }
     zip_fclose(f);
@@ -219,7 +236,7 @@ int craft_npz_info(craft_npz *z, const char *name, craft_array *out) { return np
 
 void craft_npz_close(craft_npz *z) {
     if (!z) return;
-    if (z->za) zip_discard(z->za);   /* read-only: nothing to write back */
+    if (z->za) zip_discard(z->za); /* read-only: nothing to write back */
     for (int i = 0; i < z->n; i++) free(z->m[i].name);
     free(z->m);
     free(z->what);
@@ -262,13 +279,15 @@ int craft_npz_writer_add(craft_npz_writer *w, const char *name, const craft_arra
     char what[1200], member[1010];
     snprintf(what, sizeof what, "%s: member %s", w->what, name);
     snprintf(member, sizeof member, "%s.npy", name);
-    if (zip_name_locate(w->za, member, 0) >= 0)
-        return craft_fail(CRAFT_EINVAL, "%s: added twice", what);
+    if (zip_name_locate(w->za, member, 0) >= 0) return craft_fail(CRAFT_EINVAL, "%s: added twice", what);
     void *buf;
     size_t len;
     CRAFT_TRY(craft_npy_encode(a, what, &buf, &len));
-    zip_source_t *src = zip_source_buffer(w->za, buf, len, 1);   /* libzip frees buf */
-    if (!src) { free(buf); return craft_fail(CRAFT_ENOMEM, "%s: %s", what, zip_strerror(w->za)); }
+    zip_source_t *src = zip_source_buffer(w->za, buf, len, 1); /* libzip frees buf */
+    if (!src) {
+        free(buf);
+        return craft_fail(CRAFT_ENOMEM, "%s: %s", what, zip_strerror(w->za));
+    }
     zip_int64_t idx = zip_file_add(w->za, member, src, ZIP_FL_ENC_UTF_8);
     if (idx < 0) {
         zip_source_free(src);

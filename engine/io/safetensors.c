@@ -40,7 +40,7 @@ typedef struct st_map {
 } st_map;
 
 typedef struct st_entry {
-    const char *name;          /* owned by the handle's JSON tree */
+    const char *name; /* owned by the handle's JSON tree */
     int sdt, ndim;
     int64_t shape[CRAFT_MAX_DIMS];
     uint64_t begin, end;
@@ -49,12 +49,15 @@ typedef struct st_entry {
 struct craft_safetensors {
     char *what;
     st_map *map;
-    unsigned char *data;       /* first byte after the header */
+    unsigned char *data; /* first byte after the header */
     uint64_t data_len;
     json_t *root;
     int n, n_meta;
-    st_entry *e;               /* sorted by data offsets */
-    struct st_name { const char *name; int index; } *by_name;   /* sorted by name */
+    st_entry *e; /* sorted by data offsets */
+    struct st_name {
+        const char *name;
+        int index;
+    } * by_name; /* sorted by name */
     const char **meta_k, **meta_v;
 };
 
@@ -64,13 +67,21 @@ static void map_release(st_map *m) {
     else free(m->base);
     free(m);
 }
-static void map_release_cb(void *ctx, void *data, size_t nbytes) { (void)data; (void)nbytes; map_release(ctx); }
+static void map_release_cb(void *ctx, void *data, size_t nbytes) {
+    (void)data;
+    (void)nbytes;
+    map_release(ctx);
+}
 
 /* Tensor names come from the file: keep messages on one line and of bounded length. */
 const char *craft_st_clean(const char *s, char *buf, size_t size) {
     size_t j = 0;
     for (; s && *s && j + 4 < size; s++) buf[j++] = (unsigned char)*s < 0x20 || *s == 0x7f ? '?' : *s;
-    if (s && *s) { buf[j++] = '.'; buf[j++] = '.'; buf[j++] = '.'; }
+    if (s && *s) {
+        buf[j++] = '.';
+        buf[j++] = '.';
+        buf[j++] = '.';
+    }
     buf[j] = 0;
     return buf;
 }
@@ -82,7 +93,8 @@ static int sdt_lookup(const char *name) {
 }
 
 static const char *json_kind(const json_t *j) {
-    static const char *k[] = {"an object", "an array", "a string", "an integer", "a real", "true", "false", "null"};
+    static const char *k[] = {"an object", "an array", "a string", "an integer",
+                              "a real",    "true",     "false",    "null"};
     int t = (int)json_typeof(j);
     return t >= 0 && t < 8 ? k[t] : "?";
 }
@@ -97,10 +109,17 @@ static int get_u64(const json_t *j, uint64_t *out) {
 static int parse_entry(craft_safetensors *f, const char *name, json_t *v, st_entry *e) {
     char nb[160];
     const char *w = f->what;
-#define BAD(...) do { char mb_[512]; snprintf(mb_, sizeof mb_, __VA_ARGS__); \
-    return craft_fail(CRAFT_EFORMAT, "safetensors %s: tensor \"%s\": %s", w, craft_st_clean(name, nb, sizeof nb), mb_); } while (0)
-    if (!json_is_object(v)) BAD("entry is %s, expected an object with dtype, shape, data_offsets", json_kind(v));
-    json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"), *jo = json_object_get(v, "data_offsets");
+#define BAD(...)                                                                                             \
+    do {                                                                                                     \
+        char mb_[512];                                                                                       \
+        snprintf(mb_, sizeof mb_, __VA_ARGS__);                                                              \
+        return craft_fail(CRAFT_EFORMAT, "safetensors %s: tensor \"%s\": %s", w,                             \
+                          craft_st_clean(name, nb, sizeof nb), mb_);                                         \
+    } while (0)
+    if (!json_is_object(v))
+        BAD("entry is %s, expected an object with dtype, shape, data_offsets", json_kind(v));
+    json_t *jd = json_object_get(v, "dtype"), *js = json_object_get(v, "shape"),
+           *jo = json_object_get(v, "data_offsets");
     if (!jd || !js || !jo) BAD("missing \"%s\"", !jd ? "dtype" : !js ? "shape" : "data_offsets");
     if (!json_is_string(jd)) BAD("dtype is %s, expected a string", json_kind(jd));
     e->name = name;
@@ -127,20 +146,27 @@ static int parse_entry(craft_safetensors *f, const char *name, json_t *v, st_ent
     overflow |= __builtin_mul_overflow(count, (uint64_t)craft_st_dtypes[e->sdt].size, &nbytes);
     /* a zero anywhere makes the tensor empty, however large the other entries */
     for (int d = 0; d < e->ndim; d++)
-        if (e->shape[d] == 0) { overflow = 0; nbytes = 0; }
-    if (overflow) BAD("shape %s of %s overflows a 64-bit byte count", craft_dims_str(e->ndim, e->shape), craft_st_dtypes[e->sdt].name);
+        if (e->shape[d] == 0) {
+            overflow = 0;
+            nbytes = 0;
+        }
+    if (overflow)
+        BAD("shape %s of %s overflows a 64-bit byte count", craft_dims_str(e->ndim, e->shape),
+            craft_st_dtypes[e->sdt].name);
     if (!json_is_array(jo) || json_array_size(jo) != 2) BAD("data_offsets is not a [begin, end] pair");
     if (get_u64(json_array_get(jo, 0), &e->begin) || get_u64(json_array_get(jo, 1), &e->end))
         BAD("data_offsets must be non-negative integers");
     if (e->end < e->begin)
-        BAD("data_offsets [%llu, %llu] end before begin", (unsigned long long)e->begin, (unsigned long long)e->end);
+        BAD("data_offsets [%llu, %llu] end before begin", (unsigned long long)e->begin,
+            (unsigned long long)e->end);
     if (e->end > f->data_len)
         BAD("data_offsets [%llu, %llu] end beyond the file's %llu data bytes", (unsigned long long)e->begin,
             (unsigned long long)e->end, (unsigned long long)f->data_len);
     if (e->end - e->begin != nbytes)
         BAD("shape %s of %s needs %llu bytes but data_offsets [%llu, %llu] hold %llu",
             craft_dims_str(e->ndim, e->shape), craft_st_dtypes[e->sdt].name, (unsigned long long)nbytes,
-            (unsigned long long)e->begin, (unsigned long long)e->end, (unsigned long long)(e->end - e->begin));
+            (unsigned long long)e->begin, (unsigned long long)e->end,
+            (unsigned long long)(e->end - e->begin));
 #undef BAD
     return CRAFT_OK;
 }
@@ -158,29 +184,38 @@ static int cmp_names(const void *a, const void *b) {
 static int parse_header(craft_safetensors *f, const unsigned char *base, size_t len) {
     const char *w = f->what;
     if (len < 8)
-        return craft_fail(CRAFT_EFORMAT, "safetensors %s: file is %zu bytes, shorter than the 8-byte header length", w, len);
+        return craft_fail(CRAFT_EFORMAT,
+                          "safetensors %s: file is %zu bytes, shorter than the 8-byte header length", w, len);
     uint64_t n = 0;
     for (int i = 7; i >= 0; i--) n = n << 8 | base[i];
     if (n < 2)
-        return craft_fail(CRAFT_EFORMAT, "safetensors %s: header length %llu is too small for a JSON object", w, (unsigned long long)n);
+        return craft_fail(CRAFT_EFORMAT, "safetensors %s: header length %llu is too small for a JSON object",
+                          w, (unsigned long long)n);
     if (n > ST_MAX_HEADER)
-        return craft_fail(CRAFT_EFORMAT, "safetensors %s: header length %llu exceeds the 100 MB limit", w, (unsigned long long)n);
+        return craft_fail(CRAFT_EFORMAT, "safetensors %s: header length %llu exceeds the 100 MB limit", w,
+                          (unsigned long long)n);
     if (n > len - 8)
-        return craft_fail(CRAFT_EFORMAT, "safetensors %s: header length %llu is larger than the %zu bytes after the length field",
-                          w, (unsigned long long)n, len - 8);
+        return craft_fail(
+            CRAFT_EFORMAT,
+            "safetensors %s: header length %llu is larger than the %zu bytes after the length field", w,
+            (unsigned long long)n, len - 8);
     f->data = (unsigned char *)base + 8 + n;
     f->data_len = len - 8 - n;
     json_error_t err;
     f->root = json_loadb((const char *)base + 8, (size_t)n, JSON_REJECT_DUPLICATES, &err);
     if (!f->root)
-        return craft_fail(CRAFT_EFORMAT, "safetensors %s: header JSON invalid at line %d, column %d: %s", w, err.line, err.column, err.text);
+        return craft_fail(CRAFT_EFORMAT, "safetensors %s: header JSON invalid at line %d, column %d: %s", w,
+                          err.line, err.column, err.text);
     if (!json_is_object(f->root))
-        return craft_fail(CRAFT_EFORMAT, "safetensors %s: header is %s, expected a JSON object", w, json_kind(f->root));
+        return craft_fail(CRAFT_EFORMAT, "safetensors %s: header is %s, expected a JSON object", w,
+                          json_kind(f->root));
 
     json_t *meta = json_object_get(f->root, "__metadata__");
     if (meta && !json_is_null(meta)) {
         if (!json_is_object(meta))
-            return craft_fail(CRAFT_EFORMAT, "safetensors %s: __metadata__ is %s, expected an object of strings", w, json_kind(meta));
+            return craft_fail(CRAFT_EFORMAT,
+                              "safetensors %s: __metadata__ is %s, expected an object of strings", w,
+                              json_kind(meta));
         size_t nm = json_object_size(meta);
         f->meta_k = calloc(nm + 1, sizeof *f->meta_k);
         f->meta_v = calloc(nm + 1, sizeof *f->meta_v);
@@ -190,17 +225,20 @@ static int parse_header(craft_safetensors *f, const unsigned char *base, size_t 
         json_object_foreach(meta, k, v) {
             char kb[160];
             if (!json_is_string(v))
-                return craft_fail(CRAFT_EFORMAT, "safetensors %s: __metadata__ \"%s\" is %s, expected a string", w,
+                return craft_fail(CRAFT_EFORMAT,
+                                  "safetensors %s: __metadata__ \"%s\" is %s, expected a string", w,
                                   craft_st_clean(k, kb, sizeof kb), json_kind(v));
             f->meta_k[f->n_meta] = k;
             f->meta_v[f->n_meta++] = json_string_value(v);
         }
     }
     size_t nt = json_object_size(f->root) - (meta ? 1 : 0);
-    if (nt > (size_t)INT_MAX / 2) return craft_fail(CRAFT_EFORMAT, "safetensors %s: %zu tensors is too many", w, nt);
+    if (nt > (size_t)INT_MAX / 2)
+        return craft_fail(CRAFT_EFORMAT, "safetensors %s: %zu tensors is too many", w, nt);
     f->e = calloc(nt + 1, sizeof *f->e);
     f->by_name = calloc(nt + 1, sizeof *f->by_name);
-    if (!f->e || !f->by_name) return craft_fail(CRAFT_ENOMEM, "safetensors %s: out of memory for %zu entries", w, nt);
+    if (!f->e || !f->by_name)
+        return craft_fail(CRAFT_ENOMEM, "safetensors %s: out of memory for %zu entries", w, nt);
     const char *k;
     json_t *v;
     json_object_foreach(f->root, k, v) {
@@ -214,19 +252,26 @@ static int parse_header(craft_safetensors *f, const unsigned char *base, size_t 
         const st_entry *e = &f->e[i];
         char nb[160], pb[160];
         if (e->begin < at)
-            return craft_fail(CRAFT_EFORMAT, "safetensors %s: tensor \"%s\": data_offsets [%llu, %llu] overlap tensor \"%s\" [%llu, %llu]",
-                              w, craft_st_clean(e->name, nb, sizeof nb), (unsigned long long)e->begin, (unsigned long long)e->end,
-                              craft_st_clean(f->e[i - 1].name, pb, sizeof pb), (unsigned long long)f->e[i - 1].begin,
-                              (unsigned long long)f->e[i - 1].end);
+            return craft_fail(
+                CRAFT_EFORMAT,
+                "safetensors %s: tensor \"%s\": data_offsets [%llu, %llu] overlap tensor \"%s\" [%llu, %llu]",
+                w, craft_st_clean(e->name, nb, sizeof nb), (unsigned long long)e->begin,
+                (unsigned long long)e->end, craft_st_clean(f->e[i - 1].name, pb, sizeof pb),
+                (unsigned long long)f->e[i - 1].begin, (unsigned long long)f->e[i - 1].end);
         if (e->begin > at)
-            return craft_fail(CRAFT_EFORMAT, "safetensors %s: tensor \"%s\": data_offsets [%llu, %llu] leave a gap after byte %llu "
-                              "(tensors must be contiguous)", w, craft_st_clean(e->name, nb, sizeof nb), (unsigned long long)e->begin,
-                              (unsigned long long)e->end, (unsigned long long)at);
+            return craft_fail(
+                CRAFT_EFORMAT,
+                "safetensors %s: tensor \"%s\": data_offsets [%llu, %llu] leave a gap after byte %llu "
+                "(tensors must be contiguous)",
+                w, craft_st_clean(e->name, nb, sizeof nb), (unsigned long long)e->begin,
+                (unsigned long long)e->end, (unsigned long long)at);
         at = e->end;
     }
     if (at != f->data_len)
-        return craft_fail(CRAFT_EFORMAT, "safetensors %s: tensors cover %llu of the %llu data bytes (trailing bytes after the last tensor)",
-                          w, (unsigned long long)at, (unsigned long long)f->data_len);
+        return craft_fail(
+            CRAFT_EFORMAT,
+            "safetensors %s: tensors cover %llu of the %llu data bytes (trailing bytes after the last tensor)",
+            w, (unsigned long long)at, (unsigned long long)f->data_len);
     for (int i = 0; i < f->n; i++) f->by_name[i] = (struct st_name){f->e[i].name, i};
     qsort(f->by_name, (size_t)f->n, sizeof *f->by_name, cmp_names);
     return CRAFT_OK;
@@ -235,11 +280,19 @@ static int parse_header(craft_safetensors *f, const unsigned char *base, size_t 
 static int open_map(st_map *m, const char *what, craft_safetensors **out) {
     craft_safetensors *f = calloc(1, sizeof *f);
     char *w = strdup(what ? what : "(memory)");
-    if (!f || !w) { free(f); free(w); map_release(m); return craft_fail(CRAFT_ENOMEM, "safetensors: out of memory"); }
+    if (!f || !w) {
+        free(f);
+        free(w);
+        map_release(m);
+        return craft_fail(CRAFT_ENOMEM, "safetensors: out of memory");
+    }
     f->what = w;
     f->map = m;
     int rc = parse_header(f, m->base, m->len);
-    if (rc) { craft_st_close(f); return rc; }
+    if (rc) {
+        craft_st_close(f);
+        return rc;
+    }
     *out = f;
     return CRAFT_OK;
 }
@@ -255,29 +308,40 @@ int craft_st_open(const char *path, craft_safetensors **out) {
     }
     if (st.st_size < 8) {
         close(fd);
-        return craft_fail(CRAFT_EFORMAT, "safetensors %s: file is %lld bytes, shorter than the 8-byte header length",
-                          path, (long long)st.st_size);
+        return craft_fail(CRAFT_EFORMAT,
+                          "safetensors %s: file is %lld bytes, shorter than the 8-byte header length", path,
+                          (long long)st.st_size);
     }
     /* private and writable: in-place ops on zero-copy weights get copy-on-write pages
      * instead of a fault, and the file itself is never modified */
     void *base = mmap(NULL, (size_t)st.st_size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     int err = errno;
     close(fd);
-    if (base == MAP_FAILED) return craft_fail(CRAFT_EIO, "safetensors %s: mmap failed: %s", path, strerror(err));
+    if (base == MAP_FAILED)
+        return craft_fail(CRAFT_EIO, "safetensors %s: mmap failed: %s", path, strerror(err));
     st_map *m = malloc(sizeof *m);
-    if (!m) { munmap(base, (size_t)st.st_size); return craft_fail(CRAFT_ENOMEM, "safetensors %s: out of memory", path); }
+    if (!m) {
+        munmap(base, (size_t)st.st_size);
+        return craft_fail(CRAFT_ENOMEM, "safetensors %s: out of memory", path);
+    }
     *m = (st_map){1, 1, base, (size_t)st.st_size};
     return open_map(m, path, out);
 }
 
 int craft_st_open_memory(const void *buf, size_t len, const char *what, craft_safetensors **out) {
-    if (!out || (!buf && len)) return craft_fail(CRAFT_EINVAL, "safetensors open_memory: NULL %s", out ? "buffer" : "out");
+    if (!out || (!buf && len))
+        return craft_fail(CRAFT_EINVAL, "safetensors open_memory: NULL %s", out ? "buffer" : "out");
     if (len < 8)
-        return craft_fail(CRAFT_EFORMAT, "safetensors %s: buffer is %zu bytes, shorter than the 8-byte header length",
+        return craft_fail(CRAFT_EFORMAT,
+                          "safetensors %s: buffer is %zu bytes, shorter than the 8-byte header length",
                           what ? what : "(memory)", len);
     st_map *m = malloc(sizeof *m);
     void *copy = malloc(len);
-    if (!m || !copy) { free(m); free(copy); return craft_fail(CRAFT_ENOMEM, "safetensors: out of memory copying %zu bytes", len); }
+    if (!m || !copy) {
+        free(m);
+        free(copy);
+        return craft_fail(CRAFT_ENOMEM, "safetensors: out of memory copying %zu bytes", len);
+    }
     memcpy(copy, buf, len);
     *m = (st_map){1, 0, copy, len};
     return open_map(m, what, out);
@@ -297,7 +361,9 @@ void craft_st_close(craft_safetensors *f) {
 
 int craft_st_count(const craft_safetensors *f) { return f ? f->n : 0; }
 
-static const st_entry *entry(const craft_safetensors *f, int i) { return f && i >= 0 && i < f->n ? &f->e[i] : NULL; }
+static const st_entry *entry(const craft_safetensors *f, int i) {
+    return f && i >= 0 && i < f->n ? &f->e[i] : NULL;
+}
 
 const char *craft_st_name(const craft_safetensors *f, int i) {
     const st_entry *e = entry(f, i);
@@ -318,7 +384,9 @@ int craft_st_find(const craft_safetensors *f, const char *name) {
 
 int craft_st_info(const craft_safetensors *f, int i, int *dtype, int *ndim, int64_t *shape8) {
     const st_entry *e = entry(f, i);
-    if (!e) return craft_fail(CRAFT_EINVAL, "safetensors %s: no tensor %d (the file has %d)", f ? f->what : "(null)", i, f ? f->n : 0);
+    if (!e)
+        return craft_fail(CRAFT_EINVAL, "safetensors %s: no tensor %d (the file has %d)",
+                          f ? f->what : "(null)", i, f ? f->n : 0);
     if (dtype) *dtype = craft_st_dtypes[e->sdt].natural;
     if (ndim) *ndim = e->ndim;
     if (shape8) memcpy(shape8, e->shape, (size_t)e->ndim * sizeof *shape8);
@@ -353,7 +421,7 @@ const char *craft_st_metadata_key(const craft_safetensors *f, int i) {
 
 /* ---- conversion of file elements into craft dtypes ---- */
 
-static float e4m3_to_float(uint8_t b) {   /* float8 e4m3fn: bias 7, no infinities, S.1111.111 is NaN */
+static float e4m3_to_float(uint8_t b) { /* float8 e4m3fn: bias 7, no infinities, S.1111.111 is NaN */
     int s = b >> 7, e = (b >> 3) & 15, m = b & 7;
     if (e == 15 && m == 7) return NAN;
     float v = e ? ldexpf(1.0f + (float)m / 8.0f, e - 7) : ldexpf((float)m / 8.0f, -6);
@@ -367,21 +435,36 @@ static double load_f(const unsigned char *p, int s) {
     switch (craft_st_dtypes[s].kind) {
     case K_F16: memcpy(&h, p, 2); return craft_half_to_float(h);
     case K_BF16: memcpy(&h, p, 2); return craft_bf16_to_float(h);
-    case K_E5M2: return craft_half_to_float((uint16_t)(p[0] << 8));   /* the top byte of a half */
+    case K_E5M2: return craft_half_to_float((uint16_t)(p[0] << 8)); /* the top byte of a half */
     case K_E4M3: return e4m3_to_float(p[0]);
     default:
-        if (craft_st_dtypes[s].size == 4) { float x; memcpy(&x, p, 4); return x; }
-        double x; memcpy(&x, p, 8); return x;
+        if (craft_st_dtypes[s].size == 4) {
+            float x;
+            memcpy(&x, p, 4);
+            return x;
+        }
+        double x;
+        memcpy(&x, p, 8);
+        return x;
     }
 }
 
 static int64_t load_i(const unsigned char *p, int s) {
     int sz = craft_st_dtypes[s].size, sgn = craft_st_dtypes[s].kind == K_SINT;
     if (sz == 1) return sgn ? (int64_t)(int8_t)p[0] : (int64_t)p[0];
-    if (sz == 2) { uint16_t v; memcpy(&v, p, 2); return sgn ? (int64_t)(int16_t)v : (int64_t)v; }
-    if (sz == 4) { uint32_t v; memcpy(&v, p, 4); return sgn ? (int64_t)(int32_t)v : (int64_t)v; }
-    uint64_t v; memcpy(&v, p, 8);
-    return (int64_t)v;   /* U64 is range-checked before conversion */
+    if (sz == 2) {
+        uint16_t v;
+        memcpy(&v, p, 2);
+        return sgn ? (int64_t)(int16_t)v : (int64_t)v;
+    }
+    if (sz == 4) {
+        uint32_t v;
+        memcpy(&v, p, 4);
+        return sgn ? (int64_t)(int32_t)v : (int64_t)v;
+    }
+    uint64_t v;
+    memcpy(&v, p, 8);
+    return (int64_t)v; /* U64 is range-checked before conversion */
 }
 
 static int64_t f_to_i(double d) {
@@ -393,24 +476,43 @@ static int64_t f_to_i(double d) {
 
 static void store(unsigned char *q, int dt, int isf, double d, int64_t i) {
     switch (dt) {
-    case CRAFT_F32: { float v = isf ? (float)d : (float)i; memcpy(q, &v, 4); break; }
-    case CRAFT_F64: { double v = isf ? d : (double)i; memcpy(q, &v, 8); break; }
-    case CRAFT_F16: { uint16_t v = craft_float_to_half(isf ? (float)d : (float)i); memcpy(q, &v, 2); break; }
-    case CRAFT_BF16: { uint16_t v = craft_float_to_bf16(isf ? (float)d : (float)i); memcpy(q, &v, 2); break; }
+    case CRAFT_F32: {
+        float v = isf ? (float)d : (float)i;
+        memcpy(q, &v, 4);
+        break;
+    }
+    case CRAFT_F64: {
+        double v = isf ? d : (double)i;
+        memcpy(q, &v, 8);
+        break;
+    }
+    case CRAFT_F16: {
+        uint16_t v = craft_float_to_half(isf ? (float)d : (float)i);
+        memcpy(q, &v, 2);
+        break;
+    }
+    case CRAFT_BF16: {
+        uint16_t v = craft_float_to_bf16(isf ? (float)d : (float)i);
+        memcpy(q, &v, 2);
+        break;
+    }
     case CRAFT_BOOL: *q = isf ? d != 0 : i != 0; break;
     default: {
         int64_t v = isf ? f_to_i(d) : i;
         if (dt == CRAFT_I64) memcpy(q, &v, 8);
-        else if (dt == CRAFT_I32) { int32_t w = (int32_t)(uint32_t)(uint64_t)v; memcpy(q, &w, 4); }
-        else *q = (unsigned char)(uint64_t)v;
+        else if (dt == CRAFT_I32) {
+            int32_t w = (int32_t)(uint32_t)(uint64_t)v;
+            memcpy(q, &w, 4);
+        } else *q = (unsigned char)(uint64_t)v;
     }
     }
 }
 
-static void convert_range(const unsigned char *src, int s, unsigned char *dst, int dt, int64_t lo, int64_t hi) {
+static void convert_range(const unsigned char *src, int s, unsigned char *dst, int dt, int64_t lo,
+                          int64_t hi) {
     size_t ss = (size_t)craft_st_dtypes[s].size, ds = craft_dtype_size(dt);
     int kind = craft_st_dtypes[s].kind;
-    if (dt == CRAFT_F32 && (kind == K_F16 || kind == K_BF16)) {   /* the common checkpoint case */
+    if (dt == CRAFT_F32 && (kind == K_F16 || kind == K_BF16)) { /* the common checkpoint case */
         float *o = (float *)dst;
         for (int64_t k = lo; k < hi; k++) {
             uint16_t h;
@@ -439,8 +541,9 @@ static void convert(const unsigned char *src, int s, unsigned char *dst, int dt,
 int craft_st_load(craft_safetensors *f, int i, int want_dtype, craft_tensor **out) {
     const st_entry *e = entry(f, i);
     char nb[160];
-    if (!e || !out) return craft_fail(CRAFT_EINVAL, "safetensors %s: load of tensor %d (the file has %d)%s",
-                                      f ? f->what : "(null)", i, f ? f->n : 0, out ? "" : " with NULL out");
+    if (!e || !out)
+        return craft_fail(CRAFT_EINVAL, "safetensors %s: load of tensor %d (the file has %d)%s",
+                          f ? f->what : "(null)", i, f ? f->n : 0, out ? "" : " with NULL out");
     int s = e->sdt, dt = want_dtype < 0 ? craft_st_dtypes[s].natural : want_dtype;
     if (!craft_dtype_size(dt))
         return craft_fail(CRAFT_ETYPE, "safetensors %s: tensor \"%s\": unknown target dtype %d", f->what,
@@ -448,25 +551,32 @@ int craft_st_load(craft_safetensors *f, int i, int want_dtype, craft_tensor **ou
     unsigned char *src = f->data + e->begin;
     uint64_t nbytes = e->end - e->begin;
     int64_t n = (int64_t)(nbytes / (uint64_t)craft_st_dtypes[s].size);
-    if (craft_st_dtypes[s].direct == dt && n > 0 && (uintptr_t)src % (uintptr_t)craft_st_dtypes[s].size == 0) {
+    if (craft_st_dtypes[s].direct == dt && n > 0 &&
+        (uintptr_t)src % (uintptr_t)craft_st_dtypes[s].size == 0) {
         __atomic_add_fetch(&f->map->refs, 1, __ATOMIC_RELAXED);
         int rc = craft_from_external(e->ndim, e->shape, dt, src, (size_t)nbytes, map_release_cb, f->map, out);
         if (rc) map_release(f->map);
-        return rc ? craft_fail_prefix(rc, "safetensors %s: tensor \"%s\"", f->what, craft_st_clean(e->name, nb, sizeof nb)) : CRAFT_OK;
+        return rc ? craft_fail_prefix(rc, "safetensors %s: tensor \"%s\"", f->what,
+                                      craft_st_clean(e->name, nb, sizeof nb))
+                  : CRAFT_OK;
     }
     if (craft_st_dtypes[s].kind == K_UINT && craft_st_dtypes[s].size == 8 && !(dt == CRAFT_BOOL))
         for (int64_t k = 0; k < n; k++) {
             uint64_t v;
             memcpy(&v, src + 8 * k, 8);
             if (v > (uint64_t)INT64_MAX)
-                return craft_fail(CRAFT_EUNSUPPORTED, "safetensors %s: tensor \"%s\": U64 value %llu at element %lld does not fit int64",
-                                  f->what, craft_st_clean(e->name, nb, sizeof nb), (unsigned long long)v, (long long)k);
+                return craft_fail(
+                    CRAFT_EUNSUPPORTED,
+                    "safetensors %s: tensor \"%s\": U64 value %llu at element %lld does not fit int64",
+                    f->what, craft_st_clean(e->name, nb, sizeof nb), (unsigned long long)v, (long long)k);
         }
     craft_tensor *t;
     int rc = craft_empty(e->ndim, e->shape, dt, CRAFT_DEVICE_CPU, &t);
-    if (rc) return craft_fail_prefix(rc, "safetensors %s: tensor \"%s\"", f->what, craft_st_clean(e->name, nb, sizeof nb));
+    if (rc)
+        return craft_fail_prefix(rc, "safetensors %s: tensor \"%s\"", f->what,
+                                 craft_st_clean(e->name, nb, sizeof nb));
     unsigned char *dst = craft_tensor_data(t);
-    if (craft_st_dtypes[s].direct == dt) memcpy(dst, src, (size_t)nbytes);   /* misaligned: copy as is */
+    if (craft_st_dtypes[s].direct == dt) memcpy(dst, src, (size_t)nbytes); /* misaligned: copy as is */
     else convert(src, s, dst, dt, n);
     *out = t;
     return CRAFT_OK;

@@ -5,15 +5,15 @@
 #define CRAFT_SAFETENSORS_INTERNAL_H
 #include "core/internal.h"
 
-#define ST_MAX_HEADER 100000000ull   /* the reference's limit on the JSON header, read and written */
+#define ST_MAX_HEADER 100000000ull /* the reference's limit on the JSON header, read and written */
 
 /* One safetensors dtype. The table is in the reference's order, which the writer's tensor order
  * depends on (safetensors_write.c). */
 typedef struct {
     const char *name;
-    int size, kind;   /* kind: K_* in safetensors.c */
-    int direct;       /* craft dtype with the same bytes, or -1 */
-    int natural;      /* what "as stored" loads as */
+    int size, kind; /* kind: K_* in safetensors.c */
+    int direct;     /* craft dtype with the same bytes, or -1 */
+    int natural;    /* what "as stored" loads as */
 } craft_st_dtype_info;
 extern const craft_st_dtype_info craft_st_dtypes[];
 extern const int craft_st_n_dtypes;

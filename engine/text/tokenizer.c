@@ -11,24 +11,33 @@
 /* Tables from unicode_tables.c (see the comment at its top for the layouts). */
 extern const uint32_t craft_uc_class[], craft_uc_lower[], craft_uc_ccc[], craft_uc_decomp[],
     craft_uc_decomp_pool[], craft_uc_compose[];
-extern const int craft_uc_class_n, craft_uc_lower_n, craft_uc_ccc_n, craft_uc_decomp_n,
-    craft_uc_compose_n;
+extern const int craft_uc_class_n, craft_uc_lower_n, craft_uc_ccc_n, craft_uc_decomp_n, craft_uc_compose_n;
 
 enum { UC_L = 1, UC_N = 2, UC_WS = 4, UC_PYSPACE = 8 };
 #define CACHE_MAX 16384
 #define CACHE_MAX_WORD 256
 
-struct cache_ent { struct cache_ent *next, *all; uint64_t h; uint32_t len, nids; int32_t *ids; char key[]; };
+struct cache_ent {
+    struct cache_ent *next, *all;
+    uint64_t h;
+    uint32_t len, nids;
+    int32_t *ids;
+    char key[];
+};
 
 /* ------------------------------------------------------------------ small helpers */
-typedef struct { uint32_t *v; size_t n, cap; } u32v;
+typedef struct {
+    uint32_t *v;
+    size_t n, cap;
+} u32v;
 
 static int u32_push(u32v *a, uint32_t x) {
     if (a->n == a->cap) {
         size_t nc = a->cap ? a->cap * 2 : 64;
         uint32_t *p = realloc(a->v, nc * sizeof *p);
         if (!p) return craft_fail(CRAFT_ENOMEM, "tokenizer: out of memory");
-        a->v = p; a->cap = nc;
+        a->v = p;
+        a->cap = nc;
     }
     a->v[a->n++] = x;
     return CRAFT_OK;
@@ -40,10 +49,12 @@ int craft_tok_bytes_put(bytev *b, const void *src, size_t n) {
         while (nc < b->n + n + 1) nc *= 2;
         char *p = realloc(b->v, nc);
         if (!p) return craft_fail(CRAFT_ENOMEM, "tokenizer: out of memory");
-        b->v = p; b->cap = nc;
+        b->v = p;
+        b->cap = nc;
     }
     memcpy(b->v + b->n, src, n);
-    b->n += n; b->v[b->n] = 0;
+    b->n += n;
+    b->v[b->n] = 0;
     return CRAFT_OK;
 }
 uint64_t craft_tok_hash_bytes(const char *s, size_t n) {
@@ -52,10 +63,25 @@ uint64_t craft_tok_hash_bytes(const char *s, size_t n) {
     return h;
 }
 size_t craft_tok_utf8_put(uint32_t c, char *o) {
-    if (c < 0x80) { o[0] = (char)c; return 1; }
-    if (c < 0x800) { o[0] = (char)(0xC0 | c >> 6); o[1] = (char)(0x80 | (c & 63)); return 2; }
-    if (c < 0x10000) { o[0] = (char)(0xE0 | c >> 12); o[1] = (char)(0x80 | (c >> 6 & 63)); o[2] = (char)(0x80 | (c & 63)); return 3; }
-    o[0] = (char)(0xF0 | c >> 18); o[1] = (char)(0x80 | (c >> 12 & 63)); o[2] = (char)(0x80 | (c >> 6 & 63)); o[3] = (char)(0x80 | (c & 63));
+    if (c < 0x80) {
+        o[0] = (char)c;
+        return 1;
+    }
+    if (c < 0x800) {
+        o[0] = (char)(0xC0 | c >> 6);
+        o[1] = (char)(0x80 | (c & 63));
+        return 2;
+    }
+    if (c < 0x10000) {
+        o[0] = (char)(0xE0 | c >> 12);
+        o[1] = (char)(0x80 | (c >> 6 & 63));
+        o[2] = (char)(0x80 | (c & 63));
+        return 3;
+    }
+    o[0] = (char)(0xF0 | c >> 18);
+    o[1] = (char)(0x80 | (c >> 12 & 63));
+    o[2] = (char)(0x80 | (c >> 6 & 63));
+    o[3] = (char)(0x80 | (c & 63));
     return 4;
 }
 /* Decodes s[*i..n) one scalar; ill-formed input gives U+FFFD per maximal subpart (Unicode's
@@ -64,22 +90,49 @@ size_t craft_tok_utf8_put(uint32_t c, char *o) {
 static int utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp) {
     unsigned b = s[*i];
     size_t j = *i + 1;
-    int need; unsigned lo = 0x80, hi = 0xBF; uint32_t c;
-    if (b < 0x80) { *cp = b; *i = j; return 1; }
-    if (b >= 0xC2 && b <= 0xDF) { need = 1; c = b & 0x1F; }
-    else if (b >= 0xE0 && b <= 0xEF) { need = 2; c = b & 0x0F; if (b == 0xE0) lo = 0xA0; if (b == 0xED) hi = 0x9F; }
-    else if (b >= 0xF0 && b <= 0xF4) { need = 3; c = b & 0x07; if (b == 0xF0) lo = 0x90; if (b == 0xF4) hi = 0x8F; }
-    else { *cp = 0xFFFD; *i = j; return 0; }
+    int need;
+    unsigned lo = 0x80, hi = 0xBF;
+    uint32_t c;
+    if (b < 0x80) {
+        *cp = b;
+        *i = j;
+        return 1;
+    }
+    if (b >= 0xC2 && b <= 0xDF) {
+        need = 1;
+        c = b & 0x1F;
+    } else if (b >= 0xE0 && b <= 0xEF) {
+        need = 2;
+        c = b & 0x0F;
+        if (b == 0xE0) lo = 0xA0;
+        if (b == 0xED) hi = 0x9F;
+    } else if (b >= 0xF0 && b <= 0xF4) {
+        need = 3;
+        c = b & 0x07;
+        if (b == 0xF0) lo = 0x90;
+        if (b == 0xF4) hi = 0x8F;
+    } else {
+        *cp = 0xFFFD;
+        *i = j;
+        return 0;
+    }
     for (int k = 0; k < need; k++, lo = 0x80, hi = 0xBF) {
-        if (j >= n || s[j] < lo || s[j] > hi) { *cp = 0xFFFD; *i = j; return 0; }
+        if (j >= n || s[j] < lo || s[j] > hi) {
+            *cp = 0xFFFD;
+            *i = j;
+            return 0;
+        }
         c = c << 6 | (s[j++] & 0x3F);
     }
-    *cp = c; *i = j;
+    *cp = c;
+    *i = j;
     return 1;
 }
 int craft_tok_utf8_valid(const char *s, size_t n) {
-    size_t i = 0; uint32_t c;
-    while (i < n) if (!utf8_next((const unsigned char *)s, n, &i, &c)) return 0;
+    size_t i = 0;
+    uint32_t c;
+    while (i < n)
+        if (!utf8_next((const unsigned char *)s, n, &i, &c)) return 0;
     return 1;
 }
 
@@ -104,8 +157,17 @@ static unsigned uc_ccc(uint32_t c) {
     const uint32_t *r = uc_find(craft_uc_ccc, craft_uc_ccc_n, c, 1);
     return r ? r[2] : 0;
 }
-enum { SBASE = 0xAC00, LBASE = 0x1100, VBASE = 0x1161, TBASE = 0x11A7, LCOUNT = 19, VCOUNT = 21,
-       TCOUNT = 28, NCOUNT = VCOUNT * TCOUNT, SCOUNT = LCOUNT * NCOUNT };
+enum {
+    SBASE = 0xAC00,
+    LBASE = 0x1100,
+    VBASE = 0x1161,
+    TBASE = 0x11A7,
+    LCOUNT = 19,
+    VCOUNT = 21,
+    TCOUNT = 28,
+    NCOUNT = VCOUNT * TCOUNT,
+    SCOUNT = LCOUNT * NCOUNT
+};
 
 static int uc_decompose(uint32_t c, u32v *out) {
     if (c >= SBASE && c < SBASE + SCOUNT) {
@@ -156,22 +218,32 @@ static int normalize(const uint32_t *in, size_t n, u32v *out) {
         size_t j = i;
         while (j < d.n && uc_ccc(d.v[j])) j++;
         if (j - i > 32) rc = sort_by_ccc(d.v + i, j - i);
-        else for (size_t a = i + 1; a < j; a++) {
-            uint32_t c = d.v[a]; unsigned cc = uc_ccc(c);
-            size_t b = a;
-            while (b > i && uc_ccc(d.v[b - 1]) > cc) { d.v[b] = d.v[b - 1]; b--; }
-            d.v[b] = c;
-        }
+        else
+            for (size_t a = i + 1; a < j; a++) {
+                uint32_t c = d.v[a];
+                unsigned cc = uc_ccc(c);
+                size_t b = a;
+                while (b > i && uc_ccc(d.v[b - 1]) > cc) {
+                    d.v[b] = d.v[b - 1];
+                    b--;
+                }
+                d.v[b] = c;
+            }
         i = j > i ? j : i + 1;
     }
     /* canonical composition: c joins the last starter unless a character between them is a
      * starter or has a combining class >= c's (blocked) */
-    size_t w = 0, starter = SIZE_MAX; unsigned last_cc = 0;
+    size_t w = 0, starter = SIZE_MAX;
+    unsigned last_cc = 0;
     for (size_t i = 0; i < d.n && rc == CRAFT_OK; i++) {
-        uint32_t c = d.v[i]; unsigned cc = uc_ccc(c);
+        uint32_t c = d.v[i];
+        unsigned cc = uc_ccc(c);
         if (starter != SIZE_MAX && (w == starter + 1 || (last_cc != 0 && last_cc < cc))) {
             uint32_t comp = uc_compose(d.v[starter], c);
-            if (comp) { d.v[starter] = comp; continue; }
+            if (comp) {
+                d.v[starter] = comp;
+                continue;
+            }
         }
         if (cc == 0) starter = w;
         last_cc = cc;
@@ -180,10 +252,17 @@ static int normalize(const uint32_t *in, size_t n, u32v *out) {
     int in_ws = 0;
     for (size_t i = 0; i < w && rc == CRAFT_OK; i++) {
         uint32_t c = d.v[i];
-        if (uc_class(c) & UC_WS) { if (!in_ws) rc = u32_push(out, ' '); in_ws = 1; continue; }
+        if (uc_class(c) & UC_WS) {
+            if (!in_ws) rc = u32_push(out, ' ');
+            in_ws = 1;
+            continue;
+        }
         in_ws = 0;
         const uint32_t *r = uc_find(craft_uc_lower, craft_uc_lower_n, c, 0);
-        if (!r) { rc = u32_push(out, c); continue; }
+        if (!r) {
+            rc = u32_push(out, c);
+            continue;
+        }
         rc = u32_push(out, r[1]);
         if (r[2] && rc == CRAFT_OK) rc = u32_push(out, r[2]);
     }
@@ -208,27 +287,39 @@ static int merge_get(const craft_tokenizer *t, int32_t a, int32_t b, int32_t *ra
     uint64_t key = (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
     size_t i = craft_tok_merge_slot(t, key);
     if (t->mkey[i] == UINT64_MAX) return 0;
-    *rank = t->mrank[i]; *nid = t->mnew[i];
+    *rank = t->mrank[i];
+    *nid = t->mnew[i];
     return 1;
 }
 
 static void cache_clear(craft_tokenizer *t) {
     if (!t->ncache) return;
-    for (cache_ent *e = t->cache_all, *nx; e; e = nx) { nx = e->all; free(e); }
+    for (cache_ent *e = t->cache_all, *nx; e; e = nx) {
+        nx = e->all;
+        free(e);
+    }
     memset(t->cache, 0, CACHE_MAX * sizeof *t->cache);
-    t->cache_all = NULL; t->ncache = 0;
+    t->cache_all = NULL;
+    t->ncache = 0;
 }
 void craft_tokenizer_free(craft_tokenizer *t) {
     if (!t) return;
     for (int32_t i = 0; t->tok && i < t->ntok; i++) free(t->tok[i]);
     cache_clear(t);
-    free(t->cache); free(t->tok); free(t->vkey); free(t->vval);
-    free(t->mkey); free(t->mrank); free(t->mnew); free(t->added);
+    free(t->cache);
+    free(t->tok);
+    free(t->vkey);
+    free(t->vval);
+    free(t->mkey);
+    free(t->mrank);
+    free(t->mnew);
+    free(t->added);
     free(t);
 }
 int craft_tokenizer_set_pad(craft_tokenizer *t, int pad_id) {
     if (!t || pad_id < 0 || pad_id >= t->ntok || !t->tok[pad_id])
-        return craft_fail(CRAFT_EINVAL, "tokenizer_set_pad: id %d is not a token (vocab size %d)", pad_id, t ? (int)t->ntok : 0);
+        return craft_fail(CRAFT_EINVAL, "tokenizer_set_pad: id %d is not a token (vocab size %d)", pad_id,
+                          t ? (int)t->ntok : 0);
     t->pad = pad_id;
     return CRAFT_OK;
 }
@@ -244,11 +335,18 @@ const char *craft_tokenizer_token(const craft_tokenizer *t, int id) {
 }
 
 /* ------------------------------------------------------------------ BPE */
-typedef struct { int32_t rank, pos, nid; } merge_cand;
-static int cand_less(merge_cand a, merge_cand b) { return a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos; }
+typedef struct {
+    int32_t rank, pos, nid;
+} merge_cand;
+static int cand_less(merge_cand a, merge_cand b) {
+    return a.rank != b.rank ? a.rank < b.rank : a.pos < b.pos;
+}
 static void heap_push(merge_cand *h, size_t *n, merge_cand c) {
     size_t i = (*n)++;
-    while (i && cand_less(c, h[(i - 1) / 2])) { h[i] = h[(i - 1) / 2]; i = (i - 1) / 2; }
+    while (i && cand_less(c, h[(i - 1) / 2])) {
+        h[i] = h[(i - 1) / 2];
+        i = (i - 1) / 2;
+    }
     h[i] = c;
 }
 static merge_cand heap_pop(merge_cand *h, size_t *n) {
@@ -259,7 +357,8 @@ static merge_cand heap_pop(merge_cand *h, size_t *n) {
         if (c >= *n) break;
         if (c + 1 < *n && cand_less(h[c + 1], h[c])) c++;
         if (!cand_less(h[c], last)) break;
-        h[i] = h[c]; i = c;
+        h[i] = h[c];
+        i = c;
     }
     if (*n) h[i] = last;
     return top;
@@ -269,7 +368,7 @@ static merge_cand heap_pop(merge_cand *h, size_t *n) {
 static int bpe_word(craft_tokenizer *t, const unsigned char *w, size_t n, u32v *out) {
     uint64_t h = craft_tok_hash_bytes((const char *)w, n);
     size_t bucket = (size_t)(h & (CACHE_MAX - 1));
-    if (!t->cache) t->cache = calloc(CACHE_MAX, sizeof *t->cache);   /* on first use; NULL: no cache */
+    if (!t->cache) t->cache = calloc(CACHE_MAX, sizeof *t->cache); /* on first use; NULL: no cache */
     if (n <= CACHE_MAX_WORD && t->cache)
         for (cache_ent *e = t->cache[bucket]; e; e = e->next)
             if (e->h == h && e->len == n && !memcmp(e->key, w, n)) {
@@ -279,41 +378,55 @@ static int bpe_word(craft_tokenizer *t, const unsigned char *w, size_t n, u32v *
     if (n > (size_t)INT32_MAX / 4) return craft_fail(CRAFT_EINVAL, "tokenizer_encode: word of %zu bytes", n);
     int32_t *sym = malloc(n * 3 * sizeof *sym);
     merge_cand *heap = malloc((3 * n + 1) * sizeof *heap);
-    if (!sym || !heap) { free(sym); free(heap); return craft_fail(CRAFT_ENOMEM, "tokenizer: out of memory"); }
-    int32_t *nx = sym + n, *pv = sym + 2 * n;   /* linked list; sym[i] < 0: merged away */
+    if (!sym || !heap) {
+        free(sym);
+        free(heap);
+        return craft_fail(CRAFT_ENOMEM, "tokenizer: out of memory");
+    }
+    int32_t *nx = sym + n, *pv = sym + 2 * n; /* linked list; sym[i] < 0: merged away */
     size_t hn = 0;
     int32_t rank, nid;
     for (size_t i = 0; i < n; i++) {
         sym[i] = i + 1 == n ? t->byte_eow[w[i]] : t->byte_id[w[i]];
-        nx[i] = i + 1 == n ? -1 : (int32_t)(i + 1); pv[i] = (int32_t)i - 1;
+        nx[i] = i + 1 == n ? -1 : (int32_t)(i + 1);
+        pv[i] = (int32_t)i - 1;
     }
     for (size_t i = 0; i + 1 < n; i++)
-        if (merge_get(t, sym[i], sym[i + 1], &rank, &nid)) heap_push(heap, &hn, (merge_cand){rank, (int32_t)i, nid});
+        if (merge_get(t, sym[i], sym[i + 1], &rank, &nid))
+            heap_push(heap, &hn, (merge_cand){rank, (int32_t)i, nid});
     while (hn) {
         merge_cand c = heap_pop(heap, &hn);
         int32_t p = c.pos, r = nx[p];
         if (sym[p] < 0 || r < 0 || !merge_get(t, sym[p], sym[r], &rank, &nid) || nid != c.nid) continue;
-        sym[p] = nid; sym[r] = -1;
+        sym[p] = nid;
+        sym[r] = -1;
         nx[p] = nx[r];
         if (nx[r] >= 0) pv[nx[r]] = p;
-        if (pv[p] >= 0 && merge_get(t, sym[pv[p]], sym[p], &rank, &nid)) heap_push(heap, &hn, (merge_cand){rank, pv[p], nid});
-        if (nx[p] >= 0 && merge_get(t, sym[p], sym[nx[p]], &rank, &nid)) heap_push(heap, &hn, (merge_cand){rank, p, nid});
+        if (pv[p] >= 0 && merge_get(t, sym[pv[p]], sym[p], &rank, &nid))
+            heap_push(heap, &hn, (merge_cand){rank, pv[p], nid});
+        if (nx[p] >= 0 && merge_get(t, sym[p], sym[nx[p]], &rank, &nid))
+            heap_push(heap, &hn, (merge_cand){rank, p, nid});
     }
     size_t start = out->n;
     int rc = CRAFT_OK;
     for (int32_t i = 0; i >= 0 && rc == CRAFT_OK; i = nx[i]) rc = u32_push(out, (uint32_t)sym[i]);
-    free(sym); free(heap);
+    free(sym);
+    free(heap);
     if (rc != CRAFT_OK || n > CACHE_MAX_WORD || !t->cache) return rc;
     if (t->ncache >= CACHE_MAX) cache_clear(t);
     size_t nids = out->n - start;
     cache_ent *e = malloc(sizeof *e + n + nids * sizeof(int32_t) + sizeof(int32_t));
-    if (!e) return CRAFT_OK;   /* the cache is only an optimisation */
-    e->h = h; e->len = (uint32_t)n; e->nids = (uint32_t)nids;
+    if (!e) return CRAFT_OK; /* the cache is only an optimisation */
+    e->h = h;
+    e->len = (uint32_t)n;
+    e->nids = (uint32_t)nids;
     memcpy(e->key, w, n);
     e->ids = (int32_t *)(void *)(e->key + ((n + 3) & ~(size_t)3));
     for (size_t k = 0; k < nids; k++) e->ids[k] = (int32_t)out->v[start + k];
-    e->next = t->cache[bucket]; t->cache[bucket] = e;
-    e->all = t->cache_all; t->cache_all = e;
+    e->next = t->cache[bucket];
+    t->cache[bucket] = e;
+    e->all = t->cache_all;
+    t->cache_all = e;
     t->ncache++;
     return CRAFT_OK;
 }
@@ -325,7 +438,8 @@ static int match_at(const uint32_t *cp, size_t n, size_t i, const char *lit) {
     return 1;
 }
 /* One piece: its UTF-8 bytes are the BPE input (bytes_to_unicode is folded into byte_id). */
-static int emit_piece(craft_tokenizer *t, const uint32_t *cp, size_t a, size_t b, bytev *scratch, u32v *toks) {
+static int emit_piece(craft_tokenizer *t, const uint32_t *cp, size_t a, size_t b, bytev *scratch,
+                      u32v *toks) {
     scratch->n = 0;
     for (size_t i = a; i < b; i++) {
         char u[4];
@@ -337,14 +451,18 @@ static int emit_piece(craft_tokenizer *t, const uint32_t *cp, size_t a, size_t b
  * letters+ | one number | run of neither letters, numbers nor whitespace. Whitespace is dropped.
  * HF's ByteLevel step then re-splits each piece with GPT-2's pattern; that only changes the
  * two special literals ("<|", "endoftext", "|>"). */
-static int split_pieces(craft_tokenizer *t, const uint32_t *cp, size_t n, bytev *scratch, u32v *toks, size_t limit) {
+static int split_pieces(craft_tokenizer *t, const uint32_t *cp, size_t n, bytev *scratch, u32v *toks,
+                        size_t limit) {
     static const char *const contr[] = {"'s", "'t", "'re", "'ve", "'m", "'ll", "'d"};
     static const char *const lits[] = {"<|startoftext|>", "<|endoftext|>"};
     size_t i = 0;
     while (i < n && toks->n < limit) {
         unsigned cl = uc_class(cp[i]);
         size_t j = i;
-        if (cl & UC_WS) { i++; continue; }
+        if (cl & UC_WS) {
+            i++;
+            continue;
+        }
         for (int k = 0; k < 2 && j == i; k++)
             if (match_at(cp, n, i, lits[k])) {
                 size_t len = strlen(lits[k]);
@@ -353,21 +471,28 @@ static int split_pieces(craft_tokenizer *t, const uint32_t *cp, size_t n, bytev 
                 CRAFT_TRY(emit_piece(t, cp, i + len - 2, i + len, scratch, toks));
                 j = i + len;
             }
-        if (j != i) { i = j; continue; }
+        if (j != i) {
+            i = j;
+            continue;
+        }
         if (cp[i] == '\'')
             for (int k = 0; k < 7 && j == i; k++)
                 if (match_at(cp, n, i, contr[k])) j = i + strlen(contr[k]);
-        if (j == i && (cl & UC_L)) while (j < n && (uc_class(cp[j]) & UC_L)) j++;
+        if (j == i && (cl & UC_L))
+            while (j < n && (uc_class(cp[j]) & UC_L)) j++;
         if (j == i && (cl & UC_N)) j = i + 1;
-        if (j == i) while (j < n && !(uc_class(cp[j]) & (UC_L | UC_N | UC_WS))) j++;
+        if (j == i)
+            while (j < n && !(uc_class(cp[j]) & (UC_L | UC_N | UC_WS))) j++;
         CRAFT_TRY(emit_piece(t, cp, i, j, scratch, toks));
         i = j;
     }
     return CRAFT_OK;
 }
 /* Leftmost-longest added token (with the given normalized flag) starting at i; -1 if none. */
-static int added_at(const craft_tokenizer *t, const uint32_t *cp, size_t n, size_t i, int normalized, size_t *len) {
-    int best = -1; size_t bl = 0;
+static int added_at(const craft_tokenizer *t, const uint32_t *cp, size_t n, size_t i, int normalized,
+                    size_t *len) {
+    int best = -1;
+    size_t bl = 0;
     for (int k = 0; k < t->nadded; k++) {
         if (t->added[k].normalized != normalized) continue;
         const unsigned char *s = (const unsigned char *)t->added[k].s;
@@ -378,18 +503,25 @@ static int added_at(const craft_tokenizer *t, const uint32_t *cp, size_t n, size
             ok = i + m < n && utf8_next(s, sl, &si, &c) && c == cp[i + m];
             m++;
         }
-        if (ok && m > bl) { best = k; bl = m; }
+        if (ok && m > bl) {
+            best = k;
+            bl = m;
+        }
     }
     *len = bl;
     return best;
 }
 /* Cuts cp[a..b) at added tokens; the pieces between go to normalisation (stage 0) or to the
  * regex split (stage 1), as HF tokenizers extracts raw then normalised added tokens. */
-static int encode_span(craft_tokenizer *t, const uint32_t *cp, size_t a, size_t b, int stage, bytev *scratch, u32v *toks, size_t limit) {
+static int encode_span(craft_tokenizer *t, const uint32_t *cp, size_t a, size_t b, int stage, bytev *scratch,
+                       u32v *toks, size_t limit) {
     size_t start = a, i = a, len;
     while (start <= b && toks->n < limit) {
         int k = i < b ? added_at(t, cp, b, i, stage, &len) : -1;
-        if (k < 0 && i < b) { i++; continue; }
+        if (k < 0 && i < b) {
+            i++;
+            continue;
+        }
         if (i > start) {
             if (stage == 0) {
                 u32v norm = {0};
@@ -401,14 +533,18 @@ static int encode_span(craft_tokenizer *t, const uint32_t *cp, size_t a, size_t 
         }
         if (k < 0 || toks->n >= limit) break;
         CRAFT_TRY(u32_push(toks, (uint32_t)t->added[k].id));
-        i += len; start = i;
+        i += len;
+        start = i;
     }
     return CRAFT_OK;
 }
 
-int craft_tokenizer_encode(craft_tokenizer *t, const char *text, int max_len, int pad, int32_t *ids, int *n_out) {
+int craft_tokenizer_encode(craft_tokenizer *t, const char *text, int max_len, int pad, int32_t *ids,
+                           int *n_out) {
     if (!t || !text || !ids || !n_out) return craft_fail(CRAFT_EINVAL, "tokenizer_encode: NULL argument");
-    if (max_len < 2) return craft_fail(CRAFT_EINVAL, "tokenizer_encode: max_len %d, need at least 2 (start and end)", max_len);
+    if (max_len < 2)
+        return craft_fail(CRAFT_EINVAL, "tokenizer_encode: max_len %d, need at least 2 (start and end)",
+                          max_len);
     size_t n = strlen(text), i = 0;
     u32v cp = {0}, toks = {0};
     bytev scratch = {0};
@@ -425,26 +561,32 @@ int craft_tokenizer_encode(craft_tokenizer *t, const char *text, int max_len, in
         ids[0] = t->bos;
         for (size_t k = 0; k < m; k++) ids[k + 1] = (int32_t)toks.v[k];
         ids[m + 1] = t->eos;
-        if (pad) for (size_t k = m + 2; k < (size_t)max_len; k++) ids[k] = t->pad;
+        if (pad)
+            for (size_t k = m + 2; k < (size_t)max_len; k++) ids[k] = t->pad;
         *n_out = (int)(m + 2);
     }
-    free(cp.v); free(toks.v); free(scratch.v);
+    free(cp.v);
+    free(toks.v);
+    free(scratch.v);
     return rc;
 }
 
 /* ------------------------------------------------------------------ decode */
 static int is_skipped(const craft_tokenizer *t, int32_t id) {
     if (id == t->bos || id == t->eos || id == t->pad || id == t->unk) return 1;
-    for (int k = 0; k < t->nadded; k++) if (t->added[k].special && t->added[k].id == id) return 1;
+    for (int k = 0; k < t->nadded; k++)
+        if (t->added[k].special && t->added[k].id == id) return 1;
     return 0;
 }
 int craft_tokenizer_decode(const craft_tokenizer *t, const int32_t *ids, int n, char *buf, size_t bufsize) {
-    if (!t || (!ids && n) || n < 0 || !buf || !bufsize) return craft_fail(CRAFT_EINVAL, "tokenizer_decode: bad argument");
+    if (!t || (!ids && n) || n < 0 || !buf || !bufsize)
+        return craft_fail(CRAFT_EINVAL, "tokenizer_decode: bad argument");
     bytev raw = {0}, txt = {0};
     int rc = CRAFT_OK;
     for (int k = 0; k < n && rc == CRAFT_OK; k++) {
         if (ids[k] < 0 || ids[k] >= t->ntok || !t->tok[ids[k]]) {
-            rc = craft_fail(CRAFT_EINVAL, "tokenizer_decode: ids[%d] = %d is not a token (vocab size %d)", k, (int)ids[k], (int)t->ntok);
+            rc = craft_fail(CRAFT_EINVAL, "tokenizer_decode: ids[%d] = %d is not a token (vocab size %d)", k,
+                            (int)ids[k], (int)t->ntok);
             break;
         }
         if (is_skipped(t, ids[k])) continue;
@@ -453,7 +595,11 @@ int craft_tokenizer_decode(const craft_tokenizer *t, const int32_t *ids, int n, 
         size_t sl = strlen((const char *)s), si = 0, at = raw.n;
         uint32_t c;
         while (rc == CRAFT_OK && si < sl) {
-            if (!utf8_next(s, sl, &si, &c) || c >= 512 || t->u2b[c] < 0) { raw.n = at; rc = craft_tok_bytes_put(&raw, s, sl); break; }
+            if (!utf8_next(s, sl, &si, &c) || c >= 512 || t->u2b[c] < 0) {
+                raw.n = at;
+                rc = craft_tok_bytes_put(&raw, s, sl);
+                break;
+            }
             unsigned char b = (unsigned char)t->u2b[c];
             rc = craft_tok_bytes_put(&raw, &b, 1);
         }
@@ -461,21 +607,27 @@ int craft_tokenizer_decode(const craft_tokenizer *t, const int32_t *ids, int n, 
     /* lossy UTF-8, then "</w>" -> " " */
     size_t i = 0;
     while (rc == CRAFT_OK && i < raw.n) {
-        size_t i0 = i; uint32_t c;
-        if (!utf8_next((const unsigned char *)raw.v, raw.n, &i, &c)) rc = craft_tok_bytes_put(&txt, "\xEF\xBF\xBD", 3);
-        else if (c == '<' && raw.n - i0 >= 4 && !memcmp(raw.v + i0, "</w>", 4)) { rc = craft_tok_bytes_put(&txt, " ", 1); i = i0 + 4; }
-        else rc = craft_tok_bytes_put(&txt, raw.v + i0, i - i0);
+        size_t i0 = i;
+        uint32_t c;
+        if (!utf8_next((const unsigned char *)raw.v, raw.n, &i, &c))
+            rc = craft_tok_bytes_put(&txt, "\xEF\xBF\xBD", 3);
+        else if (c == '<' && raw.n - i0 >= 4 && !memcmp(raw.v + i0, "</w>", 4)) {
+            rc = craft_tok_bytes_put(&txt, " ", 1);
+            i = i0 + 4;
+        } else rc = craft_tok_bytes_put(&txt, raw.v + i0, i - i0);
     }
     /* strip as Python's str.strip(): characters with str.isspace() */
     size_t a = 0, b = txt.n;
     while (rc == CRAFT_OK && a < b) {
-        size_t j = a; uint32_t c;
+        size_t j = a;
+        uint32_t c;
         utf8_next((const unsigned char *)txt.v, b, &j, &c);
         if (!(uc_class(c) & UC_PYSPACE)) break;
         a = j;
     }
     while (rc == CRAFT_OK && b > a) {
-        size_t j = b - 1; uint32_t c;
+        size_t j = b - 1;
+        uint32_t c;
         while (j > a && ((unsigned char)txt.v[j] & 0xC0) == 0x80) j--;
         size_t e = j;
         utf8_next((const unsigned char *)txt.v, b, &e, &c);
@@ -483,8 +635,13 @@ int craft_tokenizer_decode(const craft_tokenizer *t, const int32_t *ids, int n, 
         b = j;
     }
     if (rc == CRAFT_OK && b - a >= bufsize)
-        rc = craft_fail(CRAFT_EINVAL, "tokenizer_decode: text needs %zu bytes, buffer has %zu", b - a + 1, bufsize);
-    if (rc == CRAFT_OK) { if (b > a) memcpy(buf, txt.v + a, b - a); buf[b - a] = 0; }
-    free(raw.v); free(txt.v);
+        rc = craft_fail(CRAFT_EINVAL, "tokenizer_decode: text needs %zu bytes, buffer has %zu", b - a + 1,
+                        bufsize);
+    if (rc == CRAFT_OK) {
+        if (b > a) memcpy(buf, txt.v + a, b - a);
+        buf[b - a] = 0;
+    }
+    free(raw.v);
+    free(txt.v);
     return rc;
 }

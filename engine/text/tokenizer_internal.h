@@ -6,21 +6,36 @@
 #define CRAFT_TOKENIZER_INTERNAL_H
 #include "core/internal.h"
 
-typedef struct { char *s; int32_t id; int normalized, special; } added_tok;
-typedef struct cache_ent cache_ent;   /* the BPE word cache (tokenizer.c) */
+typedef struct {
+    char *s;
+    int32_t id;
+    int normalized, special;
+} added_tok;
+typedef struct cache_ent cache_ent; /* the BPE word cache (tokenizer.c) */
 
 struct craft_tokenizer {
-    char **tok; int32_t ntok;                       /* id -> token (NULL for gaps) */
-    char **vkey; int32_t *vval; size_t vcap;        /* token -> id, open addressing */
-    uint64_t *mkey; int32_t *mrank, *mnew; size_t mcap;  /* (a,b) -> rank, merged id */
+    char **tok;
+    int32_t ntok; /* id -> token (NULL for gaps) */
+    char **vkey;
+    int32_t *vval;
+    size_t vcap; /* token -> id, open addressing */
+    uint64_t *mkey;
+    int32_t *mrank, *mnew;
+    size_t mcap; /* (a,b) -> rank, merged id */
     int32_t byte_id[256], byte_eow[256];
-    uint32_t b2u[256]; int16_t u2b[512];
+    uint32_t b2u[256];
+    int16_t u2b[512];
     int32_t bos, eos, pad, unk;
-    added_tok *added; int nadded;
-    cache_ent **cache, *cache_all; size_t ncache;   /* CACHE_MAX buckets; every entry */
+    added_tok *added;
+    int nadded;
+    cache_ent **cache, *cache_all;
+    size_t ncache; /* CACHE_MAX buckets; every entry */
 };
 
-typedef struct { char *v; size_t n, cap; } bytev;
+typedef struct {
+    char *v;
+    size_t n, cap;
+} bytev;
 
 /* Appends n bytes and keeps a NUL after them. */
 int craft_tok_bytes_put(bytev *b, const void *src, size_t n);

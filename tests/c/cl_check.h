@@ -39,9 +39,12 @@ static float *read_all(const craft_tensor *t) {
 
 /* same shape, dev on device `where`, every |d - c| <= atol + rtol |c|; with nan_equal a NaN in
  * both counts as agreement */
-static void compare_cl(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol, double atol,
-                       int where, int nan_equal) {
-    if (!cpu || !dev) { CHECK_MSG(0, "%s: missing result (%s)", what, craft_last_error()); return; }
+static void compare_cl(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol,
+                       double atol, int where, int nan_equal) {
+    if (!cpu || !dev) {
+        CHECK_MSG(0, "%s: missing result (%s)", what, craft_last_error());
+        return;
+    }
     int same = cpu->ndim == dev->ndim && cpu->numel == dev->numel;
     for (int i = 0; same && i < cpu->ndim; i++) same = cpu->shape[i] == dev->shape[i];
     CHECK_MSG(same, "%s: shapes %s vs %s", what, craft_shape_str(cpu), craft_shape_str(dev));
@@ -53,7 +56,10 @@ static void compare_cl(const char *what, const craft_tensor *cpu, const craft_te
     for (int64_t i = 0; a && b && i < cpu->numel; i++) {
         if (nan_equal && a[i] != a[i] && b[i] != b[i]) continue;
         double e = fabs((double)a[i] - (double)b[i]), lim = atol + rtol * fabs((double)a[i]);
-        if (!(e <= lim) && (bad < 0 || e - lim > worst)) { bad = i; worst = e - lim; }
+        if (!(e <= lim) && (bad < 0 || e - lim > worst)) {
+            bad = i;
+            worst = e - lim;
+        }
     }
     CHECK_MSG(a && b && bad < 0, "%s: element %lld cpu %.9g cl %.9g (rtol %g atol %g)", what, (long long)bad,
               bad >= 0 ? a[bad] : 0.0, bad >= 0 ? b[bad] : 0.0, rtol, atol);
@@ -77,20 +83,21 @@ static inline int cl_test_open(const char *name) {
         return 1;
     }
     if (craft_cl_device_count(&n) != CRAFT_OK || n == 0) {
-        fprintf(stderr, "skip %s: %s\n", name, n == 0 && !craft_last_status() ? "no OpenCL device" : craft_last_error());
+        fprintf(stderr, "skip %s: %s\n", name,
+                n == 0 && !craft_last_status() ? "no OpenCL device" : craft_last_error());
         printf("0 passed, 0 failed\n");
         return 0;
     }
     if (want < 0 || want >= n) {
-        fprintf(stderr, "FAIL %s: CRAFT_TEST_DEVICE=cl:%d, but there %s %d OpenCL device%s\n", name, want, n == 1 ? "is" : "are", n,
-                n == 1 ? "" : "s");
+        fprintf(stderr, "FAIL %s: CRAFT_TEST_DEVICE=cl:%d, but there %s %d OpenCL device%s\n", name, want,
+                n == 1 ? "is" : "are", n, n == 1 ? "" : "s");
         printf("0 passed, 1 failed\n");
         return 1;
     }
     DEV = 1 + want;
     int64_t one = 1;
     craft_tensor *probe;
-    if (craft_empty(1, &one, CRAFT_F32, DEV, &probe)) {   /* context, queue and kernel program */
+    if (craft_empty(1, &one, CRAFT_F32, DEV, &probe)) { /* context, queue and kernel program */
         fprintf(stderr, "FAIL cl:%d is unusable: %s\n", want, craft_last_error());
         printf("0 passed, 1 failed\n");
         return 1;
@@ -106,11 +113,16 @@ static void release(int n, ...);
  * loss(p, x, target): (x, tg) on the CPU, (dx, dtg) on DEV. Each step's two losses are compared
  * (relative difference), and DEV's gradients must stay on DEV. Gives the CPU's first and last
  * loss, the worst relative difference and the steps that agree to 1e-4. */
-typedef int (*cl_train_loss)(craft_tensor **p, const craft_tensor *x, const craft_tensor *target, craft_tensor **loss);
-typedef struct { double first, last, worst; int agree; } cl_train_result;
-static inline cl_train_result cl_train_pair(const char *what, int np, craft_tensor **cp, craft_tensor **dp, int steps, double lr,
-                                            cl_train_loss loss, const craft_tensor *x, const craft_tensor *tg,
-                                            const craft_tensor *dx, const craft_tensor *dtg) {
+typedef int (*cl_train_loss)(craft_tensor **p, const craft_tensor *x, const craft_tensor *target,
+                             craft_tensor **loss);
+typedef struct {
+    double first, last, worst;
+    int agree;
+} cl_train_result;
+static inline cl_train_result cl_train_pair(const char *what, int np, craft_tensor **cp, craft_tensor **dp,
+                                            int steps, double lr, cl_train_loss loss, const craft_tensor *x,
+                                            const craft_tensor *tg, const craft_tensor *dx,
+                                            const craft_tensor *dtg) {
     cl_train_result r = {0, 0, 0, 0};
     craft_tensor *m[2][16] = {{0}}, *v[2][16] = {{0}};
     CHECK(np <= 16);
@@ -127,7 +139,10 @@ static inline cl_train_result cl_train_pair(const char *what, int np, craft_tens
         CHECK_MSG(ok, "%s: cpu step %d: %s", what, step, craft_last_error());
         int okd = loss(dp, dx, dtg, &dl) == CRAFT_OK;
         CHECK_MSG(okd, "%s: cl step %d: %s", what, step, craft_last_error());
-        if (!ok || !okd) { release(2, cl, dl); break; }
+        if (!ok || !okd) {
+            release(2, cl, dl);
+            break;
+        }
         craft_item(cl, &lc);
         craft_item(dl, &ld);
         double rel = fabs(lc - ld) / fabs(lc);
@@ -139,8 +154,10 @@ static inline cl_train_result cl_train_pair(const char *what, int np, craft_tens
         CHECK_OK(craft_backward(dl, NULL, 0));
         for (int i = 0; i < np; i++) {
             CHECK(dp[i]->grad && dp[i]->grad->device == DEV);
-            CHECK_OK(craft_adamw_step(cp[i], cp[i]->grad, m[0][i], v[0][i], lr, 0.9, 0.999, 1e-8, 0.01, step));
-            CHECK_OK(craft_adamw_step(dp[i], dp[i]->grad, m[1][i], v[1][i], lr, 0.9, 0.999, 1e-8, 0.01, step));
+            CHECK_OK(
+                craft_adamw_step(cp[i], cp[i]->grad, m[0][i], v[0][i], lr, 0.9, 0.999, 1e-8, 0.01, step));
+            CHECK_OK(
+                craft_adamw_step(dp[i], dp[i]->grad, m[1][i], v[1][i], lr, 0.9, 0.999, 1e-8, 0.01, step));
             craft_zero_grad(cp[i]);
             craft_zero_grad(dp[i]);
         }

@@ -11,13 +11,22 @@
 #include <string.h>
 #include "check.h"
 
-#define FX_MAX_NAME 64                  /* including the terminating NUL */
+#define FX_MAX_NAME 64 /* including the terminating NUL */
 #define FX_MAX_DIM 8
 #define FX_MAX_EXTENT ((int64_t)1 << 24) /* per dimension */
-#define FX_MAX_HEADER 1024              /* bytes in one header line */
+#define FX_MAX_HEADER 1024               /* bytes in one header line */
 
-typedef struct { char name[FX_MAX_NAME]; int ndim; int64_t shape[FX_MAX_DIM]; int64_t numel; float *data; } fx_tensor;
-typedef struct { fx_tensor *t; int n, cap; } fx_file;
+typedef struct {
+    char name[FX_MAX_NAME];
+    int ndim;
+    int64_t shape[FX_MAX_DIM];
+    int64_t numel;
+    float *data;
+} fx_tensor;
+typedef struct {
+    fx_tensor *t;
+    int n, cap;
+} fx_file;
 
 static const char *fx_dir(void) {
     const char *env = getenv("CRAFT_FIXTURES_OPS");
@@ -45,7 +54,7 @@ static int fx_parse_header_(char *line, fx_tensor *t) {
         long long d = strtoll(p, &end, 10);
         if (end == p || d < 0 || d > FX_MAX_EXTENT) return -1;
         t->shape[i] = d;
-        t->numel *= d;                   /* <= 2^24 * 2^31 before the check below: no overflow */
+        t->numel *= d; /* <= 2^24 * 2^31 before the check below: no overflow */
         if (t->numel > INT32_MAX) return -1;
         p = end;
     }
@@ -60,36 +69,64 @@ static int fx_load(const char *file, fx_file *f) {
     memset(f, 0, sizeof *f);
     snprintf(path, sizeof path, "%s/%s", fx_dir(), file);
     FILE *fp = fopen(path, "rb");
-    if (!fp) { fprintf(stderr, "cannot open fixture %s (run from the repository root or set CRAFT_FIXTURES_OPS)\n", path); return -1; }
+    if (!fp) {
+        fprintf(stderr, "cannot open fixture %s (run from the repository root or set CRAFT_FIXTURES_OPS)\n",
+                path);
+        return -1;
+    }
     char *buf = NULL;
     long len = -1;
     if (fseek(fp, 0, SEEK_END) == 0 && (len = ftell(fp)) >= 0 && fseek(fp, 0, SEEK_SET) == 0) {
         buf = malloc((size_t)len + 1);
-        if (buf && fread(buf, 1, (size_t)len, fp) != (size_t)len) { free(buf); buf = NULL; }
+        if (buf && fread(buf, 1, (size_t)len, fp) != (size_t)len) {
+            free(buf);
+            buf = NULL;
+        }
     }
     fclose(fp);
-    if (!buf) { fprintf(stderr, "cannot read fixture %s\n", path); return -1; }
+    if (!buf) {
+        fprintf(stderr, "cannot read fixture %s\n", path);
+        return -1;
+    }
     const char *why = NULL;
     long pos = 0;
     while (pos < len && !why) {
         long room = len - pos;
         char *nl = memchr(buf + pos, '\n', (size_t)(room < FX_MAX_HEADER ? room : FX_MAX_HEADER));
-        if (!nl) { why = "header line without a newline"; break; }
+        if (!nl) {
+            why = "header line without a newline";
+            break;
+        }
         *nl = 0;
-        if (memchr(buf + pos, 0, (size_t)(nl - (buf + pos)))) { why = "NUL in a header line"; break; }
+        if (memchr(buf + pos, 0, (size_t)(nl - (buf + pos)))) {
+            why = "NUL in a header line";
+            break;
+        }
         fx_tensor t;
-        if (fx_parse_header_(buf + pos, &t)) { why = "malformed header line"; break; }
+        if (fx_parse_header_(buf + pos, &t)) {
+            why = "malformed header line";
+            break;
+        }
         pos = nl + 1 - buf;
-        if (t.numel > (len - pos) / (long)sizeof(float)) { why = "data shorter than its shape"; break; }
+        if (t.numel > (len - pos) / (long)sizeof(float)) {
+            why = "data shorter than its shape";
+            break;
+        }
         if (f->n == f->cap) {
             int cap = f->cap ? 2 * f->cap : 32;
             fx_tensor *nt = realloc(f->t, (size_t)cap * sizeof *nt);
-            if (!nt) { why = "out of memory"; break; }
+            if (!nt) {
+                why = "out of memory";
+                break;
+            }
             f->t = nt;
             f->cap = cap;
         }
-        t.data = malloc((size_t)(t.numel ? t.numel : 1) * sizeof(float));   /* aligned copy */
-        if (!t.data) { why = "out of memory"; break; }
+        t.data = malloc((size_t)(t.numel ? t.numel : 1) * sizeof(float)); /* aligned copy */
+        if (!t.data) {
+            why = "out of memory";
+            break;
+        }
         memcpy(t.data, buf + pos, (size_t)t.numel * sizeof(float));
         pos += (long)t.numel * (long)sizeof(float);
         f->t[f->n++] = t;

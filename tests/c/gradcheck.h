@@ -30,7 +30,10 @@ static double gc_loss(gc_fn f, craft_tensor **in, void *ctx, const float *R, int
     int prev = craft_set_grad_enabled(0);
     int rc = f(in, ctx, &y);
     craft_set_grad_enabled(prev);
-    if (rc) { *ok = 0; return 0; }
+    if (rc) {
+        *ok = 0;
+        return 0;
+    }
     double s = 0;
     float *tmp = malloc((size_t)y->numel * sizeof(float));
     craft_tensor_read(y, CRAFT_F32, tmp, (size_t)y->numel * sizeof(float));
@@ -41,17 +44,22 @@ static double gc_loss(gc_fn f, craft_tensor **in, void *ctx, const float *R, int
 }
 
 /* Returns the worst violation ratio (<= 1 passes); counts a CHECK. */
-static double gradcheck(const char *name, gc_fn f, int n_in, craft_tensor **in, void *ctx, double eps, double atol, double rtol) {
+static double gradcheck(const char *name, gc_fn f, int n_in, craft_tensor **in, void *ctx, double eps,
+                        double atol, double rtol) {
     craft_tensor *y;
     int rc = f(in, ctx, &y);
-    if (rc) { CHECK_MSG(0, "%s forward failed: %s", name, craft_last_error()); return 1e9; }
+    if (rc) {
+        CHECK_MSG(0, "%s forward failed: %s", name, craft_last_error());
+        return 1e9;
+    }
     int64_t nR = y->numel;
     float *R = malloc((size_t)(nR ? nR : 1) * sizeof(float));
     for (int64_t i = 0; i < nR; i++) R[i] = (float)(gc_uniform() * 2 - 1);
     craft_tensor *Rt, *prod, *L;
     craft_from_data(y->ndim, y->shape, CRAFT_F32, R, &Rt);
     int ok = 1;
-    if (craft_binary(CRAFT_MUL, y, Rt, &prod) || craft_sum(prod, 0, NULL, 0, &L) || craft_backward(L, NULL, 0)) {
+    if (craft_binary(CRAFT_MUL, y, Rt, &prod) || craft_sum(prod, 0, NULL, 0, &L) ||
+        craft_backward(L, NULL, 0)) {
         CHECK_MSG(0, "%s backward failed: %s", name, craft_last_error());
         ok = 0;
     } else {
@@ -79,7 +87,8 @@ static double gradcheck(const char *name, gc_fn f, int n_in, craft_tensor **in, 
             double r = fabs(an - num) / (atol + rtol * fabs(num));
             if (r > worst) worst = r;
             if (r > 1 && worst == r)
-                fprintf(stderr, "  %s: input %d element %lld: analytic %.6g numeric %.6g\n", name, k, (long long)i, an, num);
+                fprintf(stderr, "  %s: input %d element %lld: analytic %.6g numeric %.6g\n", name, k,
+                        (long long)i, an, num);
         }
         free(ga);
         craft_zero_grad(x);

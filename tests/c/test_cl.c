@@ -19,14 +19,15 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static int DEV = 1;          /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
+static int DEV = 1; /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
 static craft_cl_info INFO;
 
 /* ---------------------------------------------------------------- helpers -- */
 #include "cl_check.h"
 
 /* cl result vs cpu result: same shape, every |d - c| <= atol + rtol |c| (NaN matches NaN) */
-static void compare(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol, double atol) {
+static void compare(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol,
+                    double atol) {
     compare_cl(what, cpu, dev, rtol, atol, DEV, 1);
 }
 
@@ -34,9 +35,10 @@ static void compare(const char *what, const craft_tensor *cpu, const craft_tenso
 static void compare_bits(const char *what, const craft_tensor *cpu, const craft_tensor *dev) {
     size_t es = craft_dtype_size(cpu->dtype), n = (size_t)cpu->numel * es;
     char *a = malloc(n + 1), *b = malloc(n + 1);
-    int ok = a && b && cpu->dtype == dev->dtype && cpu->numel == dev->numel && !craft_tensor_read(cpu, cpu->dtype, a, n) &&
-             !craft_tensor_read(dev, dev->dtype, b, n);
-    CHECK_MSG(ok && !memcmp(a, b, n), "%s: %s vs %s differ (%s)", what, craft_shape_str(cpu), craft_shape_str(dev), craft_last_error());
+    int ok = a && b && cpu->dtype == dev->dtype && cpu->numel == dev->numel &&
+        !craft_tensor_read(cpu, cpu->dtype, a, n) && !craft_tensor_read(dev, dev->dtype, b, n);
+    CHECK_MSG(ok && !memcmp(a, b, n), "%s: %s vs %s differ (%s)", what, craft_shape_str(cpu),
+              craft_shape_str(dev), craft_last_error());
     free(a);
     free(b);
 }
@@ -54,7 +56,8 @@ static void test_devices(void) {
     craft_cl_info bad;
     CHECK_ERR(craft_cl_device_info(n, &bad), CRAFT_EDEVICE);
     CHECK(strstr(craft_last_error(), "no OpenCL device") != NULL);
-    fprintf(stderr, "  cl:%d %s (%s), %s, fp16 %d fp64 %d\n", DEV - 1, INFO.name, INFO.platform, INFO.opencl_c_version, INFO.fp16, INFO.fp64);
+    fprintf(stderr, "  cl:%d %s (%s), %s, fp16 %d fp64 %d\n", DEV - 1, INFO.name, INFO.platform,
+            INFO.opencl_c_version, INFO.fp16, INFO.fp64);
     CHECK_OK(craft_cl_synchronize(DEV));
     CHECK_OK(craft_cl_synchronize(0));
 }
@@ -85,8 +88,8 @@ static void test_transfers(void) {
     craft_tensor *row = on_dev(a), *dst, *sl, *srow;
     int64_t s3[2] = {9, 6};
     CHECK_OK(craft_zeros(2, s3, CRAFT_F32, DEV, &dst));
-    CHECK_OK(craft_slice(dst, 0, 2, 9, 3, &sl));                    /* rows 2, 5, 8 */
-    CHECK_OK(craft_slice(row, 0, 1, 2, 1, &srow));                 /* [1, 9] */
+    CHECK_OK(craft_slice(dst, 0, 2, 9, 3, &sl));   /* rows 2, 5, 8 */
+    CHECK_OK(craft_slice(row, 0, 1, 2, 1, &srow)); /* [1, 9] */
     craft_tensor *srow_t;
     CHECK_OK(craft_reshape(srow, 1, &s2[1], &srow_t));
     int64_t s4[2] = {3, 6};
@@ -132,7 +135,7 @@ static void test_transfers(void) {
     ok = 1;
     for (int i = 0; i < 54; i++) ok &= outi[i] == i;
     CHECK(ok);
-    CHECK_OK(craft_contiguous(dt_, &ac));   /* clone on the device */
+    CHECK_OK(craft_contiguous(dt_, &ac)); /* clone on the device */
     CHECK(ac->device == DEV && craft_is_contiguous(ac));
     compare_bits("contiguous on device", a, ac);
     release(17, a, at, d, dt_, h, hc, ac, row, dst, sl, srow, srow_t, src6, src6d, vec, one, NULL);
@@ -144,7 +147,8 @@ static void test_convert(void) {
     craft_tensor *f = cpu_uniform(1, &n, 21, -400, 400);
     float *fp = read_all(f);
     /* a few special values: NaN, inf, ties for f16/bf16 rounding, negative zero */
-    float special[8] = {NAN, INFINITY, -INFINITY, 65520.0f, 1.0f + 0x1p-11f, 1.0f + 0x1p-8f, -0.0f, 5.9604645e-08f};
+    float special[8] = {NAN,   INFINITY,      -INFINITY, 65520.0f, 1.0f + 0x1p-11f, 1.0f + 0x1p-8f,
+                        -0.0f, 5.9604645e-08f};
     for (int i = 0; i < 8; i++) fp[i] = special[i];
     craft_tensor *g, *g8, *gi;
     CHECK_OK(craft_from_data(1, &n, CRAFT_F32, fp, &g));
@@ -177,7 +181,10 @@ static void test_convert(void) {
                 char *a = malloc(nb), *b = malloc(nb);
                 craft_tensor_read(ct, t, a, nb);
                 craft_tensor_read(dt_, t, b, nb);
-                if (memcmp(a, b, nb)) { bad++; fprintf(stderr, "  convert %s -> %s differs\n", craft_dtype_name(s), craft_dtype_name(t)); }
+                if (memcmp(a, b, nb)) {
+                    bad++;
+                    fprintf(stderr, "  convert %s -> %s differs\n", craft_dtype_name(s), craft_dtype_name(t));
+                }
                 free(a);
                 free(b);
             }
@@ -214,16 +221,18 @@ static void test_unary(void) {
     int64_t s[2] = {7, 33};
     craft_tensor *x = cpu_uniform(2, s, 5, 0.05f, 3.0f), *xn = cpu_uniform(2, s, 6, -4.0f, 4.0f);
     for (int op = 0; op < CRAFT_UNARY_COUNT; op++) {
-        int positive = op == CRAFT_LOG || op == CRAFT_SQRT || op == CRAFT_RSQRT || op == CRAFT_LOG1P || op == CRAFT_RECIPROCAL;
+        int positive = op == CRAFT_LOG || op == CRAFT_SQRT || op == CRAFT_RSQRT || op == CRAFT_LOG1P ||
+            op == CRAFT_RECIPROCAL;
         craft_tensor *src = positive ? x : xn, *xt, *cx, *dx, *cy, *dy, *cs, *ds;
-        CHECK_OK(craft_transpose(src, 0, 1, &xt));   /* strided input */
+        CHECK_OK(craft_transpose(src, 0, 1, &xt)); /* strided input */
         CHECK_OK(craft_detach(xt, &cx));
         craft_set_requires_grad(cx, 1);
         dx = on_dev(xt);
         craft_set_requires_grad(dx, 1);
         CHECK_OK(craft_unary(op, cx, &cy));
         CHECK_OK(craft_unary(op, dx, &dy));
-        int exact = op == CRAFT_NEG || op == CRAFT_ABS || op == CRAFT_RELU || op == CRAFT_SQUARE || op == CRAFT_SQRT;
+        int exact =
+            op == CRAFT_NEG || op == CRAFT_ABS || op == CRAFT_RELU || op == CRAFT_SQUARE || op == CRAFT_SQRT;
         char what[64];
         snprintf(what, sizeof what, "unary %s", craft_unary_name(op));
         compare(what, cy, dy, exact ? 0 : 1e-5, exact ? 0 : 1e-6);
@@ -285,7 +294,7 @@ static void test_binary(void) {
     CHECK_OK(craft_tensor_read(y2, CRAFT_F32, g, sizeof g));
     CHECK(g[0] == 2 && g[3] == 8);
     craft_tensor *y3;
-    CHECK_OK(craft_binary(CRAFT_SUB, da, b, &y3));       /* a CPU operand is copied over */
+    CHECK_OK(craft_binary(CRAFT_SUB, da, b, &y3)); /* a CPU operand is copied over */
     float r[4];
     CHECK_OK(craft_tensor_read(y3, CRAFT_F32, r, sizeof r));
     CHECK(y3->device == DEV && r[0] == 0 && r[1] == 2 && r[2] == 0 && r[3] == -1);
@@ -355,7 +364,11 @@ static void test_scalar_and_friends(void) {
 static void test_reduce(void) {
     int64_t s[3] = {4, 70, 6}, big = 100003;
     craft_tensor *x = cpu_uniform(3, s, 60, -2, 2), *xb = cpu_uniform(1, &big, 61, -1, 1);
-    struct { int nd; int dims[2]; int keep; } cases[] = {{0, {0}, 0}, {1, {1}, 0}, {1, {-1}, 1}, {2, {0, 2}, 0}, {1, {0}, 1}};
+    struct {
+        int nd;
+        int dims[2];
+        int keep;
+    } cases[] = {{0, {0}, 0}, {1, {1}, 0}, {1, {-1}, 1}, {2, {0, 2}, 0}, {1, {0}, 1}};
     for (int kind = 0; kind < 3; kind++)
         for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
             craft_tensor *cx, *dx, *cy, *dy, *cs, *ds;
@@ -364,9 +377,16 @@ static void test_reduce(void) {
             craft_set_requires_grad(cx, 1);
             craft_set_requires_grad(dx, 1);
             int rc1, rc2;
-            if (kind == 0) { rc1 = craft_sum(cx, cases[k].nd, cases[k].dims, cases[k].keep, &cy); rc2 = craft_sum(dx, cases[k].nd, cases[k].dims, cases[k].keep, &dy); }
-            else if (kind == 1) { rc1 = craft_mean(cx, cases[k].nd, cases[k].dims, cases[k].keep, &cy); rc2 = craft_mean(dx, cases[k].nd, cases[k].dims, cases[k].keep, &dy); }
-            else { rc1 = craft_var(cx, cases[k].nd, cases[k].dims, 1, cases[k].keep, &cy); rc2 = craft_var(dx, cases[k].nd, cases[k].dims, 1, cases[k].keep, &dy); }
+            if (kind == 0) {
+                rc1 = craft_sum(cx, cases[k].nd, cases[k].dims, cases[k].keep, &cy);
+                rc2 = craft_sum(dx, cases[k].nd, cases[k].dims, cases[k].keep, &dy);
+            } else if (kind == 1) {
+                rc1 = craft_mean(cx, cases[k].nd, cases[k].dims, cases[k].keep, &cy);
+                rc2 = craft_mean(dx, cases[k].nd, cases[k].dims, cases[k].keep, &dy);
+            } else {
+                rc1 = craft_var(cx, cases[k].nd, cases[k].dims, 1, cases[k].keep, &cy);
+                rc2 = craft_var(dx, cases[k].nd, cases[k].dims, 1, cases[k].keep, &dy);
+            }
             CHECK(rc1 == 0 && rc2 == 0);
             if (rc1 || rc2) continue;
             char what[64];
@@ -406,8 +426,13 @@ static void test_reduce(void) {
             dxx = on_dev(x);
             craft_set_requires_grad(cxx, 1);
             craft_set_requires_grad(dxx, 1);
-            if (want_max) { CHECK_OK(craft_max(cxx, dim + 1, dim, &cv, &ci)); CHECK_OK(craft_max(dxx, dim + 1, dim, &dv, &di)); }
-            else { CHECK_OK(craft_min(cxx, dim + 1, dim, &cv, &ci)); CHECK_OK(craft_min(dxx, dim + 1, dim, &dv, &di)); }
+            if (want_max) {
+                CHECK_OK(craft_max(cxx, dim + 1, dim, &cv, &ci));
+                CHECK_OK(craft_max(dxx, dim + 1, dim, &dv, &di));
+            } else {
+                CHECK_OK(craft_min(cxx, dim + 1, dim, &cv, &ci));
+                CHECK_OK(craft_min(dxx, dim + 1, dim, &dv, &di));
+            }
             compare("max/min values", cv, dv, 0, 0);
             compare_bits("max/min indices", ci, di);
             CHECK_OK(craft_sum(cv, 0, NULL, 0, &cs));
@@ -426,15 +451,22 @@ static void test_reduce(void) {
 }
 
 /* ------------------------------------------------------------ GEMM -- */
-static void check_matmul(const char *what, int na, const int64_t *sa, int nb, const int64_t *sb, int transpose_b) {
-    craft_tensor *a = cpu_uniform(na, sa, 70, -1, 1), *b0 = cpu_uniform(nb, sb, 71, -1, 1), *da = on_dev(a), *db0 = on_dev(b0);
+static void check_matmul(const char *what, int na, const int64_t *sa, int nb, const int64_t *sb,
+                         int transpose_b) {
+    craft_tensor *a = cpu_uniform(na, sa, 70, -1, 1), *b0 = cpu_uniform(nb, sb, 71, -1, 1), *da = on_dev(a),
+                 *db0 = on_dev(b0);
     craft_tensor *b = NULL, *db = NULL, *cy = NULL, *dy = NULL, *cs = NULL, *ds = NULL;
     craft_set_requires_grad(a, 1);
     craft_set_requires_grad(da, 1);
     craft_set_requires_grad(b0, 1);
     craft_set_requires_grad(db0, 1);
-    if (transpose_b) { CHECK_OK(craft_transpose(b0, -1, -2, &b)); CHECK_OK(craft_transpose(db0, -1, -2, &db)); }
-    else { b = craft_tensor_retain(b0); db = craft_tensor_retain(db0); }
+    if (transpose_b) {
+        CHECK_OK(craft_transpose(b0, -1, -2, &b));
+        CHECK_OK(craft_transpose(db0, -1, -2, &db));
+    } else {
+        b = craft_tensor_retain(b0);
+        db = craft_tensor_retain(db0);
+    }
     int rc = craft_matmul(a, b, &cy), rc2 = rc ? rc : craft_matmul(da, db, &dy);
     CHECK_MSG(rc == 0 && rc2 == 0, "%s: %s", what, craft_last_error());
     if (!rc && !rc2) {
@@ -461,7 +493,8 @@ static void test_gemm(void) {
     check_matmul("matrix @ vector", 2, a2, 1, &v1, 0);
     /* linear with bias */
     int64_t sx[3] = {2, 5, 30}, sw[2] = {10, 30}, sbias = 10;
-    craft_tensor *x = cpu_uniform(3, sx, 80, -1, 1), *w = cpu_uniform(2, sw, 81, -1, 1), *bb = cpu_uniform(1, &sbias, 82, -1, 1);
+    craft_tensor *x = cpu_uniform(3, sx, 80, -1, 1), *w = cpu_uniform(2, sw, 81, -1, 1),
+                 *bb = cpu_uniform(1, &sbias, 82, -1, 1);
     craft_tensor *dx = on_dev(x), *dw = on_dev(w), *dbb = on_dev(bb), *cy, *dy, *cs, *ds;
     craft_tensor *all[6] = {x, w, bb, dx, dw, dbb};
     for (int i = 0; i < 6; i++) craft_set_requires_grad(all[i], 1);
@@ -478,7 +511,8 @@ static void test_gemm(void) {
     release(10, x, w, bb, dx, dw, dbb, cy, dy, cs, ds);
     /* f16 @ f16: HGEMM with cl_khr_fp16, else fp32 compute on converted copies (PoCL); within
      * one f16 rounding of the CPU's f32 product rounded to f16 */
-    craft_tensor *ha = cpu_uniform(2, a2, 83, -1, 1), *hb = cpu_uniform(2, (int64_t[]){30, 10}, 84, -1, 1), *ha16, *hb16, *dha, *dhb;
+    craft_tensor *ha = cpu_uniform(2, a2, 83, -1, 1), *hb = cpu_uniform(2, (int64_t[]){30, 10}, 84, -1, 1),
+                 *ha16, *hb16, *dha, *dhb;
     craft_tensor *c32, *c16, *dy16;
     CHECK_OK(craft_to_dtype(ha, CRAFT_F16, &ha16));
     CHECK_OK(craft_to_dtype(hb, CRAFT_F16, &hb16));
@@ -493,7 +527,8 @@ static void test_gemm(void) {
     CHECK(dy16 && dy16->dtype == CRAFT_F16 && dy16->device == DEV);
     compare("f16 matmul", c16, dy16, INFO.fp16 ? 1e-2 : 1e-3, 1e-3);
     release(12, ha, hb, ha16, hb16, dha, dhb, ha32, hb32, c32, c16, dy16, NULL);
-    fprintf(stderr, "  gemm tests took %.1f s (CLBlast compiles its kernels on first use)\n", craft_now() - t0);
+    fprintf(stderr, "  gemm tests took %.1f s (CLBlast compiles its kernels on first use)\n",
+            craft_now() - t0);
 }
 
 /* craft_cl_launch_count: one per kernel enqueued and per CLBlast call; 0 on the CPU */
@@ -506,10 +541,10 @@ static void test_launch_count(void) {
     int64_t s2[2] = {8, 8};
     craft_tensor *x = cpu_uniform(2, s2, 90, -1, 1), *dx = on_dev(x), *y, *z;
     CHECK_OK(craft_cl_launch_count(DEV, &n0));
-    CHECK_OK(craft_unary(1, dx, &y));   /* exp: one kernel */
+    CHECK_OK(craft_unary(1, dx, &y)); /* exp: one kernel */
     CHECK_OK(craft_cl_launch_count(DEV, &n1));
     CHECK(n1 == n0 + 1);
-    CHECK_OK(craft_matmul(dx, dx, &z));   /* one CLBlast call at least */
+    CHECK_OK(craft_matmul(dx, dx, &z)); /* one CLBlast call at least */
     CHECK_OK(craft_cl_launch_count(DEV, &n2));
     CHECK(n2 > n1);
     release(4, x, dx, y, z);
@@ -524,8 +559,13 @@ static void test_random(void) {
             uint64_t seed = k ? 0xDEADBEEFCAFEull : 7, off = k ? 13 : 0;
             CHECK_OK(craft_empty(1, &n, CRAFT_F32, 0, &c));
             CHECK_OK(craft_empty(1, &n, CRAFT_F32, DEV, &d));
-            if (normal) { CHECK_OK(craft_randn_(c, seed, off)); CHECK_OK(craft_randn_(d, seed, off)); }
-            else { CHECK_OK(craft_rand_(c, seed, off)); CHECK_OK(craft_rand_(d, seed, off)); }
+            if (normal) {
+                CHECK_OK(craft_randn_(c, seed, off));
+                CHECK_OK(craft_randn_(d, seed, off));
+            } else {
+                CHECK_OK(craft_rand_(c, seed, off));
+                CHECK_OK(craft_rand_(d, seed, off));
+            }
             if (!normal || INFO.fp64) compare_bits(normal ? "randn bit for bit" : "rand bit for bit", c, d);
             else compare("randn (no fp64: float formulas)", c, d, 0, 4e-6);
             release(2, c, d);
@@ -564,7 +604,7 @@ static void test_optim(void) {
         CHECK_OK(craft_adamw_step(dp, dg, dm, dv, 1e-2, 0.9, 0.999, 1e-8, 0.01, step));
         release(2, g, dg);
     }
-    double tol = 0;   /* exact with correctly rounded divide/sqrt; PoCL and most GPUs offer them */
+    double tol = 0; /* exact with correctly rounded divide/sqrt; PoCL and most GPUs offer them */
     compare("adamw param", p, dp, tol, tol);
     compare("adamw m", m, dm, 0, 0);
     compare("adamw v", v, dv, 0, 0);
@@ -602,7 +642,7 @@ static void test_to_device_grad(void) {
     CHECK_OK(craft_to_device(x, DEV, &y));
     CHECK(y && y->device == DEV && y->requires_grad);
     CHECK_OK(craft_binary(CRAFT_MUL, y, y, &z));
-    CHECK_OK(craft_to_device(z, 0, &back));                    /* and back to the CPU */
+    CHECK_OK(craft_to_device(z, 0, &back)); /* and back to the CPU */
     CHECK_OK(craft_sum(back, 0, NULL, 0, &t));
     CHECK_OK(craft_backward(t, NULL, 0));
     CHECK(x->grad && x->grad->device == 0);
@@ -628,14 +668,15 @@ static void test_errors(void) {
     int64_t huge = INFO.max_alloc / 4 + 1024;
     CHECK_ERR(craft_empty(1, &huge, CRAFT_F32, DEV, &t), CRAFT_ENOMEM);
     CHECK(strstr(craft_last_error(), "asked for") && strstr(craft_last_error(), "free of"));
-    int64_t m40 = 10 << 20;   /* 40 MiB of f32 */
+    int64_t m40 = 10 << 20; /* 40 MiB of f32 */
     CHECK_OK(craft_empty(1, &m40, CRAFT_F32, DEV, &t));
     CHECK_ERR(craft_empty(1, &m40, CRAFT_F32, DEV, &u), CRAFT_ENOMEM);
     fprintf(stderr, "  expected: %s\n", craft_last_error());
-    CHECK(strstr(craft_last_error(), "asked for 40.0 MiB") && strstr(craft_last_error(), "CRAFT_CL_MEM_LIMIT_MB"));
+    CHECK(strstr(craft_last_error(), "asked for 40.0 MiB") &&
+          strstr(craft_last_error(), "CRAFT_CL_MEM_LIMIT_MB"));
     craft_tensor_release(t);
     t = NULL;
-    CHECK_OK(craft_empty(1, &m40, CRAFT_F32, DEV, &u));      /* usable again, from the cache */
+    CHECK_OK(craft_empty(1, &m40, CRAFT_F32, DEV, &u)); /* usable again, from the cache */
     craft_pool_stats st;
     CHECK_OK(craft_cl_pool_stats(DEV, &st));
     CHECK(st.in_use >= (int64_t)(40 << 20) && st.peak >= st.in_use);
@@ -646,7 +687,8 @@ static void test_errors(void) {
     CHECK_OK(craft_cl_pool_stats(DEV, &st));
     CHECK(st.cached == 0);
     /* a kernel that does not compile: the build log is in the message */
-    CHECK_ERR(craft_cl_build_check(DEV, "__kernel void broken(__global float *x) { x[0] = undefined_name; }"), CRAFT_EDEVICE);
+    CHECK_ERR(craft_cl_build_check(DEV, "__kernel void broken(__global float *x) { x[0] = undefined_name; }"),
+              CRAFT_EDEVICE);
     fprintf(stderr, "  expected: %.200s...\n", craft_last_error());
     CHECK(strstr(craft_last_error(), "build log") && strstr(craft_last_error(), "undefined_name"));
     CHECK_OK(craft_cl_build_check(DEV, "__kernel void fine(__global float *x) { x[0] = 1.0f; }"));
@@ -669,7 +711,8 @@ static void test_cache(void) {
     const char *dir = getenv("CRAFT_CL_CACHE");
     DIR *dd = dir ? opendir(dir) : NULL;
     int found = 0;
-    for (struct dirent *e; dd && (e = readdir(dd));) found |= !strncmp(e->d_name, "cl-", 3) && strstr(e->d_name, ".bin") != NULL;
+    for (struct dirent *e; dd && (e = readdir(dd));)
+        found |= !strncmp(e->d_name, "cl-", 3) && strstr(e->d_name, ".bin") != NULL;
     if (dd) closedir(dd);
     CHECK_MSG(found, "no cl-*.bin program binary in %s", dir ? dir : "(unset)");
 }
@@ -684,7 +727,7 @@ static int child_no_platform(void) {
     craft_tensor *t;
     int64_t s = 3;
     if (craft_empty(1, &s, CRAFT_F32, 1, &t) != CRAFT_EDEVICE) fails++;
-    if (craft_zeros(1, &s, CRAFT_F32, 0, &t) != CRAFT_OK) fails++;   /* the CPU is unaffected */
+    if (craft_zeros(1, &s, CRAFT_F32, 0, &t) != CRAFT_OK) fails++; /* the CPU is unaffected */
     else craft_tensor_release(t);
     return fails ? 1 : 0;
 }
@@ -714,7 +757,10 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--no-platform-child")) return child_no_platform();
     int st = cl_test_open("test_cl");
     if (st >= 0) return st;
-    if (craft_cl_device_info(DEV - 1, &INFO)) { fprintf(stderr, "FAIL device info: %s\n", craft_last_error()); return 1; }
+    if (craft_cl_device_info(DEV - 1, &INFO)) {
+        fprintf(stderr, "FAIL device info: %s\n", craft_last_error());
+        return 1;
+    }
     RUN(test_devices);
     RUN(test_transfers);
     RUN(test_convert);

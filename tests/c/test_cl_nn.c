@@ -17,15 +17,17 @@
 #include <string.h>
 #include <sys/stat.h>
 
-static int DEV = 1;   /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
+static int DEV = 1; /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
 
 #include "cl_check.h"
 
 /* same shape, every |d - c| <= atol + rtol |c| (NaN matches NaN), dev on device `where` */
-static void compare_on(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol, double atol, int where) {
+static void compare_on(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol,
+                       double atol, int where) {
     compare_cl(what, cpu, dev, rtol, atol, where, 1);
 }
-static void compare(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol, double atol) {
+static void compare(const char *what, const craft_tensor *cpu, const craft_tensor *dev, double rtol,
+                    double atol) {
     compare_on(what, cpu, dev, rtol, atol, DEV);
 }
 
@@ -33,20 +35,23 @@ static void compare(const char *what, const craft_tensor *cpu, const craft_tenso
 /* An op over up to 4 inputs (NULL allowed) with its scalar arguments in ctx. */
 typedef int (*op_fn)(craft_tensor **in, const void *ctx, craft_tensor **out);
 
-enum { GRAD = 1, KEEP_CPU = 2 };   /* per input: wants a gradient; stays on the CPU in the cl run */
+enum { GRAD = 1, KEEP_CPU = 2 }; /* per input: wants a gradient; stays on the CPU in the cl run */
 
-typedef struct { double rtol, atol, grtol, gatol; } tols;
+typedef struct {
+    double rtol, atol, grtol, gatol;
+} tols;
 static const tols T_NORM = {1e-5, 1e-6, 1e-5, 1e-5}, T_ATTN = {1e-4, 1e-5, 1e-4, 1e-5};
 
 /* Runs f on the CPU inputs and on their device copies; compares outputs and every gradient. */
-static void check_op(const char *what, op_fn f, const void *ctx, int nin, craft_tensor **in, const int *flags, tols t) {
+static void check_op(const char *what, op_fn f, const void *ctx, int nin, craft_tensor **in, const int *flags,
+                     tols t) {
     craft_tensor *cin[4] = {NULL}, *din[4] = {NULL}, *cy = NULL, *dy = NULL;
     for (int i = 0; i < nin; i++) {
         if (!in[i]) continue;
         CHECK_OK(craft_detach(in[i], &cin[i]));
         din[i] = (flags[i] & KEEP_CPU) ? craft_tensor_retain(cin[i]) : on_dev(in[i]);
         if (flags[i] & GRAD) {
-            if (flags[i] & KEEP_CPU) {   /* its own leaf, so that the two runs' gradients stay apart */
+            if (flags[i] & KEEP_CPU) { /* its own leaf, so that the two runs' gradients stay apart */
                 craft_tensor_release(din[i]);
                 CHECK_OK(craft_detach(in[i], &din[i]));
             }
@@ -56,15 +61,16 @@ static void check_op(const char *what, op_fn f, const void *ctx, int nin, craft_
     }
     char msg[160];
     int rc1 = f(cin, ctx, &cy), rc2 = f(din, ctx, &dy);
-    CHECK_MSG(rc1 == CRAFT_OK && rc2 == CRAFT_OK, "%s: cpu %d, cl %d: %s", what, rc1, rc2, craft_last_error());
+    CHECK_MSG(rc1 == CRAFT_OK && rc2 == CRAFT_OK, "%s: cpu %d, cl %d: %s", what, rc1, rc2,
+              craft_last_error());
     if (rc1 || rc2) goto done;
     snprintf(msg, sizeof msg, "%s forward", what);
     compare(msg, cy, dy, t.rtol, t.atol);
     int any = 0;
     for (int i = 0; i < nin; i++) any |= in[i] && (flags[i] & GRAD);
     if (any) {
-        craft_tensor *w = cpu_uniform(cy->ndim, cy->shape, 777, -1.0f, 1.0f), *wd = on_dev(w), *pc = NULL, *pd = NULL, *sc = NULL,
-                     *sd = NULL;
+        craft_tensor *w = cpu_uniform(cy->ndim, cy->shape, 777, -1.0f, 1.0f), *wd = on_dev(w), *pc = NULL,
+                     *pd = NULL, *sc = NULL, *sd = NULL;
         CHECK_OK(craft_binary(CRAFT_MUL, cy, w, &pc));
         CHECK_OK(craft_binary(CRAFT_MUL, dy, wd, &pd));
         CHECK_OK(craft_sum(pc, 0, NULL, 0, &sc));
@@ -84,19 +90,25 @@ done:
 }
 
 /* ---------------------------------------------------------------- softmax -- */
-typedef struct { int dim, log; } smx_ctx;
+typedef struct {
+    int dim, log;
+} smx_ctx;
 static int run_smx(craft_tensor **in, const void *c, craft_tensor **out) {
     const smx_ctx *s = c;
     return s->log ? craft_log_softmax(in[0], s->dim, out) : craft_softmax(in[0], s->dim, out);
 }
 
 static void test_softmax(void) {
-    static const struct { int nd; int64_t shape[3]; int dim; } cases[] = {
-        {2, {7, 33}, -1},      /* short rows */
-        {2, {3, 300}, 1},      /* a row longer than a work-group */
-        {3, {4, 5, 6}, 1},     /* columns */
-        {3, {5, 3, 7}, 0},     /* columns, outer 1 */
-        {3, {2, 700, 3}, 1},   /* long columns */
+    static const struct {
+        int nd;
+        int64_t shape[3];
+        int dim;
+    } cases[] = {
+        {2, {7, 33}, -1},    /* short rows */
+        {2, {3, 300}, 1},    /* a row longer than a work-group */
+        {3, {4, 5, 6}, 1},   /* columns */
+        {3, {5, 3, 7}, 0},   /* columns, outer 1 */
+        {3, {2, 700, 3}, 1}, /* long columns */
         {1, {1}, 0},
     };
     int flags[1] = {GRAD};
@@ -105,7 +117,8 @@ static void test_softmax(void) {
             craft_tensor *x = cpu_uniform(cases[c].nd, cases[c].shape, 10 + c, -6.0f, 6.0f);
             smx_ctx ctx = {cases[c].dim, lg};
             char what[64];
-            snprintf(what, sizeof what, "%s %s dim %d", lg ? "log_softmax" : "softmax", craft_shape_str(x), cases[c].dim);
+            snprintf(what, sizeof what, "%s %s dim %d", lg ? "log_softmax" : "softmax", craft_shape_str(x),
+                     cases[c].dim);
             check_op(what, run_smx, &ctx, 1, &x, flags, T_NORM);
             craft_tensor_release(x);
         }
@@ -131,7 +144,10 @@ static void test_softmax(void) {
 }
 
 /* ------------------------------------------------------------------ norms -- */
-typedef struct { int groups; double eps; } norm_ctx;
+typedef struct {
+    int groups;
+    double eps;
+} norm_ctx;
 static int run_gn(craft_tensor **in, const void *c, craft_tensor **out) {
     const norm_ctx *n = c;
     return craft_group_norm(in[0], n->groups, in[1], in[2], n->eps, out);
@@ -142,13 +158,17 @@ static int run_ln(craft_tensor **in, const void *c, craft_tensor **out) {
 }
 
 static void test_norms(void) {
-    static const struct { int nd; int64_t shape[4]; int groups, affine; } gn[] = {
-        {4, {2, 6, 5, 7}, 3, 3},    /* weight and bias */
-        {3, {3, 8, 17}, 8, 3},      /* one channel per group */
-        {3, {2, 5, 9}, 1, 1},       /* one group, weight only */
-        {4, {2, 4, 20, 20}, 2, 3},  /* rows of 800 > a work-group */
-        {4, {2, 6, 3, 3}, 2, 0},    /* no affine */
-        {2, {4, 6}, 2, 2},          /* no spatial dims, bias only */
+    static const struct {
+        int nd;
+        int64_t shape[4];
+        int groups, affine;
+    } gn[] = {
+        {4, {2, 6, 5, 7}, 3, 3},   /* weight and bias */
+        {3, {3, 8, 17}, 8, 3},     /* one channel per group */
+        {3, {2, 5, 9}, 1, 1},      /* one group, weight only */
+        {4, {2, 4, 20, 20}, 2, 3}, /* rows of 800 > a work-group */
+        {4, {2, 6, 3, 3}, 2, 0},   /* no affine */
+        {2, {4, 6}, 2, 2},         /* no spatial dims, bias only */
     };
     for (size_t c = 0; c < sizeof gn / sizeof gn[0]; c++) {
         int64_t C = gn[c].shape[1];
@@ -162,13 +182,15 @@ static void test_norms(void) {
         check_op(what, run_gn, &ctx, 3, in, flags, T_NORM);
         release(3, in[0], in[1], in[2]);
     }
-    static const struct { int nd; int64_t shape[4]; int nnorm, affine; } ln[] = {
-        {2, {6, 37}, 1, 3},
-        {3, {3, 4, 300}, 1, 3},     /* rows longer than a work-group */
-        {4, {2, 3, 5, 7}, 2, 3},    /* two normalised dims */
-        {2, {5, 19}, 1, 0},
-        {2, {70, 3}, 1, 1},         /* many short rows, weight only */
-        {3, {2, 3, 33}, 3, 2},      /* everything one row, bias only */
+    static const struct {
+        int nd;
+        int64_t shape[4];
+        int nnorm, affine;
+    } ln[] = {
+        {2, {6, 37}, 1, 3},      {3, {3, 4, 300}, 1, 3}, /* rows longer than a work-group */
+        {4, {2, 3, 5, 7}, 2, 3},                         /* two normalised dims */
+        {2, {5, 19}, 1, 0},      {2, {70, 3}, 1, 1},     /* many short rows, weight only */
+        {3, {2, 3, 33}, 3, 2},                           /* everything one row, bias only */
     };
     for (size_t c = 0; c < sizeof ln / sizeof ln[0]; c++) {
         const int64_t *ns = ln[c].shape + ln[c].nd - ln[c].nnorm;
@@ -185,7 +207,7 @@ static void test_norms(void) {
     /* a strided input, only the weight wanting a gradient */
     int64_t s[3] = {4, 3, 10}, C = 3;
     craft_tensor *x = cpu_uniform(3, s, 80, -1.0f, 1.0f), *xt, *w = cpu_uniform(1, &C, 81, 0.5f, 2.0f);
-    CHECK_OK(craft_transpose(x, 0, 2, &xt));   /* [10, 3, 4] */
+    CHECK_OK(craft_transpose(x, 0, 2, &xt)); /* [10, 3, 4] */
     craft_tensor *in[3] = {xt, w, NULL};
     int flags[3] = {0, GRAD, 0};
     norm_ctx ctx = {3, 1e-6};
@@ -202,19 +224,25 @@ static void test_norms(void) {
 }
 
 /* -------------------------------------------------------------- attention -- */
-typedef struct { double scale; int causal; } attn_ctx;
+typedef struct {
+    double scale;
+    int causal;
+} attn_ctx;
 static int run_sdpa(craft_tensor **in, const void *c, craft_tensor **out) {
     const attn_ctx *a = c;
     return craft_sdpa(in[0], in[1], in[2], in[3], a->scale, a->causal, out);
 }
 
-static void attn_case(const char *what, int nq, const int64_t *sq, int nk, const int64_t *sk, int nv, const int64_t *sv, int nm,
-                      const int64_t *sm, int mask_cpu, double scale, int causal, uint64_t seed) {
+static void attn_case(const char *what, int nq, const int64_t *sq, int nk, const int64_t *sk, int nv,
+                      const int64_t *sv, int nm, const int64_t *sm, int mask_cpu, double scale, int causal,
+                      uint64_t seed) {
     craft_tensor *in[4] = {cpu_uniform(nq, sq, seed, -1.5f, 1.5f), cpu_uniform(nk, sk, seed + 1, -1.5f, 1.5f),
-                           cpu_uniform(nv, sv, seed + 2, -1.0f, 1.0f), nm ? cpu_uniform(nm, sm, seed + 3, -2.0f, 1.0f) : NULL};
-    if (in[3]) {   /* some keys hidden outright (never a whole row) */
+                           cpu_uniform(nv, sv, seed + 2, -1.0f, 1.0f),
+                           nm ? cpu_uniform(nm, sm, seed + 3, -2.0f, 1.0f) : NULL};
+    if (in[3]) { /* some keys hidden outright (never a whole row) */
         float *m = read_all(in[3]);
-        for (int64_t i = 0; m && i < in[3]->numel; i += 5) if (i % sm[nm - 1]) m[i] = -INFINITY;
+        for (int64_t i = 0; m && i < in[3]->numel; i += 5)
+            if (i % sm[nm - 1]) m[i] = -INFINITY;
         craft_tensor_write(in[3], CRAFT_F32, m, (size_t)in[3]->numel * sizeof(float));
         free(m);
     }
@@ -246,7 +274,8 @@ static void test_attention(void) {
     craft_cl_sdpa_set_chunk_bytes(0);
     /* a transposed q (column stride != 1) is copied for CLBlast */
     int64_t qt[4] = {2, 3, 8, 17};
-    craft_tensor *qq = cpu_uniform(4, qt, 170, -1, 1), *qv, *kk = cpu_uniform(4, k, 171, -1, 1), *vv = cpu_uniform(4, v, 172, -1, 1);
+    craft_tensor *qq = cpu_uniform(4, qt, 170, -1, 1), *qv, *kk = cpu_uniform(4, k, 171, -1, 1),
+                 *vv = cpu_uniform(4, v, 172, -1, 1);
     CHECK_OK(craft_transpose(qq, -1, -2, &qv));
     craft_tensor *in[4] = {qv, kk, vv, NULL};
     int flags[4] = {GRAD, 0, GRAD, 0};
@@ -259,7 +288,10 @@ static void test_attention(void) {
 }
 
 /* ----------------------------------------------------------------- losses -- */
-typedef struct { int dim, reduction; double eps; } loss_ctx;
+typedef struct {
+    int dim, reduction;
+    double eps;
+} loss_ctx;
 static int run_l2n(craft_tensor **in, const void *c, craft_tensor **out) {
     const loss_ctx *l = c;
     return craft_l2_normalize(in[0], l->dim, l->eps, out);
@@ -299,17 +331,20 @@ static void test_l2_cos(void) {
     l.dim = 1;
     l.eps = 1e-8;
     check_op("cosine_similarity rows", run_cos, &l, 2, in, flags, T_NORM);
-    in[0] = x3; in[1] = y3;
+    in[0] = x3;
+    in[1] = y3;
     l.dim = 0;
     check_op("cosine_similarity dim 0", run_cos, &l, 2, in, flags, T_NORM);
     int64_t sa[3] = {4, 1, 16}, sb[2] = {3, 16};
     craft_tensor *a = cpu_uniform(3, sa, 204, -1, 1), *b = cpu_uniform(2, sb, 205, -1, 1);
-    in[0] = a; in[1] = b;
+    in[0] = a;
+    in[1] = b;
     l.dim = -1;
     check_op("cosine_similarity broadcast", run_cos, &l, 2, in, flags, T_NORM);
     int mixed[2] = {GRAD, GRAD | KEEP_CPU};
     check_op("cosine_similarity with a CPU operand", run_cos, &l, 2, in, mixed, T_NORM);
-    in[0] = z; in[1] = x3;
+    in[0] = z;
+    in[1] = x3;
     int64_t s310[2] = {3, 10};
     craft_tensor *w = cpu_uniform(2, s310, 206, -1, 1);
     in[1] = w;
@@ -319,7 +354,8 @@ static void test_l2_cos(void) {
 
 static void test_mse(void) {
     int64_t s[2] = {5, 37}, s1 = 37;
-    craft_tensor *a = cpu_uniform(2, s, 300, -2, 2), *b = cpu_uniform(2, s, 301, -2, 2), *bb = cpu_uniform(1, &s1, 302, -2, 2);
+    craft_tensor *a = cpu_uniform(2, s, 300, -2, 2), *b = cpu_uniform(2, s, 301, -2, 2),
+                 *bb = cpu_uniform(1, &s1, 302, -2, 2);
     int flags[2] = {GRAD, GRAD};
     for (int r = 0; r < 3; r++) {
         loss_ctx l = {0, r, 0};
@@ -341,29 +377,38 @@ static void test_mse(void) {
 }
 
 static craft_tensor *targets(int nd, const int64_t *shape, int64_t C, uint64_t seed, int dtype) {
-    craft_tensor *u = cpu_uniform(nd, shape, seed, 0.0f, (float)C - 0.01f), *t;   /* truncation: floor */
+    craft_tensor *u = cpu_uniform(nd, shape, seed, 0.0f, (float)C - 0.01f), *t; /* truncation: floor */
     CHECK_OK(craft_to_dtype(u, dtype, &t));
     craft_tensor_release(u);
     return t;
 }
 
 static void test_cross_entropy(void) {
-    static const struct { int nd; int64_t shape[4]; } cases[] = {
-        {2, {6, 11}}, {4, {3, 5, 4, 3}}, {2, {4, 300}}, {1, {7}},
+    static const struct {
+        int nd;
+        int64_t shape[4];
+    } cases[] = {
+        {2, {6, 11}},
+        {4, {3, 5, 4, 3}},
+        {2, {4, 300}},
+        {1, {7}},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         int nd = cases[c].nd, cdim = nd == 1 ? 0 : 1;
         int64_t C = cases[c].shape[cdim], ts[3];
         int tnd = 0;
-        for (int i = 0; i < nd; i++) if (i != cdim) ts[tnd++] = cases[c].shape[i];
-        craft_tensor *x = cpu_uniform(nd, cases[c].shape, 400 + c, -4, 4), *t = targets(tnd, ts, C, 410 + c, CRAFT_I64);
+        for (int i = 0; i < nd; i++)
+            if (i != cdim) ts[tnd++] = cases[c].shape[i];
+        craft_tensor *x = cpu_uniform(nd, cases[c].shape, 400 + c, -4, 4),
+                     *t = targets(tnd, ts, C, 410 + c, CRAFT_I64);
         for (int r = 0; r < 3; r++)
             for (int sm = 0; sm < 2; sm++) {
                 loss_ctx l = {0, r, sm ? 0.1 : 0.0};
                 craft_tensor *in[2] = {x, t};
-                int flags[2] = {GRAD, (r + sm) % 2 ? KEEP_CPU : 0};   /* targets on either device */
+                int flags[2] = {GRAD, (r + sm) % 2 ? KEEP_CPU : 0}; /* targets on either device */
                 char what[96];
-                snprintf(what, sizeof what, "cross_entropy %s reduction %d smoothing %g", craft_shape_str(x), r, l.eps);
+                snprintf(what, sizeof what, "cross_entropy %s reduction %d smoothing %g", craft_shape_str(x),
+                         r, l.eps);
                 check_op(what, run_ce, &l, 2, in, flags, T_NORM);
             }
         release(2, x, t);
@@ -386,7 +431,8 @@ static void test_cross_entropy(void) {
 static void test_empty(void) {
     int flags[4] = {GRAD, GRAD, GRAD, 0};
     int64_t e1[2] = {0, 5}, e2[3] = {3, 0, 4}, e3[3] = {2, 4, 0}, C = 4;
-    craft_tensor *a = cpu_uniform(2, e1, 500, -1, 1), *b = cpu_uniform(3, e2, 501, -1, 1), *c = cpu_uniform(3, e3, 502, -1, 1);
+    craft_tensor *a = cpu_uniform(2, e1, 500, -1, 1), *b = cpu_uniform(3, e2, 501, -1, 1),
+                 *c = cpu_uniform(3, e3, 502, -1, 1);
     smx_ctx sc = {1, 0};
     check_op("softmax of [0, 5]", run_smx, &sc, 1, &a, flags, T_NORM);
     check_op("softmax over an empty dim", run_smx, &sc, 1, &b, flags, T_NORM);
@@ -400,12 +446,15 @@ static void test_empty(void) {
     check_op("l2_normalize over an empty dim", run_l2n, &l, 1, &b, flags, T_NORM);
     craft_tensor *min[2] = {a, a};
     check_op("mse_loss mean of nothing", run_mse, &l, 2, min, flags, T_NORM);
-    int64_t q[3] = {2, 3, 4}, k0[3] = {2, 0, 4}, v0[3] = {2, 0, 3}, q0[3] = {2, 0, 4}, k[3] = {2, 5, 4}, v[3] = {2, 5, 3};
-    craft_tensor *ain[4] = {cpu_uniform(3, q, 505, -1, 1), cpu_uniform(3, k0, 506, -1, 1), cpu_uniform(3, v0, 507, -1, 1), NULL};
+    int64_t q[3] = {2, 3, 4}, k0[3] = {2, 0, 4}, v0[3] = {2, 0, 3}, q0[3] = {2, 0, 4}, k[3] = {2, 5, 4},
+            v[3] = {2, 5, 3};
+    craft_tensor *ain[4] = {cpu_uniform(3, q, 505, -1, 1), cpu_uniform(3, k0, 506, -1, 1),
+                            cpu_uniform(3, v0, 507, -1, 1), NULL};
     attn_ctx ac = {0, 0};
     check_op("sdpa without keys", run_sdpa, &ac, 4, ain, flags, T_ATTN);
     release(3, ain[0], ain[1], ain[2]);
-    craft_tensor *bin[4] = {cpu_uniform(3, q0, 508, -1, 1), cpu_uniform(3, k, 509, -1, 1), cpu_uniform(3, v, 510, -1, 1), NULL};
+    craft_tensor *bin[4] = {cpu_uniform(3, q0, 508, -1, 1), cpu_uniform(3, k, 509, -1, 1),
+                            cpu_uniform(3, v, 510, -1, 1), NULL};
     check_op("sdpa without queries", run_sdpa, &ac, 4, bin, flags, T_ATTN);
     release(3, bin[0], bin[1], bin[2]);
     release(5, a, b, c, gin[1], gin[2]);
@@ -416,7 +465,8 @@ static void test_empty(void) {
  * -> linear + residual -> cross_entropy over 16 classes + 0.1 mse; p: ln w, ln b, Wqkv, Wo */
 enum { NP = 4 };
 static int block_loss(craft_tensor **p, const craft_tensor *x, const craft_tensor *tg, craft_tensor **loss) {
-    craft_tensor *h = NULL, *qkv = NULL, *q = NULL, *k = NULL, *v = NULL, *a = NULL, *o = NULL, *r = NULL, *l2 = NULL;
+    craft_tensor *h = NULL, *qkv = NULL, *q = NULL, *k = NULL, *v = NULL, *a = NULL, *o = NULL, *r = NULL,
+                 *l2 = NULL;
     craft_tensor *ce = NULL, *mse = NULL, *ms = NULL;
     int64_t s2[2] = {16, 16};
     int rc = craft_layer_norm(x, 1, p[0], p[1], 1e-5, &h);
@@ -447,14 +497,17 @@ static void test_train_block(void) {
         craft_set_requires_grad(dp[i], 1);
     }
     int64_t xs[3] = {2, 8, 16}, n16 = 16;
-    craft_tensor *x = cpu_uniform(3, xs, 610, -1, 1), *tg = targets(1, &n16, 16, 611, CRAFT_I64), *dx = on_dev(x);
+    craft_tensor *x = cpu_uniform(3, xs, 610, -1, 1), *tg = targets(1, &n16, 16, 611, CRAFT_I64),
+                 *dx = on_dev(x);
     enum { STEPS = 10 };
     /* the targets stay on the CPU for both */
     cl_train_result r = cl_train_pair("attention block", NP, cp, dp, STEPS, 2e-2, block_loss, x, tg, dx, tg);
-    CHECK_MSG(r.agree == STEPS, "losses agree to 1e-4 relative at %d of %d steps (worst %.3g)", r.agree, STEPS, r.worst);
+    CHECK_MSG(r.agree == STEPS, "losses agree to 1e-4 relative at %d of %d steps (worst %.3g)", r.agree,
+              STEPS, r.worst);
     CHECK_MSG(r.last < 0.9 * r.first, "the block did not learn: loss %.6g -> %.6g", r.first, r.last);
-    fprintf(stderr, "  attention block, %d AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g\n", STEPS, r.first,
-            r.last, r.worst);
+    fprintf(stderr,
+            "  attention block, %d AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g\n",
+            STEPS, r.first, r.last, r.worst);
     for (int i = 0; i < NP; i++) release(2, cp[i], dp[i]);
     release(3, x, tg, dx);
 }

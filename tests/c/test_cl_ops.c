@@ -9,7 +9,7 @@
 #include "core/backend.h"
 #include <string.h>
 
-static int DEV = 1;   /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
+static int DEV = 1; /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
 #include "cl_check.h"
 
 /* input kinds */
@@ -20,9 +20,14 @@ struct op_case {
     char name[64];
     op_fn fn;
     int nin;
-    struct { int nd; int64_t shape[5]; int kind, grad; int64_t lim; } in[4];
-    int a, b;          /* op codes, dims, modes */
-    double x;          /* a scalar argument */
+    struct {
+        int nd;
+        int64_t shape[5];
+        int kind, grad;
+        int64_t lim;
+    } in[4];
+    int a, b; /* op codes, dims, modes */
+    double x; /* a scalar argument */
     double rtol, atol;
 };
 
@@ -46,7 +51,7 @@ static void in(op_case *c, int kind, int grad, int nd, int64_t s0, int64_t s1, i
     for (int k = 0; k < nd; k++) c->in[i].shape[k] = s[k];
     c->in[i].kind = kind;
     c->in[i].grad = grad;
-    c->in[i].lim = 5;   /* IN_IDX: indices in [0, lim) */
+    c->in[i].lim = 5; /* IN_IDX: indices in [0, lim) */
 }
 
 static craft_tensor *make_input(const op_case *c, int i, uint64_t seed) {
@@ -60,7 +65,7 @@ static craft_tensor *make_input(const op_case *c, int i, uint64_t seed) {
         return t;
     case IN_POS: return cpu_uniform(nd, s, seed, 0.5f, 2.0f);
     case IN_WIDE: return cpu_uniform(nd, s, seed, -300.0f, 300.0f);
-    case IN_MASK: {   /* 0 / 1 */
+    case IN_MASK: { /* 0 / 1 */
         craft_tensor *half;
         u = cpu_uniform(nd, s, seed, 0, 1);
         craft_full(0, NULL, CRAFT_F32, 0.5, &half);
@@ -79,13 +84,27 @@ static craft_tensor *make_input(const op_case *c, int i, uint64_t seed) {
 }
 
 /* --------------------------------------------------------------- the ops */
-static int f_unary(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_unary(c->a, x[0], y); }
-static int f_binary(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_binary(c->a, x[0], x[1], y); }
-static int f_scalar(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_binary_scalar(c->a, x[0], c->x, c->b, y); }
-static int f_compare(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_compare(c->a, x[0], x[1], y); }
-static int f_clamp(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_clamp(x[0], -0.5, 0.7, y); }
-static int f_where(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_where(x[0], x[1], x[2], y); }
-static int f_lerp(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_lerp(x[0], x[1], 0.3, y); }
+static int f_unary(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_unary(c->a, x[0], y);
+}
+static int f_binary(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_binary(c->a, x[0], x[1], y);
+}
+static int f_scalar(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_binary_scalar(c->a, x[0], c->x, c->b, y);
+}
+static int f_compare(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_compare(c->a, x[0], x[1], y);
+}
+static int f_clamp(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_clamp(x[0], -0.5, 0.7, y);
+}
+static int f_where(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_where(x[0], x[1], x[2], y);
+}
+static int f_lerp(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_lerp(x[0], x[1], 0.3, y);
+}
 static int f_reduce(const op_case *c, craft_tensor **x, craft_tensor **y) {
     int dims[2] = {c->b, c->b + 1};
     if (c->a == 0) return craft_sum(x[0], 2, dims, 1, y);
@@ -93,11 +112,21 @@ static int f_reduce(const op_case *c, craft_tensor **x, craft_tensor **y) {
     if (c->a == 2) return craft_var(x[0], 2, dims, 1, 0, y);
     return craft_sum(x[0], 0, NULL, 0, y);
 }
-static int f_max(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_max(x[0], c->b, 1, y, NULL); }
-static int f_min(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_min(x[0], c->b, 0, y, NULL); }
-static int f_argmax(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_argmax(x[0], c->b, 0, y); }
-static int f_matmul(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_matmul(x[0], x[1], y); }
-static int f_linear(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_linear(x[0], x[1], c->nin > 2 ? x[2] : NULL, y); }
+static int f_max(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_max(x[0], c->b, 1, y, NULL);
+}
+static int f_min(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_min(x[0], c->b, 0, y, NULL);
+}
+static int f_argmax(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_argmax(x[0], c->b, 0, y);
+}
+static int f_matmul(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_matmul(x[0], x[1], y);
+}
+static int f_linear(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_linear(x[0], x[1], c->nin > 2 ? x[2] : NULL, y);
+}
 static int f_conv(const op_case *c, craft_tensor **x, craft_tensor **y) {
     int st[2] = {c->a, c->a}, pd[2] = {1, 1}, dl[2] = {1, 1};
     return craft_conv2d(x[0], x[1], c->nin > 2 ? x[2] : NULL, st, pd, dl, c->b, y);
@@ -115,16 +144,26 @@ static int f_layer_norm(const op_case *c, craft_tensor **x, craft_tensor **y) {
 static int f_softmax(const op_case *c, craft_tensor **x, craft_tensor **y) {
     return c->a ? craft_log_softmax(x[0], c->b, y) : craft_softmax(x[0], c->b, y);
 }
-static int f_sdpa(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_sdpa(x[0], x[1], x[2], c->nin > 3 ? x[3] : NULL, 0, c->a, y); }
-static int f_concat(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_concat(2, x, c->b, y); }
+static int f_sdpa(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_sdpa(x[0], x[1], x[2], c->nin > 3 ? x[3] : NULL, 0, c->a, y);
+}
+static int f_concat(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_concat(2, x, c->b, y);
+}
 static int f_pad(const op_case *c, craft_tensor **x, craft_tensor **y) {
     int64_t pads[4] = {1, 2, 2, 1};
     if (c->a == 0) pads[0] = -1;
     return craft_pad(x[0], 2, pads, c->a, 0.25, y);
 }
-static int f_interp(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_interpolate(x[0], 11, 7, c->a, c->b, y); }
-static int f_pool(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_avg_pool2d(x[0], 3, 2, 1, y); }
-static int f_embedding(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_embedding(x[0], x[1], y); }
+static int f_interp(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_interpolate(x[0], 11, 7, c->a, c->b, y);
+}
+static int f_pool(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_avg_pool2d(x[0], 3, 2, 1, y);
+}
+static int f_embedding(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_embedding(x[0], x[1], y);
+}
 static int f_timestep(const op_case *c, craft_tensor **x, craft_tensor **y) {
     craft_tensor *t;
     int rc = craft_to_dtype(x[0], CRAFT_F32, &t);
@@ -132,10 +171,18 @@ static int f_timestep(const op_case *c, craft_tensor **x, craft_tensor **y) {
     craft_tensor_release(t);
     return rc;
 }
-static int f_l2n(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_l2_normalize(x[0], c->b, 1e-12, y); }
-static int f_cos(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_cosine_similarity(x[0], x[1], c->b, 1e-8, y); }
-static int f_ce(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_cross_entropy(x[0], x[1], c->a, c->x, y); }
-static int f_mse(const op_case *c, craft_tensor **x, craft_tensor **y) { return craft_mse_loss(x[0], x[1], c->a, y); }
+static int f_l2n(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_l2_normalize(x[0], c->b, 1e-12, y);
+}
+static int f_cos(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_cosine_similarity(x[0], x[1], c->b, 1e-8, y);
+}
+static int f_ce(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_cross_entropy(x[0], x[1], c->a, c->x, y);
+}
+static int f_mse(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_mse_loss(x[0], x[1], c->a, y);
+}
 static int f_to_dtype(const op_case *c, craft_tensor **x, craft_tensor **y) {
     craft_tensor *t;
     int rc = craft_to_dtype(x[0], c->a, &t);
@@ -181,7 +228,7 @@ static int f_optim(const op_case *c, craft_tensor **x, craft_tensor **y) {
         else if (c->a == 1) rc = craft_sgd_step(p, g, m, 0.1, 0.9, 1e-3, step & 1);
         else rc = craft_ema_update(p, g, 0.9);
     }
-    if (!rc && c->a == 3) {   /* clip a copy of the gradient; its norm too */
+    if (!rc && c->a == 3) { /* clip a copy of the gradient; its norm too */
         craft_tensor *gc = NULL;
         double norm = 0;
         rc = fresh(g, &gc);
@@ -198,7 +245,8 @@ static int f_optim(const op_case *c, craft_tensor **x, craft_tensor **y) {
 static void build_cases(void) {
     char nm[64];
     for (int op = 0; op < CRAFT_UNARY_COUNT; op++) {
-        int pos = op == CRAFT_LOG || op == CRAFT_SQRT || op == CRAFT_RSQRT || op == CRAFT_RECIPROCAL || op == CRAFT_LOG1P;
+        int pos = op == CRAFT_LOG || op == CRAFT_SQRT || op == CRAFT_RSQRT || op == CRAFT_RECIPROCAL ||
+            op == CRAFT_LOG1P;
         snprintf(nm, sizeof nm, "unary %s", craft_unary_name(op));
         op_case *c = add(nm, f_unary, 1e-5, 1e-6);
         c->a = op;
@@ -228,7 +276,7 @@ static void build_cases(void) {
     }
     op_case *c = add("clamp", f_clamp, 0, 0);
     in(c, IN_NORMAL, 1, 2, 6, 11, 0, 0);
-    c = add("where", f_where, 1e-5, 1e-6);   /* the broadcast operand's gradient is a sum */
+    c = add("where", f_where, 1e-5, 1e-6); /* the broadcast operand's gradient is a sum */
     in(c, IN_MASK, 0, 2, 6, 11, 0, 0);
     in(c, IN_NORMAL, 1, 2, 6, 11, 0, 0);
     in(c, IN_NORMAL, 1, 1, 11, 0, 0, 0);
@@ -323,7 +371,8 @@ static void build_cases(void) {
     }
     for (int m = 0; m < 2; m++)
         for (int ac = 0; ac < 2 - (m == 0); ac++) {
-            snprintf(nm, sizeof nm, "interpolate %s%s", m ? "bilinear" : "nearest", ac ? " align_corners" : "");
+            snprintf(nm, sizeof nm, "interpolate %s%s", m ? "bilinear" : "nearest",
+                     ac ? " align_corners" : "");
             c = add(nm, f_interp, 1e-5, 1e-6);
             c->a = m;
             c->b = ac;
@@ -373,7 +422,8 @@ static void build_cases(void) {
     in(c, IN_NORMAL, 0, 2, 7, 9, 0, 0);
     const char *inames[6] = {"copy_", "fill_", "axpy_", "scale_", "randn_", "rand_"};
     for (int k = 0; k < 6; k++) {
-        c = add(inames[k], f_inplace, k == 4 ? 1e-6 : 0, k == 4 ? 4e-6 : 0);   /* normals: float formulas without fp64 */
+        c = add(inames[k], f_inplace, k == 4 ? 1e-6 : 0,
+                k == 4 ? 4e-6 : 0); /* normals: float formulas without fp64 */
         c->a = k;
         in(c, IN_NORMAL, 0, 2, 7, 9, 0, 0);
         in(c, IN_NORMAL, 0, 1, 9, 0, 0, 0);
@@ -433,8 +483,9 @@ static void test_every_op(void) {
 /* the device's back end offers every kernel the CPU's does */
 static void test_kernel_table(void) {
     for (int k = 0; k < CRAFT_K_COUNT; k++)
-        CHECK_MSG(craft_device_supports(DEV, k, CRAFT_F32) == craft_device_supports(0, k, CRAFT_F32), "kernel %s: cpu %d, cl:%d %d",
-                  craft_kernel_name(k), craft_device_supports(0, k, CRAFT_F32), DEV - 1, craft_device_supports(DEV, k, CRAFT_F32));
+        CHECK_MSG(craft_device_supports(DEV, k, CRAFT_F32) == craft_device_supports(0, k, CRAFT_F32),
+                  "kernel %s: cpu %d, cl:%d %d", craft_kernel_name(k), craft_device_supports(0, k, CRAFT_F32),
+                  DEV - 1, craft_device_supports(DEV, k, CRAFT_F32));
     craft_cl_info info;
     CHECK_OK(craft_cl_device_info(DEV - 1, &info));
     CHECK(craft_device_supports(DEV, CRAFT_K_gemm, CRAFT_F16) == info.fp16);
@@ -449,15 +500,17 @@ static void test_missing_kernel(void) {
     craft_backend_test_disable(DEV, CRAFT_K_softmax, 1);
     CHECK_ERR(craft_softmax(dx, 1, &y), CRAFT_EUNSUPPORTED);
     const char *msg = craft_last_error();
-    CHECK_MSG(strstr(msg, "softmax:") == msg && strstr(msg, "opencl back end has no softmax kernel") && strstr(msg, "cl:"),
+    CHECK_MSG(strstr(msg, "softmax:") == msg && strstr(msg, "opencl back end has no softmax kernel") &&
+                  strstr(msg, "cl:"),
               "message: %s", msg);
     CHECK(y == NULL);
-    CHECK_OK(craft_softmax(x, 1, &y));   /* the CPU still has it */
+    CHECK_OK(craft_softmax(x, 1, &y)); /* the CPU still has it */
     release(1, y);
     y = NULL;
     craft_backend_test_disable(DEV, CRAFT_K_softmax, 0);
     CHECK_OK(craft_softmax(dx, 1, &y));
-    CHECK_ERR(craft_kernels_for(70000, CRAFT_K_softmax, CRAFT_F32, "softmax", &(const craft_kernels *){NULL}), CRAFT_EDEVICE);
+    CHECK_ERR(craft_kernels_for(70000, CRAFT_K_softmax, CRAFT_F32, "softmax", &(const craft_kernels *){NULL}),
+              CRAFT_EDEVICE);
     CHECK(strstr(craft_last_error(), "no back end serves device code 70000") != NULL);
     release(3, x, dx, y);
 }

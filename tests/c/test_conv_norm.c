@@ -35,8 +35,10 @@ static double rel_err(const craft_tensor *a, const fx_tensor *ref) {
 
 enum { K_CONV, K_CONVT, K_GN, K_LN };
 
-static int run_op(int kind, const float *args, craft_tensor *x, craft_tensor *w, craft_tensor *b, craft_tensor **y) {
-    int st[2] = {(int)args[0], (int)args[1]}, pd[2] = {(int)args[2], (int)args[3]}, dl[2] = {(int)args[4], (int)args[5]};
+static int run_op(int kind, const float *args, craft_tensor *x, craft_tensor *w, craft_tensor *b,
+                  craft_tensor **y) {
+    int st[2] = {(int)args[0], (int)args[1]}, pd[2] = {(int)args[2], (int)args[3]},
+        dl[2] = {(int)args[4], (int)args[5]};
     int op[2] = {(int)args[7], (int)args[8]};
     switch (kind) {
     case K_CONV: return craft_conv2d(x, w, b, st, pd, dl, (int)args[6], y);
@@ -50,13 +52,17 @@ static void check_fixture(const char *name, int kind) {
     fx_file f;
     char file[128];
     snprintf(file, sizeof file, "%s.bin", name);
-    if (fx_load(file, &f)) { CHECK_MSG(0, "cannot read fixture %s/%s (run from the repository root)", fx_dir(), file); return; }
-    craft_tensor *x = fx_craft(fx_find(&f, "x"), 1), *w = fx_craft(fx_find(&f, "w"), 1), *b = fx_craft(fx_find(&f, "b"), 1);
+    if (fx_load(file, &f)) {
+        CHECK_MSG(0, "cannot read fixture %s/%s (run from the repository root)", fx_dir(), file);
+        return;
+    }
+    craft_tensor *x = fx_craft(fx_find(&f, "x"), 1), *w = fx_craft(fx_find(&f, "w"), 1),
+                 *b = fx_craft(fx_find(&f, "b"), 1);
     craft_tensor *gy = fx_craft(fx_find(&f, "gy"), 0), *y = NULL;
     const fx_tensor *args = fx_find(&f, "args");
     CHECK(x && gy && args);
     if (x && gy && args) {
-        float a9[9] = {0};   /* norms store 3 arguments, convs 9 */
+        float a9[9] = {0}; /* norms store 3 arguments, convs 9 */
         memcpy(a9, args->data, (size_t)(args->numel < 9 ? args->numel : 9) * sizeof(float));
         CHECK_OK(run_op(kind, a9, x, w, b, &y));
         double ey = rel_err(y, fx_get(&f, "y"));
@@ -64,16 +70,26 @@ static void check_fixture(const char *name, int kind) {
         if (y) CHECK_OK(craft_backward(y, gy, 0));
         double ex = rel_err(x->grad, fx_get(&f, "gx"));
         CHECK_MSG(ex <= 1e-3, "%s: input gradient relative error %.3g", name, ex);
-        if (w) { double e = rel_err(w->grad, fx_get(&f, "gw")); CHECK_MSG(e <= 1e-3, "%s: weight gradient relative error %.3g", name, e); }
-        if (b) { double e = rel_err(b->grad, fx_get(&f, "gb")); CHECK_MSG(e <= 1e-3, "%s: bias gradient relative error %.3g", name, e); }
+        if (w) {
+            double e = rel_err(w->grad, fx_get(&f, "gw"));
+            CHECK_MSG(e <= 1e-3, "%s: weight gradient relative error %.3g", name, e);
+        }
+        if (b) {
+            double e = rel_err(b->grad, fx_get(&f, "gb"));
+            CHECK_MSG(e <= 1e-3, "%s: bias gradient relative error %.3g", name, e);
+        }
     }
-    craft_tensor_release(x); craft_tensor_release(w); craft_tensor_release(b);
-    craft_tensor_release(gy); craft_tensor_release(y);
+    craft_tensor_release(x);
+    craft_tensor_release(w);
+    craft_tensor_release(b);
+    craft_tensor_release(gy);
+    craft_tensor_release(y);
     fx_free(&f);
 }
 
 static void test_fixtures(void) {
-    const char *conv[] = {"conv_basic", "conv_stride2", "conv_dil2_groups2", "conv_depthwise", "conv_1x1", "conv_wide"};
+    const char *conv[] = {"conv_basic",     "conv_stride2", "conv_dil2_groups2",
+                          "conv_depthwise", "conv_1x1",     "conv_wide"};
     const char *convt[] = {"convt_stride2_outpad", "convt_groups2_dil", "convt_4x4_s2"};
     const char *gn[] = {"gn_g3_affine", "gn_g1_plain", "gn_gC_affine", "gn_32of64", "gn_3d_input"};
     const char *ln[] = {"ln_last1_affine", "ln_last2_plain", "ln_last2_affine"};
@@ -86,10 +102,12 @@ static void test_fixtures(void) {
 /* ---- double-precision loop reference for a convolution geometry ----
  * conv input cx [n, ci, hi, wi], conv output cy [n, co, ho, wo], weight [co, ci/g, kh, kw].
  * Accumulates: out_cy += conv(in_cx), out_cx += conv^T(in_cy), out_w += in_cy (x) in_cx2. */
-typedef struct { int n, ci, hi, wi, co, ho, wo, kh, kw, s[2], p[2], d[2], g; } rgeom;
+typedef struct {
+    int n, ci, hi, wi, co, ho, wo, kh, kw, s[2], p[2], d[2], g;
+} rgeom;
 
-static void ref_conv(const rgeom *G, const float *w, const float *in_cx, double *out_cy, const float *in_cy, double *out_cx,
-                     const float *in_cx2, double *out_w) {
+static void ref_conv(const rgeom *G, const float *w, const float *in_cx, double *out_cy, const float *in_cy,
+                     double *out_cx, const float *in_cx2, double *out_w) {
     int cig = G->ci / G->g, cog = G->co / G->g;
     for (int n = 0; n < G->n; n++)
         for (int o = 0; o < G->co; o++)
@@ -104,7 +122,8 @@ static void ref_conv(const rgeom *G, const float *w, const float *in_cx, double 
                             for (int bb = 0; bb < G->kw; bb++) {
                                 int iw = ow * G->s[1] - G->p[1] + bb * G->d[1];
                                 if (iw < 0 || iw >= G->wi) continue;
-                                int64_t xi = (((int64_t)n * G->ci + (o / cog) * cig + c) * G->hi + ih) * G->wi + iw;
+                                int64_t xi =
+                                    (((int64_t)n * G->ci + (o / cog) * cig + c) * G->hi + ih) * G->wi + iw;
                                 int64_t wi = (((int64_t)o * cig + c) * G->kh + a) * G->kw + bb;
                                 if (in_cx) acc += (double)in_cx[xi] * w[wi];
                                 if (in_cy && out_cx) out_cx[xi] += (double)in_cy[yi] * w[wi];
@@ -130,35 +149,42 @@ static double rel_err_d(const craft_tensor *a, const double *ref, int64_t n) {
 }
 
 /* One conv2d (transposed = 0) or conv_transpose2d case against the loop reference. */
-static void check_conv_ref(int transposed, int n, int cin, int cout, int h, int w, int k, int s, int p, int d, int g, int op, int bias) {
+static void check_conv_ref(int transposed, int n, int cin, int cout, int h, int w, int k, int s, int p, int d,
+                           int g, int op, int bias) {
     rgeom G;
     int64_t xs[4], ws[4], bs[1] = {cout};
     if (!transposed) {
         int ho = (h + 2 * p - d * (k - 1) - 1) / s + 1, wo = (w + 2 * p - d * (k - 1) - 1) / s + 1;
         G = (rgeom){n, cin, h, w, cout, ho, wo, k, k, {s, s}, {p, p}, {d, d}, g};
         int64_t a[4] = {n, cin, h, w}, b[4] = {cout, cin / g, k, k};
-        memcpy(xs, a, sizeof a); memcpy(ws, b, sizeof b);
-    } else {   /* conv geometry: its input is our output */
+        memcpy(xs, a, sizeof a);
+        memcpy(ws, b, sizeof b);
+    } else { /* conv geometry: its input is our output */
         int ho = (h - 1) * s - 2 * p + d * (k - 1) + op + 1, wo = (w - 1) * s - 2 * p + d * (k - 1) + op + 1;
         G = (rgeom){n, cout, ho, wo, cin, h, w, k, k, {s, s}, {p, p}, {d, d}, g};
         int64_t a[4] = {n, cin, h, w}, b[4] = {cin, cout / g, k, k};
-        memcpy(xs, a, sizeof a); memcpy(ws, b, sizeof b);
+        memcpy(xs, a, sizeof a);
+        memcpy(ws, b, sizeof b);
     }
-    craft_tensor *x = rand_t(4, xs, 1), *wt = rand_t(4, ws, 1), *b = bias ? rand_t(1, bs, 1) : NULL, *y = NULL, *gy = NULL;
+    craft_tensor *x = rand_t(4, xs, 1), *wt = rand_t(4, ws, 1), *b = bias ? rand_t(1, bs, 1) : NULL,
+                 *y = NULL, *gy = NULL;
     int st[2] = {s, s}, pd[2] = {p, p}, dl[2] = {d, d}, opd[2] = {op, op};
-    int rc = transposed ? craft_conv_transpose2d(x, wt, b, st, pd, opd, dl, g, &y) : craft_conv2d(x, wt, b, st, pd, dl, g, &y);
-    CHECK_MSG(rc == CRAFT_OK, "conv ref case t%d n%d %d->%d %dx%d k%d s%d p%d d%d g%d: %s", transposed, n, cin, cout, h, w, k, s, p, d, g, craft_last_error());
+    int rc = transposed ? craft_conv_transpose2d(x, wt, b, st, pd, opd, dl, g, &y)
+                        : craft_conv2d(x, wt, b, st, pd, dl, g, &y);
+    CHECK_MSG(rc == CRAFT_OK, "conv ref case t%d n%d %d->%d %dx%d k%d s%d p%d d%d g%d: %s", transposed, n,
+              cin, cout, h, w, k, s, p, d, g, craft_last_error());
     if (rc) goto done;
     gy = rand_t(y->ndim, y->shape, 0);
     CHECK_OK(craft_backward(y, gy, 0));
     int64_t ny = y->numel, nx = x->numel, nw = wt->numel;
-    double *ry = calloc((size_t)ny, sizeof(double)), *rgx = calloc((size_t)nx, sizeof(double)), *rgw = calloc((size_t)nw, sizeof(double));
+    double *ry = calloc((size_t)ny, sizeof(double)), *rgx = calloc((size_t)nx, sizeof(double)),
+           *rgw = calloc((size_t)nw, sizeof(double));
     double *rgb = calloc((size_t)cout, sizeof(double));
     const float *xp = craft_tensor_data(x), *wp = craft_tensor_data(wt), *gp = craft_tensor_data(gy);
     if (!transposed) ref_conv(&G, wp, xp, ry, gp, rgx, xp, rgw);
     else {
-        ref_conv(&G, wp, NULL, NULL, xp, ry, NULL, NULL);   /* y = conv^T(x) */
-        ref_conv(&G, wp, gp, rgx, xp, NULL, gp, rgw);       /* gx = conv(gy), gw from (x, gy) */
+        ref_conv(&G, wp, NULL, NULL, xp, ry, NULL, NULL); /* y = conv^T(x) */
+        ref_conv(&G, wp, gp, rgx, xp, NULL, gp, rgw);     /* gx = conv(gy), gw from (x, gy) */
     }
     int64_t sp = ny / ((int64_t)n * cout);
     for (int64_t i = 0; i < ny; i++) {
@@ -166,65 +192,83 @@ static void check_conv_ref(int transposed, int n, int cin, int cout, int h, int 
         if (b) ry[i] += ((const float *)craft_tensor_data(b))[c];
         rgb[c] += gp[i];
     }
-    double ey = rel_err_d(y, ry, ny), ex = rel_err_d(x->grad, rgx, nx), ew = rel_err_d(wt->grad, rgw, nw), eb = b ? rel_err_d(b->grad, rgb, cout) : 0;
+    double ey = rel_err_d(y, ry, ny), ex = rel_err_d(x->grad, rgx, nx), ew = rel_err_d(wt->grad, rgw, nw),
+           eb = b ? rel_err_d(b->grad, rgb, cout) : 0;
     CHECK_MSG(ey <= 1e-4 && ex <= 1e-3 && ew <= 1e-3 && eb <= 1e-3,
-              "conv ref case t%d n%d %d->%d %dx%d k%d s%d p%d d%d g%d: errors y %.2g gx %.2g gw %.2g gb %.2g", transposed, n, cin, cout, h, w,
-              k, s, p, d, g, ey, ex, ew, eb);
-    free(ry); free(rgx); free(rgw); free(rgb);
+              "conv ref case t%d n%d %d->%d %dx%d k%d s%d p%d d%d g%d: errors y %.2g gx %.2g gw %.2g gb %.2g",
+              transposed, n, cin, cout, h, w, k, s, p, d, g, ey, ex, ew, eb);
+    free(ry);
+    free(rgx);
+    free(rgw);
+    free(rgb);
 done:
-    craft_tensor_release(x); craft_tensor_release(wt); craft_tensor_release(b);
-    craft_tensor_release(y); craft_tensor_release(gy);
+    craft_tensor_release(x);
+    craft_tensor_release(wt);
+    craft_tensor_release(b);
+    craft_tensor_release(y);
+    craft_tensor_release(gy);
 }
 
 static void test_conv_reference(void) {
-    check_conv_ref(0, 2, 32, 48, 16, 16, 3, 1, 1, 1, 1, 0, 1);   /* Winograd-sized (N * OH * OW >= 512) */
-    check_conv_ref(0, 8, 64, 32, 8, 8, 3, 1, 1, 1, 1, 0, 0);     /* Winograd, no bias */
-    check_conv_ref(1, 2, 48, 32, 16, 16, 3, 1, 1, 1, 1, 0, 1);   /* transposed, Winograd-sized */
-    check_conv_ref(0, 2, 24, 40, 11, 11, 3, 2, 1, 1, 1, 0, 1);   /* channels padded to 16-blocks */
-    check_conv_ref(0, 1, 3, 20, 13, 9, 5, 2, 2, 1, 1, 0, 1);     /* RGB input */
-    check_conv_ref(0, 2, 32, 32, 10, 10, 3, 1, 2, 2, 4, 0, 1);   /* dilation 2, groups 4 */
-    check_conv_ref(0, 2, 32, 32, 9, 9, 3, 1, 1, 1, 32, 0, 1);    /* depthwise */
-    check_conv_ref(1, 2, 32, 16, 7, 7, 4, 2, 1, 1, 1, 0, 1);     /* 4x4 stride-2 upsampling */
-    check_conv_ref(1, 1, 16, 24, 5, 6, 3, 2, 1, 2, 2, 1, 0);     /* transposed, dilation, groups, output_padding */
-    check_conv_ref(0, 2, 16, 32, 8, 8, 1, 2, 0, 1, 1, 0, 0);     /* 1x1 stride-2 shortcut: right padding -1 */
-    check_conv_ref(0, 1, 16, 16, 9, 9, 2, 3, 0, 1, 1, 0, 1);     /* right padding -1 with stride 3 */
-    check_conv_ref(1, 1, 8, 8, 5, 5, 3, 2, 0, 1, 1, 1, 1);       /* transposed, output_padding > padding */
+    check_conv_ref(0, 2, 32, 48, 16, 16, 3, 1, 1, 1, 1, 0, 1); /* Winograd-sized (N * OH * OW >= 512) */
+    check_conv_ref(0, 8, 64, 32, 8, 8, 3, 1, 1, 1, 1, 0, 0);   /* Winograd, no bias */
+    check_conv_ref(1, 2, 48, 32, 16, 16, 3, 1, 1, 1, 1, 0, 1); /* transposed, Winograd-sized */
+    check_conv_ref(0, 2, 24, 40, 11, 11, 3, 2, 1, 1, 1, 0, 1); /* channels padded to 16-blocks */
+    check_conv_ref(0, 1, 3, 20, 13, 9, 5, 2, 2, 1, 1, 0, 1);   /* RGB input */
+    check_conv_ref(0, 2, 32, 32, 10, 10, 3, 1, 2, 2, 4, 0, 1); /* dilation 2, groups 4 */
+    check_conv_ref(0, 2, 32, 32, 9, 9, 3, 1, 1, 1, 32, 0, 1);  /* depthwise */
+    check_conv_ref(1, 2, 32, 16, 7, 7, 4, 2, 1, 1, 1, 0, 1);   /* 4x4 stride-2 upsampling */
+    check_conv_ref(1, 1, 16, 24, 5, 6, 3, 2, 1, 2, 2, 1,
+                   0); /* transposed, dilation, groups, output_padding */
+    check_conv_ref(0, 2, 16, 32, 8, 8, 1, 2, 0, 1, 1, 0, 0); /* 1x1 stride-2 shortcut: right padding -1 */
+    check_conv_ref(0, 1, 16, 16, 9, 9, 2, 3, 0, 1, 1, 0, 1); /* right padding -1 with stride 3 */
+    check_conv_ref(1, 1, 8, 8, 5, 5, 3, 2, 0, 1, 1, 1, 1);   /* transposed, output_padding > padding */
     /* more distinct shapes than the primitive cache holds (48), then the first ones again */
     for (int rep = 0; rep < 2; rep++)
-        for (int i = 0; i < 56; i += rep ? 7 : 1) check_conv_ref(i % 3 == 0, 1 + i % 2, 4 + i % 5, 3 + i % 4, 5 + i % 6, 6, 1 + 2 * (i % 2), 1 + i % 2, i % 2, 1, 1, 0, i % 2);
+        for (int i = 0; i < 56; i += rep ? 7 : 1)
+            check_conv_ref(i % 3 == 0, 1 + i % 2, 4 + i % 5, 3 + i % 4, 5 + i % 6, 6, 1 + 2 * (i % 2),
+                           1 + i % 2, i % 2, 1, 1, 0, i % 2);
 }
 
 /* ---- finite-difference gradient checks ----
  * Every op: eps 1e-3, atol 2e-3, rtol 2e-2 (as test_core). Measured worst ratios (error /
  * tolerance) are 0.01-0.1 for all cases below, so the checks have a wide margin and would still
  * catch a wrong term (a missing mean or xhat term moves gradients by O(1)). */
-typedef struct { int kind; float args[9]; } op_ctx;
+typedef struct {
+    int kind;
+    float args[9];
+} op_ctx;
 
 static int op_fn(craft_tensor **in, void *vctx, craft_tensor **out) {
     op_ctx *c = vctx;
     return run_op(c->kind, c->args, in[0], in[1], in[2], out);
 }
 
-static void gc_case(const char *name, int kind, const float *args, int nx, const int64_t *xs, int nw, const int64_t *ws, int nb, const int64_t *bs,
-                    double atol, double rtol) {
+static void gc_case(const char *name, int kind, const float *args, int nx, const int64_t *xs, int nw,
+                    const int64_t *ws, int nb, const int64_t *bs, double atol, double rtol) {
     op_ctx c = {kind, {0}};
     memcpy(c.args, args, sizeof c.args);
-    craft_tensor *in[3] = {gc_rand(nx, xs, -1, 1), nw ? gc_rand(nw, ws, -1, 1) : NULL, nb ? gc_rand(nb, bs, -1, 1) : NULL};
+    craft_tensor *in[3] = {gc_rand(nx, xs, -1, 1), nw ? gc_rand(nw, ws, -1, 1) : NULL,
+                           nb ? gc_rand(nb, bs, -1, 1) : NULL};
     gradcheck(name, op_fn, 3, in, &c, 1e-3, atol, rtol);
     for (int i = 0; i < 3; i++) craft_tensor_release(in[i]);
 }
 
 static void test_gradcheck_conv(void) {
     /* args: stride h,w, pad h,w, dilation h,w, groups, output_padding h,w */
-    float a_basic[9] = {1, 1, 1, 1, 1, 1, 1, 0, 0}, a_s2[9] = {2, 2, 1, 1, 1, 1, 1, 0, 0}, a_dil[9] = {1, 1, 2, 2, 2, 2, 1, 0, 0};
-    float a_g2[9] = {1, 1, 1, 0, 1, 1, 2, 0, 0}, a_dw[9] = {1, 2, 1, 1, 1, 1, 4, 0, 0}, a_1x1[9] = {1, 1, 0, 0, 1, 1, 1, 0, 0};
+    float a_basic[9] = {1, 1, 1, 1, 1, 1, 1, 0, 0}, a_s2[9] = {2, 2, 1, 1, 1, 1, 1, 0, 0},
+          a_dil[9] = {1, 1, 2, 2, 2, 2, 1, 0, 0};
+    float a_g2[9] = {1, 1, 1, 0, 1, 1, 2, 0, 0}, a_dw[9] = {1, 2, 1, 1, 1, 1, 4, 0, 0},
+          a_1x1[9] = {1, 1, 0, 0, 1, 1, 1, 0, 0};
     float a_t[9] = {2, 2, 1, 1, 1, 1, 1, 1, 1}, a_tg[9] = {1, 2, 0, 1, 1, 1, 2, 0, 1};
-    int64_t x1[4] = {2, 3, 5, 6}, w1[4] = {4, 3, 3, 3}, b4[1] = {4}, x2[4] = {2, 4, 7, 6}, w2[4] = {4, 2, 3, 3}, w3[4] = {4, 1, 3, 3};
-    int64_t w4[4] = {5, 3, 1, 1}, b5[1] = {5}, xt[4] = {2, 3, 3, 4}, wt[4] = {3, 2, 3, 3}, b2[1] = {2}, xtg[4] = {1, 4, 3, 3}, wtg[4] = {4, 3, 2, 3}, b6[1] = {6}, w2x[4] = {3, 4, 3, 3};
+    int64_t x1[4] = {2, 3, 5, 6}, w1[4] = {4, 3, 3, 3}, b4[1] = {4}, x2[4] = {2, 4, 7, 6},
+            w2[4] = {4, 2, 3, 3}, w3[4] = {4, 1, 3, 3};
+    int64_t w4[4] = {5, 3, 1, 1}, b5[1] = {5}, xt[4] = {2, 3, 3, 4}, wt[4] = {3, 2, 3, 3}, b2[1] = {2},
+            xtg[4] = {1, 4, 3, 3}, wtg[4] = {4, 3, 2, 3}, b6[1] = {6}, w2x[4] = {3, 4, 3, 3};
     gc_case("conv2d 3x3 pad 1", K_CONV, a_basic, 4, x1, 4, w1, 1, b4, 2e-3, 2e-2);
     gc_case("conv2d stride 2", K_CONV, a_s2, 4, x1, 4, w1, 1, b4, 2e-3, 2e-2);
     gc_case("conv2d dilation 2", K_CONV, a_dil, 4, x2, 4, w2x, 0, NULL, 2e-3, 2e-2);
-    int64_t x2b[4] = {2, 4, 7, 6};   /* 4 channels */
+    int64_t x2b[4] = {2, 4, 7, 6}; /* 4 channels */
     gc_case("conv2d groups 2", K_CONV, a_g2, 4, x2b, 4, w2, 1, b4, 2e-3, 2e-2);
     gc_case("conv2d depthwise", K_CONV, a_dw, 4, x2b, 4, w3, 1, b4, 2e-3, 2e-2);
     gc_case("conv2d 1x1", K_CONV, a_1x1, 4, x1, 4, w4, 1, b5, 2e-3, 2e-2);
@@ -233,8 +277,10 @@ static void test_gradcheck_conv(void) {
 }
 
 static void test_gradcheck_norm(void) {
-    float g1[9] = {1, 1e-5f}, gC[9] = {6, 1e-5f}, g3[9] = {3, 1e-5f}, g32[9] = {32, 1e-5f}, l1[9] = {1, 1e-5f}, l2[9] = {2, 1e-5f};
-    int64_t x[4] = {2, 6, 3, 3}, c6[1] = {6}, x64[4] = {2, 64, 2, 1}, c64[1] = {64}, xl[3] = {3, 4, 7}, d1[1] = {7}, d2[2] = {4, 7};
+    float g1[9] = {1, 1e-5f}, gC[9] = {6, 1e-5f}, g3[9] = {3, 1e-5f}, g32[9] = {32, 1e-5f},
+          l1[9] = {1, 1e-5f}, l2[9] = {2, 1e-5f};
+    int64_t x[4] = {2, 6, 3, 3}, c6[1] = {6}, x64[4] = {2, 64, 2, 1}, c64[1] = {64}, xl[3] = {3, 4, 7},
+            d1[1] = {7}, d2[2] = {4, 7};
     gc_case("group_norm G=1 affine", K_GN, g1, 4, x, 1, c6, 1, c6, 2e-3, 2e-2);
     gc_case("group_norm G=C", K_GN, gC, 4, x, 1, c6, 1, c6, 2e-3, 2e-2);
     gc_case("group_norm G=3 no affine", K_GN, g3, 4, x, 0, NULL, 0, NULL, 2e-3, 2e-2);
@@ -260,7 +306,10 @@ static int norm_of_transposed(craft_tensor **in, void *vctx, craft_tensor **out)
     craft_tensor *v, *y1;
     CRAFT_TRY(craft_transpose(in[0], 1, 3, &v));
     int rc = craft_group_norm(v, 2, in[1], in[2], 1e-5, &y1);
-    if (!rc) { rc = craft_layer_norm(y1, 1, NULL, NULL, 1e-5, out); craft_tensor_release(y1); }
+    if (!rc) {
+        rc = craft_layer_norm(y1, 1, NULL, NULL, 1e-5, out);
+        craft_tensor_release(y1);
+    }
     craft_tensor_release(v);
     return rc;
 }
@@ -279,12 +328,16 @@ static void test_noncontiguous(void) {
     craft_tensor_read(y2, CRAFT_F32, b1, (size_t)y1->numel * 4);
     CHECK(rel_err_data(y1, b1, y1->numel) == 0);
     free(b1);
-    craft_tensor_release(v); craft_tensor_release(c); craft_tensor_release(y1); craft_tensor_release(y2);
+    craft_tensor_release(v);
+    craft_tensor_release(c);
+    craft_tensor_release(y1);
+    craft_tensor_release(y2);
     gradcheck("conv2d of a transposed view", conv_of_transposed, 3, in, NULL, 1e-3, 2e-3, 2e-2);
     for (int i = 0; i < 3; i++) craft_tensor_release(in[i]);
-    int64_t xn[4] = {2, 5, 3, 4}, cn[1] = {4};   /* viewed as [2, 4, 3, 5] */
+    int64_t xn[4] = {2, 5, 3, 4}, cn[1] = {4}; /* viewed as [2, 4, 3, 5] */
     craft_tensor *nin[3] = {gc_rand(4, xn, -1, 1), gc_rand(1, cn, 0.5, 1.5), gc_rand(1, cn, -1, 1)};
-    gradcheck("group_norm + layer_norm of a transposed view", norm_of_transposed, 3, nin, NULL, 1e-3, 2e-3, 2e-2);
+    gradcheck("group_norm + layer_norm of a transposed view", norm_of_transposed, 3, nin, NULL, 1e-3, 2e-3,
+              2e-2);
     for (int i = 0; i < 3; i++) craft_tensor_release(nin[i]);
 }
 
@@ -300,7 +353,8 @@ static void test_partial_grads(void) {
     float gb[3];
     craft_tensor_read(b->grad, CRAFT_F32, gb, sizeof gb);
     for (int i = 0; i < 3; i++) CHECK_NEAR(gb[i], 16, 1e-5);
-    craft_tensor_release(y); craft_tensor_release(l);
+    craft_tensor_release(y);
+    craft_tensor_release(l);
     /* no grad mode: no graph */
     int prev = craft_set_grad_enabled(0);
     CHECK_OK(craft_conv2d(x, w, b, st, pd, dl, 1, &y));
@@ -318,12 +372,20 @@ static void test_partial_grads(void) {
         craft_zeros(4, y->shape, CRAFT_F32, 0, &gy);
         CHECK_OK(craft_backward(y, gy, 0));
         double s = 1;
-        if (w->grad) { craft_tensor *sm; craft_sum(w->grad, 0, NULL, 0, &sm); craft_item(sm, &s); craft_tensor_release(sm); }
+        if (w->grad) {
+            craft_tensor *sm;
+            craft_sum(w->grad, 0, NULL, 0, &sm);
+            craft_item(sm, &s);
+            craft_tensor_release(sm);
+        }
         CHECK(w->grad && s == 0);
         craft_tensor_release(gy);
     }
-    craft_tensor_release(y); craft_tensor_release(xz);
-    craft_tensor_release(x); craft_tensor_release(w); craft_tensor_release(b);
+    craft_tensor_release(y);
+    craft_tensor_release(xz);
+    craft_tensor_release(x);
+    craft_tensor_release(w);
+    craft_tensor_release(b);
 }
 
 /* Frozen weights (LoRA) or a frozen input: the other gradient is unchanged, and the tensor only
@@ -332,8 +394,10 @@ static void test_frozen_inputs(void) {
     int64_t xs[4] = {2, 4, 6, 6}, ws[4] = {4, 4, 3, 3};
     int st[2] = {2, 2}, pd[2] = {1, 1}, dl[2] = {1, 1}, op[2] = {1, 1};
     for (int tr = 0; tr < 2; tr++) {
-        craft_tensor *x = rand_t(4, xs, 1), *w = rand_t(4, ws, 1), *y, *gy = NULL, *ref_gx = NULL, *ref_gw = NULL;
-        int rc = tr ? craft_conv_transpose2d(x, w, NULL, st, pd, op, dl, 1, &y) : craft_conv2d(x, w, NULL, st, pd, dl, 1, &y);
+        craft_tensor *x = rand_t(4, xs, 1), *w = rand_t(4, ws, 1), *y, *gy = NULL, *ref_gx = NULL,
+                     *ref_gw = NULL;
+        int rc = tr ? craft_conv_transpose2d(x, w, NULL, st, pd, op, dl, 1, &y)
+                    : craft_conv2d(x, w, NULL, st, pd, dl, 1, &y);
         CHECK_OK(rc);
         if (rc) continue;
         gy = rand_t(y->ndim, y->shape, 0);
@@ -341,13 +405,15 @@ static void test_frozen_inputs(void) {
         craft_tensor_release(y);
         ref_gx = craft_tensor_retain(x->grad);
         ref_gw = craft_tensor_retain(w->grad);
-        for (int frozen = 0; frozen < 2; frozen++) {   /* 0: weight frozen, 1: input frozen */
+        for (int frozen = 0; frozen < 2; frozen++) { /* 0: weight frozen, 1: input frozen */
             craft_zero_grad(x);
             craft_zero_grad(w);
             craft_set_requires_grad(frozen ? x : w, 0);
             craft_set_requires_grad(frozen ? w : x, 1);
-            CHECK_OK(tr ? craft_conv_transpose2d(x, w, NULL, st, pd, op, dl, 1, &y) : craft_conv2d(x, w, NULL, st, pd, dl, 1, &y));
-            CHECK(y->node && y->node->saved[frozen ? 1 : 0] == NULL && y->node->saved[frozen ? 0 : 1] != NULL);
+            CHECK_OK(tr ? craft_conv_transpose2d(x, w, NULL, st, pd, op, dl, 1, &y)
+                        : craft_conv2d(x, w, NULL, st, pd, dl, 1, &y));
+            CHECK(y->node && y->node->saved[frozen ? 1 : 0] == NULL &&
+                  y->node->saved[frozen ? 0 : 1] != NULL);
             CHECK_OK(craft_backward(y, gy, 0));
             craft_tensor *got = frozen ? w->grad : x->grad, *ref = frozen ? ref_gw : ref_gx;
             float *rb = malloc((size_t)ref->numel * sizeof(float));
@@ -357,28 +423,34 @@ static void test_frozen_inputs(void) {
             free(rb);
             craft_tensor_release(y);
         }
-        craft_tensor_release(x); craft_tensor_release(w); craft_tensor_release(gy);
-        craft_tensor_release(ref_gx); craft_tensor_release(ref_gw);
+        craft_tensor_release(x);
+        craft_tensor_release(w);
+        craft_tensor_release(gy);
+        craft_tensor_release(ref_gx);
+        craft_tensor_release(ref_gw);
     }
 }
 
 static void test_shape_errors(void) {
-    int64_t xs[4] = {2, 3, 5, 5}, ws[4] = {4, 3, 3, 3}, wbad[4] = {4, 2, 3, 3}, b4[1] = {4}, b5[1] = {5}, w3[3] = {4, 3, 3}, wbig[4] = {4, 3, 9, 9};
-    craft_tensor *x = rand_t(4, xs, 0), *w = rand_t(4, ws, 0), *wb = rand_t(4, wbad, 0), *bb = rand_t(1, b5, 0), *bok = rand_t(1, b4, 0);
+    int64_t xs[4] = {2, 3, 5, 5}, ws[4] = {4, 3, 3, 3}, wbad[4] = {4, 2, 3, 3}, b4[1] = {4}, b5[1] = {5},
+            w3[3] = {4, 3, 3}, wbig[4] = {4, 3, 9, 9};
+    craft_tensor *x = rand_t(4, xs, 0), *w = rand_t(4, ws, 0), *wb = rand_t(4, wbad, 0),
+                 *bb = rand_t(1, b5, 0), *bok = rand_t(1, b4, 0);
     craft_tensor *w3d = rand_t(3, w3, 0), *wbg = rand_t(4, wbig, 0), *y = NULL;
     int st[2] = {1, 1}, pd[2] = {1, 1}, dl[2] = {1, 1}, neg[2] = {0, 1};
-    CHECK_ERR(craft_conv2d(x, wb, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE);   /* channel mismatch */
-    CHECK(strstr(craft_last_error(), "conv2d") && strstr(craft_last_error(), "[2, 3, 5, 5]") && strstr(craft_last_error(), "[4, 2, 3, 3]"));
-    CHECK_ERR(craft_conv2d(x, w, NULL, st, pd, dl, 2, &y), CRAFT_ESHAPE);    /* groups do not divide 3 */
+    CHECK_ERR(craft_conv2d(x, wb, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE); /* channel mismatch */
+    CHECK(strstr(craft_last_error(), "conv2d") && strstr(craft_last_error(), "[2, 3, 5, 5]") &&
+          strstr(craft_last_error(), "[4, 2, 3, 3]"));
+    CHECK_ERR(craft_conv2d(x, w, NULL, st, pd, dl, 2, &y), CRAFT_ESHAPE); /* groups do not divide 3 */
     CHECK(strstr(craft_last_error(), "groups 2") != NULL);
-    CHECK_ERR(craft_conv2d(x, w, bb, st, pd, dl, 1, &y), CRAFT_ESHAPE);      /* bias [5] for 4 outputs */
+    CHECK_ERR(craft_conv2d(x, w, bb, st, pd, dl, 1, &y), CRAFT_ESHAPE); /* bias [5] for 4 outputs */
     CHECK(strstr(craft_last_error(), "[5]") != NULL);
-    CHECK_ERR(craft_conv2d(x, w3d, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE);  /* 3-d weight */
-    CHECK_ERR(craft_conv2d(w3d, w, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE);  /* 3-d input */
-    CHECK_ERR(craft_conv2d(x, wbg, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE);  /* 9x9 kernel on 5+2 */
+    CHECK_ERR(craft_conv2d(x, w3d, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE); /* 3-d weight */
+    CHECK_ERR(craft_conv2d(w3d, w, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE); /* 3-d input */
+    CHECK_ERR(craft_conv2d(x, wbg, NULL, st, pd, dl, 1, &y), CRAFT_ESHAPE); /* 9x9 kernel on 5+2 */
     CHECK(strstr(craft_last_error(), "[4, 3, 9, 9]") != NULL);
-    CHECK_ERR(craft_conv2d(x, w, NULL, neg, pd, dl, 1, &y), CRAFT_EINVAL);   /* stride 0 */
-    CHECK_ERR(craft_conv2d(x, w, NULL, st, pd, dl, 0, &y), CRAFT_EINVAL);    /* groups 0 */
+    CHECK_ERR(craft_conv2d(x, w, NULL, neg, pd, dl, 1, &y), CRAFT_EINVAL); /* stride 0 */
+    CHECK_ERR(craft_conv2d(x, w, NULL, st, pd, dl, 0, &y), CRAFT_EINVAL);  /* groups 0 */
     /* transposed: weight [in, out/g, kh, kw] must have in = 3 */
     int64_t wtb[4] = {4, 2, 3, 3};
     craft_tensor *wt = rand_t(4, wtb, 0);
@@ -387,9 +459,11 @@ static void test_shape_errors(void) {
     int op2[2] = {2, 2}, op0[2] = {0, 0};
     CHECK_ERR(craft_conv_transpose2d(x, wt, NULL, st, pd, op0, dl, 1, &y), CRAFT_ESHAPE);
     CHECK(strstr(craft_last_error(), "conv_transpose2d") && strstr(craft_last_error(), "[4, 2, 3, 3]"));
-    CHECK_ERR(craft_conv_transpose2d(x, wt3, bok, st, pd, op0, dl, 1, &y), CRAFT_ESHAPE);   /* bias [4] for 2 outputs */
+    CHECK_ERR(craft_conv_transpose2d(x, wt3, bok, st, pd, op0, dl, 1, &y),
+              CRAFT_ESHAPE); /* bias [4] for 2 outputs */
     CHECK(strstr(craft_last_error(), "bias [4]") && strstr(craft_last_error(), "expected [2]"));
-    CHECK_ERR(craft_conv_transpose2d(x, wt3, NULL, st, pd, op2, dl, 1, &y), CRAFT_EINVAL);  /* output_padding >= stride */
+    CHECK_ERR(craft_conv_transpose2d(x, wt3, NULL, st, pd, op2, dl, 1, &y),
+              CRAFT_EINVAL); /* output_padding >= stride */
     /* sizes whose products pass int64 (empty tensors may have sizes up to 2^46): refused, not overflowed */
     {
         const int64_t big = (int64_t)1 << 40;
@@ -397,20 +471,23 @@ static void test_shape_errors(void) {
         craft_tensor *xemp = NULL, *wone = rand_t(4, w1, 0);
         CHECK_OK(craft_empty(4, xe, CRAFT_F32, 0, &xemp));
         int str[2] = {1 << 30, 1}, nopad[2] = {0, 0};
-        CHECK_ERR(craft_conv_transpose2d(xemp, wone, NULL, str, nopad, op0, dl, 1, &y), CRAFT_ESHAPE);   /* 2^40 x 2^30 */
+        CHECK_ERR(craft_conv_transpose2d(xemp, wone, NULL, str, nopad, op0, dl, 1, &y),
+                  CRAFT_ESHAPE); /* 2^40 x 2^30 */
         CHECK(strstr(craft_last_error(), "output size is too large") != NULL);
-        craft_tensor_release(xemp); craft_tensor_release(wone);
+        craft_tensor_release(xemp);
+        craft_tensor_release(wone);
     }
     /* norms */
     CHECK_ERR(craft_group_norm(x, 2, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);
     CHECK(strstr(craft_last_error(), "[2, 3, 5, 5]") != NULL);
     CHECK_ERR(craft_group_norm(x, 3, bok, NULL, 1e-5, &y), CRAFT_ESHAPE);
     CHECK(strstr(craft_last_error(), "[4]") != NULL);
-    CHECK_ERR(craft_group_norm(bok, 1, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);   /* 1-d input */
+    CHECK_ERR(craft_group_norm(bok, 1, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE); /* 1-d input */
     CHECK_ERR(craft_layer_norm(x, 5, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);
     CHECK_ERR(craft_layer_norm(x, 0, NULL, NULL, 1e-5, &y), CRAFT_ESHAPE);
-    CHECK_ERR(craft_layer_norm(x, 1, bok, NULL, 1e-5, &y), CRAFT_ESHAPE);   /* weight [4] for last dim 5 */
-    CHECK(strstr(craft_last_error(), "layer_norm") && strstr(craft_last_error(), "[4]") && strstr(craft_last_error(), "[5]"));
+    CHECK_ERR(craft_layer_norm(x, 1, bok, NULL, 1e-5, &y), CRAFT_ESHAPE); /* weight [4] for last dim 5 */
+    CHECK(strstr(craft_last_error(), "layer_norm") && strstr(craft_last_error(), "[4]") &&
+          strstr(craft_last_error(), "[5]"));
     CHECK(y == NULL);
     craft_tensor *t[] = {x, w, wb, bb, bok, w3d, wbg, wt, wt3};
     for (size_t i = 0; i < sizeof t / sizeof *t; i++) craft_tensor_release(t[i]);
@@ -438,8 +515,11 @@ static void test_norm_large_mean(void) {
         }
     }
     CHECK_MSG(worst < 2e-4, "layer_norm with mean 1000: worst error %.3g", worst);
-    free(xv); free(yv);
-    craft_tensor_release(x); craft_tensor_release(xs); craft_tensor_release(y);
+    free(xv);
+    free(yv);
+    craft_tensor_release(x);
+    craft_tensor_release(xs);
+    craft_tensor_release(y);
 }
 
 int main(void) {

@@ -27,7 +27,7 @@ static void test_create_and_views(void) {
     CHECK_OK(craft_slice(t, 1, 1, 3, 1, &sl));
     CHECK(sl->shape[1] == 2 && sl->storage == t->storage);
     int64_t ns[1] = {-1};
-    CHECK_OK(craft_reshape(tt, 1, ns, &r));   /* non-contiguous: must copy */
+    CHECK_OK(craft_reshape(tt, 1, ns, &r)); /* non-contiguous: must copy */
     CHECK(r->storage != t->storage && r->shape[0] == 6);
     CHECK_OK(craft_tensor_read(r, CRAFT_F32, out, sizeof out));
     CHECK(out[1] == 3 && out[4] == 2);
@@ -35,13 +35,16 @@ static void test_create_and_views(void) {
     craft_tensor *e;
     CHECK_ERR(craft_reshape(t, 1, bad, &e), CRAFT_ESHAPE);
     CHECK(strstr(craft_last_error(), "[2, 3]") != NULL);
-    craft_tensor_release(t); craft_tensor_release(tt); craft_tensor_release(c);
-    craft_tensor_release(sl); craft_tensor_release(r);
+    craft_tensor_release(t);
+    craft_tensor_release(tt);
+    craft_tensor_release(c);
+    craft_tensor_release(sl);
+    craft_tensor_release(r);
 }
 
 static void test_dtypes(void) {
     float v[5] = {1.0f, -2.5f, 65504.0f, 1e-7f, 3.14159f};
-    uint16_t h[5] = {0x3c00, 0xc100, 0x7bff, 0x0002, 0x4248};   /* torch.tensor(v).half() */
+    uint16_t h[5] = {0x3c00, 0xc100, 0x7bff, 0x0002, 0x4248}; /* torch.tensor(v).half() */
     for (int i = 0; i < 5; i++) CHECK(craft_float_to_half(v[i]) == h[i]);
     CHECK(craft_half_to_float(0x0001) == 5.960464477539063e-08f);
     CHECK(craft_float_to_bf16(3.14159f) == 0x4049);
@@ -54,7 +57,9 @@ static void test_dtypes(void) {
     craft_tensor_read(back, CRAFT_F32, o, sizeof o);
     CHECK_NEAR(o[4], 3.140625, 1e-6);
     CHECK_NEAR(o[2], 65504, 0);
-    craft_tensor_release(t); craft_tensor_release(t16); craft_tensor_release(back);
+    craft_tensor_release(t);
+    craft_tensor_release(t16);
+    craft_tensor_release(back);
 }
 
 static void test_autograd_basics(void) {
@@ -79,7 +84,8 @@ static void test_autograd_basics(void) {
         CHECK_OK(craft_binary_scalar(CRAFT_MUL, x, 3.0, 0, &y2));
         CHECK_OK(craft_sum(y2, 0, NULL, 0, &l2));
         CHECK_OK(craft_backward(l2, NULL, 0));
-        craft_tensor_release(y2); craft_tensor_release(l2);
+        craft_tensor_release(y2);
+        craft_tensor_release(l2);
     }
     craft_tensor_read(x->grad, CRAFT_F32, gv, sizeof gv);
     CHECK_NEAR(gv[3], 6, 1e-6);
@@ -95,30 +101,73 @@ static void test_autograd_basics(void) {
     CHECK_OK(craft_sum(w, 0, NULL, 0, &lw));
     CHECK_OK(craft_fill_(z, 0.5));
     CHECK_ERR(craft_backward(lw, NULL, 0), CRAFT_EGRAD);
-    craft_tensor_release(z); craft_tensor_release(w); craft_tensor_release(lw);
-    craft_tensor_release(x); craft_tensor_release(y); craft_tensor_release(l);
+    craft_tensor_release(z);
+    craft_tensor_release(w);
+    craft_tensor_release(lw);
+    craft_tensor_release(x);
+    craft_tensor_release(y);
+    craft_tensor_release(l);
 }
 
 /* ---- gradchecks ---- */
-typedef struct { int op; double s; int rev; int dims[4]; int nd; int keep; } opctx;
-static int f_unary(craft_tensor **in, void *c, craft_tensor **out) { return craft_unary(((opctx *)c)->op, in[0], out); }
-static int f_binary(craft_tensor **in, void *c, craft_tensor **out) { return craft_binary(((opctx *)c)->op, in[0], in[1], out); }
-static int f_scalar(craft_tensor **in, void *c, craft_tensor **out) { opctx *o = c; return craft_binary_scalar(o->op, in[0], o->s, o->rev, out); }
-static int f_sum(craft_tensor **in, void *c, craft_tensor **out) { opctx *o = c; return craft_sum(in[0], o->nd, o->dims, o->keep, out); }
-static int f_mean(craft_tensor **in, void *c, craft_tensor **out) { opctx *o = c; return craft_mean(in[0], o->nd, o->dims, o->keep, out); }
-static int f_var(craft_tensor **in, void *c, craft_tensor **out) { opctx *o = c; return craft_var(in[0], o->nd, o->dims, 1, o->keep, out); }
-static int f_max(craft_tensor **in, void *c, craft_tensor **out) { opctx *o = c; return craft_max(in[0], o->dims[0], o->keep, out, NULL); }
-static int f_matmul(craft_tensor **in, void *c, craft_tensor **out) { return craft_matmul(in[0], in[1], out); }
-static int f_matmul_t(craft_tensor **in, void *c, craft_tensor **out) {  /* non-contiguous operand */
-    craft_tensor *t; int rc = craft_transpose(in[1], -1, -2, &t); if (rc) return rc;
-    rc = craft_matmul(in[0], t, out); craft_tensor_release(t); return rc;
+typedef struct {
+    int op;
+    double s;
+    int rev;
+    int dims[4];
+    int nd;
+    int keep;
+} opctx;
+static int f_unary(craft_tensor **in, void *c, craft_tensor **out) {
+    return craft_unary(((opctx *)c)->op, in[0], out);
 }
-static int f_linear(craft_tensor **in, void *c, craft_tensor **out) { return craft_linear(in[0], in[1], in[2], out); }
-static int f_clamp(craft_tensor **in, void *c, craft_tensor **out) { return craft_clamp(in[0], -0.3, 0.4, out); }
-static int f_where(craft_tensor **in, void *c, craft_tensor **out) { return craft_where(in[0], in[1], in[2], out); }
+static int f_binary(craft_tensor **in, void *c, craft_tensor **out) {
+    return craft_binary(((opctx *)c)->op, in[0], in[1], out);
+}
+static int f_scalar(craft_tensor **in, void *c, craft_tensor **out) {
+    opctx *o = c;
+    return craft_binary_scalar(o->op, in[0], o->s, o->rev, out);
+}
+static int f_sum(craft_tensor **in, void *c, craft_tensor **out) {
+    opctx *o = c;
+    return craft_sum(in[0], o->nd, o->dims, o->keep, out);
+}
+static int f_mean(craft_tensor **in, void *c, craft_tensor **out) {
+    opctx *o = c;
+    return craft_mean(in[0], o->nd, o->dims, o->keep, out);
+}
+static int f_var(craft_tensor **in, void *c, craft_tensor **out) {
+    opctx *o = c;
+    return craft_var(in[0], o->nd, o->dims, 1, o->keep, out);
+}
+static int f_max(craft_tensor **in, void *c, craft_tensor **out) {
+    opctx *o = c;
+    return craft_max(in[0], o->dims[0], o->keep, out, NULL);
+}
+static int f_matmul(craft_tensor **in, void *c, craft_tensor **out) {
+    return craft_matmul(in[0], in[1], out);
+}
+static int f_matmul_t(craft_tensor **in, void *c, craft_tensor **out) { /* non-contiguous operand */
+    craft_tensor *t;
+    int rc = craft_transpose(in[1], -1, -2, &t);
+    if (rc) return rc;
+    rc = craft_matmul(in[0], t, out);
+    craft_tensor_release(t);
+    return rc;
+}
+static int f_linear(craft_tensor **in, void *c, craft_tensor **out) {
+    return craft_linear(in[0], in[1], in[2], out);
+}
+static int f_clamp(craft_tensor **in, void *c, craft_tensor **out) {
+    return craft_clamp(in[0], -0.3, 0.4, out);
+}
+static int f_where(craft_tensor **in, void *c, craft_tensor **out) {
+    return craft_where(in[0], in[1], in[2], out);
+}
 static int f_views(craft_tensor **in, void *c, craft_tensor **out) {
     /* permute -> slice(step 2) -> expand -> reshape, then a product to make it non-linear */
-    craft_tensor *p = NULL, *s = NULL, *e = NULL, *r = NULL, *u = NULL; int perm[3] = {2, 0, 1};
+    craft_tensor *p = NULL, *s = NULL, *e = NULL, *r = NULL, *u = NULL;
+    int perm[3] = {2, 0, 1};
     int64_t es[4] = {2, 2, 3, 2}, rs[2] = {4, 6};
     int rc = craft_permute(in[0], perm, &p);
     if (!rc) rc = craft_slice(p, 0, 0, 4, 2, &s);
@@ -126,18 +175,24 @@ static int f_views(craft_tensor **in, void *c, craft_tensor **out) {
     if (!rc) rc = craft_expand(u, 4, es, &e);
     if (!rc) rc = craft_reshape(e, 2, rs, &r);
     if (!rc) rc = craft_binary(CRAFT_MUL, r, r, out);
-    craft_tensor_release(p); craft_tensor_release(s); craft_tensor_release(u); craft_tensor_release(e); craft_tensor_release(r);
+    craft_tensor_release(p);
+    craft_tensor_release(s);
+    craft_tensor_release(u);
+    craft_tensor_release(e);
+    craft_tensor_release(r);
     return rc;
 }
 
 static void test_gradcheck_unary(void) {
     int64_t s[2] = {3, 4};
     for (int op = 0; op < CRAFT_UNARY_COUNT; op++) {
-        int positive = op == CRAFT_LOG || op == CRAFT_SQRT || op == CRAFT_RSQRT || op == CRAFT_RECIPROCAL || op == CRAFT_LOG1P;
+        int positive = op == CRAFT_LOG || op == CRAFT_SQRT || op == CRAFT_RSQRT || op == CRAFT_RECIPROCAL ||
+            op == CRAFT_LOG1P;
         craft_tensor *x = gc_rand(2, s, positive ? 0.5 : -2, 2);
-        if (op == CRAFT_ABS || op == CRAFT_RELU) {   /* keep away from the kink */
+        if (op == CRAFT_ABS || op == CRAFT_RELU) { /* keep away from the kink */
             float *p = craft_tensor_data(x);
-            for (int i = 0; i < 12; i++) if (fabsf(p[i]) < 0.05f) p[i] = 0.3f;
+            for (int i = 0; i < 12; i++)
+                if (fabsf(p[i]) < 0.05f) p[i] = 0.3f;
         }
         opctx c = {.op = op};
         gradcheck(craft_unary_name(op), f_unary, 1, &x, &c, 1e-3, 2e-3, 2e-2);
@@ -146,7 +201,7 @@ static void test_gradcheck_unary(void) {
 }
 
 static void test_gradcheck_binary(void) {
-    int64_t sa[3] = {2, 3, 4}, sb[2] = {1, 4};   /* broadcasting */
+    int64_t sa[3] = {2, 3, 4}, sb[2] = {1, 4}; /* broadcasting */
     for (int op = 0; op < CRAFT_BINARY_COUNT; op++) {
         craft_tensor *in[2] = {gc_rand(3, sa, 0.5, 2), gc_rand(2, sb, 0.5, 2)};
         opctx c = {.op = op};
@@ -155,7 +210,8 @@ static void test_gradcheck_binary(void) {
         gradcheck("scalar", f_scalar, 1, in, &c, 1e-3, 2e-3, 2e-2);
         c.rev = 1;
         gradcheck("scalar reversed", f_scalar, 1, in, &c, 1e-3, 2e-3, 2e-2);
-        craft_tensor_release(in[0]); craft_tensor_release(in[1]);
+        craft_tensor_release(in[0]);
+        craft_tensor_release(in[1]);
     }
     int64_t s[2] = {3, 4};
     craft_tensor *x = gc_rand(2, s, -1, 1);
@@ -168,7 +224,8 @@ static void test_gradcheck_binary(void) {
     int64_t vs[3] = {3, 2, 4};
     craft_tensor *v = gc_rand(3, vs, -1, 1);
     gradcheck("views", f_views, 1, &v, NULL, 1e-3, 2e-3, 2e-2);
-    craft_tensor_release(x); craft_tensor_release(v);
+    craft_tensor_release(x);
+    craft_tensor_release(v);
     for (int i = 0; i < 3; i++) craft_tensor_release(w[i]);
 }
 
@@ -200,7 +257,7 @@ static void test_matmul(void) {
     CHECK(y->ndim == 3 && y->shape[0] == 2 && y->shape[1] == 3 && y->shape[2] == 5);
     float *a = craft_tensor_data(in[0]), *b = craft_tensor_data(in[1]), *yp = craft_tensor_data(y);
     double ref = 0;
-    for (int k = 0; k < 4; k++) ref += a[12 + 2 * 4 + k] * b[k * 5 + 3];   /* y[1, 2, 3] */
+    for (int k = 0; k < 4; k++) ref += a[12 + 2 * 4 + k] * b[k * 5 + 3]; /* y[1, 2, 3] */
     CHECK_NEAR(yp[15 + 2 * 5 + 3], ref, 1e-5);
     gradcheck("matmul batched broadcast", f_matmul, 2, in, NULL, 1e-3, 2e-3, 2e-2);
     int64_t sbt[2] = {5, 4};
@@ -213,15 +270,21 @@ static void test_matmul(void) {
     CHECK_ERR(craft_matmul(in[0], in[0], &bad), CRAFT_ESHAPE);
     CHECK(strstr(craft_last_error(), "matmul") && strstr(craft_last_error(), "[2, 3, 4]"));
     for (int i = 0; i < 3; i++) craft_tensor_release(lin[i]);
-    craft_tensor_release(in[0]); craft_tensor_release(in[1]); craft_tensor_release(in2[1]); craft_tensor_release(y);
+    craft_tensor_release(in[0]);
+    craft_tensor_release(in[1]);
+    craft_tensor_release(in2[1]);
+    craft_tensor_release(y);
 }
 
 static void test_pool(void) {
     craft_pool_stats a, b;
     craft_pool_get_stats(&a);
-    for (int i = 0; i < 100; i++) { void *p = craft_alloc(1 << 20); craft_free(p, 1 << 20); }
+    for (int i = 0; i < 100; i++) {
+        void *p = craft_alloc(1 << 20);
+        craft_free(p, 1 << 20);
+    }
     craft_pool_get_stats(&b);
-    CHECK(b.n_system - a.n_system <= 1);   /* reused, not re-obtained */
+    CHECK(b.n_system - a.n_system <= 1); /* reused, not re-obtained */
     CHECK(b.in_use == a.in_use);
 }
 
@@ -236,17 +299,22 @@ static void test_empty_huge_sizes(void) {
         CHECK_OK(craft_empty(3, orders[o], CRAFT_F32, CRAFT_DEVICE_CPU, &t));
         CHECK(t && t->numel == 0 && craft_numel_of(3, orders[o]) == 0);
         int all[3] = {0, 1, 2};
-        CHECK_OK(craft_sum(t, 3, all, 0, &s));   /* one sum of nothing */
+        CHECK_OK(craft_sum(t, 3, all, 0, &s)); /* one sum of nothing */
         float v = -1;
-        if (s) { craft_tensor_read(s, CRAFT_F32, &v, sizeof v); craft_tensor_release(s); s = NULL; }
+        if (s) {
+            craft_tensor_read(s, CRAFT_F32, &v, sizeof v);
+            craft_tensor_release(s);
+            s = NULL;
+        }
         CHECK(v == 0.0f);
-        int zd = o;   /* reduce the empty dim: the kept sizes (2^80 elements) cannot be allocated */
+        int zd = o; /* reduce the empty dim: the kept sizes (2^80 elements) cannot be allocated */
         CHECK(craft_sum(t, 1, &zd, 0, &s) != CRAFT_OK && s == NULL);
         int64_t outer, n, inner;
         craft_split_at(3, orders[o], 1, &outer, &n, &inner);
-        CHECK(o == 0 ? outer == 0 && n == big && inner == big : o == 1 ? outer == big && n == 0 && inner == big
-                                                            : outer == big && n == big && inner == 0);
-        if (o == 0) {   /* a slice far into it: a saturated offset, still a usable empty view */
+        CHECK(o == 0       ? outer == 0 && n == big && inner == big
+                  : o == 1 ? outer == big && n == 0 && inner == big
+                           : outer == big && n == big && inner == 0);
+        if (o == 0) { /* a slice far into it: a saturated offset, still a usable empty view */
             craft_tensor *sl = NULL, *c = NULL;
             CHECK_OK(craft_slice(t, 1, big - 1, big, 1, &sl));
             CHECK(sl && sl->numel == 0 && craft_tensor_data(sl) != NULL);
@@ -255,17 +323,18 @@ static void test_empty_huge_sizes(void) {
             craft_tensor_release(c);
             craft_tensor_release(sl);
         }
-        craft_tensor *parts[2] = {t, t}, *cat = NULL;   /* empty slabs: no offsets into saturated strides */
+        craft_tensor *parts[2] = {t, t}, *cat = NULL; /* empty slabs: no offsets into saturated strides */
         CHECK_OK(craft_concat(2, parts, o == 0 ? 1 : 0, &cat));
         CHECK(cat && cat->numel == 0);
         craft_tensor_release(cat);
         craft_tensor_release(t);
     }
-    int64_t full[2] = {big, big};   /* not empty: too large, refused */
+    int64_t full[2] = {big, big}; /* not empty: too large, refused */
     craft_tensor *t = NULL;
     CHECK(craft_empty(2, full, CRAFT_F32, CRAFT_DEVICE_CPU, &t) == CRAFT_ESHAPE && t == NULL);
     CHECK(craft_numel_of(2, full) == INT64_MAX);
-    CHECK(craft_mul_sat(INT64_MAX, 0) == 0 && craft_mul_sat(big, big) == INT64_MAX && craft_mul_sat(3, 4) == 12);
+    CHECK(craft_mul_sat(INT64_MAX, 0) == 0 && craft_mul_sat(big, big) == INT64_MAX &&
+          craft_mul_sat(3, 4) == 12);
 }
 
 int main(void) {

@@ -54,10 +54,18 @@ static void run_case(const char *name, int n_in, op_fn fn, const void *ctx) {
     for (int i = 0; i < n_in; i++) craft_tensor_release(x[i]);
 }
 
-static int f_unary(craft_tensor **x, craft_tensor **y, const void *c) { return craft_unary(*(const int *)c, x[0], y); }
-static int f_binary(craft_tensor **x, craft_tensor **y, const void *c) { return craft_binary(*(const int *)c, x[0], x[1], y); }
-static int f_scalar(craft_tensor **x, craft_tensor **y, const void *c) { return craft_binary_scalar(*(const int *)c, x[0], 1.7, 0, y); }
-static int f_clamp(craft_tensor **x, craft_tensor **y, const void *c) { return craft_clamp(x[0], -0.3, 0.4, y); }
+static int f_unary(craft_tensor **x, craft_tensor **y, const void *c) {
+    return craft_unary(*(const int *)c, x[0], y);
+}
+static int f_binary(craft_tensor **x, craft_tensor **y, const void *c) {
+    return craft_binary(*(const int *)c, x[0], x[1], y);
+}
+static int f_scalar(craft_tensor **x, craft_tensor **y, const void *c) {
+    return craft_binary_scalar(*(const int *)c, x[0], 1.7, 0, y);
+}
+static int f_clamp(craft_tensor **x, craft_tensor **y, const void *c) {
+    return craft_clamp(x[0], -0.3, 0.4, y);
+}
 static int f_where(craft_tensor **x, craft_tensor **y, const void *c) {
     /* torch.where(a > 0, a, b): the condition is data, not differentiated */
     craft_tensor *zero, *cond;
@@ -71,13 +79,28 @@ static int f_where(craft_tensor **x, craft_tensor **y, const void *c) {
     craft_tensor_release(cond);
     return rc;
 }
-static int f_sum_all(craft_tensor **x, craft_tensor **y, const void *c) { return craft_sum(x[0], 0, NULL, 0, y); }
-static int f_sum_d1(craft_tensor **x, craft_tensor **y, const void *c) { int d = 1; return craft_sum(x[0], 1, &d, 0, y); }
-static int f_mean_d02k(craft_tensor **x, craft_tensor **y, const void *c) { int d[2] = {0, 2}; return craft_mean(x[0], 2, d, 1, y); }
-static int f_var_d1(craft_tensor **x, craft_tensor **y, const void *c) { int d = 1; return craft_var(x[0], 1, &d, 1, 0, y); }
-static int f_max_d2(craft_tensor **x, craft_tensor **y, const void *c) { return craft_max(x[0], 2, 0, y, NULL); }
+static int f_sum_all(craft_tensor **x, craft_tensor **y, const void *c) {
+    return craft_sum(x[0], 0, NULL, 0, y);
+}
+static int f_sum_d1(craft_tensor **x, craft_tensor **y, const void *c) {
+    int d = 1;
+    return craft_sum(x[0], 1, &d, 0, y);
+}
+static int f_mean_d02k(craft_tensor **x, craft_tensor **y, const void *c) {
+    int d[2] = {0, 2};
+    return craft_mean(x[0], 2, d, 1, y);
+}
+static int f_var_d1(craft_tensor **x, craft_tensor **y, const void *c) {
+    int d = 1;
+    return craft_var(x[0], 1, &d, 1, 0, y);
+}
+static int f_max_d2(craft_tensor **x, craft_tensor **y, const void *c) {
+    return craft_max(x[0], 2, 0, y, NULL);
+}
 static int f_matmul(craft_tensor **x, craft_tensor **y, const void *c) { return craft_matmul(x[0], x[1], y); }
-static int f_linear(craft_tensor **x, craft_tensor **y, const void *c) { return craft_linear(x[0], x[1], x[2], y); }
+static int f_linear(craft_tensor **x, craft_tensor **y, const void *c) {
+    return craft_linear(x[0], x[1], x[2], y);
+}
 
 static void test_unary(void) {
     for (int op = 0; op < CRAFT_UNARY_COUNT; op++) {

@@ -43,7 +43,8 @@ static craft_csv *parse(const char *s, int has_header) {
 }
 
 static void test_csv(void) {
-    craft_csv *c = parse("name,note\r\n\"Doe, J\",\"said \"\"hi\"\"\"\r\nx,\"two\r\nlines\"\r\n p , y \r\n", 1);
+    craft_csv *c =
+        parse("name,note\r\n\"Doe, J\",\"said \"\"hi\"\"\"\r\nx,\"two\r\nlines\"\r\n p , y \r\n", 1);
     CHECK(c != NULL);
     if (c) {
         CHECK(craft_csv_rows(c) == 3 && craft_csv_cols(c) == 2);
@@ -51,12 +52,16 @@ static void test_csv(void) {
         CHECK(!strcmp(craft_csv_cell(c, 0, 0), "Doe, J") && !strcmp(craft_csv_cell(c, 0, 1), "said \"hi\""));
         CHECK(!strcmp(craft_csv_cell(c, 1, 1), "two\r\nlines"));
         CHECK(!strcmp(craft_csv_cell(c, 2, 0), " p ") && !strcmp(craft_csv_cell(c, 2, 1), " y "));
-        CHECK(craft_csv_row_line(c, 0) == 2 && craft_csv_row_line(c, 1) == 3 && craft_csv_row_line(c, 2) == 5);
-        CHECK(craft_csv_cell(c, 3, 0) == NULL && craft_csv_cell(c, 0, 2) == NULL && craft_csv_cell(c, -1, 0) == NULL);
+        CHECK(craft_csv_row_line(c, 0) == 2 && craft_csv_row_line(c, 1) == 3 &&
+              craft_csv_row_line(c, 2) == 5);
+        CHECK(craft_csv_cell(c, 3, 0) == NULL && craft_csv_cell(c, 0, 2) == NULL &&
+              craft_csv_cell(c, -1, 0) == NULL);
         craft_csv_free(c);
     }
     /* missing last newline, blank lines, BOM */
-    c = parse("\xEF\xBB\xBF" "a,b\n1,2\n\n\n3,4", 1);
+    c = parse("\xEF\xBB\xBF"
+              "a,b\n1,2\n\n\n3,4",
+              1);
     CHECK(c && craft_csv_rows(c) == 2 && !strcmp(craft_csv_header(c, 0), "a"));
     if (c) {
         CHECK(!strcmp(craft_csv_cell(c, 1, 1), "4") && craft_csv_row_line(c, 1) == 5);
@@ -78,7 +83,7 @@ static void test_csv(void) {
     c = parse("\n\r\n", 0);
     CHECK(c && craft_csv_rows(c) == 0 && craft_csv_cols(c) == 0);
     craft_csv_free(c);
-    c = parse("x;1\ny;2\n", 0);   /* no header: no names */
+    c = parse("x;1\ny;2\n", 0); /* no header: no names */
     int col;
     CHECK(c && craft_csv_header(c, 0) == NULL && craft_csv_rows(c) == 2);
     CHECK_ERR(craft_csv_column_index(c, "x", &col), CRAFT_EINVAL);
@@ -108,12 +113,13 @@ static void test_csv(void) {
         if (c) {
             CHECK(craft_csv_rows(c) == 2);
             for (int j = 0; j < 3; j++) CHECK(!strcmp(craft_csv_cell(c, 0, j), r1[j]));
-            CHECK(!strcmp(craft_csv_cell(c, 1, 0), "") && !strcmp(craft_csv_cell(c, 1, 1), "") && !strcmp(craft_csv_cell(c, 1, 2), "7"));
+            CHECK(!strcmp(craft_csv_cell(c, 1, 0), "") && !strcmp(craft_csv_cell(c, 1, 1), "") &&
+                  !strcmp(craft_csv_cell(c, 1, 2), "7"));
             CHECK(craft_csv_row_line(c, 1) == 4);
             craft_csv_free(c);
         }
     }
-    CHECK_OK(craft_csv_writer_open(path, &w));   /* a lone empty field must not vanish */
+    CHECK_OK(craft_csv_writer_open(path, &w)); /* a lone empty field must not vanish */
     if (w) {
         CHECK_OK(craft_csv_writer_row(w, 1, one));
         CHECK_OK(craft_csv_writer_close(w));
@@ -132,13 +138,14 @@ static void test_images(void) {
     if (!z) return;
     CHECK_OK(craft_npz_read(z, "rgb", &ref));
     CHECK_OK(craft_image_read(FIX "rgb.png", 0, &im));
-    CHECK(im.ndim == 3 && im.shape[0] == 4 && im.shape[1] == 5 && im.shape[2] == 3 && im.nbytes == ref.nbytes);
+    CHECK(im.ndim == 3 && im.shape[0] == 4 && im.shape[1] == 5 && im.shape[2] == 3 &&
+          im.nbytes == ref.nbytes);
     CHECK(im.data && ref.data && im.nbytes == 60 && !memcmp(im.data, ref.data, 60));
     craft_array_free(&im);
     CHECK_OK(craft_image_read(FIX "rgb.bmp", 0, &im));
     CHECK(im.shape[2] == 3 && im.data && ref.data && im.nbytes == 60 && !memcmp(im.data, ref.data, 60));
     craft_array_free(&im);
-    CHECK_OK(craft_image_read(FIX "rgb.png", 4, &im));   /* alpha added: opaque */
+    CHECK_OK(craft_image_read(FIX "rgb.png", 4, &im)); /* alpha added: opaque */
     CHECK(im.shape[2] == 4 && im.data && u8_at(&im, 3) == 255 && u8_at(&im, 4) == u8_at(&ref, 3));
     craft_array_free(&im);
     craft_array_free(&ref);
@@ -149,16 +156,19 @@ static void test_images(void) {
     craft_array_free(&ref);
     CHECK_OK(craft_npz_read(z, "rgba", &ref));
     CHECK_OK(craft_image_read(FIX "rgba.png", 0, &im));
-    CHECK(im.shape[0] == 3 && im.shape[1] == 2 && im.shape[2] == 4 && im.data && ref.data && !memcmp(im.data, ref.data, 24));
+    CHECK(im.shape[0] == 3 && im.shape[1] == 2 && im.shape[2] == 4 && im.data && ref.data &&
+          !memcmp(im.data, ref.data, 24));
     craft_array_free(&im);
     craft_array_free(&ref);
-    CHECK_OK(craft_npz_read(z, "gray16", &ref));   /* u16 in the npz: widened to i32 */
+    CHECK_OK(craft_npz_read(z, "gray16", &ref)); /* u16 in the npz: widened to i32 */
     CHECK_OK(craft_image_read16(FIX "gray16.png", 0, &im));
     CHECK(im.dtype == CRAFT_I32 && im.shape[0] == 2 && im.shape[1] == 3 && im.shape[2] == 1);
-    if (im.data && ref.data) for (int i = 0; i < 6; i++) CHECK(i32_at(&im, i) == i32_at(&ref, i));
+    if (im.data && ref.data)
+        for (int i = 0; i < 6; i++) CHECK(i32_at(&im, i) == i32_at(&ref, i));
     craft_array_free(&im);
-    CHECK_OK(craft_image_read(FIX "gray16.png", 0, &im));   /* 8-bit view: high byte */
-    if (im.data && ref.data) for (int i = 0; i < 6; i++) CHECK(u8_at(&im, i) == i32_at(&ref, i) >> 8);
+    CHECK_OK(craft_image_read(FIX "gray16.png", 0, &im)); /* 8-bit view: high byte */
+    if (im.data && ref.data)
+        for (int i = 0; i < 6; i++) CHECK(u8_at(&im, i) == i32_at(&ref, i) >> 8);
     craft_array_free(&im);
     craft_array_free(&ref);
     craft_npz_close(z);
@@ -185,8 +195,10 @@ static void test_images(void) {
     CHECK(msg_has("image x.gif: cannot decode: not a PNG, JPEG or BMP"));
     /* a fuzzer-found progressive JPEG whose AC scan names a Huffman table that was never
      * defined: stb 2.27 would decode it from uninitialised memory */
-    CHECK_ERR(craft_image_read("tests/fuzz/corpus/image/regress-jpeg-undefined-huffman.jpg", 0, &im), CRAFT_EFORMAT);
-    CHECK(msg_has("regress-jpeg-undefined-huffman.jpg: cannot decode: corrupt JPEG (scan uses an undefined AC Huffman table)"));
+    CHECK_ERR(craft_image_read("tests/fuzz/corpus/image/regress-jpeg-undefined-huffman.jpg", 0, &im),
+              CRAFT_EFORMAT);
+    CHECK(msg_has(
+        "regress-jpeg-undefined-huffman.jpg: cannot decode: corrupt JPEG (scan uses an undefined AC Huffman table)"));
     uint8_t *buf;
     size_t len;
     if (read_file_bytes(FIX "rgb.png", &buf, &len)) {
@@ -207,11 +219,11 @@ static void test_images(void) {
 static void test_resize(void) {
     float src[4 * 4], dst[64];
     for (int i = 0; i < 16; i++) src[i] = 0.625f;
-    CHECK_OK(craft_resize_area(src, 1, 4, 4, dst, 3, 3));   /* constant stays constant */
+    CHECK_OK(craft_resize_area(src, 1, 4, 4, dst, 3, 3)); /* constant stays constant */
     for (int i = 0; i < 9; i++) CHECK_NEAR(dst[i], 0.625, 1e-7);
     CHECK_OK(craft_resize_area(src, 1, 4, 4, dst, 7, 5));
     for (int i = 0; i < 35; i++) CHECK_NEAR(dst[i], 0.625, 1e-7);
-    for (int i = 0; i < 16; i++) src[i] = (float)i;   /* 2x down: means of 2x2 boxes */
+    for (int i = 0; i < 16; i++) src[i] = (float)i; /* 2x down: means of 2x2 boxes */
     CHECK_OK(craft_resize_area(src, 1, 4, 4, dst, 2, 2));
     CHECK(dst[0] == 2.5f && dst[1] == 4.5f && dst[2] == 10.5f && dst[3] == 12.5f);
     /* 3 -> 2 by hand: out0 = (x0 + x1 / 2) / 1.5, out1 = (x1 / 2 + x2) / 1.5 */
@@ -219,9 +231,9 @@ static void test_resize(void) {
     CHECK_OK(craft_resize_area(row, 1, 1, 3, dst, 1, 2));
     CHECK_NEAR(dst[0], 4.0, 1e-6);
     CHECK_NEAR(dst[1], 10.0, 1e-6);
-    CHECK_OK(craft_resize_bilinear(src, 1, 4, 4, dst, 4, 4));   /* same size: identity */
+    CHECK_OK(craft_resize_bilinear(src, 1, 4, 4, dst, 4, 4)); /* same size: identity */
     for (int i = 0; i < 16; i++) CHECK(dst[i] == src[i]);
-    CHECK_OK(craft_resize_bilinear(row, 1, 1, 3, dst, 1, 6));   /* by hand: 2x up of 3, 6, 12 */
+    CHECK_OK(craft_resize_bilinear(row, 1, 1, 3, dst, 1, 6)); /* by hand: 2x up of 3, 6, 12 */
     static const float up[6] = {3, 3.75f, 5.25f, 7.5f, 10.5f, 12};
     for (int i = 0; i < 6; i++) CHECK_NEAR(dst[i], up[i], 1e-6);
     CHECK_ERR(craft_resize_area(src, 1, 4, 4, dst, 0, 2), CRAFT_EINVAL);
@@ -234,9 +246,12 @@ static void test_resize(void) {
     if (!z) return;
     craft_array s, r;
     CHECK_OK(craft_npz_read(z, "src", &s));
-    static const struct { const char *key; int oh, ow, area; } cases[] = {
+    static const struct {
+        const char *key;
+        int oh, ow, area;
+    } cases[] = {
         {"bilinear_9x11", 9, 11, 0}, {"bilinear_3x4", 3, 4, 0}, {"bilinear_4x13", 4, 13, 0},
-        {"bilinear_5x7", 5, 7, 0}, {"area_3x4", 3, 4, 1}, {"area_8x10", 8, 10, 1},
+        {"bilinear_5x7", 5, 7, 0},   {"area_3x4", 3, 4, 1},     {"area_8x10", 8, 10, 1},
     };
     float out[2 * 9 * 13];
     for (size_t k = 0; k < sizeof cases / sizeof cases[0] && s.data; k++) {
@@ -247,7 +262,8 @@ static void test_resize(void) {
                                : craft_resize_bilinear(s.data, 2, 5, 7, out, cases[k].oh, cases[k].ow);
         CHECK(rc == CRAFT_OK);
         double worst = 0;
-        for (int i = 0; i < n && r.data && r.numel == n; i++) worst = fmax(worst, fabs(out[i] - f32_at(&r, i)));
+        for (int i = 0; i < n && r.data && r.numel == n; i++)
+            worst = fmax(worst, fabs(out[i] - f32_at(&r, i)));
         CHECK_MSG(worst < 1e-6, "%s: max diff %g", cases[k].key, worst);
         craft_array_free(&r);
     }
@@ -269,12 +285,12 @@ static void test_transforms(void) {
     /* crop 3x4 -> 1x2: torchvision offsets top round(2 / 2) = 1, left round(2 / 2) = 1 */
     CHECK_OK(craft_center_crop(src, 2, 3, 4, dst, 1, 2));
     CHECK(dst[0] == 5 && dst[1] == 6 && dst[2] == 17 && dst[3] == 18);
-    CHECK_OK(craft_center_crop(src, 1, 3, 4, dst, 2, 1));   /* top round(0.5) = 0, left round(1.5) = 2 */
+    CHECK_OK(craft_center_crop(src, 1, 3, 4, dst, 2, 1)); /* top round(0.5) = 0, left round(1.5) = 2 */
     CHECK(dst[0] == 2 && dst[1] == 6);
     CHECK_ERR(craft_center_crop(src, 1, 3, 4, dst, 4, 1), CRAFT_ESHAPE);
     CHECK_OK(craft_flip_horizontal(src, 2, 3, 4, dst));
     CHECK(dst[0] == 3 && dst[3] == 0 && dst[4] == 7 && dst[23] == 20);
-    CHECK_OK(craft_flip_horizontal(dst, 2, 3, 4, dst));   /* in place, back again */
+    CHECK_OK(craft_flip_horizontal(dst, 2, 3, 4, dst)); /* in place, back again */
     CHECK(!memcmp(dst, src, sizeof src));
     CHECK_OK(craft_flip_vertical(src, 2, 3, 4, dst));
     CHECK(dst[0] == 8 && dst[8] == 0 && dst[4] == 4 && dst[12] == 20);
@@ -296,7 +312,7 @@ static void test_transforms(void) {
     CHECK_OK(craft_u8_hwc_to_f32_chw(hwc, 2, 2, 3, NULL, NULL, back));
     CHECK_OK(craft_f32_chw_to_u8_hwc(back, 3, 2, 2, 0.0f, 1.0f, again));
     CHECK(!memcmp(again, hwc, 12));
-    float odd[4] = {-3.0f, 2.0f, NAN, 0.0f};   /* [-1, 1] range: -3 clamps, 2 clamps, NaN -> 0, 0 -> 128 */
+    float odd[4] = {-3.0f, 2.0f, NAN, 0.0f}; /* [-1, 1] range: -3 clamps, 2 clamps, NaN -> 0, 0 -> 128 */
     CHECK_OK(craft_f32_chw_to_u8_hwc(odd, 1, 2, 2, -1.0f, 1.0f, again));
     CHECK(again[0] == 0 && again[1] == 255 && again[2] == 0 && again[3] == 128);
     CHECK_ERR(craft_f32_chw_to_u8_hwc(odd, 1, 2, 2, 1.0f, 1.0f, again), CRAFT_EINVAL);

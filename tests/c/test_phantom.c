@@ -21,14 +21,21 @@ typedef struct batch {
 } batch;
 
 static void batch_free(batch *b) {
-    free(b->img); free(b->prm); free(b->ms); free(b->lab); free(b->olab); free(b->items);
+    free(b->img);
+    free(b->prm);
+    free(b->ms);
+    free(b->lab);
+    free(b->olab);
+    free(b->items);
     memset(b, 0, sizeof *b);
 }
 
 /* n phantoms of modality m (random classes), optionally degraded, then audited */
 static int batch_run(batch *b, int m, int n, int size, uint64_t seed, double blur, double noise) {
     memset(b, 0, sizeof *b);
-    b->m = m; b->n = n; b->size = size;
+    b->m = m;
+    b->n = n;
+    b->size = size;
     b->np = craft_phantom_param_count(m);
     b->nm = craft_oracle_measure_count(m);
     b->ni = craft_oracle_item_count(m);
@@ -100,7 +107,8 @@ static void test_tables(void) {
         CHECK(craft_phantom_param_count(m) > 4);
         for (int i = 0; i < craft_phantom_param_count(m); i++) CHECK(craft_phantom_param_name(m, i) != NULL);
         CHECK(craft_oracle_measure_count(m) > 4);
-        for (int i = 0; i < craft_oracle_measure_count(m); i++) CHECK(craft_oracle_measure_name(m, i) != NULL);
+        for (int i = 0; i < craft_oracle_measure_count(m); i++)
+            CHECK(craft_oracle_measure_name(m, i) != NULL);
         /* every class has at least one checklist item */
         int per_class[3] = {0, 0, 0};
         for (int i = 0; i < craft_oracle_item_count(m); i++) {
@@ -137,7 +145,7 @@ static void test_bad_args(void) {
     CHECK_ERR(craft_phantom_generate(0, 1, 32, 1, 0, 3, buf, &lab, NULL), CRAFT_EINVAL);
     CHECK_ERR(craft_phantom_generate(0, -1, 32, 1, 0, 0, buf, &lab, NULL), CRAFT_EINVAL);
     CHECK_ERR(craft_phantom_generate(0, 1, 32, 1, 0, 0, NULL, &lab, NULL), CRAFT_EINVAL);
-    CHECK_OK(craft_phantom_generate(0, 0, 32, 1, 0, 0, NULL, NULL, NULL));   /* nothing to do */
+    CHECK_OK(craft_phantom_generate(0, 0, 32, 1, 0, 0, NULL, NULL, NULL)); /* nothing to do */
     CHECK_ERR(craft_oracle_audit(-1, 1, 32, buf, NULL, &lab, it), CRAFT_EINVAL);
     CHECK_ERR(craft_oracle_audit(1, 1, 16, buf, NULL, &lab, it), CRAFT_EINVAL);
     CHECK_ERR(craft_oracle_audit(1, 1, 32, NULL, NULL, &lab, it), CRAFT_EINVAL);
@@ -156,7 +164,7 @@ static void test_determinism(void) {
         float pa[6 * 32], pb[6 * 32];
         CHECK_OK(craft_phantom_generate(m, n, sz, 42, 100, -1, a, la, pa));
         int old = omp_get_max_threads();
-        omp_set_num_threads(1);     /* threads must not matter */
+        omp_set_num_threads(1); /* threads must not matter */
         CHECK_OK(craft_phantom_generate(m, n, sz, 42, 100, -1, b, lb, pb));
         omp_set_num_threads(old);
         CHECK(memcmp(a, b, sizeof(float) * img * n) == 0);
@@ -171,14 +179,20 @@ static void test_determinism(void) {
         CHECK(memcmp(one, a, sizeof(float) * img) != 0);
         /* values in [0, 1], every class drawn among a few hundred */
         float lo = 1, hi = 0;
-        for (size_t k = 0; k < img * n; k++) { if (a[k] < lo) lo = a[k]; if (a[k] > hi) hi = a[k]; }
+        for (size_t k = 0; k < img * n; k++) {
+            if (a[k] < lo) lo = a[k];
+            if (a[k] > hi) hi = a[k];
+        }
         CHECK(lo >= 0.0f && hi <= 1.0f && hi > 0.5f);
     }
-    free(a); free(b); free(one);
+    free(a);
+    free(b);
+    free(one);
     /* cxr is grey: three equal planes */
     float *g = malloc(sizeof(float) * 3 * 64 * 64);
     CHECK_OK(craft_phantom_generate(0, 1, 64, 5, 0, 0, g, NULL, NULL));
-    CHECK(memcmp(g, g + 64 * 64, sizeof(float) * 64 * 64) == 0 && memcmp(g, g + 2 * 64 * 64, sizeof(float) * 64 * 64) == 0);
+    CHECK(memcmp(g, g + 64 * 64, sizeof(float) * 64 * 64) == 0 &&
+          memcmp(g, g + 2 * 64 * 64, sizeof(float) * 64 * 64) == 0);
     free(g);
     int32_t labs[300];
     float *big = malloc(sizeof(float) * 3 * 32 * 32 * 300);
@@ -201,10 +215,15 @@ static void test_agreement(void) {
             CHECK_MSG(median_err(&b, "ctr", -1) <= 0.015, "ctr %.4f", median_err(&b, "ctr", -1));
             CHECK(median_err(&b, "thorax_width", -1) <= 0.01);
             CHECK(median_err(&b, "heart_width", -1) <= 0.01);
-            CHECK_MSG(median_err(&b, "consolidation_area", 2) <= 0.03, "area %.4f", median_err(&b, "consolidation_area", 2));
-            int zq = find_measure(0, "consolidation_zone"), zp = find_param(0, "consolidation_zone"), ok = 0, n = 0;
+            CHECK_MSG(median_err(&b, "consolidation_area", 2) <= 0.03, "area %.4f",
+                      median_err(&b, "consolidation_area", 2));
+            int zq = find_measure(0, "consolidation_zone"), zp = find_param(0, "consolidation_zone"), ok = 0,
+                n = 0;
             for (int k = 0; k < b.n; k++)
-                if (b.lab[k] == 2) { n++; ok += b.ms[k * b.nm + zq] == b.prm[k * b.np + zp]; }
+                if (b.lab[k] == 2) {
+                    n++;
+                    ok += b.ms[k * b.nm + zq] == b.prm[k * b.np + zp];
+                }
             CHECK_MSG(ok >= 0.9 * n, "zone %d/%d", ok, n);
         } else if (m == 1) {
             CHECK_MSG(median_err(&b, "cdr", -1) <= 0.03, "cdr %.4f", median_err(&b, "cdr", -1));
@@ -224,9 +243,12 @@ static void test_agreement(void) {
             CHECK(thresh_agreement(&b, "blue_white", 0.5) >= 0.95);
             CHECK(thresh_agreement(&b, "diameter_frac", 0.4) >= 0.97);
         } else {
-            CHECK_MSG(median_err(&b, "nuclear_density", -1) <= 0.05, "density %.4f", median_err(&b, "nuclear_density", -1));
-            CHECK_MSG(median_err(&b, "nuclear_size_cv", -1) <= 0.05, "cv %.4f", median_err(&b, "nuclear_size_cv", -1));
-            CHECK_MSG(median_err(&b, "mucin_fraction", 2) <= 0.04, "mucin %.4f", median_err(&b, "mucin_fraction", 2));
+            CHECK_MSG(median_err(&b, "nuclear_density", -1) <= 0.05, "density %.4f",
+                      median_err(&b, "nuclear_density", -1));
+            CHECK_MSG(median_err(&b, "nuclear_size_cv", -1) <= 0.05, "cv %.4f",
+                      median_err(&b, "nuclear_size_cv", -1));
+            CHECK_MSG(median_err(&b, "mucin_fraction", 2) <= 0.04, "mucin %.4f",
+                      median_err(&b, "mucin_fraction", 2));
             CHECK(thresh_agreement(&b, "nuclear_size_cv", 0.25) >= 0.95);
             CHECK(thresh_agreement(&b, "n_glands", 1.0) >= 0.95);
         }
@@ -254,7 +276,7 @@ static void test_robustness(void) {
                 craft_phantom_modality_name(m), a1, a2, a3, a4);
         CHECK_MSG(a1 >= 0.85, "blur 0.5 %.3f", a1);
         CHECK_MSG(a2 >= 0.85, "noise 0.02 %.3f", a2);
-        CHECK_MSG(a3 >= 0.8, "32 px %.3f", a3);      /* micro-aneurysms barely survive 32 px */
+        CHECK_MSG(a3 >= 0.8, "32 px %.3f", a3); /* micro-aneurysms barely survive 32 px */
         CHECK_MSG(a4 >= 0.9, "128 px %.3f", a4);
     }
     /* the largest sizes run */
@@ -276,7 +298,10 @@ static void print_curve(int n) {
         printf("| %s |", craft_phantom_modality_name(m));
         for (int c = 0; c < 7; c++) {
             batch b;
-            if (batch_run(&b, m, n, SIZE, 2024, blur[c], noise[c]) != CRAFT_OK) { printf(" error |"); continue; }
+            if (batch_run(&b, m, n, SIZE, 2024, blur[c], noise[c]) != CRAFT_OK) {
+                printf(" error |");
+                continue;
+            }
             printf(" %.3f |", agreement(&b));
             fflush(stdout);
             batch_free(&b);
@@ -284,7 +309,8 @@ static void print_curve(int n) {
         printf("\n");
     }
     printf("\n(oracle label agreement with the generator's label, %d phantoms of %d px per cell, "
-           "seed 2024; blur sigma and noise sd in pixels / intensity units)\n", n, SIZE);
+           "seed 2024; blur sigma and noise sd in pixels / intensity units)\n",
+           n, SIZE);
 }
 
 static int write_grid(const char *path, int up) {
@@ -303,21 +329,30 @@ static int write_grid(const char *path, int up) {
                 for (int y = 0; y < SIZE * up; y++)
                     for (int x = 0; x < SIZE * up; x++)
                         for (int ch = 0; ch < 3; ch++) {
-                            float v = img[((size_t)e * 3 + ch) * SIZE * SIZE + (size_t)(y / up) * SIZE + x / up];
-                            png[((size_t)(row * tile + 2 + y) * W + (size_t)(e * tile + 2 + x)) * 3 + ch] = (unsigned char)(v * 255.0f + 0.5f);
+                            float v =
+                                img[((size_t)e * 3 + ch) * SIZE * SIZE + (size_t)(y / up) * SIZE + x / up];
+                            png[((size_t)(row * tile + 2 + y) * W + (size_t)(e * tile + 2 + x)) * 3 + ch] =
+                                (unsigned char)(v * 255.0f + 0.5f);
                         }
         }
     int ok = stbi_write_png(path, W, H, 3, png, W * 3);
     free(png);
     free(img);
-    if (!ok) { fprintf(stderr, "cannot write %s\n", path); return 1; }
+    if (!ok) {
+        fprintf(stderr, "cannot write %s\n", path);
+        return 1;
+    }
     printf("wrote %s (%d x %d): rows are classes (cxr normal, cardiomegaly, pneumonia; fundus normal, "
-           "glaucoma, DR; derm nevus, melanoma; histo benign, ductal, mucinous)\n", path, W, H);
+           "glaucoma, DR; derm nevus, melanoma; histo benign, ductal, mucinous)\n",
+           path, W, H);
     return 0;
 }
 
 int main(int argc, char **argv) {
-    if (argc > 1 && !strcmp(argv[1], "--curve")) { print_curve(argc > 2 ? atoi(argv[2]) : 1000); return 0; }
+    if (argc > 1 && !strcmp(argv[1], "--curve")) {
+        print_curve(argc > 2 ? atoi(argv[2]) : 1000);
+        return 0;
+    }
     if (argc > 2 && !strcmp(argv[1], "--grid")) return write_grid(argv[2], argc > 3 ? atoi(argv[3]) : 1);
     RUN(test_tables);
     RUN(test_bad_args);

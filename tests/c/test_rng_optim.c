@@ -27,21 +27,27 @@ static double fx_err(const craft_tensor *got, const fx_tensor *ref) {
     return md == 0 ? 0 : md / (mr > 0 ? mr : 1e-30);
 }
 
-#define CHECK_FX(got, f, name, tol) do { double e_ = fx_err((got), fx_get((f), (name))); \
-    CHECK_MSG(e_ <= (tol), "%s: relative error %.3g (tol %g)", (name), e_, (double)(tol)); } while (0)
+#define CHECK_FX(got, f, name, tol)                                                                          \
+    do {                                                                                                     \
+        double e_ = fx_err((got), fx_get((f), (name)));                                                      \
+        CHECK_MSG(e_ <= (tol), "%s: relative error %.3g (tol %g)", (name), e_, (double)(tol));               \
+    } while (0)
 
 /* ---------------------------------------------------------------- Philox ---- */
 static void test_philox_kat(void) {
     /* Random123 tests/kat_vectors, "philox4x32 10" lines: ctr[4] key[2] -> out[4] */
     static const uint32_t kat[3][10] = {
         {0, 0, 0, 0, 0, 0, 0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8},
-        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d, 0x41c83b0e, 0xa20bc7c6, 0x6d5451fd},
-        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb, 0x5001e420, 0x24126ea1},
+        {0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff, 0x408f276d, 0x41c83b0e,
+         0xa20bc7c6, 0x6d5451fd},
+        {0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344, 0xa4093822, 0x299f31d0, 0xd16cfe09, 0x94fdcceb,
+         0x5001e420, 0x24126ea1},
     };
     for (int k = 0; k < 3; k++) {
         uint32_t out[4];
         craft_philox4x32_raw(kat[k], kat[k] + 4, out);
-        for (int j = 0; j < 4; j++) CHECK_MSG(out[j] == kat[k][6 + j], "KAT %d word %d: %08x vs %08x", k, j, out[j], kat[k][6 + j]);
+        for (int j = 0; j < 4; j++)
+            CHECK_MSG(out[j] == kat[k][6 + j], "KAT %d word %d: %08x vs %08x", k, j, out[j], kat[k][6 + j]);
     }
     /* the public entry point: ctr = (lo, hi, 0, 0), key = (lo, hi) of the 64-bit values */
     uint32_t out[4];
@@ -52,7 +58,7 @@ static void test_philox_kat(void) {
     craft_philox4x32(seed, ctr, out);
     craft_philox4x32_raw(c4, k2, ref);
     CHECK(memcmp(out, ref, sizeof out) == 0);
-    CHECK(out[0] != 0xd16cfe09);   /* differs from KAT 3, whose upper counter words are set */
+    CHECK(out[0] != 0xd16cfe09); /* differs from KAT 3, whose upper counter words are set */
 }
 
 /* The element mapping documented in rng.c, recomputed here from craft_philox4x32. */
@@ -75,19 +81,22 @@ static void test_rng_mapping(void) {
     craft_tensor *t;
     craft_empty(1, s, CRAFT_F32, 0, &t);
     const uint64_t seed = 0x0123456789abcdefull;
-    uint64_t offsets[3] = {0, 5, 0xfffffffffffffff0ull};   /* the last one wraps around 2^64 */
+    uint64_t offsets[3] = {0, 5, 0xfffffffffffffff0ull}; /* the last one wraps around 2^64 */
     for (int k = 0; k < 3; k++) {
         float got[37];
         CHECK_OK(craft_rand_(t, seed, offsets[k]));
         craft_tensor_read(t, CRAFT_F32, got, sizeof got);
         int bad = 0;
-        for (int i = 0; i < 37; i++) bad += got[i] != ref_uniform(seed, offsets[k] + (uint64_t)i) || !(got[i] >= 0 && got[i] < 1);
-        CHECK_MSG(bad == 0, "rand_ offset %llu: %d elements off the documented mapping", (unsigned long long)offsets[k], bad);
+        for (int i = 0; i < 37; i++)
+            bad += got[i] != ref_uniform(seed, offsets[k] + (uint64_t)i) || !(got[i] >= 0 && got[i] < 1);
+        CHECK_MSG(bad == 0, "rand_ offset %llu: %d elements off the documented mapping",
+                  (unsigned long long)offsets[k], bad);
         CHECK_OK(craft_randn_(t, seed, offsets[k]));
         craft_tensor_read(t, CRAFT_F32, got, sizeof got);
         bad = 0;
         for (int i = 0; i < 37; i++) bad += got[i] != ref_normal(seed, offsets[k] + (uint64_t)i);
-        CHECK_MSG(bad == 0, "randn_ offset %llu: %d elements off the documented mapping", (unsigned long long)offsets[k], bad);
+        CHECK_MSG(bad == 0, "randn_ offset %llu: %d elements off the documented mapping",
+                  (unsigned long long)offsets[k], bad);
     }
     /* pinned values, so that the mapping cannot drift together with ref_* above */
     uint32_t w[4];
@@ -179,35 +188,47 @@ static void test_rng_moments(void) {
     m /= (double)n;
     for (int64_t i = 0; i < n; i++) {
         double d = p[i] - m;
-        v += d * d; m3 += d * d * d; m4 += d * d * d * d;
+        v += d * d;
+        m3 += d * d * d;
+        m4 += d * d * d * d;
         if (fabs(p[i]) > 3) tail++;
         if (fabs(p[i]) > mx) mx = fabs(p[i]);
     }
-    v /= (double)n; m3 /= (double)n; m4 /= (double)n;
+    v /= (double)n;
+    m3 /= (double)n;
+    m4 /= (double)n;
     /* 5-sigma bounds: sd(mean) = 1e-3, sd(var) = 1.4e-3, sd(skew) = 2.4e-3, sd(kurt) = 4.9e-3 */
     CHECK_NEAR(m, 0.0, 0.005);
     CHECK_NEAR(v, 1.0, 0.007);
     CHECK_NEAR(m3, 0.0, 0.013);
     CHECK_NEAR(m4 / (v * v), 3.0, 0.025);
-    CHECK_NEAR((double)tail / (double)n, 0.0026998, 0.00026);   /* P(|z| > 3), sd 5.2e-5 */
+    CHECK_NEAR((double)tail / (double)n, 0.0026998, 0.00026); /* P(|z| > 3), sd 5.2e-5 */
     CHECK(mx > 4.0 && mx < 6.7);
     CHECK_OK(craft_rand_(t, 2024, 0));
-    m = 0; v = 0;
+    m = 0;
+    v = 0;
     double lo = 1, hi = 0;
-    for (int64_t i = 0; i < n; i++) { m += p[i]; if (p[i] < lo) lo = p[i]; if (p[i] > hi) hi = p[i]; }
+    for (int64_t i = 0; i < n; i++) {
+        m += p[i];
+        if (p[i] < lo) lo = p[i];
+        if (p[i] > hi) hi = p[i];
+    }
     m /= (double)n;
     for (int64_t i = 0; i < n; i++) v += (p[i] - m) * (p[i] - m);
     v /= (double)n;
-    CHECK_NEAR(m, 0.5, 0.0015);         /* sd 2.9e-4 */
-    CHECK_NEAR(v, 1.0 / 12, 0.0005);    /* sd 7.5e-5 */
+    CHECK_NEAR(m, 0.5, 0.0015);      /* sd 2.9e-4 */
+    CHECK_NEAR(v, 1.0 / 12, 0.0005); /* sd 7.5e-5 */
     CHECK(lo >= 0 && lo < 1e-4 && hi < 1 && hi > 1 - 1e-4);
     craft_tensor_release(t);
 }
 
 /* ---------------------------------------------------------------- optimisers */
 static void test_adamw_vs_torch(const fx_file *f) {
-    struct { const char *name; int np; double lr, b1, b2, eps, wd; } cs[2] = {
-        {"adamw0", 2, 1e-2, 0.9, 0.999, 1e-8, 1e-2}, {"adamw1", 1, 1e-3, 0.8, 0.99, 1e-6, 0.1}};
+    struct {
+        const char *name;
+        int np;
+        double lr, b1, b2, eps, wd;
+    } cs[2] = {{"adamw0", 2, 1e-2, 0.9, 0.999, 1e-8, 1e-2}, {"adamw1", 1, 1e-3, 0.8, 0.99, 1e-6, 0.1}};
     char key[64];
     for (int c = 0; c < 2; c++) {
         for (int i = 0; i < cs[c].np; i++) {
@@ -221,7 +242,8 @@ static void test_adamw_vs_torch(const fx_file *f) {
                 snprintf(key, sizeof key, "%s.g%d.%d", cs[c].name, i, k);
                 craft_tensor *g = fx_craft(fx_get(f, key), 0);
                 int32_t ver = p->storage->version;
-                CHECK_OK(craft_adamw_step(p, g, m, v, cs[c].lr, cs[c].b1, cs[c].b2, cs[c].eps, cs[c].wd, k + 1));
+                CHECK_OK(
+                    craft_adamw_step(p, g, m, v, cs[c].lr, cs[c].b1, cs[c].b2, cs[c].eps, cs[c].wd, k + 1));
                 CHECK(p->storage->version != ver);
                 snprintf(key, sizeof key, "%s.p%d.%d", cs[c].name, i, k);
                 CHECK_FX(p, f, key, 1e-5);
@@ -233,8 +255,10 @@ static void test_adamw_vs_torch(const fx_file *f) {
                 snprintf(key, sizeof key, "%s.v%d", cs[c].name, i);
                 CHECK_FX(v, f, key, 1e-5);
             }
-            CHECK(p->node == NULL);   /* never recorded */
-            craft_tensor_release(p); craft_tensor_release(m); craft_tensor_release(v);
+            CHECK(p->node == NULL); /* never recorded */
+            craft_tensor_release(p);
+            craft_tensor_release(m);
+            craft_tensor_release(v);
         }
     }
 }
@@ -247,7 +271,8 @@ static void test_adamw_strided(const fx_file *f) {
     craft_tensor *store, *p, *ms, *vs, *m, *v;
     craft_empty(2, st, CRAFT_F32, 0, &store);
     float *sp = craft_tensor_data(store);
-    for (int i = 0; i < 3; i++) for (int j = 0; j < 5; j++) sp[j * 3 + i] = r->data[i * 5 + j];
+    for (int i = 0; i < 3; i++)
+        for (int j = 0; j < 5; j++) sp[j * 3 + i] = r->data[i * 5 + j];
     craft_transpose(store, 0, 1, &p);
     craft_zeros(2, st, CRAFT_F32, 0, &ms);
     craft_zeros(2, st, CRAFT_F32, 0, &vs);
@@ -267,8 +292,14 @@ static void test_adamw_strided(const fx_file *f) {
 }
 
 static void test_sgd_vs_torch(const fx_file *f) {
-    struct { const char *name; int np; double lr, mom, wd; int nest; } cs[3] = {
-        {"sgd0", 2, 0.05, 0.9, 1e-3, 0}, {"sgd1", 1, 0.05, 0.9, 1e-3, 1}, {"sgd2", 1, 0.1, 0.0, 0.0, 0}};
+    struct {
+        const char *name;
+        int np;
+        double lr, mom, wd;
+        int nest;
+    } cs[3] = {{"sgd0", 2, 0.05, 0.9, 1e-3, 0},
+               {"sgd1", 1, 0.05, 0.9, 1e-3, 1},
+               {"sgd2", 1, 0.1, 0.0, 0.0, 0}};
     char key[64];
     for (int c = 0; c < 3; c++)
         for (int i = 0; i < cs[c].np; i++) {
@@ -297,7 +328,8 @@ static void test_clip_vs_torch(const fx_file *f) {
         craft_tensor *g[4] = {NULL, NULL, NULL, NULL};
         for (int i = 0; i < 3; i++) {
             snprintf(key, sizeof key, "%s.g%d", names[c], i);
-            g[i == 2 ? 3 : i] = fx_craft(fx_get(f, key), 0);   /* slot 2 stays NULL: skipped like a param without grad */
+            g[i == 2 ? 3 : i] =
+                fx_craft(fx_get(f, key), 0); /* slot 2 stays NULL: skipped like a param without grad */
         }
         double total = -1;
         CHECK_OK(craft_clip_grad_norm(4, g, max_norm[c], &total));
@@ -308,7 +340,7 @@ static void test_clip_vs_torch(const fx_file *f) {
             snprintf(key, sizeof key, "%s.c%d", names[c], i);
             CHECK_FX(g[i == 2 ? 3 : i], f, key, 2e-6);
         }
-        if (c == 1) {   /* not clipped: untouched bit for bit */
+        if (c == 1) { /* not clipped: untouched bit for bit */
             snprintf(key, sizeof key, "%s.g0", names[c]);
             CHECK(fx_err(g[0], fx_get(f, key)) == 0);
         }
@@ -318,7 +350,10 @@ static void test_clip_vs_torch(const fx_file *f) {
 
 static void test_optim_vs_torch(void) {
     fx_file f;
-    if (fx_load("optim_ref.bin", &f)) { CHECK_MSG(0, "optim_ref.bin unreadable"); return; }
+    if (fx_load("optim_ref.bin", &f)) {
+        CHECK_MSG(0, "optim_ref.bin unreadable");
+        return;
+    }
     test_adamw_vs_torch(&f);
     test_adamw_strided(&f);
     test_sgd_vs_torch(&f);
@@ -345,7 +380,7 @@ static void test_ema(void) {
         bad += out[i] != a + b;
     }
     CHECK(bad == 0);
-    CHECK_OK(craft_ema_update(e, p, 0.0));   /* decay 0: a copy */
+    CHECK_OK(craft_ema_update(e, p, 0.0)); /* decay 0: a copy */
     craft_tensor_read(e, CRAFT_F32, out, sizeof out);
     CHECK(memcmp(out, pv, sizeof out) == 0);
     craft_tensor *w;
@@ -369,7 +404,8 @@ static void test_optim_errors(void) {
     craft_zeros(2, s2, CRAFT_F32, 0, &bad);
     craft_zeros(2, s, CRAFT_I64, 0, &gi);
     CHECK_ERR(craft_adamw_step(p, bad, m, v, 1e-3, 0.9, 0.999, 1e-8, 0, 1), CRAFT_ESHAPE);
-    CHECK(strstr(craft_last_error(), "adamw_step") && strstr(craft_last_error(), "grad [3, 2]") && strstr(craft_last_error(), "[2, 3]"));
+    CHECK(strstr(craft_last_error(), "adamw_step") && strstr(craft_last_error(), "grad [3, 2]") &&
+          strstr(craft_last_error(), "[2, 3]"));
     CHECK_ERR(craft_adamw_step(p, g, bad, v, 1e-3, 0.9, 0.999, 1e-8, 0, 1), CRAFT_ESHAPE);
     CHECK_ERR(craft_adamw_step(p, gi, m, v, 1e-3, 0.9, 0.999, 1e-8, 0, 1), CRAFT_ETYPE);
     CHECK_ERR(craft_adamw_step(p, g, m, v, 1e-3, 0.9, 0.999, 1e-8, 0, 0), CRAFT_EINVAL);
@@ -405,7 +441,7 @@ static void test_threads(void) {
     CHECK(prev >= 1);
     craft_set_num_threads(3);
     CHECK(craft_num_threads() == 3);
-    craft_set_num_threads(0);   /* back to one per processor */
+    craft_set_num_threads(0); /* back to one per processor */
     CHECK(craft_num_threads() >= 1);
     craft_set_num_threads(prev);
     CHECK(craft_num_threads() == prev);

@@ -4,7 +4,7 @@
  * repository root (or build/tests) or set CRAFT_SRC_DIR. Hostile files are written to a temp dir under /tmp. */
 #define _GNU_SOURCE
 #include "check.h"
-#include "core/internal.h"   /* craft_half_to_float etc., the reference for the conversions */
+#include "core/internal.h" /* craft_half_to_float etc., the reference for the conversions */
 #include <stdint.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -24,7 +24,7 @@ static const char *fixture(const char *name) {
     static int k;
     char *b = bufs[k++ & 3];
     const char *env = getenv("CRAFT_SRC_DIR"), *roots[3] = {".", "../..", ".."};
-    for (int i = 0; i < 3; i++) {   /* the repository root, or run from build/tests */
+    for (int i = 0; i < 3; i++) { /* the repository root, or run from build/tests */
         snprintf(b, 512, "%s/tests/fixtures/safetensors/%s", env ? env : roots[i], name);
         if (env || access(b, R_OK) == 0) break;
     }
@@ -32,7 +32,10 @@ static const char *fixture(const char *name) {
 }
 static void write_bytes(const char *path, const void *p, size_t n) {
     FILE *fp = fopen(path, "wb");
-    if (!fp) { perror(path); exit(2); }
+    if (!fp) {
+        perror(path);
+        exit(2);
+    }
     if (n) fwrite(p, 1, n, fp);
     fclose(fp);
 }
@@ -69,8 +72,8 @@ static void test_roundtrip_all_dtypes(void) {
     int8_t i8[4] = {-128, -1, 0, 127};
     int64_t s23[2] = {2, 3}, s4[1] = {4}, s3[1] = {3}, s2[1] = {2}, s5[1] = {5}, s0[2] = {0, 3};
     craft_tensor *t[12] = {0};
-    const char *names[12] = {"w.f32", "d.f64", "h.f16", "b.bf16", "ids", "i32", "bytes", "i8", "mask", "scalar",
-                             "empty", "transposed"};
+    const char *names[12] = {"w.f32", "d.f64", "h.f16", "b.bf16", "ids",   "i32",
+                             "bytes", "i8",    "mask",  "scalar", "empty", "transposed"};
     CHECK_OK(craft_from_data(2, s23, CRAFT_F32, f32, &t[0]));
     CHECK_OK(craft_from_data(1, s3, CRAFT_F64, f64, &t[1]));
     CHECK_OK(craft_from_data(1, s4, CRAFT_F16, f16, &t[2]));
@@ -83,7 +86,7 @@ static void test_roundtrip_all_dtypes(void) {
     float sc = 42.0f;
     CHECK_OK(craft_from_data(0, NULL, CRAFT_F32, &sc, &t[9]));
     CHECK_OK(craft_empty(2, s0, CRAFT_I64, 0, &t[10]));
-    CHECK_OK(craft_transpose(t[0], 0, 1, &t[11]));   /* [3, 2], not contiguous */
+    CHECK_OK(craft_transpose(t[0], 0, 1, &t[11])); /* [3, 2], not contiguous */
     const char *mk[2] = {"format", "comment"}, *mv[2] = {"pt", "caf\xc3\xa9 \"quoted\"\n"};
     const char *path = tmp_path("rt.safetensors");
     CHECK_OK(craft_st_save(path, 12, names, t, 2, mk, mv));
@@ -102,8 +105,10 @@ static void test_roundtrip_all_dtypes(void) {
     if (!f) return;
     CHECK(craft_st_count(f) == 12);
     /* the reference's order: I64 then F64 (8 bytes) first, by name within a dtype; I8, U8, BOOL last */
-    CHECK(!strcmp(craft_st_name(f, 0), "empty") && !strcmp(craft_st_name(f, 1), "ids") && !strcmp(craft_st_name(f, 2), "d.f64"));
-    CHECK(!strcmp(craft_st_name(f, 9), "i8") && !strcmp(craft_st_name(f, 10), "bytes") && !strcmp(craft_st_name(f, 11), "mask"));
+    CHECK(!strcmp(craft_st_name(f, 0), "empty") && !strcmp(craft_st_name(f, 1), "ids") &&
+          !strcmp(craft_st_name(f, 2), "d.f64"));
+    CHECK(!strcmp(craft_st_name(f, 9), "i8") && !strcmp(craft_st_name(f, 10), "bytes") &&
+          !strcmp(craft_st_name(f, 11), "mask"));
     CHECK(!strcmp(craft_st_metadata(f, "format"), "pt"));
     CHECK(!strcmp(craft_st_metadata(f, "comment"), mv[1]));
     CHECK(craft_st_metadata(f, "absent") == NULL);
@@ -139,7 +144,7 @@ static void test_roundtrip_all_dtypes(void) {
     craft_tensor *tr = NULL;
     CHECK_OK(craft_st_load(f, craft_st_find(f, "transposed"), CRAFT_F32, &tr));
     if (tr) {
-        const float *p = craft_tensor_data(tr);   /* transpose of [[1.5,-2.25,0],[1e-30,3e38,-7]] */
+        const float *p = craft_tensor_data(tr); /* transpose of [[1.5,-2.25,0],[1e-30,3e38,-7]] */
         CHECK(p[0] == 1.5f && p[1] == 1e-30f && p[2] == -2.25f && p[5] == -7.0f);
         craft_tensor_release(tr);
     }
@@ -170,10 +175,10 @@ static void test_zero_copy(void) {
     CHECK_OK(craft_st_load(f, 0, CRAFT_F32, &u));
     CHECK_OK(craft_st_load(f, 0, CRAFT_F64, &c));
     if (!u || !c) return;
-    CHECK(craft_tensor_data(u) == craft_st_raw(f, 0));    /* inside the mapping */
-    CHECK(craft_tensor_data(c) != craft_st_raw(f, 0));    /* a converted copy */
+    CHECK(craft_tensor_data(u) == craft_st_raw(f, 0)); /* inside the mapping */
+    CHECK(craft_tensor_data(c) != craft_st_raw(f, 0)); /* a converted copy */
     CHECK(((double *)craft_tensor_data(c))[3] == 4.0);
-    craft_st_close(f);                                     /* u keeps the mapping alive */
+    craft_st_close(f); /* u keeps the mapping alive */
     CHECK(((float *)craft_tensor_data(u))[2] == 3.0f);
     /* writes land in private copy-on-write pages, never in the file */
     CHECK_OK(craft_fill_(u, 9.0));
@@ -215,8 +220,9 @@ static void test_fixture_f32(void) {
     CHECK_OK(craft_st_open(fixture("f32.safetensors"), &f));
     if (!f) return;
     CHECK(craft_st_count(f) == 4);
-    CHECK(!strcmp(craft_st_metadata(f, "format"), "pt") && !strcmp(craft_st_metadata(f, "note"), "craft fixture"));
-    for (int i = 1; i < craft_st_count(f); i++)   /* file order: ascending offsets */
+    CHECK(!strcmp(craft_st_metadata(f, "format"), "pt") &&
+          !strcmp(craft_st_metadata(f, "note"), "craft fixture"));
+    for (int i = 1; i < craft_st_count(f); i++) /* file order: ascending offsets */
         CHECK((const char *)craft_st_raw(f, i) >= (const char *)craft_st_raw(f, i - 1));
     craft_tensor *w = load_named(f, "unet.conv_in.weight", -1), *s = load_named(f, "scalar", -1),
                  *e = load_named(f, "empty", -1), *b = load_named(f, "unet.conv_in.bias", CRAFT_F32);
@@ -229,7 +235,11 @@ static void test_fixture_f32(void) {
         CHECK(craft_tensor_data(w) == craft_st_raw(f, craft_st_find(f, "unet.conv_in.weight")));
     }
     double v = 0;
-    if (s) { CHECK(s->ndim == 0); CHECK_OK(craft_item(s, &v)); CHECK(v == 3.5); }
+    if (s) {
+        CHECK(s->ndim == 0);
+        CHECK_OK(craft_item(s, &v));
+        CHECK(v == 3.5);
+    }
     if (e) CHECK(e->ndim == 2 && e->shape[0] == 0 && e->shape[1] == 5 && e->numel == 0);
     if (b) CHECK(((float *)craft_tensor_data(b))[1] == -0.5f);
     craft_tensor_release(w), craft_tensor_release(s), craft_tensor_release(e), craft_tensor_release(b);
@@ -242,7 +252,8 @@ static void check_16bit(const char *fx, const char *lo, const char *lo_f32, cons
     craft_safetensors *f = NULL;
     CHECK_OK(craft_st_open(fixture(fx), &f));
     if (!f) return;
-    craft_tensor *a = load_named(f, lo, CRAFT_F32), *ref = load_named(f, lo_f32, -1), *raw = load_named(f, lo, -1);
+    craft_tensor *a = load_named(f, lo, CRAFT_F32), *ref = load_named(f, lo_f32, -1),
+                 *raw = load_named(f, lo, -1);
     craft_tensor *down = load_named(f, "x32", dt16), *ref16 = load_named(f, x32_lo, -1);
     if (a && ref && raw) {
         CHECK(raw->dtype == dt16 && craft_tensor_data(raw) == craft_st_raw(f, craft_st_find(f, lo)));
@@ -256,9 +267,12 @@ static void check_16bit(const char *fx, const char *lo, const char *lo_f32, cons
         CHECK(down->dtype == dt16 && down->numel == ref16->numel && down->numel > 100);
         int bad = 0;
         for (int64_t i = 0; i < down->numel; i++) {
-            uint16_t x = ((uint16_t *)craft_tensor_data(down))[i], y = ((uint16_t *)craft_tensor_data(ref16))[i];
-            int xnan = dt16 == CRAFT_F16 ? (x & 0x7c00) == 0x7c00 && (x & 0x3ff) : (x & 0x7f80) == 0x7f80 && (x & 0x7f);
-            int ynan = dt16 == CRAFT_F16 ? (y & 0x7c00) == 0x7c00 && (y & 0x3ff) : (y & 0x7f80) == 0x7f80 && (y & 0x7f);
+            uint16_t x = ((uint16_t *)craft_tensor_data(down))[i],
+                     y = ((uint16_t *)craft_tensor_data(ref16))[i];
+            int xnan = dt16 == CRAFT_F16 ? (x & 0x7c00) == 0x7c00 && (x & 0x3ff)
+                                         : (x & 0x7f80) == 0x7f80 && (x & 0x7f);
+            int ynan = dt16 == CRAFT_F16 ? (y & 0x7c00) == 0x7c00 && (y & 0x3ff)
+                                         : (y & 0x7f80) == 0x7f80 && (y & 0x7f);
             bad += xnan ? !ynan : x != y;
         }
         CHECK_MSG(bad == 0, "%s: %d values differ from torch's rounding", fx, bad);
@@ -267,45 +281,55 @@ static void check_16bit(const char *fx, const char *lo, const char *lo_f32, cons
     craft_tensor_release(down), craft_tensor_release(ref16);
     craft_st_close(f);
 }
-static void test_fixture_f16(void) { check_16bit("f16.safetensors", "h", "h_as_f32", "x32_as_f16", CRAFT_F16); }
-static void test_fixture_bf16(void) { check_16bit("bf16.safetensors", "b", "b_as_f32", "x32_as_bf16", CRAFT_BF16); }
+static void test_fixture_f16(void) {
+    check_16bit("f16.safetensors", "h", "h_as_f32", "x32_as_f16", CRAFT_F16);
+}
+static void test_fixture_bf16(void) {
+    check_16bit("bf16.safetensors", "b", "b_as_f32", "x32_as_bf16", CRAFT_BF16);
+}
 
 static void test_fixture_mixed(void) {
     craft_safetensors *f = NULL;
     CHECK_OK(craft_st_open(fixture("mixed.safetensors"), &f));
     if (!f) return;
-    craft_tensor *ids = load_named(f, "ids", -1), *i32 = load_named(f, "i32", -1), *i8 = load_named(f, "i8", -1),
-                 *u8 = load_named(f, "u8", CRAFT_F32), *mask = load_named(f, "mask", -1),
-                 *f64 = load_named(f, "f64", CRAFT_F32), *f64r = load_named(f, "f64_as_f32", -1),
-                 *idsf = load_named(f, "ids", CRAFT_F64);
+    craft_tensor *ids = load_named(f, "ids", -1), *i32 = load_named(f, "i32", -1),
+                 *i8 = load_named(f, "i8", -1), *u8 = load_named(f, "u8", CRAFT_F32),
+                 *mask = load_named(f, "mask", -1), *f64 = load_named(f, "f64", CRAFT_F32),
+                 *f64r = load_named(f, "f64_as_f32", -1), *idsf = load_named(f, "ids", CRAFT_F64);
     if (ids) {
         const int64_t *p = craft_tensor_data(ids);
         CHECK(ids->dtype == CRAFT_I64 && ids->shape[0] == 2 && ids->shape[1] == 3);
         CHECK(p[2] == -1 && p[3] == (int64_t)1 << 40 && p[4] == -((int64_t)1 << 62) && p[5] == INT64_MAX);
     }
     if (idsf) CHECK(((double *)craft_tensor_data(idsf))[3] == 1099511627776.0);
-    if (i32) CHECK(((int32_t *)craft_tensor_data(i32))[0] == INT32_MIN && ((int32_t *)craft_tensor_data(i32))[3] == INT32_MAX);
+    if (i32)
+        CHECK(((int32_t *)craft_tensor_data(i32))[0] == INT32_MIN &&
+              ((int32_t *)craft_tensor_data(i32))[3] == INT32_MAX);
     if (i8) CHECK(((int8_t *)craft_tensor_data(i8))[0] == -128);
     if (u8) CHECK(((float *)craft_tensor_data(u8))[3] == 255.0f);
-    if (mask) CHECK(mask->dtype == CRAFT_BOOL && ((uint8_t *)craft_tensor_data(mask))[1] == 0 && ((uint8_t *)craft_tensor_data(mask))[2] == 1);
+    if (mask)
+        CHECK(mask->dtype == CRAFT_BOOL && ((uint8_t *)craft_tensor_data(mask))[1] == 0 &&
+              ((uint8_t *)craft_tensor_data(mask))[2] == 1);
     if (f64 && f64r)
         for (int i = 0; i < 3; i++)
             CHECK(same_bits32(((float *)craft_tensor_data(f64))[i], ((float *)craft_tensor_data(f64r))[i]));
     craft_tensor_release(ids), craft_tensor_release(i32), craft_tensor_release(i8), craft_tensor_release(u8);
-    craft_tensor_release(mask), craft_tensor_release(f64), craft_tensor_release(f64r), craft_tensor_release(idsf);
+    craft_tensor_release(mask), craft_tensor_release(f64), craft_tensor_release(f64r),
+        craft_tensor_release(idsf);
 
     /* craft's writer gives the reference writer's bytes */
     int n = craft_st_count(f);
     const char *names[16];
     craft_tensor *ts[16] = {0};
     for (int i = 0; i < n && i < 16; i++) {
-        names[n - 1 - i] = craft_st_name(f, i);   /* reversed: the writer must reorder */
+        names[n - 1 - i] = craft_st_name(f, i); /* reversed: the writer must reorder */
         CHECK_OK(craft_st_load(f, i, -1, &ts[n - 1 - i]));
     }
     const char *mk = "format", *mv = "pt";
     CHECK_OK(craft_st_save(tmp_path("mixed_again.safetensors"), n, names, ts, 1, &mk, &mv));
     size_t na = 0, nb = 0;
-    unsigned char *a = read_bytes(fixture("mixed.safetensors"), &na), *b = read_bytes(tmp_path("mixed_again.safetensors"), &nb);
+    unsigned char *a = read_bytes(fixture("mixed.safetensors"), &na),
+                  *b = read_bytes(tmp_path("mixed_again.safetensors"), &nb);
     CHECK(a && b && na == nb && !memcmp(a, b, na));
     free(a), free(b);
     for (int i = 0; i < n && i < 16; i++) craft_tensor_release(ts[i]);
@@ -317,7 +341,9 @@ static void test_fixture_mixed(void) {
     CHECK_OK(craft_st_info(f, 0, &dt, NULL, NULL));
     CHECK(dt == CRAFT_I32 && !strcmp(craft_st_dtype_name(f, 0), "I16"));
     craft_tensor *w = load_named(f, "i16", -1);
-    if (w) CHECK(w->dtype == CRAFT_I32 && ((int32_t *)craft_tensor_data(w))[0] == -32768 && ((int32_t *)craft_tensor_data(w))[1] == -1);
+    if (w)
+        CHECK(w->dtype == CRAFT_I32 && ((int32_t *)craft_tensor_data(w))[0] == -32768 &&
+              ((int32_t *)craft_tensor_data(w))[1] == -1);
     craft_tensor_release(w);
     craft_st_close(f);
 }
@@ -349,12 +375,14 @@ static void test_conversions(void) {
     CHECK(!strcmp(craft_st_name(f, 0), "u") && !strcmp(craft_st_name(f, 6), "u64"));
     craft_tensor *t = load_named(f, "f", -1);
     if (t) {
-        CHECK(craft_tensor_data(t) != craft_st_raw(f, 1));   /* misaligned: copied */
+        CHECK(craft_tensor_data(t) != craft_st_raw(f, 1)); /* misaligned: copied */
         CHECK(((float *)craft_tensor_data(t))[0] == -1.75f && ((float *)craft_tensor_data(t))[1] == 2.5e9f);
     }
     craft_tensor_release(t);
-    t = load_named(f, "f", CRAFT_I32);   /* truncation toward zero, saturation */
-    if (t) CHECK(((int32_t *)craft_tensor_data(t))[0] == -1 && ((int32_t *)craft_tensor_data(t))[1] == (int32_t)(uint32_t)2500000000u);
+    t = load_named(f, "f", CRAFT_I32); /* truncation toward zero, saturation */
+    if (t)
+        CHECK(((int32_t *)craft_tensor_data(t))[0] == -1 &&
+              ((int32_t *)craft_tensor_data(t))[1] == (int32_t)(uint32_t)2500000000u);
     craft_tensor_release(t);
     t = load_named(f, "f", CRAFT_I64);
     if (t) CHECK(((int64_t *)craft_tensor_data(t))[1] == 2500000000);
@@ -362,15 +390,16 @@ static void test_conversions(void) {
     t = load_named(f, "f", CRAFT_BOOL);
     if (t) CHECK(((uint8_t *)craft_tensor_data(t))[0] == 1);
     craft_tensor_release(t);
-    t = load_named(f, "e4", -1);   /* 1.0, 448 (the largest), -0.5, NaN */
+    t = load_named(f, "e4", -1); /* 1.0, 448 (the largest), -0.5, NaN */
     if (t) {
         const float *p = craft_tensor_data(t);
         CHECK(t->dtype == CRAFT_F32 && p[0] == 1.0f && p[1] == 448.0f && p[2] == -0.5f && isnan(p[3]));
     }
     craft_tensor_release(t);
-    t = load_named(f, "e5", -1);   /* 1.0, -3.0, inf */
-    if (t) CHECK(((float *)craft_tensor_data(t))[0] == 1.0f && ((float *)craft_tensor_data(t))[1] == -3.0f &&
-                 isinf(((float *)craft_tensor_data(t))[2]));
+    t = load_named(f, "e5", -1); /* 1.0, -3.0, inf */
+    if (t)
+        CHECK(((float *)craft_tensor_data(t))[0] == 1.0f && ((float *)craft_tensor_data(t))[1] == -3.0f &&
+              isinf(((float *)craft_tensor_data(t))[2]));
     craft_tensor_release(t);
     t = load_named(f, "u16", -1);
     if (t) CHECK(t->dtype == CRAFT_I32 && ((int32_t *)craft_tensor_data(t))[0] == 65535);
@@ -379,7 +408,7 @@ static void test_conversions(void) {
     if (t) CHECK(t->dtype == CRAFT_I64 && ((int64_t *)craft_tensor_data(t))[0] == 4000000000);
     craft_tensor_release(t);
     t = NULL;
-    CHECK_ERR(craft_st_load(f, 6, -1, &t), CRAFT_EUNSUPPORTED);   /* UINT64_MAX does not fit int64 */
+    CHECK_ERR(craft_st_load(f, 6, -1, &t), CRAFT_EUNSUPPORTED); /* UINT64_MAX does not fit int64 */
     CHECK(t == NULL && strstr(craft_last_error(), "conv.safetensors") && strstr(craft_last_error(), "u64"));
     CHECK_ERR(craft_st_load(f, 7, -1, &t), CRAFT_EINVAL);
     CHECK_ERR(craft_st_load(f, -1, -1, &t), CRAFT_EINVAL);
@@ -403,7 +432,7 @@ static void test_large_conversion(void) {
     craft_safetensors *f = NULL;
     CHECK_OK(craft_st_open(path, &f));
     if (f) CHECK_OK(craft_st_load(f, 0, CRAFT_F32, &u));
-    if (f) CHECK_OK(craft_st_load(f, 0, CRAFT_BF16, &b));   /* generic path: f16 -> f32 -> bf16 */
+    if (f) CHECK_OK(craft_st_load(f, 0, CRAFT_BF16, &b)); /* generic path: f16 -> f32 -> bf16 */
     if (u && b) {
         const float *q = craft_tensor_data(u);
         const uint16_t *r = craft_tensor_data(b);
@@ -426,11 +455,14 @@ static void expect_bad(const char *name, const unsigned char *bytes, size_t n, c
     int rc = craft_st_open(path, &f);
     CHECK_MSG(rc == CRAFT_EFORMAT, "%s: rc %d (%s)", name, rc, craft_last_error());
     CHECK_MSG(f == (craft_safetensors *)1, "%s: out written on failure", name);
-    CHECK_MSG(strstr(craft_last_error(), path) != NULL, "%s: message does not name the file: %s", name, craft_last_error());
-    CHECK_MSG(!fragment || strstr(craft_last_error(), fragment), "%s: message lacks \"%s\": %s", name, fragment, craft_last_error());
+    CHECK_MSG(strstr(craft_last_error(), path) != NULL, "%s: message does not name the file: %s", name,
+              craft_last_error());
+    CHECK_MSG(!fragment || strstr(craft_last_error(), fragment), "%s: message lacks \"%s\": %s", name,
+              fragment, craft_last_error());
     CHECK_MSG(!strchr(craft_last_error(), '\n'), "%s: message has more than one line", name);
-    rc = craft_st_open_memory(bytes, n, name, &f);   /* same verdict from memory */
-    CHECK_MSG(rc == CRAFT_EFORMAT && strstr(craft_last_error(), name), "%s (memory): rc %d: %s", name, rc, craft_last_error());
+    rc = craft_st_open_memory(bytes, n, name, &f); /* same verdict from memory */
+    CHECK_MSG(rc == CRAFT_EFORMAT && strstr(craft_last_error(), name), "%s (memory): rc %d: %s", name, rc,
+              craft_last_error());
 }
 
 #define T1(dt, shape, offs) "{\"t\":{\"dtype\":\"" dt "\",\"shape\":" shape ",\"data_offsets\":" offs "}}"
@@ -468,14 +500,20 @@ static void test_hostile(void) {
     expect_bad("unknown_dtype", buf, n, "unknown dtype \"F33\"");
     n = build(buf, T1("F32", "[2,3]", "[0,20]"), 20);
     expect_bad("size_mismatch", buf, n, "needs 24 bytes but data_offsets [0, 20] hold 20");
-    n = build(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}", 12);
+    n = build(buf,
+              "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+              "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[4,12]}}",
+              12);
     expect_bad("overlap", buf, n, "overlap tensor \"a\"");
-    n = build(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
-                   "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}", 8);
+    n = build(buf,
+              "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
+              "\"b\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]}}",
+              8);
     expect_bad("same_offsets", buf, n, "overlap");
-    n = build(buf, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
-                   "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}", 12);
+    n = build(buf,
+              "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
+              "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[8,12]}}",
+              12);
     expect_bad("gap", buf, n, "gap after byte 4");
     n = build(buf, T1("F32", "[1]", "[0,4]"), 12);
     expect_bad("trailing_data", buf, n, "cover 4 of the 12");
@@ -503,7 +541,10 @@ static void test_hostile(void) {
     expect_bad("no_shape", buf, n, "missing \"shape\"");
     n = build(buf, "{\"t\":[1]}", 0);
     expect_bad("entry_not_object", buf, n, "expected an object");
-    n = build(buf, "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4);
+    n = build(
+        buf,
+        "{\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
+        4);
     expect_bad("duplicate_name", buf, n, "duplicate");
     n = build(buf, "{\"__metadata__\":{\"k\":1}}", 0);
     expect_bad("meta_not_string", buf, n, "__metadata__ \"k\"");
@@ -513,7 +554,10 @@ static void test_hostile(void) {
     expect_bad("newline_in_name", buf, n, "bad?name");
 
     /* what the reference accepts, craft accepts: unpadded header, leading space, null metadata */
-    n = build(buf, " {\"__metadata__\":null,\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"extra\":1}}", 4);
+    n = build(
+        buf,
+        " {\"__metadata__\":null,\"t\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4],\"extra\":1}}",
+        4);
     CHECK_OK(craft_st_open_memory(buf, n, "lenient", &f));
     CHECK(f && craft_st_count(f) == 1 && craft_st_metadata_count(f) == 0);
     craft_st_close(f);
@@ -546,7 +590,7 @@ static void test_save_errors(void) {
     const char *mk[2] = {"k", "k"}, *mv[2] = {"1", "2"};
     CHECK_ERR(craft_st_save(path, 1, ok, two, 2, mk, mv), CRAFT_EINVAL);
     CHECK_ERR(craft_st_save(path, -1, ok, two, 0, NULL, NULL), CRAFT_EINVAL);
-    CHECK(access(path, F_OK) != 0);   /* nothing written by failed saves */
+    CHECK(access(path, F_OK) != 0); /* nothing written by failed saves */
     CHECK_ERR(craft_st_save(tmp_path("no/such/dir.safetensors"), 1, ok, two, 0, NULL, NULL), CRAFT_EIO);
     CHECK(strstr(craft_last_error(), "dir.safetensors") != NULL);
     craft_tensor_release(t);
@@ -554,14 +598,16 @@ static void test_save_errors(void) {
 
 /* ---------------------------------------------------------------- JSON */
 static void test_json(void) {
-    const char *cfg = "{\"_class_name\": \"UNet2DConditionModel\", \"sample_size\": 64, \"block_out_channels\": [320, 640, 1280],\n"
-                      " \"beta_start\": 0.00085, \"center_input_sample\": false, \"flip\": true, \"norm\": null,\n"
-                      " \"nested\": {\"a\": {\"b\": [[]]}}, \"ten\": 10.0, \"\xe4\xb8\xad\": \"\\u00e9\"}";
+    const char *cfg =
+        "{\"_class_name\": \"UNet2DConditionModel\", \"sample_size\": 64, \"block_out_channels\": [320, 640, 1280],\n"
+        " \"beta_start\": 0.00085, \"center_input_sample\": false, \"flip\": true, \"norm\": null,\n"
+        " \"nested\": {\"a\": {\"b\": [[]]}}, \"ten\": 10.0, \"\xe4\xb8\xad\": \"\\u00e9\"}";
     craft_json *d = NULL;
     CHECK_OK(craft_json_parse_string(cfg, strlen(cfg), "unet/config.json", &d));
     if (!d) return;
     CHECK(craft_json_type(d, 0) == CRAFT_JSON_OBJECT && craft_json_length(d, 0) == 10);
-    CHECK(!strcmp(craft_json_key(d, 0, 0), "_class_name") && !strcmp(craft_json_key(d, 0, 9), "\xe4\xb8\xad"));
+    CHECK(!strcmp(craft_json_key(d, 0, 0), "_class_name") &&
+          !strcmp(craft_json_key(d, 0, 9), "\xe4\xb8\xad"));
     CHECK(!strcmp(craft_json_string(d, craft_json_get(d, 0, "\xe4\xb8\xad")), "\xc3\xa9"));
     int64_t iv = 0;
     double dv = 0;
@@ -585,29 +631,33 @@ static void test_json(void) {
     CHECK_OK(craft_json_integer(d, craft_json_child(d, boc, 2), &iv));
     CHECK(iv == 1280);
     CHECK(craft_json_child(d, boc, 3) == -1 && craft_json_child(d, boc, -1) == -1);
-    CHECK(craft_json_key(d, boc, 0) == NULL);   /* arrays have no keys */
+    CHECK(craft_json_key(d, boc, 0) == NULL); /* arrays have no keys */
     int nested = craft_json_get(d, craft_json_get(d, craft_json_get(d, 0, "nested"), "a"), "b");
-    CHECK(craft_json_type(d, nested) == CRAFT_JSON_ARRAY && craft_json_length(d, craft_json_child(d, nested, 0)) == 0);
+    CHECK(craft_json_type(d, nested) == CRAFT_JSON_ARRAY &&
+          craft_json_length(d, craft_json_child(d, nested, 0)) == 0);
     CHECK(craft_json_length(d, craft_json_get(d, 0, "_class_name")) == 20);
     /* out of range everywhere: answers, not reads */
     int nn = craft_json_node_count(d);
     CHECK(nn == 17);
     CHECK(craft_json_type(d, nn) == -1 && craft_json_type(d, -1) == -1 && craft_json_length(d, nn) == -1);
-    CHECK(craft_json_string(d, nn) == NULL && craft_json_get(d, nn, "a") == -1 && craft_json_get(d, 0, "zz") == -1);
+    CHECK(craft_json_string(d, nn) == NULL && craft_json_get(d, nn, "a") == -1 &&
+          craft_json_get(d, 0, "zz") == -1);
     CHECK_ERR(craft_json_number(d, nn, &dv), CRAFT_EINVAL);
-    CHECK(craft_json_type(NULL, 0) == -1 && craft_json_child(NULL, 0, 0) == -1 && craft_json_node_count(NULL) == 0);
+    CHECK(craft_json_type(NULL, 0) == -1 && craft_json_child(NULL, 0, 0) == -1 &&
+          craft_json_node_count(NULL) == 0);
     craft_json_free(d);
     craft_json_free(NULL);
 
     d = (craft_json *)1;
     const char *bad = "{\n  \"a\": 1,\n  \"b\": [1, 2,\n}";
     CHECK_ERR(craft_json_parse_string(bad, strlen(bad), "scheduler_config.json", &d), CRAFT_EFORMAT);
-    CHECK(d == (craft_json *)1 && strstr(craft_last_error(), "scheduler_config.json") && strstr(craft_last_error(), "line 4"));
+    CHECK(d == (craft_json *)1 && strstr(craft_last_error(), "scheduler_config.json") &&
+          strstr(craft_last_error(), "line 4"));
     CHECK_ERR(craft_json_parse_string("{\"a\":1,\"a\":2}", 13, "dup.json", &d), CRAFT_EFORMAT);
     CHECK_ERR(craft_json_parse_string("", 0, "empty.json", &d), CRAFT_EFORMAT);
     CHECK_ERR(craft_json_parse_file(tmp_path("absent.json"), &d), CRAFT_EIO);
     CHECK(strstr(craft_last_error(), "absent.json") != NULL);
-    CHECK_OK(craft_json_parse_string("[1, \"x\"]", 8, NULL, &d));   /* any top-level value */
+    CHECK_OK(craft_json_parse_string("[1, \"x\"]", 8, NULL, &d)); /* any top-level value */
     CHECK(craft_json_type(d, 0) == CRAFT_JSON_ARRAY && craft_json_type(d, 2) == CRAFT_JSON_STRING);
     craft_json_free(d);
 
@@ -618,7 +668,8 @@ static void test_json(void) {
     CHECK(access(tmp_path("vocab.json.tmp"), F_OK) != 0);
     CHECK_OK(craft_json_parse_file(vp, &d));
     if (d) {
-        CHECK(craft_json_length(d, 0) == 4 && !strcmp(craft_json_key(d, 0, 1), "\"") && !strcmp(craft_json_key(d, 0, 3), "\xc4\xa0the"));
+        CHECK(craft_json_length(d, 0) == 4 && !strcmp(craft_json_key(d, 0, 1), "\"") &&
+              !strcmp(craft_json_key(d, 0, 3), "\xc4\xa0the"));
         CHECK_OK(craft_json_integer(d, craft_json_child(d, 0, 2), &iv));
         CHECK(iv == 2);
         craft_json_free(d);
@@ -629,13 +680,16 @@ static void test_json(void) {
     free(raw);
     CHECK_ERR(craft_json_write_file(vp, "{oops}", 6), CRAFT_EFORMAT);
     CHECK(strstr(craft_last_error(), "vocab.json") && strstr(craft_last_error(), "column"));
-    CHECK_OK(craft_json_parse_file(vp, &d));   /* the old file survived the failed write */
+    CHECK_OK(craft_json_parse_file(vp, &d)); /* the old file survived the failed write */
     craft_json_free(d);
 }
 
 int main(void) {
     snprintf(tmpdir, sizeof tmpdir, "/tmp/craft_st_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 2; }
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 2;
+    }
     RUN(test_roundtrip_all_dtypes);
     RUN(test_zero_copy);
     RUN(test_fixture_f32);

@@ -16,7 +16,8 @@
 static double fx_err(const craft_tensor *got, const fx_tensor *ref) {
     if (!got || !ref) return 1e30;
     if (got->ndim != ref->ndim) return 1e30;
-    for (int i = 0; i < ref->ndim; i++) if (got->shape[i] != ref->shape[i]) return 1e30;
+    for (int i = 0; i < ref->ndim; i++)
+        if (got->shape[i] != ref->shape[i]) return 1e30;
     float *g = malloc((size_t)(ref->numel ? ref->numel : 1) * sizeof(float));
     craft_tensor_read(got, CRAFT_F32, g, (size_t)ref->numel * sizeof(float));
     double md = 0, mr = 0;
@@ -29,8 +30,11 @@ static double fx_err(const craft_tensor *got, const fx_tensor *ref) {
     return md == 0 ? 0 : md / (mr > 0 ? mr : 1e-30);
 }
 
-#define CHECK_FX(got, ref, tol, what) do { double e_ = fx_err((got), (ref)); \
-    CHECK_MSG(e_ <= (tol), "%s: relative error %.3g (tol %g)", (what), e_, (double)(tol)); } while (0)
+#define CHECK_FX(got, ref, tol, what)                                                                        \
+    do {                                                                                                     \
+        double e_ = fx_err((got), (ref));                                                                    \
+        CHECK_MSG(e_ <= (tol), "%s: relative error %.3g (tol %g)", (what), e_, (double)(tol));               \
+    } while (0)
 
 /* Input k as a strided view: a leaf B with the last dim doubled holds the values at even
  * positions; the op sees B[..., ::2]. */
@@ -50,7 +54,8 @@ static craft_tensor *strided_input(const fx_tensor *r, craft_tensor **leaf) {
 
 /* Runs fixture case `cs`: inputs cs.<name> (all differentiable), compares cs.y and, after
  * backward with cs.g, cs.d<name>; once with dense inputs and once with strided ones. */
-static void fx_case(const fx_file *f, const char *cs, int nin, const char *const *names, gc_fn fn, void *ctx, int exact) {
+static void fx_case(const fx_file *f, const char *cs, int nin, const char *const *names, gc_fn fn, void *ctx,
+                    int exact) {
     char key[96];
     for (int strided = 0; strided < 2; strided++) {
         craft_tensor *in[8], *leaf[8];
@@ -59,7 +64,10 @@ static void fx_case(const fx_file *f, const char *cs, int nin, const char *const
             const fx_tensor *r = fx_get(f, key);
             if (!r) return;
             if (strided) in[k] = strided_input(r, &leaf[k]);
-            else { in[k] = fx_craft(r, 1); leaf[k] = in[k]; }
+            else {
+                in[k] = fx_craft(r, 1);
+                leaf[k] = in[k];
+            }
         }
         craft_tensor *y = NULL;
         int rc = fn(in, ctx, &y);
@@ -88,8 +96,17 @@ static void fx_case(const fx_file *f, const char *cs, int nin, const char *const
 }
 
 /* ---------------------------------------------------------------- op wrappers */
-typedef struct { int n, dim; int64_t pads[16]; int npairs, mode; double value; int64_t oh, ow; int align;
-                 int k, s, p; craft_tensor *idx; int transpose; } op_args;
+typedef struct {
+    int n, dim;
+    int64_t pads[16];
+    int npairs, mode;
+    double value;
+    int64_t oh, ow;
+    int align;
+    int k, s, p;
+    craft_tensor *idx;
+    int transpose;
+} op_args;
 
 /* transposes the last two dims of inputs listed in a->transpose (bit k: input k) */
 static craft_tensor *maybe_t(craft_tensor *x, const op_args *a, int k, int *own) {
@@ -107,7 +124,8 @@ static int op_concat(craft_tensor **in, void *ctx, craft_tensor **out) {
     int own[8];
     for (int k = 0; k < a->n; k++) v[k] = maybe_t(in[k], a, k, &own[k]);
     int rc = craft_concat(a->n, v, a->dim, out);
-    for (int k = 0; k < a->n; k++) if (own[k]) craft_tensor_release(v[k]);
+    for (int k = 0; k < a->n; k++)
+        if (own[k]) craft_tensor_release(v[k]);
     return rc;
 }
 static int op_pad(craft_tensor **in, void *ctx, craft_tensor **out) {
@@ -146,11 +164,15 @@ static int op_embed(craft_tensor **in, void *ctx, craft_tensor **out) {
 /* ---------------------------------------------------------------- fixture tests */
 static void test_concat_pad_vs_torch(void) {
     fx_file f;
-    if (fx_load("shape_ops.bin", &f)) { CHECK_MSG(0, "shape_ops.bin unreadable"); return; }
+    if (fx_load("shape_ops.bin", &f)) {
+        CHECK_MSG(0, "shape_ops.bin unreadable");
+        return;
+    }
     const char *abc[3] = {"a", "b", "c"}, *x[1] = {"x"};
     op_args a = {.n = 3, .dim = 1};
     fx_case(&f, "cat0", 3, abc, op_concat, &a, 1);
-    a.n = 2; a.dim = -1;
+    a.n = 2;
+    a.dim = -1;
     fx_case(&f, "cat1", 2, abc, op_concat, &a, 1);
     op_args p1 = {.npairs = 2, .pads = {1, 2, 0, 1}, .mode = 0, .value = 0.5};
     fx_case(&f, "padc", 1, x, op_pad, &p1, 1);
@@ -169,16 +191,25 @@ static void test_concat_pad_vs_torch(void) {
 
 static void test_resize_vs_torch(void) {
     fx_file f;
-    if (fx_load("shape_resize.bin", &f)) { CHECK_MSG(0, "shape_resize.bin unreadable"); return; }
+    if (fx_load("shape_resize.bin", &f)) {
+        CHECK_MSG(0, "shape_resize.bin unreadable");
+        return;
+    }
     const char *x[1] = {"x"};
-    struct { const char *cs; int mode, align; int64_t oh, ow; } ic[] = {
-        {"nn0", 0, 0, 8, 4}, {"nn1", 0, 0, 8, 10}, {"nn2", 0, 0, 4, 5},
-        {"bl0", 1, 0, 9, 4}, {"bl1", 1, 1, 9, 11}, {"bl2", 1, 0, 3, 3}, {"bl3", 1, 0, 8, 8}};
+    struct {
+        const char *cs;
+        int mode, align;
+        int64_t oh, ow;
+    } ic[] = {{"nn0", 0, 0, 8, 4},  {"nn1", 0, 0, 8, 10}, {"nn2", 0, 0, 4, 5}, {"bl0", 1, 0, 9, 4},
+              {"bl1", 1, 1, 9, 11}, {"bl2", 1, 0, 3, 3},  {"bl3", 1, 0, 8, 8}};
     for (size_t i = 0; i < sizeof ic / sizeof ic[0]; i++) {
         op_args a = {.mode = ic[i].mode, .align = ic[i].align, .oh = ic[i].oh, .ow = ic[i].ow};
         fx_case(&f, ic[i].cs, 1, x, op_interp, &a, ic[i].mode == 0);
     }
-    struct { const char *cs; int k, s, p; } pc[] = {{"ap0", 3, 2, 1}, {"ap1", 2, 2, 0}, {"ap2", 3, 1, 0}};
+    struct {
+        const char *cs;
+        int k, s, p;
+    } pc[] = {{"ap0", 3, 2, 1}, {"ap1", 2, 2, 0}, {"ap2", 3, 1, 0}};
     for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
         op_args a = {.k = pc[i].k, .s = pc[i].s, .p = pc[i].p};
         fx_case(&f, pc[i].cs, 1, x, op_pool, &a, 0);
@@ -201,7 +232,10 @@ static craft_tensor *fx_indices(const fx_tensor *r, int dtype) {
 
 static void test_embed_vs_torch(void) {
     fx_file f;
-    if (fx_load("shape_embed.bin", &f)) { CHECK_MSG(0, "shape_embed.bin unreadable"); return; }
+    if (fx_load("shape_embed.bin", &f)) {
+        CHECK_MSG(0, "shape_embed.bin unreadable");
+        return;
+    }
     const char *wt[1] = {"wt"};
     const char *cases[2] = {"emb0", "emb1"};
     for (int c = 0; c < 2; c++) {
@@ -214,8 +248,13 @@ static void test_embed_vs_torch(void) {
         }
     }
     /* timestep embeddings: forward only */
-    struct { const char *cs; int dim, flip; double shift, scale, mp; } tc[] = {
-        {"ts0", 64, 1, 0.0, 1.0, 10000}, {"ts1", 33, 0, 1.0, 2.5, 1000}, {"ts2", 320, 1, 0.0, 1.0, 10000}};
+    struct {
+        const char *cs;
+        int dim, flip;
+        double shift, scale, mp;
+    } tc[] = {{"ts0", 64, 1, 0.0, 1.0, 10000},
+              {"ts1", 33, 0, 1.0, 2.5, 1000},
+              {"ts2", 320, 1, 0.0, 1.0, 10000}};
     for (int i = 0; i < 3; i++) {
         char key[64], what[64];
         snprintf(key, sizeof key, "%s.t", tc[i].cs);
@@ -225,7 +264,7 @@ static void test_embed_vs_torch(void) {
         snprintf(what, sizeof what, "timestep embedding %s", tc[i].cs);
         CHECK_FX(y, fx_get(&f, key), 1e-4, what);
         craft_tensor_release(y);
-        if (i == 0) {   /* integer timesteps: the same as their float values */
+        if (i == 0) { /* integer timesteps: the same as their float values */
             craft_tensor *ti, *tf, *y1 = NULL, *y2 = NULL;
             CHECK_OK(craft_to_dtype(t, CRAFT_I64, &ti));
             CHECK_OK(craft_to_dtype(ti, CRAFT_F32, &tf));
@@ -235,8 +274,10 @@ static void test_embed_vs_torch(void) {
             CHECK_OK(craft_tensor_read(y1, CRAFT_F32, b1, sizeof b1));
             CHECK_OK(craft_tensor_read(y2, CRAFT_F32, b2, sizeof b2));
             CHECK(memcmp(b1, b2, sizeof b1) == 0);
-            craft_tensor_release(y1); craft_tensor_release(y2);
-            craft_tensor_release(tf); craft_tensor_release(ti);
+            craft_tensor_release(y1);
+            craft_tensor_release(y2);
+            craft_tensor_release(tf);
+            craft_tensor_release(ti);
         }
         craft_tensor_release(t);
     }
@@ -260,14 +301,14 @@ static void test_timestep_structure(void) {
             CHECK_NEAR(o[n * 8 + i], cos(a), 2e-4);
             CHECK_NEAR(o[n * 8 + 4 + i], sin(a), 2e-4);
         }
-    CHECK(o[0] == 1.0f && o[4] == 0.0f);   /* t = 0: cos 0, sin 0 */
+    CHECK(o[0] == 1.0f && o[4] == 0.0f); /* t = 0: cos 0, sin 0 */
     craft_tensor_release(y);
-    CHECK_OK(craft_timestep_embedding(t, 7, 0, 1.0, 1.0, 10000, &y));   /* odd: last column zero */
+    CHECK_OK(craft_timestep_embedding(t, 7, 0, 1.0, 1.0, 10000, &y)); /* odd: last column zero */
     CHECK(y->shape[1] == 7);
     float o7[21];
     craft_tensor_read(y, CRAFT_F32, o7, sizeof o7);
     CHECK(o7[6] == 0.0f && o7[13] == 0.0f && o7[20] == 0.0f);
-    CHECK(o7[0] == 0.0f && o7[3] == 1.0f);   /* t = 0: sin block then cos block */
+    CHECK(o7[0] == 0.0f && o7[3] == 1.0f); /* t = 0: sin block then cos block */
     craft_tensor_release(y);
     craft_tensor_release(t);
     /* an empty batch gives the empty [0, dim] result whatever dim is (it used to build the
@@ -279,7 +320,7 @@ static void test_timestep_structure(void) {
     CHECK_OK(craft_timestep_embedding(e, INT32_MAX, 1, 0.0, 1.0, 10000, &y));
     CHECK(y && y->ndim == 2 && y->shape[0] == 0 && y->shape[1] == INT32_MAX && y->numel == 0);
     craft_tensor_release(y);
-    CHECK(craft_timestep_embedding(e, 0, 1, 0.0, 1.0, 10000, &y) == CRAFT_EINVAL);   /* still checked */
+    CHECK(craft_timestep_embedding(e, 0, 1, 0.0, 1.0, 10000, &y) == CRAFT_EINVAL); /* still checked */
     craft_tensor_release(e);
 }
 
@@ -289,7 +330,7 @@ static void test_gradchecks(void) {
     {
         int64_t s0[3] = {2, 3, 4}, s1[3] = {1, 3, 4}, s2[3] = {3, 3, 4};
         craft_tensor *in[3] = {gc_rand(3, s0, -1, 1), gc_rand(3, s1, -1, 1), gc_rand(3, s2, -1, 1)};
-        op_args a = {.n = 3, .dim = 0, .transpose = 2};   /* input 1 is stored [1, 4, 3] */
+        op_args a = {.n = 3, .dim = 0, .transpose = 2}; /* input 1 is stored [1, 4, 3] */
         int64_t s1t[3] = {1, 4, 3};
         craft_tensor_release(in[1]);
         in[1] = gc_rand(3, s1t, -1, 1);
@@ -303,7 +344,13 @@ static void test_gradchecks(void) {
     }
     /* pad: every mode, 3-d and 4-d, dense and transposed */
     {
-        struct { int nd; int64_t shape[4]; int npairs; int64_t pads[6]; int mode, tr; } pc[] = {
+        struct {
+            int nd;
+            int64_t shape[4];
+            int npairs;
+            int64_t pads[6];
+            int mode, tr;
+        } pc[] = {
             {3, {2, 3, 5}, 1, {2, 1}, 0, 0},
             {4, {1, 2, 4, 5}, 2, {1, 2, 2, 0}, 0, 1},
             {4, {1, 2, 4, 5}, 2, {-1, 2, 1, -1}, 0, 0},
@@ -327,15 +374,24 @@ static void test_gradchecks(void) {
     }
     /* interpolate: nearest and bilinear (both align_corners), up and down */
     {
-        struct { int64_t shape[4]; int64_t oh, ow; int mode, align, tr; } ic[] = {
+        struct {
+            int64_t shape[4];
+            int64_t oh, ow;
+            int mode, align, tr;
+        } ic[] = {
             {{1, 2, 3, 4}, 7, 5, 0, 0, 0}, {{2, 1, 5, 4}, 3, 2, 0, 0, 1}, {{1, 2, 3, 4}, 6, 8, 0, 0, 0},
             {{1, 2, 3, 4}, 7, 5, 1, 0, 0}, {{2, 1, 5, 4}, 3, 2, 1, 0, 1}, {{1, 2, 3, 4}, 7, 9, 1, 1, 0},
             {{1, 1, 4, 5}, 2, 3, 1, 1, 1}, {{1, 1, 3, 3}, 1, 1, 1, 1, 0},
         };
         for (size_t i = 0; i < sizeof ic / sizeof ic[0]; i++) {
-            op_args a = {.oh = ic[i].oh, .ow = ic[i].ow, .mode = ic[i].mode, .align = ic[i].align, .transpose = ic[i].tr};
+            op_args a = {.oh = ic[i].oh,
+                         .ow = ic[i].ow,
+                         .mode = ic[i].mode,
+                         .align = ic[i].align,
+                         .transpose = ic[i].tr};
             char name[64];
-            snprintf(name, sizeof name, "interpolate case %zu (mode %d, align %d)", i, ic[i].mode, ic[i].align);
+            snprintf(name, sizeof name, "interpolate case %zu (mode %d, align %d)", i, ic[i].mode,
+                     ic[i].align);
             craft_tensor *x = gc_rand(4, ic[i].shape, -1, 1);
             gradcheck(name, op_interp, 1, &x, &a, 1e-2, 1e-3, 1e-2);
             craft_tensor_release(x);
@@ -343,8 +399,14 @@ static void test_gradchecks(void) {
     }
     /* avg_pool2d */
     {
-        struct { int64_t shape[4]; int k, s, p, tr; } pc[] = {
-            {{1, 2, 5, 6}, 3, 2, 1, 0}, {{2, 1, 6, 4}, 2, 2, 0, 1}, {{1, 1, 5, 5}, 3, 1, 0, 0}, {{1, 2, 7, 5}, 4, 3, 2, 1},
+        struct {
+            int64_t shape[4];
+            int k, s, p, tr;
+        } pc[] = {
+            {{1, 2, 5, 6}, 3, 2, 1, 0},
+            {{2, 1, 6, 4}, 2, 2, 0, 1},
+            {{1, 1, 5, 5}, 3, 1, 0, 0},
+            {{1, 2, 7, 5}, 4, 3, 2, 1},
         };
         for (size_t i = 0; i < sizeof pc / sizeof pc[0]; i++) {
             op_args a = {.k = pc[i].k, .s = pc[i].s, .p = pc[i].p, .transpose = pc[i].tr};
@@ -371,7 +433,7 @@ static void test_gradchecks(void) {
         craft_tensor_release(w);
         craft_tensor_release(idx);
         int32_t jv[8] = {1, 1, 0, 3, 3, 3, 2, 1};
-        int64_t js[3] = {2, 2, 2}, ws2[2] = {4, 70};   /* wide enough for the column split */
+        int64_t js[3] = {2, 2, 2}, ws2[2] = {4, 70}; /* wide enough for the column split */
         craft_from_data(3, js, CRAFT_I32, jv, &idx);
         op_args b = {.idx = idx};
         w = gc_rand(2, ws2, -1, 1);
@@ -426,8 +488,9 @@ static void test_errors(void) {
     craft_zeros(4, s4, CRAFT_F32, 0, &x4);
     craft_tensor *ab[2] = {a, b}, *ac[2] = {a, c};
     CHECK_ERR(craft_concat(2, ab, 1, &out), CRAFT_ESHAPE);
-    CHECK(strstr(craft_last_error(), "concat") && strstr(craft_last_error(), "[3, 3]") && strstr(craft_last_error(), "[2, 3]"));
-    CHECK_OK(craft_concat(2, ab, 0, &out));   /* fine along dim 0 */
+    CHECK(strstr(craft_last_error(), "concat") && strstr(craft_last_error(), "[3, 3]") &&
+          strstr(craft_last_error(), "[2, 3]"));
+    CHECK_OK(craft_concat(2, ab, 0, &out)); /* fine along dim 0 */
     CHECK(out && out->shape[0] == 5);
     craft_tensor_release(out);
     CHECK_ERR(craft_concat(2, ac, 0, &out), CRAFT_ETYPE);
@@ -435,7 +498,8 @@ static void test_errors(void) {
     CHECK_ERR(craft_concat(0, ab, 0, &out), CRAFT_EINVAL);
     int64_t pads[4] = {3, 3, 0, 0};
     CHECK_ERR(craft_pad(x4, 1, pads, 1, 0, &out), CRAFT_ESHAPE);
-    CHECK(strstr(craft_last_error(), "pad") && strstr(craft_last_error(), "reflect") && strstr(craft_last_error(), "size 3"));
+    CHECK(strstr(craft_last_error(), "pad") && strstr(craft_last_error(), "reflect") &&
+          strstr(craft_last_error(), "size 3"));
     CHECK_ERR(craft_pad(x4, 5, pads, 0, 0, &out), CRAFT_EINVAL);
     CHECK_ERR(craft_pad(x4, 1, pads, 3, 0, &out), CRAFT_EINVAL);
     int64_t neg[2] = {-4, 0};
@@ -457,18 +521,19 @@ static void test_errors(void) {
     craft_zeros(2, ws, CRAFT_F32, 0, &w);
     craft_from_data(1, is, CRAFT_I64, iv, &i64);
     CHECK_ERR(craft_embedding(w, i64, &out), CRAFT_EINVAL);
-    CHECK(strstr(craft_last_error(), "embedding") && strstr(craft_last_error(), "index 10") && strstr(craft_last_error(), "10 rows"));
+    CHECK(strstr(craft_last_error(), "embedding") && strstr(craft_last_error(), "index 10") &&
+          strstr(craft_last_error(), "10 rows"));
     craft_tensor_release(i64);
     iv[1] = -1;
     craft_from_data(1, is, CRAFT_I64, iv, &i64);
     CHECK_ERR(craft_embedding(w, i64, &out), CRAFT_EINVAL);
     CHECK(strstr(craft_last_error(), "index -1") != NULL);
     CHECK_ERR(craft_embedding(w, a, &out), CRAFT_ETYPE);
-    CHECK_ERR(craft_embedding(a, i64, &out), CRAFT_EINVAL);   /* a is [2, 3]: -1 still out of range */
+    CHECK_ERR(craft_embedding(a, i64, &out), CRAFT_EINVAL); /* a is [2, 3]: -1 still out of range */
     CHECK_ERR(craft_embedding(x4, i64, &out), CRAFT_ESHAPE);
     CHECK_ERR(craft_timestep_embedding(a, 8, 1, 0, 1, 10000, &out), CRAFT_ESHAPE);
     CHECK_ERR(craft_timestep_embedding(i64, 0, 1, 0, 1, 10000, &out), CRAFT_EINVAL);
-    CHECK_ERR(craft_timestep_embedding(i64, 2, 1, 1.0, 1, 10000, &out), CRAFT_EINVAL);   /* half - shift = 0 */
+    CHECK_ERR(craft_timestep_embedding(i64, 2, 1, 1.0, 1, 10000, &out), CRAFT_EINVAL); /* half - shift = 0 */
     craft_tensor_release(i64);
     craft_tensor *arr[5] = {a, b, c, x4, w};
     for (int k = 0; k < 5; k++) craft_tensor_release(arr[k]);
@@ -481,7 +546,7 @@ static void test_small_values(void) {
     craft_tensor *x, *y;
     craft_from_data(4, s, CRAFT_F32, v, &x);
     int64_t pads[2] = {2, 1};
-    CHECK_ERR(craft_pad(x, 1, pads, 1, 0, &y), CRAFT_ESHAPE);   /* reflect by 2 needs a dim larger than 2 */
+    CHECK_ERR(craft_pad(x, 1, pads, 1, 0, &y), CRAFT_ESHAPE); /* reflect by 2 needs a dim larger than 2 */
     float o[10];
     int64_t p2[2] = {1, 1};
     CHECK_OK(craft_pad(x, 1, p2, 1, 0, &y));
@@ -489,12 +554,12 @@ static void test_small_values(void) {
     float want[8] = {2, 1, 2, 1, 4, 3, 4, 3};
     CHECK(memcmp(o, want, sizeof want) == 0);
     craft_tensor_release(y);
-    CHECK_OK(craft_avg_pool2d(x, 2, 2, 1, &y));   /* corners: each window sees one element, divisor 4 */
+    CHECK_OK(craft_avg_pool2d(x, 2, 2, 1, &y)); /* corners: each window sees one element, divisor 4 */
     CHECK(y->shape[2] == 2 && y->shape[3] == 2);
     craft_tensor_read(y, CRAFT_F32, o, 4 * sizeof(float));
     CHECK(o[0] == 0.25f && o[1] == 0.5f && o[2] == 0.75f && o[3] == 1.0f);
     craft_tensor_release(y);
-    CHECK_OK(craft_interpolate(x, 3, 3, 1, 1, &y));   /* align_corners: centre is the mean */
+    CHECK_OK(craft_interpolate(x, 3, 3, 1, 1, &y)); /* align_corners: centre is the mean */
     craft_tensor_read(y, CRAFT_F32, o, 9 * sizeof(float));
     CHECK(o[0] == 1 && o[2] == 2 && o[4] == 2.5f && o[8] == 4);
     craft_tensor_release(y);

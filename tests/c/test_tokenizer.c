@@ -32,12 +32,14 @@ static int compare_all(craft_tokenizer *t, const char *key) {
     for (size_t k = 0; k < json_array_size(cases); k++) {
         json_t *c = json_array_get(cases, k), *ref = json_object_get(c, key);
         char *text = case_text(c);
-        int32_t ids[77]; int n = -1, same;
+        int32_t ids[77];
+        int n = -1, same;
         int rc = craft_tokenizer_encode(t, text, 77, 1, ids, &n);
         same = rc == CRAFT_OK && n == (int)json_array_size(ref);
         for (int i = 0; same && i < 77; i++)
             same = ids[i] == (i < n ? (int32_t)json_integer_value(json_array_get(ref, (size_t)i)) : pad);
-        CHECK_MSG(same, "%s case %zu \"%.60s\": rc %d n %d (want %zu)", key, k, text, rc, n, json_array_size(ref));
+        CHECK_MSG(same, "%s case %zu \"%.60s\": rc %d n %d (want %zu)", key, k, text, rc, n,
+                  json_array_size(ref));
         ok += same;
         free(text);
     }
@@ -74,16 +76,19 @@ static void test_decode(void) {
     static char buf[8192];
     for (size_t k = 0; k < json_array_size(cases); k++) {
         json_t *c = json_array_get(cases, k), *ref = json_object_get(c, "real");
-        int32_t ids[77]; int n = (int)json_array_size(ref);
+        int32_t ids[77];
+        int n = (int)json_array_size(ref);
         for (int i = 0; i < n; i++) ids[i] = (int32_t)json_integer_value(json_array_get(ref, (size_t)i));
         const char *want = json_string_value(json_object_get(c, "decode"));
         int rc = craft_tokenizer_decode(t, ids, n, buf, sizeof buf);
         CHECK_MSG(rc == CRAFT_OK && !strcmp(buf, want), "decode case %zu: \"%s\" want \"%s\"", k, buf, want);
     }
     /* ASCII round trip: lower-case words and single spaces come back unchanged */
-    const char *texts[] = {"a photo of a cat", "cardiomegaly with cardiothoracic ratio above", "haemorrhages and microaneurysms in the retina", ""};
+    const char *texts[] = {"a photo of a cat", "cardiomegaly with cardiothoracic ratio above",
+                           "haemorrhages and microaneurysms in the retina", ""};
     for (int i = 0; i < 4; i++) {
-        int32_t ids[77]; int n;
+        int32_t ids[77];
+        int n;
         CHECK_OK(craft_tokenizer_encode(t, texts[i], 77, 1, ids, &n));
         CHECK_OK(craft_tokenizer_decode(t, ids, 77, buf, sizeof buf));
         CHECK_MSG(!strcmp(buf, texts[i]), "\"%s\" vs \"%s\"", buf, texts[i]);
@@ -129,16 +134,19 @@ static void test_pad_and_truncation(void) {
         int32_t ids[16];
         CHECK_OK(craft_tokenizer_encode(t, text, ml, 1, ids, &n));
         int same = n == (int)json_array_size(ref);
-        for (int i = 0; same && i < n; i++) same = ids[i] == json_integer_value(json_array_get(ref, (size_t)i));
+        for (int i = 0; same && i < n; i++)
+            same = ids[i] == json_integer_value(json_array_get(ref, (size_t)i));
         CHECK_MSG(same, "truncation case %zu (max_length %d)", k, ml);
         CHECK(ids[n - 1] == 49407);
         free(text);
     }
     /* pad = 0 leaves the slots after the end token alone */
-    int32_t ids[10]; int n;
+    int32_t ids[10];
+    int n;
     for (int i = 0; i < 10; i++) ids[i] = -7;
     CHECK_OK(craft_tokenizer_encode(t, "a photo of a cat", 10, 0, ids, &n));
-    CHECK(n == 7 && ids[0] == 49406 && ids[1] == 320 && ids[5] == 2368 && ids[6] == 49407 && ids[7] == -7 && ids[9] == -7);
+    CHECK(n == 7 && ids[0] == 49406 && ids[1] == 320 && ids[5] == 2368 && ids[6] == 49407 && ids[7] == -7 &&
+          ids[9] == -7);
     /* SD 2.x pads with "!" */
     CHECK_OK(craft_tokenizer_set_pad(t, craft_tokenizer_token_id(t, "!")));
     CHECK_OK(craft_tokenizer_encode(t, "a photo of a cat", 10, 1, ids, &n));
@@ -148,7 +156,8 @@ static void test_pad_and_truncation(void) {
     CHECK_ERR(craft_tokenizer_encode(t, "x", 1, 1, ids, &n), CRAFT_EINVAL);
     CHECK_ERR(craft_tokenizer_encode(t, NULL, 10, 1, ids, &n), CRAFT_EINVAL);
     /* the per-word cache is bounded: many distinct words, then an early one again */
-    int32_t first[10], again[10]; int n1, n2;
+    int32_t first[10], again[10];
+    int n1, n2;
     CHECK_OK(craft_tokenizer_encode(t, "pneumothorax", 10, 1, first, &n1));
     char word[32];
     int all_ok = 1;
@@ -193,7 +202,8 @@ static void test_malformed(void) {
     WRITE("merges.txt", "#version: 0.2\na b</w>\na b\n");
     CHECK_OK(craft_tokenizer_load(vj, mt, &t));
     if (t) {
-        int32_t ids[8]; int n;
+        int32_t ids[8];
+        int n;
         CHECK_OK(craft_tokenizer_encode(t, "ab ab", 8, 1, ids, &n));
         CHECK(n == 4 && ids[0] == 6 && ids[1] == 4 && ids[2] == 4 && ids[3] == 7 && ids[4] == 7);
         /* bytes missing from this vocabulary become the unknown token (<|endoftext|>) */
@@ -208,7 +218,7 @@ static void test_malformed(void) {
     expect_fail(craft_tokenizer_load(vj, mt, &t), CRAFT_EFORMAT, "merges.txt", ":2:");
     WRITE("merges.txt", "a b</w>\na \xff\n");
     expect_fail(craft_tokenizer_load(vj, mt, &t), CRAFT_EFORMAT, "merges.txt", ":2:");
-    WRITE("merges.txt", "a b</w>\nb a\n");  /* "ba" is not in the vocabulary */
+    WRITE("merges.txt", "a b</w>\nb a\n"); /* "ba" is not in the vocabulary */
     expect_fail(craft_tokenizer_load(vj, mt, &t), CRAFT_EFORMAT, "merges.txt", ":2:");
     WRITE("merges.txt", "a b</w>\n");
     WRITE("vocab.json", "{\"a\": 0,\n \"b\": }\n");
@@ -227,7 +237,8 @@ static void test_malformed(void) {
     expect_fail(craft_tokenizer_load(vj, mt, &t), CRAFT_EFORMAT, "vocab.json", NULL);
     WRITE("vocab.json", "{\"a\": 0, \"b\": 1, \"a</w>\": 2, \"b</w>\": 3, \"ab</w>\": 4}");
     expect_fail(craft_tokenizer_load(vj, mt, &t), CRAFT_EFORMAT, "vocab.json", "startoftext");
-    expect_fail(craft_tokenizer_load(vj, "/nonexistent/merges.txt", &t), CRAFT_EIO, "/nonexistent/merges.txt", NULL);
+    expect_fail(craft_tokenizer_load(vj, "/nonexistent/merges.txt", &t), CRAFT_EIO, "/nonexistent/merges.txt",
+                NULL);
     CHECK(t == NULL);
     /* folder configs */
     write_file("vocab.json", good, strlen(good));
@@ -238,7 +249,11 @@ static void test_malformed(void) {
     expect_fail(craft_tokenizer_load_dir(dir, &t), CRAFT_EFORMAT, "special_tokens_map.json", ":1:");
     WRITE("special_tokens_map.json", "{\"pad_token\": {\"content\": \"a\", \"normalized\": false}}");
     CHECK_OK(craft_tokenizer_load_dir(dir, &t));
-    if (t) { CHECK(craft_tokenizer_pad_id(t) == 0); craft_tokenizer_free(t); t = NULL; }
+    if (t) {
+        CHECK(craft_tokenizer_pad_id(t) == 0);
+        craft_tokenizer_free(t);
+        t = NULL;
+    }
     /* gzip: truncated, not gzip, a bad merge line */
     FILE *f = fopen(FIX "bpe_simple_vocab_16e6.txt.gz", "rb");
     static unsigned char raw[200000];
@@ -250,10 +265,10 @@ static void test_malformed(void) {
     WRITE("bpe.txt.gz", "plain text, not gzip\n");
     expect_fail(craft_tokenizer_load_bpe_gz(gz, &t), CRAFT_EFORMAT, "bpe.txt.gz", NULL);
     /* "header\ni n\nin</w>\n" gzipped (Python gzip.compress, mtime 0) */
-    static const unsigned char gz_bad[] = {
-        0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03, 0xcb, 0x48, 0x4d, 0x4c, 0x49,
-        0x2d, 0xe2, 0xca, 0x54, 0xc8, 0xe3, 0xca, 0xcc, 0xb3, 0xd1, 0x2f, 0xb7, 0xe3, 0x02, 0x00,
-        0x39, 0x02, 0x1b, 0x56, 0x12, 0x00, 0x00, 0x00};
+    static const unsigned char gz_bad[] = {0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03,
+                                           0xcb, 0x48, 0x4d, 0x4c, 0x49, 0x2d, 0xe2, 0xca, 0x54, 0xc8,
+                                           0xe3, 0xca, 0xcc, 0xb3, 0xd1, 0x2f, 0xb7, 0xe3, 0x02, 0x00,
+                                           0x39, 0x02, 0x1b, 0x56, 0x12, 0x00, 0x00, 0x00};
     write_file("bpe.txt.gz", gz_bad, sizeof gz_bad);
     expect_fail(craft_tokenizer_load_bpe_gz(gz, &t), CRAFT_EFORMAT, "bpe.txt.gz", ":3:");
     expect_fail(craft_tokenizer_load_bpe_gz("/nonexistent.gz", &t), CRAFT_EIO, "/nonexistent.gz", NULL);
@@ -275,7 +290,10 @@ int main(void) {
         return 1;
     }
     snprintf(tmpdir, sizeof tmpdir, "/tmp/craft_tok_XXXXXX");
-    if (!mkdtemp(tmpdir)) { perror("mkdtemp"); return 1; }
+    if (!mkdtemp(tmpdir)) {
+        perror("mkdtemp");
+        return 1;
+    }
     RUN(test_real_vocab);
     RUN(test_decode);
     RUN(test_tiny_folders);

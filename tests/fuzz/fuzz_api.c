@@ -31,16 +31,20 @@ const char *__asan_default_options(void) { return "allocator_may_return_null=1";
 static int trace_on;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
-    (void)argc; (void)argv;
+    (void)argc;
+    (void)argv;
     setenv("CRAFT_POOL_LIMIT_MB", "64", 1);
     setenv("CRAFT_POOL_CACHE_MB", "16", 1);
-    setenv("OCL_ICD_VENDORS", "/dev/null", 1);   /* the ICD loader then finds no platform */
+    setenv("OCL_ICD_VENDORS", "/dev/null", 1); /* the ICD loader then finds no platform */
     trace_on = getenv("FUZZ_API_TRACE") != NULL;
     craft_set_num_threads(1);
     return 0;
 }
 
-typedef struct { const uint8_t *p; size_t n, i; } reader;
+typedef struct {
+    const uint8_t *p;
+    size_t n, i;
+} reader;
 static unsigned u8(reader *r) { return r->i < r->n ? r->p[r->i++] : 0; }
 static int64_t i64(reader *r) {
     int64_t v = 0;
@@ -60,8 +64,8 @@ static int small_int(reader *r) {
 }
 /* a scalar argument: ordinary values, the edges of the float and integer ranges, NaN, any bits */
 static double dbl(reader *r) {
-    static const double tab[] = { 0.0, 1.0, -1.0, 0.5, 2.0, -0.0, 1e-12, 1e300, -1e300, 3e38, 1e39,
-                                  9.3e18, -9.3e18, 2147483648.0, 4294967296.5 };
+    static const double tab[] = {0.0,    1.0,  -1.0, 0.5,    2.0,     -0.0,         1e-12,       1e300,
+                                 -1e300, 3e38, 1e39, 9.3e18, -9.3e18, 2147483648.0, 4294967296.5};
     unsigned b = u8(r) % 18;
     if (b < 15) return tab[b];
     if (b == 15) return INFINITY;
@@ -71,7 +75,7 @@ static double dbl(reader *r) {
     memcpy(&d, &v, sizeof d);
     return d;
 }
-static int device_code(reader *r) {   /* never 0 here: 1 + n is cl:n, none exists */
+static int device_code(reader *r) { /* never 0 here: 1 + n is cl:n, none exists */
     unsigned b = u8(r);
     if (b < 100) return 50 + (int)(b % 50);
     if (b < 200) return 1 + (int)(b - 100);
@@ -82,7 +86,7 @@ static int device_code(reader *r) {   /* never 0 here: 1 + n is cl:n, none exist
 #define POOL 8
 static craft_tensor *pool[POOL];
 static int npool;
-static int auto_grad;   /* after a requires_grad op, new float tensors require grad: graphs get recorded */
+static int auto_grad; /* after a requires_grad op, new float tensors require grad: graphs get recorded */
 
 static void failed(int rc) {
     /* a failure must say why: a non-empty message */
@@ -145,7 +149,7 @@ static int cheap(const craft_tensor *t) {
 
 static void make(reader *r) {
     int nd = (int)(u8(r) % 6);
-    int64_t shape[8] = { 0 };
+    int64_t shape[8] = {0};
     for (int i = 0; i < nd; i++) shape[i] = (u8(r) < 250) ? (int64_t)(u8(r) % 7) : num(r);
     int dtype = (u8(r) < 240) ? CRAFT_F32 : small_int(r);
     int device = (u8(r) < 250) ? 0 : device_code(r);
@@ -157,11 +161,11 @@ static void make(reader *r) {
         if (shape[i] == 0) empty = 1;
         else if (shape[i] > 0 && __builtin_mul_overflow(numel, shape[i], &numel)) numel = INT64_MAX;
     }
-    if (empty) numel = 0;   /* an empty tensor costs nothing, whatever its other sizes */
-    if (numel > ((int64_t)1 << 40)) keep(craft_empty(nd, shape, dtype, device, &t), t);   /* must fail */
+    if (empty) numel = 0; /* an empty tensor costs nothing, whatever its other sizes */
+    if (numel > ((int64_t)1 << 40)) keep(craft_empty(nd, shape, dtype, device, &t), t); /* must fail */
     else if (numel <= (1 << 20)) keep(craft_zeros(nd, shape, dtype, device, &t), t);
     else return;
-    if (t && t->numel > (1 << 20)) __builtin_trap();   /* 2^40 elements cannot have been allocated */
+    if (t && t->numel > (1 << 20)) __builtin_trap(); /* 2^40 elements cannot have been allocated */
     if (t && auto_grad && t->dtype == CRAFT_F32) status(craft_set_requires_grad(t, 1));
     if (t && t->dtype == CRAFT_F32 && t->numel > 0 && t->numel <= 4096) craft_rand_(t, u8(r), 0);
 }
@@ -178,9 +182,10 @@ static craft_tensor *index_tensor(reader *r) {
 
 /* Rough cost of a conv2d forward (multiply-adds), from the arguments as the engine will read
  * them; 0 where they are invalid anyway. Saturates. */
-static int64_t conv_cost(const craft_tensor *x, const craft_tensor *w, const int *st, const int *pd, const int *dl) {
+static int64_t conv_cost(const craft_tensor *x, const craft_tensor *w, const int *st, const int *pd,
+                         const int *dl) {
     if (!x || !w || x->ndim != 4 || w->ndim != 4) return 0;
-    double c = (double)x->shape[0];   /* in double: sizes up to 2^46 times dilations up to 2^31 */
+    double c = (double)x->shape[0]; /* in double: sizes up to 2^46 times dilations up to 2^31 */
     for (int k = 0; k < 2; k++) {
         double s = st[k] > 0 ? st[k] : 1, p = pd[k] > 0 ? pd[k] : 0, d = dl[k] > 0 ? dl[k] : 1;
         double o = floor(((double)x->shape[2 + k] + 2 * p - d * ((double)w->shape[2 + k] - 1) - 1) / s) + 1;
@@ -198,7 +203,12 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
     unsigned op = u8(r) % N_MORE;
     if (trace_on) fprintf(stderr, "op+%u\n", op);
     switch (op) {
-    case 0: if (cheap(a)) { int k = (int)(u8(r) % 24) - 2; keep(craft_unary(k, a, &out), out); } break;
+    case 0:
+        if (cheap(a)) {
+            int k = (int)(u8(r) % 24) - 2;
+            keep(craft_unary(k, a, &out), out);
+        }
+        break;
     case 1:
         if (cheap(a)) {
             int k = (int)(u8(r) % 10) - 1;
@@ -206,8 +216,18 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
             keep(craft_binary_scalar(k, a, s, u8(r) & 1, &out), out);
         }
         break;
-    case 2: if (cheap(a) && cheap(b)) { int k = (int)(u8(r) % 8) - 1; keep(craft_compare(k, a, b, &out), out); } break;
-    case 3: if (cheap(a)) { double lo = dbl(r), hi = dbl(r); keep(craft_clamp(a, lo, hi, &out), out); } break;
+    case 2:
+        if (cheap(a) && cheap(b)) {
+            int k = (int)(u8(r) % 8) - 1;
+            keep(craft_compare(k, a, b, &out), out);
+        }
+        break;
+    case 3:
+        if (cheap(a)) {
+            double lo = dbl(r), hi = dbl(r);
+            keep(craft_clamp(a, lo, hi, &out), out);
+        }
+        break;
     case 4: {
         craft_tensor *c = pick(r);
         if (cheap(a) && cheap(b) && cheap(c)) keep(craft_where(c, a, b, &out), out);
@@ -229,15 +249,20 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
             if (rc == CRAFT_OK && want_idx) keep(rc, out2);
         }
         break;
-    case 7: if (cheap(a)) { int d = small_int(r); keep(craft_argmax(a, d, u8(r) & 1, &out), out); } break;
+    case 7:
+        if (cheap(a)) {
+            int d = small_int(r);
+            keep(craft_argmax(a, d, u8(r) & 1, &out), out);
+        }
+        break;
     case 8: {
         craft_tensor *bias = u8(r) & 1 ? NULL : pick(r);
         if (cheap(a) && cheap(b) && (!bias || cheap(bias))) keep(craft_linear(a, b, bias, &out), out);
         break;
     }
     case 9: {
-        int st[2] = { small_int(r), small_int(r) }, pd[2] = { small_int(r), small_int(r) },
-            op_[2] = { small_int(r), small_int(r) }, dl[2] = { small_int(r), small_int(r) };
+        int st[2] = {small_int(r), small_int(r)}, pd[2] = {small_int(r), small_int(r)},
+            op_[2] = {small_int(r), small_int(r)}, dl[2] = {small_int(r), small_int(r)};
         int groups = small_int(r);
         craft_tensor *bias = u8(r) & 1 ? NULL : pick(r);
         /* the cost is input x weight: both bounded; the output size is left to the pool limit */
@@ -249,10 +274,16 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
         int nn = small_int(r);
         craft_tensor *w = u8(r) & 1 ? NULL : b, *bb = u8(r) & 1 ? NULL : pick(r);
         double eps = dbl(r);
-        if (cheap(a) && (!w || cheap(w)) && (!bb || cheap(bb))) keep(craft_layer_norm(a, nn, w, bb, eps, &out), out);
+        if (cheap(a) && (!w || cheap(w)) && (!bb || cheap(bb)))
+            keep(craft_layer_norm(a, nn, w, bb, eps, &out), out);
         break;
     }
-    case 11: if (cheap(a)) { int d = small_int(r); keep(craft_log_softmax(a, d, &out), out); } break;
+    case 11:
+        if (cheap(a)) {
+            int d = small_int(r);
+            keep(craft_log_softmax(a, d, &out), out);
+        }
+        break;
     case 12: {
         craft_tensor *v = pick(r), *mask = u8(r) & 1 ? NULL : pick(r);
         double scale = dbl(r);
@@ -275,8 +306,19 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
         craft_tensor_release(tg);
         break;
     }
-    case 15: if (cheap(a) && cheap(b)) { int red = small_int(r); keep(craft_mse_loss(a, b, red, &out), out); } break;
-    case 16: if (cheap(a)) { int d = small_int(r); double eps = dbl(r); keep(craft_l2_normalize(a, d, eps, &out), out); } break;
+    case 15:
+        if (cheap(a) && cheap(b)) {
+            int red = small_int(r);
+            keep(craft_mse_loss(a, b, red, &out), out);
+        }
+        break;
+    case 16:
+        if (cheap(a)) {
+            int d = small_int(r);
+            double eps = dbl(r);
+            keep(craft_l2_normalize(a, d, eps, &out), out);
+        }
+        break;
     case 17:
         if (cheap(a) && cheap(b)) {
             int d = small_int(r);
@@ -284,7 +326,7 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
             keep(craft_cosine_similarity(a, b, d, eps, &out), out);
         }
         break;
-    case 18: {   /* element access with a fuzzed index of a->ndim entries */
+    case 18: { /* element access with a fuzzed index of a->ndim entries */
         int64_t idx[8];
         for (int i = 0; i < 8; i++) idx[i] = num(r);
         double v = 0;
@@ -307,7 +349,11 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
         keep(craft_full(nd, shape, dt, dbl(r), &out), out);
         break;
     }
-    case 21: { int dev = u8(r) & 1 ? 0 : device_code(r); keep(craft_to_device(a, dev, &out), out); break; }
+    case 21: {
+        int dev = u8(r) & 1 ? 0 : device_code(r);
+        keep(craft_to_device(a, dev, &out), out);
+        break;
+    }
     case 22:
         if (cheap(a)) keep((u8(r) & 1) ? craft_clone(a, &out) : craft_detach(a, &out), out);
         break;
@@ -318,8 +364,11 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
             keep(craft_timestep_embedding(a, dim, flip, sh, sc, mp, &out), out);
         }
         break;
-    case 24: status(craft_set_requires_grad(a, u8(r) & 1)); auto_grad = 1; break;
-    case 25:   /* backward from a (its sum when it has more than one element), with a wrong gradient sometimes */
+    case 24:
+        status(craft_set_requires_grad(a, u8(r) & 1));
+        auto_grad = 1;
+        break;
+    case 25: /* backward from a (its sum when it has more than one element), with a wrong gradient sometimes */
         if (a->node && cheap(a)) {
             int with = u8(r) & 1, retain = u8(r) & 1;
             if (with) status(craft_backward(a, b, retain));
@@ -328,11 +377,16 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
                 craft_tensor *s = NULL;
                 int rc = craft_sum(a, 0, NULL, 0, &s);
                 status(rc);
-                if (!rc) { status(craft_backward(s, NULL, retain)); craft_tensor_release(s); }
+                if (!rc) {
+                    status(craft_backward(s, NULL, retain));
+                    craft_tensor_release(s);
+                }
             }
         }
         break;
-    case 26: if (cheap(a)) status(craft_copy_(a, b)); break;
+    case 26:
+        if (cheap(a)) status(craft_copy_(a, b));
+        break;
     case 27: {
         double v = dbl(r);
         int k = u8(r) % 3;
@@ -342,9 +396,10 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
         else status(craft_axpy_(a, v, b));
         break;
     }
-    case 28: {   /* dense read/write with a fuzzed dtype and a buffer of a fuzzed size (exact, so ASan sees overruns) */
+    case 28: { /* dense read/write with a fuzzed dtype and a buffer of a fuzzed size (exact, so ASan sees overruns) */
         int dt = small_int(r), w = u8(r) & 1;
-        size_t nb = (size_t)(u8(r) % 4) * (size_t)(a->numel > 0 && a->numel <= 4096 ? a->numel : 1) * 2 + u8(r) % 9;
+        size_t nb =
+            (size_t)(u8(r) % 4) * (size_t)(a->numel > 0 && a->numel <= 4096 ? a->numel : 1) * 2 + u8(r) % 9;
         if (!cheap(a)) break;
         void *buf = malloc(nb ? nb : 1);
         if (!buf) break;
@@ -362,7 +417,7 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
         break;
     }
     case 30: {
-        craft_tensor *gs[3] = { a, b, pick(r) };
+        craft_tensor *gs[3] = {a, b, pick(r)};
         int n = (int)(u8(r) % 4);
         double mx = dbl(r), tot = 0;
         if (cheap(gs[0]) && cheap(gs[1]) && cheap(gs[2])) status(craft_clip_grad_norm(n, gs, mx, &tot));
@@ -377,27 +432,40 @@ static void more(reader *r, craft_tensor *a, craft_tensor *b) {
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
-    reader rd = { data, size, 0 }, *r = &rd;
+    reader rd = {data, size, 0}, *r = &rd;
     npool = 0;
     auto_grad = 0;
     for (int k = 0; k < 3; k++) make(r);
     int steps = 0;
     while (r->i < r->n && steps++ < 64) {
         craft_tensor *a = pick(r), *b = pick(r), *out = NULL, *out2 = NULL;
-        if (!a) { make(r); continue; }
-        int64_t sh[8] = { 0 };
-        int dims[8] = { 0 };
+        if (!a) {
+            make(r);
+            continue;
+        }
+        int64_t sh[8] = {0};
+        int dims[8] = {0};
         int nd = (int)(u8(r) % 7);
-        for (int i = 0; i < nd; i++) { sh[i] = num(r); dims[i] = small_int(r); }
+        for (int i = 0; i < nd; i++) {
+            sh[i] = num(r);
+            dims[i] = small_int(r);
+        }
         unsigned sel = u8(r);
         if (trace_on) fprintf(stderr, "op %u (byte %zu: %u)\n", sel < 242 ? sel % 22 : 22, r->i - 1, sel);
-        if (sel >= 242) { more(r, a, b); continue; }
+        if (sel >= 242) {
+            more(r, a, b);
+            continue;
+        }
         /* the arguments are read left to right, as the calls below were first written */
         switch (sel % 22) {
         case 0: make(r); break;
         case 1: keep(craft_reshape(a, nd, sh, &out), out); break;
-        case 2: keep(craft_permute(a, dims, &out), out); break;   /* reads a->ndim entries */
-        case 3: { int d0 = small_int(r), d1 = small_int(r); keep(craft_transpose(a, d0, d1, &out), out); break; }
+        case 2: keep(craft_permute(a, dims, &out), out); break; /* reads a->ndim entries */
+        case 3: {
+            int d0 = small_int(r), d1 = small_int(r);
+            keep(craft_transpose(a, d0, d1, &out), out);
+            break;
+        }
         case 4: {
             int d = small_int(r);
             int64_t s = num(r), e = num(r), st = num(r);
@@ -407,10 +475,24 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         case 5: keep(craft_expand(a, nd, sh, &out), out); break;
         case 6: keep(craft_unsqueeze(a, small_int(r), &out), out); break;
         case 7: keep(craft_squeeze(a, u8(r) < 200 ? small_int(r) : -1000, &out), out); break;
-        case 8: if (computable(a)) keep(craft_contiguous(a, &out), out); break;
-        case 9: if (computable(a)) keep(craft_to_dtype(a, small_int(r), &out), out); break;
-        case 10: if (computable(a)) { int kd = u8(r) & 1; keep(craft_sum(a, nd, dims, kd, &out), out); } break;
-        case 11: if (computable(a)) { int kd = u8(r) & 1; keep(craft_mean(a, nd, dims, kd, &out), out); } break;
+        case 8:
+            if (computable(a)) keep(craft_contiguous(a, &out), out);
+            break;
+        case 9:
+            if (computable(a)) keep(craft_to_dtype(a, small_int(r), &out), out);
+            break;
+        case 10:
+            if (computable(a)) {
+                int kd = u8(r) & 1;
+                keep(craft_sum(a, nd, dims, kd, &out), out);
+            }
+            break;
+        case 11:
+            if (computable(a)) {
+                int kd = u8(r) & 1;
+                keep(craft_mean(a, nd, dims, kd, &out), out);
+            }
+            break;
         case 12:
             if (computable(a)) {
                 int d = small_int(r), kd = u8(r) & 1;
@@ -419,12 +501,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 if (rc == CRAFT_OK) keep(rc, out2);
             }
             break;
-        case 13: if (computable(a) && computable(b)) keep(craft_matmul(a, b, &out), out); break;
-        case 14: if (computable(a) && computable(b)) { int k = (int)(u8(r) % 9); keep(craft_binary(k, a, b, &out), out); } break;
+        case 13:
+            if (computable(a) && computable(b)) keep(craft_matmul(a, b, &out), out);
+            break;
+        case 14:
+            if (computable(a) && computable(b)) {
+                int k = (int)(u8(r) % 9);
+                keep(craft_binary(k, a, b, &out), out);
+            }
+            break;
         case 15:
             if (computable(a) && computable(b)) {
-                int st[2] = { small_int(r), small_int(r) }, pd[2] = { small_int(r), small_int(r) },
-                    dl[2] = { small_int(r), small_int(r) };
+                int st[2] = {small_int(r), small_int(r)}, pd[2] = {small_int(r), small_int(r)},
+                    dl[2] = {small_int(r), small_int(r)};
                 craft_tensor *bias = u8(r) & 1 ? NULL : pick(r);
                 int groups = small_int(r);
                 /* a huge padding or dilation on a big kernel is legal but takes minutes: skip it */
@@ -434,7 +523,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             break;
         case 16:
             if (computable(a) && computable(b)) {
-                craft_tensor *ts[3] = { a, b, pick(r) };
+                craft_tensor *ts[3] = {a, b, pick(r)};
                 int n = 1 + (int)(u8(r) % 3), d = small_int(r);
                 keep(craft_concat(n, ts, d, &out), out);
             }
@@ -447,7 +536,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 /* bounded output: skip pads that would make a huge tensor, the rest must be checked */
                 int64_t grow = 0;
                 for (int i = 0; i < 2 * np; i++) grow += pads[i] > 64 ? 64 : pads[i] > 0 ? pads[i] : 0;
-                if (grow < 64) { int mode = small_int(r); keep(craft_pad(a, np, pads, mode, 0.5, &out), out); }
+                if (grow < 64) {
+                    int mode = small_int(r);
+                    keep(craft_pad(a, np, pads, mode, 0.5, &out), out);
+                }
             }
             break;
         case 18:
@@ -465,7 +557,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 keep(craft_avg_pool2d(a, k, s, p, &out), out);
             }
             break;
-        case 20: if (cheap(a)) keep(craft_softmax(a, small_int(r), &out), out); break;
+        case 20:
+            if (cheap(a)) keep(craft_softmax(a, small_int(r), &out), out);
+            break;
         case 21:
             if (cheap(a) && cheap(b)) {
                 int g = small_int(r);
@@ -476,6 +570,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     for (int i = 0; i < npool; i++) craft_tensor_release(pool[i]);
     npool = 0;
-    craft_pool_trim();   /* the caching allocator would otherwise hold every size it has seen */
+    craft_pool_trim(); /* the caching allocator would otherwise hold every size it has seen */
     return 0;
 }

@@ -27,7 +27,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         int is_num = craft_json_number(d, i, &x) == CRAFT_OK;
         if (is_num != (t == CRAFT_JSON_INTEGER || t == CRAFT_JSON_REAL)) abort();
         (void)craft_json_integer(d, i, &v);
-        if ((craft_json_bool(d, i, &b) == CRAFT_OK) != (t == CRAFT_JSON_TRUE || t == CRAFT_JSON_FALSE)) abort();
+        if ((craft_json_bool(d, i, &b) == CRAFT_OK) != (t == CRAFT_JSON_TRUE || t == CRAFT_JSON_FALSE))
+            abort();
         const char *s = craft_json_string(d, i);
         if ((s != NULL) != (t == CRAFT_JSON_STRING) || (s && (int64_t)strlen(s) > len)) abort();
         int kids = t == CRAFT_JSON_ARRAY || t == CRAFT_JSON_OBJECT ? (int)len : 0;

@@ -40,7 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         for (int w = 0; w < 4; w++) {
             craft_tensor *t = NULL;
             rc = craft_st_load(f, i, wants[w], &t);
-            if (rc == CRAFT_EUNSUPPORTED) continue;   /* U64 beyond int64 */
+            if (rc == CRAFT_EUNSUPPORTED) continue; /* U64 beyond int64 */
             if (rc || !t || t->ndim != nd) abort();
             touch(t);
             craft_tensor_release(t);
@@ -52,7 +52,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     craft_tensor *keep = NULL;
     if (n > 0 && craft_st_load(f, 0, -1, &keep) == CRAFT_OK) {
-        craft_st_close(f);   /* the tensor outlives the handle */
+        craft_st_close(f); /* the tensor outlives the handle */
         touch(keep);
         craft_tensor_release(keep);
     } else {

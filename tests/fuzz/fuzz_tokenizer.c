@@ -34,21 +34,28 @@ static int split(const uint8_t *d, size_t n, const uint8_t **p, size_t *len, int
     while (k < max - 1) {
         const uint8_t *z = memchr(d, 0, n);
         if (!z) break;
-        p[k] = d; len[k] = (size_t)(z - d); k++;
-        n -= len[k - 1] + 1; d = z + 1;
+        p[k] = d;
+        len[k] = (size_t)(z - d);
+        k++;
+        n -= len[k - 1] + 1;
+        d = z + 1;
     }
-    p[k] = d; len[k] = n;
+    p[k] = d;
+    len[k] = n;
     return k + 1;
 }
 static void exercise(craft_tokenizer *t, const uint8_t *text, size_t n) {
     char *s = malloc(n + 1);
     if (!s) return;
-    memcpy(s, text, n); s[n] = 0;
-    int32_t ids[77]; int m = 0;
+    memcpy(s, text, n);
+    s[n] = 0;
+    int32_t ids[77];
+    int m = 0;
     if (craft_tokenizer_encode(t, s, 77, 1, ids, &m) == CRAFT_OK) {
         char buf[4096];
         if (m < 2 || m > 77 || ids[m - 1] != craft_tokenizer_end_id(t)) abort();
-        for (int i = 0; i < 77; i++) if (!craft_tokenizer_token(t, ids[i])) abort();
+        for (int i = 0; i < 77; i++)
+            if (!craft_tokenizer_token(t, ids[i])) abort();
         craft_tokenizer_decode(t, ids, 77, buf, sizeof buf);
         craft_tokenizer_encode(t, s, 2, 0, ids, &m);
         if (m != 2) abort();
@@ -65,13 +72,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         mkdir(dir, 0700);
     }
     if (size < 1) return 0;
-#ifdef FUZZ_TOKENIZER_MODE   /* -DFUZZ_TOKENIZER_MODE=2: only the encoder on the real vocabulary */
+#ifdef FUZZ_TOKENIZER_MODE /* -DFUZZ_TOKENIZER_MODE=2: only the encoder on the real vocabulary */
     int mode = FUZZ_TOKENIZER_MODE;
 #else
     int mode = data[0] & 3;
 #endif
-    data++; size--;
-    const uint8_t *p[5]; size_t len[5];
+    data++;
+    size--;
+    const uint8_t *p[5];
+    size_t len[5];
     char a[128], b[128];
     snprintf(a, sizeof a, "%s/vocab.json", dir);
     snprintf(b, sizeof b, "%s/merges.txt", dir);
@@ -84,33 +93,48 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             put("tokenizer_config.json", k > 3 ? p[3] : p[0], k > 3 ? len[3] : 0);
         }
         int rc = mode == 0 ? craft_tokenizer_load(a, b, &t) : craft_tokenizer_load_dir(dir, &t);
-        if (rc == CRAFT_OK) { exercise(t, p[k - 1], k > 1 ? len[k - 1] : 0); craft_tokenizer_free(t); }
+        if (rc == CRAFT_OK) {
+            exercise(t, p[k - 1], k > 1 ? len[k - 1] : 0);
+            craft_tokenizer_free(t);
+        }
         if (mode == 3) {
             char c[128];
-            snprintf(c, sizeof c, "%s/special_tokens_map.json", dir); unlink(c);
-            snprintf(c, sizeof c, "%s/tokenizer_config.json", dir); unlink(c);
+            snprintf(c, sizeof c, "%s/special_tokens_map.json", dir);
+            unlink(c);
+            snprintf(c, sizeof c, "%s/tokenizer_config.json", dir);
+            unlink(c);
         }
     } else if (mode == 1) {
         if (size < 1) return 0;
         int trunc = data[0] & 1;
-        data++; size--;
+        data++;
+        size--;
         uLong cap = compressBound((uLong)size) + 64;
         uint8_t *gz = malloc(cap);
-        z_stream z; memset(&z, 0, sizeof z);
+        z_stream z;
+        memset(&z, 0, sizeof z);
         if (gz && deflateInit2(&z, 1, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY) == Z_OK) {
-            z.next_in = (Bytef *)data; z.avail_in = (uInt)size;
-            z.next_out = gz; z.avail_out = (uInt)cap;
+            z.next_in = (Bytef *)data;
+            z.avail_in = (uInt)size;
+            z.next_out = gz;
+            z.avail_out = (uInt)cap;
             deflate(&z, Z_FINISH);
             size_t n = cap - z.avail_out;
             deflateEnd(&z);
             put("bpe.gz", gz, trunc ? n / 2 : n);
             char c[128];
             snprintf(c, sizeof c, "%s/bpe.gz", dir);
-            if (craft_tokenizer_load_bpe_gz(c, &t) == CRAFT_OK) { exercise(t, data, size < 200 ? size : 200); craft_tokenizer_free(t); }
+            if (craft_tokenizer_load_bpe_gz(c, &t) == CRAFT_OK) {
+                exercise(t, data, size < 200 ? size : 200);
+                craft_tokenizer_free(t);
+            }
         }
         free(gz);
     } else {
-        if (!tried) { tried = 1; craft_tokenizer_load_bpe_gz("tests/fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz", &real); }
+        if (!tried) {
+            tried = 1;
+            craft_tokenizer_load_bpe_gz("tests/fixtures/tokenizer/bpe_simple_vocab_16e6.txt.gz", &real);
+        }
         if (real) exercise(real, data, size);
     }
     return 0;
