@@ -31,6 +31,9 @@
         log.before_reload = n;
         sessionStorage.setItem('driver-log', JSON.stringify(log));
         sessionStorage.setItem('driver-reloaded', '1');
+        // a reader's reload comes well after the click; give Chromium's storage its moment (an
+        // immediate reload on a loaded machine once came back without localStorage's last write)
+        await new Promise(r => setTimeout(r, 1000));
         location.reload();
         return;
       }
