@@ -4,21 +4,13 @@
 -- weights' bytes>" at the end.
 local craft = require 'craft'
 local ffi = require 'ffi'
-local models = require 'craft.models'
-local clip = require 'craft.models.clip'
 local lora = require 'craft.models.lora'
 local CT = require 'craft.train.craft'
 craft.set_num_threads(1)
 
 local out, resume = arg[1], arg[2] == 'resume'
-local tok = require('craft.tokenizer').load('tests/fixtures/tokenizer/tiny_sd15')
-local p = models.load('tests/fixtures/models/tiny_sd', { quiet = true })
-craft.manual_seed(1)
-p.text_encoder = clip.CLIPTextModel({ vocab_size = tok:vocab_size(), hidden_size = 32, intermediate_size = 64,
-  num_hidden_layers = 1, num_attention_heads = 2 })
-p.tokenizer = tok
-local PROMPTS = { normal = { 'a chest x-ray, clear lungs', 'a normal chest film' },
-  pneumonia = { 'a chest x-ray with consolidation', 'pneumonia on a chest film' } }
+local tiny = dofile('tests/lua/tiny_pipeline.lua')
+local p, PROMPTS = tiny.pipe(), tiny.PROMPTS
 local ran = 0   -- training steps this process ran (one reward call each): a resume runs only the rest
 CT.train(p, { preset = 'tiny', steps = 3, lr = 1e-2, prompts = PROMPTS, quiet = true, kl_weight = 0.1,
   reward = function(images) ran = ran + 1; return images:mean({ 2, 3, 4 }) end,

@@ -6,8 +6,6 @@
 -- (noise_offset) gives the images of the whole batch. tests/mpi.sh runs real ranks under mpirun.
 local craft = require 'craft'
 local dist = require 'craft.dist'
-local models = require 'craft.models'
-local clip = require 'craft.models.clip'
 local common = require 'craft.train.common'
 local T = {}
 
@@ -65,22 +63,8 @@ function T.plain_data_survives_the_wire(t)
 end
 
 ---------------------------------------------------------------- trainers split across stand-in ranks
-local tok = require('craft.tokenizer').load('tests/fixtures/tokenizer/tiny_sd15')
-local function pipe()
-  local p = models.load('tests/fixtures/models/tiny_sd', { quiet = true })
-  craft.manual_seed(1)
-  p.text_encoder = clip.CLIPTextModel({ vocab_size = tok:vocab_size(), hidden_size = 32, intermediate_size = 64,
-    num_hidden_layers = 1, num_attention_heads = 2 })
-  p.tokenizer = tok
-  return p
-end
-local PROMPTS = { normal = { 'a chest x-ray, clear lungs', 'a normal chest film' },
-  pneumonia = { 'a chest x-ray with consolidation', 'pneumonia on a chest film' } }
-local function dataset()
-  craft.manual_seed(7)
-  return { images = craft.rand({ 8, 3, 16, 16 }), labels = craft.tensor({ 0, 1, 0, 1, 0, 1, 0, 1 }, { dtype = 'i64' }),
-    classes = { 'normal', 'pneumonia' } }
-end
+local tiny = dofile('tests/lua/tiny_pipeline.lua')
+local pipe, PROMPTS, dataset = tiny.pipe, tiny.PROMPTS, tiny.dataset
 
 -- as_rank(rank, size, fn) runs fn with craft.dist standing in for `size` ranks of which this is
 -- `rank`: sums are the identity (each rank's part is kept), and the gradients are captured where

@@ -6,8 +6,6 @@
 -- 3 steps + resume + 3 steps is bit-identical to 6 steps; a NaN reward stops with the step named
 -- and the last good checkpoint kept.
 local craft = require 'craft'
-local models = require 'craft.models'
-local clip = require 'craft.models.clip'
 local lora = require 'craft.models.lora'
 local common = require 'craft.train.common'
 local CT = require 'craft.train.craft'
@@ -17,17 +15,8 @@ local DPO = require 'craft.train.dpo'
 local F = craft.F
 local T = {}
 
-local tok = require('craft.tokenizer').load('tests/fixtures/tokenizer/tiny_sd15')
-local function pipe()
-  local p = models.load('tests/fixtures/models/tiny_sd', { quiet = true })
-  craft.manual_seed(1)
-  p.text_encoder = clip.CLIPTextModel({ vocab_size = tok:vocab_size(), hidden_size = 32, intermediate_size = 64,
-    num_hidden_layers = 1, num_attention_heads = 2 })
-  p.tokenizer = tok
-  return p
-end
-local PROMPTS = { normal = { 'a chest x-ray, clear lungs', 'a normal chest film' },
-  pneumonia = { 'a chest x-ray with consolidation', 'pneumonia on a chest film' } }
+local tiny = dofile('tests/lua/tiny_pipeline.lua')
+local pipe, PROMPTS, dataset, tok = tiny.pipe, tiny.PROMPTS, tiny.dataset, tiny.tokenizer
 local BRIGHT = function(images) return images:mean({ 2, 3, 4 }) end
 local function tmpdir(name)
   local base = os.tmpname()
@@ -35,11 +24,6 @@ local function tmpdir(name)
   return base .. '_' .. name
 end
 local function rmdir(d) os.execute("rm -rf '" .. d .. "'") end
-local function dataset()
-  craft.manual_seed(7)
-  local x = craft.rand({ 8, 3, 16, 16 })
-  return { images = x, labels = craft.tensor({ 0, 1, 0, 1, 0, 1, 0, 1 }, { dtype = 'i64' }), classes = { 'normal', 'pneumonia' } }
-end
 -- every parameter of the frozen components, cloned
 local function snapshot(p)
   local r = {}
