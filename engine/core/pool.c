@@ -6,13 +6,19 @@
 #include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 
 #define MMAP_MIN (256u << 10)
 
+typedef struct cached_block {
+    void *p;
+    uint64_t stamp; /* when it was freed: the oldest goes first when the cache must shrink */
+} cached_block;
+
 typedef struct bucket {
     size_t size;
-    void **items;
+    cached_block *items; /* a stack: items[0] is the oldest */
     int n, cap;
 } bucket;
 
@@ -21,6 +27,9 @@ static bucket *buckets; /* open addressing on size */
 static int n_buckets;   /* power of two (or 0) */
 static int used_buckets;
 static int64_t st_in_use, st_cached, st_peak, st_system;
+static int64_t st_hwm;      /* the most ever in use (not reset by craft_pool_reset_peak) */
+static uint64_t free_clock; /* counts frees, for the cached blocks' stamps */
+static int64_t slack = -1;  /* CRAFT_POOL_SLACK_MB; see footprint_cap */
 static int64_t cache_limit = -1;
 static int64_t use_limit; /* CRAFT_POOL_LIMIT_MB: cap on the bytes in use (0: none) */
 
@@ -96,9 +105,31 @@ static int64_t mem_available(void) {
 static void trim_locked(void) {
     for (int i = 0; i < n_buckets; i++) {
         bucket *b = &buckets[i];
-        for (int k = 0; k < b->n; k++) system_free(b->items[k], b->size);
+        for (int k = 0; k < b->n; k++) system_free(b->items[k].p, b->size);
         st_cached -= (int64_t)b->size * b->n;
         b->n = 0;
+    }
+}
+
+/* The footprint (bytes in use + cached) may exceed the in-use high water mark by a slack only:
+ * past it a cache miss first gives back the longest-unused cached blocks. Without this, work
+ * whose block sizes change as it goes (a decoder's stages at growing resolutions) keeps every
+ * earlier stage's blocks cached beside the live ones and doubles its resident memory; with it, a
+ * repeated pattern (training steps) still finds its blocks cached when they fit in the slack. */
+static int64_t footprint_cap(int64_t hwm) { return hwm + hwm / 8 + slack; }
+
+static void shrink_cache_locked(int64_t need) {
+    int64_t hwm = st_in_use + need > st_hwm ? st_in_use + need : st_hwm;
+    while (st_cached > 0 && st_in_use + st_cached + need > footprint_cap(hwm)) {
+        bucket *oldest = NULL;
+        for (int i = 0; i < n_buckets; i++)
+            if (buckets[i].n > 0 && (!oldest || buckets[i].items[0].stamp < oldest->items[0].stamp))
+                oldest = &buckets[i];
+        if (!oldest) break;
+        system_free(oldest->items[0].p, oldest->size);
+        st_cached -= (int64_t)oldest->size;
+        memmove(oldest->items, oldest->items + 1, (size_t)(oldest->n - 1) * sizeof *oldest->items);
+        oldest->n--;
     }
 }
 
@@ -110,6 +141,8 @@ void *craft_alloc(size_t nbytes) {
         cache_limit = e ? (int64_t)atoll(e) << 20 : (int64_t)8 << 30;
         e = getenv("CRAFT_POOL_LIMIT_MB");
         use_limit = e && atoll(e) > 0 ? (int64_t)atoll(e) << 20 : 0;
+        e = getenv("CRAFT_POOL_SLACK_MB");
+        slack = (e && atoll(e) >= 0 ? (int64_t)atoll(e) : 64) << 20;
     }
     if (use_limit && (size > (size_t)use_limit || st_in_use + (int64_t)size > use_limit)) {
         int64_t in_use = st_in_use;
@@ -123,9 +156,10 @@ void *craft_alloc(size_t nbytes) {
     bucket *b = find_bucket(size, 0);
     void *p = NULL;
     if (b && b->n > 0) {
-        p = b->items[--b->n];
+        p = b->items[--b->n].p;
         st_cached -= (int64_t)size;
     } else {
+        shrink_cache_locked((int64_t)size);
         p = system_alloc(size);
         if (!p) { /* give the cache back and try once more */
             trim_locked();
@@ -144,6 +178,7 @@ void *craft_alloc(size_t nbytes) {
     }
     st_in_use += (int64_t)size;
     if (st_in_use > st_peak) st_peak = st_in_use;
+    if (st_in_use > st_hwm) st_hwm = st_in_use;
     pthread_mutex_unlock(&pool_mu);
     return p;
 }
@@ -157,14 +192,15 @@ void craft_free(void *ptr, size_t nbytes) {
     if (st_cached + (int64_t)size <= cache_limit) b = find_bucket(size, 1);
     if (b && b->n == b->cap) {
         int nc = b->cap ? b->cap * 2 : 8;
-        void **ni = realloc(b->items, (size_t)nc * sizeof *ni);
+        cached_block *ni = realloc(b->items, (size_t)nc * sizeof *ni);
         if (ni) {
             b->items = ni;
             b->cap = nc;
         }
     }
     if (b && b->n < b->cap) {
-        b->items[b->n++] = ptr;
+        b->items[b->n].p = ptr;
+        b->items[b->n++].stamp = ++free_clock;
         st_cached += (int64_t)size;
     } else {
         system_free(ptr, size);

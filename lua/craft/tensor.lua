@@ -15,7 +15,9 @@ local outp2 = ffi.new('craft_tensor*[1]')
 -- LuaJIT's collector sees only the small Lua wrapper of a tensor, not the engine memory behind
 -- it, so without help a loop can hold gigabytes of dead activations. Every wrapper made adds its
 -- storage's bytes to a counter; past a budget a full collection runs, and the budget grows with
--- the memory still live afterwards (like a generational trigger). CRAFT_GC_MB sets the floor.
+-- the memory still live afterwards (like a generational trigger), by an eighth of it: dead
+-- activations then add at most an eighth to a model's weights, and a full collection of the
+-- small Lua heap beside them costs next to nothing. CRAFT_GC_MB sets the floor.
 local gc_floor = (tonumber(os.getenv('CRAFT_GC_MB')) or 64) * 2 ^ 20
 local gc_budget, gc_count = gc_floor, 0
 local pool_stats = ffi.new('craft_pool_stats')
@@ -27,7 +29,7 @@ local function wrap(ptr)
       collectgarbage()
       C.craft_pool_get_stats(pool_stats)
       gc_count = 0
-      gc_budget = math.max(gc_floor, 0.5 * tonumber(pool_stats.in_use))
+      gc_budget = math.max(gc_floor, 0.125 * tonumber(pool_stats.in_use))
     end
   end
   return setmetatable({ _c = ffi.gc(ptr, C.craft_tensor_release) }, Tensor)

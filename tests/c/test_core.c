@@ -288,6 +288,35 @@ static void test_pool(void) {
     CHECK(b.in_use == a.in_use);
 }
 
+/* Blocks whose sizes grow stage by stage (a decoder): each stage's freed blocks cannot serve the
+ * next, and the cache must give them back rather than let the footprint grow past the most in
+ * use + 1/8 + the 64 MiB slack (without that rule these stages would leave 360 MiB cached). */
+static void test_pool_footprint(void) {
+    craft_pool_trim();
+    craft_pool_stats st;
+    craft_pool_get_stats(&st);
+    int64_t hwm = st.in_use, worst_over = INT64_MIN;
+    for (int stage = 1; stage <= 10; stage++) {
+        size_t size = (size_t)stage << 22; /* 4, 8, ... 40 MiB */
+        void *p[2];
+        for (int k = 0; k < 2; k++) {
+            p[k] = craft_alloc(size);
+            CHECK(p[k] != NULL);
+            if (p[k]) memset(p[k], stage, size);
+            craft_pool_get_stats(&st);
+            if (st.in_use > hwm) hwm = st.in_use;
+            int64_t over = st.in_use + st.cached - (hwm + hwm / 8 + ((int64_t)64 << 20));
+            if (over > worst_over) worst_over = over;
+        }
+        for (int k = 0; k < 2; k++) craft_free(p[k], size);
+    }
+    CHECK_MSG(worst_over <= 0, "footprint over its cap by %lld bytes", (long long)worst_over);
+    craft_pool_get_stats(&st);
+    /* frees never shrink the cache: the last stage's blocks stay for the next request */
+    CHECK(st.cached >= 80ll << 20 && st.in_use + st.cached <= hwm + hwm / 8 + (64ll << 20));
+    craft_pool_trim();
+}
+
 /* Empty tensors whose other sizes multiply past int64: the count is 0 in any order of the
  * sizes, strides saturate, and ops that split them into rows get 0 rows, never an overflowed
  * count (fuzz_api found both: regress-slice-empty-numel-saturated, regress-sum-empty-huge-rows). */
@@ -346,6 +375,7 @@ int main(void) {
     RUN(test_gradcheck_reduce);
     RUN(test_matmul);
     RUN(test_pool);
+    RUN(test_pool_footprint);
     RUN(test_empty_huge_sizes);
     return CHECK_SUMMARY();
 }

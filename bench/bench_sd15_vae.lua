@@ -1,0 +1,101 @@
+-- bench/bench_sd15_vae.lua: the Stable Diffusion 1.5 VAE decoder (random weights, the real shapes)
+-- decoding a [batch, 4, size, size] latent to 8x the size with no grad, against the diffusers peer
+-- (bench/peer_sd15_vae.py) in the same invocation: the first call (which includes oneDNN's
+-- primitive creation and the first touch of the activation memory), the median of --steps further
+-- calls, and the peak memory (craft: the pool's peak and the process's peak resident set; torch:
+-- its process's peak resident set). Part of `make bench` (a 64x64 latent: 512 px images).
+--   craft bench/bench_sd15_vae.lua [--batch 1] [--size 64] [--steps 1] [--no-peer]
+local craft = require 'craft'
+local V = require 'craft.models.vae'
+local runtime = require 'craft.runtime'
+
+local args = { batch = 1, size = 64, steps = 1 }
+local i = 1
+while arg[i] do
+  local a = arg[i]
+  if a == '--no-peer' then args.no_peer = true
+  elseif a:match('^%-%-') then args[a:sub(3)] = tonumber(arg[i + 1]) or arg[i + 1]; i = i + 1 end
+  i = i + 1
+end
+
+-- runwayml/stable-diffusion-v1-5 vae/config.json (peer_sd15_vae.py builds the same)
+local CONFIG = { in_channels = 3, out_channels = 3, latent_channels = 4, block_out_channels = { 128, 256, 512, 512 },
+  layers_per_block = 2, norm_num_groups = 32, act_fn = 'silu', sample_size = 512,
+  down_block_types = { 'DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D' },
+  up_block_types = { 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D' } }
+
+local now = runtime.now
+-- the process's peak resident set (VmHWM), MiB
+local function peak_rss_mib()
+  local f = io.open('/proc/self/status')
+  if not f then return nil end
+  local kb
+  for l in f:lines() do kb = kb or tonumber(l:match('^VmHWM:%s*(%d+)')) end
+  f:close()
+  return kb and kb / 1024
+end
+
+local function peer_run()
+  if args.no_peer then return nil, '--no-peer given' end
+  local py = dofile('bench/peer.lua').python()
+  local tmp, log = os.tmpname(), os.tmpname()
+  local cmd = ("'%s' bench/peer_sd15_vae.py --batch %d --size %d --steps %d --threads %d --json %s > %s 2>&1")
+    :format(py, args.batch, args.size, args.steps, craft.num_threads(), tmp, log)
+  local res, why
+  if os.execute(cmd) == 0 then
+    local ok, r = pcall(craft.io.read_json, tmp)
+    if ok then res = r else why = 'its JSON could not be read: ' .. tostring(r) end
+  else
+    local f = io.open(log)
+    local last = ''
+    if f then for l in f:lines() do if l:match('%S') then last = l end end f:close() end
+    why = ('%s bench/peer_sd15_vae.py failed: %s (sh tools/setup.sh --bench)'):format(py, last)
+  end
+  os.remove(tmp); os.remove(log)
+  return res, why
+end
+
+craft.manual_seed(0)
+local vae = V.AutoencoderKL(CONFIG)
+local B, S = args.batch, args.size
+local z = craft.randn({ B, 4, S, S })
+collectgarbage(); collectgarbage()
+local base = craft.memory(true).in_use
+print(('SD 1.5 VAE decoder, batch %d, latent %dx%d -> %dx%d, %d threads'):format(B, S, S, 8 * S, 8 * S,
+  craft.num_threads()))
+local function decode() return craft.no_grad(function() return vae:decode(z) end) end
+local t0 = now()
+local img = decode()
+local first = (now() - t0) * 1e3
+img = nil
+local ts = {}
+for k = 1, args.steps do
+  t0 = now()
+  img = decode()
+  ts[k] = (now() - t0) * 1e3
+  img = nil
+end
+table.sort(ts)
+local med = ts[math.floor((#ts + 1) / 2)]
+local pool_peak = (craft.memory().peak - base) / 2 ^ 20
+local rss = peak_rss_mib()
+local weights = base / 2 ^ 20
+vae, z = nil, nil
+collectgarbage(); collectgarbage()
+require('craft.core').C.craft_pool_trim()
+local peer, why = peer_run()
+local function row(what, mine, theirs, unit)
+  if theirs then
+    print(('  %-30s craft %9.1f %s   torch %9.1f %s   ratio %.2fx'):format(what, mine, unit, theirs, unit, theirs / mine))
+  else print(('  %-30s craft %9.1f %s'):format(what, mine, unit)) end
+end
+row('decode, first call', first, peer and peer.first_ms, 'ms')
+row('decode, median of next ' .. args.steps, med, peer and peer.decode_ms, 'ms')
+row('peak resident memory', rss or 0, peer and peer.peak_rss_mib, 'MiB')
+print(('  craft pool: weights and input %.0f MiB, peak during decode %.0f MiB above them'):format(weights, pool_peak))
+if peer then
+  print(('  (ratio: torch / craft, above 1 means craft is faster or smaller; torch %s, diffusers %s, %d threads)')
+    :format(tostring(peer.torch), tostring(peer.diffusers), peer.threads or 0))
+else
+  print('  peer skipped: ' .. tostring(why))
+end
