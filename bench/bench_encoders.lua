@@ -5,21 +5,14 @@
 -- (what reward finetuning does), batch 4 at 224 px.
 --   craft bench/bench_encoders.lua [--batch 4] [--size 224] [--steps 3] [--warmup 1]
 --                                  [--model clip|dinov2|all] [--no-peer]
--- The peer needs a python with torch and transformers: bench/peer.lua picks it (CRAFT_PEER_PYTHON,
+-- The peer needs a python with torch and transformers: bench/common.lua picks it (CRAFT_PEER_PYTHON,
 -- else the .venv-bench that `sh tools/setup.sh --bench` makes).
 local craft = require 'craft'
 local clip = require 'craft.models.clip'
 local dinov2 = require 'craft.models.dinov2'
 
-local args = { batch = 4, size = 224, steps = 3, warmup = 1, model = 'all' }
-local i = 1
-while arg[i] do
-  local a = arg[i]
-  if a == '--no-peer' then args.no_peer = true
-  elseif a == '--model' then args.model = arg[i + 1]; i = i + 1
-  elseif a:match('^%-%-') then args[a:sub(3)] = tonumber(arg[i + 1]); i = i + 1 end
-  i = i + 1
-end
+local args = dofile('bench/common.lua').args({ batch = 4, size = 224, steps = 3, warmup = 1, model = 'all' },
+  { 'no-peer' })
 
 -- the configs (peer_encoders.py builds the same)
 local CONFIGS = {
@@ -56,7 +49,7 @@ end
 
 local function peer_run(name)
   if args.no_peer then return nil end
-  local py = dofile('bench/peer.lua').python()
+  local py = dofile('bench/common.lua').peer_python()
   local tmp = os.tmpname()
   local cmd = ('%s bench/peer_encoders.py --model %s --batch %d --size %d --steps %d --warmup %d --threads %d --json %s > /dev/null 2>&1')
     :format(py, name, args.batch, args.size, args.steps, args.warmup, craft.num_threads(), tmp)

@@ -11,23 +11,14 @@
 -- types (bench/gpu.sh --dry-run: seconds on PoCL). --json writes craft's figures (and the peer's,
 -- when it ran) for bench/gpu.sh. The peer runs on the CPU unless CRAFT_PEER_DEVICE names a torch
 -- device (cuda).
--- The peer needs a python with torch and diffusers: bench/peer.lua picks it (CRAFT_PEER_PYTHON, else
+-- The peer needs a python with torch and diffusers: bench/common.lua picks it (CRAFT_PEER_PYTHON, else
 -- the venv `sh tools/setup.sh --bench` makes: .venv-bench, PyPI's torch 2.x + diffusers 0.27.2).
 -- Without it the craft rows are printed and one "peer skipped: why" line; that is not a failure.
 local craft = require 'craft'
 local U = require 'craft.models.unet'
 
-local args = { batch = 1, size = 64, steps = 1, warmup = 0 }
-local i = 1
-while arg[i] do
-  local a = arg[i]
-  if a == '--no-peer' then args.no_peer = true
-  elseif a == '--no-backward' then args.no_backward = true
-  elseif a == '--no-checkpoint' then args.no_checkpoint = true
-  elseif a == '--tiny' then args.tiny = true
-  elseif a:match('^%-%-') then args[a:sub(3)] = tonumber(arg[i + 1]) or arg[i + 1]; i = i + 1 end
-  i = i + 1
-end
+local args = dofile('bench/common.lua').args({ batch = 1, size = 64, steps = 1, warmup = 0 },
+  { 'no-peer', 'no-backward', 'no-checkpoint', 'tiny' })
 
 -- runwayml/stable-diffusion-v1-5 unet/config.json (peer_sd15_unet.py builds the same)
 local CONFIG = { sample_size = 64, in_channels = 4, out_channels = 4, block_out_channels = { 320, 640, 1280, 1280 },
@@ -73,7 +64,7 @@ end
 -- peer_run() -> the peer's JSON table, or nil and why it was skipped
 local function peer_run()
   if args.no_peer then return nil, '--no-peer given' end
-  local py = dofile('bench/peer.lua').python()
+  local py = dofile('bench/common.lua').peer_python()
   if py == '' then return nil, 'CRAFT_PEER_PYTHON is empty' end
   if py:find('/', 1, true) then
     local f = io.open(py)

@@ -9,14 +9,7 @@ local craft = require 'craft'
 local V = require 'craft.models.vae'
 local runtime = require 'craft.runtime'
 
-local args = { batch = 1, size = 64, steps = 1 }
-local i = 1
-while arg[i] do
-  local a = arg[i]
-  if a == '--no-peer' then args.no_peer = true
-  elseif a:match('^%-%-') then args[a:sub(3)] = tonumber(arg[i + 1]) or arg[i + 1]; i = i + 1 end
-  i = i + 1
-end
+local args = dofile('bench/common.lua').args({ batch = 1, size = 64, steps = 1 }, { 'no-peer' })
 
 -- runwayml/stable-diffusion-v1-5 vae/config.json (peer_sd15_vae.py builds the same)
 local CONFIG = { in_channels = 3, out_channels = 3, latent_channels = 4, block_out_channels = { 128, 256, 512, 512 },
@@ -37,7 +30,7 @@ end
 
 local function peer_run()
   if args.no_peer then return nil, '--no-peer given' end
-  local py = dofile('bench/peer.lua').python()
+  local py = dofile('bench/common.lua').peer_python()
   local tmp, log = os.tmpname(), os.tmpname()
   local cmd = ("'%s' bench/peer_sd15_vae.py --batch %d --size %d --steps %d --threads %d --json %s > %s 2>&1")
     :format(py, args.batch, args.size, args.steps, craft.num_threads(), tmp, log)

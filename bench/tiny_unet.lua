@@ -10,14 +10,7 @@
 local craft = require 'craft'
 local nn, F = craft.nn, craft.F
 
-local args = { batch = 16, steps = 10, warmup = 3, size = 32 }
-local i = 1
-while arg[i] do
-  local a = arg[i]
-  if a == '--no-peer' then args.no_peer = true
-  elseif a:match('^%-%-') then args[a:sub(3)] = tonumber(arg[i + 1]) or arg[i + 1]; i = i + 1 end
-  i = i + 1
-end
+local args = dofile('bench/common.lua').args({ batch = 16, steps = 10, warmup = 3, size = 32 }, { 'no-peer' })
 
 local ResBlock = nn.class('ResBlock')
 function ResBlock:init(cin, cout, emb)
@@ -158,7 +151,7 @@ local peer
 if not args.no_peer and S == 32 then   -- torch_tiny_unet.py is 32x32 only
   local tmp = os.tmpname()
   local cmd = ("'%s' %s --batch %d --steps %d --warmup %d --threads %d --tuned-malloc --json %s > /dev/null 2>&1"):format(
-    dofile('bench/peer.lua').python(), os.getenv('CRAFT_PEER') or '../shared/bench/torch_tiny_unet.py',
+    dofile('bench/common.lua').peer_python(), os.getenv('CRAFT_PEER') or '../shared/bench/torch_tiny_unet.py',
     B, args.steps, args.warmup, craft.num_threads(), tmp)
   if os.execute(cmd) == 0 then
     local f = io.open(tmp); local txt = f and f:read('*a'); if f then f:close() end

@@ -1,0 +1,38 @@
+-- bench/common.lua: what the Lua benchmarks share (bench_common.h is the C side):
+--   local B = dofile('bench/common.lua')
+--   local args = B.args({ batch = 1, steps = 1 }, { 'no-peer', 'tiny' })   -- defaults, switches
+--   local py = B.peer_python()
+local M = {}
+
+-- The python the PyTorch peers run on: CRAFT_PEER_PYTHON (bench/run.sh sets it), else the venv
+-- `sh tools/setup.sh --bench` makes (.venv-bench: PyTorch 2.x from PyPI), else /usr/bin/python3.
+function M.peer_python()
+  local py = os.getenv('CRAFT_PEER_PYTHON')
+  if py and py ~= '' then return py end
+  local f = io.open('.venv-bench/bin/python')
+  if f then f:close(); return '.venv-bench/bin/python' end
+  return '/usr/bin/python3'
+end
+
+-- The script's command line (the global `arg`): `--name value` pairs (numbers when they read as
+-- numbers) over `defaults`, and the switches named in `switches` (`--no-peer` -> args.no_peer).
+function M.args(defaults, switches)
+  local args, is_switch = {}, {}
+  for k, v in pairs(defaults or {}) do args[k] = v end
+  for _, s in ipairs(switches or {}) do is_switch[s] = true end
+  local i = 1
+  while arg[i] do
+    local name = arg[i]:match('^%-%-(.+)')
+    if not name then error(('%s: unexpected argument %q'):format(arg[0] or 'bench', arg[i]), 0) end
+    if is_switch[name] then args[(name:gsub('%-', '_'))] = true
+    else
+      if arg[i + 1] == nil then error(('%s: --%s needs a value'):format(arg[0] or 'bench', name), 0) end
+      args[(name:gsub('%-', '_'))] = tonumber(arg[i + 1]) or arg[i + 1]
+      i = i + 1
+    end
+    i = i + 1
+  end
+  return args
+end
+
+return M
