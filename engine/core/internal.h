@@ -100,6 +100,10 @@ static inline void craft_store_double(char *p, int dt, double v) {
     }
 }
 
+/* Writes code point c as UTF-8 to o (room for 4 bytes) and returns the byte count; surrogates
+ * and values above U+10FFFF are written as U+FFFD (utf8.c). */
+size_t craft_utf8_put(uint32_t c, char *o);
+
 /* ---- broadcasting (broadcast.c) ---- */
 /* Drops size-1 dims and merges neighbours that every operand traverses contiguously (strides in
  * any unit); returns the new ndim (0: a single element). Used by the CPU and OpenCL iterators. */

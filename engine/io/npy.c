@@ -515,31 +515,6 @@ int craft_array_to_tensor(craft_array *a, craft_tensor **out) {
     return CRAFT_OK;
 }
 
-static size_t put_utf8(char *o, uint32_t c) {
-    if (c < 0x80) {
-        o[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (char)(0xC0 | c >> 6);
-        o[1] = (char)(0x80 | (c & 63));
-        return 2;
-    }
-    if (c >= 0xD800 && c < 0xE000) c = 0xFFFD;
-    if (c > 0x10FFFF) c = 0xFFFD;
-    if (c < 0x10000) {
-        o[0] = (char)(0xE0 | c >> 12);
-        o[1] = (char)(0x80 | (c >> 6 & 63));
-        o[2] = (char)(0x80 | (c & 63));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | c >> 18);
-    o[1] = (char)(0x80 | (c >> 12 & 63));
-    o[2] = (char)(0x80 | (c >> 6 & 63));
-    o[3] = (char)(0x80 | (c & 63));
-    return 4;
-}
-
 int craft_array_string(const craft_array *a, int64_t i, char *buf, size_t bufsize) {
     if (!a || !buf || !bufsize) return craft_fail(CRAFT_EINVAL, "array_string: NULL argument");
     if (a->dtype != CRAFT_ARRAY_UNICODE && a->dtype != CRAFT_ARRAY_BYTES)
@@ -563,7 +538,7 @@ int craft_array_string(const craft_array *a, int64_t i, char *buf, size_t bufsiz
         for (int64_t j = 0; j < n; j++) {
             char tmp[4];
             memcpy(&c, e + 4 * j, 4);
-            size_t m = put_utf8(tmp, c);
+            size_t m = craft_utf8_put(c, tmp);
             if (k + m >= bufsize) goto small;
             memcpy(buf + k, tmp, m);
             k += m;

@@ -62,28 +62,6 @@ uint64_t craft_tok_hash_bytes(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
     return h;
 }
-size_t craft_tok_utf8_put(uint32_t c, char *o) {
-    if (c < 0x80) {
-        o[0] = (char)c;
-        return 1;
-    }
-    if (c < 0x800) {
-        o[0] = (char)(0xC0 | c >> 6);
-        o[1] = (char)(0x80 | (c & 63));
-        return 2;
-    }
-    if (c < 0x10000) {
-        o[0] = (char)(0xE0 | c >> 12);
-        o[1] = (char)(0x80 | (c >> 6 & 63));
-        o[2] = (char)(0x80 | (c & 63));
-        return 3;
-    }
-    o[0] = (char)(0xF0 | c >> 18);
-    o[1] = (char)(0x80 | (c >> 12 & 63));
-    o[2] = (char)(0x80 | (c >> 6 & 63));
-    o[3] = (char)(0x80 | (c & 63));
-    return 4;
-}
 /* Decodes s[*i..n) one scalar; ill-formed input gives U+FFFD per maximal subpart (Unicode's
  * recommended practice, which Python's errors="replace" and Rust's from_utf8_lossy follow).
  * Returns 0 when the code point was replaced. */
@@ -443,7 +421,7 @@ static int emit_piece(craft_tokenizer *t, const uint32_t *cp, size_t a, size_t b
     scratch->n = 0;
     for (size_t i = a; i < b; i++) {
         char u[4];
-        CRAFT_TRY(craft_tok_bytes_put(scratch, u, craft_tok_utf8_put(cp[i], u)));
+        CRAFT_TRY(craft_tok_bytes_put(scratch, u, craft_utf8_put(cp[i], u)));
     }
     return bpe_word(t, (const unsigned char *)scratch->v, scratch->n, toks);
 }

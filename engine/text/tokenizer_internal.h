@@ -41,8 +41,6 @@ typedef struct {
 int craft_tok_bytes_put(bytev *b, const void *src, size_t n);
 /* FNV-1a, the hash of both the vocabulary map and the word cache. */
 uint64_t craft_tok_hash_bytes(const char *s, size_t n);
-/* Writes c as UTF-8 into o (room for 4 bytes); returns the byte count. */
-size_t craft_tok_utf8_put(uint32_t c, char *o);
 /* 1 when s[0..n) is well-formed UTF-8. */
 int craft_tok_utf8_valid(const char *s, size_t n);
 /* The id of token s[0..n), or -1. */

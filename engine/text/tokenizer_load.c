@@ -202,7 +202,7 @@ static int add_special(craft_tokenizer *t, const char *content, int normalized, 
 static void set_byte_ids(craft_tokenizer *t) {
     for (int b = 0; b < 256; b++) {
         char s[8];
-        size_t n = craft_tok_utf8_put(t->b2u[b], s);
+        size_t n = craft_utf8_put(t->b2u[b], s);
         int32_t id = craft_tok_vocab_get(t, s, n);
         t->byte_id[b] = id < 0 ? t->unk : id;
         memcpy(s + n, "</w>", 4);
@@ -332,7 +332,7 @@ static int load_gz(const char *path, craft_tokenizer *t) {
         for (uint32_t c = 0; c < 512 && rc == CRAFT_OK; c++) {
             if (t->u2b[c] < 0) continue;
             char s[8];
-            size_t sn = craft_tok_utf8_put(c, s);
+            size_t sn = craft_utf8_put(c, s);
             if (eow) {
                 memcpy(s + sn, "</w>", 4);
                 sn += 4;
