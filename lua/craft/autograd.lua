@@ -104,7 +104,8 @@ function M.precision_info(device)
     computes = (p == 'bf16' and k[0] > 0) and 'bf16' or 'fp32',
     why = code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels',
     kernel_calls = tonumber(C.craft_bf16_kernel_calls()),
-    cache = { bytes = tonumber(st[0]), entries = tonumber(st[1]), hits = tonumber(st[2]), misses = tonumber(st[3]) } }
+    cache = { bytes = tonumber(st[0]), entries = tonumber(st[1]), hits = tonumber(st[2]),
+      misses = tonumber(st[3]) } }
 end
 
 -- Forwards whose outputs join a graph (checkpoint segments, custom functions) run with grad off

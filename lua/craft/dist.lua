@@ -95,7 +95,7 @@ function M.allreduce(x)
     if dt == 'f32' then ck(C.craft_dist_allreduce_f32(ffi.cast('float *', x:data_ptr()), x:numel()))
     elseif dt == 'f64' then ck(C.craft_dist_allreduce_f64(ffi.cast('double *', x:data_ptr()), x:numel()))
     else argerror(('dist.allreduce: a %s tensor (f32 or f64)'):format(tostring(dt))) end
-    C.craft_tensor_mark_written(x._c)   -- written behind the engine's back: caches and autograd key on the version
+    C.craft_tensor_mark_written(x._c)   -- written behind the engine's back: bump the version
     return x
   end
   want('dist.allreduce', 'x', x, 'number|table')

@@ -220,7 +220,8 @@ function Pipeline:_generate(o)
   local b = cond:size(1)
   local uncond
   if guided then
-    uncond = o.negative_prompt_embeds or at(prec, self.encode_prompt, self, as_list(o.negative_prompt or '', b))
+    uncond = o.negative_prompt_embeds
+      or at(prec, self.encode_prompt, self, as_list(o.negative_prompt or '', b))
     if uncond:size(1) ~= b then
       argerror(('generate: %d negative embeddings for %d prompts'):format(uncond:size(1), b))
     end
@@ -276,7 +277,9 @@ function Pipeline:_generate(o)
   end
   local images
   if K > 0 and A.is_grad_enabled() then
-    images = at(prec and 'fp32', function() return o.checkpoint_vae and A.checkpoint(decode, latents) or decode(latents) end)
+    images = at(prec and 'fp32', function()
+      return o.checkpoint_vae and A.checkpoint(decode, latents) or decode(latents)
+    end)
   else
     images = at(prec, A.no_grad, decode, latents)
   end
