@@ -139,7 +139,8 @@ static inline int64_t visible(const attn_plan *p, int64_t qi, int64_t k0, int64_
 }
 
 /* One (matrix b, query block q0) of the forward. S: BQ * BK scratch, st: 3 * BQ scratch, P16:
- * BQ * BK bf16 scratch (used when computing in bf16). */
+ * BQ * BK bf16 scratch when computing in bf16 (the probabilities go there, not back into S),
+ * else NULL. */
 static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float *lse, float *S, float *st,
                     uint16_t *P16) {
     int64_t bq = p->Lq - q0 < BQ ? p->Lq - q0 : BQ, D = p->D, Dv = p->Dv;
@@ -172,9 +173,12 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
             if (mnew == -INFINITY) nv = 0;
             else {
                 c = mold == -INFINITY ? 0.0f : expf(mold - mnew);
-                sum = craft_vexp(s, s, nv, mnew);
+                sum = P16 ? craft_vexp_bf16(P16 + i * BK, s, nv, mnew) : craft_vexp(s, s, nv, mnew);
             }
-            for (int64_t j = nv; j < bk; j++) s[j] = 0.0f;
+            if (P16)
+                for (int64_t j = nv; j < bk; j++) P16[i * BK + j] = 0;
+            else
+                for (int64_t j = nv; j < bk; j++) s[j] = 0.0f;
             lrow[i] = lrow[i] * c + sum;
             mrow[i] = mnew;
             corr[i] = c;
@@ -185,9 +189,8 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
                     float c = corr[i], *o = O + i * Dv;
                     for (int64_t j = 0; j < Dv; j++) o[j] *= c;
                 }
-        if (p->q16) {
-            cpu_to_bf16(S, bq, bk, BK, P16);
-            if (craft_gemm_bf16('N', 'N', bq, Dv, bk, 1.0f, P16, bk, p->v16 + (b * p->Lk + k0) * Dv, Dv,
+        if (P16) {
+            if (craft_gemm_bf16('N', 'N', bq, Dv, bk, 1.0f, P16, BK, p->v16 + (b * p->Lk + k0) * Dv, Dv,
                                 first ? 0.0f : 1.0f, O, Dv))
                 return 1;
         } else if (craft_sgemm('N', 'N', bq, Dv, bk, 1.0f, S, BK, V + k0 * p->ldv, p->ldv, first ? 0.0f : 1.0f,
@@ -226,7 +229,8 @@ static int run_forward(const attn_plan *p, float *out, float *lse) {
         float *S = scratch + (size_t)omp_get_thread_num() * per;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < units; u++)
-            if (fwd_unit(p, u / nqb, (u % nqb) * BQ, out, lse, S, S + BQ * BK, (uint16_t *)(S + BQ * BK + 3 * BQ)))
+            if (fwd_unit(p, u / nqb, (u % nqb) * BQ, out, lse, S, S + BQ * BK,
+                         p->q16 ? (uint16_t *)(S + BQ * BK + 3 * BQ) : NULL))
                 err = 1;
     }
     craft_free(scratch, (size_t)T * per * sizeof(float));

@@ -46,6 +46,7 @@ int cpu_sdpa_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tens
 /* Vectorised row helpers (cpu_softmax.c), shared by softmax and attention:
  * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */
 float craft_vexp(float *dst, const float *src, int64_t n, float sub);
+float craft_vexp_bf16(uint16_t *dst, const float *src, int64_t n, float sub); /* the same, stored as bf16 */
 float craft_vmax(const float *x, int64_t n);
 float craft_vdot(const float *a, const float *b, int64_t n);
 

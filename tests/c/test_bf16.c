@@ -227,17 +227,19 @@ static void test_conv(void) {
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) craft_tensor_release(all[i]);
 }
 
-/* attention over several key blocks (Lk > the 256-key tile), causal and not */
-static void test_sdpa(int causal) {
-    check_test_name_ = causal ? "sdpa causal" : "sdpa";
-    int64_t B = 2, Hh = 3, L = 300, D = 40, s4[4] = {B, Hh, L, D};
+/* attention over several key blocks (Lk > the 256-key tile), causal and not, with an additive
+ * [L, L] mask broadcast over batch and heads (added in fp32: it does not change the bound) */
+static void test_sdpa(int causal, int masked) {
+    check_test_name_ = causal ? "sdpa causal" : masked ? "sdpa masked" : "sdpa";
+    int64_t B = 2, Hh = 3, L = 300, D = 40, s4[4] = {B, Hh, L, D}, ms[2] = {L, L};
     craft_tensor *q = randn(4, s4, 9), *k = randn(4, s4, 10), *v = randn(4, s4, 11), *y32, *y16;
+    craft_tensor *mask = masked ? randn(2, ms, 12) : NULL;
     CHECK_OK(craft_scale_(q, 0.7)); /* scores of a few units: softmax neither flat nor one-hot */
     set_prec(CRAFT_PREC_FP32);
-    CHECK_OK(craft_sdpa(q, k, v, NULL, 0, causal, &y32));
+    CHECK_OK(craft_sdpa(q, k, v, mask, 0, causal, &y32));
     set_prec(CRAFT_PREC_BF16);
     int64_t c0 = craft_bf16_kernel_calls();
-    CHECK_OK(craft_sdpa(q, k, v, NULL, 0, causal, &y16));
+    CHECK_OK(craft_sdpa(q, k, v, mask, 0, causal, &y16));
     set_prec(CRAFT_PREC_FP32);
     const float *qp = fdata(q), *kp = fdata(k), *vp = fdata(v), *a = fdata(y16), *r = fdata(y32);
     double scale = 1 / sqrt((double)D), worst = 0, seen = 0;
@@ -271,7 +273,7 @@ static void test_sdpa(int causal) {
         maxdiff(a, r, B * Hh * L * D, &same);
         CHECK(same);
     }
-    craft_tensor *all[] = {q, k, v, y32, y16};
+    craft_tensor *all[] = {q, k, v, y32, y16, mask};
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) craft_tensor_release(all[i]);
 }
 
@@ -295,7 +297,8 @@ int main(void) {
     test_linear();
     test_matmul();
     test_conv();
-    test_sdpa(0);
-    test_sdpa(1);
+    test_sdpa(0, 0);
+    test_sdpa(1, 0);
+    test_sdpa(0, 1);
     return CHECK_SUMMARY();
 }
