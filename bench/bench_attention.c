@@ -145,7 +145,7 @@ static json_t *run_peer(const char *argv0, int threads) {
     }
     char cmd[1200];
     snprintf(cmd, sizeof cmd,
-             "/usr/bin/python3 %s --json --tuned-malloc --threads %d --reps %d --warmup %d 2>/dev/null",
+             "'%s' %s --json --tuned-malloc --threads %d --reps %d --warmup %d 2>/dev/null", bench_peer_python(),
              script, threads, REPS, WARMUP);
     FILE *p = popen(cmd, "r");
     if (!p) {
@@ -171,7 +171,8 @@ static json_t *run_peer(const char *argv0, int threads) {
     buf[len] = 0;
     json_error_t e;
     json_t *j = st == 0 ? json_loads(buf, 0, &e) : NULL;
-    if (!j) printf("peer: no result (exit status %d; is Debian's python3-torch installed?)\n", st);
+    if (!j) printf("peer: no result (exit status %d; does %s have torch? sh tools/setup.sh --bench)\n", st,
+                   bench_peer_python());
     free(buf);
     return j;
 }

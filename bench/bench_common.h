@@ -5,6 +5,7 @@
 #define CRAFT_BENCH_COMMON_H
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 #include "craft.h"
 
 typedef struct {
@@ -20,6 +21,13 @@ static inline bench_timing bench_summarize(double *v, int n) {
     qsort(v, (size_t)n, sizeof *v, bench_cmp_d);
     bench_timing t = {n % 2 ? v[n / 2] : 0.5 * (v[n / 2 - 1] + v[n / 2]), v[0]};
     return t;
+}
+/* The python the PyTorch peers run on: CRAFT_PEER_PYTHON (bench/run.sh sets it), else the venv
+ * `sh tools/setup.sh --bench` makes (PyTorch 2.x from PyPI), else /usr/bin/python3. */
+static inline const char *bench_peer_python(void) {
+    const char *py = getenv("CRAFT_PEER_PYTHON");
+    if (py && *py) return py;
+    return access(".venv-bench/bin/python", X_OK) == 0 ? ".venv-bench/bin/python" : "/usr/bin/python3";
 }
 /* Ends the program with the engine's last error: prog: what: message. */
 static inline void bench_die(const char *prog, const char *what) {

@@ -77,11 +77,10 @@ static void time_case(bcase *c, double *med, double *mn) {
 
 /* Runs the peer; returns its JSON document (NULL if python/torch is missing). */
 static craft_json *run_peer(void) {
-    char cmd[256];
-    snprintf(
-        cmd, sizeof cmd,
-        "/usr/bin/python3 bench/peer_conv_norm.py --json --tuned-malloc --steps %d --warmup %d 2>/dev/null",
-        steps, warmup);
+    char cmd[1200];
+    snprintf(cmd, sizeof cmd,
+             "'%s' bench/peer_conv_norm.py --json --tuned-malloc --steps %d --warmup %d 2>/dev/null",
+             bench_peer_python(), steps, warmup);
     FILE *p = popen(cmd, "r");
     if (!p) return NULL;
     char buf[4096];
@@ -121,7 +120,7 @@ int main(int argc, char **argv) {
     printf(
         "conv/norm, OMP_NUM_THREADS=%s, median of %d after %d warm-up; OPENBLAS_CORETYPE=%s OPENBLAS_L2_SIZE=%s\n",
         getenv("OMP_NUM_THREADS"), steps, warmup, env_ct ? env_ct : "unset", env_l2 ? env_l2 : "unset");
-    if (peer && !doc) printf("(no PyTorch peer: /usr/bin/python3 with torch not available)\n");
+    if (peer && !doc) printf("(no PyTorch peer: %s with torch not available)\n", bench_peer_python());
     int med_node = doc ? craft_json_get(doc, 0, "median") : -1,
         min_node = doc ? craft_json_get(doc, 0, "min") : -1;
     for (int i = 0; i < nc; i++) {

@@ -5,8 +5,8 @@
 -- (what reward finetuning does), batch 4 at 224 px.
 --   craft bench/bench_encoders.lua [--batch 4] [--size 224] [--steps 3] [--warmup 1]
 --                                  [--model clip|dinov2|all] [--no-peer]
--- The peer needs a python with torch and transformers: CRAFT_PEER_PYTHON (default
--- /tmp/encvenv/bin/python, see tests/fixtures/make_encoder_fixtures.py).
+-- The peer needs a python with torch and transformers: bench/peer.lua picks it (CRAFT_PEER_PYTHON,
+-- else the .venv-bench that `sh tools/setup.sh --bench` makes).
 local craft = require 'craft'
 local clip = require 'craft.models.clip'
 local dinov2 = require 'craft.models.dinov2'
@@ -56,7 +56,7 @@ end
 
 local function peer_run(name)
   if args.no_peer then return nil end
-  local py = os.getenv('CRAFT_PEER_PYTHON') or '/tmp/encvenv/bin/python'
+  local py = dofile('bench/peer.lua').python()
   local tmp = os.tmpname()
   local cmd = ('%s bench/peer_encoders.py --model %s --batch %d --size %d --steps %d --warmup %d --threads %d --json %s > /dev/null 2>&1')
     :format(py, name, args.batch, args.size, args.steps, args.warmup, craft.num_threads(), tmp)

@@ -90,14 +90,14 @@ static double measure_peak(void) {
 static double median_ms(int n, double *t) { return bench_summarize(t, n).med * 1e3; }
 
 static double peer_ms(int n) {
-    char cmd[512];
+    char cmd[1400];
     snprintf(
         cmd, sizeof cmd,
-        "/usr/bin/python3 -c \"import torch,time;torch.set_num_threads(2);a=torch.randn(%d,%d);b=torch.randn(%d,%d);"
+        "'%s' -c \"import torch,time;torch.set_num_threads(2);a=torch.randn(%d,%d);b=torch.randn(%d,%d);"
         "[torch.mm(a,b) for _ in range(3)];ts=[];"
         "exec('for _ in range(9):\\n t=time.perf_counter();torch.mm(a,b);ts.append(time.perf_counter()-t)');"
         "print(sorted(ts)[4]*1e3)\" 2>/dev/null",
-        n, n, n, n);
+        bench_peer_python(), n, n, n, n);
     FILE *p = popen(cmd, "r");
     double ms = -1;
     if (p) {

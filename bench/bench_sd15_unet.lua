@@ -13,8 +13,8 @@
 -- craft.set_precision('bf16') (its first call, which converts the weights to bf16, and the median of
 -- the timed steps), with the largest and mean difference of its output from the fp32 forward's. The peer runs on the CPU unless CRAFT_PEER_DEVICE names a torch
 -- device (cuda).
--- The peer needs a python with torch and diffusers: CRAFT_PEER_PYTHON, by default the venv that
--- `sh tools/setup.sh --bench` makes (.venv-bench/bin/python: Debian's torch 1.13 + diffusers 0.27.2).
+-- The peer needs a python with torch and diffusers: bench/peer.lua picks it (CRAFT_PEER_PYTHON, else
+-- the venv `sh tools/setup.sh --bench` makes: .venv-bench, PyPI's torch 2.x + diffusers 0.27.2).
 -- Without it the craft rows are printed and one "peer skipped: why" line; that is not a failure.
 local craft = require 'craft'
 local U = require 'craft.models.unet'
@@ -75,7 +75,7 @@ end
 -- peer_run() -> the peer's JSON table, or nil and why it was skipped
 local function peer_run()
   if args.no_peer then return nil, '--no-peer given' end
-  local py = os.getenv('CRAFT_PEER_PYTHON') or '.venv-bench/bin/python'
+  local py = dofile('bench/peer.lua').python()
   if py == '' then return nil, 'CRAFT_PEER_PYTHON is empty' end
   if py:find('/', 1, true) then
     local f = io.open(py)

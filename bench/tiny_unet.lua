@@ -157,8 +157,9 @@ end
 local peer
 if not args.no_peer and S == 32 then   -- torch_tiny_unet.py is 32x32 only
   local tmp = os.tmpname()
-  local cmd = ('/usr/bin/python3 %s --batch %d --steps %d --warmup %d --threads %d --tuned-malloc --json %s > /dev/null 2>&1'):format(
-    os.getenv('CRAFT_PEER') or '../shared/bench/torch_tiny_unet.py', B, args.steps, args.warmup, craft.num_threads(), tmp)
+  local cmd = ("'%s' %s --batch %d --steps %d --warmup %d --threads %d --tuned-malloc --json %s > /dev/null 2>&1"):format(
+    dofile('bench/peer.lua').python(), os.getenv('CRAFT_PEER') or '../shared/bench/torch_tiny_unet.py',
+    B, args.steps, args.warmup, craft.num_threads(), tmp)
   if os.execute(cmd) == 0 then
     local f = io.open(tmp); local txt = f and f:read('*a'); if f then f:close() end
     peer = txt and craft.io and craft.io.read_json(tmp)

@@ -2,6 +2,7 @@
  * strided iterator (cpu_iter.c): every operand is broadcast to the output's shape through byte
  * strides, dims are coalesced and the work split over OpenMP threads. Compute is float32. */
 #include "cpu/cpu_kernels.h"
+#include "cpu/cpu_vmath.h"
 #include <math.h>
 
 #define GELU_TANH_C 0.7978845608028654f /* sqrt(2/pi) */
@@ -79,23 +80,85 @@ typedef struct {
     int op;
 } op_ctx;
 
-static void unary_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
-    int op = ((op_ctx *)vctx)->op;
-    float *y = (float *)p[0];
-    if (s[1] == 4) {
-        const float *x = (const float *)p[1];
-        for (int64_t i = 0; i < n; i++) y[i] = unary_f(op, x[i]);
-    } else {
-        for (int64_t i = 0; i < n; i++) y[i] = unary_f(op, *(const float *)(p[1] + i * s[1]));
+/* y = op(x) over n contiguous floats (y may be x): the vector forms of cpu_vmath.h where they
+ * exist, else one loop per op so that the op is not re-dispatched per element */
+static void unary_contig(int op, const float *x, float *y, int64_t n) {
+#ifdef CRAFT_HAVE_VMATH
+    if (vm_has(op)) {
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16) _mm512_storeu_ps(y + i, vm_activation(op, _mm512_loadu_ps(x + i)));
+        if (i < n) {
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+            _mm512_mask_storeu_ps(y + i, m, vm_activation(op, _mm512_maskz_loadu_ps(m, x + i)));
+        }
+        return;
+    }
+#endif
+    switch (op) {
+#define EACH(OP)                                                                                             \
+    case OP:                                                                                                 \
+        for (int64_t i = 0; i < n; i++) y[i] = unary_f(OP, x[i]);                                            \
+        return;
+        EACH(CRAFT_NEG) EACH(CRAFT_EXP) EACH(CRAFT_LOG) EACH(CRAFT_SQRT) EACH(CRAFT_RSQRT) EACH(CRAFT_ABS)
+        EACH(CRAFT_SIN) EACH(CRAFT_COS) EACH(CRAFT_TANH) EACH(CRAFT_SIGMOID) EACH(CRAFT_RELU) EACH(CRAFT_SILU)
+        EACH(CRAFT_GELU) EACH(CRAFT_GELU_TANH) EACH(CRAFT_QUICK_GELU) EACH(CRAFT_SQUARE) EACH(CRAFT_RECIPROCAL)
+        EACH(CRAFT_SOFTPLUS) EACH(CRAFT_LOG1P)
+#undef EACH
     }
 }
 
-/* gx = g * f'(x), all contiguous-by-iterator */
+/* gx = g * op'(x) over n contiguous floats (gx may alias x or g) */
+static void unary_grad_contig(int op, const float *x, const float *g, float *gx, int64_t n) {
+#ifdef CRAFT_HAVE_VMATH
+    if (vm_has(op)) {
+        int64_t i = 0;
+        for (; i + 16 <= n; i += 16)
+            _mm512_storeu_ps(gx + i, vm_activation_grad(op, _mm512_loadu_ps(x + i), _mm512_loadu_ps(g + i)));
+        if (i < n) {
+            __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+            __m512 v = vm_activation_grad(op, _mm512_maskz_loadu_ps(m, x + i), _mm512_maskz_loadu_ps(m, g + i));
+            _mm512_mask_storeu_ps(gx + i, m, v);
+        }
+        return;
+    }
+#endif
+    for (int64_t i = 0; i < n; i++) gx[i] = g[i] * unary_df(op, x[i]);
+}
+
+/* Strided operands go through a small buffer, so that a value's result does not depend on the
+ * layout it came in. */
+#define CHUNK 256
+
+static void unary_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
+    int op = ((op_ctx *)vctx)->op;
+    if (s[0] == 4 && s[1] == 4) {
+        unary_contig(op, (const float *)p[1], (float *)p[0], n);
+        return;
+    }
+    float buf[CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+        int64_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+        for (int64_t j = 0; j < m; j++) buf[j] = *(const float *)(p[1] + (i0 + j) * s[1]);
+        unary_contig(op, buf, buf, m);
+        for (int64_t j = 0; j < m; j++) *(float *)(p[0] + (i0 + j) * s[0]) = buf[j];
+    }
+}
+
 static void unary_grad_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     int op = ((op_ctx *)vctx)->op;
-    for (int64_t i = 0; i < n; i++) {
-        float x = *(const float *)(p[1] + i * s[1]), g = *(const float *)(p[2] + i * s[2]);
-        *(float *)(p[0] + i * s[0]) = g * unary_df(op, x);
+    if (s[0] == 4 && s[1] == 4 && s[2] == 4) {
+        unary_grad_contig(op, (const float *)p[1], (const float *)p[2], (float *)p[0], n);
+        return;
+    }
+    float xb[CHUNK], gb[CHUNK];
+    for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
+        int64_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
+        for (int64_t j = 0; j < m; j++) {
+            xb[j] = *(const float *)(p[1] + (i0 + j) * s[1]);
+            gb[j] = *(const float *)(p[2] + (i0 + j) * s[2]);
+        }
+        unary_grad_contig(op, xb, gb, gb, m);
+        for (int64_t j = 0; j < m; j++) *(float *)(p[0] + (i0 + j) * s[0]) = gb[j];
     }
 }
 

@@ -5,38 +5,10 @@
 #include "cpu/cpu_kernels.h"
 #include <math.h>
 #include <omp.h>
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
+#include "cpu/cpu_vmath.h"
 
 /* ---- shared row kernels (cpu_kernels.h; cpu_attention.c uses them too) ---- */
 
-#if defined(__AVX512F__)
-/* exp(x) for 16 lanes: Cody-Waite reduction x = k ln2 + r, |r| <= ln2/2, a degree-7 polynomial
- * for e^r (Cephes' expf coefficients, about 1 ulp), 2^k put in the exponent bits. Inputs below
- * -87.33 give 0 (the true value would be denormal), -inf gives 0, NaN stays NaN. */
-static inline __m512 exp16(__m512 x) {
-    const __m512 hi = _mm512_set1_ps(88.0f), lo = _mm512_set1_ps(-87.3365447f);
-    __mmask16 under = _mm512_cmp_ps_mask(x, lo, _CMP_LT_OQ);
-    x = _mm512_min_ps(hi, x); /* min/max return the second operand when one is NaN: keeps NaN */
-    x = _mm512_max_ps(lo, x);
-    __m512 k = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
-                                    _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    __m512 r = _mm512_fnmadd_ps(k, _mm512_set1_ps(0.693359375f), x);
-    r = _mm512_fnmadd_ps(k, _mm512_set1_ps(-2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 r2 = _mm512_mul_ps(r, r);
-    p = _mm512_fmadd_ps(p, r2, _mm512_add_ps(r, _mm512_set1_ps(1.0f)));
-    __m512i e = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(k), _mm512_set1_epi32(127)), 23);
-    __m512 y = _mm512_mul_ps(p, _mm512_castsi512_ps(e));
-    return _mm512_mask_mov_ps(y, under, _mm512_setzero_ps());
-}
-#endif
 
 /* dst[i] = exp(src[i] - sub) (dst may be src); returns the sum of the results. */
 float craft_vexp(float *dst, const float *src, int64_t n, float sub) {
@@ -44,13 +16,13 @@ float craft_vexp(float *dst, const float *src, int64_t n, float sub) {
     __m512 s = _mm512_set1_ps(sub), acc = _mm512_setzero_ps();
     int64_t i = 0;
     for (; i + 16 <= n; i += 16) {
-        __m512 y = exp16(_mm512_sub_ps(_mm512_loadu_ps(src + i), s));
+        __m512 y = vm_exp_softmax(_mm512_sub_ps(_mm512_loadu_ps(src + i), s));
         _mm512_storeu_ps(dst + i, y);
         acc = _mm512_add_ps(acc, y);
     }
     if (i < n) {
         __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
-        __m512 y = exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, src + i), s));
+        __m512 y = vm_exp_softmax(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, src + i), s));
         _mm512_mask_storeu_ps(dst + i, m, y);
         acc = _mm512_add_ps(acc, _mm512_maskz_mov_ps(m, y));
     }
