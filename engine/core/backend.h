@@ -180,11 +180,11 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
       (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,                       \
        double scale, int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g,                     \
        craft_tensor *dq, craft_tensor *dk, craft_tensor *dv))                                                               \
-    /* ---- bf16 compute (core/precision.c: run only for ops that record no gradient) ---- */                            \
+    /* ---- bf16 compute (core/precision.c: run only for ops that record no gradient) ---- */                               \
     /* operands rounded to bfloat16 (nearest even), products accumulated in fp32, f32 results; each calls           \
      * craft_bf16_count() when it really computed in bf16. gemm_bf16: as gemm; keep_b: B is a weight that outlives  \
      * the call (a back end may cache its conversion, keyed by storage serial and version). conv_bf16: conv's FWD    \
-     * direction (wei may be cached likewise). sdpa_bf16: as sdpa, the softmax in fp32 */                           \
+     * direction (wei may be cached likewise). sdpa_bf16: as sdpa, the softmax in fp32 */       \
     X(gemm_bf16,                                                                                                            \
       (char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,                               \
        const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,                           \

@@ -162,7 +162,8 @@ int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor 
         if (!y || !lse) rc = craft_last_status();
     }
     if (!rc)
-        rc = (bf16 ? kt->sdpa_bf16 : kt->sdpa)(use[0], use[1], use[2], m, geo.scale, is_causal ? 1 : 0, y, lse);
+        rc = (bf16 ? kt->sdpa_bf16 : kt->sdpa)(use[0], use[1], use[2], m, geo.scale, is_causal ? 1 : 0, y,
+                                               lse);
     if (!rc) {
         const craft_tensor *save[6] = {use[0], use[1], use[2], m, y, lse};
         double sarg = geo.scale;

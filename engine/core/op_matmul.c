@@ -51,7 +51,8 @@ static int gemm_operand(const craft_tensor *t, craft_tensor **out, mat_layout *l
  * back end's gemm_bf16 kernel (craft_bf16_for said so). */
 static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, int bf16, craft_tensor **out) {
     const craft_kernels *k;
-    CRAFT_TRY(craft_kernels_for(a_in->device, bf16 ? CRAFT_K_gemm_bf16 : CRAFT_K_gemm, a_in->dtype, "matmul", &k));
+    CRAFT_TRY(
+        craft_kernels_for(a_in->device, bf16 ? CRAFT_K_gemm_bf16 : CRAFT_K_gemm, a_in->dtype, "matmul", &k));
     craft_tensor *a = NULL, *b = NULL, *y = NULL;
     mat_layout la, lb;
     int rc = gemm_operand(a_in, &a, &la);
@@ -94,8 +95,8 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, int bf
             offs[2 * batch + bi] = bi * M * N;
         }
         if (!rc && bf16)
-            rc = k->gemm_bf16(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f, y,
-                              offs + 2 * batch, N, batch, 0);
+            rc = k->gemm_bf16(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f,
+                              y, offs + 2 * batch, N, batch, 0);
         else if (!rc)
             rc = k->gemm(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f, y,
                          offs + 2 * batch, N, batch);
@@ -285,9 +286,10 @@ int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tenso
         beta = 1.0f;
     }
     if (!rc && !(K == 0 && b)) /* with K = 0 the bias is the whole result */
-        rc = bf16 ? k->gemm_bf16('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero,
-                                 N, 1, 1)
-                  : k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
+        rc = bf16
+            ? k->gemm_bf16('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N,
+                           1, 1)
+            : k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
     if (!rc) {
         const craft_tensor *save[2] = {xc, wc};
         rc = craft_record("linear", b ? 3 : 2, ins, y, linear_backward, 2, save, NULL, 0, NULL, 0, NULL);

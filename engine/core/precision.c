@@ -3,14 +3,15 @@
  * (gemm_bf16, conv_bf16, sdpa_bf16 in core/backend.h). */
 #include "core/backend.h"
 
-static _Thread_local int precision;     /* CRAFT_PREC_FP32 unless set */
-static _Thread_local int suppress;      /* > 0 inside a backward pass: every kernel fp32 */
+static _Thread_local int precision; /* CRAFT_PREC_FP32 unless set */
+static _Thread_local int suppress;  /* > 0 inside a backward pass: every kernel fp32 */
 static int64_t bf16_calls;
 
 int craft_set_compute_precision(int p, int *previous) {
     if (p != CRAFT_PREC_FP32 && p != CRAFT_PREC_BF16)
-        return craft_fail(CRAFT_EINVAL, "set_compute_precision: unknown precision %d (expected %d fp32 or %d bf16)",
-                          p, CRAFT_PREC_FP32, CRAFT_PREC_BF16);
+        return craft_fail(CRAFT_EINVAL,
+                          "set_compute_precision: unknown precision %d (expected %d fp32 or %d bf16)", p,
+                          CRAFT_PREC_FP32, CRAFT_PREC_BF16);
     if (previous) *previous = precision;
     precision = p;
     return CRAFT_OK;

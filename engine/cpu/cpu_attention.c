@@ -161,7 +161,8 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
             if (craft_gemm_bf16('N', 'T', bq, bk, D, p->scale, p->q16 + (b * p->Lq + q0) * D, D,
                                 p->k16 + (b * p->Lk + k0) * D, D, 0.0f, S, BK))
                 return 1;
-        } else if (craft_sgemm('N', 'T', bq, bk, D, p->scale, Q, p->ldq, K + k0 * p->ldk, p->ldk, 0.0f, S, BK))
+        } else if (craft_sgemm('N', 'T', bq, bk, D, p->scale, Q, p->ldq, K + k0 * p->ldk, p->ldk, 0.0f, S,
+                               BK))
             return 1;
         if (M) add_mask(S, BK, M + k0 * p->msc, p->msr, p->msc, bq, bk);
         for (int64_t i = 0; i < bq; i++) {
@@ -193,8 +194,8 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
             if (craft_gemm_bf16('N', 'N', bq, Dv, bk, 1.0f, P16, BK, p->v16 + (b * p->Lk + k0) * Dv, Dv,
                                 first ? 0.0f : 1.0f, O, Dv))
                 return 1;
-        } else if (craft_sgemm('N', 'N', bq, Dv, bk, 1.0f, S, BK, V + k0 * p->ldv, p->ldv, first ? 0.0f : 1.0f,
-                               O, Dv))
+        } else if (craft_sgemm('N', 'N', bq, Dv, bk, 1.0f, S, BK, V + k0 * p->ldv, p->ldv,
+                               first ? 0.0f : 1.0f, O, Dv))
             return 1;
         first = 0;
     }
@@ -363,8 +364,8 @@ int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v
     return rc;
 }
 
-int cpu_sdpa_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-                  double scale, int causal, craft_tensor *y, craft_tensor *lse) {
+int cpu_sdpa_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse) {
     attn_plan p;
     int rc = plan_build(q, k, v, mask, scale, causal, &p);
     int work = !rc && p.nb * p.Lq > 0 && p.Dv > 0;

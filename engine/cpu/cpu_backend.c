@@ -114,7 +114,8 @@ static const char *device_name(int device, char *buf, size_t n) {
 static int supports(int device, int kid, int dtype) {
     (void)device;
     if (dtype != CRAFT_F32) return 0;
-    if (kid == CRAFT_K_gemm_bf16 || kid == CRAFT_K_conv_bf16 || kid == CRAFT_K_sdpa_bf16) return cpu_bf16_native();
+    if (kid == CRAFT_K_gemm_bf16 || kid == CRAFT_K_conv_bf16 || kid == CRAFT_K_sdpa_bf16)
+        return cpu_bf16_native();
     return 1;
 }
 

@@ -31,15 +31,17 @@ int cpu_bf16_native(void) {
     static int native = -1;
     if (native < 0) {
         dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
-        native = ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) == (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+        native = ((unsigned)isa & (unsigned)dnnl_cpu_isa_avx512_core_bf16) ==
+            (unsigned)dnnl_cpu_isa_avx512_core_bf16;
     }
     return native;
 }
 
 const char *craft_cpu_bf16_info(void) {
-    return cpu_bf16_native() ? "avx512_core_bf16 (oneDNN bf16 kernels)"
-                             : "no avx512_core_bf16 on this CPU (or ONEDNN_MAX_CPU_ISA caps it): bf16 requests "
-                               "compute in fp32";
+    return cpu_bf16_native()
+        ? "avx512_core_bf16 (oneDNN bf16 kernels)"
+        : "no avx512_core_bf16 on this CPU (or ONEDNN_MAX_CPU_ISA caps it): bf16 requests "
+          "compute in fp32";
 }
 
 /* Round to nearest even, NaN kept quiet (core/dtype.c's craft_float_to_bf16, vectorisable). */
@@ -107,8 +109,8 @@ static void wevict(size_t need) { /* under wmu */
     }
 }
 
-int cpu_wcache_get(const craft_tensor *t, const int64_t *key, int nkey, size_t nbytes, cpu_wfill fill, void *ctx,
-                   cpu_wref *out) {
+int cpu_wcache_get(const craft_tensor *t, const int64_t *key, int nkey, size_t nbytes, cpu_wfill fill,
+                   void *ctx, cpu_wref *out) {
     memset(out, 0, sizeof *out);
     out->nbytes = nbytes;
     const craft_storage *s = t->storage;
@@ -204,9 +206,10 @@ void craft_cpu_bf16_cache_clear(void) {
 }
 
 /* ---- gemm_bf16 ---- */
-int craft_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *A, int64_t lda,
-                    const uint16_t *B, int64_t ldb, float beta, float *C, int64_t ldc) {
-    if (M == 0 || N == 0 || K == 0) return craft_sgemm(ta, tb, M, N, 0, alpha, NULL, 1, NULL, 1, beta, C, ldc);
+int craft_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *A,
+                    int64_t lda, const uint16_t *B, int64_t ldb, float beta, float *C, int64_t ldc) {
+    if (M == 0 || N == 0 || K == 0)
+        return craft_sgemm(ta, tb, M, N, 0, alpha, NULL, 1, NULL, 1, beta, C, ldc);
     dnnl_status_t s = dnnl_gemm_bf16bf16f32(ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
     if (s != dnnl_success)
         return craft_fail(CRAFT_EINVAL, "bf16 gemm %lldx%lldx%lld failed in oneDNN (status %d)", (long long)M,
@@ -264,8 +267,8 @@ int cpu_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha
     cpu_wcache_put(&bref);
     craft_free(tmp, tmp_elems * 2);
     if (err)
-        return craft_fail(CRAFT_EINVAL, "gemm %lldx%lldx%lld (batch %lld): oneDNN bf16 gemm failed", (long long)M,
-                          (long long)N, (long long)K, (long long)batch);
+        return craft_fail(CRAFT_EINVAL, "gemm %lldx%lldx%lld (batch %lld): oneDNN bf16 gemm failed",
+                          (long long)M, (long long)N, (long long)K, (long long)batch);
     craft_bf16_count();
     return CRAFT_OK;
 }

@@ -185,24 +185,27 @@ static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
         for (int a = 0; a < 2; a++) {
             dnnl_convolution_desc_t cd;
             s = dnnl_dilated_convolution_forward_desc_init(&cd,
-                                                           g->bf16 ? dnnl_forward_inference : dnnl_forward_training,
-                                                           algs[a], &any[T_SRC],
-                                                           &any[T_WEI], bmd, &any[T_DST], st, dil, pl, pr);
+                                                           g->bf16 ? dnnl_forward_inference
+                                                                   : dnnl_forward_training,
+                                                           algs[a], &any[T_SRC], &any[T_WEI], bmd,
+                                                           &any[T_DST], st, dil, pl, pr);
             if (!s) s = make_pd(&e->pd[DIR_FWD], &cd, algs[a], NULL);
             if (!s) break;
         }
         if (s) return dnnl_fail(wh, "forward convolution descriptor", s);
         const char *impl = NULL;
-        if (g->bf16 && (dnnl_primitive_desc_query(e->pd[DIR_FWD], dnnl_query_impl_info_str, 0, &impl) || !impl ||
-                        !strncmp(impl, "ref", 3))) {
+        if (g->bf16 &&
+            (dnnl_primitive_desc_query(e->pd[DIR_FWD], dnnl_query_impl_info_str, 0, &impl) || !impl ||
+             !strncmp(impl, "ref", 3))) {
             dnnl_primitive_desc_destroy(e->pd[DIR_FWD]);
             e->pd[DIR_FWD] = NULL;
             e->refused = 1;
         }
     }
     if (e->refused)
-        return craft_fail(CRAFT_EUNSUPPORTED, "%s: input %s, weight %s: oneDNN has only a reference bf16 kernel",
-                          wh->op, craft_dims_str(4, wh->x), craft_dims_str(4, wh->w));
+        return craft_fail(CRAFT_EUNSUPPORTED,
+                          "%s: input %s, weight %s: oneDNN has only a reference bf16 kernel", wh->op,
+                          craft_dims_str(4, wh->x), craft_dims_str(4, wh->w));
     if (dir != DIR_FWD && !e->pd[dir]) {
         for (int a = 0; a < 2; a++) {
             dnnl_convolution_desc_t cd;
@@ -541,7 +544,8 @@ int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src
             craft_shape_str(dst), craft_shape_str(wei), (long long)cd->oph, (long long)cd->opw,
             (long long)cd->ph, (long long)cd->pw, (long long)cd->sh, (long long)cd->sw);
     if (dir == CRAFT_CONV_FWD)
-        return conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, NULL, &wh);
+        return conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, NULL,
+                         &wh);
     if (dir == CRAFT_CONV_BWD_DATA) {
         CRAFT_TRY(conv_exec(&g, DIR_BWD_DATA, fdata(src), fdata(wei), fdata(dst), NULL, NULL, &wh));
         if (bias) add_channel_bias(fdata(src), fdata(bias), g.n, g.ic, g.ih * g.iw);
@@ -559,14 +563,15 @@ int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src
  * Geometries the Winograd rule takes stay on fp32 Winograd, which is both faster here (320
  * channels at 64x64: 10 ms against 16 ms for bf16 direct) and closer to exact; geometries for
  * which oneDNN has only a reference bf16 kernel stay fp32 too. Neither counts as a bf16 call. */
-int cpu_conv_bf16(const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,
-                  craft_tensor *bias) {
+int cpu_conv_bf16(const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
+                  craft_tensor *dst, craft_tensor *bias) {
     conv_geom g = geom_of(cd, fwd_bias);
     if (g.wino || g.n == 0 || g.prh + g.sh <= 0 || g.prw + g.sw <= 0)
         return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
     g.bf16 = 1;
     conv_what wh = {"conv forward (bf16)", src->shape, wei->shape};
-    int rc = conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, wei, &wh);
+    int rc =
+        conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, wei, &wh);
     if (rc == CRAFT_EUNSUPPORTED) return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
     if (!rc) craft_bf16_count();
     return rc;

@@ -9,7 +9,6 @@
 
 /* ---- shared row kernels (cpu_kernels.h; cpu_attention.c uses them too) ---- */
 
-
 /* dst[i] = exp(src[i] - sub) (dst may be src); returns the sum of the results. */
 float craft_vexp(float *dst, const float *src, int64_t n, float sub) {
 #if defined(__AVX512F__)
@@ -46,7 +45,8 @@ float craft_vexp_bf16(uint16_t *dst, const float *src, int64_t n, float sub) {
     int64_t i = 0;
     for (; i < n; i += 16) {
         __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
-        __m512 y = _mm512_maskz_mov_ps(m, exp16(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, src + i), s)));
+        __m512 y =
+            _mm512_maskz_mov_ps(m, vm_exp_softmax(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, src + i), s)));
         acc = _mm512_add_ps(acc, y);
         __m512i u = _mm512_castps_si512(y); /* finite and >= 0 (or a quiet NaN, kept NaN) */
         u = _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));

@@ -69,7 +69,8 @@ static double check_dots(const float *y16, const float *y32, const double *absdo
 static void test_linear(void) {
     check_test_name_ = "linear";
     int64_t M = 37, K = 300, N = 45, xs[2] = {M, K}, ws[2] = {N, K}, bs[1] = {N};
-    craft_tensor *x = randn(2, xs, 1), *w = randn(2, ws, 2), *b = randn(1, bs, 3), *y32, *y16, *y16b, *yg, *y2;
+    craft_tensor *x = randn(2, xs, 1), *w = randn(2, ws, 2), *b = randn(1, bs, 3), *y32, *y16, *y16b, *yg,
+                 *y2;
     CHECK(x && w && b);
     set_prec(CRAFT_PREC_FP32);
     CHECK_OK(craft_linear(x, w, b, &y32));
@@ -91,7 +92,8 @@ static void test_linear(void) {
     if (native) {
         CHECK(craft_bf16_kernel_calls() - c0 == 2);
         double seen = check_dots(fdata(y16), fdata(y32), ad, M * N, K, "linear");
-        CHECK_MSG(seen > 4, "linear: bf16 result within fp32 rounding of fp32 (%.3g): bf16 did not run", seen);
+        CHECK_MSG(seen > 4, "linear: bf16 result within fp32 rounding of fp32 (%.3g): bf16 did not run",
+                  seen);
         maxdiff(fdata(y16), fdata(y16b), M * N, &same);
         CHECK_MSG(same, "the cached weight gives the same result");
         CHECK(m1 - m0 == 1 && h1 - h0 == 1); /* converted once, then served from the cache */
@@ -110,7 +112,7 @@ static void test_linear(void) {
     CHECK_MSG(same, "a recorded linear is bit-identical to fp32");
     CHECK(craft_bf16_kernel_calls() == c0);
     craft_tensor *gx32 = NULL;
-    CHECK_OK(craft_backward(yg, y32, 0)); /* any gradient: y32 itself */
+    CHECK_OK(craft_backward(yg, y32, 0));   /* any gradient: y32 itself */
     CHECK(craft_bf16_kernel_calls() == c0); /* backward: fp32 */
     set_prec(CRAFT_PREC_FP32);
     craft_tensor *xg2, *yg2;
@@ -161,7 +163,8 @@ static void test_matmul(void) {
         for (int64_t i = 0; i < M; i++)
             for (int64_t j = 0; j < N; j++) {
                 double s = 0;
-                for (int64_t k = 0; k < K; k++) s += fabs((double)fdata(a)[(p * M + i) * K + k] * fdata(bt)[j * K + k]);
+                for (int64_t k = 0; k < K; k++)
+                    s += fabs((double)fdata(a)[(p * M + i) * K + k] * fdata(bt)[j * K + k]);
                 ad[(p * M + i) * N + j] = s;
             }
     int same;
@@ -252,7 +255,8 @@ static void test_sdpa(int causal, int masked) {
             double delta = 0;
             for (int64_t j = 0; j < (causal ? i + 1 : L); j++) {
                 double s = 0;
-                for (int64_t d = 0; d < D; d++) s += fabs((double)qp[(m * L + i) * D + d] * kp[(m * L + j) * D + d]);
+                for (int64_t d = 0; d < D; d++)
+                    s += fabs((double)qp[(m * L + i) * D + d] * kp[(m * L + j) * D + d]);
                 delta = fmax(delta, scale * (2 * U + U * U + 2 * D * ldexp(1.0, -24)) * s);
             }
             for (int64_t d = 0; d < D; d++) {
