@@ -99,6 +99,9 @@ function T.tiny_pipeline_sampled_in_bf16(t)
   end
   t.raises(function() pipe:generate { prompt = 'x', steps = 1, precision = 'int8' } end,
     "unknown precision 'int8'")
+  -- an experiment's sampling precision is checked before anything runs
+  t.raises(function() require('craft.experiment').run { generate = { precision = 'fp8' } } end,
+    "experiment: generate: unknown precision 'fp8'")
 end
 
 -- --precision on the command line, and a CPU without AVX512-BF16 (oneDNN capped at avx512_core):
