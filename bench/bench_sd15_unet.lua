@@ -163,6 +163,7 @@ local unet_params = unet:num_parameters()
 -- the peer runs after craft's timings, with craft's model released (one 3.3 GiB copy at a time)
 unet, x, ctx = nil, nil, nil
 collectgarbage(); collectgarbage()
+require('craft.core').C.craft_cpu_bf16_cache_clear()   -- the bf16 weights (--precision bf16)
 require('craft.core').C.craft_pool_trim()   -- hand the cached blocks back to the system
 local peer, why = peer_run()
 row('forward (no grad)', fwd, peer and peer.forward_ms)

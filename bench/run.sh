@@ -37,4 +37,4 @@ echo "== tiny UNet train step (bench/tiny_unet.lua)"
 "$B/craft" bench/tiny_unet.lua
 echo
 echo "== full-size SD 1.5 UNet, batch 1, 64x64 latent, 1 step (bench/bench_sd15_unet.lua; minutes, ~6.5 GB)"
-"$B/craft" bench/bench_sd15_unet.lua --batch 1 --size 64 --steps 1 --warmup 0
+"$B/craft" bench/bench_sd15_unet.lua --batch 1 --size 64 --steps 1 --warmup 0 --precision bf16
