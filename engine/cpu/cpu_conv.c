@@ -559,17 +559,30 @@ int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src
     return conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), fdata(bias), NULL, &wh);
 }
 
+/* Whether the fp32 forward of g really runs Winograd: the rule may want it while the scratchpad
+ * cap refuses it (1280 channels at 32x32), and then fp32 is the slow direct kernel. */
+static int runs_winograd(const conv_geom *g, const conv_what *wh) {
+    conv_entry *e;
+    if (cache_get(g, DIR_FWD, wh, &e)) return 0; /* the bf16 path will say what is wrong */
+    const char *impl = NULL;
+    int w = !dnnl_primitive_desc_query(e->pd[DIR_FWD], dnnl_query_impl_info_str, 0, &impl) && impl &&
+        strstr(impl, "wino");
+    cache_put(e);
+    return w;
+}
+
 /* The forward convolution with bf16 src and weights (cached), fp32 accumulation and output.
- * Geometries the Winograd rule takes stay on fp32 Winograd, which is both faster here (320
- * channels at 64x64: 10 ms against 16 ms for bf16 direct) and closer to exact; geometries for
- * which oneDNN has only a reference bf16 kernel stay fp32 too. Neither counts as a bf16 call. */
+ * Geometries that run fp32 Winograd stay there, which is both faster here (320 channels at
+ * 64x64: 10 ms against 16 ms for bf16 direct) and closer to exact; geometries for which oneDNN
+ * has only a reference bf16 kernel stay fp32 too. Neither counts as a bf16 call. */
 int cpu_conv_bf16(const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
                   craft_tensor *dst, craft_tensor *bias) {
     conv_geom g = geom_of(cd, fwd_bias);
-    if (g.wino || g.n == 0 || g.prh + g.sh <= 0 || g.prw + g.sw <= 0)
+    conv_what wh = {"conv forward (bf16)", src->shape, wei->shape};
+    if (g.n == 0 || g.prh + g.sh <= 0 || g.prw + g.sw <= 0 || (g.wino && runs_winograd(&g, &wh)))
         return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
     g.bf16 = 1;
-    conv_what wh = {"conv forward (bf16)", src->shape, wei->shape};
+    g.wino = 0; /* the key of the bf16 entry: direct whatever the rule said */
     int rc =
         conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, wei, &wh);
     if (rc == CRAFT_EUNSUPPORTED) return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
