@@ -281,6 +281,29 @@ static void test_sdpa(int causal, int masked) {
     for (size_t i = 0; i < sizeof all / sizeof *all; i++) craft_tensor_release(all[i]);
 }
 
+/* a 3x3 stride-1 conv the Winograd rule takes: it stays on fp32 Winograd (bit-identical, not
+ * counted), or, when the scratchpad cap refuses Winograd, runs bf16 direct (counted, in bound) */
+static void test_conv_winograd(void) {
+    check_test_name_ = "conv2d winograd";
+    int64_t xs[4] = {2, 32, 16, 16}, ws[4] = {32, 32, 3, 3};
+    int one[2] = {1, 1};
+    craft_tensor *x = randn(4, xs, 13), *w = randn(4, ws, 14), *y32, *y16;
+    set_prec(CRAFT_PREC_FP32);
+    CHECK_OK(craft_conv2d(x, w, NULL, one, one, one, 1, &y32));
+    set_prec(CRAFT_PREC_BF16);
+    int64_t c0 = craft_bf16_kernel_calls();
+    CHECK_OK(craft_conv2d(x, w, NULL, one, one, one, 1, &y16));
+    set_prec(CRAFT_PREC_FP32);
+    int same, n = 2 * 32 * 16 * 16;
+    double d = maxdiff(fdata(y16), fdata(y32), n, &same), scale = 0;
+    for (int i = 0; i < n; i++) scale = fmax(scale, fabs(fdata(y32)[i]));
+    int counted = craft_bf16_kernel_calls() != c0;
+    CHECK_MSG((same && !counted) || (!same && counted && d <= 0.02 * scale),
+              "winograd conv under bf16: same %d, counted %d, max diff %.3g of %.3g", same, counted, d, scale);
+    craft_tensor *all[] = {x, w, y32, y16};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) craft_tensor_release(all[i]);
+}
+
 static void test_setting(void) {
     check_test_name_ = "setting";
     int prev = 7, kernels = -1;
@@ -301,6 +324,7 @@ int main(void) {
     test_linear();
     test_matmul();
     test_conv();
+    test_conv_winograd();
     test_sdpa(0, 0);
     test_sdpa(1, 0);
     test_sdpa(0, 1);
