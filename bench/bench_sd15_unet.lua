@@ -5,11 +5,13 @@
 -- (bench/run.sh runs it with batch 1, a 64x64 latent, one timed step: a few minutes on 2 cores).
 --   craft bench/bench_sd15_unet.lua [--batch 1] [--size 64] [--steps 1] [--warmup 0]
 --                                   [--no-backward] [--no-checkpoint] [--no-peer]
---                                   [--device cl:0] [--tiny] [--json out.json]
+--                                   [--device cl:0] [--tiny] [--json out.json] [--precision bf16]
 -- --device runs craft's model on that device (weights moved with :to, inputs made there; each timed
 -- step ends with a device synchronize). --tiny swaps the config for a small one with the same block
 -- types (bench/gpu.sh --dry-run: seconds on PoCL). --json writes craft's figures (and the peer's,
--- when it ran) for bench/gpu.sh. The peer runs on the CPU unless CRAFT_PEER_DEVICE names a torch
+-- when it ran) for bench/gpu.sh. --precision bf16 adds a row: the same no-grad forward under
+-- craft.set_precision('bf16') (its first call, which converts the weights to bf16, and the median of
+-- the timed steps), with the largest and mean difference of its output from the fp32 forward's. The peer runs on the CPU unless CRAFT_PEER_DEVICE names a torch
 -- device (cuda).
 -- The peer needs a python with torch and diffusers: bench/common.lua picks it (CRAFT_PEER_PYTHON, else
 -- the venv `sh tools/setup.sh --bench` makes: .venv-bench, PyPI's torch 2.x + diffusers 0.27.2).
@@ -118,8 +120,24 @@ local ctx = craft.randn({ B, CTX_LEN, CTX_DIM }):to(device)
 local t = craft.full({ B }, 500):to(device)
 sync()
 local base = craft.memory(true).in_use
-local fwd = median_time(function() craft.no_grad(function() return unet(x, t, ctx) end) end, args.steps, args.warmup)
+local y32
+local fwd = median_time(function() y32 = craft.no_grad(function() return unet(x, t, ctx) end) end, args.steps, args.warmup)
 local fwd_mem = (craft.memory(true).peak - base) / 2 ^ 20
+local prec_row
+if args.precision and args.precision ~= 'fp32' then
+  local y16
+  local function f16() y16 = craft.with_precision(args.precision, craft.no_grad, function() return unet(x, t, ctx) end) end
+  local c0 = craft.precision_info(device).kernel_calls
+  local t1 = now(); f16(); sync(); local first = (now() - t1) * 1e3
+  local calls = craft.precision_info(device).kernel_calls - c0
+  local med = median_time(f16, args.steps, 0)
+  local d = (y16 - y32):abs()
+  local scale = y32:abs():max():item()
+  local mem16 = (craft.memory(true).peak - base) / 2 ^ 20
+  prec_row = { ms = med, first_ms = first, max_abs = d:max():item(), mean_abs = d:mean():item(),
+    max_rel = d:max():item() / scale, ref_max = scale, calls = calls, mem = mem16,
+    computes = craft.precision_info(device).bf16_kernels > 0 and 'bf16' or 'fp32' }
+end
 local fb, fb_mem
 if not args.no_backward then
   unet.gradient_checkpointing = not args.no_checkpoint
@@ -136,9 +154,17 @@ local unet_params = unet:num_parameters()
 -- the peer runs after craft's timings, with craft's model released (one 3.3 GiB copy at a time)
 unet, x, ctx = nil, nil, nil
 collectgarbage(); collectgarbage()
+require('craft.core').C.craft_cpu_bf16_cache_clear()   -- the bf16 weights (--precision bf16)
 require('craft.core').C.craft_pool_trim()   -- hand the cached blocks back to the system
 local peer, why = peer_run()
 row('forward (no grad)', fwd, peer and peer.forward_ms)
+if prec_row then
+  row(('forward (no grad), %s'):format(args.precision), prec_row.ms)
+  print(('  %-34s %.2fx the fp32 forward; first call %.1f ms (converts the weights); %d %s kernel calls per forward')
+    :format('', fwd / prec_row.ms, prec_row.first_ms, prec_row.calls, prec_row.computes))
+  print(('  %-34s output vs fp32: max |diff| %.3g (%.3g of max |y| %.3g), mean |diff| %.3g; peak memory %.0f MiB over the weights')
+    :format('', prec_row.max_abs, prec_row.max_rel, prec_row.ref_max, prec_row.mean_abs, prec_row.mem))
+end
 if fb then
   row('forward + backward' .. (args.no_checkpoint and '' or ' (checkpointed)'), fb, peer and peer.forward_backward_ms)
 end
@@ -147,6 +173,7 @@ if fb then mem_row('peak memory, forward + backward', fb_mem, weights, peer and 
 if args.json then
   craft.io.write_json(args.json, { device = device, tiny = args.tiny or false, params = unet_params,
     forward_ms = fwd, forward_backward_ms = fb, checkpointed = not args.no_checkpoint,
+    precision = prec_row and args.precision or nil, precision_row = prec_row,
     peer = peer, peer_skipped = (not peer) and tostring(why) or nil })
 end
 if peer then

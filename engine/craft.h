@@ -114,6 +114,9 @@ typedef struct craft_storage {
     int32_t pad_;
     void (*release)(void *ctx, void *data, size_t nbytes); /* NULL: pool memory */
     void *release_ctx;
+    /* unique in the process, never reused: with version, a key for caches of converted data
+     * (the bf16 weight cache) that a freed and reallocated address cannot fool */
+    uint64_t serial;
 } craft_storage;
 
 struct craft_node;
@@ -200,6 +203,33 @@ int craft_zero_grad(craft_tensor *t);                    /* drops t->grad */
 int craft_set_grad(craft_tensor *t, craft_tensor *grad); /* replaces t->grad (may be NULL) */
 /* Name of the op that made t ("" for a leaf). */
 const char *craft_grad_fn_name(const craft_tensor *t);
+/* Marks t's storage written (bumps its version) after a write that bypassed the engine (through
+ * craft_tensor_data): autograd's saved-tensor checks and the bf16 weight cache key on it. */
+int craft_tensor_mark_written(craft_tensor *t);
+
+/* ---------------------------------------------------------------- compute precision -- */
+/* The precision the matrix products compute in, per thread (as torch's autocast): under
+ * CRAFT_PREC_BF16 an op that records no gradient (grad mode off, or no input requires grad)
+ * among matmul, linear, conv2d and scaled_dot_product_attention rounds its operands to bfloat16
+ * and accumulates and returns fp32, on a device whose back end has bf16 kernels; tensors stay
+ * f32. Recorded ops, every backward pass and all other ops compute in fp32, and so does a device
+ * without bf16 kernels (craft_precision_support). docs/backends.md states the tolerances. */
+enum { CRAFT_PREC_FP32 = 0, CRAFT_PREC_BF16 = 1 };
+/* *previous (may be NULL) gets the setting it replaces; an unknown precision is refused. */
+int craft_set_compute_precision(int precision, int *previous);
+int craft_compute_precision(void);
+/* *kernels = the number of kernels (0..4: gemm, conv, sdpa) device runs in bf16 under
+ * CRAFT_PREC_BF16; 0 means that device computes in fp32 (the CPU without AVX512-BF16). */
+int craft_precision_support(int device, int *kernels);
+/* Kernel calls that computed in bf16 since the process started (a test and benchmark counter). */
+int64_t craft_bf16_kernel_calls(void);
+/* The CPU's bf16 state: "avx512_core_bf16" (native), or why the CPU computes fp32 instead. */
+const char *craft_cpu_bf16_info(void);
+/* The CPU's cache of weights converted to bf16 (keyed by storage serial, version, offset and
+ * layout, so a changed weight is converted again): bytes held, entries, hits and misses. */
+void craft_cpu_bf16_cache_stats(int64_t *bytes, int64_t *entries, int64_t *hits, int64_t *misses);
+/* Drops the cache (the binding's set_precision('fp32') does). */
+void craft_cpu_bf16_cache_clear(void);
 
 /* Custom differentiable ops (Lua-defined ops, gradient checkpointing): the caller computed
  * outputs from inputs with grad mode off; craft_custom_attach records one node on them. When

@@ -58,6 +58,8 @@ for t in "$B"/tests/test_*; do
         fi ;;
     esac
     run_one "$tname" "$t"
+    # the bf16 test again as a CPU without AVX512-BF16 sees it: the setting computes fp32
+    [ "$tname" = test_bf16 ] && run_one "test_bf16@avx512_core" env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$t"
 done
 run_one layers sh tools/check_layers.sh "$B"
 # bench/gpu.sh end to end on PoCL with tiny shapes (install, build, the cl tests, both benches

@@ -417,6 +417,7 @@ int craft_backward_multi(int nroots, craft_tensor **roots, craft_tensor **grads,
         if (all.items[i]->deps == 0) rc = push(&ready, all.items[i]);
     /* 3. run in dependency order */
     int saved_mode = craft_set_grad_enabled(0);
+    craft_precision_suppress(1); /* gradients are computed in fp32 whatever the setting */
     while (!rc && ready.n > 0) {
         craft_node *n = ready.items[--ready.n];
         rc = run_node(n, retain_graph);
@@ -425,6 +426,7 @@ int craft_backward_multi(int nroots, craft_tensor **roots, craft_tensor **grads,
             if (m && --m->deps == 0) rc = push(&ready, m);
         }
     }
+    craft_precision_suppress(0);
     craft_set_grad_enabled(saved_mode);
     /* on failure, drop partial gradients so that nothing half-accumulated is kept */
     for (int i = 0; i < all.n; i++) {

@@ -2,7 +2,9 @@
  * device, on the back end's gemm kernel (row-major, transposed operands as flags). Transposed
  * views are passed as transpose flags, not copied. f16 @ f16 (inference: f16 tensors carry no
  * gradients) runs in half precision where the back end has an f16 gemm, elsewhere in fp32 on
- * converted copies, rounded back to f16. */
+ * converted copies, rounded back to f16. Under the bf16 compute precision an unrecorded matmul or
+ * linear runs on the back end's gemm_bf16 kernel (core/precision.c), linear's weight as a kept
+ * operand. */
 #include "core/backend.h"
 #include <stdlib.h>
 
@@ -45,10 +47,12 @@ static int gemm_operand(const craft_tensor *t, craft_tensor **out, mat_layout *l
     return CRAFT_OK;
 }
 
-/* C[batch] = A[batch] @ B[batch] for a, b with >= 2 dims and broadcast batch dims. */
-static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, craft_tensor **out) {
+/* C[batch] = A[batch] @ B[batch] for a, b with >= 2 dims and broadcast batch dims; bf16: on the
+ * back end's gemm_bf16 kernel (craft_bf16_for said so). */
+static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, int bf16, craft_tensor **out) {
     const craft_kernels *k;
-    CRAFT_TRY(craft_kernels_for(a_in->device, CRAFT_K_gemm, a_in->dtype, "matmul", &k));
+    CRAFT_TRY(
+        craft_kernels_for(a_in->device, bf16 ? CRAFT_K_gemm_bf16 : CRAFT_K_gemm, a_in->dtype, "matmul", &k));
     craft_tensor *a = NULL, *b = NULL, *y = NULL;
     mat_layout la, lb;
     int rc = gemm_operand(a_in, &a, &la);
@@ -90,7 +94,10 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, craft_
             offs[batch + bi] = ob;
             offs[2 * batch + bi] = bi * M * N;
         }
-        if (!rc)
+        if (!rc && bf16)
+            rc = k->gemm_bf16(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f,
+                              y, offs + 2 * batch, N, batch, 0);
+        else if (!rc)
             rc = k->gemm(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f, y,
                          offs + 2 * batch, N, batch);
         free(offs);
@@ -107,7 +114,7 @@ static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     if (CRAFT_NEEDS_GRAD(n, 0)) { /* g @ b^T */
         rc = craft_transpose(b, -1, -2, &tr);
         if (!rc) {
-            rc = matmul_raw(g, tr, &t);
+            rc = matmul_raw(g, tr, 0, &t);
             craft_tensor_release(tr);
         }
         if (!rc) {
@@ -118,7 +125,7 @@ static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     if (!rc && CRAFT_NEEDS_GRAD(n, 1)) { /* a^T @ g */
         rc = craft_transpose(a, -1, -2, &tr);
         if (!rc) {
-            rc = matmul_raw(tr, g, &t);
+            rc = matmul_raw(tr, g, 0, &t);
             craft_tensor_release(tr);
         }
         if (!rc) {
@@ -160,11 +167,11 @@ static int matmul_vec(const craft_tensor *a, const craft_tensor *b, craft_tensor
 
 /* f16 @ f16 -> f16, never recorded (f16 tensors carry no gradients) */
 static int matmul_half(const craft_tensor *a, const craft_tensor *b, craft_tensor **out) {
-    if (craft_device_supports(a->device, CRAFT_K_gemm, CRAFT_F16)) return matmul_raw(a, b, out);
+    if (craft_device_supports(a->device, CRAFT_K_gemm, CRAFT_F16)) return matmul_raw(a, b, 0, out);
     craft_tensor *a32 = NULL, *b32 = NULL, *y32 = NULL, *y = NULL; /* fp32 compute, f16 storage */
     int rc = craft_to_dtype(a, CRAFT_F32, &a32);
     if (!rc) rc = craft_to_dtype(b, CRAFT_F32, &b32);
-    if (!rc) rc = matmul_raw(a32, b32, &y32);
+    if (!rc) rc = matmul_raw(a32, b32, 0, &y32);
     if (!rc) rc = craft_to_dtype(y32, CRAFT_F16, &y);
     craft_tensor_release(a32);
     craft_tensor_release(b32);
@@ -194,8 +201,8 @@ int craft_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **ou
                           (long long)b->shape[b->ndim - 2]);
     if (half) return matmul_half(a, b, out);
     craft_tensor *y;
-    CRAFT_TRY(matmul_raw(a, b, &y));
     const craft_tensor *ins[2] = {a, b};
+    CRAFT_TRY(matmul_raw(a, b, craft_bf16_for(a->device, CRAFT_K_gemm_bf16, 2, ins), &y));
     int rc = craft_record("matmul", 2, ins, y, matmul_backward, 2, ins, NULL, 0, NULL, 0, NULL);
     return craft_finish(rc, y, out);
 }
@@ -245,7 +252,9 @@ int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tenso
     if (b && (b->ndim != 1 || b->shape[0] != w->shape[0]))
         return craft_fail(CRAFT_ESHAPE, "linear: bias %s for weight %s (expected [%lld])", craft_shape_str(b),
                           craft_shape_str(w), (long long)w->shape[0]);
-    CRAFT_TRY(craft_kernels_for(x->device, CRAFT_K_gemm, CRAFT_F32, "linear", &k));
+    const craft_tensor *ins[3] = {x, w, b};
+    int bf16 = craft_bf16_for(x->device, CRAFT_K_gemm_bf16, 3, ins);
+    CRAFT_TRY(craft_kernels_for(x->device, bf16 ? CRAFT_K_gemm_bf16 : CRAFT_K_gemm, CRAFT_F32, "linear", &k));
     craft_tensor *xc = NULL, *wc = NULL, *y = NULL;
     int rc = craft_contig_f32(x, &xc);
     if (!rc) rc = craft_contig_f32(w, &wc);
@@ -277,9 +286,11 @@ int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tenso
         beta = 1.0f;
     }
     if (!rc && !(K == 0 && b)) /* with K = 0 the bias is the whole result */
-        rc = k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
+        rc = bf16
+            ? k->gemm_bf16('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N,
+                           1, 1)
+            : k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
     if (!rc) {
-        const craft_tensor *ins[3] = {x, w, b};
         const craft_tensor *save[2] = {xc, wc};
         rc = craft_record("linear", b ? 3 : 2, ins, y, linear_backward, 2, save, NULL, 0, NULL, 0, NULL);
     }

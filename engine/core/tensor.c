@@ -4,6 +4,9 @@
 #include <math.h>
 #include <stdlib.h>
 
+static uint64_t storage_serials;
+static uint64_t next_serial(void) { return __atomic_add_fetch(&storage_serials, 1, __ATOMIC_RELAXED); }
+
 static craft_storage *storage_new(size_t nbytes, int device) {
     const craft_backend *b = craft_backend_of(device, "tensor");
     if (!b) return NULL;
@@ -19,6 +22,7 @@ static craft_storage *storage_new(size_t nbytes, int device) {
     s->nbytes = nbytes;
     s->refcount = 1;
     s->device = device;
+    s->serial = next_serial();
     return s;
 }
 
@@ -205,6 +209,7 @@ int craft_from_external(int ndim, const int64_t *shape, int dtype, void *data, s
     s->data = data;
     s->nbytes = nbytes;
     s->refcount = 1;
+    s->serial = next_serial();
     /* no release function: the caller keeps ownership, craft never frees the memory */
     s->release = release ? release : release_nothing;
     s->release_ctx = release_ctx;
@@ -272,6 +277,12 @@ int craft_copy_(craft_tensor *dst, const craft_tensor *src) {
     }
     if (!rc) dst->storage->version++;
     return rc;
+}
+
+int craft_tensor_mark_written(craft_tensor *t) {
+    if (!t) return craft_fail(CRAFT_EINVAL, "mark_written: the input tensor is NULL");
+    t->storage->version++;
+    return CRAFT_OK;
 }
 
 int craft_fill_(craft_tensor *t, double value) {

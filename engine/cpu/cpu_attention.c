@@ -16,7 +16,10 @@
  * is_causal masks key j > query i (top-left aligned, as torch's scaled_dot_product_attention
  * with is_causal=True), and key blocks entirely above the diagonal are skipped. The mask is
  * additive f32, broadcast to [..., Lq, Lk] through strides (no copy); it gets no gradient.
- * A row whose scores are all -inf gives NaN, as in torch. */
+ * A row whose scores are all -inf gives NaN, as in torch.
+ * bf16 (cpu_sdpa_bf16, the no-grad compute precision): q, k and v are converted to bf16 once
+ * per call and each probability tile P before P V; both products accumulate in fp32 on oneDNN's
+ * bf16 GEMM, and the online softmax, the rescaling and lse stay fp32. */
 #include "cpu/cpu_kernels.h"
 #include <math.h>
 #include <omp.h>
@@ -46,11 +49,32 @@ typedef struct {
     int64_t *off;          /* [nb][4]: element offsets of q, k, v, mask per matrix */
     float scale;
     int causal;
+    uint16_t *q16, *k16, *v16; /* bf16 copies [nb][L][D] (compact) when computing in bf16, else NULL */
+    size_t n16;                /* elements in the one block holding them */
 } attn_plan;
 
 static void plan_free(attn_plan *p) {
     free(p->off);
     p->off = NULL;
+    if (p->q16) craft_free(p->q16, p->n16 * 2);
+    p->q16 = p->k16 = p->v16 = NULL;
+}
+
+/* The bf16 copies of q, k and v, one compact [L, D] matrix per batch matrix. */
+static int plan_bf16(attn_plan *p) {
+    size_t nq = (size_t)(p->nb * p->Lq * p->D), nk = (size_t)(p->nb * p->Lk * p->D),
+           nv = (size_t)(p->nb * p->Lk * p->Dv);
+    p->n16 = nq + nk + nv;
+    if (!(p->q16 = craft_alloc(p->n16 ? p->n16 * 2 : 2))) return craft_last_status();
+    if (!p->n16) p->n16 = 1;
+    p->k16 = p->q16 + nq;
+    p->v16 = p->k16 + nk;
+    for (int64_t b = 0; b < p->nb; b++) {
+        cpu_to_bf16(p->q + p->off[4 * b], p->Lq, p->D, p->ldq, p->q16 + (size_t)(b * p->Lq * p->D));
+        cpu_to_bf16(p->k + p->off[4 * b + 1], p->Lk, p->D, p->ldk, p->k16 + (size_t)(b * p->Lk * p->D));
+        cpu_to_bf16(p->v + p->off[4 * b + 2], p->Lk, p->Dv, p->ldv, p->v16 + (size_t)(b * p->Lk * p->Dv));
+    }
+    return CRAFT_OK;
 }
 
 /* The geometry, and the per-matrix offsets of q, k, v and the mask. q, k, v must be usable. */
@@ -114,8 +138,11 @@ static inline int64_t visible(const attn_plan *p, int64_t qi, int64_t k0, int64_
     return nv < 0 ? 0 : (nv > bk ? bk : nv);
 }
 
-/* One (matrix b, query block q0) of the forward. S: BQ * BK scratch, st: 3 * BQ scratch. */
-static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float *lse, float *S, float *st) {
+/* One (matrix b, query block q0) of the forward. S: BQ * BK scratch, st: 3 * BQ scratch, P16:
+ * BQ * BK bf16 scratch when computing in bf16 (the probabilities go there, not back into S),
+ * else NULL. */
+static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float *lse, float *S, float *st,
+                    uint16_t *P16) {
     int64_t bq = p->Lq - q0 < BQ ? p->Lq - q0 : BQ, D = p->D, Dv = p->Dv;
     const float *Q = p->q + p->off[4 * b] + q0 * p->ldq;
     const float *K = p->k + p->off[4 * b + 1], *V = p->v + p->off[4 * b + 2];
@@ -130,7 +157,12 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
     int first = 1;
     for (int64_t k0 = 0; k0 < kend; k0 += BK) {
         int64_t bk = kend - k0 < BK ? kend - k0 : BK;
-        if (craft_sgemm('N', 'T', bq, bk, D, p->scale, Q, p->ldq, K + k0 * p->ldk, p->ldk, 0.0f, S, BK))
+        if (p->q16) {
+            if (craft_gemm_bf16('N', 'T', bq, bk, D, p->scale, p->q16 + (b * p->Lq + q0) * D, D,
+                                p->k16 + (b * p->Lk + k0) * D, D, 0.0f, S, BK))
+                return 1;
+        } else if (craft_sgemm('N', 'T', bq, bk, D, p->scale, Q, p->ldq, K + k0 * p->ldk, p->ldk, 0.0f, S,
+                               BK))
             return 1;
         if (M) add_mask(S, BK, M + k0 * p->msc, p->msr, p->msc, bq, bk);
         for (int64_t i = 0; i < bq; i++) {
@@ -142,9 +174,12 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
             if (mnew == -INFINITY) nv = 0;
             else {
                 c = mold == -INFINITY ? 0.0f : expf(mold - mnew);
-                sum = craft_vexp(s, s, nv, mnew);
+                sum = P16 ? craft_vexp_bf16(P16 + i * BK, s, nv, mnew) : craft_vexp(s, s, nv, mnew);
             }
-            for (int64_t j = nv; j < bk; j++) s[j] = 0.0f;
+            if (P16)
+                for (int64_t j = nv; j < bk; j++) P16[i * BK + j] = 0;
+            else
+                for (int64_t j = nv; j < bk; j++) s[j] = 0.0f;
             lrow[i] = lrow[i] * c + sum;
             mrow[i] = mnew;
             corr[i] = c;
@@ -155,8 +190,12 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
                     float c = corr[i], *o = O + i * Dv;
                     for (int64_t j = 0; j < Dv; j++) o[j] *= c;
                 }
-        if (craft_sgemm('N', 'N', bq, Dv, bk, 1.0f, S, BK, V + k0 * p->ldv, p->ldv, first ? 0.0f : 1.0f, O,
-                        Dv))
+        if (P16) {
+            if (craft_gemm_bf16('N', 'N', bq, Dv, bk, 1.0f, P16, BK, p->v16 + (b * p->Lk + k0) * Dv, Dv,
+                                first ? 0.0f : 1.0f, O, Dv))
+                return 1;
+        } else if (craft_sgemm('N', 'N', bq, Dv, bk, 1.0f, S, BK, V + k0 * p->ldv, p->ldv,
+                               first ? 0.0f : 1.0f, O, Dv))
             return 1;
         first = 0;
     }
@@ -182,7 +221,7 @@ static int run_forward(const attn_plan *p, float *out, float *lse) {
     }
     int T = omp_get_max_threads();
     if (T > units) T = (int)units;
-    size_t per = (size_t)(BQ * BK + 3 * BQ);
+    size_t per = (size_t)(BQ * BK + 3 * BQ + (p->q16 ? BQ * BK / 2 + 1 : 0));
     float *scratch = craft_alloc((size_t)T * per * sizeof(float));
     if (!scratch) return craft_last_status();
     int err = 0;
@@ -191,10 +230,12 @@ static int run_forward(const attn_plan *p, float *out, float *lse) {
         float *S = scratch + (size_t)omp_get_thread_num() * per;
 #pragma omp for schedule(dynamic, 1)
         for (int64_t u = 0; u < units; u++)
-            if (fwd_unit(p, u / nqb, (u % nqb) * BQ, out, lse, S, S + BQ * BK)) err = 1;
+            if (fwd_unit(p, u / nqb, (u % nqb) * BQ, out, lse, S, S + BQ * BK,
+                         p->q16 ? (uint16_t *)(S + BQ * BK + 3 * BQ) : NULL))
+                err = 1;
     }
     craft_free(scratch, (size_t)T * per * sizeof(float));
-    if (err) return craft_fail(CRAFT_EINVAL, "sdpa: oneDNN sgemm failed");
+    if (err) return craft_fail(CRAFT_EINVAL, "sdpa: oneDNN %s failed", p->q16 ? "bf16 gemm" : "sgemm");
     return CRAFT_OK;
 }
 
@@ -320,6 +361,18 @@ int cpu_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v
     int rc = plan_build(q, k, v, mask, scale, causal, &p);
     if (!rc) rc = run_forward(&p, craft_tensor_data(y), craft_tensor_data(lse));
     plan_free(&p);
+    return rc;
+}
+
+int cpu_sdpa_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse) {
+    attn_plan p;
+    int rc = plan_build(q, k, v, mask, scale, causal, &p);
+    int work = !rc && p.nb * p.Lq > 0 && p.Dv > 0;
+    if (work) rc = plan_bf16(&p);
+    if (!rc) rc = run_forward(&p, craft_tensor_data(y), craft_tensor_data(lse));
+    plan_free(&p);
+    if (!rc && work) craft_bf16_count();
     return rc;
 }
 

@@ -110,10 +110,20 @@ static const char *device_name(int device, char *buf, size_t n) {
     return buf;
 }
 
+/* every kernel takes f32; the bf16 ones run only where oneDNN has native bf16 (cpu_bf16.c) */
+static int supports(int device, int kid, int dtype) {
+    (void)device;
+    if (dtype != CRAFT_F32) return 0;
+    if (kid == CRAFT_K_gemm_bf16 || kid == CRAFT_K_conv_bf16 || kid == CRAFT_K_sdpa_bf16)
+        return cpu_bf16_native();
+    return 1;
+}
+
 const craft_backend craft_cpu_backend = {
     .name = "cpu",
     .code_base = CRAFT_DEVICE_CPU,
     .code_count = 1,
+    .supports = supports,
     .device_name = device_name,
     .storage_init = storage_init,
     .read = read_bytes,
@@ -172,5 +182,8 @@ const craft_backend craft_cpu_backend = {
             .sgd = cpu_sgd,
             .ema = cpu_ema,
             .sum_squares = cpu_sum_squares,
+            .gemm_bf16 = cpu_gemm_bf16,
+            .conv_bf16 = cpu_conv_bf16,
+            .sdpa_bf16 = cpu_sdpa_bf16,
         },
 };

@@ -16,9 +16,37 @@ void craft_iter(int nargs, int ndim, const int64_t *shape, char **base, int64_t 
 /* Row-major sgemm through oneDNN: C = alpha op(A) op(B) + beta C (cpu_gemm.c). */
 int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* ---- bf16 (cpu_bf16.c) ---- */
+/* 1 when oneDNN runs native bf16 kernels here (effective ISA avx512_core_bf16 or above). */
+int cpu_bf16_native(void);
+/* dst [rows, cols] (compact) = src [rows, cols] with row stride ld, rounded to bf16 (nearest even). */
+void cpu_to_bf16(const float *src, int64_t rows, int64_t cols, int64_t ld, uint16_t *dst);
+/* Row-major C = alpha op(A) op(B) + beta C with bf16 A, B and f32 C (oneDNN's bf16 GEMM). */
+int craft_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *A,
+                    int64_t lda, const uint16_t *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* The weight cache: the converted form of t's data under a layout key of nkey int64s (at most 24),
+ * nbytes long; fill(ctx, dst) makes it on a miss. The reference is handed back with
+ * cpu_wcache_put (a result too big to cache, or made with the cache off, is freed there). */
+typedef int (*cpu_wfill)(void *ctx, void *dst);
+typedef struct cpu_wref {
+    void *data, *entry;
+    size_t nbytes;
+} cpu_wref;
+int cpu_wcache_get(const craft_tensor *t, const int64_t *key, int nkey, size_t nbytes, cpu_wfill fill,
+                   void *ctx, cpu_wref *out);
+void cpu_wcache_put(cpu_wref *r);
+int cpu_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
+                  const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
+                  float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b);
+int cpu_conv_bf16(const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
+                  craft_tensor *dst, craft_tensor *bias);
+int cpu_sdpa_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse);
+
 /* Vectorised row helpers (cpu_softmax.c), shared by softmax and attention:
  * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */
 float craft_vexp(float *dst, const float *src, int64_t n, float sub);
+float craft_vexp_bf16(uint16_t *dst, const float *src, int64_t n, float sub); /* the same, stored as bf16 */
 float craft_vmax(const float *x, int64_t n);
 float craft_vdot(const float *a, const float *b, int64_t n);
 

@@ -9,7 +9,6 @@
 
 /* ---- shared row kernels (cpu_kernels.h; cpu_attention.c uses them too) ---- */
 
-
 /* dst[i] = exp(src[i] - sub) (dst may be src); returns the sum of the results. */
 float craft_vexp(float *dst, const float *src, int64_t n, float sub) {
 #if defined(__AVX512F__)
@@ -32,6 +31,34 @@ float craft_vexp(float *dst, const float *src, int64_t n, float sub) {
     for (int64_t i = 0; i < n; i++) {
         dst[i] = expf(src[i] - sub);
         acc += dst[i];
+    }
+    return acc;
+#endif
+}
+
+/* dst = exp(src - sub) rounded to bf16 (nearest even), returning the sum of the unrounded
+ * values: attention's probability tile for its bf16 P V product, in one pass. */
+float craft_vexp_bf16(uint16_t *dst, const float *src, int64_t n, float sub) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    __m512 s = _mm512_set1_ps(sub), acc = _mm512_setzero_ps();
+    const __m512i half = _mm512_set1_epi32(0x7fff), one = _mm512_set1_epi32(1);
+    int64_t i = 0;
+    for (; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 y =
+            _mm512_maskz_mov_ps(m, vm_exp_softmax(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, src + i), s)));
+        acc = _mm512_add_ps(acc, y);
+        __m512i u = _mm512_castps_si512(y); /* finite and >= 0 (or a quiet NaN, kept NaN) */
+        u = _mm512_add_epi32(u, _mm512_add_epi32(half, _mm512_and_si512(_mm512_srli_epi32(u, 16), one)));
+        _mm256_mask_storeu_epi16(dst + i, m, _mm512_cvtepi32_epi16(_mm512_srli_epi32(u, 16)));
+    }
+    return _mm512_reduce_add_ps(acc);
+#else
+    float acc = 0;
+    for (int64_t i = 0; i < n; i++) {
+        float y = expf(src[i] - sub);
+        acc += y;
+        dst[i] = craft_float_to_bf16(y);
     }
     return acc;
 #endif

@@ -25,6 +25,96 @@ end
 function M.no_grad(fn, ...) return with_grad_mode(0, fn, ...) end
 function M.enable_grad(fn, ...) return with_grad_mode(1, fn, ...) end
 
+---------------------------------------------------------------- compute precision
+-- set_precision('bf16') lets matmul, linear, conv2d and scaled_dot_product_attention compute
+-- with bf16 operands and fp32 accumulation whenever they record no gradient (under no_grad, or
+-- when no input requires grad) on a device with bf16 kernels; tensors stay f32, and recorded
+-- ops, backward passes and every other op stay fp32 (craft_set_compute_precision in craft.h).
+-- Per thread, like grad mode. precision_info() says what the device really does.
+local PREC = { fp32 = 0, bf16 = 1 }
+local PREC_NAME = { [0] = 'fp32', [1] = 'bf16' }
+M.precisions = { 'fp32', 'bf16' }
+
+-- The precision code of a name (nil allowed when opt), erroring at the caller's line.
+function M.precision_code(fname, name, opt)
+  if name == nil and opt then return nil end
+  core.want(fname, 'precision', name, 'string')
+  local c = PREC[name]
+  if not c then
+    core.argerror(("%s: unknown precision '%s' (expected 'fp32' or 'bf16')"):format(fname, name))
+  end
+  return c
+end
+
+local noted = {}
+-- one stderr line per device when bf16 is asked for where the device computes fp32
+local function note_support(c)
+  if c ~= 1 then return end
+  local dev = require 'craft.device'
+  local code = dev.default_code()
+  if noted[code] then return end
+  noted[code] = true
+  local k = ffi.new('int[1]')
+  if C.craft_precision_support(code, k) == 0 and k[0] == 0 then
+    local why = code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels'
+    io.stderr:write(('craft: note: precision bf16: %s computes in fp32 (%s)\n'):format(dev.name(code), why))
+  end
+end
+
+function M.precision() return PREC_NAME[C.craft_compute_precision()] end
+
+-- set_precision('fp32' | 'bf16') -> the previous name. Back to fp32 from bf16 also frees the
+-- CPU's cache of bf16 weights.
+function M.set_precision(name)
+  local c = M.precision_code('set_precision', name)
+  local prev = ffi.new('int[1]')
+  check(C.craft_set_compute_precision(c, prev), 2)
+  if c == 0 and prev[0] ~= 0 then C.craft_cpu_bf16_cache_clear() end
+  note_support(c)
+  return PREC_NAME[prev[0]]
+end
+
+-- with_precision(name, fn, ...): fn(...) under that precision, the previous one restored however
+-- fn ends (its results, or its error re-raised). name nil: fn(...) as it is.
+function M.with_precision(name, fn, ...)
+  local c = M.precision_code('with_precision', name, true)
+  core.want('with_precision', 'fn', fn, 'function')
+  if c == nil then return fn(...) end
+  local prev = ffi.new('int[1]')
+  check(C.craft_set_compute_precision(c, prev), 2)
+  note_support(c)
+  local r = pack(pcall(fn, ...))
+  C.craft_set_compute_precision(prev[0], nil)
+  if not r[1] then error(r[2], 0) end
+  return unpack(r, 2, r.n)
+end
+
+-- precision_info(device) -> { precision = 'bf16', device = 'cpu', computes = 'bf16' | 'fp32',
+--   bf16_kernels = 3, why = <the CPU's state>, kernel_calls = <bf16 kernel calls so far>,
+--   cache = { bytes, entries, hits, misses } (the CPU's bf16 weight cache) }
+function M.precision_info(device)
+  local dev = require 'craft.device'
+  local code = dev.code(device or dev.default())
+  local k = ffi.new('int[1]')
+  check(C.craft_precision_support(code, k), 2)
+  local st = ffi.new('int64_t[4]')
+  C.craft_cpu_bf16_cache_stats(st, st + 1, st + 2, st + 3)
+  local p = M.precision()
+  return { precision = p, device = dev.name(code), bf16_kernels = k[0],
+    computes = (p == 'bf16' and k[0] > 0) and 'bf16' or 'fp32',
+    why = code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels',
+    kernel_calls = tonumber(C.craft_bf16_kernel_calls()),
+    cache = { bytes = tonumber(st[0]), entries = tonumber(st[1]), hits = tonumber(st[2]),
+      misses = tonumber(st[3]) } }
+end
+
+-- Forwards whose outputs join a graph (checkpoint segments, custom functions) run with grad off
+-- but must compute what their recorded recomputation or backward assumes: fp32.
+local function graph_forward(fn, ...)
+  if C.craft_compute_precision() == 0 or not M.is_grad_enabled() then return M.no_grad(fn, ...) end
+  return M.with_precision('fp32', M.no_grad, fn, ...)
+end
+
 ---------------------------------------------------------------- custom nodes
 -- State of each custom node lives here, keyed by an integer id passed to C as `ud`; C reports
 -- freed nodes through craft_custom_take_freed and we drop their state on the next attach.
@@ -106,7 +196,7 @@ function M.checkpoint(fn, ...)
   if not M.is_grad_enabled() then return fn(...) end
   local args = pack(...)
   local rng_seed, rng_offset = T.rng.seed, T.rng.offset
-  local outs = pack(M.no_grad(fn, ...))
+  local outs = pack(graph_forward(fn, ...))
   local tin, tout = {}, {}
   for i = 1, args.n do if is_tensor(args[i]) then tin[#tin + 1] = args[i] end end
   for i = 1, outs.n do
@@ -166,7 +256,7 @@ function M.Function(name, forward, backward)
   return function(...)
     local args = pack(...)
     local ctx = {}
-    local outs = pack(M.no_grad(forward, ctx, ...))
+    local outs = pack(graph_forward(forward, ctx, ...))
     if not M.is_grad_enabled() then return unpack(outs, 1, outs.n) end
     local tin, tout = {}, {}
     for i = 1, args.n do if is_tensor(args[i]) then tin[#tin + 1] = args[i] end end

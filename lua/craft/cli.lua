@@ -12,6 +12,9 @@ options:
   -t, --threads N  number of CPU threads (default: all cores)
   --device DEV     the current device: tensors, models, batches and optimiser state go there
                    (cpu, cl:0, ...; `craft devices` lists them; cl:auto: one per MPI rank)
+  --precision P    fp32 (default) or bf16: matmul, linear, conv2d and attention that record no
+                   gradient compute with bf16 operands and fp32 accumulation where the device
+                   has bf16 kernels (craft.set_precision; docs/backends.md)
   --guard          check every op's output and gradient for NaN/Inf
   -v, --version    print the version
   -h, --help       this help
@@ -86,6 +89,12 @@ function M.main(argv)
         local ok, err = pcall(require('craft.device').set_default, argv[i])
         if not ok then error('--device ' .. argv[i] .. ': ' .. tostring(err), 0) end
       end
+    elseif a == '--precision' then
+      i = i + 1
+      if argv[i] ~= 'fp32' and argv[i] ~= 'bf16' then
+        error('--precision needs fp32 or bf16' .. (argv[i] and (', not ' .. argv[i]) or ''), 0)
+      end
+      require('craft.autograd').set_precision(argv[i])
     elseif a == '--guard' then require('craft.runtime').set_numeric_guard(true)
     elseif a == '-v' or a == '--version' then
       print('craft ' .. require('craft.runtime').version() .. ' (' .. jit.version .. ')')

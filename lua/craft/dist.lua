@@ -95,6 +95,7 @@ function M.allreduce(x)
     if dt == 'f32' then ck(C.craft_dist_allreduce_f32(ffi.cast('float *', x:data_ptr()), x:numel()))
     elseif dt == 'f64' then ck(C.craft_dist_allreduce_f64(ffi.cast('double *', x:data_ptr()), x:numel()))
     else argerror(('dist.allreduce: a %s tensor (f32 or f64)'):format(tostring(dt))) end
+    C.craft_tensor_mark_written(x._c)   -- written behind the engine's back: bump the version
     return x
   end
   want('dist.allreduce', 'x', x, 'number|table')
@@ -160,7 +161,9 @@ function M.allreduce_grads(params)
     for j, p in ipairs(group) do
       local k = p:numel()
       local g = grads[j]
-      if g and plain_f32(g) then ffi.copy(g:data_ptr(), base + at, k * 4)
+      if g and plain_f32(g) then
+        ffi.copy(g:data_ptr(), base + at, k * 4)
+        C.craft_tensor_mark_written(g._c)
       else
         local part = flat:narrow(1, at + 1, k):reshape(p.shape)
         if g then g:copy_(part) else p.grad = part:clone() end
@@ -294,6 +297,7 @@ function M.broadcast(v, root)
     if not v:is_contiguous() then argerror('dist.broadcast: the tensor must be contiguous') end
     local es = ESIZE[v.dtype]
     ck(C.craft_dist_broadcast(v:data_ptr(), v:numel() * es, root))
+    C.craft_tensor_mark_written(v._c)   -- a broadcast parameter must not be served from a stale bf16 cache
     return v
   end
   local s = RANK == root and encode(v) or ''

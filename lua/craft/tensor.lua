@@ -149,6 +149,12 @@ function Tensor:data_ptr()
   end
   return C.craft_tensor_data(self._c)
 end
+-- After writing through data_ptr(): bumps the storage's version, which autograd's saved-tensor
+-- check and the bf16 weight cache (craft.set_precision) key on. Returns self.
+function Tensor:mark_written()
+  check(C.craft_tensor_mark_written(self._c), 2)
+  return self
+end
 
 ---------------------------------------------------------------- creation
 local rng = { seed = 0, offset = 0 }

@@ -480,12 +480,21 @@ static void test_every_op(void) {
     fprintf(stderr, "  %d op cases on cl:%d against the cpu\n", ncases, DEV - 1);
 }
 
-/* the device's back end offers every kernel the CPU's does */
+/* the device's back end offers every kernel the CPU's does, except the bf16 ones: OpenCL has
+ * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md) */
 static void test_kernel_table(void) {
-    for (int k = 0; k < CRAFT_K_COUNT; k++)
+    for (int k = 0; k < CRAFT_K_COUNT; k++) {
+        if (k == CRAFT_K_gemm_bf16 || k == CRAFT_K_conv_bf16 || k == CRAFT_K_sdpa_bf16) {
+            CHECK(!craft_device_supports(DEV, k, CRAFT_F32));
+            continue;
+        }
         CHECK_MSG(craft_device_supports(DEV, k, CRAFT_F32) == craft_device_supports(0, k, CRAFT_F32),
                   "kernel %s: cpu %d, cl:%d %d", craft_kernel_name(k), craft_device_supports(0, k, CRAFT_F32),
                   DEV - 1, craft_device_supports(DEV, k, CRAFT_F32));
+    }
+    int nk = -1;
+    CHECK_OK(craft_precision_support(DEV, &nk));
+    CHECK(nk == 0);
     craft_cl_info info;
     CHECK_OK(craft_cl_device_info(DEV - 1, &info));
     CHECK(craft_device_supports(DEV, CRAFT_K_gemm, CRAFT_F16) == info.fp16);
@@ -515,11 +524,30 @@ static void test_missing_kernel(void) {
     release(3, x, dx, y);
 }
 
+/* the bf16 compute precision on a device without bf16 kernels: the op computes fp32, unchanged */
+static void test_bf16_setting_computes_fp32(void) {
+    int64_t sa[2] = {9, 33}, sb[2] = {33, 7};
+    craft_tensor *a = cpu_uniform(2, sa, 6, -1, 1), *b = cpu_uniform(2, sb, 7, -1, 1), *da = on_dev(a),
+                 *db = on_dev(b), *y32 = NULL, *y16 = NULL, *h32 = NULL, *h16 = NULL;
+    CHECK_OK(craft_matmul(da, db, &y32));
+    int prev = -1;
+    CHECK_OK(craft_set_compute_precision(CRAFT_PREC_BF16, &prev));
+    int64_t c0 = craft_bf16_kernel_calls();
+    CHECK_OK(craft_matmul(da, db, &y16));
+    CHECK(craft_bf16_kernel_calls() == c0);
+    CHECK_OK(craft_set_compute_precision(prev, NULL));
+    CHECK_OK(craft_to_device(y32, 0, &h32));
+    CHECK_OK(craft_to_device(y16, 0, &h16));
+    if (h32 && h16) CHECK(!memcmp(craft_tensor_data(h32), craft_tensor_data(h16), 9 * 7 * sizeof(float)));
+    release(8, a, b, da, db, y32, y16, h32, h16);
+}
+
 int main(void) {
     int st = cl_test_open("test_cl_ops");
     if (st >= 0) return st;
     RUN(test_kernel_table);
     RUN(test_missing_kernel);
+    RUN(test_bf16_setting_computes_fp32);
     RUN(test_every_op);
     return CHECK_SUMMARY();
 }

@@ -17,6 +17,8 @@
 --     methods = {{name = 'TI + LoRA', kind = 'ti_lora', baseline = true, ...}, ...},  -- craft.methods
 --                 (kind: a registered name, or a method module itself: kind = require 'my_method')
 --     train_seeds = {0, 1, 2}, generate = {per_class = 24, steps = 10, cfg = 3},
+--                        (generate.precision = 'bf16': the evaluation images sampled with bf16
+--                         matrix products, craft.set_precision; default: the current setting)
 --     jobs = 2,          -- worker processes (craft.experiment.jobs)
 --     device = 'cl:0',   -- default: the current device (--device); workers get it too
 --   }
@@ -76,6 +78,7 @@ local function normalise(cfg)
   core.want('experiment.run', 'config', cfg, 'table')
   cfg = merge(M.DEFAULTS, cfg)
   cfg.generate = merge(M.DEFAULTS.generate, cfg.generate)
+  A.precision_code('experiment: generate', cfg.generate.precision, true)
   if cfg.downstream ~= false then cfg.downstream = merge(M.DEFAULTS.downstream, cfg.downstream) end
   cfg.memorisation = merge(M.DEFAULTS.memorisation, cfg.memorisation)
   cfg.report = merge(M.DEFAULTS.report, cfg.report)
@@ -145,7 +148,7 @@ local function generate(pipe, prompts, cfg, seed)
         local batch = {}
         for k = lo, hi do batch[#batch + 1] = ps[(done + k - 1) % #ps + 1] end
         local o = { prompt = batch, negative_prompt = cfg.knowledge.negative_prompt, steps = g.steps,
-          cfg = g.cfg, seed = seed * 1000003 + ci * 10007 + done }
+          cfg = g.cfg, seed = seed * 1000003 + ci * 10007 + done, precision = g.precision }
         if hi - lo + 1 < b then
           local shape = require('craft.train.common').latent_shape(pipe, b, {})
           local per = shape[2] * shape[3] * shape[4]

@@ -157,6 +157,9 @@ local function self_command()
   -- the same current device as this process (--device, craft.set_default_device, cfg.device)
   local dev = require('craft.device').default()
   if dev ~= 'cpu' then parts[#parts + 1] = '--device'; parts[#parts + 1] = sh_quote(dev) end
+  -- and the same compute precision (--precision, craft.set_precision)
+  local prec = require('craft.autograd').precision()
+  if prec ~= 'fp32' then parts[#parts + 1] = '--precision'; parts[#parts + 1] = prec end
   parts[#parts + 1] = sh_quote(require('craft.repo').absolute(a[0]))
   for i = 1, #a do parts[#parts + 1] = sh_quote(a[i]) end
   return table.concat(parts, ' ')

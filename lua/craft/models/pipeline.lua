@@ -189,6 +189,9 @@ end
 -- checkpoint_vae = true recomputes the decoder's activations in backward instead of keeping them.
 -- device = 'cl:0': where the latents and noise are made; it must be the UNet's (the default),
 -- which is where every step runs (move a pipeline with pipe:to(device)).
+-- precision = 'bf16' | 'fp32': what the prompt encoding, the steps run without a graph and a decode
+-- without a graph compute their matrix products in (craft.set_precision; default: the current
+-- setting); steps inside the gradient window and a decode with a graph always run in fp32.
 function Pipeline:generate(o)
   o = o or {}
   local dev = self:device()
@@ -199,6 +202,9 @@ function Pipeline:generate(o)
   return require('craft.device').scope(dev, self._generate, self, o)
 end
 function Pipeline:_generate(o)
+  A.precision_code('generate', o.precision, true)   -- an unknown name fails before any work
+  local prec = o.precision
+  local function at(p, fn, ...) return A.with_precision(p, fn, ...) end
   local steps, cfg, seed = o.steps or 50, o.cfg or 7.5, o.seed or 0
   local sched, sampler_name = self:sampler(o)
   if (o.eta or 0) > 0 and sampler_name ~= 'DDIMScheduler' then
@@ -209,12 +215,13 @@ function Pipeline:_generate(o)
   local cond = o.prompt_embeds
   if not cond then
     if not o.prompt then argerror('generate: give prompt or prompt_embeds') end
-    cond = self:encode_prompt(as_list(o.prompt))
+    cond = at(prec, self.encode_prompt, self, as_list(o.prompt))
   end
   local b = cond:size(1)
   local uncond
   if guided then
-    uncond = o.negative_prompt_embeds or self:encode_prompt(as_list(o.negative_prompt or '', b))
+    uncond = o.negative_prompt_embeds
+      or at(prec, self.encode_prompt, self, as_list(o.negative_prompt or '', b))
     if uncond:size(1) ~= b then
       argerror(('generate: %d negative embeddings for %d prompts'):format(uncond:size(1), b))
     end
@@ -256,10 +263,10 @@ function Pipeline:_generate(o)
   end
   for i, t in ipairs(ts) do
     if i <= #ts - K then
-      latents = A.no_grad(denoise, i, t, latents)
+      latents = at(prec, A.no_grad, denoise, i, t, latents)
       if i == #ts - K then latents = latents:detach() end   -- the gradient stops here
     else
-      latents = denoise(i, t, latents)
+      latents = at(prec and 'fp32', denoise, i, t, latents)
     end
   end
   local info = { sampler = sampler_name, timesteps = ts, kl = kl_sum and kl_sum * (1 / kl_n) or nil }
@@ -270,9 +277,11 @@ function Pipeline:_generate(o)
   end
   local images
   if K > 0 and A.is_grad_enabled() then
-    images = o.checkpoint_vae and A.checkpoint(decode, latents) or decode(latents)
+    images = at(prec and 'fp32', function()
+      return o.checkpoint_vae and A.checkpoint(decode, latents) or decode(latents)
+    end)
   else
-    images = A.no_grad(decode, latents)
+    images = at(prec, A.no_grad, decode, latents)
   end
   if o.out then M.write_png(images, o.out) end
   return images, latents, info

@@ -232,8 +232,8 @@ end
 
 ---------------------------------------------------------------- sampling
 -- sample(pipe, {cond=, uncond=, cfg=7.5, steps=50, noise=, grad_steps=0, kl=false, eta=0, seed=0,
---   checkpoint_vae=true, decode=true}) -> images [B, 3, H, W] in [0, 1] (nil with decode = false),
---   final latents, {kl = tensor or nil}
+--   checkpoint_vae=true, decode=true, precision=nil}) -> images [B, 3, H, W] in [0, 1] (nil with
+--   decode = false), final latents, {kl = tensor or nil}
 -- The trainers' names for pipe:generate (craft.models.pipeline, the one sampler): cond / uncond
 -- are the prompt embeddings (no guidance without uncond), noise the initial latents, and the VAE
 -- decode is recomputed in backward unless checkpoint_vae = false. grad_steps = K is DRaFT-K's
@@ -245,7 +245,8 @@ function M.sample(pipe, o)
     and o.uncond or nil,
     cfg = guided and cfg or 1, steps = o.steps or 50, latents = o.noise, grad_steps = o.grad_steps,
     kl = o.kl or nil,
-    eta = o.eta, seed = o.seed or 0, checkpoint_vae = o.checkpoint_vae ~= false, decode = o.decode }
+    eta = o.eta, seed = o.seed or 0, checkpoint_vae = o.checkpoint_vae ~= false, decode = o.decode,
+    precision = o.precision }
   return images, x, { kl = info.kl }
 end
 

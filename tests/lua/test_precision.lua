@@ -1,0 +1,138 @@
+-- The compute precision from Lua: craft.set_precision / with_precision / precision_info, the
+-- --precision flag, generate{precision}, and the tiny pipeline sampled in bf16 against fp32.
+-- (tests/c/test_bf16.c checks each op against bounds derived from bf16's unit roundoff.)
+local craft = require 'craft'
+local T = {}
+
+local function native() return craft.precision_info('cpu').bf16_kernels > 0 end
+local function calls() return craft.precision_info().kernel_calls end
+
+function T.setting_and_scope(t)
+  t.eq(craft.precision(), 'fp32')
+  t.eq(craft.set_precision('bf16'), 'fp32', 'set_precision returns the previous setting')
+  t.eq(craft.precision(), 'bf16')
+  t.eq(craft.set_precision('fp32'), 'bf16')
+  -- with_precision restores the setting, also when fn fails
+  t.eq(craft.with_precision('bf16', craft.precision), 'bf16')
+  t.eq(craft.precision(), 'fp32')
+  t.raises(function() craft.with_precision('bf16', function() error('boom', 0) end) end, 'boom')
+  t.eq(craft.precision(), 'fp32', 'restored after an error')
+  t.eq(craft.with_precision(nil, function(a) return a + 1 end, 1), 2, 'nil: fn as it is')
+end
+
+function T.unknown_names_are_one_clear_error_at_the_callers_line(t)
+  local here = debug.getinfo(1, 'S').short_src
+  for _, f in ipairs {
+    function() craft.set_precision('fp16x') end,
+    function() craft.with_precision('half', function() end) end,
+    function() craft.set_precision(3) end,
+  } do
+    local ok, err = pcall(f)
+    t.ok(not ok, 'refused')
+    err = tostring(err)
+    t.ok(err:find(here, 1, true) == 1, 'at the caller: ' .. err)
+    t.ok(err:find('precision', 1, true) ~= nil, 'names the precision: ' .. err)
+  end
+  local ok, err = pcall(craft.set_precision, 'fp16x')
+  t.ok(not ok and tostring(err):find("unknown precision 'fp16x' (expected 'fp32' or 'bf16')", 1, true) ~= nil,
+    tostring(err))
+  t.eq(craft.precision(), 'fp32')
+end
+
+function T.precision_info_says_what_the_cpu_does(t)
+  local i = craft.precision_info()
+  t.eq(i.device, 'cpu')
+  t.eq(i.precision, 'fp32')
+  t.eq(i.computes, 'fp32')
+  t.ok(type(i.why) == 'string' and #i.why > 0)
+  t.ok(type(i.cache.bytes) == 'number' and type(i.kernel_calls) == 'number')
+  local j = craft.with_precision('bf16', craft.precision_info)
+  t.eq(j.computes, native() and 'bf16' or 'fp32')
+  t.eq(j.bf16_kernels, native() and 3 or 0)
+end
+
+-- a checkpointed segment's forward (run with grad off) stays fp32 when its output joins a graph
+function T.graph_forwards_stay_fp32(t)
+  craft.manual_seed(3)
+  local x = craft.randn({ 8, 64 }):requires_grad_(true)
+  local w = craft.randn({ 32, 64 })
+  local function seg(a) return craft.F.linear(a, w):tanh() end
+  local ref = craft.checkpoint(seg, x)
+  local c0 = calls()
+  local got = craft.with_precision('bf16', craft.checkpoint, seg, x)
+  t.eq((got - ref):abs():max():item(), 0, 'checkpoint forward bit-identical to fp32')
+  t.eq(calls(), c0, 'no bf16 kernel ran')
+  craft.with_precision('bf16', function() got:sum():backward() end)
+  t.eq(calls(), c0, 'nor in the recomputation and backward')
+  -- the same segment without a graph does use bf16 (where the CPU has it)
+  local ng = craft.with_precision('bf16', craft.no_grad, seg, x)
+  if native() then
+    t.ok(calls() > c0, 'no-grad linear ran in bf16')
+    t.ok((ng - ref):abs():max():item() > 1e-6, 'and differs from fp32 by more than fp32 rounding')
+  else
+    t.eq((ng - ref):abs():max():item(), 0)
+  end
+end
+
+-- The tiny pipeline (tests/lua/tiny_pipeline.lua), 4 DDIM steps with guidance: bf16 sampling
+-- against fp32 from the same seed. The stated tolerance for images in [0, 1]: largest
+-- difference 0.02, mean 0.002 (measured on this Zen 5: 0.0048 and 0.00076).
+function T.tiny_pipeline_sampled_in_bf16(t)
+  local tiny = dofile('tests/lua/tiny_pipeline.lua')
+  local pipe = tiny.pipe()
+  local o = { prompt = { 'a chest x-ray, clear lungs', 'pneumonia on a chest film' }, negative_prompt = '',
+    steps = 4, cfg = 3, seed = 5, height = 16, width = 16 }
+  local ref = craft.no_grad(function() return pipe:generate(o) end)
+  o.precision = 'bf16'
+  local c0 = calls()
+  local img = craft.no_grad(function() return pipe:generate(o) end)
+  t.eq(craft.precision(), 'fp32', 'generate restores the setting')
+  local d = (img - ref):abs()
+  local dmax, dmean = d:max():item(), d:mean():item()
+  t.ok(dmax <= 0.02 and dmean <= 0.002,
+    ('bf16 images within tolerance: max %.3g, mean %.3g'):format(dmax, dmean))
+  if native() then
+    t.ok(calls() > c0, 'bf16 kernels ran')
+    t.ok(dmax > 1e-5, ('and the images differ from fp32 (%.3g)'):format(dmax))
+  else
+    t.eq(dmax, 0, 'fp32 where the CPU has no bf16')
+  end
+  t.raises(function() pipe:generate { prompt = 'x', steps = 1, precision = 'int8' } end,
+    "unknown precision 'int8'")
+  -- an experiment's sampling precision is checked before anything runs
+  t.raises(function() require('craft.experiment').run { generate = { precision = 'fp8' } } end,
+    "experiment: generate: unknown precision 'fp8'")
+end
+
+-- --precision on the command line, and a CPU without AVX512-BF16 (oneDNN capped at avx512_core):
+-- the bf16 setting computes fp32 and says so
+function T.command_line_and_a_cpu_without_bf16(t)
+  local f0 = io.popen('readlink /proc/$PPID/exe 2>/dev/null')   -- this craft binary (build or build-asan)
+  local exe = f0:read('*l')
+  f0:close()
+  if not exe or exe == '' then return t.skip('cannot find the craft binary in /proc') end
+  local code = [[local c = require 'craft'; local i = c.precision_info(); ]] ..
+    [[local x, w = c.randn({4, 40}), c.randn({8, 40}); local a = c.F.linear(x, w); ]] ..
+    [[local b = c.with_precision('fp32', c.F.linear, x, w); ]] ..
+    [[io.write(i.precision, ' ', i.computes, ' ', (a - b):abs():max():item() == 0 and 'same' or 'differs')]]
+  local function run(env)
+    local f = io.popen(env .. ' ' .. exe .. " --precision bf16 -e \"" .. code .. "\" 2>&1")
+    local out = f:read('*a')
+    f:close()
+    return out
+  end
+  local capped = run('ONEDNN_MAX_CPU_ISA=AVX512_CORE')
+  t.ok(capped:find('bf16 fp32 same', 1, true) ~= nil, 'capped CPU computes fp32: ' .. capped)
+  t.ok(capped:find('craft: note: precision bf16: cpu computes in fp32', 1, true) ~= nil,
+    'and says so: ' .. capped)
+  if native() then
+    local out = run('')
+    t.ok(out:find('bf16 bf16 differs', 1, true) ~= nil, '--precision bf16 computes bf16: ' .. out)
+  end
+  local f = io.popen(exe .. ' --precision fp16 -e "" 2>&1')
+  local bad = f:read('*a')
+  f:close()
+  t.ok(bad:find('--precision needs fp32 or bf16, not fp16', 1, true) ~= nil, bad)
+end
+
+return T
