@@ -77,7 +77,7 @@ int craft_dist_finalize(void); /* at exit, after the last collective; no-op with
 /* ---------------------------------------------------------------- memory ---- */
 /* A caching allocator: blocks are kept for reuse instead of going back to the system
  * (page faults are expensive), as long as in use + cached stays within the most ever in use
- * + 1/8 + CRAFT_POOL_SLACK_MB (default 64); past that the longest-unused blocks go back first.
+ * + 1/16 + CRAFT_POOL_SLACK_MB (default 256); past that the longest-unused blocks go back first.
  * 64-byte aligned. */
 void *craft_alloc(size_t nbytes);          /* NULL on failure, with the error set */
 void craft_free(void *ptr, size_t nbytes); /* nbytes as passed to craft_alloc */

@@ -111,12 +111,12 @@ static void trim_locked(void) {
     }
 }
 
-/* The footprint (bytes in use + cached) may exceed the in-use high water mark by a slack only:
- * past it a cache miss first gives back the longest-unused cached blocks. Without this, work
+/* The footprint (bytes in use + cached) may exceed the in-use high water mark by 1/16 and a slack
+ * only: past it a cache miss first gives back the longest-unused cached blocks. Without this, work
  * whose block sizes change as it goes (a decoder's stages at growing resolutions) keeps every
  * earlier stage's blocks cached beside the live ones and doubles its resident memory; with it, a
  * repeated pattern (training steps) still finds its blocks cached when they fit in the slack. */
-static int64_t footprint_cap(int64_t hwm) { return hwm + hwm / 8 + slack; }
+static int64_t footprint_cap(int64_t hwm) { return hwm + hwm / 16 + slack; }
 
 static void shrink_cache_locked(int64_t need) {
     int64_t hwm = st_in_use + need > st_hwm ? st_in_use + need : st_hwm;
@@ -142,7 +142,7 @@ void *craft_alloc(size_t nbytes) {
         e = getenv("CRAFT_POOL_LIMIT_MB");
         use_limit = e && atoll(e) > 0 ? (int64_t)atoll(e) << 20 : 0;
         e = getenv("CRAFT_POOL_SLACK_MB");
-        slack = (e && atoll(e) >= 0 ? (int64_t)atoll(e) : 64) << 20;
+        slack = (e && atoll(e) >= 0 ? (int64_t)atoll(e) : 256) << 20;
     }
     if (use_limit && (size > (size_t)use_limit || st_in_use + (int64_t)size > use_limit)) {
         int64_t in_use = st_in_use;

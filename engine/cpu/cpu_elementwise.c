@@ -8,6 +8,10 @@
 #define GELU_TANH_C 0.7978845608028654f /* sqrt(2/pi) */
 
 static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
+/* 1 - sigmoid(x) without the cancellation where sigmoid(x) rounds toward 1 */
+static inline float sigmoid_c(float x) { return x > 0 ? expf(-x) * sigmoidf_(x) : 1.0f - sigmoidf_(x); }
+/* Phi(x) through erfc, which keeps its relative accuracy in the negative tail (1 + erf cancels) */
+static inline float normal_cdf(float x) { return 0.5f * erfcf(-x * 0.70710678118654752f); }
 
 static inline float unary_f(int op, float x) {
     switch (op) {
@@ -23,7 +27,7 @@ static inline float unary_f(int op, float x) {
     case CRAFT_SIGMOID: return sigmoidf_(x);
     case CRAFT_RELU: return x > 0 ? x : 0;
     case CRAFT_SILU: return x * sigmoidf_(x);
-    case CRAFT_GELU: return 0.5f * x * (1.0f + erff(x * 0.70710678118654752f));
+    case CRAFT_GELU: return x * normal_cdf(x);
     case CRAFT_GELU_TANH: return 0.5f * x * (1.0f + tanhf(GELU_TANH_C * (x + 0.044715f * x * x * x)));
     case CRAFT_QUICK_GELU: return x * sigmoidf_(1.702f * x);
     case CRAFT_SQUARE: return x * x;
@@ -49,24 +53,17 @@ static inline float unary_df(int op, float x) {
         float t = tanhf(x);
         return 1 - t * t;
     }
-    case CRAFT_SIGMOID: {
-        float s = sigmoidf_(x);
-        return s * (1 - s);
-    }
+    case CRAFT_SIGMOID: return sigmoidf_(x) * sigmoid_c(x);
     case CRAFT_RELU: return x > 0 ? 1.0f : 0.0f;
-    case CRAFT_SILU: {
-        float s = sigmoidf_(x);
-        return s * (1 + x * (1 - s));
-    }
-    case CRAFT_GELU:
-        return 0.5f * (1.0f + erff(x * 0.70710678118654752f)) + x * 0.3989422804014327f * expf(-0.5f * x * x);
+    case CRAFT_SILU: return sigmoidf_(x) * (1 + x * sigmoid_c(x));
+    case CRAFT_GELU: return normal_cdf(x) + x * 0.3989422804014327f * expf(-0.5f * x * x);
     case CRAFT_GELU_TANH: {
         float u = GELU_TANH_C * (x + 0.044715f * x * x * x), t = tanhf(u);
         return 0.5f * (1 + t) + 0.5f * x * (1 - t * t) * GELU_TANH_C * (1 + 3 * 0.044715f * x * x);
     }
     case CRAFT_QUICK_GELU: {
-        float s = sigmoidf_(1.702f * x);
-        return s + 1.702f * x * s * (1 - s);
+        float ax = 1.702f * x, s = sigmoidf_(ax);
+        return s + ax * s * sigmoid_c(ax);
     }
     case CRAFT_SQUARE: return 2 * x;
     case CRAFT_RECIPROCAL: return -1.0f / (x * x);

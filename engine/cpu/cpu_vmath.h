@@ -2,8 +2,9 @@
  * exact GELU and their derivatives), shared by the elementwise kernels and softmax. Scalar libm
  * calls cost a third of a small model's elementwise time; these run 16 lanes at once, within a
  * few ulp of the double-precision values (tests/c/test_vmath.c states and checks the bounds).
- * Builds without AVX-512 use the scalar libm formulas of cpu_elementwise.c instead, so the
- * last bits of these activations depend on the instruction set a build targets. */
+ * Builds without AVX-512 use the scalar libm formulas of cpu_elementwise.c instead (within the
+ * same bounds), so the last bits of these activations depend on the instruction set a build
+ * targets. */
 #ifndef CRAFT_CPU_VMATH_H
 #define CRAFT_CPU_VMATH_H
 #if defined(__AVX512F__)
