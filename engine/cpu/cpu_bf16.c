@@ -81,13 +81,9 @@ static uint64_t wclock;
 static int64_t whits, wmisses;
 
 static size_t wcache_cap(void) {
-    static long long mb = -1;
-    if (mb < 0) {
-        const char *e = getenv("CRAFT_BF16_CACHE_MB");
-        long long v = e && *e ? atoll(e) : 4096;
-        mb = v < 0 ? 0 : v;
-    }
-    return (size_t)mb << 20;
+    static long long cap = -1;
+    if (cap < 0) cap = (long long)cpu_env_mb("CRAFT_BF16_CACHE_MB", 4096);
+    return (size_t)cap;
 }
 
 static void wentry_free(int i) { /* under wmu */

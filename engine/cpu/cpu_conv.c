@@ -101,13 +101,9 @@ static int init_engine(const conv_what *wh) { /* under cache_mu */
  * 2.5x speed-up, N=2 C=1280 16x16 254 / 728 MB for 1.25x. Default 128 MB; CRAFT_CONV_WINOGRAD=0
  * turns Winograd off, another number sets the cap in MB. */
 static size_t winograd_cap(void) {
-    static long long cap_mb = -1;
-    if (cap_mb < 0) {
-        const char *e = getenv("CRAFT_CONV_WINOGRAD");
-        long long v = e && *e ? atoll(e) : 128;
-        cap_mb = v < 0 ? 0 : v;
-    }
-    return (size_t)cap_mb << 20;
+    static long long cap = -1;
+    if (cap < 0) cap = (long long)cpu_env_mb("CRAFT_CONV_WINOGRAD", 128);
+    return (size_t)cap;
 }
 
 static int want_winograd(const conv_geom *g) {

@@ -8,8 +8,13 @@
 #define GELU_TANH_C 0.7978845608028654f /* sqrt(2/pi) */
 
 static inline float sigmoidf_(float x) { return 1.0f / (1.0f + expf(-x)); }
-/* 1 - sigmoid(x) without the cancellation where sigmoid(x) rounds toward 1 */
-static inline float sigmoid_c(float x) { return x > 0 ? expf(-x) * sigmoidf_(x) : 1.0f - sigmoidf_(x); }
+/* s = sigmoid(x) and *c = 1 - s from one exp, c without the cancellation where s rounds toward 1
+ * (the scalar twin of cpu_vmath.h's vm_sigmoid2) */
+static inline float sigmoid2_(float x, float *c) {
+    float e = expf(-x), s = 1.0f / (1.0f + e);
+    *c = x > 0 ? e * s : 1.0f - s;
+    return s;
+}
 /* Phi(x) through erfc, which keeps its relative accuracy in the negative tail (1 + erf cancels) */
 static inline float normal_cdf(float x) { return 0.5f * erfcf(-x * 0.70710678118654752f); }
 
@@ -53,17 +58,23 @@ static inline float unary_df(int op, float x) {
         float t = tanhf(x);
         return 1 - t * t;
     }
-    case CRAFT_SIGMOID: return sigmoidf_(x) * sigmoid_c(x);
+    case CRAFT_SIGMOID: {
+        float c, s = sigmoid2_(x, &c);
+        return s * c;
+    }
     case CRAFT_RELU: return x > 0 ? 1.0f : 0.0f;
-    case CRAFT_SILU: return sigmoidf_(x) * (1 + x * sigmoid_c(x));
+    case CRAFT_SILU: {
+        float c, s = sigmoid2_(x, &c);
+        return s * (1 + x * c);
+    }
     case CRAFT_GELU: return normal_cdf(x) + x * 0.3989422804014327f * expf(-0.5f * x * x);
     case CRAFT_GELU_TANH: {
         float u = GELU_TANH_C * (x + 0.044715f * x * x * x), t = tanhf(u);
         return 0.5f * (1 + t) + 0.5f * x * (1 - t * t) * GELU_TANH_C * (1 + 3 * 0.044715f * x * x);
     }
     case CRAFT_QUICK_GELU: {
-        float ax = 1.702f * x, s = sigmoidf_(ax);
-        return s + ax * s * sigmoid_c(ax);
+        float c, ax = 1.702f * x, s = sigmoid2_(ax, &c);
+        return s + ax * s * c;
     }
     case CRAFT_SQUARE: return 2 * x;
     case CRAFT_RECIPROCAL: return -1.0f / (x * x);

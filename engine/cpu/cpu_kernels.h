@@ -3,6 +3,7 @@
 #ifndef CRAFT_CPU_KERNELS_H
 #define CRAFT_CPU_KERNELS_H
 #include "core/backend.h"
+#include <stdlib.h>
 
 /* ---- strided iteration (cpu_iter.c) ----
  * Runs `fn` over the elements of up to 4 same-shaped strided operands. Strides are in BYTES
@@ -13,6 +14,13 @@
 typedef void (*craft_loop_fn)(int64_t n, char **ptrs, const int64_t *strides, void *ctx);
 void craft_iter(int nargs, int ndim, const int64_t *shape, char **base, int64_t (*strides)[CRAFT_MAX_DIMS],
                 craft_loop_fn fn, void *ctx, int parallel);
+/* A size from the environment in MiB, as bytes: unset or empty gives dflt_mb, a negative
+ * value 0 (the caps of cpu_conv.c's Winograd scratchpad and cpu_bf16.c's weight cache). */
+static inline size_t cpu_env_mb(const char *name, long long dflt_mb) {
+    const char *e = getenv(name);
+    long long v = e && *e ? atoll(e) : dflt_mb;
+    return v < 0 ? 0 : (size_t)v << 20;
+}
 /* Row-major sgemm through oneDNN: C = alpha op(A) op(B) + beta C (cpu_gemm.c). */
 int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A, int64_t lda,
                 const float *B, int64_t ldb, float beta, float *C, int64_t ldc);
