@@ -231,6 +231,9 @@ int craft_cl_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tens
                   const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(y->device, "sdpa", &d));
+    int served;
+    CRAFT_TRY(cl_flash_sdpa(q, k, v, mask, scale, causal, y, lse, &served));
+    if (served) return CRAFT_OK;
     attn_plan p;
     int rc = plan_build(q, k, v, mask, scale, causal, &p);
     if (!rc) rc = run_forward(d, &p, q, k, v, mask, y, lse);

@@ -94,7 +94,7 @@ int cl_blast_load(void);
     X(attn_softmax)                                                                                          \
     X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) X(norm_fwd) X(norm_bwd_x)           \
         X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) X(ce_bwd)    \
-            X(mse_grad)
+            X(mse_grad) X(flash_fwd)
 
 enum {
 #define CL_K_U(name) K_unary_##name,
@@ -226,6 +226,16 @@ int craft_cl_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft
 /* The bytes of score blocks sdpa on a cl device may hold at once (0: min(max_alloc / 8,
  * 128 MiB), at least 8 MiB); tests make it small to run many chunks. */
 void craft_cl_sdpa_set_chunk_bytes(int64_t bytes);
+/* Flash attention (cl_flash.c, kernels_cl/flash.cl): the forward when it serves the geometry
+ * (*served 1), else *served 0 and nothing done. */
+int cl_flash_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+                  double scale, int causal, craft_tensor *y, craft_tensor *lse, int *served);
+/* sdpa's algorithm on cl devices: 0 the GEMM path, 1 flash where it serves (the default),
+ * -1 CRAFT_CL_SDPA ("gemm" or "flash") else the default. Tests and the timing program set it. */
+void craft_cl_sdpa_set_algo(int algo);
+/* Caps the flash kernel's query rows per work-group and keys per tile (0: no cap), so that
+ * tests cross many tile edges with small shapes. */
+void craft_cl_flash_set_tiles(int bq, int bk);
 /* losses (cl_loss.c) */
 int craft_cl_l2_normalize(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, double eps,
                           craft_tensor *y, craft_tensor *den);

@@ -252,6 +252,63 @@ static void attn_case(const char *what, int nq, const int64_t *sq, int nk, const
     release(4, in[0], in[1], in[2], in[3]);
 }
 
+/* Flash attention's tile edges: with 2 query rows per work-group and 16-key tiles, shapes
+ * that are no multiple of either cross many edges; then the device's own tiles (up to 64 keys)
+ * on long key runs, one key, SD-like head dims, a row hidden entirely (NaN, as the CPU), and an
+ * output head dim above the kernel's 256 (the GEMM path serves it). */
+static void test_flash_tiles(void) {
+    int64_t q[4] = {2, 3, 17, 8}, k[4] = {2, 3, 23, 8}, v[4] = {2, 3, 23, 5}, m4[4] = {2, 1, 17, 23};
+    int64_t c[4] = {2, 2, 19, 6}, qw[3] = {3, 29, 8}, kw[3] = {3, 13, 8}, mc[1] = {19};
+    craft_cl_flash_set_tiles(2, 16);
+    attn_case("flash 2x16 tiles", 4, q, 4, k, 4, v, 0, NULL, 0, 0, 0, 700);
+    attn_case("flash 2x16 tiles, per-batch mask", 4, q, 4, k, 4, v, 4, m4, 0, 0, 0, 701);
+    attn_case("flash 2x16 tiles, causal", 4, c, 4, c, 4, c, 0, NULL, 0, 0.3, 1, 702);
+    attn_case("flash 2x16 tiles, causal Lq > Lk", 3, qw, 3, kw, 3, kw, 0, NULL, 0, 0, 1, 703);
+    attn_case("flash 2x16 tiles, causal + column mask", 4, c, 4, c, 4, c, 1, mc, 0, 0, 1, 704);
+    int64_t ql[3] = {2, 37, 8}, kl[3] = {2, 70, 8}, vl[3] = {2, 70, 3};
+    craft_cl_flash_set_tiles(1, 16);
+    attn_case("flash 1x16 tiles, causal Lk > Lq", 3, ql, 3, kl, 3, vl, 0, NULL, 0, 0, 1, 705);
+    craft_cl_flash_set_tiles(0, 0);
+    int64_t q1[3] = {2, 9, 4}, k1[3] = {2, 1, 4}, v1[3] = {2, 1, 6}, m1[3] = {2, 9, 1};
+    attn_case("flash one key", 3, q1, 3, k1, 3, v1, 0, NULL, 0, 0, 0, 710);
+    attn_case("flash one key, causal, mask", 3, q1, 3, k1, 3, v1, 3, m1, 0, 0, 1, 711);
+    int64_t qL[3] = {2, 33, 16}, kL[3] = {2, 333, 16}, vL[3] = {2, 333, 19}, mL[2] = {33, 333};
+    attn_case("flash long Lk", 3, qL, 3, kL, 3, vL, 2, mL, 0, 0, 0, 712);
+    attn_case("flash long Lk, causal", 3, kL, 3, kL, 3, vL, 0, NULL, 0, 0, 1, 713);
+    int64_t qs[4] = {1, 2, 70, 40}, ks[4] = {1, 2, 77, 40};
+    attn_case("flash head dim 40", 4, qs, 4, ks, 4, ks, 0, NULL, 0, 0, 0, 714);
+    int64_t qv[3] = {1, 5, 4}, kv[3] = {1, 7, 4}, vv[3] = {1, 7, 300};
+    attn_case("sdpa Dv 300 (GEMM path)", 3, qv, 3, kv, 3, vv, 0, NULL, 0, 0, 0, 715);
+    /* a row whose every key is hidden: NaN output (and gradients), as on the CPU */
+    int64_t mh[2] = {5, 7};
+    craft_tensor *in[4] = {cpu_uniform(3, qv, 720, -1, 1), cpu_uniform(3, kv, 721, -1, 1),
+                           cpu_uniform(3, kv, 722, -1, 1), cpu_uniform(2, mh, 723, -1, 0)};
+    float *m = read_all(in[3]);
+    for (int j = 0; m && j < 7; j++) m[2 * 7 + j] = -INFINITY;
+    craft_tensor_write(in[3], CRAFT_F32, m, 35 * sizeof(float));
+    free(m);
+    int flags[4] = {GRAD, GRAD, GRAD, 0};
+    attn_ctx ctx = {0, 0};
+    check_op("flash hidden row", run_sdpa, &ctx, 4, in, flags, T_ATTN);
+    craft_tensor *dq = on_dev(in[0]), *dk = on_dev(in[1]), *dv = on_dev(in[2]), *dm = on_dev(in[3]), *y = NULL;
+    float out[20];
+    CHECK_OK(craft_sdpa(dq, dk, dv, dm, 0, 0, &y));
+    if (y) {
+        CHECK_OK(craft_tensor_read(y, CRAFT_F32, out, sizeof out));
+        CHECK(isfinite(out[0]) && isfinite(out[19])); /* rows 0 and 4 finite, row 2 NaN */
+        CHECK(isnan(out[8]) && isnan(out[11]));
+    }
+    /* the forward is one kernel launch: no score matrix, no GEMMs */
+    int64_t before = 0, after = 0;
+    craft_tensor *y2 = NULL;
+    CHECK_OK(craft_cl_launch_count(DEV, &before));
+    CHECK_OK(craft_sdpa(dq, dk, dv, dm, 0, 0, &y2));
+    CHECK_OK(craft_cl_launch_count(DEV, &after));
+    CHECK(after - before == 1);
+    release(4, in[0], in[1], in[2], in[3]);
+    release(6, dq, dk, dv, dm, y, y2);
+}
+
 static void test_attention(void) {
     int64_t q[4] = {2, 3, 17, 8}, k[4] = {2, 3, 23, 8}, v[4] = {2, 3, 23, 5};
     attn_case("sdpa heads, Lq != Lk", 4, q, 4, k, 4, v, 0, NULL, 0, 0, 0, 100);
@@ -267,11 +324,15 @@ static void test_attention(void) {
     attn_case("sdpa causal with a column mask", 4, c, 4, c, 4, c, 1, mc, 0, 0, 1, 135);
     int64_t qb[4] = {2, 4, 9, 8}, kb[2] = {13, 8}, vb[4] = {1, 4, 13, 7};
     attn_case("sdpa broadcast k and v", 4, qb, 2, kb, 4, vb, 0, NULL, 0, 0, 0, 140);
-    /* many chunks: a tiny score budget splits both the matrices and their query rows */
+    /* the GEMM path (the fallback of the flash kernel), in many chunks: a tiny score budget
+     * splits both the matrices and their query rows */
+    craft_cl_sdpa_set_algo(0);
+    attn_case("sdpa heads, GEMM path", 4, q, 4, k, 4, v, 0, NULL, 0, 0, 0, 100);
     craft_cl_sdpa_set_chunk_bytes(1024);
     attn_case("sdpa in chunks", 4, q, 4, k, 4, v, 4, m4, 0, 0, 0, 150);
     attn_case("sdpa causal in chunks", 4, c, 4, c, 4, c, 0, NULL, 0, 0, 1, 160);
     craft_cl_sdpa_set_chunk_bytes(0);
+    craft_cl_sdpa_set_algo(1);
     /* a transposed q (column stride != 1) is copied for CLBlast */
     int64_t qt[4] = {2, 3, 8, 17};
     craft_tensor *qq = cpu_uniform(4, qt, 170, -1, 1), *qv, *kk = cpu_uniform(4, k, 171, -1, 1),
@@ -518,6 +579,7 @@ int main(void) {
     RUN(test_softmax);
     RUN(test_norms);
     RUN(test_attention);
+    RUN(test_flash_tiles);
     RUN(test_l2_cos);
     RUN(test_mse);
     RUN(test_cross_entropy);
