@@ -28,10 +28,14 @@ typedef struct {
     long bshape[8];
     long bst[4][8];                 /* batch strides of q, k, v, mask (0: broadcast) */
     long off[4];                    /* element offsets of q, k, v, mask */
+    long goff[4];                   /* backward: element offsets of dO, dQ, dK, dV */
     long ldq, ldk, ldv, msr, msc;   /* row strides; the mask's row and column strides */
-    long Lq, Lk, D, Dv, BK, sq, skv;
+    long Lq, Lk, D, Dv;
+    long BK;                        /* tile length: keys (forward, dQ) or queries (dK / dV) */
+    long sq, skv, sv;               /* local row strides (odd): q and k; forward's k / v; v and dO */
     float scale;
     int nbd, has_mask, causal;
+    int want_k, want_v, pad0;       /* backward: which of dK, dV to write */
 } flash_geo;
 
 /* element offsets of batch matrix b in q, k, v and the mask */

@@ -247,6 +247,9 @@ int craft_cl_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft
                        craft_tensor *dv) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(o->device, "sdpa backward", &d));
+    int served;
+    CRAFT_TRY(cl_flash_sdpa_grad(q, k, v, mask, scale, causal, o, lse, g, dq, dk, dv, &served));
+    if (served) return CRAFT_OK;
     attn_plan p;
     int rc = plan_build(q, k, v, mask, scale, causal, &p);
     bwd_args a = {q, k, v, mask, o, lse, g, dq, dk, dv};

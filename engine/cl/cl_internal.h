@@ -94,7 +94,7 @@ int cl_blast_load(void);
     X(attn_softmax)                                                                                          \
     X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) X(norm_fwd) X(norm_bwd_x)           \
         X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) X(ce_bwd)    \
-            X(mse_grad) X(flash_fwd)
+            X(mse_grad) X(flash_fwd) X(flash_bwd_kv) X(flash_bwd_q)
 
 enum {
 #define CL_K_U(name) K_unary_##name,
@@ -230,6 +230,11 @@ void craft_cl_sdpa_set_chunk_bytes(int64_t bytes);
  * (*served 1), else *served 0 and nothing done. */
 int cl_flash_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
                   double scale, int causal, craft_tensor *y, craft_tensor *lse, int *served);
+/* ... and its backward (sdpa_grad's contract), likewise */
+int cl_flash_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                       const craft_tensor *mask, double scale, int causal, const craft_tensor *o,
+                       const craft_tensor *lse, const craft_tensor *gy, craft_tensor *dq, craft_tensor *dk,
+                       craft_tensor *dv, int *served);
 /* sdpa's algorithm on cl devices: 0 the GEMM path, 1 flash where it serves (the default),
  * -1 CRAFT_CL_SDPA ("gemm" or "flash") else the default. Tests and the timing program set it. */
 void craft_cl_sdpa_set_algo(int algo);

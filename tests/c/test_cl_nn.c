@@ -305,6 +305,25 @@ static void test_flash_tiles(void) {
     CHECK_OK(craft_sdpa(dq, dk, dv, dm, 0, 0, &y2));
     CHECK_OK(craft_cl_launch_count(DEV, &after));
     CHECK(after - before == 1);
+    /* the backward: Di (row_dot), then one kernel for dK and dV and one for dQ, where the GEMM
+     * path launches row_dot, 5 GEMMs and 2 row kernels per chunk (the rest, the same in both, is
+     * the leaves' gradients) */
+    int64_t gs[3] = {1, 5, 4}, n[2] = {0, 0};
+    craft_tensor *gq = cpu_uniform(3, gs, 730, -1, 1), *gd = on_dev(gq);
+    craft_tensor *lv[3] = {on_dev(in[0]), on_dev(in[1]), on_dev(in[2])};
+    for (int i = 0; i < 3; i++) craft_set_requires_grad(lv[i], 1);
+    for (int algo = 0; algo < 2; algo++) {
+        craft_tensor *y3 = NULL;
+        craft_cl_sdpa_set_algo(algo);
+        CHECK_OK(craft_sdpa(lv[0], lv[1], lv[2], NULL, 0, 1, &y3));
+        CHECK_OK(craft_cl_launch_count(DEV, &before));
+        if (y3) CHECK_OK(craft_backward(y3, gd, 0));
+        CHECK_OK(craft_cl_launch_count(DEV, &after));
+        n[algo] = after - before;
+        craft_tensor_release(y3);
+    }
+    CHECK(n[0] - n[1] == 5);
+    release(5, gq, gd, lv[0], lv[1], lv[2]);
     release(4, in[0], in[1], in[2], in[3]);
     release(6, dq, dk, dv, dm, y, y2);
 }
