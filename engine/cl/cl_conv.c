@@ -1,7 +1,9 @@
 /* cl_conv.c: the convolution kernel on cl devices: the three directions of one convolution
  * (src -> dst, in conv terms; core/op_conv.c runs conv2d and conv_transpose2d on them):
- *   fwd          dst = W * src (+ bias)      im2col + batched CLBlast GEMM, or conv_direct
- *   bwd_data     src = W^T * dst (+ bias)    batched GEMM into a column matrix + col2im
+ *   fwd          dst = W * src (+ bias)      implicit GEMM (conv_igemm_fwd), or im2col + batched
+ *                                            CLBlast GEMM, or conv_direct
+ *   bwd_data     src = W^T * dst (+ bias)    implicit GEMM (conv_igemm_bwd), or batched GEMM into
+ *                                            a column matrix + col2im
  *   bwd_weights  gW = dst (x) src            im2col + one GEMM over every pixel of the batch
  * Bias gradients are channel sums (craft_cl_reduce, double accumulation where the device has
  * fp64).
@@ -17,18 +19,63 @@ typedef struct {
     cl_long n, c, h, w, kh, kw, oh, ow, sh, sw, ph, pw, dh, dw, sn, sr, xoff, coff;
 } cl_conv_geo;
 
-/* Forward algorithm. Measured on PoCL (docs/opencl.md, `test_cl_conv --bench`): the direct
- * kernel wins while each output sums few products (in/groups x kh x kw up to 288: 1.1-1.7x),
- * im2col + CLBlast beyond (128 channels 3x3: 1.2x); so direct up to 320, unless CRAFT_CL_CONV
- * ("im2col" / "direct") or craft_cl_conv_set_algo says otherwise. Not measured on GPUs. */
+static cl_conv_geo geo_of(const craft_conv_dims *g, int64_t nb, int64_t xoff) {
+    cl_conv_geo k = {nb,    g->ic, g->ih, g->iw, g->kh, g->kw, g->oh, g->ow, g->sh,
+                     g->sw, g->ph, g->pw, g->dh, g->dw, 0,     0,     xoff,  0};
+    return k;
+}
+
+/* Algorithms. On GPUs, implicit GEMM (conv_igemm_*: tiled in local memory, no column matrix,
+ * bias in the epilogue) for the forward and the backward-data. On CPU devices (PoCL, llvmpipe),
+ * where local memory and barriers are emulated, it measured 1.5-3x slower than the others
+ * (docs/opencl.md), so there the forward keeps the measured rule: the direct kernel while each
+ * output sums few products (in/groups x kh x kw <= 320), im2col + CLBlast beyond; the
+ * backward-data GEMM + col2im. CRAFT_CL_CONV ("igemm", "im2col", "direct") or
+ * craft_cl_conv_set_algo forces one (direct: the forward only). */
+enum { ALGO_IM2COL = 0, ALGO_DIRECT = 1, ALGO_IGEMM = 2 };
+#define IG_R 4 /* mirrors kernels_cl/conv.cl: a work-group of L x L computes 4L x 4L outputs */
 static int conv_algo = -1;
 void craft_cl_conv_set_algo(int algo) { conv_algo = algo; }
-static int use_direct(const craft_conv_dims *g) {
-    if (conv_algo >= 0) return conv_algo == 1;
-    const char *e = getenv("CRAFT_CL_CONV");
-    if (e && !strcmp(e, "direct")) return 1;
-    if (e && !strcmp(e, "im2col")) return 0;
-    return g->ic / g->groups * g->kh * g->kw <= 320;
+/* The algorithm for kernel kid (forward or backward-data) of g, and for implicit GEMM the side
+ * L of its work-group: 16, else 8 or 4 where the kernel's work-group limit is lower (rusticl's
+ * llvmpipe allows 32); below 16 work-items, im2col. */
+static int algo_of(craft_cl_dev *d, int kid, const craft_conv_dims *g, int *L) {
+    int a = conv_algo;
+    if (a < 0) {
+        const char *e = getenv("CRAFT_CL_CONV");
+        if (e && !strcmp(e, "direct")) a = ALGO_DIRECT;
+        else if (e && !strcmp(e, "im2col")) a = ALGO_IM2COL;
+        else if ((e && !strcmp(e, "igemm")) || d->info.is_gpu) a = ALGO_IGEMM;
+        else a = kid == K_conv_igemm_fwd && g->ic / g->groups * g->kh * g->kw <= 320 ? ALGO_DIRECT : ALGO_IM2COL;
+    }
+    if (a == ALGO_IGEMM) {
+        size_t wg = cl_pow2_local(d, kid, 256);
+        *L = wg >= 256 ? 16 : wg >= 64 ? 8 : 4;
+        if (wg < 16) a = ALGO_IM2COL;
+    }
+    return a;
+}
+
+/* One implicit-GEMM launch: dir 0 dst = W * src (+ bias), 1 src = W^T * dst (+ bias) */
+static int igemm(craft_cl_dev *d, const craft_conv_dims *g, int dir, int L, const craft_tensor *in,
+                 const craft_tensor *w, const craft_tensor *b, craft_tensor *out) {
+    int64_t G = g->groups, M = dir ? g->ic / G : g->oc / G, T = IG_R * L;
+    int64_t N = g->n * (dir ? g->ih * g->iw : g->oh * g->ow);
+    int64_t groups = G * ((M + T - 1) / T) * ((N + T - 1) / T);
+    cl_conv_geo k = geo_of(g, g->n, dir ? out->offset : in->offset);
+    cl_long oc = g->oc, ng = G, woff = w->offset, boff = b ? b->offset : 0, ioff = in->offset,
+            ooff = out->offset;
+    cl_int hb = b != NULL;
+    cl_mem im = cl_mem_of(in), wm = cl_mem_of(w), bm = b ? cl_mem_of(b) : wm, om = cl_mem_of(out);
+    size_t local = (size_t)(L * L);
+    if (!dir) {
+        cl_arg args[10] = {CLA(oc), CLA(ng), CLA(im), CLA(wm), CLA(woff), CLA(bm), CLA(boff), CLA(hb), CLA(om),
+                           CLA(ooff)};
+        return cl_launch_geo(d, K_conv_igemm_fwd, &k, sizeof k, 10, args, (size_t)groups * local, local);
+    }
+    cl_arg args[10] = {CLA(oc), CLA(ng), CLA(im), CLA(ioff), CLA(wm), CLA(woff), CLA(bm), CLA(boff), CLA(hb),
+                       CLA(om)};
+    return cl_launch_geo(d, K_conv_igemm_bwd, &k, sizeof k, 10, args, (size_t)groups * local, local);
 }
 
 /* Bytes of column matrix one call may use: big enough for few, large GEMMs, small next to the
@@ -50,12 +97,6 @@ static int64_t chunk_of(const craft_cl_dev *d, const craft_conv_dims *g) {
     return nb < g->n ? nb : g->n;
 }
 
-static cl_conv_geo geo_of(const craft_conv_dims *g, int64_t nb, int64_t xoff) {
-    cl_conv_geo k = {nb,    g->ic, g->ih, g->iw, g->kh, g->kw, g->oh, g->ow, g->sh,
-                     g->sw, g->ph, g->pw, g->dh, g->dw, 0,     0,     xoff,  0};
-    return k;
-}
-
 /* im2col of images [n0, n0 + nb) of src into col; layout 0: [n][rows][pixels], 1: [rows][n][pixels] */
 static int im2col(craft_cl_dev *d, const craft_conv_dims *g, const craft_tensor *src, int64_t n0, int64_t nb,
                   craft_tensor *col, int layout) {
@@ -73,7 +114,9 @@ static int conv_fwd(craft_cl_dev *d, const craft_conv_dims *g, const craft_tenso
                     const craft_tensor *b, craft_tensor *dst) {
     int64_t G = g->groups, og = g->oc / G, cgkk = g->ic / G * g->kh * g->kw, ohw = g->oh * g->ow;
     if (g->n == 0) return CRAFT_OK;
-    if (use_direct(g)) {
+    int L = 0, algo = algo_of(d, K_conv_igemm_fwd, g, &L);
+    if (algo == ALGO_IGEMM) return igemm(d, g, 0, L, src, w, b, dst);
+    if (algo == ALGO_DIRECT) {
         cl_conv_geo k = geo_of(g, g->n, src->offset);
         cl_long oc = g->oc, groups = G, woff = w->offset, boff = b ? b->offset : 0, yoff = dst->offset;
         cl_int hb = b != NULL;
@@ -128,6 +171,8 @@ static int conv_bwd_data(craft_cl_dev *d, const craft_conv_dims *g, const craft_
     int64_t G = g->groups, og = g->oc / G, cgkk = g->ic / G * g->kh * g->kw, ohw = g->oh * g->ow,
             rows = g->ic * g->kh * g->kw;
     if (g->n == 0) return CRAFT_OK;
+    int L = 0;
+    if (algo_of(d, K_conv_igemm_bwd, g, &L) == ALGO_IGEMM) return igemm(d, g, 1, L, dst, w, b, src);
     int64_t nbmax = chunk_of(d, g), shp = nbmax * rows * ohw;
     int rc = CRAFT_OK;
     craft_tensor *col = cl_new(1, &shp, CRAFT_F32, src->device);

@@ -87,7 +87,7 @@ int cl_blast_load(void);
 /* convolution, pooling, resize, pad, concat, embedding kernels (kernels_cl/conv.cl, shape.cl) */
 #define CL_CONV_KERNELS(X)                                                                                   \
     X(im2col)                                                                                                \
-    X(col2im) X(conv_direct) X(avgpool_fwd) X(avgpool_bwd) X(interp_fwd) X(interp_bwd) X(pad_fwd) X(pad_bwd) \
+    X(col2im) X(conv_direct) X(conv_igemm_fwd) X(conv_igemm_bwd) X(avgpool_fwd) X(avgpool_bwd) X(interp_fwd) X(interp_bwd) X(pad_fwd) X(pad_bwd) \
         X(embed_fwd) X(embed_bwd) X(timestep_emb)
 /* norm, softmax, attention, loss kernels (kernels_cl/norm.cl, softmax.cl, attention.cl, loss.cl) */
 #define CL_NN_KERNELS(X)                                                                                     \
@@ -182,9 +182,10 @@ int craft_cl_sum_rows(const craft_tensor *x, int64_t M, int64_t N, craft_tensor 
 int craft_cl_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
                   craft_tensor *dst, craft_tensor *bias);
 int craft_cl_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out);
-/* How conv2d's forward runs on cl devices: 0 im2col + CLBlast GEMM, 1 the direct kernel;
- * -1 (the default) reads CRAFT_CL_CONV ("im2col" or "direct"), else the measured default.
- * Tests and the timing program set it. */
+/* How conv2d's forward runs on cl devices: 0 im2col + CLBlast GEMM, 1 the direct kernel, 2 the
+ * implicit GEMM kernel (also the backward-data's: with 0 or 1 that is a GEMM + col2im); -1 (the
+ * default) reads CRAFT_CL_CONV ("im2col", "direct" or "igemm"), else implicit GEMM wherever the
+ * device runs its 256-work-item groups. Tests and the timing program set it. */
 void craft_cl_conv_set_algo(int algo);
 /* Caps the column matrix of one conv call at `bytes` (0: the default, from the device's
  * largest buffer); tests use a small cap to exercise the chunking over images. */

@@ -93,10 +93,13 @@ static void check_conv(const char *what, const conv_case *c) {
     craft_tensor *in[3] = {cpu_uniform(4, xs, 11, -1, 1), cpu_uniform(4, ws, 12, -0.5f, 0.5f),
                            c->bias ? cpu_uniform(1, &bs, 13, -1, 1) : NULL};
     int grad[3] = {1, 1, c->bias};
-    for (int algo = 0; algo < 2; algo++) { /* the forward by im2col + CLBlast, then by the direct kernel */
+    /* the forward by im2col + CLBlast, the direct kernel, then implicit GEMM (which also runs the
+     * backward-data; the first two give it to GEMM + col2im) */
+    static const char *const names[3] = {"im2col", "direct", "igemm"};
+    for (int algo = 0; algo < 3; algo++) {
         craft_cl_conv_set_algo(algo);
         char name[128];
-        snprintf(name, sizeof name, "%s (%s)", what, algo ? "direct" : "im2col");
+        snprintf(name, sizeof name, "%s (%s)", what, names[algo]);
         check_op(name, conv_fn, c, 3, in, grad, 1e-4, 2e-5);
     }
     craft_cl_conv_set_algo(-1);
@@ -152,6 +155,19 @@ static void test_conv_transpose2d(void) {
     };
     const char *names[] = {"conv_t stride 2 outpad", "conv_t groups dilation", "conv_t 4x4 s2",
                            "conv_t non-square"};
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) check_conv(names[i], &cs[i]);
+}
+
+/* implicit GEMM's tile edges: more output channels (per group) than one 64-row tile, pixel
+ * counts and inner dimensions that are no multiple of the tiles (64 pixels, 16 inner), in both
+ * kernels (the transposed conv's forward is the backward-data kernel) */
+static void test_conv_tiles(void) {
+    conv_case cs[] = {
+        {0, 2, 20, 70, 9, 10, 3, 3, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 1, 1}, /* M 70, N 180, K 180 */
+        {0, 1, 12, 140, 5, 5, 3, 3, {1, 1}, {1, 1}, {0, 0}, {1, 1}, 2, 1}, /* 70 channels per group */
+        {1, 2, 24, 70, 5, 4, 3, 3, {2, 2}, {1, 1}, {1, 1}, {1, 1}, 1, 1},  /* transposed, stride 2 */
+    };
+    const char *names[] = {"conv2d tiles", "conv2d tiles, groups", "conv_t tiles"};
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) check_conv(names[i], &cs[i]);
 }
 
@@ -452,13 +468,14 @@ static void test_train_net(void) {
 }
 
 /* ------------------------------------------------------------ --bench ---- */
-/* conv2d forward on cl:0, im2col + CLBlast (algo 0) vs the direct kernel (1): best of reps */
+/* conv2d forward on cl:0, im2col + CLBlast (algo 0), the direct kernel (1), implicit GEMM (2):
+ * best of reps */
 static int bench(void) {
     struct {
         int n, c, o, hw, k, s;
     } cs[] = {{16, 32, 32, 16, 3, 1}, {16, 128, 128, 16, 3, 1}, {4, 64, 64, 32, 3, 1},
               {8, 64, 128, 32, 3, 2}, {16, 64, 64, 16, 1, 1},   {1, 4, 64, 64, 3, 1}};
-    printf("%-26s %12s %12s\n", "conv2d forward (N C->O HxW k s)", "im2col ms", "direct ms");
+    printf("%-26s %20s %20s %20s\n", "conv2d forward (N C->O HxW k s)", "im2col ms", "direct ms", "igemm ms");
     for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
         int64_t xs[4] = {cs[i].n, cs[i].c, cs[i].hw, cs[i].hw}, ws[4] = {cs[i].o, cs[i].c, cs[i].k, cs[i].k},
                 bs = cs[i].o;
@@ -466,10 +483,10 @@ static int bench(void) {
                      *b = cpu_uniform(1, &bs, 3, -1, 1);
         craft_tensor *dx = on_dev(x), *dw = on_dev(w), *db = on_dev(b);
         int st[2] = {cs[i].s, cs[i].s}, pd[2] = {cs[i].k / 2, cs[i].k / 2};
-        double best[2] = {1e9, 1e9};
+        double best[3] = {1e9, 1e9, 1e9};
         for (int r = 0; r < 7;
              r++) /* interleaved (the machine is shared); the first run compiles and warms the pool */
-            for (int algo = 0; algo < 2; algo++) {
+            for (int algo = 0; algo < 3; algo++) {
                 craft_cl_conv_set_algo(algo);
                 craft_tensor *y = NULL;
                 double t = craft_now();
@@ -486,8 +503,8 @@ static int bench(void) {
                  cs[i].k, cs[i].s);
         double gf = 2.0 * cs[i].n * cs[i].o * cs[i].c * cs[i].k * cs[i].k * (double)(cs[i].hw / cs[i].s) *
             (cs[i].hw / cs[i].s) / 1e9;
-        printf("%-26s %8.2f (%3.0f GF/s) %8.2f (%3.0f GF/s)\n", what, best[0] * 1e3, gf / best[0],
-               best[1] * 1e3, gf / best[1]);
+        printf("%-26s %8.2f (%3.0f GF/s) %8.2f (%3.0f GF/s) %8.2f (%3.0f GF/s)\n", what, best[0] * 1e3,
+               gf / best[0], best[1] * 1e3, gf / best[1], best[2] * 1e3, gf / best[2]);
         release(6, x, w, b, dx, dw, db);
     }
     craft_cl_conv_set_algo(-1);
@@ -500,6 +517,7 @@ int main(int argc, char **argv) {
     if (argc > 1 && !strcmp(argv[1], "--bench")) return bench();
     RUN(test_conv2d);
     RUN(test_conv_transpose2d);
+    RUN(test_conv_tiles);
     RUN(test_conv_chunks);
     RUN(test_strided_inputs);
     RUN(test_conv_errors);
