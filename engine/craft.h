@@ -425,6 +425,10 @@ int craft_cl_synchronize(int device);
  * enqueued plus every CLBlast routine call (one each, whatever CLBlast enqueues inside).
  * 0 for the CPU, whose kernels are plain calls. */
 int craft_cl_launch_count(int device, int64_t *out);
+/* Host round-trips on `device` since the process started: every time the host waited for the
+ * device's queue (a blocking read or write, a synchronize, a wait of the back end's own). 0 for
+ * the CPU. A training step should add none beyond the values the caller reads. */
+int craft_cl_sync_count(int device, int64_t *out);
 /* The device buffer pool of `device` (a device code), like craft_pool_get_stats; trim gives
  * its cached buffers back to the driver. */
 int craft_cl_pool_stats(int device, craft_pool_stats *out);

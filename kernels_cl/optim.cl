@@ -46,3 +46,22 @@ __kernel void ema(GEO_ARGS, const long n, __global float *e, __global const floa
         e[o[0]] = d * e[o[0]] + omd * p[o[1]];
     }
 }
+
+/* clip_grad_norm (engine/cl/cl_train.c): out[0] = the total norm of the per-tensor sums of
+ * squares parts[0..n), added in list order; out[1] = max_norm / (total + 1e-6) when that clips
+ * (< 1) and the total is finite, else 1. One work-item: n is the number of tensors. */
+__kernel void clip_coef(__global const float *parts, const long poff, const long n, const float max_norm,
+                        __global float *out, const long ooff) {
+    if (get_global_id(0) != 0) return;
+    acc_t ss = 0;
+    for (long i = 0; i < n; i++) ss += (acc_t)parts[poff + i];
+    acc_t total = sqrt(ss), coef = (acc_t)max_norm / (total + (acc_t)1e-6);
+    out[ooff] = (float)total;
+    out[ooff + 1] = isfinite(total) && coef < 1 ? (float)coef : 1.0f;
+}
+
+/* d *= coef[coff] (x 1 is exact, so tensors that need no clipping keep their bits) */
+__kernel void clip_apply(GEO_ARGS, const long n, __global float *d, __global const float *coef, const long coff) {
+    const float c = coef[coff];
+    FOR_EACH(i, n) { long o[1]; geom_offsets(GEO(craft_geom), i, o, 1); d[o[0]] *= c; }
+}

@@ -87,5 +87,6 @@ const craft_backend craft_cl_backend = {
             .sgd = craft_cl_sgd,
             .ema = craft_cl_ema,
             .sum_squares = craft_cl_sum_squares,
+            .clip_grad_norm = craft_cl_clip_grad_norm,
         },
 };

@@ -25,7 +25,8 @@
                 X(clReleaseProgram) X(clCreateKernel) X(clReleaseKernel) X(clSetKernelArg)                   \
                     X(clGetKernelWorkGroupInfo) X(clEnqueueNDRangeKernel) X(clCreateBuffer)                  \
                         X(clReleaseMemObject) X(clEnqueueReadBuffer) X(clEnqueueWriteBuffer)                 \
-                            X(clEnqueueFillBuffer) X(clFinish)
+                            X(clEnqueueFillBuffer) X(clFinish) X(clEnqueueMarkerWithWaitList)          \
+                                X(clWaitForEvents) X(clGetEventInfo) X(clReleaseEvent)
 #define CRAFT_BLAST_FUNCS(X)                                                                                 \
     X(CLBlastSgemm)                                                                                          \
     X(CLBlastSgemmBatched) X(CLBlastSgemmStridedBatched) X(CLBlastHgemm) X(CLBlastHgemmBatched)              \
@@ -62,6 +63,10 @@ extern craft_cl_api craft_ocl;
 #define clEnqueueWriteBuffer craft_ocl.clEnqueueWriteBuffer_
 #define clEnqueueFillBuffer craft_ocl.clEnqueueFillBuffer_
 #define clFinish craft_ocl.clFinish_
+#define clEnqueueMarkerWithWaitList craft_ocl.clEnqueueMarkerWithWaitList_
+#define clWaitForEvents craft_ocl.clWaitForEvents_
+#define clGetEventInfo craft_ocl.clGetEventInfo_
+#define clReleaseEvent craft_ocl.clReleaseEvent_
 #define CLBlastSgemm craft_ocl.CLBlastSgemm_
 #define CLBlastSgemmBatched craft_ocl.CLBlastSgemmBatched_
 #define CLBlastSgemmStridedBatched craft_ocl.CLBlastSgemmStridedBatched_
@@ -82,7 +87,7 @@ int cl_blast_load(void);
     X(copy_1)                                                                                                \
     X(copy_2) X(copy_4) X(copy_8) X(convert) X(scalar_grad) X(minmax_mask) X(compare) X(clamp_fwd)           \
         X(clamp_grad) X(where_fwd) X(where_grad) X(axpy) X(scale) X(reduce_rows) X(reduce_rows_seq)          \
-            X(maxmin_dim) X(maxmin_scatter) X(philox_fill) X(adamw) X(sgd) X(ema) CL_CONV_KERNELS(X)         \
+            X(maxmin_dim) X(maxmin_scatter) X(philox_fill) X(adamw) X(sgd) X(ema) X(clip_coef) X(clip_apply) CL_CONV_KERNELS(X)         \
                 CL_NN_KERNELS(X)
 /* convolution, pooling, resize, pad, concat, embedding kernels (kernels_cl/conv.cl, shape.cl) */
 #define CL_CONV_KERNELS(X)                                                                                   \
@@ -167,6 +172,7 @@ int craft_cl_sgd(craft_tensor *p, const craft_tensor *g, craft_tensor *buf, floa
                  float weight_decay, int nesterov);
 int craft_cl_ema(craft_tensor *ema, const craft_tensor *p, float decay, float one_minus_decay);
 int craft_cl_sum_squares(const craft_tensor *x, double *out);
+int craft_cl_clip_grad_norm(int n, craft_tensor *const *grads, double max_norm, double *total);
 /* Row-major SGEMM through CLBlast on C's device; offsets in elements into the storages. The
  * batched form takes one offset per matrix (a constant stride becomes a strided-batched call). */
 int craft_cl_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
@@ -264,6 +270,22 @@ int craft_cl_mse_grad(const craft_tensor *a, const craft_tensor *b, const craft_
  * build log in the message when it does not compile (tests). */
 int craft_cl_build_check(int device, const char *source);
 
+/* A host staging ring (cl_stage.c): host copies that non-blocking writes read from, so that the
+ * caller's memory is free at once and the host does not wait for the queue. Its two halves are
+ * reused in turn: entering a half waits for a marker enqueued when that half was last left
+ * (long done, unless the host runs a half-ring of work ahead of the device). */
+struct craft_cl_dev;
+typedef struct {
+    char *host;
+    size_t size, head;
+    cl_event mark[2];
+} cl_stage;
+#define CL_UPLOAD_RING ((size_t)8 << 20)
+/* Allocates st's host memory (size bytes); CRAFT_ENOMEM naming what. */
+int cl_stage_init(cl_stage *st, size_t size, const char *what);
+/* n bytes (at most half the ring) of st for the next write; *off their offset. d->lock held. */
+int cl_stage_take(struct craft_cl_dev *d, cl_stage *st, size_t n, size_t *off);
+
 typedef struct craft_cl_dev {
     int index; /* n of cl:n */
     cl_platform_id platform;
@@ -280,10 +302,11 @@ typedef struct craft_cl_dev {
     size_t kernel_wg[K_COUNT]; /* CL_KERNEL_WORK_GROUP_SIZE, 0 until asked */
     pthread_mutex_t lock;      /* setup, kernel arguments + enqueue, CLBlast calls */
     cl_pool *pool;
-    cl_mem geo_ring; /* kernel geometries (cl_launch_geo): CL_GEO_RING bytes */
-    char *geo_host;  /* their host copies, read by non-blocking writes */
-    size_t geo_head;
+    cl_mem geo_ring;   /* kernel geometries (cl_launch_geo): CL_GEO_RING bytes */
+    cl_stage geo_host; /* their host copies, read by non-blocking writes */
+    cl_stage upload;   /* host copies of small uploads (craft_cl_write_bytes) */
     int64_t launches; /* kernels enqueued + CLBlast routine calls (craft_cl_launch_count) */
+    int64_t syncs;    /* host waits on the queue (craft_cl_sync_count); under lock */
 } craft_cl_dev;
 #define CL_GEO_RING ((size_t)1 << 18)
 
@@ -313,6 +336,9 @@ int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int n
 size_t cl_pow2_local(craft_cl_dev *d, int kid, size_t cap);
 /* A global size for grid-stride loops over n items. */
 size_t cl_global_for(int64_t n);
+
+/* Counts one host wait on d's queue (craft_cl_sync_count). */
+void cl_count_sync(craft_cl_dev *d);
 
 /* Builds `source` for d (tests use it to see a build failure's message). */
 int cl_build_program(craft_cl_dev *d, const char *const *sources, int nsources, const char *options,

@@ -239,6 +239,7 @@ int craft_cl_read_bytes(const craft_tensor *t, int64_t elem_offset, void *buf, s
     size_t off;
     CRAFT_TRY(byte_range("read from device", t, elem_offset, nbytes, &d, &off));
     if (!nbytes) return CRAFT_OK;
+    cl_count_sync(d);
     cl_int err = clEnqueueReadBuffer(d->queue, cl_mem_of(t), CL_TRUE, off, nbytes, buf, 0, NULL, NULL);
     return err == CL_SUCCESS ? CRAFT_OK : cl_fail(err, d, "reading a buffer");
 }
@@ -248,7 +249,24 @@ int craft_cl_write_bytes(craft_tensor *t, int64_t elem_offset, const void *buf, 
     size_t off;
     CRAFT_TRY(byte_range("write to device", t, elem_offset, nbytes, &d, &off));
     if (!nbytes) return CRAFT_OK;
-    cl_int err = clEnqueueWriteBuffer(d->queue, cl_mem_of(t), CL_TRUE, off, nbytes, buf, 0, NULL, NULL);
+    cl_int err;
+    if (nbytes <= CL_UPLOAD_RING / 4) { /* through the upload ring: no wait for the queue */
+        pthread_mutex_lock(&d->lock);
+        size_t so = 0;
+        int rc = cl_stage_take(d, &d->upload, nbytes, &so);
+        if (!rc) {
+            memcpy(d->upload.host + so, buf, nbytes);
+            err = clEnqueueWriteBuffer(d->queue, cl_mem_of(t), CL_FALSE, off, nbytes, d->upload.host + so, 0, NULL,
+                                       NULL);
+            if (err != CL_SUCCESS) rc = cl_fail(err, d, "writing a buffer");
+        }
+        pthread_mutex_unlock(&d->lock);
+        if (rc) return rc;
+        t->storage->version++;
+        return CRAFT_OK;
+    }
+    cl_count_sync(d);
+    err = clEnqueueWriteBuffer(d->queue, cl_mem_of(t), CL_TRUE, off, nbytes, buf, 0, NULL, NULL);
     if (err != CL_SUCCESS) return cl_fail(err, d, "writing a buffer");
     t->storage->version++;
     return CRAFT_OK;

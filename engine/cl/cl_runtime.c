@@ -506,10 +506,9 @@ static int dev_setup(craft_cl_dev *d) {
     int rc = cl_build_program(d, texts, ns, opts, &d->program);
     if (!rc) { /* the geometry ring (cl_launch_geo) */
         d->geo_ring = clCreateBuffer(d->ctx, CL_MEM_READ_ONLY, CL_GEO_RING, NULL, &err);
-        d->geo_host = err == CL_SUCCESS ? malloc(CL_GEO_RING) : NULL;
         if (err != CL_SUCCESS) rc = cl_fail(err, d, "creating the geometry buffer");
-        else if (!d->geo_host)
-            rc = craft_fail(CRAFT_ENOMEM, "cl:%d: out of host memory for the geometry ring", d->index);
+        if (!rc) rc = cl_stage_init(&d->geo_host, CL_GEO_RING, "the geometry ring");
+        if (!rc) rc = cl_stage_init(&d->upload, CL_UPLOAD_RING, "the upload ring");
         if (rc) {
             if (d->geo_ring) clReleaseMemObject(d->geo_ring);
             d->geo_ring = NULL;
@@ -629,30 +628,22 @@ int cl_launch(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, size_t gl
 }
 
 /* The geometry goes into the next slot of the device's ring with a non-blocking write (the one
- * queue runs it before the kernel). A slot's host copy must stay untouched until that write has
- * run: when the ring wraps, clFinish makes sure every earlier write has, so that costs one wait
- * per CL_GEO_RING bytes of geometry (thousands of launches). */
+ * queue runs it before the kernel); the slot's host copy is a cl_stage, so reusing it waits only
+ * for work long since enqueued. */
 int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args,
                   size_t global, size_t local) {
     cl_arg all[24];
     if (nargs + 2 > 24 || gsize > CL_GEO_RING / 4)
         return craft_fail(CRAFT_EINVAL, "kernel %s: %d arguments, %zu bytes of geometry", kernel_names[kid],
                           nargs, gsize);
-    size_t slot = (gsize + 63) & ~(size_t)63;
     pthread_mutex_lock(&d->lock);
-    int rc = CRAFT_OK;
-    if (d->geo_head + slot > CL_GEO_RING) {
-        cl_int err = clFinish(d->queue);
-        if (err != CL_SUCCESS) rc = cl_fail(err, d, "waiting for the queue (geometry ring)");
-        d->geo_head = 0;
-    }
-    size_t off = d->geo_head;
+    size_t off = 0;
+    int rc = cl_stage_take(d, &d->geo_host, gsize, &off);
     if (!rc) {
-        memcpy(d->geo_host + off, geo, gsize);
-        cl_int err = clEnqueueWriteBuffer(d->queue, d->geo_ring, CL_FALSE, off, gsize, d->geo_host + off, 0,
+        memcpy(d->geo_host.host + off, geo, gsize);
+        cl_int err = clEnqueueWriteBuffer(d->queue, d->geo_ring, CL_FALSE, off, gsize, d->geo_host.host + off, 0,
                                           NULL, NULL);
         if (err != CL_SUCCESS) rc = cl_fail(err, d, "writing a kernel's geometry");
-        d->geo_head += slot;
     }
     if (!rc) {
         cl_long loff = (cl_long)(off / sizeof(cl_long));
@@ -680,10 +671,31 @@ int craft_cl_launch_count(int device, int64_t *out) {
     return CRAFT_OK;
 }
 
+void cl_count_sync(craft_cl_dev *d) {
+    pthread_mutex_lock(&d->lock);
+    d->syncs++;
+    pthread_mutex_unlock(&d->lock);
+}
+
+int craft_cl_sync_count(int device, int64_t *out) {
+    if (!out) return craft_fail(CRAFT_EINVAL, "cl_sync_count: NULL argument");
+    *out = 0;
+    if (device == CRAFT_DEVICE_CPU) return CRAFT_OK;
+    if (device < 1)
+        return craft_fail(CRAFT_EDEVICE, "cl_sync_count: device %d is not an OpenCL device (cl:n is 1 + n)", device);
+    craft_cl_dev *d = cl_dev_entry(device - 1);
+    if (!d) return craft_fail_prefix(craft_last_status(), "cl_sync_count");
+    pthread_mutex_lock(&d->lock);
+    *out = d->syncs;
+    pthread_mutex_unlock(&d->lock);
+    return CRAFT_OK;
+}
+
 int craft_cl_synchronize(int device) {
     if (device == CRAFT_DEVICE_CPU) return CRAFT_OK;
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(device, "synchronize", &d));
+    cl_count_sync(d);
     cl_int err = clFinish(d->queue);
     return err == CL_SUCCESS ? CRAFT_OK : cl_fail(err, d, "synchronize");
 }

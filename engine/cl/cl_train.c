@@ -85,3 +85,59 @@ int craft_cl_sum_squares(const craft_tensor *x, double *out) {
     *out = v;
     return rc;
 }
+
+/* clip_grad_norm on the device: each tensor's sum of squares into its slot of parts (the
+ * reduction above), clip_coef adds them in list order (double with fp64, as the CPU path adds the
+ * per-tensor sums) and writes [total, coef] (coef 1 when no clipping is due or the total is not
+ * finite), clip_apply multiplies every tensor by coef. The host reads the total only when asked. */
+int craft_cl_clip_grad_norm(int n, craft_tensor *const *grads, double max_norm, double *total) {
+    int code = 0;
+    for (int i = 0; i < n && !code; i++)
+        if (grads[i]) code = grads[i]->device;
+    if (!code) {
+        if (total) *total = 0;
+        return CRAFT_OK;
+    }
+    craft_cl_dev *d;
+    CRAFT_TRY(cl_dev_get(code, "clip_grad_norm", &d));
+    int64_t np = n, two = 2;
+    craft_tensor *parts = cl_new(1, &np, CRAFT_F32, code), *out = cl_new(1, &two, CRAFT_F32, code);
+    int rc = !parts || !out ? craft_last_status() : craft_cl_fill_(parts, 0.0);
+    for (int i = 0; i < n && !rc; i++) {
+        if (!grads[i] || grads[i]->numel == 0) continue;
+        craft_tensor *c = NULL, *slot = NULL;
+        rc = craft_contig_f32(grads[i], &c);
+        if (!rc && !(slot = craft_alias(parts))) rc = craft_last_status();
+        if (!rc) {
+            slot->shape[0] = 1;
+            slot->numel = 1;
+            slot->offset = parts->offset + i;
+            rc = craft_cl_reduce_rows(3, c, 1, c->numel, 0, slot);
+        }
+        craft_tensor_release(c);
+        craft_tensor_release(slot);
+    }
+    if (!rc) {
+        cl_mem pm = cl_mem_of(parts), om = cl_mem_of(out);
+        cl_long cn = n, poff = parts->offset, ooff = out->offset;
+        cl_float mx = (cl_float)max_norm;
+        cl_arg args[6] = {CLA(pm), CLA(poff), CLA(cn), CLA(mx), CLA(om), CLA(ooff)};
+        rc = cl_launch(d, K_clip_coef, 6, args, 1, 1);
+    }
+    for (int i = 0; i < n && !rc; i++) {
+        if (!grads[i] || grads[i]->numel == 0) continue;
+        cl_mem om = cl_mem_of(out);
+        cl_long coff = out->offset + 1;
+        cl_arg extra[2] = {CLA(om), CLA(coff)};
+        const craft_tensor *ts[1] = {grads[i]};
+        rc = cl_elementwise(d, K_clip_apply, 1, ts, grads[i]->ndim, grads[i]->shape, 2, extra);
+    }
+    if (!rc && total) {
+        float v = 0;
+        rc = craft_cl_read_bytes(out, out->offset, &v, sizeof v);
+        *total = v;
+    }
+    craft_tensor_release(parts);
+    craft_tensor_release(out);
+    return rc;
+}

@@ -451,8 +451,14 @@ int craft_backward(craft_tensor *t, const craft_tensor *grad, int retain_graph) 
             return craft_fail(CRAFT_EGRAD,
                               "backward: output %s is not a scalar; pass a gradient of its shape",
                               craft_shape_str(t));
-        CRAFT_TRY(craft_full(t->ndim, t->shape, CRAFT_F32, 1.0, &g));
+        /* made on t's device: a seed made on the CPU would cost a blocking upload per step */
+        CRAFT_TRY(craft_empty(t->ndim, t->shape, CRAFT_F32, t->device, &g));
         own = 1;
+        int frc = craft_fill_(g, 1.0);
+        if (frc) {
+            craft_tensor_release(g);
+            return frc;
+        }
     } else if (g->ndim != t->ndim || g->numel != t->numel) {
         return craft_fail(CRAFT_ESHAPE, "backward: gradient %s does not match output %s", craft_shape_str(g),
                           craft_shape_str(t));

@@ -236,7 +236,11 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
        float weight_decay, int nesterov))                                                                                   \
     X(ema, (craft_tensor * ema, const craft_tensor *p, float decay, float one_minus_decay))                                 \
     /* the sum of squares of a contiguous x, in double where the device can */                                              \
-    X(sum_squares, (const craft_tensor *x, double *out))
+    X(sum_squares, (const craft_tensor *x, double *out))                                                                    \
+    /* optional: clip_grad_norm's formula over n f32 tensors on this device (NULL entries skipped), in place,   \
+     * without the host waiting for the device; *total (when not NULL) gets the norm, one read. Without it, the op \
+     * runs sum_squares per tensor and scale */                                                                  \
+    X(clip_grad_norm, (int n, craft_tensor *const *grads, double max_norm, double *total))
 
 typedef struct craft_kernels {
 #define CRAFT_K_FIELD(name, params) int(*name) params;

@@ -103,6 +103,18 @@ int craft_clip_grad_norm(int n, craft_tensor **grads, double max_norm, double *t
             snprintf(what, sizeof what, "grad %d", i);
             CRAFT_TRY(craft_want("clip_grad_norm", what, grads[i], grads[i]->device));
         }
+    /* all on one device whose back end clips in place: no read per tensor, at most the total's */
+    int dev = -1;
+    for (int i = 0; i < n && dev != -2; i++)
+        if (grads[i]) dev = dev == -1 || dev == grads[i]->device ? grads[i]->device : -2;
+    if (dev > 0 && craft_device_supports(dev, CRAFT_K_clip_grad_norm, CRAFT_F32)) {
+        const craft_kernels *k;
+        CRAFT_TRY(craft_kernels_for(dev, CRAFT_K_clip_grad_norm, CRAFT_F32, "clip_grad_norm", &k));
+        CRAFT_TRY(k->clip_grad_norm(n, grads, max_norm, total_norm));
+        for (int i = 0; i < n; i++)
+            if (grads[i]) grads[i]->storage->version++; /* scaled, or by 1 */
+        return CRAFT_OK;
+    }
     double ss = 0;
     for (int i = 0; i < n; i++) {
         if (!grads[i] || grads[i]->numel == 0) continue;

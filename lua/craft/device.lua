@@ -7,6 +7,7 @@
 --   craft.device.default()           -> 'cpu' unless set, or given by --device / env CRAFT_DEVICE
 --   craft.device.scope('cl:0', fn, ...) -- fn(...) with that current device, restored afterwards
 --   craft.device.launches('cl:0')    -> OpenCL kernels launched on it so far (this process)
+--   craft.device.syncs('cl:0')       -> times the host waited for its queue so far
 --   craft.device.describe('cl:0')    -> 'cl:0 <device name>'
 -- docs/backends.md ("The device in the Lua library") says how the device flows through the layers.
 local core = require 'craft.core'
@@ -127,6 +128,13 @@ end
 function M.launches(name)
   local n = ffi.new('int64_t[1]')
   check(C.craft_cl_launch_count(M.code(name or M.default()), n), 2)
+  return tonumber(n[0])
+end
+
+-- The times the host waited for the device's queue so far (craft_cl_sync_count; 0 for the CPU).
+function M.syncs(name)
+  local n = ffi.new('int64_t[1]')
+  check(C.craft_cl_sync_count(M.code(name or M.default()), n), 2)
   return tonumber(n[0])
 end
 

@@ -118,12 +118,13 @@ typedef int (*cl_train_loss)(craft_tensor **p, const craft_tensor *x, const craf
 typedef struct {
     double first, last, worst;
     int agree;
+    int64_t syncs; /* the most host waits on DEV in one step (loss, its item, backward, AdamW) */
 } cl_train_result;
 static inline cl_train_result cl_train_pair(const char *what, int np, craft_tensor **cp, craft_tensor **dp,
                                             int steps, double lr, cl_train_loss loss, const craft_tensor *x,
                                             const craft_tensor *tg, const craft_tensor *dx,
                                             const craft_tensor *dtg) {
-    cl_train_result r = {0, 0, 0, 0};
+    cl_train_result r = {0, 0, 0, 0, 0};
     craft_tensor *m[2][16] = {{0}}, *v[2][16] = {{0}};
     CHECK(np <= 16);
     for (int i = 0; i < np && i < 16; i++)
@@ -137,6 +138,8 @@ static inline cl_train_result cl_train_pair(const char *what, int np, craft_tens
         double lc = 0, ld = 0;
         int ok = loss(cp, x, tg, &cl) == CRAFT_OK;
         CHECK_MSG(ok, "%s: cpu step %d: %s", what, step, craft_last_error());
+        int64_t s0 = 0, s1 = 0;
+        craft_cl_sync_count(DEV, &s0);
         int okd = loss(dp, dx, dtg, &dl) == CRAFT_OK;
         CHECK_MSG(okd, "%s: cl step %d: %s", what, step, craft_last_error());
         if (!ok || !okd) {
@@ -161,6 +164,8 @@ static inline cl_train_result cl_train_pair(const char *what, int np, craft_tens
             craft_zero_grad(cp[i]);
             craft_zero_grad(dp[i]);
         }
+        craft_cl_sync_count(DEV, &s1);
+        if (s1 - s0 > r.syncs) r.syncs = s1 - s0;
         release(2, cl, dl);
     }
     for (int i = 0; i < np && i < 16; i++) release(4, m[0][i], v[0][i], m[1][i], v[1][i]);

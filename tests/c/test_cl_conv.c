@@ -459,10 +459,12 @@ static void test_train_net(void) {
     cl_train_result r = cl_train_pair("conv net", NPARAM, cp, dp, 20, 1e-2, net_loss, x, tg, dx, dtg);
     CHECK_MSG(r.agree == 20, "losses agree to 1e-4 relative at %d of 20 steps (worst %.3g)", r.agree,
               r.worst);
+    CHECK_MSG(r.syncs == 1, "host waits per step: %lld, expected 1 (the loss's item)", (long long)r.syncs);
     CHECK_MSG(r.last < 0.7 * r.first, "the net did not learn: loss %.6g -> %.6g", r.first, r.last);
     fprintf(stderr,
-            "  conv net, 20 AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g (%.2f s)\n",
-            r.first, r.last, r.worst, craft_now() - t0);
+            "  conv net, 20 AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g (%.2f s), "
+            "host waits per step %lld\n",
+            r.first, r.last, r.worst, craft_now() - t0, (long long)r.syncs);
     for (int i = 0; i < NPARAM; i++) release(2, cp[i], dp[i]);
     release(4, x, tg, dx, dtg);
 }

@@ -584,10 +584,12 @@ static void test_train_block(void) {
     cl_train_result r = cl_train_pair("attention block", NP, cp, dp, STEPS, 2e-2, block_loss, x, tg, dx, tg);
     CHECK_MSG(r.agree == STEPS, "losses agree to 1e-4 relative at %d of %d steps (worst %.3g)", r.agree,
               STEPS, r.worst);
+    CHECK_MSG(r.syncs == 1, "host waits per step: %lld, expected 1 (the loss's item)", (long long)r.syncs);
     CHECK_MSG(r.last < 0.9 * r.first, "the block did not learn: loss %.6g -> %.6g", r.first, r.last);
     fprintf(stderr,
-            "  attention block, %d AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g\n",
-            STEPS, r.first, r.last, r.worst);
+            "  attention block, %d AdamW steps: loss %.6f -> %.6f, worst relative cpu/cl difference %.2g, "
+            "host waits per step %lld\n",
+            STEPS, r.first, r.last, r.worst, (long long)r.syncs);
     for (int i = 0; i < NP; i++) release(2, cp[i], dp[i]);
     release(3, x, tg, dx);
 }

@@ -481,9 +481,14 @@ static void test_every_op(void) {
 }
 
 /* the device's back end offers every kernel the CPU's does, except the bf16 ones: OpenCL has
- * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md) */
+ * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md); and it has
+ * clip_grad_norm, the optional kernel that spares a device a read per tensor */
 static void test_kernel_table(void) {
     for (int k = 0; k < CRAFT_K_COUNT; k++) {
+        if (k == CRAFT_K_clip_grad_norm) {
+            CHECK(craft_device_supports(DEV, k, CRAFT_F32) && !craft_device_supports(0, k, CRAFT_F32));
+            continue;
+        }
         if (k == CRAFT_K_gemm_bf16 || k == CRAFT_K_conv_bf16 || k == CRAFT_K_sdpa_bf16) {
             CHECK(!craft_device_supports(DEV, k, CRAFT_F32));
             continue;
