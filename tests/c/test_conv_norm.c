@@ -9,6 +9,7 @@
  *  - shape errors: CRAFT_ESHAPE with the shapes in the message, before oneDNN sees them. */
 #include "gradcheck.h"
 #include "core/internal.h"
+#include "cpu/cpu_kernels.h"
 #include "fixture.h"
 
 /* max |a - ref| / max |ref| over n elements of a tensor (read densely) */
@@ -213,6 +214,15 @@ static void test_conv_reference(void) {
     check_conv_ref(0, 2, 32, 48, 16, 16, 3, 1, 1, 1, 1, 0, 1); /* Winograd-sized (N * OH * OW >= 512) */
     check_conv_ref(0, 8, 64, 32, 8, 8, 3, 1, 1, 1, 1, 0, 0);   /* Winograd, no bias */
     check_conv_ref(1, 2, 48, 32, 16, 16, 3, 1, 1, 1, 1, 0, 1); /* transposed, Winograd-sized */
+    /* 128 channels, 100 rows: with a 16 MB Winograd cap (tests/run.sh runs this test again with
+     * CRAFT_CONV_WINOGRAD=16) their forward runs in bands of rows, the last one shorter */
+    int64_t bands0 = cpu_conv_band_count();
+    check_conv_ref(0, 1, 128, 128, 100, 64, 3, 1, 1, 1, 1, 0, 1);
+    check_conv_ref(0, 2, 128, 96, 100, 40, 3, 1, 0, 1, 1, 0, 0); /* no padding */
+    const char *cap = getenv("CRAFT_CONV_WINOGRAD");
+    if (cap && !strcmp(cap, "16"))
+        CHECK_MSG(cpu_conv_band_count() - bands0 >= 5, "banded Winograd ran %lld bands, expected >= 5",
+                  (long long)(cpu_conv_band_count() - bands0));
     check_conv_ref(0, 2, 24, 40, 11, 11, 3, 2, 1, 1, 1, 0, 1); /* channels padded to 16-blocks */
     check_conv_ref(0, 1, 3, 20, 13, 9, 5, 2, 2, 1, 1, 0, 1);   /* RGB input */
     check_conv_ref(0, 2, 32, 32, 10, 10, 3, 1, 2, 2, 4, 0, 1); /* dilation 2, groups 4 */

@@ -1,0 +1,112 @@
+-- craft.profile: where a run's time goes, per engine call.
+--
+-- With CRAFT_PROFILE set in the environment when the library loads, every call into libcraft
+-- (craft_conv2d, craft_linear, craft_sdpa, ...) is timed, and a table of calls, total and
+-- share of the wall time is printed when the process ends (to stderr, or appended to the file
+-- CRAFT_PROFILE names when it is not "1"). The rest of the wall time ("outside the engine") is
+-- Lua: model code, autograd bookkeeping, data handling. Each worker of a parallel run profiles
+-- itself. craft.profile.report() returns the figures so far; craft.profile.reset() starts over.
+--
+-- Engine calls are synchronous on the CPU, so a call's time is its work; on OpenCL devices
+-- kernels are queued and a call's time is its enqueue (the work shows up in whichever call
+-- waits for it: a read or a synchronize).
+--
+-- Without CRAFT_PROFILE nothing is wrapped and nothing costs: the binding uses the C namespace
+-- directly (the wrapper is chosen once, when craft.core loads).
+local ffi = require 'ffi'
+
+local M = {}
+
+pcall(ffi.cdef, 'typedef struct { long tv_sec; long tv_nsec; } craft_prof_timespec;'
+  .. ' int clock_gettime(int clk, craft_prof_timespec *tp);')
+local ts = ffi.new('craft_prof_timespec')
+local function now()
+  ffi.C.clock_gettime(1, ts)   -- CLOCK_MONOTONIC
+  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
+end
+M.now = now
+
+local stats, t_start = {}, now()
+
+-- Calls that only ask the engine something (errors, sizes, memory) are not worth a row.
+local function timed(name)
+  return not (name:find('^craft_last_') or name:find('^craft_tensor_') or name:find('_count$')
+    or name == 'craft_cdef_text')
+end
+
+-- wrap(C) -> a table that forwards to the C namespace, timing the engine's functions.
+function M.wrap(C)
+  local cache = {}
+  return setmetatable({}, { __index = function(_, name)
+    local f = cache[name]
+    if f then return f end
+    local real = C[name]
+    if type(real) ~= 'cdata' or not timed(name) then cache[name] = real; return real end
+    local s = stats[name]
+    if not s then s = { calls = 0, seconds = 0 }; stats[name] = s end
+    f = function(...)
+      local t0 = now()
+      local r = real(...)
+      s.seconds = s.seconds + (now() - t0)
+      s.calls = s.calls + 1
+      return r
+    end
+    cache[name] = f
+    return f
+  end })
+end
+
+-- report() -> {wall = seconds, engine = seconds, rows = {{name=, calls=, seconds=}, ...}}
+-- sorted by time, most first.
+function M.report()
+  local rows, engine = {}, 0
+  for name, s in pairs(stats) do
+    if s.calls > 0 then
+      rows[#rows + 1] = { name = name:gsub('^craft_', ''), calls = s.calls, seconds = s.seconds }
+      engine = engine + s.seconds
+    end
+  end
+  table.sort(rows, function(a, b) return a.seconds > b.seconds end)
+  return { wall = now() - t_start, engine = engine, rows = rows }
+end
+
+function M.reset()
+  for _, s in pairs(stats) do s.calls, s.seconds = 0, 0 end
+  t_start = now()
+end
+
+-- format(report, top) -> the table as text (the top rows; the rest summed in one line).
+function M.format(r, top)
+  top = top or 25
+  local out = { ('craft profile: %.2f s wall, %.2f s in %d engine functions, %.2f s outside the engine'):format(
+    r.wall, r.engine, #r.rows, r.wall - r.engine),
+    ('  %-32s %9s %11s %7s %10s'):format('engine call', 'calls', 'total ms', 'share', 'ms/call') }
+  local rest, nrest = 0, 0
+  for i, row in ipairs(r.rows) do
+    if i <= top then
+      out[#out + 1] = ('  %-32s %9d %11.1f %6.1f%% %10.3f'):format(row.name, row.calls, row.seconds * 1e3,
+        100 * row.seconds / math.max(r.wall, 1e-12), row.seconds * 1e3 / row.calls)
+    else rest, nrest = rest + row.seconds, nrest + 1 end
+  end
+  if nrest > 0 then
+    out[#out + 1] = ('  %-32s %9s %11.1f %6.1f%%'):format(('(%d others)'):format(nrest), '', rest * 1e3,
+      100 * rest / math.max(r.wall, 1e-12))
+  end
+  return table.concat(out, '\n') .. '\n'
+end
+
+-- The end-of-process table: printed when the Lua state closes (craft's main closes it).
+function M.print_at_exit(dest)
+  local function emit()
+    local text = M.format(M.report())
+    if dest and dest ~= '' and dest ~= '1' then
+      local f = io.open(dest, 'a')
+      if f then f:write(text); f:close(); return end
+    end
+    io.stderr:write(text)
+  end
+  M._sentinel = newproxy(true)
+  getmetatable(M._sentinel).__gc = function() pcall(emit) end
+end
+
+return M

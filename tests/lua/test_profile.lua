@@ -1,0 +1,62 @@
+-- craft.profile: CRAFT_PROFILE times every engine call; the table at exit names each call with
+-- its exact count, and nothing is wrapped without it.
+local craft = require 'craft'
+local core = require 'craft.core'
+local P = require 'craft.profile'
+local T = {}
+
+local function tmpname() local n = os.tmpname(); os.remove(n); return n end
+
+function T.unset_means_the_c_namespace_itself(t)
+  -- this test process runs without CRAFT_PROFILE: the binding must call C directly
+  if os.getenv('CRAFT_PROFILE') then return t.skip('CRAFT_PROFILE is set for the test run') end
+  t.eq(type(core.C), 'userdata', 'core.C is the C namespace, not a wrapper table')
+end
+
+function T.wrapper_counts_and_times_each_call(t)
+  local W = P.wrap(core.C)
+  P.reset()
+  local x = craft.randn({ 8, 8 })
+  local before = P.report()
+  local n0 = 0
+  for _, r in ipairs(before.rows) do if r.name == 'num_threads' then n0 = r.calls end end
+  for _ = 1, 3 do W.craft_num_threads() end
+  local r = P.report()
+  local row
+  for _, rr in ipairs(r.rows) do if rr.name == 'num_threads' then row = rr end end
+  t.ok(row ~= nil, 'a row for num_threads')
+  t.eq(row.calls - n0, 3, 'three calls counted')
+  t.ok(row.seconds >= 0 and r.wall >= r.engine, 'times are sane')
+  t.ok(W.craft_last_error == core.C.craft_last_error, 'queries are passed through unwrapped')
+  t.ok(x ~= nil)
+end
+
+function T.table_at_exit_names_calls_with_exact_counts(t)
+  local out = tmpname()
+  local code = "local c = require 'craft'; local a = c.randn({16, 16});"
+    .. " for i = 1, 3 do a = a:matmul(a) end;"
+    .. " local F = require 'craft.functional'; local x = c.randn({1, 2, 8, 8}); local w = c.randn({4, 2, 3, 3});"
+    .. " F.conv2d(x, w); F.conv2d(x, w)"
+  local rc = os.execute(("CRAFT_PROFILE=%s ./build/craft -e %q 2>/dev/null"):format(out, code))
+  t.ok(rc == 0 or rc == true, 'the child ran')
+  local f = io.open(out)
+  t.ok(f ~= nil, 'the table was written to ' .. out)
+  local text = f:read('*a')
+  f:close()
+  os.remove(out)
+  t.ok(text:find('^craft profile: [%d.]+ s wall') ~= nil, 'header: ' .. text:sub(1, 80))
+  t.eq(tonumber(text:match('\n  matmul +(%d+) ')), 3, 'matmul: 3 calls\n' .. text)
+  t.eq(tonumber(text:match('\n  conv2d +(%d+) ')), 2, 'conv2d: 2 calls\n' .. text)
+end
+
+function T.format_folds_the_tail(t)
+  local r = { wall = 2, engine = 1.5, rows = {
+    { name = 'a', calls = 1, seconds = 1 }, { name = 'b', calls = 2, seconds = 0.3 },
+    { name = 'c', calls = 4, seconds = 0.2 } } }
+  local s = P.format(r, 1)
+  t.ok(s:find('\n  a +1 +1000%.0 +50%.0%%') ~= nil, s)
+  t.ok(s:find('(2 others)', 1, true) ~= nil and s:find(' 500%.0 ') ~= nil, s)
+  t.ok(s:find('0.50 s outside the engine', 1, true) ~= nil, s)
+end
+
+return T
