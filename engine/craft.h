@@ -332,6 +332,11 @@ int craft_conv_transpose2d(const craft_tensor *x, const craft_tensor *w, const c
 /* Normalisation. weight/bias may be NULL. layer_norm normalises the last `nnorm` dims. */
 int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b,
                      double eps, craft_tensor **out);
+/* act(group_norm(x)) for a craft_unary_op act (SiLU in diffusion models' ResNet blocks) in one pass
+ * where the device has the fused kernel (the backward recomputes the normalised values instead of
+ * keeping them), else the two ops; the same numbers either way. */
+int craft_group_norm_act(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b,
+                         double eps, int act, craft_tensor **out);
 int craft_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, const craft_tensor *b,
                      double eps, craft_tensor **out);
 int craft_softmax(const craft_tensor *x, int dim, craft_tensor **out);
