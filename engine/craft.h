@@ -197,6 +197,11 @@ int craft_grad_enabled(void);
 int craft_set_grad_enabled(int flag); /* returns the previous setting */
 /* grad may be NULL for a one-element t (gradient 1). */
 int craft_backward(craft_tensor *t, const craft_tensor *grad, int retain_graph);
+/* Per-op backward timing, for profilers (craft.profile): on 1 starts timing each node's backward
+ * by its op name, 0 stops, -1 forgets the rows. Row i: the op, its calls and seconds (an error past
+ * the last row). */
+void craft_profile_backward(int on);
+int craft_profile_backward_row(int i, const char **name, int64_t *calls, double *seconds);
 /* Several roots at once, each with its gradient (checkpoint segments use this). */
 int craft_backward_multi(int n, craft_tensor **roots, craft_tensor **grads, int retain_graph);
 int craft_zero_grad(craft_tensor *t);                    /* drops t->grad */

@@ -31,11 +31,16 @@ local stats, t_start = {}, now()
 -- Calls that only ask the engine something (errors, sizes, memory) are not worth a row.
 local function timed(name)
   return not (name:find('^craft_last_') or name:find('^craft_tensor_') or name:find('_count$')
-    or name == 'craft_cdef_text')
+    or name:find('^craft_profile_') or name == 'craft_cdef_text')
 end
 
--- wrap(C) -> a table that forwards to the C namespace, timing the engine's functions.
+local engine   -- the C namespace wrap() was given: backward's per-op rows come from it
+
+-- wrap(C) -> a table that forwards to the C namespace, timing the engine's functions (and, inside
+-- backward, each op's backward: craft_profile_backward).
 function M.wrap(C)
+  engine = C
+  C.craft_profile_backward(1)
   local cache = {}
   return setmetatable({}, { __index = function(_, name)
     local f = cache[name]
@@ -56,22 +61,34 @@ function M.wrap(C)
   end })
 end
 
--- report() -> {wall = seconds, engine = seconds, rows = {{name=, calls=, seconds=}, ...}}
--- sorted by time, most first.
+-- report() -> {wall = seconds, engine = seconds, rows = {{name=, calls=, seconds=}, ...},
+--   backward = {{name=, calls=, seconds=}, ...}} sorted by time, most first; backward's rows are
+--   the ops whose backward ran inside the `backward` calls (their time is part of that row's).
 function M.report()
-  local rows, engine = {}, 0
+  local rows, total = {}, 0
   for name, s in pairs(stats) do
     if s.calls > 0 then
       rows[#rows + 1] = { name = name:gsub('^craft_', ''), calls = s.calls, seconds = s.seconds }
-      engine = engine + s.seconds
+      total = total + s.seconds
     end
   end
   table.sort(rows, function(a, b) return a.seconds > b.seconds end)
-  return { wall = now() - t_start, engine = engine, rows = rows }
+  local bw = {}
+  if engine then
+    local name, calls, secs = ffi.new('const char *[1]'), ffi.new('int64_t[1]'), ffi.new('double[1]')
+    local i = 0
+    while engine.craft_profile_backward_row(i, name, calls, secs) == 0 do
+      bw[#bw + 1] = { name = ffi.string(name[0]), calls = tonumber(calls[0]), seconds = secs[0] }
+      i = i + 1
+    end
+    table.sort(bw, function(a, b) return a.seconds > b.seconds end)
+  end
+  return { wall = now() - t_start, engine = total, rows = rows, backward = bw }
 end
 
 function M.reset()
   for _, s in pairs(stats) do s.calls, s.seconds = 0, 0 end
+  if engine then engine.craft_profile_backward(-1); engine.craft_profile_backward(1) end
   t_start = now()
 end
 
@@ -91,6 +108,14 @@ function M.format(r, top)
   if nrest > 0 then
     out[#out + 1] = ('  %-32s %9s %11.1f %6.1f%%'):format(('(%d others)'):format(nrest), '', rest * 1e3,
       100 * rest / math.max(r.wall, 1e-12))
+  end
+  if r.backward and #r.backward > 0 then
+    out[#out + 1] = '  inside backward, per op:'
+    for i, row in ipairs(r.backward) do
+      if i > top then break end
+      out[#out + 1] = ('    %-30s %9d %11.1f %6.1f%% %10.3f'):format(row.name, row.calls, row.seconds * 1e3,
+        100 * row.seconds / math.max(r.wall, 1e-12), row.seconds * 1e3 / row.calls)
+    end
   end
   return table.concat(out, '\n') .. '\n'
 end

@@ -35,6 +35,7 @@ function T.table_at_exit_names_calls_with_exact_counts(t)
   local out = tmpname()
   local code = "local c = require 'craft'; local a = c.randn({16, 16});"
     .. " for i = 1, 3 do a = a:matmul(a) end;"
+    .. " local p = c.randn({4, 4}):requires_grad_(); for i = 1, 2 do (p:matmul(p)):sum():backward() end;"
     .. " local F = require 'craft.functional'; local x = c.randn({1, 2, 8, 8}); local w = c.randn({4, 2, 3, 3});"
     .. " F.conv2d(x, w); F.conv2d(x, w)"
   local rc = os.execute(("CRAFT_PROFILE=%s ./build/craft -e %q 2>/dev/null"):format(out, code))
@@ -45,8 +46,11 @@ function T.table_at_exit_names_calls_with_exact_counts(t)
   f:close()
   os.remove(out)
   t.ok(text:find('^craft profile: [%d.]+ s wall') ~= nil, 'header: ' .. text:sub(1, 80))
-  t.eq(tonumber(text:match('\n  matmul +(%d+) ')), 3, 'matmul: 3 calls\n' .. text)
+  t.eq(tonumber(text:match('\n  matmul +(%d+) ')), 5, 'matmul: 3 + 2 calls\n' .. text)
   t.eq(tonumber(text:match('\n  conv2d +(%d+) ')), 2, 'conv2d: 2 calls\n' .. text)
+  t.ok(text:find('inside backward, per op:', 1, true) ~= nil, text)
+  t.eq(tonumber(text:match('\n    matmul +(%d+) ')), 2, 'matmul backward: 2 calls\n' .. text)
+  t.eq(tonumber(text:match('\n    sum +(%d+) ')), 2, 'sum backward: 2 calls\n' .. text)
 end
 
 function T.format_folds_the_tail(t)
