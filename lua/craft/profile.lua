@@ -17,13 +17,10 @@ local ffi = require 'ffi'
 
 local M = {}
 
-pcall(ffi.cdef, 'typedef struct { long tv_sec; long tv_nsec; } craft_prof_timespec;'
-  .. ' int clock_gettime(int clk, craft_prof_timespec *tp);')
-local ts = ffi.new('craft_prof_timespec')
-local function now()
-  ffi.C.clock_gettime(1, ts)   -- CLOCK_MONOTONIC
-  return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) * 1e-9
-end
+-- the engine's monotonic clock (craft_now; declaring clock_gettime here would clash with scripts
+-- that declare it themselves); os.clock until wrap() has the namespace
+local clock = os.clock
+local function now() return clock() end
 M.now = now
 
 local stats, t_start = {}, now()
@@ -31,7 +28,7 @@ local stats, t_start = {}, now()
 -- Calls that only ask the engine something (errors, sizes, memory) are not worth a row.
 local function timed(name)
   return not (name:find('^craft_last_') or name:find('^craft_tensor_') or name:find('_count$')
-    or name:find('^craft_profile_') or name == 'craft_cdef_text')
+    or name:find('^craft_profile_') or name == 'craft_cdef_text' or name == 'craft_now')
 end
 
 local engine   -- the C namespace wrap() was given: backward's per-op rows come from it
@@ -40,6 +37,9 @@ local engine   -- the C namespace wrap() was given: backward's per-op rows come 
 -- backward, each op's backward: craft_profile_backward).
 function M.wrap(C)
   engine = C
+  local craft_now = C.craft_now
+  clock = function() return tonumber(craft_now()) end
+  t_start = now()
   C.craft_profile_backward(1)
   local cache = {}
   return setmetatable({}, { __index = function(_, name)
