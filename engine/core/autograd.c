@@ -14,6 +14,10 @@ static struct {
     double seconds;
 } prof[PROF_MAX];
 static int prof_n, prof_on;
+/* nesting: each level's time spent in nested nodes, so that a row holds its node's self time */
+#define PROF_DEPTH 64
+static _Thread_local int prof_depth;
+static _Thread_local double prof_child[PROF_DEPTH];
 static pthread_mutex_t prof_mu = PTHREAD_MUTEX_INITIALIZER;
 
 void craft_profile_backward(int on) {
@@ -363,6 +367,8 @@ static int run_node(craft_node *n, int retain_graph) {
     for (int i = 0; i < n->n_in; i++) gin[i] = NULL;
     int rc = CRAFT_OK;
     double t0 = prof_on ? craft_now() : 0;
+    if (prof_on && prof_depth + 1 < PROF_DEPTH) prof_child[prof_depth + 1] = 0;
+    prof_depth++;
     if (n->custom) {
         custom_ctx *c = n->ctx;
         rc = n->custom(c->ud, n->n_out, n->grads, n->n_in, gin);
@@ -373,7 +379,12 @@ static int run_node(craft_node *n, int retain_graph) {
                 rc = craft_zeros(n->out_ndim[i], n->out_shape[i], CRAFT_F32, n->device, &n->grads[i]);
         if (!rc) rc = n->backward(n, n->grads, gin);
     }
-    if (prof_on) prof_add(n->name ? n->name : "?", craft_now() - t0);
+    prof_depth--;
+    if (prof_on) { /* self time: a custom backward (checkpoint) runs nested nodes, timed in their rows */
+        double dt = craft_now() - t0, inner = prof_depth + 1 < PROF_DEPTH ? prof_child[prof_depth + 1] : 0;
+        prof_add(n->name ? n->name : "?", dt - inner);
+        if (prof_depth >= 0 && prof_depth < PROF_DEPTH) prof_child[prof_depth] += dt;
+    }
     for (int i = 0; i < n->n_in && !rc; i++) {
         craft_tensor *g = gin[i];
         if (!g) continue;

@@ -7,7 +7,10 @@
 -- Lua: model code, autograd bookkeeping, data handling. Each worker of a parallel run profiles
 -- itself. craft.profile.report() returns the figures so far; craft.profile.reset() starts over.
 --
--- Engine calls are synchronous on the CPU, so a call's time is its work; on OpenCL devices
+-- Rows hold self time: an engine call made while another is running (backward's gradient
+-- checkpointing recomputes the forward through Lua) counts in its own row, not in the outer
+-- one's, so the rows add up to the engine's total. Engine calls are synchronous on the CPU, so
+-- a call's time is its work; on OpenCL devices
 -- kernels are queued and a call's time is its enqueue (the work shows up in whichever call
 -- waits for it: a read or a synchronize).
 --
@@ -24,6 +27,9 @@ local function now() return clock() end
 M.now = now
 
 local stats, t_start = {}, now()
+-- nesting (backward's checkpoint recomputes the forward through Lua): the time each open call
+-- spent in nested engine calls, so that every row holds self time and the rows add up
+local depth, child = 0, {}
 
 -- Calls that only ask the engine something (errors, sizes, memory) are not worth a row.
 local function timed(name)
@@ -46,14 +52,19 @@ function M.wrap(C)
     local f = cache[name]
     if f then return f end
     local real = C[name]
-    if type(real) ~= 'cdata' or not timed(name) then cache[name] = real; return real end
+    if (type(real) ~= 'cdata' and type(real) ~= 'function') or not timed(name) then cache[name] = real; return real end
     local s = stats[name]
     if not s then s = { calls = 0, seconds = 0 }; stats[name] = s end
     f = function(...)
       local t0 = now()
+      depth = depth + 1
+      child[depth] = 0
       local r = real(...)
-      s.seconds = s.seconds + (now() - t0)
+      local dt = now() - t0
+      s.seconds = s.seconds + dt - child[depth]   -- self time: nested calls have their own rows
       s.calls = s.calls + 1
+      depth = depth - 1
+      if depth > 0 then child[depth] = child[depth] + dt end
       return r
     end
     cache[name] = f

@@ -57,6 +57,49 @@ function T.table_at_exit_names_calls_with_exact_counts(t)
   t.eq(tonumber(text:match('\n    sum +(%d+) ')), 2, 'sum backward: 2 calls\n' .. text)
 end
 
+function T.rows_hold_self_time(t)
+  -- a fake engine on a fake clock: outer spends 2 s itself around a 5 s nested inner call
+  local clock = 0
+  local fake = {
+    craft_now = function() return clock end,
+    craft_profile_backward = function() end,
+    craft_profile_backward_row = function() return 1 end,
+  }
+  local W
+  fake.craft_inner = function() clock = clock + 5 end
+  fake.craft_outer = function() clock = clock + 1; W.craft_inner(); clock = clock + 1 end
+  W = P.wrap(fake)
+  P.reset()
+  W.craft_outer()
+  clock = clock + 3   -- outside the engine
+  local r = P.report()
+  local got = {}
+  for _, row in ipairs(r.rows) do got[row.name] = row end
+  t.eq(got.outer.seconds, 2, 'outer: self time')
+  t.eq(got.inner.seconds, 5, 'inner: its own row')
+  t.eq(r.engine, 7, 'the rows add up once')
+  t.eq(r.wall, 10)
+  P.wrap(core.C)   -- the real engine again for the tests after this one
+end
+
+function T.nested_calls_count_once(t)
+  -- gradient checkpointing recomputes the forward inside backward: each row keeps self time,
+  -- so the rows never add up to more than the wall time
+  local out = tmpname()
+  local code = "local c = require 'craft'; local A = require 'craft.autograd';"
+    .. " local p = c.randn({256, 256}):requires_grad_();"
+    .. " for i = 1, 3 do local y = A.checkpoint(function(a) return a:matmul(a):matmul(a) end, p); y:sum():backward() end"
+  os.execute(("CRAFT_PROFILE=%s ./build/craft -e %q 2>/dev/null"):format(out, code))
+  local f = io.open(out)
+  t.ok(f ~= nil, 'the table was written')
+  local text = f:read('*a')
+  f:close()
+  os.remove(out)
+  local wall, engine, outside = text:match('^craft profile: ([%d.]+) s wall, ([%d.]+) s in %d+ engine functions, ([%d.-]+) s outside')
+  t.ok(wall and tonumber(outside) >= 0 and tonumber(engine) <= tonumber(wall), text)
+  t.ok(text:find('\n    checkpoint ', 1, true) ~= nil, 'the checkpoint node has a backward row\n' .. text)
+end
+
 function T.format_folds_the_tail(t)
   local r = { wall = 2, engine = 1.5, rows = {
     { name = 'a', calls = 1, seconds = 1 }, { name = 'b', calls = 2, seconds = 0.3 },
