@@ -278,6 +278,7 @@ struct craft_cl_dev;
 typedef struct {
     char *host;
     size_t size, head;
+    int cur; /* the half head is in (head may sit at its end) */
     cl_event mark[2];
 } cl_stage;
 #define CL_UPLOAD_RING ((size_t)8 << 20)

@@ -34,7 +34,9 @@ int cl_stage_take(craft_cl_dev *d, cl_stage *st, size_t n, size_t *off) {
     size_t half = st->size / 2, slot = (n + 63) & ~(size_t)63;
     if (slot > half)
         return craft_fail(CRAFT_EINVAL, "OpenCL staging: %zu bytes exceed half the %zu-byte ring", n, st->size);
-    int cur = st->head >= half;
+    /* the half is tracked, not derived from head: a half filled to its very end must still be
+     * marked when left, and the other half waited for */
+    int cur = st->cur;
     size_t end = cur ? st->size : half;
     if (st->head + slot > end) { /* leave this half: mark it, and enter the other once free */
         cl_int err = clEnqueueMarkerWithWaitList(d->queue, 0, NULL, &st->mark[cur]);
@@ -43,6 +45,7 @@ int cl_stage_take(craft_cl_dev *d, cl_stage *st, size_t n, size_t *off) {
             return cl_fail(err, d, "marking a staging ring");
         }
         CRAFT_TRY(wait_half(d, st, !cur));
+        st->cur = !cur;
         st->head = cur ? 0 : half;
     }
     *off = st->head;

@@ -38,6 +38,34 @@ static void test_counter(void) {
     craft_tensor_release(t);
 }
 
+/* the staging ring's halves on a 1 KiB ring of 256-byte takes: each half is filled to its very
+ * end, and leaving it must still mark it (a lost marker let the geometry ring overwrite host
+ * copies that queued writes had yet to read) and entering the other must consume that one's */
+static void test_stage_halves(void) {
+    craft_cl_dev *d = NULL;
+    CHECK_OK(cl_dev_get(DEV, "test", &d));
+    if (!d) return;
+    cl_stage st;
+    CHECK_OK(cl_stage_init(&st, 1024, "a test ring"));
+    size_t off[6] = {0}, want[6] = {0, 256, 512, 768, 0, 256};
+    int marked0_after3 = 0, marked1_after5 = 0, consumed0_after5 = 0;
+    pthread_mutex_lock(&d->lock);
+    for (int i = 0; i < 6; i++) {
+        CHECK_OK(cl_stage_take(d, &st, 256, &off[i]));
+        if (i == 2) marked0_after3 = st.mark[0] != NULL;
+        if (i == 4) {
+            marked1_after5 = st.mark[1] != NULL;
+            consumed0_after5 = st.mark[0] == NULL;
+        }
+    }
+    pthread_mutex_unlock(&d->lock);
+    for (int i = 0; i < 6; i++) CHECK_MSG(off[i] == want[i], "take %d at %zu, expected %zu", i, off[i], want[i]);
+    CHECK(marked0_after3 && marked1_after5 && consumed0_after5);
+    for (int h = 0; h < 2; h++)
+        if (st.mark[h]) clReleaseEvent(st.mark[h]);
+    free(st.host);
+}
+
 /* 40 uploads of 1.5 MB (the ring holds 8 MiB: several laps), each from a buffer overwritten at
  * once; every row must arrive as written */
 static void test_upload_ring(void) {
@@ -181,6 +209,7 @@ int main(void) {
     int st = cl_test_open("test_cl_sync");
     if (st >= 0) return st;
     RUN(test_counter);
+    RUN(test_stage_halves);
     RUN(test_upload_ring);
     RUN(test_clip);
     RUN(test_train_step);
