@@ -87,7 +87,10 @@ __kernel void flash_fwd(GEO_ARGS, __global const float *q, __global const float 
             for (int u = 0; u < FA_SU; u++)
                 if (u < nsu) sc[u] += qd * kv[(t + u * FA_T) * skv + d];
         }
-        for (int u = 0; u < nsu; u++) {
+        /* constant trip counts with a guard, not u < nsu: sc stays in registers on GPUs (a
+         * private array indexed at run time goes to scratch memory) */
+        for (int u = 0; u < FA_SU; u++) {
+            if (u >= nsu) continue;
             long j = k0 + t + u * FA_T;
             float s = -INFINITY;
             if (row_ok && j < nv) {
@@ -103,7 +106,8 @@ __kernel void flash_fwd(GEO_ARGS, __global const float *q, __global const float 
         float mn = nn_max_nan(m, mt), corr = 1.0f;
         if (mn != -INFINITY) corr = m == -INFINITY ? 0.0f : exp(m - mn);
         barrier(CLK_LOCAL_MEM_FENCE); /* every lane has read the strip's scores */
-        for (int u = 0; u < nsu; u++) prow[t + u * FA_T] = mn == -INFINITY ? 0.0f : exp(sc[u] - mn);
+        for (int u = 0; u < FA_SU; u++)
+            if (u < nsu) prow[t + u * FA_T] = mn == -INFINITY ? 0.0f : exp(sc[u] - mn);
         flash_stage(kv, skv, v + o[2], g->ldv, k0, BK, Lk, Dv, 1.0f);
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int u = 0; u < FA_OU; u++) acc[u] *= corr;
