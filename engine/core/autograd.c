@@ -3,67 +3,8 @@
  * backward needs. backward() counts dependencies over the reachable graph, runs nodes once all
  * their consumers have contributed, and frees each node's saved tensors right after it ran. */
 #include "core/backend.h"
-#include <pthread.h>
 #include <stdlib.h>
 
-/* ---- per-op backward timing (craft_profile_backward; off unless asked) ---- */
-#define PROF_MAX 160
-static struct {
-    const char *name;
-    int64_t calls;
-    double seconds;
-} prof[PROF_MAX];
-static int prof_n, prof_on;
-/* nesting: each level's time spent in nested nodes, so that a row holds its node's self time */
-#define PROF_DEPTH 64
-static _Thread_local int prof_depth;
-static _Thread_local double prof_child[PROF_DEPTH];
-static pthread_mutex_t prof_mu = PTHREAD_MUTEX_INITIALIZER;
-
-void craft_profile_backward(int on) {
-    pthread_mutex_lock(&prof_mu);
-    prof_on = on > 0;
-    if (on < 0) { /* reset */
-        for (int i = 0; i < prof_n; i++) free((void *)prof[i].name);
-        prof_n = 0;
-    }
-    pthread_mutex_unlock(&prof_mu);
-}
-
-int craft_profile_backward_row(int i, const char **name, int64_t *calls, double *seconds) {
-    pthread_mutex_lock(&prof_mu);
-    int ok = i >= 0 && i < prof_n;
-    if (ok) {
-        *name = prof[i].name;
-        *calls = prof[i].calls;
-        *seconds = prof[i].seconds;
-    }
-    pthread_mutex_unlock(&prof_mu);
-    return ok ? CRAFT_OK : craft_fail(CRAFT_EINVAL, "profile: no backward row %d (%d rows)", i, prof_n);
-}
-
-/* node names are the ops' static strings (custom ops keep theirs for the graph's life): rows are
- * matched by content, and a name is copied on first sight */
-static void prof_add(const char *name, double dt) {
-    pthread_mutex_lock(&prof_mu);
-    int i = 0;
-    while (i < prof_n && strcmp(prof[i].name, name)) i++;
-    if (i == prof_n && prof_n < PROF_MAX) {
-        char *copy = malloc(strlen(name) + 1);
-        if (copy) {
-            strcpy(copy, name);
-            prof[prof_n].name = copy;
-            prof[prof_n].calls = 0;
-            prof[prof_n].seconds = 0;
-            prof_n++;
-        }
-    }
-    if (i < prof_n) {
-        prof[i].calls++;
-        prof[i].seconds += dt;
-    }
-    pthread_mutex_unlock(&prof_mu);
-}
 
 static _Thread_local int grad_disabled; /* 0: grad mode on */
 static int numeric_guard;
@@ -366,9 +307,7 @@ static int run_node(craft_node *n, int retain_graph) {
     if (!gin) return craft_fail(CRAFT_ENOMEM, "backward: out of memory");
     for (int i = 0; i < n->n_in; i++) gin[i] = NULL;
     int rc = CRAFT_OK;
-    double t0 = prof_on ? craft_now() : 0;
-    if (prof_on && prof_depth + 1 < PROF_DEPTH) prof_child[prof_depth + 1] = 0;
-    prof_depth++;
+    double t0 = craft_prof_enter();
     if (n->custom) {
         custom_ctx *c = n->ctx;
         rc = n->custom(c->ud, n->n_out, n->grads, n->n_in, gin);
@@ -379,12 +318,7 @@ static int run_node(craft_node *n, int retain_graph) {
                 rc = craft_zeros(n->out_ndim[i], n->out_shape[i], CRAFT_F32, n->device, &n->grads[i]);
         if (!rc) rc = n->backward(n, n->grads, gin);
     }
-    prof_depth--;
-    if (prof_on) { /* self time: a custom backward (checkpoint) runs nested nodes, timed in their rows */
-        double dt = craft_now() - t0, inner = prof_depth + 1 < PROF_DEPTH ? prof_child[prof_depth + 1] : 0;
-        prof_add(n->name ? n->name : "?", dt - inner);
-        if (prof_depth >= 0 && prof_depth < PROF_DEPTH) prof_child[prof_depth] += dt;
-    }
+    craft_prof_leave(n->name ? n->name : "?", t0);
     for (int i = 0; i < n->n_in && !rc; i++) {
         craft_tensor *g = gin[i];
         if (!g) continue;

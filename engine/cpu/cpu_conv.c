@@ -1,4 +1,5 @@
-/* cpu_conv.c: the CPU's convolution kernel, on oneDNN 2.6 primitives, and channel sums.
+/* cpu_conv.c: the CPU's convolution on oneDNN 2.6 primitives: the primitive cache, layouts,
+ * scratchpads and Winograd's rule (cpu_conv_ops.c holds the kernels built on them).
  *
  * The op layer (core/op_conv.c) runs both ops on the three primitives of one convolution
  * "geometry" (src [N, IC, IH, IW] -> dst [N, OC, OH, OW], weights [G, OC/G, IC/G, KH, KW]):
@@ -19,31 +20,15 @@
  * with a largest error of 2-4e-6 relative to the largest output (vs direct). It loses to the
  * direct kernel when channels or output pixels are few (C=4: 0.19 vs 0.013 ms; N=1 C=1280 8x8:
  * 12 vs 5.7 ms), hence the rule in want_winograd(), and its scratchpad can be huge, hence
- * winograd_cap(). CRAFT_CONV_WINOGRAD=0 turns it off.
+ * conv_winograd_cap(). CRAFT_CONV_WINOGRAD=0 turns it off.
  *
  * Primitives (descriptors, primitives, the reorders around them) are kept in a small LRU table
  * keyed by the geometry; scratchpads are user-managed, in one arena from the pool. */
-#include "cpu/cpu_kernels.h"
+#include "cpu/cpu_conv_prim.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <pthread.h>
 #include <stdlib.h>
-
-enum { DIR_FWD = 0, DIR_BWD_DATA = 1, DIR_BWD_WEIGHTS = 2 };
-enum { T_SRC = 0, T_WEI = 1, T_DST = 2 };
-
-/* The cache key: all int64 so that memcmp is exact (no padding bytes). */
-typedef struct conv_geom {
-    int64_t n, ic, ih, iw, oc, oh, ow, kh, kw, groups;
-    int64_t sh, sw, dh, dw;     /* dilation as oneDNN counts it: torch's minus one */
-    int64_t plh, plw, prh, prw; /* padding left / right (right may be negative) */
-    int64_t bias, wino;
-    int64_t bf16;     /* forward inference with bf16 src and weights (cpu_conv_bf16) */
-    int64_t sih, soh; /* a band of rows (conv_fwd_banded): the stored heights of src and dst, whose
-                       * rows the band's plain memory strides over; 0 when dense */
-} conv_geom;
-#define GEOM_NARGS ((int)(sizeof(conv_geom) / sizeof(int64_t)))
-_Static_assert(sizeof(conv_geom) % sizeof(int64_t) == 0, "conv_geom must be int64 only");
 
 typedef struct conv_entry {
     conv_geom g;
@@ -65,11 +50,6 @@ static _Thread_local dnnl_stream_t stream; /* one per calling thread (kept for t
 static dnnl_primitive_attr_t attr_user_scratch;
 
 /* ---- error text ---- */
-typedef struct conv_what {
-    const char *op;
-    const int64_t *x, *w;
-} conv_what; /* op name, 4-d shapes */
-
 static int dnnl_fail(const conv_what *wh, const char *step, dnnl_status_t s) {
     return craft_fail(s == dnnl_out_of_memory ? CRAFT_ENOMEM : CRAFT_EUNSUPPORTED,
                       "%s: input %s, weight %s: oneDNN %s failed (%s)", wh->op, craft_dims_str(4, wh->x),
@@ -102,14 +82,14 @@ static int init_engine(const conv_what *wh) { /* under cache_mu */
  * grow with channels^2 and pixels: N=2 C=320 64x64 needs 68 / 100 MB (fwd / bwd-weights) for a
  * 2.5x speed-up, N=2 C=1280 16x16 254 / 728 MB for 1.25x. Default 128 MB; CRAFT_CONV_WINOGRAD=0
  * turns Winograd off, another number sets the cap in MB. */
-static size_t winograd_cap(void) {
+size_t conv_winograd_cap(void) {
     static long long cap = -1;
     if (cap < 0) cap = (long long)cpu_env_mb("CRAFT_CONV_WINOGRAD", 128);
     return (size_t)cap;
 }
 
-static int want_winograd(const conv_geom *g) {
-    return winograd_cap() > 0 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 0 &&
+int conv_want_winograd(const conv_geom *g) {
+    return conv_winograd_cap() > 0 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 0 &&
         g->dw == 0 && g->groups == 1 && g->ic >= 32 && g->oc >= 32 && g->ic % 16 == 0 && g->oc % 16 == 0 &&
         g->n * g->oh * g->ow >= 512;
 }
@@ -145,7 +125,7 @@ static dnnl_status_t make_pd(dnnl_primitive_desc_t *pd, const void *cd, dnnl_alg
         return s;
     }
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(*pd, dnnl_query_scratchpad_md, 0);
-    if (alg == dnnl_convolution_winograd && smd && dnnl_memory_desc_get_size(smd) > winograd_cap()) {
+    if (alg == dnnl_convolution_winograd && smd && dnnl_memory_desc_get_size(smd) > conv_winograd_cap()) {
         dnnl_primitive_desc_destroy(*pd);
         *pd = NULL;
         return dnnl_unimplemented;
@@ -323,9 +303,6 @@ static void scratch_put(void *p, size_t n) {
     if (!mine) craft_free(p, n);
 }
 
-/* Runs direction dir of geometry g on plain buffers: src [N, IC, IH, IW], wei (goihw), dst
- * [N, OC, OH, OW] and bias [OC] (fwd: read; bwd-weights: written; NULL when g->bias is 0, or
- * when the bias gradient is not wanted: then it goes to a temporary). */
 /* The bf16 weight cache's fill: the entry's weight reorder into dst. */
 typedef struct {
     conv_entry *e;
@@ -344,7 +321,9 @@ static int fill_weights(void *ctx, void *dst) {
     return s ? dnnl_fail(j->wh, "weight reorder", s) : CRAFT_OK;
 }
 
-static int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
+/* Runs direction dir of g on plain buffers (cpu_conv_prim.h); a bias gradient that is not
+ * wanted goes to a temporary. */
+int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
                      const craft_tensor *wt, const conv_what *wh) {
     float *user[3] = {src, wei, dst};
     if (g->n == 0) { /* nothing to convolve: weight (and bias) gradients are zero */
@@ -462,75 +441,9 @@ static int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float 
     return rc;
 }
 
-/* ---- per-channel helpers (transposed conv's bias, and bias gradients) ---- */
-/* out[c] = sum over n and s of g[n, c, s] (accumulated in double). */
-static void channel_sums(const float *g, int64_t n, int64_t c, int64_t s, float *out) {
-#pragma omp parallel for if (n * c * s >= CRAFT_PAR_MIN) schedule(static)
-    for (int64_t ci = 0; ci < c; ci++) {
-        double tot = 0;
-        for (int64_t ni = 0; ni < n; ni++) {
-            const float *p = g + (ni * c + ci) * s;
-            float lane[16] = {0};
-            int64_t i = 0;
-            for (; i + 16 <= s; i += 16)
-                for (int j = 0; j < 16; j++) lane[j] += p[i + j];
-            double part = 0;
-            for (int j = 0; j < 16; j++) part += lane[j];
-            for (; i < s; i++) part += p[i];
-            tot += part;
-        }
-        out[ci] = (float)tot;
-    }
-}
-
-static void add_channel_bias(float *y, const float *b, int64_t n, int64_t c, int64_t s) {
-#pragma omp parallel for if (n * c * s >= CRAFT_PAR_MIN) schedule(static)
-    for (int64_t r = 0; r < n * c; r++) {
-        float bv = b[r % c];
-        float *p = y + r * s;
-#pragma omp simd
-        for (int64_t i = 0; i < s; i++) p[i] += bv;
-    }
-}
-
-/* ---- the kernels ---- */
-int cpu_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out) {
-    channel_sums(craft_tensor_data(g), n, c, s, craft_tensor_data(out));
-    return CRAFT_OK;
-}
-
-static float *fdata(const craft_tensor *t) { return t ? (float *)craft_tensor_data(t) : NULL; }
-
-/* The oneDNN geometry of a convolution (dims as craft_conv_dims_of makes them; fwd_bias: the
- * forward primitive has a bias, so the backward-weights one computes its gradient too). */
-static conv_geom geom_of(const craft_conv_dims *cd, int fwd_bias) {
-    conv_geom g = {0};
-    g.n = cd->n;
-    g.ic = cd->ic;
-    g.ih = cd->ih;
-    g.iw = cd->iw;
-    g.oc = cd->oc;
-    g.kh = cd->kh;
-    g.kw = cd->kw;
-    g.groups = cd->groups;
-    g.oh = cd->oh;
-    g.ow = cd->ow;
-    g.sh = cd->sh;
-    g.sw = cd->sw;
-    g.dh = cd->dh - 1;
-    g.dw = cd->dw - 1;
-    g.plh = cd->ph;
-    g.plw = cd->pw;
-    g.prh = (g.oh - 1) * g.sh + (g.dh + 1) * (g.kh - 1) + 1 - g.ih - g.plh;
-    g.prw = (g.ow - 1) * g.sw + (g.dw + 1) * (g.kw - 1) + 1 - g.iw - g.plw;
-    g.bias = fwd_bias != 0;
-    g.wino = want_winograd(&g);
-    return g;
-}
-
 /* Whether the fp32 forward of g really runs Winograd: the rule may want it while the scratchpad
  * cap refuses it (1280 channels at 32x32), and then fp32 is the slow direct kernel. */
-static int runs_winograd(const conv_geom *g, const conv_what *wh) {
+int conv_runs_winograd(const conv_geom *g, const conv_what *wh) {
     conv_entry *e;
     if (cache_get(g, DIR_FWD, wh, &e)) return 0; /* the caller's own path will say what is wrong */
     const char *impl = NULL;
@@ -538,107 +451,4 @@ static int runs_winograd(const conv_geom *g, const conv_what *wh) {
         strstr(impl, "wino");
     cache_put(e);
     return w;
-}
-
-/* Winograd in bands of output rows, for a large image whose whole-image Winograd scratchpad
- * exceeds the cap (the SD VAE decoder's 128-512 channels at 128-512 px): each band is a conv of
- * its own (input rows with their halo, zero padding only at the image's top and bottom) on
- * strided views of src and dst, so memory stays bounded and the direct kernel, 1.2x (128
- * channels) to 2.7x (512) slower there, is avoided. The band height aims at half the cap for
- * what oneDNN's scratchpad holds: the transformed weights and the transformed input and output
- * tiles (6x6 per 4x4 output block). */
-static _Atomic int64_t band_count;
-int64_t cpu_conv_band_count(void) { return band_count; }
-
-/* Band b of height hb starting at output row o0 of g; the first input row it reads in *i0. */
-static conv_geom band_of(const conv_geom *g, int64_t o0, int64_t hb, int64_t *i0) {
-    conv_geom b = *g;
-    int64_t o1 = o0 + hb < g->oh ? o0 + hb : g->oh;
-    *i0 = o0 - g->plh < 0 ? 0 : o0 - g->plh;
-    int64_t i1 = o1 - 1 - g->plh + g->kh; /* one past the last input row it reads */
-    if (i1 > g->ih) i1 = g->ih;
-    b.oh = o1 - o0;
-    b.ih = i1 - *i0;
-    b.plh = *i0 - (o0 - g->plh);
-    b.prh = (b.oh - 1) + g->kh - b.ih - b.plh;
-    b.sih = g->ih;
-    b.soh = g->oh;
-    return b;
-}
-
-/* The band height for g's forward, or 0 when g runs whole (Winograd fits the cap, or Winograd
- * is not wanted, or bands would be too thin or would not run Winograd either). */
-static int64_t band_rows(const conv_geom *g, const conv_what *wh) {
-    if (!g->wino || g->sh != 1 || g->dh != 0 || g->sih || g->soh || g->bf16) return 0;
-    double per4 = (double)g->n * (double)((g->ow + 3) / 4) * 36.0 * (double)(g->ic + g->oc) * sizeof(float);
-    double wts = 36.0 * (double)g->ic * (double)g->oc * sizeof(float);
-    int64_t hb = 4 * (int64_t)(((double)winograd_cap() / 2 - wts) / per4), i0;
-    if (hb < 8 || hb >= g->oh || runs_winograd(g, wh)) return 0;
-    conv_geom first = band_of(g, 0, hb, &i0);
-    return runs_winograd(&first, wh) ? hb : 0;
-}
-
-static int conv_fwd_banded(const conv_geom *g, int64_t hb, float *src, float *wei, float *dst, float *bias,
-                           const conv_what *wh) {
-    for (int64_t o0 = 0, i0; o0 < g->oh; o0 += hb) {
-        conv_geom b = band_of(g, o0, hb, &i0);
-        CRAFT_TRY(conv_exec(&b, DIR_FWD, src + i0 * g->iw, wei, dst + o0 * g->ow, bias, NULL, wh));
-        band_count++;
-    }
-    return CRAFT_OK;
-}
-
-int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
-             craft_tensor *dst, craft_tensor *bias) {
-    conv_geom g = geom_of(cd, fwd_bias);
-    const char *op = dir == CRAFT_CONV_FWD ? "conv forward"
-        : dir == CRAFT_CONV_BWD_DATA       ? "conv backward-data"
-                                           : "conv backward-weights";
-    conv_what wh = {op, src->shape, wei ? wei->shape : dst->shape};
-    /* right padding: the transposed conv's output_padding can make it -stride or less, which oneDNN refuses */
-    if (g.prh + g.sh <= 0 || g.prw + g.sw <= 0)
-        return craft_fail(
-            CRAFT_EUNSUPPORTED,
-            "conv_transpose2d: input %s, weight %s: output_padding %lld,%lld exceeds padding %lld,%lld + "
-            "stride %lld,%lld - 1 (the CPU's oneDNN convolutions)",
-            craft_shape_str(dst), craft_shape_str(wei), (long long)cd->oph, (long long)cd->opw,
-            (long long)cd->ph, (long long)cd->pw, (long long)cd->sh, (long long)cd->sw);
-    int64_t hb = dir == CRAFT_CONV_FWD ? band_rows(&g, &wh) : 0;
-    if (hb) return conv_fwd_banded(&g, hb, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, &wh);
-    if (dir == CRAFT_CONV_FWD)
-        return conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, NULL,
-                         &wh);
-    if (dir == CRAFT_CONV_BWD_DATA) {
-        CRAFT_TRY(conv_exec(&g, DIR_BWD_DATA, fdata(src), fdata(wei), fdata(dst), NULL, NULL, &wh));
-        if (bias) add_channel_bias(fdata(src), fdata(bias), g.n, g.ic, g.ih * g.iw);
-        return CRAFT_OK;
-    }
-    if (!wei) return bias ? cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias) : CRAFT_OK;
-    if (bias && !g.bias) { /* a forward without bias: the gradient from channel sums */
-        CRAFT_TRY(conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), NULL, NULL, &wh));
-        return cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias);
-    }
-    return conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), fdata(bias), NULL, &wh);
-}
-
-/* The forward convolution with bf16 src and weights (cached), fp32 accumulation and output.
- * Geometries that run fp32 Winograd stay there, which is both faster here (320 channels at
- * 64x64: 10 ms against 16 ms for bf16 direct) and closer to exact, and so do those that run it in
- * bands with 256 channels or more (512 channels at 128x128: 1.5x faster than bf16 direct; 128
- * channels at 512x512 are 1.3x faster in bf16 direct, 256 about even); geometries for which oneDNN
- * has only a reference bf16 kernel stay fp32 too. Neither counts as a bf16 call. */
-int cpu_conv_bf16(const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
-                  craft_tensor *dst, craft_tensor *bias) {
-    conv_geom g = geom_of(cd, fwd_bias);
-    conv_what wh = {"conv forward (bf16)", src->shape, wei->shape};
-    if (g.n == 0 || g.prh + g.sh <= 0 || g.prw + g.sw <= 0 ||
-        (g.wino && (runs_winograd(&g, &wh) || (g.ic >= 256 && g.oc >= 256 && band_rows(&g, &wh)))))
-        return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
-    g.bf16 = 1;
-    g.wino = 0; /* the key of the bf16 entry: direct whatever the rule said */
-    int rc =
-        conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, wei, &wh);
-    if (rc == CRAFT_EUNSUPPORTED) return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
-    if (!rc) craft_bf16_count();
-    return rc;
 }
