@@ -46,7 +46,9 @@ static int algo_of(craft_cl_dev *d, int kid, const craft_conv_dims *g, int *L) {
         if (e && !strcmp(e, "direct")) a = ALGO_DIRECT;
         else if (e && !strcmp(e, "im2col")) a = ALGO_IM2COL;
         else if ((e && !strcmp(e, "igemm")) || d->info.is_gpu) a = ALGO_IGEMM;
-        else a = kid == K_conv_igemm_fwd && g->ic / g->groups * g->kh * g->kw <= 320 ? ALGO_DIRECT : ALGO_IM2COL;
+        else
+            a = kid == K_conv_igemm_fwd && g->ic / g->groups * g->kh * g->kw <= 320 ? ALGO_DIRECT
+                                                                                    : ALGO_IM2COL;
     }
     if (a == ALGO_IGEMM) {
         size_t wg = cl_pow2_local(d, kid, 256);
@@ -69,8 +71,8 @@ static int igemm(craft_cl_dev *d, const craft_conv_dims *g, int dir, int L, cons
     cl_mem im = cl_mem_of(in), wm = cl_mem_of(w), bm = b ? cl_mem_of(b) : wm, om = cl_mem_of(out);
     size_t local = (size_t)(L * L);
     if (!dir) {
-        cl_arg args[10] = {CLA(oc), CLA(ng), CLA(im), CLA(wm), CLA(woff), CLA(bm), CLA(boff), CLA(hb), CLA(om),
-                           CLA(ooff)};
+        cl_arg args[10] = {CLA(oc), CLA(ng),   CLA(im), CLA(wm), CLA(woff),
+                           CLA(bm), CLA(boff), CLA(hb), CLA(om), CLA(ooff)};
         return cl_launch_geo(d, K_conv_igemm_fwd, &k, sizeof k, 10, args, (size_t)groups * local, local);
     }
     cl_arg args[10] = {CLA(oc), CLA(ng), CLA(im), CLA(ioff), CLA(wm), CLA(woff), CLA(bm), CLA(boff), CLA(hb),

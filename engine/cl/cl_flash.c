@@ -4,7 +4,7 @@
  * head dim above FA_T * FA_OU = 256, or tiles that do not fit local memory). */
 #include "cl/cl_internal.h"
 
-#define FA_T 16  /* mirrors kernels_cl/flash.cl */
+#define FA_T 16 /* mirrors kernels_cl/flash.cl */
 #define FA_SU 4
 #define FA_OU 16
 
@@ -68,8 +68,9 @@ static int pick_tiles(craft_cl_dev *d, int kid, int64_t sq, int64_t skv, int64_t
 }
 
 /* The geometry common to the three kernels (tile and strides set by the callers). */
-static int geo_fill(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-                    double scale, int causal, craft_sdpa_geom *gm, cl_flash_geo *g) {
+static int geo_fill(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                    const craft_tensor *mask, double scale, int causal, craft_sdpa_geom *gm,
+                    cl_flash_geo *g) {
     CRAFT_TRY(craft_sdpa_geom_of(q, k, v, mask, scale, gm));
     memset(g, 0, sizeof *g);
     g->nbd = gm->nbd;
@@ -101,8 +102,9 @@ static int geo_fill(const craft_tensor *q, const craft_tensor *k, const craft_te
 
 #define LOCAL_ARG(n) ((cl_arg){(size_t)(n) * sizeof(float), NULL})
 
-int cl_flash_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
-                  double scale, int causal, craft_tensor *y, craft_tensor *lse, int *served) {
+int cl_flash_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse,
+                  int *served) {
     *served = 0;
     if (!want_flash()) return CRAFT_OK;
     craft_cl_dev *d;
@@ -117,8 +119,15 @@ int cl_flash_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tens
     g.BK = bk;
     cl_mem qm = cl_mem_of(q), km = cl_mem_of(k), vm = cl_mem_of(v), mm = mask ? cl_mem_of(mask) : qm,
            ym = cl_mem_of(y), lm = cl_mem_of(lse);
-    cl_arg args[9] = {CLA(qm), CLA(km), CLA(vm), CLA(mm), CLA(ym), CLA(lm), LOCAL_ARG(bq * g.sq),
-                      LOCAL_ARG(bk * g.skv), LOCAL_ARG(bq * bk)};
+    cl_arg args[9] = {CLA(qm),
+                      CLA(km),
+                      CLA(vm),
+                      CLA(mm),
+                      CLA(ym),
+                      CLA(lm),
+                      LOCAL_ARG(bq * g.sq),
+                      LOCAL_ARG(bk * g.skv),
+                      LOCAL_ARG(bq * bk)};
     int64_t groups = gm.nb * ((gm.Lq + bq - 1) / bq);
     size_t local = (size_t)(bq * FA_T);
     return cl_launch_geo(d, K_flash_fwd, &g, sizeof g, 9, args, (size_t)groups * local, local);

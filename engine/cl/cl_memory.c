@@ -256,8 +256,8 @@ int craft_cl_write_bytes(craft_tensor *t, int64_t elem_offset, const void *buf, 
         int rc = cl_stage_take(d, &d->upload, nbytes, &so);
         if (!rc) {
             memcpy(d->upload.host + so, buf, nbytes);
-            err = clEnqueueWriteBuffer(d->queue, cl_mem_of(t), CL_FALSE, off, nbytes, d->upload.host + so, 0, NULL,
-                                       NULL);
+            err = clEnqueueWriteBuffer(d->queue, cl_mem_of(t), CL_FALSE, off, nbytes, d->upload.host + so, 0,
+                                       NULL, NULL);
             if (err != CL_SUCCESS) rc = cl_fail(err, d, "writing a buffer");
         }
         pthread_mutex_unlock(&d->lock);

@@ -641,8 +641,8 @@ int cl_launch_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int n
     int rc = cl_stage_take(d, &d->geo_host, gsize, &off);
     if (!rc) {
         memcpy(d->geo_host.host + off, geo, gsize);
-        cl_int err = clEnqueueWriteBuffer(d->queue, d->geo_ring, CL_FALSE, off, gsize, d->geo_host.host + off, 0,
-                                          NULL, NULL);
+        cl_int err = clEnqueueWriteBuffer(d->queue, d->geo_ring, CL_FALSE, off, gsize, d->geo_host.host + off,
+                                          0, NULL, NULL);
         if (err != CL_SUCCESS) rc = cl_fail(err, d, "writing a kernel's geometry");
     }
     if (!rc) {

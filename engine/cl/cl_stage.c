@@ -9,7 +9,8 @@
 
 int cl_stage_init(cl_stage *st, size_t size, const char *what) {
     memset(st, 0, sizeof *st);
-    if (!(st->host = malloc(size))) return craft_fail(CRAFT_ENOMEM, "OpenCL: out of host memory for %s", what);
+    if (!(st->host = malloc(size)))
+        return craft_fail(CRAFT_ENOMEM, "OpenCL: out of host memory for %s", what);
     st->size = size;
     return CRAFT_OK;
 }
@@ -33,7 +34,8 @@ static int wait_half(craft_cl_dev *d, cl_stage *st, int h) {
 int cl_stage_take(craft_cl_dev *d, cl_stage *st, size_t n, size_t *off) {
     size_t half = st->size / 2, slot = (n + 63) & ~(size_t)63;
     if (slot > half)
-        return craft_fail(CRAFT_EINVAL, "OpenCL staging: %zu bytes exceed half the %zu-byte ring", n, st->size);
+        return craft_fail(CRAFT_EINVAL, "OpenCL staging: %zu bytes exceed half the %zu-byte ring", n,
+                          st->size);
     /* the half is tracked, not derived from head: a half filled to its very end must still be
      * marked when left, and the other half waited for */
     int cur = st->cur;

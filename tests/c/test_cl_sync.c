@@ -59,7 +59,8 @@ static void test_stage_halves(void) {
         }
     }
     pthread_mutex_unlock(&d->lock);
-    for (int i = 0; i < 6; i++) CHECK_MSG(off[i] == want[i], "take %d at %zu, expected %zu", i, off[i], want[i]);
+    for (int i = 0; i < 6; i++)
+        CHECK_MSG(off[i] == want[i], "take %d at %zu, expected %zu", i, off[i], want[i]);
     CHECK(marked0_after3 && marked1_after5 && consumed0_after5);
     for (int h = 0; h < 2; h++)
         if (st.mark[h]) clReleaseEvent(st.mark[h]);
@@ -199,8 +200,10 @@ static void test_train_step(void) {
     CHECK_MSG(old_way == 1 + NPARAM, "without the clip kernel: %lld waits, expected %d", (long long)old_way,
               1 + NPARAM); /* the loss, and a sum of squares per tensor */
     CHECK_MSG(last < first, "loss %g -> %g", first, last);
-    fprintf(stderr, "  linear-silu-linear, 13 steps: loss %.4f -> %.4f, host waits per step %lld (%lld without the "
-            "clip kernel)\n", first, last, (long long)worst, (long long)old_way);
+    fprintf(stderr,
+            "  linear-silu-linear, 13 steps: loss %.4f -> %.4f, host waits per step %lld (%lld without the "
+            "clip kernel)\n",
+            first, last, (long long)worst, (long long)old_way);
     for (int i = 0; i < NPARAM; i++) release(3, p[i], m[i], v[i]);
     release(2, x, dx);
 }
