@@ -2,7 +2,7 @@
 -- memory, and the same step in diffusers / transformers (bench/peer_craft_step.py, a DRaFT-1
 -- step written as the peer) run in the same invocation.
 --
---   craft bench/bench_craft_step.lua [--steps 3] [--batch 1] [--rank 8] [--cfg 7.5]
+--   craft bench/bench_craft_step.lua [--steps 3] [--batch 1] [--rank 8] [--cfg 7.5] [--size 512]
 --                                    [--models DIR] [--tiny] [--no-peer] [--precision bf16]
 --                                    [--json out.json]
 --
@@ -100,11 +100,20 @@ end
 local now = craft.now
 local phases = { encode = 0, sample = 0, sample_n = 0, last = 0, decode = 0, decode_n = 0, reward = 0,
   backward = 0, clip = 0, adamw = 0 }
+-- the pool's peak in use (MiB) within each phase, and over the whole step (peaks.all)
+local peaks = { all = 0 }
+local function peak_since(key)
+  local p = craft.memory(true).peak / 2 ^ 20
+  if key then peaks[key] = math.max(peaks[key] or 0, p) end
+  peaks.all = math.max(peaks.all, p)
+end
 local function timed(key, fn, count_key)
   return function(...)
+    peak_since(nil)
     local t0 = now()
     local r = { fn(...) }
     phases[key] = phases[key] + (now() - t0)
+    peak_since(key)
     if count_key then phases[count_key] = phases[count_key] + 1 end
     return unpack(r)
   end
@@ -114,10 +123,11 @@ local function install_timers(pipe, cas)
   local A = require 'craft.autograd'
   local unet_forward = pipe.unet.forward
   pipe.unet.forward = function(self, ...)
+    peak_since(nil)
     local t0 = now()
     local r = { unet_forward(self, ...) }
-    if A.is_grad_enabled() then phases.last = phases.last + (now() - t0)
-    else phases.sample, phases.sample_n = phases.sample + (now() - t0), phases.sample_n + 1 end
+    if A.is_grad_enabled() then phases.last = phases.last + (now() - t0); peak_since('last')
+    else phases.sample, phases.sample_n = phases.sample + (now() - t0), phases.sample_n + 1; peak_since('sample') end
     return unpack(r)
   end
   -- the decode's forward only: under checkpoint_vae, backward calls it again (counted in backward)
@@ -183,7 +193,7 @@ local pipe = models.load(DIR .. '/sd15', { sampler = 'ddim', quiet = true })
 local vlm = encoders.clip(DIR .. '/clip-vit-l14')
 local vision = encoders.dinov2(DIR .. '/dinov2-base')
 local load_s = now() - t0
-local S = pipe.unet.config.sample_size * pipe:vae_scale_factor()
+local S = args.size or pipe.unet.config.sample_size * pipe:vae_scale_factor()
 print(('CRAFT step%s: SD 1.5 UNet + VAE + CLIP text (%s), CLIP ViT-L/14 and DINOv2-B (%s), random weights; '
   .. '%dx%d, batch %d, DDIM %d steps (K = 1), cfg %g, LoRA rank %d, %d threads')
   :format(args.tiny and ' (--tiny models)' or '', DIR .. '/sd15', made and 'written now' or 'as found', S, S,
@@ -201,14 +211,17 @@ local cas_s = now() - t0
 
 local recipe = { prompts = PROMPTS, classes = CLASSES, cas = cas, lora_rank = args.rank, steps = args.steps,
   grad_steps = 1, cfg = args.cfg, batch_size = args.batch, max_steps = 1, seed = 0, quiet = true,
-  log_dims = false, lr = 1e-4 }
+  log_dims = false, lr = 1e-4, height = S, width = S }
 -- what the trainer's step 1 draws (craft.train.craft: the prompts, then the noise's seed)
 local g = common.rng(recipe.seed, 1, 1)
 local prompts, ys = train.pick(recipe, CLASSES, g, args.batch)
 local noise = common.noise_of(common.latent_shape(pipe, args.batch, recipe), g.seed(),
   common.shard(args.batch, 'bench'))
 
+-- the blocks the loading left cached in the pool (each model's state dict, read and copied in) go
+-- back to the system, so the step's peak is the step's own
 collectgarbage(); collectgarbage()
+require('craft.core').C.craft_pool_trim()
 local rss_before = status_kib('VmRSS') / 1024
 clear_peak()
 craft.memory(true)
@@ -219,12 +232,22 @@ local res = args.precision and craft.with_precision(args.precision, train.train,
 local total = now() - t0
 restore()
 local hwm = status_kib('VmHWM') / 1024
-local pool_peak = craft.memory().peak / 2 ^ 20
+peak_since(nil)
+local pool_peak = peaks.all
 local row = res.log[1]
+-- the adapters' down weights, for the peer: the same adapters give the same gradient (up starts at
+-- zero, so the step leaves down as drawn but for AdamW's decay, a factor 1 - 1e-6)
+local inputs, n_lora, n_adapters = {}, 0, 0   -- what the peer reads (craft.io.save_safetensors below)
+for _, np in ipairs(require('craft.models.lora').parameters(pipe.unet)) do
+  n_lora = n_lora + np[2]:numel()
+  local m = np[1]:match('^(.*)%.lora_A%.weight$')
+  if m then inputs['lora_down.' .. m] = np[2]:detach(); n_adapters = n_adapters + 1 end
+end
 local mine = { total = total, encode = phases.encode, sample = phases.sample, sample_n = phases.sample_n,
   last = phases.last, decode = phases.decode, reward = phases.reward, backward = phases.backward,
   clip = phases.clip, adamw = phases.adamw, reward_value = row.reward, grad_norm = row.grad_norm,
-  peak_rss_mib = hwm, rss_before_mib = rss_before, pool_peak_mib = pool_peak }
+  peak_rss_mib = hwm, rss_before_mib = rss_before, pool_peak_mib = pool_peak, n_lora_params = n_lora,
+  n_adapters = n_adapters, pool_peaks = peaks }
 mine.other = total - (mine.encode + mine.sample + mine.last + mine.decode + mine.reward + mine.backward
   + mine.clip + mine.adamw)
 
@@ -236,9 +259,10 @@ for i, d in ipairs(cas.calib.dims) do
   mu[i], sd[i] = {}, {}
   for c = 1, C do mu[i][c], sd[i][c] = cas.calib.mu[d][c], cas.calib.sd[d][c] end
 end
-craft.io.save_safetensors(inputs_path, { noise = noise, probe_weight = cas.probe._params.weight,
-  probe_bias = cas.probe._params.bias, bank_features = cas.bank.features,
-  bank_labels = craft.tensor(cas.bank.labels), calib_mu = craft.tensor(mu), calib_sd = craft.tensor(sd) })
+inputs.noise, inputs.probe_weight, inputs.probe_bias = noise, cas.probe._params.weight, cas.probe._params.bias
+inputs.bank_features, inputs.bank_labels = cas.bank.features, craft.tensor(cas.bank.labels)
+inputs.calib_mu, inputs.calib_sd = craft.tensor(mu), craft.tensor(sd)
+craft.io.save_safetensors(inputs_path, inputs)
 craft.io.write_json(spec_path, { classes = CLASSES, prompts = PROMPTS, checklists = CHECKLISTS,
   picked_prompts = prompts, picked_labels = ys, dims = cas.calib.dims, k = cas.k,
   temperature = cas.temperature, steps = args.steps, cfg = args.cfg, rank = args.rank, batch = args.batch,
@@ -255,19 +279,20 @@ os.remove(spec_path); os.remove(inputs_path)
 
 print(('  setup: models loaded in %.1f s, CAS fitted and calibrated on %d + %d synthetic images in %.1f s')
   :format(load_s, 2 * n_fit, 2 * n_cal, cas_s))
-local function line(what, a, b)
+local function line(what, a, b, key)
+  local pk = key and peaks[key] and ('   pool peak %6.0f MiB'):format(peaks[key]) or ''
   if b then
-    print(('  %-40s craft %8.2f s   torch %8.2f s   ratio %5.2fx'):format(what, a, b, a > 0 and b / a or 0 / 0))
-  else print(('  %-40s craft %8.2f s'):format(what, a)) end
+    print(('  %-40s craft %8.2f s   torch %8.2f s   ratio %5.2fx%s'):format(what, a, b, a > 0 and b / a or 0 / 0, pk))
+  else print(('  %-40s craft %8.2f s%s'):format(what, a, pk)) end
 end
 local p = peer or {}
-line('prompt encoding (no grad)', mine.encode, p.encode)
-line(('sampling, %d UNet calls without a graph'):format(mine.sample_n), mine.sample, p.sample)
-line('last step, UNet forward with a graph', mine.last, p.last)
-line('VAE decode forward (checkpointed)', mine.decode, p.decode)
-line('reward: CAS, 4 dimensions, forward', mine.reward, p.reward)
-line('backward (VAE recomputed, UNet ckpt)', mine.backward, p.backward)
-line('gradient clipping + AdamW', mine.clip + mine.adamw, peer and (p.clip + p.adamw))
+line('prompt encoding (no grad)', mine.encode, p.encode, 'encode')
+line(('sampling, %d UNet calls without a graph'):format(mine.sample_n), mine.sample, p.sample, 'sample')
+line('last step, UNet forward with a graph', mine.last, p.last, 'last')
+line('VAE decode forward (checkpointed)', mine.decode, p.decode, 'decode')
+line('reward: CAS, 4 dimensions, forward', mine.reward, p.reward, 'reward')
+line('backward (VAE recomputed, UNet ckpt)', mine.backward, p.backward, 'backward')
+line('gradient clipping + AdamW', mine.clip + mine.adamw, peer and (p.clip + p.adamw), 'adamw')
 line('other (scheduler, LoRA attach, ...)', mine.other, p.other)
 line('one CRAFT step, total', mine.total, p.total)
 local function mem(what, a, b)
@@ -281,7 +306,11 @@ print(('  %-40s craft %.6g   torch %s'):format('reward (mean over the batch)', m
   peer and ('%.6g (relative difference %.2g)'):format(p.reward_value,
   math.abs(p.reward_value - mine.reward_value) / math.max(1e-12, math.abs(mine.reward_value))) or '-'))
 print(('  %-40s craft %.6g   torch %s'):format('gradient norm before clipping', mine.grad_norm,
-  peer and ('%.6g (LoRA down weights drawn apart: not comparable)'):format(p.grad_norm) or '-'))
+  peer and ('%.6g (relative difference %.2g)'):format(p.grad_norm,
+  math.abs(p.grad_norm - mine.grad_norm) / math.max(1e-30, math.abs(mine.grad_norm))) or '-'))
+print(('  %-40s craft %d adapters, %d parameters%s'):format('LoRA, rank ' .. args.rank, n_adapters, n_lora,
+  peer and ('   torch %d adapters (%d down weights from craft), %d parameters'):format(p.n_adapters or 0,
+  p.n_down_from_craft or 0, p.n_lora_params or 0) or ''))
 if peer then
   print(('  (ratio: torch / craft, above 1 means craft is faster or smaller; torch %s, diffusers %s, '
     .. 'transformers %s, %d threads)'):format(tostring(p.torch), tostring(p.diffusers), tostring(p.transformers),

@@ -65,18 +65,28 @@ class LoRALinear(torch.nn.Module):
         return self.base(x) + self.up(self.down(x)) * self.scale
 
 
-def attach_lora(unet, rank):
-    params = []
-    for m in unet.modules():
+def attach_lora(unet, rank, downs):
+    """Adapters on every attention's to_q, to_k, to_v and to_out.0; their down weights taken from
+    craft's (inputs "lora_down.<module name>") where given, so both steps compute the same gradient."""
+    params, copied = [], 0
+
+    def make(prefix, base):
+        nonlocal copied
+        lin = LoRALinear(base, rank)
+        w = downs.get("lora_down." + prefix)
+        if w is not None:
+            with torch.no_grad():
+                lin.down.weight.copy_(w)
+            copied += 1
+        params.extend([lin.down.weight, lin.up.weight])
+        return lin
+
+    for name, m in unet.named_modules():
         if isinstance(m, Attention):
-            for name in ("to_q", "to_k", "to_v"):
-                lin = LoRALinear(getattr(m, name), rank)
-                setattr(m, name, lin)
-                params += [lin.down.weight, lin.up.weight]
-            lin = LoRALinear(m.to_out[0], rank)
-            m.to_out[0] = lin
-            params += [lin.down.weight, lin.up.weight]
-    return params
+            for sub in ("to_q", "to_k", "to_v"):
+                setattr(m, sub, make(f"{name}.{sub}", getattr(m, sub)))
+            m.to_out[0] = make(f"{name}.to_out.0", m.to_out[0])
+    return params, copied
 
 
 def preprocess(x, size, crop, mean, std):
@@ -212,7 +222,7 @@ def main():
     t_step = time.perf_counter()
 
     # the LoRA adapters and the optimiser (the trainer attaches them inside its step too)
-    params = attach_lora(unet, spec["rank"])
+    params, copied = attach_lora(unet, spec["rank"], inputs)
     unet.enable_gradient_checkpointing()
     unet.train()   # diffusers checkpoints its blocks only in training mode (no dropout in SD 1.5)
     opt = torch.optim.AdamW(params, lr=spec["lr"], betas=tuple(spec["betas"]), eps=spec["adam_eps"],
@@ -272,7 +282,8 @@ def main():
                process_peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                load_s=load_s, torch=torch.__version__, diffusers=diffusers.__version__,
                transformers=transformers.__version__, threads=torch.get_num_threads(),
-               n_lora_params=sum(p.numel() for p in params))
+               n_lora_params=sum(p.numel() for p in params), n_adapters=len(params) // 2,
+               n_down_from_craft=copied)
     print(json.dumps(res, indent=1))
     if a.json:
         with open(a.json, "w") as f:
