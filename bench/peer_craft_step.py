@@ -9,7 +9,8 @@ feature bank and the calibration craft used, handed over by the Lua script):
 The step: prompt embeddings (no grad); DDIM (DDIMScheduler.from_config of the folder's scheduler)
 with classifier-free guidance, every step but the last without a graph; the UNet with LoRA
 adapters (rank r, alpha r, up weights zero) on every attention's to_q, to_k, to_v and to_out.0, and
-diffusers' gradient checkpointing; the VAE decode under torch.utils.checkpoint; the reward, the
+diffusers' gradient checkpointing; the VAE decode with diffusers' gradient checkpointing of the
+decoder's blocks (craft's checkpoint_vae recomputes its decoder block by block too); the reward, the
 four standardised CAS dimensions computed as craft.cas does (CLIP ViT-L/14: zero-shot
 log-probability over prompt sets and checklist sigmoids; DINOv2-B: a linear probe's
 log-probability and the mean cosine to the k nearest bank features of the class), images
@@ -225,6 +226,8 @@ def main():
     params, copied = attach_lora(unet, spec["rank"], inputs)
     unet.enable_gradient_checkpointing()
     unet.train()   # diffusers checkpoints its blocks only in training mode (no dropout in SD 1.5)
+    vae.enable_gradient_checkpointing()   # the decoder's mid and up blocks, as craft's checkpoint_vae
+    vae.train()
     opt = torch.optim.AdamW(params, lr=spec["lr"], betas=tuple(spec["betas"]), eps=spec["adam_eps"],
                             weight_decay=spec["weight_decay"])
     opt.zero_grad()
@@ -260,7 +263,7 @@ def main():
         return (vae.decode(z / vae.config.scaling_factor).sample * 0.5 + 0.5).clamp(0, 1)
 
     t = time.perf_counter()
-    images = torch.utils.checkpoint.checkpoint(decode, latents, use_reentrant=False)
+    images = decode(latents)
     ph["decode"] = time.perf_counter() - t
     t = time.perf_counter()
     R = reward(images, ys).mean()
