@@ -223,6 +223,7 @@ local noise = common.noise_of(common.latent_shape(pipe, args.batch, recipe), g.s
 collectgarbage(); collectgarbage()
 require('craft.core').C.craft_pool_trim()
 local rss_before = status_kib('VmRSS') / 1024
+local load_hwm = status_kib('VmHWM') / 1024   -- the process's peak so far: loading and fitting
 clear_peak()
 craft.memory(true)
 local restore = install_timers(pipe, cas)
@@ -247,7 +248,7 @@ local mine = { total = total, encode = phases.encode, sample = phases.sample, sa
   last = phases.last, decode = phases.decode, reward = phases.reward, backward = phases.backward,
   clip = phases.clip, adamw = phases.adamw, reward_value = row.reward, grad_norm = row.grad_norm,
   peak_rss_mib = hwm, rss_before_mib = rss_before, pool_peak_mib = pool_peak, n_lora_params = n_lora,
-  n_adapters = n_adapters, pool_peaks = peaks }
+  n_adapters = n_adapters, pool_peaks = peaks, load_peak_rss_mib = load_hwm }
 mine.other = total - (mine.encode + mine.sample + mine.last + mine.decode + mine.reward + mine.backward
   + mine.clip + mine.adamw)
 
@@ -271,6 +272,9 @@ craft.io.write_json(spec_path, { classes = CLASSES, prompts = PROMPTS, checklist
 
 -- the peer runs with craft's models released
 pipe, vlm, vision, cas, res = nil, nil, nil, nil, nil
+-- LuaJIT's compiled traces hold the closures they call as constants (the trainer's step closes
+-- over the pipeline and the CAS): flushing them lets the collector free the models
+jit.flush()
 collectgarbage(); collectgarbage()
 require('craft.core').C.craft_cpu_bf16_cache_clear()
 require('craft.core').C.craft_pool_trim()
@@ -300,6 +304,7 @@ local function mem(what, a, b)
 end
 mem('resident before the step (weights)', mine.rss_before_mib, p.rss_before_mib)
 mem('peak resident during the step', mine.peak_rss_mib, p.peak_rss_mib)
+mem('peak resident while loading (before)', mine.load_peak_rss_mib, p.load_peak_rss_mib)
 print(('  %-40s craft %6.0f MiB (the pool\'s peak in use; goal: step peak <= 12 GiB = 12288 MiB)')
   :format('', mine.pool_peak_mib))
 print(('  %-40s craft %.6g   torch %s'):format('reward (mean over the batch)', mine.reward_value,

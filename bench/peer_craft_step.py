@@ -219,6 +219,7 @@ def main():
                     prep_options(a.models + "/dinov2-base/preprocessor_config.json"))
     ph = dict(encode=0.0, sample=0.0, last=0.0, decode=0.0, reward=0.0, backward=0.0, clip=0.0, adamw=0.0)
     rss_before = status_mib("VmRSS")
+    load_peak = status_mib("VmHWM")
     clear_peak()
     t_step = time.perf_counter()
 
@@ -281,7 +282,7 @@ def main():
     total = time.perf_counter() - t_step
     res = dict(ph)
     res.update(total=total, other=total - sum(ph.values()), reward_value=R.item(), grad_norm=float(gn),
-               peak_rss_mib=status_mib("VmHWM"), rss_before_mib=rss_before,
+               peak_rss_mib=status_mib("VmHWM"), rss_before_mib=rss_before, load_peak_rss_mib=load_peak,
                process_peak_rss_mib=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
                load_s=load_s, torch=torch.__version__, diffusers=diffusers.__version__,
                transformers=transformers.__version__, threads=torch.get_num_threads(),

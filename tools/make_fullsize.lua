@@ -50,7 +50,7 @@ local function sd15_unet(tiny)
     out_channels = 4, sample_size = 64, up_block_types = { 'UpBlock2D', 'CrossAttnUpBlock2D',
     'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D' } }
   if tiny then
-    c.block_out_channels, c.layers_per_block, c.cross_attention_dim, c.sample_size = { 32, 32, 64, 64 }, 1, 32, 8
+    c.block_out_channels, c.layers_per_block, c.cross_attention_dim, c.sample_size = { 32, 32, 64, 64 }, 1, 32, 16
   end
   return c
 end
@@ -61,7 +61,7 @@ local function sd15_vae(tiny)
     'DownEncoderBlock2D', 'DownEncoderBlock2D' }, in_channels = 3, latent_channels = 4, layers_per_block = 2,
     norm_num_groups = 32, out_channels = 3, sample_size = 512, scaling_factor = 0.18215,
     up_block_types = { 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D' } }
-  if tiny then c.block_out_channels, c.layers_per_block, c.sample_size = { 32, 32, 64, 64 }, 1, 64 end
+  if tiny then c.block_out_channels, c.layers_per_block, c.sample_size = { 32, 32, 64, 64 }, 1, 128 end
   return c
 end
 

@@ -76,7 +76,7 @@ function T.every_folder_loads_in_craft_with_exactly_its_keys(t)
   local g = craft.no_grad(function() return dino.encode(img) end)
   t.ok(g:abs():max():item() < 1e3 and g:abs():max():item() > 0, 'finite, non-zero DINOv2 features')
   local images = craft.no_grad(function() return pipe:generate { prompt = 'a chest x-ray', steps = 3, seed = 1 } end)
-  t.eq(table.concat(images.shape, 'x'), '1x3x64x64', 'a 64 px image from the tiny pipeline')
+  t.eq(table.concat(images.shape, 'x'), '1x3x128x128', 'a 128 px image from the tiny pipeline')
   local inside = ((images:gt(0.01) * images:lt(0.99)):float():mean()):item()
   t.ok(inside > 0.2, ('most pixels inside (0, 1), not clamped: %.2f'):format(inside))
 end
