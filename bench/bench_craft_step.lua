@@ -127,7 +127,10 @@ local function install_timers(pipe, cas)
     local t0 = now()
     local r = { unet_forward(self, ...) }
     if A.is_grad_enabled() then phases.last = phases.last + (now() - t0); peak_since('last')
-    else phases.sample, phases.sample_n = phases.sample + (now() - t0), phases.sample_n + 1; peak_since('sample') end
+    else
+      phases.sample, phases.sample_n = phases.sample + (now() - t0), phases.sample_n + 1
+      peak_since('sample')
+    end
     return unpack(r)
   end
   -- the decode's forward only: under checkpoint_vae, backward calls it again (counted in backward)
@@ -172,8 +175,10 @@ local function peer_run(spec_path, inputs_path)
     os.remove(log); os.remove(out)
     return nil, py .. ' cannot import torch, diffusers and transformers (' .. why .. ')'
   end
-  local cmd = ('%s bench/peer_craft_step.py --models %s --spec %s --inputs %s --threads %d --json %s > %s 2>&1')
-    :format(q, shell_quote(DIR), shell_quote(spec_path), shell_quote(inputs_path), craft.num_threads(), out, log)
+  local cmd = ('%s bench/peer_craft_step.py --models %s --spec %s --inputs %s --threads %d --json %s'
+    .. ' > %s 2>&1')
+    :format(q, shell_quote(DIR), shell_quote(spec_path), shell_quote(inputs_path), craft.num_threads(), out,
+      log)
   local rc = os.execute(cmd)
   local res, why
   if rc == 0 then
@@ -199,7 +204,8 @@ print(('CRAFT step%s: SD 1.5 UNet + VAE + CLIP text (%s), CLIP ViT-L/14 and DINO
   :format(args.tiny and ' (--tiny models)' or '', DIR .. '/sd15', made and 'written now' or 'as found', S, S,
     args.batch, args.steps, args.cfg, args.rank, craft.num_threads()))
 
-local cas = CAS.new { classes = CLASSES, prompts = PROMPTS, checklists = CHECKLISTS, vlm = vlm, vision = vision }
+local cas = CAS.new { classes = CLASSES, prompts = PROMPTS, checklists = CHECKLISTS, vlm = vlm,
+  vision = vision }
 t0 = now()
 local n_fit, n_cal = 4, 3
 local fit_y, cal_y = {}, {}
@@ -286,7 +292,8 @@ print(('  setup: models loaded in %.1f s, CAS fitted and calibrated on %d + %d s
 local function line(what, a, b, key)
   local pk = key and peaks[key] and ('   pool peak %6.0f MiB'):format(peaks[key]) or ''
   if b then
-    print(('  %-40s craft %8.2f s   torch %8.2f s   ratio %5.2fx%s'):format(what, a, b, a > 0 and b / a or 0 / 0, pk))
+    print(('  %-40s craft %8.2f s   torch %8.2f s   ratio %5.2fx%s'):format(what, a, b,
+      a > 0 and b / a or 0 / 0, pk))
   else print(('  %-40s craft %8.2f s%s'):format(what, a, pk)) end
 end
 local p = peer or {}
@@ -300,7 +307,8 @@ line('gradient clipping + AdamW', mine.clip + mine.adamw, peer and (p.clip + p.a
 line('other (scheduler, LoRA attach, ...)', mine.other, p.other)
 line('one CRAFT step, total', mine.total, p.total)
 local function mem(what, a, b)
-  print(('  %-40s craft %6.0f MiB%s'):format(what, a, b and ('   torch %6.0f MiB   ratio %5.2fx'):format(b, b / a) or ''))
+  print(('  %-40s craft %6.0f MiB%s'):format(what, a,
+    b and ('   torch %6.0f MiB   ratio %5.2fx'):format(b, b / a) or ''))
 end
 mem('resident before the step (weights)', mine.rss_before_mib, p.rss_before_mib)
 mem('peak resident during the step', mine.peak_rss_mib, p.peak_rss_mib)
@@ -318,7 +326,8 @@ print(('  %-40s craft %d adapters, %d parameters%s'):format('LoRA, rank ' .. arg
   p.n_down_from_craft or 0, p.n_lora_params or 0) or ''))
 if peer then
   print(('  (ratio: torch / craft, above 1 means craft is faster or smaller; torch %s, diffusers %s, '
-    .. 'transformers %s, %d threads)'):format(tostring(p.torch), tostring(p.diffusers), tostring(p.transformers),
+    .. 'transformers %s, %d threads)'):format(tostring(p.torch), tostring(p.diffusers),
+    tostring(p.transformers),
     p.threads or 0))
 else
   print('  peer skipped: ' .. tostring(why))

@@ -50,14 +50,16 @@ local function sd15_unet(tiny)
     out_channels = 4, sample_size = 64, up_block_types = { 'UpBlock2D', 'CrossAttnUpBlock2D',
     'CrossAttnUpBlock2D', 'CrossAttnUpBlock2D' } }
   if tiny then
-    c.block_out_channels, c.layers_per_block, c.cross_attention_dim, c.sample_size = { 32, 32, 64, 64 }, 1, 32, 16
+    c.block_out_channels, c.layers_per_block = { 32, 32, 64, 64 }, 1
+    c.cross_attention_dim, c.sample_size = 32, 16
   end
   return c
 end
 
 local function sd15_vae(tiny)
   local c = { _class_name = 'AutoencoderKL', _diffusers_version = '0.27.2', act_fn = 'silu',
-    block_out_channels = { 128, 256, 512, 512 }, down_block_types = { 'DownEncoderBlock2D', 'DownEncoderBlock2D',
+    block_out_channels = { 128, 256, 512, 512 },
+    down_block_types = { 'DownEncoderBlock2D', 'DownEncoderBlock2D',
     'DownEncoderBlock2D', 'DownEncoderBlock2D' }, in_channels = 3, latent_channels = 4, layers_per_block = 2,
     norm_num_groups = 32, out_channels = 3, sample_size = 512, scaling_factor = 0.18215,
     up_block_types = { 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D' } }
@@ -68,15 +70,17 @@ end
 -- SD 1.5 ships PNDM; CRAFT samples with DDIM made from this config (models.load{sampler = 'ddim'})
 local SCHEDULER = { _class_name = 'PNDMScheduler', _diffusers_version = '0.27.2', beta_end = 0.012,
   beta_schedule = 'scaled_linear', beta_start = 0.00085, clip_sample = false, num_train_timesteps = 1000,
-  set_alpha_to_one = false, skip_prk_steps = true, steps_offset = 1, trained_betas = require('craft.io').null }
+  set_alpha_to_one = false, skip_prk_steps = true, steps_offset = 1,
+  trained_betas = require('craft.io').null }
 
 -- openai/clip-vit-large-patch14 (its older config: bos 0, eos 2, pad 1, which transformers reads as
 -- "pool at the highest token id", the end token)
 local function clip_text(tiny)
   local t = { vocab_size = 49408, hidden_size = 768, intermediate_size = 3072, projection_dim = 768,
     num_hidden_layers = 12, num_attention_heads = 12, max_position_embeddings = 77, hidden_act = 'quick_gelu',
-    layer_norm_eps = 1e-5, attention_dropout = 0, dropout = 0, initializer_range = 0.02, initializer_factor = 1,
-    bos_token_id = 0, eos_token_id = 2, pad_token_id = 1, model_type = 'clip_text_model' }
+    layer_norm_eps = 1e-5, attention_dropout = 0, dropout = 0, initializer_range = 0.02,
+    initializer_factor = 1, bos_token_id = 0, eos_token_id = 2, pad_token_id = 1,
+    model_type = 'clip_text_model' }
   if tiny then
     t.hidden_size, t.intermediate_size, t.projection_dim, t.num_hidden_layers, t.num_attention_heads =
       32, 64, 32, 2, 2
@@ -87,8 +91,8 @@ end
 local function clip_config(tiny)
   local v = { hidden_size = 1024, intermediate_size = 4096, projection_dim = 768, num_hidden_layers = 24,
     num_attention_heads = 16, image_size = 224, patch_size = 14, num_channels = 3, hidden_act = 'quick_gelu',
-    layer_norm_eps = 1e-5, attention_dropout = 0, dropout = 0, initializer_range = 0.02, initializer_factor = 1,
-    model_type = 'clip_vision_model' }
+    layer_norm_eps = 1e-5, attention_dropout = 0, dropout = 0, initializer_range = 0.02,
+    initializer_factor = 1, model_type = 'clip_vision_model' }
   if tiny then
     v.hidden_size, v.intermediate_size, v.projection_dim, v.num_hidden_layers, v.num_attention_heads =
       32, 64, 32, 2, 2
@@ -99,7 +103,8 @@ local function clip_config(tiny)
 end
 
 local function dinov2_config(tiny)
-  local c = { architectures = { 'Dinov2Model' }, model_type = 'dinov2', hidden_size = 768, num_hidden_layers = 12,
+  local c = { architectures = { 'Dinov2Model' }, model_type = 'dinov2', hidden_size = 768,
+    num_hidden_layers = 12,
     num_attention_heads = 12, mlp_ratio = 4, hidden_act = 'gelu', hidden_dropout_prob = 0,
     attention_probs_dropout_prob = 0, initializer_range = 0.02, layer_norm_eps = 1e-6, image_size = 518,
     patch_size = 14, num_channels = 3, qkv_bias = true, layerscale_value = 1, drop_path_rate = 0,
@@ -396,9 +401,9 @@ if arg and arg[0] and arg[0]:match('make_fullsize%.lua$') then
     io.stderr:write('make_fullsize: --out DIR is required (--help)\n')
     os.exit(2)
   end
-  local t0 = craft.now and craft.now() or os.clock()
+  local t0 = craft.now()
   M.make(out, o)
-  io.stderr:write(('make_fullsize: wrote %s in %.1f s\n'):format(out, (craft.now and craft.now() or os.clock()) - t0))
+  io.stderr:write(('make_fullsize: wrote %s in %.1f s\n'):format(out, craft.now() - t0))
 end
 
 return M

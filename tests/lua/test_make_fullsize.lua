@@ -75,7 +75,9 @@ function T.every_folder_loads_in_craft_with_exactly_its_keys(t)
   t.ok(f:abs():max():item() < 1e3 and f:abs():max():item() > 0, 'finite, non-zero CLIP image features')
   local g = craft.no_grad(function() return dino.encode(img) end)
   t.ok(g:abs():max():item() < 1e3 and g:abs():max():item() > 0, 'finite, non-zero DINOv2 features')
-  local images = craft.no_grad(function() return pipe:generate { prompt = 'a chest x-ray', steps = 3, seed = 1 } end)
+  local images = craft.no_grad(function()
+    return pipe:generate { prompt = 'a chest x-ray', steps = 3, seed = 1 }
+  end)
   t.eq(table.concat(images.shape, 'x'), '1x3x128x128', 'a 128 px image from the tiny pipeline')
   local inside = ((images:gt(0.01) * images:lt(0.99)):float():mean()):item()
   t.ok(inside > 0.2, ('most pixels inside (0, 1), not clamped: %.2f'):format(inside))
@@ -87,7 +89,8 @@ function T.weights_follow_the_libraries_init_scales(t)
   t.eq(craft.io.inspect(d.clip .. '/model.safetensors')[1].dtype, 'F16', 'written as f16 by default')
   t.near(std(cl['text_model.embeddings.token_embedding.weight']), 0.02, 0.001, 'token embedding N(0, 0.02)')
   -- tiny text tower: width 32, 2 layers: q/k/v std 32^-0.5 * 4^-0.5, out 32^-0.5, fc1 64^-0.5
-  t.near(std(cl['text_model.encoder.layers.0.self_attn.q_proj.weight']), 32 ^ -0.5 * 4 ^ -0.5, 0.01, 'q_proj std')
+  t.near(std(cl['text_model.encoder.layers.0.self_attn.q_proj.weight']), 32 ^ -0.5 * 4 ^ -0.5, 0.01,
+    'q_proj std')
   t.near(std(cl['text_model.encoder.layers.1.self_attn.out_proj.weight']), 32 ^ -0.5, 0.02, 'out_proj std')
   t.near(std(cl['text_model.encoder.layers.0.mlp.fc1.weight']), 64 ^ -0.5, 0.01, 'fc1 std')
   t.eq(cl['text_model.encoder.layers.0.mlp.fc1.bias']:abs():max():item(), 0, 'linear biases 0')
@@ -99,7 +102,8 @@ function T.weights_follow_the_libraries_init_scales(t)
   t.eq(dn['embeddings.mask_token']:abs():max():item(), 0, 'mask token 0')
   local rn = craft.io.load_safetensors(d.resnet .. '/model.safetensors')
   local w = rn['resnet.encoder.stages.3.layers.0.layer.1.convolution.weight']   -- 64 -> 64, 3x3
-  t.near(std(w), math.sqrt(2 / (w:size(1) * 9)), 0.1 * math.sqrt(2 / (w:size(1) * 9)), 'Kaiming normal, fan_out')
+  local kstd = math.sqrt(2 / (w:size(1) * 9))
+  t.near(std(w), kstd, 0.1 * kstd, 'Kaiming normal, fan_out')
   t.eq(rn['resnet.embedder.embedder.normalization.running_var']:min():item(), 1, 'running variance 1')
   local un = craft.io.load_safetensors(d.sd15 .. '/unet/diffusion_pytorch_model.safetensors')
   local c = un['conv_in.weight']   -- 4 -> 32, 3x3: uniform +-1/sqrt(36)
@@ -119,7 +123,9 @@ function T.the_step_benchmark_runs_at_tiny_size(t)
   if not exe or exe == '' then return t.skip('no /proc: cannot find the craft binary') end
   local out, log = os.tmpname(), os.tmpname()
   local root = d.sd15:gsub('/sd15$', '')
-  local rc = os.execute(("'%s' bench/bench_craft_step.lua --tiny --no-peer --steps 3 --models '%s' --json '%s' > '%s' 2>&1")
+  local rc = os.execute(("'%s' bench/bench_craft_step.lua --tiny --no-peer --steps 3 --models '%s'"
+    .. " --json '%s'"
+    .. " > '%s' 2>&1")
     :format(exe, root, out, log))
   local f = io.open(log)
   local text = f and f:read('*a') or ''
