@@ -23,10 +23,10 @@ function ResBlock:init(cin, cout, emb)
 end
 function ResBlock:forward(x, emb)
   local m = self._modules
-  local h = m.conv1(m.norm1(x):silu())
+  local h = m.conv1(m.norm1(x, 'silu'))
   local e = m.emb(emb:silu())
   h = h + e:reshape(e:size(1), e:size(2), 1, 1)
-  h = m.conv2(m.norm2(h):silu())
+  h = m.conv2(m.norm2(h, 'silu'))
   return (m.skip and m.skip(x) or x) + h
 end
 

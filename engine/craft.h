@@ -197,6 +197,11 @@ int craft_grad_enabled(void);
 int craft_set_grad_enabled(int flag); /* returns the previous setting */
 /* grad may be NULL for a one-element t (gradient 1). */
 int craft_backward(craft_tensor *t, const craft_tensor *grad, int retain_graph);
+/* Per-op backward timing, for profilers (craft.profile): on 1 starts timing each node's backward
+ * by its op name, 0 stops, -1 forgets the rows. Row i: the op, its calls and seconds (an error past
+ * the last row). */
+void craft_profile_backward(int on);
+int craft_profile_backward_row(int i, const char **name, int64_t *calls, double *seconds);
 /* Several roots at once, each with its gradient (checkpoint segments use this). */
 int craft_backward_multi(int n, craft_tensor **roots, craft_tensor **grads, int retain_graph);
 int craft_zero_grad(craft_tensor *t);                    /* drops t->grad */
@@ -332,6 +337,11 @@ int craft_conv_transpose2d(const craft_tensor *x, const craft_tensor *w, const c
 /* Normalisation. weight/bias may be NULL. layer_norm normalises the last `nnorm` dims. */
 int craft_group_norm(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b,
                      double eps, craft_tensor **out);
+/* act(group_norm(x)) for a craft_unary_op act (SiLU in diffusion models' ResNet blocks) in one pass
+ * where the device has the fused kernel (the backward recomputes the normalised values instead of
+ * keeping them), else the two ops; the same numbers either way. */
+int craft_group_norm_act(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b,
+                         double eps, int act, craft_tensor **out);
 int craft_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, const craft_tensor *b,
                      double eps, craft_tensor **out);
 int craft_softmax(const craft_tensor *x, int dim, craft_tensor **out);

@@ -60,6 +60,8 @@ for t in "$B"/tests/test_*; do
     run_one "$tname" "$t"
     # the bf16 test again as a CPU without AVX512-BF16 sees it: the setting computes fp32
     [ "$tname" = test_bf16 ] && run_one "test_bf16@avx512_core" env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$t"
+    # the conv tests again with a 16 MB Winograd scratchpad cap: tall images run in bands of rows
+    [ "$tname" = test_conv_norm ] && run_one "test_conv_norm@wino_bands" env CRAFT_CONV_WINOGRAD=16 "$t"
 done
 run_one layers sh tools/check_layers.sh "$B"
 # bench/gpu.sh end to end on PoCL with tiny shapes (install, build, the cl tests, both benches

@@ -5,6 +5,7 @@
 #include "core/backend.h"
 #include <stdlib.h>
 
+
 static _Thread_local int grad_disabled; /* 0: grad mode on */
 static int numeric_guard;
 static uint64_t epoch_counter;
@@ -306,6 +307,7 @@ static int run_node(craft_node *n, int retain_graph) {
     if (!gin) return craft_fail(CRAFT_ENOMEM, "backward: out of memory");
     for (int i = 0; i < n->n_in; i++) gin[i] = NULL;
     int rc = CRAFT_OK;
+    double t0 = craft_prof_enter();
     if (n->custom) {
         custom_ctx *c = n->ctx;
         rc = n->custom(c->ud, n->n_out, n->grads, n->n_in, gin);
@@ -316,6 +318,7 @@ static int run_node(craft_node *n, int retain_graph) {
                 rc = craft_zeros(n->out_ndim[i], n->out_shape[i], CRAFT_F32, n->device, &n->grads[i]);
         if (!rc) rc = n->backward(n, n->grads, gin);
     }
+    craft_prof_leave(n->name ? n->name : "?", t0);
     for (int i = 0; i < n->n_in && !rc; i++) {
         craft_tensor *g = gin[i];
         if (!g) continue;

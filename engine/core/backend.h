@@ -157,6 +157,15 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
     X(group_norm_grad,                                                                                                      \
       (const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean, const craft_tensor *rstd,                    \
        const craft_tensor *g, int64_t groups, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb))                        \
+    /* group_norm followed by the unary op `act` (craft_unary_op) in one pass: y = act(group_norm(x)), mean, rstd as \
+     * group_norm's; the gradient recomputes the pre-activation from x, mean, rstd, w and b */                          \
+    X(group_norm_act,                                                                                                       \
+      (const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups, double eps, int act,            \
+       craft_tensor *y, craft_tensor *mean, craft_tensor *rstd))                                                            \
+    X(group_norm_act_grad,                                                                                                  \
+      (const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const craft_tensor *mean,                       \
+       const craft_tensor *rstd, const craft_tensor *g, int64_t groups, int act, craft_tensor *gx, craft_tensor *gw,        \
+       craft_tensor *gb))                                                                                                   \
     X(layer_norm,                                                                                                           \
       (const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D, double eps,                          \
        craft_tensor *y, craft_tensor *mean, craft_tensor *rstd))                                                            \

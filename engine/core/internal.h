@@ -170,6 +170,10 @@ int craft_sum_to_shape(const craft_tensor *g, int ndim, const int64_t *shape, cr
 /* Checks outputs for NaN/Inf when the numeric guard is on. */
 int craft_guard_check(const char *op, const char *what, const craft_tensor *t);
 craft_tensor *craft_alias(const craft_tensor *t); /* new header sharing t's storage, no graph */
+/* Backward timing (core/profile.c): around each node's backward, t0 = craft_prof_enter() and
+ * craft_prof_leave(name, t0); nothing is timed unless craft_profile_backward(1) was called. */
+double craft_prof_enter(void);
+void craft_prof_leave(const char *name, double t0);
 /* Whether input i of node n needs a gradient. */
 #define CRAFT_NEEDS_GRAD(n, i) ((n)->edges[i].node != NULL || (n)->edges[i].leaf != NULL)
 /* Philox-4x32-10 on a full 128-bit counter and 64-bit key (rng.c; the known-answer tests need

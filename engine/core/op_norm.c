@@ -1,4 +1,4 @@
-/* op_norm.c: group_norm and layer_norm for every device: shape checks, output and statistics
+/* op_norm.c: group_norm (alone or fused with an activation) and layer_norm for every device: shape checks, output and statistics
  * allocation, recording and the backward, on the back end's norm kernels. Each op normalises
  * independent rows (group_norm: one (n, group) block of C/G * spatial elements; layer_norm: one
  * row of the last dims); only the per-row mean and 1/std are saved for backward, never a
@@ -138,4 +138,66 @@ int craft_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, co
     CRAFT_TRY(check_affine(op, "bias", b, nnorm, nshape, x));
     int64_t D = craft_numel_of(nnorm, nshape), R = D ? x->numel / D : 0;
     return norm_op(op, 1, x, w, b, eps, D, 1, &R, out);
+}
+
+/* ---- group_norm + activation ---- */
+/* saved x, w, b (each may be NULL but x), mean, rstd; iarg: G, act */
+static int group_norm_act_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
+    craft_tensor *x = n->saved[0], *g;
+    int device = x->device;
+    const craft_kernels *k;
+    CRAFT_TRY(craft_kernels_for(device, CRAFT_K_group_norm_act_grad, CRAFT_F32, n->name, &k));
+    CRAFT_TRY(craft_grad_on(gout[0], device, &g));
+    int rc = CRAFT_OK;
+    for (int i = 0; i < 3 && !rc; i++)
+        if (CRAFT_NEEDS_GRAD(n, i) &&
+            !(gin[i] = craft_new_tensor(n->edges[i].ndim, n->edges[i].shape, CRAFT_F32, device)))
+            rc = craft_last_status();
+    if (!rc)
+        rc = k->group_norm_act_grad(x, n->saved[1], n->saved[2], n->saved[3], n->saved[4], g, n->iarg[0],
+                                    (int)n->iarg[1], gin[0], gin[1], gin[2]);
+    craft_tensor_release(g);
+    return rc;
+}
+
+int craft_group_norm_act(const craft_tensor *x, int groups, const craft_tensor *w, const craft_tensor *b,
+                         double eps, int act, craft_tensor **out) {
+    const char *op = "group_norm_act";
+    if (!x) return craft_fail(CRAFT_EINVAL, "%s: input is missing", op);
+    if (act < 0 || act >= CRAFT_UNARY_COUNT) return craft_fail(CRAFT_EINVAL, "%s: unknown activation %d", op, act);
+    CRAFT_TRY(craft_want(op, "input", x, x->device));
+    CRAFT_TRY(group_norm_check(x, groups));
+    int64_t N = x->shape[0], C = x->shape[1], st_shape[2] = {N, groups};
+    CRAFT_TRY(check_affine(op, "weight", w, 1, &C, x));
+    CRAFT_TRY(check_affine(op, "bias", b, 1, &C, x));
+    if (!craft_device_supports(x->device, CRAFT_K_group_norm_act, CRAFT_F32) ||
+        !craft_device_supports(x->device, CRAFT_K_group_norm_act_grad, CRAFT_F32)) {
+        /* a device without the fused kernels: the same two ops, recorded one by one */
+        craft_tensor *h = NULL;
+        CRAFT_TRY(craft_group_norm(x, groups, w, b, eps, &h));
+        int rc = craft_unary(act, h, out);
+        craft_tensor_release(h);
+        return rc;
+    }
+    const craft_kernels *k;
+    CRAFT_TRY(craft_kernels_for(x->device, CRAFT_K_group_norm_act, CRAFT_F32, op, &k));
+    craft_tensor *xc, *wc, *bc, *y = NULL, *mean = NULL, *rstd = NULL;
+    CRAFT_TRY(contig3(x, w, b, &xc, &wc, &bc));
+    int rc = CRAFT_OK;
+    if (!(y = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device)) ||
+        !(mean = craft_new_tensor(2, st_shape, CRAFT_F32, x->device)) ||
+        !(rstd = craft_new_tensor(2, st_shape, CRAFT_F32, x->device)))
+        rc = craft_last_status();
+    if (!rc) rc = k->group_norm_act(xc, wc, bc, groups, eps, act, y, mean, rstd);
+    if (!rc) {
+        const craft_tensor *ins[3] = {x, w, b}, *save[5] = {xc, wc, bc, mean, rstd};
+        int64_t iargs[2] = {groups, act};
+        rc = craft_record(op, 3, ins, y, group_norm_act_backward, 5, save, NULL, 0, iargs, 2, NULL);
+    }
+    craft_tensor_release(xc);
+    craft_tensor_release(wc);
+    craft_tensor_release(bc);
+    craft_tensor_release(mean);
+    craft_tensor_release(rstd);
+    return craft_finish(rc, y, out);
 }

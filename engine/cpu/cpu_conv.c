@@ -1,4 +1,5 @@
-/* cpu_conv.c: the CPU's convolution kernel, on oneDNN 2.6 primitives, and channel sums.
+/* cpu_conv.c: the CPU's convolution on oneDNN 2.6 primitives: the primitive cache, layouts,
+ * scratchpads and Winograd's rule (cpu_conv_ops.c holds the kernels built on them).
  *
  * The op layer (core/op_conv.c) runs both ops on the three primitives of one convolution
  * "geometry" (src [N, IC, IH, IW] -> dst [N, OC, OH, OW], weights [G, OC/G, IC/G, KH, KW]):
@@ -19,29 +20,15 @@
  * with a largest error of 2-4e-6 relative to the largest output (vs direct). It loses to the
  * direct kernel when channels or output pixels are few (C=4: 0.19 vs 0.013 ms; N=1 C=1280 8x8:
  * 12 vs 5.7 ms), hence the rule in want_winograd(), and its scratchpad can be huge, hence
- * winograd_cap(). CRAFT_CONV_WINOGRAD=0 turns it off.
+ * conv_winograd_cap(). CRAFT_CONV_WINOGRAD=0 turns it off.
  *
  * Primitives (descriptors, primitives, the reorders around them) are kept in a small LRU table
  * keyed by the geometry; scratchpads are user-managed, in one arena from the pool. */
-#include "cpu/cpu_kernels.h"
+#include "cpu/cpu_conv_prim.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <oneapi/dnnl/dnnl_debug.h>
 #include <pthread.h>
 #include <stdlib.h>
-
-enum { DIR_FWD = 0, DIR_BWD_DATA = 1, DIR_BWD_WEIGHTS = 2 };
-enum { T_SRC = 0, T_WEI = 1, T_DST = 2 };
-
-/* The cache key: all int64 so that memcmp is exact (no padding bytes). */
-typedef struct conv_geom {
-    int64_t n, ic, ih, iw, oc, oh, ow, kh, kw, groups;
-    int64_t sh, sw, dh, dw;     /* dilation as oneDNN counts it: torch's minus one */
-    int64_t plh, plw, prh, prw; /* padding left / right (right may be negative) */
-    int64_t bias, wino;
-    int64_t bf16; /* forward inference with bf16 src and weights (cpu_conv_bf16) */
-} conv_geom;
-#define GEOM_NARGS ((int)(sizeof(conv_geom) / sizeof(int64_t)))
-_Static_assert(sizeof(conv_geom) % sizeof(int64_t) == 0, "conv_geom must be int64 only");
 
 typedef struct conv_entry {
     conv_geom g;
@@ -54,7 +41,7 @@ typedef struct conv_entry {
     dnnl_memory_desc_t plain[3];
 } conv_entry;
 
-#define CACHE_SIZE 48
+#define CACHE_SIZE 96
 static conv_entry cache[CACHE_SIZE];
 static uint64_t cache_clock;
 static pthread_mutex_t cache_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -63,11 +50,6 @@ static _Thread_local dnnl_stream_t stream; /* one per calling thread (kept for t
 static dnnl_primitive_attr_t attr_user_scratch;
 
 /* ---- error text ---- */
-typedef struct conv_what {
-    const char *op;
-    const int64_t *x, *w;
-} conv_what; /* op name, 4-d shapes */
-
 static int dnnl_fail(const conv_what *wh, const char *step, dnnl_status_t s) {
     return craft_fail(s == dnnl_out_of_memory ? CRAFT_ENOMEM : CRAFT_EUNSUPPORTED,
                       "%s: input %s, weight %s: oneDNN %s failed (%s)", wh->op, craft_dims_str(4, wh->x),
@@ -100,14 +82,14 @@ static int init_engine(const conv_what *wh) { /* under cache_mu */
  * grow with channels^2 and pixels: N=2 C=320 64x64 needs 68 / 100 MB (fwd / bwd-weights) for a
  * 2.5x speed-up, N=2 C=1280 16x16 254 / 728 MB for 1.25x. Default 128 MB; CRAFT_CONV_WINOGRAD=0
  * turns Winograd off, another number sets the cap in MB. */
-static size_t winograd_cap(void) {
+size_t conv_winograd_cap(void) {
     static long long cap = -1;
     if (cap < 0) cap = (long long)cpu_env_mb("CRAFT_CONV_WINOGRAD", 128);
     return (size_t)cap;
 }
 
-static int want_winograd(const conv_geom *g) {
-    return winograd_cap() > 0 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 0 &&
+int conv_want_winograd(const conv_geom *g) {
+    return conv_winograd_cap() > 0 && g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && g->dh == 0 &&
         g->dw == 0 && g->groups == 1 && g->ic >= 32 && g->oc >= 32 && g->ic % 16 == 0 && g->oc % 16 == 0 &&
         g->n * g->oh * g->ow >= 512;
 }
@@ -143,7 +125,7 @@ static dnnl_status_t make_pd(dnnl_primitive_desc_t *pd, const void *cd, dnnl_alg
         return s;
     }
     const dnnl_memory_desc_t *smd = dnnl_primitive_desc_query_md(*pd, dnnl_query_scratchpad_md, 0);
-    if (alg == dnnl_convolution_winograd && smd && dnnl_memory_desc_get_size(smd) > winograd_cap()) {
+    if (alg == dnnl_convolution_winograd && smd && dnnl_memory_desc_get_size(smd) > conv_winograd_cap()) {
         dnnl_primitive_desc_destroy(*pd);
         *pd = NULL;
         return dnnl_unimplemented;
@@ -164,10 +146,12 @@ static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
     const int64_t *wdims = g->groups > 1 ? wd : wd4;
     dnnl_status_t s;
     dnnl_data_type_t cdt = g->bf16 ? dnnl_bf16 : dnnl_f32; /* what the primitive computes on */
-    if ((s = dnnl_memory_desc_init_by_tag(&e->plain[T_SRC], 4, sd, dnnl_f32, dnnl_nchw)) ||
+    int64_t sih = g->sih ? g->sih : g->ih, soh = g->soh ? g->soh : g->oh;
+    dnnl_dims_t sst = {g->ic * sih * g->iw, sih * g->iw, g->iw, 1}, dst_st = {g->oc * soh * g->ow, soh * g->ow, g->ow, 1};
+    if ((s = dnnl_memory_desc_init_by_strides(&e->plain[T_SRC], 4, sd, dnnl_f32, sst)) ||
         (s = dnnl_memory_desc_init_by_tag(&e->plain[T_WEI], wnd, wdims, dnnl_f32,
                                           wnd == 5 ? dnnl_goihw : dnnl_oihw)) ||
-        (s = dnnl_memory_desc_init_by_tag(&e->plain[T_DST], 4, dd, dnnl_f32, dnnl_nchw)) ||
+        (s = dnnl_memory_desc_init_by_strides(&e->plain[T_DST], 4, dd, dnnl_f32, dst_st)) ||
         (s = dnnl_memory_desc_init_by_tag(&any[T_SRC], 4, sd, cdt, dnnl_format_tag_any)) ||
         (s = dnnl_memory_desc_init_by_tag(&any[T_WEI], wnd, wdims, cdt, dnnl_format_tag_any)) ||
         (s = dnnl_memory_desc_init_by_tag(&any[T_DST], 4, dd, dnnl_f32, dnnl_format_tag_any)) ||
@@ -319,9 +303,6 @@ static void scratch_put(void *p, size_t n) {
     if (!mine) craft_free(p, n);
 }
 
-/* Runs direction dir of geometry g on plain buffers: src [N, IC, IH, IW], wei (goihw), dst
- * [N, OC, OH, OW] and bias [OC] (fwd: read; bwd-weights: written; NULL when g->bias is 0, or
- * when the bias gradient is not wanted: then it goes to a temporary). */
 /* The bf16 weight cache's fill: the entry's weight reorder into dst. */
 typedef struct {
     conv_entry *e;
@@ -340,7 +321,9 @@ static int fill_weights(void *ctx, void *dst) {
     return s ? dnnl_fail(j->wh, "weight reorder", s) : CRAFT_OK;
 }
 
-static int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
+/* Runs direction dir of g on plain buffers (cpu_conv_prim.h); a bias gradient that is not
+ * wanted goes to a temporary. */
+int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
                      const craft_tensor *wt, const conv_what *wh) {
     float *user[3] = {src, wei, dst};
     if (g->n == 0) { /* nothing to convolve: weight (and bias) gradients are zero */
@@ -458,130 +441,14 @@ static int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float 
     return rc;
 }
 
-/* ---- per-channel helpers (transposed conv's bias, and bias gradients) ---- */
-/* out[c] = sum over n and s of g[n, c, s] (accumulated in double). */
-static void channel_sums(const float *g, int64_t n, int64_t c, int64_t s, float *out) {
-#pragma omp parallel for if (n * c * s >= CRAFT_PAR_MIN) schedule(static)
-    for (int64_t ci = 0; ci < c; ci++) {
-        double tot = 0;
-        for (int64_t ni = 0; ni < n; ni++) {
-            const float *p = g + (ni * c + ci) * s;
-            float lane[16] = {0};
-            int64_t i = 0;
-            for (; i + 16 <= s; i += 16)
-                for (int j = 0; j < 16; j++) lane[j] += p[i + j];
-            double part = 0;
-            for (int j = 0; j < 16; j++) part += lane[j];
-            for (; i < s; i++) part += p[i];
-            tot += part;
-        }
-        out[ci] = (float)tot;
-    }
-}
-
-static void add_channel_bias(float *y, const float *b, int64_t n, int64_t c, int64_t s) {
-#pragma omp parallel for if (n * c * s >= CRAFT_PAR_MIN) schedule(static)
-    for (int64_t r = 0; r < n * c; r++) {
-        float bv = b[r % c];
-        float *p = y + r * s;
-#pragma omp simd
-        for (int64_t i = 0; i < s; i++) p[i] += bv;
-    }
-}
-
-/* ---- the kernels ---- */
-int cpu_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out) {
-    channel_sums(craft_tensor_data(g), n, c, s, craft_tensor_data(out));
-    return CRAFT_OK;
-}
-
-static float *fdata(const craft_tensor *t) { return t ? (float *)craft_tensor_data(t) : NULL; }
-
-/* The oneDNN geometry of a convolution (dims as craft_conv_dims_of makes them; fwd_bias: the
- * forward primitive has a bias, so the backward-weights one computes its gradient too). */
-static conv_geom geom_of(const craft_conv_dims *cd, int fwd_bias) {
-    conv_geom g = {0};
-    g.n = cd->n;
-    g.ic = cd->ic;
-    g.ih = cd->ih;
-    g.iw = cd->iw;
-    g.oc = cd->oc;
-    g.kh = cd->kh;
-    g.kw = cd->kw;
-    g.groups = cd->groups;
-    g.oh = cd->oh;
-    g.ow = cd->ow;
-    g.sh = cd->sh;
-    g.sw = cd->sw;
-    g.dh = cd->dh - 1;
-    g.dw = cd->dw - 1;
-    g.plh = cd->ph;
-    g.plw = cd->pw;
-    g.prh = (g.oh - 1) * g.sh + (g.dh + 1) * (g.kh - 1) + 1 - g.ih - g.plh;
-    g.prw = (g.ow - 1) * g.sw + (g.dw + 1) * (g.kw - 1) + 1 - g.iw - g.plw;
-    g.bias = fwd_bias != 0;
-    g.wino = want_winograd(&g);
-    return g;
-}
-
-int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
-             craft_tensor *dst, craft_tensor *bias) {
-    conv_geom g = geom_of(cd, fwd_bias);
-    const char *op = dir == CRAFT_CONV_FWD ? "conv forward"
-        : dir == CRAFT_CONV_BWD_DATA       ? "conv backward-data"
-                                           : "conv backward-weights";
-    conv_what wh = {op, src->shape, wei ? wei->shape : dst->shape};
-    /* right padding: the transposed conv's output_padding can make it -stride or less, which oneDNN refuses */
-    if (g.prh + g.sh <= 0 || g.prw + g.sw <= 0)
-        return craft_fail(
-            CRAFT_EUNSUPPORTED,
-            "conv_transpose2d: input %s, weight %s: output_padding %lld,%lld exceeds padding %lld,%lld + "
-            "stride %lld,%lld - 1 (the CPU's oneDNN convolutions)",
-            craft_shape_str(dst), craft_shape_str(wei), (long long)cd->oph, (long long)cd->opw,
-            (long long)cd->ph, (long long)cd->pw, (long long)cd->sh, (long long)cd->sw);
-    if (dir == CRAFT_CONV_FWD)
-        return conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, NULL,
-                         &wh);
-    if (dir == CRAFT_CONV_BWD_DATA) {
-        CRAFT_TRY(conv_exec(&g, DIR_BWD_DATA, fdata(src), fdata(wei), fdata(dst), NULL, NULL, &wh));
-        if (bias) add_channel_bias(fdata(src), fdata(bias), g.n, g.ic, g.ih * g.iw);
-        return CRAFT_OK;
-    }
-    if (!wei) return bias ? cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias) : CRAFT_OK;
-    if (bias && !g.bias) { /* a forward without bias: the gradient from channel sums */
-        CRAFT_TRY(conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), NULL, NULL, &wh));
-        return cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias);
-    }
-    return conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), fdata(bias), NULL, &wh);
-}
-
 /* Whether the fp32 forward of g really runs Winograd: the rule may want it while the scratchpad
  * cap refuses it (1280 channels at 32x32), and then fp32 is the slow direct kernel. */
-static int runs_winograd(const conv_geom *g, const conv_what *wh) {
+int conv_runs_winograd(const conv_geom *g, const conv_what *wh) {
     conv_entry *e;
-    if (cache_get(g, DIR_FWD, wh, &e)) return 0; /* the bf16 path will say what is wrong */
+    if (cache_get(g, DIR_FWD, wh, &e)) return 0; /* the caller's own path will say what is wrong */
     const char *impl = NULL;
     int w = !dnnl_primitive_desc_query(e->pd[DIR_FWD], dnnl_query_impl_info_str, 0, &impl) && impl &&
         strstr(impl, "wino");
     cache_put(e);
     return w;
-}
-
-/* The forward convolution with bf16 src and weights (cached), fp32 accumulation and output.
- * Geometries that run fp32 Winograd stay there, which is both faster here (320 channels at
- * 64x64: 10 ms against 16 ms for bf16 direct) and closer to exact; geometries for which oneDNN
- * has only a reference bf16 kernel stay fp32 too. Neither counts as a bf16 call. */
-int cpu_conv_bf16(const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
-                  craft_tensor *dst, craft_tensor *bias) {
-    conv_geom g = geom_of(cd, fwd_bias);
-    conv_what wh = {"conv forward (bf16)", src->shape, wei->shape};
-    if (g.n == 0 || g.prh + g.sh <= 0 || g.prw + g.sw <= 0 || (g.wino && runs_winograd(&g, &wh)))
-        return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
-    g.bf16 = 1;
-    g.wino = 0; /* the key of the bf16 entry: direct whatever the rule said */
-    int rc =
-        conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, wei, &wh);
-    if (rc == CRAFT_EUNSUPPORTED) return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
-    if (!rc) craft_bf16_count();
-    return rc;
 }

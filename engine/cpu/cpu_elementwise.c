@@ -90,7 +90,7 @@ typedef struct {
 
 /* y = op(x) over n contiguous floats (y may be x): the vector forms of cpu_vmath.h where they
  * exist, else one loop per op so that the op is not re-dispatched per element */
-static void unary_contig(int op, const float *x, float *y, int64_t n) {
+void cpu_unary_contig(int op, const float *x, float *y, int64_t n) {
 #ifdef CRAFT_HAVE_VMATH
     if (vm_has(op)) {
         int64_t i = 0;
@@ -116,7 +116,7 @@ static void unary_contig(int op, const float *x, float *y, int64_t n) {
 }
 
 /* gx = g * op'(x) over n contiguous floats (gx may alias x or g) */
-static void unary_grad_contig(int op, const float *x, const float *g, float *gx, int64_t n) {
+void cpu_unary_grad_contig(int op, const float *x, const float *g, float *gx, int64_t n) {
 #ifdef CRAFT_HAVE_VMATH
     if (vm_has(op)) {
         int64_t i = 0;
@@ -140,14 +140,14 @@ static void unary_grad_contig(int op, const float *x, const float *g, float *gx,
 static void unary_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     int op = ((op_ctx *)vctx)->op;
     if (s[0] == 4 && s[1] == 4) {
-        unary_contig(op, (const float *)p[1], (float *)p[0], n);
+        cpu_unary_contig(op, (const float *)p[1], (float *)p[0], n);
         return;
     }
     float buf[CHUNK];
     for (int64_t i0 = 0; i0 < n; i0 += CHUNK) {
         int64_t m = n - i0 < CHUNK ? n - i0 : CHUNK;
         for (int64_t j = 0; j < m; j++) buf[j] = *(const float *)(p[1] + (i0 + j) * s[1]);
-        unary_contig(op, buf, buf, m);
+        cpu_unary_contig(op, buf, buf, m);
         for (int64_t j = 0; j < m; j++) *(float *)(p[0] + (i0 + j) * s[0]) = buf[j];
     }
 }
@@ -155,7 +155,7 @@ static void unary_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
 static void unary_grad_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
     int op = ((op_ctx *)vctx)->op;
     if (s[0] == 4 && s[1] == 4 && s[2] == 4) {
-        unary_grad_contig(op, (const float *)p[1], (const float *)p[2], (float *)p[0], n);
+        cpu_unary_grad_contig(op, (const float *)p[1], (const float *)p[2], (float *)p[0], n);
         return;
     }
     float xb[CHUNK], gb[CHUNK];
@@ -165,7 +165,7 @@ static void unary_grad_loop(int64_t n, char **p, const int64_t *s, void *vctx) {
             xb[j] = *(const float *)(p[1] + (i0 + j) * s[1]);
             gb[j] = *(const float *)(p[2] + (i0 + j) * s[2]);
         }
-        unary_grad_contig(op, xb, gb, gb, m);
+        cpu_unary_grad_contig(op, xb, gb, gb, m);
         for (int64_t j = 0; j < m; j++) *(float *)(p[0] + (i0 + j) * s[0]) = gb[j];
     }
 }

@@ -61,6 +61,10 @@ float craft_vdot(const float *a, const float *b, int64_t n);
 /* cpu_elementwise.c */
 int cpu_unary(int op, const craft_tensor *x, craft_tensor *y);
 int cpu_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_tensor *gx);
+/* y = op(x) and gx = g op'(x) over n contiguous floats, as cpu_unary computes them (y may alias x, gx
+ * x or g): for kernels that fuse an activation */
+void cpu_unary_contig(int op, const float *x, float *y, int64_t n);
+void cpu_unary_grad_contig(int op, const float *x, const float *g, float *gx, int64_t n);
 int cpu_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
 int cpu_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor *y);
 int cpu_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g,
@@ -90,6 +94,8 @@ int cpu_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, con
 int cpu_sum_rows(const craft_tensor *x, int64_t rows, int64_t cols, craft_tensor *y);
 
 /* cpu_conv.c */
+/* Bands of rows the forward convolution has run as separate Winograd convs (cpu_conv.c; tests) */
+int64_t cpu_conv_band_count(void);
 int cpu_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
              craft_tensor *dst, craft_tensor *bias);
 int cpu_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out);
@@ -109,6 +115,11 @@ int cpu_timestep_embedding(const craft_tensor *t, const float *freq, int dim, in
 /* cpu_norm.c, cpu_softmax.c */
 int cpu_group_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups,
                    double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
+int cpu_group_norm_act(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups,
+                       double eps, int act, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
+int cpu_group_norm_act_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                            const craft_tensor *mean, const craft_tensor *rstd, const craft_tensor *g, int64_t groups,
+                            int act, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
 int cpu_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,
                         const craft_tensor *rstd, const craft_tensor *g, int64_t groups, craft_tensor *gx,
                         craft_tensor *gw, craft_tensor *gb);

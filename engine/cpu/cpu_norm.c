@@ -149,13 +149,13 @@ int cpu_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craf
     return rc;
 }
 
-int cpu_group_norm(const craft_tensor *xc, const craft_tensor *wc, const craft_tensor *bc, int64_t G,
-                   double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
+/* group_norm, then the unary op act on each channel row while it is in cache (act < 0: none) */
+static int group_norm_impl(const craft_tensor *xc, const craft_tensor *wc, const craft_tensor *bc, int64_t G,
+                           double eps, int act, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
     const craft_tensor *x = xc;
     int64_t N = x->shape[0], C = x->shape[1], Cg = C / G, S = craft_numel_of(x->ndim - 2, x->shape + 2);
     int64_t M = craft_mul_sat(Cg, S);
-    int rc = CRAFT_OK;
-    if (!rc && M > 0) {
+    if (M > 0) {
         const float *xp = fdata(xc), *wp = fdata(wc), *bp = fdata(bc);
         float *yp = fdata(y), *mp = fdata(mean), *rp = fdata(rstd);
 #pragma omp parallel for schedule(static) if (x->numel >= CRAFT_PAR_MIN)
@@ -168,12 +168,52 @@ int cpu_group_norm(const craft_tensor *xc, const craft_tensor *wc, const craft_t
                 float *yr = yp + r * M + cj * S;
 #pragma omp simd
                 for (int64_t i = 0; i < S; i++) yr[i] = xr[i] * a + sh;
+                if (act >= 0) cpu_unary_contig(act, yr, yr, S);
             }
         }
-    } else if (!rc) { /* empty groups: statistics 0 so that backward stays finite */
+    } else { /* empty groups: statistics 0 so that backward stays finite */
         memset(fdata(mean), 0, (size_t)(N * G) * sizeof(float));
         memset(fdata(rstd), 0, (size_t)(N * G) * sizeof(float));
     }
+    return CRAFT_OK;
+}
+
+int cpu_group_norm(const craft_tensor *xc, const craft_tensor *wc, const craft_tensor *bc, int64_t G,
+                   double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
+    return group_norm_impl(xc, wc, bc, G, eps, -1, y, mean, rstd);
+}
+
+int cpu_group_norm_act(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t G,
+                       double eps, int act, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
+    return group_norm_impl(x, w, b, G, eps, act, y, mean, rstd);
+}
+
+/* The pre-activation's gradient g act'(x a + sh), row by row into a temporary, then group_norm's
+ * backward on it: the normalised values are recomputed, never saved. */
+int cpu_group_norm_act_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                            const craft_tensor *mean, const craft_tensor *rstd, const craft_tensor *g, int64_t G,
+                            int act, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb) {
+    int64_t N = x->shape[0], C = x->shape[1], Cg = C / G, S = craft_numel_of(x->ndim - 2, x->shape + 2);
+    int64_t M = craft_mul_sat(Cg, S);
+    craft_tensor *gpre = craft_new_tensor(x->ndim, x->shape, CRAFT_F32, x->device);
+    if (!gpre) return craft_last_status();
+    if (M > 0) {
+        const float *xp = fdata(x), *wp = fdata(w), *bp = fdata(b), *mp = fdata(mean), *rp = fdata(rstd),
+                    *gp = fdata(g);
+        float *op = fdata(gpre);
+#pragma omp parallel for schedule(static) if (x->numel >= CRAFT_PAR_MIN)
+        for (int64_t r = 0; r < N * G; r++)
+            for (int64_t cj = 0; cj < Cg; cj++) {
+                int64_t c = (r % G) * Cg + cj, off = r * M + cj * S;
+                float a = rp[r] * (wp ? wp[c] : 1.0f), sh = (bp ? bp[c] : 0.0f) - mp[r] * a;
+                float *orow = op + off;
+#pragma omp simd
+                for (int64_t i = 0; i < S; i++) orow[i] = xp[off + i] * a + sh;
+                cpu_unary_grad_contig(act, orow, gp + off, orow, S);
+            }
+    }
+    int rc = cpu_group_norm_grad(x, w, mean, rstd, gpre, G, gx, gw, gb);
+    craft_tensor_release(gpre);
     return rc;
 }
 

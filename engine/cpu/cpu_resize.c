@@ -64,18 +64,46 @@ static void interp_plan_free(interp_plan *p) {
     axis_map_free(&p->mw);
 }
 
+/* Nearest: an output row whose source row is the previous output row's is a copy of it, so the
+ * gather runs once per source row and the repeats are memcpy'd in a second pass; an exact 2x
+ * column map (the diffusion models' upsamplers) duplicates each value without a gather. */
+static void nearest_forward(const interp_plan *p, const float *x, float *y) {
+    const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
+    const int64_t *ih = p->mh.i0, *iw = p->mw.i0;
+    int twice = OW == 2 * W;
+    for (int64_t ox = 0; twice && ox < OW; ox++) twice = iw[ox] == ox / 2;
+#pragma omp parallel for schedule(static) if (p->planes * OH * OW >= CRAFT_PAR_MIN)
+    for (int64_t r = 0; r < p->planes * OH; r++) {
+        int64_t pl = r / OH, oy = r % OH;
+        if (oy > 0 && ih[oy] == ih[oy - 1]) continue;
+        const float *xr = x + pl * H * W + ih[oy] * W;
+        float *yr = y + r * OW;
+        if (twice)
+            for (int64_t i = 0; i < W; i++) yr[2 * i] = yr[2 * i + 1] = xr[i];
+        else
+            for (int64_t ox = 0; ox < OW; ox++) yr[ox] = xr[iw[ox]];
+    }
+#pragma omp parallel for schedule(static) if (p->planes * OH * OW >= CRAFT_PAR_MIN)
+    for (int64_t r = 0; r < p->planes * OH; r++) {
+        int64_t oy = r % OH, src = oy;
+        while (src > 0 && ih[src] == ih[src - 1]) src--;
+        if (src != oy) memcpy(y + r * OW, y + (r - (oy - src)) * OW, (size_t)OW * sizeof(float));
+    }
+}
+
 static void interp_forward_kernel(const interp_plan *p, const float *x, float *y) {
     const int64_t H = p->H, W = p->W, OH = p->OH, OW = p->OW;
     const axis_map *mh = &p->mh, *mw = &p->mw;
+    if (p->mode == 0) {
+        nearest_forward(p, x, y);
+        return;
+    }
 #pragma omp parallel for schedule(static) if (p->planes * OH * OW >= CRAFT_PAR_MIN)
     for (int64_t r = 0; r < p->planes * OH; r++) {
         int64_t pl = r / OH, oy = r % OH;
         const float *xp = x + pl * H * W;
         float *yr = y + r * OW;
-        if (p->mode == 0) {
-            const float *xr = xp + mh->i0[oy] * W;
-            for (int64_t ox = 0; ox < OW; ox++) yr[ox] = xr[mw->i0[ox]];
-        } else {
+        {
             const float *x0 = xp + mh->i0[oy] * W, *x1 = xp + mh->i1[oy] * W;
             float h0 = mh->l0[oy], h1 = mh->l1[oy];
             for (int64_t ox = 0; ox < OW; ox++) {

@@ -20,6 +20,9 @@ options:
   -h, --help       this help
 commands:
 %s
+environment:
+  CRAFT_PROFILE=1  at exit, print where the time went: each engine call (conv2d, linear, sdpa, ...)
+                   with its count, total time and share of the wall time (=FILE: append it there)
 With no recipe, command or -e, craft starts an interactive REPL (history in ~/.craft_history).]==]
 
 local function list_commands()

@@ -25,6 +25,12 @@ end
 
 local C = find_library()
 ffi.cdef(ffi.string(C.craft_cdef_text()))
+local profile_to = os.getenv('CRAFT_PROFILE')
+if profile_to and profile_to ~= '' and profile_to ~= '0' then   -- per-call timing (craft.profile)
+  local P = require 'craft.profile'
+  C = P.wrap(C)
+  P.print_at_exit(profile_to)
+end
 M.C = C
 M.ffi = ffi
 

@@ -59,8 +59,19 @@ function F.conv_transpose2d(x, w, b, o)
     pair(o.output_padding, 0, f, 'output_padding'),
     pair(o.dilation, 1, f, 'dilation'), int(o.groups, f, 'groups', 1), outp))
 end
-function F.group_norm(x, groups, w, b, eps)
+-- group_norm(x, groups, w, b, eps, act): act names a unary op ('silu', 'gelu', ...) applied to the
+-- result in the same pass (craft_group_norm_act: the same numbers as group_norm then x:act()).
+function F.group_norm(x, groups, w, b, eps, act)
   local f = 'group_norm'
+  if act ~= nil then
+    local code = require('craft.tensor').UNARY[act]
+    if not code then
+      argerror(("group_norm: unknown activation %s (expected a unary op name such as 'silu')"):format(
+        type(act) == 'string' and ("'" .. act .. "'") or tostring(act)))
+    end
+    return call(C.craft_group_norm_act(tc(x, f, 'input'), want(f, 'groups', groups, 'integer'),
+      tc_opt(w, f, 'weight'), tc_opt(b, f, 'bias'), num(eps, f, 'eps', 1e-5), code, outp))
+  end
   return call(C.craft_group_norm(tc(x, f, 'input'), want(f, 'groups', groups, 'integer'),
     tc_opt(w, f, 'weight'),
     tc_opt(b, f, 'bias'), num(eps, f, 'eps', 1e-5), outp))

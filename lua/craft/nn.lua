@@ -302,9 +302,10 @@ function GroupNorm:init(groups, channels, o)
     self:param('bias', T.zeros({ channels }))
   end
 end
-function GroupNorm:forward(x)
+-- m(x) or m(x, 'silu'): the activation fused into the same pass (F.group_norm's act)
+function GroupNorm:forward(x, act)
   local w = self._params.weight
-  return F.group_norm(here(x, w), self.groups, w, self._params.bias, self.eps)
+  return F.group_norm(here(x, w), self.groups, w, self._params.bias, self.eps, act)
 end
 
 local LayerNorm = nn.class('LayerNorm')

@@ -138,6 +138,9 @@ static int f_convt(const op_case *c, craft_tensor **x, craft_tensor **y) {
 static int f_group_norm(const op_case *c, craft_tensor **x, craft_tensor **y) {
     return craft_group_norm(x[0], c->a, c->nin > 1 ? x[1] : NULL, c->nin > 2 ? x[2] : NULL, 1e-5, y);
 }
+static int f_group_norm_silu(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_group_norm_act(x[0], c->a, x[1], x[2], 1e-5, CRAFT_SILU, y);
+}
 static int f_layer_norm(const op_case *c, craft_tensor **x, craft_tensor **y) {
     return craft_layer_norm(x[0], c->a, c->nin > 1 ? x[1] : NULL, c->nin > 2 ? x[2] : NULL, 1e-5, y);
 }
@@ -333,6 +336,11 @@ static void build_cases(void) {
     in(c, IN_NORMAL, 1, 4, 2, 8, 5, 7);
     in(c, IN_NORMAL, 1, 1, 8, 0, 0, 0);
     in(c, IN_NORMAL, 1, 1, 8, 0, 0, 0);
+    c = add("group_norm + silu", f_group_norm_silu, 1e-4, 1e-5);
+    c->a = 4;
+    in(c, IN_NORMAL, 1, 4, 2, 8, 5, 7);
+    in(c, IN_NORMAL, 1, 1, 8, 0, 0, 0);
+    in(c, IN_NORMAL, 1, 1, 8, 0, 0, 0);
     c = add("group_norm plain", f_group_norm, 1e-4, 1e-5);
     c->a = 2;
     in(c, IN_NORMAL, 1, 3, 3, 6, 13, 0);
@@ -481,10 +489,12 @@ static void test_every_op(void) {
 }
 
 /* the device's back end offers every kernel the CPU's does, except the bf16 ones: OpenCL has
- * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md) */
+ * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md); and the
+ * fused group_norm + activation, which the op composes from group_norm and unary there */
 static void test_kernel_table(void) {
     for (int k = 0; k < CRAFT_K_COUNT; k++) {
-        if (k == CRAFT_K_gemm_bf16 || k == CRAFT_K_conv_bf16 || k == CRAFT_K_sdpa_bf16) {
+        if (k == CRAFT_K_gemm_bf16 || k == CRAFT_K_conv_bf16 || k == CRAFT_K_sdpa_bf16 ||
+            k == CRAFT_K_group_norm_act || k == CRAFT_K_group_norm_act_grad) {
             CHECK(!craft_device_supports(DEV, k, CRAFT_F32));
             continue;
         }

@@ -9,6 +9,7 @@
  *  - shape errors: CRAFT_ESHAPE with the shapes in the message, before oneDNN sees them. */
 #include "gradcheck.h"
 #include "core/internal.h"
+#include "cpu/cpu_kernels.h"
 #include "fixture.h"
 
 /* max |a - ref| / max |ref| over n elements of a tensor (read densely) */
@@ -33,7 +34,7 @@ static double rel_err(const craft_tensor *a, const fx_tensor *ref) {
     return rel_err_data(a, ref->data, ref->numel);
 }
 
-enum { K_CONV, K_CONVT, K_GN, K_LN };
+enum { K_CONV, K_CONVT, K_GN, K_LN, K_GN_ACT };
 
 static int run_op(int kind, const float *args, craft_tensor *x, craft_tensor *w, craft_tensor *b,
                   craft_tensor **y) {
@@ -44,6 +45,7 @@ static int run_op(int kind, const float *args, craft_tensor *x, craft_tensor *w,
     case K_CONV: return craft_conv2d(x, w, b, st, pd, dl, (int)args[6], y);
     case K_CONVT: return craft_conv_transpose2d(x, w, b, st, pd, op, dl, (int)args[6], y);
     case K_GN: return craft_group_norm(x, (int)args[0], w, b, args[1], y);
+    case K_GN_ACT: return craft_group_norm_act(x, (int)args[0], w, b, args[1], (int)args[2], y);
     default: return craft_layer_norm(x, (int)args[0], w, b, args[1], y);
     }
 }
@@ -213,6 +215,15 @@ static void test_conv_reference(void) {
     check_conv_ref(0, 2, 32, 48, 16, 16, 3, 1, 1, 1, 1, 0, 1); /* Winograd-sized (N * OH * OW >= 512) */
     check_conv_ref(0, 8, 64, 32, 8, 8, 3, 1, 1, 1, 1, 0, 0);   /* Winograd, no bias */
     check_conv_ref(1, 2, 48, 32, 16, 16, 3, 1, 1, 1, 1, 0, 1); /* transposed, Winograd-sized */
+    /* 128 channels, 100 rows: with a 16 MB Winograd cap (tests/run.sh runs this test again with
+     * CRAFT_CONV_WINOGRAD=16) their forward runs in bands of rows, the last one shorter */
+    int64_t bands0 = cpu_conv_band_count();
+    check_conv_ref(0, 1, 128, 128, 100, 64, 3, 1, 1, 1, 1, 0, 1);
+    check_conv_ref(0, 2, 128, 96, 100, 40, 3, 1, 0, 1, 1, 0, 0); /* no padding */
+    const char *cap = getenv("CRAFT_CONV_WINOGRAD");
+    if (cap && !strcmp(cap, "16"))
+        CHECK_MSG(cpu_conv_band_count() - bands0 >= 5, "banded Winograd ran %lld bands, expected >= 5",
+                  (long long)(cpu_conv_band_count() - bands0));
     check_conv_ref(0, 2, 24, 40, 11, 11, 3, 2, 1, 1, 1, 0, 1); /* channels padded to 16-blocks */
     check_conv_ref(0, 1, 3, 20, 13, 9, 5, 2, 2, 1, 1, 0, 1);   /* RGB input */
     check_conv_ref(0, 2, 32, 32, 10, 10, 3, 1, 2, 2, 4, 0, 1); /* dilation 2, groups 4 */
@@ -285,6 +296,13 @@ static void test_gradcheck_norm(void) {
     gc_case("group_norm G=C", K_GN, gC, 4, x, 1, c6, 1, c6, 2e-3, 2e-2);
     gc_case("group_norm G=3 no affine", K_GN, g3, 4, x, 0, NULL, 0, NULL, 2e-3, 2e-2);
     gc_case("group_norm 32 groups of 64 channels", K_GN, g32, 4, x64, 1, c64, 1, c64, 2e-3, 2e-2);
+    float s3[9] = {3, 1e-5f, CRAFT_SILU}, g2[9] = {2, 1e-5f, CRAFT_GELU}, q3[9] = {3, 1e-5f, CRAFT_QUICK_GELU},
+          t3[9] = {3, 1e-5f, CRAFT_TANH};
+    gc_case("group_norm + silu G=3 affine", K_GN_ACT, s3, 4, x, 1, c6, 1, c6, 2e-3, 2e-2);
+    gc_case("group_norm + silu G=3 no affine", K_GN_ACT, s3, 4, x, 0, NULL, 0, NULL, 2e-3, 2e-2);
+    gc_case("group_norm + gelu G=2 weight only", K_GN_ACT, g2, 4, x, 1, c6, 0, NULL, 2e-3, 2e-2);
+    gc_case("group_norm + quick_gelu G=3 affine", K_GN_ACT, q3, 4, x, 1, c6, 1, c6, 2e-3, 2e-2);
+    gc_case("group_norm + tanh G=3 affine", K_GN_ACT, t3, 4, x, 1, c6, 1, c6, 2e-3, 2e-2);
     gc_case("layer_norm last dim affine", K_LN, l1, 3, xl, 1, d1, 1, d1, 2e-3, 2e-2);
     gc_case("layer_norm last 2 dims affine", K_LN, l2, 3, xl, 2, d2, 2, d2, 2e-3, 2e-2);
     gc_case("layer_norm last 2 dims no affine", K_LN, l2, 3, xl, 0, NULL, 0, NULL, 2e-3, 2e-2);
@@ -522,11 +540,69 @@ static void test_norm_large_mean(void) {
     craft_tensor_release(y);
 }
 
+/* a new leaf requiring grad with t's values */
+static craft_tensor *leaf_copy(const craft_tensor *t) {
+    craft_tensor *d = NULL, *c = NULL;
+    CHECK_OK(craft_detach(t, &d));
+    if (d) CHECK_OK(craft_clone(d, &c));
+    if (c) CHECK_OK(craft_set_requires_grad(c, 1));
+    craft_tensor_release(d);
+    return c;
+}
+
+/* The fused group_norm + activation gives exactly group_norm then the activation, forward and
+ * backward, with the fused kernels and without them (the op's fallback for devices that lack
+ * them); unknown activations are refused. */
+static void test_group_norm_act_matches_composition(void) {
+    int64_t xs[4] = {2, 64, 9, 7}, cs[1] = {64};
+    int acts[3] = {CRAFT_SILU, CRAFT_GELU, CRAFT_SIGMOID};
+    for (int fused = 1; fused >= 0; fused--)
+        for (int ai = 0; ai < 3; ai++) {
+            int act = acts[ai];
+            if (!fused) {
+                craft_backend_test_disable(CRAFT_DEVICE_CPU, CRAFT_K_group_norm_act, 1);
+                craft_backend_test_disable(CRAFT_DEVICE_CPU, CRAFT_K_group_norm_act_grad, 1);
+            }
+            craft_tensor *x = rand_t(4, xs, 1), *w = rand_t(1, cs, 1), *b = rand_t(1, cs, 1);
+            craft_tensor *x2 = NULL, *w2 = NULL, *b2 = NULL, *y = NULL, *h = NULL, *y2 = NULL, *gy = rand_t(4, xs, 0);
+            x2 = leaf_copy(x);
+            w2 = leaf_copy(w);
+            b2 = leaf_copy(b);
+            CHECK_OK(craft_group_norm_act(x, 32, w, b, 1e-6, act, &y));
+            CHECK_OK(craft_group_norm(x2, 32, w2, b2, 1e-6, &h));
+            CHECK_OK(craft_unary(act, h, &y2));
+            if (y && y2) {
+                CHECK_MSG(!memcmp(craft_tensor_data(y), craft_tensor_data(y2), (size_t)y->numel * 4),
+                          "group_norm_act(%s) fused=%d: forward differs from group_norm then the op",
+                          craft_unary_name(act), fused);
+                CHECK_OK(craft_backward(y, gy, 0));
+                CHECK_OK(craft_backward(y2, gy, 0));
+                const craft_tensor *ga[3] = {x->grad, w->grad, b->grad}, *gb[3] = {x2->grad, w2->grad, b2->grad};
+                for (int i = 0; i < 3; i++) {
+                    double e = ga[i] && gb[i] ? rel_err_data(ga[i], craft_tensor_data(gb[i]), ga[i]->numel) : 1;
+                    CHECK_MSG(e <= 1e-6, "group_norm_act(%s) fused=%d: gradient %d differs by %.3g",
+                              craft_unary_name(act), fused, i, e);
+                }
+            }
+            craft_tensor *t[9] = {x, w, b, x2, w2, b2, y, h, y2};
+            for (int i = 0; i < 9; i++) craft_tensor_release(t[i]);
+            craft_tensor_release(gy);
+            craft_backend_test_disable(CRAFT_DEVICE_CPU, CRAFT_K_group_norm_act, 0);
+            craft_backend_test_disable(CRAFT_DEVICE_CPU, CRAFT_K_group_norm_act_grad, 0);
+        }
+    craft_tensor *x = rand_t(4, xs, 0), *y = NULL;
+    CHECK(craft_group_norm_act(x, 32, NULL, NULL, 1e-5, CRAFT_UNARY_COUNT, &y) == CRAFT_EINVAL && !y);
+    CHECK(strstr(craft_last_error(), "unknown activation") != NULL);
+    CHECK(craft_group_norm_act(x, 5, NULL, NULL, 1e-5, CRAFT_SILU, &y) == CRAFT_ESHAPE && !y);
+    craft_tensor_release(x);
+}
+
 int main(void) {
     RUN(test_fixtures);
     RUN(test_conv_reference);
     RUN(test_gradcheck_conv);
     RUN(test_gradcheck_norm);
+    RUN(test_group_norm_act_matches_composition);
     RUN(test_noncontiguous);
     RUN(test_partial_grads);
     RUN(test_frozen_inputs);

@@ -67,4 +67,22 @@ function T.train_eval_flags(t)
   t.eq(m:child(1).training, true)
 end
 
+function T.group_norm_with_a_fused_activation(t)
+  local craft = require 'craft'
+  local nn, F = require 'craft.nn', require 'craft.functional'
+  craft.manual_seed(3)
+  local m = nn.GroupNorm(4, 8)
+  m._params.weight:copy_(craft.randn({ 8 }))
+  m._params.bias:copy_(craft.randn({ 8 }))
+  local x = craft.randn({ 2, 8, 5, 5 })
+  for _, act in ipairs { 'silu', 'gelu', 'tanh' } do
+    local a, b = m(x, act), m(x)[act](m(x))
+    t.eq((a - b):abs():max():item(), 0, act .. ': the same numbers as group_norm then :' .. act .. '()')
+  end
+  local here = debug.getinfo(1, 'S').short_src
+  local ok, err = pcall(F.group_norm, x, 4, nil, nil, 1e-5, 'swishy')
+  t.ok(not ok and tostring(err):find(here, 1, true) == 1, tostring(err))
+  t.ok(tostring(err):find("unknown activation 'swishy'", 1, true) ~= nil, tostring(err))
+end
+
 return T

@@ -36,12 +36,12 @@ function ResnetBlock2D:init(cin, cout, o)
 end
 function ResnetBlock2D:forward(x, temb)
   local m = self._modules
-  local h = m.conv1(m.norm1(x):silu())
+  local h = m.conv1(m.norm1(x, 'silu'))
   if temb and m.time_emb_proj then
     local t = m.time_emb_proj(temb:silu())
     h = h + t:reshape(t:size(1), t:size(2), 1, 1)
   end
-  h = m.conv2(m.norm2(h):silu())
+  h = m.conv2(m.norm2(h, 'silu'))
   local skip = m.conv_shortcut and m.conv_shortcut(x) or x
   if self.out_scale ~= 1 then return (skip + h) * (1 / self.out_scale) end
   return skip + h
@@ -484,7 +484,7 @@ function UNet:forward(sample, timestep, context)
     local uh, uw = nxt and nxt:size(3), nxt and nxt:size(4)
     h = self:run_block(blk, h, temb, context, uh, uw, unpack(mine))
   end
-  return m.conv_out(m.conv_norm_out(h):silu())
+  return m.conv_out(m.conv_norm_out(h, 'silu'))
 end
 
 return M

@@ -80,7 +80,7 @@ function Encoder:forward(x, run)
   x = m.conv_in(x)
   for _, b in m.down_blocks:iter() do x = run(b, x) end
   x = run(m.mid_block, x)
-  return m.conv_out(m.conv_norm_out(x):silu())
+  return m.conv_out(m.conv_norm_out(x, 'silu'))
 end
 
 local Decoder = nn.class('Decoder')
@@ -104,7 +104,7 @@ function Decoder:forward(z, run)
   local m = self._modules
   local x = run(m.mid_block, m.conv_in(z))
   for _, b in m.up_blocks:iter() do x = run(b, x) end
-  return m.conv_out(m.conv_norm_out(x):silu())
+  return m.conv_out(m.conv_norm_out(x, 'silu'))
 end
 
 local AutoencoderKL = nn.class('AutoencoderKL')
