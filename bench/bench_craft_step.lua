@@ -65,9 +65,14 @@ local function ensure_models()
   local stamp = DIR .. '/make_fullsize.json'
   if exists(stamp) then
     local ok, s = pcall(craft.io.read_json, stamp)
-    if ok and s.tiny == (args.tiny or false) then return false end
+    -- folders of another size or of an older version of the tool are written again
+    if ok and s.tiny == (args.tiny or false) and s.version == dofile('tools/make_fullsize.lua').VERSION then
+      return false
+    end
   end
-  local exe = io.popen('readlink /proc/$PPID/exe'):read('*l')   -- this craft binary
+  local f = io.popen('readlink /proc/$PPID/exe')   -- this craft binary
+  local exe = f:read('*l')
+  f:close()
   local cmd = ('%s tools/make_fullsize.lua --out %s%s'):format(shell_quote(exe), shell_quote(DIR),
     args.tiny and ' --tiny' or '')
   io.stderr:write('bench_craft_step: writing the models: ' .. cmd .. '\n')
@@ -90,7 +95,7 @@ local CHECKLISTS = {
     { pos = 'cardiothoracic ratio above 0.5', neg = 'cardiothoracic ratio below 0.5' },
     { pos = 'widened heart borders', neg = 'normal heart borders' } } }
 
--- n smooth random images [n, 3, S, S] in [0, 1] of class pattern: a low-resolution field upsampled
+-- n smooth random images [n, 3, S, S] in [0, 1]: an 8x8 random field upsampled
 local function fake_reals(n, S, seed)
   local low = craft.rand({ n, 3, 8, 8 }, { seed = seed })
   return craft.F.interpolate(low, { size = { S, S }, mode = 'bilinear' })

@@ -39,6 +39,9 @@ local core = require 'craft.core'
 local clip = require 'craft.models.clip'
 
 local M = {}
+-- written to make_fullsize.json: a change to what the folders hold raises it (bench_craft_step.lua
+-- writes folders of another version again)
+M.VERSION = 2
 
 -- the real configs (values as the repositories' config.json files state them)
 local function sd15_unet(tiny)
@@ -363,7 +366,7 @@ function M.make(out, o)
   if want('dinov2') then write_dinov2(dirs.dinov2, opts) end
   if want('resnet') then write_resnet(dirs.resnet, opts) end
   craft.io.write_json(out .. '/make_fullsize.json', { tiny = opts.tiny, dtype = opts.dtype, seed = opts.seed,
-    made_by = 'tools/make_fullsize.lua' })
+    version = M.VERSION, made_by = 'tools/make_fullsize.lua' })
   return dirs
 end
 

@@ -119,7 +119,9 @@ end
 
 function T.the_step_benchmark_runs_at_tiny_size(t)
   local d = made()
-  local exe = io.popen('readlink /proc/$PPID/exe 2>/dev/null'):read('*l')
+  local f = io.popen('readlink /proc/$PPID/exe 2>/dev/null')
+  local exe = f:read('*l')
+  f:close()
   if not exe or exe == '' then return t.skip('no /proc: cannot find the craft binary') end
   local out, log = os.tmpname(), os.tmpname()
   local root = d.sd15:gsub('/sd15$', '')
