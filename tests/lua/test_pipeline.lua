@@ -74,6 +74,26 @@ function T.checkpointed_decode_gives_the_same_gradient(t)
   if ok then t.ok(rel(g2, g0) < 1e-5, ('same gradient with the whole decode recomputed, rel %.2g'):format(rel(g2, g0))) end
 end
 
+-- Sampling in bf16 before a gradient window: the bf16 weight copies are freed before the window (it
+-- computes in fp32 and needs the memory), not after plain sampling; the gradient is still there.
+function T.bf16_weight_copies_are_freed_before_the_gradient_window(t)
+  local p = get()
+  local A = require 'craft.autograd'
+  local o = { prompt_embeds = c.prompt_embeds, negative_prompt_embeds = c.negative_prompt_embeds, steps = 3,
+    cfg = 3, seed = 5, height = 16, width = 16, precision = 'bf16' }
+  A.clear_precision_cache()
+  craft.no_grad(function() return p:generate(o) end)
+  local info = A.precision_info()
+  if info.bf16_kernels == 0 then return t.skip('no bf16 kernels on this CPU: ' .. tostring(info.why)) end
+  t.ok(info.cache.bytes > 0, 'plain bf16 sampling keeps the weight copies for the next call')
+  local e = c.prompt_embeds:clone():requires_grad_(true)
+  o.prompt_embeds, o.grad_steps = e, 1
+  local img = p:generate(o)
+  t.eq(A.precision_info().cache.bytes, 0, 'copies freed before the fp32 window, none made in it')
+  img:mean():backward()
+  t.ok(e.grad:abs():max():item() > 0, 'the gradient reaches the prompt embeddings')
+end
+
 -- Prompts go through the tokenizer and a text encoder (craft.models.clip; random tiny weights
 -- here: this checks the wiring and shapes, the parity is the embeddings test above).
 function T.prompts_through_tokenizer_and_text_encoder(t)
