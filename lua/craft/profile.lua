@@ -52,7 +52,8 @@ function M.wrap(C)
     local f = cache[name]
     if f then return f end
     local real = C[name]
-    if (type(real) ~= 'cdata' and type(real) ~= 'function') or not timed(name) then cache[name] = real; return real end
+    local callable = type(real) == 'cdata' or type(real) == 'function'
+    if not callable or not timed(name) then cache[name] = real; return real end
     local s = stats[name]
     if not s then s = { calls = 0, seconds = 0 }; stats[name] = s end
     f = function(...)
@@ -106,7 +107,8 @@ end
 -- format(report, top) -> the table as text (the top rows; the rest summed in one line).
 function M.format(r, top)
   top = top or 25
-  local out = { ('craft profile: %.2f s wall, %.2f s in %d engine functions, %.2f s outside the engine'):format(
+  local head = 'craft profile: %.2f s wall, %.2f s in %d engine functions, %.2f s outside the engine'
+  local out = { head:format(
     r.wall, r.engine, #r.rows, r.wall - r.engine),
     ('  %-32s %9s %11s %7s %10s'):format('engine call', 'calls', 'total ms', 'share', 'ms/call') }
   local rest, nrest = 0, 0

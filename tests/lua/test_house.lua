@@ -12,7 +12,7 @@ local BINDING = {
   ['lua/craft/autograd.lua'] = true, ['lua/craft/functional.lua'] = true, ['lua/craft/optim.lua'] = true,
   ['lua/craft/io.lua'] = true, ['lua/craft/data.lua'] = true, ['lua/craft/tokenizer.lua'] = true,
   ['lua/craft/phantoms.lua'] = true, ['lua/craft/device.lua'] = true, ['lua/craft/repl.lua'] = true,
-  ['lua/craft/dist.lua'] = true,
+  ['lua/craft/dist.lua'] = true, ['lua/craft/profile.lua'] = true,
 }
 
 local function files(cmd)

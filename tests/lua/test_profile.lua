@@ -36,7 +36,8 @@ function T.table_at_exit_names_calls_with_exact_counts(t)
   local code = "local c = require 'craft'; local a = c.randn({16, 16});"
     .. " for i = 1, 3 do a = a:matmul(a) end;"
     .. " local p = c.randn({4, 4}):requires_grad_(); for i = 1, 2 do (p:matmul(p)):sum():backward() end;"
-    .. " local F = require 'craft.functional'; local x = c.randn({1, 2, 8, 8}); local w = c.randn({4, 2, 3, 3});"
+    .. " local F = require 'craft.functional';"
+    .. " local x = c.randn({1, 2, 8, 8}); local w = c.randn({4, 2, 3, 3});"
     .. " F.conv2d(x, w); F.conv2d(x, w);"
     -- a script's own clock_gettime declaration (the benches have one) must still work
     .. " local ffi = require 'ffi'; ffi.cdef 'typedef struct { long s; long ns; } my_ts;"
@@ -88,14 +89,17 @@ function T.nested_calls_count_once(t)
   local out = tmpname()
   local code = "local c = require 'craft'; local A = require 'craft.autograd';"
     .. " local p = c.randn({256, 256}):requires_grad_();"
-    .. " for i = 1, 3 do local y = A.checkpoint(function(a) return a:matmul(a):matmul(a) end, p); y:sum():backward() end"
+    .. " for i = 1, 3 do"
+    .. "   local y = A.checkpoint(function(a) return a:matmul(a):matmul(a) end, p); y:sum():backward()"
+    .. " end"
   os.execute(("CRAFT_PROFILE=%s ./build/craft -e %q 2>/dev/null"):format(out, code))
   local f = io.open(out)
   t.ok(f ~= nil, 'the table was written')
   local text = f:read('*a')
   f:close()
   os.remove(out)
-  local wall, engine, outside = text:match('^craft profile: ([%d.]+) s wall, ([%d.]+) s in %d+ engine functions, ([%d.-]+) s outside')
+  local wall, engine, outside = text:match(
+    '^craft profile: ([%d.]+) s wall, ([%d.]+) s in %d+ engine functions, ([%d.-]+) s outside')
   t.ok(wall and tonumber(outside) >= 0 and tonumber(engine) <= tonumber(wall), text)
   t.ok(text:find('\n    checkpoint ', 1, true) ~= nil, 'the checkpoint node has a backward row\n' .. text)
 end
