@@ -41,3 +41,6 @@ echo "== full-size SD 1.5 UNet, batch 1, 64x64 latent, 1 step (bench/bench_sd15_
 echo
 echo "== full-size SD 1.5 VAE decoder, batch 1, 64x64 latent -> 512x512 (bench/bench_sd15_vae.lua; about 2 minutes, ~2.3 GB)"
 "$B/craft" bench/bench_sd15_vae.lua --batch 1 --size 64 --steps 1
+echo
+echo "== one full-size CRAFT step: SD 1.5 at 512x512, DDIM 2 steps (K = 1), CLIP ViT-L/14 + DINOv2-B reward, rank-8 LoRA (bench/bench_craft_step.lua; the first run writes 3.3 GB of random-weight models to build/fullsize; minutes, ~10 GB)"
+"$B/craft" bench/bench_craft_step.lua --steps 2

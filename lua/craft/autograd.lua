@@ -74,6 +74,10 @@ function M.set_precision(name)
   return PREC_NAME[prev[0]]
 end
 
+-- clear_precision_cache(): frees the CPU's cache of bf16 weight copies (they are made again on
+-- the next bf16 use): what a caller does before work that needs the memory more than the copies.
+function M.clear_precision_cache() C.craft_cpu_bf16_cache_clear() end
+
 -- with_precision(name, fn, ...): fn(...) under that precision, the previous one restored however
 -- fn ends (its results, or its error re-raised). name nil: fn(...) as it is.
 function M.with_precision(name, fn, ...)

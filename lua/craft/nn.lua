@@ -128,25 +128,29 @@ end
 
 -- load_state_dict(sd, {strict=true}): copies values in place (dtype converted); returns the lists
 -- of missing and unexpected keys. Strict mode raises on either, and on any shape mismatch.
+-- One entry of load_state_dict. A function of the module, not a closure over sd: LuaJIT compiles
+-- the loop's call with the callee as a constant of the trace, and a closure's upvalues then live as
+-- long as the trace, which kept every loaded state dict (a second copy of the weights: 6 GB for a
+-- full-size CRAFT run) until the traces were flushed.
+local function load_entry(sd, known, missing, name, t)
+  known[name] = true
+  local src = sd[name]
+  if src == nil then missing[#missing + 1] = name; return end
+  want('load_state_dict', 'state dict entry ' .. name, src, 'tensor')
+  local a, b = table.concat(t.shape, 'x'), table.concat(src.shape, 'x')
+  if a ~= b then
+    argerror(('load_state_dict: %s has shape [%s] in the model but [%s] in the state dict'):format(name, a,
+      b))
+  end
+  t:copy_(src)
+end
 function Module:load_state_dict(sd, o)
   want('load_state_dict', 'state dict', sd, 'table')
   o = want('load_state_dict', 'options', o, 'table', true) or {}
   local strict = o.strict ~= false
   local known, missing, unexpected = {}, {}, {}
-  local function load(name, t)
-    known[name] = true
-    local src = sd[name]
-    if src == nil then missing[#missing + 1] = name; return end
-    want('load_state_dict', 'state dict entry ' .. name, src, 'tensor')
-    local a, b = table.concat(t.shape, 'x'), table.concat(src.shape, 'x')
-    if a ~= b then
-      argerror(('load_state_dict: %s has shape [%s] in the model but [%s] in the state dict'):format(name, a,
-        b))
-    end
-    t:copy_(src)
-  end
-  for _, np in ipairs(self:named_parameters()) do load(np[1], np[2]) end
-  for _, nb in ipairs(self:named_buffers()) do load(nb[1], nb[2]) end
+  for _, np in ipairs(self:named_parameters()) do load_entry(sd, known, missing, np[1], np[2]) end
+  for _, nb in ipairs(self:named_buffers()) do load_entry(sd, known, missing, nb[1], nb[2]) end
   for k in pairs(sd) do if not known[k] then unexpected[#unexpected + 1] = tostring(k) end end
   table.sort(missing)
   table.sort(unexpected)

@@ -43,6 +43,57 @@ function T.seeded_generation_and_draft_gradients(t)
   t.raises(function() p:generate { prompt = 'a chest x-ray', steps = 1 } end, 'no text encoder loaded')
 end
 
+-- checkpoint_vae = true recomputes the decoder in backward (block by block for craft's VAE, the whole
+-- decode for another): the same images and gradients as keeping the activations, and the VAE's own
+-- checkpointing flag as it was afterwards.
+function T.checkpointed_decode_gives_the_same_gradient(t)
+  local p = get()
+  local function grad(ckpt)
+    local e = c.prompt_embeds:clone():requires_grad_(true)
+    local img = p:generate { prompt_embeds = e, negative_prompt_embeds = c.negative_prompt_embeds, steps = 2,
+      cfg = 3, seed = 5, height = 16, width = 16, grad_steps = 1, checkpoint_vae = ckpt }
+    ;(img * img):mean():backward()
+    return img:detach(), e.grad
+  end
+  local i0, g0 = grad(false)
+  local i1, g1 = grad(true)
+  t.eq(p.vae.gradient_checkpointing, false, 'the VAE\'s flag is restored')
+  t.ok(g0:abs():max():item() > 0, 'a gradient to compare')
+  t.ok(rel(i1, i0) < 1e-6, ('same images, rel %.2g'):format(rel(i1, i0)))
+  t.ok(rel(g1, g0) < 1e-5, ('same gradient with the decoder recomputed block by block, rel %.2g'):format(rel(g1, g0)))
+  -- a VAE without block checkpointing: the whole decode under craft.checkpoint
+  local vae = p.vae
+  local wrapped = setmetatable({}, { __index = function(_, k)
+    if k ~= 'gradient_checkpointing' then return vae[k] end
+  end })
+  wrapped.decode = function(_, z) return vae:decode(z) end
+  p.vae = wrapped
+  local ok, i2, g2 = pcall(grad, true)
+  p.vae = vae
+  t.ok(ok, tostring(i2))
+  if ok then t.ok(rel(g2, g0) < 1e-5, ('same gradient with the whole decode recomputed, rel %.2g'):format(rel(g2, g0))) end
+end
+
+-- Sampling in bf16 before a gradient window: the bf16 weight copies are freed before the window (it
+-- computes in fp32 and needs the memory), not after plain sampling; the gradient is still there.
+function T.bf16_weight_copies_are_freed_before_the_gradient_window(t)
+  local p = get()
+  local A = require 'craft.autograd'
+  local o = { prompt_embeds = c.prompt_embeds, negative_prompt_embeds = c.negative_prompt_embeds, steps = 3,
+    cfg = 3, seed = 5, height = 16, width = 16, precision = 'bf16' }
+  A.clear_precision_cache()
+  craft.no_grad(function() return p:generate(o) end)
+  local info = A.precision_info()
+  if info.bf16_kernels == 0 then return t.skip('no bf16 kernels on this CPU: ' .. tostring(info.why)) end
+  t.ok(info.cache.bytes > 0, 'plain bf16 sampling keeps the weight copies for the next call')
+  local e = c.prompt_embeds:clone():requires_grad_(true)
+  o.prompt_embeds, o.grad_steps = e, 1
+  local img = p:generate(o)
+  t.eq(A.precision_info().cache.bytes, 0, 'copies freed before the fp32 window, none made in it')
+  img:mean():backward()
+  t.ok(e.grad:abs():max():item() > 0, 'the gradient reaches the prompt embeddings')
+end
+
 -- Prompts go through the tokenizer and a text encoder (craft.models.clip; random tiny weights
 -- here: this checks the wiring and shapes, the parity is the embeddings test above).
 function T.prompts_through_tokenizer_and_text_encoder(t)

@@ -300,6 +300,19 @@ end
 ---------------------------------------------------------------- loading with a report
 local function shape_str(t) return '[' .. table.concat(t.shape, ', ') .. ']' end
 
+-- One entry of load: a function of the module, not a closure over sd, or the JIT trace of the loop
+-- would keep sd alive (see nn.lua's load_entry).
+local function take(sd, known, missing, what, name, t)
+  known[name] = true
+  local src = sd[name]
+  if src == nil then missing[#missing + 1] = name; return end
+  local a, b = shape_str(t), shape_str(src)
+  if a ~= b then
+    argerror(('%s: %s has shape %s in the model but %s in the checkpoint'):format(what, name, a, b))
+  end
+  t:copy_(src)
+end
+
 -- load(model, sd, {what=, quiet=}) copies every tensor of sd whose key names a parameter or buffer
 -- of model. Returns missing (model keys absent from sd) and unexpected (sd keys not loaded), each
 -- sorted; prints a one-line summary on stderr when either is non-empty (unless quiet). A shape
@@ -308,18 +321,8 @@ function M.load(model, sd, o)
   o = o or {}
   local what = o.what or 'model'
   local known, missing, unexpected = {}, {}, {}
-  local function take(name, t)
-    known[name] = true
-    local src = sd[name]
-    if src == nil then missing[#missing + 1] = name; return end
-    local a, b = shape_str(t), shape_str(src)
-    if a ~= b then
-      argerror(('%s: %s has shape %s in the model but %s in the checkpoint'):format(what, name, a, b))
-    end
-    t:copy_(src)
-  end
-  for _, np in ipairs(model:named_parameters()) do take(np[1], np[2]) end
-  for _, nb in ipairs(model:named_buffers()) do take(nb[1], nb[2]) end
+  for _, np in ipairs(model:named_parameters()) do take(sd, known, missing, what, np[1], np[2]) end
+  for _, nb in ipairs(model:named_buffers()) do take(sd, known, missing, what, nb[1], nb[2]) end
   for k in pairs(sd) do if not known[k] then unexpected[#unexpected + 1] = k end end
   table.sort(missing)
   table.sort(unexpected)

@@ -186,7 +186,8 @@ end
 -- loss on the images reaches the weights through those K steps only.
 -- kl = true (or a function(unet, input, t, context, out) -> scalar tensor): a penalty evaluated at
 -- every model evaluation that carries a graph, averaged over them (info.kl); true is M.lora_kl.
--- checkpoint_vae = true recomputes the decoder's activations in backward instead of keeping them.
+-- checkpoint_vae = true recomputes the decoder's activations in backward instead of keeping them (block
+-- by block when the VAE checkpoints its blocks, as craft's AutoencoderKL does).
 -- device = 'cl:0': where the latents and noise are made; it must be the UNet's (the default),
 -- which is where every step runs (move a pipeline with pipe:to(device)).
 -- precision = 'bf16' | 'fp32': what the prompt encoding, the steps run without a graph and a decode
@@ -264,7 +265,12 @@ function Pipeline:_generate(o)
   for i, t in ipairs(ts) do
     if i <= #ts - K then
       latents = at(prec, A.no_grad, denoise, i, t, latents)
-      if i == #ts - K then latents = latents:detach() end   -- the gradient stops here
+      if i == #ts - K then
+        latents = latents:detach()   -- the gradient stops here
+        -- the window computes in fp32: the bf16 copies of the weights the steps before it used
+        -- would sit beside its activations (1.7 GB for SD 1.5's UNet); the next step makes them again
+        if A.is_grad_enabled() and (prec or A.precision()) ~= 'fp32' then A.clear_precision_cache() end
+      end
     else
       latents = at(prec and 'fp32', denoise, i, t, latents)
     end
@@ -278,7 +284,19 @@ function Pipeline:_generate(o)
   local images
   if K > 0 and A.is_grad_enabled() then
     images = at(prec and 'fp32', function()
-      return o.checkpoint_vae and A.checkpoint(decode, latents) or decode(latents)
+      if not o.checkpoint_vae then return decode(latents) end
+      -- a VAE that checkpoints its own blocks recomputes one block at a time in backward: the
+      -- same work as recomputing the whole decode, but only one block's activations alive at
+      -- once (an SD 1.5 decode at 512 px keeps several GB otherwise)
+      if self.vae.gradient_checkpointing ~= nil then
+        local saved = self.vae.gradient_checkpointing
+        self.vae.gradient_checkpointing = true
+        local ok, r = pcall(decode, latents)
+        self.vae.gradient_checkpointing = saved
+        if not ok then error(r, 0) end
+        return r
+      end
+      return A.checkpoint(decode, latents)
     end)
   else
     images = at(prec, A.no_grad, decode, latents)
