@@ -4,7 +4,9 @@
 -- primitive creation and the first touch of the activation memory), the median of --steps further
 -- calls, and the peak memory (craft: the pool's peak and the process's peak resident set; torch:
 -- its process's peak resident set). Part of `make bench` (a 64x64 latent: 512 px images).
---   craft bench/bench_sd15_vae.lua [--batch 1] [--size 64] [--steps 1] [--no-peer]
+--   craft bench/bench_sd15_vae.lua [--batch 1] [--size 64] [--steps 1] [--no-peer] [--precision bf16]
+-- --precision bf16 adds rows: the same decode under craft.set_precision('bf16') (docs/backends.md),
+-- its first call and the median of --steps, and its largest and mean difference from the fp32 image.
 local craft = require 'craft'
 local V = require 'craft.models.vae'
 local runtime = require 'craft.runtime'
@@ -72,6 +74,27 @@ table.sort(ts)
 local med = ts[math.floor((#ts + 1) / 2)]
 local pool_peak = (craft.memory().peak - base) / 2 ^ 20
 local rss = peak_rss_mib()
+local prec
+if args.precision and args.precision ~= 'fp32' then
+  local ref = decode()
+  local function dec16() return craft.with_precision(args.precision, decode) end
+  t0 = now()
+  local y = dec16()
+  prec = { first = (now() - t0) * 1e3, ts = {} }
+  for k = 1, args.steps do
+    y = nil
+    t0 = now()
+    y = dec16()
+    prec.ts[k] = (now() - t0) * 1e3
+  end
+  table.sort(prec.ts)
+  prec.med = prec.ts[math.floor((#prec.ts + 1) / 2)]
+  local d = (y - ref):abs()
+  prec.max, prec.mean, prec.scale = d:max():item(), d:mean():item(), ref:abs():max():item()
+  prec.computes = craft.precision_info().bf16_kernels > 0 and args.precision or 'fp32'
+  y, ref = nil, nil
+  require('craft.core').C.craft_cpu_bf16_cache_clear()
+end
 local weights = base / 2 ^ 20
 vae, z = nil, nil
 collectgarbage(); collectgarbage()
@@ -86,6 +109,12 @@ row('decode, first call', first, peer and peer.first_ms, 'ms')
 row('decode, median of next ' .. args.steps, med, peer and peer.decode_ms, 'ms')
 row('peak resident memory', rss or 0, peer and peer.peak_rss_mib, 'MiB')
 print(('  craft pool: weights and input %.0f MiB, peak during decode %.0f MiB above them'):format(weights, pool_peak))
+if prec then
+  row(('decode, %s, first call'):format(args.precision), prec.first, nil, 'ms')
+  row(('decode, %s, median of %d'):format(args.precision, args.steps), prec.med, peer and peer.decode_ms, 'ms')
+  print(('  %s computes %s; image vs fp32: max |diff| %.4g (%.4g of max |x| %.3g), mean |diff| %.3g'):format(
+    args.precision, prec.computes, prec.max, prec.max / math.max(prec.scale, 1e-30), prec.scale, prec.mean))
+end
 if peer then
   print(('  (ratio: torch / craft, above 1 means craft is faster or smaller; torch %s, diffusers %s, %d threads)')
     :format(tostring(peer.torch), tostring(peer.diffusers), peer.threads or 0))
