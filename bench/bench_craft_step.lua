@@ -51,14 +51,7 @@ local function clear_peak()
   local f = io.open('/proc/self/clear_refs', 'w')
   if f then f:write('5'); f:close() end
 end
-local function last_line(path)
-  local f = io.open(path)
-  if not f then return '' end
-  local last = ''
-  for l in f:lines() do if l:match('%S') then last = l end end
-  f:close()
-  return last
-end
+local last_line = dofile('bench/common.lua').last_line
 
 ---------------------------------------------------------------- the models
 local function ensure_models()

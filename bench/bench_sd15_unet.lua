@@ -54,14 +54,7 @@ local function median_time(fn, n, warmup)
 end
 
 local function shell_quote(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
-local function last_line(path)
-  local f = io.open(path)
-  if not f then return '' end
-  local last = ''
-  for l in f:lines() do if l:match('%S') then last = l end end
-  f:close()
-  return last
-end
+local last_line = dofile('bench/common.lua').last_line
 
 -- peer_run() -> the peer's JSON table, or nil and why it was skipped
 local function peer_run()

@@ -35,4 +35,14 @@ function M.args(defaults, switches)
   return args
 end
 
+-- The last non-blank line of a file ('' when it cannot be read): why a peer failed, from its log.
+function M.last_line(path)
+  local f = io.open(path)
+  if not f then return '' end
+  local last = ''
+  for l in f:lines() do if l:match('%S') then last = l end end
+  f:close()
+  return last
+end
+
 return M

@@ -59,6 +59,15 @@ static int contig3(const craft_tensor *x, const craft_tensor *w, const craft_ten
     return rc;
 }
 
+/* gin[i] for each of the (x, w, b) inputs that needs a gradient, on device */
+static int alloc_grads(craft_node *n, int device, craft_tensor **gin) {
+    for (int i = 0; i < 3; i++)
+        if (CRAFT_NEEDS_GRAD(n, i) &&
+            !(gin[i] = craft_new_tensor(n->edges[i].ndim, n->edges[i].shape, CRAFT_F32, device)))
+            return craft_last_status();
+    return CRAFT_OK;
+}
+
 /* the backward of both ops: saved x, w (or NULL), mean, rstd; iarg: G (group_norm) or D */
 static int norm_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin, int ln) {
     craft_tensor *x = n->saved[0], *w = n->saved[1], *g;
@@ -67,11 +76,7 @@ static int norm_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin,
     CRAFT_TRY(craft_kernels_for(device, ln ? CRAFT_K_layer_norm_grad : CRAFT_K_group_norm_grad, CRAFT_F32,
                                 n->name, &k));
     CRAFT_TRY(craft_grad_on(gout[0], device, &g));
-    int rc = CRAFT_OK;
-    for (int i = 0; i < 3 && !rc; i++)
-        if (CRAFT_NEEDS_GRAD(n, i) &&
-            !(gin[i] = craft_new_tensor(n->edges[i].ndim, n->edges[i].shape, CRAFT_F32, device)))
-            rc = craft_last_status();
+    int rc = alloc_grads(n, device, gin);
     if (!rc && ln)
         rc = k->layer_norm_grad(x, w, n->saved[2], n->saved[3], g, n->iarg[0], gin[0], gin[1], gin[2]);
     else if (!rc)
@@ -148,11 +153,7 @@ static int group_norm_act_backward(craft_node *n, craft_tensor **gout, craft_ten
     const craft_kernels *k;
     CRAFT_TRY(craft_kernels_for(device, CRAFT_K_group_norm_act_grad, CRAFT_F32, n->name, &k));
     CRAFT_TRY(craft_grad_on(gout[0], device, &g));
-    int rc = CRAFT_OK;
-    for (int i = 0; i < 3 && !rc; i++)
-        if (CRAFT_NEEDS_GRAD(n, i) &&
-            !(gin[i] = craft_new_tensor(n->edges[i].ndim, n->edges[i].shape, CRAFT_F32, device)))
-            rc = craft_last_status();
+    int rc = alloc_grads(n, device, gin);
     if (!rc)
         rc = k->group_norm_act_grad(x, n->saved[1], n->saved[2], n->saved[3], n->saved[4], g, n->iarg[0],
                                     (int)n->iarg[1], gin[0], gin[1], gin[2]);
