@@ -163,16 +163,11 @@ end
 local function peer_run(spec_path, inputs_path)
   if args.no_peer then return nil, '--no-peer given' end
   local py = B.peer_python()
-  if py:find('/', 1, true) and not exists(py) then
-    return nil, py .. ' does not exist (sh tools/setup.sh --bench makes .venv-bench)'
-  end
+  local why
+  py, why = B.peer_ready({ 'torch', 'diffusers', 'transformers' })
+  if not py then return nil, why end
   local log, out = os.tmpname(), os.tmpname()
   local q = shell_quote(py)
-  if os.execute(q .. " -c 'import torch, diffusers, transformers' > " .. log .. ' 2>&1') ~= 0 then
-    local why = last_line(log)
-    os.remove(log); os.remove(out)
-    return nil, py .. ' cannot import torch, diffusers and transformers (' .. why .. ')'
-  end
   local cmd = ('%s bench/peer_craft_step.py --models %s --spec %s --inputs %s --threads %d --json %s'
     .. ' > %s 2>&1')
     :format(q, shell_quote(DIR), shell_quote(spec_path), shell_quote(inputs_path), craft.num_threads(), out,

@@ -61,18 +61,11 @@ local function peer_run()
   if args.no_peer then return nil, '--no-peer given' end
   local py = dofile('bench/common.lua').peer_python()
   if py == '' then return nil, 'CRAFT_PEER_PYTHON is empty' end
-  if py:find('/', 1, true) then
-    local f = io.open(py)
-    if not f then return nil, py .. ' does not exist (sh tools/setup.sh --bench makes .venv-bench)' end
-    f:close()
-  end
+  local why
+  py, why = dofile('bench/common.lua').peer_ready({ 'torch', 'diffusers' })
+  if not py then return nil, why end
   local log, tmp = os.tmpname(), os.tmpname()
   local q = shell_quote(py)
-  if os.execute(q .. " -c 'import torch, diffusers' > " .. log .. ' 2>&1') ~= 0 then
-    local why = last_line(log)
-    os.remove(log); os.remove(tmp)
-    return nil, py .. ' cannot import torch and diffusers (' .. why .. '; sh tools/setup.sh --bench)'
-  end
   local pdev = os.getenv('CRAFT_PEER_DEVICE') or ''
   local cmd = ('%s bench/peer_sd15_unet.py --batch %d --size %d --steps %d --warmup %d --threads %d --json %s%s%s%s%s > %s 2>&1')
     :format(q, args.batch, args.size, args.steps, args.warmup, craft.num_threads(), tmp,

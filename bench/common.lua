@@ -45,4 +45,26 @@ function M.last_line(path)
   return last
 end
 
+-- The peer's python when it exists and imports every module in `modules` (a list), else nil and
+-- why (the "peer skipped: why" line).
+function M.peer_ready(modules)
+  local py = M.peer_python()
+  if py:find('/', 1, true) then
+    local f = io.open(py)
+    if not f then return nil, py .. ' does not exist (sh tools/setup.sh --bench makes .venv-bench)' end
+    f:close()
+  end
+  local log = os.tmpname()
+  local quoted = "'" .. py:gsub("'", "'\\''") .. "'"
+  local ok = os.execute(('%s -c "import %s" > %s 2>&1'):format(quoted, table.concat(modules, ', '), log)) == 0
+  local why = not ok and M.last_line(log)
+  os.remove(log)
+  if not ok then
+    local names = #modules > 1 and table.concat(modules, ', ', 1, #modules - 1) .. ' and ' .. modules[#modules]
+      or modules[1]
+    return nil, ('%s cannot import %s (%s; sh tools/setup.sh --bench)'):format(py, names, why)
+  end
+  return py
+end
+
 return M
