@@ -219,7 +219,10 @@ int craft_tensor_mark_written(craft_tensor *t);
  * and accumulates and returns fp32, on a device whose back end has bf16 kernels; tensors stay
  * f32. Recorded ops, every backward pass and all other ops compute in fp32, and so does a device
  * without bf16 kernels (craft_precision_support). docs/backends.md states the tolerances. */
-enum { CRAFT_PREC_FP32 = 0, CRAFT_PREC_BF16 = 1 };
+/* CRAFT_PREC_FP16 is the same rule with IEEE half operands (f16 storage, fp32 arithmetic and
+ * accumulation) on devices with f16 kernels: OpenCL devices (any: vload_half is core OpenCL);
+ * the CPU has none and computes fp32. */
+enum { CRAFT_PREC_FP32 = 0, CRAFT_PREC_BF16 = 1, CRAFT_PREC_FP16 = 2 };
 /* *previous (may be NULL) gets the setting it replaces; an unknown precision is refused. */
 int craft_set_compute_precision(int precision, int *previous);
 int craft_compute_precision(void);
@@ -228,6 +231,16 @@ int craft_compute_precision(void);
 int craft_precision_support(int device, int *kernels);
 /* Kernel calls that computed in bf16 since the process started (a test and benchmark counter). */
 int64_t craft_bf16_kernel_calls(void);
+/* *kernels = the number of kernels (0..3: gemm, conv, sdpa) device runs in `precision`
+ * (CRAFT_PREC_BF16 or CRAFT_PREC_FP16; CRAFT_PREC_FP32: 3) under that setting; 0: it computes fp32. */
+int craft_precision_kernels(int device, int precision, int *kernels);
+/* Kernel calls that computed in f16 since the process started (a test and benchmark counter). */
+int64_t craft_f16_kernel_calls(void);
+/* The OpenCL devices' caches of weights converted to f16 (keyed like the CPU's bf16 cache, per
+ * device; CRAFT_F16_CACHE_MB caps each, default 2048): bytes held, entries, hits, misses over
+ * all devices; and dropping them (set_precision('fp32') does). */
+void craft_cl_f16_cache_stats(int64_t *bytes, int64_t *entries, int64_t *hits, int64_t *misses);
+void craft_cl_f16_cache_clear(void);
 /* The CPU's bf16 state: "avx512_core_bf16" (native), or why the CPU computes fp32 instead. */
 const char *craft_cpu_bf16_info(void);
 /* The CPU's cache of weights converted to bf16 (keyed by storage serial, version, offset and

@@ -111,12 +111,15 @@ __kernel void conv_direct(GEO_ARGS, const long oc, const long groups, __global c
  *   forward    (dir 0): dst[n, o, p] = sum over (c, ky, kx) of W[o, c, ky, kx] x[n, c, at(p)] + b[o]
  *   backward-data (1): src[n, c, q] = sum over (o, ky, kx) of W[o, c, ky, kx] dy[n, o, at'(q)]
  *                      (+ b[c]), at' the output pixel that reads q through (ky, kx), if any:
- *                      the conv transposed, as a gather (no atomics, no col2im). */
+ *                      the conv transposed, as a gather (no atomics, no col2im).
+ * h = 1 (conv_igemm_fwd_h, the fp16 compute precision): in and w are f16 (the pointers are cast;
+ * offsets count their elements), read through vload_half; the arithmetic stays fp32. */
 #define IG_TK 16
 #define IG_R 4
 #define IG_LMAX 16
 
-static inline void conv_igemm_body(const int dir, __global const conv_geo *g, const long oc, const long groups,
+#define IG_LD(h, p, i) ((h) ? vload_half((i), (__global const half *)(p)) : (p)[i])
+static inline void conv_igemm_body(const int dir, const int h, __global const conv_geo *g, const long oc, const long groups,
                                    __global const float *in, const long inoff, __global const float *w,
                                    const long woff, __global const float *bias, const long boff,
                                    const int has_bias, __global float *out, const long outoff, __local float *As,
@@ -146,8 +149,8 @@ static inline void conv_igemm_body(const int dir, __global const conv_geo *g, co
             long m = m0 + am, r = k0 + ak;
             float a = 0.0f;
             if (m < M && r < K) {
-                if (!dir) a = w[woff + (gi * og + m) * cg * kk + r];
-                else a = w[woff + ((gi * og + r / kk) * cg + m) * kk + r % kk];
+                if (!dir) a = IG_LD(h, w, woff + (gi * og + m) * cg * kk + r);
+                else a = IG_LD(h, w, woff + ((gi * og + r / kk) * cg + m) * kk + r % kk);
             }
             As[ak * (TM + 1) + am] = a;
         }
@@ -159,13 +162,13 @@ static inline void conv_igemm_body(const int dir, __global const conv_geo *g, co
                 if (!dir) {
                     long iy = py * g->sh - g->ph + ky * g->dh, ix = px * g->sw - g->pw + kx * g->dw;
                     if (iy >= 0 && iy < g->h && ix >= 0 && ix < g->w)
-                        b = in[inoff + ((img * g->c + gi * cg + c) * g->h + iy) * g->w + ix];
+                        b = IG_LD(h, in, inoff + ((img * g->c + gi * cg + c) * g->h + iy) * g->w + ix);
                 } else {
                     long ty2 = py + g->ph - ky * g->dh, tx2 = px + g->pw - kx * g->dw;
                     if (ty2 >= 0 && tx2 >= 0 && ty2 % g->sh == 0 && tx2 % g->sw == 0) {
                         long oy = ty2 / g->sh, ox = tx2 / g->sw;
                         if (oy < g->oh && ox < g->ow)
-                            b = in[inoff + ((img * oc + gi * og + c) * g->oh + oy) * g->ow + ox];
+                            b = IG_LD(h, in, inoff + ((img * oc + gi * og + c) * g->oh + oy) * g->ow + ox);
                     }
                 }
             }
@@ -198,7 +201,17 @@ __kernel void conv_igemm_fwd(GEO_ARGS, const long oc, const long groups, __globa
                              const int has_bias, __global float *y, const long yoff) {
     __local float As[IG_TK * (IG_R * IG_LMAX + 1)], Bs[IG_TK * IG_R * IG_LMAX];
     __global const conv_geo *g = GEO(conv_geo);
-    conv_igemm_body(0, g, oc, groups, x, g->xoff, w, woff, bias, boff, has_bias, y, yoff, As, Bs);
+    conv_igemm_body(0, 0, g, oc, groups, x, g->xoff, w, woff, bias, boff, has_bias, y, yoff, As, Bs);
+}
+
+/* conv_igemm_fwd over f16 copies of x (at the geometry's xoff) and w */
+__kernel void conv_igemm_fwd_h(GEO_ARGS, const long oc, const long groups, __global const half *x,
+                               __global const half *w, const long woff, __global const float *bias, const long boff,
+                               const int has_bias, __global float *y, const long yoff) {
+    __local float As[IG_TK * (IG_R * IG_LMAX + 1)], Bs[IG_TK * IG_R * IG_LMAX];
+    __global const conv_geo *g = GEO(conv_geo);
+    conv_igemm_body(0, 1, g, oc, groups, (__global const float *)x, g->xoff, (__global const float *)w, woff, bias,
+                    boff, has_bias, y, yoff, As, Bs);
 }
 
 /* dy: dst-shaped [n, oc, oh, ow] at dyoff; dx: src-shaped at the geometry's xoff */
@@ -207,5 +220,5 @@ __kernel void conv_igemm_bwd(GEO_ARGS, const long oc, const long groups, __globa
                              const long boff, const int has_bias, __global float *dx) {
     __local float As[IG_TK * (IG_R * IG_LMAX + 1)], Bs[IG_TK * IG_R * IG_LMAX];
     __global const conv_geo *g = GEO(conv_geo);
-    conv_igemm_body(1, g, oc, groups, dy, dyoff, w, woff, bias, boff, has_bias, dx, g->xoff, As, Bs);
+    conv_igemm_body(1, 0, g, oc, groups, dy, dyoff, w, woff, bias, boff, has_bias, dx, g->xoff, As, Bs);
 }

@@ -17,7 +17,10 @@
  * At the end o / l and lse = m + log(l) (the backward's input). Key tiles wholly after the
  * group's last query are skipped when causal. Rows whose every score is -inf give NaN and
  * lse -inf, no keys give zeros and lse -inf, as the CPU op. Local-memory row strides are odd
- * (sq, skv) so that lanes reading different rows at one column hit different banks. */
+ * (sq, skv) so that lanes reading different rows at one column hit different banks.
+ * flash_fwd_h is the same kernel over f16 copies of q, k and v (the fp16 compute precision:
+ * half the global traffic for the K / V tiles every query block re-reads), read through
+ * vload_half; everything after the load (scores, softmax, P V) is fp32 as in flash_fwd. */
 
 #define FA_T 16        /* lanes per query row */
 #define FA_SU 4        /* scores per lane and tile: BK <= FA_T * FA_SU */
@@ -48,21 +51,28 @@ static inline void flash_offsets(__global const flash_geo *g, long b, long *o) {
     }
 }
 
-/* rows [r0, r0 + n) of a [., cols] matrix at src (row stride ld) into dst (row stride sd),
- * rows past `valid` as zeros, each value times mul */
-static inline void flash_stage(__local float *dst, long sd, __global const float *src, long ld, long r0, long n,
-                               long valid, long cols, float mul) {
+/* rows [r0, r0 + n) of a [., cols] matrix at element `base` of src (row stride ld; f16 when h)
+ * into dst (row stride sd), rows past `valid` as zeros, each value times mul */
+static inline void flash_stage_x(const int h, __local float *dst, long sd, __global const float *src, long base,
+                                 long ld, long r0, long n, long valid, long cols, float mul) {
     int lid = get_local_id(0), ls = get_local_size(0);
     for (long e = lid; e < n * cols; e += ls) {
-        long r = e / cols, c = e - r * cols;
-        dst[r * sd + c] = r0 + r < valid ? src[(r0 + r) * ld + c] * mul : 0.0f;
+        long r = e / cols, c = e - r * cols, i = base + (r0 + r) * ld + c;
+        float x = 0.0f;
+        if (r0 + r < valid) x = h ? vload_half(i, (__global const half *)src) : src[i];
+        dst[r * sd + c] = x * mul;
     }
 }
+static inline void flash_stage(__local float *dst, long sd, __global const float *src, long ld, long r0, long n,
+                               long valid, long cols, float mul) {
+    flash_stage_x(0, dst, sd, src, 0, ld, r0, n, valid, cols, mul);
+}
 
-__kernel void flash_fwd(GEO_ARGS, __global const float *q, __global const float *k, __global const float *v,
-                        __global const float *mask, __global float *y, __global float *lse, __local float *qs,
-                        __local float *kv, __local float *ps) {
-    __global const flash_geo *g = GEO(flash_geo);
+/* h: q, k, v are f16 (the pointers are cast; offsets and strides count their elements) */
+static inline void flash_fwd_body(const int h, __global const flash_geo *g, __global const float *q,
+                                  __global const float *k, __global const float *v, __global const float *mask,
+                                  __global float *y, __global float *lse, __local float *qs, __local float *kv,
+                                  __local float *ps) {
     const long Lq = g->Lq, Lk = g->Lk, D = g->D, Dv = g->Dv, BK = g->BK, sq = g->sq, skv = g->skv;
     const int lid = get_local_id(0), BQ = get_local_size(0) / FA_T, t = lid % FA_T, r = lid / FA_T;
     const long nqb = (Lq + BQ - 1) / BQ, b = get_group_id(0) / nqb, q0 = (get_group_id(0) % nqb) * BQ;
@@ -70,7 +80,7 @@ __kernel void flash_fwd(GEO_ARGS, __global const float *q, __global const float 
     const int row_ok = qi < Lq, nsu = (int)(BK / FA_T);
     long o[4];
     flash_offsets(g, b, o);
-    flash_stage(qs, sq, q + o[0], g->ldq, q0, BQ, Lq, D, g->scale);
+    flash_stage_x(h, qs, sq, q, o[0], g->ldq, q0, BQ, Lq, D, g->scale);
     /* keys this row sees, and the keys any row of the group sees */
     const long nv = g->causal ? min(qi + 1, Lk) : Lk;
     const long kend = g->causal ? min(q0 + BQ, Lk) : Lk;
@@ -79,7 +89,7 @@ __kernel void flash_fwd(GEO_ARGS, __global const float *q, __global const float 
     __local float *prow = ps + r * BK;
     for (long k0 = 0; k0 < kend; k0 += BK) {
         barrier(CLK_LOCAL_MEM_FENCE); /* the previous tile's P V is done with kv and ps */
-        flash_stage(kv, skv, k + o[1], g->ldk, k0, BK, Lk, D, 1.0f);
+        flash_stage_x(h, kv, skv, k, o[1], g->ldk, k0, BK, Lk, D, 1.0f);
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int u = 0; u < FA_SU; u++) sc[u] = 0.0f;
         for (long d = 0; d < D; d++) {
@@ -108,7 +118,7 @@ __kernel void flash_fwd(GEO_ARGS, __global const float *q, __global const float 
         barrier(CLK_LOCAL_MEM_FENCE); /* every lane has read the strip's scores */
         for (int u = 0; u < FA_SU; u++)
             if (u < nsu) prow[t + u * FA_T] = mn == -INFINITY ? 0.0f : exp(sc[u] - mn);
-        flash_stage(kv, skv, v + o[2], g->ldv, k0, BK, Lk, Dv, 1.0f);
+        flash_stage_x(h, kv, skv, v, o[2], g->ldv, k0, BK, Lk, Dv, 1.0f);
         barrier(CLK_LOCAL_MEM_FENCE);
         for (int u = 0; u < FA_OU; u++) acc[u] *= corr;
         float sum = 0.0f;
@@ -133,4 +143,17 @@ __kernel void flash_fwd(GEO_ARGS, __global const float *q, __global const float 
     for (int u = 0; u < FA_OU; u++)
         if (t + u * FA_T < Dv) yr[t + u * FA_T] = acc[u] * inv;
     if (t == 0) lse[b * Lq + qi] = m + log(l);
+}
+
+__kernel void flash_fwd(GEO_ARGS, __global const float *q, __global const float *k, __global const float *v,
+                        __global const float *mask, __global float *y, __global float *lse, __local float *qs,
+                        __local float *kv, __local float *ps) {
+    flash_fwd_body(0, GEO(flash_geo), q, k, v, mask, y, lse, qs, kv, ps);
+}
+
+__kernel void flash_fwd_h(GEO_ARGS, __global const half *q, __global const half *k, __global const half *v,
+                          __global const float *mask, __global float *y, __global float *lse, __local float *qs,
+                          __local float *kv, __local float *ps) {
+    flash_fwd_body(1, GEO(flash_geo), (__global const float *)q, (__global const float *)k,
+                   (__global const float *)v, mask, y, lse, qs, kv, ps);
 }

@@ -15,7 +15,9 @@ static const char *device_name(int device, char *buf, size_t n) {
     return buf;
 }
 
-/* every kernel takes f32; gemm also f16 where the device has cl_khr_fp16 (CLBlast's HGEMM) */
+/* every kernel takes f32 (the f16 compute kernels too: their operands are f32 tensors read as
+ * f16 copies, which every device can do); gemm also f16 tensors where the device has
+ * cl_khr_fp16 (CLBlast's HGEMM) */
 static int supports(int device, int kid, int dtype) {
     if (dtype == CRAFT_F32) return 1;
     if (kid != CRAFT_K_gemm || dtype != CRAFT_F16) return 0;
@@ -74,6 +76,9 @@ const craft_backend craft_cl_backend = {
             .softmax_grad = craft_cl_softmax_grad,
             .sdpa = craft_cl_sdpa,
             .sdpa_grad = craft_cl_sdpa_grad,
+            .gemm_f16 = craft_cl_gemm_f16,
+            .conv_f16 = craft_cl_conv_f16,
+            .sdpa_f16 = craft_cl_sdpa_f16,
             .l2_normalize = craft_cl_l2_normalize,
             .l2_normalize_grad = craft_cl_l2_normalize_grad,
             .cosine = craft_cl_cosine,

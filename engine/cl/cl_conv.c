@@ -80,6 +80,28 @@ static int igemm(craft_cl_dev *d, const craft_conv_dims *g, int dir, int L, cons
     return cl_launch_geo(d, K_conv_igemm_bwd, &k, sizeof k, 10, args, (size_t)groups * local, local);
 }
 
+/* conv_f16's forward (cl_f16.c): implicit GEMM over f16 copies of x and w, whatever the device
+ * type (the kernel designed for GPUs; the rule above is about fp32 speed on CPU devices). */
+int cl_conv_igemm_f16(const craft_conv_dims *g, const craft_tensor *xh, const craft_tensor *wh,
+                      const craft_tensor *b, craft_tensor *dst, int *served) {
+    craft_cl_dev *d;
+    *served = 0;
+    CRAFT_TRY(cl_dev_get(dst->device, "conv2d (f16)", &d));
+    size_t wg = cl_pow2_local(d, K_conv_igemm_fwd_h, 256);
+    if (wg < 16) return CRAFT_OK;
+    *served = 1;
+    int L = wg >= 256 ? 16 : wg >= 64 ? 8 : 4;
+    int64_t G = g->groups, M = g->oc / G, T = IG_R * L, N = g->n * g->oh * g->ow;
+    int64_t groups = G * ((M + T - 1) / T) * ((N + T - 1) / T);
+    cl_conv_geo k = geo_of(g, g->n, xh->offset);
+    cl_long oc = g->oc, ng = G, woff = wh->offset, boff = b ? b->offset : 0, ooff = dst->offset;
+    cl_int hb = b != NULL;
+    cl_mem xm = cl_mem_of(xh), wm = cl_mem_of(wh), bm = b ? cl_mem_of(b) : wm, om = cl_mem_of(dst);
+    size_t local = (size_t)(L * L);
+    cl_arg args[10] = {CLA(oc), CLA(ng), CLA(xm), CLA(wm), CLA(woff), CLA(bm), CLA(boff), CLA(hb), CLA(om), CLA(ooff)};
+    return cl_launch_geo(d, K_conv_igemm_fwd_h, &k, sizeof k, 10, args, (size_t)groups * local, local);
+}
+
 /* Bytes of column matrix one call may use: big enough for few, large GEMMs, small next to the
  * device's memory (the pool counts it like any tensor). */
 static int64_t budget_override;

@@ -45,7 +45,7 @@ static int64_t odd_at_least(int64_t n) { return n < 1 ? 1 : (n % 2 ? n : n + 1);
 
 /* Local floats of a work-group of `rows` rows and tiles of `tile` entries, per kernel. */
 static int64_t local_floats(int kid, int64_t rows, int64_t tile, int64_t sq, int64_t skv, int64_t sv) {
-    if (kid == K_flash_fwd) return rows * sq + tile * skv + rows * tile;
+    if (kid == K_flash_fwd || kid == K_flash_fwd_h) return rows * sq + tile * skv + rows * tile;
     if (kid == K_flash_bwd_kv) return (rows + tile) * (sq + sv) + 2 * rows * tile + 2 * tile;
     return (rows + tile) * (sq + sv) + rows * tile + 2 * rows; /* flash_bwd_q */
 }
@@ -135,6 +135,29 @@ int cl_flash_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tens
     int64_t groups = gm.nb * ((gm.Lq + bq - 1) / bq);
     size_t local = (size_t)(bq * FA_T);
     return cl_launch_geo(d, K_flash_fwd, &g, sizeof g, 9, args, (size_t)groups * local, local);
+}
+
+int cl_flash_sdpa_f16(const craft_tensor *qh, const craft_tensor *kh, const craft_tensor *vh,
+                      const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse,
+                      int *served) {
+    *served = 0;
+    craft_cl_dev *d;
+    CRAFT_TRY(cl_dev_get(y->device, "sdpa (f16)", &d));
+    craft_sdpa_geom gm;
+    cl_flash_geo g;
+    CRAFT_TRY(geo_fill(qh, kh, vh, mask, scale, causal, &gm, &g));
+    int64_t bq, bk;
+    if (gm.Dv > FA_T * FA_OU || !pick_tiles(d, K_flash_fwd_h, g.sq, g.skv, g.sv, &bq, &bk)) return CRAFT_OK;
+    *served = 1;
+    if (gm.nb == 0 || gm.Lq == 0) return CRAFT_OK;
+    g.BK = bk;
+    cl_mem qm = cl_mem_of(qh), km = cl_mem_of(kh), vm = cl_mem_of(vh), mm = mask ? cl_mem_of(mask) : qm,
+           ym = cl_mem_of(y), lm = cl_mem_of(lse);
+    cl_arg args[9] = {CLA(qm), CLA(km), CLA(vm), CLA(mm), CLA(ym), CLA(lm), LOCAL_ARG(bq * g.sq),
+                      LOCAL_ARG(bk * g.skv), LOCAL_ARG(bq * bk)};
+    int64_t groups = gm.nb * ((gm.Lq + bq - 1) / bq);
+    size_t local = (size_t)(bq * FA_T);
+    return cl_launch_geo(d, K_flash_fwd_h, &g, sizeof g, 9, args, (size_t)groups * local, local);
 }
 
 int cl_flash_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,

@@ -92,14 +92,14 @@ int cl_blast_load(void);
 /* convolution, pooling, resize, pad, concat, embedding kernels (kernels_cl/conv.cl, shape.cl) */
 #define CL_CONV_KERNELS(X)                                                                                   \
     X(im2col)                                                                                                \
-    X(col2im) X(conv_direct) X(conv_igemm_fwd) X(conv_igemm_bwd) X(avgpool_fwd) X(avgpool_bwd) X(interp_fwd) X(interp_bwd) X(pad_fwd) X(pad_bwd) \
+    X(col2im) X(conv_direct) X(conv_igemm_fwd) X(conv_igemm_bwd) X(conv_igemm_fwd_h) X(avgpool_fwd) X(avgpool_bwd) X(interp_fwd) X(interp_bwd) X(pad_fwd) X(pad_bwd) \
         X(embed_fwd) X(embed_bwd) X(timestep_emb)
 /* norm, softmax, attention, loss kernels (kernels_cl/norm.cl, softmax.cl, attention.cl, loss.cl) */
 #define CL_NN_KERNELS(X)                                                                                     \
     X(attn_softmax)                                                                                          \
     X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) X(norm_fwd) X(norm_bwd_x)           \
         X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) X(ce_bwd)    \
-            X(mse_grad) X(flash_fwd) X(flash_bwd_kv) X(flash_bwd_q)
+            X(mse_grad) X(flash_fwd) X(flash_bwd_kv) X(flash_bwd_q) X(flash_fwd_h) X(gemm_f16)
 
 enum {
 #define CL_K_U(name) K_unary_##name,
@@ -248,6 +248,28 @@ void craft_cl_sdpa_set_algo(int algo);
 /* Caps the flash kernel's query rows per work-group and keys per tile (0: no cap), so that
  * tests cross many tile edges with small shapes. */
 void craft_cl_flash_set_tiles(int bq, int bk);
+/* The fp16 compute precision (cl_f16.c; core/backend.h's gemm_f16, conv_f16, sdpa_f16). */
+int craft_cl_gemm_f16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
+                      const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
+                      float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b);
+int craft_cl_conv_f16(const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
+                      craft_tensor *dst, craft_tensor *bias);
+int craft_cl_sdpa_f16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                      const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse);
+/* A weight's f16 copy from the device's cache: rows x cols at element off of w (row stride ld)
+ * as a contiguous f16 tensor on w's device (*out: one reference), converted on a miss. */
+int cl_f16_weight(const craft_tensor *w, int64_t off, int64_t rows, int64_t cols, int64_t ld, craft_tensor **out);
+/* A contiguous f16 copy of t on its device (one conversion pass; *out: one reference). */
+int cl_f16_copy(const craft_tensor *t, craft_tensor **out);
+/* conv_f16's launch (cl_conv.c): the implicit-GEMM forward over f16 x and w; *served 0 (nothing
+ * done) where the device's work-groups are too small for it. */
+int cl_conv_igemm_f16(const craft_conv_dims *g, const craft_tensor *xh, const craft_tensor *wh,
+                      const craft_tensor *b, craft_tensor *dst, int *served);
+/* flash_fwd_h's launch (cl_flash.c) over f16 q, k, v: *served 0 (nothing done) where the flash
+ * kernel does not serve the geometry (head dim above 256, tiles that do not fit). */
+int cl_flash_sdpa_f16(const craft_tensor *qh, const craft_tensor *kh, const craft_tensor *vh,
+                      const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse,
+                      int *served);
 /* losses (cl_loss.c) */
 int craft_cl_l2_normalize(const craft_tensor *x, int64_t outer, int64_t n, int64_t inner, double eps,
                           craft_tensor *y, craft_tensor *den);

@@ -204,6 +204,20 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
     X(sdpa_bf16,                                                                                                            \
       (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,                       \
        double scale, int causal, craft_tensor *y, craft_tensor *lse))                                                       \
+    /* ---- fp16 compute (core/precision.c: run only for ops that record no gradient) ---- */                               \
+    /* as the bf16 entries, with operands rounded to IEEE half (nearest even; beyond +-65504: inf): f16 storage,    \
+     * fp32 arithmetic and accumulation, f32 results; each calls craft_f16_count() when it really computed in f16. \
+     * A weight (keep_b, conv's wei) may be cached in f16 per device, keyed by storage serial and version */        \
+    X(gemm_f16,                                                                                                             \
+      (char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,                               \
+       const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,                           \
+       float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b))                           \
+    X(conv_f16,                                                                                                             \
+      (const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,                     \
+       craft_tensor *bias))                                                                                                 \
+    X(sdpa_f16,                                                                                                             \
+      (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,                       \
+       double scale, int causal, craft_tensor *y, craft_tensor *lse))                                                       \
     /* ---- losses (contiguous [outer, n, inner] blocks reduced over n) ---- */                                             \
     /* y = x / max(||x||, eps) and den [outer * inner] (negative where the clamp is active); its gradient from y, den */    \
     X(l2_normalize,                                                                                                         \
@@ -331,6 +345,10 @@ int craft_on_device(const craft_tensor *t, int device, craft_tensor **out);
 int craft_bf16_for(int device, int kid, int n, const craft_tensor *const *ins);
 /* A bf16 kernel computed in bf16 (craft_bf16_kernel_calls counts these). */
 void craft_bf16_count(void);
+/* craft_bf16_for's rule for the fp16 setting (CRAFT_PREC_FP16) and an f16 kernel kid. */
+int craft_f16_for(int device, int kid, int n, const craft_tensor *const *ins);
+/* An f16 kernel computed in f16 (craft_f16_kernel_calls counts these). */
+void craft_f16_count(void);
 /* Backward passes compute in fp32 whatever the setting: on 1 enters such a region, 0 leaves. */
 void craft_precision_suppress(int on);
 

@@ -212,11 +212,13 @@ static int conv_op(int transposed, const craft_tensor *x, const craft_tensor *w,
     if (b) CRAFT_TRY(craft_want(op, "bias", b, device));
     craft_conv_dims cd;
     CRAFT_TRY(conv_dims_of(op, transposed, x, w, b, stride, padding, output_padding, dilation, groups, &cd));
-    /* under the bf16 compute precision an unrecorded conv2d runs the back end's conv_bf16; the
-     * transposed op stays fp32 (its forward is the conv's backward-data direction) */
+    /* under the bf16 (fp16) compute precision an unrecorded conv2d runs the back end's conv_bf16
+     * (conv_f16); the transposed op stays fp32 (its forward is the conv's backward-data direction) */
     const craft_tensor *ins[3] = {x, w, b};
     int bf16 = !transposed && craft_bf16_for(device, CRAFT_K_conv_bf16, 3, ins);
-    CRAFT_TRY(craft_kernels_for(device, bf16 ? CRAFT_K_conv_bf16 : CRAFT_K_conv, CRAFT_F32, op, &k));
+    int f16 = !transposed && !bf16 && craft_f16_for(device, CRAFT_K_conv_f16, 3, ins);
+    CRAFT_TRY(craft_kernels_for(device, bf16 ? CRAFT_K_conv_bf16 : f16 ? CRAFT_K_conv_f16 : CRAFT_K_conv, CRAFT_F32,
+                                op, &k));
     craft_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
     int rc = craft_contig_f32(x, &xc);
     if (!rc) rc = craft_contig_f32(w, &wc);
@@ -229,6 +231,7 @@ static int conv_op(int transposed, const craft_tensor *x, const craft_tensor *w,
     if (!rc)
         rc = transposed ? k->conv(CRAFT_CONV_BWD_DATA, &cd, 0, y, wc, xc, bc)
             : bf16      ? k->conv_bf16(&cd, fwd_bias, xc, wc, y, bc)
+            : f16       ? k->conv_f16(&cd, fwd_bias, xc, wc, y, bc)
                         : k->conv(CRAFT_CONV_FWD, &cd, fwd_bias, xc, wc, y, bc);
     if (!rc) {
         /* frozen weights (LoRA) need no saved input, a frozen input no saved weight */

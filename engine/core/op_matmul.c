@@ -2,9 +2,9 @@
  * device, on the back end's gemm kernel (row-major, transposed operands as flags). Transposed
  * views are passed as transpose flags, not copied. f16 @ f16 (inference: f16 tensors carry no
  * gradients) runs in half precision where the back end has an f16 gemm, elsewhere in fp32 on
- * converted copies, rounded back to f16. Under the bf16 compute precision an unrecorded matmul or
- * linear runs on the back end's gemm_bf16 kernel (core/precision.c), linear's weight as a kept
- * operand. */
+ * converted copies, rounded back to f16. Under the bf16 (fp16) compute precision an unrecorded
+ * matmul or linear runs on the back end's gemm_bf16 (gemm_f16) kernel (core/precision.c),
+ * linear's weight as a kept operand. */
 #include "core/backend.h"
 #include <stdlib.h>
 
@@ -47,12 +47,21 @@ static int gemm_operand(const craft_tensor *t, craft_tensor **out, mat_layout *l
     return CRAFT_OK;
 }
 
-/* C[batch] = A[batch] @ B[batch] for a, b with >= 2 dims and broadcast batch dims; bf16: on the
- * back end's gemm_bf16 kernel (craft_bf16_for said so). */
-static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, int bf16, craft_tensor **out) {
+/* The precision an unrecorded product on device computes in (core/precision.c): CRAFT_PREC_BF16
+ * (gemm_bf16), CRAFT_PREC_FP16 (gemm_f16) or 0 (gemm). */
+static int lowp_of(int device, int n, const craft_tensor *const *ins) {
+    if (craft_bf16_for(device, CRAFT_K_gemm_bf16, n, ins)) return CRAFT_PREC_BF16;
+    return craft_f16_for(device, CRAFT_K_gemm_f16, n, ins) ? CRAFT_PREC_FP16 : 0;
+}
+static int gemm_kid(int lowp) {
+    return lowp == CRAFT_PREC_BF16 ? CRAFT_K_gemm_bf16 : lowp == CRAFT_PREC_FP16 ? CRAFT_K_gemm_f16 : CRAFT_K_gemm;
+}
+
+/* C[batch] = A[batch] @ B[batch] for a, b with >= 2 dims and broadcast batch dims; lowp (lowp_of):
+ * on the back end's gemm_bf16 or gemm_f16 kernel. */
+static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, int lowp, craft_tensor **out) {
     const craft_kernels *k;
-    CRAFT_TRY(
-        craft_kernels_for(a_in->device, bf16 ? CRAFT_K_gemm_bf16 : CRAFT_K_gemm, a_in->dtype, "matmul", &k));
+    CRAFT_TRY(craft_kernels_for(a_in->device, gemm_kid(lowp), a_in->dtype, "matmul", &k));
     craft_tensor *a = NULL, *b = NULL, *y = NULL;
     mat_layout la, lb;
     int rc = gemm_operand(a_in, &a, &la);
@@ -94,9 +103,10 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, int bf
             offs[batch + bi] = ob;
             offs[2 * batch + bi] = bi * M * N;
         }
-        if (!rc && bf16)
-            rc = k->gemm_bf16(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f,
-                              y, offs + 2 * batch, N, batch, 0);
+        if (!rc && lowp)
+            rc = (lowp == CRAFT_PREC_BF16 ? k->gemm_bf16 : k->gemm_f16)(la.trans, lb.trans, M, N, K, 1.0f, a, offs,
+                                                                         la.ld, b, offs + batch, lb.ld, 0.0f, y,
+                                                                         offs + 2 * batch, N, batch, 0);
         else if (!rc)
             rc = k->gemm(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f, y,
                          offs + 2 * batch, N, batch);
@@ -202,7 +212,7 @@ int craft_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **ou
     if (half) return matmul_half(a, b, out);
     craft_tensor *y;
     const craft_tensor *ins[2] = {a, b};
-    CRAFT_TRY(matmul_raw(a, b, craft_bf16_for(a->device, CRAFT_K_gemm_bf16, 2, ins), &y));
+    CRAFT_TRY(matmul_raw(a, b, lowp_of(a->device, 2, ins), &y));
     int rc = craft_record("matmul", 2, ins, y, matmul_backward, 2, ins, NULL, 0, NULL, 0, NULL);
     return craft_finish(rc, y, out);
 }
@@ -253,8 +263,8 @@ int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tenso
         return craft_fail(CRAFT_ESHAPE, "linear: bias %s for weight %s (expected [%lld])", craft_shape_str(b),
                           craft_shape_str(w), (long long)w->shape[0]);
     const craft_tensor *ins[3] = {x, w, b};
-    int bf16 = craft_bf16_for(x->device, CRAFT_K_gemm_bf16, 3, ins);
-    CRAFT_TRY(craft_kernels_for(x->device, bf16 ? CRAFT_K_gemm_bf16 : CRAFT_K_gemm, CRAFT_F32, "linear", &k));
+    int lowp = lowp_of(x->device, 3, ins);
+    CRAFT_TRY(craft_kernels_for(x->device, gemm_kid(lowp), CRAFT_F32, "linear", &k));
     craft_tensor *xc = NULL, *wc = NULL, *y = NULL;
     int rc = craft_contig_f32(x, &xc);
     if (!rc) rc = craft_contig_f32(w, &wc);
@@ -286,10 +296,9 @@ int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tenso
         beta = 1.0f;
     }
     if (!rc && !(K == 0 && b)) /* with K = 0 the bias is the whole result */
-        rc = bf16
-            ? k->gemm_bf16('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N,
-                           1, 1)
-            : k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
+        rc = lowp ? (lowp == CRAFT_PREC_BF16 ? k->gemm_bf16 : k->gemm_f16)('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K,
+                                                                          wc, &wc->offset, K, beta, y, &zero, N, 1, 1)
+                  : k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
     if (!rc) {
         const craft_tensor *save[2] = {xc, wc};
         rc = craft_record("linear", b ? 3 : 2, ins, y, linear_backward, 2, save, NULL, 0, NULL, 0, NULL);

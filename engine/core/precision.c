@@ -1,17 +1,17 @@
-/* precision.c: the compute-precision setting (fp32 or bf16 for the no-grad matrix products)
+/* precision.c: the compute-precision setting (fp32, bf16 or fp16 for the no-grad matrix products)
  * and the op layer's rule for when a bf16 kernel may run. The kernels are the back ends'
- * (gemm_bf16, conv_bf16, sdpa_bf16 in core/backend.h). */
+ * (gemm_bf16, conv_bf16, sdpa_bf16; gemm_f16, conv_f16, sdpa_f16 in core/backend.h). */
 #include "core/backend.h"
 
 static _Thread_local int precision; /* CRAFT_PREC_FP32 unless set */
 static _Thread_local int suppress;  /* > 0 inside a backward pass: every kernel fp32 */
-static int64_t bf16_calls;
+static int64_t bf16_calls, f16_calls;
 
 int craft_set_compute_precision(int p, int *previous) {
-    if (p != CRAFT_PREC_FP32 && p != CRAFT_PREC_BF16)
+    if (p != CRAFT_PREC_FP32 && p != CRAFT_PREC_BF16 && p != CRAFT_PREC_FP16)
         return craft_fail(CRAFT_EINVAL,
-                          "set_compute_precision: unknown precision %d (expected %d fp32 or %d bf16)", p,
-                          CRAFT_PREC_FP32, CRAFT_PREC_BF16);
+                          "set_compute_precision: unknown precision %d (expected %d fp32, %d bf16 or %d fp16)", p,
+                          CRAFT_PREC_FP32, CRAFT_PREC_BF16, CRAFT_PREC_FP16);
     if (previous) *previous = precision;
     precision = p;
     return CRAFT_OK;
@@ -35,6 +35,30 @@ void craft_precision_suppress(int on) { suppress += on ? 1 : -1; }
 
 int craft_bf16_for(int device, int kid, int n, const craft_tensor *const *ins) {
     if (precision != CRAFT_PREC_BF16 || suppress > 0) return 0;
+    if (craft_grad_enabled())
+        for (int i = 0; i < n; i++)
+            if (ins[i] && ins[i]->requires_grad) return 0;
+    return craft_device_supports(device, kid, CRAFT_F32);
+}
+
+int craft_precision_kernels(int device, int p, int *kernels) {
+    if (!kernels) return craft_fail(CRAFT_EINVAL, "precision_kernels: kernels is NULL");
+    *kernels = 0;
+    if (p != CRAFT_PREC_FP32 && p != CRAFT_PREC_BF16 && p != CRAFT_PREC_FP16)
+        return craft_fail(CRAFT_EINVAL, "precision_kernels: unknown precision %d", p);
+    if (!craft_backend_of(device, "precision_kernels")) return craft_last_status();
+    static const int kids[3][3] = {{CRAFT_K_gemm, CRAFT_K_conv, CRAFT_K_sdpa},
+                                   {CRAFT_K_gemm_bf16, CRAFT_K_conv_bf16, CRAFT_K_sdpa_bf16},
+                                   {CRAFT_K_gemm_f16, CRAFT_K_conv_f16, CRAFT_K_sdpa_f16}};
+    for (int i = 0; i < 3; i++) *kernels += craft_device_supports(device, kids[p][i], CRAFT_F32);
+    return CRAFT_OK;
+}
+
+int64_t craft_f16_kernel_calls(void) { return __atomic_load_n(&f16_calls, __ATOMIC_RELAXED); }
+void craft_f16_count(void) { __atomic_add_fetch(&f16_calls, 1, __ATOMIC_RELAXED); }
+
+int craft_f16_for(int device, int kid, int n, const craft_tensor *const *ins) {
+    if (precision != CRAFT_PREC_FP16 || suppress > 0) return 0;
     if (craft_grad_enabled())
         for (int i = 0; i < n; i++)
             if (ins[i] && ins[i]->requires_grad) return 0;

@@ -491,10 +491,12 @@ static void test_every_op(void) {
 /* the device's back end offers every kernel the CPU's does, except the bf16 ones: OpenCL has
  * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md), and the
  * fused group_norm + activation, which the op composes from group_norm and unary there; and it
- * has clip_grad_norm, the optional kernel that spares a device a read per tensor */
+ * has clip_grad_norm, the optional kernel that spares a device a read per tensor, and the f16
+ * compute kernels (the fp16 precision: OpenCL only, the CPU computes fp32 under it) */
 static void test_kernel_table(void) {
     for (int k = 0; k < CRAFT_K_COUNT; k++) {
-        if (k == CRAFT_K_clip_grad_norm) {
+        if (k == CRAFT_K_clip_grad_norm || k == CRAFT_K_gemm_f16 || k == CRAFT_K_conv_f16 ||
+            k == CRAFT_K_sdpa_f16) {
             CHECK(craft_device_supports(DEV, k, CRAFT_F32) && !craft_device_supports(0, k, CRAFT_F32));
             continue;
         }
@@ -510,6 +512,13 @@ static void test_kernel_table(void) {
     int nk = -1;
     CHECK_OK(craft_precision_support(DEV, &nk));
     CHECK(nk == 0);
+    CHECK_OK(craft_precision_kernels(DEV, CRAFT_PREC_FP16, &nk));
+    CHECK(nk == 3);
+    CHECK_OK(craft_precision_kernels(0, CRAFT_PREC_FP16, &nk));
+    CHECK(nk == 0);
+    CHECK_OK(craft_precision_kernels(DEV, CRAFT_PREC_FP32, &nk));
+    CHECK(nk == 3);
+    CHECK_ERR(craft_precision_kernels(DEV, 7, &nk), CRAFT_EINVAL);
     craft_cl_info info;
     CHECK_OK(craft_cl_device_info(DEV - 1, &info));
     CHECK(craft_device_supports(DEV, CRAFT_K_gemm, CRAFT_F16) == info.fp16);
