@@ -28,12 +28,14 @@ function M.enable_grad(fn, ...) return with_grad_mode(1, fn, ...) end
 ---------------------------------------------------------------- compute precision
 -- set_precision('bf16') lets matmul, linear, conv2d and scaled_dot_product_attention compute
 -- with bf16 operands and fp32 accumulation whenever they record no gradient (under no_grad, or
--- when no input requires grad) on a device with bf16 kernels; tensors stay f32, and recorded
--- ops, backward passes and every other op stay fp32 (craft_set_compute_precision in craft.h).
--- Per thread, like grad mode. precision_info() says what the device really does.
-local PREC = { fp32 = 0, bf16 = 1 }
-local PREC_NAME = { [0] = 'fp32', [1] = 'bf16' }
-M.precisions = { 'fp32', 'bf16' }
+-- when no input requires grad) on a device with bf16 kernels (CPUs with AVX512-BF16);
+-- set_precision('fp16') likewise with IEEE half operands on devices with f16 kernels (OpenCL
+-- devices); tensors stay f32, and recorded ops, backward passes and every other op stay fp32
+-- (craft_set_compute_precision in craft.h). Per thread, like grad mode. precision_info() says
+-- what the device really does.
+local PREC = { fp32 = 0, bf16 = 1, fp16 = 2 }
+local PREC_NAME = { [0] = 'fp32', [1] = 'bf16', [2] = 'fp16' }
+M.precisions = { 'fp32', 'bf16', 'fp16' }
 
 -- The precision code of a name (nil allowed when opt), erroring at the caller's line.
 function M.precision_code(fname, name, opt)
@@ -41,42 +43,60 @@ function M.precision_code(fname, name, opt)
   core.want(fname, 'precision', name, 'string')
   local c = PREC[name]
   if not c then
-    core.argerror(("%s: unknown precision '%s' (expected 'fp32' or 'bf16')"):format(fname, name))
+    core.argerror(("%s: unknown precision '%s' (expected 'fp32', 'bf16' or 'fp16')"):format(fname, name))
   end
   return c
 end
 
+-- why device code `code` computes fp32 under precision c (1 bf16, 2 fp16), or its own state
+local function why_of(c, code)
+  if c == 2 then
+    return code == 0 and 'the CPU has no fp16 kernels: fp16 is an OpenCL precision (f16 storage, fp32 arithmetic)'
+      or 'f16 operands read with vload_half, fp32 arithmetic and accumulation'
+  end
+  return code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels'
+end
+
 local noted = {}
--- one stderr line per device when bf16 is asked for where the device computes fp32
+-- one stderr line per device and precision when bf16 / fp16 is asked for where the device
+-- computes fp32
 local function note_support(c)
-  if c ~= 1 then return end
+  if c == 0 then return end
   local dev = require 'craft.device'
   local code = dev.default_code()
-  if noted[code] then return end
-  noted[code] = true
+  local key = code * 4 + c
+  if noted[key] then return end
+  noted[key] = true
   local k = ffi.new('int[1]')
-  if C.craft_precision_support(code, k) == 0 and k[0] == 0 then
-    local why = code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels'
-    io.stderr:write(('craft: note: precision bf16: %s computes in fp32 (%s)\n'):format(dev.name(code), why))
+  if C.craft_precision_kernels(code, c, k) == 0 and k[0] == 0 then
+    io.stderr:write(('craft: note: precision %s: %s computes in fp32 (%s)\n'):format(PREC_NAME[c], dev.name(code),
+      why_of(c, code)))
   end
+end
+
+-- drops the weight copies a lower precision cached (CPU bf16, OpenCL f16)
+local function clear_caches()
+  C.craft_cpu_bf16_cache_clear()
+  C.craft_cl_f16_cache_clear()
 end
 
 function M.precision() return PREC_NAME[C.craft_compute_precision()] end
 
--- set_precision('fp32' | 'bf16') -> the previous name. Back to fp32 from bf16 also frees the
--- CPU's cache of bf16 weights.
+-- set_precision('fp32' | 'bf16' | 'fp16') -> the previous name. Back to fp32 from bf16 or fp16
+-- also frees the caches of converted weights (the CPU's bf16, the OpenCL devices' f16).
 function M.set_precision(name)
   local c = M.precision_code('set_precision', name)
   local prev = ffi.new('int[1]')
   check(C.craft_set_compute_precision(c, prev), 2)
-  if c == 0 and prev[0] ~= 0 then C.craft_cpu_bf16_cache_clear() end
+  if c == 0 and prev[0] ~= 0 then clear_caches() end
   note_support(c)
   return PREC_NAME[prev[0]]
 end
 
--- clear_precision_cache(): frees the CPU's cache of bf16 weight copies (they are made again on
--- the next bf16 use): what a caller does before work that needs the memory more than the copies.
-function M.clear_precision_cache() C.craft_cpu_bf16_cache_clear() end
+-- clear_precision_cache(): frees the caches of bf16 (CPU) and f16 (OpenCL) weight copies (they
+-- are made again on the next use): what a caller does before work that needs the memory more
+-- than the copies.
+function M.clear_precision_cache() clear_caches() end
 
 -- with_precision(name, fn, ...): fn(...) under that precision, the previous one restored however
 -- fn ends (its results, or its error re-raised). name nil: fn(...) as it is.
@@ -94,20 +114,26 @@ function M.with_precision(name, fn, ...)
 end
 
 -- precision_info(device) -> { precision = 'bf16', device = 'cpu', computes = 'bf16' | 'fp32',
---   bf16_kernels = 3, why = <the CPU's state>, kernel_calls = <bf16 kernel calls so far>,
---   cache = { bytes, entries, hits, misses } (the CPU's bf16 weight cache) }
+--   bf16_kernels = 3, f16_kernels = 0, why = <the device's state under the setting>,
+--   kernel_calls = <calls of the setting's kernels so far (bf16 or f16; fp32: bf16's)>,
+--   f16_kernel_calls = ..., cache = { bytes, entries, hits, misses } (the setting's weight
+--   cache: the CPU's bf16 one, or under fp16 the OpenCL devices' f16 one) }
 function M.precision_info(device)
   local dev = require 'craft.device'
   local code = dev.code(device or dev.default())
-  local k = ffi.new('int[1]')
-  check(C.craft_precision_support(code, k), 2)
-  local st = ffi.new('int64_t[4]')
-  C.craft_cpu_bf16_cache_stats(st, st + 1, st + 2, st + 3)
+  local k, kh = ffi.new('int[1]'), ffi.new('int[1]')
+  check(C.craft_precision_kernels(code, 1, k), 2)
+  check(C.craft_precision_kernels(code, 2, kh), 2)
   local p = M.precision()
-  return { precision = p, device = dev.name(code), bf16_kernels = k[0],
-    computes = (p == 'bf16' and k[0] > 0) and 'bf16' or 'fp32',
-    why = code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels',
-    kernel_calls = tonumber(C.craft_bf16_kernel_calls()),
+  local st = ffi.new('int64_t[4]')
+  if p == 'fp16' then C.craft_cl_f16_cache_stats(st, st + 1, st + 2, st + 3)
+  else C.craft_cpu_bf16_cache_stats(st, st + 1, st + 2, st + 3) end
+  local n = p == 'fp16' and kh[0] or k[0]
+  return { precision = p, device = dev.name(code), bf16_kernels = k[0], f16_kernels = kh[0],
+    computes = (p ~= 'fp32' and n > 0) and p or 'fp32',
+    why = why_of(p == 'fp16' and 2 or 1, code),
+    kernel_calls = tonumber(p == 'fp16' and C.craft_f16_kernel_calls() or C.craft_bf16_kernel_calls()),
+    f16_kernel_calls = tonumber(C.craft_f16_kernel_calls()),
     cache = { bytes = tonumber(st[0]), entries = tonumber(st[1]), hits = tonumber(st[2]),
       misses = tonumber(st[3]) } }
 end

@@ -34,7 +34,7 @@ function T.unknown_names_are_one_clear_error_at_the_callers_line(t)
     t.ok(err:find('precision', 1, true) ~= nil, 'names the precision: ' .. err)
   end
   local ok, err = pcall(craft.set_precision, 'fp16x')
-  t.ok(not ok and tostring(err):find("unknown precision 'fp16x' (expected 'fp32' or 'bf16')", 1, true) ~= nil,
+  t.ok(not ok and tostring(err):find("unknown precision 'fp16x' (expected 'fp32', 'bf16' or 'fp16')", 1, true) ~= nil,
     tostring(err))
   t.eq(craft.precision(), 'fp32')
 end
@@ -129,10 +129,10 @@ function T.command_line_and_a_cpu_without_bf16(t)
     local out = run('')
     t.ok(out:find('bf16 bf16 differs', 1, true) ~= nil, '--precision bf16 computes bf16: ' .. out)
   end
-  local f = io.popen(exe .. ' --precision fp16 -e "" 2>&1')
+  local f = io.popen(exe .. ' --precision half -e "" 2>&1')
   local bad = f:read('*a')
   f:close()
-  t.ok(bad:find('--precision needs fp32 or bf16, not fp16', 1, true) ~= nil, bad)
+  t.ok(bad:find('--precision needs fp32, bf16 or fp16, not half', 1, true) ~= nil, bad)
 end
 
 return T

@@ -17,8 +17,9 @@
 --     methods = {{name = 'TI + LoRA', kind = 'ti_lora', baseline = true, ...}, ...},  -- craft.methods
 --                 (kind: a registered name, or a method module itself: kind = require 'my_method')
 --     train_seeds = {0, 1, 2}, generate = {per_class = 24, steps = 10, cfg = 3},
---                        (generate.precision = 'bf16': the evaluation images sampled with bf16
---                         matrix products, craft.set_precision; default: the current setting)
+--                        (generate.precision = 'bf16' | 'fp16': the evaluation images sampled
+--                         with bf16 / f16 matrix products, craft.set_precision; default: the
+--                         current setting)
 --     jobs = 2,          -- worker processes (craft.experiment.jobs)
 --     device = 'cl:0',   -- default: the current device (--device); workers get it too
 --   }

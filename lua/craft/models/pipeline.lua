@@ -190,9 +190,10 @@ end
 -- by block when the VAE checkpoints its blocks, as craft's AutoencoderKL does).
 -- device = 'cl:0': where the latents and noise are made; it must be the UNet's (the default),
 -- which is where every step runs (move a pipeline with pipe:to(device)).
--- precision = 'bf16' | 'fp32': what the prompt encoding, the steps run without a graph and a decode
--- without a graph compute their matrix products in (craft.set_precision; default: the current
--- setting); steps inside the gradient window and a decode with a graph always run in fp32.
+-- precision = 'bf16' | 'fp16' | 'fp32': what the prompt encoding, the steps run without a graph
+-- and a decode without a graph compute their matrix products in (craft.set_precision; default:
+-- the current setting); steps inside the gradient window and a decode with a graph always run in
+-- fp32.
 function Pipeline:generate(o)
   o = o or {}
   local dev = self:device()
