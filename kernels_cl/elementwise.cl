@@ -53,6 +53,20 @@ static inline float df_reciprocal(float x) { return -1.0f / (x * x); }
 static inline float df_softplus(float x) { return sigm(x); }
 static inline float df_log1p(float x) { return 1.0f / (1.0f + x); }
 
+/* f and f' of the unary op with craft_unary_op code `op` (engine/craft.h's order, as
+ * CL_UNARY_OPS in engine/cl/cl_internal.h): the fused kernels' activations (norm.cl) */
+#define UNARY_CASES(F) \
+    switch (op) { \
+    case 0: return F##neg(x); case 1: return F##exp(x); case 2: return F##log(x); case 3: return F##sqrt(x); \
+    case 4: return F##rsqrt(x); case 5: return F##abs(x); case 6: return F##sin(x); case 7: return F##cos(x); \
+    case 8: return F##tanh(x); case 9: return F##sigmoid(x); case 10: return F##relu(x); \
+    case 11: return F##silu(x); case 12: return F##gelu(x); case 13: return F##gelu_tanh(x); \
+    case 14: return F##quick_gelu(x); case 15: return F##square(x); case 16: return F##reciprocal(x); \
+    case 17: return F##softplus(x); default: return F##log1p(x); \
+    }
+static inline float unary_f(int op, float x) { UNARY_CASES(f_) }
+static inline float unary_df(int op, float x) { UNARY_CASES(df_) }
+
 /* y = f(x); gx = gy * f'(x) */
 #define UNARY(name) \
 __kernel void unary_##name(GEO_ARGS, const long n, __global float *y, __global const float *x) { \

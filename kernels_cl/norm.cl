@@ -4,13 +4,19 @@
  * each, so element k has channel (r % G) Cg + k / S; layer_norm is the case G = 1, Cg = M,
  * S = 1 (channel = k). ln selects layer_norm's rounding of the affine step.
  * Statistics are two-pass in acc_t: mean, then the sum of squares around the float mean,
- * corrected by (mu - mean_f)^2 as the CPU does. */
+ * corrected by (mu - mean_f)^2 as the CPU does.
+ * group_norm + activation (act >= 0, a craft_unary_op; elementwise.cl's unary_f / unary_df):
+ * norm_fwd applies it to each output as it writes it (one pass over memory instead of two), and
+ * gn_act_pre makes the backward's pre-activation gradient g act'(x a + sh) from x and the
+ * statistics (the normalised values are recomputed, never kept), which norm_bwd_x and the
+ * weight / bias kernels then take as group_norm's gradient: the numbers of group_norm then the
+ * unary op, bit for bit. */
 
 typedef struct {            /* mirrors cl_norm_geo in engine/cl/cl_norm.c */
     long rows, M, G, Cg, S;
     long xoff, woff, boff, goff;
     float eps;
-    int has_w, has_b, ln;
+    int has_w, has_b, ln, act; /* act: -1, or the fused activation's craft_unary_op */
 } norm_geo;
 
 static inline long norm_chan(const norm_geo *p, long r, long k) { return (r % p->G) * p->Cg + k / p->S; }
@@ -41,8 +47,8 @@ __kernel void norm_fwd(GEO_ARGS, __global const float *x, __global const float *
             if (p.ln) {
                 yr[k] = (xr[k] - mf) * rs * wc + bc;
             } else {
-                float a = rs * wc, sh = bc - mf * a;
-                yr[k] = xr[k] * a + sh;
+                float a = rs * wc, sh = bc - mf * a, v = xr[k] * a + sh;
+                yr[k] = p.act >= 0 ? unary_f(p.act, v) : v;
             }
         }
     }
@@ -129,5 +135,18 @@ __kernel void ln_wb(GEO_ARGS, __global const float *x, __global const float *g, 
         s1 = nn_line_sum(scr, s1, LX);
         s2 = nn_line_sum(scr, s2, LX);
         if (ok && ly == 0) { gw[j] = (float)s1; gb[j] = (float)s2; }
+    }
+}
+
+/* group_norm + activation's backward, first step: gpre = g act'(x a + sh) per element of the
+ * contiguous x (rows of M), a = rstd w, sh = b - mean a as the forward computed them */
+__kernel void gn_act_pre(GEO_ARGS, __global const float *x, __global const float *w, __global const float *b,
+                         __global const float *g, __global const float *mean, __global const float *rstd,
+                         __global float *gpre) {
+    const norm_geo p = *GEO(norm_geo);
+    FOR_EACH(i, p.rows * p.M) {
+        long r = i / p.M, c = norm_chan(&p, r, i % p.M);
+        float a = rstd[r] * (p.has_w ? w[p.woff + c] : 1.0f), sh = (p.has_b ? b[p.boff + c] : 0.0f) - mean[r] * a;
+        gpre[i] = g[p.goff + i] * unary_df(p.act, x[p.xoff + i] * a + sh);
     }
 }

@@ -99,7 +99,7 @@ int cl_blast_load(void);
     X(attn_softmax)                                                                                          \
     X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) X(norm_fwd) X(norm_bwd_x)           \
         X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) X(ce_bwd)    \
-            X(mse_grad) X(flash_fwd) X(flash_bwd_kv) X(flash_bwd_q) X(flash_fwd_h) X(gemm_f16)
+            X(mse_grad) X(flash_fwd) X(flash_bwd_kv) X(flash_bwd_q) X(flash_fwd_h) X(gemm_f16) X(gn_act_pre)
 
 enum {
 #define CL_K_U(name) K_unary_##name,
@@ -214,6 +214,11 @@ int craft_cl_group_norm(const craft_tensor *x, const craft_tensor *w, const craf
 int craft_cl_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,
                              const craft_tensor *rstd, const craft_tensor *g, int64_t groups,
                              craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
+int craft_cl_group_norm_act(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups,
+                            double eps, int act, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
+int craft_cl_group_norm_act_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                                 const craft_tensor *mean, const craft_tensor *rstd, const craft_tensor *g,
+                                 int64_t groups, int act, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
 int craft_cl_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D,
                         double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
 int craft_cl_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,

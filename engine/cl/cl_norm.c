@@ -2,7 +2,8 @@
  * and backward for the input, weight and bias, with the CPU kernels' formulas (cpu/cpu_norm.c).
  * Both normalise contiguous rows: group_norm's (n, group) blocks of C/G * spatial elements,
  * layer_norm's rows of the last dims; one kernel serves both, told the channel of each
- * element. */
+ * element. group_norm + activation: the forward kernel applies the activation as it writes; the
+ * backward makes the pre-activation gradient (gn_act_pre) and runs group_norm's backward on it. */
 #include "cl/cl_internal.h"
 
 /* mirrors norm_geo in kernels_cl/norm.cl */
@@ -10,7 +11,7 @@ typedef struct {
     cl_long rows, M, G, Cg, S;
     cl_long xoff, woff, boff, goff;
     cl_float eps;
-    cl_int has_w, has_b, ln;
+    cl_int has_w, has_b, ln, act;
 } cl_norm_geo;
 
 /* iarg of the node: the geometry without offsets or flags */
@@ -25,6 +26,7 @@ static cl_norm_geo geo_of(const int64_t *ia) {
     p.Cg = ia[NI_CG];
     p.S = ia[NI_S];
     p.ln = (cl_int)ia[NI_LN];
+    p.act = -1;
     return p;
 }
 
@@ -106,9 +108,9 @@ static int norm_grad(int ln, const craft_tensor *x, const craft_tensor *w, const
     return rc;
 }
 
-/* normalises the rows of xc into y, with the statistics */
+/* normalises the rows of xc into y, with the statistics; act >= 0: then that activation */
 static int norm_fwd(int ln, const craft_tensor *xc, const craft_tensor *wc, const craft_tensor *bc,
-                    int64_t param, double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
+                    int64_t param, double eps, int act, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(xc->device, ln ? "layer_norm" : "group_norm", &d));
     int64_t ia[NI_COUNT];
@@ -125,6 +127,7 @@ static int norm_fwd(int ln, const craft_tensor *xc, const craft_tensor *wc, cons
     p.eps = (cl_float)eps;
     p.has_w = wc != NULL;
     p.has_b = bc != NULL;
+    p.act = act;
     cl_mem xm = cl_mem_of(xc), wm = wc ? cl_mem_of(wc) : xm, bm = bc ? cl_mem_of(bc) : xm, ym = cl_mem_of(y);
     cl_mem mm = cl_mem_of(mean), rm = cl_mem_of(rstd);
     cl_arg args[6] = {CLA(xm), CLA(wm), CLA(bm), CLA(ym), CLA(mm), CLA(rm)};
@@ -133,11 +136,15 @@ static int norm_fwd(int ln, const craft_tensor *xc, const craft_tensor *wc, cons
 
 int craft_cl_group_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups,
                         double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
-    return norm_fwd(0, x, w, b, groups, eps, y, mean, rstd);
+    return norm_fwd(0, x, w, b, groups, eps, -1, y, mean, rstd);
+}
+int craft_cl_group_norm_act(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups,
+                            double eps, int act, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
+    return norm_fwd(0, x, w, b, groups, eps, act, y, mean, rstd);
 }
 int craft_cl_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D,
                         double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
-    return norm_fwd(1, x, w, b, D, eps, y, mean, rstd);
+    return norm_fwd(1, x, w, b, D, eps, -1, y, mean, rstd);
 }
 int craft_cl_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,
                              const craft_tensor *rstd, const craft_tensor *g, int64_t groups,
@@ -148,4 +155,32 @@ int craft_cl_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const
                              const craft_tensor *rstd, const craft_tensor *g, int64_t D, craft_tensor *gx,
                              craft_tensor *gw, craft_tensor *gb) {
     return norm_grad(1, x, w, mean, rstd, g, D, gx, gw, gb);
+}
+int craft_cl_group_norm_act_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                                 const craft_tensor *mean, const craft_tensor *rstd, const craft_tensor *g,
+                                 int64_t groups, int act, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb) {
+    craft_cl_dev *d;
+    CRAFT_TRY(cl_dev_get(x->device, "group_norm_act backward", &d));
+    craft_tensor *gpre = cl_new(x->ndim, x->shape, CRAFT_F32, x->device);
+    if (!gpre) return craft_last_status();
+    int64_t ia[NI_COUNT];
+    geom_of(x, 0, groups, ia);
+    cl_norm_geo p = geo_of(ia);
+    p.xoff = x->offset;
+    p.goff = g->offset;
+    p.woff = w ? w->offset : 0;
+    p.boff = b ? b->offset : 0;
+    p.has_w = w != NULL;
+    p.has_b = b != NULL;
+    p.act = act;
+    int rc = CRAFT_OK;
+    if (p.rows > 0 && p.M > 0) {
+        cl_mem xm = cl_mem_of(x), wm = w ? cl_mem_of(w) : xm, bm = b ? cl_mem_of(b) : xm, gm = cl_mem_of(g),
+               mm = cl_mem_of(mean), rm = cl_mem_of(rstd), om = cl_mem_of(gpre);
+        cl_arg args[7] = {CLA(xm), CLA(wm), CLA(bm), CLA(gm), CLA(mm), CLA(rm), CLA(om)};
+        rc = cl_launch_geo(d, K_gn_act_pre, &p, sizeof p, 7, args, cl_global_for(p.rows * p.M), 0);
+    }
+    if (!rc) rc = norm_grad(0, x, w, mean, rstd, gpre, groups, gx, gw, gb);
+    craft_tensor_release(gpre);
+    return rc;
 }
