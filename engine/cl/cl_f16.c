@@ -152,14 +152,6 @@ int cl_f16_copy(const craft_tensor *t, craft_tensor **out) {
 }
 
 /* ---- gemm_f16 ---- */
-/* mirrors gemm_h_geo in kernels_cl/gemm_f16.cl */
-typedef struct {
-    cl_long M, N, K, lda, ldb, ldc, aoff, boff, coff, sa, sb, sc;
-    cl_float alpha, beta;
-    cl_int ta, tb;
-} cl_gemm_geo;
-#define GH_R 4 /* mirrors kernels_cl/gemm_f16.cl */
-
 /* The batch's rows x cols matrices of t (at off[i], row stride ld) as one contiguous f16 tensor
  * [batch, rows, cols]: one conversion when the offsets have a constant stride, else per matrix. */
 static int half_mats(const craft_tensor *t, const int64_t *off, int64_t batch, int64_t rows, int64_t cols,
@@ -204,37 +196,25 @@ int craft_cl_gemm_f16(char ta, char tb, int64_t M, int64_t N, int64_t K, float a
                       float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(C->device, "gemm (f16)", &d));
-    size_t wg = cl_pow2_local(d, K_gemm_f16, 256);
     /* nothing to round, or a device whose work-groups cannot hold the tiles: fp32, uncounted */
-    if (M == 0 || N == 0 || K == 0 || batch == 0 || wg < 16)
+    if (M == 0 || N == 0 || K == 0 || batch == 0 || !cl_gemm_tiled_ok(d, 1))
         return craft_cl_gemm_batched(ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, beta, C, coff, ldc,
                                      batch);
     int64_t ar = ta == 'N' ? M : K, ac = ta == 'N' ? K : M, br = tb == 'N' ? K : N, bc = tb == 'N' ? N : K;
+    int keep = keep_b && batch == 1;
     craft_tensor *ah = NULL, *bh = NULL;
-    int rc = half_mats(A, aoff, batch, ar, ac, lda, &ah);
-    if (!rc) rc = keep_b && batch == 1 ? cl_f16_weight(B, boff[0], br, bc, ldb, &bh)
-                                       : half_mats(B, boff, batch, br, bc, ldb, &bh);
-    int L = wg >= 256 ? 16 : wg >= 64 ? 8 : 4;
-    int64_t T = GH_R * L, tiles = ((M + T - 1) / T) * ((N + T - 1) / T);
-    int64_t sc = batch > 1 ? coff[1] - coff[0] : 0;
-    int cstrided = sc > 0 || batch == 1;
-    for (int64_t i = 2; i < batch && cstrided; i++) cstrided = coff[i] - coff[i - 1] == sc;
-    cl_gemm_geo g = {M,         N,           K,        ac,    bc,          ldc,   0,     0,
-                     coff[0],   ar * ac,     br * bc,  sc,    alpha,       beta,  ta == 'T', tb == 'T'};
-    if (keep_b && batch == 1) g.sb = 0;
-    cl_mem am = ah ? cl_mem_of(ah) : NULL, bm = bh ? cl_mem_of(bh) : NULL, cm = cl_mem_of(C);
-    cl_arg args[3] = {CLA(am), CLA(bm), CLA(cm)};
-    size_t local = (size_t)(L * L);
-    /* one launch over the batch when C's matrices are evenly spaced, else one per matrix */
-    for (int64_t i = 0; !rc && i < (cstrided ? 1 : batch); i++) {
-        int64_t nb = cstrided ? batch : 1;
-        if (!cstrided) {
-            g.aoff = i * ar * ac;
-            g.boff = i * br * bc;
-            g.coff = coff[i];
-        }
-        rc = cl_launch_geo(d, K_gemm_f16, &g, sizeof g, 3, args, (size_t)(nb * tiles) * local, local);
+    int64_t *offs = malloc((size_t)batch * 2 * sizeof *offs);
+    int rc = offs ? CRAFT_OK : craft_fail(CRAFT_ENOMEM, "gemm (f16): out of host memory");
+    if (!rc) rc = half_mats(A, aoff, batch, ar, ac, lda, &ah);
+    if (!rc) rc = keep ? cl_f16_weight(B, boff[0], br, bc, ldb, &bh) : half_mats(B, boff, batch, br, bc, ldb, &bh);
+    for (int64_t i = 0; !rc && i < batch; i++) { /* the f16 copies are dense [batch, rows, cols] */
+        offs[i] = i * ar * ac;
+        offs[batch + i] = keep ? 0 : i * br * bc;
     }
+    if (!rc)
+        rc = cl_gemm_tiled(d, 1, ta, tb, M, N, K, alpha, ah, offs, ac, bh, offs + batch, bc, beta, C, coff, ldc,
+                           batch);
+    free(offs);
     craft_tensor_release(ah);
     craft_tensor_release(bh);
     if (!rc) craft_f16_count();

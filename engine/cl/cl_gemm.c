@@ -1,5 +1,7 @@
 /* cl_gemm.c: matrix products on cl devices through CLBlast (row-major SGEMM / HGEMM, strided
- * batched or offset-list batched): the back end's gemm kernel, and linear's bias gradient.
+ * batched or offset-list batched): the back end's gemm kernel, and linear's bias gradient. An
+ * f32 product may run on craft's tiled kernel instead where the per-device choice says so
+ * (cl_gemm_tiled.c: CRAFT_CL_GEMM=tiled or tune; CLBlast by default).
  * CLBlast compiles a kernel per routine variant on first use (seconds on PoCL); it enqueues
  * on the device's one queue, so ordering is kept. HGEMM needs cl_khr_fp16 (the back end's
  * supports() says so; the op layer falls back to fp32 elsewhere). */
@@ -23,7 +25,7 @@ static int blast_fail(int st, craft_cl_dev *d, const char *what, int64_t M, int6
 
 /* C[i] = alpha op(A[i]) op(B[i]) + beta C[i] for i < batch, row-major; offsets in elements into
  * the storages. C must be a distinct storage from A and B. */
-int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
+static int gemm_blast(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
                           const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
                           const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff,
                           int64_t ldc, int64_t batch) {
@@ -121,6 +123,21 @@ int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, flo
     if (st == CLBlastSuccess) d->launches++; /* one per routine call, whatever CLBlast enqueues inside */
     pthread_mutex_unlock(&d->lock);
     return st == CLBlastSuccess ? CRAFT_OK : blast_fail(st, d, "gemm", M, N, K, batch);
+}
+
+int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
+                          const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
+                          const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff,
+                          int64_t ldc, int64_t batch) {
+    if (C->dtype == CRAFT_F32 && A->dtype == CRAFT_F32 && B->dtype == CRAFT_F32 && A->device == C->device &&
+        B->device == C->device && M > 0 && N > 0 && K > 0 && batch > 0) {
+        craft_cl_dev *d;
+        int tiled = 0;
+        CRAFT_TRY(cl_dev_get(C->device, "gemm", &d));
+        CRAFT_TRY(cl_gemm_pick(d, ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, batch, gemm_blast, &tiled));
+        if (tiled) return cl_gemm_tiled(d, 0, ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, beta, C, coff, ldc, batch);
+    }
+    return gemm_blast(ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, beta, C, coff, ldc, batch);
 }
 
 int craft_cl_gemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,

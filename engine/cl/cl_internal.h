@@ -99,7 +99,7 @@ int cl_blast_load(void);
     X(attn_softmax)                                                                                          \
     X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) X(norm_fwd) X(norm_bwd_x)           \
         X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) X(ce_bwd)    \
-            X(mse_grad) X(flash_fwd) X(flash_bwd_kv) X(flash_bwd_q) X(flash_fwd_h) X(gemm_f16) X(gn_act_pre)
+            X(mse_grad) X(flash_fwd) X(flash_bwd_kv) X(flash_bwd_q) X(flash_fwd_h) X(gemm_f16) X(gn_act_pre) X(gemm_tiled)
 
 enum {
 #define CL_K_U(name) K_unary_##name,
@@ -402,4 +402,30 @@ int cl_nn_lines(craft_cl_dev *d, int kid, int nargs, const cl_arg *args, int64_t
 /* ... for a kernel with a geometry (cl_launch_geo) */
 int cl_nn_lines_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int nargs, const cl_arg *args,
                     int64_t lines, int64_t n, int64_t inner);
+/* craft's tiled GEMM (cl_gemm_tiled.c, kernels_cl/gemm.cl): gemm's contract (core/backend.h)
+ * over f32 operands, or f16 ones (half), on d. cl_gemm_tiled_ok: d's work-groups can hold it. */
+int cl_gemm_tiled_ok(craft_cl_dev *d, int half);
+int cl_gemm_tiled(craft_cl_dev *d, int half, char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
+                  const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
+                  const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff, int64_t ldc,
+                  int64_t batch);
+/* The f32 GEMM's choice on d (cl_gemm_tiled.c): *tiled 1 for craft's kernel, 0 for CLBlast (`blast`,
+ * timed against it on these operands the first time a shape class is met, in tune mode). */
+typedef int (*cl_gemm_blast_fn)(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
+                                const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
+                                const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff,
+                                int64_t ldc, int64_t batch);
+int cl_gemm_pick(craft_cl_dev *d, char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
+                 const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
+                 const int64_t *boff, int64_t ldb, int64_t batch, cl_gemm_blast_fn blast, int *tiled);
+/* 0 CLBlast, 1 tiled, 2 tune: craft_cl_gemm_set_mode's, else CRAFT_CL_GEMM, else CLBlast. */
+int cl_gemm_mode(craft_cl_dev *d);
+/* Tests: force a mode (-1: back to CRAFT_CL_GEMM / the default); the shape classes known for
+ * device code `device` and the timings made since the last forget; forget every class (the
+ * files are read again on next use). */
+void craft_cl_gemm_set_mode(int mode);
+void cl_gemm_tune_stats(int device, int *classes, int *timed);
+void cl_gemm_tune_forget(void);
+/* The folder of craft's OpenCL caches (cl_runtime.c), made if missing; 0 when off or impossible. */
+int cl_cache_dir(char *buf, size_t n);
 #endif

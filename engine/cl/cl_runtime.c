@@ -336,7 +336,7 @@ static uint64_t fnv(uint64_t h, const void *p, size_t n) {
 }
 
 /* Folder of the binary cache, made if missing; 0 when caching is off or impossible. */
-static int cache_dir(char *buf, size_t n) {
+int cl_cache_dir(char *buf, size_t n) {
     const char *e = getenv("CRAFT_CL_CACHE"), *xdg = getenv("XDG_CACHE_HOME"), *home = getenv("HOME");
     if (e) {
         if (!*e || !strcmp(e, "off") || !strcmp(e, "0")) return 0;
@@ -357,7 +357,7 @@ static int cache_dir(char *buf, size_t n) {
 static void cache_path(const craft_cl_dev *d, const char *const *src, int ns, const char *opts, char *path,
                        size_t n) {
     char dir[400];
-    if (!cache_dir(dir, sizeof dir)) {
+    if (!cl_cache_dir(dir, sizeof dir)) {
         path[0] = 0;
         return;
     }

@@ -1,8 +1,9 @@
-/* gemm_f16.cl: the fp16 compute precision's matrix product (engine/cl/cl_f16.c): C = alpha op(A)
- * op(B) + beta C per batch matrix, A and B f16 (half the global traffic of f32 operands; the
- * host caches weights in f16 and converts activations once per call), C f32, every product and
- * sum in fp32. vload_half is core OpenCL, so this runs on devices without cl_khr_fp16; half
- * arithmetic (where the extension exists) is not used.
+/* gemm.cl: craft's own tiled GEMM (engine/cl/cl_gemm_tiled.c): C = alpha op(A) op(B) + beta C per
+ * batch matrix, C f32, every product and sum in fp32. gemm_tiled reads f32 A and B (the
+ * alternative to CLBlast that the per-device tuning may pick, cl_gemm_tune.c); gemm_f16 reads
+ * f16 A and B through vload_half (the fp16 compute precision, cl_f16.c: half the global traffic
+ * of f32 operands). vload_half is core OpenCL, so gemm_f16 runs on devices without
+ * cl_khr_fp16; half arithmetic (where the extension exists) is not used.
  *
  * Tiling as conv_igemm (conv.cl): a work-group of L x L work-items (L = 16 where the device
  * allows 256, else 8 or 4) computes a TM x TN block (TM = TN = GH_R L), each work-item a
@@ -13,7 +14,7 @@
 #define GH_R 4
 #define GH_LMAX 16
 
-/* mirrors cl_gemm_geo in engine/cl/cl_f16.c: A [M, K] (ta 0) or [K, M] (ta 1) with row stride
+/* mirrors cl_gemm_geo in engine/cl/cl_gemm_tiled.c: A [M, K] (ta 0) or [K, M] (ta 1) with row stride
  * lda, B [K, N] or [N, K]; matrix i at aoff + i sa (likewise b, c) */
 typedef struct {
     long M, N, K, lda, ldb, ldc;
@@ -22,9 +23,10 @@ typedef struct {
     int ta, tb;
 } gemm_h_geo;
 
-__kernel void gemm_f16(GEO_ARGS, __global const half *A, __global const half *B, __global float *C) {
-    __local float As[GH_TK * (GH_R * GH_LMAX + 1)], Bs[GH_TK * GH_R * GH_LMAX];
-    __global const gemm_h_geo *g = GEO(gemm_h_geo);
+#define GH_LD(h, p, i) ((h) ? vload_half((i), (__global const half *)(p)) : (p)[i])
+/* h: A and B are f16 (the pointers are cast; offsets count their elements) */
+static inline void gemm_body(const int h, __global const gemm_h_geo *g, __global const float *A,
+                             __global const float *B, __global float *C, __local float *As, __local float *Bs) {
     const int ls = get_local_size(0), L = ls >= 256 ? 16 : ls >= 64 ? 8 : 4, TM = GH_R * L, TN = GH_R * L;
     const long M = g->M, N = g->N, K = g->K;
     const long ntn = (N + TN - 1) / TN, ntm = (M + TM - 1) / TM;
@@ -40,14 +42,14 @@ __kernel void gemm_f16(GEO_ARGS, __global const half *A, __global const half *B,
             int am = g->ta ? e % TM : e / GH_TK, ak = g->ta ? e / TM : e % GH_TK;
             long m = m0 + am, k = k0 + ak;
             float a = 0.0f;
-            if (m < M && k < K) a = vload_half(ao + (g->ta ? k * g->lda + m : m * g->lda + k), A);
+            if (m < M && k < K) a = GH_LD(h, A, ao + (g->ta ? k * g->lda + m : m * g->lda + k));
             As[ak * (TM + 1) + am] = a;
         }
         for (int e = lid; e < TN * GH_TK; e += ls) {
             int bn = g->tb ? e / GH_TK : e % TN, bk = g->tb ? e % GH_TK : e / TN;
             long n = n0 + bn, k = k0 + bk;
             float b = 0.0f;
-            if (n < N && k < K) b = vload_half(bo + (g->tb ? n * g->ldb + k : k * g->ldb + n), B);
+            if (n < N && k < K) b = GH_LD(h, B, bo + (g->tb ? n * g->ldb + k : k * g->ldb + n));
             Bs[bk * TN + bn] = b;
         }
         barrier(CLK_LOCAL_MEM_FENCE);
@@ -72,4 +74,14 @@ __kernel void gemm_f16(GEO_ARGS, __global const half *A, __global const half *B,
             *c = g->beta != 0.0f ? g->alpha * acc[i][j] + g->beta * *c : g->alpha * acc[i][j];
         }
     }
+}
+
+__kernel void gemm_tiled(GEO_ARGS, __global const float *A, __global const float *B, __global float *C) {
+    __local float As[GH_TK * (GH_R * GH_LMAX + 1)], Bs[GH_TK * GH_R * GH_LMAX];
+    gemm_body(0, GEO(gemm_h_geo), A, B, C, As, Bs);
+}
+
+__kernel void gemm_f16(GEO_ARGS, __global const half *A, __global const half *B, __global float *C) {
+    __local float As[GH_TK * (GH_R * GH_LMAX + 1)], Bs[GH_TK * GH_R * GH_LMAX];
+    gemm_body(1, GEO(gemm_h_geo), (__global const float *)A, (__global const float *)B, C, As, Bs);
 }
