@@ -98,7 +98,8 @@ int cl_conv_igemm_f16(const craft_conv_dims *g, const craft_tensor *xh, const cr
     cl_int hb = b != NULL;
     cl_mem xm = cl_mem_of(xh), wm = cl_mem_of(wh), bm = b ? cl_mem_of(b) : wm, om = cl_mem_of(dst);
     size_t local = (size_t)(L * L);
-    cl_arg args[10] = {CLA(oc), CLA(ng), CLA(xm), CLA(wm), CLA(woff), CLA(bm), CLA(boff), CLA(hb), CLA(om), CLA(ooff)};
+    cl_arg args[10] = {CLA(oc), CLA(ng),   CLA(xm), CLA(wm), CLA(woff),
+                       CLA(bm), CLA(boff), CLA(hb), CLA(om), CLA(ooff)};
     return cl_launch_geo(d, K_conv_igemm_fwd_h, &k, sizeof k, 10, args, (size_t)groups * local, local);
 }
 

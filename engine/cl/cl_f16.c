@@ -53,7 +53,8 @@ static void hentry_drop(int i) { /* under hmu; the cache's reference only: users
     htab[i] = htab[--hn];
 }
 
-int cl_f16_weight(const craft_tensor *w, int64_t off, int64_t rows, int64_t cols, int64_t ld, craft_tensor **out) {
+int cl_f16_weight(const craft_tensor *w, int64_t off, int64_t rows, int64_t cols, int64_t ld,
+                  craft_tensor **out) {
     const craft_storage *s = w->storage;
     int64_t key[4] = {off, rows, cols, ld};
     size_t nbytes = (size_t)(rows * cols) * 2;
@@ -192,8 +193,9 @@ static int half_mats(const craft_tensor *t, const int64_t *off, int64_t batch, i
 }
 
 int craft_cl_gemm_f16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
-                      const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
-                      float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b) {
+                      const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff,
+                      int64_t ldb, float beta, craft_tensor *C, const int64_t *coff, int64_t ldc,
+                      int64_t batch, int keep_b) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(C->device, "gemm (f16)", &d));
     /* nothing to round, or a device whose work-groups cannot hold the tiles: fp32, uncounted */
@@ -206,14 +208,15 @@ int craft_cl_gemm_f16(char ta, char tb, int64_t M, int64_t N, int64_t K, float a
     int64_t *offs = malloc((size_t)batch * 2 * sizeof *offs);
     int rc = offs ? CRAFT_OK : craft_fail(CRAFT_ENOMEM, "gemm (f16): out of host memory");
     if (!rc) rc = half_mats(A, aoff, batch, ar, ac, lda, &ah);
-    if (!rc) rc = keep ? cl_f16_weight(B, boff[0], br, bc, ldb, &bh) : half_mats(B, boff, batch, br, bc, ldb, &bh);
+    if (!rc)
+        rc = keep ? cl_f16_weight(B, boff[0], br, bc, ldb, &bh) : half_mats(B, boff, batch, br, bc, ldb, &bh);
     for (int64_t i = 0; !rc && i < batch; i++) { /* the f16 copies are dense [batch, rows, cols] */
         offs[i] = i * ar * ac;
         offs[batch + i] = keep ? 0 : i * br * bc;
     }
     if (!rc)
-        rc = cl_gemm_tiled(d, 1, ta, tb, M, N, K, alpha, ah, offs, ac, bh, offs + batch, bc, beta, C, coff, ldc,
-                           batch);
+        rc = cl_gemm_tiled(d, 1, ta, tb, M, N, K, alpha, ah, offs, ac, bh, offs + batch, bc, beta, C, coff,
+                           ldc, batch);
     free(offs);
     craft_tensor_release(ah);
     craft_tensor_release(bh);
@@ -241,7 +244,8 @@ int craft_cl_conv_f16(const craft_conv_dims *cd, int fwd_bias, craft_tensor *src
 
 /* ---- sdpa_f16 ---- */
 int craft_cl_sdpa_f16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
-                      const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse) {
+                      const craft_tensor *mask, double scale, int causal, craft_tensor *y,
+                      craft_tensor *lse) {
     craft_tensor *h[3] = {NULL, NULL, NULL};
     const craft_tensor *in[3] = {q, k, v};
     int rc = CRAFT_OK, served = 0;

@@ -153,8 +153,15 @@ int cl_flash_sdpa_f16(const craft_tensor *qh, const craft_tensor *kh, const craf
     g.BK = bk;
     cl_mem qm = cl_mem_of(qh), km = cl_mem_of(kh), vm = cl_mem_of(vh), mm = mask ? cl_mem_of(mask) : qm,
            ym = cl_mem_of(y), lm = cl_mem_of(lse);
-    cl_arg args[9] = {CLA(qm), CLA(km), CLA(vm), CLA(mm), CLA(ym), CLA(lm), LOCAL_ARG(bq * g.sq),
-                      LOCAL_ARG(bk * g.skv), LOCAL_ARG(bq * bk)};
+    cl_arg args[9] = {CLA(qm),
+                      CLA(km),
+                      CLA(vm),
+                      CLA(mm),
+                      CLA(ym),
+                      CLA(lm),
+                      LOCAL_ARG(bq * g.sq),
+                      LOCAL_ARG(bk * g.skv),
+                      LOCAL_ARG(bq * bk)};
     int64_t groups = gm.nb * ((gm.Lq + bq - 1) / bq);
     size_t local = (size_t)(bq * FA_T);
     return cl_launch_geo(d, K_flash_fwd_h, &g, sizeof g, 9, args, (size_t)groups * local, local);

@@ -26,8 +26,9 @@ static int blast_fail(int st, craft_cl_dev *d, const char *what, int64_t M, int6
 /* C[i] = alpha op(A[i]) op(B[i]) + beta C[i] for i < batch, row-major; offsets in elements into
  * the storages. C must be a distinct storage from A and B. */
 static int gemm_blast(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
-                      const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
-                      float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch) {
+                      const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff,
+                      int64_t ldb, float beta, craft_tensor *C, const int64_t *coff, int64_t ldc,
+                      int64_t batch) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(C->device, "gemm", &d));
     CRAFT_TRY(cl_blast_load());
@@ -133,7 +134,8 @@ int craft_cl_gemm_batched(char ta, char tb, int64_t M, int64_t N, int64_t K, flo
         craft_cl_dev *d;
         int tiled = 0;
         CRAFT_TRY(cl_dev_get(C->device, "gemm", &d));
-        CRAFT_TRY(cl_gemm_pick(d, ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, batch, gemm_blast, &tiled));
+        CRAFT_TRY(
+            cl_gemm_pick(d, ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, batch, gemm_blast, &tiled));
         if (tiled)
             return cl_gemm_tiled(d, 0, ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, beta, C, coff, ldc,
                                  batch);

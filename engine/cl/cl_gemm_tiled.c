@@ -40,16 +40,18 @@ int cl_gemm_tiled_ok(craft_cl_dev *d, int half) {
 
 int cl_gemm_tiled(craft_cl_dev *d, int half, char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
-                  const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff, int64_t ldc,
-                  int64_t batch) {
+                  const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff,
+                  int64_t ldc, int64_t batch) {
     if (M == 0 || N == 0 || batch == 0) return CRAFT_OK;
     int kid = half ? K_gemm_f16 : K_gemm_tiled;
     size_t wg = cl_pow2_local(d, kid, 256);
     int L = wg >= 256 ? 16 : wg >= 64 ? 8 : 4;
     int64_t T = GH_R * L, tiles = ((M + T - 1) / T) * ((N + T - 1) / T);
-    int64_t sa = even_stride(aoff, batch, 0), sb = even_stride(boff, batch, 0), sc = even_stride(coff, batch, 1);
+    int64_t sa = even_stride(aoff, batch, 0), sb = even_stride(boff, batch, 0),
+            sc = even_stride(coff, batch, 1);
     int even = sa >= 0 && sb >= 0 && sc >= 0;
-    cl_gemm_geo g = {M, N, K, lda, ldb, ldc, aoff[0], boff[0], coff[0], sa, sb, sc, alpha, beta, ta == 'T', tb == 'T'};
+    cl_gemm_geo g = {M,       N,  K,  lda, ldb,   ldc,  aoff[0],   boff[0],
+                     coff[0], sa, sb, sc,  alpha, beta, ta == 'T', tb == 'T'};
     cl_mem am = cl_mem_of(A), bm = cl_mem_of(B), cm = cl_mem_of(C);
     cl_arg args[3] = {CLA(am), CLA(bm), CLA(cm)};
     size_t local = (size_t)(L * L);
@@ -61,7 +63,8 @@ int cl_gemm_tiled(craft_cl_dev *d, int half, char ta, char tb, int64_t M, int64_
             g.boff = boff[i];
             g.coff = coff[i];
         }
-        rc = cl_launch_geo(d, kid, &g, sizeof g, 3, args, (size_t)((even ? batch : 1) * tiles) * local, local);
+        rc =
+            cl_launch_geo(d, kid, &g, sizeof g, 3, args, (size_t)((even ? batch : 1) * tiles) * local, local);
     }
     return rc;
 }
@@ -69,7 +72,9 @@ int cl_gemm_tiled(craft_cl_dev *d, int half, char ta, char tb, int64_t M, int64_
 /* ---- the per-device choice ---- */
 enum { MODE_ENV = -1, MODE_CLBLAST = 0, MODE_TILED = 1, MODE_TUNE = 2 };
 static int mode_set = MODE_ENV;
-void craft_cl_gemm_set_mode(int mode) { mode_set = mode >= MODE_CLBLAST && mode <= MODE_TUNE ? mode : MODE_ENV; }
+void craft_cl_gemm_set_mode(int mode) {
+    mode_set = mode >= MODE_CLBLAST && mode <= MODE_TUNE ? mode : MODE_ENV;
+}
 
 typedef struct {
     int device, key[6], choice;
@@ -94,7 +99,7 @@ static void tune_path(const craft_cl_dev *d, char *path, size_t n) {
     uint64_t h = 0xcbf29ce484222325ull;
     const char *parts[3] = {d->info.name, d->info.platform, d->info.driver_version};
     for (int i = 0; i < 3; i++)
-        for (const unsigned char *c = (const unsigned char *)parts[i]; ; c++) {
+        for (const unsigned char *c = (const unsigned char *)parts[i];; c++) {
             h = (h ^ *c) * 0x100000001b3ull;
             if (!*c) break;
         }
@@ -136,8 +141,8 @@ static void load(craft_cl_dev *d) { /* under tmu */
         int k[6], choice;
         double ub, ut;
         char tail;
-        if (sscanf(line, "v1 %d %d %d %d %d %d %d %lf %lf %c", &k[0], &k[1], &k[2], &k[3], &k[4], &k[5], &choice,
-                   &ub, &ut, &tail) != 9)
+        if (sscanf(line, "v1 %d %d %d %d %d %d %d %lf %lf %c", &k[0], &k[1], &k[2], &k[3], &k[4], &k[5],
+                   &choice, &ub, &ut, &tail) != 9)
             continue;
         int ok = choice == 0 || choice == 1;
         for (int i = 0; i < 6; i++) ok = ok && k[i] >= 0 && k[i] <= (i < 2 || i == 5 ? 1 : 62);
@@ -183,8 +188,9 @@ int cl_gemm_pick(craft_cl_dev *d, char ta, char tb, int64_t M, int64_t N, int64_
     int64_t n = batch * M * N;
     craft_tensor *S = cl_new(1, &n, CRAFT_F32, A->device);
     int64_t *soff = malloc((size_t)batch * sizeof *soff);
-    int rc = S && soff ? CRAFT_OK : S ? craft_fail(CRAFT_ENOMEM, "gemm tuning: out of host memory")
-                                      : craft_last_status();
+    int rc = S && soff ? CRAFT_OK
+        : S            ? craft_fail(CRAFT_ENOMEM, "gemm tuning: out of host memory")
+                       : craft_last_status();
     for (int64_t b = 0; soff && b < batch; b++) soff[b] = b * M * N;
     double best[2] = {1e300, 1e300};
     for (int rep = 0; !rc && rep < 4; rep++)
@@ -193,9 +199,10 @@ int cl_gemm_pick(craft_cl_dev *d, char ta, char tb, int64_t M, int64_t N, int64_
             if (err != CL_SUCCESS) rc = cl_fail(err, d, "gemm tuning");
             double t0 = now_us();
             if (!rc)
-                rc = which ? cl_gemm_tiled(d, 0, ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, 0.0f, S, soff, N,
-                                           batch)
-                           : blast(ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, 0.0f, S, soff, N, batch);
+                rc = which
+                    ? cl_gemm_tiled(d, 0, ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, 0.0f, S, soff,
+                                    N, batch)
+                    : blast(ta, tb, M, N, K, alpha, A, aoff, lda, B, boff, ldb, 0.0f, S, soff, N, batch);
             if (!rc && (err = clFinish(d->queue)) != CL_SUCCESS) rc = cl_fail(err, d, "gemm tuning");
             double t = now_us() - t0;
             if (rep > 0 && t < best[which]) best[which] = t;
@@ -212,8 +219,8 @@ int cl_gemm_pick(craft_cl_dev *d, char ta, char tb, int64_t M, int64_t N, int64_
     tune_path(d, path, sizeof path);
     FILE *f = path[0] ? fopen(path, "a") : NULL;
     if (f) {
-        fprintf(f, "v1 %d %d %d %d %d %d %d %.1f %.1f\n", key[0], key[1], key[2], key[3], key[4], key[5], *tiled,
-                best[0], best[1]);
+        fprintf(f, "v1 %d %d %d %d %d %d %d %.1f %.1f\n", key[0], key[1], key[2], key[3], key[4], key[5],
+                *tiled, best[0], best[1]);
         fclose(f);
     }
     pthread_mutex_unlock(&tmu);

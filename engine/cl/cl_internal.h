@@ -92,14 +92,17 @@ int cl_blast_load(void);
 /* convolution, pooling, resize, pad, concat, embedding kernels (kernels_cl/conv.cl, shape.cl) */
 #define CL_CONV_KERNELS(X)                                                                                   \
     X(im2col)                                                                                                \
-    X(col2im) X(conv_direct) X(conv_igemm_fwd) X(conv_igemm_bwd) X(conv_igemm_fwd_h) X(avgpool_fwd) X(avgpool_bwd) X(interp_fwd) X(interp_bwd) X(pad_fwd) X(pad_bwd) \
-        X(embed_fwd) X(embed_bwd) X(timestep_emb)
+    X(col2im)                                                                                                \
+    X(conv_direct) X(conv_igemm_fwd) X(conv_igemm_bwd) X(conv_igemm_fwd_h) X(avgpool_fwd) X(avgpool_bwd)     \
+        X(interp_fwd) X(interp_bwd) X(pad_fwd) X(pad_bwd) X(embed_fwd) X(embed_bwd) X(timestep_emb)
 /* norm, softmax, attention, loss kernels (kernels_cl/norm.cl, softmax.cl, attention.cl, loss.cl) */
 #define CL_NN_KERNELS(X)                                                                                     \
     X(attn_softmax)                                                                                          \
-    X(attn_prob) X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) X(norm_fwd) X(norm_bwd_x)           \
-        X(gn_chan_sums) X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) X(ce_bwd)    \
-            X(mse_grad) X(flash_fwd) X(flash_bwd_kv) X(flash_bwd_q) X(flash_fwd_h) X(gemm_f16) X(gn_act_pre) X(gemm_tiled)
+    X(attn_prob)                                                                                             \
+    X(attn_dscore) X(row_dot) X(softmax_fwd) X(softmax_bwd) X(norm_fwd) X(norm_bwd_x) X(gn_chan_sums)        \
+        X(gn_wb) X(ln_wb) X(l2n_fwd) X(l2n_bwd) X(cos_fwd) X(cos_bwd) X(ce_fwd) X(ce_bwd) X(mse_grad)        \
+            X(flash_fwd) X(flash_bwd_kv) X(flash_bwd_q) X(flash_fwd_h) X(gemm_f16) X(gn_act_pre)             \
+                X(gemm_tiled)
 
 enum {
 #define CL_K_U(name) K_unary_##name,
@@ -214,11 +217,13 @@ int craft_cl_group_norm(const craft_tensor *x, const craft_tensor *w, const craf
 int craft_cl_group_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,
                              const craft_tensor *rstd, const craft_tensor *g, int64_t groups,
                              craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
-int craft_cl_group_norm_act(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups,
-                            double eps, int act, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
+int craft_cl_group_norm_act(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                            int64_t groups, double eps, int act, craft_tensor *y, craft_tensor *mean,
+                            craft_tensor *rstd);
 int craft_cl_group_norm_act_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
                                  const craft_tensor *mean, const craft_tensor *rstd, const craft_tensor *g,
-                                 int64_t groups, int act, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
+                                 int64_t groups, int act, craft_tensor *gx, craft_tensor *gw,
+                                 craft_tensor *gb);
 int craft_cl_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D,
                         double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd);
 int craft_cl_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *mean,
@@ -255,15 +260,17 @@ void craft_cl_sdpa_set_algo(int algo);
 void craft_cl_flash_set_tiles(int bq, int bk);
 /* The fp16 compute precision (cl_f16.c; core/backend.h's gemm_f16, conv_f16, sdpa_f16). */
 int craft_cl_gemm_f16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
-                      const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
-                      float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b);
+                      const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff,
+                      int64_t ldb, float beta, craft_tensor *C, const int64_t *coff, int64_t ldc,
+                      int64_t batch, int keep_b);
 int craft_cl_conv_f16(const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
                       craft_tensor *dst, craft_tensor *bias);
 int craft_cl_sdpa_f16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
                       const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse);
 /* A weight's f16 copy from the device's cache: rows x cols at element off of w (row stride ld)
  * as a contiguous f16 tensor on w's device (*out: one reference), converted on a miss. */
-int cl_f16_weight(const craft_tensor *w, int64_t off, int64_t rows, int64_t cols, int64_t ld, craft_tensor **out);
+int cl_f16_weight(const craft_tensor *w, int64_t off, int64_t rows, int64_t cols, int64_t ld,
+                  craft_tensor **out);
 /* A contiguous f16 copy of t on its device (one conversion pass; *out: one reference). */
 int cl_f16_copy(const craft_tensor *t, craft_tensor **out);
 /* conv_f16's launch (cl_conv.c): the implicit-GEMM forward over f16 x and w; *served 0 (nothing
@@ -407,14 +414,14 @@ int cl_nn_lines_geo(craft_cl_dev *d, int kid, const void *geo, size_t gsize, int
 int cl_gemm_tiled_ok(craft_cl_dev *d, int half);
 int cl_gemm_tiled(craft_cl_dev *d, int half, char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
                   const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
-                  const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff, int64_t ldc,
-                  int64_t batch);
+                  const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff,
+                  int64_t ldc, int64_t batch);
 /* The f32 GEMM's choice on d (cl_gemm_tiled.c): *tiled 1 for craft's kernel, 0 for CLBlast (`blast`,
  * timed against it on these operands the first time a shape class is met, in tune mode). */
 typedef int (*cl_gemm_blast_fn)(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
-                                const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
-                                const int64_t *boff, int64_t ldb, float beta, craft_tensor *C, const int64_t *coff,
-                                int64_t ldc, int64_t batch);
+                                const craft_tensor *A, const int64_t *aoff, int64_t lda,
+                                const craft_tensor *B, const int64_t *boff, int64_t ldb, float beta,
+                                craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch);
 int cl_gemm_pick(craft_cl_dev *d, char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha,
                  const craft_tensor *A, const int64_t *aoff, int64_t lda, const craft_tensor *B,
                  const int64_t *boff, int64_t ldb, int64_t batch, cl_gemm_blast_fn blast, int *tiled);

@@ -110,7 +110,8 @@ static int norm_grad(int ln, const craft_tensor *x, const craft_tensor *w, const
 
 /* normalises the rows of xc into y, with the statistics; act >= 0: then that activation */
 static int norm_fwd(int ln, const craft_tensor *xc, const craft_tensor *wc, const craft_tensor *bc,
-                    int64_t param, double eps, int act, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
+                    int64_t param, double eps, int act, craft_tensor *y, craft_tensor *mean,
+                    craft_tensor *rstd) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(xc->device, ln ? "layer_norm" : "group_norm", &d));
     int64_t ia[NI_COUNT];
@@ -138,8 +139,9 @@ int craft_cl_group_norm(const craft_tensor *x, const craft_tensor *w, const craf
                         double eps, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
     return norm_fwd(0, x, w, b, groups, eps, -1, y, mean, rstd);
 }
-int craft_cl_group_norm_act(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t groups,
-                            double eps, int act, craft_tensor *y, craft_tensor *mean, craft_tensor *rstd) {
+int craft_cl_group_norm_act(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
+                            int64_t groups, double eps, int act, craft_tensor *y, craft_tensor *mean,
+                            craft_tensor *rstd) {
     return norm_fwd(0, x, w, b, groups, eps, act, y, mean, rstd);
 }
 int craft_cl_layer_norm(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D,
@@ -158,7 +160,8 @@ int craft_cl_layer_norm_grad(const craft_tensor *x, const craft_tensor *w, const
 }
 int craft_cl_group_norm_act_grad(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b,
                                  const craft_tensor *mean, const craft_tensor *rstd, const craft_tensor *g,
-                                 int64_t groups, int act, craft_tensor *gx, craft_tensor *gw, craft_tensor *gb) {
+                                 int64_t groups, int act, craft_tensor *gx, craft_tensor *gw,
+                                 craft_tensor *gb) {
     craft_cl_dev *d;
     CRAFT_TRY(cl_dev_get(x->device, "group_norm_act backward", &d));
     craft_tensor *gpre = cl_new(x->ndim, x->shape, CRAFT_F32, x->device);

@@ -145,8 +145,11 @@ int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor 
     const craft_tensor *in[3] = {q, k, v};
     int bf16 = craft_bf16_for(device, CRAFT_K_sdpa_bf16, 3, in); /* the bf16 compute precision, unrecorded */
     int f16 = !bf16 && craft_f16_for(device, CRAFT_K_sdpa_f16, 3, in); /* likewise fp16 */
-    CRAFT_TRY(craft_kernels_for(device, bf16 ? CRAFT_K_sdpa_bf16 : f16 ? CRAFT_K_sdpa_f16 : CRAFT_K_sdpa, CRAFT_F32,
-                                "sdpa", &kt));
+    CRAFT_TRY(craft_kernels_for(device,
+                                bf16      ? CRAFT_K_sdpa_bf16
+                                    : f16 ? CRAFT_K_sdpa_f16
+                                          : CRAFT_K_sdpa,
+                                CRAFT_F32, "sdpa", &kt));
     craft_tensor *use[3] = {NULL, NULL, NULL}, *m = NULL, *y = NULL, *lse = NULL;
     int rc = CRAFT_OK;
     for (int i = 0; i < 3 && !rc; i++) {
@@ -164,8 +167,9 @@ int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor 
         if (!y || !lse) rc = craft_last_status();
     }
     if (!rc)
-        rc = (bf16 ? kt->sdpa_bf16 : f16 ? kt->sdpa_f16 : kt->sdpa)(use[0], use[1], use[2], m, geo.scale,
-                                                                    is_causal ? 1 : 0, y, lse);
+        rc = (bf16      ? kt->sdpa_bf16
+                  : f16 ? kt->sdpa_f16
+                        : kt->sdpa)(use[0], use[1], use[2], m, geo.scale, is_causal ? 1 : 0, y, lse);
     if (!rc) {
         const craft_tensor *save[6] = {use[0], use[1], use[2], m, y, lse};
         double sarg = geo.scale;

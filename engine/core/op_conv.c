@@ -217,8 +217,11 @@ static int conv_op(int transposed, const craft_tensor *x, const craft_tensor *w,
     const craft_tensor *ins[3] = {x, w, b};
     int bf16 = !transposed && craft_bf16_for(device, CRAFT_K_conv_bf16, 3, ins);
     int f16 = !transposed && !bf16 && craft_f16_for(device, CRAFT_K_conv_f16, 3, ins);
-    CRAFT_TRY(craft_kernels_for(device, bf16 ? CRAFT_K_conv_bf16 : f16 ? CRAFT_K_conv_f16 : CRAFT_K_conv, CRAFT_F32,
-                                op, &k));
+    CRAFT_TRY(craft_kernels_for(device,
+                                bf16      ? CRAFT_K_conv_bf16
+                                    : f16 ? CRAFT_K_conv_f16
+                                          : CRAFT_K_conv,
+                                CRAFT_F32, op, &k));
     craft_tensor *xc = NULL, *wc = NULL, *bc = NULL, *y = NULL;
     int rc = craft_contig_f32(x, &xc);
     if (!rc) rc = craft_contig_f32(w, &wc);

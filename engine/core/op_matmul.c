@@ -54,7 +54,9 @@ static int lowp_of(int device, int n, const craft_tensor *const *ins) {
     return craft_f16_for(device, CRAFT_K_gemm_f16, n, ins) ? CRAFT_PREC_FP16 : 0;
 }
 static int gemm_kid(int lowp) {
-    return lowp == CRAFT_PREC_BF16 ? CRAFT_K_gemm_bf16 : lowp == CRAFT_PREC_FP16 ? CRAFT_K_gemm_f16 : CRAFT_K_gemm;
+    return lowp == CRAFT_PREC_BF16 ? CRAFT_K_gemm_bf16
+        : lowp == CRAFT_PREC_FP16  ? CRAFT_K_gemm_f16
+                                   : CRAFT_K_gemm;
 }
 
 /* C[batch] = A[batch] @ B[batch] for a, b with >= 2 dims and broadcast batch dims; lowp (lowp_of):
@@ -104,9 +106,10 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, int lo
             offs[2 * batch + bi] = bi * M * N;
         }
         if (!rc && lowp)
-            rc = (lowp == CRAFT_PREC_BF16 ? k->gemm_bf16 : k->gemm_f16)(la.trans, lb.trans, M, N, K, 1.0f, a, offs,
-                                                                         la.ld, b, offs + batch, lb.ld, 0.0f, y,
-                                                                         offs + 2 * batch, N, batch, 0);
+            rc = (lowp == CRAFT_PREC_BF16 ? k->gemm_bf16 : k->gemm_f16)(la.trans, lb.trans, M, N, K, 1.0f, a,
+                                                                        offs, la.ld, b, offs + batch, lb.ld,
+                                                                        0.0f, y, offs + 2 * batch, N, batch,
+                                                                        0);
         else if (!rc)
             rc = k->gemm(la.trans, lb.trans, M, N, K, 1.0f, a, offs, la.ld, b, offs + batch, lb.ld, 0.0f, y,
                          offs + 2 * batch, N, batch);
@@ -296,9 +299,11 @@ int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tenso
         beta = 1.0f;
     }
     if (!rc && !(K == 0 && b)) /* with K = 0 the bias is the whole result */
-        rc = lowp ? (lowp == CRAFT_PREC_BF16 ? k->gemm_bf16 : k->gemm_f16)('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K,
-                                                                          wc, &wc->offset, K, beta, y, &zero, N, 1, 1)
-                  : k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
+        rc = lowp
+            ? (lowp == CRAFT_PREC_BF16 ? k->gemm_bf16 : k->gemm_f16)('N', 'T', M, N, K, 1.0f, xc, &xc->offset,
+                                                                     K, wc, &wc->offset, K, beta, y, &zero, N,
+                                                                     1, 1)
+            : k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
     if (!rc) {
         const craft_tensor *save[2] = {xc, wc};
         rc = craft_record("linear", b ? 3 : 2, ins, y, linear_backward, 2, save, NULL, 0, NULL, 0, NULL);

@@ -9,9 +9,10 @@ static int64_t bf16_calls, f16_calls;
 
 int craft_set_compute_precision(int p, int *previous) {
     if (p != CRAFT_PREC_FP32 && p != CRAFT_PREC_BF16 && p != CRAFT_PREC_FP16)
-        return craft_fail(CRAFT_EINVAL,
-                          "set_compute_precision: unknown precision %d (expected %d fp32, %d bf16 or %d fp16)", p,
-                          CRAFT_PREC_FP32, CRAFT_PREC_BF16, CRAFT_PREC_FP16);
+        return craft_fail(
+            CRAFT_EINVAL,
+            "set_compute_precision: unknown precision %d (expected %d fp32, %d bf16 or %d fp16)", p,
+            CRAFT_PREC_FP32, CRAFT_PREC_BF16, CRAFT_PREC_FP16);
     if (previous) *previous = precision;
     precision = p;
     return CRAFT_OK;

@@ -26,7 +26,7 @@
 static int DEV = 1; /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
 #include "cl_check.h"
 
-#define U (1.0 / 2048) /* f16 unit roundoff, 2^-11 */
+#define U (1.0 / 2048)       /* f16 unit roundoff, 2^-11 */
 #define SUB (1.0 / 33554432) /* 2^-25: half the spacing of f16 subnormals */
 
 static int set_prec(int p) {
@@ -38,7 +38,8 @@ static int set_prec(int p) {
 /* x rounded to f16 and back (CPU) */
 static craft_tensor *rounded(const craft_tensor *x) {
     craft_tensor *h = NULL, *r = NULL;
-    if (craft_to_dtype(x, CRAFT_F16, &h) || craft_to_dtype(h, CRAFT_F32, &r)) fprintf(stderr, "%s\n", craft_last_error());
+    if (craft_to_dtype(x, CRAFT_F16, &h) || craft_to_dtype(h, CRAFT_F32, &r))
+        fprintf(stderr, "%s\n", craft_last_error());
     craft_tensor_release(h);
     return r;
 }
@@ -61,8 +62,8 @@ static double maxabs(const craft_tensor *t) {
 /* A product's checks 1-3: y16 (device, f16) against r (CPU on rounded operands; ad_r its sums of
  * |x w|) and y32 (CPU fp32; ad its sums of |x w|, sk a bound on the sums of |x| + |w|) */
 static void check_products(const char *what, const craft_tensor *y16, const craft_tensor *r,
-                           const craft_tensor *ad_r, const craft_tensor *y32, const craft_tensor *ad, int64_t K,
-                           double sk) {
+                           const craft_tensor *ad_r, const craft_tensor *y32, const craft_tensor *ad,
+                           int64_t K, double sk) {
     CHECK_MSG(y16 && r && ad_r && y32 && ad && y16->numel == y32->numel, "%s: missing results (%s)", what,
               craft_last_error());
     if (!(y16 && r && ad_r && y32 && ad) || y16->numel != y32->numel) return;
@@ -85,7 +86,8 @@ static void check_products(const char *what, const craft_tensor *y16, const craf
               (long long)y16->numel);
     CHECK_MSG(e_fp32 > 8 * e_model, "%s: f16 did not run? |y - fp32| %.3g, |y - model| %.3g", what, e_fp32,
               e_model);
-    fprintf(stderr, "  %s: largest |f16 - fp32| %.3g, |f16 - rounded-operand fp32| %.3g\n", what, e_fp32, e_model);
+    fprintf(stderr, "  %s: largest |f16 - fp32| %.3g, |f16 - rounded-operand fp32| %.3g\n", what, e_fp32,
+            e_model);
     free(a);
     free(b);
     free(c);
@@ -96,12 +98,14 @@ static void check_products(const char *what, const craft_tensor *y16, const craf
 /* matmul (a [.., M, K] @ b [.., K, N]) on the device under fp16, against the CPU; one f16 call */
 static void matmul_case(const char *what, int nda, const int64_t *sa, int ndb, const int64_t *sb, int trans_b,
                         uint64_t seed) {
-    craft_tensor *a = cpu_uniform(nda, sa, seed, -1, 1), *b0 = cpu_uniform(ndb, sb, seed + 1, -2, 2), *b = NULL;
+    craft_tensor *a = cpu_uniform(nda, sa, seed, -1, 1), *b0 = cpu_uniform(ndb, sb, seed + 1, -2, 2),
+                 *b = NULL;
     if (trans_b) CHECK_OK(craft_transpose(b0, -1, -2, &b)); /* a transposed view: the 'T' flag */
     else b = craft_tensor_retain(b0);
-    craft_tensor *da = on_dev(a), *db = on_dev(b), *y16 = NULL, *y32 = NULL, *r = NULL, *ad = NULL, *adr = NULL;
-    craft_tensor *ra = rounded(a), *rb = rounded(b), *aa = absolute(a), *ab = absolute(b), *ara = absolute(ra),
-                 *arb = absolute(rb);
+    craft_tensor *da = on_dev(a), *db = on_dev(b), *y16 = NULL, *y32 = NULL, *r = NULL, *ad = NULL,
+                 *adr = NULL;
+    craft_tensor *ra = rounded(a), *rb = rounded(b), *aa = absolute(a), *ab = absolute(b),
+                 *ara = absolute(ra), *arb = absolute(rb);
     int prev = set_prec(CRAFT_PREC_FP16);
     int64_t c0 = craft_f16_kernel_calls();
     CHECK_OK(craft_matmul(da, db, &y16));
@@ -143,8 +147,8 @@ static void test_linear(void) {
     for (int with_bias = 0; with_bias < 2; with_bias++) {
         craft_tensor *bb = with_bias ? b : NULL, *dbb = with_bias ? db : NULL;
         craft_tensor *y16 = NULL, *y16b = NULL, *y32 = NULL, *r = NULL, *ad = NULL, *adr = NULL;
-        craft_tensor *rx = rounded(x), *rw = rounded(w), *ax = absolute(x), *aw = absolute(w), *arx = absolute(rx),
-                     *arw = absolute(rw), *ab = bb ? absolute(bb) : NULL;
+        craft_tensor *rx = rounded(x), *rw = rounded(w), *ax = absolute(x), *aw = absolute(w),
+                     *arx = absolute(rx), *arw = absolute(rw), *ab = bb ? absolute(bb) : NULL;
         int64_t h0, m0, h1, m1, e1;
         craft_cl_f16_cache_stats(NULL, NULL, &h0, &m0);
         int prev = set_prec(CRAFT_PREC_FP16);
@@ -170,8 +174,9 @@ static void test_linear(void) {
     CHECK_OK(craft_scale_(w, -0.5));
     int64_t m0, m1;
     craft_cl_f16_cache_stats(NULL, NULL, NULL, &m0);
-    craft_tensor *y16 = NULL, *y32 = NULL, *r = NULL, *ad = NULL, *adr = NULL, *rx = rounded(x), *rw = rounded(w),
-                 *ax = absolute(x), *aw = absolute(w), *arx = absolute(rx), *arw = absolute(rw), *ab = absolute(b);
+    craft_tensor *y16 = NULL, *y32 = NULL, *r = NULL, *ad = NULL, *adr = NULL, *rx = rounded(x),
+                 *rw = rounded(w), *ax = absolute(x), *aw = absolute(w), *arx = absolute(rx),
+                 *arw = absolute(rw), *ab = absolute(b);
     int prev = set_prec(CRAFT_PREC_FP16);
     CHECK_OK(craft_linear(dx, dw, db, &y16));
     craft_cl_f16_cache_stats(NULL, NULL, NULL, &m1);
@@ -214,10 +219,10 @@ static void conv_case(const char *what, const int64_t *g, uint64_t seed) {
     int groups = (int)g[9];
     craft_tensor *x = cpu_uniform(4, xs, seed, -1, 1), *w = cpu_uniform(4, ws, seed + 1, -0.5f, 0.5f),
                  *b = g[10] ? cpu_uniform(1, bs, seed + 2, -1, 1) : NULL;
-    craft_tensor *dx = on_dev(x), *dw = on_dev(w), *db = b ? on_dev(b) : NULL, *y16 = NULL, *y32 = NULL, *r = NULL,
-                 *ad = NULL, *adr = NULL;
-    craft_tensor *rx = rounded(x), *rw = rounded(w), *ax = absolute(x), *aw = absolute(w), *arx = absolute(rx),
-                 *arw = absolute(rw), *ab = b ? absolute(b) : NULL;
+    craft_tensor *dx = on_dev(x), *dw = on_dev(w), *db = b ? on_dev(b) : NULL, *y16 = NULL, *y32 = NULL,
+                 *r = NULL, *ad = NULL, *adr = NULL;
+    craft_tensor *rx = rounded(x), *rw = rounded(w), *ax = absolute(x), *aw = absolute(w),
+                 *arx = absolute(rx), *arw = absolute(rw), *ab = b ? absolute(b) : NULL;
     int prev = set_prec(CRAFT_PREC_FP16);
     int64_t c0 = craft_f16_kernel_calls();
     CHECK_OK(craft_conv2d(dx, dw, db, stride, pad, dil, groups, &y16));
@@ -251,11 +256,12 @@ static void test_conv(void) {
 }
 
 /* sdpa under fp16: q [B, H, Lq, D], k [B, H, Lk, D], v [B, H, Lk, Dv], a mask [Lq, Lk] or none */
-static void sdpa_case(const char *what, int64_t B, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv, int with_mask,
-                      int causal, uint64_t seed) {
+static void sdpa_case(const char *what, int64_t B, int64_t Lq, int64_t Lk, int64_t D, int64_t Dv,
+                      int with_mask, int causal, uint64_t seed) {
     int64_t qs[4] = {B, 2, Lq, D}, ks[4] = {B, 2, Lk, D}, vs[4] = {B, 2, Lk, Dv}, ms[2] = {Lq, Lk};
     craft_tensor *q = cpu_uniform(4, qs, seed, -2, 2), *k = cpu_uniform(4, ks, seed + 1, -2, 2),
-                 *v = cpu_uniform(4, vs, seed + 2, -1, 1), *m = with_mask ? cpu_uniform(2, ms, seed + 3, -1, 0) : NULL;
+                 *v = cpu_uniform(4, vs, seed + 2, -1, 1),
+                 *m = with_mask ? cpu_uniform(2, ms, seed + 3, -1, 0) : NULL;
     craft_tensor *dq = on_dev(q), *dk = on_dev(k), *dv = on_dev(v), *dm = m ? on_dev(m) : NULL;
     craft_tensor *rq = rounded(q), *rk = rounded(k), *rv = rounded(v), *y16 = NULL, *y32 = NULL, *r = NULL,
                  *yd32 = NULL;
@@ -282,7 +288,8 @@ static void sdpa_case(const char *what, int64_t B, int64_t Lq, int64_t Lk, int64
             for (int64_t i = 0; i < Lq; i++)
                 for (int64_t j = 0; j < Lk; j++) {
                     double s = 0;
-                    for (int64_t d = 0; d < D; d++) s += fabs((double)qp[(bh * Lq + i) * D + d] * kp[(bh * Lk + j) * D + d]);
+                    for (int64_t d = 0; d < D; d++)
+                        s += fabs((double)qp[(bh * Lq + i) * D + d] * kp[(bh * Lk + j) * D + d]);
                     if (s > mdot) mdot = s;
                 }
         free(qp);
@@ -299,14 +306,15 @@ static void sdpa_case(const char *what, int64_t B, int64_t Lq, int64_t Lk, int64
             if (em > e_model) e_model = em;
             if (es > e_fp32) e_fp32 = es;
         }
-        CHECK_MSG(bad_model == 0, "%s: %lld outside fp32 tolerance of the rounded-operand result (worst %.3g)",
-                  what, (long long)bad_model, e_model);
+        CHECK_MSG(bad_model == 0,
+                  "%s: %lld outside fp32 tolerance of the rounded-operand result (worst %.3g)", what,
+                  (long long)bad_model, e_model);
         CHECK_MSG(bad_stated == 0, "%s: %lld outside the stated bound %.3g (worst %.3g)", what,
                   (long long)bad_stated, bound, e_fp32);
-        CHECK_MSG(e_fp32 > 8 * e_model, "%s: f16 did not run? |y - fp32| %.3g, |y - model| %.3g", what, e_fp32,
-                  e_model);
-        fprintf(stderr, "  %s: largest |f16 - fp32| %.3g (bound %.3g), |f16 - rounded-operand fp32| %.3g\n", what,
-                e_fp32, bound, e_model);
+        CHECK_MSG(e_fp32 > 8 * e_model, "%s: f16 did not run? |y - fp32| %.3g, |y - model| %.3g", what,
+                  e_fp32, e_model);
+        fprintf(stderr, "  %s: largest |f16 - fp32| %.3g (bound %.3g), |f16 - rounded-operand fp32| %.3g\n",
+                what, e_fp32, bound, e_model);
         free(a);
         free(bm);
         free(c);
@@ -339,8 +347,8 @@ static void test_range(void) {
     set_prec(prev);
     float *p = y ? read_all(y) : NULL;
     /* y[0, 1] = inf * 0 + ...: NaN, as IEEE arithmetic has it */
-    CHECK_MSG(p && isinf(p[0]) && p[0] > 0 && isnan(p[1]) && p[2] == 1 && p[3] == 1, "70000 in f16: %g %g %g %g",
-              p ? p[0] : 0, p ? p[1] : 0, p ? p[2] : 0, p ? p[3] : 0);
+    CHECK_MSG(p && isinf(p[0]) && p[0] > 0 && isnan(p[1]) && p[2] == 1 && p[3] == 1,
+              "70000 in f16: %g %g %g %g", p ? p[0] : 0, p ? p[1] : 0, p ? p[2] : 0, p ? p[3] : 0);
     free(p);
     release(5, x, w, dx, dw, y);
 }
@@ -349,7 +357,8 @@ static void test_range(void) {
 static void test_cpu_fp32(void) {
     check_test_name_ = "cpu";
     int64_t sa[2] = {9, 33}, sb[2] = {33, 7};
-    craft_tensor *a = cpu_uniform(2, sa, 6, -1, 1), *b = cpu_uniform(2, sb, 7, -1, 1), *y32 = NULL, *y16 = NULL;
+    craft_tensor *a = cpu_uniform(2, sa, 6, -1, 1), *b = cpu_uniform(2, sb, 7, -1, 1), *y32 = NULL,
+                 *y16 = NULL;
     CHECK_OK(craft_matmul(a, b, &y32));
     int prev = set_prec(CRAFT_PREC_FP16);
     CHECK(craft_compute_precision() == CRAFT_PREC_FP16);

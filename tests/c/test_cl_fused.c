@@ -29,8 +29,8 @@ static void run(int fused, int act, const craft_tensor *x, const craft_tensor *w
                 const craft_tensor *gy, int groups, float **out, int64_t *nfwd) {
     craft_backend_test_disable(DEV, CRAFT_K_group_norm_act, !fused);
     craft_backend_test_disable(DEV, CRAFT_K_group_norm_act_grad, !fused);
-    craft_tensor *dx = dev_leaf(x), *dw = w ? dev_leaf(w) : NULL, *db = b ? dev_leaf(b) : NULL, *dg = on_dev(gy),
-                 *y = NULL;
+    craft_tensor *dx = dev_leaf(x), *dw = w ? dev_leaf(w) : NULL, *db = b ? dev_leaf(b) : NULL,
+                 *dg = on_dev(gy), *y = NULL;
     int64_t n0 = launches();
     CHECK_OK(craft_group_norm_act(dx, groups, dw, db, 1e-5, act, &y));
     *nfwd = launches() - n0;
@@ -46,14 +46,19 @@ static void run(int fused, int act, const craft_tensor *x, const craft_tensor *w
 
 static void test_group_norm_act(void) {
     /* x [N, C, H, W], groups, with weight and bias */
-    const int64_t shapes[][6] = {{2, 64, 9, 7, 32, 1}, {3, 6, 5, 1, 3, 0}, {1, 12, 33, 17, 1, 1}, {2, 8, 4, 4, 8, 1}};
+    const int64_t shapes[][6] = {{2, 64, 9, 7, 32, 1},
+                                 {3, 6, 5, 1, 3, 0},
+                                 {1, 12, 33, 17, 1, 1},
+                                 {2, 8, 4, 4, 8, 1}};
     const int acts[4] = {CRAFT_SILU, CRAFT_GELU, CRAFT_SIGMOID, CRAFT_TANH};
     for (int si = 0; si < 4; si++)
         for (int ai = 0; ai < 4; ai++) {
             const int64_t *s = shapes[si];
             int64_t xs[4] = {s[0], s[1], s[2], s[3]}, cs[1] = {s[1]}, n = s[0] * s[1] * s[2] * s[3];
-            craft_tensor *x = cpu_uniform(4, xs, 10 + si, -2, 3), *w = s[5] ? cpu_uniform(1, cs, 20 + si, 0.5f, 1.5f) : NULL,
-                         *b = s[5] ? cpu_uniform(1, cs, 30 + si, -1, 1) : NULL, *gy = cpu_uniform(4, xs, 40 + si, -1, 1);
+            craft_tensor *x = cpu_uniform(4, xs, 10 + si, -2, 3),
+                         *w = s[5] ? cpu_uniform(1, cs, 20 + si, 0.5f, 1.5f) : NULL,
+                         *b = s[5] ? cpu_uniform(1, cs, 30 + si, -1, 1) : NULL,
+                         *gy = cpu_uniform(4, xs, 40 + si, -1, 1);
             float *f[4], *c[4];
             int64_t nf = 0, nc = 0;
             run(1, acts[ai], x, w, b, gy, (int)s[4], f, &nf);

@@ -21,9 +21,10 @@ static int DEV = 1; /* cl:0, or CRAFT_TEST_DEVICE (cl_test_open) */
 
 static char dir[256];
 
-static void matmul_vs_cpu(const char *what, int nda, const int64_t *sa, int ndb, const int64_t *sb, int trans_b,
-                          uint64_t seed) {
-    craft_tensor *a = cpu_uniform(nda, sa, seed, -1, 1), *b0 = cpu_uniform(ndb, sb, seed + 1, -1, 1), *b = NULL;
+static void matmul_vs_cpu(const char *what, int nda, const int64_t *sa, int ndb, const int64_t *sb,
+                          int trans_b, uint64_t seed) {
+    craft_tensor *a = cpu_uniform(nda, sa, seed, -1, 1), *b0 = cpu_uniform(ndb, sb, seed + 1, -1, 1),
+                 *b = NULL;
     if (trans_b) CHECK_OK(craft_transpose(b0, -1, -2, &b));
     else b = craft_tensor_retain(b0);
     craft_tensor *da = on_dev(a), *db = on_dev(b), *y = NULL, *dy = NULL;
@@ -46,7 +47,8 @@ static void products(void) {
     int64_t xs[2] = {40, 9}, ws[2] = {40, 31};
     x = cpu_uniform(2, xs, 9, -1, 1);
     CHECK_OK(craft_transpose(x, 0, 1, &at));
-    craft_tensor *w = cpu_uniform(2, ws, 10, -1, 1), *dat = NULL, *dw = on_dev(w), *y = NULL, *dy = NULL, *dx = on_dev(x);
+    craft_tensor *w = cpu_uniform(2, ws, 10, -1, 1), *dat = NULL, *dw = on_dev(w), *y = NULL, *dy = NULL,
+                 *dx = on_dev(x);
     CHECK_OK(craft_transpose(dx, 0, 1, &dat));
     CHECK_OK(craft_matmul(at, w, &y));
     CHECK_OK(craft_matmul(dat, dw, &dy));
@@ -54,7 +56,8 @@ static void products(void) {
     release(8, x, at, w, dat, dw, y, dy, dx);
     /* linear with a bias: the product adds to C (beta 1) */
     int64_t ls[2] = {37, 70}, lw[2] = {45, 70}, lb[1] = {45};
-    craft_tensor *lx = cpu_uniform(2, ls, 11, -1, 1), *lwt = cpu_uniform(2, lw, 12, -1, 1), *lbt = cpu_uniform(1, lb, 13, -1, 1);
+    craft_tensor *lx = cpu_uniform(2, ls, 11, -1, 1), *lwt = cpu_uniform(2, lw, 12, -1, 1),
+                 *lbt = cpu_uniform(1, lb, 13, -1, 1);
     craft_tensor *dlx = on_dev(lx), *dlw = on_dev(lwt), *dlb = on_dev(lbt), *ly = NULL, *dly = NULL;
     CHECK_OK(craft_linear(lx, lwt, lbt, &ly));
     CHECK_OK(craft_linear(dlx, dlw, dlb, &dly));
@@ -64,8 +67,8 @@ static void products(void) {
     craft_cl_conv_set_algo(0);
     int64_t cxs[4] = {2, 6, 9, 8}, cws[4] = {8, 3, 3, 3};
     int st[2] = {1, 1}, pd[2] = {1, 1}, dl[2] = {1, 1};
-    craft_tensor *cx = cpu_uniform(4, cxs, 14, -1, 1), *cw = cpu_uniform(4, cws, 15, -1, 1), *dcx = on_dev(cx),
-                 *dcw = on_dev(cw), *cy = NULL, *dcy = NULL;
+    craft_tensor *cx = cpu_uniform(4, cxs, 14, -1, 1), *cw = cpu_uniform(4, cws, 15, -1, 1),
+                 *dcx = on_dev(cx), *dcw = on_dev(cw), *cy = NULL, *dcy = NULL;
     CHECK_OK(craft_conv2d(cx, cw, NULL, st, pd, dl, 2, &cy));
     CHECK_OK(craft_conv2d(dcx, dcw, NULL, st, pd, dl, 2, &dcy));
     compare_cl("conv2d im2col, 2 groups", cy, dcy, 1e-4, 1e-5, DEV, 0);
@@ -116,14 +119,17 @@ static void test_tune(void) {
     /* forgotten: the choices come back from the file; junk lines are skipped */
     FILE *f = path[0] ? fopen(path, "a") : NULL;
     if (f) {
-        fputs("v1 0 0 3 3\nnot a line\nv1 0 0 3 3 3 0 7 1.0 2.0\nv1 9 0 3 3 3 0 1 1.0 2.0\nv1 0 0 99 3 3 0 1 1 2\n", f);
+        fputs(
+            "v1 0 0 3 3\nnot a line\nv1 0 0 3 3 3 0 7 1.0 2.0\nv1 9 0 3 3 3 0 1 1.0 2.0\nv1 0 0 99 3 3 0 1 1 2\n",
+            f);
         fclose(f);
     }
     cl_gemm_tune_forget();
     products();
     int c3 = -1, t3 = -1;
     cl_gemm_tune_stats(DEV, &c3, &t3);
-    CHECK_MSG(c3 == classes && t3 == 0, "after forgetting: %d classes (%d before), %d timed", c3, classes, t3);
+    CHECK_MSG(c3 == classes && t3 == 0, "after forgetting: %d classes (%d before), %d timed", c3, classes,
+              t3);
     craft_cl_gemm_set_mode(-1);
     cl_gemm_tune_forget();
 }
