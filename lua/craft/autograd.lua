@@ -31,9 +31,11 @@ function M.enable_grad(fn, ...) return with_grad_mode(1, fn, ...) end
 -- when no input requires grad) on a device with bf16 kernels; tensors stay f32, and recorded
 -- ops, backward passes and every other op stay fp32 (craft_set_compute_precision in craft.h).
 -- Per thread, like grad mode. precision_info() says what the device really does.
-local PREC = { fp32 = 0, bf16 = 1 }
-local PREC_NAME = { [0] = 'fp32', [1] = 'bf16' }
-M.precisions = { 'fp32', 'bf16' }
+-- 'bf16-mixed' (mixed-precision training) also runs those ops in bf16 when they record a
+-- gradient, and their backward's input gradients (weight gradients stay fp32).
+local PREC = { fp32 = 0, bf16 = 1, ['bf16-mixed'] = 2 }
+local PREC_NAME = { [0] = 'fp32', [1] = 'bf16', [2] = 'bf16-mixed' }
+M.precisions = { 'fp32', 'bf16', 'bf16-mixed' }
 
 -- The precision code of a name (nil allowed when opt), erroring at the caller's line.
 function M.precision_code(fname, name, opt)
@@ -41,7 +43,7 @@ function M.precision_code(fname, name, opt)
   core.want(fname, 'precision', name, 'string')
   local c = PREC[name]
   if not c then
-    core.argerror(("%s: unknown precision '%s' (expected 'fp32' or 'bf16')"):format(fname, name))
+    core.argerror(("%s: unknown precision '%s' (expected 'fp32', 'bf16' or 'bf16-mixed')"):format(fname, name))
   end
   return c
 end
@@ -49,7 +51,7 @@ end
 local noted = {}
 -- one stderr line per device when bf16 is asked for where the device computes fp32
 local function note_support(c)
-  if c ~= 1 then return end
+  if c ~= 1 and c ~= 2 then return end
   local dev = require 'craft.device'
   local code = dev.default_code()
   if noted[code] then return end
@@ -57,7 +59,7 @@ local function note_support(c)
   local k = ffi.new('int[1]')
   if C.craft_precision_support(code, k) == 0 and k[0] == 0 then
     local why = code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels'
-    io.stderr:write(('craft: note: precision bf16: %s computes in fp32 (%s)\n'):format(dev.name(code), why))
+    io.stderr:write(('craft: note: precision %s: %s computes in fp32 (%s)\n'):format(PREC_NAME[c], dev.name(code), why))
   end
 end
 
@@ -105,7 +107,7 @@ function M.precision_info(device)
   C.craft_cpu_bf16_cache_stats(st, st + 1, st + 2, st + 3)
   local p = M.precision()
   return { precision = p, device = dev.name(code), bf16_kernels = k[0],
-    computes = (p == 'bf16' and k[0] > 0) and 'bf16' or 'fp32',
+    computes = (p ~= 'fp32' and k[0] > 0) and 'bf16' or 'fp32',
     why = code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels',
     kernel_calls = tonumber(C.craft_bf16_kernel_calls()),
     cache = { bytes = tonumber(st[0]), entries = tonumber(st[1]), hits = tonumber(st[2]),
@@ -113,9 +115,10 @@ function M.precision_info(device)
 end
 
 -- Forwards whose outputs join a graph (checkpoint segments, custom functions) run with grad off
--- but must compute what their recorded recomputation or backward assumes: fp32.
+-- but must compute what their recorded recomputation or backward assumes: fp32 under 'bf16'
+-- (whose backward is fp32), bf16 under 'bf16-mixed' (whose recorded ops are bf16 too).
 local function graph_forward(fn, ...)
-  if C.craft_compute_precision() == 0 or not M.is_grad_enabled() then return M.no_grad(fn, ...) end
+  if C.craft_compute_precision() ~= 1 or not M.is_grad_enabled() then return M.no_grad(fn, ...) end
   return M.with_precision('fp32', M.no_grad, fn, ...)
 end
 
@@ -200,6 +203,9 @@ function M.checkpoint(fn, ...)
   if not M.is_grad_enabled() then return fn(...) end
   local args = pack(...)
   local rng_seed, rng_offset = T.rng.seed, T.rng.offset
+  -- the recomputation runs under the precision the forward had (graph_forward's), whatever the
+  -- setting when backward runs
+  local recompute_prec = C.craft_compute_precision() == 2 and 'bf16-mixed' or 'fp32'
   local outs = pack(graph_forward(fn, ...))
   local tin, tout = {}, {}
   for i = 1, args.n do if is_tensor(args[i]) then tin[#tin + 1] = args[i] end end
@@ -224,8 +230,11 @@ function M.checkpoint(fn, ...)
     end
     local saved_seed, saved_off = T.rng.seed, T.rng.offset
     T.rng.seed, T.rng.offset = rng_seed, rng_offset
-    local r = pack(M.enable_grad(fn, unpack(det, 1, args.n)))
+    local ok, r = pcall(M.with_precision, recompute_prec, function()
+      return pack(M.enable_grad(fn, unpack(det, 1, args.n)))
+    end)
     T.rng.seed, T.rng.offset = saved_seed, saved_off
+    if not ok then error(r, 0) end
     local roots, grads, n = {}, {}, 0
     local k = 0
     for i = 1, r.n do
@@ -241,7 +250,7 @@ function M.checkpoint(fn, ...)
       local ra = ffi.new('craft_tensor*[?]', n)
       local ga = ffi.new('craft_tensor*[?]', n)
       for i = 1, n do ra[i - 1], ga[i - 1] = roots[i]._c, grads[i]._c end
-      check(backward_multi(n, ra, ga), 2)
+      check(M.with_precision(recompute_prec, backward_multi, n, ra, ga), 2)
     end
     local gins = {}
     for i = 1, #map do gins[i] = map[i].grad or false end

@@ -14,7 +14,8 @@ options:
                    (cpu, cl:0, ...; `craft devices` lists them; cl:auto: one per MPI rank)
   --precision P    fp32 (default) or bf16: matmul, linear, conv2d and attention that record no
                    gradient compute with bf16 operands and fp32 accumulation where the device
-                   has bf16 kernels (craft.set_precision; docs/backends.md)
+                   has bf16 kernels; bf16-mixed: recorded ones too, and their input gradients
+                   (mixed-precision training; craft.set_precision; docs/backends.md)
   --guard          check every op's output and gradient for NaN/Inf
   -v, --version    print the version
   -h, --help       this help
@@ -94,8 +95,8 @@ function M.main(argv)
       end
     elseif a == '--precision' then
       i = i + 1
-      if argv[i] ~= 'fp32' and argv[i] ~= 'bf16' then
-        error('--precision needs fp32 or bf16' .. (argv[i] and (', not ' .. argv[i]) or ''), 0)
+      if argv[i] ~= 'fp32' and argv[i] ~= 'bf16' and argv[i] ~= 'bf16-mixed' then
+        error('--precision needs fp32, bf16 or bf16-mixed' .. (argv[i] and (', not ' .. argv[i]) or ''), 0)
       end
       require('craft.autograd').set_precision(argv[i])
     elseif a == '--guard' then require('craft.runtime').set_numeric_guard(true)

@@ -499,7 +499,7 @@ static void test_kernel_table(void) {
             continue;
         }
         if (k == CRAFT_K_gemm_bf16 || k == CRAFT_K_conv_bf16 || k == CRAFT_K_sdpa_bf16 ||
-            k == CRAFT_K_group_norm_act || k == CRAFT_K_group_norm_act_grad) {
+            k == CRAFT_K_sdpa_grad_bf16 || k == CRAFT_K_group_norm_act || k == CRAFT_K_group_norm_act_grad) {
             CHECK(!craft_device_supports(DEV, k, CRAFT_F32));
             continue;
         }
