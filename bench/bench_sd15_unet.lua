@@ -133,6 +133,8 @@ local fb, fb_mem, mixed_row
 if not args.no_backward then
   unet.gradient_checkpointing = not args.no_checkpoint
   unet:requires_grad_(false)   -- frozen base (LoRA-style); the gradient flows to the latents
+  craft.clear_precision_cache()   -- the bf16 weights of the row above are not the fp32 step's
+  craft.memory(true)
   local g32
   fb = median_time(function()
     local xx = x:clone():requires_grad_(true)
@@ -149,6 +151,7 @@ if not args.no_backward then
         g16 = xx.grad
       end)
     end
+    craft.memory(true)
     local c0 = craft.precision_info(device).kernel_calls
     local t1 = now(); step(); sync(); local first = (now() - t1) * 1e3
     local calls = craft.precision_info(device).kernel_calls - c0
@@ -190,7 +193,7 @@ if mixed_row then
   end
   print(('  %-34s %.2fx the fp32 forward + backward; first call %.1f ms (converts the weights); %d bf16 kernel calls')
     :format('', fb / mixed_row.ms, mixed_row.first_ms, mixed_row.calls))
-  print(('  %-34s latent gradient vs fp32: max |diff| %.3g, rms %.3g of max |g|; peak memory %.0f MiB over the weights')
+  print(('  %-34s latent gradient vs fp32: max |diff| %.3g, rms %.3g of max |g|; peak memory %.0f MiB over the weights (with their bf16 copies)')
     :format('', mixed_row.max_rel, mixed_row.rms_rel, mixed_row.mem))
 end
 mem_row('peak memory, forward', fwd_mem, weights, peer and peer.forward_rss_mib)
