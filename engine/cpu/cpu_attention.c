@@ -281,10 +281,12 @@ static int bwd_unit(const bwd_ctx *c, int64_t b, int64_t k0, float *dq, float *P
         for (int64_t i = 0; i < bq; i++) {
             float *s = P + i * BK;
             int64_t nv = visible(p, q0 + i, k0, bk);
-            craft_vexp(s, s, nv, lse[i]);
+            if (h) craft_vexp_dual(s, P16 + i * bk, s, nv, lse[i]);
+            else craft_vexp(s, s, nv, lse[i]);
             for (int64_t j = nv; j < bk; j++) s[j] = 0.0f;
+            if (h)
+                for (int64_t j = nv; j < bk; j++) P16[i * bk + j] = 0;
         }
-        if (h) cpu_to_bf16(P, bq, bk, BK, P16);
         float beta = first ? 0.0f : 1.0f;
         if (c->need_v && tile_gemm(h, 'T', 'N', bk, Dv, bq, 1.0f, P, BK, P16, bk, dO, Dv, dO16, Dv, beta, dV, Dv))
             return 1;
@@ -295,9 +297,10 @@ static int bwd_unit(const bwd_ctx *c, int64_t b, int64_t k0, float *dq, float *P
                 float *d = dP + i * BK;
                 const float *pr = P + i * BK;
                 float di = Di[i];
-                for (int64_t j = 0; j < bk; j++) d[j] = pr[j] * (d[j] - di);
+                if (h) craft_vds_bf16(dS16 + i * bk, pr, d, di, bk);
+                else
+                    for (int64_t j = 0; j < bk; j++) d[j] = pr[j] * (d[j] - di);
             }
-            if (h) cpu_to_bf16(dP, bq, bk, BK, dS16);
             if (c->need_k &&
                 tile_gemm(h, 'T', 'N', bk, D, bq, p->scale, dP, BK, dS16, bk, Q, p->ldq, Q16, D, beta, dK, D))
                 return 1;

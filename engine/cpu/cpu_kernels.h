@@ -59,6 +59,8 @@ int cpu_sdpa_grad_bf16(const craft_tensor *q, const craft_tensor *k, const craft
  * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */
 float craft_vexp(float *dst, const float *src, int64_t n, float sub);
 float craft_vexp_bf16(uint16_t *dst, const float *src, int64_t n, float sub); /* the same, stored as bf16 */
+void craft_vexp_dual(float *dst, uint16_t *dst16, const float *src, int64_t n, float sub); /* both */
+void craft_vds_bf16(uint16_t *dst16, const float *p, const float *dp, float d, int64_t n); /* p (dp - d) */
 float craft_vmax(const float *x, int64_t n);
 float craft_vdot(const float *a, const float *b, int64_t n);
 
