@@ -43,7 +43,8 @@ function M.precision_code(fname, name, opt)
   core.want(fname, 'precision', name, 'string')
   local c = PREC[name]
   if not c then
-    core.argerror(("%s: unknown precision '%s' (expected 'fp32', 'bf16' or 'bf16-mixed')"):format(fname, name))
+    core.argerror(("%s: unknown precision '%s' (expected 'fp32', 'bf16' or 'bf16-mixed')")
+      :format(fname, name))
   end
   return c
 end
@@ -59,7 +60,8 @@ local function note_support(c)
   local k = ffi.new('int[1]')
   if C.craft_precision_support(code, k) == 0 and k[0] == 0 then
     local why = code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels'
-    io.stderr:write(('craft: note: precision %s: %s computes in fp32 (%s)\n'):format(PREC_NAME[c], dev.name(code), why))
+    io.stderr:write(('craft: note: precision %s: %s computes in fp32 (%s)\n')
+      :format(PREC_NAME[c], dev.name(code), why))
   end
 end
 

@@ -259,7 +259,8 @@ function M.grids(res, per_class)
           local function cells(list)
             local r = {}
             for _, i in ipairs(list) do
-              local uri = 'data:image/png;base64,' .. M.base64(require('craft.io').png_bytes(m.images:select(1, i)))
+              local png = require('craft.io').png_bytes(m.images:select(1, i))
+              local uri = 'data:image/png;base64,' .. M.base64(png)
               local bad = m.cas[i] < res.thresholds[c]
               r[#r + 1] = ('<figure%s><img src="%s" alt="image %d"><figcaption>#%d CAS '
                 .. '%.2f</figcaption></figure>')
