@@ -3,7 +3,7 @@
 -- step written as the peer) run in the same invocation.
 --
 --   craft bench/bench_craft_step.lua [--steps 3] [--batch 1] [--rank 8] [--cfg 7.5] [--size 512]
---                                    [--models DIR] [--tiny] [--no-peer] [--precision bf16]
+--                                    [--models DIR] [--tiny] [--no-peer] [--precision bf16|bf16-mixed]
 --                                    [--json out.json]
 --
 -- The step is craft's CRAFT trainer itself (craft.train.craft.train, max_steps = 1): SD 1.5 at
@@ -24,7 +24,10 @@
 -- models are loaded; /proc/self/clear_refs), for craft and the peer alike.
 -- --tiny: the same step on tools/make_fullsize.lua --tiny's toy models (seconds; a test runs it
 -- with --no-peer). --precision bf16: the trainer runs under craft.with_precision('bf16'): the
--- no-grad sampling steps and the prompt encoding in bf16, the gradient window in fp32.
+-- no-grad sampling steps and the prompt encoding in bf16, the gradient window in fp32; the peer
+-- runs those under torch.autocast(bfloat16). --precision bf16-mixed: the whole step's forward in
+-- bf16 and the input gradients too (weight gradients fp32); the peer runs its whole forward under
+-- torch.autocast(bfloat16).
 local craft = require 'craft'
 local B = dofile('bench/common.lua')
 local models = require 'craft.models'
@@ -168,10 +171,11 @@ local function peer_run(spec_path, inputs_path)
   if not py then return nil, why end
   local log, out = os.tmpname(), os.tmpname()
   local q = shell_quote(py)
+  local autocast = ({ bf16 = 'sampling', ['bf16-mixed'] = 'all' })[args.precision or 'fp32'] or 'none'
   local cmd = ('%s bench/peer_craft_step.py --models %s --spec %s --inputs %s --threads %d --json %s'
-    .. ' > %s 2>&1')
+    .. ' --autocast %s > %s 2>&1')
     :format(q, shell_quote(DIR), shell_quote(spec_path), shell_quote(inputs_path), craft.num_threads(), out,
-      log)
+      autocast, log)
   local rc = os.execute(cmd)
   local res, why
   if rc == 0 then

@@ -5,14 +5,18 @@
 -- (bench/run.sh runs it with batch 1, a 64x64 latent, one timed step: a few minutes on 2 cores).
 --   craft bench/bench_sd15_unet.lua [--batch 1] [--size 64] [--steps 1] [--warmup 0]
 --                                   [--no-backward] [--no-checkpoint] [--no-peer]
---                                   [--device cl:0] [--tiny] [--json out.json] [--precision bf16]
+--                                   [--device cl:0] [--tiny] [--json out.json]
+--                                   [--precision bf16|bf16-mixed]
 -- --device runs craft's model on that device (weights moved with :to, inputs made there; each timed
 -- step ends with a device synchronize). --tiny swaps the config for a small one with the same block
 -- types (bench/gpu.sh --dry-run: seconds on PoCL). --json writes craft's figures (and the peer's,
 -- when it ran) for bench/gpu.sh. --precision bf16 adds a row: the same no-grad forward under
 -- craft.set_precision('bf16') (its first call, which converts the weights to bf16, and the median of
--- the timed steps), with the largest and mean difference of its output from the fp32 forward's. The peer runs on the CPU unless CRAFT_PEER_DEVICE names a torch
--- device (cuda).
+-- the timed steps), with the largest and mean difference of its output from the fp32 forward's;
+-- --precision bf16-mixed adds the forward + backward under mixed precision too (after one warm-up
+-- call), with its latent gradient's difference from fp32's. With either, the peer also times its
+-- rows under torch.autocast(bfloat16). The peer runs on the CPU unless CRAFT_PEER_DEVICE names a
+-- torch device (cuda).
 -- The peer needs a python with torch and diffusers: bench/common.lua picks it (CRAFT_PEER_PYTHON, else
 -- the venv `sh tools/setup.sh --bench` makes: .venv-bench, PyPI's torch 2.x + diffusers 0.27.2).
 -- Without it the craft rows are printed and one "peer skipped: why" line; that is not a failure.
@@ -67,10 +71,11 @@ local function peer_run()
   local log, tmp = os.tmpname(), os.tmpname()
   local q = shell_quote(py)
   local pdev = os.getenv('CRAFT_PEER_DEVICE') or ''
-  local cmd = ('%s bench/peer_sd15_unet.py --batch %d --size %d --steps %d --warmup %d --threads %d --json %s%s%s%s%s > %s 2>&1')
+  local cmd = ('%s bench/peer_sd15_unet.py --batch %d --size %d --steps %d --warmup %d --threads %d --json %s%s%s%s%s%s > %s 2>&1')
     :format(q, args.batch, args.size, args.steps, args.warmup, craft.num_threads(), tmp,
       args.no_backward and ' --no-backward' or '', args.no_checkpoint and ' --no-checkpoint' or '',
-      args.tiny and ' --tiny' or '', pdev ~= '' and (' --device ' .. shell_quote(pdev)) or '', log)
+      args.tiny and ' --tiny' or '', pdev ~= '' and (' --device ' .. shell_quote(pdev)) or '',
+      (args.precision and args.precision ~= 'fp32') and ' --autocast' or '', log)
   local rc = os.execute(cmd)
   local res, why
   if rc == 0 then
@@ -124,16 +129,39 @@ if args.precision and args.precision ~= 'fp32' then
     max_rel = d:max():item() / scale, ref_max = scale, calls = calls, mem = mem16,
     computes = craft.precision_info(device).bf16_kernels > 0 and 'bf16' or 'fp32' }
 end
-local fb, fb_mem
+local fb, fb_mem, mixed_row
 if not args.no_backward then
   unet.gradient_checkpointing = not args.no_checkpoint
   unet:requires_grad_(false)   -- frozen base (LoRA-style); the gradient flows to the latents
+  craft.clear_precision_cache()   -- the bf16 weights of the row above are not the fp32 step's
+  craft.memory(true)
+  local g32
   fb = median_time(function()
     local xx = x:clone():requires_grad_(true)
     unet(xx, t, ctx):mean():backward()
-    return xx.grad
+    g32 = xx.grad
   end, args.steps, args.warmup)
   fb_mem = (craft.memory().peak - base) / 2 ^ 20
+  if args.precision == 'bf16-mixed' then   -- mixed-precision training: bf16 forward and input gradients
+    local g16
+    local function step()
+      craft.with_precision('bf16-mixed', function()
+        local xx = x:clone():requires_grad_(true)
+        unet(xx, t, ctx):mean():backward()
+        g16 = xx.grad
+      end)
+    end
+    craft.memory(true)
+    local c0 = craft.precision_info(device).kernel_calls
+    local t1 = now(); step(); sync(); local first = (now() - t1) * 1e3
+    local calls = craft.precision_info(device).kernel_calls - c0
+    local med = median_time(step, args.steps, 0)
+    local scale = g32:abs():max():item()
+    mixed_row = { ms = med, first_ms = first, calls = calls,
+      max_rel = (g16 - g32):abs():max():item() / scale,
+      rms_rel = ((g16 - g32) ^ 2):mean():item() ^ 0.5 / scale,
+      mem = (craft.memory().peak - base) / 2 ^ 20 }
+  end
 end
 local weights = base / 2 ^ 20
 local unet_params = unet:num_parameters()
@@ -145,7 +173,10 @@ require('craft.core').C.craft_pool_trim()   -- hand the cached blocks back to th
 local peer, why = peer_run()
 row('forward (no grad)', fwd, peer and peer.forward_ms)
 if prec_row then
-  row(('forward (no grad), %s'):format(args.precision), prec_row.ms)
+  row(('forward (no grad), %s'):format(args.precision), prec_row.ms, peer and peer.forward_autocast_ms)
+  if peer and peer.forward_autocast_ms then
+    print(('  %-34s (torch under torch.autocast(bfloat16); against torch fp32: %.2fx)'):format('', peer.forward_ms / prec_row.ms))
+  end
   print(('  %-34s %.2fx the fp32 forward; first call %.1f ms (converts the weights); %d %s kernel calls per forward')
     :format('', fwd / prec_row.ms, prec_row.first_ms, prec_row.calls, prec_row.computes))
   print(('  %-34s output vs fp32: max |diff| %.3g (%.3g of max |y| %.3g), mean |diff| %.3g; peak memory %.0f MiB over the weights')
@@ -154,12 +185,23 @@ end
 if fb then
   row('forward + backward' .. (args.no_checkpoint and '' or ' (checkpointed)'), fb, peer and peer.forward_backward_ms)
 end
+if mixed_row then
+  row('forward + backward, bf16-mixed', mixed_row.ms, peer and peer.forward_backward_autocast_ms)
+  if peer and peer.forward_backward_ms then
+    print(('  %-34s (torch under torch.autocast(bfloat16); against torch fp32: %.2fx)'):format('',
+      peer.forward_backward_ms / mixed_row.ms))
+  end
+  print(('  %-34s %.2fx the fp32 forward + backward; first call %.1f ms (converts the weights); %d bf16 kernel calls')
+    :format('', fb / mixed_row.ms, mixed_row.first_ms, mixed_row.calls))
+  print(('  %-34s latent gradient vs fp32: max |diff| %.3g, rms %.3g of max |g|; peak memory %.0f MiB over the weights (with their bf16 copies)')
+    :format('', mixed_row.max_rel, mixed_row.rms_rel, mixed_row.mem))
+end
 mem_row('peak memory, forward', fwd_mem, weights, peer and peer.forward_rss_mib)
 if fb then mem_row('peak memory, forward + backward', fb_mem, weights, peer and peer.forward_backward_rss_mib) end
 if args.json then
   craft.io.write_json(args.json, { device = device, tiny = args.tiny or false, params = unet_params,
     forward_ms = fwd, forward_backward_ms = fb, checkpointed = not args.no_checkpoint,
-    precision = prec_row and args.precision or nil, precision_row = prec_row,
+    precision = prec_row and args.precision or nil, precision_row = prec_row, mixed_row = mixed_row,
     peer = peer, peer_skipped = (not peer) and tostring(why) or nil })
 end
 if peer then

@@ -194,7 +194,13 @@ def main():
     ap.add_argument("--inputs", required=True)
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--json")
+    ap.add_argument("--autocast", choices=("none", "sampling", "all"), default="none")
     a = ap.parse_args()
+    # torch.autocast(bfloat16) as craft's precisions: 'sampling' = craft's 'bf16' (the prompt encoding
+    # and the steps without a graph), 'all' = 'bf16-mixed' (the whole forward; backward follows it)
+    def ac(on):
+        return torch.autocast(device_type="cpu", dtype=torch.bfloat16, enabled=on)
+    ac_sampling, ac_all = a.autocast != "none", a.autocast == "all"
     if a.threads > 0:
         torch.set_num_threads(a.threads)
     torch.manual_seed(0)
@@ -234,7 +240,7 @@ def main():
     opt.zero_grad()
 
     t = time.perf_counter()
-    with torch.no_grad():
+    with torch.no_grad(), ac(ac_sampling):
         def embed(strings):
             ids = tok(strings, padding="max_length", max_length=tok.model_max_length, truncation=True,
                       return_tensors="pt").input_ids
@@ -251,9 +257,9 @@ def main():
     for i, tt in enumerate(ts):
         grad = i == len(ts) - 1   # K = 1
         t = time.perf_counter()
-        with torch.set_grad_enabled(grad):
+        with torch.set_grad_enabled(grad), ac(ac_all if grad else ac_sampling):
             inp = sched.scale_model_input(torch.cat([latents, latents]), tt)
-            out = unet(inp, tt, encoder_hidden_states=context).sample
+            out = unet(inp, tt, encoder_hidden_states=context).sample.float()
             ph["last" if grad else "sample"] += time.perf_counter() - t
             u, c = out.chunk(2)
             latents = sched.step(u + (c - u) * cfg, tt, latents, eta=0.0).prev_sample
@@ -264,10 +270,12 @@ def main():
         return (vae.decode(z / vae.config.scaling_factor).sample * 0.5 + 0.5).clamp(0, 1)
 
     t = time.perf_counter()
-    images = decode(latents)
+    with ac(ac_all):
+        images = decode(latents).float()
     ph["decode"] = time.perf_counter() - t
     t = time.perf_counter()
-    R = reward(images, ys).mean()
+    with ac(ac_all):
+        R = reward(images, ys).mean().float()
     ph["reward"] = time.perf_counter() - t
     loss = -R
     t = time.perf_counter()
@@ -287,7 +295,7 @@ def main():
                load_s=load_s, torch=torch.__version__, diffusers=diffusers.__version__,
                transformers=transformers.__version__, threads=torch.get_num_threads(),
                n_lora_params=sum(p.numel() for p in params), n_adapters=len(params) // 2,
-               n_down_from_craft=copied)
+               n_down_from_craft=copied, autocast=a.autocast)
     print(json.dumps(res, indent=1))
     if a.json:
         with open(a.json, "w") as f:

@@ -5,10 +5,12 @@ of a forward + backward to the latents with frozen weights and gradient checkpoi
 
     python bench/peer_sd15_unet.py [--batch 1] [--size 64] [--steps 1] [--warmup 0] [--threads N]
                                    [--no-backward] [--no-checkpoint] [--json out.json]
-                                   [--device cuda] [--tiny]
+                                   [--device cuda] [--tiny] [--autocast]
+--autocast also times both under torch.autocast(bfloat16) (after one warm-up run each): the
+torch a user would run for bf16 inference and mixed-precision training.
 --device runs on that torch device (timings end with its synchronize; memory is then the device's
 peak allocation); --tiny is bench_sd15_unet.lua --tiny's small config with the same block types.
-Needs torch and diffusers: `sh tools/setup.sh --bench` makes .venv-bench (Debian's torch 1.13 +
+Needs torch and diffusers: `sh tools/setup.sh --bench` makes .venv-bench (PyPI's torch 2.x +
 diffusers 0.27.2); bench/run.sh runs it with that venv's python.
 """
 import argparse
@@ -64,6 +66,7 @@ def main():
     ap.add_argument("--json")
     ap.add_argument("--device", default="cpu")
     ap.add_argument("--tiny", action="store_true")
+    ap.add_argument("--autocast", action="store_true")
     a = ap.parse_args()
     cfg = dict(CONFIG)
     if a.tiny:
@@ -85,8 +88,14 @@ def main():
         with torch.no_grad():
             unet(x, t, encoder_hidden_states=ctx)
 
+    dtype = torch.bfloat16
     res["forward_ms"] = median_ms(fwd, a.steps, a.warmup, dev)
     res["forward_rss_mib"] = rss_mib(dev)
+    if a.autocast:
+        def fwd_ac():
+            with torch.autocast(device_type=dev.split(":")[0], dtype=dtype):
+                fwd()
+        res["forward_autocast_ms"] = median_ms(fwd_ac, a.steps, max(a.warmup, 1), dev)
     if not a.no_backward:
         if not a.no_checkpoint:
             unet.enable_gradient_checkpointing()
@@ -99,6 +108,14 @@ def main():
 
         res["forward_backward_ms"] = median_ms(fwd_bwd, a.steps, a.warmup, dev)
         res["forward_backward_rss_mib"] = rss_mib(dev)
+        if a.autocast:
+            def fwd_bwd_ac():
+                xx = x.clone().requires_grad_(True)
+                with torch.autocast(device_type=dev.split(":")[0], dtype=dtype):
+                    y = unet(xx, t, encoder_hidden_states=ctx).sample
+                y.float().mean().backward()
+                return xx.grad
+            res["forward_backward_autocast_ms"] = median_ms(fwd_bwd_ac, a.steps, max(a.warmup, 1), dev)
     print(json.dumps(res))
     if a.json:
         with open(a.json, "w") as f:

@@ -37,7 +37,7 @@ echo "== tiny UNet train step (bench/tiny_unet.lua)"
 "$B/craft" bench/tiny_unet.lua
 echo
 echo "== full-size SD 1.5 UNet, batch 1, 64x64 latent, 1 step (bench/bench_sd15_unet.lua; minutes, ~6.5 GB)"
-"$B/craft" bench/bench_sd15_unet.lua --batch 1 --size 64 --steps 1 --warmup 0 --precision bf16
+"$B/craft" bench/bench_sd15_unet.lua --batch 1 --size 64 --steps 1 --warmup 0 --precision bf16-mixed
 echo
 echo "== full-size SD 1.5 VAE decoder, batch 1, 64x64 latent -> 512x512 (bench/bench_sd15_vae.lua; about 2 minutes, ~2.3 GB)"
 "$B/craft" bench/bench_sd15_vae.lua --batch 1 --size 64 --steps 1

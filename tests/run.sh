@@ -59,7 +59,9 @@ for t in "$B"/tests/test_*; do
     esac
     run_one "$tname" "$t"
     # the bf16 test again as a CPU without AVX512-BF16 sees it: the setting computes fp32
-    [ "$tname" = test_bf16 ] && run_one "test_bf16@avx512_core" env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$t"
+    case "$tname" in test_bf16|test_bf16_mixed)
+        run_one "$tname@avx512_core" env ONEDNN_MAX_CPU_ISA=AVX512_CORE "$t" ;;
+    esac
     # the conv tests again with a 16 MB Winograd scratchpad cap: tall images run in bands of rows
     [ "$tname" = test_conv_norm ] && run_one "test_conv_norm@wino_bands" env CRAFT_CONV_WINOGRAD=16 "$t"
 done

@@ -189,21 +189,26 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
       (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,                       \
        double scale, int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g,                     \
        craft_tensor *dq, craft_tensor *dk, craft_tensor *dv))                                                               \
-    /* ---- bf16 compute (core/precision.c: run only for ops that record no gradient) ---- */                               \
-    /* operands rounded to bfloat16 (nearest even), products accumulated in fp32, f32 results; each calls           \
-     * craft_bf16_count() when it really computed in bf16. gemm_bf16: as gemm; keep_b: B is a weight that outlives  \
-     * the call (a back end may cache its conversion, keyed by storage serial and version). conv_bf16: conv's FWD    \
-     * direction (wei may be cached likewise). sdpa_bf16: as sdpa, the softmax in fp32 */       \
+    /* ---- bf16 compute (core/precision.c: the bf16 precisions' forward products and input gradients) ---- */              \
+    /* operands rounded to bfloat16 (nearest even), products accumulated in fp32, f32 results; each calls                   \
+     * craft_bf16_count() when it really computed in bf16. gemm_bf16: as gemm; keep_b: B is a weight that outlives          \
+     * the call (a back end may cache its conversion, keyed by storage serial and version). conv_bf16: conv's FWD or        \
+     * BWD_DATA direction (wei may be cached likewise; BWD_DATA has no bias). sdpa_bf16 / sdpa_grad_bf16: as sdpa /         \
+     * sdpa_grad, the softmax and its gradient's row terms in fp32 */                                                       \
     X(gemm_bf16,                                                                                                            \
       (char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,                               \
        const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,                           \
        float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b))                           \
     X(conv_bf16,                                                                                                            \
-      (const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,                     \
+      (int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei, craft_tensor *dst,            \
        craft_tensor *bias))                                                                                                 \
     X(sdpa_bf16,                                                                                                            \
       (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,                       \
        double scale, int causal, craft_tensor *y, craft_tensor *lse))                                                       \
+    X(sdpa_grad_bf16,                                                                                                       \
+      (const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,                       \
+       double scale, int causal, const craft_tensor *o, const craft_tensor *lse, const craft_tensor *g,                     \
+       craft_tensor *dq, craft_tensor *dk, craft_tensor *dv))                                                               \
     /* ---- fp16 compute (core/precision.c: run only for ops that record no gradient) ---- */                               \
     /* as the bf16 entries, with operands rounded to IEEE half (nearest even; beyond +-65504: inf): f16 storage,    \
      * fp32 arithmetic and accumulation, f32 results; each calls craft_f16_count() when it really computed in f16. \
@@ -339,17 +344,22 @@ int craft_grad_on(const craft_tensor *g, int device, craft_tensor **out);
 /* t on device without recording (gradients the autograd engine made elsewhere). */
 int craft_on_device(const craft_tensor *t, int device, craft_tensor **out);
 /* ---- compute precision (core/precision.c) ---- */
-/* 1 when the op about to run on device should use bf16 kernel kid: the setting is bf16, no
- * backward pass is running, the op records no gradient (grad mode off or no input in ins[0..n)
- * requires grad) and device has the kernel. */
+/* 1 when the op about to run on device should use bf16 kernel kid: device has the kernel and
+ * either the setting is bf16, no backward pass is running and the op records no gradient (grad
+ * mode off or no input in ins[0..n) requires grad), or the setting is bf16-mixed. An op that
+ * records a node after a bf16 forward marks it (craft_node.lowp) for its backward. */
 int craft_bf16_for(int device, int kid, int n, const craft_tensor *const *ins);
+/* 1 when the backward of node n should compute its input gradients on bf16 kernel kid: its
+ * forward ran in bf16 (n->lowp) and device has the kernel. */
+int craft_bf16_grad_for(const struct craft_node *n, int kid);
 /* A bf16 kernel computed in bf16 (craft_bf16_kernel_calls counts these). */
 void craft_bf16_count(void);
 /* craft_bf16_for's rule for the fp16 setting (CRAFT_PREC_FP16) and an f16 kernel kid. */
 int craft_f16_for(int device, int kid, int n, const craft_tensor *const *ins);
 /* An f16 kernel computed in f16 (craft_f16_kernel_calls counts these). */
 void craft_f16_count(void);
-/* Backward passes compute in fp32 whatever the setting: on 1 enters such a region, 0 leaves. */
+/* Backward passes compute in fp32 under CRAFT_PREC_BF16 (and fp16): on 1 enters such a region, 0
+ * leaves. */
 void craft_precision_suppress(int on);
 
 /* Op epilogue: on rc == OK hands y to *out, else releases it; returns rc. */

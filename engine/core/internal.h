@@ -134,6 +134,7 @@ typedef struct craft_node {
     int32_t n_in, n_out;
     int32_t n_saved;
     int32_t device; /* the outputs' device (zero gradients are made there) */
+    int32_t lowp;   /* the forward computed in bf16 (mixed precision): so may the input gradients */
     const char *name;
     craft_edge *edges;                    /* n_in */
     craft_tensor *saved[CRAFT_MAX_SAVED]; /* detached aliases */

@@ -106,13 +106,15 @@ static craft_tensor *full_tensor(const craft_sdpa_geom *g, int64_t L, int64_t W,
     return craft_new_tensor(g->nbd + 2, shape, CRAFT_F32, device);
 }
 
-/* saved: q, k, v (as used), mask (on the device, or NULL), output, lse; sarg: scale; iarg: causal */
+/* saved: q, k, v (as used), mask (on the device, or NULL), output, lse; sarg: scale; iarg: causal.
+ * After a bf16 forward (mixed precision) the gradients are bf16 products too. */
 static int sdpa_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *q = n->saved[0], *k = n->saved[1], *v = n->saved[2], *mask = n->saved[3], *o = n->saved[4],
                  *lse = n->saved[5];
-    int device = o->device;
+    int device = o->device, bf16 = craft_bf16_grad_for(n, CRAFT_K_sdpa_grad_bf16);
     const craft_kernels *kt;
-    CRAFT_TRY(craft_kernels_for(device, CRAFT_K_sdpa_grad, CRAFT_F32, n->name, &kt));
+    CRAFT_TRY(craft_kernels_for(device, bf16 ? CRAFT_K_sdpa_grad_bf16 : CRAFT_K_sdpa_grad, CRAFT_F32, n->name,
+                                &kt));
     craft_sdpa_geom geo;
     CRAFT_TRY(craft_sdpa_geom_of(q, k, v, mask, n->sarg[0], &geo));
     craft_tensor *g = NULL, *full[3] = {NULL, NULL, NULL};
@@ -122,7 +124,8 @@ static int sdpa_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin)
         if (CRAFT_NEEDS_GRAD(n, i) && !(full[i] = full_tensor(&geo, L[i], W[i], device)))
             rc = craft_last_status();
     if (!rc)
-        rc = kt->sdpa_grad(q, k, v, mask, geo.scale, (int)n->iarg[0], o, lse, g, full[0], full[1], full[2]);
+        rc = (bf16 ? kt->sdpa_grad_bf16 : kt->sdpa_grad)(q, k, v, mask, geo.scale, (int)n->iarg[0], o, lse, g,
+                                                         full[0], full[1], full[2]);
     for (int i = 0; i < 3 && !rc; i++)
         if (full[i]) rc = craft_sum_to_shape(full[i], n->edges[i].ndim, n->edges[i].shape, &gin[i]);
     for (int i = 0; i < 3; i++) craft_tensor_release(full[i]);
@@ -143,8 +146,8 @@ int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor 
     CRAFT_TRY(sdpa_shapes_check(q, k, v));
     /* layouts a gemm cannot take directly are copied once (and that copy is what backward uses) */
     const craft_tensor *in[3] = {q, k, v};
-    int bf16 = craft_bf16_for(device, CRAFT_K_sdpa_bf16, 3, in); /* the bf16 compute precision, unrecorded */
-    int f16 = !bf16 && craft_f16_for(device, CRAFT_K_sdpa_f16, 3, in); /* likewise fp16 */
+    int bf16 = craft_bf16_for(device, CRAFT_K_sdpa_bf16, 3, in); /* the bf16 precisions (core/precision.c) */
+    int f16 = !bf16 && craft_f16_for(device, CRAFT_K_sdpa_f16, 3, in); /* fp16, unrecorded */
     CRAFT_TRY(craft_kernels_for(device,
                                 bf16      ? CRAFT_K_sdpa_bf16
                                     : f16 ? CRAFT_K_sdpa_f16
@@ -174,7 +177,9 @@ int craft_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor 
         const craft_tensor *save[6] = {use[0], use[1], use[2], m, y, lse};
         double sarg = geo.scale;
         int64_t iarg = is_causal ? 1 : 0;
-        rc = craft_record("sdpa", 3, in, y, sdpa_backward, 6, save, &sarg, 1, &iarg, 1, NULL);
+        craft_node *node;
+        rc = craft_record("sdpa", 3, in, y, sdpa_backward, 6, save, &sarg, 1, &iarg, 1, &node);
+        if (!rc && node) node->lowp = bf16;
     }
     for (int i = 0; i < 3; i++) craft_tensor_release(use[i]);
     craft_tensor_release(m);

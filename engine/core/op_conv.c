@@ -172,8 +172,11 @@ static int conv_backward_common(craft_node *n, craft_tensor **gout, craft_tensor
     CRAFT_TRY(craft_grad_on(gout[0], device, &g));
     int rc = CRAFT_OK, need_b = n->n_in > 2 && CRAFT_NEEDS_GRAD(n, 2);
     if (CRAFT_NEEDS_GRAD(n, 0)) {
+        /* a bf16 forward (mixed precision) gets a bf16 data gradient (the device has the kernel) */
+        int bf16 = !transposed && craft_bf16_grad_for(n, CRAFT_K_conv_bf16);
         if (!(gin[0] = craft_new_tensor(4, n->edges[0].shape, CRAFT_F32, device))) rc = craft_last_status();
         else if (transposed) rc = k->conv(CRAFT_CONV_FWD, &cd, fwd_bias, g, w, gin[0], NULL);
+        else if (bf16) rc = k->conv_bf16(CRAFT_CONV_BWD_DATA, &cd, fwd_bias, gin[0], w, g, NULL);
         else rc = k->conv(CRAFT_CONV_BWD_DATA, &cd, fwd_bias, gin[0], w, g, NULL);
     }
     int64_t nb = transposed ? cd.ic : cd.oc;
@@ -212,8 +215,9 @@ static int conv_op(int transposed, const craft_tensor *x, const craft_tensor *w,
     if (b) CRAFT_TRY(craft_want(op, "bias", b, device));
     craft_conv_dims cd;
     CRAFT_TRY(conv_dims_of(op, transposed, x, w, b, stride, padding, output_padding, dilation, groups, &cd));
-    /* under the bf16 (fp16) compute precision an unrecorded conv2d runs the back end's conv_bf16
-     * (conv_f16); the transposed op stays fp32 (its forward is the conv's backward-data direction) */
+    /* under the bf16 compute precision an unrecorded conv2d (under bf16-mixed any conv2d) runs the
+     * back end's conv_bf16, under fp16 an unrecorded one conv_f16; the transposed op stays fp32
+     * (its forward is the conv's backward-data direction) */
     const craft_tensor *ins[3] = {x, w, b};
     int bf16 = !transposed && craft_bf16_for(device, CRAFT_K_conv_bf16, 3, ins);
     int f16 = !transposed && !bf16 && craft_f16_for(device, CRAFT_K_conv_f16, 3, ins);
@@ -233,7 +237,7 @@ static int conv_op(int transposed, const craft_tensor *x, const craft_tensor *w,
     int fwd_bias = !transposed && b;
     if (!rc)
         rc = transposed ? k->conv(CRAFT_CONV_BWD_DATA, &cd, 0, y, wc, xc, bc)
-            : bf16      ? k->conv_bf16(&cd, fwd_bias, xc, wc, y, bc)
+            : bf16      ? k->conv_bf16(CRAFT_CONV_FWD, &cd, fwd_bias, xc, wc, y, bc)
             : f16       ? k->conv_f16(&cd, fwd_bias, xc, wc, y, bc)
                         : k->conv(CRAFT_CONV_FWD, &cd, fwd_bias, xc, wc, y, bc);
     if (!rc) {
@@ -242,8 +246,10 @@ static int conv_op(int transposed, const craft_tensor *x, const craft_tensor *w,
         int64_t iargs[NDIMS + 1];
         memcpy(iargs, &cd, sizeof cd);
         iargs[NDIMS] = fwd_bias;
+        craft_node *node;
         rc = craft_record(op, b ? 3 : 2, ins, y, transposed ? convt_backward : conv2d_backward, 2, save, NULL,
-                          0, iargs, NDIMS + 1, NULL);
+                          0, iargs, NDIMS + 1, &node);
+        if (!rc && node) node->lowp = bf16;
     }
     craft_tensor_release(xc);
     craft_tensor_release(wc);

@@ -2,9 +2,10 @@
  * device, on the back end's gemm kernel (row-major, transposed operands as flags). Transposed
  * views are passed as transpose flags, not copied. f16 @ f16 (inference: f16 tensors carry no
  * gradients) runs in half precision where the back end has an f16 gemm, elsewhere in fp32 on
- * converted copies, rounded back to f16. Under the bf16 (fp16) compute precision an unrecorded
- * matmul or linear runs on the back end's gemm_bf16 (gemm_f16) kernel (core/precision.c),
- * linear's weight as a kept operand. */
+ * converted copies, rounded back to f16. Under the bf16 compute precision an unrecorded matmul or
+ * linear (under bf16-mixed any, and their backward's input gradients) runs on the back end's
+ * gemm_bf16 kernel (core/precision.c), linear's weight as a kept operand unless it is trained;
+ * under fp16 an unrecorded one runs on gemm_f16 likewise. */
 #include "core/backend.h"
 #include <stdlib.h>
 
@@ -120,14 +121,15 @@ static int matmul_raw(const craft_tensor *a_in, const craft_tensor *b_in, int lo
     return craft_finish(rc, y, out);
 }
 
+/* both products in bf16 when the forward was (mixed precision): matmul cannot tell a weight */
 static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *a = n->saved[0], *b = n->saved[1], *g, *t, *tr;
     CRAFT_TRY(craft_on_device(gout[0], a->device, &g));
-    int rc = CRAFT_OK;
+    int rc = CRAFT_OK, bf16 = craft_bf16_grad_for(n, CRAFT_K_gemm_bf16);
     if (CRAFT_NEEDS_GRAD(n, 0)) { /* g @ b^T */
         rc = craft_transpose(b, -1, -2, &tr);
         if (!rc) {
-            rc = matmul_raw(g, tr, 0, &t);
+            rc = matmul_raw(g, tr, bf16 ? CRAFT_PREC_BF16 : 0, &t);
             craft_tensor_release(tr);
         }
         if (!rc) {
@@ -138,7 +140,7 @@ static int matmul_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     if (!rc && CRAFT_NEEDS_GRAD(n, 1)) { /* a^T @ g */
         rc = craft_transpose(a, -1, -2, &tr);
         if (!rc) {
-            rc = matmul_raw(tr, g, 0, &t);
+            rc = matmul_raw(tr, g, bf16 ? CRAFT_PREC_BF16 : 0, &t);
             craft_tensor_release(tr);
         }
         if (!rc) {
@@ -215,13 +217,18 @@ int craft_matmul(const craft_tensor *a, const craft_tensor *b, craft_tensor **ou
     if (half) return matmul_half(a, b, out);
     craft_tensor *y;
     const craft_tensor *ins[2] = {a, b};
-    CRAFT_TRY(matmul_raw(a, b, lowp_of(a->device, 2, ins), &y));
-    int rc = craft_record("matmul", 2, ins, y, matmul_backward, 2, ins, NULL, 0, NULL, 0, NULL);
+    int lowp = lowp_of(a->device, 2, ins);
+    CRAFT_TRY(matmul_raw(a, b, lowp, &y));
+    craft_node *node;
+    int rc = craft_record("matmul", 2, ins, y, matmul_backward, 2, ins, NULL, 0, NULL, 0, &node);
+    if (!rc && node) node->lowp = lowp == CRAFT_PREC_BF16;
     return craft_finish(rc, y, out);
 }
 
 /* ---- linear: y = x w^T + b ---- */
-/* saved: x as [M, K] (contiguous), w (contiguous); gx = g w, gw = g^T x, gb = column sums of g */
+/* saved: x as [M, K] (contiguous), w (contiguous); gx = g w, gw = g^T x, gb = column sums of g.
+ * After a bf16 forward (mixed precision) gx is a bf16 product (w's bf16 copy kept, as the
+ * forward's); gw stays fp32. */
 static int linear_backward(craft_node *n, craft_tensor **gout, craft_tensor **gin) {
     craft_tensor *x2 = n->saved[0], *w = n->saved[1], *g;
     int64_t M = x2->shape[0], K = x2->shape[1], N = w->shape[0], zero = 0;
@@ -232,8 +239,11 @@ static int linear_backward(craft_node *n, craft_tensor **gout, craft_tensor **gi
     int rc = CRAFT_OK;
     if (CRAFT_NEEDS_GRAD(n, 0)) { /* gx = g w : [M, N] x [N, K] */
         craft_tensor *gx = craft_new_tensor(n->edges[0].ndim, n->edges[0].shape, CRAFT_F32, x2->device);
-        rc = gx ? k->gemm('N', 'N', M, K, N, 1.0f, g, &g->offset, N, w, &w->offset, K, 0.0f, gx, &zero, K, 1)
-                : craft_last_status();
+        if (!gx) rc = craft_last_status();
+        else if (craft_bf16_grad_for(n, CRAFT_K_gemm_bf16))
+            rc = k->gemm_bf16('N', 'N', M, K, N, 1.0f, g, &g->offset, N, w, &w->offset, K, 0.0f, gx, &zero, K, 1,
+                              !w->requires_grad);
+        else rc = k->gemm('N', 'N', M, K, N, 1.0f, g, &g->offset, N, w, &w->offset, K, 0.0f, gx, &zero, K, 1);
         gin[0] = gx;
     }
     if (!rc && CRAFT_NEEDS_GRAD(n, 1)) { /* gw = g^T x : [N, M] x [M, K] */
@@ -302,11 +312,13 @@ int craft_linear(const craft_tensor *x, const craft_tensor *w, const craft_tenso
         rc = lowp
             ? (lowp == CRAFT_PREC_BF16 ? k->gemm_bf16 : k->gemm_f16)('N', 'T', M, N, K, 1.0f, xc, &xc->offset,
                                                                      K, wc, &wc->offset, K, beta, y, &zero, N,
-                                                                     1, 1)
+                                                                     1, !craft_grad_enabled() || !w->requires_grad)
             : k->gemm('N', 'T', M, N, K, 1.0f, xc, &xc->offset, K, wc, &wc->offset, K, beta, y, &zero, N, 1);
     if (!rc) {
         const craft_tensor *save[2] = {xc, wc};
-        rc = craft_record("linear", b ? 3 : 2, ins, y, linear_backward, 2, save, NULL, 0, NULL, 0, NULL);
+        craft_node *node;
+        rc = craft_record("linear", b ? 3 : 2, ins, y, linear_backward, 2, save, NULL, 0, NULL, 0, &node);
+        if (!rc && node) node->lowp = lowp == CRAFT_PREC_BF16;
     }
     craft_tensor_release(xc);
     craft_tensor_release(wc);

@@ -17,9 +17,11 @@
  * with is_causal=True), and key blocks entirely above the diagonal are skipped. The mask is
  * additive f32, broadcast to [..., Lq, Lk] through strides (no copy); it gets no gradient.
  * A row whose scores are all -inf gives NaN, as in torch.
- * bf16 (cpu_sdpa_bf16, the no-grad compute precision): q, k and v are converted to bf16 once
+ * bf16 (cpu_sdpa_bf16, the bf16 compute precisions): q, k and v are converted to bf16 once
  * per call and each probability tile P before P V; both products accumulate in fp32 on oneDNN's
- * bf16 GEMM, and the online softmax, the rescaling and lse stay fp32. */
+ * bf16 GEMM, and the online softmax, the rescaling and lse stay fp32. Its backward
+ * (cpu_sdpa_grad_bf16, mixed precision) converts q, k, v and dO once per call, and P and dS per
+ * tile: all five products are bf16 GEMMs accumulating in fp32; P, dP, dS and Di stay fp32. */
 #include "cpu/cpu_kernels.h"
 #include <math.h>
 #include <omp.h>
@@ -246,43 +248,64 @@ typedef struct {
     float *Di;      /* rowsum(dO * O), [nb, Lq], filled by run_backward */
     float *dk, *dv; /* full-batch-shape gradients, [nb, Lk, D] / [nb, Lk, Dv] */
     int need_q, need_k, need_v;
+    uint16_t *do16; /* bf16 dO [nb, Lq, Dv] when computing in bf16 (p->q16 too), else NULL */
 } bwd_ctx;
 
-/* Key block k0 of matrix b over all query blocks; dQ accumulates into dq ([nb, Lq, D]). */
-static int bwd_unit(const bwd_ctx *c, int64_t b, int64_t k0, float *dq, float *P, float *dP) {
+/* C (+)= alpha op(A) op(B), on fp32 operands (A32, B32 with lda32, ldb32) or, in bf16, on their
+ * bf16 forms (A16, B16 compact with lda16, ldb16) */
+static int tile_gemm(int bf16, char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const float *A32,
+                     int64_t lda32, const uint16_t *A16, int64_t lda16, const float *B32, int64_t ldb32,
+                     const uint16_t *B16, int64_t ldb16, float beta, float *C, int64_t ldc) {
+    return bf16 ? craft_gemm_bf16(ta, tb, M, N, K, alpha, A16, lda16, B16, ldb16, beta, C, ldc)
+                : craft_sgemm(ta, tb, M, N, K, alpha, A32, lda32, B32, ldb32, beta, C, ldc);
+}
+
+/* Key block k0 of matrix b over all query blocks; dQ accumulates into dq ([nb, Lq, D]). P, dP:
+ * BQ * BK scratch each; T16: 2 * BQ * BK bf16 scratch (the tiles P and dS) in bf16, else NULL. */
+static int bwd_unit(const bwd_ctx *c, int64_t b, int64_t k0, float *dq, float *P, float *dP, uint16_t *T16) {
     const attn_plan *p = c->p;
     int64_t bk = p->Lk - k0 < BK ? p->Lk - k0 : BK, D = p->D, Dv = p->Dv, Lq = p->Lq;
     const float *K = p->k + p->off[4 * b + 1] + k0 * p->ldk, *V = p->v + p->off[4 * b + 2] + k0 * p->ldv;
     const float *M = p->mask ? p->mask + p->off[4 * b + 3] + k0 * p->msc : NULL;
     float *dK = c->dk + (b * p->Lk + k0) * D, *dV = c->dv + (b * p->Lk + k0) * Dv;
-    int first = 1, need_dp = c->need_q || c->need_k;
+    int first = 1, need_dp = c->need_q || c->need_k, h = T16 != NULL;
+    const uint16_t *K16 = h ? p->k16 + (b * p->Lk + k0) * D : NULL, *V16 = h ? p->v16 + (b * p->Lk + k0) * Dv : NULL;
+    uint16_t *P16 = T16, *dS16 = h ? T16 + BQ * BK : NULL;
     for (int64_t q0 = p->causal ? (k0 / BQ) * BQ : 0; q0 < Lq; q0 += BQ) {
         int64_t bq = Lq - q0 < BQ ? Lq - q0 : BQ;
         const float *Q = p->q + p->off[4 * b] + q0 * p->ldq;
         const float *dO = c->dO + (b * Lq + q0) * Dv, *lse = c->lse + b * Lq + q0, *Di = c->Di + b * Lq + q0;
-        if (craft_sgemm('N', 'T', bq, bk, D, p->scale, Q, p->ldq, K, p->ldk, 0.0f, P, BK)) return 1;
+        const uint16_t *Q16 = h ? p->q16 + (b * Lq + q0) * D : NULL, *dO16 = h ? c->do16 + (b * Lq + q0) * Dv : NULL;
+        if (tile_gemm(h, 'N', 'T', bq, bk, D, p->scale, Q, p->ldq, Q16, D, K, p->ldk, K16, D, 0.0f, P, BK)) return 1;
         if (M) add_mask(P, BK, M + q0 * p->msr, p->msr, p->msc, bq, bk);
         for (int64_t i = 0; i < bq; i++) {
             float *s = P + i * BK;
             int64_t nv = visible(p, q0 + i, k0, bk);
-            craft_vexp(s, s, nv, lse[i]);
+            if (h) craft_vexp_dual(s, P16 + i * bk, s, nv, lse[i]);
+            else craft_vexp(s, s, nv, lse[i]);
             for (int64_t j = nv; j < bk; j++) s[j] = 0.0f;
+            if (h)
+                for (int64_t j = nv; j < bk; j++) P16[i * bk + j] = 0;
         }
         float beta = first ? 0.0f : 1.0f;
-        if (c->need_v && craft_sgemm('T', 'N', bk, Dv, bq, 1.0f, P, BK, dO, Dv, beta, dV, Dv)) return 1;
+        if (c->need_v && tile_gemm(h, 'T', 'N', bk, Dv, bq, 1.0f, P, BK, P16, bk, dO, Dv, dO16, Dv, beta, dV, Dv))
+            return 1;
         if (need_dp) {
-            if (craft_sgemm('N', 'T', bq, bk, Dv, 1.0f, dO, Dv, V, p->ldv, 0.0f, dP, BK)) return 1;
+            if (tile_gemm(h, 'N', 'T', bq, bk, Dv, 1.0f, dO, Dv, dO16, Dv, V, p->ldv, V16, Dv, 0.0f, dP, BK))
+                return 1;
             for (int64_t i = 0; i < bq; i++) {
                 float *d = dP + i * BK;
                 const float *pr = P + i * BK;
                 float di = Di[i];
-                for (int64_t j = 0; j < bk; j++) d[j] = pr[j] * (d[j] - di);
+                if (h) craft_vds_bf16(dS16 + i * bk, pr, d, di, bk);
+                else
+                    for (int64_t j = 0; j < bk; j++) d[j] = pr[j] * (d[j] - di);
             }
-            if (c->need_k && craft_sgemm('T', 'N', bk, D, bq, p->scale, dP, BK, Q, p->ldq, beta, dK, D))
+            if (c->need_k &&
+                tile_gemm(h, 'T', 'N', bk, D, bq, p->scale, dP, BK, dS16, bk, Q, p->ldq, Q16, D, beta, dK, D))
                 return 1;
-            if (c->need_q &&
-                craft_sgemm('N', 'N', bq, D, bk, p->scale, dP, BK, K, p->ldk, 1.0f, dq + (b * Lq + q0) * D,
-                            D))
+            if (c->need_q && tile_gemm(h, 'N', 'N', bq, D, bk, p->scale, dP, BK, dS16, bk, K, p->ldk, K16, D, 1.0f,
+                                       dq + (b * Lq + q0) * D, D))
                 return 1;
         }
         first = 0;
@@ -310,7 +333,8 @@ static int run_backward(bwd_ctx *c, float *dq) {
     int whole = nkb == 1 || T == 1 || nb % T == 0 || nb >= 4 * T;
     int64_t units = whole ? nb : nb * nkb;
     if (T > units) T = (int)units;
-    size_t per = (size_t)(2 * BQ * BK);
+    int h = c->do16 != NULL;
+    size_t per = (size_t)((h ? 3 : 2) * BQ * BK); /* P, dP (+ the bf16 P and dS tiles) */
     int priv = !whole && c->need_q && T > 1;
     size_t sbytes = (size_t)T * per * sizeof(float),
            pbytes = priv ? (size_t)T * (size_t)nq * sizeof(float) : 0;
@@ -324,6 +348,7 @@ static int run_backward(bwd_ctx *c, float *dq) {
     {
         int t = omp_get_thread_num();
         float *P = scratch + (size_t)t * per, *dP = P + BQ * BK;
+        uint16_t *T16 = h ? (uint16_t *)(dP + BQ * BK) : NULL;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++) c->Di[r] = craft_vdot(c->dO + r * p->Dv, c->O + r * p->Dv, p->Dv);
         float *mydq = dq;
@@ -335,8 +360,8 @@ static int run_backward(bwd_ctx *c, float *dq) {
         for (int64_t u = 0; u < units; u++) {
             if (whole) {
                 for (int64_t kb = 0; kb < nkb; kb++)
-                    if (bwd_unit(c, u, kb * BK, mydq, P, dP)) err = 1;
-            } else if (bwd_unit(c, u / nkb, (u % nkb) * BK, mydq, P, dP)) {
+                    if (bwd_unit(c, u, kb * BK, mydq, P, dP, T16)) err = 1;
+            } else if (bwd_unit(c, u / nkb, (u % nkb) * BK, mydq, P, dP, T16)) {
                 err = 1;
             }
         }
@@ -351,7 +376,7 @@ static int run_backward(bwd_ctx *c, float *dq) {
     }
     craft_free(scratch, sbytes);
     if (acc) craft_free(acc, pbytes);
-    if (err) return craft_fail(CRAFT_EINVAL, "sdpa backward: oneDNN sgemm failed");
+    if (err) return craft_fail(CRAFT_EINVAL, "sdpa backward: oneDNN %s failed", h ? "bf16 gemm" : "sgemm");
     return CRAFT_OK;
 }
 
@@ -376,41 +401,57 @@ int cpu_sdpa_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tens
     return rc;
 }
 
-/* dq, dk, dv with the full batch shapes, each NULL when not wanted (a scratch stands in) */
-int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
-                  const craft_tensor *mask, double scale, int causal, const craft_tensor *o,
-                  const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
-                  craft_tensor *dv) {
+/* dq, dk, dv with the full batch shapes, each NULL when not wanted (a scratch stands in); bf16:
+ * the products in bf16 (cpu_sdpa_grad_bf16) */
+static int sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v, const craft_tensor *mask,
+                     double scale, int causal, const craft_tensor *o, const craft_tensor *lse,
+                     const craft_tensor *g, craft_tensor *dq, craft_tensor *dk, craft_tensor *dv, int bf16) {
     attn_plan p;
     CRAFT_TRY(plan_build(q, k, v, mask, scale, causal, &p));
     size_t sizes[3] = {(size_t)(p.nb * p.Lq * p.D), (size_t)(p.nb * p.Lk * p.D),
                        (size_t)(p.nb * p.Lk * p.Dv)};
     craft_tensor *given[3] = {dq, dk, dv};
     float *buf[3] = {NULL, NULL, NULL}, *tmp[3] = {NULL, NULL, NULL};
-    size_t dibytes = (size_t)(p.nb * p.Lq) * sizeof(float);
+    size_t dibytes = (size_t)(p.nb * p.Lq) * sizeof(float), n16 = 0;
     float *Di = craft_alloc(dibytes ? dibytes : 4);
+    uint16_t *do16 = NULL;
     int rc = Di ? CRAFT_OK : craft_last_status();
+    bf16 = bf16 && p.nb * p.Lq > 0 && p.Lk > 0 && p.Dv > 0; /* else nothing is multiplied */
+    if (!rc && bf16) rc = plan_bf16(&p);
+    if (!rc && bf16) {
+        n16 = (size_t)(p.nb * p.Lq * p.Dv);
+        if (!(do16 = craft_alloc(n16 * 2))) rc = craft_last_status();
+        else cpu_to_bf16(craft_tensor_data(g), p.nb * p.Lq, p.Dv, p.Dv, do16);
+    }
     for (int i = 0; i < 3 && !rc; i++) {
         if (given[i]) buf[i] = craft_tensor_data(given[i]);
         else if (!(buf[i] = tmp[i] = craft_alloc(sizes[i] ? sizes[i] * sizeof(float) : 4)))
             rc = craft_last_status();
     }
     if (!rc) {
-        bwd_ctx c = {&p,
-                     craft_tensor_data(g),
-                     craft_tensor_data(o),
-                     craft_tensor_data(lse),
-                     Di,
-                     buf[1],
-                     buf[2],
-                     dq != NULL,
-                     dk != NULL,
-                     dv != NULL};
+        bwd_ctx c = {&p,        craft_tensor_data(g), craft_tensor_data(o), craft_tensor_data(lse), Di, buf[1],
+                     buf[2],    dq != NULL,           dk != NULL,           dv != NULL,             do16};
         rc = run_backward(&c, buf[0]);
     }
     for (int i = 0; i < 3; i++)
         if (tmp[i]) craft_free(tmp[i], sizes[i] ? sizes[i] * sizeof(float) : 4);
     if (Di) craft_free(Di, dibytes ? dibytes : 4);
+    if (do16) craft_free(do16, n16 * 2);
     plan_free(&p);
+    if (!rc && bf16) craft_bf16_count();
     return rc;
+}
+
+int cpu_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, const craft_tensor *o,
+                  const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+                  craft_tensor *dv) {
+    return sdpa_grad(q, k, v, mask, scale, causal, o, lse, g, dq, dk, dv, 0);
+}
+
+int cpu_sdpa_grad_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                       const craft_tensor *mask, double scale, int causal, const craft_tensor *o,
+                       const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+                       craft_tensor *dv) {
+    return sdpa_grad(q, k, v, mask, scale, causal, o, lse, g, dq, dk, dv, 1);
 }

@@ -114,7 +114,8 @@ static const char *device_name(int device, char *buf, size_t n) {
 static int supports(int device, int kid, int dtype) {
     (void)device;
     if (dtype != CRAFT_F32) return 0;
-    if (kid == CRAFT_K_gemm_bf16 || kid == CRAFT_K_conv_bf16 || kid == CRAFT_K_sdpa_bf16)
+    if (kid == CRAFT_K_gemm_bf16 || kid == CRAFT_K_conv_bf16 || kid == CRAFT_K_sdpa_bf16 ||
+        kid == CRAFT_K_sdpa_grad_bf16)
         return cpu_bf16_native();
     return 1;
 }
@@ -187,5 +188,6 @@ const craft_backend craft_cpu_backend = {
             .gemm_bf16 = cpu_gemm_bf16,
             .conv_bf16 = cpu_conv_bf16,
             .sdpa_bf16 = cpu_sdpa_bf16,
+            .sdpa_grad_bf16 = cpu_sdpa_grad_bf16,
         },
 };

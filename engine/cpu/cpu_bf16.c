@@ -242,9 +242,9 @@ int cpu_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha
     cpu_wref bref = {0};
     int rc = CRAFT_OK;
     if (cache_b) {
-        int64_t key[6] = {1 /* gemm operand, plain rows */, boff[0], br, bc, ldb, tb};
+        int64_t key[5] = {1 /* gemm operand, plain rows (either transposition) */, boff[0], br, bc, ldb};
         conv_job j = {bp + boff[0], br, bc, ldb};
-        rc = cpu_wcache_get(B, key, 6, bsz * 2, fill_bf16, &j, &bref);
+        rc = cpu_wcache_get(B, key, 5, bsz * 2, fill_bf16, &j, &bref);
         bbf = bref.data;
     }
     if (rc) {

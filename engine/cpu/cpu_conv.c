@@ -32,7 +32,7 @@
 
 typedef struct conv_entry {
     conv_geom g;
-    int live, refs, refused; /* refused: bf16 geometry with only a reference kernel */
+    int live, refs, refused; /* refused: bf16 geometry with only a reference kernel (bit 1 << dir) */
     uint64_t stamp;
     int ready[3];
     dnnl_primitive_desc_t pd[3];
@@ -133,6 +133,17 @@ static dnnl_status_t make_pd(dnnl_primitive_desc_t *pd, const void *cd, dnnl_alg
     return dnnl_success;
 }
 
+/* A bf16 descriptor that found only oneDNN's reference kernel (slower than fp32) is destroyed:
+ * returns 1 then. */
+static int refuse_reference(dnnl_primitive_desc_t *pd) {
+    const char *impl = NULL;
+    if (!dnnl_primitive_desc_query(*pd, dnnl_query_impl_info_str, 0, &impl) && impl && strncmp(impl, "ref", 3))
+        return 0;
+    dnnl_primitive_desc_destroy(*pd);
+    *pd = NULL;
+    return 1;
+}
+
 /* Creates what direction dir needs (and the forward descriptor, its hint). Under cache_mu. */
 static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
     if (e->ready[dir]) return CRAFT_OK;
@@ -161,7 +172,7 @@ static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
     /* winograd first when the rule wants it, direct as the fallback */
     dnnl_alg_kind_t algs[2] = {g->wino ? dnnl_convolution_winograd : dnnl_convolution_direct,
                                dnnl_convolution_direct};
-    if (!e->pd[DIR_FWD]) {
+    if (!e->pd[DIR_FWD] && !e->refused) {
         for (int a = 0; a < 2; a++) {
             dnnl_convolution_desc_t cd;
             s = dnnl_dilated_convolution_forward_desc_init(&cd,
@@ -173,25 +184,20 @@ static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
             if (!s) break;
         }
         if (s) return dnnl_fail(wh, "forward convolution descriptor", s);
-        const char *impl = NULL;
-        if (g->bf16 &&
-            (dnnl_primitive_desc_query(e->pd[DIR_FWD], dnnl_query_impl_info_str, 0, &impl) || !impl ||
-             !strncmp(impl, "ref", 3))) {
-            dnnl_primitive_desc_destroy(e->pd[DIR_FWD]);
-            e->pd[DIR_FWD] = NULL;
-            e->refused = 1;
-        }
+        if (g->bf16 && refuse_reference(&e->pd[DIR_FWD])) e->refused = 1 << DIR_FWD;
     }
-    if (e->refused)
-        return craft_fail(CRAFT_EUNSUPPORTED,
-                          "%s: input %s, weight %s: oneDNN has only a reference bf16 kernel", wh->op,
-                          craft_dims_str(4, wh->x), craft_dims_str(4, wh->w));
-    if (dir != DIR_FWD && !e->pd[dir]) {
+    if (dir != DIR_FWD && !e->refused && !e->pd[dir] && !(e->refused & (1 << dir))) {
+        /* bf16 backward-data (mixed precision): bf16 weights and output gradient, f32 input gradient */
+        dnnl_memory_desc_t dsrc = any[T_SRC], ddst = any[T_DST];
+        if (g->bf16 && dir == DIR_BWD_DATA &&
+            ((s = dnnl_memory_desc_init_by_tag(&dsrc, 4, sd, dnnl_f32, dnnl_format_tag_any)) ||
+             (s = dnnl_memory_desc_init_by_tag(&ddst, 4, dd, dnnl_bf16, dnnl_format_tag_any))))
+            return dnnl_fail(wh, "memory descriptor", s);
         for (int a = 0; a < 2; a++) {
             dnnl_convolution_desc_t cd;
             if (dir == DIR_BWD_DATA)
-                s = dnnl_dilated_convolution_backward_data_desc_init(&cd, algs[a], &any[T_SRC], &any[T_WEI],
-                                                                     &any[T_DST], st, dil, pl, pr);
+                s = dnnl_dilated_convolution_backward_data_desc_init(&cd, algs[a], &dsrc, &any[T_WEI], &ddst, st,
+                                                                     dil, pl, pr);
             else
                 s = dnnl_dilated_convolution_backward_weights_desc_init(&cd, algs[a], &any[T_SRC],
                                                                         &any[T_WEI], bmd, &any[T_DST], st,
@@ -203,7 +209,12 @@ static int entry_prepare(conv_entry *e, int dir, const conv_what *wh) {
             return dnnl_fail(wh,
                              dir == DIR_BWD_DATA ? "backward-data descriptor" : "backward-weights descriptor",
                              s);
+        if (g->bf16 && refuse_reference(&e->pd[dir])) e->refused |= 1 << dir;
     }
+    if (e->refused & (1 << dir | 1 << DIR_FWD)) /* the forward is also the backward's hint */
+        return craft_fail(CRAFT_EUNSUPPORTED,
+                          "%s: input %s, weight %s: oneDNN has only a reference bf16 kernel", wh->op,
+                          craft_dims_str(4, wh->x), craft_dims_str(4, wh->w));
     if (!e->prim[dir] && (s = dnnl_primitive_create(&e->prim[dir], e->pd[dir]))) {
         e->prim[dir] = NULL;
         return dnnl_fail(wh, "primitive creation", s);
@@ -303,19 +314,20 @@ static void scratch_put(void *p, size_t n) {
     if (!mine) craft_free(p, n);
 }
 
-/* The bf16 weight cache's fill: the entry's weight reorder into dst. */
+/* The bf16 weight cache's fill: the entry's weight reorder for direction dir into dst. */
 typedef struct {
     conv_entry *e;
+    int dir;
     dnnl_memory_t from;
     const conv_what *wh;
 } wei_job;
 static int fill_weights(void *ctx, void *dst) {
     wei_job *j = ctx;
     dnnl_memory_t to;
-    dnnl_status_t s = dnnl_memory_create(&to, pd_md(j->e, DIR_FWD, T_WEI), engine, dst);
+    dnnl_status_t s = dnnl_memory_create(&to, pd_md(j->e, j->dir, T_WEI), engine, dst);
     if (s) return dnnl_fail(j->wh, "memory", s);
     dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, j->from}, {DNNL_ARG_TO, to}};
-    s = dnnl_primitive_execute(j->e->reorder[DIR_FWD][T_WEI], stream, 2, ra);
+    s = dnnl_primitive_execute(j->e->reorder[j->dir][T_WEI], stream, 2, ra);
     if (!s) s = dnnl_stream_wait(stream);
     dnnl_memory_destroy(to);
     return s ? dnnl_fail(j->wh, "weight reorder", s) : CRAFT_OK;
@@ -352,10 +364,13 @@ int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, f
             continue;
         }
         const dnnl_memory_desc_t *md = pd_md(e, dir, t);
-        if (t == T_WEI && g->bf16 && wt) { /* the cached bf16 weights, keyed by the geometry */
-            wei_job j = {e, mem_user[t], wh};
-            if ((rc = cpu_wcache_get(wt, (const int64_t *)g, GEOM_NARGS, dnnl_memory_desc_get_size(md),
-                                     fill_weights, &j, &wref)))
+        if (t == T_WEI && g->bf16 && wt) { /* the cached bf16 weights, keyed by geometry and direction */
+            wei_job j = {e, dir, mem_user[t], wh};
+            int64_t key[GEOM_NARGS + 1];
+            memcpy(key, g, sizeof *g);
+            key[GEOM_NARGS] = dir;
+            if ((rc = cpu_wcache_get(wt, key, GEOM_NARGS + 1, dnnl_memory_desc_get_size(md), fill_weights, &j,
+                                     &wref)))
                 break;
             if ((s = dnnl_memory_create(&mem_prim[t], md, engine, wref.data))) {
                 mem_prim[t] = NULL;

@@ -151,24 +151,30 @@ int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src
     return conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), fdata(bias), NULL, &wh);
 }
 
-/* The forward convolution with bf16 src and weights (cached), fp32 accumulation and output.
+/* The forward convolution with bf16 src and weights (cached), fp32 accumulation and output, or
+ * (mixed precision) the backward-data direction with bf16 weights and output gradient, fp32
+ * accumulation and input gradient (bias NULL).
  * Geometries that run fp32 Winograd stay there, which is both faster here (320 channels at
- * 64x64: 10 ms against 16 ms for bf16 direct) and closer to exact, and so do those that run it in
- * bands (512 channels at 128x128: 1.5x faster than bf16 direct; the whole SD VAE decode took 6.0 s
- * this way against 6.3 s with its 128-channel convs in bf16 direct); geometries for which oneDNN
- * has only a reference bf16 kernel stay fp32 too. Neither counts as a bf16 call. */
-int cpu_conv_bf16(const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
+ * 64x64: 10 ms against 16 ms for bf16 direct) and closer to exact, and so do forwards that run it
+ * in bands (512 channels at 128x128: 1.5x faster than bf16 direct; the whole SD VAE decode took
+ * 6.0 s this way against 6.3 s with its 128-channel convs in bf16 direct; fp32 backward-data has no
+ * bands, so there bf16 direct runs); geometries for which oneDNN has only a reference bf16 kernel
+ * stay fp32 too. Neither counts as a bf16 call. */
+int cpu_conv_bf16(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
                   craft_tensor *dst, craft_tensor *bias) {
+    if (dir != CRAFT_CONV_FWD && dir != CRAFT_CONV_BWD_DATA)
+        return craft_fail(CRAFT_EINVAL, "conv (bf16): direction %d (expected forward or backward-data)", dir);
+    int fwd = dir == CRAFT_CONV_FWD;
     conv_geom g = geom_of(cd, fwd_bias);
-    conv_what wh = {"conv forward (bf16)", src->shape, wei->shape};
-    if (g.n == 0 || g.prh + g.sh <= 0 || g.prw + g.sw <= 0 ||
-        (g.wino && (conv_runs_winograd(&g, &wh) || band_rows(&g, &wh))))
-        return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
+    conv_what wh = {fwd ? "conv forward (bf16)" : "conv backward-data (bf16)", src->shape, wei->shape};
+    if (g.n == 0 || g.prh + g.sh <= 0 || g.prw + g.sw <= 0 || (!fwd && bias) ||
+        (g.wino && (conv_runs_winograd(&g, &wh) || (fwd && band_rows(&g, &wh)))))
+        return cpu_conv(dir, cd, fwd_bias, src, wei, dst, bias);
     g.bf16 = 1;
     g.wino = 0; /* the key of the bf16 entry: direct whatever the rule said */
-    int rc =
-        conv_exec(&g, DIR_FWD, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, wei, &wh);
-    if (rc == CRAFT_EUNSUPPORTED) return cpu_conv(CRAFT_CONV_FWD, cd, fwd_bias, src, wei, dst, bias);
+    int rc = conv_exec(&g, fwd ? DIR_FWD : DIR_BWD_DATA, fdata(src), fdata(wei), fdata(dst),
+                       fwd && g.bias ? fdata(bias) : NULL, wei, &wh);
+    if (rc == CRAFT_EUNSUPPORTED) return cpu_conv(dir, cd, fwd_bias, src, wei, dst, bias);
     if (!rc) craft_bf16_count();
     return rc;
 }

@@ -46,15 +46,21 @@ void cpu_wcache_put(cpu_wref *r);
 int cpu_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
                   const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
                   float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b);
-int cpu_conv_bf16(const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
+int cpu_conv_bf16(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
                   craft_tensor *dst, craft_tensor *bias);
 int cpu_sdpa_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
                   const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse);
+int cpu_sdpa_grad_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                       const craft_tensor *mask, double scale, int causal, const craft_tensor *o,
+                       const craft_tensor *lse, const craft_tensor *g, craft_tensor *dq, craft_tensor *dk,
+                       craft_tensor *dv);
 
 /* Vectorised row helpers (cpu_softmax.c), shared by softmax and attention:
  * dst = exp(src - sub) returning the sum; the max of x; the dot product of a and b. */
 float craft_vexp(float *dst, const float *src, int64_t n, float sub);
 float craft_vexp_bf16(uint16_t *dst, const float *src, int64_t n, float sub); /* the same, stored as bf16 */
+void craft_vexp_dual(float *dst, uint16_t *dst16, const float *src, int64_t n, float sub); /* both */
+void craft_vds_bf16(uint16_t *dst16, const float *p, const float *dp, float d, int64_t n); /* p (dp - d) */
 float craft_vmax(const float *x, int64_t n);
 float craft_vdot(const float *a, const float *b, int64_t n);
 

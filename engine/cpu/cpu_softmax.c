@@ -82,6 +82,54 @@ float craft_vexp_bf16(uint16_t *dst, const float *src, int64_t n, float sub) {
 #endif
 }
 
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+/* 16 floats rounded to bf16 (nearest even; NaN stays NaN), as core/dtype.c's craft_float_to_bf16 */
+static inline __m256i vm_to_bf16(__m512 y) {
+#if defined(__AVX512BF16__)
+    return (__m256i)_mm512_cvtneps_pbh(y);
+#else
+    __m512i u = _mm512_castps_si512(y);
+    __mmask16 nan = _mm512_cmp_ps_mask(y, y, _CMP_UNORD_Q);
+    __m512i r = _mm512_add_epi32(u, _mm512_add_epi32(_mm512_set1_epi32(0x7fff),
+                                                     _mm512_and_si512(_mm512_srli_epi32(u, 16), _mm512_set1_epi32(1))));
+    r = _mm512_mask_or_epi32(r, nan, u, _mm512_set1_epi32(0x400000)); /* quiet, sign and payload kept */
+    return _mm512_cvtepi32_epi16(_mm512_srli_epi32(r, 16));
+#endif
+}
+#endif
+
+/* dst = exp(src - sub) in fp32 (as craft_vexp) and dst16 the same rounded to bf16, in one pass:
+ * attention's backward keeps P in fp32 for dS and multiplies its bf16 form. */
+void craft_vexp_dual(float *dst, uint16_t *dst16, const float *src, int64_t n, float sub) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    __m512 s = _mm512_set1_ps(sub);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 y = vm_exp_softmax(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, src + i), s));
+        _mm512_mask_storeu_ps(dst + i, m, y);
+        _mm256_mask_storeu_epi16(dst16 + i, m, vm_to_bf16(y));
+    }
+#else
+    craft_vexp(dst, src, n, sub);
+    for (int64_t i = 0; i < n; i++) dst16[i] = craft_float_to_bf16(dst[i]);
+#endif
+}
+
+/* dst16 = p * (dp - d) rounded to bf16: attention's dS row, straight into its bf16 product. */
+void craft_vds_bf16(uint16_t *dst16, const float *p, const float *dp, float d, int64_t n) {
+#if defined(__AVX512F__) && defined(__AVX512BW__) && defined(__AVX512VL__)
+    __m512 dv = _mm512_set1_ps(d);
+    for (int64_t i = 0; i < n; i += 16) {
+        __mmask16 m = n - i >= 16 ? (__mmask16)0xffff : (__mmask16)((1u << (n - i)) - 1);
+        __m512 y = _mm512_mul_ps(_mm512_maskz_loadu_ps(m, p + i),
+                                 _mm512_sub_ps(_mm512_maskz_loadu_ps(m, dp + i), dv));
+        _mm256_mask_storeu_epi16(dst16 + i, m, vm_to_bf16(y));
+    }
+#else
+    for (int64_t i = 0; i < n; i++) dst16[i] = craft_float_to_bf16(p[i] * (dp[i] - d));
+#endif
+}
+
 /* max of x[0..n) (-inf for n == 0; NaN if any element is NaN, as torch's max) */
 float craft_vmax(const float *x, int64_t n) {
     int64_t i = 0;

@@ -13,7 +13,7 @@
 #include <unistd.h>
 #include <zip.h>
 
-/* npy.c's streaming reader and encoder (not public). */
+/* npy.c's streaming reader and npy_write.c's encoder (not public). */
 typedef long long (*craft_npy_read_fn)(void *ctx, void *dst, size_t n);
 int craft_npy_read_stream(craft_npy_read_fn rd, void *ctx, uint64_t total, const char *what, const char *noun,
                           int header_only, craft_array *out);

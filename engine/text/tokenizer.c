@@ -3,17 +3,11 @@
  * reproduces transformers' CLIPTokenizer as built on HF tokenizers: added special tokens are cut
  * out of the raw text first, the rest is NFC-normalised, whitespace runs become one space, each
  * character is lower-cased on its own (so no final-sigma rule), then CLIP's split regex runs,
- * each piece is mapped byte-to-unicode and merged by rank. Unicode data comes from
- * unicode_tables.c (generated). */
+ * each piece is mapped byte-to-unicode and merged by rank. The Unicode side (UTF-8, classes,
+ * normalisation) is tokenizer_unicode.c. */
 #include "text/tokenizer_internal.h"
 #include <stdlib.h>
 
-/* Tables from unicode_tables.c (see the comment at its top for the layouts). */
-extern const uint32_t craft_uc_class[], craft_uc_lower[], craft_uc_ccc[], craft_uc_decomp[],
-    craft_uc_decomp_pool[], craft_uc_compose[];
-extern const int craft_uc_class_n, craft_uc_lower_n, craft_uc_ccc_n, craft_uc_decomp_n, craft_uc_compose_n;
-
-enum { UC_L = 1, UC_N = 2, UC_WS = 4, UC_PYSPACE = 8 };
 #define CACHE_MAX 16384
 #define CACHE_MAX_WORD 256
 
@@ -26,22 +20,6 @@ struct cache_ent {
 };
 
 /* ------------------------------------------------------------------ small helpers */
-typedef struct {
-    uint32_t *v;
-    size_t n, cap;
-} u32v;
-
-static int u32_push(u32v *a, uint32_t x) {
-    if (a->n == a->cap) {
-        size_t nc = a->cap ? a->cap * 2 : 64;
-        uint32_t *p = realloc(a->v, nc * sizeof *p);
-        if (!p) return craft_fail(CRAFT_ENOMEM, "tokenizer: out of memory");
-        a->v = p;
-        a->cap = nc;
-    }
-    a->v[a->n++] = x;
-    return CRAFT_OK;
-}
 int craft_tok_bytes_put(bytev *b, const void *src, size_t n) {
     if (n > SIZE_MAX / 2 - b->n) return craft_fail(CRAFT_ENOMEM, "tokenizer: text too large");
     if (b->n + n + 1 > b->cap) {
@@ -62,192 +40,6 @@ uint64_t craft_tok_hash_bytes(const char *s, size_t n) {
     for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)s[i]) * 1099511628211ull;
     return h;
 }
-/* Decodes s[*i..n) one scalar; ill-formed input gives U+FFFD per maximal subpart (Unicode's
- * recommended practice, which Python's errors="replace" and Rust's from_utf8_lossy follow).
- * Returns 0 when the code point was replaced. */
-static int utf8_next(const unsigned char *s, size_t n, size_t *i, uint32_t *cp) {
-    unsigned b = s[*i];
-    size_t j = *i + 1;
-    int need;
-    unsigned lo = 0x80, hi = 0xBF;
-    uint32_t c;
-    if (b < 0x80) {
-        *cp = b;
-        *i = j;
-        return 1;
-    }
-    if (b >= 0xC2 && b <= 0xDF) {
-        need = 1;
-        c = b & 0x1F;
-    } else if (b >= 0xE0 && b <= 0xEF) {
-        need = 2;
-        c = b & 0x0F;
-        if (b == 0xE0) lo = 0xA0;
-        if (b == 0xED) hi = 0x9F;
-    } else if (b >= 0xF0 && b <= 0xF4) {
-        need = 3;
-        c = b & 0x07;
-        if (b == 0xF0) lo = 0x90;
-        if (b == 0xF4) hi = 0x8F;
-    } else {
-        *cp = 0xFFFD;
-        *i = j;
-        return 0;
-    }
-    for (int k = 0; k < need; k++, lo = 0x80, hi = 0xBF) {
-        if (j >= n || s[j] < lo || s[j] > hi) {
-            *cp = 0xFFFD;
-            *i = j;
-            return 0;
-        }
-        c = c << 6 | (s[j++] & 0x3F);
-    }
-    *cp = c;
-    *i = j;
-    return 1;
-}
-int craft_tok_utf8_valid(const char *s, size_t n) {
-    size_t i = 0;
-    uint32_t c;
-    while (i < n)
-        if (!utf8_next((const unsigned char *)s, n, &i, &c)) return 0;
-    return 1;
-}
-
-/* ------------------------------------------------------------------ unicode */
-static const uint32_t *uc_find(const uint32_t *tab, int n, uint32_t c, int ranged) {
-    int lo = 0, hi = n - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        const uint32_t *r = tab + 3 * mid;
-        if (c < r[0]) hi = mid - 1;
-        else if (c > (ranged ? r[1] : r[0])) lo = mid + 1;
-        else return r;
-    }
-    return NULL;
-}
-static unsigned uc_class(uint32_t c) {
-    const uint32_t *r = uc_find(craft_uc_class, craft_uc_class_n, c, 1);
-    return r ? r[2] : 0;
-}
-static unsigned uc_ccc(uint32_t c) {
-    if (c < 0x300) return 0;
-    const uint32_t *r = uc_find(craft_uc_ccc, craft_uc_ccc_n, c, 1);
-    return r ? r[2] : 0;
-}
-enum {
-    SBASE = 0xAC00,
-    LBASE = 0x1100,
-    VBASE = 0x1161,
-    TBASE = 0x11A7,
-    LCOUNT = 19,
-    VCOUNT = 21,
-    TCOUNT = 28,
-    NCOUNT = VCOUNT * TCOUNT,
-    SCOUNT = LCOUNT * NCOUNT
-};
-
-static int uc_decompose(uint32_t c, u32v *out) {
-    if (c >= SBASE && c < SBASE + SCOUNT) {
-        uint32_t s = c - SBASE, t = s % TCOUNT;
-        CRAFT_TRY(u32_push(out, LBASE + s / NCOUNT));
-        CRAFT_TRY(u32_push(out, VBASE + (s % NCOUNT) / TCOUNT));
-        return t ? u32_push(out, TBASE + t) : CRAFT_OK;
-    }
-    const uint32_t *r = c < 0xC0 ? NULL : uc_find(craft_uc_decomp, craft_uc_decomp_n, c, 0);
-    if (!r) return u32_push(out, c);
-    for (uint32_t k = 0; k < r[2]; k++) CRAFT_TRY(u32_push(out, craft_uc_decomp_pool[r[1] + k]));
-    return CRAFT_OK;
-}
-static uint32_t uc_compose(uint32_t a, uint32_t b) {
-    if (a >= LBASE && a < LBASE + LCOUNT && b >= VBASE && b < VBASE + VCOUNT)
-        return SBASE + ((a - LBASE) * VCOUNT + (b - VBASE)) * TCOUNT;
-    if (a >= SBASE && a < SBASE + SCOUNT && (a - SBASE) % TCOUNT == 0 && b > TBASE && b < TBASE + TCOUNT)
-        return a + (b - TBASE);
-    int lo = 0, hi = craft_uc_compose_n - 1;
-    while (lo <= hi) {
-        int mid = (lo + hi) / 2;
-        const uint32_t *r = craft_uc_compose + 3 * mid;
-        if (a < r[0] || (a == r[0] && b < r[1])) hi = mid - 1;
-        else if (a > r[0] || b > r[1]) lo = mid + 1;
-        else return r[2];
-    }
-    return 0;
-}
-static int sort_by_ccc(uint32_t *v, size_t n) {
-    size_t count[257] = {0};
-    uint32_t *tmp = malloc(n * sizeof *tmp);
-    if (!tmp) return craft_fail(CRAFT_ENOMEM, "tokenizer: out of memory");
-    for (size_t i = 0; i < n; i++) count[uc_ccc(v[i]) + 1]++;
-    for (int k = 1; k < 257; k++) count[k] += count[k - 1];
-    for (size_t i = 0; i < n; i++) tmp[count[uc_ccc(v[i])]++] = v[i];
-    memcpy(v, tmp, n * sizeof *tmp);
-    free(tmp);
-    return CRAFT_OK;
-}
-/* NFC, then whitespace runs -> " ", then per-character lower-case: the HF normalizer chain. */
-static int normalize(const uint32_t *in, size_t n, u32v *out) {
-    u32v d = {0};
-    int rc = CRAFT_OK;
-    for (size_t i = 0; i < n && rc == CRAFT_OK; i++) rc = uc_decompose(in[i], &d);
-    /* canonical ordering: each run of non-starters stably sorted by combining class
-     * (insertion sort for short runs, counting sort for long ones: no quadratic input) */
-    for (size_t i = 0; i < d.n && rc == CRAFT_OK;) {
-        size_t j = i;
-        while (j < d.n && uc_ccc(d.v[j])) j++;
-        if (j - i > 32) rc = sort_by_ccc(d.v + i, j - i);
-        else
-            for (size_t a = i + 1; a < j; a++) {
-                uint32_t c = d.v[a];
-                unsigned cc = uc_ccc(c);
-                size_t b = a;
-                while (b > i && uc_ccc(d.v[b - 1]) > cc) {
-                    d.v[b] = d.v[b - 1];
-                    b--;
-                }
-                d.v[b] = c;
-            }
-        i = j > i ? j : i + 1;
-    }
-    /* canonical composition: c joins the last starter unless a character between them is a
-     * starter or has a combining class >= c's (blocked) */
-    size_t w = 0, starter = SIZE_MAX;
-    unsigned last_cc = 0;
-    for (size_t i = 0; i < d.n && rc == CRAFT_OK; i++) {
-        uint32_t c = d.v[i];
-        unsigned cc = uc_ccc(c);
-        if (starter != SIZE_MAX && (w == starter + 1 || (last_cc != 0 && last_cc < cc))) {
-            uint32_t comp = uc_compose(d.v[starter], c);
-            if (comp) {
-                d.v[starter] = comp;
-                continue;
-            }
-        }
-        if (cc == 0) starter = w;
-        last_cc = cc;
-        d.v[w++] = c;
-    }
-    int in_ws = 0;
-    for (size_t i = 0; i < w && rc == CRAFT_OK; i++) {
-        uint32_t c = d.v[i];
-        if (uc_class(c) & UC_WS) {
-            if (!in_ws) rc = u32_push(out, ' ');
-            in_ws = 1;
-            continue;
-        }
-        in_ws = 0;
-        const uint32_t *r = uc_find(craft_uc_lower, craft_uc_lower_n, c, 0);
-        if (!r) {
-            rc = u32_push(out, c);
-            continue;
-        }
-        rc = u32_push(out, r[1]);
-        if (r[2] && rc == CRAFT_OK) rc = u32_push(out, r[2]);
-    }
-    free(d.v);
-    return rc;
-}
-
 /* ------------------------------------------------------------------ hash maps */
 int32_t craft_tok_vocab_get(const craft_tokenizer *t, const char *s, size_t n) {
     if (!t->vcap) return -1;
@@ -350,7 +142,7 @@ static int bpe_word(craft_tokenizer *t, const unsigned char *w, size_t n, u32v *
     if (n <= CACHE_MAX_WORD && t->cache)
         for (cache_ent *e = t->cache[bucket]; e; e = e->next)
             if (e->h == h && e->len == n && !memcmp(e->key, w, n)) {
-                for (uint32_t k = 0; k < e->nids; k++) CRAFT_TRY(u32_push(out, (uint32_t)e->ids[k]));
+                for (uint32_t k = 0; k < e->nids; k++) CRAFT_TRY(craft_tok_u32_push(out, (uint32_t)e->ids[k]));
                 return CRAFT_OK;
             }
     if (n > (size_t)INT32_MAX / 4) return craft_fail(CRAFT_EINVAL, "tokenizer_encode: word of %zu bytes", n);
@@ -387,7 +179,7 @@ static int bpe_word(craft_tokenizer *t, const unsigned char *w, size_t n, u32v *
     }
     size_t start = out->n;
     int rc = CRAFT_OK;
-    for (int32_t i = 0; i >= 0 && rc == CRAFT_OK; i = nx[i]) rc = u32_push(out, (uint32_t)sym[i]);
+    for (int32_t i = 0; i >= 0 && rc == CRAFT_OK; i = nx[i]) rc = craft_tok_u32_push(out, (uint32_t)sym[i]);
     free(sym);
     free(heap);
     if (rc != CRAFT_OK || n > CACHE_MAX_WORD || !t->cache) return rc;
@@ -435,7 +227,7 @@ static int split_pieces(craft_tokenizer *t, const uint32_t *cp, size_t n, bytev 
     static const char *const lits[] = {"<|startoftext|>", "<|endoftext|>"};
     size_t i = 0;
     while (i < n && toks->n < limit) {
-        unsigned cl = uc_class(cp[i]);
+        unsigned cl = craft_tok_uc_class(cp[i]);
         size_t j = i;
         if (cl & UC_WS) {
             i++;
@@ -457,10 +249,10 @@ static int split_pieces(craft_tokenizer *t, const uint32_t *cp, size_t n, bytev 
             for (int k = 0; k < 7 && j == i; k++)
                 if (match_at(cp, n, i, contr[k])) j = i + strlen(contr[k]);
         if (j == i && (cl & UC_L))
-            while (j < n && (uc_class(cp[j]) & UC_L)) j++;
+            while (j < n && (craft_tok_uc_class(cp[j]) & UC_L)) j++;
         if (j == i && (cl & UC_N)) j = i + 1;
         if (j == i)
-            while (j < n && !(uc_class(cp[j]) & (UC_L | UC_N | UC_WS))) j++;
+            while (j < n && !(craft_tok_uc_class(cp[j]) & (UC_L | UC_N | UC_WS))) j++;
         CRAFT_TRY(emit_piece(t, cp, i, j, scratch, toks));
         i = j;
     }
@@ -478,7 +270,7 @@ static int added_at(const craft_tokenizer *t, const uint32_t *cp, size_t n, size
         uint32_t c;
         int ok = 1;
         while (ok && si < sl) {
-            ok = i + m < n && utf8_next(s, sl, &si, &c) && c == cp[i + m];
+            ok = i + m < n && craft_tok_utf8_next(s, sl, &si, &c) && c == cp[i + m];
             m++;
         }
         if (ok && m > bl) {
@@ -503,14 +295,14 @@ static int encode_span(craft_tokenizer *t, const uint32_t *cp, size_t a, size_t 
         if (i > start) {
             if (stage == 0) {
                 u32v norm = {0};
-                int rc = normalize(cp + start, i - start, &norm);
+                int rc = craft_tok_normalize(cp + start, i - start, &norm);
                 if (rc == CRAFT_OK) rc = encode_span(t, norm.v, 0, norm.n, 1, scratch, toks, limit);
                 free(norm.v);
                 CRAFT_TRY(rc);
             } else CRAFT_TRY(split_pieces(t, cp + start, i - start, scratch, toks, limit));
         }
         if (k < 0 || toks->n >= limit) break;
-        CRAFT_TRY(u32_push(toks, (uint32_t)t->added[k].id));
+        CRAFT_TRY(craft_tok_u32_push(toks, (uint32_t)t->added[k].id));
         i += len;
         start = i;
     }
@@ -529,8 +321,8 @@ int craft_tokenizer_encode(craft_tokenizer *t, const char *text, int max_len, in
     int rc = CRAFT_OK;
     while (i < n && rc == CRAFT_OK) {
         uint32_t c;
-        utf8_next((const unsigned char *)text, n, &i, &c);
-        rc = u32_push(&cp, c);
+        craft_tok_utf8_next((const unsigned char *)text, n, &i, &c);
+        rc = craft_tok_u32_push(&cp, c);
     }
     size_t limit = (size_t)max_len - 2;
     if (rc == CRAFT_OK) rc = encode_span(t, cp.v, 0, cp.n, 0, &scratch, &toks, limit);
@@ -573,7 +365,7 @@ int craft_tokenizer_decode(const craft_tokenizer *t, const int32_t *ids, int n, 
         size_t sl = strlen((const char *)s), si = 0, at = raw.n;
         uint32_t c;
         while (rc == CRAFT_OK && si < sl) {
-            if (!utf8_next(s, sl, &si, &c) || c >= 512 || t->u2b[c] < 0) {
+            if (!craft_tok_utf8_next(s, sl, &si, &c) || c >= 512 || t->u2b[c] < 0) {
                 raw.n = at;
                 rc = craft_tok_bytes_put(&raw, s, sl);
                 break;
@@ -587,7 +379,7 @@ int craft_tokenizer_decode(const craft_tokenizer *t, const int32_t *ids, int n, 
     while (rc == CRAFT_OK && i < raw.n) {
         size_t i0 = i;
         uint32_t c;
-        if (!utf8_next((const unsigned char *)raw.v, raw.n, &i, &c))
+        if (!craft_tok_utf8_next((const unsigned char *)raw.v, raw.n, &i, &c))
             rc = craft_tok_bytes_put(&txt, "\xEF\xBF\xBD", 3);
         else if (c == '<' && raw.n - i0 >= 4 && !memcmp(raw.v + i0, "</w>", 4)) {
             rc = craft_tok_bytes_put(&txt, " ", 1);
@@ -599,8 +391,8 @@ int craft_tokenizer_decode(const craft_tokenizer *t, const int32_t *ids, int n, 
     while (rc == CRAFT_OK && a < b) {
         size_t j = a;
         uint32_t c;
-        utf8_next((const unsigned char *)txt.v, b, &j, &c);
-        if (!(uc_class(c) & UC_PYSPACE)) break;
+        craft_tok_utf8_next((const unsigned char *)txt.v, b, &j, &c);
+        if (!(craft_tok_uc_class(c) & UC_PYSPACE)) break;
         a = j;
     }
     while (rc == CRAFT_OK && b > a) {
@@ -608,8 +400,8 @@ int craft_tokenizer_decode(const craft_tokenizer *t, const int32_t *ids, int n, 
         uint32_t c;
         while (j > a && ((unsigned char)txt.v[j] & 0xC0) == 0x80) j--;
         size_t e = j;
-        utf8_next((const unsigned char *)txt.v, b, &e, &c);
-        if (!(uc_class(c) & UC_PYSPACE)) break;
+        craft_tok_utf8_next((const unsigned char *)txt.v, b, &e, &c);
+        if (!(craft_tok_uc_class(c) & UC_PYSPACE)) break;
         b = j;
     }
     if (rc == CRAFT_OK && b - a >= bufsize)

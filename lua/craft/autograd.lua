@@ -28,14 +28,16 @@ function M.enable_grad(fn, ...) return with_grad_mode(1, fn, ...) end
 ---------------------------------------------------------------- compute precision
 -- set_precision('bf16') lets matmul, linear, conv2d and scaled_dot_product_attention compute
 -- with bf16 operands and fp32 accumulation whenever they record no gradient (under no_grad, or
--- when no input requires grad) on a device with bf16 kernels (CPUs with AVX512-BF16);
--- set_precision('fp16') likewise with IEEE half operands on devices with f16 kernels (OpenCL
--- devices); tensors stay f32, and recorded ops, backward passes and every other op stay fp32
+-- when no input requires grad) on a device with bf16 kernels (CPUs with AVX512-BF16); tensors
+-- stay f32, and recorded ops, backward passes and every other op stay fp32
 -- (craft_set_compute_precision in craft.h). Per thread, like grad mode. precision_info() says
 -- what the device really does.
-local PREC = { fp32 = 0, bf16 = 1, fp16 = 2 }
-local PREC_NAME = { [0] = 'fp32', [1] = 'bf16', [2] = 'fp16' }
-M.precisions = { 'fp32', 'bf16', 'fp16' }
+-- 'bf16-mixed' (mixed-precision training) also runs those ops in bf16 when they record a
+-- gradient, and their backward's input gradients (weight gradients stay fp32).
+-- 'fp16' is bf16's rule with IEEE half operands on devices with f16 kernels (OpenCL devices).
+local PREC = { fp32 = 0, bf16 = 1, ['bf16-mixed'] = 2, fp16 = 3 }
+local PREC_NAME = { [0] = 'fp32', [1] = 'bf16', [2] = 'bf16-mixed', [3] = 'fp16' }
+M.precisions = { 'fp32', 'bf16', 'bf16-mixed', 'fp16' }
 
 -- The precision code of a name (nil allowed when opt), erroring at the caller's line.
 function M.precision_code(fname, name, opt)
@@ -43,14 +45,15 @@ function M.precision_code(fname, name, opt)
   core.want(fname, 'precision', name, 'string')
   local c = PREC[name]
   if not c then
-    core.argerror(("%s: unknown precision '%s' (expected 'fp32', 'bf16' or 'fp16')"):format(fname, name))
+    core.argerror(("%s: unknown precision '%s' (expected 'fp32', 'bf16', 'bf16-mixed' or 'fp16')")
+      :format(fname, name))
   end
   return c
 end
 
 -- why device code `code` computes fp32 under precision c (1 bf16, 2 fp16), or its own state
 local function why_of(c, code)
-  if c == 2 then
+  if c == 3 then
     return code == 0 and 'the CPU has no fp16 kernels: fp16 is an OpenCL precision (f16 storage, fp32 arithmetic)'
       or 'f16 operands read with vload_half, fp32 arithmetic and accumulation'
   end
@@ -69,8 +72,8 @@ local function note_support(c)
   noted[key] = true
   local k = ffi.new('int[1]')
   if C.craft_precision_kernels(code, c, k) == 0 and k[0] == 0 then
-    io.stderr:write(('craft: note: precision %s: %s computes in fp32 (%s)\n'):format(PREC_NAME[c], dev.name(code),
-      why_of(c, code)))
+    io.stderr:write(('craft: note: precision %s: %s computes in fp32 (%s)\n')
+      :format(PREC_NAME[c], dev.name(code), why_of(c, code)))
   end
 end
 
@@ -82,7 +85,7 @@ end
 
 function M.precision() return PREC_NAME[C.craft_compute_precision()] end
 
--- set_precision('fp32' | 'bf16' | 'fp16') -> the previous name. Back to fp32 from bf16 or fp16
+-- set_precision('fp32' | 'bf16' | 'bf16-mixed' | 'fp16') -> the previous name. Back to fp32 from bf16 or fp16
 -- also frees the caches of converted weights (the CPU's bf16, the OpenCL devices' f16).
 function M.set_precision(name)
   local c = M.precision_code('set_precision', name)
@@ -113,8 +116,8 @@ function M.with_precision(name, fn, ...)
   return unpack(r, 2, r.n)
 end
 
--- precision_info(device) -> { precision = 'bf16', device = 'cpu', computes = 'bf16' | 'fp32',
---   bf16_kernels = 3, f16_kernels = 0, why = <the device's state under the setting>,
+-- precision_info(device) -> { precision = 'bf16', device = 'cpu', computes = 'bf16' | 'fp16' | 'fp32',
+--   bf16_kernels = 4, f16_kernels = 0, why = <the device's state under the setting>,
 --   kernel_calls = <calls of the setting's kernels so far (bf16 or f16; fp32: bf16's)>,
 --   f16_kernel_calls = ..., cache = { bytes, entries, hits, misses } (the setting's weight
 --   cache: the CPU's bf16 one, or under fp16 the OpenCL devices' f16 one) }
@@ -122,16 +125,16 @@ function M.precision_info(device)
   local dev = require 'craft.device'
   local code = dev.code(device or dev.default())
   local k, kh = ffi.new('int[1]'), ffi.new('int[1]')
-  check(C.craft_precision_kernels(code, 1, k), 2)
-  check(C.craft_precision_kernels(code, 2, kh), 2)
+  check(C.craft_precision_support(code, k), 2)
+  check(C.craft_precision_kernels(code, 3, kh), 2)
   local p = M.precision()
   local st = ffi.new('int64_t[4]')
   if p == 'fp16' then C.craft_cl_f16_cache_stats(st, st + 1, st + 2, st + 3)
   else C.craft_cpu_bf16_cache_stats(st, st + 1, st + 2, st + 3) end
   local n = p == 'fp16' and kh[0] or k[0]
   return { precision = p, device = dev.name(code), bf16_kernels = k[0], f16_kernels = kh[0],
-    computes = (p ~= 'fp32' and n > 0) and p or 'fp32',
-    why = why_of(p == 'fp16' and 2 or 1, code),
+    computes = p == 'fp32' and 'fp32' or n == 0 and 'fp32' or p == 'fp16' and 'fp16' or 'bf16',
+    why = why_of(p == 'fp16' and 3 or 1, code),
     kernel_calls = tonumber(p == 'fp16' and C.craft_f16_kernel_calls() or C.craft_bf16_kernel_calls()),
     f16_kernel_calls = tonumber(C.craft_f16_kernel_calls()),
     cache = { bytes = tonumber(st[0]), entries = tonumber(st[1]), hits = tonumber(st[2]),
@@ -139,9 +142,10 @@ function M.precision_info(device)
 end
 
 -- Forwards whose outputs join a graph (checkpoint segments, custom functions) run with grad off
--- but must compute what their recorded recomputation or backward assumes: fp32.
+-- but must compute what their recorded recomputation or backward assumes: fp32 under 'bf16'
+-- (whose backward is fp32), bf16 under 'bf16-mixed' (whose recorded ops are bf16 too).
 local function graph_forward(fn, ...)
-  if C.craft_compute_precision() == 0 or not M.is_grad_enabled() then return M.no_grad(fn, ...) end
+  if C.craft_compute_precision() ~= 1 or not M.is_grad_enabled() then return M.no_grad(fn, ...) end
   return M.with_precision('fp32', M.no_grad, fn, ...)
 end
 
@@ -226,6 +230,9 @@ function M.checkpoint(fn, ...)
   if not M.is_grad_enabled() then return fn(...) end
   local args = pack(...)
   local rng_seed, rng_offset = T.rng.seed, T.rng.offset
+  -- the recomputation runs under the precision the forward had (graph_forward's), whatever the
+  -- setting when backward runs
+  local recompute_prec = C.craft_compute_precision() == 2 and 'bf16-mixed' or 'fp32'
   local outs = pack(graph_forward(fn, ...))
   local tin, tout = {}, {}
   for i = 1, args.n do if is_tensor(args[i]) then tin[#tin + 1] = args[i] end end
@@ -250,8 +257,11 @@ function M.checkpoint(fn, ...)
     end
     local saved_seed, saved_off = T.rng.seed, T.rng.offset
     T.rng.seed, T.rng.offset = rng_seed, rng_offset
-    local r = pack(M.enable_grad(fn, unpack(det, 1, args.n)))
+    local ok, r = pcall(M.with_precision, recompute_prec, function()
+      return pack(M.enable_grad(fn, unpack(det, 1, args.n)))
+    end)
     T.rng.seed, T.rng.offset = saved_seed, saved_off
+    if not ok then error(r, 0) end
     local roots, grads, n = {}, {}, 0
     local k = 0
     for i = 1, r.n do
@@ -267,7 +277,7 @@ function M.checkpoint(fn, ...)
       local ra = ffi.new('craft_tensor*[?]', n)
       local ga = ffi.new('craft_tensor*[?]', n)
       for i = 1, n do ra[i - 1], ga[i - 1] = roots[i]._c, grads[i]._c end
-      check(backward_multi(n, ra, ga), 2)
+      check(M.with_precision(recompute_prec, backward_multi, n, ra, ga), 2)
     end
     local gins = {}
     for i = 1, #map do gins[i] = map[i].grad or false end

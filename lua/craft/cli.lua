@@ -12,10 +12,11 @@ options:
   -t, --threads N  number of CPU threads (default: all cores)
   --device DEV     the current device: tensors, models, batches and optimiser state go there
                    (cpu, cl:0, ...; `craft devices` lists them; cl:auto: one per MPI rank)
-  --precision P    fp32 (default), bf16 or fp16: matmul, linear, conv2d and attention that record
-                   no gradient compute with bf16 / f16 operands and fp32 accumulation where the
-                   device has such kernels (bf16: AVX512-BF16 CPUs; fp16: OpenCL devices)
-                   (craft.set_precision; docs/backends.md)
+  --precision P    fp32 (default) or bf16: matmul, linear, conv2d and attention that record no
+                   gradient compute with bf16 operands and fp32 accumulation where the device
+                   has bf16 kernels; bf16-mixed: recorded ones too, and their input gradients
+                   (mixed-precision training); fp16: as bf16 with f16 operands, on OpenCL
+                   devices (craft.set_precision; docs/backends.md)
   --guard          check every op's output and gradient for NaN/Inf
   -v, --version    print the version
   -h, --help       this help
@@ -95,8 +96,8 @@ function M.main(argv)
       end
     elseif a == '--precision' then
       i = i + 1
-      if argv[i] ~= 'fp32' and argv[i] ~= 'bf16' and argv[i] ~= 'fp16' then
-        error('--precision needs fp32, bf16 or fp16' .. (argv[i] and (', not ' .. argv[i]) or ''), 0)
+      if argv[i] ~= 'fp32' and argv[i] ~= 'bf16' and argv[i] ~= 'bf16-mixed' and argv[i] ~= 'fp16' then
+        error('--precision needs fp32, bf16, bf16-mixed or fp16' .. (argv[i] and (', not ' .. argv[i]) or ''), 0)
       end
       require('craft.autograd').set_precision(argv[i])
     elseif a == '--guard' then require('craft.runtime').set_numeric_guard(true)

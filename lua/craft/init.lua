@@ -24,13 +24,15 @@ craft.enable_grad = A.enable_grad
 craft.is_grad_enabled = A.is_grad_enabled
 craft.set_grad_enabled = A.set_grad_enabled
 craft.checkpoint = A.checkpoint
--- set_precision('bf16' | 'fp16'): no-grad matmul / linear / conv2d / attention with bf16 / f16
--- operands and fp32 accumulation where the device has such kernels (bf16: AVX512-BF16 CPUs;
--- fp16: OpenCL devices; with_precision scopes it; precision_info says what the device does)
+-- set_precision('bf16'): no-grad matmul / linear / conv2d / attention in bf16 with fp32
+-- accumulation where the device has bf16 kernels; 'bf16-mixed': recorded ones and their input
+-- gradients too; 'fp16': the no-grad ones with f16 operands on OpenCL devices (with_precision
+-- scopes it; precision_info says what the device does)
 craft.set_precision = A.set_precision
 craft.precision = A.precision
 craft.with_precision = A.with_precision
 craft.precision_info = A.precision_info
+craft.clear_precision_cache = A.clear_precision_cache
 craft.Function = A.Function
 craft.nn = require 'craft.nn'
 craft.optim = require 'craft.optim'

@@ -499,7 +499,8 @@ static void test_kernel_table(void) {
             CHECK(craft_device_supports(DEV, k, CRAFT_F32) && !craft_device_supports(0, k, CRAFT_F32));
             continue;
         }
-        if (k == CRAFT_K_gemm_bf16 || k == CRAFT_K_conv_bf16 || k == CRAFT_K_sdpa_bf16) {
+        if (k == CRAFT_K_gemm_bf16 || k == CRAFT_K_conv_bf16 || k == CRAFT_K_sdpa_bf16 ||
+            k == CRAFT_K_sdpa_grad_bf16) {
             CHECK(!craft_device_supports(DEV, k, CRAFT_F32));
             continue;
         }

@@ -6,9 +6,8 @@
  *      the repository root; skipped when absent)
  *   3: vocab.json \0 merges.txt \0 special_tokens_map.json \0 tokenizer_config.json \0 text
  *      -> craft_tokenizer_load_dir
- * Build: clang -fsanitize=fuzzer,address,undefined -Iengine tests/fuzz/fuzz_tokenizer.c
- *        engine/tokenizer.c engine/unicode_tables.c engine/error.c <dtype stub> -ljansson -lz
- * (or link build/libcraft.a); run from the repository root. */
+ * Build: `make fuzz-build` (clang, libFuzzer + ASan + UBSan, linked against build-fuzz/lib's
+ * libcraft.a); run from the repository root. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>

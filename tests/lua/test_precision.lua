@@ -34,7 +34,8 @@ function T.unknown_names_are_one_clear_error_at_the_callers_line(t)
     t.ok(err:find('precision', 1, true) ~= nil, 'names the precision: ' .. err)
   end
   local ok, err = pcall(craft.set_precision, 'fp16x')
-  t.ok(not ok and tostring(err):find("unknown precision 'fp16x' (expected 'fp32', 'bf16' or 'fp16')", 1, true) ~= nil,
+  t.ok(not ok and tostring(err):find("unknown precision 'fp16x' (expected 'fp32', 'bf16', 'bf16-mixed' or 'fp16')",
+    1, true) ~= nil,
     tostring(err))
   t.eq(craft.precision(), 'fp32')
 end
@@ -48,7 +49,8 @@ function T.precision_info_says_what_the_cpu_does(t)
   t.ok(type(i.cache.bytes) == 'number' and type(i.kernel_calls) == 'number')
   local j = craft.with_precision('bf16', craft.precision_info)
   t.eq(j.computes, native() and 'bf16' or 'fp32')
-  t.eq(j.bf16_kernels, native() and 3 or 0)
+  t.eq(j.bf16_kernels, native() and 4 or 0)
+  t.eq(craft.with_precision('bf16-mixed', craft.precision_info).computes, native() and 'bf16' or 'fp32')
 end
 
 -- a checkpointed segment's forward (run with grad off) stays fp32 when its output joins a graph
@@ -71,6 +73,36 @@ function T.graph_forwards_stay_fp32(t)
     t.ok((ng - ref):abs():max():item() > 1e-6, 'and differs from fp32 by more than fp32 rounding')
   else
     t.eq((ng - ref):abs():max():item(), 0)
+  end
+end
+
+-- bf16-mixed: a checkpointed segment's forward and its recomputation compute in bf16, and the
+-- recomputation follows the forward's precision even when backward runs under another setting
+function T.bf16_mixed_checkpoint_recomputes_in_bf16(t)
+  craft.manual_seed(4)
+  local x = craft.randn({ 16, 64 })
+  local w = craft.randn({ 48, 64 }) * 0.2
+  local function seg(a) return craft.F.linear(a, w):tanh() end
+  local function grad(prec)
+    local xx = x:clone():requires_grad_(true)
+    local y = craft.with_precision(prec, craft.checkpoint, seg, xx)
+    local c0 = calls()
+    y:sum():backward()   -- under fp32: the checkpoint remembers its forward's precision
+    return xx.grad, y, calls() - c0
+  end
+  local g32, y32 = grad('fp32')
+  local c0 = calls()
+  local g16, y16, during = grad('bf16-mixed')
+  if native() then
+    t.ok(calls() - during > c0, 'the forward ran in bf16')
+    t.eq(during, 2, 'the recomputation and its backward ran in bf16 (forward and input gradient)')
+    local ey = (y16 - y32):abs():max():item()
+    local eg = (g16 - g32):abs():max():item() / g32:abs():max():item()
+    t.ok(ey > 1e-6 and ey < 0.02, ('outputs within bf16 rounding of fp32: %.3g'):format(ey))
+    t.ok(eg > 1e-6 and eg < 0.02, ('gradient within bf16 rounding of fp32: %.3g'):format(eg))
+  else
+    t.eq(calls(), c0)
+    t.eq((g16 - g32):abs():max():item(), 0, 'fp32 where the CPU has no bf16')
   end
 end
 
@@ -104,6 +136,39 @@ function T.tiny_pipeline_sampled_in_bf16(t)
     "experiment: generate: unknown precision 'fp8'")
 end
 
+-- generate{precision = 'bf16-mixed'} with a gradient window: the window and the decode compute in
+-- bf16 too (under 'bf16' they stay fp32), and the gradient to the prompt embeddings stays within
+-- the stated tolerance of fp32's: 5e-2 relative to the largest element (measured on this Zen 5:
+-- 7.6e-3)
+function T.tiny_pipeline_gradient_window_in_bf16_mixed(t)
+  local tiny = dofile('tests/lua/tiny_pipeline.lua')
+  local pipe = tiny.pipe()
+  local e0 = craft.no_grad(function() return pipe:encode_prompt({ 'a chest x-ray, clear lungs' }) end)
+  local n0 = craft.no_grad(function() return pipe:encode_prompt({ '' }) end)
+  local function grad(prec)
+    local e = e0:clone():requires_grad_(true)
+    local c0 = calls()
+    local img = pipe:generate { prompt_embeds = e, negative_prompt_embeds = n0, steps = 3, cfg = 3, seed = 5,
+      height = 16, width = 16, grad_steps = 2, precision = prec }
+    local c1 = calls()
+    ;(img * img):mean():backward()
+    return e.grad, c1 - c0, calls() - c1
+  end
+  local g32 = grad('fp32')
+  local gb, fb, bb = grad('bf16')
+  local gm, fm, bm = grad('bf16-mixed')
+  t.eq(bb, 0, "'bf16': the backward is fp32")
+  t.eq((gb - g32):abs():max():item() > 0 or not native(), true)
+  local rel = (gm - g32):abs():max():item() / g32:abs():max():item()
+  if native() then
+    t.ok(fm > fb, ('bf16-mixed runs more bf16 kernels forward (%d) than bf16 (%d)'):format(fm, fb))
+    t.ok(bm > 0, 'and some in backward: ' .. bm)
+    t.ok(rel > 1e-6 and rel < 5e-2, ('gradient within tolerance of fp32: %.3g'):format(rel))
+  else
+    t.eq(rel, 0)
+  end
+end
+
 -- --precision on the command line, and a CPU without AVX512-BF16 (oneDNN capped at avx512_core):
 -- the bf16 setting computes fp32 and says so
 function T.command_line_and_a_cpu_without_bf16(t)
@@ -132,7 +197,11 @@ function T.command_line_and_a_cpu_without_bf16(t)
   local f = io.popen(exe .. ' --precision half -e "" 2>&1')
   local bad = f:read('*a')
   f:close()
-  t.ok(bad:find('--precision needs fp32, bf16 or fp16, not half', 1, true) ~= nil, bad)
+  t.ok(bad:find('--precision needs fp32, bf16, bf16-mixed or fp16, not half', 1, true) ~= nil, bad)
+  f = io.popen(exe .. " --precision bf16-mixed -e \"io.write(require('craft').precision())\" 2>&1")
+  local mixed = f:read('*a')
+  f:close()
+  t.eq(mixed, 'bf16-mixed', '--precision bf16-mixed sets it')
 end
 
 return T

@@ -28,7 +28,7 @@ function T.the_setting_and_the_cpu(t)
   t.eq(craft.set_precision('fp32'), 'fp16')
   t.eq((a - craft.F.linear(x, w)):abs():max():item(), 0)
   local ok, err = pcall(craft.set_precision, 'fp8')
-  t.ok(not ok and tostring(err):find("unknown precision 'fp8' (expected 'fp32', 'bf16' or 'fp16')", 1, true) ~= nil,
+  t.ok(not ok and tostring(err):find("unknown precision 'fp8' (expected 'fp32', 'bf16', 'bf16-mixed' or 'fp16')", 1, true) ~= nil,
     tostring(err))
 end
 
@@ -119,7 +119,7 @@ function T.command_line(t)
   local f = io.popen(exe .. ' --precision fp8 -e "" 2>&1')
   local bad = f:read('*a')
   f:close()
-  t.ok(bad:find('--precision needs fp32, bf16 or fp16, not fp8', 1, true) ~= nil, bad)
+  t.ok(bad:find('--precision needs fp32, bf16, bf16-mixed or fp16, not fp8', 1, true) ~= nil, bad)
   if not have_cl() then return t.skip('no OpenCL device') end
   local cl = run('--device cl:0 --precision fp16')
   t.ok(cl:find('fp16 cl:0 fp16', 1, true) ~= nil, cl)

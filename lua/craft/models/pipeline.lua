@@ -190,10 +190,11 @@ end
 -- by block when the VAE checkpoints its blocks, as craft's AutoencoderKL does).
 -- device = 'cl:0': where the latents and noise are made; it must be the UNet's (the default),
 -- which is where every step runs (move a pipeline with pipe:to(device)).
--- precision = 'bf16' | 'fp16' | 'fp32': what the prompt encoding, the steps run without a graph
--- and a decode without a graph compute their matrix products in (craft.set_precision; default:
--- the current setting); steps inside the gradient window and a decode with a graph always run in
--- fp32.
+-- precision = 'bf16' | 'bf16-mixed' | 'fp16' | 'fp32': what the prompt encoding, the steps run
+-- without a graph and a decode without a graph compute their matrix products in
+-- (craft.set_precision; default: the current setting); steps inside the gradient window and a
+-- decode with a graph run in fp32, except under 'bf16-mixed' (mixed-precision training: bf16
+-- products there too, fp32 weight gradients).
 function Pipeline:generate(o)
   o = o or {}
   local dev = self:device()
@@ -207,6 +208,8 @@ function Pipeline:_generate(o)
   A.precision_code('generate', o.precision, true)   -- an unknown name fails before any work
   local prec = o.precision
   local function at(p, fn, ...) return A.with_precision(p, fn, ...) end
+  local mixed = (prec or A.precision()) == 'bf16-mixed'
+  local window_prec = prec and (mixed and prec or 'fp32')   -- the gradient window's
   local steps, cfg, seed = o.steps or 50, o.cfg or 7.5, o.seed or 0
   local sched, sampler_name = self:sampler(o)
   if (o.eta or 0) > 0 and sampler_name ~= 'DDIMScheduler' then
@@ -270,10 +273,13 @@ function Pipeline:_generate(o)
         latents = latents:detach()   -- the gradient stops here
         -- the window computes in fp32: the bf16 copies of the weights the steps before it used
         -- would sit beside its activations (1.7 GB for SD 1.5's UNet); the next step makes them again
-        if A.is_grad_enabled() and (prec or A.precision()) ~= 'fp32' then A.clear_precision_cache() end
+        -- (under 'bf16-mixed' the window uses them)
+        if A.is_grad_enabled() and (prec or A.precision()) ~= 'fp32' and not mixed then
+          A.clear_precision_cache()
+        end
       end
     else
-      latents = at(prec and 'fp32', denoise, i, t, latents)
+      latents = at(window_prec, denoise, i, t, latents)
     end
   end
   local info = { sampler = sampler_name, timesteps = ts, kl = kl_sum and kl_sum * (1 / kl_n) or nil }
@@ -284,7 +290,7 @@ function Pipeline:_generate(o)
   end
   local images
   if K > 0 and A.is_grad_enabled() then
-    images = at(prec and 'fp32', function()
+    images = at(window_prec, function()
       if not o.checkpoint_vae then return decode(latents) end
       -- a VAE that checkpoints its own blocks recomputes one block at a time in backward: the
       -- same work as recomputing the whole decode, but only one block's activations alive at
