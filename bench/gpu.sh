@@ -5,7 +5,8 @@
 #      NVIDIA the driver's libnvidia-opencl.so.1 is often there without /etc/OpenCL/vendors/
 #      nvidia.icd: it writes one), and PoCL's CUDA device as a fallback when no vendor ICD answers;
 #   2. builds craft and the OpenCL tests;
-#   3. runs the OpenCL op tests (test_cl, test_cl_conv, test_cl_nn, test_cl_ops, test_cl_sync) on every GPU;
+#   3. runs the OpenCL op tests (test_cl, test_cl_conv, test_cl_nn, test_cl_ops, test_cl_sync, test_cl_f16,
+#      test_cl_fused, test_cl_gemm) on every GPU;
 #   4. times, on the first GPU device, craft against PyTorch on the same GPU: the tiny-UNet train
 #      step (bench/tiny_unet.lua vs bench/peer_tiny_unet.py) and the SD 1.5 UNet at 512 px (64x64
 #      latent, random weights): forward, and forward + backward with gradient checkpointing
@@ -222,7 +223,7 @@ if [ -z "$DRY" ]; then
 fi
 
 # ---- 2. build -------------------------------------------------------------------------------------
-TESTS="test_cl test_cl_conv test_cl_nn test_cl_ops test_cl_sync"
+TESTS="test_cl test_cl_conv test_cl_nn test_cl_ops test_cl_sync test_cl_f16 test_cl_fused test_cl_gemm"
 targets="$B/craft"; for t in $TESTS; do targets="$targets $B/tests/$t"; done
 if [ -n "$DRY" ] && [ -x "$B/craft" ] && [ -x "$B/tests/test_cl_ops" ]; then
     ok "build: dry run, $B is built (make test built it)"
