@@ -54,8 +54,10 @@ end
 -- why device code `code` computes fp32 under precision c (1 bf16, 2 fp16), or its own state
 local function why_of(c, code)
   if c == 3 then
-    return code == 0 and 'the CPU has no fp16 kernels: fp16 is an OpenCL precision (f16 storage, fp32 arithmetic)'
-      or 'f16 operands read with vload_half, fp32 arithmetic and accumulation'
+    if code == 0 then
+      return 'the CPU has no fp16 kernels: fp16 is an OpenCL precision (f16 storage, fp32 arithmetic)'
+    end
+    return 'f16 operands read with vload_half, fp32 arithmetic and accumulation'
   end
   return code == 0 and ffi.string(C.craft_cpu_bf16_info()) or 'the OpenCL back end has no bf16 kernels'
 end

@@ -97,7 +97,8 @@ function M.main(argv)
     elseif a == '--precision' then
       i = i + 1
       if argv[i] ~= 'fp32' and argv[i] ~= 'bf16' and argv[i] ~= 'bf16-mixed' and argv[i] ~= 'fp16' then
-        error('--precision needs fp32, bf16, bf16-mixed or fp16' .. (argv[i] and (', not ' .. argv[i]) or ''), 0)
+        error('--precision needs fp32, bf16, bf16-mixed or fp16' .. (argv[i] and (', not ' .. argv[i]) or ''),
+          0)
       end
       require('craft.autograd').set_precision(argv[i])
     elseif a == '--guard' then require('craft.runtime').set_numeric_guard(true)

@@ -28,7 +28,8 @@ function T.the_setting_and_the_cpu(t)
   t.eq(craft.set_precision('fp32'), 'fp16')
   t.eq((a - craft.F.linear(x, w)):abs():max():item(), 0)
   local ok, err = pcall(craft.set_precision, 'fp8')
-  t.ok(not ok and tostring(err):find("unknown precision 'fp8' (expected 'fp32', 'bf16', 'bf16-mixed' or 'fp16')", 1, true) ~= nil,
+  local want = "unknown precision 'fp8' (expected 'fp32', 'bf16', 'bf16-mixed' or 'fp16')"
+  t.ok(not ok and tostring(err):find(want, 1, true) ~= nil,
     tostring(err))
 end
 
@@ -71,10 +72,11 @@ function T.sd_tiny_unet_forward(t)
   -- the weights were converted once: a second forward converts nothing new
   local m0 = craft.with_precision('fp16', craft.precision_info).cache.misses
   craft.with_precision('fp16', fwd)
-  t.eq(craft.with_precision('fp16', craft.precision_info).cache.misses, m0, 'weights served from the f16 cache')
+  local function cache() return craft.with_precision('fp16', craft.precision_info).cache end
+  t.eq(cache().misses, m0, 'weights served from the f16 cache')
   craft.set_precision('fp16')
   t.eq(craft.set_precision('fp32'), 'fp16')
-  t.eq(craft.with_precision('fp16', craft.precision_info).cache.entries, 0, "set_precision('fp32') empties it")
+  t.eq(cache().entries, 0, "set_precision('fp32') empties it")
 end
 
 -- The tiny pipeline (tests/lua/tiny_pipeline.lua) on cl:0, 4 DDIM steps with guidance, sampled
@@ -96,7 +98,8 @@ function T.tiny_pipeline_sampled_in_fp16_on_cl(t)
   t.ok(f16_calls() > c0, 'f16 kernels ran')
   local d = (img - ref):abs()
   local dmax, dmean = d:max():item(), d:mean():item()
-  t.ok(dmax <= 0.005 and dmean <= 0.0005, ('fp16 images within tolerance: max %.3g, mean %.3g'):format(dmax, dmean))
+  t.ok(dmax <= 0.005 and dmean <= 0.0005,
+    ('fp16 images within tolerance: max %.3g, mean %.3g'):format(dmax, dmean))
   t.ok(dmax > 1e-6, ('and differ from fp32 (%.3g)'):format(dmax))
 end
 
@@ -107,7 +110,8 @@ function T.command_line(t)
   f0:close()
   if not exe or exe == '' then return t.skip('cannot find the craft binary in /proc') end
   local function run(args)
-    local f = io.popen(exe .. ' ' .. args .. [[ -e "local c = require 'craft'; local i = c.precision_info(); ]] ..
+    local f = io.popen(exe .. ' ' .. args ..
+      [[ -e "local c = require 'craft'; local i = c.precision_info(); ]] ..
       [[io.write(i.precision, ' ', i.device, ' ', i.computes)" 2>&1]])
     local out = f:read('*a')
     f:close()
