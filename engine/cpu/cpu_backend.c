@@ -152,6 +152,7 @@ const craft_backend craft_cpu_backend = {
             .gemm = cpu_gemm,
             .sum_rows = cpu_sum_rows,
             .conv = cpu_conv,
+            .conv_grad = cpu_conv_grad,
             .channel_sums = cpu_channel_sums,
             .interpolate = cpu_interpolate,
             .interpolate_grad = cpu_interpolate_grad,

@@ -489,8 +489,9 @@ static void test_every_op(void) {
 }
 
 /* the device's back end offers every kernel the CPU's does, except the bf16 ones: OpenCL has
- * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md), and the
- * fused group_norm + activation, which the op composes from group_norm and unary there; and it
+ * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md), the fused
+ * group_norm + activation, which the op composes from group_norm and unary there, and conv_grad
+ * (the op runs conv's two backward directions there); and it
  * has clip_grad_norm, the optional kernel that spares a device a read per tensor */
 static void test_kernel_table(void) {
     for (int k = 0; k < CRAFT_K_COUNT; k++) {
@@ -499,7 +500,7 @@ static void test_kernel_table(void) {
             continue;
         }
         if (k == CRAFT_K_gemm_bf16 || k == CRAFT_K_conv_bf16 || k == CRAFT_K_sdpa_bf16 ||
-            k == CRAFT_K_sdpa_grad_bf16 || k == CRAFT_K_group_norm_act || k == CRAFT_K_group_norm_act_grad) {
+            k == CRAFT_K_sdpa_grad_bf16 || k == CRAFT_K_conv_grad || k == CRAFT_K_group_norm_act || k == CRAFT_K_group_norm_act_grad) {
             CHECK(!craft_device_supports(DEV, k, CRAFT_F32));
             continue;
         }
