@@ -73,6 +73,8 @@ int cpu_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_t
  * x or g): for kernels that fuse an activation */
 void cpu_unary_contig(int op, const float *x, float *y, int64_t n);
 void cpu_unary_grad_contig(int op, const float *x, const float *g, float *gx, int64_t n);
+int cpu_geglu(const craft_tensor *x, int64_t rows, int64_t n, craft_tensor *y);
+int cpu_geglu_grad(const craft_tensor *x, const craft_tensor *g, int64_t rows, int64_t n, craft_tensor *gx);
 int cpu_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
 int cpu_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor *y);
 int cpu_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g,
