@@ -361,6 +361,10 @@ int craft_group_norm_act(const craft_tensor *x, int groups, const craft_tensor *
                          double eps, int act, craft_tensor **out);
 int craft_layer_norm(const craft_tensor *x, int nnorm, const craft_tensor *w, const craft_tensor *b,
                      double eps, craft_tensor **out);
+/* GEGLU (diffusers' feed-forward gate): with a = the first and g = the second half of x's last dim
+ * (even), a * gelu(g) (exact GELU), in one pass where the device has the fused kernel (the backward
+ * recomputes gelu(g)), else the same three ops (slices, gelu, mul); the same numbers either way. */
+int craft_geglu(const craft_tensor *x, craft_tensor **out);
 int craft_softmax(const craft_tensor *x, int dim, craft_tensor **out);
 int craft_log_softmax(const craft_tensor *x, int dim, craft_tensor **out);
 

@@ -125,6 +125,12 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
     X(conv,                                                                                                                 \
       (int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,                               \
        craft_tensor *dst, craft_tensor *bias))                                                                              \
+    /* optional: conv2d's three gradients in one call from the forward's input x, weight w and output gradient g            \
+     * (gx, gw, gb each NULL when not wanted; gb for a forward with or without bias), so that a back end can                \
+     * share work between the two directions. Without it the op runs conv's BWD_DATA and BWD_WEIGHTS */                     \
+    X(conv_grad,                                                                                                            \
+      (const craft_conv_dims *d, int fwd_bias, craft_tensor *x, craft_tensor *w, craft_tensor *g,                           \
+       craft_tensor *gx, craft_tensor *gw, craft_tensor *gb))                                                               \
     /* out[c] = sum over n and s of a contiguous g [n, c, s] */                                                             \
     X(channel_sums, (const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out))                            \
     /* ---- resampling, padding, lookups (NCHW, contiguous) ---- */                                                         \
@@ -166,6 +172,10 @@ enum { CRAFT_CONV_FWD = 0, CRAFT_CONV_BWD_DATA = 1, CRAFT_CONV_BWD_WEIGHTS = 2 }
       (const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const craft_tensor *mean,                       \
        const craft_tensor *rstd, const craft_tensor *g, int64_t groups, int act, craft_tensor *gx, craft_tensor *gw,        \
        craft_tensor *gb))                                                                                                   \
+    /* optional: GEGLU over the rows of a contiguous x [rows, 2n]: y [rows, n] = x[:, :n] * gelu(x[:, n:]); its gradient    \
+     * gx [rows, 2n] from g [rows, n]. Without them craft_geglu composes slices, gelu and mul */                            \
+    X(geglu, (const craft_tensor *x, int64_t rows, int64_t n, craft_tensor *y))                                             \
+    X(geglu_grad, (const craft_tensor *x, const craft_tensor *g, int64_t rows, int64_t n, craft_tensor *gx))                \
     X(layer_norm,                                                                                                           \
       (const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, int64_t D, double eps,                          \
        craft_tensor *y, craft_tensor *mean, craft_tensor *rstd))                                                            \

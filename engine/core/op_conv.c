@@ -171,6 +171,18 @@ static int conv_backward_common(craft_node *n, craft_tensor **gout, craft_tensor
     CRAFT_TRY(craft_kernels_all(device, CRAFT_F32, n->name, 2, kids, &k));
     CRAFT_TRY(craft_grad_on(gout[0], device, &g));
     int rc = CRAFT_OK, need_b = n->n_in > 2 && CRAFT_NEEDS_GRAD(n, 2);
+    int64_t nb = transposed ? cd.ic : cd.oc;
+    /* both gradients of an fp32 conv2d in one call where the back end shares work between them */
+    if (!transposed && CRAFT_NEEDS_GRAD(n, 0) && CRAFT_NEEDS_GRAD(n, 1) && !craft_bf16_grad_for(n, CRAFT_K_conv_bf16) &&
+        craft_device_supports(device, CRAFT_K_conv_grad, CRAFT_F32)) {
+        if (!(gin[0] = craft_new_tensor(4, n->edges[0].shape, CRAFT_F32, device)) ||
+            !(gin[1] = craft_new_tensor(4, n->edges[1].shape, CRAFT_F32, device)) ||
+            (need_b && !(gin[2] = craft_new_tensor(1, &nb, CRAFT_F32, device))))
+            rc = craft_last_status();
+        else rc = k->conv_grad(&cd, fwd_bias, x, w, g, gin[0], gin[1], need_b ? gin[2] : NULL);
+        craft_tensor_release(g);
+        return rc;
+    }
     if (CRAFT_NEEDS_GRAD(n, 0)) {
         /* a bf16 forward (mixed precision) gets a bf16 data gradient (the device has the kernel) */
         int bf16 = !transposed && craft_bf16_grad_for(n, CRAFT_K_conv_bf16);
@@ -179,7 +191,6 @@ static int conv_backward_common(craft_node *n, craft_tensor **gout, craft_tensor
         else if (bf16) rc = k->conv_bf16(CRAFT_CONV_BWD_DATA, &cd, fwd_bias, gin[0], w, g, NULL);
         else rc = k->conv(CRAFT_CONV_BWD_DATA, &cd, fwd_bias, gin[0], w, g, NULL);
     }
-    int64_t nb = transposed ? cd.ic : cd.oc;
     if (!rc && need_b && !(gin[2] = craft_new_tensor(1, &nb, CRAFT_F32, device))) rc = craft_last_status();
     int bias_done = 0;
     if (!rc && CRAFT_NEEDS_GRAD(n, 1)) {

@@ -333,10 +333,15 @@ static int fill_weights(void *ctx, void *dst) {
     return s ? dnnl_fail(j->wh, "weight reorder", s) : CRAFT_OK;
 }
 
+int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
+              const craft_tensor *wt, const conv_what *wh) {
+    return conv_exec_keep(g, dir, src, wei, dst, bias, wt, wh, NULL);
+}
+
 /* Runs direction dir of g on plain buffers (cpu_conv_prim.h); a bias gradient that is not
  * wanted goes to a temporary. */
-int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
-                     const craft_tensor *wt, const conv_what *wh) {
+int conv_exec_keep(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
+                   const craft_tensor *wt, const conv_what *wh, conv_keep *keep) {
     float *user[3] = {src, wei, dst};
     if (g->n == 0) { /* nothing to convolve: weight (and bias) gradients are zero */
         if (dir == DIR_BWD_WEIGHTS) {
@@ -379,6 +384,13 @@ int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, f
             }
             continue;
         }
+        if (keep && keep->t == t && keep->have && is_input(dir, t) && dnnl_memory_desc_equal(md, &keep->md)) {
+            if ((s = dnnl_memory_create(&mem_prim[t], md, engine, keep->buf))) { /* the kept copy */
+                mem_prim[t] = NULL;
+                rc = dnnl_fail(wh, "memory", s);
+            }
+            continue;
+        }
         tmp_size[t] = dnnl_memory_desc_get_size(md);
         if (!(tmp[t] = craft_alloc(tmp_size[t]))) {
             rc = craft_fail_prefix(CRAFT_ENOMEM, "%s", wh->op);
@@ -393,6 +405,13 @@ int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, f
             dnnl_exec_arg_t ra[2] = {{DNNL_ARG_FROM, mem_user[t]}, {DNNL_ARG_TO, mem_prim[t]}};
             if ((s = dnnl_primitive_execute(e->reorder[dir][t], stream, 2, ra)))
                 rc = dnnl_fail(wh, "reorder", s);
+            else if (keep && keep->t == t && !keep->have) { /* handed to the caller, freed there */
+                keep->buf = tmp[t];
+                keep->size = tmp_size[t];
+                keep->md = *md;
+                keep->have = 1;
+                tmp[t] = NULL;
+            }
         }
     }
     if (!rc && g->bias) {

@@ -151,6 +151,27 @@ int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src
     return conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), fdata(bias), NULL, &wh);
 }
 
+/* conv2d's gradients in one call (the table's conv_grad): with both the input and the weight
+ * gradient wanted, backward-weights reads the output gradient in the layout backward-data
+ * reordered it to (conv_keep) instead of reordering it again; otherwise cpu_conv per direction. */
+int cpu_conv_grad(const craft_conv_dims *cd, int fwd_bias, craft_tensor *x, craft_tensor *w, craft_tensor *g,
+                  craft_tensor *gx, craft_tensor *gw, craft_tensor *gb) {
+    conv_geom geo = geom_of(cd, fwd_bias);
+    if (!gx || !gw || geo.n == 0 || geo.prh + geo.sh <= 0 || geo.prw + geo.sw <= 0) {
+        if (gx) CRAFT_TRY(cpu_conv(CRAFT_CONV_BWD_DATA, cd, fwd_bias, gx, w, g, NULL));
+        return gw || gb ? cpu_conv(CRAFT_CONV_BWD_WEIGHTS, cd, fwd_bias, x, gw, g, gb) : CRAFT_OK;
+    }
+    conv_what whd = {"conv backward-data", gx->shape, w->shape}, whw = {"conv backward-weights", x->shape, w->shape};
+    conv_keep keep = {.t = T_DST};
+    int rc = conv_exec_keep(&geo, DIR_BWD_DATA, fdata(gx), fdata(w), fdata(g), NULL, NULL, &whd, &keep);
+    if (!rc)
+        rc = conv_exec_keep(&geo, DIR_BWD_WEIGHTS, fdata(x), fdata(gw), fdata(g), gb && geo.bias ? fdata(gb) : NULL,
+                            NULL, &whw, &keep);
+    if (!rc && gb && !geo.bias) rc = cpu_channel_sums(g, geo.n, geo.oc, geo.oh * geo.ow, gb);
+    if (keep.buf) craft_free(keep.buf, keep.size);
+    return rc;
+}
+
 /* The forward convolution with bf16 src and weights (cached), fp32 accumulation and output, or
  * (mixed precision) the backward-data direction with bf16 weights and output gradient, fp32
  * accumulation and input gradient (bias NULL).

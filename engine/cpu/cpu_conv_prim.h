@@ -4,6 +4,7 @@
 #ifndef CRAFT_CPU_CONV_PRIM_H
 #define CRAFT_CPU_CONV_PRIM_H
 #include "cpu/cpu_kernels.h"
+#include <oneapi/dnnl/dnnl.h>
 
 enum { DIR_FWD = 0, DIR_BWD_DATA = 1, DIR_BWD_WEIGHTS = 2 };
 enum { T_SRC = 0, T_WEI = 1, T_DST = 2 };
@@ -38,4 +39,16 @@ int conv_runs_winograd(const conv_geom *g, const conv_what *wh);
  * cached), else NULL. */
 int conv_exec(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
               const craft_tensor *wt, const conv_what *wh);
+/* A tensor's primitive-layout copy carried from one direction's call to the next (the backward's
+ * output gradient, read by both backward-data and backward-weights): set t, have 0 before the
+ * first call, which keeps its reordered copy of tensor t; a later call whose primitive wants the
+ * same layout reads it instead of reordering again. The caller frees buf (craft_free, size). */
+typedef struct conv_keep {
+    int t, have;
+    void *buf;
+    size_t size;
+    dnnl_memory_desc_t md;
+} conv_keep;
+int conv_exec_keep(const conv_geom *g, int dir, float *src, float *wei, float *dst, float *bias,
+                   const craft_tensor *wt, const conv_what *wh, conv_keep *keep);
 #endif

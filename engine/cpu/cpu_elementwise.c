@@ -4,6 +4,7 @@
 #include "cpu/cpu_kernels.h"
 #include "cpu/cpu_vmath.h"
 #include <math.h>
+#include <omp.h>
 
 #define GELU_TANH_C 0.7978845608028654f /* sqrt(2/pi) */
 
@@ -131,6 +132,40 @@ void cpu_unary_grad_contig(int op, const float *x, const float *g, float *gx, in
     }
 #endif
     for (int64_t i = 0; i < n; i++) gx[i] = g[i] * unary_df(op, x[i]);
+}
+
+
+/* GEGLU over rows of a contiguous x [rows, 2n]: y = a * gelu(g) and its gradient, each row in one
+ * pass with cpu_unary_contig's GELU, so that the numbers are those of the slices, gelu and mul ops
+ * (the product commutes exactly; the zeros the slices' gradients add to are exact). */
+int cpu_geglu(const craft_tensor *x, int64_t rows, int64_t n, craft_tensor *y) {
+    const float *xp = craft_tensor_data(x);
+    float *yp = craft_tensor_data(y);
+#pragma omp parallel for if (rows * n >= CRAFT_PAR_MIN && !omp_in_parallel()) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *a = xp + r * 2 * n;
+        float *o = yp + r * n;
+        cpu_unary_contig(CRAFT_GELU, a + n, o, n);
+        for (int64_t j = 0; j < n; j++) o[j] = a[j] * o[j];
+    }
+    return CRAFT_OK;
+}
+
+int cpu_geglu_grad(const craft_tensor *x, const craft_tensor *g, int64_t rows, int64_t n, craft_tensor *gx) {
+    const float *xp = craft_tensor_data(x), *gp = craft_tensor_data(g);
+    float *op = craft_tensor_data(gx);
+#pragma omp parallel for if (rows * n >= CRAFT_PAR_MIN && !omp_in_parallel()) schedule(static)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *a = xp + r * 2 * n, *gr = gp + r * n;
+        float *ga = op + r * 2 * n, *gg = ga + n;
+        cpu_unary_contig(CRAFT_GELU, a + n, ga, n); /* d/da = gelu(g) */
+        for (int64_t j = 0; j < n; j++) {
+            ga[j] = gr[j] * ga[j];
+            gg[j] = gr[j] * a[j];
+        }
+        cpu_unary_grad_contig(CRAFT_GELU, a + n, gg, gg, n); /* d/dg = g a gelu'(g) */
+    }
+    return CRAFT_OK;
 }
 
 /* Strided operands go through a small buffer, so that a value's result does not depend on the

@@ -46,6 +46,8 @@ void cpu_wcache_put(cpu_wref *r);
 int cpu_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
                   const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
                   float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b);
+int cpu_conv_grad(const craft_conv_dims *cd, int fwd_bias, craft_tensor *x, craft_tensor *w, craft_tensor *g,
+                  craft_tensor *gx, craft_tensor *gw, craft_tensor *gb);
 int cpu_conv_bf16(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
                   craft_tensor *dst, craft_tensor *bias);
 int cpu_sdpa_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
@@ -71,6 +73,8 @@ int cpu_unary_grad(int op, const craft_tensor *x, const craft_tensor *g, craft_t
  * x or g): for kernels that fuse an activation */
 void cpu_unary_contig(int op, const float *x, float *y, int64_t n);
 void cpu_unary_grad_contig(int op, const float *x, const float *g, float *gx, int64_t n);
+int cpu_geglu(const craft_tensor *x, int64_t rows, int64_t n, craft_tensor *y);
+int cpu_geglu_grad(const craft_tensor *x, const craft_tensor *g, int64_t rows, int64_t n, craft_tensor *gx);
 int cpu_binary(int op, const craft_tensor *a, const craft_tensor *b, craft_tensor *y);
 int cpu_binary_scalar(int op, const craft_tensor *a, double s, int reverse, craft_tensor *y);
 int cpu_scalar_grad(int op, double s, int reverse, const craft_tensor *x, const craft_tensor *g,

@@ -76,6 +76,11 @@ function F.group_norm(x, groups, w, b, eps, act)
     tc_opt(w, f, 'weight'),
     tc_opt(b, f, 'bias'), num(eps, f, 'eps', 1e-5), outp))
 end
+-- geglu(x): a * gelu(g) for a, g the two halves of x's last dim (diffusers' GEGLU gate, exact
+-- GELU), in one pass (craft_geglu: the same numbers as the slices, gelu and mul)
+function F.geglu(x)
+  return call(C.craft_geglu(tc(x, 'geglu', 'input'), outp))
+end
 -- layer_norm(x, normalized_shape (number of trailing dims or a shape table), w, b, eps)
 function F.layer_norm(x, nshape, w, b, eps)
   local f = 'layer_norm'

@@ -8,6 +8,14 @@
 
 #define U (1.0 / 512) /* bf16 unit roundoff, 2^-9 */
 
+/* whether the CPU computes in bf16 (printed, for the log) */
+static int bf16_native(void) {
+    int k = 0;
+    craft_precision_support(0, &k);
+    printf("bf16 on this CPU: %s\n", craft_cpu_bf16_info());
+    return k > 0;
+}
+
 static craft_tensor *randn(int nd, const int64_t *shape, uint64_t seed) {
     craft_tensor *t;
     if (craft_empty(nd, shape, CRAFT_F32, 0, &t) || craft_randn_(t, seed, 0)) return NULL;

@@ -295,10 +295,7 @@ static void test_setting(void) {
 }
 
 int main(void) {
-    int k = 0;
-    craft_precision_support(0, &k);
-    native = k > 0;
-    printf("bf16 on this CPU: %s\n", craft_cpu_bf16_info());
+    native = bf16_native();
     test_setting();
     test_linear();
     test_conv();

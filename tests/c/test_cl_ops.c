@@ -141,6 +141,9 @@ static int f_group_norm(const op_case *c, craft_tensor **x, craft_tensor **y) {
 static int f_group_norm_silu(const op_case *c, craft_tensor **x, craft_tensor **y) {
     return craft_group_norm_act(x[0], c->a, x[1], x[2], 1e-5, CRAFT_SILU, y);
 }
+static int f_geglu(const op_case *c, craft_tensor **x, craft_tensor **y) {
+    return craft_geglu(x[0], y);
+}
 static int f_layer_norm(const op_case *c, craft_tensor **x, craft_tensor **y) {
     return craft_layer_norm(x[0], c->a, c->nin > 1 ? x[1] : NULL, c->nin > 2 ? x[2] : NULL, 1e-5, y);
 }
@@ -344,6 +347,8 @@ static void build_cases(void) {
     c = add("group_norm plain", f_group_norm, 1e-4, 1e-5);
     c->a = 2;
     in(c, IN_NORMAL, 1, 3, 3, 6, 13, 0);
+    c = add("geglu", f_geglu, 1e-4, 1e-5);
+    in(c, IN_NORMAL, 1, 3, 2, 5, 2 * 19, 0);
     c = add("layer_norm", f_layer_norm, 1e-4, 1e-5);
     c->a = 1;
     in(c, IN_NORMAL, 1, 3, 4, 6, 35, 0);
@@ -489,7 +494,8 @@ static void test_every_op(void) {
 }
 
 /* the device's back end offers every kernel the CPU's does, except the bf16 ones: OpenCL has
- * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md); and it
+ * none, so under the bf16 compute precision its ops compute fp32 (docs/backends.md), conv_grad
+ * (the op runs conv's two backward directions there) and geglu (slices, gelu and mul); and it
  * has clip_grad_norm, the optional kernel that spares a device a read per tensor, and the f16
  * compute kernels (the fp16 precision: OpenCL only, the CPU computes fp32 under it) */
 static void test_kernel_table(void) {
@@ -500,7 +506,8 @@ static void test_kernel_table(void) {
             continue;
         }
         if (k == CRAFT_K_gemm_bf16 || k == CRAFT_K_conv_bf16 || k == CRAFT_K_sdpa_bf16 ||
-            k == CRAFT_K_sdpa_grad_bf16) {
+            k == CRAFT_K_sdpa_grad_bf16 || k == CRAFT_K_conv_grad || k == CRAFT_K_geglu ||
+            k == CRAFT_K_geglu_grad) {
             CHECK(!craft_device_supports(DEV, k, CRAFT_F32));
             continue;
         }

@@ -597,12 +597,56 @@ static void test_group_norm_act_matches_composition(void) {
     craft_tensor_release(x);
 }
 
+/* conv2d's gradients through the back end's conv_grad (both directions in one call, the output
+ * gradient reordered once) are exactly those of its two single-direction calls (the kernel
+ * hidden): Winograd, strided, 1x1 and grouped geometries, with and without bias. */
+static void test_conv_grad_matches_directions(void) {
+    struct {
+        int64_t n, c, h, w, o, k, stride, groups, bias;
+    } cs[] = {{4, 64, 16, 16, 64, 3, 1, 1, 1}, {2, 24, 13, 11, 40, 3, 2, 1, 1}, {3, 32, 9, 9, 48, 1, 1, 1, 0},
+              {2, 32, 10, 10, 32, 3, 1, 2, 1}, {2, 16, 8, 8, 16, 3, 1, 1, 0}};
+    for (size_t i = 0; i < sizeof cs / sizeof *cs; i++) {
+        int64_t xs[4] = {cs[i].n, cs[i].c, cs[i].h, cs[i].w}, ws[4] = {cs[i].o, cs[i].c / cs[i].groups, cs[i].k, cs[i].k},
+                bs[1] = {cs[i].o};
+        int st[2] = {(int)cs[i].stride, (int)cs[i].stride}, pd[2] = {(int)(cs[i].k / 2), (int)(cs[i].k / 2)},
+            dl[2] = {1, 1};
+        craft_tensor *x = rand_t(4, xs, 1), *w = rand_t(4, ws, 1), *b = cs[i].bias ? rand_t(1, bs, 1) : NULL;
+        craft_tensor *g[2][3] = {{NULL}}, *gy = NULL;
+        for (int fused = 1; fused >= 0; fused--) {
+            craft_backend_test_disable(CRAFT_DEVICE_CPU, CRAFT_K_conv_grad, !fused);
+            craft_tensor *xx = leaf_copy(x), *ww = leaf_copy(w), *bb = b ? leaf_copy(b) : NULL, *y = NULL;
+            CHECK_OK(craft_conv2d(xx, ww, bb, st, pd, dl, (int)cs[i].groups, &y));
+            if (!gy && y) gy = rand_t(y->ndim, y->shape, 0);
+            if (y) CHECK_OK(craft_backward(y, gy, 0));
+            g[fused][0] = xx ? craft_tensor_retain(xx->grad) : NULL;
+            g[fused][1] = ww ? craft_tensor_retain(ww->grad) : NULL;
+            g[fused][2] = bb ? craft_tensor_retain(bb->grad) : NULL;
+            craft_tensor *t[4] = {xx, ww, bb, y};
+            for (int k = 0; k < 4; k++) craft_tensor_release(t[k]);
+        }
+        craft_backend_test_disable(CRAFT_DEVICE_CPU, CRAFT_K_conv_grad, 0);
+        for (int k = 0; k < (b ? 3 : 2); k++) {
+            const craft_tensor *a = g[1][k], *r = g[0][k];
+            CHECK_MSG(a && r && a->numel == r->numel &&
+                          !memcmp(craft_tensor_data(a), craft_tensor_data(r), (size_t)a->numel * sizeof(float)),
+                      "case %zu: gradient %d through conv_grad differs from the two directions", i, k);
+        }
+        for (int f = 0; f < 2; f++)
+            for (int k = 0; k < 3; k++) craft_tensor_release(g[f][k]);
+        craft_tensor_release(gy);
+        craft_tensor_release(x);
+        craft_tensor_release(w);
+        craft_tensor_release(b);
+    }
+}
+
 int main(void) {
     RUN(test_fixtures);
     RUN(test_conv_reference);
     RUN(test_gradcheck_conv);
     RUN(test_gradcheck_norm);
     RUN(test_group_norm_act_matches_composition);
+    RUN(test_conv_grad_matches_directions);
     RUN(test_noncontiguous);
     RUN(test_partial_grads);
     RUN(test_frozen_inputs);

@@ -1,7 +1,7 @@
 /* test_core.c: tensors, views, dtype conversion, autograd engine, elementwise, reductions and
  * matmul, each op gradient-checked against finite differences. */
 #include "gradcheck.h"
-#include "core/internal.h"
+#include "core/backend.h"
 
 static craft_tensor *from(int nd, const int64_t *shape, const float *v) {
     craft_tensor *t = NULL;
@@ -369,6 +369,58 @@ static void test_empty_huge_sizes(void) {
           craft_mul_sat(3, 4) == 12);
 }
 
+static int f_geglu(craft_tensor **in, void *c, craft_tensor **out) {
+    (void)c;
+    return craft_geglu(in[0], out);
+}
+
+/* GEGLU: gradient-checked, and the fused kernels give exactly the composed slices, gelu and mul
+ * (the op's path on a device without them), forward and backward, over rows long enough to split
+ * across threads and a non-contiguous input; an odd last dim is refused. */
+static void test_geglu(void) {
+    int64_t s[3] = {2, 3, 10};
+    craft_tensor *x = gc_rand(3, s, -3, 3);
+    gradcheck("geglu", f_geglu, 1, &x, NULL, 1e-3, 2e-3, 2e-2);
+    craft_tensor_release(x);
+    int64_t tb[2] = {2 * 83, 700};
+    craft_tensor *raw = gc_rand(2, tb, -4, 4), *xt = NULL;
+    CHECK_OK(craft_transpose(raw, 0, 1, &xt)); /* [700, 166], not contiguous */
+    craft_tensor *gy = gc_rand(2, (int64_t[]){700, 83}, -1, 1);
+    craft_tensor *y[2] = {NULL, NULL}, *gx[2] = {NULL, NULL};
+    for (int fused = 1; fused >= 0; fused--) {
+        craft_backend_test_disable(CRAFT_DEVICE_CPU, CRAFT_K_geglu, !fused);
+        craft_tensor *d = NULL, *xx = NULL;
+        CHECK_OK(craft_detach(xt, &d));
+        CHECK_OK(craft_set_requires_grad(d, 1)); /* the strided view itself, as a leaf */
+        xx = d;
+        CHECK_OK(craft_geglu(xx, &y[fused]));
+        if (y[fused]) CHECK_OK(craft_backward(y[fused], gy, 0));
+        gx[fused] = xx && xx->grad ? craft_tensor_retain(xx->grad) : NULL;
+        craft_tensor_release(xx);
+    }
+    craft_backend_test_disable(CRAFT_DEVICE_CPU, CRAFT_K_geglu, 0);
+    for (int k = 0; k < 2; k++) {
+        craft_tensor *a = k ? gx[1] : y[1], *b = k ? gx[0] : y[0], *ac = NULL, *bc = NULL;
+        CHECK(a && b && a->numel == b->numel);
+        if (!a || !b) continue;
+        CHECK_OK(craft_contiguous(a, &ac));
+        CHECK_OK(craft_contiguous(b, &bc));
+        CHECK_MSG(!memcmp(craft_tensor_data(ac), craft_tensor_data(bc), (size_t)a->numel * sizeof(float)),
+                  "geglu %s: fused differs from the composed ops", k ? "gradient" : "forward");
+        craft_tensor_release(ac);
+        craft_tensor_release(bc);
+    }
+    for (int f = 0; f < 2; f++) {
+        craft_tensor_release(y[f]);
+        craft_tensor_release(gx[f]);
+    }
+    craft_tensor *odd = gc_rand(2, (int64_t[]){2, 5}, -1, 1), *yo = NULL;
+    CHECK_ERR(craft_geglu(odd, &yo), CRAFT_ESHAPE);
+    CHECK(strstr(craft_last_error(), "geglu") && strstr(craft_last_error(), "[2, 5]") && !yo);
+    craft_tensor *all[] = {raw, xt, gy, odd};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) craft_tensor_release(all[i]);
+}
+
 int main(void) {
     RUN(test_create_and_views);
     RUN(test_dtypes);
@@ -376,6 +428,7 @@ int main(void) {
     RUN(test_gradcheck_unary);
     RUN(test_gradcheck_binary);
     RUN(test_gradcheck_reduce);
+    RUN(test_geglu);
     RUN(test_matmul);
     RUN(test_pool);
     RUN(test_pool_footprint);

@@ -73,11 +73,7 @@ end
 ---------------------------------------------------------------- transformer
 local GEGLU = nn.class('GEGLU')
 function GEGLU:init(din, dout) self:add('proj', nn.Linear(din, dout * 2)) end
-function GEGLU:forward(x)
-  local h = self._modules.proj(x)
-  local n = h:size(-1) / 2
-  return h:narrow(-1, 1, n) * h:narrow(-1, n + 1, n):gelu()
-end
+function GEGLU:forward(x) return F.geglu(self._modules.proj(x)) end
 
 local FeedForward = nn.class('FeedForward')
 function FeedForward:init(dim)
