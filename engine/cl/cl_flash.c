@@ -106,18 +106,20 @@ static int geo_fill(const craft_tensor *q, const craft_tensor *k, const craft_te
 
 #define LOCAL_ARG(n) ((cl_arg){(size_t)(n) * sizeof(float), NULL})
 
-int cl_flash_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
-                  const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse,
-                  int *served) {
+/* The forward launch: kernel kid (flash_fwd on f32 operands, flash_fwd_h on f16 ones); *served
+ * is 0 when the tiles do not fit the device (the caller's other path runs). */
+static int flash_forward(int kid, const char *op, int flash_only, const craft_tensor *q, const craft_tensor *k,
+                         const craft_tensor *v, const craft_tensor *mask, double scale, int causal,
+                         craft_tensor *y, craft_tensor *lse, int *served) {
     *served = 0;
     craft_cl_dev *d;
-    CRAFT_TRY(cl_dev_get(y->device, "sdpa", &d));
-    if (!want_flash(d)) return CRAFT_OK;
+    CRAFT_TRY(cl_dev_get(y->device, op, &d));
+    if (flash_only && !want_flash(d)) return CRAFT_OK;
     craft_sdpa_geom gm;
     cl_flash_geo g;
     CRAFT_TRY(geo_fill(q, k, v, mask, scale, causal, &gm, &g));
     int64_t bq, bk;
-    if (gm.Dv > FA_T * FA_OU || !pick_tiles(d, K_flash_fwd, g.sq, g.skv, g.sv, &bq, &bk)) return CRAFT_OK;
+    if (gm.Dv > FA_T * FA_OU || !pick_tiles(d, kid, g.sq, g.skv, g.sv, &bq, &bk)) return CRAFT_OK;
     *served = 1;
     if (gm.nb == 0 || gm.Lq == 0) return CRAFT_OK;
     g.BK = bk;
@@ -134,37 +136,20 @@ int cl_flash_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tens
                       LOCAL_ARG(bq * bk)};
     int64_t groups = gm.nb * ((gm.Lq + bq - 1) / bq);
     size_t local = (size_t)(bq * FA_T);
-    return cl_launch_geo(d, K_flash_fwd, &g, sizeof g, 9, args, (size_t)groups * local, local);
+    return cl_launch_geo(d, kid, &g, sizeof g, 9, args, (size_t)groups * local, local);
 }
 
+int cl_flash_sdpa(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
+                  const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse,
+                  int *served) {
+    return flash_forward(K_flash_fwd, "sdpa", 1, q, k, v, mask, scale, causal, y, lse, served);
+}
+
+/* f16 operands: flash on every device (f16 has no GEMM path: where flash cannot serve, fp32 runs) */
 int cl_flash_sdpa_f16(const craft_tensor *qh, const craft_tensor *kh, const craft_tensor *vh,
                       const craft_tensor *mask, double scale, int causal, craft_tensor *y, craft_tensor *lse,
                       int *served) {
-    *served = 0;
-    craft_cl_dev *d;
-    CRAFT_TRY(cl_dev_get(y->device, "sdpa (f16)", &d));
-    craft_sdpa_geom gm;
-    cl_flash_geo g;
-    CRAFT_TRY(geo_fill(qh, kh, vh, mask, scale, causal, &gm, &g));
-    int64_t bq, bk;
-    if (gm.Dv > FA_T * FA_OU || !pick_tiles(d, K_flash_fwd_h, g.sq, g.skv, g.sv, &bq, &bk)) return CRAFT_OK;
-    *served = 1;
-    if (gm.nb == 0 || gm.Lq == 0) return CRAFT_OK;
-    g.BK = bk;
-    cl_mem qm = cl_mem_of(qh), km = cl_mem_of(kh), vm = cl_mem_of(vh), mm = mask ? cl_mem_of(mask) : qm,
-           ym = cl_mem_of(y), lm = cl_mem_of(lse);
-    cl_arg args[9] = {CLA(qm),
-                      CLA(km),
-                      CLA(vm),
-                      CLA(mm),
-                      CLA(ym),
-                      CLA(lm),
-                      LOCAL_ARG(bq * g.sq),
-                      LOCAL_ARG(bk * g.skv),
-                      LOCAL_ARG(bq * bk)};
-    int64_t groups = gm.nb * ((gm.Lq + bq - 1) / bq);
-    size_t local = (size_t)(bq * FA_T);
-    return cl_launch_geo(d, K_flash_fwd_h, &g, sizeof g, 9, args, (size_t)groups * local, local);
+    return flash_forward(K_flash_fwd_h, "sdpa (f16)", 0, qh, kh, vh, mask, scale, causal, y, lse, served);
 }
 
 int cl_flash_sdpa_grad(const craft_tensor *q, const craft_tensor *k, const craft_tensor *v,
