@@ -41,7 +41,7 @@ local T = require 'craft.tensor'
 local args = B.args({ steps = 3, batch = 1, rank = 8, cfg = 7.5 }, { 'no-peer', 'tiny' })
 local DIR = args.models or (args.tiny and 'build/fullsize-tiny' or 'build/fullsize')
 
-local function shell_quote(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
+local shell_quote = B.shell_quote
 local function exists(p) local f = io.open(p) if f then f:close() return true end return false end
 local function status_kib(key)
   local f = io.open('/proc/self/status')
@@ -54,7 +54,6 @@ local function clear_peak()
   local f = io.open('/proc/self/clear_refs', 'w')
   if f then f:write('5'); f:close() end
 end
-local last_line = dofile('bench/common.lua').last_line
 
 ---------------------------------------------------------------- the models
 local function ensure_models()
@@ -165,27 +164,12 @@ end
 ---------------------------------------------------------------- the peer
 local function peer_run(spec_path, inputs_path)
   if args.no_peer then return nil, '--no-peer given' end
-  local py = B.peer_python()
-  local why
-  py, why = B.peer_ready({ 'torch', 'diffusers', 'transformers' })
+  local py, why = B.peer_ready({ 'torch', 'diffusers', 'transformers' })
   if not py then return nil, why end
-  local log, out = os.tmpname(), os.tmpname()
-  local q = shell_quote(py)
   local autocast = ({ bf16 = 'sampling', ['bf16-mixed'] = 'all' })[args.precision or 'fp32'] or 'none'
-  local cmd = ('%s bench/peer_craft_step.py --models %s --spec %s --inputs %s --threads %d --json %s'
-    .. ' --autocast %s > %s 2>&1')
-    :format(q, shell_quote(DIR), shell_quote(spec_path), shell_quote(inputs_path), craft.num_threads(), out,
-      autocast, log)
-  local rc = os.execute(cmd)
-  local res, why
-  if rc == 0 then
-    local ok, r = pcall(craft.io.read_json, out)
-    if ok then res = r else why = 'its JSON could not be read: ' .. tostring(r) end
-  else
-    why = ('bench/peer_craft_step.py failed: %s'):format(last_line(log))
-  end
-  os.remove(out); os.remove(log)
-  return res, why
+  return B.run_peer(py, 'bench/peer_craft_step.py',
+    ('--models %s --spec %s --inputs %s --threads %d --autocast %s'):format(shell_quote(DIR),
+      shell_quote(spec_path), shell_quote(inputs_path), craft.num_threads(), autocast))
 end
 
 ---------------------------------------------------------------- the run

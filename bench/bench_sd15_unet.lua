@@ -57,36 +57,20 @@ local function median_time(fn, n, warmup)
   return ts[math.floor((n + 1) / 2)] * 1e3
 end
 
-local function shell_quote(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
-local last_line = dofile('bench/common.lua').last_line
+local shell_quote = dofile('bench/common.lua').shell_quote
 
 -- peer_run() -> the peer's JSON table, or nil and why it was skipped
 local function peer_run()
   if args.no_peer then return nil, '--no-peer given' end
-  local py = dofile('bench/common.lua').peer_python()
-  if py == '' then return nil, 'CRAFT_PEER_PYTHON is empty' end
-  local why
-  py, why = dofile('bench/common.lua').peer_ready({ 'torch', 'diffusers' })
+  local py, why = dofile('bench/common.lua').peer_ready({ 'torch', 'diffusers' })
   if not py then return nil, why end
-  local log, tmp = os.tmpname(), os.tmpname()
-  local q = shell_quote(py)
   local pdev = os.getenv('CRAFT_PEER_DEVICE') or ''
-  local cmd = ('%s bench/peer_sd15_unet.py --batch %d --size %d --steps %d --warmup %d --threads %d --json %s%s%s%s%s%s > %s 2>&1')
-    :format(q, args.batch, args.size, args.steps, args.warmup, craft.num_threads(), tmp,
+  return dofile('bench/common.lua').run_peer(py, 'bench/peer_sd15_unet.py',
+    ('--batch %d --size %d --steps %d --warmup %d --threads %d%s%s%s%s%s')
+    :format(args.batch, args.size, args.steps, args.warmup, craft.num_threads(),
       args.no_backward and ' --no-backward' or '', args.no_checkpoint and ' --no-checkpoint' or '',
       args.tiny and ' --tiny' or '', pdev ~= '' and (' --device ' .. shell_quote(pdev)) or '',
-      (args.precision and args.precision ~= 'fp32') and ' --autocast' or '', log)
-  local rc = os.execute(cmd)
-  local res, why
-  if rc == 0 then
-    local ok, r = pcall(craft.io.read_json, tmp)
-    if ok then res = r else why = 'its JSON could not be read: ' .. tostring(r) end
-  else
-    if type(rc) == 'number' and rc > 255 then rc = math.floor(rc / 256) end   -- a wait status (Lua 5.1)
-    why = ('bench/peer_sd15_unet.py exited with %s: %s'):format(tostring(rc), last_line(log))
-  end
-  os.remove(tmp); os.remove(log)
-  return res, why
+      (args.precision and args.precision ~= 'fp32') and ' --autocast' or ''))
 end
 
 local function row(what, mine, theirs)

@@ -33,20 +33,9 @@ end
 local function peer_run()
   if args.no_peer then return nil, '--no-peer given' end
   local py = dofile('bench/common.lua').peer_python()
-  local tmp, log = os.tmpname(), os.tmpname()
-  local cmd = ("'%s' bench/peer_sd15_vae.py --batch %d --size %d --steps %d --threads %d --json %s > %s 2>&1")
-    :format(py, args.batch, args.size, args.steps, craft.num_threads(), tmp, log)
-  local res, why
-  if os.execute(cmd) == 0 then
-    local ok, r = pcall(craft.io.read_json, tmp)
-    if ok then res = r else why = 'its JSON could not be read: ' .. tostring(r) end
-  else
-    local f = io.open(log)
-    local last = ''
-    if f then for l in f:lines() do if l:match('%S') then last = l end end f:close() end
-    why = ('%s bench/peer_sd15_vae.py failed: %s (sh tools/setup.sh --bench)'):format(py, last)
-  end
-  os.remove(tmp); os.remove(log)
+  local res, why = dofile('bench/common.lua').run_peer(py, 'bench/peer_sd15_vae.py',
+    ('--batch %d --size %d --steps %d --threads %d'):format(args.batch, args.size, args.steps, craft.num_threads()))
+  if not res then why = ('%s: %s (sh tools/setup.sh --bench)'):format(py, why) end
   return res, why
 end
 

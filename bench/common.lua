@@ -45,6 +45,26 @@ function M.last_line(path)
   return last
 end
 
+-- x quoted for sh
+function M.shell_quote(x) return "'" .. tostring(x):gsub("'", "'\\''") .. "'" end
+
+-- Runs `py script args --json TMP` (args: the rest of the command line, already quoted), its output
+-- to a log: the peer's JSON table, or nil and why (its exit status and the log's last line).
+function M.run_peer(py, script, args)
+  local tmp, log = os.tmpname(), os.tmpname()
+  local rc = os.execute(('%s %s %s --json %s > %s 2>&1'):format(M.shell_quote(py), script, args, tmp, log))
+  local res, why
+  if rc == 0 then
+    local ok, r = pcall(require('craft.io').read_json, tmp)
+    if ok then res = r else why = 'its JSON could not be read: ' .. tostring(r) end
+  else
+    if type(rc) == 'number' and rc > 255 then rc = math.floor(rc / 256) end   -- a wait status (Lua 5.1)
+    why = ('%s exited with %s: %s'):format(script, tostring(rc), M.last_line(log))
+  end
+  os.remove(tmp); os.remove(log)
+  return res, why
+end
+
 -- The peer's python when it exists and imports every module in `modules` (a list), else nil and
 -- why (the "peer skipped: why" line).
 function M.peer_ready(modules)
