@@ -25,12 +25,31 @@ static craft_tensor *clone_grad(const craft_tensor *t) {
     return c;
 }
 
-/* y = x w^T + b with x and w requiring grad, backward from g: under prec, returns y, gx, gw */
-static void linear_run(int prec, craft_tensor *x, craft_tensor *w, craft_tensor *b, craft_tensor *g,
-                       int back_prec, craft_tensor **y, craft_tensor **gx, craft_tensor **gw) {
+/* an op of x, w and b (conv's geometry in ctx) */
+typedef int (*weighted_op)(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const void *ctx,
+                           craft_tensor **y);
+static int linear_op(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const void *ctx,
+                     craft_tensor **y) {
+    (void)ctx;
+    return craft_linear(x, w, b, y);
+}
+typedef struct {
+    int stride[2], pad[2];
+} conv_geo;
+static int conv_op(const craft_tensor *x, const craft_tensor *w, const craft_tensor *b, const void *ctx,
+                   craft_tensor **y) {
+    const conv_geo *c = ctx;
+    int dil[2] = {1, 1};
+    return craft_conv2d(x, w, b, c->stride, c->pad, dil, 1, y);
+}
+
+/* y = op(x, w, b) with x and w requiring grad under prec, backward from g under back_prec:
+ * returns y, gx, gw */
+static void grad_run(weighted_op op, const void *ctx, int prec, int back_prec, craft_tensor *x, craft_tensor *w,
+                     craft_tensor *b, craft_tensor *g, craft_tensor **y, craft_tensor **gx, craft_tensor **gw) {
     craft_tensor *xg = clone_grad(x), *wg = clone_grad(w);
     set_prec(prec);
-    CHECK_OK(craft_linear(xg, wg, b, y));
+    CHECK_OK(op(xg, wg, b, ctx, y));
     set_prec(back_prec);
     CHECK_OK(craft_backward(*y, g, 0));
     set_prec(CRAFT_PREC_FP32);
@@ -45,9 +64,9 @@ static void test_linear(void) {
     int64_t M = 37, K = 300, N = 45, xs[2] = {M, K}, ws[2] = {N, K}, bs[1] = {N}, gs[2] = {M, N};
     craft_tensor *x = randn(2, xs, 1), *w = randn(2, ws, 2), *b = randn(1, bs, 3), *g = randn(2, gs, 4);
     craft_tensor *y32, *gx32, *gw32, *y16, *gx16, *gw16;
-    linear_run(CRAFT_PREC_FP32, x, w, b, g, CRAFT_PREC_FP32, &y32, &gx32, &gw32);
+    grad_run(linear_op, NULL, CRAFT_PREC_FP32, CRAFT_PREC_FP32, x, w, b, g, &y32, &gx32, &gw32);
     int64_t c0 = craft_bf16_kernel_calls();
-    linear_run(CRAFT_PREC_BF16_MIXED, x, w, b, g, CRAFT_PREC_FP32, &y16, &gx16, &gw16);
+    grad_run(linear_op, NULL, CRAFT_PREC_BF16_MIXED, CRAFT_PREC_FP32, x, w, b, g, &y16, &gx16, &gw16);
     int64_t calls = craft_bf16_kernel_calls() - c0;
     double *ady = malloc((size_t)(M * N) * sizeof *ady), *adx = malloc((size_t)(M * K) * sizeof *adx);
     for (int64_t i = 0; i < M; i++) {
@@ -78,7 +97,7 @@ static void test_linear(void) {
     /* the backward follows the forward: an fp32 forward, backward under the mixed setting */
     craft_tensor *y3, *gx3, *gw3;
     c0 = craft_bf16_kernel_calls();
-    linear_run(CRAFT_PREC_FP32, x, w, b, g, CRAFT_PREC_BF16_MIXED, &y3, &gx3, &gw3);
+    grad_run(linear_op, NULL, CRAFT_PREC_FP32, CRAFT_PREC_BF16_MIXED, x, w, b, g, &y3, &gx3, &gw3);
     CHECK(craft_bf16_kernel_calls() == c0);
     maxdiff(fdata(gx3), fdata(gx32), M * K, &same);
     CHECK_MSG(same, "an fp32 forward's backward is fp32 under any setting");
@@ -89,32 +108,16 @@ static void test_linear(void) {
 }
 
 /* conv2d 3x3 stride 2 (a direct kernel; Winograd geometries stay fp32), bias */
-static void conv_run(int prec, const int64_t *xs, craft_tensor *x, craft_tensor *w, craft_tensor *b,
-                     craft_tensor *g, const int *stride, const int *pad, craft_tensor **y, craft_tensor **gx,
-                     craft_tensor **gw) {
-    int dil[2] = {1, 1};
-    craft_tensor *xg = clone_grad(x), *wg = clone_grad(w);
-    (void)xs;
-    set_prec(prec);
-    CHECK_OK(craft_conv2d(xg, wg, b, stride, pad, dil, 1, y));
-    CHECK_OK(craft_backward(*y, g, 0));
-    set_prec(CRAFT_PREC_FP32);
-    *gx = craft_tensor_retain(xg->grad);
-    *gw = craft_tensor_retain(wg->grad);
-    craft_tensor_release(xg);
-    craft_tensor_release(wg);
-}
-
 static void test_conv(void) {
     check_test_name_ = "conv2d";
     int64_t N = 2, C = 24, H = 13, W = 11, O = 40, KH = 3, KW = 3, OH = 7, OW = 6;
     int64_t xs[4] = {N, C, H, W}, ws[4] = {O, C, KH, KW}, bs[1] = {O}, gs[4] = {N, O, OH, OW};
-    int stride[2] = {2, 2}, pad[2] = {1, 1};
+    const conv_geo geo = {{2, 2}, {1, 1}};
     craft_tensor *x = randn(4, xs, 6), *w = randn(4, ws, 7), *b = randn(1, bs, 8), *g = randn(4, gs, 9);
     craft_tensor *y32, *gx32, *gw32, *y16, *gx16, *gw16;
-    conv_run(CRAFT_PREC_FP32, xs, x, w, b, g, stride, pad, &y32, &gx32, &gw32);
+    grad_run(conv_op, &geo, CRAFT_PREC_FP32, CRAFT_PREC_FP32, x, w, b, g, &y32, &gx32, &gw32);
     int64_t c0 = craft_bf16_kernel_calls();
-    conv_run(CRAFT_PREC_BF16_MIXED, xs, x, w, b, g, stride, pad, &y16, &gx16, &gw16);
+    grad_run(conv_op, &geo, CRAFT_PREC_BF16_MIXED, CRAFT_PREC_BF16_MIXED, x, w, b, g, &y16, &gx16, &gw16);
     int64_t calls = craft_bf16_kernel_calls() - c0;
     CHECK(y32->shape[2] == OH && y32->shape[3] == OW);
     int64_t ny = N * O * OH * OW, nx = N * C * H * W;
@@ -160,12 +163,12 @@ static void test_conv(void) {
 static void test_conv_winograd(void) {
     check_test_name_ = "conv2d winograd";
     int64_t xs[4] = {2, 32, 16, 16}, ws[4] = {32, 32, 3, 3}, gs[4] = {2, 32, 16, 16};
-    int one[2] = {1, 1};
+    const conv_geo geo = {{1, 1}, {1, 1}};
     craft_tensor *x = randn(4, xs, 13), *w = randn(4, ws, 14), *g = randn(4, gs, 15);
     craft_tensor *y32, *gx32, *gw32, *y16, *gx16, *gw16;
-    conv_run(CRAFT_PREC_FP32, xs, x, w, NULL, g, one, one, &y32, &gx32, &gw32);
+    grad_run(conv_op, &geo, CRAFT_PREC_FP32, CRAFT_PREC_FP32, x, w, NULL, g, &y32, &gx32, &gw32);
     int64_t c0 = craft_bf16_kernel_calls();
-    conv_run(CRAFT_PREC_BF16_MIXED, xs, x, w, NULL, g, one, one, &y16, &gx16, &gw16);
+    grad_run(conv_op, &geo, CRAFT_PREC_BF16_MIXED, CRAFT_PREC_BF16_MIXED, x, w, NULL, g, &y16, &gx16, &gw16);
     int64_t calls = craft_bf16_kernel_calls() - c0;
     int same, n = 2 * 32 * 16 * 16;
     double d = maxdiff(fdata(gx16), fdata(gx32), n, &same), scale = 0;
