@@ -118,6 +118,15 @@ static int conv_fwd_banded(const conv_geom *g, int64_t hb, float *src, float *we
     return CRAFT_OK;
 }
 
+/* Backward-weights into wei and, when bias is given, the bias gradient: from the primitive when
+ * the forward had a bias, else from channel sums of dst. */
+static int bwd_weights(const conv_geom *g, craft_tensor *src, craft_tensor *wei, craft_tensor *dst, craft_tensor *bias,
+                       const conv_what *wh, conv_keep *keep) {
+    CRAFT_TRY(conv_exec_keep(g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst),
+                             bias && g->bias ? fdata(bias) : NULL, NULL, wh, keep));
+    return bias && !g->bias ? cpu_channel_sums(dst, g->n, g->oc, g->oh * g->ow, bias) : CRAFT_OK;
+}
+
 int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src, craft_tensor *wei,
              craft_tensor *dst, craft_tensor *bias) {
     conv_geom g = geom_of(cd, fwd_bias);
@@ -144,11 +153,7 @@ int cpu_conv(int dir, const craft_conv_dims *cd, int fwd_bias, craft_tensor *src
         return CRAFT_OK;
     }
     if (!wei) return bias ? cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias) : CRAFT_OK;
-    if (bias && !g.bias) { /* a forward without bias: the gradient from channel sums */
-        CRAFT_TRY(conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), NULL, NULL, &wh));
-        return cpu_channel_sums(dst, g.n, g.oc, g.oh * g.ow, bias);
-    }
-    return conv_exec(&g, DIR_BWD_WEIGHTS, fdata(src), fdata(wei), fdata(dst), fdata(bias), NULL, &wh);
+    return bwd_weights(&g, src, wei, dst, bias, &wh, NULL);
 }
 
 /* conv2d's gradients in one call (the table's conv_grad): with both the input and the weight
@@ -164,10 +169,7 @@ int cpu_conv_grad(const craft_conv_dims *cd, int fwd_bias, craft_tensor *x, craf
     conv_what whd = {"conv backward-data", gx->shape, w->shape}, whw = {"conv backward-weights", x->shape, w->shape};
     conv_keep keep = {.t = T_DST};
     int rc = conv_exec_keep(&geo, DIR_BWD_DATA, fdata(gx), fdata(w), fdata(g), NULL, NULL, &whd, &keep);
-    if (!rc)
-        rc = conv_exec_keep(&geo, DIR_BWD_WEIGHTS, fdata(x), fdata(gw), fdata(g), gb && geo.bias ? fdata(gb) : NULL,
-                            NULL, &whw, &keep);
-    if (!rc && gb && !geo.bias) rc = cpu_channel_sums(g, geo.n, geo.oc, geo.oh * geo.ow, gb);
+    if (!rc) rc = bwd_weights(&geo, x, gw, g, gb, &whw, &keep);
     if (keep.buf) craft_free(keep.buf, keep.size);
     return rc;
 }
