@@ -34,6 +34,8 @@ run_one() {
         bad="$bad $name"
         printf '%-28s FAILED  %s passed, %s failed (exit %s, %ss)\n' "$name" "$p" "$f" "$rc" "$secs"
         grep -E 'FAIL|error|Error' "$B/tests/$name.stderr" | head -n 20 | sed 's/^/    /'
+        # scripts that report on stdout (bench/gpu.sh's "FAIL  step: why" lines and their detail)
+        printf '%s\n' "$out" | grep -E -A 3 '^FAIL' | head -n 20 | sed 's/^/    /'
     else
         printf '%-28s ok      %s passed (%ss)\n' "$name" "$p" "$secs"
     fi
