@@ -53,13 +53,37 @@ typedef struct {
     int causal;
     uint16_t *q16, *k16, *v16; /* bf16 copies [nb][L][D] (compact) when computing in bf16, else NULL */
     size_t n16;                /* elements in the one block holding them */
+    /* the forward's K^T and V packed for cpu_bf16_tile_gemm (AVX512-BF16, even D), else NULL:
+     * per matrix kpn / vpn elements, 16-column blocks kbs / vbs elements apart */
+    uint16_t *kp, *vp;
+    int64_t kpn, vpn, kbs, vbs;
 } attn_plan;
 
 static void plan_free(attn_plan *p) {
     free(p->off);
     p->off = NULL;
     if (p->q16) craft_free(p->q16, p->n16 * 2);
-    p->q16 = p->k16 = p->v16 = NULL;
+    if (p->kp) craft_free(p->kp, (size_t)(p->nb * (p->kpn + p->vpn)) * 2);
+    p->q16 = p->k16 = p->v16 = p->kp = p->vp = NULL;
+}
+
+/* The forward's own bf16 tile products: K^T ([D, Lk]) and V ([Lk, Dv]) packed once per call.
+ * Where they cannot run (no AVX512-BF16, odd D, tiles not in 16s) the tiles go to oneDNN. */
+static int plan_pack(attn_plan *p) {
+    if (!cpu_bf16_tile_native() || p->D % 2 || BK % 16 || p->Lk == 0) return CRAFT_OK;
+    p->kpn = cpu_vnni_size(p->D, p->Lk);
+    p->vpn = cpu_vnni_size(p->Lk, p->Dv);
+    p->kbs = p->D / 2 * 32;
+    p->vbs = (p->Lk + 1) / 2 * 32;
+    if (!(p->kp = craft_alloc((size_t)(p->nb * (p->kpn + p->vpn)) * 2))) return craft_last_status();
+    p->vp = p->kp + p->nb * p->kpn;
+#pragma omp parallel for if (p->nb > 1 && p->nb * p->Lk * (p->D + p->Dv) >= 4 * CRAFT_PAR_MIN) schedule(static)
+    for (int64_t b = 0; b < p->nb; b++) {
+        const uint16_t *k = p->k16 + b * p->Lk * p->D, *v = p->v16 + b * p->Lk * p->Dv;
+        cpu_vnni_pack(k, p->D, p->Lk, 1, p->D, p->kp + b * p->kpn);
+        cpu_vnni_pack(v, p->Lk, p->Dv, p->Dv, 1, p->vp + b * p->vpn);
+    }
+    return CRAFT_OK;
 }
 
 /* The bf16 copies of q, k and v, one compact [L, D] matrix per batch matrix. */
@@ -159,7 +183,10 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
     int first = 1;
     for (int64_t k0 = 0; k0 < kend; k0 += BK) {
         int64_t bk = kend - k0 < BK ? kend - k0 : BK;
-        if (p->q16) {
+        if (p->kp)
+            cpu_bf16_tile_gemm(bq, bk, D, p->scale, p->q16 + (b * p->Lq + q0) * D, D,
+                               p->kp + b * p->kpn + k0 / 16 * p->kbs, p->kbs, S, BK, 0);
+        else if (p->q16) {
             if (craft_gemm_bf16('N', 'T', bq, bk, D, p->scale, p->q16 + (b * p->Lq + q0) * D, D,
                                 p->k16 + (b * p->Lk + k0) * D, D, 0.0f, S, BK))
                 return 1;
@@ -178,8 +205,8 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
                 c = mold == -INFINITY ? 0.0f : expf(mold - mnew);
                 sum = P16 ? craft_vexp_bf16(P16 + i * BK, s, nv, mnew) : craft_vexp(s, s, nv, mnew);
             }
-            if (P16)
-                for (int64_t j = nv; j < bk; j++) P16[i * BK + j] = 0;
+            if (P16) /* the packed product reads keys in pairs: one more zero after an odd bk */
+                for (int64_t j = nv; j < bk + (p->kp && (bk & 1)); j++) P16[i * BK + j] = 0;
             else
                 for (int64_t j = nv; j < bk; j++) s[j] = 0.0f;
             lrow[i] = lrow[i] * c + sum;
@@ -192,7 +219,9 @@ static int fwd_unit(const attn_plan *p, int64_t b, int64_t q0, float *out, float
                     float c = corr[i], *o = O + i * Dv;
                     for (int64_t j = 0; j < Dv; j++) o[j] *= c;
                 }
-        if (P16) {
+        if (p->kp)
+            cpu_bf16_tile_gemm(bq, Dv, bk, 1.0f, P16, BK, p->vp + b * p->vpn + k0 * 16, p->vbs, O, Dv, !first);
+        else if (P16) {
             if (craft_gemm_bf16('N', 'N', bq, Dv, bk, 1.0f, P16, BK, p->v16 + (b * p->Lk + k0) * Dv, Dv,
                                 first ? 0.0f : 1.0f, O, Dv))
                 return 1;
@@ -395,6 +424,7 @@ int cpu_sdpa_bf16(const craft_tensor *q, const craft_tensor *k, const craft_tens
     int rc = plan_build(q, k, v, mask, scale, causal, &p);
     int work = !rc && p.nb * p.Lq > 0 && p.Dv > 0;
     if (work) rc = plan_bf16(&p);
+    if (work && !rc) rc = plan_pack(&p);
     if (!rc) rc = run_forward(&p, craft_tensor_data(y), craft_tensor_data(lse));
     plan_free(&p);
     if (!rc && work) craft_bf16_count();

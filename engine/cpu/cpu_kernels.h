@@ -32,6 +32,18 @@ void cpu_to_bf16(const float *src, int64_t rows, int64_t cols, int64_t ld, uint1
 /* Row-major C = alpha op(A) op(B) + beta C with bf16 A, B and f32 C (oneDNN's bf16 GEMM). */
 int craft_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *A,
                     int64_t lda, const uint16_t *B, int64_t ldb, float beta, float *C, int64_t ldc);
+/* ---- bf16 tiles in cache (cpu_bf16_tile.c) ---- */
+/* 1 when cpu_bf16_tile_gemm runs on AVX512-BF16 here (the build and the CPU have it). */
+int cpu_bf16_tile_native(void);
+/* Elements of B [K, N] packed for cpu_bf16_tile_gemm: 16-column blocks of [ceil(K/2)][16][2]. */
+int64_t cpu_vnni_size(int64_t K, int64_t N);
+/* Packs bf16 B [K, N] (element (k, n) at src[k * sk + n * sn]) into dst, zero past K and N. */
+void cpu_vnni_pack(const uint16_t *src, int64_t K, int64_t N, int64_t sk, int64_t sn, uint16_t *dst);
+/* C [M, N] (row stride ldc) = alpha A . B (+ C when acc): A bf16 [M, K] row stride lda (for odd K
+ * the element after each row's last must be 0), Bp packed (16-column blocks bstride elements
+ * apart; + kbase * 16 starts at reduction row kbase, kbase even), fp32 sums. */
+void cpu_bf16_tile_gemm(int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *A, int64_t lda,
+                        const uint16_t *Bp, int64_t bstride, float *C, int64_t ldc, int acc);
 /* The weight cache: the converted form of t's data under a layout key of nkey int64s (at most 24),
  * nbytes long; fill(ctx, dst) makes it on a miss. The reference is handed back with
  * cpu_wcache_put (a result too big to cache, or made with the cache off, is freed there). */

@@ -185,10 +185,12 @@ static void test_conv(void) {
 }
 
 /* attention over several key blocks (Lk > the 256-key tile), causal and not, with an additive
- * [L, L] mask broadcast over batch and heads (added in fp32: it does not change the bound) */
-static void test_sdpa(int causal, int masked) {
+ * [L, L] mask broadcast over batch and heads (added in fp32: it does not change the bound); an
+ * odd L (the packed tile product's last key pair half empty), a head dim that is not a multiple
+ * of 16 and an odd one (oneDNN's tiles instead of the packed product) */
+static void test_sdpa(int causal, int masked, int64_t L, int64_t D) {
     check_test_name_ = causal ? "sdpa causal" : masked ? "sdpa masked" : "sdpa";
-    int64_t B = 2, Hh = 3, L = 300, D = 40, s4[4] = {B, Hh, L, D}, ms[2] = {L, L};
+    int64_t B = 2, Hh = 3, s4[4] = {B, Hh, L, D}, ms[2] = {L, L};
     craft_tensor *q = randn(4, s4, 9), *k = randn(4, s4, 10), *v = randn(4, s4, 11), *y32, *y16;
     craft_tensor *mask = masked ? randn(2, ms, 12) : NULL;
     CHECK_OK(craft_scale_(q, 0.7)); /* scores of a few units: softmax neither flat nor one-hot */
@@ -202,7 +204,7 @@ static void test_sdpa(int causal, int masked) {
     double scale = 1 / sqrt((double)D), worst = 0, seen = 0;
     int bad = 0;
     for (int64_t m = 0; m < B * Hh; m++) {
-        double vmax[64] = {0};
+        double vmax[128] = {0}; /* D <= 128 */
         for (int64_t j = 0; j < L; j++)
             for (int64_t d = 0; d < D; d++) vmax[d] = fmax(vmax[d], fabs(vp[(m * L + j) * D + d]));
         for (int64_t i = 0; i < L; i++) {
@@ -276,8 +278,10 @@ int main(void) {
     test_matmul();
     test_conv();
     test_conv_winograd();
-    test_sdpa(0, 0);
-    test_sdpa(1, 0);
-    test_sdpa(0, 1);
+    test_sdpa(0, 0, 300, 40);
+    test_sdpa(1, 0, 300, 40);
+    test_sdpa(0, 1, 300, 40);
+    test_sdpa(0, 0, 301, 72);
+    test_sdpa(1, 1, 263, 15);
     return CHECK_SUMMARY();
 }
