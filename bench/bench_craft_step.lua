@@ -4,7 +4,7 @@
 --
 --   craft bench/bench_craft_step.lua [--steps 3] [--batch 1] [--rank 8] [--cfg 7.5] [--size 512]
 --                                    [--models DIR] [--tiny] [--no-peer] [--precision bf16|bf16-mixed]
---                                    [--json out.json]
+--                                    [--precision-cache-mb N] [--json out.json]
 --
 -- The step is craft's CRAFT trainer itself (craft.train.craft.train, max_steps = 1): SD 1.5 at
 -- 512x512 (64x64 latents), DDIM with classifier-free guidance for --steps steps, the gradient
@@ -39,6 +39,9 @@ local optim = require 'craft.optim'
 local T = require 'craft.tensor'
 
 local args = B.args({ steps = 3, batch = 1, rank = 8, cfg = 7.5 }, { 'no-peer', 'tiny' })
+-- --precision-cache-mb: the cap of the bf16 weight copies (craft.set_precision_cache_mb; default
+-- 4096 MiB): lower trades memory for conversions, which the step's time and peak then show
+if args.precision_cache_mb then craft.set_precision_cache_mb(args.precision_cache_mb) end
 local DIR = args.models or (args.tiny and 'build/fullsize-tiny' or 'build/fullsize')
 
 local shell_quote = B.shell_quote
@@ -296,6 +299,9 @@ mem('peak resident during the step', mine.peak_rss_mib, p.peak_rss_mib)
 mem('peak resident while loading (before)', mine.load_peak_rss_mib, p.load_peak_rss_mib)
 print(('  %-40s craft %6.0f MiB (the pool\'s peak in use; goal: step peak <= 12 GiB = 12288 MiB)')
   :format('', mine.pool_peak_mib))
+local cinfo = craft.precision_info().cache
+print(('  %-40s craft %6d MiB cap (%s)'):format('bf16 weight copies', cinfo.cap_mb,
+  args.precision_cache_mb and '--precision-cache-mb' or 'CRAFT_BF16_CACHE_MB or the default'))
 print(('  %-40s craft %.6g   torch %s'):format('reward (mean over the batch)', mine.reward_value,
   peer and ('%.6g (relative difference %.2g)'):format(p.reward_value,
   math.abs(p.reward_value - mine.reward_value) / math.max(1e-12, math.abs(mine.reward_value))) or '-'))
@@ -315,6 +321,6 @@ else
 end
 if args.json then
   craft.io.write_json(args.json, { tiny = args.tiny or false, steps = args.steps, batch = args.batch,
-    rank = args.rank, precision = args.precision, craft = mine, peer = peer,
+    rank = args.rank, precision = args.precision, precision_cache_mb = cinfo.cap_mb, craft = mine, peer = peer,
     peer_skipped = (not peer) and tostring(why) or nil })
 end

@@ -245,6 +245,9 @@ int64_t craft_f16_kernel_calls(void);
  * all devices; and dropping them (set_precision('fp32') does). */
 void craft_cl_f16_cache_stats(int64_t *bytes, int64_t *entries, int64_t *hits, int64_t *misses);
 void craft_cl_f16_cache_clear(void);
+/* The cap of that cache in MiB (CRAFT_F16_CACHE_MB, default 2048): mb >= 0 sets it (entries not
+ * in use leave until the rest fits), mb < 0 only reads it; returns the cap before the call. */
+int64_t craft_cl_f16_cache_cap_mb(int64_t mb);
 /* The CPU's bf16 state: "avx512_core_bf16" (native), or why the CPU computes fp32 instead. */
 const char *craft_cpu_bf16_info(void);
 /* The CPU's cache of weights converted to bf16 (keyed by storage serial, version, offset and
@@ -252,6 +255,8 @@ const char *craft_cpu_bf16_info(void);
 void craft_cpu_bf16_cache_stats(int64_t *bytes, int64_t *entries, int64_t *hits, int64_t *misses);
 /* Drops the cache (the binding's set_precision('fp32') does). */
 void craft_cpu_bf16_cache_clear(void);
+/* The cap of that cache in MiB (CRAFT_BF16_CACHE_MB, default 4096), as craft_cl_f16_cache_cap_mb. */
+int64_t craft_cpu_bf16_cache_cap_mb(int64_t mb);
 
 /* Custom differentiable ops (Lua-defined ops, gradient checkpointing): the caller computed
  * outputs from inputs with grad mode off; craft_custom_attach records one node on them. When

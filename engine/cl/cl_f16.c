@@ -13,70 +13,31 @@
  * by the storage's serial (never reused), its version (bumped by every in-place write), the
  * offset and the layout, so a changed weight (an optimiser step, a LoRA merge) is converted
  * again and its old entry dropped. LRU within CRAFT_F16_CACHE_MB over all devices (default
- * 2048; 0 turns it off); craft_cl_f16_cache_clear empties it (set_precision('fp32') does).
+ * 2048; 0 turns it off; craft_cl_f16_cache_cap_mb sets it at run time); craft_cl_f16_cache_clear
+ * empties it (set_precision('fp32') does). The mechanism is core/weight_cache.c's.
  * Activations are converted per call, into a temporary f16 tensor. */
 #include "cl/cl_internal.h"
+#include "core/weight_cache.h"
 #include <stdlib.h>
 
-/* ---- the weight cache ---- */
-typedef struct {
-    uint64_t serial, stamp;
-    int32_t version;
-    int device;
-    int64_t key[4]; /* offset, rows, cols, ld */
-    craft_tensor *t;
-    size_t nbytes;
-} hentry;
-
-static pthread_mutex_t hmu = PTHREAD_MUTEX_INITIALIZER;
-static hentry *htab;
-static int hn, hcap;
-static size_t hbytes;
-static uint64_t hclock;
-static int64_t hhits, hmisses;
-
-static size_t hcache_cap(void) {
-    static long long cap = -1;
-    if (cap < 0) {
-        const char *e = getenv("CRAFT_F16_CACHE_MB");
-        char *end = NULL;
-        long long mb = e && *e ? strtoll(e, &end, 10) : 2048;
-        if (!e || !*e || (end && *end) || mb < 0) mb = 2048;
-        cap = mb << 20;
-    }
-    return (size_t)cap;
+/* ---- the weight cache (core/weight_cache.c): payloads are device tensors ---- */
+static void hfree(void *data, size_t nbytes) {
+    (void)nbytes;
+    craft_tensor_release(data);
 }
-
-static void hentry_drop(int i) { /* under hmu; the cache's reference only: users hold their own */
-    hbytes -= htab[i].nbytes;
-    craft_tensor_release(htab[i].t);
-    htab[i] = htab[--hn];
-}
+static craft_wcache hcache = CRAFT_WCACHE_INIT("CRAFT_F16_CACHE_MB", 2048, hfree);
 
 int cl_f16_weight(const craft_tensor *w, int64_t off, int64_t rows, int64_t cols, int64_t ld,
                   craft_tensor **out) {
-    const craft_storage *s = w->storage;
-    int64_t key[4] = {off, rows, cols, ld};
+    int64_t key[3] = {rows, cols, ld};
     size_t nbytes = (size_t)(rows * cols) * 2;
-    int cacheable = nbytes <= hcache_cap();
+    craft_wc_key k = craft_wc_key_of(w->storage, w->device, off, key, 3);
+    craft_wc_ref ref;
     *out = NULL;
-    if (cacheable) {
-        pthread_mutex_lock(&hmu);
-        for (int i = 0; i < hn; i++) {
-            hentry *e = &htab[i];
-            if (e->serial != s->serial || e->device != w->device || memcmp(e->key, key, sizeof key)) continue;
-            if (e->version == s->version) {
-                e->stamp = ++hclock;
-                hhits++;
-                *out = craft_tensor_retain(e->t);
-                pthread_mutex_unlock(&hmu);
-                return CRAFT_OK;
-            }
-            hentry_drop(i); /* the weight changed: its old form can never be used again */
-            break;
-        }
-        hmisses++;
-        pthread_mutex_unlock(&hmu);
+    if (craft_wc_find(&hcache, &k, nbytes, &ref)) { /* the caller holds its own reference */
+        *out = craft_tensor_retain(ref.data);
+        craft_wc_release(&ref);
+        return CRAFT_OK;
     }
     int64_t shape[2] = {rows, cols};
     craft_tensor *h = cl_new(2, shape, CRAFT_F16, w->device), *view = craft_alias(w);
@@ -97,49 +58,18 @@ int cl_f16_weight(const craft_tensor *w, int64_t off, int64_t rows, int64_t cols
         return rc;
     }
     *out = h;
-    if (!cacheable) return CRAFT_OK;
-    pthread_mutex_lock(&hmu);
-    while (hn && hbytes + nbytes > hcache_cap()) { /* least recently used first */
-        int v = 0;
-        for (int i = 1; i < hn; i++)
-            if (htab[i].stamp < htab[v].stamp) v = i;
-        hentry_drop(v);
-    }
-    if (hn == hcap) {
-        int nc = hcap ? 2 * hcap : 256;
-        hentry *nt = realloc(htab, (size_t)nc * sizeof *nt);
-        if (nt) {
-            htab = nt;
-            hcap = nc;
-        }
-    }
-    if (hn < hcap) {
-        hentry e = {s->serial, ++hclock, s->version, w->device, {off, rows, cols, ld}, craft_tensor_retain(h),
-                    nbytes};
-        htab[hn++] = e;
-        hbytes += nbytes;
-    }
-    pthread_mutex_unlock(&hmu);
+    craft_wc_insert(&hcache, &k, craft_tensor_retain(h), nbytes, &ref); /* the cache's own reference */
+    craft_wc_release(&ref); /* kept: unpinned; not kept: that reference dropped */
     return CRAFT_OK;
 }
 
 void craft_cl_f16_cache_stats(int64_t *bytes, int64_t *entries, int64_t *hits, int64_t *misses) {
-    pthread_mutex_lock(&hmu);
-    if (bytes) *bytes = (int64_t)hbytes;
-    if (entries) *entries = hn;
-    if (hits) *hits = hhits;
-    if (misses) *misses = hmisses;
-    pthread_mutex_unlock(&hmu);
+    craft_wc_stats(&hcache, bytes, entries, hits, misses);
 }
 
-void craft_cl_f16_cache_clear(void) {
-    pthread_mutex_lock(&hmu);
-    while (hn) hentry_drop(hn - 1);
-    free(htab);
-    htab = NULL;
-    hcap = 0;
-    pthread_mutex_unlock(&hmu);
-}
+void craft_cl_f16_cache_clear(void) { craft_wc_clear(&hcache); }
+
+int64_t craft_cl_f16_cache_cap_mb(int64_t mb) { return craft_wc_cap_mb(&hcache, mb); }
 
 int cl_f16_copy(const craft_tensor *t, craft_tensor **out) {
     craft_tensor *h = cl_new(t->ndim, t->shape, CRAFT_F16, t->device);

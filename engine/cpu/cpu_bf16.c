@@ -14,7 +14,8 @@
  * (bumped by every in-place write the engine makes, and by craft_tensor_mark_written for writes
  * around it), the element offset and the layout the kernel asked for, so a changed weight (an
  * optimiser step, a LoRA merge) is converted again and its old entry dropped. The cache is LRU
- * within CRAFT_BF16_CACHE_MB (default 4096; 0 turns it off) and lives in pool memory. */
+ * within CRAFT_BF16_CACHE_MB (default 4096; 0 turns it off; craft_cpu_bf16_cache_cap_mb sets it
+ * at run time) and lives in pool memory; the mechanism is core/weight_cache.c's. */
 #include "cpu/cpu_kernels.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
@@ -62,144 +63,34 @@ void cpu_to_bf16(const float *src, int64_t rows, int64_t cols, int64_t ld, uint1
     }
 }
 
-/* ---- the weight cache ---- */
-#define WKEY 24
-typedef struct wentry {
-    uint64_t serial, stamp;
-    int32_t version, refs;
-    int64_t offset, key[WKEY];
-    int nkey;
-    size_t nbytes;
-    void *data;
-} wentry;
-
-static pthread_mutex_t wmu = PTHREAD_MUTEX_INITIALIZER;
-static wentry **wtab;
-static int wn, wcap;
-static size_t wbytes;
-static uint64_t wclock;
-static int64_t whits, wmisses;
-
-static size_t wcache_cap(void) {
-    static long long cap = -1;
-    if (cap < 0) cap = (long long)cpu_env_mb("CRAFT_BF16_CACHE_MB", 4096);
-    return (size_t)cap;
-}
-
-static void wentry_free(int i) { /* under wmu */
-    wentry *e = wtab[i];
-    wbytes -= e->nbytes;
-    craft_free(e->data, e->nbytes);
-    free(e);
-    wtab[i] = wtab[--wn];
-}
-
-/* Frees unreferenced least-recently-used entries until need more bytes fit the cap. */
-static void wevict(size_t need) { /* under wmu */
-    while (wbytes + need > wcache_cap()) {
-        int v = -1;
-        for (int i = 0; i < wn; i++)
-            if (!wtab[i]->refs && (v < 0 || wtab[i]->stamp < wtab[v]->stamp)) v = i;
-        if (v < 0) return;
-        wentry_free(v);
-    }
-}
+/* ---- the weight cache (core/weight_cache.c), in pool memory ---- */
+static void wfree(void *data, size_t nbytes) { craft_free(data, nbytes ? nbytes : 1); }
+static craft_wcache wcache = CRAFT_WCACHE_INIT("CRAFT_BF16_CACHE_MB", 4096, wfree);
 
 int cpu_wcache_get(const craft_tensor *t, const int64_t *key, int nkey, size_t nbytes, cpu_wfill fill,
                    void *ctx, cpu_wref *out) {
-    memset(out, 0, sizeof *out);
-    out->nbytes = nbytes;
-    const craft_storage *s = t->storage;
-    int cacheable = nkey <= WKEY && nbytes <= wcache_cap();
-    if (cacheable) {
-        pthread_mutex_lock(&wmu);
-        for (int i = 0; i < wn; i++) {
-            wentry *e = wtab[i];
-            if (e->serial != s->serial || e->offset != t->offset || e->nkey != nkey || e->nbytes != nbytes ||
-                memcmp(e->key, key, (size_t)nkey * sizeof *key))
-                continue;
-            if (e->version == s->version) {
-                e->refs++;
-                e->stamp = ++wclock;
-                whits++;
-                out->data = e->data;
-                out->entry = e;
-                pthread_mutex_unlock(&wmu);
-                return CRAFT_OK;
-            }
-            if (!e->refs) wentry_free(i); /* the weight changed: its old form can never be used again */
-            break;
-        }
-        wmisses++;
-        pthread_mutex_unlock(&wmu);
-    }
+    craft_wc_key k = craft_wc_key_of(t->storage, CRAFT_DEVICE_CPU, t->offset, key, nkey);
+    if (craft_wc_find(&wcache, &k, nbytes, out)) return CRAFT_OK;
     void *data = craft_alloc(nbytes ? nbytes : 1);
     if (!data) return craft_last_status();
     int rc = fill(ctx, data);
     if (rc) {
-        craft_free(data, nbytes ? nbytes : 1);
+        wfree(data, nbytes);
         return rc;
     }
-    out->data = data;
-    wentry *e = cacheable ? calloc(1, sizeof *e) : NULL;
-    if (!e) return CRAFT_OK; /* used once, freed by cpu_wcache_put */
-    e->serial = s->serial;
-    e->version = s->version;
-    e->offset = t->offset;
-    e->nkey = nkey;
-    memcpy(e->key, key, (size_t)nkey * sizeof *key);
-    e->nbytes = nbytes ? nbytes : 1;
-    e->data = data;
-    e->refs = 1;
-    pthread_mutex_lock(&wmu);
-    wevict(e->nbytes);
-    if (wn == wcap) {
-        int nc = wcap ? 2 * wcap : 256;
-        wentry **nt = realloc(wtab, (size_t)nc * sizeof *nt);
-        if (nt) {
-            wtab = nt;
-            wcap = nc;
-        }
-    }
-    if (wn < wcap && wbytes + e->nbytes <= wcache_cap()) {
-        e->stamp = ++wclock;
-        wtab[wn++] = e;
-        wbytes += e->nbytes;
-        out->entry = e;
-    } else {
-        free(e);
-    }
-    pthread_mutex_unlock(&wmu);
+    craft_wc_insert(&wcache, &k, data, nbytes, out);
     return CRAFT_OK;
 }
 
-void cpu_wcache_put(cpu_wref *r) {
-    if (!r->data) return;
-    if (r->entry) {
-        pthread_mutex_lock(&wmu);
-        ((wentry *)r->entry)->refs--;
-        pthread_mutex_unlock(&wmu);
-    } else {
-        craft_free(r->data, r->nbytes ? r->nbytes : 1);
-    }
-    r->data = r->entry = NULL;
-}
+void cpu_wcache_put(cpu_wref *r) { craft_wc_release(r); }
 
 void craft_cpu_bf16_cache_stats(int64_t *bytes, int64_t *entries, int64_t *hits, int64_t *misses) {
-    pthread_mutex_lock(&wmu);
-    if (bytes) *bytes = (int64_t)wbytes;
-    if (entries) *entries = wn;
-    if (hits) *hits = whits;
-    if (misses) *misses = wmisses;
-    pthread_mutex_unlock(&wmu);
+    craft_wc_stats(&wcache, bytes, entries, hits, misses);
 }
 
-void craft_cpu_bf16_cache_clear(void) {
-    pthread_mutex_lock(&wmu);
-    for (int i = wn - 1; i >= 0; i--)
-        if (!wtab[i]->refs) wentry_free(i);
-    pthread_mutex_unlock(&wmu);
-}
+void craft_cpu_bf16_cache_clear(void) { craft_wc_clear(&wcache); }
+
+int64_t craft_cpu_bf16_cache_cap_mb(int64_t mb) { return craft_wc_cap_mb(&wcache, mb); }
 
 /* ---- gemm_bf16 ---- */
 int craft_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *A,

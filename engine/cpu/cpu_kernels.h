@@ -3,6 +3,7 @@
 #ifndef CRAFT_CPU_KERNELS_H
 #define CRAFT_CPU_KERNELS_H
 #include "core/backend.h"
+#include "core/weight_cache.h"
 #include <stdlib.h>
 
 /* ---- strided iteration (cpu_iter.c) ----
@@ -48,10 +49,7 @@ void cpu_bf16_tile_gemm(int64_t M, int64_t N, int64_t K, float alpha, const uint
  * nbytes long; fill(ctx, dst) makes it on a miss. The reference is handed back with
  * cpu_wcache_put (a result too big to cache, or made with the cache off, is freed there). */
 typedef int (*cpu_wfill)(void *ctx, void *dst);
-typedef struct cpu_wref {
-    void *data, *entry;
-    size_t nbytes;
-} cpu_wref;
+typedef craft_wc_ref cpu_wref; /* core/weight_cache.h: data, and the entry pinning it */
 int cpu_wcache_get(const craft_tensor *t, const int64_t *key, int nkey, size_t nbytes, cpu_wfill fill,
                    void *ctx, cpu_wref *out);
 void cpu_wcache_put(cpu_wref *r);

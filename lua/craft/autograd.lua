@@ -103,6 +103,22 @@ end
 -- than the copies.
 function M.clear_precision_cache() clear_caches() end
 
+-- set_precision_cache_mb(mb) -> the previous cap in MiB: how much the caches of converted weights
+-- (the CPU's bf16 and the OpenCL devices' f16, each) may hold; CRAFT_BF16_CACHE_MB and
+-- CRAFT_F16_CACHE_MB set them at start (4096 and 2048). Copies not in use leave, least recently
+-- used first, until the rest fits; a weight that does not fit is converted on every call. A
+-- lower cap trades memory for conversions (docs/performance.md measures both for a CRAFT step);
+-- 0 keeps none. The previous value returned is the CPU cache's.
+function M.set_precision_cache_mb(mb)
+  core.want('set_precision_cache_mb', 'mb', mb, 'number')
+  if mb < 0 or mb ~= math.floor(mb) then
+    error(('set_precision_cache_mb: mb must be a whole number >= 0, got %s'):format(tostring(mb)), 2)
+  end
+  local prev = C.craft_cpu_bf16_cache_cap_mb(mb)
+  C.craft_cl_f16_cache_cap_mb(mb)
+  return tonumber(prev)
+end
+
 -- with_precision(name, fn, ...): fn(...) under that precision, the previous one restored however
 -- fn ends (its results, or its error re-raised). name nil: fn(...) as it is.
 function M.with_precision(name, fn, ...)
@@ -121,7 +137,7 @@ end
 -- precision_info(device) -> { precision = 'bf16', device = 'cpu', computes = 'bf16' | 'fp16' | 'fp32',
 --   bf16_kernels = 4, f16_kernels = 0, why = <the device's state under the setting>,
 --   kernel_calls = <calls of the setting's kernels so far (bf16 or f16; fp32: bf16's)>,
---   f16_kernel_calls = ..., cache = { bytes, entries, hits, misses } (the setting's weight
+--   f16_kernel_calls = ..., cache = { bytes, entries, hits, misses, cap_mb } (the setting's weight
 --   cache: the CPU's bf16 one, or under fp16 the OpenCL devices' f16 one) }
 function M.precision_info(device)
   local dev = require 'craft.device'
@@ -140,7 +156,8 @@ function M.precision_info(device)
     kernel_calls = tonumber(p == 'fp16' and C.craft_f16_kernel_calls() or C.craft_bf16_kernel_calls()),
     f16_kernel_calls = tonumber(C.craft_f16_kernel_calls()),
     cache = { bytes = tonumber(st[0]), entries = tonumber(st[1]), hits = tonumber(st[2]),
-      misses = tonumber(st[3]) } }
+      misses = tonumber(st[3]), cap_mb = tonumber(p == 'fp16' and C.craft_cl_f16_cache_cap_mb(-1)
+        or C.craft_cpu_bf16_cache_cap_mb(-1)) } }
 end
 
 -- Forwards whose outputs join a graph (checkpoint segments, custom functions) run with grad off

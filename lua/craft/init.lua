@@ -33,6 +33,7 @@ craft.precision = A.precision
 craft.with_precision = A.with_precision
 craft.precision_info = A.precision_info
 craft.clear_precision_cache = A.clear_precision_cache
+craft.set_precision_cache_mb = A.set_precision_cache_mb
 craft.Function = A.Function
 craft.nn = require 'craft.nn'
 craft.optim = require 'craft.optim'

@@ -271,8 +271,52 @@ static void test_setting(void) {
     CHECK_ERR(craft_precision_support(0, NULL), CRAFT_EINVAL);
 }
 
+/* The weight cache's cap set at run time: 0 keeps nothing (every call converts, the result the
+ * same), a cap that fits keeps the weight (one miss, then hits), shrinking it to 0 frees the
+ * entry at once; each call returns the cap it replaced. */
+static void test_cache_cap(void) {
+    check_test_name_ = "cache cap";
+    int64_t xs[2] = {8, 64}, ws[2] = {32, 64};
+    craft_tensor *x = randn(2, xs, 21), *w = randn(2, ws, 22), *y0 = NULL, *y1 = NULL, *y2 = NULL;
+    set_prec(CRAFT_PREC_BF16);
+    craft_cpu_bf16_cache_clear();
+    int64_t prev = craft_cpu_bf16_cache_cap_mb(0), bytes, entries, h0, m0, h1, m1;
+    CHECK(prev >= 0);
+    CHECK(craft_cpu_bf16_cache_cap_mb(-1) == 0); /* reading leaves it */
+    craft_cpu_bf16_cache_stats(NULL, NULL, &h0, &m0);
+    CHECK_OK(craft_linear(x, w, NULL, &y0));
+    CHECK_OK(craft_linear(x, w, NULL, &y1));
+    craft_cpu_bf16_cache_stats(&bytes, &entries, &h1, &m1);
+    int same;
+    maxdiff(fdata(y0), fdata(y1), 8 * 32, &same);
+    CHECK_MSG(same, "converted each time, the same result");
+    CHECK(bytes == 0 && entries == 0 && h1 == h0);
+    CHECK(m1 - m0 == (native ? 2 : 0));
+    CHECK(craft_cpu_bf16_cache_cap_mb(1) == 0);
+    CHECK_OK(craft_linear(x, w, NULL, &y2));
+    craft_tensor_release(y2);
+    CHECK_OK(craft_linear(x, w, NULL, &y2));
+    int64_t h2, m2;
+    craft_cpu_bf16_cache_stats(&bytes, &entries, &h2, &m2);
+    if (native) {
+        CHECK_MSG(entries == 1 && bytes == 32 * 64 * 2, "%lld entries, %lld bytes", (long long)entries,
+                  (long long)bytes);
+        CHECK(m2 - m1 == 1 && h2 - h1 == 1);
+        maxdiff(fdata(y0), fdata(y2), 8 * 32, &same);
+        CHECK_MSG(same, "the cached weight, the same result");
+    }
+    CHECK(craft_cpu_bf16_cache_cap_mb(0) == 1); /* shrinking frees the unused entry */
+    craft_cpu_bf16_cache_stats(&bytes, &entries, NULL, NULL);
+    CHECK(bytes == 0 && entries == 0);
+    CHECK(craft_cpu_bf16_cache_cap_mb(prev) == 0);
+    set_prec(CRAFT_PREC_FP32);
+    craft_tensor *all[] = {x, w, y0, y1, y2};
+    for (size_t i = 0; i < sizeof all / sizeof *all; i++) craft_tensor_release(all[i]);
+}
+
 int main(void) {
     native = bf16_native();
+    test_cache_cap();
     test_setting();
     test_linear();
     test_matmul();

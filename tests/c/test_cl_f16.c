@@ -203,9 +203,25 @@ static void test_linear(void) {
     free(p);
     free(q);
     set_prec(prev);
-    /* clearing the cache */
+    /* the cap at run time: 0 frees the entries (nothing in use) and keeps no new one; restored,
+     * a weight is kept again; then clearing the cache */
+    int64_t bytes = -1, entries = -1, cap = craft_cl_f16_cache_cap_mb(0);
+    CHECK(cap >= 0 && craft_cl_f16_cache_cap_mb(-1) == 0);
+    craft_cl_f16_cache_stats(&bytes, &entries, NULL, NULL);
+    CHECK(bytes == 0 && entries == 0);
+    craft_tensor *yc = NULL;
+    set_prec(CRAFT_PREC_FP16);
+    CHECK_OK(craft_linear(dx, dw, db, &yc));
+    craft_cl_f16_cache_stats(&bytes, &entries, NULL, NULL);
+    CHECK(bytes == 0 && entries == 0);
+    CHECK(craft_cl_f16_cache_cap_mb(cap) == 0);
+    craft_tensor_release(yc);
+    CHECK_OK(craft_linear(dx, dw, db, &yc));
+    set_prec(prev);
+    craft_cl_f16_cache_stats(&bytes, &entries, NULL, NULL);
+    CHECK_MSG(entries == 1 && bytes == N * K * 2, "%lld entries, %lld bytes", (long long)entries, (long long)bytes);
+    craft_tensor_release(yc);
     craft_cl_f16_cache_clear();
-    int64_t bytes = -1, entries = -1;
     craft_cl_f16_cache_stats(&bytes, &entries, NULL, NULL);
     CHECK(bytes == 0 && entries == 0);
     release(15, x, w, b, dx, dw, db, y16, y32, r, ad, adr, rx, rw, ax, aw);

@@ -53,6 +53,25 @@ function T.precision_info_says_what_the_cpu_does(t)
   t.eq(craft.with_precision('bf16-mixed', craft.precision_info).computes, native() and 'bf16' or 'fp32')
 end
 
+-- the weight caches' cap: set, read back through precision_info, restored; bad values refused
+function T.precision_cache_cap(t)
+  local prev = craft.set_precision_cache_mb(0)
+  t.ok(type(prev) == 'number' and prev >= 0)
+  t.eq(craft.precision_info().cache.cap_mb, 0)
+  craft.manual_seed(1)
+  local x, w = craft.randn({ 4, 32 }), craft.randn({ 16, 32 })
+  local y = craft.with_precision('bf16', function() return craft.F.linear(x, w) end)
+  t.eq(craft.with_precision('bf16', craft.precision_info).cache.entries, 0)
+  t.eq(craft.set_precision_cache_mb(prev), 0)
+  t.eq(craft.precision_info().cache.cap_mb, prev)
+  local y2 = craft.with_precision('bf16', function() return craft.F.linear(x, w) end)
+  t.allclose(y, y2, 0, 'the same result with and without the cache')
+  for _, bad in ipairs({ -1, 1.5, 'x' }) do
+    local ok, err = pcall(craft.set_precision_cache_mb, bad)
+    t.ok(not ok and tostring(err):find('set_precision_cache_mb', 1, true) ~= nil, tostring(err))
+  end
+end
+
 -- a checkpointed segment's forward (run with grad off) stays fp32 when its output joins a graph
 function T.graph_forwards_stay_fp32(t)
   craft.manual_seed(3)
