@@ -218,7 +218,7 @@ int craft_tensor_mark_written(craft_tensor *t);
  * among matmul, linear, conv2d and scaled_dot_product_attention rounds its operands to bfloat16
  * and accumulates and returns fp32, on a device whose back end has bf16 kernels; tensors stay
  * f32. Recorded ops, every backward pass and all other ops compute in fp32, and so does a device
- * without bf16 kernels (craft_precision_support).
+ * without bf16 kernels (craft_precision_kernels).
  * CRAFT_PREC_BF16_MIXED (mixed-precision training) also runs those ops' forward in bf16 when they
  * record a gradient, and their backward's input gradients (conv2d's data gradient, linear's and
  * matmul's products, attention's gradients) in bf16 with fp32 accumulation when the forward did;
@@ -230,13 +230,11 @@ enum { CRAFT_PREC_FP32 = 0, CRAFT_PREC_BF16 = 1, CRAFT_PREC_BF16_MIXED = 2, CRAF
 /* *previous (may be NULL) gets the setting it replaces; an unknown precision is refused. */
 int craft_set_compute_precision(int precision, int *previous);
 int craft_compute_precision(void);
-/* *kernels = the number of kernels (0..4: gemm, conv, sdpa, sdpa_grad) device runs in bf16 under
- * the bf16 precisions; 0 means that device computes in fp32 (the CPU without AVX512-BF16). */
-int craft_precision_support(int device, int *kernels);
 /* Kernel calls that computed in bf16 since the process started (a test and benchmark counter). */
 int64_t craft_bf16_kernel_calls(void);
-/* *kernels = the number of kernels (0..3: gemm, conv, sdpa) device runs in `precision`
- * (CRAFT_PREC_BF16 or CRAFT_PREC_FP16; CRAFT_PREC_FP32: 3) under that setting; 0: it computes fp32. */
+/* *kernels = the number of kernels device runs in `precision` under that setting: CRAFT_PREC_BF16
+ * and CRAFT_PREC_BF16_MIXED 0..4 (gemm, conv, sdpa, sdpa_grad), CRAFT_PREC_FP16 0..3 (gemm, conv,
+ * sdpa), CRAFT_PREC_FP32 3; 0 means that device computes fp32 (the CPU without AVX512-BF16). */
 int craft_precision_kernels(int device, int precision, int *kernels);
 /* Kernel calls that computed in f16 since the process started (a test and benchmark counter). */
 int64_t craft_f16_kernel_calls(void);

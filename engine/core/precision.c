@@ -26,16 +26,6 @@ int craft_set_compute_precision(int p, int *previous) {
 
 int craft_compute_precision(void) { return precision; }
 
-int craft_precision_support(int device, int *kernels) {
-    if (!kernels) return craft_fail(CRAFT_EINVAL, "precision_support: kernels is NULL");
-    *kernels = 0;
-    if (!craft_backend_of(device, "precision_support")) return craft_last_status();
-    static const int kids[4] = {CRAFT_K_gemm_bf16, CRAFT_K_conv_bf16, CRAFT_K_sdpa_bf16,
-                                CRAFT_K_sdpa_grad_bf16};
-    for (int i = 0; i < 4; i++) *kernels += craft_device_supports(device, kids[i], CRAFT_F32);
-    return CRAFT_OK;
-}
-
 int64_t craft_bf16_kernel_calls(void) { return __atomic_load_n(&bf16_calls, __ATOMIC_RELAXED); }
 void craft_bf16_count(void) { __atomic_add_fetch(&bf16_calls, 1, __ATOMIC_RELAXED); }
 
@@ -68,11 +58,13 @@ int craft_precision_kernels(int device, int p, int *kernels) {
     *kernels = 0;
     if (!known_precision(p)) return craft_fail(CRAFT_EINVAL, "precision_kernels: unknown precision %d", p);
     if (!craft_backend_of(device, "precision_kernels")) return craft_last_status();
-    static const int kids[3][3] = {{CRAFT_K_gemm, CRAFT_K_conv, CRAFT_K_sdpa},
-                                   {CRAFT_K_gemm_bf16, CRAFT_K_conv_bf16, CRAFT_K_sdpa_bf16},
-                                   {CRAFT_K_gemm_f16, CRAFT_K_conv_f16, CRAFT_K_sdpa_f16}};
+    /* each precision's kernels (-1 ends a row): bf16's include the attention gradient that
+     * mixed precision runs */
+    static const int kids[3][5] = {{CRAFT_K_gemm, CRAFT_K_conv, CRAFT_K_sdpa, -1},
+                                   {CRAFT_K_gemm_bf16, CRAFT_K_conv_bf16, CRAFT_K_sdpa_bf16, CRAFT_K_sdpa_grad_bf16, -1},
+                                   {CRAFT_K_gemm_f16, CRAFT_K_conv_f16, CRAFT_K_sdpa_f16, -1}};
     int row = p == CRAFT_PREC_FP32 ? 0 : p == CRAFT_PREC_FP16 ? 2 : 1;
-    for (int i = 0; i < 3; i++) *kernels += craft_device_supports(device, kids[row][i], CRAFT_F32);
+    for (int i = 0; kids[row][i] >= 0; i++) *kernels += craft_device_supports(device, kids[row][i], CRAFT_F32);
     return CRAFT_OK;
 }
 

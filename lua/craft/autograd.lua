@@ -143,7 +143,7 @@ function M.precision_info(device)
   local dev = require 'craft.device'
   local code = dev.code(device or dev.default())
   local k, kh = ffi.new('int[1]'), ffi.new('int[1]')
-  check(C.craft_precision_support(code, k), 2)
+  check(C.craft_precision_kernels(code, 1, k), 2)
   check(C.craft_precision_kernels(code, 3, kh), 2)
   local p = M.precision()
   local st = ffi.new('int64_t[4]')

@@ -11,7 +11,7 @@
 /* whether the CPU computes in bf16 (printed, for the log) */
 static int bf16_native(void) {
     int k = 0;
-    craft_precision_support(0, &k);
+    craft_precision_kernels(0, CRAFT_PREC_BF16, &k);
     printf("bf16 on this CPU: %s\n", craft_cpu_bf16_info());
     return k > 0;
 }

@@ -266,9 +266,11 @@ static void test_setting(void) {
     CHECK_ERR(craft_set_compute_precision(5, &prev), CRAFT_EINVAL);
     CHECK(prev == 7 && craft_compute_precision() == CRAFT_PREC_FP32);
     CHECK(strstr(craft_last_error(), "unknown precision 5") != NULL);
-    CHECK_OK(craft_precision_support(0, &kernels));
+    CHECK_OK(craft_precision_kernels(0, CRAFT_PREC_BF16, &kernels));
     CHECK(kernels == (native ? 4 : 0));
-    CHECK_ERR(craft_precision_support(0, NULL), CRAFT_EINVAL);
+    CHECK_OK(craft_precision_kernels(0, CRAFT_PREC_BF16_MIXED, &kernels));
+    CHECK(kernels == (native ? 4 : 0));
+    CHECK_ERR(craft_precision_kernels(0, CRAFT_PREC_BF16, NULL), CRAFT_EINVAL);
 }
 
 /* The weight cache's cap set at run time: 0 keeps nothing (every call converts, the result the

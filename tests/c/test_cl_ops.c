@@ -516,7 +516,7 @@ static void test_kernel_table(void) {
                   DEV - 1, craft_device_supports(DEV, k, CRAFT_F32));
     }
     int nk = -1;
-    CHECK_OK(craft_precision_support(DEV, &nk));
+    CHECK_OK(craft_precision_kernels(DEV, CRAFT_PREC_BF16, &nk));
     CHECK(nk == 0);
     CHECK_OK(craft_precision_kernels(DEV, CRAFT_PREC_FP16, &nk));
     CHECK(nk == 3);
