@@ -9,7 +9,96 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-static double measure_peak(void) {
+/* One thread's share of the peak loops: twelve independent accumulators, so they stay in registers
+ * and keep two FMA pipes busy; returns a sum that keeps the loop alive. */
+static float fma_loop(long iters) {
+    float sink = 0;
+#if defined(__AVX512F__)
+    /* twelve named accumulators, so they stay in registers */
+    __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
+    __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2),
+           a3 = _mm512_set1_ps(3);
+    __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6),
+           a7 = _mm512_set1_ps(7);
+    __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10),
+           a11 = _mm512_set1_ps(11);
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm512_fmadd_ps(a0, m, c);
+        a1 = _mm512_fmadd_ps(a1, m, c);
+        a2 = _mm512_fmadd_ps(a2, m, c);
+        a3 = _mm512_fmadd_ps(a3, m, c);
+        a4 = _mm512_fmadd_ps(a4, m, c);
+        a5 = _mm512_fmadd_ps(a5, m, c);
+        a6 = _mm512_fmadd_ps(a6, m, c);
+        a7 = _mm512_fmadd_ps(a7, m, c);
+        a8 = _mm512_fmadd_ps(a8, m, c);
+        a9 = _mm512_fmadd_ps(a9, m, c);
+        a10 = _mm512_fmadd_ps(a10, m, c);
+        a11 = _mm512_fmadd_ps(a11, m, c);
+    }
+    __m512 s0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
+                              _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
+    sink += _mm512_reduce_add_ps(
+        _mm512_add_ps(s0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11))));
+#else
+    __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
+    __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2),
+           a3 = _mm256_set1_ps(3);
+    __m256 a4 = _mm256_set1_ps(4), a5 = _mm256_set1_ps(5), a6 = _mm256_set1_ps(6),
+           a7 = _mm256_set1_ps(7);
+    __m256 a8 = _mm256_set1_ps(8), a9 = _mm256_set1_ps(9), a10 = _mm256_set1_ps(10),
+           a11 = _mm256_set1_ps(11);
+    for (long i = 0; i < iters; i++) {
+        a0 = _mm256_fmadd_ps(a0, m, c);
+        a1 = _mm256_fmadd_ps(a1, m, c);
+        a2 = _mm256_fmadd_ps(a2, m, c);
+        a3 = _mm256_fmadd_ps(a3, m, c);
+        a4 = _mm256_fmadd_ps(a4, m, c);
+        a5 = _mm256_fmadd_ps(a5, m, c);
+        a6 = _mm256_fmadd_ps(a6, m, c);
+        a7 = _mm256_fmadd_ps(a7, m, c);
+        a8 = _mm256_fmadd_ps(a8, m, c);
+        a9 = _mm256_fmadd_ps(a9, m, c);
+        a10 = _mm256_fmadd_ps(a10, m, c);
+        a11 = _mm256_fmadd_ps(a11, m, c);
+    }
+    float tmp[8];
+    __m256 s0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
+                              _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
+    _mm256_storeu_ps(tmp,
+                     _mm256_add_ps(s0,
+                                   _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11))));
+    for (int j = 0; j < 8; j++) sink += tmp[j];
+#endif
+    return sink;
+}
+#if defined(__AVX512F__)
+#define LANES 16
+#else
+#define LANES 8
+#endif
+
+/* The bf16 rate the same way: AVX512-BF16's pair dot product (vdpbf16ps, 64 flops per
+ * instruction); not built without AVX512-BF16. The SD 1.5 figures in docs/performance.md are
+ * shares of these two peaks. */
+#if defined(__AVX512BF16__)
+static float dp_loop(long iters) {
+    __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x33d633d6);
+    __m512 a[12];
+    for (int j = 0; j < 12; j++) a[j] = _mm512_set1_ps((float)j);
+    for (long i = 0; i < iters; i++) {
+#pragma GCC unroll 12
+        for (int j = 0; j < 12; j++) a[j] = _mm512_dpbf16_ps(a[j], x, y);
+        __asm__ volatile("" : "+v"(x), "+v"(y)); /* keeps the operands in registers */
+    }
+    float sink = 0;
+    for (int j = 0; j < 12; j++) sink += _mm512_reduce_add_ps(a[j]);
+    return sink;
+}
+#endif
+
+/* GFLOP/s of loop on every thread, the best of three; flops: per iteration and thread. */
+static double best_rate(float (*loop)(long), double flops) {
     const long iters = 20000000;
     double best = 0;
     for (int rep = 0; rep < 3; rep++) {
@@ -19,104 +108,20 @@ static double measure_peak(void) {
 #pragma omp parallel reduction(+ : sink)
         {
             nt = omp_get_num_threads();
-#if defined(__AVX512F__)
-            /* twelve named accumulators, so they stay in registers */
-            __m512 m = _mm512_set1_ps(0.999999f), c = _mm512_set1_ps(1e-7f);
-            __m512 a0 = _mm512_set1_ps(0), a1 = _mm512_set1_ps(1), a2 = _mm512_set1_ps(2),
-                   a3 = _mm512_set1_ps(3);
-            __m512 a4 = _mm512_set1_ps(4), a5 = _mm512_set1_ps(5), a6 = _mm512_set1_ps(6),
-                   a7 = _mm512_set1_ps(7);
-            __m512 a8 = _mm512_set1_ps(8), a9 = _mm512_set1_ps(9), a10 = _mm512_set1_ps(10),
-                   a11 = _mm512_set1_ps(11);
-            for (long i = 0; i < iters; i++) {
-                a0 = _mm512_fmadd_ps(a0, m, c);
-                a1 = _mm512_fmadd_ps(a1, m, c);
-                a2 = _mm512_fmadd_ps(a2, m, c);
-                a3 = _mm512_fmadd_ps(a3, m, c);
-                a4 = _mm512_fmadd_ps(a4, m, c);
-                a5 = _mm512_fmadd_ps(a5, m, c);
-                a6 = _mm512_fmadd_ps(a6, m, c);
-                a7 = _mm512_fmadd_ps(a7, m, c);
-                a8 = _mm512_fmadd_ps(a8, m, c);
-                a9 = _mm512_fmadd_ps(a9, m, c);
-                a10 = _mm512_fmadd_ps(a10, m, c);
-                a11 = _mm512_fmadd_ps(a11, m, c);
-            }
-            __m512 s0 = _mm512_add_ps(_mm512_add_ps(_mm512_add_ps(a0, a1), _mm512_add_ps(a2, a3)),
-                                      _mm512_add_ps(_mm512_add_ps(a4, a5), _mm512_add_ps(a6, a7)));
-            sink += _mm512_reduce_add_ps(
-                _mm512_add_ps(s0, _mm512_add_ps(_mm512_add_ps(a8, a9), _mm512_add_ps(a10, a11))));
-#define LANES 16
-#else
-            __m256 m = _mm256_set1_ps(0.999999f), c = _mm256_set1_ps(1e-7f);
-            __m256 a0 = _mm256_set1_ps(0), a1 = _mm256_set1_ps(1), a2 = _mm256_set1_ps(2),
-                   a3 = _mm256_set1_ps(3);
-            __m256 a4 = _mm256_set1_ps(4), a5 = _mm256_set1_ps(5), a6 = _mm256_set1_ps(6),
-                   a7 = _mm256_set1_ps(7);
-            __m256 a8 = _mm256_set1_ps(8), a9 = _mm256_set1_ps(9), a10 = _mm256_set1_ps(10),
-                   a11 = _mm256_set1_ps(11);
-            for (long i = 0; i < iters; i++) {
-                a0 = _mm256_fmadd_ps(a0, m, c);
-                a1 = _mm256_fmadd_ps(a1, m, c);
-                a2 = _mm256_fmadd_ps(a2, m, c);
-                a3 = _mm256_fmadd_ps(a3, m, c);
-                a4 = _mm256_fmadd_ps(a4, m, c);
-                a5 = _mm256_fmadd_ps(a5, m, c);
-                a6 = _mm256_fmadd_ps(a6, m, c);
-                a7 = _mm256_fmadd_ps(a7, m, c);
-                a8 = _mm256_fmadd_ps(a8, m, c);
-                a9 = _mm256_fmadd_ps(a9, m, c);
-                a10 = _mm256_fmadd_ps(a10, m, c);
-                a11 = _mm256_fmadd_ps(a11, m, c);
-            }
-            float tmp[8];
-            __m256 s0 = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(a0, a1), _mm256_add_ps(a2, a3)),
-                                      _mm256_add_ps(_mm256_add_ps(a4, a5), _mm256_add_ps(a6, a7)));
-            _mm256_storeu_ps(tmp,
-                             _mm256_add_ps(s0,
-                                           _mm256_add_ps(_mm256_add_ps(a8, a9), _mm256_add_ps(a10, a11))));
-            for (int j = 0; j < 8; j++) sink += tmp[j];
-#define LANES 8
-#endif
+            sink += loop(iters);
         }
-        double secs = craft_now() - t0;
-        double gf = (double)nt * iters * 12 * LANES * 2 / secs / 1e9;
-        if (sink == 12345.0f) printf(" "); /* keeps the loop alive */
+        double gf = (double)nt * iters * flops / (craft_now() - t0) / 1e9;
+        if (sink == 12345.0f) printf(" "); /* keeps the loops alive */
         if (gf > best) best = gf;
     }
     return best;
 }
 
-/* The bf16 rate the same way: AVX512-BF16's pair dot product (vdpbf16ps, 64 flops per
- * instruction) on twelve independent accumulators per thread; 0 where the build has no
- * AVX512-BF16. The SD 1.5 figures in docs/performance.md are shares of these two peaks. */
+static double measure_peak(void) { return best_rate(fma_loop, 12.0 * LANES * 2); }
+
 static double measure_peak_bf16(void) {
 #if defined(__AVX512BF16__)
-    const long iters = 20000000;
-    double best = 0;
-    for (int rep = 0; rep < 3; rep++) {
-        double t0 = craft_now();
-        float sink = 0;
-        int nt = 1;
-#pragma omp parallel reduction(+ : sink)
-        {
-            nt = omp_get_num_threads();
-            __m512bh x = (__m512bh)_mm512_set1_epi32(0x3f803f80), y = (__m512bh)_mm512_set1_epi32(0x33d633d6);
-            __m512 a[12];
-            for (int j = 0; j < 12; j++) a[j] = _mm512_set1_ps((float)j);
-            for (long i = 0; i < iters; i++) {
-#pragma GCC unroll 12
-                for (int j = 0; j < 12; j++) a[j] = _mm512_dpbf16_ps(a[j], x, y);
-                __asm__ volatile("" : "+v"(x), "+v"(y)); /* keeps the operands in registers */
-            }
-            for (int j = 0; j < 12; j++) sink += _mm512_reduce_add_ps(a[j]);
-        }
-        double secs = craft_now() - t0;
-        double gf = (double)nt * iters * 12 * 64 / secs / 1e9;
-        if (sink == 12345.0f) printf(" ");
-        if (gf > best) best = gf;
-    }
-    return best;
+    return best_rate(dp_loop, 12.0 * 64);
 #else
     return 0;
 #endif
