@@ -47,7 +47,7 @@ local function targets()
   local nn = require 'craft.nn'
   for _, k in ipairs(NN) do list[#list + 1] = { 'nn.' .. k, nn[k] } end
   local STATEFUL = { set_num_threads = true, numeric_guard = true, set_grad_enabled = true, manual_seed = true,
-    set_default = true, set_default_device = true }
+    set_default = true, set_default_device = true, set_precision_cache_mb = true }
   local names = {}
   for k, f in pairs(craft) do if type(f) == 'function' and not STATEFUL[k] then names[#names + 1] = k end end
   table.sort(names)
@@ -55,7 +55,9 @@ local function targets()
   for i = #list, 1, -1 do
     local n = list[i][1]
     if n:match('%.set_default$') or n:match('%.set_grad_enabled$') or n:match('%.set_num_threads$')
-      or n:match('%.set_numeric_guard$') or n == 'craft.repo.setup' then table.remove(list, i) end
+      or n:match('%.set_numeric_guard$') or n:match('%.set_precision_cache_mb$') or n == 'craft.repo.setup' then
+      table.remove(list, i)
+    end
   end
   return list
 end

@@ -55,7 +55,10 @@ end
 
 -- the weight caches' cap: set, read back through precision_info, restored; bad values refused
 function T.precision_cache_cap(t)
+  local C = require('craft.core').C
+  local prev_cl = tonumber(C.craft_cl_f16_cache_cap_mb(-1))
   local prev = craft.set_precision_cache_mb(0)
+  t.eq(tonumber(C.craft_cl_f16_cache_cap_mb(-1)), 0, 'both caches capped')
   t.ok(type(prev) == 'number' and prev >= 0)
   t.eq(craft.precision_info().cache.cap_mb, 0)
   craft.manual_seed(1)
@@ -64,6 +67,7 @@ function T.precision_cache_cap(t)
   t.eq(craft.with_precision('bf16', craft.precision_info).cache.entries, 0)
   t.eq(craft.set_precision_cache_mb(prev), 0)
   t.eq(craft.precision_info().cache.cap_mb, prev)
+  C.craft_cl_f16_cache_cap_mb(prev_cl) -- each cache back at its own cap
   local y2 = craft.with_precision('bf16', function() return craft.F.linear(x, w) end)
   t.allclose(y, y2, 0, 'the same result with and without the cache')
   for _, bad in ipairs({ -1, 1.5, 'x' }) do
