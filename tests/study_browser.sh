@@ -83,8 +83,20 @@ drive() {   # drive PAGE KEY READER NAME [STOP_AFTER]
     ok
 }
 drive "$PAGE" "$PK/key.json" "Dr A" a 2
-drive "$PAGE" "$PK/key.json" "Dr B" b
 "$CRAFT" tests/study/extract.lua "$OUT_DIR/a.dom" log > "$OUT_DIR/a.driver.json"
+# Chromium runs headless on virtual time (--virtual-time-budget), so the driver's pause before its
+# reload is no real pause: on a loaded machine the reload has come back without the page's
+# localStorage at all (both loads at the intro, the reader's progress gone; a lost write, not a
+# wrong resume). Such a run is repeated once with a fresh profile, and the repeat must pass on
+# its own (its drive replaces the first one's count).
+if grep -q '"loads":\[{"view":"intro","done":null},{"view":"intro","done":null}\]' "$OUT_DIR/a.driver.json"; then
+    echo "    study_browser: Dr A's reload came back without localStorage; running Dr A again" >&2
+    passed=$((passed - 1))
+    rm -rf "$OUT_DIR/profile_a"
+    drive "$PAGE" "$PK/key.json" "Dr A" a 2
+    "$CRAFT" tests/study/extract.lua "$OUT_DIR/a.dom" log > "$OUT_DIR/a.driver.json"
+fi
+drive "$PAGE" "$PK/key.json" "Dr B" b
 check 'grep -q "\"before_reload\":2" "$OUT_DIR/a.driver.json" && grep -q "\"resumed_at\":3" "$OUT_DIR/a.driver.json"' \
     "Dr A did not resume at trial 3 after the reload: $(cat "$OUT_DIR/a.driver.json")"
 check 'grep -q "\"rater\": \"Dr A\"" "$OUT_DIR/a.json" && [ "$(grep -c "\"trial\":" "$OUT_DIR/a.json")" -eq 6 ]' "Dr A's file lacks the reader or 6 trials"
