@@ -218,10 +218,13 @@ int main(int argc, char **argv) {
     json_t *pj = peer ? run_peer(argv[0], threads > 0 ? threads : 2) : NULL;
     json_t *shapes = pj ? json_object_get(pj, "shapes") : NULL;
     if (pj) {
-        json_t *tv = json_object_get(pj, "torch"), *th = json_object_get(pj, "num_threads");
-        printf("peer: torch %s, %lld threads, naive softmax(q k^T) v with autograd\n",
-               json_is_string(tv) ? json_string_value(tv) : "?",
-               json_is_integer(th) ? (long long)json_integer_value(th) : -1LL);
+        json_t *tv = json_object_get(pj, "torch"), *th = json_object_get(pj, "num_threads"),
+               *pa = json_object_get(pj, "path");
+        int fused = json_is_string(pa) && !strcmp(json_string_value(pa), "sdpa");
+        printf("peer: torch %s, %lld threads, %s\n", json_is_string(tv) ? json_string_value(tv) : "?",
+               json_is_integer(th) ? (long long)json_integer_value(th) : -1LL,
+               fused ? "torch.nn.functional.scaled_dot_product_attention (fused)"
+                     : "naive softmax(q k^T) v with autograd (this torch has no fused attention)");
     }
     for (int i = 0; i < ns; i++) {
         const shape *sh = &SHAPES[i];

@@ -1,12 +1,14 @@
 #!/usr/bin/python3
-"""Peer for bench/bench_attention.c: PyTorch CPU attention, the path torch 1.13 has (no fused
-scaled_dot_product_attention yet): softmax(q k^T * scale [+ causal mask]) v with autograd.
+"""Peer for bench/bench_attention.c: PyTorch CPU attention the way a user of that torch would
+write it: torch.nn.functional.scaled_dot_product_attention (fused, flash-style on the CPU) where
+torch has it (2.0 and later), else softmax(q k^T * scale [+ causal mask]) v with autograd (torch
+1.13). --naive forces the second. The JSON says which ran ("path": "sdpa" or "naive").
 
 Shapes (name: batch*heads, Lq, Lk, D, causal) match bench_attention.c. Times are the median of
 --reps runs after --warmup, in ms (and the minimum, *_min_ms, which shared machines disturb
 less): forward under no_grad, and forward + backward.
 Usage: /usr/bin/python3 bench/peer_attention.py [--json] [--threads 2] [--reps 10] [--warmup 3]
-                                                [--tuned-malloc] [--only NAME,...]
+                                                [--tuned-malloc] [--only NAME,...] [--naive]
 --tuned-malloc re-executes with glibc malloc kept from returning freed blocks to the kernel
 (page faults are very expensive on these VMs), as ../shared/bench/torch_tiny_unet.py does.
 """
@@ -29,6 +31,7 @@ def main():
     ap.add_argument('--warmup', type=int, default=3)
     ap.add_argument('--tuned-malloc', action='store_true')
     ap.add_argument('--only', default='')
+    ap.add_argument('--naive', action='store_true', help='softmax(q k^T) v even where torch has SDPA')
     a = ap.parse_args()
     if a.tuned_malloc and 'MALLOC_MMAP_THRESHOLD_' not in os.environ:
         env = dict(os.environ, MALLOC_MMAP_THRESHOLD_='33554432', MALLOC_TRIM_THRESHOLD_='17179869184',
@@ -37,8 +40,10 @@ def main():
     import torch
     if a.threads:
         torch.set_num_threads(a.threads)
+    sdpa = None if a.naive else getattr(torch.nn.functional, 'scaled_dot_product_attention', None)
     res = {'torch': torch.__version__, 'num_threads': torch.get_num_threads(),
-           'malloc_tuned': 'MALLOC_MMAP_THRESHOLD_' in os.environ, 'shapes': {}}
+           'malloc_tuned': 'MALLOC_MMAP_THRESHOLD_' in os.environ, 'shapes': {},
+           'path': 'sdpa' if sdpa else 'naive'}
     only = set(a.only.split(',')) if a.only else None
     torch.manual_seed(0)
     for name, nb, lq, lk, d, causal in SHAPES:
@@ -54,6 +59,8 @@ def main():
         scale = 1.0 / math.sqrt(d)
 
         def attn():
+            if sdpa:
+                return sdpa(q, k, v, is_causal=bool(causal))
             s = (q @ k.transpose(-1, -2)) * scale
             if mask is not None:
                 s = s + mask
