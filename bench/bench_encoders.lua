@@ -2,9 +2,10 @@
 -- the transformers peer (bench/peer_encoders.py) run in the same invocation. Opt-in (not part of
 -- `make bench`): a ViT-B/16 CLIP image tower and a DINOv2-S/14 (native grid 37x37, so 224 px
 -- resamples its position embeddings), one forward + backward to the pixels with frozen weights
--- (what reward finetuning does), batch 4 at 224 px.
+-- (what reward finetuning does), batch 4 at 224 px. --model full: the reward's encoders at their
+-- real sizes instead, CLIP ViT-L/14 (clip-l) and DINOv2-B/14 (dinov2-b).
 --   craft bench/bench_encoders.lua [--batch 4] [--size 224] [--steps 3] [--warmup 1]
---                                  [--model clip|dinov2|all] [--no-peer]
+--                                  [--model clip|dinov2|all|clip-l|dinov2-b|full] [--no-peer]
 -- The peer needs a python with torch and transformers: bench/common.lua picks it (CRAFT_PEER_PYTHON,
 -- else the .venv-bench that `sh tools/setup.sh --bench` makes).
 local craft = require 'craft'
@@ -20,14 +21,24 @@ local CONFIGS = {
     image_size = 224, patch_size = 16, projection_dim = 512, hidden_act = 'quick_gelu' },
   dinov2 = { hidden_size = 384, num_hidden_layers = 12, num_attention_heads = 6, mlp_ratio = 4,
     image_size = 518, patch_size = 14, layerscale_value = 1.0 },
+  ['clip-l'] = { hidden_size = 1024, intermediate_size = 4096, num_hidden_layers = 24, num_attention_heads = 16,
+    image_size = 224, patch_size = 14, projection_dim = 768, hidden_act = 'quick_gelu' },
+  ['dinov2-b'] = { hidden_size = 768, num_hidden_layers = 12, num_attention_heads = 12, mlp_ratio = 4,
+    image_size = 518, patch_size = 14, layerscale_value = 1.0 },
 }
+local TITLES = { clip = 'CLIP ViT-B/16 image tower', dinov2 = 'DINOv2-S/14', ['clip-l'] = 'CLIP ViT-L/14 image tower',
+  ['dinov2-b'] = 'DINOv2-B/14' }
+local SETS = { all = { 'clip', 'dinov2' }, full = { 'clip-l', 'dinov2-b' } }
+if not (SETS[args.model] or CONFIGS[args.model]) then
+  error(('bench_encoders: --model %s: expected clip, dinov2, all, clip-l, dinov2-b or full'):format(tostring(args.model)), 0)
+end
 local function build(name)
-  CONFIGS.clip.image_size = args.size   -- CLIP's position table is made for the bench size
-  if name == 'clip' then
-    local m = clip.CLIPVisionModel(CONFIGS.clip, { projection = true })
+  if name:match('^clip') then
+    CONFIGS[name].image_size = args.size   -- CLIP's position table is made for the bench size
+    local m = clip.CLIPVisionModel(CONFIGS[name], { projection = true })
     return m, function(px) return m(px).image_embeds end
   end
-  local m = dinov2.Dinov2Model(CONFIGS.dinov2)
+  local m = dinov2.Dinov2Model(CONFIGS[name])
   return m, function(px) return m(px).pooler_output end
 end
 
@@ -67,7 +78,7 @@ end
 craft.manual_seed(0)
 local B, S = args.batch, args.size
 print(('encoders, batch %d, %dx%d, %d threads'):format(B, S, S, craft.num_threads()))
-for _, name in ipairs(args.model == 'all' and { 'clip', 'dinov2' } or { args.model }) do
+for _, name in ipairs(SETS[args.model] or { args.model }) do
   local model, features = build(name)
   model:eval():requires_grad_(false)
   local px = craft.randn({ B, 3, S, S })
@@ -81,7 +92,7 @@ for _, name in ipairs(args.model == 'all' and { 'clip', 'dinov2' } or { args.mod
   end, args.steps, args.warmup)
   local peak = craft.memory().peak / 2 ^ 20
   local peer = peer_run(name)
-  print(('%s (%.1f M params)'):format(name == 'clip' and 'CLIP ViT-B/16 image tower' or 'DINOv2-S/14', model:num_parameters() / 1e6))
+  print(('%s (%.1f M params)'):format(TITLES[name], model:num_parameters() / 1e6))
   row('forward (no grad)', fwd, peer and peer.forward_ms)
   row('forward + backward to pixels', fb, peer and peer.forward_backward_ms)
   print(('  peak pool memory %.0f MiB'):format(peak))

@@ -3,7 +3,7 @@
 nothing downloaded), timed the same way: median of `steps` runs after `warmup`, of a no-grad
 forward and of a forward + backward to the pixels with frozen weights.
 
-    python bench/peer_encoders.py --model clip|dinov2 [--batch 4] [--size 224] [--steps 3]
+    python bench/peer_encoders.py --model clip|dinov2|clip-l|dinov2-b [--batch 4] [--size 224] [--steps 3]
                                   [--warmup 1] [--threads N] [--json out.json]
 Needs torch and transformers (see tests/fixtures/make_encoder_fixtures.py for a venv).
 """
@@ -19,15 +19,20 @@ CONFIGS = {
                  image_size=224, patch_size=16, projection_dim=512, hidden_act="quick_gelu"),
     "dinov2": dict(hidden_size=384, num_hidden_layers=12, num_attention_heads=6, mlp_ratio=4,
                    image_size=518, patch_size=14, layerscale_value=1.0),
+    # the reward's encoders at their real sizes: CLIP ViT-L/14 and DINOv2-B/14
+    "clip-l": dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                   image_size=224, patch_size=14, projection_dim=768, hidden_act="quick_gelu"),
+    "dinov2-b": dict(hidden_size=768, num_hidden_layers=12, num_attention_heads=12, mlp_ratio=4,
+                     image_size=518, patch_size=14, layerscale_value=1.0),
 }
 
 
 def build(name, size):
-    CONFIGS["clip"]["image_size"] = size   # CLIP's position table is made for the bench size
-    if name == "clip":
-        m = CLIPVisionModelWithProjection(CLIPVisionConfig(**CONFIGS["clip"]))
+    if name.startswith("clip"):
+        CONFIGS[name]["image_size"] = size   # CLIP's position table is made for the bench size
+        m = CLIPVisionModelWithProjection(CLIPVisionConfig(**CONFIGS[name]))
         return m, lambda px: m(pixel_values=px).image_embeds
-    m = Dinov2Model(Dinov2Config(**CONFIGS["dinov2"]))
+    m = Dinov2Model(Dinov2Config(**CONFIGS[name]))
     return m, lambda px: m(pixel_values=px).pooler_output
 
 
