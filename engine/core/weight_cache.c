@@ -48,13 +48,6 @@ craft_wc_key craft_wc_key_of(const craft_storage *s, int device, int64_t offset,
     return k;
 }
 
-int craft_wc_cacheable(craft_wcache *c, size_t nbytes, int nkey) {
-    pthread_mutex_lock(&c->mu);
-    int ok = nkey <= CRAFT_WC_KEY && nbytes <= cap_of(c);
-    pthread_mutex_unlock(&c->mu);
-    return ok;
-}
-
 static int same_weight(const wc_entry *e, const craft_wc_key *k, size_t nbytes) {
     return e->serial == k->serial && e->device == k->device && e->offset == k->offset && e->nkey == k->nkey &&
            e->nbytes == nbytes && !memcmp(e->key, k->key, (size_t)k->nkey * sizeof *k->key);
@@ -95,7 +88,8 @@ void craft_wc_insert(craft_wcache *c, const craft_wc_key *k, void *data, size_t 
     wc_entry *e = calloc(1, sizeof *e);
     if (!e) return; /* used once, freed on release */
     pthread_mutex_lock(&c->mu);
-    if (nbytes <= cap_of(c)) {
+    int fits = nbytes <= cap_of(c);
+    if (fits) {
         evict(c, nbytes);
         if (c->n == c->cap) {
             int nc = c->cap ? 2 * c->cap : 256;
@@ -106,7 +100,7 @@ void craft_wc_insert(craft_wcache *c, const craft_wc_key *k, void *data, size_t 
             }
         }
     }
-    if (nbytes <= cap_of(c) && c->n < c->cap && c->bytes + nbytes <= cap_of(c)) {
+    if (fits && c->n < c->cap && c->bytes + nbytes <= cap_of(c)) {
         e->serial = k->serial;
         e->version = k->version;
         e->device = k->device;

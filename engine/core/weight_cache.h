@@ -60,8 +60,6 @@ int craft_wc_find(craft_wcache *c, const craft_wc_key *k, size_t nbytes, craft_w
 void craft_wc_insert(craft_wcache *c, const craft_wc_key *k, void *data, size_t nbytes, craft_wc_ref *ref);
 /* Unpins, or frees a payload the cache did not keep. */
 void craft_wc_release(craft_wc_ref *ref);
-/* 1 when an entry of nbytes could be kept at all (the cap, the key length). */
-int craft_wc_cacheable(craft_wcache *c, size_t nbytes, int nkey);
 void craft_wc_stats(craft_wcache *c, int64_t *bytes, int64_t *entries, int64_t *hits, int64_t *misses);
 /* Frees every entry not in use. */
 void craft_wc_clear(craft_wcache *c);

@@ -19,7 +19,6 @@
 #include "cpu/cpu_kernels.h"
 #include <oneapi/dnnl/dnnl.h>
 #include <omp.h>
-#include <pthread.h>
 #include <stdlib.h>
 
 /* oneDNN 2.6 exports its row-major bf16 GEMM (C = alpha op(A) op(B) + beta C, A and B bf16, C
@@ -68,7 +67,7 @@ static void wfree(void *data, size_t nbytes) { craft_free(data, nbytes ? nbytes 
 static craft_wcache wcache = CRAFT_WCACHE_INIT("CRAFT_BF16_CACHE_MB", 4096, wfree);
 
 int cpu_wcache_get(const craft_tensor *t, const int64_t *key, int nkey, size_t nbytes, cpu_wfill fill,
-                   void *ctx, cpu_wref *out) {
+                   void *ctx, craft_wc_ref *out) {
     craft_wc_key k = craft_wc_key_of(t->storage, CRAFT_DEVICE_CPU, t->offset, key, nkey);
     if (craft_wc_find(&wcache, &k, nbytes, out)) return CRAFT_OK;
     void *data = craft_alloc(nbytes ? nbytes : 1);
@@ -81,8 +80,6 @@ int cpu_wcache_get(const craft_tensor *t, const int64_t *key, int nkey, size_t n
     craft_wc_insert(&wcache, &k, data, nbytes, out);
     return CRAFT_OK;
 }
-
-void cpu_wcache_put(cpu_wref *r) { craft_wc_release(r); }
 
 void craft_cpu_bf16_cache_stats(int64_t *bytes, int64_t *entries, int64_t *hits, int64_t *misses) {
     craft_wc_stats(&wcache, bytes, entries, hits, misses);
@@ -130,7 +127,7 @@ int cpu_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha
     uint16_t *tmp = craft_alloc(tmp_elems * 2);
     if (!tmp) return craft_last_status();
     uint16_t *abf = tmp, *bbf = tmp + (size_t)batch * asz;
-    cpu_wref bref = {0};
+    craft_wc_ref bref = {0};
     int rc = CRAFT_OK;
     if (cache_b) {
         int64_t key[5] = {1 /* gemm operand, plain rows (either transposition) */, boff[0], br, bc, ldb};
@@ -151,7 +148,7 @@ int cpu_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha
         if (!cache_b) cpu_to_bf16(bp + boff[bi], br, bc, ldb, b16);
         if (craft_gemm_bf16(ta, tb, M, N, K, alpha, a16, ac, b16, bc, beta, cp + coff[bi], ldc)) err = 1;
     }
-    cpu_wcache_put(&bref);
+    craft_wc_release(&bref);
     craft_free(tmp, tmp_elems * 2);
     if (err)
         return craft_fail(CRAFT_EINVAL, "gemm %lldx%lldx%lld (batch %lld): oneDNN bf16 gemm failed",

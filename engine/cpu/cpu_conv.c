@@ -354,7 +354,7 @@ int conv_exec_keep(const conv_geom *g, int dir, float *src, float *wei, float *d
     CRAFT_TRY(cache_get(g, dir, wh, &e));
     dnnl_memory_t mem_user[3] = {0}, mem_prim[3] = {0}, mem_bias = NULL, mem_scratch = NULL;
     void *tmp[3] = {0}, *scratch = NULL, *btmp = NULL;
-    cpu_wref wref = {0}; /* bf16: the weights from the cache (g->bf16 with wt given) */
+    craft_wc_ref wref = {0}; /* bf16: the weights from the cache (g->bf16 with wt given) */
     size_t tmp_size[3] = {0}, scratch_size = 0, bsize = (size_t)g->oc * sizeof(float);
     int rc = CRAFT_OK;
     dnnl_status_t s = dnnl_success;
@@ -470,7 +470,7 @@ int conv_exec_keep(const conv_geom *g, int dir, float *src, float *wei, float *d
     if (mem_scratch) dnnl_memory_destroy(mem_scratch);
     if (scratch) scratch_put(scratch, scratch_size);
     if (btmp) craft_free(btmp, bsize);
-    cpu_wcache_put(&wref);
+    craft_wc_release(&wref);
     cache_put(e);
     return rc;
 }

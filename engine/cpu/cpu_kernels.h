@@ -16,7 +16,7 @@ typedef void (*craft_loop_fn)(int64_t n, char **ptrs, const int64_t *strides, vo
 void craft_iter(int nargs, int ndim, const int64_t *shape, char **base, int64_t (*strides)[CRAFT_MAX_DIMS],
                 craft_loop_fn fn, void *ctx, int parallel);
 /* A size from the environment in MiB, as bytes: unset or empty gives dflt_mb, a negative
- * value 0 (the caps of cpu_conv.c's Winograd scratchpad and cpu_bf16.c's weight cache). */
+ * value 0 (the cap of cpu_conv.c's Winograd scratchpad). */
 static inline size_t cpu_env_mb(const char *name, long long dflt_mb) {
     const char *e = getenv(name);
     long long v = e && *e ? atoll(e) : dflt_mb;
@@ -45,14 +45,13 @@ void cpu_vnni_pack(const uint16_t *src, int64_t K, int64_t N, int64_t sk, int64_
  * apart; + kbase * 16 starts at reduction row kbase, kbase even), fp32 sums. */
 void cpu_bf16_tile_gemm(int64_t M, int64_t N, int64_t K, float alpha, const uint16_t *A, int64_t lda,
                         const uint16_t *Bp, int64_t bstride, float *C, int64_t ldc, int acc);
-/* The weight cache: the converted form of t's data under a layout key of nkey int64s (at most 24),
- * nbytes long; fill(ctx, dst) makes it on a miss. The reference is handed back with
- * cpu_wcache_put (a result too big to cache, or made with the cache off, is freed there). */
+/* The weight cache (core/weight_cache.h): the converted form of t's data under a layout key of
+ * nkey int64s (at most CRAFT_WC_KEY), nbytes long; fill(ctx, dst) makes it on a miss. The
+ * reference is handed back with craft_wc_release (a result too big to cache, or made with the
+ * cache off, is freed there). */
 typedef int (*cpu_wfill)(void *ctx, void *dst);
-typedef craft_wc_ref cpu_wref; /* core/weight_cache.h: data, and the entry pinning it */
 int cpu_wcache_get(const craft_tensor *t, const int64_t *key, int nkey, size_t nbytes, cpu_wfill fill,
-                   void *ctx, cpu_wref *out);
-void cpu_wcache_put(cpu_wref *r);
+                   void *ctx, craft_wc_ref *out);
 int cpu_gemm_bf16(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, const craft_tensor *A,
                   const int64_t *aoff, int64_t lda, const craft_tensor *B, const int64_t *boff, int64_t ldb,
                   float beta, craft_tensor *C, const int64_t *coff, int64_t ldc, int64_t batch, int keep_b);
