@@ -15,10 +15,9 @@ int craft_sgemm(char ta, char tb, int64_t M, int64_t N, int64_t K, float alpha, 
     }
     dnnl_status_t s = dnnl_success;
     /* With few rows and a deep reduction oneDNN's own division of one product among the
-     * threads runs far below the peak (2 threads, K = 1024: 38 GFLOP/s at M = 32, 143 at
-     * M = 257, against 108 and 194 with the columns split; docs/performance.md). There each
-     * thread takes its own slice of the columns, a single-threaded sgemm (oneDNN does not nest),
-     * and every element is still one product over the whole of K. */
+     * threads runs far below the peak (docs/performance.md, GEMM: the measurements behind the
+     * bounds below). There each thread takes its own slice of the columns, a single-threaded
+     * sgemm (oneDNN does not nest), and every element is still one product over the whole of K. */
     int T = omp_in_parallel() ? 1 : omp_get_max_threads();
     if (T >= 2 && K >= 512 && M <= 1024 && N >= 64 * (int64_t)T) {
         int64_t step = (N / T + 15) / 16 * 16;
