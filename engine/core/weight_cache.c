@@ -2,6 +2,7 @@
  * linear scan over the entries: a model has hundreds of weights, not millions, and a lookup
  * costs far less than the conversion it saves. */
 #include "core/weight_cache.h"
+#include <limits.h>
 #include <stdlib.h>
 
 typedef struct craft_wc_entry {
@@ -13,13 +14,19 @@ typedef struct craft_wc_entry {
     void *data;
 } wc_entry;
 
+/* MiB as bytes: negative 0, beyond what 64 bits hold the largest that they do */
+static long long bytes_of_mb(long long mb) {
+    if (mb < 0) return 0;
+    return mb > (LLONG_MAX >> 20) ? (LLONG_MAX >> 20) << 20 : mb << 20;
+}
+
 static size_t cap_of(craft_wcache *c) { /* under mu */
     if (c->cap_bytes < 0) {
         const char *e = c->env ? getenv(c->env) : NULL;
         char *end = NULL;
         long long mb = e && *e ? strtoll(e, &end, 10) : c->default_mb;
         if (e && *e && end && *end) mb = c->default_mb; /* not a number: the default */
-        c->cap_bytes = mb < 0 ? 0 : mb << 20;
+        c->cap_bytes = bytes_of_mb(mb);
     }
     return (size_t)c->cap_bytes;
 }
@@ -158,7 +165,7 @@ int64_t craft_wc_cap_mb(craft_wcache *c, int64_t mb) {
     pthread_mutex_lock(&c->mu);
     int64_t old = (int64_t)(cap_of(c) >> 20);
     if (mb >= 0) {
-        c->cap_bytes = (long long)mb << 20;
+        c->cap_bytes = bytes_of_mb(mb);
         evict(c, 0);
     }
     pthread_mutex_unlock(&c->mu);

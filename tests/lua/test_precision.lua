@@ -70,7 +70,7 @@ function T.precision_cache_cap(t)
   C.craft_cl_f16_cache_cap_mb(prev_cl) -- each cache back at its own cap
   local y2 = craft.with_precision('bf16', function() return craft.F.linear(x, w) end)
   t.allclose(y, y2, 0, 'the same result with and without the cache')
-  for _, bad in ipairs({ -1, 1.5, 'x' }) do
+  for _, bad in ipairs({ -1, 1.5, 'x', math.huge, 2 ^ 53, 0 / 0 }) do
     local ok, err = pcall(craft.set_precision_cache_mb, bad)
     t.ok(not ok and tostring(err):find('set_precision_cache_mb', 1, true) ~= nil, tostring(err))
   end
