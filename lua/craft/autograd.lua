@@ -112,7 +112,8 @@ function M.clear_precision_cache() clear_caches() end
 function M.set_precision_cache_mb(mb)
   core.want('set_precision_cache_mb', 'mb', mb, 'number')
   if mb < 0 or mb ~= math.floor(mb) or mb > 2 ^ 31 - 1 then
-    error(('set_precision_cache_mb: mb must be a whole number from 0 to 2147483647, got %s'):format(tostring(mb)), 2)
+    error(('set_precision_cache_mb: mb must be a whole number from 0 to 2147483647, got %s')
+      :format(tostring(mb)), 2)
   end
   local prev = C.craft_cpu_bf16_cache_cap_mb(mb)
   C.craft_cl_f16_cache_cap_mb(mb)
