@@ -321,6 +321,7 @@ else
 end
 if args.json then
   craft.io.write_json(args.json, { tiny = args.tiny or false, steps = args.steps, batch = args.batch,
-    rank = args.rank, precision = args.precision, precision_cache_mb = cinfo.cap_mb, craft = mine, peer = peer,
+    rank = args.rank, precision = args.precision, precision_cache_mb = cinfo.cap_mb, craft = mine,
+    peer = peer,
     peer_skipped = (not peer) and tostring(why) or nil })
 end

@@ -21,16 +21,17 @@ local CONFIGS = {
     image_size = 224, patch_size = 16, projection_dim = 512, hidden_act = 'quick_gelu' },
   dinov2 = { hidden_size = 384, num_hidden_layers = 12, num_attention_heads = 6, mlp_ratio = 4,
     image_size = 518, patch_size = 14, layerscale_value = 1.0 },
-  ['clip-l'] = { hidden_size = 1024, intermediate_size = 4096, num_hidden_layers = 24, num_attention_heads = 16,
-    image_size = 224, patch_size = 14, projection_dim = 768, hidden_act = 'quick_gelu' },
+  ['clip-l'] = { hidden_size = 1024, intermediate_size = 4096, num_hidden_layers = 24,
+    num_attention_heads = 16, image_size = 224, patch_size = 14, projection_dim = 768, hidden_act = 'quick_gelu' },
   ['dinov2-b'] = { hidden_size = 768, num_hidden_layers = 12, num_attention_heads = 12, mlp_ratio = 4,
     image_size = 518, patch_size = 14, layerscale_value = 1.0 },
 }
-local TITLES = { clip = 'CLIP ViT-B/16 image tower', dinov2 = 'DINOv2-S/14', ['clip-l'] = 'CLIP ViT-L/14 image tower',
-  ['dinov2-b'] = 'DINOv2-B/14' }
+local TITLES = { clip = 'CLIP ViT-B/16 image tower', dinov2 = 'DINOv2-S/14',
+  ['clip-l'] = 'CLIP ViT-L/14 image tower', ['dinov2-b'] = 'DINOv2-B/14' }
 local SETS = { all = { 'clip', 'dinov2' }, full = { 'clip-l', 'dinov2-b' } }
 if not (SETS[args.model] or CONFIGS[args.model]) then
-  error(('bench_encoders: --model %s: expected clip, dinov2, all, clip-l, dinov2-b or full'):format(tostring(args.model)), 0)
+  error(('bench_encoders: --model %s: expected clip, dinov2, all, clip-l, dinov2-b or full')
+    :format(tostring(args.model)), 0)
 end
 local function build(name)
   if name:match('^clip') then
