@@ -76,6 +76,13 @@ local function note_support(c)
   if C.craft_precision_kernels(code, c, k) == 0 and k[0] == 0 then
     io.stderr:write(('craft: note: precision %s: %s computes in fp32 (%s)\n')
       :format(PREC_NAME[c], dev.name(code), why_of(c, code)))
+  elseif code == 0 and c ~= 3 then
+    -- having bf16 instructions does not make them fast: say so where they are slower than fp32
+    local s = tonumber(C.craft_cpu_bf16_speedup())
+    if s > 0 and s < 1 then
+      io.stderr:write(('craft: note: precision %s: this CPU multiplies in bf16 at %.2fx its fp32 rate '
+        .. '(measured), so bf16 runs slower than fp32 here\n'):format(PREC_NAME[c], s))
+    end
   end
 end
 
@@ -139,7 +146,9 @@ end
 --   bf16_kernels = 4, f16_kernels = 0, why = <the device's state under the setting>,
 --   kernel_calls = <calls of the setting's kernels so far (bf16 or f16; fp32: bf16's)>,
 --   f16_kernel_calls = ..., cache = { bytes, entries, hits, misses, cap_mb } (the setting's weight
---   cache: the CPU's bf16 one, or under fp16 the OpenCL devices' f16 one) }
+--   cache: the CPU's bf16 one, or under fp16 the OpenCL devices' f16 one),
+--   bf16_speedup = <the CPU's bf16 multiply-add rate over its fp32 one, measured; nil on other
+--   devices or without bf16 kernels> }
 function M.precision_info(device)
   local dev = require 'craft.device'
   local code = dev.code(device or dev.default())
@@ -151,7 +160,9 @@ function M.precision_info(device)
   if p == 'fp16' then C.craft_cl_f16_cache_stats(st, st + 1, st + 2, st + 3)
   else C.craft_cpu_bf16_cache_stats(st, st + 1, st + 2, st + 3) end
   local n = p == 'fp16' and kh[0] or k[0]
+  local speedup = code == 0 and k[0] > 0 and tonumber(C.craft_cpu_bf16_speedup()) or 0
   return { precision = p, device = dev.name(code), bf16_kernels = k[0], f16_kernels = kh[0],
+    bf16_speedup = speedup > 0 and speedup or nil,
     computes = p == 'fp32' and 'fp32' or n == 0 and 'fp32' or p == 'fp16' and 'fp16' or 'bf16',
     why = why_of(p == 'fp16' and 3 or 1, code),
     kernel_calls = tonumber(p == 'fp16' and C.craft_f16_kernel_calls() or C.craft_bf16_kernel_calls()),

@@ -221,10 +221,40 @@ function T.command_line_and_a_cpu_without_bf16(t)
   local bad = f:read('*a')
   f:close()
   t.ok(bad:find('--precision needs fp32, bf16, bf16-mixed or fp16, not half', 1, true) ~= nil, bad)
-  f = io.popen(exe .. " --precision bf16-mixed -e \"io.write(require('craft').precision())\" 2>&1")
+  f = io.popen(exe .. " --precision bf16-mixed -e \"io.write(require('craft').precision())\" 2>/dev/null")
   local mixed = f:read('*a')
   f:close()
   t.eq(mixed, 'bf16-mixed', '--precision bf16-mixed sets it')
+end
+
+-- A CPU whose bf16 multiplies slower than its fp32 (CRAFT_BF16_SPEEDUP stands in for the
+-- measurement): set_precision says so in one line, precision_info gives the rate; at 2x, or under
+-- fp32, no line.
+function T.a_cpu_whose_bf16_is_slow(t)
+  if not native() then return t.skip('no native bf16 here: the rate is not measured') end
+  local f0 = io.popen('readlink /proc/$PPID/exe 2>/dev/null')
+  local exe = f0:read('*l')
+  f0:close()
+  if not exe or exe == '' then return t.skip('cannot find the craft binary in /proc') end
+  local code = [[local c = require 'craft'; c.set_precision('bf16'); c.set_precision('bf16-mixed'); ]] ..
+    [[io.write('speedup ', c.precision_info().bf16_speedup)]]
+  local function run(env, prec)
+    local f = io.popen(env .. ' ' .. exe .. ' -e "' .. code:gsub('bf16%-mixed', prec) .. '" 2>&1')
+    local out = f:read('*a')
+    f:close()
+    return out
+  end
+  local slow = run('CRAFT_BF16_SPEEDUP=0.5', 'bf16-mixed')
+  t.ok(slow:find('craft: note: precision bf16: this CPU multiplies in bf16 at 0.50x its fp32 rate', 1, true),
+    'the note under bf16: ' .. slow)
+  t.ok(slow:find('craft: note: precision bf16-mixed: this CPU', 1, true), 'and under bf16-mixed: ' .. slow)
+  t.ok(slow:find('speedup 0.5', 1, true), 'precision_info gives the rate: ' .. slow)
+  local fast = run('CRAFT_BF16_SPEEDUP=2', 'bf16-mixed')
+  t.ok(not fast:find('craft: note:', 1, true) and fast:find('speedup 2', 1, true), 'no note at 2x: ' .. fast)
+  local fp32 = run('CRAFT_BF16_SPEEDUP=0.5', 'fp32')
+  t.eq(select(2, fp32:gsub('craft: note:', '')), 1, 'one note (bf16), none for fp32: ' .. fp32)
+  local s = craft.precision_info('cpu').bf16_speedup
+  t.ok(type(s) == 'number' and s > 0.25 and s < 4, 'measured here: ' .. tostring(s))
 end
 
 return T
