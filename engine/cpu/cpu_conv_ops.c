@@ -118,6 +118,16 @@ static int conv_fwd_banded(const conv_geom *g, int64_t hb, float *src, float *we
     return CRAFT_OK;
 }
 
+int cpu_conv_fwd_in_bands(const craft_conv_dims *cd, int fwd_bias, int64_t hb, craft_tensor *src, craft_tensor *wei,
+                          craft_tensor *dst, craft_tensor *bias) {
+    conv_geom g = geom_of(cd, fwd_bias);
+    conv_what wh = {"conv forward (bands)", src->shape, wei->shape};
+    if (hb < 1 || g.sh != 1 || g.dh != 0)
+        return craft_fail(CRAFT_EINVAL, "conv forward in bands: %lld rows, stride %lld, dilation %lld (needs >= 1, 1, 1)",
+                          (long long)hb, (long long)g.sh, (long long)(g.dh + 1));
+    return conv_fwd_banded(&g, hb, fdata(src), fdata(wei), fdata(dst), g.bias ? fdata(bias) : NULL, &wh);
+}
+
 /* Backward-weights into wei and, when bias is given, the bias gradient: from the primitive when
  * the forward had a bias, else from channel sums of dst. */
 static int bwd_weights(const conv_geom *g, craft_tensor *src, craft_tensor *wei, craft_tensor *dst, craft_tensor *bias,

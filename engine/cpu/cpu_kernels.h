@@ -115,6 +115,10 @@ int cpu_sum_rows(const craft_tensor *x, int64_t rows, int64_t cols, craft_tensor
 /* cpu_conv.c */
 /* Bands of rows the forward convolution has run as separate Winograd convs (cpu_conv.c; tests) */
 int64_t cpu_conv_band_count(void);
+/* The forward convolution in bands of hb output rows whatever the rule says (tests: on hosts
+ * where oneDNN's Winograd fits the cap whole, the rule never bands) */
+int cpu_conv_fwd_in_bands(const craft_conv_dims *d, int fwd_bias, int64_t hb, craft_tensor *src, craft_tensor *wei,
+                          craft_tensor *dst, craft_tensor *bias);
 int cpu_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,
              craft_tensor *dst, craft_tensor *bias);
 int cpu_channel_sums(const craft_tensor *g, int64_t n, int64_t c, int64_t s, craft_tensor *out);
