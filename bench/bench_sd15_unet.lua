@@ -165,6 +165,10 @@ if prec_row then
     :format('', fwd / prec_row.ms, prec_row.first_ms, prec_row.calls, prec_row.computes))
   print(('  %-34s output vs fp32: max |diff| %.3g (%.3g of max |y| %.3g), mean |diff| %.3g; peak memory %.0f MiB over the weights')
     :format('', prec_row.max_abs, prec_row.max_rel, prec_row.ref_max, prec_row.mean_abs, prec_row.mem))
+  local speedup = craft.precision_info('cpu').bf16_speedup
+  if speedup and device == 'cpu' then   -- what bounds the row: the CPU's own rate
+    print(('  %-34s this CPU multiplies and adds in bf16 at %.2fx its fp32 rate (measured)'):format('', speedup))
+  end
 end
 if fb then
   row('forward + backward' .. (args.no_checkpoint and '' or ' (checkpointed)'), fb, peer and peer.forward_backward_ms)
