@@ -249,7 +249,7 @@ int64_t craft_cl_f16_cache_cap_mb(int64_t mb);
 /* The CPU's bf16 state: "avx512_core_bf16" (native), or why the CPU computes fp32 instead. */
 const char *craft_cpu_bf16_info(void);
 /* How many times faster this CPU multiplies and adds in bf16 (vdpbf16ps) than in fp32
- * (vfmadd231ps), measured once per process (a few ms, on the calling thread): about 2 where bf16
+ * (vfmadd231ps), measured once per process (a few ms, on every thread): about 2 where bf16
  * pays, below 1 where every bf16 kernel is slower than fp32's; 0 without native bf16.
  * CRAFT_BF16_SPEEDUP (a number > 0) replaces the measurement. */
 double craft_cpu_bf16_speedup(void);

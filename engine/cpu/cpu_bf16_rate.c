@@ -8,7 +8,7 @@
  * binding's set_precision asks this rate and says so in one line where bf16 will be slower; it
  * never switches the precision by itself (results would then depend on the host's timings).
  *
- * The measurement: two register-only loops on the calling thread, twelve independent
+ * The measurement: two register-only loops on every OpenMP thread at once, twelve independent
  * accumulators each (more than latency x throughput needs), alternated and repeated, the
  * fastest round of each kept; a few milliseconds. The functions carry their own target
  * attributes, so a generic build measures too; they run only where cpu_bf16_native() says the
