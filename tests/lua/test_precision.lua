@@ -255,6 +255,18 @@ function T.a_cpu_whose_bf16_is_slow(t)
   t.eq(select(2, fp32:gsub('craft: note:', '')), 1, 'one note (bf16), none for fp32: ' .. fp32)
   local s = craft.precision_info('cpu').bf16_speedup
   t.ok(type(s) == 'number' and s > 0.25 and s < 4, 'measured here: ' .. tostring(s))
+  -- craft devices says it on the cpu line, and why a capped CPU has no bf16
+  local function devices(env)
+    local f = io.popen(env .. ' ' .. exe .. ' devices 2>&1')
+    local out = f:read('*a')
+    f:close()
+    return out
+  end
+  local d = devices('CRAFT_BF16_SPEEDUP=0.5')
+  t.ok(d:find('bf16 yes: multiplies and adds at 0.50x its fp32 rate, so fp32 is faster here', 1, true), d)
+  t.ok(devices('CRAFT_BF16_SPEEDUP=2'):find('at 2.00x its fp32 rate, so bf16 pays here', 1, true))
+  d = devices('ONEDNN_MAX_CPU_ISA=AVX512_CORE')
+  t.ok(d:find('bf16 no (no avx512_core_bf16 on this CPU', 1, true), d)
 end
 
 return T

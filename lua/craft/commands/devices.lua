@@ -1,5 +1,6 @@
--- craft devices: the OpenCL platforms and devices craft sees (names as 'cl:N'), their memory,
--- compute units and fp16 / fp64 support, and the default device. Exits 0 with no OpenCL too.
+-- craft devices: the CPU's bf16 support and measured bf16 rate, the OpenCL platforms and devices
+-- craft sees (names as 'cl:N'), their memory, compute units and fp16 / fp64 support, and the
+-- default device. Exits 0 with no OpenCL too.
 local M = {}
 
 local function human(n)
@@ -17,6 +18,14 @@ function M.main(args)
   local device = require 'craft.device'
   local list, why = device.list()
   print('cpu     the host CPU (oneDNN kernels)')
+  local info = require('craft.autograd').precision_info('cpu')
+  if info.bf16_kernels > 0 then
+    local s = info.bf16_speedup or 0
+    print(('        bf16 yes: multiplies and adds at %.2fx its fp32 rate, so %s'):format(s,
+      s < 1 and 'fp32 is faster here' or 'bf16 pays here'))
+  else
+    print('        bf16 no (' .. info.why .. ')')
+  end
   if #list == 1 then
     print('no OpenCL device: ' .. (why or 'the OpenCL platforms list none'))
   else
