@@ -118,6 +118,13 @@ static int conv_fwd_banded(const conv_geom *g, int64_t hb, float *src, float *we
     return CRAFT_OK;
 }
 
+int cpu_conv_fwd_whole_winograd(const craft_conv_dims *cd, int fwd_bias, const craft_tensor *src,
+                                const craft_tensor *wei) {
+    conv_geom g = geom_of(cd, fwd_bias);
+    conv_what wh = {"conv forward", src->shape, wei->shape};
+    return g.wino && conv_runs_winograd(&g, &wh);
+}
+
 int cpu_conv_fwd_in_bands(const craft_conv_dims *cd, int fwd_bias, int64_t hb, craft_tensor *src, craft_tensor *wei,
                           craft_tensor *dst, craft_tensor *bias) {
     conv_geom g = geom_of(cd, fwd_bias);

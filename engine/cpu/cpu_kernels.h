@@ -117,6 +117,9 @@ int cpu_sum_rows(const craft_tensor *x, int64_t rows, int64_t cols, craft_tensor
 int64_t cpu_conv_band_count(void);
 /* The forward convolution in bands of hb output rows whatever the rule says (tests: on hosts
  * where oneDNN's Winograd fits the cap whole, the rule never bands) */
+/* Whether the rule wants the forward's fp32 Winograd and the whole image runs it under the cap */
+int cpu_conv_fwd_whole_winograd(const craft_conv_dims *d, int fwd_bias, const craft_tensor *src,
+                                const craft_tensor *wei);
 int cpu_conv_fwd_in_bands(const craft_conv_dims *d, int fwd_bias, int64_t hb, craft_tensor *src, craft_tensor *wei,
                           craft_tensor *dst, craft_tensor *bias);
 int cpu_conv(int dir, const craft_conv_dims *d, int fwd_bias, craft_tensor *src, craft_tensor *wei,

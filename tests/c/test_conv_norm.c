@@ -9,7 +9,6 @@
  *  - shape errors: CRAFT_ESHAPE with the shapes in the message, before oneDNN sees them. */
 #include "gradcheck.h"
 #include "core/internal.h"
-#include "cpu/cpu_conv_prim.h"
 #include "cpu/cpu_kernels.h"
 #include "fixture.h"
 
@@ -221,11 +220,14 @@ static craft_conv_dims dims3x3(int n, int cin, int cout, int h, int w, int p) {
 /* Whether the whole-image fp32 Winograd forward of that convolution fits the scratchpad cap */
 static int whole_winograd_fits(int n, int cin, int cout, int h, int w, int p) {
     craft_conv_dims cd = dims3x3(n, cin, cout, h, w, p);
-    conv_geom g = {.n = n, .ic = cin, .ih = h, .iw = w, .oc = cout, .oh = cd.oh, .ow = cd.ow, .kh = 3, .kw = 3,
-                   .groups = 1, .sh = 1, .sw = 1, .plh = p, .plw = p, .prh = p, .prw = p, .bias = 1, .wino = 1};
     int64_t xs[4] = {n, cin, h, w}, ws[4] = {cout, cin, 3, 3};
-    conv_what wh = {"test", xs, ws};
-    return conv_want_winograd(&g) && conv_runs_winograd(&g, &wh);
+    craft_tensor *x = NULL, *wt = NULL;
+    CHECK_OK(craft_empty(4, xs, CRAFT_F32, 0, &x));
+    CHECK_OK(craft_empty(4, ws, CRAFT_F32, 0, &wt));
+    int fits = x && wt && cpu_conv_fwd_whole_winograd(&cd, 1, x, wt);
+    craft_tensor_release(x);
+    craft_tensor_release(wt);
+    return fits;
 }
 
 /* The forward in bands of hb rows (nb bands) equals the whole-image forward: the bands' halos,
